@@ -1,0 +1,286 @@
+//! The error classes every service needs.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::{FieldError, Problem, RequestId, types};
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// An error a handler can return; each variant answers as a [`Problem`].
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use hardening_errors::Error;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("connection to db-7 refused (password=hunter2)")]
+/// struct DbDown;
+///
+/// let res = Error::internal(DbDown).into_response();
+/// assert_eq!(res.status(), 500);
+/// // The client learns nothing about the database; the log gets the whole chain.
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request is malformed; the detail says how.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The request's values broke validation rules (422 with field errors).
+    #[error("validation failed on {} field(s)", .0.len())]
+    Validation(Vec<FieldError>),
+    /// No valid credentials (401 with `WWW-Authenticate: Bearer`).
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// Authenticated but not allowed (403).
+    #[error("forbidden")]
+    Forbidden,
+    /// Nothing here, or nothing here *for you* (404).
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with the current state (409); the detail says how.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The body is larger than allowed (413).
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// A rate limit or budget is spent (429 with `Retry-After`).
+    #[error("too many requests")]
+    TooManyRequests {
+        /// How long the client should wait.
+        retry_after: Duration,
+        /// The names of the violated policies.
+        policies: Vec<String>,
+    },
+    /// A dependency is down or the service is shedding load (503).
+    #[error("service unavailable")]
+    Unavailable,
+    /// The request took longer than allowed (503).
+    #[error("request timed out")]
+    Timeout,
+    /// Something failed inside; the client gets a generic 500 and the log gets the chain.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl Error {
+    /// Wraps any error as an internal one, keeping its source chain for the log.
+    pub fn internal(err: impl Into<BoxError>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem a client sees for this error (never the internal source).
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let problem = Problem::new(status);
+        match self {
+            Self::BadRequest(detail) | Self::Conflict(detail) => {
+                problem.with_detail(detail.clone())
+            }
+            Self::Validation(errors) => validation_problem(errors.iter().cloned()),
+            Self::Unauthenticated => problem
+                .with_detail("valid credentials are required")
+                .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            Self::TooManyRequests {
+                retry_after,
+                policies,
+            } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let mut p = problem
+                    .with_type(types::QUOTA_EXCEEDED, "Too Many Requests")
+                    .with_detail("a rate limit was exceeded; retry after the Retry-After delay")
+                    .with_header(header::RETRY_AFTER, HeaderValue::from(secs));
+                for policy in policies {
+                    p = p.with_violated_policy(policy.clone());
+                }
+                p
+            }
+            Self::Timeout => problem.with_detail("the request took too long to process"),
+            _ => with_generic_detail(problem),
+        }
+    }
+}
+
+/// A 422 validation problem with these field errors.
+pub(crate) fn validation_problem(errors: impl IntoIterator<Item = FieldError>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
+        .with_type(types::VALIDATION_ERROR, "Validation failed")
+        .with_detail("one or more fields are invalid; see `errors`")
+        .with_errors(errors)
+}
+
+/// Adds the crate's generic, non-revealing detail for the problem's status, if it has one.
+pub(crate) fn with_generic_detail(problem: Problem) -> Problem {
+    match generic_detail(problem.status()) {
+        Some(detail) => problem.with_detail(detail),
+        None => problem,
+    }
+}
+
+/// A generic detail for statuses that come without one.
+pub(crate) fn generic_detail(status: StatusCode) -> Option<&'static str> {
+    Some(match status {
+        StatusCode::BAD_REQUEST => "the request is malformed",
+        StatusCode::UNAUTHORIZED => "valid credentials are required",
+        StatusCode::FORBIDDEN => "you are not allowed to do this",
+        StatusCode::NOT_FOUND => "no resource at this path",
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "this method is not allowed on this path; see the Allow header"
+        }
+        StatusCode::REQUEST_TIMEOUT => "the request took too long",
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this service accepts",
+        StatusCode::URI_TOO_LONG => "the request URI is longer than this service accepts",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "the request body's content type is not supported",
+        StatusCode::TOO_MANY_REQUESTS => "a rate limit was exceeded; retry later",
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            "an internal error occurred; quote the request id to support"
+        }
+        StatusCode::SERVICE_UNAVAILABLE => "the service is unavailable; retry later",
+        StatusCode::GATEWAY_TIMEOUT => "an upstream service took too long to answer",
+        _ => return None,
+    })
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let problem = self.to_problem();
+        let mut res = problem.into_response();
+        if let Self::Internal(source) = self {
+            res.extensions_mut().insert(InternalReport::new(source));
+        }
+        res
+    }
+}
+
+/// The source of an internal error, travelling in the response extensions to the layer that
+/// knows the request id. Logged exactly once: by the layer, or on drop if no layer took it.
+#[derive(Clone)]
+pub(crate) struct InternalReport(Arc<ReportInner>);
+
+struct ReportInner {
+    source: BoxError,
+    logged: AtomicBool,
+}
+
+impl InternalReport {
+    fn new(source: BoxError) -> Self {
+        Self(Arc::new(ReportInner {
+            source,
+            logged: AtomicBool::new(false),
+        }))
+    }
+
+    /// Logs the source chain at error level with the request id.
+    pub(crate) fn log(&self, request_id: Option<RequestId>) {
+        if self.0.logged.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let chain = source_chain(&*self.0.source);
+        match request_id {
+            Some(id) => {
+                tracing::error!(target: crate::LOG_TARGET, request_id = %id, error = %chain, "internal error")
+            }
+            None => tracing::error!(target: crate::LOG_TARGET, error = %chain, "internal error"),
+        }
+    }
+}
+
+impl Drop for ReportInner {
+    fn drop(&mut self) {
+        if !*self.logged.get_mut() {
+            let chain = source_chain(&*self.source);
+            tracing::error!(target: crate::LOG_TARGET, error = %chain, "internal error (no ProblemLayer to attach a request id)");
+        }
+    }
+}
+
+/// `outer: cause: root cause`.
+fn source_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let _ = write!(out, ": {cause}");
+        next = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("query failed")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("SELECT * FROM users WHERE token='s3cr3t'")]
+    struct Inner;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(Error::Validation(vec![]).status(), 422);
+        assert_eq!(Error::Timeout.status(), 503);
+        assert_eq!(Error::PayloadTooLarge.status(), 413);
+        assert_eq!(Error::Conflict("taken".into()).status(), 409);
+    }
+
+    #[test]
+    fn internal_keeps_chain_for_log_only() {
+        let err = Error::internal(Outer(Inner));
+        let Error::Internal(source) = &err else {
+            panic!("not internal")
+        };
+        assert_eq!(
+            source_chain(&**source),
+            "query failed: SELECT * FROM users WHERE token='s3cr3t'"
+        );
+        let body = String::from_utf8(err.to_problem().to_json().to_vec()).unwrap();
+        assert!(
+            !body.contains("s3cr3t") && !body.contains("query failed"),
+            "{body}"
+        );
+        assert!(body.contains("Internal Server Error"));
+    }
+
+    #[test]
+    fn too_many_requests_rounds_retry_after_up() {
+        let p = Error::TooManyRequests {
+            retry_after: Duration::from_millis(1500),
+            policies: vec!["per-ip".into()],
+        }
+        .to_problem();
+        assert_eq!(p.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(p.violated_policies(), ["per-ip"]);
+        assert_eq!(p.type_uri(), types::QUOTA_EXCEEDED);
+    }
+
+    #[test]
+    fn unauthenticated_challenges() {
+        let p = Error::Unauthenticated.to_problem();
+        assert_eq!(p.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}

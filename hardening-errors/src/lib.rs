@@ -1,0 +1,71 @@
+//! RFC 9457 problem responses for tower and axum services.
+//!
+//! Every other crate of the hardening suite answers errors through this crate, so a client
+//! sees one shape for every failure: an `application/problem+json` body with a `type`, a
+//! `title`, a `status`, a `detail` it can act on and the `request_id` to quote to support.
+//!
+//! - [`Problem`]: the RFC 9457 body, with a builder, [`IntoResponse`](axum::response::IntoResponse)
+//!   for axum and [`Problem::into_http_response`] for plain tower services.
+//! - [`Error`]: the error classes every service needs (validation, unauthenticated, forbidden,
+//!   not found, conflict, payload too large, too many requests, unavailable, timeout,
+//!   internal). An internal error keeps its source chain for the log and answers only a
+//!   generic 500.
+//! - [`RequestId`]: the id that ties a response to its log lines.
+//! - [`ProblemLayer`]: turns every error response that is not already a problem (axum
+//!   extractor rejections, 404 fallbacks, 405, 413, 408, 503, panics) into one, without echoing
+//!   internal text or large input back.
+//! - `Valid<E>` (feature `validation`): runs garde's checks and answers 422 with field errors.
+//! - [`types`]: the problem type URIs this suite uses, documented in one place.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use hardening_errors::{Error, ProblemLayer};
+//! # use tower::ServiceExt;
+//!
+//! async fn find_order() -> Result<String, Error> {
+//!     Err(Error::NotFound)
+//! }
+//!
+//! let app = Router::new()
+//!     .route("/orders/1", get(find_order))
+//!     .layer(ProblemLayer::new());
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let res = app
+//!     .oneshot(http::Request::get("/nowhere").body(axum::body::Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(res.status(), 404);
+//! assert_eq!(res.headers()["content-type"], "application/problem+json");
+//! assert!(res.headers().contains_key("x-request-id"));
+//! # });
+//! ```
+//!
+//! # Cargo features
+//!
+//! | feature      | default | what it adds |
+//! |--------------|---------|--------------|
+//! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
+
+mod error;
+mod mapping;
+mod problem;
+mod rejection;
+mod request_id;
+pub mod types;
+#[cfg(feature = "validation")]
+mod validation;
+
+pub use error::Error;
+pub use mapping::{ProblemBody, ProblemLayer, ProblemService, ResponseFuture};
+pub use problem::{FieldError, Problem};
+pub use request_id::{InvalidRequestId, RequestId};
+#[cfg(feature = "validation")]
+pub use validation::Valid;
+
+/// The `content-type` of every problem response.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The tracing target under which this crate logs mapped errors and panics.
+pub const LOG_TARGET: &str = "hardening::errors";

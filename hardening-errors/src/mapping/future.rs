@@ -1,0 +1,246 @@
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_TYPE;
+use http::response::Parts;
+use http::{HeaderName, Response, StatusCode};
+use http_body::Body;
+use pin_project_lite::pin_project;
+
+use super::ProblemBody;
+use crate::error::{InternalReport, with_generic_detail};
+use crate::{PROBLEM_JSON, Problem, RequestId, rejection};
+
+/// Rejection texts longer than this are not read; the problem gets a generic detail.
+const MAX_REJECTION_TEXT: usize = 4096;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pin_project! {
+    /// The response future of [`ProblemService`](crate::ProblemService).
+    #[derive(Debug)]
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        request_id: RequestId,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[derive(Debug)]
+    enum State<F, B> {
+        // Waiting for the inner service.
+        Calling { #[pin] future: F },
+        // Reading a short plain-text rejection to describe it.
+        Reading { parts: Option<Parts>, #[pin] body: B, text: BytesMut },
+        // Answered already (a panic in `call`).
+        Ready { response: Option<Response<ProblemBody<B>>> },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    pub(super) fn new(future: F, request_id: RequestId) -> Self {
+        Self {
+            state: State::Calling { future },
+            request_id,
+        }
+    }
+
+    pub(super) fn panicked(payload: &(dyn Any + Send), request_id: RequestId) -> Self {
+        Self {
+            state: State::Ready {
+                response: Some(panic_response(payload, request_id)),
+            },
+            request_id,
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes>,
+{
+    type Output = Result<Response<ProblemBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let request_id = *this.request_id;
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let res = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(res)) => res?,
+                        Err(payload) => {
+                            this.state.set(State::Ready { response: None });
+                            return Poll::Ready(Ok(panic_response(&*payload, request_id)));
+                        }
+                    };
+                    let (parts, body) = res.into_parts();
+                    if wants_reading(&parts, &body) {
+                        this.state.set(State::Reading {
+                            parts: Some(parts),
+                            body,
+                            text: BytesMut::new(),
+                        });
+                        continue;
+                    }
+                    this.state.set(State::Ready { response: None });
+                    return Poll::Ready(Ok(map_response(parts, body, request_id)));
+                }
+                StateProj::Reading {
+                    parts,
+                    mut body,
+                    text,
+                } => {
+                    let complete = loop {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            Some(Ok(frame)) => {
+                                if let Some(data) = frame.data_ref() {
+                                    if text.len() + data.len() > MAX_REJECTION_TEXT {
+                                        break false;
+                                    }
+                                    text.extend_from_slice(data);
+                                }
+                            }
+                            Some(Err(_)) => break false,
+                            None => break true,
+                        }
+                    };
+                    let detail = complete
+                        .then(|| {
+                            std::str::from_utf8(&text[..])
+                                .ok()
+                                .and_then(rejection::describe)
+                        })
+                        .flatten();
+                    let parts = parts
+                        .take()
+                        .expect("Reading state holds its parts until it ends");
+                    let problem = Problem::new(parts.status);
+                    let problem = match detail {
+                        Some(detail) => problem.with_detail(detail),
+                        None => with_generic_detail(problem),
+                    };
+                    this.state.set(State::Ready { response: None });
+                    return Poll::Ready(Ok(problem_response(parts, problem, request_id)));
+                }
+                StateProj::Ready { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("ResponseFuture polled after completion")));
+                }
+            }
+        }
+    }
+}
+
+/// A short `text/plain` client error without a problem: an axum rejection, worth describing.
+fn wants_reading<B: Body>(parts: &Parts, body: &B) -> bool {
+    matches!(
+        parts.status,
+        StatusCode::BAD_REQUEST
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNPROCESSABLE_ENTITY
+    ) && parts.extensions.get::<Problem>().is_none()
+        && parts
+            .headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain"))
+        && body
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n <= MAX_REJECTION_TEXT as u64)
+}
+
+/// Passes successes through; turns an error response into a problem.
+fn map_response<B>(mut parts: Parts, body: B, request_id: RequestId) -> Response<ProblemBody<B>> {
+    if !(parts.status.is_client_error() || parts.status.is_server_error()) {
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
+        return Response::from_parts(parts, ProblemBody::inner(body));
+    }
+    if let Some(report) = parts.extensions.remove::<InternalReport>() {
+        report.log(Some(request_id));
+    }
+    let problem = match parts.extensions.remove::<Problem>() {
+        Some(problem) => problem,
+        None if is_problem_json(&parts) => {
+            // Someone else's problem body: keep it as it is.
+            parts
+                .headers
+                .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
+            return Response::from_parts(parts, ProblemBody::inner(body));
+        }
+        None => {
+            if parts.status.is_server_error() {
+                tracing::error!(
+                    target: crate::LOG_TARGET,
+                    request_id = %request_id,
+                    status = parts.status.as_u16(),
+                    "the service answered a server error without a problem; its body was replaced",
+                );
+            }
+            with_generic_detail(Problem::new(parts.status))
+        }
+    };
+    problem_response(parts, problem, request_id)
+}
+
+fn is_problem_json(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}
+
+/// The final problem response: the original head (minus `content-*`), the problem's headers,
+/// the request id, and the problem in the extensions for layers further out.
+fn problem_response<B>(
+    mut parts: Parts,
+    problem: Problem,
+    request_id: RequestId,
+) -> Response<ProblemBody<B>> {
+    let problem = if problem.request_id().is_some() {
+        problem
+    } else {
+        problem.with_request_id(request_id)
+    };
+    problem.write_head(&mut parts.headers);
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
+    let json = problem.to_json();
+    parts.extensions.insert(problem);
+    Response::from_parts(parts, ProblemBody::problem(json))
+}
+
+/// A 500 problem for a caught panic; the panic's text goes to the log only.
+fn panic_response<B>(
+    payload: &(dyn Any + Send),
+    request_id: RequestId,
+) -> Response<ProblemBody<B>> {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)");
+    tracing::error!(
+        target: crate::LOG_TARGET,
+        request_id = %request_id,
+        panic = message,
+        "the service panicked; answered 500",
+    );
+    let (parts, ()) = Response::new(()).into_parts();
+    let mut parts = parts;
+    parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+    let problem = with_generic_detail(Problem::new(StatusCode::INTERNAL_SERVER_ERROR));
+    problem_response(parts, problem, request_id)
+}

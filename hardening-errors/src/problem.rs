@@ -1,0 +1,328 @@
+//! The RFC 9457 problem body.
+
+use std::borrow::Cow;
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{PROBLEM_JSON, RequestId, types};
+
+/// Member names RFC 9457 or this crate define; [`Problem::with_extension`] refuses them.
+const RESERVED: &[&str] = &[
+    "type",
+    "title",
+    "status",
+    "detail",
+    "instance",
+    "request_id",
+    "errors",
+    "violated-policies",
+];
+
+/// An RFC 9457 problem: the body of every error response in the hardening suite.
+///
+/// Build one from a status, add what the client needs, and return it from a handler. The
+/// response is `application/problem+json` with `cache-control: no-store`; the
+/// [`ProblemLayer`](crate::ProblemLayer) adds the `request_id`.
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use hardening_errors::{FieldError, Problem};
+/// use http::StatusCode;
+///
+/// let problem = Problem::new(StatusCode::CONFLICT)
+///     .with_detail("an account with this email already exists")
+///     .with_extension("account_state", "active");
+/// let res = problem.into_response();
+/// assert_eq!(res.status(), StatusCode::CONFLICT);
+/// assert_eq!(res.headers()["content-type"], "application/problem+json");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type", default = "about_blank")]
+    type_uri: Cow<'static, str>,
+    title: Cow<'static, str>,
+    status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detail: Option<Cow<'static, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<RequestId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
+    #[serde(
+        rename = "violated-policies",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    violated_policies: Vec<String>,
+    #[serde(flatten)]
+    extensions: Map<String, Value>,
+    /// Headers the response carries besides the body (`Retry-After`, `WWW-Authenticate`, …).
+    #[serde(skip)]
+    headers: HeaderMap,
+}
+
+fn about_blank() -> Cow<'static, str> {
+    Cow::Borrowed(types::ABOUT_BLANK)
+}
+
+/// One field-level error of a validation problem.
+///
+/// `pointer` is a JSON Pointer fragment (RFC 6901) to the field, such as `#/items/0/sku`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// Where the bad value is, as `#/path/to/field`.
+    pub pointer: String,
+    /// Which rule it broke, in words a client developer can act on.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// A field error for the pointer (`#/…`) and detail given.
+    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl Problem {
+    /// A problem of type `about:blank` whose title is the status's reason phrase.
+    pub fn new(status: StatusCode) -> Self {
+        Self {
+            type_uri: about_blank(),
+            title: Cow::Borrowed(status.canonical_reason().unwrap_or("Error")),
+            status: status.as_u16(),
+            detail: None,
+            instance: None,
+            request_id: None,
+            errors: Vec::new(),
+            violated_policies: Vec::new(),
+            extensions: Map::new(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Sets the problem type URI and its title (see [`types`](crate::types)).
+    #[must_use]
+    pub fn with_type(
+        mut self,
+        type_uri: impl Into<Cow<'static, str>>,
+        title: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        self.type_uri = type_uri.into();
+        self.title = title.into();
+        self
+    }
+
+    /// Sets the human-readable explanation of this occurrence.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets the URI reference that identifies this occurrence.
+    #[must_use]
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// Sets the request id (the [`ProblemLayer`](crate::ProblemLayer) does this for you).
+    #[must_use]
+    pub fn with_request_id(mut self, id: RequestId) -> Self {
+        self.request_id = Some(id);
+        self
+    }
+
+    /// Adds field-level errors.
+    #[must_use]
+    pub fn with_errors(mut self, errors: impl IntoIterator<Item = FieldError>) -> Self {
+        self.errors.extend(errors);
+        self
+    }
+
+    /// Adds the name of a rate-limit or budget policy the request violated.
+    #[must_use]
+    pub fn with_violated_policy(mut self, policy: impl Into<String>) -> Self {
+        self.violated_policies.push(policy.into());
+        self
+    }
+
+    /// Adds an extension member. Names RFC 9457 or this crate define (`type`, `title`,
+    /// `status`, `detail`, `instance`, `request_id`, `errors`, `violated-policies`) are
+    /// refused with a warning, so an extension can never overwrite them.
+    #[must_use]
+    pub fn with_extension(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        let name = name.into();
+        if RESERVED.contains(&name.as_str()) {
+            tracing::warn!(target: crate::LOG_TARGET, member = %name, "refused a problem extension with a reserved name");
+        } else {
+            self.extensions.insert(name, value.into());
+        }
+        self
+    }
+
+    /// Adds a response header, such as `Retry-After`.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The problem type URI.
+    pub fn type_uri(&self) -> &str {
+        &self.type_uri
+    }
+
+    /// The short summary of the problem type.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// The explanation of this occurrence, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The request id, if set.
+    pub fn request_id(&self) -> Option<RequestId> {
+        self.request_id
+    }
+
+    /// The field-level errors.
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
+    /// The violated policies.
+    pub fn violated_policies(&self) -> &[String] {
+        &self.violated_policies
+    }
+
+    /// An extension member, if present.
+    pub fn extension(&self, name: &str) -> Option<&Value> {
+        self.extensions.get(name)
+    }
+
+    /// The headers the response will carry besides `content-type` and `cache-control`.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The JSON body.
+    pub fn to_json(&self) -> Bytes {
+        // Serializing plain strings, numbers and `Value`s cannot fail; if it ever did, the
+        // client still gets a well-formed problem.
+        serde_json::to_vec(self)
+            .map(Bytes::from)
+            .unwrap_or_else(|_| {
+                Bytes::from_static(
+                    br#"{"type":"about:blank","title":"Internal Server Error","status":500}"#,
+                )
+            })
+    }
+
+    /// Converts into an `http::Response` for plain tower services.
+    ///
+    /// ```
+    /// use hardening_errors::Problem;
+    /// use http::StatusCode;
+    ///
+    /// let res: http::Response<Vec<u8>> = Problem::new(StatusCode::NOT_FOUND).into_http_response();
+    /// assert_eq!(res.status(), 404);
+    /// assert_eq!(res.headers()["content-type"], "application/problem+json");
+    /// assert!(String::from_utf8_lossy(res.body()).contains(r#""title":"Not Found""#));
+    /// ```
+    pub fn into_http_response<B: From<Bytes>>(self) -> http::Response<B> {
+        let mut head = http::Response::new(());
+        self.write_head(head.headers_mut());
+        *head.status_mut() = self.status();
+        let body = B::from(self.to_json());
+        head.extensions_mut().insert(self);
+        let (parts, ()) = head.into_parts();
+        http::Response::from_parts(parts, body)
+    }
+
+    /// Writes the problem's own headers plus `content-type` and `cache-control` into `headers`,
+    /// dropping the ones a problem body makes wrong (`content-length`, `content-encoding`, …).
+    pub(crate) fn write_head(&self, headers: &mut HeaderMap) {
+        for name in [
+            http::header::CONTENT_LENGTH,
+            http::header::CONTENT_ENCODING,
+            http::header::CONTENT_RANGE,
+            http::header::CONTENT_DISPOSITION,
+            http::header::CONTENT_LANGUAGE,
+            http::header::ETAG,
+            http::header::LAST_MODIFIED,
+            http::header::TRANSFER_ENCODING,
+        ] {
+            headers.remove(name);
+        }
+        for (name, value) in &self.headers {
+            headers.insert(name, value.clone());
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.into_http_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_rfc_9457_members() {
+        let id = RequestId::parse("r1").unwrap();
+        let p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
+            .with_type(types::VALIDATION_ERROR, "Validation failed")
+            .with_detail("2 fields are invalid")
+            .with_request_id(id)
+            .with_errors([FieldError::new("#/email", "must be an email address")])
+            .with_violated_policy("per-ip")
+            .with_extension("balance", 30)
+            .with_extension("status", 200);
+        let v: Value = serde_json::from_slice(&p.to_json()).unwrap();
+        assert_eq!(v["type"], types::VALIDATION_ERROR);
+        assert_eq!(v["title"], "Validation failed");
+        assert_eq!(v["status"], 422, "an extension must not overwrite status");
+        assert_eq!(v["detail"], "2 fields are invalid");
+        assert_eq!(v["request_id"], "r1");
+        assert_eq!(v["errors"][0]["pointer"], "#/email");
+        assert_eq!(v["violated-policies"][0], "per-ip");
+        assert_eq!(v["balance"], 30);
+        let back: Problem = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn response_head() {
+        let res = Problem::new(StatusCode::TOO_MANY_REQUESTS)
+            .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("7"))
+            .into_response();
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[http::header::RETRY_AFTER], "7");
+        assert!(res.extensions().get::<Problem>().is_some());
+    }
+}

@@ -1,0 +1,233 @@
+//! The id that ties a response to its log lines.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use rand::Rng;
+
+/// Longest request id accepted, in bytes.
+const MAX_LEN: usize = 64;
+
+/// A request id: 1 to 64 characters of `A-Z a-z 0-9 - _ . :`.
+///
+/// Generated ids are UUIDv7 (RFC 9562): time-ordered, random in their low 74 bits, made from
+/// the clock and a thread-local generator with no system call. Incoming ids (from a trusted
+/// proxy's `x-request-id`) go through [`RequestId::parse`], which refuses anything that could
+/// forge a log line or smuggle markup. The id is stored inline, so copying it never allocates.
+///
+/// It is also an axum extractor that reads the id a layer put in the request extensions:
+///
+/// ```
+/// use hardening_errors::RequestId;
+///
+/// async fn handler(id: RequestId) -> String {
+///     format!("your request id is {id}")
+/// }
+/// # let _: axum::Router = axum::Router::new().route("/", axum::routing::get(handler));
+///
+/// let id = RequestId::parse("req-42").unwrap();
+/// assert_eq!(id.as_str(), "req-42");
+/// assert!(RequestId::parse("bad\nid").is_err());
+/// assert_eq!(RequestId::generate().as_str().len(), 36);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId {
+    len: u8,
+    bytes: [u8; MAX_LEN],
+}
+
+/// Why a string is not a valid [`RequestId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidRequestId {
+    /// The id is empty.
+    #[error("request id is empty")]
+    Empty,
+    /// The id is longer than 64 bytes.
+    #[error("request id is longer than 64 bytes")]
+    TooLong,
+    /// The id has a character outside `A-Z a-z 0-9 - _ . :`.
+    #[error("request id may only contain A-Z, a-z, 0-9, '-', '_', '.' and ':'")]
+    BadCharacter,
+}
+
+impl RequestId {
+    /// Validates an id received from elsewhere (a trusted proxy's header, a job queue).
+    pub fn parse(s: impl AsRef<[u8]>) -> Result<Self, InvalidRequestId> {
+        let s = s.as_ref();
+        if s.is_empty() {
+            return Err(InvalidRequestId::Empty);
+        }
+        if s.len() > MAX_LEN {
+            return Err(InvalidRequestId::TooLong);
+        }
+        if !s
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        {
+            return Err(InvalidRequestId::BadCharacter);
+        }
+        let mut bytes = [0; MAX_LEN];
+        bytes[..s.len()].copy_from_slice(s);
+        Ok(Self {
+            len: s.len() as u8,
+            bytes,
+        })
+    }
+
+    /// Makes a new UUIDv7 id from the clock and a thread-local random generator.
+    pub fn generate() -> Self {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut rng = rand::rng();
+        let (a, b) = (rng.next_u64(), rng.next_u64());
+        // 48 bits of time, version 7, 12 random bits; variant 0b10, 62 random bits.
+        let hi = (millis << 16) | 0x7000 | (a & 0x0fff);
+        let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+        let value = (u128::from(hi) << 64) | u128::from(lo);
+
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = [0; MAX_LEN];
+        let mut pos = 0;
+        for i in 0..32 {
+            if matches!(i, 8 | 12 | 16 | 20) {
+                bytes[pos] = b'-';
+                pos += 1;
+            }
+            let nibble = (value >> (124 - 4 * i)) & 0xf;
+            bytes[pos] = HEX[nibble as usize];
+            pos += 1;
+        }
+        Self {
+            len: pos as u8,
+            bytes,
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Every constructor stores ASCII only.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// The id as an `x-request-id` header value.
+    pub fn to_header_value(&self) -> http::HeaderValue {
+        http::HeaderValue::from_str(self.as_str())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequestId").field(&self.as_str()).finish()
+    }
+}
+
+impl std::str::FromStr for RequestId {
+    type Err = InvalidRequestId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl serde::Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(s.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<RequestId>() {
+            Some(id) => Ok(*id),
+            None => {
+                tracing::error!(
+                    target: crate::LOG_TARGET,
+                    "the RequestId extractor needs ProblemLayer or Hardening around the router"
+                );
+                Err(crate::Error::internal(MissingLayer).into_response())
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<RequestId>().copied())
+    }
+}
+
+/// The error an extractor reports when the layer it reads from is missing.
+#[derive(Debug, thiserror::Error)]
+#[error("RequestId extractor used without ProblemLayer or Hardening around the router")]
+struct MissingLayer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_uuid_v7_and_distinct() {
+        let a = RequestId::generate();
+        let b = RequestId::generate();
+        assert_ne!(a, b);
+        let s = a.as_str();
+        assert_eq!(s.len(), 36);
+        assert_eq!(&s[14..15], "7", "version nibble in {s}");
+        assert!(
+            matches!(&s[19..20], "8" | "9" | "a" | "b"),
+            "variant in {s}"
+        );
+        assert_eq!(RequestId::parse(s), Ok(a));
+    }
+
+    #[test]
+    fn parse_refuses_bad_ids() {
+        assert_eq!(RequestId::parse(""), Err(InvalidRequestId::Empty));
+        assert_eq!(
+            RequestId::parse("a".repeat(65)),
+            Err(InvalidRequestId::TooLong)
+        );
+        assert!(RequestId::parse("a".repeat(64)).is_ok());
+        for bad in ["a b", "a\r\nb", "<script>", "é", "a/b", "a\"b"] {
+            assert_eq!(
+                RequestId::parse(bad),
+                Err(InvalidRequestId::BadCharacter),
+                "{bad:?}"
+            );
+        }
+        assert!(RequestId::parse("trace-1.2:3_x").is_ok());
+    }
+
+    #[test]
+    fn serde_round_trip_validates() {
+        let id = RequestId::parse("abc").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"abc\"");
+        assert!(serde_json::from_str::<RequestId>("\"a b\"").is_err());
+    }
+}

@@ -1,0 +1,400 @@
+//! Bad requests through an axum router wrapped by `ProblemLayer`: every one must come back as
+//! an RFC 9457 problem with a request id, and none may carry internal text or echo the input.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Form, Path, Query};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hardening_errors::{Error, ProblemLayer, RequestId, Valid};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use tower::ServiceExt;
+
+/// Strings that must never appear in a response body.
+const SECRETS: &[&str] = &[
+    "hunter2",
+    "s3cr3t",
+    "SELECT",
+    "panicked",
+    "connection refused",
+    "lots-and-lots",
+    "x_evil_field",
+    "stack backtrace",
+    "src/",
+];
+
+#[derive(Debug, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct NewUser {
+    #[garde(length(min = 3))]
+    name: String,
+    #[garde(range(min = 13))]
+    age: u8,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Search {
+    q: String,
+    limit: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct OrgUser {
+    org: String,
+    id: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("loading user failed")]
+struct LoadUser(#[source] DbError);
+
+#[derive(Debug, thiserror::Error)]
+#[error("connection refused: postgres://app:hunter2@db-7/users SELECT * FROM users")]
+struct DbError;
+
+fn app() -> Router {
+    Router::new()
+        .route("/users", post(|Json(_): Json<NewUser>| async { "created" }))
+        .route(
+            "/users/validated",
+            post(|Valid(Json(_)): Valid<Json<NewUser>>| async { "created" }),
+        )
+        .route(
+            "/users/{id}",
+            get(|Path(id): Path<u32>| async move { id.to_string() }),
+        )
+        .route(
+            "/orgs/{org}/users/{id}",
+            get(|Path(p): Path<OrgUser>| async move { p.org }),
+        )
+        .route("/search", get(|Query(s): Query<Search>| async move { s.q }))
+        .route("/form", post(|Form(_): Form<Search>| async { "ok" }))
+        .route("/echo", post(|body: String| async move { body }))
+        .route(
+            "/upload",
+            post(|body: bytes::Bytes| async move { body.len().to_string() })
+                .layer(DefaultBodyLimit::max(64)),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("handler panicked: password=hunter2 at src/db.rs:42");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/internal",
+            get(|| async { Err::<String, _>(Error::internal(LoadUser(DbError))) }),
+        )
+        .route(
+            "/plain-500",
+            get(|| async {
+                (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "SELECT * FROM users WHERE password='hunter2'",
+                )
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| std::future::pending::<&'static str>()).layer(
+                tower_http::timeout::TimeoutLayer::with_status_code(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_millis(20),
+                ),
+            ),
+        )
+        .layer(ProblemLayer::new())
+}
+
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    uri: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    status: u16,
+    /// Substrings the `detail` must contain.
+    detail: &'static [&'static str],
+}
+
+fn case(name: &'static str, method: &'static str, uri: &'static str) -> Case {
+    Case {
+        name,
+        method,
+        uri,
+        content_type: None,
+        body: Vec::new(),
+        status: 0,
+        detail: &[],
+    }
+}
+
+impl Case {
+    fn json(mut self, body: &str) -> Self {
+        self.content_type = Some("application/json");
+        self.body = body.as_bytes().to_vec();
+        self
+    }
+    fn typed(mut self, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        self.content_type = Some(content_type);
+        self.body = body.into();
+        self
+    }
+    fn expect(mut self, status: u16, detail: &'static [&'static str]) -> Self {
+        self.status = status;
+        self.detail = detail;
+        self
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let long_field = format!(
+        r#"{{"name":"abc","age":20,"x_evil_field{}":1}}"#,
+        "A".repeat(300)
+    );
+    vec![
+        case("malformed JSON", "POST", "/users")
+            .json(r#"{"name": "abc", "age": "#)
+            .expect(400, &["not valid JSON", "line 1"]),
+        case("JSON with trailing garbage", "POST", "/users")
+            .json(r#"{"name":"abc","age":20} lots-and-lots"#)
+            .expect(400, &["not valid JSON", "trailing characters"]),
+        case("deeply nested JSON arrays", "POST", "/users")
+            .json(&deep)
+            .expect(422, &["found an array"]),
+        case("wrong JSON type", "POST", "/users")
+            .json(r#"{"name":"abc","age":"lots-and-lots"}"#)
+            .expect(422, &["`age`", "expected u8", "found a string"]),
+        case("JSON number out of range", "POST", "/users")
+            .json(r#"{"name":"abc","age":300}"#)
+            .expect(422, &["`age`", "expected u8"]),
+        case("JSON array instead of object", "POST", "/users")
+            .json(r#"["s3cr3t"]"#)
+            .expect(
+                422,
+                &[
+                    "invalid value in the JSON body",
+                    "expected an object, found 1 element",
+                ],
+            ),
+        case("missing JSON field", "POST", "/users")
+            .json(r#"{"name":"abc"}"#)
+            .expect(422, &["missing the required field `age`"]),
+        case("unknown JSON field with a huge name", "POST", "/users")
+            .json(&long_field)
+            .expect(422, &["unknown field"]),
+        case("missing content type", "POST", "/users")
+            .expect(415, &["Content-Type: application/json"]),
+        case("wrong content type", "POST", "/users")
+            .typed("text/plain", r#"{"name":"abc","age":20}"#)
+            .expect(415, &["Content-Type: application/json"]),
+        case("form endpoint sent JSON", "POST", "/form")
+            .json(r#"{"q":"a","limit":1}"#)
+            .expect(415, &["application/x-www-form-urlencoded"]),
+        case("bad number in a form", "POST", "/form")
+            .typed(
+                "application/x-www-form-urlencoded",
+                "q=a&limit=lots-and-lots",
+            )
+            .expect(422, &["`limit`", "expected an integer"]),
+        case("unknown route", "GET", "/no/such/route").expect(404, &["no resource"]),
+        case("wrong method", "DELETE", "/users").expect(405, &["not allowed"]),
+        case("invalid path parameter", "GET", "/users/lots-and-lots")
+            .expect(400, &["path parameter must be a non-negative integer"]),
+        case(
+            "invalid named path parameter",
+            "GET",
+            "/orgs/acme/users/lots-and-lots",
+        )
+        .expect(400, &["path parameter `id` must be a non-negative integer"]),
+        case(
+            "path parameter overflow",
+            "GET",
+            "/users/99999999999999999999",
+        )
+        .expect(400, &["path parameter must be a non-negative integer"]),
+        case(
+            "bad number in the query",
+            "GET",
+            "/search?q=a&limit=lots-and-lots",
+        )
+        .expect(400, &["query string", "`limit`", "expected an integer"]),
+        case(
+            "invalid UTF-8 in the query",
+            "GET",
+            "/search?q=a&limit=%FF%FE",
+        )
+        .expect(400, &["query string", "`limit`"]),
+        case("missing query parameter", "GET", "/search?limit=5")
+            .expect(400, &["missing the required field `q`"]),
+        case("body is not UTF-8", "POST", "/echo")
+            .typed("text/plain", vec![0xff, 0xfe, b'a'])
+            .expect(400, &["not valid UTF-8"]),
+        case("oversized body", "POST", "/upload")
+            .typed("application/octet-stream", vec![b'x'; 1024])
+            .expect(413, &["larger than this service accepts"]),
+        case("validation rules broken", "POST", "/users/validated")
+            .json(r#"{"name":"ab","age":5}"#)
+            .expect(422, &["see `errors`"]),
+        case("handler panics", "GET", "/panic").expect(500, &["internal error", "request id"]),
+        case("handler returns an internal error", "GET", "/internal")
+            .expect(500, &["internal error", "request id"]),
+        case("handler returns a plain 500 with SQL", "GET", "/plain-500")
+            .expect(500, &["internal error"]),
+        case("handler times out", "GET", "/slow").expect(408, &["too long"]),
+    ]
+}
+
+#[tokio::test]
+async fn every_bad_request_is_a_problem_without_leaks() {
+    let table = cases();
+    assert!(table.len() >= 20);
+    for case in table {
+        let mut req = http::Request::builder().method(case.method).uri(case.uri);
+        if let Some(ct) = case.content_type {
+            req = req.header("content-type", ct);
+        }
+        let req = req.body(Body::from(case.body.clone())).unwrap();
+        let res = app().oneshot(req).await.unwrap();
+        let name = case.name;
+
+        assert_eq!(res.status().as_u16(), case.status, "{name}: status");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{name}: content-type"
+        );
+        assert_eq!(res.headers()["cache-control"], "no-store", "{name}");
+        let header_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        RequestId::parse(&header_id).unwrap_or_else(|e| panic!("{name}: bad request id: {e}"));
+
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"));
+
+        // RFC 9457 shape.
+        assert!(body["type"].is_string(), "{name}: type in {text}");
+        assert!(body["title"].is_string(), "{name}: title in {text}");
+        assert_eq!(body["status"], case.status, "{name}: status member");
+        assert_eq!(body["request_id"], header_id.as_str(), "{name}: request_id");
+        let detail = body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no detail: {text}"));
+        eprintln!("{:>3} {name:<40} {detail}", case.status);
+        for want in case.detail {
+            assert!(
+                detail.contains(want),
+                "{name}: detail {detail:?} lacks {want:?}"
+            );
+        }
+        assert!(
+            text.len() < 1024,
+            "{name}: body too large ({} bytes)",
+            text.len()
+        );
+        for secret in SECRETS {
+            assert!(
+                !text.contains(secret),
+                "{name}: body leaks {secret:?}: {text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_method_keeps_allow_header() {
+    let req = http::Request::delete("/users").body(Body::empty()).unwrap();
+    let res = app().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "POST");
+}
+
+#[tokio::test]
+async fn validation_problem_lists_field_errors() {
+    let req = http::Request::post("/users/validated")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name":"ab","age":5}"#))
+        .unwrap();
+    let res = app().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["type"], hardening_errors::types::VALIDATION_ERROR);
+    let pointers: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(pointers, ["#/age", "#/name"]);
+    assert!(body["errors"][0]["detail"].as_str().unwrap().contains("13"));
+}
+
+/// A `MakeWriter` that keeps everything written, for asserting on logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+async fn logs_of(uri: &str) -> (String, String) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::ERROR)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let req = http::Request::get(uri).body(Body::empty()).unwrap();
+    let res = app().oneshot(req).await.unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    drop(res);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    (id, logs)
+}
+
+#[tokio::test]
+async fn internal_error_is_logged_once_with_request_id_and_chain() {
+    let (id, logs) = logs_of("/internal").await;
+    assert_eq!(logs.matches("ERROR").count(), 1, "logged once: {logs}");
+    assert!(logs.contains(&id), "request id in {logs}");
+    assert!(
+        logs.contains("error=loading user failed: connection refused"),
+        "source chain in {logs}"
+    );
+}
+
+#[tokio::test]
+async fn panic_is_logged_with_request_id() {
+    let (id, logs) = logs_of("/panic").await;
+    assert_eq!(logs.matches("ERROR").count(), 1, "logged once: {logs}");
+    assert!(
+        logs.contains(&id) && logs.contains("handler panicked"),
+        "{logs}"
+    );
+}
