@@ -1,6 +1,8 @@
 //! Bad requests through an axum router wrapped by `ProblemLayer`: every one must come back as
 //! an RFC 9457 problem with a request id, and none may carry internal text or echo the input.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,7 +107,7 @@ fn app() -> Router {
         )
         .route(
             "/slow",
-            get(|| std::future::pending::<&'static str>()).layer(
+            get(std::future::pending::<&'static str>).layer(
                 tower_http::timeout::TimeoutLayer::with_status_code(
                     http::StatusCode::REQUEST_TIMEOUT,
                     Duration::from_millis(20),
