@@ -1,51 +1,4 @@
-//! A layer that turns every error response into an RFC 9457 problem.
-//!
-//! [`ProblemLayer`] wraps a service and, on the way out:
-//!
-//! - gives every request a [`RequestId`] (the one a layer further out put in the request
-//!   extensions, or a new one), and answers with it in `x-request-id`;
-//! - leaves 1xx–3xx responses alone;
-//! - stamps the request id into problems a handler returned ([`Problem`], [`Error`](crate::Error));
-//! - turns every other 4xx/5xx response into a problem of the same status: axum's
-//!   extractor rejections (their text is rewritten into a detail that names the field or
-//!   parameter but never the client's value), 404 fallbacks, 405 (keeping `Allow`), 413,
-//!   408 and 503 from timeouts, and any handler's plain 500;
-//! - catches panics, in `call` and while polling, and answers 500;
-//! - logs each internal error and panic once, at error level, with the request id and the
-//!   whole source chain. Response bodies never carry that text.
-//!
-//! Problem bodies come with `cache-control: no-store`; a 4xx/5xx response's own
-//! `content-*` headers are dropped, others (`Allow`, `Retry-After`, `WWW-Authenticate`) kept.
-//!
-//! ```
-//! use axum::{Json, Router, routing::post};
-//! use hardening_errors::ProblemLayer;
-//! use tower::ServiceExt;
-//!
-//! #[derive(serde::Deserialize)]
-//! struct Order { quantity: u32 }
-//!
-//! let app = Router::new()
-//!     .route("/orders", post(|Json(o): Json<Order>| async move { o.quantity.to_string() }))
-//!     .layer(ProblemLayer::new());
-//!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let req = http::Request::post("/orders")
-//!     .header("content-type", "application/json")
-//!     .body(axum::body::Body::from(r#"{"quantity":"lots"}"#))
-//!     .unwrap();
-//! let res = app.oneshot(req).await.unwrap();
-//! assert_eq!(res.status(), 422);
-//! assert_eq!(res.headers()["content-type"], "application/problem+json");
-//! let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), 4096).await.unwrap();
-//! let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
-//! assert_eq!(
-//!     problem["detail"],
-//!     "invalid value in the JSON body at `quantity`: expected u32, found a string (line 1, column 18)"
-//! );
-//! assert!(!String::from_utf8_lossy(&body).contains("lots"));
-//! # });
-//! ```
+//! Turns every error response into an RFC 9457 problem.
 
 mod body;
 mod future;
@@ -62,7 +15,54 @@ pub use future::ResponseFuture;
 
 use crate::RequestId;
 
-/// Wraps a service in [`ProblemService`]. See the [module docs](self).
+/// A layer that turns every error response into an RFC 9457 problem.
+///
+/// [`ProblemLayer`] wraps a service and, on the way out:
+///
+/// - gives every request a [`RequestId`] (the one a layer further out put in the request
+///   extensions, or a new one), and answers with it in `x-request-id`;
+/// - leaves 1xx–3xx responses alone;
+/// - stamps the request id into problems a handler returned ([`Problem`](crate::Problem), [`Error`](crate::Error));
+/// - turns every other 4xx/5xx response into a problem of the same status: axum's
+///   extractor rejections (their text is rewritten into a detail that names the field or
+///   parameter but never the client's value), 404 fallbacks, 405 (keeping `Allow`), 413,
+///   408 and 503 from timeouts, and any handler's plain 500;
+/// - catches panics, in `call` and while polling, and answers 500;
+/// - logs each internal error and panic once, at error level, with the request id and the
+///   whole source chain. Response bodies never carry that text.
+///
+/// Problem bodies come with `cache-control: no-store`; a 4xx/5xx response's own
+/// `content-*` headers are dropped, others (`Allow`, `Retry-After`, `WWW-Authenticate`) kept.
+///
+/// ```
+/// use axum::{Json, Router, routing::post};
+/// use hardening_errors::ProblemLayer;
+/// use tower::ServiceExt;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Order { quantity: u32 }
+///
+/// let app = Router::new()
+///     .route("/orders", post(|Json(o): Json<Order>| async move { o.quantity.to_string() }))
+///     .layer(ProblemLayer::new());
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let req = http::Request::post("/orders")
+///     .header("content-type", "application/json")
+///     .body(axum::body::Body::from(r#"{"quantity":"lots"}"#))
+///     .unwrap();
+/// let res = app.oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), 422);
+/// assert_eq!(res.headers()["content-type"], "application/problem+json");
+/// let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), 4096).await.unwrap();
+/// let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+/// assert_eq!(
+///     problem["detail"],
+///     "invalid value in the JSON body at `quantity`: expected u32, found a string (line 1, column 18)"
+/// );
+/// assert!(!String::from_utf8_lossy(&body).contains("lots"));
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct ProblemLayer {
