@@ -17,31 +17,20 @@ pub(crate) fn describe(text: &str) -> Option<String> {
     if let Some(rest) = text.strip_prefix("Failed to parse the request body as JSON") {
         return Some(json_syntax(rest.strip_prefix(": ").unwrap_or("")));
     }
-    if let Some(rest) =
-        text.strip_prefix("Failed to deserialize the JSON body into the target type")
-    {
-        return Some(data_error(
+    // axum's data-error prefixes (longest first where one starts another) and what they parsed.
+    const DATA_ERRORS: &[(&str, &str)] = &[
+        (
+            "Failed to deserialize the JSON body into the target type",
             "the JSON body",
-            rest.strip_prefix(": ").unwrap_or(""),
-        ));
-    }
-    if let Some(rest) = text.strip_prefix("Failed to deserialize query string") {
-        return Some(data_error(
-            "the query string",
-            rest.strip_prefix(": ").unwrap_or(""),
-        ));
-    }
-    if let Some(rest) = text.strip_prefix("Failed to deserialize form body") {
-        return Some(data_error(
-            "the form body",
-            rest.strip_prefix(": ").unwrap_or(""),
-        ));
-    }
-    if let Some(rest) = text.strip_prefix("Failed to deserialize form") {
-        return Some(data_error(
-            "the form",
-            rest.strip_prefix(": ").unwrap_or(""),
-        ));
+        ),
+        ("Failed to deserialize query string", "the query string"),
+        ("Failed to deserialize form body", "the form body"),
+        ("Failed to deserialize form", "the form"),
+    ];
+    for (prefix, place) in DATA_ERRORS {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            return Some(data_error(place, rest.strip_prefix(": ").unwrap_or("")));
+        }
     }
     if let Some(rest) = text.strip_prefix("Invalid URL: ") {
         return Some(path_error(rest));

@@ -51,41 +51,31 @@ use crate::{FieldError, Problem, rejection};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Valid<E>(pub E);
 
-impl<S, T> FromRequest<S> for Valid<Json<T>>
-where
-    S: Send + Sync,
-    Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
-    T: Validate,
-    T::Context: Default,
-{
-    type Rejection = Response;
+/// `Valid<Json<T>>` and `Valid<Form<T>>`: the body extractors.
+macro_rules! valid_body_extractor {
+    ($extractor:ident, $rejection:ty) => {
+        impl<S, T> FromRequest<S> for Valid<$extractor<T>>
+        where
+            S: Send + Sync,
+            $extractor<T>: FromRequest<S, Rejection = $rejection>,
+            T: Validate,
+            T::Context: Default,
+        {
+            type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state)
-            .await
-            .map_err(|r| rejected(r.status(), &r.body_text()))?;
-        value.validate().map_err(invalid)?;
-        Ok(Self(Json(value)))
-    }
+            async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+                let $extractor(value) = $extractor::<T>::from_request(req, state)
+                    .await
+                    .map_err(|r| rejected(r.status(), &r.body_text()))?;
+                value.validate().map_err(invalid)?;
+                Ok(Self($extractor(value)))
+            }
+        }
+    };
 }
 
-impl<S, T> FromRequest<S> for Valid<Form<T>>
-where
-    S: Send + Sync,
-    Form<T>: FromRequest<S, Rejection = axum::extract::rejection::FormRejection>,
-    T: Validate,
-    T::Context: Default,
-{
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Form(value) = Form::<T>::from_request(req, state)
-            .await
-            .map_err(|r| rejected(r.status(), &r.body_text()))?;
-        value.validate().map_err(invalid)?;
-        Ok(Self(Form(value)))
-    }
-}
+valid_body_extractor!(Json, axum::extract::rejection::JsonRejection);
+valid_body_extractor!(Form, axum::extract::rejection::FormRejection);
 
 impl<S, T> FromRequestParts<S> for Valid<Query<T>>
 where
