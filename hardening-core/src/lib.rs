@@ -1,16 +1,60 @@
 //! One tower layer that makes an axum or tower service safe to put in front of real users.
 //!
-//! **Status: planned.** `Hardening::strict()` (the fused layer: request id, client IP behind
-//! trusted proxies, redacted access log, body/query/time limits, panics, CORS, host allowlist,
-//! security events) is the next piece of work and is not built yet. What this crate offers
-//! today is the error foundation it will stand on, re-exported as [`errors`]:
-//!
 //! ```
 //! use axum::{Router, routing::get};
-//! use hardening_core::errors::ProblemLayer;
+//! use hardening_core::Hardening;
+//! # use tower::ServiceExt;
 //!
-//! let app: Router = Router::new().route("/", get(|| async { "hi" })).layer(ProblemLayer::new());
+//! let app = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(Hardening::strict());
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let res = app
+//!     .oneshot(http::Request::get("/?a=1").body(axum::body::Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(res.status(), 200);
+//! assert!(res.headers().contains_key("x-request-id"));
+//! # });
 //! ```
+//!
+//! # What `Hardening::strict()` does, in this order
+//!
+//! On the way in, each step able to answer early with an RFC 9457 problem:
+//!
+//! 1. **Request id**: a well-formed `x-request-id` from a trusted proxy, else a new UUIDv7
+//!    (no system call); in the request extensions ([`RequestId`] extractor), the tracing
+//!    span and the `x-request-id` response header.
+//! 2. **Client IP**: the socket peer (axum's `ConnectInfo`), or the right-most untrusted hop
+//!    of `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy ([`ClientIp`]).
+//! 3. **Host allowlist**, when configured: an unknown `Host` is answered 400.
+//! 4. **CORS**: preflights answered here; no cross-origin access until origins are listed.
+//! 5. *(rate limits: planned, `hardening-ratelimit`)*
+//! 6. **Limits**: more than 50 query parameters → 400; a body over 1 MiB, declared or
+//!    streamed (chunked) → 413; 30 s to the response head → 503.
+//! 7. *(CSRF: planned, `hardening-auth`)*
+//! 8. **The service**, its panics caught → 500.
+//!
+//! On the way out, once: every error response becomes a problem
+//! ([`ProblemLayer`](hardening_errors::ProblemLayer)'s mapping), CORS headers for allowed
+//! origins, one [security event](SecurityEvent) per rejection, one redacted access-log event.
+//!
+//! All of it runs in one [`HardeningService`] with one [`ResponseFuture`]; settings are
+//! computed once when the layer is built.
+//!
+//! # Serving
+//!
+//! The client IP comes from the connection: serve the router with
+//! `into_make_service_with_connect_info::<SocketAddr>()`. Without it, [`ClientIp`] is absent.
+//! The timeout needs a tokio runtime with time enabled (as `axum::serve` and
+//! `#[tokio::main]` have).
+//!
+//! # Logs
+//!
+//! Access-log events go to the tracing target [`ACCESS_TARGET`] with OpenTelemetry-style
+//! field names; security events to [`SECURITY_TARGET`]. [`init_json_logs`] sets up JSON logs.
+//! `Authorization`, `Cookie`, `Set-Cookie`, API-key headers and sensitive query parameters
+//! are never printed.
 //!
 //! # Cargo features
 //!
@@ -20,7 +64,28 @@
 //! | `ratelimit`  | yes     | `hardening-ratelimit` (planned: keyed and cost-aware limits) |
 //! | `auth`       | no      | `hardening-auth` (planned: JWT, owner-scoped loading, CSRF) |
 //! | `validation` | no      | `hardening_errors::Valid` extractors backed by garde |
+//! | `metrics`    | no      | `hardening_security_events_total{event}` counter via the `metrics` facade |
 //! | `full`       | no      | all of the above |
+
+mod access_log;
+mod client_ip;
+mod cors;
+mod error;
+mod future;
+mod hardening;
+mod host;
+mod security_event;
+mod service;
+
+pub use access_log::{ACCESS_TARGET, DEFAULT_SENSITIVE_PARAMS, init_json_logs};
+pub use client_ip::{ClientIp, IpNet};
+pub use cors::Cors;
+pub use error::ConfigError;
+pub use future::ResponseFuture;
+pub use hardening::{DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, DEFAULT_TIMEOUT, Hardening};
+pub use hardening_errors::RequestId;
+pub use security_event::{SECURITY_TARGET, SecurityEvent};
+pub use service::HardeningService;
 
 pub use hardening_errors as errors;
 
@@ -30,3 +95,6 @@ pub use hardening_auth as auth;
 pub use hardening_headers as headers;
 #[cfg(feature = "ratelimit")]
 pub use hardening_ratelimit as ratelimit;
+
+/// The tracing target of this crate's own diagnostics (configuration warnings).
+pub const LOG_TARGET: &str = "hardening::core";

@@ -58,7 +58,7 @@ pub mod types;
 mod validation;
 
 pub use error::Error;
-pub use mapping::{ProblemBody, ProblemLayer, ProblemService, ResponseFuture};
+pub use mapping::{CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, reject};
 pub use problem::{FieldError, Problem};
 pub use request_id::{InvalidRequestId, RequestId};
 #[cfg(feature = "validation")]

@@ -25,9 +25,17 @@ pin_project! {
 }
 
 impl<B> ProblemBody<B> {
-    pub(crate) fn inner(body: B) -> Self {
+    /// The inner service's body, passed through.
+    pub fn inner(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },
+        }
+    }
+
+    /// An empty body (for answers such as a CORS preflight's 204).
+    pub fn empty() -> Self {
+        Self {
+            kind: Kind::Problem { json: None },
         }
     }
 

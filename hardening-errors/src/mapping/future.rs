@@ -11,7 +11,7 @@ use http::{HeaderName, Response, StatusCode};
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use super::ProblemBody;
+use super::{CaughtPanic, ProblemBody};
 use crate::error::{InternalReport, with_generic_detail};
 use crate::{PROBLEM_JSON, Problem, RequestId, rejection};
 
@@ -203,7 +203,7 @@ fn is_problem_json(parts: &Parts) -> bool {
 
 /// The final problem response: the original head (minus `content-*`), the problem's headers,
 /// the request id, and the problem in the extensions for layers further out.
-fn problem_response<B>(
+pub(crate) fn problem_response<B>(
     mut parts: Parts,
     problem: Problem,
     request_id: RequestId,
@@ -241,6 +241,7 @@ fn panic_response<B>(
     let (parts, ()) = Response::new(()).into_parts();
     let mut parts = parts;
     parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+    parts.extensions.insert(CaughtPanic);
     let problem = with_generic_detail(Problem::new(StatusCode::INTERNAL_SERVER_ERROR));
     problem_response(parts, problem, request_id)
 }

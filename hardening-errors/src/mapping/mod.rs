@@ -13,7 +13,21 @@ use tower::{Layer, Service};
 pub use body::ProblemBody;
 pub use future::ResponseFuture;
 
-use crate::RequestId;
+use crate::{Problem, RequestId};
+
+/// Marks (in the response extensions) a 500 answered for a caught panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaughtPanic;
+
+/// Answers `problem` directly, as [`ProblemService`] would: `application/problem+json`,
+/// `cache-control: no-store`, `x-request-id`, the request id in the body and the problem in
+/// the response extensions. For layers that reject a request before calling their service.
+pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBody<B>> {
+    let (parts, ()) = Response::new(()).into_parts();
+    let mut parts = parts;
+    parts.status = problem.status();
+    future::problem_response(parts, problem, request_id)
+}
 
 /// A layer that turns every error response into an RFC 9457 problem.
 ///

@@ -1,0 +1,280 @@
+//! One redacted access-log event per request.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::extract::MatchedPath;
+use hardening_errors::RequestId;
+use http::request::Parts;
+use http::{HeaderMap, Method, StatusCode, Uri};
+
+/// The tracing target of access-log events.
+pub const ACCESS_TARGET: &str = "hardening::access";
+
+/// Query-parameter names redacted by default (matched case-insensitively, as substrings).
+pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "key",
+    "session",
+    "code",
+    "auth",
+    "signature",
+    "sig",
+    "credential",
+    "jwt",
+];
+
+/// Header names always redacted; so is any name containing one of [`SENSITIVE_HEADER_PARTS`].
+const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+/// Substrings that make a header name sensitive (`x-api-key`, `x-auth-token`, `x-session-id`).
+const SENSITIVE_HEADER_PARTS: &[&str] = &[
+    "key",
+    "token",
+    "secret",
+    "auth",
+    "session",
+    "password",
+    "cookie",
+    "signature",
+];
+
+const REDACTED: &str = "[redacted]";
+
+/// What the access log prints, fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessLog {
+    sensitive_params: Vec<String>,
+    log_headers: bool,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self {
+            sensitive_params: DEFAULT_SENSITIVE_PARAMS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            log_headers: false,
+        }
+    }
+}
+
+impl AccessLog {
+    pub(crate) fn add_sensitive_params<I>(&mut self, names: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.sensitive_params
+            .extend(names.into_iter().map(|n| n.as_ref().to_ascii_lowercase()));
+    }
+
+    pub(crate) fn set_log_headers(&mut self, on: bool) {
+        self.log_headers = on;
+    }
+
+    /// Captures what the event needs from the request, if anyone listens for it.
+    pub(crate) fn record(&self, parts: &Parts) -> Option<AccessRecord> {
+        if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+            return None;
+        }
+        Some(AccessRecord {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            route: parts.extensions.get::<MatchedPath>().cloned(),
+            headers: self.log_headers.then(|| parts.headers.clone()),
+            user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
+        })
+    }
+
+    pub(crate) fn emit(
+        &self,
+        record: &AccessRecord,
+        status: StatusCode,
+        elapsed: Duration,
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+    ) {
+        let route = record.route.as_ref().map(MatchedPath::as_str);
+        // The path can carry secrets (`/reset/<token>`); the route template cannot.
+        let path = route.is_none().then(|| record.uri.path());
+        let query = record.uri.query().map(|q| Redacted {
+            query: q,
+            log: self,
+        });
+        let headers = record.headers.as_ref().map(RedactedHeaders);
+        tracing::event!(
+            target: ACCESS_TARGET,
+            tracing::Level::INFO,
+            http.request.method = %record.method,
+            http.route = route,
+            url.path = path,
+            url.query = query.map(tracing::field::display),
+            http.response.status_code = status.as_u16(),
+            http.server.request.duration = elapsed.as_secs_f64(),
+            request_id = %request_id,
+            client.address = client_ip.map(tracing::field::display),
+            user_agent.original = record.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+            http.request.headers = headers.map(tracing::field::display),
+            "request",
+        );
+    }
+
+    fn is_sensitive_param(&self, raw_name: &str) -> bool {
+        let name = percent_decode_lower(raw_name);
+        self.sensitive_params
+            .iter()
+            .any(|s| name.contains(s.as_str()))
+    }
+}
+
+/// What the access log keeps of a request until its response is ready.
+#[derive(Debug)]
+pub(crate) struct AccessRecord {
+    method: Method,
+    uri: Uri,
+    route: Option<MatchedPath>,
+    headers: Option<HeaderMap>,
+    user_agent: Option<http::HeaderValue>,
+}
+
+/// A query string with sensitive values replaced, written straight into the log line.
+struct Redacted<'a> {
+    query: &'a str,
+    log: &'a AccessLog,
+}
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, pair) in self.query.split('&').enumerate() {
+            if i > 0 {
+                f.write_char('&')?;
+            }
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+            if self.log.is_sensitive_param(name) {
+                write!(f, "{name}={REDACTED}")?;
+            } else {
+                f.write_str(pair)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Request headers as `name: value; …`, with credentials redacted.
+struct RedactedHeaders<'a>(&'a HeaderMap);
+
+impl fmt::Display for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            if is_sensitive_header(name.as_str()) {
+                write!(f, "{name}: {REDACTED}")?;
+            } else {
+                write!(f, "{name}: {}", value.to_str().unwrap_or("[non-ascii]"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_sensitive_header(name: &str) -> bool {
+    SENSITIVE_HEADERS.contains(&name) || SENSITIVE_HEADER_PARTS.iter().any(|p| name.contains(p))
+}
+
+/// `Pass%77ord` → `password`, so encoding a name does not dodge redaction.
+fn percent_decode_lower(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
+}
+
+/// Sets up JSON logs on stdout with tracing-subscriber: one JSON object per event, at `INFO`
+/// and above (or the level in `RUST_LOG`, if it is a plain level such as `debug`).
+///
+/// Fails if a global subscriber is already set.
+pub fn init_json_logs() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_max_level(level)
+        .try_init()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_query_values_by_name() {
+        let log = AccessLog::default();
+        let q = "page=2&password=hunter2&Access_Token=abc&pass%77ord=x&q=shoes&apikey";
+        assert_eq!(
+            Redacted {
+                query: q,
+                log: &log
+            }
+            .to_string(),
+            "page=2&password=[redacted]&Access_Token=[redacted]&pass%77ord=[redacted]&q=shoes&apikey=[redacted]"
+        );
+    }
+
+    #[test]
+    fn redacts_credential_headers() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("authorization", "Bearer s3cr3t"),
+            ("cookie", "sid=s3cr3t"),
+            ("x-api-key", "s3cr3t"),
+            ("x-custom-token", "s3cr3t"),
+            ("accept", "text/html"),
+        ] {
+            h.insert(n, v.parse().unwrap());
+        }
+        let s = RedactedHeaders(&h).to_string();
+        assert!(!s.contains("s3cr3t"), "{s}");
+        assert!(s.contains("accept: text/html"), "{s}");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode_lower("A%42c%zz%4"), "abc%zz%4");
+    }
+}

@@ -1,0 +1,317 @@
+//! The client's IP address: the socket peer, or the right-most untrusted hop of
+//! `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+use http::header::FORWARDED;
+use http::request::Parts;
+
+use crate::ConfigError;
+
+/// The client's IP address, as [`Hardening`](crate::Hardening) determined it.
+///
+/// Without trusted proxies it is the socket peer. With them, and only when the peer is one
+/// of them, it is the right-most address in `X-Forwarded-For` (or, without that header,
+/// `Forwarded`, RFC 7239) that is not itself a trusted proxy: the left-most entries are
+/// whatever the client wrote and are never believed.
+///
+/// ```
+/// use hardening_core::ClientIp;
+///
+/// async fn handler(ClientIp(ip): ClientIp) -> String {
+///     ip.to_string()
+/// }
+/// # let _: axum::Router = axum::Router::new().route("/", axum::routing::get(handler));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<ClientIp>() {
+            Some(ip) => Ok(*ip),
+            None => {
+                tracing::error!(
+                    target: crate::LOG_TARGET,
+                    "ClientIp needs Hardening around the router and a peer address: serve with \
+                     hardening_core::serve or into_make_service_with_connect_info::<SocketAddr>()"
+                );
+                Err(
+                    hardening_errors::Error::internal("no client IP in the request extensions")
+                        .into_response(),
+                )
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<ClientIp>().copied())
+    }
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`), or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether this is `0.0.0.0/0` or `::/0`.
+    pub fn covers_everything(&self) -> bool {
+        self.prefix == 0
+    }
+
+    /// Whether `ip` is inside this network. IPv4-mapped IPv6 addresses count as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| ConfigError::InvalidNetwork {
+            value: s.to_owned(),
+            why: why.to_owned(),
+        };
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s.trim(), None),
+        };
+        let addr = canonical(
+            IpAddr::from_str(addr)
+                .map_err(|_| bad("expected an IP address such as 10.0.0.0/8 or fd00::/8"))?,
+        );
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| bad(&format!("the prefix length must be 0 to {max}")))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// `::ffff:1.2.3.4` → `1.2.3.4`, so one rule covers both forms.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The proxies whose forwarding headers are believed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    pub(crate) fn new(nets: Vec<IpNet>) -> Self {
+        Self(nets)
+    }
+
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(ip))
+    }
+
+    /// The client IP for a request from `peer` with these headers.
+    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = canonical(peer);
+        if !self.contains(peer) {
+            return peer;
+        }
+        let xff = headers.get_all("x-forwarded-for");
+        if xff.iter().next().is_some() {
+            return self.walk(
+                peer,
+                xff.iter().flat_map(|v| split_list(v.as_bytes())),
+                parse_xff,
+            );
+        }
+        let fwd = headers.get_all(FORWARDED);
+        self.walk(
+            peer,
+            fwd.iter().flat_map(|v| split_list(v.as_bytes())),
+            parse_forwarded,
+        )
+    }
+
+    /// Walks the hops right to left, skipping trusted proxies; stops at the first untrusted
+    /// hop (the client) or at an entry it cannot read (keeping the last trusted hop).
+    fn walk<'a>(
+        &self,
+        peer: IpAddr,
+        hops: impl DoubleEndedIterator<Item = &'a [u8]>,
+        parse: fn(&[u8]) -> Option<IpAddr>,
+    ) -> IpAddr {
+        let mut client = peer;
+        for hop in hops.rev() {
+            match parse(hop) {
+                Some(ip) => {
+                    client = ip;
+                    if !self.contains(ip) {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        client
+    }
+}
+
+/// The comma-separated entries of a header value, trimmed.
+fn split_list(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// One `X-Forwarded-For` entry: an IP, maybe with a port (`1.2.3.4:80`, `[::1]:80`).
+fn parse_xff(entry: &[u8]) -> Option<IpAddr> {
+    parse_node(std::str::from_utf8(entry).ok()?)
+}
+
+/// One `Forwarded` element: `for=1.2.3.4;proto=https` or `for="[2001:db8::1]:443"`.
+fn parse_forwarded(element: &[u8]) -> Option<IpAddr> {
+    let element = std::str::from_utf8(element).ok()?;
+    let node = element.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("for").then_some(value)
+    })?;
+    parse_node(node.trim().trim_matches('"'))
+}
+
+fn parse_node(node: &str) -> Option<IpAddr> {
+    if let Ok(ip) = node.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Some(rest) = node.strip_prefix('[') {
+        let (v6, _) = rest.split_once(']')?;
+        return v6
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|ip| canonical(IpAddr::V6(ip)));
+    }
+    let (v4, port) = node.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    v4.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(nets: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, value.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn networks() {
+        let net: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains(ip("10.1.2.3")));
+        assert!(net.contains(ip("::ffff:10.1.2.3")));
+        assert!(!net.contains(ip("11.0.0.1")));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("1.2.3.4")));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        let one: IpNet = "::1".parse().unwrap();
+        assert!(one.contains(ip("::1")) && !one.contains(ip("::2")));
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", "::/129", ""] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn untrusted_peer_ignores_headers() {
+        let p = proxies(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("forwarded", "for=2.2.2.2")]);
+        assert_eq!(p.client_ip(ip("203.0.113.9"), &h), ip("203.0.113.9"));
+        assert_eq!(
+            TrustedProxies::default().client_ip(ip("203.0.113.9"), &h),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn trusted_peer_takes_rightmost_untrusted_hop() {
+        let p = proxies(&["10.0.0.0/8"]);
+        // The client wrote "6.6.6.6" itself; the proxy appended the real peer 198.51.100.7.
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2")]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        // Split over two header lines.
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        // Ports and brackets.
+        let h = headers(&[("x-forwarded-for", "[2001:db8::1]:443")]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("2001:db8::1"));
+        let h = headers(&[("x-forwarded-for", "198.51.100.7:5000")]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn garbage_stops_the_walk_at_the_last_trusted_hop() {
+        let p = proxies(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "1.1.1.1, garbage, 10.0.0.5")]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.5"));
+        let h = headers(&[("x-forwarded-for", "")]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn forwarded_header() {
+        let p = proxies(&["10.0.0.0/8"]);
+        let h = headers(&[(
+            "forwarded",
+            r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.3"#,
+        )]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("2001:db8:cafe::17"));
+        let h = headers(&[("forwarded", "for=unknown")]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+}

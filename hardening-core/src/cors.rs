@@ -1,0 +1,374 @@
+//! CORS with a strict allowlist: no cross-origin access until origins are listed.
+
+use std::time::Duration;
+
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::ConfigError;
+
+/// Which cross-origin requests browsers may make.
+///
+/// The default allows none. List origins with [`Cors::allow_origins`]; methods default to
+/// `GET, HEAD, POST` and request headers to `content-type`. Preflights are answered by
+/// [`Hardening`](crate::Hardening) itself: 204 with the CORS headers when everything asked
+/// for is allowed, else a 403 problem. Requests from unlisted origins get no CORS headers.
+///
+/// ```
+/// use hardening_core::{Cors, ConfigError};
+///
+/// let cors = Cors::allow_origins(["https://app.example.com"])?
+///     .allow_credentials()?
+///     .allow_headers(["content-type", "authorization"])?;
+/// # let _ = cors;
+///
+/// // Any origin with credentials is refused at build time.
+/// assert_eq!(
+///     Cors::allow_origins(["*"])?.allow_credentials().unwrap_err(),
+///     ConfigError::WildcardWithCredentials,
+/// );
+/// # Ok::<(), ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Cors {
+    origins: Vec<HeaderValue>,
+    any_origin: bool,
+    methods: Vec<Method>,
+    headers: Vec<HeaderName>,
+    expose: Vec<HeaderName>,
+    credentials: bool,
+    max_age: Duration,
+    // Precomputed header values.
+    methods_value: HeaderValue,
+    headers_value: HeaderValue,
+    expose_value: Option<HeaderValue>,
+    max_age_value: HeaderValue,
+}
+
+impl Default for Cors {
+    fn default() -> Self {
+        let mut cors = Self {
+            origins: Vec::new(),
+            any_origin: false,
+            methods: vec![Method::GET, Method::HEAD, Method::POST],
+            headers: vec![http::header::CONTENT_TYPE],
+            expose: Vec::new(),
+            credentials: false,
+            max_age: Duration::from_secs(600),
+            methods_value: HeaderValue::from_static(""),
+            headers_value: HeaderValue::from_static(""),
+            expose_value: None,
+            max_age_value: HeaderValue::from_static("600"),
+        };
+        cors.precompute();
+        cors
+    }
+}
+
+/// What the CORS step decided for one request.
+#[derive(Debug)]
+pub(crate) enum CorsDecision {
+    /// Not a cross-origin request this policy answers: no CORS headers.
+    None,
+    /// An allowed origin: add the CORS response headers for it.
+    Allowed(HeaderValue),
+    /// An allowed preflight: answer 204 with these headers.
+    Preflight(HeaderMap),
+    /// A preflight asking for something not allowed.
+    Refused,
+}
+
+impl Cors {
+    /// Allows these origins (`https://app.example.com`, with a port if not the default), or
+    /// `"*"` for any origin without credentials.
+    pub fn allow_origins<I>(origins: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut cors = Self::default();
+        for origin in origins {
+            let origin = origin.as_ref();
+            if origin == "*" {
+                cors.any_origin = true;
+                continue;
+            }
+            cors.origins.push(parse_origin(origin)?);
+        }
+        Ok(cors)
+    }
+
+    /// Sets the methods cross-origin requests may use (default `GET, HEAD, POST`).
+    pub fn allow_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.methods = methods.into_iter().collect();
+        self.precompute();
+        self
+    }
+
+    /// Sets the request headers cross-origin requests may send (default `content-type`).
+    pub fn allow_headers<I>(mut self, headers: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.headers = header_names(headers)?;
+        self.precompute();
+        Ok(self)
+    }
+
+    /// Sets the response headers scripts of allowed origins may read.
+    pub fn expose_headers<I>(mut self, headers: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.expose = header_names(headers)?;
+        self.precompute();
+        Ok(self)
+    }
+
+    /// Lets allowed origins send cookies and `Authorization`. Refused with `"*"`.
+    pub fn allow_credentials(mut self) -> Result<Self, ConfigError> {
+        if self.any_origin {
+            return Err(ConfigError::WildcardWithCredentials);
+        }
+        self.credentials = true;
+        Ok(self)
+    }
+
+    /// How long browsers may cache a preflight answer (default 10 minutes).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self.precompute();
+        self
+    }
+
+    fn precompute(&mut self) {
+        let join = |items: &mut dyn Iterator<Item = &str>| {
+            HeaderValue::from_str(&items.collect::<Vec<_>>().join(", "))
+                .unwrap_or_else(|_| HeaderValue::from_static(""))
+        };
+        self.methods_value = join(&mut self.methods.iter().map(Method::as_str));
+        self.headers_value = join(&mut self.headers.iter().map(HeaderName::as_str));
+        self.expose_value = (!self.expose.is_empty())
+            .then(|| join(&mut self.expose.iter().map(HeaderName::as_str)));
+        self.max_age_value = HeaderValue::from(self.max_age.as_secs());
+    }
+
+    fn origin_allowed(&self, origin: &HeaderValue) -> bool {
+        self.any_origin
+            || self
+                .origins
+                .iter()
+                .any(|o| o.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
+    }
+
+    /// The value of `Access-Control-Allow-Origin` for an allowed origin.
+    fn allow_origin_value(&self, origin: &HeaderValue) -> HeaderValue {
+        if self.any_origin && !self.credentials {
+            HeaderValue::from_static("*")
+        } else {
+            origin.clone()
+        }
+    }
+
+    pub(crate) fn decide(&self, parts: &Parts) -> CorsDecision {
+        let Some(origin) = parts.headers.get(ORIGIN) else {
+            return CorsDecision::None;
+        };
+        let preflight = parts.method == Method::OPTIONS
+            && parts.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+        if !preflight {
+            return if self.origin_allowed(origin) {
+                CorsDecision::Allowed(origin.clone())
+            } else {
+                CorsDecision::None
+            };
+        }
+        let method_ok = parts
+            .headers
+            .get(ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+            .is_some_and(|m| self.methods.contains(&m));
+        let headers_ok = parts
+            .headers
+            .get_all(ACCESS_CONTROL_REQUEST_HEADERS)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|h| !h.is_empty())
+            .all(|h| {
+                self.headers
+                    .iter()
+                    .any(|allowed| allowed.as_str().as_bytes().eq_ignore_ascii_case(h))
+            });
+        if !(self.origin_allowed(origin) && method_ok && headers_ok) {
+            return CorsDecision::Refused;
+        }
+        let mut headers = HeaderMap::with_capacity(6);
+        self.write_allowed(origin, &mut headers);
+        headers.insert(ACCESS_CONTROL_ALLOW_METHODS, self.methods_value.clone());
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, self.headers_value.clone());
+        headers.insert(ACCESS_CONTROL_MAX_AGE, self.max_age_value.clone());
+        headers.append(
+            VARY,
+            HeaderValue::from_static(
+                "origin, access-control-request-method, access-control-request-headers",
+            ),
+        );
+        CorsDecision::Preflight(headers)
+    }
+
+    /// Adds the response headers for an allowed origin.
+    pub(crate) fn write_allowed(&self, origin: &HeaderValue, headers: &mut HeaderMap) {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, self.allow_origin_value(origin));
+        if self.credentials {
+            headers.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        if let Some(expose) = &self.expose_value {
+            headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+        }
+    }
+
+    /// Whether responses vary by `Origin` (any listed origin other than `*` alone).
+    pub(crate) fn varies(&self) -> bool {
+        !self.origins.is_empty() || self.credentials
+    }
+}
+
+fn header_names<I>(names: I) -> Result<Vec<HeaderName>, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    names
+        .into_iter()
+        .map(|n| {
+            HeaderName::from_bytes(n.as_ref().as_bytes())
+                .map_err(|_| ConfigError::InvalidHeaderName(n.as_ref().to_owned()))
+        })
+        .collect()
+}
+
+/// `https://app.example.com[:port]`: a scheme, a host, maybe a port, nothing else.
+fn parse_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
+    let bad = |why: &str| ConfigError::InvalidOrigin {
+        value: origin.to_owned(),
+        why: why.to_owned(),
+    };
+    let (scheme, rest) = origin
+        .split_once("://")
+        .ok_or_else(|| bad("expected scheme://host, such as https://app.example.com"))?;
+    if !matches!(scheme, "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ', '*']) {
+        return Err(bad(
+            "an origin has no path, query, user info or wildcard; drop everything after the host and port",
+        ));
+    }
+    HeaderValue::from_str(&origin.to_ascii_lowercase()).map_err(|_| bad("not a valid header value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: Method, headers: &[(&str, &str)]) -> Parts {
+        let mut req = http::Request::builder().method(method).uri("/");
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn default_allows_nothing() {
+        let cors = Cors::default();
+        let p = parts(Method::GET, &[("origin", "https://evil.example")]);
+        assert!(matches!(cors.decide(&p), CorsDecision::None));
+        let p = parts(
+            Method::OPTIONS,
+            &[
+                ("origin", "https://evil.example"),
+                ("access-control-request-method", "GET"),
+            ],
+        );
+        assert!(matches!(cors.decide(&p), CorsDecision::Refused));
+    }
+
+    #[test]
+    fn allowed_preflight_and_refusals() {
+        let cors = Cors::allow_origins(["https://app.example.com"])
+            .unwrap()
+            .allow_headers(["content-type", "x-trace"])
+            .unwrap();
+        let ok = parts(
+            Method::OPTIONS,
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "Content-Type, X-Trace"),
+            ],
+        );
+        let CorsDecision::Preflight(h) = cors.decide(&ok) else {
+            panic!("not a preflight answer")
+        };
+        assert_eq!(h[ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
+        assert_eq!(h[ACCESS_CONTROL_ALLOW_METHODS], "GET, HEAD, POST");
+        for bad in [
+            [
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "DELETE"),
+            ],
+            [
+                ("origin", "https://app.example.com.evil"),
+                ("access-control-request-method", "GET"),
+            ],
+            [("origin", "null"), ("access-control-request-method", "GET")],
+        ] {
+            assert!(matches!(
+                cors.decide(&parts(Method::OPTIONS, &bad)),
+                CorsDecision::Refused
+            ));
+        }
+        let bad_header = parts(
+            Method::OPTIONS,
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "x-other"),
+            ],
+        );
+        assert!(matches!(cors.decide(&bad_header), CorsDecision::Refused));
+    }
+
+    #[test]
+    fn config_errors() {
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "ftp://x",
+            "https://*.x.com",
+        ] {
+            assert!(Cors::allow_origins([bad]).is_err(), "{bad}");
+        }
+        assert!(Cors::default().allow_headers(["bad header"]).is_err());
+        assert_eq!(
+            Cors::allow_origins(["*"])
+                .unwrap()
+                .allow_credentials()
+                .unwrap_err(),
+            ConfigError::WildcardWithCredentials
+        );
+    }
+}

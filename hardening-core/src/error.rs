@@ -1,0 +1,44 @@
+//! Build-time configuration errors.
+
+/// A setting that cannot work, found while building [`Hardening`](crate::Hardening): the
+/// message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A trusted-proxy network that does not parse.
+    #[error("invalid network {value:?} in trusted proxies: {why}")]
+    InvalidNetwork {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A CORS origin that is not `scheme://host[:port]`.
+    #[error("invalid CORS origin {value:?}: {why}")]
+    InvalidOrigin {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// `*` together with credentials: browsers refuse it, and allowing any origin to send
+    /// cookies would be unsafe anyway.
+    #[error(
+        "CORS cannot allow any origin (\"*\") with credentials: list the origins that may send credentials"
+    )]
+    WildcardWithCredentials,
+    /// A header name that is not a valid HTTP header name.
+    #[error("invalid header name {0:?}")]
+    InvalidHeaderName(String),
+    /// A host pattern that is not a host name.
+    #[error("invalid allowed host {value:?}: {why}")]
+    InvalidHost {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A limit of zero, which would refuse every request.
+    #[error("{0} must be greater than zero")]
+    ZeroLimit(&'static str),
+}

@@ -1,0 +1,175 @@
+//! The fused response future: timeout, then every response-side step once.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hardening_errors::{CaughtPanic, Problem, ProblemBody, RequestId, reject};
+use http::header::VARY;
+use http::{HeaderValue, Response, StatusCode};
+use http_body::Body as HttpBody;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::access_log::AccessRecord;
+use crate::hardening::Policy;
+use crate::security_event::SecurityEvent;
+
+pin_project! {
+    /// The response future of [`HardeningService`](crate::HardeningService).
+    #[derive(Debug)]
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        #[pin]
+        sleep: Option<Sleep>,
+        post: Post,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[derive(Debug)]
+    enum State<F, B> {
+        Inner { #[pin] future: hardening_errors::ResponseFuture<F, B> },
+        Early { response: Option<Response<ProblemBody<B>>>, event: Option<SecurityEvent> },
+    }
+}
+
+/// What the response side needs from the request side.
+#[derive(Debug)]
+pub(crate) struct Post {
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) request_id: RequestId,
+    pub(crate) client_ip: Option<IpAddr>,
+    pub(crate) cors_origin: Option<HeaderValue>,
+    pub(crate) record: Option<AccessRecord>,
+    pub(crate) start: Instant,
+    pub(crate) span: tracing::Span,
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    pub(crate) fn inner(
+        future: hardening_errors::ResponseFuture<F, B>,
+        timeout: Option<Duration>,
+        post: Post,
+    ) -> Self {
+        Self {
+            state: State::Inner { future },
+            sleep: timeout.map(tokio::time::sleep),
+            post,
+        }
+    }
+
+    /// A request rejected before the inner service.
+    pub(crate) fn early(
+        response: Response<ProblemBody<B>>,
+        event: SecurityEvent,
+        post: Post,
+    ) -> Self {
+        Self {
+            state: State::Early {
+                response: Some(response),
+                event: Some(event),
+            },
+            sleep: None,
+            post,
+        }
+    }
+
+    /// A request answered before the inner service, not a rejection (a CORS preflight).
+    pub(crate) fn answered(response: Response<ProblemBody<B>>, post: Post) -> Self {
+        Self {
+            state: State::Early {
+                response: Some(response),
+                event: None,
+            },
+            sleep: None,
+            post,
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: HttpBody<Data = Bytes>,
+{
+    type Output = Result<Response<ProblemBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (response, event) = match this.state.project() {
+            StateProj::Early { response, event } => {
+                let response = response
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                (response, event.take())
+            }
+            StateProj::Inner { future } => {
+                let polled = {
+                    let _entered = this.post.span.enter();
+                    future.poll(cx)
+                };
+                match polled {
+                    Poll::Ready(Ok(response)) => {
+                        let event = SecurityEvent::from_response(
+                            response.status(),
+                            response.extensions().get::<CaughtPanic>().is_some(),
+                        );
+                        (response, event)
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => match this.sleep.as_pin_mut().map(|s| s.poll(cx)) {
+                        Some(Poll::Ready(())) => {
+                            let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                                .with_detail("the request took too long to process");
+                            (
+                                reject(problem, this.post.request_id),
+                                Some(SecurityEvent::TimedOut),
+                            )
+                        }
+                        _ => return Poll::Pending,
+                    },
+                }
+            }
+        };
+        Poll::Ready(Ok(this.post.finish(response, event)))
+    }
+}
+
+impl Post {
+    /// The response side, once: CORS headers, the security event, the access-log event.
+    fn finish<B>(
+        &mut self,
+        mut response: Response<ProblemBody<B>>,
+        event: Option<SecurityEvent>,
+    ) -> Response<ProblemBody<B>> {
+        let policy = &*self.policy;
+        if let Some(origin) = &self.cors_origin {
+            policy.cors.write_allowed(origin, response.headers_mut());
+        }
+        if policy.cors.varies() {
+            response
+                .headers_mut()
+                .append(VARY, HeaderValue::from_static("origin"));
+        }
+        if let Some(event) = event {
+            event.emit(self.request_id, self.client_ip);
+        }
+        if let Some(record) = &self.record {
+            policy.access_log.emit(
+                record,
+                response.status(),
+                self.start.elapsed(),
+                self.request_id,
+                self.client_ip,
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,214 @@
+//! The `Hardening` builder and its presets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hardening_errors::ProblemLayer;
+use tower::Layer;
+
+use crate::ConfigError;
+use crate::access_log::AccessLog;
+use crate::client_ip::{IpNet, TrustedProxies};
+use crate::cors::Cors;
+use crate::host::AllowedHosts;
+use crate::service::HardeningService;
+
+/// Default body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Default query-parameter limit.
+pub const DEFAULT_QUERY_PARAM_LIMIT: usize = 50;
+/// Default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The hardening layer. Start from [`Hardening::strict`] and adjust.
+///
+/// Every step runs in one service and one response future (see the [crate docs](crate)).
+/// Setters consume `self`; those that can be misconfigured return
+/// `Result<Self, ConfigError>`, so a bad setting fails at start-up with a message, never at
+/// the first request. Methods that loosen a strict default are named `dangerous_*` and log a
+/// warning when called.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use hardening_core::{Cors, Hardening};
+///
+/// let hardening = Hardening::strict()
+///     .trusted_proxies(["10.0.0.0/8"])?
+///     .cors(Cors::allow_origins(["https://app.example.com"])?)
+///     .timeout(Duration::from_secs(10))?;
+/// let app: Router = Router::new().route("/", get(|| async { "ok" })).layer(hardening);
+/// # Ok::<(), hardening_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Hardening {
+    pub(crate) policy: Arc<Policy>,
+}
+
+/// Everything the service needs, computed once.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub(crate) body_limit: Option<usize>,
+    pub(crate) query_param_limit: Option<usize>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) cors: Cors,
+    pub(crate) allowed_hosts: Option<AllowedHosts>,
+    pub(crate) access_log: AccessLog,
+}
+
+impl Hardening {
+    /// The recommended preset; needs no configuration and no secrets.
+    ///
+    /// 1 MiB bodies (chunked too), 50 query parameters, 30 s per request, panics answered
+    /// 500, every error an RFC 9457 problem, request ids, one redacted access-log event per
+    /// request, security events, no cross-origin access, no forwarding headers believed.
+    pub fn strict() -> Self {
+        Self {
+            policy: Arc::new(Policy {
+                body_limit: Some(DEFAULT_BODY_LIMIT),
+                query_param_limit: Some(DEFAULT_QUERY_PARAM_LIMIT),
+                timeout: Some(DEFAULT_TIMEOUT),
+                trusted_proxies: TrustedProxies::default(),
+                cors: Cors::default(),
+                allowed_hosts: None,
+                access_log: AccessLog::default(),
+            }),
+        }
+    }
+
+    fn policy(&mut self) -> &mut Policy {
+        Arc::make_mut(&mut self.policy)
+    }
+
+    /// Sets the largest request body accepted, in bytes (default 1 MiB). Larger bodies,
+    /// declared or streamed, are answered 413.
+    ///
+    /// axum's own extractors also apply `DefaultBodyLimit` (2 MB); to accept more than that,
+    /// raise it too.
+    pub fn body_limit(mut self, bytes: usize) -> Result<Self, ConfigError> {
+        if bytes == 0 {
+            return Err(ConfigError::ZeroLimit("body_limit"));
+        }
+        self.policy().body_limit = Some(bytes);
+        Ok(self)
+    }
+
+    /// Sets the most query parameters accepted (default 50); more are answered 400.
+    pub fn query_param_limit(mut self, count: usize) -> Result<Self, ConfigError> {
+        if count == 0 {
+            return Err(ConfigError::ZeroLimit("query_param_limit"));
+        }
+        self.policy().query_param_limit = Some(count);
+        Ok(self)
+    }
+
+    /// Sets how long a request may take until its response head (default 30 s); longer
+    /// ones are answered 503.
+    pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout.is_zero() {
+            return Err(ConfigError::ZeroLimit("timeout"));
+        }
+        self.policy().timeout = Some(timeout);
+        Ok(self)
+    }
+
+    /// Accepts bodies of any size. Logs a warning.
+    pub fn dangerous_disable_body_limit(mut self) -> Self {
+        warn_loosened(
+            "dangerous_disable_body_limit",
+            "request bodies of any size are accepted",
+        );
+        self.policy().body_limit = None;
+        self
+    }
+
+    /// Accepts any number of query parameters. Logs a warning.
+    pub fn dangerous_disable_query_param_limit(mut self) -> Self {
+        warn_loosened(
+            "dangerous_disable_query_param_limit",
+            "any number of query parameters is accepted",
+        );
+        self.policy().query_param_limit = None;
+        self
+    }
+
+    /// Lets requests run for ever. Logs a warning.
+    pub fn dangerous_disable_timeout(mut self) -> Self {
+        warn_loosened("dangerous_disable_timeout", "requests may run for ever");
+        self.policy().timeout = None;
+        self
+    }
+
+    /// Believes `X-Forwarded-For`, `Forwarded` and `x-request-id` from peers in these
+    /// networks (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`), and only from them.
+    ///
+    /// A network that covers every address (`0.0.0.0/0`, `::/0`) is accepted with a warning:
+    /// any client could then choose its own IP.
+    pub fn trusted_proxies<I>(mut self, networks: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nets = networks
+            .into_iter()
+            .map(|n| n.as_ref().parse::<IpNet>())
+            .collect::<Result<Vec<_>, _>>()?;
+        if nets.iter().any(IpNet::covers_everything) {
+            warn_loosened(
+                "trusted_proxies",
+                "every address is a trusted proxy: any client can choose its own IP",
+            );
+        }
+        self.policy().trusted_proxies = TrustedProxies::new(nets);
+        Ok(self)
+    }
+
+    /// Sets the CORS policy (default: no cross-origin access).
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.policy().cors = cors;
+        self
+    }
+
+    /// Answers only requests whose `Host` is one of these (`example.com`, or `.example.com`
+    /// for it and its subdomains); others get a 400 problem. Off by default.
+    pub fn allowed_hosts<I>(mut self, hosts: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.policy().allowed_hosts = Some(AllowedHosts::new(hosts)?);
+        Ok(self)
+    }
+
+    /// Redacts query parameters whose names contain these, besides the defaults
+    /// ([`DEFAULT_SENSITIVE_PARAMS`](crate::DEFAULT_SENSITIVE_PARAMS)).
+    pub fn sensitive_query_params<I>(mut self, names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.policy().access_log.add_sensitive_params(names);
+        self
+    }
+
+    /// Adds the request headers to the access-log event, with `Authorization`, `Cookie`,
+    /// API keys and other credentials redacted. Off by default.
+    pub fn log_request_headers(mut self) -> Self {
+        self.policy().access_log.set_log_headers(true);
+        self
+    }
+}
+
+fn warn_loosened(method: &str, effect: &str) {
+    tracing::warn!(target: crate::LOG_TARGET, setting = method, "hardening loosened: {effect}");
+}
+
+impl<S> Layer<S> for Hardening {
+    type Service = HardeningService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HardeningService::new(ProblemLayer::new().layer(inner), self.policy.clone())
+    }
+}

@@ -1,0 +1,80 @@
+//! Security events: one structured event per rejection, with a stable name.
+
+use std::net::IpAddr;
+
+use hardening_errors::RequestId;
+
+/// The tracing target of security events.
+pub const SECURITY_TARGET: &str = "hardening::security";
+
+/// Why a request was rejected. [`SecurityEvent::as_str`] is the stable `security.event` value
+/// (and, with feature `metrics`, the `event` label of `hardening_security_events_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SecurityEvent {
+    /// 429: a rate limit or budget was spent.
+    RateLimited,
+    /// 401: no valid credentials.
+    Unauthenticated,
+    /// 403: authenticated but not allowed.
+    Forbidden,
+    /// 403: a cross-site request without a valid CSRF proof.
+    CsrfBlocked,
+    /// 413: the body was larger than allowed.
+    BodyTooLarge,
+    /// 400: more query parameters than allowed.
+    TooManyQueryParams,
+    /// 408/503: the request took longer than allowed.
+    TimedOut,
+    /// 500: the service panicked.
+    Panicked,
+    /// 400: the `Host` is not on the allowlist.
+    BadHost,
+    /// 403: a CORS preflight from an origin, or for a method or header, that is not allowed.
+    CorsRejected,
+}
+
+impl SecurityEvent {
+    /// The stable name, such as `rate_limited`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::CsrfBlocked => "csrf_blocked",
+            Self::BodyTooLarge => "body_too_large",
+            Self::TooManyQueryParams => "too_many_query_params",
+            Self::TimedOut => "timed_out",
+            Self::Panicked => "panicked",
+            Self::BadHost => "bad_host",
+            Self::CorsRejected => "cors_rejected",
+        }
+    }
+
+    /// The event an inner service's response stands for, if any.
+    pub(crate) fn from_response(status: http::StatusCode, panicked: bool) -> Option<Self> {
+        Some(match status.as_u16() {
+            401 => Self::Unauthenticated,
+            403 => Self::Forbidden,
+            408 => Self::TimedOut,
+            413 => Self::BodyTooLarge,
+            429 => Self::RateLimited,
+            500 if panicked => Self::Panicked,
+            _ => return None,
+        })
+    }
+
+    /// Emits the event (and counts it, with feature `metrics`).
+    pub(crate) fn emit(self, request_id: RequestId, client_ip: Option<IpAddr>) {
+        tracing::event!(
+            target: SECURITY_TARGET,
+            tracing::Level::WARN,
+            security.event = self.as_str(),
+            request_id = %request_id,
+            client.address = client_ip.map(tracing::field::display),
+            "request rejected",
+        );
+        #[cfg(feature = "metrics")]
+        metrics::counter!("hardening_security_events_total", "event" => self.as_str()).increment(1);
+    }
+}

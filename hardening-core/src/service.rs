@@ -1,0 +1,184 @@
+//! The fused service: every request-side step in one `call`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use hardening_errors::{Problem, ProblemBody, ProblemService, RequestId, reject};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderName, Request, Response, StatusCode};
+use http_body::Body as HttpBody;
+use tower::Service;
+
+use crate::client_ip::ClientIp;
+use crate::cors::CorsDecision;
+use crate::future::{Post, ResponseFuture};
+use crate::hardening::Policy;
+use crate::security_event::SecurityEvent;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The service [`Hardening`](crate::Hardening) makes.
+#[derive(Debug, Clone)]
+pub struct HardeningService<S> {
+    inner: ProblemService<S>,
+    policy: Arc<Policy>,
+}
+
+impl<S> HardeningService<S> {
+    pub(crate) fn new(inner: ProblemService<S>, policy: Arc<Policy>) -> Self {
+        Self { inner, policy }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HardeningService<S>
+where
+    S: Service<Request<Body>, Response = Response<ResBody>>,
+    ReqBody: HttpBody<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<axum::BoxError>,
+    ResBody: HttpBody<Data = Bytes>,
+{
+    type Response = Response<ProblemBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let start = Instant::now();
+        let policy = &*self.policy;
+        let (mut parts, body) = req.into_parts();
+
+        // 1. Request id: a well-formed incoming one from a trusted proxy, else a new one.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let from_trusted_proxy = peer.is_some_and(|p| policy.trusted_proxies.contains(p));
+        let request_id = from_trusted_proxy
+            .then(|| parts.headers.get(&X_REQUEST_ID))
+            .flatten()
+            .and_then(|v| RequestId::parse(v.as_bytes()).ok())
+            .unwrap_or_else(RequestId::generate);
+        parts.extensions.insert(request_id);
+
+        // 2. Client IP.
+        let client_ip: Option<IpAddr> =
+            peer.map(|p| policy.trusted_proxies.client_ip(p, &parts.headers));
+        if let Some(ip) = client_ip {
+            parts.extensions.insert(ClientIp(ip));
+        }
+
+        let span = tracing::info_span!(
+            target: crate::LOG_TARGET,
+            "request",
+            request_id = %request_id,
+        );
+        let mut post = Post {
+            policy: self.policy.clone(),
+            request_id,
+            client_ip,
+            cors_origin: None,
+            record: policy.access_log.record(&parts),
+            start,
+            span,
+        };
+
+        // 3. Host allowlist.
+        if let Some(hosts) = &policy.allowed_hosts
+            && !hosts.allows(&parts)
+        {
+            {
+                let problem = Problem::new(StatusCode::BAD_REQUEST)
+                    .with_detail("this service does not answer for the requested host");
+                return ResponseFuture::early(
+                    reject(problem, request_id),
+                    SecurityEvent::BadHost,
+                    post,
+                );
+            }
+        }
+
+        // 4. CORS.
+        match policy.cors.decide(&parts) {
+            CorsDecision::None => {}
+            CorsDecision::Allowed(origin) => post.cors_origin = Some(origin),
+            CorsDecision::Preflight(headers) => {
+                let mut res = Response::new(ProblemBody::empty());
+                *res.status_mut() = StatusCode::NO_CONTENT;
+                *res.headers_mut() = headers;
+                res.headers_mut()
+                    .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
+                return ResponseFuture::answered(res, post);
+            }
+            CorsDecision::Refused => {
+                let problem = Problem::new(StatusCode::FORBIDDEN).with_detail(
+                    "this cross-origin request is not allowed from this origin, with this method or these headers",
+                );
+                return ResponseFuture::early(
+                    reject(problem, request_id),
+                    SecurityEvent::CorsRejected,
+                    post,
+                );
+            }
+        }
+
+        // 6. Limits: query parameters, declared body size, streamed body size.
+        if let (Some(limit), Some(query)) = (policy.query_param_limit, parts.uri.query())
+            && query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .nth(limit)
+                .is_some()
+        {
+            let problem = Problem::new(StatusCode::BAD_REQUEST).with_detail(format!(
+                "too many query parameters; at most {limit} are accepted"
+            ));
+            return ResponseFuture::early(
+                reject(problem, request_id),
+                SecurityEvent::TooManyQueryParams,
+                post,
+            );
+        }
+        let body = match policy.body_limit {
+            Some(limit) => {
+                let declared = parts
+                    .headers
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if declared.is_some_and(|n| n > limit as u64) {
+                    let problem = Problem::new(StatusCode::PAYLOAD_TOO_LARGE).with_detail(format!(
+                        "the request body is larger than this service accepts ({limit} bytes)"
+                    ));
+                    return ResponseFuture::early(
+                        reject(problem, request_id),
+                        SecurityEvent::BodyTooLarge,
+                        post,
+                    );
+                }
+                // A body whose size is known and small cannot grow (HTTP framing enforces
+                // content-length); only the others need counting.
+                if body.size_hint().upper().is_some_and(|n| n <= limit as u64) {
+                    Body::new(body)
+                } else {
+                    Body::new(http_body_util::Limited::new(body, limit))
+                }
+            }
+            None => Body::new(body),
+        };
+
+        // 8. The inner service (panics caught by ProblemService), under the timeout.
+        let future = {
+            let _entered = post.span.enter();
+            self.inner.call(Request::from_parts(parts, body))
+        };
+        ResponseFuture::inner(future, policy.timeout, post)
+    }
+}
