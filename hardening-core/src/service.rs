@@ -94,15 +94,13 @@ where
         if let Some(hosts) = &policy.allowed_hosts
             && !hosts.allows(&parts)
         {
-            {
-                let problem = Problem::new(StatusCode::BAD_REQUEST)
-                    .with_detail("this service does not answer for the requested host");
-                return ResponseFuture::early(
-                    reject(problem, request_id),
-                    SecurityEvent::BadHost,
-                    post,
-                );
-            }
+            let problem = Problem::new(StatusCode::BAD_REQUEST)
+                .with_detail("this service does not answer for the requested host");
+            return ResponseFuture::early(
+                reject(problem, request_id),
+                SecurityEvent::BadHost,
+                post,
+            );
         }
 
         // 4. CORS.

@@ -1,0 +1,209 @@
+//! The access log and security events: one event per request, and no secret in any log line.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use hardening_core::Hardening;
+use hardening_tests::{get as http_get, serve};
+
+/// A `MakeWriter` that keeps everything written.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+const SECRETS: &[&str] = &[
+    "SECRET-authz",
+    "SECRET-proxy",
+    "SECRET-cookie",
+    "SECRET-apikey",
+    "SECRET-authtoken",
+    "SECRET-password",
+    "SECRET-token",
+    "SECRET-api_key",
+    "SECRET-session",
+    "SECRET-code",
+    "SECRET-secret",
+    "SECRET-key",
+    "SECRET-setcookie",
+    "SECRET-encoded",
+    "SECRET-custom",
+];
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = Router::new().route(
+        "/account/{id}",
+        get(|| async { ([("set-cookie", "sid=SECRET-setcookie; Path=/")], "ok") }),
+    );
+    let hardening = Hardening::strict()
+        .log_request_headers()
+        .sensitive_query_params(["ssn"]);
+    let addr = serve(app.layer(hardening)).await;
+
+    let query = "password=SECRET-password&token=SECRET-token&api_key=SECRET-api_key\
+                 &session=SECRET-session&code=SECRET-code&secret=SECRET-secret&key=SECRET-key\
+                 &pass%77ord=SECRET-encoded&ssn=SECRET-custom&page=2";
+    let reply = http_get(
+        addr,
+        &format!("/account/7?{query}"),
+        &[
+            "authorization: Bearer SECRET-authz",
+            "proxy-authorization: Basic SECRET-proxy",
+            "cookie: session=SECRET-cookie",
+            "x-api-key: SECRET-apikey",
+            "x-auth-token: SECRET-authtoken",
+            "user-agent: log-test/1.0",
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    // A rejected request too: its security event must be as clean.
+    let reply = http_get(
+        addr,
+        "/nowhere?token=SECRET-token",
+        &["authorization: Bearer SECRET-authz"],
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+
+    let logs = captured.text();
+    for secret in SECRETS {
+        assert!(!logs.contains(secret), "{secret} reached the logs:\n{logs}");
+    }
+    let access: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["target"] == hardening_core::ACCESS_TARGET)
+        .collect();
+    assert_eq!(access.len(), 2, "one access event per request:\n{logs}");
+    let first = &access[0]["fields"];
+    assert_eq!(first["http.request.method"], "GET");
+    assert_eq!(first["http.route"], "/account/{id}");
+    assert_eq!(first["http.response.status_code"], 200);
+    assert_eq!(first["client.address"], "127.0.0.1");
+    assert_eq!(first["user_agent.original"], "log-test/1.0");
+    assert!(
+        first["url.path"].is_null(),
+        "the path is not logged when the route is known"
+    );
+    assert!(
+        first["url.query"].as_str().unwrap().ends_with("&page=2"),
+        "{first}"
+    );
+    assert!(
+        first["http.request.headers"]
+            .as_str()
+            .unwrap()
+            .contains("authorization: [redacted]")
+    );
+    assert!(first["request_id"].is_string());
+    assert!(first["http.server.request.duration"].as_f64().unwrap() >= 0.0);
+    assert_eq!(access[1]["fields"]["url.path"], "/nowhere");
+}
+
+#[tokio::test]
+async fn every_rejection_emits_one_security_event() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("boom");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/401",
+            get(|| async { hardening_core::errors::Error::Unauthenticated }),
+        )
+        .route(
+            "/403",
+            get(|| async { hardening_core::errors::Error::Forbidden }),
+        );
+    let hardening = Hardening::strict().allowed_hosts(["localhost"]).unwrap();
+    let addr = serve(app.layer(hardening)).await;
+
+    let many: Vec<String> = (0..60).map(|i| format!("p{i}")).collect();
+    let cases: Vec<(String, Vec<&str>, &str)> = vec![
+        ("/panic".into(), vec![], "panicked"),
+        ("/401".into(), vec![], "unauthenticated"),
+        ("/403".into(), vec![], "forbidden"),
+        (
+            format!("/hello?{}", many.join("&")),
+            vec![],
+            "too_many_query_params",
+        ),
+        (
+            "/hello".into(),
+            vec!["content-length: 2000000"],
+            "body_too_large",
+        ),
+    ];
+    for (path, headers, _) in &cases {
+        http_get(addr, path, headers).await;
+    }
+    hardening_tests::exchange(
+        addr,
+        b"GET /hello HTTP/1.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    hardening_tests::exchange(
+        addr,
+        b"OPTIONS /hello HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\norigin: https://evil.example\r\naccess-control-request-method: GET\r\n\r\n",
+    )
+    .await;
+
+    let events: Vec<String> = captured
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["target"] == hardening_core::SECURITY_TARGET)
+        .map(|v| v["fields"]["security.event"].as_str().unwrap().to_owned())
+        .collect();
+    let mut expected: Vec<&str> = cases.iter().map(|(_, _, e)| *e).collect();
+    expected.extend(["bad_host", "cors_rejected"]);
+    assert_eq!(events, expected);
+}

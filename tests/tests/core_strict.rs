@@ -1,0 +1,312 @@
+//! `Hardening::strict()` end to end over real TCP on 127.0.0.1.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::{get, post};
+use hardening_core::{ClientIp, ConfigError, Cors, Hardening, RequestId};
+use hardening_tests::{exchange, get as http_get, serve};
+
+fn routes() -> Router {
+    Router::new()
+        .route(
+            "/ip",
+            get(|ClientIp(ip): ClientIp| async move { ip.to_string() }),
+        )
+        .route("/id", get(|id: RequestId| async move { id.to_string() }))
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/slow-body",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("boom: password=hunter2");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/hello",
+            get(|| async { "hello" }).post(|| async { "posted" }),
+        )
+}
+
+async fn strict() -> std::net::SocketAddr {
+    serve(routes().layer(Hardening::strict())).await
+}
+
+fn assert_problem(reply: &hardening_tests::Reply, status: u16) -> serde_json::Value {
+    assert_eq!(reply.status, status, "{reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{reply:?}"
+    );
+    let body = reply.json();
+    assert_eq!(body["status"], status);
+    let id = reply.header("x-request-id").expect("x-request-id");
+    assert_eq!(body["request_id"], id);
+    assert!(!reply.body.contains("hunter2"), "{reply:?}");
+    body
+}
+
+#[tokio::test]
+async fn request_id_is_generated_and_only_trusted_proxies_may_set_it() {
+    let addr = strict().await;
+    let reply = http_get(addr, "/id", &["x-request-id: chosen-by-client"]).await;
+    assert_eq!(reply.status, 200);
+    assert_ne!(
+        reply.body, "chosen-by-client",
+        "an untrusted peer chose its request id"
+    );
+    assert_eq!(reply.header("x-request-id"), Some(reply.body.as_str()));
+    assert!(RequestId::parse(&reply.body).is_ok());
+
+    let trusting =
+        serve(routes().layer(Hardening::strict().trusted_proxies(["127.0.0.1"]).unwrap())).await;
+    let reply = http_get(trusting, "/id", &["x-request-id: from-the-proxy.1"]).await;
+    assert_eq!(reply.body, "from-the-proxy.1");
+    let long = format!("x-request-id: {}", "a".repeat(65));
+    for bad in [
+        long.as_str(),
+        "x-request-id: has space",
+        "x-request-id: <script>",
+    ] {
+        let reply = http_get(trusting, "/id", &[bad]).await;
+        assert_eq!(reply.status, 200);
+        assert!(RequestId::parse(&reply.body).is_ok());
+        assert!(
+            !bad.contains(&reply.body),
+            "malformed id {bad:?} was accepted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn spoofed_forwarding_headers_do_not_change_the_client_ip() {
+    let addr = strict().await;
+    for spoof in [
+        "x-forwarded-for: 6.6.6.6",
+        "forwarded: for=6.6.6.6",
+        "x-real-ip: 6.6.6.6",
+    ] {
+        let reply = http_get(addr, "/ip", &[spoof]).await;
+        assert_eq!(reply.body, "127.0.0.1", "{spoof}");
+    }
+    let behind_proxy = serve(
+        routes().layer(
+            Hardening::strict()
+                .trusted_proxies(["127.0.0.0/8"])
+                .unwrap(),
+        ),
+    )
+    .await;
+    let reply = http_get(
+        behind_proxy,
+        "/ip",
+        &["x-forwarded-for: 6.6.6.6, 198.51.100.7"],
+    )
+    .await;
+    assert_eq!(reply.body, "198.51.100.7", "right-most untrusted hop");
+    let reply = http_get(
+        behind_proxy,
+        "/ip",
+        &["forwarded: for=6.6.6.6, for=\"[2001:db8::7]:443\""],
+    )
+    .await;
+    assert_eq!(reply.body, "2001:db8::7");
+}
+
+#[tokio::test]
+async fn body_limit_applies_to_declared_and_chunked_bodies() {
+    let addr = serve(routes().layer(Hardening::strict().body_limit(1000).unwrap())).await;
+    let small = exchange(
+        addr,
+        b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello",
+    )
+    .await;
+    assert_eq!((small.status, small.body.as_str()), (200, "5"));
+
+    let declared = exchange(
+        addr,
+        b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 5000\r\n\r\n",
+    )
+    .await;
+    assert_problem(&declared, 413);
+
+    let mut chunked =
+        b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    for _ in 0..3 {
+        chunked.extend_from_slice(b"200\r\n");
+        chunked.extend_from_slice(&[b'x'; 0x200]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let reply = exchange(addr, &chunked).await;
+    assert_problem(&reply, 413);
+}
+
+#[tokio::test]
+async fn query_parameter_limit() {
+    let addr = strict().await;
+    let fifty: Vec<String> = (0..50).map(|i| format!("p{i}=1")).collect();
+    let reply = http_get(addr, &format!("/hello?{}", fifty.join("&")), &[]).await;
+    assert_eq!(reply.status, 200);
+    let thousands: Vec<String> = (0..5000).map(|i| format!("p{i}")).collect();
+    let reply = http_get(addr, &format!("/hello?{}", thousands.join("&")), &[]).await;
+    let body = assert_problem(&reply, 400);
+    assert!(body["detail"].as_str().unwrap().contains("at most 50"));
+}
+
+#[tokio::test]
+async fn timeouts_and_slow_bodies_answer_503() {
+    let hardening = Hardening::strict()
+        .timeout(Duration::from_millis(200))
+        .unwrap();
+    let addr = serve(routes().layer(hardening)).await;
+    let reply = http_get(addr, "/slow", &[]).await;
+    let body = assert_problem(&reply, 503);
+    assert_eq!(body["detail"], "the request took too long to process");
+
+    // A client that declares a body and never sends it.
+    let reply = exchange(
+        addr,
+        b"POST /slow-body HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 100\r\n\r\nabc",
+    )
+    .await;
+    assert_problem(&reply, 503);
+}
+
+#[tokio::test]
+async fn panics_answer_500_without_the_message() {
+    let addr = strict().await;
+    let reply = http_get(addr, "/panic", &[]).await;
+    let body = assert_problem(&reply, 500);
+    assert!(!reply.body.contains("boom"), "{body}");
+}
+
+#[tokio::test]
+async fn cors_allowlist() {
+    let strict_addr = strict().await;
+    let preflight = |origin: &'static str, method: &'static str| {
+        format!(
+            "OPTIONS /hello HTTP/1.1\r\nhost: x\r\nconnection: close\r\norigin: {origin}\r\n\
+             access-control-request-method: {method}\r\n\r\n"
+        )
+    };
+    // Strict: no cross-origin access at all.
+    let reply = exchange(
+        strict_addr,
+        preflight("https://app.example.com", "POST").as_bytes(),
+    )
+    .await;
+    assert_problem(&reply, 403);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+
+    let cors = Cors::allow_origins(["https://app.example.com"]).unwrap();
+    let addr = serve(routes().layer(Hardening::strict().cors(cors))).await;
+    let reply = exchange(
+        addr,
+        preflight("https://app.example.com", "POST").as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(
+        reply
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+
+    let reply = exchange(addr, preflight("https://evil.example", "POST").as_bytes()).await;
+    assert_problem(&reply, 403);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+
+    let reply = http_get(addr, "/hello", &["origin: https://app.example.com"]).await;
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let reply = http_get(addr, "/hello", &["origin: https://evil.example"]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+    assert_eq!(reply.header("vary"), Some("origin"));
+}
+
+#[test]
+fn misconfiguration_fails_at_build_time() {
+    assert_eq!(
+        Cors::allow_origins(["*"])
+            .unwrap()
+            .allow_credentials()
+            .unwrap_err(),
+        ConfigError::WildcardWithCredentials
+    );
+    let err = Hardening::strict()
+        .trusted_proxies(["10.0.0.0/40"])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("prefix length must be 0 to 32"),
+        "{err}"
+    );
+    assert!(
+        Hardening::strict()
+            .allowed_hosts(["https://example.com"])
+            .is_err()
+    );
+    assert!(Hardening::strict().body_limit(0).is_err());
+}
+
+#[tokio::test]
+async fn unknown_host_is_rejected() {
+    let hardening = Hardening::strict()
+        .allowed_hosts(["api.example.com"])
+        .unwrap();
+    let addr = serve(routes().layer(hardening)).await;
+    let ok = exchange(
+        addr,
+        b"GET /hello HTTP/1.1\r\nhost: api.example.com:8080\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    let bad = exchange(
+        addr,
+        b"GET /hello HTTP/1.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_problem(&bad, 400);
+}
+
+#[tokio::test]
+async fn not_found_and_wrong_method_are_problems() {
+    let addr = strict().await;
+    let reply = http_get(addr, "/nowhere", &[]).await;
+    assert_problem(&reply, 404);
+    let reply = exchange(
+        addr,
+        b"DELETE /hello HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_problem(&reply, 405);
+}
