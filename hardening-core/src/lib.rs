@@ -44,8 +44,10 @@
 //!
 //! # Serving
 //!
-//! The client IP comes from the connection: serve the router with
-//! `into_make_service_with_connect_info::<SocketAddr>()`. Without it, [`ClientIp`] is absent.
+//! The client IP comes from the connection: serve the router with [`serve`] (which also
+//! times out slow request headers and shuts down gracefully), or with axum's
+//! `into_make_service_with_connect_info::<SocketAddr>()`. Without either, [`ClientIp`] is
+//! absent.
 //! The timeout needs a tokio runtime with time enabled (as `axum::serve` and
 //! `#[tokio::main]` have).
 //!
@@ -75,6 +77,7 @@ mod future;
 mod hardening;
 mod host;
 mod security_event;
+mod serve;
 mod service;
 
 pub use access_log::{ACCESS_TARGET, DEFAULT_SENSITIVE_PARAMS, init_json_logs};
@@ -85,6 +88,7 @@ pub use future::ResponseFuture;
 pub use hardening::{DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, DEFAULT_TIMEOUT, Hardening};
 pub use hardening_errors::RequestId;
 pub use security_event::{SECURITY_TARGET, SecurityEvent};
+pub use serve::{Server, serve, shutdown_signal};
 pub use service::HardeningService;
 
 pub use hardening_errors as errors;

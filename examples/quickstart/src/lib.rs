@@ -1,14 +1,16 @@
 //! The smallest service a user would write: a JSON notes API.
 //!
-//! `main.rs` serves it on 127.0.0.1:3000; tests build it with [`app`]. Every error answers as
-//! an RFC 9457 problem through `hardening_errors::ProblemLayer`.
+//! `main.rs` serves it on 127.0.0.1:3000; tests build it with [`app`]. The whole router sits
+//! behind `Hardening::strict()`: request ids, limits, timeouts, CORS, a redacted access log,
+//! and every error an RFC 9457 problem.
 
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use hardening_errors::{Error, ProblemLayer, Valid};
+use hardening_core::Hardening;
+use hardening_core::errors::{Error, Valid};
 use serde::{Deserialize, Serialize};
 
 /// A note.
@@ -69,7 +71,7 @@ pub fn app() -> Router {
         .route("/notes", get(list_notes).post(create_note))
         .route("/notes/{id}", get(get_note))
         .with_state(Notes::default())
-        .layer(ProblemLayer::new())
+        .layer(Hardening::strict())
 }
 
 async fn list_notes(

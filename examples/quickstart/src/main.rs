@@ -12,16 +12,10 @@
 use tokio::net::TcpListener;
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt().with_target(true).init();
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    hardening_core::init_json_logs()?;
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, example_quickstart::app())
-        .with_graceful_shutdown(async {
-            // If the signal handler cannot be installed, serve until killed.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
-        .await
+    hardening_core::serve(listener, example_quickstart::app()).await?;
+    Ok(())
 }
