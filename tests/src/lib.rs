@@ -2,6 +2,8 @@
 //! client, so tests can send exactly the bytes they mean (chunked bodies, slow bodies,
 //! spoofed headers).
 
+pub mod bench_apps;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,0 +1,131 @@
+//! The three services the overhead benchmarks compare, built the same way for criterion
+//! (`benches/overhead.rs`) and for the loopback load test (`src/bin/bench-server.rs`).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use hardening_core::Hardening;
+use http::header::{self, HeaderName, HeaderValue};
+use tower::ServiceBuilder;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::CorsLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Which service to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// A hello-world axum router, no middleware.
+    Bare,
+    /// The same features from tower-http 0.7 layers plus tower_governor, one `ServiceBuilder`.
+    TowerHttp,
+    /// `Hardening::strict()`.
+    Hardening,
+}
+
+impl Variant {
+    /// All three, in report order.
+    pub const ALL: [Variant; 3] = [Variant::Bare, Variant::TowerHttp, Variant::Hardening];
+
+    /// The name used in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Bare => "bare-axum",
+            Variant::TowerHttp => "tower-http-stack",
+            Variant::Hardening => "hardening-strict",
+        }
+    }
+
+    /// Parses [`Variant::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// The router for this variant.
+    pub fn app(self) -> Router {
+        let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
+        match self {
+            Variant::Bare => hello,
+            Variant::TowerHttp => with_tower_http_stack(hello),
+            Variant::Hardening => hello.layer(Hardening::strict()),
+        }
+    }
+}
+
+/// Request id, sensitive headers, trace, body limit, timeout, panics, CORS, nine security
+/// headers and a per-IP rate limit (set high enough never to trigger in a benchmark).
+fn with_tower_http_stack(app: Router) -> Router {
+    let governor = GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(u32::MAX)
+        .finish()
+        .expect("a valid governor config");
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let headers: [(HeaderName, &'static str); 9] = [
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+        (
+            HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=()",
+        ),
+        (header::X_DNS_PREFETCH_CONTROL, "off"),
+    ];
+    let [h0, h1, h2, h3, h4, h5, h6, h7, h8] = headers.map(|(name, value)| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    });
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(
+                x_request_id.clone(),
+                MakeRequestUuid,
+            ))
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+            ]))
+            .layer(TraceLayer::new_for_http())
+            .layer(PropagateRequestIdLayer::new(x_request_id))
+            .layer(CatchPanicLayer::new())
+            .layer(CorsLayer::new())
+            .layer(h0)
+            .layer(h1)
+            .layer(h2)
+            .layer(h3)
+            .layer(h4)
+            .layer(h5)
+            .layer(h6)
+            .layer(h7)
+            .layer(h8)
+            .layer(TimeoutLayer::with_status_code(
+                http::StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(30),
+            ))
+            .layer(RequestBodyLimitLayer::new(1024 * 1024))
+            // Innermost: tower_governor needs the route's own response body type.
+            .layer(GovernorLayer::new(governor)),
+    )
+}
