@@ -70,6 +70,18 @@ pub struct IpNet {
 }
 
 impl IpNet {
+    /// `127.0.0.0/8` and `::1/128`.
+    pub const LOOPBACK: [IpNet; 2] = [
+        IpNet {
+            addr: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+            prefix: 8,
+        },
+        IpNet {
+            addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            prefix: 128,
+        },
+    ];
+
     /// Whether this is `0.0.0.0/0` or `::/0`.
     pub fn covers_everything(&self) -> bool {
         self.prefix == 0

@@ -38,6 +38,9 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: String,
     },
+    /// A path that is not an absolute path without query or fragment.
+    #[error("invalid path {0:?}: expected an absolute path such as /healthz")]
+    InvalidPath(String),
     /// A limit of zero, which would refuse every request.
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),

@@ -21,7 +21,6 @@ use crate::security_event::SecurityEvent;
 
 pin_project! {
     /// The response future of [`HardeningService`](crate::HardeningService).
-    #[derive(Debug)]
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
@@ -33,10 +32,19 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    #[derive(Debug)]
     enum State<F, B> {
         Inner { #[pin] future: hardening_errors::ResponseFuture<F, B> },
         Early { response: Option<Response<ProblemBody<B>>>, event: Option<SecurityEvent> },
+        // Answered by the layer after some async work of its own (a readiness probe).
+        Pending { future: Pin<Box<dyn Future<Output = Response<ProblemBody<B>>> + Send>> },
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("post", &self.post)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,6 +89,18 @@ impl<F, B> ResponseFuture<F, B> {
         }
     }
 
+    /// A request the layer answers itself after async work (a readiness probe).
+    pub(crate) fn pending(
+        future: Pin<Box<dyn Future<Output = Response<ProblemBody<B>>> + Send>>,
+        post: Post,
+    ) -> Self {
+        Self {
+            state: State::Pending { future },
+            sleep: None,
+            post,
+        }
+    }
+
     /// A request answered before the inner service, not a rejection (a CORS preflight).
     pub(crate) fn answered(response: Response<ProblemBody<B>>, post: Post) -> Self {
         Self {
@@ -110,6 +130,10 @@ where
                     .expect("ResponseFuture polled after completion");
                 (response, event.take())
             }
+            StateProj::Pending { future } => match future.as_mut().poll(cx) {
+                Poll::Ready(response) => (response, None),
+                Poll::Pending => return Poll::Pending,
+            },
             StateProj::Inner { future } => {
                 let polled = {
                     let _entered = this.post.span.enter();

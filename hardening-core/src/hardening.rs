@@ -10,6 +10,7 @@ use crate::ConfigError;
 use crate::access_log::AccessLog;
 use crate::client_ip::{IpNet, TrustedProxies};
 use crate::cors::Cors;
+use crate::health::Health;
 use crate::host::AllowedHosts;
 use crate::service::HardeningService;
 
@@ -56,6 +57,7 @@ pub(crate) struct Policy {
     pub(crate) cors: Cors,
     pub(crate) allowed_hosts: Option<AllowedHosts>,
     pub(crate) access_log: AccessLog,
+    pub(crate) health: Option<Health>,
 }
 
 impl Hardening {
@@ -63,7 +65,8 @@ impl Hardening {
     ///
     /// 1 MiB bodies (chunked too), 50 query parameters, 30 s per request, panics answered
     /// 500, every error an RFC 9457 problem, request ids, one redacted access-log event per
-    /// request, security events, no cross-origin access, no forwarding headers believed.
+    /// request, security events, no cross-origin access, no forwarding headers believed,
+    /// `/healthz` and `/readyz`.
     pub fn strict() -> Self {
         Self {
             policy: Arc::new(Policy {
@@ -74,6 +77,7 @@ impl Hardening {
                 cors: Cors::default(),
                 allowed_hosts: None,
                 access_log: AccessLog::default(),
+                health: Some(Health::new()),
             }),
         }
     }
@@ -163,6 +167,19 @@ impl Hardening {
         }
         self.policy().trusted_proxies = TrustedProxies::new(nets);
         Ok(self)
+    }
+
+    /// Sets the health endpoints (default: [`Health::new`], `/healthz` and `/readyz`
+    /// with no checks).
+    pub fn health(mut self, health: Health) -> Self {
+        self.policy().health = Some(health);
+        self
+    }
+
+    /// Serves no health endpoints; requests to their paths reach the service.
+    pub fn without_health(mut self) -> Self {
+        self.policy().health = None;
+        self
     }
 
     /// Sets the CORS policy (default: no cross-origin access).

@@ -27,6 +27,8 @@
 //!    span and the `x-request-id` response header.
 //! 2. **Client IP**: the socket peer (axum's `ConnectInfo`), or the right-most untrusted hop
 //!    of `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy ([`ClientIp`]).
+//! - **Health**: `GET /healthz` and `/readyz` ([`Health`]) are answered here, before the
+//!   steps below, and kept out of the access log.
 //! 3. **Host allowlist**, when configured: an unknown `Host` is answered 400.
 //! 4. **CORS**: preflights answered here; no cross-origin access until origins are listed.
 //! 5. *(rate limits: planned, `hardening-ratelimit`)*
@@ -75,6 +77,7 @@ mod cors;
 mod error;
 mod future;
 mod hardening;
+mod health;
 mod host;
 mod security_event;
 mod serve;
@@ -87,6 +90,7 @@ pub use error::ConfigError;
 pub use future::ResponseFuture;
 pub use hardening::{DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, DEFAULT_TIMEOUT, Hardening};
 pub use hardening_errors::RequestId;
+pub use health::Health;
 pub use security_event::{SECURITY_TARGET, SecurityEvent};
 pub use serve::{Server, serve, shutdown_signal};
 pub use service::HardeningService;

@@ -18,6 +18,7 @@ use crate::client_ip::ClientIp;
 use crate::cors::CorsDecision;
 use crate::future::{Post, ResponseFuture};
 use crate::hardening::Policy;
+use crate::health::{Health, Probe};
 use crate::security_event::SecurityEvent;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -40,7 +41,7 @@ where
     S: Service<Request<Body>, Response = Response<ResBody>>,
     ReqBody: HttpBody<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<axum::BoxError>,
-    ResBody: HttpBody<Data = Bytes>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
 {
     type Response = Response<ProblemBody<ResBody>>;
     type Error = S::Error;
@@ -89,6 +90,22 @@ where
             start,
             span,
         };
+
+        // Health probes: before the host allowlist (probes use IPs as hosts), CORS and limits.
+        if let Some(health) = &policy.health
+            && let Some(probe) = health.probe(&parts.method, parts.uri.path())
+        {
+            if !health.logs_requests() {
+                post.record = None;
+            }
+            return match probe {
+                Probe::Live => ResponseFuture::answered(Health::live(request_id), post),
+                Probe::Ready => {
+                    let detail = health.shows_detail(client_ip);
+                    ResponseFuture::pending(Box::pin(health.ready(request_id, detail)), post)
+                }
+            };
+        }
 
         // 3. Host allowlist.
         if let Some(hosts) = &policy.allowed_hosts

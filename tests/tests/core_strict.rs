@@ -310,3 +310,55 @@ async fn not_found_and_wrong_method_are_problems() {
     .await;
     assert_problem(&reply, 405);
 }
+
+#[tokio::test]
+async fn health_endpoints() {
+    let health = hardening_core::Health::new()
+        .check("cache", || async { Ok::<(), std::io::Error>(()) })
+        .check("database", || async {
+            Err::<(), _>(std::io::Error::other("connection refused by db-7"))
+        })
+        .check("queue", || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<(), std::io::Error>(())
+        })
+        .check_timeout(Duration::from_millis(100));
+    let hardening = Hardening::strict()
+        .allowed_hosts(["api.example.com"])
+        .unwrap()
+        .health(health.clone());
+    let addr = serve(routes().layer(hardening)).await;
+
+    // Liveness answers whatever the Host (probes use IPs) and does no work.
+    let live = http_get(addr, "/healthz", &[]).await;
+    assert_eq!(live.status, 200);
+    assert_eq!(live.json()["status"], "ok");
+    assert!(live.header("x-request-id").is_some());
+
+    // Readiness from loopback: failed checks named, with detail.
+    let ready = http_get(addr, "/readyz", &[]).await;
+    let body = assert_problem(&ready, 503);
+    assert_eq!(body["detail"], "readiness checks failed: database, queue");
+    assert_eq!(body["checks"]["cache"], "ok");
+    assert_eq!(
+        body["checks"]["database"]["error"],
+        "connection refused by db-7"
+    );
+    assert_eq!(body["checks"]["queue"]["error"], "timed out after 100 ms");
+
+    // Outside the detail networks: names only.
+    let hardening = Hardening::strict().health(health.detail_for(["10.0.0.0/8"]).unwrap());
+    let addr = serve(routes().layer(hardening)).await;
+    let ready = http_get(addr, "/readyz", &[]).await;
+    let body = assert_problem(&ready, 503);
+    assert!(body.get("checks").is_none(), "{body}");
+    assert!(!ready.body.contains("db-7"));
+
+    // All checks passing.
+    let ok =
+        hardening_core::Health::new().check("cache", || async { Ok::<(), std::io::Error>(()) });
+    let addr = serve(routes().layer(Hardening::strict().health(ok))).await;
+    let ready = http_get(addr, "/readyz", &[]).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["checks"]["cache"], "ok");
+}

@@ -7,7 +7,7 @@ use pin_project_lite::pin_project;
 
 pin_project! {
     /// The response body of [`ProblemService`](crate::ProblemService): the inner service's
-    /// body, untouched, or a problem's JSON.
+    /// body, untouched, or a problem's JSON (or another small answer of the layer's own).
     #[derive(Debug)]
     pub struct ProblemBody<B> {
         #[pin]
@@ -20,7 +20,7 @@ pin_project! {
     #[derive(Debug)]
     enum Kind<B> {
         Inner { #[pin] body: B },
-        Problem { json: Option<Bytes> },
+        Full { bytes: Option<Bytes> },
     }
 }
 
@@ -35,13 +35,14 @@ impl<B> ProblemBody<B> {
     /// An empty body (for answers such as a CORS preflight's 204).
     pub fn empty() -> Self {
         Self {
-            kind: Kind::Problem { json: None },
+            kind: Kind::Full { bytes: None },
         }
     }
 
-    pub(crate) fn problem(json: Bytes) -> Self {
+    /// A body of these bytes (a problem's JSON, or a small answer such as a health check's).
+    pub fn full(bytes: Bytes) -> Self {
         Self {
-            kind: Kind::Problem { json: Some(json) },
+            kind: Kind::Full { bytes: Some(bytes) },
         }
     }
 }
@@ -59,22 +60,22 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Problem { json } => Poll::Ready(json.take().map(|b| Ok(Frame::data(b)))),
+            KindProj::Full { bytes } => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
-            Kind::Problem { json } => json.is_none(),
+            Kind::Full { bytes } => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Inner { body } => body.size_hint(),
-            Kind::Problem { json } => {
-                SizeHint::with_exact(json.as_ref().map_or(0, |b| b.len() as u64))
+            Kind::Full { bytes } => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
         }
     }

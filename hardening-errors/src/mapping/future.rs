@@ -219,7 +219,7 @@ pub(crate) fn problem_response<B>(
         .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
     let json = problem.to_json();
     parts.extensions.insert(problem);
-    Response::from_parts(parts, ProblemBody::problem(json))
+    Response::from_parts(parts, ProblemBody::full(json))
 }
 
 /// A 500 problem for a caught panic; the panic's text goes to the log only.

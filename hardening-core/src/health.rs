@@ -1,0 +1,254 @@
+//! Liveness and readiness endpoints, answered by the layer itself.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hardening_errors::{Problem, ProblemBody, RequestId, reject};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::ConfigError;
+use crate::client_ip::IpNet;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type CheckFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+type CheckFn = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+
+/// Health endpoints: `GET /healthz` (liveness: the process answers; no work) and
+/// `GET /readyz` (readiness: runs the registered checks, each under a timeout, and answers
+/// 503 naming the ones that failed).
+///
+/// They are answered before the host allowlist, CORS and rate limits, and are left out of
+/// the access log unless [`Health::log_requests`] is set. The per-check results (and error
+/// messages) are shown only to clients in [`Health::detail_for`]'s networks (default:
+/// loopback); everyone else sees the overall status and the names of failed checks.
+///
+/// ```
+/// use std::time::Duration;
+/// use hardening_core::{Hardening, Health};
+///
+/// let health = Health::new()
+///     .check("database", || async { Ok::<(), std::io::Error>(()) })
+///     .check_timeout(Duration::from_secs(2));
+/// let hardening = Hardening::strict().health(health);
+/// # let _ = hardening;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Health {
+    live_path: String,
+    ready_path: String,
+    checks: Vec<(String, CheckFn)>,
+    check_timeout: Duration,
+    detail_networks: Vec<IpNet>,
+    log_requests: bool,
+}
+
+impl fmt::Debug for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Health")
+            .field("live_path", &self.live_path)
+            .field("ready_path", &self.ready_path)
+            .field(
+                "checks",
+                &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("check_timeout", &self.check_timeout)
+            .field("detail_networks", &self.detail_networks)
+            .field("log_requests", &self.log_requests)
+            .finish()
+    }
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Which endpoint a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    Live,
+    Ready,
+}
+
+impl Health {
+    /// `/healthz` and `/readyz`, no checks, 5 s per check, detail for loopback clients.
+    pub fn new() -> Self {
+        Self {
+            live_path: "/healthz".to_owned(),
+            ready_path: "/readyz".to_owned(),
+            checks: Vec::new(),
+            check_timeout: Duration::from_secs(5),
+            detail_networks: IpNet::LOOPBACK.to_vec(),
+            log_requests: false,
+        }
+    }
+
+    /// Serves liveness and readiness on these paths instead.
+    pub fn paths(
+        mut self,
+        live: impl Into<String>,
+        ready: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let (live, ready) = (live.into(), ready.into());
+        for path in [&live, &ready] {
+            if !path.starts_with('/') || path.contains(['?', '#']) {
+                return Err(ConfigError::InvalidPath(path.clone()));
+            }
+        }
+        self.live_path = live;
+        self.ready_path = ready;
+        Ok(self)
+    }
+
+    /// Adds a readiness check: an async function that fails when the service cannot serve
+    /// (a database down, a queue unreachable).
+    pub fn check<F, Fut, E>(mut self, name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let check: CheckFn = Arc::new(move || {
+            let fut = check();
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        });
+        self.checks.push((name.into(), check));
+        self
+    }
+
+    /// How long each check may take before it counts as failed (default 5 s).
+    pub fn check_timeout(mut self, timeout: Duration) -> Self {
+        self.check_timeout = timeout;
+        self
+    }
+
+    /// The networks whose clients see per-check results and error messages.
+    pub fn detail_for<I>(mut self, networks: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.detail_networks = networks
+            .into_iter()
+            .map(|n| n.as_ref().parse())
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
+    /// Writes health requests to the access log too (off by default: probes are noise).
+    pub fn log_requests(mut self) -> Self {
+        self.log_requests = true;
+        self
+    }
+
+    pub(crate) fn logs_requests(&self) -> bool {
+        self.log_requests
+    }
+
+    pub(crate) fn probe(&self, method: &http::Method, path: &str) -> Option<Probe> {
+        if !(method == http::Method::GET || method == http::Method::HEAD) {
+            return None;
+        }
+        if path == self.live_path {
+            Some(Probe::Live)
+        } else if path == self.ready_path {
+            Some(Probe::Ready)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn shows_detail(&self, client: Option<std::net::IpAddr>) -> bool {
+        client.is_some_and(|ip| self.detail_networks.iter().any(|n| n.contains(ip)))
+    }
+
+    /// The liveness answer.
+    pub(crate) fn live<B>(request_id: RequestId) -> Response<ProblemBody<B>> {
+        ok_response(json!({ "status": "ok" }), request_id)
+    }
+
+    /// Runs every check concurrently, each under the timeout, and builds the answer.
+    pub(crate) fn ready<B>(
+        &self,
+        request_id: RequestId,
+        detail: bool,
+    ) -> impl Future<Output = Response<ProblemBody<B>>> + Send + 'static {
+        let checks = self.checks.clone();
+        let timeout = self.check_timeout;
+        async move {
+            let mut set = tokio::task::JoinSet::new();
+            let mut task_ids = Vec::with_capacity(checks.len());
+            for (i, (_, check)) in checks.iter().enumerate() {
+                let fut = check();
+                let handle = set.spawn(async move {
+                    let result = match tokio::time::timeout(timeout, fut).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+                    };
+                    (i, result)
+                });
+                task_ids.push((handle.id(), i));
+            }
+            let mut results: Vec<Result<(), String>> = vec![Ok(()); checks.len()];
+            while let Some(joined) = set.join_next().await {
+                match joined {
+                    Ok((i, result)) => results[i] = result,
+                    Err(e) => {
+                        if let Some((_, i)) = task_ids.iter().find(|(id, _)| *id == e.id()) {
+                            results[*i] = Err("the check panicked".to_owned());
+                        }
+                    }
+                }
+            }
+            let failed: Vec<&str> = checks
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_err())
+                .map(|((name, _), _)| name.as_str())
+                .collect();
+            let mut per_check = Map::new();
+            if detail {
+                for ((name, _), result) in checks.iter().zip(&results) {
+                    let value = match result {
+                        Ok(()) => json!("ok"),
+                        Err(e) => json!({ "status": "failed", "error": e }),
+                    };
+                    per_check.insert(name.clone(), value);
+                }
+            }
+            if failed.is_empty() {
+                let mut body = json!({ "status": "ok" });
+                if detail {
+                    body["checks"] = Value::Object(per_check);
+                }
+                return ok_response(body, request_id);
+            }
+            tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, "readiness check failed");
+            let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                .with_detail(format!("readiness checks failed: {}", failed.join(", ")));
+            if detail {
+                problem = problem.with_extension("checks", Value::Object(per_check));
+            }
+            reject(problem, request_id)
+        }
+    }
+}
+
+fn ok_response<B>(body: Value, request_id: RequestId) -> Response<ProblemBody<B>> {
+    let bytes = Bytes::from(body.to_string());
+    let mut res = Response::new(ProblemBody::full(bytes));
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-request-id", request_id.to_header_value());
+    res
+}
