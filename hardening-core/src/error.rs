@@ -44,4 +44,30 @@ pub enum ConfigError {
     /// A limit of zero, which would refuse every request.
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),
+    /// An environment variable that does not parse or is unknown.
+    #[error("{var}: {why}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A setting of [`HardeningConfig`](crate::HardeningConfig) that failed validation.
+    #[error("{setting}: {source}")]
+    Setting {
+        /// The environment variable that sets it.
+        setting: &'static str,
+        /// What is wrong with it.
+        source: Box<ConfigError>,
+    },
+}
+
+impl ConfigError {
+    /// This error, as the fault of the named setting.
+    pub(crate) fn in_setting(self, setting: &'static str) -> Self {
+        Self::Setting {
+            setting,
+            source: Box::new(self),
+        }
+    }
 }

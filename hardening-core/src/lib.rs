@@ -73,6 +73,7 @@
 
 mod access_log;
 mod client_ip;
+mod config;
 mod cors;
 mod error;
 mod future;
@@ -85,6 +86,7 @@ mod service;
 
 pub use access_log::{ACCESS_TARGET, DEFAULT_SENSITIVE_PARAMS, init_json_logs};
 pub use client_ip::{ClientIp, IpNet};
+pub use config::{ENV_VARS, HardeningConfig};
 pub use cors::Cors;
 pub use error::ConfigError;
 pub use future::ResponseFuture;

@@ -1,0 +1,274 @@
+//! `HardeningConfig`: the settings as data, from `HARDENING_*` environment variables or any
+//! serde format, validated in one call.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{ConfigError, Cors, Hardening};
+
+/// The settings of [`Hardening`] as plain data.
+///
+/// Every field is optional; what is not set keeps the strict default. Load it from
+/// environment variables with [`HardeningConfig::from_env`] (each field is the variable
+/// `HARDENING_<FIELD>`, lists comma-separated) or deserialize it from any serde format,
+/// then call [`HardeningConfig::build`], which validates everything at once and names the
+/// setting at fault.
+///
+/// ```
+/// use hardening_core::HardeningConfig;
+///
+/// let config = HardeningConfig::from_vars([
+///     ("HARDENING_TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8"),
+///     ("HARDENING_CORS_ORIGINS", "https://app.example.com"),
+///     ("HARDENING_TIMEOUT_SECS", "10"),
+/// ])?;
+/// let hardening = config.build()?;
+/// # let _ = hardening;
+///
+/// let err = HardeningConfig::from_vars([("HARDENING_TIMEOUT_SECS", "ten")]).unwrap_err();
+/// assert!(err.to_string().starts_with("HARDENING_TIMEOUT_SECS"));
+/// # Ok::<(), hardening_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HardeningConfig {
+    /// Largest request body in bytes (default 1 MiB).
+    pub body_limit: Option<usize>,
+    /// Most query parameters (default 50).
+    pub query_param_limit: Option<usize>,
+    /// Seconds until the response head (default 30).
+    pub timeout_secs: Option<u64>,
+    /// Networks whose forwarding headers are believed (default none).
+    pub trusted_proxies: Vec<String>,
+    /// Origins allowed cross-origin access (default none).
+    pub cors_origins: Vec<String>,
+    /// Whether allowed origins may send credentials (default false).
+    pub cors_credentials: bool,
+    /// Hosts the service answers for (default: any).
+    pub allowed_hosts: Vec<String>,
+    /// Extra query-parameter names to redact in logs.
+    pub sensitive_query_params: Vec<String>,
+    /// Whether the access log includes (redacted) request headers (default false).
+    pub log_request_headers: bool,
+}
+
+/// The variables [`HardeningConfig::from_env`] reads, with what each sets.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "HARDENING_BODY_LIMIT",
+        "largest request body in bytes (default 1048576)",
+    ),
+    (
+        "HARDENING_QUERY_PARAM_LIMIT",
+        "most query parameters (default 50)",
+    ),
+    (
+        "HARDENING_TIMEOUT_SECS",
+        "seconds until the response head (default 30)",
+    ),
+    (
+        "HARDENING_TRUSTED_PROXIES",
+        "comma-separated networks whose X-Forwarded-For is believed",
+    ),
+    (
+        "HARDENING_CORS_ORIGINS",
+        "comma-separated origins allowed cross-origin access",
+    ),
+    (
+        "HARDENING_CORS_CREDENTIALS",
+        "true to let allowed origins send cookies (default false)",
+    ),
+    (
+        "HARDENING_ALLOWED_HOSTS",
+        "comma-separated hosts the service answers for",
+    ),
+    (
+        "HARDENING_SENSITIVE_QUERY_PARAMS",
+        "comma-separated extra query parameters to redact",
+    ),
+    (
+        "HARDENING_LOG_REQUEST_HEADERS",
+        "true to log redacted request headers (default false)",
+    ),
+];
+
+impl HardeningConfig {
+    /// Reads every `HARDENING_*` environment variable. An unknown `HARDENING_*` variable is
+    /// an error (a typo would otherwise silently keep a default).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter(|(k, _)| k.starts_with("HARDENING_")),
+        )
+    }
+
+    /// Reads the given `(name, value)` pairs as if they were the environment.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut config = Self::default();
+        for (name, value) in vars {
+            let (name, value) = (name.as_ref(), value.as_ref().trim());
+            let bad = |why: &str| ConfigError::Env {
+                var: name.to_owned(),
+                why: why.to_owned(),
+            };
+            let number = |v: &str| v.parse().map_err(|_| bad("expected a whole number"));
+            let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" | "" => Ok(false),
+                _ => Err(bad("expected true or false")),
+            };
+            let list = |v: &str| -> Vec<String> {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            match name {
+                "HARDENING_BODY_LIMIT" => config.body_limit = Some(number(value)?),
+                "HARDENING_QUERY_PARAM_LIMIT" => config.query_param_limit = Some(number(value)?),
+                "HARDENING_TIMEOUT_SECS" => config.timeout_secs = Some(number(value)? as u64),
+                "HARDENING_TRUSTED_PROXIES" => config.trusted_proxies = list(value),
+                "HARDENING_CORS_ORIGINS" => config.cors_origins = list(value),
+                "HARDENING_CORS_CREDENTIALS" => config.cors_credentials = boolean(value)?,
+                "HARDENING_ALLOWED_HOSTS" => config.allowed_hosts = list(value),
+                "HARDENING_SENSITIVE_QUERY_PARAMS" => config.sensitive_query_params = list(value),
+                "HARDENING_LOG_REQUEST_HEADERS" => config.log_request_headers = boolean(value)?,
+                _ => {
+                    let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
+                    return Err(bad(&format!(
+                        "unknown setting; known: {}",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Builds [`Hardening::strict`] with these settings, validating all of them.
+    pub fn build(self) -> Result<Hardening, ConfigError> {
+        let at = |var: &'static str| move |e: ConfigError| e.in_setting(var);
+        let mut h = Hardening::strict();
+        if let Some(n) = self.body_limit {
+            h = h.body_limit(n).map_err(at("HARDENING_BODY_LIMIT"))?;
+        }
+        if let Some(n) = self.query_param_limit {
+            h = h
+                .query_param_limit(n)
+                .map_err(at("HARDENING_QUERY_PARAM_LIMIT"))?;
+        }
+        if let Some(secs) = self.timeout_secs {
+            h = h
+                .timeout(Duration::from_secs(secs))
+                .map_err(at("HARDENING_TIMEOUT_SECS"))?;
+        }
+        if !self.trusted_proxies.is_empty() {
+            h = h
+                .trusted_proxies(&self.trusted_proxies)
+                .map_err(at("HARDENING_TRUSTED_PROXIES"))?;
+        }
+        if !self.cors_origins.is_empty() {
+            let mut cors =
+                Cors::allow_origins(&self.cors_origins).map_err(at("HARDENING_CORS_ORIGINS"))?;
+            if self.cors_credentials {
+                cors = cors
+                    .allow_credentials()
+                    .map_err(at("HARDENING_CORS_CREDENTIALS"))?;
+            }
+            h = h.cors(cors);
+        } else if self.cors_credentials {
+            return Err(ConfigError::Env {
+                var: "HARDENING_CORS_CREDENTIALS".to_owned(),
+                why: "set HARDENING_CORS_ORIGINS too: credentials need listed origins".to_owned(),
+            });
+        }
+        if !self.allowed_hosts.is_empty() {
+            h = h
+                .allowed_hosts(&self.allowed_hosts)
+                .map_err(at("HARDENING_ALLOWED_HOSTS"))?;
+        }
+        if !self.sensitive_query_params.is_empty() {
+            h = h.sensitive_query_params(&self.sensitive_query_params);
+        }
+        if self.log_request_headers {
+            h = h.log_request_headers();
+        }
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_validates() {
+        let c = HardeningConfig::from_vars([
+            ("HARDENING_BODY_LIMIT", "2048"),
+            ("HARDENING_ALLOWED_HOSTS", "a.example.com, .b.example.com,"),
+            ("HARDENING_CORS_CREDENTIALS", "false"),
+        ])
+        .unwrap();
+        assert_eq!(c.body_limit, Some(2048));
+        assert_eq!(c.allowed_hosts, ["a.example.com", ".b.example.com"]);
+        assert!(c.build().is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = HardeningConfig::from_vars([("HARDENING_TIMOUT_SECS", "5")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HARDENING_TIMOUT_SECS: unknown setting"),
+            "{err}"
+        );
+        let err = HardeningConfig::from_vars([("HARDENING_TRUSTED_PROXIES", "10.0.0.0/99")])
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HARDENING_TRUSTED_PROXIES: invalid network"),
+            "{err}"
+        );
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_CORS_ORIGINS", "*"),
+            ("HARDENING_CORS_CREDENTIALS", "true"),
+        ])
+        .unwrap()
+        .build()
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HARDENING_CORS_CREDENTIALS: CORS cannot allow any origin"),
+            "{err}"
+        );
+        let err = HardeningConfig::from_vars([("HARDENING_BODY_LIMIT", "0")])
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("HARDENING_BODY_LIMIT: body_limit must be greater than zero"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn serde_formats() {
+        let c: HardeningConfig =
+            serde_json::from_str(r#"{"timeout_secs": 5, "cors_origins": ["https://x.example"]}"#)
+                .unwrap();
+        assert_eq!(c.timeout_secs, Some(5));
+        assert!(serde_json::from_str::<HardeningConfig>(r#"{"timeout": 5}"#).is_err());
+    }
+}

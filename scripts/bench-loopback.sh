@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Requests per second over loopback HTTP for the three benchmark variants, side by side in
+# one run: bare axum, the tower-http + tower_governor stack, and Hardening::strict().
+# Each server runs on a single-threaded runtime; wrk drives it with keep-alive connections
+# for a bounded duration. Usage: scripts/bench-loopback.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=${1:-10}
+connections=${2:-32}
+port=38471
+
+if ! command -v wrk >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
+fi
+cargo build -q --release --locked -p hardening-tests --bin bench-server
+server=target/release/bench-server
+
+declare -A rps
+for variant in bare-axum tower-http-stack hardening-strict; do
+  "$server" "$variant" "$port" &
+  pid=$!
+  trap 'kill $pid 2>/dev/null || true' EXIT
+  for _ in $(seq 1 50); do
+    (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+    sleep 0.1
+  done
+  wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null # warm-up
+  out=$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$port/")
+  rps[$variant]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  [ -n "$non2xx" ] && echo "warning: $variant answered $non2xx non-2xx responses" >&2
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+done
+
+base=${rps[bare-axum]}
+printf '%-18s %12s %10s\n' variant req/s vs-bare
+for variant in bare-axum tower-http-stack hardening-strict; do
+  printf '%-18s %12s %9.1f%%\n' "$variant" "${rps[$variant]}" \
+    "$(awk -v a="${rps[$variant]}" -v b="$base" 'BEGIN {print 100 * a / b}')"
+done
