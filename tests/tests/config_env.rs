@@ -16,5 +16,5 @@ fn env_example_lists_every_variable_and_builds() {
     let names: Vec<&str> = vars.iter().map(|(n, _)| *n).collect();
     let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, known, ".env.example and ENV_VARS disagree");
-    HardeningConfig::from_vars(vars).unwrap().build().unwrap();
+    let _hardening = HardeningConfig::from_vars(vars).unwrap().build().unwrap();
 }
