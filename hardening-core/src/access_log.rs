@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
-use hardening_errors::RequestId;
+use hardening_errors::{PrincipalId, RequestId};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
@@ -106,6 +106,7 @@ impl AccessLog {
         elapsed: Duration,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
+        principal: Option<&PrincipalId>,
     ) {
         let route = record.route.as_ref().map(MatchedPath::as_str);
         // The path can carry secrets (`/reset/<token>`); the route template cannot.
@@ -126,6 +127,7 @@ impl AccessLog {
             http.server.request.duration = elapsed.as_secs_f64(),
             request_id = %request_id,
             client.address = client_ip.map(tracing::field::display),
+            enduser.id = principal.map(PrincipalId::as_str),
             user_agent.original = record.user_agent.as_ref().and_then(|v| v.to_str().ok()),
             http.request.headers = headers.map(tracing::field::display),
             "request",

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hardening_errors::{CaughtPanic, Problem, ProblemBody, RequestId, reject};
+use hardening_errors::{CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, reject};
 use http::header::VARY;
 use http::{HeaderValue, Response, StatusCode};
 use http_body::Body as HttpBody;
@@ -192,6 +192,7 @@ impl Post {
                 self.start.elapsed(),
                 self.request_id,
                 self.client_ip,
+                response.extensions().get::<PrincipalId>(),
             );
         }
         response

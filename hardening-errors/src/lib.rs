@@ -10,7 +10,8 @@
 //!   not found, conflict, payload too large, too many requests, unavailable, timeout,
 //!   internal). An internal error keeps its source chain for the log and answers only a
 //!   generic 500.
-//! - [`RequestId`]: the id that ties a response to its log lines.
+//! - [`RequestId`]: the id that ties a response to its log lines; [`PrincipalId`]: who made
+//!   the request, for the access log.
 //! - [`ProblemLayer`]: turns every error response that is not already a problem (axum
 //!   extractor rejections, 404 fallbacks, 405, 413, 408, 503, panics) into one, without echoing
 //!   internal text or large input back.
@@ -50,6 +51,7 @@
 
 mod error;
 mod mapping;
+mod principal;
 mod problem;
 mod rejection;
 mod request_id;
@@ -59,6 +61,7 @@ mod validation;
 
 pub use error::Error;
 pub use mapping::{CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, reject};
+pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};
 pub use request_id::{InvalidRequestId, RequestId};
 #[cfg(feature = "validation")]

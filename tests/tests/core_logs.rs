@@ -66,7 +66,13 @@ async fn no_secret_reaches_the_logs() {
 
     let app = Router::new().route(
         "/account/{id}",
-        get(|| async { ([("set-cookie", "sid=SECRET-setcookie; Path=/")], "ok") }),
+        get(|| async {
+            (
+                axum::Extension(hardening_core::errors::PrincipalId::new("user-7")),
+                [("set-cookie", "sid=SECRET-setcookie; Path=/")],
+                "ok",
+            )
+        }),
     );
     let hardening = Hardening::strict()
         .log_request_headers()
@@ -115,6 +121,7 @@ async fn no_secret_reaches_the_logs() {
     assert_eq!(first["http.response.status_code"], 200);
     assert_eq!(first["client.address"], "127.0.0.1");
     assert_eq!(first["user_agent.original"], "log-test/1.0");
+    assert_eq!(first["enduser.id"], "user-7");
     assert!(
         first["url.path"].is_null(),
         "the path is not logged when the route is known"

@@ -1,0 +1,107 @@
+//! `hardening_core::Server`: peer addresses, slow-header timeout, graceful drain.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use hardening_core::{ClientIp, Hardening, Server};
+use hardening_tests::{EXCHANGE_LIMIT, exchange, read_reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+fn app() -> Router {
+    Router::new()
+        .route(
+            "/ip",
+            get(|ClientIp(ip): ClientIp| async move { ip.to_string() }),
+        )
+        .route(
+            "/work",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        )
+        .layer(Hardening::strict())
+}
+
+async fn start(
+    server: Server,
+) -> (
+    std::net::SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        server
+            .serve_until(listener, app(), async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (addr, stop, handle)
+}
+
+#[tokio::test]
+async fn peer_address_reaches_client_ip() {
+    let (addr, _stop, _handle) = start(Server::new()).await;
+    let reply = exchange(
+        addr,
+        b"GET /ip HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "127.0.0.1"));
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let (addr, _stop, _handle) =
+        start(Server::new().header_read_timeout(Duration::from_millis(200))).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // Headers that never end.
+    stream
+        .write_all(b"GET /ip HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(EXCHANGE_LIMIT, stream.read_to_end(&mut rest))
+        .await
+        .expect("the server kept a slow client's connection open")
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&rest).contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests() {
+    let (addr, stop, handle) = start(Server::new().drain_timeout(Duration::from_secs(5))).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /work HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.send(()).unwrap();
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut stream))
+        .await
+        .unwrap();
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "done"),
+        "in-flight request finished"
+    );
+    tokio::time::timeout(EXCHANGE_LIMIT, handle)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
