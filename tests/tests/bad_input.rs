@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,6 +10,7 @@ use axum::extract::{DefaultBodyLimit, Form, Path, Query};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hardening_errors::{Error, ProblemLayer, RequestId, Valid};
+use hardening_tests::Captured;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use tower::ServiceExt;
@@ -343,27 +343,6 @@ async fn validation_problem_lists_field_errors() {
     assert!(body["errors"][0]["detail"].as_str().unwrap().contains("13"));
 }
 
-/// A `MakeWriter` that keeps everything written, for asserting on logs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 async fn logs_of(uri: &str) -> (String, String) {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
@@ -376,7 +355,7 @@ async fn logs_of(uri: &str) -> (String, String) {
     let res = app().oneshot(req).await.unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     drop(res);
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     (id, logs)
 }
 

@@ -1,0 +1,62 @@
+//! The README's demo, request by request, against the quickstart app over TCP.
+
+use hardening_tests::{exchange, get, serve};
+
+fn post_json(path: &str, json: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+        json.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn readme_demo_answers_as_documented() {
+    let addr = serve(example_quickstart::app()).await;
+
+    let created = exchange(
+        addr,
+        &post_json("/notes", r#"{"title":"hi","body":"there"}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.json()["title"], "hi");
+    assert!(created.header("x-request-id").is_some());
+
+    let found = get(addr, "/notes/1", &[]).await;
+    assert_eq!(found.json()["body"], "there");
+
+    let bad_id = get(addr, "/notes/abc", &[]).await;
+    assert_eq!(bad_id.status, 400);
+    assert_eq!(
+        bad_id.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(
+        bad_id.json()["detail"],
+        "path parameter must be a non-negative integer"
+    );
+
+    let invalid = exchange(addr, &post_json("/notes", r#"{"title":"","body":""}"#)).await;
+    assert_eq!(invalid.status, 422);
+    assert_eq!(invalid.json()["errors"][0]["pointer"], "#/title");
+
+    let preflight = exchange(
+        addr,
+        b"OPTIONS /notes HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+          origin: https://evil.example\r\naccess-control-request-method: POST\r\n\r\n",
+    )
+    .await;
+    assert_eq!(preflight.status, 403);
+    assert_eq!(preflight.header("access-control-allow-origin"), None);
+
+    let ready = get(addr, "/readyz", &[]).await;
+    assert_eq!(ready.status, 200);
+    let missing = get(addr, "/notes/999", &[]).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.json()["request_id"],
+        missing.header("x-request-id").unwrap_or_default()
+    );
+}
