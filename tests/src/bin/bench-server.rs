@@ -1,7 +1,7 @@
-//! Run with: cargo run --release -p hardening-tests --bin bench-server -- <variant> <port>
+//! Run with: `cargo run --release -p hardening-tests --bin bench-server -- VARIANT PORT`
 //!
-//! Serves one of the benchmark variants (bare-axum, tower-http-stack, hardening-strict) on
-//! 127.0.0.1:<port> for `scripts/bench-loopback.sh`.
+//! Serves one of the benchmark variants (`bare-axum`, `tower-http-stack`, `hardening-strict`)
+//! on `127.0.0.1:PORT` for `scripts/bench-loopback.sh`.
 
 use std::net::SocketAddr;
 
