@@ -1,12 +1,54 @@
 //! Security headers for tower and axum services.
 //!
-//! **Status: planned; nothing is built yet.** The scope, from the project's design:
+//! - [`HeaderPolicy`] → [`HeaderSet`]: the strict header set (API and HTML presets), every
+//!   header configurable, validated at build time, values computed once.
+//! - [`Csp`]: Content-Security-Policy with per-response nonces ([`CspNonce`] extractor),
+//!   report-only mode and `report-uri`.
+//! - [`CookiePolicy`]: every `Set-Cookie` gets `Secure; HttpOnly; SameSite=Lax`, a capped
+//!   lifetime, and `__Host-`/`__Secure-` rules.
+//! - [`SecureCookies`]: signed and encrypted cookies with key rotation.
+//! - [`HttpsRedirect`] and [`is_https`]: plain HTTP redirected; HSTS only over HTTPS.
+//! - [`SecurityHeadersLayer`]: all of it as a standalone tower layer. `hardening-core` runs
+//!   the same [`HeaderSet`] inside `Hardening::strict()`.
 //!
-//! - the strict header set (HSTS on HTTPS only, CSP, `X-Content-Type-Options`,
-//!   `X-Frame-Options`, `Referrer-Policy`, COOP/CORP, `Permissions-Policy`, …) computed once
-//!   at build time;
-//! - per-response CSP nonces and a `CspNonce` extractor;
-//! - `Set-Cookie` enforcement (`Secure; HttpOnly; SameSite=Lax`, `__Host-` prefix);
-//! - an HTTPS redirect.
+//! # Why these defaults
 //!
-//! Its errors are answered through `hardening-errors`.
+//! | header | value | why |
+//! |---|---|---|
+//! | `Strict-Transport-Security` | `max-age=63072000; includeSubDomains` | two years, as hstspreload.org asks; only on HTTPS responses (RFC 6797 §7.2 forbids it over HTTP) |
+//! | `Content-Security-Policy` (API) | `default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'` | a JSON response never needs to load anything; if it is ever rendered as HTML, nothing runs |
+//! | `Content-Security-Policy` (HTML) | `script-src 'nonce-…' 'strict-dynamic'; object-src 'none'; base-uri 'none'; …` | Google's "strict CSP": only scripts the server vouched for this response run; injected markup does not |
+//! | `X-Content-Type-Options` | `nosniff` | browsers must not guess a script or stylesheet out of a JSON body |
+//! | `X-Frame-Options` | `DENY` | clickjacking, for browsers that predate `frame-ancestors` |
+//! | `Referrer-Policy` | `no-referrer` | URLs (and tokens in them) never leak to other sites |
+//! | `Cross-Origin-Opener-Policy` | `same-origin` | other sites' windows get no handle on ours (XS-Leaks, Spectre) |
+//! | `Cross-Origin-Resource-Policy` | `same-origin` | other sites cannot embed our responses |
+//! | `Permissions-Policy` | camera, microphone, geolocation, payment, USB, … `=()` | an XSS cannot reach powerful features |
+//! | `X-DNS-Prefetch-Control` | `off` | no DNS lookups leak which links a page shows |
+//! | `X-Permitted-Cross-Domain-Policies` | `none` | no Flash/PDF cross-domain policy files |
+//! | `Server`, `X-Powered-By`, … | removed | version fingerprints help attackers pick exploits |
+//! | `Cache-Control` | `no-store` when the request had `Authorization` or a cookie | shared caches must not keep personal responses |
+//! | `Set-Cookie` | `Secure; HttpOnly; SameSite=Lax`, at most 30 days | cookies stay off plain HTTP, out of scripts, and off cross-site POSTs |
+//!
+//! Loosening any of it goes through a method named `dangerous_*`, which logs a warning.
+
+mod cookies;
+mod csp;
+mod error;
+mod https;
+mod layer;
+mod nonce;
+mod policy;
+mod secure_cookies;
+
+pub use cookies::CookiePolicy;
+pub use csp::Csp;
+pub use error::ConfigError;
+pub use https::{HttpsRedirect, Tls, is_https};
+pub use layer::{ResponseFuture, SecurityHeaders, SecurityHeadersLayer};
+pub use nonce::CspNonce;
+pub use policy::{HeaderPolicy, HeaderSet, RequestFacts};
+pub use secure_cookies::SecureCookies;
+
+/// The tracing target of this crate's warnings (dropped cookies, loosened settings).
+pub const LOG_TARGET: &str = "hardening::headers";

@@ -1,0 +1,54 @@
+//! Build-time configuration errors.
+
+/// A header setting that cannot work, found at build time: the message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A CSP source keyword without its single quotes (`self` instead of `'self'`).
+    #[error(
+        "CSP directive `{directive}`: write the keyword {keyword:?} as '{keyword}', with single quotes"
+    )]
+    UnquotedKeyword {
+        /// The directive.
+        directive: String,
+        /// The keyword.
+        keyword: String,
+    },
+    /// A CSP without `default-src`, so unlisted resource types are unrestricted.
+    #[error(
+        "the Content-Security-Policy has no `default-src`: add default-src 'none' (or 'self') as the fallback"
+    )]
+    MissingDefaultSrc,
+    /// A malformed CSP directive name or source.
+    #[error("CSP directive `{directive}`: {why}")]
+    InvalidCsp {
+        /// The directive.
+        directive: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// An HSTS max-age that is zero, or too short for `preload`.
+    #[error("HSTS: {0}")]
+    InvalidHsts(String),
+    /// A header value outside the values the standard defines.
+    #[error("{header}: {value:?} is not one of {allowed}")]
+    InvalidValue {
+        /// The header.
+        header: &'static str,
+        /// The value given.
+        value: String,
+        /// The values allowed.
+        allowed: &'static str,
+    },
+    /// A header name or value that is not valid HTTP.
+    #[error("invalid header {0}")]
+    InvalidHeader(String),
+    /// A cookie key that is too short or has too little entropy.
+    #[error("cookie key {name}: {why}")]
+    WeakKey {
+        /// Which key (the environment variable, or its position).
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+}

@@ -1,0 +1,150 @@
+//! HTTPS: telling whether a request came over TLS, and redirecting plain HTTP.
+
+use http::header::{HOST, LOCATION};
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode, Uri};
+
+/// Put this in a request's extensions when it arrived over TLS terminated in-process (your
+/// TLS acceptor knows); the header set then sends HSTS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tls;
+
+/// Whether the request came over HTTPS: TLS seen in-process (the [`Tls`] marker or an
+/// `https` URI), or `X-Forwarded-Proto: https` when `trust_forwarded_proto` (the caller
+/// decides that the peer is a trusted proxy).
+pub fn is_https(parts: &Parts, trust_forwarded_proto: bool) -> bool {
+    parts.extensions.get::<Tls>().is_some()
+        || parts.uri.scheme_str() == Some("https")
+        || (trust_forwarded_proto
+            && parts
+                .headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+}
+
+/// Redirects plain-HTTP requests to HTTPS: 301 for GET and HEAD, 308 for other methods (so
+/// the method and body are kept), except on exempt paths such as health checks.
+///
+/// ```
+/// use hardening_headers::HttpsRedirect;
+///
+/// let redirect = HttpsRedirect::new().exempt("/healthz");
+/// let (parts, ()) = http::Request::post("/login?next=/").header("host", "example.com")
+///     .body(()).unwrap().into_parts();
+/// let res = redirect.redirect::<()>(&parts, false).unwrap();
+/// assert_eq!(res.status(), 308);
+/// assert_eq!(res.headers()["location"], "https://example.com/login?next=/");
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct HttpsRedirect {
+    exempt: Vec<String>,
+    host: Option<String>,
+}
+
+impl HttpsRedirect {
+    /// Redirects every path to the same host.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Leaves this path on plain HTTP (exact match).
+    pub fn exempt(mut self, path: impl Into<String>) -> Self {
+        self.exempt.push(path.into());
+        self
+    }
+
+    /// Redirects to this host instead of the request's `Host`.
+    pub fn to_host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// The redirect for a plain-HTTP request, or `None` when it may proceed.
+    pub fn redirect<B: Default>(&self, parts: &Parts, https: bool) -> Option<Response<B>> {
+        if https || self.exempt.iter().any(|p| p == parts.uri.path()) {
+            return None;
+        }
+        let host = match &self.host {
+            Some(h) => h.as_str(),
+            None => parts
+                .headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| parts.uri.host())?,
+        };
+        // Drop any port: the HTTPS one is the default.
+        let host = match host.rsplit_once(':') {
+            Some((h, port))
+                if !h.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && !host.ends_with(']') =>
+            {
+                h
+            }
+            _ => host,
+        };
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let location: Uri = format!("https://{host}{path}").parse().ok()?;
+        let status = if parts.method == Method::GET || parts.method == Method::HEAD {
+            StatusCode::MOVED_PERMANENTLY
+        } else {
+            StatusCode::PERMANENT_REDIRECT
+        };
+        let mut res = Response::new(B::default());
+        *res.status_mut() = status;
+        res.headers_mut()
+            .insert(LOCATION, HeaderValue::from_str(&location.to_string()).ok()?);
+        Some(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: Method, uri: &str, host: &str) -> Parts {
+        http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", host)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn redirects() {
+        let r = HttpsRedirect::new().exempt("/healthz");
+        let res = r
+            .redirect::<()>(&parts(Method::GET, "/a?b=1", "example.com:8080"), false)
+            .unwrap();
+        assert_eq!(res.status(), 301);
+        assert_eq!(res.headers()[LOCATION], "https://example.com/a?b=1");
+        assert!(
+            r.redirect::<()>(&parts(Method::GET, "/healthz", "x"), false)
+                .is_none()
+        );
+        assert!(
+            r.redirect::<()>(&parts(Method::GET, "/", "x"), true)
+                .is_none()
+        );
+        assert!(
+            r.redirect::<()>(&parts(Method::GET, "/", "bad host"), false)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn https_detection() {
+        let mut p = parts(Method::GET, "/", "x");
+        assert!(!is_https(&p, true));
+        p.headers
+            .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(!is_https(&p, false), "only from trusted proxies");
+        assert!(is_https(&p, true));
+        p.extensions.insert(Tls);
+        assert!(is_https(&p, false));
+    }
+}

@@ -1,0 +1,494 @@
+//! The header policy: presets, per-header settings, validation, and the compiled set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+
+use crate::cookies::CookiePolicy;
+use crate::csp::CompiledCsp;
+use crate::{ConfigError, Csp, CspNonce};
+
+/// Identifying headers removed from every response.
+const IDENTIFYING: &[&str] = &[
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+    "x-runtime",
+    "x-generator",
+];
+
+/// Which security headers a response gets. Start from [`HeaderPolicy::api`] or
+/// [`HeaderPolicy::html`], adjust, and [`build`](HeaderPolicy::build) it once.
+///
+/// The presets (the values and the reasons for them are in the crate docs):
+/// `Strict-Transport-Security: max-age=63072000; includeSubDomains` (HTTPS responses only),
+/// a Content-Security-Policy, `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
+/// `Referrer-Policy: no-referrer`, `Cross-Origin-Opener-Policy: same-origin`,
+/// `Cross-Origin-Resource-Policy: same-origin`, a `Permissions-Policy` denying powerful
+/// features, `X-DNS-Prefetch-Control: off`, `X-Permitted-Cross-Domain-Policies: none`;
+/// `Server`, `X-Powered-By` and the like removed; `Cache-Control: no-store` on responses to
+/// requests carrying credentials; `Set-Cookie` flags enforced ([`CookiePolicy`]).
+///
+/// ```
+/// use hardening_headers::{ConfigError, Csp, HeaderPolicy};
+///
+/// let headers = HeaderPolicy::html()
+///     .csp(Csp::html().report_uri("/csp-report"))
+///     .referrer_policy("strict-origin-when-cross-origin")?
+///     .build()?;
+/// # let _ = headers;
+///
+/// assert!(HeaderPolicy::api().referrer_policy("sometimes").is_err());
+/// # Ok::<(), ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct HeaderPolicy {
+    csp: Option<Csp>,
+    hsts: Option<(u64, bool, bool)>,
+    fixed: Vec<(HeaderName, HeaderValue)>,
+    no_store_with_credentials: bool,
+    cookies: CookiePolicy,
+}
+
+impl HeaderPolicy {
+    /// For JSON APIs: the strict set with `Csp::api()`.
+    pub fn api() -> Self {
+        let fixed = [
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (
+                HeaderName::from_static("cross-origin-opener-policy"),
+                "same-origin",
+            ),
+            (
+                HeaderName::from_static("cross-origin-resource-policy"),
+                "same-origin",
+            ),
+            (
+                HeaderName::from_static("permissions-policy"),
+                "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), \
+                 magnetometer=(), microphone=(), midi=(), payment=(), usb=(), interest-cohort=()",
+            ),
+            (header::X_DNS_PREFETCH_CONTROL, "off"),
+            (
+                HeaderName::from_static("x-permitted-cross-domain-policies"),
+                "none",
+            ),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n, HeaderValue::from_static(v)))
+        .collect();
+        Self {
+            csp: Some(Csp::api()),
+            hsts: Some((63_072_000, true, false)),
+            fixed,
+            no_store_with_credentials: true,
+            cookies: CookiePolicy::default(),
+        }
+    }
+
+    /// For server-rendered pages: the strict set with `Csp::html()` (script nonces).
+    pub fn html() -> Self {
+        Self {
+            csp: Some(Csp::html()),
+            ..Self::api()
+        }
+    }
+
+    /// Sets the Content-Security-Policy.
+    pub fn csp(mut self, csp: Csp) -> Self {
+        self.csp = Some(csp);
+        self
+    }
+
+    /// Sends no Content-Security-Policy. Logs a warning.
+    pub fn dangerous_without_csp(mut self) -> Self {
+        warn(
+            "dangerous_without_csp",
+            "responses carry no Content-Security-Policy",
+        );
+        self.csp = None;
+        self
+    }
+
+    /// Sets HSTS (sent on HTTPS responses only). `preload` needs at least one year and
+    /// `include_subdomains`.
+    pub fn hsts(
+        mut self,
+        max_age: Duration,
+        include_subdomains: bool,
+        preload: bool,
+    ) -> Result<Self, ConfigError> {
+        let secs = max_age.as_secs();
+        if secs == 0 {
+            return Err(ConfigError::InvalidHsts(
+                "max-age 0 tells browsers to forget HSTS; use dangerous_without_hsts to send none"
+                    .into(),
+            ));
+        }
+        if preload && (secs < 31_536_000 || !include_subdomains) {
+            return Err(ConfigError::InvalidHsts(
+                "preload needs max-age of at least one year (31536000 s) and includeSubDomains"
+                    .into(),
+            ));
+        }
+        self.hsts = Some((secs, include_subdomains, preload));
+        Ok(self)
+    }
+
+    /// Sends no HSTS. Logs a warning.
+    pub fn dangerous_without_hsts(mut self) -> Self {
+        warn(
+            "dangerous_without_hsts",
+            "HTTPS responses carry no Strict-Transport-Security",
+        );
+        self.hsts = None;
+        self
+    }
+
+    /// Sets `Referrer-Policy` to one of the values the standard defines.
+    pub fn referrer_policy(self, value: &str) -> Result<Self, ConfigError> {
+        const ALLOWED: &str = "no-referrer, no-referrer-when-downgrade, origin, origin-when-cross-origin, \
+                               same-origin, strict-origin, strict-origin-when-cross-origin, unsafe-url";
+        self.checked(header::REFERRER_POLICY, "Referrer-Policy", value, ALLOWED)
+    }
+
+    /// Sets `Cross-Origin-Opener-Policy`.
+    pub fn cross_origin_opener_policy(self, value: &str) -> Result<Self, ConfigError> {
+        const ALLOWED: &str =
+            "same-origin, same-origin-allow-popups, noopener-allow-popups, unsafe-none";
+        let name = HeaderName::from_static("cross-origin-opener-policy");
+        self.checked(name, "Cross-Origin-Opener-Policy", value, ALLOWED)
+    }
+
+    /// Sets `Cross-Origin-Resource-Policy`.
+    pub fn cross_origin_resource_policy(self, value: &str) -> Result<Self, ConfigError> {
+        const ALLOWED: &str = "same-origin, same-site, cross-origin";
+        let name = HeaderName::from_static("cross-origin-resource-policy");
+        self.checked(name, "Cross-Origin-Resource-Policy", value, ALLOWED)
+    }
+
+    /// Sets `X-Frame-Options` (`DENY` or `SAMEORIGIN`).
+    pub fn frame_options(self, value: &str) -> Result<Self, ConfigError> {
+        self.checked(
+            header::X_FRAME_OPTIONS,
+            "X-Frame-Options",
+            value,
+            "DENY, SAMEORIGIN",
+        )
+    }
+
+    /// Sets any other header to a fixed value (for example `Permissions-Policy`).
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, ConfigError> {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ConfigError::InvalidHeader(name.to_owned()))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| ConfigError::InvalidHeader(format!("{name}: {value:?}")))?;
+        self.set(name, value);
+        Ok(self)
+    }
+
+    /// Stops sending one of the preset headers. Logs a warning.
+    pub fn dangerous_remove_header(mut self, name: &str) -> Self {
+        warn("dangerous_remove_header", name);
+        self.fixed
+            .retain(|(n, _)| n.as_str() != name.to_ascii_lowercase());
+        self
+    }
+
+    /// Sets the `Set-Cookie` rules (default: [`CookiePolicy::default`]).
+    pub fn cookies(mut self, cookies: CookiePolicy) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
+    /// Leaves `Cache-Control` alone on responses to requests with credentials. Logs a warning.
+    pub fn dangerous_allow_caching_with_credentials(mut self) -> Self {
+        warn(
+            "dangerous_allow_caching_with_credentials",
+            "responses to authenticated requests may be cached",
+        );
+        self.no_store_with_credentials = false;
+        self
+    }
+
+    fn checked(
+        mut self,
+        name: HeaderName,
+        label: &'static str,
+        value: &str,
+        allowed: &'static str,
+    ) -> Result<Self, ConfigError> {
+        if !allowed
+            .split(", ")
+            .any(|a| a.eq_ignore_ascii_case(value.trim()))
+        {
+            return Err(ConfigError::InvalidValue {
+                header: label,
+                value: value.to_owned(),
+                allowed,
+            });
+        }
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|_| ConfigError::InvalidHeader(label.to_owned()))?;
+        self.set(name, value);
+        Ok(self)
+    }
+
+    fn set(&mut self, name: HeaderName, value: HeaderValue) {
+        match self.fixed.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => self.fixed.push((name, value)),
+        }
+    }
+
+    /// Validates everything and computes the header values once.
+    pub fn build(self) -> Result<HeaderSet, ConfigError> {
+        let csp = self.csp.as_ref().map(Csp::compile).transpose()?;
+        let hsts = self.hsts.map(|(secs, sub, preload)| {
+            let mut v = format!("max-age={secs}");
+            if sub {
+                v.push_str("; includeSubDomains");
+            }
+            if preload {
+                v.push_str("; preload");
+            }
+            HeaderValue::from_str(&v)
+                .unwrap_or_else(|_| HeaderValue::from_static("max-age=63072000"))
+        });
+        Ok(HeaderSet(Arc::new(Compiled {
+            csp,
+            hsts,
+            fixed: self.fixed,
+            identifying: IDENTIFYING
+                .iter()
+                .map(|n| HeaderName::from_static(n))
+                .collect(),
+            no_store_with_credentials: self.no_store_with_credentials,
+            cookies: self.cookies,
+        })))
+    }
+}
+
+fn warn(setting: &str, effect: &str) {
+    tracing::warn!(target: crate::LOG_TARGET, setting, "security headers loosened: {effect}");
+}
+
+/// A built [`HeaderPolicy`]: every value computed, cheap to clone, applied per response.
+#[derive(Debug, Clone)]
+pub struct HeaderSet(Arc<Compiled>);
+
+#[derive(Debug)]
+struct Compiled {
+    csp: Option<CompiledCsp>,
+    hsts: Option<HeaderValue>,
+    fixed: Vec<(HeaderName, HeaderValue)>,
+    identifying: Vec<HeaderName>,
+    no_store_with_credentials: bool,
+    cookies: CookiePolicy,
+}
+
+/// What the header set needs to know about the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestFacts {
+    /// The request came over HTTPS (directly, or as a trusted proxy says).
+    pub https: bool,
+    /// The request carries credentials (`Authorization` or a cookie).
+    pub credentials: bool,
+    /// This request's CSP nonce, if the policy uses one.
+    pub nonce: Option<CspNonce>,
+}
+
+impl HeaderSet {
+    /// Whether responses need a per-request CSP nonce.
+    pub fn wants_nonce(&self) -> bool {
+        self.0.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
+    }
+
+    /// The facts of a request: credentials from its headers, a new nonce if the policy uses
+    /// one (also put in the extensions for the [`CspNonce`] extractor).
+    pub fn request_facts(&self, parts: &mut Parts, https: bool) -> RequestFacts {
+        let credentials = parts.headers.contains_key(header::AUTHORIZATION)
+            || parts.headers.contains_key(header::COOKIE);
+        let nonce = self.wants_nonce().then(CspNonce::generate);
+        if let Some(nonce) = nonce {
+            parts.extensions.insert(nonce);
+        }
+        RequestFacts {
+            https,
+            credentials,
+            nonce,
+        }
+    }
+
+    /// Sets the security headers on a response, removes identifying ones, adds
+    /// `Cache-Control: no-store` for credentialed requests, and enforces cookie rules.
+    pub fn apply(&self, facts: &RequestFacts, headers: &mut HeaderMap) {
+        let c = &*self.0;
+        for name in &c.identifying {
+            headers.remove(name);
+        }
+        for (name, value) in &c.fixed {
+            headers.insert(name, value.clone());
+        }
+        if let Some(csp) = &c.csp {
+            // Ours wins over one the handler set: a route cannot quietly weaken the policy.
+            headers.remove(header::CONTENT_SECURITY_POLICY);
+            headers.remove(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+            headers.insert(&csp.header, csp.value(facts.https, facts.nonce.as_ref()));
+        }
+        match (&c.hsts, facts.https) {
+            (Some(hsts), true) => {
+                headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
+            // Never over plain HTTP (RFC 6797 §7.2), whoever set it.
+            _ if !facts.https => {
+                headers.remove(header::STRICT_TRANSPORT_SECURITY);
+            }
+            _ => {}
+        }
+        if c.no_store_with_credentials
+            && facts.credentials
+            && !headers.contains_key(header::CACHE_CONTROL)
+        {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        if headers.contains_key(header::SET_COOKIE) {
+            c.cookies.enforce(headers);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(set: &HeaderSet, facts: RequestFacts, headers: &mut HeaderMap) {
+        set.apply(&facts, headers);
+    }
+
+    #[test]
+    fn api_preset_headers() {
+        let set = HeaderPolicy::api().build().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("server", HeaderValue::from_static("nginx/1.2"));
+        h.insert("x-powered-by", HeaderValue::from_static("Express"));
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=1"),
+        );
+        apply(&set, RequestFacts::default(), &mut h);
+        assert!(!h.contains_key("server") && !h.contains_key("x-powered-by"));
+        assert!(
+            !h.contains_key(header::STRICT_TRANSPORT_SECURITY),
+            "no HSTS over HTTP"
+        );
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(h["x-permitted-cross-domain-policies"], "none");
+        assert!(
+            h[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none'")
+        );
+        assert!(!h.contains_key(header::CACHE_CONTROL));
+
+        let mut h = HeaderMap::new();
+        apply(
+            &set,
+            RequestFacts {
+                https: true,
+                credentials: true,
+                nonce: None,
+            },
+            &mut h,
+        );
+        assert_eq!(
+            h[header::STRICT_TRANSPORT_SECURITY],
+            "max-age=63072000; includeSubDomains"
+        );
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=60"),
+        );
+        apply(
+            &set,
+            RequestFacts {
+                https: true,
+                credentials: true,
+                nonce: None,
+            },
+            &mut h,
+        );
+        assert_eq!(
+            h[header::CACHE_CONTROL],
+            "private, max-age=60",
+            "the handler's own wins"
+        );
+    }
+
+    #[test]
+    fn handler_csp_is_replaced() {
+        let set = HeaderPolicy::api().build().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src *"),
+        );
+        h.insert(
+            header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
+            HeaderValue::from_static("default-src *"),
+        );
+        apply(&set, RequestFacts::default(), &mut h);
+        assert_eq!(h.get_all(header::CONTENT_SECURITY_POLICY).iter().count(), 1);
+        assert!(!h.contains_key(header::CONTENT_SECURITY_POLICY_REPORT_ONLY));
+        assert!(
+            h[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none'")
+        );
+    }
+
+    #[test]
+    fn validation() {
+        assert!(
+            HeaderPolicy::api()
+                .hsts(Duration::ZERO, true, false)
+                .is_err()
+        );
+        assert!(
+            HeaderPolicy::api()
+                .hsts(Duration::from_secs(3600), true, true)
+                .is_err()
+        );
+        assert!(
+            HeaderPolicy::api()
+                .cross_origin_opener_policy("same-site")
+                .is_err()
+        );
+        assert!(HeaderPolicy::api().frame_options("ALLOW-FROM x").is_err());
+        assert!(HeaderPolicy::api().header("bad name", "x").is_err());
+        assert!(
+            HeaderPolicy::api()
+                .csp(Csp::api().directive("img-src", ["self"]))
+                .build()
+                .is_err()
+        );
+        let set = HeaderPolicy::api()
+            .dangerous_remove_header("X-Frame-Options")
+            .build()
+            .unwrap();
+        let mut h = HeaderMap::new();
+        set.apply(&RequestFacts::default(), &mut h);
+        assert!(!h.contains_key(header::X_FRAME_OPTIONS));
+    }
+}
