@@ -110,7 +110,7 @@ impl CookiePolicy {
             return drop("does not parse as a cookie");
         };
         let name = c.name().to_owned();
-        let named = |list: &[String]| list.iter().any(|n| *n == name);
+        let named = |list: &[String]| list.contains(&name);
 
         if !named(&self.insecure) {
             c.set_secure(true);

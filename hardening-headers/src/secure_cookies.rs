@@ -142,7 +142,7 @@ fn key(name: &str, hex: &str) -> Result<Key, ConfigError> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
