@@ -44,6 +44,10 @@ pub enum ConfigError {
     /// A limit of zero, which would refuse every request.
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),
+    /// A security-header setting that cannot work.
+    #[cfg(feature = "headers")]
+    #[error(transparent)]
+    Headers(#[from] hardening_headers::ConfigError),
     /// An environment variable that does not parse or is unknown.
     #[error("{var}: {why}")]
     Env {

@@ -51,6 +51,8 @@ impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
 /// What the response side needs from the request side.
 #[derive(Debug)]
 pub(crate) struct Post {
+    #[cfg(feature = "headers")]
+    pub(crate) header_facts: Option<hardening_headers::RequestFacts>,
     pub(crate) policy: Arc<Policy>,
     pub(crate) request_id: RequestId,
     pub(crate) client_ip: Option<IpAddr>,
@@ -181,6 +183,14 @@ impl Post {
             response
                 .headers_mut()
                 .append(VARY, HeaderValue::from_static("origin"));
+        }
+        response
+            .headers_mut()
+            .entry(crate::service::X_REQUEST_ID.clone())
+            .or_insert_with(|| self.request_id.to_header_value());
+        #[cfg(feature = "headers")]
+        if let (Some(set), Some(facts)) = (&policy.headers, &self.header_facts) {
+            set.apply(facts, response.headers_mut());
         }
         if let Some(event) = event {
             event.emit(self.request_id, self.client_ip);

@@ -58,6 +58,12 @@ pub(crate) struct Policy {
     pub(crate) allowed_hosts: Option<AllowedHosts>,
     pub(crate) access_log: AccessLog,
     pub(crate) health: Option<Health>,
+    /// HTTPS is assumed for every request (TLS terminated in front, always).
+    pub(crate) behind_tls: bool,
+    #[cfg(feature = "headers")]
+    pub(crate) headers: Option<hardening_headers::HeaderSet>,
+    #[cfg(feature = "headers")]
+    pub(crate) https_redirect: Option<hardening_headers::HttpsRedirect>,
 }
 
 impl Hardening {
@@ -78,6 +84,15 @@ impl Hardening {
                 allowed_hosts: None,
                 access_log: AccessLog::default(),
                 health: Some(Health::new()),
+                behind_tls: false,
+                #[cfg(feature = "headers")]
+                headers: Some(
+                    hardening_headers::HeaderPolicy::api()
+                        .build()
+                        .expect("the API header preset is valid (tested in hardening-headers)"),
+                ),
+                #[cfg(feature = "headers")]
+                https_redirect: None,
             }),
         }
     }
@@ -167,6 +182,43 @@ impl Hardening {
         }
         self.policy().trusted_proxies = TrustedProxies::new(nets);
         Ok(self)
+    }
+
+    /// Treats every request as HTTPS (TLS is terminated in front of this service, always):
+    /// HSTS is sent and `upgrade-insecure-requests` added. Without it, a request counts as
+    /// HTTPS when TLS is seen in-process or a trusted proxy says `X-Forwarded-Proto: https`.
+    pub fn behind_tls(mut self) -> Self {
+        self.policy().behind_tls = true;
+        self
+    }
+
+    /// Sets the security headers (default: `HeaderPolicy::api()`; use `HeaderPolicy::html()`
+    /// for server-rendered pages with CSP nonces).
+    #[cfg(feature = "headers")]
+    pub fn security_headers(
+        mut self,
+        policy: hardening_headers::HeaderPolicy,
+    ) -> Result<Self, ConfigError> {
+        self.policy().headers = Some(policy.build()?);
+        Ok(self)
+    }
+
+    /// Sends no security headers and leaves `Set-Cookie` alone. Logs a warning.
+    #[cfg(feature = "headers")]
+    pub fn dangerous_without_security_headers(mut self) -> Self {
+        warn_loosened(
+            "dangerous_without_security_headers",
+            "no security headers, cookies unchecked",
+        );
+        self.policy().headers = None;
+        self
+    }
+
+    /// Redirects plain-HTTP requests to HTTPS (after the host allowlist).
+    #[cfg(feature = "headers")]
+    pub fn https_redirect(mut self, redirect: hardening_headers::HttpsRedirect) -> Self {
+        self.policy().https_redirect = Some(redirect);
+        self
     }
 
     /// Sets the health endpoints (default: [`Health::new`], `/healthz` and `/readyz`

@@ -21,7 +21,7 @@ use crate::hardening::Policy;
 use crate::health::{Health, Probe};
 use crate::security_event::SecurityEvent;
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The service [`Hardening`](crate::Hardening) makes.
 #[derive(Debug, Clone)]
@@ -81,7 +81,19 @@ where
             "request",
             request_id = %request_id,
         );
+        // HTTPS as seen directly, or as a trusted proxy reports it; security-header facts
+        // (credentials, and this request's CSP nonce, also put in the extensions).
+        #[cfg(feature = "headers")]
+        let https = policy.behind_tls || hardening_headers::is_https(&parts, from_trusted_proxy);
+        #[cfg(feature = "headers")]
+        let header_facts = policy
+            .headers
+            .as_ref()
+            .map(|set| set.request_facts(&mut parts, https));
+
         let mut post = Post {
+            #[cfg(feature = "headers")]
+            header_facts,
             policy: self.policy.clone(),
             request_id,
             client_ip,
@@ -120,6 +132,14 @@ where
             );
         }
 
+        // HTTPS redirect.
+        #[cfg(feature = "headers")]
+        if let Some(redirect) = &policy.https_redirect
+            && let Some(res) = redirect.redirect::<()>(&parts, https)
+        {
+            return ResponseFuture::answered(res.map(|()| ProblemBody::empty()), post);
+        }
+
         // 4. CORS.
         match policy.cors.decide(&parts) {
             CorsDecision::None => {}
@@ -128,8 +148,6 @@ where
                 let mut res = Response::new(ProblemBody::empty());
                 *res.status_mut() = StatusCode::NO_CONTENT;
                 *res.headers_mut() = headers;
-                res.headers_mut()
-                    .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
                 return ResponseFuture::answered(res, post);
             }
             CorsDecision::Refused => {

@@ -362,3 +362,107 @@ async fn health_endpoints() {
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["checks"]["cache"], "ok");
 }
+
+#[tokio::test]
+async fn security_headers_cookies_and_https() {
+    let app = || {
+        routes().route(
+            "/cookie",
+            get(|| async {
+                (
+                    [
+                        ("set-cookie", "sid=abc; Path=/"),
+                        ("server", "nginx/1.0"),
+                        ("x-powered-by", "PHP/5"),
+                    ],
+                    "ok",
+                )
+            }),
+        )
+    };
+    let addr = serve(app().layer(Hardening::strict())).await;
+    let reply = http_get(addr, "/cookie", &["x-forwarded-proto: https"]).await;
+    assert_eq!(reply.status, 200);
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        ("x-dns-prefetch-control", "off"),
+        ("x-permitted-cross-domain-policies", "none"),
+    ] {
+        assert_eq!(reply.header(name), Some(value), "{name}");
+    }
+    assert!(
+        reply
+            .header("content-security-policy")
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+    assert!(
+        reply
+            .header("permissions-policy")
+            .unwrap()
+            .contains("camera=()")
+    );
+    assert_eq!(reply.header("server"), None);
+    assert_eq!(reply.header("x-powered-by"), None);
+    assert_eq!(
+        reply.header("set-cookie"),
+        Some("sid=abc; HttpOnly; SameSite=Lax; Secure; Path=/")
+    );
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        None,
+        "an untrusted peer's X-Forwarded-Proto does not make a request HTTPS"
+    );
+    // Problems get the headers too.
+    let reply = http_get(addr, "/nowhere", &["authorization: Bearer x"]).await;
+    assert_eq!(reply.header("x-frame-options"), Some("DENY"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+
+    // Behind a trusted proxy that terminates TLS: HSTS; and plain HTTP gets redirected.
+    let hardening = Hardening::strict()
+        .trusted_proxies(["127.0.0.1"])
+        .unwrap()
+        .https_redirect(hardening_core::headers::HttpsRedirect::new());
+    let addr = serve(app().layer(hardening)).await;
+    let reply = http_get(addr, "/cookie", &["x-forwarded-proto: https"]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=63072000; includeSubDomains")
+    );
+    let reply = http_get(addr, "/cookie?a=1", &[]).await;
+    assert_eq!(reply.status, 301);
+    assert_eq!(
+        reply.header("location"),
+        Some("https://localhost/cookie?a=1")
+    );
+    assert_eq!(reply.header("strict-transport-security"), None);
+    let reply = exchange(addr, b"POST /upload HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 0\r\n\r\n").await;
+    assert_eq!(reply.status, 308);
+    // Health checks are answered before the redirect.
+    assert_eq!(http_get(addr, "/healthz", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn html_preset_gives_each_response_its_own_nonce() {
+    use hardening_core::headers::{CspNonce, HeaderPolicy};
+    let app = Router::new().route(
+        "/page",
+        get(|nonce: CspNonce| async move { nonce.to_string() }),
+    );
+    let hardening = Hardening::strict()
+        .security_headers(HeaderPolicy::html())
+        .unwrap();
+    let addr = serve(app.layer(hardening)).await;
+    let a = http_get(addr, "/page", &[]).await;
+    let b = http_get(addr, "/page", &[]).await;
+    assert_ne!(a.body, b.body);
+    for reply in [&a, &b] {
+        let csp = reply.header("content-security-policy").unwrap();
+        assert!(csp.contains(&format!("'nonce-{}'", reply.body)), "{csp}");
+    }
+}
