@@ -3,7 +3,7 @@
 //! - [`HeaderPolicy`] → [`HeaderSet`]: the strict header set (API and HTML presets), every
 //!   header configurable, validated at build time, values computed once.
 //! - [`Csp`]: Content-Security-Policy with per-response nonces ([`CspNonce`] extractor),
-//!   report-only mode and `report-uri`.
+//!   report-only mode and `report-uri`; [`CspReports`] receives and logs the reports.
 //! - [`CookiePolicy`]: every `Set-Cookie` gets `Secure; HttpOnly; SameSite=Lax`, a capped
 //!   lifetime, and `__Host-`/`__Secure-` rules.
 //! - [`SecureCookies`]: signed and encrypted cookies with key rotation.
@@ -39,6 +39,7 @@ mod https;
 mod layer;
 mod nonce;
 mod policy;
+mod report;
 mod secure_cookies;
 
 pub use cookies::CookiePolicy;
@@ -48,6 +49,7 @@ pub use https::{HttpsRedirect, Tls, is_https};
 pub use layer::{ResponseFuture, SecurityHeaders, SecurityHeadersLayer};
 pub use nonce::CspNonce;
 pub use policy::{HeaderPolicy, HeaderSet, RequestFacts};
+pub use report::CspReports;
 pub use secure_cookies::SecureCookies;
 
 /// The tracing target of this crate's warnings (dropped cookies, loosened settings).

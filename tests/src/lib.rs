@@ -3,6 +3,7 @@
 //! spoofed headers).
 
 pub mod bench_apps;
+pub mod webdriver;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -112,10 +113,28 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> Reply {
     exchange(addr, req.as_bytes()).await
 }
 
-/// Reads one response until the server closes the connection.
+/// Reads one response: to its `content-length` if it has one, else until the server closes
+/// the connection.
 pub async fn read_reply(stream: &mut TcpStream) -> Reply {
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("read");
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|len| raw.len() >= head_end + 4 + len) {
+                break;
+            }
+        }
+    }
     parse_reply(&raw)
 }
 

@@ -1,0 +1,172 @@
+//! The security headers, proven in headless Chromium (Debian's `chromium` and
+//! `chromium-driver`): nonce scripts run, injected and string-evaluated script does not and
+//! is reported, HttpOnly cookies stay out of `document.cookie`, and pages refuse framing.
+//! Run by `scripts/test-all.sh`; plain `cargo test` skips them.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Html;
+use axum::routing::{get, post};
+use hardening_core::Hardening;
+use hardening_core::headers::{CookiePolicy, Csp, CspNonce, CspReports, HeaderPolicy};
+use hardening_tests::webdriver::Browser;
+use hardening_tests::{Captured, serve};
+
+const PAGE: &str = r#"<!doctype html><html><head><title>t</title></head><body>
+<div id="out"></div>
+<script nonce="NONCE">
+  window.marks = ["nonce-script-ran"];
+  try { eval("1 + 1"); window.marks.push("eval-ran"); } catch (e) { window.marks.push("eval-refused"); }
+  try { new Function("return 1")(); window.marks.push("function-ran"); } catch (e) { window.marks.push("function-refused"); }
+  setTimeout('window.marks.push("string-timeout-ran")', 0);
+  document.getElementById("out").innerHTML =
+    '<img src="/missing.png" onerror="window.marks.push(\'onerror-ran\')">';
+  const link = document.createElement("a");
+  link.href = 'javascript:window.marks.push("javascript-url-ran")';
+  document.body.appendChild(link);
+  link.click();
+  window.cookieSeen = document.cookie;
+</script>
+<script>window.marks.push("inline-without-nonce-ran");</script>
+</body></html>"#;
+
+const FRAMED: &str = r#"<!doctype html><html><body>framed
+<script nonce="NONCE">fetch("/rendered", { method: "POST" });</script>
+</body></html>"#;
+
+fn hardened_app(rendered: Arc<AtomicUsize>) -> Router {
+    let page = |template: &'static str| {
+        move |nonce: CspNonce| async move { Html(template.replace("NONCE", nonce.as_str())) }
+    };
+    let app = Router::new()
+        .route(
+            "/page",
+            get(move |nonce: CspNonce| async move {
+                (
+                    [
+                        ("set-cookie", "session=s3cr3t-session; Path=/"),
+                        ("set-cookie", "theme=dark; Path=/"),
+                    ],
+                    Html(PAGE.replace("NONCE", nonce.as_str())),
+                )
+            }),
+        )
+        .route("/framed", get(page(FRAMED)))
+        .route(
+            "/rendered",
+            post(move || async move {
+                rendered.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .merge(CspReports::new().router("/csp-report"));
+    let policy = HeaderPolicy::html()
+        .csp(Csp::html().report_uri("/csp-report"))
+        .cookies(CookiePolicy::default().script_readable("theme"));
+    app.layer(Hardening::strict().security_headers(policy).unwrap())
+}
+
+/// Polls `check` every 100 ms for up to 10 s.
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
+async fn csp_cookies_and_framing_hold_in_chromium() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let rendered = Arc::new(AtomicUsize::new(0));
+    let site = serve(hardened_app(rendered.clone())).await;
+    let browser = Browser::start().await;
+
+    // (a) + (b) + (c): the page's own checks.
+    browser
+        .goto(&format!("http://127.0.0.1:{}/page", site.port()))
+        .await;
+    for _ in 0..50 {
+        let marks = browser.run("return (window.marks || []).length;").await;
+        if marks.as_u64().is_some_and(|n| n >= 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give event handlers, timers and javascript: navigations their chance to run.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let result = browser
+        .run("return { marks: window.marks || [], cookie: window.cookieSeen };")
+        .await;
+    let marks: Vec<&str> = result["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        marks,
+        ["nonce-script-ran", "eval-refused", "function-refused"],
+        "{result}"
+    );
+    let cookie = result["cookie"].as_str().unwrap();
+    assert!(
+        cookie.contains("theme=dark"),
+        "the script-readable cookie is visible: {cookie:?}"
+    );
+    assert!(
+        !cookie.contains("s3cr3t"),
+        "the HttpOnly cookie leaked to document.cookie: {cookie:?}"
+    );
+
+    // The violations reached the report endpoint.
+    let reported = eventually(|| captured.text().contains("CSP violation reported")).await;
+    assert!(reported, "no CSP report arrived:\n{}", captured.text());
+    let logs = captured.text();
+    assert!(logs.contains("script-src"), "{logs}");
+
+    // (d) framing: rendered top-level, the page reports itself; framed by another origin, it
+    // must not render at all.
+    browser
+        .goto(&format!("http://127.0.0.1:{}/framed", site.port()))
+        .await;
+    assert!(
+        eventually(|| rendered.load(Ordering::SeqCst) == 1).await,
+        "control: top-level render"
+    );
+    let framer_html = format!(
+        r#"<!doctype html><html><body><iframe src="http://127.0.0.1:{}/framed"></iframe></body></html>"#,
+        site.port()
+    );
+    let framer = serve(Router::new().route(
+        "/",
+        get(move || {
+            let html = framer_html.clone();
+            async move { Html(html) }
+        }),
+    ))
+    .await;
+    browser
+        .goto(&format!("http://localhost:{}/", framer.port()))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        rendered.load(Ordering::SeqCst),
+        1,
+        "the page rendered inside a cross-origin frame"
+    );
+}
