@@ -79,13 +79,36 @@ impl CookiePolicy {
 
     /// Rewrites every `Set-Cookie` in `headers` to follow the rules.
     pub(crate) fn enforce(&self, headers: &mut HeaderMap) {
+        let mut values = headers.get_all(SET_COOKIE).iter();
+        if let (Some(only), None) = (values.next(), values.next()) {
+            // The common case, one cookie: fixed in place, no bookkeeping.
+            match self.fix(only) {
+                Fixed::Keep => {}
+                Fixed::Replace(value) => {
+                    headers.insert(SET_COOKIE, value);
+                }
+                Fixed::Drop => {
+                    headers.remove(SET_COOKIE);
+                }
+            }
+            return;
+        }
         let values: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
         headers.remove(SET_COOKIE);
         let mut kept: Vec<(String, HeaderValue)> = Vec::with_capacity(values.len());
-        for value in &values {
-            let Some((key, value)) = self.fix(value) else {
-                continue;
+        for value in values {
+            let value = match self.fix(&value) {
+                Fixed::Keep => value,
+                Fixed::Replace(value) => value,
+                Fixed::Drop => continue,
             };
+            // Identity for de-duplication: name, domain, path.
+            let key = value
+                .to_str()
+                .ok()
+                .and_then(Attrs::read)
+                .map(|a| cookie_key(a.name, a.domain_value, a.path.unwrap_or("")))
+                .unwrap_or_default();
             kept.retain(|(k, _)| *k != key);
             kept.push((key, value));
         }
@@ -94,17 +117,89 @@ impl CookiePolicy {
         }
     }
 
-    /// One cookie brought into line, with its identity (name, domain, path); `None` to drop.
-    fn fix(&self, value: &HeaderValue) -> Option<(String, HeaderValue)> {
+    /// One cookie brought into line. The fast path reads the attributes and appends what is
+    /// missing; a cookie whose lifetime needs capping (or other rewriting) goes through the
+    /// cookie crate.
+    fn fix(&self, value: &HeaderValue) -> Fixed {
         let drop = |why: &str| {
             tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}");
-            None
+            Fixed::Drop
         };
         if value.len() > MAX_COOKIE_LEN {
             return drop("longer than 4096 bytes");
         }
         let Ok(text) = value.to_str() else {
             return drop("not visible ASCII");
+        };
+        let Some(attrs) = Attrs::read(text) else {
+            return drop("does not parse as a cookie");
+        };
+        let name = attrs.name;
+        let named = |list: &[String]| list.iter().any(|n| n == name);
+        let wanted_same_site = self
+            .same_site
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| *s);
+        let cap = self.max_age.as_secs();
+        let needs_rewrite = attrs.expires
+            || attrs.max_age.is_some_and(|m| m > cap as i128)
+            || wanted_same_site.is_some_and(|w| {
+                attrs
+                    .same_site
+                    .is_none_or(|s| !s.eq_ignore_ascii_case(&w.to_string()))
+            })
+            || attrs
+                .same_site
+                .is_some_and(|s| s.eq_ignore_ascii_case("none"))
+                && named(&self.insecure);
+        if needs_rewrite {
+            return match self.rewrite(text) {
+                Some(value) => Fixed::Replace(value),
+                None => drop("does not parse as a cookie"),
+            };
+        }
+        let add_secure = !attrs.secure && !named(&self.insecure);
+        let add_http_only = !attrs.http_only && !named(&self.script_readable);
+        let add_same_site = attrs.same_site.is_none();
+        let secure = attrs.secure || add_secure;
+        if let Some(why) = prefix_violation(name, secure, attrs.path, attrs.domain) {
+            return drop(why);
+        }
+        if !(add_secure || add_http_only || add_same_site) {
+            return Fixed::Keep;
+        }
+        const HTTP_ONLY: &[u8] = b"; HttpOnly";
+        const SAME_SITE: &[u8] = b"; SameSite=Lax";
+        const SECURE: &[u8] = b"; Secure";
+        let base = text.trim_end_matches([';', ' ']).as_bytes();
+        let len = base.len()
+            + if add_http_only { HTTP_ONLY.len() } else { 0 }
+            + if add_same_site { SAME_SITE.len() } else { 0 }
+            + if add_secure { SECURE.len() } else { 0 };
+        // Exactly sized, so `Bytes` takes the buffer over without another allocation.
+        let mut fixed = Vec::with_capacity(len);
+        fixed.extend_from_slice(base);
+        if add_http_only {
+            fixed.extend_from_slice(HTTP_ONLY);
+        }
+        if add_same_site {
+            fixed.extend_from_slice(SAME_SITE);
+        }
+        if add_secure {
+            fixed.extend_from_slice(SECURE);
+        }
+        match HeaderValue::from_maybe_shared(bytes::Bytes::from(fixed)) {
+            Ok(v) => Fixed::Replace(v),
+            Err(_) => drop("cannot be written back as a header"),
+        }
+    }
+
+    /// The slow path: parse with the cookie crate, set every rule, write it back.
+    fn rewrite(&self, text: &str) -> Option<HeaderValue> {
+        let drop = |why: &str| {
+            tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}");
+            None
         };
         let Ok(mut c) = Cookie::parse(text) else {
             return drop("does not parse as a cookie");
@@ -140,25 +235,120 @@ impl CookiePolicy {
             }
         }
 
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with("__host-")
-            && (c.secure() != Some(true) || c.path() != Some("/") || c.domain().is_some())
-        {
-            return drop("a __Host- cookie needs Secure, Path=/ and no Domain");
+        if let Some(why) = prefix_violation(
+            &name,
+            c.secure() == Some(true),
+            c.path(),
+            c.domain().is_some(),
+        ) {
+            return drop(why);
         }
-        if lower.starts_with("__secure-") && c.secure() != Some(true) {
-            return drop("a __Secure- cookie needs Secure");
-        }
-        let key = format!(
-            "{name}\u{0}{}\u{0}{}",
-            c.domain().unwrap_or(""),
-            c.path().unwrap_or("")
-        );
         match HeaderValue::from_str(&c.to_string()) {
-            Ok(v) => Some((key, v)),
+            Ok(v) => Some(v),
             Err(_) => drop("cannot be written back as a header"),
         }
     }
+}
+
+/// What [`CookiePolicy::fix`] decided for one cookie.
+enum Fixed {
+    Keep,
+    Replace(HeaderValue),
+    Drop,
+}
+
+/// The attributes of a `Set-Cookie` value, read without allocating.
+struct Attrs<'a> {
+    name: &'a str,
+    secure: bool,
+    http_only: bool,
+    same_site: Option<&'a str>,
+    max_age: Option<i128>,
+    expires: bool,
+    path: Option<&'a str>,
+    domain: bool,
+    domain_value: &'a str,
+}
+
+impl<'a> Attrs<'a> {
+    fn read(text: &'a str) -> Option<Self> {
+        // Split by hand: cookies are short, and a byte loop beats `split`'s searcher here.
+        let mut rest = text;
+        let mut next_part = || {
+            if rest.is_empty() {
+                return None;
+            }
+            let end = rest.bytes().position(|b| b == b';').unwrap_or(rest.len());
+            let part = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or("");
+            Some(part)
+        };
+        let first = next_part()?;
+        let eq = first.bytes().position(|b| b == b'=')?;
+        let name = first[..eq].trim();
+        let separator = |b: u8| b"()<>@,;:\\\"/[]?={}".contains(&b);
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && !separator(b)) {
+            return None;
+        }
+        let mut a = Attrs {
+            name,
+            secure: false,
+            http_only: false,
+            same_site: None,
+            max_age: None,
+            expires: false,
+            path: None,
+            domain: false,
+            domain_value: "",
+        };
+        while let Some(attr) = next_part() {
+            let (key, val) = match attr.bytes().position(|b| b == b'=') {
+                Some(i) => (attr[..i].trim(), attr[i + 1..].trim()),
+                None => (attr.trim(), ""),
+            };
+            match key.len() {
+                6 if key.eq_ignore_ascii_case("secure") => a.secure = true,
+                8 if key.eq_ignore_ascii_case("httponly") => a.http_only = true,
+                8 if key.eq_ignore_ascii_case("samesite") => a.same_site = Some(val),
+                7 if key.eq_ignore_ascii_case("max-age") => a.max_age = Some(val.parse().ok()?),
+                7 if key.eq_ignore_ascii_case("expires") => a.expires = true,
+                4 if key.eq_ignore_ascii_case("path") => a.path = Some(val),
+                6 if key.eq_ignore_ascii_case("domain") => {
+                    a.domain = true;
+                    a.domain_value = val;
+                }
+                _ => {}
+            }
+        }
+        Some(a)
+    }
+}
+
+fn cookie_key(name: &str, domain: &str, path: &str) -> String {
+    let mut key = String::with_capacity(name.len() + domain.len() + path.len() + 2);
+    key.push_str(name);
+    key.push('\u{0}');
+    key.push_str(domain);
+    key.push('\u{0}');
+    key.push_str(path);
+    key
+}
+
+/// Why a cookie breaks its name prefix's rules (matched case-insensitively, as browsers do).
+fn prefix_violation(
+    name: &str,
+    secure: bool,
+    path: Option<&str>,
+    domain: bool,
+) -> Option<&'static str> {
+    let has_prefix = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
+    if has_prefix("__host-") && (!secure || path != Some("/") || domain) {
+        return Some("a __Host- cookie needs Secure, Path=/ and no Domain");
+    }
+    if has_prefix("__secure-") && !secure {
+        return Some("a __Secure- cookie needs Secure");
+    }
+    None
 }
 
 #[cfg(test)]
@@ -180,7 +370,16 @@ mod tests {
     #[test]
     fn adds_missing_flags() {
         let out = enforce(&CookiePolicy::default(), &[b"sid=abc; Path=/"]);
-        assert_eq!(out, ["sid=abc; HttpOnly; SameSite=Lax; Secure; Path=/"]);
+        assert_eq!(out, ["sid=abc; Path=/; HttpOnly; SameSite=Lax; Secure"]);
+        let already = enforce(
+            &CookiePolicy::default(),
+            &[b"sid=abc; Secure; HttpOnly; SameSite=Strict"],
+        );
+        assert_eq!(
+            already,
+            ["sid=abc; Secure; HttpOnly; SameSite=Strict"],
+            "kept as it was"
+        );
     }
 
     #[test]
@@ -194,6 +393,12 @@ mod tests {
         assert_eq!(out[1], "embed=1; HttpOnly; SameSite=None; Secure");
         assert_eq!(out[2], "legacy=1; HttpOnly; SameSite=Lax");
         assert_eq!(out[3], "other=1; HttpOnly; SameSite=Lax; Secure");
+        let none_insecure = enforce(&p, &[b"legacy=1; SameSite=None"]);
+        assert_eq!(
+            none_insecure,
+            ["legacy=1; HttpOnly; SameSite=Lax"],
+            "SameSite=None needs Secure"
+        );
     }
 
     #[test]

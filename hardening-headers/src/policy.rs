@@ -261,14 +261,33 @@ impl HeaderPolicy {
             HeaderValue::from_str(&v)
                 .unwrap_or_else(|_| HeaderValue::from_static("max-age=63072000"))
         });
+        let template = |tls: bool| {
+            let mut map = HeaderMap::with_capacity(self.fixed.len() + 6);
+            for (name, value) in &self.fixed {
+                map.insert(name.clone(), value.clone());
+            }
+            if let Some(csp) = csp.as_ref().filter(|c| !c.wants_nonce()) {
+                map.insert(csp.header.clone(), csp.value(tls, None));
+            }
+            if let (Some(hsts), true) = (&hsts, tls) {
+                map.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
+            map
+        };
+        let mut owned: Vec<HeaderName> = IDENTIFYING
+            .iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect();
+        owned.extend(self.fixed.iter().map(|(n, _)| n.clone()));
+        owned.push(header::STRICT_TRANSPORT_SECURITY);
+        if csp.is_some() {
+            owned.push(header::CONTENT_SECURITY_POLICY);
+            owned.push(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+        }
         Ok(HeaderSet(Arc::new(Compiled {
+            templates: [template(false), template(true)],
             csp,
-            hsts,
-            fixed: self.fixed,
-            identifying: IDENTIFYING
-                .iter()
-                .map(|n| HeaderName::from_static(n))
-                .collect(),
+            owned,
             no_store_with_credentials: self.no_store_with_credentials,
             cookies: self.cookies,
         })))
@@ -286,9 +305,12 @@ pub struct HeaderSet(Arc<Compiled>);
 #[derive(Debug)]
 struct Compiled {
     csp: Option<CompiledCsp>,
-    hsts: Option<HeaderValue>,
-    fixed: Vec<(HeaderName, HeaderValue)>,
-    identifying: Vec<HeaderName>,
+    /// Every header the policy sets, ready to clone: `[plain HTTP, HTTPS]` (HSTS and
+    /// `upgrade-insecure-requests` only in the second; a nonce CSP is added per response).
+    templates: [HeaderMap; 2],
+    /// Names whose values from the service are dropped: the policy's own, both CSP headers,
+    /// HSTS, and identifying headers such as `Server`.
+    owned: Vec<HeaderName>,
     no_store_with_credentials: bool,
     cookies: CookiePolicy,
 }
@@ -328,29 +350,31 @@ impl HeaderSet {
 
     /// Sets the security headers on a response, removes identifying ones, adds
     /// `Cache-Control: no-store` for credentialed requests, and enforces cookie rules.
+    ///
+    /// The policy's headers win over the service's (a route cannot quietly weaken the CSP),
+    /// except `Cache-Control`, which a handler may set itself. HSTS never goes out over plain
+    /// HTTP (RFC 6797 §7.2), whoever set it.
     pub fn apply(&self, facts: &RequestFacts, headers: &mut HeaderMap) {
         let c = &*self.0;
-        for name in &c.identifying {
-            headers.remove(name);
-        }
-        for (name, value) in &c.fixed {
-            headers.insert(name, value.clone());
-        }
-        if let Some(csp) = &c.csp {
-            // Ours wins over one the handler set: a route cannot quietly weaken the policy.
-            headers.remove(header::CONTENT_SECURITY_POLICY);
-            headers.remove(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
-            headers.insert(&csp.header, csp.value(facts.https, facts.nonce.as_ref()));
-        }
-        match (&c.hsts, facts.https) {
-            (Some(hsts), true) => {
-                headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        // Start from the precomputed set and move the service's own headers in: a few
+        // appends instead of a dozen inserts.
+        let mut out = c.templates[usize::from(facts.https)].clone();
+        let mut current: Option<HeaderName> = None;
+        for (name, value) in headers.drain() {
+            if name.is_some() {
+                current = name;
             }
-            // Never over plain HTTP (RFC 6797 §7.2), whoever set it.
-            _ if !facts.https => {
-                headers.remove(header::STRICT_TRANSPORT_SECURITY);
+            if let Some(name) = &current
+                && !c.owned.contains(name)
+            {
+                out.append(name.clone(), value);
             }
-            _ => {}
+        }
+        *headers = out;
+        if let (Some(csp), Some(nonce)) = (&c.csp, &facts.nonce)
+            && csp.wants_nonce()
+        {
+            headers.insert(csp.header.clone(), csp.value(facts.https, Some(nonce)));
         }
         if c.no_store_with_credentials
             && facts.credentials

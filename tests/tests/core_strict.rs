@@ -410,7 +410,7 @@ async fn security_headers_cookies_and_https() {
     assert_eq!(reply.header("x-powered-by"), None);
     assert_eq!(
         reply.header("set-cookie"),
-        Some("sid=abc; HttpOnly; SameSite=Lax; Secure; Path=/")
+        Some("sid=abc; Path=/; HttpOnly; SameSite=Lax; Secure")
     );
     assert_eq!(
         reply.header("strict-transport-security"),
