@@ -24,8 +24,10 @@ pin_project! {
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
+        // Created on the first `Pending` only, so fast responses never touch the timer.
         #[pin]
         sleep: Option<Sleep>,
+        deadline: Option<Instant>,
         post: Post,
     }
 }
@@ -70,7 +72,8 @@ impl<F, B> ResponseFuture<F, B> {
     ) -> Self {
         Self {
             state: State::Inner { future },
-            sleep: timeout.map(tokio::time::sleep),
+            sleep: None,
+            deadline: timeout.map(|t| post.start + t),
             post,
         }
     }
@@ -87,6 +90,7 @@ impl<F, B> ResponseFuture<F, B> {
                 event: Some(event),
             },
             sleep: None,
+            deadline: None,
             post,
         }
     }
@@ -99,6 +103,7 @@ impl<F, B> ResponseFuture<F, B> {
         Self {
             state: State::Pending { future },
             sleep: None,
+            deadline: None,
             post,
         }
     }
@@ -111,6 +116,7 @@ impl<F, B> ResponseFuture<F, B> {
                 event: None,
             },
             sleep: None,
+            deadline: None,
             post,
         }
     }
@@ -124,7 +130,7 @@ where
     type Output = Result<Response<ProblemBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let (response, event) = match this.state.project() {
             StateProj::Early { response, event } => {
                 let response = response
@@ -150,7 +156,15 @@ where
                         (response, event)
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => match this.sleep.as_pin_mut().map(|s| s.poll(cx)) {
+                    Poll::Pending => match {
+                        if let (None, Some(deadline)) =
+                            (this.sleep.as_ref().as_pin_ref(), *this.deadline)
+                        {
+                            this.sleep
+                                .set(Some(tokio::time::sleep_until(deadline.into())));
+                        }
+                        this.sleep.as_mut().as_pin_mut().map(|s| s.poll(cx))
+                    } {
                         Some(Poll::Ready(())) => {
                             let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
                                 .with_detail("the request took too long to process");

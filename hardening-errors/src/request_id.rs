@@ -93,14 +93,14 @@ impl RequestId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut bytes = [0; MAX_LEN];
         let mut pos = 0;
-        for i in 0..32 {
-            if matches!(i, 8 | 12 | 16 | 20) {
+        for (i, byte) in value.to_be_bytes().into_iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
                 bytes[pos] = b'-';
                 pos += 1;
             }
-            let nibble = (value >> (124 - 4 * i)) & 0xf;
-            bytes[pos] = HEX[nibble as usize];
-            pos += 1;
+            bytes[pos] = HEX[usize::from(byte >> 4)];
+            bytes[pos + 1] = HEX[usize::from(byte & 0xf)];
+            pos += 2;
         }
         Self {
             len: pos as u8,
