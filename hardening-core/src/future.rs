@@ -156,25 +156,26 @@ where
                         (response, event)
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => match {
+                    Poll::Pending => {
                         if let (None, Some(deadline)) =
                             (this.sleep.as_ref().as_pin_ref(), *this.deadline)
                         {
                             this.sleep
                                 .set(Some(tokio::time::sleep_until(deadline.into())));
                         }
-                        this.sleep.as_mut().as_pin_mut().map(|s| s.poll(cx))
-                    } {
-                        Some(Poll::Ready(())) => {
-                            let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
-                                .with_detail("the request took too long to process");
-                            (
-                                reject(problem, this.post.request_id),
-                                Some(SecurityEvent::TimedOut),
-                            )
+                        let timer = this.sleep.as_mut().as_pin_mut().map(|s| s.poll(cx));
+                        match timer {
+                            Some(Poll::Ready(())) => {
+                                let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                                    .with_detail("the request took too long to process");
+                                (
+                                    reject(problem, this.post.request_id),
+                                    Some(SecurityEvent::TimedOut),
+                                )
+                            }
+                            _ => return Poll::Pending,
                         }
-                        _ => return Poll::Pending,
-                    },
+                    }
                 }
             }
         };
