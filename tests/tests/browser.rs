@@ -148,22 +148,42 @@ async fn csp_cookies_and_framing_hold_in_chromium() {
         eventually(|| rendered.load(Ordering::SeqCst) == 1).await,
         "control: top-level render"
     );
+    // The framing page (no CSP of its own) reports when its iframe has loaded, so the check
+    // below waits for the browser instead of guessing.
     let framer_html = format!(
-        r#"<!doctype html><html><body><iframe src="http://127.0.0.1:{}/framed"></iframe></body></html>"#,
+        r#"<!doctype html><html><body>
+<iframe src="http://127.0.0.1:{}/framed" onload="fetch('/framer-loaded', {{ method: 'POST' }})"></iframe>
+</body></html>"#,
         site.port()
     );
-    let framer = serve(Router::new().route(
-        "/",
-        get(move || {
-            let html = framer_html.clone();
-            async move { Html(html) }
-        }),
-    ))
+    let framer_loaded = Arc::new(AtomicUsize::new(0));
+    let loaded = framer_loaded.clone();
+    let framer = serve(
+        Router::new()
+            .route(
+                "/",
+                get(move || {
+                    let html = framer_html.clone();
+                    async move { Html(html) }
+                }),
+            )
+            .route(
+                "/framer-loaded",
+                post(move || async move {
+                    loaded.fetch_add(1, Ordering::SeqCst);
+                }),
+            ),
+    )
     .await;
     browser
         .goto(&format!("http://localhost:{}/", framer.port()))
         .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        eventually(|| framer_loaded.load(Ordering::SeqCst) == 1).await,
+        "the framing page never finished loading its iframe"
+    );
+    // A framed document that did render would have posted by now; give it a moment more.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         rendered.load(Ordering::SeqCst),
         1,
