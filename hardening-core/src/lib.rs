@@ -29,7 +29,8 @@
 //!    of `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy ([`ClientIp`]).
 //! - **Health**: `GET /healthz` and `/readyz` ([`Health`]) are answered here, before the
 //!   steps below, and kept out of the access log.
-//! 3. **Host allowlist**, when configured: an unknown `Host` is answered 400.
+//! 3. **Host allowlist**, when configured: an unknown `Host` is answered 400; then the
+//!    **HTTPS redirect**, when configured.
 //! 4. **CORS**: preflights answered here; no cross-origin access until origins are listed.
 //! 5. *(rate limits: planned, `hardening-ratelimit`)*
 //! 6. **Limits**: more than 50 query parameters → 400; a body over 1 MiB, declared or
@@ -39,7 +40,9 @@
 //!
 //! On the way out, once: every error response becomes a problem
 //! ([`ProblemLayer`](hardening_errors::ProblemLayer)'s mapping), CORS headers for allowed
-//! origins, one [security event](SecurityEvent) per rejection, one redacted access-log event.
+//! origins, the security headers and `Set-Cookie` rules of `hardening-headers` (feature
+//! `headers`; HSTS only on HTTPS), one [security event](SecurityEvent) per rejection, one
+//! redacted access-log event.
 //!
 //! All of it runs in one [`HardeningService`] with one [`ResponseFuture`]; settings are
 //! computed once when the layer is built.
@@ -64,7 +67,7 @@
 //!
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
-//! | `headers`    | yes     | `hardening-headers` (planned: security headers, CSP nonces, cookies) |
+//! | `headers`    | yes     | `hardening-headers`: security headers, CSP nonces, cookie rules, HTTPS redirect |
 //! | `ratelimit`  | yes     | `hardening-ratelimit` (planned: keyed and cost-aware limits) |
 //! | `auth`       | no      | `hardening-auth` (planned: JWT, owner-scoped loading, CSRF) |
 //! | `validation` | no      | `hardening_errors::Valid` extractors backed by garde |
