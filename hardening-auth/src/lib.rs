@@ -1,12 +1,20 @@
-//! Authentication and data-layer authorisation for axum services.
+//! Authentication and authorisation for axum services.
 //!
-//! **Status: planned; nothing is built yet.** The scope, from the project's design:
+//! - [`JwtVerifier`]: JWT verification per RFC 8725 (one algorithm per key, never `none`,
+//!   `exp` required, `kid` rotation, `jku`/`x5u`/`x5c`/`jwk`/`crit` refused, bounded length,
+//!   duplicate members refused), keys checked at start-up.
+//! - [`AuthLayer`] + [`Authenticated<C>`]: the token verified once per request (bearer or
+//!   session cookie); 401 problems with RFC 6750 challenges; [`Principal`] in the
+//!   extensions for logs and limiters; role and scope guards (403).
 //!
-//! - JWT validation per RFC 8725 and an `Authenticated<C>` extractor (401 with
-//!   `WWW-Authenticate`);
-//! - `Owned<T>`: loads a row only through an owner-scoped query, so "not found" and
-//!   "not yours" are the same 404; role and scope guards (403);
-//! - argon2id password hashing off the async runtime;
-//! - CSRF protection (`Sec-Fetch-Site`, then `Origin`) and signed cookies.
-//!
-//! Its errors are answered through `hardening-errors`.
+//! **Planned, not built yet** (see the project's issue): owner-scoped loading (`Owned<T>`)
+//! with an IDOR probe, argon2id passwords off the runtime, CSRF, JWKS fetching, a `jti`
+//! denylist, login throttling.
+
+mod authenticated;
+mod jwt;
+
+pub use authenticated::{
+    AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,
+};
+pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};

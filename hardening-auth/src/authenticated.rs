@@ -1,0 +1,298 @@
+//! `AuthLayer` (verifies the request's token once) and the `Authenticated<C>` extractor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use hardening_errors::{Error, PrincipalId, Problem};
+use http::header::{AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{HeaderValue, Request, StatusCode};
+use pin_project_lite::pin_project;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tower::{Layer, Service};
+
+use crate::{JwtError, JwtVerifier, Principal};
+
+/// The tracing target of authentication failures (their reasons are logged, never sent).
+pub const AUTH_TARGET: &str = "hardening::auth";
+
+/// Where the request's credentials came from. A cookie-authenticated request is subject to
+/// CSRF checks; a bearer-token one is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `Authorization: Bearer …`
+    Bearer,
+    /// The session cookie.
+    Cookie,
+}
+
+/// What [`AuthLayer`] found, in the request extensions.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Verified {
+        principal: Principal,
+        claims: Arc<Map<String, Value>>,
+    },
+    Failed(JwtError),
+    Absent,
+}
+
+/// Verifies the request's token once, before the handler: from `Authorization: Bearer` or,
+/// when configured, a session cookie. A verified request carries its [`Principal`] and
+/// [`CredentialSource`] in the extensions, and its response carries a
+/// [`PrincipalId`] for the access log. A missing or bad token does not reject here: routes
+/// that need authentication ask for [`Authenticated`].
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use hardening_auth::{AuthLayer, Authenticated, JwtVerifier};
+/// use jsonwebtoken::Algorithm;
+///
+/// async fn me(user: Authenticated) -> String {
+///     user.principal.subject.clone()
+/// }
+///
+/// let verifier = JwtVerifier::builder()
+///     .hmac(None, Algorithm::HS256, b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj")?
+///     .build()?;
+/// let app: Router = Router::new()
+///     .route("/me", get(me))
+///     .layer(AuthLayer::new(verifier).session_cookie("__Host-session"));
+/// # Ok::<(), hardening_auth::KeyError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuthLayer {
+    verifier: JwtVerifier,
+    cookie: Option<Arc<str>>,
+}
+
+impl AuthLayer {
+    /// Bearer tokens verified with `verifier`.
+    pub fn new(verifier: JwtVerifier) -> Self {
+        Self {
+            verifier,
+            cookie: None,
+        }
+    }
+
+    /// Also accepts the token from this cookie (use a `__Host-` name).
+    pub fn session_cookie(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    fn authenticate(&self, parts: &mut Parts) {
+        let (token, source) = match bearer(parts) {
+            Some(t) => (Some(t), CredentialSource::Bearer),
+            None => (
+                self.cookie.as_deref().and_then(|name| cookie(parts, name)),
+                CredentialSource::Cookie,
+            ),
+        };
+        let outcome = match token {
+            None => Outcome::Absent,
+            Some(token) => match self.verifier.verify_raw(token) {
+                Ok((principal, claims)) => Outcome::Verified {
+                    principal,
+                    claims: Arc::new(claims),
+                },
+                Err(e) => Outcome::Failed(e),
+            },
+        };
+        if let Outcome::Verified { principal, .. } = &outcome {
+            parts.extensions.insert(principal.clone());
+            parts.extensions.insert(source);
+        }
+        parts.extensions.insert(outcome);
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (n, v) = pair.trim().split_once('=')?;
+            (n == name).then_some(v)
+        })
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S, B, ResB> Service<Request<B>> for Auth<S>
+where
+    S: Service<Request<B>, Response = http::Response<ResB>>,
+{
+    type Response = http::Response<ResB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        self.layer.authenticate(&mut parts);
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .map(|p| PrincipalId::new(p.subject.as_str()));
+        ResponseFuture {
+            future: self.inner.call(Request::from_parts(parts, body)),
+            principal,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Auth`].
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: F,
+        principal: Option<PrincipalId>,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.future.poll(cx))?;
+        if let Some(principal) = this.principal.take() {
+            res.extensions_mut().insert(principal);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+/// The authenticated principal and the token's claims as `C` (default: raw JSON).
+///
+/// Without a token: 401 with `WWW-Authenticate: Bearer`. With a bad one: 401 with
+/// `WWW-Authenticate: Bearer error="invalid_token"`; the reason goes to the log (target
+/// [`AUTH_TARGET`]), never into the response. Needs [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Authenticated<C = Value> {
+    /// Who the token is for.
+    pub principal: Principal,
+    /// The claims.
+    pub claims: C,
+}
+
+impl<C> Authenticated<C> {
+    /// 403 unless the principal has this role.
+    pub fn require_role(&self, role: &str) -> Result<(), Error> {
+        if self.principal.has_role(role) {
+            Ok(())
+        } else {
+            tracing::info!(target: AUTH_TARGET, subject = %self.principal.subject, role, "missing role");
+            Err(Error::Forbidden)
+        }
+    }
+
+    /// 403 unless the principal has this scope.
+    pub fn require_scope(&self, scope: &str) -> Result<(), Error> {
+        if self.principal.has_scope(scope) {
+            Ok(())
+        } else {
+            tracing::info!(target: AUTH_TARGET, subject = %self.principal.subject, scope, "missing scope");
+            Err(Error::Forbidden)
+        }
+    }
+}
+
+fn unauthorized(challenge: &'static str) -> Response {
+    Problem::new(StatusCode::UNAUTHORIZED)
+        .with_detail("valid credentials are required")
+        .with_header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
+        .into_response()
+}
+
+impl<S, C> FromRequestParts<S> for Authenticated<C>
+where
+    S: Send + Sync,
+    C: DeserializeOwned + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Outcome>() {
+            Some(Outcome::Verified { principal, claims }) => {
+                match serde_json::from_value::<C>(Value::Object(Map::clone(claims))) {
+                    Ok(claims) => Ok(Self {
+                        principal: principal.clone(),
+                        claims,
+                    }),
+                    Err(_) => {
+                        tracing::info!(target: AUTH_TARGET, reason = %JwtError::Claims, "token refused");
+                        Err(unauthorized(r#"Bearer error="invalid_token""#))
+                    }
+                }
+            }
+            Some(Outcome::Failed(reason)) => {
+                tracing::info!(target: AUTH_TARGET, %reason, "token refused");
+                Err(unauthorized(r#"Bearer error="invalid_token""#))
+            }
+            Some(Outcome::Absent) => Err(unauthorized("Bearer")),
+            None => Err(
+                Error::internal("Authenticated needs AuthLayer around the router").into_response(),
+            ),
+        }
+    }
+}
+
+impl<S, C> OptionalFromRequestParts<S> for Authenticated<C>
+where
+    S: Send + Sync,
+    C: DeserializeOwned + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match parts.extensions.get::<Outcome>() {
+            Some(Outcome::Absent) => Ok(None),
+            _ => <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map(Some),
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! JWT verification per RFC 8725 (JSON Web Token Best Current Practices).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+/// Why a token was refused. Kept for the log; the client only ever sees RFC 6750's
+/// `invalid_token`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtError {
+    /// Longer than the configured maximum.
+    #[error("token longer than the maximum")]
+    TooLong,
+    /// Not three non-empty base64url segments.
+    #[error("token is not three base64url segments")]
+    Malformed,
+    /// The header is not a JSON object, or repeats a member.
+    #[error("token header is not a JSON object without duplicate members")]
+    BadHeader,
+    /// `alg` is `none` or not one this library knows.
+    #[error("token algorithm is none or unknown")]
+    UnsupportedAlgorithm,
+    /// A `crit` header: none of its extensions are understood, so the token must be refused.
+    #[error("token has a crit header")]
+    CritHeader,
+    /// `jku`, `x5u`, `x5c` or `jwk`: keys named by the token are never fetched or trusted.
+    #[error("token names its own key (jku, x5u, x5c or jwk)")]
+    ExternalKeyReference,
+    /// No configured key for the token's `kid`.
+    #[error("no key for the token's kid")]
+    UnknownKey,
+    /// The token's `alg` is not the one algorithm its key is for.
+    #[error("token algorithm does not match its key")]
+    AlgorithmMismatch,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// The payload is not a JSON object, or repeats a claim.
+    #[error("token payload is not a JSON object without duplicate claims")]
+    BadPayload,
+    /// No `exp` claim.
+    #[error("token has no exp")]
+    MissingExp,
+    /// A time claim that is not a number, or `iss`/`sub` that is not a string.
+    #[error("claim {0} has the wrong type")]
+    BadClaimType(&'static str),
+    /// Past `exp`.
+    #[error("token expired")]
+    Expired,
+    /// Before `nbf`.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iat` in the future.
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// Older (by `iat`) than the maximum age, or no `iat` when a maximum age is set.
+    #[error("token too old")]
+    TooOld,
+    /// `iss` is not the configured issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// `aud` does not include the configured audience.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// `typ` is not the configured type.
+    #[error("wrong token type")]
+    WrongType,
+    /// The claims do not deserialize into the requested type.
+    #[error("claims do not match the expected shape")]
+    Claims,
+}
+
+/// A key-set problem found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// An HMAC secret shorter than 32 bytes or with too little variety to be random.
+    #[error("HMAC secret {name}: {why}")]
+    WeakSecret {
+        /// Which key.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A key whose algorithm is of another family (an RSA key for HS256, say).
+    #[error("key {name}: algorithm {alg:?} does not fit this kind of key")]
+    WrongFamily {
+        /// Which key.
+        name: String,
+        /// The algorithm asked for.
+        alg: Algorithm,
+    },
+    /// A PEM that does not parse.
+    #[error("key {name}: {why}")]
+    BadPem {
+        /// Which key.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// No key, several keys without `kid`, or two keys with one `kid`.
+    #[error("key set: {0}")]
+    KeySet(String),
+    /// A leeway over five minutes.
+    #[error("leeway must be at most 300 seconds")]
+    Leeway,
+}
+
+struct VerifyKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+/// Verifies JWTs per RFC 8725: one algorithm per key (never `none`, no HS/RS confusion),
+/// `exp` required and numeric, `nbf` and `iat` honoured, `iss`/`aud` required when
+/// configured, optional `typ`, small leeway, maximum age, `kid` rotation over several keys,
+/// `jku`/`x5u`/`x5c`/`jwk` and `crit` refused, bounded length, duplicate members refused.
+///
+/// ```
+/// use hardening_auth::JwtVerifier;
+/// use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+///
+/// let secret = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
+/// let verifier = JwtVerifier::builder()
+///     .hmac(Some("2026-11"), Algorithm::HS256, secret)?
+///     .issuer("https://auth.example.com")
+///     .audience("notes-api")
+///     .build()?;
+///
+/// let mut header = Header::new(Algorithm::HS256);
+/// header.kid = Some("2026-11".into());
+/// let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+/// let claims = serde_json::json!({
+///     "sub": "user-1", "exp": exp, "iss": "https://auth.example.com", "aud": "notes-api"
+/// });
+/// let token = encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap();
+/// let verified = verifier.verify::<serde_json::Value>(&token).unwrap();
+/// assert_eq!(verified.principal.subject, "user-1");
+/// # Ok::<(), hardening_auth::KeyError>(())
+/// ```
+#[derive(Clone)]
+pub struct JwtVerifier(Arc<Inner>);
+
+struct Inner {
+    keys: Vec<VerifyKey>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    typ: Option<String>,
+    leeway: u64,
+    max_age: Option<u64>,
+    max_len: usize,
+}
+
+impl fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field(
+                "kids",
+                &self
+                    .0
+                    .keys
+                    .iter()
+                    .map(|k| (&k.kid, k.alg))
+                    .collect::<Vec<_>>(),
+            )
+            .field("issuer", &self.0.issuer)
+            .field("audience", &self.0.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`JwtVerifier`]; every key and setting is checked here, at start-up.
+#[must_use]
+pub struct JwtVerifierBuilder {
+    inner: Inner,
+}
+
+impl fmt::Debug for JwtVerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtVerifierBuilder").finish_non_exhaustive()
+    }
+}
+
+impl JwtVerifier {
+    /// A builder with no keys, 30 s leeway and an 8 KiB token limit.
+    pub fn builder() -> JwtVerifierBuilder {
+        JwtVerifierBuilder {
+            inner: Inner {
+                keys: Vec::new(),
+                issuer: None,
+                audience: None,
+                typ: None,
+                leeway: 30,
+                max_age: None,
+                max_len: 8 * 1024,
+            },
+        }
+    }
+}
+
+fn key_name(kid: Option<&str>) -> String {
+    kid.map_or_else(|| "(no kid)".to_owned(), |k| format!("kid {k:?}"))
+}
+
+impl JwtVerifierBuilder {
+    /// Adds an HMAC key (`HS256`/`HS384`/`HS512`): at least 32 bytes, and random-looking.
+    pub fn hmac(
+        mut self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        secret: &[u8],
+    ) -> Result<Self, KeyError> {
+        let name = key_name(kid);
+        if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            return Err(KeyError::WrongFamily { name, alg });
+        }
+        check_secret(&name, secret)?;
+        self.inner.keys.push(VerifyKey {
+            kid: kid.map(str::to_owned),
+            alg,
+            key: DecodingKey::from_secret(secret),
+        });
+        Ok(self)
+    }
+
+    /// Adds a public key in PEM for `RS*`/`PS*` (RSA), `ES256`/`ES384` (EC) or `EdDSA`.
+    pub fn public_pem(
+        mut self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        pem: &[u8],
+    ) -> Result<Self, KeyError> {
+        let name = key_name(kid);
+        let key = match alg {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => DecodingKey::from_rsa_pem(pem),
+            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+            _ => return Err(KeyError::WrongFamily { name, alg }),
+        }
+        .map_err(|e| KeyError::BadPem {
+            name: name.clone(),
+            why: e.to_string(),
+        })?;
+        self.inner.keys.push(VerifyKey {
+            kid: kid.map(str::to_owned),
+            alg,
+            key,
+        });
+        Ok(self)
+    }
+
+    /// Requires `iss` to equal this.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.inner.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Requires `aud` to be, or to contain, this.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.inner.audience = Some(audience.into());
+        self
+    }
+
+    /// Requires the header's `typ` to be this (for example `at+jwt`, RFC 9068).
+    pub fn typ(mut self, typ: impl Into<String>) -> Self {
+        self.inner.typ = Some(typ.into());
+        self
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s, at most 300 s).
+    pub fn leeway(mut self, leeway: Duration) -> Result<Self, KeyError> {
+        if leeway > Duration::from_secs(300) {
+            return Err(KeyError::Leeway);
+        }
+        self.inner.leeway = leeway.as_secs();
+        Ok(self)
+    }
+
+    /// Refuses tokens issued (`iat`) longer ago than this, and tokens without `iat`.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.inner.max_age = Some(max_age.as_secs());
+        self
+    }
+
+    /// Refuses tokens longer than this many bytes (default 8 KiB).
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.inner.max_len = bytes;
+        self
+    }
+
+    /// Checks the key set: at least one key; with several, each has a distinct `kid`.
+    pub fn build(self) -> Result<JwtVerifier, KeyError> {
+        let keys = &self.inner.keys;
+        if keys.is_empty() {
+            return Err(KeyError::KeySet("add at least one key".into()));
+        }
+        if keys.len() > 1 {
+            let mut seen = HashSet::new();
+            for k in keys {
+                let Some(kid) = &k.kid else {
+                    return Err(KeyError::KeySet(
+                        "with several keys, every key needs a kid".into(),
+                    ));
+                };
+                if !seen.insert(kid) {
+                    return Err(KeyError::KeySet(format!("kid {kid:?} is used twice")));
+                }
+            }
+        }
+        Ok(JwtVerifier(Arc::new(self.inner)))
+    }
+}
+
+fn check_secret(name: &str, secret: &[u8]) -> Result<(), KeyError> {
+    let weak = |why: &str| KeyError::WeakSecret {
+        name: name.to_owned(),
+        why: why.to_owned(),
+    };
+    if secret.len() < 32 {
+        return Err(weak(
+            "is shorter than 32 bytes; use `openssl rand -base64 48`",
+        ));
+    }
+    let distinct = secret.iter().collect::<HashSet<_>>().len();
+    if distinct < 12 {
+        return Err(weak(
+            "has too little variety to be random; use `openssl rand -base64 48`",
+        ));
+    }
+    // A short phrase repeated ("secretsecretsecret…") is not random either.
+    if (1..=8)
+        .any(|p| secret.len().is_multiple_of(p) && secret.chunks(p).all(|c| c == &secret[..p]))
+    {
+        return Err(weak("is a repeated pattern; use `openssl rand -base64 48`"));
+    }
+    Ok(())
+}
+
+/// Who a verified token speaks for: for logs, the limiter and guards.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Principal {
+    /// The `sub` claim.
+    pub subject: String,
+    /// The `roles` claim (array of strings).
+    pub roles: Vec<String>,
+    /// The `scope` claim (space-separated, RFC 8693) or `scp` (array).
+    pub scopes: Vec<String>,
+    /// The `tenant` or `tid` claim.
+    pub tenant: Option<String>,
+}
+
+impl Principal {
+    /// Whether the principal has this role.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the principal has this scope.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// A verified token: its principal and its claims.
+#[derive(Debug, Clone)]
+pub struct Verified<C> {
+    /// Who the token is for.
+    pub principal: Principal,
+    /// The claims, deserialized.
+    pub claims: C,
+}
+
+impl JwtVerifier {
+    /// Verifies `token` and deserializes its claims into `C`.
+    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Verified<C>, JwtError> {
+        let (principal, claims) = self.verify_raw(token)?;
+        let claims = serde_json::from_value(Value::Object(claims)).map_err(|_| JwtError::Claims)?;
+        Ok(Verified { principal, claims })
+    }
+
+    /// Verifies `token`, returning the principal and the raw claims.
+    pub fn verify_raw(&self, token: &str) -> Result<(Principal, Map<String, Value>), JwtError> {
+        let c = &*self.0;
+        if token.len() > c.max_len {
+            return Err(JwtError::TooLong);
+        }
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Malformed);
+        };
+        if [h64, p64, s64].iter().any(|p| p.is_empty()) {
+            return Err(JwtError::Malformed);
+        }
+        let header = decode_object(h64).map_err(|e| match e {
+            DecodeError::Base64 => JwtError::Malformed,
+            DecodeError::Json => JwtError::BadHeader,
+        })?;
+
+        let alg = match header.get("alg") {
+            Some(Value::String(a)) => a,
+            _ => return Err(JwtError::UnsupportedAlgorithm),
+        };
+        let alg: Algorithm = serde_json::from_value(Value::String(alg.clone()))
+            .map_err(|_| JwtError::UnsupportedAlgorithm)?;
+        if header.contains_key("crit") {
+            return Err(JwtError::CritHeader);
+        }
+        if ["jku", "x5u", "x5c", "jwk"]
+            .iter()
+            .any(|k| header.contains_key(*k))
+        {
+            return Err(JwtError::ExternalKeyReference);
+        }
+        if let Some(want) = &c.typ {
+            let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
+            let typ = typ.strip_prefix("application/").unwrap_or(typ);
+            if !typ.eq_ignore_ascii_case(want) {
+                return Err(JwtError::WrongType);
+            }
+        }
+        let key = match header.get("kid") {
+            Some(Value::String(kid)) => c.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+            Some(_) => None,
+            None if c.keys.len() == 1 => c.keys.first(),
+            None => None,
+        }
+        .ok_or(JwtError::UnknownKey)?;
+        if key.alg != alg {
+            return Err(JwtError::AlgorithmMismatch);
+        }
+        let message = &token[..h64.len() + 1 + p64.len()];
+        match jsonwebtoken::crypto::verify(s64, message.as_bytes(), &key.key, alg) {
+            Ok(true) => {}
+            _ => return Err(JwtError::BadSignature),
+        }
+
+        let claims = decode_object(p64).map_err(|_| JwtError::BadPayload)?;
+        self.check_claims(&claims)?;
+        Ok((principal(&claims), claims))
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>) -> Result<(), JwtError> {
+        let c = &*self.0;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let leeway = c.leeway as f64;
+        let time = |name: &'static str| match claims.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(JwtError::BadClaimType(name)),
+            Some(_) => Err(JwtError::BadClaimType(name)),
+        };
+        let exp = time("exp")?.ok_or(JwtError::MissingExp)?;
+        if now >= exp + leeway {
+            return Err(JwtError::Expired);
+        }
+        if let Some(nbf) = time("nbf")?
+            && now + leeway < nbf
+        {
+            return Err(JwtError::NotYetValid);
+        }
+        let iat = time("iat")?;
+        if let Some(iat) = iat
+            && iat > now + leeway
+        {
+            return Err(JwtError::IssuedInFuture);
+        }
+        if let Some(max_age) = c.max_age {
+            match iat {
+                Some(iat) if now - iat <= max_age as f64 + leeway => {}
+                _ => return Err(JwtError::TooOld),
+            }
+        }
+        if let Some(issuer) = &c.issuer {
+            match claims.get("iss") {
+                Some(Value::String(iss)) if iss == issuer => {}
+                Some(Value::String(_)) | None => return Err(JwtError::WrongIssuer),
+                Some(_) => return Err(JwtError::BadClaimType("iss")),
+            }
+        }
+        if let Some(audience) = &c.audience {
+            let ok = match claims.get("aud") {
+                Some(Value::String(aud)) => aud == audience,
+                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+                _ => false,
+            };
+            if !ok {
+                return Err(JwtError::WrongAudience);
+            }
+        }
+        match claims.get("sub") {
+            None | Some(Value::String(_)) => Ok(()),
+            Some(_) => Err(JwtError::BadClaimType("sub")),
+        }
+    }
+}
+
+fn principal(claims: &Map<String, Value>) -> Principal {
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let scopes = match claims.get("scope") {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        _ => strings(claims.get("scp")),
+    };
+    Principal {
+        subject: claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        roles: strings(claims.get("roles")),
+        scopes,
+        tenant: claims
+            .get("tenant")
+            .or_else(|| claims.get("tid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}
+
+enum DecodeError {
+    Base64,
+    Json,
+}
+
+/// base64url (no padding) → a JSON object whose members are all distinct.
+fn decode_object(segment: &str) -> Result<Map<String, Value>, DecodeError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| DecodeError::Base64)?;
+    serde_json::from_slice::<UniqueObject>(&bytes)
+        .map(|o| o.0)
+        .map_err(|_| DecodeError::Json)
+}
+
+/// A JSON object that refuses a repeated member (serde_json would keep the last one, and two
+/// parsers reading one token differently is how signatures get bypassed).
+struct UniqueObject(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueObject, A::Error> {
+                let mut out = Map::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(UniqueObject(out))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
