@@ -7,14 +7,19 @@
 //!   session cookie); 401 problems with RFC 6750 challenges; [`Principal`] in the
 //!   extensions for logs and limiters; role and scope guards (403).
 //!
+//! - [`Passwords`]: argon2id (OWASP parameters or stronger) on the blocking pool behind a
+//!   CPU-sized semaphore, dummy verification for unknown accounts, rehash on old parameters
+//!   or legacy SHA-256.
+//!
 //! **Planned, not built yet** (see the project's issue): owner-scoped loading (`Owned<T>`)
-//! with an IDOR probe, argon2id passwords off the runtime, CSRF, JWKS fetching, a `jti`
-//! denylist, login throttling.
+//! with an IDOR probe, CSRF, JWKS fetching, a `jti` denylist, login throttling, bcrypt.
 
 mod authenticated;
 mod jwt;
+mod passwords;
 
 pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,
 };
 pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};
+pub use passwords::{MAX_PASSWORD_LEN, PasswordError, Passwords, Verification};

@@ -1,0 +1,296 @@
+//! Password hashing: argon2id, off the async runtime, with a bounded number in flight.
+
+use std::fmt;
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+/// The longest password accepted, in bytes (refused before hashing: argon2 on a megabyte
+/// "password" is a denial of service).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// Why a password could not be hashed or checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PasswordError {
+    /// Longer than [`MAX_PASSWORD_LEN`].
+    #[error("password longer than {MAX_PASSWORD_LEN} bytes")]
+    TooLong,
+    /// Empty.
+    #[error("password is empty")]
+    Empty,
+    /// Parameters below OWASP's minimum for argon2id.
+    #[error("argon2id parameters below OWASP's minimum (m = 19456 KiB, t = 2, p = 1)")]
+    WeakParams,
+    /// The hashing task failed (it panicked or the runtime is shutting down).
+    #[error("password hashing failed")]
+    Internal,
+}
+
+/// The result of checking a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// Wrong password, or no such account.
+    Invalid,
+    /// Right password, stored hash is current.
+    Valid,
+    /// Right password; store this new hash (older parameters, or a legacy scheme).
+    ValidRehashed(String),
+}
+
+/// Hashes and verifies passwords with argon2id (PHC strings), at OWASP's parameters or
+/// stronger (m = 19456 KiB, t = 2, p = 1), on tokio's blocking pool behind a semaphore sized
+/// to the CPUs, so a login flood queues instead of starving other requests.
+///
+/// Verifying against no stored hash (unknown account) runs a dummy verification, so response
+/// time does not tell which accounts exist. Legacy unsalted SHA-256 hex hashes verify and come
+/// back with an argon2id rehash to store.
+///
+/// ```
+/// use hardening_auth::{Passwords, Verification};
+///
+/// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
+/// let passwords = Passwords::new();
+/// let stored = passwords.hash(b"correct horse battery staple").await.unwrap();
+/// assert!(stored.starts_with("$argon2id$"));
+/// assert_eq!(passwords.verify(b"correct horse battery staple", Some(&stored)).await.unwrap(), Verification::Valid);
+/// assert_eq!(passwords.verify(b"wrong", Some(&stored)).await.unwrap(), Verification::Invalid);
+/// assert_eq!(passwords.verify(b"anything", None).await.unwrap(), Verification::Invalid);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Passwords {
+    params: Params,
+    permits: Arc<Semaphore>,
+    dummy: Arc<str>,
+}
+
+impl fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Passwords")
+            .field("m_cost_kib", &self.params.m_cost())
+            .field("t_cost", &self.params.t_cost())
+            .field("p_cost", &self.params.p_cost())
+            .field("permits", &self.permits.available_permits())
+            .finish()
+    }
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Passwords {
+    /// OWASP's argon2id parameters, one hash in flight per CPU.
+    pub fn new() -> Self {
+        let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
+        Self::build(params)
+    }
+
+    /// Stronger parameters (memory in KiB, iterations, lanes); weaker than OWASP's is refused.
+    pub fn with_params(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, PasswordError> {
+        if m_cost_kib < 19_456 || t_cost < 2 || p_cost < 1 {
+            return Err(PasswordError::WeakParams);
+        }
+        let params =
+            Params::new(m_cost_kib, t_cost, p_cost, None).map_err(|_| PasswordError::WeakParams)?;
+        Ok(Self::build(params))
+    }
+
+    fn build(params: Params) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        // A real hash of a random password: verifying against it costs what a real check costs.
+        let dummy = argon
+            .hash_password(b"dummy password for unknown accounts")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        Self {
+            params,
+            permits: Arc::new(Semaphore::new(cpus)),
+            dummy: dummy.into(),
+        }
+    }
+
+    fn argon(params: &Params) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Internal)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| PasswordError::Internal)
+    }
+
+    /// The argon2id PHC string for `password`.
+    pub async fn hash(&self, password: &[u8]) -> Result<String, PasswordError> {
+        check_len(password)?;
+        let (params, password) = (self.params.clone(), password.to_vec());
+        self.blocking(move || {
+            Self::argon(&params)
+                .hash_password(&password)
+                .map(|h| h.to_string())
+        })
+        .await?
+        .map_err(|_| PasswordError::Internal)
+    }
+
+    /// Checks `password` against the stored hash (`None` for an unknown account).
+    pub async fn verify(
+        &self,
+        password: &[u8],
+        stored: Option<&str>,
+    ) -> Result<Verification, PasswordError> {
+        check_len(password)?;
+        let (params, password) = (self.params.clone(), password.to_vec());
+        let stored = stored.map(str::to_owned);
+        let dummy = self.dummy.clone();
+        let verdict = self
+            .blocking(move || {
+                let argon = Self::argon(&params);
+                let Some(stored) = stored else {
+                    let _ = argon.verify_password(&password, &*dummy);
+                    return Ok(Verification::Invalid);
+                };
+                if let Some(hex) = stored.strip_prefix("sha256$") {
+                    // Legacy: unsalted SHA-256. Verify, then hand back an argon2id hash.
+                    let digest = Sha256::digest(&password);
+                    let ok = decode_hex(hex).is_some_and(|want| constant_time_eq(&want, &digest));
+                    if !ok {
+                        let _ = argon.verify_password(&password, &*dummy);
+                        return Ok(Verification::Invalid);
+                    }
+                    return argon
+                        .hash_password(&password)
+                        .map(|h| Verification::ValidRehashed(h.to_string()));
+                }
+                let Ok(hash) = argon2::password_hash::phc::PasswordHash::new(&stored) else {
+                    let _ = argon.verify_password(&password, &*dummy);
+                    return Ok(Verification::Invalid);
+                };
+                // The stored hash's own algorithm and parameters verify it.
+                let own = Params::try_from(&hash).ok();
+                let stored_alg = Algorithm::try_from(hash.algorithm.as_str()).ok();
+                let (Some(own), Some(stored_alg)) = (own, stored_alg) else {
+                    return Ok(Verification::Invalid);
+                };
+                let checker = Argon2::new(stored_alg, Version::V0x13, own.clone());
+                if checker.verify_password(&password, &hash).is_err() {
+                    return Ok(Verification::Invalid);
+                }
+                let current = stored_alg == Algorithm::Argon2id
+                    && own.m_cost() >= params.m_cost()
+                    && own.t_cost() >= params.t_cost()
+                    && own.p_cost() >= params.p_cost();
+                if current {
+                    Ok(Verification::Valid)
+                } else {
+                    argon
+                        .hash_password(&password)
+                        .map(|h| Verification::ValidRehashed(h.to_string()))
+                }
+            })
+            .await?;
+        verdict.map_err(|_| PasswordError::Internal)
+    }
+}
+
+fn check_len(password: &[u8]) -> Result<(), PasswordError> {
+    match password.len() {
+        0 => Err(PasswordError::Empty),
+        n if n > MAX_PASSWORD_LEN => Err(PasswordError::TooLong),
+        _ => Ok(()),
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() != 64 {
+        return None;
+    }
+    (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn edge_cases() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            assert_eq!(p.hash(b"").await, Err(PasswordError::Empty));
+            assert_eq!(p.hash(&[b'a'; 2000]).await, Err(PasswordError::TooLong));
+            let non_utf8 = [0xff, 0xfe, 0x00, b'x'];
+            let h = p.hash(&non_utf8).await.unwrap();
+            assert_eq!(
+                p.verify(&non_utf8, Some(&h)).await.unwrap(),
+                Verification::Valid
+            );
+            assert_eq!(
+                p.verify(b"x", Some("not a hash")).await.unwrap(),
+                Verification::Invalid
+            );
+            assert!(Passwords::with_params(4096, 1, 1).is_err());
+        });
+    }
+
+    #[test]
+    fn legacy_and_weak_hashes_are_upgraded() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let legacy = format!(
+                "sha256${}",
+                "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+            );
+            match p.verify(b"password", Some(&legacy)).await.unwrap() {
+                Verification::ValidRehashed(new) => {
+                    assert!(new.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"))
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                p.verify(b"Password", Some(&legacy)).await.unwrap(),
+                Verification::Invalid
+            );
+            let weak = Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(8192, 1, 1, None).unwrap(),
+            )
+            .hash_password(b"pw")
+            .unwrap()
+            .to_string();
+            assert!(matches!(
+                p.verify(b"pw", Some(&weak)).await.unwrap(),
+                Verification::ValidRehashed(_)
+            ));
+        });
+    }
+}
