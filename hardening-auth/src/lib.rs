@@ -11,15 +11,21 @@
 //!   CPU-sized semaphore, dummy verification for unknown accounts, rehash on old parameters
 //!   or legacy SHA-256.
 //!
+//! - [`Csrf`]: cross-origin protection for cookie-authenticated unsafe requests
+//!   (`Sec-Fetch-Site`, then `Origin` vs `Host`; trusted origins by scheme, host and port;
+//!   shadow mode). `hardening-core` runs it as step 7 of `Hardening` (feature `auth`).
+//!
 //! **Planned, not built yet** (see the project's issue): owner-scoped loading (`Owned<T>`)
-//! with an IDOR probe, CSRF, JWKS fetching, a `jti` denylist, login throttling, bcrypt.
+//! with an IDOR probe, JWKS fetching, a `jti` denylist, login throttling, bcrypt.
 
 mod authenticated;
+mod csrf;
 mod jwt;
 mod passwords;
 
 pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,
 };
+pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
 pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};
 pub use passwords::{MAX_PASSWORD_LEN, PasswordError, Passwords, Verification};

@@ -64,6 +64,8 @@ pub(crate) struct Policy {
     pub(crate) headers: Option<hardening_headers::HeaderSet>,
     #[cfg(feature = "headers")]
     pub(crate) https_redirect: Option<hardening_headers::HttpsRedirect>,
+    #[cfg(feature = "auth")]
+    pub(crate) csrf: Option<hardening_auth::Csrf>,
 }
 
 impl Hardening {
@@ -93,6 +95,8 @@ impl Hardening {
                 ),
                 #[cfg(feature = "headers")]
                 https_redirect: None,
+                #[cfg(feature = "auth")]
+                csrf: Some(hardening_auth::Csrf::new()),
             }),
         }
     }
@@ -218,6 +222,24 @@ impl Hardening {
     #[cfg(feature = "headers")]
     pub fn https_redirect(mut self, redirect: hardening_headers::HttpsRedirect) -> Self {
         self.policy().https_redirect = Some(redirect);
+        self
+    }
+
+    /// Sets the CSRF policy (default with feature `auth`: same-origin only).
+    #[cfg(feature = "auth")]
+    pub fn csrf(mut self, csrf: hardening_auth::Csrf) -> Self {
+        self.policy().csrf = Some(csrf);
+        self
+    }
+
+    /// Runs no CSRF check. Logs a warning.
+    #[cfg(feature = "auth")]
+    pub fn dangerous_without_csrf(mut self) -> Self {
+        warn_loosened(
+            "dangerous_without_csrf",
+            "cookie-authenticated requests from other sites are accepted",
+        );
+        self.policy().csrf = None;
         self
     }
 

@@ -35,7 +35,8 @@
 //! 5. *(rate limits: planned, `hardening-ratelimit`)*
 //! 6. **Limits**: more than 50 query parameters → 400; a body over 1 MiB, declared or
 //!    streamed (chunked) → 413; 30 s to the response head → 503.
-//! 7. *(CSRF: planned, `hardening-auth`)*
+//! 7. **CSRF** (feature `auth`): unsafe requests with cookies and no bearer token from another
+//!    origin (`Sec-Fetch-Site`, then `Origin` vs `Host`) → 403.
 //! 8. **The service**, its panics caught → 500.
 //!
 //! On the way out, once: every error response becomes a problem
@@ -69,7 +70,7 @@
 //! |--------------|---------|--------------|
 //! | `headers`    | yes     | `hardening-headers`: security headers, CSP nonces, cookie rules, HTTPS redirect |
 //! | `ratelimit`  | yes     | `hardening-ratelimit` (planned: keyed and cost-aware limits) |
-//! | `auth`       | no      | `hardening-auth` (planned: JWT, owner-scoped loading, CSRF) |
+//! | `auth`       | no      | `hardening-auth`: JWT (RFC 8725), `Authenticated<C>`, argon2id passwords, CSRF |
 //! | `validation` | no      | `hardening_errors::Valid` extractors backed by garde |
 //! | `metrics`    | no      | `hardening_security_events_total{event}` counter via the `metrics` facade |
 //! | `full`       | no      | all of the above |

@@ -207,6 +207,20 @@ where
             None => Body::new(body),
         };
 
+        // 7. CSRF for cookie-authenticated unsafe requests.
+        #[cfg(feature = "auth")]
+        if let Some(csrf) = &policy.csrf
+            && csrf.check(&parts).is_err()
+        {
+            let problem = Problem::new(StatusCode::FORBIDDEN)
+                .with_detail("cross-origin request refused: send it from this site's own pages");
+            return ResponseFuture::early(
+                reject(problem, request_id),
+                SecurityEvent::CsrfBlocked,
+                post,
+            );
+        }
+
         // 8. The inner service (panics caught by ProblemService), under the timeout.
         let future = {
             let _entered = post.span.enter();

@@ -466,3 +466,44 @@ async fn html_preset_gives_each_response_its_own_nonce() {
         assert!(csp.contains(&format!("'nonce-{}'", reply.body)), "{csp}");
     }
 }
+
+#[tokio::test]
+async fn cross_site_cookie_posts_are_refused() {
+    let addr = strict().await;
+    let post = |headers: &str| {
+        format!(
+            "POST /hello HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 0\r\n{headers}\r\n"
+        )
+    };
+    let blocked = exchange(
+        addr,
+        post("cookie: __Host-session=abc\r\nsec-fetch-site: cross-site\r\norigin: https://evil.example\r\n").as_bytes(),
+    )
+    .await;
+    let body = assert_problem(&blocked, 403);
+    assert!(body["detail"].as_str().unwrap().contains("cross-origin"));
+    let same_origin = exchange(
+        addr,
+        post("cookie: __Host-session=abc\r\nsec-fetch-site: same-origin\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (same_origin.status, same_origin.body.as_str()),
+        (200, "posted")
+    );
+    let bearer = exchange(
+        addr,
+        post("cookie: a=1\r\nauthorization: Bearer t\r\nsec-fetch-site: cross-site\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        bearer.status, 200,
+        "bearer-token requests are not CSRF-able"
+    );
+    let old_browser = exchange(
+        addr,
+        post("cookie: a=1\r\norigin: http://localhost\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(old_browser.status, 200, "Origin matching Host passes");
+}

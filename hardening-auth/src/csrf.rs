@@ -1,0 +1,272 @@
+//! Cross-origin request protection for cookie-authenticated requests, after Go 1.25's
+//! `CrossOriginProtection`: `Sec-Fetch-Site` first, then `Origin` against `Host`.
+
+use std::fmt;
+
+use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use http::request::Parts;
+use http::{HeaderValue, Method};
+
+/// Why a request was refused as cross-site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CsrfReason {
+    /// `Sec-Fetch-Site: cross-site` or `same-site` from an untrusted origin.
+    SecFetchSite,
+    /// An `Origin` that is neither this host nor trusted.
+    Origin,
+}
+
+/// A trusted origin that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid trusted origin {0:?}: expected scheme://host[:port], such as https://app.example.com"
+)]
+pub struct InvalidOrigin(pub String);
+
+/// Refuses unsafe-method requests (POST, PUT, PATCH, DELETE, …) that a browser sent from
+/// another origin, when they carry cookies and no bearer token (bearer tokens are not sent
+/// automatically, so they need no CSRF defence).
+///
+/// The check, in order: safe methods pass; `Sec-Fetch-Site: same-origin` or `none` passes;
+/// any other `Sec-Fetch-Site` passes only for a trusted origin; without `Sec-Fetch-Site`, an
+/// `Origin` must match the `Host` (or be trusted); with neither header (not a browser, or a
+/// very old one) the request passes. Trusted origins compare scheme, host and port, not the
+/// host alone (gorilla/csrf CVE-2025-47909). Shadow mode logs instead of refusing.
+///
+/// ```
+/// use hardening_auth::Csrf;
+///
+/// let csrf = Csrf::new().trust_origins(["https://admin.example.com"])?;
+/// let (parts, ()) = http::Request::post("/notes")
+///     .header("host", "api.example.com")
+///     .header("cookie", "__Host-session=abc")
+///     .header("sec-fetch-site", "cross-site")
+///     .header("origin", "https://evil.example")
+///     .body(()).unwrap().into_parts();
+/// assert!(csrf.check(&parts).is_err());
+/// # Ok::<(), hardening_auth::InvalidOrigin>(())
+/// ```
+#[derive(Clone, Default)]
+#[must_use]
+pub struct Csrf {
+    trusted: Vec<HeaderValue>,
+    shadow: bool,
+}
+
+impl fmt::Debug for Csrf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Csrf")
+            .field("trusted", &self.trusted)
+            .field("shadow", &self.shadow)
+            .finish()
+    }
+}
+
+impl Csrf {
+    /// Same-origin only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also accepts requests from these origins (`scheme://host[:port]`).
+    pub fn trust_origins<I>(mut self, origins: I) -> Result<Self, InvalidOrigin>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        for origin in origins {
+            let o = origin.as_ref();
+            let valid = o.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '?', '#', '@', ' ', '*'])
+            });
+            let value = HeaderValue::from_str(&o.to_ascii_lowercase())
+                .ok()
+                .filter(|_| valid);
+            self.trusted
+                .push(value.ok_or_else(|| InvalidOrigin(o.to_owned()))?);
+        }
+        Ok(self)
+    }
+
+    /// Logs what would be refused, refuses nothing.
+    pub fn shadow(mut self) -> Self {
+        self.shadow = true;
+        self
+    }
+
+    /// Whether the request may proceed.
+    pub fn check(&self, parts: &Parts) -> Result<(), CsrfReason> {
+        let verdict = self.decide(parts);
+        match verdict {
+            Err(reason) if self.shadow => {
+                tracing::warn!(target: crate::AUTH_TARGET, ?reason, "cross-origin request would be blocked (shadow mode)");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn decide(&self, parts: &Parts) -> Result<(), CsrfReason> {
+        if matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        ) {
+            return Ok(());
+        }
+        let has_cookie = parts.headers.contains_key(COOKIE);
+        let bearer = parts.headers.get(AUTHORIZATION).is_some_and(|v| {
+            v.as_bytes().len() > 7 && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")
+        });
+        if !has_cookie || bearer {
+            return Ok(());
+        }
+        let origin = parts.headers.get(ORIGIN);
+        let trusted = origin.is_some_and(|o| {
+            self.trusted
+                .iter()
+                .any(|t| t.as_bytes().eq_ignore_ascii_case(o.as_bytes()))
+        });
+        if let Some(site) = parts.headers.get("sec-fetch-site") {
+            return match site.as_bytes() {
+                b"same-origin" | b"none" => Ok(()),
+                _ if trusted => Ok(()),
+                _ => Err(CsrfReason::SecFetchSite),
+            };
+        }
+        let Some(origin) = origin else {
+            return Ok(());
+        };
+        if trusted {
+            return Ok(());
+        }
+        // Origin's host[:port] must equal Host.
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, host)| host);
+        let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok());
+        match (origin_host, host) {
+            (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+            _ => Err(CsrfReason::Origin),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: Method, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().method(method).uri("/x");
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    const COOKIE_HOST: [(&str, &str); 2] = [("cookie", "sid=1"), ("host", "api.example.com")];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        COOKIE_HOST
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .collect()
+    }
+
+    #[test]
+    fn decisions() {
+        let csrf = Csrf::new()
+            .trust_origins(["https://admin.example.com"])
+            .unwrap();
+        let ok =
+            |m: Method, h: &[(&'static str, &'static str)]| csrf.check(&parts(m, &with(h))).is_ok();
+        assert!(
+            ok(Method::GET, &[("sec-fetch-site", "cross-site")]),
+            "safe method"
+        );
+        assert!(ok(Method::POST, &[("sec-fetch-site", "same-origin")]));
+        assert!(ok(Method::POST, &[("sec-fetch-site", "none")]));
+        assert!(!ok(
+            Method::POST,
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://evil.example")
+            ]
+        ));
+        assert!(!ok(
+            Method::POST,
+            &[
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://x.example.com")
+            ]
+        ));
+        assert!(ok(
+            Method::POST,
+            &[
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://admin.example.com")
+            ]
+        ));
+        assert!(
+            !ok(
+                Method::POST,
+                &[
+                    ("sec-fetch-site", "same-site"),
+                    ("origin", "http://admin.example.com")
+                ]
+            ),
+            "scheme counts"
+        );
+        assert!(
+            !ok(
+                Method::POST,
+                &[
+                    ("sec-fetch-site", "same-site"),
+                    ("origin", "https://admin.example.com:8443")
+                ]
+            ),
+            "port counts"
+        );
+        assert!(
+            ok(Method::POST, &[("origin", "https://api.example.com")]),
+            "Origin matches Host"
+        );
+        assert!(!ok(Method::DELETE, &[("origin", "https://evil.example")]));
+        assert!(!ok(Method::POST, &[("origin", "null")]));
+        assert!(ok(Method::POST, &[]), "no browser headers");
+        // Bearer requests and cookie-less requests are not CSRF-able.
+        assert!(
+            csrf.check(&parts(
+                Method::POST,
+                &[("origin", "https://evil.example"), ("host", "a")]
+            ))
+            .is_ok()
+        );
+        assert!(
+            csrf.check(&parts(
+                Method::POST,
+                &[
+                    ("cookie", "a=1"),
+                    ("authorization", "Bearer t"),
+                    ("sec-fetch-site", "cross-site")
+                ]
+            ))
+            .is_ok()
+        );
+        assert!(Csrf::new().trust_origins(["admin.example.com"]).is_err());
+        let shadow = Csrf::new().shadow();
+        assert!(
+            shadow
+                .check(&parts(
+                    Method::POST,
+                    &with(&[("sec-fetch-site", "cross-site")])
+                ))
+                .is_ok()
+        );
+    }
+}
