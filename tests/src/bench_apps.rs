@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use hardening_core::Hardening;
+use hardening_core::headers::{HeaderPolicy, RequestFacts};
 use http::header::{self, HeaderName, HeaderValue};
 use tower::ServiceBuilder;
 use tower_governor::GovernorLayer;
@@ -68,35 +69,20 @@ fn with_tower_http_stack(app: Router) -> Router {
         .finish()
         .expect("a valid governor config");
     let x_request_id = HeaderName::from_static("x-request-id");
-    let headers: [(HeaderName, &'static str); 9] = [
-        (
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        ),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ),
-        (
-            HeaderName::from_static("cross-origin-resource-policy"),
-            "same-origin",
-        ),
-        (
-            HeaderName::from_static("permissions-policy"),
-            "camera=(), microphone=(), geolocation=()",
-        ),
-        (header::X_DNS_PREFETCH_CONTROL, "off"),
-    ];
-    let [h0, h1, h2, h3, h4, h5, h6, h7, h8] = headers.map(|(name, value)| {
-        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
-    });
+    // Exactly the headers Hardening::strict() sends on a plain-HTTP response.
+    let set = HeaderPolicy::api()
+        .build()
+        .expect("the API preset is valid");
+    let mut strict_headers = http::HeaderMap::new();
+    set.apply(&RequestFacts::default(), &mut strict_headers);
+    let headers: [(HeaderName, HeaderValue); 9] = strict_headers
+        .into_iter()
+        .filter_map(|(name, value)| Some((name?, value)))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("nine headers on a plain-HTTP response");
+    let [h0, h1, h2, h3, h4, h5, h6, h7, h8] =
+        headers.map(|(name, value)| SetResponseHeaderLayer::overriding(name, value));
     app.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(

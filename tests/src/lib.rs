@@ -44,6 +44,21 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
+impl Captured {
+    /// Captures JSON log lines at `level` and above on this thread until the guard drops
+    /// (tests run on a current-thread runtime, so the server tasks they spawn log here too).
+    pub fn json_logs(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(captured.clone())
+            .with_max_level(level)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (captured, guard)
+    }
+}
+
 /// How long any one exchange may take before the test fails instead of hanging.
 pub const EXCHANGE_LIMIT: Duration = Duration::from_secs(10);
 

@@ -84,13 +84,7 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
 #[tokio::test]
 #[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
 async fn csp_cookies_and_framing_hold_in_chromium() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
 
     let rendered = Arc::new(AtomicUsize::new(0));
     let site = serve(hardened_app(rendered.clone())).await;

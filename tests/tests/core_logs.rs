@@ -27,13 +27,7 @@ const SECRETS: &[&str] = &[
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::json_logs(tracing::Level::TRACE);
 
     let app = Router::new().route(
         "/account/{id}",
@@ -114,13 +108,7 @@ async fn no_secret_reaches_the_logs() {
 
 #[tokio::test]
 async fn every_rejection_emits_one_security_event() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
 
     let app = Router::new()
         .route("/hello", get(|| async { "hello" }))
