@@ -15,17 +15,28 @@
 //!   (`Sec-Fetch-Site`, then `Origin` vs `Host`; trusted origins by scheme, host and port;
 //!   shadow mode). `hardening-core` runs it as step 7 of `Hardening` (feature `auth`).
 //!
-//! **Planned, not built yet** (see the project's issue): owner-scoped loading (`Owned<T>`)
-//! with an IDOR probe, JWKS fetching, a `jti` denylist, login throttling, bcrypt.
+//! - [`OwnedResource`] + [`Owned<T>`]: resources loaded only through an owner-scoped query;
+//!   not found and not yours are the same 404; admin override by a named role, logged.
+//! - `idor_probe` (feature `test-util`): proves in your own tests that what one user
+//!   created cannot be read, changed, listed or deleted by another.
+//!
+//! **Planned, not built yet** (see the project's issue): JWKS fetching, a `jti` denylist,
+//! login throttling, bcrypt.
 
 mod authenticated;
 mod csrf;
+#[cfg(feature = "test-util")]
+mod idor;
 mod jwt;
+mod owned;
 mod passwords;
 
 pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,
 };
 pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
+#[cfg(feature = "test-util")]
+pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};
 pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};
+pub use owned::{Owned, OwnedResource};
 pub use passwords::{MAX_PASSWORD_LEN, PasswordError, Passwords, Verification};

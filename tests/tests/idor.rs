@@ -1,0 +1,178 @@
+//! Owner scoping: `Owned<T>` keeps one user's notes from another, and the IDOR probe proves
+//! it (and catches a router that forgets).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use hardening_auth::{
+    AuthLayer, Authenticated, Credentials, IdorRoutes, JwtVerifier, Owned, OwnedResource,
+    idor_probe,
+};
+use hardening_core::Hardening;
+use hardening_core::errors::Error;
+use http::HeaderValue;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-idor";
+
+#[derive(Clone, Serialize)]
+struct Note {
+    id: u64,
+    #[serde(skip)]
+    owner: String,
+    title: String,
+}
+
+#[derive(Clone, Default)]
+struct Db(Arc<Mutex<BTreeMap<u64, Note>>>);
+
+impl OwnedResource for Note {
+    type Id = u64;
+    type Store = Db;
+    async fn load_owned(db: &Db, owner: &str, id: u64) -> Result<Option<Note>, Error> {
+        // SQL: SELECT … FROM notes WHERE id = ?1 AND owner_id = ?2
+        Ok(db
+            .0
+            .lock()
+            .unwrap()
+            .get(&id)
+            .filter(|n| n.owner == owner)
+            .cloned())
+    }
+}
+
+#[derive(Deserialize)]
+struct NewNote {
+    title: String,
+}
+
+async fn create(State(db): State<Db>, user: Authenticated, Json(new): Json<NewNote>) -> Json<Note> {
+    let mut db = db.0.lock().unwrap();
+    let id = db.len() as u64 + 1;
+    let note = Note {
+        id,
+        owner: user.principal.subject,
+        title: new.title,
+    };
+    db.insert(id, note.clone());
+    Json(note)
+}
+
+async fn list(State(db): State<Db>, user: Authenticated) -> Json<Vec<Note>> {
+    let db = db.0.lock().unwrap();
+    Json(
+        db.values()
+            .filter(|n| n.owner == user.principal.subject)
+            .cloned()
+            .collect(),
+    )
+}
+
+async fn show(Owned(note): Owned<Note>) -> Json<Note> {
+    Json(note)
+}
+
+async fn update(
+    State(db): State<Db>,
+    Owned(note): Owned<Note>,
+    Json(new): Json<NewNote>,
+) -> Json<Note> {
+    let mut db = db.0.lock().unwrap();
+    let updated = Note {
+        title: new.title,
+        ..note
+    };
+    db.insert(updated.id, updated.clone());
+    Json(updated)
+}
+
+async fn remove(State(db): State<Db>, Owned(note): Owned<Note>) -> http::StatusCode {
+    db.0.lock().unwrap().remove(&note.id);
+    http::StatusCode::NO_CONTENT
+}
+
+/// The mistake the probe exists to catch: loading by id alone.
+async fn show_anyones(
+    State(db): State<Db>,
+    _user: Authenticated,
+    Path(id): Path<u64>,
+) -> Result<Json<Note>, Error> {
+    db.0.lock()
+        .unwrap()
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or(Error::NotFound)
+}
+
+fn verifier() -> JwtVerifier {
+    JwtVerifier::builder()
+        .hmac(None, Algorithm::HS256, SECRET)
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+fn app(scoped: bool) -> Router {
+    let item = if scoped {
+        get(show).put(update).delete(remove)
+    } else {
+        get(show_anyones).put(update).delete(remove)
+    };
+    Router::new()
+        .route("/notes", get(list).post(create))
+        .route("/notes/{id}", item)
+        .with_state(Db::default())
+        .layer(AuthLayer::new(verifier()))
+        .layer(Hardening::strict())
+}
+
+fn bearer(sub: &str) -> Credentials {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({ "sub": sub, "exp": exp }),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    (
+        http::header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    )
+}
+
+fn routes() -> IdorRoutes {
+    IdorRoutes {
+        create: ("/notes".into(), r#"{"title":"alice's secret"}"#.into()),
+        id_pointer: "/id".into(),
+        item: "/notes/{id}".into(),
+        update: r#"{"title":"bob was here"}"#.into(),
+        list: Some("/notes".into()),
+    }
+}
+
+#[tokio::test]
+async fn owned_resources_pass_the_idor_probe() {
+    idor_probe(app(true), bearer("alice"), bearer("bob"), &routes())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_probe_catches_a_route_that_loads_by_id_alone() {
+    let finding = idor_probe(app(false), bearer("alice"), bearer("bob"), &routes())
+        .await
+        .unwrap_err();
+    assert!(finding.0.contains("GET /notes/1 answered 200"), "{finding}");
+}
