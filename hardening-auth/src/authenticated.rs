@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tower::{Layer, Service};
 
-use crate::{JwtError, JwtVerifier, Principal};
+use crate::{Denylist, JwtError, JwtVerifier, Principal};
 
 /// The tracing target of authentication failures (their reasons are logged, never sent).
 pub const AUTH_TARGET: &str = "hardening::auth";
@@ -70,6 +70,7 @@ enum Outcome {
 pub struct AuthLayer {
     verifier: JwtVerifier,
     cookie: Option<Arc<str>>,
+    denylist: Option<Arc<dyn Denylist>>,
 }
 
 impl AuthLayer {
@@ -78,7 +79,15 @@ impl AuthLayer {
         Self {
             verifier,
             cookie: None,
+            denylist: None,
         }
+    }
+
+    /// Refuses tokens whose `jti` is on this denylist (checked by [`Authenticated`]; a
+    /// store failure answers 503, never lets the token through).
+    pub fn denylist(mut self, denylist: Arc<dyn Denylist>) -> Self {
+        self.denylist = Some(denylist);
+        self
     }
 
     /// Also accepts the token from this cookie (use a `__Host-` name).
@@ -108,6 +117,9 @@ impl AuthLayer {
         if let Outcome::Verified { principal, .. } = &outcome {
             parts.extensions.insert(principal.clone());
             parts.extensions.insert(source);
+        }
+        if let Some(denylist) = &self.denylist {
+            parts.extensions.insert(DenylistHandle(denylist.clone()));
         }
         parts.extensions.insert(outcome);
     }
@@ -202,6 +214,10 @@ where
     }
 }
 
+/// The denylist, for the extractor.
+#[derive(Clone)]
+struct DenylistHandle(Arc<dyn Denylist>);
+
 /// The authenticated principal and the token's claims as `C` (default: raw JSON).
 ///
 /// Without a token: 401 with `WWW-Authenticate: Bearer`. With a bad one: 401 with
@@ -254,6 +270,22 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Outcome>() {
             Some(Outcome::Verified { principal, claims }) => {
+                if let (Some(DenylistHandle(denylist)), Some(jti)) = (
+                    parts.extensions.get::<DenylistHandle>(),
+                    claims.get("jti").and_then(Value::as_str),
+                ) {
+                    match denylist.is_revoked(jti).await {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            tracing::info!(target: AUTH_TARGET, reason = "revoked jti", "token refused");
+                            return Err(unauthorized(r#"Bearer error="invalid_token""#));
+                        }
+                        Err(e) => {
+                            tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; refusing the token");
+                            return Err(Error::Unavailable.into_response());
+                        }
+                    }
+                }
                 match serde_json::from_value::<C>(Value::Object(Map::clone(claims))) {
                     Ok(claims) => Ok(Self {
                         principal: principal.clone(),

@@ -232,6 +232,27 @@ impl JwtVerifierBuilder {
         Ok(self)
     }
 
+    /// Adds an HMAC key from an environment variable, using its bytes as given (not decoded);
+    /// a missing or weak secret is an error naming the variable.
+    pub fn hmac_from_env(
+        self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        var: &str,
+    ) -> Result<Self, KeyError> {
+        let secret = std::env::var(var).map_err(|_| KeyError::WeakSecret {
+            name: var.to_owned(),
+            why: "is not set (make one with `openssl rand -base64 48`)".to_owned(),
+        })?;
+        self.hmac(kid, alg, secret.as_bytes()).map_err(|e| match e {
+            KeyError::WeakSecret { why, .. } => KeyError::WeakSecret {
+                name: var.to_owned(),
+                why,
+            },
+            other => other,
+        })
+    }
+
     /// Adds a public key in PEM for `RS*`/`PS*` (RSA), `ES256`/`ES384` (EC) or `EdDSA`.
     pub fn public_pem(
         mut self,

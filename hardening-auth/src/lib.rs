@@ -20,11 +20,14 @@
 //! - `idor_probe` (feature `test-util`): proves in your own tests that what one user
 //!   created cannot be read, changed, listed or deleted by another.
 //!
-//! **Planned, not built yet** (see the project's issue): JWKS fetching, a `jti` denylist,
+//! - [`Denylist`] / [`MemoryDenylist`]: revoked `jti`s refused (store failures fail closed).
+//!
+//! **Planned, not built yet** (see the project's issue): JWKS fetching, a Redis denylist,
 //! login throttling, bcrypt.
 
 mod authenticated;
 mod csrf;
+mod denylist;
 #[cfg(feature = "test-util")]
 mod idor;
 mod jwt;
@@ -35,6 +38,7 @@ pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,
 };
 pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
+pub use denylist::{Denylist, DenylistError, DenylistFuture, MemoryDenylist};
 #[cfg(feature = "test-util")]
 pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};
 pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};

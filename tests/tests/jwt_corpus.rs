@@ -380,3 +380,73 @@ fn weak_keys_are_refused_at_start_up() {
         .build();
     assert!(two_without_kid.is_err());
 }
+
+#[derive(Debug)]
+struct DownStore;
+
+impl hardening_core::auth::Denylist for DownStore {
+    fn is_revoked<'a>(&'a self, _jti: &'a str) -> hardening_core::auth::DenylistFuture<'a, bool> {
+        Box::pin(async { Err("connection refused".into()) })
+    }
+    fn revoke<'a>(
+        &'a self,
+        _jti: &'a str,
+        _until: SystemTime,
+    ) -> hardening_core::auth::DenylistFuture<'a, ()> {
+        Box::pin(async { Err("connection refused".into()) })
+    }
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_refused_and_a_down_store_fails_closed() {
+    use hardening_core::auth::{Denylist, MemoryDenylist};
+    let list = Arc::new(MemoryDenylist::new(100));
+    let verifier = || {
+        JwtVerifier::builder()
+            .hmac(Some("hs"), Algorithm::HS256, SECRET)
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    let app = |denylist: Arc<dyn Denylist>| {
+        Router::new()
+            .route(
+                "/me",
+                get(|user: Authenticated| async move { user.principal.subject }),
+            )
+            .layer(AuthLayer::new(verifier()).denylist(denylist))
+            .layer(Hardening::strict())
+    };
+    let token = |jti: &str| {
+        forge(
+            r#"{"alg":"HS256","kid":"hs"}"#,
+            &format!(r#"{{"sub":"u","jti":"{jti}","exp":{}}}"#, now() + 600),
+            Some(SECRET),
+        )
+    };
+    let status = |router: Router, token: String| async move {
+        let req = http::Request::get("/me")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        router.oneshot(req).await.unwrap().status().as_u16()
+    };
+    assert_eq!(status(app(list.clone()), token("a")).await, 200);
+    list.revoke("a", SystemTime::now() + std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(status(app(list.clone()), token("a")).await, 401);
+    assert_eq!(status(app(list.clone()), token("b")).await, 200);
+    assert_eq!(status(app(Arc::new(DownStore)), token("c")).await, 503);
+}
+
+#[test]
+fn secrets_from_env_are_checked_and_named() {
+    let err = JwtVerifier::builder()
+        .hmac_from_env(None, Algorithm::HS256, "HARDENING_TEST_UNSET_SECRET")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("HARDENING_TEST_UNSET_SECRET"),
+        "{err}"
+    );
+}
