@@ -1,10 +1,22 @@
-//! Rate limits that also cap cost, for tower and axum services.
+//! Rate limits for tower and axum services.
 //!
-//! **Status: planned; nothing is built yet.** The scope, from the project's design:
+//! - [`Quota`]: quotas that read right (`per_minute(100)` is a hundred a minute), explicit
+//!   burst, `NonZero` counts.
+//! - [`RateLimiter`]: keyed GCRA over governor's concurrent state store; several
+//!   [`Policy`]s per request (per client IP with IPv6 grouped by /64, per header value,
+//!   global) decided all-or-nothing; bounded memory without a background thread.
+//! - [`ratelimit_header`] / [`RateLimiter::policy_header`]: the IETF `RateLimit` and
+//!   `RateLimit-Policy` fields. `hardening-core` answers refusals with a 429 problem
+//!   (`quota-exceeded`, `violated-policies`, `Retry-After`).
 //!
-//! - keyed GCRA limits (governor) per client IP or principal;
-//! - cost-aware reserve/settle for usage such as LLM tokens, budgets and concurrency limits;
-//! - IETF `RateLimit` / `RateLimit-Policy` headers and `Retry-After`;
-//! - an in-memory store and a Redis store, with explicit fail-open/fail-closed behaviour.
-//!
-//! Its errors are answered through `hardening-errors`.
+//! **Planned, not built yet** (see the project's issue): cost reservation and settlement
+//! (LLM tokens), long-period budgets, concurrency caps and load shedding, a standalone tower
+//! layer, the Redis store with failure modes, shadow mode.
+
+mod limiter;
+mod quota;
+
+pub use limiter::{
+    Decision, KeyKind, Policy, PolicyStatus, RateLimiter, RequestKeys, ratelimit_header,
+};
+pub use quota::Quota;

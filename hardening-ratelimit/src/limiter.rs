@@ -1,0 +1,584 @@
+//! The keyed limiter: several policies per request, decided all-or-nothing.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::Quota;
+
+/// What a policy counts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// The client IP; IPv6 addresses grouped by their first `ipv6_prefix` bits (a /64 is one
+    /// subscriber, who could otherwise rotate through 2^64 addresses).
+    ClientIp {
+        /// Prefix length for IPv6 grouping.
+        ipv6_prefix: u8,
+    },
+    /// The value of a request header (an API key id, say).
+    Header(HeaderName),
+    /// Everyone together.
+    Global,
+}
+
+/// One rate-limit policy: a name (used in headers and problems), a quota, what it counts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    name: Arc<str>,
+    quota: Quota,
+    key: KeyKind,
+}
+
+impl Policy {
+    /// A policy per client IP (IPv6 grouped by /64).
+    pub fn per_client_ip(name: &str, quota: Quota) -> Self {
+        Self {
+            name: name.into(),
+            quota,
+            key: KeyKind::ClientIp { ipv6_prefix: 64 },
+        }
+    }
+
+    /// A policy per value of `header`; requests without it are not counted by this policy.
+    pub fn per_header(name: &str, quota: Quota, header: HeaderName) -> Self {
+        Self {
+            name: name.into(),
+            quota,
+            key: KeyKind::Header(header),
+        }
+    }
+
+    /// One budget shared by every request.
+    pub fn global(name: &str, quota: Quota) -> Self {
+        Self {
+            name: name.into(),
+            quota,
+            key: KeyKind::Global,
+        }
+    }
+
+    /// Groups IPv6 clients by this prefix length instead of /64 (client-IP policies only).
+    #[must_use]
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        if let KeyKind::ClientIp { ipv6_prefix } = &mut self.key {
+            *ipv6_prefix = bits.min(128);
+        }
+        self
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Ip(IpAddr),
+    Text(Arc<str>),
+    Global,
+}
+
+/// What the limiter needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestKeys<'a> {
+    /// The client IP, if known.
+    pub client_ip: Option<IpAddr>,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+}
+
+/// One policy's state after a decision, for the `RateLimit` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStatus {
+    /// The policy's name.
+    pub name: Arc<str>,
+    /// Units left right now.
+    pub remaining: u32,
+    /// Time until the bucket is full again.
+    pub reset: Duration,
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Every policy admitted it; each has been charged.
+    Allowed(Vec<PolicyStatus>),
+    /// At least one policy refused it; none has been charged.
+    Limited {
+        /// When the request would be admitted.
+        retry_after: Duration,
+        /// The policies that refused it.
+        violated: Vec<Arc<str>>,
+        /// Every policy's state.
+        statuses: Vec<PolicyStatus>,
+    },
+}
+
+/// A keyed GCRA rate limiter over governor's concurrent state store, with several policies
+/// decided **all-or-nothing**: a request one policy refuses costs nothing under the others.
+///
+/// Memory stays bounded without a background thread: every 4096 decisions (and whenever a
+/// policy tracks more keys than its cap) keys whose buckets are full again are dropped; if a
+/// policy still tracks more than the cap (100 000 keys by default), arbitrary keys are
+/// evicted, which can only make the limiter more lenient for those keys, never stricter.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use hardening_ratelimit::{Decision, Policy, Quota, RateLimiter, RequestKeys};
+///
+/// let limiter = RateLimiter::new([Policy::per_client_ip(
+///     "per-ip",
+///     Quota::per_minute(NonZeroU32::new(60).unwrap()).burst(NonZeroU32::new(2).unwrap()),
+/// )]);
+/// let headers = http::HeaderMap::new();
+/// let keys = RequestKeys { client_ip: Some("203.0.113.7".parse().unwrap()), headers: &headers };
+/// assert!(matches!(limiter.check(&keys, 1), Decision::Allowed(_)));
+/// assert!(matches!(limiter.check(&keys, 1), Decision::Allowed(_)));
+/// assert!(matches!(limiter.check(&keys, 1), Decision::Limited { .. }));
+/// ```
+#[derive(Clone)]
+pub struct RateLimiter(Arc<Inner>);
+
+struct Inner {
+    policies: Vec<PolicyState>,
+    start: Instant,
+    max_keys: usize,
+    decisions: AtomicU64,
+    /// `RateLimit-Policy`, computed once.
+    policy_header: Option<HeaderValue>,
+}
+
+struct PolicyState {
+    policy: Policy,
+    store: DashMapStateStore<Key>,
+    interval: u64,
+    capacity: u64,
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field(
+                "policies",
+                &self
+                    .0
+                    .policies
+                    .iter()
+                    .map(|p| &p.policy)
+                    .collect::<Vec<_>>(),
+            )
+            .field("max_keys", &self.0.max_keys)
+            .finish()
+    }
+}
+
+/// Whether a policy would admit, and what its bucket would then hold.
+enum Probe {
+    Admit { new_tat: u64 },
+    Refuse { retry_after: u64 },
+}
+
+impl PolicyState {
+    fn probe(&self, tat: Option<Nanos>, now: u64, cost: u64) -> Probe {
+        let tat = tat.map_or(now, |t| t.as_u64().max(now));
+        let new_tat = tat.saturating_add(self.interval.saturating_mul(cost));
+        if new_tat - now <= self.capacity {
+            Probe::Admit { new_tat }
+        } else {
+            Probe::Refuse {
+                retry_after: new_tat - now - self.capacity,
+            }
+        }
+    }
+
+    fn status(&self, tat: u64, now: u64) -> PolicyStatus {
+        let used = tat.saturating_sub(now);
+        PolicyStatus {
+            name: self.policy.name.clone(),
+            remaining: ((self.capacity - used.min(self.capacity)) / self.interval) as u32,
+            reset: Duration::from_nanos(used),
+        }
+    }
+}
+
+impl RateLimiter {
+    /// A limiter for these policies.
+    pub fn new(policies: impl IntoIterator<Item = Policy>) -> Self {
+        let policies: Vec<PolicyState> = policies
+            .into_iter()
+            .map(|policy| {
+                let interval = policy.quota.emission_interval_nanos();
+                PolicyState {
+                    capacity: interval.saturating_mul(u64::from(policy.quota.burst_size())),
+                    interval,
+                    store: DashMapStateStore::default(),
+                    policy,
+                }
+            })
+            .collect();
+        let mut header = String::new();
+        for (i, p) in policies.iter().enumerate() {
+            if i > 0 {
+                header.push_str(", ");
+            }
+            let q = &p.policy.quota;
+            let _ = write!(
+                header,
+                "\"{}\";q={};w={}",
+                p.policy.name,
+                q.count(),
+                q.period().as_secs()
+            );
+        }
+        Self(Arc::new(Inner {
+            policy_header: HeaderValue::from_str(&header)
+                .ok()
+                .filter(|_| !policies.is_empty()),
+            policies,
+            start: Instant::now(),
+            max_keys: 100_000,
+            decisions: AtomicU64::new(0),
+        }))
+    }
+
+    /// Tracks at most this many keys per policy (default 100 000).
+    #[must_use]
+    pub fn max_keys(self, max_keys: usize) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.max_keys = max_keys.max(1);
+                Self(Arc::new(inner))
+            }
+            Err(shared) => Self(shared),
+        }
+    }
+
+    /// Decides a request costing `cost` units (1 for a plain request), charging every policy
+    /// or none.
+    pub fn check(&self, keys: &RequestKeys<'_>, cost: u32) -> Decision {
+        let inner = &*self.0;
+        let now = inner.start.elapsed().as_nanos() as u64;
+        let cost = u64::from(cost.max(1));
+        let keyed: Vec<(usize, Key)> = inner
+            .policies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| key_for(&p.policy.key, keys).map(|k| (i, k)))
+            .collect();
+
+        // Phase 1: ask every policy without charging any.
+        let mut violated = Vec::new();
+        let mut retry_after = 0;
+        for (i, key) in &keyed {
+            let p = &inner.policies[*i];
+            let probe = p.store.measure_and_replace(key, |tat| {
+                Err::<((), Nanos), Probe>(p.probe(tat, now, cost))
+            });
+            if let Err(Probe::Refuse { retry_after: r }) = probe {
+                violated.push(p.policy.name.clone());
+                retry_after = retry_after.max(r);
+            }
+        }
+        if violated.is_empty() {
+            // Phase 2: charge each; if a concurrent request took the room meanwhile, undo the
+            // charges made so far and refuse.
+            let mut statuses = Vec::with_capacity(keyed.len());
+            for (done, (i, key)) in keyed.iter().enumerate() {
+                let p = &inner.policies[*i];
+                let charged =
+                    p.store
+                        .measure_and_replace(key, |tat| match p.probe(tat, now, cost) {
+                            Probe::Admit { new_tat } => Ok((new_tat, Nanos::from(new_tat))),
+                            Probe::Refuse { retry_after } => Err(retry_after),
+                        });
+                match charged {
+                    Ok(tat) => statuses.push(p.status(tat, now)),
+                    Err(r) => {
+                        for (j, key) in &keyed[..done] {
+                            let undo = inner.policies[*j].interval.saturating_mul(cost);
+                            let _ = inner.policies[*j].store.measure_and_replace(key, |tat| {
+                                Ok::<_, ()>((
+                                    (),
+                                    Nanos::from(tat.map_or(0, |t| t.as_u64().saturating_sub(undo))),
+                                ))
+                            });
+                        }
+                        violated.push(p.policy.name.clone());
+                        retry_after = r;
+                        break;
+                    }
+                }
+            }
+            if violated.is_empty() {
+                self.housekeeping(now);
+                return Decision::Allowed(statuses);
+            }
+        }
+        let statuses = keyed
+            .iter()
+            .map(|(i, key)| {
+                let p = &inner.policies[*i];
+                let tat = p
+                    .store
+                    .measure_and_replace(key, |tat| {
+                        Err::<((), Nanos), u64>(tat.map_or(now, |t| t.as_u64()))
+                    })
+                    .err()
+                    .unwrap_or(now);
+                p.status(tat, now)
+            })
+            .collect();
+        self.housekeeping(now);
+        Decision::Limited {
+            retry_after: Duration::from_nanos(retry_after),
+            violated,
+            statuses,
+        }
+    }
+
+    /// Drops idle keys now and then, and evicts past the cap.
+    fn housekeeping(&self, now: u64) {
+        let inner = &*self.0;
+        let n = inner.decisions.fetch_add(1, Ordering::Relaxed);
+        for p in &inner.policies {
+            if n % 4096 == 4095 || p.store.len() > inner.max_keys {
+                p.store.retain_recent(Nanos::from(now));
+                let excess = p.store.len().saturating_sub(inner.max_keys);
+                if excess > 0 {
+                    let victims: Vec<Key> = p
+                        .store
+                        .iter()
+                        .take(excess)
+                        .map(|e| e.key().clone())
+                        .collect();
+                    for key in victims {
+                        p.store.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keys tracked by each policy (for tests and metrics).
+    pub fn tracked_keys(&self) -> Vec<usize> {
+        self.0.policies.iter().map(|p| p.store.len()).collect()
+    }
+
+    /// The `RateLimit-Policy` header for these policies (IETF draft-ietf-httpapi-ratelimit-headers).
+    pub fn policy_header(&self) -> Option<&HeaderValue> {
+        self.0.policy_header.as_ref()
+    }
+}
+
+/// The `RateLimit` header for these statuses: `"per-ip";r=42;t=7, …`.
+pub fn ratelimit_header(statuses: &[PolicyStatus]) -> Option<HeaderValue> {
+    let mut out = String::new();
+    for (i, s) in statuses.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let reset = s.reset.as_secs() + u64::from(s.reset.subsec_nanos() > 0);
+        let _ = write!(out, "\"{}\";r={};t={}", s.name, s.remaining, reset);
+    }
+    (!out.is_empty())
+        .then(|| HeaderValue::from_str(&out).ok())
+        .flatten()
+}
+
+fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
+    match kind {
+        KeyKind::Global => Some(Key::Global),
+        KeyKind::Header(name) => keys
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+            .map(|v| Key::Text(v.into())),
+        KeyKind::ClientIp { ipv6_prefix } => keys.client_ip.map(|ip| match ip {
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(*ipv6_prefix))
+                    .unwrap_or(0);
+                Key::Ip(IpAddr::V6((bits & mask).into()))
+            }
+            v4 => Key::Ip(v4),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap()
+    }
+
+    fn keys<'a>(ip: &str, headers: &'a HeaderMap) -> RequestKeys<'a> {
+        RequestKeys {
+            client_ip: Some(ip.parse().unwrap()),
+            headers,
+        }
+    }
+
+    #[test]
+    fn burst_then_refuse_with_retry_after() {
+        let limiter = RateLimiter::new([Policy::per_client_ip(
+            "ip",
+            Quota::per_minute(nz(60)).burst(nz(3)),
+        )]);
+        let h = HeaderMap::new();
+        for remaining in [2, 1, 0] {
+            match limiter.check(&keys("10.0.0.1", &h), 1) {
+                Decision::Allowed(s) => assert_eq!(s[0].remaining, remaining),
+                other => panic!("{other:?}"),
+            }
+        }
+        match limiter.check(&keys("10.0.0.1", &h), 1) {
+            Decision::Limited {
+                retry_after,
+                violated,
+                ..
+            } => {
+                assert_eq!(violated, [Arc::from("ip")]);
+                assert!(
+                    retry_after > Duration::from_millis(900)
+                        && retry_after <= Duration::from_secs(1)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(
+                limiter.check(&keys("10.0.0.2", &h), 1),
+                Decision::Allowed(_)
+            ),
+            "other keys unaffected"
+        );
+    }
+
+    #[test]
+    fn ipv6_is_grouped_by_prefix() {
+        let limiter = RateLimiter::new([Policy::per_client_ip("ip", Quota::per_hour(nz(1)))]);
+        let h = HeaderMap::new();
+        assert!(matches!(
+            limiter.check(&keys("2001:db8:1:2::1", &h), 1),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            limiter.check(&keys("2001:db8:1:2:ffff::9", &h), 1),
+            Decision::Limited { .. }
+        ));
+        assert!(matches!(
+            limiter.check(&keys("2001:db8:1:3::1", &h), 1),
+            Decision::Allowed(_)
+        ));
+    }
+
+    #[test]
+    fn refused_requests_cost_nothing_elsewhere() {
+        let limiter = RateLimiter::new([
+            Policy::per_client_ip("ip", Quota::per_hour(nz(5))),
+            Policy::global("strict", Quota::per_hour(nz(1))),
+        ]);
+        let h = HeaderMap::new();
+        assert!(matches!(
+            limiter.check(&keys("10.0.0.1", &h), 1),
+            Decision::Allowed(_)
+        ));
+        for _ in 0..10 {
+            assert!(matches!(
+                limiter.check(&keys("10.0.0.1", &h), 1),
+                Decision::Limited { .. }
+            ));
+        }
+        // The per-IP policy was charged once, not eleven times.
+        let only_ip = RateLimiter::new([Policy::per_client_ip("ip", Quota::per_hour(nz(5)))]);
+        assert!(
+            matches!(only_ip.check(&keys("10.0.0.1", &h), 1), Decision::Allowed(ref s) if s[0].remaining == 4)
+        );
+        match limiter.check(&keys("10.0.0.1", &h), 1) {
+            Decision::Limited { statuses, .. } => {
+                assert_eq!(statuses[0].remaining, 4, "{statuses:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn headers() {
+        let limiter = RateLimiter::new([Policy::per_client_ip(
+            "per-ip",
+            Quota::per_minute(nz(100)).burst(nz(50)),
+        )]);
+        assert_eq!(limiter.policy_header().unwrap(), "\"per-ip\";q=100;w=60");
+        let h = HeaderMap::new();
+        let Decision::Allowed(s) = limiter.check(&keys("10.0.0.1", &h), 1) else {
+            panic!()
+        };
+        assert_eq!(ratelimit_header(&s).unwrap(), "\"per-ip\";r=49;t=1");
+    }
+
+    #[test]
+    fn exactly_burst_admitted_under_contention() {
+        // Refill one per day: nothing refills during the test.
+        let limiter = RateLimiter::new([
+            Policy::per_client_ip("ip", Quota::per_day(nz(1)).burst(nz(100))),
+            Policy::global("all", Quota::per_day(nz(1)).burst(nz(1000))),
+        ]);
+        let admitted = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    let h = HeaderMap::new();
+                    for _ in 0..1250 {
+                        if matches!(limiter.check(&keys("10.0.0.1", &h), 1), Decision::Allowed(_)) {
+                            admitted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(admitted.load(Ordering::Relaxed), 100, "10,000 concurrent requests, burst 100");
+        // The global policy was charged only for the admitted ones (all-or-nothing).
+        let h = HeaderMap::new();
+        match limiter.check(&keys("10.0.0.2", &h), 1) {
+            Decision::Allowed(s) => assert_eq!(s[1].remaining, 1000 - 101),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let limiter =
+            RateLimiter::new([Policy::per_client_ip("ip", Quota::per_hour(nz(10)))]).max_keys(1000);
+        let h = HeaderMap::new();
+        for i in 0..5000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            limiter.check(
+                &RequestKeys {
+                    client_ip: Some(ip),
+                    headers: &h,
+                },
+                1,
+            );
+        }
+        assert!(
+            limiter.tracked_keys()[0] <= 1001,
+            "{:?}",
+            limiter.tracked_keys()
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! Quotas that read right.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// How many requests (or cost units) a key may spend per period, with an explicit burst.
+///
+/// `Quota::per_minute(100)` means a hundred per minute, refilled evenly (one every 600 ms),
+/// with a burst of 100 unless [`Quota::burst`] says otherwise. (tower_governor's
+/// `per_second(n)` means "one every n seconds", a known footgun; these constructors mean what
+/// they say.)
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use hardening_ratelimit::Quota;
+///
+/// let q = Quota::per_minute(NonZeroU32::new(100).unwrap()).burst(NonZeroU32::new(50).unwrap());
+/// assert_eq!(q.count(), 100);
+/// assert_eq!(q.burst_size(), 50);
+/// assert_eq!(q.period().as_secs(), 60);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    count: NonZeroU32,
+    period: Duration,
+    burst: NonZeroU32,
+}
+
+impl Quota {
+    /// `count` per second.
+    pub const fn per_second(count: NonZeroU32) -> Self {
+        Self::per(count, Duration::from_secs(1))
+    }
+
+    /// `count` per minute.
+    pub const fn per_minute(count: NonZeroU32) -> Self {
+        Self::per(count, Duration::from_secs(60))
+    }
+
+    /// `count` per hour.
+    pub const fn per_hour(count: NonZeroU32) -> Self {
+        Self::per(count, Duration::from_secs(3600))
+    }
+
+    /// `count` per day.
+    pub const fn per_day(count: NonZeroU32) -> Self {
+        Self::per(count, Duration::from_secs(86_400))
+    }
+
+    const fn per(count: NonZeroU32, period: Duration) -> Self {
+        Self {
+            count,
+            period,
+            burst: count,
+        }
+    }
+
+    /// How many may be spent at once from a full bucket (default: `count`).
+    #[must_use]
+    pub const fn burst(mut self, burst: NonZeroU32) -> Self {
+        self.burst = burst;
+        self
+    }
+
+    /// Requests per period.
+    pub const fn count(&self) -> u32 {
+        self.count.get()
+    }
+
+    /// The period.
+    pub const fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// The burst.
+    pub const fn burst_size(&self) -> u32 {
+        self.burst.get()
+    }
+
+    /// Time to refill one unit, in nanoseconds (at least 1).
+    pub(crate) fn emission_interval_nanos(&self) -> u64 {
+        (self.period.as_nanos() / u128::from(self.count.get())).clamp(1, u128::from(u64::MAX))
+            as u64
+    }
+}
