@@ -53,6 +53,8 @@ impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
 /// What the response side needs from the request side.
 #[derive(Debug)]
 pub(crate) struct Post {
+    #[cfg(feature = "ratelimit")]
+    pub(crate) rate_limit_header: Option<HeaderValue>,
     #[cfg(feature = "headers")]
     pub(crate) header_facts: Option<hardening_headers::RequestFacts>,
     pub(crate) policy: Arc<Policy>,
@@ -203,6 +205,19 @@ impl Post {
             .headers_mut()
             .entry(crate::service::X_REQUEST_ID.clone())
             .or_insert_with(|| self.request_id.to_header_value());
+        #[cfg(feature = "ratelimit")]
+        if let Some(limiter) = &policy.rate_limiter {
+            let headers = response.headers_mut();
+            if let Some(value) = self.rate_limit_header.take() {
+                headers.insert(http::HeaderName::from_static("ratelimit"), value);
+            }
+            if let Some(value) = limiter.policy_header() {
+                headers.insert(
+                    http::HeaderName::from_static("ratelimit-policy"),
+                    value.clone(),
+                );
+            }
+        }
         #[cfg(feature = "headers")]
         if let (Some(set), Some(facts)) = (&policy.headers, &self.header_facts) {
             set.apply(facts, response.headers_mut());

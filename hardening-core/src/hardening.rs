@@ -66,6 +66,8 @@ pub(crate) struct Policy {
     pub(crate) https_redirect: Option<hardening_headers::HttpsRedirect>,
     #[cfg(feature = "auth")]
     pub(crate) csrf: Option<hardening_auth::Csrf>,
+    #[cfg(feature = "ratelimit")]
+    pub(crate) rate_limiter: Option<hardening_ratelimit::RateLimiter>,
 }
 
 impl Hardening {
@@ -97,6 +99,8 @@ impl Hardening {
                 https_redirect: None,
                 #[cfg(feature = "auth")]
                 csrf: Some(hardening_auth::Csrf::new()),
+                #[cfg(feature = "ratelimit")]
+                rate_limiter: Some(default_rate_limiter()),
             }),
         }
     }
@@ -243,6 +247,22 @@ impl Hardening {
         self
     }
 
+    /// Sets the rate limiter (default: policy `per-ip`, 100 requests per minute per client IP
+    /// with a burst of 50, IPv6 grouped by /64).
+    #[cfg(feature = "ratelimit")]
+    pub fn rate_limit(mut self, limiter: hardening_ratelimit::RateLimiter) -> Self {
+        self.policy().rate_limiter = Some(limiter);
+        self
+    }
+
+    /// Applies no rate limit. Logs a warning.
+    #[cfg(feature = "ratelimit")]
+    pub fn dangerous_without_rate_limit(mut self) -> Self {
+        warn_loosened("dangerous_without_rate_limit", "no request rate limit");
+        self.policy().rate_limiter = None;
+        self
+    }
+
     /// Sets the health endpoints (default: [`Health::new`], `/healthz` and `/readyz`
     /// with no checks).
     pub fn health(mut self, health: Health) -> Self {
@@ -290,6 +310,18 @@ impl Hardening {
         self.policy().access_log.set_log_headers(true);
         self
     }
+}
+
+/// The strict preset's limiter: 100 per minute per client IP, burst 50.
+#[cfg(feature = "ratelimit")]
+fn default_rate_limiter() -> hardening_ratelimit::RateLimiter {
+    use std::num::NonZeroU32;
+    const HUNDRED: NonZeroU32 = NonZeroU32::new(100).expect("non-zero");
+    const FIFTY: NonZeroU32 = NonZeroU32::new(50).expect("non-zero");
+    hardening_ratelimit::RateLimiter::new([hardening_ratelimit::Policy::per_client_ip(
+        "per-ip",
+        hardening_ratelimit::Quota::per_minute(HUNDRED).burst(FIFTY),
+    )])
 }
 
 fn warn_loosened(method: &str, effect: &str) {

@@ -32,7 +32,8 @@
 //! 3. **Host allowlist**, when configured: an unknown `Host` is answered 400; then the
 //!    **HTTPS redirect**, when configured.
 //! 4. **CORS**: preflights answered here; no cross-origin access until origins are listed.
-//! 5. *(rate limits: planned, `hardening-ratelimit`)*
+//! 5. **Rate limit** (feature `ratelimit`): 100 requests per minute per client IP, burst 50 →
+//!    429 problem with `Retry-After`, `violated-policies` and the IETF `RateLimit` headers.
 //! 6. **Limits**: more than 50 query parameters → 400; a body over 1 MiB, declared or
 //!    streamed (chunked) → 413; 30 s to the response head → 503.
 //! 7. **CSRF** (feature `auth`): unsafe requests with cookies and no bearer token from another
@@ -69,7 +70,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `headers`    | yes     | `hardening-headers`: security headers, CSP nonces, cookie rules, HTTPS redirect |
-//! | `ratelimit`  | yes     | `hardening-ratelimit` (planned: keyed and cost-aware limits) |
+//! | `ratelimit`  | yes     | `hardening-ratelimit`: keyed GCRA limits, all-or-nothing policies, RateLimit headers |
 //! | `auth`       | no      | `hardening-auth`: JWT (RFC 8725), `Authenticated<C>`, argon2id passwords, CSRF |
 //! | `validation` | no      | `hardening_errors::Valid` extractors backed by garde |
 //! | `metrics`    | no      | `hardening_security_events_total{event}` counter via the `metrics` facade |

@@ -94,6 +94,8 @@ where
         let mut post = Post {
             #[cfg(feature = "headers")]
             header_facts,
+            #[cfg(feature = "ratelimit")]
+            rate_limit_header: None,
             policy: self.policy.clone(),
             request_id,
             client_ip,
@@ -159,6 +161,37 @@ where
                     SecurityEvent::CorsRejected,
                     post,
                 );
+            }
+        }
+
+        // 5. Rate limit (all policies or none charged).
+        #[cfg(feature = "ratelimit")]
+        if let Some(limiter) = &policy.rate_limiter {
+            let keys = hardening_ratelimit::RequestKeys {
+                client_ip,
+                headers: &parts.headers,
+            };
+            match limiter.check(&keys, 1) {
+                hardening_ratelimit::Decision::Allowed(statuses) => {
+                    post.rate_limit_header = hardening_ratelimit::ratelimit_header(&statuses);
+                }
+                hardening_ratelimit::Decision::Limited {
+                    retry_after,
+                    violated,
+                    statuses,
+                } => {
+                    post.rate_limit_header = hardening_ratelimit::ratelimit_header(&statuses);
+                    let problem = hardening_errors::Error::TooManyRequests {
+                        retry_after,
+                        policies: violated.iter().map(|p| p.to_string()).collect(),
+                    }
+                    .to_problem();
+                    return ResponseFuture::early(
+                        reject(problem, request_id),
+                        SecurityEvent::RateLimited,
+                        post,
+                    );
+                }
             }
         }
 

@@ -544,14 +544,21 @@ mod tests {
                 scope.spawn(|| {
                     let h = HeaderMap::new();
                     for _ in 0..1250 {
-                        if matches!(limiter.check(&keys("10.0.0.1", &h), 1), Decision::Allowed(_)) {
+                        if matches!(
+                            limiter.check(&keys("10.0.0.1", &h), 1),
+                            Decision::Allowed(_)
+                        ) {
                             admitted.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 });
             }
         });
-        assert_eq!(admitted.load(Ordering::Relaxed), 100, "10,000 concurrent requests, burst 100");
+        assert_eq!(
+            admitted.load(Ordering::Relaxed),
+            100,
+            "10,000 concurrent requests, burst 100"
+        );
         // The global policy was charged only for the admitted ones (all-or-nothing).
         let h = HeaderMap::new();
         match limiter.check(&keys("10.0.0.2", &h), 1) {

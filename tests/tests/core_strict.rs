@@ -507,3 +507,33 @@ async fn cross_site_cookie_posts_are_refused() {
     .await;
     assert_eq!(old_browser.status, 200, "Origin matching Host passes");
 }
+
+#[tokio::test]
+async fn rate_limited_requests_get_429_problems_and_ietf_headers() {
+    use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
+    use std::num::NonZeroU32;
+    let quota = Quota::per_hour(NonZeroU32::new(3).unwrap());
+    let hardening =
+        Hardening::strict().rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", quota)]));
+    let addr = serve(routes().layer(hardening)).await;
+    for remaining in ["2", "1", "0"] {
+        let ok = http_get(addr, "/hello", &[]).await;
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.header("ratelimit-policy"), Some("\"per-ip\";q=3;w=3600"));
+        assert!(
+            ok.header("ratelimit")
+                .unwrap()
+                .contains(&format!(";r={remaining};")),
+            "{ok:?}"
+        );
+    }
+    let limited = http_get(addr, "/hello", &[]).await;
+    let body = assert_problem(&limited, 429);
+    assert_eq!(body["type"], hardening_core::errors::types::QUOTA_EXCEEDED);
+    assert_eq!(body["violated-policies"][0], "per-ip");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1100..=1200).contains(&retry), "retry-after {retry}");
+    assert!(limited.header("ratelimit").unwrap().contains(";r=0;"));
+    // Health checks are not rate limited.
+    assert_eq!(http_get(addr, "/healthz", &[]).await.status, 200);
+}

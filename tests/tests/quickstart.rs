@@ -60,3 +60,17 @@ async fn readme_demo_answers_as_documented() {
         missing.header("x-request-id").unwrap_or_default()
     );
 }
+
+#[tokio::test]
+async fn readme_demo_rate_limit_answers_429_after_the_burst() {
+    let addr = serve(example_quickstart::app()).await;
+    let mut statuses = Vec::new();
+    for _ in 0..55 {
+        statuses.push(get(addr, "/notes", &[]).await.status);
+    }
+    assert!(statuses[..50].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses[50..].iter().all(|s| *s == 429), "{statuses:?}");
+    let limited = get(addr, "/notes", &[]).await;
+    assert_eq!(limited.header("content-type"), Some("application/problem+json"));
+    assert!(limited.header("retry-after").is_some());
+}
