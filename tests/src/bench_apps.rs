@@ -1,12 +1,14 @@
 //! The three services the overhead benchmarks compare, built the same way for criterion
 //! (`benches/overhead.rs`) and for the loopback load test (`src/bin/bench-server.rs`).
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use hardening_core::Hardening;
 use hardening_core::headers::{HeaderPolicy, RequestFacts};
+use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
 use http::header::{self, HeaderName, HeaderValue};
 use tower::ServiceBuilder;
 use tower_governor::GovernorLayer;
@@ -55,9 +57,19 @@ impl Variant {
         match self {
             Variant::Bare => hello,
             Variant::TowerHttp => with_tower_http_stack(hello),
-            Variant::Hardening => hello.layer(Hardening::strict()),
+            Variant::Hardening => hello.layer(Hardening::strict().rate_limit(never_limiting())),
         }
     }
+}
+
+/// A per-IP limiter doing its full work on every request but never refusing (like the
+/// tower_governor config below), so load tests measure cost, not 429s.
+fn never_limiting() -> RateLimiter {
+    let max = NonZeroU32::MAX;
+    RateLimiter::new([Policy::per_client_ip(
+        "per-ip",
+        Quota::per_second(max).burst(max),
+    )])
 }
 
 /// Request id, sensitive headers, trace, body limit, timeout, panics, CORS, nine security

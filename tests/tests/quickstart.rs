@@ -71,6 +71,9 @@ async fn readme_demo_rate_limit_answers_429_after_the_burst() {
     assert!(statuses[..50].iter().all(|s| *s == 200), "{statuses:?}");
     assert!(statuses[50..].iter().all(|s| *s == 429), "{statuses:?}");
     let limited = get(addr, "/notes", &[]).await;
-    assert_eq!(limited.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        limited.header("content-type"),
+        Some("application/problem+json")
+    );
     assert!(limited.header("retry-after").is_some());
 }
