@@ -266,8 +266,15 @@ impl RateLimiter {
     /// Decides a request costing `cost` units (1 for a plain request), charging every policy
     /// or none.
     pub fn check(&self, keys: &RequestKeys<'_>, cost: u32) -> Decision {
+        let now = self.0.start.elapsed().as_nanos() as u64;
+        self.check_at(keys, cost, now)
+    }
+
+    /// [`check`](Self::check) at a given time (nanoseconds since the limiter was made), for
+    /// deterministic tests of the window arithmetic.
+    #[doc(hidden)]
+    pub fn check_at(&self, keys: &RequestKeys<'_>, cost: u32, now: u64) -> Decision {
         let inner = &*self.0;
-        let now = inner.start.elapsed().as_nanos() as u64;
         let cost = u64::from(cost.max(1));
         let keyed: Vec<(usize, Key)> = inner
             .policies
@@ -614,6 +621,88 @@ mod tests {
             Decision::Allowed(s) => assert_eq!(s[1].remaining, 1000 - 101),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A reference model: a token bucket of `burst` tokens refilled one per `interval`,
+    /// computed exactly from the admitted history.
+    fn reference_admits(history: &[u64], now: u64, interval: u64, burst: u64) -> bool {
+        // GCRA ≡ a virtual scheduling clock: TAT advances by `interval` per admitted request.
+        let mut tat = 0u64;
+        for &t in history {
+            tat = tat.max(t) + interval;
+        }
+        tat.max(now) + interval - now <= interval * burst
+    }
+
+    #[test]
+    fn gcra_matches_a_reference_model_on_random_schedules() {
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..200 {
+            let count = 1 + (next() % 20) as u32;
+            let burst = 1 + (next() % 10) as u32;
+            let quota = Quota::per_second(nz(count)).burst(nz(burst));
+            let interval = quota.emission_interval_nanos();
+            let limiter = RateLimiter::new([Policy::global("g", quota)]);
+            let h = HeaderMap::new();
+            let keys = RequestKeys {
+                client_ip: None,
+                headers: &h,
+            };
+            let mut now = 0u64;
+            let mut admitted = Vec::new();
+            for step in 0..100 {
+                now += next() % (2 * interval);
+                let expected = reference_admits(&admitted, now, interval, u64::from(burst));
+                let got = matches!(limiter.check_at(&keys, 1, now), Decision::Allowed(_));
+                assert_eq!(
+                    got, expected,
+                    "case {case} step {step}: count {count} burst {burst} now {now}"
+                );
+                if got {
+                    admitted.push(now);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refill_and_retry_after_are_exact_with_a_fake_clock() {
+        let limiter =
+            RateLimiter::new([Policy::global("g", Quota::per_second(nz(10)).burst(nz(2)))]);
+        let h = HeaderMap::new();
+        let keys = RequestKeys {
+            client_ip: None,
+            headers: &h,
+        };
+        let ms = 1_000_000;
+        assert!(matches!(
+            limiter.check_at(&keys, 1, 0),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            limiter.check_at(&keys, 1, 0),
+            Decision::Allowed(_)
+        ));
+        match limiter.check_at(&keys, 1, 30 * ms) {
+            Decision::Limited { retry_after, .. } => {
+                assert_eq!(retry_after, Duration::from_millis(70))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(limiter.check_at(&keys, 1, 100 * ms), Decision::Allowed(_)),
+            "one refilled after 100 ms"
+        );
+        assert!(matches!(
+            limiter.check_at(&keys, 1, 100 * ms),
+            Decision::Limited { .. }
+        ));
     }
 
     #[test]
