@@ -10,12 +10,16 @@
 //!   (`quota-exceeded`, `violated-policies`, `Retry-After`).
 //!
 //! **Planned, not built yet** (see the project's issue): cost reservation and settlement
-//! (LLM tokens), long-period budgets, concurrency caps and load shedding, a standalone tower
-//! layer, the Redis store with failure modes, shadow mode.
+//! (LLM tokens), long-period budgets, concurrency caps and load shedding, the Redis store
+//! with failure modes, shadow mode.
+//!
+//! [`RateLimitLayer`] applies a limiter on its own, keyed by the socket peer.
 
+mod layer;
 mod limiter;
 mod quota;
 
+pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{
     Decision, KeyKind, Policy, PolicyStatus, RateLimiter, RequestKeys, ratelimit_header,
 };

@@ -1,0 +1,170 @@
+//! The standalone tower layer, for services that want only the rate limit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use hardening_errors::Error;
+use http::{HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::{Decision, RateLimiter, RequestKeys, ratelimit_header};
+
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
+/// and `RateLimit-Policy` headers on every response.
+///
+/// The client IP is the socket peer (`ConnectInfo<SocketAddr>`, as axum's
+/// `into_make_service_with_connect_info` provides); this layer believes no forwarding
+/// headers. Behind a proxy, use `hardening-core`'s `Hardening`, which resolves the client IP
+/// through trusted proxies first.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use axum::{Router, routing::get};
+/// use hardening_ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
+///
+/// let limiter = RateLimiter::new([Policy::per_client_ip(
+///     "per-ip",
+///     Quota::per_minute(NonZeroU32::new(100).unwrap()),
+/// )]);
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hi" }))
+///     .layer(RateLimitLayer::new(limiter));
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RateLimitLayer {
+    limiter: RateLimiter,
+}
+
+impl RateLimitLayer {
+    /// The layer for this limiter.
+    pub fn new(limiter: RateLimiter) -> Self {
+        Self { limiter }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+/// The service [`RateLimitLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    limiter: RateLimiter,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let keys = RequestKeys {
+            client_ip: req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+            headers: req.headers(),
+        };
+        let (state, statuses) = match self.limiter.check(&keys, 1) {
+            Decision::Allowed(statuses) => (
+                State::Inner {
+                    future: self.inner.call(req),
+                },
+                statuses,
+            ),
+            Decision::Limited {
+                retry_after,
+                violated,
+                statuses,
+            } => {
+                let problem = Error::TooManyRequests {
+                    retry_after,
+                    policies: violated.iter().map(|p| p.to_string()).collect(),
+                }
+                .to_problem();
+                (
+                    State::Refused {
+                        response: Some(problem.into_http_response()),
+                    },
+                    statuses,
+                )
+            }
+        };
+        ResponseFuture {
+            state,
+            ratelimit: ratelimit_header(&statuses),
+            policy: self.limiter.policy_header().cloned(),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RateLimit`].
+    #[derive(Debug)]
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        ratelimit: Option<HeaderValue>,
+        policy: Option<HeaderValue>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[derive(Debug)]
+    enum State<F, B> {
+        Inner { #[pin] future: F },
+        Refused { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = match this.state.project() {
+            StateProj::Inner { future } => ready!(future.poll(cx))?,
+            StateProj::Refused { response } => response
+                .take()
+                .expect("ResponseFuture polled after completion"),
+        };
+        if let Some(value) = this.ratelimit.take() {
+            response.headers_mut().insert(RATELIMIT.clone(), value);
+        }
+        if let Some(value) = this.policy.take() {
+            response
+                .headers_mut()
+                .insert(RATELIMIT_POLICY.clone(), value);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
