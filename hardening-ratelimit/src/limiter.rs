@@ -3,8 +3,9 @@
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock, Reference};
 
 use governor::nanos::Nanos;
 use governor::state::StateStore;
@@ -107,11 +108,40 @@ pub struct PolicyStatus {
     pub reset: Duration,
 }
 
+/// Every policy's state after a decision; one inline (no allocation) or several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statuses(StatusesRepr);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StatusesRepr {
+    None,
+    One(PolicyStatus),
+    Many(Vec<PolicyStatus>),
+}
+
+impl std::ops::Deref for Statuses {
+    type Target = [PolicyStatus];
+
+    fn deref(&self) -> &[PolicyStatus] {
+        match &self.0 {
+            StatusesRepr::None => &[],
+            StatusesRepr::One(s) => std::slice::from_ref(s),
+            StatusesRepr::Many(v) => v,
+        }
+    }
+}
+
+impl From<Vec<PolicyStatus>> for Statuses {
+    fn from(v: Vec<PolicyStatus>) -> Self {
+        Self(StatusesRepr::Many(v))
+    }
+}
+
 /// The decision for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Every policy admitted it; each has been charged.
-    Allowed(Vec<PolicyStatus>),
+    Allowed(Statuses),
     /// At least one policy refused it; none has been charged.
     Limited {
         /// When the request would be admitted.
@@ -119,7 +149,7 @@ pub enum Decision {
         /// The policies that refused it.
         violated: Vec<Arc<str>>,
         /// Every policy's state.
-        statuses: Vec<PolicyStatus>,
+        statuses: Statuses,
     },
 }
 
@@ -151,9 +181,10 @@ pub struct RateLimiter(Arc<Inner>);
 
 struct Inner {
     policies: Vec<PolicyState>,
-    start: Instant,
+    // governor's default clock (quanta: a TSC read, cheaper than `Instant::now`).
+    clock: DefaultClock,
+    start: <DefaultClock as Clock>::Instant,
     max_keys: usize,
-    decisions: AtomicU64,
     /// `RateLimit-Policy`, computed once.
     policy_header: Option<HeaderValue>,
 }
@@ -226,6 +257,7 @@ impl RateLimiter {
                 }
             })
             .collect();
+        let clock = DefaultClock::default();
         let mut header = String::new();
         for (i, p) in policies.iter().enumerate() {
             if i > 0 {
@@ -245,9 +277,9 @@ impl RateLimiter {
                 .ok()
                 .filter(|_| !policies.is_empty()),
             policies,
-            start: Instant::now(),
+            start: clock.now(),
+            clock,
             max_keys: 100_000,
-            decisions: AtomicU64::new(0),
         }))
     }
 
@@ -266,7 +298,8 @@ impl RateLimiter {
     /// Decides a request costing `cost` units (1 for a plain request), charging every policy
     /// or none.
     pub fn check(&self, keys: &RequestKeys<'_>, cost: u32) -> Decision {
-        let now = self.0.start.elapsed().as_nanos() as u64;
+        let inner = &*self.0;
+        let now = inner.clock.now().duration_since(inner.start).as_u64();
         self.check_at(keys, cost, now)
     }
 
@@ -276,19 +309,15 @@ impl RateLimiter {
     pub fn check_at(&self, keys: &RequestKeys<'_>, cost: u32, now: u64) -> Decision {
         let inner = &*self.0;
         let cost = u64::from(cost.max(1));
-        let keyed: Vec<(usize, Key)> = inner
-            .policies
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| key_for(&p.policy.key, keys).map(|k| (i, k)))
-            .collect();
-
-        // One policy: a single atomic decide-and-charge is already all-or-nothing.
-        if let [(i, key)] = keyed.as_slice() {
-            let p = &inner.policies[*i];
+        // One policy: a single atomic decide-and-charge is already all-or-nothing (and needs
+        // no list of keys).
+        if let [p] = inner.policies.as_slice() {
+            let Some(key) = key_for(&p.policy.key, keys) else {
+                return Decision::Allowed(Statuses(StatusesRepr::None));
+            };
             let charged = p
                 .store
-                .measure_and_replace(key, |tat| match p.probe(tat, now, cost) {
+                .measure_and_replace(&key, |tat| match p.probe(tat, now, cost) {
                     Probe::Admit { new_tat } => Ok((new_tat, Nanos::from(new_tat))),
                     Probe::Refuse { retry_after } => {
                         Err((retry_after, tat.map_or(now, |t| t.as_u64())))
@@ -296,14 +325,20 @@ impl RateLimiter {
                 });
             self.housekeeping(now);
             return match charged {
-                Ok(tat) => Decision::Allowed(vec![p.status(tat, now)]),
+                Ok(tat) => Decision::Allowed(Statuses(StatusesRepr::One(p.status(tat, now)))),
                 Err((retry_after, tat)) => Decision::Limited {
                     retry_after: Duration::from_nanos(retry_after),
                     violated: vec![p.policy.name.clone()],
-                    statuses: vec![p.status(tat, now)],
+                    statuses: Statuses(StatusesRepr::One(p.status(tat, now))),
                 },
             };
         }
+        let keyed: Vec<(usize, Key)> = inner
+            .policies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| key_for(&p.policy.key, keys).map(|k| (i, k)))
+            .collect();
 
         // Phase 1: ask every policy without charging any.
         let mut violated = Vec::new();
@@ -350,10 +385,10 @@ impl RateLimiter {
             }
             if violated.is_empty() {
                 self.housekeeping(now);
-                return Decision::Allowed(statuses);
+                return Decision::Allowed(statuses.into());
             }
         }
-        let statuses = keyed
+        let statuses: Vec<PolicyStatus> = keyed
             .iter()
             .map(|(i, key)| {
                 let p = &inner.policies[*i];
@@ -371,14 +406,22 @@ impl RateLimiter {
         Decision::Limited {
             retry_after: Duration::from_nanos(retry_after),
             violated,
-            statuses,
+            statuses: statuses.into(),
         }
     }
 
     /// Drops idle keys now and then, and evicts past the cap.
     fn housekeeping(&self, now: u64) {
+        thread_local! {
+            // Per thread, so cores do not contend on one counter.
+            static DECISIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        }
         let inner = &*self.0;
-        let n = inner.decisions.fetch_add(1, Ordering::Relaxed);
+        let n = DECISIONS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
         // `len` visits every shard: look only every 256 decisions.
         if n % 256 != 255 {
             return;
@@ -475,6 +518,8 @@ fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroU32;
+
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
 
