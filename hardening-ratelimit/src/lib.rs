@@ -14,13 +14,17 @@
 //! with failure modes, shadow mode.
 //!
 //! [`RateLimitLayer`] applies a limiter on its own, keyed by the socket peer.
+//! [`LoginThrottle`] slows password guessing: failures only, per account and per IP,
+//! exponential lockout.
 
 mod layer;
 mod limiter;
+mod login;
 mod quota;
 
 pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{
     Decision, KeyKind, Policy, PolicyStatus, RateLimiter, RequestKeys, ratelimit_header,
 };
+pub use login::LoginThrottle;
 pub use quota::Quota;
