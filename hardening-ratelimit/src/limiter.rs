@@ -184,7 +184,7 @@ struct Inner {
     // governor's default clock (quanta: a TSC read, cheaper than `Instant::now`).
     clock: DefaultClock,
     start: <DefaultClock as Clock>::Instant,
-    max_keys: usize,
+    max_keys: std::sync::atomic::AtomicUsize,
     /// `RateLimit-Policy`, computed once.
     policy_header: Option<HeaderValue>,
 }
@@ -208,7 +208,10 @@ impl fmt::Debug for RateLimiter {
                     .map(|p| &p.policy)
                     .collect::<Vec<_>>(),
             )
-            .field("max_keys", &self.0.max_keys)
+            .field(
+                "max_keys",
+                &self.0.max_keys.load(std::sync::atomic::Ordering::Relaxed),
+            )
             .finish()
     }
 }
@@ -279,20 +282,17 @@ impl RateLimiter {
             policies,
             start: clock.now(),
             clock,
-            max_keys: 100_000,
+            max_keys: std::sync::atomic::AtomicUsize::new(100_000),
         }))
     }
 
-    /// Tracks at most this many keys per policy (default 100 000).
+    /// Tracks at most this many keys per policy (default 100 000). Applies to every clone.
     #[must_use]
     pub fn max_keys(self, max_keys: usize) -> Self {
-        match Arc::try_unwrap(self.0) {
-            Ok(mut inner) => {
-                inner.max_keys = max_keys.max(1);
-                Self(Arc::new(inner))
-            }
-            Err(shared) => Self(shared),
-        }
+        self.0
+            .max_keys
+            .store(max_keys.max(1), std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// Decides a request costing `cost` units (1 for a plain request), charging every policy
@@ -426,10 +426,11 @@ impl RateLimiter {
         if n % 256 != 255 {
             return;
         }
+        let max_keys = inner.max_keys.load(std::sync::atomic::Ordering::Relaxed);
         for p in &inner.policies {
-            if n % 4096 == 4095 || p.store.len() > inner.max_keys {
+            if n % 4096 == 4095 || p.store.len() > max_keys {
                 p.store.retain_recent(Nanos::from(now));
-                let excess = p.store.len().saturating_sub(inner.max_keys);
+                let excess = p.store.len().saturating_sub(max_keys);
                 if excess > 0 {
                     let victims: Vec<Key> = p
                         .store
