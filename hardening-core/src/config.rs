@@ -52,6 +52,14 @@ pub struct HardeningConfig {
     pub sensitive_query_params: Vec<String>,
     /// Whether the access log includes (redacted) request headers (default false).
     pub log_request_headers: bool,
+    /// Treat every request as HTTPS (TLS terminated in front, always) (default false).
+    pub behind_tls: bool,
+    /// Redirect plain-HTTP requests to HTTPS (feature `headers`; default false).
+    pub https_redirect: bool,
+    /// Requests per minute per client IP (feature `ratelimit`; default 100).
+    pub rate_limit_per_minute: Option<u32>,
+    /// Burst of the per-IP limit (feature `ratelimit`; default 50).
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// The variables [`HardeningConfig::from_env`] reads, with what each sets.
@@ -87,6 +95,22 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "HARDENING_SENSITIVE_QUERY_PARAMS",
         "comma-separated extra query parameters to redact",
+    ),
+    (
+        "HARDENING_BEHIND_TLS",
+        "true when TLS is always terminated in front of the service (default false)",
+    ),
+    (
+        "HARDENING_HTTPS_REDIRECT",
+        "true to redirect plain-HTTP requests to HTTPS (default false)",
+    ),
+    (
+        "HARDENING_RATE_LIMIT_PER_MINUTE",
+        "requests per minute per client IP (default 100)",
+    ),
+    (
+        "HARDENING_RATE_LIMIT_BURST",
+        "burst of the per-IP limit (default 50)",
     ),
     (
         "HARDENING_LOG_REQUEST_HEADERS",
@@ -142,6 +166,14 @@ impl HardeningConfig {
                 "HARDENING_ALLOWED_HOSTS" => config.allowed_hosts = list(value),
                 "HARDENING_SENSITIVE_QUERY_PARAMS" => config.sensitive_query_params = list(value),
                 "HARDENING_LOG_REQUEST_HEADERS" => config.log_request_headers = boolean(value)?,
+                "HARDENING_BEHIND_TLS" => config.behind_tls = boolean(value)?,
+                "HARDENING_HTTPS_REDIRECT" => config.https_redirect = boolean(value)?,
+                "HARDENING_RATE_LIMIT_PER_MINUTE" => {
+                    config.rate_limit_per_minute = Some(number(value)? as u32);
+                }
+                "HARDENING_RATE_LIMIT_BURST" => {
+                    config.rate_limit_burst = Some(number(value)? as u32)
+                }
                 _ => {
                     let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
                     return Err(bad(&format!(
@@ -202,6 +234,45 @@ impl HardeningConfig {
         if self.log_request_headers {
             h = h.log_request_headers();
         }
+        if self.behind_tls {
+            h = h.behind_tls();
+        }
+        if self.https_redirect {
+            #[cfg(feature = "headers")]
+            {
+                h = h.https_redirect(
+                    hardening_headers::HttpsRedirect::new()
+                        .exempt("/healthz")
+                        .exempt("/readyz"),
+                );
+            }
+            #[cfg(not(feature = "headers"))]
+            return Err(ConfigError::Env {
+                var: "HARDENING_HTTPS_REDIRECT".to_owned(),
+                why: "needs hardening-core's `headers` feature".to_owned(),
+            });
+        }
+        if self.rate_limit_per_minute.is_some() || self.rate_limit_burst.is_some() {
+            #[cfg(feature = "ratelimit")]
+            {
+                use std::num::NonZeroU32;
+                let per_minute = NonZeroU32::new(self.rate_limit_per_minute.unwrap_or(100))
+                    .ok_or(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_PER_MINUTE"))?;
+                let burst = NonZeroU32::new(self.rate_limit_burst.unwrap_or(50))
+                    .ok_or(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_BURST"))?;
+                h = h.rate_limit(hardening_ratelimit::RateLimiter::new([
+                    hardening_ratelimit::Policy::per_client_ip(
+                        "per-ip",
+                        hardening_ratelimit::Quota::per_minute(per_minute).burst(burst),
+                    ),
+                ]));
+            }
+            #[cfg(not(feature = "ratelimit"))]
+            return Err(ConfigError::Env {
+                var: "HARDENING_RATE_LIMIT_PER_MINUTE".to_owned(),
+                why: "needs hardening-core's `ratelimit` feature".to_owned(),
+            });
+        }
         Ok(h)
     }
 }
@@ -216,8 +287,10 @@ mod tests {
             ("HARDENING_BODY_LIMIT", "2048"),
             ("HARDENING_ALLOWED_HOSTS", "a.example.com, .b.example.com,"),
             ("HARDENING_CORS_CREDENTIALS", "false"),
+            ("HARDENING_RATE_LIMIT_PER_MINUTE", "600"),
         ])
         .unwrap();
+        assert_eq!(c.rate_limit_per_minute, Some(600));
         assert_eq!(c.body_limit, Some(2048));
         assert_eq!(c.allowed_hosts, ["a.example.com", ".b.example.com"]);
         assert!(c.build().is_ok());
