@@ -55,6 +55,9 @@ impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
 pub(crate) struct Post {
     #[cfg(feature = "ratelimit")]
     pub(crate) rate_limit_header: Option<HeaderValue>,
+    /// The concurrency slot, handed to the response body so it lives as long as the body.
+    #[cfg(feature = "ratelimit")]
+    pub(crate) permit: Option<hardening_ratelimit::Permit>,
     #[cfg(feature = "headers")]
     pub(crate) header_facts: Option<hardening_headers::RequestFacts>,
     pub(crate) policy: Arc<Policy>,
@@ -224,6 +227,11 @@ impl Post {
         }
         if let Some(event) = event {
             event.emit(self.request_id, self.client_ip);
+        }
+        #[cfg(feature = "ratelimit")]
+        if let Some(permit) = self.permit.take() {
+            let (parts, body) = response.into_parts();
+            response = Response::from_parts(parts, body.with_guard(permit));
         }
         if let Some(record) = &self.record {
             policy.access_log.emit(

@@ -68,6 +68,8 @@ pub(crate) struct Policy {
     pub(crate) csrf: Option<hardening_auth::Csrf>,
     #[cfg(feature = "ratelimit")]
     pub(crate) rate_limiter: Option<hardening_ratelimit::RateLimiter>,
+    #[cfg(feature = "ratelimit")]
+    pub(crate) concurrency: Option<hardening_ratelimit::ConcurrencyLimiter>,
 }
 
 impl Hardening {
@@ -101,6 +103,8 @@ impl Hardening {
                 csrf: Some(hardening_auth::Csrf::new()),
                 #[cfg(feature = "ratelimit")]
                 rate_limiter: Some(default_rate_limiter()),
+                #[cfg(feature = "ratelimit")]
+                concurrency: None,
             }),
         }
     }
@@ -252,6 +256,14 @@ impl Hardening {
     #[cfg(feature = "ratelimit")]
     pub fn rate_limit(mut self, limiter: hardening_ratelimit::RateLimiter) -> Self {
         self.policy().rate_limiter = Some(limiter);
+        self
+    }
+
+    /// Caps requests in flight per client IP (429 past it) and optionally overall (503: load
+    /// shed). A slot is held until the response body has been sent or dropped. Off by default.
+    #[cfg(feature = "ratelimit")]
+    pub fn concurrency_limit(mut self, limiter: hardening_ratelimit::ConcurrencyLimiter) -> Self {
+        self.policy().concurrency = Some(limiter);
         self
     }
 

@@ -30,6 +30,8 @@ pub enum SecurityEvent {
     Panicked,
     /// 400: the `Host` is not on the allowlist.
     BadHost,
+    /// 503: the service is at its concurrency cap and shed the request.
+    LoadShed,
     /// 403: a CORS preflight from an origin, or for a method or header, that is not allowed.
     CorsRejected,
 }
@@ -48,6 +50,7 @@ impl SecurityEvent {
             Self::Panicked => "panicked",
             Self::BadHost => "bad_host",
             Self::CorsRejected => "cors_rejected",
+            Self::LoadShed => "load_shed",
         }
     }
 

@@ -96,6 +96,8 @@ where
             header_facts,
             #[cfg(feature = "ratelimit")]
             rate_limit_header: None,
+            #[cfg(feature = "ratelimit")]
+            permit: None,
             policy: self.policy.clone(),
             request_id,
             client_ip,
@@ -191,6 +193,36 @@ where
                         SecurityEvent::RateLimited,
                         post,
                     );
+                }
+            }
+        }
+
+        // 5b. Concurrency: a slot held until the response body is gone.
+        #[cfg(feature = "ratelimit")]
+        if let Some(concurrency) = &policy.concurrency {
+            match concurrency.try_acquire(client_ip) {
+                Ok(permit) => post.permit = Some(permit),
+                Err(refusal) => {
+                    let (problem, event) = match refusal {
+                        hardening_ratelimit::ConcurrencyRefusal::PerClient => (
+                            hardening_errors::Error::TooManyRequests {
+                                retry_after: std::time::Duration::from_secs(1),
+                                policies: vec!["concurrency".to_owned()],
+                            }
+                            .to_problem(),
+                            SecurityEvent::RateLimited,
+                        ),
+                        hardening_ratelimit::ConcurrencyRefusal::Global => (
+                            Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                                .with_detail("the service is at capacity; retry shortly")
+                                .with_header(
+                                    http::header::RETRY_AFTER,
+                                    http::HeaderValue::from_static("1"),
+                                ),
+                            SecurityEvent::LoadShed,
+                        ),
+                    };
+                    return ResponseFuture::early(reject(problem, request_id), event, post);
                 }
             }
         }

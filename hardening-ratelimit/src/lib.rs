@@ -10,18 +10,21 @@
 //!   (`quota-exceeded`, `violated-policies`, `Retry-After`).
 //!
 //! **Planned, not built yet** (see the project's issue): cost reservation and settlement
-//! (LLM tokens), long-period budgets, concurrency caps and load shedding, the Redis store
+//! (LLM tokens), long-period budgets, the Redis store
 //! with failure modes, shadow mode.
 //!
 //! [`RateLimitLayer`] applies a limiter on its own, keyed by the socket peer.
+//! [`ConcurrencyLimiter`] caps requests in flight per client and overall (load shedding).
 //! [`LoginThrottle`] slows password guessing: failures only, per account and per IP,
 //! exponential lockout.
 
+mod concurrency;
 mod layer;
 mod limiter;
 mod login;
 mod quota;
 
+pub use concurrency::{ConcurrencyLimiter, ConcurrencyRefusal, Permit};
 pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{
     Decision, KeyKind, Policy, PolicyStatus, RateLimiter, RequestKeys, ratelimit_header,

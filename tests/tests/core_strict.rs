@@ -537,3 +537,35 @@ async fn rate_limited_requests_get_429_problems_and_ietf_headers() {
     // Health checks are not rate limited.
     assert_eq!(http_get(addr, "/healthz", &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn concurrency_cap_holds_a_slot_until_the_response_is_done() {
+    use hardening_core::ratelimit::ConcurrencyLimiter;
+    use std::num::NonZeroU32;
+    let app = Router::new().route(
+        "/wait",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "done"
+        }),
+    );
+    let cap = ConcurrencyLimiter::per_client(NonZeroU32::new(1).unwrap());
+    let addr = serve(app.layer(Hardening::strict().concurrency_limit(cap.clone()))).await;
+    let first = tokio::spawn(async move { http_get(addr, "/wait", &[]).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = http_get(addr, "/wait", &[]).await;
+    let body = assert_problem(&second, 429);
+    assert_eq!(body["violated-policies"][0], "concurrency");
+    assert_eq!(first.await.unwrap().status, 200);
+    // Once the first response's body has been sent and dropped, the slot is free again.
+    let mut released = false;
+    for _ in 0..100 {
+        if cap.in_flight() == 0 {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(released, "slot not released");
+    assert_eq!(http_get(addr, "/wait", &[]).await.status, 200);
+}

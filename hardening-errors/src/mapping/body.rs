@@ -12,6 +12,8 @@ pin_project! {
     pub struct ProblemBody<B> {
         #[pin]
         kind: Kind<B>,
+        // Something that must live exactly as long as the body (a concurrency permit).
+        guard: Option<Box<dyn std::any::Any + Send + Sync>>,
     }
 }
 
@@ -29,6 +31,7 @@ impl<B> ProblemBody<B> {
     pub fn inner(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },
+            guard: None,
         }
     }
 
@@ -36,13 +39,23 @@ impl<B> ProblemBody<B> {
     pub fn empty() -> Self {
         Self {
             kind: Kind::Full { bytes: None },
+            guard: None,
         }
+    }
+
+    /// Keeps `guard` alive until this body is dropped: after its last frame has been sent, or
+    /// when the client goes away. For permits that must cover the whole response.
+    #[must_use]
+    pub fn with_guard(mut self, guard: impl std::any::Any + Send + Sync) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
     }
 
     /// A body of these bytes (a problem's JSON, or a small answer such as a health check's).
     pub fn full(bytes: Bytes) -> Self {
         Self {
             kind: Kind::Full { bytes: Some(bytes) },
+            guard: None,
         }
     }
 }

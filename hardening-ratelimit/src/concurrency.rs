@@ -1,0 +1,165 @@
+//! Concurrency caps: at most N requests in flight per client, and optionally overall.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+/// Why a request was refused a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConcurrencyRefusal {
+    /// This client already has its maximum in flight (answer 429).
+    PerClient,
+    /// The service as a whole is at its maximum (shed load: answer 503).
+    Global,
+}
+
+/// At most `per_client` requests in flight per client IP (Stripe's concurrent-request
+/// limiter), and optionally at most `global` overall (a load shedder). A [`Permit`] holds the
+/// slot; dropping it (when the response body ends or the client goes away) frees it.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use hardening_ratelimit::{ConcurrencyLimiter, ConcurrencyRefusal};
+///
+/// let limiter = ConcurrencyLimiter::per_client(NonZeroU32::new(1).unwrap());
+/// let ip = "203.0.113.5".parse().ok();
+/// let first = limiter.try_acquire(ip).unwrap();
+/// assert_eq!(limiter.try_acquire(ip).unwrap_err(), ConcurrencyRefusal::PerClient);
+/// drop(first);
+/// assert!(limiter.try_acquire(ip).is_ok());
+/// ```
+#[derive(Clone)]
+pub struct ConcurrencyLimiter(Arc<Inner>);
+
+struct Inner {
+    per_client: u32,
+    global: Option<u32>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    total: u32,
+    per_client: HashMap<IpAddr, u32>,
+}
+
+impl fmt::Debug for ConcurrencyLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyLimiter")
+            .field("per_client", &self.0.per_client)
+            .field("global", &self.0.global)
+            .finish()
+    }
+}
+
+/// A slot in flight; freed on drop.
+pub struct Permit {
+    limiter: Arc<Inner>,
+    client: Option<IpAddr>,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl ConcurrencyLimiter {
+    /// At most `max` requests in flight per client IP.
+    pub fn per_client(max: NonZeroU32) -> Self {
+        Self(Arc::new(Inner {
+            per_client: max.get(),
+            global: None,
+            state: Mutex::new(State::default()),
+        }))
+    }
+
+    /// Also at most `max` requests in flight overall.
+    #[must_use]
+    pub fn global(self, max: NonZeroU32) -> Self {
+        Self(Arc::new(Inner {
+            per_client: self.0.per_client,
+            global: Some(max.get()),
+            state: Mutex::new(State::default()),
+        }))
+    }
+
+    /// Takes a slot for a request from `client` (requests with no known client count only
+    /// against the global cap).
+    pub fn try_acquire(&self, client: Option<IpAddr>) -> Result<Permit, ConcurrencyRefusal> {
+        // A poisoned lock means a panic mid-update: refuse rather than guess the counts.
+        let mut state = self
+            .0
+            .state
+            .lock()
+            .map_err(|_| ConcurrencyRefusal::Global)?;
+        if self.0.global.is_some_and(|max| state.total >= max) {
+            return Err(ConcurrencyRefusal::Global);
+        }
+        if let Some(ip) = client {
+            let count = state.per_client.entry(ip).or_insert(0);
+            if *count >= self.0.per_client {
+                return Err(ConcurrencyRefusal::PerClient);
+            }
+            *count += 1;
+        }
+        state.total += 1;
+        Ok(Permit {
+            limiter: self.0.clone(),
+            client,
+        })
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> u32 {
+        self.0.state.lock().map_or(0, |s| s.total)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let Ok(mut state) = self.limiter.state.lock() else {
+            return;
+        };
+        state.total = state.total.saturating_sub(1);
+        if let Some(ip) = self.client
+            && let Some(count) = state.per_client.get_mut(&ip)
+        {
+            *count -= 1;
+            if *count == 0 {
+                state.per_client.remove(&ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_client_and_global_caps() {
+        let nz = |n| NonZeroU32::new(n).unwrap();
+        let limiter = ConcurrencyLimiter::per_client(nz(2)).global(nz(3));
+        let a = Some("10.0.0.1".parse().unwrap());
+        let b = Some("10.0.0.2".parse().unwrap());
+        let p1 = limiter.try_acquire(a).unwrap();
+        let _p2 = limiter.try_acquire(a).unwrap();
+        assert_eq!(
+            limiter.try_acquire(a).unwrap_err(),
+            ConcurrencyRefusal::PerClient
+        );
+        let _p3 = limiter.try_acquire(b).unwrap();
+        assert_eq!(
+            limiter.try_acquire(b).unwrap_err(),
+            ConcurrencyRefusal::Global
+        );
+        drop(p1);
+        assert_eq!(limiter.in_flight(), 2);
+        assert!(limiter.try_acquire(b).is_ok());
+    }
+}
