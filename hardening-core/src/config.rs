@@ -260,12 +260,7 @@ impl HardeningConfig {
                     .ok_or(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_PER_MINUTE"))?;
                 let burst = NonZeroU32::new(self.rate_limit_burst.unwrap_or(50))
                     .ok_or(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_BURST"))?;
-                h = h.rate_limit(hardening_ratelimit::RateLimiter::new([
-                    hardening_ratelimit::Policy::per_client_ip(
-                        "per-ip",
-                        hardening_ratelimit::Quota::per_minute(per_minute).burst(burst),
-                    ),
-                ]));
+                h = h.rate_limit(crate::hardening::per_ip_rate_limiter(per_minute, burst));
             }
             #[cfg(not(feature = "ratelimit"))]
             return Err(ConfigError::Env {

@@ -330,9 +330,18 @@ fn default_rate_limiter() -> hardening_ratelimit::RateLimiter {
     use std::num::NonZeroU32;
     const HUNDRED: NonZeroU32 = NonZeroU32::new(100).expect("non-zero");
     const FIFTY: NonZeroU32 = NonZeroU32::new(50).expect("non-zero");
+    per_ip_rate_limiter(HUNDRED, FIFTY)
+}
+
+/// The `per-ip` policy alone, at this rate.
+#[cfg(feature = "ratelimit")]
+pub(crate) fn per_ip_rate_limiter(
+    per_minute: std::num::NonZeroU32,
+    burst: std::num::NonZeroU32,
+) -> hardening_ratelimit::RateLimiter {
     hardening_ratelimit::RateLimiter::new([hardening_ratelimit::Policy::per_client_ip(
         "per-ip",
-        hardening_ratelimit::Quota::per_minute(HUNDRED).burst(FIFTY),
+        hardening_ratelimit::Quota::per_minute(per_minute).burst(burst),
     )])
 }
 

@@ -235,6 +235,18 @@ impl PolicyState {
         }
     }
 
+    /// Decides and, if admitted, charges in one atomic step: `Ok(new TAT)` or
+    /// `Err((retry_after, current TAT))`.
+    fn charge(&self, key: &Key, now: u64, cost: u64) -> Result<u64, (u64, u64)> {
+        self.store
+            .measure_and_replace(key, |tat| match self.probe(tat, now, cost) {
+                Probe::Admit { new_tat } => Ok((new_tat, Nanos::from(new_tat))),
+                Probe::Refuse { retry_after } => {
+                    Err((retry_after, tat.map_or(now, |t| t.as_u64())))
+                }
+            })
+    }
+
     fn status(&self, tat: u64, now: u64) -> PolicyStatus {
         let used = tat.saturating_sub(now);
         PolicyStatus {
@@ -315,14 +327,7 @@ impl RateLimiter {
             let Some(key) = key_for(&p.policy.key, keys) else {
                 return Decision::Allowed(Statuses(StatusesRepr::None));
             };
-            let charged = p
-                .store
-                .measure_and_replace(&key, |tat| match p.probe(tat, now, cost) {
-                    Probe::Admit { new_tat } => Ok((new_tat, Nanos::from(new_tat))),
-                    Probe::Refuse { retry_after } => {
-                        Err((retry_after, tat.map_or(now, |t| t.as_u64())))
-                    }
-                });
+            let charged = p.charge(&key, now, cost);
             self.housekeeping(now);
             return match charged {
                 Ok(tat) => Decision::Allowed(Statuses(StatusesRepr::One(p.status(tat, now)))),
@@ -359,15 +364,9 @@ impl RateLimiter {
             let mut statuses = Vec::with_capacity(keyed.len());
             for (done, (i, key)) in keyed.iter().enumerate() {
                 let p = &inner.policies[*i];
-                let charged =
-                    p.store
-                        .measure_and_replace(key, |tat| match p.probe(tat, now, cost) {
-                            Probe::Admit { new_tat } => Ok((new_tat, Nanos::from(new_tat))),
-                            Probe::Refuse { retry_after } => Err(retry_after),
-                        });
-                match charged {
+                match p.charge(key, now, cost) {
                     Ok(tat) => statuses.push(p.status(tat, now)),
-                    Err(r) => {
+                    Err((r, _)) => {
                         for (j, key) in &keyed[..done] {
                             let undo = inner.policies[*j].interval.saturating_mul(cost);
                             let _ = inner.policies[*j].store.measure_and_replace(key, |tat| {
