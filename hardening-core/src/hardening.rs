@@ -255,6 +255,15 @@ impl Hardening {
     /// with a burst of 50, IPv6 grouped by /64).
     #[cfg(feature = "ratelimit")]
     pub fn rate_limit(mut self, limiter: hardening_ratelimit::RateLimiter) -> Self {
+        for policy in limiter.policies().filter(|p| p.is_shadow()) {
+            warn_loosened(
+                "Policy::shadow",
+                &format!(
+                    "rate-limit policy `{}` reports but does not refuse",
+                    policy.name()
+                ),
+            );
+        }
         self.policy().rate_limiter = Some(limiter);
         self
     }

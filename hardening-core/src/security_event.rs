@@ -34,6 +34,8 @@ pub enum SecurityEvent {
     LoadShed,
     /// 403: a CORS preflight from an origin, or for a method or header, that is not allowed.
     CorsRejected,
+    /// Not a rejection: a rate-limit policy in shadow mode would have refused the request.
+    RateLimitShadow,
 }
 
 impl SecurityEvent {
@@ -51,6 +53,7 @@ impl SecurityEvent {
             Self::BadHost => "bad_host",
             Self::CorsRejected => "cors_rejected",
             Self::LoadShed => "load_shed",
+            Self::RateLimitShadow => "rate_limit_shadow",
         }
     }
 
@@ -79,5 +82,27 @@ impl SecurityEvent {
         );
         #[cfg(feature = "metrics")]
         metrics::counter!("hardening_security_events_total", "event" => self.as_str()).increment(1);
+    }
+
+    /// Reports a request that shadow-mode policies would have refused (it went on).
+    #[cfg(feature = "ratelimit")]
+    pub(crate) fn emit_shadow(
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+        policies: &[std::sync::Arc<str>],
+    ) {
+        let event = Self::RateLimitShadow;
+        tracing::event!(
+            target: SECURITY_TARGET,
+            tracing::Level::WARN,
+            security.event = event.as_str(),
+            request_id = %request_id,
+            client.address = client_ip.map(tracing::field::display),
+            policies = ?policies,
+            "request would have been rate limited (policy in shadow mode); admitted",
+        );
+        #[cfg(feature = "metrics")]
+        metrics::counter!("hardening_security_events_total", "event" => event.as_str())
+            .increment(1);
     }
 }

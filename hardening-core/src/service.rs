@@ -172,10 +172,15 @@ where
             let keys = hardening_ratelimit::RequestKeys {
                 client_ip,
                 headers: &parts.headers,
+                principal: None,
             };
             match limiter.check(&keys, 1) {
                 hardening_ratelimit::Decision::Allowed(statuses) => {
                     post.rate_limit_header = hardening_ratelimit::ratelimit_header(&statuses);
+                }
+                hardening_ratelimit::Decision::Shadowed { violated, statuses } => {
+                    post.rate_limit_header = hardening_ratelimit::ratelimit_header(&statuses);
+                    SecurityEvent::emit_shadow(request_id, client_ip, &violated);
                 }
                 hardening_ratelimit::Decision::Limited {
                     retry_after,

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use hardening_errors::Error;
+use hardening_errors::{Error, PrincipalId};
 use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -83,15 +83,16 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let keys = RequestKeys {
-            client_ip: req
-                .extensions()
+        let principal = req.extensions().get::<PrincipalId>().cloned();
+        let keys = RequestKeys::new(
+            req.extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip()),
-            headers: req.headers(),
-        };
+            req.headers(),
+        )
+        .principal(principal.as_ref().map(PrincipalId::as_str));
         let (state, statuses) = match self.limiter.check(&keys, 1) {
-            Decision::Allowed(statuses) => (
+            Decision::Allowed(statuses) | Decision::Shadowed { statuses, .. } => (
                 State::Inner {
                     future: self.inner.call(req),
                 },

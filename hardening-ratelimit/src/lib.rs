@@ -3,15 +3,19 @@
 //! - [`Quota`]: quotas that read right (`per_minute(100)` is a hundred a minute), explicit
 //!   burst, `NonZero` counts.
 //! - [`RateLimiter`]: keyed GCRA over governor's concurrent state store; several
-//!   [`Policy`]s per request (per client IP with IPv6 grouped by /64, per header value,
-//!   global) decided all-or-nothing; bounded memory without a background thread.
+//!   [`Policy`]s per request (per client IP with IPv6 grouped by /64, per header value, per
+//!   principal, global) decided all-or-nothing; bounded memory without a background thread;
+//!   [`Policy::shadow`] to decide and report without refusing.
+//! - [`CostLayer`] / [`RateLimiter::reserve`]: cost-aware limits against "denial of wallet":
+//!   an estimate (`max_tokens` from the JSON body, clamped) reserved atomically before the
+//!   handler runs, settled to the actual cost ([`Usage`], [`ActualCost`]) when the response
+//!   body ends, refunded on 5xx and on a dropped body. Long-period budgets
+//!   (`Quota::per_day(100_000)` per principal) sit beside short windows in the same decision.
 //! - [`ratelimit_header`] / [`RateLimiter::policy_header`]: the IETF `RateLimit` and
 //!   `RateLimit-Policy` fields. `hardening-core` answers refusals with a 429 problem
 //!   (`quota-exceeded`, `violated-policies`, `Retry-After`).
 //!
-//! **Planned, not built yet** (see the project's issue): cost reservation and settlement
-//! (LLM tokens), long-period budgets, the Redis store
-//! with failure modes, shadow mode.
+//! **Planned, not built yet** (see the project's issue): the Redis store with failure modes.
 //!
 //! [`RateLimitLayer`] applies a limiter on its own, keyed by the socket peer.
 //! [`ConcurrencyLimiter`] caps requests in flight per client and overall (load shedding).
@@ -19,15 +23,18 @@
 //! exponential lockout.
 
 mod concurrency;
+mod cost;
 mod layer;
 mod limiter;
 mod login;
 mod quota;
 
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyRefusal, Permit};
+pub use cost::{ActualCost, Cost, CostConfigError, CostLayer, Estimate, Usage};
 pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{
-    Decision, KeyKind, Policy, PolicyStatus, RateLimiter, RequestKeys, ratelimit_header,
+    Decision, KeyKind, Policy, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
+    ratelimit_header,
 };
 pub use login::LoginThrottle;
 pub use quota::Quota;

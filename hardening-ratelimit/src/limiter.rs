@@ -26,6 +26,9 @@ pub enum KeyKind {
     },
     /// The value of a request header (an API key id, say).
     Header(HeaderName),
+    /// The authenticated principal ([`hardening_errors::PrincipalId`] in the request
+    /// extensions, put there by the auth layer); anonymous requests are not counted by it.
+    Principal,
     /// Everyone together.
     Global,
 }
@@ -36,6 +39,7 @@ pub struct Policy {
     name: Arc<str>,
     quota: Quota,
     key: KeyKind,
+    shadow: bool,
 }
 
 impl Policy {
@@ -45,6 +49,7 @@ impl Policy {
             name: name.into(),
             quota,
             key: KeyKind::ClientIp { ipv6_prefix: 64 },
+            shadow: false,
         }
     }
 
@@ -54,6 +59,7 @@ impl Policy {
             name: name.into(),
             quota,
             key: KeyKind::Header(header),
+            shadow: false,
         }
     }
 
@@ -63,7 +69,43 @@ impl Policy {
             name: name.into(),
             quota,
             key: KeyKind::Global,
+            shadow: false,
         }
+    }
+
+    /// A policy per authenticated principal (user, service account): the place for
+    /// long-period budgets such as `Quota::per_day(100_000)` tokens.
+    pub fn per_principal(name: &str, quota: Quota) -> Self {
+        Self {
+            name: name.into(),
+            quota,
+            key: KeyKind::Principal,
+            shadow: false,
+        }
+    }
+
+    /// **Loosens**: shadow mode. The policy decides and reports (a [`Decision::Shadowed`]
+    /// that `hardening-core` logs as a `rate_limit_shadow` security event) but never refuses.
+    /// Use it to roll out a new limit and watch whom it would hit before enforcing it.
+    #[must_use]
+    pub fn shadow(mut self) -> Self {
+        self.shadow = true;
+        self
+    }
+
+    /// Whether the policy is in shadow mode.
+    pub fn is_shadow(&self) -> bool {
+        self.shadow
+    }
+
+    /// The policy's quota.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// What the policy counts by.
+    pub fn key_kind(&self) -> &KeyKind {
+        &self.key
     }
 
     /// Groups IPv6 clients by this prefix length instead of /64 (client-IP policies only).
@@ -95,6 +137,26 @@ pub struct RequestKeys<'a> {
     pub client_ip: Option<IpAddr>,
     /// The request headers.
     pub headers: &'a HeaderMap,
+    /// The authenticated principal's id, if any.
+    pub principal: Option<&'a str>,
+}
+
+impl<'a> RequestKeys<'a> {
+    /// The keys of a request: client IP and headers, no principal.
+    pub fn new(client_ip: Option<IpAddr>, headers: &'a HeaderMap) -> Self {
+        Self {
+            client_ip,
+            headers,
+            principal: None,
+        }
+    }
+
+    /// With the authenticated principal's id.
+    #[must_use]
+    pub fn principal(mut self, principal: Option<&'a str>) -> Self {
+        self.principal = principal;
+        self
+    }
 }
 
 /// One policy's state after a decision, for the `RateLimit` header.
@@ -142,7 +204,15 @@ impl From<Vec<PolicyStatus>> for Statuses {
 pub enum Decision {
     /// Every policy admitted it; each has been charged.
     Allowed(Statuses),
-    /// At least one policy refused it; none has been charged.
+    /// Admitted only because every policy that refused it is in shadow mode; the enforcing
+    /// policies (and the shadow ones that admitted it) have been charged.
+    Shadowed {
+        /// The shadow policies that would have refused it.
+        violated: Vec<Arc<str>>,
+        /// Every policy's state.
+        statuses: Statuses,
+    },
+    /// At least one enforcing policy refused it; none has been charged.
     Limited {
         /// When the request would be admitted.
         retry_after: Duration,
@@ -151,6 +221,23 @@ pub enum Decision {
         /// Every policy's state.
         statuses: Statuses,
     },
+}
+
+impl Decision {
+    /// Whether the request may go on ([`Allowed`](Self::Allowed) or
+    /// [`Shadowed`](Self::Shadowed)).
+    pub fn is_admitted(&self) -> bool {
+        !matches!(self, Self::Limited { .. })
+    }
+
+    /// Every policy's state, for the `RateLimit` header.
+    pub fn statuses(&self) -> &Statuses {
+        match self {
+            Self::Allowed(s)
+            | Self::Shadowed { statuses: s, .. }
+            | Self::Limited { statuses: s, .. } => s,
+        }
+    }
 }
 
 /// A keyed GCRA rate limiter over governor's concurrent state store, with several policies
@@ -171,7 +258,7 @@ pub enum Decision {
 ///     Quota::per_minute(NonZeroU32::new(60).unwrap()).burst(NonZeroU32::new(2).unwrap()),
 /// )]);
 /// let headers = http::HeaderMap::new();
-/// let keys = RequestKeys { client_ip: Some("203.0.113.7".parse().unwrap()), headers: &headers };
+/// let keys = RequestKeys::new(Some("203.0.113.7".parse().unwrap()), &headers);
 /// assert!(matches!(limiter.check(&keys, 1), Decision::Allowed(_)));
 /// assert!(matches!(limiter.check(&keys, 1), Decision::Allowed(_)));
 /// assert!(matches!(limiter.check(&keys, 1), Decision::Limited { .. }));
@@ -319,78 +406,86 @@ impl RateLimiter {
     /// deterministic tests of the window arithmetic.
     #[doc(hidden)]
     pub fn check_at(&self, keys: &RequestKeys<'_>, cost: u32, now: u64) -> Decision {
+        self.decide(keys, u64::from(cost.max(1)), now, None)
+    }
+
+    /// Reserves `estimate` units (an LLM call's `max_tokens`, say) under every policy at once,
+    /// all-or-nothing, before the work starts. On admission the [`Reservation`] settles the
+    /// difference once the actual cost is known: [`Reservation::settle`] charges the actual
+    /// cost instead (refunding the rest, or charging the overrun), [`Reservation::refund`]
+    /// gives everything back. Dropping a reservation keeps the estimate charged.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use hardening_ratelimit::{Policy, Quota, RateLimiter, RequestKeys};
+    ///
+    /// let tokens = RateLimiter::new([Policy::per_principal(
+    ///     "tokens-per-day",
+    ///     Quota::per_day(NonZeroU32::new(10_000).unwrap()),
+    /// )]);
+    /// let headers = http::HeaderMap::new();
+    /// let keys = RequestKeys::new(None, &headers).principal(Some("user-1"));
+    /// let (decision, reservation) = tokens.reserve(&keys, 4_000);
+    /// assert!(decision.is_admitted());
+    /// reservation.unwrap().settle(1_200); // the model used 1,200 tokens: 2,800 come back
+    /// assert_eq!(tokens.statuses(&keys)[0].remaining, 8_800);
+    /// ```
+    pub fn reserve(
+        &self,
+        keys: &RequestKeys<'_>,
+        estimate: u32,
+    ) -> (Decision, Option<Reservation>) {
         let inner = &*self.0;
-        let cost = u64::from(cost.max(1));
-        // One policy: a single atomic decide-and-charge is already all-or-nothing (and needs
-        // no list of keys).
-        if let [p] = inner.policies.as_slice() {
-            let Some(key) = key_for(&p.policy.key, keys) else {
-                return Decision::Allowed(Statuses(StatusesRepr::None));
-            };
-            let charged = p.charge(&key, now, cost);
-            self.housekeeping(now);
-            return match charged {
-                Ok(tat) => Decision::Allowed(Statuses(StatusesRepr::One(p.status(tat, now)))),
-                Err((retry_after, tat)) => Decision::Limited {
-                    retry_after: Duration::from_nanos(retry_after),
-                    violated: vec![p.policy.name.clone()],
-                    statuses: Statuses(StatusesRepr::One(p.status(tat, now))),
-                },
-            };
-        }
-        let keyed: Vec<(usize, Key)> = inner
+        let now = inner.clock.now().duration_since(inner.start).as_u64();
+        self.reserve_at(keys, estimate, now)
+    }
+
+    /// [`reserve`](Self::reserve) at a given time, for deterministic tests.
+    #[doc(hidden)]
+    pub fn reserve_at(
+        &self,
+        keys: &RequestKeys<'_>,
+        estimate: u32,
+        now: u64,
+    ) -> (Decision, Option<Reservation>) {
+        let mut charged = Vec::new();
+        let decision = self.decide(keys, u64::from(estimate), now, Some(&mut charged));
+        let reservation = decision.is_admitted().then(|| Reservation {
+            limiter: self.clone(),
+            charged,
+            reserved: u64::from(estimate),
+        });
+        (decision, reservation)
+    }
+
+    /// Every policy's current state for these keys, charging nothing (a "usage" endpoint).
+    pub fn statuses(&self, keys: &RequestKeys<'_>) -> Statuses {
+        let inner = &*self.0;
+        let now = inner.clock.now().duration_since(inner.start).as_u64();
+        self.statuses_at(keys, now)
+    }
+
+    /// [`statuses`](Self::statuses) at a given time, for deterministic tests.
+    #[doc(hidden)]
+    pub fn statuses_at(&self, keys: &RequestKeys<'_>, now: u64) -> Statuses {
+        let keyed: Vec<(usize, Key)> = self.keyed(keys);
+        self.current(&keyed, now)
+    }
+
+    fn keyed(&self, keys: &RequestKeys<'_>) -> Vec<(usize, Key)> {
+        self.0
             .policies
             .iter()
             .enumerate()
             .filter_map(|(i, p)| key_for(&p.policy.key, keys).map(|k| (i, k)))
-            .collect();
+            .collect()
+    }
 
-        // Phase 1: ask every policy without charging any.
-        let mut violated = Vec::new();
-        let mut retry_after = 0;
-        for (i, key) in &keyed {
-            let p = &inner.policies[*i];
-            let probe = p.store.measure_and_replace(key, |tat| {
-                Err::<((), Nanos), Probe>(p.probe(tat, now, cost))
-            });
-            if let Err(Probe::Refuse { retry_after: r }) = probe {
-                violated.push(p.policy.name.clone());
-                retry_after = retry_after.max(r);
-            }
-        }
-        if violated.is_empty() {
-            // Phase 2: charge each; if a concurrent request took the room meanwhile, undo the
-            // charges made so far and refuse.
-            let mut statuses = Vec::with_capacity(keyed.len());
-            for (done, (i, key)) in keyed.iter().enumerate() {
-                let p = &inner.policies[*i];
-                match p.charge(key, now, cost) {
-                    Ok(tat) => statuses.push(p.status(tat, now)),
-                    Err((r, _)) => {
-                        for (j, key) in &keyed[..done] {
-                            let undo = inner.policies[*j].interval.saturating_mul(cost);
-                            let _ = inner.policies[*j].store.measure_and_replace(key, |tat| {
-                                Ok::<_, ()>((
-                                    (),
-                                    Nanos::from(tat.map_or(0, |t| t.as_u64().saturating_sub(undo))),
-                                ))
-                            });
-                        }
-                        violated.push(p.policy.name.clone());
-                        retry_after = r;
-                        break;
-                    }
-                }
-            }
-            if violated.is_empty() {
-                self.housekeeping(now);
-                return Decision::Allowed(statuses.into());
-            }
-        }
-        let statuses: Vec<PolicyStatus> = keyed
+    fn current(&self, keyed: &[(usize, Key)], now: u64) -> Statuses {
+        keyed
             .iter()
             .map(|(i, key)| {
-                let p = &inner.policies[*i];
+                let p = &self.0.policies[*i];
                 let tat = p
                     .store
                     .measure_and_replace(key, |tat| {
@@ -400,12 +495,126 @@ impl RateLimiter {
                     .unwrap_or(now);
                 p.status(tat, now)
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    /// Moves every charged policy's bucket by `delta` units (negative: refund).
+    fn adjust(&self, charged: &[(usize, Key)], delta: i64, now: u64) {
+        for (i, key) in charged {
+            let p = &self.0.policies[*i];
+            let nanos = p.interval.saturating_mul(delta.unsigned_abs());
+            let _ = p.store.measure_and_replace(key, |tat| {
+                let tat = tat.map_or(now, |t| t.as_u64());
+                let moved = if delta < 0 {
+                    // A refund cannot fill the bucket past full: time already refilled it.
+                    tat.saturating_sub(nanos)
+                } else {
+                    tat.max(now).saturating_add(nanos)
+                };
+                Ok::<_, ()>(((), Nanos::from(moved)))
+            });
+        }
+    }
+
+    /// The decision proper. `charged`, when given, receives the (policy, key) pairs charged.
+    fn decide(
+        &self,
+        keys: &RequestKeys<'_>,
+        cost: u64,
+        now: u64,
+        charged: Option<&mut Vec<(usize, Key)>>,
+    ) -> Decision {
+        let inner = &*self.0;
+        // One enforcing policy: a single atomic decide-and-charge is already all-or-nothing
+        // (and needs no list of keys).
+        if let [p] = inner.policies.as_slice()
+            && !p.policy.shadow
+        {
+            let Some(key) = key_for(&p.policy.key, keys) else {
+                return Decision::Allowed(Statuses(StatusesRepr::None));
+            };
+            let result = p.charge(&key, now, cost);
+            self.housekeeping(now);
+            return match result {
+                Ok(tat) => {
+                    if let Some(charged) = charged {
+                        charged.push((0, key));
+                    }
+                    Decision::Allowed(Statuses(StatusesRepr::One(p.status(tat, now))))
+                }
+                Err((retry_after, tat)) => Decision::Limited {
+                    retry_after: Duration::from_nanos(retry_after),
+                    violated: vec![p.policy.name.clone()],
+                    statuses: Statuses(StatusesRepr::One(p.status(tat, now))),
+                },
+            };
+        }
+        let keyed = self.keyed(keys);
+
+        // Phase 1: ask every policy without charging any.
+        let mut violated = Vec::new();
+        let mut shadow_violated = Vec::new();
+        let mut retry_after = 0;
+        for (i, key) in &keyed {
+            let p = &inner.policies[*i];
+            let probe = p.store.measure_and_replace(key, |tat| {
+                Err::<((), Nanos), Probe>(p.probe(tat, now, cost))
+            });
+            if let Err(Probe::Refuse { retry_after: r }) = probe {
+                if p.policy.shadow {
+                    shadow_violated.push(*i);
+                } else {
+                    violated.push(p.policy.name.clone());
+                    retry_after = retry_after.max(r);
+                }
+            }
+        }
+        if violated.is_empty() {
+            // Phase 2: charge each (a shadow policy only where it would admit); if a
+            // concurrent request took the room meanwhile, undo the charges made so far.
+            let mut done: Vec<(usize, Key)> = Vec::with_capacity(keyed.len());
+            for (i, key) in &keyed {
+                let p = &inner.policies[*i];
+                if shadow_violated.contains(i) {
+                    continue;
+                }
+                match p.charge(key, now, cost) {
+                    Ok(_) => done.push((*i, key.clone())),
+                    Err(_) if p.policy.shadow => shadow_violated.push(*i),
+                    Err((r, _)) => {
+                        let undo = i64::try_from(cost).unwrap_or(i64::MAX);
+                        self.adjust(&done, -undo, now);
+                        violated.push(p.policy.name.clone());
+                        retry_after = r;
+                        break;
+                    }
+                }
+            }
+            if violated.is_empty() {
+                self.housekeeping(now);
+                let statuses = self.current(&keyed, now);
+                if let Some(charged) = charged {
+                    *charged = done;
+                }
+                if shadow_violated.is_empty() {
+                    return Decision::Allowed(statuses);
+                }
+                return Decision::Shadowed {
+                    violated: shadow_violated
+                        .iter()
+                        .map(|i| inner.policies[*i].policy.name.clone())
+                        .collect(),
+                    statuses,
+                };
+            }
+        }
+        let statuses = self.current(&keyed, now);
         self.housekeeping(now);
         Decision::Limited {
             retry_after: Duration::from_nanos(retry_after),
             violated,
-            statuses: statuses.into(),
+            statuses,
         }
     }
 
@@ -445,6 +654,11 @@ impl RateLimiter {
         }
     }
 
+    /// The policies, in order.
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.0.policies.iter().map(|p| &p.policy)
+    }
+
     /// Keys tracked by each policy (for tests and metrics).
     pub fn tracked_keys(&self) -> Vec<usize> {
         self.0.policies.iter().map(|p| p.store.len()).collect()
@@ -453,6 +667,54 @@ impl RateLimiter {
     /// The `RateLimit-Policy` header for these policies (IETF draft-ietf-httpapi-ratelimit-headers).
     pub fn policy_header(&self) -> Option<&HeaderValue> {
         self.0.policy_header.as_ref()
+    }
+}
+
+/// Units reserved by [`RateLimiter::reserve`], settled once the actual cost is known.
+///
+/// Dropping it without settling keeps the whole estimate charged (the safe side).
+pub struct Reservation {
+    limiter: RateLimiter,
+    charged: Vec<(usize, Key)>,
+    reserved: u64,
+}
+
+impl fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reservation")
+            .field("reserved", &self.reserved)
+            .field("policies", &self.charged.len())
+            .finish()
+    }
+}
+
+impl Reservation {
+    /// Units reserved.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Charges `actual` units instead of the estimate: the rest comes back, or an overrun
+    /// is charged on top (the bucket may go into debt, refusing until it refills).
+    pub fn settle(self, actual: u64) {
+        let inner = &*self.limiter.0;
+        let now = inner.clock.now().duration_since(inner.start).as_u64();
+        self.settle_at(actual, now);
+    }
+
+    /// [`settle`](Self::settle) at a given time, for deterministic tests.
+    #[doc(hidden)]
+    pub fn settle_at(self, actual: u64, now: u64) {
+        let delta = i128::from(actual) - i128::from(self.reserved);
+        if delta != 0 {
+            let delta = i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX });
+            self.limiter.adjust(&self.charged, delta, now);
+        }
+    }
+
+    /// Gives the whole reservation back (the call failed; nothing was spent).
+    pub fn refund(self) {
+        self.settle(0);
     }
 }
 
@@ -502,6 +764,10 @@ fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 256)
             .map(|v| Key::Text(v.into())),
+        KeyKind::Principal => keys
+            .principal
+            .filter(|p| !p.is_empty())
+            .map(|p| Key::Text(p.into())),
         KeyKind::ClientIp { ipv6_prefix } => keys.client_ip.map(|ip| match ip {
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
@@ -531,6 +797,7 @@ mod tests {
         RequestKeys {
             client_ip: Some(ip.parse().unwrap()),
             headers,
+            principal: None,
         }
     }
 
@@ -698,6 +965,7 @@ mod tests {
             let keys = RequestKeys {
                 client_ip: None,
                 headers: &h,
+                principal: None,
             };
             let mut now = 0u64;
             let mut admitted = Vec::new();
@@ -724,6 +992,7 @@ mod tests {
         let keys = RequestKeys {
             client_ip: None,
             headers: &h,
+            principal: None,
         };
         let ms = 1_000_000;
         assert!(matches!(
@@ -761,6 +1030,7 @@ mod tests {
                 &RequestKeys {
                     client_ip: Some(ip),
                     headers: &h,
+                    principal: None,
                 },
                 1,
             );
@@ -770,5 +1040,151 @@ mod tests {
             "{:?}",
             limiter.tracked_keys()
         );
+    }
+
+    fn principal<'a>(who: &'a str, h: &'a HeaderMap) -> RequestKeys<'a> {
+        RequestKeys::new(None, h).principal(Some(who))
+    }
+
+    #[test]
+    fn concurrent_reserve_settle_never_exceeds_the_budget_and_the_ledger_ends_exact() {
+        const BUDGET: u64 = 50_000;
+        let limiter = RateLimiter::new([
+            Policy::per_principal("tokens-per-day", Quota::per_day(nz(50_000))),
+            Policy::per_principal("tokens-per-minute", Quota::per_minute(nz(900_000))),
+        ]);
+        // A frozen clock: nothing refills, so the ledger must add up exactly.
+        let now = 5_000_000_000u64;
+        let outstanding = AtomicU64::new(0);
+        let spent = AtomicU64::new(0);
+        let admitted = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..8u64 {
+                let (limiter, outstanding, spent, admitted) =
+                    (&limiter, &outstanding, &spent, &admitted);
+                scope.spawn(move || {
+                    let h = HeaderMap::new();
+                    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1);
+                    for i in 0..125u64 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let estimate = 1 + x % 500;
+                        let actual = (x >> 20) % (estimate + 1);
+                        let (decision, reservation) =
+                            limiter.reserve_at(&principal("u", &h), estimate as u32, now);
+                        let Some(reservation) = reservation else {
+                            assert!(matches!(decision, Decision::Limited { .. }));
+                            continue;
+                        };
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                        let held = outstanding.fetch_add(estimate, Ordering::SeqCst) + estimate;
+                        assert!(held <= BUDGET, "{held} units held, budget {BUDGET}");
+                        let charged = match i % 10 {
+                            0 => 0,        // refunded (a 5xx)
+                            1 => estimate, // dropped unsettled: the estimate stays
+                            _ => actual,   // settled to the actual cost
+                        };
+                        // Release our view before the limiter's, so ours never under-counts.
+                        outstanding.fetch_sub(estimate - charged, Ordering::SeqCst);
+                        spent.fetch_add(charged, Ordering::Relaxed);
+                        match i % 10 {
+                            0 => reservation.settle_at(0, now),
+                            1 => drop(reservation),
+                            _ => reservation.settle_at(actual, now),
+                        }
+                    }
+                });
+            }
+        });
+        let admitted = admitted.load(Ordering::Relaxed);
+        assert!(
+            admitted > 100 && admitted < 1000,
+            "the budget should bind: {admitted} of 1000 admitted"
+        );
+        let spent = spent.load(Ordering::Relaxed);
+        assert!(spent <= BUDGET);
+        let h = HeaderMap::new();
+        let statuses = limiter.statuses_at(&principal("u", &h), now);
+        assert_eq!(
+            u64::from(statuses[0].remaining),
+            BUDGET - spent,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            u64::from(statuses[1].remaining),
+            900_000 - spent,
+            "{statuses:?}"
+        );
+        // Another principal is untouched.
+        assert_eq!(
+            limiter.statuses_at(&principal("v", &h), now)[0].remaining,
+            50_000
+        );
+    }
+
+    #[test]
+    fn settle_refunds_the_rest_and_charges_an_overrun() {
+        let limiter = RateLimiter::new([Policy::per_principal("t", Quota::per_day(nz(1000)))]);
+        let h = HeaderMap::new();
+        let now = 1_000_000u64;
+        let k = principal("u", &h);
+        let (_, r) = limiter.reserve_at(&k, 400, now);
+        assert_eq!(limiter.statuses_at(&k, now)[0].remaining, 600);
+        r.unwrap().settle_at(100, now);
+        assert_eq!(limiter.statuses_at(&k, now)[0].remaining, 900);
+        let (_, r) = limiter.reserve_at(&k, 100, now);
+        r.unwrap().settle_at(950, now); // the estimate was wrong: debt
+        assert_eq!(limiter.statuses_at(&k, now)[0].remaining, 0);
+        let (d, r) = limiter.reserve_at(&k, 1, now);
+        assert!(r.is_none() && matches!(d, Decision::Limited { .. }));
+        // A refund after the bucket has refilled cannot push it past full.
+        let later = now + Duration::from_secs(86_400 * 3).as_nanos() as u64;
+        let (_, r) = limiter.reserve_at(&k, 10, later);
+        r.unwrap().settle_at(0, later);
+        assert_eq!(limiter.statuses_at(&k, later)[0].remaining, 1000);
+        // Anonymous requests are not counted by a per-principal policy.
+        let (d, r) = limiter.reserve_at(&RequestKeys::new(None, &h), 999, now);
+        assert!(d.is_admitted() && r.is_some());
+    }
+
+    #[test]
+    fn shadow_policies_report_but_do_not_refuse() {
+        let limiter = RateLimiter::new([
+            Policy::per_client_ip("ip", Quota::per_hour(nz(10))),
+            Policy::global("new-limit", Quota::per_hour(nz(2))).shadow(),
+        ]);
+        let h = HeaderMap::new();
+        for _ in 0..2 {
+            assert!(matches!(
+                limiter.check(&keys("10.0.0.1", &h), 1),
+                Decision::Allowed(_)
+            ));
+        }
+        match limiter.check(&keys("10.0.0.1", &h), 1) {
+            Decision::Shadowed { violated, statuses } => {
+                assert_eq!(violated, vec![Arc::<str>::from("new-limit")]);
+                assert_eq!(statuses[0].remaining, 7, "the enforcing policy was charged");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The enforcing policy still refuses.
+        for _ in 0..7 {
+            assert!(limiter.check(&keys("10.0.0.1", &h), 1).is_admitted());
+        }
+        assert!(matches!(
+            limiter.check(&keys("10.0.0.1", &h), 1),
+            Decision::Limited { ref violated, .. } if violated[..] == [Arc::<str>::from("ip")]
+        ));
+        // A lone shadow policy never refuses either.
+        let alone = RateLimiter::new([Policy::global("g", Quota::per_hour(nz(1))).shadow()]);
+        assert!(matches!(
+            alone.check(&keys("10.0.0.1", &h), 1),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            alone.check(&keys("10.0.0.1", &h), 1),
+            Decision::Shadowed { .. }
+        ));
     }
 }

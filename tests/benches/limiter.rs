@@ -40,6 +40,7 @@ fn limiter(c: &mut Criterion) {
             let keys = RequestKeys {
                 client_ip: Some(ips[j]),
                 headers: &headers,
+                principal: None,
             };
             ours.check(&keys, 1)
         })

@@ -1,0 +1,564 @@
+//! Cost-aware limits ("denial of wallet"): reserve an estimate before the handler runs,
+//! settle the actual cost when the response body ends, refund on failure.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use bytes::Bytes;
+use hardening_errors::{Error, PrincipalId, Problem, RequestId};
+use http::request::Parts;
+use http::{HeaderName, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::{Decision, RateLimiter, RequestKeys, Reservation, ratelimit_header};
+
+type EstimateFn = dyn Fn(&Parts, &[u8]) -> u32 + Send + Sync;
+
+/// How a request's cost is estimated before the handler runs. The estimate is clamped to the
+/// layer's [`max_estimate`](CostLayer::max_estimate).
+#[derive(Clone)]
+pub struct Estimate(EstimateRepr);
+
+#[derive(Clone)]
+enum EstimateRepr {
+    Fixed(u32),
+    ContentLength(NonZeroU32),
+    JsonField { pointer: Arc<str>, default: u32 },
+    Custom(Arc<EstimateFn>),
+}
+
+impl fmt::Debug for Estimate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            EstimateRepr::Fixed(n) => f.debug_tuple("Estimate::fixed").field(n).finish(),
+            EstimateRepr::ContentLength(n) => {
+                f.debug_tuple("Estimate::content_length").field(n).finish()
+            }
+            EstimateRepr::JsonField { pointer, default } => f
+                .debug_struct("Estimate::json_field")
+                .field("pointer", pointer)
+                .field("default", default)
+                .finish(),
+            EstimateRepr::Custom(_) => f.write_str("Estimate::from_fn(..)"),
+        }
+    }
+}
+
+impl Estimate {
+    /// The same cost for every request (a route weight).
+    pub fn fixed(units: u32) -> Self {
+        Self(EstimateRepr::Fixed(units))
+    }
+
+    /// One unit per `bytes_per_unit` bytes of declared `Content-Length` (at least one).
+    pub fn content_length(bytes_per_unit: NonZeroU32) -> Self {
+        Self(EstimateRepr::ContentLength(bytes_per_unit))
+    }
+
+    /// A number in the JSON body at this JSON pointer (`"/max_tokens"`), or `default` when the
+    /// body is not JSON or has no such non-negative integer. The body is buffered (up to
+    /// [`CostLayer::max_body`]) and handed on unchanged.
+    pub fn json_field(pointer: &str, default: u32) -> Self {
+        Self(EstimateRepr::JsonField {
+            pointer: pointer.into(),
+            default,
+        })
+    }
+
+    /// Any function of the request head and the buffered body.
+    pub fn from_fn(f: impl Fn(&Parts, &[u8]) -> u32 + Send + Sync + 'static) -> Self {
+        Self(EstimateRepr::Custom(Arc::new(f)))
+    }
+
+    fn needs_body(&self) -> bool {
+        matches!(
+            self.0,
+            EstimateRepr::JsonField { .. } | EstimateRepr::Custom(_)
+        )
+    }
+
+    fn units(&self, parts: &Parts, body: &[u8]) -> u32 {
+        match &self.0 {
+            EstimateRepr::Fixed(n) => *n,
+            EstimateRepr::ContentLength(per) => {
+                let len = parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                u32::try_from(len.div_ceil(u64::from(per.get())).max(1)).unwrap_or(u32::MAX)
+            }
+            EstimateRepr::JsonField { pointer, default } => {
+                serde_json::from_slice::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| v.pointer(pointer).and_then(serde_json::Value::as_u64))
+                    .map_or(*default, |n| u32::try_from(n).unwrap_or(u32::MAX))
+            }
+            EstimateRepr::Custom(f) => f(parts, body),
+        }
+    }
+}
+
+/// A misconfigured [`CostLayer`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CostConfigError {
+    /// The limiter has no policy to charge.
+    #[error("the cost limiter has no policies: add at least one Policy to the RateLimiter")]
+    NoPolicies,
+    /// One request could reserve a whole budget.
+    #[error(
+        "max_estimate {max_estimate} would let one request reserve the whole of policy `{policy}` \
+         (burst {burst}): use a max_estimate below {burst}, or raise the policy's burst"
+    )]
+    EstimateTooLarge {
+        /// The cap asked for.
+        max_estimate: u32,
+        /// The smallest policy.
+        policy: String,
+        /// Its burst.
+        burst: u32,
+    },
+}
+
+/// Cost-aware limiting as a tower layer: put it on the routes that spend money (an LLM call),
+/// inside the auth layer so per-principal budgets see the principal.
+///
+/// For each request it estimates the cost ([`Estimate`], clamped to
+/// [`max_estimate`](Self::max_estimate)) and **reserves** it under every policy of the
+/// limiter at once, all-or-nothing, before the handler runs (a refused request gets a 429
+/// problem with `Retry-After` and the violated policies). The handler reports what was really
+/// spent through the [`Usage`] handle (it can add to it while streaming) or an [`ActualCost`]
+/// response extension. When the response body **ends**, the reservation is settled to the
+/// actual cost (an unreported success keeps its estimate). A **5xx** response or a service
+/// error refunds everything. A body **dropped** before its end (client gone) refunds all but
+/// the usage already reported: tokens the model produced were spent, and a client must not
+/// be able to get them free by hanging up.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use axum::{Router, routing::post};
+/// use hardening_ratelimit::{CostLayer, Estimate, Policy, Quota, RateLimiter, Usage};
+///
+/// let tokens = RateLimiter::new([
+///     Policy::per_principal("tokens-per-minute", Quota::per_minute(NonZeroU32::new(20_000).unwrap())),
+///     Policy::per_principal("tokens-per-day", Quota::per_day(NonZeroU32::new(100_000).unwrap())),
+/// ]);
+/// let layer = CostLayer::new(tokens, Estimate::json_field("/max_tokens", 256))
+///     .max_estimate(NonZeroU32::new(4_096).unwrap())
+///     .unwrap();
+/// let app: Router = Router::new()
+///     .route("/v1/complete", post(|usage: Usage| async move {
+///         usage.add(123); // what the model reported
+///         "…"
+///     }))
+///     .layer(layer);
+/// ```
+#[derive(Clone)]
+pub struct CostLayer {
+    limiter: RateLimiter,
+    estimate: Estimate,
+    max_estimate: u32,
+    max_body: usize,
+}
+
+impl fmt::Debug for CostLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CostLayer")
+            .field("limiter", &self.limiter)
+            .field("estimate", &self.estimate)
+            .field("max_estimate", &self.max_estimate)
+            .field("max_body", &self.max_body)
+            .finish()
+    }
+}
+
+impl CostLayer {
+    /// Reserves `estimate` per request under every policy of `limiter`. The estimate is capped
+    /// at a tenth of the smallest policy's burst until [`max_estimate`](Self::max_estimate)
+    /// says otherwise; bodies are buffered up to 1 MiB when the estimate reads them.
+    pub fn new(limiter: RateLimiter, estimate: Estimate) -> Self {
+        let smallest = limiter
+            .policies()
+            .map(|p| p.quota().burst_size())
+            .min()
+            .unwrap_or(1);
+        Self {
+            limiter,
+            estimate,
+            max_estimate: (smallest / 10).max(1),
+            max_body: 1024 * 1024,
+        }
+    }
+
+    /// The most one request may reserve; must be below every policy's burst, so one request
+    /// can never take a whole budget.
+    pub fn max_estimate(mut self, max: NonZeroU32) -> Result<Self, CostConfigError> {
+        let smallest = self
+            .limiter
+            .policies()
+            .min_by_key(|p| p.quota().burst_size())
+            .ok_or(CostConfigError::NoPolicies)?;
+        let burst = smallest.quota().burst_size();
+        if max.get() >= burst {
+            return Err(CostConfigError::EstimateTooLarge {
+                max_estimate: max.get(),
+                policy: smallest.name().to_owned(),
+                burst,
+            });
+        }
+        self.max_estimate = max.get();
+        Ok(self)
+    }
+
+    /// The largest body buffered for the estimate (default 1 MiB); larger ones get a 413.
+    #[must_use]
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+}
+
+impl<S> Layer<S> for CostLayer {
+    type Service = Cost<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Cost {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`CostLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Cost<S> {
+    inner: S,
+    layer: CostLayer,
+}
+
+/// The handle a handler reports its actual cost through (an extractor; also in the request
+/// extensions). Clones share the count, so a streaming body can keep adding to it.
+#[derive(Debug, Clone, Default)]
+pub struct Usage(Arc<UsageInner>);
+
+#[derive(Debug, Default)]
+struct UsageInner {
+    reserved: AtomicU64,
+    // u64::MAX: nothing reported yet.
+    units: AtomicU64,
+}
+
+const UNREPORTED: u64 = u64::MAX;
+
+impl Usage {
+    fn new(reserved: u32) -> Self {
+        Self(Arc::new(UsageInner {
+            reserved: AtomicU64::new(u64::from(reserved)),
+            units: AtomicU64::new(UNREPORTED),
+        }))
+    }
+
+    /// Adds `units` to the reported cost.
+    pub fn add(&self, units: u64) {
+        let _ = self
+            .0
+            .units
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(
+                    if u == UNREPORTED { 0 } else { u }
+                        .saturating_add(units)
+                        .min(UNREPORTED - 1),
+                )
+            });
+    }
+
+    /// Sets the reported cost.
+    pub fn set(&self, units: u64) {
+        self.0
+            .units
+            .store(units.min(UNREPORTED - 1), Ordering::Release);
+    }
+
+    /// The cost reported so far, if any.
+    pub fn reported(&self) -> Option<u64> {
+        let u = self.0.units.load(Ordering::Acquire);
+        (u != UNREPORTED).then_some(u)
+    }
+
+    /// The units reserved for this request (the clamped estimate): the most it should spend.
+    pub fn reserved(&self) -> u64 {
+        self.0.reserved.load(Ordering::Relaxed)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Usage {
+    type Rejection = Response<Body>;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
+            // A wiring mistake (the route is not under a CostLayer), not the client's fault.
+            Error::internal("Usage extractor used on a route without CostLayer")
+                .to_problem()
+                .into_http_response()
+        })
+    }
+}
+
+/// The actual cost, as a response extension (an alternative to [`Usage`] for handlers that
+/// know it when they return).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActualCost(pub u64);
+
+fn problem_response(problem: Problem, request_id: Option<RequestId>) -> Response<Body> {
+    match request_id {
+        Some(id) => problem.with_request_id(id).into_http_response(),
+        None => problem.into_http_response(),
+    }
+}
+
+impl<S, B> Service<Request<B>> for Cost<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The clone that was driven to readiness serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let request_id = parts.extensions.get::<RequestId>().copied();
+            let (body, units) = if layer.estimate.needs_body() {
+                match http_body_util::Limited::new(body, layer.max_body)
+                    .collect()
+                    .await
+                {
+                    Ok(collected) => {
+                        let bytes = collected.to_bytes();
+                        let units = layer.estimate.units(&parts, &bytes);
+                        (Body::from(bytes), units)
+                    }
+                    Err(err) => {
+                        let error = if err.is::<http_body_util::LengthLimitError>() {
+                            Error::PayloadTooLarge
+                        } else {
+                            Error::BadRequest("the request body could not be read".into())
+                        };
+                        return Ok(problem_response(error.to_problem(), request_id));
+                    }
+                }
+            } else {
+                let units = layer.estimate.units(&parts, &[]);
+                (Body::new(body.map_err(Into::into)), units)
+            };
+            let estimate = units.min(layer.max_estimate);
+
+            let principal = parts.extensions.get::<PrincipalId>().cloned();
+            let keys = RequestKeys::new(
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip()),
+                &parts.headers,
+            )
+            .principal(principal.as_ref().map(PrincipalId::as_str));
+            let (decision, reservation) = layer.limiter.reserve(&keys, estimate);
+            let ratelimit = ratelimit_header(decision.statuses());
+            let reservation = match (decision, reservation) {
+                (
+                    Decision::Limited {
+                        retry_after,
+                        violated,
+                        ..
+                    },
+                    _,
+                ) => {
+                    let problem = Error::TooManyRequests {
+                        retry_after,
+                        policies: violated.iter().map(|p| p.to_string()).collect(),
+                    }
+                    .to_problem();
+                    let mut response = problem_response(problem, request_id);
+                    add_headers(&mut response, &layer.limiter, ratelimit);
+                    return Ok(response);
+                }
+                (Decision::Shadowed { violated, .. }, Some(r)) => {
+                    tracing::event!(
+                        target: "hardening::security",
+                        tracing::Level::WARN,
+                        security.event = "rate_limit_shadow",
+                        request_id = request_id.map(tracing::field::display),
+                        policies = ?violated,
+                        estimate,
+                        "request would have been cost limited (policy in shadow mode); admitted",
+                    );
+                    r
+                }
+                (_, Some(r)) => r,
+                // Admitted decisions always come with a reservation.
+                (_, None) => {
+                    return Ok(problem_response(
+                        Error::internal("admitted without a reservation").to_problem(),
+                        request_id,
+                    ));
+                }
+            };
+
+            let usage = Usage::new(estimate);
+            parts.extensions.insert(usage.clone());
+            let response = match inner.call(Request::from_parts(parts, body)).await {
+                Ok(response) => response,
+                Err(err) => {
+                    reservation.refund();
+                    return Err(err);
+                }
+            };
+            if response.status().is_server_error() {
+                reservation.refund();
+                let mut response = response;
+                add_headers(&mut response, &layer.limiter, ratelimit);
+                return Ok(response);
+            }
+            let (mut head, body) = response.into_parts();
+            let mut settle = Settle {
+                reservation: Some(reservation),
+                usage,
+                actual: head.extensions.get::<ActualCost>().map(|c| c.0),
+                success: head.status.is_success() || head.status.is_redirection(),
+            };
+            if body.is_end_stream() {
+                // Servers may never poll an empty body: it has ended already.
+                settle.finished();
+            }
+            add_headers_to(&mut head.headers, &layer.limiter, ratelimit);
+            Ok(Response::from_parts(
+                head,
+                Body::new(SettleBody {
+                    inner: body,
+                    settle,
+                }),
+            ))
+        })
+    }
+}
+
+fn add_headers(
+    response: &mut Response<Body>,
+    limiter: &RateLimiter,
+    ratelimit: Option<http::HeaderValue>,
+) {
+    add_headers_to(response.headers_mut(), limiter, ratelimit);
+}
+
+fn add_headers_to(
+    headers: &mut http::HeaderMap,
+    limiter: &RateLimiter,
+    ratelimit: Option<http::HeaderValue>,
+) {
+    if let Some(value) = ratelimit {
+        headers.insert(HeaderName::from_static("ratelimit"), value);
+    }
+    if let Some(value) = limiter.policy_header() {
+        headers.insert(HeaderName::from_static("ratelimit-policy"), value.clone());
+    }
+}
+
+/// Settles a reservation once, when the body ends or is dropped.
+struct Settle {
+    reservation: Option<Reservation>,
+    usage: Usage,
+    actual: Option<u64>,
+    success: bool,
+}
+
+impl Settle {
+    fn reported(&self) -> Option<u64> {
+        self.actual.or_else(|| self.usage.reported())
+    }
+
+    /// The body ended: charge what was reported, else the estimate for a success, else
+    /// nothing (a 4xx the handler refused before spending).
+    fn finished(&mut self) {
+        if let Some(reservation) = self.reservation.take() {
+            let estimate = reservation.reserved();
+            let actual = self
+                .reported()
+                .unwrap_or(if self.success { estimate } else { 0 });
+            reservation.settle(actual);
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        // Dropped before the end: the client went away. Refund all but what was reported.
+        if let Some(reservation) = self.reservation.take() {
+            reservation.settle(self.reported().unwrap_or(0));
+        }
+    }
+}
+
+pin_project! {
+    struct SettleBody {
+        #[pin]
+        inner: Body,
+        settle: Settle,
+    }
+}
+
+impl HttpBody for SettleBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.settle.finished(),
+            Poll::Ready(Some(Err(_))) => {
+                // A body that fails mid-stream is an error: keep only what was reported.
+                if let Some(reservation) = this.settle.reservation.take() {
+                    reservation.settle(this.settle.reported().unwrap_or(0));
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

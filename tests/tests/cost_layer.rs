@@ -1,0 +1,274 @@
+//! `CostLayer`: token-aware reservations settled when the body ends, refunded on 5xx and on a
+//! dropped body, clamped, keyed by principal; 429/413 problems.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use bytes::Bytes;
+use hardening_core::ratelimit::{
+    ActualCost, CostConfigError, CostLayer, Estimate, Policy, Quota, RateLimiter, RequestKeys,
+    Usage,
+};
+use hardening_errors::PrincipalId;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use tower::util::MapRequestLayer;
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+/// A day budget of 10,000 tokens per principal (nothing refills noticeably during a test).
+fn tokens() -> RateLimiter {
+    RateLimiter::new([Policy::per_principal(
+        "tokens-per-day",
+        Quota::per_day(nz(10_000)),
+    )])
+}
+
+fn remaining(limiter: &RateLimiter, user: &str) -> u32 {
+    let headers = http::HeaderMap::new();
+    limiter.statuses(&RequestKeys::new(None, &headers).principal(Some(user)))[0].remaining
+}
+
+/// A body that reports 10 tokens of usage per chunk as it streams, like an LLM proxy.
+struct Streamed {
+    usage: Usage,
+    chunks: u32,
+}
+
+impl http_body::Body for Streamed {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.chunks == 0 {
+            return Poll::Ready(None);
+        }
+        self.chunks -= 1;
+        self.usage.add(10);
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            b"tok ",
+        )))))
+    }
+}
+
+fn app(limiter: RateLimiter) -> Router {
+    let layer = CostLayer::new(limiter, Estimate::json_field("/max_tokens", 100))
+        .max_estimate(nz(2_000))
+        .unwrap()
+        .max_body(4096);
+    Router::new()
+        .route(
+            "/complete",
+            post(|usage: Usage, body: String| async move {
+                // The model "uses" half of what was asked for.
+                let asked: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let used = asked["max_tokens"].as_u64().unwrap_or(100) / 2;
+                usage.set(used.min(usage.reserved()));
+                "done"
+            }),
+        )
+        .route(
+            "/known",
+            post(|| async { (axum::Extension(ActualCost(7)), "done") }),
+        )
+        .route("/silent", post(|| async { "done" }))
+        .route(
+            "/refused",
+            post(|| async { (StatusCode::BAD_REQUEST, "no").into_response() }),
+        )
+        .route(
+            "/broken",
+            post(|usage: Usage| async move {
+                usage.add(500);
+                StatusCode::BAD_GATEWAY
+            }),
+        )
+        .route(
+            "/stream",
+            post(|usage: Usage| async move { Body::new(Streamed { usage, chunks: 50 }) }),
+        )
+        .layer(layer)
+        .layer(MapRequestLayer::new(|mut req: Request<Body>| {
+            if let Some(user) = req.headers().get("x-user").and_then(|v| v.to_str().ok()) {
+                let id = PrincipalId::new(user);
+                req.extensions_mut().insert(id);
+            }
+            req
+        }))
+}
+
+fn request(path: &str, user: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header("x-user", user)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, http::HeaderMap, Bytes) {
+    let response = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = response.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn settles_to_the_reported_usage_when_the_body_ends() {
+    let limiter = tokens();
+    let app = app(limiter.clone());
+    let (status, headers, _) = send(
+        &app,
+        request("/complete", "alice", r#"{"max_tokens":1000}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The header shows the reservation in flight; the ledger shows the settled cost.
+    assert_eq!(
+        headers.get("ratelimit").unwrap(),
+        "\"tokens-per-day\";r=9000;t=8640"
+    );
+    assert_eq!(remaining(&limiter, "alice"), 9_500);
+    assert_eq!(
+        remaining(&limiter, "bob"),
+        10_000,
+        "budgets are per principal"
+    );
+
+    send(&app, request("/known", "alice", "{}")).await;
+    assert_eq!(
+        remaining(&limiter, "alice"),
+        9_493,
+        "ActualCost response extension"
+    );
+    send(&app, request("/silent", "alice", "{}")).await;
+    assert_eq!(
+        remaining(&limiter, "alice"),
+        9_393,
+        "an unreported success keeps its estimate (default 100)"
+    );
+    send(&app, request("/refused", "alice", "{}")).await;
+    assert_eq!(
+        remaining(&limiter, "alice"),
+        9_393,
+        "a 4xx that reported nothing spent nothing"
+    );
+}
+
+#[tokio::test]
+async fn refunds_on_5xx_even_after_reporting() {
+    let limiter = tokens();
+    let app = app(limiter.clone());
+    let (status, _, _) = send(&app, request("/broken", "alice", r#"{"max_tokens":800}"#)).await;
+    assert_eq!(status, 502);
+    assert_eq!(remaining(&limiter, "alice"), 10_000);
+}
+
+#[tokio::test]
+async fn a_dropped_stream_refunds_all_but_the_usage_reported() {
+    let limiter = tokens();
+    let app = app(limiter.clone());
+    let response = app
+        .clone()
+        .oneshot(request("/stream", "alice", r#"{"max_tokens":1500}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        remaining(&limiter, "alice"),
+        8_500,
+        "1500 reserved up front"
+    );
+    let mut body = response.into_body();
+    for _ in 0..3 {
+        body.frame().await.unwrap().unwrap();
+    }
+    drop(body); // the client hung up after three chunks (30 tokens)
+    assert_eq!(remaining(&limiter, "alice"), 9_970);
+
+    // Read to the end: 50 chunks, 500 tokens.
+    let (status, _, bytes) = send(&app, request("/stream", "bob", r#"{"max_tokens":1500}"#)).await;
+    assert_eq!((status, bytes.len()), (StatusCode::OK, 200));
+    assert_eq!(remaining(&limiter, "bob"), 9_500);
+}
+
+#[tokio::test]
+async fn estimates_are_clamped_and_an_empty_budget_answers_429() {
+    let limiter = tokens();
+    let app = app(limiter.clone());
+    // Asking for a billion tokens reserves only the cap (2,000).
+    let response = app
+        .clone()
+        .oneshot(request("/stream", "carol", r#"{"max_tokens":1000000000}"#))
+        .await
+        .unwrap();
+    assert_eq!(remaining(&limiter, "carol"), 8_000);
+    // Hold five reservations at the cap: the budget is gone while they stream.
+    let mut held = vec![response];
+    for _ in 0..4 {
+        held.push(
+            app.clone()
+                .oneshot(request("/stream", "carol", r#"{"max_tokens":2000}"#))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(remaining(&limiter, "carol"), 0);
+    let (status, headers, body) =
+        send(&app, request("/complete", "carol", r#"{"max_tokens":10}"#)).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert!(headers.get("retry-after").is_some());
+    assert!(headers.get("ratelimit-policy").is_some());
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["violated-policies"][0], "tokens-per-day");
+    drop(held); // every stream dropped before a chunk: all refunded
+    assert_eq!(remaining(&limiter, "carol"), 10_000);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_before_anything_is_reserved() {
+    let limiter = tokens();
+    let app = app(limiter.clone());
+    let big = format!(r#"{{"max_tokens":10,"pad":"{}"}}"#, "x".repeat(10_000));
+    let (status, headers, _) = send(&app, request("/complete", "dave", &big)).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(remaining(&limiter, "dave"), 10_000);
+}
+
+#[test]
+fn one_request_may_not_reserve_a_whole_budget() {
+    let err = CostLayer::new(tokens(), Estimate::fixed(1))
+        .max_estimate(nz(10_000))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CostConfigError::EstimateTooLarge { burst: 10_000, .. }
+    ));
+    assert!(err.to_string().contains("below 10000"), "{err}");
+    let err = CostLayer::new(RateLimiter::new([]), Estimate::fixed(1))
+        .max_estimate(nz(1))
+        .unwrap_err();
+    assert_eq!(err, CostConfigError::NoPolicies);
+}
