@@ -74,6 +74,7 @@
 //! | `auth`       | no      | `hardening-auth`: JWT (RFC 8725), `Authenticated<C>`, argon2id passwords, CSRF |
 //! | `validation` | no      | `hardening_errors::Valid` extractors backed by garde |
 //! | `metrics`    | no      | `hardening_security_events_total{event}` counter via the `metrics` facade |
+//! | `redis`      | no      | `hardening-ratelimit`'s Redis store: limits shared by every instance |
 //! | `full`       | no      | all of the above |
 
 mod access_log;

@@ -15,12 +15,13 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use bytes::Bytes;
 use hardening_errors::{Error, PrincipalId, Problem, RequestId};
 use http::request::Parts;
-use http::{HeaderName, Request, Response};
+use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::respond::{report_shadow, set_headers, too_many};
 use crate::{Decision, RateLimiter, RequestKeys, Reservation, ratelimit_header};
 
 type EstimateFn = dyn Fn(&Parts, &[u8]) -> u32 + Send + Sync;
@@ -398,25 +399,16 @@ where
                     },
                     _,
                 ) => {
-                    let problem = Error::TooManyRequests {
-                        retry_after,
-                        policies: violated.iter().map(|p| p.to_string()).collect(),
-                    }
-                    .to_problem();
-                    let mut response = problem_response(problem, request_id);
-                    add_headers(&mut response, &layer.limiter, ratelimit);
+                    let mut response = too_many(retry_after, &violated, request_id);
+                    set_headers(
+                        response.headers_mut(),
+                        ratelimit,
+                        layer.limiter.policy_header(),
+                    );
                     return Ok(response);
                 }
                 (Decision::Shadowed { violated, .. }, Some(r)) => {
-                    tracing::event!(
-                        target: "hardening::security",
-                        tracing::Level::WARN,
-                        security.event = "rate_limit_shadow",
-                        request_id = request_id.map(tracing::field::display),
-                        policies = ?violated,
-                        estimate,
-                        "request would have been cost limited (policy in shadow mode); admitted",
-                    );
+                    report_shadow(request_id, &violated, u64::from(estimate));
                     r
                 }
                 (_, Some(r)) => r,
@@ -441,7 +433,11 @@ where
             if response.status().is_server_error() {
                 reservation.refund();
                 let mut response = response;
-                add_headers(&mut response, &layer.limiter, ratelimit);
+                set_headers(
+                    response.headers_mut(),
+                    ratelimit,
+                    layer.limiter.policy_header(),
+                );
                 return Ok(response);
             }
             let (mut head, body) = response.into_parts();
@@ -455,7 +451,7 @@ where
                 // Servers may never poll an empty body: it has ended already.
                 settle.finished();
             }
-            add_headers_to(&mut head.headers, &layer.limiter, ratelimit);
+            set_headers(&mut head.headers, ratelimit, layer.limiter.policy_header());
             Ok(Response::from_parts(
                 head,
                 Body::new(SettleBody {
@@ -464,27 +460,6 @@ where
                 }),
             ))
         })
-    }
-}
-
-fn add_headers(
-    response: &mut Response<Body>,
-    limiter: &RateLimiter,
-    ratelimit: Option<http::HeaderValue>,
-) {
-    add_headers_to(response.headers_mut(), limiter, ratelimit);
-}
-
-fn add_headers_to(
-    headers: &mut http::HeaderMap,
-    limiter: &RateLimiter,
-    ratelimit: Option<http::HeaderValue>,
-) {
-    if let Some(value) = ratelimit {
-        headers.insert(HeaderName::from_static("ratelimit"), value);
-    }
-    if let Some(value) = limiter.policy_header() {
-        headers.insert(HeaderName::from_static("ratelimit-policy"), value.clone());
     }
 }
 

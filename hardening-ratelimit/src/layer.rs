@@ -7,15 +7,12 @@ use std::task::{Context, Poll, ready};
 
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use hardening_errors::{Error, PrincipalId};
-use http::{HeaderName, HeaderValue, Request, Response};
+use hardening_errors::{PrincipalId, RequestId};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::{Decision, RateLimiter, RequestKeys, ratelimit_header};
-
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
 /// and `RateLimit-Policy` headers on every response.
@@ -84,6 +81,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let principal = req.extensions().get::<PrincipalId>().cloned();
+        let request_id = req.extensions().get::<RequestId>().copied();
         let keys = RequestKeys::new(
             req.extensions()
                 .get::<ConnectInfo<SocketAddr>>()
@@ -92,29 +90,31 @@ where
         )
         .principal(principal.as_ref().map(PrincipalId::as_str));
         let (state, statuses) = match self.limiter.check(&keys, 1) {
-            Decision::Allowed(statuses) | Decision::Shadowed { statuses, .. } => (
+            Decision::Allowed(statuses) => (
                 State::Inner {
                     future: self.inner.call(req),
                 },
                 statuses,
             ),
-            Decision::Limited {
-                retry_after,
-                violated,
-                statuses,
-            } => {
-                let problem = Error::TooManyRequests {
-                    retry_after,
-                    policies: violated.iter().map(|p| p.to_string()).collect(),
-                }
-                .to_problem();
+            Decision::Shadowed { violated, statuses } => {
+                crate::respond::report_shadow(request_id, &violated, 1);
                 (
-                    State::Refused {
-                        response: Some(problem.into_http_response()),
+                    State::Inner {
+                        future: self.inner.call(req),
                     },
                     statuses,
                 )
             }
+            Decision::Limited {
+                retry_after,
+                violated,
+                statuses,
+            } => (
+                State::Refused {
+                    response: Some(crate::respond::too_many(retry_after, &violated, request_id)),
+                },
+                statuses,
+            ),
         };
         ResponseFuture {
             state,
@@ -158,14 +158,11 @@ where
                 .take()
                 .expect("ResponseFuture polled after completion"),
         };
-        if let Some(value) = this.ratelimit.take() {
-            response.headers_mut().insert(RATELIMIT.clone(), value);
-        }
-        if let Some(value) = this.policy.take() {
-            response
-                .headers_mut()
-                .insert(RATELIMIT_POLICY.clone(), value);
-        }
+        crate::respond::set_headers(
+            response.headers_mut(),
+            this.ratelimit.take(),
+            this.policy.take().as_ref(),
+        );
         Poll::Ready(Ok(response))
     }
 }

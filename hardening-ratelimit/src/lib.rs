@@ -28,6 +28,9 @@ mod layer;
 mod limiter;
 mod login;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis_store;
+mod respond;
 
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyRefusal, Permit};
 pub use cost::{ActualCost, Cost, CostConfigError, CostLayer, Estimate, Usage};
@@ -38,3 +41,8 @@ pub use limiter::{
 };
 pub use login::LoginThrottle;
 pub use quota::Quota;
+#[cfg(feature = "redis")]
+pub use redis_store::{
+    FailureMode, RedisLimiter, RedisLimiterBuilder, RedisRateLimit, RedisRateLimitLayer,
+    RedisReservation, RedisStoreError,
+};

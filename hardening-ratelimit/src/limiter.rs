@@ -124,7 +124,7 @@ impl Policy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
+pub(crate) enum Key {
     Ip(IpAddr),
     Text(Arc<str>),
     Global,
@@ -360,24 +360,8 @@ impl RateLimiter {
             })
             .collect();
         let clock = DefaultClock::default();
-        let mut header = String::new();
-        for (i, p) in policies.iter().enumerate() {
-            if i > 0 {
-                header.push_str(", ");
-            }
-            let q = &p.policy.quota;
-            let _ = write!(
-                header,
-                "\"{}\";q={};w={}",
-                p.policy.name,
-                q.count(),
-                q.period().as_secs()
-            );
-        }
         Self(Arc::new(Inner {
-            policy_header: HeaderValue::from_str(&header)
-                .ok()
-                .filter(|_| !policies.is_empty()),
+            policy_header: policy_header_for(policies.iter().map(|p| &p.policy)),
             policies,
             start: clock.now(),
             clock,
@@ -718,6 +702,29 @@ impl Reservation {
     }
 }
 
+/// `RateLimit-Policy` for these policies: `"per-ip";q=100;w=60, …`.
+pub(crate) fn policy_header_for<'a>(
+    policies: impl Iterator<Item = &'a Policy>,
+) -> Option<HeaderValue> {
+    let mut header = String::new();
+    for (i, p) in policies.enumerate() {
+        if i > 0 {
+            header.push_str(", ");
+        }
+        let q = &p.quota;
+        let _ = write!(
+            header,
+            "\"{}\";q={};w={}",
+            p.name,
+            q.count(),
+            q.period().as_secs()
+        );
+    }
+    (!header.is_empty())
+        .then(|| HeaderValue::from_str(&header).ok())
+        .flatten()
+}
+
 /// The `RateLimit` header for these statuses: `"per-ip";r=42;t=7, …`.
 pub fn ratelimit_header(statuses: &[PolicyStatus]) -> Option<HeaderValue> {
     // Built by hand: `format!` costs more than the rate-limit decision itself.
@@ -755,7 +762,7 @@ fn bytes_of(v: Vec<u8>) -> HeaderValue {
     HeaderValue::from_bytes(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
+pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
     match kind {
         KeyKind::Global => Some(Key::Global),
         KeyKind::Header(name) => keys

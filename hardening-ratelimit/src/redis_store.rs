@@ -1,0 +1,720 @@
+//! The Redis store (feature `redis`): the same policies shared by every instance of a service.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use hardening_errors::{PrincipalId, RequestId};
+use http::{HeaderValue, Request, Response};
+use redis::Script;
+use redis::aio::ConnectionManager;
+use tower::{Layer, Service};
+
+use crate::limiter::{Key, key_for, policy_header_for};
+use crate::respond::{report_shadow, set_headers, too_many};
+use crate::{Decision, Policy, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses};
+
+/// GCRA over one key, on the server's clock. ARGV: emission interval (µs), capacity (µs),
+/// cost, charge (1) or only probe (0). Returns {admitted, µs used after, retry-after µs}.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = now
+local v = redis.call('GET', KEYS[1])
+if v then tat = math.max(tonumber(v), now) end
+local new_tat = tat + interval * cost
+if new_tat - now <= capacity then
+  if ARGV[4] == '1' and cost > 0 then
+    redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+  end
+  return {1, new_tat - now, 0}
+end
+return {0, tat - now, new_tat - now - capacity}
+";
+
+/// Moves a bucket by a signed number of µs (a refund is negative), on the server's clock.
+/// A refund cannot fill a bucket past full; a full bucket's key is deleted.
+const ADJUST: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local delta = tonumber(ARGV[1])
+local v = redis.call('GET', KEYS[1])
+local tat = now
+if v then tat = tonumber(v) end
+if delta < 0 then tat = tat + delta else tat = math.max(tat, now) + delta end
+if tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
+return 1
+";
+
+/// What a policy does when Redis cannot answer (down, slow, or the circuit breaker is open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureMode {
+    /// Refuse the request (429 with `Retry-After` = the breaker's cool-down). The strict
+    /// choice for expensive routes: an outage must not become an unmetered bill.
+    FailClosed,
+    /// **Loosens**: skip the policy while Redis is away (logged at start-up).
+    FailOpen,
+    /// Decide with an in-memory limiter of the same policy, per instance (with N instances a
+    /// client may get up to N times the quota during the outage).
+    FallBackToMemory,
+}
+
+/// Why a [`RedisLimiter`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisStoreError {
+    /// The URL is not a Redis URL.
+    #[error("invalid Redis URL (expected redis://host:port/db): {0}")]
+    InvalidUrl(#[source] redis::RedisError),
+    /// Redis did not answer at start-up.
+    #[error("cannot reach Redis at start-up: {0}; check the URL and that the server is running")]
+    Unreachable(#[source] redis::RedisError),
+    /// No policies were given.
+    #[error("the Redis limiter has no policies: call .policy(…) at least once")]
+    NoPolicies,
+}
+
+/// Builds a [`RedisLimiter`]; see [`RedisLimiter::builder`].
+#[derive(Debug)]
+pub struct RedisLimiterBuilder {
+    url: String,
+    policies: Vec<(Policy, FailureMode)>,
+    prefix: String,
+    timeout: Duration,
+    breaker_failures: u32,
+    breaker_cool_down: Duration,
+}
+
+impl RedisLimiterBuilder {
+    /// Adds a policy and what it does when Redis is away (no default: choose).
+    #[must_use]
+    pub fn policy(mut self, policy: Policy, on_failure: FailureMode) -> Self {
+        self.policies.push((policy, on_failure));
+        self
+    }
+
+    /// The prefix of every key (default `hardening:rl:`); keys are `{prefix}{policy}:{key}`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
+    /// How long a decision may wait for Redis before the failure mode applies (default
+    /// 100 ms).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// After `failures` consecutive failures, stop asking Redis for `cool_down` (default 5
+    /// failures, 2 s): a dead Redis must not add a timeout to every request.
+    #[must_use]
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.breaker_failures = failures.max(1);
+        self.breaker_cool_down = cool_down;
+        self
+    }
+
+    /// Connects (multiplexed, reconnecting in the background) and loads the scripts. Fails
+    /// now, not at the first request, when the URL is wrong or Redis is down.
+    pub async fn connect(self) -> Result<RedisLimiter, RedisStoreError> {
+        if self.policies.is_empty() {
+            return Err(RedisStoreError::NoPolicies);
+        }
+        let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::InvalidUrl)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(RedisStoreError::Unreachable)?;
+        let gcra = Script::new(GCRA);
+        let adjust = Script::new(ADJUST);
+        gcra.load_async(&mut conn)
+            .await
+            .map_err(RedisStoreError::Unreachable)?;
+        adjust
+            .load_async(&mut conn)
+            .await
+            .map_err(RedisStoreError::Unreachable)?;
+        for (policy, mode) in &self.policies {
+            if *mode == FailureMode::FailOpen {
+                tracing::warn!(
+                    target: "hardening",
+                    setting = "FailureMode::FailOpen",
+                    "hardening loosened: rate-limit policy `{}` is skipped while Redis is away",
+                    policy.name()
+                );
+            }
+        }
+        let policies: Vec<RedisPolicy> = self
+            .policies
+            .iter()
+            .map(|(policy, mode)| {
+                let interval = policy
+                    .quota()
+                    .emission_interval_nanos()
+                    .div_ceil(1000)
+                    .max(1);
+                RedisPolicy {
+                    prefix: format!("{}{}:", self.prefix, policy.name()),
+                    interval,
+                    capacity: interval.saturating_mul(u64::from(policy.quota().burst_size())),
+                    policy: policy.clone(),
+                    mode: *mode,
+                }
+            })
+            .collect();
+        let fallback = RateLimiter::new(
+            self.policies
+                .iter()
+                .filter(|(_, mode)| *mode == FailureMode::FallBackToMemory)
+                .map(|(p, _)| p.clone()),
+        );
+        Ok(RedisLimiter(Arc::new(Inner {
+            policy_header: policy_header_for(self.policies.iter().map(|(p, _)| p)),
+            conn,
+            gcra,
+            adjust,
+            policies,
+            fallback,
+            timeout: self.timeout,
+            breaker: Breaker {
+                failures: AtomicU32::new(0),
+                open_until: AtomicU64::new(0),
+                threshold: self.breaker_failures,
+                cool_down: self.breaker_cool_down,
+                start: Instant::now(),
+            },
+        })))
+    }
+}
+
+struct RedisPolicy {
+    policy: Policy,
+    prefix: String,
+    /// µs per unit.
+    interval: u64,
+    /// µs of burst.
+    capacity: u64,
+    mode: FailureMode,
+}
+
+impl RedisPolicy {
+    fn status(&self, used: u64) -> PolicyStatus {
+        PolicyStatus {
+            name: self.policy.name().into(),
+            remaining: u32::try_from((self.capacity - used.min(self.capacity)) / self.interval)
+                .unwrap_or(u32::MAX),
+            reset: Duration::from_micros(used),
+        }
+    }
+}
+
+struct Breaker {
+    failures: AtomicU32,
+    /// Milliseconds since `start`.
+    open_until: AtomicU64,
+    threshold: u32,
+    cool_down: Duration,
+    start: Instant,
+}
+
+impl Breaker {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn is_open(&self) -> bool {
+        self.now_ms() < self.open_until.load(Ordering::Relaxed)
+    }
+
+    fn success(&self) {
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn failure(&self) {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= self.threshold {
+            let until =
+                self.now_ms() + u64::try_from(self.cool_down.as_millis()).unwrap_or(u64::MAX / 2);
+            self.open_until.store(until, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A keyed GCRA limiter whose state lives in Redis, so every instance of a service shares
+/// one budget. Same [`Policy`]s, quotas, all-or-nothing decisions, shadow mode and
+/// reservations as the in-memory [`RateLimiter`].
+///
+/// - Each script call touches **one key** (Redis Cluster safe without hash tags; a
+///   multi-policy decision is several calls: probe all, then charge, undoing on a race).
+/// - Time is **Redis server time** (`TIME` inside the script): instances with skewed clocks
+///   agree.
+/// - Every key carries a **TTL** (the time until its bucket is full again, plus a second):
+///   idle clients cost Redis nothing.
+/// - Each policy has an explicit [`FailureMode`]; a **circuit breaker** stops asking a dead
+///   Redis for a cool-down, so an outage costs one timeout per `failures` requests, not one
+///   per request.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), hardening_ratelimit::RedisStoreError> {
+/// use std::num::NonZeroU32;
+/// use hardening_ratelimit::{FailureMode, Policy, Quota, RedisLimiter};
+///
+/// let limiter = RedisLimiter::builder("redis://127.0.0.1:6379/")
+///     .policy(
+///         Policy::per_client_ip("per-ip", Quota::per_minute(NonZeroU32::new(100).unwrap())),
+///         FailureMode::FallBackToMemory,
+///     )
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisLimiter(Arc<Inner>);
+
+struct Inner {
+    conn: ConnectionManager,
+    gcra: Script,
+    adjust: Script,
+    policies: Vec<RedisPolicy>,
+    fallback: RateLimiter,
+    timeout: Duration,
+    breaker: Breaker,
+    policy_header: Option<HeaderValue>,
+}
+
+impl fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field(
+                "policies",
+                &self
+                    .0
+                    .policies
+                    .iter()
+                    .map(|p| (&p.policy, p.mode))
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.0.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Units reserved by [`RedisLimiter::reserve`]; settle them once the actual cost is known.
+/// Dropping it keeps the estimate charged.
+#[derive(Debug)]
+pub struct RedisReservation {
+    limiter: RedisLimiter,
+    reserved: u64,
+    charged: Charged,
+}
+
+#[derive(Debug)]
+enum Charged {
+    Redis(Vec<(usize, String)>),
+    Memory(Reservation),
+    Nothing,
+}
+
+impl RedisReservation {
+    /// Units reserved.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Charges `actual` units instead of the estimate (refunding the rest or charging the
+    /// overrun). If Redis fails meanwhile the estimate stays charged.
+    pub async fn settle(self, actual: u64) {
+        let delta = i128::from(actual) - i128::from(self.reserved);
+        match self.charged {
+            Charged::Redis(keys) if delta != 0 => {
+                let delta = i64::try_from(delta).unwrap_or(0);
+                let _ = self.limiter.adjust(&keys, delta).await;
+            }
+            Charged::Memory(reservation) => reservation.settle(actual),
+            _ => {}
+        }
+    }
+
+    /// Gives the whole reservation back.
+    pub async fn refund(self) {
+        self.settle(0).await;
+    }
+}
+
+#[derive(Debug)]
+enum StoreError {
+    Redis,
+    Timeout,
+}
+
+impl RedisLimiter {
+    /// Starts a builder for a Redis at `url` (`redis://127.0.0.1:6379/`).
+    pub fn builder(url: &str) -> RedisLimiterBuilder {
+        RedisLimiterBuilder {
+            url: url.to_owned(),
+            policies: Vec::new(),
+            prefix: "hardening:rl:".to_owned(),
+            timeout: Duration::from_millis(100),
+            breaker_failures: 5,
+            breaker_cool_down: Duration::from_secs(2),
+        }
+    }
+
+    /// Decides a request costing `cost` units, charging every policy or none.
+    pub async fn check(&self, keys: &RequestKeys<'_>, cost: u32) -> Decision {
+        self.decide(keys, u64::from(cost.max(1))).await.0
+    }
+
+    /// Reserves `estimate` units under every policy at once (see [`RateLimiter::reserve`]).
+    pub async fn reserve(
+        &self,
+        keys: &RequestKeys<'_>,
+        estimate: u32,
+    ) -> (Decision, Option<RedisReservation>) {
+        let (decision, charged) = self.decide(keys, u64::from(estimate)).await;
+        let reservation = decision.is_admitted().then(|| RedisReservation {
+            limiter: self.clone(),
+            reserved: u64::from(estimate),
+            charged,
+        });
+        (decision, reservation)
+    }
+
+    /// The `RateLimit-Policy` header for these policies.
+    pub fn policy_header(&self) -> Option<&HeaderValue> {
+        self.0.policy_header.as_ref()
+    }
+
+    /// Whether the circuit breaker currently keeps requests away from Redis.
+    pub fn breaker_open(&self) -> bool {
+        self.0.breaker.is_open()
+    }
+
+    fn keyed(&self, keys: &RequestKeys<'_>) -> Vec<(usize, String)> {
+        self.0
+            .policies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                key_for(p.policy.key_kind(), keys).map(|k| {
+                    let mut name = p.prefix.clone();
+                    match k {
+                        Key::Ip(ip) => name.push_str(&ip.to_string()),
+                        Key::Text(t) => name.push_str(&t),
+                        Key::Global => name.push('*'),
+                    }
+                    (i, name)
+                })
+            })
+            .collect()
+    }
+
+    async fn decide(&self, keys: &RequestKeys<'_>, cost: u64) -> (Decision, Charged) {
+        let keyed = self.keyed(keys);
+        if keyed.is_empty() {
+            return (Decision::Allowed(Vec::new().into()), Charged::Nothing);
+        }
+        let inner = &*self.0;
+        if !inner.breaker.is_open() {
+            match tokio::time::timeout(inner.timeout, self.decide_in_redis(&keyed, cost)).await {
+                Ok(Ok(decided)) => {
+                    inner.breaker.success();
+                    return decided;
+                }
+                Ok(Err(StoreError::Redis)) | Err(_) | Ok(Err(StoreError::Timeout)) => {
+                    inner.breaker.failure();
+                }
+            }
+        }
+        self.degraded(&keyed, keys, cost)
+    }
+
+    /// Redis is away: each policy's failure mode decides.
+    fn degraded(
+        &self,
+        keyed: &[(usize, String)],
+        keys: &RequestKeys<'_>,
+        cost: u64,
+    ) -> (Decision, Charged) {
+        let inner = &*self.0;
+        let closed: Vec<Arc<str>> = keyed
+            .iter()
+            .map(|(i, _)| &inner.policies[*i])
+            .filter(|p| p.mode == FailureMode::FailClosed && !p.policy.is_shadow())
+            .map(|p| Arc::from(p.policy.name()))
+            .collect();
+        if !closed.is_empty() {
+            return (
+                Decision::Limited {
+                    retry_after: inner.breaker.cool_down.max(Duration::from_secs(1)),
+                    violated: closed,
+                    statuses: Vec::new().into(),
+                },
+                Charged::Nothing,
+            );
+        }
+        let estimate = u32::try_from(cost).unwrap_or(u32::MAX);
+        match inner.fallback.reserve(keys, estimate) {
+            (decision, Some(reservation)) => (decision, Charged::Memory(reservation)),
+            (decision, None) => (decision, Charged::Nothing),
+        }
+    }
+
+    async fn call(
+        &self,
+        key: &str,
+        p: &RedisPolicy,
+        cost: u64,
+        charge: bool,
+    ) -> Result<(bool, u64, u64), StoreError> {
+        let mut conn = self.0.conn.clone();
+        let (admitted, used, retry): (i64, i64, i64) = self
+            .0
+            .gcra
+            .key(key)
+            .arg(p.interval)
+            .arg(p.capacity)
+            .arg(cost)
+            .arg(u8::from(charge))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|_| StoreError::Redis)?;
+        Ok((
+            admitted == 1,
+            u64::try_from(used).unwrap_or(0),
+            u64::try_from(retry).unwrap_or(0),
+        ))
+    }
+
+    async fn adjust(&self, charged: &[(usize, String)], units: i64) -> Result<(), StoreError> {
+        let mut conn = self.0.conn.clone();
+        for (i, key) in charged {
+            let p = &self.0.policies[*i];
+            let micros = i64::try_from(p.interval)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(units);
+            let _: i64 = tokio::time::timeout(
+                self.0.timeout,
+                self.0.adjust.key(key).arg(micros).invoke_async(&mut conn),
+            )
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(|_| StoreError::Redis)?;
+        }
+        Ok(())
+    }
+
+    async fn decide_in_redis(
+        &self,
+        keyed: &[(usize, String)],
+        cost: u64,
+    ) -> Result<(Decision, Charged), StoreError> {
+        let inner = &*self.0;
+        // One enforcing policy: one atomic call.
+        if let [(i, key)] = keyed
+            && !inner.policies[*i].policy.is_shadow()
+        {
+            let p = &inner.policies[*i];
+            let (admitted, used, retry) = self.call(key, p, cost, true).await?;
+            let statuses: Statuses = vec![p.status(used)].into();
+            return Ok(if admitted {
+                (
+                    Decision::Allowed(statuses),
+                    Charged::Redis(vec![(*i, key.clone())]),
+                )
+            } else {
+                (
+                    Decision::Limited {
+                        retry_after: Duration::from_micros(retry),
+                        violated: vec![p.policy.name().into()],
+                        statuses,
+                    },
+                    Charged::Nothing,
+                )
+            });
+        }
+        // Phase 1: probe every policy.
+        let mut violated = Vec::new();
+        let mut shadow_violated = Vec::new();
+        let mut retry_after = 0;
+        let mut used = vec![0u64; keyed.len()];
+        for (n, (i, key)) in keyed.iter().enumerate() {
+            let p = &inner.policies[*i];
+            let (admitted, u, retry) = self.call(key, p, cost, false).await?;
+            used[n] = u;
+            if !admitted {
+                if p.policy.is_shadow() {
+                    shadow_violated.push(*i);
+                } else {
+                    violated.push(Arc::<str>::from(p.policy.name()));
+                    retry_after = retry_after.max(retry);
+                }
+            }
+        }
+        // Phase 2: charge; undo on a race.
+        if violated.is_empty() {
+            let mut done = Vec::with_capacity(keyed.len());
+            for (n, (i, key)) in keyed.iter().enumerate() {
+                let p = &inner.policies[*i];
+                if shadow_violated.contains(i) {
+                    continue;
+                }
+                let (admitted, u, retry) = self.call(key, p, cost, true).await?;
+                used[n] = u;
+                if admitted {
+                    done.push((*i, key.clone()));
+                } else if p.policy.is_shadow() {
+                    shadow_violated.push(*i);
+                } else {
+                    self.adjust(&done, -i64::try_from(cost).unwrap_or(i64::MAX))
+                        .await?;
+                    violated.push(p.policy.name().into());
+                    retry_after = retry;
+                    break;
+                }
+            }
+            if violated.is_empty() {
+                let statuses: Statuses = keyed
+                    .iter()
+                    .zip(&used)
+                    .map(|((i, _), u)| inner.policies[*i].status(*u))
+                    .collect::<Vec<_>>()
+                    .into();
+                let decision = if shadow_violated.is_empty() {
+                    Decision::Allowed(statuses)
+                } else {
+                    Decision::Shadowed {
+                        violated: shadow_violated
+                            .iter()
+                            .map(|i| Arc::<str>::from(inner.policies[*i].policy.name()))
+                            .collect(),
+                        statuses,
+                    }
+                };
+                return Ok((decision, Charged::Redis(done)));
+            }
+        }
+        let statuses: Statuses = keyed
+            .iter()
+            .zip(&used)
+            .map(|((i, _), u)| inner.policies[*i].status(*u))
+            .collect::<Vec<_>>()
+            .into();
+        Ok((
+            Decision::Limited {
+                retry_after: Duration::from_micros(retry_after),
+                violated,
+                statuses,
+            },
+            Charged::Nothing,
+        ))
+    }
+}
+
+/// Applies a [`RedisLimiter`] to every request (client IP from `ConnectInfo`, principal from
+/// the extensions); refusals are 429 problems with `Retry-After` and the violated policies,
+/// and every response carries `RateLimit` / `RateLimit-Policy`.
+#[derive(Debug, Clone)]
+pub struct RedisRateLimitLayer {
+    limiter: RedisLimiter,
+}
+
+impl RedisRateLimitLayer {
+    /// A layer for this limiter.
+    pub fn new(limiter: RedisLimiter) -> Self {
+        Self { limiter }
+    }
+}
+
+impl<S> Layer<S> for RedisRateLimitLayer {
+    type Service = RedisRateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RedisRateLimit {
+            inner,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+/// The service [`RedisRateLimitLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct RedisRateLimit<S> {
+    inner: S,
+    limiter: RedisLimiter,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RedisRateLimit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<bytes::Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limiter = self.limiter.clone();
+        Box::pin(async move {
+            let principal = req.extensions().get::<PrincipalId>().cloned();
+            let client_ip = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip());
+            let request_id = req.extensions().get::<RequestId>().copied();
+            let decision = limiter
+                .check(
+                    &RequestKeys::new(client_ip, req.headers())
+                        .principal(principal.as_ref().map(PrincipalId::as_str)),
+                    1,
+                )
+                .await;
+            let ratelimit = crate::ratelimit_header(decision.statuses());
+            let mut response = match decision {
+                Decision::Limited {
+                    retry_after,
+                    violated,
+                    ..
+                } => too_many(retry_after, &violated, request_id),
+                Decision::Shadowed { violated, .. } => {
+                    report_shadow(request_id, &violated, 1);
+                    inner.call(req).await?
+                }
+                Decision::Allowed(_) => inner.call(req).await?,
+            };
+            set_headers(response.headers_mut(), ratelimit, limiter.policy_header());
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! What the layers of this crate answer: 429 problems, `RateLimit` headers, shadow reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hardening_errors::{Error, RequestId};
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
+
+pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// The 429 problem for a refused request.
+pub(crate) fn too_many<B: From<Bytes>>(
+    retry_after: Duration,
+    violated: &[Arc<str>],
+    request_id: Option<RequestId>,
+) -> Response<B> {
+    let problem = Error::TooManyRequests {
+        retry_after,
+        policies: violated.iter().map(|p| p.to_string()).collect(),
+    }
+    .to_problem();
+    match request_id {
+        Some(id) => problem.with_request_id(id).into_http_response(),
+        None => problem.into_http_response(),
+    }
+}
+
+/// Sets `RateLimit` and `RateLimit-Policy`.
+pub(crate) fn set_headers(
+    headers: &mut HeaderMap,
+    ratelimit: Option<HeaderValue>,
+    policy: Option<&HeaderValue>,
+) {
+    if let Some(value) = ratelimit {
+        headers.insert(RATELIMIT.clone(), value);
+    }
+    if let Some(value) = policy {
+        headers.insert(RATELIMIT_POLICY.clone(), value.clone());
+    }
+}
+
+/// Logs a request admitted only because the policies that refused it are in shadow mode.
+pub(crate) fn report_shadow(request_id: Option<RequestId>, violated: &[Arc<str>], cost: u64) {
+    tracing::event!(
+        target: "hardening::security",
+        tracing::Level::WARN,
+        security.event = "rate_limit_shadow",
+        request_id = request_id.map(tracing::field::display),
+        policies = ?violated,
+        cost,
+        "request would have been rate limited (policy in shadow mode); admitted",
+    );
+}

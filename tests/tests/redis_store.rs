@@ -1,0 +1,371 @@
+//! The Redis store against a real `redis-server` (started by the test on a free loopback
+//! port): exact admission under contention, two instances sharing one budget, the
+//! reservation ledger, TTLs, shadow mode, and each failure mode with Redis killed mid-load.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use hardening_core::ratelimit::{
+    Decision, FailureMode, Policy, Quota, RedisLimiter, RedisRateLimitLayer, RedisStoreError,
+    RequestKeys,
+};
+use hardening_tests::redis_server::RedisServer;
+use http::Request;
+use tower::ServiceExt;
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+/// A burst of `burst` that does not refill during a test (one unit a day).
+fn frozen(burst: u32) -> Quota {
+    Quota::per_day(nz(1)).burst(nz(burst))
+}
+
+async fn limiter(url: &str, policy: Policy, mode: FailureMode) -> RedisLimiter {
+    RedisLimiter::builder(url)
+        .policy(policy, mode)
+        .timeout(Duration::from_millis(200))
+        .circuit_breaker(3, Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn ip_keys(ip: &str) -> RequestKeys<'static> {
+    RequestKeys::new(Some(ip.parse().unwrap()), empty_headers())
+}
+
+fn empty_headers() -> &'static http::HeaderMap {
+    static EMPTY: std::sync::OnceLock<http::HeaderMap> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(http::HeaderMap::new)
+}
+
+/// Runs `total` checks from `tasks` concurrent tasks; returns how many were admitted.
+async fn hammer(limiters: &[RedisLimiter], tasks: usize, total: usize, ip: &'static str) -> u64 {
+    let admitted = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let limiter = limiters[t % limiters.len()].clone();
+        let admitted = admitted.clone();
+        handles.push(tokio::spawn(async move {
+            for _ in 0..total / tasks {
+                let keys = ip_keys(ip);
+                if limiter.check(&keys, 1).await.is_admitted() {
+                    admitted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    admitted.load(Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn exactly_burst_admitted_out_of_10_000_concurrent() {
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::per_client_ip("ip", frozen(100)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    assert_eq!(hammer(&[l], 100, 10_000, "203.0.113.1").await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn two_instances_sharing_redis_admit_at_most_the_burst_in_total() {
+    let server = RedisServer::start();
+    let policy = || Policy::per_client_ip("ip", frozen(100));
+    let a = limiter(&server.url(), policy(), FailureMode::FailClosed).await;
+    let b = limiter(&server.url(), policy(), FailureMode::FailClosed).await;
+    assert_eq!(hammer(&[a, b], 100, 10_000, "203.0.113.2").await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn multi_policy_decisions_are_all_or_nothing() {
+    let server = RedisServer::start();
+    let l = RedisLimiter::builder(&server.url())
+        .policy(
+            Policy::per_client_ip("ip", frozen(5)),
+            FailureMode::FailClosed,
+        )
+        .policy(Policy::global("all", frozen(1000)), FailureMode::FailClosed)
+        .policy(
+            Policy::global("new", frozen(2)).shadow(),
+            FailureMode::FailOpen,
+        )
+        .connect()
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        seen.push(match l.check(&ip_keys("10.0.0.1"), 1).await {
+            Decision::Allowed(_) => "allowed",
+            Decision::Shadowed { .. } => "shadowed",
+            Decision::Limited { .. } => "limited",
+        });
+    }
+    assert_eq!(
+        seen,
+        [
+            "allowed", "allowed", "shadowed", "shadowed", "shadowed", "limited", "limited",
+            "limited"
+        ]
+    );
+    // The refused requests charged nothing to the global policy: 5 of 1000 used.
+    match l.check(&ip_keys("10.0.0.2"), 1).await {
+        Decision::Shadowed { statuses, .. } => assert_eq!(statuses[1].remaining, 994),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn concurrent_reservations_never_exceed_the_budget_and_the_ledger_is_exact() {
+    const BUDGET: u64 = 50_000;
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::per_principal("tokens", frozen(50_000)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let outstanding = Arc::new(AtomicU64::new(0));
+    let spent = Arc::new(AtomicU64::new(0));
+    let admitted = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for t in 0..50u64 {
+        let (l, outstanding, spent, admitted) = (
+            l.clone(),
+            outstanding.clone(),
+            spent.clone(),
+            admitted.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            let mut x = 0x2545_F491_4F6C_DD1Du64 ^ (t + 1);
+            for i in 0..20u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let estimate = 1 + x % 500;
+                let actual = (x >> 20) % (estimate + 1);
+                let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+                let (_, reservation) = l.reserve(&keys, estimate as u32).await;
+                let Some(reservation) = reservation else {
+                    continue;
+                };
+                admitted.fetch_add(1, Ordering::Relaxed);
+                let held = outstanding.fetch_add(estimate, Ordering::SeqCst) + estimate;
+                assert!(held <= BUDGET, "{held} held, budget {BUDGET}");
+                let charged = if i % 10 == 0 { 0 } else { actual };
+                outstanding.fetch_sub(estimate - charged, Ordering::SeqCst);
+                spent.fetch_add(charged, Ordering::Relaxed);
+                if i % 10 == 0 {
+                    reservation.refund().await;
+                } else {
+                    reservation.settle(actual).await;
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let admitted = admitted.load(Ordering::Relaxed);
+    assert!(
+        admitted > 100 && admitted < 1000,
+        "{admitted} of 1000 admitted"
+    );
+    let spent = spent.load(Ordering::Relaxed);
+    // Read the ledger: a zero-cost reservation reports the current state.
+    let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+    let (decision, _) = l.reserve(&keys, 0).await;
+    assert_eq!(u64::from(decision.statuses()[0].remaining), BUDGET - spent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn every_key_has_a_ttl() {
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::per_client_ip("ip", Quota::per_minute(nz(60))),
+        FailureMode::FailClosed,
+    )
+    .await;
+    assert!(l.check(&ip_keys("198.51.100.9"), 1).await.is_admitted());
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("hardening:rl:ip:198.51.100.9")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (1000..=3000).contains(&ttl),
+        "PTTL {ttl} ms (1 s of bucket + 1 s)"
+    );
+}
+
+#[tokio::test]
+async fn start_up_errors_say_what_to_change() {
+    let err = RedisLimiter::builder("http://example.com")
+        .policy(Policy::global("g", frozen(1)), FailureMode::FailClosed)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RedisStoreError::InvalidUrl(_)), "{err}");
+    let err = RedisLimiter::builder("redis://127.0.0.1:1/")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RedisStoreError::NoPolicies), "{err}");
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let err = RedisLimiter::builder("redis://127.0.0.1:1/")
+        .policy(Policy::global("g", frozen(1)), FailureMode::FailClosed)
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot reach Redis"), "{err}");
+}
+
+/// Waits (bounded) until `f` holds.
+async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let closed = limiter(
+        &url,
+        Policy::per_client_ip("closed", frozen(1000)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let open = limiter(
+        &url,
+        Policy::per_client_ip("open", frozen(1000)),
+        FailureMode::FailOpen,
+    )
+    .await;
+    let fallback = limiter(
+        &url,
+        Policy::per_client_ip("fallback", frozen(3)),
+        FailureMode::FallBackToMemory,
+    )
+    .await;
+
+    // Load in the background while Redis dies; no task may panic.
+    let load = {
+        let ls = vec![closed.clone(), open.clone(), fallback.clone()];
+        tokio::spawn(async move { hammer(&ls, 6, 600, "192.0.2.50").await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    server.kill();
+    load.await.expect("no panic under load while Redis dies");
+
+    // Fail-closed: refused, naming the policy, with a Retry-After.
+    match closed.check(&ip_keys("192.0.2.1"), 1).await {
+        Decision::Limited {
+            violated,
+            retry_after,
+            ..
+        } => {
+            assert_eq!(&*violated[0], "closed");
+            assert!(retry_after >= Duration::from_secs(1));
+        }
+        other => panic!("fail-closed admitted: {other:?}"),
+    }
+    // Fail-open: admitted.
+    assert!(matches!(
+        open.check(&ip_keys("192.0.2.1"), 1).await,
+        Decision::Allowed(_)
+    ));
+    // Fall back: the in-memory limiter still enforces the burst, per instance.
+    let mut fell_back = Vec::new();
+    for _ in 0..4 {
+        fell_back.push(fallback.check(&ip_keys("192.0.2.1"), 1).await.is_admitted());
+    }
+    assert_eq!(fell_back, [true, true, true, false]);
+    // The breaker opened: requests stop waiting on the dead server.
+    assert!(closed.breaker_open() && open.breaker_open() && fallback.breaker_open());
+
+    // Back up (empty): after the cool-down, decisions come from Redis again.
+    server.restart();
+    assert!(
+        eventually(async || closed.check(&ip_keys("192.0.2.1"), 1).await.is_admitted()).await,
+        "fail-closed policy recovers once Redis is back"
+    );
+    assert!(!closed.breaker_open());
+    // Redis is the store again: a second instance sees the first one's charge.
+    let other = limiter(
+        &url,
+        Policy::per_client_ip("closed", frozen(1000)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    match other.check(&ip_keys("192.0.2.1"), 1).await {
+        Decision::Allowed(s) => assert_eq!(s[0].remaining, 998),
+        d => panic!("{d:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn the_layer_answers_429_problems_with_ratelimit_headers() {
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::per_client_ip("per-ip", frozen(2)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RedisRateLimitLayer::new(l));
+    let req = || {
+        let mut r = Request::get("/").body(Body::empty()).unwrap();
+        r.extensions_mut()
+            .insert(ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 7],
+                4000,
+            ))));
+        r
+    };
+    let first = app.clone().oneshot(req()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["ratelimit"], "\"per-ip\";r=1;t=86400");
+    assert_eq!(
+        first.headers()["ratelimit-policy"],
+        "\"per-ip\";q=1;w=86400"
+    );
+    app.clone().oneshot(req()).await.unwrap();
+    let third = app.clone().oneshot(req()).await.unwrap();
+    assert_eq!(third.status(), 429);
+    assert_eq!(third.headers()["content-type"], "application/problem+json");
+    assert!(third.headers().contains_key("retry-after"));
+}
