@@ -89,7 +89,7 @@ impl SecurityEvent {
     pub(crate) fn emit_shadow(
         request_id: RequestId,
         client_ip: Option<IpAddr>,
-        policies: &[std::sync::Arc<str>],
+        policies: &[hardening_ratelimit::PolicyName],
     ) {
         let event = Self::RateLimitShadow;
         tracing::event!(

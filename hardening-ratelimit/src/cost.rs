@@ -216,7 +216,7 @@ impl CostLayer {
         if max.get() >= burst {
             return Err(CostConfigError::EstimateTooLarge {
                 max_estimate: max.get(),
-                policy: smallest.name().to_owned(),
+                policy: smallest.name().to_string(),
                 burst,
             });
         }

@@ -33,10 +33,74 @@ pub enum KeyKind {
     Global,
 }
 
+/// A policy's name: a `&'static str` (copied for free on every decision) or shared text.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PolicyName(NameRepr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum NameRepr {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl PolicyName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            NameRepr::Static(s) => s,
+            NameRepr::Shared(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for PolicyName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&'static str> for PolicyName {
+    fn from(s: &'static str) -> Self {
+        Self(NameRepr::Static(s))
+    }
+}
+
+impl From<String> for PolicyName {
+    fn from(s: String) -> Self {
+        Self(NameRepr::Shared(s.into()))
+    }
+}
+
+impl PartialEq<str> for PolicyName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for PolicyName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// One rate-limit policy: a name (used in headers and problems), a quota, what it counts by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    name: Arc<str>,
+    name: PolicyName,
     quota: Quota,
     key: KeyKind,
     shadow: bool,
@@ -44,7 +108,7 @@ pub struct Policy {
 
 impl Policy {
     /// A policy per client IP (IPv6 grouped by /64).
-    pub fn per_client_ip(name: &str, quota: Quota) -> Self {
+    pub fn per_client_ip(name: impl Into<PolicyName>, quota: Quota) -> Self {
         Self {
             name: name.into(),
             quota,
@@ -54,7 +118,7 @@ impl Policy {
     }
 
     /// A policy per value of `header`; requests without it are not counted by this policy.
-    pub fn per_header(name: &str, quota: Quota, header: HeaderName) -> Self {
+    pub fn per_header(name: impl Into<PolicyName>, quota: Quota, header: HeaderName) -> Self {
         Self {
             name: name.into(),
             quota,
@@ -64,7 +128,7 @@ impl Policy {
     }
 
     /// One budget shared by every request.
-    pub fn global(name: &str, quota: Quota) -> Self {
+    pub fn global(name: impl Into<PolicyName>, quota: Quota) -> Self {
         Self {
             name: name.into(),
             quota,
@@ -75,7 +139,7 @@ impl Policy {
 
     /// A policy per authenticated principal (user, service account): the place for
     /// long-period budgets such as `Quota::per_day(100_000)` tokens.
-    pub fn per_principal(name: &str, quota: Quota) -> Self {
+    pub fn per_principal(name: impl Into<PolicyName>, quota: Quota) -> Self {
         Self {
             name: name.into(),
             quota,
@@ -118,16 +182,29 @@ impl Policy {
     }
 
     /// The policy's name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &PolicyName {
         &self.name
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Key {
     Ip(IpAddr),
     Text(Arc<str>),
     Global,
+}
+
+// By hand: one write per key (the derived impl hashes two discriminants and a length first).
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Ip(IpAddr::V4(v4)) => state.write_u32(u32::from(*v4)),
+            Self::Ip(IpAddr::V6(v6)) => state.write_u128(u128::from(*v6)),
+            Self::Text(text) => state.write(text.as_bytes()),
+            Self::Global => state.write_u8(0),
+        }
+    }
 }
 
 /// What the limiter needs to know about a request.
@@ -159,15 +236,45 @@ impl<'a> RequestKeys<'a> {
     }
 }
 
-/// One policy's state after a decision, for the `RateLimit` header.
+/// One policy's state after a decision, for the `RateLimit` header. Computed on demand: a
+/// decision only records where the bucket stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyStatus {
+    name: PolicyName,
+    /// Nanoseconds of the bucket in use.
+    used: u64,
+    /// Nanoseconds per unit.
+    interval: u64,
+    /// Nanoseconds of burst.
+    capacity: u64,
+}
+
+impl PolicyStatus {
+    #[inline]
+    pub(crate) fn new(name: PolicyName, used: u64, interval: u64, capacity: u64) -> Self {
+        Self {
+            name,
+            used,
+            interval: interval.max(1),
+            capacity,
+        }
+    }
+
     /// The policy's name.
-    pub name: Arc<str>,
+    pub fn name(&self) -> &PolicyName {
+        &self.name
+    }
+
     /// Units left right now.
-    pub remaining: u32,
+    pub fn remaining(&self) -> u32 {
+        u32::try_from((self.capacity - self.used.min(self.capacity)) / self.interval)
+            .unwrap_or(u32::MAX)
+    }
+
     /// Time until the bucket is full again.
-    pub reset: Duration,
+    pub fn reset(&self) -> Duration {
+        Duration::from_nanos(self.used)
+    }
 }
 
 /// Every policy's state after a decision; one inline (no allocation) or several.
@@ -208,7 +315,7 @@ pub enum Decision {
     /// policies (and the shadow ones that admitted it) have been charged.
     Shadowed {
         /// The shadow policies that would have refused it.
-        violated: Vec<Arc<str>>,
+        violated: Vec<PolicyName>,
         /// Every policy's state.
         statuses: Statuses,
     },
@@ -217,7 +324,7 @@ pub enum Decision {
         /// When the request would be admitted.
         retry_after: Duration,
         /// The policies that refused it.
-        violated: Vec<Arc<str>>,
+        violated: Vec<PolicyName>,
         /// Every policy's state.
         statuses: Statuses,
     },
@@ -243,8 +350,8 @@ impl Decision {
 /// A keyed GCRA rate limiter over governor's concurrent state store, with several policies
 /// decided **all-or-nothing**: a request one policy refuses costs nothing under the others.
 ///
-/// Memory stays bounded without a background thread: now and then (after as many decisions as
-/// there are keys, at least 4096) keys whose buckets are full again are dropped; checked every
+/// Memory stays bounded without a background thread: now and then (after twice as many
+/// decisions as there are keys, at least 65 536) keys whose buckets are full again are dropped; checked every
 /// 256 decisions, a policy tracking more keys than its cap (100 000 by default) has arbitrary
 /// keys evicted down to 90 % of the cap. Eviction can only make the limiter more lenient for
 /// those keys, never stricter. A million keys take about 70 MB.
@@ -314,6 +421,7 @@ enum Probe {
 }
 
 impl PolicyState {
+    #[inline]
     fn probe(&self, tat: Option<Nanos>, now: u64, cost: u64) -> Probe {
         let tat = tat.map_or(now, |t| t.as_u64().max(now));
         let new_tat = tat.saturating_add(self.interval.saturating_mul(cost));
@@ -328,6 +436,7 @@ impl PolicyState {
 
     /// Decides and, if admitted, charges in one atomic step: `Ok(new TAT)` or
     /// `Err((retry_after, current TAT))`.
+    #[inline]
     fn charge(&self, key: &Key, now: u64, cost: u64) -> Result<u64, (u64, u64)> {
         self.store
             .measure_and_replace(key, |tat| match self.probe(tat, now, cost) {
@@ -338,13 +447,14 @@ impl PolicyState {
             })
     }
 
+    #[inline]
     fn status(&self, tat: u64, now: u64) -> PolicyStatus {
-        let used = tat.saturating_sub(now);
-        PolicyStatus {
-            name: self.policy.name.clone(),
-            remaining: ((self.capacity - used.min(self.capacity)) / self.interval) as u32,
-            reset: Duration::from_nanos(used),
-        }
+        PolicyStatus::new(
+            self.policy.name.clone(),
+            tat.saturating_sub(now),
+            self.interval,
+            self.capacity,
+        )
     }
 }
 
@@ -359,7 +469,7 @@ impl RateLimiter {
                     capacity: interval.saturating_mul(u64::from(policy.quota.burst_size())),
                     interval,
                     store: DashMapStateStore::default(),
-                    next_sweep: std::sync::atomic::AtomicU64::new(4096),
+                    next_sweep: std::sync::atomic::AtomicU64::new(65_536),
                     policy,
                 }
             })
@@ -386,6 +496,7 @@ impl RateLimiter {
 
     /// Decides a request costing `cost` units (1 for a plain request), charging every policy
     /// or none.
+    #[inline]
     pub fn check(&self, keys: &RequestKeys<'_>, cost: u32) -> Decision {
         let inner = &*self.0;
         let now = inner.clock.now().duration_since(inner.start).as_u64();
@@ -395,6 +506,7 @@ impl RateLimiter {
     /// [`check`](Self::check) at a given time (nanoseconds since the limiter was made), for
     /// deterministic tests of the window arithmetic.
     #[doc(hidden)]
+    #[inline]
     pub fn check_at(&self, keys: &RequestKeys<'_>, cost: u32, now: u64) -> Decision {
         self.decide(keys, u64::from(cost.max(1)), now, None)
     }
@@ -418,7 +530,7 @@ impl RateLimiter {
     /// let (decision, reservation) = tokens.reserve(&keys, 4_000);
     /// assert!(decision.is_admitted());
     /// reservation.unwrap().settle(1_200); // the model used 1,200 tokens: 2,800 come back
-    /// assert_eq!(tokens.statuses(&keys)[0].remaining, 8_800);
+    /// assert_eq!(tokens.statuses(&keys)[0].remaining(), 8_800);
     /// ```
     pub fn reserve(
         &self,
@@ -508,6 +620,7 @@ impl RateLimiter {
     }
 
     /// The decision proper. `charged`, when given, receives the (policy, key) pairs charged.
+    #[inline]
     fn decide(
         &self,
         keys: &RequestKeys<'_>,
@@ -609,6 +722,7 @@ impl RateLimiter {
     }
 
     /// Drops idle keys now and then, and evicts past the cap.
+    #[inline]
     fn housekeeping(&self, now: u64) {
         thread_local! {
             // Per thread, so cores do not contend on one counter.
@@ -636,7 +750,8 @@ impl RateLimiter {
             }
             if due {
                 // A full scan, paced by the number of keys: O(1) per decision amortised.
-                p.next_sweep.store(total + (len as u64).max(4096), Relaxed);
+                p.next_sweep
+                    .store(total + (2 * len as u64).max(65_536), Relaxed);
                 p.store.retain_recent(Nanos::from(now));
             }
             let len = p.store.len();
@@ -753,11 +868,12 @@ pub fn ratelimit_header(statuses: &[PolicyStatus]) -> Option<HeaderValue> {
         if i > 0 {
             out.extend_from_slice(b", ");
         }
-        let reset = s.reset.as_secs() + u64::from(s.reset.subsec_nanos() > 0);
+        let reset = s.reset();
+        let reset = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
         out.push(b'"');
         out.extend_from_slice(s.name.as_bytes());
         out.extend_from_slice(b"\";r=");
-        push_decimal(&mut out, u64::from(s.remaining));
+        push_decimal(&mut out, u64::from(s.remaining()));
         out.extend_from_slice(b";t=");
         push_decimal(&mut out, reset);
     }
@@ -782,6 +898,7 @@ fn bytes_of(v: Vec<u8>) -> HeaderValue {
     HeaderValue::from_bytes(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+#[inline]
 pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
     match kind {
         KeyKind::Global => Some(Key::Global),
@@ -837,7 +954,7 @@ mod tests {
         let h = HeaderMap::new();
         for remaining in [2, 1, 0] {
             match limiter.check(&keys("10.0.0.1", &h), 1) {
-                Decision::Allowed(s) => assert_eq!(s[0].remaining, remaining),
+                Decision::Allowed(s) => assert_eq!(s[0].remaining(), remaining),
                 other => panic!("{other:?}"),
             }
         }
@@ -847,7 +964,7 @@ mod tests {
                 violated,
                 ..
             } => {
-                assert_eq!(violated, [Arc::from("ip")]);
+                assert_eq!(violated, [PolicyName::from("ip")]);
                 assert!(
                     retry_after > Duration::from_millis(900)
                         && retry_after <= Duration::from_secs(1)
@@ -902,11 +1019,11 @@ mod tests {
         // The per-IP policy was charged once, not eleven times.
         let only_ip = RateLimiter::new([Policy::per_client_ip("ip", Quota::per_hour(nz(5)))]);
         assert!(
-            matches!(only_ip.check(&keys("10.0.0.1", &h), 1), Decision::Allowed(ref s) if s[0].remaining == 4)
+            matches!(only_ip.check(&keys("10.0.0.1", &h), 1), Decision::Allowed(ref s) if s[0].remaining() == 4)
         );
         match limiter.check(&keys("10.0.0.1", &h), 1) {
             Decision::Limited { statuses, .. } => {
-                assert_eq!(statuses[0].remaining, 4, "{statuses:?}")
+                assert_eq!(statuses[0].remaining(), 4, "{statuses:?}")
             }
             other => panic!("{other:?}"),
         }
@@ -957,7 +1074,7 @@ mod tests {
         // The global policy was charged only for the admitted ones (all-or-nothing).
         let h = HeaderMap::new();
         match limiter.check(&keys("10.0.0.2", &h), 1) {
-            Decision::Allowed(s) => assert_eq!(s[1].remaining, 1000 - 101),
+            Decision::Allowed(s) => assert_eq!(s[1].remaining(), 1000 - 101),
             other => panic!("{other:?}"),
         }
     }
@@ -1134,18 +1251,18 @@ mod tests {
         let h = HeaderMap::new();
         let statuses = limiter.statuses_at(&principal("u", &h), now);
         assert_eq!(
-            u64::from(statuses[0].remaining),
+            u64::from(statuses[0].remaining()),
             BUDGET - spent,
             "{statuses:?}"
         );
         assert_eq!(
-            u64::from(statuses[1].remaining),
+            u64::from(statuses[1].remaining()),
             900_000 - spent,
             "{statuses:?}"
         );
         // Another principal is untouched.
         assert_eq!(
-            limiter.statuses_at(&principal("v", &h), now)[0].remaining,
+            limiter.statuses_at(&principal("v", &h), now)[0].remaining(),
             50_000
         );
     }
@@ -1157,19 +1274,19 @@ mod tests {
         let now = 1_000_000u64;
         let k = principal("u", &h);
         let (_, r) = limiter.reserve_at(&k, 400, now);
-        assert_eq!(limiter.statuses_at(&k, now)[0].remaining, 600);
+        assert_eq!(limiter.statuses_at(&k, now)[0].remaining(), 600);
         r.unwrap().settle_at(100, now);
-        assert_eq!(limiter.statuses_at(&k, now)[0].remaining, 900);
+        assert_eq!(limiter.statuses_at(&k, now)[0].remaining(), 900);
         let (_, r) = limiter.reserve_at(&k, 100, now);
         r.unwrap().settle_at(950, now); // the estimate was wrong: debt
-        assert_eq!(limiter.statuses_at(&k, now)[0].remaining, 0);
+        assert_eq!(limiter.statuses_at(&k, now)[0].remaining(), 0);
         let (d, r) = limiter.reserve_at(&k, 1, now);
         assert!(r.is_none() && matches!(d, Decision::Limited { .. }));
         // A refund after the bucket has refilled cannot push it past full.
         let later = now + Duration::from_secs(86_400 * 3).as_nanos() as u64;
         let (_, r) = limiter.reserve_at(&k, 10, later);
         r.unwrap().settle_at(0, later);
-        assert_eq!(limiter.statuses_at(&k, later)[0].remaining, 1000);
+        assert_eq!(limiter.statuses_at(&k, later)[0].remaining(), 1000);
         // Anonymous requests are not counted by a per-principal policy.
         let (d, r) = limiter.reserve_at(&RequestKeys::new(None, &h), 999, now);
         assert!(d.is_admitted() && r.is_some());
@@ -1190,8 +1307,12 @@ mod tests {
         }
         match limiter.check(&keys("10.0.0.1", &h), 1) {
             Decision::Shadowed { violated, statuses } => {
-                assert_eq!(violated, vec![Arc::<str>::from("new-limit")]);
-                assert_eq!(statuses[0].remaining, 7, "the enforcing policy was charged");
+                assert_eq!(violated, vec![PolicyName::from("new-limit")]);
+                assert_eq!(
+                    statuses[0].remaining(),
+                    7,
+                    "the enforcing policy was charged"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -1201,7 +1322,7 @@ mod tests {
         }
         assert!(matches!(
             limiter.check(&keys("10.0.0.1", &h), 1),
-            Decision::Limited { ref violated, .. } if violated[..] == [Arc::<str>::from("ip")]
+            Decision::Limited { ref violated, .. } if violated[..] == [PolicyName::from("ip")]
         ));
         // A lone shadow policy never refuses either.
         let alone = RateLimiter::new([Policy::global("g", Quota::per_hour(nz(1))).shadow()]);

@@ -18,7 +18,9 @@ use tower::{Layer, Service};
 
 use crate::limiter::{Key, key_for, policy_header_for};
 use crate::respond::{report_shadow, set_headers, too_many};
-use crate::{Decision, Policy, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses};
+use crate::{
+    Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
+};
 
 /// GCRA over one key, on the server's clock. ARGV: emission interval (µs), capacity (µs),
 /// cost, charge (1) or only probe (0). Returns {admitted, µs used after, retry-after µs}.
@@ -220,12 +222,12 @@ struct RedisPolicy {
 
 impl RedisPolicy {
     fn status(&self, used: u64) -> PolicyStatus {
-        PolicyStatus {
-            name: self.policy.name().into(),
-            remaining: u32::try_from((self.capacity - used.min(self.capacity)) / self.interval)
-                .unwrap_or(u32::MAX),
-            reset: Duration::from_micros(used),
-        }
+        PolicyStatus::new(
+            self.policy.name().clone(),
+            used.saturating_mul(1000),
+            self.interval.saturating_mul(1000),
+            self.capacity.saturating_mul(1000),
+        )
     }
 }
 
@@ -460,11 +462,11 @@ impl RedisLimiter {
         cost: u64,
     ) -> (Decision, Charged) {
         let inner = &*self.0;
-        let closed: Vec<Arc<str>> = keyed
+        let closed: Vec<PolicyName> = keyed
             .iter()
             .map(|(i, _)| &inner.policies[*i])
             .filter(|p| p.mode == FailureMode::FailClosed && !p.policy.is_shadow())
-            .map(|p| Arc::from(p.policy.name()))
+            .map(|p| p.policy.name().clone())
             .collect();
         if !closed.is_empty() {
             return (
@@ -549,7 +551,7 @@ impl RedisLimiter {
                 (
                     Decision::Limited {
                         retry_after: Duration::from_micros(retry),
-                        violated: vec![p.policy.name().into()],
+                        violated: vec![p.policy.name().clone()],
                         statuses,
                     },
                     Charged::Nothing,
@@ -569,7 +571,7 @@ impl RedisLimiter {
                 if p.policy.is_shadow() {
                     shadow_violated.push(*i);
                 } else {
-                    violated.push(Arc::<str>::from(p.policy.name()));
+                    violated.push(p.policy.name().clone());
                     retry_after = retry_after.max(retry);
                 }
             }
@@ -591,7 +593,7 @@ impl RedisLimiter {
                 } else {
                     self.adjust(&done, -i64::try_from(cost).unwrap_or(i64::MAX))
                         .await?;
-                    violated.push(p.policy.name().into());
+                    violated.push(p.policy.name().clone());
                     retry_after = retry;
                     break;
                 }
@@ -609,7 +611,7 @@ impl RedisLimiter {
                     Decision::Shadowed {
                         violated: shadow_violated
                             .iter()
-                            .map(|i| Arc::<str>::from(inner.policies[*i].policy.name()))
+                            .map(|i| inner.policies[*i].policy.name().clone())
                             .collect(),
                         statuses,
                     }

@@ -1,11 +1,12 @@
 //! What the layers of this crate answer: 429 problems, `RateLimit` headers, shadow reports.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hardening_errors::{Error, RequestId};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
+
+use crate::PolicyName;
 
 pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -13,7 +14,7 @@ pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("rateli
 /// The 429 problem for a refused request.
 pub(crate) fn too_many<B: From<Bytes>>(
     retry_after: Duration,
-    violated: &[Arc<str>],
+    violated: &[PolicyName],
     request_id: Option<RequestId>,
 ) -> Response<B> {
     let problem = Error::TooManyRequests {
@@ -42,7 +43,7 @@ pub(crate) fn set_headers(
 }
 
 /// Logs a request admitted only because the policies that refused it are in shadow mode.
-pub(crate) fn report_shadow(request_id: Option<RequestId>, violated: &[Arc<str>], cost: u64) {
+pub(crate) fn report_shadow(request_id: Option<RequestId>, violated: &[PolicyName], cost: u64) {
     tracing::event!(
         target: "hardening::security",
         tracing::Level::WARN,

@@ -36,7 +36,7 @@ fn tokens() -> RateLimiter {
 
 fn remaining(limiter: &RateLimiter, user: &str) -> u32 {
     let headers = http::HeaderMap::new();
-    limiter.statuses(&RequestKeys::new(None, &headers).principal(Some(user)))[0].remaining
+    limiter.statuses(&RequestKeys::new(None, &headers).principal(Some(user)))[0].remaining()
 }
 
 /// A body that reports 10 tokens of usage per chunk as it streams, like an LLM proxy.

@@ -128,7 +128,7 @@ async fn multi_policy_decisions_are_all_or_nothing() {
     );
     // The refused requests charged nothing to the global policy: 5 of 1000 used.
     match l.check(&ip_keys("10.0.0.2"), 1).await {
-        Decision::Shadowed { statuses, .. } => assert_eq!(statuses[1].remaining, 994),
+        Decision::Shadowed { statuses, .. } => assert_eq!(statuses[1].remaining(), 994),
         other => panic!("{other:?}"),
     }
 }
@@ -194,7 +194,10 @@ async fn concurrent_reservations_never_exceed_the_budget_and_the_ledger_is_exact
     // Read the ledger: a zero-cost reservation reports the current state.
     let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
     let (decision, _) = l.reserve(&keys, 0).await;
-    assert_eq!(u64::from(decision.statuses()[0].remaining), BUDGET - spent);
+    assert_eq!(
+        u64::from(decision.statuses()[0].remaining()),
+        BUDGET - spent
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +332,7 @@ async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
     )
     .await;
     match other.check(&ip_keys("192.0.2.1"), 1).await {
-        Decision::Allowed(s) => assert_eq!(s[0].remaining, 998),
+        Decision::Allowed(s) => assert_eq!(s[0].remaining(), 998),
         d => panic!("{d:?}"),
     }
 }
