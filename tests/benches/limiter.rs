@@ -1,6 +1,8 @@
 //! One keyed rate-limit decision: hardening's RateLimiter (one per-IP policy) against raw
 //! governor's keyed limiter on the same quota, side by side; 1,000 client IPs in rotation so
-//! both hit a populated map.
+//! both hit a populated map. Then the same at the layer level, one request through a
+//! hello-world router: tower_governor's `GovernorLayer` against hardening's `RateLimitLayer`
+//! and against `Hardening` with only its limiter on (every other step turned off), same quota.
 //!
 //! Run with: cargo bench -p hardening-tests --bench limiter
 
@@ -48,5 +50,73 @@ fn limiter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, limiter);
+fn layers(c: &mut Criterion) {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::routing::get;
+    use hardening_core::Hardening;
+    use hardening_core::ratelimit::RateLimitLayer;
+    use tower::ServiceExt;
+    use tower_governor::GovernorLayer;
+    use tower_governor::governor::GovernorConfigBuilder;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let max = NonZeroU32::MAX;
+    let quota = || Quota::per_second(max).burst(max);
+    let hello = || Router::new().route("/", get(|| async { "Hello, World!" }));
+    let governor = GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(u32::MAX)
+        .finish()
+        .unwrap();
+    let apps = [
+        (
+            "tower_governor-GovernorLayer",
+            hello().layer(GovernorLayer::new(governor)),
+        ),
+        (
+            "hardening-RateLimitLayer",
+            hello().layer(RateLimitLayer::new(RateLimiter::new([
+                Policy::per_client_ip("per-ip", quota()),
+            ]))),
+        ),
+        (
+            "Hardening-limiter-only",
+            hello().layer(
+                Hardening::strict()
+                    .rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", quota())]))
+                    .dangerous_without_security_headers()
+                    .dangerous_disable_body_limit()
+                    .dangerous_disable_query_param_limit()
+                    .dangerous_disable_timeout(),
+            ),
+        ),
+    ];
+    let mut group = c.benchmark_group("rate-limit-layer-oneshot");
+    for (name, app) in apps {
+        let mut i = 0u32;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % 1000;
+                let peer = std::net::SocketAddr::from(((0x0a00_0000 + i).to_be_bytes(), 40000));
+                rt.block_on(async {
+                    let req = http::Request::get("/")
+                        .extension(ConnectInfo(peer))
+                        .body(Body::empty())
+                        .unwrap();
+                    let res = app.clone().oneshot(req).await.unwrap();
+                    assert_eq!(res.status(), 200);
+                    res
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, limiter, layers);
 criterion_main!(benches);
