@@ -112,6 +112,103 @@ impl Estimate {
     }
 }
 
+/// Where a [`CostLayer`] keeps its budgets: the in-memory [`RateLimiter`] (one instance) or,
+/// with feature `redis`, a [`RedisLimiter`](crate::RedisLimiter) shared by every instance.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CostStore {
+    /// In this process.
+    Memory(RateLimiter),
+    /// In Redis.
+    #[cfg(feature = "redis")]
+    Redis(crate::RedisLimiter),
+}
+
+impl From<RateLimiter> for CostStore {
+    fn from(limiter: RateLimiter) -> Self {
+        Self::Memory(limiter)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<crate::RedisLimiter> for CostStore {
+    fn from(limiter: crate::RedisLimiter) -> Self {
+        Self::Redis(limiter)
+    }
+}
+
+/// A reservation in either store.
+#[derive(Debug)]
+enum Reserved {
+    Memory(Reservation),
+    #[cfg(feature = "redis")]
+    Redis(crate::RedisReservation),
+}
+
+impl Reserved {
+    fn reserved(&self) -> u64 {
+        match self {
+            Self::Memory(r) => r.reserved(),
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => r.reserved(),
+        }
+    }
+
+    /// Settles and waits for it (in the request's own future).
+    async fn settle_now(self, actual: u64) {
+        match self {
+            Self::Memory(r) => r.settle(actual),
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => r.settle(actual).await,
+        }
+    }
+
+    /// Settles now (memory) or on a spawned task (Redis: a body's end or drop cannot wait).
+    fn settle(self, actual: u64) {
+        match self {
+            Self::Memory(r) => r.settle(actual),
+            #[cfg(feature = "redis")]
+            Self::Redis(r) => {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(r.settle(actual));
+                }
+            }
+        }
+    }
+}
+
+impl CostStore {
+    fn policies(&self) -> Box<dyn Iterator<Item = &crate::Policy> + '_> {
+        match self {
+            Self::Memory(l) => Box::new(l.policies()),
+            #[cfg(feature = "redis")]
+            Self::Redis(l) => Box::new(l.policies()),
+        }
+    }
+
+    fn policy_header(&self) -> Option<&http::HeaderValue> {
+        match self {
+            Self::Memory(l) => l.policy_header(),
+            #[cfg(feature = "redis")]
+            Self::Redis(l) => l.policy_header(),
+        }
+    }
+
+    async fn reserve(&self, keys: &RequestKeys<'_>, estimate: u32) -> (Decision, Option<Reserved>) {
+        match self {
+            Self::Memory(l) => {
+                let (d, r) = l.reserve(keys, estimate);
+                (d, r.map(Reserved::Memory))
+            }
+            #[cfg(feature = "redis")]
+            Self::Redis(l) => {
+                let (d, r) = l.reserve(keys, estimate).await;
+                (d, r.map(Reserved::Redis))
+            }
+        }
+    }
+}
+
 /// A misconfigured [`CostLayer`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -169,7 +266,7 @@ pub enum CostConfigError {
 /// ```
 #[derive(Clone)]
 pub struct CostLayer {
-    limiter: RateLimiter,
+    limiter: CostStore,
     estimate: Estimate,
     max_estimate: u32,
     max_body: usize,
@@ -187,10 +284,12 @@ impl fmt::Debug for CostLayer {
 }
 
 impl CostLayer {
-    /// Reserves `estimate` per request under every policy of `limiter`. The estimate is capped
-    /// at a tenth of the smallest policy's burst until [`max_estimate`](Self::max_estimate)
-    /// says otherwise; bodies are buffered up to 1 MiB when the estimate reads them.
-    pub fn new(limiter: RateLimiter, estimate: Estimate) -> Self {
+    /// Reserves `estimate` per request under every policy of `limiter` (a [`RateLimiter`], or
+    /// a `RedisLimiter` to share budgets across instances). The estimate is capped at a tenth
+    /// of the smallest policy's burst until [`max_estimate`](Self::max_estimate) says
+    /// otherwise; bodies are buffered up to 1 MiB when the estimate reads them.
+    pub fn new(limiter: impl Into<CostStore>, estimate: Estimate) -> Self {
+        let limiter = limiter.into();
         let smallest = limiter
             .policies()
             .map(|p| p.quota().burst_size())
@@ -388,7 +487,7 @@ where
                 &parts.headers,
             )
             .principal(principal.as_ref().map(PrincipalId::as_str));
-            let (decision, reservation) = layer.limiter.reserve(&keys, estimate);
+            let (decision, reservation) = layer.limiter.reserve(&keys, estimate).await;
             let ratelimit = ratelimit_header(decision.statuses());
             let reservation = match (decision, reservation) {
                 (
@@ -426,12 +525,12 @@ where
             let response = match inner.call(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
                 Err(err) => {
-                    reservation.refund();
+                    reservation.settle_now(0).await;
                     return Err(err);
                 }
             };
             if response.status().is_server_error() {
-                reservation.refund();
+                reservation.settle_now(0).await;
                 let mut response = response;
                 set_headers(
                     response.headers_mut(),
@@ -465,7 +564,7 @@ where
 
 /// Settles a reservation once, when the body ends or is dropped.
 struct Settle {
-    reservation: Option<Reservation>,
+    reservation: Option<Reserved>,
     usage: Usage,
     actual: Option<u64>,
     success: bool,

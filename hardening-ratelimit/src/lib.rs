@@ -33,7 +33,7 @@ mod redis_store;
 mod respond;
 
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyRefusal, Permit};
-pub use cost::{ActualCost, Cost, CostConfigError, CostLayer, Estimate, Usage};
+pub use cost::{ActualCost, Cost, CostConfigError, CostLayer, CostStore, Estimate, Usage};
 pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{
     Decision, KeyKind, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation,

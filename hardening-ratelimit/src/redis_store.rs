@@ -405,6 +405,11 @@ impl RedisLimiter {
         (decision, reservation)
     }
 
+    /// The policies, in order.
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.0.policies.iter().map(|p| &p.policy)
+    }
+
     /// The `RateLimit-Policy` header for these policies.
     pub fn policy_header(&self) -> Option<&HeaderValue> {
         self.0.policy_header.as_ref()

@@ -372,3 +372,73 @@ async fn the_layer_answers_429_problems_with_ratelimit_headers() {
     assert_eq!(third.headers()["content-type"], "application/problem+json");
     assert!(third.headers().contains_key("retry-after"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn token_budgets_in_redis_are_shared_by_instances_and_settled() {
+    use hardening_core::ratelimit::{CostLayer, Estimate, Usage};
+    use http_body_util::BodyExt;
+
+    let server = RedisServer::start();
+    let instance = async || {
+        let tokens = limiter(
+            &server.url(),
+            Policy::per_principal("tokens-per-day", frozen(10_000)),
+            FailureMode::FailClosed,
+        )
+        .await;
+        let layer = CostLayer::new(tokens.clone(), Estimate::json_field("/max_tokens", 100))
+            .max_estimate(nz(5_000))
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/complete",
+                axum::routing::post(|usage: Usage| async move {
+                    usage.set(usage.reserved() / 2);
+                    "done"
+                }),
+            )
+            .layer(layer)
+            .layer(tower::util::MapRequestLayer::new(
+                |mut req: Request<Body>| {
+                    req.extensions_mut()
+                        .insert(hardening_errors::PrincipalId::new("alice"));
+                    req
+                },
+            ));
+        (tokens, app)
+    };
+    let (tokens, a) = instance().await;
+    let (_, b) = instance().await;
+    let post = |n: u32| {
+        Request::post("/complete")
+            .header("content-type", "application/json")
+            .body(Body::from(format!(r#"{{"max_tokens":{n}}}"#)))
+            .unwrap()
+    };
+    let remaining = async || {
+        let keys = RequestKeys::new(None, empty_headers()).principal(Some("alice"));
+        tokens.reserve(&keys, 0).await.0.statuses()[0].remaining()
+    };
+    // Instance A spends 2,000 of a 4,000 reservation; the settlement runs on a task.
+    let res = a.clone().oneshot(post(4_000)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.into_body().collect().await.unwrap();
+    assert!(eventually(async || remaining().await == 8_000).await);
+    // Instance B sees the same budget.
+    let second = b.clone().oneshot(post(5_000)).await.unwrap();
+    assert_eq!(second.status(), 200, "5,000 of the 8,000 left");
+    second.into_body().collect().await.unwrap();
+    assert!(eventually(async || remaining().await == 5_500).await);
+    let held = b.clone().oneshot(post(5_000)).await.unwrap();
+    assert_eq!(held.status(), 200);
+    let over = a.clone().oneshot(post(1_000)).await.unwrap();
+    assert_eq!(
+        over.status(),
+        429,
+        "5,000 held of 5,500 left: 1,000 more does not fit"
+    );
+    // Dropped unread: the 2,500 the handler reported stay spent, the rest comes back.
+    drop(held);
+    assert!(eventually(async || remaining().await == 3_000).await);
+}
