@@ -44,5 +44,5 @@ pub use quota::Quota;
 #[cfg(feature = "redis")]
 pub use redis_store::{
     FailureMode, RedisLimiter, RedisLimiterBuilder, RedisRateLimit, RedisRateLimitLayer,
-    RedisReservation, RedisStoreError,
+    RedisReservation, RedisSlot, RedisStoreError, RedisUnavailable,
 };

@@ -61,6 +61,20 @@ end
 return 1
 ";
 
+/// A concurrency slot per key: leases in a sorted set scored by expiry (server time, ms), so
+/// a crashed instance's slots free themselves. ARGV: max in flight, lease ms, member.
+const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+";
+
 /// What a policy does when Redis cannot answer (down, slow, or the circuit breaker is open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -150,6 +164,11 @@ impl RedisLimiterBuilder {
             .map_err(RedisStoreError::Unreachable)?;
         let gcra = Script::new(GCRA);
         let adjust = Script::new(ADJUST);
+        let acquire = Script::new(ACQUIRE);
+        Script::new(ACQUIRE)
+            .load_async(&mut conn)
+            .await
+            .map_err(RedisStoreError::Unreachable)?;
         gcra.load_async(&mut conn)
             .await
             .map_err(RedisStoreError::Unreachable)?;
@@ -196,6 +215,10 @@ impl RedisLimiterBuilder {
             conn,
             gcra,
             adjust,
+            acquire,
+            slot_counter: AtomicU64::new(0),
+            instance: instance_id(),
+            prefix: self.prefix.clone(),
             policies,
             fallback,
             timeout: self.timeout,
@@ -208,6 +231,16 @@ impl RedisLimiterBuilder {
             },
         })))
     }
+}
+
+/// Process id, a per-process counter and the clock's nanoseconds: unique enough to keep slot
+/// ids of different instances apart.
+fn instance_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    (u64::from(std::process::id()) << 32) ^ (NEXT.fetch_add(1, Ordering::Relaxed) << 20) ^ nanos
 }
 
 struct RedisPolicy {
@@ -300,6 +333,11 @@ struct Inner {
     conn: ConnectionManager,
     gcra: Script,
     adjust: Script,
+    acquire: Script,
+    slot_counter: AtomicU64,
+    /// Tells this limiter's slot ids from other instances'.
+    instance: u64,
+    prefix: String,
     policies: Vec<RedisPolicy>,
     fallback: RateLimiter,
     timeout: Duration,
@@ -321,6 +359,37 @@ impl fmt::Debug for RedisLimiter {
             )
             .field("timeout", &self.0.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// Redis did not answer (down, slow, or the circuit breaker is open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the Redis rate-limit store is unavailable")]
+pub struct RedisUnavailable;
+
+/// A concurrency slot from [`RedisLimiter::acquire_slot`]; released when dropped.
+#[derive(Debug)]
+pub struct RedisSlot {
+    limiter: RedisLimiter,
+    key: String,
+    member: String,
+}
+
+impl Drop for RedisSlot {
+    fn drop(&mut self) {
+        let mut conn = self.limiter.0.conn.clone();
+        let key = std::mem::take(&mut self.key);
+        let member = std::mem::take(&mut self.member);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                // If this fails the lease expires on its own.
+                let _: Result<i64, _> = redis::cmd("ZREM")
+                    .arg(&key)
+                    .arg(&member)
+                    .query_async(&mut conn)
+                    .await;
+            });
+        }
     }
 }
 
@@ -403,6 +472,49 @@ impl RedisLimiter {
             charged,
         });
         (decision, reservation)
+    }
+
+    /// Takes one of at most `max_in_flight` concurrent slots for `key` (a client IP, an API
+    /// key, a principal), shared by every instance: Stripe's concurrent-request limiter. The
+    /// slot is a lease of `lease` (longer than your request timeout) so a crashed instance's
+    /// slots free themselves; dropping the [`RedisSlot`] releases it at once (on a spawned
+    /// task). `Ok(None)`: all slots are taken. `Err`: Redis did not answer in time (decide
+    /// with your failure mode; the breaker applies here too).
+    pub async fn acquire_slot(
+        &self,
+        key: &str,
+        max_in_flight: u32,
+        lease: Duration,
+    ) -> Result<Option<RedisSlot>, RedisUnavailable> {
+        let inner = &*self.0;
+        if inner.breaker.is_open() {
+            return Err(RedisUnavailable);
+        }
+        let member = format!(
+            "{:x}-{:x}",
+            inner.instance,
+            inner.slot_counter.fetch_add(1, Ordering::Relaxed)
+        );
+        let key = format!("{}slots:{key}", inner.prefix);
+        let mut conn = inner.conn.clone();
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut invocation = inner.acquire.key(&key);
+        invocation.arg(max_in_flight).arg(lease_ms).arg(&member);
+        let call = invocation.invoke_async::<i64>(&mut conn);
+        match tokio::time::timeout(inner.timeout, call).await {
+            Ok(Ok(got)) => {
+                inner.breaker.success();
+                Ok((got == 1).then(|| RedisSlot {
+                    limiter: self.clone(),
+                    key,
+                    member,
+                }))
+            }
+            _ => {
+                inner.breaker.failure();
+                Err(RedisUnavailable)
+            }
+        }
     }
 
     /// The policies, in order.

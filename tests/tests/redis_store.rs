@@ -442,3 +442,38 @@ async fn token_budgets_in_redis_are_shared_by_instances_and_settled() {
     drop(held);
     assert!(eventually(async || remaining().await == 3_000).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn concurrency_slots_are_shared_released_on_drop_and_leased() {
+    let mut server = RedisServer::start();
+    let policy = || Policy::global("g", frozen(1));
+    let a = limiter(&server.url(), policy(), FailureMode::FailClosed).await;
+    let b = limiter(&server.url(), policy(), FailureMode::FailClosed).await;
+    let lease = Duration::from_secs(30);
+    // Three slots for one API key across two instances.
+    let s1 = a.acquire_slot("key-1", 3, lease).await.unwrap().unwrap();
+    let s2 = b.acquire_slot("key-1", 3, lease).await.unwrap().unwrap();
+    let s3 = a.acquire_slot("key-1", 3, lease).await.unwrap().unwrap();
+    assert!(b.acquire_slot("key-1", 3, lease).await.unwrap().is_none());
+    assert!(
+        a.acquire_slot("key-2", 3, lease).await.unwrap().is_some(),
+        "per key"
+    );
+    drop(s2);
+    assert!(
+        eventually(async || matches!(a.acquire_slot("key-1", 3, lease).await, Ok(Some(_)))).await,
+        "a dropped slot is released"
+    );
+    // A slot whose holder died (never released) frees itself when its lease ends.
+    let short = Duration::from_millis(200);
+    std::mem::forget(b.acquire_slot("key-3", 1, short).await.unwrap().unwrap());
+    assert!(b.acquire_slot("key-3", 1, short).await.unwrap().is_none());
+    assert!(
+        eventually(async || matches!(b.acquire_slot("key-3", 1, short).await, Ok(Some(_)))).await
+    );
+    drop((s1, s3));
+    // Redis gone: an error the caller maps to its failure mode, never a panic.
+    server.kill();
+    assert!(a.acquire_slot("key-1", 3, lease).await.is_err());
+}
