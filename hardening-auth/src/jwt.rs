@@ -11,6 +11,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::jwks::{Jwks, JwksSource};
+use crate::{JwksFetcher, JwksPolicy};
+
 /// Why a token was refused. Kept for the log; the client only ever sees RFC 6750's
 /// `invalid_token`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,12 +115,15 @@ pub enum KeyError {
     /// A leeway over five minutes.
     #[error("leeway must be at most 300 seconds")]
     Leeway,
+    /// The JWKS URL, its policy, or the set it serves (at start-up).
+    #[error("JWKS {0}")]
+    Jwks(String),
 }
 
-struct VerifyKey {
-    kid: Option<String>,
-    alg: Algorithm,
-    key: DecodingKey,
+pub(crate) struct VerifyKey {
+    pub(crate) kid: Option<String>,
+    pub(crate) alg: Algorithm,
+    pub(crate) key: DecodingKey,
 }
 
 /// Verifies JWTs per RFC 8725: one algorithm per key (never `none`, no HS/RS confusion),
@@ -152,6 +158,7 @@ pub struct JwtVerifier(Arc<Inner>);
 
 struct Inner {
     keys: Vec<VerifyKey>,
+    jwks: Option<Jwks>,
     issuer: Option<String>,
     audience: Option<String>,
     typ: Option<String>,
@@ -172,6 +179,7 @@ impl fmt::Debug for JwtVerifier {
                     .map(|k| (&k.kid, k.alg))
                     .collect::<Vec<_>>(),
             )
+            .field("jwks", &self.0.jwks)
             .field("issuer", &self.0.issuer)
             .field("audience", &self.0.audience)
             .finish_non_exhaustive()
@@ -182,6 +190,7 @@ impl fmt::Debug for JwtVerifier {
 #[must_use]
 pub struct JwtVerifierBuilder {
     inner: Inner,
+    jwks: Option<JwksSource>,
 }
 
 impl fmt::Debug for JwtVerifierBuilder {
@@ -194,8 +203,10 @@ impl JwtVerifier {
     /// A builder with no keys, 30 s leeway and an 8 KiB token limit.
     pub fn builder() -> JwtVerifierBuilder {
         JwtVerifierBuilder {
+            jwks: None,
             inner: Inner {
                 keys: Vec::new(),
+                jwks: None,
                 issuer: None,
                 audience: None,
                 typ: None,
@@ -323,8 +334,101 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Also trusts the signature keys of the JWK Set at `url` (the identity provider's
+    /// `jwks_uri`), fetched by [`connect`](Self::connect) and kept fresh per `policy`.
+    ///
+    /// Each JWKS key verifies only the one algorithm its type decides: RSA → its `alg`
+    /// (`RS*`/`PS*`, `RS256` when absent), EC P-256 → `ES256`, P-384 → `ES384`, OKP Ed25519 →
+    /// `EdDSA`. Symmetric (`oct`) keys, keys without `kid`, encryption keys, RSA under 2048
+    /// bits and `kid`s already configured are ignored (and logged). Tokens are matched to
+    /// JWKS keys by `kid` only; `jku`/`x5u` in a token are still refused, never fetched.
+    ///
+    /// An unknown `kid` is refused at once and wakes a refresh, at most one fetch per
+    /// [`JwksPolicy::min_refresh_interval`]; [`JwtVerifier::verify_async`] waits for it.
+    /// `https://` needs the `jwks-rustls` feature or a TLS-capable
+    /// [`jwks_fetcher`](Self::jwks_fetcher).
+    ///
+    /// ```no_run
+    /// use hardening_auth::{JwksPolicy, JwtVerifier};
+    ///
+    /// # async fn start() -> Result<(), hardening_auth::KeyError> {
+    /// let verifier = JwtVerifier::builder()
+    ///     .jwks_url("http://127.0.0.1:8080/realms/app/protocol/openid-connect/certs", JwksPolicy::new())
+    ///     .issuer("http://127.0.0.1:8080/realms/app")
+    ///     .audience("notes-api")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn jwks_url(mut self, url: impl Into<String>, policy: JwksPolicy) -> Self {
+        let fetcher = self.jwks.take().and_then(|s| s.fetcher);
+        self.jwks = Some(JwksSource {
+            url: url.into(),
+            policy,
+            fetcher,
+        });
+        self
+    }
+
+    /// Fetches the JWKS with this instead of the built-in [`HttpFetcher`](crate::HttpFetcher)
+    /// (call after [`jwks_url`](Self::jwks_url)).
+    pub fn jwks_fetcher(mut self, fetcher: Arc<dyn JwksFetcher>) -> Self {
+        if let Some(source) = &mut self.jwks {
+            source.fetcher = Some(fetcher);
+        } else {
+            self.jwks = Some(JwksSource {
+                url: String::new(),
+                policy: JwksPolicy::new(),
+                fetcher: Some(fetcher),
+            });
+        }
+        self
+    }
+
     /// Checks the key set: at least one key; with several, each has a distinct `kid`.
+    /// With a [`jwks_url`](Self::jwks_url), use [`connect`](Self::connect) instead.
     pub fn build(self) -> Result<JwtVerifier, KeyError> {
+        if self.jwks.is_some() {
+            return Err(KeyError::Jwks(
+                "is fetched at start-up: build with `.connect().await` instead of `.build()`"
+                    .into(),
+            ));
+        }
+        self.check_keys()?;
+        Ok(JwtVerifier(Arc::new(self.inner)))
+    }
+
+    /// Like [`build`](Self::build), and with a [`jwks_url`](Self::jwks_url) fetches the set
+    /// now and starts its refresh task (needs a tokio runtime). An unreachable or unusable
+    /// JWKS is an error that says what to change.
+    pub async fn connect(mut self) -> Result<JwtVerifier, KeyError> {
+        let Some(source) = self.jwks.take() else {
+            return self.build();
+        };
+        if source.url.is_empty() {
+            return Err(KeyError::Jwks(
+                "fetcher given without a URL: call `.jwks_url(…)`".into(),
+            ));
+        }
+        if self.inner.keys.iter().any(|k| k.kid.is_none()) {
+            return Err(KeyError::KeySet(
+                "with a JWKS, every configured key needs a kid".into(),
+            ));
+        }
+        if !self.inner.keys.is_empty() {
+            self.check_keys()?;
+        }
+        let static_kids = self
+            .inner
+            .keys
+            .iter()
+            .filter_map(|k| k.kid.clone())
+            .collect();
+        self.inner.jwks = Some(Jwks::start(source, static_kids).await?);
+        Ok(JwtVerifier(Arc::new(self.inner)))
+    }
+
+    fn check_keys(&self) -> Result<(), KeyError> {
         let keys = &self.inner.keys;
         if keys.is_empty() {
             return Err(KeyError::KeySet("add at least one key".into()));
@@ -342,7 +446,7 @@ impl JwtVerifierBuilder {
                 }
             }
         }
-        Ok(JwtVerifier(Arc::new(self.inner)))
+        Ok(())
     }
 }
 
@@ -414,7 +518,56 @@ impl JwtVerifier {
     }
 
     /// Verifies `token`, returning the principal and the raw claims.
+    ///
+    /// Never waits: with a JWKS, a `kid` not in the cache is refused with
+    /// [`JwtError::UnknownKey`] and wakes a (rate-limited) refresh for later calls.
     pub fn verify_raw(&self, token: &str) -> Result<(Principal, Map<String, Value>), JwtError> {
+        self.verify_inner(token, &mut false)
+    }
+
+    /// Like [`verify`](Self::verify), but a `kid` missing from the JWKS cache first waits for
+    /// a refresh when one is allowed (at most one fetch per minimum interval, shared by all
+    /// callers), so the first token signed with a newly rotated key is accepted. Without a
+    /// JWKS it is `verify`.
+    ///
+    /// ```no_run
+    /// # async fn check(verifier: hardening_auth::JwtVerifier, token: &str) {
+    /// let verified = verifier.verify_async::<serde_json::Value>(token).await;
+    /// # }
+    /// ```
+    pub async fn verify_async<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Verified<C>, JwtError> {
+        let (principal, claims) = self.verify_raw_async(token).await?;
+        let claims = serde_json::from_value(Value::Object(claims)).map_err(|_| JwtError::Claims)?;
+        Ok(Verified { principal, claims })
+    }
+
+    /// [`verify_raw`](Self::verify_raw), waiting for an allowed JWKS refresh on an unknown
+    /// `kid` (see [`verify_async`](Self::verify_async)).
+    pub async fn verify_raw_async(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, Map<String, Value>), JwtError> {
+        let mut refresh = false;
+        match self.verify_inner(token, &mut refresh) {
+            Err(JwtError::UnknownKey) if refresh => {}
+            other => return other,
+        }
+        match &self.0.jwks {
+            Some(jwks) if jwks.refresh_if_due().await => self.verify_raw(token),
+            _ => Err(JwtError::UnknownKey),
+        }
+    }
+
+    /// `refresh` is set when the token's `kid` is missing from the JWKS cache and a refresh
+    /// could find it.
+    fn verify_inner(
+        &self,
+        token: &str,
+        refresh: &mut bool,
+    ) -> Result<(Principal, Map<String, Value>), JwtError> {
         let c = &*self.0;
         if token.len() > c.max_len {
             return Err(JwtError::TooLong);
@@ -455,13 +608,39 @@ impl JwtVerifier {
                 return Err(JwtError::WrongType);
             }
         }
+        let from_jwks;
         let key = match header.get("kid") {
-            Some(Value::String(kid)) => c.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
-            Some(_) => None,
-            None if c.keys.len() == 1 => c.keys.first(),
-            None => None,
-        }
-        .ok_or(JwtError::UnknownKey)?;
+            Some(Value::String(kid)) => match c.keys.iter().find(|k| k.kid.as_deref() == Some(kid))
+            {
+                Some(key) => key,
+                None => {
+                    let Some(jwks) = &c.jwks else {
+                        return Err(JwtError::UnknownKey);
+                    };
+                    match jwks.get(kid) {
+                        Some(key) => {
+                            from_jwks = key;
+                            &*from_jwks
+                        }
+                        None => {
+                            // A JWKS never yields an HMAC key: no refresh can help those.
+                            if !matches!(
+                                alg,
+                                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+                            ) {
+                                jwks.request_refresh();
+                                *refresh = true;
+                            }
+                            return Err(JwtError::UnknownKey);
+                        }
+                    }
+                }
+            },
+            None if c.keys.len() == 1 && c.jwks.is_none() => {
+                c.keys.first().ok_or(JwtError::UnknownKey)?
+            }
+            _ => return Err(JwtError::UnknownKey),
+        };
         if key.alg != alg {
             return Err(JwtError::AlgorithmMismatch);
         }

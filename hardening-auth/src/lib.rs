@@ -3,6 +3,11 @@
 //! - [`JwtVerifier`]: JWT verification per RFC 8725 (one algorithm per key, never `none`,
 //!   `exp` required, `kid` rotation, `jku`/`x5u`/`x5c`/`jwk`/`crit` refused, bounded length,
 //!   duplicate members refused), keys checked at start-up.
+//! - JWKS: [`JwtVerifierBuilder::jwks_url`] fetches the provider's JWK Set at start-up
+//!   ([`JwtVerifierBuilder::connect`]), caches it, refreshes it in the background and, on an
+//!   unknown `kid`, at most once per [`JwksPolicy`] interval; `oct` keys are refused and each
+//!   key verifies only the algorithm its type decides. `https://` with feature `jwks-rustls`
+//!   or your own [`JwksFetcher`].
 //! - [`AuthLayer`] + [`Authenticated<C>`]: the token verified once per request (bearer or
 //!   session cookie); 401 problems with RFC 6750 challenges; [`Principal`] in the
 //!   extensions for logs and limiters; role and scope guards (403).
@@ -30,6 +35,7 @@ mod csrf;
 mod denylist;
 #[cfg(feature = "test-util")]
 mod idor;
+mod jwks;
 mod jwt;
 mod owned;
 mod passwords;
@@ -41,6 +47,7 @@ pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
 pub use denylist::{Denylist, DenylistError, DenylistFuture, MemoryDenylist};
 #[cfg(feature = "test-util")]
 pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};
+pub use jwks::{HttpFetcher, JwksFetchError, JwksFetchFuture, JwksFetcher, JwksPolicy};
 pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};
 pub use owned::{Owned, OwnedResource};
 pub use passwords::{MAX_PASSWORD_LEN, PasswordError, Passwords, Verification};

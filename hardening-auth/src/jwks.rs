@@ -1,0 +1,870 @@
+//! JWK Sets fetched from the identity provider's `jwks_uri`: cached, refreshed in the
+//! background, and refreshed early (at most once per interval) when a token names an
+//! unknown `kid`.
+//!
+//! Verification never waits for the network: it reads the cached set through an `Arc`
+//! swapped under a short `RwLock` (never held across an await). A token with an unknown
+//! `kid` is refused at once ([`JwtError::UnknownKey`](crate::JwtError::UnknownKey)) and wakes
+//! the refresh task; [`JwtVerifier::verify_async`](crate::JwtVerifier::verify_async) instead
+//! waits for that refresh when one is allowed.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_LENGTH, HOST, USER_AGENT};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+use tokio::sync::{Mutex, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::KeyError;
+use crate::jwt::VerifyKey;
+
+/// The tracing target of JWKS fetches and refreshes.
+const JWKS_TARGET: &str = "hardening::auth::jwks";
+
+/// How a JWK Set is fetched and kept fresh.
+///
+/// ```
+/// use std::time::Duration;
+/// use hardening_auth::JwksPolicy;
+///
+/// let policy = JwksPolicy::new()
+///     .min_refresh_interval(Duration::from_secs(60))
+///     .refresh_every(Duration::from_secs(600));
+/// assert_eq!(policy, JwksPolicy::default()
+///     .min_refresh_interval(Duration::from_secs(60))
+///     .refresh_every(Duration::from_secs(600)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct JwksPolicy {
+    pub(crate) min_interval: Duration,
+    pub(crate) refresh_every: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) max_bytes: usize,
+}
+
+impl Default for JwksPolicy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JwksPolicy {
+    /// At most one fetch per 30 s, a routine refresh every 5 minutes, a 5 s timeout and a
+    /// 1 MiB response limit.
+    pub fn new() -> Self {
+        Self {
+            min_interval: Duration::from_secs(30),
+            refresh_every: Duration::from_secs(300),
+            timeout: Duration::from_secs(5),
+            max_bytes: 1024 * 1024,
+        }
+    }
+
+    /// The least time between two fetches, whatever asks for them (default 30 s): tokens
+    /// with forged `kid`s cannot make us hammer the identity provider.
+    pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_interval = interval;
+        self
+    }
+
+    /// How often the set is fetched anyway, so keys the provider removed stop verifying
+    /// (default 5 minutes; at least the minimum interval). After a failed fetch the next try
+    /// comes after the minimum interval.
+    pub fn refresh_every(mut self, every: Duration) -> Self {
+        self.refresh_every = every;
+        self
+    }
+
+    /// How long one fetch may take, connection included (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest response accepted, in bytes (default 1 MiB).
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+}
+
+/// Why a JWK Set could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksFetchError {
+    /// No connection, a TLS failure, or the connection broke.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// A status other than 200 (redirects are not followed).
+    #[error("answered HTTP {0} (expected 200; redirects are not followed)")]
+    Status(u16),
+    /// The response is over the size limit.
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+    /// No complete answer in time.
+    #[error("no complete answer within {0:?}")]
+    TimedOut(Duration),
+    /// This fetcher cannot fetch this URL (an `https://` URL without TLS, say).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A boxed fetch, so fetchers can be chosen at run time.
+pub type JwksFetchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<u8>, JwksFetchError>> + Send + 'a>>;
+
+/// Fetches the bytes of a JWK Set. [`HttpFetcher`] is the built-in one; implement this to
+/// bring your own HTTP client (a proxy, a private CA, a test double).
+pub trait JwksFetcher: Send + Sync + fmt::Debug + 'static {
+    /// Whether this fetcher can fetch URLs of this scheme (`"http"`, `"https"`); asked once,
+    /// at start-up.
+    fn supports_scheme(&self, scheme: &str) -> bool;
+
+    /// GETs `url` and returns the body of a 200 answer, refusing anything larger than
+    /// `max_bytes`. The caller enforces the timeout.
+    fn fetch<'a>(&'a self, url: &'a Uri, max_bytes: usize) -> JwksFetchFuture<'a>;
+}
+
+/// The built-in fetcher: one HTTP/1.1 GET per fetch on a fresh connection (hyper), no
+/// redirects followed, body size bounded. `http://` always; `https://` with the
+/// `jwks-rustls` feature (rustls with ring, Mozilla's roots by default).
+///
+/// ```
+/// use hardening_auth::{HttpFetcher, JwksFetcher};
+///
+/// let plain = HttpFetcher::plain();
+/// assert!(plain.supports_scheme("http"));
+/// assert!(!plain.supports_scheme("https"));
+/// ```
+#[derive(Clone, Default)]
+pub struct HttpFetcher {
+    #[cfg(feature = "jwks-rustls")]
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for HttpFetcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpFetcher")
+            .field("https", &self.supports_scheme("https"))
+            .finish()
+    }
+}
+
+impl HttpFetcher {
+    /// `http://` only. Fine for an identity provider on loopback or inside the cluster; over
+    /// any other network a plain-HTTP JWKS lets whoever is on the path substitute keys.
+    pub fn plain() -> Self {
+        Self {
+            #[cfg(feature = "jwks-rustls")]
+            tls: None,
+        }
+    }
+
+    /// `http://` and `https://`, trusting Mozilla's root certificates (`webpki-roots`).
+    #[cfg(feature = "jwks-rustls")]
+    pub fn with_webpki_roots() -> Self {
+        use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
+        let roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let tls = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .ok()
+            .map(|b| {
+                let mut config = b.with_root_certificates(roots).with_no_client_auth();
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Arc::new(config)
+            });
+        Self { tls }
+    }
+
+    /// `http://` and `https://` with your own rustls configuration (a private CA, say); its
+    /// ALPN list, if any, must offer `http/1.1`.
+    #[cfg(feature = "jwks-rustls")]
+    pub fn with_tls_config(config: Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
+        Self { tls: Some(config) }
+    }
+
+    /// What the builder uses when given no fetcher: with `jwks-rustls`, HTTPS with Mozilla's
+    /// roots; without it, plain HTTP only.
+    pub(crate) fn default_for_builder() -> Self {
+        #[cfg(feature = "jwks-rustls")]
+        {
+            Self::with_webpki_roots()
+        }
+        #[cfg(not(feature = "jwks-rustls"))]
+        {
+            Self::plain()
+        }
+    }
+
+    async fn get(&self, url: &Uri, max_bytes: usize) -> Result<Vec<u8>, JwksFetchError> {
+        let https = match url.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(JwksFetchError::Unsupported(
+                    "only http:// and https:// URLs can be fetched".into(),
+                ));
+            }
+        };
+        let Some(host) = url.host() else {
+            return Err(JwksFetchError::Unsupported("the URL has no host".into()));
+        };
+        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tcp = tokio::net::TcpStream::connect((bare_host, port))
+            .await
+            .map_err(|e| JwksFetchError::Unreachable(e.to_string()))?;
+        if !https {
+            return request(hyper_util::rt::TokioIo::new(tcp), url, max_bytes).await;
+        }
+        #[cfg(feature = "jwks-rustls")]
+        if let Some(config) = &self.tls {
+            use tokio_rustls::rustls::pki_types::ServerName;
+            let name = ServerName::try_from(bare_host.to_owned()).map_err(|_| {
+                JwksFetchError::Unsupported("the host is not a valid TLS name".into())
+            })?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| JwksFetchError::Unreachable(format!("TLS: {e}")))?;
+            return request(hyper_util::rt::TokioIo::new(tls), url, max_bytes).await;
+        }
+        drop(tcp);
+        Err(JwksFetchError::Unsupported(NO_TLS.into()))
+    }
+}
+
+const NO_TLS: &str = "https:// needs TLS: enable hardening-auth's `jwks-rustls` feature, or pass a \
+                      TLS-capable fetcher with `.jwks_fetcher(…)`";
+
+impl JwksFetcher for HttpFetcher {
+    fn supports_scheme(&self, scheme: &str) -> bool {
+        match scheme {
+            "http" => true,
+            #[cfg(feature = "jwks-rustls")]
+            "https" => self.tls.is_some(),
+            _ => false,
+        }
+    }
+
+    fn fetch<'a>(&'a self, url: &'a Uri, max_bytes: usize) -> JwksFetchFuture<'a> {
+        Box::pin(self.get(url, max_bytes))
+    }
+}
+
+/// One GET over an established connection, driving the connection in this same future (no
+/// task outlives the fetch).
+async fn request<T>(io: T, url: &Uri, max_bytes: usize) -> Result<Vec<u8>, JwksFetchError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let broken = |e: &dyn fmt::Display| JwksFetchError::Unreachable(e.to_string());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io)
+        .await
+        .map_err(|e| broken(&e))?;
+    let authority = url.authority().map_or("", |a| a.as_str());
+    let path = url.path_and_query().map_or("/", |p| p.as_str());
+    let req = Request::get(path)
+        .header(HOST, authority)
+        .header(ACCEPT, "application/jwk-set+json, application/json")
+        .header(USER_AGENT, "hardening-auth")
+        .body(Empty::new())
+        .map_err(|e| broken(&e))?;
+    let exchange = async move {
+        let res = sender.send_request(req).await.map_err(|e| broken(&e))?;
+        if res.status() != StatusCode::OK {
+            return Err(JwksFetchError::Status(res.status().as_u16()));
+        }
+        let declared = res
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max_bytes as u64) {
+            return Err(JwksFetchError::TooLarge(max_bytes));
+        }
+        let body = Limited::new(res.into_body(), max_bytes)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    JwksFetchError::TooLarge(max_bytes)
+                } else {
+                    broken(&e)
+                }
+            })?;
+        Ok(body.to_bytes().to_vec())
+    };
+    tokio::pin!(exchange);
+    tokio::pin!(conn);
+    tokio::select! {
+        biased;
+        result = &mut exchange => result,
+        // The connection ended first: whatever the body channel holds decides.
+        _ = &mut conn => exchange.await,
+    }
+}
+
+/// The keys of one fetched set, by `kid`.
+type KeyMap = HashMap<String, Arc<VerifyKey>>;
+
+/// A key of the set that is not used, and why (for the log).
+#[derive(Debug)]
+struct Skipped {
+    kid: String,
+    why: &'static str,
+    loud: bool,
+}
+
+/// Parses a JWK Set, keeping only signature keys whose type decides one algorithm:
+/// RSA → its `alg` (RS*/PS*; RS256 when absent), EC P-256 → ES256, EC P-384 → ES384,
+/// OKP Ed25519 → EdDSA. Symmetric (`oct`) keys are never taken from a JWKS.
+fn parse_set(
+    bytes: &[u8],
+    static_kids: &HashSet<String>,
+) -> Result<(KeyMap, Vec<Skipped>), String> {
+    let set: Value =
+        serde_json::from_slice(bytes).map_err(|_| "the response is not JSON".to_owned())?;
+    let Some(keys) = set.get("keys").and_then(Value::as_array) else {
+        return Err("the response is not a JWK Set (no \"keys\" array)".to_owned());
+    };
+    let mut found: Vec<(String, VerifyKey)> = Vec::new();
+    let mut skipped = Vec::new();
+    for raw in keys {
+        let Some(kid) = raw.get("kid").and_then(Value::as_str) else {
+            skipped.push(Skipped {
+                kid: "(none)".into(),
+                why: "no kid (tokens are matched to JWKS keys by kid)",
+                loud: true,
+            });
+            continue;
+        };
+        match parse_key(raw) {
+            Ok((alg, key)) => found.push((
+                kid.to_owned(),
+                VerifyKey {
+                    kid: Some(kid.to_owned()),
+                    alg,
+                    key,
+                },
+            )),
+            Err((why, loud)) => skipped.push(Skipped {
+                kid: kid.to_owned(),
+                why,
+                loud,
+            }),
+        }
+    }
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (kid, _) in &found {
+        *counts.entry(kid.as_str()).or_default() += 1;
+    }
+    let ambiguous: HashSet<String> = counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, _)| k.to_owned())
+        .collect();
+    let mut map = KeyMap::new();
+    for (kid, key) in found {
+        if ambiguous.contains(&kid) {
+            skipped.push(Skipped {
+                kid,
+                why: "kid used by several signature keys of the set (ambiguous)",
+                loud: true,
+            });
+        } else if static_kids.contains(&kid) {
+            skipped.push(Skipped {
+                kid,
+                why: "kid already used by a configured key (the configured key wins)",
+                loud: true,
+            });
+        } else {
+            map.insert(kid, Arc::new(key));
+        }
+    }
+    Ok((map, skipped))
+}
+
+fn parse_key(raw: &Value) -> Result<(Algorithm, DecodingKey), (&'static str, bool)> {
+    let kty = raw.get("kty").and_then(Value::as_str).unwrap_or_default();
+    if kty == "oct" {
+        return Err((
+            "symmetric (oct) key: never accepted from a JWKS (a published secret is no secret)",
+            true,
+        ));
+    }
+    match raw.get("use") {
+        None => {}
+        Some(Value::String(u)) if u == "sig" => {}
+        Some(_) => return Err(("not a signature key (use is not \"sig\")", false)),
+    }
+    if let Some(ops) = raw.get("key_ops")
+        && !ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|o| o.as_str() == Some("verify")))
+    {
+        return Err(("key_ops does not include \"verify\"", false));
+    }
+    let jwk: Jwk =
+        serde_json::from_value(raw.clone()).map_err(|_| ("does not parse as a JWK", true))?;
+    let declared = jwk.common.key_algorithm;
+    let alg = match (&jwk.algorithm, declared) {
+        (AlgorithmParameters::RSA(rsa), declared) => {
+            let bits = modulus_bits(&rsa.n).ok_or(("RSA modulus is not base64url", true))?;
+            if bits < 2048 {
+                return Err(("RSA modulus shorter than 2048 bits", true));
+            }
+            match declared {
+                None | Some(KeyAlgorithm::RS256) => Algorithm::RS256,
+                Some(KeyAlgorithm::RS384) => Algorithm::RS384,
+                Some(KeyAlgorithm::RS512) => Algorithm::RS512,
+                Some(KeyAlgorithm::PS256) => Algorithm::PS256,
+                Some(KeyAlgorithm::PS384) => Algorithm::PS384,
+                Some(KeyAlgorithm::PS512) => Algorithm::PS512,
+                Some(_) => return Err(("alg is not a signature algorithm for RSA", true)),
+            }
+        }
+        (AlgorithmParameters::EllipticCurve(ec), declared) => match (&ec.curve, declared) {
+            (EllipticCurve::P256, None | Some(KeyAlgorithm::ES256)) => Algorithm::ES256,
+            (EllipticCurve::P384, None | Some(KeyAlgorithm::ES384)) => Algorithm::ES384,
+            _ => return Err(("EC curve unsupported or alg does not fit the curve", true)),
+        },
+        (AlgorithmParameters::OctetKeyPair(okp), None | Some(KeyAlgorithm::EdDSA))
+            if okp.curve == EllipticCurve::Ed25519 =>
+        {
+            Algorithm::EdDSA
+        }
+        _ => return Err(("unsupported key type, curve or alg", true)),
+    };
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| ("key material does not decode", true))?;
+    Ok((alg, key))
+}
+
+fn modulus_bits(n: &str) -> Option<usize> {
+    let bytes = URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?;
+    let first = bytes.iter().position(|b| *b != 0)?;
+    let significant = bytes.len() - first;
+    Some(significant * 8 - bytes[first].leading_zeros() as usize)
+}
+
+/// A JWKS source as configured on the builder.
+#[derive(Debug)]
+pub(crate) struct JwksSource {
+    pub(crate) url: String,
+    pub(crate) policy: JwksPolicy,
+    pub(crate) fetcher: Option<Arc<dyn JwksFetcher>>,
+}
+
+/// The cached set and its refresh machinery, held by the verifier; the refresh task stops
+/// when the last verifier clone is dropped.
+pub(crate) struct Jwks {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Jwks {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl fmt::Debug for Jwks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kids: Vec<String> = self.shared.current().keys().cloned().collect();
+        kids.sort();
+        f.debug_struct("Jwks")
+            .field("url", &self.shared.label)
+            .field("kids", &kids)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    url: Uri,
+    label: String,
+    fetcher: Arc<dyn JwksFetcher>,
+    policy: JwksPolicy,
+    static_kids: HashSet<String>,
+    keys: RwLock<Arc<KeyMap>>,
+    /// When the last fetch started; held across the fetch, so fetches never overlap.
+    last_fetch: Mutex<Instant>,
+    /// Wakes the refresh task (an unknown `kid` was seen).
+    wake: Notify,
+}
+
+/// What fetching a set can fail with, for the log and start-up errors.
+enum RefreshError {
+    Fetch(JwksFetchError),
+    Parse(String),
+    Empty(Vec<Skipped>),
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fetch(e) => e.fmt(f),
+            Self::Parse(why) => f.write_str(why),
+            Self::Empty(skipped) => {
+                f.write_str("the set has no usable signature key")?;
+                for s in skipped {
+                    write!(f, "; kid {:?}: {}", s.kid, s.why)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn current(&self) -> Arc<KeyMap> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn fetch(&self) -> Result<KeyMap, RefreshError> {
+        let bytes = tokio::time::timeout(
+            self.policy.timeout,
+            self.fetcher.fetch(&self.url, self.policy.max_bytes),
+        )
+        .await
+        .map_err(|_| RefreshError::Fetch(JwksFetchError::TimedOut(self.policy.timeout)))?
+        .map_err(RefreshError::Fetch)?;
+        if bytes.len() > self.policy.max_bytes {
+            return Err(RefreshError::Fetch(JwksFetchError::TooLarge(
+                self.policy.max_bytes,
+            )));
+        }
+        let (map, skipped) = parse_set(&bytes, &self.static_kids).map_err(RefreshError::Parse)?;
+        if map.is_empty() {
+            return Err(RefreshError::Empty(skipped));
+        }
+        for s in &skipped {
+            if s.loud {
+                tracing::warn!(target: JWKS_TARGET, url = %self.label, kid = %s.kid, why = s.why, "JWKS key ignored");
+            } else {
+                tracing::debug!(target: JWKS_TARGET, url = %self.label, kid = %s.kid, why = s.why, "JWKS key ignored");
+            }
+        }
+        Ok(map)
+    }
+
+    /// Fetches now unless the last fetch started less than the minimum interval ago (then
+    /// `None`). Concurrent callers wait for the fetch in flight instead of starting another.
+    async fn refresh_if_due(&self) -> Option<bool> {
+        let mut last = self.last_fetch.lock().await;
+        if last.elapsed() < self.policy.min_interval {
+            return None;
+        }
+        *last = Instant::now();
+        match self.fetch().await {
+            Ok(map) => {
+                tracing::debug!(target: JWKS_TARGET, url = %self.label, keys = map.len(), "JWKS refreshed");
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+                Some(true)
+            }
+            Err(e) => {
+                tracing::warn!(target: JWKS_TARGET, url = %self.label, error = %e, "JWKS refresh failed; keeping the cached keys");
+                Some(false)
+            }
+        }
+    }
+
+    async fn until_due(&self) -> Duration {
+        let last = self.last_fetch.lock().await;
+        (*last + self.policy.min_interval).saturating_duration_since(Instant::now())
+    }
+}
+
+async fn run(shared: Arc<Shared>) {
+    let mut healthy = true;
+    loop {
+        let routine = if healthy {
+            shared.policy.refresh_every
+        } else {
+            shared.policy.min_interval
+        };
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(routine) => {}
+        }
+        let wait = shared.until_due().await;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        if let Some(ok) = shared.refresh_if_due().await {
+            healthy = ok;
+        }
+    }
+}
+
+fn jwks_error(url: &str, why: impl fmt::Display) -> KeyError {
+    KeyError::Jwks(format!("{url}: {why}"))
+}
+
+/// The URL without any `user:password@` (for logs and errors).
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Jwks {
+    /// Checks the configuration, fetches the set once (an error says what to change), and
+    /// starts the refresh task.
+    pub(crate) async fn start(
+        source: JwksSource,
+        static_kids: HashSet<String>,
+    ) -> Result<Self, KeyError> {
+        let JwksSource {
+            url: raw,
+            policy,
+            fetcher,
+        } = source;
+        let label = redact(&raw);
+        let url: Uri = raw.parse().map_err(|_| {
+            jwks_error(
+                &label,
+                "not a URL; give the provider's jwks_uri, like https://idp.example/.well-known/jwks.json",
+            )
+        })?;
+        let scheme = url.scheme_str().unwrap_or_default().to_owned();
+        if scheme != "http" && scheme != "https" {
+            return Err(jwks_error(
+                &label,
+                "the URL must start with https:// (or http:// on loopback)",
+            ));
+        }
+        let Some(host) = url.host() else {
+            return Err(jwks_error(&label, "the URL has no host"));
+        };
+        if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(jwks_error(
+                &label,
+                "credentials in the URL would end up in logs; a JWKS is public, remove them",
+            ));
+        }
+        if policy.min_interval.is_zero()
+            || policy.timeout.is_zero()
+            || policy.max_bytes == 0
+            || policy.refresh_every < policy.min_interval
+        {
+            return Err(jwks_error(
+                &label,
+                "the policy needs a non-zero minimum interval, timeout and size, and refresh_every \
+                 at least the minimum interval",
+            ));
+        }
+        let fetcher: Arc<dyn JwksFetcher> =
+            fetcher.unwrap_or_else(|| Arc::new(HttpFetcher::default_for_builder()));
+        if !fetcher.supports_scheme(&scheme) {
+            let why = if scheme == "https" {
+                NO_TLS.to_owned()
+            } else {
+                format!("the fetcher cannot fetch {scheme}:// URLs")
+            };
+            return Err(jwks_error(&label, why));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(jwks_error(
+                &label,
+                "connect() must run inside a tokio runtime",
+            ));
+        }
+        if scheme == "http" && !is_loopback(host) {
+            tracing::warn!(
+                target: "hardening",
+                setting = "jwks_url",
+                url = %label,
+                "hardening loosened: JWKS fetched over plain http from a non-loopback host; anyone on the path can substitute keys"
+            );
+        }
+        let shared = Arc::new(Shared {
+            url,
+            label: label.clone(),
+            fetcher,
+            policy,
+            static_kids,
+            keys: RwLock::new(Arc::new(KeyMap::new())),
+            last_fetch: Mutex::new(Instant::now()),
+            wake: Notify::new(),
+        });
+        let map = shared.fetch().await.map_err(|e| {
+            let hint = match e {
+                RefreshError::Fetch(_) => {
+                    "; check the URL (the provider's jwks_uri) and that it is reachable from here"
+                }
+                RefreshError::Parse(_) => "; is this the provider's jwks_uri?",
+                RefreshError::Empty(_) => "",
+            };
+            jwks_error(
+                &label,
+                format!("cannot load the key set at start-up: {e}{hint}"),
+            )
+        })?;
+        let mut kids: Vec<&String> = map.keys().collect();
+        kids.sort();
+        tracing::info!(target: JWKS_TARGET, url = %label, kids = ?kids, "JWKS loaded");
+        *shared.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+        let task = tokio::spawn(run(shared.clone()));
+        Ok(Self { shared, task })
+    }
+
+    /// The cached key for `kid`.
+    pub(crate) fn get(&self, kid: &str) -> Option<Arc<VerifyKey>> {
+        self.shared.current().get(kid).cloned()
+    }
+
+    /// Asks the refresh task for a fetch (done when the minimum interval allows).
+    pub(crate) fn request_refresh(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Fetches now if the minimum interval allows; `true` if the set was replaced.
+    pub(crate) async fn refresh_if_due(&self) -> bool {
+        self.shared.refresh_if_due().await == Some(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(keys: Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap()
+    }
+
+    fn rsa_n() -> String {
+        URL_SAFE_NO_PAD.encode([0xc5u8; 256])
+    }
+
+    #[test]
+    fn algorithms_come_from_the_key_type() {
+        let bytes = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "ps", "alg": "PS384", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "EC", "kid": "p256", "crv": "P-256",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "OKP", "kid": "ed", "crv": "Ed25519",
+             "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+        ]));
+        let (map, skipped) = parse_set(&bytes, &HashSet::new()).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(map["rsa"].alg, Algorithm::RS256);
+        assert_eq!(map["ps"].alg, Algorithm::PS384);
+        assert_eq!(map["p256"].alg, Algorithm::ES256);
+        assert_eq!(map["ed"].alg, Algorithm::EdDSA);
+    }
+
+    #[test]
+    fn unusable_keys_are_skipped() {
+        let bytes = set(serde_json::json!([
+            {"kty": "oct", "kid": "hs", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "ops", "key_ops": ["encrypt"], "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "hs-alg", "alg": "HS256", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "short", "n": "AQAB", "e": "AQAB"},
+            {"kty": "RSA", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "EC", "kid": "mixed", "crv": "P-256", "alg": "ES384",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "RSA", "kid": "twice", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "twice", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "configured", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "weird", "kid": "weird"},
+            "not an object",
+        ]));
+        let configured = HashSet::from(["configured".to_owned()]);
+        let (map, skipped) = parse_set(&bytes, &configured).unwrap();
+        assert!(map.is_empty(), "{:?}", map.keys().collect::<Vec<_>>());
+        assert_eq!(skipped.len(), 12, "{skipped:?}");
+    }
+
+    #[test]
+    fn garbage_is_not_a_set() {
+        assert!(parse_set(b"<html>", &HashSet::new()).is_err());
+        assert!(parse_set(b"{\"keys\": 3}", &HashSet::new()).is_err());
+        assert!(parse_set(b"[]", &HashSet::new()).is_err());
+    }
+
+    /// An `https://` fetch from a server that does not speak TLS fails closed (no fallback
+    /// to plain HTTP).
+    #[cfg(feature = "jwks-rustls")]
+    #[test]
+    fn https_against_a_plain_server_fails_the_handshake() {
+        use tokio::io::AsyncWriteExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{\"keys\":[]}")
+                        .await;
+                }
+            });
+            let fetcher = HttpFetcher::with_webpki_roots();
+            assert!(fetcher.supports_scheme("https"));
+            let url: Uri = format!("https://{addr}/jwks").parse().unwrap();
+            let result = tokio::time::timeout(Duration::from_secs(10), fetcher.fetch(&url, 1024))
+                .await
+                .unwrap();
+            match result {
+                Err(JwksFetchError::Unreachable(why)) => assert!(why.starts_with("TLS"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        });
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact("https://u:p@idp.example/jwks?x=@"),
+            "https://***@idp.example/jwks?x=@"
+        );
+        assert_eq!(redact("http://idp/jwks"), "http://idp/jwks");
+        assert_eq!(redact("no scheme @ all"), "no scheme @ all");
+    }
+
+    #[test]
+    fn modulus_bits_counts_significant_bits() {
+        assert_eq!(modulus_bits(&rsa_n()), Some(2048));
+        assert_eq!(modulus_bits("AAE"), Some(1));
+        assert_eq!(modulus_bits("!!"), None);
+    }
+}
