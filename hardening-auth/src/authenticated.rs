@@ -117,6 +117,10 @@ impl AuthLayer {
         if let Outcome::Verified { principal, .. } = &outcome {
             parts.extensions.insert(principal.clone());
             parts.extensions.insert(source);
+            // For the layers inside (per-principal rate limits and budgets).
+            parts
+                .extensions
+                .insert(PrincipalId::new(principal.subject.as_str()));
         }
         if let Some(denylist) = &self.denylist {
             parts.extensions.insert(DenylistHandle(denylist.clone()));

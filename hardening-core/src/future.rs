@@ -210,16 +210,11 @@ impl Post {
             .or_insert_with(|| self.request_id.to_header_value());
         #[cfg(feature = "ratelimit")]
         if let Some(limiter) = &policy.rate_limiter {
-            let headers = response.headers_mut();
-            if let Some(value) = self.rate_limit_header.take() {
-                headers.insert(http::HeaderName::from_static("ratelimit"), value);
-            }
-            if let Some(value) = limiter.policy_header() {
-                headers.insert(
-                    http::HeaderName::from_static("ratelimit-policy"),
-                    value.clone(),
-                );
-            }
+            hardening_ratelimit::set_ratelimit_headers(
+                response.headers_mut(),
+                self.rate_limit_header.take(),
+                limiter.policy_header(),
+            );
         }
         #[cfg(feature = "headers")]
         if let (Some(set), Some(facts)) = (&policy.headers, &self.header_facts) {

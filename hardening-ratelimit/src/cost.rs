@@ -21,7 +21,7 @@ use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::respond::{report_shadow, set_headers, too_many};
+use crate::respond::{report_shadow, set_ratelimit_headers, too_many};
 use crate::{Decision, RateLimiter, RequestKeys, Reservation, ratelimit_header};
 
 type EstimateFn = dyn Fn(&Parts, &[u8]) -> u32 + Send + Sync;
@@ -499,7 +499,7 @@ where
                     _,
                 ) => {
                     let mut response = too_many(retry_after, &violated, request_id);
-                    set_headers(
+                    set_ratelimit_headers(
                         response.headers_mut(),
                         ratelimit,
                         layer.limiter.policy_header(),
@@ -532,7 +532,7 @@ where
             if response.status().is_server_error() {
                 reservation.settle_now(0).await;
                 let mut response = response;
-                set_headers(
+                set_ratelimit_headers(
                     response.headers_mut(),
                     ratelimit,
                     layer.limiter.policy_header(),
@@ -550,7 +550,7 @@ where
                 // Servers may never poll an empty body: it has ended already.
                 settle.finished();
             }
-            set_headers(&mut head.headers, ratelimit, layer.limiter.policy_header());
+            set_ratelimit_headers(&mut head.headers, ratelimit, layer.limiter.policy_header());
             Ok(Response::from_parts(
                 head,
                 Body::new(SettleBody {

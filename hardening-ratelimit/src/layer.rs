@@ -158,7 +158,7 @@ where
                 .take()
                 .expect("ResponseFuture polled after completion"),
         };
-        crate::respond::set_headers(
+        crate::respond::set_ratelimit_headers(
             response.headers_mut(),
             this.ratelimit.take(),
             this.policy.take().as_ref(),

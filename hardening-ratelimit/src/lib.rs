@@ -46,3 +46,4 @@ pub use redis_store::{
     FailureMode, RedisLimiter, RedisLimiterBuilder, RedisRateLimit, RedisRateLimitLayer,
     RedisReservation, RedisSlot, RedisStoreError, RedisUnavailable,
 };
+pub use respond::set_ratelimit_headers;

@@ -17,7 +17,7 @@ use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
 use crate::limiter::{Key, key_for, policy_header_for};
-use crate::respond::{report_shadow, set_headers, too_many};
+use crate::respond::{report_shadow, set_ratelimit_headers, too_many};
 use crate::{
     Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
 };
@@ -832,7 +832,7 @@ where
                 }
                 Decision::Allowed(_) => inner.call(req).await?,
             };
-            set_headers(response.headers_mut(), ratelimit, limiter.policy_header());
+            set_ratelimit_headers(response.headers_mut(), ratelimit, limiter.policy_header());
             Ok(response)
         })
     }

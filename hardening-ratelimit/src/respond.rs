@@ -28,17 +28,38 @@ pub(crate) fn too_many<B: From<Bytes>>(
     }
 }
 
-/// Sets `RateLimit` and `RateLimit-Policy`.
-pub(crate) fn set_headers(
+/// Sets `RateLimit` and `RateLimit-Policy` on a response. Limits applied further in (a
+/// route's own budget) keep their entries: the values join into one list, inner first
+/// (`"ai-tokens";r=80;t=9, "per-ip";r=42;t=5`).
+pub fn set_ratelimit_headers(
     headers: &mut HeaderMap,
     ratelimit: Option<HeaderValue>,
     policy: Option<&HeaderValue>,
 ) {
     if let Some(value) = ratelimit {
-        headers.insert(RATELIMIT.clone(), value);
+        merge_list(headers, &RATELIMIT, value);
     }
     if let Some(value) = policy {
-        headers.insert(RATELIMIT_POLICY.clone(), value.clone());
+        merge_list(headers, &RATELIMIT_POLICY, value.clone());
+    }
+}
+
+fn merge_list(headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
+    let joined = headers.get(name).map(|inner| {
+        let mut joined = Vec::with_capacity(inner.len() + 2 + ours.len());
+        joined.extend_from_slice(inner.as_bytes());
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(ours.as_bytes());
+        joined
+    });
+    match joined.map(|j| HeaderValue::from_bytes(&j)) {
+        Some(Ok(value)) => {
+            headers.insert(name.clone(), value);
+        }
+        Some(Err(_)) => {}
+        None => {
+            headers.insert(name.clone(), ours);
+        }
     }
 }
 

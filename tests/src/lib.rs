@@ -129,6 +129,81 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> Reply {
     exchange(addr, req.as_bytes()).await
 }
 
+/// Sends one request with these headers and an optional JSON body; `connection: close`.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json_body: Option<&str>,
+) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = json_body.unwrap_or_default();
+    if json_body.is_some() {
+        req.push_str("content-type: application/json\r\n");
+    }
+    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    exchange(addr, req.as_bytes()).await
+}
+
+/// A tower `Service` that sends each request over a new TCP connection to `addr`: lets
+/// helpers written against a `Router` (such as `hardening_auth::idor_probe`) run against a
+/// real server.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTcp(pub SocketAddr);
+
+impl tower::Service<http::Request<axum::body::Body>> for OverTcp {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<axum::body::Body>) -> Self::Future {
+        let addr = self.0;
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+                .await
+                .expect("a readable request body");
+            let mut raw = format!(
+                "{} {} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n",
+                parts.method,
+                parts.uri.path_and_query().map_or("/", |p| p.as_str())
+            )
+            .into_bytes();
+            for (name, value) in &parts.headers {
+                raw.extend_from_slice(name.as_str().as_bytes());
+                raw.extend_from_slice(b": ");
+                raw.extend_from_slice(value.as_bytes());
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+            raw.extend_from_slice(&body);
+            let reply = exchange(addr, &raw).await;
+            let mut response = http::Response::builder().status(reply.status);
+            for (name, value) in &reply.headers {
+                if name != "content-length" && name != "transfer-encoding" {
+                    response = response.header(name, value);
+                }
+            }
+            Ok(response
+                .body(axum::body::Body::from(reply.body))
+                .expect("a valid response"))
+        })
+    }
+}
+
 /// Reads one response: to its `content-length` if it has one, else until the server closes
 /// the connection.
 pub async fn read_reply(stream: &mut TcpStream) -> Reply {

@@ -1,0 +1,294 @@
+//! SQLite, off the async runtime. Every note query carries `owner_id = ?` in its `WHERE`:
+//! authorisation lives in the query, not only in the route.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use hardening_core::auth::OwnedResource;
+use hardening_core::errors::Error;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch())
+    );
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+        updated_at INTEGER NOT NULL DEFAULT (unixepoch())
+    );
+    CREATE INDEX notes_by_owner ON notes(owner_id, id);"];
+
+/// A SQLite connection shared by the handlers; each call runs on the blocking pool.
+#[derive(Clone)]
+pub struct Db(Arc<Mutex<Connection>>);
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+/// A note, as the API returns it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Note {
+    /// Its id.
+    pub id: i64,
+    /// Its title.
+    pub title: String,
+    /// Its text.
+    pub body: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// An account, as the admin listing shows it (never the hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Its id (the token's `sub`).
+    pub id: i64,
+    /// Its email.
+    pub email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What `create_user` can run into.
+#[derive(Debug)]
+pub enum CreateUser {
+    /// Created with this id.
+    Created(i64),
+    /// The email is taken.
+    Duplicate,
+}
+
+fn db_error(e: rusqlite::Error) -> Error {
+    // The SQL and its error go to the log through `Error::internal`, never to the client.
+    Error::internal(e)
+}
+
+const NOTE_COLUMNS: &str = "id, title, body, created_at, updated_at";
+
+fn note(row: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
+    Ok(Note {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        body: row.get(2)?,
+        created_at: row.get(3)?,
+        updated_at: row.get(4)?,
+    })
+}
+
+/// A principal's subject is the user id; anything else owns nothing.
+fn owner_id(subject: &str) -> Option<i64> {
+    subject.parse().ok()
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Self, rusqlite::Error> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "busy_timeout", 5_000)?;
+        if path != Path::new(":memory:") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (version, sql) in (1i64..)
+            .zip(MIGRATIONS)
+            .skip(usize::try_from(applied).unwrap_or(0))
+        {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+        }
+        Ok(Self(Arc::new(Mutex::new(conn))))
+    }
+
+    /// Runs `f` on the connection, on tokio's blocking pool.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, Error> {
+        let db = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db
+                .lock()
+                .map_err(|_| Error::internal("the database lock is poisoned"))?;
+            f(&mut conn).map_err(db_error)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    /// For `/readyz`: the database answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.call(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    /// Creates an account.
+    pub async fn create_user(&self, email: String, hash: String) -> Result<CreateUser, Error> {
+        self.call(move |c| {
+            match c.execute(
+                "INSERT INTO users (email, password_hash) VALUES (?1, ?2)",
+                params![email, hash],
+            ) {
+                Ok(_) => Ok(CreateUser::Created(c.last_insert_rowid())),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Ok(CreateUser::Duplicate)
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// An account's id and password hash, by email.
+    pub async fn credentials(&self, email: String) -> Result<Option<(i64, String)>, Error> {
+        self.call(move |c| {
+            c.query_row(
+                "SELECT id, password_hash FROM users WHERE email = ?1",
+                params![email],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Stores a new hash (after a rehash on login).
+    pub async fn set_password_hash(&self, id: i64, hash: String) -> Result<(), Error> {
+        self.call(move |c| {
+            c.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![hash, id],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// Every account (admin only; the route checks the role).
+    pub async fn users(&self) -> Result<Vec<User>, Error> {
+        self.call(|c| {
+            let mut stmt = c.prepare("SELECT id, email, created_at FROM users ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(User {
+                    id: r.get(0)?,
+                    email: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The owner's notes, newest first.
+    pub async fn notes_of(&self, owner: &str, limit: u32) -> Result<Vec<Note>, Error> {
+        let Some(owner) = owner_id(owner) else {
+            return Ok(Vec::new());
+        };
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {NOTE_COLUMNS} FROM notes WHERE owner_id = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![owner, limit], note)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Creates a note for its owner.
+    pub async fn create_note(
+        &self,
+        owner: &str,
+        title: String,
+        body: String,
+    ) -> Result<Note, Error> {
+        let owner = owner_id(owner).ok_or(Error::Forbidden)?;
+        self.call(move |c| {
+            c.query_row(
+                &format!(
+                    "INSERT INTO notes (owner_id, title, body) VALUES (?1, ?2, ?3) \
+                     RETURNING {NOTE_COLUMNS}"
+                ),
+                params![owner, title, body],
+                note,
+            )
+        })
+        .await
+    }
+
+    /// Replaces a note's title and body, only if `owner` owns it.
+    pub async fn update_note(
+        &self,
+        owner: &str,
+        id: i64,
+        title: String,
+        body: String,
+    ) -> Result<Option<Note>, Error> {
+        let Some(owner) = owner_id(owner) else {
+            return Ok(None);
+        };
+        self.call(move |c| {
+            c.query_row(
+                &format!(
+                    "UPDATE notes SET title = ?1, body = ?2, updated_at = unixepoch() \
+                     WHERE id = ?3 AND owner_id = ?4 RETURNING {NOTE_COLUMNS}"
+                ),
+                params![title, body, id, owner],
+                note,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Deletes a note, only if `owner` owns it; whether one was deleted.
+    pub async fn delete_note(&self, owner: &str, id: i64) -> Result<bool, Error> {
+        let Some(owner) = owner_id(owner) else {
+            return Ok(false);
+        };
+        self.call(move |c| {
+            c.execute(
+                "DELETE FROM notes WHERE id = ?1 AND owner_id = ?2",
+                params![id, owner],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+}
+
+impl OwnedResource for Note {
+    type Id = i64;
+    type Store = Db;
+
+    async fn load_owned(db: &Db, owner: &str, id: i64) -> Result<Option<Note>, Error> {
+        let Some(owner) = owner_id(owner) else {
+            return Ok(None);
+        };
+        db.call(move |c| {
+            c.query_row(
+                &format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1 AND owner_id = ?2"),
+                params![id, owner],
+                note,
+            )
+            .optional()
+        })
+        .await
+    }
+}

@@ -1,0 +1,388 @@
+//! example-notes: a hardened notes service.
+//!
+//! SQLite through rusqlite (owner-scoped queries), registration and login with argon2id
+//! passwords and throttled failures, HS256 access tokens also carried by an encrypted
+//! `__Host-session` cookie, notes CRUD where another user's note is a 404, an admin listing,
+//! a token-budgeted fake AI completion, and an HTML page whose scripts run through the CSP
+//! nonce. Everything sits behind `Hardening` built from the `HARDENING_*` environment.
+//!
+//! `main.rs` serves [`app`] on `BIND`:`PORT`; the end-to-end tests build it the same way.
+
+mod ai;
+mod config;
+mod db;
+mod page;
+mod session;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{FromRef, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hardening_core::auth::{
+    AuthLayer, Authenticated, Denylist, JwtVerifier, MemoryDenylist, Owned, PasswordError,
+    Passwords, Verification,
+};
+use hardening_core::errors::{Error, FieldError, Valid};
+use hardening_core::headers::{Csp, HeaderPolicy};
+use hardening_core::ratelimit::LoginThrottle;
+use hardening_core::{ClientIp, HardeningConfig, Health};
+use serde::Deserialize;
+use serde_json::json;
+
+pub use config::{ConfigError, NotesConfig};
+pub use db::{Db, Note, User};
+pub use session::{AUDIENCE, ISSUER, SESSION_COOKIE, Sessions, TOKEN_LIFETIME};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    db: Db,
+    passwords: Passwords,
+    sessions: Sessions,
+    throttle: Arc<LoginThrottle>,
+    denylist: Arc<MemoryDenylist>,
+    admin_email: Option<Arc<str>>,
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Db {
+        state.db.clone()
+    }
+}
+
+/// Why the app could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database {path}: {source}; check DATABASE_PATH")]
+    Database {
+        /// The file.
+        path: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+}
+
+/// The whole service for `config`, `Hardening` included, with `HARDENING_*` settings from
+/// `hardening` (use [`HardeningConfig::from_env`]).
+pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, StartError> {
+    let db = Db::open(&config.database).map_err(|source| StartError::Database {
+        path: config.database.display().to_string(),
+        source,
+    })?;
+    let hardening = hardening
+        .build()
+        .map_err(ConfigError::from)?
+        .security_headers(HeaderPolicy::html().csp(Csp::html()))
+        .map_err(ConfigError::from)?
+        .health(Health::new().check("database", {
+            let db = db.clone();
+            move || {
+                let db = db.clone();
+                async move { db.ping().await }
+            }
+        }));
+    Ok(routes(config, db)?.layer(hardening))
+}
+
+/// The routes and their own layers (auth, budgets), without `Hardening`: for the load test's
+/// "same route without Hardening" comparison. Serve [`app`] instead.
+pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
+    let verifier = JwtVerifier::builder()
+        .hmac(None, jsonwebtoken::Algorithm::HS256, &config.jwt_secret)?
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()?;
+    let denylist = Arc::new(MemoryDenylist::new(100_000));
+    let sessions = Sessions::new(&config.jwt_secret, &config.cookie_key);
+    let state = AppState {
+        db,
+        passwords: Passwords::new(),
+        sessions: sessions.clone(),
+        throttle: Arc::new(LoginThrottle::new()),
+        denylist: denylist.clone(),
+        admin_email: config.admin_email.as_deref().map(Arc::from),
+    };
+    let auth = AuthLayer::new(verifier)
+        .session_cookie(SESSION_COOKIE)
+        .denylist(denylist);
+    Ok(Router::new()
+        .route("/", get(page::index))
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/notes", get(list_notes).post(create_note))
+        .route(
+            "/notes/{id}",
+            get(get_note).put(update_note).delete(delete_note),
+        )
+        .route("/admin/users", get(admin_users))
+        .merge(ai::router(config.ai_daily_tokens)?)
+        .with_state(state)
+        .layer(auth)
+        .layer(axum::middleware::map_request(move |req| {
+            let sessions = sessions.clone();
+            async move { sessions.unseal(req) }
+        })))
+}
+
+/// `POST /auth/register` and `/auth/login`.
+#[derive(Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    #[garde(length(bytes, min = 3, max = 254), custom(email_shape))]
+    email: String,
+    // Checked by hand below (strength, length) so the message can say what is wrong.
+    #[garde(skip)]
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `local@domain.tld`, no spaces: enough to catch typos (the real check is a confirmation
+/// mail, out of scope here).
+fn email_shape(value: &str, _: &()) -> garde::Result {
+    let ok = value.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+    }) && !value.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(garde::Error::new("not an email address"))
+    }
+}
+
+/// Too short, too long, or one of the most common passwords.
+fn weak_password(password: &str) -> Option<&'static str> {
+    const COMMON: &[&str] = &[
+        "password",
+        "123456789012",
+        "qwertyuiop",
+        "passwordpassword",
+        "iloveyou1234",
+        "correcthorsebatterystaple",
+    ];
+    if password.len() > 1024 {
+        Some("at most 1024 bytes")
+    } else if password.chars().count() < 10 {
+        Some("at least 10 characters")
+    } else if COMMON.contains(&password.to_lowercase().as_str()) {
+        Some("not one of the most common passwords")
+    } else {
+        None
+    }
+}
+
+fn unprocessable(pointer: &str, detail: &str) -> Error {
+    Error::Validation(vec![FieldError::new(pointer, detail)])
+}
+
+fn password_error(e: PasswordError) -> Error {
+    match e {
+        PasswordError::TooLong => unprocessable("/password", "at most 1024 bytes"),
+        other => Error::internal(other),
+    }
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Valid(Json(new)): Valid<Json<Credentials>>,
+) -> Result<Response, Error> {
+    if let Some(rule) = weak_password(&new.password) {
+        return Err(unprocessable("/password", rule));
+    }
+    let hash = state
+        .passwords
+        .hash(new.password.as_bytes())
+        .await
+        .map_err(password_error)?;
+    match state
+        .db
+        .create_user(new.email.to_ascii_lowercase(), hash)
+        .await?
+    {
+        db::CreateUser::Created(id) => Ok((
+            StatusCode::CREATED,
+            Json(json!({"id": id, "email": new.email.to_ascii_lowercase()})),
+        )
+            .into_response()),
+        db::CreateUser::Duplicate => {
+            Err(Error::Conflict("that email is already registered".into()))
+        }
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Valid(Json(creds)): Valid<Json<Credentials>>,
+) -> Result<Response, Error> {
+    let email = creds.email.to_ascii_lowercase();
+    throttled(&state.throttle, &email, ip)?;
+    let stored = state.db.credentials(email.clone()).await?;
+    let verdict = state
+        .passwords
+        .verify(
+            creds.password.as_bytes(),
+            stored.as_ref().map(|(_, h)| h.as_str()),
+        )
+        .await;
+    let id = match (verdict, stored) {
+        (Ok(Verification::Valid), Some((id, _))) => id,
+        (Ok(Verification::ValidRehashed(hash)), Some((id, _))) => {
+            state.db.set_password_hash(id, hash).await?;
+            id
+        }
+        (Ok(_) | Err(PasswordError::TooLong), _) => {
+            state.throttle.failure(&email, ip);
+            tracing::info!(target: "example_notes::auth", %ip, "login failed");
+            return Err(Error::Unauthenticated);
+        }
+        (Err(e), _) => return Err(Error::internal(e)),
+    };
+    state.throttle.success(&email);
+    let admin = state.admin_email.as_deref() == Some(email.as_str());
+    let token = state.sessions.issue(id, admin)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, state.sessions.cookie(&token)?);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((
+        headers,
+        Json(json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME.as_secs(),
+        })),
+    )
+        .into_response())
+}
+
+fn throttled(throttle: &LoginThrottle, email: &str, ip: IpAddr) -> Result<(), Error> {
+    throttle
+        .check(email, ip)
+        .map_err(|retry_after| Error::TooManyRequests {
+            retry_after,
+            policies: vec!["login-failures".to_owned()],
+        })
+}
+
+/// Ends the session: the token's `jti` is revoked until it expires, the cookie is cleared.
+async fn logout(State(state): State<AppState>, user: Option<Authenticated>) -> Response {
+    if let Some(user) = user
+        && let Some(jti) = user.claims.get("jti").and_then(|v| v.as_str())
+    {
+        let exp = user
+            .claims
+            .get("exp")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(exp);
+        if let Err(e) = state.denylist.revoke(jti, until).await {
+            return Error::internal(e).into_response();
+        }
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, Sessions::clear_cookie());
+    headers.insert(
+        header::HeaderName::from_static("clear-site-data"),
+        HeaderValue::from_static("\"cookies\""),
+    );
+    (StatusCode::NO_CONTENT, headers).into_response()
+}
+
+/// The body of `POST /notes` and `PUT /notes/{id}`.
+#[derive(Debug, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
+struct NoteInput {
+    #[garde(length(chars, min = 1, max = 200))]
+    title: String,
+    #[garde(length(chars, max = 20_000))]
+    body: String,
+}
+
+/// `GET /notes?limit=`.
+#[derive(Debug, Deserialize, garde::Validate)]
+struct Page {
+    #[garde(range(min = 1, max = 200))]
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    50
+}
+
+async fn list_notes(
+    State(db): State<Db>,
+    user: Authenticated,
+    Valid(Query(page)): Valid<Query<Page>>,
+) -> Result<Json<Vec<Note>>, Error> {
+    Ok(Json(
+        db.notes_of(&user.principal.subject, page.limit).await?,
+    ))
+}
+
+async fn create_note(
+    State(db): State<Db>,
+    user: Authenticated,
+    Valid(Json(input)): Valid<Json<NoteInput>>,
+) -> Result<(StatusCode, Json<Note>), Error> {
+    let note = db
+        .create_note(&user.principal.subject, input.title, input.body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
+// `Authenticated` first: it consults the denylist, so a logged-out token stops here.
+async fn get_note(_user: Authenticated, Owned(note): Owned<Note>) -> Json<Note> {
+    Json(note)
+}
+
+async fn update_note(
+    State(db): State<Db>,
+    user: Authenticated,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Valid(Json(input)): Valid<Json<NoteInput>>,
+) -> Result<Json<Note>, Error> {
+    db.update_note(&user.principal.subject, id, input.title, input.body)
+        .await?
+        .map(Json)
+        .ok_or(Error::NotFound)
+}
+
+async fn delete_note(
+    State(db): State<Db>,
+    user: Authenticated,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<StatusCode, Error> {
+    if db.delete_note(&user.principal.subject, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+async fn admin_users(State(db): State<Db>, user: Authenticated) -> Result<Json<Vec<User>>, Error> {
+    user.require_role("admin")?;
+    Ok(Json(db.users().await?))
+}

@@ -1,0 +1,167 @@
+//! Access tokens (HS256 JWTs) and the encrypted `__Host-session` cookie that carries the same
+//! token for the browser.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::header::COOKIE;
+use axum::http::{HeaderValue, Request};
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use hardening_core::errors::Error;
+use rand::RngExt;
+use serde::Serialize;
+
+/// The session cookie's name: `__Host-` makes the browser insist on `Secure`, `Path=/` and no
+/// `Domain`.
+pub const SESSION_COOKIE: &str = "__Host-session";
+/// The issuer of our tokens.
+pub const ISSUER: &str = "example-notes";
+/// The audience of our tokens.
+pub const AUDIENCE: &str = "notes-api";
+/// How long a token (and the cookie) lives.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: String,
+    iss: &'static str,
+    aud: &'static str,
+    iat: u64,
+    exp: u64,
+    jti: String,
+    roles: &'a [&'a str],
+}
+
+/// Signs tokens and seals cookies.
+#[derive(Clone)]
+pub struct Sessions {
+    signing: jsonwebtoken::EncodingKey,
+    cookie_key: Key,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sessions { .. }")
+    }
+}
+
+impl Sessions {
+    /// From `JWT_SECRET` and `COOKIE_KEY` (both at least 32 bytes; checked by the config).
+    pub fn new(jwt_secret: &[u8], cookie_key: &[u8]) -> Self {
+        Self {
+            signing: jsonwebtoken::EncodingKey::from_secret(jwt_secret),
+            // HKDF-expanded to the 64 bytes the cookie crate's AES-GCM + HMAC keys need.
+            cookie_key: Key::derive_from(cookie_key),
+        }
+    }
+
+    /// A fresh access token for user `id`.
+    pub fn issue(&self, id: i64, admin: bool) -> Result<String, Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(Error::internal)?
+            .as_secs();
+        let jti: u128 = rand::rng().random();
+        let claims = Claims {
+            sub: id.to_string(),
+            iss: ISSUER,
+            aud: AUDIENCE,
+            iat: now,
+            exp: now + TOKEN_LIFETIME.as_secs(),
+            jti: format!("{jti:032x}"),
+            roles: if admin { &["admin"] } else { &[] },
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some("JWT".to_owned());
+        jsonwebtoken::encode(&header, &claims, &self.signing).map_err(Error::internal)
+    }
+
+    /// `Set-Cookie` for a session carrying `token`, encrypted and authenticated with the
+    /// cookie key (the browser holds it but cannot read or change it).
+    pub fn cookie(&self, token: &str) -> Result<HeaderValue, Error> {
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.cookie_key).add(
+            Cookie::build((SESSION_COOKIE, token.to_owned()))
+                .path("/")
+                .secure(true)
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .max_age(cookie::time::Duration::seconds(
+                    i64::try_from(TOKEN_LIFETIME.as_secs()).unwrap_or(900),
+                )),
+        );
+        let sealed = jar
+            .get(SESSION_COOKIE)
+            .ok_or_else(|| Error::internal("sealed cookie missing from its jar"))?;
+        HeaderValue::from_str(&sealed.to_string()).map_err(Error::internal)
+    }
+
+    /// `Set-Cookie` that ends the session.
+    pub fn clear_cookie() -> HeaderValue {
+        HeaderValue::from_static(
+            "__Host-session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0",
+        )
+    }
+
+    /// Opens the sealed session cookie in place, so `AuthLayer` finds the token; a cookie
+    /// that does not open (tampered, old key) is dropped. Other cookies pass unchanged.
+    pub fn unseal<B>(&self, mut req: Request<B>) -> Request<B> {
+        let Some(header) = req.headers().get(COOKIE).and_then(|v| v.to_str().ok()) else {
+            return req;
+        };
+        if !header.contains(SESSION_COOKIE) {
+            return req;
+        }
+        let mut jar = CookieJar::new();
+        let mut others = Vec::new();
+        for pair in header.split(';') {
+            match Cookie::parse(pair.trim().to_owned()) {
+                Ok(c) if c.name() == SESSION_COOKIE => jar.add_original(c),
+                Ok(c) => others.push(format!("{}={}", c.name(), c.value())),
+                Err(_) => {}
+            }
+        }
+        if let Some(open) = jar.private(&self.cookie_key).get(SESSION_COOKIE) {
+            others.push(format!("{SESSION_COOKIE}={}", open.value()));
+        }
+        req.headers_mut().remove(COOKIE);
+        if let Ok(value) = HeaderValue::from_str(&others.join("; "))
+            && !others.is_empty()
+        {
+            req.headers_mut().insert(COOKIE, value);
+        }
+        req
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_cookies_open_only_with_their_key() {
+        let s = Sessions::new(&[7; 32], &[9; 32]);
+        let set = s.cookie("the.jwt.token").ok();
+        let set = set
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(set.starts_with("__Host-session=") && !set.contains("the.jwt.token"));
+        assert!(set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Lax"));
+        let sealed = set.split(';').next().unwrap_or_default();
+        let req = Request::get("/")
+            .header(COOKIE, format!("theme=dark; {sealed}"))
+            .body(())
+            .ok();
+        let opened = req.map(|r| s.unseal(r));
+        let cookie = opened
+            .as_ref()
+            .and_then(|r| r.headers().get(COOKIE))
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(cookie, Some("theme=dark; __Host-session=the.jwt.token"));
+        // Another key cannot open it: the session is dropped, the rest kept.
+        let other = Sessions::new(&[7; 32], &[1; 32]);
+        let req = Request::get("/").header(COOKIE, sealed).body(()).ok();
+        let opened = req.map(|r| other.unseal(r));
+        assert!(opened.is_some_and(|r| r.headers().get(COOKIE).is_none()));
+    }
+}
