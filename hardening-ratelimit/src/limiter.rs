@@ -1335,4 +1335,56 @@ mod tests {
             Decision::Shadowed { .. }
         ));
     }
+
+    #[test]
+    fn budget_math_holds_on_random_reserve_settle_schedules() {
+        // Property: whatever the schedule, the units actually charged in any time window of
+        // length w stay within burst + w / interval (the GCRA guarantee, with settlement),
+        // and a reservation is refused only when the exact bucket level leaves no room.
+        let burst = 200u64;
+        let interval = 1_000_000u64; // 1 ms per unit: 1000 units a second
+        let quota = Quota::per_second(nz(1000)).burst(nz(200));
+        for seed in 1..=20u64 {
+            let limiter = RateLimiter::new([Policy::global("budget", quota)]);
+            let h = HeaderMap::new();
+            let keys = RequestKeys::new(None, &h);
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let (mut now, mut tat) = (0u64, 0u64);
+            let mut charged: Vec<(u64, u64)> = Vec::new();
+            for _ in 0..2_000 {
+                now += next() % 40_000_000; // up to 40 ms between requests
+                let estimate = 1 + next() % 60;
+                let actual = next() % (estimate + 1);
+                let room = tat.max(now) + estimate * interval - now <= burst * interval;
+                let (decision, reservation) = limiter.reserve_at(&keys, estimate as u32, now);
+                assert_eq!(decision.is_admitted(), room, "seed {seed} at {now}");
+                if let Some(r) = reservation {
+                    r.settle_at(actual, now);
+                    tat = tat.max(now) + actual * interval;
+                    charged.push((now, actual));
+                }
+            }
+            assert!(
+                charged.len() > 100,
+                "seed {seed}: the schedule should admit plenty"
+            );
+            for i in 0..charged.len() {
+                let mut sum = 0;
+                for j in i..charged.len() {
+                    sum += charged[j].1;
+                    let window = charged[j].0 - charged[i].0;
+                    assert!(
+                        sum <= burst + window / interval + 1,
+                        "seed {seed}: {sum} units in {window} ns"
+                    );
+                }
+            }
+        }
+    }
 }
