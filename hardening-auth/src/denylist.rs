@@ -5,7 +5,12 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// How long past a token's `exp` its revocation is kept: the largest leeway a
+/// [`JwtVerifier`](crate::JwtVerifier) may allow, so a revoked token is not accepted again
+/// in the leeway window after `exp`.
+pub const REVOCATION_GRACE: Duration = Duration::from_secs(300);
 
 /// An error from a denylist store (a Redis outage, say). Requests fail closed: 503.
 pub type DenylistError = Box<dyn std::error::Error + Send + Sync>;
@@ -19,11 +24,14 @@ pub trait Denylist: Send + Sync + fmt::Debug + 'static {
     /// Whether this token id has been revoked.
     fn is_revoked<'a>(&'a self, jti: &'a str) -> DenylistFuture<'a, bool>;
     /// Revokes this token id until `expires_at` (its `exp`; after that it is refused anyway).
+    /// Stores keep the id [`REVOCATION_GRACE`] longer, to cover the verifier's leeway.
     fn revoke<'a>(&'a self, jti: &'a str, expires_at: SystemTime) -> DenylistFuture<'a, ()>;
 }
 
-/// An in-memory denylist for one process: expired entries are dropped as new ones arrive,
-/// and at most `capacity` ids are kept (the soonest-expiring goes first when full).
+/// An in-memory denylist for one process: entries are kept until `exp` +
+/// [`REVOCATION_GRACE`], expired ones are dropped as new ones arrive, and at most `capacity`
+/// ids are kept (the soonest-expiring goes first when full). For several instances, use
+/// `RedisDenylist` (feature `redis`).
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -73,8 +81,30 @@ impl Denylist for MemoryDenylist {
             {
                 ids.remove(&soonest);
             }
-            ids.insert(jti.to_owned(), expires_at);
+            ids.insert(jti.to_owned(), expires_at + REVOCATION_GRACE);
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_outlive_exp_by_the_largest_leeway() {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let list = MemoryDenylist::new(10);
+                // exp a minute ago: a verifier with 5 minutes of leeway still accepts it.
+                let exp = SystemTime::now() - Duration::from_secs(60);
+                list.revoke("late", exp).await.unwrap();
+                assert!(list.is_revoked("late").await.unwrap());
+                let long_gone = SystemTime::now() - REVOCATION_GRACE - Duration::from_secs(1);
+                list.revoke("gone", long_gone).await.unwrap();
+                assert!(!list.is_revoked("gone").await.unwrap());
+            });
     }
 }

@@ -25,7 +25,8 @@
 //! - `idor_probe` (feature `test-util`): proves in your own tests that what one user
 //!   created cannot be read, changed, listed or deleted by another.
 //!
-//! - [`Denylist`] / [`MemoryDenylist`]: revoked `jti`s refused (store failures fail closed).
+//! - [`Denylist`] / [`MemoryDenylist`] / `RedisDenylist` (feature `redis`): revoked `jti`s
+//!   refused, kept until `exp` + [`REVOCATION_GRACE`] (store failures fail closed: 503).
 //!
 //! **Planned, not built yet** (see the project's issue): JWKS fetching, a Redis denylist,
 //! login throttling, bcrypt.
@@ -39,15 +40,19 @@ mod jwks;
 mod jwt;
 mod owned;
 mod passwords;
+#[cfg(feature = "redis")]
+mod redis_denylist;
 
 pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,
 };
 pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
-pub use denylist::{Denylist, DenylistError, DenylistFuture, MemoryDenylist};
+pub use denylist::{Denylist, DenylistError, DenylistFuture, MemoryDenylist, REVOCATION_GRACE};
 #[cfg(feature = "test-util")]
 pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};
 pub use jwks::{HttpFetcher, JwksFetchError, JwksFetchFuture, JwksFetcher, JwksPolicy};
 pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};
 pub use owned::{Owned, OwnedResource};
 pub use passwords::{MAX_PASSWORD_LEN, PasswordError, Passwords, Verification};
+#[cfg(feature = "redis")]
+pub use redis_denylist::{RedisDenylist, RedisDenylistBuilder, RedisDenylistError};

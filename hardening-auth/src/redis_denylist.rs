@@ -1,0 +1,185 @@
+//! `RedisDenylist`: revoked `jti`s in Redis, shared by every instance of a service.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+
+use crate::denylist::REVOCATION_GRACE;
+use crate::{Denylist, DenylistError, DenylistFuture};
+
+/// Why a [`RedisDenylist`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisDenylistError {
+    /// The URL is not a Redis URL (it is not repeated here: it may hold a password).
+    #[error("invalid Redis URL for the jti denylist (expected redis://[:password@]host:port/db)")]
+    InvalidUrl,
+    /// Redis did not answer at start-up.
+    #[error(
+        "cannot reach Redis for the jti denylist at start-up: {0}; check the URL and that the \
+         server is running"
+    )]
+    Unreachable(#[source] redis::RedisError),
+}
+
+/// Builds a [`RedisDenylist`]; see [`RedisDenylist::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct RedisDenylistBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl RedisDenylistBuilder {
+    /// The prefix of every key (default `hardening:jti:`); keys are `{prefix}{jti}`.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
+    /// How long one check or revocation may wait for Redis before it fails (default 200 ms);
+    /// a failed check refuses the request (503).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects (multiplexed, reconnecting in the background) and pings. Fails now, not at
+    /// the first request, when the URL is wrong or Redis is down.
+    pub async fn connect(self) -> Result<RedisDenylist, RedisDenylistError> {
+        let client =
+            redis::Client::open(self.url.as_str()).map_err(|_| RedisDenylistError::InvalidUrl)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(RedisDenylistError::Unreachable)?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(RedisDenylistError::Unreachable)?;
+        Ok(RedisDenylist {
+            conn,
+            prefix: self.prefix,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// A [`Denylist`] in Redis: `revoke` is `SET {prefix}{jti} 1 PXAT <exp + 5 min>` (the entry
+/// expires on its own once the token could no longer be accepted, leeway included), and
+/// `is_revoked` is one `EXISTS`.
+///
+/// **Consistency.** Nothing is cached locally: every check asks Redis, so a revocation that
+/// Redis acknowledged is seen by every instance's next check. With replicas and failover,
+/// Redis replicates asynchronously, and a revocation acknowledged just before a failover can
+/// be lost; run it with persistence (AOF) if revocations must survive a restart.
+///
+/// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
+/// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503
+/// and logs it; the token is never let through unchecked.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use hardening_auth::{AuthLayer, JwtVerifier, RedisDenylist};
+///
+/// # async fn start(verifier: JwtVerifier) -> Result<(), Box<dyn std::error::Error>> {
+/// let denylist = RedisDenylist::builder("redis://127.0.0.1:6379/").connect().await?;
+/// let layer = AuthLayer::new(verifier).denylist(Arc::new(denylist));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisDenylist {
+    conn: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisDenylist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisDenylist")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisDenylist {
+    /// A builder for the Redis at `url` (`redis://host:port/db`; `rediss://` needs the
+    /// `redis` crate's TLS features).
+    pub fn builder(url: &str) -> RedisDenylistBuilder {
+        RedisDenylistBuilder {
+            url: url.to_owned(),
+            prefix: "hardening:jti:".to_owned(),
+            timeout: Duration::from_millis(200),
+        }
+    }
+
+    fn key(&self, jti: &str) -> String {
+        format!("{}{jti}", self.prefix)
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, DenylistError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(format!("redis jti denylist {what}: {e}").into()),
+            Err(_) => Err(format!(
+                "redis jti denylist {what}: no answer within {:?}",
+                self.timeout
+            )
+            .into()),
+        }
+    }
+}
+
+impl Denylist for RedisDenylist {
+    fn is_revoked<'a>(&'a self, jti: &'a str) -> DenylistFuture<'a, bool> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let key = self.key(jti);
+            let found: i64 = self
+                .bounded(
+                    "check",
+                    redis::cmd("EXISTS").arg(&key).query_async(&mut conn),
+                )
+                .await?;
+            Ok(found > 0)
+        })
+    }
+
+    fn revoke<'a>(&'a self, jti: &'a str, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
+        Box::pin(async move {
+            let until = expires_at + REVOCATION_GRACE;
+            if until <= SystemTime::now() {
+                // Past exp and any leeway: the verifier refuses this token anyway.
+                return Ok(());
+            }
+            let at_ms = until
+                .duration_since(UNIX_EPOCH)
+                .map_err(|_| "revocation time before 1970")?
+                .as_millis();
+            let at_ms = u64::try_from(at_ms).map_err(|_| "revocation time out of range")?;
+            let mut conn = self.conn.clone();
+            let key = self.key(jti);
+            self.bounded(
+                "revoke",
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("PXAT")
+                    .arg(at_ms)
+                    .query_async::<()>(&mut conn),
+            )
+            .await
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! `RedisDenylist` against a real `redis-server` (started by the test on a free loopback
+//! port): revocations shared by instances, entries that expire with the token (plus the
+//! leeway grace), and fail-closed behaviour with Redis killed and restarted.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use hardening_auth::{
+    AuthLayer, Authenticated, Denylist, JwtVerifier, REVOCATION_GRACE, RedisDenylist,
+    RedisDenylistError,
+};
+use hardening_tests::redis_server::RedisServer;
+use http::{Request, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-denylist";
+
+async fn denylist(url: &str) -> RedisDenylist {
+    RedisDenylist::builder(url)
+        .timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+fn in_secs(secs: u64) -> SystemTime {
+    SystemTime::now() + Duration::from_secs(secs)
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_revocation_is_seen_by_every_instance() {
+    let server = RedisServer::start();
+    let (one, two) = (denylist(&server.url()).await, denylist(&server.url()).await);
+    assert!(!two.is_revoked("token-1").await.unwrap());
+    one.revoke("token-1", in_secs(600)).await.unwrap();
+    assert!(two.is_revoked("token-1").await.unwrap());
+    assert!(one.is_revoked("token-1").await.unwrap());
+    assert!(!two.is_revoked("token-2").await.unwrap());
+    // Odd ids are data, not syntax.
+    let odd = "a b\r\n*1\r\n$4\r\nPING \u{1F600}";
+    one.revoke(odd, in_secs(600)).await.unwrap();
+    assert!(two.is_revoked(odd).await.unwrap());
+    assert!(!two.is_revoked("a b").await.unwrap());
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn entries_expire_with_the_token_plus_the_leeway_grace() {
+    let server = RedisServer::start();
+    let list = RedisDenylist::builder(&server.url())
+        .prefix("app1:revoked:")
+        .connect()
+        .await
+        .unwrap();
+    let exp = in_secs(60);
+    list.revoke("t", exp).await.unwrap();
+    let mut conn = raw(&server.url()).await;
+    let at_ms: i64 = redis::cmd("PEXPIRETIME")
+        .arg("app1:revoked:t")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let want = (exp + REVOCATION_GRACE)
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(at_ms, want, "PXAT exp + grace");
+
+    // exp already past, but within the grace: still recorded (the leeway could accept it).
+    list.revoke("late", SystemTime::now() - Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(list.is_revoked("late").await.unwrap());
+    // Past exp and the grace: nothing to store.
+    list.revoke(
+        "gone",
+        SystemTime::now() - REVOCATION_GRACE - Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("app1:revoked:gone")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+}
+
+fn token(jti: &str) -> String {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({ "sub": "user-1", "exp": exp, "jti": jti }),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+async fn status(app: &Router, token: &str) -> StatusCode {
+    app.clone()
+        .oneshot(
+            Request::get("/me")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn revoked_tokens_are_refused_and_an_outage_fails_closed() {
+    let mut server = RedisServer::start();
+    let list = Arc::new(denylist(&server.url()).await);
+    let verifier = JwtVerifier::builder()
+        .hmac(None, Algorithm::HS256, SECRET)
+        .unwrap()
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: Authenticated| async move { user.principal.subject }),
+        )
+        .layer(AuthLayer::new(verifier).denylist(list.clone()));
+
+    let (kept, revoked) = (token("kept"), token("revoked"));
+    list.revoke("revoked", in_secs(600)).await.unwrap();
+    assert_eq!(status(&app, &kept).await, StatusCode::OK);
+    assert_eq!(status(&app, &revoked).await, StatusCode::UNAUTHORIZED);
+
+    // Redis gone: no token passes unchecked, revoked or not.
+    server.kill();
+    for _ in 0..5 {
+        assert_eq!(status(&app, &kept).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status(&app, &revoked).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    assert!(list.revoke("x", in_secs(600)).await.is_err());
+
+    // Back (empty: this test server has no persistence), the connection recovers.
+    server.restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if status(&app, &kept).await == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "the denylist never reconnected");
+    list.revoke("revoked", in_secs(600)).await.unwrap();
+    assert_eq!(status(&app, &revoked).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn start_up_errors_say_what_to_change() {
+    let err = RedisDenylist::builder("http://user:hunter2@example.com")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RedisDenylistError::InvalidUrl), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let err = RedisDenylist::builder(&format!("redis://:hunter2@127.0.0.1:{closed}/"))
+        .timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RedisDenylistError::Unreachable(_)), "{err}");
+    assert!(err.to_string().contains("check the URL"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
