@@ -14,7 +14,7 @@
 //!
 //! - [`Passwords`]: argon2id (OWASP parameters or stronger) on the blocking pool behind a
 //!   CPU-sized semaphore, dummy verification for unknown accounts, rehash on old parameters
-//!   or legacy SHA-256.
+//!   or legacy hashes (unsalted SHA-256, bcrypt `$2a$`/`$2b$`/`$2y$`).
 //!
 //! - [`Csrf`]: cross-origin protection for cookie-authenticated unsafe requests
 //!   (`Sec-Fetch-Site`, then `Origin` vs `Host`; trusted origins by scheme, host and port;
@@ -28,8 +28,7 @@
 //! - [`Denylist`] / [`MemoryDenylist`] / `RedisDenylist` (feature `redis`): revoked `jti`s
 //!   refused, kept until `exp` + [`REVOCATION_GRACE`] (store failures fail closed: 503).
 //!
-//! **Planned, not built yet** (see the project's issue): JWKS fetching, a Redis denylist,
-//! login throttling, bcrypt.
+//! Login throttling lives in `hardening-ratelimit` (`LoginThrottle`).
 
 mod authenticated;
 mod csrf;

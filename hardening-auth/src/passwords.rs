@@ -46,8 +46,14 @@ pub enum Verification {
 /// to the CPUs, so a login flood queues instead of starving other requests.
 ///
 /// Verifying against no stored hash (unknown account) runs a dummy verification, so response
-/// time does not tell which accounts exist. Legacy unsalted SHA-256 hex hashes verify and come
-/// back with an argon2id rehash to store.
+/// time does not tell which accounts exist. Legacy hashes verify and come back with an
+/// argon2id rehash to store: unsalted SHA-256 hex (`sha256$<hex>`) and bcrypt (`$2a$`,
+/// `$2b$`, `$2y$`, cost at most 18).
+///
+/// bcrypt only ever saw the first 72 bytes of a password, up to its first NUL byte, so a
+/// password longer than 72 bytes or containing a NUL byte is refused (`Invalid`) against a
+/// bcrypt hash: otherwise any password sharing the first 72 bytes would match. A user whose
+/// old password was longer must reset it.
 ///
 /// ```
 /// use hardening_auth::{Passwords, Verification};
@@ -165,6 +171,19 @@ impl Passwords {
                     let _ = argon.verify_password(&password, &*dummy);
                     return Ok(Verification::Invalid);
                 };
+                if ["$2a$", "$2b$", "$2y$"]
+                    .iter()
+                    .any(|p| stored.starts_with(p))
+                {
+                    // Legacy bcrypt: verify (same truncation-safe input only), then upgrade.
+                    if !bcrypt_matches(&password, &stored) {
+                        let _ = argon.verify_password(&password, &*dummy);
+                        return Ok(Verification::Invalid);
+                    }
+                    return argon
+                        .hash_password(&password)
+                        .map(|h| Verification::ValidRehashed(h.to_string()));
+                }
                 if let Some(hex) = stored.strip_prefix("sha256$") {
                     // Legacy: unsalted SHA-256. Verify, then hand back an argon2id hash.
                     let digest = Sha256::digest(&password);
@@ -216,6 +235,25 @@ fn check_len(password: &[u8]) -> Result<(), PasswordError> {
     }
 }
 
+/// The longest password bcrypt reads in full.
+const BCRYPT_MAX_LEN: usize = 72;
+/// Costs above this are refused: a cost-31 hash planted in the database would hold a blocking
+/// thread for days.
+const BCRYPT_MAX_COST: u32 = 18;
+
+/// Whether `password` matches the bcrypt hash `stored`; malformed hashes, passwords bcrypt
+/// would have truncated (over 72 bytes, or with a NUL byte) and excessive costs never match.
+fn bcrypt_matches(password: &[u8], stored: &str) -> bool {
+    if password.len() > BCRYPT_MAX_LEN || password.contains(&0) {
+        return false;
+    }
+    let cost_ok = stored
+        .get(4..6)
+        .and_then(|c| c.parse::<u32>().ok())
+        .is_some_and(|c| c <= BCRYPT_MAX_COST);
+    cost_ok && bcrypt::verify(password, stored).unwrap_or(false)
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() != 64 {
         return None;
@@ -258,6 +296,111 @@ mod tests {
                 Verification::Invalid
             );
             assert!(Passwords::with_params(4096, 1, 1).is_err());
+        });
+    }
+
+    fn upgraded(v: Verification) -> bool {
+        matches!(v, Verification::ValidRehashed(h) if h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"))
+    }
+
+    #[test]
+    fn bcrypt_hashes_verify_and_are_upgraded() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let generated = bcrypt::hash("hunter2", 4).unwrap();
+            assert!(upgraded(
+                p.verify(b"hunter2", Some(&generated)).await.unwrap()
+            ));
+            assert_eq!(
+                p.verify(b"hunter3", Some(&generated)).await.unwrap(),
+                Verification::Invalid
+            );
+            // Fixed hashes from other implementations, each bcrypt version prefix.
+            let fixed = "$2b$04$EGdrhbKUv8Oc9vGiXX0HQOxSg445d458Muh7DAHskb6QbtCvdxcie";
+            for prefix in ["$2a$", "$2b$", "$2y$"] {
+                let hash = format!("{prefix}{}", &fixed[4..]);
+                assert!(upgraded(
+                    p.verify(b"correctbatteryhorsestapler", Some(&hash))
+                        .await
+                        .unwrap()
+                ));
+                assert_eq!(
+                    p.verify(b"correctbatteryhorsestaple", Some(&hash))
+                        .await
+                        .unwrap(),
+                    Verification::Invalid
+                );
+            }
+            let openwall = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+            assert!(upgraded(p.verify(b"U*U", Some(openwall)).await.unwrap()));
+            // $2x$ (the buggy variant) is not accepted as bcrypt.
+            let buggy = format!("$2x${}", &fixed[4..]);
+            assert_eq!(
+                p.verify(b"correctbatteryhorsestapler", Some(&buggy))
+                    .await
+                    .unwrap(),
+                Verification::Invalid
+            );
+        });
+    }
+
+    #[test]
+    fn bcrypt_truncation_never_lets_a_different_password_in() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            // Made by another implementation from "x" * 100, i.e. really from "x" * 72.
+            let stored = "$2a$05$......................YgIDy4hFBdVlc/6LHnD9mX488r9cLd2";
+            assert!(upgraded(p.verify(&[b'x'; 72], Some(stored)).await.unwrap()));
+            for len in [73, 100, 1024] {
+                assert_eq!(
+                    p.verify(&vec![b'x'; len], Some(stored)).await.unwrap(),
+                    Verification::Invalid,
+                    "{len} bytes"
+                );
+            }
+            // bcrypt cycles the NUL-terminated key, so "abc\0abc" is the key of "abc": raw
+            // bcrypt accepts it; a password with a NUL byte is refused instead.
+            let nul = bcrypt::hash("abc", 4).unwrap();
+            assert!(bcrypt::verify(b"abc\0abc", &nul).unwrap());
+            assert!(upgraded(p.verify(b"abc", Some(&nul)).await.unwrap()));
+            for pw in [&b"abc\0abc"[..], b"abc\0def", b"abc\0"] {
+                assert_eq!(
+                    p.verify(pw, Some(&nul)).await.unwrap(),
+                    Verification::Invalid
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn malformed_bcrypt_hashes_are_invalid_not_panics() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let good = "$2b$04$EGdrhbKUv8Oc9vGiXX0HQOxSg445d458Muh7DAHskb6QbtCvdxcie";
+            let cut_in_utf8 = format!("$2b$04${}é", &good[7..58]);
+            let malformed = [
+                "$2b$".to_owned(),
+                "$2b$04$".to_owned(),
+                "$2b$04$short".to_owned(),
+                good[..59].to_owned(),
+                format!("{good}x"),
+                format!("$2b$xx${}", &good[7..]),
+                format!("$2b$99${}", &good[7..]),
+                format!("$2b$31${}", &good[7..]),
+                format!("$2b$03${}", &good[7..]),
+                format!("$2b$04${}", "!".repeat(53)),
+                format!("$2b$04${}", "é".repeat(26)),
+                cut_in_utf8,
+            ];
+            for hash in &malformed {
+                assert_eq!(
+                    p.verify(b"correctbatteryhorsestapler", Some(hash))
+                        .await
+                        .unwrap(),
+                    Verification::Invalid,
+                    "{hash:?}"
+                );
+            }
         });
     }
 
