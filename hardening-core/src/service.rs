@@ -173,6 +173,7 @@ where
                 client_ip,
                 headers: &parts.headers,
                 principal: None,
+                route: Some(parts.uri.path()),
             };
             match limiter.check(&keys, 1) {
                 hardening_ratelimit::Decision::Allowed(statuses) => {

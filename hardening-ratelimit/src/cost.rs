@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use bytes::Bytes;
-use hardening_errors::{Error, PrincipalId, Problem, RequestId};
+use hardening_errors::{Error, Problem, RequestId};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -478,15 +477,7 @@ where
             };
             let estimate = units.min(layer.max_estimate);
 
-            let principal = parts.extensions.get::<PrincipalId>().cloned();
-            let keys = RequestKeys::new(
-                parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|ConnectInfo(addr)| addr.ip()),
-                &parts.headers,
-            )
-            .principal(principal.as_ref().map(PrincipalId::as_str));
+            let keys = RequestKeys::from_http(&parts.extensions, &parts.headers, &parts.uri);
             let (decision, reservation) = layer.limiter.reserve(&keys, estimate).await;
             let ratelimit = ratelimit_header(decision.statuses());
             let reservation = match (decision, reservation) {

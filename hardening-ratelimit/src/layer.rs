@@ -1,13 +1,11 @@
 //! The standalone tower layer, for services that want only the rate limit.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use hardening_errors::{PrincipalId, RequestId};
+use hardening_errors::RequestId;
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -80,15 +78,8 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let principal = req.extensions().get::<PrincipalId>().cloned();
         let request_id = req.extensions().get::<RequestId>().copied();
-        let keys = RequestKeys::new(
-            req.extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
-            req.headers(),
-        )
-        .principal(principal.as_ref().map(PrincipalId::as_str));
+        let keys = RequestKeys::from_http(req.extensions(), req.headers(), req.uri());
         let (state, statuses) = match self.limiter.check(&keys, 1) {
             Decision::Allowed(statuses) => (
                 State::Inner {

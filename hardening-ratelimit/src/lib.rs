@@ -36,8 +36,8 @@ pub use concurrency::{ConcurrencyLimiter, ConcurrencyRefusal, Permit};
 pub use cost::{ActualCost, Cost, CostConfigError, CostLayer, CostStore, Estimate, Usage};
 pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{
-    Decision, KeyKind, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation,
-    Statuses, ratelimit_header,
+    Decision, KeyFn, KeyKind, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys,
+    Reservation, Statuses, ratelimit_header,
 };
 pub use login::LoginThrottle;
 pub use quota::Quota;

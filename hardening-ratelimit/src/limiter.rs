@@ -14,6 +14,34 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::Quota;
 
+/// A key computed by your own function of the request (a tenant from a header, a plan tier
+/// from the principal); `None` leaves the request uncounted by that policy.
+#[derive(Clone)]
+pub struct KeyFn(Arc<KeyFnInner>);
+
+type KeyFnInner = dyn Fn(&RequestKeys<'_>) -> Option<String> + Send + Sync;
+
+impl KeyFn {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn(&RequestKeys<'_>) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for KeyFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyFn(..)")
+    }
+}
+
+impl PartialEq for KeyFn {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for KeyFn {}
+
 /// What a policy counts by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -29,6 +57,14 @@ pub enum KeyKind {
     /// The authenticated principal ([`hardening_errors::PrincipalId`] in the request
     /// extensions, put there by the auth layer); anonymous requests are not counted by it.
     Principal,
+    /// The route: axum's matched path template (`/notes/{id}`) when the limiter runs inside
+    /// the router, else the request path.
+    Route,
+    /// Your own function of the request.
+    Custom(KeyFn),
+    /// Several keys together (per principal *and* route, say); a request missing any part is
+    /// not counted by the policy.
+    Composite(Vec<KeyKind>),
     /// Everyone together.
     Global,
 }
@@ -137,6 +173,29 @@ impl Policy {
         }
     }
 
+    /// A policy counting by any [`KeyKind`]: a route, a function, a composite.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use hardening_ratelimit::{KeyKind, Policy, Quota};
+    ///
+    /// // Ten a minute per user per route.
+    /// let p = Policy::keyed(
+    ///     "per-user-route",
+    ///     Quota::per_minute(NonZeroU32::new(10).unwrap()),
+    ///     KeyKind::Composite(vec![KeyKind::Principal, KeyKind::Route]),
+    /// );
+    /// # let _ = p;
+    /// ```
+    pub fn keyed(name: impl Into<PolicyName>, quota: Quota, key: KeyKind) -> Self {
+        Self {
+            name: name.into(),
+            quota,
+            key,
+            shadow: false,
+        }
+    }
+
     /// A policy per authenticated principal (user, service account): the place for
     /// long-period budgets such as `Quota::per_day(100_000)` tokens.
     pub fn per_principal(name: impl Into<PolicyName>, quota: Quota) -> Self {
@@ -216,6 +275,8 @@ pub struct RequestKeys<'a> {
     pub headers: &'a HeaderMap,
     /// The authenticated principal's id, if any.
     pub principal: Option<&'a str>,
+    /// The route (matched path template, or the path), if known.
+    pub route: Option<&'a str>,
 }
 
 impl<'a> RequestKeys<'a> {
@@ -225,7 +286,41 @@ impl<'a> RequestKeys<'a> {
             client_ip,
             headers,
             principal: None,
+            route: None,
         }
+    }
+
+    /// The keys of an HTTP request as the layers of this crate read them: the client IP from
+    /// axum's `ConnectInfo<SocketAddr>`, the principal from
+    /// [`PrincipalId`](hardening_errors::PrincipalId), the route from axum's `MatchedPath`
+    /// (else the path).
+    pub fn from_http(
+        extensions: &'a http::Extensions,
+        headers: &'a HeaderMap,
+        uri: &'a http::Uri,
+    ) -> Self {
+        use axum::extract::{ConnectInfo, MatchedPath};
+        Self {
+            client_ip: extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+            headers,
+            principal: extensions
+                .get::<hardening_errors::PrincipalId>()
+                .map(hardening_errors::PrincipalId::as_str),
+            route: Some(
+                extensions
+                    .get::<MatchedPath>()
+                    .map_or(uri.path(), MatchedPath::as_str),
+            ),
+        }
+    }
+
+    /// With the route (for [`KeyKind::Route`]).
+    #[must_use]
+    pub fn route(mut self, route: Option<&'a str>) -> Self {
+        self.route = route;
+        self
     }
 
     /// With the authenticated principal's id.
@@ -912,6 +1007,29 @@ pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
             .principal
             .filter(|p| !p.is_empty())
             .map(|p| Key::Text(p.into())),
+        KeyKind::Route => keys
+            .route
+            .filter(|r| !r.is_empty() && r.len() <= 256)
+            .map(|r| Key::Text(r.into())),
+        KeyKind::Custom(f) => (f.0)(keys)
+            .filter(|k| k.len() <= 256)
+            .map(|k| Key::Text(k.into())),
+        KeyKind::Composite(parts) => {
+            let mut joined = String::new();
+            for part in parts {
+                let text = match key_for(part, keys)? {
+                    Key::Ip(ip) => ip.to_string(),
+                    Key::Text(t) => t.to_string(),
+                    Key::Global => "*".to_owned(),
+                };
+                if !joined.is_empty() {
+                    // A unit separator: cannot occur in header values or paths.
+                    joined.push('\u{1f}');
+                }
+                joined.push_str(&text);
+            }
+            Some(Key::Text(joined.into()))
+        }
         KeyKind::ClientIp { ipv6_prefix } => keys.client_ip.map(|ip| match ip {
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
@@ -942,6 +1060,7 @@ mod tests {
             client_ip: Some(ip.parse().unwrap()),
             headers,
             principal: None,
+            route: None,
         }
     }
 
@@ -1110,6 +1229,7 @@ mod tests {
                 client_ip: None,
                 headers: &h,
                 principal: None,
+                route: None,
             };
             let mut now = 0u64;
             let mut admitted = Vec::new();
@@ -1137,6 +1257,7 @@ mod tests {
             client_ip: None,
             headers: &h,
             principal: None,
+            route: None,
         };
         let ms = 1_000_000;
         assert!(matches!(
@@ -1175,6 +1296,7 @@ mod tests {
                     client_ip: Some(ip),
                     headers: &h,
                     principal: None,
+                    route: None,
                 },
                 1,
             );
@@ -1386,5 +1508,62 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn route_custom_and_composite_keys() {
+        let limiter = RateLimiter::new([Policy::keyed(
+            "user-route",
+            Quota::per_hour(nz(1)),
+            KeyKind::Composite(vec![KeyKind::Principal, KeyKind::Route]),
+        )]);
+        let h = HeaderMap::new();
+        let k = |who, route| {
+            RequestKeys::new(None, &h)
+                .principal(Some(who))
+                .route(Some(route))
+        };
+        assert!(limiter.check(&k("ann", "/a"), 1).is_admitted());
+        assert!(!limiter.check(&k("ann", "/a"), 1).is_admitted());
+        assert!(
+            limiter.check(&k("ann", "/b"), 1).is_admitted(),
+            "another route"
+        );
+        assert!(
+            limiter.check(&k("bo", "/a"), 1).is_admitted(),
+            "another user"
+        );
+        assert!(
+            limiter
+                .check(&RequestKeys::new(None, &h).route(Some("/a")), 1)
+                .is_admitted(),
+            "no principal: not counted"
+        );
+        let tenant = KeyFn::new(|k| {
+            k.headers
+                .get("x-tenant")
+                .and_then(|v| v.to_str().ok())
+                .map(|t| t.to_ascii_lowercase())
+        });
+        let limiter = RateLimiter::new([Policy::keyed(
+            "tenant",
+            Quota::per_hour(nz(1)),
+            KeyKind::Custom(tenant),
+        )]);
+        let mut acme = HeaderMap::new();
+        acme.insert("x-tenant", http::HeaderValue::from_static("ACME"));
+        let mut acme2 = HeaderMap::new();
+        acme2.insert("x-tenant", http::HeaderValue::from_static("acme"));
+        assert!(
+            limiter
+                .check(&RequestKeys::new(None, &acme), 1)
+                .is_admitted()
+        );
+        assert!(
+            !limiter
+                .check(&RequestKeys::new(None, &acme2), 1)
+                .is_admitted(),
+            "same tenant"
+        );
     }
 }

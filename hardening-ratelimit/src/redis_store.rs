@@ -2,15 +2,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::ConnectInfo;
-use hardening_errors::{PrincipalId, RequestId};
+use hardening_errors::RequestId;
 use http::{HeaderValue, Request, Response};
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -806,16 +804,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
         Box::pin(async move {
-            let principal = req.extensions().get::<PrincipalId>().cloned();
-            let client_ip = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip());
             let request_id = req.extensions().get::<RequestId>().copied();
             let decision = limiter
                 .check(
-                    &RequestKeys::new(client_ip, req.headers())
-                        .principal(principal.as_ref().map(PrincipalId::as_str)),
+                    &RequestKeys::from_http(req.extensions(), req.headers(), req.uri()),
                     1,
                 )
                 .await;
