@@ -38,25 +38,63 @@ impl std::io::Write for Captured {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
+thread_local! {
+    /// Where this thread's log events go, and from which level.
+    static CAPTURE: std::cell::RefCell<Option<(Captured, tracing::Level)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Routes each event to the capture of the thread that emits it (or nowhere).
+struct ThreadCapture;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadCapture {
+    type Writer = Box<dyn std::io::Write>;
+
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        Box::new(std::io::sink())
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        CAPTURE.with(|c| match &*c.borrow() {
+            Some((captured, level)) if meta.level() <= level => {
+                Box::new(captured.clone()) as Box<dyn std::io::Write>
+            }
+            _ => Box::new(std::io::sink()),
+        })
+    }
+}
+
+/// Ends a capture when dropped.
+#[derive(Debug)]
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
     }
 }
 
 impl Captured {
     /// Captures JSON log lines at `level` and above on this thread until the guard drops
     /// (tests run on a current-thread runtime, so the server tasks they spawn log here too).
-    pub fn json_logs(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    ///
+    /// One global subscriber routes events by thread. (Per-test `set_default` subscribers
+    /// race: a callsite first hit on another thread while this one registers can cache
+    /// "no interest" and drop this thread's events — seen as a flaky test.)
+    pub fn json_logs(level: tracing::Level) -> (Captured, CaptureGuard) {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_writer(ThreadCapture)
+                .with_max_level(tracing::Level::TRACE)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the test binaries");
+        });
         let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_writer(captured.clone())
-            .with_max_level(level)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (captured, guard)
+        CAPTURE.with(|c| *c.borrow_mut() = Some((captured.clone(), level)));
+        (captured, CaptureGuard(()))
     }
 }
 

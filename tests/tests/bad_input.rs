@@ -344,13 +344,7 @@ async fn validation_problem_lists_field_errors() {
 }
 
 async fn logs_of(uri: &str) -> (String, String) {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::ERROR)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::json_logs(tracing::Level::ERROR);
     let req = http::Request::get(uri).body(Body::empty()).unwrap();
     let res = app().oneshot(req).await.unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
@@ -365,7 +359,7 @@ async fn internal_error_is_logged_once_with_request_id_and_chain() {
     assert_eq!(logs.matches("ERROR").count(), 1, "logged once: {logs}");
     assert!(logs.contains(&id), "request id in {logs}");
     assert!(
-        logs.contains("error=loading user failed: connection refused"),
+        logs.contains(r#""error":"loading user failed: connection refused"#),
         "source chain in {logs}"
     );
 }
