@@ -644,6 +644,16 @@ impl RedisLimiter {
         Ok(())
     }
 
+    /// Each keyed policy's status from the µs of bucket it reported in use.
+    fn statuses(&self, keyed: &[(usize, String)], used: &[u64]) -> Statuses {
+        keyed
+            .iter()
+            .zip(used)
+            .map(|((i, _), u)| self.0.policies[*i].status(*u))
+            .collect::<Vec<_>>()
+            .into()
+    }
+
     async fn decide_in_redis(
         &self,
         keyed: &[(usize, String)],
@@ -714,12 +724,7 @@ impl RedisLimiter {
                 }
             }
             if violated.is_empty() {
-                let statuses: Statuses = keyed
-                    .iter()
-                    .zip(&used)
-                    .map(|((i, _), u)| inner.policies[*i].status(*u))
-                    .collect::<Vec<_>>()
-                    .into();
+                let statuses = self.statuses(keyed, &used);
                 let decision = if shadow_violated.is_empty() {
                     Decision::Allowed(statuses)
                 } else {
@@ -734,12 +739,7 @@ impl RedisLimiter {
                 return Ok((decision, Charged::Redis(done)));
             }
         }
-        let statuses: Statuses = keyed
-            .iter()
-            .zip(&used)
-            .map(|((i, _), u)| inner.policies[*i].status(*u))
-            .collect::<Vec<_>>()
-            .into();
+        let statuses = self.statuses(keyed, &used);
         Ok((
             Decision::Limited {
                 retry_after: Duration::from_micros(retry_after),

@@ -173,3 +173,51 @@ async fn every_rejection_emits_one_security_event() {
     expected.extend(["bad_host", "cors_rejected"]);
     assert_eq!(events, expected);
 }
+
+#[tokio::test]
+async fn a_shadow_policy_admits_and_reports_and_its_loosening_is_logged() {
+    use std::num::NonZeroU32;
+
+    use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
+
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let one = NonZeroU32::new(1).unwrap();
+    let limiter = RateLimiter::new([
+        Policy::per_client_ip("per-ip", Quota::per_minute(NonZeroU32::new(100).unwrap())),
+        Policy::per_client_ip("new-limit", Quota::per_hour(one)).shadow(),
+    ]);
+    let app = Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(Hardening::strict().rate_limit(limiter));
+    let addr = serve(app).await;
+    let statuses = [
+        http_get(addr, "/hello", &[]).await.status,
+        http_get(addr, "/hello", &[]).await.status,
+    ];
+    assert_eq!(statuses, [200, 200], "shadow mode never refuses");
+    let logs = captured.text();
+    let events: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let loosened = events
+        .iter()
+        .filter(|e| e["fields"]["setting"] == "Policy::shadow")
+        .count();
+    assert_eq!(loosened, 1, "start-up warning: {logs}");
+    let shadow: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["fields"]["security.event"] == "rate_limit_shadow")
+        .collect();
+    assert_eq!(
+        shadow.len(),
+        1,
+        "only the second request would have been refused: {logs}"
+    );
+    assert!(
+        shadow[0]["fields"]["policies"]
+            .as_str()
+            .unwrap()
+            .contains("new-limit")
+    );
+}
