@@ -5,15 +5,13 @@
 # for a bounded duration. Usage: scripts/bench-loopback.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 duration=${1:-10}
 connections=${2:-32}
 port=38471
 
-if ! command -v wrk >/dev/null 2>&1; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
-fi
+ensure_wrk
 cargo build -q --release --locked -p hardening-tests --bin bench-server
 server=target/release/bench-server
 
@@ -22,10 +20,7 @@ for variant in bare-axum tower-http-stack hardening-strict; do
   "$server" "$variant" "$port" &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
-  for _ in $(seq 1 50); do
-    (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_for_port "$port"
   wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null # warm-up
   out=$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$port/")
   rps[$variant]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')

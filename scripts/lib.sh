@@ -1,0 +1,21 @@
+# Shell helpers shared by the load scripts; source it, do not run it.
+
+# Installs wrk from Debian if it is missing (apt-get, through sudo unless root).
+ensure_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
+}
+
+# wait_for_port PORT [TRIES]: waits until something accepts on 127.0.0.1:PORT, polling every
+# 0.1 s at most TRIES times (default 50); fails if nothing does.
+wait_for_port() {
+  local port=$1 tries=${2:-50}
+  for _ in $(seq 1 "$tries"); do
+    (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing is listening on 127.0.0.1:$port" >&2
+  return 1
+}
