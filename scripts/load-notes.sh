@@ -29,7 +29,7 @@ trap cleanup EXIT
 # Each server binds a free port and prints its token, then `listening on 127.0.0.1:PORT`.
 declare -A port token
 for variant in "${variants[@]}"; do
-  "$server" "$variant" 0 "$work/$variant.sqlite3" >"$work/$variant.out" 2>"$work/$variant.err" &
+  TMPDIR="$work" "$server" "$variant" 0 >"$work/$variant.out" 2>"$work/$variant.err" &
   pids+=($!)
 done
 for variant in "${variants[@]}"; do

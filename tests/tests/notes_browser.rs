@@ -6,35 +6,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::io::Read;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use example_notes::NotesConfig;
-use hardening_core::HardeningConfig;
-use hardening_tests::serve;
+use hardening_tests::notes::TempNotes;
 use hardening_tests::webdriver::Browser;
 use serde_json::Value;
-
-/// The SQLite file (and its WAL companions), removed when dropped, pass or fail.
-struct TempDb(PathBuf);
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
-/// 48 random bytes from the kernel, hex-encoded: a fresh demo secret.
-fn demo_secret() -> String {
-    let mut bytes = [0u8; 48];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .unwrap();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// A JavaScript string literal for `s`.
 fn js(s: &str) -> String {
@@ -107,30 +83,8 @@ async fn save_note(browser: &Browser, title: &str, body: &str) {
 #[tokio::test]
 #[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
 async fn notes_page_registers_logs_in_and_saves_notes_in_chromium() {
-    let db = TempDb(std::env::temp_dir().join(format!(
-        "example-notes-browser-{}-{}.sqlite3",
-        std::process::id(),
-        &demo_secret()[..16]
-    )));
-    let (jwt_secret, cookie_key) = (demo_secret(), demo_secret());
-    let vars = [
-        ("JWT_SECRET", jwt_secret.as_str()),
-        ("COOKIE_KEY", cookie_key.as_str()),
-        ("DATABASE_PATH", db.0.to_str().unwrap()),
-    ];
-    let config = NotesConfig::from_vars(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .unwrap();
-    // Everything comes from 127.0.0.1: keep the per-IP request limit out of the way.
-    let hardening = HardeningConfig::from_vars([
-        ("HARDENING_RATE_LIMIT_PER_MINUTE", "100000"),
-        ("HARDENING_RATE_LIMIT_BURST", "10000"),
-    ])
-    .unwrap();
-    let site = serve(example_notes::app(&config, hardening).unwrap()).await;
+    let temp = TempNotes::new("browser", &[]);
+    let site = temp.serve().await;
     let browser = Browser::start().await;
 
     browser
@@ -267,7 +221,11 @@ async fn notes_page_registers_logs_in_and_saves_notes_in_chromium() {
         .run(r#"return fetch("/notes").then((r) => r.status);"#)
         .await;
     assert_eq!(notes, 401, "the session outlived logout");
+    let left = browser
+        .run(r#"return document.getElementById("notes").children.length;"#)
+        .await;
+    assert_eq!(left, 0, "the last user's notes stay on screen after logout");
 
     drop(browser);
-    drop(db);
+    drop(temp);
 }

@@ -5,64 +5,30 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use example_notes::NotesConfig;
-use hardening_core::HardeningConfig;
 use hardening_core::auth::{IdorRoutes, idor_probe};
-use hardening_tests::{OverTcp, Reply, send, serve};
+use hardening_tests::notes::TempNotes;
+use hardening_tests::{OverTcp, Reply, send};
 use http::{HeaderName, HeaderValue};
 
 /// A running example on a fresh SQLite file, removed when dropped.
 struct Running {
     addr: SocketAddr,
-    db: PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
-        }
-    }
+    _notes: TempNotes,
 }
 
 async fn start(ai_daily_tokens: &str) -> Running {
-    let db = std::env::temp_dir().join(format!(
-        "example-notes-e2e-{}-{:x}.sqlite3",
-        std::process::id(),
-        rand_suffix()
-    ));
-    let vars = [
-        ("JWT_SECRET", "e2e-jwt-secret-Zx81-kQ2m-Lp07-Wt5r-Yb3n"),
-        ("COOKIE_KEY", "e2e-cookie-key-Hd62-Rf9s-Nc4v-Ue1q-Ja8t"),
-        ("ADMIN_EMAIL", "admin@example.com"),
-        ("AI_DAILY_TOKENS", ai_daily_tokens),
-        ("DATABASE_PATH", db.to_str().unwrap()),
-    ];
-    let config = NotesConfig::from_vars(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .unwrap();
-    // Every test comes from 127.0.0.1: lift the per-IP request limit out of the way (its
-    // own tests live with the core crate).
-    let hardening = HardeningConfig::from_vars([
-        ("HARDENING_RATE_LIMIT_PER_MINUTE", "100000"),
-        ("HARDENING_RATE_LIMIT_BURST", "10000"),
-    ])
-    .unwrap();
-    let app = example_notes::app(&config, hardening).unwrap();
+    let notes = TempNotes::new(
+        "e2e",
+        &[
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("AI_DAILY_TOKENS", ai_daily_tokens),
+        ],
+    );
     Running {
-        addr: serve(app).await,
-        db,
+        addr: notes.serve().await,
+        _notes: notes,
     }
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 const PASSWORD: &str = "a long passphrase for tests";

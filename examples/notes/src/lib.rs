@@ -14,28 +14,28 @@ mod db;
 mod page;
 mod session;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{ConnectInfo, FromRef, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use hardening_core::auth::{
     AuthLayer, Authenticated, Denylist, JwtVerifier, MemoryDenylist, Owned, PasswordError,
     Passwords, Verification,
 };
 use hardening_core::errors::{Error, FieldError, Valid};
-use hardening_core::headers::{Csp, HeaderPolicy};
+use hardening_core::headers::{Csp, CspReports, HeaderPolicy};
 use hardening_core::ratelimit::LoginThrottle;
 use hardening_core::{ClientIp, HardeningConfig, Health};
 use serde::Deserialize;
 use serde_json::json;
 
 pub use config::{ConfigError, NotesConfig};
-pub use db::{Db, Note, User};
+pub use db::{CreateUser, Db, Note, User};
 pub use session::{AUDIENCE, ISSUER, SESSION_COOKIE, Sessions, TOKEN_LIFETIME};
 
 /// What every handler can reach.
@@ -82,7 +82,7 @@ pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, S
     let hardening = hardening
         .build()
         .map_err(ConfigError::from)?
-        .security_headers(HeaderPolicy::html().csp(Csp::html()))
+        .security_headers(HeaderPolicy::html().csp(Csp::html().report_uri("/csp-report")))
         .map_err(ConfigError::from)?
         .health(Health::new().check("database", {
             let db = db.clone();
@@ -95,7 +95,9 @@ pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, S
 }
 
 /// The routes and their own layers (auth, budgets), without `Hardening`: for the load test's
-/// "same route without Hardening" comparison. Serve [`app`] instead.
+/// "same route without Hardening" comparison. Serve [`app`] instead: without `Hardening` there
+/// are no security headers, limits or problem mapping, and login falls back to the socket
+/// peer for its per-IP throttle (it needs `ConnectInfo`).
 pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
     let verifier = JwtVerifier::builder()
         .hmac(None, jsonwebtoken::Algorithm::HS256, &config.jwt_secret)?
@@ -127,6 +129,7 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         )
         .route("/admin/users", get(admin_users))
         .merge(ai::router(config.ai_daily_tokens)?)
+        .merge(CspReports::new().router("/csp-report"))
         .with_state(state)
         .layer(auth)
         .layer(axum::middleware::map_request(move |req| {
@@ -234,9 +237,20 @@ async fn register(
 
 async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client_ip: Option<Extension<ClientIp>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Valid(Json(creds)): Valid<Json<Credentials>>,
 ) -> Result<Response, Error> {
+    // Hardening's client IP (trusted proxies applied), else the socket peer.
+    let ip = match (client_ip, peer) {
+        (Some(Extension(ClientIp(ip))), _) => ip,
+        (None, Some(Extension(ConnectInfo(addr)))) => addr.ip(),
+        (None, None) => {
+            return Err(Error::internal(
+                "login needs the client IP: serve behind Hardening or with ConnectInfo",
+            ));
+        }
+    };
     let email = creds.email.to_ascii_lowercase();
     throttled(&state.throttle, &email, ip)?;
     let stored = state.db.credentials(email.clone()).await?;

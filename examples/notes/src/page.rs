@@ -40,7 +40,8 @@ async function api(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { /* not JSON: report the status */ }
   if (!res.ok) throw new Error((data && (data.detail || data.title)) || res.status);
   return data;
 }
@@ -57,6 +58,8 @@ async function refresh() {
       list.append(li);
     }
   } catch (_) {
+    // Signed out (or never in): nothing of the last user's stays on screen.
+    $("notes").replaceChildren();
     $("login").hidden = false;
     $("new-note").hidden = true;
   }
@@ -80,7 +83,9 @@ $("new-note").addEventListener("submit", async (e) => {
   } catch (err) { say("not saved: " + err.message); }
 });
 $("logout-button").addEventListener("click", async () => {
-  await api("POST", "/auth/logout"); say("logged out"); await refresh();
+  try { await api("POST", "/auth/logout"); say("logged out"); }
+  catch (err) { say("logout failed: " + err.message); }
+  await refresh();
 });
 refresh();
 </script>
