@@ -91,6 +91,7 @@ impl AccessLog {
             return None;
         }
         Some(AccessRecord {
+            start: std::time::Instant::now(),
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             route: parts.extensions.get::<MatchedPath>().cloned(),
@@ -145,6 +146,8 @@ impl AccessLog {
 /// What the access log keeps of a request until its response is ready.
 #[derive(Debug)]
 pub(crate) struct AccessRecord {
+    /// When the request arrived (read only when the access log is on).
+    pub(crate) start: std::time::Instant,
     method: Method,
     uri: Uri,
     route: Option<MatchedPath>,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hardening_errors::{CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, reject};
@@ -27,7 +27,9 @@ pin_project! {
         // Created on the first `Pending` only, so fast responses never touch the timer.
         #[pin]
         sleep: Option<Sleep>,
-        deadline: Option<Instant>,
+        // Counted from the first `Pending`: the synchronous part of the first poll is
+        // microseconds, and fast responses then never read the clock for it.
+        timeout: Option<Duration>,
         post: Post,
     }
 }
@@ -65,7 +67,6 @@ pub(crate) struct Post {
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) cors_origin: Option<HeaderValue>,
     pub(crate) record: Option<AccessRecord>,
-    pub(crate) start: Instant,
     pub(crate) span: tracing::Span,
 }
 
@@ -78,7 +79,7 @@ impl<F, B> ResponseFuture<F, B> {
         Self {
             state: State::Inner { future },
             sleep: None,
-            deadline: timeout.map(|t| post.start + t),
+            timeout,
             post,
         }
     }
@@ -95,7 +96,7 @@ impl<F, B> ResponseFuture<F, B> {
                 event: Some(event),
             },
             sleep: None,
-            deadline: None,
+            timeout: None,
             post,
         }
     }
@@ -108,7 +109,7 @@ impl<F, B> ResponseFuture<F, B> {
         Self {
             state: State::Pending { future },
             sleep: None,
-            deadline: None,
+            timeout: None,
             post,
         }
     }
@@ -121,7 +122,7 @@ impl<F, B> ResponseFuture<F, B> {
                 event: None,
             },
             sleep: None,
-            deadline: None,
+            timeout: None,
             post,
         }
     }
@@ -162,11 +163,10 @@ where
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
-                        if let (None, Some(deadline)) =
-                            (this.sleep.as_ref().as_pin_ref(), *this.deadline)
+                        if let (None, Some(timeout)) =
+                            (this.sleep.as_ref().as_pin_ref(), *this.timeout)
                         {
-                            this.sleep
-                                .set(Some(tokio::time::sleep_until(deadline.into())));
+                            this.sleep.set(Some(tokio::time::sleep(timeout)));
                         }
                         let timer = this.sleep.as_mut().as_pin_mut().map(|s| s.poll(cx));
                         match timer {
@@ -196,6 +196,12 @@ impl Post {
         event: Option<SecurityEvent>,
     ) -> Response<ProblemBody<B>> {
         let policy = &*self.policy;
+        // Security headers first: `apply` rebuilds the map from its precomputed template, so
+        // what is added after it is written once instead of written and then moved.
+        #[cfg(feature = "headers")]
+        if let (Some(set), Some(facts)) = (&policy.headers, &self.header_facts) {
+            set.apply(facts, response.headers_mut());
+        }
         if let Some(origin) = &self.cors_origin {
             policy.cors.write_allowed(origin, response.headers_mut());
         }
@@ -216,10 +222,6 @@ impl Post {
                 limiter.policy_header(),
             );
         }
-        #[cfg(feature = "headers")]
-        if let (Some(set), Some(facts)) = (&policy.headers, &self.header_facts) {
-            set.apply(facts, response.headers_mut());
-        }
         if let Some(event) = event {
             event.emit(self.request_id, self.client_ip);
         }
@@ -232,7 +234,7 @@ impl Post {
             policy.access_log.emit(
                 record,
                 response.status(),
-                self.start.elapsed(),
+                record.start.elapsed(),
                 self.request_id,
                 self.client_ip,
                 response.extensions().get::<PrincipalId>(),

@@ -3,7 +3,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -52,7 +51,6 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let start = Instant::now();
         let policy = &*self.policy;
         let (mut parts, body) = req.into_parts();
 
@@ -103,7 +101,6 @@ where
             client_ip,
             cors_origin: None,
             record: policy.access_log.record(&parts),
-            start,
             span,
         };
 

@@ -990,7 +990,9 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 fn bytes_of(v: Vec<u8>) -> HeaderValue {
-    HeaderValue::from_bytes(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+    // Takes the buffer as it is (checked, not copied).
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[inline]

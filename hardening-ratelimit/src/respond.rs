@@ -45,20 +45,20 @@ pub fn set_ratelimit_headers(
 }
 
 fn merge_list(headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
-    let joined = headers.get(name).map(|inner| {
-        let mut joined = Vec::with_capacity(inner.len() + 2 + ours.len());
-        joined.extend_from_slice(inner.as_bytes());
-        joined.extend_from_slice(b", ");
-        joined.extend_from_slice(ours.as_bytes());
-        joined
-    });
-    match joined.map(|j| HeaderValue::from_bytes(&j)) {
-        Some(Ok(value)) => {
-            headers.insert(name.clone(), value);
+    // One lookup: usually the slot is empty.
+    match headers.entry(name.clone()) {
+        http::header::Entry::Vacant(slot) => {
+            slot.insert(ours);
         }
-        Some(Err(_)) => {}
-        None => {
-            headers.insert(name.clone(), ours);
+        http::header::Entry::Occupied(mut slot) => {
+            let inner = slot.get();
+            let mut joined = Vec::with_capacity(inner.len() + 2 + ours.len());
+            joined.extend_from_slice(inner.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(ours.as_bytes());
+            if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+                slot.insert(value);
+            }
         }
     }
 }
