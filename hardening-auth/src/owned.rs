@@ -8,7 +8,7 @@ use hardening_errors::Error;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::{AUTH_TARGET, Principal};
+use crate::AUTH_TARGET;
 
 /// A resource that can only be loaded by `(owner, id)`.
 ///
@@ -20,7 +20,7 @@ use crate::{AUTH_TARGET, Principal};
 /// ```
 ///
 /// Then take [`Owned<T>`] in handlers: it parses the id from the path, takes the
-/// authenticated [`Principal`], and calls only that load. "Not found" and "not yours" are the
+/// authenticated [`Principal`](crate::Principal), and calls only that load. "Not found" and "not yours" are the
 /// same 404, so ids cannot be probed.
 ///
 /// ```
@@ -94,9 +94,12 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
-            return Err(Error::Unauthenticated.into_response());
-        };
+        // The same checks as `Authenticated` (a verified token, not revoked): a logged-out
+        // token must not load resources just because the route asked for `Owned<T>` only.
+        let principal =
+            <crate::Authenticated as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await?
+                .principal;
         // A malformed id names nothing: the same 404 as a missing or foreign one.
         let Ok(Path(id)) = Path::<T::Id>::from_request_parts(parts, state).await else {
             return Err(Error::NotFound.into_response());

@@ -176,3 +176,56 @@ async fn the_probe_catches_a_route_that_loads_by_id_alone() {
         .unwrap_err();
     assert!(finding.0.contains("GET /notes/1 answered 200"), "{finding}");
 }
+
+#[tokio::test]
+async fn a_revoked_token_loads_nothing_through_owned_alone() {
+    use hardening_auth::{Denylist, MemoryDenylist};
+    use tower::ServiceExt;
+
+    let denylist = Arc::new(MemoryDenylist::new(100));
+    let db = Db::default();
+    db.0.lock().unwrap().insert(
+        1,
+        Note {
+            id: 1,
+            owner: "alice".into(),
+            title: "alice's secret".into(),
+        },
+    );
+    let app = Router::new()
+        .route("/notes/{id}", get(show)) // takes `Owned<Note>` only, no `Authenticated`
+        .with_state(db)
+        .layer(AuthLayer::new(verifier()).denylist(denylist.clone()))
+        .layer(Hardening::strict());
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({ "sub": "alice", "exp": exp, "jti": "session-1" }),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let get_note = || {
+        http::Request::get("/notes/1")
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_eq!(app.clone().oneshot(get_note()).await.unwrap().status(), 200);
+    denylist
+        .revoke(
+            "session-1",
+            SystemTime::now() + std::time::Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    let refused = app.clone().oneshot(get_note()).await.unwrap();
+    assert_eq!(refused.status(), 401, "logged out means logged out");
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+}
