@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+/// Parsed once, not per request.
+static SEC_FETCH_SITE: http::HeaderName = http::HeaderName::from_static("sec-fetch-site");
+
 use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
 use http::request::Parts;
 use http::{HeaderValue, Method};
@@ -129,7 +132,7 @@ impl Csrf {
                 .iter()
                 .any(|t| t.as_bytes().eq_ignore_ascii_case(o.as_bytes()))
         });
-        if let Some(site) = parts.headers.get("sec-fetch-site") {
+        if let Some(site) = parts.headers.get(&SEC_FETCH_SITE) {
             return match site.as_bytes() {
                 b"same-origin" | b"none" => Ok(()),
                 _ if trusted => Ok(()),

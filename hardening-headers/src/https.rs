@@ -9,6 +9,9 @@ use http::{HeaderValue, Method, Response, StatusCode, Uri};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tls;
 
+/// Parsed once, not per request (a `&str` name is parsed on every lookup).
+static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+
 /// Whether the request came over HTTPS: TLS seen in-process (the [`Tls`] marker or an
 /// `https` URI), or `X-Forwarded-Proto: https` when `trust_forwarded_proto` (the caller
 /// decides that the peer is a trusted proxy).
@@ -18,7 +21,7 @@ pub fn is_https(parts: &Parts, trust_forwarded_proto: bool) -> bool {
         || (trust_forwarded_proto
             && parts
                 .headers
-                .get("x-forwarded-proto")
+                .get(&X_FORWARDED_PROTO)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
 }
 
