@@ -78,31 +78,37 @@ impl CookiePolicy {
     }
 
     /// Rewrites every `Set-Cookie` in `headers` to follow the rules.
+    /// Every `Set-Cookie` brought into line, then de-duplicated.
+    #[cfg(test)]
     pub(crate) fn enforce(&self, headers: &mut HeaderMap) {
+        let values: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
+        headers.remove(SET_COOKIE);
+        for value in values.into_iter().filter_map(|v| self.fixed(v)) {
+            headers.append(SET_COOKIE, value);
+        }
+        self.dedup(headers);
+    }
+
+    /// One `Set-Cookie` value brought into line, or `None` when it must be dropped.
+    pub(crate) fn fixed(&self, value: HeaderValue) -> Option<HeaderValue> {
+        match self.fix(&value) {
+            Fixed::Keep => Some(value),
+            Fixed::Replace(value) => Some(value),
+            Fixed::Drop => None,
+        }
+    }
+
+    /// Keeps the last of several cookies with the same name, domain and path (a browser
+    /// would keep only one of them anyway, and which one is not obvious).
+    pub(crate) fn dedup(&self, headers: &mut HeaderMap) {
         let mut values = headers.get_all(SET_COOKIE).iter();
-        if let (Some(only), None) = (values.next(), values.next()) {
-            // The common case, one cookie: fixed in place, no bookkeeping.
-            match self.fix(only) {
-                Fixed::Keep => {}
-                Fixed::Replace(value) => {
-                    headers.insert(SET_COOKIE, value);
-                }
-                Fixed::Drop => {
-                    headers.remove(SET_COOKIE);
-                }
-            }
+        if let (Some(_), None) = (values.next(), values.next()) {
             return;
         }
         let values: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
         headers.remove(SET_COOKIE);
         let mut kept: Vec<(String, HeaderValue)> = Vec::with_capacity(values.len());
         for value in values {
-            let value = match self.fix(&value) {
-                Fixed::Keep => value,
-                Fixed::Replace(value) => value,
-                Fixed::Drop => continue,
-            };
-            // Identity for de-duplication: name, domain, path.
             let key = value
                 .to_str()
                 .ok()

@@ -360,13 +360,19 @@ impl HeaderSet {
         // appends instead of a dozen inserts.
         let mut out = c.templates[usize::from(facts.https)].clone();
         let mut current: Option<HeaderName> = None;
+        let mut cookies = 0usize;
         for (name, value) in headers.drain() {
             if name.is_some() {
                 current = name;
             }
-            if let Some(name) = &current
-                && !c.owned.contains(name)
-            {
+            let Some(name) = &current else { continue };
+            if *name == header::SET_COOKIE {
+                // Each cookie is brought into line on its way over (no second lookup).
+                cookies += 1;
+                if let Some(value) = c.cookies.fixed(value) {
+                    out.append(name.clone(), value);
+                }
+            } else if !c.owned.contains(name) {
                 out.append(name.clone(), value);
             }
         }
@@ -382,8 +388,8 @@ impl HeaderSet {
         {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        if headers.contains_key(header::SET_COOKIE) {
-            c.cookies.enforce(headers);
+        if cookies > 1 {
+            c.cookies.dedup(headers);
         }
     }
 }
