@@ -163,7 +163,7 @@ impl RedisLimiterBuilder {
         let gcra = Script::new(GCRA);
         let adjust = Script::new(ADJUST);
         let acquire = Script::new(ACQUIRE);
-        Script::new(ACQUIRE)
+        acquire
             .load_async(&mut conn)
             .await
             .map_err(RedisStoreError::Unreachable)?;
