@@ -217,7 +217,7 @@ impl Drop for ReportInner {
     }
 }
 
-/// `outer: cause: root cause`.
+/// `outer: cause: root cause`, with URL passwords and secret `key=value` pairs redacted.
 fn source_chain(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();
     let mut next = err.source();
@@ -225,7 +225,7 @@ fn source_chain(err: &(dyn StdError + 'static)) -> String {
         let _ = write!(out, ": {cause}");
         next = cause.source();
     }
-    out
+    crate::redact::redact_secrets(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -256,7 +256,8 @@ mod tests {
         };
         assert_eq!(
             source_chain(&**source),
-            "query failed: SELECT * FROM users WHERE token='s3cr3t'"
+            "query failed: SELECT * FROM users WHERE token='[redacted]'",
+            "the chain is logged, with secrets redacted"
         );
         let body = String::from_utf8(err.to_problem().to_json().to_vec()).unwrap();
         assert!(

@@ -53,6 +53,7 @@ mod error;
 mod mapping;
 mod principal;
 mod problem;
+mod redact;
 mod rejection;
 mod request_id;
 pub mod types;

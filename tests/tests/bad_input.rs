@@ -362,6 +362,10 @@ async fn internal_error_is_logged_once_with_request_id_and_chain() {
         logs.contains(r#""error":"loading user failed: connection refused"#),
         "source chain in {logs}"
     );
+    assert!(
+        logs.contains("postgres://app:[redacted]@db-7") && !logs.contains("hunter2"),
+        "the chain is logged without the password in its database URL: {logs}"
+    );
 }
 
 #[tokio::test]
@@ -371,5 +375,9 @@ async fn panic_is_logged_with_request_id() {
     assert!(
         logs.contains(&id) && logs.contains("handler panicked"),
         "{logs}"
+    );
+    assert!(
+        logs.contains("password=[redacted]") && !logs.contains("hunter2"),
+        "the panic text is logged with its secret redacted: {logs}"
     );
 }

@@ -235,7 +235,7 @@ fn panic_response<B>(
     tracing::error!(
         target: crate::LOG_TARGET,
         request_id = %request_id,
-        panic = message,
+        panic = %crate::redact::redact_secrets(message),
         "the service panicked; answered 500",
     );
     let (parts, ()) = Response::new(()).into_parts();
