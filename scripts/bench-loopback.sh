@@ -2,7 +2,8 @@
 # Requests per second over loopback HTTP for the three benchmark variants, side by side in
 # one run: bare axum, the tower-http + tower_governor stack, and Hardening::strict().
 # Each server runs on a single-threaded runtime; wrk drives it with keep-alive connections
-# for a bounded duration. Usage: scripts/bench-loopback.sh [seconds] [connections]
+# for a bounded duration, pinned to a core of its own when it can be (see scripts/lib.sh;
+# PIN=0 to share cores). Usage: scripts/bench-loopback.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -17,12 +18,12 @@ server=target/release/bench-server
 
 declare -A rps
 for variant in bare-axum tower-http-stack hardening-strict; do
-  "$server" "$variant" "$port" &
+  "${pin_server[@]}" "$server" "$variant" "$port" &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
   wait_for_port "$port"
-  wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null # warm-up
-  out=$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$port/")
+  "${pin_client[@]}" wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null # warm-up
+  out=$("${pin_client[@]}" wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$port/")
   rps[$variant]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
   [ -n "$non2xx" ] && echo "warning: $variant answered $non2xx non-2xx responses" >&2
@@ -30,6 +31,7 @@ for variant in bare-axum tower-http-stack hardening-strict; do
 done
 
 base=${rps[bare-axum]}
+[ ${#pin_server[@]} -gt 0 ] && echo "server on CPU 0, wrk on CPU 1"
 printf '%-18s %12s %10s\n' variant req/s vs-bare
 for variant in bare-axum tower-http-stack hardening-strict; do
   printf '%-18s %12s %9.1f%%\n' "$variant" "${rps[$variant]}" \

@@ -19,3 +19,14 @@ wait_for_port() {
   echo "nothing is listening on 127.0.0.1:$port" >&2
   return 1
 }
+
+# pin_server / pin_client: command prefixes that put the server on CPU 0 and the load
+# generator on CPU 1 when taskset exists and there are at least two CPUs (so the client's
+# work is not charged to the server), else nothing. PIN=0 turns pinning off.
+if [ "${PIN:-1}" = 1 ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+  pin_server=(taskset -c 0)
+  pin_client=(taskset -c 1)
+else
+  pin_server=()
+  pin_client=()
+fi
