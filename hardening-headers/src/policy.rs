@@ -258,8 +258,7 @@ impl HeaderPolicy {
             if preload {
                 v.push_str("; preload");
             }
-            HeaderValue::from_str(&v)
-                .unwrap_or_else(|_| HeaderValue::from_static("max-age=63072000"))
+            static_value(v).unwrap_or_else(|_| HeaderValue::from_static("max-age=63072000"))
         });
         let template = |tls: bool| {
             let mut map = HeaderMap::with_capacity(self.fixed.len() + 6);
@@ -292,6 +291,31 @@ impl HeaderPolicy {
             cookies: self.cookies,
         })))
     }
+}
+
+/// A header value computed at build time, kept for the life of the process so that cloning it
+/// per response is a copy, not an atomic reference count (`Bytes` from a `String` is shared
+/// and counted). Interned: building the same policy again stores nothing new, so the memory
+/// is bounded by the distinct values a process ever configures.
+pub(crate) fn static_value(value: String) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static INTERNED: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    // Validate first: `from_static` insists on a valid value.
+    HeaderValue::from_str(&value)?;
+    let mut set = INTERNED
+        .get_or_init(|| Mutex::new(HashSet::new()))
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let text: &'static str = match set.get(value.as_str()) {
+        Some(text) => text,
+        None => {
+            let text: &'static str = Box::leak(value.into_boxed_str());
+            set.insert(text);
+            text
+        }
+    };
+    Ok(HeaderValue::from_static(text))
 }
 
 fn warn(setting: &str, effect: &str) {
