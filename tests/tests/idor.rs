@@ -134,18 +134,27 @@ fn app(scoped: bool) -> Router {
         .layer(Hardening::strict())
 }
 
-fn bearer(sub: &str) -> Credentials {
+/// An HS256 token for `sub`, valid ten minutes, with these extra claims.
+fn token(sub: &str, extra: serde_json::Value) -> String {
     let exp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 600;
-    let token = jsonwebtoken::encode(
+    let mut claims = serde_json::json!({ "sub": sub, "exp": exp });
+    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+        claims.extend(extra.clone());
+    }
+    jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &serde_json::json!({ "sub": sub, "exp": exp }),
+        &claims,
         &EncodingKey::from_secret(SECRET),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn bearer(sub: &str) -> Credentials {
+    let token = token(sub, serde_json::json!({}));
     (
         http::header::AUTHORIZATION,
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
@@ -197,17 +206,7 @@ async fn a_revoked_token_loads_nothing_through_owned_alone() {
         .with_state(db)
         .layer(AuthLayer::new(verifier()).denylist(denylist.clone()))
         .layer(Hardening::strict());
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &serde_json::json!({ "sub": "alice", "exp": exp, "jti": "session-1" }),
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let token = token("alice", serde_json::json!({ "jti": "session-1" }));
     let get_note = || {
         http::Request::get("/notes/1")
             .header("authorization", format!("Bearer {token}"))
