@@ -136,7 +136,9 @@ impl Hardening {
     }
 
     /// Sets how long a request may take until its response head (default 30 s); longer
-    /// ones are answered 503.
+    /// ones are answered 503. The clock starts when the service first has to wait (its first
+    /// `Pending`), so responses that are ready at once never touch the timer; the work before
+    /// that first wait is the synchronous part of one poll.
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout.is_zero() {
             return Err(ConfigError::ZeroLimit("timeout"));
