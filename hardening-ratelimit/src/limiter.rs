@@ -696,6 +696,15 @@ impl RateLimiter {
             .into()
     }
 
+    fn statuses_from(&self, keyed: &[(usize, Key)], tats: &[u64], now: u64) -> Statuses {
+        keyed
+            .iter()
+            .zip(tats)
+            .map(|((i, _), tat)| self.0.policies[*i].status(*tat, now))
+            .collect::<Vec<_>>()
+            .into()
+    }
+
     /// Moves every charged policy's bucket by `delta` units (negative: refund).
     fn adjust(&self, charged: &[(usize, Key)], delta: i64, now: u64) {
         for (i, key) in charged {
@@ -754,12 +763,23 @@ impl RateLimiter {
         let mut violated = Vec::new();
         let mut shadow_violated = Vec::new();
         let mut retry_after = 0;
+        let mut retry_after_from_race = false;
+        // Each policy's bucket as last seen, for the statuses (no second read of the store).
+        let mut tats = Vec::with_capacity(keyed.len());
         for (i, key) in &keyed {
             let p = &inner.policies[*i];
-            let probe = p.store.measure_and_replace(key, |tat| {
-                Err::<((), Nanos), Probe>(p.probe(tat, now, cost))
-            });
-            if let Err(Probe::Refuse { retry_after: r }) = probe {
+            let (probe, tat) = p
+                .store
+                .measure_and_replace(key, |tat| {
+                    Err::<((), Nanos), _>((
+                        p.probe(tat, now, cost),
+                        tat.map_or(now, |t| t.as_u64()),
+                    ))
+                })
+                .err()
+                .unwrap_or((Probe::Admit { new_tat: now }, now));
+            tats.push(tat);
+            if let Probe::Refuse { retry_after: r } = probe {
                 if p.policy.shadow {
                     shadow_violated.push(*i);
                 } else {
@@ -772,17 +792,24 @@ impl RateLimiter {
             // Phase 2: charge each (a shadow policy only where it would admit); if a
             // concurrent request took the room meanwhile, undo the charges made so far.
             let mut done: Vec<(usize, Key)> = Vec::with_capacity(keyed.len());
-            for (i, key) in &keyed {
+            for (n, (i, key)) in keyed.iter().enumerate() {
                 let p = &inner.policies[*i];
                 if shadow_violated.contains(i) {
                     continue;
                 }
                 match p.charge(key, now, cost) {
-                    Ok(_) => done.push((*i, key.clone())),
-                    Err(_) if p.policy.shadow => shadow_violated.push(*i),
+                    Ok(tat) => {
+                        tats[n] = tat;
+                        done.push((*i, key.clone()));
+                    }
+                    Err((_, tat)) if p.policy.shadow => {
+                        tats[n] = tat;
+                        shadow_violated.push(*i);
+                    }
                     Err((r, _)) => {
                         let undo = i64::try_from(cost).unwrap_or(i64::MAX);
                         self.adjust(&done, -undo, now);
+                        retry_after_from_race = true;
                         violated.push(p.policy.name.clone());
                         retry_after = r;
                         break;
@@ -791,7 +818,7 @@ impl RateLimiter {
             }
             if violated.is_empty() {
                 self.housekeeping(now);
-                let statuses = self.current(&keyed, now);
+                let statuses = self.statuses_from(&keyed, &tats, now);
                 if let Some(charged) = charged {
                     *charged = done;
                 }
@@ -807,7 +834,13 @@ impl RateLimiter {
                 };
             }
         }
-        let statuses = self.current(&keyed, now);
+        // Refused in phase 1: the buckets as probed. Lost a race in phase 2: read them again
+        // (charges were undone meanwhile).
+        let statuses = if retry_after_from_race {
+            self.current(&keyed, now)
+        } else {
+            self.statuses_from(&keyed, &tats, now)
+        };
         self.housekeeping(now);
         Decision::Limited {
             retry_after: Duration::from_nanos(retry_after),
