@@ -72,16 +72,7 @@ impl SecurityEvent {
 
     /// Emits the event (and counts it, with feature `metrics`).
     pub(crate) fn emit(self, request_id: RequestId, client_ip: Option<IpAddr>) {
-        tracing::event!(
-            target: SECURITY_TARGET,
-            tracing::Level::WARN,
-            security.event = self.as_str(),
-            request_id = %request_id,
-            client.address = client_ip.map(tracing::field::display),
-            "request rejected",
-        );
-        #[cfg(feature = "metrics")]
-        metrics::counter!("hardening_security_events_total", "event" => self.as_str()).increment(1);
+        self.record(request_id, client_ip, None, "request rejected");
     }
 
     /// Reports a request that shadow-mode policies would have refused (it went on).
@@ -91,18 +82,31 @@ impl SecurityEvent {
         client_ip: Option<IpAddr>,
         policies: &[hardening_ratelimit::PolicyName],
     ) {
-        let event = Self::RateLimitShadow;
+        Self::RateLimitShadow.record(
+            request_id,
+            client_ip,
+            Some(&policies),
+            "request would have been rate limited (policy in shadow mode); admitted",
+        );
+    }
+
+    fn record(
+        self,
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+        policies: Option<&dyn std::fmt::Debug>,
+        message: &str,
+    ) {
         tracing::event!(
             target: SECURITY_TARGET,
             tracing::Level::WARN,
-            security.event = event.as_str(),
+            security.event = self.as_str(),
             request_id = %request_id,
             client.address = client_ip.map(tracing::field::display),
-            policies = ?policies,
-            "request would have been rate limited (policy in shadow mode); admitted",
+            policies = policies.map(tracing::field::debug),
+            "{message}",
         );
         #[cfg(feature = "metrics")]
-        metrics::counter!("hardening_security_events_total", "event" => event.as_str())
-            .increment(1);
+        metrics::counter!("hardening_security_events_total", "event" => self.as_str()).increment(1);
     }
 }
