@@ -24,9 +24,9 @@ pin_project! {
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
-        // Created on the first `Pending` only, so fast responses never touch the timer.
-        #[pin]
-        sleep: Option<Sleep>,
+        // Created on the first `Pending` only, so fast responses never touch the timer; boxed
+        // so that it does not make every response future larger (it is moved a few times).
+        sleep: Option<Pin<Box<Sleep>>>,
         // Counted from the first `Pending`: the synchronous part of the first poll is
         // microseconds, and fast responses then never read the clock for it.
         timeout: Option<Duration>,
@@ -136,7 +136,7 @@ where
     type Output = Result<Response<ProblemBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         let (response, event) = match this.state.project() {
             StateProj::Early { response, event } => {
                 let response = response
@@ -163,12 +163,10 @@ where
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
-                        if let (None, Some(timeout)) =
-                            (this.sleep.as_ref().as_pin_ref(), *this.timeout)
-                        {
-                            this.sleep.set(Some(tokio::time::sleep(timeout)));
+                        if let (None, Some(timeout)) = (&this.sleep, *this.timeout) {
+                            *this.sleep = Some(Box::pin(tokio::time::sleep(timeout)));
                         }
-                        let timer = this.sleep.as_mut().as_pin_mut().map(|s| s.poll(cx));
+                        let timer = this.sleep.as_mut().map(|s| s.as_mut().poll(cx));
                         match timer {
                             Some(Poll::Ready(())) => {
                                 let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
@@ -197,10 +195,36 @@ impl Post {
     ) -> Response<ProblemBody<B>> {
         let policy = &*self.policy;
         // Security headers first: `apply` rebuilds the map from its precomputed template, so
-        // what is added after it is written once instead of written and then moved.
+        // what is added after it is written once instead of written and then moved. The
+        // request id and rate-limit headers have slots in that template.
+        #[allow(unused_mut)]
+        let mut slotted = false;
         #[cfg(feature = "headers")]
-        if let (Some(set), Some(facts)) = (&policy.headers, &self.header_facts) {
-            set.apply(facts, response.headers_mut());
+        if let Some(facts) = &self.header_facts {
+            if let Some(set) = policy.response_headers() {
+                #[cfg(feature = "ratelimit")]
+                let (ratelimit, ratelimit_policy) = (
+                    self.rate_limit_header.take(),
+                    policy
+                        .rate_limiter
+                        .as_ref()
+                        .and_then(|l| l.policy_header().cloned()),
+                );
+                #[cfg(not(feature = "ratelimit"))]
+                let (ratelimit, ratelimit_policy) = (None, None);
+                set.apply_with(
+                    facts,
+                    response.headers_mut(),
+                    [
+                        Some(self.request_id.to_header_value()),
+                        ratelimit,
+                        ratelimit_policy,
+                    ],
+                );
+                slotted = true;
+            } else if let Some(set) = &policy.headers {
+                set.apply(facts, response.headers_mut());
+            }
         }
         if let Some(origin) = &self.cors_origin {
             policy.cors.write_allowed(origin, response.headers_mut());
@@ -210,17 +234,19 @@ impl Post {
                 .headers_mut()
                 .append(VARY, HeaderValue::from_static("origin"));
         }
-        response
-            .headers_mut()
-            .entry(crate::service::X_REQUEST_ID.clone())
-            .or_insert_with(|| self.request_id.to_header_value());
-        #[cfg(feature = "ratelimit")]
-        if let Some(limiter) = &policy.rate_limiter {
-            hardening_ratelimit::set_ratelimit_headers(
-                response.headers_mut(),
-                self.rate_limit_header.take(),
-                limiter.policy_header(),
+        if !slotted {
+            response.headers_mut().insert(
+                crate::service::X_REQUEST_ID.clone(),
+                self.request_id.to_header_value(),
             );
+            #[cfg(feature = "ratelimit")]
+            if let Some(limiter) = &policy.rate_limiter {
+                hardening_ratelimit::set_ratelimit_headers(
+                    response.headers_mut(),
+                    self.rate_limit_header.take(),
+                    limiter.policy_header(),
+                );
+            }
         }
         if let Some(event) = event {
             event.emit(self.request_id, self.client_ip);

@@ -62,6 +62,10 @@ pub(crate) struct Policy {
     pub(crate) behind_tls: bool,
     #[cfg(feature = "headers")]
     pub(crate) headers: Option<hardening_headers::HeaderSet>,
+    /// `headers` with slots for the request id and the rate-limit headers, derived once when
+    /// the layer is first applied (and again after any change to the policy).
+    #[cfg(feature = "headers")]
+    pub(crate) response_headers: std::sync::OnceLock<Option<hardening_headers::HeaderSet>>,
     #[cfg(feature = "headers")]
     pub(crate) https_redirect: Option<hardening_headers::HttpsRedirect>,
     #[cfg(feature = "auth")]
@@ -98,6 +102,8 @@ impl Hardening {
                         .expect("the API header preset is valid (tested in hardening-headers)"),
                 ),
                 #[cfg(feature = "headers")]
+                response_headers: std::sync::OnceLock::new(),
+                #[cfg(feature = "headers")]
                 https_redirect: None,
                 #[cfg(feature = "auth")]
                 csrf: Some(hardening_auth::Csrf::new()),
@@ -110,7 +116,13 @@ impl Hardening {
     }
 
     fn policy(&mut self) -> &mut Policy {
-        Arc::make_mut(&mut self.policy)
+        let policy = Arc::make_mut(&mut self.policy);
+        // Whatever changes, the derived header set is derived again.
+        #[cfg(feature = "headers")]
+        {
+            policy.response_headers = std::sync::OnceLock::new();
+        }
+        policy
     }
 
     /// Sets the largest request body accepted, in bytes (default 1 MiB). Larger bodies,
@@ -356,6 +368,28 @@ pub(crate) fn per_ip_rate_limiter(
     )])
 }
 
+#[cfg(feature = "headers")]
+impl Policy {
+    /// The security headers with a slot each for `x-request-id` and, when the rate limiter
+    /// is on, `RateLimit` and `RateLimit-Policy`: written in one pass, in that order.
+    pub(crate) fn response_headers(&self) -> Option<&hardening_headers::HeaderSet> {
+        use hardening_headers::Merge;
+        self.response_headers
+            .get_or_init(|| {
+                let set = self.headers.as_ref()?;
+                #[allow(unused_mut)]
+                let mut slots = vec![(crate::service::X_REQUEST_ID.clone(), Merge::Replace)];
+                #[cfg(feature = "ratelimit")]
+                if self.rate_limiter.is_some() {
+                    slots.push((hardening_ratelimit::RATELIMIT.clone(), Merge::List));
+                    slots.push((hardening_ratelimit::RATELIMIT_POLICY.clone(), Merge::List));
+                }
+                set.with_slots(slots).ok()
+            })
+            .as_ref()
+    }
+}
+
 fn warn_loosened(method: &str, effect: &str) {
     tracing::warn!(target: crate::LOG_TARGET, setting = method, "hardening loosened: {effect}");
 }
@@ -364,6 +398,10 @@ impl<S> Layer<S> for Hardening {
     type Service = HardeningService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HardeningService::new(ProblemLayer::new().layer(inner), self.policy.clone())
+        // Derived here, once, so that no request pays for it.
+        #[cfg(feature = "headers")]
+        let _ = self.policy.response_headers();
+        let problems = ProblemLayer::new().request_id_header_written_outside();
+        HardeningService::new(problems.layer(inner), self.policy.clone())
     }
 }

@@ -50,6 +50,7 @@
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
 
 mod error;
+mod intern;
 mod mapping;
 mod principal;
 mod problem;
@@ -61,6 +62,7 @@ pub mod types;
 mod validation;
 
 pub use error::Error;
+pub use intern::static_header_value;
 pub use mapping::{CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, reject};
 pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};

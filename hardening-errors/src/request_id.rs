@@ -91,21 +91,17 @@ impl RequestId {
         let value = (u128::from(hi) << 64) | u128::from(lo);
 
         const HEX: &[u8; 16] = b"0123456789abcdef";
+        // Where each byte's two digits go in the 8-4-4-4-12 form; the dashes in between.
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
         let mut bytes = [0; MAX_LEN];
-        let mut pos = 0;
-        for (i, byte) in value.to_be_bytes().into_iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                bytes[pos] = b'-';
-                pos += 1;
-            }
-            bytes[pos] = HEX[usize::from(byte >> 4)];
-            bytes[pos + 1] = HEX[usize::from(byte & 0xf)];
-            pos += 2;
+        for (byte, at) in value.to_be_bytes().into_iter().zip(AT) {
+            bytes[at] = HEX[usize::from(byte >> 4)];
+            bytes[at + 1] = HEX[usize::from(byte & 0xf)];
         }
-        Self {
-            len: pos as u8,
-            bytes,
+        for dash in [8, 13, 18, 23] {
+            bytes[dash] = b'-';
         }
+        Self { len: 36, bytes }
     }
 
     /// The id as text.
@@ -204,6 +200,15 @@ mod tests {
             "variant in {s}"
         );
         assert_eq!(RequestId::parse(s), Ok(a));
+        let dashes: Vec<usize> = s.match_indices('-').map(|(i, _)| i).collect();
+        assert_eq!(dashes, [8, 13, 18, 23], "8-4-4-4-12 in {s}");
+        // The first 48 bits are the Unix time in milliseconds.
+        let millis = u64::from_str_radix(&s[..13].replace('-', ""), 16).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(now.abs_diff(millis) < 10_000, "{millis} vs {now}");
     }
 
     #[test]

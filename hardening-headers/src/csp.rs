@@ -173,7 +173,7 @@ impl Csp {
         };
         let nonce = self.nonce && self.directives.iter().any(|(n, _)| n == "script-src");
         let value = |tls| {
-            crate::policy::static_value(render(None, tls))
+            hardening_errors::static_header_value(render(None, tls))
                 .map_err(|_| invalid("*", "not a valid header value"))
         };
         Ok(CompiledCsp {

@@ -48,7 +48,7 @@ pub use error::ConfigError;
 pub use https::{HttpsRedirect, Tls, is_https};
 pub use layer::{ResponseFuture, SecurityHeaders, SecurityHeadersLayer};
 pub use nonce::CspNonce;
-pub use policy::{HeaderPolicy, HeaderSet, RequestFacts};
+pub use policy::{HeaderPolicy, HeaderSet, Merge, RequestFacts};
 pub use report::CspReports;
 pub use secure_cookies::SecureCookies;
 

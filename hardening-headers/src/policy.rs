@@ -258,7 +258,8 @@ impl HeaderPolicy {
             if preload {
                 v.push_str("; preload");
             }
-            static_value(v).unwrap_or_else(|_| HeaderValue::from_static("max-age=63072000"))
+            hardening_errors::static_header_value(v)
+                .unwrap_or_else(|_| HeaderValue::from_static("max-age=63072000"))
         });
         let template = |tls: bool| {
             let mut map = HeaderMap::with_capacity(self.fixed.len() + 6);
@@ -284,38 +285,17 @@ impl HeaderPolicy {
             owned.push(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
         }
         Ok(HeaderSet(Arc::new(Compiled {
-            templates: [template(false), template(true)],
+            templates: [
+                with_content_type(template(false), &owned),
+                with_content_type(template(true), &owned),
+            ],
             csp,
             owned,
             no_store_with_credentials: self.no_store_with_credentials,
             cookies: self.cookies,
+            slots: Vec::new(),
         })))
     }
-}
-
-/// A header value computed at build time, kept for the life of the process so that cloning it
-/// per response is a copy, not an atomic reference count (`Bytes` from a `String` is shared
-/// and counted). Interned: building the same policy again stores nothing new, so the memory
-/// is bounded by the distinct values a process ever configures.
-pub(crate) fn static_value(value: String) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static INTERNED: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    // Validate first: `from_static` insists on a valid value.
-    HeaderValue::from_str(&value)?;
-    let mut set = INTERNED
-        .get_or_init(|| Mutex::new(HashSet::new()))
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let text: &'static str = match set.get(value.as_str()) {
-        Some(text) => text,
-        None => {
-            let text: &'static str = Box::leak(value.into_boxed_str());
-            set.insert(text);
-            text
-        }
-    };
-    Ok(HeaderValue::from_static(text))
 }
 
 fn warn(setting: &str, effect: &str) {
@@ -330,13 +310,32 @@ pub struct HeaderSet(Arc<Compiled>);
 struct Compiled {
     csp: Option<CompiledCsp>,
     /// Every header the policy sets, ready to clone: `[plain HTTP, HTTPS]` (HSTS and
-    /// `upgrade-insecure-requests` only in the second; a nonce CSP is added per response).
-    templates: [HeaderMap; 2],
+    /// `upgrade-insecure-requests` only in the second; a nonce CSP is added per response),
+    /// each `[as is, with a place for Content-Type]` (see [`with_content_type`]).
+    templates: [[HeaderMap; 2]; 2],
     /// Names whose values from the service are dropped: the policy's own, both CSP headers,
     /// HSTS, and identifying headers such as `Server`.
     owned: Vec<HeaderName>,
     no_store_with_credentials: bool,
     cookies: CookiePolicy,
+    /// Headers whose values come with each response ([`HeaderSet::with_slots`]): their
+    /// placeholders are the templates' first entries, in this order.
+    slots: Vec<(HeaderName, Merge)>,
+}
+
+/// Most per-response slots a [`HeaderSet`] takes.
+const MAX_SLOTS: usize = 32;
+
+/// How a per-response header ([`HeaderSet::with_slots`]) meets a value the service set
+/// itself under the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Merge {
+    /// Ours replaces the service's (a request id).
+    Replace,
+    /// Both kept in one comma-separated list, the service's first (`RateLimit` fields from a
+    /// limit applied further in).
+    List,
 }
 
 /// What the header set needs to know about the request.
@@ -379,12 +378,115 @@ impl HeaderSet {
     /// except `Cache-Control`, which a handler may set itself. HSTS never goes out over plain
     /// HTTP (RFC 6797 §7.2), whoever set it.
     pub fn apply(&self, facts: &RequestFacts, headers: &mut HeaderMap) {
+        self.apply_with(facts, headers, []);
+    }
+
+    /// This set with places reserved for headers whose values are known only per response
+    /// (a request id, a rate-limit status): [`apply_with`](Self::apply_with) writes them in
+    /// the same pass as the security headers instead of inserting each afterwards. A slot
+    /// named like one of the policy's own headers takes that header's place. At most 32.
+    ///
+    /// ```
+    /// use hardening_headers::{HeaderPolicy, Merge, RequestFacts};
+    /// use http::{HeaderMap, HeaderName, HeaderValue};
+    ///
+    /// let id = HeaderName::from_static("x-request-id");
+    /// let set = HeaderPolicy::api().build()?.with_slots([(id.clone(), Merge::Replace)])?;
+    /// let mut headers = HeaderMap::new();
+    /// let value = HeaderValue::from_static("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+    /// set.apply_with(&RequestFacts::default(), &mut headers, [Some(value)]);
+    /// assert_eq!(headers[&id], "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+    /// assert_eq!(headers["x-content-type-options"], "nosniff");
+    /// # Ok::<(), hardening_headers::ConfigError>(())
+    /// ```
+    pub fn with_slots(
+        &self,
+        slots: impl IntoIterator<Item = (HeaderName, Merge)>,
+    ) -> Result<HeaderSet, ConfigError> {
+        let c = &*self.0;
+        let slots: Vec<(HeaderName, Merge)> = slots.into_iter().collect();
+        if slots.len() > MAX_SLOTS {
+            return Err(ConfigError::InvalidHeader(format!(
+                "{} per-response slots; at most {MAX_SLOTS}",
+                slots.len()
+            )));
+        }
+        let is_slot = |name: &HeaderName| slots.iter().any(|(n, _)| n == name);
+        let owned: Vec<HeaderName> = c.owned.iter().filter(|n| !is_slot(n)).cloned().collect();
+        let template = |old: &HeaderMap| {
+            let mut map = HeaderMap::with_capacity(old.len() + slots.len() + 6);
+            // The placeholders first: `apply_with` finds them by position.
+            for (name, _) in &slots {
+                map.insert(name.clone(), HeaderValue::from_static(""));
+            }
+            for (name, value) in old {
+                if !is_slot(name) && !c.slots.iter().any(|(n, _)| n == name) {
+                    map.append(name.clone(), value.clone());
+                }
+            }
+            with_content_type(map, &owned)
+        };
+        Ok(HeaderSet(Arc::new(Compiled {
+            csp: c.csp.clone(),
+            templates: [template(&c.templates[0][0]), template(&c.templates[1][0])],
+            owned,
+            no_store_with_credentials: c.no_store_with_credentials,
+            cookies: c.cookies.clone(),
+            slots,
+        })))
+    }
+
+    /// [`apply`](Self::apply), also writing the slots declared with
+    /// [`with_slots`](Self::with_slots): `values` in the order the slots were declared. A
+    /// slot whose value is `None` (or missing) is left out of the response; values beyond the
+    /// declared slots are ignored.
+    pub fn apply_with(
+        &self,
+        facts: &RequestFacts,
+        headers: &mut HeaderMap,
+        values: impl IntoIterator<Item = Option<HeaderValue>>,
+    ) {
         let c = &*self.0;
         // Start from the precomputed set and move the service's own headers in: a few
         // appends instead of a dozen inserts.
-        let mut out = c.templates[usize::from(facts.https)].clone();
+        // Nearly every response has a Content-Type: when this one does, the template with a
+        // place for it is used, so the map is complete without growing.
+        let content_type = headers.contains_key(header::CONTENT_TYPE);
+        let mut out = c.templates[usize::from(facts.https)][usize::from(content_type)].clone();
+        let mut content_type_placed = false;
+
+        // The slots, overwritten where they stand (no hashing, no insertion).
+        let mut values = values.into_iter();
+        let mut absent = 0u32;
+        let mut placed = 0;
+        for ((slot, _), (name, place)) in c.slots.iter().zip(out.iter_mut()) {
+            if slot != name {
+                break;
+            }
+            match values.next().flatten() {
+                Some(value) => *place = value,
+                None => absent |= 1 << placed,
+            }
+            placed += 1;
+        }
+        // Not where the template put them (a different `http` iteration order): by name.
+        for (i, (slot, _)) in c.slots.iter().enumerate().skip(placed) {
+            match values.next().flatten() {
+                Some(value) => {
+                    out.insert(slot.clone(), value);
+                }
+                None => absent |= 1 << i,
+            }
+        }
+        for (i, (slot, _)) in c.slots.iter().enumerate() {
+            if absent & (1 << i) != 0 {
+                out.remove(slot);
+            }
+        }
+
         let mut current: Option<HeaderName> = None;
         let mut cookies = 0usize;
+        let mut merged = 0u32;
         for (name, value) in headers.drain() {
             if name.is_some() {
                 current = name;
@@ -396,11 +498,31 @@ impl HeaderSet {
                 if let Some(value) = c.cookies.fixed(value) {
                     out.append(name.clone(), value);
                 }
+            } else if *name == header::CONTENT_TYPE && !content_type_placed {
+                match out.get_mut(header::CONTENT_TYPE) {
+                    // The template's place (an owned Content-Type has none: dropped).
+                    Some(place) if !c.owned.contains(name) => *place = value,
+                    Some(_) => {}
+                    None => {
+                        out.append(name.clone(), value);
+                    }
+                }
+                content_type_placed = true;
+            } else if let Some(i) = c.slots.iter().position(|(n, _)| n == name)
+                && absent & (1 << i) == 0
+            {
+                if c.slots[i].1 == Merge::List {
+                    merged |= 1 << i;
+                    out.append(name.clone(), value);
+                }
             } else if !c.owned.contains(name) {
                 out.append(name.clone(), value);
             }
         }
         *headers = out;
+        if merged != 0 {
+            join_lists(headers, &c.slots, merged);
+        }
         if let (Some(csp), Some(nonce)) = (&c.csp, &facts.nonce)
             && csp.wants_nonce()
         {
@@ -414,6 +536,39 @@ impl HeaderSet {
         }
         if cookies > 1 {
             c.cookies.dedup(headers);
+        }
+    }
+}
+
+/// The template as it is, and with a placeholder for `Content-Type` at its end (unless the
+/// policy fixes `Content-Type` itself): cloning a map gives it no room to grow, so a header
+/// appended to the clone costs a reallocation of every entry; the placeholder, overwritten in
+/// place, does not.
+fn with_content_type(template: HeaderMap, owned: &[HeaderName]) -> [HeaderMap; 2] {
+    let mut with = template.clone();
+    if !owned.contains(&header::CONTENT_TYPE) {
+        with.insert(header::CONTENT_TYPE, HeaderValue::from_static(""));
+    }
+    [template, with]
+}
+
+/// Joins each merged list slot into one value: the service's values first, ours last.
+fn join_lists(headers: &mut HeaderMap, slots: &[(HeaderName, Merge)], merged: u32) {
+    for (i, (name, _)) in slots.iter().enumerate() {
+        if merged & (1 << i) == 0 {
+            continue;
+        }
+        let mut values = headers.get_all(name).iter();
+        let Some(ours) = values.next() else { continue };
+        let mut joined: Vec<u8> = Vec::new();
+        for value in values.chain([ours]) {
+            if !joined.is_empty() {
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(value.as_bytes());
+        }
+        if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+            headers.insert(name.clone(), value);
         }
     }
 }
@@ -510,6 +665,102 @@ mod tests {
                 .unwrap()
                 .starts_with("default-src 'none'")
         );
+    }
+
+    fn slotted() -> (HeaderSet, HeaderName, HeaderName) {
+        let id = HeaderName::from_static("x-request-id");
+        let list = HeaderName::from_static("ratelimit");
+        let set = HeaderPolicy::api()
+            .build()
+            .unwrap()
+            .with_slots([(id.clone(), Merge::Replace), (list.clone(), Merge::List)])
+            .unwrap();
+        (set, id, list)
+    }
+
+    #[test]
+    fn slots_are_written_with_the_headers() {
+        let (set, id, list) = slotted();
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert(&id, HeaderValue::from_static("from-the-service"));
+        set.apply_with(
+            &RequestFacts::default(),
+            &mut h,
+            [
+                Some(HeaderValue::from_static("ours")),
+                Some(HeaderValue::from_static("\"per-ip\";r=1;t=2")),
+            ],
+        );
+        assert_eq!(h.get_all(&id).iter().collect::<Vec<_>>(), ["ours"]);
+        assert_eq!(h[&list], "\"per-ip\";r=1;t=2");
+        assert_eq!(h[header::CONTENT_TYPE], "text/plain");
+        assert_eq!(h.get_all(header::CONTENT_TYPE).iter().count(), 1);
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert!(
+            h.values().all(|v| !v.is_empty()),
+            "no placeholder left: {h:?}"
+        );
+    }
+
+    #[test]
+    fn list_slots_join_the_services_values_first() {
+        let (set, _, list) = slotted();
+        let mut h = HeaderMap::new();
+        h.append(&list, HeaderValue::from_static("\"inner\";r=5;t=1"));
+        h.append(&list, HeaderValue::from_static("\"inner2\";r=6;t=1"));
+        set.apply_with(
+            &RequestFacts::default(),
+            &mut h,
+            [None, Some(HeaderValue::from_static("\"outer\";r=9;t=3"))],
+        );
+        assert_eq!(
+            h.get_all(&list).iter().collect::<Vec<_>>(),
+            ["\"inner\";r=5;t=1, \"inner2\";r=6;t=1, \"outer\";r=9;t=3"]
+        );
+    }
+
+    #[test]
+    fn absent_slots_leave_the_services_value() {
+        let (set, id, list) = slotted();
+        let mut h = HeaderMap::new();
+        h.insert(&id, HeaderValue::from_static("theirs"));
+        h.insert(&list, HeaderValue::from_static("\"inner\";r=5;t=1"));
+        set.apply(&RequestFacts::default(), &mut h);
+        assert_eq!(h[&id], "theirs");
+        assert_eq!(h[&list], "\"inner\";r=5;t=1");
+        let mut h = HeaderMap::new();
+        set.apply(&RequestFacts::default(), &mut h);
+        assert!(!h.contains_key(&id) && !h.contains_key(&list), "{h:?}");
+        assert!(!h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn a_policy_content_type_wins_over_the_services() {
+        let set = HeaderPolicy::api()
+            .header("content-type", "application/json")
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        set.apply(&RequestFacts::default(), &mut h);
+        assert_eq!(
+            h.get_all(header::CONTENT_TYPE).iter().collect::<Vec<_>>(),
+            ["application/json"]
+        );
+    }
+
+    #[test]
+    fn too_many_slots_is_a_config_error() {
+        let set = HeaderPolicy::api().build().unwrap();
+        let slots = (0..33).map(|i| {
+            (
+                HeaderName::from_bytes(format!("x-s{i}").as_bytes()).unwrap(),
+                Merge::Replace,
+            )
+        });
+        assert!(set.with_slots(slots).is_err());
     }
 
     #[test]

@@ -983,29 +983,48 @@ pub(crate) fn policy_header_for<'a>(
             q.period().as_secs()
         );
     }
+    // Interned: cloned per response without touching a shared reference count.
     (!header.is_empty())
-        .then(|| HeaderValue::from_str(&header).ok())
+        .then(|| hardening_errors::static_header_value(header).ok())
         .flatten()
 }
 
 /// The `RateLimit` header for these statuses: `"per-ip";r=42;t=7, …`.
 pub fn ratelimit_header(statuses: &[PolicyStatus]) -> Option<HeaderValue> {
-    // Built by hand: `format!` costs more than the rate-limit decision itself.
-    let mut out = Vec::with_capacity(statuses.iter().map(|s| s.name.len() + 32).sum());
-    for (i, s) in statuses.iter().enumerate() {
+    // Built by hand into a buffer of the exact size: `format!` costs more than the rate-limit
+    // decision itself, and a buffer with spare room costs `Bytes` a second allocation.
+    // Each field is `"name";r=R;t=T` plus ", " before all but the first.
+    let len: usize = statuses
+        .iter()
+        .map(field)
+        .map(|(name, r, t)| name.len() + 10 + decimal_len(r) + decimal_len(t))
+        .sum::<usize>()
+        .checked_sub(2)?;
+    let mut out = Vec::with_capacity(len);
+    for (i, (name, remaining, reset)) in statuses.iter().map(field).enumerate() {
         if i > 0 {
             out.extend_from_slice(b", ");
         }
-        let reset = s.reset();
-        let reset = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
         out.push(b'"');
-        out.extend_from_slice(s.name.as_bytes());
+        out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\";r=");
-        push_decimal(&mut out, u64::from(s.remaining()));
+        push_decimal(&mut out, remaining);
         out.extend_from_slice(b";t=");
         push_decimal(&mut out, reset);
     }
-    (!out.is_empty()).then(|| bytes_of(out))
+    debug_assert_eq!(out.len(), len);
+    Some(bytes_of(out))
+}
+
+/// One policy's name, remaining units and seconds to reset (rounded up).
+fn field(s: &PolicyStatus) -> (&str, u64, u64) {
+    let reset = s.reset();
+    let reset = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
+    (s.name.as_str(), u64::from(s.remaining()), reset)
+}
+
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {

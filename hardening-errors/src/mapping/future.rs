@@ -27,6 +27,8 @@ pin_project! {
         #[pin]
         state: State<F, B>,
         request_id: RequestId,
+        // Whether successes get `x-request-id` here (not when an outer layer writes it).
+        id_header: bool,
     }
 }
 
@@ -44,10 +46,11 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(super) fn new(future: F, request_id: RequestId) -> Self {
+    pub(super) fn new(future: F, request_id: RequestId, id_header: bool) -> Self {
         Self {
             state: State::Calling { future },
             request_id,
+            id_header,
         }
     }
 
@@ -57,6 +60,7 @@ impl<F, B> ResponseFuture<F, B> {
                 response: Some(panic_response(payload, request_id)),
             },
             request_id,
+            id_header: true,
         }
     }
 }
@@ -92,7 +96,7 @@ where
                         continue;
                     }
                     this.state.set(State::Ready { response: None });
-                    return Poll::Ready(Ok(map_response(parts, body, request_id)));
+                    return Poll::Ready(Ok(map_response(parts, body, request_id, *this.id_header)));
                 }
                 StateProj::Reading {
                     parts,
@@ -160,11 +164,18 @@ fn wants_reading<B: Body>(parts: &Parts, body: &B) -> bool {
 }
 
 /// Passes successes through; turns an error response into a problem.
-fn map_response<B>(mut parts: Parts, body: B, request_id: RequestId) -> Response<ProblemBody<B>> {
+fn map_response<B>(
+    mut parts: Parts,
+    body: B,
+    request_id: RequestId,
+    id_header: bool,
+) -> Response<ProblemBody<B>> {
     if !(parts.status.is_client_error() || parts.status.is_server_error()) {
-        parts
-            .headers
-            .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
+        if id_header {
+            parts
+                .headers
+                .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
+        }
         return Response::from_parts(parts, ProblemBody::inner(body));
     }
     if let Some(report) = parts.extensions.remove::<InternalReport>() {

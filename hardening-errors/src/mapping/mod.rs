@@ -77,16 +77,30 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 /// assert!(!String::from_utf8_lossy(&body).contains("lots"));
 /// # });
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 #[must_use]
 pub struct ProblemLayer {
-    _priv: (),
+    id_header: bool,
+}
+
+impl Default for ProblemLayer {
+    fn default() -> Self {
+        Self { id_header: true }
+    }
 }
 
 impl ProblemLayer {
-    /// The layer. It has no settings: every error response becomes a problem.
+    /// The layer: every error response becomes a problem.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Leaves `x-request-id` on successful responses to a layer further out that writes it
+    /// on every response itself (`hardening-core`'s `Hardening` does, in one pass with the
+    /// security headers). Problems still carry it, in the header and the body.
+    pub fn request_id_header_written_outside(mut self) -> Self {
+        self.id_header = false;
+        self
     }
 }
 
@@ -94,7 +108,10 @@ impl<S> Layer<S> for ProblemLayer {
     type Service = ProblemService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ProblemService { inner }
+        ProblemService {
+            inner,
+            id_header: self.id_header,
+        }
     }
 }
 
@@ -102,6 +119,7 @@ impl<S> Layer<S> for ProblemLayer {
 #[derive(Debug, Clone)]
 pub struct ProblemService<S> {
     inner: S,
+    id_header: bool,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProblemService<S>
@@ -127,7 +145,7 @@ where
             }
         };
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(future) => ResponseFuture::new(future, request_id),
+            Ok(future) => ResponseFuture::new(future, request_id, self.id_header),
             Err(payload) => ResponseFuture::panicked(&*payload, request_id),
         }
     }
