@@ -34,8 +34,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<ClientIp>() {
-            Some(ip) => Ok(*ip),
+        match ClientIp::from_extensions(&parts.extensions) {
+            Some(ip) => Ok(ip),
             None => {
                 tracing::error!(
                     target: crate::LOG_TARGET,
@@ -58,7 +58,18 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientIp {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<ClientIp>().copied())
+        Ok(ClientIp::from_extensions(&parts.extensions))
+    }
+}
+
+impl ClientIp {
+    /// The client IP `Hardening` put in these extensions (in its
+    /// [`RequestContext`](hardening_errors::RequestContext)), or a `ClientIp` put there directly.
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<Self> {
+        match hardening_errors::RequestContext::of(extensions) {
+            Some(context) => context.client_ip.map(ClientIp),
+            None => extensions.get::<ClientIp>().copied(),
+        }
     }
 }
 

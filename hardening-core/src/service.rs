@@ -7,13 +7,12 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use hardening_errors::{Problem, ProblemBody, ProblemService, RequestId, reject};
+use hardening_errors::{Problem, ProblemBody, ProblemService, RequestContext, RequestId, reject};
 use http::header::CONTENT_LENGTH;
 use http::{HeaderName, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use tower::Service;
 
-use crate::client_ip::ClientIp;
 use crate::cors::CorsDecision;
 use crate::future::{Post, ResponseFuture};
 use crate::hardening::Policy;
@@ -65,14 +64,14 @@ where
             .flatten()
             .and_then(|v| RequestId::parse(v.as_bytes()).ok())
             .unwrap_or_else(RequestId::generate);
-        parts.extensions.insert(request_id);
 
-        // 2. Client IP.
+        // 2. Client IP. Both in one extension entry (read by the `RequestId` and `ClientIp`
+        // extractors, and by the rate-limit layers further in).
         let client_ip: Option<IpAddr> =
             peer.map(|p| policy.trusted_proxies.client_ip(p, &parts.headers));
-        if let Some(ip) = client_ip {
-            parts.extensions.insert(ClientIp(ip));
-        }
+        parts
+            .extensions
+            .insert(RequestContext::new(request_id, client_ip));
 
         let span = tracing::info_span!(
             target: crate::LOG_TARGET,

@@ -66,7 +66,7 @@ pub use intern::static_header_value;
 pub use mapping::{CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, reject};
 pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};
-pub use request_id::{InvalidRequestId, RequestId};
+pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 #[cfg(feature = "validation")]
 pub use validation::Valid;
 

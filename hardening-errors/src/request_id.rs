@@ -1,6 +1,7 @@
 //! The id that ties a response to its log lines.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -150,12 +151,62 @@ impl<'de> serde::Deserialize<'de> for RequestId {
     }
 }
 
+/// What the outermost layer learned about a request, in one extension entry (one allocation
+/// instead of one per value): its id and the client's IP address after trusted-proxy
+/// resolution. `hardening-core`'s `Hardening` inserts it; layers and handlers read it through
+/// [`RequestId::from_extensions`], the [`RequestId`] extractor, or `hardening_core::ClientIp`.
+///
+/// ```
+/// use hardening_errors::{RequestContext, RequestId};
+///
+/// let mut extensions = http::Extensions::new();
+/// let id = RequestId::generate();
+/// extensions.insert(RequestContext::new(id, Some([203, 0, 113, 7].into())));
+/// assert_eq!(RequestId::from_extensions(&extensions), Some(id));
+/// let context = RequestContext::of(&extensions).unwrap();
+/// assert_eq!(context.client_ip.unwrap().to_string(), "203.0.113.7");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestContext {
+    /// The request's id.
+    pub request_id: RequestId,
+    /// The client's address: the socket peer, or what a trusted proxy reported.
+    pub client_ip: Option<IpAddr>,
+}
+
+impl RequestContext {
+    /// The context of one request.
+    pub fn new(request_id: RequestId, client_ip: Option<IpAddr>) -> Self {
+        Self {
+            request_id,
+            client_ip,
+        }
+    }
+
+    /// The context in these request extensions, if a layer put one there.
+    pub fn of(extensions: &http::Extensions) -> Option<&Self> {
+        extensions.get::<Self>()
+    }
+}
+
+impl RequestId {
+    /// The request id a layer put in these extensions: from a [`RequestContext`]
+    /// (`Hardening`), else a bare `RequestId` ([`ProblemLayer`](crate::ProblemLayer) alone).
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<Self> {
+        match RequestContext::of(extensions) {
+            Some(context) => Some(context.request_id),
+            None => extensions.get::<Self>().copied(),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<RequestId>() {
-            Some(id) => Ok(*id),
+        match RequestId::from_extensions(&parts.extensions) {
+            Some(id) => Ok(id),
             None => {
                 tracing::error!(
                     target: crate::LOG_TARGET,
@@ -174,7 +225,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for RequestId {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<RequestId>().copied())
+        Ok(RequestId::from_extensions(&parts.extensions))
     }
 }
 

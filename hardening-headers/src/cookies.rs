@@ -291,8 +291,29 @@ impl<'a> Attrs<'a> {
         };
         let first = next_part()?;
         let eq = first.bytes().position(|b| b == b'=')?;
-        let name = first[..eq].trim();
-        let separator = |b: u8| b"()<>@,;:\\\"/[]?={}".contains(&b);
+        let name = first[..eq].trim_ascii();
+        // RFC 6265 cookie-name: a token (RFC 9110 §5.6.2), so no separators.
+        let separator = |b: u8| {
+            matches!(
+                b,
+                b'(' | b')'
+                    | b'<'
+                    | b'>'
+                    | b'@'
+                    | b','
+                    | b';'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'='
+                    | b'{'
+                    | b'}'
+            )
+        };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && !separator(b)) {
             return None;
         }
@@ -309,8 +330,8 @@ impl<'a> Attrs<'a> {
         };
         while let Some(attr) = next_part() {
             let (key, val) = match attr.bytes().position(|b| b == b'=') {
-                Some(i) => (attr[..i].trim(), attr[i + 1..].trim()),
-                None => (attr.trim(), ""),
+                Some(i) => (attr[..i].trim_ascii(), attr[i + 1..].trim_ascii()),
+                None => (attr.trim_ascii(), ""),
             };
             match key.len() {
                 6 if key.eq_ignore_ascii_case("secure") => a.secure = true,

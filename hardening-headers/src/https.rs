@@ -16,11 +16,25 @@ static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-fo
 /// `https` URI), or `X-Forwarded-Proto: https` when `trust_forwarded_proto` (the caller
 /// decides that the peer is a trusted proxy).
 pub fn is_https(parts: &Parts, trust_forwarded_proto: bool) -> bool {
-    parts.extensions.get::<Tls>().is_some()
-        || parts.uri.scheme_str() == Some("https")
+    https_of(
+        &parts.extensions,
+        &parts.uri,
+        &parts.headers,
+        trust_forwarded_proto,
+    )
+}
+
+/// [`is_https`] from the pieces of a request (no need to take it apart).
+pub(crate) fn https_of(
+    extensions: &http::Extensions,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    trust_forwarded_proto: bool,
+) -> bool {
+    extensions.get::<Tls>().is_some()
+        || uri.scheme_str() == Some("https")
         || (trust_forwarded_proto
-            && parts
-                .headers
+            && headers
                 .get(&X_FORWARDED_PROTO)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
 }

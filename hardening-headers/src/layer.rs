@@ -8,7 +8,8 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::{HeaderSet, HttpsRedirect, RequestFacts, is_https};
+use crate::https::https_of;
+use crate::{HeaderSet, HttpsRedirect, RequestFacts};
 
 /// Applies a [`HeaderSet`] to every response (and optionally redirects plain HTTP).
 ///
@@ -91,26 +92,38 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        let https = is_https(&parts, self.layer.trust_forwarded_proto);
-        let facts = self.layer.set.request_facts(&mut parts, https);
-        let redirect = self
-            .layer
-            .redirect
-            .as_ref()
-            .and_then(|r| r.redirect(&parts, https));
-        let state = match redirect {
-            Some(res) => State::Redirect {
-                response: Some(res),
-            },
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let layer = &self.layer;
+        let https = https_of(
+            req.extensions(),
+            req.uri(),
+            req.headers(),
+            layer.trust_forwarded_proto,
+        );
+        let facts = layer.set.facts_of(req.headers(), https);
+        if let Some(nonce) = facts.nonce {
+            req.extensions_mut().insert(nonce);
+        }
+        // The request is taken apart only when a redirect may answer it.
+        let state = match &layer.redirect {
             None => State::Inner {
-                future: self.inner.call(Request::from_parts(parts, body)),
+                future: self.inner.call(req),
             },
+            Some(redirect) => {
+                let (parts, body) = req.into_parts();
+                match redirect.redirect(&parts, https) {
+                    Some(res) => State::Redirect {
+                        response: Some(res),
+                    },
+                    None => State::Inner {
+                        future: self.inner.call(Request::from_parts(parts, body)),
+                    },
+                }
+            }
         };
         ResponseFuture {
             state,
-            set: self.layer.set.clone(),
+            set: layer.set.clone(),
             facts,
         }
     }

@@ -286,9 +286,10 @@ impl HeaderPolicy {
         }
         Ok(HeaderSet(Arc::new(Compiled {
             templates: [
-                with_content_type(template(false), &owned),
-                with_content_type(template(true), &owned),
+                with_places(template(false), &owned),
+                with_places(template(true), &owned),
             ],
+            places: places(&owned),
             csp,
             owned,
             no_store_with_credentials: self.no_store_with_credentials,
@@ -311,8 +312,10 @@ struct Compiled {
     csp: Option<CompiledCsp>,
     /// Every header the policy sets, ready to clone: `[plain HTTP, HTTPS]` (HSTS and
     /// `upgrade-insecure-requests` only in the second; a nonce CSP is added per response),
-    /// each `[as is, with a place for Content-Type]` (see [`with_content_type`]).
-    templates: [[HeaderMap; 2]; 2],
+    /// each in four variants: with a place for none, either or both of [`PLACES`].
+    templates: [[HeaderMap; 4]; 2],
+    /// Which of [`PLACES`] the templates have places for (see [`places`]).
+    places: usize,
     /// Names whose values from the service are dropped: the policy's own, both CSP headers,
     /// HSTS, and identifying headers such as `Server`.
     owned: Vec<HeaderName>,
@@ -358,16 +361,22 @@ impl HeaderSet {
     /// The facts of a request: credentials from its headers, a new nonce if the policy uses
     /// one (also put in the extensions for the [`CspNonce`] extractor).
     pub fn request_facts(&self, parts: &mut Parts, https: bool) -> RequestFacts {
-        let credentials = parts.headers.contains_key(header::AUTHORIZATION)
-            || parts.headers.contains_key(header::COOKIE);
-        let nonce = self.wants_nonce().then(CspNonce::generate);
-        if let Some(nonce) = nonce {
+        let facts = self.facts_of(&parts.headers, https);
+        if let Some(nonce) = facts.nonce {
             parts.extensions.insert(nonce);
         }
+        facts
+    }
+
+    /// [`request_facts`](Self::request_facts) from the request's headers; the caller puts the
+    /// nonce in the extensions.
+    pub(crate) fn facts_of(&self, headers: &HeaderMap, https: bool) -> RequestFacts {
+        let credentials =
+            headers.contains_key(header::AUTHORIZATION) || headers.contains_key(header::COOKIE);
         RequestFacts {
             https,
             credentials,
-            nonce,
+            nonce: self.wants_nonce().then(CspNonce::generate),
         }
     }
 
@@ -424,11 +433,12 @@ impl HeaderSet {
                     map.append(name.clone(), value.clone());
                 }
             }
-            with_content_type(map, &owned)
+            with_places(map, &owned)
         };
         Ok(HeaderSet(Arc::new(Compiled {
             csp: c.csp.clone(),
             templates: [template(&c.templates[0][0]), template(&c.templates[1][0])],
+            places: places(&owned),
             owned,
             no_store_with_credentials: c.no_store_with_credentials,
             cookies: c.cookies.clone(),
@@ -448,12 +458,17 @@ impl HeaderSet {
     ) {
         let c = &*self.0;
         // Start from the precomputed set and move the service's own headers in: a few
-        // appends instead of a dozen inserts.
-        // Nearly every response has a Content-Type: when this one does, the template with a
-        // place for it is used, so the map is complete without growing.
-        let content_type = headers.contains_key(header::CONTENT_TYPE);
-        let mut out = c.templates[usize::from(facts.https)][usize::from(content_type)].clone();
-        let mut content_type_placed = false;
+        // appends instead of a dozen inserts. The template variant has a place for each of
+        // `PLACES` the response has, so those are written without growing the map.
+        let mut variant = 0;
+        for name in headers.keys() {
+            if let Some(j) = PLACES.iter().position(|p| p == name) {
+                variant |= 1 << j;
+            }
+        }
+        let variant = variant & c.places;
+        let mut out = c.templates[usize::from(facts.https)][variant].clone();
+        let mut filled = 0;
 
         // The slots, overwritten where they stand (no hashing, no insertion).
         let mut values = values.into_iter();
@@ -492,22 +507,29 @@ impl HeaderSet {
                 current = name;
             }
             let Some(name) = &current else { continue };
-            if *name == header::SET_COOKIE {
+            let value = if *name == header::SET_COOKIE {
                 // Each cookie is brought into line on its way over (no second lookup).
                 cookies += 1;
-                if let Some(value) = c.cookies.fixed(value) {
-                    out.append(name.clone(), value);
+                match c.cookies.fixed(value) {
+                    Some(value) => value,
+                    None => continue,
                 }
-            } else if *name == header::CONTENT_TYPE && !content_type_placed {
-                match out.get_mut(header::CONTENT_TYPE) {
-                    // The template's place (an owned Content-Type has none: dropped).
-                    Some(place) if !c.owned.contains(name) => *place = value,
-                    Some(_) => {}
-                    None => {
+            } else {
+                value
+            };
+            if let Some(j) = PLACES.iter().position(|p| p == name)
+                && variant & (1 << j) != 0
+            {
+                // The first value takes the template's place; any others follow it.
+                match out.get_mut(name) {
+                    Some(place) if filled & (1 << j) == 0 => *place = value,
+                    _ => {
                         out.append(name.clone(), value);
                     }
                 }
-                content_type_placed = true;
+                filled |= 1 << j;
+            } else if *name == header::SET_COOKIE {
+                out.append(name.clone(), value);
             } else if let Some(i) = c.slots.iter().position(|(n, _)| n == name)
                 && absent & (1 << i) == 0
             {
@@ -517,6 +539,12 @@ impl HeaderSet {
                 }
             } else if !c.owned.contains(name) {
                 out.append(name.clone(), value);
+            }
+        }
+        // A place whose every value was dropped (a refused cookie) goes.
+        for (j, name) in PLACES.iter().enumerate() {
+            if variant & !filled & (1 << j) != 0 {
+                out.remove(name);
             }
         }
         *headers = out;
@@ -540,16 +568,33 @@ impl HeaderSet {
     }
 }
 
-/// The template as it is, and with a placeholder for `Content-Type` at its end (unless the
-/// policy fixes `Content-Type` itself): cloning a map gives it no room to grow, so a header
-/// appended to the clone costs a reallocation of every entry; the placeholder, overwritten in
-/// place, does not.
-fn with_content_type(template: HeaderMap, owned: &[HeaderName]) -> [HeaderMap; 2] {
-    let mut with = template.clone();
-    if !owned.contains(&header::CONTENT_TYPE) {
-        with.insert(header::CONTENT_TYPE, HeaderValue::from_static(""));
-    }
-    [template, with]
+/// Headers most responses carry, given a place in the templates: cloning a map gives it no
+/// room to grow, so a header appended to the clone costs a reallocation of every entry; a
+/// placeholder overwritten in place does not.
+const PLACES: [HeaderName; 2] = [header::CONTENT_TYPE, header::SET_COOKIE];
+
+/// Which of [`PLACES`] may have a placeholder: those the policy does not fix itself.
+fn places(owned: &[HeaderName]) -> usize {
+    PLACES
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| !owned.contains(name))
+        .fold(0, |mask, (j, _)| mask | (1 << j))
+}
+
+/// The template in four variants: variant `v` has a placeholder (at its end) for each of
+/// [`PLACES`] whose bit is set in `v` and in [`places`].
+fn with_places(template: HeaderMap, owned: &[HeaderName]) -> [HeaderMap; 4] {
+    let allowed = places(owned);
+    std::array::from_fn(|v| {
+        let mut map = template.clone();
+        for (j, name) in PLACES.iter().enumerate() {
+            if v & allowed & (1 << j) != 0 {
+                map.insert(name.clone(), HeaderValue::from_static(""));
+            }
+        }
+        map
+    })
 }
 
 /// Joins each merged list slot into one value: the service's values first, ours last.
@@ -733,6 +778,52 @@ mod tests {
         set.apply(&RequestFacts::default(), &mut h);
         assert!(!h.contains_key(&id) && !h.contains_key(&list), "{h:?}");
         assert!(!h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn placed_headers_leave_no_placeholder() {
+        let set = HeaderPolicy::api().build().unwrap();
+        let cases: [&[(&str, &str)]; 6] = [
+            &[("content-type", "text/plain")],
+            &[("set-cookie", "a=1")],
+            &[("set-cookie", "a=1"), ("set-cookie", "b=2; Path=/")],
+            // Refused (a __Host- cookie with a Domain): the place is removed, not left empty.
+            &[(
+                "set-cookie",
+                "__Host-x=1; Secure; Path=/; Domain=example.com",
+            )],
+            &[
+                ("content-type", "text/html"),
+                ("set-cookie", "__Host-x=1; Domain=example.com"),
+                ("set-cookie", "ok=1"),
+            ],
+            &[("location", "/next")],
+        ];
+        for case in cases {
+            let mut h = HeaderMap::new();
+            for (name, value) in case {
+                h.append(*name, HeaderValue::from_static(value));
+            }
+            set.apply(&RequestFacts::default(), &mut h);
+            assert!(h.values().all(|v| !v.is_empty()), "{case:?} -> {h:?}");
+            assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+            let cookies: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+            let kept = case
+                .iter()
+                .filter(|(n, v)| *n == "set-cookie" && !v.starts_with("__Host-"))
+                .count();
+            assert_eq!(cookies.len(), kept, "{case:?} -> {h:?}");
+            for cookie in cookies {
+                let cookie = cookie.to_str().unwrap();
+                assert!(
+                    cookie.contains("; HttpOnly") && cookie.contains("; Secure"),
+                    "{cookie}"
+                );
+            }
+            for (name, value) in case.iter().filter(|(n, _)| *n != "set-cookie") {
+                assert_eq!(h[*name], *value, "{case:?}");
+            }
+        }
     }
 
     #[test]

@@ -451,7 +451,7 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let request_id = parts.extensions.get::<RequestId>().copied();
+            let request_id = RequestId::from_extensions(&parts.extensions);
             let (body, units) = if layer.estimate.needs_body() {
                 match http_body_util::Limited::new(body, layer.max_body)
                     .collect()

@@ -78,7 +78,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let request_id = req.extensions().get::<RequestId>().copied();
+        let request_id = RequestId::from_extensions(req.extensions());
         let keys = RequestKeys::from_http(req.extensions(), req.headers(), req.uri());
         let (state, statuses) = match self.limiter.check(&keys, 1) {
             Decision::Allowed(statuses) => (

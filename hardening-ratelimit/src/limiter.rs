@@ -291,7 +291,8 @@ impl<'a> RequestKeys<'a> {
     }
 
     /// The keys of an HTTP request as the layers of this crate read them: the client IP from
-    /// axum's `ConnectInfo<SocketAddr>`, the principal from
+    /// the [`RequestContext`](hardening_errors::RequestContext) `Hardening` put there (which
+    /// has followed trusted proxies), else axum's `ConnectInfo<SocketAddr>`; the principal from
     /// [`PrincipalId`](hardening_errors::PrincipalId), the route from axum's `MatchedPath`
     /// (else the path).
     pub fn from_http(
@@ -301,9 +302,12 @@ impl<'a> RequestKeys<'a> {
     ) -> Self {
         use axum::extract::{ConnectInfo, MatchedPath};
         Self {
-            client_ip: extensions
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
+            client_ip: match hardening_errors::RequestContext::of(extensions) {
+                Some(context) => context.client_ip,
+                None => extensions
+                    .get::<ConnectInfo<std::net::SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip()),
+            },
             headers,
             principal: extensions
                 .get::<hardening_errors::PrincipalId>()

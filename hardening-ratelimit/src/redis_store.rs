@@ -804,7 +804,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
         Box::pin(async move {
-            let request_id = req.extensions().get::<RequestId>().copied();
+            let request_id = RequestId::from_extensions(req.extensions());
             let decision = limiter
                 .check(
                     &RequestKeys::from_http(req.extensions(), req.headers(), req.uri()),

@@ -33,3 +33,27 @@ async fn standalone_layer_limits_by_peer() {
     assert_eq!(c.header("retry-after"), Some("360"));
     assert_eq!(c.json()["violated-policies"][0], "per-ip");
 }
+
+#[tokio::test]
+async fn inside_hardening_the_layer_keys_on_the_client_behind_a_trusted_proxy() {
+    use hardening_core::Hardening;
+    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap()).burst(NonZeroU32::new(1).unwrap());
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RateLimitLayer::new(RateLimiter::new([
+            Policy::per_client_ip("route-per-ip", quota),
+        ])))
+        .layer(Hardening::strict().trusted_proxies(["127.0.0.1"]).unwrap());
+    let addr = serve(app).await;
+    // Two clients behind the same proxy (the test's socket, 127.0.0.1): one bucket each.
+    let a = http_get(addr, "/", &["x-forwarded-for: 198.51.100.1"]).await;
+    let b = http_get(addr, "/", &["x-forwarded-for: 198.51.100.2"]).await;
+    assert_eq!(
+        (a.status, b.status),
+        (200, 200),
+        "clients behind one proxy share a bucket: {b:?}"
+    );
+    let again = http_get(addr, "/", &["x-forwarded-for: 198.51.100.1"]).await;
+    assert_eq!(again.status, 429, "{again:?}");
+    assert_eq!(again.json()["violated-policies"][0], "route-per-ip");
+}

@@ -136,8 +136,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let request_id = match req.extensions().get::<RequestId>() {
-            Some(id) => *id,
+        let request_id = match RequestId::from_extensions(req.extensions()) {
+            Some(id) => id,
             None => {
                 let id = RequestId::generate();
                 req.extensions_mut().insert(id);
