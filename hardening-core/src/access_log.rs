@@ -86,18 +86,18 @@ impl AccessLog {
     }
 
     /// Captures what the event needs from the request, if anyone listens for it.
-    pub(crate) fn record(&self, parts: &Parts) -> Option<AccessRecord> {
+    pub(crate) fn record(&self, parts: &Parts) -> Option<Box<AccessRecord>> {
         if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
             return None;
         }
-        Some(AccessRecord {
+        Some(Box::new(AccessRecord {
             start: std::time::Instant::now(),
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             route: parts.extensions.get::<MatchedPath>().cloned(),
             headers: self.log_headers.then(|| parts.headers.clone()),
             user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
-        })
+        }))
     }
 
     pub(crate) fn emit(

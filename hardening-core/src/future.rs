@@ -66,7 +66,8 @@ pub(crate) struct Post {
     pub(crate) request_id: RequestId,
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) cors_origin: Option<HeaderValue>,
-    pub(crate) record: Option<AccessRecord>,
+    /// Boxed: it is large, and `None` whenever the access log is filtered out.
+    pub(crate) record: Option<Box<AccessRecord>>,
     pub(crate) span: tracing::Span,
 }
 
