@@ -995,43 +995,42 @@ pub(crate) fn policy_header_for<'a>(
 
 /// The `RateLimit` header for these statuses: `"per-ip";r=42;t=7, …`.
 pub fn ratelimit_header(statuses: &[PolicyStatus]) -> Option<HeaderValue> {
-    // Built by hand into a buffer of the exact size: `format!` costs more than the rate-limit
-    // decision itself, and a buffer with spare room costs `Bytes` a second allocation.
-    // Each field is `"name";r=R;t=T` plus ", " before all but the first.
-    let len: usize = statuses
-        .iter()
-        .map(field)
-        .map(|(name, r, t)| name.len() + 10 + decimal_len(r) + decimal_len(t))
-        .sum::<usize>()
-        .checked_sub(2)?;
-    let mut out = Vec::with_capacity(len);
-    for (i, (name, remaining, reset)) in statuses.iter().map(field).enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b", ");
-        }
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\";r=");
-        push_decimal(&mut out, remaining);
-        out.extend_from_slice(b";t=");
-        push_decimal(&mut out, reset);
+    if statuses.is_empty() {
+        return None;
     }
-    debug_assert_eq!(out.len(), len);
-    Some(bytes_of(out))
+    // Built by hand in one pass on the stack (`format!` costs more than the rate-limit
+    // decision itself), then copied into a buffer of its exact size: one allocation.
+    let mut stack = [0u8; 256];
+    let mut rest: &mut [u8] = &mut stack;
+    if write_fields(&mut rest, statuses).is_ok() {
+        let len = 256 - rest.len();
+        return HeaderValue::from_bytes(&stack[..len]).ok();
+    }
+    // A long list of policies with long names.
+    let mut long = Vec::new();
+    write_fields(&mut long, statuses).ok()?;
+    Some(bytes_of(long))
 }
 
-/// One policy's name, remaining units and seconds to reset (rounded up).
-fn field(s: &PolicyStatus) -> (&str, u64, u64) {
-    let reset = s.reset();
-    let reset = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
-    (s.name.as_str(), u64::from(s.remaining()), reset)
+/// Writes `"name";r=R;t=T` for each status, comma-separated; fails when `out` is full.
+fn write_fields(out: &mut impl std::io::Write, statuses: &[PolicyStatus]) -> std::io::Result<()> {
+    for (i, s) in statuses.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b", ")?;
+        }
+        let reset = s.reset();
+        let reset = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
+        out.write_all(b"\"")?;
+        out.write_all(s.name.as_str().as_bytes())?;
+        out.write_all(b"\";r=")?;
+        write_decimal(out, u64::from(s.remaining()))?;
+        out.write_all(b";t=")?;
+        write_decimal(out, reset)?;
+    }
+    Ok(())
 }
 
-fn decimal_len(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |d| d as usize + 1)
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+fn write_decimal(out: &mut impl std::io::Write, mut n: u64) -> std::io::Result<()> {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -1042,7 +1041,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    out.write_all(&digits[i..])
 }
 
 fn bytes_of(v: Vec<u8>) -> HeaderValue {
@@ -1218,6 +1217,23 @@ mod tests {
             panic!()
         };
         assert_eq!(ratelimit_header(&s).unwrap(), "\"per-ip\";r=49;t=1");
+        assert_eq!(ratelimit_header(&[]), None);
+
+        // Longer than the stack buffer: the same text, built on the heap.
+        let names: Vec<String> = (0..12)
+            .map(|i| format!("policy-with-a-long-name-{i}"))
+            .collect();
+        let limiter =
+            RateLimiter::new(names.iter().map(|n| {
+                Policy::per_client_ip(n.clone(), Quota::per_minute(nz(100)).burst(nz(50)))
+            }));
+        let Decision::Allowed(s) = limiter.check(&keys("10.0.0.1", &h), 1) else {
+            panic!()
+        };
+        let header = ratelimit_header(&s).unwrap();
+        let expected: Vec<String> = names.iter().map(|n| format!("\"{n}\";r=49;t=1")).collect();
+        assert!(header.len() > 256);
+        assert_eq!(header, expected.join(", ").as_str());
     }
 
     #[test]
