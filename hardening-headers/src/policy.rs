@@ -72,7 +72,7 @@ impl HeaderPolicy {
             (
                 HeaderName::from_static("permissions-policy"),
                 "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), \
-                 magnetometer=(), microphone=(), midi=(), payment=(), usb=(), interest-cohort=()",
+                 magnetometer=(), microphone=(), midi=(), payment=(), usb=()",
             ),
             (header::X_DNS_PREFETCH_CONTROL, "off"),
             (
