@@ -291,7 +291,8 @@ where
         // 8. The inner service (panics caught by ProblemService), under the timeout.
         let future = {
             let _entered = post.span.enter();
-            self.inner.call(Request::from_parts(parts, body))
+            self.inner
+                .call_with_request_id(Request::from_parts(parts, body), request_id)
         };
         ResponseFuture::inner(future, policy.timeout, post)
     }

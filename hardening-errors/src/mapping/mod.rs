@@ -144,6 +144,21 @@ where
                 id
             }
         };
+        self.call_with_request_id(req, request_id)
+    }
+}
+
+impl<S> ProblemService<S> {
+    /// [`call`](Service::call) for a request whose id the caller already put in its
+    /// extensions (saves looking it up again).
+    pub fn call_with_request_id<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        request_id: RequestId,
+    ) -> ResponseFuture<S::Future, ResBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(future) => ResponseFuture::new(future, request_id, self.id_header),
             Err(payload) => ResponseFuture::panicked(&*payload, request_id),
