@@ -286,10 +286,10 @@ impl HeaderPolicy {
         }
         Ok(HeaderSet(Arc::new(Compiled {
             templates: [
-                with_places(template(false), &owned),
-                with_places(template(true), &owned),
+                with_places(template(false), places(&owned, &[])),
+                with_places(template(true), places(&owned, &[])),
             ],
-            places: places(&owned),
+            places: places(&owned, &[]),
             csp,
             owned,
             no_store_with_credentials: self.no_store_with_credentials,
@@ -393,7 +393,8 @@ impl HeaderSet {
     /// This set with places reserved for headers whose values are known only per response
     /// (a request id, a rate-limit status): [`apply_with`](Self::apply_with) writes them in
     /// the same pass as the security headers instead of inserting each afterwards. A slot
-    /// named like one of the policy's own headers takes that header's place. At most 32.
+    /// named like one of the policy's own headers takes that header's place. At most 32, and
+    /// not `Set-Cookie`.
     ///
     /// ```
     /// use hardening_headers::{HeaderPolicy, Merge, RequestFacts};
@@ -414,6 +415,12 @@ impl HeaderSet {
     ) -> Result<HeaderSet, ConfigError> {
         let c = &*self.0;
         let slots: Vec<(HeaderName, Merge)> = slots.into_iter().collect();
+        if slots.iter().any(|(n, _)| *n == header::SET_COOKIE) {
+            return Err(ConfigError::InvalidHeader(
+                "set-cookie cannot be a per-response slot: cookies go through the cookie rules"
+                    .to_owned(),
+            ));
+        }
         if slots.len() > MAX_SLOTS {
             return Err(ConfigError::InvalidHeader(format!(
                 "{} per-response slots; at most {MAX_SLOTS}",
@@ -433,12 +440,12 @@ impl HeaderSet {
                     map.append(name.clone(), value.clone());
                 }
             }
-            with_places(map, &owned)
+            with_places(map, places(&owned, &slots))
         };
         Ok(HeaderSet(Arc::new(Compiled {
             csp: c.csp.clone(),
             templates: [template(&c.templates[0][0]), template(&c.templates[1][0])],
-            places: places(&owned),
+            places: places(&owned, &slots),
             owned,
             no_store_with_credentials: c.no_store_with_credentials,
             cookies: c.cookies.clone(),
@@ -573,19 +580,19 @@ impl HeaderSet {
 /// placeholder overwritten in place does not.
 const PLACES: [HeaderName; 2] = [header::CONTENT_TYPE, header::SET_COOKIE];
 
-/// Which of [`PLACES`] may have a placeholder: those the policy does not fix itself.
-fn places(owned: &[HeaderName]) -> usize {
+/// Which of [`PLACES`] may have a placeholder: those the policy does not fix itself and that
+/// are not slots.
+fn places(owned: &[HeaderName], slots: &[(HeaderName, Merge)]) -> usize {
     PLACES
         .iter()
         .enumerate()
-        .filter(|(_, name)| !owned.contains(name))
+        .filter(|(_, name)| !owned.contains(name) && !slots.iter().any(|(n, _)| n == *name))
         .fold(0, |mask, (j, _)| mask | (1 << j))
 }
 
 /// The template in four variants: variant `v` has a placeholder (at its end) for each of
-/// [`PLACES`] whose bit is set in `v` and in [`places`].
-fn with_places(template: HeaderMap, owned: &[HeaderName]) -> [HeaderMap; 4] {
-    let allowed = places(owned);
+/// [`PLACES`] whose bit is set in `v` and in `allowed` (see [`places`]).
+fn with_places(template: HeaderMap, allowed: usize) -> [HeaderMap; 4] {
     std::array::from_fn(|v| {
         let mut map = template.clone();
         for (j, name) in PLACES.iter().enumerate() {
@@ -843,6 +850,26 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_named_like_a_placed_header_keeps_its_own_rule() {
+        let set = HeaderPolicy::api()
+            .build()
+            .unwrap()
+            .with_slots([(header::CONTENT_TYPE, Merge::Replace)])
+            .unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        set.apply_with(
+            &RequestFacts::default(),
+            &mut h,
+            [Some(HeaderValue::from_static("application/json"))],
+        );
+        assert_eq!(
+            h.get_all(header::CONTENT_TYPE).iter().collect::<Vec<_>>(),
+            ["application/json"]
+        );
+    }
+
+    #[test]
     fn too_many_slots_is_a_config_error() {
         let set = HeaderPolicy::api().build().unwrap();
         let slots = (0..33).map(|i| {
@@ -852,6 +879,7 @@ mod tests {
             )
         });
         assert!(set.with_slots(slots).is_err());
+        assert!(set.with_slots([(header::SET_COOKIE, Merge::List)]).is_err());
     }
 
     #[test]
