@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
@@ -35,7 +36,8 @@ use crate::{HeaderSet, HttpsRedirect, RequestFacts};
 pub struct SecurityHeadersLayer {
     set: HeaderSet,
     trust_forwarded_proto: bool,
-    redirect: Option<HttpsRedirect>,
+    // Shared: routers clone the service for every request.
+    redirect: Option<Arc<HttpsRedirect>>,
 }
 
 impl SecurityHeadersLayer {
@@ -56,7 +58,7 @@ impl SecurityHeadersLayer {
 
     /// Redirects plain-HTTP requests to HTTPS.
     pub fn https_redirect(mut self, redirect: HttpsRedirect) -> Self {
-        self.redirect = Some(redirect);
+        self.redirect = Some(Arc::new(redirect));
         self
     }
 }
