@@ -50,7 +50,7 @@
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
 
 mod error;
-mod intern;
+mod header_value;
 mod mapping;
 mod principal;
 mod problem;
@@ -62,7 +62,7 @@ pub mod types;
 mod validation;
 
 pub use error::Error;
-pub use intern::static_header_value;
+pub use header_value::{join_header_values, static_header_value};
 pub use mapping::{CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, reject};
 pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};

@@ -284,12 +284,13 @@ impl HeaderPolicy {
             owned.push(header::CONTENT_SECURITY_POLICY);
             owned.push(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
         }
+        let places = places(&owned, &[]);
         Ok(HeaderSet(Arc::new(Compiled {
             templates: [
-                with_places(template(false), places(&owned, &[])),
-                with_places(template(true), places(&owned, &[])),
+                with_places(template(false), places),
+                with_places(template(true), places),
             ],
-            places: places(&owned, &[]),
+            places,
             csp,
             owned,
             no_store_with_credentials: self.no_store_with_credentials,
@@ -429,6 +430,7 @@ impl HeaderSet {
         }
         let is_slot = |name: &HeaderName| slots.iter().any(|(n, _)| n == name);
         let owned: Vec<HeaderName> = c.owned.iter().filter(|n| !is_slot(n)).cloned().collect();
+        let places = places(&owned, &slots);
         let template = |old: &HeaderMap| {
             let mut map = HeaderMap::with_capacity(old.len() + slots.len() + 6);
             // The placeholders first: `apply_with` finds them by position.
@@ -440,12 +442,12 @@ impl HeaderSet {
                     map.append(name.clone(), value.clone());
                 }
             }
-            with_places(map, places(&owned, &slots))
+            with_places(map, places)
         };
         Ok(HeaderSet(Arc::new(Compiled {
             csp: c.csp.clone(),
             templates: [template(&c.templates[0][0]), template(&c.templates[1][0])],
-            places: places(&owned, &slots),
+            places,
             owned,
             no_store_with_credentials: c.no_store_with_credentials,
             cookies: c.cookies.clone(),
@@ -610,16 +612,13 @@ fn join_lists(headers: &mut HeaderMap, slots: &[(HeaderName, Merge)], merged: u3
         if merged & (1 << i) == 0 {
             continue;
         }
-        let mut values = headers.get_all(name).iter();
-        let Some(ours) = values.next() else { continue };
-        let mut joined: Vec<u8> = Vec::new();
-        for value in values.chain([ours]) {
-            if !joined.is_empty() {
-                joined.extend_from_slice(b", ");
-            }
-            joined.extend_from_slice(value.as_bytes());
+        // Ours is the first value (the template's slot); the service's follow it.
+        let mut values: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
+        if values.is_empty() {
+            continue;
         }
-        if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+        values.rotate_left(1);
+        if let Some(value) = hardening_errors::join_header_values(&values) {
             headers.insert(name.clone(), value);
         }
     }

@@ -53,12 +53,7 @@ fn merge_list(headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
             slot.insert(ours);
         }
         http::header::Entry::Occupied(mut slot) => {
-            let inner = slot.get();
-            let mut joined = Vec::with_capacity(inner.len() + 2 + ours.len());
-            joined.extend_from_slice(inner.as_bytes());
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(ours.as_bytes());
-            if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)) {
+            if let Some(value) = hardening_errors::join_header_values(&[slot.get(), &ours]) {
                 slot.insert(value);
             }
         }

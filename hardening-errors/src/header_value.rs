@@ -1,4 +1,4 @@
-//! Header values computed once and kept for the life of the process.
+//! Header values: computed once and kept for the life of the process, or joined into a list.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -35,4 +35,30 @@ pub fn static_header_value(value: String) -> Result<HeaderValue, InvalidHeaderVa
         }
     };
     Ok(HeaderValue::from_static(text))
+}
+
+/// The values as one comma-separated list (`a, b, c`), in one allocation of the exact size;
+/// `None` for no values.
+///
+/// ```
+/// use http::HeaderValue;
+/// let (inner, outer) = (HeaderValue::from_static("\"a\";r=1"), HeaderValue::from_static("\"b\";r=2"));
+/// let joined = hardening_errors::join_header_values(&[&inner, &outer]).unwrap();
+/// assert_eq!(joined, "\"a\";r=1, \"b\";r=2");
+/// ```
+pub fn join_header_values(values: &[&HeaderValue]) -> Option<HeaderValue> {
+    let len = values
+        .iter()
+        .map(|v| v.len() + 2)
+        .sum::<usize>()
+        .checked_sub(2)?;
+    let mut joined = Vec::with_capacity(len);
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    // Exactly sized, so `Bytes` takes the buffer over without another allocation.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)).ok()
 }
