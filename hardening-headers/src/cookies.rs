@@ -77,8 +77,8 @@ impl CookiePolicy {
         self
     }
 
-    /// Rewrites every `Set-Cookie` in `headers` to follow the rules.
-    /// Every `Set-Cookie` brought into line, then de-duplicated.
+    /// Rewrites every `Set-Cookie` in `headers` to follow the rules, then de-duplicates
+    /// (what `HeaderSet::apply` does on its way, here in one call for the tests).
     #[cfg(test)]
     pub(crate) fn enforce(&self, headers: &mut HeaderMap) {
         let values: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
