@@ -5,6 +5,8 @@
 # for a bounded duration, pinned to a core of its own when it can be (see scripts/lib.sh;
 # PIN=0 to share cores). With several rounds the variants take turns (so a slow spell of
 # the host hits all three alike) and the table shows each one's median.
+# VARIANTS="..." picks other variants (bare-axum first: the percentages are against it), e.g.
+# bare-axum-strict-headers: bare axum sending strict's response headers, the wire-cost floor.
 # Usage: scripts/bench-loopback.sh [seconds] [connections] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ duration=${1:-10}
 connections=${2:-32}
 rounds=${3:-1}
 port=38471
+read -r -a variants <<< "${VARIANTS:-bare-axum tower-http-stack hardening-strict}"
 
 ensure_wrk
 cargo build -q --release --locked -p hardening-tests --bin bench-server
@@ -21,7 +24,7 @@ server=target/release/bench-server
 
 declare -A runs
 for round in $(seq "$rounds"); do
-  for variant in bare-axum tower-http-stack hardening-strict; do
+  for variant in "${variants[@]}"; do
     "${pin_server[@]}" "$server" "$variant" "$port" &
     pid=$!
     trap 'kill $pid 2>/dev/null || true' EXIT
@@ -34,19 +37,20 @@ for round in $(seq "$rounds"); do
     kill "$pid"; wait "$pid" 2>/dev/null || true
   done
   if [ "$rounds" -gt 1 ]; then
-    echo "after round $round (bare | tower-http | strict): ${runs[bare-axum]}| ${runs[tower-http-stack]}| ${runs[hardening-strict]}" >&2
+    echo "after round $round:" >&2
+    for variant in "${variants[@]}"; do echo "  $variant: ${runs[$variant]}" >&2; done
   fi
 done
 
 declare -A rps
-for variant in bare-axum tower-http-stack hardening-strict; do
+for variant in "${variants[@]}"; do
   rps[$variant]=$(printf '%s\n' ${runs[$variant]} | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 done
 
-base=${rps[bare-axum]}
+base=${rps[${variants[0]}]}
 [ ${#pin_server[@]} -gt 0 ] && echo "server on CPU 0, wrk on CPU 1"
-printf '%-18s %12s %10s\n' variant req/s vs-bare
-for variant in bare-axum tower-http-stack hardening-strict; do
-  printf '%-18s %12s %9.1f%%\n' "$variant" "${rps[$variant]}" \
+printf '%-26s %12s %10s\n' variant req/s vs-bare
+for variant in "${variants[@]}"; do
+  printf '%-26s %12s %9.1f%%\n' "$variant" "${rps[$variant]}" \
     "$(awk -v a="${rps[$variant]}" -v b="$base" 'BEGIN {print 100 * a / b}')"
 done

@@ -31,6 +31,10 @@ pub enum Variant {
     TowerHttp,
     /// `Hardening::strict()`.
     Hardening,
+    /// Bare axum adding the exact response headers `Hardening::strict()` sends (fixed
+    /// values, one precomputed map): what those bytes alone cost on the wire. Not one of the
+    /// compared variants; `scripts/bench-loopback.sh` reports it as the floor.
+    BareWithStrictHeaders,
 }
 
 impl Variant {
@@ -43,12 +47,16 @@ impl Variant {
             Variant::Bare => "bare-axum",
             Variant::TowerHttp => "tower-http-stack",
             Variant::Hardening => "hardening-strict",
+            Variant::BareWithStrictHeaders => "bare-axum-strict-headers",
         }
     }
 
     /// Parses [`Variant::name`].
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain([Variant::BareWithStrictHeaders])
+            .find(|v| v.name() == name)
     }
 
     /// The router for this variant.
@@ -58,8 +66,44 @@ impl Variant {
             Variant::Bare => hello,
             Variant::TowerHttp => with_tower_http_stack(hello),
             Variant::Hardening => hello.layer(Hardening::strict().rate_limit(never_limiting())),
+            Variant::BareWithStrictHeaders => {
+                // The cheapest way to send them: one clone of a finished map per response.
+                let headers = strict_headers();
+                Router::new().route(
+                    "/",
+                    get(move || {
+                        let headers = headers.clone();
+                        async move {
+                            let mut res = axum::response::Response::new(axum::body::Body::from(
+                                "Hello, World!",
+                            ));
+                            *res.headers_mut() = headers;
+                            res
+                        }
+                    }),
+                )
+            }
         }
     }
+}
+
+/// The headers `Hardening::strict()` with [`never_limiting`] sends on a plain-HTTP hello-world
+/// response besides `content-length` and `date`, with fixed values.
+fn strict_headers() -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("content-type", "text/plain; charset=utf-8"),
+        ("x-request-id", "019abc12-3456-7def-8123-456789abcdef"),
+        ("ratelimit", "\"per-ip\";r=4294967294;t=1"),
+        ("ratelimit-policy", "\"per-ip\";q=4294967295;w=1"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    let set = HeaderPolicy::api()
+        .build()
+        .expect("the API preset is valid");
+    set.apply(&RequestFacts::default(), &mut headers);
+    headers
 }
 
 /// A per-IP limiter doing its full work on every request but never refusing (like the
