@@ -113,7 +113,7 @@ impl RequestId {
 
     /// The id as an `x-request-id` header value.
     pub fn to_header_value(&self) -> http::HeaderValue {
-        http::HeaderValue::from_str(self.as_str())
+        http::HeaderValue::from_bytes(&self.bytes[..usize::from(self.len)])
             .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
     }
 }

@@ -1031,15 +1031,27 @@ fn write_fields(out: &mut impl std::io::Write, statuses: &[PolicyStatus]) -> std
 }
 
 fn write_decimal(out: &mut impl std::io::Write, mut n: u64) -> std::io::Result<()> {
+    // Two digits per division: the remaining count is often ten digits long.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = usize::try_from(n % 100).unwrap_or(0) * 2;
+        n /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = usize::try_from(n).unwrap_or(0) * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
     out.write_all(&digits[i..])
 }
@@ -1110,6 +1122,17 @@ mod tests {
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()
+    }
+
+    #[test]
+    fn decimals_are_written_like_display() {
+        let small = [0, 7, 9, 10, 42, 99, 100, 101, 999, 1000, 12_345];
+        let large = [4_294_967_295, u64::MAX, u64::MAX - 1, 10_u64.pow(19) - 1];
+        for n in small.into_iter().chain(large) {
+            let mut out = Vec::new();
+            write_decimal(&mut out, n).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
     }
 
     fn keys<'a>(ip: &str, headers: &'a HeaderMap) -> RequestKeys<'a> {
