@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Requests per second over loopback HTTP for the three benchmark variants, side by side in
 # one run: bare axum, the tower-http + tower_governor stack, and Hardening::strict().
+# Reports the ratio of the medians and the median of the per-round ratios.
 # Each server runs on a single-threaded runtime; wrk drives it with keep-alive connections
 # for a bounded duration, pinned to a core of its own when it can be (see scripts/lib.sh;
 # PIN=0 to share cores). With several rounds the variants take turns (so a slow spell of
@@ -42,15 +43,27 @@ for round in $(seq "$rounds"); do
   fi
 done
 
-declare -A rps
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# Two estimates: the ratio of the medians, and the median of each round's own ratio (a
+# variant against the first one measured just before it; this cancels slow drift of the host).
+declare -A rps paired
+read -r -a base_runs <<< "${runs[${variants[0]}]}"
 for variant in "${variants[@]}"; do
-  rps[$variant]=$(printf '%s\n' ${runs[$variant]} | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  read -r -a these <<< "${runs[$variant]}"
+  rps[$variant]=$(median "${these[@]}")
+  ratios=()
+  for i in "${!these[@]}"; do
+    ratios+=("$(awk -v a="${these[$i]}" -v b="${base_runs[$i]}" 'BEGIN {print 100 * a / b}')")
+  done
+  paired[$variant]="$(median "${ratios[@]}") $(printf '%s\n' "${ratios[@]}" | sort -g | sed -n '1p;$p' | tr '\n' ' ')"
 done
 
 base=${rps[${variants[0]}]}
 [ ${#pin_server[@]} -gt 0 ] && echo "server on CPU 0, wrk on CPU 1"
-printf '%-26s %12s %10s\n' variant req/s vs-bare
+printf '%-26s %12s %10s %14s %18s\n' variant req/s vs-bare per-round-median per-round-range
 for variant in "${variants[@]}"; do
-  printf '%-26s %12s %9.1f%%\n' "$variant" "${rps[$variant]}" \
-    "$(awk -v a="${rps[$variant]}" -v b="$base" 'BEGIN {print 100 * a / b}')"
+  read -r med lo hi <<< "${paired[$variant]}"
+  printf '%-26s %12s %9.1f%% %13.1f%% %8.1f%%-%5.1f%%\n' "$variant" "${rps[$variant]}" \
+    "$(awk -v a="${rps[$variant]}" -v b="$base" 'BEGIN {print 100 * a / b}')" "$med" "$lo" "$hi"
 done
