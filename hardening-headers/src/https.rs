@@ -4,39 +4,24 @@ use http::header::{HOST, LOCATION};
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, Uri};
 
+use crate::request_headers::RequestHeaders;
+
 /// Put this in a request's extensions when it arrived over TLS terminated in-process (your
 /// TLS acceptor knows); the header set then sends HSTS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tls;
 
-/// Parsed once, not per request (a `&str` name is parsed on every lookup).
-static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
-
 /// Whether the request came over HTTPS: TLS seen in-process (the [`Tls`] marker or an
 /// `https` URI), or `X-Forwarded-Proto: https` when `trust_forwarded_proto` (the caller
 /// decides that the peer is a trusted proxy).
 pub fn is_https(parts: &Parts, trust_forwarded_proto: bool) -> bool {
-    https_of(
-        &parts.extensions,
-        &parts.uri,
-        &parts.headers,
-        trust_forwarded_proto,
-    )
+    tls_in_process(&parts.extensions, &parts.uri)
+        || (trust_forwarded_proto && RequestHeaders::read(&parts.headers, true).forwarded_https)
 }
 
-/// [`is_https`] from the pieces of a request (no need to take it apart).
-pub(crate) fn https_of(
-    extensions: &http::Extensions,
-    uri: &http::Uri,
-    headers: &http::HeaderMap,
-    trust_forwarded_proto: bool,
-) -> bool {
-    extensions.get::<Tls>().is_some()
-        || uri.scheme_str() == Some("https")
-        || (trust_forwarded_proto
-            && headers
-                .get(&X_FORWARDED_PROTO)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")))
+/// TLS seen in-process: the [`Tls`] marker or an `https` URI.
+pub(crate) fn tls_in_process(extensions: &http::Extensions, uri: &http::Uri) -> bool {
+    extensions.get::<Tls>().is_some() || uri.scheme_str() == Some("https")
 }
 
 /// Redirects plain-HTTP requests to HTTPS: 301 for GET and HEAD, 308 for other methods (so

@@ -9,7 +9,8 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::https::https_of;
+use crate::https::tls_in_process;
+use crate::request_headers::RequestHeaders;
 use crate::{HeaderSet, HttpsRedirect, RequestFacts};
 
 /// Applies a [`HeaderSet`] to every response (and optionally redirects plain HTTP).
@@ -96,13 +97,10 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let layer = &self.layer;
-        let https = https_of(
-            req.extensions(),
-            req.uri(),
-            req.headers(),
-            layer.trust_forwarded_proto,
-        );
-        let facts = layer.set.facts_of(req.headers(), https);
+        // One read of the request's headers for both facts.
+        let read = RequestHeaders::read(req.headers(), layer.trust_forwarded_proto);
+        let https = tls_in_process(req.extensions(), req.uri()) || read.forwarded_https;
+        let facts = layer.set.facts(https, read.credentials);
         if let Some(nonce) = facts.nonce {
             req.extensions_mut().insert(nonce);
         }

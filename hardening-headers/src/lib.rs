@@ -40,6 +40,7 @@ mod layer;
 mod nonce;
 mod policy;
 mod report;
+mod request_headers;
 mod secure_cookies;
 
 pub use cookies::CookiePolicy;

@@ -8,6 +8,7 @@ use http::request::Parts;
 
 use crate::cookies::CookiePolicy;
 use crate::csp::CompiledCsp;
+use crate::request_headers::RequestHeaders;
 use crate::{ConfigError, Csp, CspNonce};
 
 /// Identifying headers removed from every response.
@@ -372,8 +373,11 @@ impl HeaderSet {
     /// [`request_facts`](Self::request_facts) from the request's headers; the caller puts the
     /// nonce in the extensions.
     pub(crate) fn facts_of(&self, headers: &HeaderMap, https: bool) -> RequestFacts {
-        let credentials =
-            headers.contains_key(header::AUTHORIZATION) || headers.contains_key(header::COOKIE);
+        self.facts(https, RequestHeaders::read(headers, false).credentials)
+    }
+
+    /// The facts from what the caller read; a new nonce if the policy uses one.
+    pub(crate) fn facts(&self, https: bool, credentials: bool) -> RequestFacts {
         RequestFacts {
             https,
             credentials,
