@@ -7,9 +7,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 /// Parsed once, not per request (a `&str` name is parsed on every lookup).
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Up to this many names, one pass comparing names costs less than looking each wanted name
-/// up (a lookup hashes the name; `x-forwarded-proto` byte by byte). API clients and load
-/// tools send a handful of headers; browsers send more and take the lookups.
+/// Up to this many header values, one pass comparing names costs less than looking each
+/// wanted name up (a lookup hashes the name; `x-forwarded-proto` byte by byte). API clients
+/// and load tools send a handful of headers; browsers send more and take the lookups.
 const SCAN_UP_TO: usize = 8;
 
 /// What [`RequestHeaders::read`] found.
@@ -25,7 +25,8 @@ impl RequestHeaders {
     /// Reads `headers`; `X-Forwarded-Proto` only when `forwarded_proto` (the caller trusts
     /// the peer).
     pub(crate) fn read(headers: &HeaderMap, forwarded_proto: bool) -> Self {
-        if headers.keys_len() > SCAN_UP_TO {
+        // Values, not names: a name repeated many times must not make the pass long.
+        if headers.len() > SCAN_UP_TO {
             Self::by_lookup(headers, forwarded_proto)
         } else {
             Self::by_scan(headers, forwarded_proto)
