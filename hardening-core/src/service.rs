@@ -78,15 +78,20 @@ where
             "request",
             request_id = %request_id,
         );
-        // HTTPS as seen directly, or as a trusted proxy reports it; security-header facts
-        // (credentials, and this request's CSP nonce, also put in the extensions).
+        // Security-header facts from one read of the headers: HTTPS as seen directly, as a
+        // trusted proxy reports it, or always (behind TLS); credentials; this request's CSP
+        // nonce, also put in the extensions.
         #[cfg(feature = "headers")]
-        let https = policy.behind_tls || hardening_headers::is_https(&parts, from_trusted_proxy);
+        let header_facts = policy.headers.as_ref().map(|set| {
+            let mut facts = set.request_facts(&mut parts, from_trusted_proxy);
+            facts.https |= policy.behind_tls;
+            facts
+        });
         #[cfg(feature = "headers")]
-        let header_facts = policy
-            .headers
-            .as_ref()
-            .map(|set| set.request_facts(&mut parts, https));
+        let https = match &header_facts {
+            Some(facts) => facts.https,
+            None => policy.behind_tls || hardening_headers::is_https(&parts, from_trusted_proxy),
+        };
 
         let mut post = Post {
             #[cfg(feature = "headers")]

@@ -448,6 +448,24 @@ async fn security_headers_cookies_and_https() {
 }
 
 #[tokio::test]
+async fn behind_tls_sends_hsts_over_the_plain_hop() {
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    let addr = serve(app.clone().layer(Hardening::strict().behind_tls())).await;
+    let reply = http_get(addr, "/", &[]).await;
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=63072000; includeSubDomains")
+    );
+    let addr = serve(app.layer(Hardening::strict())).await;
+    assert_eq!(
+        http_get(addr, "/", &[])
+            .await
+            .header("strict-transport-security"),
+        None
+    );
+}
+
+#[tokio::test]
 async fn html_preset_gives_each_response_its_own_nonce() {
     use hardening_core::headers::{CspNonce, HeaderPolicy};
     let app = Router::new().route(
