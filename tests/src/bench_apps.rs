@@ -87,10 +87,20 @@ impl Variant {
     }
 }
 
+/// The security headers `Hardening::strict()` sends on a plain-HTTP response.
+fn security_headers() -> http::HeaderMap {
+    let set = HeaderPolicy::api()
+        .build()
+        .expect("the API preset is valid");
+    let mut headers = http::HeaderMap::new();
+    set.apply(&RequestFacts::default(), &mut headers);
+    headers
+}
+
 /// The headers `Hardening::strict()` with [`never_limiting`] sends on a plain-HTTP hello-world
 /// response besides `content-length` and `date`, with fixed values.
 fn strict_headers() -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
+    let mut headers = security_headers();
     for (name, value) in [
         ("content-type", "text/plain; charset=utf-8"),
         ("x-request-id", "019abc12-3456-7def-8123-456789abcdef"),
@@ -99,10 +109,6 @@ fn strict_headers() -> http::HeaderMap {
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    let set = HeaderPolicy::api()
-        .build()
-        .expect("the API preset is valid");
-    set.apply(&RequestFacts::default(), &mut headers);
     headers
 }
 
@@ -125,13 +131,8 @@ fn with_tower_http_stack(app: Router) -> Router {
         .finish()
         .expect("a valid governor config");
     let x_request_id = HeaderName::from_static("x-request-id");
-    // Exactly the headers Hardening::strict() sends on a plain-HTTP response.
-    let set = HeaderPolicy::api()
-        .build()
-        .expect("the API preset is valid");
-    let mut strict_headers = http::HeaderMap::new();
-    set.apply(&RequestFacts::default(), &mut strict_headers);
-    let headers: [(HeaderName, HeaderValue); 9] = strict_headers
+    // Exactly the security headers Hardening::strict() sends on a plain-HTTP response.
+    let headers: [(HeaderName, HeaderValue); 9] = security_headers()
         .into_iter()
         .filter_map(|(name, value)| Some((name?, value)))
         .collect::<Vec<_>>()
