@@ -370,15 +370,19 @@ pub(crate) fn per_ip_rate_limiter(
 
 #[cfg(feature = "headers")]
 impl Policy {
-    /// The security headers with a slot each for `x-request-id` and, when the rate limiter
-    /// is on, `RateLimit` and `RateLimit-Policy`: written in one pass, in that order.
+    /// The security headers with a slot each for `x-request-id`, `Content-Length` and, when
+    /// the rate limiter is on, `RateLimit` and `RateLimit-Policy`: written in one pass, in
+    /// that order.
     pub(crate) fn response_headers(&self) -> Option<&hardening_headers::HeaderSet> {
         use hardening_headers::Merge;
         self.response_headers
             .get_or_init(|| {
                 let set = self.headers.as_ref()?;
                 #[allow(unused_mut)]
-                let mut slots = vec![(crate::service::X_REQUEST_ID.clone(), Merge::Replace)];
+                let mut slots = vec![
+                    (crate::service::X_REQUEST_ID.clone(), Merge::Replace),
+                    (http::header::CONTENT_LENGTH, Merge::Replace),
+                ];
                 #[cfg(feature = "ratelimit")]
                 if self.rate_limiter.is_some() {
                     slots.push((hardening_ratelimit::RATELIMIT.clone(), Merge::List));
