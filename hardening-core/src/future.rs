@@ -210,7 +210,11 @@ fn content_length<B: HttpBody>(by_method: bool, response: &Response<B>) -> Optio
     {
         return None;
     }
-    response.body().size_hint().exact().map(HeaderValue::from)
+    response
+        .body()
+        .size_hint()
+        .exact()
+        .map(hardening_errors::decimal_header_value)
 }
 
 impl Post {

@@ -37,6 +37,63 @@ pub fn static_header_value(value: String) -> Result<HeaderValue, InvalidHeaderVa
     Ok(HeaderValue::from_static(text))
 }
 
+/// `n` as a header value (a `Content-Length`, say). Numbers under 10 000 are slices of one
+/// text built at compile time, so the value costs no allocation and cloning or dropping it
+/// is a copy; larger ones are allocated.
+///
+/// ```
+/// for n in [0, 7, 42, 999, 1000, 9999, 10_000, u64::MAX] {
+///     assert_eq!(hardening_errors::decimal_header_value(n), n.to_string().as_str());
+/// }
+/// ```
+pub fn decimal_header_value(n: u64) -> HeaderValue {
+    // Where `n`'s digits start in `DECIMALS`: the 1-, 2-, 3- and 4-digit numbers follow each
+    // other, each group in order.
+    let (start, len) = match n {
+        0..10 => (n, 1),
+        10..100 => (10 + 2 * (n - 10), 2),
+        100..1000 => (190 + 3 * (n - 100), 3),
+        1000..10_000 => (2890 + 4 * (n - 1000), 4),
+        _ => return HeaderValue::from(n),
+    };
+    let start = start as usize;
+    match DECIMALS.get(start..start + len) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(n),
+    }
+}
+
+/// `0123456789101112…9999`: every number under 10 000, in order, with nothing between.
+static DECIMALS: &str = match std::str::from_utf8(&decimals()) {
+    Ok(text) => text,
+    Err(_) => panic!("digits are UTF-8"),
+};
+
+const fn decimals() -> [u8; 38_890] {
+    let mut out = [0u8; 38_890];
+    let (mut n, mut at) = (0u32, 0usize);
+    while n < 10_000 {
+        let len = if n < 10 {
+            1
+        } else if n < 100 {
+            2
+        } else if n < 1000 {
+            3
+        } else {
+            4
+        };
+        let (mut rest, mut i) = (n, len);
+        while i > 0 {
+            i -= 1;
+            out[at + i] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        at += len;
+        n += 1;
+    }
+    out
+}
+
 /// The values as one comma-separated list (`a, b, c`), in one allocation of the exact size;
 /// `None` for no values.
 ///
@@ -61,4 +118,16 @@ pub fn join_header_values(values: &[&HeaderValue]) -> Option<HeaderValue> {
     }
     // Exactly sized, so `Bytes` takes the buffer over without another allocation.
     HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_read_like_display() {
+        for n in (0..=12_000).chain([99_999, 100_000, u64::MAX - 1, u64::MAX]) {
+            assert_eq!(decimal_header_value(n), n.to_string().as_str(), "{n}");
+        }
+    }
 }

@@ -62,7 +62,7 @@ pub mod types;
 mod validation;
 
 pub use error::Error;
-pub use header_value::{join_header_values, static_header_value};
+pub use header_value::{decimal_header_value, join_header_values, static_header_value};
 pub use mapping::{CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, reject};
 pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};
