@@ -60,8 +60,15 @@ impl Variant {
             .find(|v| v.name() == name)
     }
 
-    /// The router for this variant.
+    /// The router for this variant, prepared the way `axum::serve` prepares it
+    /// (`with_state`): each handler and its layers made into a service once. Unprepared, a
+    /// router called with `oneshot` builds every route's layers again on each request, which
+    /// no served app does (and which costs the tower-http stack about 0.9 µs more).
     pub fn app(self) -> Router {
+        self.unprepared().with_state(())
+    }
+
+    fn unprepared(self) -> Router {
         let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
         match self {
             Variant::Bare => hello,
