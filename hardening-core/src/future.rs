@@ -138,9 +138,10 @@ impl<F, B> ResponseFuture<F, B> {
 impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: HttpBody<Data = Bytes>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
-    type Output = Result<Response<ProblemBody<B>>, E>;
+    type Output = Result<Response<axum::body::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -189,7 +190,10 @@ where
                 }
             }
         };
-        Poll::Ready(Ok(this.post.finish(response, event)))
+        Poll::Ready(Ok(this
+            .post
+            .finish(response, event)
+            .map(ProblemBody::into_axum_body)))
     }
 }
 

@@ -42,8 +42,9 @@ where
     ReqBody: HttpBody<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<axum::BoxError>,
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
 {
-    type Response = Response<ProblemBody<ResBody>>;
+    type Response = Response<axum::body::Body>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody>;
 

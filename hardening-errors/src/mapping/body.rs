@@ -58,6 +58,31 @@ impl<B> ProblemBody<B> {
             guard: None,
         }
     }
+
+    /// This body as an axum [`Body`](axum::body::Body), boxed at most once. The inner
+    /// service's body is handed over as it is, so behind an axum router (whose bodies are
+    /// axum bodies already) a passed-through response gets no box at all; axum would
+    /// otherwise box this wrapper once more for every response.
+    ///
+    /// ```
+    /// use http_body::Body as _;
+    /// let inner = axum::body::Body::from("hello");
+    /// let body = hardening_errors::ProblemBody::inner(inner).into_axum_body();
+    /// assert_eq!(body.size_hint().exact(), Some(5));
+    /// ```
+    pub fn into_axum_body(self) -> axum::body::Body
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        match self {
+            Self {
+                kind: Kind::Inner { body },
+                guard: None,
+            } => axum::body::Body::new(body),
+            other => axum::body::Body::new(other),
+        }
+    }
 }
 
 impl<B> Body for ProblemBody<B>
