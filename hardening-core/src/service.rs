@@ -8,6 +8,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use hardening_errors::{Problem, ProblemBody, ProblemService, RequestContext, RequestId, reject};
+#[cfg(feature = "headers")]
+use http::Method;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderName, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
@@ -98,7 +100,7 @@ where
             #[cfg(feature = "headers")]
             header_facts,
             #[cfg(feature = "headers")]
-            length_by_method: hardening_headers::length_by_method(&parts.method),
+            length_by_method: parts.method != Method::HEAD && parts.method != Method::CONNECT,
             #[cfg(feature = "ratelimit")]
             rate_limit_header: None,
             #[cfg(feature = "ratelimit")]

@@ -5,15 +5,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use axum::body::HttpBody;
-use http::{Request, Response, header};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::content_length::{content_length, length_by_method};
 use crate::https::tls_in_process;
 use crate::request_headers::RequestHeaders;
-use crate::{HeaderSet, HttpsRedirect, Merge, RequestFacts};
+use crate::{HeaderSet, HttpsRedirect, RequestFacts};
 
 /// Applies a [`HeaderSet`] to every response (and optionally redirects plain HTTP).
 ///
@@ -46,13 +44,8 @@ pub struct SecurityHeadersLayer {
 impl SecurityHeadersLayer {
     /// The layer for this header set.
     pub fn new(set: HeaderSet) -> Self {
-        // A slot for `Content-Length` (see `content_length`). Declaring it cannot fail (it
-        // is neither `Set-Cookie` nor one too many); should it, the set works as it is.
-        let slotted = set
-            .with_slots([(header::CONTENT_LENGTH, Merge::Replace)])
-            .unwrap_or(set);
         Self {
-            set: slotted,
+            set,
             trust_forwarded_proto: false,
             redirect: None,
         }
@@ -92,7 +85,7 @@ pub struct SecurityHeaders<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SecurityHeaders<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: HttpBody + Default,
+    ResBody: Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -108,7 +101,6 @@ where
         let read = RequestHeaders::read(req.headers(), layer.trust_forwarded_proto);
         let https = tls_in_process(req.extensions(), req.uri()) || read.forwarded_https;
         let facts = layer.set.facts(https, read.credentials);
-        let length_by_method = length_by_method(req.method());
         if let Some(nonce) = facts.nonce {
             req.extensions_mut().insert(nonce);
         }
@@ -133,7 +125,6 @@ where
             state,
             set: layer.set.clone(),
             facts,
-            length_by_method,
         }
     }
 }
@@ -146,7 +137,6 @@ pin_project! {
         state: State<F>,
         set: HeaderSet,
         facts: RequestFacts,
-        length_by_method: bool,
     }
 }
 
@@ -162,7 +152,7 @@ pin_project! {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: HttpBody + Default,
+    B: Default,
 {
     type Output = Result<Response<B>, E>;
 
@@ -175,9 +165,7 @@ where
                 .expect("ResponseFuture polled after completion")
                 .map(|()| B::default()),
         };
-        let length = content_length(*this.length_by_method, &response);
-        this.set
-            .apply_with(this.facts, response.headers_mut(), [length]);
+        this.set.apply(this.facts, response.headers_mut());
         Poll::Ready(Ok(response))
     }
 }

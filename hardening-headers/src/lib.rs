@@ -32,7 +32,6 @@
 //!
 //! Loosening any of it goes through a method named `dangerous_*`, which logs a warning.
 
-mod content_length;
 mod cookies;
 mod csp;
 mod error;
@@ -44,7 +43,6 @@ mod report;
 mod request_headers;
 mod secure_cookies;
 
-pub use content_length::{content_length, length_by_method};
 pub use cookies::CookiePolicy;
 pub use csp::Csp;
 pub use error::ConfigError;
