@@ -23,6 +23,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+/// What every variant answers.
+pub const HELLO: &str = "Hello, World!";
+
 /// Which service to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
@@ -69,7 +72,7 @@ impl Variant {
     }
 
     fn unprepared(self) -> Router {
-        let hello = Router::new().route("/", get(|| async { "Hello, World!" }));
+        let hello = Router::new().route("/", get(|| async { HELLO }));
         match self {
             Variant::Bare => hello,
             Variant::TowerHttp => with_tower_http_stack(hello),
@@ -81,12 +84,11 @@ impl Variant {
                 // `content-length` too: axum inserts it otherwise, and an insert into a
                 // cloned map (no spare room) reallocates every entry.
                 static HEADERS: OnceLock<http::HeaderMap> = OnceLock::new();
-                HEADERS.get_or_init(strict_headers);
+                HEADERS.get_or_init(strict_headers); // made now, not on the first request
                 Router::new().route(
                     "/",
                     get(|| async {
-                        let mut res =
-                            axum::response::Response::new(axum::body::Body::from("Hello, World!"));
+                        let mut res = axum::response::Response::new(axum::body::Body::from(HELLO));
                         *res.headers_mut() = HEADERS.get_or_init(strict_headers).clone();
                         res
                     }),
@@ -112,13 +114,13 @@ fn strict_headers() -> http::HeaderMap {
     let mut headers = security_headers();
     for (name, value) in [
         ("content-type", "text/plain; charset=utf-8"),
-        ("content-length", "13"),
         ("x-request-id", "019abc12-3456-7def-8123-456789abcdef"),
         ("ratelimit", "\"per-ip\";r=4294967294;t=1"),
         ("ratelimit-policy", "\"per-ip\";q=4294967295;w=1"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(HELLO.len()));
     headers
 }
 
