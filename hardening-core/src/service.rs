@@ -76,11 +76,18 @@ where
             .extensions
             .insert(RequestContext::new(request_id, client_ip));
 
-        let span = tracing::info_span!(
+        // Only when a subscriber wants it. Otherwise `info_span!` would still hand its fields
+        // to the `log` crate (tracing's `log` feature, which axum turns on) when the span is
+        // made, entered and left; the access log is not sent to `log` either.
+        let span = if tracing::enabled!(
+            kind: tracing::metadata::Kind::SPAN,
             target: crate::LOG_TARGET,
-            "request",
-            request_id = %request_id,
-        );
+            tracing::Level::INFO
+        ) {
+            tracing::info_span!(target: crate::LOG_TARGET, "request", request_id = %request_id)
+        } else {
+            tracing::Span::none()
+        };
         // Security-header facts from one read of the headers: HTTPS as seen directly, as a
         // trusted proxy reports it, or always (behind TLS); credentials; this request's CSP
         // nonce, also put in the extensions.
