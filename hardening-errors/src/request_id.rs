@@ -12,6 +12,18 @@ use rand::Rng;
 /// Longest request id accepted, in bytes.
 const MAX_LEN: usize = 64;
 
+/// Each byte's two lower-case hex digits: one look-up per byte.
+const HEX_DIGITS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    table
+};
+
 /// A request id: 1 to 64 characters of `A-Z a-z 0-9 - _ . :`.
 ///
 /// Generated ids are UUIDv7 (RFC 9562): time-ordered, random in their low 74 bits, made from
@@ -91,13 +103,13 @@ impl RequestId {
         let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
         let value = (u128::from(hi) << 64) | u128::from(lo);
 
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         // Where each byte's two digits go in the 8-4-4-4-12 form; the dashes in between.
         const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
         let mut bytes = [0; MAX_LEN];
         for (byte, at) in value.to_be_bytes().into_iter().zip(AT) {
-            bytes[at] = HEX[usize::from(byte >> 4)];
-            bytes[at + 1] = HEX[usize::from(byte & 0xf)];
+            let [high, low] = HEX_DIGITS[usize::from(byte)];
+            bytes[at] = high;
+            bytes[at + 1] = low;
         }
         for dash in [8, 13, 18, 23] {
             bytes[dash] = b'-';
@@ -260,6 +272,13 @@ mod tests {
             .unwrap()
             .as_millis() as u64;
         assert!(now.abs_diff(millis) < 10_000, "{millis} vs {now}");
+    }
+
+    #[test]
+    fn hex_digits_are_lower_case_hex() {
+        for (byte, digits) in HEX_DIGITS.iter().enumerate() {
+            assert_eq!(digits, format!("{byte:02x}").as_bytes());
+        }
     }
 
     #[test]
