@@ -19,7 +19,7 @@ rounds=${3:-1}
 port=38471
 read -r -a variants <<< "${VARIANTS:-bare-axum tower-http-stack hardening-strict}"
 
-ensure_wrk
+ensure_command wrk
 cargo build -q --release --locked -p hardening-tests --bin bench-server
 server=target/release/bench-server
 

@@ -1,12 +1,14 @@
 # Shell helpers shared by the load scripts; source it, do not run it.
 
-# Installs wrk from Debian if it is missing (apt-get, through sudo unless root).
-ensure_wrk() {
-  command -v wrk >/dev/null 2>&1 && return 0
+# ensure_command COMMAND [PACKAGE]: installs PACKAGE (default: COMMAND) from Debian if
+# COMMAND is missing (apt-get, through sudo unless root).
+ensure_command() {
+  command -v "$1" >/dev/null 2>&1 && return 0
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${2:-$1}" >/dev/null
 }
+
 
 # wait_for_port PORT [TRIES]: waits until something accepts on 127.0.0.1:PORT, polling every
 # 0.1 s at most TRIES times (default 50); fails if nothing does.

@@ -13,7 +13,7 @@ duration=${1:-10}
 connections=${2:-32}
 variants=(bare hardened)
 
-ensure_wrk
+ensure_command wrk
 cargo build -q --release --locked -p hardening-tests --bin notes-bench-server
 server=target/release/notes-bench-server
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Instructions per request of each in-process overhead variant, counted by valgrind's
+# callgrind: the same count for the same binary and input whatever else the host is doing,
+# so two versions of the code can be compared when timings drift too much to tell them
+# apart. Instructions are not time (a change can save instructions and no nanoseconds, as
+# the span change of 2026-12-01 did); the targets stay on criterion's timings.
+# Each variant runs twice, with N1 and N2 requests; the difference over N2 - N1 leaves out
+# start-up (building the apps, calibrating the rate limiter's clock).
+# Usage: scripts/bench-instructions.sh [N1] [N2]   (default 2000 42000; about a minute)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+n1=${1:-2000}
+n2=${2:-42000}
+ensure_command valgrind
+cargo build -q --release --locked -p hardening-tests --bin overhead-interleaved
+bin=target/release/overhead-interleaved
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+instructions() { # variant requests: total instructions of one run of one round
+  ONLY=$1 N=$2 ROUNDS=1 valgrind --tool=callgrind --callgrind-out-file="$out/$1.$2" "$bin" \
+    >/dev/null 2>"$out/log" || { cat "$out/log" >&2; return 1; }
+  awk '/^(summary|totals):/ { print $2; exit }' "$out/$1.$2"
+}
+
+declare -A per_request
+for variant in bare-axum tower-http-stack hardening-strict; do
+  a=$(instructions "$variant" "$n1")
+  b=$(instructions "$variant" "$n2")
+  per_request[$variant]=$(( (b - a) / (n2 - n1) ))
+  printf '%-20s %8d instructions per request\n' "$variant" "${per_request[$variant]}"
+done
+awk -v bare="${per_request[bare-axum]}" -v tower="${per_request[tower-http-stack]}" \
+  -v strict="${per_request[hardening-strict]}" \
+  'BEGIN { printf "instruction ratio (strict - bare) / (tower-http - bare): %.3f\n", (strict - bare) / (tower - bare) }'

@@ -1,0 +1,73 @@
+//! The in-process overhead comparison of `benches/overhead.rs`, measured another way: the
+//! variants take turns in short rounds and each keeps its fastest round. Criterion measures
+//! one variant after another, so on a host whose speed drifts by tens of percent within
+//! minutes (seen on these VMs) one slow spell can land on a single variant and move the
+//! ratio far; taking turns exposes all three to the same spells. A check on the criterion
+//! figures, not a replacement for them.
+//!
+//! Run with: cargo run --release -p hardening-tests --bin overhead-interleaved
+//! Environment: `N` requests per round (default 20 000), `ROUNDS` (default 30), `ONLY` one
+//! variant by name (for profilers; no ratio then).
+
+#![allow(clippy::print_stdout)] // a command-line tool: its report goes to stdout
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hardening_tests::bench_apps::Variant;
+use tower::ServiceExt;
+
+fn env_number(name: &str, default: u32) -> Result<u32, String> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, not {value:?}")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let requests = env_number("N", 20_000)?;
+    let rounds = env_number("ROUNDS", 30)?;
+    let variants: Vec<Variant> = match std::env::var("ONLY") {
+        Ok(name) => vec![Variant::from_name(&name).ok_or(format!("no variant {name:?}"))?],
+        Err(_) => Variant::ALL.to_vec(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
+    let apps: Vec<_> = variants.iter().map(|v| v.app()).collect();
+    let mut fastest = vec![f64::MAX; apps.len()];
+    for _ in 0..rounds {
+        for (app, best) in apps.iter().zip(&mut fastest) {
+            let start = Instant::now();
+            for _ in 0..requests {
+                // The same request and checks as the criterion bench.
+                let res = runtime.block_on(async {
+                    let req = http::Request::get("/")
+                        .header("host", "localhost")
+                        .extension(ConnectInfo(peer))
+                        .body(Body::empty())?;
+                    Ok::<_, Box<dyn std::error::Error>>(app.clone().oneshot(req).await?)
+                })?;
+                if res.status() != 200 {
+                    return Err(format!("status {}", res.status()).into());
+                }
+                drop(std::hint::black_box(res));
+            }
+            let per_request = start.elapsed().as_nanos() as f64 / f64::from(requests.max(1));
+            *best = best.min(per_request);
+        }
+    }
+    for (variant, best) in variants.iter().zip(&fastest) {
+        println!("{:<28} {best:9.1} ns", variant.name());
+    }
+    if let [bare, tower, strict] = fastest[..] {
+        let ratio = (strict - bare) / (tower - bare);
+        println!("ratio (strict - bare) / (tower-http - bare): {ratio:.3} (target <= 0.25)");
+    }
+    Ok(())
+}
