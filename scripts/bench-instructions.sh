@@ -13,6 +13,10 @@ source scripts/lib.sh
 
 n1=${1:-2000}
 n2=${2:-42000}
+if ! [[ "$n1" =~ ^[0-9]+$ && "$n2" =~ ^[0-9]+$ ]] || [ "$n1" -lt 1 ] || [ "$n2" -le "$n1" ]; then
+  echo "usage: $0 [N1] [N2], whole numbers with 0 < N1 < N2" >&2
+  exit 2
+fi
 ensure_command valgrind
 cargo build -q --release --locked -p hardening-tests --bin overhead-interleaved
 bin=target/release/overhead-interleaved
@@ -22,7 +26,10 @@ trap 'rm -rf "$out"' EXIT
 instructions() { # variant requests: total instructions of one run of one round
   ONLY=$1 N=$2 ROUNDS=1 valgrind --tool=callgrind --callgrind-out-file="$out/$1.$2" "$bin" \
     >/dev/null 2>"$out/log" || { cat "$out/log" >&2; return 1; }
-  awk '/^(summary|totals):/ { print $2; exit }' "$out/$1.$2"
+  local total
+  total=$(awk '/^(summary|totals):/ { print $2; exit }' "$out/$1.$2")
+  [[ "$total" =~ ^[0-9]+$ ]] || { echo "no instruction total in callgrind's output" >&2; return 1; }
+  echo "$total"
 }
 
 declare -A per_request

@@ -9,7 +9,6 @@ ensure_command() {
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "${2:-$1}" >/dev/null
 }
 
-
 # wait_for_port PORT [TRIES]: waits until something accepts on 127.0.0.1:PORT, polling every
 # 0.1 s at most TRIES times (default 50); fails if nothing does.
 wait_for_port() {

@@ -76,14 +76,14 @@ where
             .extensions
             .insert(RequestContext::new(request_id, client_ip));
 
-        // Only when a subscriber wants it. Otherwise `info_span!` would still hand its fields
-        // to the `log` crate (tracing's `log` feature, which axum turns on) when the span is
-        // made, entered and left; the access log is not sent to `log` either.
-        let span = if tracing::enabled!(
-            kind: tracing::metadata::Kind::SPAN,
-            target: crate::LOG_TARGET,
-            tracing::Level::INFO
-        ) {
+        // Not at all when no subscriber could want an INFO span. `info_span!` would start
+        // with the same check and, with no subscriber at all, then hand its fields to the
+        // `log` crate (tracing's `log` feature, which axum turns on) when the span is made,
+        // entered and left; the access log is not sent to `log` either. Past this check the
+        // macro filters as usual (by target, span name or fields).
+        let span = if tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
+            && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current()
+        {
             tracing::info_span!(target: crate::LOG_TARGET, "request", request_id = %request_id)
         } else {
             tracing::Span::none()

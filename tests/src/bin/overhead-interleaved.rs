@@ -7,7 +7,9 @@
 //!
 //! Run with: cargo run --release -p hardening-tests --bin overhead-interleaved
 //! Environment: `N` requests per round (default 20 000), `ROUNDS` (default 30), `ONLY` one
-//! variant by name (for profilers; no ratio then).
+//! variant by name (for profilers; no ratio then), `LOG_FILTER` an `EnvFilter` for a
+//! subscriber that formats what it lets through and throws it away (by default none is
+//! installed, as in the criterion bench), e.g. `info,hardening::access=off`.
 
 #![allow(clippy::print_stdout)] // a command-line tool: its report goes to stdout
 
@@ -21,9 +23,9 @@ use tower::ServiceExt;
 
 fn env_number(name: &str, default: u32) -> Result<u32, String> {
     match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .map_err(|_| format!("{name} must be a whole number, not {value:?}")),
+        Ok(value) => value.parse().ok().filter(|n| *n > 0).ok_or(format!(
+            "{name} must be a whole number above 0, not {value:?}"
+        )),
         Err(_) => Ok(default),
     }
 }
@@ -35,14 +37,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(name) => vec![Variant::from_name(&name).ok_or(format!("no variant {name:?}"))?],
         Err(_) => Variant::ALL.to_vec(),
     };
+    if let Ok(filter) = std::env::var("LOG_FILTER") {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
     let apps: Vec<_> = variants.iter().map(|v| v.app()).collect();
     let mut fastest = vec![f64::MAX; apps.len()];
-    for _ in 0..rounds {
-        for (app, best) in apps.iter().zip(&mut fastest) {
+    for round in 0..rounds {
+        // Each round starts with another variant, so no variant always runs first.
+        let mut order: Vec<usize> = (0..apps.len()).collect();
+        order.rotate_left(round as usize % apps.len());
+        for i in order {
+            let (app, best) = (&apps[i], &mut fastest[i]);
             let start = Instant::now();
             for _ in 0..requests {
                 // The same request and checks as the criterion bench.
@@ -58,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 drop(std::hint::black_box(res));
             }
-            let per_request = start.elapsed().as_nanos() as f64 / f64::from(requests.max(1));
+            let per_request = start.elapsed().as_nanos() as f64 / f64::from(requests);
             *best = best.min(per_request);
         }
     }
