@@ -312,3 +312,34 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// Serves a route whose handler logs one INFO event (target `app`) behind
+/// `Hardening::strict()`, calls it once, and checks that `captured` holds that event inside
+/// the `request` span with the response's request id.
+pub async fn assert_handler_event_in_request_span(captured: &Captured) {
+    let app = Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            tracing::info!(target: "app", "inside the handler");
+            "ok"
+        }),
+    );
+    let addr = serve(app.layer(hardening_core::Hardening::strict())).await;
+    let reply = get(addr, "/", &[]).await;
+    assert_eq!(reply.status, 200);
+    let id = reply.header("x-request-id").expect("a request id");
+
+    let logs = captured.text();
+    let inside: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON log line"))
+        .filter(|v| v["target"] == "app")
+        .collect();
+    assert_eq!(
+        inside.len(),
+        1,
+        "the handler's event is logged once:\n{logs}"
+    );
+    assert_eq!(inside[0]["span"]["name"], "request", "{logs}");
+    assert_eq!(inside[0]["span"]["request_id"], id, "{logs}");
+}

@@ -225,25 +225,5 @@ async fn a_shadow_policy_admits_and_reports_and_its_loosening_is_logged() {
 #[tokio::test]
 async fn the_handler_logs_inside_the_request_span() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
-    let app = Router::new().route(
-        "/",
-        get(|| async {
-            tracing::info!(target: "app", "inside the handler");
-            "ok"
-        }),
-    );
-    let addr = serve(app.layer(Hardening::strict())).await;
-    let reply = http_get(addr, "/", &[]).await;
-    assert_eq!(reply.status, 200);
-    let id = reply.header("x-request-id").unwrap();
-
-    let logs = captured.text();
-    let inside: Vec<serde_json::Value> = logs
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["target"] == "app")
-        .collect();
-    assert_eq!(inside.len(), 1, "{logs}");
-    assert_eq!(inside[0]["span"]["name"], "request", "{logs}");
-    assert_eq!(inside[0]["span"]["request_id"], id, "{logs}");
+    hardening_tests::assert_handler_event_in_request_span(&captured).await;
 }
