@@ -9,10 +9,8 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
 use criterion::{Criterion, criterion_group, criterion_main};
-use hardening_tests::bench_apps::Variant;
+use hardening_tests::bench_apps::{Variant, hello_request};
 use tower::ServiceExt;
 
 fn overhead(c: &mut Criterion) {
@@ -27,12 +25,7 @@ fn overhead(c: &mut Criterion) {
         group.bench_function(variant.name(), |b| {
             b.iter(|| {
                 rt.block_on(async {
-                    let req = http::Request::get("/")
-                        .header("host", "localhost")
-                        .extension(ConnectInfo(peer))
-                        .body(Body::empty())
-                        .unwrap();
-                    let res = app.clone().oneshot(req).await.unwrap();
+                    let res = app.clone().oneshot(hello_request(peer)).await.unwrap();
                     assert_eq!(res.status(), 200);
                     res
                 })

@@ -26,6 +26,18 @@ use tower_http::trace::TraceLayer;
 /// What every variant answers.
 pub const HELLO: &str = "Hello, World!";
 
+/// The request both in-process comparisons send (`benches/overhead.rs` and the
+/// `overhead-interleaved` binary): `GET /` with a `Host` and the peer address a served app
+/// would have.
+pub fn hello_request(peer: std::net::SocketAddr) -> http::Request<axum::body::Body> {
+    let mut req = http::Request::new(axum::body::Body::empty());
+    req.headers_mut()
+        .insert(header::HOST, HeaderValue::from_static("localhost"));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    req
+}
+
 /// Which service to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {

@@ -16,9 +16,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use hardening_tests::bench_apps::Variant;
+use hardening_tests::bench_apps::{Variant, hello_request};
 use tower::ServiceExt;
 
 fn env_number(name: &str, default: u32) -> Result<u32, String> {
@@ -58,14 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (app, best) = (&apps[i], &mut fastest[i]);
             let start = Instant::now();
             for _ in 0..requests {
-                // The same request and checks as the criterion bench.
-                let res = runtime.block_on(async {
-                    let req = http::Request::get("/")
-                        .header("host", "localhost")
-                        .extension(ConnectInfo(peer))
-                        .body(Body::empty())?;
-                    Ok::<_, Box<dyn std::error::Error>>(app.clone().oneshot(req).await?)
-                })?;
+                // The same request and check as the criterion bench.
+                let res = runtime.block_on(app.clone().oneshot(hello_request(peer)))?;
                 if res.status() != 200 {
                     return Err(format!("status {}", res.status()).into());
                 }
