@@ -226,21 +226,38 @@ fn percent_decode_lower(s: &str) -> String {
 }
 
 /// Sets up JSON logs on stdout with tracing-subscriber: one JSON object per event, at `INFO`
-/// and above (or the level in `RUST_LOG`, if it is a plain level such as `debug`).
+/// and above, or as `RUST_LOG` says (tracing-subscriber's `EnvFilter` directives, such as
+/// `debug` or `info,hardening::request=off`). An event logged while a request is handled
+/// carries the request's span: `"span":{"name":"request","request_id":"…"}`.
 ///
-/// Fails if a global subscriber is already set.
+/// Fails if a global subscriber is already set, or if `RUST_LOG` is not a valid filter (the
+/// error says which directive).
 pub fn init_json_logs() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => tracing_subscriber::EnvFilter::try_new(&directives)
+            .map_err(|e| format!("RUST_LOG={directives:?} is not a valid log filter: {e}"))?,
+        Err(_) => tracing_subscriber::EnvFilter::new("info"),
+    };
+    tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stdout))?;
+    Ok(())
+}
+
+/// The subscriber [`init_json_logs`] installs, writing to `writer`.
+fn json_subscriber<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
-        .with_max_level(level)
-        .try_init()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .finish()
 }
 
 #[cfg(test)]
@@ -276,6 +293,53 @@ mod tests {
         let s = RedactedHeaders(&h).to_string();
         assert!(!s.contains("s3cr3t"), "{s}");
         assert!(s.contains("accept: text/html"), "{s}");
+    }
+
+    /// Log lines written by [`json_subscriber`] under `filter` while `f` runs.
+    fn json_lines(filter: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let filter = tracing_subscriber::EnvFilter::new(filter);
+        tracing::subscriber::with_default(json_subscriber(filter, move || writer.clone()), f);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn log_in_request_span() {
+        let span = tracing::info_span!(target: crate::REQUEST_SPAN_TARGET, "request", request_id = "0193-abc");
+        let _entered = span.enter();
+        tracing::info!(target: "app", user = 7, "inside the handler");
+    }
+
+    #[test]
+    fn json_logs_carry_the_request_span() {
+        let lines = json_lines("info", log_in_request_span);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["message"], "inside the handler");
+        assert_eq!(lines[0]["user"], 7);
+        assert_eq!(lines[0]["span"]["name"], "request");
+        assert_eq!(lines[0]["span"]["request_id"], "0193-abc");
+    }
+
+    #[test]
+    fn json_logs_can_drop_the_request_span_alone() {
+        let lines = json_lines("info,hardening::request=off", log_in_request_span);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["message"], "inside the handler");
+        assert!(lines[0].get("span").is_none(), "{lines:?}");
     }
 
     #[test]

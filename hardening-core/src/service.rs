@@ -84,7 +84,7 @@ where
         let span = if tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
             && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current()
         {
-            tracing::info_span!(target: crate::LOG_TARGET, "request", request_id = %request_id)
+            tracing::info_span!(target: crate::REQUEST_SPAN_TARGET, "request", request_id = %request_id)
         } else {
             tracing::Span::none()
         };

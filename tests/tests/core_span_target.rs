@@ -1,0 +1,51 @@
+//! The request span has a target of its own: `RUST_LOG=info,hardening::request=off` drops the
+//! span (and its cost) while the access log, at INFO, keeps the request id. Its own test
+//! binary: it installs its own global subscriber.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use axum::Router;
+use hardening_tests::{Captured, get, serve};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::test]
+async fn the_request_span_can_be_filtered_out_alone() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(EnvFilter::new("info,hardening::request=off"))
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let app = Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            tracing::info!(target: "app", "inside the handler");
+            "ok"
+        }),
+    );
+    let addr = serve(app.layer(hardening_core::Hardening::strict())).await;
+    let reply = get(addr, "/", &[]).await;
+    assert_eq!(reply.status, 200);
+    let id = reply.header("x-request-id").expect("a request id");
+
+    let logs = captured.text();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let handler: Vec<_> = lines.iter().filter(|v| v["target"] == "app").collect();
+    assert_eq!(handler.len(), 1, "the handler's event is logged:\n{logs}");
+    assert!(
+        handler[0].get("span").is_none(),
+        "no request span under hardening::request=off:\n{logs}"
+    );
+    let access: Vec<_> = lines
+        .iter()
+        .filter(|v| v["target"] == hardening_core::ACCESS_TARGET)
+        .collect();
+    assert_eq!(access.len(), 1, "the access log is still on:\n{logs}");
+    assert_eq!(access[0]["fields"]["request_id"], id, "{logs}");
+}
