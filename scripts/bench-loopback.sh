@@ -4,8 +4,9 @@
 # Reports the ratio of the medians and the median of the per-round ratios.
 # Each server runs on a single-threaded runtime; wrk drives it with keep-alive connections
 # for a bounded duration, pinned to a core of its own when it can be (see scripts/lib.sh;
-# PIN=0 to share cores). With several rounds the variants take turns (so a slow spell of
-# the host hits all three alike) and the table shows each one's median.
+# PIN=0 to share cores). With several rounds the variants take turns, each round starting
+# with the next one (so a slow spell of the host hits all alike), and the table shows each
+# one's median.
 # VARIANTS="..." picks other variants (bare-axum first: the percentages are against it), e.g.
 # bare-axum-strict-headers: bare axum sending strict's response headers, the wire-cost floor.
 # Usage: scripts/bench-loopback.sh [seconds] [connections] [rounds]
@@ -24,8 +25,11 @@ cargo build -q --release --locked -p hardening-tests --bin bench-server
 server=target/release/bench-server
 
 declare -A runs
+count=${#variants[@]}
 for round in $(seq "$rounds"); do
-  for variant in "${variants[@]}"; do
+  # Each round starts with another variant, so none always runs first (or right after bare).
+  for k in $(seq 0 $((count - 1))); do
+    variant=${variants[$(( (k + round - 1) % count ))]}
     "${pin_server[@]}" "$server" "$variant" "$port" &
     pid=$!
     trap 'kill $pid 2>/dev/null || true' EXIT
@@ -46,7 +50,8 @@ done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # Two estimates: the ratio of the medians, and the median of each round's own ratio (a
-# variant against the first one measured just before it; this cancels slow drift of the host).
+# variant against the first one measured in the same round; this cancels slow drift of the
+# host).
 declare -A rps paired
 read -r -a base_runs <<< "${runs[${variants[0]}]}"
 for variant in "${variants[@]}"; do
