@@ -87,7 +87,24 @@ impl AccessLog {
 
     /// Captures what the event needs from the request, if anyone listens for it.
     pub(crate) fn record(&self, parts: &Parts) -> Option<Box<AccessRecord>> {
-        if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+        // Asked as the event in `emit` will be: same kind, target, level and field names, so
+        // that a filter choosing events by kind or field sees what it will see then.
+        if !tracing::event_enabled!(
+            target: ACCESS_TARGET,
+            tracing::Level::INFO,
+            http.request.method,
+            http.route,
+            url.path,
+            url.query,
+            http.response.status_code,
+            http.server.request.duration,
+            request_id,
+            client.address,
+            enduser.id,
+            user_agent.original,
+            http.request.headers,
+            message
+        ) {
             return None;
         }
         Some(Box::new(AccessRecord {
