@@ -109,6 +109,7 @@ impl<F, B> ResponseFuture<F, B> {
     }
 
     /// A request the layer answers itself after async work (a readiness probe).
+    #[cold]
     pub(crate) fn pending(
         future: Pin<Box<dyn Future<Output = Response<ProblemBody<B>>> + Send>>,
         post: Post,
@@ -122,6 +123,7 @@ impl<F, B> ResponseFuture<F, B> {
     }
 
     /// A request answered before the inner service, not a rejection (a CORS preflight).
+    #[cold]
     pub(crate) fn answered(response: Response<ProblemBody<B>>, post: Post) -> Self {
         Self {
             state: State::Early {

@@ -761,6 +761,20 @@ impl RateLimiter {
                 },
             };
         }
+        self.decide_all(keys, cost, now, charged)
+    }
+
+    /// [`decide`](Self::decide) for several policies, or a shadow one: out of line, so that
+    /// the one-policy path inlined into its callers stays short.
+    #[inline(never)]
+    fn decide_all(
+        &self,
+        keys: &RequestKeys<'_>,
+        cost: u64,
+        now: u64,
+        charged: Option<&mut Vec<(usize, Key)>>,
+    ) -> Decision {
+        let inner = &*self.0;
         let keyed = self.keyed(keys);
 
         // Phase 1: ask every policy without charging any.
