@@ -313,10 +313,10 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// Serves a route whose handler logs one INFO event (target `app`) behind
-/// `Hardening::strict()`, calls it once, and checks that `captured` holds that event inside
-/// the `request` span with the response's request id.
-pub async fn assert_handler_event_in_request_span(captured: &Captured) {
+/// Serves a route whose handler logs one INFO event (target `app`, message "inside the
+/// handler") behind `Hardening::strict()`, calls it once, checks the 200, and returns the
+/// response's request id.
+pub async fn call_a_logging_handler() -> String {
     let app = Router::new().route(
         "/",
         axum::routing::get(|| async {
@@ -327,7 +327,16 @@ pub async fn assert_handler_event_in_request_span(captured: &Captured) {
     let addr = serve(app.layer(hardening_core::Hardening::strict())).await;
     let reply = get(addr, "/", &[]).await;
     assert_eq!(reply.status, 200);
-    let id = reply.header("x-request-id").expect("a request id");
+    reply
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned()
+}
+
+/// [`call_a_logging_handler`], then checks that `captured` holds the handler's event inside
+/// the `request` span with the response's request id.
+pub async fn assert_handler_event_in_request_span(captured: &Captured) {
+    let id = call_a_logging_handler().await;
 
     let logs = captured.text();
     let inside: Vec<serde_json::Value> = logs

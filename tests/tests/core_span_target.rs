@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use axum::Router;
-use hardening_tests::{Captured, get, serve};
+use hardening_tests::Captured;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::test]
@@ -19,17 +18,7 @@ async fn the_request_span_can_be_filtered_out_alone() {
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let app = Router::new().route(
-        "/",
-        axum::routing::get(|| async {
-            tracing::info!(target: "app", "inside the handler");
-            "ok"
-        }),
-    );
-    let addr = serve(app.layer(hardening_core::Hardening::strict())).await;
-    let reply = get(addr, "/", &[]).await;
-    assert_eq!(reply.status, 200);
-    let id = reply.header("x-request-id").expect("a request id");
+    let id = hardening_tests::call_a_logging_handler().await;
 
     let logs = captured.text();
     let lines: Vec<serde_json::Value> = logs

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Requests per second over loopback HTTP, each variant measured at the same time as bare
+# axum: both servers share one core (CPU 0), one wrk each drives them from the other (CPU 1),
+# for the same seconds. Sharing the core, each server gets about half of it, so the ratio of
+# their req/s is the ratio of their costs per request, and a slow spell of the host hits both
+# alike. scripts/bench-loopback.sh measures one server after another instead; on hosts whose
+# speed drifts, its rounds swing by tens of percent, these by a few (bare against bare, the
+# control row, shows how much). Two servers alternating on one core also evict each other's
+# caches, so costs that grow with cold caches weigh more here than with the core to oneself.
+# Reports, per variant, the median of the rounds' ratios and their range. Ports alternate
+# between rounds.
+# VARIANTS="..." picks the variants (default: hardening-strict bare-axum-strict-headers
+# tower-http-stack bare-axum).
+# Usage: scripts/bench-loopback-paired.sh [seconds] [connections] [rounds]  (default 3 32 8)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+duration=${1:-3}
+connections=${2:-32}
+rounds=${3:-8}
+if ! [[ "$duration" =~ ^[1-9][0-9]*$ && "$connections" =~ ^[1-9][0-9]*$ && "$rounds" =~ ^[1-9][0-9]*$ ]]; then
+  echo "usage: $0 [seconds] [connections] [rounds], whole numbers above 0" >&2
+  exit 2
+fi
+read -r -a variants <<< "${VARIANTS:-hardening-strict bare-axum-strict-headers tower-http-stack bare-axum}"
+[ ${#pin_server[@]} -gt 0 ] || echo "warning: no pinning (one CPU, no taskset, or PIN=0): wrk shares the servers' core" >&2
+
+ensure_command wrk
+cargo build -q --release --locked -p hardening-tests --bin bench-server
+server=target/release/bench-server
+out=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$out"' EXIT
+
+# rps FILE: the Requests/sec figure of a wrk report.
+rps() { awk '/Requests\/sec/ { print $2 }' "$1"; }
+
+declare -A ratios
+for round in $(seq "$rounds"); do
+  for variant in "${variants[@]}"; do
+    bare_port=38491 other_port=38492
+    if [ $((round % 2)) -eq 0 ]; then bare_port=38492 other_port=38491; fi
+    "${pin_server[@]}" "$server" bare-axum "$bare_port" & pids=($!)
+    "${pin_server[@]}" "$server" "$variant" "$other_port" & pids+=($!)
+    wait_for_port "$bare_port"
+    wait_for_port "$other_port"
+    for phase in warm measure; do
+      seconds=$duration
+      [ "$phase" = warm ] && seconds=1
+      "${pin_client[@]}" wrk -t1 -c"$connections" -d"${seconds}s" "http://127.0.0.1:$bare_port/" > "$out/bare" &
+      client=$!
+      "${pin_client[@]}" wrk -t1 -c"$connections" -d"${seconds}s" "http://127.0.0.1:$other_port/" > "$out/other"
+      wait "$client"
+    done
+    for f in bare other; do
+      non2xx=$(awk '/Non-2xx/ { print $NF }' "$out/$f")
+      [ -n "$non2xx" ] && echo "warning: $variant round $round ($f) answered $non2xx non-2xx responses" >&2
+    done
+    ratio=$(awk -v a="$(rps "$out/bare")" -v b="$(rps "$out/other")" 'BEGIN { printf "%.1f", 100 * b / a }')
+    ratios[$variant]+="$ratio "
+    echo "round $round: $variant $(rps "$out/other") req/s, bare-axum $(rps "$out/bare") req/s: $ratio %" >&2
+    kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+    pids=()
+  done
+done
+
+[ ${#pin_server[@]} -gt 0 ] && echo "both servers on CPU 0, one wrk each on CPU 1, ${duration} s, $connections connections each, $rounds rounds"
+printf '%-26s %14s %16s\n' variant "vs bare (median)" "range of rounds"
+for variant in "${variants[@]}"; do
+  read -r -a these <<< "${ratios[$variant]}"
+  printf '%s\n' "${these[@]}" | sort -g | awk -v name="$variant" \
+    '{ v[NR] = $1 } END { printf "%-26s %15.1f%% %8.1f%%-%5.1f%%\n", name, v[int((NR + 1) / 2)], v[1], v[NR] }'
+done
