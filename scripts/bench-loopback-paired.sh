@@ -37,6 +37,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$out"' EXIT
 rps() { awk '/Requests\/sec/ { print $2 }' "$1"; }
 
 declare -A ratios
+max_client_busy=0
 for round in $(seq "$rounds"); do
   for variant in "${variants[@]}"; do
     bare_port=38491 other_port=38492
@@ -48,27 +49,37 @@ for round in $(seq "$rounds"); do
     for phase in warm measure; do
       seconds=$duration
       [ "$phase" = warm ] && seconds=1
+      read -r busy0 total0 < <(cpu_ticks 1)
       "${pin_client[@]}" wrk -t1 -c"$connections" -d"${seconds}s" "http://127.0.0.1:$bare_port/" > "$out/bare" &
-      client=$!
+      pids+=($!)
       "${pin_client[@]}" wrk -t1 -c"$connections" -d"${seconds}s" "http://127.0.0.1:$other_port/" > "$out/other"
-      wait "$client"
+      wait "${pids[2]}"
+      unset 'pids[2]'
+      read -r busy1 total1 < <(cpu_ticks 1)
     done
+    # If the clients' core is full, the clients set the pace and the ratio leans to 100 %.
+    client_busy=$(( 100 * (busy1 - busy0) / (total1 - total0 + 1) ))
+    [ "$client_busy" -gt "$max_client_busy" ] && max_client_busy=$client_busy
     for f in bare other; do
       non2xx=$(awk '/Non-2xx/ { print $NF }' "$out/$f")
       [ -n "$non2xx" ] && echo "warning: $variant round $round ($f) answered $non2xx non-2xx responses" >&2
     done
     ratio=$(awk -v a="$(rps "$out/bare")" -v b="$(rps "$out/other")" 'BEGIN { printf "%.1f", 100 * b / a }')
     ratios[$variant]+="$ratio "
-    echo "round $round: $variant $(rps "$out/other") req/s, bare-axum $(rps "$out/bare") req/s: $ratio %" >&2
+    echo "round $round: $variant $(rps "$out/other") req/s, bare-axum $(rps "$out/bare") req/s: $ratio % (client core ${client_busy} % busy)" >&2
     kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
     pids=()
   done
 done
 
-[ ${#pin_server[@]} -gt 0 ] && echo "both servers on CPU 0, one wrk each on CPU 1, ${duration} s, $connections connections each, $rounds rounds"
-printf '%-26s %14s %16s\n' variant "vs bare (median)" "range of rounds"
+if [ ${#pin_server[@]} -gt 0 ]; then
+  echo "both servers on CPU 0, one wrk each on CPU 1, ${duration} s, $connections connections each, $rounds rounds; client core at most ${max_client_busy} % busy"
+  [ "$max_client_busy" -ge 97 ] && echo "warning: the clients' core was full in some round: those ratios lean towards 100 %" >&2
+fi
+printf '%-26s %17s %17s\n' variant "vs bare (median)" "range of rounds"
 for variant in "${variants[@]}"; do
   read -r -a these <<< "${ratios[$variant]}"
-  printf '%s\n' "${these[@]}" | sort -g | awk -v name="$variant" \
-    '{ v[NR] = $1 } END { printf "%-26s %15.1f%% %8.1f%%-%5.1f%%\n", name, v[int((NR + 1) / 2)], v[1], v[NR] }'
+  sorted=$(printf '%s\n' "${these[@]}" | sort -g)
+  printf '%-26s %16.1f%% %9.1f%%-%5.1f%%\n' "$variant" "$(median_of_sorted <<< "$sorted")" \
+    "$(head -n1 <<< "$sorted")" "$(tail -n1 <<< "$sorted")"
 done

@@ -47,11 +47,11 @@ for round in $(seq "$rounds"); do
   fi
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { printf '%s\n' "$@" | sort -g | median_of_sorted; }
 
 # Two estimates: the ratio of the medians, and the median of each round's own ratio (a
-# variant against the first one measured in the same round; this cancels slow drift of the
-# host).
+# variant against the first of VARIANTS, measured in the same round; this cancels slow drift
+# of the host).
 declare -A rps paired
 read -r -a base_runs <<< "${runs[${variants[0]}]}"
 for variant in "${variants[@]}"; do

@@ -31,3 +31,15 @@ else
   pin_server=()
   pin_client=()
 fi
+
+# median_of_sorted: the median of the numbers on stdin, one per line, already sorted (the
+# mean of the middle two when there is an even count).
+median_of_sorted() {
+  awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# cpu_ticks CPU: "busy total" jiffies of one CPU from /proc/stat (for a busy share between
+# two readings).
+cpu_ticks() {
+  awk -v cpu="cpu$1" '$1 == cpu { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat
+}

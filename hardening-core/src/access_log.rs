@@ -92,6 +92,7 @@ impl AccessLog {
         if !tracing::event_enabled!(
             target: ACCESS_TARGET,
             tracing::Level::INFO,
+            message,
             http.request.method,
             http.route,
             url.path,
@@ -102,8 +103,7 @@ impl AccessLog {
             client.address,
             enduser.id,
             user_agent.original,
-            http.request.headers,
-            message
+            http.request.headers
         ) {
             return None;
         }
@@ -243,38 +243,82 @@ fn percent_decode_lower(s: &str) -> String {
 }
 
 /// Sets up JSON logs on stdout with tracing-subscriber: one JSON object per event, at `INFO`
-/// and above, or as `RUST_LOG` says (tracing-subscriber's `EnvFilter` directives, such as
-/// `debug` or `info,hardening::request=off`). An event logged while a request is handled
-/// carries the request's span: `"span":{"name":"request","request_id":"…"}`.
+/// and above, or as `RUST_LOG` says: a level (`debug`), or comma-separated `target=level`
+/// directives with an optional default level (`info,hardening::request=off`), read by
+/// tracing-subscriber's `Targets`. An event logged while a request is handled carries the
+/// request's span, `"span":{"name":"request","request_id":"…"}`. No other span is printed:
+/// their fields (an `#[instrument]`ed function's arguments, a trace layer's URI and query) may
+/// hold what the access log redacts.
 ///
-/// Fails if a global subscriber is already set, or if `RUST_LOG` is not a valid filter (the
-/// error says which directive).
+/// Fails if a global subscriber is already set, if `RUST_LOG` is not valid, or if it would
+/// hide hardening's security events (target `hardening::security`, level WARN) without naming
+/// them: `RUST_LOG=error` fails, `RUST_LOG=error,hardening::security=warn` keeps them and
+/// `RUST_LOG=error,hardening::security=off` drops them on purpose.
 pub fn init_json_logs() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) => tracing_subscriber::EnvFilter::try_new(&directives)
-            .map_err(|e| format!("RUST_LOG={directives:?} is not a valid log filter: {e}"))?,
-        Err(_) => tracing_subscriber::EnvFilter::new("info"),
-    };
-    tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stdout))?;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = log_filter(std::env::var("RUST_LOG"))?;
+    json_subscriber(filter, std::io::stdout).try_init()?;
     Ok(())
+}
+
+/// The filter `RUST_LOG` asks for: `INFO` when it is unset or blank.
+fn log_filter(
+    var: Result<String, std::env::VarError>,
+) -> Result<tracing_subscriber::filter::Targets, String> {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let directives = match var {
+        Ok(v) if !v.trim().is_empty() => v,
+        Ok(_) | Err(std::env::VarError::NotPresent) => {
+            return Ok(Targets::new().with_default(LevelFilter::INFO));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err("RUST_LOG is not valid UTF-8".to_owned());
+        }
+    };
+    let filter: Targets = directives
+        .parse()
+        .map_err(|e| format!("RUST_LOG={directives:?} is not a valid log filter: {e}"))?;
+    let security = crate::SECURITY_TARGET;
+    let names_security = filter.iter().any(|(target, _)| {
+        security == target
+            || security
+                .strip_prefix(target)
+                .is_some_and(|rest| rest.starts_with("::"))
+    });
+    if !names_security && !filter.would_enable(security, &tracing::Level::WARN) {
+        return Err(format!(
+            "RUST_LOG={directives:?} would hide hardening's security events (target \
+             {security}): add `,{security}=warn` to keep them, or `,{security}=off` to drop them \
+             on purpose"
+        ));
+    }
+    Ok(filter)
 }
 
 /// The subscriber [`init_json_logs`] installs, writing to `writer`.
 fn json_subscriber<W>(
-    filter: tracing_subscriber::EnvFilter,
+    filter: tracing_subscriber::filter::Targets,
     writer: W,
 ) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .finish()
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    // Spans for this layer: the request span only (its one field is the request id).
+    let only_request_span = tracing_subscriber::filter::filter_fn(|meta| {
+        !meta.is_span() || meta.target() == crate::REQUEST_SPAN_TARGET
+    });
+    tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_filter(filter.and(only_request_span)),
+    )
 }
 
 #[cfg(test)]
@@ -312,8 +356,8 @@ mod tests {
         assert!(s.contains("accept: text/html"), "{s}");
     }
 
-    /// Log lines written by [`json_subscriber`] under `filter` while `f` runs.
-    fn json_lines(filter: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
+    /// Log lines written by [`json_subscriber`] under `RUST_LOG=directives` while `f` runs.
+    fn json_lines(directives: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
         #[derive(Clone, Default)]
         struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
         impl std::io::Write for Buffer {
@@ -327,7 +371,7 @@ mod tests {
         }
         let buffer = Buffer::default();
         let writer = buffer.clone();
-        let filter = tracing_subscriber::EnvFilter::new(filter);
+        let filter = log_filter(Ok(directives.to_owned())).unwrap();
         tracing::subscriber::with_default(json_subscriber(filter, move || writer.clone()), f);
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         text.lines()
@@ -335,28 +379,69 @@ mod tests {
             .collect()
     }
 
+    /// A handler's event inside the request span and inside a span of its own that holds
+    /// a secret, and one more event outside both.
     fn log_in_request_span() {
         let span = tracing::info_span!(target: crate::REQUEST_SPAN_TARGET, "request", request_id = "0193-abc");
         let _entered = span.enter();
         tracing::info!(target: "app", user = 7, "inside the handler");
+        let own = tracing::info_span!(target: "app", "login", password = "hunter2");
+        let _own = own.enter();
+        tracing::info!(target: "app", "inside the handler's own span");
     }
 
+    // One test, both filters in turn: two tests on two threads, each with its own
+    // subscriber wanting the same span callsite differently, can race on its cached interest.
     #[test]
-    fn json_logs_carry_the_request_span() {
+    fn json_logs_carry_the_request_span_alone_and_can_drop_it() {
         let lines = json_lines("info", log_in_request_span);
-        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(lines[0]["message"], "inside the handler");
         assert_eq!(lines[0]["user"], 7);
-        assert_eq!(lines[0]["span"]["name"], "request");
-        assert_eq!(lines[0]["span"]["request_id"], "0193-abc");
+        for line in &lines {
+            assert_eq!(line["span"]["name"], "request", "{lines:?}");
+            assert_eq!(line["span"]["request_id"], "0193-abc");
+        }
+        assert!(!format!("{lines:?}").contains("hunter2"), "{lines:?}");
+
+        let lines = json_lines("info,hardening::request=off", log_in_request_span);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["message"], "inside the handler");
+        assert!(lines.iter().all(|l| l.get("span").is_none()), "{lines:?}");
     }
 
     #[test]
-    fn json_logs_can_drop_the_request_span_alone() {
-        let lines = json_lines("info,hardening::request=off", log_in_request_span);
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert_eq!(lines[0]["message"], "inside the handler");
-        assert!(lines[0].get("span").is_none(), "{lines:?}");
+    fn rust_log_is_read_strictly() {
+        use std::env::VarError;
+        use tracing_subscriber::filter::LevelFilter;
+        let info = Some(LevelFilter::INFO);
+        assert_eq!(
+            log_filter(Err(VarError::NotPresent))
+                .unwrap()
+                .default_level(),
+            info
+        );
+        assert_eq!(log_filter(Ok("  ".into())).unwrap().default_level(), info);
+        assert_eq!(
+            log_filter(Ok("debug".into())).unwrap().default_level(),
+            Some(LevelFilter::DEBUG)
+        );
+        for kept in [
+            "info,hardening::request=off",
+            "warn",
+            "error,hardening::security=warn",
+            "error,hardening::security=off",
+            "off,hardening=info",
+        ] {
+            assert!(log_filter(Ok(kept.into())).is_ok(), "{kept}");
+        }
+        assert!(log_filter(Err(VarError::NotUnicode("x".into()))).is_err());
+        assert!(log_filter(Ok("info,=bogus=level".into())).is_err());
+        // A typo or a lone target would hide the security events: refused, saying what to add.
+        for hiding in ["inf", "my_app=debug", "error"] {
+            let e = log_filter(Ok(hiding.into())).unwrap_err();
+            assert!(e.contains("hardening::security=warn"), "{hiding}: {e}");
+        }
     }
 
     #[test]
