@@ -11,6 +11,9 @@
 # between rounds.
 # VARIANTS="..." picks the variants (default: hardening-strict bare-axum-strict-headers
 # tower-http-stack bare-axum).
+# BASELINE=path/to/an/older/bench-server: an A/B of a code change instead. Each variant of this
+# tree is served beside the same variant of that binary (build it from the old commit first:
+# cargo build --release -p hardening-tests --bin bench-server, then copy it out of target/).
 # Usage: scripts/bench-loopback-paired.sh [seconds] [connections] [rounds]  (default 3 32 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +24,11 @@ connections=${2:-32}
 rounds=${3:-8}
 if ! [[ "$duration" =~ ^[1-9][0-9]*$ && "$connections" =~ ^[1-9][0-9]*$ && "$rounds" =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: $0 [seconds] [connections] [rounds], whole numbers above 0" >&2
+  exit 2
+fi
+baseline=${BASELINE:-}
+if [ -n "$baseline" ] && [ ! -x "$baseline" ]; then
+  echo "BASELINE=$baseline is not an executable bench-server" >&2
   exit 2
 fi
 read -r -a variants <<< "${VARIANTS:-hardening-strict bare-axum-strict-headers tower-http-stack bare-axum}"
@@ -42,7 +50,11 @@ for round in $(seq "$rounds"); do
   for variant in "${variants[@]}"; do
     bare_port=38491 other_port=38492
     if [ $((round % 2)) -eq 0 ]; then bare_port=38492 other_port=38491; fi
-    "${pin_server[@]}" "$server" bare-axum "$bare_port" & pids=($!)
+    if [ -n "$baseline" ]; then
+      "${pin_server[@]}" "$baseline" "$variant" "$bare_port" & pids=($!)
+    else
+      "${pin_server[@]}" "$server" bare-axum "$bare_port" & pids=($!)
+    fi
     "${pin_server[@]}" "$server" "$variant" "$other_port" & pids+=($!)
     wait_for_port "$bare_port"
     wait_for_port "$other_port"
@@ -66,7 +78,7 @@ for round in $(seq "$rounds"); do
     done
     ratio=$(awk -v a="$(rps "$out/bare")" -v b="$(rps "$out/other")" 'BEGIN { printf "%.1f", 100 * b / a }')
     ratios[$variant]+="$ratio "
-    echo "round $round: $variant $(rps "$out/other") req/s, bare-axum $(rps "$out/bare") req/s: $ratio % (client core ${client_busy} % busy)" >&2
+    echo "round $round: $variant $(rps "$out/other") req/s, ${baseline:+baseline }${baseline:-bare-axum} $(rps "$out/bare") req/s: $ratio % (client core ${client_busy} % busy)" >&2
     kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
     pids=()
   done
@@ -76,10 +88,12 @@ if [ ${#pin_server[@]} -gt 0 ]; then
   echo "both servers on CPU 0, one wrk each on CPU 1, ${duration} s, $connections connections each, $rounds rounds; client core at most ${max_client_busy} % busy"
   [ "$max_client_busy" -ge 97 ] && echo "warning: the clients' core was full in some round: those ratios lean towards 100 %" >&2
 fi
-printf '%-26s %17s %17s\n' variant "vs bare (median)" "range of rounds"
+against="vs bare (median)"
+[ -n "$baseline" ] && against="vs baseline (median)"
+printf '%-26s %21s %17s\n' variant "$against" "range of rounds"
 for variant in "${variants[@]}"; do
   read -r -a these <<< "${ratios[$variant]}"
   sorted=$(printf '%s\n' "${these[@]}" | sort -g)
-  printf '%-26s %16.1f%% %9.1f%%-%5.1f%%\n' "$variant" "$(median_of_sorted <<< "$sorted")" \
+  printf '%-26s %20.1f%% %9.1f%%-%5.1f%%\n' "$variant" "$(median_of_sorted <<< "$sorted")" \
     "$(head -n1 <<< "$sorted")" "$(tail -n1 <<< "$sorted")"
 done
