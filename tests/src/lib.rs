@@ -97,6 +97,22 @@ impl Captured {
         CAPTURE.with(|c| *c.borrow_mut() = Some((captured.clone(), level)));
         (captured, CaptureGuard(()))
     }
+
+    /// Installs the global subscriber: JSON lines under `filter` (`EnvFilter` directives),
+    /// from every thread, into the returned capture. For a test binary of its own that needs
+    /// one particular filter (not combinable with [`Captured::json_logs`]).
+    pub fn global_json_logs(filter: &str) -> Captured {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        captured
+    }
 }
 
 /// How long any one exchange may take before the test fails instead of hanging.

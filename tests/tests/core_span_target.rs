@@ -5,18 +5,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use hardening_tests::Captured;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::test]
 async fn the_request_span_can_be_filtered_out_alone() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(EnvFilter::new("info,hardening::request=off"))
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = Captured::global_json_logs("info,hardening::request=off");
 
     let id = hardening_tests::call_a_logging_handler().await;
 
