@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -39,10 +40,18 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, B> {
-        Inner { #[pin] future: hardening_errors::ResponseFuture<F, B> },
+        // The inner service's own future: successes go straight to the response side.
+        Inner { #[pin] future: F },
         Early { response: Option<Response<ProblemBody<B>>>, event: Option<SecurityEvent> },
-        // Answered by the layer after some async work of its own (a readiness probe).
-        Pending { future: Pin<Box<dyn Future<Output = Response<ProblemBody<B>>> + Send>> },
+        // Answered by the layer after some async work of its own: a readiness probe, or the
+        // problem for an inner error response (which may read a short rejection text first).
+        Pending {
+            future: Pin<Box<dyn Future<Output = Response<ProblemBody<B>>> + Send>>,
+            event: Option<SecurityEvent>,
+            // Under the request timeout (the problem mapping), or not (a readiness probe,
+            // whose checks have timeouts of their own).
+            timed: bool,
+        },
     }
 }
 
@@ -78,11 +87,7 @@ pub(crate) struct Post {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn inner(
-        future: hardening_errors::ResponseFuture<F, B>,
-        timeout: Option<Duration>,
-        post: Post,
-    ) -> Self {
+    pub(crate) fn inner(future: F, timeout: Option<Duration>, post: Post) -> Self {
         Self {
             state: State::Inner { future },
             sleep: None,
@@ -115,11 +120,22 @@ impl<F, B> ResponseFuture<F, B> {
         post: Post,
     ) -> Self {
         Self {
-            state: State::Pending { future },
+            state: State::Pending {
+                future,
+                event: None,
+                timed: false,
+            },
             sleep: None,
             timeout: None,
             post,
         }
+    }
+
+    /// The inner service panicked in `call`.
+    #[cold]
+    pub(crate) fn panicked(payload: &(dyn std::any::Any + Send), post: Post) -> Self {
+        let response = hardening_errors::panic_response(payload, post.request_id);
+        Self::early(response, SecurityEvent::Panicked, post)
     }
 
     /// A request answered before the inner service, not a rejection (a CORS preflight).
@@ -146,56 +162,96 @@ where
     type Output = Result<Response<axum::body::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let (response, event) = match this.state.project() {
-            StateProj::Early { response, event } => {
-                let response = response
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                (response, event.take())
-            }
-            StateProj::Pending { future } => match future.as_mut().poll(cx) {
-                Poll::Ready(response) => (response, None),
-                Poll::Pending => return Poll::Pending,
-            },
-            StateProj::Inner { future } => {
-                let polled = {
-                    let _entered = this.post.span.enter();
-                    future.poll(cx)
-                };
-                match polled {
-                    Poll::Ready(Ok(response)) => {
-                        let event = SecurityEvent::from_response(
-                            response.status(),
-                            response.extensions().get::<CaughtPanic>().is_some(),
-                        );
-                        (response, event)
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        if let (None, Some(timeout)) = (&this.sleep, *this.timeout) {
-                            *this.sleep = Some(Box::pin(tokio::time::sleep(timeout)));
-                        }
-                        let timer = this.sleep.as_mut().map(|s| s.as_mut().poll(cx));
-                        match timer {
-                            Some(Poll::Ready(())) => {
-                                let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
-                                    .with_detail("the request took too long to process");
-                                (
-                                    reject(problem, this.post.request_id),
-                                    Some(SecurityEvent::TimedOut),
-                                )
+        let mut this = self.project();
+        let (response, event) = loop {
+            let timed = match this.state.as_mut().project() {
+                StateProj::Early { response, event } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    break (response, event.take());
+                }
+                StateProj::Pending {
+                    future,
+                    event,
+                    timed,
+                } => match future.as_mut().poll(cx) {
+                    Poll::Ready(response) => break (response, event.take()),
+                    Poll::Pending => *timed,
+                },
+                StateProj::Inner { future } => {
+                    let polled = {
+                        let _entered = this.post.span.enter();
+                        catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+                    };
+                    match polled {
+                        Ok(Poll::Ready(Ok(response))) => {
+                            let status = response.status();
+                            if !(status.is_client_error() || status.is_server_error()) {
+                                break (response.map(ProblemBody::inner), None);
                             }
-                            _ => return Poll::Pending,
+                            this.state.set(to_problem(response, this.post.request_id));
+                            continue;
+                        }
+                        Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(e)),
+                        Ok(Poll::Pending) => true,
+                        Err(payload) => {
+                            let response =
+                                hardening_errors::panic_response(&*payload, this.post.request_id);
+                            break (response, Some(SecurityEvent::Panicked));
                         }
                     }
                 }
+            };
+            // Pending. The timer starts at the first `Pending`: fast responses never touch it.
+            if !timed {
+                return Poll::Pending;
+            }
+            if let (None, Some(timeout)) = (&this.sleep, *this.timeout) {
+                *this.sleep = Some(Box::pin(tokio::time::sleep(timeout)));
+            }
+            match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => {
+                    let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                        .with_detail("the request took too long to process");
+                    break (
+                        reject(problem, this.post.request_id),
+                        Some(SecurityEvent::TimedOut),
+                    );
+                }
+                _ => return Poll::Pending,
             }
         };
         Poll::Ready(Ok(this
             .post
             .finish(response, event)
             .map(ProblemBody::into_axum_body)))
+    }
+}
+
+/// The state that turns an inner error response into a problem (`hardening-errors`'
+/// mapping, which may first read a short rejection text), with the security event its
+/// status stands for. Out of line: errors are the rare path.
+#[cold]
+#[inline(never)]
+fn to_problem<F, B>(response: Response<B>, request_id: RequestId) -> State<F, B>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+{
+    let event = SecurityEvent::from_response(
+        response.status(),
+        response.extensions().get::<CaughtPanic>().is_some(),
+    );
+    let mapping = hardening_errors::ResponseFuture::for_response(response, request_id);
+    State::Pending {
+        future: Box::pin(async move {
+            match mapping.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }),
+        event,
+        timed: true,
     }
 }
 

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hardening_errors::ProblemLayer;
 use tower::Layer;
 
 use crate::ConfigError;
@@ -405,7 +404,6 @@ impl<S> Layer<S> for Hardening {
         // Derived here, once, so that no request pays for it.
         #[cfg(feature = "headers")]
         let _ = self.policy.response_headers();
-        let problems = ProblemLayer::new().request_id_header_written_outside();
-        HardeningService::new(problems.layer(inner), self.policy.clone())
+        HardeningService::new(inner, self.policy.clone())
     }
 }

@@ -1,13 +1,14 @@
 //! The fused service: every request-side step in one `call`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use hardening_errors::{Problem, ProblemBody, ProblemService, RequestContext, RequestId, reject};
+use hardening_errors::{Problem, ProblemBody, RequestContext, RequestId, reject};
 #[cfg(feature = "headers")]
 use http::Method;
 use http::header::CONTENT_LENGTH;
@@ -26,12 +27,12 @@ pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-
 /// The service [`Hardening`](crate::Hardening) makes.
 #[derive(Debug, Clone)]
 pub struct HardeningService<S> {
-    inner: ProblemService<S>,
+    inner: S,
     policy: Arc<Policy>,
 }
 
 impl<S> HardeningService<S> {
-    pub(crate) fn new(inner: ProblemService<S>, policy: Arc<Policy>) -> Self {
+    pub(crate) fn new(inner: S, policy: Arc<Policy>) -> Self {
         Self { inner, policy }
     }
 }
@@ -317,13 +318,19 @@ where
             );
         }
 
-        // 8. The inner service (panics caught by ProblemService), under the timeout.
-        let future = {
+        // 8. The inner service, under the timeout. Its panics are caught here and in the
+        // response future; its error responses become problems there.
+        let called = {
             let _entered = post.span.enter();
-            self.inner
-                .call_with_request_id(Request::from_parts(parts, body), request_id)
+            let inner = &mut self.inner;
+            catch_unwind(AssertUnwindSafe(|| {
+                inner.call(Request::from_parts(parts, body))
+            }))
         };
-        ResponseFuture::inner(future, policy.timeout, post)
+        match called {
+            Ok(future) => ResponseFuture::inner(future, policy.timeout, post),
+            Err(payload) => ResponseFuture::panicked(&*payload, post),
+        }
     }
 }
 

@@ -63,7 +63,9 @@ mod validation;
 
 pub use error::Error;
 pub use header_value::{decimal_header_value, join_header_values, static_header_value};
-pub use mapping::{CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, reject};
+pub use mapping::{
+    CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, panic_response, reject,
+};
 pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};

@@ -587,3 +587,29 @@ async fn concurrency_cap_holds_a_slot_until_the_response_is_done() {
     assert!(released, "slot not released");
     assert_eq!(http_get(addr, "/wait", &[]).await.status, 200);
 }
+
+/// Any tower service, not only an axum router: a panic in its `call` (not in its future) is
+/// caught by the layer too, and answered as the same 500 problem.
+#[tokio::test]
+async fn a_panic_in_a_services_call_answers_500_without_the_message() {
+    use tower::{Layer, ServiceExt};
+    let panicking = tower::service_fn(
+        |_: http::Request<axum::body::Body>| -> std::future::Ready<
+            Result<http::Response<axum::body::Body>, std::convert::Infallible>,
+        > { panic!("boom in call: password=hunter2") },
+    );
+    let res = Hardening::strict()
+        .layer(panicking)
+        .oneshot(http::Request::new(axum::body::Body::empty()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert!(res.headers().contains_key("x-request-id"));
+    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        !body.contains("boom") && !body.contains("hunter2"),
+        "{body}"
+    );
+}

@@ -65,6 +65,26 @@ impl<F, B> ResponseFuture<F, B> {
     }
 }
 
+impl<B> ResponseFuture<std::future::Ready<Result<Response<B>, std::convert::Infallible>>, B> {
+    /// The mapping of a response already in hand, for a layer that calls its service itself
+    /// (`hardening-core`'s fused service hands over only its error responses): an error
+    /// response becomes a problem, as [`ProblemService`](crate::ProblemService) would make
+    /// it; a success passes through without `x-request-id` (that layer writes it).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use hardening_errors::{RequestId, ResponseFuture};
+    /// let res = http::Response::builder().status(404).body(axum::body::Body::empty()).unwrap();
+    /// let mapped = ResponseFuture::for_response(res, RequestId::generate()).await.unwrap();
+    /// assert_eq!(mapped.status(), 404);
+    /// assert_eq!(mapped.headers()["content-type"], "application/problem+json");
+    /// # });
+    /// ```
+    pub fn for_response(response: Response<B>, request_id: RequestId) -> Self {
+        Self::new(std::future::ready(Ok(response)), request_id, false)
+    }
+}
+
 impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
@@ -233,8 +253,19 @@ pub(crate) fn problem_response<B>(
     Response::from_parts(parts, ProblemBody::full(json))
 }
 
-/// A 500 problem for a caught panic; the panic's text goes to the log only.
-fn panic_response<B>(
+/// The 500 problem for a panic caught with the request's id, as
+/// [`ProblemService`](crate::ProblemService) answers it: the panic's text goes to the log
+/// only (secrets redacted), and the response carries [`CaughtPanic`] in its extensions. For
+/// layers that call their service themselves and catch its panics.
+///
+/// ```
+/// use hardening_errors::{CaughtPanic, RequestId, panic_response};
+/// let payload = std::panic::catch_unwind(|| panic!("db password was hunter2")).unwrap_err();
+/// let res = panic_response::<axum::body::Body>(&*payload, RequestId::generate());
+/// assert_eq!(res.status(), 500);
+/// assert!(res.extensions().get::<CaughtPanic>().is_some());
+/// ```
+pub fn panic_response<B>(
     payload: &(dyn Any + Send),
     request_id: RequestId,
 ) -> Response<ProblemBody<B>> {
