@@ -96,8 +96,7 @@ impl ProblemLayer {
     }
 
     /// Leaves `x-request-id` on successful responses to a layer further out that writes it
-    /// on every response itself (`hardening-core`'s `Hardening` does, in one pass with the
-    /// security headers). Problems still carry it, in the header and the body.
+    /// on every response itself. Problems still carry it, in the header and the body.
     pub fn request_id_header_written_outside(mut self) -> Self {
         self.id_header = false;
         self
