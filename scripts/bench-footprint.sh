@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Cache lines each in-process overhead variant touches per request with cold caches, counted
-# by valgrind's cachegrind: a simulated 32 KiB L1 (code and data apart) and a 1 MiB level
-# below, with overhead-interleaved writing 2 MiB between requests (POLLUTE_KIB=2048) so that
-# every request starts with its data evicted, as a served request does after the kernel's and
-# hyper's work. Code is not written over by that, but a request's path is larger than L1's
-# 32 KiB, so it evicts itself. The same counts for the same binary whatever the host is doing
-# (two runs agree to the line), so it resolves code changes that loopback timings, ±2 % at
-# best, cannot.
+# by valgrind's cachegrind: simulated 8 KiB fully associative L1s (code and data apart) and a
+# 1 MiB level below, with overhead-interleaved writing 2 MiB between requests (POLLUTE_KIB=2048)
+# so that every request starts with its data evicted, as a served request does after the
+# kernel's and hyper's work. A request's code path is many times 8 KiB, so it evicts its own
+# code as it goes: a miss is a line not touched in the last 8 KiB of code, whatever the
+# addresses (a set-associative L1's misses move by ±20 lines when unrelated code moves).
+# The same counts for the same binary whatever the host is doing (runs agree within a line or
+# two; a rebuild that moves code shifts them by about 10), so it resolves code changes that
+# loopback timings, ±2 % at best, cannot.
 # Why lines and not instructions: served, the request path's code and data come back from L2
 # or memory on every request. Code a request already ran (hyper's, axum's, malloc's) costs
-# nothing more the second time; a separate, specialised copy of it does. A change that saves
-# instructions can add lines (2026-12-01: a 16-byte hex table instead of a 512-byte one saved
-# 9 data lines and cost 17 code lines), and then served requests get slower.
+# little more the second time; a separate, specialised copy of it does. A change that saves
+# instructions can add lines, and then served requests get slower.
 # Reports, per variant, code-line misses (I1) and data-line misses (D1, read and write) per
-# request beyond bare axum's, and their ratio to the tower-http stack's. The pollution's own
-# misses are the same in every variant and cancel in the differences.
+# request beyond bare axum's, and the ratio of strict's lines to the tower-http stack's. The
+# pollution's own misses are the same in every variant and cancel in the differences.
 # TOP=variant also lists that variant's functions by code-line misses per request.
 # Each variant runs twice, with N1 and N2 requests; the difference leaves out start-up.
 # Usage: scripts/bench-footprint.sh [N1] [N2]   (default 200 600; about two minutes)
@@ -38,7 +39,7 @@ trap 'rm -rf "$out"' EXIT
 # misses VARIANT REQUESTS: "I1 D1-read D1-write" misses of one run of one round.
 misses() {
   ONLY=$1 N=$2 ROUNDS=1 POLLUTE_KIB=2048 valgrind --tool=cachegrind --cache-sim=yes \
-    --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,16,64 \
+    --I1=8192,128,64 --D1=8192,128,64 --LL=1048576,16,64 \
     --cachegrind-out-file="$out/$1.$2" "$bin" >/dev/null 2>"$out/log" || { cat "$out/log" >&2; return 1; }
   # events: Ir I1mr ILmr Dr D1mr DLmr Dw D1mw DLmw
   awk '/^events:/ { for (i = 2; i <= NF; i++) at[$i] = i }
