@@ -25,10 +25,7 @@ source scripts/lib.sh
 
 n1=${1:-200}
 n2=${2:-600}
-if ! [[ "$n1" =~ ^[0-9]+$ && "$n2" =~ ^[0-9]+$ ]] || [ "$n1" -lt 1 ] || [ "$n2" -le "$n1" ]; then
-  echo "usage: $0 [N1] [N2], whole numbers with 0 < N1 < N2" >&2
-  exit 2
-fi
+check_request_counts "$n1" "$n2"
 top=${TOP:-}
 ensure_command valgrind
 cargo build -q --release --locked -p hardening-tests --bin overhead-interleaved

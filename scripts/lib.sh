@@ -43,3 +43,12 @@ median_of_sorted() {
 cpu_ticks() {
   awk -v cpu="cpu$1" '$1 == cpu { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat
 }
+
+# check_request_counts N1 N2: exits with usage unless both are whole numbers with 0 < N1 < N2
+# (the two run lengths whose difference leaves start-up out of a per-request count).
+check_request_counts() {
+  if ! [[ "$1" =~ ^[0-9]+$ && "$2" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ] || [ "$2" -le "$1" ]; then
+    echo "usage: $0 [N1] [N2], whole numbers with 0 < N1 < N2" >&2
+    exit 2
+  fi
+}
