@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hardening_errors::{CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, reject};
-#[cfg(feature = "headers")]
-use http::header::CONTENT_LENGTH;
 use http::header::VARY;
 use http::{HeaderValue, Response, StatusCode};
 use http_body::Body as HttpBody;
@@ -255,31 +253,6 @@ where
     }
 }
 
-/// The `Content-Length` axum writes into every response after the layers, and hyper on the
-/// wire when it is absent: the body's exact size. Written here, into its slot, because the
-/// map [`HeaderSet::apply_with`](hardening_headers::HeaderSet::apply_with) returns has no
-/// spare room, and an insert after it reallocates every entry. `None` (the slot dropped)
-/// where hyper would send none (1xx, 204, 304, `HEAD`, `CONNECT`), where the size is not
-/// known, or where the service set the header itself.
-#[cfg(feature = "headers")]
-fn content_length<B: HttpBody>(by_method: bool, response: &Response<B>) -> Option<HeaderValue> {
-    let status = response.status();
-    if !by_method
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-        // Names compared in turn: cheaper than a hashed lookup for the few a response has.
-        || response.headers().keys().any(|name| name == CONTENT_LENGTH)
-    {
-        return None;
-    }
-    response
-        .body()
-        .size_hint()
-        .exact()
-        .map(hardening_errors::decimal_header_value)
-}
-
 impl Post {
     /// The response side, once: CORS headers, the security event, the access-log event.
     fn finish<B: HttpBody<Data = Bytes>>(
@@ -306,7 +279,7 @@ impl Post {
                 );
                 #[cfg(not(feature = "ratelimit"))]
                 let (ratelimit, ratelimit_policy) = (None, None);
-                let length = content_length(self.length_by_method, &response);
+                let length = hardening_headers::content_length(self.length_by_method, &response);
                 set.apply_with(
                     facts,
                     response.headers_mut(),

@@ -5,13 +5,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::https::tls_in_process;
 use crate::request_headers::RequestHeaders;
-use crate::{HeaderSet, HttpsRedirect, RequestFacts};
+use crate::{HeaderSet, HttpsRedirect, Merge, RequestFacts};
 
 /// Applies a [`HeaderSet`] to every response (and optionally redirects plain HTTP).
 ///
@@ -35,6 +37,7 @@ use crate::{HeaderSet, HttpsRedirect, RequestFacts};
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SecurityHeadersLayer {
+    // With a slot for `Content-Length` (see `content_length`).
     set: HeaderSet,
     trust_forwarded_proto: bool,
     // Shared: routers clone the service for every request.
@@ -44,6 +47,11 @@ pub struct SecurityHeadersLayer {
 impl SecurityHeadersLayer {
     /// The layer for this header set.
     pub fn new(set: HeaderSet) -> Self {
+        // One slot, not `set-cookie`: cannot fail. Were it to, the set without the slot still
+        // sends every header (the length then comes from axum or hyper).
+        let set = set
+            .with_slots([(CONTENT_LENGTH, Merge::Replace)])
+            .unwrap_or(set);
         Self {
             set,
             trust_forwarded_proto: false,
@@ -85,7 +93,7 @@ pub struct SecurityHeaders<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SecurityHeaders<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
+    ResBody: Body + Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -101,6 +109,7 @@ where
         let read = RequestHeaders::read(req.headers(), layer.trust_forwarded_proto);
         let https = tls_in_process(req.extensions(), req.uri()) || read.forwarded_https;
         let facts = layer.set.facts(https, read.credentials);
+        let length_by_method = req.method() != Method::HEAD && req.method() != Method::CONNECT;
         if let Some(nonce) = facts.nonce {
             req.extensions_mut().insert(nonce);
         }
@@ -125,6 +134,7 @@ where
             state,
             set: layer.set.clone(),
             facts,
+            length_by_method,
         }
     }
 }
@@ -137,6 +147,7 @@ pin_project! {
         state: State<F>,
         set: HeaderSet,
         facts: RequestFacts,
+        length_by_method: bool,
     }
 }
 
@@ -152,7 +163,7 @@ pin_project! {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Default,
+    B: Body + Default,
 {
     type Output = Result<Response<B>, E>;
 
@@ -165,7 +176,39 @@ where
                 .expect("ResponseFuture polled after completion")
                 .map(|()| B::default()),
         };
-        this.set.apply(this.facts, response.headers_mut());
+        let length = content_length(*this.length_by_method, &response);
+        this.set
+            .apply_with(this.facts, response.headers_mut(), [length]);
         Poll::Ready(Ok(response))
     }
+}
+
+/// The `Content-Length` axum writes into every response after the layers, and hyper on the
+/// wire when it is absent: the body's exact size. For the `Content-Length` slot of
+/// [`HeaderSet::apply_with`], because the map it returns has no spare room and an insert
+/// after it moves every entry. `None` (the slot dropped) where hyper would send none (1xx,
+/// 204, 304, or `by_method` false: a `HEAD` or `CONNECT` request), where the size is not known,
+/// or where the service set the header itself.
+///
+/// ```
+/// let res = http::Response::new(axum::body::Body::from("hello"));
+/// assert_eq!(hardening_headers::content_length(true, &res).unwrap(), "5");
+/// assert!(hardening_headers::content_length(false, &res).is_none(), "HEAD");
+/// ```
+pub fn content_length<B: Body>(by_method: bool, response: &Response<B>) -> Option<HeaderValue> {
+    let status = response.status();
+    if !by_method
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        // Names compared in turn: cheaper than a hashed lookup for the few a response has.
+        || response.headers().keys().any(|name| name == CONTENT_LENGTH)
+    {
+        return None;
+    }
+    response
+        .body()
+        .size_hint()
+        .exact()
+        .map(hardening_errors::decimal_header_value)
 }

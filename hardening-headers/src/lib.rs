@@ -47,7 +47,7 @@ pub use cookies::CookiePolicy;
 pub use csp::Csp;
 pub use error::ConfigError;
 pub use https::{HttpsRedirect, Tls, is_https};
-pub use layer::{ResponseFuture, SecurityHeaders, SecurityHeadersLayer};
+pub use layer::{ResponseFuture, SecurityHeaders, SecurityHeadersLayer, content_length};
 pub use nonce::CspNonce;
 pub use policy::{HeaderPolicy, HeaderSet, Merge, RequestFacts};
 pub use report::CspReports;

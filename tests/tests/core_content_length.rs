@@ -1,6 +1,6 @@
-//! `Hardening` writes `Content-Length` where hyper (and axum) would write it anyway, into the
-//! header map it builds, and nowhere else: a plain tower service under the layer, so that no
-//! router adds the header after it.
+//! `Hardening`, and the standalone `SecurityHeadersLayer`, write `Content-Length` where hyper
+//! (and axum) would write it anyway, into the header map they build, and nowhere else: a plain
+//! tower service under the layer, so that no router adds the header after it.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use hardening_core::Hardening;
+use hardening_core::headers::{HeaderPolicy, SecurityHeadersLayer};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
@@ -59,11 +60,17 @@ fn answer(path: &str) -> Response<http_body_util::combinators::UnsyncBoxBody<Byt
     res
 }
 
-async fn lengths(method: Method, path: &str) -> (StatusCode, Vec<String>, Bytes) {
-    let service =
-        Hardening::strict().layer(service_fn(|req: Request<axum::body::Body>| async move {
-            Ok::<_, Infallible>(answer(req.uri().path()))
-        }));
+/// Which layer the service is under.
+#[derive(Debug, Clone, Copy)]
+enum Under {
+    Hardening,
+    SecurityHeadersLayer,
+}
+
+async fn lengths(under: Under, method: Method, path: &str) -> (StatusCode, Vec<String>, Bytes) {
+    let service = service_fn(|req: Request<axum::body::Body>| async move {
+        Ok::<_, Infallible>(answer(req.uri().path()))
+    });
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let req = Request::builder()
         .method(method)
@@ -72,7 +79,16 @@ async fn lengths(method: Method, path: &str) -> (StatusCode, Vec<String>, Bytes)
         .extension(ConnectInfo(peer))
         .body(axum::body::Body::empty())
         .unwrap();
-    let res = service.oneshot(req).await.unwrap();
+    let res = match under {
+        Under::Hardening => Hardening::strict().layer(service).oneshot(req).await,
+        Under::SecurityHeadersLayer => {
+            let layer = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap());
+            let res = layer.layer(service).oneshot(req).await.unwrap();
+            assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+            Ok(res.map(axum::body::Body::new))
+        }
+    }
+    .unwrap();
     let values = res
         .headers()
         .get_all(http::header::CONTENT_LENGTH)
@@ -86,25 +102,29 @@ async fn lengths(method: Method, path: &str) -> (StatusCode, Vec<String>, Bytes)
 
 #[tokio::test]
 async fn a_body_of_known_size_gets_its_length_once() {
-    let (status, values, body) = lengths(Method::GET, "/").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(values, ["5"]);
-    assert_eq!(&body[..], b"hello");
-    // The service's own value is kept, and not doubled.
-    let (_, values, _) = lengths(Method::GET, "/own-length").await;
-    assert_eq!(values, ["5"]);
+    for under in [Under::Hardening, Under::SecurityHeadersLayer] {
+        let (status, values, body) = lengths(under, Method::GET, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(values, ["5"], "{under:?}");
+        assert_eq!(&body[..], b"hello");
+        // The service's own value is kept, and not doubled.
+        let (_, values, _) = lengths(under, Method::GET, "/own-length").await;
+        assert_eq!(values, ["5"], "{under:?}");
+    }
 }
 
 #[tokio::test]
 async fn no_length_where_hyper_would_send_none() {
-    for (method, path) in [
-        (Method::GET, "/stream"),
-        (Method::HEAD, "/"),
-        (Method::GET, "/no-content"),
-        (Method::GET, "/not-modified"),
-    ] {
-        let (_, values, _) = lengths(method.clone(), path).await;
-        assert!(values.is_empty(), "{method} {path}: {values:?}");
+    for under in [Under::Hardening, Under::SecurityHeadersLayer] {
+        for (method, path) in [
+            (Method::GET, "/stream"),
+            (Method::HEAD, "/"),
+            (Method::GET, "/no-content"),
+            (Method::GET, "/not-modified"),
+        ] {
+            let (_, values, _) = lengths(under, method.clone(), path).await;
+            assert!(values.is_empty(), "{under:?} {method} {path}: {values:?}");
+        }
     }
 }
 
