@@ -39,10 +39,21 @@ where
         .unwrap();
     let mut cx = Context::from_waker(Waker::noop());
     let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
+    let mut res = match fut.poll(&mut cx) {
         Poll::Ready(Ok(res)) => res,
         _ => unreachable!("the handler answers at once"),
+    };
+    // What axum's `Route` does after the layers, for every variant alike: a `Content-Length`
+    // from the body's size unless the response has one (a static value for an empty body).
+    if !res.headers().contains_key(http::header::CONTENT_LENGTH) {
+        let value = match res.body().len() {
+            0 => HeaderValue::from_static("0"),
+            n => HeaderValue::from(n),
+        };
+        res.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, value);
     }
+    res
 }
 
 /// The headers `HeaderPolicy::api()` sets on an HTTPS response, as fixed values. Not

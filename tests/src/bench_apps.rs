@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use hardening_core::Hardening;
-use hardening_core::headers::{HeaderPolicy, RequestFacts};
+use hardening_core::headers::{HeaderPolicy, RequestFacts, SecurityHeadersLayer};
 use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
 use http::header::{self, HeaderName, HeaderValue};
 use tower::ServiceBuilder;
@@ -51,6 +51,10 @@ pub enum Variant {
     /// values, one precomputed map): what those bytes alone cost on the wire. Not one of the
     /// compared variants; `scripts/bench-loopback.sh` reports it as the floor.
     BareWithStrictHeaders,
+    /// Bare axum under the standalone `SecurityHeadersLayer` with `HeaderPolicy::api()`: the
+    /// headers crate's layer alone, through axum as a served app would use it. Not one of the
+    /// compared variants.
+    StandaloneHeaders,
 }
 
 impl Variant {
@@ -64,6 +68,7 @@ impl Variant {
             Variant::TowerHttp => "tower-http-stack",
             Variant::Hardening => "hardening-strict",
             Variant::BareWithStrictHeaders => "bare-axum-strict-headers",
+            Variant::StandaloneHeaders => "standalone-headers",
         }
     }
 
@@ -71,7 +76,7 @@ impl Variant {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
-            .chain([Variant::BareWithStrictHeaders])
+            .chain([Variant::BareWithStrictHeaders, Variant::StandaloneHeaders])
             .find(|v| v.name() == name)
     }
 
@@ -89,6 +94,11 @@ impl Variant {
             Variant::Bare => hello,
             Variant::TowerHttp => with_tower_http_stack(hello),
             Variant::Hardening => hello.layer(Hardening::strict().rate_limit(never_limiting())),
+            Variant::StandaloneHeaders => hello.layer(SecurityHeadersLayer::new(
+                HeaderPolicy::api()
+                    .build()
+                    .expect("the API preset is valid"),
+            )),
             Variant::BareWithStrictHeaders => {
                 // The cheapest way to send them: one clone of a finished map per response.
                 // The map is not captured by the handler: axum clones a handler for every

@@ -25,7 +25,7 @@ async fn get(variant: Variant) -> http::Response<Body> {
 async fn every_variant_says_hello() {
     for variant in Variant::ALL
         .into_iter()
-        .chain([Variant::BareWithStrictHeaders])
+        .chain([Variant::BareWithStrictHeaders, Variant::StandaloneHeaders])
     {
         assert_eq!(Variant::from_name(variant.name()), Some(variant));
         let res = get(variant).await;
@@ -33,6 +33,9 @@ async fn every_variant_says_hello() {
         let body = res.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"Hello, World!", "{}", variant.name());
     }
+    let res = get(Variant::StandaloneHeaders).await;
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.headers()["content-length"], "13");
 }
 
 #[tokio::test]
