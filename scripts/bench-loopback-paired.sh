@@ -14,6 +14,8 @@
 # BASELINE=path/to/an/older/bench-server: an A/B of a code change instead. Each variant of this
 # tree is served beside the same variant of that binary (build it from the old commit first:
 # cargo build --release -p hardening-tests --bin bench-server, then copy it out of target/).
+# SERVER=path/to/a/bench-server: serve that binary as this tree's instead of building one
+# (scripts/bench-ab.sh uses it for builds with another code layout).
 # Usage: scripts/bench-loopback-paired.sh [seconds] [connections] [rounds]  (default 3 32 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +37,14 @@ read -r -a variants <<< "${VARIANTS:-hardening-strict bare-axum-strict-headers t
 [ ${#pin_server[@]} -gt 0 ] || echo "warning: no pinning (one CPU, no taskset, or PIN=0): wrk shares the servers' core" >&2
 
 ensure_command wrk
-cargo build -q --release --locked -p hardening-tests --bin bench-server
-server=target/release/bench-server
+server=${SERVER:-}
+if [ -z "$server" ]; then
+  cargo build -q --release --locked -p hardening-tests --bin bench-server
+  server=target/release/bench-server
+elif [ ! -x "$server" ]; then
+  echo "SERVER=$server is not an executable bench-server" >&2
+  exit 2
+fi
 out=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$out"' EXIT
