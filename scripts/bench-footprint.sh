@@ -23,13 +23,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-n1=${1:-200}
-n2=${2:-600}
-check_request_counts "$n1" "$n2"
+request_counts 200 600 "$@"
 top=${TOP:-}
-ensure_command valgrind
-cargo build -q --release --locked -p hardening-tests --bin overhead-interleaved
-bin=target/release/overhead-interleaved
+valgrind_overhead_binary
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -11,12 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-n1=${1:-2000}
-n2=${2:-42000}
-check_request_counts "$n1" "$n2"
-ensure_command valgrind
-cargo build -q --release --locked -p hardening-tests --bin overhead-interleaved
-bin=target/release/overhead-interleaved
+request_counts 2000 42000 "$@"
+valgrind_overhead_binary
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -44,11 +44,22 @@ cpu_ticks() {
   awk -v cpu="cpu$1" '$1 == cpu { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat
 }
 
-# check_request_counts N1 N2: exits with usage unless both are whole numbers with 0 < N1 < N2
-# (the two run lengths whose difference leaves start-up out of a per-request count).
-check_request_counts() {
-  if ! [[ "$1" =~ ^[0-9]+$ && "$2" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ] || [ "$2" -le "$1" ]; then
+# request_counts DEFAULT1 DEFAULT2 [N1] [N2]: sets n1 and n2 (the two run lengths whose
+# difference leaves start-up out of a per-request count) from the arguments or the defaults;
+# exits with usage unless both are whole numbers with 0 < N1 < N2.
+request_counts() {
+  n1=${3:-$1}
+  n2=${4:-$2}
+  if ! [[ "$n1" =~ ^[0-9]+$ && "$n2" =~ ^[0-9]+$ ]] || [ "$n1" -lt 1 ] || [ "$n2" -le "$n1" ]; then
     echo "usage: $0 [N1] [N2], whole numbers with 0 < N1 < N2" >&2
     exit 2
   fi
+}
+
+# valgrind_overhead_binary: installs valgrind if missing, builds overhead-interleaved (release)
+# and sets `bin` to it: the set-up of the scripts that count per-request costs under valgrind.
+valgrind_overhead_binary() {
+  ensure_command valgrind
+  cargo build -q --release --locked -p hardening-tests --bin overhead-interleaved
+  bin=target/release/overhead-interleaved
 }
