@@ -275,11 +275,17 @@ where
         }
         let body = match policy.body_limit {
             Some(limit) => {
-                let declared = parts
-                    .headers
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
+                // hyper gives a body the exact size its `Content-Length` declares (zero with
+                // none, for a request without a body): the header is read only for a body
+                // of unknown size.
+                let hint = body.size_hint();
+                let declared = hint.exact().or_else(|| {
+                    parts
+                        .headers
+                        .get(CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                });
                 if declared.is_some_and(|n| n > limit as u64) {
                     return refused(
                         || {
@@ -293,7 +299,7 @@ where
                 }
                 // A body whose size is known and small cannot grow (HTTP framing enforces
                 // content-length); only the others need counting.
-                if body.size_hint().upper().is_some_and(|n| n <= limit as u64) {
+                if hint.upper().is_some_and(|n| n <= limit as u64) {
                     Body::new(body)
                 } else {
                     Body::new(http_body_util::Limited::new(body, limit))

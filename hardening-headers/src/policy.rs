@@ -286,11 +286,10 @@ impl HeaderPolicy {
             owned.push(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
         }
         let places = places(&owned, &[]);
+        let (plain, tls) = (template(false), template(true));
         Ok(HeaderSet(Arc::new(Compiled {
-            templates: [
-                with_places(template(false), places),
-                with_places(template(true), places),
-            ],
+            bases: [plain.len(), tls.len()],
+            templates: [with_places(plain, places), with_places(tls, places)],
             places,
             csp,
             owned,
@@ -318,6 +317,8 @@ struct Compiled {
     templates: [[HeaderMap; 4]; 2],
     /// Which of [`PLACES`] the templates have places for (see [`places`]).
     places: usize,
+    /// How many values each template (`[plain HTTP, HTTPS]`) holds before its places.
+    bases: [usize; 2],
     /// Names whose values from the service are dropped: the policy's own, both CSP headers,
     /// HSTS, and identifying headers such as `Server`.
     owned: Vec<HeaderName>,
@@ -445,11 +446,13 @@ impl HeaderSet {
                     map.append(name.clone(), value.clone());
                 }
             }
-            with_places(map, places)
+            map
         };
+        let (plain, tls) = (template(&c.templates[0][0]), template(&c.templates[1][0]));
         Ok(HeaderSet(Arc::new(Compiled {
             csp: c.csp.clone(),
-            templates: [template(&c.templates[0][0]), template(&c.templates[1][0])],
+            bases: [plain.len(), tls.len()],
+            templates: [with_places(plain, places), with_places(tls, places)],
             places,
             owned,
             no_store_with_credentials: c.no_store_with_credentials,
@@ -533,11 +536,22 @@ impl HeaderSet {
                 && variant & (1 << j) != 0
             {
                 // The first value takes the template's place; any others follow it.
-                match out.get_mut(name) {
-                    Some(place) if filled & (1 << j) == 0 => *place = value,
-                    _ => {
-                        out.append(name.clone(), value);
+                if filled & (1 << j) == 0 {
+                    // Found by position (no hashing): after the template's own values, in
+                    // `PLACES` order; unless removing an absent slot moved it.
+                    let at = c.bases[usize::from(facts.https)]
+                        + (variant & ((1 << j) - 1)).count_ones() as usize;
+                    match out.iter_mut().nth(at) {
+                        Some((n, place)) if n == name => *place = value,
+                        _ => match out.get_mut(name) {
+                            Some(place) => *place = value,
+                            None => {
+                                out.append(name.clone(), value);
+                            }
+                        },
                     }
+                } else {
+                    out.append(name.clone(), value);
                 }
                 filled |= 1 << j;
             } else if *name == header::SET_COOKIE {
@@ -633,6 +647,36 @@ mod tests {
 
     fn apply(set: &HeaderSet, facts: RequestFacts, headers: &mut HeaderMap) {
         set.apply(&facts, headers);
+    }
+
+    #[test]
+    fn places_are_where_apply_with_looks_for_them() {
+        let id = HeaderName::from_static("x-request-id");
+        for set in [
+            HeaderPolicy::api().build().unwrap(),
+            HeaderPolicy::api()
+                .build()
+                .unwrap()
+                .with_slots([(id, Merge::Replace)])
+                .unwrap(),
+        ] {
+            let c = &*set.0;
+            assert_eq!(c.places, 0b11, "both places in use");
+            for https in [false, true] {
+                for variant in 0..4 {
+                    let template = &c.templates[https as usize][variant];
+                    for (j, name) in PLACES.iter().enumerate() {
+                        if variant & (1 << j) == 0 {
+                            continue;
+                        }
+                        let at = c.bases[https as usize]
+                            + (variant & ((1 << j) - 1)).count_ones() as usize;
+                        let found = template.iter().nth(at).map(|(n, _)| n);
+                        assert_eq!(found, Some(name), "https {https}, variant {variant}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
