@@ -219,6 +219,11 @@ async fn cors_allowlist() {
     .await;
     assert_problem(&reply, 403);
     assert_eq!(reply.header("access-control-allow-origin"), None);
+    // Other cross-origin requests are served like any other, with no CORS headers.
+    let reply = http_get(strict_addr, "/hello", &["origin: https://app.example.com"]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+    assert_eq!(reply.header("vary"), None);
 
     let cors = Cors::allow_origins(["https://app.example.com"]).unwrap();
     let addr = serve(routes().layer(Hardening::strict().cors(cors))).await;

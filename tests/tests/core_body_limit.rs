@@ -1,0 +1,118 @@
+//! The body limit through plain tower, with no hyper in front: hyper gives a request body the
+//! exact size its `Content-Length` declares, so over TCP (`core_strict.rs`) the layer judges
+//! that size; here a body's own size and the header can differ, and each is judged where it
+//! is the one that is known.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::routing::post;
+use hardening_core::Hardening;
+use http::{Request, StatusCode};
+use http_body::Frame;
+use tower::ServiceExt;
+
+/// A body that does not say how large it is (as a chunked upload would not).
+struct UnknownSize(Option<Bytes>);
+
+impl http_body::Body for UnknownSize {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.take().map(|data| Ok(Frame::data(data))))
+    }
+}
+
+/// A router with a 1000-byte limit: `/upload` reads the body, `/ignore` never does (so only
+/// the layer can refuse it) and counts its calls.
+fn app(calls: Arc<AtomicUsize>) -> Router {
+    Router::new()
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
+        .route(
+            "/ignore",
+            post(move || async move {
+                calls.fetch_add(1, Ordering::Relaxed);
+                "ignored"
+            }),
+        )
+        .layer(Hardening::strict().body_limit(1000).unwrap())
+}
+
+async fn status(app: Router, req: Request<Body>) -> StatusCode {
+    app.oneshot(req).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_body_of_known_size_is_judged_by_its_size_before_the_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    // No header, or one that understates the body: the body's own size counts.
+    for declared in [None, Some("10")] {
+        let mut req = Request::post("/ignore");
+        if let Some(declared) = declared {
+            req = req.header("content-length", declared);
+        }
+        let req = req.body(Body::from(vec![b'x'; 2000])).unwrap();
+        assert_eq!(
+            status(app(calls.clone()), req).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "declared {declared:?}"
+        );
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        0,
+        "refused before the handler"
+    );
+
+    let req = Request::post("/ignore")
+        .body(Body::from(vec![b'x'; 1000]))
+        .unwrap();
+    assert_eq!(status(app(calls.clone()), req).await, StatusCode::OK);
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_body_of_unknown_size_is_judged_by_its_declared_size_then_counted() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let declared_too_large = Request::post("/ignore")
+        .header("content-length", "5000")
+        .body(Body::new(UnknownSize(Some(Bytes::from_static(b"hello")))))
+        .unwrap();
+    assert_eq!(
+        status(app(calls.clone()), declared_too_large).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        0,
+        "refused before the handler"
+    );
+
+    let small = Request::post("/upload")
+        .header("content-length", "5")
+        .body(Body::new(UnknownSize(Some(Bytes::from_static(b"hello")))))
+        .unwrap();
+    assert_eq!(status(app(calls.clone()), small).await, StatusCode::OK);
+
+    // Declared small (or not at all), sent large: counted as it is read.
+    let sent_too_large = Request::post("/upload")
+        .body(Body::new(UnknownSize(Some(Bytes::from(vec![b'x'; 2000])))))
+        .unwrap();
+    assert_eq!(
+        status(app(calls.clone()), sent_too_large).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+}
