@@ -3,15 +3,28 @@
 //! single-threaded, in-process (`oneshot`), hello-world route, no tracing subscriber (so
 //! access-log events are filtered out in all three).
 //!
+//! A second group, `overhead-over-bare-interleaved`, measures each layered variant's time over
+//! bare axum directly: batches of requests to the variant and to bare axum take turns, and
+//! only the difference counts. A host whose speed drifts between benchmarks (criterion runs
+//! one after another) then slows both sides of each difference alike; the ratio of the two
+//! medians is the same comparison, drift cancelled.
+//!
 //! Run with: cargo bench -p hardening-tests --bench overhead
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
+use axum::Router;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hardening_tests::bench_apps::{Variant, hello_request};
+use tokio::runtime::Runtime;
 use tower::ServiceExt;
+
+/// Requests per turn in the interleaved group: long enough that the two clock reads per turn
+/// are noise, short enough that drift within a turn is.
+const TURN: u64 = 32;
 
 fn overhead(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -33,6 +46,45 @@ fn overhead(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    let bare = Variant::Bare.app();
+    let mut group = c.benchmark_group("overhead-over-bare-interleaved");
+    for variant in Variant::ALL.into_iter().filter(|v| *v != Variant::Bare) {
+        let app = variant.app();
+        group.bench_function(variant.name(), |b| {
+            b.iter_custom(|iters| {
+                let (mut layered, mut plain) = (Duration::ZERO, Duration::ZERO);
+                let mut done = 0;
+                while done < iters {
+                    let n = TURN.min(iters - done);
+                    // Each side goes first every other turn.
+                    if (done / TURN).is_multiple_of(2) {
+                        layered += timed(&rt, &app, peer, n);
+                        plain += timed(&rt, &bare, peer, n);
+                    } else {
+                        plain += timed(&rt, &bare, peer, n);
+                        layered += timed(&rt, &app, peer, n);
+                    }
+                    done += n;
+                }
+                layered.saturating_sub(plain)
+            });
+        });
+    }
+    group.finish();
+}
+
+/// The time `n` requests to `app` take, each checked as in the first group.
+fn timed(rt: &Runtime, app: &Router, peer: SocketAddr, n: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        let res = rt
+            .block_on(app.clone().oneshot(hello_request(peer)))
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        drop(std::hint::black_box(res));
+    }
+    start.elapsed()
 }
 
 criterion_group!(benches, overhead);
