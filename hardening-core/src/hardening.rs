@@ -125,7 +125,10 @@ impl Hardening {
     }
 
     /// Sets the largest request body accepted, in bytes (default 1 MiB). Larger bodies,
-    /// declared or streamed, are answered 413.
+    /// declared or streamed, are answered 413. A body's declared size is its exact size when
+    /// the body knows it (hyper's request bodies know it from `Content-Length`, which HTTP
+    /// framing holds them to), else its `Content-Length`; a body of unknown size is also
+    /// counted as it is read.
     ///
     /// axum's own extractors also apply `DefaultBodyLimit` (2 MB); to accept more than that,
     /// raise it too.

@@ -275,9 +275,10 @@ where
         }
         let body = match policy.body_limit {
             Some(limit) => {
-                // hyper gives a body the exact size its `Content-Length` declares (zero with
-                // none, for a request without a body): the header is read only for a body
-                // of unknown size.
+                // hyper gives a body the exact size its `Content-Length` declares (HTTP/1:
+                // zero without one and without chunking): the header is read only for a
+                // body of unknown size. A body that knows its size is judged by it, even if
+                // a header (possible only without hyper) says otherwise.
                 let hint = body.size_hint();
                 let declared = hint.exact().or_else(|| {
                     parts

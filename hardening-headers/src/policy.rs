@@ -538,12 +538,17 @@ impl HeaderSet {
                 // The first value takes the template's place; any others follow it.
                 if filled & (1 << j) == 0 {
                     // Found by position (no hashing): after the template's own values, in
-                    // `PLACES` order; unless removing an absent slot moved it.
+                    // `PLACES` order; by name when removing an absent slot moved entries.
                     let at = c.bases[usize::from(facts.https)]
                         + (variant & ((1 << j) - 1)).count_ones() as usize;
-                    match out.iter_mut().nth(at) {
-                        Some((n, place)) if n == name => *place = value,
-                        _ => match out.get_mut(name) {
+                    let by_position = if absent == 0 {
+                        out.iter_mut().nth(at).filter(|(n, _)| n == name)
+                    } else {
+                        None
+                    };
+                    match by_position {
+                        Some((_, place)) => *place = value,
+                        None => match out.get_mut(name) {
                             Some(place) => *place = value,
                             None => {
                                 out.append(name.clone(), value);
@@ -831,6 +836,46 @@ mod tests {
         set.apply(&RequestFacts::default(), &mut h);
         assert!(!h.contains_key(&id) && !h.contains_key(&list), "{h:?}");
         assert!(!h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn places_are_filled_whichever_slots_are_absent() {
+        // Removing an absent slot moves the map's last entry (a place) into its spot: the
+        // service's values must still land in their places, by position or by name.
+        let (set, id, list) = slotted();
+        for https in [false, true] {
+            for values in [
+                [Some("ours"), Some("\"per-ip\";r=1;t=2")],
+                [None, Some("\"per-ip\";r=1;t=2")],
+                [Some("ours"), None],
+                [None, None],
+            ] {
+                let mut h = HeaderMap::new();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                h.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+                h.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+                let facts = RequestFacts {
+                    https,
+                    ..RequestFacts::default()
+                };
+                set.apply_with(
+                    &facts,
+                    &mut h,
+                    values.map(|v| v.map(HeaderValue::from_static)),
+                );
+                let case = format!("https {https}, {values:?}: {h:?}");
+                assert_eq!(
+                    h.get_all(header::CONTENT_TYPE).iter().collect::<Vec<_>>(),
+                    ["text/plain"],
+                    "{case}"
+                );
+                assert_eq!(h.get_all(header::SET_COOKIE).iter().count(), 2, "{case}");
+                assert!(h.values().all(|v| !v.is_empty()), "{case}");
+                for (name, value) in [&id, &list].into_iter().zip(values) {
+                    assert_eq!(h.get(name).map(|v| v.to_str().unwrap()), value, "{case}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -224,6 +224,15 @@ async fn cors_allowlist() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("access-control-allow-origin"), None);
     assert_eq!(reply.header("vary"), None);
+    // `OPTIONS` with an `Origin` but no `Access-Control-Request-Method` is not a preflight:
+    // it goes to the router (which allows only GET there), with no CORS headers.
+    let reply = exchange(
+        strict_addr,
+        b"OPTIONS /hello HTTP/1.1\r\nhost: x\r\nconnection: close\r\norigin: https://app.example.com\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("access-control-allow-origin"), None);
 
     let cors = Cors::allow_origins(["https://app.example.com"]).unwrap();
     let addr = serve(routes().layer(Hardening::strict().cors(cors))).await;
