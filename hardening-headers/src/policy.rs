@@ -537,11 +537,10 @@ impl HeaderSet {
             {
                 // The first value takes the template's place; any others follow it.
                 if filled & (1 << j) == 0 {
-                    // Found by position (no hashing): after the template's own values, in
-                    // `PLACES` order; by name when removing an absent slot moved entries.
-                    let at = c.bases[usize::from(facts.https)]
-                        + (variant & ((1 << j) - 1)).count_ones() as usize;
+                    // Found by position (no hashing); by name when removing an absent slot
+                    // moved entries.
                     let by_position = if absent == 0 {
+                        let at = c.place_at(facts.https, variant, j);
                         out.iter_mut().nth(at).filter(|(n, _)| n == name)
                     } else {
                         None
@@ -596,6 +595,15 @@ impl HeaderSet {
         if cookies > 1 {
             c.cookies.dedup(headers);
         }
+    }
+}
+
+impl Compiled {
+    /// Where template variant `variant` holds its place for `PLACES[j]`: after the
+    /// template's own values, in `PLACES` order (see [`with_places`]).
+    #[inline]
+    fn place_at(&self, https: bool, variant: usize, j: usize) -> usize {
+        self.bases[usize::from(https)] + (variant & ((1 << j) - 1)).count_ones() as usize
     }
 }
 
@@ -674,9 +682,10 @@ mod tests {
                         if variant & (1 << j) == 0 {
                             continue;
                         }
-                        let at = c.bases[https as usize]
-                            + (variant & ((1 << j) - 1)).count_ones() as usize;
-                        let found = template.iter().nth(at).map(|(n, _)| n);
+                        let found = template
+                            .iter()
+                            .nth(c.place_at(https, variant, j))
+                            .map(|(n, _)| n);
                         assert_eq!(found, Some(name), "https {https}, variant {variant}");
                     }
                 }
