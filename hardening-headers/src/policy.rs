@@ -317,7 +317,9 @@ struct Compiled {
     templates: [[HeaderMap; 4]; 2],
     /// Which of [`PLACES`] the templates have places for (see [`places`]).
     places: usize,
-    /// How many values each template (`[plain HTTP, HTTPS]`) holds before its places.
+    /// How many values each template (`[plain HTTP, HTTPS]`) holds before its places. The
+    /// same as `templates[https][0].len()`, kept here beside `places`, which the same
+    /// response reads, rather than in another map's header.
     bases: [usize; 2],
     /// Names whose values from the service are dropped: the policy's own, both CSP headers,
     /// HSTS, and identifying headers such as `Server`.
