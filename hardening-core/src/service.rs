@@ -193,10 +193,10 @@ where
             };
             match limiter.check(&keys, 1) {
                 hardening_ratelimit::Decision::Allowed(statuses) => {
-                    post.rate_limit_header = hardening_ratelimit::ratelimit_header(&statuses);
+                    post.rate_limit_header = limiter.ratelimit_header(&statuses);
                 }
                 hardening_ratelimit::Decision::Shadowed { violated, statuses } => {
-                    post.rate_limit_header = hardening_ratelimit::ratelimit_header(&statuses);
+                    post.rate_limit_header = limiter.ratelimit_header(&statuses);
                     SecurityEvent::emit_shadow(request_id, client_ip, &violated);
                 }
                 hardening_ratelimit::Decision::Limited {
@@ -204,7 +204,7 @@ where
                     violated,
                     statuses,
                 } => {
-                    post.rate_limit_header = hardening_ratelimit::ratelimit_header(&statuses);
+                    post.rate_limit_header = limiter.ratelimit_header(&statuses);
                     return refused(
                         || {
                             hardening_errors::Error::TooManyRequests {

@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::{Decision, RateLimiter, RequestKeys, ratelimit_header};
+use crate::{Decision, RateLimiter, RequestKeys};
 
 /// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
 /// and `RateLimit-Policy` headers on every response.
@@ -109,7 +109,7 @@ where
         };
         ResponseFuture {
             state,
-            ratelimit: ratelimit_header(&statuses),
+            ratelimit: self.limiter.ratelimit_header(&statuses),
             policy: self.limiter.policy_header().cloned(),
         }
     }

@@ -374,6 +374,11 @@ impl PolicyStatus {
     pub fn reset(&self) -> Duration {
         Duration::from_nanos(self.used)
     }
+
+    /// [`reset`](Self::reset) in whole seconds, rounded up: the `t` of the `RateLimit` header.
+    fn reset_secs(&self) -> u64 {
+        self.used.div_ceil(1_000_000_000)
+    }
 }
 
 /// Every policy's state after a decision; one inline (no allocation) or several.
@@ -482,6 +487,37 @@ struct Inner {
     decisions: std::sync::atomic::AtomicU64,
     /// `RateLimit-Policy`, computed once.
     policy_header: Option<HeaderValue>,
+    /// The `RateLimit` value most responses carry, computed once (one policy only).
+    usual_header: Option<UsualHeader>,
+}
+
+/// A one-policy limiter's `RateLimit` value after one unit taken from a full bucket: what
+/// every client under its rate gets. The value is a function of the policy's name and the
+/// two numbers in it, so a status with the same three has this value, whatever its bucket.
+struct UsualHeader {
+    name: PolicyName,
+    remaining: u32,
+    reset_secs: u64,
+    /// Interned: cloned per response without an allocation or a shared reference count.
+    value: HeaderValue,
+}
+
+impl UsualHeader {
+    fn for_policy(p: &PolicyState) -> Option<Self> {
+        let status = p.status(p.interval, 0);
+        let text = String::from_utf8(write_fields_to_vec(std::slice::from_ref(&status))?).ok()?;
+        Some(Self {
+            remaining: status.remaining(),
+            reset_secs: status.reset_secs(),
+            value: hardening_errors::static_header_value(text).ok()?,
+            name: status.name,
+        })
+    }
+
+    #[inline]
+    fn matches(&self, s: &PolicyStatus) -> bool {
+        s.remaining() == self.remaining && s.reset_secs() == self.reset_secs && s.name == self.name
+    }
 }
 
 struct PolicyState {
@@ -576,6 +612,10 @@ impl RateLimiter {
         let clock = DefaultClock::default();
         Self(Arc::new(Inner {
             policy_header: policy_header_for(policies.iter().map(|p| &p.policy)),
+            usual_header: match policies.as_slice() {
+                [p] => UsualHeader::for_policy(p),
+                _ => None,
+            },
             policies,
             start: clock.now(),
             clock,
@@ -933,6 +973,34 @@ impl RateLimiter {
     pub fn policy_header(&self) -> Option<&HeaderValue> {
         self.0.policy_header.as_ref()
     }
+
+    /// The `RateLimit` header for statuses from this limiter: the same value as
+    /// [`ratelimit_header`], but the one most responses carry (one policy, the request's
+    /// unit taken from a full bucket) is made once, not formatted and allocated per request.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use hardening_ratelimit::{Policy, Quota, RateLimiter, RequestKeys};
+    ///
+    /// let limiter = RateLimiter::new([Policy::per_client_ip(
+    ///     "per-ip",
+    ///     Quota::per_minute(NonZeroU32::new(100).unwrap()).burst(NonZeroU32::new(50).unwrap()),
+    /// )]);
+    /// let headers = http::HeaderMap::new();
+    /// let keys = RequestKeys::new(Some("203.0.113.7".parse().unwrap()), &headers);
+    /// let decision = limiter.check(&keys, 1);
+    /// let value = limiter.ratelimit_header(decision.statuses()).unwrap();
+    /// assert_eq!(value, "\"per-ip\";r=49;t=1");
+    /// ```
+    #[inline]
+    pub fn ratelimit_header(&self, statuses: &[PolicyStatus]) -> Option<HeaderValue> {
+        if let ([s], Some(usual)) = (statuses, &self.0.usual_header)
+            && usual.matches(s)
+        {
+            return Some(usual.value.clone());
+        }
+        ratelimit_header(statuses)
+    }
 }
 
 /// Units reserved by [`RateLimiter::reserve`], settled once the actual cost is known.
@@ -1021,9 +1089,13 @@ pub fn ratelimit_header(statuses: &[PolicyStatus]) -> Option<HeaderValue> {
         return HeaderValue::from_bytes(&stack[..len]).ok();
     }
     // A long list of policies with long names.
-    let mut long = Vec::new();
-    write_fields(&mut long, statuses).ok()?;
-    Some(bytes_of(long))
+    write_fields_to_vec(statuses).map(bytes_of)
+}
+
+fn write_fields_to_vec(statuses: &[PolicyStatus]) -> Option<Vec<u8>> {
+    let mut text = Vec::new();
+    write_fields(&mut text, statuses).ok()?;
+    Some(text)
 }
 
 /// Writes `"name";r=R;t=T` for each status, comma-separated; fails when `out` is full.
@@ -1032,8 +1104,7 @@ fn write_fields(out: &mut impl std::io::Write, statuses: &[PolicyStatus]) -> std
         if i > 0 {
             out.write_all(b", ")?;
         }
-        let reset = s.reset();
-        let reset = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
+        let reset = s.reset_secs();
         out.write_all(b"\"")?;
         out.write_all(s.name.as_str().as_bytes())?;
         out.write_all(b"\";r=")?;
@@ -1271,6 +1342,52 @@ mod tests {
         let expected: Vec<String> = names.iter().map(|n| format!("\"{n}\";r=49;t=1")).collect();
         assert!(header.len() > 256);
         assert_eq!(header, expected.join(", ").as_str());
+    }
+
+    #[test]
+    fn the_usual_ratelimit_value_is_the_formatted_one() {
+        let h = HeaderMap::new();
+        let max = NonZeroU32::MAX;
+        let quotas = [
+            Quota::per_minute(nz(100)).burst(nz(50)),
+            Quota::per_second(nz(10)),
+            Quota::per_hour(nz(1)),
+            Quota::per_day(nz(3)).burst(nz(7)),
+            Quota::per_second(max).burst(max),
+        ];
+        for quota in quotas {
+            let limiter = RateLimiter::new([Policy::per_client_ip("per-ip", quota)]);
+            let interval = quota.emission_interval_nanos();
+            let mut usual_seen = 0;
+            // A fresh client, then one sending faster than the rate, with gaps and costs
+            // that leave its bucket at many levels, some at the usual value and some not.
+            for step in 0..200u64 {
+                let now = step * interval / 3 + (step % 7) * interval;
+                let cost = 1 + (step % 3) as u32;
+                let decision = limiter.check_at(&keys("10.0.0.1", &h), cost, now);
+                let statuses = decision.statuses();
+                assert_eq!(
+                    limiter.ratelimit_header(statuses),
+                    ratelimit_header(statuses),
+                    "{quota:?} at step {step}"
+                );
+                let usual = limiter.0.usual_header.as_ref().expect("one policy");
+                usual_seen += usize::from(usual.matches(&statuses[0]));
+            }
+            assert!(usual_seen > 0, "{quota:?}: the usual value never matched");
+        }
+
+        // Several policies: formatted every time.
+        let two = RateLimiter::new([
+            Policy::per_client_ip("a", Quota::per_second(nz(5))),
+            Policy::global("b", Quota::per_minute(nz(100))),
+        ]);
+        assert!(two.0.usual_header.is_none());
+        let decision = two.check(&keys("10.0.0.1", &h), 1);
+        assert_eq!(
+            two.ratelimit_header(decision.statuses()).unwrap(),
+            "\"a\";r=4;t=1, \"b\";r=99;t=1"
+        );
     }
 
     #[test]
