@@ -12,17 +12,18 @@ use rand::Rng;
 /// Longest request id accepted, in bytes.
 const MAX_LEN: usize = 64;
 
-/// Each byte's two lower-case hex digits: one look-up per byte.
-const HEX_DIGITS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut table = [[0; 2]; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
-        byte += 1;
-    }
-    table
-};
+/// `x`'s eight lower-case hex digits, most significant first, computed in one register
+/// (no look-up table: a table's cache lines are cold again by the next request).
+fn hex_digits(x: u32) -> [u8; 8] {
+    // One nibble per byte, the most significant nibble in the most significant byte.
+    let x = u64::from(x);
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    let x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    // Bytes from 10 up get bit 4 from adding 6; they take 'a' - '0' - 10 = 39 more.
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+}
 
 /// A request id: 1 to 64 characters of `A-Z a-z 0-9 - _ . :`.
 ///
@@ -103,17 +104,24 @@ impl RequestId {
         let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
         let value = (u128::from(hi) << 64) | u128::from(lo);
 
-        // Where each byte's two digits go in the 8-4-4-4-12 form; the dashes in between.
-        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        // 32 digits in the 8-4-4-4-12 form.
+        let digits = [
+            hex_digits((value >> 96) as u32),
+            hex_digits((value >> 64) as u32),
+            hex_digits((value >> 32) as u32),
+            hex_digits(value as u32),
+        ];
+        let digits = digits.as_flattened();
         let mut bytes = [0; MAX_LEN];
-        for (byte, at) in value.to_be_bytes().into_iter().zip(AT) {
-            let [high, low] = HEX_DIGITS[usize::from(byte)];
-            bytes[at] = high;
-            bytes[at + 1] = low;
-        }
-        for dash in [8, 13, 18, 23] {
-            bytes[dash] = b'-';
-        }
+        bytes[..8].copy_from_slice(&digits[..8]);
+        bytes[8] = b'-';
+        bytes[9..13].copy_from_slice(&digits[8..12]);
+        bytes[13] = b'-';
+        bytes[14..18].copy_from_slice(&digits[12..16]);
+        bytes[18] = b'-';
+        bytes[19..23].copy_from_slice(&digits[16..20]);
+        bytes[23] = b'-';
+        bytes[24..36].copy_from_slice(&digits[20..]);
         Self { len: 36, bytes }
     }
 
@@ -276,8 +284,25 @@ mod tests {
 
     #[test]
     fn hex_digits_are_lower_case_hex() {
-        for (byte, digits) in HEX_DIGITS.iter().enumerate() {
-            assert_eq!(digits, format!("{byte:02x}").as_bytes());
+        // Every digit in every position, the edges, and a spread of others.
+        let mut cases: Vec<u32> = (0..16u32)
+            .flat_map(|d| (0..8).map(move |at| d << (4 * at)))
+            .chain([
+                0,
+                u32::MAX,
+                0x0123_4567,
+                0x89ab_cdef,
+                0x9999_9999,
+                0xaaaa_aaaa,
+            ])
+            .collect();
+        let mut x = 1u32;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            cases.push(x);
+        }
+        for x in cases {
+            assert_eq!(hex_digits(x), format!("{x:08x}").as_bytes(), "{x:#x}");
         }
     }
 
