@@ -296,6 +296,7 @@ impl HeaderPolicy {
             no_store_with_credentials: self.no_store_with_credentials,
             cookies: self.cookies,
             slots: Vec::new(),
+            slots_in_front: true,
         })))
     }
 }
@@ -308,7 +309,7 @@ fn warn(setting: &str, effect: &str) {
 #[derive(Debug, Clone)]
 pub struct HeaderSet(Arc<Compiled>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Compiled {
     csp: Option<CompiledCsp>,
     /// Every header the policy sets, ready to clone: `[plain HTTP, HTTPS]` (HSTS and
@@ -329,6 +330,9 @@ struct Compiled {
     /// Headers whose values come with each response ([`HeaderSet::with_slots`]): their
     /// placeholders are the templates' first entries, in this order.
     slots: Vec<(HeaderName, Merge)>,
+    /// Every template iterates its slots' placeholders first, in `slots` order (checked
+    /// once, when built): `apply_with` then fills them by position without comparing names.
+    slots_in_front: bool,
 }
 
 /// Most per-response slots a [`HeaderSet`] takes.
@@ -451,15 +455,24 @@ impl HeaderSet {
             map
         };
         let (plain, tls) = (template(&c.templates[0][0]), template(&c.templates[1][0]));
+        let templates = [with_places(plain, places), with_places(tls, places)];
+        let slots_in_front = templates.iter().flatten().all(|map| {
+            // By value, as `values_mut` goes: a name with two values would count twice.
+            map.iter()
+                .map(|(name, _)| name)
+                .take(slots.len())
+                .eq(slots.iter().map(|(name, _)| name))
+        });
         Ok(HeaderSet(Arc::new(Compiled {
             csp: c.csp.clone(),
-            bases: [plain.len(), tls.len()],
-            templates: [with_places(plain, places), with_places(tls, places)],
+            bases: [templates[0][0].len(), templates[1][0].len()],
+            templates,
             places,
             owned,
             no_store_with_credentials: c.no_store_with_credentials,
             cookies: c.cookies.clone(),
             slots,
+            slots_in_front,
         })))
     }
 
@@ -491,17 +504,15 @@ impl HeaderSet {
         let mut values = values.into_iter();
         let mut absent = 0u32;
         let mut placed = 0;
-        for ((slot, _), (name, place)) in c.slots.iter().zip(out.iter_mut()) {
-            if slot != name {
-                break;
-            }
+        let in_front = if c.slots_in_front { c.slots.len() } else { 0 };
+        for place in out.values_mut().take(in_front) {
             match values.next().flatten() {
                 Some(value) => *place = value,
                 None => absent |= 1 << placed,
             }
             placed += 1;
         }
-        // Not where the template put them (a different `http` iteration order): by name.
+        // Not where the template put them (another `http` iteration order): by name.
         for (i, (slot, _)) in c.slots.iter().enumerate().skip(placed) {
             match values.next().flatten() {
                 Some(value) => {
@@ -884,6 +895,59 @@ mod tests {
                 assert!(h.values().all(|v| !v.is_empty()), "{case}");
                 for (name, value) in [&id, &list].into_iter().zip(values) {
                     assert_eq!(h.get(name).map(|v| v.to_str().unwrap()), value, "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slots_filled_by_position_or_by_name_give_the_same_headers() {
+        let (set, id, list) = slotted();
+        assert!(set.0.slots_in_front, "built sets take the by-position path");
+        let by_name = HeaderSet(Arc::new(Compiled {
+            slots_in_front: false,
+            ..(*set.0).clone()
+        }));
+        let from_service: [&[(&HeaderName, &str)]; 4] = [
+            &[],
+            &[(&header::CONTENT_TYPE, "text/plain")],
+            &[(&header::SET_COOKIE, "a=1"), (&header::SET_COOKIE, "b=2")],
+            &[(&list, "\"inner\";r=5;t=1"), (&id, "theirs")],
+        ];
+        for https in [false, true] {
+            for values in [
+                [Some("ours"), Some("\"per-ip\";r=1;t=2")],
+                [None, Some("\"per-ip\";r=1;t=2")],
+                [Some("ours"), None],
+                [None, None],
+            ] {
+                for service in from_service {
+                    let facts = RequestFacts {
+                        https,
+                        ..RequestFacts::default()
+                    };
+                    let sorted = |set: &HeaderSet| {
+                        let mut h = HeaderMap::new();
+                        for (name, value) in service {
+                            h.append((*name).clone(), HeaderValue::from_static(value));
+                        }
+                        set.apply_with(
+                            &facts,
+                            &mut h,
+                            values.map(|v| v.map(HeaderValue::from_static)),
+                        );
+                        let mut pairs: Vec<(String, String)> = h
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                            .collect();
+                        pairs.sort();
+                        pairs
+                    };
+                    assert_eq!(
+                        sorted(&set),
+                        sorted(&by_name),
+                        "https {https}, {values:?}, {service:?}"
+                    );
                 }
             }
         }

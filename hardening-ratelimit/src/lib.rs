@@ -11,11 +11,12 @@
 //!   handler runs, settled to the actual cost ([`Usage`], [`ActualCost`]) when the response
 //!   body ends, refunded on 5xx and on a dropped body. Long-period budgets
 //!   (`Quota::per_day(100_000)` per principal) sit beside short windows in the same decision.
-//! - [`ratelimit_header`] / [`RateLimiter::policy_header`]: the IETF `RateLimit` and
-//!   `RateLimit-Policy` fields. `hardening-core` answers refusals with a 429 problem
-//!   (`quota-exceeded`, `violated-policies`, `Retry-After`).
-//!
-//! **Planned, not built yet** (see the project's issue): the Redis store with failure modes.
+//! - [`RateLimiter::ratelimit_header`] (or [`ratelimit_header`] for any statuses) /
+//!   [`RateLimiter::policy_header`]: the IETF `RateLimit` and `RateLimit-Policy` fields.
+//!   `hardening-core` answers refusals with a 429 problem (`quota-exceeded`,
+//!   `violated-policies`, `Retry-After`).
+//! - With feature `redis`: `RedisLimiter`, the same decisions shared by every instance of a
+//!   service through Redis, with a chosen failure mode when Redis is unreachable.
 //!
 //! [`RateLimitLayer`] applies a limiter on its own, keyed by the socket peer.
 //! [`ConcurrencyLimiter`] caps requests in flight per client and overall (load shedding).
