@@ -792,6 +792,14 @@ mod tests {
         );
     }
 
+    /// Values for `slotted()`'s two slots: both, either or neither.
+    const SLOT_VALUES: [[Option<&str>; 2]; 4] = [
+        [Some("ours"), Some("\"per-ip\";r=1;t=2")],
+        [None, Some("\"per-ip\";r=1;t=2")],
+        [Some("ours"), None],
+        [None, None],
+    ];
+
     fn slotted() -> (HeaderSet, HeaderName, HeaderName) {
         let id = HeaderName::from_static("x-request-id");
         let list = HeaderName::from_static("ratelimit");
@@ -866,12 +874,7 @@ mod tests {
         // service's values must still land in their places, by position or by name.
         let (set, id, list) = slotted();
         for https in [false, true] {
-            for values in [
-                [Some("ours"), Some("\"per-ip\";r=1;t=2")],
-                [None, Some("\"per-ip\";r=1;t=2")],
-                [Some("ours"), None],
-                [None, None],
-            ] {
+            for values in SLOT_VALUES {
                 let mut h = HeaderMap::new();
                 h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 h.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
@@ -915,12 +918,7 @@ mod tests {
             &[(&list, "\"inner\";r=5;t=1"), (&id, "theirs")],
         ];
         for https in [false, true] {
-            for values in [
-                [Some("ours"), Some("\"per-ip\";r=1;t=2")],
-                [None, Some("\"per-ip\";r=1;t=2")],
-                [Some("ours"), None],
-                [None, None],
-            ] {
+            for values in SLOT_VALUES {
                 for service in from_service {
                     let facts = RequestFacts {
                         https,
