@@ -1083,7 +1083,9 @@ pub(crate) fn policy_header_for<'a>(
         .flatten()
 }
 
-/// The `RateLimit` header for these statuses: `"per-ip";r=42;t=7, …`.
+/// The `RateLimit` header for these statuses: `"per-ip";r=42;t=7, …`. For a limiter's own
+/// statuses, [`RateLimiter::ratelimit_header`] gives the same value without formatting it
+/// for most responses.
 pub fn ratelimit_header(statuses: &[PolicyStatus]) -> Option<HeaderValue> {
     if statuses.is_empty() {
         return None;
