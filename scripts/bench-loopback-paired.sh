@@ -10,7 +10,8 @@
 # Reports, per variant, the median of the rounds' ratios and their range. Ports alternate
 # between rounds.
 # VARIANTS="..." picks the variants (default: hardening-strict bare-axum-strict-headers
-# tower-http-stack bare-axum).
+# tower-http-stack bare-axum). hardening-strict-without:STEP[,STEP...] is strict without those
+# steps (rate-limit, security-headers, health, csrf, limits; see bench-server): what each costs.
 # BASELINE=path/to/an/older/bench-server: an A/B of a code change instead. Each variant of this
 # tree is served beside the same variant of that binary (build it from the old commit first:
 # cargo build --release -p hardening-tests --bin bench-server, then copy it out of target/).
@@ -98,10 +99,12 @@ if [ ${#pin_server[@]} -gt 0 ]; then
 fi
 against="vs bare (median)"
 [ -n "$baseline" ] && against="vs baseline (median)"
-printf '%-26s %21s %17s\n' variant "$against" "range of rounds"
+width=26
+for variant in "${variants[@]}"; do [ ${#variant} -gt $width ] && width=${#variant}; done
+printf '%-*s %21s %17s\n' "$width" variant "$against" "range of rounds"
 for variant in "${variants[@]}"; do
   read -r -a these <<< "${ratios[$variant]}"
   sorted=$(printf '%s\n' "${these[@]}" | sort -g)
-  printf '%-26s %20.1f%% %9.1f%%-%5.1f%%\n' "$variant" "$(median_of_sorted <<< "$sorted")" \
+  printf '%-*s %20.1f%% %9.1f%%-%5.1f%%\n' "$width" "$variant" "$(median_of_sorted <<< "$sorted")" \
     "$(head -n1 <<< "$sorted")" "$(tail -n1 <<< "$sorted")"
 done

@@ -130,6 +130,82 @@ fn security_headers() -> http::HeaderMap {
     headers
 }
 
+/// A step of `Hardening::strict()` that [`strict_without`] can leave out, to measure what it
+/// costs: the loopback scripts serve `hardening-strict-without:STEP[,STEP...]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The per-IP rate limit (and its two response headers).
+    RateLimit,
+    /// The security headers (the request id is then added on its own).
+    SecurityHeaders,
+    /// The `/healthz` and `/readyz` probes.
+    Health,
+    /// The CSRF check.
+    Csrf,
+    /// The body size, query-parameter and timeout limits.
+    Limits,
+}
+
+impl Step {
+    /// Every step, with its command-line name.
+    pub const ALL: [(&'static str, Step); 5] = [
+        ("rate-limit", Step::RateLimit),
+        ("security-headers", Step::SecurityHeaders),
+        ("health", Step::Health),
+        ("csrf", Step::Csrf),
+        ("limits", Step::Limits),
+    ];
+
+    /// Parses a comma-separated list of step names; the error names the first unknown one.
+    pub fn parse_list(list: &str) -> Result<Vec<Step>, String> {
+        list.split(',')
+            .map(|name| {
+                Self::ALL
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, step)| *step)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                        format!("unknown step {name:?}; known: {}", known.join(", "))
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The `hardening-strict` variant's router without these steps (each through its named,
+/// logged way to loosen the preset), prepared like [`Variant::app`].
+pub fn strict_without(steps: &[Step]) -> Router {
+    let mut hardening = Hardening::strict().rate_limit(never_limiting());
+    for step in steps {
+        hardening = match step {
+            Step::RateLimit => hardening.dangerous_without_rate_limit(),
+            Step::SecurityHeaders => hardening.dangerous_without_security_headers(),
+            Step::Health => hardening.without_health(),
+            Step::Csrf => hardening.dangerous_without_csrf(),
+            Step::Limits => hardening
+                .dangerous_disable_body_limit()
+                .dangerous_disable_query_param_limit()
+                .dangerous_disable_timeout(),
+        };
+    }
+    Router::new()
+        .route("/", get(|| async { HELLO }))
+        .layer(hardening)
+        .with_state(())
+}
+
+/// The router a command line names: a [`Variant`] by its name, or
+/// `hardening-strict-without:STEP[,STEP...]` ([`strict_without`]).
+pub fn app_named(name: &str) -> Result<Router, String> {
+    match name.strip_prefix("hardening-strict-without:") {
+        Some(steps) => Ok(strict_without(&Step::parse_list(steps)?)),
+        None => Variant::from_name(name)
+            .map(Variant::app)
+            .ok_or_else(|| format!("no variant {name:?}")),
+    }
+}
+
 /// The headers `Hardening::strict()` with [`never_limiting`] sends on a plain-HTTP hello-world
 /// response besides `date`, with fixed values.
 fn strict_headers() -> http::HeaderMap {

@@ -7,18 +7,22 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use hardening_tests::bench_apps::Variant;
+use hardening_tests::bench_apps::{Step, Variant, app_named};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 async fn get(variant: Variant) -> http::Response<Body> {
+    get_from(variant.app(), "/").await
+}
+
+async fn get_from(app: axum::Router, path: &str) -> http::Response<Body> {
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    let req = http::Request::get("/")
+    let req = http::Request::get(path)
         .header("host", "localhost")
         .extension(ConnectInfo(peer))
         .body(Body::empty())
         .unwrap();
-    variant.app().oneshot(req).await.unwrap()
+    app.oneshot(req).await.unwrap()
 }
 
 #[tokio::test]
@@ -57,4 +61,65 @@ async fn the_floor_sends_stricts_headers() {
             assert_eq!(floor_value, value, "{name}");
         }
     }
+}
+
+#[tokio::test]
+async fn each_step_left_out_is_gone_and_only_it() {
+    let strict = get(Variant::Hardening).await;
+    assert!(strict.headers().contains_key("ratelimit"));
+    assert!(strict.headers().contains_key("x-content-type-options"));
+    assert_eq!(
+        get_from(app_named("hardening-strict").unwrap(), "/healthz")
+            .await
+            .status(),
+        200
+    );
+
+    let app = |steps: &str| app_named(&format!("hardening-strict-without:{steps}")).unwrap();
+    let no_limit = get_from(app("rate-limit"), "/").await;
+    assert!(!no_limit.headers().contains_key("ratelimit"));
+    assert!(no_limit.headers().contains_key("x-content-type-options"));
+
+    let no_headers = get_from(app("security-headers"), "/").await;
+    assert!(!no_headers.headers().contains_key("x-content-type-options"));
+    assert!(no_headers.headers().contains_key("ratelimit"));
+    assert!(no_headers.headers().contains_key("x-request-id"));
+
+    // Without health, `/healthz` reaches the router, which has no such route.
+    assert_eq!(get_from(app("health"), "/healthz").await.status(), 404);
+
+    // Without limits, a query over the 50-parameter cap reaches the handler.
+    let many = format!("/?{}", vec!["a=1"; 60].join("&"));
+    assert_eq!(get_from(app("rate-limit"), &many).await.status(), 400);
+    assert_eq!(get_from(app("limits"), &many).await.status(), 200);
+
+    // Without CSRF, a cross-site cookie POST reaches the router (which has no POST route).
+    let cross_site_post = |app: axum::Router| async move {
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let req = http::Request::post("/")
+            .header("host", "localhost")
+            .header("cookie", "session=1")
+            .header("origin", "https://elsewhere.example")
+            .header("sec-fetch-site", "cross-site")
+            .extension(ConnectInfo(peer))
+            .body(Body::empty())
+            .unwrap();
+        app.oneshot(req).await.unwrap().status()
+    };
+    assert_eq!(cross_site_post(app("rate-limit")).await, 403);
+    assert_eq!(cross_site_post(app("csrf")).await, 405);
+
+    // All at once, and every name once.
+    let all: Vec<&str> = Step::ALL.iter().map(|(name, _)| *name).collect();
+    let res = get_from(app(&all.join(",")), "/").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+    assert!(!res.headers().contains_key("ratelimit"));
+
+    let unknown = app_named("hardening-strict-without:rate-limit,nope").unwrap_err();
+    assert!(
+        unknown.contains("\"nope\"") && unknown.contains("rate-limit"),
+        "{unknown}"
+    );
+    assert!(app_named("no-such-variant").is_err());
 }

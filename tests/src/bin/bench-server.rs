@@ -1,19 +1,19 @@
 //! Run with: `cargo run --release -p hardening-tests --bin bench-server -- VARIANT PORT`
 //!
-//! Serves one of the benchmark variants (`bare-axum`, `tower-http-stack`, `hardening-strict`)
-//! on `127.0.0.1:PORT` for `scripts/bench-loopback.sh`.
+//! Serves one of the benchmark variants (`bare-axum`, `tower-http-stack`, `hardening-strict`,
+//! `bare-axum-strict-headers`, `standalone-headers`) on `127.0.0.1:PORT` for the loopback
+//! scripts; `hardening-strict-without:STEP[,STEP...]` serves strict without those steps
+//! (`rate-limit`, `security-headers`, `health`, `csrf`, `limits`), to measure what each costs.
 
 use std::net::SocketAddr;
 
-use hardening_tests::bench_apps::Variant;
+use hardening_tests::bench_apps::app_named;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: bench-server <bare-axum|tower-http-stack|hardening-strict> <port>";
-    let variant = args
-        .next()
-        .and_then(|v| Variant::from_name(&v))
-        .ok_or(usage)?;
+    let usage = "usage: bench-server <bare-axum|tower-http-stack|hardening-strict|bare-axum-strict-headers|standalone-headers|hardening-strict-without:STEP[,STEP...]> <port>";
+    let name = args.next().ok_or(usage)?;
+    let app = app_named(&name).map_err(|e| format!("{e}\n{usage}"))?;
     let port: u16 = args.next().and_then(|p| p.parse().ok()).ok_or(usage)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -22,9 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         axum::serve(
             listener,
-            variant
-                .app()
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
     })?;

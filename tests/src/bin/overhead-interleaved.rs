@@ -10,7 +10,8 @@
 //!
 //! Run with: cargo run --release -p hardening-tests --bin overhead-interleaved
 //! Environment: `N` requests per round (default 20 000), `ROUNDS` (default 30), `ONLY` one
-//! variant by name (for profilers; no ratio then), `LOG_FILTER` an `EnvFilter` for a
+//! variant by name (for profilers; no ratio then; `hardening-strict-without:STEP[,STEP...]`
+//! too, see `bench-server`), `LOG_FILTER` an `EnvFilter` for a
 //! subscriber that formats what it lets through and throws it away (by default none is
 //! installed, as in the criterion bench), e.g. `info,hardening::access=off`; `POLLUTE_KIB`
 //! a buffer written over between requests, to run them with cold caches as a served request
@@ -22,7 +23,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use hardening_tests::bench_apps::{Variant, hello_request};
+use hardening_tests::bench_apps::{Variant, app_named, hello_request};
 use tower::ServiceExt;
 
 fn env_number(name: &str, default: u32) -> Result<u32, String> {
@@ -47,9 +48,15 @@ fn pollute(dirt: &mut [u8]) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let requests = env_number("N", 20_000)?;
     let rounds = env_number("ROUNDS", 30)?;
-    let variants: Vec<Variant> = match std::env::var("ONLY") {
-        Ok(name) => vec![Variant::from_name(&name).ok_or(format!("no variant {name:?}"))?],
-        Err(_) => Variant::ALL.to_vec(),
+    let (names, apps): (Vec<String>, Vec<_>) = match std::env::var("ONLY") {
+        Ok(name) => {
+            let app = app_named(&name)?;
+            (vec![name], vec![app])
+        }
+        Err(_) => Variant::ALL
+            .iter()
+            .map(|v| (v.name().to_owned(), v.app()))
+            .unzip(),
     };
     if let Ok(filter) = std::env::var("LOG_FILTER") {
         let subscriber = tracing_subscriber::fmt()
@@ -63,7 +70,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
     let mut dirt = vec![0u8; env_number("POLLUTE_KIB", 0)? as usize * 1024];
-    let apps: Vec<_> = variants.iter().map(|v| v.app()).collect();
     let mut per_round: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds as usize); apps.len()];
     for round in 0..rounds {
         // Each round starts with another variant, so no variant always runs first.
@@ -99,13 +105,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fastest: Vec<f64> = per_round.iter().map(|r| r[0]).collect();
     let median: Vec<f64> = per_round.iter().map(|r| middle(r)).collect();
     println!("{:<28} {:>12} {:>12}", "variant", "fastest", "median");
-    for (i, variant) in variants.iter().enumerate() {
-        println!(
-            "{:<28} {:9.1} ns {:9.1} ns",
-            variant.name(),
-            fastest[i],
-            median[i]
-        );
+    for (i, name) in names.iter().enumerate() {
+        println!("{:<28} {:9.1} ns {:9.1} ns", name, fastest[i], median[i]);
     }
     if let [bare, tower, strict] = fastest[..] {
         let ratio = (strict - bare) / (tower - bare);
