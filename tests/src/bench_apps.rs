@@ -195,9 +195,17 @@ pub fn strict_without(steps: &[Step]) -> Router {
         .with_state(())
 }
 
-/// The router a command line names: a [`Variant`] by its name, or
-/// `hardening-strict-without:STEP[,STEP...]` ([`strict_without`]).
+/// The router a command line names: a [`Variant`] by its name,
+/// `hardening-strict-without:STEP[,STEP...]` ([`strict_without`]), or `bare-axum-noop-layer`:
+/// bare axum under a layer that does nothing, what any `Router::layer` costs (axum boxes
+/// each layered route again, so a request passes two boxed services instead of one).
 pub fn app_named(name: &str) -> Result<Router, String> {
+    if name == "bare-axum-noop-layer" {
+        return Ok(Router::new()
+            .route("/", get(|| async { HELLO }))
+            .layer(tower::layer::util::Identity::new())
+            .with_state(()));
+    }
     match name.strip_prefix("hardening-strict-without:") {
         Some(steps) => Ok(strict_without(&Step::parse_list(steps)?)),
         None => Variant::from_name(name)

@@ -122,4 +122,8 @@ async fn each_step_left_out_is_gone_and_only_it() {
         "{unknown}"
     );
     assert!(app_named("no-such-variant").is_err());
+
+    let noop = get_from(app_named("bare-axum-noop-layer").unwrap(), "/").await;
+    assert_eq!(noop.status(), 200);
+    assert!(!noop.headers().contains_key("x-request-id"));
 }
