@@ -89,11 +89,11 @@ impl Variant {
     }
 
     fn unprepared(self) -> Router {
-        let hello = Router::new().route("/", get(|| async { HELLO }));
+        let hello = hello();
         match self {
             Variant::Bare => hello,
             Variant::TowerHttp => with_tower_http_stack(hello),
-            Variant::Hardening => hello.layer(Hardening::strict().rate_limit(never_limiting())),
+            Variant::Hardening => hello.layer(strict_without_layer(&[])),
             Variant::StandaloneHeaders => hello.layer(SecurityHeadersLayer::new(
                 HeaderPolicy::api()
                     .build()
@@ -176,6 +176,11 @@ impl Step {
 /// The `hardening-strict` variant's router without these steps (each through its named,
 /// logged way to loosen the preset), prepared like [`Variant::app`].
 pub fn strict_without(steps: &[Step]) -> Router {
+    hello().layer(strict_without_layer(steps)).with_state(())
+}
+
+/// The `hardening-strict` variant's layer (with [`never_limiting`]) without these steps.
+fn strict_without_layer(steps: &[Step]) -> Hardening {
     let mut hardening = Hardening::strict().rate_limit(never_limiting());
     for step in steps {
         hardening = match step {
@@ -189,10 +194,12 @@ pub fn strict_without(steps: &[Step]) -> Router {
                 .dangerous_disable_timeout(),
         };
     }
-    Router::new()
-        .route("/", get(|| async { HELLO }))
-        .layer(hardening)
-        .with_state(())
+    hardening
+}
+
+/// The route every variant serves: `GET /` answering [`HELLO`].
+fn hello() -> Router {
+    Router::new().route("/", get(|| async { HELLO }))
 }
 
 /// The router a command line names: a [`Variant`] by its name,
@@ -201,8 +208,7 @@ pub fn strict_without(steps: &[Step]) -> Router {
 /// each layered route again, so a request passes two boxed services instead of one).
 pub fn app_named(name: &str) -> Result<Router, String> {
     if name == "bare-axum-noop-layer" {
-        return Ok(Router::new()
-            .route("/", get(|| async { HELLO }))
+        return Ok(hello()
             .layer(tower::layer::util::Identity::new())
             .with_state(()));
     }
