@@ -286,10 +286,11 @@ impl HeaderPolicy {
             owned.push(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
         }
         let places = places(&owned, &[]);
-        let (plain, tls) = (template(false), template(true));
         Ok(HeaderSet(Arc::new(Compiled {
-            bases: [plain.len(), tls.len()],
-            templates: [with_places(plain, places), with_places(tls, places)],
+            templates: [
+                with_places(&[], &template(false), places),
+                with_places(&[], &template(true), places),
+            ],
             places,
             csp,
             owned,
@@ -318,17 +319,13 @@ struct Compiled {
     templates: [[HeaderMap; 4]; 2],
     /// Which of [`PLACES`] the templates have places for (see [`places`]).
     places: usize,
-    /// How many values each template (`[plain HTTP, HTTPS]`) holds before its places. The
-    /// same as `templates[https][0].len()`, kept here beside `places`, which the same
-    /// response reads, rather than in another map's header.
-    bases: [usize; 2],
     /// Names whose values from the service are dropped: the policy's own, both CSP headers,
     /// HSTS, and identifying headers such as `Server`.
     owned: Vec<HeaderName>,
     no_store_with_credentials: bool,
     cookies: CookiePolicy,
     /// Headers whose values come with each response ([`HeaderSet::with_slots`]): their
-    /// placeholders are the templates' first entries, in this order.
+    /// placeholders are the templates' first entries, in this order; the places follow.
     slots: Vec<(HeaderName, Merge)>,
     /// Every template iterates its slots' placeholders first, in `slots` order (checked
     /// once, when built): `apply_with` then fills them by position without comparing names.
@@ -441,12 +438,9 @@ impl HeaderSet {
         let is_slot = |name: &HeaderName| slots.iter().any(|(n, _)| n == name);
         let owned: Vec<HeaderName> = c.owned.iter().filter(|n| !is_slot(n)).cloned().collect();
         let places = places(&owned, &slots);
-        let template = |old: &HeaderMap| {
-            let mut map = HeaderMap::with_capacity(old.len() + slots.len() + 6);
-            // The placeholders first: `apply_with` finds them by position.
-            for (name, _) in &slots {
-                map.insert(name.clone(), HeaderValue::from_static(""));
-            }
+        // The policy's own headers: the first template (no places) without the slots.
+        let own = |old: &HeaderMap| {
+            let mut map = HeaderMap::with_capacity(old.len());
             for (name, value) in old {
                 if !is_slot(name) && !c.slots.iter().any(|(n, _)| n == name) {
                     map.append(name.clone(), value.clone());
@@ -454,8 +448,10 @@ impl HeaderSet {
             }
             map
         };
-        let (plain, tls) = (template(&c.templates[0][0]), template(&c.templates[1][0]));
-        let templates = [with_places(plain, places), with_places(tls, places)];
+        let templates = [
+            with_places(&slots, &own(&c.templates[0][0]), places),
+            with_places(&slots, &own(&c.templates[1][0]), places),
+        ];
         let slots_in_front = templates.iter().flatten().all(|map| {
             // By value, as `values_mut` goes: a name with two values would count twice.
             map.iter()
@@ -465,7 +461,6 @@ impl HeaderSet {
         });
         Ok(HeaderSet(Arc::new(Compiled {
             csp: c.csp.clone(),
-            bases: [templates[0][0].len(), templates[1][0].len()],
             templates,
             places,
             owned,
@@ -553,7 +548,7 @@ impl HeaderSet {
                     // Found by position (no hashing); by name when removing an absent slot
                     // moved entries.
                     let by_position = if absent == 0 {
-                        let at = c.place_at(facts.https, variant, j);
+                        let at = c.place_at(variant, j);
                         out.iter_mut().nth(at).filter(|(n, _)| n == name)
                     } else {
                         None
@@ -612,11 +607,11 @@ impl HeaderSet {
 }
 
 impl Compiled {
-    /// Where template variant `variant` holds its place for `PLACES[j]`: after the
-    /// template's own values, in `PLACES` order (see [`with_places`]).
+    /// Where template variant `variant` holds its place for `PLACES[j]`: right after the
+    /// slots, in `PLACES` order (see [`with_places`]), so that few entries are walked to it.
     #[inline]
-    fn place_at(&self, https: bool, variant: usize, j: usize) -> usize {
-        self.bases[usize::from(https)] + (variant & ((1 << j) - 1)).count_ones() as usize
+    fn place_at(&self, variant: usize, j: usize) -> usize {
+        self.slots.len() + (variant & ((1 << j) - 1)).count_ones() as usize
     }
 }
 
@@ -635,15 +630,22 @@ fn places(owned: &[HeaderName], slots: &[(HeaderName, Merge)]) -> usize {
         .fold(0, |mask, (j, _)| mask | (1 << j))
 }
 
-/// The template in four variants: variant `v` has a placeholder (at its end) for each of
-/// [`PLACES`] whose bit is set in `v` and in `allowed` (see [`places`]).
-fn with_places(template: HeaderMap, allowed: usize) -> [HeaderMap; 4] {
+/// The template in four variants, found by position: the slots' placeholders, then in
+/// variant `v` a placeholder for each of [`PLACES`] whose bit is set in `v` and in `allowed`
+/// (see [`places`]), then the policy's `own` headers.
+fn with_places(slots: &[(HeaderName, Merge)], own: &HeaderMap, allowed: usize) -> [HeaderMap; 4] {
     std::array::from_fn(|v| {
-        let mut map = template.clone();
+        let mut map = HeaderMap::with_capacity(slots.len() + own.len() + 6);
+        for (name, _) in slots {
+            map.insert(name.clone(), HeaderValue::from_static(""));
+        }
         for (j, name) in PLACES.iter().enumerate() {
             if v & allowed & (1 << j) != 0 {
                 map.insert(name.clone(), HeaderValue::from_static(""));
             }
+        }
+        for (name, value) in own {
+            map.append(name.clone(), value.clone());
         }
         map
     })
@@ -695,10 +697,7 @@ mod tests {
                         if variant & (1 << j) == 0 {
                             continue;
                         }
-                        let found = template
-                            .iter()
-                            .nth(c.place_at(https, variant, j))
-                            .map(|(n, _)| n);
+                        let found = template.iter().nth(c.place_at(variant, j)).map(|(n, _)| n);
                         assert_eq!(found, Some(name), "https {https}, variant {variant}");
                     }
                 }
