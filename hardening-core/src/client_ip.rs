@@ -1,5 +1,6 @@
-//! The client's IP address: the socket peer, or the right-most untrusted hop of
-//! `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy.
+//! The client's IP address: the socket peer, or the right-most untrusted hop of the
+//! forwarding header (`X-Forwarded-For`, or `Forwarded` if so configured) when the peer is a
+//! trusted proxy.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -15,9 +16,10 @@ use crate::ConfigError;
 /// The client's IP address, as [`Hardening`](crate::Hardening) determined it.
 ///
 /// Without trusted proxies it is the socket peer. With them, and only when the peer is one
-/// of them, it is the right-most address in `X-Forwarded-For` (or, without that header,
-/// `Forwarded`, RFC 7239) that is not itself a trusted proxy: the left-most entries are
-/// whatever the client wrote and are never believed.
+/// of them, it is the right-most address in the forwarding header the proxies write
+/// (`X-Forwarded-For`, or `Forwarded` (RFC 7239): see [`ForwardedHeader`]) that is not itself
+/// a trusted proxy: the left-most entries are whatever the client wrote and are never
+/// believed.
 ///
 /// ```
 /// use hardening_core::ClientIp;
@@ -155,17 +157,75 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The proxies whose forwarding headers are believed.
+/// The forwarding header trusted proxies write, and the only one read for the client IP.
+///
+/// Only one is read: a proxy appends to the header it writes and passes the others through
+/// untouched, so a client could otherwise choose its IP by sending the other header itself.
+///
+/// ```
+/// use hardening_core::{ForwardedHeader, Hardening};
+///
+/// let hardening = Hardening::strict()
+///     .trusted_proxies(["10.0.0.0/8"])?
+///     .forwarded_header(ForwardedHeader::Forwarded);
+/// # let _ = hardening;
+/// # Ok::<(), hardening_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx's `$proxy_add_x_forwarded_for`, most load balancers): the
+    /// default.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded`, RFC 7239 (nginx with `proxy_set_header Forwarded`, HAProxy's
+    /// `option forwarded`).
+    Forwarded,
+}
+
+impl FromStr for ForwardedHeader {
+    type Err = ConfigError;
+
+    /// `x-forwarded-for` or `forwarded`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            s if s.eq_ignore_ascii_case("x-forwarded-for") => Ok(Self::XForwardedFor),
+            s if s.eq_ignore_ascii_case("forwarded") => Ok(Self::Forwarded),
+            other => Err(ConfigError::InvalidForwardedHeader {
+                value: other.to_owned(),
+                why: "expected x-forwarded-for or forwarded".to_owned(),
+            }),
+        }
+    }
+}
+
+/// The proxies whose forwarding headers are believed, and which header they write.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TrustedProxies(Vec<IpNet>);
+pub(crate) struct TrustedProxies {
+    nets: Vec<IpNet>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
+    #[cfg(test)]
     pub(crate) fn new(nets: Vec<IpNet>) -> Self {
-        Self(nets)
+        Self {
+            nets,
+            header: ForwardedHeader::default(),
+        }
+    }
+
+    pub(crate) fn set_networks(&mut self, nets: Vec<IpNet>) {
+        self.nets = nets;
+    }
+
+    pub(crate) fn set_header(&mut self, header: ForwardedHeader) {
+        self.header = header;
     }
 
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(ip))
+        self.nets.iter().any(|net| net.contains(ip))
     }
 
     /// The client IP for a request from `peer` with these headers.
@@ -174,19 +234,15 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return peer;
         }
-        let xff = headers.get_all("x-forwarded-for");
-        if xff.iter().next().is_some() {
-            return self.walk(
-                peer,
-                xff.iter().flat_map(|v| split_list(v.as_bytes())),
-                parse_xff,
-            );
-        }
-        let fwd = headers.get_all(FORWARDED);
+        let (name, parse): (&str, fn(&[u8]) -> Option<IpAddr>) = match self.header {
+            ForwardedHeader::XForwardedFor => ("x-forwarded-for", parse_xff),
+            ForwardedHeader::Forwarded => (FORWARDED.as_str(), parse_forwarded),
+        };
+        let values = headers.get_all(name);
         self.walk(
             peer,
-            fwd.iter().flat_map(|v| split_list(v.as_bytes())),
-            parse_forwarded,
+            values.iter().flat_map(|v| split_list(v.as_bytes())),
+            parse,
         )
     }
 
@@ -327,8 +383,46 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_header() {
+    fn only_the_configured_header_is_read() {
+        // The proxy writes `Forwarded`; the client sent its own `X-Forwarded-For`.
+        let mut p = proxies(&["10.0.0.0/8"]);
+        p.set_header(ForwardedHeader::Forwarded);
+        let h = headers(&[
+            ("x-forwarded-for", "127.0.0.1"),
+            ("forwarded", "for=198.51.100.7"),
+        ]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        // An empty `X-Forwarded-For` does not pin the client to the proxy either.
+        let h = headers(&[("x-forwarded-for", ""), ("forwarded", "for=198.51.100.7")]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        // The default, `X-Forwarded-For`: a client's `Forwarded` is ignored.
         let p = proxies(&["10.0.0.0/8"]);
+        let h = headers(&[
+            ("forwarded", "for=127.0.0.1"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        let h = headers(&[("forwarded", "for=127.0.0.1")]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn header_choice_parses() {
+        assert_eq!(
+            "Forwarded".parse::<ForwardedHeader>().ok(),
+            Some(ForwardedHeader::Forwarded)
+        );
+        assert_eq!(
+            " x-forwarded-for ".parse::<ForwardedHeader>().ok(),
+            Some(ForwardedHeader::XForwardedFor)
+        );
+        assert!("x-real-ip".parse::<ForwardedHeader>().is_err());
+    }
+
+    #[test]
+    fn forwarded_header() {
+        let mut p = proxies(&["10.0.0.0/8"]);
+        p.set_header(ForwardedHeader::Forwarded);
         let h = headers(&[(
             "forwarded",
             r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.3"#,

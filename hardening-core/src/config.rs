@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{ConfigError, Cors, Hardening};
+use crate::{ConfigError, Cors, ForwardedHeader, Hardening};
 
 /// The settings of [`Hardening`] as plain data.
 ///
@@ -42,6 +42,9 @@ pub struct HardeningConfig {
     pub timeout_secs: Option<u64>,
     /// Networks whose forwarding headers are believed (default none).
     pub trusted_proxies: Vec<String>,
+    /// The forwarding header those proxies write: `x-forwarded-for` (the default) or
+    /// `forwarded`.
+    pub forwarded_header: Option<ForwardedHeader>,
     /// Origins allowed cross-origin access (default none).
     pub cors_origins: Vec<String>,
     /// Whether allowed origins may send credentials (default false).
@@ -78,7 +81,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "HARDENING_TRUSTED_PROXIES",
-        "comma-separated networks whose X-Forwarded-For is believed",
+        "comma-separated networks whose forwarding header is believed",
+    ),
+    (
+        "HARDENING_FORWARDED_HEADER",
+        "the header those proxies write: x-forwarded-for (default) or forwarded",
     ),
     (
         "HARDENING_CORS_ORIGINS",
@@ -120,13 +127,33 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 
 impl HardeningConfig {
     /// Reads every `HARDENING_*` environment variable. An unknown `HARDENING_*` variable is
-    /// an error (a typo would otherwise silently keep a default).
+    /// an error (a typo would otherwise silently keep a default), and so is one whose name or
+    /// value is not UTF-8.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .filter(|(k, _)| k.starts_with("HARDENING_")),
-        )
+        Self::from_os_vars(std::env::vars_os())
+    }
+
+    fn from_os_vars(
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Result<Self, ConfigError> {
+        let mut settings = Vec::new();
+        for (name, value) in vars {
+            if !name.as_encoded_bytes().starts_with(b"HARDENING_") {
+                continue;
+            }
+            let not_utf8 = |var: String, what: &str| ConfigError::Env {
+                var,
+                why: format!("the {what} is not valid UTF-8"),
+            };
+            let name = name
+                .into_string()
+                .map_err(|name| not_utf8(name.to_string_lossy().into_owned(), "name"))?;
+            let value = value
+                .into_string()
+                .map_err(|_| not_utf8(name.clone(), "value"))?;
+            settings.push((name, value));
+        }
+        Self::from_vars(settings)
     }
 
     /// Reads the given `(name, value)` pairs as if they were the environment.
@@ -143,7 +170,18 @@ impl HardeningConfig {
                 var: name.to_owned(),
                 why: why.to_owned(),
             };
-            let number = |v: &str| v.parse().map_err(|_| bad("expected a whole number"));
+            // Parsed as the field's own type: a value out of its range is an error, not
+            // wrapped round.
+            fn number<T: std::str::FromStr>(
+                v: &str,
+                max: u64,
+                bad: &dyn Fn(&str) -> ConfigError,
+            ) -> Result<T, ConfigError> {
+                v.parse()
+                    .map_err(|_| bad(&format!("expected a whole number from 0 to {max}")))
+            }
+            let size = |v: &str| number::<usize>(v, usize::MAX as u64, &bad);
+            let count = |v: &str| number::<u32>(v, u64::from(u32::MAX), &bad);
             let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => Ok(true),
                 "false" | "0" | "no" | "" => Ok(false),
@@ -157,10 +195,20 @@ impl HardeningConfig {
                     .collect()
             };
             match name {
-                "HARDENING_BODY_LIMIT" => config.body_limit = Some(number(value)?),
-                "HARDENING_QUERY_PARAM_LIMIT" => config.query_param_limit = Some(number(value)?),
-                "HARDENING_TIMEOUT_SECS" => config.timeout_secs = Some(number(value)? as u64),
+                "HARDENING_BODY_LIMIT" => config.body_limit = Some(size(value)?),
+                "HARDENING_QUERY_PARAM_LIMIT" => config.query_param_limit = Some(size(value)?),
+                "HARDENING_TIMEOUT_SECS" => {
+                    config.timeout_secs = Some(number(value, u64::MAX, &bad)?);
+                }
                 "HARDENING_TRUSTED_PROXIES" => config.trusted_proxies = list(value),
+                "HARDENING_FORWARDED_HEADER" if value.is_empty() => config.forwarded_header = None,
+                "HARDENING_FORWARDED_HEADER" => {
+                    config.forwarded_header = Some(
+                        value
+                            .parse()
+                            .map_err(|e: ConfigError| bad(&e.to_string()))?,
+                    );
+                }
                 "HARDENING_CORS_ORIGINS" => config.cors_origins = list(value),
                 "HARDENING_CORS_CREDENTIALS" => config.cors_credentials = boolean(value)?,
                 "HARDENING_ALLOWED_HOSTS" => config.allowed_hosts = list(value),
@@ -169,11 +217,9 @@ impl HardeningConfig {
                 "HARDENING_BEHIND_TLS" => config.behind_tls = boolean(value)?,
                 "HARDENING_HTTPS_REDIRECT" => config.https_redirect = boolean(value)?,
                 "HARDENING_RATE_LIMIT_PER_MINUTE" => {
-                    config.rate_limit_per_minute = Some(number(value)? as u32);
+                    config.rate_limit_per_minute = Some(count(value)?);
                 }
-                "HARDENING_RATE_LIMIT_BURST" => {
-                    config.rate_limit_burst = Some(number(value)? as u32)
-                }
+                "HARDENING_RATE_LIMIT_BURST" => config.rate_limit_burst = Some(count(value)?),
                 _ => {
                     let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
                     return Err(bad(&format!(
@@ -207,6 +253,16 @@ impl HardeningConfig {
             h = h
                 .trusted_proxies(&self.trusted_proxies)
                 .map_err(at("HARDENING_TRUSTED_PROXIES"))?;
+        }
+        if let Some(header) = self.forwarded_header {
+            if self.trusted_proxies.is_empty() {
+                return Err(ConfigError::Env {
+                    var: "HARDENING_FORWARDED_HEADER".to_owned(),
+                    why: "set HARDENING_TRUSTED_PROXIES too: the header is read only from them"
+                        .to_owned(),
+                });
+            }
+            h = h.forwarded_header(header);
         }
         if !self.cors_origins.is_empty() {
             let mut cors =
@@ -329,6 +385,82 @@ mod tests {
                 .contains("HARDENING_BODY_LIMIT: body_limit must be greater than zero"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_errors() {
+        for (var, value) in [
+            ("HARDENING_RATE_LIMIT_PER_MINUTE", "4294967396"),
+            ("HARDENING_RATE_LIMIT_BURST", "5000000000"),
+            ("HARDENING_BODY_LIMIT", "-1"),
+            ("HARDENING_TIMEOUT_SECS", "99999999999999999999"),
+        ] {
+            let err = HardeningConfig::from_vars([(var, value)]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{var}: expected a whole number from 0 to")),
+                "{err}"
+            );
+        }
+        let c = HardeningConfig::from_vars([("HARDENING_RATE_LIMIT_BURST", "4294967295")]);
+        assert_eq!(c.unwrap().rate_limit_burst, Some(u32::MAX));
+    }
+
+    #[test]
+    fn forwarded_header_setting() {
+        let c = HardeningConfig::from_vars([
+            ("HARDENING_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("HARDENING_FORWARDED_HEADER", "Forwarded"),
+        ])
+        .unwrap();
+        assert_eq!(c.forwarded_header, Some(ForwardedHeader::Forwarded));
+        assert!(c.build().is_ok());
+        let err =
+            HardeningConfig::from_vars([("HARDENING_FORWARDED_HEADER", "x-real-ip")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HARDENING_FORWARDED_HEADER: invalid forwarding header"),
+            "{err}"
+        );
+        let err = HardeningConfig::from_vars([("HARDENING_FORWARDED_HEADER", "forwarded")])
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HARDENING_FORWARDED_HEADER: set HARDENING_TRUSTED_PROXIES"),
+            "{err}"
+        );
+        let c: HardeningConfig =
+            serde_json::from_str(r#"{"forwarded_header": "x-forwarded-for"}"#).unwrap();
+        assert_eq!(c.forwarded_header, Some(ForwardedHeader::XForwardedFor));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_variables_are_errors() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let var = |name: &[u8], value: &[u8]| {
+            (
+                OsString::from_vec(name.to_vec()),
+                OsString::from_vec(value.to_vec()),
+            )
+        };
+        let err =
+            HardeningConfig::from_os_vars([var(b"HARDENING_ALLOWED_HOSTS", b"a\xff")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "HARDENING_ALLOWED_HOSTS: the value is not valid UTF-8"
+        );
+        let err = HardeningConfig::from_os_vars([var(b"HARDENING_\xffX", b"1")]).unwrap_err();
+        assert!(
+            err.to_string().contains("the name is not valid UTF-8"),
+            "{err}"
+        );
+        // Other variables are none of its business.
+        let c = HardeningConfig::from_os_vars([var(b"OTHER\xff", b"\xff")]).unwrap();
+        assert_eq!(c, HardeningConfig::default());
     }
 
     #[test]

@@ -13,6 +13,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: String,
     },
+    /// A forwarding header other than `x-forwarded-for` or `forwarded`.
+    #[error("invalid forwarding header {value:?}: {why}")]
+    InvalidForwardedHeader {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A CORS origin that is not `scheme://host[:port]`.
     #[error("invalid CORS origin {value:?}: {why}")]
     InvalidOrigin {

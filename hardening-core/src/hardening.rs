@@ -7,7 +7,7 @@ use tower::Layer;
 
 use crate::ConfigError;
 use crate::access_log::AccessLog;
-use crate::client_ip::{IpNet, TrustedProxies};
+use crate::client_ip::{ForwardedHeader, IpNet, TrustedProxies};
 use crate::cors::Cors;
 use crate::health::Health;
 use crate::host::AllowedHosts;
@@ -73,6 +73,42 @@ pub(crate) struct Policy {
     pub(crate) rate_limiter: Option<hardening_ratelimit::RateLimiter>,
     #[cfg(feature = "ratelimit")]
     pub(crate) concurrency: Option<hardening_ratelimit::ConcurrencyLimiter>,
+    /// Whether the warning about a request without a peer address has been given.
+    pub(crate) warned_no_peer: WarnedOnce,
+}
+
+/// A flag for a warning given once per layer; a changed policy starts afresh.
+#[derive(Debug, Default)]
+pub(crate) struct WarnedOnce(std::sync::atomic::AtomicBool);
+
+impl Clone for WarnedOnce {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl WarnedOnce {
+    /// Warns that a request came without a peer address, the first time only.
+    #[inline]
+    pub(crate) fn no_peer(&self) {
+        if !self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            self.warn_no_peer();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn warn_no_peer(&self) {
+        if !self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                target: crate::LOG_TARGET,
+                "a request came without a peer address (no ConnectInfo<SocketAddr> in its \
+                 extensions): per-IP rate limits cannot apply to it and it has no client IP; \
+                 serve the app with hardening_core::serve or \
+                 into_make_service_with_connect_info::<SocketAddr>() (said once per layer)"
+            );
+        }
+    }
 }
 
 impl Hardening {
@@ -82,6 +118,11 @@ impl Hardening {
     /// 500, every error an RFC 9457 problem, request ids, one redacted access-log event per
     /// request, security events, no cross-origin access, no forwarding headers believed,
     /// `/healthz` and `/readyz`.
+    ///
+    /// Per-IP rate limits and [`ClientIp`](crate::ClientIp) need the socket's peer address
+    /// (`ConnectInfo<SocketAddr>`), which [`serve`](crate::serve) and axum's
+    /// `into_make_service_with_connect_info::<SocketAddr>()` provide; a request without one
+    /// is not rate limited by IP, and the layer warns about it once.
     pub fn strict() -> Self {
         Self {
             policy: Arc::new(Policy {
@@ -110,6 +151,7 @@ impl Hardening {
                 rate_limiter: Some(default_rate_limiter()),
                 #[cfg(feature = "ratelimit")]
                 concurrency: None,
+                warned_no_peer: WarnedOnce::default(),
             }),
         }
     }
@@ -188,8 +230,10 @@ impl Hardening {
         self
     }
 
-    /// Believes `X-Forwarded-For`, `Forwarded` and `x-request-id` from peers in these
-    /// networks (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`), and only from them.
+    /// Believes the forwarding header (`X-Forwarded-For` unless
+    /// [`forwarded_header`](Self::forwarded_header) says otherwise), `X-Forwarded-Proto` and
+    /// `x-request-id` from peers in these networks (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`),
+    /// and only from them.
     ///
     /// A network that covers every address (`0.0.0.0/0`, `::/0`) is accepted with a warning:
     /// any client could then choose its own IP.
@@ -208,8 +252,16 @@ impl Hardening {
                 "every address is a trusted proxy: any client can choose its own IP",
             );
         }
-        self.policy().trusted_proxies = TrustedProxies::new(nets);
+        self.policy().trusted_proxies.set_networks(nets);
         Ok(self)
+    }
+
+    /// Which forwarding header the trusted proxies write (default `X-Forwarded-For`): the
+    /// client IP is read from that one only, so a client cannot choose its IP by sending
+    /// the other one, which the proxy would pass through.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.policy().trusted_proxies.set_header(header);
+        self
     }
 
     /// Treats every request as HTTPS (TLS is terminated in front of this service, always):

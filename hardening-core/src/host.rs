@@ -41,15 +41,27 @@ impl AllowedHosts {
         Ok(Self(hosts))
     }
 
-    /// Whether the request's `Host` (or, in HTTP/2, its authority) is allowed.
+    /// Whether the request's host is allowed: its one `Host` header and, when the request
+    /// target carries an authority (absolute form in HTTP/1.1, `:authority` in HTTP/2),
+    /// that too. Two `Host` headers, neither, or a value that is not a plain host name or
+    /// bracketed IPv6 literal with an optional port (userinfo, a path, a query) are refused.
     pub(crate) fn allows(&self, parts: &Parts) -> bool {
-        let host = match parts.headers.get(http::header::HOST) {
-            Some(h) => h.to_str().ok(),
-            None => parts.uri.authority().map(|a| a.as_str()),
-        };
-        let Some(host) = host.map(strip_port) else {
+        let mut headers = parts.headers.get_all(http::header::HOST).iter();
+        let header = headers.next().map(|h| h.as_bytes());
+        if headers.next().is_some() {
+            return false; // RFC 9112 §3.2: more than one Host is a bad request
+        }
+        let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
+        if header.is_none() && authority.is_none() {
             return false;
-        };
+        }
+        header
+            .into_iter()
+            .chain(authority)
+            .all(|value| host_name(value).is_some_and(|host| self.matches(host)))
+    }
+
+    fn matches(&self, host: &str) -> bool {
         self.0
             .iter()
             .any(|pattern| match pattern.strip_prefix('.') {
@@ -64,14 +76,42 @@ impl AllowedHosts {
     }
 }
 
-/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+/// The host of a `Host` value (`uri-host [ ":" port ]`, RFC 9110 §7.2) in the two shapes a
+/// service answers for: a DNS name (letters, digits, `-`, `.`; one trailing dot dropped) or
+/// a bracketed IPv6 literal, then an optional port of 1 to 5 digits. `None` for anything
+/// else, such as `example.com:@evil.com` or `evil.com/.example.com`.
+fn host_name(value: &[u8]) -> Option<&str> {
+    let (host, port) = if value.first() == Some(&b'[') {
+        let end = value.iter().position(|&b| b == b']')?;
+        let literal = &value[1..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        {
+            return None;
+        }
+        value.split_at(end + 1)
+    } else {
+        let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+        let (name, port) = value.split_at(end);
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        if name.is_empty()
+            || !name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+        {
+            return None;
+        }
+        (name, port)
+    };
+    match port {
+        [] => {}
+        [b':', digits @ ..]
+            if (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) => {}
+        _ => return None,
     }
-    host.split_once(':').map_or(host, |(h, _)| h)
+    std::str::from_utf8(host).ok()
 }
 
 #[cfg(test)]
@@ -105,11 +145,69 @@ mod tests {
             "api.example.com.evil",
             "",
             "[::2]",
+            // Only a whole host name with an optional numeric port counts: what follows
+            // the allowed part must not smuggle in another host.
+            "api.example.com:@evil.com",
+            "api.example.com:80@evil.com",
+            "evil.com/.example.org",
+            "evil.com?.example.org",
+            "evil.com#.example.org",
+            "evil.com\\.example.org",
+            "api.example.com:",
+            "api.example.com:123456",
+            "api.example.com:80:80",
+            "api.example.com..",
+            "[::1]x",
+            "[]",
+            ".",
         ] {
             assert!(!hosts.allows(&parts(bad)), "{bad}");
         }
         let no_host = http::Request::get("/").body(()).unwrap().into_parts().0;
         assert!(!hosts.allows(&no_host));
+    }
+
+    #[test]
+    fn a_trailing_dot_is_the_same_host() {
+        let hosts = AllowedHosts::new(["api.example.com", ".example.org"]).unwrap();
+        for ok in ["api.example.com.", "api.example.com.:443", "a.example.org."] {
+            assert!(hosts.allows(&parts(ok)), "{ok}");
+        }
+    }
+
+    #[test]
+    fn two_host_headers_are_refused() {
+        let hosts = AllowedHosts::new(["api.example.com"]).unwrap();
+        let twice = http::Request::get("/")
+            .header("host", "api.example.com")
+            .header("host", "api.example.com")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(!hosts.allows(&twice));
+    }
+
+    #[test]
+    fn the_request_targets_authority_is_checked_too() {
+        let hosts = AllowedHosts::new(["api.example.com"]).unwrap();
+        let with_target = |target: &str, host: Option<&str>| {
+            let mut req = http::Request::get(target);
+            if let Some(host) = host {
+                req = req.header("host", host);
+            }
+            hosts.allows(&req.body(()).unwrap().into_parts().0)
+        };
+        // HTTP/1.1 absolute form: the target's authority is the host (RFC 9112 §3.2.2).
+        assert!(!with_target("http://evil.com/", Some("api.example.com")));
+        assert!(!with_target("http://api.example.com/", Some("evil.com")));
+        assert!(with_target(
+            "http://api.example.com/",
+            Some("api.example.com")
+        ));
+        // HTTP/2 carries `:authority` alone.
+        assert!(with_target("https://api.example.com:8443/", None));
+        assert!(!with_target("https://user@api.example.com/", None));
     }
 
     #[test]

@@ -96,7 +96,7 @@ mod serve;
 mod service;
 
 pub use access_log::{ACCESS_TARGET, DEFAULT_SENSITIVE_PARAMS, init_json_logs};
-pub use client_ip::{ClientIp, IpNet};
+pub use client_ip::{ClientIp, ForwardedHeader, IpNet};
 pub use config::{ENV_VARS, HardeningConfig};
 pub use cors::Cors;
 pub use error::ConfigError;

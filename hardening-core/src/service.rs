@@ -62,6 +62,9 @@ where
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
+        if peer.is_none() {
+            policy.warned_no_peer.no_peer();
+        }
         let from_trusted_proxy = peer.is_some_and(|p| policy.trusted_proxies.contains(p));
         let request_id = from_trusted_proxy
             .then(|| parts.headers.get(&X_REQUEST_ID))

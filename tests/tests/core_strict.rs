@@ -124,13 +124,33 @@ async fn spoofed_forwarding_headers_do_not_change_the_client_ip() {
     )
     .await;
     assert_eq!(reply.body, "198.51.100.7", "right-most untrusted hop");
+    // The proxy writes X-Forwarded-For (the default): a `Forwarded` is the client's own.
+    let reply = http_get(behind_proxy, "/ip", &["forwarded: for=6.6.6.6"]).await;
+    assert_eq!(reply.body, "127.0.0.1");
+    let behind_rfc7239_proxy = serve(
+        routes().layer(
+            Hardening::strict()
+                .trusted_proxies(["127.0.0.0/8"])
+                .unwrap()
+                .forwarded_header(hardening_core::ForwardedHeader::Forwarded),
+        ),
+    )
+    .await;
     let reply = http_get(
-        behind_proxy,
+        behind_rfc7239_proxy,
         "/ip",
         &["forwarded: for=6.6.6.6, for=\"[2001:db8::7]:443\""],
     )
     .await;
     assert_eq!(reply.body, "2001:db8::7");
+    // ... and there an `X-Forwarded-For` is the client's own.
+    let reply = http_get(
+        behind_rfc7239_proxy,
+        "/ip",
+        &["x-forwarded-for: 6.6.6.6", "forwarded: for=198.51.100.7"],
+    )
+    .await;
+    assert_eq!(reply.body, "198.51.100.7");
 }
 
 #[tokio::test]
@@ -304,12 +324,17 @@ async fn unknown_host_is_rejected() {
     )
     .await;
     assert_eq!(ok.status, 200);
-    let bad = exchange(
-        addr,
-        b"GET /hello HTTP/1.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n",
-    )
-    .await;
-    assert_problem(&bad, 400);
+    for bad in [
+        &b"GET /hello HTTP/1.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n"[..],
+        // More than the allowed name: userinfo, a path, a second Host, another target.
+        b"GET /hello HTTP/1.1\r\nhost: api.example.com:@evil.example\r\nconnection: close\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\nhost: evil.example/api.example.com\r\nconnection: close\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\nhost: api.example.com\r\nhost: evil.example\r\nconnection: close\r\n\r\n",
+        b"GET http://evil.example/hello HTTP/1.1\r\nhost: api.example.com\r\nconnection: close\r\n\r\n",
+    ] {
+        let reply = exchange(addr, bad).await;
+        assert_problem(&reply, 400);
+    }
 }
 
 #[tokio::test]
