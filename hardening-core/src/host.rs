@@ -76,42 +76,12 @@ impl AllowedHosts {
     }
 }
 
-/// The host of a `Host` value (`uri-host [ ":" port ]`, RFC 9110 §7.2) in the two shapes a
-/// service answers for: a DNS name (letters, digits, `-`, `.`; one trailing dot dropped) or
-/// a bracketed IPv6 literal, then an optional port of 1 to 5 digits. `None` for anything
-/// else, such as `example.com:@evil.com` or `evil.com/.example.com`.
+/// The host of a `Host` value or authority, without its port and one trailing dot, if it is
+/// a plain DNS name or bracketed IPv6 literal (see [`hardening_errors::host_without_port`]).
 fn host_name(value: &[u8]) -> Option<&str> {
-    let (host, port) = if value.first() == Some(&b'[') {
-        let end = value.iter().position(|&b| b == b']')?;
-        let literal = &value[1..end];
-        if literal.is_empty()
-            || !literal
-                .iter()
-                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
-        {
-            return None;
-        }
-        value.split_at(end + 1)
-    } else {
-        let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
-        let (name, port) = value.split_at(end);
-        let name = name.strip_suffix(b".").unwrap_or(name);
-        if name.is_empty()
-            || !name
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
-        {
-            return None;
-        }
-        (name, port)
-    };
-    match port {
-        [] => {}
-        [b':', digits @ ..]
-            if (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) => {}
-        _ => return None,
-    }
-    std::str::from_utf8(host).ok()
+    let host = hardening_errors::host_without_port(std::str::from_utf8(value).ok()?)?;
+    let host = host.strip_suffix('.').unwrap_or(host);
+    (!host.is_empty() && !host.ends_with('.')).then_some(host)
 }
 
 #[cfg(test)]

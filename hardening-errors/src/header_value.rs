@@ -1,4 +1,5 @@
-//! Header values: computed once and kept for the life of the process, or joined into a list.
+//! Header values: computed once and kept for the life of the process, or joined into a list;
+//! and the host of a `Host` value.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -118,6 +119,56 @@ pub fn join_header_values(values: &[&HeaderValue]) -> Option<HeaderValue> {
     }
     // Exactly sized, so `Bytes` takes the buffer over without another allocation.
     HeaderValue::from_maybe_shared(bytes::Bytes::from(joined)).ok()
+}
+
+/// The host of a `Host` value (`uri-host [ ":" port ]`, RFC 9110 §7.2) in the two shapes a
+/// service answers for: a DNS name (letters, digits, `-`, `.`) or a bracketed IPv6 literal,
+/// then an optional port of 1 to 5 digits, which is dropped. `None` for anything else, such
+/// as `example.com:@evil.com` (a browser would read `evil.com` after the userinfo) or
+/// `evil.com/.example.com`. The host allowlist and the HTTPS redirect both read `Host`
+/// through it.
+///
+/// ```
+/// use hardening_errors::host_without_port;
+///
+/// assert_eq!(host_without_port("api.example.com:8443"), Some("api.example.com"));
+/// assert_eq!(host_without_port("[::1]:80"), Some("[::1]"));
+/// assert_eq!(host_without_port("api.example.com:@evil.com"), None);
+/// assert_eq!(host_without_port("evil.com/.example.com"), None);
+/// ```
+pub fn host_without_port(value: &str) -> Option<&str> {
+    let end = if value.starts_with('[') {
+        let end = value.find(']')? + 1;
+        let literal = &value[1..end - 1];
+        if literal.is_empty()
+            || !literal
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        {
+            return None;
+        }
+        end
+    } else {
+        let end = value.find(':').unwrap_or(value.len());
+        if end == 0
+            || !value[..end]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+        {
+            return None;
+        }
+        end
+    };
+    let (host, port) = value.split_at(end);
+    match port.strip_prefix(':') {
+        None if port.is_empty() => Some(host),
+        Some(digits)
+            if (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(host)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -62,7 +62,9 @@ pub mod types;
 mod validation;
 
 pub use error::Error;
-pub use header_value::{decimal_header_value, join_header_values, static_header_value};
+pub use header_value::{
+    decimal_header_value, host_without_port, join_header_values, static_header_value,
+};
 pub use mapping::{
     CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, panic_response, reject,
 };

@@ -150,17 +150,12 @@ impl CookiePolicy {
         let cap = self.max_age.as_secs();
         let needs_rewrite = attrs.expires
             || attrs.max_age.is_some_and(|m| m > cap as i128)
-            || wanted_same_site.is_some_and(|w| {
-                attrs
-                    .same_site
-                    .is_none_or(|s| !s.eq_ignore_ascii_case(&w.to_string()))
-            })
-            || attrs
-                .same_site
-                .is_some_and(|s| s.eq_ignore_ascii_case("none"))
-                && named(&self.insecure);
+            || wanted_same_site.is_some_and(|w| attrs.same_site != Some(w))
+            || attrs.same_site == Some(SameSite::None) && named(&self.insecure)
+            // An invalid `SameSite` means the browser's default: replaced, not appended to.
+            || attrs.same_site_seen && attrs.same_site.is_none();
         if needs_rewrite {
-            return match self.rewrite(text) {
+            return match self.rewrite(text, attrs.same_site) {
                 Some(value) => Fixed::Replace(value),
                 None => drop("does not parse as a cookie"),
             };
@@ -202,7 +197,8 @@ impl CookiePolicy {
     }
 
     /// The slow path: parse with the cookie crate, set every rule, write it back.
-    fn rewrite(&self, text: &str) -> Option<HeaderValue> {
+    /// `same_site` is the cookie's `SameSite` as [`Attrs::read`] (and a browser) reads it.
+    fn rewrite(&self, text: &str, same_site: Option<SameSite>) -> Option<HeaderValue> {
         let drop = |why: &str| {
             tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}");
             None
@@ -212,6 +208,9 @@ impl CookiePolicy {
         };
         let name = c.name().to_owned();
         let named = |list: &[String]| list.contains(&name);
+        // The cookie crate keeps the last valid `SameSite`; a browser the last one, an
+        // invalid value meaning its default.
+        c.set_same_site(same_site);
 
         if !named(&self.insecure) {
             c.set_secure(true);
@@ -268,7 +267,11 @@ struct Attrs<'a> {
     name: &'a str,
     secure: bool,
     http_only: bool,
-    same_site: Option<&'a str>,
+    /// The last `SameSite` attribute's value, `None` when it is not `Strict`, `Lax` or `None`
+    /// (case-insensitive): browsers then apply their default (RFC 6265bis §5.6.7).
+    same_site: Option<SameSite>,
+    /// Some `SameSite` attribute is present, valid or not.
+    same_site_seen: bool,
     max_age: Option<i128>,
     expires: bool,
     path: Option<&'a str>,
@@ -322,6 +325,7 @@ impl<'a> Attrs<'a> {
             secure: false,
             http_only: false,
             same_site: None,
+            same_site_seen: false,
             max_age: None,
             expires: false,
             path: None,
@@ -336,7 +340,10 @@ impl<'a> Attrs<'a> {
             match key.len() {
                 6 if key.eq_ignore_ascii_case("secure") => a.secure = true,
                 8 if key.eq_ignore_ascii_case("httponly") => a.http_only = true,
-                8 if key.eq_ignore_ascii_case("samesite") => a.same_site = Some(val),
+                8 if key.eq_ignore_ascii_case("samesite") => {
+                    a.same_site_seen = true;
+                    a.same_site = same_site(val);
+                }
                 7 if key.eq_ignore_ascii_case("max-age") => a.max_age = Some(val.parse().ok()?),
                 7 if key.eq_ignore_ascii_case("expires") => a.expires = true,
                 4 if key.eq_ignore_ascii_case("path") => a.path = Some(val),
@@ -348,6 +355,19 @@ impl<'a> Attrs<'a> {
             }
         }
         Some(a)
+    }
+}
+
+/// A valid `SameSite` value (case-insensitive), as browsers read it.
+fn same_site(value: &str) -> Option<SameSite> {
+    if value.eq_ignore_ascii_case("strict") {
+        Some(SameSite::Strict)
+    } else if value.eq_ignore_ascii_case("lax") {
+        Some(SameSite::Lax)
+    } else if value.eq_ignore_ascii_case("none") {
+        Some(SameSite::None)
+    } else {
+        None
     }
 }
 
@@ -426,6 +446,48 @@ mod tests {
             ["legacy=1; HttpOnly; SameSite=Lax"],
             "SameSite=None needs Secure"
         );
+    }
+
+    #[test]
+    fn invalid_same_site_gets_the_default() {
+        let out = enforce(&CookiePolicy::default(), &[b"sid=1; SameSite=Lx"]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let same_site: Vec<&str> = out[0]
+            .split(';')
+            .map(str::trim)
+            .filter(|a| a.len() >= 8 && a[..8].eq_ignore_ascii_case("samesite"))
+            .collect();
+        assert_eq!(same_site, ["SameSite=Lax"], "{}", out[0]);
+        // Browsers take the last SameSite attribute; an invalid one means the default.
+        let out = enforce(
+            &CookiePolicy::default(),
+            &[b"sid=1; SameSite=Strict; SameSite=x"],
+        );
+        assert!(out[0].ends_with("SameSite=Lax; Secure"), "{}", out[0]);
+        assert_eq!(out[0].matches("SameSite").count(), 1, "{}", out[0]);
+        // Valid values are kept, whatever their case, on both paths.
+        let out = enforce(
+            &CookiePolicy::default(),
+            &[
+                b"a=1; SameSite=strict",
+                b"b=1; SameSite=NONE; Max-Age=999999999",
+            ],
+        );
+        assert_eq!(out[0], "a=1; SameSite=strict; HttpOnly; Secure");
+        assert!(out[1].contains("SameSite=None"), "{}", out[1]);
+        // The slow path (a lifetime to cap) agrees with the fast one.
+        let out = enforce(
+            &CookiePolicy::default(),
+            &[b"sid=1; SameSite=Lx; Max-Age=999999999"],
+        );
+        assert_eq!(out[0].matches("SameSite").count(), 1, "{}", out[0]);
+        assert!(out[0].contains("SameSite=Lax"), "{}", out[0]);
+        let out = enforce(
+            &CookiePolicy::default(),
+            &[b"sid=1; SameSite=Strict; SameSite=x; Max-Age=999999999"],
+        );
+        assert_eq!(out[0].matches("SameSite").count(), 1, "{}", out[0]);
+        assert!(out[0].contains("SameSite=Lax"), "{}", out[0]);
     }
 
     #[test]

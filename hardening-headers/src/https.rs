@@ -8,24 +8,33 @@ use crate::request_headers::RequestHeaders;
 
 /// Put this in a request's extensions when it arrived over TLS terminated in-process (your
 /// TLS acceptor knows); the header set then sends HSTS.
+///
+/// Nothing else in the request says so: the scheme of its target is what the client wrote
+/// (`GET https://host/ HTTP/1.1` can come over plain HTTP), so it is not believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tls;
 
-/// Whether the request came over HTTPS: TLS seen in-process (the [`Tls`] marker or an
-/// `https` URI), or `X-Forwarded-Proto: https` when `trust_forwarded_proto` (the caller
-/// decides that the peer is a trusted proxy).
+/// Whether the request came over HTTPS: TLS seen in-process (the [`Tls`] marker), or
+/// `X-Forwarded-Proto: https` when `trust_forwarded_proto` (the caller decides that the peer
+/// is a trusted proxy). The scheme of the request target is not believed: a client chooses
+/// it.
 pub fn is_https(parts: &Parts, trust_forwarded_proto: bool) -> bool {
-    tls_in_process(&parts.extensions, &parts.uri)
+    tls_in_process(&parts.extensions)
         || (trust_forwarded_proto && RequestHeaders::read(&parts.headers, true).forwarded_https)
 }
 
-/// TLS seen in-process: the [`Tls`] marker or an `https` URI.
-pub(crate) fn tls_in_process(extensions: &http::Extensions, uri: &http::Uri) -> bool {
-    extensions.get::<Tls>().is_some() || uri.scheme_str() == Some("https")
+/// TLS seen in-process: the [`Tls`] marker (never the request target's scheme).
+pub(crate) fn tls_in_process(extensions: &http::Extensions) -> bool {
+    extensions.get::<Tls>().is_some()
 }
 
 /// Redirects plain-HTTP requests to HTTPS: 301 for GET and HEAD, 308 for other methods (so
 /// the method and body are kept), except on exempt paths such as health checks.
+///
+/// The redirect goes to the request's `Host` (or the host given with
+/// [`to_host`](Self::to_host)) only when it is a DNS name (letters, digits, `-`, `.`) or a
+/// bracketed IPv6 literal, with an optional port of 1 to 5 digits; any other host, such as
+/// `example.com:@evil.com`, gets no redirect.
 ///
 /// ```
 /// use hardening_headers::HttpsRedirect;
@@ -76,16 +85,7 @@ impl HttpsRedirect {
                 .or_else(|| parts.uri.host())?,
         };
         // Drop any port: the HTTPS one is the default.
-        let host = match host.rsplit_once(':') {
-            Some((h, port))
-                if !h.is_empty()
-                    && port.bytes().all(|b| b.is_ascii_digit())
-                    && !host.ends_with(']') =>
-            {
-                h
-            }
-            _ => host,
-        };
+        let host = hardening_errors::host_without_port(host)?;
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let location: Uri = format!("https://{host}{path}").parse().ok()?;
         let status = if parts.method == Method::GET || parts.method == Method::HEAD {
@@ -148,5 +148,51 @@ mod tests {
         assert!(is_https(&p, true));
         p.extensions.insert(Tls);
         assert!(is_https(&p, false));
+    }
+
+    #[test]
+    fn an_https_request_target_is_not_tls() {
+        // `GET https://h/ HTTP/1.1` over plain HTTP: hyper keeps the client's scheme.
+        let mut p = parts(Method::GET, "https://h/", "h");
+        assert!(!is_https(&p, false));
+        assert!(!is_https(&p, true));
+        assert!(
+            HttpsRedirect::new().redirect::<()>(&p, false).is_some(),
+            "still redirected"
+        );
+        p.extensions.insert(Tls);
+        assert!(is_https(&p, false));
+    }
+
+    #[test]
+    fn only_a_valid_host_is_redirected_to() {
+        let r = HttpsRedirect::new();
+        let location = |host: &str| {
+            r.redirect::<()>(&parts(Method::GET, "/p", host), false)
+                .map(|res| res.headers()[LOCATION].to_str().unwrap().to_owned())
+        };
+        for bad in [
+            "example.com:@evil.com",
+            "example.com:80@evil.com",
+            "user@evil.com",
+            "evil.com/.example.com",
+            "evil.com\\.example.com",
+            "example.com:123456",
+            "example.com:",
+            "[::1",
+            "[::1]x",
+            "[evil.com]",
+            ":80",
+            "",
+        ] {
+            assert_eq!(location(bad), None, "{bad}");
+        }
+        assert_eq!(
+            location("Example.com:8080").unwrap(),
+            "https://Example.com/p"
+        );
+        assert_eq!(location("127.0.0.1:80").unwrap(), "https://127.0.0.1/p");
+        assert_eq!(location("[::1]:8080").unwrap(), "https://[::1]/p");
+        assert_eq!(location("[::1]").unwrap(), "https://[::1]/p");
     }
 }

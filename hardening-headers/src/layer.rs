@@ -107,7 +107,7 @@ where
         let layer = &self.layer;
         // One read of the request's headers for both facts.
         let read = RequestHeaders::read(req.headers(), layer.trust_forwarded_proto);
-        let https = tls_in_process(req.extensions(), req.uri()) || read.forwarded_https;
+        let https = tls_in_process(req.extensions()) || read.forwarded_https;
         let facts = layer.set.facts(https, read.credentials);
         let length_by_method = req.method() != Method::HEAD && req.method() != Method::CONNECT;
         if let Some(nonce) = facts.nonce {
@@ -211,4 +211,41 @@ pub fn content_length<B: Body>(by_method: bool, response: &Response<B>) -> Optio
         .size_hint()
         .exact()
         .map(hardening_errors::decimal_header_value)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{HeaderPolicy, Tls};
+
+    async fn hsts(layer: SecurityHeadersLayer, req: Request<Body>) -> Option<HeaderValue> {
+        let svc = layer.layer(tower::service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        }));
+        let res = svc.oneshot(req).await.unwrap();
+        res.headers().get("strict-transport-security").cloned()
+    }
+
+    #[tokio::test]
+    async fn an_https_request_target_gets_no_hsts() {
+        let layer = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap());
+        let req = || Request::get("https://h/").body(Body::empty()).unwrap();
+        assert_eq!(hsts(layer.clone(), req()).await, None, "plain HTTP");
+        let mut tls = req();
+        tls.extensions_mut().insert(Tls);
+        assert!(hsts(layer.clone(), tls).await.is_some(), "TLS in-process");
+
+        // With a redirect: a plain-HTTP `https://` target is redirected, not let through.
+        let layer = layer.https_redirect(HttpsRedirect::new());
+        let svc = layer.layer(tower::service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        }));
+        let res = svc.oneshot(req()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(res.headers()["location"], "https://h/");
+        assert!(res.headers().get("strict-transport-security").is_none());
+    }
 }

@@ -364,14 +364,14 @@ impl HeaderSet {
         self.0.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
     }
 
-    /// The facts of a request, from one read of its headers: HTTPS (TLS seen in-process, or
-    /// `X-Forwarded-Proto: https` when `trust_forwarded_proto`, as [`is_https`](crate::is_https)
-    /// decides), credentials, and a new nonce if the policy uses one (also put in the
-    /// extensions for the [`CspNonce`] extractor).
+    /// The facts of a request, from one read of its headers: HTTPS (the [`Tls`](crate::Tls)
+    /// marker of TLS seen in-process, or `X-Forwarded-Proto: https` when
+    /// `trust_forwarded_proto`, as [`is_https`](crate::is_https) decides; never the scheme of
+    /// the request target), credentials, and a new nonce if the policy uses one (also put in
+    /// the extensions for the [`CspNonce`] extractor).
     pub fn request_facts(&self, parts: &mut Parts, trust_forwarded_proto: bool) -> RequestFacts {
         let read = RequestHeaders::read(&parts.headers, trust_forwarded_proto);
-        let https =
-            crate::https::tls_in_process(&parts.extensions, &parts.uri) || read.forwarded_https;
+        let https = crate::https::tls_in_process(&parts.extensions) || read.forwarded_https;
         let facts = self.facts(https, read.credentials);
         if let Some(nonce) = facts.nonce {
             parts.extensions.insert(nonce);

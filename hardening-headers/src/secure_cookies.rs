@@ -84,8 +84,15 @@ impl SecureCookies {
     }
 
     /// The cookie with its value signed (readable by the client, not forgeable).
-    pub fn sign(&self, cookie: Cookie<'static>) -> Cookie<'static> {
+    ///
+    /// The signature covers the cookie's name as well as its value, so a value signed for
+    /// one cookie does not verify under another name. The signed value is the signature
+    /// followed by `<length of the name>:<name><value>` (the length makes the name and value
+    /// unambiguous). Cookies signed before the name was covered (plain `<signature><value>`)
+    /// no longer verify.
+    pub fn sign(&self, mut cookie: Cookie<'static>) -> Cookie<'static> {
         let name = cookie.name().to_owned();
+        cookie.set_value(format!("{}{}", name_prefix(&name), cookie.value()));
         let mut jar = CookieJar::new();
         jar.signed_mut(&self.current).add(cookie);
         jar.get(&name)
@@ -93,12 +100,18 @@ impl SecureCookies {
             .unwrap_or_else(|| Cookie::new(name, ""))
     }
 
-    /// The cookie's original value if a current or fallback key signed it.
+    /// The cookie's original value if a current or fallback key signed it under this name.
     pub fn verify(&self, cookie: Cookie<'static>) -> Option<Cookie<'static>> {
         let jar = CookieJar::new();
-        std::iter::once(&self.current)
+        let mut verified = std::iter::once(&self.current)
             .chain(&self.fallbacks)
-            .find_map(|key| jar.signed(key).verify(cookie.clone()))
+            .find_map(|key| jar.signed(key).verify(cookie.clone()))?;
+        let value = verified
+            .value()
+            .strip_prefix(&name_prefix(verified.name()))?
+            .to_owned();
+        verified.set_value(value);
+        Some(verified)
     }
 
     /// The cookie with its value encrypted and authenticated (neither readable nor forgeable).
@@ -118,6 +131,11 @@ impl SecureCookies {
             .chain(&self.fallbacks)
             .find_map(|key| jar.private(key).decrypt(cookie.clone()))
     }
+}
+
+/// What goes before a signed cookie's value so that the signature covers its name too.
+fn name_prefix(name: &str) -> String {
+    format!("{}:{name}", name.len())
 }
 
 fn key(name: &str, hex: &str) -> Result<Key, ConfigError> {
@@ -165,6 +183,24 @@ mod tests {
         assert!(SecureCookies::from_hex(&"zz".repeat(64), &[]).is_err());
         assert!(SecureCookies::from_hex(K1, &["00"]).is_err());
         assert!(SecureCookies::from_hex(K1, &[]).is_ok());
+    }
+
+    #[test]
+    fn signed_value_is_bound_to_its_name() {
+        let c = SecureCookies::from_hex(K1, &[]).unwrap();
+        let signed = c.sign(Cookie::new("theme", "42"));
+        assert_eq!(c.verify(signed.clone()).unwrap().value(), "42");
+        let moved = Cookie::new("uid", signed.value().to_owned());
+        assert!(
+            c.verify(moved).is_none(),
+            "a signed value is valid only under its name"
+        );
+        // Names that are prefixes of one another cannot be confused either.
+        let signed = c.sign(Cookie::new("a", "b42"));
+        assert!(
+            c.verify(Cookie::new("ab", signed.value().to_owned()))
+                .is_none()
+        );
     }
 
     #[test]
