@@ -332,3 +332,59 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
+
+    fn token(claims: Value) -> String {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let mut claims = claims;
+        claims["exp"] = json!(exp);
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    async fn status(claims: Value) -> StatusCode {
+        let verifier = JwtVerifier::builder()
+            .hmac(None, Algorithm::HS256, SECRET)
+            .unwrap()
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|user: Authenticated| async move { user.principal.subject }),
+            )
+            .layer(AuthLayer::new(verifier));
+        let req = Request::get("/me")
+            .header(AUTHORIZATION, format!("Bearer {}", token(claims)))
+            .body(Body::empty())
+            .unwrap();
+        app.oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_token_without_a_subject_is_not_a_principal() {
+        assert_eq!(status(json!({ "sub": "user-1" })).await, StatusCode::OK);
+        assert_eq!(status(json!({})).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(json!({ "sub": "" })).await, StatusCode::UNAUTHORIZED);
+    }
+}

@@ -55,6 +55,9 @@ pub enum JwtError {
     /// A time claim that is not a number, or `iss`/`sub` that is not a string.
     #[error("claim {0} has the wrong type")]
     BadClaimType(&'static str),
+    /// No `sub` claim, or an empty one: the token names no principal.
+    #[error("token has no sub")]
+    MissingSubject,
     /// Past `exp`.
     #[error("token expired")]
     Expired,
@@ -70,7 +73,8 @@ pub enum JwtError {
     /// `iss` is not the configured issuer.
     #[error("wrong issuer")]
     WrongIssuer,
-    /// `aud` does not include the configured audience.
+    /// `aud` does not include the configured audience, or is present when no audience is
+    /// configured (RFC 7519 §4.1.3).
     #[error("wrong audience")]
     WrongAudience,
     /// `typ` is not the configured type.
@@ -85,7 +89,8 @@ pub enum JwtError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// An HMAC secret shorter than 32 bytes or with too little variety to be random.
+    /// An HMAC secret shorter than its hash (32 bytes for `HS256`, 48 for `HS384`, 64 for
+    /// `HS512`; RFC 7518 §3.2) or with too little variety to be random.
     #[error("HMAC secret {name}: {why}")]
     WeakSecret {
         /// Which key.
@@ -128,8 +133,10 @@ pub(crate) struct VerifyKey {
 
 /// Verifies JWTs per RFC 8725: one algorithm per key (never `none`, no HS/RS confusion),
 /// `exp` required and numeric, `nbf` and `iat` honoured, `iss`/`aud` required when
-/// configured, optional `typ`, small leeway, maximum age, `kid` rotation over several keys,
-/// `jku`/`x5u`/`x5c`/`jwk` and `crit` refused, bounded length, duplicate members refused.
+/// configured (and `aud` refused when no audience is), a non-empty string `sub` required
+/// (it is the [`Principal`]'s subject), optional `typ`, small leeway, maximum age, `kid`
+/// rotation over several keys, `jku`/`x5u`/`x5c`/`jwk` and `crit` refused, bounded length,
+/// duplicate members refused.
 ///
 /// ```
 /// use hardening_auth::JwtVerifier;
@@ -223,7 +230,8 @@ fn key_name(kid: Option<&str>) -> String {
 }
 
 impl JwtVerifierBuilder {
-    /// Adds an HMAC key (`HS256`/`HS384`/`HS512`): at least 32 bytes, and random-looking.
+    /// Adds an HMAC key (`HS256`/`HS384`/`HS512`): at least as long as the hash (32, 48 or 64
+    /// bytes, RFC 7518 §3.2), and random-looking.
     pub fn hmac(
         mut self,
         kid: Option<&str>,
@@ -234,7 +242,7 @@ impl JwtVerifierBuilder {
         if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
             return Err(KeyError::WrongFamily { name, alg });
         }
-        check_secret(&name, secret)?;
+        check_secret(&name, alg, secret)?;
         self.inner.keys.push(VerifyKey {
             kid: kid.map(str::to_owned),
             alg,
@@ -301,7 +309,9 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Requires `aud` to be, or to contain, this.
+    /// Requires `aud` to be, or to contain, this. Without an audience, a token that carries
+    /// `aud` at all is refused (RFC 7519 §4.1.3: it is for services that find themselves in
+    /// it, and this one names no audience to find).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.inner.audience = Some(audience.into());
         self
@@ -450,15 +460,24 @@ impl JwtVerifierBuilder {
     }
 }
 
-fn check_secret(name: &str, secret: &[u8]) -> Result<(), KeyError> {
+/// `alg` is an HMAC algorithm (checked by the caller).
+fn check_secret(name: &str, alg: Algorithm, secret: &[u8]) -> Result<(), KeyError> {
     let weak = |why: &str| KeyError::WeakSecret {
         name: name.to_owned(),
         why: why.to_owned(),
     };
-    if secret.len() < 32 {
-        return Err(weak(
-            "is shorter than 32 bytes; use `openssl rand -base64 48`",
-        ));
+    // RFC 7518 §3.2: a key at least as long as the hash output.
+    let min = match alg {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => 32,
+    };
+    if secret.len() < min {
+        return Err(weak(&format!(
+            "is {} bytes, shorter than the {min} bytes {alg:?} needs (RFC 7518 §3.2); \
+             use `openssl rand -base64 48` (64 characters)",
+            secret.len()
+        )));
     }
     let distinct = secret.iter().collect::<HashSet<_>>().len();
     if distinct < 12 {
@@ -478,7 +497,7 @@ fn check_secret(name: &str, secret: &[u8]) -> Result<(), KeyError> {
 /// Who a verified token speaks for: for logs, the limiter and guards.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Principal {
-    /// The `sub` claim.
+    /// The `sub` claim; never empty for a verified token ([`JwtError::MissingSubject`]).
     pub subject: String,
     /// The `roles` claim (array of strings).
     pub roles: Vec<String>,
@@ -694,18 +713,23 @@ impl JwtVerifier {
                 Some(_) => return Err(JwtError::BadClaimType("iss")),
             }
         }
-        if let Some(audience) = &c.audience {
-            let ok = match claims.get("aud") {
-                Some(Value::String(aud)) => aud == audience,
-                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
-                _ => false,
-            };
-            if !ok {
-                return Err(JwtError::WrongAudience);
+        // RFC 7519 §4.1.3: a token with `aud` is for someone who must find themselves in it;
+        // without a configured audience this service is in no token's `aud`.
+        let ok = match (&c.audience, claims.get("aud")) {
+            (None, None) => true,
+            (Some(audience), Some(Value::String(aud))) => aud == audience,
+            (Some(audience), Some(Value::Array(auds))) => {
+                auds.iter().any(|a| a.as_str() == Some(audience))
             }
+            _ => false,
+        };
+        if !ok {
+            return Err(JwtError::WrongAudience);
         }
+        // A token must name its principal: owner scoping and per-principal limits key on it.
         match claims.get("sub") {
-            None | Some(Value::String(_)) => Ok(()),
+            Some(Value::String(sub)) if !sub.is_empty() => Ok(()),
+            None | Some(Value::Null | Value::String(_)) => Err(JwtError::MissingSubject),
             Some(_) => Err(JwtError::BadClaimType("sub")),
         }
     }
@@ -780,5 +804,108 @@ impl<'de> serde::Deserialize<'de> for UniqueObject {
             }
         }
         deserializer.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
+
+    fn exp() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600
+    }
+
+    fn token(claims: Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn verifier() -> JwtVerifierBuilder {
+        JwtVerifier::builder()
+            .hmac(None, Algorithm::HS256, SECRET)
+            .unwrap()
+    }
+
+    #[test]
+    fn aud_is_refused_when_no_audience_is_configured() {
+        let v = verifier().build().unwrap();
+        for aud in [json!("billing-api"), json!(["billing-api"]), json!([])] {
+            let t = token(json!({ "sub": "user-1", "exp": exp(), "aud": aud }));
+            assert_eq!(
+                v.verify_raw(&t).map(|_| ()),
+                Err(JwtError::WrongAudience),
+                "{aud}"
+            );
+        }
+        // No aud, no audience: accepted.
+        let t = token(json!({ "sub": "user-1", "exp": exp() }));
+        assert!(v.verify_raw(&t).is_ok());
+        // With an audience configured, the token must name it.
+        let v = verifier().audience("notes-api").build().unwrap();
+        let ok = token(json!({ "sub": "user-1", "exp": exp(), "aud": ["x", "notes-api"] }));
+        assert!(v.verify_raw(&ok).is_ok());
+        let wrong = token(json!({ "sub": "user-1", "exp": exp(), "aud": "billing-api" }));
+        assert_eq!(
+            v.verify_raw(&wrong).map(|_| ()),
+            Err(JwtError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn a_token_without_a_subject_is_refused() {
+        let v = verifier().build().unwrap();
+        for claims in [
+            json!({ "exp": exp() }),
+            json!({ "sub": "", "exp": exp() }),
+            json!({ "sub": null, "exp": exp() }),
+        ] {
+            assert_eq!(
+                v.verify_raw(&token(claims.clone())).map(|_| ()),
+                Err(JwtError::MissingSubject),
+                "{claims}"
+            );
+        }
+        assert_eq!(
+            v.verify_raw(&token(json!({ "sub": 7, "exp": exp() })))
+                .map(|_| ()),
+            Err(JwtError::BadClaimType("sub"))
+        );
+        let (principal, _) = v
+            .verify_raw(&token(json!({ "sub": "user-1", "exp": exp() })))
+            .unwrap();
+        assert_eq!(principal.subject, "user-1");
+    }
+
+    #[test]
+    fn hmac_secrets_are_at_least_the_hash_size() {
+        // 32, 48 and 64 random-looking bytes.
+        let s64 = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHjQw8Er4Ty1Ui5Op9As3Df7Gh2Jk6Lz0Xc";
+        let (s32, s48) = (&s64[..32], &s64[..48]);
+        let ok = |alg, s: &[u8]| JwtVerifier::builder().hmac(None, alg, s).is_ok();
+        assert!(ok(Algorithm::HS256, s32));
+        assert!(!ok(Algorithm::HS384, s32));
+        assert!(ok(Algorithm::HS384, s48));
+        assert!(!ok(Algorithm::HS512, s48));
+        assert!(ok(Algorithm::HS512, s64));
+        match JwtVerifier::builder().hmac(Some("k1"), Algorithm::HS512, s32) {
+            Err(KeyError::WeakSecret { name, why }) => {
+                assert_eq!(name, r#"kid "k1""#);
+                assert!(why.contains("64 bytes") && why.contains("HS512"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

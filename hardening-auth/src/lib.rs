@@ -1,8 +1,8 @@
 //! Authentication and authorisation for axum services.
 //!
 //! - [`JwtVerifier`]: JWT verification per RFC 8725 (one algorithm per key, never `none`,
-//!   `exp` required, `kid` rotation, `jku`/`x5u`/`x5c`/`jwk`/`crit` refused, bounded length,
-//!   duplicate members refused), keys checked at start-up.
+//!   `exp` and `sub` required, `kid` rotation, `jku`/`x5u`/`x5c`/`jwk`/`crit` refused,
+//!   bounded length, duplicate members refused), keys checked at start-up.
 //! - JWKS: [`JwtVerifierBuilder::jwks_url`] fetches the provider's JWK Set at start-up
 //!   ([`JwtVerifierBuilder::connect`]), caches it, refreshes it in the background and, on an
 //!   unknown `kid`, at most once per [`JwksPolicy`] interval; `oct` keys are refused and each

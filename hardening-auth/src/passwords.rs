@@ -46,9 +46,12 @@ pub enum Verification {
 /// to the CPUs, so a login flood queues instead of starving other requests.
 ///
 /// Verifying against no stored hash (unknown account) runs a dummy verification, so response
-/// time does not tell which accounts exist. Legacy hashes verify and come back with an
-/// argon2id rehash to store: unsalted SHA-256 hex (`sha256$<hex>`) and bcrypt (`$2a$`,
-/// `$2b$`, `$2y$`, cost at most 18).
+/// time does not tell which accounts exist: every check runs exactly one slow hash before its
+/// verdict (the stored argon2 hash, a bcrypt hash at its own cost, or else the dummy). Legacy
+/// hashes verify and come back with an argon2id rehash to store: unsalted SHA-256 hex
+/// (`sha256$<hex>`) and bcrypt (`$2a$`, `$2b$`, `$2y$`, cost at most 18). A bcrypt account
+/// answers in its bcrypt cost's time rather than argon2id's until its user next logs in and
+/// the upgrade is stored.
 ///
 /// bcrypt only ever saw the first 72 bytes of a password, up to its first NUL byte, so a
 /// password longer than 72 bytes or containing a NUL byte is refused (`Invalid`) against a
@@ -127,18 +130,23 @@ impl Passwords {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
     }
 
+    /// Runs `work` on the blocking pool once a permit is free. The permit moves into the job:
+    /// if this future is dropped (the client went away, a timeout fired), the job still runs
+    /// to its end and holds its permit until then, so abandoned hashes count against the limit.
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|_| PasswordError::Internal)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| PasswordError::Internal)
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|_| PasswordError::Internal)
     }
 
     /// The argon2id PHC string for `password`.
@@ -164,47 +172,54 @@ impl Passwords {
         let (params, password) = (self.params.clone(), password.to_vec());
         let stored = stored.map(str::to_owned);
         let dummy = self.dummy.clone();
+        // Each check runs exactly one slow hash before its verdict: the stored hash's own
+        // (argon2, or bcrypt at its cost), or else the dummy argon2id verification (unknown
+        // account, SHA-256 legacy, an unusable stored hash, a password bcrypt must refuse).
+        // A correct password then pays for its rehash, but the answer says it was correct.
         let verdict = self
             .blocking(move || {
                 let argon = Self::argon(&params);
-                let Some(stored) = stored else {
+                let invalid_after_dummy = || {
                     let _ = argon.verify_password(&password, &*dummy);
-                    return Ok(Verification::Invalid);
+                    Ok(Verification::Invalid)
+                };
+                let Some(stored) = stored else {
+                    return invalid_after_dummy();
                 };
                 if ["$2a$", "$2b$", "$2y$"]
                     .iter()
                     .any(|p| stored.starts_with(p))
                 {
                     // Legacy bcrypt: verify (same truncation-safe input only), then upgrade.
-                    if !bcrypt_matches(&password, &stored) {
-                        let _ = argon.verify_password(&password, &*dummy);
-                        return Ok(Verification::Invalid);
-                    }
-                    return argon
-                        .hash_password(&password)
-                        .map(|h| Verification::ValidRehashed(h.to_string()));
+                    // A bcrypt run is this check's slow hash: no dummy after it. A bcrypt
+                    // account answers in its bcrypt cost's time until it is upgraded.
+                    return match bcrypt_check(&password, &stored) {
+                        Some(true) => argon
+                            .hash_password(&password)
+                            .map(|h| Verification::ValidRehashed(h.to_string())),
+                        Some(false) => Ok(Verification::Invalid),
+                        None => invalid_after_dummy(),
+                    };
                 }
                 if let Some(hex) = stored.strip_prefix("sha256$") {
                     // Legacy: unsalted SHA-256. Verify, then hand back an argon2id hash.
                     let digest = Sha256::digest(&password);
                     let ok = decode_hex(hex).is_some_and(|want| constant_time_eq(&want, &digest));
                     if !ok {
-                        let _ = argon.verify_password(&password, &*dummy);
-                        return Ok(Verification::Invalid);
+                        return invalid_after_dummy();
                     }
                     return argon
                         .hash_password(&password)
                         .map(|h| Verification::ValidRehashed(h.to_string()));
                 }
                 let Ok(hash) = argon2::password_hash::phc::PasswordHash::new(&stored) else {
-                    let _ = argon.verify_password(&password, &*dummy);
-                    return Ok(Verification::Invalid);
+                    return invalid_after_dummy();
                 };
                 // The stored hash's own algorithm and parameters verify it.
                 let own = Params::try_from(&hash).ok();
                 let stored_alg = Algorithm::try_from(hash.algorithm.as_str()).ok();
                 let (Some(own), Some(stored_alg)) = (own, stored_alg) else {
-                    return Ok(Verification::Invalid);
+                    return invalid_after_dummy();
                 };
                 let checker = Argon2::new(stored_alg, Version::V0x13, own.clone());
                 if checker.verify_password(&password, &hash).is_err() {
@@ -241,17 +256,21 @@ const BCRYPT_MAX_LEN: usize = 72;
 /// thread for days.
 const BCRYPT_MAX_COST: u32 = 18;
 
-/// Whether `password` matches the bcrypt hash `stored`; malformed hashes, passwords bcrypt
-/// would have truncated (over 72 bytes, or with a NUL byte) and excessive costs never match.
-fn bcrypt_matches(password: &[u8], stored: &str) -> bool {
+/// bcrypt's verdict on `password` against the hash `stored`, or `None` when bcrypt never
+/// ran: passwords bcrypt would have truncated (over 72 bytes, or with a NUL byte), excessive
+/// costs and malformed hashes are refused before hashing (the caller then runs the dummy).
+fn bcrypt_check(password: &[u8], stored: &str) -> Option<bool> {
     if password.len() > BCRYPT_MAX_LEN || password.contains(&0) {
-        return false;
+        return None;
     }
     let cost_ok = stored
         .get(4..6)
         .and_then(|c| c.parse::<u32>().ok())
         .is_some_and(|c| c <= BCRYPT_MAX_COST);
-    cost_ok && bcrypt::verify(password, stored).unwrap_or(false)
+    if !cost_ok {
+        return None;
+    }
+    bcrypt::verify(password, stored).ok()
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -270,11 +289,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .enable_time()
             .build()
             .unwrap()
     }
@@ -296,6 +318,33 @@ mod tests {
                 Verification::Invalid
             );
             assert!(Passwords::with_params(4096, 1, 1).is_err());
+        });
+    }
+
+    /// A verification whose future is dropped (client gone, timeout) keeps its permit until
+    /// its work on the blocking pool ends, so abandoned hashes still count against the limit.
+    #[test]
+    fn a_dropped_verification_keeps_its_permit_until_the_work_ends() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let total = p.permits.available_permits();
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+            let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+            let job = p.blocking(move || {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+            });
+            tokio::select! {
+                _ = job => panic!("the work finished before it was released"),
+                _ = started_rx => {}
+            }
+            // The future is gone, the work is still running: its permit is still taken.
+            assert_eq!(p.permits.available_permits(), total - 1);
+            release_tx.send(()).unwrap();
+            // Once the work ends, every permit comes back.
+            let all = u32::try_from(total).unwrap();
+            let back = tokio::time::timeout(Duration::from_secs(10), p.permits.acquire_many(all));
+            assert!(back.await.is_ok(), "a permit was not released");
         });
     }
 
