@@ -272,8 +272,13 @@ impl Problem {
         ] {
             headers.remove(name);
         }
+        // The problem's headers replace the response's own of the same name, every value
+        // kept (two `WWW-Authenticate` challenges are two fields).
+        for name in self.headers.keys() {
+            headers.remove(name);
+        }
         for (name, value) in &self.headers {
-            headers.insert(name, value.clone());
+            headers.append(name, value.clone());
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -324,5 +329,27 @@ mod tests {
         assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
         assert_eq!(res.headers()[http::header::RETRY_AFTER], "7");
         assert!(res.extensions().get::<Problem>().is_some());
+    }
+
+    #[test]
+    fn repeated_headers_are_all_sent() {
+        let www = http::header::WWW_AUTHENTICATE;
+        let problem = Problem::new(StatusCode::UNAUTHORIZED)
+            .with_header(
+                www.clone(),
+                HeaderValue::from_static("Bearer realm=\"api\""),
+            )
+            .with_header(www.clone(), HeaderValue::from_static("Basic realm=\"api\""));
+        let mut headers = HeaderMap::new();
+        headers.insert(www.clone(), HeaderValue::from_static("Digest stale"));
+        problem.write_head(&mut headers);
+        let challenges: Vec<_> = headers.get_all(&www).iter().collect();
+        assert_eq!(
+            challenges,
+            ["Bearer realm=\"api\"", "Basic realm=\"api\""],
+            "both challenges, replacing the response's own"
+        );
+        let res = problem.into_response();
+        assert_eq!(res.headers().get_all(&www).iter().count(), 2);
     }
 }

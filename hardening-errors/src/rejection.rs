@@ -167,7 +167,8 @@ fn serde_reason(msg: &str) -> Reason {
         return Reason::Duplicate(field.to_owned());
     }
     if let Some(rest) = msg.strip_prefix("unknown variant `") {
-        let expected = rest.split_once("`, expected ").map(|(_, e)| e);
+        // The last separator is serde's own: the client's value may contain one too.
+        let expected = rest.rsplit_once("`, expected ").map(|(_, e)| e);
         return Reason::Invalid(Some(match expected.filter(|e| is_plain(e, 160)) {
             Some(expected) => format!("unknown variant, expected {expected}"),
             None => "unknown variant".to_owned(),
@@ -423,6 +424,19 @@ mod tests {
         let d = describe("Invalid URL: Cannot parse value at index 1 with value `x` to a `bool`")
             .unwrap();
         assert_eq!(d, "path parameter 2 must be `true` or `false`");
+    }
+
+    #[test]
+    fn unknown_variants_never_echo_the_clients_value() {
+        let d = describe(
+            "Failed to deserialize the JSON body into the target type: unknown variant `x`, expected EVIL`, expected one of `red`, `green` at line 1 column 30",
+        )
+        .unwrap();
+        assert!(!d.contains("EVIL"), "{d}");
+        assert_eq!(
+            d,
+            "invalid value in the JSON body: unknown variant, expected one of `red`, `green` (line 1, column 30)"
+        );
     }
 
     #[test]

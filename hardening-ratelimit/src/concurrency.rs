@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
+use crate::limiter::client_group;
+
 /// Why a request was refused a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConcurrencyRefusal {
@@ -16,7 +18,9 @@ pub enum ConcurrencyRefusal {
 }
 
 /// At most `per_client` requests in flight per client IP (Stripe's concurrent-request
-/// limiter), and optionally at most `global` overall (a load shedder). A [`Permit`] holds the
+/// limiter), and optionally at most `global` overall (a load shedder). Clients are grouped
+/// as the rate limiter groups them: an IPv6 /64 is one client, an IPv4-mapped IPv6 address
+/// the IPv4 client it is. A [`Permit`] holds the
 /// slot; dropping it (when the response body ends or the client goes away) frees it.
 ///
 /// ```
@@ -91,6 +95,7 @@ impl ConcurrencyLimiter {
     /// Takes a slot for a request from `client` (requests with no known client count only
     /// against the global cap).
     pub fn try_acquire(&self, client: Option<IpAddr>) -> Result<Permit, ConcurrencyRefusal> {
+        let client = client.map(|ip| client_group(ip, 64));
         // A poisoned lock means a panic mid-update: refuse rather than guess the counts.
         let mut state = self
             .0
@@ -161,5 +166,31 @@ mod tests {
         drop(p1);
         assert_eq!(limiter.in_flight(), 2);
         assert!(limiter.try_acquire(b).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_client() {
+        let limiter = ConcurrencyLimiter::per_client(NonZeroU32::new(1).unwrap());
+        let first = limiter.try_acquire("2001:db8::1".parse().ok()).unwrap();
+        assert_eq!(
+            limiter.try_acquire("2001:db8::2".parse().ok()).unwrap_err(),
+            ConcurrencyRefusal::PerClient
+        );
+        let other = limiter.try_acquire("2001:db8:0:1::1".parse().ok()).unwrap();
+        drop(first);
+        assert!(limiter.try_acquire("2001:db8::2".parse().ok()).is_ok());
+        drop(other);
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_is_its_ipv4_client() {
+        let limiter = ConcurrencyLimiter::per_client(NonZeroU32::new(1).unwrap());
+        let _first = limiter
+            .try_acquire("::ffff:192.0.2.1".parse().ok())
+            .unwrap();
+        assert_eq!(
+            limiter.try_acquire("192.0.2.1".parse().ok()).unwrap_err(),
+            ConcurrencyRefusal::PerClient
+        );
     }
 }

@@ -238,8 +238,9 @@ pub enum CostConfigError {
 /// limiter at once, all-or-nothing, before the handler runs (a refused request gets a 429
 /// problem with `Retry-After` and the violated policies). The handler reports what was really
 /// spent through the [`Usage`] handle (it can add to it while streaming) or an [`ActualCost`]
-/// response extension. When the response body **ends**, the reservation is settled to the
-/// actual cost (an unreported success keeps its estimate). A **5xx** response or a service
+/// response extension. When the response body **ends** (its last frame, or at once for a
+/// response that carries none: `HEAD`, 204, 304), the reservation is settled to the actual
+/// cost (an unreported success keeps its estimate). A **5xx** response or a service
 /// error refunds everything. A body **dropped** before its end (client gone) refunds all but
 /// the usage already reported: tokens the model produced were spent, and a client must not
 /// be able to get them free by hanging up.
@@ -513,6 +514,7 @@ where
 
             let usage = Usage::new(estimate);
             parts.extensions.insert(usage.clone());
+            let head_request = parts.method == http::Method::HEAD;
             let response = match inner.call(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
                 Err(err) => {
@@ -537,8 +539,16 @@ where
                 actual: head.extensions.get::<ActualCost>().map(|c| c.0),
                 success: head.status.is_success() || head.status.is_redirection(),
             };
-            if body.is_end_stream() {
-                // Servers may never poll an empty body: it has ended already.
+            if body.is_end_stream()
+                || head_request
+                || matches!(
+                    head.status,
+                    http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED
+                )
+            {
+                // Servers never poll a body that has ended already, nor one the response
+                // cannot carry (HEAD, whose body axum replaces with an empty one; 204; 304):
+                // it is dropped unpolled, so settle now.
                 settle.finished();
             }
             set_ratelimit_headers(&mut head.headers, ratelimit, layer.limiter.policy_header());
@@ -604,10 +614,13 @@ impl HttpBody for SettleBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.settle.finished(),
+            // The last frame: servers (hyper's HTTP/1 and HTTP/2) stop polling once the body
+            // says it has ended, and drop it without a final `None`.
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.settle.finished(),
             Poll::Ready(Some(Err(_))) => {
                 // A body that fails mid-stream is an error: keep only what was reported.
                 if let Some(reservation) = this.settle.reservation.take() {
@@ -625,5 +638,132 @@ impl HttpBody for SettleBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use axum::Router;
+    use axum::routing::get;
+    use http::{Method, StatusCode};
+
+    use super::*;
+    use crate::{Policy, Quota};
+
+    /// Drives a future that needs no runtime (the in-memory store, immediate handlers).
+    fn ready<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..100 {
+            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
+        panic!("the future did not complete");
+    }
+
+    fn budget(units: u32) -> RateLimiter {
+        RateLimiter::new([Policy::global(
+            "budget",
+            Quota::per_day(NonZeroU32::new(units).unwrap()),
+        )])
+    }
+
+    fn remaining(limiter: &RateLimiter) -> u32 {
+        let headers = http::HeaderMap::new();
+        limiter.statuses(&RequestKeys::new(None, &headers))[0].remaining()
+    }
+
+    fn call(app: &mut Router, method: Method) -> Response<Body> {
+        let req = Request::builder()
+            .method(method)
+            .uri("/")
+            .body(Body::empty())
+            .unwrap();
+        ready(async {
+            std::future::poll_fn(|cx| Service::<Request<Body>>::poll_ready(app, cx))
+                .await
+                .unwrap();
+            app.call(req).await.unwrap()
+        })
+    }
+
+    /// A body that says nothing about its end until polled (a stream).
+    struct Unsized(Option<Bytes>);
+
+    impl HttpBody for Unsized {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[test]
+    fn a_body_that_ends_with_its_last_frame_is_settled_before_the_server_drops_it() {
+        let limiter = budget(10_000);
+        let mut app = Router::new()
+            .route("/", get(|| async { "the whole answer" }))
+            .layer(CostLayer::new(limiter.clone(), Estimate::fixed(100)));
+        let mut body = call(&mut app, Method::GET).into_body();
+        // What hyper does: poll a frame, see the end of the stream, drop the body unpolled.
+        let frame = ready(body.frame()).unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "the whole answer");
+        assert!(body.is_end_stream());
+        drop(body);
+        assert_eq!(remaining(&limiter), 9_900, "a success keeps its estimate");
+    }
+
+    #[test]
+    fn a_body_dropped_before_its_end_is_still_refunded() {
+        let limiter = budget(10_000);
+        let mut app = Router::new()
+            .route(
+                "/",
+                get(|| async { Body::new(Unsized(Some(Bytes::from_static(b"one")))) }),
+            )
+            .layer(CostLayer::new(limiter.clone(), Estimate::fixed(100)));
+        let mut body = call(&mut app, Method::GET).into_body();
+        let _ = ready(body.frame()).unwrap().unwrap();
+        assert!(!body.is_end_stream());
+        drop(body);
+        assert_eq!(remaining(&limiter), 10_000, "the client went away");
+    }
+
+    #[test]
+    fn head_requests_are_charged() {
+        let limiter = budget(100);
+        let mut app = Router::new()
+            .route("/", get(|| async { "a body HEAD never sends" }))
+            .layer(CostLayer::new(limiter.clone(), Estimate::fixed(10)));
+        let response = call(&mut app, Method::HEAD);
+        assert_eq!(response.status(), StatusCode::OK);
+        // The server writes the head and drops the body without polling it.
+        drop(response);
+        assert_eq!(remaining(&limiter), 90);
+    }
+
+    #[test]
+    fn bodyless_statuses_are_charged() {
+        for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
+            let limiter = budget(100);
+            let mut app = Router::new()
+                .route(
+                    "/",
+                    get(move || async move { (status, Body::new(Unsized(None))) }),
+                )
+                .layer(CostLayer::new(limiter.clone(), Estimate::fixed(10)));
+            let response = call(&mut app, Method::GET);
+            assert_eq!(response.status(), status);
+            assert!(!response.body().is_end_stream());
+            drop(response);
+            assert_eq!(remaining(&limiter), 90, "{status}");
+        }
     }
 }

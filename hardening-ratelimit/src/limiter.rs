@@ -490,7 +490,7 @@ struct Inner {
     clock: DefaultClock,
     start: <DefaultClock as Clock>::Instant,
     max_keys: std::sync::atomic::AtomicUsize,
-    /// Decisions so far, counted in steps of 256.
+    /// Decisions so far, counted in steps of 256 (one step per look at the store).
     decisions: std::sync::atomic::AtomicU64,
     /// `RateLimit-Policy`, computed once.
     policy_header: Option<HeaderValue>,
@@ -919,21 +919,28 @@ impl RateLimiter {
     #[inline]
     fn housekeeping(&self, now: u64) {
         thread_local! {
-            // Per thread, so cores do not contend on one counter.
-            static DECISIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+            // A xorshift generator per thread: no shared write on the common path.
+            static DRAWS: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9e37_79b9_7f4a_7c15) };
         }
-        let inner = &*self.0;
-        let n = DECISIONS.with(|c| {
-            let n = c.get().wrapping_add(1);
-            c.set(n);
-            n
+        // About one decision in 256 looks at the store, drawn at random rather than counted:
+        // a count shared by every limiter on a thread would let one limiter's decisions take
+        // all the turns of another (two limiters alternating on a thread would leave one
+        // never swept, its keys unbounded), and a count per limiter would be a write to a
+        // shared cache line on every decision.
+        let draw = DRAWS.with(|d| {
+            let mut x = d.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            d.set(x);
+            x
         });
-        // `len` visits every shard: look only every 256 decisions.
-        if n % 256 != 255 {
+        if draw >> 56 != 0 {
             return;
         }
         use std::sync::atomic::Ordering::Relaxed;
-        // One shared add per 256 decisions: cheap, and it paces the sweeps below.
+        let inner = &*self.0;
+        // One shared add per look (about 256 decisions): it paces the sweeps below.
         let total = inner.decisions.fetch_add(256, Relaxed) + 256;
         let max_keys = inner.max_keys.load(Relaxed);
         for p in &inner.policies {
@@ -1194,16 +1201,29 @@ pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
             }
             Some(Key::Text(joined.into()))
         }
-        KeyKind::ClientIp { ipv6_prefix } => keys.client_ip.map(|ip| match ip {
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6);
+        KeyKind::ClientIp { ipv6_prefix } => keys
+            .client_ip
+            .map(|ip| Key::Ip(client_group(ip, *ipv6_prefix))),
+    }
+}
+
+/// The address a client is counted by: an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, how
+/// a dual-stack listener sees IPv4 clients) as the IPv4 address it is, any other IPv6 address
+/// by its first `ipv6_prefix` bits (a /64 is one subscriber, who could otherwise rotate
+/// through 2^64 addresses). Shared by every per-client count of this crate.
+#[inline]
+pub(crate) fn client_group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
                 let mask = u128::MAX
-                    .checked_shl(128 - u32::from(*ipv6_prefix))
+                    .checked_shl(128u32.saturating_sub(u32::from(ipv6_prefix)))
                     .unwrap_or(0);
-                Key::Ip(IpAddr::V6((bits & mask).into()))
+                IpAddr::V6((u128::from(v6) & mask).into())
             }
-            v4 => Key::Ip(v4),
-        }),
+        },
+        v4 => v4,
     }
 }
 
@@ -1291,6 +1311,43 @@ mod tests {
             limiter.check(&keys("2001:db8:1:3::1", &h), 1),
             Decision::Allowed(_)
         ));
+    }
+
+    #[test]
+    fn ipv4_mapped_clients_are_counted_by_their_ipv4_address() {
+        // A dual-stack listener on [::] sees every IPv4 client as ::ffff:a.b.c.d.
+        let limiter = RateLimiter::new([Policy::per_client_ip("ip", Quota::per_hour(nz(1)))]);
+        let h = HeaderMap::new();
+        assert!(matches!(
+            limiter.check(&keys("::ffff:192.0.2.1", &h), 1),
+            Decision::Allowed(_)
+        ));
+        assert!(
+            matches!(
+                limiter.check(&keys("::ffff:198.51.100.7", &h), 1),
+                Decision::Allowed(_)
+            ),
+            "another IPv4 client has its own bucket"
+        );
+        assert!(
+            matches!(
+                limiter.check(&keys("192.0.2.1", &h), 1),
+                Decision::Limited { .. }
+            ),
+            "the mapped and the plain form are one client"
+        );
+    }
+
+    #[test]
+    fn client_groups() {
+        let group = |ip: &str, bits| client_group(ip.parse().unwrap(), bits).to_string();
+        assert_eq!(group("::ffff:192.0.2.1", 64), "192.0.2.1");
+        assert_eq!(group("2001:db8:1:2:3:4:5:6", 64), "2001:db8:1:2::");
+        assert_eq!(group("2001:db8:1:2:3:4:5:6", 48), "2001:db8:1::");
+        assert_eq!(group("2001:db8:1:2:3:4:5:6", 128), "2001:db8:1:2:3:4:5:6");
+        assert_eq!(group("2001:db8:1:2:3:4:5:6", 200), "2001:db8:1:2:3:4:5:6");
+        assert_eq!(group("2001:db8:1:2:3:4:5:6", 0), "::");
+        assert_eq!(group("203.0.113.9", 64), "203.0.113.9");
     }
 
     #[test]
@@ -1543,6 +1600,31 @@ mod tests {
             limiter.tracked_keys()[0] <= 1000 + 256,
             "{:?}",
             limiter.tracked_keys()
+        );
+    }
+
+    #[test]
+    fn limiters_alternating_on_one_thread_each_stay_bounded() {
+        let first = RateLimiter::new([Policy::global("all", Quota::per_hour(nz(10)))]);
+        let second = RateLimiter::new([Policy::per_header(
+            "key",
+            Quota::per_hour(nz(10)),
+            HeaderName::from_static("x-api-key"),
+        )])
+        .max_keys(1000);
+        let none = HeaderMap::new();
+        let mut h = HeaderMap::new();
+        for i in 0..100_000u32 {
+            first.check(&RequestKeys::new(None, &none), 1);
+            h.insert("x-api-key", HeaderValue::from(i));
+            second.check(&RequestKeys::new(None, &h), 1);
+        }
+        // Looks come at random, one decision in 256 on average: between two looks the
+        // keys grow by a few hundred at most (the draws are the same on every run).
+        assert!(
+            second.tracked_keys()[0] <= 1000 + 2048,
+            "{:?}",
+            second.tracked_keys()
         );
     }
 

@@ -2,13 +2,20 @@
 //! lockout; a success clears the account's count.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+use crate::limiter::client_group;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Subject {
-    Account(String),
+    /// The normalized account name's 64-bit SipHash under this throttle's random key: a
+    /// fixed size however long the name a client sends, and collisions an attacker cannot
+    /// aim for (two of 100 000 accounts share a count with odds of about 3 × 10⁻¹⁰).
+    Account(u64),
+    /// The client, grouped as the rate limiter groups it (IPv6 by /64, IPv4-mapped as IPv4).
     Ip(IpAddr),
 }
 
@@ -26,7 +33,9 @@ struct Entry {
 /// 1 s × 2^(excess), capped at 15 minutes. A successful login clears the **account's**
 /// count only: an attacker with one valid account of their own cannot reset their IP's.
 /// Counts are forgotten after an hour without failures; at most 100 000 subjects are
-/// tracked (the oldest idle ones are dropped first).
+/// tracked (the oldest idle ones are dropped first). IPv6 clients are counted by /64 (one
+/// subscriber), IPv4-mapped IPv6 addresses as the IPv4 client they are; account names are
+/// stored as keyed 64-bit hashes, so a long name costs no memory.
 ///
 /// ```
 /// use std::net::IpAddr;
@@ -46,6 +55,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct LoginThrottle {
     entries: Mutex<HashMap<Subject, Entry>>,
+    /// Keys the account hashes (random per throttle).
+    account_hasher: RandomState,
     account_free: u32,
     ip_free: u32,
     base: Duration,
@@ -65,6 +76,7 @@ impl LoginThrottle {
     pub fn new() -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            account_hasher: RandomState::new(),
             account_free: 5,
             ip_free: 20,
             base: Duration::from_secs(1),
@@ -103,7 +115,7 @@ impl LoginThrottle {
     /// Records a successful login: the account's count is cleared.
     pub fn success(&self, account: &str) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&Subject::Account(normalize(account)));
+            entries.remove(&self.account(account));
         }
     }
 
@@ -112,7 +124,7 @@ impl LoginThrottle {
         let Ok(entries) = self.entries.lock() else {
             return Err(self.max);
         };
-        let wait = [Subject::Account(normalize(account)), Subject::Ip(ip)]
+        let wait = [self.account(account), ip_subject(ip)]
             .iter()
             .filter_map(|s| entries.get(s))
             .map(|e| e.locked_until.saturating_duration_since(now))
@@ -126,22 +138,34 @@ impl LoginThrottle {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() >= self.capacity {
+        let subjects = [
+            (self.account(account), self.account_free),
+            (ip_subject(ip), self.ip_free),
+        ];
+        let ours = |s: &Subject| subjects.iter().any(|(ours, _)| ours == s);
+        let new = subjects
+            .iter()
+            .filter(|(s, _)| !entries.contains_key(s))
+            .count();
+        if entries.len() + new > self.capacity {
             let forget_after = self.forget_after;
-            entries.retain(|_, e| now.saturating_duration_since(e.last_failure) < forget_after);
-            if entries.len() >= self.capacity
-                && let Some(oldest) = entries
+            entries.retain(|s, e| {
+                ours(s) || now.saturating_duration_since(e.last_failure) < forget_after
+            });
+            // Room for every subject about to be inserted: the oldest others go.
+            while entries.len() + new > self.capacity {
+                let Some(oldest) = entries
                     .iter()
+                    .filter(|(s, _)| !ours(s))
                     .min_by_key(|(_, e)| e.last_failure)
-                    .map(|(s, _)| s.clone())
-            {
+                    .map(|(s, _)| *s)
+                else {
+                    break;
+                };
                 entries.remove(&oldest);
             }
         }
-        for (subject, free) in [
-            (Subject::Account(normalize(account)), self.account_free),
-            (Subject::Ip(ip), self.ip_free),
-        ] {
+        for (subject, free) in subjects {
             let entry = entries.entry(subject).or_insert(Entry {
                 failures: 0,
                 locked_until: now,
@@ -163,9 +187,16 @@ impl LoginThrottle {
     }
 }
 
-/// Accounts are compared case-insensitively, trimmed (`Alice@Example.com ` is `alice@example.com`).
-fn normalize(account: &str) -> String {
-    account.trim().to_lowercase()
+impl LoginThrottle {
+    /// Accounts are compared case-insensitively, trimmed (`Alice@Example.com ` is
+    /// `alice@example.com`), by their keyed hash.
+    fn account(&self, account: &str) -> Subject {
+        Subject::Account(self.account_hasher.hash_one(account.trim().to_lowercase()))
+    }
+}
+
+fn ip_subject(ip: IpAddr) -> Subject {
+    Subject::Ip(client_group(ip, 64))
 }
 
 #[cfg(test)]
@@ -219,6 +250,61 @@ mod tests {
             "a success does not unlock the IP"
         );
         assert!(t.check_at("other", ip("10.0.0.2"), now).is_ok());
+    }
+
+    #[test]
+    fn capacity_holds_when_every_failure_is_a_new_account_and_ip() {
+        let mut t = LoginThrottle::new();
+        t.capacity = 10;
+        let now = Instant::now();
+        for i in 0..200u32 {
+            t.failure_at(&format!("user-{i}"), IpAddr::from(i.to_be_bytes()), now);
+            let len = t.entries.lock().unwrap().len();
+            assert!(len <= 10, "{len} subjects tracked after {i} failures");
+        }
+        // The newest failures are the ones kept.
+        let t = t.free_attempts(0, 0);
+        t.failure_at("user-last", ip("192.0.2.1"), now);
+        assert!(t.check_at("user-last", ip("198.51.100.1"), now).is_err());
+        assert!(t.check_at("someone", ip("192.0.2.1"), now).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_client() {
+        let t = LoginThrottle::new().free_attempts(100, 1);
+        let now = Instant::now();
+        t.failure_at("a", ip("2001:db8:1:2::1"), now);
+        t.failure_at("b", ip("2001:db8:1:2::2"), now);
+        assert!(
+            t.check_at("c", ip("2001:db8:1:2:ffff::3"), now).is_err(),
+            "a new address in the same /64 shares its count"
+        );
+        assert!(t.check_at("c", ip("2001:db8:1:3::1"), now).is_ok());
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_is_its_ipv4_client() {
+        let t = LoginThrottle::new().free_attempts(100, 1);
+        let now = Instant::now();
+        t.failure_at("a", ip("::ffff:192.0.2.1"), now);
+        t.failure_at("b", ip("192.0.2.1"), now);
+        assert!(t.check_at("c", ip("::ffff:192.0.2.1"), now).is_err());
+        assert!(t.check_at("c", ip("::ffff:192.0.2.2"), now).is_ok());
+    }
+
+    #[test]
+    fn long_account_names_are_told_apart_and_normalized() {
+        let t = LoginThrottle::new().free_attempts(0, 100);
+        let now = Instant::now();
+        let long = "a".repeat(1 << 20);
+        t.failure_at(&format!("  {}X ", long.to_uppercase()), ip("10.0.0.1"), now);
+        assert!(
+            t.check_at(&format!("{long}x"), ip("10.0.0.2"), now)
+                .is_err()
+        );
+        assert!(t.check_at(&format!("{long}y"), ip("10.0.0.2"), now).is_ok());
+        t.success(&format!("{long}x"));
+        assert!(t.check_at(&format!("{long}x"), ip("10.0.0.2"), now).is_ok());
     }
 
     #[test]
