@@ -272,3 +272,37 @@ fn one_request_may_not_reserve_a_whole_budget() {
         .unwrap_err();
     assert_eq!(err, CostConfigError::NoPolicies);
 }
+
+/// Served by hyper, which stops polling a body once it says it has ended and never polls the
+/// body of a `HEAD` response: a success keeps its estimate charged either way.
+#[tokio::test]
+async fn served_successes_keep_their_estimate() {
+    let limiter = RateLimiter::new([Policy::global("budget", Quota::per_day(nz(10_000)))]);
+    let app = Router::new()
+        .route("/", axum::routing::get(|| async { "the whole answer" }))
+        .layer(CostLayer::new(limiter.clone(), Estimate::fixed(100)));
+    let addr = hardening_tests::serve(app).await;
+    let left = || {
+        let headers = http::HeaderMap::new();
+        limiter.statuses(&RequestKeys::new(None, &headers))[0].remaining()
+    };
+
+    let reply = hardening_tests::exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "the whole answer")
+    );
+    assert_eq!(left(), 9_900);
+
+    let reply = hardening_tests::exchange(
+        addr,
+        b"HEAD / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, ""));
+    assert_eq!(left(), 9_800);
+}
