@@ -234,11 +234,12 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return peer;
         }
-        let (name, parse): (&str, fn(&[u8]) -> Option<IpAddr>) = match self.header {
-            ForwardedHeader::XForwardedFor => ("x-forwarded-for", parse_xff),
-            ForwardedHeader::Forwarded => (FORWARDED.as_str(), parse_forwarded),
+        let (values, parse) = match self.header {
+            ForwardedHeader::XForwardedFor => {
+                (headers.get_all("x-forwarded-for"), parse_xff as Parse)
+            }
+            ForwardedHeader::Forwarded => (headers.get_all(FORWARDED), parse_forwarded as Parse),
         };
-        let values = headers.get_all(name);
         self.walk(
             peer,
             values.iter().flat_map(|v| split_list(v.as_bytes())),
@@ -252,7 +253,7 @@ impl TrustedProxies {
         &self,
         peer: IpAddr,
         hops: impl DoubleEndedIterator<Item = &'a [u8]>,
-        parse: fn(&[u8]) -> Option<IpAddr>,
+        parse: Parse,
     ) -> IpAddr {
         let mut client = peer;
         for hop in hops.rev() {
@@ -269,6 +270,9 @@ impl TrustedProxies {
         client
     }
 }
+
+/// Reads one entry of a forwarding header.
+type Parse = fn(&[u8]) -> Option<IpAddr>;
 
 /// The comma-separated entries of a header value, trimmed.
 fn split_list(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {

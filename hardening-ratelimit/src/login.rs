@@ -176,7 +176,7 @@ impl LoginThrottle {
             }
             entry.failures = entry.failures.saturating_add(1);
             entry.last_failure = now;
-            if let Some(excess) = entry.failures.checked_sub(free + 1) {
+            if let Some(excess) = entry.failures.checked_sub(free.saturating_add(1)) {
                 let lockout = self
                     .base
                     .checked_mul(1u32.checked_shl(excess).unwrap_or(u32::MAX))
@@ -205,6 +205,14 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_most_free_attempts_there_are_do_not_overflow() {
+        let t = LoginThrottle::new().free_attempts(u32::MAX, u32::MAX);
+        let now = Instant::now();
+        t.failure_at("alice", ip("10.0.0.1"), now);
+        assert!(t.check_at("alice", ip("10.0.0.1"), now).is_ok());
     }
 
     #[test]
