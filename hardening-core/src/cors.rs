@@ -257,9 +257,10 @@ where
 {
     names
         .into_iter()
-        .map(|n| {
-            HeaderName::from_bytes(n.as_ref().as_bytes())
-                .map_err(|_| ConfigError::InvalidHeaderName(n.as_ref().to_owned()))
+        .map(|n| match n.as_ref().trim() {
+            "*" => Err(ConfigError::WildcardHeaders),
+            n => HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| ConfigError::InvalidHeaderName(n.to_owned())),
         })
         .collect()
 }
@@ -280,6 +281,13 @@ fn parse_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
         return Err(bad(
             "an origin has no path, query, user info or wildcard; drop everything after the host and port",
         ));
+    }
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    if rest.ends_with(default_port) {
+        // Browsers leave the scheme's own port out of `Origin`: this would never match.
+        return Err(bad(&format!(
+            "browsers send an origin without its default port; drop {default_port}"
+        )));
     }
     HeaderValue::from_str(&origin.to_ascii_lowercase()).map_err(|_| bad("not a valid header value"))
 }
@@ -364,10 +372,22 @@ mod tests {
             "https://app.example.com/",
             "ftp://x",
             "https://*.x.com",
+            "https://app.example.com:443",
+            "http://app.example.com:80",
         ] {
             assert!(Cors::allow_origins([bad]).is_err(), "{bad}");
         }
+        assert!(Cors::allow_origins(["https://app.example.com:8443"]).is_ok());
+        assert!(Cors::allow_origins(["http://app.example.com:443"]).is_ok());
         assert!(Cors::default().allow_headers(["bad header"]).is_err());
+        assert_eq!(
+            Cors::default().allow_headers(["*"]).unwrap_err(),
+            ConfigError::WildcardHeaders
+        );
+        assert_eq!(
+            Cors::default().expose_headers([" * "]).unwrap_err(),
+            ConfigError::WildcardHeaders
+        );
         assert_eq!(
             Cors::allow_origins(["*"])
                 .unwrap()

@@ -38,6 +38,12 @@ pub enum ConfigError {
     /// A header name that is not a valid HTTP header name.
     #[error("invalid header name {0:?}")]
     InvalidHeaderName(String),
+    /// `*` in a CORS header list: browsers read it as a wildcard only without credentials, and
+    /// it would be a name that matches nothing here; the list must name the headers.
+    #[error(
+        "CORS header lists take header names, not \"*\": list the headers (such as content-type, authorization)"
+    )]
+    WildcardHeaders,
     /// A host pattern that is not a host name.
     #[error("invalid allowed host {value:?}: {why}")]
     InvalidHost {
