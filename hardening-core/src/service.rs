@@ -154,12 +154,23 @@ where
             );
         }
 
-        // HTTPS redirect.
+        // HTTPS redirect; a plain-HTTP request whose `Host` no redirect may go to is refused
+        // rather than served over plain HTTP.
         #[cfg(feature = "headers")]
         if let Some(redirect) = &policy.https_redirect
-            && let Some(res) = redirect.redirect::<()>(&parts, https)
+            && redirect.applies(&parts, https)
         {
-            return ResponseFuture::answered(res.map(|()| ProblemBody::empty()), post);
+            return match redirect.redirect::<()>(&parts, https) {
+                Some(res) => ResponseFuture::answered(res.map(|()| ProblemBody::empty()), post),
+                None => refused(
+                    || {
+                        Problem::new(StatusCode::BAD_REQUEST)
+                            .with_detail("this service does not answer for the requested host")
+                    },
+                    SecurityEvent::BadHost,
+                    post,
+                ),
+            };
         }
 
         // 4. CORS.

@@ -71,9 +71,16 @@ impl HttpsRedirect {
         self
     }
 
-    /// The redirect for a plain-HTTP request, or `None` when it may proceed.
+    /// Whether this request is one to redirect: plain HTTP, on a path that is not exempt.
+    pub fn applies(&self, parts: &Parts, https: bool) -> bool {
+        !https && !self.exempt.iter().any(|p| p == parts.uri.path())
+    }
+
+    /// The redirect for a plain-HTTP request, or `None` when it may proceed, or when its
+    /// `Host` is not one to redirect to (see above; [`applies`](Self::applies) tells the
+    /// two apart, for a caller that refuses such requests).
     pub fn redirect<B: Default>(&self, parts: &Parts, https: bool) -> Option<Response<B>> {
-        if https || self.exempt.iter().any(|p| p == parts.uri.path()) {
+        if !self.applies(parts, https) {
             return None;
         }
         let host = match &self.host {

@@ -482,6 +482,14 @@ async fn security_headers_cookies_and_https() {
     assert_eq!(reply.header("strict-transport-security"), None);
     let reply = exchange(addr, b"POST /upload HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 0\r\n\r\n").await;
     assert_eq!(reply.status, 308);
+    // A Host no redirect may go to (the browser would land on evil.example) is refused.
+    let reply = exchange(
+        addr,
+        b"GET /cookie HTTP/1.1\r\nhost: localhost:@evil.example\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_problem(&reply, 400);
+    assert_eq!(reply.header("location"), None);
     // Health checks are answered before the redirect.
     assert_eq!(http_get(addr, "/healthz", &[]).await.status, 200);
 }
