@@ -129,10 +129,18 @@ impl AuthLayer {
     }
 }
 
+/// The token of `Authorization: Bearer …`, read as the CSRF check reads the header: once it
+/// names the Bearer scheme, the request is a bearer request, whose token is what follows
+/// (`""`, which fails verification, if that is not text). Such a request is never
+/// authenticated by its cookie instead: the CSRF check lets bearer requests through.
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let value = parts.headers.get(AUTHORIZATION)?.as_bytes();
+    let token = value
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+        .and_then(|_| value.get(7..))
+        .filter(|token| !token.is_empty())?;
+    Some(std::str::from_utf8(token).map_or("", str::trim))
 }
 
 fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -362,7 +370,7 @@ mod tests {
         .unwrap()
     }
 
-    async fn status(claims: Value) -> StatusCode {
+    async fn status_of(req: Request<Body>) -> StatusCode {
         let verifier = JwtVerifier::builder()
             .hmac(None, Algorithm::HS256, SECRET)
             .unwrap()
@@ -373,12 +381,37 @@ mod tests {
                 "/me",
                 get(|user: Authenticated| async move { user.principal.subject }),
             )
-            .layer(AuthLayer::new(verifier));
+            .layer(AuthLayer::new(verifier).session_cookie("__Host-session"));
+        app.oneshot(req).await.unwrap().status()
+    }
+
+    async fn status(claims: Value) -> StatusCode {
         let req = Request::get("/me")
             .header(AUTHORIZATION, format!("Bearer {}", token(claims)))
             .body(Body::empty())
             .unwrap();
-        app.oneshot(req).await.unwrap().status()
+        status_of(req).await
+    }
+
+    #[tokio::test]
+    async fn a_bearer_request_is_never_authenticated_by_its_cookie() {
+        let session = format!("__Host-session={}", token(json!({ "sub": "user-1" })));
+        let with_cookie = || Request::get("/me").header(COOKIE, &session);
+        let alone = with_cookie().body(Body::empty()).unwrap();
+        assert_eq!(status_of(alone).await, StatusCode::OK);
+        // The CSRF check lets these through as bearer requests: a bearer value that is not
+        // text, or not a token, must not fall back to the cookie.
+        for bad in [
+            &b"Bearer \xff"[..],
+            b"bearer \xc3\xa9",
+            b"Bearer not-a-token",
+        ] {
+            let req = with_cookie()
+                .header(AUTHORIZATION, HeaderValue::from_bytes(bad).unwrap())
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED, "{bad:?}");
+        }
     }
 
     #[tokio::test]
