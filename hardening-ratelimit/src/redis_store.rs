@@ -654,6 +654,51 @@ impl RedisLimiter {
             .into()
     }
 
+    /// Phase 2 of a decision over several policies: charges each in turn; takes the charges
+    /// back when a policy refuses (another instance got there first) or when Redis fails
+    /// part-way (the charges it confirmed).
+    async fn charge_all(
+        &self,
+        keyed: Vec<(usize, String)>,
+        cost: u64,
+        mut used: Vec<u64>,
+        mut shadow_violated: Vec<usize>,
+    ) -> Result<Charges, StoreError> {
+        let inner = &*self.0;
+        let mut charged = Vec::with_capacity(keyed.len());
+        for (n, (i, key)) in keyed.into_iter().enumerate() {
+            let p = &inner.policies[i];
+            if shadow_violated.contains(&i) {
+                continue;
+            }
+            let (admitted, u, retry) = match self.call(&key, p, cost, true).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    let _ = self.adjust(&charged, undo(cost)).await;
+                    return Err(e);
+                }
+            };
+            used[n] = u;
+            if admitted {
+                charged.push((i, key));
+            } else if p.policy.is_shadow() {
+                shadow_violated.push(i);
+            } else {
+                self.adjust(&charged, undo(cost)).await?;
+                return Ok(Charges {
+                    outcome: Err((p.policy.name().clone(), retry)),
+                    used,
+                    shadow_violated,
+                });
+            }
+        }
+        Ok(Charges {
+            outcome: Ok(charged),
+            used,
+            shadow_violated,
+        })
+    }
+
     async fn decide_in_redis(
         &self,
         keyed: &[(usize, String)],
@@ -701,42 +746,47 @@ impl RedisLimiter {
                 }
             }
         }
-        // Phase 2: charge; undo on a race.
+        // Phase 2: charge each policy, in a task of its own: a decision cut short here (the
+        // store's timeout, the caller gone) still learns which charges Redis made, and that
+        // task takes them back, so that a decision charges all its policies or none.
         if violated.is_empty() {
-            let mut done = Vec::with_capacity(keyed.len());
-            for (n, (i, key)) in keyed.iter().enumerate() {
-                let p = &inner.policies[*i];
-                if shadow_violated.contains(i) {
-                    continue;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let limiter = self.clone();
+            let owned = keyed.to_vec();
+            tokio::spawn(async move {
+                let charges = limiter.charge_all(owned, cost, used, shadow_violated).await;
+                if let Err(Ok(Charges {
+                    outcome: Ok(charged),
+                    ..
+                })) = tx.send(charges)
+                {
+                    // Nobody waits for this decision any more.
+                    let _ = limiter.adjust(&charged, undo(cost)).await;
                 }
-                let (admitted, u, retry) = self.call(key, p, cost, true).await?;
-                used[n] = u;
-                if admitted {
-                    done.push((*i, key.clone()));
-                } else if p.policy.is_shadow() {
-                    shadow_violated.push(*i);
-                } else {
-                    self.adjust(&done, -i64::try_from(cost).unwrap_or(i64::MAX))
-                        .await?;
-                    violated.push(p.policy.name().clone());
+            });
+            let charges = rx.await.map_err(|_| StoreError::Redis)??;
+            used = charges.used;
+            shadow_violated = charges.shadow_violated;
+            match charges.outcome {
+                Ok(charged) => {
+                    let statuses = self.statuses(keyed, &used);
+                    let decision = if shadow_violated.is_empty() {
+                        Decision::Allowed(statuses)
+                    } else {
+                        Decision::Shadowed {
+                            violated: shadow_violated
+                                .iter()
+                                .map(|i| inner.policies[*i].policy.name().clone())
+                                .collect(),
+                            statuses,
+                        }
+                    };
+                    return Ok((decision, Charged::Redis(charged)));
+                }
+                Err((name, retry)) => {
+                    violated.push(name);
                     retry_after = retry;
-                    break;
                 }
-            }
-            if violated.is_empty() {
-                let statuses = self.statuses(keyed, &used);
-                let decision = if shadow_violated.is_empty() {
-                    Decision::Allowed(statuses)
-                } else {
-                    Decision::Shadowed {
-                        violated: shadow_violated
-                            .iter()
-                            .map(|i| inner.policies[*i].policy.name().clone())
-                            .collect(),
-                        statuses,
-                    }
-                };
-                return Ok((decision, Charged::Redis(done)));
             }
         }
         let statuses = self.statuses(keyed, &used);
@@ -749,6 +799,21 @@ impl RedisLimiter {
             Charged::Nothing,
         ))
     }
+}
+
+/// What phase 2 of a decision over several policies learnt.
+struct Charges {
+    /// The policies charged, or the one that refused (with its retry-after, in µs).
+    outcome: Result<Vec<(usize, String)>, (PolicyName, u64)>,
+    /// Each keyed policy's µs of bucket in use.
+    used: Vec<u64>,
+    /// The shadow policies that would have refused.
+    shadow_violated: Vec<usize>,
+}
+
+/// The adjustment that takes back a charge of `cost` units.
+fn undo(cost: u64) -> i64 {
+    -i64::try_from(cost).unwrap_or(i64::MAX)
 }
 
 /// Applies a [`RedisLimiter`] to every request (client IP from `ConnectInfo`, principal from

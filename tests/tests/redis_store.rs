@@ -477,3 +477,58 @@ async fn concurrency_slots_are_shared_released_on_drop_and_leased() {
     server.kill();
     assert!(a.acquire_slot("key-1", 3, lease).await.is_err());
 }
+
+/// A decision cut short in its second phase (here: its task aborted at varying points; in
+/// service: the store timeout) leaves every policy charged or none, never some.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_decision_cut_short_charges_all_its_policies_or_none() {
+    let server = RedisServer::start();
+    let l = RedisLimiter::builder(&server.url())
+        .policy(
+            Policy::per_client_ip("ip", frozen(100_000)),
+            FailureMode::FailClosed,
+        )
+        .policy(
+            Policy::global("all", frozen(100_000)),
+            FailureMode::FailClosed,
+        )
+        .connect()
+        .await
+        .unwrap();
+    // Each policy's units in use, from a decision that charges nothing.
+    let used = async || match l.check(&ip_keys("10.0.0.1"), 0).await {
+        Decision::Allowed(statuses) => statuses
+            .iter()
+            .map(|s| 100_000 - s.remaining())
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    for trial in 0..300u32 {
+        let task = {
+            let l = l.clone();
+            tokio::spawn(async move { l.check(&ip_keys("10.0.0.1"), 1).await })
+        };
+        // Spin for 0 to 600 µs: a decision is four round trips to Redis, so the aborts land
+        // before, during and after each of its phases.
+        let until = std::time::Instant::now() + Duration::from_micros(u64::from(trial % 60) * 10);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        task.abort();
+        let _ = task.await;
+        // An undo runs in a task of its own: give it a moment, within bounds.
+        let mut now = used().await;
+        for _ in 0..200 {
+            if now[0] == now[1] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            now = used().await;
+        }
+        assert_eq!(
+            now[0], now[1],
+            "trial {trial}: one policy charged, not the other"
+        );
+    }
+}
