@@ -62,7 +62,7 @@ enum Outcome {
 ///     .build()?;
 /// let app: Router = Router::new()
 ///     .route("/me", get(me))
-///     .layer(AuthLayer::new(verifier).session_cookie("__Host-session"));
+///     .layer(AuthLayer::new(verifier()).session_cookie("__Host-session"));
 /// # Ok::<(), hardening_auth::KeyError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -346,42 +346,19 @@ mod tests {
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;
-    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use serde_json::json;
     use tower::ServiceExt;
 
     use super::*;
-
-    const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
-
-    fn token(claims: Value) -> String {
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
-        let mut claims = claims;
-        claims["exp"] = json!(exp);
-        encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap()
-    }
+    use crate::test_tokens::{token, verifier};
 
     async fn status_of(req: Request<Body>) -> StatusCode {
-        let verifier = JwtVerifier::builder()
-            .hmac(None, Algorithm::HS256, SECRET)
-            .unwrap()
-            .build()
-            .unwrap();
         let app = Router::new()
             .route(
                 "/me",
                 get(|user: Authenticated| async move { user.principal.subject }),
             )
-            .layer(AuthLayer::new(verifier).session_cookie("__Host-session"));
+            .layer(AuthLayer::new(verifier()).session_cookie("__Host-session"));
         app.oneshot(req).await.unwrap().status()
     }
 

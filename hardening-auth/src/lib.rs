@@ -41,6 +41,8 @@ mod owned;
 mod passwords;
 #[cfg(feature = "redis")]
 mod redis_denylist;
+#[cfg(test)]
+mod test_tokens;
 
 pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,

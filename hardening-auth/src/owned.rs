@@ -127,13 +127,11 @@ mod tests {
     use axum::routing::get;
     use http::header::AUTHORIZATION;
     use http::{Request, StatusCode};
-    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{AuthLayer, JwtVerifier};
-
-    const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
+    use crate::AuthLayer;
+    use crate::test_tokens::{token, verifier};
 
     /// A store where every note belongs to whoever asks, `""` included.
     #[derive(Clone)]
@@ -151,29 +149,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_without_a_subject_owns_nothing() {
-        let verifier = JwtVerifier::builder()
-            .hmac(None, Algorithm::HS256, SECRET)
-            .unwrap()
-            .build()
-            .unwrap();
         let app = Router::new()
             .route(
                 "/notes/{id}",
                 get(|Owned(note): Owned<Note>| async move { note.0 }),
             )
             .with_state(Anyone)
-            .layer(AuthLayer::new(verifier));
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
-        let sub_less = encode(
-            &Header::new(Algorithm::HS256),
-            &serde_json::json!({ "exp": exp }),
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
+            .layer(AuthLayer::new(verifier()));
+        let sub_less = token(serde_json::json!({}));
         let req = Request::get("/notes/1")
             .header(AUTHORIZATION, format!("Bearer {sub_less}"))
             .body(Body::empty())

@@ -1,0 +1,33 @@
+//! An HS256 verifier and tokens for this crate's unit tests.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+use crate::JwtVerifier;
+
+const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
+
+/// A verifier of [`token`]'s tokens.
+pub(crate) fn verifier() -> JwtVerifier {
+    JwtVerifier::builder()
+        .hmac(None, Algorithm::HS256, SECRET)
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// `claims`, expiring in ten minutes, signed for [`verifier`].
+pub(crate) fn token(mut claims: Value) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    claims["exp"] = json!(exp);
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
