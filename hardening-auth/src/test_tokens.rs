@@ -3,17 +3,20 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-use crate::JwtVerifier;
+use crate::{JwtVerifier, JwtVerifierBuilder};
 
 const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
 
-/// A verifier of [`token`]'s tokens.
-pub(crate) fn verifier() -> JwtVerifier {
+/// A builder with the key of [`token`]'s tokens, to add settings to.
+pub(crate) fn builder() -> JwtVerifierBuilder {
     JwtVerifier::builder()
         .hmac(None, Algorithm::HS256, SECRET)
         .unwrap()
-        .build()
-        .unwrap()
+}
+
+/// A verifier of [`token`]'s tokens.
+pub(crate) fn verifier() -> JwtVerifier {
+    builder().build().unwrap()
 }
 
 /// `claims`, expiring in ten minutes, signed for [`verifier`].

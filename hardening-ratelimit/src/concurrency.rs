@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
-use crate::limiter::client_group;
+use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
 
 /// Why a request was refused a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +20,8 @@ pub enum ConcurrencyRefusal {
 /// At most `per_client` requests in flight per client IP (Stripe's concurrent-request
 /// limiter), and optionally at most `global` overall (a load shedder). Clients are grouped
 /// as the rate limiter groups them: an IPv6 /64 is one client, an IPv4-mapped IPv6 address
-/// the IPv4 client it is. A [`Permit`] holds the
-/// slot; dropping it (when the response body ends or the client goes away) frees it.
+/// the IPv4 client it is. A [`Permit`] holds the slot; dropping it (when the response body
+/// ends or the client goes away) frees it.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -95,7 +95,7 @@ impl ConcurrencyLimiter {
     /// Takes a slot for a request from `client` (requests with no known client count only
     /// against the global cap).
     pub fn try_acquire(&self, client: Option<IpAddr>) -> Result<Permit, ConcurrencyRefusal> {
-        let client = client.map(|ip| client_group(ip, 64));
+        let client = client.map(|ip| client_group(ip, SUBSCRIBER_PREFIX));
         // A poisoned lock means a panic mid-update: refuse rather than guess the counts.
         let mut state = self
             .0

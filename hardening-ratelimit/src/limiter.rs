@@ -155,7 +155,9 @@ impl Policy {
         Self {
             name: name.into(),
             quota,
-            key: KeyKind::ClientIp { ipv6_prefix: 64 },
+            key: KeyKind::ClientIp {
+                ipv6_prefix: SUBSCRIBER_PREFIX,
+            },
             shadow: false,
         }
     }
@@ -1206,6 +1208,10 @@ pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
             .map(|ip| Key::Ip(client_group(ip, *ipv6_prefix))),
     }
 }
+
+/// The IPv6 prefix length that is one subscriber (RFC 6177: a site gets at least a /64):
+/// clients are counted by it unless a policy says otherwise.
+pub(crate) const SUBSCRIBER_PREFIX: u8 = 64;
 
 /// The address a client is counted by: an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, how
 /// a dual-stack listener sees IPv4 clients) as the IPv4 address it is, any other IPv6 address

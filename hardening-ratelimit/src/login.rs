@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::limiter::client_group;
+use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Subject {
@@ -196,7 +196,7 @@ impl LoginThrottle {
 }
 
 fn ip_subject(ip: IpAddr) -> Subject {
-    Subject::Ip(client_group(ip, 64))
+    Subject::Ip(client_group(ip, SUBSCRIBER_PREFIX))
 }
 
 #[cfg(test)]
