@@ -62,7 +62,7 @@ enum Outcome {
 ///     .build()?;
 /// let app: Router = Router::new()
 ///     .route("/me", get(me))
-///     .layer(AuthLayer::new(verifier()).session_cookie("__Host-session"));
+///     .layer(AuthLayer::new(verifier).session_cookie("__Host-session"));
 /// # Ok::<(), hardening_auth::KeyError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -358,7 +358,7 @@ mod tests {
                 "/me",
                 get(|user: Authenticated| async move { user.principal.subject }),
             )
-            .layer(AuthLayer::new(verifier()).session_cookie("__Host-session"));
+            .layer(AuthLayer::new(verifier).session_cookie("__Host-session"));
         app.oneshot(req).await.unwrap().status()
     }
 

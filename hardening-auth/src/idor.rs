@@ -34,7 +34,9 @@ pub type Credentials = (HeaderName, HeaderValue);
 /// `other` must get 404 on GET, PUT and DELETE of the item, must not see its id in the list,
 /// and afterwards the owner must still read it unchanged.
 ///
-/// ```ignore
+/// In a test of your own (a complete one is `tests/tests/idor.rs` in this repository):
+///
+/// ```text
 /// hardening_auth::idor_probe(app.clone(), alice, bob, &routes).await?;
 /// ```
 pub async fn idor_probe<S>(
