@@ -358,7 +358,7 @@ mod tests {
                 "/me",
                 get(|user: Authenticated| async move { user.principal.subject }),
             )
-            .layer(AuthLayer::new(verifier).session_cookie("__Host-session"));
+            .layer(AuthLayer::new(verifier()).session_cookie("__Host-session"));
         app.oneshot(req).await.unwrap().status()
     }
 
