@@ -221,11 +221,15 @@ mod tests {
     use super::*;
     use crate::{HeaderPolicy, Tls};
 
-    async fn hsts(layer: SecurityHeadersLayer, req: Request<Body>) -> Option<HeaderValue> {
+    async fn respond(layer: SecurityHeadersLayer, req: Request<Body>) -> Response<Body> {
         let svc = layer.layer(tower::service_fn(|_: Request<Body>| async {
             Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
         }));
-        let res = svc.oneshot(req).await.unwrap();
+        svc.oneshot(req).await.unwrap()
+    }
+
+    async fn hsts(layer: SecurityHeadersLayer, req: Request<Body>) -> Option<HeaderValue> {
+        let res = respond(layer, req).await;
         res.headers().get("strict-transport-security").cloned()
     }
 
@@ -239,11 +243,7 @@ mod tests {
         assert!(hsts(layer.clone(), tls).await.is_some(), "TLS in-process");
 
         // With a redirect: a plain-HTTP `https://` target is redirected, not let through.
-        let layer = layer.https_redirect(HttpsRedirect::new());
-        let svc = layer.layer(tower::service_fn(|_: Request<Body>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
-        }));
-        let res = svc.oneshot(req()).await.unwrap();
+        let res = respond(layer.https_redirect(HttpsRedirect::new()), req()).await;
         assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(res.headers()["location"], "https://h/");
         assert!(res.headers().get("strict-transport-security").is_none());

@@ -185,9 +185,7 @@ impl LoginThrottle {
             }
         }
     }
-}
 
-impl LoginThrottle {
     /// Accounts are compared case-insensitively, trimmed (`Alice@Example.com ` is
     /// `alice@example.com`), by their keyed hash.
     fn account(&self, account: &str) -> Subject {
