@@ -58,8 +58,9 @@ declare -A ratios
 max_client_busy=0
 for round in $(seq "$rounds"); do
   for variant in "${variants[@]}"; do
-    bare_port=38491 other_port=38492
-    if [ $((round % 2)) -eq 0 ]; then bare_port=38492 other_port=38491; fi
+    # Below the kernel's ephemeral range (32768 and up), which wrk's own sockets use.
+    bare_port=18491 other_port=18492
+    if [ $((round % 2)) -eq 0 ]; then bare_port=18492 other_port=18491; fi
     if [ -n "$baseline" ]; then
       "${pin_server[@]}" "$baseline" "$variant" "$bare_port" & pids=($!)
     else

@@ -17,7 +17,8 @@ source scripts/lib.sh
 duration=${1:-10}
 connections=${2:-32}
 rounds=${3:-1}
-port=38471
+# Below the kernel's ephemeral range (32768 and up), which wrk's own sockets use.
+port=18471
 read -r -a variants <<< "${VARIANTS:-bare-axum tower-http-stack hardening-strict}"
 
 ensure_command wrk
