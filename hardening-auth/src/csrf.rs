@@ -101,7 +101,21 @@ impl Csrf {
     }
 
     /// Whether the request may proceed.
+    #[inline]
     pub fn check(&self, parts: &Parts) -> Result<(), CsrfReason> {
+        // Safe methods need nothing more (and this stays short enough to inline).
+        if matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        ) {
+            return Ok(());
+        }
+        self.check_unsafe(parts)
+    }
+
+    /// [`check`](Self::check) for an unsafe method: out of line.
+    #[inline(never)]
+    fn check_unsafe(&self, parts: &Parts) -> Result<(), CsrfReason> {
         let verdict = self.decide(parts);
         match verdict {
             Err(reason) if self.shadow => {

@@ -86,6 +86,7 @@ impl AccessLog {
     }
 
     /// Captures what the event needs from the request, if anyone listens for it.
+    #[inline]
     pub(crate) fn record(&self, parts: &Parts) -> Option<Box<AccessRecord>> {
         // Asked as the event in `emit` will be: same kind, target, level and field names, so
         // that a filter choosing events by kind or field sees what it will see then.

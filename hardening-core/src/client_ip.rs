@@ -224,16 +224,24 @@ impl TrustedProxies {
         self.header = header;
     }
 
+    #[inline]
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|net| net.contains(ip))
     }
 
     /// The client IP for a request from `peer` with these headers.
+    #[inline]
     pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer);
         if !self.contains(peer) {
             return peer;
         }
+        self.forwarded_client(peer, headers)
+    }
+
+    /// [`client_ip`](Self::client_ip) for a peer that is a trusted proxy: out of line.
+    #[inline(never)]
+    fn forwarded_client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let (values, parse) = match self.header {
             ForwardedHeader::XForwardedFor => {
                 (headers.get_all("x-forwarded-for"), parse_xff as Parse)

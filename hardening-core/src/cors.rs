@@ -178,12 +178,19 @@ impl Cors {
         }
     }
 
+    #[inline]
     pub(crate) fn decide(&self, parts: &Parts) -> CorsDecision {
         // Allowing no origin (the default), only a preflight needs an answer (a refusal):
         // other requests get no CORS headers whatever their `Origin`, so it is not looked up.
         if !self.any_origin && self.origins.is_empty() && parts.method != Method::OPTIONS {
             return CorsDecision::None;
         }
+        self.decide_listed(parts)
+    }
+
+    /// [`decide`](Self::decide) when an origin is allowed or for a preflight: out of line.
+    #[inline(never)]
+    fn decide_listed(&self, parts: &Parts) -> CorsDecision {
         let Some(origin) = parts.headers.get(ORIGIN) else {
             return CorsDecision::None;
         };

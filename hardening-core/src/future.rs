@@ -6,7 +6,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use hardening_errors::{CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, reject};
@@ -27,10 +26,10 @@ pin_project! {
         state: State<F, B>,
         // Created on the first `Pending` only, so fast responses never touch the timer; boxed
         // so that it does not make every response future larger (it is moved a few times).
+        // Counted from the first `Pending` (the policy's timeout, when the state is timed):
+        // the synchronous part of the first poll is microseconds, and fast responses then
+        // never read the clock for it.
         sleep: Option<Pin<Box<Sleep>>>,
-        // Counted from the first `Pending`: the synchronous part of the first poll is
-        // microseconds, and fast responses then never read the clock for it.
-        timeout: Option<Duration>,
         post: Post,
     }
 }
@@ -85,11 +84,10 @@ pub(crate) struct Post {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn inner(future: F, timeout: Option<Duration>, post: Post) -> Self {
+    pub(crate) fn inner(future: F, post: Post) -> Self {
         Self {
             state: State::Inner { future },
             sleep: None,
-            timeout,
             post,
         }
     }
@@ -106,7 +104,6 @@ impl<F, B> ResponseFuture<F, B> {
                 event: Some(event),
             },
             sleep: None,
-            timeout: None,
             post,
         }
     }
@@ -124,7 +121,6 @@ impl<F, B> ResponseFuture<F, B> {
                 timed: false,
             },
             sleep: None,
-            timeout: None,
             post,
         }
     }
@@ -145,7 +141,6 @@ impl<F, B> ResponseFuture<F, B> {
                 event: None,
             },
             sleep: None,
-            timeout: None,
             post,
         }
     }
@@ -205,7 +200,7 @@ where
             if !timed {
                 return Poll::Pending;
             }
-            if let (None, Some(timeout)) = (&this.sleep, *this.timeout) {
+            if let (None, Some(timeout)) = (&this.sleep, this.post.policy.timeout) {
                 *this.sleep = Some(Box::pin(tokio::time::sleep(timeout)));
             }
             match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {

@@ -153,6 +153,7 @@ impl Health {
         self.log_requests
     }
 
+    #[inline]
     pub(crate) fn probe(&self, method: &http::Method, path: &str) -> Option<Probe> {
         if !(method == http::Method::GET || method == http::Method::HEAD) {
             return None;

@@ -349,7 +349,7 @@ where
             }))
         };
         match called {
-            Ok(future) => ResponseFuture::inner(future, policy.timeout, post),
+            Ok(future) => ResponseFuture::inner(future, post),
             Err(payload) => ResponseFuture::panicked(&*payload, post),
         }
     }
