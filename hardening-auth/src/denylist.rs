@@ -29,9 +29,13 @@ pub trait Denylist: Send + Sync + fmt::Debug + 'static {
 }
 
 /// An in-memory denylist for one process: entries are kept until `exp` +
-/// [`REVOCATION_GRACE`], expired ones are dropped as new ones arrive, and at most `capacity`
-/// ids are kept (the soonest-expiring goes first when full). For several instances, use
-/// `RedisDenylist` (feature `redis`).
+/// [`REVOCATION_GRACE`], and expired ones are dropped to make room. At most `capacity` ids
+/// are kept, and a revocation still in force is never dropped for a new one (that would let
+/// a revoked token back in): when `capacity` revocations are in force, [`revoke`] fails, the
+/// caller answers 503, and an error event says to raise the capacity. For several instances,
+/// or more revocations than one process should hold, use `RedisDenylist` (feature `redis`).
+///
+/// [`revoke`]: Denylist::revoke
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -46,15 +50,34 @@ pub trait Denylist: Send + Sync + fmt::Debug + 'static {
 /// ```
 #[derive(Debug)]
 pub struct MemoryDenylist {
-    ids: Mutex<HashMap<String, SystemTime>>,
+    ids: Mutex<Revoked>,
     capacity: usize,
+}
+
+/// The revoked ids, each with the time its revocation ends.
+#[derive(Debug, Default)]
+struct Revoked {
+    until: HashMap<String, SystemTime>,
+    /// When the first revocation ends: before then, none can be dropped (so a full list
+    /// refuses a new one without looking through it).
+    soonest_end: Option<SystemTime>,
+}
+
+impl Revoked {
+    /// Drops the revocations that have ended, if any has.
+    fn drop_ended(&mut self, now: SystemTime) {
+        if self.soonest_end.is_some_and(|end| end <= now) {
+            self.until.retain(|_, until| *until > now);
+            self.soonest_end = self.until.values().min().copied();
+        }
+    }
 }
 
 impl MemoryDenylist {
     /// Keeps at most `capacity` revoked ids.
     pub fn new(capacity: usize) -> Self {
         Self {
-            ids: Mutex::new(HashMap::new()),
+            ids: Mutex::new(Revoked::default()),
             capacity: capacity.max(1),
         }
     }
@@ -64,24 +87,42 @@ impl Denylist for MemoryDenylist {
     fn is_revoked<'a>(&'a self, jti: &'a str) -> DenylistFuture<'a, bool> {
         Box::pin(async move {
             let ids = self.ids.lock().map_err(|_| "denylist lock poisoned")?;
-            Ok(ids.get(jti).is_some_and(|until| *until > SystemTime::now()))
+            Ok(ids
+                .until
+                .get(jti)
+                .is_some_and(|until| *until > SystemTime::now()))
         })
     }
 
     fn revoke<'a>(&'a self, jti: &'a str, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
         Box::pin(async move {
+            // An `exp` so far off that the grace overflows the clock: kept until then anyway.
+            let end = expires_at
+                .checked_add(REVOCATION_GRACE)
+                .unwrap_or(expires_at);
             let mut ids = self.ids.lock().map_err(|_| "denylist lock poisoned")?;
-            let now = SystemTime::now();
-            ids.retain(|_, until| *until > now);
-            if ids.len() >= self.capacity
-                && let Some(soonest) = ids
-                    .iter()
-                    .min_by_key(|(_, until)| **until)
-                    .map(|(k, _)| k.clone())
-            {
-                ids.remove(&soonest);
+            if let Some(until) = ids.until.get_mut(jti) {
+                *until = (*until).max(end);
+                return Ok(());
             }
-            ids.insert(jti.to_owned(), expires_at + REVOCATION_GRACE);
+            if ids.until.len() >= self.capacity {
+                ids.drop_ended(SystemTime::now());
+            }
+            if ids.until.len() >= self.capacity {
+                tracing::error!(
+                    target: crate::AUTH_TARGET,
+                    capacity = self.capacity,
+                    "token revocation refused: the in-memory denylist is full of revocations \
+                     still in force; raise MemoryDenylist::new's capacity or use RedisDenylist"
+                );
+                return Err(format!(
+                    "the denylist holds {} revocations still in force (its capacity)",
+                    self.capacity
+                )
+                .into());
+            }
+            ids.until.insert(jti.to_owned(), end);
+            ids.soonest_end = Some(ids.soonest_end.map_or(end, |s| s.min(end)));
             Ok(())
         })
     }
@@ -106,5 +147,64 @@ mod tests {
                 list.revoke("gone", long_gone).await.unwrap();
                 assert!(!list.is_revoked("gone").await.unwrap());
             });
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_full_list_refuses_a_new_revocation_instead_of_dropping_one_in_force() {
+        block_on(async {
+            let list = MemoryDenylist::new(2);
+            let exp = SystemTime::now() + Duration::from_secs(900);
+            list.revoke("a", exp).await.unwrap();
+            list.revoke("b", exp + Duration::from_secs(60))
+                .await
+                .unwrap();
+            let err = list.revoke("c", exp).await.unwrap_err();
+            assert!(err.to_string().contains("capacity"), "{err}");
+            for id in ["a", "b"] {
+                assert!(list.is_revoked(id).await.unwrap(), "{id} must stay revoked");
+            }
+            assert!(!list.is_revoked("c").await.unwrap());
+            // Revoking one already listed takes no room (and keeps the later end).
+            list.revoke("a", exp - Duration::from_secs(600))
+                .await
+                .unwrap();
+            assert!(list.is_revoked("a").await.unwrap());
+        });
+    }
+
+    #[test]
+    fn a_full_list_makes_room_from_revocations_that_have_ended() {
+        block_on(async {
+            let list = MemoryDenylist::new(2);
+            let ended = SystemTime::now() - REVOCATION_GRACE - Duration::from_secs(1);
+            list.revoke("old", ended).await.unwrap();
+            let exp = SystemTime::now() + Duration::from_secs(900);
+            list.revoke("a", exp).await.unwrap();
+            list.revoke("b", exp).await.unwrap();
+            assert!(list.is_revoked("a").await.unwrap());
+            assert!(list.is_revoked("b").await.unwrap());
+            assert!(list.revoke("c", exp).await.is_err(), "both in force now");
+        });
+    }
+
+    #[test]
+    fn an_expiry_at_the_end_of_time_does_not_panic() {
+        block_on(async {
+            let list = MemoryDenylist::new(2);
+            // The last second this platform's clock can hold: the grace cannot be added.
+            let far = SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_secs(i64::MAX as u64))
+                .expect("a 64-bit clock holds i64::MAX seconds past the epoch");
+            assert!(far.checked_add(REVOCATION_GRACE).is_none());
+            list.revoke("far", far).await.unwrap();
+            assert!(list.is_revoked("far").await.unwrap());
+        });
     }
 }

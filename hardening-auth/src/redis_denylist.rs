@@ -8,6 +8,9 @@ use redis::aio::ConnectionManager;
 use crate::denylist::REVOCATION_GRACE;
 use crate::{Denylist, DenylistError, DenylistFuture};
 
+/// 9999-12-31T23:59:59Z in milliseconds: the latest expiry `revoke` asks Redis for.
+const LATEST_EXPIRY_MS: u128 = 253_402_300_799_000;
+
 /// Why a [`RedisDenylist`] could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -158,7 +161,10 @@ impl Denylist for RedisDenylist {
 
     fn revoke<'a>(&'a self, jti: &'a str, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
         Box::pin(async move {
-            let until = expires_at + REVOCATION_GRACE;
+            // An `exp` so far off that the grace overflows the clock: kept until then anyway.
+            let until = expires_at
+                .checked_add(REVOCATION_GRACE)
+                .unwrap_or(expires_at);
             if until <= SystemTime::now() {
                 // Past exp and any leeway: the verifier refuses this token anyway.
                 return Ok(());
@@ -167,19 +173,16 @@ impl Denylist for RedisDenylist {
                 .duration_since(UNIX_EPOCH)
                 .map_err(|_| "revocation time before 1970")?
                 .as_millis();
-            let at_ms = u64::try_from(at_ms).map_err(|_| "revocation time out of range")?;
+            let mut set = redis::cmd("SET");
+            set.arg(self.key(jti)).arg(1);
+            // Past year 9999 Redis may refuse the time: such a revocation is kept for good
+            // (the token would be accepted that long).
+            if at_ms <= LATEST_EXPIRY_MS {
+                set.arg("PXAT").arg(at_ms as u64);
+            }
             let mut conn = self.conn.clone();
-            let key = self.key(jti);
-            self.bounded(
-                "revoke",
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(1)
-                    .arg("PXAT")
-                    .arg(at_ms)
-                    .query_async::<()>(&mut conn),
-            )
-            .await
+            self.bounded("revoke", set.query_async::<()>(&mut conn))
+                .await
         })
     }
 }

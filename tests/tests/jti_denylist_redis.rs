@@ -99,6 +99,27 @@ async fn entries_expire_with_the_token_plus_the_leeway_grace() {
         .await
         .unwrap();
     assert_eq!(exists, 0);
+
+    // An exp past year 9999 (up to the clock's last second, where the grace cannot even be
+    // added): kept with no expiry rather than refused by Redis or panicking.
+    for (id, exp) in [
+        ("y10k", UNIX_EPOCH + Duration::from_secs(253_402_300_800)),
+        (
+            "end-of-time",
+            UNIX_EPOCH
+                .checked_add(Duration::from_secs(i64::MAX as u64))
+                .unwrap(),
+        ),
+    ] {
+        list.revoke(id, exp).await.unwrap();
+        assert!(list.is_revoked(id).await.unwrap(), "{id}");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("app1:revoked:{id}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(ttl, -1, "{id}: no expiry");
+    }
 }
 
 fn token(jti: &str) -> String {
