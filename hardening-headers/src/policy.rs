@@ -482,6 +482,44 @@ impl HeaderSet {
         values: impl IntoIterator<Item = Option<HeaderValue>>,
     ) {
         let c = &*self.0;
+        // Most responses carry one header of their own, a `Content-Type` (a handler's text
+        // or JSON): its place follows the slots, so one walk fills them all.
+        const CONTENT_TYPE_PLACE: usize = 1 << 0;
+        if c.slots_in_front
+            && c.places & CONTENT_TYPE_PLACE != 0
+            && headers.len() == 1
+            && let Some((name, value)) = headers.iter_mut().next()
+            && *name == header::CONTENT_TYPE
+        {
+            let content_type = std::mem::replace(value, HeaderValue::from_static(""));
+            let mut out = c.templates[usize::from(facts.https)][CONTENT_TYPE_PLACE].clone();
+            let mut values = values.into_iter();
+            let mut absent = 0u32;
+            let mut places = out.iter_mut();
+            for i in 0..c.slots.len() {
+                match (places.next(), values.next().flatten()) {
+                    (Some((_, place)), Some(value)) => *place = value,
+                    _ => absent |= 1 << i,
+                }
+            }
+            match places.next() {
+                Some((name, place)) if *name == header::CONTENT_TYPE => *place = content_type,
+                // Not where `with_places` put it (another `http` iteration order).
+                _ => {
+                    out.insert(header::CONTENT_TYPE, content_type);
+                }
+            }
+            for (i, (slot, _)) in c.slots.iter().enumerate() {
+                if absent & (1 << i) != 0 {
+                    out.remove(slot);
+                }
+            }
+            *headers = out;
+            if facts.nonce.is_some() || facts.credentials {
+                self.per_request(facts, headers, 0);
+            }
+            return;
+        }
         // Start from the precomputed set and move the service's own headers in: a few
         // appends instead of a dozen inserts. The template variant has a place for each of
         // `PLACES` the response has, so those are written without growing the map.
@@ -589,6 +627,14 @@ impl HeaderSet {
         if merged != 0 {
             join_lists(headers, &c.slots, merged);
         }
+        self.per_request(facts, headers, cookies);
+    }
+
+    /// The headers that depend on the request: a nonce CSP, `no-store` for credentials; and
+    /// repeated cookies (`cookies` of them) made one per name.
+    #[inline]
+    fn per_request(&self, facts: &RequestFacts, headers: &mut HeaderMap, cookies: usize) {
+        let c = &*self.0;
         if let (Some(csp), Some(nonce)) = (&c.csp, &facts.nonce)
             && csp.wants_nonce()
         {
@@ -916,11 +962,14 @@ mod tests {
             &[(&header::SET_COOKIE, "a=1"), (&header::SET_COOKIE, "b=2")],
             &[(&list, "\"inner\";r=5;t=1"), (&id, "theirs")],
         ];
-        for https in [false, true] {
+        // With only a `Content-Type` from the service, `set` takes the one-walk path and
+        // `by_name` the general one.
+        for (https, credentials) in [(false, false), (true, false), (false, true), (true, true)] {
             for values in SLOT_VALUES {
                 for service in from_service {
                     let facts = RequestFacts {
                         https,
+                        credentials,
                         ..RequestFacts::default()
                     };
                     let sorted = |set: &HeaderSet| {
@@ -943,7 +992,7 @@ mod tests {
                     assert_eq!(
                         sorted(&set),
                         sorted(&by_name),
-                        "https {https}, {values:?}, {service:?}"
+                        "https {https}, credentials {credentials}, {values:?}, {service:?}"
                     );
                 }
             }
