@@ -181,7 +181,10 @@ where
                         Ok(Poll::Ready(Ok(response))) => {
                             let status = response.status();
                             if !(status.is_client_error() || status.is_server_error()) {
-                                break (response.map(ProblemBody::inner), None);
+                                // Most responses: the service's own, its body passed on as
+                                // it is (not wrapped for the problem path first).
+                                let response = this.post.finish(response, None);
+                                return Poll::Ready(Ok(this.post.with_permit(response)));
                             }
                             this.state.set(to_problem(response, this.post.request_id));
                             continue;
@@ -215,10 +218,13 @@ where
                 _ => return Poll::Pending,
             }
         };
-        Poll::Ready(Ok(this
-            .post
-            .finish(response, event)
-            .map(ProblemBody::into_axum_body)))
+        let response = this.post.finish(response, event);
+        #[cfg(feature = "ratelimit")]
+        let response = match this.post.permit.take() {
+            Some(permit) => response.map(|body| body.with_guard(permit)),
+            None => response,
+        };
+        Poll::Ready(Ok(response.map(ProblemBody::into_axum_body)))
     }
 }
 
@@ -249,12 +255,28 @@ where
 }
 
 impl Post {
-    /// The response side, once: CORS headers, the security event, the access-log event.
-    fn finish<B: HttpBody<Data = Bytes>>(
+    /// The inner service's successful response as the layer's: its body kept as it is, or
+    /// holding the concurrency slot when there is one.
+    fn with_permit<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        #[cfg(feature = "ratelimit")]
+        if let Some(permit) = self.permit.take() {
+            return response
+                .map(|body| ProblemBody::inner(body).with_guard(permit).into_axum_body());
+        }
+        response.map(axum::body::Body::new)
+    }
+
+    /// The response side, once: security, CORS, request-id and rate-limit headers, the
+    /// security event, the access-log event.
+    fn finish<B: HttpBody>(
         &mut self,
-        mut response: Response<ProblemBody<B>>,
+        mut response: Response<B>,
         event: Option<SecurityEvent>,
-    ) -> Response<ProblemBody<B>> {
+    ) -> Response<B> {
         let policy = &*self.policy;
         // Security headers first: `apply` rebuilds the map from its precomputed template, so
         // what is added after it is written once instead of written and then moved. The
@@ -314,11 +336,6 @@ impl Post {
         }
         if let Some(event) = event {
             event.emit(self.request_id, self.client_ip);
-        }
-        #[cfg(feature = "ratelimit")]
-        if let Some(permit) = self.permit.take() {
-            let (parts, body) = response.into_parts();
-            response = Response::from_parts(parts, body.with_guard(permit));
         }
         if let Some(record) = &self.record {
             policy.access_log.emit(

@@ -635,6 +635,31 @@ async fn concurrency_cap_holds_a_slot_until_the_response_is_done() {
     assert_eq!(http_get(addr, "/wait", &[]).await.status, 200);
 }
 
+/// The slot is the response body's: held until the body has been read, not released when the
+/// handler returns.
+#[tokio::test]
+async fn concurrency_slot_lives_as_long_as_the_response_body() {
+    use hardening_core::ratelimit::ConcurrencyLimiter;
+    use std::num::NonZeroU32;
+    use tower::ServiceExt;
+    let cap = ConcurrencyLimiter::per_client(NonZeroU32::new(1).unwrap());
+    let app = Router::new()
+        .route("/hello", get(|| async { "a chunk" }))
+        .layer(Hardening::strict().concurrency_limit(cap.clone()));
+    let mut req = http::Request::get("/hello")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let peer: std::net::SocketAddr = ([127, 0, 0, 1], 40_000).into();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(cap.in_flight(), 1, "held while the body is unsent");
+    let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], b"a chunk");
+    assert_eq!(cap.in_flight(), 0, "released with the body");
+}
+
 /// Any tower service, not only an axum router: a panic in its `call` (not in its future) is
 /// caught by the layer too, and answered as the same 500 problem.
 #[tokio::test]
