@@ -126,13 +126,8 @@ impl Csrf {
         }
     }
 
+    /// The verdict for an unsafe method ([`check`](Self::check) lets safe ones through).
     fn decide(&self, parts: &Parts) -> Result<(), CsrfReason> {
-        if matches!(
-            parts.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-        ) {
-            return Ok(());
-        }
         let has_cookie = parts.headers.contains_key(COOKIE);
         let bearer = parts.headers.get(AUTHORIZATION).is_some_and(|v| {
             v.as_bytes().len() > 7 && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")

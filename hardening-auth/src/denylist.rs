@@ -31,8 +31,9 @@ pub trait Denylist: Send + Sync + fmt::Debug + 'static {
 /// An in-memory denylist for one process: entries are kept until `exp` +
 /// [`REVOCATION_GRACE`], and expired ones are dropped to make room. At most `capacity` ids
 /// are kept, and a revocation still in force is never dropped for a new one (that would let
-/// a revoked token back in): when `capacity` revocations are in force, [`revoke`] fails, the
-/// caller answers 503, and an error event says to raise the capacity. For several instances,
+/// a revoked token back in): when `capacity` revocations are in force, [`revoke`] fails (the
+/// caller answers with an error, so a logout is known not to have taken) and an error event
+/// says to raise the capacity. For several instances,
 /// or more revocations than one process should hold, use `RedisDenylist` (feature `redis`).
 ///
 /// [`revoke`]: Denylist::revoke
