@@ -509,11 +509,7 @@ impl HeaderSet {
                     out.insert(header::CONTENT_TYPE, content_type);
                 }
             }
-            for (i, (slot, _)) in c.slots.iter().enumerate() {
-                if absent & (1 << i) != 0 {
-                    out.remove(slot);
-                }
-            }
+            remove_absent(&mut out, &c.slots, absent);
             *headers = out;
             if facts.nonce.is_some() || facts.credentials {
                 self.per_request(facts, headers, 0);
@@ -554,11 +550,7 @@ impl HeaderSet {
                 None => absent |= 1 << i,
             }
         }
-        for (i, (slot, _)) in c.slots.iter().enumerate() {
-            if absent & (1 << i) != 0 {
-                out.remove(slot);
-            }
-        }
+        remove_absent(&mut out, &c.slots, absent);
 
         let mut current: Option<HeaderName> = None;
         let mut cookies = 0usize;
@@ -658,6 +650,16 @@ impl Compiled {
     #[inline]
     fn place_at(&self, variant: usize, j: usize) -> usize {
         self.slots.len() + (variant & ((1 << j) - 1)).count_ones() as usize
+    }
+}
+
+/// Removes the placeholders of the slots whose bit is set in `absent` (no value this time).
+#[inline]
+fn remove_absent(map: &mut HeaderMap, slots: &[(HeaderName, Merge)], absent: u32) {
+    for (i, (slot, _)) in slots.iter().enumerate() {
+        if absent & (1 << i) != 0 {
+            map.remove(slot);
+        }
     }
 }
 
