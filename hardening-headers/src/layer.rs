@@ -5,6 +5,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
+use hardening_errors::{Problem, RequestContext, RequestId};
 use http::header::CONTENT_LENGTH;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -18,7 +20,10 @@ use crate::{HeaderSet, HttpsRedirect, Merge, RequestFacts};
 /// Applies a [`HeaderSet`] to every response (and optionally redirects plain HTTP).
 ///
 /// `hardening-core`'s `Hardening` runs the same logic inside its fused service; use this
-/// layer when you want only the headers.
+/// layer when you want only the headers. With [`https_redirect`](Self::https_redirect), a
+/// plain-HTTP request whose `Host` no redirect may go to (missing or malformed) is refused
+/// with a 400 problem rather than served over plain HTTP; the response body type is built
+/// from the problem's JSON, hence `From<Bytes>` (axum's `Body` has it).
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -65,7 +70,8 @@ impl SecurityHeadersLayer {
         self
     }
 
-    /// Redirects plain-HTTP requests to HTTPS.
+    /// Redirects plain-HTTP requests to HTTPS; one whose `Host` no redirect may go to is
+    /// refused (400 problem) instead of served over plain HTTP.
     pub fn https_redirect(mut self, redirect: HttpsRedirect) -> Self {
         self.redirect = Some(Arc::new(redirect));
         self
@@ -93,7 +99,7 @@ pub struct SecurityHeaders<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SecurityHeaders<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Body + Default,
+    ResBody: Body + From<Bytes>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -123,6 +129,10 @@ where
                 match redirect.redirect(&parts, https) {
                     Some(res) => State::Redirect {
                         response: Some(res),
+                    },
+                    // Plain HTTP, not exempt, and no `Host` to redirect to: refused.
+                    None if redirect.applies(&parts, https) => State::BadHost {
+                        request_id: Some(bad_host(&parts.extensions)),
                     },
                     None => State::Inner {
                         future: self.inner.call(Request::from_parts(parts, body)),
@@ -157,13 +167,14 @@ pin_project! {
     enum State<F> {
         Inner { #[pin] future: F },
         Redirect { response: Option<http::Response<()>> },
+        BadHost { request_id: Option<RequestId> },
     }
 }
 
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Body + Default,
+    B: Body + From<Bytes>,
 {
     type Output = Result<Response<B>, E>;
 
@@ -174,13 +185,39 @@ where
             StateProj::Redirect { response } => response
                 .take()
                 .expect("ResponseFuture polled after completion")
-                .map(|()| B::default()),
+                .map(|()| B::from(Bytes::new())),
+            StateProj::BadHost { request_id } => Problem::new(StatusCode::BAD_REQUEST)
+                .with_detail("this service does not answer for the requested host")
+                .with_request_id(
+                    request_id
+                        .take()
+                        .expect("ResponseFuture polled after completion"),
+                )
+                .into_http_response(),
         };
         let length = content_length(*this.length_by_method, &response);
         this.set
             .apply_with(this.facts, response.headers_mut(), [length]);
         Poll::Ready(Ok(response))
     }
+}
+
+/// The request id for refusing a request whose `Host` no redirect may go to (the one a
+/// `Hardening` layer further out gave it, else a new one), after reporting the refusal as a
+/// `bad_host` security event, as `hardening-core` reports its own.
+#[cold]
+fn bad_host(extensions: &http::Extensions) -> RequestId {
+    let context = RequestContext::of(extensions);
+    let request_id = context.map_or_else(RequestId::generate, |c| c.request_id);
+    tracing::event!(
+        target: "hardening::security",
+        tracing::Level::WARN,
+        security.event = "bad_host",
+        request_id = %request_id,
+        client.address = context.and_then(|c| c.client_ip).map(tracing::field::display),
+        "request rejected",
+    );
+    request_id
 }
 
 /// The `Content-Length` axum writes into every response after the layers, and hyper on the
@@ -247,5 +284,60 @@ mod tests {
         assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(res.headers()["location"], "https://h/");
         assert!(res.headers().get("strict-transport-security").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_request_with_no_host_to_redirect_to_is_refused_not_served() {
+        let called = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let inner = {
+            let called = called.clone();
+            tower::service_fn(move |_: Request<Body>| {
+                called.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Ok::<_, std::convert::Infallible>(Response::new(Body::from("secret"))) }
+            })
+        };
+        let layer = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap())
+            .https_redirect(HttpsRedirect::new().exempt("/healthz"));
+        let svc = layer.layer(inner);
+        let bad_hosts = [None, Some("example.com:@evil.com"), Some("evil.com/.x")];
+        for host in bad_hosts {
+            let mut req = Request::get("/private").body(Body::empty()).unwrap();
+            if let Some(host) = host {
+                req.headers_mut()
+                    .insert(http::header::HOST, HeaderValue::from_static(host));
+            }
+            let res = svc.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "Host {host:?}");
+            assert_eq!(res.headers()["content-type"], "application/problem+json");
+            assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem["status"], 400);
+            let id = problem["request_id"].as_str().unwrap();
+            assert!(RequestId::parse(id).is_ok(), "request id {id:?}");
+        }
+        assert_eq!(called.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        // The id a layer further out gave the request is the one the problem carries.
+        let given = RequestId::parse("given-id-1").unwrap();
+        let mut req = Request::get("/private").body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(RequestContext::new(given, None));
+        let res = svc.clone().oneshot(req).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["request_id"], "given-id-1");
+
+        // An exempt path and HTTPS still reach the service.
+        let res = svc
+            .clone()
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let mut tls = Request::get("/private").body(Body::empty()).unwrap();
+        tls.extensions_mut().insert(Tls);
+        assert_eq!(svc.oneshot(tls).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(called.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -20,10 +20,11 @@ use http::{Request, Response};
 use tower::{Layer, Service, ServiceBuilder, service_fn};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-type Body = String;
+// A body the layer can also answer its own refusals with (`From<Bytes>`).
+type Body = http_body_util::Full<bytes::Bytes>;
 
 async fn handler(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    let mut res = Response::new(String::new());
+    let mut res = Response::new(Body::default());
     res.headers_mut()
         .insert("set-cookie", HeaderValue::from_static("sid=abc123; Path=/"));
     Ok(res)
@@ -35,7 +36,7 @@ where
 {
     let req = Request::get("/")
         .header("x-forwarded-proto", "https")
-        .body(String::new())
+        .body(Body::default())
         .unwrap();
     let mut cx = Context::from_waker(Waker::noop());
     let fut = pin!(svc.call(req));
@@ -46,7 +47,7 @@ where
     // What axum's `Route` does after the layers, for every variant alike: a `Content-Length`
     // from the body's size unless the response has one (a static value for an empty body).
     if !res.headers().contains_key(http::header::CONTENT_LENGTH) {
-        let value = match res.body().len() {
+        let value = match http_body::Body::size_hint(res.body()).exact().unwrap_or(0) {
             0 => HeaderValue::from_static("0"),
             n => HeaderValue::from(n),
         };
@@ -122,7 +123,7 @@ fn headers(c: &mut Criterion) {
     let mut no_cookie = SecurityHeadersLayer::new(set)
         .trust_forwarded_proto()
         .layer(service_fn(|_req: Request<Body>| async {
-            Ok::<_, Infallible>(Response::new(String::new()))
+            Ok::<_, Infallible>(Response::new(Body::default()))
         }));
     group.bench_function("hardening-headers-only", |b| b.iter(|| run(&mut no_cookie)));
     group.finish();
