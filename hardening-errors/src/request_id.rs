@@ -1,7 +1,9 @@
 //! The id that ties a response to its log lines.
 
+use std::cell::Cell;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -11,6 +13,52 @@ use rand::Rng;
 
 /// Longest request id accepted, in bytes.
 const MAX_LEN: usize = 64;
+
+/// The TSC clock [`unix_millis`] counts with (governor's too), calibrated once per process.
+static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+
+thread_local! {
+    /// This thread's last reading of the wall clock: the TSC count then, and the Unix time
+    /// in nanoseconds. `(0, 0)` until the first id.
+    static ANCHOR: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// How long an anchor serves before the wall clock is read again: a step of the system
+/// clock (NTP, an operator) shows in new ids within this time.
+const ANCHOR_NANOS: u64 = 1_000_000_000;
+
+/// The Unix time in milliseconds, for a UUIDv7's timestamp: a TSC read counted from this
+/// thread's anchor, which is the wall clock read at most [`ANCHOR_NANOS`] ago. Reading the
+/// wall clock itself (`SystemTime::now`, a vDSO call) costs about four times as much, once
+/// per request.
+fn unix_millis() -> u64 {
+    let clock = CLOCK.get_or_init(quanta::Clock::new);
+    let now = clock.raw();
+    ANCHOR.with(|anchor| {
+        if let Some(nanos) = from_anchor(anchor.get(), now, |a, b| clock.delta_as_nanos(a, b)) {
+            return nanos / 1_000_000;
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        anchor.set((clock.raw(), nanos));
+        nanos / 1_000_000
+    })
+}
+
+/// The Unix time in nanoseconds at TSC count `now` from `anchor` (count, Unix nanoseconds),
+/// or `None` when the anchor is unset, ahead of `now`, or too old to count from.
+fn from_anchor(
+    (at, unix_nanos): (u64, u64),
+    now: u64,
+    nanos_between: impl Fn(u64, u64) -> u64,
+) -> Option<u64> {
+    if at == 0 || now < at {
+        return None;
+    }
+    let since = nanos_between(at, now);
+    (since < ANCHOR_NANOS).then(|| unix_nanos.saturating_add(since))
+}
 
 /// `x`'s eight lower-case hex digits, most significant first, computed in one register
 /// (no look-up table: a table's cache lines are cold again by the next request).
@@ -98,9 +146,7 @@ impl RequestId {
 
     /// Makes a new UUIDv7 id from the clock and a thread-local random generator.
     pub fn generate() -> Self {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let millis = unix_millis();
         let mut rng = rand::rng();
         let (a, b) = (rng.next_u64(), rng.next_u64());
         // 48 bits of time, version 7, 12 random bits; variant 0b10, 62 random bits.
@@ -284,6 +330,50 @@ mod tests {
             .unwrap()
             .as_millis() as u64;
         assert!(now.abs_diff(millis) < 10_000, "{millis} vs {now}");
+    }
+
+    #[test]
+    fn the_time_counts_from_a_fresh_anchor_only() {
+        // Counts as nanoseconds here, for round numbers.
+        let same = |a: u64, b: u64| b - a;
+        let anchor = (1_000, 1_700_000_000_000_000_000);
+        assert_eq!(from_anchor((0, 0), 5, same), None, "no anchor yet");
+        assert_eq!(
+            from_anchor(anchor, 999, same),
+            None,
+            "count behind the anchor"
+        );
+        assert_eq!(from_anchor(anchor, 1_000, same), Some(anchor.1));
+        assert_eq!(
+            from_anchor(anchor, 1_000 + 999_999_999, same),
+            Some(anchor.1 + 999_999_999)
+        );
+        assert_eq!(
+            from_anchor(anchor, 1_000 + ANCHOR_NANOS, same),
+            None,
+            "a second old: read the wall clock again"
+        );
+    }
+
+    #[test]
+    fn the_anchored_time_is_the_wall_clock_time() {
+        let wall = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        // Twice: the first read sets the anchor, the second counts from it.
+        for _ in 0..2 {
+            let before = wall();
+            let millis = unix_millis();
+            let after = wall();
+            // A few milliseconds either side for the TSC's calibration (parts per million).
+            assert!(
+                before.saturating_sub(5) <= millis && millis <= after + 5,
+                "{before} <= {millis} <= {after}"
+            );
+        }
     }
 
     #[test]
