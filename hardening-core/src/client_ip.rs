@@ -230,13 +230,20 @@ impl TrustedProxies {
     }
 
     /// The client IP for a request from `peer` with these headers.
+    #[cfg(test)]
+    fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        self.resolve(peer, headers).0
+    }
+
+    /// The client IP for a request from `peer` with these headers, and whether `peer` is a
+    /// trusted proxy (whose other headers, such as `X-Request-Id`, may then be believed).
     #[inline]
-    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, bool) {
         let peer = canonical(peer);
-        if !self.contains(peer) {
-            return peer;
+        if self.nets.is_empty() || !self.contains(peer) {
+            return (peer, false);
         }
-        self.forwarded_client(peer, headers)
+        (self.forwarded_client(peer, headers), true)
     }
 
     /// [`client_ip`](Self::client_ip) for a peer that is a trusted proxy: out of line.

@@ -1,6 +1,6 @@
 //! The fused service: every request-side step in one `call`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -57,7 +57,7 @@ where
         let policy = &*self.policy;
         let (mut parts, body) = req.into_parts();
 
-        // 1. Request id: a well-formed incoming one from a trusted proxy, else a new one.
+        // 1. Client IP: the socket peer, or what it reports if it is a trusted proxy.
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -65,17 +65,20 @@ where
         if peer.is_none() {
             policy.warned_no_peer.no_peer();
         }
-        let from_trusted_proxy = peer.is_some_and(|p| policy.trusted_proxies.contains(p));
+        let (client_ip, from_trusted_proxy) =
+            match peer.map(|p| policy.trusted_proxies.resolve(p, &parts.headers)) {
+                Some((ip, trusted)) => (Some(ip), trusted),
+                None => (None, false),
+            };
+        // 2. Request id: a well-formed incoming one from a trusted proxy, else a new one.
         let request_id = from_trusted_proxy
             .then(|| parts.headers.get(&X_REQUEST_ID))
             .flatten()
             .and_then(|v| RequestId::parse(v.as_bytes()).ok())
             .unwrap_or_else(RequestId::generate);
 
-        // 2. Client IP. Both in one extension entry (read by the `RequestId` and `ClientIp`
-        // extractors, and by the rate-limit layers further in).
-        let client_ip: Option<IpAddr> =
-            peer.map(|p| policy.trusted_proxies.client_ip(p, &parts.headers));
+        // Both in one extension entry (read by the `RequestId` and `ClientIp` extractors, and
+        // by the rate-limit layers further in).
         parts
             .extensions
             .insert(RequestContext::new(request_id, client_ip));
