@@ -32,9 +32,13 @@ struct Entry {
 /// account, 20 per IP by default), each further failure locks that subject out for
 /// 1 s × 2^(excess), capped at 15 minutes. A successful login clears the **account's**
 /// count only: an attacker with one valid account of their own cannot reset their IP's.
-/// Counts are forgotten after an hour without failures; at most 100 000 subjects are
-/// tracked (the oldest idle ones are dropped first). IPv6 clients are counted by /64 (one
-/// subscriber), IPv4-mapped IPv6 addresses as the IPv4 client they are; account names are
+/// Counts are forgotten after an hour without failures. At most 100 000 subjects are
+/// tracked, and the oldest idle ones are dropped first: when a failure finds the table
+/// full, every subject idle for an hour goes and, if that does not bring the table down to
+/// about 7/8 full, so do the others with the oldest last failure (never the two being
+/// recorded). Room is thus made in batches of about an eighth of the table, not one scan
+/// of it per failure. IPv6 clients are counted by /64 (one subscriber), IPv4-mapped IPv6
+/// addresses as the IPv4 client they are; account names are
 /// stored as keyed 64-bit hashes, so a long name costs no memory.
 ///
 /// ```
@@ -63,6 +67,9 @@ pub struct LoginThrottle {
     max: Duration,
     forget_after: Duration,
     capacity: usize,
+    /// How many times a failure found the table full and made room (tests only).
+    #[cfg(test)]
+    eviction_passes: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for LoginThrottle {
@@ -83,6 +90,8 @@ impl LoginThrottle {
             max: Duration::from_secs(15 * 60),
             forget_after: Duration::from_secs(3600),
             capacity: 100_000,
+            #[cfg(test)]
+            eviction_passes: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -142,28 +151,12 @@ impl LoginThrottle {
             (self.account(account), self.account_free),
             (ip_subject(ip), self.ip_free),
         ];
-        let ours = |s: &Subject| subjects.iter().any(|(ours, _)| ours == s);
         let new = subjects
             .iter()
             .filter(|(s, _)| !entries.contains_key(s))
             .count();
         if entries.len() + new > self.capacity {
-            let forget_after = self.forget_after;
-            entries.retain(|s, e| {
-                ours(s) || now.saturating_duration_since(e.last_failure) < forget_after
-            });
-            // Room for every subject about to be inserted: the oldest others go.
-            while entries.len() + new > self.capacity {
-                let Some(oldest) = entries
-                    .iter()
-                    .filter(|(s, _)| !ours(s))
-                    .min_by_key(|(_, e)| e.last_failure)
-                    .map(|(s, _)| *s)
-                else {
-                    break;
-                };
-                entries.remove(&oldest);
-            }
+            self.make_room(&mut entries, [subjects[0].0, subjects[1].0], new, now);
         }
         for (subject, free) in subjects {
             let entry = entries.entry(subject).or_insert(Entry {
@@ -186,6 +179,43 @@ impl LoginThrottle {
         }
     }
 
+    /// Called when inserting `new` subjects would overflow the table: drops every subject
+    /// idle for `forget_after`, then, oldest failure first, as many others as it takes to
+    /// bring the table down to about 7/8 of its capacity, and to `capacity - new` at most.
+    /// `ours`, the subjects being recorded, are never dropped. Each call is O(n), but it
+    /// leaves room for the next capacity/8 new subjects, so a flood of new subjects costs
+    /// amortized O(1) per failure rather than a full scan each.
+    fn make_room(
+        &self,
+        entries: &mut HashMap<Subject, Entry>,
+        ours: [Subject; 2],
+        new: usize,
+        now: Instant,
+    ) {
+        #[cfg(test)]
+        self.eviction_passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        entries.retain(|s, e| {
+            ours.contains(s) || now.saturating_duration_since(e.last_failure) < self.forget_after
+        });
+        let target = (self.capacity - self.capacity / 8).min(self.capacity.saturating_sub(new));
+        let Some(excess) = entries.len().checked_sub(target).filter(|&n| n > 0) else {
+            return;
+        };
+        let mut others: Vec<(Instant, Subject)> = entries
+            .iter()
+            .filter(|(s, _)| !ours.contains(s))
+            .map(|(s, e)| (e.last_failure, *s))
+            .collect();
+        if excess < others.len() {
+            // The `excess` oldest come first, in no particular order: O(n), no sort.
+            others.select_nth_unstable_by_key(excess, |&(last_failure, _)| last_failure);
+        }
+        for (_, subject) in others.iter().take(excess) {
+            entries.remove(subject);
+        }
+    }
+
     /// Accounts are compared case-insensitively, trimmed (`Alice@Example.com ` is
     /// `alice@example.com`), by their keyed hash.
     fn account(&self, account: &str) -> Subject {
@@ -200,6 +230,7 @@ fn ip_subject(ip: IpAddr) -> Subject {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -273,6 +304,187 @@ mod tests {
         t.failure_at("user-last", ip("192.0.2.1"), now);
         assert!(t.check_at("user-last", ip("198.51.100.1"), now).is_err());
         assert!(t.check_at("someone", ip("192.0.2.1"), now).is_err());
+    }
+
+    #[test]
+    fn a_full_table_is_scanned_once_per_batch_not_once_per_failure() {
+        let t = small(80);
+        let start = Instant::now();
+        // 400 failures, each a new account and a new IP: 800 new subjects, 10 × capacity.
+        for i in 0..400u32 {
+            let now = start + Duration::from_millis(u64::from(i));
+            t.failure_at(&format!("user-{i}"), IpAddr::from(i.to_be_bytes()), now);
+            assert!(t.entries.lock().unwrap().len() <= 80);
+        }
+        // Each pass frees about an eighth (10 subjects, five failures' worth): 72 passes
+        // after the first 40 failures fill the table, not one per failure (360).
+        let passes = t.eviction_passes.load(Ordering::Relaxed);
+        assert!(passes <= 10 * 8 + 5, "{passes} full-table passes");
+    }
+
+    /// A throttle holding at most `capacity` subjects.
+    fn small(capacity: usize) -> LoginThrottle {
+        let mut t = LoginThrottle::new();
+        t.capacity = capacity;
+        t
+    }
+
+    fn tracks_account(t: &LoginThrottle, account: &str) -> bool {
+        t.entries.lock().unwrap().contains_key(&t.account(account))
+    }
+
+    fn tracks_ip(t: &LoginThrottle, ip: IpAddr) -> bool {
+        t.entries.lock().unwrap().contains_key(&ip_subject(ip))
+    }
+
+    fn ip_n(i: u32) -> IpAddr {
+        IpAddr::from((0x0a00_0000 + i).to_be_bytes())
+    }
+
+    #[test]
+    fn a_full_table_drops_its_oldest_subjects_in_one_batch() {
+        let t = small(80);
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        // 40 failures fill the table, user-i from 10.0.0.i at second i.
+        for i in 0..40u32 {
+            t.failure_at(&format!("user-{i}"), ip_n(i), at(u64::from(i)));
+        }
+        // The oldest two fail again: their last failure is now the most recent.
+        t.failure_at("user-0", ip_n(0), at(40));
+        assert_eq!(t.entries.lock().unwrap().len(), 80);
+        assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 0);
+
+        t.failure_at("newcomer", ip("192.0.2.1"), at(41));
+        assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
+        // Down to 70 (7/8 of 80) in one pass, then the newcomer's two subjects.
+        assert_eq!(t.entries.lock().unwrap().len(), 72);
+        assert!(
+            tracks_account(&t, "user-0") && tracks_ip(&t, ip_n(0)),
+            "recent"
+        );
+        for i in 1..=5 {
+            assert!(!tracks_account(&t, &format!("user-{i}")), "user-{i} is old");
+            assert!(!tracks_ip(&t, ip_n(i)), "10.0.0.{i} is old");
+        }
+        for i in 6..40 {
+            assert!(tracks_account(&t, &format!("user-{i}")), "user-{i}");
+            assert!(tracks_ip(&t, ip_n(i)), "10.0.0.{i}");
+        }
+        assert!(tracks_account(&t, "newcomer") && tracks_ip(&t, ip("192.0.2.1")));
+
+        // The next four failures of new subjects fit without another pass.
+        for i in 100..104 {
+            t.failure_at(&format!("user-{i}"), ip_n(i), at(42));
+        }
+        assert_eq!(t.entries.lock().unwrap().len(), 80);
+        assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_full_table_forgets_its_idle_subjects_before_any_others() {
+        let t = small(80);
+        let start = Instant::now();
+        // 60 subjects from an hour ago, then 20 recent ones.
+        for i in 0..30u32 {
+            t.failure_at(&format!("old-{i}"), ip_n(i), start);
+        }
+        for i in 0..10u32 {
+            t.failure_at(
+                &format!("recent-{i}"),
+                ip_n(100 + i),
+                start + Duration::from_secs(3000),
+            );
+        }
+        let later = start + Duration::from_secs(3600);
+        t.failure_at("newcomer", ip("192.0.2.1"), later);
+        assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
+        // The idle ones are enough: none of the recent ones is dropped.
+        assert_eq!(t.entries.lock().unwrap().len(), 22);
+        for i in 0..10 {
+            assert!(tracks_account(&t, &format!("recent-{i}")));
+        }
+        assert!(!tracks_account(&t, "old-0") && !tracks_ip(&t, ip_n(0)));
+    }
+
+    #[test]
+    fn the_subjects_being_recorded_are_not_evicted_by_their_own_insertion() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let full = |first_account: &str, first_ip: IpAddr| {
+            let t = small(16).free_attempts(1, 1);
+            // The first failure's two subjects are the oldest in the table.
+            t.failure_at(first_account, first_ip, at(0));
+            for i in 1..8u32 {
+                t.failure_at(&format!("user-{i}"), ip_n(i), at(1));
+            }
+            assert_eq!(t.entries.lock().unwrap().len(), 16);
+            t
+        };
+
+        // The oldest account fails again from a new IP: room is made, not by dropping it.
+        let t = full("victim", ip_n(0));
+        t.failure_at("victim", ip("192.0.2.1"), at(2));
+        assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
+        assert_eq!(t.entries.lock().unwrap().len(), 15);
+        assert!(!tracks_ip(&t, ip_n(0)), "the oldest other subject went");
+        assert!(tracks_account(&t, "victim") && tracks_ip(&t, ip("192.0.2.1")));
+        assert!(
+            t.check_at("victim", ip("198.51.100.1"), at(2)).is_err(),
+            "the account's second failure counted"
+        );
+
+        // The oldest IP fails again for a new account: likewise.
+        let t = full("first", ip("192.0.2.1"));
+        t.failure_at("second", ip("192.0.2.1"), at(2));
+        assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
+        assert_eq!(t.entries.lock().unwrap().len(), 15);
+        assert!(
+            !tracks_account(&t, "first"),
+            "the oldest other subject went"
+        );
+        assert!(tracks_account(&t, "second") && tracks_ip(&t, ip("192.0.2.1")));
+        assert!(
+            t.check_at("someone", ip("192.0.2.1"), at(2)).is_err(),
+            "the IP's second failure counted"
+        );
+    }
+
+    #[test]
+    fn an_account_is_still_locked_out_while_a_flood_evicts_around_it() {
+        let t = small(80).free_attempts(3, 1000);
+        let start = Instant::now();
+        let mut second = 0;
+        let mut next = 0u32;
+        for _ in 0..4 {
+            // Between each of alice's failures, 30 failures of new accounts from new IPs.
+            for _ in 0..30 {
+                second += 1;
+                t.failure_at(
+                    &format!("bot-{next}"),
+                    ip_n(next),
+                    start + Duration::from_secs(second),
+                );
+                next += 1;
+            }
+            second += 1;
+            t.failure_at(
+                "alice",
+                ip("192.0.2.1"),
+                start + Duration::from_secs(second),
+            );
+        }
+        assert!(
+            t.eviction_passes.load(Ordering::Relaxed) > 1,
+            "the table was full"
+        );
+        assert!(!tracks_account(&t, "bot-0"), "the oldest went");
+        let now = start + Duration::from_secs(second);
+        assert!(
+            t.check_at("alice", ip("198.51.100.1"), now).is_err(),
+            "alice's fourth failure, past three free ones, locked her out"
+        );
+        assert!(t.check_at("bob", ip("198.51.100.1"), now).is_ok());
     }
 
     #[test]
