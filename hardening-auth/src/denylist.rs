@@ -15,6 +15,30 @@ pub const REVOCATION_GRACE: Duration = Duration::from_secs(300);
 /// An error from a denylist store (a Redis outage, say). Requests fail closed: 503.
 pub type DenylistError = Box<dyn std::error::Error + Send + Sync>;
 
+/// [`MemoryDenylist::revoke`](Denylist::revoke)'s error when `capacity` revocations are in
+/// force: the revocation did not take. Found in a [`DenylistError`] with `downcast_ref`, so
+/// a caller can tell it from a store outage (and alert on it).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use hardening_auth::{Denylist, DenylistFull, MemoryDenylist};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let list = MemoryDenylist::new(1);
+/// let exp = SystemTime::now() + Duration::from_secs(900);
+/// list.revoke("token-1", exp).await.unwrap();
+/// let err = list.revoke("token-2", exp).await.unwrap_err();
+/// assert_eq!(err.downcast_ref::<DenylistFull>().map(|e| e.capacity), Some(1));
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the denylist holds {capacity} revocations still in force (its capacity)")]
+#[non_exhaustive]
+pub struct DenylistFull {
+    /// The list's capacity, all of it taken by revocations in force.
+    pub capacity: usize,
+}
+
 /// A boxed future, so stores can be chosen at run time.
 pub type DenylistFuture<'a, T> =
     Pin<Box<dyn Future<Output = Result<T, DenylistError>> + Send + 'a>>;
@@ -31,9 +55,9 @@ pub trait Denylist: Send + Sync + fmt::Debug + 'static {
 /// An in-memory denylist for one process: entries are kept until `exp` +
 /// [`REVOCATION_GRACE`], and expired ones are dropped to make room. At most `capacity` ids
 /// are kept, and a revocation still in force is never dropped for a new one (that would let
-/// a revoked token back in): when `capacity` revocations are in force, [`revoke`] fails (the
-/// caller answers with an error, so a logout is known not to have taken) and an error event
-/// says to raise the capacity. For several instances,
+/// a revoked token back in): when `capacity` revocations are in force, [`revoke`] fails
+/// with [`DenylistFull`] (the caller answers with an error, so a logout is known not to have
+/// taken) and an error event says to raise the capacity. For several instances,
 /// or more revocations than one process should hold, use `RedisDenylist` (feature `redis`).
 ///
 /// [`revoke`]: Denylist::revoke
@@ -116,10 +140,9 @@ impl Denylist for MemoryDenylist {
                     "token revocation refused: the in-memory denylist is full of revocations \
                      still in force; raise MemoryDenylist::new's capacity or use RedisDenylist"
                 );
-                return Err(format!(
-                    "the denylist holds {} revocations still in force (its capacity)",
-                    self.capacity
-                )
+                return Err(DenylistFull {
+                    capacity: self.capacity,
+                }
                 .into());
             }
             ids.until.insert(jti.to_owned(), end);
@@ -168,6 +191,10 @@ mod tests {
                 .unwrap();
             let err = list.revoke("c", exp).await.unwrap_err();
             assert!(err.to_string().contains("capacity"), "{err}");
+            assert_eq!(
+                err.downcast_ref::<DenylistFull>(),
+                Some(&DenylistFull { capacity: 2 })
+            );
             for id in ["a", "b"] {
                 assert!(list.is_revoked(id).await.unwrap(), "{id} must stay revoked");
             }

@@ -48,7 +48,9 @@ pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,
 };
 pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
-pub use denylist::{Denylist, DenylistError, DenylistFuture, MemoryDenylist, REVOCATION_GRACE};
+pub use denylist::{
+    Denylist, DenylistError, DenylistFull, DenylistFuture, MemoryDenylist, REVOCATION_GRACE,
+};
 #[cfg(feature = "test-util")]
 pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};
 pub use jwks::{HttpFetcher, JwksFetchError, JwksFetchFuture, JwksFetcher, JwksPolicy};
