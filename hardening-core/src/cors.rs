@@ -182,7 +182,7 @@ impl Cors {
     pub(crate) fn decide(&self, parts: &Parts) -> CorsDecision {
         // Allowing no origin (the default), only a preflight needs an answer (a refusal):
         // other requests get no CORS headers whatever their `Origin`, so it is not looked up.
-        if !self.any_origin && self.origins.is_empty() && parts.method != Method::OPTIONS {
+        if !self.any_origin && self.origins.is_empty() && !matches!(parts.method, Method::OPTIONS) {
             return CorsDecision::None;
         }
         self.decide_listed(parts)

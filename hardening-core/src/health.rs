@@ -155,7 +155,7 @@ impl Health {
 
     #[inline]
     pub(crate) fn probe(&self, method: &http::Method, path: &str) -> Option<Probe> {
-        if !(method == http::Method::GET || method == http::Method::HEAD) {
+        if !matches!(*method, http::Method::GET | http::Method::HEAD) {
             return None;
         }
         if path == self.live_path {

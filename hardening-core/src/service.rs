@@ -110,11 +110,14 @@ where
             None => policy.behind_tls || hardening_headers::is_https(&parts, from_trusted_proxy),
         };
 
+        // Read once: the health probes and the rate limiter's route key both use it.
+        let path = parts.uri.path();
+
         let mut post = Post {
             #[cfg(feature = "headers")]
             header_facts,
             #[cfg(feature = "headers")]
-            length_by_method: parts.method != Method::HEAD && parts.method != Method::CONNECT,
+            length_by_method: !matches!(parts.method, Method::HEAD | Method::CONNECT),
             #[cfg(feature = "ratelimit")]
             rate_limit_header: None,
             #[cfg(feature = "ratelimit")]
@@ -129,7 +132,7 @@ where
 
         // Health probes: before the host allowlist (probes use IPs as hosts), CORS and limits.
         if let Some(health) = &policy.health
-            && let Some(probe) = health.probe(&parts.method, parts.uri.path())
+            && let Some(probe) = health.probe(&parts.method, path)
         {
             if !health.logs_requests() {
                 post.record = None;
@@ -206,7 +209,7 @@ where
                 client_ip,
                 headers: &parts.headers,
                 principal: None,
-                route: Some(parts.uri.path()),
+                route: Some(path),
             };
             match limiter.check(&keys, 1) {
                 hardening_ratelimit::Decision::Allowed(statuses) => {
