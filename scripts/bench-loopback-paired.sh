@@ -8,7 +8,9 @@
 # control row, shows how much). Two servers alternating on one core also evict each other's
 # caches, so costs that grow with cold caches weigh more here than with the core to oneself.
 # Reports, per variant, the median of the rounds' ratios and their range. Ports alternate
-# between rounds.
+# between rounds. Beside it, the same ratio from the servers' own CPU time per request
+# (/proc/PID/stat, 10-ms ticks: about ±1 % a round): when the clients' core is near full, the
+# clients set part of the pace and the req/s ratio leans towards 100 %; the CPU ratio does not.
 # VARIANTS="..." picks the variants (default: hardening-strict bare-axum-strict-headers
 # tower-http-stack bare-axum). hardening-strict-without:STEP[,STEP...] is strict without those
 # steps (rate-limit, security-headers, health, csrf, limits; see bench-server): what each costs;
@@ -53,8 +55,12 @@ trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$out"' EXIT
 
 # rps FILE: the Requests/sec figure of a wrk report.
 rps() { awk '/Requests\/sec/ { print $2 }' "$1"; }
+# requests FILE: the number of requests a wrk report counts.
+requests() { awk '/requests in/ { print $1 }' "$1"; }
+# proc_ticks PID: the CPU time (user + system, in clock ticks) a process has used so far.
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-declare -A ratios
+declare -A ratios cpu_ratios
 max_client_busy=0
 for round in $(seq "$rounds"); do
   for variant in "${variants[@]}"; do
@@ -73,12 +79,14 @@ for round in $(seq "$rounds"); do
       seconds=$duration
       [ "$phase" = warm ] && seconds=1
       read -r busy0 total0 < <(cpu_ticks 1)
+      ticks0=("$(proc_ticks "${pids[0]}")" "$(proc_ticks "${pids[1]}")")
       "${pin_client[@]}" wrk -t1 -c"$connections" -d"${seconds}s" "http://127.0.0.1:$bare_port/" > "$out/bare" &
       pids+=($!)
       "${pin_client[@]}" wrk -t1 -c"$connections" -d"${seconds}s" "http://127.0.0.1:$other_port/" > "$out/other"
       wait "${pids[2]}"
       unset 'pids[2]'
       read -r busy1 total1 < <(cpu_ticks 1)
+      ticks1=("$(proc_ticks "${pids[0]}")" "$(proc_ticks "${pids[1]}")")
     done
     # If the clients' core is full, the clients set the pace and the ratio leans to 100 %.
     client_busy=$(( 100 * (busy1 - busy0) / (total1 - total0 + 1) ))
@@ -89,7 +97,13 @@ for round in $(seq "$rounds"); do
     done
     ratio=$(awk -v a="$(rps "$out/bare")" -v b="$(rps "$out/other")" 'BEGIN { printf "%.1f", 100 * b / a }')
     ratios[$variant]+="$ratio "
-    echo "round $round: $variant $(rps "$out/other") req/s, ${baseline:+baseline }${baseline:-bare-axum} $(rps "$out/bare") req/s: $ratio % (client core ${client_busy} % busy)" >&2
+    # The servers' own CPU time per request, compared the same way: what the req/s ratio
+    # would be were the servers alone to set the pace (the client core is never quite idle).
+    cpu_ratio=$(awk -v tb=$((ticks1[0] - ticks0[0])) -v to=$((ticks1[1] - ticks0[1])) \
+      -v nb="$(requests "$out/bare")" -v no="$(requests "$out/other")" \
+      'BEGIN { if (tb > 0 && to > 0 && nb > 0 && no > 0) printf "%.1f", 100 * (tb / nb) / (to / no); else print "nan" }')
+    cpu_ratios[$variant]+="$cpu_ratio "
+    echo "round $round: $variant $(rps "$out/other") req/s, ${baseline:+baseline }${baseline:-bare-axum} $(rps "$out/bare") req/s: $ratio % (client core ${client_busy} % busy; by server CPU per request $cpu_ratio %)" >&2
     kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
     pids=()
   done
@@ -103,10 +117,14 @@ against="vs bare (median)"
 [ -n "$baseline" ] && against="vs baseline (median)"
 width=26
 for variant in "${variants[@]}"; do [ ${#variant} -gt $width ] && width=${#variant}; done
-printf '%-*s %21s %17s\n' "$width" variant "$against" "range of rounds"
+printf '%-*s %21s %17s %24s\n' "$width" variant "$against" "range of rounds" "by server CPU (median)"
 for variant in "${variants[@]}"; do
   read -r -a these <<< "${ratios[$variant]}"
   sorted=$(printf '%s\n' "${these[@]}" | sort -g)
-  printf '%-*s %20.1f%% %9.1f%%-%5.1f%%\n' "$width" "$variant" "$(median_of_sorted <<< "$sorted")" \
-    "$(head -n1 <<< "$sorted")" "$(tail -n1 <<< "$sorted")"
+  read -r -a cpu <<< "${cpu_ratios[$variant]}"
+  cpu_sorted=$(printf '%s\n' "${cpu[@]}" | grep -v nan | sort -g)
+  cpu_median=nan
+  [ -n "$cpu_sorted" ] && cpu_median=$(median_of_sorted <<< "$cpu_sorted")
+  printf '%-*s %20.1f%% %9.1f%%-%5.1f%% %23.1f%%\n' "$width" "$variant" "$(median_of_sorted <<< "$sorted")" \
+    "$(head -n1 <<< "$sorted")" "$(tail -n1 <<< "$sorted")" "$cpu_median"
 done
