@@ -108,6 +108,14 @@ impl AccessLog {
         ) {
             return None;
         }
+        self.capture(parts)
+    }
+
+    /// What [`record`](Self::record) keeps: cold and out of line, away from the requests
+    /// whose access log is filtered out.
+    #[cold]
+    #[inline(never)]
+    fn capture(&self, parts: &Parts) -> Option<Box<AccessRecord>> {
         Some(Box::new(AccessRecord {
             start: std::time::Instant::now(),
             method: parts.method.clone(),

@@ -91,7 +91,7 @@ where
         let span = if tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
             && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current()
         {
-            tracing::info_span!(target: crate::REQUEST_SPAN_TARGET, "request", request_id = %request_id)
+            request_span(request_id)
         } else {
             tracing::Span::none()
         };
@@ -359,6 +359,14 @@ where
             Err(payload) => ResponseFuture::panicked(&*payload, post),
         }
     }
+}
+
+/// The request's span, when a subscriber may want it: cold and out of line, so that the
+/// macro's code does not sit between the admitted requests' hot instructions.
+#[cold]
+#[inline(never)]
+fn request_span(request_id: RequestId) -> tracing::Span {
+    tracing::info_span!(target: crate::REQUEST_SPAN_TARGET, "request", request_id = %request_id)
 }
 
 /// A request refused before the inner service: its problem (made here, by `problem`), the
