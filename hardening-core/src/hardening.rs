@@ -459,6 +459,9 @@ impl<S> Layer<S> for Hardening {
         // Derived here, once, so that no request pays for it.
         #[cfg(feature = "headers")]
         let _ = self.policy.response_headers();
+        // The first id calibrates the request ids' clock (up to 200 ms, once per process):
+        // now, not in the first request's time.
+        let _ = hardening_errors::RequestId::generate();
         HardeningService::new(inner, self.policy.clone())
     }
 }

@@ -14,7 +14,9 @@ use rand::Rng;
 /// Longest request id accepted, in bytes.
 const MAX_LEN: usize = 64;
 
-/// The TSC clock [`unix_millis`] counts with (governor's too), calibrated once per process.
+/// The TSC clock [`unix_millis`] counts with (governor's too), calibrated once per process
+/// (quanta takes up to 200 ms for it: `hardening-core` makes an id when its layer is
+/// built, so that no request waits for it).
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
 
 thread_local! {
