@@ -150,14 +150,7 @@ where
         if let Some(hosts) = &policy.allowed_hosts
             && !hosts.allows(&parts)
         {
-            return refused(
-                || {
-                    Problem::new(StatusCode::BAD_REQUEST)
-                        .with_detail("this service does not answer for the requested host")
-                },
-                SecurityEvent::BadHost,
-                post,
-            );
+            return refused(Problem::unknown_host, SecurityEvent::BadHost, post);
         }
 
         // HTTPS redirect; a plain-HTTP request whose `Host` no redirect may go to is refused
@@ -168,14 +161,7 @@ where
         {
             return match redirect.redirect::<()>(&parts, https) {
                 Some(res) => ResponseFuture::answered(res.map(|()| ProblemBody::empty()), post),
-                None => refused(
-                    || {
-                        Problem::new(StatusCode::BAD_REQUEST)
-                            .with_detail("this service does not answer for the requested host")
-                    },
-                    SecurityEvent::BadHost,
-                    post,
-                ),
+                None => refused(Problem::unknown_host, SecurityEvent::BadHost, post),
             };
         }
 

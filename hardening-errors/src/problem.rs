@@ -110,6 +110,19 @@ impl Problem {
         }
     }
 
+    /// The 400 for a request whose `Host` this service does not answer for: not on the
+    /// allowlist, or none a plain-HTTP request may be redirected to.
+    ///
+    /// ```
+    /// let problem = hardening_errors::Problem::unknown_host();
+    /// assert_eq!(problem.status(), 400);
+    /// assert_eq!(problem.detail(), Some("this service does not answer for the requested host"));
+    /// ```
+    pub fn unknown_host() -> Self {
+        Self::new(StatusCode::BAD_REQUEST)
+            .with_detail("this service does not answer for the requested host")
+    }
+
     /// Sets the problem type URI and its title (see [`types`](crate::types)).
     #[must_use]
     pub fn with_type(

@@ -186,8 +186,7 @@ where
                 .take()
                 .expect("ResponseFuture polled after completion")
                 .map(|()| B::from(Bytes::new())),
-            StateProj::BadHost { request_id } => Problem::new(StatusCode::BAD_REQUEST)
-                .with_detail("this service does not answer for the requested host")
+            StateProj::BadHost { request_id } => Problem::unknown_host()
                 .with_request_id(
                     request_id
                         .take()
