@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hardening_errors::{CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, reject};
+use hardening_errors::{
+    CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, SecurityEventReported, reject,
+};
 use http::header::VARY;
 use http::{HeaderValue, Response, StatusCode};
 use http_body::Body as HttpBody;
@@ -230,7 +232,8 @@ where
 
 /// The state that turns an inner error response into a problem (`hardening-errors`'
 /// mapping, which may first read a short rejection text), with the security event its
-/// status stands for. Out of line: errors are the rare path.
+/// status stands for: unless the layer that refused the request has reported it already
+/// (then it is only counted). Out of line: errors are the rare path.
 #[cold]
 #[inline(never)]
 fn to_problem<F, B>(response: Response<B>, request_id: RequestId) -> State<F, B>
@@ -241,6 +244,18 @@ where
         response.status(),
         response.extensions().get::<CaughtPanic>().is_some(),
     );
+    let event = match event {
+        Some(event)
+            if response
+                .extensions()
+                .get::<SecurityEventReported>()
+                .is_some() =>
+        {
+            event.count();
+            None
+        }
+        event => event,
+    };
     let mapping = hardening_errors::ResponseFuture::for_response(response, request_id);
     State::Pending {
         future: Box::pin(async move {

@@ -3,9 +3,7 @@
 use std::net::IpAddr;
 
 use hardening_errors::RequestId;
-
-/// The tracing target of security events.
-pub const SECURITY_TARGET: &str = "hardening::security";
+pub use hardening_errors::SECURITY_TARGET;
 
 /// Why a request was rejected. [`SecurityEvent::as_str`] is the stable `security.event` value
 /// (and, with feature `metrics`, the `event` label of `hardening_security_events_total`).
@@ -97,15 +95,19 @@ impl SecurityEvent {
         policies: Option<&dyn std::fmt::Debug>,
         message: &str,
     ) {
-        tracing::event!(
-            target: SECURITY_TARGET,
-            tracing::Level::WARN,
-            security.event = self.as_str(),
-            request_id = %request_id,
-            client.address = client_ip.map(tracing::field::display),
-            policies = policies.map(tracing::field::debug),
-            "{message}",
+        hardening_errors::log_security_event(
+            self.as_str(),
+            request_id,
+            client_ip,
+            policies,
+            message,
         );
+        self.count();
+    }
+
+    /// Counts the event (feature `metrics`) without logging it: for a rejection the layer
+    /// that made it has already logged.
+    pub(crate) fn count(self) {
         #[cfg(feature = "metrics")]
         metrics::counter!("hardening_security_events_total", "event" => self.as_str()).increment(1);
     }

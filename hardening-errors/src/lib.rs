@@ -57,6 +57,7 @@ mod problem;
 mod redact;
 mod rejection;
 mod request_id;
+mod security_event;
 pub mod types;
 #[cfg(feature = "validation")]
 mod validation;
@@ -71,6 +72,9 @@ pub use mapping::{
 pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
+pub use security_event::{
+    SECURITY_TARGET, SecurityEventReported, log_security_event, report_rejection,
+};
 #[cfg(feature = "validation")]
 pub use validation::Valid;
 

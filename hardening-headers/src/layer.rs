@@ -208,12 +208,11 @@ where
 fn bad_host(extensions: &http::Extensions) -> RequestId {
     let context = RequestContext::of(extensions);
     let request_id = context.map_or_else(RequestId::generate, |c| c.request_id);
-    tracing::event!(
-        target: "hardening::security",
-        tracing::Level::WARN,
-        security.event = "bad_host",
-        request_id = %request_id,
-        client.address = context.and_then(|c| c.client_ip).map(tracing::field::display),
+    hardening_errors::log_security_event(
+        "bad_host",
+        request_id,
+        context.and_then(|c| c.client_ip),
+        None,
         "request rejected",
     );
     request_id

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
-use hardening_errors::{Error, Problem, RequestId};
+use hardening_errors::{Error, Problem, RequestId, report_rejection};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -245,6 +245,9 @@ pub enum CostConfigError {
 /// the usage already reported: tokens the model produced were spent, and a client must not
 /// be able to get them free by hanging up.
 ///
+/// A 429, and a 413 for a body over [`max_body`](Self::max_body), is one security event
+/// (`rate_limited`, `body_too_large`), reported once, as [`RateLimitLayer`](crate::RateLimitLayer) reports its own.
+///
 /// ```
 /// use std::num::NonZeroU32;
 /// use axum::{Router, routing::post};
@@ -422,11 +425,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Usage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActualCost(pub u64);
 
+/// A problem response with the request id a layer further out gave the request, else a new
+/// one.
 fn problem_response(problem: Problem, request_id: Option<RequestId>) -> Response<Body> {
-    match request_id {
-        Some(id) => problem.with_request_id(id).into_http_response(),
-        None => problem.into_http_response(),
-    }
+    let request_id = request_id.unwrap_or_else(RequestId::generate);
+    problem.with_request_id(request_id).into_http_response()
 }
 
 impl<S, B> Service<Request<B>> for Cost<S>
@@ -463,12 +466,23 @@ where
                         let units = layer.estimate.units(&parts, &bytes);
                         (Body::from(bytes), units)
                     }
-                    Err(err) => {
-                        let error = if err.is::<http_body_util::LengthLimitError>() {
-                            Error::PayloadTooLarge
-                        } else {
-                            Error::BadRequest("the request body could not be read".into())
-                        };
+                    Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                        let request_id = request_id.unwrap_or_else(RequestId::generate);
+                        let mut response =
+                            problem_response(Error::PayloadTooLarge.to_problem(), Some(request_id));
+                        let keys =
+                            RequestKeys::from_http(&parts.extensions, &parts.headers, &parts.uri);
+                        report_rejection(
+                            &mut response,
+                            "body_too_large",
+                            request_id,
+                            keys.client_ip,
+                            None,
+                        );
+                        return Ok(response);
+                    }
+                    Err(_) => {
+                        let error = Error::BadRequest("the request body could not be read".into());
                         return Ok(problem_response(error.to_problem(), request_id));
                     }
                 }
@@ -490,7 +504,7 @@ where
                     },
                     _,
                 ) => {
-                    let mut response = too_many(retry_after, &violated, request_id);
+                    let mut response = too_many(retry_after, &violated, request_id, keys.client_ip);
                     set_ratelimit_headers(
                         response.headers_mut(),
                         ratelimit,

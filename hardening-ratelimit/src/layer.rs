@@ -15,6 +15,10 @@ use crate::{Decision, RateLimiter, RequestKeys};
 /// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
 /// and `RateLimit-Policy` headers on every response.
 ///
+/// Each refusal is one `rate_limited` security event (target `hardening::security`), under
+/// the request id its problem carries: the one a `Hardening` layer further out gave the
+/// request, else a new one. Inside `Hardening`, that layer does not report it again.
+///
 /// The client IP is the socket peer (`ConnectInfo<SocketAddr>`, as axum's
 /// `into_make_service_with_connect_info` provides); this layer believes no forwarding
 /// headers. Behind a proxy, use `hardening-core`'s `Hardening`, which resolves the client IP
@@ -102,7 +106,12 @@ where
                 statuses,
             } => (
                 State::Refused {
-                    response: Some(crate::respond::too_many(retry_after, &violated, request_id)),
+                    response: Some(crate::respond::too_many(
+                        retry_after,
+                        &violated,
+                        request_id,
+                        keys.client_ip,
+                    )),
                 },
                 statuses,
             ),

@@ -870,19 +870,16 @@ where
         let limiter = self.limiter.clone();
         Box::pin(async move {
             let request_id = RequestId::from_extensions(req.extensions());
-            let decision = limiter
-                .check(
-                    &RequestKeys::from_http(req.extensions(), req.headers(), req.uri()),
-                    1,
-                )
-                .await;
+            let keys = RequestKeys::from_http(req.extensions(), req.headers(), req.uri());
+            let client_ip = keys.client_ip;
+            let decision = limiter.check(&keys, 1).await;
             let ratelimit = crate::ratelimit_header(decision.statuses());
             let mut response = match decision {
                 Decision::Limited {
                     retry_after,
                     violated,
                     ..
-                } => too_many(retry_after, &violated, request_id),
+                } => too_many(retry_after, &violated, request_id, client_ip),
                 Decision::Shadowed { violated, .. } => {
                     report_shadow(request_id, &violated, 1);
                     inner.call(req).await?

@@ -1,9 +1,10 @@
 //! What the layers of this crate answer: 429 problems, `RateLimit` headers, shadow reports.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hardening_errors::{Error, RequestId};
+use hardening_errors::{Error, RequestId, report_rejection};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
 use crate::PolicyName;
@@ -13,21 +14,29 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// The `RateLimit-Policy` response header (draft-ietf-httpapi-ratelimit-headers).
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// The 429 problem for a refused request.
+/// The 429 problem for a refused request, reported as a `rate_limited` security event. Its
+/// request id is the one a layer further out gave the request, else a new one.
 pub(crate) fn too_many<B: From<Bytes>>(
     retry_after: Duration,
     violated: &[PolicyName],
     request_id: Option<RequestId>,
+    client_ip: Option<IpAddr>,
 ) -> Response<B> {
     let problem = Error::TooManyRequests {
         retry_after,
         policies: violated.iter().map(|p| p.to_string()).collect(),
     }
     .to_problem();
-    match request_id {
-        Some(id) => problem.with_request_id(id).into_http_response(),
-        None => problem.into_http_response(),
-    }
+    let request_id = request_id.unwrap_or_else(RequestId::generate);
+    let mut response = problem.with_request_id(request_id).into_http_response();
+    report_rejection(
+        &mut response,
+        "rate_limited",
+        request_id,
+        client_ip,
+        Some(&violated),
+    );
+    response
 }
 
 /// Sets `RateLimit` and `RateLimit-Policy` on a response. Limits applied further in (a

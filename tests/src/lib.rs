@@ -25,6 +25,23 @@ impl Captured {
         let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
+
+    /// The security events among the JSON lines captured so far: each one's
+    /// `security.event` name and the whole event. Panics on a line that is not JSON.
+    pub fn security_events(&self) -> Vec<(String, serde_json::Value)> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON log line"))
+            .filter(|v| v["target"] == hardening_core::SECURITY_TARGET)
+            .map(|v| {
+                let name = v["fields"]["security.event"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                (name, v)
+            })
+            .collect()
+    }
 }
 
 impl std::io::Write for Captured {

@@ -18,6 +18,7 @@ use hardening_core::ratelimit::{
     Usage,
 };
 use hardening_errors::PrincipalId;
+use hardening_tests::Captured;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower::util::MapRequestLayer;
@@ -208,6 +209,7 @@ async fn a_dropped_stream_refunds_all_but_the_usage_reported() {
 
 #[tokio::test]
 async fn estimates_are_clamped_and_an_empty_budget_answers_429() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let limiter = tokens();
     let app = app(limiter.clone());
     // Asking for a billion tokens reserves only the cap (2,000).
@@ -239,17 +241,30 @@ async fn estimates_are_clamped_and_an_empty_budget_answers_429() {
     assert!(headers.get("ratelimit-policy").is_some());
     let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(problem["violated-policies"][0], "tokens-per-day");
+    // Reported once, under the request id the problem gives (made here: no layer gave one).
+    let id = problem["request_id"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    let events = captured.security_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "rate_limited");
+    assert_eq!(events[0].1["fields"]["request_id"], id);
     drop(held); // every stream dropped before a chunk: all refunded
     assert_eq!(remaining(&limiter, "carol"), 10_000);
 }
 
 #[tokio::test]
 async fn oversized_bodies_get_413_before_anything_is_reserved() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let limiter = tokens();
     let app = app(limiter.clone());
     let big = format!(r#"{{"max_tokens":10,"pad":"{}"}}"#, "x".repeat(10_000));
-    let (status, headers, _) = send(&app, request("/complete", "dave", &big)).await;
+    let (status, headers, body) = send(&app, request("/complete", "dave", &big)).await;
     assert_eq!(status, 413);
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let events = captured.security_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "body_too_large");
+    assert_eq!(events[0].1["fields"]["request_id"], problem["request_id"]);
     assert_eq!(
         headers.get("content-type").unwrap(),
         "application/problem+json"

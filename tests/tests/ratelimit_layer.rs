@@ -1,5 +1,6 @@
 //! The standalone `RateLimitLayer` over TCP: keyed by the socket peer, 429 problems after the
-//! burst, IETF headers on every response.
+//! burst, IETF headers on every response, one `rate_limited` security event per refusal (and
+//! still one, not two, inside `Hardening`).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -8,7 +9,7 @@ use std::num::NonZeroU32;
 use axum::Router;
 use axum::routing::get;
 use hardening_core::ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
-use hardening_tests::{get as http_get, serve};
+use hardening_tests::{Captured, get as http_get, serve};
 
 #[tokio::test]
 async fn standalone_layer_limits_by_peer() {
@@ -35,6 +36,37 @@ async fn standalone_layer_limits_by_peer() {
 }
 
 #[tokio::test]
+async fn standalone_refusals_carry_a_request_id_and_are_reported_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap()).burst(NonZeroU32::new(1).unwrap());
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RateLimitLayer::new(RateLimiter::new([
+            Policy::per_client_ip("per-ip", quota),
+        ])));
+    let addr = serve(app).await;
+    assert_eq!(http_get(addr, "/", &[]).await.status, 200);
+    let refused = http_get(addr, "/", &[]).await;
+    assert_eq!(refused.status, 429);
+    // No `Hardening` gave this request an id: the layer makes one, in the body and the log.
+    let id = refused.json()["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "{id}");
+    let events = captured.security_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (name, event) = &events[0];
+    assert_eq!(name, "rate_limited");
+    assert_eq!(event["fields"]["request_id"], id.as_str());
+    assert_eq!(event["fields"]["client.address"], "127.0.0.1");
+    assert!(
+        event["fields"]["policies"]
+            .as_str()
+            .unwrap()
+            .contains("per-ip"),
+        "{event}"
+    );
+}
+
+#[tokio::test]
 async fn inside_hardening_the_layer_keys_on_the_client_behind_a_trusted_proxy() {
     use hardening_core::Hardening;
     let quota = Quota::per_hour(NonZeroU32::new(10).unwrap()).burst(NonZeroU32::new(1).unwrap());
@@ -56,4 +88,38 @@ async fn inside_hardening_the_layer_keys_on_the_client_behind_a_trusted_proxy() 
     let again = http_get(addr, "/", &["x-forwarded-for: 198.51.100.1"]).await;
     assert_eq!(again.status, 429, "{again:?}");
     assert_eq!(again.json()["violated-policies"][0], "route-per-ip");
+}
+
+#[tokio::test]
+async fn inside_hardening_a_refusal_of_the_layer_is_reported_once_with_hardenings_id() {
+    use hardening_core::Hardening;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap()).burst(NonZeroU32::new(1).unwrap());
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RateLimitLayer::new(RateLimiter::new([
+            Policy::per_client_ip("route-per-ip", quota),
+        ])))
+        .layer(Hardening::strict());
+    let addr = serve(app).await;
+    assert_eq!(http_get(addr, "/", &[]).await.status, 200);
+    let refused = http_get(addr, "/", &[]).await;
+    assert_eq!(refused.status, 429);
+    let id = refused.header("x-request-id").unwrap().to_owned();
+    assert_eq!(refused.json()["request_id"], id.as_str());
+    let events = captured.security_events();
+    assert_eq!(
+        events.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["rate_limited"],
+        "the layer reports its refusal; Hardening, seeing it reported, does not again"
+    );
+    let event = &events[0].1;
+    assert_eq!(event["fields"]["request_id"], id.as_str());
+    assert!(
+        event["fields"]["policies"]
+            .as_str()
+            .unwrap()
+            .contains("route-per-ip"),
+        "{event}"
+    );
 }
