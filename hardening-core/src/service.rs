@@ -156,13 +156,17 @@ where
         // HTTPS redirect; a plain-HTTP request whose `Host` no redirect may go to is refused
         // rather than served over plain HTTP.
         #[cfg(feature = "headers")]
-        if let Some(redirect) = &policy.https_redirect
-            && redirect.applies(&parts, https)
-        {
-            return match redirect.redirect::<()>(&parts, https) {
-                Some(res) => ResponseFuture::answered(res.map(|()| ProblemBody::empty()), post),
-                None => refused(Problem::unknown_host, SecurityEvent::BadHost, post),
-            };
+        if let Some(redirect) = &policy.https_redirect {
+            use hardening_headers::RedirectDecision;
+            match redirect.decide::<()>(&parts, https) {
+                RedirectDecision::Redirect(res) => {
+                    return ResponseFuture::answered(res.map(|()| ProblemBody::empty()), post);
+                }
+                RedirectDecision::Refuse => {
+                    return refused(Problem::unknown_host, SecurityEvent::BadHost, post);
+                }
+                RedirectDecision::Proceed => {}
+            }
         }
 
         // 4. CORS.

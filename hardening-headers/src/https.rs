@@ -76,13 +76,51 @@ impl HttpsRedirect {
         !https && !self.exempt.iter().any(|p| p == parts.uri.path())
     }
 
-    /// The redirect for a plain-HTTP request, or `None` when it may proceed, or when its
-    /// `Host` is not one to redirect to (see above; [`applies`](Self::applies) tells the
-    /// two apart, for a caller that refuses such requests).
-    pub fn redirect<B: Default>(&self, parts: &Parts, https: bool) -> Option<Response<B>> {
+    /// What to do with this request, in one step: serve it, redirect it, or refuse it (plain
+    /// HTTP whose `Host` is not one to redirect to: never served over plain HTTP).
+    ///
+    /// ```
+    /// use hardening_headers::{HttpsRedirect, RedirectDecision};
+    ///
+    /// let redirect = HttpsRedirect::new().exempt("/healthz");
+    /// let parts = |path: &str, host: &str| {
+    ///     http::Request::get(path).header("host", host).body(()).unwrap().into_parts().0
+    /// };
+    /// assert!(matches!(redirect.decide::<()>(&parts("/", "example.com"), false), RedirectDecision::Redirect(_)));
+    /// assert!(matches!(redirect.decide::<()>(&parts("/", "example.com:@evil.com"), false), RedirectDecision::Refuse));
+    /// assert!(matches!(redirect.decide::<()>(&parts("/healthz", "x"), false), RedirectDecision::Proceed));
+    /// assert!(matches!(redirect.decide::<()>(&parts("/", "example.com"), true), RedirectDecision::Proceed));
+    /// ```
+    pub fn decide<B: Default>(&self, parts: &Parts, https: bool) -> RedirectDecision<B> {
         if !self.applies(parts, https) {
-            return None;
+            return RedirectDecision::Proceed;
         }
+        let Some(location) = self.location(parts) else {
+            return RedirectDecision::Refuse;
+        };
+        let status = if parts.method == Method::GET || parts.method == Method::HEAD {
+            StatusCode::MOVED_PERMANENTLY
+        } else {
+            StatusCode::PERMANENT_REDIRECT
+        };
+        let mut res = Response::new(B::default());
+        *res.status_mut() = status;
+        res.headers_mut().insert(LOCATION, location);
+        RedirectDecision::Redirect(res)
+    }
+
+    /// The redirect for a plain-HTTP request; `None` when it may proceed and when it is to
+    /// be refused alike ([`decide`](Self::decide) tells the two apart).
+    pub fn redirect<B: Default>(&self, parts: &Parts, https: bool) -> Option<Response<B>> {
+        match self.decide(parts, https) {
+            RedirectDecision::Redirect(res) => Some(res),
+            RedirectDecision::Proceed | RedirectDecision::Refuse => None,
+        }
+    }
+
+    /// `https://` + the host to redirect to (without its port) + the request's path and
+    /// query; `None` when there is no host it may go to.
+    fn location(&self, parts: &Parts) -> Option<HeaderValue> {
         let host = match &self.host {
             Some(h) => h.as_str(),
             None => parts
@@ -95,17 +133,21 @@ impl HttpsRedirect {
         let host = hardening_errors::host_without_port(host)?;
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let location: Uri = format!("https://{host}{path}").parse().ok()?;
-        let status = if parts.method == Method::GET || parts.method == Method::HEAD {
-            StatusCode::MOVED_PERMANENTLY
-        } else {
-            StatusCode::PERMANENT_REDIRECT
-        };
-        let mut res = Response::new(B::default());
-        *res.status_mut() = status;
-        res.headers_mut()
-            .insert(LOCATION, HeaderValue::from_str(&location.to_string()).ok()?);
-        Some(res)
+        HeaderValue::from_str(&location.to_string()).ok()
     }
+}
+
+/// What [`HttpsRedirect::decide`] says to do with a request. Not `non_exhaustive`: a new
+/// case must be handled by every caller, not fall through to serving.
+#[derive(Debug)]
+pub enum RedirectDecision<B> {
+    /// HTTPS already, or an exempt path: serve it.
+    Proceed,
+    /// Plain HTTP: answer with this redirect to HTTPS.
+    Redirect(Response<B>),
+    /// Plain HTTP with no `Host` a redirect may go to: refuse it (a 400 problem), rather
+    /// than serve it over plain HTTP.
+    Refuse,
 }
 
 #[cfg(test)]
@@ -121,6 +163,32 @@ mod tests {
             .unwrap()
             .into_parts()
             .0
+    }
+
+    #[test]
+    fn decide_refuses_only_plain_http_with_no_host_to_go_to() {
+        let r = HttpsRedirect::new().exempt("/healthz");
+        let no_host = http::Request::get("/a").body(()).unwrap().into_parts().0;
+        assert!(matches!(
+            r.decide::<()>(&no_host, false),
+            RedirectDecision::Refuse
+        ));
+        assert!(matches!(
+            r.decide::<()>(&no_host, true),
+            RedirectDecision::Proceed
+        ));
+        assert!(matches!(
+            r.decide::<()>(&parts(Method::GET, "/healthz", "bad host"), false),
+            RedirectDecision::Proceed
+        ));
+        // A configured host is always one to go to, whatever the request says.
+        let fixed = HttpsRedirect::new().to_host("example.com");
+        match fixed.decide::<()>(&no_host, false) {
+            RedirectDecision::Redirect(res) => {
+                assert_eq!(res.headers()[LOCATION], "https://example.com/a");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tower::{Layer, Service};
 
 use crate::https::tls_in_process;
 use crate::request_headers::RequestHeaders;
-use crate::{HeaderSet, HttpsRedirect, Merge, RequestFacts};
+use crate::{HeaderSet, HttpsRedirect, Merge, RedirectDecision, RequestFacts};
 
 /// Applies a [`HeaderSet`] to every response (and optionally redirects plain HTTP).
 ///
@@ -126,15 +126,15 @@ where
             },
             Some(redirect) => {
                 let (parts, body) = req.into_parts();
-                match redirect.redirect(&parts, https) {
-                    Some(res) => State::Redirect {
+                match redirect.decide(&parts, https) {
+                    RedirectDecision::Redirect(res) => State::Redirect {
                         response: Some(res),
                     },
                     // Plain HTTP, not exempt, and no `Host` to redirect to: refused.
-                    None if redirect.applies(&parts, https) => State::BadHost {
+                    RedirectDecision::Refuse => State::BadHost {
                         request_id: Some(bad_host(&parts.extensions)),
                     },
-                    None => State::Inner {
+                    RedirectDecision::Proceed => State::Inner {
                         future: self.inner.call(Request::from_parts(parts, body)),
                     },
                 }

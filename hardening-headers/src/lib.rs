@@ -46,7 +46,7 @@ mod secure_cookies;
 pub use cookies::CookiePolicy;
 pub use csp::Csp;
 pub use error::ConfigError;
-pub use https::{HttpsRedirect, Tls, is_https};
+pub use https::{HttpsRedirect, RedirectDecision, Tls, is_https};
 pub use layer::{ResponseFuture, SecurityHeaders, SecurityHeadersLayer, content_length};
 pub use nonce::CspNonce;
 pub use policy::{HeaderPolicy, HeaderSet, Merge, RequestFacts};
