@@ -163,11 +163,9 @@ async fn every_rejection_emits_one_security_event() {
     .await;
 
     let events: Vec<String> = captured
-        .text()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["target"] == hardening_core::SECURITY_TARGET)
-        .map(|v| v["fields"]["security.event"].as_str().unwrap().to_owned())
+        .security_events()
+        .into_iter()
+        .map(|(name, _)| name)
         .collect();
     let mut expected: Vec<&str> = cases.iter().map(|(_, _, e)| *e).collect();
     expected.extend(["bad_host", "cors_rejected"]);
