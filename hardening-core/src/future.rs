@@ -232,8 +232,8 @@ where
 
 /// The state that turns an inner error response into a problem (`hardening-errors`'
 /// mapping, which may first read a short rejection text), with the security event its
-/// status stands for: unless the layer that refused the request has reported it already
-/// (then it is only counted). Out of line: errors are the rare path.
+/// status stands for: unless the layer that refused the request has reported it already as
+/// that event (then it is only counted). Out of line: errors are the rare path.
 #[cold]
 #[inline(never)]
 fn to_problem<F, B>(response: Response<B>, request_id: RequestId) -> State<F, B>
@@ -244,13 +244,12 @@ where
         response.status(),
         response.extensions().get::<CaughtPanic>().is_some(),
     );
+    let reported = response
+        .extensions()
+        .get::<SecurityEventReported>()
+        .map(SecurityEventReported::event);
     let event = match event {
-        Some(event)
-            if response
-                .extensions()
-                .get::<SecurityEventReported>()
-                .is_some() =>
-        {
+        Some(event) if reported == Some(event.as_str()) => {
             event.count();
             None
         }

@@ -181,7 +181,7 @@ mod tests {
             r.decide::<()>(&parts(Method::GET, "/healthz", "bad host"), false),
             RedirectDecision::Proceed
         ));
-        // A configured host is always one to go to, whatever the request says.
+        // A configured (valid) host is one to go to, whatever the request says.
         let fixed = HttpsRedirect::new().to_host("example.com");
         match fixed.decide::<()>(&no_host, false) {
             RedirectDecision::Redirect(res) => {

@@ -425,6 +425,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Usage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActualCost(pub u64);
 
+/// Whether a body error is a length limit's: this layer's own, or one further out (the
+/// fused `Hardening` layer's, which reaches here wrapped in the body type's error).
+fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |e| e.source())
+        .any(|e| e.is::<http_body_util::LengthLimitError>())
+}
+
 /// A problem response with the request id a layer further out gave the request, else a new
 /// one.
 fn problem_response(problem: Problem, request_id: Option<RequestId>) -> Response<Body> {
@@ -466,7 +473,7 @@ where
                         let units = layer.estimate.units(&parts, &bytes);
                         (Body::from(bytes), units)
                     }
-                    Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                    Err(err) if is_length_limit(&*err) => {
                         let request_id = request_id.unwrap_or_else(RequestId::generate);
                         let mut response =
                             problem_response(Error::PayloadTooLarge.to_problem(), Some(request_id));

@@ -72,7 +72,7 @@ fn merge_list(headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
 /// Logs a request admitted only because the policies that refused it are in shadow mode.
 pub(crate) fn report_shadow(request_id: Option<RequestId>, violated: &[PolicyName], cost: u64) {
     tracing::event!(
-        target: "hardening::security",
+        target: hardening_errors::SECURITY_TARGET,
         tracing::Level::WARN,
         security.event = "rate_limit_shadow",
         request_id = request_id.map(tracing::field::display),

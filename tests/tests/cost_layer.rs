@@ -321,3 +321,55 @@ async fn served_successes_keep_their_estimate() {
     assert_eq!((reply.status, reply.body.as_str()), (200, ""));
     assert_eq!(left(), 9_800);
 }
+
+/// A request body of `n` 100-byte chunks whose size is not known in advance (chunked).
+struct Chunks(u32);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.0 == 0 {
+            return Poll::Ready(None);
+        }
+        self.0 -= 1;
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![
+            b' ';
+            100
+        ])))))
+    }
+}
+
+#[tokio::test]
+async fn inside_hardening_a_body_over_its_limit_is_a_413_reported_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let limiter = tokens();
+    // Hardening's limit (1,000 bytes) is under the layer's own (4,096): it is the one that
+    // trips, and its error reaches the layer wrapped in the body type's.
+    let hardening = hardening_core::Hardening::strict()
+        .body_limit(1_000)
+        .unwrap();
+    let app = app(limiter.clone()).layer(hardening);
+    let req = Request::post("/complete")
+        .header("x-user", "erin")
+        .body(Body::new(Chunks(20)))
+        .unwrap();
+    let (status, headers, body) = send(&app, req).await;
+    assert_eq!(status, 413, "{body:?}");
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        problem["request_id"],
+        headers.get("x-request-id").unwrap().to_str().unwrap()
+    );
+    let events = captured.security_events();
+    assert_eq!(
+        events.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["body_too_large"]
+    );
+    assert_eq!(events[0].1["fields"]["request_id"], problem["request_id"]);
+    assert_eq!(remaining(&limiter, "erin"), 10_000, "nothing reserved");
+}

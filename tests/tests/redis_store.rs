@@ -340,6 +340,7 @@ async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn the_layer_answers_429_problems_with_ratelimit_headers() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
     let server = RedisServer::start();
     let l = limiter(
         &server.url(),
@@ -371,6 +372,23 @@ async fn the_layer_answers_429_problems_with_ratelimit_headers() {
     assert_eq!(third.status(), 429);
     assert_eq!(third.headers()["content-type"], "application/problem+json");
     assert!(third.headers().contains_key("retry-after"));
+    // One `rate_limited` event, under the request id the problem carries (made by the layer:
+    // nothing further out gave one).
+    let reported = third
+        .extensions()
+        .get::<hardening_errors::SecurityEventReported>()
+        .map(|r| r.event());
+    assert_eq!(reported, Some("rate_limited"));
+    let body = http_body_util::BodyExt::collect(third.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let events = captured.security_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "rate_limited");
+    assert_eq!(events[0].1["fields"]["request_id"], problem["request_id"]);
+    assert_eq!(events[0].1["fields"]["client.address"], "127.0.0.7");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

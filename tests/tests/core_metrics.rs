@@ -1,0 +1,134 @@
+//! Security events inside `Hardening` when a layer it wraps has reported the rejection
+//! already: logged once, counted once (`hardening_security_events_total`), and logged again
+//! only when the response changed into another rejection on its way out.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use hardening_core::Hardening;
+use hardening_core::ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
+use hardening_tests::Captured;
+use http::{Request, StatusCode};
+use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
+use tower::ServiceExt;
+
+/// Counters by their `event` label; gauges and histograms are not used here.
+#[derive(Default)]
+struct Counts(Mutex<HashMap<String, Arc<Count>>>);
+
+#[derive(Default)]
+struct Count(Mutex<u64>);
+
+impl CounterFn for Count {
+    fn increment(&self, value: u64) {
+        *self.0.lock().unwrap() += value;
+    }
+    fn absolute(&self, value: u64) {
+        *self.0.lock().unwrap() = value;
+    }
+}
+
+impl metrics::Recorder for Counts {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        assert_eq!(key.name(), "hardening_security_events_total");
+        let event = key
+            .labels()
+            .find(|l| l.key() == "event")
+            .map(|l| l.value().to_owned())
+            .unwrap();
+        let count = self.0.lock().unwrap().entry(event).or_default().clone();
+        Counter::from_arc(count)
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::noop()
+    }
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::noop()
+    }
+}
+
+impl Counts {
+    fn of(&self) -> HashMap<String, u64> {
+        let counts = self.0.lock().unwrap();
+        counts
+            .iter()
+            .map(|(event, n)| (event.clone(), *n.0.lock().unwrap()))
+            .collect()
+    }
+}
+
+/// A route whose own limit admits one request, under `Hardening::strict()`, with `between`
+/// applied between the two layers; sends two requests and returns the second's status.
+fn second_request_through(between: impl FnOnce(Router) -> Router, counts: &Counts) -> StatusCode {
+    let limit = Quota::per_hour(NonZeroU32::new(1).unwrap());
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RateLimitLayer::new(RateLimiter::new([Policy::global(
+            "route-budget",
+            limit,
+        )])));
+    let app = between(app).layer(Hardening::strict());
+    metrics::with_local_recorder(counts, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let get = || Request::get("/").body(Body::empty()).unwrap();
+            assert_eq!(app.clone().oneshot(get()).await.unwrap().status(), 200);
+            app.oneshot(get()).await.unwrap().status()
+        })
+    })
+}
+
+#[test]
+fn a_rejection_the_layer_reported_is_logged_once_and_still_counted() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let status = second_request_through(|app| app, &counts);
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let events: Vec<String> = captured
+        .security_events()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(events, ["rate_limited"]);
+    assert_eq!(counts.of(), HashMap::from([("rate_limited".to_owned(), 1)]));
+}
+
+#[test]
+fn a_reported_rejection_changed_on_its_way_out_is_reported_as_what_it_became() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    // Middleware between the two turns the layer's 429 into a 403, keeping its extensions.
+    let status = second_request_through(
+        |app| {
+            app.layer(axum::middleware::map_response(
+                |mut res: axum::response::Response| async move {
+                    if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                        *res.status_mut() = StatusCode::FORBIDDEN;
+                    }
+                    res
+                },
+            ))
+        },
+        &counts,
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let events: Vec<String> = captured
+        .security_events()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(events, ["rate_limited", "forbidden"]);
+    assert_eq!(counts.of(), HashMap::from([("forbidden".to_owned(), 1)]));
+}
