@@ -15,6 +15,23 @@ use axum::Router;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// A request body that does not say how large it is (as a chunked upload would not): its
+/// bytes in one frame.
+#[derive(Debug)]
+pub struct UnknownSize(pub Option<bytes::Bytes>);
+
+impl http_body::Body for UnknownSize {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|data| Ok(http_body::Frame::data(data))))
+    }
+}
+
 /// A tracing `MakeWriter` that keeps everything written, for asserting on logs.
 #[derive(Debug, Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);

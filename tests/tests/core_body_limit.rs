@@ -5,33 +5,16 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::post;
 use hardening_core::Hardening;
+use hardening_tests::UnknownSize;
 use http::{Request, StatusCode};
-use http_body::Frame;
 use tower::ServiceExt;
-
-/// A body that does not say how large it is (as a chunked upload would not).
-struct UnknownSize(Option<Bytes>);
-
-impl http_body::Body for UnknownSize {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(self.0.take().map(|data| Ok(Frame::data(data))))
-    }
-}
 
 /// A router with a 1000-byte limit: `/upload` reads the body, `/ignore` never does (so only
 /// the layer can refuse it) and counts its calls.

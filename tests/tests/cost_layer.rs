@@ -18,7 +18,7 @@ use hardening_core::ratelimit::{
     Usage,
 };
 use hardening_errors::PrincipalId;
-use hardening_tests::Captured;
+use hardening_tests::{Captured, UnknownSize};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower::util::MapRequestLayer;
@@ -322,28 +322,6 @@ async fn served_successes_keep_their_estimate() {
     assert_eq!(left(), 9_800);
 }
 
-/// A request body of `n` 100-byte chunks whose size is not known in advance (chunked).
-struct Chunks(u32);
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if self.0 == 0 {
-            return Poll::Ready(None);
-        }
-        self.0 -= 1;
-        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![
-            b' ';
-            100
-        ])))))
-    }
-}
-
 #[tokio::test]
 async fn inside_hardening_a_body_over_its_limit_is_a_413_reported_once() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
@@ -356,7 +334,7 @@ async fn inside_hardening_a_body_over_its_limit_is_a_413_reported_once() {
     let app = app(limiter.clone()).layer(hardening);
     let req = Request::post("/complete")
         .header("x-user", "erin")
-        .body(Body::new(Chunks(20)))
+        .body(Body::new(UnknownSize(Some(Bytes::from(vec![b' '; 2_000])))))
         .unwrap();
     let (status, headers, body) = send(&app, req).await;
     assert_eq!(status, 413, "{body:?}");
