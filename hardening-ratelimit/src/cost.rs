@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
-use hardening_errors::{Error, Problem, RequestId, report_rejection};
+use hardening_errors::{Error, Problem, RequestId};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::respond::{report_shadow, set_ratelimit_headers, too_many};
+use crate::respond::{refusal, report_shadow, set_ratelimit_headers, too_many};
 use crate::{Decision, RateLimiter, RequestKeys, Reservation, ratelimit_header};
 
 type EstimateFn = dyn Fn(&Parts, &[u8]) -> u32 + Send + Sync;
@@ -246,7 +246,8 @@ pub enum CostConfigError {
 /// be able to get them free by hanging up.
 ///
 /// A 429, and a 413 for a body over [`max_body`](Self::max_body), is one security event
-/// (`rate_limited`, `body_too_large`), reported once, as [`RateLimitLayer`](crate::RateLimitLayer) reports its own.
+/// (`rate_limited`, `body_too_large`), reported once, as
+/// [`RateLimitLayer`](crate::RateLimitLayer) reports its own.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -474,19 +475,15 @@ where
                         (Body::from(bytes), units)
                     }
                     Err(err) if is_length_limit(&*err) => {
-                        let request_id = request_id.unwrap_or_else(RequestId::generate);
-                        let mut response =
-                            problem_response(Error::PayloadTooLarge.to_problem(), Some(request_id));
                         let keys =
                             RequestKeys::from_http(&parts.extensions, &parts.headers, &parts.uri);
-                        report_rejection(
-                            &mut response,
+                        return Ok(refusal(
+                            Error::PayloadTooLarge.to_problem(),
                             "body_too_large",
                             request_id,
                             keys.client_ip,
                             None,
-                        );
-                        return Ok(response);
+                        ));
                     }
                     Err(_) => {
                         let error = Error::BadRequest("the request body could not be read".into());

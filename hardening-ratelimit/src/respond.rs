@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hardening_errors::{Error, RequestId, report_rejection};
+use hardening_errors::{Error, Problem, RequestId, report_rejection};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
 use crate::PolicyName;
@@ -14,8 +14,7 @@ pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// The `RateLimit-Policy` response header (draft-ietf-httpapi-ratelimit-headers).
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// The 429 problem for a refused request, reported as a `rate_limited` security event. Its
-/// request id is the one a layer further out gave the request, else a new one.
+/// The 429 problem for a refused request, reported as a `rate_limited` security event.
 pub(crate) fn too_many<B: From<Bytes>>(
     retry_after: Duration,
     violated: &[PolicyName],
@@ -27,15 +26,27 @@ pub(crate) fn too_many<B: From<Bytes>>(
         policies: violated.iter().map(|p| p.to_string()).collect(),
     }
     .to_problem();
-    let request_id = request_id.unwrap_or_else(RequestId::generate);
-    let mut response = problem.with_request_id(request_id).into_http_response();
-    report_rejection(
-        &mut response,
+    refusal(
+        problem,
         "rate_limited",
         request_id,
         client_ip,
         Some(&violated),
-    );
+    )
+}
+
+/// A refused request's problem, under the request id a layer further out gave the request
+/// (else a new one), reported as the security event `event` under the same id.
+pub(crate) fn refusal<B: From<Bytes>>(
+    problem: Problem,
+    event: &'static str,
+    request_id: Option<RequestId>,
+    client_ip: Option<IpAddr>,
+    policies: Option<&dyn std::fmt::Debug>,
+) -> Response<B> {
+    let request_id = request_id.unwrap_or_else(RequestId::generate);
+    let mut response = problem.with_request_id(request_id).into_http_response();
+    report_rejection(&mut response, event, request_id, client_ip, policies);
     response
 }
 
