@@ -51,4 +51,13 @@ pub enum ConfigError {
         /// What is wrong.
         why: String,
     },
+    /// A host for [`HttpsRedirect::to_host`](crate::HttpsRedirect::to_host) that a redirect
+    /// cannot go to.
+    #[error("HttpsRedirect::to_host({host:?}): {why}")]
+    InvalidRedirectHost {
+        /// The host given.
+        host: String,
+        /// What is wrong, and what to give instead.
+        why: String,
+    },
 }

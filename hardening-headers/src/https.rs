@@ -4,6 +4,7 @@ use http::header::{HOST, LOCATION};
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, Uri};
 
+use crate::ConfigError;
 use crate::request_headers::RequestHeaders;
 
 /// Put this in a request's extensions when it arrived over TLS terminated in-process (your
@@ -66,9 +67,43 @@ impl HttpsRedirect {
     }
 
     /// Redirects to this host instead of the request's `Host`.
-    pub fn to_host(mut self, host: impl Into<String>) -> Self {
-        self.host = Some(host.into());
-        self
+    ///
+    /// The host is checked here, so a typo fails when the service is built rather than
+    /// refusing every plain-HTTP request later: a DNS name (letters, digits, `-`, `.`) or a
+    /// bracketed IPv6 literal, with no port (the redirect goes to HTTPS's default port).
+    ///
+    /// ```
+    /// use hardening_headers::HttpsRedirect;
+    ///
+    /// assert!(HttpsRedirect::new().to_host("www.example.com").is_ok());
+    /// let err = HttpsRedirect::new().to_host("example.com:@evil.com").unwrap_err();
+    /// assert!(err.to_string().contains("HttpsRedirect::to_host"));
+    /// assert!(HttpsRedirect::new().to_host("example.com:8443").is_err());
+    /// ```
+    pub fn to_host(mut self, host: impl Into<String>) -> Result<Self, ConfigError> {
+        let host = host.into();
+        let invalid = |why: &str| ConfigError::InvalidRedirectHost {
+            host: host.clone(),
+            why: why.to_owned(),
+        };
+        match hardening_errors::host_without_port(&host) {
+            None => {
+                return Err(invalid(
+                    "give a DNS name (letters, digits, `-`, `.`) or a bracketed IPv6 literal",
+                ));
+            }
+            Some(bare) if bare.len() != host.len() => {
+                return Err(invalid(
+                    "give it without a port: the redirect goes to HTTPS's default port, 443",
+                ));
+            }
+            Some(_) => {}
+        }
+        if format!("https://{host}/").parse::<Uri>().is_err() {
+            return Err(invalid("it does not make a valid URL"));
+        }
+        self.host = Some(host);
+        Ok(self)
     }
 
     /// Whether this request is one to redirect: plain HTTP, on a path that is not exempt.
@@ -182,12 +217,43 @@ mod tests {
             RedirectDecision::Proceed
         ));
         // A configured (valid) host is one to go to, whatever the request says.
-        let fixed = HttpsRedirect::new().to_host("example.com");
+        let fixed = HttpsRedirect::new().to_host("example.com").unwrap();
         match fixed.decide::<()>(&no_host, false) {
             RedirectDecision::Redirect(res) => {
                 assert_eq!(res.headers()[LOCATION], "https://example.com/a");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_host_to_redirect_to_is_checked_when_set() {
+        for bad in [
+            "",
+            "example.com:@evil.com",
+            "evil.com/path",
+            "a b",
+            "example.com:8443",
+            "[::1]:443",
+            "[zz]",
+            "user@example.com",
+        ] {
+            let err = HttpsRedirect::new().to_host(bad).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains("HttpsRedirect::to_host") && message.contains(&format!("{bad:?}")),
+                "{bad:?}: {message}"
+            );
+        }
+        for good in ["example.com", "www.example.com", "[::1]", "localhost"] {
+            let r = HttpsRedirect::new().to_host(good).unwrap();
+            let p = parts(Method::GET, "/a", "ignored.example");
+            match r.decide::<()>(&p, false) {
+                RedirectDecision::Redirect(res) => {
+                    assert_eq!(res.headers()[LOCATION], format!("https://{good}/a"));
+                }
+                other => panic!("{good}: {other:?}"),
+            }
         }
     }
 
