@@ -233,7 +233,8 @@ where
 /// The state that turns an inner error response into a problem (`hardening-errors`'
 /// mapping, which may first read a short rejection text), with the security event its
 /// status stands for: unless the layer that refused the request has reported it already as
-/// that event (then it is only counted). Out of line: errors are the rare path.
+/// that event. An event a layer inside reported is counted here, not logged again. Out of
+/// line: errors are the rare path.
 #[cold]
 #[inline(never)]
 fn to_problem<F, B>(response: Response<B>, request_id: RequestId) -> State<F, B>
@@ -244,17 +245,17 @@ where
         response.status(),
         response.extensions().get::<CaughtPanic>().is_some(),
     );
+    // Logged by the layer that made it (any event, such as a standalone headers layer's
+    // `bad_host` 400): counted here, and logged again only if the status now stands for
+    // another event (a 429 turned into a 403 on its way out).
     let reported = response
         .extensions()
         .get::<SecurityEventReported>()
-        .map(SecurityEventReported::event);
-    let event = match event {
-        Some(event) if reported == Some(event.as_str()) => {
-            event.count();
-            None
-        }
-        event => event,
-    };
+        .and_then(|reported| SecurityEvent::from_name(reported.event()));
+    if let Some(reported) = reported {
+        reported.count();
+    }
+    let event = event.filter(|event| Some(*event) != reported);
     let mapping = hardening_errors::ResponseFuture::for_response(response, request_id);
     State::Pending {
         future: Box::pin(async move {

@@ -55,17 +55,31 @@ impl SecurityEvent {
         }
     }
 
-    /// The event an inner service's response stands for, if any.
+    /// Every event, for [`from_name`](Self::from_name).
+    const ALL: [Self; 12] = [
+        Self::RateLimited,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::CsrfBlocked,
+        Self::BodyTooLarge,
+        Self::TooManyQueryParams,
+        Self::TimedOut,
+        Self::Panicked,
+        Self::BadHost,
+        Self::LoadShed,
+        Self::CorsRejected,
+        Self::RateLimitShadow,
+    ];
+
+    /// The event with this stable name (the reverse of [`as_str`](Self::as_str)).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|event| event.as_str() == name)
+    }
+
+    /// The event an inner service's response stands for, if any: as
+    /// [`hardening_errors::rejection_event`] names it.
     pub(crate) fn from_response(status: http::StatusCode, panicked: bool) -> Option<Self> {
-        Some(match status.as_u16() {
-            401 => Self::Unauthenticated,
-            403 => Self::Forbidden,
-            408 => Self::TimedOut,
-            413 => Self::BodyTooLarge,
-            429 => Self::RateLimited,
-            500 if panicked => Self::Panicked,
-            _ => return None,
-        })
+        Self::from_name(hardening_errors::rejection_event(status, panicked)?)
     }
 
     /// Emits the event (and counts it, with feature `metrics`).
@@ -110,5 +124,37 @@ impl SecurityEvent {
     pub(crate) fn count(self) {
         #[cfg(feature = "metrics")]
         metrics::counter!("hardening_security_events_total", "event" => self.as_str()).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    #[test]
+    fn every_name_is_its_events_own() {
+        for event in SecurityEvent::ALL {
+            assert_eq!(SecurityEvent::from_name(event.as_str()), Some(event));
+        }
+        assert_eq!(SecurityEvent::from_name("no_such_event"), None);
+    }
+
+    #[test]
+    fn statuses_stand_for_the_events_hardening_errors_names() {
+        for code in 100..600 {
+            let status = StatusCode::from_u16(code).unwrap();
+            for panicked in [false, true] {
+                assert_eq!(
+                    SecurityEvent::from_response(status, panicked).map(SecurityEvent::as_str),
+                    hardening_errors::rejection_event(status, panicked),
+                    "{code} panicked={panicked}"
+                );
+            }
+        }
+        assert_eq!(
+            SecurityEvent::from_response(StatusCode::UNAUTHORIZED, false),
+            Some(SecurityEvent::Unauthenticated)
+        );
     }
 }

@@ -73,7 +73,7 @@ pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 pub use security_event::{
-    SECURITY_TARGET, SecurityEventReported, log_security_event, report_rejection,
+    SECURITY_TARGET, SecurityEventReported, log_security_event, rejection_event, report_rejection,
 };
 #[cfg(feature = "validation")]
 pub use validation::Valid;

@@ -260,6 +260,32 @@ impl RequestContext {
     pub fn of(extensions: &http::Extensions) -> Option<&Self> {
         extensions.get::<Self>()
     }
+
+    /// The client's address as the layers of the suite read it: from the context `Hardening`
+    /// put in these extensions (which has followed trusted proxies), else the socket peer of
+    /// axum's `ConnectInfo<SocketAddr>`, else `None`.
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use axum::extract::ConnectInfo;
+    /// use hardening_errors::{RequestContext, RequestId};
+    ///
+    /// let mut extensions = http::Extensions::new();
+    /// assert_eq!(RequestContext::client_ip_of(&extensions), None);
+    /// extensions.insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 4000))));
+    /// assert_eq!(RequestContext::client_ip_of(&extensions), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    /// let proxied = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+    /// extensions.insert(RequestContext::new(RequestId::generate(), Some(proxied)));
+    /// assert_eq!(RequestContext::client_ip_of(&extensions), Some(proxied));
+    /// ```
+    pub fn client_ip_of(extensions: &http::Extensions) -> Option<IpAddr> {
+        match Self::of(extensions) {
+            Some(context) => context.client_ip,
+            None => extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|axum::extract::ConnectInfo(addr)| addr.ip()),
+        }
+    }
 }
 
 impl RequestId {

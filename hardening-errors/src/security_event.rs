@@ -47,6 +47,51 @@ pub fn log_security_event(
     );
 }
 
+/// The `security.event` a rejection response of this status stands for: `unauthenticated`
+/// (401), `forbidden` (403), `timed_out` (408), `body_too_large` (413), `rate_limited` (429),
+/// `panicked` (500 for a caught panic); `None` for other statuses. How
+/// [`ProblemLayer`](crate::ProblemLayer) and `Hardening` report the rejections of the
+/// services they wrap.
+///
+/// ```
+/// use hardening_errors::rejection_event;
+/// use http::StatusCode;
+///
+/// assert_eq!(rejection_event(StatusCode::TOO_MANY_REQUESTS, false), Some("rate_limited"));
+/// assert_eq!(rejection_event(StatusCode::INTERNAL_SERVER_ERROR, true), Some("panicked"));
+/// assert_eq!(rejection_event(StatusCode::INTERNAL_SERVER_ERROR, false), None);
+/// assert_eq!(rejection_event(StatusCode::NOT_FOUND, false), None);
+/// ```
+pub fn rejection_event(status: http::StatusCode, panicked: bool) -> Option<&'static str> {
+    Some(match status.as_u16() {
+        401 => "unauthenticated",
+        403 => "forbidden",
+        408 => "timed_out",
+        413 => "body_too_large",
+        429 => "rate_limited",
+        500 if panicked => "panicked",
+        _ => return None,
+    })
+}
+
+/// Reports the rejection `response` stands for by its status ([`rejection_event`]), unless
+/// the layer that made it reported it as that event already (then it is left as it is).
+pub(crate) fn report_unreported<B>(
+    response: &mut http::Response<B>,
+    request_id: RequestId,
+    client_ip: Option<IpAddr>,
+) {
+    let panicked = response.extensions().get::<crate::CaughtPanic>().is_some();
+    let Some(event) = rejection_event(response.status(), panicked) else {
+        return;
+    };
+    let reported = response.extensions().get::<SecurityEventReported>();
+    if reported.is_some_and(|r| r.event == event) {
+        return;
+    }
+    report_rejection(response, event, request_id, client_ip, None);
+}
+
 /// Reports the rejection `response` answers as a security event and marks the response
 /// [`SecurityEventReported`], for a layer that refuses requests on its own (outside
 /// `Hardening`, or inside it for a route).

@@ -1,12 +1,13 @@
 //! The standalone tower layer, for services that want only the headers.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use hardening_errors::{Problem, RequestContext, RequestId};
+use hardening_errors::{Problem, RequestContext, RequestId, report_rejection};
 use http::header::CONTENT_LENGTH;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -132,7 +133,7 @@ where
                     },
                     // Plain HTTP, not exempt, and no `Host` to redirect to: refused.
                     RedirectDecision::Refuse => State::BadHost {
-                        request_id: Some(bad_host(&parts.extensions)),
+                        refused: Some(refused_by(&parts.extensions)),
                     },
                     RedirectDecision::Proceed => State::Inner {
                         future: self.inner.call(Request::from_parts(parts, body)),
@@ -167,7 +168,7 @@ pin_project! {
     enum State<F> {
         Inner { #[pin] future: F },
         Redirect { response: Option<http::Response<()>> },
-        BadHost { request_id: Option<RequestId> },
+        BadHost { refused: Option<(RequestId, Option<IpAddr>)> },
     }
 }
 
@@ -186,13 +187,16 @@ where
                 .take()
                 .expect("ResponseFuture polled after completion")
                 .map(|()| B::from(Bytes::new())),
-            StateProj::BadHost { request_id } => Problem::unknown_host()
-                .with_request_id(
-                    request_id
-                        .take()
-                        .expect("ResponseFuture polled after completion"),
-                )
-                .into_http_response(),
+            StateProj::BadHost { refused } => {
+                let (request_id, client_ip) = refused
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                let mut response = Problem::unknown_host()
+                    .with_request_id(request_id)
+                    .into_http_response();
+                report_rejection(&mut response, "bad_host", request_id, client_ip, None);
+                response
+            }
         };
         let length = content_length(*this.length_by_method, &response);
         this.set
@@ -201,21 +205,15 @@ where
     }
 }
 
-/// The request id for refusing a request whose `Host` no redirect may go to (the one a
-/// `Hardening` layer further out gave it, else a new one), after reporting the refusal as a
-/// `bad_host` security event, as `hardening-core` reports its own.
+/// The request id and client address for refusing a request whose `Host` no redirect may go
+/// to: the id a `Hardening` layer further out gave it, else a new one. The refusal is
+/// reported as a `bad_host` security event, as `hardening-core` reports its own, and marked
+/// so that `Hardening` counts it without logging it again.
 #[cold]
-fn bad_host(extensions: &http::Extensions) -> RequestId {
-    let context = RequestContext::of(extensions);
-    let request_id = context.map_or_else(RequestId::generate, |c| c.request_id);
-    hardening_errors::log_security_event(
-        "bad_host",
-        request_id,
-        context.and_then(|c| c.client_ip),
-        None,
-        "request rejected",
-    );
-    request_id
+fn refused_by(extensions: &http::Extensions) -> (RequestId, Option<IpAddr>) {
+    let request_id =
+        RequestContext::of(extensions).map_or_else(RequestId::generate, |c| c.request_id);
+    (request_id, RequestContext::client_ip_of(extensions))
 }
 
 /// The `Content-Length` axum writes into every response after the layers, and hyper on the

@@ -309,14 +309,9 @@ impl<'a> RequestKeys<'a> {
         headers: &'a HeaderMap,
         uri: &'a http::Uri,
     ) -> Self {
-        use axum::extract::{ConnectInfo, MatchedPath};
+        use axum::extract::MatchedPath;
         Self {
-            client_ip: match hardening_errors::RequestContext::of(extensions) {
-                Some(context) => context.client_ip,
-                None => extensions
-                    .get::<ConnectInfo<std::net::SocketAddr>>()
-                    .map(|ConnectInfo(addr)| addr.ip()),
-            },
+            client_ip: hardening_errors::RequestContext::client_ip_of(extensions),
             headers,
             principal: extensions
                 .get::<hardening_errors::PrincipalId>()

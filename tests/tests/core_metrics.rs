@@ -1,6 +1,7 @@
 //! Security events inside `Hardening` when a layer it wraps has reported the rejection
 //! already: logged once, counted once (`hardening_security_events_total`), and logged again
-//! only when the response changed into another rejection on its way out.
+//! only when the response changed into another rejection on its way out. Also a standalone
+//! headers layer's `bad_host` inside it, and `ProblemLayer`'s reports inside it.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -130,5 +131,44 @@ fn a_reported_rejection_changed_on_its_way_out_is_reported_as_what_it_became() {
         .map(|(name, _)| name)
         .collect();
     assert_eq!(events, ["rate_limited", "forbidden"]);
-    assert_eq!(counts.of(), HashMap::from([("forbidden".to_owned(), 1)]));
+    // Each event logged is counted once: the layer's, and the one it became.
+    assert_eq!(
+        counts.of(),
+        HashMap::from([("rate_limited".to_owned(), 1), ("forbidden".to_owned(), 1)])
+    );
+}
+
+#[test]
+fn a_standalone_headers_layers_bad_host_inside_hardening_is_counted_once() {
+    use hardening_core::headers::{HeaderPolicy, HttpsRedirect, SecurityHeadersLayer};
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(
+            SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap())
+                .https_redirect(HttpsRedirect::new()),
+        )
+        .layer(Hardening::strict());
+    let status = metrics::with_local_recorder(&counts, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let req = Request::get("/")
+                .header("host", "example.com:@evil.com")
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(req).await.unwrap().status()
+        })
+    });
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let events: Vec<String> = captured
+        .security_events()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(events, ["bad_host"]);
+    assert_eq!(counts.of(), HashMap::from([("bad_host".to_owned(), 1)]));
 }

@@ -1,5 +1,6 @@
 use std::any::Any;
 use std::future::Future;
+use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -13,6 +14,7 @@ use pin_project_lite::pin_project;
 
 use super::{CaughtPanic, ProblemBody};
 use crate::error::{InternalReport, with_generic_detail};
+use crate::security_event::report_unreported;
 use crate::{PROBLEM_JSON, Problem, RequestId, rejection};
 
 /// Rejection texts longer than this are not read; the problem gets a generic detail.
@@ -29,7 +31,16 @@ pin_project! {
         request_id: RequestId,
         // Whether successes get `x-request-id` here (not when an outer layer writes it).
         id_header: bool,
+        // Whether rejections are reported here as security events (`ProblemService`), and the
+        // client address to report; `Hardening` reports its own.
+        report: Option<Report>,
     }
+}
+
+/// Rejections are reported as security events, with this client address.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Report {
+    pub(super) client_ip: Option<IpAddr>,
 }
 
 pin_project! {
@@ -46,21 +57,32 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(super) fn new(future: F, request_id: RequestId, id_header: bool) -> Self {
+    pub(super) fn new(
+        future: F,
+        request_id: RequestId,
+        id_header: bool,
+        report: Option<Report>,
+    ) -> Self {
         Self {
             state: State::Calling { future },
             request_id,
             id_header,
+            report,
         }
     }
 
-    pub(super) fn panicked(payload: &(dyn Any + Send), request_id: RequestId) -> Self {
+    pub(super) fn panicked(
+        payload: &(dyn Any + Send),
+        request_id: RequestId,
+        report: Option<Report>,
+    ) -> Self {
         Self {
             state: State::Ready {
                 response: Some(panic_response(payload, request_id)),
             },
             request_id,
             id_header: true,
+            report,
         }
     }
 }
@@ -81,7 +103,7 @@ impl<B> ResponseFuture<std::future::Ready<Result<Response<B>, std::convert::Infa
     /// # });
     /// ```
     pub fn for_response(response: Response<B>, request_id: RequestId) -> Self {
-        Self::new(std::future::ready(Ok(response)), request_id, false)
+        Self::new(std::future::ready(Ok(response)), request_id, false, None)
     }
 }
 
@@ -92,7 +114,25 @@ where
 {
     type Output = Result<Response<ProblemBody<B>>, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = ready!(self.as_mut().poll_mapped(cx))?;
+        if let Some(Report { client_ip }) = self.report {
+            report_unreported(&mut response, self.request_id, client_ip);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes>,
+{
+    /// The response, mapped to a problem if it is an error.
+    fn poll_mapped(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<ProblemBody<B>>, E>> {
         let mut this = self.project();
         let request_id = *this.request_id;
         loop {

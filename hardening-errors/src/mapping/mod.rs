@@ -13,7 +13,8 @@ use tower::{Layer, Service};
 pub use body::ProblemBody;
 pub use future::{ResponseFuture, panic_response};
 
-use crate::{Problem, RequestId};
+use crate::{Problem, RequestContext, RequestId};
+use future::Report;
 
 /// Marks (in the response extensions) a 500 answered for a caught panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,10 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 ///   408 and 503 from timeouts, and any handler's plain 500;
 /// - catches panics, in `call` and while polling, and answers 500;
 /// - logs each internal error and panic once, at error level, with the request id and the
-///   whole source chain. Response bodies never carry that text.
+///   whole source chain. Response bodies never carry that text;
+/// - reports each rejection (401, 403, 408, 413, 429, a caught panic) as one security event
+///   ([`rejection_event`](crate::rejection_event)), with the request id and the client
+///   address; not again when a layer inside has reported it as that event already.
 ///
 /// Problem bodies come with `cache-control: no-store`; a 4xx/5xx response's own
 /// `content-*` headers are dropped, others (`Allow`, `Retry-After`, `WWW-Authenticate`) kept.
@@ -158,9 +162,12 @@ impl<S> ProblemService<S> {
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     {
+        let report = Some(Report {
+            client_ip: RequestContext::client_ip_of(req.extensions()),
+        });
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(future) => ResponseFuture::new(future, request_id, self.id_header),
-            Err(payload) => ResponseFuture::panicked(&*payload, request_id),
+            Ok(future) => ResponseFuture::new(future, request_id, self.id_header, report),
+            Err(payload) => ResponseFuture::panicked(&*payload, request_id, report),
         }
     }
 }

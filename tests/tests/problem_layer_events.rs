@@ -1,0 +1,156 @@
+//! Security events without `Hardening`: `ProblemLayer` reports each rejection of the
+//! services it wraps once (by status, with the problem's request id and the socket peer),
+//! not again when a layer inside reported it already; inside `Hardening`, such a report is
+//! counted there and not logged twice.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::num::NonZeroU32;
+
+use axum::Router;
+use axum::routing::get;
+use hardening_auth::{AuthLayer, Authenticated, JwtVerifier};
+use hardening_core::Hardening;
+use hardening_core::errors::{Error, ProblemLayer};
+use hardening_core::headers::{HeaderPolicy, HttpsRedirect, SecurityHeadersLayer};
+use hardening_core::ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
+use hardening_tests::{Captured, exchange, get as http_get, serve};
+use jsonwebtoken::Algorithm;
+
+const SECRET: &[u8] = b"Vb3nQ8xK2mZ7pR4tW9yE1uA6sD5fG0hJ-events";
+
+fn routes() -> Router {
+    let verifier = JwtVerifier::builder()
+        .hmac(None, Algorithm::HS256, SECRET)
+        .unwrap()
+        .build()
+        .unwrap();
+    let once = Quota::per_hour(NonZeroU32::new(1).unwrap());
+    Router::new()
+        .route(
+            "/private",
+            get(|_: Authenticated| async { "secret" }).layer(AuthLayer::new(verifier)),
+        )
+        .route("/admin", get(|| async { Err::<(), _>(Error::Forbidden) }))
+        .route(
+            "/boom",
+            get(|| async {
+                if true {
+                    panic!("handler failed");
+                }
+            }),
+        )
+        .route(
+            "/limited",
+            get(|| async { "hi" }).layer(RateLimitLayer::new(RateLimiter::new([Policy::global(
+                "route-budget",
+                once,
+            )]))),
+        )
+        .route("/ok", get(|| async { "ok" }))
+}
+
+/// The names of the security events captured so far.
+fn names(captured: &Captured) -> Vec<String> {
+    captured
+        .security_events()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+#[tokio::test]
+async fn problem_layer_alone_reports_each_rejection_once_with_its_request_id() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let addr = serve(routes().layer(ProblemLayer::new())).await;
+
+    for (path, status, event) in [
+        ("/private", 401, "unauthenticated"),
+        ("/admin", 403, "forbidden"),
+        ("/boom", 500, "panicked"),
+    ] {
+        let before = captured.security_events().len();
+        let reply = http_get(addr, path, &[]).await;
+        assert_eq!(reply.status, status, "{path}");
+        let id = reply.json()["request_id"].as_str().unwrap().to_owned();
+        assert_eq!(reply.header("x-request-id"), Some(id.as_str()), "{path}");
+        let events = captured.security_events();
+        assert_eq!(events.len(), before + 1, "{path}: {events:?}");
+        let (name, logged) = &events[before];
+        assert_eq!(name, event, "{path}");
+        assert_eq!(logged["fields"]["request_id"], id.as_str(), "{path}");
+        assert_eq!(logged["fields"]["client.address"], "127.0.0.1", "{path}");
+    }
+
+    // Not rejections: no event.
+    let before = captured.security_events().len();
+    assert_eq!(http_get(addr, "/ok", &[]).await.status, 200);
+    assert_eq!(http_get(addr, "/missing", &[]).await.status, 404);
+    assert_eq!(captured.security_events().len(), before);
+
+    // Reported by the rate-limit layer inside (under ProblemLayer's id): not again.
+    assert_eq!(http_get(addr, "/limited", &[]).await.status, 200);
+    let refused = http_get(addr, "/limited", &[]).await;
+    assert_eq!(refused.status, 429);
+    let events = captured.security_events();
+    assert_eq!(events.len(), before + 1, "{events:?}");
+    assert_eq!(events[before].0, "rate_limited");
+    assert_eq!(
+        events[before].1["fields"]["request_id"],
+        refused.json()["request_id"]
+    );
+    assert_eq!(
+        refused.header("x-request-id").unwrap(),
+        refused.json()["request_id"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn inside_hardening_a_problem_layers_report_is_not_logged_again() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let addr = serve(
+        routes()
+            .layer(ProblemLayer::new())
+            .layer(Hardening::strict()),
+    )
+    .await;
+    for (path, status, event) in [
+        ("/private", 401, "unauthenticated"),
+        ("/admin", 403, "forbidden"),
+        ("/boom", 500, "panicked"),
+    ] {
+        let before = captured.security_events().len();
+        let reply = http_get(addr, path, &[]).await;
+        assert_eq!(reply.status, status, "{path}");
+        let events = captured.security_events();
+        assert_eq!(
+            names(&captured)[before..],
+            [event.to_owned()],
+            "{path}: {events:?}"
+        );
+        // Under the id Hardening gave the request.
+        assert_eq!(
+            events[before].1["fields"]["request_id"],
+            reply.header("x-request-id").unwrap()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_standalone_headers_layers_bad_host_inside_hardening_is_logged_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let headers = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap())
+        .https_redirect(HttpsRedirect::new());
+    let addr = serve(routes().layer(headers).layer(Hardening::strict())).await;
+    let reply = exchange(
+        addr,
+        b"GET /ok HTTP/1.1\r\nhost: example.com:@evil.com\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(names(&captured), ["bad_host"]);
+    assert_eq!(
+        captured.security_events()[0].1["fields"]["request_id"],
+        reply.header("x-request-id").unwrap()
+    );
+}
