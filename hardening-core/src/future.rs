@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hardening_errors::{
-    CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, SecurityEventReported, reject,
+    CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, SecurityEventReported,
+    mark_reported, reject, reported_at_its_status,
 };
 use http::header::VARY;
 use http::{HeaderValue, Response, StatusCode};
@@ -232,12 +233,12 @@ where
 
 /// The state that turns an inner error response into a problem (`hardening-errors`'
 /// mapping, which may first read a short rejection text), with the security event its
-/// status stands for: unless the layer that refused the request has reported it already as
-/// that event. An event a layer inside reported is counted here, not logged again. Out of
-/// line: errors are the rare path.
+/// status stands for, unless a layer inside reported it at this status already. Events a
+/// layer inside logged are counted here (once each), not logged again. Out of line: errors
+/// are the rare path.
 #[cold]
 #[inline(never)]
-fn to_problem<F, B>(response: Response<B>, request_id: RequestId) -> State<F, B>
+fn to_problem<F, B>(mut response: Response<B>, request_id: RequestId) -> State<F, B>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
 {
@@ -245,17 +246,17 @@ where
         response.status(),
         response.extensions().get::<CaughtPanic>().is_some(),
     );
-    // Logged by the layer that made it (any event, such as a standalone headers layer's
-    // `bad_host` 400): counted here, and logged again only if the status now stands for
-    // another event (a 429 turned into a 403 on its way out).
-    let reported = response
-        .extensions()
-        .get::<SecurityEventReported>()
-        .and_then(|reported| SecurityEvent::from_name(reported.event()));
-    if let Some(reported) = reported {
-        reported.count();
+    // Logged by a layer inside (any event, such as a standalone headers layer's `bad_host`
+    // 400): counted here, once; logged again only if the status changed since (a 429 turned
+    // into a 403 on its way out).
+    if let Some(mark) = response.extensions_mut().get_mut::<SecurityEventReported>() {
+        for name in mark.take_uncounted() {
+            if let Some(reported) = SecurityEvent::from_name(name) {
+                reported.count();
+            }
+        }
     }
-    let event = event.filter(|event| Some(*event) != reported);
+    let event = event.filter(|_| !reported_at_its_status(&response));
     let mapping = hardening_errors::ResponseFuture::for_response(response, request_id);
     State::Pending {
         future: Box::pin(async move {
@@ -351,6 +352,9 @@ impl Post {
         }
         if let Some(event) = event {
             event.emit(self.request_id, self.client_ip);
+            // Logged and counted: a layer further out (`ProblemLayer`, another `Hardening`)
+            // does neither again.
+            mark_reported(&mut response, event.as_str(), true);
         }
         if let Some(record) = &self.record {
             policy.access_log.emit(

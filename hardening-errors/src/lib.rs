@@ -14,7 +14,8 @@
 //!   the request, for the access log.
 //! - [`ProblemLayer`]: turns every error response that is not already a problem (axum
 //!   extractor rejections, 404 fallbacks, 405, 413, 408, 503, panics) into one, without echoing
-//!   internal text or large input back.
+//!   internal text or large input back, and reports each rejection (401, 403, 408, 413, 429,
+//!   panics) as one security event ([`SECURITY_TARGET`], WARN).
 //! - `Valid<E>` (feature `validation`): runs garde's checks and answers 422 with field errors.
 //! - [`types`]: the problem type URIs this suite uses, documented in one place.
 //!
@@ -73,7 +74,8 @@ pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 pub use security_event::{
-    SECURITY_TARGET, SecurityEventReported, log_security_event, rejection_event, report_rejection,
+    SECURITY_TARGET, SecurityEventReported, log_security_event, mark_reported, rejection_event,
+    report_rejection, reported_at_its_status,
 };
 #[cfg(feature = "validation")]
 pub use validation::Valid;

@@ -9,21 +9,78 @@ use crate::RequestId;
 /// The tracing target of security events.
 pub const SECURITY_TARGET: &str = "hardening::security";
 
-/// Marks a response whose rejection the layer that made it has already reported (with
-/// [`report_rejection`]), and as what. A `Hardening` layer further out reports the
-/// rejections of the services it wraps by their status; one already reported as the event
-/// its status stands for, it does not report a second time (a response changed on the way,
-/// say a 429 turned into a 403, is reported again, as what it now is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Marks a response whose rejection a layer has already reported as a security event (with
+/// [`report_rejection`], or `Hardening`'s own), as what, and at which status.
+///
+/// A layer further out ([`ProblemLayer`](crate::ProblemLayer), `Hardening`) reports the
+/// rejections of the services it wraps by their status. A response reported at the status it
+/// still has is not reported again; one changed on the way (a 429 turned into a 403) is, as
+/// what it now is. `Hardening` also counts (feature `metrics`) each event a layer inside
+/// logged and did not count.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityEventReported {
+    reports: Vec<Reported>,
+    status: http::StatusCode,
+}
+
+/// One event of a [`SecurityEventReported`] mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reported {
     event: &'static str,
+    counted: bool,
 }
 
 impl SecurityEventReported {
-    /// The `security.event` name it was reported as.
+    /// The `security.event` name of the latest report.
     pub fn event(&self) -> &'static str {
-        self.event
+        self.reports.last().map_or("", |r| r.event)
     }
+
+    /// The response status the latest report was made at.
+    pub fn status(&self) -> http::StatusCode {
+        self.status
+    }
+
+    /// Every event reported for this response, first to latest.
+    pub fn events(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.reports.iter().map(|r| r.event)
+    }
+
+    /// The events no layer has counted yet, marked counted now: for the layer that keeps
+    /// the metrics (`Hardening`), so that each is counted once.
+    pub fn take_uncounted(&mut self) -> impl Iterator<Item = &'static str> + '_ {
+        self.reports
+            .iter_mut()
+            .filter_map(|r| (!std::mem::replace(&mut r.counted, true)).then_some(r.event))
+    }
+}
+
+/// Marks `response` as reported as `event` at its current status ([`SecurityEventReported`]),
+/// keeping the events reported before; `counted` says whether the caller has counted it in
+/// the metrics too. For a layer that logged the event itself ([`report_rejection`] does both).
+pub fn mark_reported<B>(response: &mut http::Response<B>, event: &'static str, counted: bool) {
+    let status = response.status();
+    let reported = Reported { event, counted };
+    match response.extensions_mut().get_mut::<SecurityEventReported>() {
+        Some(mark) => {
+            mark.reports.push(reported);
+            mark.status = status;
+        }
+        None => {
+            response.extensions_mut().insert(SecurityEventReported {
+                reports: vec![reported],
+                status,
+            });
+        }
+    }
+}
+
+/// Whether `response` has been reported at the status it has now.
+pub fn reported_at_its_status<B>(response: &http::Response<B>) -> bool {
+    response
+        .extensions()
+        .get::<SecurityEventReported>()
+        .is_some_and(|mark| mark.status == response.status())
 }
 
 /// Logs one security event: WARN on [`SECURITY_TARGET`], with the stable `security.event`
@@ -74,8 +131,8 @@ pub fn rejection_event(status: http::StatusCode, panicked: bool) -> Option<&'sta
     })
 }
 
-/// Reports the rejection `response` stands for by its status ([`rejection_event`]), unless
-/// the layer that made it reported it as that event already (then it is left as it is).
+/// Reports the rejection `response` stands for by its status ([`rejection_event`]), unless a
+/// layer inside reported it at this status already (then it is left as it is).
 pub(crate) fn report_unreported<B>(
     response: &mut http::Response<B>,
     request_id: RequestId,
@@ -85,8 +142,7 @@ pub(crate) fn report_unreported<B>(
     let Some(event) = rejection_event(response.status(), panicked) else {
         return;
     };
-    let reported = response.extensions().get::<SecurityEventReported>();
-    if reported.is_some_and(|r| r.event == event) {
+    if reported_at_its_status(response) {
         return;
     }
     report_rejection(response, event, request_id, client_ip, None);
@@ -104,6 +160,7 @@ pub(crate) fn report_unreported<B>(
 /// report_rejection(&mut res, "rate_limited", RequestId::generate(), None, None);
 /// let reported = res.extensions().get::<SecurityEventReported>().unwrap();
 /// assert_eq!(reported.event(), "rate_limited");
+/// assert_eq!(reported.status(), 429);
 /// ```
 pub fn report_rejection<B>(
     response: &mut http::Response<B>,
@@ -113,7 +170,5 @@ pub fn report_rejection<B>(
     policies: Option<&dyn fmt::Debug>,
 ) {
     log_security_event(event, request_id, client_ip, policies, "request rejected");
-    response
-        .extensions_mut()
-        .insert(SecurityEventReported { event });
+    mark_reported(response, event, false);
 }

@@ -32,10 +32,10 @@ pub(crate) fn tls_in_process(extensions: &http::Extensions) -> bool {
 /// Redirects plain-HTTP requests to HTTPS: 301 for GET and HEAD, 308 for other methods (so
 /// the method and body are kept), except on exempt paths such as health checks.
 ///
-/// The redirect goes to the request's `Host` (or the host given with
-/// [`to_host`](Self::to_host)) only when it is a DNS name (letters, digits, `-`, `.`) or a
-/// bracketed IPv6 literal, with an optional port of 1 to 5 digits; any other host, such as
-/// `example.com:@evil.com`, gets no redirect.
+/// The redirect goes to the request's `Host` only when it is a DNS name (letters, digits,
+/// `-`, `.`) or a bracketed IPv6 literal, with an optional port of 1 to 5 digits, which is
+/// dropped; any other host, such as `example.com:@evil.com`, gets no redirect (the request is
+/// refused). [`to_host`](Self::to_host) fixes the host instead, checked when it is set.
 ///
 /// ```
 /// use hardening_headers::HttpsRedirect;
@@ -69,8 +69,10 @@ impl HttpsRedirect {
     /// Redirects to this host instead of the request's `Host`.
     ///
     /// The host is checked here, so a typo fails when the service is built rather than
-    /// refusing every plain-HTTP request later: a DNS name (letters, digits, `-`, `.`) or a
-    /// bracketed IPv6 literal, with no port (the redirect goes to HTTPS's default port).
+    /// refusing every plain-HTTP request later: a DNS name (labels of 1 to 63 ASCII letters,
+    /// digits and inner `-`, at most 253 characters; an internationalised name in its
+    /// punycode `xn--` form) or a bracketed IPv6 address, with no port (the redirect goes to
+    /// HTTPS's default port).
     ///
     /// ```
     /// use hardening_headers::HttpsRedirect;
@@ -82,25 +84,11 @@ impl HttpsRedirect {
     /// ```
     pub fn to_host(mut self, host: impl Into<String>) -> Result<Self, ConfigError> {
         let host = host.into();
-        let invalid = |why: &str| ConfigError::InvalidRedirectHost {
-            host: host.clone(),
-            why: why.to_owned(),
-        };
-        match hardening_errors::host_without_port(&host) {
-            None => {
-                return Err(invalid(
-                    "give a DNS name (letters, digits, `-`, `.`) or a bracketed IPv6 literal",
-                ));
-            }
-            Some(bare) if bare.len() != host.len() => {
-                return Err(invalid(
-                    "give it without a port: the redirect goes to HTTPS's default port, 443",
-                ));
-            }
-            Some(_) => {}
-        }
-        if format!("https://{host}/").parse::<Uri>().is_err() {
-            return Err(invalid("it does not make a valid URL"));
+        if let Some(why) = not_a_redirect_host(&host) {
+            return Err(ConfigError::InvalidRedirectHost {
+                host,
+                why: why.to_owned(),
+            });
         }
         self.host = Some(host);
         Ok(self)
@@ -172,6 +160,39 @@ impl HttpsRedirect {
     }
 }
 
+/// What is wrong with `host` as the host of a redirect, if anything.
+fn not_a_redirect_host(host: &str) -> Option<&'static str> {
+    if let Some(literal) = host.strip_prefix('[') {
+        return match literal.strip_suffix(']') {
+            Some(address) if address.parse::<std::net::Ipv6Addr>().is_ok() => None,
+            _ => Some("a bracketed literal must be an IPv6 address, such as [2001:db8::1]"),
+        };
+    }
+    if host.contains(':') {
+        return Some("give it without a port: the redirect goes to HTTPS's default port, 443");
+    }
+    if host.is_empty() || host.len() > 253 {
+        return Some("a DNS name has 1 to 253 characters");
+    }
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    // A fully qualified name may end in one dot.
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if !name.split('.').all(label_ok) {
+        return Some(
+            "give a DNS name: dot-separated labels of 1 to 63 ASCII letters, digits and inner \
+             `-` (an internationalised name in its punycode xn-- form)",
+        );
+    }
+    None
+}
+
 /// What [`HttpsRedirect::decide`] says to do with a request. Not `non_exhaustive`: a new
 /// case must be handled by every caller, not fall through to serving.
 #[derive(Debug)]
@@ -237,6 +258,15 @@ mod tests {
             "[::1]:443",
             "[zz]",
             "user@example.com",
+            ".",
+            "-",
+            "a..b",
+            "-a-.com",
+            "example.com..",
+            "[:::::]",
+            "[ffff]",
+            "[1.2.3.4]",
+            "bücher.example",
         ] {
             let err = HttpsRedirect::new().to_host(bad).unwrap_err();
             let message = err.to_string();
@@ -245,7 +275,16 @@ mod tests {
                 "{bad:?}: {message}"
             );
         }
-        for good in ["example.com", "www.example.com", "[::1]", "localhost"] {
+        for good in [
+            "example.com",
+            "www.example.com",
+            "[::1]",
+            "[2001:db8::1]",
+            "localhost",
+            "xn--bcher-kva.example",
+            "192.0.2.1",
+            "example.com.",
+        ] {
             let r = HttpsRedirect::new().to_host(good).unwrap();
             let p = parts(Method::GET, "/a", "ignored.example");
             match r.decide::<()>(&p, false) {

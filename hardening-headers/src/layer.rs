@@ -206,13 +206,12 @@ where
 }
 
 /// The request id and client address for refusing a request whose `Host` no redirect may go
-/// to: the id a `Hardening` layer further out gave it, else a new one. The refusal is
+/// to: the id a layer further out gave it (`Hardening`, `ProblemLayer`), else a new one. The refusal is
 /// reported as a `bad_host` security event, as `hardening-core` reports its own, and marked
 /// so that `Hardening` counts it without logging it again.
 #[cold]
 fn refused_by(extensions: &http::Extensions) -> (RequestId, Option<IpAddr>) {
-    let request_id =
-        RequestContext::of(extensions).map_or_else(RequestId::generate, |c| c.request_id);
+    let request_id = RequestId::from_extensions(extensions).unwrap_or_else(RequestId::generate);
     (request_id, RequestContext::client_ip_of(extensions))
 }
 

@@ -1,7 +1,8 @@
 //! Security events inside `Hardening` when a layer it wraps has reported the rejection
 //! already: logged once, counted once (`hardening_security_events_total`), and logged again
 //! only when the response changed into another rejection on its way out. Also a standalone
-//! headers layer's `bad_host` inside it, and `ProblemLayer`'s reports inside it.
+//! headers layer's `bad_host` inside it, `ProblemLayer`'s reports inside it, and a `Hardening`
+//! inside another.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -171,4 +172,60 @@ fn a_standalone_headers_layers_bad_host_inside_hardening_is_counted_once() {
         .collect();
     assert_eq!(events, ["bad_host"]);
     assert_eq!(counts.of(), HashMap::from([("bad_host".to_owned(), 1)]));
+}
+
+/// Runs one GET of `path` through `app` with `counts` as the metrics recorder.
+fn status_of(app: Router, path: &str, counts: &Counts) -> StatusCode {
+    metrics::with_local_recorder(counts, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let req = Request::get(path).body(Body::empty()).unwrap();
+            app.oneshot(req).await.unwrap().status()
+        })
+    })
+}
+
+#[test]
+fn a_problem_layers_report_inside_hardening_is_counted_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { Err::<(), _>(hardening_core::errors::Error::Forbidden) }),
+        )
+        .layer(hardening_core::errors::ProblemLayer::new())
+        .layer(Hardening::strict());
+    assert_eq!(status_of(app, "/", &counts), StatusCode::FORBIDDEN);
+    let events: Vec<String> = captured
+        .security_events()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(events, ["forbidden"]);
+    assert_eq!(counts.of(), HashMap::from([("forbidden".to_owned(), 1)]));
+}
+
+#[test]
+fn a_hardening_inside_another_is_logged_and_counted_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { Err::<(), _>(hardening_core::errors::Error::Forbidden) }),
+        )
+        .layer(Hardening::strict())
+        .layer(Hardening::strict());
+    assert_eq!(status_of(app, "/", &counts), StatusCode::FORBIDDEN);
+    let events: Vec<String> = captured
+        .security_events()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(events, ["forbidden"]);
+    assert_eq!(counts.of(), HashMap::from([("forbidden".to_owned(), 1)]));
 }

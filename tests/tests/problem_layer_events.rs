@@ -1,7 +1,8 @@
 //! Security events without `Hardening`: `ProblemLayer` reports each rejection of the
 //! services it wraps once (by status, with the problem's request id and the socket peer),
-//! not again when a layer inside reported it already; inside `Hardening`, such a report is
-//! counted there and not logged twice.
+//! not again when a layer inside reported it already at the same status. With `Hardening`
+//! inside or outside it, each rejection is still logged once, under the one id the response
+//! carries in its body and `x-request-id`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -152,5 +153,83 @@ async fn a_standalone_headers_layers_bad_host_inside_hardening_is_logged_once() 
     assert_eq!(
         captured.security_events()[0].1["fields"]["request_id"],
         reply.header("x-request-id").unwrap()
+    );
+}
+
+/// Sends `path`; checks the one new security event is `event`, under the id of the reply's
+/// body and `x-request-id`.
+async fn rejected_once(
+    captured: &Captured,
+    addr: std::net::SocketAddr,
+    path: &str,
+    status: u16,
+    event: &str,
+) {
+    let before = captured.security_events().len();
+    let reply = http_get(addr, path, &[]).await;
+    assert_eq!(reply.status, status, "{path}");
+    let events = captured.security_events();
+    assert_eq!(
+        names(captured)[before..],
+        [event.to_owned()],
+        "{path}: {events:?}"
+    );
+    let id = reply.json()["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(reply.header("x-request-id"), Some(id.as_str()), "{path}");
+    assert_eq!(
+        events[before].1["fields"]["request_id"],
+        id.as_str(),
+        "{path}"
+    );
+}
+
+#[tokio::test]
+async fn outside_hardening_a_problem_layer_does_not_log_hardenings_rejections_again() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let app = routes()
+        .layer(Hardening::strict())
+        .layer(ProblemLayer::new());
+    let addr = serve(app).await;
+    rejected_once(&captured, addr, "/private", 401, "unauthenticated").await;
+    rejected_once(&captured, addr, "/admin", 403, "forbidden").await;
+    rejected_once(&captured, addr, "/boom", 500, "panicked").await;
+    assert_eq!(http_get(addr, "/limited", &[]).await.status, 200);
+    rejected_once(&captured, addr, "/limited", 429, "rate_limited").await;
+    // Hardening's own refusal, under its own name: not logged again as `forbidden`.
+    let before = captured.security_events().len();
+    let refused = hardening_tests::send(
+        addr,
+        "POST",
+        "/ok",
+        &[("origin", "https://evil.example"), ("cookie", "session=1")],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(names(&captured)[before..], ["csrf_blocked".to_owned()]);
+    // A success keeps the id Hardening gave it (and logged it under).
+    let ok = http_get(addr, "/ok", &[]).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("x-request-id").map(str::len), Some(36));
+}
+
+#[tokio::test]
+async fn a_standalone_headers_layers_bad_host_under_a_problem_layer_has_one_id() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let headers = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap())
+        .https_redirect(HttpsRedirect::new());
+    let addr = serve(routes().layer(headers).layer(ProblemLayer::new())).await;
+    let reply = exchange(
+        addr,
+        b"GET /ok HTTP/1.1\r\nhost: example.com:@evil.com\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(names(&captured), ["bad_host"]);
+    let id = reply.json()["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(reply.header("x-request-id"), Some(id.as_str()));
+    assert_eq!(
+        captured.security_events()[0].1["fields"]["request_id"],
+        id.as_str()
     );
 }

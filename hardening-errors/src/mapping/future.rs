@@ -117,7 +117,13 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut response = ready!(self.as_mut().poll_mapped(cx))?;
         if let Some(Report { client_ip }) = self.report {
-            report_unreported(&mut response, self.request_id, client_ip);
+            // Under the id the problem carries (in its body and `x-request-id`).
+            let request_id = response
+                .extensions()
+                .get::<Problem>()
+                .and_then(Problem::request_id)
+                .unwrap_or(self.request_id);
+            report_unreported(&mut response, request_id, client_ip);
         }
         Poll::Ready(Ok(response))
     }
@@ -231,7 +237,9 @@ fn map_response<B>(
     id_header: bool,
 ) -> Response<ProblemBody<B>> {
     if !(parts.status.is_client_error() || parts.status.is_server_error()) {
-        if id_header {
+        // A layer inside that gave the request its own id (a `Hardening` inside this one)
+        // wrote it, and logged under it: kept.
+        if id_header && !parts.headers.contains_key(&X_REQUEST_ID) {
             parts
                 .headers
                 .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
@@ -279,10 +287,11 @@ pub(crate) fn problem_response<B>(
     problem: Problem,
     request_id: RequestId,
 ) -> Response<ProblemBody<B>> {
-    let problem = if problem.request_id().is_some() {
-        problem
-    } else {
-        problem.with_request_id(request_id)
+    // A problem made under another id (by a layer inside that gave the request its own)
+    // keeps it, in the header too: one id per response.
+    let (problem, request_id) = match problem.request_id() {
+        Some(id) => (problem, id),
+        None => (problem.with_request_id(request_id), request_id),
     };
     problem.write_head(&mut parts.headers);
     parts
