@@ -61,6 +61,16 @@ impl Captured {
     }
 }
 
+impl Captured {
+    /// The `security.event` names among the JSON lines captured so far, in order.
+    pub fn security_event_names(&self) -> Vec<String> {
+        self.security_events()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+}
+
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if let Ok(mut b) = self.0.lock() {

@@ -68,6 +68,17 @@ impl Counts {
     }
 }
 
+/// Runs `future` on a fresh runtime with `counts` as the metrics recorder.
+fn recording<T>(counts: &Counts, future: impl std::future::Future<Output = T>) -> T {
+    metrics::with_local_recorder(counts, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    })
+}
+
 /// A route whose own limit admits one request, under `Hardening::strict()`, with `between`
 /// applied between the two layers; sends two requests and returns the second's status.
 fn second_request_through(between: impl FnOnce(Router) -> Router, counts: &Counts) -> StatusCode {
@@ -79,16 +90,10 @@ fn second_request_through(between: impl FnOnce(Router) -> Router, counts: &Count
             limit,
         )])));
     let app = between(app).layer(Hardening::strict());
-    metrics::with_local_recorder(counts, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let get = || Request::get("/").body(Body::empty()).unwrap();
-            assert_eq!(app.clone().oneshot(get()).await.unwrap().status(), 200);
-            app.oneshot(get()).await.unwrap().status()
-        })
+    recording(counts, async {
+        let get = || Request::get("/").body(Body::empty()).unwrap();
+        assert_eq!(app.clone().oneshot(get()).await.unwrap().status(), 200);
+        app.oneshot(get()).await.unwrap().status()
     })
 }
 
@@ -98,12 +103,7 @@ fn a_rejection_the_layer_reported_is_logged_once_and_still_counted() {
     let counts = Counts::default();
     let status = second_request_through(|app| app, &counts);
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    let events: Vec<String> = captured
-        .security_events()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(events, ["rate_limited"]);
+    assert_eq!(captured.security_event_names(), ["rate_limited"]);
     assert_eq!(counts.of(), HashMap::from([("rate_limited".to_owned(), 1)]));
 }
 
@@ -126,12 +126,10 @@ fn a_reported_rejection_changed_on_its_way_out_is_reported_as_what_it_became() {
         &counts,
     );
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let events: Vec<String> = captured
-        .security_events()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(events, ["rate_limited", "forbidden"]);
+    assert_eq!(
+        captured.security_event_names(),
+        ["rate_limited", "forbidden"]
+    );
     // Each event logged is counted once: the layer's, and the one it became.
     assert_eq!(
         counts.of(),
@@ -151,81 +149,43 @@ fn a_standalone_headers_layers_bad_host_inside_hardening_is_counted_once() {
                 .https_redirect(HttpsRedirect::new()),
         )
         .layer(Hardening::strict());
-    let status = metrics::with_local_recorder(&counts, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let req = Request::get("/")
-                .header("host", "example.com:@evil.com")
-                .body(Body::empty())
-                .unwrap();
-            app.oneshot(req).await.unwrap().status()
-        })
-    });
+    let req = Request::get("/")
+        .header("host", "example.com:@evil.com")
+        .body(Body::empty())
+        .unwrap();
+    let status = recording(&counts, async { app.oneshot(req).await.unwrap().status() });
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let events: Vec<String> = captured
-        .security_events()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(events, ["bad_host"]);
+    assert_eq!(captured.security_event_names(), ["bad_host"]);
     assert_eq!(counts.of(), HashMap::from([("bad_host".to_owned(), 1)]));
 }
 
 /// Runs one GET of `path` through `app` with `counts` as the metrics recorder.
 fn status_of(app: Router, path: &str, counts: &Counts) -> StatusCode {
-    metrics::with_local_recorder(counts, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let req = Request::get(path).body(Body::empty()).unwrap();
-            app.oneshot(req).await.unwrap().status()
-        })
-    })
+    let req = Request::get(path).body(Body::empty()).unwrap();
+    recording(counts, async { app.oneshot(req).await.unwrap().status() })
+}
+
+/// A route answering 403 with `inner` between it and `Hardening::strict()`: the 403 is logged
+/// once and counted once.
+fn a_403_under(inner: impl FnOnce(Router) -> Router) {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new().route(
+        "/",
+        get(|| async { Err::<(), _>(hardening_core::errors::Error::Forbidden) }),
+    );
+    let app = inner(app).layer(Hardening::strict());
+    assert_eq!(status_of(app, "/", &counts), StatusCode::FORBIDDEN);
+    assert_eq!(captured.security_event_names(), ["forbidden"]);
+    assert_eq!(counts.of(), HashMap::from([("forbidden".to_owned(), 1)]));
 }
 
 #[test]
 fn a_problem_layers_report_inside_hardening_is_counted_once() {
-    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
-    let counts = Counts::default();
-    let app = Router::new()
-        .route(
-            "/",
-            get(|| async { Err::<(), _>(hardening_core::errors::Error::Forbidden) }),
-        )
-        .layer(hardening_core::errors::ProblemLayer::new())
-        .layer(Hardening::strict());
-    assert_eq!(status_of(app, "/", &counts), StatusCode::FORBIDDEN);
-    let events: Vec<String> = captured
-        .security_events()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(events, ["forbidden"]);
-    assert_eq!(counts.of(), HashMap::from([("forbidden".to_owned(), 1)]));
+    a_403_under(|app| app.layer(hardening_core::errors::ProblemLayer::new()));
 }
 
 #[test]
 fn a_hardening_inside_another_is_logged_and_counted_once() {
-    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
-    let counts = Counts::default();
-    let app = Router::new()
-        .route(
-            "/",
-            get(|| async { Err::<(), _>(hardening_core::errors::Error::Forbidden) }),
-        )
-        .layer(Hardening::strict())
-        .layer(Hardening::strict());
-    assert_eq!(status_of(app, "/", &counts), StatusCode::FORBIDDEN);
-    let events: Vec<String> = captured
-        .security_events()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(events, ["forbidden"]);
-    assert_eq!(counts.of(), HashMap::from([("forbidden".to_owned(), 1)]));
+    a_403_under(|app| app.layer(Hardening::strict()));
 }

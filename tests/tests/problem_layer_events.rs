@@ -51,59 +51,28 @@ fn routes() -> Router {
         .route("/ok", get(|| async { "ok" }))
 }
 
-/// The names of the security events captured so far.
-fn names(captured: &Captured) -> Vec<String> {
-    captured
-        .security_events()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect()
-}
+/// The rejections of [`routes`] other than the rate limit's: path, status, event.
+const REJECTIONS: [(&str, u16, &str); 3] = [
+    ("/private", 401, "unauthenticated"),
+    ("/admin", 403, "forbidden"),
+    ("/boom", 500, "panicked"),
+];
 
 #[tokio::test]
 async fn problem_layer_alone_reports_each_rejection_once_with_its_request_id() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let addr = serve(routes().layer(ProblemLayer::new())).await;
-
-    for (path, status, event) in [
-        ("/private", 401, "unauthenticated"),
-        ("/admin", 403, "forbidden"),
-        ("/boom", 500, "panicked"),
-    ] {
-        let before = captured.security_events().len();
-        let reply = http_get(addr, path, &[]).await;
-        assert_eq!(reply.status, status, "{path}");
-        let id = reply.json()["request_id"].as_str().unwrap().to_owned();
-        assert_eq!(reply.header("x-request-id"), Some(id.as_str()), "{path}");
-        let events = captured.security_events();
-        assert_eq!(events.len(), before + 1, "{path}: {events:?}");
-        let (name, logged) = &events[before];
-        assert_eq!(name, event, "{path}");
-        assert_eq!(logged["fields"]["request_id"], id.as_str(), "{path}");
-        assert_eq!(logged["fields"]["client.address"], "127.0.0.1", "{path}");
+    for (path, status, event) in REJECTIONS {
+        rejected_once(&captured, addr, path, status, event).await;
     }
-
     // Not rejections: no event.
     let before = captured.security_events().len();
     assert_eq!(http_get(addr, "/ok", &[]).await.status, 200);
     assert_eq!(http_get(addr, "/missing", &[]).await.status, 404);
     assert_eq!(captured.security_events().len(), before);
-
     // Reported by the rate-limit layer inside (under ProblemLayer's id): not again.
     assert_eq!(http_get(addr, "/limited", &[]).await.status, 200);
-    let refused = http_get(addr, "/limited", &[]).await;
-    assert_eq!(refused.status, 429);
-    let events = captured.security_events();
-    assert_eq!(events.len(), before + 1, "{events:?}");
-    assert_eq!(events[before].0, "rate_limited");
-    assert_eq!(
-        events[before].1["fields"]["request_id"],
-        refused.json()["request_id"]
-    );
-    assert_eq!(
-        refused.header("x-request-id").unwrap(),
-        refused.json()["request_id"].as_str().unwrap()
-    );
+    rejected_once(&captured, addr, "/limited", 429, "rate_limited").await;
 }
 
 #[tokio::test]
@@ -115,45 +84,9 @@ async fn inside_hardening_a_problem_layers_report_is_not_logged_again() {
             .layer(Hardening::strict()),
     )
     .await;
-    for (path, status, event) in [
-        ("/private", 401, "unauthenticated"),
-        ("/admin", 403, "forbidden"),
-        ("/boom", 500, "panicked"),
-    ] {
-        let before = captured.security_events().len();
-        let reply = http_get(addr, path, &[]).await;
-        assert_eq!(reply.status, status, "{path}");
-        let events = captured.security_events();
-        assert_eq!(
-            names(&captured)[before..],
-            [event.to_owned()],
-            "{path}: {events:?}"
-        );
-        // Under the id Hardening gave the request.
-        assert_eq!(
-            events[before].1["fields"]["request_id"],
-            reply.header("x-request-id").unwrap()
-        );
+    for (path, status, event) in REJECTIONS {
+        rejected_once(&captured, addr, path, status, event).await;
     }
-}
-
-#[tokio::test]
-async fn a_standalone_headers_layers_bad_host_inside_hardening_is_logged_once() {
-    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
-    let headers = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap())
-        .https_redirect(HttpsRedirect::new());
-    let addr = serve(routes().layer(headers).layer(Hardening::strict())).await;
-    let reply = exchange(
-        addr,
-        b"GET /ok HTTP/1.1\r\nhost: example.com:@evil.com\r\nconnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(reply.status, 400);
-    assert_eq!(names(&captured), ["bad_host"]);
-    assert_eq!(
-        captured.security_events()[0].1["fields"]["request_id"],
-        reply.header("x-request-id").unwrap()
-    );
 }
 
 /// Sends `path`; checks the one new security event is `event`, under the id of the reply's
@@ -170,7 +103,7 @@ async fn rejected_once(
     assert_eq!(reply.status, status, "{path}");
     let events = captured.security_events();
     assert_eq!(
-        names(captured)[before..],
+        captured.security_event_names()[before..],
         [event.to_owned()],
         "{path}: {events:?}"
     );
@@ -190,9 +123,9 @@ async fn outside_hardening_a_problem_layer_does_not_log_hardenings_rejections_ag
         .layer(Hardening::strict())
         .layer(ProblemLayer::new());
     let addr = serve(app).await;
-    rejected_once(&captured, addr, "/private", 401, "unauthenticated").await;
-    rejected_once(&captured, addr, "/admin", 403, "forbidden").await;
-    rejected_once(&captured, addr, "/boom", 500, "panicked").await;
+    for (path, status, event) in REJECTIONS {
+        rejected_once(&captured, addr, path, status, event).await;
+    }
     assert_eq!(http_get(addr, "/limited", &[]).await.status, 200);
     rejected_once(&captured, addr, "/limited", 429, "rate_limited").await;
     // Hardening's own refusal, under its own name: not logged again as `forbidden`.
@@ -206,30 +139,44 @@ async fn outside_hardening_a_problem_layer_does_not_log_hardenings_rejections_ag
     )
     .await;
     assert_eq!(refused.status, 403);
-    assert_eq!(names(&captured)[before..], ["csrf_blocked".to_owned()]);
+    assert_eq!(
+        captured.security_event_names()[before..],
+        ["csrf_blocked".to_owned()]
+    );
     // A success keeps the id Hardening gave it (and logged it under).
     let ok = http_get(addr, "/ok", &[]).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("x-request-id").map(str::len), Some(36));
 }
 
-#[tokio::test]
-async fn a_standalone_headers_layers_bad_host_under_a_problem_layer_has_one_id() {
+/// A request whose `Host` no redirect may go to, refused by a standalone headers layer with
+/// `outer` around it: one `bad_host` event, under the id of the reply's body and header.
+async fn bad_host_under(outer: impl FnOnce(Router) -> Router) {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let headers = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap())
         .https_redirect(HttpsRedirect::new());
-    let addr = serve(routes().layer(headers).layer(ProblemLayer::new())).await;
+    let addr = serve(outer(routes().layer(headers))).await;
     let reply = exchange(
         addr,
         b"GET /ok HTTP/1.1\r\nhost: example.com:@evil.com\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(reply.status, 400);
-    assert_eq!(names(&captured), ["bad_host"]);
+    assert_eq!(captured.security_event_names(), ["bad_host"]);
     let id = reply.json()["request_id"].as_str().unwrap().to_owned();
     assert_eq!(reply.header("x-request-id"), Some(id.as_str()));
     assert_eq!(
         captured.security_events()[0].1["fields"]["request_id"],
         id.as_str()
     );
+}
+
+#[tokio::test]
+async fn a_standalone_headers_layers_bad_host_inside_hardening_is_logged_once() {
+    bad_host_under(|app| app.layer(Hardening::strict())).await;
+}
+
+#[tokio::test]
+async fn a_standalone_headers_layers_bad_host_under_a_problem_layer_has_one_id() {
+    bad_host_under(|app| app.layer(ProblemLayer::new())).await;
 }
