@@ -5,75 +5,67 @@ use std::net::IpAddr;
 use hardening_errors::RequestId;
 pub use hardening_errors::SECURITY_TARGET;
 
-/// Why a request was rejected. [`SecurityEvent::as_str`] is the stable `security.event` value
-/// (and, with feature `metrics`, the `event` label of `hardening_security_events_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SecurityEvent {
+/// The events, each with its stable name, listed once: the enum, [`SecurityEvent::as_str`]
+/// and the list `from_name` searches all come from this one list.
+macro_rules! security_events {
+    ($($(#[$doc:meta])* $event:ident => $name:literal,)*) => {
+        /// Why a request was rejected. [`SecurityEvent::as_str`] is the stable `security.event`
+        /// value (and, with feature `metrics`, the `event` label of
+        /// `hardening_security_events_total`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum SecurityEvent {
+            $($(#[$doc])* $event,)*
+        }
+
+        impl SecurityEvent {
+            /// The stable name, such as `rate_limited`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$event => $name,)*
+                }
+            }
+
+            /// Every event, for [`from_name`](Self::from_name).
+            const ALL: &'static [Self] = &[$(Self::$event),*];
+        }
+    };
+}
+
+security_events! {
     /// 429: a rate limit or budget was spent.
-    RateLimited,
+    RateLimited => "rate_limited",
     /// 401: no valid credentials.
-    Unauthenticated,
+    Unauthenticated => "unauthenticated",
     /// 403: authenticated but not allowed.
-    Forbidden,
+    Forbidden => "forbidden",
     /// 403: a cross-site request without a valid CSRF proof.
-    CsrfBlocked,
+    CsrfBlocked => "csrf_blocked",
     /// 413: the body was larger than allowed.
-    BodyTooLarge,
+    BodyTooLarge => "body_too_large",
     /// 400: more query parameters than allowed.
-    TooManyQueryParams,
+    TooManyQueryParams => "too_many_query_params",
     /// 408/503: the request took longer than allowed.
-    TimedOut,
+    TimedOut => "timed_out",
     /// 500: the service panicked.
-    Panicked,
+    Panicked => "panicked",
     /// 400: the `Host` is not on the allowlist.
-    BadHost,
+    BadHost => "bad_host",
     /// 503: the service is at its concurrency cap and shed the request.
-    LoadShed,
+    LoadShed => "load_shed",
     /// 403: a CORS preflight from an origin, or for a method or header, that is not allowed.
-    CorsRejected,
+    CorsRejected => "cors_rejected",
     /// Not a rejection: a rate-limit policy in shadow mode would have refused the request.
-    RateLimitShadow,
+    RateLimitShadow => "rate_limit_shadow",
 }
 
 impl SecurityEvent {
-    /// The stable name, such as `rate_limited`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::RateLimited => "rate_limited",
-            Self::Unauthenticated => "unauthenticated",
-            Self::Forbidden => "forbidden",
-            Self::CsrfBlocked => "csrf_blocked",
-            Self::BodyTooLarge => "body_too_large",
-            Self::TooManyQueryParams => "too_many_query_params",
-            Self::TimedOut => "timed_out",
-            Self::Panicked => "panicked",
-            Self::BadHost => "bad_host",
-            Self::CorsRejected => "cors_rejected",
-            Self::LoadShed => "load_shed",
-            Self::RateLimitShadow => "rate_limit_shadow",
-        }
-    }
-
-    /// Every event, for [`from_name`](Self::from_name).
-    const ALL: [Self; 12] = [
-        Self::RateLimited,
-        Self::Unauthenticated,
-        Self::Forbidden,
-        Self::CsrfBlocked,
-        Self::BodyTooLarge,
-        Self::TooManyQueryParams,
-        Self::TimedOut,
-        Self::Panicked,
-        Self::BadHost,
-        Self::LoadShed,
-        Self::CorsRejected,
-        Self::RateLimitShadow,
-    ];
-
     /// The event with this stable name (the reverse of [`as_str`](Self::as_str)).
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|event| event.as_str() == name)
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|event| event.as_str() == name)
     }
 
     /// The event an inner service's response stands for, if any: as
@@ -133,39 +125,9 @@ mod tests {
     use http::StatusCode;
 
     #[test]
-    fn all_lists_every_event() {
-        use SecurityEvent::*;
-        // Exhaustive: a new event does not compile here until it is listed, and then it
-        // must be in `ALL` too, or it would be logged by name and never counted.
-        let listed = |event: SecurityEvent| match event {
-            RateLimited | Unauthenticated | Forbidden | CsrfBlocked | BodyTooLarge
-            | TooManyQueryParams | TimedOut | Panicked | BadHost | LoadShed | CorsRejected
-            | RateLimitShadow => SecurityEvent::ALL.contains(&event),
-        };
-        for event in [
-            RateLimited,
-            Unauthenticated,
-            Forbidden,
-            CsrfBlocked,
-            BodyTooLarge,
-            TooManyQueryParams,
-            TimedOut,
-            Panicked,
-            BadHost,
-            LoadShed,
-            CorsRejected,
-            RateLimitShadow,
-        ] {
-            assert!(
-                listed(event),
-                "{event:?} is missing from SecurityEvent::ALL"
-            );
-        }
-    }
-
-    #[test]
     fn every_name_is_its_events_own() {
-        for event in SecurityEvent::ALL {
+        assert_eq!(SecurityEvent::ALL.len(), 12);
+        for &event in SecurityEvent::ALL {
             assert_eq!(SecurityEvent::from_name(event.as_str()), Some(event));
         }
         assert_eq!(SecurityEvent::from_name("no_such_event"), None);
@@ -189,6 +151,12 @@ mod tests {
                 assert_eq!(
                     SecurityEvent::from_response(status, panicked),
                     expected,
+                    "{code} panicked={panicked}"
+                );
+                // The mapping `ProblemLayer` reports by, too.
+                assert_eq!(
+                    hardening_errors::rejection_event(status, panicked),
+                    expected.map(SecurityEvent::as_str),
                     "{code} panicked={panicked}"
                 );
             }

@@ -48,10 +48,11 @@ impl SecurityEventReported {
 
     /// The events no layer has counted yet, marked counted now: for the layer that keeps
     /// the metrics (`Hardening`), so that each is counted once.
-    pub fn take_uncounted(&mut self) -> impl Iterator<Item = &'static str> + '_ {
+    pub fn take_uncounted(&mut self) -> Vec<&'static str> {
         self.reports
             .iter_mut()
             .filter_map(|r| (!std::mem::replace(&mut r.counted, true)).then_some(r.event))
+            .collect()
     }
 }
 

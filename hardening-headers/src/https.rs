@@ -171,7 +171,9 @@ fn not_a_redirect_host(host: &str) -> Option<&'static str> {
     if host.contains(':') {
         return Some("give it without a port: the redirect goes to HTTPS's default port, 443");
     }
-    if host.is_empty() || host.len() > 253 {
+    // A fully qualified name may end in one dot.
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > 253 {
         return Some("a DNS name has 1 to 253 characters");
     }
     let label_ok = |label: &str| {
@@ -182,13 +184,16 @@ fn not_a_redirect_host(host: &str) -> Option<&'static str> {
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
-    // A fully qualified name may end in one dot.
-    let name = host.strip_suffix('.').unwrap_or(host);
     if !name.split('.').all(label_ok) {
         return Some(
             "give a DNS name: dot-separated labels of 1 to 63 ASCII letters, digits and inner \
              `-` (an internationalised name in its punycode xn-- form)",
         );
+    }
+    // Browsers read a name whose last label is a number as an IPv4 address.
+    let numeric = |label: &str| label.bytes().all(|b| b.is_ascii_digit());
+    if name.rsplit('.').next().is_some_and(numeric) && name.parse::<std::net::Ipv4Addr>().is_err() {
+        return Some("a name ending in a number must be a whole IPv4 address, such as 192.0.2.1");
     }
     None
 }
@@ -267,6 +272,10 @@ mod tests {
             "[ffff]",
             "[1.2.3.4]",
             "bücher.example",
+            "example.123",
+            "1.2.3",
+            "999.1.1.1",
+            "0x7f.1",
         ] {
             let err = HttpsRedirect::new().to_host(bad).unwrap_err();
             let message = err.to_string();
@@ -284,6 +293,7 @@ mod tests {
             "xn--bcher-kva.example",
             "192.0.2.1",
             "example.com.",
+            "123.example",
         ] {
             let r = HttpsRedirect::new().to_host(good).unwrap();
             let p = parts(Method::GET, "/a", "ignored.example");
@@ -294,6 +304,17 @@ mod tests {
                 other => panic!("{good}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_host_may_use_the_whole_length_of_a_dns_name() {
+        let label = "a".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}", "a".repeat(61));
+        assert_eq!(longest.len(), 253);
+        assert!(HttpsRedirect::new().to_host(longest.clone()).is_ok());
+        assert!(HttpsRedirect::new().to_host(format!("{longest}.")).is_ok());
+        assert!(HttpsRedirect::new().to_host(format!("a{longest}")).is_err());
+        assert!(HttpsRedirect::new().to_host("a".repeat(64)).is_err());
     }
 
     #[test]

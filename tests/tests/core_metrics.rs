@@ -107,21 +107,22 @@ fn a_rejection_the_layer_reported_is_logged_once_and_still_counted() {
     assert_eq!(counts.of(), HashMap::from([("rate_limited".to_owned(), 1)]));
 }
 
-#[test]
-fn a_reported_rejection_changed_on_its_way_out_is_reported_as_what_it_became() {
+/// The layer's 429 turned into a 403 on its way to `Hardening` (keeping its extensions), with
+/// `around` applied outside the middleware that turns it: logged as `rate_limited` then
+/// `forbidden`, and each counted once.
+fn a_429_made_403(around: impl FnOnce(Router) -> Router) {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let counts = Counts::default();
-    // Middleware between the two turns the layer's 429 into a 403, keeping its extensions.
     let status = second_request_through(
         |app| {
-            app.layer(axum::middleware::map_response(
+            around(app.layer(axum::middleware::map_response(
                 |mut res: axum::response::Response| async move {
                     if res.status() == StatusCode::TOO_MANY_REQUESTS {
                         *res.status_mut() = StatusCode::FORBIDDEN;
                     }
                     res
                 },
-            ))
+            )))
         },
         &counts,
     );
@@ -130,11 +131,22 @@ fn a_reported_rejection_changed_on_its_way_out_is_reported_as_what_it_became() {
         captured.security_event_names(),
         ["rate_limited", "forbidden"]
     );
-    // Each event logged is counted once: the layer's, and the one it became.
     assert_eq!(
         counts.of(),
         HashMap::from([("rate_limited".to_owned(), 1), ("forbidden".to_owned(), 1)])
     );
+}
+
+#[test]
+fn a_reported_rejection_changed_on_its_way_out_is_reported_as_what_it_became() {
+    a_429_made_403(|app| app);
+}
+
+#[test]
+fn a_rejection_changed_under_a_problem_layer_is_reported_there_and_counted_by_hardening() {
+    // ProblemLayer logs the 403 (the status changed since the 429 was reported); Hardening
+    // logs neither again and counts both.
+    a_429_made_403(|app| app.layer(hardening_core::errors::ProblemLayer::new()));
 }
 
 #[test]

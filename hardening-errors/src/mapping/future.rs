@@ -237,9 +237,10 @@ fn map_response<B>(
     id_header: bool,
 ) -> Response<ProblemBody<B>> {
     if !(parts.status.is_client_error() || parts.status.is_server_error()) {
-        // A layer inside that gave the request its own id (a `Hardening` inside this one)
-        // wrote it, and logged under it: kept.
-        if id_header && !parts.headers.contains_key(&X_REQUEST_ID) {
+        // Always this layer's id: a value the handler copied from the request (the client's)
+        // is not passed on. (A `Hardening` inside this layer gives the request an id of its
+        // own, which its access log uses: put `Hardening` outside, it maps problems itself.)
+        if id_header {
             parts
                 .headers
                 .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
