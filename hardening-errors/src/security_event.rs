@@ -41,11 +41,6 @@ impl SecurityEventReported {
         self.status
     }
 
-    /// Every event reported for this response, first to latest.
-    pub fn events(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.reports.iter().map(|r| r.event)
-    }
-
     /// The events no layer has counted yet, marked counted now: for the layer that keeps
     /// the metrics (`Hardening`), so that each is counted once.
     pub fn take_uncounted(&mut self) -> Vec<&'static str> {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
-use hardening_errors::{Error, Problem, RequestId};
+use hardening_errors::{Error, RequestId};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::respond::{refusal, report_shadow, set_ratelimit_headers, too_many};
+use crate::respond::{problem_response, refusal, report_shadow, set_ratelimit_headers, too_many};
 use crate::{Decision, RateLimiter, RequestKeys, Reservation, ratelimit_header};
 
 type EstimateFn = dyn Fn(&Parts, &[u8]) -> u32 + Send + Sync;
@@ -431,13 +431,6 @@ pub struct ActualCost(pub u64);
 fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     std::iter::successors(Some(err), |e| e.source())
         .any(|e| e.is::<http_body_util::LengthLimitError>())
-}
-
-/// A problem response with the request id a layer further out gave the request, else a new
-/// one.
-fn problem_response(problem: Problem, request_id: Option<RequestId>) -> Response<Body> {
-    let request_id = request_id.unwrap_or_else(RequestId::generate);
-    problem.with_request_id(request_id).into_http_response()
 }
 
 impl<S, B> Service<Request<B>> for Cost<S>

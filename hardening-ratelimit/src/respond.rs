@@ -45,9 +45,19 @@ pub(crate) fn refusal<B: From<Bytes>>(
     policies: Option<&dyn std::fmt::Debug>,
 ) -> Response<B> {
     let request_id = request_id.unwrap_or_else(RequestId::generate);
-    let mut response = problem.with_request_id(request_id).into_http_response();
+    let mut response = problem_response(problem, Some(request_id));
     report_rejection(&mut response, event, request_id, client_ip, policies);
     response
+}
+
+/// A problem response under the request id a layer further out gave the request, else a new
+/// one.
+pub(crate) fn problem_response<B: From<Bytes>>(
+    problem: Problem,
+    request_id: Option<RequestId>,
+) -> Response<B> {
+    let request_id = request_id.unwrap_or_else(RequestId::generate);
+    problem.with_request_id(request_id).into_http_response()
 }
 
 /// Sets `RateLimit` and `RateLimit-Policy` on a response. Limits applied further in (a

@@ -35,16 +35,20 @@ async fn standalone_layer_limits_by_peer() {
     assert_eq!(c.json()["violated-policies"][0], "per-ip");
 }
 
+/// A route whose `RateLimitLayer` admits one request per client (policy `name`).
+fn one_request_per_client(name: &'static str) -> Router {
+    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap()).burst(NonZeroU32::new(1).unwrap());
+    Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RateLimitLayer::new(RateLimiter::new([
+            Policy::per_client_ip(name, quota),
+        ])))
+}
+
 #[tokio::test]
 async fn standalone_refusals_carry_a_request_id_and_are_reported_once() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
-    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap()).burst(NonZeroU32::new(1).unwrap());
-    let app = Router::new()
-        .route("/", get(|| async { "hi" }))
-        .layer(RateLimitLayer::new(RateLimiter::new([
-            Policy::per_client_ip("per-ip", quota),
-        ])));
-    let addr = serve(app).await;
+    let addr = serve(one_request_per_client("per-ip")).await;
     assert_eq!(http_get(addr, "/", &[]).await.status, 200);
     let refused = http_get(addr, "/", &[]).await;
     assert_eq!(refused.status, 429);
@@ -69,12 +73,7 @@ async fn standalone_refusals_carry_a_request_id_and_are_reported_once() {
 #[tokio::test]
 async fn inside_hardening_the_layer_keys_on_the_client_behind_a_trusted_proxy() {
     use hardening_core::Hardening;
-    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap()).burst(NonZeroU32::new(1).unwrap());
-    let app = Router::new()
-        .route("/", get(|| async { "hi" }))
-        .layer(RateLimitLayer::new(RateLimiter::new([
-            Policy::per_client_ip("route-per-ip", quota),
-        ])))
+    let app = one_request_per_client("route-per-ip")
         .layer(Hardening::strict().trusted_proxies(["127.0.0.1"]).unwrap());
     let addr = serve(app).await;
     // Two clients behind the same proxy (the test's socket, 127.0.0.1): one bucket each.
@@ -94,13 +93,7 @@ async fn inside_hardening_the_layer_keys_on_the_client_behind_a_trusted_proxy() 
 async fn inside_hardening_a_refusal_of_the_layer_is_reported_once_with_hardenings_id() {
     use hardening_core::Hardening;
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
-    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap()).burst(NonZeroU32::new(1).unwrap());
-    let app = Router::new()
-        .route("/", get(|| async { "hi" }))
-        .layer(RateLimitLayer::new(RateLimiter::new([
-            Policy::per_client_ip("route-per-ip", quota),
-        ])))
-        .layer(Hardening::strict());
+    let app = one_request_per_client("route-per-ip").layer(Hardening::strict());
     let addr = serve(app).await;
     assert_eq!(http_get(addr, "/", &[]).await.status, 200);
     let refused = http_get(addr, "/", &[]).await;

@@ -47,7 +47,7 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 ///   whole source chain. Response bodies never carry that text;
 /// - reports each rejection (401, 403, 408, 413, 429, a caught panic) as one security event
 ///   ([`rejection_event`](crate::rejection_event)), with the request id and the client
-///   address; not again when a layer inside has reported it as that event already.
+///   address; not again when a layer inside has reported it at the status it still has.
 ///
 /// Problem bodies come with `cache-control: no-store`; a 4xx/5xx response's own
 /// `content-*` headers are dropped, others (`Allow`, `Retry-After`, `WWW-Authenticate`) kept.
