@@ -14,7 +14,9 @@
 # VARIANTS="..." picks the variants (default: hardening-strict bare-axum-strict-headers
 # tower-http-stack bare-axum). hardening-strict-without:STEP[,STEP...] is strict without those
 # steps (rate-limit, security-headers, health, csrf, limits; see bench-server): what each costs;
-# bare-axum-noop-layer is bare axum under a layer that does nothing (what any layer costs).
+# bare-axum-noop-layer is bare axum under a layer that does nothing (what any layer costs);
+# floor-as-layer is bare axum under a layer that only sends strict's headers, fixed values
+# (what any layer sending those bytes costs at least).
 # BASELINE=path/to/an/older/bench-server: an A/B of a code change instead. Each variant of this
 # tree is served beside the same variant of that binary (build it from the old commit first:
 # cargo build --release -p hardening-tests --bin bench-server, then copy it out of target/).

@@ -64,6 +64,15 @@ async fn the_floor_sends_stricts_headers() {
 }
 
 #[tokio::test]
+async fn the_floor_as_a_layer_sends_the_floors_headers() {
+    let floor = get(Variant::BareWithStrictHeaders).await;
+    let layered = get_from(app_named("floor-as-layer").unwrap(), "/").await;
+    assert_eq!(layered.headers(), floor.headers());
+    let body = layered.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"Hello, World!");
+}
+
+#[tokio::test]
 async fn each_step_left_out_is_gone_and_only_it() {
     let strict = get(Variant::Hardening).await;
     assert!(strict.headers().contains_key("ratelimit"));

@@ -4,7 +4,8 @@
 //! `bare-axum-strict-headers`, `standalone-headers`) on `127.0.0.1:PORT` for the loopback
 //! scripts; `hardening-strict-without:STEP[,STEP...]` serves strict without those steps
 //! (`rate-limit`, `security-headers`, `health`, `csrf`, `limits`), to measure what each costs;
-//! `bare-axum-noop-layer` is bare axum under a layer that does nothing.
+//! `bare-axum-noop-layer` is bare axum under a layer that does nothing; `floor-as-layer` is
+//! bare axum under a layer that only sends strict's headers (fixed values).
 
 use std::net::SocketAddr;
 
@@ -12,7 +13,7 @@ use hardening_tests::bench_apps::app_named;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: bench-server <bare-axum|tower-http-stack|hardening-strict|bare-axum-strict-headers|standalone-headers|bare-axum-noop-layer|hardening-strict-without:STEP[,STEP...]> <port>";
+    let usage = "usage: bench-server <bare-axum|tower-http-stack|hardening-strict|bare-axum-strict-headers|standalone-headers|bare-axum-noop-layer|floor-as-layer|hardening-strict-without:STEP[,STEP...]> <port>";
     let name = args.next().ok_or(usage)?;
     let app = app_named(&name).map_err(|e| format!("{e}\n{usage}"))?;
     let port: u16 = args.next().and_then(|p| p.parse().ok()).ok_or(usage)?;
