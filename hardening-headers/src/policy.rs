@@ -656,6 +656,16 @@ impl Compiled {
 /// Removes the placeholders of the slots whose bit is set in `absent` (no value this time).
 #[inline]
 fn remove_absent(map: &mut HeaderMap, slots: &[(HeaderName, Merge)], absent: u32) {
+    // Usually every slot has its value: nothing to look up.
+    if absent == 0 {
+        return;
+    }
+    remove_slots(map, slots, absent);
+}
+
+#[cold]
+#[inline(never)]
+fn remove_slots(map: &mut HeaderMap, slots: &[(HeaderName, Merge)], absent: u32) {
     for (i, (slot, _)) in slots.iter().enumerate() {
         if absent & (1 << i) != 0 {
             map.remove(slot);
