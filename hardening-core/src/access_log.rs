@@ -29,6 +29,11 @@ pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &[
     "sig",
     "credential",
     "jwt",
+    "pass",
+    "pw",
+    "otp",
+    "assertion",
+    "saml",
 ];
 
 /// Header names always redacted; so is any name containing one of [`SENSITIVE_HEADER_PARTS`].
@@ -38,16 +43,25 @@ const SENSITIVE_HEADERS: &[&str] = &[
     "cookie",
     "set-cookie",
 ];
-/// Substrings that make a header name sensitive (`x-api-key`, `x-auth-token`, `x-session-id`).
+/// Substrings that make a header name sensitive (`x-api-key`, `x-auth-token`, `x-session-id`,
+/// and identity-aware proxies' `cf-access-jwt-assertion`, `x-amzn-oidc-data`,
+/// `x-ms-client-principal`).
 const SENSITIVE_HEADER_PARTS: &[&str] = &[
     "key",
     "token",
     "secret",
     "auth",
     "session",
-    "password",
+    "pass",
     "cookie",
     "signature",
+    "jwt",
+    "assertion",
+    "credential",
+    "oidc",
+    "saml",
+    "otp",
+    "principal",
 ];
 
 const REDACTED: &str = "[redacted]";
@@ -263,10 +277,15 @@ fn percent_decode_lower(s: &str) -> String {
 /// hide hardening's security events (target `hardening::security`, level WARN) without naming
 /// them: `RUST_LOG=error` fails, `RUST_LOG=error,hardening::security=warn` keeps them and
 /// `RUST_LOG=error,hardening::security=off` drops them on purpose.
+///
+/// It also sets the panic hook to
+/// [`redact_panic_messages`](hardening_errors::redact_panic_messages)'s: std's default hook
+/// prints a panic's text, secrets and all, to stderr.
 pub fn init_json_logs() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = log_filter(std::env::var("RUST_LOG"))?;
     json_subscriber(filter, std::io::stdout).try_init()?;
+    hardening_errors::redact_panic_messages();
     Ok(())
 }
 

@@ -19,7 +19,10 @@ use crate::ConfigError;
 /// of them, it is the right-most address in the forwarding header the proxies write
 /// (`X-Forwarded-For`, or `Forwarded` (RFC 7239): see [`ForwardedHeader`]) that is not itself
 /// a trusted proxy: the left-most entries are whatever the client wrote and are never
-/// believed.
+/// believed. When a trusted proxy does not name the client (no entry, or one that is not an
+/// address, such as `for=unknown` or an obfuscated `for=_hidden`), it is the address of the
+/// last trusted hop; such a client is then never taken to be inside a network that
+/// [`Health::detail_for`](crate::Health::detail_for) lists.
 ///
 /// ```
 /// use hardening_core::ClientIp;
@@ -235,20 +238,19 @@ impl TrustedProxies {
         self.resolve(peer, headers).0
     }
 
-    /// The client IP for a request from `peer` with these headers, and whether `peer` is a
-    /// trusted proxy (whose other headers, such as `X-Request-Id`, may then be believed).
+    /// The client IP for a request from `peer` with these headers, and how it was found.
     #[inline]
-    pub(crate) fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, bool) {
+    pub(crate) fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, Source) {
         let peer = canonical(peer);
         if self.nets.is_empty() || !self.contains(peer) {
-            return (peer, false);
+            return (peer, Source::Peer);
         }
-        (self.forwarded_client(peer, headers), true)
+        self.forwarded_client(peer, headers)
     }
 
     /// [`client_ip`](Self::client_ip) for a peer that is a trusted proxy: out of line.
     #[inline(never)]
-    fn forwarded_client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    fn forwarded_client(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, Source) {
         let (values, parse) = match self.header {
             ForwardedHeader::XForwardedFor => {
                 (headers.get_all("x-forwarded-for"), parse_xff as Parse)
@@ -263,26 +265,56 @@ impl TrustedProxies {
     }
 
     /// Walks the hops right to left, skipping trusted proxies; stops at the first untrusted
-    /// hop (the client) or at an entry it cannot read (keeping the last trusted hop).
+    /// hop (the client) or at an entry it cannot read (keeping the last trusted hop, and
+    /// saying the client is hidden). No hop at all hides the client too.
     fn walk<'a>(
         &self,
         peer: IpAddr,
         hops: impl DoubleEndedIterator<Item = &'a [u8]>,
         parse: Parse,
-    ) -> IpAddr {
-        let mut client = peer;
+    ) -> (IpAddr, Source) {
+        let mut client = (peer, Source::HiddenByProxy);
         for hop in hops.rev() {
             match parse(hop) {
                 Some(ip) => {
-                    client = ip;
+                    client = (ip, Source::Forwarded);
                     if !self.contains(ip) {
                         break;
                     }
                 }
-                None => break,
+                None => return (client.0, Source::HiddenByProxy),
             }
         }
         client
+    }
+}
+
+/// How a request's client IP was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The socket peer, not a trusted proxy: the IP is the client's.
+    Peer,
+    /// Named by trusted proxies' forwarding headers: the client's, as they report it.
+    Forwarded,
+    /// A trusted proxy did not name the client (no forwarding entry, or one that is not an
+    /// address: `for=unknown`, an obfuscated `for=_hidden`): the IP is that of the last
+    /// trusted hop, so per-IP limits share one bucket for all such clients (stricter, never
+    /// looser), but the client is not taken to be inside any network.
+    HiddenByProxy,
+}
+
+impl Source {
+    /// The peer is a trusted proxy (whose other headers, such as `X-Request-Id`, may then be
+    /// believed).
+    #[inline]
+    pub(crate) fn via_trusted_proxy(self) -> bool {
+        !matches!(self, Self::Peer)
+    }
+
+    /// The IP is the client's own (as seen, or as trusted proxies name it).
+    #[inline]
+    pub(crate) fn is_known(self) -> bool {
+        !matches!(self, Self::HiddenByProxy)
     }
 }
 
@@ -399,6 +431,54 @@ mod tests {
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.5"));
         let h = headers(&[("x-forwarded-for", "")]);
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn a_client_the_proxy_does_not_name_is_hidden() {
+        let source = |p: &TrustedProxies, peer: &str, h: &HeaderMap| p.resolve(ip(peer), h).1;
+        let xff = proxies(&["10.0.0.0/8"]);
+        let mut fwd = proxies(&["10.0.0.0/8"]);
+        fwd.set_header(ForwardedHeader::Forwarded);
+        // Named: the client's own address, as the proxies report it.
+        let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(source(&xff, "10.0.0.1", &h), Source::Forwarded);
+        assert!(source(&xff, "10.0.0.1", &h).is_known());
+        // Every hop inside the trusted networks, all readable: a client in there.
+        let h = headers(&[("x-forwarded-for", "10.0.0.5, 10.0.0.2")]);
+        assert_eq!(source(&xff, "10.0.0.1", &h), Source::Forwarded);
+        // Not a proxy: the peer itself.
+        assert_eq!(source(&xff, "203.0.113.9", &h), Source::Peer);
+        assert!(!Source::Peer.via_trusted_proxy() && Source::Peer.is_known());
+        // Not named: no entry, an empty one, or one that is not an address.
+        for (name, value) in [
+            ("x-forwarded-for", ""),
+            ("x-forwarded-for", "unknown"),
+            ("x-forwarded-for", "1.1.1.1, garbage, 10.0.0.5"),
+        ] {
+            let h = headers(&[(name, value)]);
+            let (client, how) = xff.resolve(ip("10.0.0.1"), &h);
+            assert_eq!(how, Source::HiddenByProxy, "{value:?}");
+            assert!(how.via_trusted_proxy() && !how.is_known(), "{value:?}");
+            assert!(xff.contains(client), "{value:?}: {client}");
+        }
+        assert_eq!(
+            source(&xff, "10.0.0.1", &HeaderMap::new()),
+            Source::HiddenByProxy
+        );
+        for value in [
+            "for=_hidden",
+            "for=unknown",
+            "for=\"1.2.3.4:_port\"",
+            "for=6.6.6.6, for=_x",
+        ] {
+            let h = headers(&[("forwarded", value)]);
+            assert_eq!(
+                source(&fwd, "10.0.0.1", &h),
+                Source::HiddenByProxy,
+                "{value}"
+            );
+            assert_eq!(fwd.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"), "{value}");
+        }
     }
 
     #[test]

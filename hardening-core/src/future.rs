@@ -171,9 +171,15 @@ where
                     future,
                     event,
                     timed,
-                } => match future.as_mut().poll(cx) {
-                    Poll::Ready(response) => break (response, event.take()),
-                    Poll::Pending => *timed,
+                } => match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(response)) => break (response, event.take()),
+                    Ok(Poll::Pending) => *timed,
+                    // A readiness check, or the inner error body being read, panicked.
+                    Err(payload) => {
+                        let response =
+                            hardening_errors::panic_response(&*payload, this.post.request_id);
+                        break (response, Some(SecurityEvent::Panicked));
+                    }
                 },
                 StateProj::Inner { future } => {
                     let polled = {

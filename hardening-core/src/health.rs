@@ -130,7 +130,10 @@ impl Health {
         self
     }
 
-    /// The networks whose clients see per-check results and error messages.
+    /// The networks whose clients see per-check results and error messages (with secrets
+    /// redacted). Behind trusted proxies, only a client they name; and only with a `Host`
+    /// the host allowlist accepts, an IP address or `localhost`, so that a DNS-rebinding page
+    /// in a browser inside these networks does not see them.
     pub fn detail_for<I>(mut self, networks: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -188,11 +191,17 @@ impl Health {
             let mut set = tokio::task::JoinSet::new();
             let mut task_ids = Vec::with_capacity(checks.len());
             for (i, (_, check)) in checks.iter().enumerate() {
-                let fut = check();
+                let check = check.clone();
                 let handle = set.spawn(async move {
-                    let result = match tokio::time::timeout(timeout, fut).await {
+                    // Called in the task: a check that panics before its future exists fails
+                    // like one whose future panics.
+                    let result = match tokio::time::timeout(timeout, check()).await {
                         Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(e.to_string()),
+                        // Shown to the detail networks: an error may quote a URL with
+                        // its password.
+                        Ok(Err(e)) => {
+                            Err(hardening_errors::redact_secrets(&e.to_string()).into_owned())
+                        }
                         Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
                     };
                     (i, result)

@@ -37,7 +37,9 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 ///   [`Hardening`](crate::Hardening) turns into [`ClientIp`](crate::ClientIp);
 /// - a client has 10 s to send a request's headers (slowloris);
 /// - on SIGTERM or ctrl-c it stops accepting, lets in-flight requests finish, and closes
-///   what is still open after the drain deadline (30 s).
+///   what is still open after the drain deadline (30 s);
+/// - a panic's text is printed with its secrets redacted
+///   ([`redact_panic_messages`](hardening_errors::redact_panic_messages)).
 ///
 /// HTTP/2 and protocol upgrades (WebSocket) are not served; use `axum::serve` with
 /// `into_make_service_with_connect_info::<SocketAddr>()` for those.
@@ -87,6 +89,7 @@ impl Server {
         app: Router,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
+        hardening_errors::redact_panic_messages();
         let graceful = GracefulShutdown::new();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())

@@ -12,14 +12,16 @@ use hardening_errors::{Problem, ProblemBody, RequestContext, RequestId, reject};
 #[cfg(feature = "headers")]
 use http::Method;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderName, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use tower::Service;
 
+use crate::client_ip::Source;
 use crate::cors::CorsDecision;
 use crate::future::{Post, ResponseFuture};
 use crate::hardening::Policy;
 use crate::health::{Health, Probe};
+use crate::host::AllowedHosts;
 use crate::security_event::SecurityEvent;
 
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -65,14 +67,16 @@ where
         if peer.is_none() {
             policy.warned_no_peer.no_peer();
         }
-        let (client_ip, from_trusted_proxy) =
+        let (client_ip, source) =
             match peer.map(|p| policy.trusted_proxies.resolve(p, &parts.headers)) {
-                Some((ip, trusted)) => (Some(ip), trusted),
-                None => (None, false),
+                Some((ip, source)) => (Some(ip), source),
+                None => (None, Source::Peer),
             };
-        // 2. Request id: a well-formed incoming one from a trusted proxy, else a new one.
+        let from_trusted_proxy = source.via_trusted_proxy();
+        // 2. Request id: a well-formed incoming one from a trusted proxy (the only one: with
+        // several, the client may have sent one of them), else a new one.
         let request_id = from_trusted_proxy
-            .then(|| parts.headers.get(&X_REQUEST_ID))
+            .then(|| only_value(&parts.headers, &X_REQUEST_ID))
             .flatten()
             .and_then(|v| RequestId::parse(v.as_bytes()).ok())
             .unwrap_or_else(RequestId::generate);
@@ -140,7 +144,9 @@ where
             return match probe {
                 Probe::Live => ResponseFuture::answered(Health::live(request_id), post),
                 Probe::Ready => {
-                    let detail = health.shows_detail(client_ip);
+                    let detail = source.is_known()
+                        && health.shows_detail(client_ip)
+                        && host_may_see_detail(&parts, policy.allowed_hosts.as_ref());
                     ResponseFuture::pending(Box::pin(health.ready(request_id, detail)), post)
                 }
             };
@@ -349,6 +355,38 @@ where
             Err(payload) => ResponseFuture::panicked(&*payload, post),
         }
     }
+}
+
+/// The header's value when it has exactly one.
+fn only_value<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}
+
+/// Whether a readiness probe's `Host` allows its detail: one the allowlist accepts, or one no
+/// other site can be reached by (an IP address, `localhost`). Probes skip the allowlist (an
+/// orchestrator's use the pod's IP), but a name outside it may be a DNS-rebinding page in a
+/// browser on a network that sees the detail.
+#[cold]
+fn host_may_see_detail(parts: &http::request::Parts, allowed: Option<&AllowedHosts>) -> bool {
+    if allowed.is_some_and(|hosts| hosts.allows(parts)) {
+        return true;
+    }
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.host());
+    let Some(host) = host.and_then(hardening_errors::host_without_port) else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok()
+        || host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// The request's span, when a subscriber may want it: cold and out of line, so that the

@@ -53,6 +53,7 @@
 mod error;
 mod header_value;
 mod mapping;
+mod panic_hook;
 mod principal;
 mod problem;
 mod redact;
@@ -70,8 +71,10 @@ pub use header_value::{
 pub use mapping::{
     CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, panic_response, reject,
 };
+pub use panic_hook::redact_panic_messages;
 pub use principal::PrincipalId;
 pub use problem::{FieldError, Problem};
+pub use redact::redact_secrets;
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 pub use security_event::{
     SECURITY_TARGET, SecurityEventReported, log_security_event, mark_reported, rejection_event,

@@ -20,8 +20,14 @@ const SECRET_KEYS: &[&str] = &[
 const REDACTED: &str = "[redacted]";
 
 /// `text` with URL passwords (`postgres://app:pw@db`) and the values of secret-looking
-/// `key=value` pairs replaced by `[redacted]`. Borrowed when there is nothing to hide.
-pub(crate) fn redact_secrets(text: &str) -> Cow<'_, str> {
+/// `key=value` pairs replaced by `[redacted]`. Borrowed when there is nothing to hide. For
+/// error text that is logged or shown (a readiness check's error, a panic message).
+///
+/// ```
+/// let text = hardening_errors::redact_secrets("connect postgres://app:hunter2@db-7/users failed");
+/// assert_eq!(text, "connect postgres://app:[redacted]@db-7/users failed");
+/// ```
+pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     if !text.contains("://") && !text.contains('=') {
         return Cow::Borrowed(text);
     }

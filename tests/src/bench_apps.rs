@@ -206,7 +206,7 @@ fn hello() -> Router {
 /// `hardening-strict-without:STEP[,STEP...]` ([`strict_without`]), `bare-axum-noop-layer`:
 /// bare axum under a layer that does nothing, what any `Router::layer` costs (axum boxes
 /// each layered route again, so a request passes two boxed services instead of one), or
-/// `floor-as-layer` ([`floor_as_layer`]).
+/// `floor-as-layer`: bare axum under a layer that only sends strict's headers.
 pub fn app_named(name: &str) -> Result<Router, String> {
     if name == "floor-as-layer" {
         return Ok(floor_as_layer());

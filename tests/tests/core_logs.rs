@@ -23,6 +23,15 @@ const SECRETS: &[&str] = &[
     "SECRET-setcookie",
     "SECRET-encoded",
     "SECRET-custom",
+    "SECRET-cfjwt",
+    "SECRET-iapjwt",
+    "SECRET-oidc",
+    "SECRET-principal",
+    "SECRET-pass",
+    "SECRET-pw",
+    "SECRET-otp",
+    "SECRET-assertion",
+    "SECRET-saml",
 ];
 
 #[tokio::test]
@@ -46,7 +55,9 @@ async fn no_secret_reaches_the_logs() {
 
     let query = "password=SECRET-password&token=SECRET-token&api_key=SECRET-api_key\
                  &session=SECRET-session&code=SECRET-code&secret=SECRET-secret&key=SECRET-key\
-                 &pass%77ord=SECRET-encoded&ssn=SECRET-custom&page=2";
+                 &pass%77ord=SECRET-encoded&ssn=SECRET-custom&pass=SECRET-pass&pw=SECRET-pw\
+                 &otp=SECRET-otp&client_assertion=SECRET-assertion&SAMLResponse=SECRET-saml\
+                 &page=2";
     let reply = http_get(
         addr,
         &format!("/account/7?{query}"),
@@ -56,6 +67,12 @@ async fn no_secret_reaches_the_logs() {
             "cookie: session=SECRET-cookie",
             "x-api-key: SECRET-apikey",
             "x-auth-token: SECRET-authtoken",
+            // Identity-aware proxies' assertions (Cloudflare Access, Google IAP, AWS ALB,
+            // Azure App Service): replayable identity tokens.
+            "cf-access-jwt-assertion: SECRET-cfjwt",
+            "x-goog-iap-jwt-assertion: SECRET-iapjwt",
+            "x-amzn-oidc-data: SECRET-oidc",
+            "x-ms-client-principal: SECRET-principal",
             "user-agent: log-test/1.0",
         ],
     )

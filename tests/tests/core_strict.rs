@@ -82,6 +82,23 @@ async fn request_id_is_generated_and_only_trusted_proxies_may_set_it() {
         serve(routes().layer(Hardening::strict().trusted_proxies(["127.0.0.1"]).unwrap())).await;
     let reply = http_get(trusting, "/id", &["x-request-id: from-the-proxy.1"]).await;
     assert_eq!(reply.body, "from-the-proxy.1");
+    // Two ids, one of them perhaps the client's (a proxy that appends rather than
+    // replaces): neither is believed.
+    let reply = http_get(
+        trusting,
+        "/id",
+        &[
+            "x-request-id: chosen-by-client",
+            "x-request-id: from-the-proxy.2",
+        ],
+    )
+    .await;
+    assert!(RequestId::parse(&reply.body).is_ok());
+    assert!(
+        reply.body != "chosen-by-client" && reply.body != "from-the-proxy.2",
+        "{}",
+        reply.body
+    );
     let long = format!("x-request-id: {}", "a".repeat(65));
     for bad in [
         long.as_str(),
@@ -400,6 +417,101 @@ async fn health_endpoints() {
     let ready = http_get(addr, "/readyz", &[]).await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["checks"]["cache"], "ok");
+}
+
+/// A GET /readyz with this `Host` and extra header lines.
+async fn ready_with(addr: std::net::SocketAddr, host: &str, headers: &[&str]) -> serde_json::Value {
+    let mut req = format!("GET /readyz HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    let reply = exchange(addr, req.as_bytes()).await;
+    assert_problem(&reply, 503)
+}
+
+#[tokio::test]
+async fn readiness_detail_needs_a_named_client_a_safe_host_and_hides_secrets() {
+    let health = || {
+        hardening_core::Health::new()
+            .check("database", || async {
+                Err::<(), _>(std::io::Error::other(
+                    "connect postgres://app:hunter2@db-7.internal:5432 refused",
+                ))
+            })
+            .check(
+                "cache",
+                || -> std::future::Ready<Result<(), std::io::Error>> {
+                    panic!("pool not initialised")
+                },
+            )
+    };
+    let addr = serve(
+        routes().layer(
+            Hardening::strict()
+                .allowed_hosts(["api.example.com"])
+                .unwrap()
+                .health(health()),
+        ),
+    )
+    .await;
+    // From loopback with a Host the allowlist accepts, an IP or `localhost`: the detail, its
+    // secrets redacted; a check that panics before its future fails as a check.
+    let port = addr.port();
+    for host in [
+        "api.example.com".to_owned(),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "localhost".to_owned(),
+    ] {
+        let body = ready_with(addr, &host, &[]).await;
+        assert_eq!(
+            body["detail"], "readiness checks failed: database, cache",
+            "{host}"
+        );
+        assert_eq!(
+            body["checks"]["database"]["error"],
+            "connect postgres://app:[redacted]@db-7.internal:5432 refused",
+            "{host}"
+        );
+        assert_eq!(
+            body["checks"]["cache"]["error"], "the check panicked",
+            "{host}"
+        );
+    }
+    // Another name (a DNS-rebinding page in a browser on this machine): names only.
+    let body = ready_with(addr, "rebind.attacker.example", &[]).await;
+    assert_eq!(body["detail"], "readiness checks failed: database, cache");
+    assert!(body.get("checks").is_none(), "{body}");
+
+    // Behind a trusted proxy on loopback that does not name the client: names only.
+    let addr = serve(
+        routes().layer(
+            Hardening::strict()
+                .trusted_proxies(["127.0.0.1"])
+                .unwrap()
+                .forwarded_header(hardening_core::ForwardedHeader::Forwarded)
+                .health(health()),
+        ),
+    )
+    .await;
+    for hidden in [
+        &[][..],
+        &["forwarded: for=_hidden"][..],
+        &["forwarded: for=unknown"][..],
+        &["forwarded: for=\"1.2.3.4:_port\""][..],
+        &["forwarded: for=6.6.6.6, for=_x"][..],
+    ] {
+        let body = ready_with(addr, "localhost", hidden).await;
+        assert!(body.get("checks").is_none(), "{hidden:?}: {body}");
+    }
+    // One it names, inside the detail networks (loopback by default): the detail.
+    let body = ready_with(addr, "localhost", &["forwarded: for=127.0.0.1"]).await;
+    assert!(body["checks"]["database"].is_object(), "{body}");
+    // One outside them: names only.
+    let body = ready_with(addr, "localhost", &["forwarded: for=198.51.100.7"]).await;
+    assert!(body.get("checks").is_none(), "{body}");
 }
 
 #[tokio::test]

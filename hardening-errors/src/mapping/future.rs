@@ -170,7 +170,17 @@ where
                     text,
                 } => {
                     let complete = loop {
-                        match ready!(body.as_mut().poll_frame(cx)) {
+                        // The body is the inner service's: its panics are caught too.
+                        let frame =
+                            match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll_frame(cx))) {
+                                Ok(Poll::Pending) => return Poll::Pending,
+                                Ok(Poll::Ready(frame)) => frame,
+                                Err(payload) => {
+                                    this.state.set(State::Ready { response: None });
+                                    return Poll::Ready(Ok(panic_response(&*payload, request_id)));
+                                }
+                            };
+                        match frame {
                             Some(Ok(frame)) => {
                                 if let Some(data) = frame.data_ref() {
                                     if text.len() + data.len() > MAX_REJECTION_TEXT {
