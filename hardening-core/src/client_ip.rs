@@ -142,9 +142,9 @@ impl FromStr for IpNet {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
+            Some(p) => Some(p)
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse::<u8>().ok())
                 .filter(|p| *p <= max)
                 .ok_or_else(|| bad(&format!("the prefix length must be 0 to {max}")))?,
         };
@@ -346,7 +346,11 @@ fn parse_node(node: &str) -> Option<IpAddr> {
         return Some(canonical(ip));
     }
     if let Some(rest) = node.strip_prefix('[') {
-        let (v6, _) = rest.split_once(']')?;
+        let (v6, port) = rest.split_once(']')?;
+        // Nothing after the brackets but a port.
+        if !port.is_empty() {
+            port.strip_prefix(':')?.parse::<u16>().ok()?;
+        }
         return v6
             .parse::<Ipv6Addr>()
             .ok()
@@ -389,7 +393,15 @@ mod tests {
         assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
         let one: IpNet = "::1".parse().unwrap();
         assert!(one.contains(ip("::1")) && !one.contains(ip("::2")));
-        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", "::/129", ""] {
+        for bad in [
+            "10.0.0.0/33",
+            "nonsense",
+            "10.0.0.0/x",
+            "::/129",
+            "",
+            "10.0.0.0/+8",
+            "10.0.0.0/",
+        ] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad}");
         }
     }
@@ -422,6 +434,11 @@ mod tests {
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("2001:db8::1"));
         let h = headers(&[("x-forwarded-for", "198.51.100.7:5000")]);
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        // Nothing but a port after the brackets.
+        for bad in ["[2001:db8::1]junk", "[2001:db8::1]:", "[2001:db8::1]:99999"] {
+            let h = headers(&[("x-forwarded-for", bad)]);
+            assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"), "{bad}");
+        }
     }
 
     #[test]
