@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hardening_errors::{Problem, ProblemBody, RequestId, reject};
@@ -26,7 +26,9 @@ type CheckFn = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
 /// They are answered before the host allowlist, CORS and rate limits, and are left out of
 /// the access log unless [`Health::log_requests`] is set. The per-check results (and error
 /// messages) are shown only to clients in [`Health::detail_for`]'s networks (default:
-/// loopback); everyone else sees the overall status and the names of failed checks.
+/// loopback); everyone else sees the overall status and the names of failed checks. The
+/// checks run at most once per [`Health::reuse_results_for`] window (1 s), however many
+/// probes come.
 ///
 /// ```
 /// use std::time::Duration;
@@ -47,7 +49,17 @@ pub struct Health {
     check_timeout: Duration,
     detail_networks: Vec<IpNet>,
     log_requests: bool,
+    reuse_for: Duration,
+    /// The last run's time and results, shared by clones; held while checks run, so that
+    /// probes arriving together wait for one run.
+    last: Arc<tokio::sync::Mutex<Option<LastRun>>>,
 }
+
+/// When the checks last ran, and their results.
+type LastRun = (Instant, Arc<[CheckResult]>);
+
+/// A check's result: its error text (secrets redacted) when it failed.
+type CheckResult = Result<(), String>;
 
 impl fmt::Debug for Health {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,7 +73,8 @@ impl fmt::Debug for Health {
             .field("check_timeout", &self.check_timeout)
             .field("detail_networks", &self.detail_networks)
             .field("log_requests", &self.log_requests)
-            .finish()
+            .field("reuse_for", &self.reuse_for)
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,6 +101,8 @@ impl Health {
             check_timeout: Duration::from_secs(5),
             detail_networks: IpNet::LOOPBACK.to_vec(),
             log_requests: false,
+            reuse_for: Duration::from_secs(1),
+            last: Arc::default(),
         }
     }
 
@@ -121,6 +136,16 @@ impl Health {
             Box::pin(async move { fut.await.map_err(Into::into) })
         });
         self.checks.push((name.into(), check));
+        self
+    }
+
+    /// Answers readiness probes that come within this long of the last run of the checks
+    /// with that run's results (default 1 s), and runs the checks once for probes that
+    /// arrive together. `/readyz` is not rate-limited (orchestrators must reach it): without
+    /// this, anyone could make the service run every check (database pings and the like) as
+    /// often as they like. `Duration::ZERO` runs them for every probe, one run at a time.
+    pub fn reuse_results_for(mut self, window: Duration) -> Self {
+        self.reuse_for = window;
         self
     }
 
@@ -187,70 +212,95 @@ impl Health {
     ) -> impl Future<Output = Response<ProblemBody<B>>> + Send + 'static {
         let checks = self.checks.clone();
         let timeout = self.check_timeout;
+        let (last, reuse_for) = (self.last.clone(), self.reuse_for);
         async move {
-            let mut set = tokio::task::JoinSet::new();
-            let mut task_ids = Vec::with_capacity(checks.len());
-            for (i, (_, check)) in checks.iter().enumerate() {
-                let check = check.clone();
-                let handle = set.spawn(async move {
-                    // Called in the task: a check that panics before its future exists fails
-                    // like one whose future panics.
-                    let result = match tokio::time::timeout(timeout, check()).await {
-                        Ok(Ok(())) => Ok(()),
-                        // Shown to the detail networks: an error may quote a URL with
-                        // its password.
-                        Ok(Err(e)) => {
-                            Err(hardening_errors::redact_secrets(&e.to_string()).into_owned())
-                        }
-                        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
-                    };
-                    (i, result)
-                });
-                task_ids.push((handle.id(), i));
-            }
-            let mut results: Vec<Result<(), String>> = vec![Ok(()); checks.len()];
-            while let Some(joined) = set.join_next().await {
-                match joined {
-                    Ok((i, result)) => results[i] = result,
-                    Err(e) => {
-                        if let Some((_, i)) = task_ids.iter().find(|(id, _)| *id == e.id()) {
-                            results[*i] = Err("the check panicked".to_owned());
-                        }
+            let results = {
+                let mut last = last.lock().await;
+                match &*last {
+                    Some((at, results)) if at.elapsed() < reuse_for => results.clone(),
+                    _ => {
+                        let results: Arc<[CheckResult]> = run(&checks, timeout).await.into();
+                        *last = Some((Instant::now(), results.clone()));
+                        results
                     }
                 }
-            }
-            let failed: Vec<&str> = checks
-                .iter()
-                .zip(&results)
-                .filter(|(_, r)| r.is_err())
-                .map(|((name, _), _)| name.as_str())
-                .collect();
-            let mut per_check = Map::new();
-            if detail {
-                for ((name, _), result) in checks.iter().zip(&results) {
-                    let value = match result {
-                        Ok(()) => json!("ok"),
-                        Err(e) => json!({ "status": "failed", "error": e }),
-                    };
-                    per_check.insert(name.clone(), value);
-                }
-            }
-            if failed.is_empty() {
-                let mut body = json!({ "status": "ok" });
-                if detail {
-                    body["checks"] = Value::Object(per_check);
-                }
-                return ok_response(body, request_id);
-            }
-            tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, "readiness check failed");
-            let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
-                .with_detail(format!("readiness checks failed: {}", failed.join(", ")));
-            if detail {
-                problem = problem.with_extension("checks", Value::Object(per_check));
-            }
-            reject(problem, request_id)
+            };
+            answer(&checks, &results, request_id, detail)
         }
     }
+}
+
+/// Runs every check concurrently, each in a task of its own and under the timeout.
+async fn run(checks: &[(String, CheckFn)], timeout: Duration) -> Vec<CheckResult> {
+    let mut set = tokio::task::JoinSet::new();
+    let mut task_ids = Vec::with_capacity(checks.len());
+    for (i, (_, check)) in checks.iter().enumerate() {
+        let check = check.clone();
+        let handle = set.spawn(async move {
+            // Called in the task: a check that panics before its future exists fails
+            // like one whose future panics.
+            let result = match tokio::time::timeout(timeout, check()).await {
+                Ok(Ok(())) => Ok(()),
+                // Shown to the detail networks: an error may quote a URL with
+                // its password.
+                Ok(Err(e)) => Err(hardening_errors::redact_secrets(&e.to_string()).into_owned()),
+                Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+            };
+            (i, result)
+        });
+        task_ids.push((handle.id(), i));
+    }
+    let mut results: Vec<CheckResult> = vec![Ok(()); checks.len()];
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, result)) => results[i] = result,
+            Err(e) => {
+                if let Some((_, i)) = task_ids.iter().find(|(id, _)| *id == e.id()) {
+                    results[*i] = Err("the check panicked".to_owned());
+                }
+            }
+        }
+    }
+    results
+}
+
+/// The readiness answer for these results.
+fn answer<B>(
+    checks: &[(String, CheckFn)],
+    results: &[CheckResult],
+    request_id: RequestId,
+    detail: bool,
+) -> Response<ProblemBody<B>> {
+    let failed: Vec<&str> = checks
+        .iter()
+        .zip(results)
+        .filter(|(_, r)| r.is_err())
+        .map(|((name, _), _)| name.as_str())
+        .collect();
+    let mut per_check = Map::new();
+    if detail {
+        for ((name, _), result) in checks.iter().zip(results) {
+            let value = match result {
+                Ok(()) => json!("ok"),
+                Err(e) => json!({ "status": "failed", "error": e }),
+            };
+            per_check.insert(name.clone(), value);
+        }
+    }
+    if failed.is_empty() {
+        let mut body = json!({ "status": "ok" });
+        if detail {
+            body["checks"] = Value::Object(per_check);
+        }
+        return ok_response(body, request_id);
+    }
+    tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, "readiness check failed");
+    let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+        .with_detail(format!("readiness checks failed: {}", failed.join(", ")));
+    if detail {
+        problem = problem.with_extension("checks", Value::Object(per_check));
+    }
+    reject(problem, request_id)
 }
 
 fn ok_response<B>(body: Value, request_id: RequestId) -> Response<ProblemBody<B>> {

@@ -515,6 +515,45 @@ async fn readiness_detail_needs_a_named_client_a_safe_host_and_hides_secrets() {
 }
 
 #[tokio::test]
+async fn readiness_probes_together_or_within_the_window_share_one_run_of_the_checks() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let counted = |runs: &Arc<AtomicUsize>| {
+        let runs = runs.clone();
+        hardening_core::Health::new().check("database", move || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+    };
+    // A long window, so that the test does not depend on how fast the host is.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let health = counted(&runs).reuse_results_for(Duration::from_secs(600));
+    let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+    let together: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(async move { http_get(addr, "/readyz", &[]).await.status }))
+        .collect();
+    for probe in together {
+        assert_eq!(probe.await.unwrap(), 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(http_get(addr, "/readyz", &[]).await.status, 200);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one run for 15 probes");
+
+    // No window: every probe runs the checks.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let health = counted(&runs).reuse_results_for(Duration::ZERO);
+    let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+    for _ in 0..3 {
+        assert_eq!(http_get(addr, "/readyz", &[]).await.status, 200);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
 async fn security_headers_cookies_and_https() {
     let app = || {
         routes().route(
