@@ -154,13 +154,18 @@ impl Csrf {
         if trusted {
             return Ok(());
         }
-        // Origin's host[:port] must equal Host.
+        // Origin's host[:port] must equal Host (or, over HTTP/2, which has none, the
+        // request's authority).
         let origin_host = origin
             .to_str()
             .ok()
             .and_then(|o| o.split_once("://"))
             .map(|(_, host)| host);
-        let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok());
+        let host = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str));
         match (origin_host, host) {
             (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
             _ => Err(CsrfReason::Origin),
@@ -250,6 +255,20 @@ mod tests {
         );
         assert!(!ok(Method::DELETE, &[("origin", "https://evil.example")]));
         assert!(!ok(Method::POST, &[("origin", "null")]));
+        // HTTP/2 has no `Host`: the request's authority stands for it.
+        let h2 = |origin: &'static str| {
+            let mut p = http::Request::post("https://api.example.com/notes")
+                .header("cookie", "sid=1")
+                .header("origin", origin)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0;
+            p.version = http::Version::HTTP_2;
+            csrf.check(&p).is_ok()
+        };
+        assert!(h2("https://api.example.com"), "same origin over HTTP/2");
+        assert!(!h2("https://evil.example"), "cross origin over HTTP/2");
         assert!(ok(Method::POST, &[]), "no browser headers");
         // Bearer requests and cookie-less requests are not CSRF-able.
         assert!(

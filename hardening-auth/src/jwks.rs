@@ -457,7 +457,11 @@ fn parse_key(raw: &Value) -> Result<(Algorithm, DecodingKey), (&'static str, boo
 }
 
 fn modulus_bits(n: &str) -> Option<usize> {
-    let bytes = URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?;
+    bit_length(&URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?)
+}
+
+/// The number of significant bits of a big-endian unsigned integer; `None` for zero.
+pub(crate) fn bit_length(bytes: &[u8]) -> Option<usize> {
     let first = bytes.iter().position(|b| *b != 0)?;
     let significant = bytes.len() - first;
     Some(significant * 8 - bytes[first].leading_zeros() as usize)
@@ -573,8 +577,11 @@ impl Shared {
         if last.elapsed() < self.policy.min_interval {
             return None;
         }
+        let fetched = self.fetch().await;
+        // Counted from the end of the fetch: callers that waited for it (a slow IdP) find it
+        // fresh instead of each fetching again in turn.
         *last = Instant::now();
-        match self.fetch().await {
+        match fetched {
             Ok(map) => {
                 tracing::debug!(target: JWKS_TARGET, url = %self.label, keys = map.len(), "JWKS refreshed");
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -295,6 +295,12 @@ impl JwtVerifierBuilder {
             name: name.clone(),
             why: e.to_string(),
         })?;
+        if let Some(why) = weak_or_mismatched(alg, &key) {
+            return Err(KeyError::BadPem {
+                name,
+                why: why.to_owned(),
+            });
+        }
         self.inner.keys.push(VerifyKey {
             kid: kid.map(str::to_owned),
             alg,
@@ -575,8 +581,13 @@ impl JwtVerifier {
             other => return other,
         }
         match &self.0.jwks {
-            Some(jwks) if jwks.refresh_if_due().await => self.verify_raw(token),
-            _ => Err(JwtError::UnknownKey),
+            Some(jwks) => {
+                // Looked up again whatever this call's refresh did: another caller's (or the
+                // background task's) fetch, waited for here, may have brought the key.
+                jwks.refresh_if_due().await;
+                self.verify_raw(token)
+            }
+            None => Err(JwtError::UnknownKey),
         }
     }
 
@@ -805,6 +816,67 @@ impl<'de> serde::Deserialize<'de> for UniqueObject {
         }
         deserializer.deserialize_map(V)
     }
+}
+
+/// What is wrong with a PEM public key for `alg`, as the JWKS path checks it too (RFC 8725
+/// §3.5): an RSA modulus under 2048 bits, or an EC point not of `alg`'s curve (P-256 for
+/// `ES256`, P-384 for `ES384`: a key of the other curve would refuse every token).
+fn weak_or_mismatched(alg: Algorithm, key: &DecodingKey) -> Option<&'static str> {
+    let DecodingKeyKind::SecretOrDer(der) = key.kind() else {
+        return None;
+    };
+    match alg {
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => match pkcs1_modulus(der).and_then(crate::jwks::bit_length) {
+            Some(bits) if bits >= 2048 => None,
+            Some(_) => Some("RSA modulus shorter than 2048 bits"),
+            None => Some("not an RSA public key"),
+        },
+        // An uncompressed (0x04, x, y) or compressed (0x02/0x03, x) point.
+        Algorithm::ES256 => {
+            (![65, 33].contains(&der.len())).then_some("not a P-256 public key, which ES256 needs")
+        }
+        Algorithm::ES384 => {
+            (![97, 49].contains(&der.len())).then_some("not a P-384 public key, which ES384 needs")
+        }
+        _ => None,
+    }
+}
+
+/// The modulus of a PKCS#1 `RSAPublicKey` (DER: `SEQUENCE { INTEGER n, INTEGER e }`).
+fn pkcs1_modulus(der: &[u8]) -> Option<&[u8]> {
+    let (0x30, body, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x02, n, _) = der_element(body)? else {
+        return None;
+    };
+    Some(n)
+}
+
+/// One DER element: its tag, its contents, and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(count)?;
+        let len = bytes
+            .iter()
+            .fold(0usize, |len, b| (len << 8) | usize::from(*b));
+        (len, rest)
+    };
+    let (body, rest) = rest.split_at_checked(len)?;
+    Some((tag, body, rest))
 }
 
 #[cfg(test)]

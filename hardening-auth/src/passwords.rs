@@ -221,6 +221,18 @@ impl Passwords {
                 let (Some(own), Some(stored_alg)) = (own, stored_alg) else {
                     return invalid_after_dummy();
                 };
+                if !within_ceiling(&own, &params) {
+                    // Like a bcrypt cost over its cap: a hash planted with t=2^32-1 (or
+                    // m=4 GiB) would hold a blocking thread and its permit for good.
+                    tracing::warn!(
+                        target: "hardening::auth",
+                        m_cost_kib = own.m_cost(),
+                        t_cost = own.t_cost(),
+                        p_cost = own.p_cost(),
+                        "a stored argon2 hash has parameters far above this service's; refused without hashing"
+                    );
+                    return invalid_after_dummy();
+                }
                 let checker = Argon2::new(stored_alg, Version::V0x13, own.clone());
                 if checker.verify_password(&password, &hash).is_err() {
                     return Ok(Verification::Invalid);
@@ -248,6 +260,15 @@ fn check_len(password: &[u8]) -> Result<(), PasswordError> {
         n if n > MAX_PASSWORD_LEN => Err(PasswordError::TooLong),
         _ => Ok(()),
     }
+}
+
+/// Whether a stored argon2 hash's own parameters are ones this service will run: at most
+/// four times the current memory and iterations (at least 256 MiB and 16 iterations) and 16
+/// lanes. Higher ones are no stronger hash of a real user's, but a planted denial of service.
+fn within_ceiling(own: &Params, current: &Params) -> bool {
+    own.m_cost() <= current.m_cost().saturating_mul(4).max(262_144)
+        && own.t_cost() <= current.t_cost().saturating_mul(4).max(16)
+        && own.p_cost() <= current.p_cost().max(16)
 }
 
 /// The longest password bcrypt reads in full.
@@ -319,6 +340,43 @@ mod tests {
             );
             assert!(Passwords::with_params(4096, 1, 1).is_err());
         });
+    }
+
+    /// A hash planted with absurd parameters is refused without being run: before, each
+    /// login against it held a blocking thread and a permit for good, and a few stopped every
+    /// login and sign-up.
+    #[test]
+    fn a_planted_hash_with_absurd_parameters_is_refused_without_running() {
+        let rt = rt();
+        rt.block_on(async {
+            let p = Passwords::new();
+            let salt = "c29tZXNhbHRzb21lc2FsdA";
+            let digest = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+            for (m, t, lanes) in [(19_456, u32::MAX, 1), (4_194_304, 2, 1), (19_456, 2, 255)] {
+                let planted = format!("$argon2id$v=19$m={m},t={t},p={lanes}${salt}${digest}");
+                for _ in 0..4 {
+                    // A bound only so that a regression fails instead of hanging.
+                    let verdict = tokio::time::timeout(
+                        Duration::from_secs(60),
+                        p.verify(b"whatever", Some(&planted)),
+                    )
+                    .await;
+                    assert_eq!(
+                        verdict.expect("the planted hash was run").unwrap(),
+                        Verification::Invalid,
+                        "{planted}"
+                    );
+                }
+            }
+            // Stronger-than-current hashes within the ceiling still verify.
+            let stronger = Passwords::with_params(65_536, 3, 2).unwrap();
+            let h = stronger.hash(b"pw").await.unwrap();
+            assert_eq!(
+                p.verify(b"pw", Some(&h)).await.unwrap(),
+                Verification::Valid
+            );
+        });
+        rt.shutdown_background();
     }
 
     /// A verification whose future is dropped (client gone, timeout) keeps its permit until

@@ -268,6 +268,65 @@ async fn verify_async_waits_for_an_allowed_refresh() {
     assert!(v.verify_raw(&a.token()).is_ok());
 }
 
+/// A slow identity provider: the first fetch (start-up) answers `first` at once, every later
+/// one answers `later` after 300 ms. Counts its fetches.
+#[derive(Debug)]
+struct SlowIdp {
+    first: Vec<u8>,
+    later: Vec<u8>,
+    fetches: AtomicUsize,
+}
+
+impl hardening_auth::JwksFetcher for SlowIdp {
+    fn supports_scheme(&self, _: &str) -> bool {
+        true
+    }
+
+    fn fetch<'a>(&'a self, _: &'a http::Uri, _: usize) -> hardening_auth::JwksFetchFuture<'a> {
+        Box::pin(async move {
+            if self.fetches.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Ok(self.first.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(self.later.clone())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_wait_for_one_slow_refresh_all_get_its_keys() {
+    let (a, b) = (rsa_a(), rsa_b());
+    let idp = Arc::new(SlowIdp {
+        first: set(&[&a]),
+        later: set(&[&a, &b]),
+        fetches: AtomicUsize::new(0),
+    });
+    let v = JwtVerifier::builder()
+        .jwks_url("http://idp.invalid/jwks", policy(Duration::from_secs(1)))
+        .jwks_fetcher(idp.clone())
+        .connect()
+        .await
+        .unwrap();
+    // Past the minimum interval since start-up; the next refresh is then a second away from
+    // the end of this one, well after the count below.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The provider rotated: four callers with the new kid at once. One refresh (the
+    // background task's or a caller's) fetches the new key; the others waited for it and
+    // must find it too, not answer "unknown key".
+    let token_b = b.token();
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (v, token) = (v.clone(), token_b.clone());
+            tokio::spawn(async move { v.verify_async::<Value>(&token).await.map(|_| ()) })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), Ok(()));
+    }
+    // Start-up and one refresh: waiting callers do not each fetch again in turn.
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unknown_kids_fetches_nothing_within_the_interval() {
     let a = rsa_a();

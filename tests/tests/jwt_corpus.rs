@@ -384,6 +384,42 @@ fn weak_keys_are_refused_at_start_up() {
     assert!(two_without_kid.is_err());
 }
 
+#[test]
+fn weak_and_mismatched_pem_keys_fail_at_start_up() {
+    const RSA_1024: &[u8] = include_bytes!("fixtures/test-only-rsa-1024-public.pem");
+    const RSA_1024_PKCS1: &[u8] = include_bytes!("fixtures/test-only-rsa-1024-pkcs1-public.pem");
+    const P256: &[u8] = include_bytes!("fixtures/test-only-p256-public.pem");
+    const P384: &[u8] = include_bytes!("fixtures/test-only-p384-public.pem");
+    let refused = |alg, pem| {
+        JwtVerifier::builder()
+            .public_pem(Some("k"), alg, pem)
+            .unwrap_err()
+            .to_string()
+    };
+    for pem in [RSA_1024, RSA_1024_PKCS1] {
+        for alg in [Algorithm::RS256, Algorithm::PS512] {
+            let why = refused(alg, pem);
+            assert!(why.contains("shorter than 2048 bits"), "{why}");
+        }
+    }
+    assert!(refused(Algorithm::ES256, P384).contains("P-256"));
+    assert!(refused(Algorithm::ES384, P256).contains("P-384"));
+    // The right ones start up.
+    for (alg, pem) in [
+        (Algorithm::RS256, RSA_PUBLIC),
+        (Algorithm::PS256, RSA_PUBLIC),
+        (Algorithm::ES256, P256),
+        (Algorithm::ES384, P384),
+    ] {
+        assert!(
+            JwtVerifier::builder()
+                .public_pem(Some("k"), alg, pem)
+                .is_ok(),
+            "{alg:?}"
+        );
+    }
+}
+
 #[derive(Debug)]
 struct DownStore;
 
