@@ -62,8 +62,8 @@ enum Outcome {
 ///     .build()?;
 /// let app: Router = Router::new()
 ///     .route("/me", get(me))
-///     .layer(AuthLayer::new(verifier).session_cookie("__Host-session"));
-/// # Ok::<(), hardening_auth::KeyError>(())
+///     .layer(AuthLayer::new(verifier).session_cookie("__Host-session")?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
@@ -71,6 +71,18 @@ pub struct AuthLayer {
     verifier: JwtVerifier,
     cookie: Option<Arc<str>>,
     denylist: Option<Arc<dyn Denylist>>,
+}
+
+/// A session cookie name [`AuthLayer::session_cookie`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "session cookie {name:?}: use a name starting with __Host- (the browser then keeps only a \
+     Secure, Path=/ cookie from this host, which no subdomain can plant), or \
+     AuthLayer::dangerous_session_cookie_without_host_prefix to accept this one"
+)]
+pub struct InvalidSessionCookie {
+    /// The name given.
+    pub name: String,
 }
 
 impl AuthLayer {
@@ -90,9 +102,50 @@ impl AuthLayer {
         self
     }
 
-    /// Also accepts the token from this cookie (use a `__Host-` name).
-    pub fn session_cookie(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.cookie = Some(name.into());
+    /// Also accepts the token from this cookie, whose name must start with `__Host-`: the
+    /// browser then keeps only a `Secure`, `Path=/` cookie set by this very host, so a
+    /// subdomain (or a plain-HTTP page on it) cannot plant one that is read first.
+    ///
+    /// ```
+    /// # fn verifier() -> hardening_auth::JwtVerifier {
+    /// #     hardening_auth::JwtVerifier::builder()
+    /// #         .hmac(None, jsonwebtoken::Algorithm::HS256, b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj")
+    /// #         .unwrap().build().unwrap()
+    /// # }
+    /// use hardening_auth::AuthLayer;
+    ///
+    /// assert!(AuthLayer::new(verifier()).session_cookie("__Host-session").is_ok());
+    /// let err = AuthLayer::new(verifier()).session_cookie("session").unwrap_err();
+    /// assert!(err.to_string().contains("__Host-"));
+    /// ```
+    pub fn session_cookie(
+        mut self,
+        name: impl Into<Arc<str>>,
+    ) -> Result<Self, InvalidSessionCookie> {
+        let name = name.into();
+        if !name.starts_with("__Host-") || name.len() == "__Host-".len() {
+            return Err(InvalidSessionCookie {
+                name: name.to_string(),
+            });
+        }
+        self.cookie = Some(name);
+        Ok(self)
+    }
+
+    /// **Loosens**: accepts the token from a cookie whose name lacks the `__Host-` prefix
+    /// (a cookie shared with subdomains, say), which a subdomain can then set too. Logged
+    /// as a warning.
+    pub fn dangerous_session_cookie_without_host_prefix(
+        mut self,
+        name: impl Into<Arc<str>>,
+    ) -> Self {
+        let name = name.into();
+        tracing::warn!(
+            target: AUTH_TARGET,
+            cookie = %name,
+            "session cookie without the __Host- prefix: a subdomain can set a cookie of this name that is read first"
+        );
+        self.cookie = Some(name);
         self
     }
 
@@ -358,7 +411,11 @@ mod tests {
                 "/me",
                 get(|user: Authenticated| async move { user.principal.subject }),
             )
-            .layer(AuthLayer::new(verifier()).session_cookie("__Host-session"));
+            .layer(
+                AuthLayer::new(verifier())
+                    .session_cookie("__Host-session")
+                    .unwrap(),
+            );
         app.oneshot(req).await.unwrap().status()
     }
 
@@ -389,6 +446,25 @@ mod tests {
                 .unwrap();
             assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED, "{bad:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_session_cookie_without_the_host_prefix_is_a_named_loosening() {
+        for bad in ["session", "__host-session", "__Secure-session", "__Host-"] {
+            let err = AuthLayer::new(verifier()).session_cookie(bad).unwrap_err();
+            assert_eq!(err.name, bad);
+        }
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|user: Authenticated| async move { user.principal.subject }),
+            )
+            .layer(AuthLayer::new(verifier()).dangerous_session_cookie_without_host_prefix("sid"));
+        let req = Request::get("/me")
+            .header(COOKIE, format!("sid={}", token(json!({ "sub": "user-1" }))))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(app.oneshot(req).await.unwrap().status(), StatusCode::OK);
     }
 
     #[tokio::test]

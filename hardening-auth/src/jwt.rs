@@ -404,6 +404,7 @@ impl JwtVerifierBuilder {
     /// Checks the key set: at least one key; with several, each has a distinct `kid`.
     /// With a [`jwks_url`](Self::jwks_url), use [`connect`](Self::connect) instead.
     pub fn build(self) -> Result<JwtVerifier, KeyError> {
+        choose_crypto();
         if self.jwks.is_some() {
             return Err(KeyError::Jwks(
                 "is fetched at start-up: build with `.connect().await` instead of `.build()`"
@@ -418,6 +419,7 @@ impl JwtVerifierBuilder {
     /// now and starts its refresh task (needs a tokio runtime). An unreachable or unusable
     /// JWKS is an error that says what to change.
     pub async fn connect(mut self) -> Result<JwtVerifier, KeyError> {
+        choose_crypto();
         let Some(source) = self.jwks.take() else {
             return self.build();
         };
@@ -816,6 +818,13 @@ impl<'de> serde::Deserialize<'de> for UniqueObject {
         }
         deserializer.deserialize_map(V)
     }
+}
+
+/// jsonwebtoken picks its crypto from its cargo features: if another crate of the build turns
+/// on its `aws_lc_rs` beside this crate's `rust_crypto`, it can pick neither, and every
+/// verification would panic. This one is chosen unless the application installed one first.
+fn choose_crypto() {
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
 }
 
 /// What is wrong with a PEM public key for `alg`, as the JWKS path checks it too (RFC 8725

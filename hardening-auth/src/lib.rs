@@ -45,7 +45,8 @@ mod redis_denylist;
 mod test_tokens;
 
 pub use authenticated::{
-    AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, ResponseFuture,
+    AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, InvalidSessionCookie,
+    ResponseFuture,
 };
 pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
 pub use denylist::{

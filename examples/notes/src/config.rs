@@ -33,6 +33,9 @@ pub enum ConfigError {
     /// The AI budget cannot be built (`AI_DAILY_TOKENS` too small).
     #[error("AI_DAILY_TOKENS: {0}")]
     Budget(#[from] hardening_core::ratelimit::CostConfigError),
+    /// The session cookie's name is refused.
+    #[error(transparent)]
+    SessionCookie(#[from] hardening_core::auth::InvalidSessionCookie),
     /// The `HARDENING_*` settings are wrong.
     #[error(transparent)]
     Hardening(#[from] hardening_core::ConfigError),

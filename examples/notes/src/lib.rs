@@ -115,7 +115,7 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         admin_email: config.admin_email.as_deref().map(Arc::from),
     };
     let auth = AuthLayer::new(verifier)
-        .session_cookie(SESSION_COOKIE)
+        .session_cookie(SESSION_COOKIE)?
         .denylist(denylist);
     Ok(Router::new()
         .route("/", get(page::index))
