@@ -320,7 +320,12 @@ impl HardeningConfig {
             }
             #[cfg(not(feature = "ratelimit"))]
             return Err(ConfigError::Env {
-                var: "HARDENING_RATE_LIMIT_PER_MINUTE".to_owned(),
+                var: if self.rate_limit_per_minute.is_some() {
+                    "HARDENING_RATE_LIMIT_PER_MINUTE"
+                } else {
+                    "HARDENING_RATE_LIMIT_BURST"
+                }
+                .to_owned(),
                 why: "needs hardening-core's `ratelimit` feature".to_owned(),
             });
         }

@@ -133,7 +133,8 @@ impl Cors {
         Ok(self)
     }
 
-    /// Lets allowed origins send cookies and `Authorization`. Refused with `"*"`.
+    /// Lets allowed origins send cookies and `Authorization`. Refused with `"*"`. In a
+    /// [`Hardening`](crate::Hardening), the CSRF check then trusts these origins too.
     pub fn allow_credentials(mut self) -> Result<Self, ConfigError> {
         if self.any_origin {
             return Err(ConfigError::WildcardWithCredentials);
@@ -192,7 +193,13 @@ impl Cors {
     #[inline(never)]
     fn decide_listed(&self, parts: &Parts) -> CorsDecision {
         let Some(origin) = parts.headers.get(ORIGIN) else {
-            return CorsDecision::None;
+            // Any origin: `*` on every response, with or without `Origin`, so that a shared
+            // cache never hands a cross-origin caller an answer stored without it.
+            return if self.any_origin && !self.credentials {
+                CorsDecision::Allowed(HeaderValue::from_static("*"))
+            } else {
+                CorsDecision::None
+            };
         };
         let preflight = parts.method == Method::OPTIONS
             && parts.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD);
@@ -251,6 +258,18 @@ impl Cors {
         }
     }
 
+    /// The listed origins when they may send credentials, else none.
+    #[cfg(feature = "auth")]
+    pub(crate) fn credentialed_origins(&self) -> Vec<&str> {
+        if !self.credentials {
+            return Vec::new();
+        }
+        self.origins
+            .iter()
+            .filter_map(|o| o.to_str().ok())
+            .collect()
+    }
+
     /// Whether responses vary by `Origin` (any listed origin other than `*` alone).
     pub(crate) fn varies(&self) -> bool {
         !self.origins.is_empty() || self.credentials
@@ -288,6 +307,37 @@ fn parse_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
         return Err(bad(
             "an origin has no path, query, user info or wildcard; drop everything after the host and port",
         ));
+    }
+    // What browsers send: a DNS name or a bracketed IPv6 address, then maybe `:` and a port
+    // from 1 to 65535. Anything else would be accepted and then never match.
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (address, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
+            if address.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad("not an IPv6 address between [ and ]"));
+            }
+            match after.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None if after.is_empty() => (None, None),
+                None => return Err(bad("only :port may follow the host")),
+            }
+        }
+        None => match rest.split_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(rest), None),
+        },
+    };
+    if host.is_some_and(|host| !crate::host::is_dns_name(host)) {
+        return Err(bad(
+            "the host must be a DNS name such as app.example.com or a bracketed IPv6 address",
+        ));
+    }
+    if let Some(port) = port
+        && !(port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0))
+    {
+        return Err(bad("the port must be a number from 1 to 65535"));
     }
     let default_port = if scheme == "https" { ":443" } else { ":80" };
     if rest.ends_with(default_port) {
@@ -373,6 +423,21 @@ mod tests {
     }
 
     #[test]
+    fn any_origin_sends_its_star_with_or_without_an_origin() {
+        let cors = Cors::allow_origins(["*"]).unwrap();
+        for headers in [&[][..], &[("origin", "https://other.example")][..]] {
+            match cors.decide(&parts(Method::GET, headers)) {
+                CorsDecision::Allowed(origin) => {
+                    let mut out = HeaderMap::new();
+                    cors.write_allowed(&origin, &mut out);
+                    assert_eq!(out[ACCESS_CONTROL_ALLOW_ORIGIN], "*", "{headers:?}");
+                }
+                other => panic!("{headers:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn config_errors() {
         for bad in [
             "app.example.com",
@@ -381,11 +446,32 @@ mod tests {
             "https://*.x.com",
             "https://app.example.com:443",
             "http://app.example.com:80",
+            // Never sent by a browser, so never matched: refused rather than kept.
+            "https://app.example.com:",
+            "https://app.example.com:https",
+            "https://app.example.com:99999",
+            "https://app.example.com:0",
+            "https://app.example.com:+80",
+            "https://app.example.com\t",
+            "https://:8443",
+            "https://app..example.com",
+            "https://app.example.com:80:80",
+            "https://[::1",
+            "https://[not-v6]",
+            "https://[::1]x",
+            "https://[::1]:",
         ] {
-            assert!(Cors::allow_origins([bad]).is_err(), "{bad}");
+            assert!(Cors::allow_origins([bad]).is_err(), "{bad:?}");
         }
-        assert!(Cors::allow_origins(["https://app.example.com:8443"]).is_ok());
-        assert!(Cors::allow_origins(["http://app.example.com:443"]).is_ok());
+        for ok in [
+            "https://app.example.com:8443",
+            "http://app.example.com:443",
+            "http://localhost:3000",
+            "http://[::1]:8080",
+            "https://[2001:db8::1]",
+        ] {
+            assert!(Cors::allow_origins([ok]).is_ok(), "{ok}");
+        }
         assert!(Cors::default().allow_headers(["bad header"]).is_err());
         assert_eq!(
             Cors::default().allow_headers(["*"]).unwrap_err(),

@@ -301,10 +301,13 @@ impl Hardening {
         self
     }
 
-    /// Sets the CSRF policy (default with feature `auth`: same-origin only).
+    /// Sets the CSRF policy (default with feature `auth`: same-origin only). Origins the
+    /// CORS policy lets send credentials ([`Cors::allow_credentials`]) are trusted by it too,
+    /// whichever of the two is set first.
     #[cfg(feature = "auth")]
     pub fn csrf(mut self, csrf: hardening_auth::Csrf) -> Self {
         self.policy().csrf = Some(csrf);
+        self.policy().trust_credentialed_cors_origins();
         self
     }
 
@@ -365,9 +368,13 @@ impl Hardening {
         self
     }
 
-    /// Sets the CORS policy (default: no cross-origin access).
+    /// Sets the CORS policy (default: no cross-origin access). With
+    /// [`Cors::allow_credentials`], the CSRF check also trusts the listed origins: a
+    /// cookie-authenticated request they send is what that setting asks for.
     pub fn cors(mut self, cors: Cors) -> Self {
         self.policy().cors = cors;
+        #[cfg(feature = "auth")]
+        self.policy().trust_credentialed_cors_origins();
         self
     }
 
@@ -445,6 +452,22 @@ impl Policy {
                 set.with_slots(slots).ok()
             })
             .as_ref()
+    }
+}
+
+#[cfg(feature = "auth")]
+impl Policy {
+    /// Adds the origins CORS lets send credentials to the CSRF check's trusted origins.
+    fn trust_credentialed_cors_origins(&mut self) {
+        let origins = self.cors.credentialed_origins();
+        if let Some(csrf) = &mut self.csrf
+            && !origins.is_empty()
+        {
+            // The CORS origins were checked more strictly than `trust_origins` checks.
+            if let Ok(trusting) = csrf.clone().trust_origins(origins) {
+                *csrf = trusting;
+            }
+        }
     }
 }
 

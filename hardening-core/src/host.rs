@@ -19,23 +19,12 @@ impl AllowedHosts {
             .into_iter()
             .map(|h| {
                 let h = h.as_ref();
-                let name = h.strip_prefix('.').unwrap_or(h);
-                let ok = !name.is_empty()
-                    && name.len() <= 253
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
-                    || name.starts_with('[') && name.ends_with(']');
-                if ok {
-                    Ok(h.to_ascii_lowercase())
-                } else {
-                    Err(ConfigError::InvalidHost {
-                        value: h.to_owned(),
-                        why: "expected a host name such as example.com or .example.com, \
-                              without scheme, port or path"
-                            .to_owned(),
-                    })
-                }
+                pattern(h).ok_or_else(|| ConfigError::InvalidHost {
+                    value: h.to_owned(),
+                    why: "expected a host name such as example.com or .example.com, or a \
+                          bracketed IPv6 address such as [::1], without scheme, port or path"
+                        .to_owned(),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self(hosts))
@@ -74,6 +63,39 @@ impl AllowedHosts {
                 None => host.eq_ignore_ascii_case(pattern),
             })
     }
+}
+
+/// A host pattern as [`AllowedHosts::matches`] compares it: lower case, without the one
+/// trailing dot a fully qualified name may end with (requests' hosts lose theirs too, so a
+/// pattern keeping it would match nothing). `None` for what no request's host can match: an
+/// empty label, a character outside DNS names, a bracketed text that is not an IPv6
+/// address, or a leading dot before one.
+fn pattern(h: &str) -> Option<String> {
+    if let Some(inside) = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inside
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok()
+            .then(|| h.to_ascii_lowercase());
+    }
+    let (dot, name) = match h.strip_prefix('.') {
+        Some(name) => (".", name),
+        None => ("", h),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    is_dns_name(name).then(|| format!("{dot}{}", name.to_ascii_lowercase()))
+}
+
+/// Whether `name` is a DNS name as requests carry it: dot-separated labels of letters,
+/// digits and `-`, none empty, at most 253 bytes in all.
+pub(crate) fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// The host of a `Host` value or authority, without its port and one trailing dot, if it is
@@ -135,6 +157,35 @@ mod tests {
         }
         let no_host = http::Request::get("/").body(()).unwrap().into_parts().0;
         assert!(!hosts.allows(&no_host));
+    }
+
+    #[test]
+    fn patterns_no_host_can_match_fail_at_start_up() {
+        for bad in [
+            "[not an address]",
+            "[example.com]",
+            ".[::1]",
+            "[]",
+            "a..example.com",
+            ".",
+            "..example.com",
+            "example.com..",
+            "api.example.com:8443",
+            "https://example.com",
+            "ex ample.com",
+        ] {
+            assert!(AllowedHosts::new([bad]).is_err(), "{bad:?} accepted");
+        }
+        // A fully qualified name's trailing dot is dropped, as it is from requests' hosts.
+        let hosts = AllowedHosts::new(["API.example.com.", ".example.org.", "[::1]"]).unwrap();
+        for ok in [
+            "api.example.com",
+            "api.example.com.",
+            "a.example.org.",
+            "[::1]",
+        ] {
+            assert!(hosts.allows(&parts(ok)), "{ok}");
+        }
     }
 
     #[test]

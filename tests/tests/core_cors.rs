@@ -1,0 +1,175 @@
+//! CORS through `Hardening`: the wildcard and caches, credentials and the CSRF check.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use hardening_core::{Cors, Hardening, HardeningConfig};
+use http::{Request, Response};
+use tower::ServiceExt;
+
+fn app(hardening: Hardening) -> Router {
+    Router::new()
+        .route(
+            "/hello",
+            get(|| async { "hello" }).post(|| async { "posted" }),
+        )
+        .layer(hardening)
+}
+
+async fn call(app: &Router, req: http::request::Builder) -> Response<Body> {
+    let mut req = req.body(Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    app.clone().oneshot(req).await.unwrap()
+}
+
+fn vary_has_origin(res: &Response<Body>) -> bool {
+    res.headers()
+        .get_all("vary")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("origin") || v.trim() == "*")
+}
+
+/// `Cors::allow_origins(["*"])`: a shared cache may store the answer to a request without
+/// `Origin` and serve it to cross-origin callers, so `Access-Control-Allow-Origin: *` is on
+/// every response, or the response says it varies by `Origin` (Fetch, "CORS protocol and
+/// HTTP caches").
+#[tokio::test]
+async fn any_origin_answers_are_safe_to_cache_with_or_without_an_origin() {
+    let app = app(Hardening::strict().cors(Cors::allow_origins(["*"]).unwrap()));
+    let with_origin = call(
+        &app,
+        Request::get("/hello")
+            .header("host", "api.example.com")
+            .header("origin", "https://other.example"),
+    )
+    .await;
+    assert_eq!(with_origin.headers()["access-control-allow-origin"], "*");
+
+    let without_origin = call(
+        &app,
+        Request::get("/hello").header("host", "api.example.com"),
+    )
+    .await;
+    assert_eq!(without_origin.status(), 200);
+    let acao_always = without_origin
+        .headers()
+        .contains_key("access-control-allow-origin");
+    assert!(
+        acao_always || vary_has_origin(&without_origin),
+        "ACAO depends on Origin but neither is it always sent nor does the response vary by \
+         Origin: {:?}",
+        without_origin.headers()
+    );
+}
+
+/// `HARDENING_CORS_ORIGINS` + `HARDENING_CORS_CREDENTIALS=true` ("let allowed origins send
+/// cookies"): after the preflight, the cookie-authenticated POST from that origin passes the
+/// strict preset's CSRF check, which trusts the origins CORS lets send credentials.
+#[tokio::test]
+async fn origins_cors_lets_send_credentials_pass_the_csrf_check() {
+    let hardening = HardeningConfig::from_vars([
+        ("HARDENING_CORS_ORIGINS", "https://app.example.com"),
+        ("HARDENING_CORS_CREDENTIALS", "true"),
+    ])
+    .unwrap()
+    .build()
+    .unwrap();
+    let app = app(hardening);
+
+    let preflight = call(
+        &app,
+        Request::options("/hello")
+            .header("host", "api.example.com")
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type"),
+    )
+    .await;
+    assert_eq!(preflight.status(), 204, "{:?}", preflight.headers());
+    assert_eq!(
+        preflight.headers()["access-control-allow-credentials"],
+        "true"
+    );
+
+    // What a browser then sends for fetch(url, {method: "POST", credentials: "include"}).
+    for site in ["same-site", "cross-site"] {
+        let res = call(
+            &app,
+            Request::post("/hello")
+                .header("host", "api.example.com")
+                .header("origin", "https://app.example.com")
+                .header("sec-fetch-site", site)
+                .header("cookie", "__Host-session=abc")
+                .header("content-type", "application/json"),
+        )
+        .await;
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        assert_eq!(
+            status,
+            200,
+            "Sec-Fetch-Site: {site}: a credentialed POST from the allowed origin was refused: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+async fn cookie_post(app: &Router, origin: &str) -> u16 {
+    call(
+        app,
+        Request::post("/hello")
+            .header("host", "api.example.com")
+            .header("origin", origin)
+            .header("sec-fetch-site", "cross-site")
+            .header("cookie", "__Host-session=abc"),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+/// Only credentialed CORS origins are trusted, only those listed, and whichever of `cors`
+/// and `csrf` is set first.
+#[tokio::test]
+async fn the_csrf_check_trusts_only_origins_cors_lets_send_credentials() {
+    let listed = "https://app.example.com";
+    let credentialed = || {
+        Cors::allow_origins([listed])
+            .unwrap()
+            .allow_credentials()
+            .unwrap()
+    };
+    for (name, hardening) in [
+        (
+            "cors then csrf",
+            Hardening::strict()
+                .cors(credentialed())
+                .csrf(hardening_auth::Csrf::new()),
+        ),
+        (
+            "csrf then cors",
+            Hardening::strict()
+                .csrf(hardening_auth::Csrf::new())
+                .cors(credentialed()),
+        ),
+    ] {
+        let app = app(hardening);
+        assert_eq!(cookie_post(&app, listed).await, 200, "{name}");
+        assert_eq!(
+            cookie_post(&app, "https://evil.example").await,
+            403,
+            "{name}"
+        );
+    }
+    // Without credentials, a listed origin gets CORS headers but no CSRF trust: its
+    // cookie-carrying POST is still refused.
+    let app = app(Hardening::strict().cors(Cors::allow_origins([listed]).unwrap()));
+    assert_eq!(cookie_post(&app, listed).await, 403);
+}
