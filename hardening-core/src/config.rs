@@ -187,12 +187,20 @@ impl HardeningConfig {
                 "false" | "0" | "no" | "" => Ok(false),
                 _ => Err(bad("expected true or false")),
             };
-            let list = |v: &str| -> Vec<String> {
-                v.split(',')
+            // Empty means unset; a value that lists nothing (`,`) is a mistake, not "any".
+            let list = |v: &str| -> Result<Vec<String>, ConfigError> {
+                let items: Vec<String> = v
+                    .split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned)
-                    .collect()
+                    .collect();
+                if items.is_empty() && !v.is_empty() {
+                    return Err(bad(
+                        "lists nothing; give comma-separated entries, or leave it empty to unset it",
+                    ));
+                }
+                Ok(items)
             };
             match name {
                 "HARDENING_BODY_LIMIT" => config.body_limit = Some(size(value)?),
@@ -200,7 +208,7 @@ impl HardeningConfig {
                 "HARDENING_TIMEOUT_SECS" => {
                     config.timeout_secs = Some(number(value, u64::MAX, &bad)?);
                 }
-                "HARDENING_TRUSTED_PROXIES" => config.trusted_proxies = list(value),
+                "HARDENING_TRUSTED_PROXIES" => config.trusted_proxies = list(value)?,
                 "HARDENING_FORWARDED_HEADER" if value.is_empty() => config.forwarded_header = None,
                 "HARDENING_FORWARDED_HEADER" => {
                     config.forwarded_header = Some(
@@ -209,10 +217,10 @@ impl HardeningConfig {
                             .map_err(|e: ConfigError| bad(&e.to_string()))?,
                     );
                 }
-                "HARDENING_CORS_ORIGINS" => config.cors_origins = list(value),
+                "HARDENING_CORS_ORIGINS" => config.cors_origins = list(value)?,
                 "HARDENING_CORS_CREDENTIALS" => config.cors_credentials = boolean(value)?,
-                "HARDENING_ALLOWED_HOSTS" => config.allowed_hosts = list(value),
-                "HARDENING_SENSITIVE_QUERY_PARAMS" => config.sensitive_query_params = list(value),
+                "HARDENING_ALLOWED_HOSTS" => config.allowed_hosts = list(value)?,
+                "HARDENING_SENSITIVE_QUERY_PARAMS" => config.sensitive_query_params = list(value)?,
                 "HARDENING_LOG_REQUEST_HEADERS" => config.log_request_headers = boolean(value)?,
                 "HARDENING_BEHIND_TLS" => config.behind_tls = boolean(value)?,
                 "HARDENING_HTTPS_REDIRECT" => config.https_redirect = boolean(value)?,
@@ -390,6 +398,29 @@ mod tests {
                 .contains("HARDENING_BODY_LIMIT: body_limit must be greater than zero"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_list_that_lists_nothing_is_an_error_and_empty_is_unset() {
+        for var in [
+            "HARDENING_ALLOWED_HOSTS",
+            "HARDENING_CORS_ORIGINS",
+            "HARDENING_TRUSTED_PROXIES",
+            "HARDENING_SENSITIVE_QUERY_PARAMS",
+        ] {
+            for nothing in [",", " , ,"] {
+                let err = HardeningConfig::from_vars([(var, nothing)]).unwrap_err();
+                assert!(
+                    err.to_string()
+                        .starts_with(&format!("{var}: lists nothing")),
+                    "{err}"
+                );
+            }
+            let c = HardeningConfig::from_vars([(var, "")]).unwrap();
+            assert!(c.build().is_ok(), "{var} empty");
+        }
+        let c = HardeningConfig::from_vars([("HARDENING_ALLOWED_HOSTS", "a.example.com, ,")]);
+        assert_eq!(c.unwrap().allowed_hosts, ["a.example.com"]);
     }
 
     #[test]
