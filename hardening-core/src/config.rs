@@ -172,13 +172,16 @@ impl HardeningConfig {
             };
             // Parsed as the field's own type: a value out of its range is an error, not
             // wrapped round.
-            fn number<T: std::str::FromStr>(
+            // Every number here is a limit, and no limit may be 0.
+            fn number<T: std::str::FromStr + Default + PartialEq>(
                 v: &str,
                 max: u64,
                 bad: &dyn Fn(&str) -> ConfigError,
             ) -> Result<T, ConfigError> {
                 v.parse()
-                    .map_err(|_| bad(&format!("expected a whole number from 0 to {max}")))
+                    .ok()
+                    .filter(|n| *n != T::default())
+                    .ok_or_else(|| bad(&format!("expected a whole number from 1 to {max}")))
             }
             let size = |v: &str| number::<usize>(v, usize::MAX as u64, &bad);
             let count = |v: &str| number::<u32>(v, u64::from(u32::MAX), &bad);
@@ -389,10 +392,13 @@ mod tests {
                 .starts_with("HARDENING_CORS_CREDENTIALS: CORS cannot allow any origin"),
             "{err}"
         );
-        let err = HardeningConfig::from_vars([("HARDENING_BODY_LIMIT", "0")])
-            .unwrap()
-            .build()
-            .unwrap_err();
+        // Through serde (the environment refuses 0 as it reads it).
+        let err = HardeningConfig {
+            body_limit: Some(0),
+            ..HardeningConfig::default()
+        }
+        .build()
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("HARDENING_BODY_LIMIT: body_limit must be greater than zero"),
@@ -430,11 +436,15 @@ mod tests {
             ("HARDENING_RATE_LIMIT_BURST", "5000000000"),
             ("HARDENING_BODY_LIMIT", "-1"),
             ("HARDENING_TIMEOUT_SECS", "99999999999999999999"),
+            ("HARDENING_RATE_LIMIT_PER_MINUTE", "0"),
+            ("HARDENING_BODY_LIMIT", "0"),
+            ("HARDENING_QUERY_PARAM_LIMIT", "0"),
+            ("HARDENING_TIMEOUT_SECS", "0"),
         ] {
             let err = HardeningConfig::from_vars([(var, value)]).unwrap_err();
             assert!(
                 err.to_string()
-                    .starts_with(&format!("{var}: expected a whole number from 0 to")),
+                    .starts_with(&format!("{var}: expected a whole number from 1 to")),
                 "{err}"
             );
         }
