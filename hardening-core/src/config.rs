@@ -307,6 +307,24 @@ impl HardeningConfig {
         if self.https_redirect {
             #[cfg(feature = "headers")]
             {
+                // Both are allowed (TLS in this process; a proxy that always sends HTTPS), but
+                // usually a mistake: say what each does.
+                if self.behind_tls {
+                    tracing::warn!(
+                        target: crate::LOG_TARGET,
+                        "HARDENING_HTTPS_REDIRECT never redirects with HARDENING_BEHIND_TLS=true \
+                         (every request counts as HTTPS); drop one of them"
+                    );
+                } else if self.trusted_proxies.is_empty() {
+                    tracing::warn!(
+                        target: crate::LOG_TARGET,
+                        "HARDENING_HTTPS_REDIRECT without HARDENING_TRUSTED_PROXIES: only TLS \
+                         ended in this process counts as HTTPS; behind a TLS-terminating proxy \
+                         every request would be redirected again and again (set the proxy's \
+                         network in HARDENING_TRUSTED_PROXIES so that its X-Forwarded-Proto is \
+                         believed, or HARDENING_BEHIND_TLS=true)"
+                    );
+                }
                 h = h.https_redirect(
                     hardening_headers::HttpsRedirect::new()
                         .exempt("/healthz")
