@@ -32,7 +32,7 @@ impl AllowedHosts {
 
     /// Whether the request's host is allowed: its one `Host` header and, when the request
     /// target carries an authority (absolute form in HTTP/1.1, `:authority` in HTTP/2),
-    /// that too. Two `Host` headers, neither, or a value that is not a plain host name or
+    /// that too, naming the same host. Two `Host` headers, neither, or a value that is not a plain host name or
     /// bracketed IPv6 literal with an optional port (userinfo, a path, a query) are refused.
     pub(crate) fn allows(&self, parts: &Parts) -> bool {
         let mut headers = parts.headers.get_all(http::header::HOST).iter();
@@ -42,6 +42,15 @@ impl AllowedHosts {
         }
         let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
         if header.is_none() && authority.is_none() {
+            return false;
+        }
+        // Both present: they must name the same host (RFC 9113 §8.3.1), so that no part of
+        // the stack routes, caches or builds links by the one this check did not look at.
+        if let (Some(header), Some(authority)) = (header, authority)
+            && !host_name(header)
+                .zip(host_name(authority))
+                .is_some_and(|(h, a)| h.eq_ignore_ascii_case(a))
+        {
             return false;
         }
         header
@@ -157,6 +166,23 @@ mod tests {
         }
         let no_host = http::Request::get("/").body(()).unwrap().into_parts().0;
         assert!(!hosts.allows(&no_host));
+    }
+
+    #[test]
+    fn host_and_authority_must_name_the_same_host() {
+        let hosts = AllowedHosts::new([".example.com"]).unwrap();
+        let request = |uri: &str, host: &str| {
+            http::Request::get(uri)
+                .header("host", host)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        assert!(hosts.allows(&request("https://a.example.com/", "a.example.com")));
+        assert!(hosts.allows(&request("https://a.example.com/", "A.example.com:443")));
+        assert!(!hosts.allows(&request("https://a.example.com/", "b.example.com")));
+        assert!(!hosts.allows(&request("https://b.example.com/", "a.example.com")));
     }
 
     #[test]
