@@ -135,7 +135,8 @@ impl<F, B> ResponseFuture<F, B> {
         Self::early(response, SecurityEvent::Panicked, post)
     }
 
-    /// A request answered before the inner service, not a rejection (a CORS preflight).
+    /// A request answered before the inner service with no event left to emit: not a
+    /// rejection (a CORS preflight), or one whose event is already reported (a 429).
     #[cold]
     pub(crate) fn answered(response: Response<ProblemBody<B>>, post: Post) -> Self {
         Self {
@@ -172,6 +173,14 @@ where
                     event,
                     timed,
                 } => match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    // A panic the problem mapping caught itself (in the rejection body it was
+                    // reading) replaces the event the status stood for.
+                    Ok(Poll::Ready(response))
+                        if response.extensions().get::<CaughtPanic>().is_some()
+                            && !reported_at_its_status(&response) =>
+                    {
+                        break (response, Some(SecurityEvent::Panicked));
+                    }
                     Ok(Poll::Ready(response)) => break (response, event.take()),
                     Ok(Poll::Pending) => *timed,
                     // A readiness check, or the inner error body being read, panicked.
@@ -191,7 +200,13 @@ where
                             let status = response.status();
                             if !(status.is_client_error() || status.is_server_error()) {
                                 // Most responses: the service's own, its body passed on as
-                                // it is (not wrapped for the problem path first).
+                                // it is (not wrapped for the problem path first). A rejection
+                                // a layer inside logged and another turned into a success (a
+                                // 429 into a redirect) is still counted.
+                                let mut response = response;
+                                if !response.extensions().is_empty() {
+                                    count_reported_inside(&mut response);
+                                }
                                 let response = this.post.finish(response, None);
                                 return Poll::Ready(Ok(this.post.with_permit(response)));
                             }
@@ -237,6 +252,19 @@ where
     }
 }
 
+/// Counts, once each, the events a layer inside logged on this response but left uncounted.
+#[cold]
+#[inline(never)]
+fn count_reported_inside<B>(response: &mut Response<B>) {
+    if let Some(mark) = response.extensions_mut().get_mut::<SecurityEventReported>() {
+        for name in mark.take_uncounted() {
+            if let Some(reported) = SecurityEvent::from_name(name) {
+                reported.count();
+            }
+        }
+    }
+}
+
 /// The state that turns an inner error response into a problem (`hardening-errors`'
 /// mapping, which may first read a short rejection text), with the security event its
 /// status stands for, unless a layer inside reported it at this status already. Events a
@@ -255,13 +283,7 @@ where
     // Logged by a layer inside (any event, such as a standalone headers layer's `bad_host`
     // 400): counted here, once; logged again only if the status changed since (a 429 turned
     // into a 403 on its way out).
-    if let Some(mark) = response.extensions_mut().get_mut::<SecurityEventReported>() {
-        for name in mark.take_uncounted() {
-            if let Some(reported) = SecurityEvent::from_name(name) {
-                reported.count();
-            }
-        }
-    }
+    count_reported_inside(&mut response);
     let event = event.filter(|_| !reported_at_its_status(&response));
     let mapping = hardening_errors::ResponseFuture::for_response(response, request_id);
     State::Pending {

@@ -79,6 +79,16 @@ impl SecurityEvent {
         self.record(request_id, client_ip, None, "request rejected");
     }
 
+    /// Reports a request the rate limiter refused, naming the policies that refused it.
+    #[cfg(feature = "ratelimit")]
+    pub(crate) fn emit_rate_limited(
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+        policies: &[hardening_ratelimit::PolicyName],
+    ) {
+        Self::RateLimited.record(request_id, client_ip, Some(&policies), "request rejected");
+    }
+
     /// Reports a request that shadow-mode policies would have refused (it went on).
     #[cfg(feature = "ratelimit")]
     pub(crate) fn emit_shadow(

@@ -73,13 +73,18 @@ where
                 None => (None, Source::Peer),
             };
         let from_trusted_proxy = source.via_trusted_proxy();
-        // 2. Request id: a well-formed incoming one from a trusted proxy (the only one: with
-        // several, the client may have sent one of them), else a new one.
-        let request_id = from_trusted_proxy
-            .then(|| only_value(&parts.headers, &X_REQUEST_ID))
-            .flatten()
-            .and_then(|v| RequestId::parse(v.as_bytes()).ok())
-            .unwrap_or_else(RequestId::generate);
+        // 2. Request id: the one a layer further out in this process gave the request (a
+        // `Hardening` around a router that nests this one), else a well-formed incoming one
+        // from a trusted proxy (the only one: with several, the client may have sent one of
+        // them), else a new one.
+        let request_id = match parts.extensions.get::<RequestContext>() {
+            Some(outer) => outer.request_id,
+            None => from_trusted_proxy
+                .then(|| only_value(&parts.headers, &X_REQUEST_ID))
+                .flatten()
+                .and_then(|v| RequestId::parse(v.as_bytes()).ok())
+                .unwrap_or_else(RequestId::generate),
+        };
 
         // Both in one extension entry (read by the `RequestId` and `ClientIp` extractors, and
         // by the rate-limit layers further in).
@@ -221,17 +226,7 @@ where
                     statuses,
                 } => {
                     post.rate_limit_header = limiter.ratelimit_header(&statuses);
-                    return refused(
-                        || {
-                            hardening_errors::Error::TooManyRequests {
-                                retry_after,
-                                policies: violated.iter().map(|p| p.to_string()).collect(),
-                            }
-                            .to_problem()
-                        },
-                        SecurityEvent::RateLimited,
-                        post,
-                    );
+                    return rate_limited(retry_after, &violated, post);
                 }
             }
         }
@@ -395,6 +390,27 @@ fn host_may_see_detail(parts: &http::request::Parts, allowed: Option<&AllowedHos
 #[inline(never)]
 fn request_span(request_id: RequestId) -> tracing::Span {
     tracing::info_span!(target: crate::REQUEST_SPAN_TARGET, "request", request_id = %request_id)
+}
+
+/// A request the rate limiter refused: its problem, and its event naming the policies that
+/// refused it (logged and counted here, so the response side does neither again).
+#[cfg(feature = "ratelimit")]
+#[cold]
+#[inline(never)]
+fn rate_limited<F, B>(
+    retry_after: std::time::Duration,
+    violated: &[hardening_ratelimit::PolicyName],
+    post: Post,
+) -> ResponseFuture<F, B> {
+    let problem = hardening_errors::Error::TooManyRequests {
+        retry_after,
+        policies: violated.iter().map(|p| p.to_string()).collect(),
+    }
+    .to_problem();
+    let mut response = reject(problem, post.request_id);
+    SecurityEvent::emit_rate_limited(post.request_id, post.client_ip, violated);
+    hardening_errors::mark_reported(&mut response, SecurityEvent::RateLimited.as_str(), true);
+    ResponseFuture::answered(response, post)
 }
 
 /// A request refused before the inner service: its problem (made here, by `problem`), the

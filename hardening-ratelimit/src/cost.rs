@@ -485,7 +485,10 @@ where
                 }
             } else {
                 let units = layer.estimate.units(&parts, &[]);
-                (Body::new(body.map_err(Into::into)), units)
+                // As it is: `Body::new` keeps an axum body unwrapped, so a body-size error
+                // from a layer outside (Hardening's limit) still reaches the extractor as
+                // one it recognises (413), not wrapped once more into a read error (400).
+                (Body::new(body), units)
             };
             let estimate = units.min(layer.max_estimate);
 

@@ -2,21 +2,28 @@
 //! already: logged once, counted once (`hardening_security_events_total`), and logged again
 //! only when the response changed into another rejection on its way out. Also a standalone
 //! headers layer's `bad_host` inside it, `ProblemLayer`'s reports inside it, and a `Hardening`
-//! inside another.
+//! inside another (one request id). Also rejections found while reading an inner rejection
+//! text (a panic, a timeout), one logged inside and turned into a success, an oversized body
+//! under a `CostLayer`, and the policies `rate_limited` names.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::get;
+use axum::routing::{get, post};
+use bytes::Bytes;
 use hardening_core::Hardening;
-use hardening_core::ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
-use hardening_tests::Captured;
+use hardening_core::ratelimit::{CostLayer, Estimate, Policy, Quota, RateLimitLayer, RateLimiter};
+use hardening_tests::{Captured, UnknownSize};
 use http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
 use tower::ServiceExt;
 
@@ -200,4 +207,223 @@ fn a_problem_layers_report_inside_hardening_is_counted_once() {
 #[test]
 fn a_hardening_inside_another_is_logged_and_counted_once() {
     a_403_under(|app| app.layer(Hardening::strict()));
+}
+
+async fn respond(app: Router, req: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
+    let res = app.oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A small rejection text (10 bytes by its size hint) that never arrives: its first poll
+/// panics, or stays pending.
+enum RejectionText {
+    Panics,
+    Stalls,
+}
+
+impl http_body::Body for RejectionText {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        match *self {
+            Self::Panics => panic!("body stream failed"),
+            Self::Stalls => Poll::Pending,
+        }
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(10)
+    }
+}
+
+/// A panic while `Hardening` reads an inner 400 text/plain rejection (the size axum's own
+/// rejections have): a 500 problem and one `panicked` event, counted once (it was no event).
+#[test]
+fn a_panic_while_reading_an_inner_rejection_text_is_one_panicked_event() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                http::Response::builder()
+                    .status(400)
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(Body::new(RejectionText::Panics))
+                    .unwrap()
+            }),
+        )
+        .layer(Hardening::strict());
+    let (status, headers, body) = recording(&counts, async {
+        respond(app, Request::get("/").body(Body::empty()).unwrap()).await
+    });
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(captured.security_event_names(), ["panicked"]);
+    assert_eq!(counts.of(), HashMap::from([("panicked".to_owned(), 1)]));
+}
+
+/// A `rate_limited` a layer inside logged, whose 429 a layer between turned into a success
+/// (a cached page, a redirect): logged once and counted once (it was never counted).
+#[test]
+fn a_rejection_logged_inside_and_turned_into_a_success_is_still_counted_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RateLimitLayer::new(RateLimiter::new([Policy::global(
+            "route-budget",
+            Quota::per_hour(NonZeroU32::new(1).unwrap()),
+        )])))
+        .layer(axum::middleware::map_response(
+            |mut res: axum::response::Response| async move {
+                if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                    *res.status_mut() = StatusCode::SEE_OTHER;
+                }
+                res
+            },
+        ))
+        .layer(Hardening::strict());
+    let status = recording(&counts, async {
+        let get = || Request::get("/").body(Body::empty()).unwrap();
+        assert_eq!(app.clone().oneshot(get()).await.unwrap().status(), 200);
+        app.oneshot(get()).await.unwrap().status()
+    });
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(captured.security_event_names(), ["rate_limited"]);
+    assert_eq!(
+        counts.of(),
+        HashMap::from([("rate_limited".to_owned(), 1)]),
+        "logged once, so counted once"
+    );
+}
+
+fn oversized_streamed() -> Request<Body> {
+    Request::post("/upload")
+        .header("content-type", "application/json")
+        .body(Body::new(UnknownSize(Some(Bytes::from(vec![b' '; 2_000])))))
+        .unwrap()
+}
+
+fn assert_one_413(status: StatusCode, body: &str, captured: &Captured) {
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(captured.security_event_names(), ["body_too_large"]);
+}
+
+/// A chunked body over `Hardening`'s limit, read by the handler on a route under a
+/// `CostLayer` whose estimate does not read the body: 413 and one `body_too_large` (the
+/// layer's extra wrapping of the body's error made it 400 "could not be read", no event).
+#[tokio::test]
+async fn a_streamed_oversized_body_under_a_cost_layer_is_413_body_too_large() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let budget = RateLimiter::new([Policy::global(
+        "budget",
+        Quota::per_day(NonZeroU32::new(10_000).unwrap()),
+    )]);
+    let app = Router::new()
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { body.len().to_string() })
+                .layer(CostLayer::new(budget, Estimate::fixed(10))),
+        )
+        .layer(Hardening::strict().body_limit(1_000).unwrap());
+    let (status, _, body) = respond(app, oversized_streamed()).await;
+    assert_one_413(status, &body, &captured);
+}
+
+/// A rejection made inside a `Hardening` nested in another: the id in the body, in
+/// `x-request-id` and in the event are one id.
+#[tokio::test]
+async fn nested_hardening_layers_give_a_request_one_id() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { Err::<(), _>(hardening_core::errors::Error::Forbidden) }),
+        )
+        .layer(Hardening::strict())
+        .layer(Hardening::strict());
+    let (status, headers, body) =
+        respond(app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 403);
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let events = captured.security_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1["fields"]["request_id"], problem["request_id"]);
+    assert_eq!(
+        headers["x-request-id"].to_str().unwrap(),
+        problem["request_id"].as_str().unwrap(),
+        "header and body name the same id"
+    );
+}
+
+/// `Hardening`'s own `rate_limited` event names the policies that refused, as the standalone
+/// layers' do (`log_security_event`: "for rate limits, the policies involved").
+#[tokio::test]
+async fn the_rate_limited_event_names_the_policies_that_refused() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let limiter = RateLimiter::new([Policy::global(
+        "tiny-budget",
+        Quota::per_hour(NonZeroU32::new(1).unwrap()),
+    )]);
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(Hardening::strict().rate_limit(limiter));
+    for expected in [200, 429] {
+        let req = Request::get("/").body(Body::empty()).unwrap();
+        assert_eq!(app.clone().oneshot(req).await.unwrap().status(), expected);
+    }
+    let events = captured.security_events();
+    assert_eq!(events.len(), 1);
+    let policies = events[0].1["fields"]["policies"].as_str().unwrap_or("");
+    assert!(policies.contains("tiny-budget"), "{}", events[0].1);
+}
+
+/// The same body through two nested `Hardening` layers, the outer one's limit the lower: 413
+/// and one event.
+#[tokio::test]
+async fn streamed_oversized_body_through_nested_hardening_is_413_body_too_large() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let app = Router::new()
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
+        .layer(Hardening::strict())
+        .layer(Hardening::strict().body_limit(1_000).unwrap());
+    let (status, _, body) = respond(app, oversized_streamed()).await;
+    assert_one_413(status, &body, &captured);
+}
+
+/// A rejection text that never arrives: the timeout answers, one `timed_out`.
+#[tokio::test]
+async fn timeout_while_reading_a_rejection_text_is_one_timed_out() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                http::Response::builder()
+                    .status(422)
+                    .header("content-type", "text/plain")
+                    .body(Body::new(RejectionText::Stalls))
+                    .unwrap()
+            }),
+        )
+        .layer(
+            Hardening::strict()
+                .timeout(Duration::from_millis(200))
+                .unwrap(),
+        );
+    let res = app
+        .oneshot(http::Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(captured.security_event_names(), ["timed_out"]);
 }
