@@ -123,8 +123,8 @@ pub fn join_header_values(values: &[&HeaderValue]) -> Option<HeaderValue> {
 
 /// The host of a `Host` value (`uri-host [ ":" port ]`, RFC 9110 §7.2) in the two shapes a
 /// service answers for: a DNS name (letters, digits, `-`, `.`) or a bracketed IPv6 literal,
-/// then an optional port of 1 to 5 digits, which is dropped. `None` for anything else, such
-/// as `example.com:@evil.com` (a browser would read `evil.com` after the userinfo) or
+/// then an optional port (1 to 5 digits, at most 65535), which is dropped. `None` for anything
+/// else, such as `example.com:@evil.com` (a browser would read `evil.com` after the userinfo) or
 /// `evil.com/.example.com`. The host allowlist and the HTTPS redirect both read `Host`
 /// through it.
 ///
@@ -135,6 +135,7 @@ pub fn join_header_values(values: &[&HeaderValue]) -> Option<HeaderValue> {
 /// assert_eq!(host_without_port("[::1]:80"), Some("[::1]"));
 /// assert_eq!(host_without_port("api.example.com:@evil.com"), None);
 /// assert_eq!(host_without_port("evil.com/.example.com"), None);
+/// assert_eq!(host_without_port("api.example.com:65536"), None);
 /// ```
 pub fn host_without_port(value: &str) -> Option<&str> {
     let end = if value.starts_with('[') {
@@ -162,8 +163,11 @@ pub fn host_without_port(value: &str) -> Option<&str> {
     let (host, port) = value.split_at(end);
     match port.strip_prefix(':') {
         None if port.is_empty() => Some(host),
+        // A TCP port: 1 to 5 digits, at most 65535 (`parse` alone would take a `+`).
         Some(digits)
-            if (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            if (1..=5).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u16>().is_ok() =>
         {
             Some(host)
         }
@@ -174,6 +178,23 @@ pub fn host_without_port(value: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_are_tcp_ports() {
+        for good in ["a.example:1", "a.example:0", "a.example:65535", "[::1]:443"] {
+            assert!(host_without_port(good).is_some(), "{good}");
+        }
+        for bad in [
+            "a.example:65536",
+            "a.example:99999",
+            "a.example:+80",
+            "a.example:",
+            "a.example:123456",
+            "[::1]:70000",
+        ] {
+            assert_eq!(host_without_port(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn decimals_read_like_display() {

@@ -343,8 +343,10 @@ async fn unknown_host_is_rejected() {
     assert_eq!(ok.status, 200);
     for bad in [
         &b"GET /hello HTTP/1.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n"[..],
-        // More than the allowed name: userinfo, a path, a second Host, another target.
+        // More than the allowed name: userinfo, a path, a second Host, another target; a
+        // port no TCP connection has.
         b"GET /hello HTTP/1.1\r\nhost: api.example.com:@evil.example\r\nconnection: close\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\nhost: api.example.com:99999\r\nconnection: close\r\n\r\n",
         b"GET /hello HTTP/1.1\r\nhost: evil.example/api.example.com\r\nconnection: close\r\n\r\n",
         b"GET /hello HTTP/1.1\r\nhost: api.example.com\r\nhost: evil.example\r\nconnection: close\r\n\r\n",
         b"GET http://evil.example/hello HTTP/1.1\r\nhost: api.example.com\r\nconnection: close\r\n\r\n",
