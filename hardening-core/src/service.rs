@@ -236,16 +236,11 @@ where
         if let Some(concurrency) = &policy.concurrency {
             match concurrency.try_acquire(client_ip) {
                 Ok(permit) => post.permit = Some(permit),
+                // A 429 like the limiter's, its event naming the policy as the problem does.
                 Err(hardening_ratelimit::ConcurrencyRefusal::PerClient) => {
-                    return refused(
-                        || {
-                            hardening_errors::Error::TooManyRequests {
-                                retry_after: std::time::Duration::from_secs(1),
-                                policies: vec!["concurrency".to_owned()],
-                            }
-                            .to_problem()
-                        },
-                        SecurityEvent::RateLimited,
+                    return rate_limited(
+                        std::time::Duration::from_secs(1),
+                        &[hardening_ratelimit::PolicyName::from("concurrency")],
                         post,
                     );
                 }

@@ -384,6 +384,37 @@ async fn the_rate_limited_event_names_the_policies_that_refused() {
     assert!(policies.contains("tiny-budget"), "{}", events[0].1);
 }
 
+/// A per-client concurrency refusal is a 429 `rate_limited` event like the limiter's, naming
+/// its policy (`concurrency`, as the problem's `violated-policies` does).
+#[tokio::test]
+async fn the_concurrency_refusal_event_names_its_policy() {
+    use hardening_core::ratelimit::ConcurrencyLimiter;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let cap = ConcurrencyLimiter::per_client(NonZeroU32::new(1).unwrap());
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(Hardening::strict().concurrency_limit(cap));
+    // From one client (the cap counts per socket peer).
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40_000));
+    let request = || {
+        Request::get("/")
+            .extension(axum::extract::ConnectInfo(peer))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // The first response's body holds the client's one slot until it is dropped.
+    let first = app.clone().oneshot(request()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = app.clone().oneshot(request()).await.unwrap();
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(first);
+    let events = captured.security_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "rate_limited", "{}", events[0].1);
+    let policies = events[0].1["fields"]["policies"].as_str().unwrap_or("");
+    assert!(policies.contains("concurrency"), "{}", events[0].1);
+}
+
 /// The same body through two nested `Hardening` layers, the outer one's limit the lower: 413
 /// and one event.
 #[tokio::test]
