@@ -137,6 +137,7 @@ impl HardeningConfig {
         vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
     ) -> Result<Self, ConfigError> {
         let mut settings = Vec::new();
+        let mut errors = Vec::new();
         for (name, value) in vars {
             if !name.as_encoded_bytes().starts_with(b"HARDENING_") {
                 continue;
@@ -145,18 +146,25 @@ impl HardeningConfig {
                 var,
                 why: format!("the {what} is not valid UTF-8"),
             };
-            let name = name
-                .into_string()
-                .map_err(|name| not_utf8(name.to_string_lossy().into_owned(), "name"))?;
-            let value = value
-                .into_string()
-                .map_err(|_| not_utf8(name.clone(), "value"))?;
-            settings.push((name, value));
+            match (name.into_string(), value.into_string()) {
+                (Ok(name), Ok(value)) => settings.push((name, value)),
+                (Ok(name), Err(_)) => errors.push(not_utf8(name, "value")),
+                (Err(name), _) => {
+                    errors.push(not_utf8(name.to_string_lossy().into_owned(), "name"));
+                }
+            }
         }
-        Self::from_vars(settings)
+        match Self::from_vars(settings) {
+            Ok(config) => ConfigError::all(errors).map(|()| config),
+            Err(e) => {
+                errors.push(e);
+                ConfigError::all(errors).map(|()| HardeningConfig::default())
+            }
+        }
     }
 
-    /// Reads the given `(name, value)` pairs as if they were the environment.
+    /// Reads the given `(name, value)` pairs as if they were the environment. Every
+    /// variable is read: when several are wrong, the error names each of them.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -164,6 +172,7 @@ impl HardeningConfig {
         V: AsRef<str>,
     {
         let mut config = Self::default();
+        let mut errors = Vec::new();
         for (name, value) in vars {
             let (name, value) = (name.as_ref(), value.as_ref().trim());
             let bad = |why: &str| ConfigError::Env {
@@ -205,104 +214,119 @@ impl HardeningConfig {
                 }
                 Ok(items)
             };
-            match name {
-                "HARDENING_BODY_LIMIT" => config.body_limit = Some(size(value)?),
-                "HARDENING_QUERY_PARAM_LIMIT" => config.query_param_limit = Some(size(value)?),
-                "HARDENING_TIMEOUT_SECS" => {
-                    config.timeout_secs = Some(number(value, u64::MAX, &bad)?);
+            let mut read = || -> Result<(), ConfigError> {
+                match name {
+                    "HARDENING_BODY_LIMIT" => config.body_limit = Some(size(value)?),
+                    "HARDENING_QUERY_PARAM_LIMIT" => config.query_param_limit = Some(size(value)?),
+                    "HARDENING_TIMEOUT_SECS" => {
+                        config.timeout_secs = Some(number(value, u64::MAX, &bad)?);
+                    }
+                    "HARDENING_TRUSTED_PROXIES" => config.trusted_proxies = list(value)?,
+                    "HARDENING_FORWARDED_HEADER" if value.is_empty() => {
+                        config.forwarded_header = None
+                    }
+                    "HARDENING_FORWARDED_HEADER" => {
+                        config.forwarded_header = Some(
+                            value
+                                .parse()
+                                .map_err(|e: ConfigError| bad(&e.to_string()))?,
+                        );
+                    }
+                    "HARDENING_CORS_ORIGINS" => config.cors_origins = list(value)?,
+                    "HARDENING_CORS_CREDENTIALS" => config.cors_credentials = boolean(value)?,
+                    "HARDENING_ALLOWED_HOSTS" => config.allowed_hosts = list(value)?,
+                    "HARDENING_SENSITIVE_QUERY_PARAMS" => {
+                        config.sensitive_query_params = list(value)?
+                    }
+                    "HARDENING_LOG_REQUEST_HEADERS" => config.log_request_headers = boolean(value)?,
+                    "HARDENING_BEHIND_TLS" => config.behind_tls = boolean(value)?,
+                    "HARDENING_HTTPS_REDIRECT" => config.https_redirect = boolean(value)?,
+                    "HARDENING_RATE_LIMIT_PER_MINUTE" => {
+                        config.rate_limit_per_minute = Some(count(value)?);
+                    }
+                    "HARDENING_RATE_LIMIT_BURST" => config.rate_limit_burst = Some(count(value)?),
+                    _ => {
+                        let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
+                        return Err(bad(&format!(
+                            "unknown setting; known: {}",
+                            known.join(", ")
+                        )));
+                    }
                 }
-                "HARDENING_TRUSTED_PROXIES" => config.trusted_proxies = list(value)?,
-                "HARDENING_FORWARDED_HEADER" if value.is_empty() => config.forwarded_header = None,
-                "HARDENING_FORWARDED_HEADER" => {
-                    config.forwarded_header = Some(
-                        value
-                            .parse()
-                            .map_err(|e: ConfigError| bad(&e.to_string()))?,
-                    );
-                }
-                "HARDENING_CORS_ORIGINS" => config.cors_origins = list(value)?,
-                "HARDENING_CORS_CREDENTIALS" => config.cors_credentials = boolean(value)?,
-                "HARDENING_ALLOWED_HOSTS" => config.allowed_hosts = list(value)?,
-                "HARDENING_SENSITIVE_QUERY_PARAMS" => config.sensitive_query_params = list(value)?,
-                "HARDENING_LOG_REQUEST_HEADERS" => config.log_request_headers = boolean(value)?,
-                "HARDENING_BEHIND_TLS" => config.behind_tls = boolean(value)?,
-                "HARDENING_HTTPS_REDIRECT" => config.https_redirect = boolean(value)?,
-                "HARDENING_RATE_LIMIT_PER_MINUTE" => {
-                    config.rate_limit_per_minute = Some(count(value)?);
-                }
-                "HARDENING_RATE_LIMIT_BURST" => config.rate_limit_burst = Some(count(value)?),
-                _ => {
-                    let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
-                    return Err(bad(&format!(
-                        "unknown setting; known: {}",
-                        known.join(", ")
-                    )));
-                }
+                Ok(())
+            };
+            if let Err(e) = read() {
+                errors.push(e);
             }
         }
-        Ok(config)
+        ConfigError::all(errors).map(|()| config)
     }
 
-    /// Builds [`Hardening::strict`] with these settings, validating all of them.
+    /// Builds [`Hardening::strict`] with these settings, validating all of them: when several
+    /// are wrong, the error names each of them.
     pub fn build(self) -> Result<Hardening, ConfigError> {
-        let at = |var: &'static str| move |e: ConfigError| e.in_setting(var);
-        let mut h = Hardening::strict();
+        let mut steps = Steps::new();
         if let Some(n) = self.body_limit {
-            h = h.body_limit(n).map_err(at("HARDENING_BODY_LIMIT"))?;
+            steps = steps.apply("HARDENING_BODY_LIMIT", |h| h.body_limit(n));
         }
         if let Some(n) = self.query_param_limit {
-            h = h
-                .query_param_limit(n)
-                .map_err(at("HARDENING_QUERY_PARAM_LIMIT"))?;
+            steps = steps.apply("HARDENING_QUERY_PARAM_LIMIT", |h| h.query_param_limit(n));
         }
         if let Some(secs) = self.timeout_secs {
-            h = h
-                .timeout(Duration::from_secs(secs))
-                .map_err(at("HARDENING_TIMEOUT_SECS"))?;
-        }
-        if !self.trusted_proxies.is_empty() {
-            h = h
-                .trusted_proxies(&self.trusted_proxies)
-                .map_err(at("HARDENING_TRUSTED_PROXIES"))?;
-        }
-        if let Some(header) = self.forwarded_header {
-            if self.trusted_proxies.is_empty() {
-                return Err(ConfigError::Env {
-                    var: "HARDENING_FORWARDED_HEADER".to_owned(),
-                    why: "set HARDENING_TRUSTED_PROXIES too: the header is read only from them"
-                        .to_owned(),
-                });
-            }
-            h = h.forwarded_header(header);
-        }
-        if !self.cors_origins.is_empty() {
-            let mut cors =
-                Cors::allow_origins(&self.cors_origins).map_err(at("HARDENING_CORS_ORIGINS"))?;
-            if self.cors_credentials {
-                cors = cors
-                    .allow_credentials()
-                    .map_err(at("HARDENING_CORS_CREDENTIALS"))?;
-            }
-            h = h.cors(cors);
-        } else if self.cors_credentials {
-            return Err(ConfigError::Env {
-                var: "HARDENING_CORS_CREDENTIALS".to_owned(),
-                why: "set HARDENING_CORS_ORIGINS too: credentials need listed origins".to_owned(),
+            steps = steps.apply("HARDENING_TIMEOUT_SECS", |h| {
+                h.timeout(Duration::from_secs(secs))
             });
         }
+        if !self.trusted_proxies.is_empty() {
+            steps = steps.apply("HARDENING_TRUSTED_PROXIES", |h| {
+                h.trusted_proxies(&self.trusted_proxies)
+            });
+        }
+        if let Some(header) = self.forwarded_header {
+            steps = if self.trusted_proxies.is_empty() {
+                steps.fail(
+                    "HARDENING_FORWARDED_HEADER",
+                    "set HARDENING_TRUSTED_PROXIES too: the header is read only from them",
+                )
+            } else {
+                steps.apply("HARDENING_FORWARDED_HEADER", |h| {
+                    Ok(h.forwarded_header(header))
+                })
+            };
+        }
+        if !self.cors_origins.is_empty() {
+            match Cors::allow_origins(&self.cors_origins) {
+                Ok(cors) if self.cors_credentials => {
+                    steps = steps.apply("HARDENING_CORS_CREDENTIALS", |h| {
+                        Ok(h.cors(cors.allow_credentials()?))
+                    });
+                }
+                Ok(cors) => steps = steps.apply("HARDENING_CORS_ORIGINS", |h| Ok(h.cors(cors))),
+                Err(e) => steps = steps.apply("HARDENING_CORS_ORIGINS", |_| Err(e)),
+            }
+        } else if self.cors_credentials {
+            steps = steps.fail(
+                "HARDENING_CORS_CREDENTIALS",
+                "set HARDENING_CORS_ORIGINS too: credentials need listed origins",
+            );
+        }
         if !self.allowed_hosts.is_empty() {
-            h = h
-                .allowed_hosts(&self.allowed_hosts)
-                .map_err(at("HARDENING_ALLOWED_HOSTS"))?;
+            steps = steps.apply("HARDENING_ALLOWED_HOSTS", |h| {
+                h.allowed_hosts(&self.allowed_hosts)
+            });
         }
         if !self.sensitive_query_params.is_empty() {
-            h = h.sensitive_query_params(&self.sensitive_query_params);
+            steps = steps.apply("HARDENING_SENSITIVE_QUERY_PARAMS", |h| {
+                Ok(h.sensitive_query_params(&self.sensitive_query_params))
+            });
         }
         if self.log_request_headers {
-            h = h.log_request_headers();
+            steps = steps.apply("HARDENING_LOG_REQUEST_HEADERS", |h| {
+                Ok(h.log_request_headers())
+            });
         }
         if self.behind_tls {
-            h = h.behind_tls();
+            steps = steps.apply("HARDENING_BEHIND_TLS", |h| Ok(h.behind_tls()));
         }
         if self.https_redirect {
             #[cfg(feature = "headers")]
@@ -325,40 +349,104 @@ impl HardeningConfig {
                          believed, or HARDENING_BEHIND_TLS=true)"
                     );
                 }
-                h = h.https_redirect(
-                    hardening_headers::HttpsRedirect::new()
-                        .exempt("/healthz")
-                        .exempt("/readyz"),
-                );
+                steps = steps.apply("HARDENING_HTTPS_REDIRECT", |h| {
+                    Ok(h.https_redirect(
+                        hardening_headers::HttpsRedirect::new()
+                            .exempt("/healthz")
+                            .exempt("/readyz"),
+                    ))
+                });
             }
             #[cfg(not(feature = "headers"))]
-            return Err(ConfigError::Env {
-                var: "HARDENING_HTTPS_REDIRECT".to_owned(),
-                why: "needs hardening-core's `headers` feature".to_owned(),
-            });
+            {
+                steps = steps.fail(
+                    "HARDENING_HTTPS_REDIRECT",
+                    "needs hardening-core's `headers` feature",
+                );
+            }
         }
         if self.rate_limit_per_minute.is_some() || self.rate_limit_burst.is_some() {
+            // Named after the variable that was set (the first, if both were).
+            let var = if self.rate_limit_per_minute.is_some() {
+                "HARDENING_RATE_LIMIT_PER_MINUTE"
+            } else {
+                "HARDENING_RATE_LIMIT_BURST"
+            };
             #[cfg(feature = "ratelimit")]
             {
                 use std::num::NonZeroU32;
-                let per_minute = NonZeroU32::new(self.rate_limit_per_minute.unwrap_or(100))
-                    .ok_or(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_PER_MINUTE"))?;
-                let burst = NonZeroU32::new(self.rate_limit_burst.unwrap_or(50))
-                    .ok_or(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_BURST"))?;
-                h = h.rate_limit(crate::hardening::per_ip_rate_limiter(per_minute, burst));
+                // Zero is refused as the environment is read; through serde it gets here.
+                let per_minute = NonZeroU32::new(self.rate_limit_per_minute.unwrap_or(100));
+                let burst = NonZeroU32::new(self.rate_limit_burst.unwrap_or(50));
+                if per_minute.is_none() {
+                    steps = steps.fail(var, "must be greater than zero");
+                }
+                if burst.is_none() {
+                    steps = steps.fail("HARDENING_RATE_LIMIT_BURST", "must be greater than zero");
+                }
+                if let (Some(per_minute), Some(burst)) = (per_minute, burst) {
+                    steps = steps.apply(var, |h| {
+                        Ok(h.rate_limit(crate::hardening::per_ip_rate_limiter(per_minute, burst)))
+                    });
+                }
             }
             #[cfg(not(feature = "ratelimit"))]
-            return Err(ConfigError::Env {
-                var: if self.rate_limit_per_minute.is_some() {
-                    "HARDENING_RATE_LIMIT_PER_MINUTE"
-                } else {
-                    "HARDENING_RATE_LIMIT_BURST"
-                }
-                .to_owned(),
-                why: "needs hardening-core's `ratelimit` feature".to_owned(),
-            });
+            {
+                steps = steps.fail(var, "needs hardening-core's `ratelimit` feature");
+            }
         }
-        Ok(h)
+        steps.finish()
+    }
+}
+
+/// The builder steps of [`HardeningConfig::build`], applied in turn. A step that fails is
+/// recorded under its variable and the ones after it are still checked (on a fresh preset,
+/// as the build has failed anyway), so that one error names every wrong setting.
+struct Steps {
+    hardening: Hardening,
+    errors: Vec<ConfigError>,
+}
+
+impl Steps {
+    fn new() -> Self {
+        Self {
+            hardening: Hardening::strict(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn apply(
+        self,
+        var: &'static str,
+        step: impl FnOnce(Hardening) -> Result<Hardening, ConfigError>,
+    ) -> Self {
+        let Self {
+            hardening,
+            mut errors,
+        } = self;
+        match step(hardening) {
+            Ok(hardening) => Self { hardening, errors },
+            Err(e) => {
+                errors.push(e.in_setting(var));
+                Self {
+                    hardening: Hardening::strict(),
+                    errors,
+                }
+            }
+        }
+    }
+
+    /// A setting wrong whatever the builder says (it needs another one, or a feature).
+    fn fail(mut self, var: &'static str, why: &str) -> Self {
+        self.errors.push(ConfigError::Env {
+            var: var.to_owned(),
+            why: why.to_owned(),
+        });
+        self
+    }
+
+    fn finish(self) -> Result<Hardening, ConfigError> {
+        ConfigError::all(self.errors).map(|()| self.hardening)
     }
 }
 
@@ -421,6 +509,65 @@ mod tests {
             err.to_string()
                 .contains("HARDENING_BODY_LIMIT: body_limit must be greater than zero"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn every_wrong_setting_is_named_at_once() {
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_BODY_LIMIT", "lots"),
+            ("HARDENING_ALLOWED_HOSTS", "api.example.com"),
+            ("HARDENING_TIMOUT_SECS", "5"),
+            ("HARDENING_BEHIND_TLS", "maybe"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("3 settings are wrong:"), "{text}");
+        for var in [
+            "HARDENING_BODY_LIMIT: expected a whole number",
+            "HARDENING_TIMOUT_SECS: unknown setting",
+            "HARDENING_BEHIND_TLS: expected true or false",
+        ] {
+            assert!(text.contains(&format!("\n  - {var}")), "{var} in {text}");
+        }
+
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("HARDENING_CORS_ORIGINS", "https://app.example.com:99999"),
+            ("HARDENING_ALLOWED_HOSTS", "http://api.example.com"),
+            ("HARDENING_FORWARDED_HEADER", "forwarded"),
+            ("HARDENING_TIMEOUT_SECS", "5"),
+        ])
+        .unwrap()
+        .build()
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("3 settings are wrong:"), "{text}");
+        for var in [
+            "HARDENING_TRUSTED_PROXIES: invalid network",
+            "HARDENING_CORS_ORIGINS: invalid CORS origin",
+            "HARDENING_ALLOWED_HOSTS: invalid allowed host",
+        ] {
+            assert!(text.contains(&format!("\n  - {var}")), "{var} in {text}");
+        }
+        // The header is set with trusted proxies, even if they did not parse.
+        assert!(!text.contains("HARDENING_FORWARDED_HEADER"), "{text}");
+
+        // Through serde, zeros that the environment would have refused one by one.
+        let err = HardeningConfig {
+            body_limit: Some(0),
+            rate_limit_per_minute: Some(0),
+            rate_limit_burst: Some(0),
+            ..HardeningConfig::default()
+        }
+        .build()
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("3 settings are wrong:"), "{text}");
+        assert!(
+            text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE: must be greater than zero")
+                && text.contains("\n  - HARDENING_RATE_LIMIT_BURST: must be greater than zero"),
+            "{text}"
         );
     }
 

@@ -70,6 +70,10 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: String,
     },
+    /// Several settings of [`HardeningConfig`](crate::HardeningConfig) that failed, each
+    /// named, one per line.
+    #[error("{} settings are wrong:{}", .0.len(), list(.0))]
+    Several(Vec<ConfigError>),
     /// A setting of [`HardeningConfig`](crate::HardeningConfig) that failed validation.
     #[error("{setting}: {source}")]
     Setting {
@@ -80,7 +84,20 @@ pub enum ConfigError {
     },
 }
 
+fn list(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| format!("\n  - {e}")).collect()
+}
+
 impl ConfigError {
+    /// `Ok` for no errors, the error itself for one, [`Several`](Self::Several) for more.
+    pub(crate) fn all(mut errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Self::Several(errors)),
+        }
+    }
+
     /// This error, as the fault of the named setting.
     pub(crate) fn in_setting(self, setting: &'static str) -> Self {
         Self::Setting {
