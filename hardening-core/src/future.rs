@@ -258,9 +258,7 @@ where
 fn count_reported_inside<B>(response: &mut Response<B>) {
     if let Some(mark) = response.extensions_mut().get_mut::<SecurityEventReported>() {
         for name in mark.take_uncounted() {
-            if let Some(reported) = SecurityEvent::from_name(name) {
-                reported.count();
-            }
+            crate::security_event::count_named(name);
         }
     }
 }

@@ -124,9 +124,18 @@ impl SecurityEvent {
     /// Counts the event (feature `metrics`) without logging it: for a rejection the layer
     /// that made it has already logged.
     pub(crate) fn count(self) {
-        #[cfg(feature = "metrics")]
-        metrics::counter!("hardening_security_events_total", "event" => self.as_str()).increment(1);
+        count_named(self.as_str());
     }
+}
+
+/// Counts an event by its name (feature `metrics`): also one that a layer inside reported
+/// under a name of its own through [`hardening_errors::report_rejection`] (a name in code,
+/// so the label's values stay few).
+pub(crate) fn count_named(name: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("hardening_security_events_total", "event" => name).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = name;
 }
 
 #[cfg(test)]

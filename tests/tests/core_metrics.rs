@@ -178,6 +178,29 @@ fn a_standalone_headers_layers_bad_host_inside_hardening_is_counted_once() {
     assert_eq!(counts.of(), HashMap::from([("bad_host".to_owned(), 1)]));
 }
 
+/// An event a layer inside reported under a name of its own (`report_rejection` is public):
+/// logged once, by that layer, and counted once, by `Hardening`, under that name.
+#[test]
+fn an_event_of_its_own_reported_inside_hardening_is_counted_under_its_name() {
+    use hardening_core::errors::{Problem, RequestId, report_rejection};
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|id: RequestId| async move {
+                let mut res: axum::response::Response =
+                    Problem::new(StatusCode::FORBIDDEN).into_http_response();
+                report_rejection(&mut res, "ip_blocked", id, None, None);
+                res
+            }),
+        )
+        .layer(Hardening::strict());
+    assert_eq!(status_of(app, "/", &counts), StatusCode::FORBIDDEN);
+    assert_eq!(captured.security_event_names(), ["ip_blocked"]);
+    assert_eq!(counts.of(), HashMap::from([("ip_blocked".to_owned(), 1)]));
+}
+
 /// Runs one GET of `path` through `app` with `counts` as the metrics recorder.
 fn status_of(app: Router, path: &str, counts: &Counts) -> StatusCode {
     let req = Request::get(path).body(Body::empty()).unwrap();
