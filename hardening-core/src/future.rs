@@ -20,6 +20,7 @@ use tokio::time::Sleep;
 
 use crate::access_log::AccessRecord;
 use crate::hardening::Policy;
+use crate::panic_body::PanicReportingBody;
 use crate::security_event::SecurityEvent;
 
 pin_project! {
@@ -298,12 +299,35 @@ where
 
 impl Post {
     /// The inner service's successful response as the layer's: its body kept as it is, or
-    /// holding the concurrency slot when there is one.
+    /// holding the concurrency slot when there is one. A body of unknown size (a stream,
+    /// whose code runs after the headers are out) has its panics reported.
     fn with_permit<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
+        if response.body().size_hint().exact().is_none() {
+            return self.streamed(response);
+        }
+        #[cfg(feature = "ratelimit")]
+        if let Some(permit) = self.permit.take() {
+            return response
+                .map(|body| ProblemBody::inner(body).with_guard(permit).into_axum_body());
+        }
+        response.map(axum::body::Body::new)
+    }
+
+    /// [`with_permit`](Self::with_permit) for a streamed body: out of line, as most bodies
+    /// know their size.
+    #[cold]
+    #[inline(never)]
+    fn streamed<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let (request_id, client_ip) = (self.request_id, self.client_ip);
+        let response = response.map(|body| PanicReportingBody::new(body, request_id, client_ip));
         #[cfg(feature = "ratelimit")]
         if let Some(permit) = self.permit.take() {
             return response

@@ -91,6 +91,7 @@ mod future;
 mod hardening;
 mod health;
 mod host;
+mod panic_body;
 mod security_event;
 mod serve;
 mod service;

@@ -201,6 +201,54 @@ fn an_event_of_its_own_reported_inside_hardening_is_counted_under_its_name() {
     assert_eq!(counts.of(), HashMap::from([("ip_blocked".to_owned(), 1)]));
 }
 
+/// A streamed body that sends one chunk, then panics with a secret in its message.
+struct PanicsAfterOneChunk {
+    sent: bool,
+}
+
+impl http_body::Body for PanicsAfterOneChunk {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if std::mem::replace(&mut self.sent, true) {
+            panic!("lost the stream; token=sk-live-4f9a2c");
+        }
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from("first chunk")))))
+    }
+}
+
+/// A panic in a streamed body, after the headers are out: the body ends with an error (the
+/// server cuts the response off), one `panicked` event is logged and counted, and the log
+/// has the panic with its secret redacted.
+#[test]
+fn a_panic_in_a_streamed_body_is_one_panicked_event() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new()
+        .route(
+            "/stream",
+            get(|| async { Body::new(PanicsAfterOneChunk { sent: false }) }),
+        )
+        .layer(Hardening::strict());
+    let req = Request::get("/stream").body(Body::empty()).unwrap();
+    let (status, read) = recording(&counts, async {
+        let res = app.oneshot(req).await.unwrap();
+        (res.status(), res.into_body().collect().await)
+    });
+    assert_eq!(status, StatusCode::OK);
+    let err = read.expect_err("the body ends with an error");
+    assert!(!err.to_string().contains("sk-live"), "{err}");
+    assert_eq!(captured.security_event_names(), ["panicked"]);
+    assert_eq!(counts.of(), HashMap::from([("panicked".to_owned(), 1)]));
+    let logs = captured.text();
+    assert!(logs.contains("the response body panicked"), "{logs}");
+    assert!(!logs.contains("sk-live-4f9a2c"), "{logs}");
+}
+
 /// Runs one GET of `path` through `app` with `counts` as the metrics recorder.
 fn status_of(app: Router, path: &str, counts: &Counts) -> StatusCode {
     let req = Request::get(path).body(Body::empty()).unwrap();

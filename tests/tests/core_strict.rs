@@ -838,3 +838,55 @@ async fn a_panic_in_a_services_call_answers_500_without_the_message() {
         "{body}"
     );
 }
+
+/// A body that sends one chunk, then panics.
+struct PanicsAfterOneChunk(bool);
+
+impl http_body::Body for PanicsAfterOneChunk {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if std::mem::replace(&mut self.0, true) {
+            panic!("the stream broke");
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from("first chunk")))))
+    }
+}
+
+/// Over TCP: a streamed body that panics after its first chunk is cut off (no final chunk,
+/// nothing of the panic on the wire), and the server goes on serving.
+#[tokio::test]
+async fn a_streamed_body_that_panics_is_cut_off_and_the_server_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = routes().route(
+        "/stream",
+        get(|| async { axum::body::Body::new(PanicsAfterOneChunk(false)) }),
+    );
+    let addr = serve(app.layer(Hardening::strict())).await;
+    let raw = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /stream HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        // The server closes the connection (or resets it) after the error.
+        let _ = stream.read_to_end(&mut raw).await;
+        String::from_utf8_lossy(&raw).into_owned()
+    })
+    .await
+    .expect("the server closed the connection");
+    // Whatever of the response was flushed before the panic (hyper may have held the head
+    // and the first chunk back), never a complete one.
+    assert!(raw.is_empty() || raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(
+        !raw.ends_with("0\r\n\r\n"),
+        "the response was not cut off: {raw}"
+    );
+    assert!(!raw.contains("the stream broke"), "{raw}");
+    assert_eq!(http_get(addr, "/hello", &[]).await.status, 200);
+}

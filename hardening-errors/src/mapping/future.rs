@@ -329,7 +329,24 @@ pub fn panic_response<B>(
     payload: &(dyn Any + Send),
     request_id: RequestId,
 ) -> Response<ProblemBody<B>> {
-    let message = payload
+    log_panic(payload, request_id, "the service panicked; answered 500");
+    let (parts, ()) = Response::new(()).into_parts();
+    let mut parts = parts;
+    parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+    parts.extensions.insert(CaughtPanic);
+    let problem = with_generic_detail(Problem::new(StatusCode::INTERNAL_SERVER_ERROR));
+    problem_response(parts, problem, request_id)
+}
+/// Logs a caught panic on [`LOG_TARGET`](crate::LOG_TARGET) at ERROR: `message` says what
+/// became of the request, the payload's text goes in the `panic` field with secrets redacted
+/// ([`redact_secrets`](crate::redact_secrets)). [`panic_response`] logs through it.
+///
+/// ```
+/// let payload: Box<dyn std::any::Any + Send> = Box::new("token=abc123 went missing");
+/// hardening_errors::log_panic(&*payload, hardening_errors::RequestId::generate(), "cut off");
+/// ```
+pub fn log_panic(payload: &(dyn Any + Send), request_id: RequestId, message: &str) {
+    let text = payload
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
@@ -337,13 +354,7 @@ pub fn panic_response<B>(
     tracing::error!(
         target: crate::LOG_TARGET,
         request_id = %request_id,
-        panic = %crate::redact::redact_secrets(message),
-        "the service panicked; answered 500",
+        panic = %crate::redact::redact_secrets(text),
+        "{message}",
     );
-    let (parts, ()) = Response::new(()).into_parts();
-    let mut parts = parts;
-    parts.status = StatusCode::INTERNAL_SERVER_ERROR;
-    parts.extensions.insert(CaughtPanic);
-    let problem = with_generic_detail(Problem::new(StatusCode::INTERNAL_SERVER_ERROR));
-    problem_response(parts, problem, request_id)
 }

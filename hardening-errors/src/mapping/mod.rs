@@ -11,7 +11,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 pub use body::ProblemBody;
-pub use future::{ResponseFuture, panic_response};
+pub use future::{ResponseFuture, log_panic, panic_response};
 
 use crate::{Problem, RequestContext, RequestId};
 use future::Report;

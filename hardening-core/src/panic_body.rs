@@ -1,0 +1,80 @@
+//! Panics in a streamed response body: the handler has returned and the headers are out, so
+//! there is no 500 to send. The panic is caught where the body is polled, logged (secrets
+//! redacted) and reported as one `panicked` security event, and the body ends with an error,
+//! so the server cuts the response off, as the panic would have, without it unwinding
+//! through the server's connection task.
+
+use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hardening_errors::RequestId;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::security_event::SecurityEvent;
+
+pin_project! {
+    /// A response body whose panics become one `panicked` event and a body error.
+    pub(crate) struct PanicReportingBody<B> {
+        #[pin]
+        inner: B,
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+        panicked: bool,
+    }
+}
+
+impl<B> PanicReportingBody<B> {
+    pub(crate) fn new(inner: B, request_id: RequestId, client_ip: Option<IpAddr>) -> Self {
+        Self {
+            inner,
+            request_id,
+            client_ip,
+            panicked: false,
+        }
+    }
+}
+
+impl<B> HttpBody for PanicReportingBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        if *this.panicked {
+            return Poll::Ready(None);
+        }
+        let mut inner = this.inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_frame(cx))) {
+            Ok(polled) => polled.map(|frame| frame.map(|f| f.map_err(Into::into))),
+            Err(payload) => {
+                *this.panicked = true;
+                hardening_errors::log_panic(
+                    &*payload,
+                    *this.request_id,
+                    "the response body panicked; the response was cut off",
+                );
+                SecurityEvent::Panicked.emit(*this.request_id, *this.client_ip);
+                Poll::Ready(Some(Err("the response body panicked".into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.panicked || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
