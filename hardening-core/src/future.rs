@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hardening_errors::{
     CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, SecurityEventReported,
-    mark_reported, reject, reported_at_its_status,
+    SecurityEventsLogged, mark_reported, reject, reported_at_its_status,
 };
 use http::header::VARY;
 use http::{HeaderValue, Response, StatusCode};
@@ -253,12 +253,18 @@ where
     }
 }
 
-/// Counts, once each, the events a layer inside logged on this response but left uncounted.
+/// Counts, once each, the events a layer inside logged on this response but left uncounted:
+/// rejections, and the others (shadow-mode reports).
 #[cold]
 #[inline(never)]
 fn count_reported_inside<B>(response: &mut Response<B>) {
     if let Some(mark) = response.extensions_mut().get_mut::<SecurityEventReported>() {
         for name in mark.take_uncounted() {
+            crate::security_event::count_named(name);
+        }
+    }
+    if let Some(logged) = response.extensions_mut().get_mut::<SecurityEventsLogged>() {
+        for name in logged.take_uncounted() {
             crate::security_event::count_named(name);
         }
     }

@@ -78,8 +78,8 @@ pub use problem::{FieldError, Problem};
 pub use redact::redact_secrets;
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 pub use security_event::{
-    SECURITY_TARGET, SecurityEventReported, log_security_event, mark_reported, rejection_event,
-    report_rejection, reported_at_its_status,
+    SECURITY_TARGET, SecurityEventReported, SecurityEventsLogged, log_security_event, mark_logged,
+    mark_reported, rejection_event, report_rejection, reported_at_its_status,
 };
 #[cfg(feature = "validation")]
 pub use validation::Valid;

@@ -71,6 +71,43 @@ pub fn mark_reported<B>(response: &mut http::Response<B>, event: &'static str, c
     }
 }
 
+/// Events a layer logged that are not rejections (a rate-limit policy in shadow mode would
+/// have refused the request, which went on), for `Hardening` further out to count (feature
+/// `metrics`) once, as it counts rejections. Unlike [`SecurityEventReported`] they are not
+/// tied to a status, so they never keep a rejection further out from being reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityEventsLogged(Vec<&'static str>);
+
+impl SecurityEventsLogged {
+    /// The events no layer has counted yet, taken: each is counted once.
+    pub fn take_uncounted(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// Marks `response` as carrying `event`, which a layer logged, did not count, and which is
+/// not a rejection ([`SecurityEventsLogged`]).
+///
+/// ```
+/// use hardening_errors::{SecurityEventsLogged, mark_logged};
+///
+/// let mut res = http::Response::new(());
+/// mark_logged(&mut res, "rate_limit_shadow");
+/// let logged = res.extensions_mut().get_mut::<SecurityEventsLogged>().unwrap();
+/// assert_eq!(logged.take_uncounted(), ["rate_limit_shadow"]);
+/// assert!(logged.take_uncounted().is_empty());
+/// ```
+pub fn mark_logged<B>(response: &mut http::Response<B>, event: &'static str) {
+    match response.extensions_mut().get_mut::<SecurityEventsLogged>() {
+        Some(logged) => logged.0.push(event),
+        None => {
+            response
+                .extensions_mut()
+                .insert(SecurityEventsLogged(vec![event]));
+        }
+    }
+}
+
 /// Whether `response` has been reported at the status it has now.
 pub fn reported_at_its_status<B>(response: &http::Response<B>) -> bool {
     response

@@ -495,6 +495,7 @@ where
             let keys = RequestKeys::from_http(&parts.extensions, &parts.headers, &parts.uri);
             let (decision, reservation) = layer.limiter.reserve(&keys, estimate).await;
             let ratelimit = ratelimit_header(decision.statuses());
+            let shadowed = matches!(decision, Decision::Shadowed { .. });
             let reservation = match (decision, reservation) {
                 (
                     Decision::Limited {
@@ -529,13 +530,16 @@ where
             let usage = Usage::new(estimate);
             parts.extensions.insert(usage.clone());
             let head_request = parts.method == http::Method::HEAD;
-            let response = match inner.call(Request::from_parts(parts, body)).await {
+            let mut response = match inner.call(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
                 Err(err) => {
                     reservation.settle_now(0).await;
                     return Err(err);
                 }
             };
+            if shadowed {
+                hardening_errors::mark_logged(&mut response, crate::respond::SHADOW_EVENT);
+            }
             if response.status().is_server_error() {
                 reservation.settle_now(0).await;
                 let mut response = response;

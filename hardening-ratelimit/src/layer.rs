@@ -84,6 +84,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let request_id = RequestId::from_extensions(req.extensions());
         let keys = RequestKeys::from_http(req.extensions(), req.headers(), req.uri());
+        let mut shadowed = false;
         let (state, statuses) = match self.limiter.check(&keys, 1) {
             Decision::Allowed(statuses) => (
                 State::Inner {
@@ -93,6 +94,7 @@ where
             ),
             Decision::Shadowed { violated, statuses } => {
                 crate::respond::report_shadow(request_id, &violated, 1);
+                shadowed = true;
                 (
                     State::Inner {
                         future: self.inner.call(req),
@@ -120,6 +122,7 @@ where
             state,
             ratelimit: self.limiter.ratelimit_header(&statuses),
             policy: self.limiter.policy_header().cloned(),
+            shadowed,
         }
     }
 }
@@ -132,6 +135,8 @@ pin_project! {
         state: State<F, B>,
         ratelimit: Option<HeaderValue>,
         policy: Option<HeaderValue>,
+        // A shadow-mode policy would have refused: the response carries that (logged) event.
+        shadowed: bool,
     }
 }
 
@@ -163,6 +168,9 @@ where
             this.ratelimit.take(),
             this.policy.take().as_ref(),
         );
+        if *this.shadowed {
+            hardening_errors::mark_logged(&mut response, crate::respond::SHADOW_EVENT);
+        }
         Poll::Ready(Ok(response))
     }
 }

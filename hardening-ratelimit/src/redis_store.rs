@@ -882,7 +882,9 @@ where
                 } => too_many(retry_after, &violated, request_id, client_ip),
                 Decision::Shadowed { violated, .. } => {
                     report_shadow(request_id, &violated, 1);
-                    inner.call(req).await?
+                    let mut response = inner.call(req).await?;
+                    hardening_errors::mark_logged(&mut response, crate::respond::SHADOW_EVENT);
+                    response
                 }
                 Decision::Allowed(_) => inner.call(req).await?,
             };

@@ -90,12 +90,16 @@ fn merge_list(headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
     }
 }
 
+/// The `security.event` of [`report_shadow`], which the layers also mark their responses with
+/// ([`hardening_errors::mark_logged`]) for `Hardening` to count.
+pub(crate) const SHADOW_EVENT: &str = "rate_limit_shadow";
+
 /// Logs a request admitted only because the policies that refused it are in shadow mode.
 pub(crate) fn report_shadow(request_id: Option<RequestId>, violated: &[PolicyName], cost: u64) {
     tracing::event!(
         target: hardening_errors::SECURITY_TARGET,
         tracing::Level::WARN,
-        security.event = "rate_limit_shadow",
+        security.event = SHADOW_EVENT,
         request_id = request_id.map(tracing::field::display),
         policies = ?violated,
         cost,

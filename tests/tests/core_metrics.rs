@@ -249,6 +249,81 @@ fn a_panic_in_a_streamed_body_is_one_panicked_event() {
     assert!(!logs.contains("sk-live-4f9a2c"), "{logs}");
 }
 
+/// A standalone `RateLimitLayer` with a shadow-mode policy inside `Hardening`: its
+/// `rate_limit_shadow` report is logged once (by it) and counted once (by `Hardening`), and
+/// it does not stop the handler's own 403 further on from being reported as `forbidden`.
+#[test]
+fn a_standalone_layers_shadow_report_inside_hardening_is_counted_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let limiter = RateLimiter::new([Policy::global(
+        "trial-budget",
+        Quota::per_hour(NonZeroU32::new(1).unwrap()),
+    )
+    .shadow()]);
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .route("/closed", get(|| async { StatusCode::FORBIDDEN }))
+        .layer(RateLimitLayer::new(limiter))
+        .layer(Hardening::strict());
+    assert_eq!(status_of(app.clone(), "/", &counts), StatusCode::OK);
+    assert_eq!(status_of(app.clone(), "/", &counts), StatusCode::OK);
+    assert_eq!(captured.security_event_names(), ["rate_limit_shadow"]);
+    assert_eq!(
+        counts.of(),
+        HashMap::from([("rate_limit_shadow".to_owned(), 1)])
+    );
+    assert_eq!(status_of(app, "/closed", &counts), StatusCode::FORBIDDEN);
+    assert_eq!(
+        captured.security_event_names(),
+        ["rate_limit_shadow", "rate_limit_shadow", "forbidden"]
+    );
+    assert_eq!(
+        counts.of(),
+        HashMap::from([
+            ("rate_limit_shadow".to_owned(), 2),
+            ("forbidden".to_owned(), 1)
+        ])
+    );
+}
+
+/// The same for a `CostLayer` whose budget is in shadow mode.
+#[test]
+fn a_cost_layers_shadow_report_inside_hardening_is_counted_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let budget = RateLimiter::new([Policy::global(
+        "trial-tokens",
+        Quota::per_hour(NonZeroU32::new(100).unwrap()),
+    )
+    .shadow()]);
+    let cost = CostLayer::new(budget, Estimate::fixed(60))
+        .max_estimate(NonZeroU32::new(60).unwrap())
+        .unwrap();
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(cost)
+        .layer(Hardening::strict());
+    // Each body read to its end, so that each settles at its estimate: the second would
+    // have been refused.
+    let statuses = recording(&counts, async {
+        let mut statuses = Vec::new();
+        for _ in 0..2 {
+            let req = Request::get("/").body(Body::empty()).unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            statuses.push(res.status());
+            res.into_body().collect().await.unwrap();
+        }
+        statuses
+    });
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::OK]);
+    assert_eq!(captured.security_event_names(), ["rate_limit_shadow"]);
+    assert_eq!(
+        counts.of(),
+        HashMap::from([("rate_limit_shadow".to_owned(), 1)])
+    );
+}
+
 /// Runs one GET of `path` through `app` with `counts` as the metrics recorder.
 fn status_of(app: Router, path: &str, counts: &Counts) -> StatusCode {
     let req = Request::get(path).body(Body::empty()).unwrap();

@@ -391,6 +391,40 @@ async fn the_layer_answers_429_problems_with_ratelimit_headers() {
     assert_eq!(events[0].1["fields"]["client.address"], "127.0.0.7");
 }
 
+/// A shadow-mode policy's would-be refusal: admitted, logged once as `rate_limit_shadow`, and
+/// the response marked so that a `Hardening` further out counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn the_layers_shadow_reports_are_logged_and_marked_for_counting() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::global("new-limit", frozen(1)).shadow(),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RedisRateLimitLayer::new(l));
+    let get = || Request::get("/").body(Body::empty()).unwrap();
+    let first = app.clone().oneshot(get()).await.unwrap();
+    assert!(
+        first
+            .extensions()
+            .get::<hardening_errors::SecurityEventsLogged>()
+            .is_none()
+    );
+    let mut second = app.oneshot(get()).await.unwrap();
+    assert_eq!(second.status(), 200);
+    let logged = second
+        .extensions_mut()
+        .get_mut::<hardening_errors::SecurityEventsLogged>()
+        .map(|l| l.take_uncounted());
+    assert_eq!(logged, Some(vec!["rate_limit_shadow"]));
+    assert_eq!(captured.security_event_names(), ["rate_limit_shadow"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn token_budgets_in_redis_are_shared_by_instances_and_settled() {
