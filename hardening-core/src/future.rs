@@ -82,6 +82,8 @@ pub(crate) struct Post {
     pub(crate) request_id: RequestId,
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) cors_origin: Option<HeaderValue>,
+    /// Set when the body limit cut a streamed body off (only bodies of unknown size have it).
+    pub(crate) body_limit_hit: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Boxed: it is large, and `None` whenever the access log is filtered out.
     pub(crate) record: Option<Box<AccessRecord>>,
     pub(crate) span: tracing::Span,
@@ -211,7 +213,11 @@ where
                                 let response = this.post.finish(response, None);
                                 return Poll::Ready(Ok(this.post.with_permit(response)));
                             }
-                            this.state.set(to_problem(response, this.post.request_id));
+                            let state = match this.post.cut_off_by_body_limit(status) {
+                                Some(limit) => body_too_large(limit, this.post.request_id),
+                                None => to_problem(response, this.post.request_id),
+                            };
+                            this.state.set(state);
                             continue;
                         }
                         Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(e)),
@@ -270,6 +276,18 @@ fn count_reported_inside<B>(response: &mut Response<B>) {
     }
 }
 
+/// The 413 for a request whose streamed body the limit cut off, in place of the client error
+/// the service answered (a layer inside may have rewrapped the limit's error, so that the
+/// handler could only say the body "could not be read").
+#[cold]
+#[inline(never)]
+fn body_too_large<F, B>(limit: usize, request_id: RequestId) -> State<F, B> {
+    State::Early {
+        response: Some(reject(crate::body_limit::too_large(limit), request_id)),
+        event: Some(SecurityEvent::BodyTooLarge),
+    }
+}
+
 /// The state that turns an inner error response into a problem (`hardening-errors`'
 /// mapping, which may first read a short rejection text), with the security event its
 /// status stands for, unless a layer inside reported it at this status already. Events a
@@ -304,6 +322,17 @@ where
 }
 
 impl Post {
+    /// The body limit, if it cut this request's body off and the service answered another
+    /// client error than 413 for it.
+    fn cut_off_by_body_limit(&self, status: StatusCode) -> Option<usize> {
+        let hit = self.body_limit_hit.as_ref()?;
+        (status.is_client_error()
+            && status != StatusCode::PAYLOAD_TOO_LARGE
+            && hit.load(std::sync::atomic::Ordering::Relaxed))
+        .then_some(self.policy.body_limit)
+        .flatten()
+    }
+
     /// The inner service's successful response as the layer's: its body kept as it is, or
     /// holding the concurrency slot when there is one. A body of unknown size (a stream,
     /// whose code runs after the headers are out) has its panics reported.

@@ -83,6 +83,7 @@
 //! | `full`       | no      | all of the above |
 
 mod access_log;
+mod body_limit;
 mod client_ip;
 mod config;
 mod cors;

@@ -135,6 +135,7 @@ where
             request_id,
             client_ip,
             cors_origin: None,
+            body_limit_hit: None,
             record: policy.access_log.record(&parts),
             span,
         };
@@ -295,11 +296,7 @@ where
                 });
                 if declared.is_some_and(|n| n > limit as u64) {
                     return refused(
-                        || {
-                            Problem::new(StatusCode::PAYLOAD_TOO_LARGE).with_detail(format!(
-                                "the request body is larger than this service accepts ({limit} bytes)"
-                            ))
-                        },
+                        || crate::body_limit::too_large(limit),
                         SecurityEvent::BodyTooLarge,
                         post,
                     );
@@ -309,7 +306,9 @@ where
                 if hint.upper().is_some_and(|n| n <= limit as u64) {
                     Body::new(body)
                 } else {
-                    Body::new(http_body_util::Limited::new(body, limit))
+                    let (body, hit) = crate::body_limit::WatchedLimit::new(body, limit);
+                    post.body_limit_hit = Some(hit);
+                    Body::new(body)
                 }
             }
             None => Body::new(body),

@@ -482,6 +482,47 @@ async fn a_streamed_oversized_body_under_a_cost_layer_is_413_body_too_large() {
     assert_one_413(status, &body, &captured);
 }
 
+/// A request body whose errors become plain text, as some body-wrapping middleware makes
+/// them: the `LengthLimitError` inside is lost to axum's extractor.
+struct ErrorsAsText(Body);
+
+impl http_body::Body for ErrorsAsText {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.0)
+            .poll_frame(cx)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// A chunked body over `Hardening`'s limit under a layer inside it that rewraps the body's
+/// errors as text: still 413 and one `body_too_large` (the handler's 400 "failed to buffer
+/// the body" is taken for what it is).
+#[tokio::test]
+async fn a_streamed_oversized_body_under_an_error_rewrapping_layer_is_413_body_too_large() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let app = Router::new()
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
+        .layer(axum::middleware::map_request(
+            |req: Request<Body>| async move { req.map(|body| Body::new(ErrorsAsText(body))) },
+        ))
+        .layer(Hardening::strict().body_limit(1_000).unwrap());
+    let (status, _, body) = respond(app, oversized_streamed()).await;
+    assert_one_413(status, &body, &captured);
+}
+
 /// A rejection made inside a `Hardening` nested in another: the id in the body, in
 /// `x-request-id` and in the event are one id.
 #[tokio::test]
