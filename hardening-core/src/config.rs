@@ -379,10 +379,10 @@ impl HardeningConfig {
                 let per_minute = NonZeroU32::new(self.rate_limit_per_minute.unwrap_or(100));
                 let burst = NonZeroU32::new(self.rate_limit_burst.unwrap_or(50));
                 if per_minute.is_none() {
-                    steps = steps.fail(var, "must be greater than zero");
+                    steps = steps.error(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_PER_MINUTE"));
                 }
                 if burst.is_none() {
-                    steps = steps.fail("HARDENING_RATE_LIMIT_BURST", "must be greater than zero");
+                    steps = steps.error(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_BURST"));
                 }
                 if let (Some(per_minute), Some(burst)) = (per_minute, burst) {
                     steps = steps.apply(var, |h| {
@@ -437,11 +437,16 @@ impl Steps {
     }
 
     /// A setting wrong whatever the builder says (it needs another one, or a feature).
-    fn fail(mut self, var: &'static str, why: &str) -> Self {
-        self.errors.push(ConfigError::Env {
+    fn fail(self, var: &'static str, why: &str) -> Self {
+        self.error(ConfigError::Env {
             var: var.to_owned(),
             why: why.to_owned(),
-        });
+        })
+    }
+
+    /// An error found outside the builder's steps.
+    fn error(mut self, error: ConfigError) -> Self {
+        self.errors.push(error);
         self
     }
 
@@ -565,10 +570,28 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("3 settings are wrong:"), "{text}");
         assert!(
-            text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE: must be greater than zero")
-                && text.contains("\n  - HARDENING_RATE_LIMIT_BURST: must be greater than zero"),
+            text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE must be greater than zero")
+                && text.contains("\n  - HARDENING_RATE_LIMIT_BURST must be greater than zero"),
             "{text}"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn errors_from_reading_and_parsing_make_one_flat_list() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let var =
+            |name: &str, value: &[u8]| (OsString::from(name), OsString::from_vec(value.to_vec()));
+        let err = HardeningConfig::from_os_vars([
+            var("HARDENING_BODY_LIMIT", b"\xff"),
+            var("HARDENING_TIMEOUT_SECS", b"soon"),
+            var("HARDENING_BEHIND_TLS", b"maybe"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("3 settings are wrong:"), "{text}");
+        assert_eq!(text.matches("settings are wrong").count(), 1, "{text}");
     }
 
     #[test]

@@ -89,8 +89,16 @@ fn list(errors: &[ConfigError]) -> String {
 }
 
 impl ConfigError {
-    /// `Ok` for no errors, the error itself for one, [`Several`](Self::Several) for more.
-    pub(crate) fn all(mut errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+    /// `Ok` for no errors, the error itself for one, [`Several`](Self::Several) for more
+    /// (one flat list: a `Several` among them gives its own).
+    pub(crate) fn all(errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+        let mut errors: Vec<ConfigError> = errors
+            .into_iter()
+            .flat_map(|e| match e {
+                Self::Several(inner) => inner,
+                e => vec![e],
+            })
+            .collect();
         match errors.len() {
             0 => Ok(()),
             1 => Err(errors.remove(0)),

@@ -214,7 +214,9 @@ where
                                 return Poll::Ready(Ok(this.post.with_permit(response)));
                             }
                             let state = match this.post.cut_off_by_body_limit(status) {
-                                Some(limit) => body_too_large(limit, this.post.request_id),
+                                Some(limit) => {
+                                    body_too_large(limit, response, this.post.request_id)
+                                }
                                 None => to_problem(response, this.post.request_id),
                             };
                             this.state.set(state);
@@ -279,11 +281,22 @@ fn count_reported_inside<B>(response: &mut Response<B>) {
 /// The 413 for a request whose streamed body the limit cut off, in place of the client error
 /// the service answered (a layer inside may have rewrapped the limit's error, so that the
 /// handler could only say the body "could not be read").
+/// The events a layer inside logged on the replaced response are counted, and its principal
+/// kept for the access log.
 #[cold]
 #[inline(never)]
-fn body_too_large<F, B>(limit: usize, request_id: RequestId) -> State<F, B> {
+fn body_too_large<F, B, Inner>(
+    limit: usize,
+    mut replaced: Response<Inner>,
+    request_id: RequestId,
+) -> State<F, B> {
+    count_reported_inside(&mut replaced);
+    let mut response = reject(crate::body_limit::too_large(limit), request_id);
+    if let Some(principal) = replaced.extensions_mut().remove::<PrincipalId>() {
+        response.extensions_mut().insert(principal);
+    }
     State::Early {
-        response: Some(reject(crate::body_limit::too_large(limit), request_id)),
+        response: Some(response),
         event: Some(SecurityEvent::BodyTooLarge),
     }
 }

@@ -523,6 +523,52 @@ async fn a_streamed_oversized_body_under_an_error_rewrapping_layer_is_413_body_t
     assert_one_413(status, &body, &captured);
 }
 
+/// When the body limit replaces the service's answer with its 413, what a layer inside
+/// logged on that answer (a shadow-mode report) is still counted.
+#[test]
+fn a_shadow_report_is_counted_when_the_body_limit_replaces_the_answer() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let limiter =
+        RateLimiter::new([
+            Policy::global("trial", Quota::per_hour(NonZeroU32::new(1).unwrap())).shadow(),
+        ]);
+    let app = Router::new()
+        .route(
+            "/upload",
+            post(|body: Body| async move {
+                match body.collect().await {
+                    Ok(_) => StatusCode::OK,
+                    Err(_) => StatusCode::BAD_REQUEST,
+                }
+            }),
+        )
+        .layer(RateLimitLayer::new(limiter))
+        .layer(Hardening::strict().body_limit(1_000).unwrap());
+    let statuses = recording(&counts, async {
+        let mut statuses = Vec::new();
+        for _ in 0..2 {
+            let res = app.clone().oneshot(oversized_streamed()).await.unwrap();
+            statuses.push(res.status());
+        }
+        statuses
+    });
+    assert_eq!(statuses, [StatusCode::PAYLOAD_TOO_LARGE; 2]);
+    let mut names = captured.security_event_names();
+    names.sort();
+    assert_eq!(
+        names,
+        ["body_too_large", "body_too_large", "rate_limit_shadow"]
+    );
+    assert_eq!(
+        counts.of(),
+        HashMap::from([
+            ("body_too_large".to_owned(), 2),
+            ("rate_limit_shadow".to_owned(), 1)
+        ])
+    );
+}
+
 /// A rejection made inside a `Hardening` nested in another: the id in the body, in
 /// `x-request-id` and in the event are one id.
 #[tokio::test]

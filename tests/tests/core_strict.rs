@@ -862,6 +862,7 @@ impl http_body::Body for PanicsAfterOneChunk {
 #[tokio::test]
 async fn a_streamed_body_that_panics_is_cut_off_and_the_server_goes_on() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
     let app = routes().route(
         "/stream",
         get(|| async { axum::body::Body::new(PanicsAfterOneChunk(false)) }),
@@ -889,4 +890,6 @@ async fn a_streamed_body_that_panics_is_cut_off_and_the_server_goes_on() {
     );
     assert!(!raw.contains("the stream broke"), "{raw}");
     assert_eq!(http_get(addr, "/hello", &[]).await.status, 200);
+    // Caught where the body is polled (tokio would have caught it too, silently).
+    assert_eq!(captured.security_event_names(), ["panicked"]);
 }
