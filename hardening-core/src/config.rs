@@ -154,13 +154,11 @@ impl HardeningConfig {
                 }
             }
         }
-        match Self::from_vars(settings) {
-            Ok(config) => ConfigError::all(errors).map(|()| config),
-            Err(e) => {
-                errors.push(e);
-                ConfigError::all(errors).map(|()| HardeningConfig::default())
-            }
-        }
+        let config = Self::from_vars(settings).unwrap_or_else(|e| {
+            errors.push(e);
+            Self::default()
+        });
+        ConfigError::all(errors).map(|()| config)
     }
 
     /// Reads the given `(name, value)` pairs as if they were the environment. Every
@@ -174,92 +172,89 @@ impl HardeningConfig {
         let mut config = Self::default();
         let mut errors = Vec::new();
         for (name, value) in vars {
-            let (name, value) = (name.as_ref(), value.as_ref().trim());
-            let bad = |why: &str| ConfigError::Env {
-                var: name.to_owned(),
-                why: why.to_owned(),
-            };
-            // Parsed as the field's own type: a value out of its range is an error, not
-            // wrapped round.
-            // Every number here is a limit, and no limit may be 0.
-            fn number<T: std::str::FromStr + Default + PartialEq>(
-                v: &str,
-                max: u64,
-                bad: &dyn Fn(&str) -> ConfigError,
-            ) -> Result<T, ConfigError> {
-                v.parse()
-                    .ok()
-                    .filter(|n| *n != T::default())
-                    .ok_or_else(|| bad(&format!("expected a whole number from 1 to {max}")))
-            }
-            let size = |v: &str| number::<usize>(v, usize::MAX as u64, &bad);
-            let count = |v: &str| number::<u32>(v, u64::from(u32::MAX), &bad);
-            let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" | "" => Ok(false),
-                _ => Err(bad("expected true or false")),
-            };
-            // Empty means unset; a value that lists nothing (`,`) is a mistake, not "any".
-            let list = |v: &str| -> Result<Vec<String>, ConfigError> {
-                let items: Vec<String> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if items.is_empty() && !v.is_empty() {
-                    return Err(bad(
-                        "lists nothing; give comma-separated entries, or leave it empty to unset it",
-                    ));
-                }
-                Ok(items)
-            };
-            let mut read = || -> Result<(), ConfigError> {
-                match name {
-                    "HARDENING_BODY_LIMIT" => config.body_limit = Some(size(value)?),
-                    "HARDENING_QUERY_PARAM_LIMIT" => config.query_param_limit = Some(size(value)?),
-                    "HARDENING_TIMEOUT_SECS" => {
-                        config.timeout_secs = Some(number(value, u64::MAX, &bad)?);
-                    }
-                    "HARDENING_TRUSTED_PROXIES" => config.trusted_proxies = list(value)?,
-                    "HARDENING_FORWARDED_HEADER" if value.is_empty() => {
-                        config.forwarded_header = None
-                    }
-                    "HARDENING_FORWARDED_HEADER" => {
-                        config.forwarded_header = Some(
-                            value
-                                .parse()
-                                .map_err(|e: ConfigError| bad(&e.to_string()))?,
-                        );
-                    }
-                    "HARDENING_CORS_ORIGINS" => config.cors_origins = list(value)?,
-                    "HARDENING_CORS_CREDENTIALS" => config.cors_credentials = boolean(value)?,
-                    "HARDENING_ALLOWED_HOSTS" => config.allowed_hosts = list(value)?,
-                    "HARDENING_SENSITIVE_QUERY_PARAMS" => {
-                        config.sensitive_query_params = list(value)?
-                    }
-                    "HARDENING_LOG_REQUEST_HEADERS" => config.log_request_headers = boolean(value)?,
-                    "HARDENING_BEHIND_TLS" => config.behind_tls = boolean(value)?,
-                    "HARDENING_HTTPS_REDIRECT" => config.https_redirect = boolean(value)?,
-                    "HARDENING_RATE_LIMIT_PER_MINUTE" => {
-                        config.rate_limit_per_minute = Some(count(value)?);
-                    }
-                    "HARDENING_RATE_LIMIT_BURST" => config.rate_limit_burst = Some(count(value)?),
-                    _ => {
-                        let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
-                        return Err(bad(&format!(
-                            "unknown setting; known: {}",
-                            known.join(", ")
-                        )));
-                    }
-                }
-                Ok(())
-            };
-            if let Err(e) = read() {
+            if let Err(e) = config.set(name.as_ref(), value.as_ref().trim()) {
                 errors.push(e);
             }
         }
         ConfigError::all(errors).map(|()| config)
+    }
+
+    /// Reads one `HARDENING_*` variable into this config.
+    fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |why: &str| ConfigError::Env {
+            var: name.to_owned(),
+            why: why.to_owned(),
+        };
+        // Parsed as the field's own type: a value out of its range is an error, not
+        // wrapped round.
+        // Every number here is a limit, and no limit may be 0.
+        fn number<T: std::str::FromStr + Default + PartialEq>(
+            v: &str,
+            max: u64,
+            bad: &dyn Fn(&str) -> ConfigError,
+        ) -> Result<T, ConfigError> {
+            v.parse()
+                .ok()
+                .filter(|n| *n != T::default())
+                .ok_or_else(|| bad(&format!("expected a whole number from 1 to {max}")))
+        }
+        let size = |v: &str| number::<usize>(v, usize::MAX as u64, &bad);
+        let count = |v: &str| number::<u32>(v, u64::from(u32::MAX), &bad);
+        let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" | "" => Ok(false),
+            _ => Err(bad("expected true or false")),
+        };
+        // Empty means unset; a value that lists nothing (`,`) is a mistake, not "any".
+        let list = |v: &str| -> Result<Vec<String>, ConfigError> {
+            let items: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if items.is_empty() && !v.is_empty() {
+                return Err(bad(
+                    "lists nothing; give comma-separated entries, or leave it empty to unset it",
+                ));
+            }
+            Ok(items)
+        };
+        match name {
+            "HARDENING_BODY_LIMIT" => self.body_limit = Some(size(value)?),
+            "HARDENING_QUERY_PARAM_LIMIT" => self.query_param_limit = Some(size(value)?),
+            "HARDENING_TIMEOUT_SECS" => {
+                self.timeout_secs = Some(number(value, u64::MAX, &bad)?);
+            }
+            "HARDENING_TRUSTED_PROXIES" => self.trusted_proxies = list(value)?,
+            "HARDENING_FORWARDED_HEADER" if value.is_empty() => self.forwarded_header = None,
+            "HARDENING_FORWARDED_HEADER" => {
+                self.forwarded_header = Some(
+                    value
+                        .parse()
+                        .map_err(|e: ConfigError| bad(&e.to_string()))?,
+                );
+            }
+            "HARDENING_CORS_ORIGINS" => self.cors_origins = list(value)?,
+            "HARDENING_CORS_CREDENTIALS" => self.cors_credentials = boolean(value)?,
+            "HARDENING_ALLOWED_HOSTS" => self.allowed_hosts = list(value)?,
+            "HARDENING_SENSITIVE_QUERY_PARAMS" => self.sensitive_query_params = list(value)?,
+            "HARDENING_LOG_REQUEST_HEADERS" => self.log_request_headers = boolean(value)?,
+            "HARDENING_BEHIND_TLS" => self.behind_tls = boolean(value)?,
+            "HARDENING_HTTPS_REDIRECT" => self.https_redirect = boolean(value)?,
+            "HARDENING_RATE_LIMIT_PER_MINUTE" => {
+                self.rate_limit_per_minute = Some(count(value)?);
+            }
+            "HARDENING_RATE_LIMIT_BURST" => self.rate_limit_burst = Some(count(value)?),
+            _ => {
+                let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
+                return Err(bad(&format!(
+                    "unknown setting; known: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Builds [`Hardening::strict`] with these settings, validating all of them: when several

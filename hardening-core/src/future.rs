@@ -211,7 +211,7 @@ where
                                     count_reported_inside(&mut response);
                                 }
                                 let response = this.post.finish(response, None);
-                                return Poll::Ready(Ok(this.post.with_permit(response)));
+                                return Poll::Ready(Ok(this.post.success(response)));
                             }
                             let state = match this.post.cut_off_by_body_limit(status) {
                                 Some(limit) => {
@@ -346,10 +346,9 @@ impl Post {
         .flatten()
     }
 
-    /// The inner service's successful response as the layer's: its body kept as it is, or
-    /// holding the concurrency slot when there is one. A body of unknown size (a stream,
-    /// whose code runs after the headers are out) has its panics reported.
-    fn with_permit<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
+    /// The inner service's successful response as the layer's. A body of unknown size (a
+    /// stream, whose code runs after the headers are out) has its panics reported.
+    fn success<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
@@ -357,16 +356,11 @@ impl Post {
         if response.body().size_hint().exact().is_none() {
             return self.streamed(response);
         }
-        #[cfg(feature = "ratelimit")]
-        if let Some(permit) = self.permit.take() {
-            return response
-                .map(|body| ProblemBody::inner(body).with_guard(permit).into_axum_body());
-        }
-        response.map(axum::body::Body::new)
+        self.with_permit(response)
     }
 
-    /// [`with_permit`](Self::with_permit) for a streamed body: out of line, as most bodies
-    /// know their size.
+    /// [`success`](Self::success) for a streamed body: out of line, as most bodies know
+    /// their size.
     #[cold]
     #[inline(never)]
     fn streamed<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
@@ -375,7 +369,16 @@ impl Post {
         B::Error: Into<axum::BoxError>,
     {
         let (request_id, client_ip) = (self.request_id, self.client_ip);
-        let response = response.map(|body| PanicReportingBody::new(body, request_id, client_ip));
+        self.with_permit(response.map(|body| PanicReportingBody::new(body, request_id, client_ip)))
+    }
+
+    /// The response with its body kept as it is, or holding the concurrency slot when there
+    /// is one.
+    fn with_permit<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         #[cfg(feature = "ratelimit")]
         if let Some(permit) = self.permit.take() {
             return response

@@ -98,14 +98,11 @@ impl SecurityEventsLogged {
 /// assert!(logged.take_uncounted().is_empty());
 /// ```
 pub fn mark_logged<B>(response: &mut http::Response<B>, event: &'static str) {
-    match response.extensions_mut().get_mut::<SecurityEventsLogged>() {
-        Some(logged) => logged.0.push(event),
-        None => {
-            response
-                .extensions_mut()
-                .insert(SecurityEventsLogged(vec![event]));
-        }
-    }
+    response
+        .extensions_mut()
+        .get_or_insert_default::<SecurityEventsLogged>()
+        .0
+        .push(event);
 }
 
 /// Whether `response` has been reported at the status it has now.
