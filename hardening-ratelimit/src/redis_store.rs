@@ -608,7 +608,7 @@ impl RedisLimiter {
         charge: bool,
     ) -> Result<(bool, u64, u64), StoreError> {
         let mut conn = self.0.conn.clone();
-        let (admitted, used, retry): (i64, i64, i64) = self
+        let answer: (i64, i64, i64) = self
             .0
             .gcra
             .key(key)
@@ -619,11 +619,56 @@ impl RedisLimiter {
             .invoke_async(&mut conn)
             .await
             .map_err(|_| StoreError::Redis)?;
-        Ok((
-            admitted == 1,
-            u64::try_from(used).unwrap_or(0),
-            u64::try_from(retry).unwrap_or(0),
-        ))
+        Ok(gcra_answer(answer))
+    }
+
+    /// Phase 1 of a decision over several policies: asks each policy whether it would admit
+    /// `cost` units, charging none, in one pipeline (one round trip instead of one per
+    /// policy; each script still touches one key). A pipeline does not load a script Redis
+    /// has lost (a restart, `SCRIPT FLUSH`, a fail-over): then it is loaded and the pipeline
+    /// sent once more.
+    async fn probe_all(
+        &self,
+        keyed: &[(usize, String)],
+        cost: u64,
+    ) -> Result<Vec<(bool, u64, u64)>, StoreError> {
+        let inner = &*self.0;
+        let invocations: Vec<_> = keyed
+            .iter()
+            .map(|(i, key)| {
+                let p = &inner.policies[*i];
+                let mut invocation = inner.gcra.prepare_invoke();
+                invocation
+                    .key(key)
+                    .arg(p.interval)
+                    .arg(p.capacity)
+                    .arg(cost)
+                    .arg(0u8);
+                invocation
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        for invocation in &invocations {
+            pipe.invoke_script(invocation);
+        }
+        let mut conn = inner.conn.clone();
+        let mut answers: Result<Vec<(i64, i64, i64)>, redis::RedisError> =
+            pipe.query_async(&mut conn).await;
+        if let Err(e) = &answers
+            && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+        {
+            inner
+                .gcra
+                .load_async(&mut conn)
+                .await
+                .map_err(|_| StoreError::Redis)?;
+            answers = pipe.query_async(&mut conn).await;
+        }
+        Ok(answers
+            .map_err(|_| StoreError::Redis)?
+            .into_iter()
+            .map(gcra_answer)
+            .collect())
     }
 
     async fn adjust(&self, charged: &[(usize, String)], units: i64) -> Result<(), StoreError> {
@@ -728,14 +773,14 @@ impl RedisLimiter {
                 )
             });
         }
-        // Phase 1: probe every policy.
+        // Phase 1: probe every policy (one round trip).
         let mut violated = Vec::new();
         let mut shadow_violated = Vec::new();
         let mut retry_after = 0;
         let mut used = vec![0u64; keyed.len()];
-        for (n, (i, key)) in keyed.iter().enumerate() {
+        let probes = self.probe_all(keyed, cost).await?;
+        for (n, ((i, _), (admitted, u, retry))) in keyed.iter().zip(probes).enumerate() {
             let p = &inner.policies[*i];
-            let (admitted, u, retry) = self.call(key, p, cost, false).await?;
             used[n] = u;
             if !admitted {
                 if p.policy.is_shadow() {
@@ -809,6 +854,16 @@ struct Charges {
     used: Vec<u64>,
     /// The shadow policies that would have refused.
     shadow_violated: Vec<usize>,
+}
+
+/// The GCRA script's answer (admitted 1 or 0, µs of bucket in use, µs until it would admit)
+/// as (admitted, used, retry).
+fn gcra_answer((admitted, used, retry): (i64, i64, i64)) -> (bool, u64, u64) {
+    (
+        admitted == 1,
+        u64::try_from(used).unwrap_or(0),
+        u64::try_from(retry).unwrap_or(0),
+    )
 }
 
 /// The adjustment that takes back a charge of `cost` units.

@@ -1,6 +1,7 @@
 //! Redis store throughput and latency from one process over loopback: decisions per second
 //! and p50/p99 per decision, with 64 concurrent callers on 2 worker threads, against a private
-//! `redis-server` started here. Also the in-memory fallback for contrast.
+//! `redis-server` started here: a limiter of one policy, then one of two (probed in one
+//! pipelined round trip, then charged one by one, so that a decision charges all or none).
 //!
 //! `cargo bench -p hardening-tests --bench redis` (needs redis-server).
 
@@ -28,29 +29,34 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let quota = Quota::per_second(NonZeroU32::new(1_000_000).unwrap());
-        let limiter = RedisLimiter::builder(&server.url())
-            .policy(
+        // One policy: one script call a decision. Two: both probed (one pipelined round
+        // trip), then both charged (one call each), so that all or none are charged.
+        for policies in [1, 2] {
+            let mut builder = RedisLimiter::builder(&server.url()).policy(
                 Policy::per_client_ip("per-ip", quota),
                 FailureMode::FailClosed,
-            )
-            .connect()
-            .await
-            .unwrap();
-        // Warm up (scripts loaded, connection hot).
-        run(&limiter, 8, 200).await;
-        let (elapsed, mut latencies) = run(&limiter, CALLERS, PER_CALLER).await;
-        latencies.sort_unstable();
-        let n = latencies.len();
-        let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
-        println!(
-            "redis store: {n} decisions over {CALLERS} callers in {:.2} s = {:.0} decisions/s; \
-             p50 {:?}, p99 {:?}, max {:?}",
-            elapsed.as_secs_f64(),
-            n as f64 / elapsed.as_secs_f64(),
-            pct(0.50),
-            pct(0.99),
-            latencies[n - 1],
-        );
+            );
+            if policies == 2 {
+                builder = builder.policy(Policy::global("all", quota), FailureMode::FailClosed);
+            }
+            let limiter = builder.connect().await.unwrap();
+            // Warm up (scripts loaded, connection hot).
+            run(&limiter, 8, 200).await;
+            let (elapsed, mut latencies) = run(&limiter, CALLERS, PER_CALLER).await;
+            latencies.sort_unstable();
+            let n = latencies.len();
+            let pct = |p: f64| latencies[((n as f64 * p) as usize).min(n - 1)];
+            println!(
+                "redis store, {policies} polic{}: {n} decisions over {CALLERS} callers in {:.2} s \
+                 = {:.0} decisions/s; p50 {:?}, p99 {:?}, max {:?}",
+                if policies == 1 { "y" } else { "ies" },
+                elapsed.as_secs_f64(),
+                n as f64 / elapsed.as_secs_f64(),
+                pct(0.50),
+                pct(0.99),
+                latencies[n - 1],
+            );
+        }
     });
 }
 

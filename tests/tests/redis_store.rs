@@ -133,6 +133,40 @@ async fn multi_policy_decisions_are_all_or_nothing() {
     }
 }
 
+/// A multi-policy decision probes its policies in one pipeline, which does not load a script
+/// Redis has lost (a restart, a fail-over, `SCRIPT FLUSH`): the limiter loads it and goes on,
+/// without counting a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn multi_policy_decisions_survive_a_flushed_script_cache() {
+    let server = RedisServer::start();
+    let l = RedisLimiter::builder(&server.url())
+        .policy(
+            Policy::per_client_ip("ip", frozen(3)),
+            FailureMode::FailClosed,
+        )
+        .policy(Policy::global("all", frozen(1000)), FailureMode::FailClosed)
+        .circuit_breaker(1, Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        seen.push(l.check(&ip_keys("10.0.0.3"), 1).await.is_admitted());
+    }
+    // Decided in Redis each time (with the breaker open after one failure, a fail-closed
+    // policy would refuse all four).
+    assert_eq!(seen, [true, true, true, false]);
+    assert!(!l.breaker_open());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn concurrent_reservations_never_exceed_the_budget_and_the_ledger_is_exact() {
