@@ -301,7 +301,8 @@ impl Breaker {
 /// reservations as the in-memory [`RateLimiter`].
 ///
 /// - Each script call touches **one key** (Redis Cluster safe without hash tags; a
-///   multi-policy decision is several calls: probe all, then charge, undoing on a race).
+///   multi-policy decision probes every policy in one pipelined round trip, then charges
+///   each, undoing on a race).
 /// - Time is **Redis server time** (`TIME` inside the script): instances with skewed clocks
 ///   agree.
 /// - Every key carries a **TTL** (the time until its bucket is full again, plus a second):
