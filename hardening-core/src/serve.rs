@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tower::Service;
 
 /// Serves `app` on `listener` with [`Server`]'s defaults until SIGTERM or ctrl-c.
@@ -71,7 +72,8 @@ impl Server {
         self
     }
 
-    /// How long in-flight requests may run after a shutdown signal.
+    /// How long in-flight requests may run after a shutdown signal; then their connections
+    /// are closed without a response.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self
@@ -94,6 +96,8 @@ impl Server {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout);
+        // Every connection's task, so those still open at the drain deadline can be aborted.
+        let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -108,6 +112,8 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
+            // Reap finished connections so the set holds only open ones.
+            while connections.try_join_next().is_some() {}
             // Best effort: a socket that refuses TCP_NODELAY still works.
             let _ = stream.set_nodelay(true);
             let app = app.clone();
@@ -121,7 +127,7 @@ impl Server {
                 }
             });
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(target: crate::LOG_TARGET, error = %e, "connection ended with an error");
                 }
@@ -139,6 +145,9 @@ impl Server {
                 "drain deadline passed; closing the remaining connections"
             );
         }
+        // Aborts what is still open (nothing, after a full drain) and waits for the sockets
+        // to be dropped.
+        connections.shutdown().await;
         Ok(())
     }
 }

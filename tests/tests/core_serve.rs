@@ -25,6 +25,13 @@ fn app() -> Router {
                 "done"
             }),
         )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                "done"
+            }),
+        )
         .layer(Hardening::strict())
 }
 
@@ -103,5 +110,32 @@ async fn shutdown_drains_in_flight_requests() {
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_still_open_at_the_drain_deadline() {
+    let (addr, stop, handle) = start(Server::new().drain_timeout(Duration::from_millis(200))).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), handle)
+        .await
+        .expect("serve_until returns at the drain deadline")
+        .unwrap();
+    // Past the deadline: the connection is closed, not answered later.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection is still open after the drain deadline and serve_until returned"
+    );
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("done"),
+        "the request ran on after the drain deadline"
     );
 }
