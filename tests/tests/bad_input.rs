@@ -106,6 +106,18 @@ fn app() -> Router {
             }),
         )
         .route(
+            // A server error in someone else's problem format (a proxied upstream's): its
+            // body may hold internals like any other 5xx body.
+            "/foreign-problem-500",
+            get(|| async {
+                (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    [("content-type", "application/problem+json")],
+                    r#"{"title":"Internal Server Error","status":500,"trace":"at db.rs:42: SELECT password FROM users"}"#,
+                )
+            }),
+        )
+        .route(
             "/slow",
             get(std::future::pending::<&'static str>).layer(
                 tower_http::timeout::TimeoutLayer::with_status_code(
@@ -254,6 +266,7 @@ fn cases() -> Vec<Case> {
         case("handler returns a plain 500 with SQL", "GET", "/plain-500")
             .expect(500, &["internal error"]),
         case("handler times out", "GET", "/slow").expect(408, &["too long"]),
+        case("foreign problem for a 500", "GET", "/foreign-problem-500").expect(500, &[]),
     ]
 }
 

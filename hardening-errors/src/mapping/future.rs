@@ -262,8 +262,10 @@ fn map_response<B>(
     }
     let problem = match parts.extensions.remove::<Problem>() {
         Some(problem) => problem,
-        None if is_problem_json(&parts) => {
-            // Someone else's problem body: keep it as it is.
+        None if parts.status.is_client_error() && is_problem_json(&parts) => {
+            // Someone else's problem body for a client error, written for the client: keep
+            // it as it is. (A server error's is replaced like any other: whatever wrote it,
+            // a proxied upstream say, may have put internals in it.)
             parts
                 .headers
                 .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
@@ -275,7 +277,7 @@ fn map_response<B>(
                     target: crate::LOG_TARGET,
                     request_id = %request_id,
                     status = parts.status.as_u16(),
-                    "the service answered a server error without a problem; its body was replaced",
+                    "the service answered a server error without a problem of this crate's; its body was replaced",
                 );
             }
             with_generic_detail(Problem::new(parts.status))
