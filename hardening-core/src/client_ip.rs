@@ -238,54 +238,113 @@ impl TrustedProxies {
         self.resolve(peer, headers).0
     }
 
-    /// The client IP for a request from `peer` with these headers, and how it was found.
+    /// The client IP for a request from `peer` with these headers, how it was found, and
+    /// who says whether the client used HTTPS.
     #[inline]
-    pub(crate) fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, Source) {
+    pub(crate) fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, Source, SaysHttps) {
         let peer = canonical(peer);
         if self.nets.is_empty() || !self.contains(peer) {
-            return (peer, Source::Peer);
+            return (peer, Source::Peer, SaysHttps::Nobody);
         }
         self.forwarded_client(peer, headers)
     }
 
-    /// [`client_ip`](Self::client_ip) for a peer that is a trusted proxy: out of line.
+    /// [`resolve`](Self::resolve) for a peer that is a trusted proxy: out of line.
     #[inline(never)]
-    fn forwarded_client(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, Source) {
-        let (values, parse) = match self.header {
+    fn forwarded_client(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, Source, SaysHttps) {
+        match self.header {
             ForwardedHeader::XForwardedFor => {
-                (headers.get_all("x-forwarded-for"), parse_xff as Parse)
+                let values = headers.get_all("x-forwarded-for");
+                let (ip, source, _) = self.walk(peer, values, false, |hop| (parse_xff(hop), false));
+                (ip, source, SaysHttps::XForwardedProto)
             }
-            ForwardedHeader::Forwarded => (headers.get_all(FORWARDED), parse_forwarded as Parse),
-        };
-        self.walk(
-            peer,
-            values.iter().flat_map(|v| split_list(v.as_bytes())),
-            parse,
-        )
-    }
-
-    /// Walks the hops right to left, skipping trusted proxies; stops at the first untrusted
-    /// hop (the client) or at an entry it cannot read (keeping the last trusted hop, and
-    /// saying the client is hidden). No hop at all hides the client too.
-    fn walk<'a>(
-        &self,
-        peer: IpAddr,
-        hops: impl DoubleEndedIterator<Item = &'a [u8]>,
-        parse: Parse,
-    ) -> (IpAddr, Source) {
-        let mut client = (peer, Source::HiddenByProxy);
-        for hop in hops.rev() {
-            match parse(hop) {
-                Some(ip) => {
-                    client = (ip, Source::Forwarded);
-                    if !self.contains(ip) {
-                        break;
-                    }
-                }
-                None => return (client.0, Source::HiddenByProxy),
+            ForwardedHeader::Forwarded => {
+                let values = headers.get_all(FORWARDED);
+                let (ip, source, https) = self.walk(peer, values, true, parse_forwarded);
+                (ip, source, SaysHttps::ForwardedElement { https })
             }
         }
+    }
+
+    /// Walks the hops of the header's `values` (comma-separated; with `quotes`, not inside
+    /// a quoted string) right to left, skipping trusted proxies; stops at the first
+    /// untrusted hop (the client) or at a hop it cannot read (keeping the last trusted hop,
+    /// and saying the client is hidden). No hop at all hides the client too. Each hop's
+    /// address and whether it says `proto=https` come from `parse`.
+    ///
+    /// The values are scanned once, left to right (where a quoted string starts is only
+    /// known that way), keeping the last [`MAX_HOPS`] hops; only those are parsed, so a
+    /// client's long list costs a scan, not a parse per entry. More trusted hops than that
+    /// hide the client.
+    fn walk(
+        &self,
+        peer: IpAddr,
+        values: http::header::GetAll<'_, http::HeaderValue>,
+        quotes: bool,
+        parse: impl Fn(&[u8]) -> (Option<IpAddr>, bool),
+    ) -> (IpAddr, Source, bool) {
+        let mut last: [&[u8]; MAX_HOPS] = [&[]; MAX_HOPS];
+        let mut count = 0;
+        for hop in values
+            .iter()
+            .flat_map(|v| split_outside_quotes(v.as_bytes(), b',', quotes))
+        {
+            last[count % MAX_HOPS] = hop;
+            count += 1;
+        }
+        let mut client = (peer, Source::HiddenByProxy, false);
+        for back in 1..=count.min(MAX_HOPS) {
+            let (ip, https) = parse(last[(count - back) % MAX_HOPS]);
+            match ip {
+                Some(ip) => {
+                    client = (ip, Source::Forwarded, https);
+                    if !self.contains(ip) {
+                        return client;
+                    }
+                }
+                None => return (client.0, Source::HiddenByProxy, https),
+            }
+        }
+        if count > MAX_HOPS {
+            client.1 = Source::HiddenByProxy;
+        }
         client
+    }
+}
+
+/// How many of a forwarding header's right-most hops are read: more trusted proxies than
+/// this in front of one service is not a deployment, and a request's cost stays bounded
+/// whatever list a client sends.
+const MAX_HOPS: usize = 16;
+
+/// Who says whether the client used HTTPS, for a request's security headers and redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SaysHttps {
+    /// The peer is not a trusted proxy: only TLS seen in-process counts.
+    Nobody,
+    /// Trusted proxies writing `X-Forwarded-For` say it in `X-Forwarded-Proto`.
+    XForwardedProto,
+    /// Trusted proxies writing `Forwarded` say it in the client's element (`proto=https`);
+    /// `X-Forwarded-Proto` is then the client's own, as `X-Forwarded-For` would be.
+    ForwardedElement {
+        /// The element that names the client says `proto=https`.
+        https: bool,
+    },
+}
+
+impl SaysHttps {
+    /// `X-Forwarded-Proto` is believed.
+    #[inline]
+    #[cfg_attr(not(feature = "headers"), allow(dead_code))]
+    pub(crate) fn reads_x_forwarded_proto(self) -> bool {
+        self == Self::XForwardedProto
+    }
+
+    /// A trusted proxy's `Forwarded` element says `proto=https`.
+    #[inline]
+    #[cfg_attr(not(feature = "headers"), allow(dead_code))]
+    pub(crate) fn forwarded_https(self) -> bool {
+        self == Self::ForwardedElement { https: true }
     }
 }
 
@@ -318,12 +377,36 @@ impl Source {
     }
 }
 
-/// Reads one entry of a forwarding header.
-type Parse = fn(&[u8]) -> Option<IpAddr>;
-
-/// The comma-separated entries of a header value, trimmed.
-fn split_list(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
-    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+/// The pieces of a header value between `separator`s, trimmed. With `quotes`, a separator
+/// inside a quoted string (RFC 9110 §5.6.4: `"…"`, `\` escaping the next byte) does not
+/// count: a trusted proxy's `Forwarded` element may quote a value the client chose (a
+/// `host="a,for=6.6.6.6"`), which must not start an element or a parameter of its own. An
+/// unclosed quote runs to the end of the value.
+fn split_outside_quotes(value: &[u8], separator: u8, quotes: bool) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let value = rest?;
+        let mut quoted = false;
+        let mut escaped = false;
+        let end = value.iter().position(|&b| {
+            if escaped {
+                escaped = false;
+            } else if quoted && b == b'\\' {
+                escaped = true;
+            } else if quotes && b == b'"' {
+                quoted = !quoted;
+            } else if b == separator && !quoted {
+                return true;
+            }
+            false
+        });
+        let (piece, after) = match end {
+            Some(end) => (&value[..end], Some(&value[end + 1..])),
+            None => (value, None),
+        };
+        rest = after;
+        Some(piece.trim_ascii())
+    })
 }
 
 /// One `X-Forwarded-For` entry: an IP, maybe with a port (`1.2.3.4:80`, `[::1]:80`).
@@ -331,14 +414,45 @@ fn parse_xff(entry: &[u8]) -> Option<IpAddr> {
     parse_node(std::str::from_utf8(entry).ok()?)
 }
 
-/// One `Forwarded` element: `for=1.2.3.4;proto=https` or `for="[2001:db8::1]:443"`.
-fn parse_forwarded(element: &[u8]) -> Option<IpAddr> {
-    let element = std::str::from_utf8(element).ok()?;
-    let node = element.split(';').find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        name.eq_ignore_ascii_case("for").then_some(value)
-    })?;
-    parse_node(node.trim().trim_matches('"'))
+/// One `Forwarded` element (`for=1.2.3.4;proto=https`, `for="[2001:db8::1]:443"`): its
+/// `for` address, if it has exactly one that reads as an address, and whether its one
+/// `proto` is `https`. A parameter twice in one element (RFC 7239 §4 forbids it) makes the
+/// element unreadable.
+fn parse_forwarded(element: &[u8]) -> (Option<IpAddr>, bool) {
+    let mut node = None;
+    let mut proto = None;
+    let mut twice = false;
+    for pair in split_outside_quotes(element, b';', true) {
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (name, value) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+        let slot = if name.eq_ignore_ascii_case(b"for") {
+            &mut node
+        } else if name.eq_ignore_ascii_case(b"proto") {
+            &mut proto
+        } else {
+            continue;
+        };
+        twice |= slot.replace(unquote(value)).is_some();
+    }
+    if twice {
+        return (None, false);
+    }
+    let https = proto.is_some_and(|p| p.eq_ignore_ascii_case(b"https"));
+    let ip = node
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .and_then(parse_node);
+    (ip, https)
+}
+
+/// A parameter value without the quotes of a quoted string (an address or a scheme has
+/// nothing to escape: a value with a `\` then reads as no address).
+fn unquote(value: &[u8]) -> &[u8] {
+    match value {
+        [b'"', inner @ .., b'"'] => inner,
+        other => other,
+    }
 }
 
 fn parse_node(node: &str) -> Option<IpAddr> {
@@ -473,7 +587,7 @@ mod tests {
             ("x-forwarded-for", "1.1.1.1, garbage, 10.0.0.5"),
         ] {
             let h = headers(&[(name, value)]);
-            let (client, how) = xff.resolve(ip("10.0.0.1"), &h);
+            let (client, how, _) = xff.resolve(ip("10.0.0.1"), &h);
             assert_eq!(how, Source::HiddenByProxy, "{value:?}");
             assert!(how.via_trusted_proxy() && !how.is_known(), "{value:?}");
             assert!(xff.contains(client), "{value:?}: {client}");
@@ -546,5 +660,132 @@ mod tests {
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("2001:db8:cafe::17"));
         let h = headers(&[("forwarded", "for=unknown")]);
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    /// A quoted value may hold `,` and `;` (RFC 7239 §4, RFC 9110 §5.6.4): a proxy that
+    /// quotes a value the client chose (its `Host`) must not let it add an element or a
+    /// parameter. A parameter twice in one element makes the element unreadable.
+    #[test]
+    fn forwarded_quoted_values_cannot_name_another_client() {
+        let mut p = proxies(&["10.0.0.0/8"]);
+        p.set_header(ForwardedHeader::Forwarded);
+        for value in [
+            r#"for=198.51.100.7;host="a,for=6.6.6.6""#,
+            r#"proto=http;host="a;for=6.6.6.6";for=198.51.100.7"#,
+            r#"for=198.51.100.7;host="a\",for=6.6.6.6""#,
+            r#"for=6.6.6.6, for=198.51.100.7;host="x,for=6.6.6.6;""#,
+        ] {
+            let h = headers(&[("forwarded", value)]);
+            assert_eq!(
+                p.client_ip(ip("10.0.0.1"), &h),
+                ip("198.51.100.7"),
+                "{value}"
+            );
+        }
+        // Unclosed: the rest of the value is one element, which names 198.51.100.7.
+        let h = headers(&[(
+            "forwarded",
+            r#"for=6.6.6.6, for=198.51.100.7;host="a,for=5.5.5.5"#,
+        )]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        // Two `for`s (or two `proto`s) in one element: not read, the client is hidden.
+        for value in [
+            "for=198.51.100.7;for=6.6.6.6",
+            "for=198.51.100.7;proto=http;proto=https",
+        ] {
+            let h = headers(&[("forwarded", value)]);
+            let (client, source, _) = p.resolve(ip("10.0.0.1"), &h);
+            assert_eq!(
+                (client, source),
+                (ip("10.0.0.1"), Source::HiddenByProxy),
+                "{value}"
+            );
+        }
+    }
+
+    /// Only the right-most hops are read: a client's long list is scanned, not parsed, and
+    /// more trusted hops than are read hide the client.
+    #[test]
+    fn long_lists_are_read_from_the_right_only() {
+        let p = proxies(&["10.0.0.0/8"]);
+        let spoof = vec!["6.6.6.6"; 5_000].join(", ");
+        let h = HeaderMap::from_iter([
+            (
+                http::header::HeaderName::from_static("x-forwarded-for"),
+                spoof.parse().unwrap(),
+            ),
+            (
+                http::header::HeaderName::from_static("x-forwarded-for"),
+                "198.51.100.7, 10.0.0.2".parse().unwrap(),
+            ),
+        ]);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        let within = vec!["10.0.0.9"; MAX_HOPS - 1].join(", ");
+        let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        let mut h2 = h.clone();
+        h2.append("x-forwarded-for", within.parse().unwrap());
+        assert_eq!(p.resolve(ip("10.0.0.1"), &h2).1, Source::Forwarded);
+        assert_eq!(p.client_ip(ip("10.0.0.1"), &h2), ip("198.51.100.7"));
+        let beyond = vec!["10.0.0.9"; MAX_HOPS].join(", ");
+        let mut h3 = h;
+        h3.append("x-forwarded-for", beyond.parse().unwrap());
+        let (client, source, _) = p.resolve(ip("10.0.0.1"), &h3);
+        assert_eq!((client, source), (ip("10.0.0.9"), Source::HiddenByProxy));
+    }
+
+    /// Behind `Forwarded`, HTTPS is what the element naming the client says (`proto`), never
+    /// `X-Forwarded-Proto`; behind `X-Forwarded-For`, `X-Forwarded-Proto` says it; from a
+    /// peer that is not a trusted proxy, neither.
+    #[test]
+    fn who_says_https() {
+        let xff = proxies(&["10.0.0.0/8"]);
+        let mut fwd = proxies(&["10.0.0.0/8"]);
+        fwd.set_header(ForwardedHeader::Forwarded);
+        let proto = |p: &TrustedProxies, peer: &str, value: &'static str| {
+            p.resolve(ip(peer), &headers(&[("forwarded", value)])).2
+        };
+        let https = SaysHttps::ForwardedElement { https: true };
+        let http = SaysHttps::ForwardedElement { https: false };
+        // The client's element, not an element a client wrote before it or a proxy's after.
+        assert_eq!(
+            proto(&fwd, "10.0.0.1", "for=198.51.100.7;proto=https"),
+            https
+        );
+        assert_eq!(
+            proto(&fwd, "10.0.0.1", r#"for=198.51.100.7;proto="HTTPS""#),
+            https
+        );
+        assert_eq!(
+            proto(
+                &fwd,
+                "10.0.0.1",
+                "for=6.6.6.6;proto=https, for=198.51.100.7;proto=http"
+            ),
+            http
+        );
+        assert_eq!(
+            proto(
+                &fwd,
+                "10.0.0.1",
+                "for=198.51.100.7;proto=https, for=10.0.0.2;proto=http"
+            ),
+            https
+        );
+        assert_eq!(proto(&fwd, "10.0.0.1", "for=198.51.100.7"), http);
+        // A hidden client: its element, written by the trusted proxy after it.
+        assert_eq!(proto(&fwd, "10.0.0.1", "for=_x;proto=https"), https);
+        assert_eq!(
+            proto(&fwd, "203.0.113.9", "for=198.51.100.7;proto=https"),
+            SaysHttps::Nobody
+        );
+        assert_eq!(
+            proto(&xff, "10.0.0.1", "for=198.51.100.7;proto=https"),
+            SaysHttps::XForwardedProto
+        );
+        assert!(
+            SaysHttps::XForwardedProto.reads_x_forwarded_proto()
+                && !https.reads_x_forwarded_proto()
+        );
+        assert!(https.forwarded_https() && !http.forwarded_https());
     }
 }

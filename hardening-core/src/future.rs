@@ -401,7 +401,8 @@ impl Post {
         #[allow(unused_mut)]
         let mut slotted = false;
         #[cfg(feature = "headers")]
-        if let Some(facts) = &self.header_facts {
+        if let Some(facts) = self.header_facts {
+            let facts = &facts.for_response(&response);
             if let Some(set) = policy.response_headers() {
                 #[cfg(feature = "ratelimit")]
                 let (ratelimit, ratelimit_policy) = (

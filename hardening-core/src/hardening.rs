@@ -231,9 +231,10 @@ impl Hardening {
     }
 
     /// Believes the forwarding header (`X-Forwarded-For` unless
-    /// [`forwarded_header`](Self::forwarded_header) says otherwise), `X-Forwarded-Proto` and
-    /// `x-request-id` from peers in these networks (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`),
-    /// and only from them.
+    /// [`forwarded_header`](Self::forwarded_header) says otherwise), what it says about HTTPS
+    /// (`X-Forwarded-Proto`'s last value with `X-Forwarded-For`; the `proto` of the client's
+    /// element with `Forwarded`, and then no `X-Forwarded-Proto`) and `x-request-id` from
+    /// peers in these networks (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`), and only from them.
     ///
     /// A network that covers every address (`0.0.0.0/0`, `::/0`) is accepted with a warning:
     /// any client could then choose its own IP.
@@ -266,7 +267,8 @@ impl Hardening {
 
     /// Treats every request as HTTPS (TLS is terminated in front of this service, always):
     /// HSTS is sent and `upgrade-insecure-requests` added. Without it, a request counts as
-    /// HTTPS when TLS is seen in-process or a trusted proxy says `X-Forwarded-Proto: https`.
+    /// HTTPS when TLS is seen in-process or a trusted proxy says so (see
+    /// [`trusted_proxies`](Self::trusted_proxies)).
     pub fn behind_tls(mut self) -> Self {
         self.policy().behind_tls = true;
         self

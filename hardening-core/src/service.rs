@@ -16,7 +16,7 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use tower::Service;
 
-use crate::client_ip::Source;
+use crate::client_ip::{SaysHttps, Source};
 use crate::cors::CorsDecision;
 use crate::future::{Post, ResponseFuture};
 use crate::hardening::Policy;
@@ -67,12 +67,14 @@ where
         if peer.is_none() {
             policy.warned_no_peer.no_peer();
         }
-        let (client_ip, source) =
+        let (client_ip, source, says_https) =
             match peer.map(|p| policy.trusted_proxies.resolve(p, &parts.headers)) {
-                Some((ip, source)) => (Some(ip), source),
-                None => (None, Source::Peer),
+                Some((ip, source, says)) => (Some(ip), source, says),
+                None => (None, Source::Peer, SaysHttps::Nobody),
             };
         let from_trusted_proxy = source.via_trusted_proxy();
+        #[cfg(not(feature = "headers"))]
+        let _ = says_https;
         // 2. Request id: the one a layer further out in this process gave the request (a
         // `Hardening` around a router that nests this one), else a well-formed incoming one
         // from a trusted proxy (the only one: with several, the client may have sent one of
@@ -109,14 +111,18 @@ where
         // nonce, also put in the extensions.
         #[cfg(feature = "headers")]
         let header_facts = policy.headers.as_ref().map(|set| {
-            let mut facts = set.request_facts(&mut parts, from_trusted_proxy);
-            facts.https |= policy.behind_tls;
+            let mut facts = set.request_facts(&mut parts, says_https.reads_x_forwarded_proto());
+            facts.https |= policy.behind_tls || says_https.forwarded_https();
             facts
         });
         #[cfg(feature = "headers")]
         let https = match &header_facts {
             Some(facts) => facts.https,
-            None => policy.behind_tls || hardening_headers::is_https(&parts, from_trusted_proxy),
+            None => {
+                policy.behind_tls
+                    || says_https.forwarded_https()
+                    || hardening_headers::is_https(&parts, says_https.reads_x_forwarded_proto())
+            }
         };
 
         // Read once: the health probes and the rate limiter's route key both use it.

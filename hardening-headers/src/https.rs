@@ -16,9 +16,9 @@ use crate::request_headers::RequestHeaders;
 pub struct Tls;
 
 /// Whether the request came over HTTPS: TLS seen in-process (the [`Tls`] marker), or
-/// `X-Forwarded-Proto: https` when `trust_forwarded_proto` (the caller decides that the peer
-/// is a trusted proxy). The scheme of the request target is not believed: a client chooses
-/// it.
+/// `X-Forwarded-Proto`'s last value `https` when `trust_forwarded_proto` (the caller decides
+/// that the peer is a trusted proxy that writes it; a value before the last may be the
+/// client's own). The scheme of the request target is not believed: a client chooses it.
 pub fn is_https(parts: &Parts, trust_forwarded_proto: bool) -> bool {
     tls_in_process(&parts.extensions)
         || (trust_forwarded_proto && RequestHeaders::read(&parts.headers, true).forwarded_https)
@@ -142,7 +142,8 @@ impl HttpsRedirect {
     }
 
     /// `https://` + the host to redirect to (without its port) + the request's path and
-    /// query; `None` when there is no host it may go to.
+    /// query (`/` for a target with no path, such as `OPTIONS *`); `None` when there is no
+    /// host it may go to.
     fn location(&self, parts: &Parts) -> Option<HeaderValue> {
         let host = match &self.host {
             Some(h) => h.as_str(),
@@ -154,7 +155,13 @@ impl HttpsRedirect {
         };
         // Drop any port: the HTTPS one is the default.
         let host = hardening_errors::host_without_port(host)?;
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        // Only an origin-form path is kept: `*` (asterisk form) would extend the host.
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or("/");
         let location: Uri = format!("https://{host}{path}").parse().ok()?;
         HeaderValue::from_str(&location.to_string()).ok()
     }
@@ -337,6 +344,15 @@ mod tests {
             r.redirect::<()>(&parts(Method::GET, "/", "bad host"), false)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_asterisk_form_request_is_redirected_to_the_root() {
+        let res = HttpsRedirect::new()
+            .redirect::<()>(&parts(Method::OPTIONS, "*", "example.com:8080"), false)
+            .unwrap();
+        assert_eq!(res.status(), 308);
+        assert_eq!(res.headers()[LOCATION], "https://example.com/");
     }
 
     #[test]

@@ -65,7 +65,8 @@ impl SecurityHeadersLayer {
         }
     }
 
-    /// Believes `X-Forwarded-Proto` (only when every request comes through your proxy).
+    /// Believes `X-Forwarded-Proto`, its last value (only when every request comes through
+    /// your proxy, and it sets or appends that header).
     pub fn trust_forwarded_proto(mut self) -> Self {
         self.trust_forwarded_proto = true;
         self
@@ -199,8 +200,11 @@ where
             }
         };
         let length = content_length(*this.length_by_method, &response);
-        this.set
-            .apply_with(this.facts, response.headers_mut(), [length]);
+        this.set.apply_with(
+            &this.facts.for_response(&response),
+            response.headers_mut(),
+            [length],
+        );
         Poll::Ready(Ok(response))
     }
 }

@@ -358,6 +358,32 @@ pub struct RequestFacts {
     pub nonce: Option<CspNonce>,
 }
 
+impl RequestFacts {
+    /// These facts for the service's `response`: a [`PrincipalId`](hardening_errors::PrincipalId)
+    /// on it (the service authenticated the request, by whatever means: an API key in a
+    /// header of its own, a signed URL) counts as credentials, so the response gets
+    /// `no-store` as one to `Authorization` does.
+    ///
+    /// ```
+    /// use hardening_errors::PrincipalId;
+    /// use hardening_headers::RequestFacts;
+    ///
+    /// let mut response = http::Response::new(());
+    /// assert!(!RequestFacts::default().for_response(&response).credentials);
+    /// response.extensions_mut().insert(PrincipalId::new("key-7"));
+    /// assert!(RequestFacts::default().for_response(&response).credentials);
+    /// ```
+    #[inline]
+    pub fn for_response<B>(mut self, response: &http::Response<B>) -> Self {
+        self.credentials |= !response.extensions().is_empty()
+            && response
+                .extensions()
+                .get::<hardening_errors::PrincipalId>()
+                .is_some();
+        self
+    }
+}
+
 impl HeaderSet {
     /// Whether responses need a per-request CSP nonce.
     pub fn wants_nonce(&self) -> bool {

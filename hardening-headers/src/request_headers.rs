@@ -7,6 +7,14 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 /// Parsed once, not per request (a `&str` name is parsed on every lookup).
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// Headers that carry an API key or token, so that a response to them is as private as one
+/// to `Authorization`.
+static API_KEY_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("x-auth-token"),
+];
+
 /// Up to this many header values, one pass comparing names costs less than looking each
 /// wanted name up (a lookup hashes the name; `x-forwarded-proto` byte by byte). API clients
 /// and load tools send a handful of headers; browsers send more and take the lookups.
@@ -15,9 +23,11 @@ const SCAN_UP_TO: usize = 8;
 /// What [`RequestHeaders::read`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct RequestHeaders {
-    /// The first `X-Forwarded-Proto` says `https` (read only when asked for).
+    /// The last `X-Forwarded-Proto` value says `https` (read only when asked for): the one the
+    /// proxy nearest to this service wrote; any before it may be the client's own.
     pub(crate) forwarded_https: bool,
-    /// The request carries `Authorization` or `Cookie`.
+    /// The request carries `Authorization`, `Cookie` or an API key header (`X-Api-Key`,
+    /// `Api-Key`, `X-Auth-Token`).
     pub(crate) credentials: bool,
 }
 
@@ -36,20 +46,26 @@ impl RequestHeaders {
     fn by_lookup(headers: &HeaderMap, forwarded_proto: bool) -> Self {
         Self {
             forwarded_https: forwarded_proto
-                && headers.get(&X_FORWARDED_PROTO).is_some_and(says_https),
-            credentials: headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE),
+                && headers
+                    .get_all(&X_FORWARDED_PROTO)
+                    .iter()
+                    .next_back()
+                    .is_some_and(says_https),
+            credentials: headers.contains_key(AUTHORIZATION)
+                || headers.contains_key(COOKIE)
+                || API_KEY_HEADERS
+                    .iter()
+                    .any(|name| headers.contains_key(name)),
         }
     }
 
     fn by_scan(headers: &HeaderMap, forwarded_proto: bool) -> Self {
         let mut found = Self::default();
-        let mut proto_seen = !forwarded_proto;
-        // Values in insertion order, so the first `X-Forwarded-Proto` is the one `get` gives.
+        // Values in insertion order, so the last `X-Forwarded-Proto` is read last.
         for (name, value) in headers {
-            if name == AUTHORIZATION || name == COOKIE {
+            if name == AUTHORIZATION || name == COOKIE || API_KEY_HEADERS.contains(name) {
                 found.credentials = true;
-            } else if !proto_seen && *name == X_FORWARDED_PROTO {
-                proto_seen = true;
+            } else if forwarded_proto && *name == X_FORWARDED_PROTO {
                 found.forwarded_https = says_https(value);
             }
         }
@@ -57,8 +73,11 @@ impl RequestHeaders {
     }
 }
 
+/// The value's last item (`https`, or `https, http` from a proxy that appends) is `https`.
 fn says_https(value: &HeaderValue) -> bool {
-    value.as_bytes().eq_ignore_ascii_case(b"https")
+    let value = value.as_bytes();
+    let last = value.rsplit(|b| *b == b',').next().unwrap_or(value);
+    last.trim_ascii().eq_ignore_ascii_case(b"https")
 }
 
 #[cfg(test)]
@@ -67,9 +86,10 @@ mod tests {
 
     #[test]
     fn scan_and_lookup_agree() {
-        let wanted: [(&str, &[u8]); 6] = [
+        let wanted: [(&str, &[u8]); 7] = [
             ("authorization", b"Bearer x"),
             ("cookie", b"sid=1"),
+            ("x-api-key", b"k-1"),
             ("x-forwarded-proto", b"https"),
             ("x-forwarded-proto", b"HTTPS"),
             ("x-forwarded-proto", b"http"),
@@ -101,7 +121,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 64 * 4 * 2);
+        assert_eq!(cases, 128 * 4 * 2);
     }
 
     #[test]
@@ -114,10 +134,23 @@ mod tests {
         headers.append("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
         headers.append("x-forwarded-proto", HeaderValue::from_static("http"));
         let read = RequestHeaders::read(&headers, true);
-        assert!(read.forwarded_https, "the first value counts");
+        assert!(!read.forwarded_https, "the last value counts");
+        headers.append("x-forwarded-proto", HeaderValue::from_static("http, https"));
+        assert!(RequestHeaders::read(&headers, true).forwarded_https);
+        headers.append("x-forwarded-proto", HeaderValue::from_static("https ,http"));
+        let read = RequestHeaders::read(&headers, true);
+        assert!(
+            !read.forwarded_https,
+            "the last item of the last value counts"
+        );
         assert!(!read.credentials);
         assert!(!RequestHeaders::read(&headers, false).forwarded_https);
         headers.insert("cookie", HeaderValue::from_static("a=b"));
         assert!(RequestHeaders::read(&headers, false).credentials);
+        for name in ["x-api-key", "api-key", "x-auth-token"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static("k-1"));
+            assert!(RequestHeaders::read(&headers, false).credentials, "{name}");
+        }
     }
 }

@@ -168,6 +168,90 @@ async fn spoofed_forwarding_headers_do_not_change_the_client_ip() {
     )
     .await;
     assert_eq!(reply.body, "198.51.100.7");
+    // A quoted value a proxy passed on (the client's Host) may hold `,` and `;` (RFC 7239
+    // §4): neither starts an element or a parameter that could name another client.
+    for forwarded in [
+        r#"forwarded: for=198.51.100.7;host="a,for=6.6.6.6""#,
+        r#"forwarded: proto=http;host="a;for=6.6.6.6";for=198.51.100.7"#,
+    ] {
+        let reply = http_get(behind_rfc7239_proxy, "/ip", &[forwarded]).await;
+        assert_eq!(reply.body, "198.51.100.7", "{forwarded}");
+    }
+}
+
+/// Who says the client used HTTPS: behind `X-Forwarded-For` proxies the last
+/// `X-Forwarded-Proto` value (the nearest proxy's; a client's own comes before it); behind
+/// `Forwarded` proxies the `proto` of the element naming the client, never an
+/// `X-Forwarded-Proto` (the client's own there). Plain HTTP gets no HSTS and is redirected.
+#[tokio::test]
+async fn only_the_trusted_proxys_word_makes_a_request_https() {
+    let redirecting = |hardening: Hardening| {
+        serve(
+            routes().layer(hardening.https_redirect(hardening_core::headers::HttpsRedirect::new())),
+        )
+    };
+    let behind_xff = redirecting(
+        Hardening::strict()
+            .trusted_proxies(["127.0.0.0/8"])
+            .unwrap(),
+    )
+    .await;
+    let behind_rfc7239 = redirecting(
+        Hardening::strict()
+            .trusted_proxies(["127.0.0.0/8"])
+            .unwrap()
+            .forwarded_header(hardening_core::ForwardedHeader::Forwarded),
+    )
+    .await;
+    let plain = [
+        (
+            behind_xff,
+            vec!["x-forwarded-proto: https", "x-forwarded-proto: http"],
+        ),
+        (behind_xff, vec!["x-forwarded-proto: https, http"]),
+        (
+            behind_rfc7239,
+            vec![
+                "forwarded: for=198.51.100.7;proto=http",
+                "x-forwarded-proto: https",
+            ],
+        ),
+        (
+            behind_rfc7239,
+            vec!["forwarded: for=6.6.6.6;proto=https, for=198.51.100.7"],
+        ),
+    ];
+    for (addr, headers) in &plain {
+        let reply = http_get(*addr, "/hello", headers).await;
+        assert_eq!(reply.status, 301, "{headers:?}: {reply:?}");
+        assert_eq!(
+            reply.header("strict-transport-security"),
+            None,
+            "{headers:?}"
+        );
+    }
+    let https = [
+        (
+            behind_xff,
+            vec!["x-forwarded-proto: http", "x-forwarded-proto: https"],
+        ),
+        (
+            behind_rfc7239,
+            vec![
+                "forwarded: for=198.51.100.7;proto=https",
+                "x-forwarded-proto: http",
+            ],
+        ),
+    ];
+    for (addr, headers) in &https {
+        let reply = http_get(*addr, "/hello", headers).await;
+        assert_eq!(reply.status, 200, "{headers:?}: {reply:?}");
+        assert_eq!(
+            reply.header("strict-transport-security"),
+            Some("max-age=63072000; includeSubDomains"),
+            "{headers:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -645,6 +729,41 @@ async fn security_headers_cookies_and_https() {
     assert_eq!(reply.header("location"), None);
     // Health checks are answered before the redirect.
     assert_eq!(http_get(addr, "/healthz", &[]).await.status, 200);
+}
+
+/// DESIGN §4: `no-store` on responses to authenticated requests, however they were
+/// authenticated: an API key header, or a principal the service put on its response (a
+/// signed link, a key in a header of the service's own naming).
+#[tokio::test]
+async fn authenticated_responses_are_not_stored_however_authenticated() {
+    let app = Router::new()
+        .route("/public", get(|| async { "for everyone" }))
+        .route(
+            "/me",
+            get(|| async {
+                (
+                    axum::Extension(hardening_core::errors::PrincipalId::new("key-7")),
+                    "account 7's data",
+                )
+            }),
+        );
+    let addr = serve(app.layer(Hardening::strict())).await;
+    for (path, headers, stored) in [
+        ("/public", vec![], true),
+        ("/public", vec!["x-api-key: k-123"], false),
+        ("/public", vec!["api-key: k-123"], false),
+        ("/public", vec!["x-auth-token: t-1"], false),
+        ("/me?sig=abc", vec![], false),
+    ] {
+        let reply = http_get(addr, path, &headers).await;
+        assert_eq!(reply.status, 200, "{path} {headers:?}");
+        let expected = if stored { None } else { Some("no-store") };
+        assert_eq!(
+            reply.header("cache-control"),
+            expected,
+            "{path} {headers:?}"
+        );
+    }
 }
 
 #[tokio::test]
