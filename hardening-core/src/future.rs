@@ -213,7 +213,8 @@ where
                                 let response = this.post.finish(response, None);
                                 return Poll::Ready(Ok(this.post.success(response)));
                             }
-                            let state = match this.post.cut_off_by_body_limit(status) {
+                            let panicked = response.extensions().get::<CaughtPanic>().is_some();
+                            let state = match this.post.cut_off_by_body_limit(status, panicked) {
                                 Some(limit) => {
                                     body_too_large(limit, response, this.post.request_id)
                                 }
@@ -336,11 +337,13 @@ where
 
 impl Post {
     /// The body limit, if it cut this request's body off and the service answered another
-    /// client error than 413 for it.
-    fn cut_off_by_body_limit(&self, status: StatusCode) -> Option<usize> {
+    /// error than 413 for it (a client error it could only call a bad body, or a server
+    /// error, such as a 500 for the unreadable body or a 502 from an upstream it streamed
+    /// the body to), unless a panic was caught there (reported as such).
+    fn cut_off_by_body_limit(&self, status: StatusCode, panicked: bool) -> Option<usize> {
         let hit = self.body_limit_hit.as_ref()?;
-        (status.is_client_error()
-            && status != StatusCode::PAYLOAD_TOO_LARGE
+        (status != StatusCode::PAYLOAD_TOO_LARGE
+            && !panicked
             && hit.load(std::sync::atomic::Ordering::Relaxed))
         .then_some(self.policy.body_limit)
         .flatten()

@@ -523,6 +523,29 @@ async fn a_streamed_oversized_body_under_an_error_rewrapping_layer_is_413_body_t
     assert_one_413(status, &body, &captured);
 }
 
+/// A handler that answers a body it could not read with a server error (its own 500, a
+/// 502 from a proxy it streams the body to): the limit cut the body off, so still 413 and
+/// one `body_too_large`, not a 5xx that blames the service.
+#[tokio::test]
+async fn a_streamed_oversized_body_answered_with_a_server_error_is_413_body_too_large() {
+    for answer in [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY] {
+        let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+        let app = Router::new()
+            .route(
+                "/upload",
+                post(move |body: Body| async move {
+                    match body.collect().await {
+                        Ok(_) => StatusCode::OK,
+                        Err(_) => answer,
+                    }
+                }),
+            )
+            .layer(Hardening::strict().body_limit(1_000).unwrap());
+        let (status, _, body) = respond(app, oversized_streamed()).await;
+        assert_one_413(status, &body, &captured);
+    }
+}
+
 /// When the body limit replaces the service's answer with its 413, what a layer inside
 /// logged on that answer (a shadow-mode report) is still counted.
 #[test]
