@@ -135,11 +135,9 @@ impl FromStr for IpNet {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (s.trim(), None),
         };
-        let addr = canonical(
-            IpAddr::from_str(addr)
-                .map_err(|_| bad("expected an IP address such as 10.0.0.0/8 or fd00::/8"))?,
-        );
-        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let written = IpAddr::from_str(addr)
+            .map_err(|_| bad("expected an IP address such as 10.0.0.0/8 or fd00::/8"))?;
+        let max = if written.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
             Some(p) => Some(p)
@@ -147,6 +145,14 @@ impl FromStr for IpNet {
                 .and_then(|p| p.parse::<u8>().ok())
                 .filter(|p| *p <= max)
                 .ok_or_else(|| bad(&format!("the prefix length must be 0 to {max}")))?,
+        };
+        // An IPv4-mapped network (`::ffff:10.0.0.0/104`) is the IPv4 one, as peers are.
+        let addr = canonical(written);
+        let prefix = match (written, addr) {
+            (IpAddr::V6(_), IpAddr::V4(_)) => prefix.checked_sub(96).ok_or_else(|| {
+                bad("an IPv4-mapped network needs a prefix length of 96 to 128 (::ffff:0:0/96 is every IPv4 address)")
+            })?,
+            _ => prefix,
         };
         Ok(Self { addr, prefix })
     }
@@ -507,6 +513,13 @@ mod tests {
         assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
         let one: IpNet = "::1".parse().unwrap();
         assert!(one.contains(ip("::1")) && !one.contains(ip("::2")));
+        // IPv4-mapped networks are the IPv4 ones.
+        let mapped: IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(mapped, "10.0.0.0/8".parse().unwrap());
+        assert!(mapped.contains(ip("10.1.2.3")) && mapped.contains(ip("::ffff:10.1.2.3")));
+        let mapped_one: IpNet = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(mapped_one, "10.0.0.1".parse().unwrap());
+        assert!("::ffff:10.0.0.0/95".parse::<IpNet>().is_err());
         for bad in [
             "10.0.0.0/33",
             "nonsense",
