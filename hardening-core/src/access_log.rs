@@ -5,64 +5,39 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
-use hardening_errors::{PrincipalId, RequestId};
+use hardening_errors::{PrincipalId, RequestId, SECRET_NAME_PARTS};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
 /// The tracing target of access-log events.
 pub const ACCESS_TARGET: &str = "hardening::access";
 
-/// Query-parameter names redacted by default (matched case-insensitively, as substrings).
-pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "key",
-    "session",
-    "code",
-    "auth",
-    "signature",
-    "sig",
-    "credential",
-    "jwt",
-    "pass",
-    "pw",
-    "otp",
-    "assertion",
-    "saml",
-];
+/// Query-parameter names redacted by default (matched case-insensitively, as substrings): the
+/// words of [`SECRET_NAME_PARTS`](hardening_errors::SECRET_NAME_PARTS) (`password`, `token`,
+/// `key`, `session`, `auth`, …), which error text is redacted by too, and `code` (OAuth's
+/// authorization code) and `principal`. Logged request headers whose names contain one of them
+/// (`authorization`, `cookie`, `x-api-key`, `cf-access-jwt-assertion`, `x-ms-client-principal`)
+/// are redacted as well.
+pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &DEFAULT_SENSITIVE_NAMES;
 
-/// Header names always redacted; so is any name containing one of [`SENSITIVE_HEADER_PARTS`].
-const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
-/// Substrings that make a header name sensitive (`x-api-key`, `x-auth-token`, `x-session-id`,
-/// and identity-aware proxies' `cf-access-jwt-assertion`, `x-amzn-oidc-data`,
-/// `x-ms-client-principal`).
-const SENSITIVE_HEADER_PARTS: &[&str] = &[
-    "key",
-    "token",
-    "secret",
-    "auth",
-    "session",
-    "pass",
-    "cookie",
-    "signature",
-    "jwt",
-    "assertion",
-    "credential",
-    "oidc",
-    "saml",
-    "otp",
-    "principal",
-];
+/// Words that mark a query parameter or header name sensitive but not a key in error text,
+/// where they would hide too much (an I/O error's `Os { code: 2, … }`).
+const ACCESS_LOG_ONLY: &[&str] = &["code", "principal", "dpop"];
+
+const DEFAULT_SENSITIVE_NAMES: [&str; SECRET_NAME_PARTS.len() + ACCESS_LOG_ONLY.len()] =
+    concat(SECRET_NAME_PARTS, ACCESS_LOG_ONLY);
+
+/// `a` then `b`, in an array of exactly their combined length (checked at compile time).
+const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    assert!(a.len() + b.len() == N);
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < a.len() { a[i] } else { b[i - a.len()] };
+        i += 1;
+    }
+    out
+}
 
 const REDACTED: &str = "[redacted]";
 
@@ -156,7 +131,10 @@ impl AccessLog {
             query: q,
             log: self,
         });
-        let headers = record.headers.as_ref().map(RedactedHeaders);
+        let headers = record
+            .headers
+            .as_ref()
+            .map(|headers| RedactedHeaders { headers, log: self });
         tracing::event!(
             target: ACCESS_TARGET,
             tracing::Level::INFO,
@@ -203,34 +181,76 @@ struct Redacted<'a> {
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, pair) in self.query.split('&').enumerate() {
-            if i > 0 {
-                f.write_char('&')?;
-            }
+        // Pairs end at `&`, or at `;` (which some servers read as `&` too), kept as written.
+        let mut rest = self.query;
+        loop {
+            let end = rest.find(['&', ';']).unwrap_or(rest.len());
+            let pair = &rest[..end];
             let name = pair.split_once('=').map_or(pair, |(n, _)| n);
             if self.log.is_sensitive_param(name) {
                 write!(f, "{name}={REDACTED}")?;
             } else {
                 f.write_str(pair)?;
             }
+            let Some(separator) = rest[end..].chars().next() else {
+                return Ok(());
+            };
+            f.write_char(separator)?;
+            rest = &rest[end + 1..];
+        }
+    }
+}
+
+/// Request headers as `name: value; …`, with credentials redacted, and the sensitive query
+/// parameters of URL-valued ones (`Referer`, a proxy's `X-Original-URL`) as in the request's
+/// own query.
+struct RedactedHeaders<'a> {
+    headers: &'a HeaderMap,
+    log: &'a AccessLog,
+}
+
+impl fmt::Display for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, value)) in self.headers.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            let name = name.as_str();
+            let value = value.to_str().unwrap_or("[non-ascii]");
+            if is_sensitive_header(name) {
+                write!(f, "{name}: {REDACTED}")?;
+            } else if is_url_valued(name, value) {
+                write!(f, "{name}: ")?;
+                self.write_url(f, value)?;
+            } else {
+                write!(f, "{name}: {value}")?;
+            }
         }
         Ok(())
     }
 }
 
-/// Request headers as `name: value; …`, with credentials redacted.
-struct RedactedHeaders<'a>(&'a HeaderMap);
-
-impl fmt::Display for RedactedHeaders<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (name, value)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            if is_sensitive_header(name.as_str()) {
-                write!(f, "{name}: {REDACTED}")?;
-            } else {
-                write!(f, "{name}: {}", value.to_str().unwrap_or("[non-ascii]"))?;
+impl RedactedHeaders<'_> {
+    /// `url` with the sensitive parameters of its query (and of its fragment, where an OAuth
+    /// implicit flow puts `access_token`) redacted.
+    fn write_url(&self, f: &mut fmt::Formatter<'_>, url: &str) -> fmt::Result {
+        let (url, fragment) = url
+            .split_once('#')
+            .map_or((url, None), |(u, f)| (u, Some(f)));
+        let (path, query) = url
+            .split_once('?')
+            .map_or((url, None), |(p, q)| (p, Some(q)));
+        f.write_str(path)?;
+        for (mark, part) in [('?', query), ('#', fragment)] {
+            if let Some(part) = part {
+                write!(
+                    f,
+                    "{mark}{}",
+                    Redacted {
+                        query: part,
+                        log: self.log
+                    }
+                )?;
             }
         }
         Ok(())
@@ -238,7 +258,13 @@ impl fmt::Display for RedactedHeaders<'_> {
 }
 
 fn is_sensitive_header(name: &str) -> bool {
-    SENSITIVE_HEADERS.contains(&name) || SENSITIVE_HEADER_PARTS.iter().any(|p| name.contains(p))
+    DEFAULT_SENSITIVE_PARAMS.iter().any(|p| name.contains(p))
+}
+
+/// A header that holds a URL or a path, whose query may hold what the request's own would
+/// have redacted (`referer: https://app.example/reset?token=…`).
+fn is_url_valued(name: &str, value: &str) -> bool {
+    matches!(name, "referer" | "origin") || value.starts_with('/') || value.contains("://")
 }
 
 /// `Pass%77ord` → `password`, so encoding a name does not dodge redaction.
@@ -365,6 +391,16 @@ mod tests {
             .to_string(),
             "page=2&password=[redacted]&Access_Token=[redacted]&pass%77ord=[redacted]&q=shoes&apikey=[redacted]"
         );
+        // `;` separates pairs too, for servers that read it so; both are kept as written.
+        let q = "a=1;password=hunter2&b=2;;token";
+        assert_eq!(
+            Redacted {
+                query: q,
+                log: &log
+            }
+            .to_string(),
+            "a=1;password=[redacted]&b=2;;token=[redacted]"
+        );
     }
 
     #[test]
@@ -375,13 +411,48 @@ mod tests {
             ("cookie", "sid=s3cr3t"),
             ("x-api-key", "s3cr3t"),
             ("x-custom-token", "s3cr3t"),
+            ("dpop", "s3cr3t"),
             ("accept", "text/html"),
         ] {
             h.insert(n, v.parse().unwrap());
         }
-        let s = RedactedHeaders(&h).to_string();
+        let log = AccessLog::default();
+        let s = RedactedHeaders {
+            headers: &h,
+            log: &log,
+        }
+        .to_string();
         assert!(!s.contains("s3cr3t"), "{s}");
         assert!(s.contains("accept: text/html"), "{s}");
+    }
+
+    #[test]
+    fn redacts_the_query_of_url_valued_headers() {
+        let mut log = AccessLog::default();
+        log.add_sensitive_params(["ssn"]);
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            (
+                "referer",
+                "https://app.example/reset?token=s3cr3t&page=2&SSN=s3cr3t#access_token=s3cr3t&x=1",
+            ),
+            ("origin", "https://app.example"),
+            ("x-original-url", "/cb?code=s3cr3t&state=ok"),
+            ("accept", "text/html;q=0.9"),
+        ] {
+            h.insert(n, v.parse().unwrap());
+        }
+        let s = RedactedHeaders {
+            headers: &h,
+            log: &log,
+        }
+        .to_string();
+        assert_eq!(
+            s,
+            "referer: https://app.example/reset?token=[redacted]&page=2&SSN=[redacted]\
+             #access_token=[redacted]&x=1; origin: https://app.example; \
+             x-original-url: /cb?code=[redacted]&state=ok; accept: text/html;q=0.9"
+        );
     }
 
     /// Log lines written by [`json_subscriber`] under `RUST_LOG=directives` while `f` runs.

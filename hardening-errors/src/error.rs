@@ -217,7 +217,7 @@ impl Drop for ReportInner {
     }
 }
 
-/// `outer: cause: root cause`, with URL passwords and secret `key=value` pairs redacted.
+/// `outer: cause: root cause`, with secrets redacted ([`redact_secrets`](crate::redact_secrets)).
 fn source_chain(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();
     let mut next = err.source();

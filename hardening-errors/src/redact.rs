@@ -1,139 +1,491 @@
 //! Secrets out of logged error text: an error chain or panic message can quote a database URL
-//! with its password, or a `token=…` pair, and the log is copied everywhere.
+//! with its password, a `token=…` pair or a config struct's `Debug` form, and the log is copied
+//! everywhere.
 
 use std::borrow::Cow;
 
-/// Keys whose `key=value` values are replaced (matched case-insensitively, `_`/`-` alike).
-const SECRET_KEYS: &[&str] = &[
+/// Words that mark a name as a secret's: a password, key, token, session or credential.
+///
+/// [`redact_secrets`] matches them against the parts of a name (split at `_`, `-`, `.`,
+/// camelCase and digits, case aside): a part that is one of them, or ends with one of five
+/// letters or more (`csrftoken`, `jsessionid`), makes `AWS_SECRET_ACCESS_KEY`, `private_key`,
+/// `signingKey` or `X-Api-Key` secret, but not `monkey`, `keyboard`, `tokens` or
+/// `passwordless`. `hardening-core`'s access log redacts query parameters and request headers
+/// whose names merely contain one of them (`DEFAULT_SENSITIVE_PARAMS`), as a name in a URL is
+/// cheap to hide.
+pub const SECRET_NAME_PARTS: &[&str] = &[
     "password",
     "passwd",
+    "passphrase",
     "pwd",
+    "pass",
+    "pw",
     "secret",
     "token",
-    "access_token",
-    "refresh_token",
-    "api_key",
     "apikey",
-    "client_secret",
+    "key",
+    "session",
+    "sessionid",
+    "sessid",
+    "cookie",
+    "auth",
+    "authorization",
+    "credential",
+    "credentials",
+    "signature",
+    "sig",
+    "jwt",
+    "otp",
+    "assertion",
+    "saml",
+    "oidc",
+];
+
+/// Authorization schemes, kept in front of the credentials they introduce
+/// (`Authorization: Token [redacted]`); the IANA registry and a few common others.
+const AUTH_SCHEMES: &[&str] = &[
+    "basic",
+    "bearer",
+    "concealed",
+    "digest",
+    "dpop",
+    "gnap",
+    "hoba",
+    "mutual",
+    "negotiate",
+    "ntlm",
+    "oauth",
+    "privatetoken",
+    "scram-sha-1",
+    "scram-sha-256",
+    "vapid",
+    "token",
+    "apikey",
+    "aws4-hmac-sha256",
+    "sharedkey",
+    "ssws",
 ];
 
 const REDACTED: &str = "[redacted]";
 
-/// `text` with URL passwords (`postgres://app:pw@db`) and the values of secret-looking
-/// `key=value` pairs replaced by `[redacted]`. Borrowed when there is nothing to hide. For
-/// error text that is logged or shown (a readiness check's error, a panic message).
+/// `text` with secrets replaced by `[redacted]`, and nothing else changed. Borrowed when there
+/// is nothing to hide. For error text that is logged or shown (a readiness check's error, an
+/// error chain, a panic message).
+///
+/// What it finds:
+/// - a URL's password: `postgres://app:[redacted]@db`;
+/// - the value of a secret-looking key (see [`SECRET_NAME_PARTS`]) in `key=value`,
+///   `key = value`, `key: value`, JSON's `"key": value` and Rust's `Debug` form
+///   (`password: "[redacted]"`, `api_key: Some("[redacted]")`,
+///   `credentials: Credentials { [redacted] }`);
+/// - header lines: `Authorization: Token [redacted]`, `Cookie: [redacted]`, and the credentials
+///   after `Bearer` or `Basic` anywhere.
+///
+/// A quoted value ends at its closing quote, any other at whitespace, `,`, `;`, `}`, `)`, `]`,
+/// `&` or a quote. After a phrase rather than a field (`invalid token: expired`,
+/// `read signing key: Os { … }`), a value of letters only is taken for prose and kept.
 ///
 /// ```
-/// let text = hardening_errors::redact_secrets("connect postgres://app:hunter2@db-7/users failed");
+/// use hardening_errors::redact_secrets;
+///
+/// let text = redact_secrets("connect postgres://app:hunter2@db-7/users failed");
 /// assert_eq!(text, "connect postgres://app:[redacted]@db-7/users failed");
+/// let text = redact_secrets(r#"Err value: DbConfig { user: "app", password: "hunter2" }"#);
+/// assert_eq!(text, r#"Err value: DbConfig { user: "app", password: "[redacted]" }"#);
+/// let text = redact_secrets("AWS_SECRET_ACCESS_KEY=abc123 monkey=3");
+/// assert_eq!(text, "AWS_SECRET_ACCESS_KEY=[redacted] monkey=3");
 /// ```
 pub fn redact_secrets(text: &str) -> Cow<'_, str> {
-    if !text.contains("://") && !text.contains('=') && !text.contains(':') && !text.contains(' ') {
+    if !text.contains(['=', ':', ' ']) {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len());
-    let mut changed = false;
     let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
     let mut i = 0;
-    while i < text.len() {
-        // URL userinfo: scheme://user:password@host
-        if text[i..].starts_with("://") {
-            let start = i + 3;
-            let end = text[start..]
-                .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-                .map_or(text.len(), |e| start + e);
-            let authority = &text[start..end];
-            if let Some(at) = authority.rfind('@')
-                && let Some(colon) = authority[..at].find(':')
-            {
-                out.push_str("://");
-                out.push_str(&authority[..=colon]);
-                out.push_str(REDACTED);
-                out.push_str(&authority[at..]);
-                changed = true;
-                i = end;
-                continue;
-            }
-        }
-        // `key=value` or JSON's `"key": "value"` with a secret-looking key, or a scheme and
-        // its credentials (`Bearer …`, `Basic …`).
-        let separator = match bytes[i] {
-            b'=' => Some((
-                word_start(&text[..i], |c| {
-                    c.is_ascii_alphanumeric() || c == '_' || c == '-'
-                }),
-                i + 1,
-            )),
-            b'"' if text[i + 1..].trim_start().starts_with(':') => text[..i]
-                .rfind('"')
-                .map(|p| (p + 1, i + 1 + text[i + 1..].find(':').unwrap_or(0) + 1)),
-            b' ' => Some((0, i + 1)).filter(|_| auth_scheme_before(text, i)),
+    // Only ASCII bytes are acted on, and every span below starts and ends at an ASCII byte,
+    // a `find`'s result or the text's end: all char boundaries, so slicing cannot panic.
+    while i < bytes.len() {
+        let secret = match bytes[i] {
+            b':' if text[i..].starts_with("://") => url_password(text, i),
+            b'=' | b':' => value_of_secret_key(text, i),
+            b' ' => credentials_after_scheme(text, i),
             _ => None,
         };
-        if let Some((key_start, after)) = separator
-            && (bytes[i] == b' ' || is_secret_key(&text[key_start..i]))
-        {
-            let after = after + (text[after..].len() - text[after..].trim_start().len());
-            {
-                // A quoted value (`token='…'`) ends at its closing quote.
-                let quote = text[after..]
-                    .chars()
-                    .next()
-                    .filter(|c| matches!(c, '\'' | '"'));
-                let value_start = after + quote.map_or(0, char::len_utf8);
-                let value_end = text[value_start..]
-                    .find(|c: char| match quote {
-                        Some(q) => c == q,
-                        None => {
-                            c.is_whitespace() || matches!(c, '&' | ';' | ',' | '\'' | '"' | ')')
-                        }
-                    })
-                    .map_or(text.len(), |e| value_start + e);
-                if value_end > value_start {
-                    out.push_str(&text[i..value_start]);
-                    out.push_str(REDACTED);
-                    changed = true;
-                    i = value_end;
-                    continue;
-                }
+        match secret {
+            Some((start, end)) if start < end => {
+                out.push_str(&text[copied..start]);
+                out.push_str(REDACTED);
+                copied = end;
+                i = end;
             }
+            _ => i += 1,
         }
-        let ch = text[i..].chars().next().unwrap_or(' ');
-        out.push(ch);
-        i += ch.len_utf8();
     }
-    if changed {
-        Cow::Owned(out)
-    } else {
+    if copied == 0 {
         Cow::Borrowed(text)
+    } else {
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
     }
 }
 
-/// A secret-looking key: one of [`SECRET_KEYS`], alone or as the last word of a longer one
-/// (`db_password`, `github-token`, `x_api_key`), case and `-`/`_` aside.
-fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase().replace('-', "_");
-    SECRET_KEYS.iter().any(|k| {
-        key.strip_suffix(k)
-            .is_some_and(|rest| rest.is_empty() || rest.ends_with('_'))
+/// `name` names a secret: one of its parts is one of [`SECRET_NAME_PARTS`], or ends with one of
+/// five letters or more. Parts are split at anything but ASCII letters and digits, at a
+/// lower-to-upper case change (`apiKey`), before the last capital of a run (`AWSSecret`) and
+/// between letters and digits (`key2`).
+fn is_secret_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let mut start = 0;
+    for i in 0..=b.len() {
+        let separator = i == b.len() || !b[i].is_ascii_alphanumeric();
+        if separator || (i > start && starts_part(b, i)) {
+            if i > start && is_secret_part(&b[start..i]) {
+                return true;
+            }
+            start = if separator { i + 1 } else { i };
+        }
+    }
+    false
+}
+
+/// `b[i]` starts a new part of a name, `b[i - 1]` and `b[i]` being ASCII letters or digits.
+fn starts_part(b: &[u8], i: usize) -> bool {
+    let (prev, cur) = (b[i - 1], b[i]);
+    (prev.is_ascii_lowercase() && cur.is_ascii_uppercase())
+        || prev.is_ascii_alphabetic() != cur.is_ascii_alphabetic()
+        || (prev.is_ascii_uppercase()
+            && cur.is_ascii_uppercase()
+            && b.get(i + 1).is_some_and(u8::is_ascii_lowercase))
+}
+
+fn is_secret_part(part: &[u8]) -> bool {
+    SECRET_NAME_PARTS.iter().any(|word| {
+        let word = word.as_bytes();
+        part.eq_ignore_ascii_case(word)
+            || (word.len() >= 5
+                && part.len() > word.len()
+                && part[part.len() - word.len()..].eq_ignore_ascii_case(word))
     })
 }
 
-/// Where the run of `in_word` characters that ends `text` starts (a char boundary).
-fn word_start(text: &str, in_word: impl Fn(char) -> bool) -> usize {
-    text.char_indices()
-        .rev()
-        .find(|(_, c)| !in_word(*c))
-        .map_or(0, |(p, c)| p + c.len_utf8())
+/// What a key's value is: most are one value, `Authorization`'s may start with a scheme to
+/// keep, `Cookie`'s is a list of `name=value` pairs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Authorization,
+    Cookie,
 }
 
-/// `text[..space]` ends with an HTTP authentication scheme whose credentials follow
-/// (`Authorization: Bearer eyJ…`).
-fn auth_scheme_before(text: &str, space: usize) -> bool {
-    let word = &text[word_start(&text[..space], |c| c.is_ascii_alphabetic())..space];
-    ["bearer", "basic"]
+impl Kind {
+    fn of(key: &str) -> Self {
+        let ends_with = |suffix: &str| {
+            key.len() >= suffix.len()
+                && key.as_bytes()[key.len() - suffix.len()..]
+                    .eq_ignore_ascii_case(suffix.as_bytes())
+        };
+        if ends_with("authorization") {
+            Self::Authorization
+        } else if ends_with("cookie") {
+            Self::Cookie
+        } else {
+            Self::Plain
+        }
+    }
+}
+
+/// The password of the URL whose `://` is at `i`: `scheme://user:password@host`.
+fn url_password(text: &str, i: usize) -> Option<(usize, usize)> {
+    let start = i + 3;
+    let end = text[start..]
+        .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+        .map_or(text.len(), |e| start + e);
+    let authority = &text[start..end];
+    let at = authority.rfind('@')?;
+    let colon = authority[..at].find(':')?;
+    Some((start + colon + 1, start + at))
+}
+
+/// The value after the `=` or `:` at `i`, if the key before it is a secret's.
+fn value_of_secret_key(text: &str, i: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let sep = b[i];
+    let prev = i.checked_sub(1).map(|p| b[p]);
+    let next = b.get(i + 1).copied();
+    let not_a_separator = if sep == b'=' {
+        // `==`, `=>`, `!=`, `<=`, `>=`
+        matches!(next, Some(b'=' | b'>')) || matches!(prev, Some(b'=' | b'!' | b'<' | b'>'))
+    } else {
+        // a path (`auth::Error`) or a URL without a password (`https://…`)
+        next == Some(b':') || prev == Some(b':') || text[i + 1..].starts_with("//")
+    };
+    if not_a_separator {
+        return None;
+    }
+    let (key_start, key, quoted_key) = key_before(text, i)?;
+    if !is_secret_name(key) {
+        return None;
+    }
+    let kind = Kind::of(key);
+    let v = skip_blanks(text, i + 1);
+    let field = sep == b'='
+        || quoted_key
+        || kind != Kind::Plain
+        || key.contains('-')
+        || starts_field(text, key_start);
+    if field {
+        return value_span(text, v, kind);
+    }
+    // After a phrase (`invalid token: expired`, `read key: Os { code: 2, … }`): a quoted value,
+    // or a word (up to a bracket) that is not letters only.
+    match b.get(v) {
+        Some(b'"' | b'\'') => quoted(text, v),
+        _ => {
+            let (start, end) = plain(text, v)?;
+            let end = text[start..end]
+                .find(['(', '[', '{'])
+                .map_or(end, |e| start + e);
+            let word = &text[start..end];
+            (!word.bytes().all(|c| c.is_ascii_alphabetic())).then_some((start, end))
+        }
+    }
+}
+
+/// The key that ends before the separator at `i` (blanks aside): where it starts, the key,
+/// and whether it is quoted (`"password": …`).
+fn key_before(text: &str, i: usize) -> Option<(usize, &str, bool)> {
+    let b = text.as_bytes();
+    let mut end = i;
+    while end > 0 && matches!(b[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    if end > 0
+        && let quote @ (b'"' | b'\'') = b[end - 1]
+        && let Some(open) = text[..end - 1].rfind(char::from(quote))
+    {
+        return Some((open, &text[open + 1..end - 1], true));
+    }
+    let mut start = end;
+    while start > 0 && (b[start - 1].is_ascii_alphanumeric() || matches!(b[start - 1], b'_' | b'-'))
+    {
+        start -= 1;
+    }
+    (start < end).then(|| (start, &text[start..end], false))
+}
+
+/// The key at `key_start` begins a field or a line: `{ password: …`, `, token: …`, `\npwd: …`,
+/// rather than ending a phrase (`invalid token: …`).
+fn starts_field(text: &str, key_start: usize) -> bool {
+    let before = text[..key_start].trim_end_matches([' ', '\t']);
+    before.is_empty() || before.ends_with(['\n', '\r', '{', '(', '[', ',', ';', ':'])
+}
+
+fn skip_blanks(text: &str, mut p: usize) -> usize {
+    let b = text.as_bytes();
+    while p < b.len() && matches!(b[p], b' ' | b'\t') {
+        p += 1;
+    }
+    p
+}
+
+/// The value that starts at `v`, of a key of this kind.
+fn value_span(text: &str, v: usize, kind: Kind) -> Option<(usize, usize)> {
+    match *text.as_bytes().get(v)? {
+        b'"' | b'\'' => return quoted(text, v),
+        b'{' | b'[' | b'(' => return group(text, v),
+        _ => {}
+    }
+    match kind {
+        Kind::Authorization => {
+            if let Some(credentials) = after_auth_scheme(text, v) {
+                return value_span(text, credentials, Kind::Plain);
+            }
+        }
+        Kind::Cookie => return cookie(text, v),
+        Kind::Plain => {}
+    }
+    wrapped(text, v).unwrap_or_else(|| plain(text, v))
+}
+
+/// A value up to whitespace, `,`, `;`, `}`, `)`, `]`, `&` or a quote.
+fn plain(text: &str, v: usize) -> Option<(usize, usize)> {
+    let end = text[v..]
+        .find(|c: char| {
+            c.is_whitespace() || matches!(c, ',' | ';' | '}' | ')' | ']' | '&' | '"' | '\'')
+        })
+        .map_or(text.len(), |e| v + e);
+    Some((v, end))
+}
+
+/// What the quote at `q` holds, up to its closing quote (a backslash escapes one), or to the
+/// end of the line when there is none.
+fn quoted(text: &str, q: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let quote = b[q];
+    let mut j = q + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            b'\n' => break,
+            c if c == quote => return Some((q + 1, j)),
+            _ => j += 1,
+        }
+    }
+    Some((q + 1, line_end(text, q + 1)))
+}
+
+fn line_end(text: &str, from: usize) -> usize {
+    text[from..].find('\n').map_or(text.len(), |e| from + e)
+}
+
+/// Inside the bracket at `open` (`(`, `[` or `{`) up to its match, blanks at either end kept;
+/// to the end of the text when it has none.
+fn group(text: &str, open: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut j = open;
+    let mut close = b.len();
+    while j < b.len() {
+        let c = b[j];
+        if in_string {
+            match c {
+                b'\\' => j += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_string = true,
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = j;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        j += 1;
+    }
+    let inside = &text[open + 1..close];
+    let start = open + 1 + (inside.len() - inside.trim_start().len());
+    let end = (open + 1 + inside.trim_end().len()).max(start);
+    Some((start, end))
+}
+
+/// A value wrapped in a type (`Some("x")`, `Secret(Some("x"))`, `ApiKey { … }`): what it
+/// holds, the type names kept. `None` when the value at `v` is no such thing.
+fn wrapped(text: &str, v: usize) -> Option<Option<(usize, usize)>> {
+    let b = text.as_bytes();
+    let name_end = type_name_end(text, v)?;
+    if b.get(name_end) == Some(&b'(') {
+        return Some(wrapper_contents(text, name_end));
+    }
+    let brace = skip_blanks(text, name_end);
+    (b.get(brace) == Some(&b'{')).then(|| group(text, brace))
+}
+
+/// What the wrappers opened at `open` hold: the innermost value alone when it is all there is
+/// (`Some(Secret("[redacted]"))`), else everything inside the outermost parentheses.
+fn wrapper_contents(text: &str, open: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut p = open + 1;
+    let mut depth = 1;
+    while let Some(name_end) = type_name_end(text, p)
+        && b.get(name_end) == Some(&b'(')
+    {
+        p = name_end + 1;
+        depth += 1;
+    }
+    let inner = match b.get(p) {
+        Some(b'"' | b'\'') => {
+            quoted(text, p).map(|(s, e)| (s, e, e + usize::from(b.get(e) == Some(&b[p]))))
+        }
+        Some(b'(' | b'[' | b'{') | None => None,
+        Some(_) => plain(text, p).map(|(s, e)| (s, e, e)),
+    };
+    if let Some((start, end, after)) = inner
+        && b.get(after..after + depth)
+            .is_some_and(|c| c.iter().all(|&c| c == b')'))
+    {
+        return Some((start, end));
+    }
+    group(text, open)
+}
+
+/// The end of a type's name (`Some`, `Secret`, `secrecy::SecretBox`'s last part) at `v`, when
+/// one starts there: a capital, then letters, digits, `_` and `::`.
+fn type_name_end(text: &str, v: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    if !b.get(v)?.is_ascii_uppercase() {
+        return None;
+    }
+    let mut end = v + 1;
+    while end < b.len() && (b[end].is_ascii_alphanumeric() || matches!(b[end], b'_' | b':')) {
+        end += 1;
+    }
+    Some(end)
+}
+
+/// A `Cookie` or `Set-Cookie` value: `name=value` pairs joined by `;`, up to the first piece
+/// without `=` (`Path=/; HttpOnly` ends before `HttpOnly`).
+fn cookie(text: &str, v: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let piece_end = |p: usize| {
+        text[p..]
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, ',' | ';' | '}' | ')' | ']' | '"' | '\'')
+            })
+            .map_or(text.len(), |e| p + e)
+    };
+    let mut end = piece_end(v);
+    while b.get(end) == Some(&b';') {
+        let next = skip_blanks(text, end + 1);
+        let next_end = piece_end(next);
+        if !text[next..next_end].contains('=') {
+            break;
+        }
+        end = next_end;
+    }
+    Some((v, end))
+}
+
+/// Where the credentials start after an authorization scheme at `v` (`Token abc`).
+fn after_auth_scheme(text: &str, v: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut end = v;
+    while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'-') {
+        end += 1;
+    }
+    let scheme = &text[v..end];
+    (b.get(end) == Some(&b' ') && AUTH_SCHEMES.iter().any(|s| scheme.eq_ignore_ascii_case(s)))
+        .then(|| skip_blanks(text, end))
+}
+
+/// The credentials after `Bearer` or `Basic` and the space at `space`, wherever they are
+/// (`upstream sent Bearer eyJ…`).
+fn credentials_after_scheme(text: &str, space: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut start = space;
+    while start > 0 && b[start - 1].is_ascii_alphabetic() {
+        start -= 1;
+    }
+    let word = &text[start..space];
+    if !["bearer", "basic"]
         .iter()
-        .any(|scheme| word.eq_ignore_ascii_case(scheme))
+        .any(|s| word.eq_ignore_ascii_case(s))
+    {
+        return None;
+    }
+    let v = skip_blanks(text, space);
+    match b.get(v)? {
+        b'"' | b'\'' => quoted(text, v),
+        _ => plain(text, v),
+    }
 }
 
 #[cfg(test)]
@@ -200,17 +552,9 @@ mod tests {
             "\":",
             "password=",
         ];
-        let mut text = String::new();
-        let n = pieces.len();
-        for code in 0..n.pow(4) {
-            text.clear();
-            let mut c = code;
-            for _ in 0..4 {
-                text.push_str(pieces[c % n]);
-                c /= n;
-            }
-            let _ = redact_secrets(&text);
-        }
+        each_text(&pieces, |text| {
+            let _ = redact_secrets(text);
+        });
     }
 
     #[test]
@@ -240,5 +584,269 @@ mod tests {
             redact_secrets("the token expired at 12:00"),
             "the token expired at 12:00"
         );
+    }
+
+    #[test]
+    fn debug_form_fields_are_redacted() {
+        assert_eq!(
+            redact_secrets(
+                r#"called `Result::unwrap()` on an `Err` value: DbConfig { user: "app", password: "SECRET-debug" }"#
+            ),
+            r#"called `Result::unwrap()` on an `Err` value: DbConfig { user: "app", password: "[redacted]" }"#
+        );
+        // `Some(…)` and newtypes keep their names.
+        assert_eq!(
+            redact_secrets(
+                r#"Config { api_key: Some("k-1"), session_token: Some(Secret("t")), pin: None, port: 5432 }"#
+            ),
+            r#"Config { api_key: Some("[redacted]"), session_token: Some(Secret("[redacted]")), pin: None, port: 5432 }"#
+        );
+        // Unquoted values; a tuple or a struct under a secret name is hidden whole.
+        assert_eq!(
+            redact_secrets("Login { user: 7, otp: 123456, signing_key: Key(1, 2), auth: None }"),
+            "Login { user: 7, otp: [redacted], signing_key: Key([redacted]), auth: [redacted] }"
+        );
+        assert_eq!(
+            redact_secrets(
+                r#"Db { credentials: Credentials { user: "a", value: "b" }, host: "db" }"#
+            ),
+            r#"Db { credentials: Credentials { [redacted] }, host: "db" }"#
+        );
+        // Pretty-printed (`{:#?}`), with an escaped quote inside the secret.
+        assert_eq!(
+            redact_secrets("DbConfig {\n    user: \"app\",\n    password: \"a\\\"b c\",\n}"),
+            "DbConfig {\n    user: \"app\",\n    password: \"[redacted]\",\n}"
+        );
+        // Python's and JSON's maps.
+        assert_eq!(
+            redact_secrets(r#"{'token': 'abc', "refresh_token" : "def", 'n': 1}"#),
+            r#"{'token': '[redacted]', "refresh_token" : "[redacted]", 'n': 1}"#
+        );
+    }
+
+    #[test]
+    fn spaced_and_colon_pairs_are_redacted() {
+        assert_eq!(
+            redact_secrets("password = hunter2; user = bob"),
+            "password = [redacted]; user = bob"
+        );
+        assert_eq!(
+            redact_secrets("password: hunter2\nuser: bob"),
+            "password: [redacted]\nuser: bob"
+        );
+        assert_eq!(
+            redact_secrets("config error: client_secret: abc.def"),
+            "config error: client_secret: [redacted]"
+        );
+        assert_eq!(
+            redact_secrets("AWS_SECRET_ACCESS_KEY=SECRET-aws private_key=SECRET-pk monkey=3"),
+            "AWS_SECRET_ACCESS_KEY=[redacted] private_key=[redacted] monkey=3"
+        );
+        // After a phrase, a value of letters only is prose; anything else may be the secret.
+        for prose in [
+            "invalid token: expired",
+            "read signing key: Os { code: 2, kind: NotFound, message: \"No such file\" }",
+            "symmetric (oct) key: never accepted from a JWKS",
+        ] {
+            assert_eq!(redact_secrets(prose), prose);
+        }
+        assert_eq!(
+            redact_secrets("login with password: hunter2 failed"),
+            "login with password: [redacted] failed"
+        );
+        assert_eq!(
+            redact_secrets("bad api key: 'sk live'"),
+            "bad api key: '[redacted]'"
+        );
+        // Not separators: comparisons, paths, times, source locations.
+        for kept in [
+            "token == expected",
+            "if key != 0 && key >= 3 && key <= 9",
+            "match key => 1",
+            "hardening_auth::session::Store::load failed",
+            "the token expired at 12:00",
+            "panicked at src/auth/token.rs:42:5",
+            "https://example.com/session",
+        ] {
+            assert!(matches!(redact_secrets(kept), Cow::Borrowed(_)), "{kept}");
+        }
+    }
+
+    #[test]
+    fn header_lines_are_redacted() {
+        assert_eq!(
+            redact_secrets("Authorization: Token abc123 rejected"),
+            "Authorization: Token [redacted] rejected"
+        );
+        assert_eq!(
+            redact_secrets("authorization: abc123"),
+            "authorization: [redacted]"
+        );
+        assert_eq!(
+            redact_secrets("sent Proxy-Authorization: Digest abc and X-Api-Key: k-123"),
+            "sent Proxy-Authorization: Digest [redacted] and X-Api-Key: [redacted]"
+        );
+        assert_eq!(
+            redact_secrets("request had Cookie: sid=abc; theme=dark\nnext line"),
+            "request had Cookie: [redacted]\nnext line"
+        );
+        assert_eq!(
+            redact_secrets("Set-Cookie: id=abc; Path=/; HttpOnly"),
+            "Set-Cookie: [redacted]; HttpOnly"
+        );
+        assert_eq!(
+            redact_secrets(r#"headers: {"authorization": "Bearer x y", "accept": "*/*"}"#),
+            r#"headers: {"authorization": "[redacted]", "accept": "*/*"}"#
+        );
+        assert_eq!(
+            redact_secrets("auth: Bearer eyJ.x.y"),
+            "auth: [redacted] [redacted]"
+        );
+    }
+
+    #[test]
+    fn names_are_matched_by_their_parts() {
+        for secret in [
+            "AWS_SECRET_ACCESS_KEY",
+            "private_key",
+            "signingKey",
+            "SigningKey",
+            "x-api-key",
+            "APIKey",
+            "apikey",
+            "SESSION_ID",
+            "sessionId",
+            "jsessionid",
+            "csrftoken",
+            "client_credentials",
+            "X-Hub-Signature-256",
+            "auth",
+            "Proxy-Authorization",
+            "key2",
+            "spring.datasource.password",
+            "PGPASSWORD",
+            "passwd",
+            "pwd",
+            "set-cookie",
+            "client_assertion",
+            "SAMLResponse",
+            "id_token",
+            "otp",
+        ] {
+            assert!(is_secret_name(secret), "{secret}");
+        }
+        for plain in [
+            "monkey",
+            "keyboard",
+            "tokens",
+            "passwordless",
+            "author",
+            "authority",
+            "user",
+            "code",
+            "message",
+            "bypass",
+            "design",
+            "ø",
+            "",
+        ] {
+            assert!(!is_secret_name(plain), "{plain}");
+        }
+        assert_eq!(
+            redact_secrets("monkey=3 keyboard: us signingKey=k"),
+            "monkey=3 keyboard: us signingKey=[redacted]"
+        );
+    }
+
+    #[test]
+    fn values_end_where_they_end() {
+        assert_eq!(
+            redact_secrets("f(token=abc) {key=k} a=1&sig=s&b=2 token=t;x token=u,y pwd=v]"),
+            "f(token=[redacted]) {key=[redacted]} a=1&sig=[redacted]&b=2 token=[redacted];x token=[redacted],y pwd=[redacted]]"
+        );
+        // An unclosed quote hides the rest of its line; an unclosed bracket the rest of the text.
+        assert_eq!(
+            redact_secrets("token=\"abc def\nnext"),
+            "token=\"[redacted]\nnext"
+        );
+        assert_eq!(
+            redact_secrets("Cfg { secret: Secret { a: 1,\nb: 2"),
+            "Cfg { secret: Secret { [redacted]"
+        );
+        // Nothing to hide: an empty value.
+        assert_eq!(
+            redact_secrets(r#"password: "", token="#),
+            r#"password: "", token="#
+        );
+    }
+
+    /// Every string of up to 4 of `pieces`, joined.
+    fn each_text(pieces: &[&str], mut check: impl FnMut(&str)) {
+        let mut text = String::new();
+        let n = pieces.len();
+        for code in 0..n.pow(4) {
+            text.clear();
+            let mut c = code;
+            for _ in 0..4 {
+                text.push_str(pieces[c % n]);
+                c /= n;
+            }
+            check(&text);
+        }
+    }
+
+    #[test]
+    fn odd_text_never_panics_and_a_later_secret_is_still_found() {
+        // The shapes it looks for, cut short and mixed, next to characters of several bytes.
+        let pieces = [
+            "=",
+            "\"",
+            ":",
+            " ",
+            "'",
+            "://",
+            "a:b@",
+            "ø",
+            "é=",
+            "\u{a0}",
+            "\n",
+            "\\",
+            "{",
+            ")",
+            "(",
+            "]",
+            ";",
+            "&",
+            "Some(",
+            "X(",
+            "token",
+            "Key",
+            "Bearer",
+            "Cookie:",
+            "Authorization:",
+            "Token ",
+            "password=",
+            "\":",
+        ];
+        each_text(&pieces, |text| {
+            let _ = redact_secrets(text);
+            let with_secret = format!("{text} password=S3CR3T");
+            let redacted = redact_secrets(&with_secret);
+            assert!(
+                !redacted.contains("S3CR3T"),
+                "{with_secret:?} -> {redacted:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn text_without_secret_names_is_unchanged() {
+        let pieces = [
+            "=", "\"", ":", " ", "'", "ø", "\n", "\\", "{", "}", "(", ")", "Some(", "user", "::",
+            "==", ",", "Os",
+        ];
+        each_text(&pieces, |text| {
+            assert!(matches!(redact_secrets(text), Cow::Borrowed(_)), "{text:?}");
+        });
     }
 }

@@ -242,3 +242,78 @@ async fn the_handler_logs_inside_the_request_span() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
     hardening_tests::assert_handler_event_in_request_span(&captured).await;
 }
+
+/// A panic's text is logged with its secrets redacted, also in a struct's `Debug` form and
+/// under longer key names, and the rest of it kept.
+#[tokio::test]
+async fn panic_text_secrets_in_debug_form_or_key_names_do_not_reach_the_logs() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let app = Router::new().route(
+        "/p",
+        get(|| async {
+            if true {
+                panic!(
+                    "called `Result::unwrap()` on an `Err` value: DbConfig {{ user: \"app\", password: \"SECRET-debug\" }}; \
+                     AWS_SECRET_ACCESS_KEY=SECRET-aws private_key=SECRET-pk"
+                );
+            }
+            "unreachable"
+        }),
+    );
+    let addr = serve(app.layer(Hardening::strict())).await;
+    let reply = http_get(addr, "/p", &[]).await;
+    assert_eq!(reply.status, 500);
+
+    let logs = captured.text();
+    for secret in ["SECRET-debug", "SECRET-aws", "SECRET-pk"] {
+        assert!(!logs.contains(secret), "{secret} reached the logs:\n{logs}");
+    }
+    let panic = logs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("the service panicked"))
+        })
+        .unwrap_or_else(|| panic!("no panic event:\n{logs}"));
+    assert_eq!(
+        panic["fields"]["panic"],
+        "called `Result::unwrap()` on an `Err` value: DbConfig { user: \"app\", password: \"[redacted]\" }; \
+         AWS_SECRET_ACCESS_KEY=[redacted] private_key=[redacted]"
+    );
+}
+
+/// A logged `Referer`'s query is redacted like the request's own.
+#[tokio::test]
+async fn a_referer_query_token_does_not_reach_the_access_log() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let app = Router::new().route("/a", get(|| async { "ok" }));
+    let addr = serve(app.layer(Hardening::strict().log_request_headers())).await;
+    let reply = http_get(
+        addr,
+        "/a",
+        &["referer: https://app.example/reset?token=SECRET-referer&step=2"],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+
+    let logs = captured.text();
+    assert!(
+        !logs.contains("SECRET-referer"),
+        "the Referer's token reached the logs:\n{logs}"
+    );
+    let access: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["target"] == hardening_core::ACCESS_TARGET)
+        .collect();
+    assert_eq!(access.len(), 1, "{logs}");
+    let headers = access[0]["fields"]["http.request.headers"]
+        .as_str()
+        .unwrap();
+    assert!(
+        headers.contains("referer: https://app.example/reset?token=[redacted]&step=2"),
+        "{headers}"
+    );
+}
