@@ -117,7 +117,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "HARDENING_RATE_LIMIT_BURST",
-        "burst of the per-IP limit (default 50)",
+        "burst of the per-IP limit (default 50, or the count a minute if lower)",
     ),
     (
         "HARDENING_LOG_REQUEST_HEADERS",
@@ -371,8 +371,14 @@ impl HardeningConfig {
             {
                 use std::num::NonZeroU32;
                 // Zero is refused as the environment is read; through serde it gets here.
-                let per_minute = NonZeroU32::new(self.rate_limit_per_minute.unwrap_or(100));
-                let burst = NonZeroU32::new(self.rate_limit_burst.unwrap_or(50));
+                let per_minute_set = self.rate_limit_per_minute.unwrap_or(100);
+                let per_minute = NonZeroU32::new(per_minute_set);
+                // Unset, the burst is the default's 50 or the count a minute if lower: 10 a
+                // minute does not let 50 through at once.
+                let burst = NonZeroU32::new(
+                    self.rate_limit_burst
+                        .unwrap_or_else(|| per_minute_set.clamp(1, 50)),
+                );
                 if per_minute.is_none() {
                     steps = steps.error(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_PER_MINUTE"));
                 }
@@ -381,7 +387,7 @@ impl HardeningConfig {
                 }
                 if let (Some(per_minute), Some(burst)) = (per_minute, burst) {
                     steps = steps.apply(var, |h| {
-                        Ok(h.rate_limit(crate::hardening::per_ip_rate_limiter(per_minute, burst)))
+                        h.rate_limit(crate::hardening::per_ip_rate_limiter(per_minute, burst))
                     });
                 }
             }

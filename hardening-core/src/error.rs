@@ -58,6 +58,13 @@ pub enum ConfigError {
     /// A limit of zero, which would refuse every request.
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),
+    /// A rate-limit policy `Hardening` could never count: it keys by the authenticated
+    /// principal, which no request has yet where `Hardening` runs (outside the auth layer).
+    #[error(
+        "rate-limit policy `{0}` counts by principal, which Hardening never knows (it runs \
+         before your auth layer): give it to a RateLimitLayer inside the auth layer instead"
+    )]
+    PolicyNeedsPrincipal(String),
     /// A security-header setting that cannot work.
     #[cfg(feature = "headers")]
     #[error(transparent)]

@@ -326,8 +326,18 @@ impl Hardening {
 
     /// Sets the rate limiter (default: policy `per-ip`, 100 requests per minute per client IP
     /// with a burst of 50, IPv6 grouped by /64).
+    ///
+    /// A policy that counts by principal (alone or in a composite key) is an error:
+    /// `Hardening` runs before any auth layer, so it would never count anything. Give such a
+    /// policy to a `RateLimitLayer` inside the auth layer.
     #[cfg(feature = "ratelimit")]
-    pub fn rate_limit(mut self, limiter: hardening_ratelimit::RateLimiter) -> Self {
+    pub fn rate_limit(
+        mut self,
+        limiter: hardening_ratelimit::RateLimiter,
+    ) -> Result<Self, ConfigError> {
+        if let Some(policy) = limiter.policies().find(|p| needs_principal(p.key_kind())) {
+            return Err(ConfigError::PolicyNeedsPrincipal(policy.name().to_string()));
+        }
         for policy in limiter.policies().filter(|p| p.is_shadow()) {
             warn_loosened(
                 "Policy::shadow",
@@ -338,7 +348,7 @@ impl Hardening {
             );
         }
         self.policy().rate_limiter = Some(limiter);
-        self
+        Ok(self)
     }
 
     /// Caps requests in flight per client IP (429 past it) and optionally overall (503: load
@@ -470,6 +480,17 @@ impl Policy {
                 *csrf = trusting;
             }
         }
+    }
+}
+
+/// The key needs the authenticated principal (alone or as part of a composite key).
+#[cfg(feature = "ratelimit")]
+fn needs_principal(key: &hardening_ratelimit::KeyKind) -> bool {
+    use hardening_ratelimit::KeyKind;
+    match key {
+        KeyKind::Principal => true,
+        KeyKind::Composite(parts) => parts.iter().any(needs_principal),
+        _ => false,
     }
 }
 

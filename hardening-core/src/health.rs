@@ -230,16 +230,25 @@ impl Health {
     }
 }
 
-/// Runs every check concurrently, each in a task of its own and under the timeout.
+/// How long after the checks' timeout a readiness probe gives up on a check that has not
+/// answered (one blocking its thread cannot time itself out).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
+/// Runs every check concurrently, each under the timeout, on a thread of the blocking pool:
+/// a check that blocks its thread (a synchronous driver's ping) then holds that thread, not
+/// one of the runtime's workers, whose timers (the probe's own deadline among them) would
+/// wait for it.
 async fn run(checks: &[(String, CheckFn)], timeout: Duration) -> Vec<CheckResult> {
     let mut set = tokio::task::JoinSet::new();
     let mut task_ids = Vec::with_capacity(checks.len());
+    let runtime = tokio::runtime::Handle::current();
     for (i, (_, check)) in checks.iter().enumerate() {
         let check = check.clone();
-        let handle = set.spawn(async move {
+        let runtime = runtime.clone();
+        let handle = set.spawn_blocking(move || {
             // Called in the task: a check that panics before its future exists fails
             // like one whose future panics.
-            let result = match tokio::time::timeout(timeout, check()).await {
+            let result = match runtime.block_on(tokio::time::timeout(timeout, check())) {
                 Ok(Ok(())) => Ok(()),
                 // Shown to the detail networks: an error may quote a URL with
                 // its password.
@@ -250,8 +259,13 @@ async fn run(checks: &[(String, CheckFn)], timeout: Duration) -> Vec<CheckResult
         });
         task_ids.push((handle.id(), i));
     }
-    let mut results: Vec<CheckResult> = vec![Ok(()); checks.len()];
-    while let Some(joined) = set.join_next().await {
+    // A check still running at the deadline timed out, even one that blocks its thread, so
+    // that its own timeout could not fire (the thread finishes on its own). The margin lets
+    // the checks' own timeouts report first.
+    let timed_out = format!("timed out after {} ms", timeout.as_millis());
+    let mut results: Vec<CheckResult> = vec![Err(timed_out); checks.len()];
+    let deadline = tokio::time::Instant::now() + timeout + DEADLINE_MARGIN;
+    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
         match joined {
             Ok((i, result)) => results[i] = result,
             Err(e) => {

@@ -90,6 +90,7 @@ fn layers(c: &mut Criterion) {
             hello().layer(
                 Hardening::strict()
                     .rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", quota())]))
+                    .unwrap()
                     .dangerous_without_security_headers()
                     .dangerous_disable_body_limit()
                     .dangerous_disable_query_param_limit()

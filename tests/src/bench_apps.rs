@@ -181,7 +181,9 @@ pub fn strict_without(steps: &[Step]) -> Router {
 
 /// The `hardening-strict` variant's layer (with [`never_limiting`]) without these steps.
 fn strict_without_layer(steps: &[Step]) -> Hardening {
-    let mut hardening = Hardening::strict().rate_limit(never_limiting());
+    let mut hardening = Hardening::strict()
+        .rate_limit(never_limiting())
+        .expect("a per-IP policy");
     for step in steps {
         hardening = match step {
             Step::RateLimit => hardening.dangerous_without_rate_limit(),

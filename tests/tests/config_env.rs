@@ -45,3 +45,38 @@ fn an_https_redirect_that_loops_or_never_fires_is_warned_of() {
     ]);
     assert!(!with_proxy.contains("HTTPS_REDIRECT"), "{with_proxy}");
 }
+
+/// `HARDENING_RATE_LIMIT_PER_MINUTE` below the default burst, burst unset: the burst is the
+/// count a minute, so 10 a minute does not admit 50 at once.
+#[tokio::test]
+async fn a_rate_limit_per_minute_alone_admits_no_more_than_it_says() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::routing::get;
+    use http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    for (per_minute, burst) in [("10", None), ("10", Some("20")), ("500", None)] {
+        let mut vars = vec![("HARDENING_RATE_LIMIT_PER_MINUTE", per_minute)];
+        vars.extend(burst.map(|b| ("HARDENING_RATE_LIMIT_BURST", b)));
+        let hardening = HardeningConfig::from_vars(vars).unwrap().build().unwrap();
+        let app = axum::Router::new()
+            .route("/", get(|| async { "hi" }))
+            .layer(hardening);
+        let peer: std::net::SocketAddr = "203.0.113.7:40000".parse().unwrap();
+        let mut admitted = 0;
+        for _ in 0..60 {
+            let mut req = Request::get("/").body(Body::empty()).unwrap();
+            req.extensions_mut().insert(ConnectInfo(peer));
+            if app.clone().oneshot(req).await.unwrap().status() == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+        let expected = match (per_minute, burst) {
+            ("10", None) => 10,
+            (_, Some(b)) => b.parse().unwrap(),
+            _ => 50,
+        };
+        assert_eq!(admitted, expected, "{per_minute} a minute, burst {burst:?}");
+    }
+}

@@ -203,7 +203,7 @@ async fn a_shadow_policy_admits_and_reports_and_its_loosening_is_logged() {
     ]);
     let app = Router::new()
         .route("/hello", get(|| async { "hello" }))
-        .layer(Hardening::strict().rate_limit(limiter));
+        .layer(Hardening::strict().rate_limit(limiter).unwrap());
     let addr = serve(app).await;
     let statuses = [
         http_get(addr, "/hello", &[]).await.status,

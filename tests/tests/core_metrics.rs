@@ -629,7 +629,7 @@ async fn the_rate_limited_event_names_the_policies_that_refused() {
     )]);
     let app = Router::new()
         .route("/", get(|| async { "hi" }))
-        .layer(Hardening::strict().rate_limit(limiter));
+        .layer(Hardening::strict().rate_limit(limiter).unwrap());
     for expected in [200, 429] {
         let req = Request::get("/").body(Body::empty()).unwrap();
         assert_eq!(app.clone().oneshot(req).await.unwrap().status(), expected);

@@ -411,6 +411,31 @@ fn misconfiguration_fails_at_build_time() {
             .is_err()
     );
     assert!(Hardening::strict().body_limit(0).is_err());
+    // A policy keyed by principal would never count: Hardening runs before the auth layer.
+    use hardening_core::ratelimit::{KeyKind, Policy, Quota, RateLimiter};
+    let hour = Quota::per_hour(std::num::NonZeroU32::new(10).unwrap());
+    for policy in [
+        Policy::per_principal("per-user", hour),
+        Policy::keyed(
+            "per-user-route",
+            hour,
+            KeyKind::Composite(vec![KeyKind::Route, KeyKind::Principal]),
+        ),
+    ] {
+        let name = policy.name().to_string();
+        let err = Hardening::strict()
+            .rate_limit(RateLimiter::new([
+                Policy::per_client_ip("per-ip", hour),
+                policy,
+            ]))
+            .unwrap_err();
+        assert_eq!(err, ConfigError::PolicyNeedsPrincipal(name.clone()));
+        assert!(
+            err.to_string()
+                .contains("RateLimitLayer inside the auth layer"),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -451,6 +476,28 @@ async fn not_found_and_wrong_method_are_problems() {
     )
     .await;
     assert_problem(&reply, 405);
+}
+
+/// A readiness check that blocks its thread (a synchronous driver's ping) cannot time itself
+/// out; `/readyz` still answers 503 soon after the check timeout instead of waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_readiness_check_still_times_out() {
+    let health = hardening_core::Health::new()
+        .check("db", || async {
+            std::thread::sleep(Duration::from_secs(3));
+            Ok::<(), std::io::Error>(())
+        })
+        .check_timeout(Duration::from_millis(100));
+    let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+    let started = std::time::Instant::now();
+    let reply = http_get(addr, "/readyz", &[]).await;
+    let took = started.elapsed();
+    assert_problem(&reply, 503);
+    assert!(reply.body.contains("db"), "{reply:?}");
+    assert!(
+        took < Duration::from_millis(2_000),
+        "a check with a 100 ms timeout held /readyz for {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -850,8 +897,9 @@ async fn rate_limited_requests_get_429_problems_and_ietf_headers() {
     use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
     use std::num::NonZeroU32;
     let quota = Quota::per_hour(NonZeroU32::new(3).unwrap());
-    let hardening =
-        Hardening::strict().rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", quota)]));
+    let hardening = Hardening::strict()
+        .rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", quota)]))
+        .unwrap();
     let addr = serve(routes().layer(hardening)).await;
     for remaining in ["2", "1", "0"] {
         let ok = http_get(addr, "/hello", &[]).await;
