@@ -1,5 +1,6 @@
 //! `AuthLayer` (verifies the request's token once) and the `Authenticated<C>` extractor.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tower::{Layer, Service};
 
-use crate::{Denylist, JwtError, JwtVerifier, Principal};
+use crate::{Denylist, DenylistError, JwtError, JwtVerifier, Principal};
 
 /// The tracing target of authentication failures (their reasons are logged, never sent).
 pub const AUTH_TARGET: &str = "hardening::auth";
@@ -39,14 +40,20 @@ enum Outcome {
         claims: Arc<Map<String, Value>>,
     },
     Failed(JwtError),
+    /// A verified token whose `jti` is on the denylist.
+    Revoked,
+    /// A verified token the denylist could not be asked about: not accepted (fail closed).
+    DenylistUnavailable,
     Absent,
 }
 
 /// Verifies the request's token once, before the handler: from `Authorization: Bearer` or,
-/// when configured, a session cookie. A verified request carries its [`Principal`] and
-/// [`CredentialSource`] in the extensions, and its response carries a
-/// [`PrincipalId`] for the access log. A missing or bad token does not reject here: routes
-/// that need authentication ask for [`Authenticated`].
+/// when configured, a session cookie. A request whose token verifies and, with a
+/// [`denylist`](Self::denylist), is not revoked carries its [`Principal`], its
+/// [`PrincipalId`] and its [`CredentialSource`] in the extensions (for the handler and the
+/// layers inside, such as per-principal rate limits), and its response carries the
+/// [`PrincipalId`] for the access log. A missing, bad or revoked token puts none of them
+/// there and does not reject here: routes that need authentication ask for [`Authenticated`].
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -95,8 +102,11 @@ impl AuthLayer {
         }
     }
 
-    /// Refuses tokens whose `jti` is on this denylist (checked by [`Authenticated`]; a
-    /// store failure answers 503, never lets the token through).
+    /// Refuses tokens whose `jti` is on this denylist. It is asked here, before the request
+    /// goes on, about every verified token that has a `jti` (also on routes that do not ask
+    /// for [`Authenticated`]), so a revoked token's principal never enters the extensions;
+    /// [`Authenticated`] refuses such a token (401), and a store failure answers 503, never
+    /// lets the token through.
     pub fn denylist(mut self, denylist: Arc<dyn Denylist>) -> Self {
         self.denylist = Some(denylist);
         self
@@ -149,7 +159,10 @@ impl AuthLayer {
         self
     }
 
-    fn authenticate(&self, parts: &mut Parts) {
+    /// Verifies the request's token. Its outcome is in the extensions when this returns
+    /// [`Authentication::Done`]; a verified token the denylist must first be asked about is
+    /// handed back instead, and admitted only once it is known not to be revoked.
+    fn authenticate(&self, parts: &mut Parts) -> Authentication {
         let (token, source) = match bearer(parts) {
             Some(t) => (Some(t), CredentialSource::Bearer),
             None => (
@@ -160,25 +173,65 @@ impl AuthLayer {
         let outcome = match token {
             None => Outcome::Absent,
             Some(token) => match self.verifier.verify_raw(token) {
-                Ok((principal, claims)) => Outcome::Verified {
-                    principal,
-                    claims: Arc::new(claims),
-                },
+                Ok((principal, claims)) => {
+                    let verified = Admission {
+                        principal,
+                        claims: Arc::new(claims),
+                        source,
+                    };
+                    // The verifier refuses a `jti` that is not a string (RFC 7519 §4.1.7).
+                    let jti = verified.claims.get("jti").and_then(Value::as_str);
+                    return match (&self.denylist, jti) {
+                        (Some(denylist), Some(jti)) => {
+                            let (denylist, jti) = (Arc::clone(denylist), jti.to_owned());
+                            Authentication::Check(
+                                Box::pin(async move { denylist.is_revoked(&jti).await }),
+                                verified,
+                            )
+                        }
+                        _ => Authentication::Done(Some(verified.admit(parts))),
+                    };
+                }
                 Err(e) => Outcome::Failed(e),
             },
         };
-        if let Outcome::Verified { principal, .. } = &outcome {
-            parts.extensions.insert(principal.clone());
-            parts.extensions.insert(source);
-            // For the layers inside (per-principal rate limits and budgets).
-            parts
-                .extensions
-                .insert(PrincipalId::new(principal.subject.as_str()));
-        }
-        if let Some(denylist) = &self.denylist {
-            parts.extensions.insert(DenylistHandle(denylist.clone()));
-        }
         parts.extensions.insert(outcome);
+        Authentication::Done(None)
+    }
+}
+
+/// What is left to do for a request once [`AuthLayer::authenticate`] has seen its token.
+enum Authentication {
+    /// Nothing: the outcome is in the extensions, with the principal's id when one was
+    /// admitted (for the response).
+    Done(Option<PrincipalId>),
+    /// Ask the denylist about the token's `jti`; admit the token only if it is not revoked.
+    Check(DenylistCheck, Admission),
+}
+
+/// The denylist's answer about one `jti`, owning what it needs.
+type DenylistCheck = Pin<Box<dyn Future<Output = Result<bool, DenylistError>> + Send>>;
+
+/// A token that passed every check: its principal, claims and where it came from.
+struct Admission {
+    principal: Principal,
+    claims: Arc<Map<String, Value>>,
+    source: CredentialSource,
+}
+
+impl Admission {
+    /// Puts the principal where the handler, the layers inside (per-principal rate limits and
+    /// budgets) and the extractors find it; returns its id for the response (access log).
+    fn admit(self, parts: &mut Parts) -> PrincipalId {
+        let id = PrincipalId::new(self.principal.subject.as_str());
+        parts.extensions.insert(self.principal.clone());
+        parts.extensions.insert(self.source);
+        parts.extensions.insert(id.clone());
+        parts.extensions.insert(Outcome::Verified {
+            principal: self.principal,
+            claims: self.claims,
+        });
+        id
     }
 }
 
@@ -196,16 +249,20 @@ fn bearer(parts: &Parts) -> Option<&str> {
     Some(std::str::from_utf8(token).map_or("", str::trim))
 }
 
+/// The value of the first cookie called `name`, read from the bytes of the `Cookie` headers:
+/// another cookie that is not text (a non-ASCII value set by another app or a sibling
+/// subdomain) must not hide this one. Only this cookie's own value must be text; if it is
+/// not, the value is `""`, which fails verification (as a bearer value that is not text).
 fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
         .find_map(|pair| {
-            let (n, v) = pair.trim().split_once('=')?;
-            (n == name).then_some(v)
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let (n, v) = (pair[..eq].trim_ascii(), &pair[eq + 1..]);
+            (n == name.as_bytes()).then(|| std::str::from_utf8(v.trim_ascii()).unwrap_or(""))
         })
 }
 
@@ -229,11 +286,11 @@ pub struct Auth<S> {
 
 impl<S, B, ResB> Service<Request<B>> for Auth<S>
 where
-    S: Service<Request<B>, Response = http::Response<ResB>>,
+    S: Service<Request<B>, Response = http::Response<ResB>> + Clone,
 {
     type Response = http::Response<ResB>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -241,47 +298,134 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        self.layer.authenticate(&mut parts);
-        let principal = parts
-            .extensions
-            .get::<Principal>()
-            .map(|p| PrincipalId::new(p.subject.as_str()));
+        let state = match self.layer.authenticate(&mut parts) {
+            Authentication::Done(principal) => {
+                return ResponseFuture {
+                    state: State::Inner {
+                        future: self.inner.call(Request::from_parts(parts, body)),
+                    },
+                    principal,
+                };
+            }
+            Authentication::Check(check, admission) => {
+                // The service made ready goes with the request; a clone stays for the next.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                State::Denylist {
+                    check,
+                    pending: Some(Pending {
+                        inner,
+                        parts,
+                        body,
+                        admission,
+                    }),
+                }
+            }
+        };
         ResponseFuture {
-            future: self.inner.call(Request::from_parts(parts, body)),
-            principal,
+            state,
+            principal: None,
         }
+    }
+}
+
+/// A request waiting for the denylist, with the service that will take it.
+struct Pending<S, B> {
+    inner: S,
+    parts: Parts,
+    body: B,
+    admission: Admission,
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, P> {
+        /// Asking the denylist; the request goes on (admitted or not) when it answers.
+        Denylist {
+            check: DenylistCheck,
+            pending: Option<P>,
+        },
+        /// The inner service's response.
+        Inner {
+            #[pin]
+            future: F,
+        },
     }
 }
 
 pin_project! {
-    /// The response future of [`Auth`].
-    #[derive(Debug)]
-    pub struct ResponseFuture<F> {
+    /// The response future of [`Auth`]: first the denylist's answer when the token has a
+    /// `jti` to look up, then the inner service's response.
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
         #[pin]
-        future: F,
+        state: State<S::Future, Pending<S, B>>,
         principal: Option<PrincipalId>,
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
 where
-    F: Future<Output = Result<http::Response<B>, E>>,
+    S: Service<Request<B>>,
 {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut res = ready!(this.future.poll(cx))?;
-        if let Some(principal) = this.principal.take() {
-            res.extensions_mut().insert(principal);
-        }
-        Poll::Ready(Ok(res))
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Denylist { .. } => "denylist",
+            State::Inner { .. } => "inner",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("principal", &self.principal)
+            .finish()
     }
 }
 
-/// The denylist, for the extractor.
-#[derive(Clone)]
-struct DenylistHandle(Arc<dyn Denylist>);
+impl<S, B, ResB> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = http::Response<ResB>>,
+{
+    type Output = Result<http::Response<ResB>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Denylist { check, pending } => {
+                    let revoked = ready!(check.as_mut().poll(cx));
+                    let Pending {
+                        mut inner,
+                        mut parts,
+                        body,
+                        admission,
+                    } = pending
+                        .take()
+                        .expect("the Denylist state holds its request until it ends");
+                    match revoked {
+                        Ok(false) => *this.principal = Some(admission.admit(&mut parts)),
+                        Ok(true) => {
+                            parts.extensions.insert(Outcome::Revoked);
+                        }
+                        Err(e) => {
+                            tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; refusing the token");
+                            parts.extensions.insert(Outcome::DenylistUnavailable);
+                        }
+                    }
+                    let future = inner.call(Request::from_parts(parts, body));
+                    this.state.set(State::Inner { future });
+                }
+                StateProj::Inner { future } => {
+                    let mut res = ready!(future.poll(cx))?;
+                    if let Some(principal) = this.principal.take() {
+                        res.extensions_mut().insert(principal);
+                    }
+                    return Poll::Ready(Ok(res));
+                }
+            }
+        }
+    }
+}
 
 /// The authenticated principal and the token's claims as `C` (default: raw JSON).
 ///
@@ -334,23 +478,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Outcome>() {
+            // Not revoked: `AuthLayer` asked its denylist before admitting the token.
             Some(Outcome::Verified { principal, claims }) => {
-                if let (Some(DenylistHandle(denylist)), Some(jti)) = (
-                    parts.extensions.get::<DenylistHandle>(),
-                    claims.get("jti").and_then(Value::as_str),
-                ) {
-                    match denylist.is_revoked(jti).await {
-                        Ok(false) => {}
-                        Ok(true) => {
-                            tracing::info!(target: AUTH_TARGET, reason = "revoked jti", "token refused");
-                            return Err(unauthorized(r#"Bearer error="invalid_token""#));
-                        }
-                        Err(e) => {
-                            tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; refusing the token");
-                            return Err(Error::Unavailable.into_response());
-                        }
-                    }
-                }
                 match serde_json::from_value::<C>(Value::Object(Map::clone(claims))) {
                     Ok(claims) => Ok(Self {
                         principal: principal.clone(),
@@ -366,6 +495,12 @@ where
                 tracing::info!(target: AUTH_TARGET, %reason, "token refused");
                 Err(unauthorized(r#"Bearer error="invalid_token""#))
             }
+            Some(Outcome::Revoked) => {
+                tracing::info!(target: AUTH_TARGET, reason = "revoked jti", "token refused");
+                Err(unauthorized(r#"Bearer error="invalid_token""#))
+            }
+            // Logged by `AuthLayer` with the store's error.
+            Some(Outcome::DenylistUnavailable) => Err(Error::Unavailable.into_response()),
             Some(Outcome::Absent) => Err(unauthorized("Bearer")),
             None => Err(
                 Error::internal("Authenticated needs AuthLayer around the router").into_response(),
@@ -448,6 +583,41 @@ mod tests {
         }
     }
 
+    /// One non-ASCII byte anywhere in the Cookie header (another app's cookie, or one set by
+    /// a sibling subdomain for the parent domain) hid the `__Host-` session cookie: the whole
+    /// header was skipped as not text, so the user was logged out on every request.
+    #[tokio::test]
+    async fn session_cookie_is_found_beside_a_non_ascii_cookie() {
+        let session = format!("__Host-session={}", token(json!({ "sub": "user-1" })));
+        let request = |headers: &[&[u8]]| {
+            let mut req = Request::get("/me");
+            for value in headers {
+                req = req.header(COOKIE, HeaderValue::from_bytes(value).unwrap());
+            }
+            req.body(Body::empty()).unwrap()
+        };
+        let besides: [&[u8]; 3] = ["pref=caf\u{e9}".as_bytes(), b"pref=\xff\xfe", b"\xff=1"];
+        for other in besides {
+            let before = [other, b"; ", session.as_bytes()].concat();
+            let after = [session.as_bytes(), b"; ", other].concat();
+            for req in [
+                request(&[&before]),
+                request(&[&after]),
+                // Two Cookie fields (HTTP/2 may split them).
+                request(&[other, session.as_bytes()]),
+            ] {
+                assert_eq!(status_of(req).await, StatusCode::OK, "{other:?}");
+            }
+        }
+        // The session cookie's own value must be text (and a token).
+        let bad = b"__Host-session=caf\xc3\xa9; pref=1".as_slice();
+        assert_eq!(status_of(request(&[bad])).await, StatusCode::UNAUTHORIZED);
+        // A name that only ends like the cookie's is another cookie.
+        let lookalike = format!("x__Host-session={}", token(json!({ "sub": "user-1" })));
+        let req = request(&[lookalike.as_bytes()]);
+        assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED);
+    }
+
     #[tokio::test]
     async fn a_session_cookie_without_the_host_prefix_is_a_named_loosening() {
         for bad in ["session", "__host-session", "__Secure-session", "__Host-"] {
@@ -465,6 +635,109 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(app.oneshot(req).await.unwrap().status(), StatusCode::OK);
+    }
+
+    #[derive(Debug)]
+    struct DownStore;
+
+    impl Denylist for DownStore {
+        fn is_revoked<'a>(&'a self, _jti: &'a str) -> crate::DenylistFuture<'a, bool> {
+            Box::pin(async { Err("connection refused".into()) })
+        }
+        fn revoke<'a>(
+            &'a self,
+            _jti: &'a str,
+            _until: std::time::SystemTime,
+        ) -> crate::DenylistFuture<'a, ()> {
+            Box::pin(async { Err("connection refused".into()) })
+        }
+    }
+
+    /// A revoked token's principal never reaches the extensions: not a handler reading
+    /// `Extension<Principal>` itself, not the layers inside (per-principal limits read
+    /// `PrincipalId`), not the access log (the response's `PrincipalId`). Routes that ask
+    /// for `Authenticated` refuse it as before; a down store fails closed here too.
+    #[tokio::test]
+    async fn a_revoked_principal_never_reaches_the_extensions() {
+        use axum::Extension;
+
+        let list = Arc::new(crate::MemoryDenylist::new(10));
+        let until = std::time::SystemTime::now() + std::time::Duration::from_secs(600);
+        list.revoke("revoked", until).await.unwrap();
+        let app = |denylist: Arc<dyn Denylist>| {
+            Router::new()
+                .route(
+                    "/peek",
+                    get(
+                        |principal: Option<Extension<Principal>>,
+                         id: Option<Extension<PrincipalId>>,
+                         source: Option<Extension<CredentialSource>>| async move {
+                            format!(
+                                "{:?} {:?} {:?}",
+                                principal.map(|p| p.0.subject),
+                                id.map(|id| id.0.to_string()),
+                                source.map(|s| s.0)
+                            )
+                        },
+                    ),
+                )
+                .route(
+                    "/me",
+                    get(|user: Authenticated| async move { user.principal.subject }),
+                )
+                .route(
+                    "/maybe",
+                    get(|user: Option<Authenticated>| async move {
+                        user.map(|u| u.principal.subject).unwrap_or_default()
+                    }),
+                )
+                .layer(AuthLayer::new(verifier()).denylist(denylist))
+        };
+        let call = |denylist: Arc<dyn Denylist>, path: &'static str, jti: &'static str| async move {
+            let token = token(json!({ "sub": "user-1", "jti": jti }));
+            let req = Request::get(path)
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            let res = app(denylist).oneshot(req).await.unwrap();
+            let (status, id) = (
+                res.status(),
+                res.extensions()
+                    .get::<PrincipalId>()
+                    .map(|id| id.to_string()),
+            );
+            let body = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, id, String::from_utf8_lossy(&body).into_owned())
+        };
+
+        // A token in force: its principal is everywhere.
+        let (status, id, body) = call(list.clone(), "/peek", "live").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(id.as_deref(), Some("user-1"));
+        assert_eq!(body, r#"Some("user-1") Some("user-1") Some(Bearer)"#);
+
+        // A revoked one: nowhere, and refused where authentication is asked for.
+        let (status, id, body) = call(list.clone(), "/peek", "revoked").await;
+        assert_eq!(
+            (status, id, body.as_str()),
+            (StatusCode::OK, None, "None None None")
+        );
+        for path in ["/me", "/maybe"] {
+            let (status, id, _) = call(list.clone(), path, "revoked").await;
+            assert_eq!((status, id), (StatusCode::UNAUTHORIZED, None), "{path}");
+        }
+
+        // A store that cannot answer: no principal either, and 503 where one is needed.
+        let (status, id, body) = call(Arc::new(DownStore), "/peek", "live").await;
+        assert_eq!(
+            (status, id, body.as_str()),
+            (StatusCode::OK, None, "None None None")
+        );
+        let (status, id, _) = call(Arc::new(DownStore), "/me", "live").await;
+        assert_eq!((status, id), (StatusCode::SERVICE_UNAVAILABLE, None));
     }
 
     #[tokio::test]

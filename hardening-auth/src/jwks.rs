@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::KeyError;
-use crate::jwt::VerifyKey;
+use crate::jwt::{RSA_MAX_BITS, RSA_MIN_BITS, VerifyKey};
 
 /// The tracing target of JWKS fetches and refreshes.
 const JWKS_TARGET: &str = "hardening::auth::jwks";
@@ -54,6 +54,7 @@ pub struct JwksPolicy {
     pub(crate) refresh_every: Duration,
     pub(crate) timeout: Duration,
     pub(crate) max_bytes: usize,
+    pub(crate) plain_http: bool,
 }
 
 impl Default for JwksPolicy {
@@ -71,6 +72,7 @@ impl JwksPolicy {
             refresh_every: Duration::from_secs(300),
             timeout: Duration::from_secs(5),
             max_bytes: 1024 * 1024,
+            plain_http: false,
         }
     }
 
@@ -98,6 +100,15 @@ impl JwksPolicy {
     /// The largest response accepted, in bytes (default 1 MiB).
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
+        self
+    }
+
+    /// Lets the built-in fetcher get the key set over plain `http://` from a host that is not
+    /// loopback (an identity provider inside a network you trust). Without it that is a
+    /// start-up error: anyone on the path could substitute keys and mint tokens. Logs a
+    /// warning at start-up.
+    pub fn dangerous_allow_plain_http(mut self) -> Self {
+        self.plain_http = true;
         self
     }
 }
@@ -427,8 +438,18 @@ fn parse_key(raw: &Value) -> Result<(Algorithm, DecodingKey), (&'static str, boo
     let alg = match (&jwk.algorithm, declared) {
         (AlgorithmParameters::RSA(rsa), declared) => {
             let bits = modulus_bits(&rsa.n).ok_or(("RSA modulus is not base64url", true))?;
-            if bits < 2048 {
-                return Err(("RSA modulus shorter than 2048 bits", true));
+            if bits < RSA_MIN_BITS {
+                return Err((
+                    "RSA modulus shorter than 2048 bits (supported: 2048 to 4096 bits)",
+                    true,
+                ));
+            }
+            if bits > RSA_MAX_BITS {
+                // The RSA backend refuses these at verification: the key could verify nothing.
+                return Err((
+                    "RSA modulus longer than 4096 bits (supported: 2048 to 4096 bits)",
+                    true,
+                ));
             }
             match declared {
                 None | Some(KeyAlgorithm::RS256) => Algorithm::RS256,
@@ -473,6 +494,13 @@ pub(crate) struct JwksSource {
     pub(crate) url: String,
     pub(crate) policy: JwksPolicy,
     pub(crate) fetcher: Option<Arc<dyn JwksFetcher>>,
+}
+
+/// Whether a JWKS URL is refused for its transport: plain `http://` to a host that is not
+/// loopback, fetched by the built-in fetcher (a fetcher of your own is yours to judge),
+/// unless [`JwksPolicy::dangerous_allow_plain_http`] says otherwise.
+fn refuses_plain_http(scheme: &str, host: &str, policy: &JwksPolicy, own_fetcher: bool) -> bool {
+    !own_fetcher && scheme == "http" && !is_loopback(host) && !policy.plain_http
 }
 
 /// The cached set and its refresh machinery, held by the verifier; the refresh task stops
@@ -692,6 +720,15 @@ impl Jwks {
                  at least the minimum interval",
             ));
         }
+        if refuses_plain_http(&scheme, host, &policy, fetcher.is_some()) {
+            return Err(jwks_error(
+                &label,
+                "plain http:// from a host that is not loopback lets anyone on the path \
+                 substitute keys: use https:// (hardening-core's jwks-rustls feature), or, for \
+                 an identity provider inside a network you trust, \
+                 JwksPolicy::dangerous_allow_plain_http()",
+            ));
+        }
         let fetcher: Arc<dyn JwksFetcher> =
             fetcher.unwrap_or_else(|| Arc::new(HttpFetcher::default_for_builder()));
         if !fetcher.supports_scheme(&scheme) {
@@ -708,10 +745,10 @@ impl Jwks {
                 "connect() must run inside a tokio runtime",
             ));
         }
-        if scheme == "http" && !is_loopback(host) {
+        if policy.plain_http && scheme == "http" && !is_loopback(host) {
             tracing::warn!(
                 target: "hardening",
-                setting = "jwks_url",
+                setting = "JwksPolicy::dangerous_allow_plain_http",
                 url = %label,
                 "hardening loosened: JWKS fetched over plain http from a non-loopback host; anyone on the path can substitute keys"
             );
@@ -776,6 +813,23 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_refused_unless_loopback_loosened_or_your_own_fetcher() {
+        let strict = JwksPolicy::new();
+        let loosened = JwksPolicy::new().dangerous_allow_plain_http();
+        assert!(refuses_plain_http("http", "idp.example", &strict, false));
+        assert!(refuses_plain_http("http", "10.0.0.7", &strict, false));
+        assert!(!refuses_plain_http("http", "idp.example", &loosened, false));
+        assert!(!refuses_plain_http("http", "idp.example", &strict, true));
+        assert!(!refuses_plain_http("https", "idp.example", &strict, false));
+        for loopback in ["127.0.0.1", "localhost", "[::1]"] {
+            assert!(
+                !refuses_plain_http("http", loopback, &strict, false),
+                "{loopback}"
+            );
+        }
+    }
+
+    #[test]
     fn algorithms_come_from_the_key_type() {
         let bytes = set(serde_json::json!([
             {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"},
@@ -802,6 +856,7 @@ mod tests {
             {"kty": "RSA", "kid": "ops", "key_ops": ["encrypt"], "n": rsa_n(), "e": "AQAB"},
             {"kty": "RSA", "kid": "hs-alg", "alg": "HS256", "n": rsa_n(), "e": "AQAB"},
             {"kty": "RSA", "kid": "short", "n": "AQAB", "e": "AQAB"},
+            {"kty": "RSA", "kid": "long", "n": URL_SAFE_NO_PAD.encode([0xc5u8; 1024]), "e": "AQAB"},
             {"kty": "RSA", "n": rsa_n(), "e": "AQAB"},
             {"kty": "EC", "kid": "mixed", "crv": "P-256", "alg": "ES384",
              "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
@@ -815,7 +870,33 @@ mod tests {
         let configured = HashSet::from(["configured".to_owned()]);
         let (map, skipped) = parse_set(&bytes, &configured).unwrap();
         assert!(map.is_empty(), "{:?}", map.keys().collect::<Vec<_>>());
-        assert_eq!(skipped.len(), 12, "{skipped:?}");
+        assert_eq!(skipped.len(), 13, "{skipped:?}");
+    }
+
+    /// The RSA backend refuses moduli over 4096 bits at verification: such a key could
+    /// verify nothing, so it is skipped (with a warning saying the supported range) like
+    /// other unusable keys, not cached to refuse every token as a bad signature.
+    #[test]
+    fn rsa_keys_over_4096_bits_are_skipped() {
+        let n = |bytes: usize| URL_SAFE_NO_PAD.encode(vec![0xc5u8; bytes]);
+        let bytes = set(serde_json::json!([
+            {"kty": "RSA", "kid": "4096", "n": n(512), "e": "AQAB"},
+            {"kty": "RSA", "kid": "4104", "n": n(513), "e": "AQAB"},
+            {"kty": "RSA", "kid": "8192", "alg": "PS256", "n": n(1024), "e": "AQAB"},
+        ]));
+        let (map, skipped) = parse_set(&bytes, &HashSet::new()).unwrap();
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["4096"]);
+        let skipped: Vec<_> = skipped
+            .iter()
+            .map(|s| (s.kid.as_str(), s.why, s.loud))
+            .collect();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        for (kid, (skipped_kid, why, loud)) in ["4104", "8192"].into_iter().zip(skipped) {
+            assert_eq!(skipped_kid, kid);
+            assert!(loud, "{kid}: logged as a warning");
+            assert!(why.contains("longer than 4096 bits"), "{why}");
+            assert!(why.contains("2048 to 4096 bits"), "{why}");
+        }
     }
 
     #[test]

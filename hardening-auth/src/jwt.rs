@@ -52,7 +52,7 @@ pub enum JwtError {
     /// No `exp` claim.
     #[error("token has no exp")]
     MissingExp,
-    /// A time claim that is not a number, or `iss`/`sub` that is not a string.
+    /// A time claim that is not a number, or `iss`/`sub`/`jti` that is not a string.
     #[error("claim {0} has the wrong type")]
     BadClaimType(&'static str),
     /// No `sub` claim, or an empty one: the token names no principal.
@@ -134,7 +134,8 @@ pub(crate) struct VerifyKey {
 /// Verifies JWTs per RFC 8725: one algorithm per key (never `none`, no HS/RS confusion),
 /// `exp` required and numeric, `nbf` and `iat` honoured, `iss`/`aud` required when
 /// configured (and `aud` refused when no audience is), a non-empty string `sub` required
-/// (it is the [`Principal`]'s subject), optional `typ`, small leeway, maximum age, `kid`
+/// (it is the [`Principal`]'s subject), `jti` a string when present (the denylist's key),
+/// optional `typ`, small leeway, maximum age, `kid`
 /// rotation over several keys, `jku`/`x5u`/`x5c`/`jwk` and `crit` refused, bounded length,
 /// duplicate members refused.
 ///
@@ -272,7 +273,8 @@ impl JwtVerifierBuilder {
         })
     }
 
-    /// Adds a public key in PEM for `RS*`/`PS*` (RSA), `ES256`/`ES384` (EC) or `EdDSA`.
+    /// Adds a public key in PEM for `RS*`/`PS*` (RSA, 2048 to 4096 bits), `ES256`/`ES384`
+    /// (EC) or `EdDSA`.
     pub fn public_pem(
         mut self,
         kid: Option<&str>,
@@ -323,9 +325,12 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Requires the header's `typ` to be this (for example `at+jwt`, RFC 9068).
+    /// Requires the header's `typ` to be this media type (for example `at+jwt`, RFC 9068).
+    /// As RFC 7515 §4.1.9 has it, case does not matter and a value without `/` stands for
+    /// `application/` + it: `at+jwt`, `application/at+jwt` and `Application/AT+JWT` are one
+    /// type, whichever of them is configured or sent.
     pub fn typ(mut self, typ: impl Into<String>) -> Self {
-        self.inner.typ = Some(typ.into());
+        self.inner.typ = Some(media_type_short(&typ.into()).to_ascii_lowercase());
         self
     }
 
@@ -356,7 +361,7 @@ impl JwtVerifierBuilder {
     /// Each JWKS key verifies only the one algorithm its type decides: RSA → its `alg`
     /// (`RS*`/`PS*`, `RS256` when absent), EC P-256 → `ES256`, P-384 → `ES384`, OKP Ed25519 →
     /// `EdDSA`. Symmetric (`oct`) keys, keys without `kid`, encryption keys, RSA under 2048
-    /// bits and `kid`s already configured are ignored (and logged). Tokens are matched to
+    /// or over 4096 bits and `kid`s already configured are ignored (and logged). Tokens are matched to
     /// JWKS keys by `kid` only; `jku`/`x5u` in a token are still refused, never fetched.
     ///
     /// An unknown `kid` is refused at once and wakes a refresh, at most one fetch per
@@ -635,8 +640,7 @@ impl JwtVerifier {
         }
         if let Some(want) = &c.typ {
             let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
-            let typ = typ.strip_prefix("application/").unwrap_or(typ);
-            if !typ.eq_ignore_ascii_case(want) {
+            if !media_type_short(typ).eq_ignore_ascii_case(want) {
                 return Err(JwtError::WrongType);
             }
         }
@@ -739,6 +743,11 @@ impl JwtVerifier {
         if !ok {
             return Err(JwtError::WrongAudience);
         }
+        // RFC 7519 §4.1.7: `jti` is a string. The denylist is keyed by it, so a token whose
+        // `jti` is of another type (`42`) could not be found there: refused, not let past it.
+        if claims.get("jti").is_some_and(|jti| !jti.is_string()) {
+            return Err(JwtError::BadClaimType("jti"));
+        }
         // A token must name its principal: owner scoping and per-principal limits key on it.
         match claims.get("sub") {
             Some(Value::String(sub)) if !sub.is_empty() => Ok(()),
@@ -775,6 +784,20 @@ fn principal(claims: &Map<String, Value>) -> Principal {
             .or_else(|| claims.get("tid"))
             .and_then(Value::as_str)
             .map(str::to_owned),
+    }
+}
+
+/// A `typ` media type in its short form, to compare case-insensitively (RFC 7515 §4.1.9: a
+/// value without `/` means `application/` + it, so `application/` goes where no other `/`
+/// follows; media types are case-insensitive, so the prefix is matched in any case).
+fn media_type_short(typ: &str) -> &str {
+    match typ.split_at_checked("application/".len()) {
+        Some((prefix, rest))
+            if prefix.eq_ignore_ascii_case("application/") && !rest.contains('/') =>
+        {
+            rest
+        }
+        _ => typ,
     }
 }
 
@@ -827,9 +850,11 @@ fn choose_crypto() {
     let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
 }
 
-/// What is wrong with a PEM public key for `alg`, as the JWKS path checks it too (RFC 8725
-/// §3.5): an RSA modulus under 2048 bits, or an EC point not of `alg`'s curve (P-256 for
-/// `ES256`, P-384 for `ES384`: a key of the other curve would refuse every token).
+/// What is wrong with a PEM public key for `alg`, as the JWKS path checks it too: an RSA
+/// modulus under 2048 bits (RFC 8725 §3.5) or over 4096 (the RSA backend refuses those at
+/// verification, so such a key would refuse every token), or an EC point not of `alg`'s
+/// curve (P-256 for `ES256`, P-384 for `ES384`: a key of the other curve would refuse every
+/// token).
 fn weak_or_mismatched(alg: Algorithm, key: &DecodingKey) -> Option<&'static str> {
     let DecodingKeyKind::SecretOrDer(der) = key.kind() else {
         return None;
@@ -841,8 +866,14 @@ fn weak_or_mismatched(alg: Algorithm, key: &DecodingKey) -> Option<&'static str>
         | Algorithm::PS256
         | Algorithm::PS384
         | Algorithm::PS512 => match pkcs1_modulus(der).and_then(crate::jwks::bit_length) {
-            Some(bits) if bits >= 2048 => None,
-            Some(_) => Some("RSA modulus shorter than 2048 bits"),
+            Some(bits) if bits < RSA_MIN_BITS => {
+                Some("RSA modulus shorter than 2048 bits; use an RSA key of 2048 to 4096 bits")
+            }
+            Some(bits) if bits > RSA_MAX_BITS => Some(
+                "RSA modulus longer than 4096 bits, which cannot verify any token here; use an \
+                 RSA key of 2048 to 4096 bits",
+            ),
+            Some(_) => None,
             None => Some("not an RSA public key"),
         },
         // An uncompressed (0x04, x, y) or compressed (0x02/0x03, x) point.
@@ -855,6 +886,12 @@ fn weak_or_mismatched(alg: Algorithm, key: &DecodingKey) -> Option<&'static str>
         _ => None,
     }
 }
+
+/// The shortest RSA modulus accepted, in bits (RFC 8725 §3.5, RFC 7518 §3.3).
+pub(crate) const RSA_MIN_BITS: usize = 2048;
+/// The longest RSA modulus accepted, in bits: the RSA backend (`rsa`'s
+/// `RsaPublicKey::MAX_SIZE`) refuses longer ones at verification.
+pub(crate) const RSA_MAX_BITS: usize = 4096;
 
 /// The modulus of a PKCS#1 `RSAPublicKey` (DER: `SEQUENCE { INTEGER n, INTEGER e }`).
 fn pkcs1_modulus(der: &[u8]) -> Option<&[u8]> {
@@ -893,7 +930,100 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::test_tokens::{builder, token, verifier};
+    use crate::test_tokens::{builder, token, token_with_header, verifier};
+
+    /// A valid token whose header has this `typ`.
+    fn typed(typ: &str) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.typ = Some(typ.to_owned());
+        token_with_header(header, json!({ "sub": "user-1" }))
+    }
+
+    /// RFC 7515 §4.1.9: media types are case-insensitive and a `typ` without '/' means
+    /// "application/" + it. `Application/AT+JWT` is `at+jwt`; it was refused (the prefix was
+    /// stripped case-sensitively).
+    #[test]
+    fn typ_media_type_prefix_is_case_insensitive() {
+        let v = builder().typ("at+jwt").build().unwrap();
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/AT+JWT",
+            "APPLICATION/At+Jwt",
+        ] {
+            assert!(v.verify_raw(&typed(typ)).is_ok(), "{typ}");
+        }
+        for typ in [
+            "JWT",
+            "application/jwt",
+            "text/at+jwt",
+            "application/x/at+jwt",
+            "",
+        ] {
+            assert_eq!(
+                v.verify_raw(&typed(typ)).map(|_| ()),
+                Err(JwtError::WrongType),
+                "{typ}"
+            );
+        }
+        let untyped = token(json!({ "sub": "user-1" }));
+        assert_eq!(v.verify_raw(&untyped).map(|_| ()), Err(JwtError::WrongType));
+    }
+
+    /// The configured type is read as the token's is: a verifier set to the full media type
+    /// used to refuse every token, even one whose `typ` was exactly that string.
+    #[test]
+    fn typ_configured_as_full_media_type_accepts_its_own_tokens() {
+        for configured in ["application/at+jwt", "Application/AT+JWT", "at+jwt"] {
+            let v = builder().typ(configured).build().unwrap();
+            for typ in ["application/at+jwt", "at+jwt", "AT+JWT"] {
+                assert!(
+                    v.verify_raw(&typed(typ)).is_ok(),
+                    "{configured} / {typ}: {:?}",
+                    v.verify_raw(&typed(typ)).err()
+                );
+            }
+            assert_eq!(
+                v.verify_raw(&typed("jwt")).map(|_| ()),
+                Err(JwtError::WrongType)
+            );
+        }
+        // Another top-level type is kept whole: "example/foo" is not "foo" (application/foo).
+        let v = builder().typ("example/foo").build().unwrap();
+        assert!(v.verify_raw(&typed("Example/FOO")).is_ok());
+        assert_eq!(
+            v.verify_raw(&typed("foo")).map(|_| ()),
+            Err(JwtError::WrongType)
+        );
+    }
+
+    /// RFC 7519 §4.1.7: `jti` is a string. One of another type is refused like `iss`/`sub`
+    /// of the wrong type, on every path (the denylist looks up strings only).
+    #[test]
+    fn a_jti_that_is_not_a_string_is_refused() {
+        let v = verifier();
+        for jti in [
+            json!(42),
+            json!(4.2),
+            json!(null),
+            json!(true),
+            json!(["42"]),
+            json!({}),
+        ] {
+            assert_eq!(
+                v.verify_raw(&token(json!({ "sub": "user-1", "jti": jti })))
+                    .map(|_| ()),
+                Err(JwtError::BadClaimType("jti")),
+                "{jti}"
+            );
+        }
+        assert!(
+            v.verify_raw(&token(json!({ "sub": "user-1", "jti": "42" })))
+                .is_ok()
+        );
+        assert!(v.verify_raw(&token(json!({ "sub": "user-1" }))).is_ok());
+    }
 
     #[test]
     fn aud_is_refused_when_no_audience_is_configured() {

@@ -10,7 +10,8 @@
 //!   or your own [`JwksFetcher`].
 //! - [`AuthLayer`] + [`Authenticated<C>`]: the token verified once per request (bearer or
 //!   session cookie); 401 problems with RFC 6750 challenges; [`Principal`] in the
-//!   extensions for logs and limiters; role and scope guards (403).
+//!   extensions for logs and limiters once every check, the denylist included, has passed;
+//!   role and scope guards (403).
 //!
 //! - [`Passwords`]: argon2id (OWASP parameters or stronger) on the blocking pool behind a
 //!   CPU-sized semaphore, dummy verification for unknown accounts, rehash on old parameters

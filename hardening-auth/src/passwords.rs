@@ -37,7 +37,8 @@ pub enum Verification {
     Invalid,
     /// Right password, stored hash is current.
     Valid,
-    /// Right password; store this new hash (older parameters, or a legacy scheme).
+    /// Right password; store this new hash (older parameters or argon2 version, or a legacy
+    /// scheme).
     ValidRehashed(String),
 }
 
@@ -237,7 +238,10 @@ impl Passwords {
                 if checker.verify_password(&password, &hash).is_err() {
                     return Ok(Verification::Invalid);
                 }
+                // An older version (v=16, 0x10) is outdated like weaker parameters are. A
+                // hash without `v=` verified as 0x13 (argon2's default) but is rewritten with it.
                 let current = stored_alg == Algorithm::Argon2id
+                    && hash.version == Some(u32::from(Version::V0x13))
                     && own.m_cost() >= params.m_cost()
                     && own.t_cost() >= params.t_cost()
                     && own.p_cost() >= params.p_cost();
@@ -408,6 +412,39 @@ mod tests {
 
     fn upgraded(v: Verification) -> bool {
         matches!(v, Verification::ValidRehashed(h) if h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"))
+    }
+
+    /// "Rehash on old parameters": an argon2id v=16 (0x10) hash at OWASP's parameters was
+    /// reported `Valid`, never upgraded to v=19, because the version was not part of the
+    /// check.
+    #[test]
+    fn argon2_version_0x10_hashes_are_upgraded() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let old = Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x10,
+                Params::new(19_456, 2, 1, None).unwrap(),
+            )
+            .hash_password(b"pw")
+            .unwrap()
+            .to_string();
+            assert!(old.starts_with("$argon2id$v=16$"), "{old}");
+            assert!(upgraded(p.verify(b"pw", Some(&old)).await.unwrap()));
+            assert_eq!(
+                p.verify(b"pW", Some(&old)).await.unwrap(),
+                Verification::Invalid
+            );
+            // The current version at the current parameters stays as it is.
+            let current = p.hash(b"pw").await.unwrap();
+            assert_eq!(
+                p.verify(b"pw", Some(&current)).await.unwrap(),
+                Verification::Valid
+            );
+            // Without `v=` it verifies as 0x13 (argon2's default) and is rewritten with it.
+            let unversioned = current.replacen("$v=19$", "$", 1);
+            assert!(upgraded(p.verify(b"pw", Some(&unversioned)).await.unwrap()));
+        });
     }
 
     #[test]

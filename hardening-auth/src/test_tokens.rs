@@ -20,17 +20,17 @@ pub(crate) fn verifier() -> JwtVerifier {
 }
 
 /// `claims`, expiring in ten minutes, signed for [`verifier`].
-pub(crate) fn token(mut claims: Value) -> String {
+pub(crate) fn token(claims: Value) -> String {
+    token_with_header(Header::new(Algorithm::HS256), claims)
+}
+
+/// [`token`] with this header (its `alg` must stay `HS256`).
+pub(crate) fn token_with_header(header: Header, mut claims: Value) -> String {
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 600;
     claims["exp"] = json!(exp);
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    encode(&header, &claims, &EncodingKey::from_secret(SECRET)).unwrap()
 }

@@ -197,6 +197,11 @@ async fn forged_and_malformed_tokens_are_all_refused_alike() {
                 Some(SECRET),
             ),
         ),
+        // RFC 7519 §4.1.7: a string; a number would be looked up in no denylist.
+        (
+            "numeric jti",
+            forge(hs, &claims(r#""jti":42"#), Some(SECRET)),
+        ),
         (
             "wrong iss",
             forge(
@@ -477,6 +482,115 @@ async fn revoked_tokens_are_refused_and_a_down_store_fails_closed() {
     assert_eq!(status(app(list.clone()), token("a")).await, 401);
     assert_eq!(status(app(list.clone()), token("b")).await, 200);
     assert_eq!(status(app(Arc::new(DownStore)), token("c")).await, 503);
+}
+
+/// RFC 7519 §4.1.7: `jti` is a string. A token whose `jti` is a number (the string of which
+/// is revoked) used to pass verification and then skip the denylist, which looks up strings.
+#[tokio::test]
+async fn a_non_string_jti_does_not_skip_the_denylist() {
+    use hardening_core::auth::{Denylist, MemoryDenylist};
+    let list = Arc::new(MemoryDenylist::new(10));
+    list.revoke(
+        "42",
+        SystemTime::now() + std::time::Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
+    let verifier = JwtVerifier::builder()
+        .hmac(Some("hs"), Algorithm::HS256, SECRET)
+        .unwrap()
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: Authenticated| async move { user.principal.subject }),
+        )
+        .layer(AuthLayer::new(verifier).denylist(list))
+        .layer(Hardening::strict());
+    for jti in ["42", "42.0", "[\"42\"]", "null"] {
+        let token = forge(
+            r#"{"alg":"HS256","kid":"hs"}"#,
+            &format!(r#"{{"sub":"u","jti":{jti},"exp":{}}}"#, now() + 600),
+            Some(SECRET),
+        );
+        let req = http::Request::get("/me")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let status = app.clone().oneshot(req).await.unwrap().status().as_u16();
+        assert_eq!(status, 401, "jti {jti}");
+    }
+}
+
+/// A test-only 8192-bit RSA public key, made with openssl.
+const RSA_8192_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MIIEIjANBgkqhkiG9w0BAQEFAAOCBA8AMIIECgKCBAEA0CTQONzOFklwW1EED9lJ
+ubMFBij4EiL4m/LlmOu6D1TvOG6u79B/golvPprNba9iW2qbPSOQTyBTgK3vxGjg
+lEAH6MIygRovP0izTg9pf3WOnfY65GpuqfC1c+JnDEHryKWgQrKpM4nJiZtPD963
+T5+HRRxQbVtcWsGLa2NRLDontRyglltNNxfnDTxUGMQlc3eZMZhExKeifP/QF9X/
+94BcJ9jd82+B0e+LWLJA1C58+HCWfgOKaNdC2lGRCWtUVSRSmjgQIpYYgiK4wne9
+TaZt84TvCOExYnuoQkCQUyxPot9iEBNwjKl3UHA88fXYwqepbtB7jPNQyZ+6UV3f
+sQLEvvvgcdJf5YcJC+LOB0eG19fxzFo4aBVazSV5/ZfFjI4PtcckJyO4JFhy0wy8
+keBx4J7lTHWKq3Xe+3Y0p4opMGXeT6lBcWGK4EG6KhybAd56Pr5j5z6Yo1fYV/7y
++xVNH359o5qWDn3RsUSgWBsHT+6yMr57MRxXy9pChCC0IkhIewTQQKswIgh8epUG
+ancU2L0oG1mRI2FxGoPAgAMAysqP87g/9sBBDwqWtMI31CH/P+YyxiD0wmi2xouX
+2chM1nqdDEzickG6s/CIhIIY8N7YeuUvZPhWUTVTUASIh98QJDlQkoJM2ZEWip+M
+tkteob6t0Lbh4v+9ZG40KuoY9qC154KYXOBqAQx6WMRHvo8vqPTQyuyu/YdiWqLO
+++2HGAcCqpJBMqt882zw5gFxDJPEWqAxPXjfImVRmiyWuOC9QizBCUDlV8QvStTj
+XB7Lwg0gOMI58mheOpEjD6QMAscfw2EJzFay4XbtYexMxc6X23IU2HLFsl47+eV+
+jXIzATDGgqE/HH9onMJU/xVlMvAlJLIE5FtriXI5mFzuL9HcKWWxKv+8/vArza2E
+usytXtR3dg9wanONUafZHVxnEeDnFi2vmhY2m48XAbzSwAHxU4JhlT3xN4PkntPD
+8nvrhRWt0uqCiPE7KnWGfLJPZqjMhA+4YPpzanQeRZxretgKEhrjPFRT3wQ+PMIR
+ztuC11uHs6KB9Ix0NtMRWSJXUnxFKnSqfG2A3qCImjZNnqZQUNB/g0hKYIA435BC
+rE5kuTEEjJcY26yqrJENxAwnPBLiILSH69Vw4mMuMQ+kr+cJDS4P3aFfrOJcX9Zj
+YGWhO+QiOLAkkyWFEtmd04ZdmYwD8nFAanvq2CDJl0RRFsniFq96RAuZ8k50K0iv
+rr1QpN9FJJgkdamnEuz5pXyqc/WL1kuRip4Zqv5i0e/CY/nP25jOaqZM7JKQBqza
+B96gRF0U4m8+inkGO8DPUQ789xFUrvkh/dvVsro/CdxnIcV2tr+IjKHxUd3QTKuR
+UwIDAQAB
+-----END PUBLIC KEY-----";
+
+/// A test-only 4096-bit RSA public key and an RS256 token it signed (sub "user-1", exp
+/// 2100-01-01), made with openssl.
+const RSA_4096_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEAtk829xpTH6LebtAI8M+z
+GK0OIrcBr8DQ2uqN/LCqnMiAQ46GYIofVYVuOn9QcFhnmSnDHzLUq3IUILfH7oEJ
+A76aetOlcXEUthtYUGBLceupV+DNGH7997ZTPftOZvspzT2QuvT/OpC3Wi4DEa4F
+awh/vKXGOCuczLq+I3lJZJgND49jK0bPDoCBxKuwbbBNsaVr2XioPaWMDoNrYbjw
+CgdFFr3/qw7vCGJEF8116ITFN74ehKe3vjpwz6UlEo+4SMvwmsLrfhr8az4M09lf
+VgZKcT2PSiTc4XfQBDRrdwNw8ohf1Qi8B+OG3/+TG0mb+5tbxJSCKQPFQLEbl0XU
+/wTV41G5ZgpH7TBz+OIYsHjqy8zf90+4EDNie+3DXRgoJoLc+j4/5LvrolduymPD
+NsFzAP7mosfpMPCB3SjWXqbuh89s1/9rtsTC7rAf0W/2sktKIBkmIaeKmNBk0l6k
+4yvM9RN9Kzl5QYSN0d/WQx/yEgI093fbJzrNZfsMK8w2b3voo7bc0Zsx2tdSYVfH
+NNZj00CM3cgvkG+qpSyRjfdmHWiwqFJ0WN55po9JzWjzQFQk8J12w8K90ddY0bPH
+29nM6Sd7p5bntgGsVulI1RnpH9eV5T7vvsvQazRxthHhoQPckvnFotoVucElKASN
+9D+tG6NeCq2vm5k7XVc7LtUCAwEAAQ==
+-----END PUBLIC KEY-----";
+const RSA_4096_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEiLCJleHAiOjQxMDI0NDQ4MDB9.lVQhR1Qv9MR5fM8Zw9TwZCHX1F4DQaW9OotiTxp9Og3athIcJ-34_3RhOIlIkQRawiexwBwik5LjyLPmjTSH-A9wFBfCKIj-m5e17-MreDbq_JEAhxRJlTx2LdTKJilpyAMMbFH0ZZKjkHesH9sfXU1hHvbU3Sg4XL0Z77a0ak_z5NOtmWOJAThiO-EuNnCXVtV3bH1zAxvEzRaBOeslkzyTT7-3UoiM57BuQpEPjhgryQao9Y73ahGaku40qTrCL2llVOOzIRkkhCUmXZ95MmIL52Wkb48NtDFbocnsHM8whLPAdORpvJ6syZ6zb0CBvT3WCUyAZnfy0bQu1w0QetxHBz0VWmQoqrQ0IFwO_e-70QzO0pl_isU5nobg1Tsb2DNqPBFlPXloANvbPTzBdV3qBmTxvCCTZ3u_EE7yVa0EcZTE-l1G3ZwSrLMeVirif7usoPrmO9T2Lcdt6puw71b67EQHfx-hcP0YO7quJ6Hb839J6YY-6K3heOCGV8648pyCe11VNTBnsLbGKGt5uZ9Mq5NoLkFRjXnWsspUlkP0d2EKcD47yR7m_7Ycud5z_au3bAE7v0hWXv00SCOnJ16_gIiQCcC2n-rp-9WOaJDdhonPJVMomrIu49UzAkKOPa28sDKE5VQRISZdsETH_2z9gqFOqI7S28rWcwbo-tU";
+
+/// "Keys checked at start-up": the RSA backend refuses moduli over 4096 bits at
+/// verification, so an 8192-bit key, once accepted, refused every token as a bad signature.
+/// It is refused at start-up with the supported range; a 4096-bit key starts and verifies.
+#[test]
+fn an_rsa_key_accepted_at_start_up_verifies_its_tokens() {
+    for alg in [Algorithm::RS256, Algorithm::PS512] {
+        let why = JwtVerifier::builder()
+            .public_pem(Some("big"), alg, RSA_8192_PUBLIC.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("big") && why.contains("longer than 4096 bits"),
+            "{why}"
+        );
+        assert!(why.contains("2048 to 4096 bits"), "{why}");
+    }
+    let v = JwtVerifier::builder()
+        .public_pem(None, Algorithm::RS256, RSA_4096_PUBLIC.as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let subject = v.verify_raw(RSA_4096_TOKEN).map(|(p, _)| p.subject);
+    assert_eq!(subject, Ok("user-1".to_owned()));
 }
 
 #[test]
