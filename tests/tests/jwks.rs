@@ -632,6 +632,14 @@ async fn start_up_errors_say_what_to_change() {
     .await;
     assert!(why.contains("non-zero minimum interval"), "{why}");
 
+    // Plain http from a host that is not loopback: refused, saying how to fix or loosen it
+    // (the loosened case is a unit test in jwks.rs: it would fetch over the network).
+    let why = startup_error("http://idp.invalid/jwks", JwksPolicy::new()).await;
+    assert!(
+        why.contains("dangerous_allow_plain_http") && why.contains("jwks-rustls"),
+        "{why}"
+    );
+
     // https with a fetcher that has no TLS.
     let err = JwtVerifier::builder()
         .jwks_url("https://127.0.0.1:9/jwks", JwksPolicy::new())

@@ -103,29 +103,38 @@ impl Sessions {
     }
 
     /// Opens the sealed session cookie in place, so `AuthLayer` finds the token; a cookie
-    /// that does not open (tampered, old key) is dropped. Other cookies pass unchanged.
+    /// that does not open (tampered, old key) is dropped. Other cookies pass unchanged, read
+    /// as bytes from every `Cookie` header: one that is not text (another app's, a sibling
+    /// subdomain's) must not hide the session.
     pub fn unseal<B>(&self, mut req: Request<B>) -> Request<B> {
-        let Some(header) = req.headers().get(COOKIE).and_then(|v| v.to_str().ok()) else {
-            return req;
-        };
-        if !header.contains(SESSION_COOKIE) {
+        let is_session =
+            |piece: &[u8]| piece.split(|b| *b == b'=').next() == Some(SESSION_COOKIE.as_bytes());
+        let pieces: Vec<Vec<u8>> = req
+            .headers()
+            .get_all(COOKIE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+            .map(|piece| piece.trim_ascii().to_vec())
+            .filter(|piece| !piece.is_empty())
+            .collect();
+        if !pieces.iter().any(|piece| is_session(piece)) {
             return req;
         }
         let mut jar = CookieJar::new();
         let mut others = Vec::new();
-        for pair in header.split(';') {
-            match Cookie::parse(pair.trim().to_owned()) {
-                Ok(c) if c.name() == SESSION_COOKIE => jar.add_original(c),
-                Ok(c) => others.push(format!("{}={}", c.name(), c.value())),
-                Err(_) => {}
+        for piece in pieces {
+            if !is_session(&piece) {
+                others.push(piece);
+            } else if let Ok(Ok(c)) = String::from_utf8(piece).map(Cookie::parse) {
+                jar.add_original(c);
             }
         }
         if let Some(open) = jar.private(&self.cookie_key).get(SESSION_COOKIE) {
-            others.push(format!("{SESSION_COOKIE}={}", open.value()));
+            others.push(format!("{SESSION_COOKIE}={}", open.value()).into_bytes());
         }
         req.headers_mut().remove(COOKIE);
-        if let Ok(value) = HeaderValue::from_str(&others.join("; "))
-            && !others.is_empty()
+        if !others.is_empty()
+            && let Ok(value) = HeaderValue::from_bytes(&others.join(&b"; "[..]))
         {
             req.headers_mut().insert(COOKIE, value);
         }
@@ -163,5 +172,23 @@ mod tests {
         let req = Request::get("/").header(COOKIE, sealed).body(()).ok();
         let opened = req.map(|r| other.unseal(r));
         assert!(opened.is_some_and(|r| r.headers().get(COOKIE).is_none()));
+        // A cookie that is not text, before it in another `Cookie` header, hides nothing.
+        let req = Request::get("/")
+            .header(
+                COOKIE,
+                HeaderValue::from_bytes("pref=café".as_bytes()).unwrap(),
+            )
+            .header(COOKIE, sealed)
+            .body(())
+            .ok();
+        let opened = req.map(|r| s.unseal(r));
+        let cookie = opened
+            .as_ref()
+            .and_then(|r| r.headers().get(COOKIE))
+            .map(|v| v.as_bytes().to_vec());
+        assert_eq!(
+            cookie.as_deref(),
+            Some("pref=café; __Host-session=the.jwt.token".as_bytes())
+        );
     }
 }
