@@ -241,9 +241,10 @@ pub enum CostConfigError {
 /// response extension. When the response body **ends** (its last frame, or at once for a
 /// response that carries none: `HEAD`, 204, 304), the reservation is settled to the actual
 /// cost (an unreported success keeps its estimate). A **5xx** response or a service
-/// error refunds everything. A body **dropped** before its end (client gone) refunds all but
-/// the usage already reported: tokens the model produced were spent, and a client must not
-/// be able to get them free by hanging up.
+/// error refunds everything. A body **dropped** before its end (client gone), or a request
+/// dropped before its response exists (a timeout or a caught panic further out, a client
+/// gone before the response head), refunds all but the usage already reported: tokens the
+/// model produced were spent, and a client must not be able to get them free by hanging up.
 ///
 /// A 429, and a 413 for a body over [`max_body`](Self::max_body), is one security event
 /// (`rate_limited`, `body_too_large`), reported once, as
@@ -530,10 +531,20 @@ where
             let usage = Usage::new(estimate);
             parts.extensions.insert(usage.clone());
             let head_request = parts.method == http::Method::HEAD;
+            // Held from here on, so that a request future dropped before the response exists
+            // (a timeout further out answering 503, a panic caught further out answering 500,
+            // a client gone before the response head) is refunded like a 5xx: all but the
+            // usage reported so far, as for a body dropped before its end.
+            let mut settle = Settle {
+                reservation: Some(reservation),
+                usage,
+                actual: None,
+                success: false,
+            };
             let mut response = match inner.call(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
                 Err(err) => {
-                    reservation.settle_now(0).await;
+                    settle.settle_now(0).await;
                     return Err(err);
                 }
             };
@@ -541,7 +552,7 @@ where
                 hardening_errors::mark_logged(&mut response, crate::respond::SHADOW_EVENT);
             }
             if response.status().is_server_error() {
-                reservation.settle_now(0).await;
+                settle.settle_now(0).await;
                 let mut response = response;
                 set_ratelimit_headers(
                     response.headers_mut(),
@@ -551,12 +562,8 @@ where
                 return Ok(response);
             }
             let (mut head, body) = response.into_parts();
-            let mut settle = Settle {
-                reservation: Some(reservation),
-                usage,
-                actual: head.extensions.get::<ActualCost>().map(|c| c.0),
-                success: head.status.is_success() || head.status.is_redirection(),
-            };
+            settle.actual = head.extensions.get::<ActualCost>().map(|c| c.0);
+            settle.success = head.status.is_success() || head.status.is_redirection();
             if body.is_end_stream()
                 || head_request
                 || matches!(
@@ -581,7 +588,8 @@ where
     }
 }
 
-/// Settles a reservation once, when the body ends or is dropped.
+/// Settles a reservation once: when the body ends or is dropped, or, before there is a
+/// response, when the request's future is dropped.
 struct Settle {
     reservation: Option<Reserved>,
     usage: Usage,
@@ -592,6 +600,13 @@ struct Settle {
 impl Settle {
     fn reported(&self) -> Option<u64> {
         self.actual.or_else(|| self.usage.reported())
+    }
+
+    /// Settles to `actual` and waits for it (in the request's own future).
+    async fn settle_now(&mut self, actual: u64) {
+        if let Some(reservation) = self.reservation.take() {
+            reservation.settle_now(actual).await;
+        }
     }
 
     /// The body ended: charge what was reported, else the estimate for a success, else
@@ -609,7 +624,9 @@ impl Settle {
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        // Dropped before the end: the client went away. Refund all but what was reported.
+        // Dropped before the end (the client went away), or before there was a response (the
+        // request's future was dropped: a timeout, a panic, a client gone early). Refund all
+        // but what was reported.
         if let Some(reservation) = self.reservation.take() {
             reservation.settle(self.reported().unwrap_or(0));
         }

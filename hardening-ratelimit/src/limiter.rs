@@ -8,8 +8,8 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock, Reference};
 
 use governor::nanos::Nanos;
-use governor::state::StateStore;
 use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
+use governor::state::{InMemoryState, NotKeyed, StateStore};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::Quota;
@@ -70,13 +70,27 @@ pub enum KeyKind {
 }
 
 /// A policy's name: a `&'static str` (copied for free on every decision) or shared text.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// The name goes into the `RateLimit` and `RateLimit-Policy` fields as a structured-field
+/// string (RFC 9651 §3.3.3), which holds printable ASCII only: there `"` and `\` are escaped
+/// with a backslash, and any other character (a control character, non-ASCII text) is
+/// written as `?`. Elsewhere (problems, logs) the name is the text as given. The field form
+/// is made once, with the name, not per response.
+#[derive(Clone)]
 pub struct PolicyName(NameRepr);
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 enum NameRepr {
     Static(&'static str),
     Shared(Arc<str>),
+    /// A name that is not its own structured-field string: both forms, made once.
+    Escaped(Arc<EscapedName>),
+}
+
+struct EscapedName {
+    name: Box<str>,
+    /// The structured-field string's content, without its quotes.
+    field: Box<str>,
 }
 
 impl PolicyName {
@@ -85,6 +99,16 @@ impl PolicyName {
         match &self.0 {
             NameRepr::Static(s) => s,
             NameRepr::Shared(s) => s,
+            NameRepr::Escaped(e) => &e.name,
+        }
+    }
+
+    /// The name as the content of a structured-field string (between its quotes).
+    #[inline]
+    fn field(&self) -> &str {
+        match &self.0 {
+            NameRepr::Escaped(e) => &e.field,
+            _ => self.as_str(),
         }
     }
 
@@ -93,6 +117,44 @@ impl PolicyName {
     fn is(&self, other: &Self) -> bool {
         let (a, b) = (self.as_str(), other.as_str());
         std::ptr::eq(a, b) || a == b
+    }
+
+    /// `name` with its field form, when that differs from it.
+    fn escaped(name: &str) -> Option<Self> {
+        let plain = |c: char| matches!(c, ' '..='~') && c != '"' && c != '\\';
+        if name.chars().all(plain) {
+            return None;
+        }
+        let mut field = String::with_capacity(name.len() + 2);
+        for c in name.chars() {
+            match c {
+                '"' | '\\' => {
+                    field.push('\\');
+                    field.push(c);
+                }
+                ' '..='~' => field.push(c),
+                _ => field.push('?'),
+            }
+        }
+        Some(Self(NameRepr::Escaped(Arc::new(EscapedName {
+            name: name.into(),
+            field: field.into(),
+        }))))
+    }
+}
+
+// By the text: a static name and the same name made from a `String` are one name.
+impl PartialEq for PolicyName {
+    fn eq(&self, other: &Self) -> bool {
+        self.is(other)
+    }
+}
+
+impl Eq for PolicyName {}
+
+impl std::hash::Hash for PolicyName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -106,13 +168,13 @@ impl std::ops::Deref for PolicyName {
 
 impl From<&'static str> for PolicyName {
     fn from(s: &'static str) -> Self {
-        Self(NameRepr::Static(s))
+        Self::escaped(s).unwrap_or(Self(NameRepr::Static(s)))
     }
 }
 
 impl From<String> for PolicyName {
     fn from(s: String) -> Self {
-        Self(NameRepr::Shared(s.into()))
+        Self::escaped(&s).unwrap_or_else(|| Self(NameRepr::Shared(s.into())))
     }
 }
 
@@ -458,11 +520,16 @@ impl Decision {
 /// A keyed GCRA rate limiter over governor's concurrent state store, with several policies
 /// decided **all-or-nothing**: a request one policy refuses costs nothing under the others.
 ///
-/// Memory stays bounded without a background thread: now and then (after twice as many
-/// decisions as there are keys, at least 65 536) keys whose buckets are full again are dropped; checked every
-/// 256 decisions, a policy tracking more keys than its cap (100 000 by default) has arbitrary
-/// keys evicted down to 90 % of the cap. Eviction can only make the limiter more lenient for
-/// those keys, never stricter. A million keys take about 70 MB.
+/// Memory stays bounded without a background thread. A key is tracked only once a request
+/// under it is admitted (a refused request, or a look at [`statuses`](Self::statuses), adds
+/// none). Now and then (after twice as many decisions as there are keys, at least 65 536)
+/// keys whose buckets are full again are dropped, which changes no decision. Checked every
+/// 256 decisions, a policy tracking more keys than its cap (100 000 by default) is brought
+/// down to 90 % of the cap: first by dropping the buckets that are full again, and only if
+/// that is not enough by forgetting buckets that still limit their keys, those nearest to
+/// full first (logged once per policy as a warning, since it loosens those keys' limits).
+/// Eviction can only make the limiter more lenient for those keys, never stricter. A million
+/// keys take about 70 MB.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -530,8 +597,44 @@ struct PolicyState {
     store: DashMapStateStore<Key>,
     /// The decision count at which idle keys are next swept.
     next_sweep: std::sync::atomic::AtomicU64,
+    /// Whether the warning that keys still limited had to be evicted was logged.
+    warned_eviction: std::sync::atomic::AtomicBool,
     interval: u64,
     capacity: u64,
+}
+
+/// One policy's charge for a reservation: its key, and the bucket's TAT right after the
+/// charge (where the reservation's units end), so that a refund gives back only the units
+/// time has not refilled yet.
+#[derive(Debug)]
+struct Charge {
+    policy: usize,
+    key: Key,
+    tat: u64,
+}
+
+/// Classes of the time a bucket needs to be full again, in order: 16 of a nanosecond each,
+/// then 16 per power of two (an HDR histogram, exact to 1/16 of the time).
+const UNTIL_FULL_CLASSES: usize = 16 * 61;
+
+#[inline]
+fn until_full_class(nanos: u64) -> usize {
+    if nanos < 16 {
+        return nanos as usize;
+    }
+    // `nanos` is in [2^octave, 2^(octave + 1)), octave 4 to 63; its next 4 bits are the step.
+    let octave = 63 - nanos.leading_zeros() as usize;
+    let step = (nanos >> (octave - 4)) as usize & 15;
+    (octave - 3) * 16 + step
+}
+
+/// A bucket's TAT (nanoseconds; `None` for a fresh one), read without changing it.
+#[inline]
+fn tat_in(state: &InMemoryState) -> Option<Nanos> {
+    state
+        .measure_and_replace(&NotKeyed::NonKey, Err::<((), Nanos), _>)
+        .err()
+        .flatten()
 }
 
 impl fmt::Debug for RateLimiter {
@@ -575,16 +678,80 @@ impl PolicyState {
     }
 
     /// Decides and, if admitted, charges in one atomic step: `Ok(new TAT)` or
-    /// `Err((retry_after, current TAT))`.
+    /// `Err((retry_after, current TAT))`. Only an admitted charge makes an entry for a key
+    /// not tracked yet: a refused request leaves the store as it was.
     #[inline]
     fn charge(&self, key: &Key, now: u64, cost: u64) -> Result<u64, (u64, u64)> {
+        let decide = |tat: Option<Nanos>| match self.probe(tat, now, cost) {
+            Probe::Admit { new_tat } => Ok((new_tat, Nanos::from(new_tat))),
+            Probe::Refuse { retry_after } => Err((retry_after, tat.map_or(now, |t| t.as_u64()))),
+        };
+        // What governor's `measure_and_replace` does (one lookup for a tracked key, a second
+        // to insert an untracked one), except that nothing is inserted for a refusal.
+        if let Some(state) = self.store.get(key) {
+            return state.measure_and_replace(&NotKeyed::NonKey, decide);
+        }
+        // Untracked: a full bucket. Refused (a cost over the burst), it stays untracked.
+        decide(None)?;
         self.store
-            .measure_and_replace(key, |tat| match self.probe(tat, now, cost) {
-                Probe::Admit { new_tat } => Ok((new_tat, Nanos::from(new_tat))),
-                Probe::Refuse { retry_after } => {
-                    Err((retry_after, tat.map_or(now, |t| t.as_u64())))
-                }
-            })
+            .entry(key.clone())
+            .or_default()
+            .measure_and_replace(&NotKeyed::NonKey, decide)
+    }
+
+    /// The bucket's TAT for `key`, read without making an entry for a key not tracked.
+    #[inline]
+    fn tat(&self, key: &Key) -> Option<Nanos> {
+        self.store.get(key).and_then(|state| tat_in(&state))
+    }
+
+    /// Over the cap even without the buckets that are full again: forgets `count` buckets
+    /// that still limit their keys, those that would be full again soonest (the least
+    /// loosening), and warns once. Two passes over the store and a histogram on the stack
+    /// (no list of every bucket): the order is exact to 1/16 of the time left.
+    #[cold]
+    fn evict_limiting(&self, count: usize, max_keys: usize, now: u64) {
+        let left_of = |state: &InMemoryState| {
+            until_full_class(tat_in(state).map_or(0, Nanos::as_u64).saturating_sub(now))
+        };
+        let mut classes = [0usize; UNTIL_FULL_CLASSES];
+        for entry in self.store.iter() {
+            classes[left_of(entry.value())] += 1;
+        }
+        // The class where the `count` nearest to full end: all below it go, and enough of it.
+        let mut below = 0;
+        let Some(cut) = classes.iter().position(|n| {
+            below += n;
+            below >= count
+        }) else {
+            return;
+        };
+        let mut in_cut = count - (below - classes[cut]);
+        let mut evicted = 0;
+        self.store.retain(|_, state| {
+            let class = left_of(state);
+            let go = class < cut || (class == cut && in_cut > 0);
+            if go {
+                in_cut -= usize::from(class == cut);
+                evicted += 1;
+            }
+            !go
+        });
+        if !self
+            .warned_eviction
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                target: "hardening",
+                policy = %self.policy.name,
+                max_keys,
+                evicted,
+                "hardening loosened: rate-limit policy `{}` tracks more keys still limited \
+                 than its cap; the buckets nearest to full were forgotten (their keys start \
+                 afresh). Raise `RateLimiter::max_keys` if this is legitimate traffic",
+                self.policy.name
+            );
+        }
     }
 
     #[inline]
@@ -610,6 +777,7 @@ impl RateLimiter {
                     interval,
                     store: DashMapStateStore::default(),
                     next_sweep: std::sync::atomic::AtomicU64::new(65_536),
+                    warned_eviction: std::sync::atomic::AtomicBool::new(false),
                     policy,
                 }
             })
@@ -732,14 +900,7 @@ impl RateLimiter {
             .iter()
             .map(|(i, key)| {
                 let p = &self.0.policies[*i];
-                let tat = p
-                    .store
-                    .measure_and_replace(key, |tat| {
-                        Err::<((), Nanos), u64>(tat.map_or(now, |t| t.as_u64()))
-                    })
-                    .err()
-                    .unwrap_or(now);
-                p.status(tat, now)
+                p.status(p.tat(key).map_or(now, Nanos::as_u64), now)
             })
             .collect::<Vec<_>>()
             .into()
@@ -754,21 +915,39 @@ impl RateLimiter {
             .into()
     }
 
-    /// Moves every charged policy's bucket by `delta` units (negative: refund).
-    fn adjust(&self, charged: &[(usize, Key)], delta: i64, now: u64) {
-        for (i, key) in charged {
-            let p = &self.0.policies[*i];
+    /// Moves every charged policy's bucket by `delta` units: a positive `delta` charges
+    /// them on top (an overrun), a negative one refunds them, as far as time has not already.
+    fn adjust(&self, charged: &[Charge], delta: i64, now: u64) {
+        for c in charged {
+            let p = &self.0.policies[c.policy];
             let nanos = p.interval.saturating_mul(delta.unsigned_abs());
-            let _ = p.store.measure_and_replace(key, |tat| {
-                let tat = tat.map_or(now, |t| t.as_u64());
-                let moved = if delta < 0 {
-                    // A refund cannot fill the bucket past full: time already refilled it.
-                    tat.saturating_sub(nanos)
-                } else {
-                    tat.max(now).saturating_add(nanos)
-                };
-                Ok::<_, ()>(((), Nanos::from(moved)))
-            });
+            if delta > 0 {
+                let _ = p.store.measure_and_replace(&c.key, |tat| {
+                    let tat = tat.map_or(now, |t| t.as_u64());
+                    Ok::<_, ()>(((), Nanos::from(tat.max(now).saturating_add(nanos))))
+                });
+                continue;
+            }
+            // The charge left the bucket at `c.tat`, its units the last `nanos` before it;
+            // by `now` time has refilled everything up to `now`. Only the part after `now`
+            // can come back: the rest has been spent again since (a later charge may have
+            // taken the refilled room), and giving it back would hand that room out twice.
+            let refund = nanos.min(c.tat.saturating_sub(now));
+            if refund == 0 {
+                continue;
+            }
+            // An untracked key's bucket is full: nothing to give back, and no entry to make.
+            if let Some(state) = p.store.get(&c.key) {
+                let _ = state.measure_and_replace(&NotKeyed::NonKey, |tat| {
+                    match tat.map(Nanos::as_u64) {
+                        // Never past full: a bucket is full at `now`.
+                        Some(tat) if tat > now => {
+                            Ok(((), Nanos::from(tat.saturating_sub(refund).max(now))))
+                        }
+                        _ => Err(()),
+                    }
+                });
+            }
         }
     }
 
@@ -779,7 +958,7 @@ impl RateLimiter {
         keys: &RequestKeys<'_>,
         cost: u64,
         now: u64,
-        charged: Option<&mut Vec<(usize, Key)>>,
+        charged: Option<&mut Vec<Charge>>,
     ) -> Decision {
         let inner = &*self.0;
         // One enforcing policy: a single atomic decide-and-charge is already all-or-nothing
@@ -795,7 +974,11 @@ impl RateLimiter {
             return match result {
                 Ok(tat) => {
                     if let Some(charged) = charged {
-                        charged.push((0, key));
+                        charged.push(Charge {
+                            policy: 0,
+                            key,
+                            tat,
+                        });
                     }
                     Decision::Allowed(Statuses(StatusesRepr::One(p.status(tat, now))))
                 }
@@ -817,7 +1000,7 @@ impl RateLimiter {
         keys: &RequestKeys<'_>,
         cost: u64,
         now: u64,
-        charged: Option<&mut Vec<(usize, Key)>>,
+        charged: Option<&mut Vec<Charge>>,
     ) -> Decision {
         let inner = &*self.0;
         let keyed = self.keyed(keys);
@@ -831,17 +1014,10 @@ impl RateLimiter {
         let mut tats = Vec::with_capacity(keyed.len());
         for (i, key) in &keyed {
             let p = &inner.policies[*i];
-            let (probe, tat) = p
-                .store
-                .measure_and_replace(key, |tat| {
-                    Err::<((), Nanos), _>((
-                        p.probe(tat, now, cost),
-                        tat.map_or(now, |t| t.as_u64()),
-                    ))
-                })
-                .err()
-                .unwrap_or((Probe::Admit { new_tat: now }, now));
-            tats.push(tat);
+            // Read only: a key not tracked yet gets an entry only when it is charged.
+            let tat = p.tat(key);
+            let probe = p.probe(tat, now, cost);
+            tats.push(tat.map_or(now, Nanos::as_u64));
             if let Probe::Refuse { retry_after: r } = probe {
                 if p.policy.shadow {
                     shadow_violated.push(*i);
@@ -854,7 +1030,7 @@ impl RateLimiter {
         if violated.is_empty() {
             // Phase 2: charge each (a shadow policy only where it would admit); if a
             // concurrent request took the room meanwhile, undo the charges made so far.
-            let mut done: Vec<(usize, Key)> = Vec::with_capacity(keyed.len());
+            let mut done: Vec<Charge> = Vec::with_capacity(keyed.len());
             for (n, (i, key)) in keyed.iter().enumerate() {
                 let p = &inner.policies[*i];
                 if shadow_violated.contains(i) {
@@ -863,7 +1039,11 @@ impl RateLimiter {
                 match p.charge(key, now, cost) {
                     Ok(tat) => {
                         tats[n] = tat;
-                        done.push((*i, key.clone()));
+                        done.push(Charge {
+                            policy: *i,
+                            key: key.clone(),
+                            tat,
+                        });
                     }
                     Err((_, tat)) if p.policy.shadow => {
                         tats[n] = tat;
@@ -943,29 +1123,31 @@ impl RateLimiter {
         for p in &inner.policies {
             let len = p.store.len();
             let due = total >= p.next_sweep.load(Relaxed);
-            if !due && len <= max_keys {
+            let over = len > max_keys;
+            if !due && !over {
                 continue;
             }
             if due {
                 // A full scan, paced by the number of keys: O(1) per decision amortised.
                 p.next_sweep
                     .store(total + (2 * len as u64).max(65_536), Relaxed);
-                p.store.retain_recent(Nanos::from(now));
             }
-            let len = p.store.len();
-            if len > max_keys {
-                // Evict down to 90 % of the cap at once, so the next eviction is far away.
-                let victims: Vec<Key> = p
-                    .store
-                    .iter()
-                    .take(len - max_keys + max_keys / 10)
-                    .map(|e| e.key().clone())
-                    .collect();
-                for key in victims {
-                    p.store.remove(&key);
+            // Buckets full again first: forgetting them changes no decision.
+            p.store.retain_recent(Nanos::from(now));
+            if over {
+                // Down to 90 % of the cap at once, so the next eviction is far away; only when
+                // the full buckets were not enough, buckets that still limit their keys.
+                let target = max_keys - max_keys / 10;
+                let len = p.store.len();
+                if len > target {
+                    p.evict_limiting(len - target, max_keys, now);
                 }
-                // Removals leave tombstones that would make the next inserts double the
-                // table; rebuild it at its new size instead (once per cap/10 new keys).
+            }
+            // A table left mostly empty (many buckets were full again) is rebuilt at its new
+            // size. Not one about as full as before: rebuilt at the tightest size, it would
+            // double again within a few hundred new keys, each time. (Its tombstones only
+            // make a table nearly full anyway grow a little sooner.)
+            if p.store.len() < p.store.capacity() / 4 {
                 p.store.shrink_to_fit();
             }
         }
@@ -1020,7 +1202,7 @@ impl RateLimiter {
 /// Dropping it without settling keeps the whole estimate charged (the safe side).
 pub struct Reservation {
     limiter: RateLimiter,
-    charged: Vec<(usize, Key)>,
+    charged: Vec<Charge>,
     reserved: u64,
 }
 
@@ -1041,6 +1223,10 @@ impl Reservation {
 
     /// Charges `actual` units instead of the estimate: the rest comes back, or an overrun
     /// is charged on top (the bucket may go into debt, refusing until it refills).
+    ///
+    /// What comes back is what time has not refilled yet: a reservation settled after its
+    /// units have refilled (a long call) gives back only the part still in the bucket, never
+    /// room that has been spent again since.
     pub fn settle(self, actual: u64) {
         let inner = &*self.limiter.0;
         let now = inner.clock.now().duration_since(inner.start).as_u64();
@@ -1057,7 +1243,8 @@ impl Reservation {
         }
     }
 
-    /// Gives the whole reservation back (the call failed; nothing was spent).
+    /// Gives the reservation back (the call failed; nothing was spent): as much of it as
+    /// time has not refilled already, as [`settle`](Self::settle) does.
     pub fn refund(self) {
         self.settle(0);
     }
@@ -1076,7 +1263,7 @@ pub(crate) fn policy_header_for<'a>(
         let _ = write!(
             header,
             "\"{}\";q={};w={}",
-            p.name,
+            p.name.field(),
             q.count(),
             q.period().as_secs()
         );
@@ -1120,7 +1307,7 @@ fn write_fields(out: &mut impl std::io::Write, statuses: &[PolicyStatus]) -> std
         }
         let reset = s.reset_secs();
         out.write_all(b"\"")?;
-        out.write_all(s.name.as_str().as_bytes())?;
+        out.write_all(s.name.field().as_bytes())?;
         out.write_all(b"\";r=")?;
         write_decimal(out, u64::from(s.remaining()))?;
         out.write_all(b";t=")?;
@@ -1413,6 +1600,41 @@ mod tests {
     }
 
     #[test]
+    fn policy_names_are_escaped_in_the_structured_fields() {
+        // RFC 9651 strings: printable ASCII, `"` and `\` escaped, nothing else (here `?`).
+        let quota = Quota::per_minute(nz(10));
+        let limiter = RateLimiter::new([
+            Policy::global("per \"ip\"", quota),
+            Policy::global(String::from("a\\b"), quota),
+            Policy::global("caf\u{e9}\ttab", quota),
+        ]);
+        assert_eq!(
+            limiter.policy_header().unwrap(),
+            r#""per \"ip\"";q=10;w=60, "a\\b";q=10;w=60, "caf??tab";q=10;w=60"#
+        );
+        let h = HeaderMap::new();
+        let decision = limiter.check(&keys("10.0.0.1", &h), 1);
+        assert_eq!(
+            limiter.ratelimit_header(decision.statuses()).unwrap(),
+            r#""per \"ip\"";r=9;t=6, "a\\b";r=9;t=6, "caf??tab";r=9;t=6"#
+        );
+        // The name itself is the text given (problems, logs), and equal however it was made.
+        assert_eq!(decision.statuses()[0].name().as_str(), "per \"ip\"");
+        assert_eq!(
+            PolicyName::from("caf\u{e9}\ttab"),
+            PolicyName::from(String::from("caf\u{e9}\ttab"))
+        );
+        assert_eq!(PolicyName::from("a"), PolicyName::from(String::from("a")));
+        // One policy: the value made once for most responses is escaped the same way.
+        let one = RateLimiter::new([Policy::global("\"", quota)]);
+        let decision = one.check(&keys("10.0.0.1", &h), 1);
+        assert_eq!(
+            one.ratelimit_header(decision.statuses()).unwrap(),
+            r#""\"";r=9;t=6"#
+        );
+    }
+
+    #[test]
     fn the_usual_ratelimit_value_is_the_formatted_one() {
         let h = HeaderMap::new();
         let max = NonZeroU32::MAX;
@@ -1629,6 +1851,151 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_refused_flood_of_new_keys_does_not_reset_a_spent_budget() {
+        // Refused requests track no key (a probe reads, only an admitted charge inserts), so
+        // a client refused by `per-ip` cannot push `per-key-per-day` past its cap with header
+        // values and make it forget the bucket of a key whose day budget is spent.
+        let api_key = HeaderName::from_static("x-api-key");
+        let limiter = RateLimiter::new([
+            Policy::per_client_ip("per-ip", Quota::per_minute(nz(100)).burst(nz(50))),
+            Policy::per_header("per-key-per-day", Quota::per_day(nz(5)), api_key.clone()),
+        ])
+        .max_keys(100);
+        let sec = 1_000_000_000u64;
+        let victim_ip = Some("192.0.2.1".parse().unwrap());
+        let mut victim = HeaderMap::new();
+        victim.insert(&api_key, HeaderValue::from_static("victim-key"));
+        let victim = RequestKeys::new(victim_ip, &victim);
+        for _ in 0..5 {
+            assert!(limiter.check_at(&victim, 1, 0).is_admitted());
+        }
+        assert!(
+            !limiter.check_at(&victim, 1, 0).is_admitted(),
+            "the day budget is spent"
+        );
+
+        let attacker = Some("198.51.100.9".parse().unwrap());
+        let mut h = HeaderMap::new();
+        let mut refused = 0;
+        for i in 0..200_000u32 {
+            h.insert(&api_key, HeaderValue::from(i));
+            refused += usize::from(
+                !limiter
+                    .check_at(&RequestKeys::new(attacker, &h), 1, sec)
+                    .is_admitted(),
+            );
+        }
+        assert_eq!(refused, 200_000 - 50);
+        assert_eq!(
+            limiter.tracked_keys(),
+            [2, 51],
+            "only admitted requests track keys"
+        );
+        // A look at the usage tracks none either.
+        h.insert(&api_key, HeaderValue::from_static("just-looking"));
+        let _ = limiter.statuses_at(&RequestKeys::new(attacker, &h), sec);
+        assert_eq!(limiter.tracked_keys(), [2, 51]);
+        assert!(
+            !limiter.check_at(&victim, 1, 2 * sec).is_admitted(),
+            "the spent day budget was forgotten"
+        );
+    }
+
+    #[test]
+    fn until_full_classes_keep_the_order_and_within_a_sixteenth() {
+        let mut samples: Vec<u64> = (0..4096).collect();
+        for bit in 4..64 {
+            let base = 1u64 << bit;
+            samples.extend([
+                base - 1,
+                base,
+                base + 1,
+                base + base / 16,
+                base | (base - 1),
+            ]);
+        }
+        samples.extend([u64::MAX - 1, u64::MAX]);
+        samples.sort_unstable();
+        let mut previous = 0;
+        for &n in &samples {
+            let class = until_full_class(n);
+            assert!(class < UNTIL_FULL_CLASSES, "{n}");
+            assert!(class >= previous, "{n}: class {class} after {previous}");
+            previous = class;
+        }
+        // Times in one class differ by less than a sixteenth.
+        assert_eq!(
+            until_full_class(1 << 40),
+            until_full_class((1 << 40) + (1 << 35))
+        );
+        assert!(until_full_class(1 << 40) < until_full_class((1 << 40) + (1 << 36)));
+        assert_eq!(until_full_class(u64::MAX), UNTIL_FULL_CLASSES - 1);
+    }
+
+    #[test]
+    fn over_the_cap_full_buckets_go_first_and_then_those_nearest_to_full() {
+        // One unit a second, burst 3600. A key spends its whole burst at 0.
+        let key = HeaderName::from_static("x-api-key");
+        let limiter = RateLimiter::new([Policy::per_header(
+            "per-key",
+            Quota::per_hour(nz(3600)),
+            key.clone(),
+        )])
+        .max_keys(1000);
+        let (ms, sec) = (1_000_000u64, 1_000_000_000u64);
+        let mut spent = HeaderMap::new();
+        spent.insert(&key, HeaderValue::from_static("spent"));
+        let spent = RequestKeys::new(None, &spent);
+        assert!(limiter.check_at(&spent, 3600, 0).is_admitted());
+
+        // 200,000 new keys, one every 10 ms, each charged one unit: about a hundred of them
+        // still limited at any time, the rest full again. Only full buckets are dropped.
+        let mut h = HeaderMap::new();
+        for i in 0..200_000u32 {
+            h.insert(&key, HeaderValue::from(i));
+            let now = u64::from(i) * 10 * ms;
+            assert!(
+                limiter
+                    .check_at(&RequestKeys::new(None, &h), 1, now)
+                    .is_admitted()
+            );
+        }
+        // Looks come at random, one decision in 256 on average (see above).
+        assert!(
+            limiter.tracked_keys()[0] <= 1000 + 2048,
+            "{:?}",
+            limiter.tracked_keys()
+        );
+        assert_eq!(
+            limiter.statuses_at(&spent, 2000 * sec)[0].remaining(),
+            2000,
+            "the spent bucket was forgotten"
+        );
+
+        // 5,000 keys each still limited (100 units): some must go, the nearest to full
+        // first, and the spent bucket (3600 s from full) is the farthest.
+        for i in 0..5_000u32 {
+            h.insert(&key, HeaderValue::from(i));
+            let now = 2000 * sec + u64::from(i) * ms;
+            assert!(
+                limiter
+                    .check_at(&RequestKeys::new(None, &h), 100, now)
+                    .is_admitted()
+            );
+        }
+        assert!(
+            limiter.tracked_keys()[0] <= 1000 + 2048,
+            "{:?}",
+            limiter.tracked_keys()
+        );
+        assert_eq!(
+            limiter.statuses_at(&spent, 2005 * sec)[0].remaining(),
+            2005,
+            "the spent bucket was forgotten before nearer ones"
+        );
+    }
+
     fn principal<'a>(who: &'a str, h: &'a HeaderMap) -> RequestKeys<'a> {
         RequestKeys::new(None, h).principal(Some(who))
     }
@@ -1733,6 +2100,47 @@ mod tests {
         // Anonymous requests are not counted by a per-principal policy.
         let (d, r) = limiter.reserve_at(&RequestKeys::new(None, &h), 999, now);
         assert!(d.is_admitted() && r.is_some());
+    }
+
+    #[test]
+    fn a_late_settlement_gives_back_only_what_has_not_refilled() {
+        // 100 units a second, burst 100: 10 ms a unit.
+        let limiter = RateLimiter::new([Policy::per_principal("t", Quota::per_second(nz(100)))]);
+        let h = HeaderMap::new();
+        let k = principal("u", &h);
+        let (ms, sec) = (1_000_000u64, 1_000_000_000u64);
+        let left = |now| limiter.statuses_at(&k, now)[0].remaining();
+
+        // A long call reserves 50 units at 0. A second later they have long refilled, and
+        // the principal spends the whole burst; then the long call fails. Its units came
+        // back with time already: refunding them again would take them off the burst spent
+        // since, and a client holding requests could double its rate.
+        let (_, r) = limiter.reserve_at(&k, 50, 0);
+        assert!(limiter.check_at(&k, 100, sec).is_admitted());
+        r.unwrap().settle_at(0, sec);
+        assert!(matches!(
+            limiter.check_at(&k, 1, sec),
+            Decision::Limited { .. }
+        ));
+
+        // Partly refilled: 50 reserved at 10 s (a full bucket), 40 spent at 10.3 s, the
+        // reservation refunded then. 30 of its units have refilled; the other 20 come back,
+        // as if it had never been made.
+        let (_, r) = limiter.reserve_at(&k, 50, 10 * sec);
+        assert!(limiter.check_at(&k, 40, 10 * sec + 300 * ms).is_admitted());
+        r.unwrap().settle_at(0, 10 * sec + 300 * ms);
+        assert_eq!(left(10 * sec + 300 * ms), 60);
+
+        // Settled below the estimate: the units given back are the last ones reserved,
+        // as far as they have not refilled (10 kept at 20 s have refilled by 20.3 s).
+        let (_, r) = limiter.reserve_at(&k, 50, 20 * sec);
+        r.unwrap().settle_at(10, 20 * sec + 300 * ms);
+        assert_eq!(left(20 * sec + 300 * ms), 100);
+
+        // An overrun is charged on top whenever it is settled: 70 units from 30 s.
+        let (_, r) = limiter.reserve_at(&k, 50, 30 * sec);
+        r.unwrap().settle_at(70, 30 * sec + 300 * ms);
+        assert_eq!(left(30 * sec + 300 * ms), 60);
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! `CostLayer`: token-aware reservations settled when the body ends, refunded on 5xx and on a
-//! dropped body, clamped, keyed by principal; 429/413 problems.
+//! `CostLayer`: token-aware reservations settled when the body ends, refunded on 5xx, on a
+//! dropped body and on a request dropped before its response (a timeout, a caught panic),
+//! clamped, keyed by principal; 429/413 problems.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -100,6 +102,23 @@ fn app(limiter: RateLimiter) -> Router {
         .route(
             "/stream",
             post(|usage: Usage| async move { Body::new(Streamed { usage, chunks: 50 }) }),
+        )
+        .route(
+            "/panic",
+            post(|usage: Usage| async move {
+                usage.add(30);
+                if usage.reserved() > 0 {
+                    panic!("the model client blew up after 30 tokens");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/slow",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
         )
         .layer(layer)
         .layer(MapRequestLayer::new(|mut req: Request<Body>| {
@@ -205,6 +224,44 @@ async fn a_dropped_stream_refunds_all_but_the_usage_reported() {
     let (status, _, bytes) = send(&app, request("/stream", "bob", r#"{"max_tokens":1500}"#)).await;
     assert_eq!((status, bytes.len()), (StatusCode::OK, 200));
     assert_eq!(remaining(&limiter, "bob"), 9_500);
+}
+
+/// `Hardening` answers a panic with a 500, catching it outside the layer: the request's
+/// future is dropped with the reservation, which is refunded like a returned 5xx's, all but
+/// the usage reported before the panic.
+#[tokio::test]
+async fn inside_hardening_a_panicking_handler_is_refunded_all_but_the_usage_reported() {
+    let limiter = tokens();
+    let app = app(limiter.clone()).layer(hardening_core::Hardening::strict());
+    let (status, _, _) = send(&app, request("/panic", "alice", r#"{"max_tokens":800}"#)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(remaining(&limiter, "alice"), 9_970);
+}
+
+/// A handler cut off by `Hardening`'s timeout (a 503), or by a client gone before the
+/// response head: the request's future is dropped, and its reservation refunded.
+#[tokio::test]
+async fn a_request_dropped_before_its_response_is_refunded() {
+    let limiter = tokens();
+    let hardening = hardening_core::Hardening::strict()
+        .timeout(Duration::from_millis(100))
+        .unwrap();
+    let timed = app(limiter.clone()).layer(hardening);
+    let (status, _, _) = send(&timed, request("/slow", "bob", r#"{"max_tokens":800}"#)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(remaining(&limiter, "bob"), 10_000);
+
+    let mut call =
+        Box::pin(app(limiter.clone()).oneshot(request("/slow", "carol", r#"{"max_tokens":800}"#)));
+    let waited = tokio::time::timeout(Duration::from_millis(100), call.as_mut()).await;
+    assert!(waited.is_err(), "the handler is still at work");
+    assert_eq!(
+        remaining(&limiter, "carol"),
+        9_200,
+        "800 reserved meanwhile"
+    );
+    drop(call); // the client hung up
+    assert_eq!(remaining(&limiter, "carol"), 10_000);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The standalone `RateLimitLayer` over TCP: keyed by the socket peer, 429 problems after the
 //! burst, IETF headers on every response, one `rate_limited` security event per refusal (and
-//! still one, not two, inside `Hardening`).
+//! still one, not two, inside `Hardening`); a limiter forced past its cap of keys says so.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -115,4 +115,40 @@ async fn inside_hardening_a_refusal_of_the_layer_is_reported_once_with_hardening
             .contains("route-per-ip"),
         "{event}"
     );
+}
+
+/// More keys still limited than a policy may track: the limiter must forget some buckets
+/// that still limit (which loosens those keys' limits), and says so once, naming the policy.
+#[tokio::test]
+async fn a_policy_forced_to_forget_limited_keys_warns_once() {
+    use tower::ServiceExt;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let limiter = RateLimiter::new([Policy::per_header(
+        "per-api-key",
+        Quota::per_hour(NonZeroU32::new(10).unwrap()),
+        http::HeaderName::from_static("x-api-key"),
+    )])
+    .max_keys(100);
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(RateLimitLayer::new(limiter.clone()));
+    for i in 0..5_000u32 {
+        let req = http::Request::get("/")
+            .header("x-api-key", i)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(app.clone().oneshot(req).await.unwrap().status(), 200);
+    }
+    assert!(
+        limiter.tracked_keys()[0] < 5_000,
+        "{:?}",
+        limiter.tracked_keys()
+    );
+    let text = captured.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("hardening loosened"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("per-api-key"), "{}", warnings[0]);
 }
