@@ -108,7 +108,9 @@ impl Error {
                 retry_after,
                 policies,
             } => {
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let secs = retry_after
+                    .as_secs()
+                    .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
                 let mut p = problem
                     .with_type(types::QUOTA_EXCEEDED, "Too Many Requests")
                     .with_detail("a rate limit was exceeded; retry after the Retry-After delay")
@@ -239,6 +241,21 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("SELECT * FROM users WHERE token='s3cr3t'")]
     struct Inner;
+
+    /// A retry-after at the top of the range saturates instead of overflowing (a panic in
+    /// debug builds, `Retry-After: 0` in release ones).
+    #[test]
+    fn a_huge_retry_after_saturates() {
+        let problem = Error::TooManyRequests {
+            retry_after: std::time::Duration::MAX,
+            policies: vec!["p".into()],
+        }
+        .to_problem();
+        assert_eq!(
+            problem.headers()[header::RETRY_AFTER],
+            u64::MAX.to_string().as_str()
+        );
+    }
 
     #[test]
     fn statuses() {

@@ -122,7 +122,9 @@ pub fn join_header_values(values: &[&HeaderValue]) -> Option<HeaderValue> {
 }
 
 /// The host of a `Host` value (`uri-host [ ":" port ]`, RFC 9110 §7.2) in the two shapes a
-/// service answers for: a DNS name (letters, digits, `-`, `.`) or a bracketed IPv6 literal,
+/// service answers for: a DNS name (dot-separated labels of 1 to 63 letters, digits and `-`,
+/// not starting or ending with `-`; one trailing dot allowed; an IPv4 address is one) or a
+/// bracketed IPv6 literal,
 /// then an optional port (1 to 5 digits, at most 65535), which is dropped. `None` for anything
 /// else, such as `example.com:@evil.com` (a browser would read `evil.com` after the userinfo) or
 /// `evil.com/.example.com`. The host allowlist and the HTTPS redirect both read `Host`
@@ -136,26 +138,17 @@ pub fn join_header_values(values: &[&HeaderValue]) -> Option<HeaderValue> {
 /// assert_eq!(host_without_port("api.example.com:@evil.com"), None);
 /// assert_eq!(host_without_port("evil.com/.example.com"), None);
 /// assert_eq!(host_without_port("api.example.com:65536"), None);
+/// assert_eq!(host_without_port("[abc]"), None);
+/// assert_eq!(host_without_port("a..example.com"), None);
 /// ```
 pub fn host_without_port(value: &str) -> Option<&str> {
     let end = if value.starts_with('[') {
         let end = value.find(']')? + 1;
-        let literal = &value[1..end - 1];
-        if literal.is_empty()
-            || !literal
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
-        {
-            return None;
-        }
+        value[1..end - 1].parse::<std::net::Ipv6Addr>().ok()?;
         end
     } else {
         let end = value.find(':').unwrap_or(value.len());
-        if end == 0
-            || !value[..end]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
-        {
+        if !is_dns_name(&value[..end]) {
             return None;
         }
         end
@@ -173,6 +166,22 @@ pub fn host_without_port(value: &str) -> Option<&str> {
         }
         _ => None,
     }
+}
+
+/// A DNS name as a `Host` may carry it: labels of 1 to 63 letters, digits and `-`, not
+/// starting or ending with `-`, joined by `.`, at most 253 characters, one trailing `.` allowed.
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[cfg(test)]
@@ -194,6 +203,44 @@ mod tests {
         ] {
             assert_eq!(host_without_port(bad), None, "{bad}");
         }
+    }
+
+    /// Only DNS names and IPv6 literals: a bracketed host that is not IPv6 (the redirect
+    /// built `https://[abc]/` from it) and malformed labels are refused.
+    #[test]
+    fn hosts_are_dns_names_or_ipv6_literals() {
+        for good in [
+            "localhost",
+            "api.example.com",
+            "api.example.com.",
+            "xn--bcher-kva.example",
+            "192.0.2.7",
+            "[::1]",
+            "[2001:db8::7]:8443",
+            "[::ffff:192.0.2.7]",
+        ] {
+            assert!(host_without_port(good).is_some(), "{good}");
+        }
+        for bad in [
+            "[abc]",
+            "[1.2.3.4]",
+            "[]",
+            "[::1",
+            "-",
+            ".",
+            "..",
+            ".example.com",
+            "a..example.com",
+            "-a.example.com",
+            "a-.example.com",
+            "a_b.example.com",
+            "example.com..",
+            "",
+        ] {
+            assert!(host_without_port(bad).is_none(), "{bad}");
+        }
+        let long_label = format!("{}.example", "a".repeat(64));
+        assert!(host_without_port(&long_label).is_none());
     }
 
     #[test]

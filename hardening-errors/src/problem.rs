@@ -191,6 +191,20 @@ impl Problem {
         self
     }
 
+    /// This problem answered with `status` instead of its own (a handler's
+    /// `(StatusCode::CONFLICT, Error::NotFound)`): the `status` member must be the response's
+    /// (RFC 9457 §3.1.2), and an `about:blank` problem's title is that status's phrase
+    /// (§4.2.1). The detail and the rest are kept.
+    pub(crate) fn answered_with(mut self, status: StatusCode) -> Self {
+        if self.status != status.as_u16() {
+            self.status = status.as_u16();
+            if self.type_uri == types::ABOUT_BLANK {
+                self.title = Cow::Borrowed(status.canonical_reason().unwrap_or("Error"));
+            }
+        }
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

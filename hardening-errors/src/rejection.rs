@@ -257,18 +257,15 @@ fn value_kind(unexpected: &str) -> Option<&'static str> {
         .map(|(_, kind)| *kind)
 }
 
-/// `Cannot parse `id` with value `abc` to a `u32`` → `path parameter `id` must be an integer`.
+/// `Cannot parse `id` with value `abc` to a `u32`` → `path parameter must be an integer`.
 fn path_error(msg: &str) -> String {
-    if let Some(rest) = msg.strip_prefix("Cannot parse `") {
-        // `key` with value `v` to a `T` | `v` to a `T` | `key` with value `v`: message
-        let (head, _) = rest.split_once('`').unwrap_or((rest, ""));
+    if msg.starts_with("Cannot parse `") {
+        // `key` with value `v` to a `T` (a struct's field) and `v` to a `T` (a single value)
+        // cannot be told apart: a client's value may hold "` with value `" itself, making
+        // its first part look like a key. So no name is given, only the expected type.
         let expected = msg
             .rsplit_once(" to a `")
             .and_then(|(_, t)| t.strip_suffix('`'));
-        if rest.contains("` with value `") {
-            let name = safe_name(head);
-            return describe_param(name, None, expected);
-        }
         return describe_param(None, None, expected);
     }
     if let Some(rest) = msg.strip_prefix("Cannot parse value at index ") {
@@ -418,7 +415,10 @@ mod tests {
         );
         let d =
             describe("Invalid URL: Cannot parse `id` with value `<script>` to a `u32`").unwrap();
-        assert_eq!(d, "path parameter `id` must be a non-negative integer");
+        assert_eq!(d, "path parameter must be a non-negative integer");
+        // A single value that holds "` with value `": its first part is the client's, not a key.
+        let d = describe("Invalid URL: Cannot parse `hunter2` with value `x` to a `u32`").unwrap();
+        assert_eq!(d, "path parameter must be a non-negative integer");
         let d = describe("Invalid URL: Cannot parse `<script>` to a `i64`").unwrap();
         assert_eq!(d, "path parameter must be an integer");
         let d = describe("Invalid URL: Cannot parse value at index 1 with value `x` to a `bool`")

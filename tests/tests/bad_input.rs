@@ -230,7 +230,14 @@ fn cases() -> Vec<Case> {
             "GET",
             "/orgs/acme/users/lots-and-lots",
         )
-        .expect(400, &["path parameter `id` must be a non-negative integer"]),
+        .expect(400, &["path parameter must be a non-negative integer"]),
+        case(
+            // The value's first part would pass for a key name in axum's message.
+            "path parameter whose value looks like a key",
+            "GET",
+            "/users/hunter2%60%20with%20value%20%60x",
+        )
+        .expect(400, &["path parameter must be a non-negative integer"]),
         case(
             "path parameter overflow",
             "GET",
@@ -323,6 +330,52 @@ async fn every_bad_request_is_a_problem_without_leaks() {
                 !text.contains(secret),
                 "{name}: body leaks {secret:?}: {text}"
             );
+        }
+    }
+}
+
+/// A handler that answers a problem under another status (`(StatusCode::CONFLICT,
+/// Error::NotFound)`, a common axum idiom): the `status` member is the response's (RFC 9457
+/// 3.1.2), and an `about:blank` problem's title follows it.
+#[tokio::test]
+async fn the_status_member_is_the_http_status() {
+    let app = Router::new()
+        .route(
+            "/conflict",
+            get(|| async { (http::StatusCode::CONFLICT, Error::NotFound) }),
+        )
+        .route(
+            "/unavailable",
+            get(|| async {
+                (
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    hardening_errors::Problem::new(http::StatusCode::BAD_REQUEST)
+                        .with_detail("try again"),
+                )
+            }),
+        )
+        .layer(ProblemLayer::new());
+    for (uri, status, title, detail) in [
+        ("/conflict", 409, "Conflict", None),
+        (
+            "/unavailable",
+            503,
+            "Service Unavailable",
+            Some("try again"),
+        ),
+    ] {
+        let res = app
+            .clone()
+            .oneshot(http::Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), status, "{uri}");
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["status"], status, "{uri}: {body}");
+        assert_eq!(body["title"], title, "{uri}: {body}");
+        if let Some(detail) = detail {
+            assert_eq!(body["detail"], detail, "{uri}: {body}");
         }
     }
 }

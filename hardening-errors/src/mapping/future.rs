@@ -261,7 +261,7 @@ fn map_response<B>(
         report.log(Some(request_id));
     }
     let problem = match parts.extensions.remove::<Problem>() {
-        Some(problem) => problem,
+        Some(problem) => problem.answered_with(parts.status),
         None if parts.status.is_client_error() && is_problem_json(&parts) => {
             // Someone else's problem body for a client error, written for the client: keep
             // it as it is. (A server error's is replaced like any other: whatever wrote it,
