@@ -43,6 +43,28 @@ pub enum ConfigError {
     /// A header name or value that is not valid HTTP.
     #[error("invalid header {0}")]
     InvalidHeader(String),
+    /// A header [`HeaderPolicy::header`](crate::HeaderPolicy::header) does not set: it has a
+    /// setting or handling of its own, which a fixed value would bypass.
+    #[error("HeaderPolicy::header({header:?}, …): {instead}")]
+    NotSettable {
+        /// The header, lower-case.
+        header: String,
+        /// Why, and what to use instead.
+        instead: &'static str,
+    },
+    /// A header [`HeaderPolicy::dangerous_remove_header`](crate::HeaderPolicy::dangerous_remove_header)
+    /// cannot remove: the policy does not send it, or sends it through a setting of its own.
+    #[error(
+        "HeaderPolicy::dangerous_remove_header({header:?}): {why}; it removes one of the headers the policy sends: {removable}"
+    )]
+    NotRemovable {
+        /// The name given.
+        header: String,
+        /// Why, and what to use instead.
+        why: &'static str,
+        /// The headers it can remove, comma-separated.
+        removable: String,
+    },
     /// A cookie key that is too short or has too little entropy.
     #[error("cookie key {name}: {why}")]
     WeakKey {

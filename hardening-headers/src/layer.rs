@@ -116,11 +116,11 @@ where
         // One read of the request's headers for both facts.
         let read = RequestHeaders::read(req.headers(), layer.trust_forwarded_proto);
         let https = tls_in_process(req.extensions()) || read.forwarded_https;
-        let facts = layer.set.facts(https, read.credentials);
+        // The nonce of a layer further out, if any, is kept (see `HeaderSet::request_facts`).
+        let facts = layer
+            .set
+            .facts(https, read.credentials, req.extensions_mut());
         let length_by_method = req.method() != Method::HEAD && req.method() != Method::CONNECT;
-        if let Some(nonce) = facts.nonce {
-            req.extensions_mut().insert(nonce);
-        }
         // The request is taken apart only when a redirect may answer it.
         let state = match &layer.redirect {
             None => State::Inner {
@@ -255,7 +255,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{HeaderPolicy, Tls};
+    use crate::{CspNonce, HeaderPolicy, Tls};
 
     async fn respond(layer: SecurityHeadersLayer, req: Request<Body>) -> Response<Body> {
         let svc = layer.layer(tower::service_fn(|_: Request<Body>| async {
@@ -338,5 +338,39 @@ mod tests {
         tls.extensions_mut().insert(Tls);
         assert_eq!(svc.oneshot(tls).await.unwrap().status(), StatusCode::OK);
         assert_eq!(called.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Nested, each layer made its own nonce: the handler got the inner one, the browser the
+    /// outer one's CSP, and no script of the page ran. The nonce a layer further out put in
+    /// the extensions is the one every layer uses.
+    #[tokio::test]
+    async fn nested_layers_keep_the_outer_layers_nonce() {
+        let html = || SecurityHeadersLayer::new(HeaderPolicy::html().build().unwrap());
+        let handler = tower::service_fn(|req: Request<Body>| async move {
+            let nonce = req.extensions().get::<CspNonce>().copied().unwrap();
+            Ok::<_, std::convert::Infallible>(Response::new(Body::from(nonce.to_string())))
+        });
+        let svc = html().layer(html().layer(handler));
+        let given = CspNonce::generate();
+        for outer in [None, Some(given)] {
+            let mut req = Request::get("/").body(Body::empty()).unwrap();
+            if let Some(nonce) = outer {
+                req.extensions_mut().insert(nonce);
+            }
+            let res = svc.clone().oneshot(req).await.unwrap();
+            let csp = res.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            let nonce = std::str::from_utf8(&body).unwrap();
+            assert!(
+                csp.contains(&format!("'nonce-{nonce}'")),
+                "{nonce} not in {csp}"
+            );
+            if let Some(given) = outer {
+                assert_eq!(nonce, given.as_str());
+            }
+        }
     }
 }

@@ -21,6 +21,82 @@ const IDENTIFYING: &[&str] = &[
     "x-generator",
 ];
 
+/// Headers [`HeaderPolicy::header`] refuses, each with what to use instead: a fixed value
+/// would bypass the setting's checks, the cookie rules, `no-store`, the CSP's nonce and
+/// report-only mode, or HSTS's HTTPS-only rule (RFC 6797 §7.2). Identifying headers
+/// ([`IDENTIFYING`]) are refused as well.
+const NOT_SETTABLE: &[(&str, &str)] = &[
+    (
+        "strict-transport-security",
+        "set HSTS with hsts(max_age, include_subdomains, preload), which sends it on HTTPS \
+         responses only, or send none with dangerous_without_hsts",
+    ),
+    (
+        "content-security-policy",
+        "set the policy with csp(Csp::…), or send none with dangerous_without_csp",
+    ),
+    (
+        "content-security-policy-report-only",
+        "set a report-only policy with csp(Csp::….report_only())",
+    ),
+    (
+        "set-cookie",
+        "cookies come from your handlers, where cookies(CookiePolicy) enforces their flags",
+    ),
+    (
+        "cache-control",
+        "set it in your handlers (theirs is kept); to let responses to requests with \
+         credentials be cached, use dangerous_allow_caching_with_credentials",
+    ),
+    (
+        "x-frame-options",
+        "use frame_options(\"DENY\" or \"SAMEORIGIN\")",
+    ),
+    ("referrer-policy", "use referrer_policy(…)"),
+    (
+        "cross-origin-opener-policy",
+        "use cross_origin_opener_policy(…)",
+    ),
+    (
+        "cross-origin-resource-policy",
+        "use cross_origin_resource_policy(…)",
+    ),
+    (
+        "content-length",
+        "the server sets it from each body; a fixed value breaks responses",
+    ),
+    (
+        "transfer-encoding",
+        "the server sets it from each body; a fixed value breaks responses",
+    ),
+];
+
+/// What [`HeaderPolicy::dangerous_remove_header`] says of a header it cannot remove that has
+/// a setting of its own.
+const NOT_REMOVABLE: &[(&str, &str)] = &[
+    (
+        "strict-transport-security",
+        "to send no HSTS, use dangerous_without_hsts",
+    ),
+    (
+        "content-security-policy",
+        "to send no CSP, use dangerous_without_csp",
+    ),
+    (
+        "content-security-policy-report-only",
+        "to send no CSP, use dangerous_without_csp",
+    ),
+    (
+        "cache-control",
+        "to leave out no-store on responses to requests with credentials, use \
+         dangerous_allow_caching_with_credentials",
+    ),
+    (
+        "set-cookie",
+        "the policy sends no cookie; cookies(CookiePolicy) sets the rules for your handlers' cookies",
+    ),
+];
+
 /// Which security headers a response gets. Start from [`HeaderPolicy::api`] or
 /// [`HeaderPolicy::html`], adjust, and [`build`](HeaderPolicy::build) it once.
 ///
@@ -185,21 +261,83 @@ impl HeaderPolicy {
     }
 
     /// Sets any other header to a fixed value (for example `Permissions-Policy`).
+    ///
+    /// A header with a setting or handling of its own is an error naming what to use instead:
+    /// `Strict-Transport-Security` ([`hsts`](Self::hsts)), `Content-Security-Policy` and its
+    /// report-only form ([`csp`](Self::csp)), `Set-Cookie` ([`cookies`](Self::cookies)),
+    /// `Cache-Control`, `X-Frame-Options`, `Referrer-Policy`, `Cross-Origin-Opener-Policy`,
+    /// `Cross-Origin-Resource-Policy`, the identifying headers removed from every response
+    /// (`Server`, `X-Powered-By`, …), `Content-Length` and `Transfer-Encoding`.
+    ///
+    /// ```
+    /// use hardening_headers::HeaderPolicy;
+    ///
+    /// assert!(HeaderPolicy::api().header("Permissions-Policy", "camera=()").is_ok());
+    /// let err = HeaderPolicy::api().header("Strict-Transport-Security", "max-age=0").unwrap_err();
+    /// assert!(err.to_string().contains("hsts("), "{err}");
+    /// ```
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, ConfigError> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ConfigError::InvalidHeader(name.to_owned()))?;
+        if let Some(instead) = not_settable(&name) {
+            return Err(ConfigError::NotSettable {
+                header: name.as_str().to_owned(),
+                instead,
+            });
+        }
         let value = HeaderValue::from_str(value)
             .map_err(|_| ConfigError::InvalidHeader(format!("{name}: {value:?}")))?;
         self.set(name, value);
         Ok(self)
     }
 
-    /// Stops sending one of the preset headers. Logs a warning.
-    pub fn dangerous_remove_header(mut self, name: &str) -> Self {
-        warn("dangerous_remove_header", name);
-        self.fixed
-            .retain(|(n, _)| n.as_str() != name.to_ascii_lowercase());
-        self
+    /// Stops sending one of the fixed headers the policy sends (the preset's
+    /// `X-Content-Type-Options`, `X-Frame-Options`, …, or one set with
+    /// [`header`](Self::header)). Logs a warning.
+    ///
+    /// Any other name is an error listing the headers it can remove: HSTS, the CSP and
+    /// `no-store` have their own `dangerous_*` methods, and the policy sends no `Set-Cookie`
+    /// and no identifying header.
+    ///
+    /// ```
+    /// use hardening_headers::HeaderPolicy;
+    ///
+    /// assert!(HeaderPolicy::api().dangerous_remove_header("X-Frame-Options").is_ok());
+    /// let err = HeaderPolicy::api().dangerous_remove_header("Strict-Transport-Security").unwrap_err();
+    /// assert!(err.to_string().contains("dangerous_without_hsts"), "{err}");
+    /// ```
+    pub fn dangerous_remove_header(mut self, name: &str) -> Result<Self, ConfigError> {
+        let parsed = HeaderName::from_bytes(name.as_bytes()).ok();
+        let Some(at) = parsed
+            .as_ref()
+            .and_then(|parsed| self.fixed.iter().position(|(n, _)| n == parsed))
+        else {
+            let why = parsed
+                .and_then(|parsed| {
+                    NOT_REMOVABLE
+                        .iter()
+                        .find(|(n, _)| *n == parsed.as_str())
+                        .map(|(_, why)| *why)
+                        .or_else(|| {
+                            IDENTIFYING
+                                .contains(&parsed.as_str())
+                                .then_some("it is removed from every response already")
+                        })
+                })
+                .unwrap_or("the policy does not send a header of this name");
+            let mut removable: Vec<&str> = self.fixed.iter().map(|(n, _)| n.as_str()).collect();
+            if removable.is_empty() {
+                removable.push("none left");
+            }
+            return Err(ConfigError::NotRemovable {
+                header: name.to_owned(),
+                why,
+                removable: removable.join(", "),
+            });
+        };
+        warn("dangerous_remove_header", self.fixed[at].0.as_str());
+        self.fixed.remove(at);
+        Ok(self)
     }
 
     /// Sets the `Set-Cookie` rules (default: [`CookiePolicy::default`]).
@@ -267,7 +405,9 @@ impl HeaderPolicy {
             for (name, value) in &self.fixed {
                 map.insert(name.clone(), value.clone());
             }
-            if let Some(csp) = csp.as_ref().filter(|c| !c.wants_nonce()) {
+            // A nonce policy's value without a nonce (no script runs): what a response
+            // whose facts carry no nonce gets; `per_request` replaces it with the nonce's.
+            if let Some(csp) = &csp {
                 map.insert(csp.header.clone(), csp.value(tls, None));
             }
             if let (Some(hsts), true) = (&hsts, tls) {
@@ -302,6 +442,21 @@ impl HeaderPolicy {
     }
 }
 
+/// What to use instead of [`HeaderPolicy::header`] for `name`, if it is not for `header`.
+fn not_settable(name: &HeaderName) -> Option<&'static str> {
+    let name = name.as_str();
+    NOT_SETTABLE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, instead)| *instead)
+        .or_else(|| {
+            IDENTIFYING.contains(&name).then_some(
+                "it is removed from every response (it tells attackers what software runs); \
+                 no setting sends it",
+            )
+        })
+}
+
 fn warn(setting: &str, effect: &str) {
     tracing::warn!(target: crate::LOG_TARGET, setting, "security headers loosened: {effect}");
 }
@@ -314,7 +469,8 @@ pub struct HeaderSet(Arc<Compiled>);
 struct Compiled {
     csp: Option<CompiledCsp>,
     /// Every header the policy sets, ready to clone: `[plain HTTP, HTTPS]` (HSTS and
-    /// `upgrade-insecure-requests` only in the second; a nonce CSP is added per response),
+    /// `upgrade-insecure-requests` only in the second; a nonce CSP without a nonce, replaced
+    /// per response when the facts carry one),
     /// each in four variants: with a place for none, either or both of [`PLACES`].
     templates: [[HeaderMap; 4]; 2],
     /// Which of [`PLACES`] the templates have places for (see [`places`]).
@@ -393,24 +549,33 @@ impl HeaderSet {
     /// The facts of a request, from one read of its headers: HTTPS (the [`Tls`](crate::Tls)
     /// marker of TLS seen in-process, or `X-Forwarded-Proto: https` when
     /// `trust_forwarded_proto`, as [`is_https`](crate::is_https) decides; never the scheme of
-    /// the request target), credentials, and a new nonce if the policy uses one (also put in
-    /// the extensions for the [`CspNonce`] extractor).
+    /// the request target), credentials, and, if the policy uses nonces, the request's
+    /// [`CspNonce`]: the one a layer further out put in the extensions, else a new one (put
+    /// there for the [`CspNonce`] extractor). Nested, every layer's CSP thus allows the nonce
+    /// the handler gets.
     pub fn request_facts(&self, parts: &mut Parts, trust_forwarded_proto: bool) -> RequestFacts {
         let read = RequestHeaders::read(&parts.headers, trust_forwarded_proto);
         let https = crate::https::tls_in_process(&parts.extensions) || read.forwarded_https;
-        let facts = self.facts(https, read.credentials);
-        if let Some(nonce) = facts.nonce {
-            parts.extensions.insert(nonce);
-        }
-        facts
+        self.facts(https, read.credentials, &mut parts.extensions)
     }
 
-    /// The facts from what the caller read; a new nonce if the policy uses one.
-    pub(crate) fn facts(&self, https: bool, credentials: bool) -> RequestFacts {
+    /// The facts from what the caller read, with the request's nonce if the policy uses one
+    /// (see [`request_facts`](Self::request_facts)).
+    #[inline]
+    pub(crate) fn facts(
+        &self,
+        https: bool,
+        credentials: bool,
+        extensions: &mut http::Extensions,
+    ) -> RequestFacts {
         RequestFacts {
             https,
             credentials,
-            nonce: self.wants_nonce().then(CspNonce::generate),
+            nonce: if self.wants_nonce() {
+                Some(request_nonce(extensions))
+            } else {
+                None
+            },
         }
     }
 
@@ -668,6 +833,16 @@ impl HeaderSet {
             c.cookies.dedup(headers);
         }
     }
+}
+
+/// The nonce a layer further out gave the request, else a new one, put in `extensions`.
+fn request_nonce(extensions: &mut http::Extensions) -> CspNonce {
+    if let Some(nonce) = extensions.get::<CspNonce>() {
+        return *nonce;
+    }
+    let nonce = CspNonce::generate();
+    extensions.insert(nonce);
+    nonce
 }
 
 impl Compiled {
@@ -1159,10 +1334,206 @@ mod tests {
         );
         let set = HeaderPolicy::api()
             .dangerous_remove_header("X-Frame-Options")
+            .unwrap()
             .build()
             .unwrap();
         let mut h = HeaderMap::new();
         set.apply(&RequestFacts::default(), &mut h);
         assert!(!h.contains_key(header::X_FRAME_OPTIONS));
+    }
+
+    fn facts(https: bool, credentials: bool) -> RequestFacts {
+        RequestFacts {
+            https,
+            credentials,
+            nonce: None,
+        }
+    }
+
+    /// The message of `header(name, …)`'s error, which must be one.
+    fn refused(name: &str, value: &str) -> String {
+        match HeaderPolicy::api().header(name, value) {
+            Ok(policy) => panic!("header({name:?}, {value:?}) accepted: {policy:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    /// HSTS through `header` would land in the plain-HTTP template too (RFC 6797 §7.2: not
+    /// over plain HTTP) and skip `hsts()`'s checks: refused at start-up, naming `hsts`.
+    #[test]
+    fn policy_header_sends_hsts_over_plain_http() {
+        for name in ["Strict-Transport-Security", "strict-transport-security"] {
+            let err = refused(name, "max-age=0");
+            assert!(err.contains("hsts("), "{err}");
+        }
+        let set = HeaderPolicy::api().build().unwrap();
+        let mut h = HeaderMap::new();
+        set.apply(&facts(false, false), &mut h);
+        assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY), "{h:?}");
+    }
+
+    /// A `Set-Cookie` through `header` would go out on every response without `Secure`,
+    /// `HttpOnly` or `SameSite` (DESIGN §4): refused, pointing at the cookie rules.
+    #[test]
+    fn policy_header_set_cookie_skips_the_cookie_rules() {
+        let err = refused("Set-Cookie", "tracker=1");
+        assert!(err.contains("cookies(CookiePolicy"), "{err}");
+    }
+
+    /// `Cache-Control` through `header` would replace `no-store` on responses to
+    /// credentialed requests: what `dangerous_allow_caching_with_credentials` is for, without
+    /// its name or warning. Refused, naming it.
+    #[test]
+    fn policy_header_cache_control_defeats_no_store_for_credentials() {
+        let err = refused("Cache-Control", "public, max-age=86400");
+        assert!(
+            err.contains("dangerous_allow_caching_with_credentials"),
+            "{err}"
+        );
+        let set = HeaderPolicy::api().build().unwrap();
+        let mut h = HeaderMap::new();
+        set.apply(&facts(true, true), &mut h);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store", "{h:?}");
+    }
+
+    /// Every header with a setting or handling of its own is refused by `header`, with the
+    /// setting to use instead; others (`Permissions-Policy`, as documented) are not.
+    #[test]
+    fn policy_header_refuses_every_header_with_its_own_setting() {
+        for (name, instead) in [
+            ("Content-Security-Policy", "csp("),
+            ("Content-Security-Policy-Report-Only", "report_only()"),
+            ("X-Frame-Options", "frame_options("),
+            ("Referrer-Policy", "referrer_policy("),
+            ("Cross-Origin-Opener-Policy", "cross_origin_opener_policy("),
+            (
+                "Cross-Origin-Resource-Policy",
+                "cross_origin_resource_policy(",
+            ),
+            ("Server", "removed from every response"),
+            ("X-Powered-By", "removed from every response"),
+            ("X-AspNet-Version", "removed from every response"),
+            ("Content-Length", "from each body"),
+            ("Transfer-Encoding", "from each body"),
+        ] {
+            let err = refused(name, "x");
+            assert!(err.contains(instead), "{name}: {err}");
+            assert!(err.contains(&name.to_ascii_lowercase()), "{name}: {err}");
+        }
+        let set = HeaderPolicy::api()
+            .header("Permissions-Policy", "camera=()")
+            .unwrap()
+            .header("X-Custom", "1")
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut h = HeaderMap::new();
+        set.apply(&facts(false, false), &mut h);
+        assert_eq!(h["permissions-policy"], "camera=()");
+        assert_eq!(h["x-custom"], "1");
+    }
+
+    /// With a nonce policy, facts without a nonce (`RequestFacts::default()`, or facts a
+    /// caller fills in itself) get the nonce-less policy (no script runs), not no CSP at all.
+    #[test]
+    fn html_policy_without_a_nonce_sends_no_csp_at_all() {
+        let set = HeaderPolicy::html().build().unwrap();
+        let compiled = Csp::html().compile().unwrap();
+        for https in [false, true] {
+            for credentials in [false, true] {
+                // The one-walk path (only a `Content-Type`) and the general one.
+                for content_type in [true, false] {
+                    let mut h = HeaderMap::new();
+                    if content_type {
+                        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+                    }
+                    set.apply(&facts(https, credentials), &mut h);
+                    let case = format!("https {https}, credentials {credentials}: {h:?}");
+                    assert_eq!(
+                        h.get_all(header::CONTENT_SECURITY_POLICY).iter().count(),
+                        1,
+                        "{case}"
+                    );
+                    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+                    assert_eq!(csp, compiled.value(https, None), "{case}");
+                    assert!(
+                        csp.contains("script-src 'strict-dynamic'") && !csp.contains("'nonce-"),
+                        "{case}"
+                    );
+                }
+            }
+        }
+        // With a nonce, that nonce's policy replaces it: still one CSP.
+        let nonce = CspNonce::generate();
+        let mut h = HeaderMap::new();
+        let facts = RequestFacts {
+            nonce: Some(nonce),
+            ..facts(true, false)
+        };
+        set.apply(&facts, &mut h);
+        let csps: Vec<_> = h.get_all(header::CONTENT_SECURITY_POLICY).iter().collect();
+        assert_eq!(csps.len(), 1, "{h:?}");
+        assert!(
+            csps[0]
+                .to_str()
+                .unwrap()
+                .contains(&format!("'nonce-{nonce}'"))
+        );
+    }
+
+    /// `dangerous_remove_header` of a header the policy does not send, or sends through a
+    /// setting of its own, removed nothing but logged that it loosened something: refused at
+    /// start-up, naming the headers it can remove (and the setting, where there is one).
+    #[test]
+    fn dangerous_remove_header_of_a_header_not_sent_is_a_config_error() {
+        for (name, hint) in [
+            ("Strict-Transport-Security", Some("dangerous_without_hsts")),
+            ("Content-Security-Policy", Some("dangerous_without_csp")),
+            (
+                "Content-Security-Policy-Report-Only",
+                Some("dangerous_without_csp"),
+            ),
+            (
+                "Cache-Control",
+                Some("dangerous_allow_caching_with_credentials"),
+            ),
+            ("Set-Cookie", None),
+            ("Server", None),
+            ("X-Frame-Option", None),
+            ("bad name", None),
+        ] {
+            let err = HeaderPolicy::api()
+                .dangerous_remove_header(name)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("x-frame-options") && err.contains("x-content-type-options"),
+                "{name}: {err}"
+            );
+            if let Some(hint) = hint {
+                assert!(err.contains(hint), "{name}: {err}");
+            }
+        }
+        // Removed once, it is no longer there to remove.
+        let once = HeaderPolicy::api()
+            .dangerous_remove_header("x-frame-options")
+            .unwrap();
+        let err = once
+            .dangerous_remove_header("X-Frame-Options")
+            .unwrap_err()
+            .to_string();
+        let (_, removable) = err.rsplit_once(": ").unwrap();
+        assert!(
+            removable.contains("x-content-type-options") && !removable.contains("x-frame-options"),
+            "{err}"
+        );
+        // A header added with `header` can be removed again.
+        assert!(
+            HeaderPolicy::api()
+                .header("x-custom", "1")
+                .unwrap()
+                .dangerous_remove_header("X-Custom")
+                .is_ok()
+        );
     }
 }

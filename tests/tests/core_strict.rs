@@ -411,6 +411,12 @@ fn misconfiguration_fails_at_build_time() {
             .is_err()
     );
     assert!(Hardening::strict().body_limit(0).is_err());
+    // A header with a setting of its own is not a fixed header; the message names the setting.
+    let err = hardening_core::headers::HeaderPolicy::api()
+        .header("Strict-Transport-Security", "max-age=0")
+        .map_err(ConfigError::from)
+        .unwrap_err();
+    assert!(err.to_string().contains("hsts("), "{err}");
     // A policy keyed by principal would never count: Hardening runs before the auth layer.
     use hardening_core::ratelimit::{KeyKind, Policy, Quota, RateLimiter};
     let hour = Quota::per_hour(std::num::NonZeroU32::new(10).unwrap());
@@ -848,6 +854,53 @@ async fn html_preset_gives_each_response_its_own_nonce() {
     for reply in [&a, &b] {
         let csp = reply.header("content-security-policy").unwrap();
         assert!(csp.contains(&format!("'nonce-{}'", reply.body)), "{csp}");
+    }
+}
+
+/// A `Hardening` around a router that nests another (a supported set-up: the inner one
+/// reuses the outer's request id), or around a `SecurityHeadersLayer`, or inside one: each
+/// made its own nonce, the handler got the inner one, the browser the outer one's CSP, and
+/// no script of the page ran. The outermost layer's nonce is now the one all of them use.
+#[tokio::test]
+async fn nested_hardening_csp_does_not_allow_the_handlers_nonce() {
+    use hardening_core::headers::{CspNonce, HeaderPolicy, SecurityHeadersLayer};
+    let page = || Router::new().route("/n", get(|n: CspNonce| async move { n.to_string() }));
+    let html = || {
+        Hardening::strict()
+            .security_headers(HeaderPolicy::html())
+            .unwrap()
+    };
+    let layer = || SecurityHeadersLayer::new(HeaderPolicy::html().build().unwrap());
+    let apps = [
+        (
+            "Hardening in Hardening",
+            Router::new()
+                .nest("/app", page().layer(html()))
+                .layer(html()),
+        ),
+        (
+            "SecurityHeadersLayer in Hardening",
+            Router::new()
+                .nest("/app", page().layer(layer()))
+                .layer(html()),
+        ),
+        (
+            "Hardening in SecurityHeadersLayer",
+            Router::new()
+                .nest("/app", page().layer(html()))
+                .layer(layer()),
+        ),
+    ];
+    for (nesting, app) in apps {
+        let addr = serve(app).await;
+        let reply = http_get(addr, "/app/n", &[]).await;
+        assert_eq!(reply.status, 200, "{nesting}: {reply:?}");
+        let csp = reply.header("content-security-policy").unwrap();
+        assert!(
+            csp.contains(&format!("'nonce-{}'", reply.body)),
+            "{nesting}: handler's nonce {} not in {csp}",
+            reply.body
+        );
     }
 }
 
