@@ -1,6 +1,7 @@
 //! example-notes end to end, over real TCP: the HTTP contract of the README, owner scoping
 //! (the auth crate's IDOR probe across two users), cookies and CSRF, logout, login
-//! throttling, the AI token budget, health and the HTML page.
+//! throttling, the admin account from configuration, the AI token budget, health and the
+//! HTML page.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -22,6 +23,7 @@ async fn start(ai_daily_tokens: &str) -> Running {
         "e2e",
         &[
             ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
             ("AI_DAILY_TOKENS", ai_daily_tokens),
         ],
     );
@@ -32,6 +34,12 @@ async fn start(ai_daily_tokens: &str) -> Running {
 }
 
 const PASSWORD: &str = "a long passphrase for tests";
+const ADMIN_PASSWORD: &str = "the configured admin passphrase";
+
+async fn login(addr: SocketAddr, email: &str, password: &str) -> Reply {
+    let body = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
+    send(addr, "POST", "/auth/login", &[], Some(&body)).await
+}
 
 async fn register(addr: SocketAddr, email: &str) -> Reply {
     let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}"}}"#);
@@ -85,7 +93,7 @@ async fn registration_and_login_follow_the_contract() {
     )
     .await;
     assert_problem(&weak, 422);
-    assert_eq!(weak.json()["errors"][0]["pointer"], "/password");
+    assert_eq!(weak.json()["errors"][0]["pointer"], "#/password");
     let huge = format!(
         r#"{{"email":"bob@example.com","password":"{}"}}"#,
         "x".repeat(2048)
@@ -147,6 +155,42 @@ async fn registration_and_login_follow_the_contract() {
         v
     };
     assert_eq!(strip(&wrong), strip(&unknown));
+}
+
+/// One API, one pointer shape: the hand-written password errors use `Valid`'s RFC 6901
+/// fragment form (`#/email`), so a client reads every `errors[].pointer` alike.
+#[tokio::test]
+async fn field_error_pointers_have_one_shape() {
+    let app = start("2000").await;
+    let bad_email = send(
+        app.addr,
+        "POST",
+        "/auth/register",
+        &[],
+        Some(&format!(
+            r#"{{"email":"not-an-email","password":"{PASSWORD}"}}"#
+        )),
+    )
+    .await;
+    let weak = send(
+        app.addr,
+        "POST",
+        "/auth/register",
+        &[],
+        Some(r#"{"email":"bob@example.com","password":"short"}"#),
+    )
+    .await;
+    let long = format!(
+        r#"{{"email":"bob@example.com","password":"{}"}}"#,
+        "x".repeat(2048)
+    );
+    let long = send(app.addr, "POST", "/auth/register", &[], Some(&long)).await;
+    for reply in [&bad_email, &weak, &long] {
+        assert_problem(reply, 422);
+    }
+    assert_eq!(bad_email.json()["errors"][0]["pointer"], "#/email");
+    assert_eq!(weak.json()["errors"][0]["pointer"], "#/password");
+    assert_eq!(long.json()["errors"][0]["pointer"], "#/password");
 }
 
 #[tokio::test]
@@ -273,7 +317,10 @@ async fn one_user_cannot_reach_another_users_notes() {
 async fn admin_listing_needs_the_admin_role() {
     let app = start("2000").await;
     let (user_token, _) = user(app.addr, "carol@example.com").await;
-    let (admin_token, _) = user(app.addr, "admin@example.com").await;
+    // The admin account exists from start-up; its password is ADMIN_PASSWORD.
+    let admin = login(app.addr, "admin@example.com", ADMIN_PASSWORD).await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    let admin_token = admin.json()["access_token"].as_str().unwrap().to_owned();
     let as_user = bearer(&user_token);
     let as_admin = bearer(&admin_token);
     assert_problem(
@@ -303,8 +350,67 @@ async fn admin_listing_needs_the_admin_role() {
         .iter()
         .map(|u| u["email"].as_str().unwrap())
         .collect();
-    assert_eq!(emails, ["carol@example.com", "admin@example.com"]);
+    assert_eq!(emails, ["admin@example.com", "carol@example.com"]);
     assert!(!users.body.contains("argon2"), "no hashes in the listing");
+}
+
+/// The admin role goes to the `ADMIN_EMAIL` account, and registration is open and
+/// unverified: signing up with that address must not be a way in. It is refused (the
+/// account exists from start-up), and only `ADMIN_PASSWORD` logs in with it.
+#[tokio::test]
+async fn registering_the_admin_email_does_not_make_an_admin() {
+    let app = start("2000").await;
+    let (victim, _) = user(app.addr, "victim@example.com").await;
+    // An anonymous visitor claims the configured admin address, in any case.
+    for claimed in ["admin@example.com", "Admin@Example.COM"] {
+        assert_problem(&register(app.addr, claimed).await, 409);
+    }
+    // The visitor's password does not log in with it; nor does anything but ADMIN_PASSWORD.
+    assert_problem(&login(app.addr, "admin@example.com", PASSWORD).await, 401);
+    let listing = send(
+        app.addr,
+        "GET",
+        "/admin/users",
+        &[("authorization", &bearer(&victim))],
+        None,
+    )
+    .await;
+    assert_problem(&listing, 403);
+}
+
+/// A database where someone registered the admin address before it was configured (or
+/// before this binding existed): at start-up the row loses its password, so its registrant
+/// cannot log in, and `ADMIN_PASSWORD` does, as admin.
+#[tokio::test]
+async fn an_admin_address_registered_earlier_is_bound_to_the_configuration() {
+    let before = TempNotes::new("e2e-before", &[]);
+    let addr = before.serve().await;
+    assert_eq!(register(addr, "admin@example.com").await.status, 201);
+    assert_eq!(login(addr, "admin@example.com", PASSWORD).await.status, 200);
+
+    let database = before.config.database.to_str().unwrap().to_owned();
+    let after = TempNotes::new(
+        "e2e-after",
+        &[
+            ("DATABASE_PATH", database.as_str()),
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    let addr = after.serve().await;
+    assert_problem(&login(addr, "admin@example.com", PASSWORD).await, 401);
+    let admin = login(addr, "admin@example.com", ADMIN_PASSWORD).await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    let token = bearer(admin.json()["access_token"].as_str().unwrap());
+    let listing = send(
+        addr,
+        "GET",
+        "/admin/users",
+        &[("authorization", &token)],
+        None,
+    )
+    .await;
+    assert_eq!(listing.status, 200, "{}", listing.body);
 }
 
 #[tokio::test]
@@ -386,6 +492,47 @@ async fn the_ai_route_reports_usage_and_stops_at_the_daily_budget() {
         &send(app.addr, "POST", "/ai/complete", &[], Some(ask)).await,
         401,
     );
+}
+
+/// One request reserves at most half the daily budget, and spends no more than it reserved:
+/// a prompt whose tokens plus `max_tokens` exceed the reservation is refused before the
+/// model runs, and costs nothing.
+#[tokio::test]
+async fn one_ai_request_spends_no_more_than_it_reserved() {
+    let app = start("300").await; // at most 150 tokens reserved per request
+    let (token, _) = user(app.addr, "erin@example.com").await;
+    let auth = bearer(&token);
+    let h = [("authorization", auth.as_str())];
+    let ask = |words: usize, max_tokens: u32| {
+        let prompt = vec!["a"; words].join(" ");
+        format!(r#"{{"prompt":"{prompt}","max_tokens":{max_tokens}}}"#)
+    };
+    for (words, max_tokens) in [(1000, 1), (149, 2), (1, 256)] {
+        let r = send(
+            app.addr,
+            "POST",
+            "/ai/complete",
+            &h,
+            Some(&ask(words, max_tokens)),
+        )
+        .await;
+        assert_problem(&r, 422);
+        let error = &r.json()["errors"][0];
+        assert_eq!(error["pointer"], "#/prompt");
+        let detail = error["detail"].as_str().unwrap();
+        assert!(detail.contains("(150 tokens)"), "{detail}");
+    }
+    // Exactly the reservation fits, and the refusals above cost nothing: two of these fill
+    // the day's 300, the third is over budget.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = send(app.addr, "POST", "/ai/complete", &h, Some(&ask(149, 1))).await;
+        if r.status == 200 {
+            assert_eq!(r.json()["usage"]["total_tokens"], 150);
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use axum::routing::post;
 use axum::{Json, Router};
 use hardening_core::auth::Authenticated;
-use hardening_core::errors::{Error, Valid};
+use hardening_core::errors::{Error, FieldError, Valid};
 use hardening_core::ratelimit::{
     CostConfigError, CostLayer, Estimate, Policy, Quota, RateLimitLayer, RateLimiter, Usage,
 };
@@ -74,12 +74,24 @@ async fn complete_route(
     Valid(Json(req)): Valid<Json<Completion>>,
 ) -> Result<Json<Value>, Error> {
     let prompt_tokens = tokens(&req.prompt);
-    // Never generate past what was reserved for this request.
-    let room = u32::try_from(usage.reserved())
-        .unwrap_or(u32::MAX)
-        .saturating_sub(prompt_tokens);
-    let (text, completion_tokens) = complete(&req.prompt, req.max_tokens.min(room));
-    let total = prompt_tokens + completion_tokens;
+    // Never spend more than was reserved for this request: the reservation is the estimate
+    // (prompt + max_tokens) capped at the most one request may reserve, so a request whose
+    // worst case is above the cap is refused before the model runs, and charged nothing.
+    let reserved = usage.reserved();
+    let asked = u64::from(prompt_tokens) + u64::from(req.max_tokens);
+    if asked > reserved {
+        usage.set(0);
+        return Err(Error::Validation(vec![FieldError::new(
+            "#/prompt",
+            format!(
+                "the prompt ({prompt_tokens} tokens) plus max_tokens ({}) is more than one \
+                 request may spend ({reserved} tokens): shorten the prompt or lower max_tokens",
+                req.max_tokens
+            ),
+        )]));
+    }
+    let (text, completion_tokens) = complete(&req.prompt, req.max_tokens);
+    let total = prompt_tokens.saturating_add(completion_tokens);
     usage.set(u64::from(total));
     tracing::info!(target: "example_notes::ai", user = %user.principal.subject, total, "completion");
     Ok(Json(json!({

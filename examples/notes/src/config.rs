@@ -27,6 +27,24 @@ pub enum ConfigError {
         /// What it should hold.
         expected: &'static str,
     },
+    /// Only one of `ADMIN_EMAIL` and `ADMIN_PASSWORD` is set.
+    #[error(
+        "{set} is set but {missing} is not: set both (the ADMIN_EMAIL account is created at \
+         start-up with ADMIN_PASSWORD as its password; scripts/demo.sh writes both to .env), \
+         or neither for no admin account"
+    )]
+    AdminIncomplete {
+        /// The one that is set.
+        set: &'static str,
+        /// The one that is missing.
+        missing: &'static str,
+    },
+    /// `ADMIN_PASSWORD` is too weak (its value is never shown).
+    #[error(
+        "ADMIN_PASSWORD is not accepted: it must be {0}; use a long random passphrase \
+         (e.g. `openssl rand -base64 18`)"
+    )]
+    AdminPassword(&'static str),
     /// The JWT key was refused by the verifier (low entropy, say).
     #[error("JWT_SECRET is not a usable HMAC key: {0}")]
     JwtKey(#[from] hardening_core::auth::KeyError),
@@ -52,8 +70,13 @@ pub struct NotesConfig {
     pub jwt_secret: Vec<u8>,
     /// Key material for the encrypted session cookie (`COOKIE_KEY`, ≥ 32 bytes).
     pub cookie_key: Vec<u8>,
-    /// The account that gets the `admin` role (`ADMIN_EMAIL`).
+    /// The account that gets the `admin` role (`ADMIN_EMAIL`, lower-cased). It is created at
+    /// start-up, its password is [`admin_password`](Self::admin_password) and nothing else,
+    /// and registering the address is refused: the role cannot be had by signing up.
     pub admin_email: Option<String>,
+    /// The admin account's password (`ADMIN_PASSWORD`; required with `ADMIN_EMAIL`, the same
+    /// strength rules as registration).
+    pub admin_password: Option<String>,
     /// Tokens per user per day for `/ai/complete` (`AI_DAILY_TOKENS`; default 2,000).
     pub ai_daily_tokens: NonZeroU32,
 }
@@ -67,6 +90,10 @@ impl std::fmt::Debug for NotesConfig {
             .field("jwt_secret", &"<redacted>")
             .field("cookie_key", &"<redacted>")
             .field("admin_email", &self.admin_email)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
             .field("ai_daily_tokens", &self.ai_daily_tokens)
             .finish()
     }
@@ -110,14 +137,20 @@ impl NotesConfig {
                 .parse::<u32>()
                 .ok()
                 .and_then(NonZeroU32::new)
-                .filter(|n| n.get() >= 2)
+                // One request may reserve half: at least a one-word prompt and one token.
+                .filter(|n| n.get() >= 4)
                 .ok_or(ConfigError::Invalid {
                     name: "AI_DAILY_TOKENS",
                     value: v,
-                    expected: "a whole number of tokens, at least 2",
+                    expected: "a whole number of tokens, at least 4",
                 })?,
             None => NonZeroU32::new(2_000).ok_or(ConfigError::Missing("AI_DAILY_TOKENS"))?,
         };
+        let admin_email = var("ADMIN_EMAIL")
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty());
+        let admin_password = var("ADMIN_PASSWORD").filter(|p| !p.is_empty());
+        admin_account(admin_email.as_deref(), admin_password.as_deref())?;
         Ok(Self {
             addr: SocketAddr::new(ip, port),
             database: var("DATABASE_PATH")
@@ -126,11 +159,42 @@ impl NotesConfig {
                 .into(),
             jwt_secret: secret("JWT_SECRET")?,
             cookie_key: secret("COOKIE_KEY")?,
-            admin_email: var("ADMIN_EMAIL")
-                .map(|e| e.trim().to_ascii_lowercase())
-                .filter(|e| !e.is_empty()),
+            admin_email,
+            admin_password,
             ai_daily_tokens,
         })
+    }
+}
+
+/// The admin account, `ADMIN_EMAIL` and `ADMIN_PASSWORD` checked: both or neither, a
+/// plausible address, a password registration would accept.
+pub(crate) fn admin_account<'a>(
+    email: Option<&'a str>,
+    password: Option<&'a str>,
+) -> Result<Option<(&'a str, &'a str)>, ConfigError> {
+    match (email, password) {
+        (Some(email), Some(password)) => {
+            if crate::email_shape(email, &()).is_err() {
+                return Err(ConfigError::Invalid {
+                    name: "ADMIN_EMAIL",
+                    value: email.to_owned(),
+                    expected: "an email address such as admin@example.com",
+                });
+            }
+            if let Some(rule) = crate::weak_password(password) {
+                return Err(ConfigError::AdminPassword(rule));
+            }
+            Ok(Some((email, password)))
+        }
+        (Some(_), None) => Err(ConfigError::AdminIncomplete {
+            set: "ADMIN_EMAIL",
+            missing: "ADMIN_PASSWORD",
+        }),
+        (None, Some(_)) => Err(ConfigError::AdminIncomplete {
+            set: "ADMIN_PASSWORD",
+            missing: "ADMIN_EMAIL",
+        }),
+        (None, None) => Ok(None),
     }
 }
 
@@ -180,5 +244,55 @@ mod tests {
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(err.starts_with("PORT = \"eighty\""), "{err}");
+    }
+
+    #[test]
+    fn the_admin_account_needs_a_strong_password() {
+        let err = |pairs: &[(&str, &str)]| {
+            let base = [("JWT_SECRET", KEY), ("COOKIE_KEY", KEY)];
+            let all: Vec<(&str, &str)> = base.iter().chain(pairs).copied().collect();
+            NotesConfig::from_vars(vars(&all))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let missing = err(&[("ADMIN_EMAIL", "admin@example.com")]);
+        assert!(
+            missing.starts_with("ADMIN_EMAIL is set but ADMIN_PASSWORD is not"),
+            "{missing}"
+        );
+        let alone = err(&[("ADMIN_PASSWORD", "a long admin passphrase")]);
+        assert!(
+            alone.starts_with("ADMIN_PASSWORD is set but ADMIN_EMAIL is not"),
+            "{alone}"
+        );
+        let weak = err(&[
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", "hunter2"),
+        ]);
+        assert!(
+            weak.contains("at least 10 characters") && !weak.contains("hunter2"),
+            "{weak}"
+        );
+        let bad_email = err(&[
+            ("ADMIN_EMAIL", "admin"),
+            ("ADMIN_PASSWORD", "a long admin passphrase"),
+        ]);
+        assert!(
+            bad_email.starts_with("ADMIN_EMAIL = \"admin\""),
+            "{bad_email}"
+        );
+        let ok = NotesConfig::from_vars(vars(&[
+            ("JWT_SECRET", KEY),
+            ("COOKIE_KEY", KEY),
+            ("ADMIN_EMAIL", " Admin@Example.com "),
+            ("ADMIN_PASSWORD", "a long admin passphrase"),
+        ]))
+        .ok();
+        assert_eq!(
+            ok.as_ref().and_then(|c| c.admin_email.as_deref()),
+            Some("admin@example.com")
+        );
+        assert!(!format!("{ok:?}").contains("a long admin passphrase"));
     }
 }

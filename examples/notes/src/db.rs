@@ -155,6 +155,23 @@ impl Db {
         .await
     }
 
+    /// Creates the account `email` if it is missing and, either way, leaves it with no usable
+    /// password hash (`!` verifies nothing): for an account whose password is kept elsewhere
+    /// (the admin's, in configuration). Synchronous, for start-up.
+    pub fn lock_account(&self, email: &str) -> Result<(), rusqlite::Error> {
+        // Nothing can have poisoned the lock before the service answers a request.
+        let conn = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.execute(
+            "INSERT INTO users (email, password_hash) VALUES (?1, '!') \
+             ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash",
+            params![email],
+        )
+        .map(drop)
+    }
+
     /// An account's id and password hash, by email.
     pub async fn credentials(&self, email: String) -> Result<Option<(i64, String)>, Error> {
         self.call(move |c| {

@@ -2,7 +2,9 @@
 //!
 //! SQLite through rusqlite (owner-scoped queries), registration and login with argon2id
 //! passwords and throttled failures, HS256 access tokens also carried by an encrypted
-//! `__Host-session` cookie, notes CRUD where another user's note is a 404, an admin listing,
+//! `__Host-session` cookie, notes CRUD where another user's note is a 404, an admin listing
+//! (for the `ADMIN_EMAIL` account, created at start-up with `ADMIN_PASSWORD`, which cannot be
+//! had by registering that address),
 //! a token-budgeted fake AI completion, and an HTML page whose scripts run through the CSP
 //! nonce. Everything sits behind `Hardening` built from the `HARDENING_*` environment.
 //!
@@ -46,7 +48,38 @@ pub struct AppState {
     sessions: Sessions,
     throttle: Arc<LoginThrottle>,
     denylist: Arc<MemoryDenylist>,
-    admin_email: Option<Arc<str>>,
+    admin: Option<Arc<Admin>>,
+}
+
+/// The configured admin account: its address and password come from configuration
+/// (`ADMIN_EMAIL`, `ADMIN_PASSWORD`), never from registration. Logging in with that address
+/// checks the configured password, not the database row (which [`app`] creates at start-up
+/// with no usable hash).
+struct Admin {
+    email: String,
+    password: String,
+    /// The argon2id hash of `password`, made on first use (hashing is async; start-up is not).
+    hash: tokio::sync::OnceCell<String>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    /// The configured password's hash, to verify logins against.
+    async fn hash(&self, passwords: &Passwords) -> Result<&str, Error> {
+        self.hash
+            .get_or_try_init(|| passwords.hash(self.password.as_bytes()))
+            .await
+            .map(String::as_str)
+            .map_err(Error::internal)
+    }
 }
 
 impl FromRef<AppState> for Db {
@@ -75,10 +108,17 @@ pub enum StartError {
 /// The whole service for `config`, `Hardening` included, with `HARDENING_*` settings from
 /// `hardening` (use [`HardeningConfig::from_env`]).
 pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, StartError> {
-    let db = Db::open(&config.database).map_err(|source| StartError::Database {
+    let database_error = |source| StartError::Database {
         path: config.database.display().to_string(),
         source,
-    })?;
+    };
+    let db = Db::open(&config.database).map_err(database_error)?;
+    let routes = routes(config, db.clone())?;
+    if let Some(email) = &config.admin_email {
+        // The admin's row exists from the start, so the address is taken, and holds no usable
+        // password (one registered before this binding included): only ADMIN_PASSWORD logs in.
+        db.lock_account(email).map_err(database_error)?;
+    }
     let hardening = hardening
         .build()
         .map_err(ConfigError::from)?
@@ -91,19 +131,31 @@ pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, S
                 async move { db.ping().await }
             }
         }));
-    Ok(routes(config, db)?.layer(hardening))
+    Ok(routes.layer(hardening))
 }
 
 /// The routes and their own layers (auth, budgets), without `Hardening`: for the load test's
 /// "same route without Hardening" comparison. Serve [`app`] instead: without `Hardening` there
 /// are no security headers, limits or problem mapping, and login falls back to the socket
-/// peer for its per-IP throttle (it needs `ConnectInfo`).
+/// peer for its per-IP throttle (it needs `ConnectInfo`), and the admin account's row is not
+/// created (`app` creates it), so the admin cannot log in.
 pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
     let verifier = JwtVerifier::builder()
         .hmac(None, jsonwebtoken::Algorithm::HS256, &config.jwt_secret)?
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .build()?;
+    let admin = config::admin_account(
+        config.admin_email.as_deref(),
+        config.admin_password.as_deref(),
+    )?
+    .map(|(email, password)| {
+        Arc::new(Admin {
+            email: email.to_owned(),
+            password: password.to_owned(),
+            hash: tokio::sync::OnceCell::new(),
+        })
+    });
     let denylist = Arc::new(MemoryDenylist::new(100_000));
     let sessions = Sessions::new(&config.jwt_secret, &config.cookie_key);
     let state = AppState {
@@ -112,7 +164,7 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         sessions: sessions.clone(),
         throttle: Arc::new(LoginThrottle::new()),
         denylist: denylist.clone(),
-        admin_email: config.admin_email.as_deref().map(Arc::from),
+        admin,
     };
     let auth = AuthLayer::new(verifier)
         .session_cookie(SESSION_COOKIE)?
@@ -202,7 +254,7 @@ fn unprocessable(pointer: &str, detail: &str) -> Error {
 
 fn password_error(e: PasswordError) -> Error {
     match e {
-        PasswordError::TooLong => unprocessable("/password", "at most 1024 bytes"),
+        PasswordError::TooLong => unprocessable("#/password", "at most 1024 bytes"),
         other => Error::internal(other),
     }
 }
@@ -212,23 +264,27 @@ async fn register(
     Valid(Json(new)): Valid<Json<Credentials>>,
 ) -> Result<Response, Error> {
     if let Some(rule) = weak_password(&new.password) {
-        return Err(unprocessable("/password", rule));
+        return Err(unprocessable("#/password", rule));
+    }
+    let email = new.email.to_ascii_lowercase();
+    if state
+        .admin
+        .as_ref()
+        .is_some_and(|admin| admin.email == email)
+    {
+        // The admin account comes from configuration, never from signing up: the same answer
+        // as for any address that is taken (its row exists from start-up).
+        return Err(Error::Conflict("that email is already registered".into()));
     }
     let hash = state
         .passwords
         .hash(new.password.as_bytes())
         .await
         .map_err(password_error)?;
-    match state
-        .db
-        .create_user(new.email.to_ascii_lowercase(), hash)
-        .await?
-    {
-        db::CreateUser::Created(id) => Ok((
-            StatusCode::CREATED,
-            Json(json!({"id": id, "email": new.email.to_ascii_lowercase()})),
-        )
-            .into_response()),
+    match state.db.create_user(email.clone(), hash).await? {
+        db::CreateUser::Created(id) => {
+            Ok((StatusCode::CREATED, Json(json!({"id": id, "email": email}))).into_response())
+        }
         db::CreateUser::Duplicate => {
             Err(Error::Conflict("that email is already registered".into()))
         }
@@ -254,17 +310,22 @@ async fn login(
     let email = creds.email.to_ascii_lowercase();
     throttled(&state.throttle, &email, ip)?;
     let stored = state.db.credentials(email.clone()).await?;
+    // The admin address logs in with the configured password only, whatever its row holds.
+    let admin = state.admin.as_deref().filter(|admin| admin.email == email);
+    let expected = match admin {
+        Some(admin) => Some(admin.hash(&state.passwords).await?),
+        None => stored.as_ref().map(|(_, h)| h.as_str()),
+    };
     let verdict = state
         .passwords
-        .verify(
-            creds.password.as_bytes(),
-            stored.as_ref().map(|(_, h)| h.as_str()),
-        )
+        .verify(creds.password.as_bytes(), expected)
         .await;
     let id = match (verdict, stored) {
         (Ok(Verification::Valid), Some((id, _))) => id,
         (Ok(Verification::ValidRehashed(hash)), Some((id, _))) => {
-            state.db.set_password_hash(id, hash).await?;
+            if admin.is_none() {
+                state.db.set_password_hash(id, hash).await?;
+            }
             id
         }
         (Ok(_) | Err(PasswordError::TooLong), _) => {
@@ -275,8 +336,8 @@ async fn login(
         (Err(e), _) => return Err(Error::internal(e)),
     };
     state.throttle.success(&email);
-    let admin = state.admin_email.as_deref() == Some(email.as_str());
-    let token = state.sessions.issue(id, admin)?;
+    // Only a login checked against ADMIN_PASSWORD above gets here with the admin's address.
+    let token = state.sessions.issue(id, admin.is_some())?;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, state.sessions.cookie(&token)?);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
