@@ -1143,11 +1143,10 @@ impl RateLimiter {
                     p.evict_limiting(len - target, max_keys, now);
                 }
             }
-            // A table left mostly empty (many buckets were full again) is rebuilt at its new
-            // size. Not one about as full as before: rebuilt at the tightest size, it would
-            // double again within a few hundred new keys, each time. (Its tombstones only
-            // make a table nearly full anyway grow a little sooner.)
-            if p.store.len() < p.store.capacity() / 4 {
+            // Rebuilt at its new size after an eviction (its tombstones would make the next
+            // inserts double the table: measured, 104 MB instead of 66 MB for a second
+            // million keys past a cap of a million), and when a sweep left it mostly empty.
+            if over || p.store.len() < p.store.capacity() / 4 {
                 p.store.shrink_to_fit();
             }
         }
