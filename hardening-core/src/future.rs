@@ -213,8 +213,7 @@ where
                                 let response = this.post.finish(response, None);
                                 return Poll::Ready(Ok(this.post.success(response)));
                             }
-                            let panicked = response.extensions().get::<CaughtPanic>().is_some();
-                            let state = match this.post.cut_off_by_body_limit(status, panicked) {
+                            let state = match this.post.cut_off_by_body_limit(&response) {
                                 Some(limit) => {
                                     body_too_large(limit, response, this.post.request_id)
                                 }
@@ -340,11 +339,11 @@ impl Post {
     /// error than 413 for it (a client error it could only call a bad body, or a server
     /// error, such as a 500 for the unreadable body or a 502 from an upstream it streamed
     /// the body to), unless a panic was caught there (reported as such).
-    fn cut_off_by_body_limit(&self, status: StatusCode, panicked: bool) -> Option<usize> {
+    fn cut_off_by_body_limit<B>(&self, response: &Response<B>) -> Option<usize> {
         let hit = self.body_limit_hit.as_ref()?;
-        (status != StatusCode::PAYLOAD_TOO_LARGE
-            && !panicked
-            && hit.load(std::sync::atomic::Ordering::Relaxed))
+        (response.status() != StatusCode::PAYLOAD_TOO_LARGE
+            && hit.load(std::sync::atomic::Ordering::Relaxed)
+            && response.extensions().get::<CaughtPanic>().is_none())
         .then_some(self.policy.body_limit)
         .flatten()
     }

@@ -248,26 +248,30 @@ async fn run(checks: &[(String, CheckFn)], timeout: Duration) -> Vec<CheckResult
         let handle = set.spawn_blocking(move || {
             // Called in the task: a check that panics before its future exists fails
             // like one whose future panics.
-            let result = match runtime.block_on(tokio::time::timeout(timeout, check())) {
-                Ok(Ok(())) => Ok(()),
-                // Shown to the detail networks: an error may quote a URL with
-                // its password.
-                Ok(Err(e)) => Err(hardening_errors::redact_secrets(&e.to_string()).into_owned()),
-                Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
-            };
+            // `None`: timed out, as a check that does not answer by the deadline.
+            let result = runtime
+                .block_on(tokio::time::timeout(timeout, check()))
+                .ok()
+                .map(|checked| {
+                    // Shown to the detail networks: an error may quote a URL with its
+                    // password.
+                    checked
+                        .map_err(|e| hardening_errors::redact_secrets(&e.to_string()).into_owned())
+                });
             (i, result)
         });
         task_ids.push((handle.id(), i));
     }
-    // A check still running at the deadline timed out, even one that blocks its thread, so
-    // that its own timeout could not fire (the thread finishes on its own). The margin lets
-    // the checks' own timeouts report first.
+    // Timed out until it answers: by its own timeout, or, still running at the deadline
+    // (one that blocks its thread cannot time itself out; the thread finishes on its own),
+    // by the deadline's. The margin lets the checks' own timeouts report first.
     let timed_out = format!("timed out after {} ms", timeout.as_millis());
     let mut results: Vec<CheckResult> = vec![Err(timed_out); checks.len()];
     let deadline = tokio::time::Instant::now() + timeout + DEADLINE_MARGIN;
     while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
         match joined {
-            Ok((i, result)) => results[i] = result,
+            Ok((i, Some(result))) => results[i] = result,
+            Ok((_, None)) => {}
             Err(e) => {
                 if let Some((_, i)) = task_ids.iter().find(|(id, _)| *id == e.id()) {
                     results[*i] = Err("the check panicked".to_owned());
