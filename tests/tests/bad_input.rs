@@ -380,6 +380,110 @@ async fn the_status_member_is_the_http_status() {
     }
 }
 
+/// Someone else's problem for a client error (a proxied upstream's, another library's) is
+/// passed on as written for the client, with this request's id stamped in; one that is not a
+/// JSON object is replaced by a problem of the same status.
+#[tokio::test]
+async fn a_foreign_client_problem_carries_the_request_id() {
+    let foreign = |body: &'static str| {
+        get(move || async move {
+            (
+                http::StatusCode::NOT_FOUND,
+                [("content-type", "application/problem+json")],
+                body,
+            )
+        })
+    };
+    let app = Router::new()
+        .route(
+            "/kept",
+            foreign(
+                r#"{"type":"https://upstream.example/no-order","title":"No such order","status":404,"request_id":"theirs","order":7}"#,
+            ),
+        )
+        .route("/not-json", foreign("<h1>Not Found</h1> at src/orders.rs"))
+        .route("/not-an-object", foreign(r#"["no such order"]"#))
+        .layer(ProblemLayer::new());
+    for (uri, title) in [
+        ("/kept", "No such order"),
+        ("/not-json", "Not Found"),
+        ("/not-an-object", "Not Found"),
+    ] {
+        let res = app
+            .clone()
+            .oneshot(http::Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{uri}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/problem+json"),
+            "{uri}"
+        );
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}"));
+        assert_eq!(body["request_id"], id.as_str(), "{uri}: {body}");
+        assert_eq!(body["title"], title, "{uri}: {body}");
+        assert_eq!(body["status"], 404, "{uri}: {body}");
+        assert!(!body.to_string().contains("src/"), "{uri}: {body}");
+    }
+}
+
+/// A server error's body is replaced because whatever wrote it may have put internals in
+/// it; its headers of its own are dropped for the same reason. Protocol and security headers
+/// stay.
+#[tokio::test]
+async fn a_replaced_server_error_drops_its_own_headers() {
+    let app = Router::new()
+        .route(
+            "/upstream-503",
+            get(|| async {
+                (
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        ("server", "nginx/1.18.0 (Ubuntu)"),
+                        ("x-powered-by", "PHP/7.2.1"),
+                        ("x-debug-token-link", "https://app.example/_profiler/1a2b3c"),
+                        ("x-backend-error", "SELECT password FROM users"),
+                        ("retry-after", "30"),
+                        ("x-content-type-options", "nosniff"),
+                    ],
+                    "upstream down",
+                )
+            }),
+        )
+        .layer(ProblemLayer::new());
+    let res = app
+        .oneshot(
+            http::Request::get("/upstream-503")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let headers = res.headers();
+    for dropped in [
+        "server",
+        "x-powered-by",
+        "x-debug-token-link",
+        "x-backend-error",
+    ] {
+        assert!(
+            !headers.contains_key(dropped),
+            "{dropped} kept: {headers:?}"
+        );
+    }
+    assert_eq!(headers["retry-after"], "30");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(headers.contains_key("x-request-id"));
+}
+
 #[tokio::test]
 async fn wrong_method_keeps_allow_header() {
     let req = http::Request::delete("/users").body(Body::empty()).unwrap();

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::response::Parts;
 use http::{HeaderName, Response, StatusCode};
 use http_body::Body;
@@ -19,6 +19,10 @@ use crate::{PROBLEM_JSON, Problem, RequestId, rejection};
 
 /// Rejection texts longer than this are not read; the problem gets a generic detail.
 const MAX_REJECTION_TEXT: usize = 4096;
+
+/// Someone else's problem bodies longer than this are not read; a problem of the same
+/// status, with a generic detail, replaces them.
+const MAX_FOREIGN_PROBLEM: usize = 16 * 1024;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -49,8 +53,9 @@ pin_project! {
     enum State<F, B> {
         // Waiting for the inner service.
         Calling { #[pin] future: F },
-        // Reading a short plain-text rejection to describe it.
-        Reading { parts: Option<Parts>, #[pin] body: B, text: BytesMut },
+        // Reading a short body: a plain-text rejection to describe, or someone else's
+        // problem to stamp the request id into.
+        Reading { parts: Option<Parts>, #[pin] body: B, text: BytesMut, purpose: Reading },
         // Answered already (a panic in `call`).
         Ready { response: Option<Response<ProblemBody<B>>> },
     }
@@ -153,11 +158,12 @@ where
                         }
                     };
                     let (parts, body) = res.into_parts();
-                    if wants_reading(&parts, &body) {
+                    if let Some(purpose) = wants_reading(&parts, &body) {
                         this.state.set(State::Reading {
                             parts: Some(parts),
                             body,
                             text: BytesMut::new(),
+                            purpose,
                         });
                         continue;
                     }
@@ -168,7 +174,9 @@ where
                     parts,
                     mut body,
                     text,
+                    purpose,
                 } => {
+                    let limit = purpose.limit();
                     let complete = loop {
                         // The body is the inner service's: its panics are caught too.
                         let frame =
@@ -183,7 +191,7 @@ where
                         match frame {
                             Some(Ok(frame)) => {
                                 if let Some(data) = frame.data_ref() {
-                                    if text.len() + data.len() > MAX_REJECTION_TEXT {
+                                    if text.len() + data.len() > limit {
                                         break false;
                                     }
                                     text.extend_from_slice(data);
@@ -193,6 +201,15 @@ where
                             None => break true,
                         }
                     };
+                    let parts = parts
+                        .take()
+                        .expect("Reading state holds its parts until it ends");
+                    if let Reading::ForeignProblem = purpose {
+                        let response =
+                            foreign_problem(parts, complete.then_some(&text[..]), request_id);
+                        this.state.set(State::Ready { response: None });
+                        return Poll::Ready(Ok(response));
+                    }
                     let detail = complete
                         .then(|| {
                             std::str::from_utf8(&text[..])
@@ -200,9 +217,6 @@ where
                                 .and_then(rejection::describe)
                         })
                         .flatten();
-                    let parts = parts
-                        .take()
-                        .expect("Reading state holds its parts until it ends");
                     let problem = Problem::new(parts.status);
                     let problem = match detail {
                         Some(detail) => problem.with_detail(detail),
@@ -221,22 +235,83 @@ where
     }
 }
 
-/// A short `text/plain` client error without a problem: an axum rejection, worth describing.
-fn wants_reading<B: Body>(parts: &Parts, body: &B) -> bool {
-    matches!(
+/// What an error response's body is read for before it is answered.
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    /// A short `text/plain` rejection (axum's), to describe in the problem's detail.
+    RejectionText,
+    /// Someone else's `application/problem+json` for a client error, to pass on with the
+    /// request id in it.
+    ForeignProblem,
+}
+
+impl Reading {
+    /// How much of the body is read at most.
+    fn limit(self) -> usize {
+        match self {
+            Self::RejectionText => MAX_REJECTION_TEXT,
+            Self::ForeignProblem => MAX_FOREIGN_PROBLEM,
+        }
+    }
+}
+
+/// Whether an error response's body is read first, and what for: a short `text/plain`
+/// client error without a problem (an axum rejection, worth describing), or someone else's
+/// problem for a client error (written for the client, but without this request's id).
+fn wants_reading<B: Body>(parts: &Parts, body: &B) -> Option<Reading> {
+    if !parts.status.is_client_error() || parts.extensions.get::<Problem>().is_some() {
+        return None;
+    }
+    if is_problem_json(parts) {
+        return Some(Reading::ForeignProblem);
+    }
+    (matches!(
         parts.status,
         StatusCode::BAD_REQUEST
             | StatusCode::UNSUPPORTED_MEDIA_TYPE
             | StatusCode::UNPROCESSABLE_ENTITY
-    ) && parts.extensions.get::<Problem>().is_none()
-        && parts
-            .headers
-            .get(CONTENT_TYPE)
-            .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain"))
+    ) && parts
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain"))
         && body
             .size_hint()
             .upper()
-            .is_some_and(|n| n <= MAX_REJECTION_TEXT as u64)
+            .is_some_and(|n| n <= MAX_REJECTION_TEXT as u64))
+    .then_some(Reading::RejectionText)
+}
+
+/// Someone else's problem for a client error, read whole (`body`; `None` when it was too
+/// long or failed): passed on as written, with this request's id as its `request_id` member
+/// and the response's status as its `status` (RFC 9457 §3.1.2). One that is not a JSON
+/// object is replaced by a problem of the same status.
+fn foreign_problem<B>(
+    mut parts: Parts,
+    body: Option<&[u8]>,
+    request_id: RequestId,
+) -> Response<ProblemBody<B>> {
+    if let Some(report) = parts.extensions.remove::<InternalReport>() {
+        report.log(Some(request_id));
+    }
+    let object = body.and_then(|b| match serde_json::from_slice::<serde_json::Value>(b) {
+        Ok(serde_json::Value::Object(object)) => Some(object),
+        _ => None,
+    });
+    let status = parts.status;
+    let json = object.and_then(|mut object| {
+        object.insert("request_id".into(), request_id.as_str().into());
+        object.insert("status".into(), status.as_u16().into());
+        serde_json::to_vec(&object).ok()
+    });
+    let Some(json) = json else {
+        return problem_response(parts, with_generic_detail(Problem::new(status)), request_id);
+    };
+    // The body's size changed; its encoding was none (it parsed).
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
+    Response::from_parts(parts, ProblemBody::full(Bytes::from(json)))
 }
 
 /// Passes successes through; turns an error response into a problem.
@@ -262,17 +337,12 @@ fn map_response<B>(
     }
     let problem = match parts.extensions.remove::<Problem>() {
         Some(problem) => problem.answered_with(parts.status),
-        None if parts.status.is_client_error() && is_problem_json(&parts) => {
-            // Someone else's problem body for a client error, written for the client: keep
-            // it as it is. (A server error's is replaced like any other: whatever wrote it,
-            // a proxied upstream say, may have put internals in it.)
-            parts
-                .headers
-                .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
-            return Response::from_parts(parts, ProblemBody::inner(body));
-        }
+        // (Someone else's problem for a client error was read and stamped instead; a server
+        // error's is replaced like any other body: whatever wrote it, a proxied upstream
+        // say, may have put internals in it.)
         None => {
             if parts.status.is_server_error() {
+                drop_own_headers(&mut parts.headers);
                 tracing::error!(
                     target: crate::LOG_TARGET,
                     request_id = %request_id,
@@ -284,6 +354,57 @@ fn map_response<B>(
         }
     };
     problem_response(parts, problem, request_id)
+}
+
+/// Headers a server error keeps when its body is replaced: protocol and security headers.
+/// Any other header it carried (`Server`, `X-Powered-By`, an upstream's debug link or error
+/// text) may describe internals, as its body may.
+const KEPT_BY_A_REPLACED_SERVER_ERROR: &[&str] = &[
+    "allow",
+    "cache-control",
+    "connection",
+    "content-security-policy",
+    "content-security-policy-report-only",
+    "cross-origin-embedder-policy",
+    "cross-origin-opener-policy",
+    "cross-origin-resource-policy",
+    "date",
+    "origin-agent-cluster",
+    "permissions-policy",
+    "proxy-authenticate",
+    "ratelimit",
+    "ratelimit-policy",
+    "referrer-policy",
+    "retry-after",
+    "set-cookie",
+    "strict-transport-security",
+    "vary",
+    "www-authenticate",
+    "x-content-type-options",
+    "x-dns-prefetch-control",
+    "x-frame-options",
+    "x-permitted-cross-domain-policies",
+    "x-request-id",
+];
+
+/// Drops the headers of a server error whose body is replaced that are not in
+/// [`KEPT_BY_A_REPLACED_SERVER_ERROR`] (nor CORS headers). `content-*` ones go later, with
+/// the body.
+#[cold]
+fn drop_own_headers(headers: &mut http::HeaderMap) {
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            !KEPT_BY_A_REPLACED_SERVER_ERROR.contains(&name)
+                && !name.starts_with("access-control-")
+                && !name.starts_with("content-")
+        })
+        .cloned()
+        .collect();
+    for name in dropped {
+        headers.remove(name);
+    }
 }
 
 fn is_problem_json(parts: &Parts) -> bool {

@@ -49,8 +49,15 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 ///   ([`rejection_event`](crate::rejection_event)), with the request id and the client
 ///   address; not again when a layer inside has reported it at the status it still has.
 ///
+/// Someone else's problem for a client error (`application/problem+json` from a proxied
+/// upstream or another library) is passed on as written, with this request's id as its
+/// `request_id` member; one that is not a JSON object, or over 16 KiB, is replaced.
+///
 /// Problem bodies come with `cache-control: no-store`; a 4xx/5xx response's own
 /// `content-*` headers are dropped, others (`Allow`, `Retry-After`, `WWW-Authenticate`) kept.
+/// A server error answered without a problem of this crate's keeps only protocol and
+/// security headers: the others (`Server`, `X-Powered-By`, an upstream's debug link) may
+/// describe internals, as its replaced body may.
 ///
 /// ```
 /// use axum::{Json, Router, routing::post};
