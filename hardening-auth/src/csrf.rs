@@ -100,9 +100,33 @@ impl Csrf {
         self
     }
 
-    /// Whether the request may proceed.
+    /// Whether the request may proceed. The request counts as HTTPS when its URI says so
+    /// (HTTP/2); a layer that knows more (TLS seen, a trusted proxy's report) calls
+    /// [`check_request`](Self::check_request).
     #[inline]
     pub fn check(&self, parts: &Parts) -> Result<(), CsrfReason> {
+        self.check_request(parts, parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS))
+    }
+
+    /// [`check`](Self::check) for a request known to have come over HTTPS (`https: true`)
+    /// or not known to have (`false`). Over HTTPS, an `Origin` of the same host must be
+    /// `https` too: a page that an active network attacker injected into
+    /// `http://` + this host is another origin. When HTTPS is not known (plain HTTP, or TLS
+    /// ended by a proxy the service was not told about), the scheme is not compared.
+    ///
+    /// ```
+    /// use hardening_auth::Csrf;
+    ///
+    /// let (parts, ()) = http::Request::post("/notes")
+    ///     .header("host", "app.example.com")
+    ///     .header("cookie", "__Host-session=abc")
+    ///     .header("origin", "http://app.example.com")
+    ///     .body(()).unwrap().into_parts();
+    /// assert!(Csrf::new().check_request(&parts, true).is_err());
+    /// assert!(Csrf::new().check_request(&parts, false).is_ok());
+    /// ```
+    #[inline]
+    pub fn check_request(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
         // Safe methods need nothing more (and this stays short enough to inline).
         if matches!(
             parts.method,
@@ -110,13 +134,13 @@ impl Csrf {
         ) {
             return Ok(());
         }
-        self.check_unsafe(parts)
+        self.check_unsafe(parts, https)
     }
 
-    /// [`check`](Self::check) for an unsafe method: out of line.
+    /// [`check_request`](Self::check_request) for an unsafe method: out of line.
     #[inline(never)]
-    fn check_unsafe(&self, parts: &Parts) -> Result<(), CsrfReason> {
-        let verdict = self.decide(parts);
+    fn check_unsafe(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
+        let verdict = self.decide(parts, https);
         match verdict {
             Err(reason) if self.shadow => {
                 tracing::warn!(target: crate::AUTH_TARGET, ?reason, "cross-origin request would be blocked (shadow mode)");
@@ -127,7 +151,7 @@ impl Csrf {
     }
 
     /// The verdict for an unsafe method ([`check`](Self::check) lets safe ones through).
-    fn decide(&self, parts: &Parts) -> Result<(), CsrfReason> {
+    fn decide(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
         let has_cookie = parts.headers.contains_key(COOKIE);
         let bearer = parts.headers.get(AUTHORIZATION).is_some_and(|v| {
             v.as_bytes().len() > 7 && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")
@@ -155,11 +179,12 @@ impl Csrf {
             return Ok(());
         }
         // Origin's host[:port] must equal Host (or, over HTTP/2, which has none, the
-        // request's authority).
+        // request's authority); over HTTPS, its scheme must be https.
         let origin_host = origin
             .to_str()
             .ok()
             .and_then(|o| o.split_once("://"))
+            .filter(|(scheme, _)| !https || scheme.eq_ignore_ascii_case("https"))
             .map(|(_, host)| host);
         let host = parts
             .headers
@@ -290,6 +315,46 @@ mod tests {
             .is_ok()
         );
         assert!(Csrf::new().trust_origins(["admin.example.com"]).is_err());
+    }
+
+    #[test]
+    fn an_http_origin_cannot_post_to_the_https_site_of_the_same_host() {
+        // A page an active network attacker injected into http://api.example.com (a site
+        // without HSTS preload) is another origin than https://api.example.com.
+        let csrf = Csrf::new();
+        let post = |origin: &'static str| parts(Method::POST, &with(&[("origin", origin)]));
+        assert_eq!(
+            csrf.check_request(&post("http://api.example.com"), true),
+            Err(CsrfReason::Origin)
+        );
+        assert_eq!(
+            csrf.check_request(&post("https://api.example.com"), true),
+            Ok(())
+        );
+        // Over HTTP/2 the request's own scheme says it came over HTTPS.
+        let mut h2 = http::Request::post("https://api.example.com/notes")
+            .header("cookie", "sid=1")
+            .header("origin", "http://api.example.com")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        h2.version = http::Version::HTTP_2;
+        assert_eq!(csrf.check(&h2), Err(CsrfReason::Origin));
+        // Not known to be HTTPS (plain HTTP, or TLS ended by a proxy this service was not
+        // told about): the scheme is not compared, so a same-host HTTPS page still works.
+        assert_eq!(
+            csrf.check_request(&post("https://api.example.com"), false),
+            Ok(())
+        );
+        assert_eq!(
+            csrf.check_request(&post("http://api.example.com"), false),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn shadow_mode_logs_instead() {
         let shadow = Csrf::new().shadow();
         assert!(
             shadow

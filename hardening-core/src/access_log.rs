@@ -153,6 +153,31 @@ impl AccessLog {
         );
     }
 
+    /// Whether a parameter's value is itself a URL or query (an OAuth `redirect_uri`, a
+    /// `next` link), as written or percent-encoded up to three times, one of whose
+    /// parameters is sensitive: `next=https%3A%2F%2Fapp%2Fcb%3Ftoken%3D…`.
+    fn nests_a_secret(&self, raw_value: &str) -> bool {
+        if !raw_value.contains(['=', '%']) {
+            return false;
+        }
+        let mut text = raw_value.to_ascii_lowercase();
+        for _ in 0..3 {
+            let nested_secret = text
+                .split(['?', '#', '&', ';'])
+                .filter_map(|part| part.split_once('='))
+                .any(|(name, _)| self.is_sensitive_param(name));
+            if nested_secret {
+                return true;
+            }
+            let decoded = percent_decode_lower(&text);
+            if decoded == text {
+                return false;
+            }
+            text = decoded;
+        }
+        false
+    }
+
     fn is_sensitive_param(&self, raw_name: &str) -> bool {
         let name = percent_decode_lower(raw_name);
         self.sensitive_params
@@ -186,8 +211,8 @@ impl fmt::Display for Redacted<'_> {
         loop {
             let end = rest.find(['&', ';']).unwrap_or(rest.len());
             let pair = &rest[..end];
-            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-            if self.log.is_sensitive_param(name) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if self.log.is_sensitive_param(name) || self.log.nests_a_secret(value) {
                 write!(f, "{name}={REDACTED}")?;
             } else {
                 f.write_str(pair)?;
@@ -400,6 +425,35 @@ mod tests {
             }
             .to_string(),
             "a=1;password=[redacted]&b=2;;token=[redacted]"
+        );
+    }
+
+    #[test]
+    fn redacts_a_value_whose_nested_url_carries_a_secret() {
+        // An OAuth `redirect_uri` or a `next` link holding its own query, written as is or
+        // percent-encoded (once or twice): its secret is the value's, whatever its name.
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        assert_eq!(
+            redact("next=https://app.example/cb?token=SECRET&page=2"),
+            "next=[redacted]&page=2"
+        );
+        assert_eq!(
+            redact("page=1&next=https%3A%2F%2Fapp.example%2Fcb%3Fsession%3DSECRET"),
+            "page=1&next=[redacted]"
+        );
+        assert_eq!(
+            redact("next=%252Fcb%253Fpassword%253DSECRET"),
+            "next=[redacted]"
+        );
+        assert_eq!(
+            redact("return=/cb#access_token=SECRET"),
+            "return=[redacted]"
+        );
+        // A nested URL without secrets, and values that only mention a name, stay.
+        assert_eq!(
+            redact("next=https%3A%2F%2Fapp.example%2Fcb%3Fpage%3D2&q=token"),
+            "next=https%3A%2F%2Fapp.example%2Fcb%3Fpage%3D2&q=token"
         );
     }
 

@@ -320,10 +320,15 @@ where
             None => Body::new(body),
         };
 
-        // 7. CSRF for cookie-authenticated unsafe requests.
+        // 7. CSRF for cookie-authenticated unsafe requests (over HTTPS, an `Origin` of
+        // this host must be https too).
+        #[cfg(all(feature = "auth", feature = "headers"))]
+        let request_is_https = https;
+        #[cfg(all(feature = "auth", not(feature = "headers")))]
+        let request_is_https = policy.behind_tls || says_https.forwarded_https();
         #[cfg(feature = "auth")]
         if let Some(csrf) = &policy.csrf
-            && csrf.check(&parts).is_err()
+            && csrf.check_request(&parts, request_is_https).is_err()
         {
             return refused(
                 || {

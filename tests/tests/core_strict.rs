@@ -946,6 +946,22 @@ async fn cross_site_cookie_posts_are_refused() {
 }
 
 #[tokio::test]
+async fn behind_tls_a_plain_http_origin_of_this_host_cannot_post() {
+    // An old browser (no Sec-Fetch-Site) on a page an active attacker injected into
+    // http://localhost posts to the HTTPS site with its cookie: another origin.
+    let addr = serve(routes().layer(Hardening::strict().behind_tls())).await;
+    let post = |origin: &str| {
+        format!(
+            "POST /hello HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 0\r\ncookie: a=1\r\norigin: {origin}\r\n\r\n"
+        )
+    };
+    let downgraded = exchange(addr, post("http://localhost").as_bytes()).await;
+    assert_problem(&downgraded, 403);
+    let same_origin = exchange(addr, post("https://localhost").as_bytes()).await;
+    assert_eq!(same_origin.status, 200, "{same_origin:?}");
+}
+
+#[tokio::test]
 async fn rate_limited_requests_get_429_problems_and_ietf_headers() {
     use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
     use std::num::NonZeroU32;
