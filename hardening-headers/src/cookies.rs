@@ -6,8 +6,13 @@ use cookie::time::{Duration as CookieDuration, OffsetDateTime};
 use cookie::{Cookie, SameSite};
 use http::header::{HeaderMap, HeaderValue, SET_COOKIE};
 
+use crate::{ConfigError, warn_loosened};
+
 /// Longest `Set-Cookie` value kept (browsers keep 4096 bytes per cookie).
 const MAX_COOKIE_LEN: usize = 4096;
+
+/// The default cap on a cookie's lifetime: 30 days.
+const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The rules every `Set-Cookie` of every response is brought into line with.
 ///
@@ -17,7 +22,9 @@ const MAX_COOKIE_LEN: usize = 4096;
 /// is over 4096 bytes is dropped with a warning. When a response sets the same cookie (name,
 /// domain, path) twice, the last one is kept, as a browser would.
 ///
-/// Opt-outs are per cookie and by name:
+/// Settings are per cookie and by name. Those that loosen a rule are named `dangerous_*` and
+/// log a warning; the others refuse a looser value with a [`ConfigError::Loosening`] naming
+/// the `dangerous_*` method:
 ///
 /// ```
 /// use std::time::Duration;
@@ -25,10 +32,16 @@ const MAX_COOKIE_LEN: usize = 4096;
 /// use hardening_headers::CookiePolicy;
 ///
 /// let cookies = CookiePolicy::default()
-///     .script_readable("theme")              // JavaScript may read it: no HttpOnly
-///     .same_site("embed_state", SameSite::None)
-///     .max_age(Duration::from_secs(14 * 24 * 3600));
+///     .dangerous_script_readable("theme")     // JavaScript may read it: no HttpOnly
+///     .same_site("csrf", SameSite::Strict)?
+///     .dangerous_same_site_none("embed_state") // sent on cross-site requests too
+///     .max_age(Duration::from_secs(14 * 24 * 3600))?;
 /// # let _ = cookies;
+///
+/// let err = CookiePolicy::default().same_site("embed_state", SameSite::None).unwrap_err();
+/// assert!(err.to_string().contains("dangerous_same_site_none"), "{err}");
+/// assert!(CookiePolicy::default().max_age(Duration::from_secs(365 * 24 * 3600)).is_err());
+/// # Ok::<(), hardening_headers::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
@@ -42,7 +55,7 @@ pub struct CookiePolicy {
 impl Default for CookiePolicy {
     fn default() -> Self {
         Self {
-            max_age: Duration::from_secs(30 * 24 * 3600),
+            max_age: MAX_AGE,
             script_readable: Vec::new(),
             same_site: Vec::new(),
             insecure: Vec::new(),
@@ -51,28 +64,92 @@ impl Default for CookiePolicy {
 }
 
 impl CookiePolicy {
-    /// Caps every cookie's lifetime (default 30 days).
-    pub fn max_age(mut self, max_age: Duration) -> Self {
+    /// Caps every cookie's lifetime at `max_age`, at most the default 30 days (a longer cap
+    /// is a [`ConfigError::Loosening`] naming [`dangerous_max_age`](Self::dangerous_max_age)).
+    pub fn max_age(mut self, max_age: Duration) -> Result<Self, ConfigError> {
+        if max_age > MAX_AGE {
+            return Err(ConfigError::Loosening {
+                what: format!("CookiePolicy::max_age({} s)", max_age.as_secs()),
+                instead: format!(
+                    "cookies live at most {} s (30 days) by default; for longer, use \
+                     dangerous_max_age, which logs a warning at start-up",
+                    MAX_AGE.as_secs()
+                ),
+            });
+        }
+        self.max_age = max_age;
+        Ok(self)
+    }
+
+    /// Caps every cookie's lifetime at `max_age`, however long. Logs a warning when it is
+    /// longer than the default 30 days.
+    pub fn dangerous_max_age(mut self, max_age: Duration) -> Self {
+        if max_age > MAX_AGE {
+            warn_loosened(
+                "CookiePolicy::dangerous_max_age",
+                &format!("cookies may live {} s", max_age.as_secs()),
+            );
+        }
         self.max_age = max_age;
         self
     }
 
-    /// Lets JavaScript read this cookie (no `HttpOnly` added).
-    pub fn script_readable(mut self, name: impl Into<String>) -> Self {
-        self.script_readable.push(name.into());
+    /// Lets JavaScript read this cookie (no `HttpOnly` added), so a script injected into a
+    /// page can read it too. Logs a warning.
+    pub fn dangerous_script_readable(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        warn_loosened(
+            "CookiePolicy::dangerous_script_readable",
+            &format!("cookie {name} goes without HttpOnly"),
+        );
+        self.script_readable.push(name);
         self
     }
 
-    /// Gives this cookie this `SameSite` instead of `Lax` (`None` implies `Secure`).
-    pub fn same_site(mut self, name: impl Into<String>, same_site: SameSite) -> Self {
-        self.same_site.push((name.into(), same_site));
+    /// Gives this cookie `SameSite=Strict` or `Lax` (the default). `SameSite::None` is a
+    /// [`ConfigError::Loosening`] naming
+    /// [`dangerous_same_site_none`](Self::dangerous_same_site_none).
+    pub fn same_site(
+        mut self,
+        name: impl Into<String>,
+        same_site: SameSite,
+    ) -> Result<Self, ConfigError> {
+        let name = name.into();
+        if same_site == SameSite::None {
+            return Err(ConfigError::Loosening {
+                what: format!("CookiePolicy::same_site({name:?}, SameSite::None)"),
+                instead: format!(
+                    "cookies get SameSite=Lax by default; to send {name} on cross-site requests \
+                     too, use dangerous_same_site_none({name:?}), which logs a warning at start-up"
+                ),
+            });
+        }
+        self.same_site.retain(|(n, _)| *n != name);
+        self.same_site.push((name, same_site));
+        Ok(self)
+    }
+
+    /// Gives this cookie `SameSite=None` (with `Secure`, which browsers require; without it
+    /// the cookie gets `Lax`): browsers send it on cross-site requests too, which CSRF
+    /// defences must then cover. Logs a warning.
+    pub fn dangerous_same_site_none(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        warn_loosened(
+            "CookiePolicy::dangerous_same_site_none",
+            &format!("cookie {name} is sent on cross-site requests (SameSite=None)"),
+        );
+        self.same_site.retain(|(n, _)| *n != name);
+        self.same_site.push((name, SameSite::None));
         self
     }
 
     /// Lets this cookie go without `Secure`. Logs a warning.
     pub fn dangerous_allow_insecure(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
-        tracing::warn!(target: crate::LOG_TARGET, cookie = %name, "cookie allowed without Secure");
+        warn_loosened(
+            "CookiePolicy::dangerous_allow_insecure",
+            &format!("cookie {name} may go without Secure"),
+        );
         self.insecure.push(name);
         self
     }
@@ -432,8 +509,8 @@ mod tests {
     #[test]
     fn opt_outs_are_per_cookie() {
         let p = CookiePolicy::default()
-            .script_readable("theme")
-            .same_site("embed", SameSite::None)
+            .dangerous_script_readable("theme")
+            .dangerous_same_site_none("embed")
             .dangerous_allow_insecure("legacy");
         let out = enforce(&p, &[b"theme=dark", b"embed=1", b"legacy=1", b"other=1"]);
         assert_eq!(out[0], "theme=dark; SameSite=Lax; Secure");
@@ -492,7 +569,9 @@ mod tests {
 
     #[test]
     fn lifetimes_are_capped() {
-        let p = CookiePolicy::default().max_age(Duration::from_secs(3600));
+        let p = CookiePolicy::default()
+            .max_age(Duration::from_secs(3600))
+            .unwrap();
         let out = enforce(
             &p,
             &[
@@ -540,5 +619,73 @@ mod tests {
     #[test]
     fn crlf_cannot_reach_a_header() {
         assert!(HeaderValue::from_bytes(b"a=1\r\nX-Injected: 1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod loosening_tests {
+    use super::*;
+
+    /// `SameSite=None` and a cap over 30 days are refused by the plain setters, naming the
+    /// dangerous ones, which set them.
+    #[test]
+    fn plain_setters_refuse_looser_values() {
+        let err = CookiePolicy::default()
+            .same_site("embed", SameSite::None)
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Loosening { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("dangerous_same_site_none(\"embed\")"),
+            "{err}"
+        );
+        let policy = CookiePolicy::default().dangerous_same_site_none("embed");
+        let mut h = HeaderMap::new();
+        h.append(SET_COOKIE, HeaderValue::from_static("embed=1"));
+        policy.enforce(&mut h);
+        let cookie = h[SET_COOKIE].to_str().unwrap();
+        assert!(
+            cookie.contains("SameSite=None") && cookie.contains("Secure"),
+            "{cookie}"
+        );
+
+        let year = Duration::from_secs(365 * 24 * 3600);
+        let err = CookiePolicy::default().max_age(year).unwrap_err();
+        assert!(err.to_string().contains("dangerous_max_age"), "{err}");
+        assert!(CookiePolicy::default().max_age(MAX_AGE).is_ok());
+        assert!(
+            CookiePolicy::default()
+                .same_site("s", SameSite::Strict)
+                .is_ok()
+        );
+        let policy = CookiePolicy::default().dangerous_max_age(year);
+        let mut h = HeaderMap::new();
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("long=1; Max-Age=31536000"),
+        );
+        policy.enforce(&mut h);
+        assert!(
+            h[SET_COOKIE].to_str().unwrap().contains("Max-Age=31536000"),
+            "{h:?}"
+        );
+    }
+
+    /// The last `same_site` setting for a cookie wins.
+    #[test]
+    fn the_last_same_site_setting_wins() {
+        let policy = CookiePolicy::default()
+            .same_site("s", SameSite::Strict)
+            .unwrap()
+            .dangerous_same_site_none("s")
+            .same_site("s", SameSite::Strict)
+            .unwrap();
+        let mut h = HeaderMap::new();
+        h.append(SET_COOKIE, HeaderValue::from_static("s=1"));
+        policy.enforce(&mut h);
+        assert!(
+            h[SET_COOKIE].to_str().unwrap().contains("SameSite=Strict"),
+            "{h:?}"
+        );
     }
 }

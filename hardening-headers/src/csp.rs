@@ -2,7 +2,7 @@
 
 use http::HeaderValue;
 
-use crate::{ConfigError, CspNonce};
+use crate::{ConfigError, CspNonce, warn_loosened};
 
 /// Keywords that must be written in single quotes.
 const KEYWORDS: &[&str] = &[
@@ -17,20 +17,63 @@ const KEYWORDS: &[&str] = &[
     "inline-speculation-rules",
 ];
 
+/// Directives where a source that allows any host lets an attacker's scripts run (the
+/// script directives, their fallbacks `default-src` and `child-src`, `object-src`), or undoes
+/// what the preset's value is for (`base-uri`, `form-action`, `frame-ancestors`).
+const ANY_HOST_LOOSENS: &[&str] = &[
+    "default-src",
+    "script-src",
+    "script-src-elem",
+    "script-src-attr",
+    "object-src",
+    "worker-src",
+    "child-src",
+    "base-uri",
+    "form-action",
+    "frame-ancestors",
+];
+
+/// The presets' directives whose removal loosens the policy, each with why.
+const GUARDS: &[(&str, &str)] = &[
+    (
+        "script-src",
+        "without it scripts fall back to default-src, and no nonce is required",
+    ),
+    ("object-src", "without it plugins fall back to default-src"),
+    (
+        "base-uri",
+        "it has no fallback: without it an injected <base> moves every relative URL",
+    ),
+    (
+        "frame-ancestors",
+        "it has no fallback: without it any site may frame these pages (clickjacking)",
+    ),
+    (
+        "form-action",
+        "it has no fallback: without it forms may post anywhere",
+    ),
+];
+
 /// A Content-Security-Policy.
 ///
 /// [`Csp::api`] suits JSON APIs (nothing may load); [`Csp::html`] suits server-rendered
 /// pages (scripts only with this response's nonce, `'strict-dynamic'`). Directives can be set
 /// or removed; the policy is validated when the header set is built, as helmet does:
-/// unquoted keywords and a missing `default-src` are errors.
+/// unquoted keywords and a missing `default-src` are errors, and so is loosening what the
+/// presets guard without a `dangerous_*` method (see [`directive`](Csp::directive) and
+/// [`remove_directive`](Csp::remove_directive)).
 ///
 /// ```
-/// use hardening_headers::Csp;
+/// use hardening_headers::{Csp, HeaderPolicy};
 ///
 /// let csp = Csp::html()
 ///     .directive("img-src", ["'self'", "https://images.example.com"])
 ///     .report_uri("/csp-report");
-/// # let _ = csp;
+/// assert!(HeaderPolicy::html().csp(csp).build().is_ok());
+///
+/// let inline = Csp::html().directive("script-src", ["'strict-dynamic'", "'unsafe-inline'"]);
+/// let err = HeaderPolicy::html().csp(inline).build().unwrap_err();
+/// assert!(err.to_string().contains("dangerous_directive"), "{err}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
@@ -39,6 +82,12 @@ pub struct Csp {
     nonce: bool,
     report_only: bool,
     upgrade_insecure_requests: bool,
+    /// Directives last set with [`Csp::dangerous_directive`]: their sources are not checked
+    /// for loosening.
+    loosened: Vec<String>,
+    /// [`GUARDS`] taken out with [`Csp::remove_directive`]: refused when compiled, unless set
+    /// again.
+    removed: Vec<String>,
 }
 
 impl Csp {
@@ -54,6 +103,8 @@ impl Csp {
             nonce: false,
             report_only: false,
             upgrade_insecure_requests: false,
+            loosened: Vec::new(),
+            removed: Vec::new(),
         }
     }
 
@@ -73,11 +124,66 @@ impl Csp {
             nonce: true,
             report_only: false,
             upgrade_insecure_requests: true,
+            loosened: Vec::new(),
+            removed: Vec::new(),
         }
     }
 
     /// Sets a directive's sources, replacing what it had.
+    ///
+    /// Sources that loosen what the presets guard are refused when the policy is built, with a
+    /// [`ConfigError::Loosening`] naming [`dangerous_directive`](Self::dangerous_directive):
+    /// - an `'unsafe-…'` keyword (`'unsafe-inline'`, `'unsafe-eval'`, `'unsafe-hashes'`,
+    ///   `'wasm-unsafe-eval'`), in any directive;
+    /// - a source that allows any host: `*`, a host of `*` (`https://*`), or a scheme alone
+    ///   (`https:`, `data:`, `blob:`, …), in `default-src`, the script directives
+    ///   (`script-src`, `script-src-elem`, `script-src-attr`, `worker-src`, `child-src`,
+    ///   `object-src`), `base-uri`, `form-action` or `frame-ancestors`;
+    /// - anything but `'none'` in `frame-ancestors` (framing, as `X-Frame-Options: DENY`
+    ///   forbids).
+    ///
+    /// Listing hosts (`https://images.example.com`, `'self'`) is configuration, not loosening.
     pub fn directive<I>(mut self, name: &str, sources: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.loosened.retain(|n| n != name);
+        self.set(name, sources);
+        self
+    }
+
+    /// Sets a directive's sources, replacing what it had, with none of the checks for
+    /// loosening of [`directive`](Self::directive) (the syntax is still checked). Logs a
+    /// warning when a source is one `directive` refuses.
+    ///
+    /// ```
+    /// use hardening_headers::{Csp, HeaderPolicy};
+    ///
+    /// let csp = Csp::html().dangerous_directive("style-src", ["'self'", "'unsafe-inline'"]);
+    /// assert!(HeaderPolicy::html().csp(csp).build().is_ok());
+    /// ```
+    pub fn dangerous_directive<I>(mut self, name: &str, sources: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.set(name, sources);
+        if let Some((_, sources)) = self.directives.iter().find(|(n, _)| n == name)
+            && sources.iter().any(|source| loosens(name, source).is_some())
+        {
+            warn_loosened(
+                "Csp::dangerous_directive",
+                &format!("Content-Security-Policy {name} {}", sources.join(" ")),
+            );
+        }
+        if !self.loosened.iter().any(|n| n == name) {
+            self.loosened.push(name.to_owned());
+        }
+        self
+    }
+
+    fn set<I>(&mut self, name: &str, sources: I)
     where
         I: IntoIterator,
         I::Item: Into<String>,
@@ -87,13 +193,44 @@ impl Csp {
             Some((_, s)) => *s = sources,
             None => self.directives.push((name.to_owned(), sources)),
         }
-        self
     }
 
     /// Removes a directive.
+    ///
+    /// Removing one the presets set to guard the page (`script-src`, `object-src`,
+    /// `base-uri`, `frame-ancestors`, `form-action`) is refused when the policy is built
+    /// (unless the directive is set again), with a [`ConfigError::Loosening`] naming
+    /// [`dangerous_remove_directive`](Self::dangerous_remove_directive); removing
+    /// `default-src` is refused as well ([`ConfigError::MissingDefaultSrc`]).
     pub fn remove_directive(mut self, name: &str) -> Self {
+        if self.has(name)
+            && GUARDS.iter().any(|(n, _)| *n == name)
+            && !self.removed.iter().any(|n| n == name)
+        {
+            self.removed.push(name.to_owned());
+        }
         self.directives.retain(|(n, _)| n != name);
         self
+    }
+
+    /// Removes a directive, including one [`remove_directive`](Self::remove_directive)
+    /// refuses, for which it logs a warning. (`default-src` is still required.)
+    pub fn dangerous_remove_directive(mut self, name: &str) -> Self {
+        if self.has(name)
+            && let Some((_, why)) = GUARDS.iter().find(|(n, _)| *n == name)
+        {
+            warn_loosened(
+                "Csp::dangerous_remove_directive",
+                &format!("Content-Security-Policy without {name}: {why}"),
+            );
+        }
+        self.removed.retain(|n| n != name);
+        self.directives.retain(|(n, _)| n != name);
+        self
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.directives.iter().any(|(n, _)| n == name)
     }
 
     /// Sends violation reports to this URI (`report-uri`, which every browser supports).
@@ -101,9 +238,14 @@ impl Csp {
         self.directive("report-uri", [uri.into()])
     }
 
-    /// Reports violations without blocking (`Content-Security-Policy-Report-Only`), to try a
-    /// policy before enforcing it.
-    pub fn report_only(mut self) -> Self {
+    /// Reports violations without blocking anything (`Content-Security-Policy-Report-Only`),
+    /// to try a policy before enforcing it. Logs a warning: while it is on, the policy
+    /// protects nothing.
+    pub fn dangerous_report_only(mut self) -> Self {
+        warn_loosened(
+            "Csp::dangerous_report_only",
+            "the Content-Security-Policy only reports violations; nothing is blocked",
+        );
         self.report_only = true;
         self
     }
@@ -142,7 +284,30 @@ impl Csp {
                         "nonces are added per response; do not write one into the policy",
                     ));
                 }
+                if let Some(why) = loosens(name, source)
+                    && !self.loosened.contains(name)
+                {
+                    return Err(ConfigError::Loosening {
+                        what: format!("CSP directive `{name}` with {source}"),
+                        instead: format!(
+                            "{why}; to allow it anyway, use Csp::dangerous_directive({name:?}, …), \
+                             which logs a warning at start-up"
+                        ),
+                    });
+                }
             }
+        }
+        if let Some((name, why)) = GUARDS
+            .iter()
+            .find(|(n, _)| self.removed.iter().any(|r| r == n) && !self.has(n))
+        {
+            return Err(ConfigError::Loosening {
+                what: format!("Csp::remove_directive({name:?})"),
+                instead: format!(
+                    "{why}; to remove it anyway, use Csp::dangerous_remove_directive({name:?}), \
+                     which logs a warning at start-up"
+                ),
+            });
         }
         let render = |nonce: Option<&str>, tls: bool| {
             let mut out = String::new();
@@ -195,6 +360,40 @@ impl Csp {
             }),
         })
     }
+}
+
+/// Why `source` in `directive` loosens what the presets guard, if it does (the rules of
+/// [`Csp::directive`]).
+fn loosens(directive: &str, source: &str) -> Option<&'static str> {
+    let source = source.to_ascii_lowercase();
+    if source.starts_with("'unsafe-") || source == "'wasm-unsafe-eval'" {
+        return Some("an 'unsafe-…' keyword lets injected inline code, eval or event handlers run");
+    }
+    if directive == "frame-ancestors" && source != "'none'" {
+        return Some(
+            "frame-ancestors other than 'none' lets pages frame these responses, as \
+             X-Frame-Options: DENY forbids (clickjacking)",
+        );
+    }
+    if ANY_HOST_LOOSENS.contains(&directive) && allows_any_host(&source) {
+        return Some("a wildcard or a scheme without a host allows every host, an attacker's too");
+    }
+    None
+}
+
+/// `*`, a scheme alone (`https:`, `data:`), or a host of `*` (`https://*`, `*:443`).
+/// `source` is lower-case.
+fn allows_any_host(source: &str) -> bool {
+    let is_scheme = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    };
+    if source.strip_suffix(':').is_some_and(is_scheme) {
+        return true;
+    }
+    let rest = source.split_once("://").map_or(source, |(_, rest)| rest);
+    rest.split([':', '/']).next() == Some("*")
 }
 
 fn d(name: &str, sources: &[&str]) -> (String, Vec<String>) {
@@ -312,7 +511,129 @@ mod tests {
                 .compile()
                 .is_err()
         );
-        let ro = Csp::api().report_only().compile().unwrap();
+        let ro = Csp::api().dangerous_report_only().compile().unwrap();
         assert_eq!(ro.header, http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+    }
+}
+
+#[cfg(test)]
+mod loosening_tests {
+    use super::*;
+
+    fn loosening(csp: Csp) -> String {
+        match csp.compile() {
+            Ok(_) => panic!("compiled: {csp:?}"),
+            Err(err @ ConfigError::Loosening { .. }) => err.to_string(),
+            Err(err) => panic!("another error: {err:?}"),
+        }
+    }
+
+    /// Sources that let injected scripts run, or any site frame the page, were accepted by
+    /// `directive`. Now refused when compiled, naming `dangerous_directive`, which takes them.
+    #[test]
+    fn directive_takes_sources_that_let_injected_scripts_run() {
+        for (directive, source) in [
+            ("script-src", "'unsafe-inline'"),
+            ("script-src", "'UNSAFE-EVAL'"),
+            ("script-src", "'unsafe-hashes'"),
+            ("script-src", "'wasm-unsafe-eval'"),
+            ("script-src", "*"),
+            ("script-src", "data:"),
+            ("script-src", "https:"),
+            ("script-src", "https://*"),
+            ("script-src", "*:443"),
+            ("script-src-elem", "blob:"),
+            ("default-src", "https:"),
+            ("object-src", "*"),
+            ("worker-src", "data:"),
+            ("base-uri", "*"),
+            ("form-action", "https:"),
+            ("frame-ancestors", "*"),
+            ("frame-ancestors", "'self'"),
+            ("frame-ancestors", "https://partner.example"),
+            ("style-src", "'unsafe-inline'"),
+        ] {
+            // After a source that is fine there ('none' where the directive takes only that).
+            let fine = if directive == "frame-ancestors" {
+                "'none'"
+            } else {
+                "'self'"
+            };
+            let err = loosening(Csp::html().directive(directive, [fine, source]));
+            assert!(
+                err.contains("dangerous_directive")
+                    && err.contains(directive)
+                    && err.contains(source),
+                "{directive} {source}: {err}"
+            );
+            let loosened = Csp::html().dangerous_directive(directive, [fine, source]);
+            let compiled = loosened.compile().unwrap();
+            let value = compiled.value(true, None);
+            assert!(value.to_str().unwrap().contains(source), "{value:?}");
+            // A plain `directive` afterwards is checked again.
+            assert!(loosened.directive(directive, [source]).compile().is_err());
+        }
+    }
+
+    /// Listing hosts is configuration, not loosening.
+    #[test]
+    fn directive_takes_listed_hosts() {
+        for (directive, sources) in [
+            ("img-src", &["'self'", "data:", "https:", "*"][..]),
+            ("style-src", &["'self'", "https://cdn.example"]),
+            (
+                "script-src",
+                &["'strict-dynamic'", "https://cdn.example", "'sha256-abc='"],
+            ),
+            ("default-src", &["'self'", "https://*.example.com"]),
+            ("form-action", &["'self'", "https://pay.example"]),
+            ("frame-ancestors", &["'none'"]),
+            ("frame-ancestors", &[]),
+        ] {
+            let csp = Csp::html().directive(directive, sources.iter().copied());
+            assert!(csp.compile().is_ok(), "{directive} {sources:?}");
+        }
+    }
+
+    /// `remove_directive` dropped the preset's guards (`frame-ancestors`: clickjacking).
+    /// Now refused when compiled, naming `dangerous_remove_directive`, which removes them.
+    #[test]
+    fn remove_directive_drops_the_presets_guards() {
+        for directive in [
+            "frame-ancestors",
+            "base-uri",
+            "form-action",
+            "script-src",
+            "object-src",
+        ] {
+            let err = loosening(Csp::html().remove_directive(directive));
+            assert!(
+                err.contains("dangerous_remove_directive") && err.contains(directive),
+                "{directive}: {err}"
+            );
+            let removed = Csp::html().dangerous_remove_directive(directive);
+            let value = removed.compile().unwrap().value(true, None);
+            assert!(!value.to_str().unwrap().contains(directive), "{value:?}");
+            // Set again after a removal: nothing is missing.
+            let again = Csp::html()
+                .remove_directive(directive)
+                .directive(directive, ["'none'"]);
+            assert!(again.compile().is_ok(), "{directive}");
+        }
+        // Other directives, and one the policy does not have, come out freely.
+        let csp = Csp::html().report_uri("/r").remove_directive("report-uri");
+        assert!(csp.compile().is_ok());
+        assert!(Csp::api().remove_directive("script-src").compile().is_ok());
+    }
+
+    /// Report-only mode blocks nothing: only `dangerous_report_only` sets it.
+    #[test]
+    fn report_only_is_dangerous() {
+        let c = Csp::html().dangerous_report_only().compile().unwrap();
+        assert_eq!(c.header, http::header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+        assert_eq!(
+            Csp::html().compile().unwrap().header,
+            http::header::CONTENT_SECURITY_POLICY
+        );
     }
 }

@@ -43,10 +43,13 @@ pub enum ConfigError {
     /// A header name or value that is not valid HTTP.
     #[error("invalid header {0}")]
     InvalidHeader(String),
-    /// A header [`HeaderPolicy::header`](crate::HeaderPolicy::header) does not set: it has a
+    /// A header [`HeaderPolicy::header`](crate::HeaderPolicy::header) (or
+    /// [`dangerous_header`](crate::HeaderPolicy::dangerous_header)) does not set: it has a
     /// setting or handling of its own, which a fixed value would bypass.
-    #[error("HeaderPolicy::header({header:?}, …): {instead}")]
+    #[error("HeaderPolicy::{method}({header:?}, …): {instead}")]
     NotSettable {
+        /// The method called: `header` or `dangerous_header`.
+        method: &'static str,
         /// The header, lower-case.
         header: String,
         /// Why, and what to use instead.
@@ -64,6 +67,16 @@ pub enum ConfigError {
         why: &'static str,
         /// The headers it can remove, comma-separated.
         removable: String,
+    },
+    /// A value that loosens a strict default, given to a setting without `dangerous_` in its
+    /// name: the message names the `dangerous_*` method that sets it (and logs a warning at
+    /// start-up).
+    #[error("{what} loosens a strict default: {instead}")]
+    Loosening {
+        /// The setting and the value given.
+        what: String,
+        /// What the strict default is, and the `dangerous_*` method to use instead.
+        instead: String,
     },
     /// A cookie key that is too short or has too little entropy.
     #[error("cookie key {name}: {why}")]

@@ -3,7 +3,8 @@
 //! - [`HeaderPolicy`] → [`HeaderSet`]: the strict header set (API and HTML presets), every
 //!   header configurable, validated at build time, values computed once.
 //! - [`Csp`]: Content-Security-Policy with per-response nonces ([`CspNonce`] extractor),
-//!   report-only mode and `report-uri`; [`CspReports`] receives and logs the reports.
+//!   `report-uri`, and report-only mode ([`Csp::dangerous_report_only`]); [`CspReports`]
+//!   receives and logs the reports.
 //! - [`CookiePolicy`]: every `Set-Cookie` gets `Secure; HttpOnly; SameSite=Lax`, a capped
 //!   lifetime, and `__Host-`/`__Secure-` rules.
 //! - [`SecureCookies`]: signed and encrypted cookies with key rotation.
@@ -30,7 +31,19 @@
 //! | `Cache-Control` | `no-store` when the request had `Authorization` or a cookie | shared caches must not keep personal responses |
 //! | `Set-Cookie` | `Secure; HttpOnly; SameSite=Lax`, at most 30 days | cookies stay off plain HTTP, out of scripts, and off cross-site POSTs |
 //!
-//! Loosening any of it goes through a method named `dangerous_*`, which logs a warning.
+//! Loosening any of it goes through a method named `dangerous_*`, which logs a warning
+//! (target [`LOG_TARGET`], field `setting`: the method) when it is called, that is at
+//! start-up. The other settings take only values at least as strict as these, or, for the
+//! CSP, list hosts; a weaker value is a [`ConfigError::Loosening`] naming the `dangerous_*`
+//! method that takes it:
+//!
+//! | loosening | method |
+//! |---|---|
+//! | a header sent with a weaker value, or not at all | [`HeaderPolicy::dangerous_header`], [`HeaderPolicy::dangerous_remove_header`], [`HeaderPolicy::dangerous_referrer_policy`], [`HeaderPolicy::dangerous_frame_options`], [`HeaderPolicy::dangerous_cross_origin_opener_policy`], [`HeaderPolicy::dangerous_cross_origin_resource_policy`] |
+//! | HSTS shorter than two years or without subdomains, or none | [`HeaderPolicy::dangerous_hsts`], [`HeaderPolicy::dangerous_without_hsts`] |
+//! | `'unsafe-…'` CSP sources, a wildcard where scripts load, framing, a preset directive removed, report-only mode, no CSP | [`Csp::dangerous_directive`], [`Csp::dangerous_remove_directive`], [`Csp::dangerous_report_only`], [`HeaderPolicy::dangerous_without_csp`] |
+//! | responses to requests with credentials cacheable | [`HeaderPolicy::dangerous_allow_caching_with_credentials`] |
+//! | a cookie without `HttpOnly`, `SameSite=None`, without `Secure`, living over 30 days | [`CookiePolicy::dangerous_script_readable`], [`CookiePolicy::dangerous_same_site_none`], [`CookiePolicy::dangerous_allow_insecure`], [`CookiePolicy::dangerous_max_age`] |
 
 mod cookies;
 mod csp;
@@ -43,6 +56,9 @@ mod report;
 mod request_headers;
 mod secure_cookies;
 
+/// The `SameSite` values [`CookiePolicy::same_site`] takes (re-exported from the `cookie`
+/// crate, so that users of this crate need not depend on it).
+pub use cookie::SameSite;
 pub use cookies::CookiePolicy;
 pub use csp::Csp;
 pub use error::ConfigError;
@@ -55,3 +71,9 @@ pub use secure_cookies::SecureCookies;
 
 /// The tracing target of this crate's warnings (dropped cookies, loosened settings).
 pub const LOG_TARGET: &str = "hardening::headers";
+
+/// Logs that the `dangerous_*` method `setting` loosened a strict default. Called once per
+/// call of such a method, which happens while the service is being set up.
+pub(crate) fn warn_loosened(setting: &str, effect: &str) {
+    tracing::warn!(target: LOG_TARGET, setting, "security headers loosened: {effect}");
+}

@@ -9,7 +9,7 @@ use http::request::Parts;
 use crate::cookies::CookiePolicy;
 use crate::csp::CompiledCsp;
 use crate::request_headers::RequestHeaders;
-use crate::{ConfigError, Csp, CspNonce};
+use crate::{ConfigError, Csp, CspNonce, warn_loosened};
 
 /// Identifying headers removed from every response.
 const IDENTIFYING: &[&str] = &[
@@ -21,15 +21,87 @@ const IDENTIFYING: &[&str] = &[
     "x-generator",
 ];
 
+/// The preset's HSTS `max-age`: two years, as hstspreload.org asks.
+const HSTS_MAX_AGE: u64 = 63_072_000;
+
+/// The preset's `Permissions-Policy`: powerful features denied to every origin.
+const PERMISSIONS_POLICY: &str = "accelerometer=(), camera=(), display-capture=(), \
+    geolocation=(), gyroscope=(), magnetometer=(), microphone=(), midi=(), payment=(), usb=()";
+
+/// The preset's headers that have no setting of their own, with the preset's values:
+/// [`HeaderPolicy::header`] sets them only to values at least as strict
+/// ([`at_least_as_strict`]), [`HeaderPolicy::dangerous_header`] to any value.
+const STRICT_FIXED: &[(&str, &str)] = &[
+    ("x-content-type-options", "nosniff"),
+    ("permissions-policy", PERMISSIONS_POLICY),
+    ("x-dns-prefetch-control", "off"),
+    ("x-permitted-cross-domain-policies", "none"),
+];
+
+/// A preset header with a setting of its own that takes one of the values the standard
+/// defines, every one but the preset's weaker than it.
+struct Choice {
+    /// The header name, lower-case.
+    name: &'static str,
+    /// The header name as written in messages.
+    label: &'static str,
+    /// The preset's value.
+    strict: &'static str,
+    /// Every value the standard defines, the preset's first.
+    allowed: &'static str,
+    /// The setting that takes the preset's value only.
+    plain: &'static str,
+    /// The setting that takes every value, logging a warning for a weaker one.
+    dangerous: &'static str,
+}
+
+const REFERRER_POLICY: Choice = Choice {
+    name: "referrer-policy",
+    label: "Referrer-Policy",
+    strict: "no-referrer",
+    allowed: "no-referrer, no-referrer-when-downgrade, origin, origin-when-cross-origin, \
+              same-origin, strict-origin, strict-origin-when-cross-origin, unsafe-url",
+    plain: "referrer_policy",
+    dangerous: "dangerous_referrer_policy",
+};
+
+const FRAME_OPTIONS: Choice = Choice {
+    name: "x-frame-options",
+    label: "X-Frame-Options",
+    strict: "DENY",
+    allowed: "DENY, SAMEORIGIN",
+    plain: "frame_options",
+    dangerous: "dangerous_frame_options",
+};
+
+const OPENER_POLICY: Choice = Choice {
+    name: "cross-origin-opener-policy",
+    label: "Cross-Origin-Opener-Policy",
+    strict: "same-origin",
+    allowed: "same-origin, same-origin-allow-popups, noopener-allow-popups, unsafe-none",
+    plain: "cross_origin_opener_policy",
+    dangerous: "dangerous_cross_origin_opener_policy",
+};
+
+const RESOURCE_POLICY: Choice = Choice {
+    name: "cross-origin-resource-policy",
+    label: "Cross-Origin-Resource-Policy",
+    strict: "same-origin",
+    allowed: "same-origin, same-site, cross-origin",
+    plain: "cross_origin_resource_policy",
+    dangerous: "dangerous_cross_origin_resource_policy",
+};
+
 /// Headers [`HeaderPolicy::header`] refuses, each with what to use instead: a fixed value
 /// would bypass the setting's checks, the cookie rules, `no-store`, the CSP's nonce and
 /// report-only mode, or HSTS's HTTPS-only rule (RFC 6797 §7.2). Identifying headers
-/// ([`IDENTIFYING`]) are refused as well.
+/// ([`IDENTIFYING`]) and `Access-Control-*` are refused as well.
 const NOT_SETTABLE: &[(&str, &str)] = &[
     (
         "strict-transport-security",
-        "set HSTS with hsts(max_age, include_subdomains, preload), which sends it on HTTPS \
-         responses only, or send none with dangerous_without_hsts",
+        "set HSTS with hsts(max_age, include_subdomains, preload) (or dangerous_hsts for less \
+         than two years with subdomains), which sends it on HTTPS responses only, or send \
+         none with dangerous_without_hsts",
     ),
     (
         "content-security-policy",
@@ -37,7 +109,7 @@ const NOT_SETTABLE: &[(&str, &str)] = &[
     ),
     (
         "content-security-policy-report-only",
-        "set a report-only policy with csp(Csp::….report_only())",
+        "set a report-only policy with csp(Csp::….dangerous_report_only())",
     ),
     (
         "set-cookie",
@@ -50,16 +122,21 @@ const NOT_SETTABLE: &[(&str, &str)] = &[
     ),
     (
         "x-frame-options",
-        "use frame_options(\"DENY\" or \"SAMEORIGIN\")",
+        "use frame_options(\"DENY\"), or dangerous_frame_options(\"SAMEORIGIN\")",
     ),
-    ("referrer-policy", "use referrer_policy(…)"),
+    (
+        "referrer-policy",
+        "use referrer_policy(\"no-referrer\"), or dangerous_referrer_policy(…) for another value",
+    ),
     (
         "cross-origin-opener-policy",
-        "use cross_origin_opener_policy(…)",
+        "use cross_origin_opener_policy(\"same-origin\"), or \
+         dangerous_cross_origin_opener_policy(…) for another value",
     ),
     (
         "cross-origin-resource-policy",
-        "use cross_origin_resource_policy(…)",
+        "use cross_origin_resource_policy(\"same-origin\"), or \
+         dangerous_cross_origin_resource_policy(…) for another value",
     ),
     (
         "content-length",
@@ -109,16 +186,23 @@ const NOT_REMOVABLE: &[(&str, &str)] = &[
 /// `Server`, `X-Powered-By` and the like removed; `Cache-Control: no-store` on responses to
 /// requests carrying credentials; `Set-Cookie` flags enforced ([`CookiePolicy`]).
 ///
+/// Settings without `dangerous_` in their name take only values at least as strict as the
+/// preset's; a weaker value is a [`ConfigError::Loosening`] naming the `dangerous_*` method
+/// that sets it, which logs a warning (target [`LOG_TARGET`](crate::LOG_TARGET), field
+/// `setting`) when the service is set up.
+///
 /// ```
 /// use hardening_headers::{ConfigError, Csp, HeaderPolicy};
 ///
 /// let headers = HeaderPolicy::html()
 ///     .csp(Csp::html().report_uri("/csp-report"))
-///     .referrer_policy("strict-origin-when-cross-origin")?
+///     .dangerous_referrer_policy("strict-origin-when-cross-origin")?
 ///     .build()?;
 /// # let _ = headers;
 ///
 /// assert!(HeaderPolicy::api().referrer_policy("sometimes").is_err());
+/// let err = HeaderPolicy::api().referrer_policy("unsafe-url").unwrap_err();
+/// assert!(err.to_string().contains("dangerous_referrer_policy"), "{err}");
 /// # Ok::<(), ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -134,22 +218,16 @@ pub struct HeaderPolicy {
 impl HeaderPolicy {
     /// For JSON APIs: the strict set with `Csp::api()`.
     pub fn api() -> Self {
+        let strict = |choice: &Choice| (HeaderName::from_static(choice.name), choice.strict);
         let fixed = [
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::REFERRER_POLICY, "no-referrer"),
-            (
-                HeaderName::from_static("cross-origin-opener-policy"),
-                "same-origin",
-            ),
-            (
-                HeaderName::from_static("cross-origin-resource-policy"),
-                "same-origin",
-            ),
+            strict(&FRAME_OPTIONS),
+            strict(&REFERRER_POLICY),
+            strict(&OPENER_POLICY),
+            strict(&RESOURCE_POLICY),
             (
                 HeaderName::from_static("permissions-policy"),
-                "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), \
-                 magnetometer=(), microphone=(), midi=(), payment=(), usb=()",
+                PERMISSIONS_POLICY,
             ),
             (header::X_DNS_PREFETCH_CONTROL, "off"),
             (
@@ -162,7 +240,7 @@ impl HeaderPolicy {
         .collect();
         Self {
             csp: Some(Csp::api()),
-            hsts: Some((63_072_000, true, false)),
+            hsts: Some((HSTS_MAX_AGE, true, false)),
             fixed,
             no_store_with_credentials: true,
             cookies: CookiePolicy::default(),
@@ -185,7 +263,7 @@ impl HeaderPolicy {
 
     /// Sends no Content-Security-Policy. Logs a warning.
     pub fn dangerous_without_csp(mut self) -> Self {
-        warn(
+        warn_loosened(
             "dangerous_without_csp",
             "responses carry no Content-Security-Policy",
         );
@@ -193,13 +271,47 @@ impl HeaderPolicy {
         self
     }
 
-    /// Sets HSTS (sent on HTTPS responses only). `preload` needs at least one year and
-    /// `include_subdomains`.
+    /// Sets HSTS (sent on HTTPS responses only), at least as strict as the preset's: a
+    /// `max_age` of two years or more, with `include_subdomains`. Less is a
+    /// [`ConfigError::Loosening`] naming [`dangerous_hsts`](Self::dangerous_hsts).
+    /// `preload` needs at least one year and `include_subdomains`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hardening_headers::HeaderPolicy;
+    ///
+    /// let year = Duration::from_secs(365 * 24 * 3600);
+    /// assert!(HeaderPolicy::api().hsts(2 * year, true, true).is_ok());
+    /// let err = HeaderPolicy::api().hsts(year, false, false).unwrap_err();
+    /// assert!(err.to_string().contains("dangerous_hsts"), "{err}");
+    /// ```
     pub fn hsts(
+        self,
+        max_age: Duration,
+        include_subdomains: bool,
+        preload: bool,
+    ) -> Result<Self, ConfigError> {
+        self.set_hsts(max_age, include_subdomains, preload, false)
+    }
+
+    /// Sets HSTS (sent on HTTPS responses only) to any `max_age` but zero, with or without
+    /// `include_subdomains`. Logs a warning when it is less than the preset's (two years,
+    /// with subdomains). `preload` needs at least one year and `include_subdomains`.
+    pub fn dangerous_hsts(
+        self,
+        max_age: Duration,
+        include_subdomains: bool,
+        preload: bool,
+    ) -> Result<Self, ConfigError> {
+        self.set_hsts(max_age, include_subdomains, preload, true)
+    }
+
+    fn set_hsts(
         mut self,
         max_age: Duration,
         include_subdomains: bool,
         preload: bool,
+        dangerous: bool,
     ) -> Result<Self, ConfigError> {
         let secs = max_age.as_secs();
         if secs == 0 {
@@ -214,13 +326,34 @@ impl HeaderPolicy {
                     .into(),
             ));
         }
+        if secs < HSTS_MAX_AGE || !include_subdomains {
+            let what = format!(
+                "Strict-Transport-Security: max-age={secs}{}",
+                if include_subdomains {
+                    "; includeSubDomains"
+                } else {
+                    " without includeSubDomains"
+                }
+            );
+            if !dangerous {
+                return Err(ConfigError::Loosening {
+                    what: format!("HeaderPolicy::hsts: {what}"),
+                    instead: format!(
+                        "the strict preset sends max-age={HSTS_MAX_AGE}; includeSubDomains (two \
+                         years, with subdomains); to send less, call dangerous_hsts with the same \
+                         arguments, which logs a warning at start-up"
+                    ),
+                });
+            }
+            warn_loosened("dangerous_hsts", &what);
+        }
         self.hsts = Some((secs, include_subdomains, preload));
         Ok(self)
     }
 
     /// Sends no HSTS. Logs a warning.
     pub fn dangerous_without_hsts(mut self) -> Self {
-        warn(
+        warn_loosened(
             "dangerous_without_hsts",
             "HTTPS responses carry no Strict-Transport-Security",
         );
@@ -228,66 +361,140 @@ impl HeaderPolicy {
         self
     }
 
-    /// Sets `Referrer-Policy` to one of the values the standard defines.
+    /// Sets `Referrer-Policy` to the preset's `no-referrer` (every other value sends the
+    /// referrer somewhere: a [`ConfigError::Loosening`] naming
+    /// [`dangerous_referrer_policy`](Self::dangerous_referrer_policy)).
     pub fn referrer_policy(self, value: &str) -> Result<Self, ConfigError> {
-        const ALLOWED: &str = "no-referrer, no-referrer-when-downgrade, origin, origin-when-cross-origin, \
-                               same-origin, strict-origin, strict-origin-when-cross-origin, unsafe-url";
-        self.checked(header::REFERRER_POLICY, "Referrer-Policy", value, ALLOWED)
+        self.choose(&REFERRER_POLICY, value, false)
     }
 
-    /// Sets `Cross-Origin-Opener-Policy`.
+    /// Sets `Referrer-Policy` to any value the standard defines (`strict-origin-when-cross-origin`,
+    /// `same-origin`, …, `unsafe-url`). Logs a warning unless it is `no-referrer`.
+    pub fn dangerous_referrer_policy(self, value: &str) -> Result<Self, ConfigError> {
+        self.choose(&REFERRER_POLICY, value, true)
+    }
+
+    /// Sets `Cross-Origin-Opener-Policy` to the preset's `same-origin` (another value is a
+    /// [`ConfigError::Loosening`] naming
+    /// [`dangerous_cross_origin_opener_policy`](Self::dangerous_cross_origin_opener_policy)).
     pub fn cross_origin_opener_policy(self, value: &str) -> Result<Self, ConfigError> {
-        const ALLOWED: &str =
-            "same-origin, same-origin-allow-popups, noopener-allow-popups, unsafe-none";
-        let name = HeaderName::from_static("cross-origin-opener-policy");
-        self.checked(name, "Cross-Origin-Opener-Policy", value, ALLOWED)
+        self.choose(&OPENER_POLICY, value, false)
     }
 
-    /// Sets `Cross-Origin-Resource-Policy`.
+    /// Sets `Cross-Origin-Opener-Policy` to any value the standard defines
+    /// (`same-origin-allow-popups`, `noopener-allow-popups`, `unsafe-none`). Logs a warning
+    /// unless it is `same-origin`.
+    pub fn dangerous_cross_origin_opener_policy(self, value: &str) -> Result<Self, ConfigError> {
+        self.choose(&OPENER_POLICY, value, true)
+    }
+
+    /// Sets `Cross-Origin-Resource-Policy` to the preset's `same-origin` (another value is a
+    /// [`ConfigError::Loosening`] naming
+    /// [`dangerous_cross_origin_resource_policy`](Self::dangerous_cross_origin_resource_policy)).
     pub fn cross_origin_resource_policy(self, value: &str) -> Result<Self, ConfigError> {
-        const ALLOWED: &str = "same-origin, same-site, cross-origin";
-        let name = HeaderName::from_static("cross-origin-resource-policy");
-        self.checked(name, "Cross-Origin-Resource-Policy", value, ALLOWED)
+        self.choose(&RESOURCE_POLICY, value, false)
     }
 
-    /// Sets `X-Frame-Options` (`DENY` or `SAMEORIGIN`).
+    /// Sets `Cross-Origin-Resource-Policy` to any value the standard defines (`same-site`,
+    /// `cross-origin`). Logs a warning unless it is `same-origin`.
+    pub fn dangerous_cross_origin_resource_policy(self, value: &str) -> Result<Self, ConfigError> {
+        self.choose(&RESOURCE_POLICY, value, true)
+    }
+
+    /// Sets `X-Frame-Options` to the preset's `DENY` (`SAMEORIGIN` is a
+    /// [`ConfigError::Loosening`] naming [`dangerous_frame_options`](Self::dangerous_frame_options)).
     pub fn frame_options(self, value: &str) -> Result<Self, ConfigError> {
-        self.checked(
-            header::X_FRAME_OPTIONS,
-            "X-Frame-Options",
-            value,
-            "DENY, SAMEORIGIN",
-        )
+        self.choose(&FRAME_OPTIONS, value, false)
     }
 
-    /// Sets any other header to a fixed value (for example `Permissions-Policy`).
+    /// Sets `X-Frame-Options` to `DENY` or `SAMEORIGIN`. Logs a warning for `SAMEORIGIN`.
+    /// (The CSP's `frame-ancestors 'none'` still forbids framing in browsers that read it;
+    /// see [`Csp::dangerous_directive`].)
+    pub fn dangerous_frame_options(self, value: &str) -> Result<Self, ConfigError> {
+        self.choose(&FRAME_OPTIONS, value, true)
+    }
+
+    /// Sets any other header to a fixed value.
     ///
     /// A header with a setting or handling of its own is an error naming what to use instead:
     /// `Strict-Transport-Security` ([`hsts`](Self::hsts)), `Content-Security-Policy` and its
     /// report-only form ([`csp`](Self::csp)), `Set-Cookie` ([`cookies`](Self::cookies)),
     /// `Cache-Control`, `X-Frame-Options`, `Referrer-Policy`, `Cross-Origin-Opener-Policy`,
     /// `Cross-Origin-Resource-Policy`, the identifying headers removed from every response
-    /// (`Server`, `X-Powered-By`, …), `Content-Length` and `Transfer-Encoding`.
+    /// (`Server`, `X-Powered-By`, …), `Access-Control-*` (hardening-core's CORS settings),
+    /// `Content-Length` and `Transfer-Encoding`.
+    ///
+    /// The preset's other headers take only values at least as strict as the preset's:
+    /// `X-Content-Type-Options: nosniff`, `X-DNS-Prefetch-Control: off`,
+    /// `X-Permitted-Cross-Domain-Policies: none`, and a `Permissions-Policy` that denies
+    /// every feature the preset denies (`camera=()`, …) and may restrict more, each member
+    /// written `feature=()` or `feature=(self)`. Anything else is a [`ConfigError::Loosening`]
+    /// naming [`dangerous_header`](Self::dangerous_header).
     ///
     /// ```
     /// use hardening_headers::HeaderPolicy;
     ///
-    /// assert!(HeaderPolicy::api().header("Permissions-Policy", "camera=()").is_ok());
+    /// assert!(HeaderPolicy::api().header("X-Robots-Tag", "noindex").is_ok());
     /// let err = HeaderPolicy::api().header("Strict-Transport-Security", "max-age=0").unwrap_err();
     /// assert!(err.to_string().contains("hsts("), "{err}");
+    /// let err = HeaderPolicy::api().header("Permissions-Policy", "camera=*").unwrap_err();
+    /// assert!(err.to_string().contains("dangerous_header"), "{err}");
     /// ```
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, ConfigError> {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ConfigError::InvalidHeader(name.to_owned()))?;
-        if let Some(instead) = not_settable(&name) {
-            return Err(ConfigError::NotSettable {
-                header: name.as_str().to_owned(),
-                instead,
+        let (name, header_value) = settable("header", name, value)?;
+        if let Some(strict) = strict_value(&name)
+            && !at_least_as_strict(&name, value)
+        {
+            let rule = if name == "permissions-policy" {
+                " (a value set here denies each of these features with `feature=()` and may add \
+                 others as `feature=()` or `feature=(self)`)"
+            } else {
+                ""
+            };
+            return Err(ConfigError::Loosening {
+                what: format!("HeaderPolicy::header({:?}, {value:?})", name.as_str()),
+                instead: format!(
+                    "the strict preset sends {name}: {strict}{rule}; to send a weaker value, \
+                     use dangerous_header({:?}, …), which logs a warning at start-up",
+                    name.as_str()
+                ),
             });
         }
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ConfigError::InvalidHeader(format!("{name}: {value:?}")))?;
-        self.set(name, value);
+        self.set(name, header_value);
+        Ok(self)
+    }
+
+    /// Sets one of the preset's headers that have no setting of their own
+    /// (`X-Content-Type-Options`, `Permissions-Policy`, `X-DNS-Prefetch-Control`,
+    /// `X-Permitted-Cross-Domain-Policies`) to any value. Logs a warning unless the value is
+    /// one [`header`](Self::header) takes.
+    ///
+    /// Other headers are an error: those with a setting of their own, as for
+    /// [`header`](Self::header), and those the preset does not send (set them with
+    /// [`header`](Self::header)).
+    ///
+    /// ```
+    /// use hardening_headers::HeaderPolicy;
+    ///
+    /// let policy = HeaderPolicy::html().dangerous_header("Permissions-Policy", "camera=(self)")?;
+    /// # let _ = policy;
+    /// assert!(HeaderPolicy::api().dangerous_header("X-Robots-Tag", "noindex").is_err());
+    /// # Ok::<(), hardening_headers::ConfigError>(())
+    /// ```
+    pub fn dangerous_header(mut self, name: &str, value: &str) -> Result<Self, ConfigError> {
+        let (name, header_value) = settable("dangerous_header", name, value)?;
+        if strict_value(&name).is_none() {
+            let strict: Vec<&str> = STRICT_FIXED.iter().map(|(n, _)| *n).collect();
+            return Err(ConfigError::InvalidHeader(format!(
+                "{name}: dangerous_header sets one of {}; the preset does not send this one: set \
+                 it with header(…)",
+                strict.join(", ")
+            )));
+        }
+        if !at_least_as_strict(&name, value) {
+            warn_loosened("dangerous_header", &format!("{name}: {value}"));
+        }
+        self.set(name, header_value);
         Ok(self)
     }
 
@@ -335,7 +542,7 @@ impl HeaderPolicy {
                 removable: removable.join(", "),
             });
         };
-        warn("dangerous_remove_header", self.fixed[at].0.as_str());
+        warn_loosened("dangerous_remove_header", self.fixed[at].0.as_str());
         self.fixed.remove(at);
         Ok(self)
     }
@@ -348,7 +555,7 @@ impl HeaderPolicy {
 
     /// Leaves `Cache-Control` alone on responses to requests with credentials. Logs a warning.
     pub fn dangerous_allow_caching_with_credentials(mut self) -> Self {
-        warn(
+        warn_loosened(
             "dangerous_allow_caching_with_credentials",
             "responses to authenticated requests may be cached",
         );
@@ -356,26 +563,42 @@ impl HeaderPolicy {
         self
     }
 
-    fn checked(
+    /// Sets `choice`'s header to `value`, one the standard defines; a value other than the
+    /// preset's is refused unless `dangerous`, and then logged.
+    fn choose(
         mut self,
-        name: HeaderName,
-        label: &'static str,
+        choice: &Choice,
         value: &str,
-        allowed: &'static str,
+        dangerous: bool,
     ) -> Result<Self, ConfigError> {
-        if !allowed
+        let value = value.trim();
+        if !choice
+            .allowed
             .split(", ")
-            .any(|a| a.eq_ignore_ascii_case(value.trim()))
+            .any(|a| a.eq_ignore_ascii_case(value))
         {
             return Err(ConfigError::InvalidValue {
-                header: label,
+                header: choice.label,
                 value: value.to_owned(),
-                allowed,
+                allowed: choice.allowed,
             });
         }
-        let value = HeaderValue::from_str(value.trim())
-            .map_err(|_| ConfigError::InvalidHeader(label.to_owned()))?;
-        self.set(name, value);
+        if !value.eq_ignore_ascii_case(choice.strict) {
+            if !dangerous {
+                return Err(ConfigError::Loosening {
+                    what: format!("HeaderPolicy::{}({value:?})", choice.plain),
+                    instead: format!(
+                        "the strict preset sends {}: {}; to send {value} anyway, use {}({value:?}), \
+                         which logs a warning at start-up",
+                        choice.label, choice.strict, choice.dangerous
+                    ),
+                });
+            }
+            warn_loosened(choice.dangerous, &format!("{}: {value}", choice.label));
+        }
+        let header_value = HeaderValue::from_str(value)
+            .map_err(|_| ConfigError::InvalidHeader(choice.label.to_owned()))?;
+        self.set(HeaderName::from_static(choice.name), header_value);
         Ok(self)
     }
 
@@ -455,10 +678,89 @@ fn not_settable(name: &HeaderName) -> Option<&'static str> {
                  no setting sends it",
             )
         })
+        .or_else(|| {
+            name.starts_with("access-control-").then_some(
+                "cross-origin access is hardening-core's CORS setting (Hardening::cors), which \
+                 answers preflights, lists the origins allowed and refuses * with credentials; \
+                 a fixed value would open every response to other origins",
+            )
+        })
 }
 
-fn warn(setting: &str, effect: &str) {
-    tracing::warn!(target: crate::LOG_TARGET, setting, "security headers loosened: {effect}");
+/// `name` and `value` parsed for [`HeaderPolicy::header`] or `dangerous_header` (`method`),
+/// unless `name` has a setting or handling of its own.
+fn settable(
+    method: &'static str,
+    name: &str,
+    value: &str,
+) -> Result<(HeaderName, HeaderValue), ConfigError> {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ConfigError::InvalidHeader(name.to_owned()))?;
+    if let Some(instead) = not_settable(&name) {
+        return Err(ConfigError::NotSettable {
+            method,
+            header: name.as_str().to_owned(),
+            instead,
+        });
+    }
+    let value = HeaderValue::from_str(value)
+        .map_err(|_| ConfigError::InvalidHeader(format!("{name}: {value:?}")))?;
+    Ok((name, value))
+}
+
+/// The preset's value of `name`, if it is one of [`STRICT_FIXED`].
+fn strict_value(name: &HeaderName) -> Option<&'static str> {
+    STRICT_FIXED
+        .iter()
+        .find(|(n, _)| *n == name.as_str())
+        .map(|(_, v)| *v)
+}
+
+/// Whether `value` for `name`, one of [`STRICT_FIXED`], is at least as strict as the
+/// preset's. Decided on the value's text, so a value that might be read as stricter but is not
+/// written as the rule expects counts as weaker.
+fn at_least_as_strict(name: &HeaderName, value: &str) -> bool {
+    match strict_value(name) {
+        None => true,
+        Some(_) if name == "permissions-policy" => permissions_policy_at_least_as_strict(value),
+        Some(strict) => value.trim().eq_ignore_ascii_case(strict),
+    }
+}
+
+/// Whether a `Permissions-Policy` value denies every feature [`PERMISSIONS_POLICY`] denies
+/// and allows no other feature beyond this origin: a structured-field dictionary (RFC 8941)
+/// whose members are all `feature=()` or `feature=(self)` (the strictest allowlist and the
+/// strictest a feature can have by default), each feature once, the preset's features with
+/// `()`. Anything else (`*`, origins, parameters, a member the browser would not parse and
+/// so ignore the whole header for) counts as weaker.
+fn permissions_policy_at_least_as_strict(value: &str) -> bool {
+    let members: Vec<(&str, &str)> = match value
+        .trim_matches([' ', '\t'])
+        .split(',')
+        .map(|member| member.trim_matches([' ', '\t']).split_once('='))
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(members) => members,
+        None => return false,
+    };
+    let is_key = |key: &str| {
+        key.starts_with(|c: char| c.is_ascii_lowercase())
+            && key.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+            })
+    };
+    for (i, (key, allowlist)) in members.iter().enumerate() {
+        if !is_key(key)
+            || !matches!(*allowlist, "()" | "(self)")
+            || members[..i].iter().any(|(seen, _)| seen == key)
+        {
+            return false;
+        }
+    }
+    PERMISSIONS_POLICY.split(", ").all(|denied| {
+        let (feature, _) = denied.split_once('=').unwrap_or((denied, ""));
+        members.contains(&(feature, "()"))
+    })
 }
 
 /// A built [`HeaderPolicy`]: every value computed, cheap to clone, applied per response.
@@ -1420,8 +1722,10 @@ mod tests {
             assert!(err.contains(instead), "{name}: {err}");
             assert!(err.contains(&name.to_ascii_lowercase()), "{name}: {err}");
         }
+        // A `Permissions-Policy` denying more than the preset's is not weaker.
+        let stricter = format!("{PERMISSIONS_POLICY}, fullscreen=()");
         let set = HeaderPolicy::api()
-            .header("Permissions-Policy", "camera=()")
+            .header("Permissions-Policy", &stricter)
             .unwrap()
             .header("X-Custom", "1")
             .unwrap()
@@ -1429,7 +1733,7 @@ mod tests {
             .unwrap();
         let mut h = HeaderMap::new();
         set.apply(&facts(false, false), &mut h);
-        assert_eq!(h["permissions-policy"], "camera=()");
+        assert_eq!(h["permissions-policy"], stricter.as_str());
         assert_eq!(h["x-custom"], "1");
     }
 
@@ -1534,6 +1838,254 @@ mod tests {
                 .unwrap()
                 .dangerous_remove_header("X-Custom")
                 .is_ok()
+        );
+    }
+}
+
+#[cfg(test)]
+mod loosening_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn sent(policy: HeaderPolicy, name: &str) -> Option<String> {
+        let mut h = HeaderMap::new();
+        policy
+            .build()
+            .unwrap()
+            .apply(&RequestFacts::default(), &mut h);
+        h.get(name).map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    /// The preset's headers without a setting of their own could be given weaker values
+    /// through `header`, with no `dangerous_` name and no warning. Now refused, naming
+    /// `dangerous_header`, which sets them.
+    #[test]
+    fn policy_header_loosens_the_presets_headers() {
+        let duplicate = format!("{PERMISSIONS_POLICY}, camera=*");
+        let origin = PERMISSIONS_POLICY.replace("camera=()", "camera=(\"https://a.example\")");
+        let unparsable = format!("{PERMISSIONS_POLICY},, fullscreen=()");
+        let upper = format!("{PERMISSIONS_POLICY}, Fullscreen=()");
+        let bare = format!("{PERMISSIONS_POLICY}, fullscreen");
+        let params = PERMISSIONS_POLICY.replace("usb=()", "usb=();report-to=x");
+        for (name, weaker) in [
+            ("X-Content-Type-Options", "sniff"),
+            ("X-Content-Type-Options", ""),
+            ("X-DNS-Prefetch-Control", "on"),
+            ("X-Permitted-Cross-Domain-Policies", "all"),
+            ("X-Permitted-Cross-Domain-Policies", "master-only"),
+            ("Permissions-Policy", "camera=*"),
+            // Allows nothing, but drops the preset's other denials.
+            ("Permissions-Policy", "camera=()"),
+            ("Permissions-Policy", duplicate.as_str()),
+            ("Permissions-Policy", origin.as_str()),
+            // Not a structured field: browsers ignore the whole header.
+            ("Permissions-Policy", unparsable.as_str()),
+            ("Permissions-Policy", upper.as_str()),
+            ("Permissions-Policy", bare.as_str()),
+            // Parameters are not in the rule (counted as weaker, not parsed).
+            ("Permissions-Policy", params.as_str()),
+        ] {
+            let err = match HeaderPolicy::api().header(name, weaker) {
+                Ok(_) => panic!("header({name:?}, {weaker:?}) accepted"),
+                Err(err) => err,
+            };
+            assert!(matches!(err, ConfigError::Loosening { .. }), "{err:?}");
+            let err = err.to_string();
+            assert!(err.contains("dangerous_header"), "{name}: {err}");
+            assert!(err.contains(&name.to_ascii_lowercase()), "{name}: {err}");
+            // Also after the header was removed: the rule goes by name.
+            let removed = HeaderPolicy::api().dangerous_remove_header(name).unwrap();
+            assert!(removed.header(name, weaker).is_err(), "{name}: {weaker}");
+            // Through the dangerous method, it is sent.
+            let policy = HeaderPolicy::api().dangerous_header(name, weaker).unwrap();
+            assert_eq!(sent(policy, name).as_deref(), Some(weaker), "{name}");
+        }
+    }
+
+    /// Values at least as strict as the preset's are taken by `header`.
+    #[test]
+    fn policy_header_takes_the_presets_values_and_stricter_ones() {
+        let stricter = format!("{PERMISSIONS_POLICY},fullscreen=(),\tautoplay=(self)");
+        let reordered = format!("fullscreen=(), {}", PERMISSIONS_POLICY.replace(", ", ","));
+        for (name, value) in [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Content-Type-Options", "NoSniff"),
+            ("X-DNS-Prefetch-Control", "off"),
+            ("X-Permitted-Cross-Domain-Policies", "none"),
+            ("Permissions-Policy", PERMISSIONS_POLICY),
+            ("Permissions-Policy", stricter.as_str()),
+            ("Permissions-Policy", reordered.as_str()),
+        ] {
+            let policy = HeaderPolicy::api().header(name, value).unwrap();
+            assert_eq!(sent(policy, name).as_deref(), Some(value), "{name}");
+        }
+    }
+
+    /// `dangerous_header` is for the preset's headers only; the headers with a setting of
+    /// their own are refused as by `header`.
+    #[test]
+    fn dangerous_header_sets_only_the_presets_headers() {
+        let err = HeaderPolicy::api()
+            .dangerous_header("X-Robots-Tag", "noindex")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("header(") && err.contains("permissions-policy"),
+            "{err}"
+        );
+        let err = HeaderPolicy::api()
+            .dangerous_header("Strict-Transport-Security", "max-age=0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HeaderPolicy::dangerous_header(") && err.contains("hsts("),
+            "{err}"
+        );
+    }
+
+    /// `Access-Control-Allow-Origin: *` through `header` opened every response to other
+    /// origins, past the CORS settings (no cross-origin access until origins are listed).
+    #[test]
+    fn policy_header_opens_cors() {
+        for name in [
+            "Access-Control-Allow-Origin",
+            "Access-Control-Allow-Credentials",
+        ] {
+            let err = HeaderPolicy::api()
+                .header(name, "*")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("Hardening::cors"), "{name}: {err}");
+            assert!(
+                HeaderPolicy::api().dangerous_header(name, "*").is_err(),
+                "{name}"
+            );
+        }
+    }
+
+    /// The plain setters took values weaker than the preset's without a `dangerous_` name.
+    /// Now refused, naming the dangerous setter, which takes them.
+    #[test]
+    fn plain_setters_take_weaker_values() {
+        type Setter = fn(HeaderPolicy, &str) -> Result<HeaderPolicy, ConfigError>;
+        let cases: [(&str, &str, &str, Setter, Setter); 8] = [
+            (
+                "referrer-policy",
+                "unsafe-url",
+                "dangerous_referrer_policy",
+                HeaderPolicy::referrer_policy,
+                HeaderPolicy::dangerous_referrer_policy,
+            ),
+            (
+                "referrer-policy",
+                "strict-origin-when-cross-origin",
+                "dangerous_referrer_policy",
+                HeaderPolicy::referrer_policy,
+                HeaderPolicy::dangerous_referrer_policy,
+            ),
+            (
+                "referrer-policy",
+                "same-origin",
+                "dangerous_referrer_policy",
+                HeaderPolicy::referrer_policy,
+                HeaderPolicy::dangerous_referrer_policy,
+            ),
+            (
+                "x-frame-options",
+                "SAMEORIGIN",
+                "dangerous_frame_options",
+                HeaderPolicy::frame_options,
+                HeaderPolicy::dangerous_frame_options,
+            ),
+            (
+                "cross-origin-opener-policy",
+                "unsafe-none",
+                "dangerous_cross_origin_opener_policy",
+                HeaderPolicy::cross_origin_opener_policy,
+                HeaderPolicy::dangerous_cross_origin_opener_policy,
+            ),
+            (
+                "cross-origin-opener-policy",
+                "same-origin-allow-popups",
+                "dangerous_cross_origin_opener_policy",
+                HeaderPolicy::cross_origin_opener_policy,
+                HeaderPolicy::dangerous_cross_origin_opener_policy,
+            ),
+            (
+                "cross-origin-resource-policy",
+                "cross-origin",
+                "dangerous_cross_origin_resource_policy",
+                HeaderPolicy::cross_origin_resource_policy,
+                HeaderPolicy::dangerous_cross_origin_resource_policy,
+            ),
+            (
+                "cross-origin-resource-policy",
+                "same-site",
+                "dangerous_cross_origin_resource_policy",
+                HeaderPolicy::cross_origin_resource_policy,
+                HeaderPolicy::dangerous_cross_origin_resource_policy,
+            ),
+        ];
+        for (name, weaker, dangerous, plain, loosen) in cases {
+            let err = plain(HeaderPolicy::api(), weaker).unwrap_err();
+            assert!(matches!(err, ConfigError::Loosening { .. }), "{err:?}");
+            let err = err.to_string();
+            assert!(err.contains(dangerous) && err.contains(weaker), "{err}");
+            let policy = loosen(HeaderPolicy::api(), weaker).unwrap();
+            assert_eq!(sent(policy, name).as_deref(), Some(weaker));
+            // The preset's value goes through both; a value the standard does not define,
+            // through neither.
+            let strict = sent(HeaderPolicy::api(), name).unwrap();
+            assert!(plain(HeaderPolicy::api(), &strict).is_ok(), "{name}");
+            assert!(loosen(HeaderPolicy::api(), &strict).is_ok(), "{name}");
+            assert!(plain(HeaderPolicy::api(), "x").is_err(), "{name}");
+            assert!(loosen(HeaderPolicy::api(), "x").is_err(), "{name}");
+        }
+    }
+
+    /// HSTS shorter than the preset's two years, or without subdomains, went through `hsts`.
+    #[test]
+    fn hsts_takes_weaker_values() {
+        let year = Duration::from_secs(365 * 24 * 3600);
+        for (max_age, subdomains) in [
+            (Duration::from_secs(60), true),
+            (year, true),
+            (2 * year, false),
+        ] {
+            let err = HeaderPolicy::api()
+                .hsts(max_age, subdomains, false)
+                .unwrap_err();
+            assert!(matches!(err, ConfigError::Loosening { .. }), "{err:?}");
+            assert!(err.to_string().contains("dangerous_hsts"), "{err}");
+            let policy = HeaderPolicy::api()
+                .dangerous_hsts(max_age, subdomains, false)
+                .unwrap();
+            let mut h = HeaderMap::new();
+            let facts = RequestFacts {
+                https: true,
+                ..RequestFacts::default()
+            };
+            policy.build().unwrap().apply(&facts, &mut h);
+            let hsts = h[header::STRICT_TRANSPORT_SECURITY].to_str().unwrap();
+            assert!(
+                hsts.starts_with(&format!("max-age={}", max_age.as_secs())),
+                "{hsts}"
+            );
+            assert_eq!(hsts.contains("includeSubDomains"), subdomains, "{hsts}");
+        }
+        assert!(HeaderPolicy::api().hsts(2 * year, true, true).is_ok());
+        assert!(HeaderPolicy::api().hsts(3 * year, true, false).is_ok());
+        // Zero and a preload without its requirements stay errors, dangerous or not.
+        assert!(
+            HeaderPolicy::api()
+                .dangerous_hsts(Duration::ZERO, true, false)
+                .is_err()
+        );
+        assert!(
+            HeaderPolicy::api()
+                .dangerous_hsts(year, false, true)
+                .is_err()
         );
     }
 }

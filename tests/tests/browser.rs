@@ -66,7 +66,7 @@ fn hardened_app(rendered: Arc<AtomicUsize>) -> Router {
         .merge(CspReports::new().router("/csp-report"));
     let policy = HeaderPolicy::html()
         .csp(Csp::html().report_uri("/csp-report"))
-        .cookies(CookiePolicy::default().script_readable("theme"));
+        .cookies(CookiePolicy::default().dangerous_script_readable("theme"));
     app.layer(Hardening::strict().security_headers(policy).unwrap())
 }
 

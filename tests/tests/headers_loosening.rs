@@ -1,0 +1,210 @@
+//! Loosening a strict header default goes through a `dangerous_*` method that logs one
+//! warning at start-up (DESIGN §3), and only through one: the plain settings refuse the same
+//! values (their errors are unit-tested in hardening-headers).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use hardening_core::Hardening;
+use hardening_core::headers::{CookiePolicy, Csp, HeaderPolicy, SameSite};
+use hardening_tests::{Captured, get as http_get, serve};
+
+/// The `setting` of every loosening warning of the headers crate logged while `setup` runs
+/// on this thread, and what `setup` returned.
+fn loosening_warnings<T>(setup: impl FnOnce() -> T) -> (Vec<String>, T) {
+    let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+    let out = setup();
+    drop(guard);
+    let settings = captured
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON log line"))
+        .filter(|e| {
+            e["target"] == hardening_core::headers::LOG_TARGET
+                && e["level"] == "WARN"
+                && e["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("security headers loosened"))
+        })
+        .map(|e| e["fields"]["setting"].as_str().unwrap_or("").to_owned())
+        .collect();
+    (settings, out)
+}
+
+/// Each `dangerous_*` setting of the headers crate, given a weaker value, logs one warning
+/// naming itself; the same values through the plain settings are errors and log nothing.
+#[test]
+fn each_dangerous_header_setting_logs_one_warning() {
+    type Setup = Box<dyn FnOnce() -> Result<HeaderPolicy, hardening_core::headers::ConfigError>>;
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let cases: Vec<(&str, Setup, Setup)> = vec![
+        (
+            "dangerous_header",
+            Box::new(|| HeaderPolicy::api().header("X-DNS-Prefetch-Control", "on")),
+            Box::new(|| HeaderPolicy::api().dangerous_header("X-DNS-Prefetch-Control", "on")),
+        ),
+        (
+            "dangerous_header",
+            Box::new(|| HeaderPolicy::api().header("Permissions-Policy", "camera=*")),
+            Box::new(|| HeaderPolicy::api().dangerous_header("Permissions-Policy", "camera=*")),
+        ),
+        (
+            "dangerous_referrer_policy",
+            Box::new(|| HeaderPolicy::api().referrer_policy("unsafe-url")),
+            Box::new(|| HeaderPolicy::api().dangerous_referrer_policy("unsafe-url")),
+        ),
+        (
+            "dangerous_frame_options",
+            Box::new(|| HeaderPolicy::api().frame_options("SAMEORIGIN")),
+            Box::new(|| HeaderPolicy::api().dangerous_frame_options("SAMEORIGIN")),
+        ),
+        (
+            "dangerous_cross_origin_opener_policy",
+            Box::new(|| HeaderPolicy::api().cross_origin_opener_policy("unsafe-none")),
+            Box::new(|| HeaderPolicy::api().dangerous_cross_origin_opener_policy("unsafe-none")),
+        ),
+        (
+            "dangerous_cross_origin_resource_policy",
+            Box::new(|| HeaderPolicy::api().cross_origin_resource_policy("cross-origin")),
+            Box::new(|| HeaderPolicy::api().dangerous_cross_origin_resource_policy("cross-origin")),
+        ),
+        (
+            "dangerous_hsts",
+            Box::new(move || HeaderPolicy::api().hsts(year, false, false)),
+            Box::new(move || HeaderPolicy::api().dangerous_hsts(year, false, false)),
+        ),
+        (
+            "Csp::dangerous_directive",
+            Box::new(|| {
+                let csp =
+                    Csp::html().directive("script-src", ["'strict-dynamic'", "'unsafe-inline'"]);
+                HeaderPolicy::html()
+                    .csp(csp)
+                    .build()
+                    .map(|_| HeaderPolicy::html())
+            }),
+            Box::new(|| {
+                let csp = Csp::html()
+                    .dangerous_directive("script-src", ["'strict-dynamic'", "'unsafe-inline'"]);
+                HeaderPolicy::html()
+                    .csp(csp)
+                    .build()
+                    .map(|_| HeaderPolicy::html())
+            }),
+        ),
+        (
+            "Csp::dangerous_remove_directive",
+            Box::new(|| {
+                let csp = Csp::html().remove_directive("frame-ancestors");
+                HeaderPolicy::html()
+                    .csp(csp)
+                    .build()
+                    .map(|_| HeaderPolicy::html())
+            }),
+            Box::new(|| {
+                let csp = Csp::html().dangerous_remove_directive("frame-ancestors");
+                HeaderPolicy::html()
+                    .csp(csp)
+                    .build()
+                    .map(|_| HeaderPolicy::html())
+            }),
+        ),
+        (
+            "CookiePolicy::dangerous_same_site_none",
+            Box::new(|| {
+                let cookies = CookiePolicy::default().same_site("embed", SameSite::None)?;
+                Ok(HeaderPolicy::api().cookies(cookies))
+            }),
+            Box::new(|| {
+                let cookies = CookiePolicy::default().dangerous_same_site_none("embed");
+                Ok(HeaderPolicy::api().cookies(cookies))
+            }),
+        ),
+        (
+            "CookiePolicy::dangerous_max_age",
+            Box::new(move || {
+                let cookies = CookiePolicy::default().max_age(year)?;
+                Ok(HeaderPolicy::api().cookies(cookies))
+            }),
+            Box::new(move || {
+                let cookies = CookiePolicy::default().dangerous_max_age(year);
+                Ok(HeaderPolicy::api().cookies(cookies))
+            }),
+        ),
+    ];
+    for (setting, plain, dangerous) in cases {
+        let (warnings, result) = loosening_warnings(plain);
+        let err = result.expect_err(setting).to_string();
+        assert!(
+            err.contains(setting.rsplit("::").next().unwrap()),
+            "{setting}: {err}"
+        );
+        assert!(warnings.is_empty(), "{setting}: {warnings:?}");
+        let (warnings, result) = loosening_warnings(dangerous);
+        let policy = result.unwrap_or_else(|err| panic!("{setting}: {err}"));
+        assert!(policy.build().is_ok(), "{setting}");
+        assert_eq!(warnings, [setting], "{setting}");
+    }
+}
+
+/// The settings with nothing to take (report-only mode, a script-readable cookie) exist only
+/// as `dangerous_*` methods, each logging one warning; the preset and values at least as
+/// strict log none.
+#[test]
+fn report_only_and_script_readable_log_one_warning_each() {
+    let (warnings, set) = loosening_warnings(|| {
+        HeaderPolicy::html()
+            .csp(
+                Csp::html()
+                    .report_uri("/csp-report")
+                    .dangerous_report_only(),
+            )
+            .cookies(CookiePolicy::default().dangerous_script_readable("theme"))
+            .build()
+    });
+    assert!(set.is_ok());
+    assert_eq!(
+        warnings,
+        [
+            "Csp::dangerous_report_only",
+            "CookiePolicy::dangerous_script_readable"
+        ]
+    );
+    let (warnings, set) = loosening_warnings(|| {
+        HeaderPolicy::html()
+            .csp(Csp::html().directive("img-src", ["'self'", "https://images.example.com"]))
+            .header("X-Content-Type-Options", "nosniff")?
+            .dangerous_referrer_policy("no-referrer")?
+            .build()
+    });
+    assert!(set.is_ok());
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+/// End to end: a loosened policy in `Hardening` is logged once at start-up, not per request,
+/// and its responses carry the loosened value.
+#[tokio::test]
+async fn a_loosened_policy_is_logged_once_at_start_up() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let policy = HeaderPolicy::api()
+        .dangerous_header("X-DNS-Prefetch-Control", "on")
+        .unwrap();
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(Hardening::strict().security_headers(policy).unwrap());
+    let addr = serve(app).await;
+    for _ in 0..3 {
+        let reply = http_get(addr, "/", &[]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-dns-prefetch-control"), Some("on"));
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    }
+    let text = captured.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("security headers loosened"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("dangerous_header"), "{}", warnings[0]);
+}
