@@ -27,6 +27,10 @@ type EstimateFn = dyn Fn(&Parts, &[u8]) -> u32 + Send + Sync;
 
 /// How a request's cost is estimated before the handler runs. The estimate is clamped to the
 /// layer's [`max_estimate`](CostLayer::max_estimate).
+///
+/// An estimate of 0 (a route that pays only what its handler reports) reserves nothing, but
+/// is not a free pass: the request is admitted only while every budget has at least one unit
+/// left, so a spent budget refuses it with a 429 like any other.
 #[derive(Clone)]
 pub struct Estimate(EstimateRepr);
 
@@ -240,11 +244,16 @@ pub enum CostConfigError {
 /// spent through the [`Usage`] handle (it can add to it while streaming) or an [`ActualCost`]
 /// response extension. When the response body **ends** (its last frame, or at once for a
 /// response that carries none: `HEAD`, 204, 304), the reservation is settled to the actual
-/// cost (an unreported success keeps its estimate). A **5xx** response or a service
-/// error refunds everything. A body **dropped** before its end (client gone), or a request
-/// dropped before its response exists (a timeout or a caught panic further out, a client
-/// gone before the response head), refunds all but the usage already reported: tokens the
-/// model produced were spent, and a client must not be able to get them free by hanging up.
+/// cost (an unreported success keeps its estimate). A report above the reservation is
+/// charged on top, but only as far as it leaves each budget one burst in debt (see
+/// [`Reservation::settle`]; logged as a warning once per policy): a runaway report cannot
+/// lock a principal, or everyone under a global budget, out for longer than that. A **5xx**
+/// response or a service error refunds everything. A body **dropped** before its end
+/// (client gone), or a request dropped before its response exists (a timeout or a caught
+/// panic further out, a client gone before the response head), refunds all but the usage
+/// already reported: tokens the model produced were spent, and a client must not be able to
+/// get them free by hanging up. A refund gives back only the part of the reservation that
+/// time has not refilled yet (a long call's units have partly come back on their own).
 ///
 /// A 429, and a 413 for a body over [`max_body`](Self::max_body), is one security event
 /// (`rate_limited`, `body_too_large`), reported once, as
@@ -782,6 +791,28 @@ mod tests {
         // The server writes the head and drops the body without polling it.
         drop(response);
         assert_eq!(remaining(&limiter), 90);
+    }
+
+    #[test]
+    fn a_route_that_estimates_nothing_is_refused_once_the_budget_is_spent() {
+        let limiter = budget(100);
+        let mut app = Router::new()
+            .route("/", get(|usage: Usage| async move { usage.set(30) }))
+            .layer(CostLayer::new(limiter.clone(), Estimate::fixed(0)));
+        let response = call(&mut app, Method::GET);
+        assert_eq!(response.status(), StatusCode::OK);
+        drop(response);
+        assert_eq!(remaining(&limiter), 70, "charged what it reported");
+        let headers = http::HeaderMap::new();
+        assert!(
+            limiter
+                .check(&RequestKeys::new(None, &headers), 70)
+                .is_admitted()
+        );
+        // Nothing left: not a free pass because the estimate is 0.
+        let response = call(&mut app, Method::GET);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(remaining(&limiter), 0);
     }
 
     #[test]

@@ -599,6 +599,8 @@ struct PolicyState {
     next_sweep: std::sync::atomic::AtomicU64,
     /// Whether the warning that keys still limited had to be evicted was logged.
     warned_eviction: std::sync::atomic::AtomicBool,
+    /// Whether the warning that an overrun was charged only up to the debt bound was logged.
+    warned_overrun: std::sync::atomic::AtomicBool,
     interval: u64,
     capacity: u64,
 }
@@ -664,15 +666,25 @@ enum Probe {
 }
 
 impl PolicyState {
+    /// Whether `cost` units fit in the bucket now, charging nothing.
+    ///
+    /// A cost of 0 (a reservation of nothing: the request pays what it reports when it is
+    /// settled) charges nothing but is admitted only where one unit would be: a bucket with
+    /// nothing left refuses it like any other request.
     #[inline]
     fn probe(&self, tat: Option<Nanos>, now: u64, cost: u64) -> Probe {
         let tat = tat.map_or(now, |t| t.as_u64().max(now));
         let new_tat = tat.saturating_add(self.interval.saturating_mul(cost));
-        if new_tat - now <= self.capacity {
+        let needed = if cost == 0 {
+            new_tat.saturating_add(self.interval)
+        } else {
+            new_tat
+        };
+        if needed - now <= self.capacity {
             Probe::Admit { new_tat }
         } else {
             Probe::Refuse {
-                retry_after: new_tat - now - self.capacity,
+                retry_after: needed - now - self.capacity,
             }
         }
     }
@@ -691,8 +703,12 @@ impl PolicyState {
         if let Some(state) = self.store.get(key) {
             return state.measure_and_replace(&NotKeyed::NonKey, decide);
         }
-        // Untracked: a full bucket. Refused (a cost over the burst), it stays untracked.
-        decide(None)?;
+        // Untracked: a full bucket. Refused (a cost over the burst), it stays untracked;
+        // admitted at no cost, there is nothing to record either.
+        let (new_tat, _) = decide(None)?;
+        if cost == 0 {
+            return Ok(new_tat);
+        }
         self.store
             .entry(key.clone())
             .or_default()
@@ -754,6 +770,18 @@ impl PolicyState {
         }
     }
 
+    /// An overrun was charged only up to the debt bound: says so, once per policy (the
+    /// policy's name and the numbers; never the key, which may be a principal or an API key).
+    #[cold]
+    fn warn_overrun(&self, overrun: u64) {
+        if !self
+            .warned_overrun
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            warn_overrun(&self.policy, overrun);
+        }
+    }
+
     #[inline]
     fn status(&self, tat: u64, now: u64) -> PolicyStatus {
         PolicyStatus::new(
@@ -778,6 +806,7 @@ impl RateLimiter {
                     store: DashMapStateStore::default(),
                     next_sweep: std::sync::atomic::AtomicU64::new(65_536),
                     warned_eviction: std::sync::atomic::AtomicBool::new(false),
+                    warned_overrun: std::sync::atomic::AtomicBool::new(false),
                     policy,
                 }
             })
@@ -826,8 +855,13 @@ impl RateLimiter {
     /// Reserves `estimate` units (an LLM call's `max_tokens`, say) under every policy at once,
     /// all-or-nothing, before the work starts. On admission the [`Reservation`] settles the
     /// difference once the actual cost is known: [`Reservation::settle`] charges the actual
-    /// cost instead (refunding the rest, or charging the overrun), [`Reservation::refund`]
-    /// gives everything back. Dropping a reservation keeps the estimate charged.
+    /// cost instead (refunding the rest, or charging the overrun, up to one burst of debt),
+    /// [`Reservation::refund`] gives back all that time has not refilled already. Dropping a
+    /// reservation keeps the estimate charged.
+    ///
+    /// An `estimate` of 0 reserves nothing (the request pays what it settles), but it is not
+    /// a free pass: it is admitted only while every policy has at least one unit left, and
+    /// refused like any other request once a budget is spent.
     ///
     /// ```
     /// use std::num::NonZeroU32;
@@ -916,16 +950,27 @@ impl RateLimiter {
     }
 
     /// Moves every charged policy's bucket by `delta` units: a positive `delta` charges
-    /// them on top (an overrun), a negative one refunds them, as far as time has not already.
+    /// them on top (an overrun, up to one burst of debt), a negative one refunds them, as far
+    /// as time has not already.
     fn adjust(&self, charged: &[Charge], delta: i64, now: u64) {
         for c in charged {
             let p = &self.0.policies[c.policy];
             let nanos = p.interval.saturating_mul(delta.unsigned_abs());
             if delta > 0 {
-                let _ = p.store.measure_and_replace(&c.key, |tat| {
-                    let tat = tat.map_or(now, |t| t.as_u64());
-                    Ok::<_, ()>(((), Nanos::from(tat.max(now).saturating_add(nanos))))
+                // At most one burst of debt: full again within two bursts' time.
+                let bound = now.saturating_add(p.capacity.saturating_mul(2));
+                let clipped = p.store.measure_and_replace(&c.key, |tat| {
+                    let from = tat.map_or(now, |t| t.as_u64()).max(now);
+                    let wanted = from.saturating_add(nanos);
+                    Ok::<_, ()>(if wanted > bound {
+                        (true, Nanos::from(from.max(bound)))
+                    } else {
+                        (false, Nanos::from(wanted))
+                    })
                 });
+                if clipped == Ok(true) {
+                    p.warn_overrun(delta.unsigned_abs());
+                }
                 continue;
             }
             // The charge left the bucket at `c.tat`, its units the last `nanos` before it;
@@ -1223,6 +1268,12 @@ impl Reservation {
     /// Charges `actual` units instead of the estimate: the rest comes back, or an overrun
     /// is charged on top (the bucket may go into debt, refusing until it refills).
     ///
+    /// The debt is bounded: an overrun is charged only as far as it leaves each bucket one
+    /// burst past empty (a bucket holding twice its burst, full again within two bursts'
+    /// time), so a runaway report cannot lock a key (and everyone sharing it, under a global
+    /// policy) out for longer. Charging less than reported is logged as a warning, once per
+    /// policy, naming the policy, never the key.
+    ///
     /// What comes back is what time has not refilled yet: a reservation settled after its
     /// units have refilled (a long call) gives back only the part still in the bucket, never
     /// room that has been spent again since.
@@ -1247,6 +1298,23 @@ impl Reservation {
     pub fn refund(self) {
         self.settle(0);
     }
+}
+
+/// The warning for an overrun charged only up to one burst of debt (both stores).
+#[cold]
+pub(crate) fn warn_overrun(policy: &Policy, overrun: u64) {
+    let burst = policy.quota.burst_size();
+    tracing::warn!(
+        target: "hardening",
+        policy = %policy.name,
+        overrun,
+        burst,
+        "rate limit: a request under policy `{}` reported {overrun} units more than it \
+         reserved; it was charged only up to one burst ({burst} units) of debt. The estimate \
+         is far too low for this route: raise it (and `max_estimate`), or have the handler \
+         stop at `Usage::reserved()`. Logged once per policy",
+        policy.name
+    );
 }
 
 /// `RateLimit-Policy` for these policies: `"per-ip";q=100;w=60, …`.
@@ -2140,6 +2208,84 @@ mod tests {
         let (_, r) = limiter.reserve_at(&k, 50, 30 * sec);
         r.unwrap().settle_at(70, 30 * sec + 300 * ms);
         assert_eq!(left(30 * sec + 300 * ms), 60);
+    }
+
+    #[test]
+    fn a_zero_estimate_needs_a_unit_of_room_and_reserves_nothing() {
+        // 10 units a second, burst 10: 100 ms a unit.
+        let limiter = RateLimiter::new([Policy::per_principal("t", Quota::per_second(nz(10)))]);
+        let h = HeaderMap::new();
+        let k = principal("u", &h);
+        let ms = 1_000_000u64;
+        let left = |now| limiter.statuses_at(&k, now)[0].remaining();
+
+        // Room left: admitted, and nothing is charged until the settlement.
+        let (d, r) = limiter.reserve_at(&k, 0, 0);
+        assert!(d.is_admitted());
+        assert_eq!(left(0), 10);
+        r.unwrap().settle_at(3, 0);
+        assert_eq!(left(0), 7);
+
+        // The budget spent: a request that estimates nothing is refused like any other (it
+        // would spend what it reports, with nothing left), until a unit has refilled.
+        assert!(limiter.check_at(&k, 7, 0).is_admitted());
+        let (d, r) = limiter.reserve_at(&k, 0, 0);
+        assert!(r.is_none());
+        match d {
+            Decision::Limited { retry_after, .. } => {
+                assert_eq!(retry_after, Duration::from_millis(100));
+            }
+            other => panic!("a zero estimate was admitted with nothing left: {other:?}"),
+        }
+        assert!(limiter.reserve_at(&k, 0, 100 * ms).0.is_admitted());
+        assert_eq!(left(100 * ms), 1, "and it charged nothing");
+    }
+
+    #[test]
+    fn an_overrun_leaves_at_most_one_burst_of_debt() {
+        // 10 units a second, burst 10: 100 ms a unit, 1 s a burst.
+        let limiter = RateLimiter::new([
+            Policy::per_principal("tokens", Quota::per_second(nz(10))),
+            Policy::global("all", Quota::per_second(nz(1000))),
+        ]);
+        let h = HeaderMap::new();
+        let k = principal("u", &h);
+        let (ms, sec) = (1_000_000u64, 1_000_000_000u64);
+
+        // A handler reports a million units against a reservation of 2: the bucket goes one
+        // burst into debt, no further (refused for 1.1 s, full again after 2 s), not for
+        // the 100 000 s the report would take to refill.
+        let (_, r) = limiter.reserve_at(&k, 2, 0);
+        r.unwrap().settle_at(1_000_000, 0);
+        match limiter.check_at(&k, 1, 0) {
+            Decision::Limited {
+                retry_after,
+                violated,
+                ..
+            } => {
+                assert_eq!(retry_after, Duration::from_millis(1_100));
+                assert_eq!(violated, ["tokens", "all"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(limiter.check_at(&k, 1, 1_100 * ms).is_admitted());
+        let statuses = limiter.statuses_at(&k, 3 * sec);
+        assert_eq!(statuses[0].remaining(), 10);
+        // Each policy by its own burst: `all` (1000 a second) was also left 1 s in debt, full
+        // again at 2 s; the unit charged at 1.1 s is on top of that.
+        assert_eq!(statuses[1].reset(), Duration::ZERO);
+        let statuses = limiter.statuses_at(&k, 1_100 * ms);
+        assert_eq!(statuses[1].reset(), Duration::from_millis(900 + 1));
+
+        // Concurrent overruns do not add up past the bound either, and nothing overflows.
+        let (_, a) = limiter.reserve_at(&k, 1, 10 * sec);
+        let (_, b) = limiter.reserve_at(&k, 1, 10 * sec);
+        a.unwrap().settle_at(50, 10 * sec);
+        b.unwrap().settle_at(u64::MAX, 10 * sec);
+        assert_eq!(
+            limiter.statuses_at(&k, 10 * sec)[0].reset(),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -14,14 +14,16 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
-use crate::limiter::{Key, key_for, policy_header_for};
+use crate::limiter::{Key, key_for, policy_header_for, warn_overrun};
 use crate::respond::{report_shadow, set_ratelimit_headers, too_many};
 use crate::{
     Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
 };
 
 /// GCRA over one key, on the server's clock. ARGV: emission interval (µs), capacity (µs),
-/// cost, charge (1) or only probe (0). Returns {admitted, µs used after, retry-after µs}.
+/// cost, charge (1) or only probe (0). Returns {admitted, µs used after, retry-after µs,
+/// the TAT an admitted charge leaves (µs, server time)}. A cost of 0 charges nothing but is
+/// admitted only where one unit would be.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -32,31 +34,52 @@ local tat = now
 local v = redis.call('GET', KEYS[1])
 if v then tat = math.max(tonumber(v), now) end
 local new_tat = tat + interval * cost
-if new_tat - now <= capacity then
+local needed = new_tat
+if cost == 0 then needed = new_tat + interval end
+if needed - now <= capacity then
   if ARGV[4] == '1' and cost > 0 then
     redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
   end
-  return {1, new_tat - now, 0}
+  return {1, new_tat - now, 0, new_tat}
 end
-return {0, tat - now, new_tat - now - capacity}
+return {0, tat - now, needed - now - capacity, new_tat}
 ";
 
-/// Moves a bucket by a signed number of µs (a refund is negative), on the server's clock.
-/// A refund cannot fill a bucket past full; a full bucket's key is deleted.
+/// Moves a bucket by a signed number of µs, on the server's clock. ARGV: the µs (a refund is
+/// negative), the TAT the reservation's charge left (µs, from GCRA), the capacity (µs).
+/// A refund gives back only the part of the charge time has not refilled yet,
+/// min(refund, charge's TAT - now), and never fills a bucket past full (a full bucket's key
+/// is deleted); an overrun leaves the bucket at most one burst in debt (2 × capacity ahead
+/// of now). Returns 1 when an overrun was charged only up to that bound, else 0.
 const ADJUST: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local delta = tonumber(ARGV[1])
 local v = redis.call('GET', KEYS[1])
-local tat = now
-if v then tat = tonumber(v) end
-if delta < 0 then tat = tat + delta else tat = math.max(tat, now) + delta end
+local clipped = 0
+local tat
+if delta < 0 then
+  local refund = math.min(-delta, tonumber(ARGV[2]) - now)
+  if refund <= 0 or not v then return 0 end
+  tat = tonumber(v)
+  if tat <= now then return 0 end
+  tat = math.max(tat - refund, now)
+else
+  local from = now
+  if v then from = math.max(tonumber(v), now) end
+  local bound = now + 2 * tonumber(ARGV[3])
+  tat = from + delta
+  if tat > bound then
+    tat = math.max(from, bound)
+    clipped = 1
+  end
+end
 if tat <= now then
   redis.call('DEL', KEYS[1])
 else
   redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 end
-return 1
+return clipped
 ";
 
 /// A concurrency slot per key: leases in a sorted set scored by expiry (server time, ms), so
@@ -199,6 +222,7 @@ impl RedisLimiterBuilder {
                     capacity: interval.saturating_mul(u64::from(policy.quota().burst_size())),
                     policy: policy.clone(),
                     mode: *mode,
+                    warned_overrun: AtomicBool::new(false),
                 }
             })
             .collect();
@@ -249,9 +273,20 @@ struct RedisPolicy {
     /// µs of burst.
     capacity: u64,
     mode: FailureMode,
+    /// Whether the warning that an overrun was charged only up to the debt bound was logged.
+    warned_overrun: AtomicBool,
 }
 
 impl RedisPolicy {
+    /// An overrun was charged only up to the debt bound: says so, once per policy (never
+    /// the key, which may be a principal or an API key).
+    #[cold]
+    fn warn_overrun(&self, overrun: u64) {
+        if !self.warned_overrun.swap(true, Ordering::Relaxed) {
+            warn_overrun(&self.policy, overrun);
+        }
+    }
+
     fn status(&self, used: u64) -> PolicyStatus {
         PolicyStatus::new(
             self.policy.name().clone(),
@@ -403,9 +438,18 @@ pub struct RedisReservation {
 
 #[derive(Debug)]
 enum Charged {
-    Redis(Vec<(usize, String)>),
+    Redis(Vec<RedisCharge>),
     Memory(Reservation),
     Nothing,
+}
+
+/// One policy's charge in Redis: its key, and the bucket's TAT right after the charge (µs,
+/// server time), so that a refund gives back only the units time has not refilled yet.
+#[derive(Debug)]
+struct RedisCharge {
+    policy: usize,
+    key: String,
+    tat: u64,
 }
 
 impl RedisReservation {
@@ -416,19 +460,26 @@ impl RedisReservation {
 
     /// Charges `actual` units instead of the estimate (refunding the rest or charging the
     /// overrun). If Redis fails meanwhile the estimate stays charged.
+    ///
+    /// As [`Reservation::settle`] does, on Redis's clock: what comes back is only the part
+    /// of the reservation time has not refilled yet (never room spent again since), and an
+    /// overrun is charged only as far as it leaves each bucket one burst past empty (logged
+    /// as a warning, once per policy, naming the policy, never the key).
     pub async fn settle(self, actual: u64) {
         let delta = i128::from(actual) - i128::from(self.reserved);
         match self.charged {
-            Charged::Redis(keys) if delta != 0 => {
-                let delta = i64::try_from(delta).unwrap_or(0);
-                let _ = self.limiter.adjust(&keys, delta).await;
+            Charged::Redis(charges) if delta != 0 => {
+                let delta =
+                    i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX });
+                let _ = self.limiter.adjust(&charges, delta).await;
             }
             Charged::Memory(reservation) => reservation.settle(actual),
             _ => {}
         }
     }
 
-    /// Gives the whole reservation back.
+    /// Gives the reservation back: as much of it as time has not refilled already, as
+    /// [`settle`](Self::settle) does.
     pub async fn refund(self) {
         self.settle(0).await;
     }
@@ -459,6 +510,9 @@ impl RedisLimiter {
     }
 
     /// Reserves `estimate` units under every policy at once (see [`RateLimiter::reserve`]).
+    ///
+    /// An `estimate` of 0 reserves nothing but is admitted only while every policy has at
+    /// least one unit left: a spent budget refuses it like any other request.
     pub async fn reserve(
         &self,
         keys: &RequestKeys<'_>,
@@ -607,9 +661,9 @@ impl RedisLimiter {
         p: &RedisPolicy,
         cost: u64,
         charge: bool,
-    ) -> Result<(bool, u64, u64), StoreError> {
+    ) -> Result<GcraAnswer, StoreError> {
         let mut conn = self.0.conn.clone();
-        let answer: (i64, i64, i64) = self
+        let answer: (i64, i64, i64, i64) = self
             .0
             .gcra
             .key(key)
@@ -632,7 +686,7 @@ impl RedisLimiter {
         &self,
         keyed: &[(usize, String)],
         cost: u64,
-    ) -> Result<Vec<(bool, u64, u64)>, StoreError> {
+    ) -> Result<Vec<GcraAnswer>, StoreError> {
         let inner = &*self.0;
         let invocations: Vec<_> = keyed
             .iter()
@@ -653,7 +707,7 @@ impl RedisLimiter {
             pipe.invoke_script(invocation);
         }
         let mut conn = inner.conn.clone();
-        let mut answers: Result<Vec<(i64, i64, i64)>, redis::RedisError> =
+        let mut answers: Result<Vec<(i64, i64, i64, i64)>, redis::RedisError> =
             pipe.query_async(&mut conn).await;
         if let Err(e) = &answers
             && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
@@ -672,20 +726,26 @@ impl RedisLimiter {
             .collect())
     }
 
-    async fn adjust(&self, charged: &[(usize, String)], units: i64) -> Result<(), StoreError> {
+    /// Moves every charged policy's bucket by `units` (see [`ADJUST`]): a refund gives back
+    /// only what time has not refilled since the charge; an overrun stops at one burst of
+    /// debt.
+    async fn adjust(&self, charged: &[RedisCharge], units: i64) -> Result<(), StoreError> {
         let mut conn = self.0.conn.clone();
-        for (i, key) in charged {
-            let p = &self.0.policies[*i];
+        for c in charged {
+            let p = &self.0.policies[c.policy];
             let micros = i64::try_from(p.interval)
                 .unwrap_or(i64::MAX)
                 .saturating_mul(units);
-            let _: i64 = tokio::time::timeout(
-                self.0.timeout,
-                self.0.adjust.key(key).arg(micros).invoke_async(&mut conn),
-            )
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(|_| StoreError::Redis)?;
+            let mut invocation = self.0.adjust.key(&c.key);
+            invocation.arg(micros).arg(c.tat).arg(p.capacity);
+            let clipped: i64 =
+                tokio::time::timeout(self.0.timeout, invocation.invoke_async(&mut conn))
+                    .await
+                    .map_err(|_| StoreError::Timeout)?
+                    .map_err(|_| StoreError::Redis)?;
+            if clipped == 1 {
+                p.warn_overrun(units.unsigned_abs());
+            }
         }
         Ok(())
     }
@@ -717,22 +777,26 @@ impl RedisLimiter {
             if shadow_violated.contains(&i) {
                 continue;
             }
-            let (admitted, u, retry) = match self.call(&key, p, cost, true).await {
+            let answer = match self.call(&key, p, cost, true).await {
                 Ok(answer) => answer,
                 Err(e) => {
                     let _ = self.adjust(&charged, undo(cost)).await;
                     return Err(e);
                 }
             };
-            used[n] = u;
-            if admitted {
-                charged.push((i, key));
+            used[n] = answer.used;
+            if answer.admitted {
+                charged.push(RedisCharge {
+                    policy: i,
+                    key,
+                    tat: answer.tat,
+                });
             } else if p.policy.is_shadow() {
                 shadow_violated.push(i);
             } else {
                 self.adjust(&charged, undo(cost)).await?;
                 return Ok(Charges {
-                    outcome: Err((p.policy.name().clone(), retry)),
+                    outcome: Err((p.policy.name().clone(), answer.retry)),
                     used,
                     shadow_violated,
                 });
@@ -756,17 +820,21 @@ impl RedisLimiter {
             && !inner.policies[*i].policy.is_shadow()
         {
             let p = &inner.policies[*i];
-            let (admitted, used, retry) = self.call(key, p, cost, true).await?;
-            let statuses: Statuses = vec![p.status(used)].into();
-            return Ok(if admitted {
+            let answer = self.call(key, p, cost, true).await?;
+            let statuses: Statuses = vec![p.status(answer.used)].into();
+            return Ok(if answer.admitted {
                 (
                     Decision::Allowed(statuses),
-                    Charged::Redis(vec![(*i, key.clone())]),
+                    Charged::Redis(vec![RedisCharge {
+                        policy: *i,
+                        key: key.clone(),
+                        tat: answer.tat,
+                    }]),
                 )
             } else {
                 (
                     Decision::Limited {
-                        retry_after: Duration::from_micros(retry),
+                        retry_after: Duration::from_micros(answer.retry),
                         violated: vec![p.policy.name().clone()],
                         statuses,
                     },
@@ -780,15 +848,15 @@ impl RedisLimiter {
         let mut retry_after = 0;
         let mut used = vec![0u64; keyed.len()];
         let probes = self.probe_all(keyed, cost).await?;
-        for (n, ((i, _), (admitted, u, retry))) in keyed.iter().zip(probes).enumerate() {
+        for (n, ((i, _), probe)) in keyed.iter().zip(probes).enumerate() {
             let p = &inner.policies[*i];
-            used[n] = u;
-            if !admitted {
+            used[n] = probe.used;
+            if !probe.admitted {
                 if p.policy.is_shadow() {
                     shadow_violated.push(*i);
                 } else {
                     violated.push(p.policy.name().clone());
-                    retry_after = retry_after.max(retry);
+                    retry_after = retry_after.max(probe.retry);
                 }
             }
         }
@@ -850,21 +918,32 @@ impl RedisLimiter {
 /// What phase 2 of a decision over several policies learnt.
 struct Charges {
     /// The policies charged, or the one that refused (with its retry-after, in µs).
-    outcome: Result<Vec<(usize, String)>, (PolicyName, u64)>,
+    outcome: Result<Vec<RedisCharge>, (PolicyName, u64)>,
     /// Each keyed policy's µs of bucket in use.
     used: Vec<u64>,
     /// The shadow policies that would have refused.
     shadow_violated: Vec<usize>,
 }
 
-/// The GCRA script's answer (admitted 1 or 0, µs of bucket in use, µs until it would admit)
-/// as (admitted, used, retry).
-fn gcra_answer((admitted, used, retry): (i64, i64, i64)) -> (bool, u64, u64) {
-    (
-        admitted == 1,
-        u64::try_from(used).unwrap_or(0),
-        u64::try_from(retry).unwrap_or(0),
-    )
+/// The GCRA script's answer for one key.
+struct GcraAnswer {
+    admitted: bool,
+    /// µs of bucket in use.
+    used: u64,
+    /// µs until it would admit.
+    retry: u64,
+    /// The TAT an admitted charge left (µs, server time): where the charge's units end.
+    tat: u64,
+}
+
+/// The GCRA script's reply (admitted 1 or 0, µs in use, µs until it would admit, the TAT).
+fn gcra_answer((admitted, used, retry, tat): (i64, i64, i64, i64)) -> GcraAnswer {
+    GcraAnswer {
+        admitted: admitted == 1,
+        used: u64::try_from(used).unwrap_or(0),
+        retry: u64::try_from(retry).unwrap_or(0),
+        tat: u64::try_from(tat).unwrap_or(0),
+    }
 }
 
 /// The adjustment that takes back a charge of `cost` units.

@@ -408,3 +408,52 @@ async fn inside_hardening_a_body_over_its_limit_is_a_413_reported_once() {
     assert_eq!(events[0].1["fields"]["request_id"], problem["request_id"]);
     assert_eq!(remaining(&limiter, "erin"), 10_000, "nothing reserved");
 }
+
+/// A handler that reports far more than it reserved (a runaway model call, a usage field
+/// misread) leaves the principal at most one burst in debt, and the operator is told once per
+/// policy, never whose request it was.
+#[tokio::test]
+async fn a_runaway_usage_report_leaves_at_most_one_burst_of_debt_and_warns_once() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let limiter = tokens();
+    let layer = CostLayer::new(limiter.clone(), Estimate::fixed(100));
+    let app = Router::new()
+        .route(
+            "/runaway",
+            post(|usage: Usage| async move {
+                usage.set(50_000_000);
+                "done"
+            }),
+        )
+        .layer(layer)
+        .layer(MapRequestLayer::new(|mut req: Request<Body>| {
+            if let Some(user) = req.headers().get("x-user").and_then(|v| v.to_str().ok()) {
+                let id = PrincipalId::new(user);
+                req.extensions_mut().insert(id);
+            }
+            req
+        }));
+    for user in ["secret-principal-7", "secret-principal-8"] {
+        let (status, _, _) = send(&app, request("/runaway", user, "{}")).await;
+        assert_eq!(status, 200);
+        // 10,000 a day, at most one burst (a day) in debt: a unit fits again in a day and
+        // 8.64 s, not in the 5,000 days the report would take.
+        let headers = http::HeaderMap::new();
+        let keys = RequestKeys::new(None, &headers).principal(Some(user));
+        match limiter.check(&keys, 1) {
+            hardening_core::ratelimit::Decision::Limited { retry_after, .. } => assert!(
+                retry_after <= Duration::from_secs(86_400 + 9),
+                "{user} refused for {retry_after:?}"
+            ),
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+    let text = captured.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("hardening loosened"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("tokens-per-day"), "{}", warnings[0]);
+    assert!(!text.contains("secret-principal"), "{text}");
+}

@@ -618,3 +618,108 @@ async fn a_decision_cut_short_charges_all_its_policies_or_none() {
         );
     }
 }
+
+/// A refund gives back only the part of a reservation time has not refilled yet (as the
+/// in-memory store does): a client must not hold a request, spend the refilled budget, drop
+/// the request and get its reservation back on top (about twice its rate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_late_refund_in_redis_gives_back_only_what_has_not_refilled() {
+    let server = RedisServer::start();
+    // 10 units a second, burst 10: 100 ms a unit (Redis's clock: real time).
+    let l = limiter(
+        &server.url(),
+        Policy::per_principal("t", Quota::per_second(nz(10))),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let keys = |who: &'static str| RequestKeys::new(None, empty_headers()).principal(Some(who));
+    let left = async |who| l.reserve(&keys(who), 0).await.0.statuses()[0].remaining();
+
+    // A long call reserves 5 units. Once they have refilled, the principal spends the whole
+    // burst; then the long call fails. Its units came back with time already.
+    let (_, r) = l.reserve(&keys("a"), 5).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(l.check(&keys("a"), 10).await.is_admitted());
+    r.unwrap().refund().await;
+    assert!(
+        !l.check(&keys("a"), 1).await.is_admitted(),
+        "the refund gave back room spent again since"
+    );
+
+    // Partly refilled: 5 reserved from a full bucket, 4 spent 300 ms later (2 units still
+    // held by the reservation then), the reservation refunded: its 2 units not yet refilled
+    // come back, as if it had never been made: 4 units in use, 6 left (9 the old way).
+    let (_, r) = l.reserve(&keys("b"), 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(l.check(&keys("b"), 4).await.is_admitted());
+    r.unwrap().refund().await;
+    assert_eq!(left("b").await, 6);
+
+    // An overrun is still charged on top: 7 for a reservation of 5.
+    let (_, r) = l.reserve(&keys("c"), 5).await;
+    r.unwrap().settle(7).await;
+    assert_eq!(left("c").await, 3);
+}
+
+/// An estimate of 0 (a route charging only what it reports) is admitted only while the
+/// budget has a unit left, and reserves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_zero_estimate_in_redis_needs_a_unit_of_room() {
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::per_principal("tokens", frozen(10)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+    let (d, r) = l.reserve(&keys, 0).await;
+    assert_eq!(d.statuses()[0].remaining(), 10, "nothing reserved");
+    r.unwrap().settle(3).await;
+    assert!(l.check(&keys, 7).await.is_admitted());
+    let (d, r) = l.reserve(&keys, 0).await;
+    assert!(
+        r.is_none() && matches!(d, Decision::Limited { .. }),
+        "a zero estimate was admitted with nothing left: {d:?}"
+    );
+}
+
+/// An overrun reported at settlement leaves a bucket at most one burst in debt: a handler's
+/// runaway report (or one that does not fit the arithmetic) neither locks a key out for
+/// ages nor gets charged nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn an_overrun_in_redis_leaves_at_most_one_burst_of_debt() {
+    let server = RedisServer::start();
+    // One unit a day, burst 10: one burst of debt is 10 days.
+    let l = limiter(
+        &server.url(),
+        Policy::per_principal("tokens", frozen(10)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let day = Duration::from_secs(86_400);
+    for (who, actual) in [("a", 1_000_000), ("b", u64::MAX)] {
+        let keys = RequestKeys::new(None, empty_headers()).principal(Some(who));
+        let (_, r) = l.reserve(&keys, 2).await;
+        r.unwrap().settle(actual).await;
+        match l.check(&keys, 1).await {
+            Decision::Limited {
+                retry_after,
+                statuses,
+                ..
+            } => {
+                // Time until a unit fits: the burst of debt and one unit, give or take the
+                // few µs since.
+                assert!(
+                    retry_after <= day * 11 && retry_after > day * 11 - Duration::from_secs(5),
+                    "{who}: retry after {retry_after:?}"
+                );
+                assert_eq!(statuses[0].remaining(), 0);
+            }
+            other => panic!("{who}: an overrun of {actual} was not charged: {other:?}"),
+        }
+    }
+}
