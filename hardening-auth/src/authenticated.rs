@@ -451,14 +451,101 @@ impl<C> Authenticated<C> {
         }
     }
 
-    /// 403 unless the principal has this scope.
-    pub fn require_scope(&self, scope: &str) -> Result<(), Error> {
+    /// 403 unless the principal has this scope, with the RFC 6750 §3.1 challenge
+    /// `WWW-Authenticate: Bearer error="insufficient_scope", scope="<scope>"` that tells the
+    /// client which scope to ask for (see [`InsufficientScope`]).
+    ///
+    /// The error converts into a [`Response`], so `?` works in a handler that returns
+    /// `Result<_, Response>`:
+    ///
+    /// ```
+    /// use axum::response::Response;
+    /// use hardening_auth::Authenticated;
+    ///
+    /// async fn create_note(user: Authenticated) -> Result<&'static str, Response> {
+    ///     user.require_scope("notes:write")?;
+    ///     Ok("created")
+    /// }
+    /// ```
+    pub fn require_scope(&self, scope: &str) -> Result<(), InsufficientScope> {
         if self.principal.has_scope(scope) {
             Ok(())
         } else {
             tracing::info!(target: AUTH_TARGET, subject = %self.principal.subject, scope, "missing scope");
-            Err(Error::Forbidden)
+            Err(InsufficientScope {
+                scope: scope.to_owned(),
+            })
         }
+    }
+}
+
+/// A token without the scope a route needs: 403 with
+/// `WWW-Authenticate: Bearer error="insufficient_scope", scope="<scope>"` (RFC 6750 §3.1)
+/// and the same problem body as [`Error::Forbidden`].
+///
+/// A scope that is not an RFC 6749 §3.3 scope-token (empty, or with a space, `"`, `\` or a
+/// character outside printable ASCII) cannot be quoted into the challenge and is left out
+/// of it; the error stays `insufficient_scope`.
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use hardening_auth::InsufficientScope;
+///
+/// let res = InsufficientScope::new("notes:write").into_response();
+/// assert_eq!(res.status(), 403);
+/// assert_eq!(
+///     res.headers()["www-authenticate"],
+///     r#"Bearer error="insufficient_scope", scope="notes:write""#
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the token lacks scope {scope:?}")]
+#[non_exhaustive]
+pub struct InsufficientScope {
+    /// The scope the route needs.
+    pub scope: String,
+}
+
+impl InsufficientScope {
+    /// The refusal for a token without `scope`.
+    pub fn new(scope: impl Into<String>) -> Self {
+        Self {
+            scope: scope.into(),
+        }
+    }
+
+    /// The 403 problem, its `WWW-Authenticate` challenge included.
+    pub fn to_problem(&self) -> Problem {
+        let is_scope_token = !self.scope.is_empty()
+            && self
+                .scope
+                .bytes()
+                .all(|b| matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e));
+        let challenge = if is_scope_token {
+            format!(
+                r#"Bearer error="insufficient_scope", scope="{}""#,
+                self.scope
+            )
+        } else {
+            r#"Bearer error="insufficient_scope""#.to_owned()
+        };
+        let challenge = HeaderValue::from_str(&challenge)
+            .unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer error="insufficient_scope""#));
+        Error::Forbidden
+            .to_problem()
+            .with_header(WWW_AUTHENTICATE, challenge)
+    }
+}
+
+impl IntoResponse for InsufficientScope {
+    fn into_response(self) -> Response {
+        self.to_problem().into_response()
+    }
+}
+
+impl From<InsufficientScope> for Response {
+    fn from(refusal: InsufficientScope) -> Self {
+        refusal.into_response()
     }
 }
 
@@ -738,6 +825,63 @@ mod tests {
         );
         let (status, id, _) = call(Arc::new(DownStore), "/me", "live").await;
         assert_eq!((status, id), (StatusCode::SERVICE_UNAVAILABLE, None));
+    }
+
+    fn user_with_scopes(scopes: &[&str]) -> Authenticated {
+        Authenticated {
+            principal: Principal {
+                subject: "user-1".into(),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                ..Principal::default()
+            },
+            claims: Value::Null,
+        }
+    }
+
+    async fn body_of(res: Response) -> Value {
+        let bytes = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// RFC 6750 §3.1: a token without the scope a resource needs is answered 403 with
+    /// `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"`, so the client knows
+    /// which scope to ask its authorization server for. The 403 used to carry no challenge.
+    #[tokio::test]
+    async fn a_missing_scope_is_an_insufficient_scope_challenge() {
+        let user = user_with_scopes(&["notes:read"]);
+        assert!(user.require_scope("notes:read").is_ok());
+        let res = user
+            .require_scope("notes:write")
+            .unwrap_err()
+            .into_response();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let challenges: Vec<_> = res.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(
+            challenges,
+            [r#"Bearer error="insufficient_scope", scope="notes:write""#]
+        );
+        // The body is the plain 403 problem, as before.
+        let expected = body_of(Error::Forbidden.into_response()).await;
+        assert_eq!(body_of(res).await, expected);
+    }
+
+    /// A required scope that is not a valid scope-token (RFC 6749 §3.3: no space, `"` or
+    /// `\`) cannot be quoted into the challenge: it is left out, the error stays.
+    #[tokio::test]
+    async fn a_scope_that_cannot_be_quoted_is_left_out_of_the_challenge() {
+        let user = user_with_scopes(&[]);
+        for scope in ["a b", "say \"hi\"", "back\\slash", "caf\u{e9}", ""] {
+            let res = user.require_scope(scope).unwrap_err().into_response();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{scope:?}");
+            assert_eq!(
+                res.headers()[WWW_AUTHENTICATE],
+                r#"Bearer error="insufficient_scope""#,
+                "{scope:?}"
+            );
+        }
     }
 
     #[tokio::test]

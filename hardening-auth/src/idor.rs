@@ -1,7 +1,7 @@
 //! An IDOR probe for your own test suite.
 
 use axum::body::Body;
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::{Service, ServiceExt};
@@ -30,9 +30,25 @@ pub struct IdorFinding(pub String);
 /// session `cookie`).
 pub type Credentials = (HeaderName, HeaderValue);
 
-/// Proves that what `owner` creates cannot be read, changed, listed or deleted by `other`:
-/// `other` must get 404 on GET, PUT and DELETE of the item, must not see its id in the list,
-/// and afterwards the owner must still read it unchanged.
+/// Proves that what `owner` creates cannot be read, changed, listed or deleted by `other`,
+/// and that `other` cannot tell it exists: for GET, PUT and DELETE of the item `other` must
+/// get 404, answered exactly as the same request for an id that does not exist; the item's
+/// id must not be in `other`'s list; and afterwards the owner must still read it unchanged.
+///
+/// "Exactly as" compares the two answers' status, body and headers, leaving out what
+/// differs per request by design: the `request_id` member and the request id wherever it
+/// is echoed, the request's path wherever it is echoed (in `instance`, a `detail`, a
+/// `Location`…), the id itself in `instance`, a CSP nonce, `Set-Cookie` values (names and
+/// attributes are compared), and the values (not the presence) of `Date`, `Expires`,
+/// `Content-Length` (the bodies are compared instead), `Retry-After`, `RateLimit`,
+/// `Server-Timing`, `traceparent` and `tracestate`. Every other header is compared
+/// whole, so an `ETag`, `Last-Modified`, `Cache-Control` or `Vary` that only an existing
+/// resource gets is a finding, as is a 404 titled "Forbidden".
+///
+/// The id that does not exist is made from the created one: a number plus 1 000 000, else
+/// the same characters shifted by one (digits as digits, hex as hex, letters as letters),
+/// so it parses like a real id. PUT to it must not create a resource: a PUT that creates
+/// where the other's item answers 404 tells the item apart, and is reported.
 ///
 /// In a test of your own (a complete one is `tests/tests/idor.rs` in this repository):
 ///
@@ -66,24 +82,29 @@ where
                 .oneshot(req)
                 .await
                 .map_err(|e| IdorFinding(format!("{path}: {e:?}")))?;
-            let status = res.status();
-            let bytes = res
-                .into_body()
+            let (parts, body) = res.into_parts();
+            let bytes = body
                 .collect()
                 .await
                 .map_err(|_| IdorFinding(format!("{path}: unreadable body")))?
                 .to_bytes();
-            Ok::<_, IdorFinding>((status, String::from_utf8_lossy(&bytes).into_owned()))
+            Ok::<_, IdorFinding>(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+                path,
+            })
         }
     };
     let (path, body) = &routes.create;
-    let (status, created) = send(&owner, Method::POST, path, Some(body)).await?;
-    if !status.is_success() {
+    let created = send(&owner, Method::POST, path, Some(body)).await?;
+    if !created.status.is_success() {
         return Err(IdorFinding(format!(
-            "setup: create answered {status}: {created}"
+            "setup: create answered {}: {}",
+            created.status, created.body
         )));
     }
-    let created: Value = serde_json::from_str(&created)
+    let created: Value = serde_json::from_str(&created.body)
         .map_err(|_| IdorFinding("setup: create did not answer JSON".into()))?;
     let id = match created.pointer(&routes.id_pointer) {
         Some(Value::String(s)) => s.clone(),
@@ -96,10 +117,13 @@ where
         }
     };
     let item = routes.item.replace("{id}", &id);
-    let (status, before) = send(&owner, Method::GET, &item, None).await?;
-    if !status.is_success() {
+    let missing_id = made_up_id(&id);
+    let missing = routes.item.replace("{id}", &missing_id);
+    let before = send(&owner, Method::GET, &item, None).await?;
+    if !before.status.is_success() {
         return Err(IdorFinding(format!(
-            "setup: the owner cannot read {item} ({status})"
+            "setup: the owner cannot read {item} ({})",
+            before.status
         )));
     }
 
@@ -108,29 +132,246 @@ where
         (Method::PUT, Some(routes.update.as_str())),
         (Method::DELETE, None),
     ] {
-        let (status, text) = send(&other, method.clone(), &item, body).await?;
-        if status != StatusCode::NOT_FOUND {
+        let theirs = send(&other, method.clone(), &item, body).await?;
+        if theirs.status != StatusCode::NOT_FOUND {
             return Err(IdorFinding(format!(
-                "another principal's {method} {item} answered {status} (expected 404): {text}"
+                "another principal's {method} {item} answered {} (expected 404): {}",
+                theirs.status, theirs.body
+            )));
+        }
+        let nothing = send(&other, method.clone(), &missing, body).await?;
+        if let Some(difference) = theirs.difference(&id, &nothing, &missing_id) {
+            return Err(IdorFinding(format!(
+                "another principal's {method} {item} can be told apart from {method} \
+                 {missing} (an id that does not exist): {difference}"
             )));
         }
     }
     if let Some(list) = &routes.list {
-        let (_, text) = send(&other, Method::GET, list, None).await?;
-        let listed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let listed = send(&other, Method::GET, list, None).await?;
+        let listed: Value = serde_json::from_str(&listed.body).unwrap_or(Value::Null);
         if contains_id(&listed, &id) {
             return Err(IdorFinding(format!(
                 "another principal's {list} lists id {id}"
             )));
         }
     }
-    let (status, after) = send(&owner, Method::GET, &item, None).await?;
-    if !status.is_success() || after != before {
+    let after = send(&owner, Method::GET, &item, None).await?;
+    if !after.status.is_success() || after.body != before.body {
         return Err(IdorFinding(format!(
-            "another principal changed or deleted {item} (owner now gets {status})"
+            "another principal changed or deleted {item} (owner now gets {})",
+            after.status
         )));
     }
     Ok(())
+}
+
+/// One response, read whole, and the path it answered.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+    path: String,
+}
+
+/// Headers whose value differs between any two responses (a clock, a counter, a trace);
+/// only whether they are present is compared. `Content-Length` follows the body, which is
+/// compared itself once its per-request parts are set aside.
+const PRESENCE_ONLY: &[&str] = &[
+    "date",
+    "expires",
+    "content-length",
+    "retry-after",
+    "ratelimit",
+    "server-timing",
+    "traceparent",
+    "tracestate",
+];
+
+impl Answer {
+    /// The request id this response carries: its problem's `request_id`, else its
+    /// `x-request-id` header.
+    fn request_id(&self) -> Option<String> {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned))
+            .or_else(|| {
+                self.headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .filter(|id| !id.is_empty())
+    }
+
+    /// `text` with this response's request id and path replaced by placeholders.
+    fn generic(&self, text: &str, request_id: Option<&str>) -> String {
+        let text = match request_id {
+            Some(rid) => text.replace(rid, "{request_id}"),
+            None => text.to_owned(),
+        };
+        text.replace(&self.path, "{path}")
+    }
+
+    /// The body with its per-request parts set aside: a JSON body loses `request_id`, and
+    /// the request id and path become placeholders in every string (the id too in
+    /// `instance`); another body has the same done to its text.
+    fn generic_body(&self, id: &str) -> Value {
+        let request_id = self.request_id();
+        let rid = request_id.as_deref();
+        match serde_json::from_str::<Value>(&self.body) {
+            Ok(mut value) => {
+                if let Value::Object(members) = &mut value {
+                    members.remove("request_id");
+                    if let Some(Value::String(instance)) = members.get_mut("instance") {
+                        *instance = self.generic(instance, rid).replace(id, "{id}");
+                    }
+                }
+                self.generic_strings(&mut value, rid);
+                value
+            }
+            Err(_) => Value::String(self.generic(&self.body, rid)),
+        }
+    }
+
+    fn generic_strings(&self, value: &mut Value, request_id: Option<&str>) {
+        match value {
+            Value::String(s) => *s = self.generic(s, request_id),
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|v| self.generic_strings(v, request_id)),
+            Value::Object(members) => members
+                .values_mut()
+                .for_each(|v| self.generic_strings(v, request_id)),
+            _ => {}
+        }
+    }
+
+    /// The header's values with their per-request parts set aside, sorted; for the
+    /// [`PRESENCE_ONLY`] headers, one `(present)` per value.
+    fn generic_header(&self, name: &HeaderName, request_id: Option<&str>) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| {
+                let v = String::from_utf8_lossy(v.as_bytes());
+                let v = self.generic(&v, request_id);
+                if PRESENCE_ONLY.contains(&name.as_str()) {
+                    "(present)".to_owned()
+                } else if name == http::header::SET_COOKIE {
+                    without_cookie_value(&v)
+                } else if name.as_str().starts_with("content-security-policy") {
+                    without_nonces(&v)
+                } else {
+                    v
+                }
+            })
+            .collect();
+        values.sort();
+        values
+    }
+
+    /// How `self` (for id `id`) and `other` (for id `other_id`) differ beyond what differs per
+    /// request, if they do.
+    fn difference(&self, id: &str, other: &Self, other_id: &str) -> Option<String> {
+        if self.status != other.status {
+            return Some(format!("status {} vs {}", self.status, other.status));
+        }
+        let (ours, theirs) = (self.generic_body(id), other.generic_body(other_id));
+        if ours != theirs {
+            let what = match (&ours, &theirs) {
+                (Value::Object(a), Value::Object(b)) => a
+                    .keys()
+                    .chain(b.keys())
+                    .find(|k| a.get(*k) != b.get(*k))
+                    .map(|k| {
+                        let show =
+                            |v: Option<&Value>| v.map_or("(absent)".into(), Value::to_string);
+                        format!(
+                            "body member {k:?}: {} vs {}",
+                            show(a.get(k)),
+                            show(b.get(k))
+                        )
+                    }),
+                _ => None,
+            };
+            return Some(what.unwrap_or_else(|| format!("body {ours} vs {theirs}")));
+        }
+        let (our_rid, their_rid) = (self.request_id(), other.request_id());
+        let mut names: Vec<&HeaderName> = self.headers.keys().chain(other.headers.keys()).collect();
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup();
+        names.into_iter().find_map(|name| {
+            let a = self.generic_header(name, our_rid.as_deref());
+            let b = other.generic_header(name, their_rid.as_deref());
+            (a != b).then(|| {
+                let show = |v: &[String]| {
+                    if v.is_empty() {
+                        "(absent)".to_owned()
+                    } else {
+                        format!("{v:?}")
+                    }
+                };
+                format!("header {name}: {} vs {}", show(&a), show(&b))
+            })
+        })
+    }
+}
+
+/// `Set-Cookie` with its value replaced: which cookie, and how, is compared; its value
+/// (a fresh CSRF token, say) is not.
+fn without_cookie_value(set_cookie: &str) -> String {
+    let (pair, attributes) = set_cookie.split_once(';').unwrap_or((set_cookie, ""));
+    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+    format!("{}=…;{attributes}", name.trim())
+}
+
+/// A CSP with each `'nonce-…'` source replaced by `'nonce'` (a fresh nonce per response).
+fn without_nonces(csp: &str) -> String {
+    let mut out = String::with_capacity(csp.len());
+    let mut rest = csp;
+    while let Some(start) = rest.find("'nonce-") {
+        out.push_str(&rest[..start]);
+        out.push_str("'nonce'");
+        let after = &rest[start + "'nonce-".len()..];
+        rest = after.find('\'').map_or("", |end| &after[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An id that does not exist, shaped like `id` so that it parses as one: a number plus a
+/// million, else every digit and letter shifted by one within its kind (within `0-9a-f` when
+/// every letter is a hex digit, as in a UUID).
+fn made_up_id(id: &str) -> String {
+    if let Some(n) = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_add(1_000_000))
+    {
+        return n.to_string();
+    }
+    let hex = id
+        .chars()
+        .all(|c| !c.is_ascii_alphabetic() || c.is_ascii_hexdigit());
+    let shift = |c: char, first: u8, count: u8| char::from(first + (c as u8 - first + 1) % count);
+    let made_up: String = id
+        .chars()
+        .map(|c| match c {
+            '0'..='9' => shift(c, b'0', 10),
+            'a'..='z' if hex => shift(c, b'a', 6),
+            'A'..='Z' if hex => shift(c, b'A', 6),
+            'a'..='z' => shift(c, b'a', 26),
+            'A'..='Z' => shift(c, b'A', 26),
+            _ => c,
+        })
+        .collect();
+    if made_up == id {
+        format!("{id}0")
+    } else {
+        made_up
+    }
 }
 
 fn contains_id(value: &Value, id: &str) -> bool {
@@ -148,5 +389,195 @@ fn id_eq(v: &Value, id: &str) -> bool {
         Value::String(s) => s == id,
         Value::Number(n) => n.to_string() == id,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use hardening_errors::{Problem, RequestId};
+    use http::header::{CACHE_CONTROL, ETAG};
+    use http::{HeaderMap, Uri};
+
+    use super::*;
+
+    /// How the test app answers another principal's item, beside a missing one.
+    #[derive(Clone, Copy, PartialEq)]
+    enum NotYours {
+        /// The very same problem as a missing item (each with its own request id and path).
+        SameAsMissing,
+        /// A 404 titled "Forbidden": the status hides it, the body does not.
+        ForbiddenTitle,
+        /// The same problem body, with the item's `ETag`.
+        WithEtag,
+        /// The same problem body, cacheable unlike a missing item's.
+        Cacheable,
+    }
+
+    #[derive(Clone)]
+    struct App {
+        items: Arc<Mutex<BTreeMap<u64, (String, String)>>>,
+        requests: Arc<AtomicU64>,
+        not_yours: NotYours,
+    }
+
+    fn json(value: Value) -> Response {
+        (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            value.to_string(),
+        )
+            .into_response()
+    }
+
+    fn user(headers: &HeaderMap) -> String {
+        headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A 404 problem carrying what differs per request: its request id and its path.
+    fn not_found(app: &App, uri: &Uri) -> Problem {
+        let n = app.requests.fetch_add(1, Ordering::Relaxed);
+        Problem::new(StatusCode::NOT_FOUND)
+            .with_detail("no resource at this path")
+            .with_instance(uri.path())
+            .with_request_id(RequestId::parse(format!("req-{n}")).unwrap())
+            .with_header(
+                HeaderName::from_static("x-request-id"),
+                HeaderValue::from_str(&format!("req-{n}")).unwrap(),
+            )
+            .with_header(
+                http::header::SET_COOKIE,
+                HeaderValue::from_str(&format!("csrf=t{n}; Path=/; Secure")).unwrap(),
+            )
+            .with_header(
+                http::header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_str(&format!("script-src 'nonce-{n}abc' 'strict-dynamic'"))
+                    .unwrap(),
+            )
+    }
+
+    async fn item(
+        State(app): State<App>,
+        Path(id): Path<u64>,
+        headers: HeaderMap,
+        uri: Uri,
+    ) -> Response {
+        let found = app.items.lock().unwrap().get(&id).cloned();
+        match found {
+            Some((owner, title)) if owner == user(&headers) => {
+                json(serde_json::json!({ "id": id, "title": title }))
+            }
+            Some(_) => {
+                let problem = not_found(&app, &uri);
+                match app.not_yours {
+                    NotYours::SameAsMissing => problem.into_response(),
+                    NotYours::ForbiddenTitle => problem
+                        .with_type("about:blank", "Forbidden")
+                        .into_response(),
+                    NotYours::WithEtag => {
+                        let mut res = problem.into_response();
+                        res.headers_mut()
+                            .insert(ETAG, HeaderValue::from_static("\"v1\""));
+                        res
+                    }
+                    NotYours::Cacheable => {
+                        let mut res = problem.into_response();
+                        res.headers_mut()
+                            .insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+                        res
+                    }
+                }
+            }
+            None => not_found(&app, &uri).into_response(),
+        }
+    }
+
+    async fn create(State(app): State<App>, headers: HeaderMap) -> Response {
+        let mut items = app.items.lock().unwrap();
+        let id = items.len() as u64 + 1;
+        items.insert(id, (user(&headers), "alice's secret".to_owned()));
+        json(serde_json::json!({ "id": id }))
+    }
+
+    fn app(not_yours: NotYours) -> Router {
+        Router::new()
+            .route("/items", post(create))
+            .route("/items/{id}", get(item).put(item).delete(item))
+            .with_state(App {
+                items: Arc::default(),
+                requests: Arc::default(),
+                not_yours,
+            })
+    }
+
+    fn who(name: &'static str) -> Credentials {
+        (
+            HeaderName::from_static("x-user"),
+            HeaderValue::from_static(name),
+        )
+    }
+
+    fn routes() -> IdorRoutes {
+        IdorRoutes {
+            create: ("/items".into(), "{}".into()),
+            id_pointer: "/id".into(),
+            item: "/items/{id}".into(),
+            update: r#"{"title":"bob was here"}"#.into(),
+            list: None,
+        }
+    }
+
+    async fn probe(not_yours: NotYours) -> Result<(), IdorFinding> {
+        idor_probe(app(not_yours), who("alice"), who("bob"), &routes()).await
+    }
+
+    /// Per-request members (`request_id`, an `instance` naming the path) and headers (the
+    /// request id, a fresh cookie value, a CSP nonce) differ between any two answers; they
+    /// are not a leak.
+    #[tokio::test]
+    async fn indistinguishable_answers_pass() {
+        probe(NotYours::SameAsMissing).await.unwrap();
+    }
+
+    /// "Not yours" and "not found" must be indistinguishable, not just both 404: a body
+    /// titled "Forbidden" tells an attacker the id exists. The probe compared status codes
+    /// only and passed this.
+    #[tokio::test]
+    async fn a_forbidden_title_behind_a_404_is_a_finding() {
+        let finding = probe(NotYours::ForbiddenTitle).await.unwrap_err();
+        assert!(finding.0.contains("title"), "{finding}");
+        assert!(finding.0.contains("Forbidden"), "{finding}");
+    }
+
+    /// Headers that only an existing resource has (its `ETag`, other caching) are leaks.
+    #[tokio::test]
+    async fn existence_revealing_headers_are_a_finding() {
+        let finding = probe(NotYours::WithEtag).await.unwrap_err();
+        assert!(finding.0.contains("etag"), "{finding}");
+        let finding = probe(NotYours::Cacheable).await.unwrap_err();
+        assert!(finding.0.contains("cache-control"), "{finding}");
+    }
+
+    #[test]
+    fn the_made_up_id_parses_like_the_real_one() {
+        assert_eq!(made_up_id("1"), "1000001");
+        assert_eq!(made_up_id("42"), "1000042");
+        assert_eq!(
+            made_up_id("550e8400-e29b-41d4-a716-446655440000"),
+            "661f9511-f30c-52e5-b827-557766551111"
+        );
+        assert_eq!(made_up_id("note_Zz9"), "opuf_Aa0");
+        assert_eq!(made_up_id("18446744073709551615"), "29557855184810662726");
+        assert_eq!(made_up_id("--"), "--0");
     }
 }

@@ -120,6 +120,10 @@ pub enum KeyError {
     /// A leeway over five minutes.
     #[error("leeway must be at most 300 seconds")]
     Leeway,
+    /// A [`typ`](JwtVerifierBuilder::typ) that names no media type: empty, blank,
+    /// `application/` alone, or with characters a media type cannot have.
+    #[error("typ {0}")]
+    Typ(String),
     /// The JWKS URL, its policy, or the set it serves (at start-up).
     #[error("JWKS {0}")]
     Jwks(String),
@@ -325,13 +329,31 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Requires the header's `typ` to be this media type (for example `at+jwt`, RFC 9068).
+    /// Requires the header's `typ` to be this media type (for example `at+jwt`, RFC 9068):
+    /// explicit typing, RFC 8725 §3.11. A token without `typ` is then refused.
     /// As RFC 7515 §4.1.9 has it, case does not matter and a value without `/` stands for
     /// `application/` + it: `at+jwt`, `application/at+jwt` and `Application/AT+JWT` are one
     /// type, whichever of them is configured or sent.
-    pub fn typ(mut self, typ: impl Into<String>) -> Self {
-        self.inner.typ = Some(media_type_short(&typ.into()).to_ascii_lowercase());
-        self
+    ///
+    /// A value that names no media type (empty, blank, `application/` alone, spaces or
+    /// other characters RFC 6838 does not allow in a type name) is a [`KeyError::Typ`]:
+    /// an empty type used to let tokens without any `typ` through.
+    ///
+    /// ```
+    /// use hardening_auth::{JwtVerifier, KeyError};
+    /// use jsonwebtoken::Algorithm;
+    ///
+    /// let builder = || JwtVerifier::builder()
+    ///     .hmac(None, Algorithm::HS256, b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj");
+    /// assert!(builder()?.typ("at+jwt").is_ok());
+    /// let err = builder()?.typ("").unwrap_err();
+    /// assert!(matches!(err, KeyError::Typ(_)));
+    /// assert!(err.to_string().contains(r#".typ("at+jwt")"#));
+    /// # Ok::<(), KeyError>(())
+    /// ```
+    pub fn typ(mut self, typ: impl Into<String>) -> Result<Self, KeyError> {
+        self.inner.typ = Some(expected_typ(&typ.into())?);
+        Ok(self)
     }
 
     /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s, at most 300 s).
@@ -639,9 +661,10 @@ impl JwtVerifier {
             return Err(JwtError::ExternalKeyReference);
         }
         if let Some(want) = &c.typ {
-            let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
-            if !media_type_short(typ).eq_ignore_ascii_case(want) {
-                return Err(JwtError::WrongType);
+            // No `typ`, or one that is not a string, is not the type asked for.
+            match header.get("typ") {
+                Some(Value::String(typ)) if media_type_short(typ).eq_ignore_ascii_case(want) => {}
+                _ => return Err(JwtError::WrongType),
             }
         }
         let from_jwks;
@@ -801,6 +824,39 @@ fn media_type_short(typ: &str) -> &str {
     }
 }
 
+/// The configured `typ` in the form a token's `typ` is compared with (short, lowercase),
+/// or why it names no media type (RFC 6838 §4.2: `type/subtype` or, per RFC 7515 §4.1.9,
+/// `subtype` alone, each a restricted-name).
+fn expected_typ(typ: &str) -> Result<String, KeyError> {
+    let short = media_type_short(typ);
+    let valid = match short.split_once('/') {
+        Some((top, sub)) => is_restricted_name(top) && is_restricted_name(sub),
+        None => is_restricted_name(short),
+    };
+    if valid {
+        return Ok(short.to_ascii_lowercase());
+    }
+    let what = if short.trim().is_empty() {
+        "is empty, which would let tokens without a typ header through"
+    } else {
+        "is not a media type (letters, digits and !#$&-^_.+, at most one /)"
+    };
+    Err(KeyError::Typ(format!(
+        "{typ:?} {what}: name the type every token must carry, for example \
+         .typ(\"at+jwt\") for OAuth access tokens (RFC 9068), or leave .typ() out to accept \
+         tokens of any type (RFC 8725 §3.11)"
+    )))
+}
+
+/// An RFC 6838 §4.2 `restricted-name`: 1 to 127 characters, a letter or digit first, then
+/// letters, digits and `!#$&-^_.+`.
+fn is_restricted_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.len() <= 127
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+}
+
 enum DecodeError {
     Base64,
     Json,
@@ -944,7 +1000,7 @@ mod tests {
     /// stripped case-sensitively).
     #[test]
     fn typ_media_type_prefix_is_case_insensitive() {
-        let v = builder().typ("at+jwt").build().unwrap();
+        let v = builder().typ("at+jwt").unwrap().build().unwrap();
         for typ in [
             "at+jwt",
             "AT+JWT",
@@ -976,7 +1032,7 @@ mod tests {
     #[test]
     fn typ_configured_as_full_media_type_accepts_its_own_tokens() {
         for configured in ["application/at+jwt", "Application/AT+JWT", "at+jwt"] {
-            let v = builder().typ(configured).build().unwrap();
+            let v = builder().typ(configured).unwrap().build().unwrap();
             for typ in ["application/at+jwt", "at+jwt", "AT+JWT"] {
                 assert!(
                     v.verify_raw(&typed(typ)).is_ok(),
@@ -990,12 +1046,68 @@ mod tests {
             );
         }
         // Another top-level type is kept whole: "example/foo" is not "foo" (application/foo).
-        let v = builder().typ("example/foo").build().unwrap();
+        let v = builder().typ("example/foo").unwrap().build().unwrap();
         assert!(v.verify_raw(&typed("Example/FOO")).is_ok());
         assert_eq!(
             v.verify_raw(&typed("foo")).map(|_| ()),
             Err(JwtError::WrongType)
         );
+    }
+
+    /// RFC 8725 §3.11: a configured `typ` must name a type. `.typ("")` (or only spaces, or
+    /// `application/` alone) used to be accepted and then let tokens without any `typ`
+    /// header through, the opposite of explicit typing.
+    #[test]
+    fn an_empty_typ_is_refused_at_build_time() {
+        for configured in ["", " ", "\t\n", "application/", "Application/"] {
+            match builder().typ(configured) {
+                Err(KeyError::Typ(why)) => {
+                    assert!(why.contains("is empty"), "{why}");
+                    assert!(why.contains(r#".typ("at+jwt")"#), "{why}");
+                    assert!(why.contains("RFC 8725"), "{why}");
+                }
+                Err(e) => panic!("{configured:?}: {e}"),
+                Ok(_) => panic!("{configured:?} was accepted"),
+            }
+        }
+        // Nor anything else that no token's typ could be.
+        for configured in [
+            " at+jwt", "at+jwt ", "at jwt", "a/b/c", "/jwt", "text/", "+jwt",
+        ] {
+            match builder().typ(configured) {
+                Err(KeyError::Typ(why)) => assert!(why.contains("not a media type"), "{why}"),
+                Err(e) => panic!("{configured:?}: {e}"),
+                Ok(_) => panic!("{configured:?} was accepted"),
+            }
+        }
+        // Registered and common types are accepted, and an untyped token is refused by them.
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.typ = None;
+        let untyped = token_with_header(header, json!({ "sub": "user-1" }));
+        assert!(verifier().verify_raw(&untyped).is_ok());
+        for configured in [
+            "JWT",
+            "at+jwt",
+            "dpop+jwt",
+            "secevent+jwt",
+            "vc+sd-jwt",
+            "JOSE+JSON",
+        ] {
+            let v = builder().typ(configured).unwrap().build().unwrap();
+            assert_eq!(
+                v.verify_raw(&untyped).map(|_| ()),
+                Err(JwtError::WrongType),
+                "{configured}"
+            );
+        }
+        // A typ member that is not a string is no type either.
+        let v = builder().typ("at+jwt").unwrap().build().unwrap();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":["at+jwt"]}"#);
+        let forged = format!(
+            "{header}.{}",
+            token(json!({ "sub": "user-1" })).split_once('.').unwrap().1
+        );
+        assert_eq!(v.verify_raw(&forged).map(|_| ()), Err(JwtError::WrongType));
     }
 
     /// RFC 7519 §4.1.7: `jti` is a string. One of another type is refused like `iss`/`sub`

@@ -11,7 +11,8 @@
 //! - [`AuthLayer`] + [`Authenticated<C>`]: the token verified once per request (bearer or
 //!   session cookie); 401 problems with RFC 6750 challenges; [`Principal`] in the
 //!   extensions for logs and limiters once every check, the denylist included, has passed;
-//!   role and scope guards (403).
+//!   role and scope guards (403; a missing scope with RFC 6750's `insufficient_scope`
+//!   challenge, [`InsufficientScope`]).
 //!
 //! - [`Passwords`]: argon2id (OWASP parameters or stronger) on the blocking pool behind a
 //!   CPU-sized semaphore, dummy verification for unknown accounts, rehash on old parameters
@@ -46,8 +47,8 @@ mod redis_denylist;
 mod test_tokens;
 
 pub use authenticated::{
-    AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, InvalidSessionCookie,
-    ResponseFuture,
+    AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, InsufficientScope,
+    InvalidSessionCookie, ResponseFuture,
 };
 pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
 pub use denylist::{
