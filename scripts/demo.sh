@@ -4,7 +4,7 @@
 # (ignored by git; delete it to rotate), installs a C compiler if missing (SQLite is built
 # from source by rusqlite), then runs the service. Ctrl-C stops it. The admin account
 # (ADMIN_EMAIL) is created at start-up with ADMIN_PASSWORD, a random one in .env: registering
-# that address is refused, so the admin role cannot be had by signing up.
+# that address changes nothing, so the admin role cannot be had by signing up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

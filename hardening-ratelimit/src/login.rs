@@ -1,6 +1,7 @@
 //! Login throttling: only failures count, per account and per client IP, with exponential
 //! lockout; a success clears the account's count.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
@@ -11,15 +12,15 @@ use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Subject {
-    /// The normalized account name's 64-bit SipHash under this throttle's random key: a
-    /// fixed size however long the name a client sends, and collisions an attacker cannot
-    /// aim for (two of 100 000 accounts share a count with odds of about 3 × 10⁻¹⁰).
+    /// The account name's [`account_key`], as a 64-bit SipHash under this throttle's random
+    /// key: a fixed size however long the name a client sends, and collisions an attacker
+    /// cannot aim for (two of 100 000 accounts share a count with odds of about 3 × 10⁻¹⁰).
     Account(u64),
     /// The client, grouped as the rate limiter groups it (IPv6 by /64, IPv4-mapped as IPv4).
     Ip(IpAddr),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     failures: u32,
     locked_until: Instant,
@@ -41,6 +42,24 @@ struct Entry {
 /// addresses as the IPv4 client they are; account names are
 /// stored as keyed 64-bit hashes, so a long name costs no memory.
 ///
+/// # One call per attempt, before the password is checked
+///
+/// [`attempt`](Self::attempt) lets an attempt through (or says how long to wait) and, in
+/// the same step, counts it as a failure; the `LoginAttempt` it returns takes that back
+/// when told the password was right (`succeeded()`). So attempts sent at once cannot all
+/// pass before the first of them is recorded: with 5 free failures, at most 6 attempts on
+/// one account are ever let through before its lockout, however many arrive together. An
+/// attempt dropped without an outcome (an error, a cancelled request) stays a failure.
+///
+/// # Which names are one account
+///
+/// Every spelling of a name that an application's account lookup could take for the same
+/// account must share one count, or each spelling is a fresh budget of guesses. Names are
+/// compared by a key made from them: surrounding white space trimmed, fullwidth forms
+/// mapped to ASCII (`ａｌｉｃｅ` is `alice`), lowercased, and `ß`/`ς` case-folded to
+/// `ss`/`σ`. Give the throttle the name as the client sent it, or better, the account's
+/// own canonical key (its id) once your lookup has found it.
+///
 /// ```
 /// use std::net::IpAddr;
 /// use hardening_ratelimit::LoginThrottle;
@@ -48,13 +67,18 @@ struct Entry {
 /// let throttle = LoginThrottle::new();
 /// let ip: IpAddr = "203.0.113.9".parse().unwrap();
 /// for _ in 0..5 {
-///     assert!(throttle.check("alice@example.com", ip).is_ok());
-///     throttle.failure("alice@example.com", ip);
+///     let attempt = throttle.attempt("alice@example.com", ip).expect("not locked yet");
+///     // … the password is wrong:
+///     attempt.failed();
 /// }
-/// assert!(throttle.check("alice@example.com", ip).is_ok(), "five free attempts");
-/// throttle.failure("alice@example.com", ip);
-/// let wait = throttle.check("alice@example.com", ip).unwrap_err();
+/// // The sixth attempt is let through; its failure locks the account.
+/// throttle.attempt("Alice@Example.com", ip).unwrap().failed();
+/// let wait = throttle.attempt("alice@example.com", ip).unwrap_err();
 /// assert!(wait > std::time::Duration::from_millis(500));
+///
+/// // A right password takes its attempt's charge back and clears the account's count.
+/// let attempt = throttle.attempt("bob@example.com", ip).expect("bob is not locked");
+/// attempt.succeeded();
 /// ```
 #[derive(Debug)]
 pub struct LoginThrottle {
@@ -111,52 +135,71 @@ impl LoginThrottle {
         self
     }
 
-    /// `Ok` if a login attempt may proceed now; else how long to wait.
-    pub fn check(&self, account: &str, ip: IpAddr) -> Result<(), Duration> {
-        self.check_at(account, ip, Instant::now())
+    /// Lets a login attempt through, or says how long to wait; one call per attempt, before
+    /// the password is checked. The attempt is counted as a failure of `account` and of
+    /// `ip` at once (atomically with the check, so concurrent attempts cannot all pass):
+    /// call `succeeded()` on the returned `LoginAttempt` when the password is right, which
+    /// takes the charge back, or `failed()` (or drop it) when it is not.
+    pub fn attempt(&self, account: &str, ip: IpAddr) -> Result<LoginAttempt<'_>, Duration> {
+        self.attempt_at(account, ip, Instant::now())
     }
 
-    /// Records a failed attempt.
-    pub fn failure(&self, account: &str, ip: IpAddr) {
-        self.failure_at(account, ip, Instant::now());
-    }
-
-    /// Records a successful login: the account's count is cleared.
-    pub fn success(&self, account: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&self.account(account));
-        }
-    }
-
-    #[doc(hidden)]
-    pub fn check_at(&self, account: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let Ok(entries) = self.entries.lock() else {
+    pub(crate) fn attempt_at(
+        &self,
+        account: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<LoginAttempt<'_>, Duration> {
+        let Ok(mut entries) = self.entries.lock() else {
             return Err(self.max);
         };
-        let wait = [self.account(account), ip_subject(ip)]
+        let (account, ip) = (self.account(account), ip_subject(ip));
+        let wait = Self::wait(&entries, account, ip, now);
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        let ip_before = entries.get(&ip).copied();
+        self.record_failure(&mut entries, account, ip, now);
+        let ip_charged = entries.get(&ip).copied();
+        Ok(LoginAttempt {
+            throttle: self,
+            account,
+            ip,
+            ip_before,
+            ip_charged,
+        })
+    }
+
+    /// How long `account` or `ip` is still locked out (zero if neither is).
+    fn wait(
+        entries: &HashMap<Subject, Entry>,
+        account: Subject,
+        ip: Subject,
+        now: Instant,
+    ) -> Duration {
+        [account, ip]
             .iter()
             .filter_map(|s| entries.get(s))
             .map(|e| e.locked_until.saturating_duration_since(now))
             .max()
-            .unwrap_or_default();
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
+            .unwrap_or_default()
     }
 
-    #[doc(hidden)]
-    pub fn failure_at(&self, account: &str, ip: IpAddr, now: Instant) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        let subjects = [
-            (self.account(account), self.account_free),
-            (ip_subject(ip), self.ip_free),
-        ];
+    /// Counts one failure of `account` and `ip`, locking either out past its free ones.
+    fn record_failure(
+        &self,
+        entries: &mut HashMap<Subject, Entry>,
+        account: Subject,
+        ip: Subject,
+        now: Instant,
+    ) {
+        let subjects = [(account, self.account_free), (ip, self.ip_free)];
         let new = subjects
             .iter()
             .filter(|(s, _)| !entries.contains_key(s))
             .count();
         if entries.len() + new > self.capacity {
-            self.make_room(&mut entries, [subjects[0].0, subjects[1].0], new, now);
+            self.make_room(entries, [account, ip], new, now);
         }
         for (subject, free) in subjects {
             let entry = entries.entry(subject).or_insert(Entry {
@@ -216,10 +259,91 @@ impl LoginThrottle {
         }
     }
 
-    /// Accounts are compared case-insensitively, trimmed (`Alice@Example.com ` is
-    /// `alice@example.com`), by their keyed hash.
+    /// Accounts are compared by the keyed hash of their [`account_key`].
     fn account(&self, account: &str) -> Subject {
-        Subject::Account(self.account_hasher.hash_one(account.trim().to_lowercase()))
+        Subject::Account(self.account_hasher.hash_one(account_key(account)))
+    }
+}
+
+/// One login attempt that [`LoginThrottle::attempt`] let through, already counted as a
+/// failure. Say how it ended: [`succeeded`](Self::succeeded) takes the charge back (and
+/// clears the account's count), [`failed`](Self::failed) keeps it. Dropped without either,
+/// it stays a failure.
+#[derive(Debug)]
+#[must_use = "a login attempt counts as a failure unless `succeeded()` is called"]
+pub struct LoginAttempt<'a> {
+    throttle: &'a LoginThrottle,
+    account: Subject,
+    ip: Subject,
+    /// The IP's entry before this attempt was charged, and right after.
+    ip_before: Option<Entry>,
+    ip_charged: Option<Entry>,
+}
+
+impl LoginAttempt<'_> {
+    /// The password was right: the account's count is cleared, and the charge this attempt
+    /// put on the client IP is taken back (its count and lockout are as before the attempt
+    /// when no other attempt from it was charged meanwhile, else one lower).
+    pub fn succeeded(self) {
+        let Ok(mut entries) = self.throttle.entries.lock() else {
+            return;
+        };
+        entries.remove(&self.account);
+        let Some(entry) = entries.get_mut(&self.ip) else {
+            return;
+        };
+        if Some(*entry) == self.ip_charged {
+            match self.ip_before {
+                Some(before) => *entry = before,
+                None => {
+                    entries.remove(&self.ip);
+                }
+            }
+            return;
+        }
+        // Other attempts from this client were charged since: only this one's share goes.
+        entry.failures = entry.failures.saturating_sub(1);
+        if entry.failures <= self.throttle.ip_free {
+            entry.locked_until = entry.locked_until.min(entry.last_failure);
+        }
+        if entry.failures == 0 {
+            entries.remove(&self.ip);
+        }
+    }
+
+    /// The password was wrong (or the account unknown): the attempt stays counted.
+    pub fn failed(self) {}
+}
+
+/// The key an account name is throttled under: every spelling an account lookup could take
+/// for one account gives the same key. Compatibility forms folded (fullwidth `ａ` is `a`),
+/// case folded (lowercase, and `ß` → `ss`, `ς` → `σ` as Unicode case folding does),
+/// compatibility forms folded again (case folding can produce them) and white space
+/// trimmed.
+fn account_key(name: &str) -> String {
+    let folded = case_fold(&compatibility_fold(name));
+    compatibility_fold(&folded).trim().to_owned()
+}
+
+/// The compatibility fold of `name`: Unicode NFKC, which makes NFC `é` and NFD `e` + U+0301
+/// one name, fullwidth `ａ` an `a` and `ﬁ` an `fi`. ASCII, the usual case, is left as it is.
+fn compatibility_fold(name: &str) -> Cow<'_, str> {
+    use unicode_normalization::UnicodeNormalization;
+    if name.is_ascii() {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(name.nfkc().collect())
+    }
+}
+
+/// Lowercase, and the two full case foldings lowercase leaves apart: `ß` (and `ẞ`, which
+/// lowercases to it) is `ss`, the final sigma `ς` is `σ`.
+fn case_fold(name: &str) -> String {
+    let lower = name.to_lowercase();
+    if lower.contains(['ß', 'ς']) {
+        lower.replace('ß', "ss").replace('ς', "σ")
+    } else {
+        lower
     }
 }
 
@@ -234,6 +358,24 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// Set-up and inspection for the tests, through the code `attempt` runs.
+    impl LoginThrottle {
+        /// Records a failure as a let-through attempt does, whether or not the subjects are
+        /// locked out (to build up counts at one instant).
+        fn failure_at(&self, account: &str, ip: IpAddr, now: Instant) {
+            let mut entries = self.entries.lock().unwrap();
+            self.record_failure(&mut entries, self.account(account), ip_subject(ip), now);
+        }
+
+        /// `Ok` if an attempt would be let through now, else how long to wait; charges
+        /// nothing.
+        fn check_at(&self, account: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+            let entries = self.entries.lock().unwrap();
+            let wait = Self::wait(&entries, self.account(account), ip_subject(ip), now);
+            if wait.is_zero() { Ok(()) } else { Err(wait) }
+        }
     }
 
     #[test]
@@ -273,20 +415,81 @@ mod tests {
     fn success_clears_the_account_but_not_the_ip() {
         let t = LoginThrottle::new().free_attempts(1, 3);
         let now = Instant::now();
-        let a = ip("10.0.0.1");
-        for user in ["u1", "u2", "u3", "u4"] {
-            t.failure_at(user, a, now);
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        for user in ["u1", "u2", "u3"] {
+            t.attempt_at(user, a, now).unwrap().failed();
         }
+        // u3 fails again elsewhere: locked out.
+        t.attempt_at("u3", b, now).unwrap().failed();
+        assert!(t.check_at("u3", ip("10.0.0.9"), now).is_err());
+        // A right password from `a` takes back its own charge only: the IP's three earlier
+        // failures stand, and the next one locks it.
+        t.attempt_at("u4", a, now).unwrap().succeeded();
+        assert!(t.check_at("fresh-user", a, now).is_ok());
+        t.attempt_at("u5", a, now).unwrap().failed();
         assert!(
             t.check_at("fresh-user", a, now).is_err(),
             "the IP is locked"
         );
-        t.success("u4");
+        assert!(t.check_at("other", b, now).is_ok());
+        // u3's right password, once its lockout is over, clears its count.
+        let later = now + Duration::from_secs(2);
+        t.attempt_at("u3", b, later).unwrap().succeeded();
+        assert!(!tracks_account(&t, "u3"));
+        assert!(t.check_at("u3", ip("10.0.0.9"), later).is_ok());
+    }
+
+    /// Every attempt is charged when it is let through; `succeeded()` takes the charge back
+    /// whole (count, lockout, last failure) unless another attempt from the same client was
+    /// charged meanwhile, and then only its own share.
+    #[test]
+    fn a_successful_attempt_leaves_its_ip_as_it_was() {
+        let t = LoginThrottle::new().free_attempts(5, 2);
+        let start = Instant::now();
+        let a = ip("10.0.0.1");
+        // On a fresh client: nothing is left behind.
+        t.attempt_at("alice", a, start).unwrap().succeeded();
+        assert!(t.entries.lock().unwrap().is_empty());
+
+        // With two earlier failures (the IP's free ones): the same entry as before, not
+        // locked by the attempt's own charge (which was the third failure).
+        t.attempt_at("mallory", a, start).unwrap().failed();
+        t.attempt_at("mallory", a, start).unwrap().failed();
+        let before = t.entries.lock().unwrap()[&ip_subject(a)];
+        let later = start + Duration::from_secs(60);
+        let attempt = t.attempt_at("alice", a, later).unwrap();
         assert!(
-            t.check_at("other", a, now).is_err(),
-            "a success does not unlock the IP"
+            t.check_at("bob", a, later).is_err(),
+            "charged: locked meanwhile"
         );
-        assert!(t.check_at("other", ip("10.0.0.2"), now).is_ok());
+        attempt.succeeded();
+        assert_eq!(t.entries.lock().unwrap()[&ip_subject(a)], before);
+        assert!(t.check_at("bob", a, later).is_ok());
+
+        // Two attempts in flight from the same IP (both let through before either ended,
+        // the second with the IP just past its free failures): the first's success takes
+        // back its own charge, the second's stays and still counts.
+        let t = LoginThrottle::new().free_attempts(5, 1);
+        let first = t.attempt_at("alice", a, start).unwrap();
+        assert!(t.check_at("bob", a, start).is_ok());
+        let second = t.attempt_at("bob", a, start);
+        assert!(
+            t.check_at("carol", a, start).is_err(),
+            "two charges lock the IP"
+        );
+        first.succeeded();
+        assert_eq!(t.entries.lock().unwrap()[&ip_subject(a)].failures, 1);
+        assert!(
+            t.check_at("carol", a, start).is_ok(),
+            "back to its free one"
+        );
+        drop(second);
+        assert_eq!(
+            t.entries.lock().unwrap()[&ip_subject(a)].failures,
+            1,
+            "a dropped attempt stays a failure"
+        );
+        assert!(tracks_account(&t, "bob"));
     }
 
     #[test]
@@ -521,8 +724,97 @@ mod tests {
                 .is_err()
         );
         assert!(t.check_at(&format!("{long}y"), ip("10.0.0.2"), now).is_ok());
-        t.success(&format!("{long}x"));
-        assert!(t.check_at(&format!("{long}x"), ip("10.0.0.2"), now).is_ok());
+        let later = now + Duration::from_secs(2);
+        t.attempt_at(&format!("{long}x"), ip("10.0.0.2"), later)
+            .unwrap()
+            .succeeded();
+        assert!(!tracks_account(&t, &format!(" {}X", long.to_uppercase())));
+    }
+
+    /// N wrong passwords sent at once all passed `check()` before the first `failure()`
+    /// was recorded (the password hash runs in between), so the per-account limit admitted
+    /// every one of them. At most the free attempts plus the one that locks may be in flight.
+    #[test]
+    fn concurrent_attempts_cannot_outrun_the_account_limit() {
+        use std::sync::Barrier;
+        use std::sync::atomic::AtomicUsize;
+
+        const ATTEMPTS: usize = 24;
+        let t = LoginThrottle::new().free_attempts(5, 1000);
+        let admitted = AtomicUsize::new(0);
+        let (checked, verified) = (Barrier::new(ATTEMPTS), Barrier::new(ATTEMPTS));
+        std::thread::scope(|s| {
+            for i in 0..ATTEMPTS {
+                let (t, admitted, checked, verified) = (&t, &admitted, &checked, &verified);
+                s.spawn(move || {
+                    let from = IpAddr::from([10, 0, 0, u8::try_from(i).unwrap()]);
+                    checked.wait();
+                    let attempt = t.attempt("alice@example.com", from);
+                    // Every attempt has been let through or refused before any password
+                    // check ends: the slowest case for the old check-then-record calls.
+                    verified.wait();
+                    if let Ok(attempt) = attempt {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                        attempt.failed();
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            admitted.load(Ordering::Relaxed),
+            6,
+            "5 free + the one that locks"
+        );
+    }
+
+    /// Spellings of one account name share its count: case, surrounding spaces, fullwidth
+    /// letters (NFKC maps U+FF21… to ASCII), a final sigma (case folding maps ς to σ) and
+    /// ß (folds to ss). Each spelling used to be a fresh budget for the same account.
+    #[test]
+    fn spellings_of_one_account_share_its_count() {
+        let now = Instant::now();
+        for (first, second) in [
+            ("Alice@Example.com", " alice@example.com\t"),
+            ("\u{ff21}lice@example.com", "alice@example.com"),
+            (
+                "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}\u{ff20}example.com",
+                "ALICE@EXAMPLE.COM",
+            ),
+            ("\u{3000}alice@example.com", "alice@example.com"),
+            (
+                "\u{39f}\u{394}\u{39f}\u{3a3}",
+                "\u{3bf}\u{3b4}\u{3bf}\u{3c3}",
+            ),
+            ("stra\u{df}e", "STRASSE"),
+            ("stra\u{1e9e}e", "strasse"),
+        ] {
+            let t = LoginThrottle::new().free_attempts(0, 1000);
+            t.failure_at(first, ip("10.0.0.1"), now);
+            assert!(
+                t.check_at(second, ip("10.0.0.2"), now).is_err(),
+                "{first:?} and {second:?} are one account"
+            );
+            assert!(t.check_at("bob", ip("10.0.0.2"), now).is_ok());
+        }
+    }
+
+    /// Canonically equivalent names (NFC `é` and NFD `e` + U+0301) and compatibility
+    /// variants (`ﬁ`, superscripts) are one account: the key is NFKC-normalised.
+    #[test]
+    fn canonically_equivalent_names_share_a_count() {
+        let now = Instant::now();
+        for (first, second) in [
+            ("jos\u{e9}@example.com", "jose\u{301}@example.com"),
+            ("\u{fb01}nn@example.com", "finn@example.com"),
+            ("user\u{b2}@example.com", "user2@example.com"),
+        ] {
+            let t = LoginThrottle::new().free_attempts(0, 1000);
+            t.failure_at(first, ip("10.0.0.1"), now);
+            assert!(
+                t.check_at(second, ip("10.0.0.2"), now).is_err(),
+                "{first:?} and {second:?} are one account"
+            );
+        }
     }
 
     #[test]

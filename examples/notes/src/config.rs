@@ -72,7 +72,7 @@ pub struct NotesConfig {
     pub cookie_key: Vec<u8>,
     /// The account that gets the `admin` role (`ADMIN_EMAIL`, lower-cased). It is created at
     /// start-up, its password is [`admin_password`](Self::admin_password) and nothing else,
-    /// and registering the address is refused: the role cannot be had by signing up.
+    /// and registering the address changes nothing: the role cannot be had by signing up.
     pub admin_email: Option<String>,
     /// The admin account's password (`ADMIN_PASSWORD`; required with `ADMIN_EMAIL`, the same
     /// strength rules as registration).

@@ -4,7 +4,8 @@
 //! passwords and throttled failures, HS256 access tokens also carried by an encrypted
 //! `__Host-session` cookie, notes CRUD where another user's note is a 404, an admin listing
 //! (for the `ADMIN_EMAIL` account, created at start-up with `ADMIN_PASSWORD`, which cannot be
-//! had by registering that address),
+//! had by registering that address; registration answers alike whether an address is
+//! taken or not),
 //! a token-budgeted fake AI completion, and an HTML page whose scripts run through the CSP
 //! nonce. Everything sits behind `Hardening` built from the `HARDENING_*` environment.
 //!
@@ -16,7 +17,7 @@ mod db;
 mod page;
 mod session;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -259,6 +260,10 @@ fn password_error(e: PasswordError) -> Error {
     }
 }
 
+/// `POST /auth/register`: the same `202 Accepted` whether the address was free or taken (the
+/// admin's included), after the same password hashing, so that signing up tells no one which
+/// addresses have accounts. A taken address keeps its account and password. (A service that
+/// sends mail would write to the address here: "you have an account already".)
 async fn register(
     State(state): State<AppState>,
     Valid(Json(new)): Valid<Json<Credentials>>,
@@ -267,28 +272,30 @@ async fn register(
         return Err(unprocessable("#/password", rule));
     }
     let email = new.email.to_ascii_lowercase();
-    if state
-        .admin
-        .as_ref()
-        .is_some_and(|admin| admin.email == email)
-    {
-        // The admin account comes from configuration, never from signing up: the same answer
-        // as for any address that is taken (its row exists from start-up).
-        return Err(Error::Conflict("that email is already registered".into()));
-    }
     let hash = state
         .passwords
         .hash(new.password.as_bytes())
         .await
         .map_err(password_error)?;
-    match state.db.create_user(email.clone(), hash).await? {
-        db::CreateUser::Created(id) => {
-            Ok((StatusCode::CREATED, Json(json!({"id": id, "email": email}))).into_response())
-        }
-        db::CreateUser::Duplicate => {
-            Err(Error::Conflict("that email is already registered".into()))
-        }
+    // The admin account comes from configuration, never from signing up (its row exists
+    // from start-up, so the insert below would find it taken anyway).
+    let is_admin = state
+        .admin
+        .as_ref()
+        .is_some_and(|admin| admin.email == email);
+    if !is_admin
+        && let db::CreateUser::Created(id) = state.db.create_user(email.clone(), hash).await?
+    {
+        tracing::info!(target: "example_notes::auth", user = id, "account created");
     }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "email": email,
+            "detail": "if this address had no account, it has one now: log in with it",
+        })),
+    )
+        .into_response())
 }
 
 async fn login(
@@ -308,7 +315,9 @@ async fn login(
         }
     };
     let email = creds.email.to_ascii_lowercase();
-    throttled(&state.throttle, &email, ip)?;
+    // Counted as a failure from here on (also if anything below returns early), until the
+    // password is found right: concurrent guesses cannot all pass the check first.
+    let attempt = state.throttle.attempt(&email, ip).map_err(throttled)?;
     let stored = state.db.credentials(email.clone()).await?;
     // The admin address logs in with the configured password only, whatever its row holds.
     let admin = state.admin.as_deref().filter(|admin| admin.email == email);
@@ -329,13 +338,13 @@ async fn login(
             id
         }
         (Ok(_) | Err(PasswordError::TooLong), _) => {
-            state.throttle.failure(&email, ip);
+            attempt.failed();
             tracing::info!(target: "example_notes::auth", %ip, "login failed");
             return Err(Error::Unauthenticated);
         }
         (Err(e), _) => return Err(Error::internal(e)),
     };
-    state.throttle.success(&email);
+    attempt.succeeded();
     // Only a login checked against ADMIN_PASSWORD above gets here with the admin's address.
     let token = state.sessions.issue(id, admin.is_some())?;
     let mut headers = HeaderMap::new();
@@ -352,13 +361,12 @@ async fn login(
         .into_response())
 }
 
-fn throttled(throttle: &LoginThrottle, email: &str, ip: IpAddr) -> Result<(), Error> {
-    throttle
-        .check(email, ip)
-        .map_err(|retry_after| Error::TooManyRequests {
-            retry_after,
-            policies: vec!["login-failures".to_owned()],
-        })
+/// The 429 for a login refused by the throttle.
+fn throttled(retry_after: Duration) -> Error {
+    Error::TooManyRequests {
+        retry_after,
+        policies: vec!["login-failures".to_owned()],
+    }
 }
 
 /// Ends the session: the token's `jti` is revoked until it expires, the cookie is cleared.
