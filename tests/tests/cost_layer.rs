@@ -451,7 +451,7 @@ async fn a_runaway_usage_report_leaves_at_most_one_burst_of_debt_and_warns_once(
     let text = captured.text();
     let warnings: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("hardening loosened"))
+        .filter(|l| l.contains("more than it reserved"))
         .collect();
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("tokens-per-day"), "{}", warnings[0]);
