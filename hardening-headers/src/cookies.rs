@@ -16,7 +16,9 @@ const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The rules every `Set-Cookie` of every response is brought into line with.
 ///
-/// By default each cookie gets `Secure`, `HttpOnly` and `SameSite=Lax` when it lacks them,
+/// By default each cookie gets `Secure`, `HttpOnly` and `SameSite=Lax` when it lacks them
+/// (a handler's own `SameSite=None` too, with one warning: name the cookie in
+/// [`dangerous_same_site_none`](CookiePolicy::dangerous_same_site_none) to keep it),
 /// its lifetime (`Max-Age`/`Expires`) is capped at 30 days, `__Host-` cookies must have
 /// `Path=/` and no `Domain`, and a cookie that breaks its prefix's rules, does not parse, or
 /// is over 4096 bytes is dropped with a warning. When a response sets the same cookie (name,
@@ -50,6 +52,8 @@ pub struct CookiePolicy {
     script_readable: Vec<String>,
     same_site: Vec<(String, SameSite)>,
     insecure: Vec<String>,
+    /// Whether the warning that a handler's `SameSite=None` became `Lax` was logged.
+    warned_same_site_none: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for CookiePolicy {
@@ -59,6 +63,7 @@ impl Default for CookiePolicy {
             script_readable: Vec::new(),
             same_site: Vec::new(),
             insecure: Vec::new(),
+            warned_same_site_none: std::sync::Arc::default(),
         }
     }
 }
@@ -228,6 +233,8 @@ impl CookiePolicy {
         let needs_rewrite = attrs.expires
             || attrs.max_age.is_some_and(|m| m > cap as i128)
             || wanted_same_site.is_some_and(|w| attrs.same_site != Some(w))
+            // A handler's own `SameSite=None`, for a cookie the policy does not name.
+            || attrs.same_site == Some(SameSite::None) && wanted_same_site.is_none()
             || attrs.same_site == Some(SameSite::None) && named(&self.insecure)
             // An invalid `SameSite` means the browser's default: replaced, not appended to.
             || attrs.same_site_seen && attrs.same_site.is_none();
@@ -273,6 +280,21 @@ impl CookiePolicy {
         }
     }
 
+    /// Says once per policy that a handler's `SameSite=None` cookie was sent as `Lax`.
+    #[cold]
+    fn warn_same_site_none(&self, name: &str) {
+        use std::sync::atomic::Ordering;
+        if !self.warned_same_site_none.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: crate::LOG_TARGET,
+                cookie = name,
+                "a Set-Cookie asked for SameSite=None and was sent with SameSite=Lax: to send \
+                 this cookie on cross-site requests, name it in \
+                 CookiePolicy::dangerous_same_site_none (logged once)"
+            );
+        }
+    }
+
     /// The slow path: parse with the cookie crate, set every rule, write it back.
     /// `same_site` is the cookie's `SameSite` as [`Attrs::read`] (and a browser) reads it.
     fn rewrite(&self, text: &str, same_site: Option<SameSite>) -> Option<HeaderValue> {
@@ -298,6 +320,11 @@ impl CookiePolicy {
         match self.same_site.iter().find(|(n, _)| *n == name) {
             Some((_, same_site)) => c.set_same_site(*same_site),
             None if c.same_site().is_none() => c.set_same_site(SameSite::Lax),
+            None if c.same_site() == Some(SameSite::None) => {
+                // Cross-site sending is a loosening the policy must name.
+                self.warn_same_site_none(&name);
+                c.set_same_site(SameSite::Lax);
+            }
             None => {}
         }
         if c.same_site() == Some(SameSite::None) && c.secure() != Some(true) {
@@ -525,6 +552,31 @@ mod tests {
         );
     }
 
+    /// Sending a cookie on cross-site requests is a loosening: a handler's own
+    /// `SameSite=None` is sent as `Lax` unless the policy names the cookie, on both paths.
+    #[test]
+    fn a_handlers_same_site_none_needs_the_policy_to_name_the_cookie() {
+        let out = enforce(
+            &CookiePolicy::default(),
+            &[
+                b"embed=1; SameSite=None; Secure",
+                b"other=1; SameSite=none; Secure; Max-Age=999999999",
+            ],
+        );
+        for cookie in &out {
+            assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+            assert!(
+                !cookie.to_ascii_lowercase().contains("samesite=none"),
+                "{cookie}"
+            );
+        }
+        let named = enforce(
+            &CookiePolicy::default().dangerous_same_site_none("embed"),
+            &[b"embed=1; SameSite=None; Secure"],
+        );
+        assert_eq!(named, ["embed=1; SameSite=None; Secure; HttpOnly"]);
+    }
+
     #[test]
     fn invalid_same_site_gets_the_default() {
         let out = enforce(&CookiePolicy::default(), &[b"sid=1; SameSite=Lx"]);
@@ -544,7 +596,7 @@ mod tests {
         assert_eq!(out[0].matches("SameSite").count(), 1, "{}", out[0]);
         // Valid values are kept, whatever their case, on both paths.
         let out = enforce(
-            &CookiePolicy::default(),
+            &CookiePolicy::default().dangerous_same_site_none("b"),
             &[
                 b"a=1; SameSite=strict",
                 b"b=1; SameSite=NONE; Max-Age=999999999",

@@ -208,3 +208,31 @@ async fn a_loosened_policy_is_logged_once_at_start_up() {
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("dangerous_header"), "{}", warnings[0]);
 }
+
+/// End to end: a handler's own `SameSite=None` cookie is sent as `Lax` under the strict
+/// preset (cross-site sending is a loosening the policy must name), with one warning naming
+/// the setting that keeps it, however many responses carry it.
+#[tokio::test]
+async fn a_handlers_same_site_none_is_sent_as_lax_with_one_warning() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async { ([("set-cookie", "embed=1; SameSite=None; Secure")], "hi") }),
+        )
+        .layer(Hardening::strict());
+    let addr = serve(app).await;
+    for _ in 0..3 {
+        let reply = http_get(addr, "/", &[]).await;
+        assert_eq!(reply.status, 200);
+        let cookie = reply.header("set-cookie").unwrap();
+        assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+        assert!(!cookie.contains("SameSite=None"), "{cookie}");
+    }
+    let text = captured.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("dangerous_same_site_none"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+}
