@@ -30,8 +30,7 @@ const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 ///
 /// ```
 /// use std::time::Duration;
-/// use cookie::SameSite;
-/// use hardening_headers::CookiePolicy;
+/// use hardening_headers::{CookiePolicy, SameSite};
 ///
 /// let cookies = CookiePolicy::default()
 ///     .dangerous_script_readable("theme")     // JavaScript may read it: no HttpOnly
@@ -284,7 +283,10 @@ impl CookiePolicy {
     #[cold]
     fn warn_same_site_none(&self, name: &str) {
         use std::sync::atomic::Ordering;
-        if !self.warned_same_site_none.swap(true, Ordering::Relaxed) {
+        // A load first: the common case (warned already) writes nothing to the shared flag.
+        if !self.warned_same_site_none.load(Ordering::Relaxed)
+            && !self.warned_same_site_none.swap(true, Ordering::Relaxed)
+        {
             tracing::warn!(
                 target: crate::LOG_TARGET,
                 cookie = name,
@@ -337,11 +339,12 @@ impl CookiePolicy {
         if c.max_age().is_some_and(|m| m > cap) {
             c.set_max_age(cap);
         }
-        if let Some(expires) = c.expires_datetime() {
-            let latest = OffsetDateTime::now_utc() + cap;
-            if expires > latest {
-                c.set_expires(latest);
-            }
+        // A cap past the last date the calendar holds caps nothing (and `+` would panic).
+        if let Some(expires) = c.expires_datetime()
+            && let Some(latest) = OffsetDateTime::now_utc().checked_add(cap)
+            && expires > latest
+        {
+            c.set_expires(latest);
         }
 
         if let Some(why) = prefix_violation(
@@ -721,6 +724,39 @@ mod loosening_tests {
             h[SET_COOKIE].to_str().unwrap().contains("Max-Age=31536000"),
             "{h:?}"
         );
+    }
+
+    /// A cap past the end of the calendar (`dangerous_max_age(Duration::MAX)`, "no cap")
+    /// panicked on every response whose cookie had an `Expires`: now plus the cap overflowed
+    /// the date type. Such a cap caps nothing: the date is kept.
+    #[test]
+    fn a_cap_past_the_calendar_does_not_panic_at_response_time() {
+        let expires = "a=1; Expires=Wed, 01 Jan 2200 00:00:00 GMT";
+        for cap in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(10_000 * 365 * 24 * 3600),
+        ] {
+            let policy = CookiePolicy::default().dangerous_max_age(cap);
+            let mut h = HeaderMap::new();
+            h.append(SET_COOKIE, HeaderValue::from_static(expires));
+            h.append(
+                SET_COOKIE,
+                HeaderValue::from_static("b=1; Max-Age=99999999999"),
+            );
+            policy.enforce(&mut h);
+            let cookies: Vec<&str> = h
+                .get_all(SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(cookies.len(), 2, "{cap:?}: {cookies:?}");
+            assert!(cookies[0].contains("2200"), "{cap:?}: {cookies:?}");
+            assert!(
+                cookies[1].contains("Max-Age=99999999999"),
+                "{cap:?}: {cookies:?}"
+            );
+        }
     }
 
     /// The last `same_site` setting for a cookie wins.

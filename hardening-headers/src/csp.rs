@@ -135,14 +135,18 @@ impl Csp {
     /// [`ConfigError::Loosening`] naming [`dangerous_directive`](Self::dangerous_directive):
     /// - an `'unsafe-…'` keyword (`'unsafe-inline'`, `'unsafe-eval'`, `'unsafe-hashes'`,
     ///   `'wasm-unsafe-eval'`), in any directive;
-    /// - a source that allows any host: `*`, a host of `*` (`https://*`), or a scheme alone
+    /// - a source that allows any host: `*`, a host of `*` (`https://*`), a wildcard over a
+    ///   top-level domain (`*.com`), or a scheme alone
     ///   (`https:`, `data:`, `blob:`, …), in `default-src`, the script directives
     ///   (`script-src`, `script-src-elem`, `script-src-attr`, `worker-src`, `child-src`,
     ///   `object-src`), `base-uri`, `form-action` or `frame-ancestors`;
     /// - anything but `'none'` in `frame-ancestors` (framing, as `X-Frame-Options: DENY`
     ///   forbids).
     ///
-    /// Listing hosts (`https://images.example.com`, `'self'`) is configuration, not loosening.
+    /// Listing hosts (`https://images.example.com`, `https://*.example.com`, `'self'`) is
+    /// configuration, not loosening. Each source is one expression: whitespace (a tab too),
+    /// `;` or `,` inside one is a [`ConfigError::InvalidCsp`], here and in
+    /// [`dangerous_directive`](Self::dangerous_directive).
     pub fn directive<I>(mut self, name: &str, sources: I) -> Self
     where
         I: IntoIterator,
@@ -263,15 +267,20 @@ impl Csp {
                 ));
             }
             for source in sources {
-                if KEYWORDS.contains(&source.as_str()) {
+                // Browsers read a keyword without quotes, in any case, as a host name.
+                if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(source)) {
                     return Err(ConfigError::UnquotedKeyword {
                         directive: name.clone(),
                         keyword: source.clone(),
                     });
                 }
+                // Browsers split a source list at any ASCII whitespace, a tab too: a source
+                // with one inside is two, the second unchecked.
                 if source.is_empty()
-                    || source.contains([';', ',', ' ', '\r', '\n'])
                     || !source.is_ascii()
+                    || source
+                        .bytes()
+                        .any(|b| b == b' ' || b.is_ascii_control() || matches!(b, b';' | b','))
                 {
                     return Err(invalid(
                         name,
@@ -326,7 +335,7 @@ impl Csp {
                     out.push_str(s);
                 }
             }
-            if tls && self.upgrade_insecure_requests {
+            if tls && self.upgrade_insecure_requests && !self.has("upgrade-insecure-requests") {
                 out.push_str("; upgrade-insecure-requests");
             }
             out
@@ -381,8 +390,10 @@ fn loosens(directive: &str, source: &str) -> Option<&'static str> {
     None
 }
 
-/// `*`, a scheme alone (`https:`, `data:`), or a host of `*` (`https://*`, `*:443`).
-/// `source` is lower-case.
+/// `*`, a scheme alone (`https:`, `data:`), a host of `*` (`https://*`, `*:443`), or a
+/// wildcard over a top-level domain (`*.com`, `https://*.io:443`): every host under it is
+/// anyone's to register. (A wildcard under a longer public suffix, `*.co.uk`, is not
+/// recognised: that needs the public-suffix list.) `source` is lower-case.
 fn allows_any_host(source: &str) -> bool {
     let is_scheme = |s: &str| {
         s.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -393,7 +404,11 @@ fn allows_any_host(source: &str) -> bool {
         return true;
     }
     let rest = source.split_once("://").map_or(source, |(_, rest)| rest);
-    rest.split([':', '/']).next() == Some("*")
+    let host = rest.split([':', '/']).next().unwrap_or(rest);
+    host == "*"
+        || host
+            .strip_prefix("*.")
+            .is_some_and(|domain| !domain.trim_end_matches('.').contains('.'))
 }
 
 fn d(name: &str, sources: &[&str]) -> (String, Vec<String>) {
@@ -624,6 +639,115 @@ mod loosening_tests {
         let csp = Csp::html().report_uri("/r").remove_directive("report-uri");
         assert!(csp.compile().is_ok());
         assert!(Csp::api().remove_directive("script-src").compile().is_ok());
+    }
+
+    /// A tab inside one source is two sources to a browser (CSP splits source lists on any
+    /// ASCII whitespace), so `'self'<TAB>*` passed the checks as one harmless-looking source
+    /// and went out as `*`, with no `dangerous_` name and no warning. Now refused as
+    /// malformed, by `dangerous_directive` too.
+    #[test]
+    fn a_tab_inside_a_source_hides_a_second_source() {
+        for (directive, source) in [
+            ("default-src", "'self'\t*"),
+            ("script-src", "'strict-dynamic'\thttps:"),
+            ("script-src", "'self'\t'unsafe-inline'"),
+            ("style-src", "'self'\t'unsafe-inline'"),
+            ("frame-ancestors", "'none'\t*"),
+            ("img-src", "\t'self'"),
+        ] {
+            for csp in [
+                Csp::html().directive(directive, [source]),
+                Csp::html().dangerous_directive(directive, [source]),
+            ] {
+                match csp.compile() {
+                    Err(ConfigError::InvalidCsp { directive: d, why }) => {
+                        assert_eq!(d, directive);
+                        assert!(why.contains("single source expression"), "{why}");
+                    }
+                    other => panic!("{directive} {source:?}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// `*.com` is a wildcard over a whole top-level domain: every host under it, an
+    /// attacker's too, as much as `*` is. It went through `directive` in the script
+    /// directives; a wildcard under a domain someone owns (`*.example.com`) still does.
+    #[test]
+    fn a_wildcard_over_a_top_level_domain_allows_every_host_under_it() {
+        for source in [
+            "*.com",
+            "https://*.com",
+            "*.io:443",
+            "wss://*.net/path",
+            "*.COM.",
+        ] {
+            for directive in ["script-src", "default-src", "object-src", "form-action"] {
+                let err = loosening(Csp::html().directive(directive, ["'self'", source]));
+                assert!(
+                    err.contains("dangerous_directive") && err.contains(source),
+                    "{directive} {source}: {err}"
+                );
+                assert!(
+                    Csp::html()
+                        .dangerous_directive(directive, ["'self'", source])
+                        .compile()
+                        .is_ok()
+                );
+            }
+            // Where any host is fine, so is this.
+            assert!(Csp::html().directive("img-src", [source]).compile().is_ok());
+        }
+        for source in [
+            "*.example.com",
+            "https://*.example.com",
+            "https://*.cdn.example:443",
+        ] {
+            let csp = Csp::html().directive("script-src", ["'strict-dynamic'", source]);
+            assert!(csp.compile().is_ok(), "{source}");
+        }
+    }
+
+    /// A keyword without its quotes is a host name to a browser (`SELF` allows a host
+    /// called "self"), in any case: the check for it went by the lower-case spelling only.
+    #[test]
+    fn an_unquoted_keyword_in_another_case_is_refused() {
+        for keyword in ["SELF", "None", "Strict-Dynamic", "UNSAFE-INLINE"] {
+            assert_eq!(
+                Csp::html()
+                    .directive("img-src", [keyword])
+                    .compile()
+                    .unwrap_err(),
+                ConfigError::UnquotedKeyword {
+                    directive: "img-src".into(),
+                    keyword: keyword.into()
+                }
+            );
+        }
+    }
+
+    /// `upgrade-insecure-requests` set as a directive went out twice on HTTPS responses of
+    /// the HTML preset (which adds it there itself); browsers ignore the repeat and say so in
+    /// the console.
+    #[test]
+    fn upgrade_insecure_requests_set_as_a_directive_is_sent_once() {
+        let none: [&str; 0] = [];
+        for csp in [Csp::html(), Csp::api()] {
+            let compiled = csp
+                .directive("upgrade-insecure-requests", none)
+                .compile()
+                .unwrap();
+            let nonce = CspNonce::generate();
+            for (tls, nonce) in [(true, None), (false, None), (true, Some(&nonce))] {
+                let value = compiled.value(tls, nonce);
+                let value = value.to_str().unwrap();
+                assert_eq!(
+                    value.matches("upgrade-insecure-requests").count(),
+                    1,
+                    "{value}"
+                );
+            }
+        }
     }
 
     /// Report-only mode blocks nothing: only `dangerous_report_only` sets it.

@@ -236,3 +236,55 @@ async fn a_handlers_same_site_none_is_sent_as_lax_with_one_warning() {
         .collect();
     assert_eq!(warnings.len(), 1, "{text}");
 }
+
+/// The `dangerous_*` settings with no plain twin (they loosen by leaving something out) each
+/// log one warning naming themselves when they take effect.
+#[test]
+fn each_setting_that_leaves_something_out_logs_one_warning() {
+    type Setup = Box<dyn FnOnce() -> Result<HeaderPolicy, hardening_core::headers::ConfigError>>;
+    let cases: Vec<(&str, Setup)> = vec![
+        (
+            "dangerous_without_csp",
+            Box::new(|| Ok(HeaderPolicy::api().dangerous_without_csp())),
+        ),
+        (
+            "dangerous_without_hsts",
+            Box::new(|| Ok(HeaderPolicy::api().dangerous_without_hsts())),
+        ),
+        (
+            "dangerous_remove_header",
+            Box::new(|| HeaderPolicy::api().dangerous_remove_header("X-Frame-Options")),
+        ),
+        (
+            "dangerous_allow_caching_with_credentials",
+            Box::new(|| Ok(HeaderPolicy::api().dangerous_allow_caching_with_credentials())),
+        ),
+        (
+            "CookiePolicy::dangerous_allow_insecure",
+            Box::new(|| {
+                let cookies = CookiePolicy::default().dangerous_allow_insecure("legacy");
+                Ok(HeaderPolicy::api().cookies(cookies))
+            }),
+        ),
+    ];
+    for (setting, setup) in cases {
+        let (warnings, result) = loosening_warnings(setup);
+        let policy = result.unwrap_or_else(|err| panic!("{setting}: {err}"));
+        assert!(policy.build().is_ok(), "{setting}");
+        assert_eq!(warnings, [setting], "{setting}");
+    }
+}
+
+/// A tab inside one CSP source is two sources to a browser: `'self'<TAB>*` is refused as
+/// malformed (it went out as `default-src 'self' *`, with no warning), and logs nothing.
+#[test]
+fn a_tab_inside_a_csp_source_is_refused_at_start_up() {
+    let (warnings, set) = loosening_warnings(|| {
+        HeaderPolicy::html()
+            .csp(Csp::html().directive("default-src", ["'self'\t*"]))
+            .build()
+    });
+    let err = set.expect_err("a source with a tab inside").to_string();
+    assert!(err.contains("default-src"), "{err}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
