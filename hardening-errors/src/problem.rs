@@ -4,7 +4,10 @@ use std::borrow::Cow;
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    LAST_MODIFIED, TRANSFER_ENCODING,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -285,20 +288,18 @@ impl Problem {
     }
 
     /// Writes the problem's own headers plus `content-type` and `cache-control` into `headers`,
-    /// dropping the ones a problem body makes wrong (`content-length`, `content-encoding`, …).
+    /// dropping the ones a problem body makes wrong: those about the replaced body's bytes
+    /// ([`drop_byte_headers`]), `Last-Modified`, and every other `content-*` header
+    /// (`Content-Language`, `Content-Location`, `Content-Disposition`, …) except the
+    /// security policies. A 416 keeps its `Content-Range: bytes */<length>`, which gives the
+    /// representation's length (RFC 9110 §15.5.17), not the body's.
     pub(crate) fn write_head(&self, headers: &mut HeaderMap) {
-        for name in [
-            http::header::CONTENT_LENGTH,
-            http::header::CONTENT_ENCODING,
-            http::header::CONTENT_RANGE,
-            http::header::CONTENT_DISPOSITION,
-            http::header::CONTENT_LANGUAGE,
-            http::header::ETAG,
-            http::header::LAST_MODIFIED,
-            http::header::TRANSFER_ENCODING,
-        ] {
-            headers.remove(name);
+        drop_byte_headers(headers);
+        headers.remove(LAST_MODIFIED);
+        if self.status() != StatusCode::RANGE_NOT_SATISFIABLE {
+            headers.remove(CONTENT_RANGE);
         }
+        drop_content_headers(headers);
         // The problem's headers replace the response's own of the same name, every value
         // kept (two `WWW-Authenticate` challenges are two fields).
         for name in self.headers.keys() {
@@ -309,6 +310,42 @@ impl Problem {
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// Drops the headers that describe a body's exact bytes (its length, transfer and content
+/// coding, digests, strong validator): wrong for any other body, so they go whenever a body
+/// is replaced or rewritten.
+pub(crate) fn drop_byte_headers(headers: &mut HeaderMap) {
+    for name in [CONTENT_LENGTH, CONTENT_ENCODING, TRANSFER_ENCODING, ETAG] {
+        headers.remove(name);
+    }
+    for name in ["content-digest", "repr-digest", "digest", "content-md5"] {
+        headers.remove(name);
+    }
+}
+
+/// Drops every `content-*` header but `Content-Type`, `Content-Range` (the caller decides)
+/// and the security policies (`Content-Security-Policy`, `…-Report-Only`): what is left of
+/// them described the replaced body.
+fn drop_content_headers(headers: &mut HeaderMap) {
+    let describes_the_body = |name: &HeaderName| {
+        let name = name.as_str();
+        name.starts_with("content-")
+            && name != "content-type"
+            && name != "content-range"
+            && !name.starts_with("content-security-policy")
+    };
+    if !headers.keys().any(describes_the_body) {
+        return;
+    }
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| describes_the_body(name))
+        .cloned()
+        .collect();
+    for name in dropped {
+        headers.remove(name);
     }
 }
 

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::response::Parts;
 use http::{HeaderName, Response, StatusCode};
 use http_body::Body;
@@ -306,8 +306,9 @@ fn foreign_problem<B>(
     let Some(json) = json else {
         return problem_response(parts, with_generic_detail(Problem::new(status)), request_id);
     };
-    // The body's size changed; its encoding was none (it parsed).
-    parts.headers.remove(CONTENT_LENGTH);
+    // New bytes: the old ones' length, digests and strong validator are wrong (their
+    // coding was none: they parsed).
+    crate::problem::drop_byte_headers(&mut parts.headers);
     parts
         .headers
         .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
@@ -359,22 +360,40 @@ fn map_response<B>(
 /// Headers a server error keeps when its body is replaced: protocol and security headers.
 /// Any other header it carried (`Server`, `X-Powered-By`, an upstream's debug link or error
 /// text) may describe internals, as its body may.
+///
+/// Security headers include what a client acts on even for an error: `Clear-Site-Data` (a
+/// logout that failed must still wipe the browser's copy), the report-only policies, and
+/// where reports go (`Reporting-Endpoints`, `Report-To`, `NEL`: the kept policies'
+/// `report-to` names them, and network error logging exists to report errors).
 const KEPT_BY_A_REPLACED_SERVER_ERROR: &[&str] = &[
     "allow",
+    "alt-svc",
     "cache-control",
+    "clear-site-data",
     "connection",
     "content-security-policy",
     "content-security-policy-report-only",
     "cross-origin-embedder-policy",
+    "cross-origin-embedder-policy-report-only",
     "cross-origin-opener-policy",
+    "cross-origin-opener-policy-report-only",
     "cross-origin-resource-policy",
     "date",
+    "document-policy",
+    "document-policy-report-only",
+    "integrity-policy",
+    "integrity-policy-report-only",
+    "nel",
     "origin-agent-cluster",
     "permissions-policy",
+    "permissions-policy-report-only",
     "proxy-authenticate",
     "ratelimit",
     "ratelimit-policy",
     "referrer-policy",
+    "report-to",
+    "reporting-endpoints",
+    "require-document-policy",
     "retry-after",
     "set-cookie",
     "strict-transport-security",
@@ -385,6 +404,7 @@ const KEPT_BY_A_REPLACED_SERVER_ERROR: &[&str] = &[
     "x-frame-options",
     "x-permitted-cross-domain-policies",
     "x-request-id",
+    "x-xss-protection",
 ];
 
 /// Drops the headers of a server error whose body is replaced that are not in
@@ -480,4 +500,204 @@ pub fn log_panic(payload: &(dyn Any + Send), request_id: RequestId, message: &st
         panic = %crate::redact::redact_secrets(text),
         "{message}",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::ProblemLayer;
+
+    /// A route answering `status` with these headers and body, behind [`ProblemLayer`].
+    async fn mapped(
+        status: StatusCode,
+        headers: &'static [(&'static str, &'static str)],
+        body: &'static str,
+    ) -> (http::response::Parts, Vec<u8>) {
+        let app = Router::new()
+            .route(
+                "/",
+                get(move || async move {
+                    let mut res = http::Response::new(Body::from(body));
+                    *res.status_mut() = status;
+                    for (name, value) in headers {
+                        res.headers_mut().append(
+                            http::HeaderName::from_static(name),
+                            http::HeaderValue::from_static(value),
+                        );
+                    }
+                    res
+                }),
+            )
+            .layer(ProblemLayer::new());
+        let res = app
+            .oneshot(http::Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        (parts, bytes)
+    }
+
+    fn is_problem(parts: &http::response::Parts) -> bool {
+        parts.headers[http::header::CONTENT_TYPE] == crate::PROBLEM_JSON
+    }
+
+    /// A replaced error's body is gone, and so must be every header that described it:
+    /// `Content-Location` (where that body lives: here an internal address) and its digests
+    /// (`Content-Digest`, `Repr-Digest`, `Digest`, `Content-MD5`), which a client that checks
+    /// them would find wrong for the problem's body. Only some `content-*` headers were
+    /// dropped, although the docs say all are.
+    #[tokio::test]
+    async fn a_replaced_body_takes_the_headers_that_described_it_along() {
+        const DESCRIBING: &[(&str, &str)] = &[
+            (
+                "content-location",
+                "http://10.0.3.7:8080/internal/errors/4711",
+            ),
+            (
+                "content-digest",
+                "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:",
+            ),
+            (
+                "repr-digest",
+                "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:",
+            ),
+            (
+                "digest",
+                "SHA-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=",
+            ),
+            ("content-md5", "Q2hlY2sgSW50ZWdyaXR5IQ=="),
+            ("content-language", "de"),
+        ];
+        for status in [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+            StatusCode::NOT_FOUND,
+        ] {
+            let (parts, _) = mapped(status, DESCRIBING, "Fehler in /srv/app/db.rs").await;
+            assert_eq!(parts.status, status);
+            assert!(is_problem(&parts), "{status}: {:?}", parts.headers);
+            for (name, _) in DESCRIBING {
+                assert!(
+                    !parts.headers.contains_key(*name),
+                    "{status}: {name} kept: {:?}",
+                    parts.headers
+                );
+            }
+        }
+    }
+
+    /// Someone else's problem is passed on re-serialised (with this request's id): its old
+    /// bytes' digests and strong validator no longer match and go; what describes its
+    /// meaning (`Content-Language`) stays.
+    #[tokio::test]
+    async fn a_stamped_foreign_problem_drops_what_described_its_old_bytes() {
+        const HEADERS: &[(&str, &str)] = &[
+            ("content-type", "application/problem+json"),
+            (
+                "content-digest",
+                "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:",
+            ),
+            (
+                "repr-digest",
+                "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:",
+            ),
+            (
+                "digest",
+                "SHA-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=",
+            ),
+            ("content-md5", "Q2hlY2sgSW50ZWdyaXR5IQ=="),
+            ("etag", "\"v1\""),
+            ("content-language", "en"),
+        ];
+        let (parts, body) = mapped(
+            StatusCode::NOT_FOUND,
+            HEADERS,
+            r#"{"title":"No such order","status":404}"#,
+        )
+        .await;
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["title"], "No such order", "{body}");
+        assert_eq!(
+            body["request_id"],
+            parts.headers["x-request-id"].to_str().unwrap()
+        );
+        for name in [
+            "content-digest",
+            "repr-digest",
+            "digest",
+            "content-md5",
+            "etag",
+        ] {
+            assert!(
+                !parts.headers.contains_key(name),
+                "{name} kept: {:?}",
+                parts.headers
+            );
+        }
+        assert_eq!(parts.headers["content-language"], "en");
+    }
+
+    /// A server error's own headers go with its body, but not the security and protocol
+    /// headers a client acts on: `Clear-Site-Data` (a failed logout must still wipe the
+    /// browser's copy), `Reporting-Endpoints` / `Report-To` (where the kept CSP's `report-to`
+    /// and NEL send their reports), `NEL` (which exists to report errors), the report-only
+    /// forms of COOP and COEP, `X-XSS-Protection` and `Alt-Svc`.
+    #[tokio::test]
+    async fn a_replaced_server_error_keeps_the_headers_clients_act_on() {
+        const KEPT: &[(&str, &str)] = &[
+            ("clear-site-data", "\"cache\", \"cookies\", \"storage\""),
+            ("reporting-endpoints", "csp=\"https://reports.example/csp\""),
+            (
+                "content-security-policy",
+                "default-src 'none'; report-to csp",
+            ),
+            (
+                "report-to",
+                r#"{"group":"nel","max_age":86400,"endpoints":[{"url":"https://reports.example/nel"}]}"#,
+            ),
+            ("nel", r#"{"report_to":"nel","max_age":86400}"#),
+            (
+                "cross-origin-embedder-policy-report-only",
+                "require-corp; report-to=\"csp\"",
+            ),
+            (
+                "cross-origin-opener-policy-report-only",
+                "same-origin; report-to=\"csp\"",
+            ),
+            ("x-xss-protection", "0"),
+            ("alt-svc", "h3=\":443\"; ma=86400"),
+        ];
+        let (parts, _) = mapped(StatusCode::INTERNAL_SERVER_ERROR, KEPT, "oops").await;
+        assert!(is_problem(&parts));
+        for (name, value) in KEPT {
+            assert_eq!(
+                parts.headers.get(*name).map(|v| v.to_str().unwrap()),
+                Some(*value),
+                "{name}: {:?}",
+                parts.headers
+            );
+        }
+    }
+
+    /// RFC 9110 §15.5.17: a 416 tells the representation's length in `Content-Range:
+    /// bytes */N`, so that the client can ask for a range that exists. It describes no
+    /// body, so a problem in place of the body keeps it.
+    #[tokio::test]
+    async fn a_416_keeps_its_unsatisfied_range() {
+        let (parts, _) = mapped(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            &[("content-range", "bytes */1234")],
+            "",
+        )
+        .await;
+        assert!(is_problem(&parts));
+        assert_eq!(parts.headers["content-range"], "bytes */1234");
+    }
 }

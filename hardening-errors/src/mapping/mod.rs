@@ -50,11 +50,17 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 ///   address; not again when a layer inside has reported it at the status it still has.
 ///
 /// Someone else's problem for a client error (`application/problem+json` from a proxied
-/// upstream or another library) is passed on as written, with this request's id as its
-/// `request_id` member; one that is not a JSON object, or over 16 KiB, is replaced.
+/// upstream or another library) is passed on with its members (re-serialised: key order may
+/// change, numbers past 64-bit integers are rounded as `f64`), with this request's id as its
+/// `request_id` member; one that is not a JSON object, or over 16 KiB, is replaced. Its body
+/// is read before the response head goes out, and this layer sets that read no deadline:
+/// put a timeout layer outside it (`Hardening` runs it under its request timeout).
 ///
 /// Problem bodies come with `cache-control: no-store`; a 4xx/5xx response's own
-/// `content-*` headers are dropped, others (`Allow`, `Retry-After`, `WWW-Authenticate`) kept.
+/// `content-*` headers are dropped (but a 416's `Content-Range: bytes */<length>`), as are
+/// its `ETag`, `Last-Modified` and digests; others (`Allow`, `Retry-After`,
+/// `WWW-Authenticate`) are kept. Someone else's stamped problem loses its length, digests
+/// and `ETag` (its bytes are new).
 /// A server error answered without a problem of this crate's keeps only protocol and
 /// security headers: the others (`Server`, `X-Powered-By`, an upstream's debug link) may
 /// describe internals, as its replaced body may.
