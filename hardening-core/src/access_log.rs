@@ -161,13 +161,17 @@ impl AccessLog {
             return false;
         }
         let mut text = raw_value.to_ascii_lowercase();
-        for _ in 0..3 {
+        // As written, then after each of up to three decodings.
+        for decodings in 0..=3 {
             let nested_secret = text
                 .split(['?', '#', '&', ';'])
                 .filter_map(|part| part.split_once('='))
                 .any(|(name, _)| self.is_sensitive_param(name));
             if nested_secret {
                 return true;
+            }
+            if decodings == 3 {
+                break;
             }
             let decoded = percent_decode_lower(&text);
             if decoded == text {
@@ -454,6 +458,26 @@ mod tests {
         assert_eq!(
             redact("next=https%3A%2F%2Fapp.example%2Fcb%3Fpage%3D2&q=token"),
             "next=https%3A%2F%2Fapp.example%2Fcb%3Fpage%3D2&q=token"
+        );
+    }
+
+    /// "Percent-encoded up to three times" held for twice only: the third decoding was
+    /// made but never looked at, so `next=` + https://app.example/cb?token=SECRET encoded
+    /// three times over was logged whole.
+    #[test]
+    fn redacts_a_nested_secret_percent_encoded_three_times() {
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        assert_eq!(
+            redact(
+                "next=https%25253A%25252F%25252Fapp.example%25252Fcb%25253Ftoken%25253DSECRET&page=2"
+            ),
+            "next=[redacted]&page=2"
+        );
+        assert_eq!(
+            redact("next=%25252Fcb%25253Fpage%25253D2"),
+            "next=%25252Fcb%25253Fpage%25253D2",
+            "no secret in it"
         );
     }
 

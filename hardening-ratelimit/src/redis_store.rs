@@ -23,8 +23,11 @@ use crate::{
 /// GCRA over one key, on the server's clock. ARGV: emission interval (µs), capacity (µs),
 /// cost, charge (1) or only probe (0). Returns {admitted, µs used after, retry-after µs,
 /// the TAT an admitted charge leaves (µs, server time)}. A cost of 0 charges nothing but is
-/// admitted only where one unit would be.
+/// admitted only where one unit would be. Replies are capped at 2^53 - 1 µs (285 years):
+/// Redis turns a larger Lua number into a negative integer (a refused cost past that, such as
+/// 4 294 967 295 units of a day each, read as a wait of zero).
 const GCRA: &str = r"
+local function int(x) return math.min(x, 9007199254740991) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -40,9 +43,9 @@ if needed - now <= capacity then
   if ARGV[4] == '1' and cost > 0 then
     redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
   end
-  return {1, new_tat - now, 0, new_tat}
+  return {1, int(new_tat - now), 0, int(new_tat)}
 end
-return {0, tat - now, needed - now - capacity, new_tat}
+return {0, int(tat - now), int(needed - now - capacity), int(new_tat)}
 ";
 
 /// Moves a bucket by a signed number of µs, on the server's clock. ARGV: the µs (a refund is

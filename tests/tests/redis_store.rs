@@ -686,6 +686,35 @@ async fn a_zero_estimate_in_redis_needs_a_unit_of_room() {
     );
 }
 
+/// A cost whose wait does not fit in Redis's integers (a unit a day, 4 294 967 295 units:
+/// about 3.7e20 µs) is refused for as long as the in-memory store refuses it (centuries).
+/// Redis turned the script's out-of-range number into a negative integer, read as a wait
+/// of zero: `Retry-After: 0`, and clients asking again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_cost_past_redis_integers_is_refused_for_as_long_as_in_memory() {
+    let server = RedisServer::start();
+    let policy = Policy::per_principal("tokens", frozen(10));
+    let l = limiter(&server.url(), policy.clone(), FailureMode::FailClosed).await;
+    let memory = hardening_core::ratelimit::RateLimiter::new([policy]);
+    let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+    let century = Duration::from_secs(100 * 365 * 86_400);
+    for (store, decision) in [
+        ("redis", l.check(&keys, u32::MAX).await),
+        ("memory", memory.check(&keys, u32::MAX)),
+    ] {
+        match decision {
+            Decision::Limited { retry_after, .. } => assert!(
+                retry_after > century,
+                "{store}: refused for {retry_after:?} only"
+            ),
+            other => panic!("{store}: {other:?}"),
+        }
+    }
+    // The bucket was not touched: a unit still fits.
+    assert!(l.check(&keys, 1).await.is_admitted());
+}
+
 /// An overrun reported at settlement leaves a bucket at most one burst in debt: a handler's
 /// runaway report (or one that does not fit the arithmetic) neither locks a key out for
 /// ages nor gets charged nothing.

@@ -136,21 +136,26 @@ impl Db {
         self.call(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
-    /// Creates an account.
+    /// Creates an account, or leaves a taken address's account as it is (its password hash
+    /// included). Either way one write is committed (a taken row is rewritten unchanged), so
+    /// that the two take the same time: a failed INSERT writes nothing and took 10 µs where a
+    /// new account's commit took 187 µs (medians, WAL on local disk), which told a sign-up
+    /// form's caller which addresses have accounts.
     pub async fn create_user(&self, email: String, hash: String) -> Result<CreateUser, Error> {
         self.call(move |c| {
-            match c.execute(
-                "INSERT INTO users (email, password_hash) VALUES (?1, ?2)",
+            // A fresh hash has a random salt: the row holds it only if this call inserted it.
+            let (id, created): (i64, bool) = c.query_row(
+                "INSERT INTO users (email, password_hash) VALUES (?1, ?2) \
+                 ON CONFLICT (email) DO UPDATE SET email = excluded.email \
+                 RETURNING id, password_hash = ?2",
                 params![email, hash],
-            ) {
-                Ok(_) => Ok(CreateUser::Created(c.last_insert_rowid())),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Ok(CreateUser::Duplicate)
-                }
-                Err(e) => Err(e),
-            }
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            Ok(if created {
+                CreateUser::Created(id)
+            } else {
+                CreateUser::Duplicate
+            })
         })
         .await
     }
