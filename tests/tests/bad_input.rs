@@ -401,11 +401,23 @@ async fn a_foreign_client_problem_carries_the_request_id() {
                 r#"{"type":"https://upstream.example/no-order","title":"No such order","status":404,"request_id":"theirs","order":7}"#,
             ),
         )
+        .route(
+            // Media types are case-insensitive (RFC 9110 8.3.1).
+            "/kept-any-case",
+            get(|| async {
+                (
+                    http::StatusCode::NOT_FOUND,
+                    [("content-type", "Application/Problem+JSON; charset=utf-8")],
+                    r#"{"title":"No such order","status":404}"#,
+                )
+            }),
+        )
         .route("/not-json", foreign("<h1>Not Found</h1> at src/orders.rs"))
         .route("/not-an-object", foreign(r#"["no such order"]"#))
         .layer(ProblemLayer::new());
     for (uri, title) in [
         ("/kept", "No such order"),
+        ("/kept-any-case", "No such order"),
         ("/not-json", "Not Found"),
         ("/not-an-object", "Not Found"),
     ] {

@@ -309,6 +309,10 @@ fn foreign_problem<B>(
     // New bytes: the old ones' length, digests and strong validator are wrong (their
     // coding was none: they parsed).
     crate::problem::drop_byte_headers(&mut parts.headers);
+    // Written by serde_json: UTF-8, the one spelling of the type.
+    parts
+        .headers
+        .insert(CONTENT_TYPE, http::HeaderValue::from_static(PROBLEM_JSON));
     parts
         .headers
         .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
@@ -427,11 +431,19 @@ fn drop_own_headers(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Whether the response says its body is `application/problem+json`, in any case (media
+/// types are case-insensitive, RFC 9110 §8.3.1), parameters aside.
 fn is_problem_json(parts: &Parts) -> bool {
-    parts
-        .headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+    parts.headers.get(CONTENT_TYPE).is_some_and(|ct| {
+        let essence = ct
+            .as_bytes()
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default();
+        essence
+            .trim_ascii()
+            .eq_ignore_ascii_case(PROBLEM_JSON.as_bytes())
+    })
 }
 
 /// The final problem response: the original head (minus `content-*`), the problem's headers,
