@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
-use hardening_errors::{PrincipalId, RequestId, SECRET_NAME_PARTS};
+use hardening_errors::{PrincipalId, RequestId, SECRET_NAME_PARTS, redact_secrets};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
@@ -157,7 +157,8 @@ impl AccessLog {
     /// `next` link), as written or percent-encoded up to three times, one of whose
     /// parameters is sensitive: `next=https%3A%2F%2Fapp%2Fcb%3Ftoken%3D…`.
     fn nests_a_secret(&self, raw_value: &str) -> bool {
-        if !raw_value.contains(['=', '%']) {
+        // `=` a nested query, `%` an encoded one, `:` JSON or a URL with a password.
+        if !raw_value.contains(['=', '%', ':']) {
             return false;
         }
         let mut text = raw_value.to_ascii_lowercase();
@@ -166,7 +167,10 @@ impl AccessLog {
             let nested_secret = text
                 .split(['?', '#', '&', ';'])
                 .filter_map(|part| part.split_once('='))
-                .any(|(name, _)| self.is_sensitive_param(name));
+                .any(|(name, _)| self.is_sensitive_param(name))
+                // JSON's `"token": …`, `scheme://user:password@host`, `Bearer …`: what
+                // error text is redacted for.
+                || matches!(redact_secrets(&text), std::borrow::Cow::Owned(_));
             if nested_secret {
                 return true;
             }
@@ -479,6 +483,32 @@ mod tests {
             "next=%25252Fcb%25253Fpage%25253D2",
             "no secret in it"
         );
+    }
+
+    #[test]
+    fn redacts_a_value_that_holds_a_secret_in_json_or_a_url_password() {
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        assert_eq!(
+            redact(r#"state={"token":"SECRET","n":1}&page=2"#),
+            "state=[redacted]&page=2"
+        );
+        assert_eq!(
+            redact("state=%7B%22api_key%22%3A%22SECRET%22%7D"),
+            "state=[redacted]"
+        );
+        assert_eq!(
+            redact("db=postgres://app:SECRET@db-7/users"),
+            "db=[redacted]"
+        );
+        // JSON without secrets, plain URLs and times stay.
+        for kept in [
+            r#"filter={"page":2,"tag":"x"}"#,
+            "next=https://app.example/cb&t=12:30",
+            "next=https%3A%2F%2Fapp.example%2Fcb%3Fpage%3D2",
+        ] {
+            assert_eq!(redact(kept), kept);
+        }
     }
 
     #[test]
