@@ -40,8 +40,9 @@ pub type Credentials = (HeaderName, HeaderValue);
 /// is echoed, the request's path wherever it is echoed (in `instance`, a `detail`, a
 /// `Location`…), the id itself in `instance`, a CSP nonce, `Set-Cookie` values (names and
 /// attributes are compared), and the values (not the presence) of `Date`, `Expires`,
-/// `Content-Length` (the bodies are compared instead), `Retry-After`, `RateLimit`,
-/// `Server-Timing`, `traceparent` and `tracestate`. Every other header is compared
+/// `Content-Length` (the bodies are compared instead), `Retry-After`, `Age`, `RateLimit` (and
+/// the older `RateLimit-*` and `X-RateLimit-*` counters), `Server-Timing`, `traceparent` and
+/// `tracestate`. Every other header is compared
 /// whole, so an `ETag`, `Last-Modified`, `Cache-Control` or `Vary` that only an existing
 /// resource gets is a finding, as is a 404 titled "Forbidden".
 ///
@@ -178,14 +179,21 @@ struct Answer {
 /// only whether they are present is compared. `Content-Length` follows the body, which is
 /// compared itself once its per-request parts are set aside.
 const PRESENCE_ONLY: &[&str] = &[
+    "age",
     "date",
     "expires",
     "content-length",
     "retry-after",
     "ratelimit",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
     "server-timing",
     "traceparent",
     "tracestate",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
 ];
 
 impl Answer {
@@ -464,6 +472,16 @@ mod tests {
                 HeaderValue::from_str(&format!("script-src 'nonce-{n}abc' 'strict-dynamic'"))
                     .unwrap(),
             )
+            // Per-call counters of a rate limiter in front, and a cache's age.
+            .with_header(
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderValue::from(1000 - n),
+            )
+            .with_header(
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderValue::from(1000 - n),
+            )
+            .with_header(http::header::AGE, HeaderValue::from(n))
     }
 
     async fn item(
