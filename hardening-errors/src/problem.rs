@@ -336,14 +336,16 @@ fn drop_content_headers(headers: &mut HeaderMap) {
             && name != "content-range"
             && !name.starts_with("content-security-policy")
     };
-    if !headers.keys().any(describes_the_body) {
+    remove_headers_where(headers, describes_the_body);
+}
+
+/// Removes every header whose name `drop` picks (all its values). Allocates only when there
+/// is one to remove: a `HeaderMap` cannot remove while it is iterated.
+pub(crate) fn remove_headers_where(headers: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
+    if !headers.keys().any(&drop) {
         return;
     }
-    let dropped: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| describes_the_body(name))
-        .cloned()
-        .collect();
+    let dropped: Vec<HeaderName> = headers.keys().filter(|n| drop(n)).cloned().collect();
     for name in dropped {
         headers.remove(name);
     }

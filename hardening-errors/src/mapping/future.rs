@@ -416,19 +416,12 @@ const KEPT_BY_A_REPLACED_SERVER_ERROR: &[&str] = &[
 /// the body.
 #[cold]
 fn drop_own_headers(headers: &mut http::HeaderMap) {
-    let dropped: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            !KEPT_BY_A_REPLACED_SERVER_ERROR.contains(&name)
-                && !name.starts_with("access-control-")
-                && !name.starts_with("content-")
-        })
-        .cloned()
-        .collect();
-    for name in dropped {
-        headers.remove(name);
-    }
+    crate::problem::remove_headers_where(headers, |name| {
+        let name = name.as_str();
+        !KEPT_BY_A_REPLACED_SERVER_ERROR.contains(&name)
+            && !name.starts_with("access-control-")
+            && !name.starts_with("content-")
+    });
 }
 
 /// Whether the response says its body is `application/problem+json`, in any case (media
