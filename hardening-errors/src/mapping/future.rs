@@ -293,16 +293,10 @@ fn foreign_problem<B>(
     if let Some(report) = parts.extensions.remove::<InternalReport>() {
         report.log(Some(request_id));
     }
-    let object = body.and_then(|b| match serde_json::from_slice::<serde_json::Value>(b) {
-        Ok(serde_json::Value::Object(object)) => Some(object),
-        _ => None,
-    });
     let status = parts.status;
-    let json = object.and_then(|mut object| {
-        object.insert("request_id".into(), request_id.as_str().into());
-        object.insert("status".into(), status.as_u16().into());
-        serde_json::to_vec(&object).ok()
-    });
+    let json = body
+        .and_then(|b| serde_json::from_slice::<Members<'_>>(b).ok())
+        .map(|members| members.stamped(status, request_id));
     let Some(json) = json else {
         return problem_response(parts, with_generic_detail(Problem::new(status)), request_id);
     };
@@ -317,6 +311,76 @@ fn foreign_problem<B>(
         .headers
         .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
     Response::from_parts(parts, ProblemBody::full(Bytes::from(json)))
+}
+
+/// The members of a JSON object, in the order written, each value as its exact text (a
+/// number past 64-bit integers is not rounded to an `f64`; escapes stay as they were).
+struct Members<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'a> Members<'a> {
+    /// The object again, with `status` and `request_id` set: where they stood (once, however
+    /// often they were written), else at the end.
+    fn stamped(self, status: StatusCode, request_id: RequestId) -> Vec<u8> {
+        let status = status.as_u16().to_string();
+        let request_id = serde_json::to_string(request_id.as_str()).unwrap_or_default();
+        let (mut wrote_status, mut wrote_id) = (false, false);
+        let mut out = Vec::with_capacity(256);
+        out.push(b'{');
+        let member = |out: &mut Vec<u8>, name: &str, value: &str| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            // A `String` always serialises.
+            let _ = serde_json::to_writer(&mut *out, name);
+            out.push(b':');
+            out.extend_from_slice(value.as_bytes());
+        };
+        for (name, value) in &self.0 {
+            match name.as_str() {
+                "status" if !wrote_status => {
+                    wrote_status = true;
+                    member(&mut out, name, &status);
+                }
+                "request_id" if !wrote_id => {
+                    wrote_id = true;
+                    member(&mut out, name, &request_id);
+                }
+                "status" | "request_id" => {}
+                _ => member(&mut out, name, value.get()),
+            }
+        }
+        if !wrote_status {
+            member(&mut out, "status", &status);
+        }
+        if !wrote_id {
+            member(&mut out, "request_id", &request_id);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 /// Passes successes through; turns an error response into a problem.
@@ -647,6 +711,38 @@ mod tests {
             );
         }
         assert_eq!(parts.headers["content-language"], "en");
+    }
+
+    /// Someone else's problem keeps its members as written: in their order, with numbers
+    /// exactly as sent (an id past 2^53 is not rounded through a float), strings with their
+    /// escapes; `status` is corrected where it stood, `request_id` replaced where it stood or
+    /// added at the end; a repeated member is sent once.
+    #[tokio::test]
+    async fn a_stamped_foreign_problem_keeps_its_members_as_written() {
+        let (parts, body) = mapped(
+            StatusCode::CONFLICT,
+            &[("content-type", "application/problem+json")],
+            r#" {"type":"https://errors.example/version","title":"Version \"7\" is stale","status":400,"order_id":123456789012345678901234,"price":1.10,"request_id":"theirs","zeta":[1, 2],"status":401} "#,
+        )
+        .await;
+        let id = parts.headers["x-request-id"].to_str().unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            format!(
+                r#"{{"type":"https://errors.example/version","title":"Version \"7\" is stale","status":409,"order_id":123456789012345678901234,"price":1.10,"request_id":"{id}","zeta":[1, 2]}}"#
+            )
+        );
+        let (_, body) = mapped(
+            StatusCode::NOT_FOUND,
+            &[("content-type", "application/problem+json")],
+            r#"{"title":"No such order"}"#,
+        )
+        .await;
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(
+            body.starts_with(r#"{"title":"No such order","status":404,"request_id":""#),
+            "{body}"
+        );
     }
 
     /// A server error's own headers go with its body, but not the security and protocol

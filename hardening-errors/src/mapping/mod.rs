@@ -50,11 +50,12 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 ///   address; not again when a layer inside has reported it at the status it still has.
 ///
 /// Someone else's problem for a client error (`application/problem+json` from a proxied
-/// upstream or another library) is passed on with its members (re-serialised: key order may
-/// change, numbers past 64-bit integers are rounded as `f64`), with this request's id as its
-/// `request_id` member; one that is not a JSON object, or over 16 KiB, is replaced. Its body
-/// is read before the response head goes out, and this layer sets that read no deadline:
-/// put a timeout layer outside it (`Hardening` runs it under its request timeout).
+/// upstream or another library) is passed on with its members as written (same order, same
+/// number and string text), with this request's id as its `request_id` member and the
+/// response's status as `status`; one that is not a JSON object, or over 16 KiB, is
+/// replaced. Its body is read before the response head goes out, and this layer sets that
+/// read no deadline: put a timeout layer outside it (`Hardening` runs it under its request
+/// timeout).
 ///
 /// Problem bodies come with `cache-control: no-store`; a 4xx/5xx response's own
 /// `content-*` headers are dropped (but a 416's `Content-Range: bytes */<length>`), as are
