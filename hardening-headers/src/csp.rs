@@ -143,6 +143,9 @@ impl Csp {
     /// - anything but `'none'` in `frame-ancestors` (framing, as `X-Frame-Options: DENY`
     ///   forbids).
     ///
+    /// `blob:` in `worker-src` is taken: only a script already running in the page can make
+    /// a `blob:` URL, and many libraries start their workers from one.
+    ///
     /// Listing hosts (`https://images.example.com`, `https://*.example.com`, `'self'`) is
     /// configuration, not loosening. Each source is one expression: whitespace (a tab too),
     /// `;` or `,` inside one is a [`ConfigError::InvalidCsp`], here and in
@@ -384,6 +387,13 @@ fn loosens(directive: &str, source: &str) -> Option<&'static str> {
              X-Frame-Options: DENY forbids (clickjacking)",
         );
     }
+    // A `blob:` URL is made by a script already running in this page (from its own origin),
+    // so it lets no injected script run that could not already; map, editor and PDF
+    // libraries start their workers from one. `data:` stays refused: a URL an attacker
+    // passes to `new Worker(…)` could carry its own code.
+    if directive == "worker-src" && source == "blob:" {
+        return None;
+    }
     if ANY_HOST_LOOSENS.contains(&directive) && allows_any_host(&source) {
         return Some("a wildcard or a scheme without a host allows every host, an attacker's too");
     }
@@ -540,6 +550,26 @@ mod loosening_tests {
             Ok(_) => panic!("compiled: {csp:?}"),
             Err(err @ ConfigError::Loosening { .. }) => err.to_string(),
             Err(err) => panic!("another error: {err:?}"),
+        }
+    }
+
+    /// `worker-src blob:` (how map, editor and PDF libraries start workers) needed
+    /// `dangerous_directive`; it is taken by `directive` now. `data:` there, and `blob:` in
+    /// the other script directives, are still refused.
+    #[test]
+    fn directive_takes_blob_workers() {
+        let csp = Csp::html().directive("worker-src", ["'self'", "blob:"]);
+        let compiled = csp.compile().expect("worker-src blob: is configuration");
+        assert!(
+            format!("{compiled:?}").contains("worker-src 'self' blob:"),
+            "{compiled:?}"
+        );
+        for (directive, source) in [
+            ("worker-src", "data:"),
+            ("script-src", "blob:"),
+            ("child-src", "blob:"),
+        ] {
+            loosening(Csp::html().directive(directive, ["'self'", source]));
         }
     }
 
