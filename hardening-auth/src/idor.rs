@@ -38,13 +38,16 @@ pub type Credentials = (HeaderName, HeaderValue);
 /// "Exactly as" compares the two answers' status, body and headers, leaving out what
 /// differs per request by design: the `request_id` member and the request id wherever it
 /// is echoed, the request's path wherever it is echoed (in `instance`, a `detail`, a
-/// `Location`…), the id itself in `instance`, a CSP nonce, `Set-Cookie` values (names and
-/// attributes are compared), and the values (not the presence) of `Date`, `Expires`,
-/// `Content-Length` (the bodies are compared instead), `Retry-After`, `Age`, `RateLimit` (and
-/// the older `RateLimit-*` and `X-RateLimit-*` counters), `Server-Timing`, `traceparent` and
-/// `tracestate`. Every other header is compared
-/// whole, so an `ETag`, `Last-Modified`, `Cache-Control` or `Vary` that only an existing
-/// resource gets is a finding, as is a 404 titled "Forbidden".
+/// `Location`…), the id asked for wherever the body echoes it (the item's id in one body
+/// and the made-up id in the other, as written or percent-encoded, in a string, a member
+/// name or a number equal to it: `"detail": "note 42 not found"`), a CSP nonce,
+/// `Set-Cookie` values (names and attributes are compared), and the values (not the
+/// presence) of `Date`, `Expires`, `Content-Length` (the bodies are compared instead),
+/// `Retry-After`, `Age`, `RateLimit` (and the older `RateLimit-*` and `X-RateLimit-*`
+/// counters), `Server-Timing`, `traceparent` and `tracestate`. Every other header is
+/// compared whole, so an `ETag`, `Last-Modified`, `Cache-Control` or `Vary` that only an
+/// existing resource gets is a finding, as is a 404 titled "Forbidden". Any other byte
+/// that differs between the bodies, even next to an echoed id, is a finding too.
 ///
 /// The id that does not exist is made from the created one: a number plus 1 000 000, else
 /// the same characters shifted by one (digits as digits, hex as hex, letters as letters),
@@ -221,36 +224,44 @@ impl Answer {
         text.replace(&self.path, "{path}")
     }
 
-    /// The body with its per-request parts set aside: a JSON body loses `request_id`, and
-    /// the request id and path become placeholders in every string (the id too in
-    /// `instance`); another body has the same done to its text.
+    /// The body with its per-request parts set aside: a JSON body loses `request_id`; the
+    /// request id, the path and then `id` (the id this request asked for) become
+    /// placeholders in every string, `id` also in member names and a number equal to `id`
+    /// becomes its placeholder string; another body has the same done to its text.
     fn generic_body(&self, id: &str) -> Value {
         let request_id = self.request_id();
         let rid = request_id.as_deref();
+        let id = EchoedId::new(id);
         match serde_json::from_str::<Value>(&self.body) {
             Ok(mut value) => {
                 if let Value::Object(members) = &mut value {
                     members.remove("request_id");
-                    if let Some(Value::String(instance)) = members.get_mut("instance") {
-                        *instance = self.generic(instance, rid).replace(id, "{id}");
-                    }
                 }
-                self.generic_strings(&mut value, rid);
+                self.generic_json(&mut value, rid, &id);
                 value
             }
-            Err(_) => Value::String(self.generic(&self.body, rid)),
+            Err(_) => Value::String(id.set_aside(&self.generic(&self.body, rid))),
         }
     }
 
-    fn generic_strings(&self, value: &mut Value, request_id: Option<&str>) {
+    fn generic_json(&self, value: &mut Value, request_id: Option<&str>, id: &EchoedId) {
         match value {
-            Value::String(s) => *s = self.generic(s, request_id),
+            Value::String(s) => *s = id.set_aside(&self.generic(s, request_id)),
+            Value::Number(n) if id.is(&n.to_string()) => {
+                *value = Value::String(EchoedId::PLACEHOLDER.to_owned());
+            }
             Value::Array(items) => items
                 .iter_mut()
-                .for_each(|v| self.generic_strings(v, request_id)),
-            Value::Object(members) => members
-                .values_mut()
-                .for_each(|v| self.generic_strings(v, request_id)),
+                .for_each(|v| self.generic_json(v, request_id, id)),
+            Value::Object(members) => {
+                *members = std::mem::take(members)
+                    .into_iter()
+                    .map(|(name, mut v)| {
+                        self.generic_json(&mut v, request_id, id);
+                        (id.set_aside(&name), v)
+                    })
+                    .collect();
+            }
             _ => {}
         }
     }
@@ -325,6 +336,71 @@ impl Answer {
             })
         })
     }
+}
+
+/// The id one request asked for, as a body may echo it: as written and, when it has bytes
+/// that a URI path would percent-encode, percent-encoded (upper- and lower-case hex).
+struct EchoedId {
+    /// The id and its percent-encoded spellings, longest first, so that an encoded form is
+    /// set aside whole before the id itself is looked for in it (`%` encodes as `%25`).
+    spellings: Vec<String>,
+}
+
+impl EchoedId {
+    /// What every spelling of the id becomes, the same for the item's id and the made-up
+    /// one.
+    const PLACEHOLDER: &'static str = "{id}";
+
+    fn new(id: &str) -> Self {
+        let mut spellings = Vec::new();
+        if !id.is_empty() {
+            spellings.push(id.to_owned());
+            for upper in [true, false] {
+                let encoded = percent_encoded(id, upper);
+                if !spellings.contains(&encoded) {
+                    spellings.push(encoded);
+                }
+            }
+        }
+        spellings.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Self { spellings }
+    }
+
+    /// Whether `text` is exactly the id, in one of its spellings.
+    fn is(&self, text: &str) -> bool {
+        self.spellings.iter().any(|s| s == text)
+    }
+
+    /// `text` with each byte-exact occurrence of the id, in any of its spellings, replaced
+    /// by [`Self::PLACEHOLDER`].
+    fn set_aside(&self, text: &str) -> String {
+        self.spellings
+            .iter()
+            .fold(text.to_owned(), |text, spelling| {
+                if text.contains(spelling.as_str()) {
+                    text.replace(spelling.as_str(), Self::PLACEHOLDER)
+                } else {
+                    text
+                }
+            })
+    }
+}
+
+/// `id` with every byte but RFC 3986's unreserved ones (`A-Z a-z 0-9 - . _ ~`)
+/// percent-encoded, with upper- or lower-case hex digits.
+fn percent_encoded(id: &str, upper: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(id.len());
+    for &b in id.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else if upper {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            let _ = write!(out, "%{b:02x}");
+        }
+    }
+    out
 }
 
 /// `Set-Cookie` with its value replaced: which cookie, and how, is compared; its value
@@ -427,6 +503,9 @@ mod tests {
         WithEtag,
         /// The same problem body, cacheable unlike a missing item's.
         Cacheable,
+        /// A detail saying the item is someone else's (with `echo_id`, "item 1 is not
+        /// yours" beside "item 1000001 not found").
+        TellsOwnedByOther,
     }
 
     #[derive(Clone)]
@@ -434,6 +513,9 @@ mod tests {
         items: Arc<Mutex<BTreeMap<u64, (String, String)>>>,
         requests: Arc<AtomicU64>,
         not_yours: NotYours,
+        /// Whether the 404 problem names the id it was asked for (in its `detail` and an
+        /// `item` member), as many services do.
+        echo_id: bool,
     }
 
     fn json(value: Value) -> Response {
@@ -452,11 +534,18 @@ mod tests {
             .to_owned()
     }
 
-    /// A 404 problem carrying what differs per request: its request id and its path.
-    fn not_found(app: &App, uri: &Uri) -> Problem {
+    /// A 404 problem carrying what differs per request: its request id and its path, and
+    /// with `echo_id` the id asked for.
+    fn not_found(app: &App, uri: &Uri, id: u64) -> Problem {
         let n = app.requests.fetch_add(1, Ordering::Relaxed);
-        Problem::new(StatusCode::NOT_FOUND)
-            .with_detail("no resource at this path")
+        let problem = if app.echo_id {
+            Problem::new(StatusCode::NOT_FOUND)
+                .with_detail(format!("item {id} not found"))
+                .with_extension("item", id)
+        } else {
+            Problem::new(StatusCode::NOT_FOUND).with_detail("no resource at this path")
+        };
+        problem
             .with_instance(uri.path())
             .with_request_id(RequestId::parse(format!("req-{n}")).unwrap())
             .with_header(
@@ -496,7 +585,7 @@ mod tests {
                 json(serde_json::json!({ "id": id, "title": title }))
             }
             Some(_) => {
-                let problem = not_found(&app, &uri);
+                let problem = not_found(&app, &uri, id);
                 match app.not_yours {
                     NotYours::SameAsMissing => problem.into_response(),
                     NotYours::ForbiddenTitle => problem
@@ -514,9 +603,12 @@ mod tests {
                             .insert(CACHE_CONTROL, HeaderValue::from_static("private"));
                         res
                     }
+                    NotYours::TellsOwnedByOther => problem
+                        .with_detail(format!("item {id} is not yours"))
+                        .into_response(),
                 }
             }
-            None => not_found(&app, &uri).into_response(),
+            None => not_found(&app, &uri, id).into_response(),
         }
     }
 
@@ -527,7 +619,7 @@ mod tests {
         json(serde_json::json!({ "id": id }))
     }
 
-    fn app(not_yours: NotYours) -> Router {
+    fn app(not_yours: NotYours, echo_id: bool) -> Router {
         Router::new()
             .route("/items", post(create))
             .route("/items/{id}", get(item).put(item).delete(item))
@@ -535,6 +627,7 @@ mod tests {
                 items: Arc::default(),
                 requests: Arc::default(),
                 not_yours,
+                echo_id,
             })
     }
 
@@ -556,7 +649,12 @@ mod tests {
     }
 
     async fn probe(not_yours: NotYours) -> Result<(), IdorFinding> {
-        idor_probe(app(not_yours), who("alice"), who("bob"), &routes()).await
+        idor_probe(app(not_yours, false), who("alice"), who("bob"), &routes()).await
+    }
+
+    /// [`probe`] against an app whose 404 problems name the id asked for.
+    async fn probe_echoing_id(not_yours: NotYours) -> Result<(), IdorFinding> {
+        idor_probe(app(not_yours, true), who("alice"), who("bob"), &routes()).await
     }
 
     /// Per-request members (`request_id`, an `instance` naming the path) and headers (the
@@ -584,6 +682,84 @@ mod tests {
         assert!(finding.0.contains("etag"), "{finding}");
         let finding = probe(NotYours::Cacheable).await.unwrap_err();
         assert!(finding.0.contains("cache-control"), "{finding}");
+    }
+
+    /// A service that names the id it was asked for ("item 1 not found", `"item": 1`)
+    /// answers "not yours" and "does not exist" alike when nothing but the id differs. The
+    /// probe reported the echoed id as a leak.
+    #[tokio::test]
+    async fn an_echoed_id_alone_is_not_a_finding() {
+        probe_echoing_id(NotYours::SameAsMissing).await.unwrap();
+    }
+
+    /// Setting the echoed id aside must not hide a difference beside it, even in the same
+    /// member.
+    #[tokio::test]
+    async fn a_difference_beside_an_echoed_id_is_a_finding() {
+        let finding = probe_echoing_id(NotYours::TellsOwnedByOther)
+            .await
+            .unwrap_err();
+        assert!(finding.0.contains("detail"), "{finding}");
+        assert!(finding.0.contains("is not yours"), "{finding}");
+        let finding = probe_echoing_id(NotYours::ForbiddenTitle)
+            .await
+            .unwrap_err();
+        assert!(finding.0.contains("Forbidden"), "{finding}");
+    }
+
+    /// The echoed id is set aside as written and percent-encoded, longest spelling first;
+    /// nothing else in the text is touched, and an empty id sets nothing aside.
+    #[test]
+    fn an_echoed_id_is_set_aside_in_each_spelling() {
+        let id = EchoedId::new("a b/%");
+        assert_eq!(
+            id.set_aside("a b/% at /items/a%20b%2F%25 or /items/a%20b%2f%25; a b"),
+            "{id} at /items/{id} or /items/{id}; a b"
+        );
+        assert_eq!(
+            EchoedId::new("42").set_aside("4242 42x 4"),
+            "{id}{id} {id}x 4"
+        );
+        assert!(EchoedId::new("42").is("42"));
+        assert!(!EchoedId::new("42").is("420"));
+        assert_eq!(
+            EchoedId::new("").set_aside("item  not found"),
+            "item  not found"
+        );
+        assert!(!EchoedId::new("").is(""));
+    }
+
+    /// Whole answers: the item's id and the made-up id set aside in strings, member names
+    /// and numbers alike, and a byte that differs beside them still reported.
+    #[test]
+    fn answers_differing_only_by_the_echoed_id_are_alike() {
+        let answer = |path: &str, body: &str| Answer {
+            status: StatusCode::NOT_FOUND,
+            headers: HeaderMap::new(),
+            body: body.to_owned(),
+            path: path.to_owned(),
+        };
+        let theirs = answer(
+            "/n/a:b",
+            r#"{"detail":"note a:b not found","see":"/n/a%3Ab","note":"a:b","a:b":[1]}"#,
+        );
+        let missing = answer(
+            "/n/b:c",
+            r#"{"detail":"note b:c not found","see":"/n/b%3Ac","note":"b:c","b:c":[1]}"#,
+        );
+        assert_eq!(theirs.difference("a:b", &missing, "b:c"), None);
+        let numbered = answer("/n/7", r#"{"note":7,"detail":"note 7"}"#);
+        let missing = answer("/n/1000007", r#"{"note":1000007,"detail":"note 1000007"}"#);
+        assert_eq!(numbered.difference("7", &missing, "1000007"), None);
+        let missing = answer("/n/1000007", r#"{"note":1000007,"detail":"Note 1000007"}"#);
+        let difference = numbered.difference("7", &missing, "1000007");
+        assert!(
+            difference.as_deref().is_some_and(|d| d.contains("detail")),
+            "{difference:?}"
+        );
+        let text = answer("/n/7", "note 7 not found");
+        let missing = answer("/n/1000007", "note 1000007 not found!");
+        assert!(text.difference("7", &missing, "1000007").is_some());
     }
 
     #[test]
