@@ -317,9 +317,9 @@ impl LoginAttempt<'_> {
 
 /// The key an account name is throttled under: every spelling an account lookup could take
 /// for one account gives the same key. Compatibility forms folded (fullwidth `ａ` is `a`),
-/// case folded (lowercase, and `ß` → `ss`, `ς` → `σ` as Unicode case folding does),
-/// compatibility forms folded again (case folding can produce them) and white space
-/// trimmed.
+/// case folded (Unicode's full default case folding: `ß` → `ss`, `ς` → `σ`, `ᾼ` → `αι`,
+/// Cherokee small letters to capitals…), compatibility forms folded again (case folding
+/// can produce them) and white space trimmed.
 fn account_key(name: &str) -> String {
     let folded = case_fold(&compatibility_fold(name));
     compatibility_fold(&folded).trim().to_owned()
@@ -336,14 +336,15 @@ fn compatibility_fold(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// Lowercase, and the two full case foldings lowercase leaves apart: `ß` (and `ẞ`, which
-/// lowercases to it) is `ss`, the final sigma `ς` is `σ`.
+/// Unicode's full default case folding (CaseFolding.txt, statuses C and F, without the
+/// Turkic mappings), which is not lowercase: `ß` and `ẞ` are `ss`, the final sigma `ς` is
+/// `σ`, the ypogegrammeni U+0345 is `ι` (so `ᾳ` is `αι`) and Cherokee small letters are
+/// their capitals. ASCII, the usual case, is lowercased without the table.
 fn case_fold(name: &str) -> String {
-    let lower = name.to_lowercase();
-    if lower.contains(['ß', 'ς']) {
-        lower.replace('ß', "ss").replace('ς', "σ")
+    if name.is_ascii() {
+        name.to_ascii_lowercase()
     } else {
-        lower
+        caseless::default_case_fold_str(name)
     }
 }
 
@@ -815,6 +816,54 @@ mod tests {
                 "{first:?} and {second:?} are one account"
             );
         }
+    }
+
+    /// Full case folding, beyond lowercase: each name and its case-folded spelling
+    /// (Unicode's CaseFolding.txt, statuses C and F) are one account. The combining
+    /// ypogegrammeni (U+0345) and the letters with it (`ᾳ`, `ᾼ`) fold to ι, the Cyrillic
+    /// rounded ve (U+1C80) to в; lowercase left each of these apart from its folded form,
+    /// so the two spellings were two budgets.
+    #[test]
+    fn every_full_case_folding_is_one_account() {
+        let now = Instant::now();
+        for (name, folded) in [
+            // COMBINING GREEK YPOGEGRAMMENI → ι
+            ("\u{3c1}\u{345}", "\u{3c1}\u{3b9}"),
+            ("\u{3c1}\u{345}", "\u{3a1}\u{399}"),
+            // ᾳ and ᾼ → αι
+            ("\u{1fb3}", "\u{3b1}\u{3b9}"),
+            ("\u{1fbc}", "\u{3b1}\u{3b9}"),
+            ("\u{3b1}\u{345}", "\u{391}\u{399}"),
+            // ᾴ → άι
+            ("\u{1fb4}", "\u{3ac}\u{3b9}"),
+            // CYRILLIC SMALL LETTER ROUNDED VE → в
+            ("\u{1c80}", "\u{432}"),
+            // ẞ → ss
+            ("\u{1e9e}", "ss"),
+            // Cherokee small letters fold to the capitals: ꭰ → Ꭰ, ᏸ → Ᏸ
+            ("\u{ab70}", "\u{13a0}"),
+            ("\u{13f8}", "\u{13f0}"),
+            // İ → i + U+0307
+            ("\u{130}", "i\u{307}"),
+            // ŉ → ʼn
+            ("\u{149}", "\u{2bc}n"),
+        ] {
+            assert_eq!(
+                account_key(name),
+                account_key(folded),
+                "{name:?} and its case folding {folded:?} are one account"
+            );
+            let t = LoginThrottle::new().free_attempts(0, 1000);
+            t.failure_at(&format!("{name}@example.com"), ip("10.0.0.1"), now);
+            assert!(
+                t.check_at(&format!("{folded}@example.com"), ip("10.0.0.2"), now)
+                    .is_err(),
+                "{name:?} and {folded:?} are one account"
+            );
+        }
+        // Folding does not merge what Unicode tells apart.
+        assert_ne!(account_key("\u{3b1}\u{3b9}"), account_key("\u{3b1}"));
+        assert_ne!(account_key("\u{13a0}"), account_key("\u{13a1}"));
     }
 
     #[test]
