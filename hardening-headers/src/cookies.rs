@@ -1,10 +1,11 @@
 //! `Set-Cookie` enforcement on every response.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use cookie::time::{Duration as CookieDuration, OffsetDateTime};
 use cookie::{Cookie, SameSite};
-use http::header::{HeaderMap, HeaderValue, SET_COOKIE};
+use http::header::{Entry, HeaderMap, HeaderValue, SET_COOKIE};
 
 use crate::{ConfigError, warn_loosened};
 
@@ -180,26 +181,39 @@ impl CookiePolicy {
     }
 
     /// Keeps the last of several cookies with the same name, domain and path (a browser
-    /// would keep only one of them anyway, and which one is not obvious).
+    /// would keep only one of them anyway, and which one is not obvious), in the order of
+    /// the values kept. Linear in the number of cookies; with fewer than two, or none set
+    /// twice, `headers` is left as it is (and nothing is allocated with fewer than two).
     pub(crate) fn dedup(&self, headers: &mut HeaderMap) {
-        let mut values = headers.get_all(SET_COOKIE).iter();
-        if let (Some(_), None) = (values.next(), values.next()) {
+        let count = headers.get_all(SET_COOKIE).iter().count();
+        if count < 2 {
             return;
         }
-        let values: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
-        headers.remove(SET_COOKIE);
-        let mut kept: Vec<(String, HeaderValue)> = Vec::with_capacity(values.len());
-        for value in values {
-            let key = value
-                .to_str()
-                .ok()
-                .and_then(Attrs::read)
-                .map(|a| cookie_key(a.name, a.domain_value, a.path.unwrap_or("")))
-                .unwrap_or_default();
-            kept.retain(|(k, _)| *k != key);
-            kept.push((key, value));
+        // From the last value back: a value whose cookie was already seen is replaced by a
+        // later one.
+        let mut seen = HashSet::with_capacity(count);
+        let mut replaced = vec![false; count];
+        for (value, replaced) in headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .rev()
+            .zip(replaced.iter_mut().rev())
+        {
+            *replaced = !seen.insert(same_cookie(value));
         }
-        for (_, value) in kept {
+        drop(seen);
+        if !replaced.contains(&true) {
+            return;
+        }
+        let Entry::Occupied(entry) = headers.entry(SET_COOKIE) else {
+            return;
+        };
+        let (_, values) = entry.remove_entry_mult();
+        let kept: Vec<HeaderValue> = values
+            .zip(replaced)
+            .filter_map(|(value, replaced)| (!replaced).then_some(value))
+            .collect();
+        for value in kept {
             headers.append(SET_COOKIE, value);
         }
     }
@@ -478,14 +492,12 @@ fn same_site(value: &str) -> Option<SameSite> {
     }
 }
 
-fn cookie_key(name: &str, domain: &str, path: &str) -> String {
-    let mut key = String::with_capacity(name.len() + domain.len() + path.len() + 2);
-    key.push_str(name);
-    key.push('\u{0}');
-    key.push_str(domain);
-    key.push('\u{0}');
-    key.push_str(path);
-    key
+/// What makes two `Set-Cookie` values set the same cookie: its name, `Domain` value and
+/// `Path` (a missing one as empty), compared byte for byte; `None` for a value that does not
+/// parse (all such values count as one cookie).
+fn same_cookie(value: &HeaderValue) -> Option<(&str, &str, &str)> {
+    let attrs = value.to_str().ok().and_then(Attrs::read)?;
+    Some((attrs.name, attrs.domain_value, attrs.path.unwrap_or("")))
 }
 
 /// Why a cookie breaks its name prefix's rules (matched case-insensitively, as browsers do).
@@ -669,6 +681,81 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert!(out[0].starts_with("a=2"));
         assert!(out[1].starts_with("a=3"));
+    }
+
+    /// 3000 `Set-Cookie` values, most of them setting a cookie (name, domain, path; an empty
+    /// `Path=` is no path) that another value sets too, and a few that do not parse: what is
+    /// kept is each cookie's last value, in the order of those last values, as a browser
+    /// would have it.
+    #[test]
+    fn duplicates_among_many_cookies_keep_the_last_in_order() {
+        let values: Vec<String> = (0..3000u32)
+            .map(|i| match i % 997 {
+                0 => format!("no equals sign {i}"),
+                _ => {
+                    let n = i.wrapping_mul(2_654_435_761) % 1500;
+                    let domain =
+                        ["", "; Domain=example.com", "; domain=a.example.com"][(n % 3) as usize];
+                    let path = ["", "; Path=/", "; Path=/x", "; Path="][(n / 3 % 4) as usize];
+                    format!("c{}={i}{domain}{path}; Secure", n / 12)
+                }
+            })
+            .collect();
+        // The rule as stated: a value is kept when no later value is the same cookie
+        // (name, domain value, path with a missing one as empty; unparsable ones alike).
+        let cookies: Vec<Option<(&str, &str, &str)>> = values
+            .iter()
+            .map(|v| Attrs::read(v).map(|a| (a.name, a.domain_value, a.path.unwrap_or(""))))
+            .collect();
+        let expected: Vec<&String> = values
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| cookies[i + 1..].iter().all(|later| *later != cookies[i]))
+            .map(|(_, v)| v)
+            .collect();
+        assert!(
+            expected.len() > 100 && expected.len() < 2000,
+            "{}",
+            expected.len()
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("x-before", HeaderValue::from_static("1"));
+        for v in &values {
+            headers.append(SET_COOKIE, HeaderValue::from_str(v).unwrap());
+        }
+        headers.insert("x-after", HeaderValue::from_static("2"));
+        CookiePolicy::default().dedup(&mut headers);
+        let kept: Vec<&str> = headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(kept, expected);
+        assert_eq!(headers["x-before"], "1");
+        assert_eq!(headers["x-after"], "2");
+        assert_eq!(headers.len(), expected.len() + 2);
+    }
+
+    /// No cookie, one cookie, or several different ones: the headers are left as they are.
+    #[test]
+    fn nothing_to_dedup_leaves_the_headers_alone() {
+        for cookies in [
+            &[][..],
+            &["a=1"][..],
+            &["a=1", "a=2; Path=/", "b=1", "a=3; Domain=example.com"][..],
+        ] {
+            let mut headers = HeaderMap::new();
+            for c in cookies {
+                headers.append(SET_COOKIE, HeaderValue::from_str(c).unwrap());
+            }
+            headers.insert("x-after", HeaderValue::from_static("1"));
+            let before = headers.clone();
+            CookiePolicy::default().dedup(&mut headers);
+            assert_eq!(headers, before);
+            let names: Vec<_> = headers.keys().collect();
+            let names_before: Vec<_> = before.keys().collect();
+            assert_eq!(names, names_before, "header order");
+        }
     }
 
     #[test]
