@@ -157,25 +157,24 @@ impl Reserved {
         }
     }
 
-    /// Settles and waits for it (in the request's own future).
+    /// Settles and waits for it (in the request's own future): at once in memory; in Redis
+    /// on a task of its own, so that the settlement completes even if the request's future
+    /// is dropped while it waits (the client gone, a timeout further out).
     async fn settle_now(self, actual: u64) {
         match self {
             Self::Memory(r) => r.settle(actual),
             #[cfg(feature = "redis")]
-            Self::Redis(r) => r.settle(actual).await,
+            Self::Redis(r) => r.settle_to_completion(actual).await,
         }
     }
 
-    /// Settles now (memory) or on a spawned task (Redis: a body's end or drop cannot wait).
+    /// Settles now (memory) or on a spawned task (Redis: a body's end or drop cannot wait;
+    /// with no tokio runtime to spawn it on, it is lost, and logged once per policy).
     fn settle(self, actual: u64) {
         match self {
             Self::Memory(r) => r.settle(actual),
             #[cfg(feature = "redis")]
-            Self::Redis(r) => {
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(r.settle(actual));
-                }
-            }
+            Self::Redis(r) => r.settle_in_background(actual),
         }
     }
 }
@@ -611,7 +610,9 @@ impl Settle {
         self.actual.or_else(|| self.usage.reported())
     }
 
-    /// Settles to `actual` and waits for it (in the request's own future).
+    /// Settles to `actual` and waits for it (in the request's own future). Cancel-safe: once
+    /// the reservation is taken here, the settlement completes even if this future is
+    /// dropped (see [`Reserved::settle_now`]).
     async fn settle_now(&mut self, actual: u64) {
         if let Some(reservation) = self.reservation.take() {
             reservation.settle_now(actual).await;

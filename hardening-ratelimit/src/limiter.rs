@@ -801,7 +801,7 @@ impl RateLimiter {
             .map(|policy| {
                 let interval = policy.quota.emission_interval_nanos();
                 PolicyState {
-                    capacity: interval.saturating_mul(u64::from(policy.quota.burst_size())),
+                    capacity: policy.quota.capacity(interval, 1),
                     interval,
                     store: DashMapStateStore::default(),
                     next_sweep: std::sync::atomic::AtomicU64::new(65_536),
@@ -961,11 +961,10 @@ impl RateLimiter {
                 let bound = now.saturating_add(p.capacity.saturating_mul(2));
                 let clipped = p.store.measure_and_replace(&c.key, |tat| {
                     let from = tat.map_or(now, |t| t.as_u64()).max(now);
-                    let wanted = from.saturating_add(nanos);
-                    Ok::<_, ()>(if wanted > bound {
-                        (true, Nanos::from(from.max(bound)))
-                    } else {
-                        (false, Nanos::from(wanted))
+                    // Past `u64::MAX` is past any bound (which may have saturated there).
+                    Ok::<_, ()>(match from.checked_add(nanos) {
+                        Some(wanted) if wanted <= bound => (false, Nanos::from(wanted)),
+                        _ => (true, Nanos::from(from.max(bound))),
                     })
                 });
                 if clipped == Ok(true) {
@@ -2239,6 +2238,45 @@ mod tests {
         }
         assert!(limiter.reserve_at(&k, 0, 100 * ms).0.is_admitted());
         assert_eq!(left(100 * ms), 1, "and it charged nothing");
+    }
+
+    /// A burst too long to count (a unit a day, a burst of `u32::MAX`: 11.7 million years of
+    /// refill) is 2^63 ns of refill (106 751 units of a day), as in Redis. Uncapped, the
+    /// bucket's nanoseconds saturated at `u64::MAX`, and a saturated bucket compared as
+    /// within its (saturated) capacity: it admitted every request, and a runaway overrun left
+    /// its key free for good.
+    #[test]
+    fn a_burst_past_2_63_nanoseconds_is_capped_and_stays_a_refusal() {
+        const MAX_BURST_DAYS: u32 = 106_751;
+        let day = Duration::from_secs(86_400);
+        let limiter = RateLimiter::new([Policy::per_principal(
+            "tokens",
+            Quota::per_day(nz(1)).burst(NonZeroU32::MAX),
+        )]);
+        let h = HeaderMap::new();
+        let now = 1_000_000u64;
+
+        // A runaway overrun: one burst of debt, then a refusal for about a burst (what
+        // saturation at `u64::MAX` rounds away is less than a day).
+        let k = principal("a", &h);
+        let (_, r) = limiter.reserve_at(&k, 1, now);
+        r.unwrap().settle_at(u64::MAX, now);
+        match limiter.check_at(&k, 1, now) {
+            Decision::Limited { retry_after, .. } => assert!(
+                retry_after > day * MAX_BURST_DAYS && retry_after <= day * (MAX_BURST_DAYS + 2),
+                "retry after {retry_after:?}"
+            ),
+            other => panic!("admitted after a runaway overrun: {other:?}"),
+        }
+
+        // A fresh key: past the cap refused, the cap itself admitted, then nothing more.
+        let k = principal("b", &h);
+        assert_eq!(limiter.statuses_at(&k, now)[0].remaining(), MAX_BURST_DAYS);
+        let admitted: Vec<bool> = [200_000_000, MAX_BURST_DAYS, 1]
+            .into_iter()
+            .map(|cost| limiter.check_at(&k, cost, now).is_admitted())
+            .collect();
+        assert_eq!(admitted, [false, true, false]);
     }
 
     #[test]

@@ -56,6 +56,10 @@ impl Quota {
     }
 
     /// How many may be spent at once from a full bucket (default: `count`).
+    ///
+    /// A bucket holds at most 2^63 ns of refill (about 292 years): a larger burst (a unit a
+    /// day with a burst of a million) counts as that much (106 751 units of a day), in every
+    /// store.
     #[must_use]
     pub const fn burst(mut self, burst: NonZeroU32) -> Self {
         self.burst = burst;
@@ -82,4 +86,22 @@ impl Quota {
         (self.period.as_nanos() / u128::from(self.count.get())).clamp(1, u128::from(u64::MAX))
             as u64
     }
+
+    /// Time to refill the whole burst from empty, in the unit of `interval` (nanoseconds, or
+    /// the Redis store's microseconds: `nanos_per_unit` 1 or 1000), at most
+    /// [`MAX_REFILL_NANOS`].
+    pub(crate) fn capacity(&self, interval: u64, nanos_per_unit: u64) -> u64 {
+        interval
+            .saturating_mul(u64::from(self.burst.get()))
+            .min(MAX_REFILL_NANOS / nanos_per_unit)
+    }
 }
+
+/// The longest a bucket may take to refill from empty: 2^63 - 1 ns, about 292 years (106 751
+/// days). Both stores cap a burst here, so that they agree on it: a bucket one burst in debt
+/// is two of these ahead of now, which the in-memory store's nanoseconds (`u64` since the
+/// limiter was made) still hold. Uncapped, a unit a day with a burst of `u32::MAX` (11.7
+/// million years) saturated them at `u64::MAX`, and a saturated bucket admitted every
+/// request; in Redis its TAT passed 2^63 µs, which the script wrote as a negative number (a
+/// full bucket). No burst that fitted before is changed.
+pub(crate) const MAX_REFILL_NANOS: u64 = u64::MAX / 2;

@@ -23,15 +23,22 @@ use crate::{
 /// GCRA over one key, on the server's clock. ARGV: emission interval (µs), capacity (µs),
 /// cost, charge (1) or only probe (0). Returns {admitted, µs used after, retry-after µs,
 /// the TAT an admitted charge leaves (µs, server time)}. A cost of 0 charges nothing but is
-/// admitted only where one unit would be. Replies are capped at 2^53 - 1 µs (285 years):
-/// Redis turns a larger Lua number into a negative integer (a refused cost past that, such as
-/// 4 294 967 295 units of a day each, read as a wait of zero).
+/// admitted only where one unit would be.
+///
+/// No number the script stores or returns passes `MAX`, 2^62 µs (146 000 years). Lua's
+/// numbers are doubles; past 2^63, `%d` writes one as -2^63 (a TAT read back as a full
+/// bucket) and Redis replies with it as a negative integer (a refused cost such as
+/// 4 294 967 295 units of a day each read as a wait of zero). The capacity is at most
+/// `MAX - now`, so an admitted charge stays within it and a key there is refused, and
+/// `PX` stays an integer Redis accepts. No quota comes near it (capacities are capped at
+/// 2^63 ns, see `Quota::capacity`): it guards against a TAT an older version wrote.
 const GCRA: &str = r"
-local function int(x) return math.min(x, 9007199254740991) end
+local MAX = 4611686018427387904
+local function int(x) return math.min(x, MAX) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
+local capacity = math.min(tonumber(ARGV[2]), MAX - now)
 local cost = tonumber(ARGV[3])
 local tat = now
 local v = redis.call('GET', KEYS[1])
@@ -53,8 +60,10 @@ return {0, int(tat - now), int(needed - now - capacity), int(new_tat)}
 /// A refund gives back only the part of the charge time has not refilled yet,
 /// min(refund, charge's TAT - now), and never fills a bucket past full (a full bucket's key
 /// is deleted); an overrun leaves the bucket at most one burst in debt (2 × capacity ahead
-/// of now). Returns 1 when an overrun was charged only up to that bound, else 0.
+/// of now), and never past `MAX` (as in [`GCRA`]). Returns 1 when an overrun was charged
+/// only up to that bound, else 0.
 const ADJUST: &str = r"
+local MAX = 4611686018427387904
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local delta = tonumber(ARGV[1])
@@ -70,13 +79,15 @@ if delta < 0 then
 else
   local from = now
   if v then from = math.max(tonumber(v), now) end
-  local bound = now + 2 * tonumber(ARGV[3])
+  local bound = math.min(now + 2 * tonumber(ARGV[3]), MAX)
   tat = from + delta
   if tat > bound then
     tat = math.max(from, bound)
     clipped = 1
   end
 end
+-- Only a TAT an older version of this script wrote can be past MAX.
+tat = math.min(tat, MAX)
 if tat <= now then
   redis.call('DEL', KEYS[1])
 else
@@ -222,10 +233,11 @@ impl RedisLimiterBuilder {
                 RedisPolicy {
                     prefix: format!("{}{}:", self.prefix, policy.name()),
                     interval,
-                    capacity: interval.saturating_mul(u64::from(policy.quota().burst_size())),
+                    capacity: policy.quota().capacity(interval, 1000),
                     policy: policy.clone(),
                     mode: *mode,
                     warned_overrun: AtomicBool::new(false),
+                    warned_lost_settlement: AtomicBool::new(false),
                 }
             })
             .collect();
@@ -246,6 +258,7 @@ impl RedisLimiterBuilder {
             prefix: self.prefix.clone(),
             policies,
             fallback,
+            warned_lost_release: AtomicBool::new(false),
             timeout: self.timeout,
             breaker: Breaker {
                 failures: AtomicU32::new(0),
@@ -278,6 +291,8 @@ struct RedisPolicy {
     mode: FailureMode,
     /// Whether the warning that an overrun was charged only up to the debt bound was logged.
     warned_overrun: AtomicBool,
+    /// Whether the warning that a settlement was lost for want of a runtime was logged.
+    warned_lost_settlement: AtomicBool,
 }
 
 impl RedisPolicy {
@@ -287,6 +302,39 @@ impl RedisPolicy {
     fn warn_overrun(&self, overrun: u64) {
         if !self.warned_overrun.swap(true, Ordering::Relaxed) {
             warn_overrun(&self.policy, overrun);
+        }
+    }
+
+    /// A settlement of a reservation under this policy could not be sent (no tokio runtime
+    /// to send it on): says so, once per policy (never the key).
+    #[cold]
+    fn warn_lost_settlement(&self, reserved: u64, actual: u64) {
+        if self.warned_lost_settlement.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let name = self.policy.name();
+        if actual < reserved {
+            let units = reserved - actual;
+            tracing::warn!(
+                target: "hardening",
+                policy = %name,
+                units,
+                "rate limit: the refund of {units} units to Redis policy `{name}` was lost \
+                 because no tokio runtime was running to send it (a reservation settled \
+                 outside the runtime, e.g. a response body dropped after it shut down); the \
+                 units stay charged until they refill. Logged once per policy"
+            );
+        } else {
+            let units = actual - reserved;
+            tracing::warn!(
+                target: "hardening",
+                policy = %name,
+                units,
+                "rate limit: the overrun charge of {units} units to Redis policy `{name}` was \
+                 lost because no tokio runtime was running to send it (a reservation settled \
+                 outside the runtime, e.g. a response body dropped after it shut down). \
+                 Logged once per policy"
+            );
         }
     }
 
@@ -377,6 +425,8 @@ struct Inner {
     prefix: String,
     policies: Vec<RedisPolicy>,
     fallback: RateLimiter,
+    /// Whether the warning that a slot's release was lost for want of a runtime was logged.
+    warned_lost_release: AtomicBool,
     timeout: Duration,
     breaker: Breaker,
     policy_header: Option<HeaderValue>,
@@ -426,6 +476,8 @@ impl Drop for RedisSlot {
                     .query_async(&mut conn)
                     .await;
             });
+        } else {
+            self.limiter.warn_lost_release();
         }
     }
 }
@@ -468,6 +520,11 @@ impl RedisReservation {
     /// of the reservation time has not refilled yet (never room spent again since), and an
     /// overrun is charged only as far as it leaves each bucket one burst past empty (logged
     /// as a warning, once per policy, naming the policy, never the key).
+    ///
+    /// Dropping this future before it completes may lose the settlement (a command not yet
+    /// written to Redis when nobody waits for it any more is not sent): where the caller
+    /// may be cancelled, run it on a task of its own (`tokio::spawn`), as
+    /// [`CostLayer`](crate::CostLayer) does.
     pub async fn settle(self, actual: u64) {
         let delta = i128::from(actual) - i128::from(self.reserved);
         match self.charged {
@@ -485,6 +542,59 @@ impl RedisReservation {
     /// [`settle`](Self::settle) does.
     pub async fn refund(self) {
         self.settle(0).await;
+    }
+
+    /// Whether settling to `actual` has anything to send to Redis (not for a reservation
+    /// made in the in-memory fallback, nor one settled to what it reserved).
+    fn sends_to_redis(&self, actual: u64) -> bool {
+        matches!(self.charged, Charged::Redis(_)) && actual != self.reserved
+    }
+
+    /// [`settle`](Self::settle), on a task of its own that this future waits for: a caller
+    /// that waits sees it done, and dropping this future (a client gone, a timeout further
+    /// out) does not cancel it. Awaited in place instead, a settlement whose future is
+    /// dropped before Redis's connection task wrote the command is lost: a command nobody
+    /// waits for any more is not sent.
+    pub(crate) async fn settle_to_completion(self, actual: u64) {
+        if !self.sends_to_redis(actual) {
+            // The in-memory fallback, or nothing to do: at once, no task.
+            return self.settle(actual).await;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                // A panic in the task (none expected) loses only this settlement.
+                let _ = runtime.spawn(self.settle(actual)).await;
+            }
+            Err(_) => self.lost_for_want_of_a_runtime(actual),
+        }
+    }
+
+    /// [`settle`](Self::settle) on a task of its own, not waited for (a body's end or drop
+    /// cannot wait). With no tokio runtime to spawn it on, a reservation made in the
+    /// in-memory fallback is settled at once, and one made in Redis is lost: logged.
+    pub(crate) fn settle_in_background(self, actual: u64) {
+        if !self.sends_to_redis(actual) {
+            if let Charged::Memory(reservation) = self.charged {
+                reservation.settle(actual);
+            }
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(self.settle(actual));
+            }
+            Err(_) => self.lost_for_want_of_a_runtime(actual),
+        }
+    }
+
+    /// No runtime to send the settlement on: warns, once per policy it charged.
+    #[cold]
+    fn lost_for_want_of_a_runtime(&self, actual: u64) {
+        if let Charged::Redis(charges) = &self.charged {
+            for c in charges {
+                self.limiter.0.policies[c.policy].warn_lost_settlement(self.reserved, actual);
+            }
+        }
     }
 }
 
@@ -581,6 +691,25 @@ impl RedisLimiter {
     /// The `RateLimit-Policy` header for these policies.
     pub fn policy_header(&self) -> Option<&HeaderValue> {
         self.0.policy_header.as_ref()
+    }
+
+    /// A slot's release could not be sent (no tokio runtime): says so, once per limiter
+    /// (never the slot's key).
+    #[cold]
+    fn warn_lost_release(&self) {
+        let inner = &*self.0;
+        if inner.warned_lost_release.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(
+            target: "hardening",
+            prefix = %inner.prefix,
+            "rate limit: the release of a Redis concurrency slot (keys under `{}slots:`) was \
+             lost because no tokio runtime was running to send it (a slot dropped outside the \
+             runtime, e.g. after it shut down); the slot stays taken until its lease ends. \
+             Logged once per limiter",
+            inner.prefix
+        );
     }
 
     /// Whether the circuit breaker currently keeps requests away from Redis.
