@@ -110,6 +110,13 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 ";
 
+/// How long a charge's reply is waited for once the caller no longer waits (the store's
+/// timeout passed, or the request was dropped), at least: the connection's response timeout
+/// (the store's timeout if longer). A reservation Redis charges that late is still refunded
+/// (see [`RedisLimiter::reserve`]); a reply later still is given up, and its units refill on
+/// their own. Enough for a Redis stalled by a fork or a fail-over, or a slow network.
+const LATE_REPLY: Duration = Duration::from_secs(5);
+
 /// What a policy does when Redis cannot answer (down, slow, or the circuit breaker is open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -166,7 +173,8 @@ impl RedisLimiterBuilder {
     }
 
     /// How long a decision may wait for Redis before the failure mode applies (default
-    /// 100 ms).
+    /// 100 ms). A reservation Redis charges after that is still refunded when its reply
+    /// comes, for up to 5 s (or this timeout if longer; see [`RedisLimiter::reserve`]).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -189,9 +197,11 @@ impl RedisLimiterBuilder {
             return Err(RedisStoreError::NoPolicies);
         }
         let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::InvalidUrl)?;
+        // Every decision waits at most `timeout` (its own timer); the connection waits longer
+        // for a reply, so that a charge Redis makes late still reaches the task that refunds it.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout.max(LATE_REPLY)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let mut conn = ConnectionManager::new_with_config(client, config)
@@ -619,19 +629,25 @@ impl RedisLimiter {
 
     /// Decides a request costing `cost` units, charging every policy or none.
     pub async fn check(&self, keys: &RequestKeys<'_>, cost: u32) -> Decision {
-        self.decide(keys, u64::from(cost.max(1))).await.0
+        self.decide(keys, u64::from(cost.max(1)), false).await.0
     }
 
     /// Reserves `estimate` units under every policy at once (see [`RateLimiter::reserve`]).
     ///
     /// An `estimate` of 0 reserves nothing but is admitted only while every policy has at
     /// least one unit left: a spent budget refuses it like any other request.
+    ///
+    /// Cancel-safe: the charge is made on a task of its own, which hands it to this future.
+    /// If this future is dropped first (the client gone, a timeout further out), or gives up
+    /// at the store's timeout, the charge nobody took is refunded as soon as Redis's reply
+    /// reaches that task (waited for up to 5 s, or the store's timeout if longer): a request
+    /// that never ran is not charged its estimate.
     pub async fn reserve(
         &self,
         keys: &RequestKeys<'_>,
         estimate: u32,
     ) -> (Decision, Option<RedisReservation>) {
-        let (decision, charged) = self.decide(keys, u64::from(estimate)).await;
+        let (decision, charged) = self.decide(keys, u64::from(estimate), true).await;
         let reservation = decision.is_admitted().then(|| RedisReservation {
             limiter: self.clone(),
             reserved: u64::from(estimate),
@@ -736,14 +752,24 @@ impl RedisLimiter {
             .collect()
     }
 
-    async fn decide(&self, keys: &RequestKeys<'_>, cost: u64) -> (Decision, Charged) {
+    /// Decides for `cost` units. `reserving`: the charge is a reservation's, which must not be
+    /// lost if the caller goes away before it takes it (see [`reserve`](Self::reserve)), so on
+    /// one policy it too is made on a task of its own. A check on one policy is not: its unit
+    /// stays charged for a request that did arrive, even if its caller is gone.
+    async fn decide(
+        &self,
+        keys: &RequestKeys<'_>,
+        cost: u64,
+        reserving: bool,
+    ) -> (Decision, Charged) {
         let keyed = self.keyed(keys);
         if keyed.is_empty() {
             return (Decision::Allowed(Vec::new().into()), Charged::Nothing);
         }
         let inner = &*self.0;
         if !inner.breaker.is_open() {
-            match tokio::time::timeout(inner.timeout, self.decide_in_redis(&keyed, cost)).await {
+            let decided = self.decide_in_redis(&keyed, cost, reserving);
+            match tokio::time::timeout(inner.timeout, decided).await {
                 Ok(Ok(decided)) => {
                     inner.breaker.success();
                     return decided;
@@ -935,34 +961,78 @@ impl RedisLimiter {
             }
         }
         Ok(Charges {
-            outcome: Ok(charged),
+            outcome: Ok(Unclaimed::new(self.clone(), cost, charged)),
             used,
             shadow_violated,
         })
+    }
+
+    /// Charges one policy for a reservation, on a task of its own: the charge reaches the
+    /// caller as an [`Unclaimed`], refunded if the caller is gone before it takes it (dropped,
+    /// or past the store's timeout). Awaited in place instead, a reply read after its future
+    /// was dropped would be lost, and with it the charge Redis made.
+    async fn charge_one_unclaimed(
+        &self,
+        policy: usize,
+        key: &str,
+        cost: u64,
+    ) -> Result<(GcraAnswer, Vec<RedisCharge>), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let limiter = self.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            let answer = limiter
+                .call(&key, &limiter.0.policies[policy], cost, true)
+                .await;
+            let charge = answer.map(|answer| {
+                let charged = if answer.admitted {
+                    vec![RedisCharge {
+                        policy,
+                        key,
+                        tat: answer.tat,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                (answer, Unclaimed::new(limiter, cost, charged))
+            });
+            // Not taken (the caller is gone): dropped here or with the channel, and refunded.
+            let _ = tx.send(charge);
+        });
+        let (answer, unclaimed) = rx.await.map_err(|_| StoreError::Redis)??;
+        Ok((answer, unclaimed.claim()))
     }
 
     async fn decide_in_redis(
         &self,
         keyed: &[(usize, String)],
         cost: u64,
+        reserving: bool,
     ) -> Result<(Decision, Charged), StoreError> {
         let inner = &*self.0;
-        // One enforcing policy: one atomic call.
+        // One enforcing policy: one atomic call (a reservation's on a task of its own).
         if let [(i, key)] = keyed
             && !inner.policies[*i].policy.is_shadow()
         {
             let p = &inner.policies[*i];
-            let answer = self.call(key, p, cost, true).await?;
-            let statuses: Statuses = vec![p.status(answer.used)].into();
-            return Ok(if answer.admitted {
-                (
-                    Decision::Allowed(statuses),
-                    Charged::Redis(vec![RedisCharge {
+            let (answer, charged) = if reserving && cost > 0 {
+                self.charge_one_unclaimed(*i, key, cost).await?
+            } else {
+                let answer = self.call(key, p, cost, true).await?;
+                let charged = if answer.admitted {
+                    vec![RedisCharge {
                         policy: *i,
                         key: key.clone(),
                         tat: answer.tat,
-                    }]),
-                )
+                    }]
+                } else {
+                    Vec::new()
+                };
+                (answer, charged)
+            };
+            let statuses: Statuses = vec![p.status(answer.used)].into();
+            return Ok(if answer.admitted {
+                (Decision::Allowed(statuses), Charged::Redis(charged))
             } else {
                 (
                     Decision::Limited {
@@ -993,28 +1063,25 @@ impl RedisLimiter {
             }
         }
         // Phase 2: charge each policy, in a task of its own: a decision cut short here (the
-        // store's timeout, the caller gone) still learns which charges Redis made, and that
-        // task takes them back, so that a decision charges all its policies or none.
+        // store's timeout, the caller gone) still learns which charges Redis made, and they
+        // are taken back (see `Unclaimed`), so that a decision charges all its policies or
+        // none.
         if violated.is_empty() {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let limiter = self.clone();
             let owned = keyed.to_vec();
             tokio::spawn(async move {
                 let charges = limiter.charge_all(owned, cost, used, shadow_violated).await;
-                if let Err(Ok(Charges {
-                    outcome: Ok(charged),
-                    ..
-                })) = tx.send(charges)
-                {
-                    // Nobody waits for this decision any more.
-                    let _ = limiter.adjust(&charged, undo(cost)).await;
-                }
+                // Not taken (the caller is gone): dropped here or with the channel, and
+                // refunded.
+                let _ = tx.send(charges);
             });
             let charges = rx.await.map_err(|_| StoreError::Redis)??;
             used = charges.used;
             shadow_violated = charges.shadow_violated;
             match charges.outcome {
-                Ok(charged) => {
+                Ok(unclaimed) => {
+                    let charged = unclaimed.claim();
                     let statuses = self.statuses(keyed, &used);
                     let decision = if shadow_violated.is_empty() {
                         Decision::Allowed(statuses)
@@ -1050,11 +1117,52 @@ impl RedisLimiter {
 /// What phase 2 of a decision over several policies learnt.
 struct Charges {
     /// The policies charged, or the one that refused (with its retry-after, in µs).
-    outcome: Result<Vec<RedisCharge>, (PolicyName, u64)>,
+    outcome: Result<Unclaimed, (PolicyName, u64)>,
     /// Each keyed policy's µs of bucket in use.
     used: Vec<u64>,
     /// The shadow policies that would have refused.
     shadow_violated: Vec<usize>,
+}
+
+/// Charges a task made in Redis for `cost` units, on their way to the caller that asked for
+/// them: dropped before the caller [claims](Self::claim) them (it was dropped, or gave up at
+/// the store's timeout, before the task handed them over or before it read them), they are
+/// refunded, on a task of their own (as the reservation of a response body dropped before
+/// its end is).
+#[derive(Debug)]
+struct Unclaimed {
+    limiter: RedisLimiter,
+    cost: u64,
+    charged: Vec<RedisCharge>,
+}
+
+impl Unclaimed {
+    fn new(limiter: RedisLimiter, cost: u64, charged: Vec<RedisCharge>) -> Self {
+        Self {
+            limiter,
+            cost,
+            charged,
+        }
+    }
+
+    /// The charges, now the caller's to settle.
+    fn claim(mut self) -> Vec<RedisCharge> {
+        std::mem::take(&mut self.charged)
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        if self.charged.is_empty() {
+            return;
+        }
+        RedisReservation {
+            limiter: self.limiter.clone(),
+            reserved: self.cost,
+            charged: Charged::Redis(std::mem::take(&mut self.charged)),
+        }
+        .settle_in_background(0);
+    }
 }
 
 /// The GCRA script's answer for one key.
