@@ -113,8 +113,10 @@ return 1
 /// How long a charge's reply is waited for once the caller no longer waits (the store's
 /// timeout passed, or the request was dropped), at least: the connection's response timeout
 /// (the store's timeout if longer). A reservation Redis charges that late is still refunded
-/// (see [`RedisLimiter::reserve`]); a reply later still is given up, and its units refill on
-/// their own. Enough for a Redis stalled by a fork or a fail-over, or a slow network.
+/// (see [`RedisLimiter::reserve`]), and a concurrency slot it grants that late released (see
+/// [`RedisLimiter::acquire_slot`]); a reply later still is given up, and its units refill
+/// (its slot's lease ends) on their own. Enough for a Redis stalled by a fork or a
+/// fail-over, or a slow network.
 const LATE_REPLY: Duration = Duration::from_secs(5);
 
 /// What a policy does when Redis cannot answer (down, slow, or the circuit breaker is open).
@@ -174,7 +176,9 @@ impl RedisLimiterBuilder {
 
     /// How long a decision may wait for Redis before the failure mode applies (default
     /// 100 ms). A reservation Redis charges after that is still refunded when its reply
-    /// comes, for up to 5 s (or this timeout if longer; see [`RedisLimiter::reserve`]).
+    /// comes, for up to 5 s (or this timeout if longer; see [`RedisLimiter::reserve`]), and a
+    /// concurrency slot it grants after that released. Start-up (loading the scripts) waits
+    /// no longer than this either.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -191,7 +195,8 @@ impl RedisLimiterBuilder {
     }
 
     /// Connects (multiplexed, reconnecting in the background) and loads the scripts. Fails
-    /// now, not at the first request, when the URL is wrong or Redis is down.
+    /// now, not at the first request, when the URL is wrong or Redis is down or does not
+    /// answer within the [timeout](Self::timeout).
     pub async fn connect(self) -> Result<RedisLimiter, RedisStoreError> {
         if self.policies.is_empty() {
             return Err(RedisStoreError::NoPolicies);
@@ -210,17 +215,31 @@ impl RedisLimiterBuilder {
         let gcra = Script::new(GCRA);
         let adjust = Script::new(ADJUST);
         let acquire = Script::new(ACQUIRE);
-        acquire
-            .load_async(&mut conn)
-            .await
-            .map_err(RedisStoreError::Unreachable)?;
-        gcra.load_async(&mut conn)
-            .await
-            .map_err(RedisStoreError::Unreachable)?;
-        adjust
-            .load_async(&mut conn)
-            .await
-            .map_err(RedisStoreError::Unreachable)?;
+        // The connection waits up to `LATE_REPLY` for a reply; start-up, no longer than the
+        // store's timeout for all three (a Redis that answered the handshake, then stalled).
+        let load = async {
+            acquire.load_async(&mut conn).await?;
+            gcra.load_async(&mut conn).await?;
+            adjust.load_async(&mut conn).await
+        };
+        match tokio::time::timeout(self.timeout, load).await {
+            Ok(loaded) => {
+                loaded.map_err(RedisStoreError::Unreachable)?;
+            }
+            Err(_) => {
+                return Err(RedisStoreError::Unreachable(
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "timed out loading the scripts (no reply within the store's \
+                             timeout, {:?})",
+                            self.timeout
+                        ),
+                    )
+                    .into(),
+                ));
+            }
+        }
         for (policy, mode) in &self.policies {
             if *mode == FailureMode::FailOpen {
                 tracing::warn!(
@@ -662,6 +681,12 @@ impl RedisLimiter {
     /// slots free themselves; dropping the [`RedisSlot`] releases it at once (on a spawned
     /// task). `Ok(None)`: all slots are taken. `Err`: Redis did not answer in time (decide
     /// with your failure mode; the breaker applies here too).
+    ///
+    /// Cancel-safe: the slot is taken on a task of its own, which hands it to this future.
+    /// If this future is dropped first (the client gone, a timeout further out), or gives up
+    /// at the store's timeout, the slot nobody took is released as soon as Redis's reply
+    /// reaches that task (waited for up to 5 s, or the store's timeout if longer; a reply
+    /// later still is given up, and the slot frees itself when its lease ends).
     pub async fn acquire_slot(
         &self,
         key: &str,
@@ -678,19 +703,31 @@ impl RedisLimiter {
             inner.slot_counter.fetch_add(1, Ordering::Relaxed)
         );
         let key = format!("{}slots:{key}", inner.prefix);
-        let mut conn = inner.conn.clone();
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut invocation = inner.acquire.key(&key);
-        invocation.arg(max_in_flight).arg(lease_ms).arg(&member);
-        let call = invocation.invoke_async::<i64>(&mut conn);
-        match tokio::time::timeout(inner.timeout, call).await {
-            Ok(Ok(got)) => {
-                inner.breaker.success();
-                Ok((got == 1).then(|| RedisSlot {
-                    limiter: self.clone(),
+        // On a task of its own, as a reservation's charge (see `charge_one_unclaimed`): a
+        // grant this future is no longer there to take is dropped as a `RedisSlot`, which
+        // releases it.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let limiter = self.clone();
+        tokio::spawn(async move {
+            let mut conn = limiter.0.conn.clone();
+            let mut invocation = limiter.0.acquire.key(&key);
+            invocation.arg(max_in_flight).arg(lease_ms).arg(&member);
+            let got = invocation.invoke_async::<i64>(&mut conn).await;
+            let slot = got.map(|got| {
+                (got == 1).then(|| RedisSlot {
+                    limiter,
                     key,
                     member,
-                }))
+                })
+            });
+            // Not taken (the caller is gone): dropped here or with the channel, and released.
+            let _ = tx.send(slot);
+        });
+        match tokio::time::timeout(inner.timeout, rx).await {
+            Ok(Ok(Ok(slot))) => {
+                inner.breaker.success();
+                Ok(slot)
             }
             _ => {
                 inner.breaker.failure();

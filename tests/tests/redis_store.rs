@@ -281,6 +281,47 @@ async fn start_up_errors_say_what_to_change() {
     assert!(err.to_string().contains("cannot reach Redis"), "{err}");
 }
 
+/// A Redis that completes the connection's handshake, then never answers (stalled, or a
+/// proxy in front of a dead one) fails start-up within the store's timeout. The scripts
+/// were loaded with no timer of their own, so start-up waited for the connection's response
+/// timeout (at least 5 s). (A server silent from the start is refused within the connection
+/// timeout already: the handshake is part of connecting.)
+#[tokio::test]
+async fn start_up_against_a_redis_that_stops_answering_fails_within_the_store_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    // Answers the handshake (redis-rs sends two `CLIENT SETINFO`s, whose replies it
+    // ignores), then keeps the connection open without writing another byte.
+    let stalled = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while seen.windows(7).filter(|w| w == b"SETINFO").count() < 2 {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = socket.write_all(b"+OK\r\n+OK\r\n").await;
+            held.push(socket);
+        }
+    });
+    let connect = RedisLimiter::builder(&url)
+        .policy(Policy::global("g", frozen(1)), FailureMode::FailClosed)
+        .timeout(Duration::from_millis(200))
+        .connect();
+    let err = tokio::time::timeout(Duration::from_secs(2), connect)
+        .await
+        .expect("start-up waited past 2 s for a Redis that stopped answering")
+        .unwrap_err();
+    assert!(matches!(err, RedisStoreError::Unreachable(_)), "{err}");
+    assert!(err.to_string().contains("cannot reach Redis"), "{err}");
+    stalled.abort();
+}
+
 /// Waits (bounded) until `f` holds.
 async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
     for _ in 0..100 {
@@ -577,6 +618,94 @@ async fn concurrency_slots_are_shared_released_on_drop_and_leased() {
     // Redis gone: an error the caller maps to its failure mode, never a panic.
     server.kill();
     assert!(a.acquire_slot("key-1", 3, lease).await.is_err());
+}
+
+/// A slot request dropped while Redis grants it (the client gone, a timeout further out)
+/// leaves no slot taken: Redis may have granted the lease already, and nobody holds a
+/// `RedisSlot` to release it. The grant used to be read by the caller's own future:
+/// dropped after the script ran, the lease stayed taken until it ended.
+///
+/// Deterministic on a current-thread runtime: the caller is polled once (its ACQUIRE goes
+/// out), then never again; the test waits until Redis has granted the lease and every task
+/// the request started has finished (its answer, if any, waits unread), then drops it.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_slot_dropped_while_redis_grants_it_is_released() {
+    use std::task::Poll;
+
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::global("g", frozen(1)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let lease = Duration::from_secs(30);
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let tasks = tokio::runtime::Handle::current().metrics();
+    let idle = tasks.num_alive_tasks();
+
+    // Boxed, so that dropping it drops the future (a `pin!` would drop only a reference).
+    let mut acquiring = Box::pin(l.acquire_slot("key-1", 1, lease));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = acquiring.as_mut().poll(cx) {
+            panic!("answered without waiting for Redis: {r:?}");
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let granted = eventually(async || {
+        let held: u64 = redis::cmd("ZCARD")
+            .arg("hardening:rl:slots:key-1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        held == 1 && tasks.num_alive_tasks() == idle
+    })
+    .await;
+    assert!(granted, "Redis never granted the slot");
+    drop(acquiring);
+    assert!(
+        eventually(async || matches!(l.acquire_slot("key-1", 1, lease).await, Ok(Some(_)))).await,
+        "a slot whose caller was dropped stayed taken"
+    );
+}
+
+/// A slot Redis grants only after the store's timeout (Redis paused: the caller got
+/// `Err(RedisUnavailable)`) is released once the late reply arrives: nobody holds it. The
+/// reply used to be waited for no longer than the timeout, and the lease stayed taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_slot_redis_grants_after_the_store_timeout_is_released() {
+    let server = RedisServer::start();
+    // A store timeout of 200 ms.
+    let l = limiter(
+        &server.url(),
+        Policy::global("g", frozen(1)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let lease = Duration::from_secs(30);
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // Redis holds every command for a second, then runs them in the order they came.
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1_000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        l.acquire_slot("key-1", 1, lease).await.is_err(),
+        "the store timed out: no slot"
+    );
+    // The limiter's own connection: the first answer comes after the paused grant ran.
+    assert!(
+        eventually(async || matches!(l.acquire_slot("key-1", 1, lease).await, Ok(Some(_)))).await,
+        "a slot granted after the caller gave up stayed taken"
+    );
 }
 
 /// A decision cut short in its second phase (here: its task aborted at varying points; in
