@@ -333,6 +333,38 @@ async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
+/// Polls `future` until `done()` holds after a poll (`|| true`: once, its first command
+/// gone out); it must not answer meanwhile, as it waits for Redis. Boxed, so that dropping it
+/// afterwards drops the future itself (a `pin!` would drop only a reference).
+async fn poll_until<F>(future: &mut std::pin::Pin<Box<F>>, mut done: impl FnMut() -> bool)
+where
+    F: Future,
+    F::Output: std::fmt::Debug,
+{
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(r) = future.as_mut().poll(cx) {
+            panic!("answered without waiting for Redis: {r:?}");
+        }
+        if done() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+/// Redis holds every command for `millis`, then runs them in the order they came.
+async fn pause_redis(conn: &mut redis::aio::MultiplexedConnection, millis: u64) {
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(millis)
+        .arg("ALL")
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
@@ -631,8 +663,6 @@ async fn concurrency_slots_are_shared_released_on_drop_and_leased() {
 #[tokio::test]
 #[ignore = "needs redis-server"]
 async fn a_slot_dropped_while_redis_grants_it_is_released() {
-    use std::task::Poll;
-
     let server = RedisServer::start();
     let l = limiter(
         &server.url(),
@@ -646,15 +676,8 @@ async fn a_slot_dropped_while_redis_grants_it_is_released() {
     let tasks = tokio::runtime::Handle::current().metrics();
     let idle = tasks.num_alive_tasks();
 
-    // Boxed, so that dropping it drops the future (a `pin!` would drop only a reference).
     let mut acquiring = Box::pin(l.acquire_slot("key-1", 1, lease));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = acquiring.as_mut().poll(cx) {
-            panic!("answered without waiting for Redis: {r:?}");
-        }
-        Poll::Ready(())
-    })
-    .await;
+    poll_until(&mut acquiring, || true).await;
     let granted = eventually(async || {
         let held: u64 = redis::cmd("ZCARD")
             .arg("hardening:rl:slots:key-1")
@@ -689,14 +712,7 @@ async fn a_slot_redis_grants_after_the_store_timeout_is_released() {
     let lease = Duration::from_secs(30);
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    // Redis holds every command for a second, then runs them in the order they came.
-    let () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1_000)
-        .arg("ALL")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    pause_redis(&mut conn, 1_000).await;
     assert!(
         l.acquire_slot("key-1", 1, lease).await.is_err(),
         "the store timed out: no slot"
@@ -916,7 +932,6 @@ fn as_alice(mut req: Request<Body>) -> Request<Body> {
 #[ignore = "needs redis-server"]
 async fn a_5xx_refund_reaches_redis_even_if_the_response_future_is_dropped() {
     use std::sync::atomic::AtomicBool;
-    use std::task::Poll;
 
     use hardening_core::ratelimit::{CostLayer, Estimate};
 
@@ -954,19 +969,8 @@ async fn a_5xx_refund_reaches_redis_even_if_the_response_future_is_dropped() {
 
     // Polled until the handler has answered, then dropped in the same turn.
     answered.store(false, Ordering::SeqCst);
-    // Boxed, so that dropping it drops the future (a `pin!` would drop only a reference).
     let mut response = Box::pin(app.oneshot(get()));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = response.as_mut().poll(cx) {
-            panic!("answered without waiting for Redis: {r:?}");
-        }
-        if answered.load(Ordering::SeqCst) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
+    poll_until(&mut response, || answered.load(Ordering::SeqCst)).await;
     drop(response);
     assert!(
         eventually(async || remaining().await == 1_000).await,
@@ -1006,8 +1010,6 @@ async fn left_for_alice(tokens: &RedisLimiter) -> Option<Vec<u32>> {
 #[tokio::test]
 #[ignore = "needs redis-server"]
 async fn a_reservation_dropped_while_redis_charges_it_is_refunded() {
-    use std::task::Poll;
-
     let server = RedisServer::start();
     let tokens = limiter(
         &server.url(),
@@ -1021,15 +1023,8 @@ async fn a_reservation_dropped_while_redis_charges_it_is_refunded() {
     let tasks = tokio::runtime::Handle::current().metrics();
     let idle = tasks.num_alive_tasks();
 
-    // Boxed, so that dropping it drops the future (a `pin!` would drop only a reference).
     let mut request = Box::pin(app.oneshot(Request::get("/").body(Body::empty()).unwrap()));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = request.as_mut().poll(cx) {
-            panic!("answered without waiting for Redis: {r:?}");
-        }
-        Poll::Ready(())
-    })
-    .await;
+    poll_until(&mut request, || true).await;
     let charged = eventually(async || {
         let charged: bool = redis::cmd("EXISTS")
             .arg("hardening:rl:tokens:alice")
@@ -1064,14 +1059,7 @@ async fn a_reservation_redis_charges_after_the_store_timeout_is_refunded() {
     .await;
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    // Redis holds every command for a second, then runs them in the order they came.
-    let () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1_000)
-        .arg("ALL")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    pause_redis(&mut conn, 1_000).await;
     let response = reserving_100(&tokens)
         .oneshot(Request::get("/").body(Body::empty()).unwrap())
         .await
@@ -1094,8 +1082,6 @@ async fn a_reservation_redis_charges_after_the_store_timeout_is_refunded() {
 #[tokio::test]
 #[ignore = "needs redis-server"]
 async fn a_multi_policy_reservation_dropped_before_it_reads_its_charges_is_refunded() {
-    use std::task::Poll;
-
     let server = RedisServer::start();
     let tokens = RedisLimiter::builder(&server.url())
         .policy(
@@ -1115,17 +1101,7 @@ async fn a_multi_policy_reservation_dropped_before_it_reads_its_charges_is_refun
     let idle = tasks.num_alive_tasks();
 
     let mut request = Box::pin(app.oneshot(Request::get("/").body(Body::empty()).unwrap()));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = request.as_mut().poll(cx) {
-            panic!("answered without waiting for Redis: {r:?}");
-        }
-        if tasks.num_alive_tasks() > idle {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
+    poll_until(&mut request, || tasks.num_alive_tasks() > idle).await;
     assert!(
         eventually(async || tasks.num_alive_tasks() == idle).await,
         "the charging task did not finish"
