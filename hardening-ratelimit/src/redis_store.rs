@@ -342,29 +342,24 @@ impl RedisPolicy {
             return;
         }
         let name = self.policy.name();
-        if actual < reserved {
-            let units = reserved - actual;
-            tracing::warn!(
-                target: "hardening",
-                policy = %name,
-                units,
-                "rate limit: the refund of {units} units to Redis policy `{name}` was lost \
-                 because no tokio runtime was running to send it (a reservation settled \
-                 outside the runtime, e.g. a response body dropped after it shut down); the \
-                 units stay charged until they refill. Logged once per policy"
-            );
+        let (what, units, after) = if actual < reserved {
+            (
+                "refund",
+                reserved - actual,
+                "; the units stay charged until they refill",
+            )
         } else {
-            let units = actual - reserved;
-            tracing::warn!(
-                target: "hardening",
-                policy = %name,
-                units,
-                "rate limit: the overrun charge of {units} units to Redis policy `{name}` was \
-                 lost because no tokio runtime was running to send it (a reservation settled \
-                 outside the runtime, e.g. a response body dropped after it shut down). \
-                 Logged once per policy"
-            );
-        }
+            ("overrun charge", actual - reserved, "")
+        };
+        tracing::warn!(
+            target: "hardening",
+            policy = %name,
+            units,
+            "rate limit: the {what} of {units} units to Redis policy `{name}` was lost because \
+             no tokio runtime was running to send it (a reservation settled outside the \
+             runtime, e.g. a response body dropped after it shut down){after}. Logged once \
+             per policy"
+        );
     }
 
     fn status(&self, used: u64) -> PolicyStatus {
@@ -705,26 +700,23 @@ impl RedisLimiter {
         let key = format!("{}slots:{key}", inner.prefix);
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
         // On a task of its own, as a reservation's charge (see `charge_one_unclaimed`): a
-        // grant this future is no longer there to take is dropped as a `RedisSlot`, which
-        // releases it.
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        // grant this future is no longer there to take is dropped with the task's output, as
+        // a `RedisSlot`, which releases it.
         let limiter = self.clone();
-        tokio::spawn(async move {
+        let acquiring = tokio::spawn(async move {
             let mut conn = limiter.0.conn.clone();
             let mut invocation = limiter.0.acquire.key(&key);
             invocation.arg(max_in_flight).arg(lease_ms).arg(&member);
             let got = invocation.invoke_async::<i64>(&mut conn).await;
-            let slot = got.map(|got| {
+            got.map(|got| {
                 (got == 1).then(|| RedisSlot {
                     limiter,
                     key,
                     member,
                 })
-            });
-            // Not taken (the caller is gone): dropped here or with the channel, and released.
-            let _ = tx.send(slot);
+            })
         });
-        match tokio::time::timeout(inner.timeout, rx).await {
+        match tokio::time::timeout(inner.timeout, acquiring).await {
             Ok(Ok(Ok(slot))) => {
                 inner.breaker.success();
                 Ok(slot)
@@ -1006,37 +998,25 @@ impl RedisLimiter {
 
     /// Charges one policy for a reservation, on a task of its own: the charge reaches the
     /// caller as an [`Unclaimed`], refunded if the caller is gone before it takes it (dropped,
-    /// or past the store's timeout). Awaited in place instead, a reply read after its future
-    /// was dropped would be lost, and with it the charge Redis made.
+    /// or past the store's timeout: the task's output is then dropped). Awaited in place
+    /// instead, a reply read after its future was dropped would be lost, and with it the
+    /// charge Redis made.
     async fn charge_one_unclaimed(
         &self,
         policy: usize,
         key: &str,
         cost: u64,
     ) -> Result<(GcraAnswer, Vec<RedisCharge>), StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let limiter = self.clone();
         let key = key.to_owned();
-        tokio::spawn(async move {
+        let charging = tokio::spawn(async move {
             let answer = limiter
                 .call(&key, &limiter.0.policies[policy], cost, true)
-                .await;
-            let charge = answer.map(|answer| {
-                let charged = if answer.admitted {
-                    vec![RedisCharge {
-                        policy,
-                        key,
-                        tat: answer.tat,
-                    }]
-                } else {
-                    Vec::new()
-                };
-                (answer, Unclaimed::new(limiter, cost, charged))
-            });
-            // Not taken (the caller is gone): dropped here or with the channel, and refunded.
-            let _ = tx.send(charge);
+                .await?;
+            let charged = answer.charged(policy, key);
+            Ok::<_, StoreError>((answer, Unclaimed::new(limiter, cost, charged)))
         });
-        let (answer, unclaimed) = rx.await.map_err(|_| StoreError::Redis)??;
+        let (answer, unclaimed) = charging.await.map_err(|_| StoreError::Redis)??;
         Ok((answer, unclaimed.claim()))
     }
 
@@ -1056,15 +1036,7 @@ impl RedisLimiter {
                 self.charge_one_unclaimed(*i, key, cost).await?
             } else {
                 let answer = self.call(key, p, cost, true).await?;
-                let charged = if answer.admitted {
-                    vec![RedisCharge {
-                        policy: *i,
-                        key: key.clone(),
-                        tat: answer.tat,
-                    }]
-                } else {
-                    Vec::new()
-                };
+                let charged = answer.charged(*i, key.clone());
                 (answer, charged)
             };
             let statuses: Statuses = vec![p.status(answer.used)].into();
@@ -1104,16 +1076,13 @@ impl RedisLimiter {
         // are taken back (see `Unclaimed`), so that a decision charges all its policies or
         // none.
         if violated.is_empty() {
-            let (tx, rx) = tokio::sync::oneshot::channel();
             let limiter = self.clone();
             let owned = keyed.to_vec();
-            tokio::spawn(async move {
-                let charges = limiter.charge_all(owned, cost, used, shadow_violated).await;
-                // Not taken (the caller is gone): dropped here or with the channel, and
-                // refunded.
-                let _ = tx.send(charges);
+            // Not taken (the caller is gone): dropped with the task's output, and refunded.
+            let charging = tokio::spawn(async move {
+                limiter.charge_all(owned, cost, used, shadow_violated).await
             });
-            let charges = rx.await.map_err(|_| StoreError::Redis)??;
+            let charges = charging.await.map_err(|_| StoreError::Redis)??;
             used = charges.used;
             shadow_violated = charges.shadow_violated;
             match charges.outcome {
@@ -1211,6 +1180,21 @@ struct GcraAnswer {
     retry: u64,
     /// The TAT an admitted charge left (µs, server time): where the charge's units end.
     tat: u64,
+}
+
+impl GcraAnswer {
+    /// What this answer charged, for `policy` on `key`: one charge if admitted, else none.
+    fn charged(&self, policy: usize, key: String) -> Vec<RedisCharge> {
+        if self.admitted {
+            vec![RedisCharge {
+                policy,
+                key,
+                tat: self.tat,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// The GCRA script's reply (admitted 1 or 0, µs in use, µs until it would admit, the TAT).
