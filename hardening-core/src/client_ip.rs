@@ -278,10 +278,11 @@ impl TrustedProxies {
     /// and saying the client is hidden). No hop at all hides the client too. Each hop's
     /// address and whether it says `proto=https` come from `parse`.
     ///
-    /// The values are scanned once, left to right (where a quoted string starts is only
-    /// known that way), keeping the last [`MAX_HOPS`] hops; only those are parsed, so a
-    /// client's long list costs a scan, not a parse per entry. More trusted hops than that
-    /// hide the client.
+    /// The values are split from the right, so the proxies' elements are read as they wrote
+    /// them whatever the client put before them on the same line (an unclosed quote, say),
+    /// and at most [`MAX_HOPS`] hops are read: a client's long list is not even scanned. More
+    /// trusted hops than that hide the client. Empty list elements are not hops (RFC 9110
+    /// §5.6.1).
     fn walk(
         &self,
         peer: IpAddr,
@@ -289,18 +290,14 @@ impl TrustedProxies {
         quotes: bool,
         parse: impl Fn(&[u8]) -> (Option<IpAddr>, bool),
     ) -> (IpAddr, Source, bool) {
-        let mut last: [&[u8]; MAX_HOPS] = [&[]; MAX_HOPS];
-        let mut count = 0;
-        for hop in values
+        let mut hops = values
             .iter()
-            .flat_map(|v| split_outside_quotes(v.as_bytes(), b',', quotes))
-        {
-            last[count % MAX_HOPS] = hop;
-            count += 1;
-        }
+            .rev()
+            .flat_map(|v| rsplit_outside_quotes(v.as_bytes(), b',', quotes))
+            .filter(|hop| !hop.is_empty());
         let mut client = (peer, Source::HiddenByProxy, false);
-        for back in 1..=count.min(MAX_HOPS) {
-            let (ip, https) = parse(last[(count - back) % MAX_HOPS]);
+        for hop in hops.by_ref().take(MAX_HOPS) {
+            let (ip, https) = parse(hop);
             match ip {
                 Some(ip) => {
                     client = (ip, Source::Forwarded, https);
@@ -311,7 +308,7 @@ impl TrustedProxies {
                 None => return (client.0, Source::HiddenByProxy, https),
             }
         }
-        if count > MAX_HOPS {
+        if hops.next().is_some() {
             client.1 = Source::HiddenByProxy;
         }
         client
@@ -383,12 +380,12 @@ impl Source {
     }
 }
 
-/// The pieces of a header value between `separator`s, trimmed. With `quotes`, a separator
-/// inside a quoted string (RFC 9110 §5.6.4: `"…"`, `\` escaping the next byte) does not
+/// The pieces of a header value between `separator`s, trimmed. A separator inside a quoted
+/// string (RFC 9110 §5.6.4: `"…"`, `\` escaping the next byte) does not
 /// count: a trusted proxy's `Forwarded` element may quote a value the client chose (a
 /// `host="a,for=6.6.6.6"`), which must not start an element or a parameter of its own. An
 /// unclosed quote runs to the end of the value.
-fn split_outside_quotes(value: &[u8], separator: u8, quotes: bool) -> impl Iterator<Item = &[u8]> {
+fn split_outside_quotes(value: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(value);
     std::iter::from_fn(move || {
         let value = rest?;
@@ -399,7 +396,7 @@ fn split_outside_quotes(value: &[u8], separator: u8, quotes: bool) -> impl Itera
                 escaped = false;
             } else if quoted && b == b'\\' {
                 escaped = true;
-            } else if quotes && b == b'"' {
+            } else if b == b'"' {
                 quoted = !quoted;
             } else if b == separator && !quoted {
                 return true;
@@ -411,6 +408,43 @@ fn split_outside_quotes(value: &[u8], separator: u8, quotes: bool) -> impl Itera
             None => (value, None),
         };
         rest = after;
+        Some(piece.trim_ascii())
+    })
+}
+
+/// [`split_outside_quotes`] from the right, last piece first, and only with `quotes` minding
+/// quoted strings (`X-Forwarded-For` has none). Scanning leftwards, a `"` ends
+/// a quoted string, which starts at the next `"` that no odd run of `\` escapes; one never
+/// started runs to the start of the value. What lies left of a piece never changes how the
+/// piece is read, so a client's malformed part of a line cannot swallow a proxy's element.
+fn rsplit_outside_quotes(value: &[u8], separator: u8, quotes: bool) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let value = rest?;
+        let mut quoted = false;
+        let mut i = value.len();
+        let start = loop {
+            let Some(j) = i.checked_sub(1) else {
+                break None;
+            };
+            i = j;
+            let b = value[i];
+            if quoted {
+                if b == b'"' {
+                    let backslashes = value[..i].iter().rev().take_while(|&&c| c == b'\\').count();
+                    quoted = backslashes % 2 == 1;
+                }
+            } else if quotes && b == b'"' {
+                quoted = true;
+            } else if b == separator {
+                break Some(i);
+            }
+        };
+        let (before, piece) = match start {
+            Some(start) => (Some(&value[..start]), &value[start + 1..]),
+            None => (None, value),
+        };
+        rest = before;
         Some(piece.trim_ascii())
     })
 }
@@ -428,7 +462,7 @@ fn parse_forwarded(element: &[u8]) -> (Option<IpAddr>, bool) {
     let mut node = None;
     let mut proto = None;
     let mut twice = false;
-    for pair in split_outside_quotes(element, b';', true) {
+    for pair in split_outside_quotes(element, b';') {
         let Some(eq) = pair.iter().position(|&b| b == b'=') else {
             continue;
         };
@@ -561,6 +595,21 @@ mod tests {
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("2001:db8::1"));
         let h = headers(&[("x-forwarded-for", "198.51.100.7:5000")]);
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        // Empty list elements are not hops (RFC 9110 §5.6.1), nor is an empty line.
+        for (first, second) in [
+            ("198.51.100.7", ""),
+            ("198.51.100.7,", "10.0.0.2"),
+            ("198.51.100.7, ,", " , 10.0.0.2 , "),
+        ] {
+            let h = headers(&[("x-forwarded-for", first), ("x-forwarded-for", second)]);
+            let (client, source, _) = p.resolve(ip("10.0.0.1"), &h);
+            let case = format!("{first:?}, {second:?}");
+            assert_eq!(
+                (client, source),
+                (ip("198.51.100.7"), Source::Forwarded),
+                "{case}"
+            );
+        }
         // Nothing but a port after the brackets.
         for bad in ["[2001:db8::1]junk", "[2001:db8::1]:", "[2001:db8::1]:99999"] {
             let h = headers(&[("x-forwarded-for", bad)]);
@@ -695,12 +744,23 @@ mod tests {
                 "{value}"
             );
         }
-        // Unclosed: the rest of the value is one element, which names 198.51.100.7.
-        let h = headers(&[(
-            "forwarded",
-            r#"for=6.6.6.6, for=198.51.100.7;host="a,for=5.5.5.5"#,
-        )]);
-        assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
+        // A proxy that appends its element to the client's line: what the client wrote
+        // before it (an unclosed quote, escaped or not) neither swallows it nor names the
+        // client, nor says HTTPS.
+        for value in [
+            r#"for=127.0.0.1;proto=https;x=", for=198.51.100.7"#,
+            r#"for=10.0.0.9;proto=https;x="\", for=198.51.100.7"#,
+            r#"for=6.6.6.6;x=", for=198.51.100.7;host="example.com""#,
+            r#"x=", for="198.51.100.7:80";host="a\"b\\", for=10.0.0.2"#,
+        ] {
+            let h = headers(&[("forwarded", value)]);
+            let (client, source, says) = p.resolve(ip("10.0.0.1"), &h);
+            assert_eq!(
+                (client, source, says.forwarded_https()),
+                (ip("198.51.100.7"), Source::Forwarded, false),
+                "{value}"
+            );
+        }
         // Two `for`s (or two `proto`s) in one element: not read, the client is hidden.
         for value in [
             "for=198.51.100.7;for=6.6.6.6",
