@@ -85,8 +85,8 @@ pub(crate) enum CorsDecision {
 }
 
 impl Cors {
-    /// Allows these origins (`https://app.example.com`, with a port if not the default), or
-    /// `"*"` for any origin without credentials.
+    /// Allows these origins as browsers send them (`https://app.example.com`, with a port if
+    /// not the default), or `"*"` for any origin without credentials.
     pub fn allow_origins<I>(origins: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -192,7 +192,8 @@ impl Cors {
     /// [`decide`](Self::decide) when an origin is allowed or for a preflight: out of line.
     #[inline(never)]
     fn decide_listed(&self, parts: &Parts) -> CorsDecision {
-        let Some(origin) = parts.headers.get(ORIGIN) else {
+        let mut origins = parts.headers.get_all(ORIGIN).iter();
+        let Some(origin) = origins.next() else {
             // Any origin: `*` on every response, with or without `Origin`, so that a shared
             // cache never hands a cross-origin caller an answer stored without it.
             return if self.any_origin && !self.credentials {
@@ -201,10 +202,12 @@ impl Cors {
                 CorsDecision::None
             };
         };
+        // A browser sends one `Origin`: with more, none of them is a listed origin.
+        let allowed = self.any_origin || (origins.next().is_none() && self.origin_allowed(origin));
         let preflight = parts.method == Method::OPTIONS
             && parts.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD);
         if !preflight {
-            return if self.origin_allowed(origin) {
+            return if allowed {
                 CorsDecision::Allowed(origin.clone())
             } else {
                 CorsDecision::None
@@ -227,7 +230,7 @@ impl Cors {
                     .iter()
                     .any(|allowed| allowed.as_str().as_bytes().eq_ignore_ascii_case(h))
             });
-        if !(self.origin_allowed(origin) && method_ok && headers_ok) {
+        if !(allowed && method_ok && headers_ok) {
             return CorsDecision::Refused;
         }
         let mut headers = HeaderMap::with_capacity(6);
@@ -291,32 +294,45 @@ where
         .collect()
 }
 
-/// `https://app.example.com[:port]`: a scheme, a host, maybe a port, nothing else.
+/// `https://app.example.com[:port]`: a scheme, a host, maybe a port, nothing else, written
+/// as browsers write it in `Origin` (anything else would be accepted and then never match).
 fn parse_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
     let bad = |why: &str| ConfigError::InvalidOrigin {
         value: origin.to_owned(),
         why: why.to_owned(),
     };
-    let (scheme, rest) = origin
+    // Browsers write the scheme and host in lower case.
+    let lower = origin.to_ascii_lowercase();
+    let (scheme, rest) = lower
         .split_once("://")
         .ok_or_else(|| bad("expected scheme://host, such as https://app.example.com"))?;
     if !matches!(scheme, "http" | "https") {
         return Err(bad("the scheme must be http or https"));
     }
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ', '*']) {
+    if rest.contains('*') {
         return Err(bad(
-            "an origin has no path, query, user info or wildcard; drop everything after the host and port",
+            "wildcards are not supported; list each origin, such as https://app.example.com",
         ));
     }
-    // What browsers send: a DNS name or a bracketed IPv6 address, then maybe `:` and a port
-    // from 1 to 65535. Anything else would be accepted and then never match.
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err(bad(
+            "an origin has no path, query or user info; drop everything after the host and port",
+        ));
+    }
+    // A DNS name, a dotted IPv4 address or a bracketed IPv6 address, then maybe `:` and a port.
     let (host, port) = match rest.strip_prefix('[') {
         Some(v6) => {
             let (address, after) = v6
                 .split_once(']')
                 .ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
-            if address.parse::<std::net::Ipv6Addr>().is_err() {
+            let Ok(parsed) = address.parse::<std::net::Ipv6Addr>() else {
                 return Err(bad("not an IPv6 address between [ and ]"));
+            };
+            let written = ipv6_as_browsers_write_it(parsed);
+            if address != written {
+                return Err(bad(&format!(
+                    "browsers write this address as [{written}]; write it so"
+                )));
             }
             match after.strip_prefix(':') {
                 Some(port) => (None, Some(port)),
@@ -329,24 +345,81 @@ fn parse_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
             None => (Some(rest), None),
         },
     };
-    if host.is_some_and(|host| !crate::host::is_dns_name(host)) {
-        return Err(bad(
-            "the host must be a DNS name such as app.example.com or a bracketed IPv6 address",
-        ));
+    if let Some(host) = host {
+        if !host.is_ascii() {
+            return Err(bad(
+                "write an internationalized domain name in its ASCII (xn--) form, as browsers send it",
+            ));
+        }
+        // A name whose last label is a number is an IPv4 address to a browser (WHATWG URL).
+        let last = host.rsplit('.').next().unwrap_or(host);
+        let numeric = (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+            || last
+                .strip_prefix("0x")
+                .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if numeric && host.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(bad(
+                "browsers write an IPv4 address as four numbers from 0 to 255 without leading \
+                 zeros, such as 127.0.0.1",
+            ));
+        }
+        if !crate::host::is_dns_name(host) {
+            return Err(bad(
+                "the host must be a DNS name such as app.example.com or a bracketed IPv6 address",
+            ));
+        }
     }
-    if let Some(port) = port
-        && !(port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0))
-    {
-        return Err(bad("the port must be a number from 1 to 65535"));
+    if let Some(port) = port {
+        let number = port
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| port.parse::<u16>().ok())
+            .flatten()
+            .filter(|p| *p > 0 && !port.starts_with('0'));
+        let Some(number) = number else {
+            return Err(bad(
+                "the port must be a number from 1 to 65535 without leading zeros",
+            ));
+        };
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        if number == default_port {
+            // Browsers leave the scheme's own port out of `Origin`: this would never match.
+            return Err(bad(&format!(
+                "browsers send an origin without its default port; drop :{default_port}"
+            )));
+        }
     }
-    let default_port = if scheme == "https" { ":443" } else { ":80" };
-    if rest.ends_with(default_port) {
-        // Browsers leave the scheme's own port out of `Origin`: this would never match.
-        return Err(bad(&format!(
-            "browsers send an origin without its default port; drop {default_port}"
-        )));
+    HeaderValue::from_str(&lower).map_err(|_| bad("not a valid header value"))
+}
+
+/// An IPv6 address as the WHATWG URL standard writes it: lower-case hex pieces, the first
+/// longest run of two or more zero pieces as `::`, never a dotted IPv4 tail.
+fn ipv6_as_browsers_write_it(address: std::net::Ipv6Addr) -> String {
+    use std::fmt::Write;
+    let pieces = address.segments();
+    let (mut compress, mut longest, mut i) = (None, 1, 0);
+    while i < pieces.len() {
+        let run = pieces[i..].iter().take_while(|p| **p == 0).count();
+        if run > longest {
+            (compress, longest) = (Some(i), run);
+        }
+        i += run.max(1);
     }
-    HeaderValue::from_str(&origin.to_ascii_lowercase()).map_err(|_| bad("not a valid header value"))
+    let mut out = String::with_capacity(39);
+    let mut i = 0;
+    while i < pieces.len() {
+        if compress == Some(i) {
+            out.push_str(if i == 0 { "::" } else { ":" });
+            i += longest;
+            continue;
+        }
+        let _ = write!(out, "{:x}", pieces[i]);
+        if i + 1 < pieces.len() {
+            out.push(':');
+        }
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -411,15 +484,168 @@ mod tests {
                 CorsDecision::Refused
             ));
         }
-        let bad_header = parts(
-            Method::OPTIONS,
-            &[
-                ("origin", "https://app.example.com"),
-                ("access-control-request-method", "GET"),
-                ("access-control-request-headers", "x-other"),
-            ],
-        );
-        assert!(matches!(cors.decide(&bad_header), CorsDecision::Refused));
+        // Request headers: a comma-separated list, any case and spacing; each must be listed.
+        let preflight = |method: &[u8], headers: &[u8]| {
+            let mut p = parts(Method::OPTIONS, &[("origin", "https://app.example.com")]);
+            p.headers.insert(
+                ACCESS_CONTROL_REQUEST_METHOD,
+                HeaderValue::from_bytes(method).unwrap(),
+            );
+            p.headers.insert(
+                ACCESS_CONTROL_REQUEST_HEADERS,
+                HeaderValue::from_bytes(headers).unwrap(),
+            );
+            cors.decide(&p)
+        };
+        for ok in [
+            &b"content-type"[..],
+            b" X-TRACE ,content-type,,",
+            b"x-trace,\tx-trace",
+        ] {
+            let decision = preflight(b"POST", ok);
+            assert!(
+                matches!(decision, CorsDecision::Preflight(_)),
+                "{}: {decision:?}",
+                ok.escape_ascii()
+            );
+        }
+        for (method, headers) in [
+            (&b"GET"[..], &b"x-other"[..]),
+            (b"GET", b"content-type;x-trace"),
+            (b"GET", b"content-type x-trace"),
+            (b"GET", b"cookie"),
+            (b"GET", b"x-trace\xff"),
+            // Browsers upper-case only the methods Fetch normalizes; `post` is not POST.
+            (b"post", b""),
+            (b"PATCH", b""),
+            (b"G\xffT", b""),
+        ] {
+            let decision = preflight(method, headers);
+            assert!(
+                matches!(decision, CorsDecision::Refused),
+                "{} {}: {decision:?}",
+                method.escape_ascii(),
+                headers.escape_ascii()
+            );
+        }
+    }
+
+    /// Through the layer: the CORS headers only for a listed origin, `Vary: origin` on every
+    /// response (each could differ by origin).
+    #[tokio::test]
+    async fn through_the_layer_only_a_listed_origin_gets_cors_headers() {
+        use tower::ServiceExt;
+        let cors = Cors::allow_origins(["https://app.example.com"])
+            .unwrap()
+            .allow_credentials()
+            .unwrap()
+            .expose_headers(["x-total"])
+            .unwrap();
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "hi" }))
+            .layer(crate::Hardening::strict().cors(cors));
+        let call = |method: Method, headers: &[(&str, &str)]| {
+            let mut req = http::Request::builder().method(method).uri("/");
+            for (n, v) in headers {
+                req = req.header(*n, *v);
+            }
+            app.clone()
+                .oneshot(req.body(axum::body::Body::empty()).unwrap())
+        };
+        let listed = ("origin", "https://app.example.com");
+        let evil = ("origin", "https://evil.example");
+        let method = ("access-control-request-method", "GET");
+        for (headers, status, allowed) in [
+            (&[listed][..], 200, true),
+            (&[listed, method][..], 204, true),
+            (&[evil][..], 200, false),
+            (&[evil, method][..], 403, false),
+            (&[listed, evil][..], 200, false),
+            (&[][..], 200, false),
+        ] {
+            let m = if headers.contains(&method) {
+                Method::OPTIONS
+            } else {
+                Method::GET
+            };
+            let res = call(m, headers).await.unwrap();
+            let h = res.headers();
+            assert_eq!(res.status(), status, "{headers:?}");
+            let cors_headers = [
+                ACCESS_CONTROL_ALLOW_ORIGIN,
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                ACCESS_CONTROL_EXPOSE_HEADERS,
+            ];
+            assert!(
+                cors_headers.iter().all(|n| h.contains_key(n) == allowed),
+                "{headers:?}: {h:?}"
+            );
+            assert!(
+                h.get_all(VARY)
+                    .iter()
+                    .any(|v| v.to_str().unwrap().contains("origin")),
+                "{headers:?}: {h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_listed_origin_is_allowed() {
+        let cors = Cors::allow_origins(["https://app.example.com"]).unwrap();
+        let get = |origin: &[u8]| {
+            let mut p = parts(Method::GET, &[]);
+            p.headers
+                .insert(ORIGIN, HeaderValue::from_bytes(origin).unwrap());
+            cors.decide(&p)
+        };
+        // Browsers write scheme and host in lower case; matching ignores case.
+        assert!(matches!(
+            get(b"HTTPS://APP.example.com"),
+            CorsDecision::Allowed(_)
+        ));
+        for bad in [
+            &b"null"[..],
+            b"http://app.example.com",
+            b"https://app.example.com/",
+            b"https://app.example.com:443",
+            b"https://u@app.example.com",
+            b"https://app.example.com.evil.net",
+            b"https://evilapp.example.com",
+            b"https://example.com",
+            b"https://app.example.com\xff",
+            b"https://app.example.com, https://app.example.com",
+        ] {
+            let decision = get(bad);
+            assert!(
+                matches!(decision, CorsDecision::None),
+                "{}: {decision:?}",
+                bad.escape_ascii()
+            );
+        }
+    }
+
+    #[test]
+    fn several_origin_headers_are_no_listed_origin() {
+        // A browser sends one `Origin`: with more, none of them is trusted (like two `Host`s).
+        let cors = Cors::allow_origins(["https://app.example.com"]).unwrap();
+        let listed = ("origin", "https://app.example.com");
+        let other = ("origin", "https://evil.example");
+        let method = ("access-control-request-method", "GET");
+        for origins in [[listed, other], [other, listed], [listed, listed]] {
+            let get = cors.decide(&parts(Method::GET, &origins));
+            assert!(matches!(get, CorsDecision::None), "{origins:?}: {get:?}");
+            let preflight = cors.decide(&parts(Method::OPTIONS, &[origins[0], origins[1], method]));
+            assert!(
+                matches!(preflight, CorsDecision::Refused),
+                "{origins:?}: {preflight:?}"
+            );
+        }
+        // Any origin: still `*`.
+        let any = Cors::allow_origins(["*"]).unwrap();
+        assert!(matches!(
+            any.decide(&parts(Method::GET, &[listed, other])),
+            CorsDecision::Allowed(_)
+        ));
     }
 
     #[test]
@@ -460,6 +686,18 @@ mod tests {
             "https://[not-v6]",
             "https://[::1]x",
             "https://[::1]:",
+            // Written otherwise than a browser writes it in `Origin`.
+            "https://app.example.com:0443",
+            "http://app.example.com:08080",
+            "https://[0:0:0:0:0:0:0:1]",
+            "https://[::ffff:1.2.3.4]",
+            "http://127.1",
+            "http://0x7f.0.0.1",
+            "http://01.2.3.4",
+            "http://1.2.3.256",
+            "https://app.example.123",
+            "https://bücher.example",
+            "https://[1::2:0:0:0:3]",
         ] {
             assert!(Cors::allow_origins([bad]).is_err(), "{bad:?}");
         }
@@ -469,8 +707,28 @@ mod tests {
             "http://localhost:3000",
             "http://[::1]:8080",
             "https://[2001:db8::1]",
+            "https://[2001:db8::1:0:0:1]",
+            "https://[::ffff:102:304]",
+            "https://[1:0:0:2::3]",
+            "https://[1::]",
+            "http://[::]:8080",
+            "http://127.0.0.1:8080",
+            "https://xn--bcher-kva.example",
+            "HTTPS://App.Example.com",
         ] {
             assert!(Cors::allow_origins([ok]).is_ok(), "{ok}");
+        }
+        // The message names the fix.
+        for (bad, fix) in [
+            ("https://*.example.com", "list each origin"),
+            ("https://bücher.example", "xn--"),
+            ("https://[0:0:0:0:0:0:0:1]:8080", "[::1]"),
+            ("https://[::FFFF:1.2.3.4]", "[::ffff:102:304]"),
+            ("http://127.1", "127.0.0.1"),
+            ("https://app.example.com:0443", "leading zero"),
+        ] {
+            let err = Cors::allow_origins([bad]).unwrap_err().to_string();
+            assert!(err.contains(fix), "{bad}: {err}");
         }
         assert!(Cors::default().allow_headers(["bad header"]).is_err());
         assert_eq!(

@@ -77,8 +77,8 @@ impl AllowedHosts {
 /// A host pattern as [`AllowedHosts::matches`] compares it: lower case, without the one
 /// trailing dot a fully qualified name may end with (requests' hosts lose theirs too, so a
 /// pattern keeping it would match nothing). `None` for what no request's host can match: an
-/// empty label, a character outside DNS names, a bracketed text that is not an IPv6
-/// address, or a leading dot before one.
+/// empty label, a label over 63 bytes or with `-` at an end, a character outside DNS
+/// names, a bracketed text that is not an IPv6 address, or a leading dot before one.
 fn pattern(h: &str) -> Option<String> {
     if let Some(inside) = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return inside
@@ -91,7 +91,9 @@ fn pattern(h: &str) -> Option<String> {
         None => ("", h),
     };
     let name = name.strip_suffix('.').unwrap_or(name);
-    is_dns_name(name).then(|| format!("{dot}{}", name.to_ascii_lowercase()))
+    // Requests' hosts pass `host_without_port`: a pattern must too.
+    (is_dns_name(name) && hardening_errors::host_without_port(name) == Some(name))
+        .then(|| format!("{dot}{}", name.to_ascii_lowercase()))
 }
 
 /// Whether `name` is a DNS name as requests carry it: dot-separated labels of letters,
@@ -134,6 +136,7 @@ mod tests {
         for ok in [
             "api.example.com",
             "API.example.com:8443",
+            "API.EXAMPLE.COM.",
             "example.org",
             "a.b.example.org",
             "[::1]:3000",
@@ -161,9 +164,18 @@ mod tests {
             "[::1]x",
             "[]",
             ".",
+            "api%2eexample.com",
+            "example.org.evil",
+            "api.example.com\tx",
         ] {
             assert!(!hosts.allows(&parts(bad)), "{bad}");
         }
+        let mut not_utf8 = parts("api.example.com");
+        not_utf8.headers.insert(
+            http::header::HOST,
+            http::HeaderValue::from_bytes(b"api.example.com\xff").unwrap(),
+        );
+        assert!(!hosts.allows(&not_utf8));
         let no_host = http::Request::get("/").body(()).unwrap().into_parts().0;
         assert!(!hosts.allows(&no_host));
     }
@@ -199,9 +211,20 @@ mod tests {
             "api.example.com:8443",
             "https://example.com",
             "ex ample.com",
+            // Labels no request's `Host` may carry (see `host_without_port`).
+            "-api.example.com",
+            "api-.example.com",
+            ".-example.com",
+            &format!("{}.example.com", "a".repeat(64)),
         ] {
             assert!(AllowedHosts::new([bad]).is_err(), "{bad:?} accepted");
         }
+        let longest_label = format!("{}.example.com", "a".repeat(63));
+        assert!(
+            AllowedHosts::new([&longest_label])
+                .unwrap()
+                .allows(&parts(&longest_label))
+        );
         // A fully qualified name's trailing dot is dropped, as it is from requests' hosts.
         let hosts = AllowedHosts::new(["API.example.com.", ".example.org.", "[::1]"]).unwrap();
         for ok in [
