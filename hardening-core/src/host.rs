@@ -27,6 +27,14 @@ impl AllowedHosts {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if hosts.is_empty() {
+            return Err(ConfigError::InvalidHost {
+                value: String::new(),
+                why: "an empty allowlist would refuse every request; list the hosts this \
+                      service answers to, or do not set one to accept any host"
+                    .to_owned(),
+            });
+        }
         Ok(Self(hosts))
     }
 
@@ -219,6 +227,9 @@ mod tests {
         ] {
             assert!(AllowedHosts::new([bad]).is_err(), "{bad:?} accepted");
         }
+        // No host at all would refuse every request: a mistake, not a policy.
+        let empty = AllowedHosts::new(Vec::<String>::new()).unwrap_err();
+        assert!(empty.to_string().contains("empty allowlist"), "{empty}");
         let longest_label = format!("{}.example.com", "a".repeat(63));
         assert!(
             AllowedHosts::new([&longest_label])
