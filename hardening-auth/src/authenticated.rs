@@ -705,6 +705,67 @@ mod tests {
         assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED);
     }
 
+    /// Where `Csrf` and `AuthLayer` meet: a request the CSRF check lets through as a bearer
+    /// request is never authenticated by its cookie, and one it checks is. The cookie name
+    /// is matched exactly: `__host-session` (which browsers that matched the prefix
+    /// case-sensitively let a subdomain set) is another cookie.
+    #[tokio::test]
+    async fn only_requests_the_csrf_check_sees_as_cookie_requests_use_the_cookie() {
+        let session = format!("__Host-session={}", token(json!({ "sub": "user-1" })));
+        let csrf = crate::Csrf::new();
+        for (authorization, bearer) in [
+            (&b"Bearer x"[..], true),
+            (b"bEaReR x", true),
+            (b"Bearer  ", true),
+            (b"Bearer \xff", true),
+            (b"Bearer", false),
+            (b"Bearer ", false),
+            (b"Bearerx", false),
+            (b"Bearer\tx", false),
+            (b"Basic dTpw", false),
+        ] {
+            let request = || {
+                Request::post("/me")
+                    .header(http::header::HOST, "api.example.com")
+                    .header("origin", "https://evil.example")
+                    .header(COOKIE, &session)
+                    .header(
+                        AUTHORIZATION,
+                        HeaderValue::from_bytes(authorization).unwrap(),
+                    )
+            };
+            let (parts, ()) = request().body(()).unwrap().into_parts();
+            let shown = String::from_utf8_lossy(authorization);
+            assert_eq!(csrf.check(&parts).is_ok(), bearer, "{shown:?}");
+            let app = Router::new()
+                .route(
+                    "/me",
+                    axum::routing::post(
+                        |user: Authenticated| async move { user.principal.subject },
+                    ),
+                )
+                .layer(
+                    AuthLayer::new(verifier())
+                        .session_cookie("__Host-session")
+                        .unwrap(),
+                );
+            let res = app
+                .oneshot(request().body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let by_cookie = res.status() == StatusCode::OK;
+            assert_eq!(by_cookie, !bearer, "{shown:?}");
+        }
+        for name in ["__host-session", "__HOST-session", "__Host-Session"] {
+            let cookie = format!("{name}={}", token(json!({ "sub": "user-1" })));
+            let req = Request::get("/me")
+                .header(COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED, "{name}");
+        }
+    }
+
     #[tokio::test]
     async fn a_session_cookie_without_the_host_prefix_is_a_named_loosening() {
         for bad in ["session", "__host-session", "__Secure-session", "__Host-"] {

@@ -353,6 +353,64 @@ mod tests {
         );
     }
 
+    /// What a browser could send from another origin, and the lookalikes of this one.
+    #[test]
+    fn lookalike_origins_methods_and_headers() {
+        let csrf = Csrf::new();
+        let check = |method: &str, extra: &[(&'static str, &'static str)]| {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            csrf.check_request(&parts(method, &with(extra)), false)
+        };
+        let cross = ("origin", "https://evil.example");
+        // Origin is Host exactly: not another port, userinfo, a path or a suffix.
+        for origin in [
+            "https://api.example.com:8443",
+            "https://api.example.com:443",
+            "https://user@api.example.com",
+            "https://api.example.com/",
+            "https://api.example.com.evil.example",
+            "",
+        ] {
+            let refused = check("POST", &[("origin", origin)]);
+            assert_eq!(refused, Err(CsrfReason::Origin), "{origin}");
+        }
+        assert_eq!(
+            check("POST", &[("origin", "https://API.Example.COM")]),
+            Ok(())
+        );
+        // Sec-Fetch-Site is matched exactly, and decides over a same-host Origin.
+        for site in ["Same-Origin", "", "same-site", "cross-site"] {
+            let same_host = ("origin", "https://api.example.com");
+            let refused = check("POST", &[("sec-fetch-site", site), same_host]);
+            assert_eq!(refused, Err(CsrfReason::SecFetchSite), "{site}");
+        }
+        // Referer is not read: with neither Origin nor Sec-Fetch-Site, not a browser.
+        let referer = ("referer", "https://api.example.com@evil.example/");
+        assert_eq!(check("POST", &[referer]), Ok(()));
+        // Only GET, HEAD, OPTIONS and TRACE are safe; methods are case-sensitive.
+        for (method, safe) in [
+            ("post", false),
+            ("PROPFIND", false),
+            ("CONNECT", false),
+            ("TRACE", true),
+            ("OPTIONS", true),
+        ] {
+            assert_eq!(check(method, &[cross]).is_ok(), safe, "{method}");
+        }
+        // Only the Bearer scheme with a token makes a bearer request.
+        for (authorization, bearer) in [
+            ("BEARER t", true),
+            ("Basic dTpw", false),
+            ("Bearer", false),
+            ("Bearer ", false),
+            ("Bearert", false),
+            ("Bearer\tt", false),
+        ] {
+            let request = [cross, ("authorization", authorization)];
+            assert_eq!(check("POST", &request).is_ok(), bearer, "{authorization:?}");
+        }
+    }
+
     #[test]
     fn shadow_mode_logs_instead() {
         let shadow = Csrf::new().shadow();

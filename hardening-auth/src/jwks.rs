@@ -461,20 +461,43 @@ fn parse_key(raw: &Value) -> Result<(Algorithm, DecodingKey), (&'static str, boo
                 Some(_) => return Err(("alg is not a signature algorithm for RSA", true)),
             }
         }
-        (AlgorithmParameters::EllipticCurve(ec), declared) => match (&ec.curve, declared) {
-            (EllipticCurve::P256, None | Some(KeyAlgorithm::ES256)) => Algorithm::ES256,
-            (EllipticCurve::P384, None | Some(KeyAlgorithm::ES384)) => Algorithm::ES384,
-            _ => return Err(("EC curve unsupported or alg does not fit the curve", true)),
-        },
+        (AlgorithmParameters::EllipticCurve(ec), declared) => {
+            let (alg, size) = match (&ec.curve, declared) {
+                (EllipticCurve::P256, None | Some(KeyAlgorithm::ES256)) => (Algorithm::ES256, 32),
+                (EllipticCurve::P384, None | Some(KeyAlgorithm::ES384)) => (Algorithm::ES384, 48),
+                _ => return Err(("EC curve unsupported or alg does not fit the curve", true)),
+            };
+            if !(is_of_size(&ec.x, size) && is_of_size(&ec.y, size)) {
+                return Err((
+                    "EC coordinates are not base64url of the curve's size (it would verify nothing)",
+                    true,
+                ));
+            }
+            alg
+        }
         (AlgorithmParameters::OctetKeyPair(okp), None | Some(KeyAlgorithm::EdDSA))
             if okp.curve == EllipticCurve::Ed25519 =>
         {
+            if !is_of_size(&okp.x, 32) {
+                return Err((
+                    "Ed25519 key is not base64url of 32 bytes (it would verify nothing)",
+                    true,
+                ));
+            }
             Algorithm::EdDSA
         }
         _ => return Err(("unsupported key type, curve or alg", true)),
     };
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| ("key material does not decode", true))?;
     Ok((alg, key))
+}
+
+/// Whether `value` is base64url of exactly `size` bytes (RFC 7518 §6.2.1.2: EC coordinates
+/// are the full size of the curve's field; RFC 8037 §2: an Ed25519 key is 32 bytes).
+fn is_of_size(value: &str, size: usize) -> bool {
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .is_ok_and(|bytes| bytes.len() == size)
 }
 
 fn modulus_bits(n: &str) -> Option<usize> {
@@ -897,6 +920,47 @@ mod tests {
             assert!(why.contains("longer than 4096 bits"), "{why}");
             assert!(why.contains("2048 to 4096 bits"), "{why}");
         }
+    }
+
+    /// RFC 7518 §6.2.1.2, RFC 8037 §2: a coordinate is the curve's full size (32 bytes for
+    /// P-256 and Ed25519, 48 for P-384). A key of another size, which the PEM path refuses,
+    /// was cached from a JWKS and refused every token as a bad signature; it is skipped.
+    #[test]
+    fn curve_keys_of_the_wrong_size_are_skipped() {
+        let b = |n: usize| URL_SAFE_NO_PAD.encode(vec![7u8; n]);
+        let bytes = set(serde_json::json!([
+            {"kty": "EC", "kid": "p256-ok", "crv": "P-256", "x": b(32), "y": b(32)},
+            {"kty": "EC", "kid": "p256-p384", "crv": "P-256", "x": b(48), "y": b(48)},
+            {"kty": "EC", "kid": "p256-short-y", "crv": "P-256", "x": b(32), "y": b(31)},
+            {"kty": "EC", "kid": "p256-padded", "crv": "P-256", "x": format!("{}=", b(32)), "y": b(32)},
+            {"kty": "EC", "kid": "p384-ok", "crv": "P-384", "x": b(48), "y": b(48)},
+            {"kty": "EC", "kid": "p384-p256", "crv": "P-384", "x": b(32), "y": b(32)},
+            {"kty": "OKP", "kid": "ed-ok", "crv": "Ed25519", "x": b(32)},
+            {"kty": "OKP", "kid": "ed-short", "crv": "Ed25519", "x": b(31)},
+            {"kty": "OKP", "kid": "ed-long", "crv": "Ed25519", "x": b(57)},
+        ]));
+        let (map, skipped) = parse_set(&bytes, &HashSet::new()).unwrap();
+        let mut kept: Vec<_> = map.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["ed-ok", "p256-ok", "p384-ok"]);
+        let mut wrong_size: Vec<_> = skipped
+            .iter()
+            .filter(|s| s.loud && s.why.contains("would verify nothing"))
+            .map(|s| s.kid.as_str())
+            .collect();
+        wrong_size.sort_unstable();
+        assert_eq!(
+            wrong_size,
+            [
+                "ed-long",
+                "ed-short",
+                "p256-p384",
+                "p256-padded",
+                "p256-short-y",
+                "p384-p256"
+            ]
+        );
+        assert_eq!(skipped.len(), 6, "{skipped:?}");
     }
 
     #[test]

@@ -383,8 +383,9 @@ impl JwtVerifierBuilder {
     /// Each JWKS key verifies only the one algorithm its type decides: RSA → its `alg`
     /// (`RS*`/`PS*`, `RS256` when absent), EC P-256 → `ES256`, P-384 → `ES384`, OKP Ed25519 →
     /// `EdDSA`. Symmetric (`oct`) keys, keys without `kid`, encryption keys, RSA under 2048
-    /// or over 4096 bits and `kid`s already configured are ignored (and logged). Tokens are matched to
-    /// JWKS keys by `kid` only; `jku`/`x5u` in a token are still refused, never fetched.
+    /// or over 4096 bits, EC or Ed25519 keys not of their curve's size and `kid`s already
+    /// configured are ignored (and logged). Tokens are matched to JWKS keys by `kid` only;
+    /// `jku`/`x5u` in a token are still refused, never fetched.
     ///
     /// An unknown `kid` is refused at once and wakes a refresh, at most one fetch per
     /// [`JwksPolicy::min_refresh_interval`]; [`JwtVerifier::verify_async`] waits for it.
@@ -536,7 +537,8 @@ pub struct Principal {
     pub subject: String,
     /// The `roles` claim (array of strings).
     pub roles: Vec<String>,
-    /// The `scope` claim (space-separated, RFC 8693) or `scp` (array).
+    /// The `scope` claim (separated by spaces, U+0020 only: RFC 8693, RFC 6749 §3.3) or
+    /// `scp` (array).
     pub scopes: Vec<String>,
     /// The `tenant` or `tid` claim.
     pub tenant: Option<String>,
@@ -791,7 +793,13 @@ fn principal(claims: &Map<String, Value>) -> Principal {
             .unwrap_or_default()
     };
     let scopes = match claims.get("scope") {
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        // Spaces only (RFC 6749 §3.3): other whitespace splitting one scope would grant
+        // scopes the issuer never saw.
+        Some(Value::String(s)) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         _ => strings(claims.get("scp")),
     };
     Principal {
@@ -1178,6 +1186,147 @@ mod tests {
         );
         let (principal, _) = v.verify_raw(&token(json!({ "sub": "user-1" }))).unwrap();
         assert_eq!(principal.subject, "user-1");
+    }
+
+    /// `h64.p64`, HS256-signed with the key of [`verifier`]'s tokens, whatever they hold.
+    fn sign(h64: &str, p64: &str) -> String {
+        let message = format!("{h64}.{p64}");
+        let key = jsonwebtoken::EncodingKey::from_secret(b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj");
+        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256);
+        format!("{message}.{}", sig.unwrap())
+    }
+
+    /// RFC 6749 §3.3 (RFC 8693 §4.2): `scope` is split on spaces (U+0020) only. Any
+    /// whitespace used to split it, so `"docs:1\u{a0}admin"`, one scope to the issuer,
+    /// granted `admin` here.
+    #[test]
+    fn scope_is_split_on_spaces_only() {
+        let v = verifier();
+        for (scope, want) in [
+            ("a b", &["a", "b"][..]),
+            ("  a   b ", &["a", "b"]),
+            ("", &[]),
+            ("docs:1\u{a0}admin", &["docs:1\u{a0}admin"]),
+            ("docs:1\u{3000}admin", &["docs:1\u{3000}admin"]),
+            ("docs:1\tadmin", &["docs:1\tadmin"]),
+            ("docs:1\nadmin", &["docs:1\nadmin"]),
+        ] {
+            let claims = json!({ "sub": "user-1", "scope": scope });
+            let (principal, _) = v.verify_raw(&token(claims)).unwrap();
+            assert_eq!(principal.scopes, want, "{scope:?}");
+        }
+    }
+
+    /// Header and payload are read as one strict parser reads them: a member repeated under
+    /// a JSON escape is still repeated, base64url is unpadded and without `+/`, and numbers
+    /// JSON cannot hold, a `kid` that is not a string or a byte-order mark are refusals, not
+    /// panics.
+    #[test]
+    fn header_and_payload_are_read_strictly() {
+        let v = verifier();
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let ok = format!(r#"{{"sub":"user-1","exp":{exp}}}"#);
+        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let hs = b64(r#"{"alg":"HS256"}"#);
+        assert!(v.verify_raw(&sign(&hs, &b64(&ok))).is_ok(), "control");
+        let cases = [
+            (
+                b64(r#"{"alg":"HS256","\u0061lg":"none"}"#),
+                b64(&ok),
+                JwtError::BadHeader,
+            ),
+            (
+                b64("\u{feff}{\"alg\":\"HS256\"}"),
+                b64(&ok),
+                JwtError::BadHeader,
+            ),
+            (format!("{hs}="), b64(&ok), JwtError::Malformed),
+            (
+                b64(r#"{"alg":"HS256","kid":null}"#),
+                b64(&ok),
+                JwtError::UnknownKey,
+            ),
+            (
+                b64(r#"{"alg":"HS256","kid":7}"#),
+                b64(&ok),
+                JwtError::UnknownKey,
+            ),
+            (
+                hs.clone(),
+                b64(&ok.replacen('{', r#"{"s\u0075b":"admin","#, 1)),
+                JwtError::BadPayload,
+            ),
+            (
+                hs.clone(),
+                b64(r#"{"sub":"user-1","exp":1e400}"#),
+                JwtError::BadPayload,
+            ),
+            (hs.clone(), b64(&format!("{ok}{{}}")), JwtError::BadPayload),
+            (hs.clone(), format!("{}=", b64(&ok)), JwtError::BadPayload),
+        ];
+        for (h64, p64, want) in cases {
+            assert_eq!(
+                v.verify_raw(&sign(&h64, &p64)).map(|_| ()),
+                Err(want.clone()),
+                "{h64}.{p64}"
+            );
+        }
+        // `+` and `/` are base64, not base64url: a header that needs them is malformed.
+        let std_header = base64::engine::general_purpose::STANDARD_NO_PAD
+            .encode(r#"{"alg":"HS256","kid":"?>?"}"#);
+        assert!(std_header.contains(['+', '/']), "{std_header}");
+        assert_eq!(
+            v.verify_raw(&sign(&std_header, &b64(&ok))).map(|_| ()),
+            Err(JwtError::Malformed)
+        );
+    }
+
+    /// `exp`, `nbf` and `iat` are compared with the leeway on the right side of each bound.
+    #[test]
+    fn time_claims_honour_the_leeway_at_its_bounds() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let v = builder()
+            .leeway(Duration::from_secs(60))
+            .unwrap()
+            .build()
+            .unwrap();
+        let exp = now + 600.0;
+        for (claims, want) in [
+            (json!({ "exp": now - 50.0 }), Ok(())),
+            (json!({ "exp": now - 70.0 }), Err(JwtError::Expired)),
+            (json!({ "exp": -1 }), Err(JwtError::Expired)),
+            (json!({ "exp": exp, "nbf": now + 50.0 }), Ok(())),
+            (
+                json!({ "exp": exp, "nbf": now + 70.0 }),
+                Err(JwtError::NotYetValid),
+            ),
+            (
+                json!({ "exp": exp, "nbf": 1e300 }),
+                Err(JwtError::NotYetValid),
+            ),
+            (json!({ "exp": exp, "iat": now + 50.0 }), Ok(())),
+            (
+                json!({ "exp": exp, "iat": now + 70.0 }),
+                Err(JwtError::IssuedInFuture),
+            ),
+            (
+                json!({ "exp": exp, "iat": "0" }),
+                Err(JwtError::BadClaimType("iat")),
+            ),
+        ] {
+            let mut claims = claims;
+            claims["sub"] = json!("user-1");
+            let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
+            let t = sign(&header, &URL_SAFE_NO_PAD.encode(claims.to_string()));
+            assert_eq!(v.verify_raw(&t).map(|_| ()), want, "{claims}");
+        }
     }
 
     #[test]
