@@ -71,8 +71,9 @@ impl Estimate {
     }
 
     /// A number in the JSON body at this JSON pointer (`"/max_tokens"`), or `default` when the
-    /// body is not JSON or has no such non-negative integer. The body is buffered (up to
-    /// [`CostLayer::max_body`]) and handed on unchanged.
+    /// body is not JSON or has nothing there. A fraction is rounded up; anything else there
+    /// (`null`, a string, a negative number) counts as the most, which `max_estimate` then
+    /// clamps. The body is buffered (up to [`CostLayer::max_body`]) and handed on unchanged.
     pub fn json_field(pointer: &str, default: u32) -> Self {
         Self(EstimateRepr::JsonField {
             pointer: pointer.into(),
@@ -105,13 +106,27 @@ impl Estimate {
                 u32::try_from(len.div_ceil(u64::from(per.get())).max(1)).unwrap_or(u32::MAX)
             }
             EstimateRepr::JsonField { pointer, default } => {
-                serde_json::from_slice::<serde_json::Value>(body)
-                    .ok()
-                    .and_then(|v| v.pointer(pointer).and_then(serde_json::Value::as_u64))
-                    .map_or(*default, |n| u32::try_from(n).unwrap_or(u32::MAX))
+                match serde_json::from_slice::<serde_json::Value>(body) {
+                    Ok(v) => v.pointer(pointer).map_or(*default, json_count),
+                    Err(_) => *default,
+                }
             }
             EstimateRepr::Custom(f) => f(parts, body),
         }
+    }
+}
+
+/// A JSON value read as a count: a non-negative number (a fraction rounded up), and anything
+/// else (`null`, a string, a negative number) as the most there is, never as less than a
+/// lenient backend might read it as.
+fn json_count(value: &serde_json::Value) -> u32 {
+    if let Some(n) = value.as_u64() {
+        return u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    match value.as_f64() {
+        // In range: the cast is exact after `ceil`.
+        Some(f) if (0.0..=f64::from(u32::MAX)).contains(&f) => f.ceil() as u32,
+        _ => u32::MAX,
     }
 }
 
@@ -747,6 +762,35 @@ mod tests {
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
             Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    /// A count written as a float (`1e6`), `null` or a string used to read as the small
+    /// default: a client could send `"max_tokens": 1e6` (which a lenient backend takes as a
+    /// million) and reserve only the default. A value that is there but not a plain count is
+    /// read as large as it may be (clamped by `max_estimate` later); only an absent one is
+    /// the default.
+    #[test]
+    fn a_json_count_that_is_not_a_plain_integer_is_not_read_as_the_default() {
+        let estimate = Estimate::json_field("/max_tokens", 16);
+        let (parts, ()) = Request::new(()).into_parts();
+        let units = |body: &str| estimate.units(&parts, body.as_bytes());
+        assert_eq!(units(r#"{"max_tokens": 100}"#), 100);
+        assert_eq!(units(r#"{"model": "m"}"#), 16, "absent: the default");
+        assert_eq!(units("not json"), 16);
+        assert_eq!(units(r#"{"max_tokens": 1e6}"#), 1_000_000);
+        assert_eq!(units(r#"{"max_tokens": 100.5}"#), 101);
+        for there in [
+            "null",
+            r#""100000""#,
+            "-1",
+            "1e300",
+            "99999999999",
+            "true",
+            "[]",
+        ] {
+            let body = format!(r#"{{"max_tokens": {there}}}"#);
+            assert_eq!(units(&body), u32::MAX, "{body}");
         }
     }
 

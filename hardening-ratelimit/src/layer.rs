@@ -2,6 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -10,7 +12,7 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::{Decision, RateLimiter, RequestKeys};
+use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 
 /// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
 /// and `RateLimit-Policy` headers on every response.
@@ -22,7 +24,8 @@ use crate::{Decision, RateLimiter, RequestKeys};
 /// The client IP is the socket peer (`ConnectInfo<SocketAddr>`, as axum's
 /// `into_make_service_with_connect_info` provides); this layer believes no forwarding
 /// headers. Behind a proxy, use `hardening-core`'s `Hardening`, which resolves the client IP
-/// through trusted proxies first.
+/// through trusted proxies first. A request with no client IP at all (an app served without
+/// `ConnectInfo`) is not counted by per-IP policies; the layer warns about it once.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -41,12 +44,55 @@ use crate::{Decision, RateLimiter, RequestKeys};
 #[must_use]
 pub struct RateLimitLayer {
     limiter: RateLimiter,
+    no_peer: Option<Arc<NoPeer>>,
 }
 
 impl RateLimitLayer {
     /// The layer for this limiter.
     pub fn new(limiter: RateLimiter) -> Self {
-        Self { limiter }
+        let no_peer = limiter
+            .policies()
+            .find(|p| counts_by_ip(p.key_kind()))
+            .map(|p| {
+                Arc::new(NoPeer {
+                    policy: p.name().clone(),
+                    warned: AtomicBool::new(false),
+                })
+            });
+        Self { limiter, no_peer }
+    }
+}
+
+/// A per-IP policy (the first), and whether a request without a client IP was warned about.
+#[derive(Debug)]
+struct NoPeer {
+    policy: PolicyName,
+    warned: AtomicBool,
+}
+
+impl NoPeer {
+    #[cold]
+    #[inline(never)]
+    fn warn(&self) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "hardening",
+                policy = %self.policy,
+                "rate limit: a request came with no client IP (no ConnectInfo<SocketAddr> in \
+                 its extensions), so per-IP policy `{}` did not count it; serve the app with \
+                 into_make_service_with_connect_info::<SocketAddr>() or hardening_core::serve \
+                 (said once per layer)",
+                self.policy
+            );
+        }
+    }
+}
+
+fn counts_by_ip(kind: &KeyKind) -> bool {
+    match kind {
+        KeyKind::ClientIp { .. } => true,
+        KeyKind::Composite(parts) => parts.iter().any(counts_by_ip),
+        _ => false,
     }
 }
 
@@ -57,6 +103,7 @@ impl<S> Layer<S> for RateLimitLayer {
         RateLimit {
             inner,
             limiter: self.limiter.clone(),
+            no_peer: self.no_peer.clone(),
         }
     }
 }
@@ -66,6 +113,7 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimit<S> {
     inner: S,
     limiter: RateLimiter,
+    no_peer: Option<Arc<NoPeer>>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
@@ -84,6 +132,13 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let request_id = RequestId::from_extensions(req.extensions());
         let keys = RequestKeys::from_http(req.extensions(), req.headers(), req.uri());
+        // Inside `Hardening`, which has a context for the request, that layer warns itself.
+        if keys.client_ip.is_none()
+            && let Some(no_peer) = &self.no_peer
+            && hardening_errors::RequestContext::of(req.extensions()).is_none()
+        {
+            no_peer.warn();
+        }
         let mut shadowed = false;
         let (state, statuses) = match self.limiter.check(&keys, 1) {
             Decision::Allowed(statuses) => (

@@ -52,7 +52,8 @@ pub enum KeyKind {
         /// Prefix length for IPv6 grouping.
         ipv6_prefix: u8,
     },
-    /// The value of a request header (an API key id, say).
+    /// The value of a request header (an API key id, say); a value over 256 bytes or not
+    /// visible ASCII is counted by a digest of it. Only the first of repeated headers counts.
     Header(HeaderName),
     /// The authenticated principal ([`hardening_errors::PrincipalId`] in the request
     /// extensions, put there by the auth layer); anonymous requests are not counted by it.
@@ -60,7 +61,7 @@ pub enum KeyKind {
     /// The route: axum's matched path template (`/notes/{id}`) when the limiter runs inside
     /// the router, else the request path.
     Route,
-    /// Your own function of the request.
+    /// Your own function of the request (keys over 256 bytes are counted by a digest).
     Custom(KeyFn),
     /// Several keys together (per principal *and* route, say); a request missing any part is
     /// not counted by the policy.
@@ -1418,23 +1419,17 @@ fn bytes_of(v: Vec<u8>) -> HeaderValue {
 pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
     match kind {
         KeyKind::Global => Some(Key::Global),
-        KeyKind::Header(name) => keys
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 256)
-            .map(|v| Key::Text(v.into())),
-        KeyKind::Principal => keys
-            .principal
-            .filter(|p| !p.is_empty())
-            .map(|p| Key::Text(p.into())),
-        KeyKind::Route => keys
-            .route
-            .filter(|r| !r.is_empty() && r.len() <= 256)
-            .map(|r| Key::Text(r.into())),
-        KeyKind::Custom(f) => (f.0)(keys)
-            .filter(|k| k.len() <= 256)
-            .map(|k| Key::Text(k.into())),
+        KeyKind::Header(name) => {
+            let value = keys.headers.get(name).filter(|v| !v.is_empty())?;
+            Some(match value.to_str() {
+                Ok(text) => text_key(text),
+                // Bytes outside visible ASCII: counted by their digest.
+                Err(_) => digest_key(value.as_bytes()),
+            })
+        }
+        KeyKind::Principal => keys.principal.filter(|p| !p.is_empty()).map(text_key),
+        KeyKind::Route => keys.route.filter(|r| !r.is_empty()).map(text_key),
+        KeyKind::Custom(f) => (f.0)(keys).map(|k| text_key(&k)),
         KeyKind::Composite(parts) => {
             let mut joined = String::new();
             for part in parts {
@@ -1455,6 +1450,33 @@ pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
             .client_ip
             .map(|ip| Key::Ip(client_group(ip, *ipv6_prefix))),
     }
+}
+
+/// Key text longer than this is counted by its digest ([`digest_key`]).
+const MAX_KEY_TEXT: usize = 256;
+
+/// `text` as a key: as it is, or by its digest when it is longer than [`MAX_KEY_TEXT`] (a
+/// JWT in `Authorization`), so that a long value is counted without being kept whole.
+#[inline]
+fn text_key(text: &str) -> Key {
+    if text.len() <= MAX_KEY_TEXT {
+        Key::Text(text.into())
+    } else {
+        digest_key(text.as_bytes())
+    }
+}
+
+/// A key for a value kept only as its 128-bit FNV-1a digest, after U+001E (which no header
+/// value, and so no plain key from one, holds). Deterministic, so that every instance
+/// sharing a Redis store names the same key; two values share a budget only if they collide,
+/// which a client cannot aim at a value it does not know (and one it knows, it can send).
+fn digest_key(bytes: &[u8]) -> Key {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let digest = bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u128::from(b)).wrapping_mul(PRIME));
+    Key::Text(format!("\u{1e}{digest:032x}").into())
 }
 
 /// The IPv6 prefix length that is one subscriber (RFC 6177: a site gets at least a /64):
@@ -2326,6 +2348,40 @@ mod tests {
         );
     }
 
+    /// The `RateLimit` field at its edges: a fresh key (full: `t=0`), the burst just spent,
+    /// the refusal that follows (`r=0`, not a count below zero; Retry-After until one unit,
+    /// `t` until full, both rounded up), and a bucket in debt after an overrun.
+    #[test]
+    fn ratelimit_fields_at_the_edges() {
+        let limiter = RateLimiter::new([Policy::per_principal(
+            "p",
+            Quota::per_minute(nz(60)).burst(nz(2)),
+        )]);
+        let h = HeaderMap::new();
+        let k = principal("u", &h);
+        let ms = 1_000_000u64;
+        let field = |s: &Statuses| ratelimit_header(s).unwrap();
+        assert_eq!(field(&limiter.statuses_at(&k, 0)), "\"p\";r=2;t=0");
+        assert!(limiter.check_at(&k, 2, 0).is_admitted());
+        assert_eq!(field(&limiter.statuses_at(&k, 0)), "\"p\";r=0;t=2");
+        match limiter.check_at(&k, 1, 500 * ms) {
+            Decision::Limited {
+                retry_after,
+                statuses,
+                ..
+            } => {
+                assert_eq!(retry_after, Duration::from_millis(500));
+                assert_eq!(field(&statuses), "\"p\";r=0;t=2");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(field(&limiter.statuses_at(&k, 1_000 * ms)), "\"p\";r=1;t=1");
+        // An overrun: one burst of debt, still `r=0`, full again after two bursts' time.
+        let (_, r) = limiter.reserve_at(&k, 1, 2_000 * ms);
+        r.unwrap().settle_at(1_000, 2_000 * ms);
+        assert_eq!(field(&limiter.statuses_at(&k, 2_000 * ms)), "\"p\";r=0;t=4");
+    }
+
     #[test]
     fn shadow_policies_report_but_do_not_refuse() {
         let limiter = RateLimiter::new([
@@ -2420,6 +2476,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Key values over 256 bytes (a JWT in `Authorization`), or with bytes outside visible
+    /// ASCII, used to go uncounted: such requests passed every per-header, route or custom
+    /// policy. They are counted by a digest of the value, which keeps the key small.
+    #[test]
+    fn long_and_non_ascii_key_values_are_counted_by_a_digest() {
+        let auth = HeaderName::from_static("authorization");
+        let once = Quota::per_hour(nz(1));
+        let limiter = RateLimiter::new([
+            Policy::per_header("per-token", once, auth.clone()),
+            Policy::keyed("per-route", once, KeyKind::Route),
+        ]);
+        let jwt = format!("Bearer eyJ{}", "A".repeat(600));
+        // The same first 600 bytes: a digest of the whole value, not a truncation.
+        let other_jwt = format!("{jwt}B");
+        let obs_text = HeaderValue::from_bytes(b"caf\xe9-key").unwrap();
+        let long_route = format!("/{}", "r".repeat(300));
+        let mut h = HeaderMap::new();
+        for value in [
+            HeaderValue::from_str(&jwt).unwrap(),
+            HeaderValue::from_str(&other_jwt).unwrap(),
+            obs_text,
+        ] {
+            h.insert(&auth, value);
+            let keys = RequestKeys::new(None, &h);
+            assert!(limiter.check_at(&keys, 1, 0).is_admitted(), "{h:?}");
+            assert!(!limiter.check_at(&keys, 1, 0).is_admitted(), "{h:?}");
+        }
+        let none = HeaderMap::new();
+        let keys = RequestKeys::new(None, &none).route(Some(&long_route));
+        assert!(limiter.check_at(&keys, 1, 0).is_admitted());
+        assert!(!limiter.check_at(&keys, 1, 0).is_admitted(), "a long route");
+        let tenant = KeyFn::new(|k| k.route.map(str::to_owned));
+        let custom = RateLimiter::new([Policy::keyed("tenant", once, KeyKind::Custom(tenant))]);
+        assert!(custom.check_at(&keys, 1, 0).is_admitted());
+        assert!(
+            !custom.check_at(&keys, 1, 0).is_admitted(),
+            "a long custom key"
+        );
+        // What is kept per key stays small.
+        for p in &limiter.0.policies {
+            for entry in p.store.iter() {
+                if let Key::Text(text) = entry.key() {
+                    assert!(text.len() <= 256, "{} bytes kept", text.len());
+                }
+            }
+        }
+        assert_eq!(limiter.tracked_keys(), [3, 1]);
+        // The digest is FNV-1a (128 bits): the same in every process sharing a Redis store.
+        assert_eq!(
+            digest_key(b"a"),
+            Key::Text("\u{1e}d228cb696f1a8caf78912b704e4a8964".into())
+        );
     }
 
     #[test]

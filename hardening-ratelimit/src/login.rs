@@ -34,13 +34,14 @@ struct Entry {
 /// 1 s × 2^(excess), capped at 15 minutes. A successful login clears the **account's**
 /// count only: an attacker with one valid account of their own cannot reset their IP's.
 /// Counts are forgotten after an hour without failures. At most 100 000 subjects are
-/// tracked, and the oldest idle ones are dropped first: when a failure finds the table
-/// full, every subject idle for an hour goes and, if that does not bring the table down to
-/// about 7/8 full, so do the others with the oldest last failure (never the two being
-/// recorded). Room is thus made in batches of about an eighth of the table, not one scan
-/// of it per failure. IPv6 clients are counted by /64 (one subscriber), IPv4-mapped IPv6
-/// addresses as the IPv4 client they are; account names are
-/// stored as keyed 64-bit hashes, so a long name costs no memory.
+/// tracked: when a failure finds the table full, every subject idle for an hour (and not
+/// locked out) goes and, if that does not bring the table down to about 7/8 full, so do
+/// the others least far into a lockout (fewest failures past the free ones, then fewest
+/// failures, then oldest; never the two being recorded), so a flood of fresh names cannot
+/// flush a count. Room is thus made in batches of about an eighth of the table, not one
+/// scan of it per failure. IPv6 clients are counted by /64 (one subscriber), IPv4-mapped
+/// IPv6 addresses as the IPv4 client they are; account names are stored as keyed 64-bit
+/// hashes, so a long name costs no memory.
 ///
 /// # One call per attempt, before the password is checked
 ///
@@ -150,10 +151,11 @@ impl LoginThrottle {
         ip: IpAddr,
         now: Instant,
     ) -> Result<LoginAttempt<'_>, Duration> {
+        // The name's key first: folding a long name must not hold the lock every login waits on.
+        let (account, ip) = (self.account(account), ip_subject(ip));
         let Ok(mut entries) = self.entries.lock() else {
             return Err(self.max);
         };
-        let (account, ip) = (self.account(account), ip_subject(ip));
         let wait = Self::wait(&entries, account, ip, now);
         if !wait.is_zero() {
             return Err(wait);
@@ -217,14 +219,15 @@ impl LoginThrottle {
                     .base
                     .checked_mul(1u32.checked_shl(excess).unwrap_or(u32::MAX))
                     .map_or(self.max, |d| d.min(self.max));
-                entry.locked_until = now + lockout;
+                entry.locked_until = later(now, lockout);
             }
         }
     }
 
     /// Called when inserting `new` subjects would overflow the table: drops every subject
-    /// idle for `forget_after`, then, oldest failure first, as many others as it takes to
-    /// bring the table down to about 7/8 of its capacity, and to `capacity - new` at most.
+    /// idle for `forget_after` and not locked out, then, least far into a lockout first, as
+    /// many others as it takes to bring the table down to about 7/8 of its capacity, and to
+    /// `capacity - new` at most.
     /// `ours`, the subjects being recorded, are never dropped. Each call is O(n), but it
     /// leaves room for the next capacity/8 new subjects, so a flood of new subjects costs
     /// amortized O(1) per failure rather than a full scan each.
@@ -239,20 +242,31 @@ impl LoginThrottle {
         self.eviction_passes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         entries.retain(|s, e| {
-            ours.contains(s) || now.saturating_duration_since(e.last_failure) < self.forget_after
+            ours.contains(s)
+                || now.saturating_duration_since(e.last_failure) < self.forget_after
+                || e.locked_until > now
         });
         let target = (self.capacity - self.capacity / 8).min(self.capacity.saturating_sub(new));
         let Some(excess) = entries.len().checked_sub(target).filter(|&n| n > 0) else {
             return;
         };
-        let mut others: Vec<(Instant, Subject)> = entries
+        // Least far into a lockout first: the fewest failures past the free ones, then the
+        // fewest failures, then the oldest. Forgetting them gives the least back.
+        let rank = |s: &Subject, e: &Entry| {
+            let free = match s {
+                Subject::Account(_) => self.account_free,
+                Subject::Ip(_) => self.ip_free,
+            };
+            (e.failures.saturating_sub(free), e.failures, e.last_failure)
+        };
+        let mut others: Vec<_> = entries
             .iter()
             .filter(|(s, _)| !ours.contains(s))
-            .map(|(s, e)| (e.last_failure, *s))
+            .map(|(s, e)| (rank(s, e), *s))
             .collect();
         if excess < others.len() {
-            // The `excess` oldest come first, in no particular order: O(n), no sort.
-            others.select_nth_unstable_by_key(excess, |&(last_failure, _)| last_failure);
+            // The `excess` lowest come first, in no particular order: O(n), no sort.
+            others.select_nth_unstable_by_key(excess, |&(rank, _)| rank);
         }
         for (_, subject) in others.iter().take(excess) {
             entries.remove(subject);
@@ -345,6 +359,18 @@ fn case_fold(name: &str) -> String {
         name.to_ascii_lowercase()
     } else {
         caseless::default_case_fold_str(name)
+    }
+}
+
+/// `now + wait`, or nearly the latest instant there is when that is past it (a lockout "for
+/// good"): never a panic.
+fn later(now: Instant, wait: Duration) -> Instant {
+    let mut wait = wait;
+    loop {
+        if let Some(then) = now.checked_add(wait) {
+            return then;
+        }
+        wait /= 2;
     }
 }
 
@@ -691,6 +717,68 @@ mod tests {
         assert!(t.check_at("bob", ip("198.51.100.1"), now).is_ok());
     }
 
+    /// A flood of fresh names used to push the oldest subjects out first, whatever their
+    /// counts: an attacker who had run up an account's count (five wrong guesses, locked out)
+    /// flushed it with new names from a few IPs and guessed again from nothing. The subjects
+    /// least far into their lockouts go first.
+    #[test]
+    fn a_flood_of_fresh_names_does_not_flush_an_accounts_count() {
+        let t = small(80).free_attempts(3, 1000);
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        for _ in 0..5 {
+            t.failure_at("alice", ip("192.0.2.1"), start);
+        }
+        // 200 fresh names from ten IPs, all after alice's failures.
+        for i in 0..200u32 {
+            t.failure_at(&format!("bot-{i}"), ip_n(i % 10), ms(10_000 + u64::from(i)));
+        }
+        assert!(t.eviction_passes.load(Ordering::Relaxed) > 1);
+        assert!(!tracks_account(&t, "bot-0"), "the flood was evicted");
+        // Her sixth failure is her third past the free ones: 4 s, not a fresh count.
+        let later = ms(20_000);
+        t.failure_at("alice", ip("198.51.100.1"), later);
+        assert_eq!(
+            t.check_at("alice", ip("203.0.113.1"), later),
+            Err(Duration::from_secs(4))
+        );
+    }
+
+    /// A lockout longer than the hour after which counts are forgotten: a full table used to
+    /// drop the account as idle an hour after its last failure, still locked out.
+    #[test]
+    fn a_full_table_keeps_a_subject_still_locked_out_however_idle() {
+        let hour = Duration::from_secs(3600);
+        let t = small(8).free_attempts(0, 100).lockout(2 * hour, 2 * hour);
+        let start = Instant::now();
+        t.failure_at("alice", ip("192.0.2.1"), start);
+        t.failure_at("alice", ip("192.0.2.1"), start);
+        let later = start + hour + Duration::from_secs(1);
+        for i in 0..10u32 {
+            t.failure_at(&format!("bot-{i}"), ip_n(i), later);
+        }
+        assert!(t.eviction_passes.load(Ordering::Relaxed) > 0);
+        assert!(
+            t.check_at("alice", ip("198.51.100.1"), later).is_err(),
+            "still locked out"
+        );
+    }
+
+    /// A lockout too long to add to an `Instant` (`lockout(Duration::MAX, …)`: "for good")
+    /// panicked under the throttle's lock, which poisoned it: every later attempt, on any
+    /// account, was then refused.
+    #[test]
+    fn a_lockout_past_the_end_of_time_does_not_panic() {
+        let t = LoginThrottle::new()
+            .free_attempts(0, 100)
+            .lockout(Duration::MAX, Duration::MAX);
+        let now = Instant::now();
+        t.attempt_at("alice", ip("10.0.0.1"), now).unwrap().failed();
+        let wait = t.attempt_at("alice", ip("10.0.0.2"), now).unwrap_err();
+        assert!(wait > Duration::from_secs(100 * 365 * 86_400), "{wait:?}");
+        assert!(t.attempt_at("bob", ip("10.0.0.2"), now).is_ok());
+    }
+
     #[test]
     fn an_ipv6_slash_64_is_one_client() {
         let t = LoginThrottle::new().free_attempts(100, 1);
@@ -864,6 +952,23 @@ mod tests {
         // Folding does not merge what Unicode tells apart.
         assert_ne!(account_key("\u{3b1}\u{3b9}"), account_key("\u{3b1}"));
         assert_ne!(account_key("\u{13a0}"), account_key("\u{13a1}"));
+    }
+
+    /// Nothing an account lookup would tell apart is merged: a zero-width space or a soft
+    /// hyphen inside a name, an e-mail's `+tag` or dots (one mailbox at some providers, but
+    /// not one account name), inner spaces. Merging them would let one account's failures
+    /// lock out another.
+    #[test]
+    fn names_a_lookup_tells_apart_keep_their_own_counts() {
+        for (name, other) in [
+            ("ali\u{200b}ce@example.com", "alice@example.com"),
+            ("ali\u{ad}ce@example.com", "alice@example.com"),
+            ("alice+tag@example.com", "alice@example.com"),
+            ("a.lice@example.com", "alice@example.com"),
+            ("alice smith", "alicesmith"),
+        ] {
+            assert_ne!(account_key(name), account_key(other), "{name:?}");
+        }
     }
 
     #[test]
