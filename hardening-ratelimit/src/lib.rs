@@ -40,7 +40,7 @@ pub use limiter::{
     Decision, KeyFn, KeyKind, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys,
     Reservation, Statuses, ratelimit_header,
 };
-pub use login::{LoginAttempt, LoginThrottle};
+pub use login::{LoginAttempt, LoginConfigError, LoginThrottle};
 pub use quota::Quota;
 #[cfg(feature = "redis")]
 pub use redis_store::{

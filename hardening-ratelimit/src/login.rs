@@ -97,6 +97,18 @@ pub struct LoginThrottle {
     eviction_passes: std::sync::atomic::AtomicUsize,
 }
 
+/// A misconfigured [`LoginThrottle`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginConfigError {
+    /// A first lockout of zero: every guess would be let through.
+    #[error(
+        "a first lockout of zero never locks an account: use a duration above zero (the \
+         default is 1 s, doubling to 15 min)"
+    )]
+    ZeroLockout,
+}
+
 impl Default for LoginThrottle {
     fn default() -> Self {
         Self::new()
@@ -128,12 +140,25 @@ impl LoginThrottle {
         self
     }
 
-    /// The first lockout and the longest one.
-    #[must_use]
-    pub fn lockout(mut self, first: Duration, longest: Duration) -> Self {
+    /// The first lockout and the longest one (a longer `first` is taken as both). A first
+    /// lockout of zero would never lock anyone out, so it is refused.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hardening_ratelimit::LoginThrottle;
+    ///
+    /// let minute = Duration::from_secs(60);
+    /// assert!(LoginThrottle::new().lockout(minute, 60 * minute).is_ok());
+    /// let off = LoginThrottle::new().lockout(Duration::ZERO, minute).unwrap_err();
+    /// assert!(off.to_string().contains("above zero"));
+    /// ```
+    pub fn lockout(mut self, first: Duration, longest: Duration) -> Result<Self, LoginConfigError> {
+        if first.is_zero() {
+            return Err(LoginConfigError::ZeroLockout);
+        }
         self.base = first;
         self.max = longest.max(first);
-        self
+        Ok(self)
     }
 
     /// Lets a login attempt through, or says how long to wait; one call per attempt, before
@@ -749,7 +774,10 @@ mod tests {
     #[test]
     fn a_full_table_keeps_a_subject_still_locked_out_however_idle() {
         let hour = Duration::from_secs(3600);
-        let t = small(8).free_attempts(0, 100).lockout(2 * hour, 2 * hour);
+        let t = small(8)
+            .free_attempts(0, 100)
+            .lockout(2 * hour, 2 * hour)
+            .unwrap();
         let start = Instant::now();
         t.failure_at("alice", ip("192.0.2.1"), start);
         t.failure_at("alice", ip("192.0.2.1"), start);
@@ -771,7 +799,8 @@ mod tests {
     fn a_lockout_past_the_end_of_time_does_not_panic() {
         let t = LoginThrottle::new()
             .free_attempts(0, 100)
-            .lockout(Duration::MAX, Duration::MAX);
+            .lockout(Duration::MAX, Duration::MAX)
+            .unwrap();
         let now = Instant::now();
         t.attempt_at("alice", ip("10.0.0.1"), now).unwrap().failed();
         let wait = t.attempt_at("alice", ip("10.0.0.2"), now).unwrap_err();
