@@ -65,6 +65,19 @@ pub enum ConfigError {
          before your auth layer): give it to a RateLimitLayer inside the auth layer instead"
     )]
     PolicyNeedsPrincipal(String),
+    /// A rate limiter with no policies: it would limit nothing.
+    #[error(
+        "the rate limiter has no policies, so it would limit nothing: add a Policy, or call \
+         dangerous_without_rate_limit() to turn rate limiting off"
+    )]
+    NoRateLimitPolicies,
+    /// Two rate-limit policies with one name: their `RateLimit` fields and 429 problems
+    /// could not be told apart.
+    #[error(
+        "two rate-limit policies are named `{0}`: give each its own name (it is what the \
+         RateLimit headers, 429 problems and logs report)"
+    )]
+    DuplicatePolicyName(String),
     /// A security-header setting that cannot work.
     #[cfg(feature = "headers")]
     #[error(transparent)]

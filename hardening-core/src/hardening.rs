@@ -329,14 +329,25 @@ impl Hardening {
     ///
     /// A policy that counts by principal (alone or in a composite key) is an error:
     /// `Hardening` runs before any auth layer, so it would never count anything. Give such a
-    /// policy to a `RateLimitLayer` inside the auth layer.
+    /// policy to a `RateLimitLayer` inside the auth layer. A limiter with no policies, or two
+    /// with one name, is an error too.
     #[cfg(feature = "ratelimit")]
     pub fn rate_limit(
         mut self,
         limiter: hardening_ratelimit::RateLimiter,
     ) -> Result<Self, ConfigError> {
+        if limiter.policies().next().is_none() {
+            return Err(ConfigError::NoRateLimitPolicies);
+        }
         if let Some(policy) = limiter.policies().find(|p| needs_principal(p.key_kind())) {
             return Err(ConfigError::PolicyNeedsPrincipal(policy.name().to_string()));
+        }
+        let mut names = std::collections::HashSet::new();
+        if let Some(policy) = limiter
+            .policies()
+            .find(|p| !names.insert(p.name().to_string()))
+        {
+            return Err(ConfigError::DuplicatePolicyName(policy.name().to_string()));
         }
         for policy in limiter.policies().filter(|p| p.is_shadow()) {
             warn_loosened(

@@ -442,6 +442,23 @@ fn misconfiguration_fails_at_build_time() {
             "{err}"
         );
     }
+    // No policy would limit nothing; two of one name could not be told apart. Both were
+    // taken without a word.
+    let err = Hardening::strict()
+        .rate_limit(RateLimiter::new(Vec::<Policy>::new()))
+        .unwrap_err();
+    assert_eq!(err, ConfigError::NoRateLimitPolicies);
+    assert!(
+        err.to_string().contains("dangerous_without_rate_limit"),
+        "{err}"
+    );
+    let err = Hardening::strict()
+        .rate_limit(RateLimiter::new([
+            Policy::per_client_ip("api", hour),
+            Policy::global("api", hour),
+        ]))
+        .unwrap_err();
+    assert_eq!(err, ConfigError::DuplicatePolicyName("api".to_owned()));
 }
 
 #[tokio::test]
