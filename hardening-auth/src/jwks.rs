@@ -451,6 +451,13 @@ fn parse_key(raw: &Value) -> Result<(Algorithm, DecodingKey), (&'static str, boo
                     true,
                 ));
             }
+            if !exponent_is_usable(&rsa.e) {
+                // The RSA backend refuses it at verification: the key could verify nothing.
+                return Err((
+                    "RSA exponent is not an odd number from 3 to 2^33 - 1 (it would verify nothing)",
+                    true,
+                ));
+            }
             match declared {
                 None | Some(KeyAlgorithm::RS256) => Algorithm::RS256,
                 Some(KeyAlgorithm::RS384) => Algorithm::RS384,
@@ -502,6 +509,25 @@ fn is_of_size(value: &str, size: usize) -> bool {
 
 fn modulus_bits(n: &str) -> Option<usize> {
     bit_length(&URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?)
+}
+
+/// Whether `e` is base64url of an RSA public exponent verification can use: odd, from 3 to
+/// 2^33 - 1 (the bounds of the RSA backend, and of ring).
+fn exponent_is_usable(e: &str) -> bool {
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(e.trim_end_matches('=')) else {
+        return false;
+    };
+    let Some(first) = bytes.iter().position(|b| *b != 0) else {
+        return false;
+    };
+    let significant = &bytes[first..];
+    if significant.len() > 5 {
+        return false;
+    }
+    let value = significant
+        .iter()
+        .fold(0u64, |value, b| (value << 8) | u64::from(*b));
+    value % 2 == 1 && (3..1 << 33).contains(&value)
 }
 
 /// The number of significant bits of a big-endian unsigned integer; `None` for zero.
@@ -920,6 +946,34 @@ mod tests {
             assert!(why.contains("longer than 4096 bits"), "{why}");
             assert!(why.contains("2048 to 4096 bits"), "{why}");
         }
+    }
+
+    /// An RSA key whose exponent the backend refuses (1, even, past 2^33 - 1) was cached and
+    /// refused every token as a bad signature; it is skipped, like a modulus out of range.
+    #[test]
+    fn rsa_keys_with_an_unusable_exponent_are_skipped() {
+        let e = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let key = |kid: &str, e: String| serde_json::json!({"kty": "RSA", "kid": kid, "n": rsa_n(), "e": e});
+        let bytes = set(serde_json::json!([
+            key("e-65537", e(&[1, 0, 1])),
+            key("e-3", e(&[3])),
+            key("e-65537-leading-zero", e(&[0, 1, 0, 1])),
+            key("e-1", e(&[1])),
+            key("e-2", e(&[2])),
+            key("e-0", e(&[0])),
+            key("e-2^33+1", e(&[2, 0, 0, 0, 1])),
+            key("e-huge", e(&[1; 64])),
+            key("e-not-base64", "!!".to_owned()),
+        ]));
+        let (map, skipped) = parse_set(&bytes, &HashSet::new()).unwrap();
+        let mut kept: Vec<_> = map.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["e-3", "e-65537", "e-65537-leading-zero"]);
+        assert!(
+            skipped.iter().all(|s| s.loud && s.why.contains("exponent")),
+            "{skipped:?}"
+        );
+        assert_eq!(skipped.len(), 6, "{skipped:?}");
     }
 
     /// RFC 7518 §6.2.1.2, RFC 8037 §2: a coordinate is the curve's full size (32 bytes for

@@ -383,8 +383,9 @@ impl JwtVerifierBuilder {
     /// Each JWKS key verifies only the one algorithm its type decides: RSA → its `alg`
     /// (`RS*`/`PS*`, `RS256` when absent), EC P-256 → `ES256`, P-384 → `ES384`, OKP Ed25519 →
     /// `EdDSA`. Symmetric (`oct`) keys, keys without `kid`, encryption keys, RSA under 2048
-    /// or over 4096 bits, EC or Ed25519 keys not of their curve's size and `kid`s already
-    /// configured are ignored (and logged). Tokens are matched to JWKS keys by `kid` only;
+    /// or over 4096 bits or with an exponent that is not odd from 3 to 2^33 - 1, EC or
+    /// Ed25519 keys not of their curve's size and `kid`s already configured are ignored (and
+    /// logged). Tokens are matched to JWKS keys by `kid` only;
     /// `jku`/`x5u` in a token are still refused, never fetched.
     ///
     /// An unknown `kid` is refused at once and wakes a refresh, at most one fetch per
