@@ -23,7 +23,7 @@ const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// its lifetime (`Max-Age`/`Expires`) is capped at 30 days, `__Host-` cookies must have
 /// `Path=/` and no `Domain`, and a cookie that breaks its prefix's rules, does not parse, or
 /// is over 4096 bytes is dropped with a warning. When a response sets the same cookie (name,
-/// domain, path) twice, the last one is kept, as a browser would.
+/// domain, path, and `Partitioned` or not) twice, the last one is kept, as a browser would.
 ///
 /// Settings are per cookie and by name. Those that loosen a rule are named `dangerous_*` and
 /// log a warning; the others refuse a looser value with a [`ConfigError::Loosening`] naming
@@ -180,7 +180,7 @@ impl CookiePolicy {
         }
     }
 
-    /// Keeps the last of several cookies with the same name, domain and path (a browser
+    /// Keeps the last of several cookies with the same name, domain, path and partitioning (a browser
     /// would keep only one of them anyway, and which one is not obvious), in the order of
     /// the values kept. Linear in the number of cookies; with fewer than two, or none set
     /// twice, `headers` is left as it is (and nothing is allocated with fewer than two).
@@ -398,6 +398,8 @@ struct Attrs<'a> {
     path: Option<&'a str>,
     domain: bool,
     domain_value: &'a str,
+    /// `Partitioned` (CHIPS): kept apart from the cookie of the same name without it.
+    partitioned: bool,
 }
 
 impl<'a> Attrs<'a> {
@@ -452,6 +454,7 @@ impl<'a> Attrs<'a> {
             path: None,
             domain: false,
             domain_value: "",
+            partitioned: false,
         };
         while let Some(attr) = next_part() {
             let (key, val) = match attr.bytes().position(|b| b == b'=') {
@@ -465,18 +468,39 @@ impl<'a> Attrs<'a> {
                     a.same_site_seen = true;
                     a.same_site = same_site(val);
                 }
-                7 if key.eq_ignore_ascii_case("max-age") => a.max_age = Some(val.parse().ok()?),
+                // A value that is not a number is ignored, as browsers do (RFC 6265 §5.2.2):
+                // an earlier `Max-Age` stands.
+                7 if key.eq_ignore_ascii_case("max-age") => {
+                    if let Some(max_age) = max_age(val) {
+                        a.max_age = Some(max_age);
+                    }
+                }
                 7 if key.eq_ignore_ascii_case("expires") => a.expires = true,
                 4 if key.eq_ignore_ascii_case("path") => a.path = Some(val),
                 6 if key.eq_ignore_ascii_case("domain") => {
                     a.domain = true;
                     a.domain_value = val;
                 }
+                11 if key.eq_ignore_ascii_case("partitioned") => a.partitioned = true,
                 _ => {}
             }
         }
         Some(a)
     }
+}
+
+/// A `Max-Age` value as browsers read it (RFC 6265 §5.2.2): `None` unless it is digits, with
+/// an optional leading `-` (`+1` and `1.5` are ignored); one out of range is as long or as
+/// short as it gets.
+fn max_age(value: &str) -> Option<i128> {
+    let (digits, limit) = match value.strip_prefix('-') {
+        Some(digits) => (digits, i128::MIN),
+        None => (value, i128::MAX),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.parse().unwrap_or(limit))
 }
 
 /// A valid `SameSite` value (case-insensitive), as browsers read it.
@@ -493,11 +517,16 @@ fn same_site(value: &str) -> Option<SameSite> {
 }
 
 /// What makes two `Set-Cookie` values set the same cookie: its name, `Domain` value and
-/// `Path` (a missing one as empty), compared byte for byte; `None` for a value that does not
-/// parse (all such values count as one cookie).
-fn same_cookie(value: &HeaderValue) -> Option<(&str, &str, &str)> {
+/// `Path` (a missing one as empty), compared byte for byte, and whether it is `Partitioned`;
+/// `None` for a value that does not parse (all such values count as one cookie).
+fn same_cookie(value: &HeaderValue) -> Option<(&str, &str, &str, bool)> {
     let attrs = value.to_str().ok().and_then(Attrs::read)?;
-    Some((attrs.name, attrs.domain_value, attrs.path.unwrap_or("")))
+    Some((
+        attrs.name,
+        attrs.domain_value,
+        attrs.path.unwrap_or(""),
+        attrs.partitioned,
+    ))
 }
 
 /// Why a cookie breaks its name prefix's rules (matched case-insensitively, as browsers do).
@@ -650,6 +679,93 @@ mod tests {
         assert!(!out[1].contains("2200"), "{}", out[1]);
         let deleted = enforce(&p, &[b"a=; Max-Age=0"]);
         assert!(deleted[0].contains("Max-Age=0"));
+    }
+
+    /// `Max-Age` read as browsers read it (RFC 6265 §5.2.2): a value that is not digits
+    /// (`+1`) is ignored, so an earlier one stands. It was read as a number: `Max-Age=+1`
+    /// after a long one passed the cap, and a browser kept the long one; and a value that
+    /// was no number, or too long for one, dropped the cookie, a deletion too.
+    #[test]
+    fn max_age_is_read_as_browsers_read_it() {
+        let out = enforce(
+            &CookiePolicy::default(),
+            &[
+                b"a=1; Max-Age=99999999999; Max-Age=+1",
+                b"b=1; Max-Age=999999999999999999999999999999999999999999",
+                b"sid=; Max-Age=0.5; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                b"c=1; Max-Age=60; Max-Age=",
+            ],
+        );
+        assert_eq!(out.len(), 4, "{out:?}");
+        for capped in &out[..2] {
+            assert!(capped.contains("Max-Age=2592000"), "{capped}");
+            assert!(!capped.contains("99999"), "{capped}");
+        }
+        assert!(
+            out[2].starts_with("sid=;") && out[2].contains("1970"),
+            "{}",
+            out[2]
+        );
+        assert!(out[3].starts_with("c=1; Max-Age=60;"), "{}", out[3]);
+    }
+
+    /// A `Partitioned` cookie (CHIPS) is kept apart from the cookie of the same name, domain
+    /// and path without it: a site moving to partitioned cookies sets both, and the first
+    /// was dropped as a duplicate.
+    #[test]
+    fn a_partitioned_cookie_is_not_a_duplicate_of_an_unpartitioned_one() {
+        let out = enforce(
+            &CookiePolicy::default(),
+            &[
+                b"a=1; Path=/; Secure; Partitioned",
+                b"a=2; Path=/; Secure",
+                b"a=3; Path=/; Secure; partitioned; Max-Age=99999999999",
+            ],
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[0].starts_with("a=2;"), "{out:?}");
+        assert!(
+            out[1].starts_with("a=3;") && out[1].contains("; Partitioned"),
+            "{out:?}"
+        );
+    }
+
+    /// Attributes in odd case and spacing are read as browsers read them (RFC 6265 §5.2):
+    /// nothing added twice, a flag's value ignored, the last `Path` the one that counts.
+    #[test]
+    fn odd_spellings_are_read_as_browsers_read_them() {
+        let policy = CookiePolicy::default().dangerous_allow_insecure("__Secure-g");
+        for (given, sent) in [
+            (
+                "a=1; secure; httponly; samesite=strict",
+                Some("a=1; secure; httponly; samesite=strict"),
+            ),
+            (
+                "b=1; SameSite = None ; Secure",
+                Some("b=1; HttpOnly; SameSite=Lax; Secure"),
+            ),
+            (
+                "c=1; HttpOnly; HttpOnly;",
+                Some("c=1; HttpOnly; HttpOnly; SameSite=Lax; Secure"),
+            ),
+            // `Secure=false` is `Secure` to a browser.
+            (
+                "d=1; Secure=false",
+                Some("d=1; Secure=false; HttpOnly; SameSite=Lax"),
+            ),
+            // A browser splits at every `;`, quoted or not: `y"` is an attribute it ignores.
+            (
+                "i=\"x;y\"; Path=/",
+                Some("i=\"x;y\"; Path=/; HttpOnly; SameSite=Lax; Secure"),
+            ),
+            ("__Host-e=1; Secure; Path=/; Path=/x", None),
+            ("__host-h=1; Secure; Path=/; domain=a.example", None),
+            ("__Secure-g=1", None),
+            ("=1", None),
+        ] {
+            let out = enforce(&policy, &[given.as_bytes()]);
+            assert_eq!(out.first().map(String::as_str), sent, "{given}");
+        }
     }
 
     #[test]

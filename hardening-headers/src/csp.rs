@@ -290,7 +290,11 @@ impl Csp {
                         &format!("{source:?} is not a single source expression"),
                     ));
                 }
-                if source.starts_with("'nonce-") {
+                // Browsers read the `'nonce-` prefix in any case.
+                if source
+                    .get(..7)
+                    .is_some_and(|prefix| prefix.eq_ignore_ascii_case("'nonce-"))
+                {
                     return Err(invalid(
                         name,
                         "nonces are added per response; do not write one into the policy",
@@ -778,6 +782,38 @@ mod loosening_tests {
                 );
             }
         }
+    }
+
+    /// A nonce written into the policy is one an attacker can read and put on an injected
+    /// script. Browsers read `'NONCE-…'` as a nonce too; only the lower-case spelling was
+    /// refused.
+    #[test]
+    fn a_nonce_in_another_case_is_refused() {
+        for (directive, source) in [
+            ("script-src", "'NONCE-abc'"),
+            ("script-src", "'Nonce-abc'"),
+            ("style-src", "'nOnCe-abc'"),
+        ] {
+            for csp in [
+                Csp::html().directive(directive, ["'self'", source]),
+                Csp::html().dangerous_directive(directive, ["'self'", source]),
+            ] {
+                match csp.compile() {
+                    Err(ConfigError::InvalidCsp { directive: d, why }) => {
+                        assert_eq!(d, directive);
+                        assert!(why.contains("nonces are added per response"), "{why}");
+                    }
+                    other => panic!("{directive} {source}: {other:?}"),
+                }
+            }
+        }
+        // A host that merely starts alike is a host.
+        assert!(
+            Csp::html()
+                .directive("img-src", ["'nonc"])
+                .compile()
+                .is_ok()
+        );
     }
 
     /// Report-only mode blocks nothing: only `dangerous_report_only` sets it.

@@ -35,7 +35,9 @@ pub(crate) fn tls_in_process(extensions: &http::Extensions) -> bool {
 /// The redirect goes to the request's `Host` only when it is a DNS name (letters, digits,
 /// `-`, `.`) or a bracketed IPv6 literal, with an optional port of 1 to 5 digits, which is
 /// dropped; any other host, such as `example.com:@evil.com`, gets no redirect (the request is
-/// refused). [`to_host`](Self::to_host) fixes the host instead, checked when it is set.
+/// refused), and nor does a request with two `Host` headers or whose target (absolute form,
+/// HTTP/2's `:authority`) names another host than its `Host`. [`to_host`](Self::to_host)
+/// fixes the host instead, checked when it is set.
 ///
 /// ```
 /// use hardening_headers::HttpsRedirect;
@@ -147,11 +149,7 @@ impl HttpsRedirect {
     fn location(&self, parts: &Parts) -> Option<HeaderValue> {
         let host = match &self.host {
             Some(h) => h.as_str(),
-            None => parts
-                .headers
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| parts.uri.host())?,
+            None => request_host(parts)?,
         };
         // Drop any port: the HTTPS one is the default.
         let host = hardening_errors::host_without_port(host)?;
@@ -165,6 +163,33 @@ impl HttpsRedirect {
         let location: Uri = format!("https://{host}{path}").parse().ok()?;
         HeaderValue::from_str(&location.to_string()).ok()
     }
+}
+
+/// The host the request names: its `Host`, else the authority of its target (HTTP/2's
+/// `:authority`). `None` for two `Host` headers, or a `Host` and an authority naming different
+/// hosts (RFC 9112 §3.2, RFC 9113 §8.3.1): a cache in front may key the request by the one
+/// not used here, and serve the redirect to the other host to everyone.
+fn request_host(parts: &Parts) -> Option<&str> {
+    let mut values = parts.headers.get_all(HOST).iter();
+    let header = values.next();
+    if values.next().is_some() {
+        return None;
+    }
+    let authority = parts.uri.host();
+    let Some(header) = header else {
+        return authority;
+    };
+    let header = header.to_str().ok()?;
+    if let Some(authority) = authority {
+        let name = |host: &str| -> Option<String> {
+            let host = hardening_errors::host_without_port(host)?;
+            Some(host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase())
+        };
+        if name(header)? != name(authority)? {
+            return None;
+        }
+    }
+    Some(header)
 }
 
 /// What is wrong with `host` as the host of a redirect, if anything.
@@ -344,6 +369,68 @@ mod tests {
             r.redirect::<()>(&parts(Method::GET, "/", "bad host"), false)
                 .is_none()
         );
+    }
+
+    /// Two `Host` headers, or a `Host` and a target naming different hosts: the redirect went
+    /// to the first `Host`, while a cache in front may key by the other (the last `Host`, or
+    /// the target as RFC 9112 §3.2.2 says), and keep the 301 to the attacker's host for all.
+    #[test]
+    fn a_request_naming_two_hosts_is_not_redirected() {
+        let r = HttpsRedirect::new();
+        let mut two = parts(Method::GET, "/p", "evil.example");
+        two.headers
+            .append(HOST, HeaderValue::from_static("example.com"));
+        let absolute = parts(Method::GET, "http://example.com/p", "evil.example");
+        for (case, p) in [("two Host headers", &two), ("absolute form", &absolute)] {
+            let decision = r.decide::<()>(p, false);
+            assert!(
+                matches!(decision, RedirectDecision::Refuse),
+                "{case}: {decision:?}"
+            );
+        }
+        // The same host in both, whatever its case, port or trailing dot, is one host.
+        for (target, host) in [
+            ("http://Example.COM:8080/p", "example.com"),
+            ("http://example.com./p", "example.com:80"),
+            ("http://[::1]:80/p", "[::1]"),
+        ] {
+            let res = r.redirect::<()>(&parts(Method::GET, target, host), false);
+            let location = res.map(|res| res.headers()[LOCATION].clone());
+            assert_eq!(
+                location,
+                HeaderValue::from_str(&format!(
+                    "https://{}/p",
+                    hardening_errors::host_without_port(host).unwrap()
+                ))
+                .ok(),
+                "{target} {host}"
+            );
+        }
+        // A configured host does not depend on the request's.
+        let fixed = HttpsRedirect::new().to_host("example.com").unwrap();
+        assert!(fixed.redirect::<()>(&two, false).is_some());
+        assert!(fixed.redirect::<()>(&absolute, false).is_some());
+    }
+
+    /// A path that a browser would read as another host were it relative (`//evil.com`,
+    /// `/\evil.com`, which browsers read as `//evil.com`) stays a path behind the host.
+    #[test]
+    fn a_path_cannot_move_the_redirect_to_another_host() {
+        for path in [
+            "//evil.com/x",
+            "/\\evil.com",
+            "///evil.com",
+            "/%2F%2Fevil.com",
+            "/@evil.com",
+        ] {
+            let res = HttpsRedirect::new()
+                .redirect::<()>(&parts(Method::GET, path, "example.com"), false)
+                .unwrap();
+            let location = res.headers()[LOCATION].to_str().unwrap();
+            assert_eq!(location, format!("https://example.com{path}"));
+            let parsed: Uri = location.parse().unwrap();
+            assert_eq!(parsed.host(), Some("example.com"), "{path}");
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! | `X-DNS-Prefetch-Control` | `off` | no DNS lookups leak which links a page shows |
 //! | `X-Permitted-Cross-Domain-Policies` | `none` | no Flash/PDF cross-domain policy files |
 //! | `Server`, `X-Powered-By`, … | removed | version fingerprints help attackers pick exploits |
-//! | `Cache-Control` | `no-store` when the request had `Authorization` or a cookie | shared caches must not keep personal responses |
+//! | `Cache-Control` | `no-store` when the request had `Authorization` or a cookie (a handler's own made `private`; `CDN-Cache-Control` and the like dropped) | shared caches must not keep personal responses |
 //! | `Set-Cookie` | `Secure; HttpOnly; SameSite=Lax`, at most 30 days | cookies stay off plain HTTP, out of scripts, and off cross-site POSTs |
 //!
 //! Loosening any of it goes through a method named `dangerous_*`, which logs a warning

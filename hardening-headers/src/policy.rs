@@ -117,8 +117,9 @@ const NOT_SETTABLE: &[(&str, &str)] = &[
     ),
     (
         "cache-control",
-        "set it in your handlers (theirs is kept); to let responses to requests with \
-         credentials be cached, use dangerous_allow_caching_with_credentials",
+        "set it in your handlers (theirs is kept, made private on responses to requests with \
+         credentials); to let those be cached by shared caches, use \
+         dangerous_allow_caching_with_credentials",
     ),
     (
         "x-frame-options",
@@ -184,7 +185,8 @@ const NOT_REMOVABLE: &[(&str, &str)] = &[
 /// `Cross-Origin-Resource-Policy: same-origin`, a `Permissions-Policy` denying powerful
 /// features, `X-DNS-Prefetch-Control: off`, `X-Permitted-Cross-Domain-Policies: none`;
 /// `Server`, `X-Powered-By` and the like removed; `Cache-Control: no-store` on responses to
-/// requests carrying credentials; `Set-Cookie` flags enforced ([`CookiePolicy`]).
+/// requests carrying credentials (a handler's own made `private`); `Set-Cookie` flags
+/// enforced ([`CookiePolicy`]).
 ///
 /// Settings without `dangerous_` in their name take only values at least as strict as the
 /// preset's; a weaker value is a [`ConfigError::Loosening`] naming the `dangerous_*` method
@@ -553,7 +555,8 @@ impl HeaderPolicy {
         self
     }
 
-    /// Leaves `Cache-Control` alone on responses to requests with credentials. Logs a warning.
+    /// Leaves `Cache-Control` (and `CDN-Cache-Control` and the like) alone on responses to
+    /// requests with credentials. Logs a warning.
     pub fn dangerous_allow_caching_with_credentials(mut self) -> Self {
         warn_loosened(
             "dangerous_allow_caching_with_credentials",
@@ -888,8 +891,12 @@ impl HeaderSet {
     /// `Cache-Control: no-store` for credentialed requests, and enforces cookie rules.
     ///
     /// The policy's headers win over the service's (a route cannot quietly weaken the CSP),
-    /// except `Cache-Control`, which a handler may set itself. HSTS never goes out over plain
-    /// HTTP (RFC 6797 §7.2), whoever set it.
+    /// except `Cache-Control`, which a handler may set itself; on a response to a request with
+    /// credentials, a handler's `Cache-Control` that lets shared caches keep it (neither
+    /// `no-store` nor `private`) loses `public` and `s-maxage` and gets `private` (the
+    /// browser may still cache it), and fields that shared caches read instead
+    /// (`CDN-Cache-Control`, `Surrogate-Control`, …) are dropped. HSTS never goes out over
+    /// plain HTTP (RFC 6797 §7.2), whoever set it.
     pub fn apply(&self, facts: &RequestFacts, headers: &mut HeaderMap) {
         self.apply_with(facts, headers, []);
     }
@@ -1048,6 +1055,9 @@ impl HeaderSet {
         }
         remove_absent(&mut out, &c.slots, absent);
 
+        // A response to a request with credentials: fields that shared caches read instead of
+        // `Cache-Control` are dropped.
+        let private = c.no_store_with_credentials && facts.credentials;
         let mut current: Option<HeaderName> = None;
         let mut cookies = 0usize;
         let mut merged = 0u32;
@@ -1101,7 +1111,7 @@ impl HeaderSet {
                     merged |= 1 << i;
                     out.append(name.clone(), value);
                 }
-            } else if !c.owned.contains(name) {
+            } else if !(c.owned.contains(name) || private && shared_cache_control(name)) {
                 out.append(name.clone(), value);
             }
         }
@@ -1118,7 +1128,8 @@ impl HeaderSet {
         self.per_request(facts, headers, cookies);
     }
 
-    /// The headers that depend on the request: a nonce CSP, `no-store` for credentials; and
+    /// The headers that depend on the request: a nonce CSP, `no-store` (or the service's
+    /// `Cache-Control` made private) for credentials; and
     /// repeated cookies (`cookies` of them) made one per name.
     #[inline]
     fn per_request(&self, facts: &RequestFacts, headers: &mut HeaderMap, cookies: usize) {
@@ -1128,16 +1139,83 @@ impl HeaderSet {
         {
             headers.insert(csp.header.clone(), csp.value(facts.https, Some(nonce)));
         }
-        if c.no_store_with_credentials
-            && facts.credentials
-            && !headers.contains_key(header::CACHE_CONTROL)
-        {
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if c.no_store_with_credentials && facts.credentials {
+            match headers.entry(header::CACHE_CONTROL) {
+                header::Entry::Vacant(entry) => {
+                    entry.insert(HeaderValue::from_static("no-store"));
+                }
+                header::Entry::Occupied(mut entry) => {
+                    if let Some(private) = made_private(entry.iter()) {
+                        entry.insert(private);
+                    }
+                }
+            }
         }
         if cookies > 1 {
             c.cookies.dedup(headers);
         }
     }
+}
+
+/// A field that a shared cache reads instead of `Cache-Control`: `CDN-Cache-Control` (RFC
+/// 9213) and the CDNs' own `…-Cache-Control`, `Surrogate-Control`, Akamai's `Edge-Control`,
+/// nginx's `X-Accel-Expires`.
+fn shared_cache_control(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.ends_with("-cache-control")
+        || matches!(
+            name,
+            "surrogate-control" | "edge-control" | "x-accel-expires"
+        )
+}
+
+/// The service's `Cache-Control` (all its values), on a response to a request with
+/// credentials, made private: `public` and `s-maxage` dropped and `private` added, the rest
+/// (the browser's `max-age`, `no-cache`, …) kept. `None` when it is private already: it has
+/// `no-store` or a bare `private` (`private="…"` names only fields a shared cache must not
+/// keep). A value that is not text becomes `no-store`.
+fn made_private<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<HeaderValue> {
+    let mut kept = String::new();
+    for value in values {
+        let Ok(text) = value.to_str() else {
+            return Some(HeaderValue::from_static("no-store"));
+        };
+        for directive in cache_directives(text) {
+            let name = directive.split('=').next().unwrap_or(directive).trim();
+            if name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private") {
+                return None;
+            }
+            if name.eq_ignore_ascii_case("public") || name.eq_ignore_ascii_case("s-maxage") {
+                continue;
+            }
+            kept.push_str(directive);
+            kept.push_str(", ");
+        }
+    }
+    kept.push_str("private");
+    Some(HeaderValue::from_str(&kept).unwrap_or(HeaderValue::from_static("no-store")))
+}
+
+/// The directives of a `Cache-Control` value: split at commas outside quoted strings,
+/// trimmed, empty ones left out.
+fn cache_directives(text: &str) -> Vec<&str> {
+    let mut directives = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                directives.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    directives.push(text[start..].trim());
+    directives.retain(|d| !d.is_empty());
+    directives
 }
 
 /// The nonce a layer further out gave the request, else a new one, put in `extensions`.
@@ -1699,6 +1777,79 @@ mod tests {
         let mut h = HeaderMap::new();
         set.apply(&facts(true, true), &mut h);
         assert_eq!(h[header::CACHE_CONTROL], "no-store", "{h:?}");
+    }
+
+    /// A handler's own `Cache-Control` on a response to a request with credentials was kept as
+    /// it was: `public, max-age=3600` (or `max-age=60` alone, which a shared cache may keep
+    /// for a request with a cookie) let a CDN serve one user's response to others, as
+    /// `CDN-Cache-Control` did past our `no-store`. Now made private, the browser's own
+    /// caching kept.
+    #[test]
+    fn a_handlers_cache_control_on_a_credentialed_response_is_made_private() {
+        let set = HeaderPolicy::api().build().unwrap();
+        let respond =
+            |set: &HeaderSet, credentials: bool, given: &[(&'static str, &'static str)]| {
+                let mut h = HeaderMap::new();
+                for (name, value) in given {
+                    h.append(*name, HeaderValue::from_static(value));
+                }
+                set.apply(&facts(true, credentials), &mut h);
+                h
+            };
+        for (given, sent) in [
+            (&["public, max-age=3600"][..], "max-age=3600, private"),
+            (&["max-age=60"], "max-age=60, private"),
+            (&["Public,S-MaxAge=600 , no-cache"], "no-cache, private"),
+            (&["public", "max-age=5"], "max-age=5, private"),
+            (
+                &["no-cache=\"set-cookie, private\", must-revalidate"],
+                "no-cache=\"set-cookie, private\", must-revalidate, private",
+            ),
+            (
+                &["private=\"set-cookie\""],
+                "private=\"set-cookie\", private",
+            ),
+            // Private already: kept as it was.
+            (&["private, max-age=60"], "private, max-age=60"),
+            (&["public, no-store"], "public, no-store"),
+            (&["NO-STORE"], "NO-STORE"),
+        ] {
+            let pairs: Vec<(&str, &str)> = given.iter().map(|v| ("cache-control", *v)).collect();
+            let h = respond(&set, true, &pairs);
+            let values: Vec<_> = h.get_all(header::CACHE_CONTROL).iter().collect();
+            assert_eq!(values, [sent], "{given:?}");
+            // Without credentials, the handler's is kept as it was.
+            let h = respond(&set, false, &pairs);
+            let values: Vec<_> = h.get_all(header::CACHE_CONTROL).iter().collect();
+            assert_eq!(values, *given, "{given:?}");
+        }
+        // Fields a shared cache reads instead of `Cache-Control` go, with credentials only.
+        let targeted = [
+            ("cdn-cache-control", "max-age=600"),
+            ("cloudflare-cdn-cache-control", "max-age=600"),
+            ("surrogate-control", "max-age=600"),
+            ("x-accel-expires", "600"),
+            ("x-custom", "1"),
+        ];
+        let h = respond(&set, true, &targeted);
+        let names: Vec<&str> = targeted
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| h.contains_key(*n))
+            .collect();
+        assert_eq!(names, ["x-custom"], "{h:?}");
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        let h = respond(&set, false, &targeted);
+        assert!(targeted.iter().all(|(n, v)| h[*n] == *v), "{h:?}");
+        // The loosening keeps them all.
+        let loose = HeaderPolicy::api()
+            .dangerous_allow_caching_with_credentials()
+            .build()
+            .unwrap();
+        let mut given = targeted.to_vec();
+        given.push(("cache-control", "public, max-age=3600"));
+        let h = respond(&loose, true, &given);
+        assert!(given.iter().all(|(n, v)| h[*n] == *v), "{h:?}");
     }
 
     /// Every header with a setting or handling of its own is refused by `header`, with the
