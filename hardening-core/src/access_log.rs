@@ -16,8 +16,8 @@ pub const ACCESS_TARGET: &str = "hardening::access";
 /// words of [`SECRET_NAME_PARTS`](hardening_errors::SECRET_NAME_PARTS) (`password`, `token`,
 /// `key`, `session`, `auth`, …), which error text is redacted by too, and `code` (OAuth's
 /// authorization code) and `principal`. Logged request headers whose names contain one of them
-/// (`authorization`, `cookie`, `x-api-key`, `cf-access-jwt-assertion`, `x-ms-client-principal`)
-/// are redacted as well.
+/// (`authorization`, `cookie`, `x-api-key`, `cf-access-jwt-assertion`, `x-ms-client-principal`),
+/// or one added with `Hardening::sensitive_query_params`, are redacted as well.
 pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &DEFAULT_SENSITIVE_NAMES;
 
 /// Words that mark a query parameter or header name sensitive but not a key in error text,
@@ -157,8 +157,9 @@ impl AccessLog {
     /// `next` link), as written or percent-encoded up to three times, one of whose
     /// parameters is sensitive: `next=https%3A%2F%2Fapp%2Fcb%3Ftoken%3D…`.
     fn nests_a_secret(&self, raw_value: &str) -> bool {
-        // `=` a nested query, `%` an encoded one, `:` JSON or a URL with a password.
-        if !raw_value.contains(['=', '%', ':']) {
+        // `=` a nested query, `%` an encoded one, `:` JSON or a URL with a password, `+` a
+        // space (`Bearer+…`).
+        if !raw_value.contains(['=', '%', ':', '+']) {
             return false;
         }
         let mut text = raw_value.to_ascii_lowercase();
@@ -187,7 +188,11 @@ impl AccessLog {
     }
 
     fn is_sensitive_param(&self, raw_name: &str) -> bool {
-        let name = percent_decode_lower(raw_name);
+        self.is_sensitive_name(&percent_decode_lower(raw_name))
+    }
+
+    /// Whether a lower-case name contains one of the sensitive words, the added ones too.
+    fn is_sensitive_name(&self, name: &str) -> bool {
         self.sensitive_params
             .iter()
             .any(|s| name.contains(s.as_str()))
@@ -250,7 +255,7 @@ impl fmt::Display for RedactedHeaders<'_> {
             }
             let name = name.as_str();
             let value = value.to_str().unwrap_or("[non-ascii]");
-            if is_sensitive_header(name) {
+            if self.log.is_sensitive_name(name) {
                 write!(f, "{name}: {REDACTED}")?;
             } else if is_url_valued(name, value) {
                 write!(f, "{name}: ")?;
@@ -264,8 +269,9 @@ impl fmt::Display for RedactedHeaders<'_> {
 }
 
 impl RedactedHeaders<'_> {
-    /// `url` with the sensitive parameters of its query (and of its fragment, where an OAuth
-    /// implicit flow puts `access_token`) redacted.
+    /// `url` with its password (`https://user:[redacted]@host`) and the sensitive parameters
+    /// of its query (and of its fragment, where an OAuth implicit flow puts `access_token`)
+    /// redacted.
     fn write_url(&self, f: &mut fmt::Formatter<'_>, url: &str) -> fmt::Result {
         let (url, fragment) = url
             .split_once('#')
@@ -273,7 +279,7 @@ impl RedactedHeaders<'_> {
         let (path, query) = url
             .split_once('?')
             .map_or((url, None), |(p, q)| (p, Some(q)));
-        f.write_str(path)?;
+        f.write_str(&redact_secrets(path))?;
         for (mark, part) in [('?', query), ('#', fragment)] {
             if let Some(part) = part {
                 write!(
@@ -288,10 +294,6 @@ impl RedactedHeaders<'_> {
         }
         Ok(())
     }
-}
-
-fn is_sensitive_header(name: &str) -> bool {
-    DEFAULT_SENSITIVE_PARAMS.iter().any(|p| name.contains(p))
 }
 
 /// A header that holds a URL or a path, whose query may hold what the request's own would
@@ -560,6 +562,67 @@ mod tests {
             "referer: https://app.example/reset?token=[redacted]&page=2&SSN=[redacted]\
              #access_token=[redacted]&x=1; origin: https://app.example; \
              x-original-url: /cb?code=[redacted]&state=ok; accept: text/html;q=0.9"
+        );
+    }
+
+    /// A URL-valued header's password (`https://user:password@host`) was logged, although the
+    /// same URL as a query parameter's value is redacted.
+    #[test]
+    fn redacts_the_password_of_a_url_valued_header() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("destination", "https://app:s3cr3t@dav.example/a?page=2"),
+            ("x-callback-url", "https://hook:s3cr3t@hooks.example/in"),
+        ] {
+            h.insert(n, v.parse().unwrap());
+        }
+        let log = AccessLog::default();
+        let s = RedactedHeaders {
+            headers: &h,
+            log: &log,
+        }
+        .to_string();
+        assert_eq!(
+            s,
+            "destination: https://app:[redacted]@dav.example/a?page=2; \
+             x-callback-url: https://hook:[redacted]@hooks.example/in"
+        );
+    }
+
+    /// Names added with `sensitive_query_params` redacted query parameters only: a header of
+    /// that name (a vendor's API key header, `x-honeycomb-team`) was logged whole.
+    #[test]
+    fn added_sensitive_names_redact_headers_too() {
+        let mut log = AccessLog::default();
+        log.add_sensitive_params(["X-Honeycomb-Team", "ssn"]);
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("x-honeycomb-team", "s3cr3t"),
+            ("x-user-ssn", "s3cr3t"),
+            ("accept", "*/*"),
+        ] {
+            h.insert(n, v.parse().unwrap());
+        }
+        let s = RedactedHeaders {
+            headers: &h,
+            log: &log,
+        }
+        .to_string();
+        assert_eq!(
+            s,
+            "x-honeycomb-team: [redacted]; x-user-ssn: [redacted]; accept: */*"
+        );
+    }
+
+    /// A value's credentials after `Bearer` or `Basic` were redacted when its space was
+    /// written `%20`, not when written `+` (a form-encoded space).
+    #[test]
+    fn redacts_credentials_whose_space_is_a_plus() {
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        assert_eq!(
+            redact("h=Bearer+s3cr3t&g=Basic%20s3cr3t&q=a+b"),
+            "h=[redacted]&g=[redacted]&q=a+b"
         );
     }
 

@@ -412,8 +412,12 @@ impl Hardening {
         Ok(self)
     }
 
-    /// Redacts query parameters whose names contain these, besides the defaults
-    /// ([`DEFAULT_SENSITIVE_PARAMS`](crate::DEFAULT_SENSITIVE_PARAMS)).
+    /// Redacts query parameters, and request headers (with [`log_request_headers`]), whose
+    /// names contain these, besides the defaults
+    /// ([`DEFAULT_SENSITIVE_PARAMS`](crate::DEFAULT_SENSITIVE_PARAMS)): a vendor's API-key
+    /// header such as `x-honeycomb-team`, say.
+    ///
+    /// [`log_request_headers`]: Self::log_request_headers
     pub fn sensitive_query_params<I>(mut self, names: I) -> Self
     where
         I: IntoIterator,

@@ -68,6 +68,9 @@ const AUTH_SCHEMES: &[&str] = &[
 
 const REDACTED: &str = "[redacted]";
 
+/// How a PEM block starts (RFC 7468): `-----BEGIN <label>-----`.
+const PEM_BEGIN: &str = "-----BEGIN ";
+
 /// `text` with secrets replaced by `[redacted]`, and nothing else changed. Borrowed when there
 /// is nothing to hide. For error text that is logged or shown (a readiness check's error, an
 /// error chain, a panic message).
@@ -79,7 +82,9 @@ const REDACTED: &str = "[redacted]";
 ///   (`password: "[redacted]"`, `api_key: Some("[redacted]")`,
 ///   `credentials: Credentials { [redacted] }`);
 /// - header lines: `Authorization: Token [redacted]`, `Cookie: [redacted]`, and the credentials
-///   after `Bearer` or `Basic` anywhere.
+///   after `Bearer` or `Basic` anywhere;
+/// - a PEM private key's body, between its `-----BEGIN … PRIVATE KEY-----` and `-----END`
+///   lines (or to the end of the text).
 ///
 /// A quoted value ends at its closing quote, any other at whitespace, `,`, `;`, `}`, `)`, `]`,
 /// `&` or a quote. After a phrase rather than a field (`invalid token: expired`,
@@ -110,6 +115,7 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
             b':' if text[i..].starts_with("://") => url_password(text, i),
             b'=' | b':' => value_of_secret_key(text, i),
             b' ' => credentials_after_scheme(text, i),
+            b'-' if text[i..].starts_with(PEM_BEGIN) => pem_private_key(text, i),
             _ => None,
         };
         match secret {
@@ -229,6 +235,13 @@ fn value_of_secret_key(text: &str, i: usize) -> Option<(usize, usize)> {
     }
     let kind = Kind::of(key);
     let v = skip_blanks(text, i + 1);
+    // A PEM private key, quoted or not, spans lines: its own rule hides its body.
+    let unquoted = text[v..].trim_start_matches(['"', '\'']);
+    if unquoted.starts_with(PEM_BEGIN)
+        && pem_private_key(text, text.len() - unquoted.len()).is_some()
+    {
+        return None;
+    }
     let field = sep == b'='
         || quoted_key
         || kind != Kind::Plain
@@ -464,6 +477,31 @@ fn after_auth_scheme(text: &str, v: usize) -> Option<usize> {
     let scheme = &text[v..end];
     (b.get(end) == Some(&b' ') && AUTH_SCHEMES.iter().any(|s| scheme.eq_ignore_ascii_case(s)))
         .then(|| skip_blanks(text, end))
+}
+
+/// The body of the PEM block at `i` if its label names a private key (`RSA PRIVATE KEY`,
+/// `ENCRYPTED PRIVATE KEY`, `OPENSSH PRIVATE KEY`, `PGP PRIVATE KEY BLOCK`): up to its
+/// `-----END` line, or to the end of the text, without the blanks at either end.
+fn pem_private_key(text: &str, i: usize) -> Option<(usize, usize)> {
+    let label_start = i + PEM_BEGIN.len();
+    let label_len = text[label_start..].find("-----")?;
+    let label = &text[label_start..label_start + label_len];
+    if label_len > 64
+        || !label.contains("PRIVATE KEY")
+        || !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b' ')
+    {
+        return None;
+    }
+    let start = label_start + label_len + "-----".len();
+    let end = text[start..]
+        .find("-----END")
+        .map_or(text.len(), |e| start + e);
+    let body = &text[start..end];
+    let from = start + (body.len() - body.trim_start().len());
+    let to = (start + body.trim_end().len()).max(from);
+    Some((from, to))
 }
 
 /// The credentials after `Bearer` or `Basic` and the space at `space`, wherever they are
@@ -756,6 +794,56 @@ mod tests {
             redact_secrets("monkey=3 keyboard: us signingKey=k"),
             "monkey=3 keyboard: us signingKey=[redacted]"
         );
+    }
+
+    /// A PEM private key in error text: only `-----BEGIN` after a secret's name was hidden,
+    /// and none of it after any other text; the key's base64 body reached the log.
+    #[test]
+    fn pem_private_keys_lose_their_body() {
+        const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIB\nKEYMATERIAL==\n-----END RSA PRIVATE KEY-----";
+        const HIDDEN: &str =
+            "-----BEGIN RSA PRIVATE KEY-----\n[redacted]\n-----END RSA PRIVATE KEY-----";
+        for (text, redacted) in [
+            (format!("loading {PEM} failed"), format!("loading {HIDDEN} failed")),
+            (format!("bad signing key: {PEM}"), format!("bad signing key: {HIDDEN}")),
+            (format!("private_key={PEM}"), format!("private_key={HIDDEN}")),
+            (format!("private_key=\"{PEM}\""), format!("private_key=\"{HIDDEN}\"")),
+            // `Debug` form, newlines escaped.
+            (
+                r#"Tls { pem: "-----BEGIN PRIVATE KEY-----\nKEYMATERIAL\n-----END PRIVATE KEY-----\n" }"#.to_owned(),
+                r#"Tls { pem: "-----BEGIN PRIVATE KEY-----[redacted]-----END PRIVATE KEY-----\n" }"#.to_owned(),
+            ),
+            // No end line: the rest of the text.
+            (
+                "key -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1r KEYMATERIAL".to_owned(),
+                "key -----BEGIN OPENSSH PRIVATE KEY-----\n[redacted]".to_owned(),
+            ),
+        ] {
+            assert_eq!(redact_secrets(&text), redacted);
+            assert!(!redact_secrets(&text).contains("KEYMATERIAL"), "{text}");
+        }
+        // Certificates and public keys are not secrets; what only looks like a key's start is
+        // a plain value.
+        let cert = "cert: -----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        assert!(matches!(redact_secrets(cert), Cow::Borrowed(_)));
+        assert_eq!(
+            redact_secrets("password=-----BEGIN PRIVATE KEY"),
+            "password=[redacted] PRIVATE KEY"
+        );
+        let pieces = [
+            "-----BEGIN PRIVATE KEY-----",
+            "-----END PRIVATE KEY-----",
+            "-----BEGIN ",
+            "-----",
+            "\n",
+            "key=",
+            "\"",
+            " ",
+            "ø",
+        ];
+        each_text(&pieces, |text| {
+            let _ = redact_secrets(text);
+        });
     }
 
     #[test]

@@ -167,8 +167,11 @@ fn serde_reason(msg: &str) -> Reason {
         return Reason::Duplicate(field.to_owned());
     }
     if let Some(rest) = msg.strip_prefix("unknown variant `") {
-        // The last separator is serde's own: the client's value may contain one too.
-        let expected = rest.rsplit_once("`, expected ").map(|(_, e)| e);
+        // The last separator is serde's own: the client's value may contain one too. An
+        // enum without variants has none (`…`, there are no variants`).
+        let expected = (!rest.ends_with("`, there are no variants"))
+            .then(|| rest.rsplit_once("`, expected ").map(|(_, e)| e))
+            .flatten();
         return Reason::Invalid(Some(match expected.filter(|e| is_plain(e, 160)) {
             Some(expected) => format!("unknown variant, expected {expected}"),
             None => "unknown variant".to_owned(),
@@ -436,6 +439,20 @@ mod tests {
         assert_eq!(
             d,
             "invalid value in the JSON body: unknown variant, expected one of `red`, `green` (line 1, column 30)"
+        );
+    }
+
+    /// An enum without variants: serde's message ends `there are no variants`, so the last
+    /// "`, expected " in it was the client's own, and its text after that was echoed.
+    #[test]
+    fn an_enum_without_variants_never_echoes_the_clients_value() {
+        let d = describe(
+            "Failed to deserialize the JSON body into the target type: e: unknown variant `x`, expected EVIL`, there are no variants at line 1 column 30",
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            "invalid value in the JSON body at `e`: unknown variant (line 1, column 30)"
         );
     }
 
