@@ -20,12 +20,9 @@ pub enum CsrfReason {
     Origin,
 }
 
-/// A trusted origin that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid trusted origin {0:?}: expected scheme://host[:port], such as https://app.example.com"
-)]
-pub struct InvalidOrigin(pub String);
+/// A trusted origin that no browser would send: its `why` names the fix. The error of
+/// [`hardening_errors::origin::parse_origin`], which CORS uses too.
+pub use hardening_errors::origin::InvalidOrigin;
 
 /// Refuses unsafe-method requests (POST, PUT, PATCH, DELETE, …) that a browser sent from
 /// another origin, when they carry cookies and no bearer token (bearer tokens are not sent
@@ -72,24 +69,19 @@ impl Csrf {
         Self::default()
     }
 
-    /// Also accepts requests from these origins (`scheme://host[:port]`).
+    /// Also accepts requests from these origins, written as browsers send them in `Origin`
+    /// (`https://app.example.com`, with a port only if not the scheme's default; scheme and
+    /// host in any case), as CORS reads its origins: see
+    /// [`hardening_errors::origin::parse_origin`]. Any other origin is refused, since it
+    /// would never match.
     pub fn trust_origins<I>(mut self, origins: I) -> Result<Self, InvalidOrigin>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
         for origin in origins {
-            let o = origin.as_ref();
-            let valid = o.split_once("://").is_some_and(|(scheme, rest)| {
-                matches!(scheme, "http" | "https")
-                    && !rest.is_empty()
-                    && !rest.contains(['/', '?', '#', '@', ' ', '*'])
-            });
-            let value = HeaderValue::from_str(&o.to_ascii_lowercase())
-                .ok()
-                .filter(|_| valid);
-            self.trusted
-                .push(value.ok_or_else(|| InvalidOrigin(o.to_owned()))?);
+            let parsed = hardening_errors::origin::parse_origin(origin.as_ref())?;
+            self.trusted.push(parsed);
         }
         Ok(self)
     }
@@ -315,6 +307,43 @@ mod tests {
             .is_ok()
         );
         assert!(Csrf::new().trust_origins(["admin.example.com"]).is_err());
+    }
+
+    /// Trusted origins are read as CORS reads its origins: one a browser never sends (it
+    /// would never match) is refused with the fix, and scheme and host may be in any case.
+    #[test]
+    fn trusted_origins_are_written_as_browsers_send_them() {
+        let mut wrong = Vec::new();
+        for (bad, fix) in [
+            ("https://app.example.com:443", "drop :443"),
+            (
+                "https://app.example.com/path",
+                "drop everything after the host",
+            ),
+        ] {
+            match Csrf::new().trust_origins([bad]) {
+                Ok(_) => wrong.push(format!("{bad}: accepted")),
+                Err(err) if !err.to_string().contains(fix) => wrong.push(format!("{bad}: {err}")),
+                Err(_) => {}
+            }
+        }
+        let cross_site = parts(
+            Method::POST,
+            &with(&[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://app.example.com"),
+            ]),
+        );
+        assert_eq!(
+            Csrf::new().check(&cross_site),
+            Err(CsrfReason::SecFetchSite)
+        );
+        match Csrf::new().trust_origins(["HTTPS://App.Example.com"]) {
+            Ok(csrf) if csrf.check(&cross_site).is_ok() => {}
+            Ok(csrf) => wrong.push(format!("HTTPS://App.Example.com: {csrf:?} refused it")),
+            Err(err) => wrong.push(format!("HTTPS://App.Example.com: {err}")),
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]

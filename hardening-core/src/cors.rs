@@ -86,7 +86,8 @@ pub(crate) enum CorsDecision {
 
 impl Cors {
     /// Allows these origins as browsers send them (`https://app.example.com`, with a port if
-    /// not the default), or `"*"` for any origin without credentials.
+    /// not the default; see [`hardening_errors::origin::parse_origin`]), or `"*"` for any
+    /// origin without credentials.
     pub fn allow_origins<I>(origins: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -99,7 +100,13 @@ impl Cors {
                 cors.any_origin = true;
                 continue;
             }
-            cors.origins.push(parse_origin(origin)?);
+            let parsed = hardening_errors::origin::parse_origin(origin).map_err(|e| {
+                ConfigError::InvalidOrigin {
+                    value: e.value,
+                    why: e.why,
+                }
+            })?;
+            cors.origins.push(parsed);
         }
         Ok(cors)
     }
@@ -292,134 +299,6 @@ where
                 .map_err(|_| ConfigError::InvalidHeaderName(n.to_owned())),
         })
         .collect()
-}
-
-/// `https://app.example.com[:port]`: a scheme, a host, maybe a port, nothing else, written
-/// as browsers write it in `Origin` (anything else would be accepted and then never match).
-fn parse_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
-    let bad = |why: &str| ConfigError::InvalidOrigin {
-        value: origin.to_owned(),
-        why: why.to_owned(),
-    };
-    // Browsers write the scheme and host in lower case.
-    let lower = origin.to_ascii_lowercase();
-    let (scheme, rest) = lower
-        .split_once("://")
-        .ok_or_else(|| bad("expected scheme://host, such as https://app.example.com"))?;
-    if !matches!(scheme, "http" | "https") {
-        return Err(bad("the scheme must be http or https"));
-    }
-    if rest.contains('*') {
-        return Err(bad(
-            "wildcards are not supported; list each origin, such as https://app.example.com",
-        ));
-    }
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
-        return Err(bad(
-            "an origin has no path, query or user info; drop everything after the host and port",
-        ));
-    }
-    // A DNS name, a dotted IPv4 address or a bracketed IPv6 address, then maybe `:` and a port.
-    let (host, port) = match rest.strip_prefix('[') {
-        Some(v6) => {
-            let (address, after) = v6
-                .split_once(']')
-                .ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
-            let Ok(parsed) = address.parse::<std::net::Ipv6Addr>() else {
-                return Err(bad("not an IPv6 address between [ and ]"));
-            };
-            let written = ipv6_as_browsers_write_it(parsed);
-            if address != written {
-                return Err(bad(&format!(
-                    "browsers write this address as [{written}]; write it so"
-                )));
-            }
-            match after.strip_prefix(':') {
-                Some(port) => (None, Some(port)),
-                None if after.is_empty() => (None, None),
-                None => return Err(bad("only :port may follow the host")),
-            }
-        }
-        None => match rest.split_once(':') {
-            Some((host, port)) => (Some(host), Some(port)),
-            None => (Some(rest), None),
-        },
-    };
-    if let Some(host) = host {
-        if !host.is_ascii() {
-            return Err(bad(
-                "write an internationalized domain name in its ASCII (xn--) form, as browsers send it",
-            ));
-        }
-        // A name whose last label is a number is an IPv4 address to a browser (WHATWG URL).
-        let last = host.rsplit('.').next().unwrap_or(host);
-        let numeric = (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
-            || last
-                .strip_prefix("0x")
-                .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        if numeric && host.parse::<std::net::Ipv4Addr>().is_err() {
-            return Err(bad(
-                "browsers write an IPv4 address as four numbers from 0 to 255 without leading \
-                 zeros, such as 127.0.0.1",
-            ));
-        }
-        if !crate::host::is_dns_name(host) {
-            return Err(bad(
-                "the host must be a DNS name such as app.example.com or a bracketed IPv6 address",
-            ));
-        }
-    }
-    if let Some(port) = port {
-        let number = port
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| port.parse::<u16>().ok())
-            .flatten()
-            .filter(|p| *p > 0 && !port.starts_with('0'));
-        let Some(number) = number else {
-            return Err(bad(
-                "the port must be a number from 1 to 65535 without leading zeros",
-            ));
-        };
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        if number == default_port {
-            // Browsers leave the scheme's own port out of `Origin`: this would never match.
-            return Err(bad(&format!(
-                "browsers send an origin without its default port; drop :{default_port}"
-            )));
-        }
-    }
-    HeaderValue::from_str(&lower).map_err(|_| bad("not a valid header value"))
-}
-
-/// An IPv6 address as the WHATWG URL standard writes it: lower-case hex pieces, the first
-/// longest run of two or more zero pieces as `::`, never a dotted IPv4 tail.
-fn ipv6_as_browsers_write_it(address: std::net::Ipv6Addr) -> String {
-    use std::fmt::Write;
-    let pieces = address.segments();
-    let (mut compress, mut longest, mut i) = (None, 1, 0);
-    while i < pieces.len() {
-        let run = pieces[i..].iter().take_while(|p| **p == 0).count();
-        if run > longest {
-            (compress, longest) = (Some(i), run);
-        }
-        i += run.max(1);
-    }
-    let mut out = String::with_capacity(39);
-    let mut i = 0;
-    while i < pieces.len() {
-        if compress == Some(i) {
-            out.push_str(if i == 0 { "::" } else { ":" });
-            i += longest;
-            continue;
-        }
-        let _ = write!(out, "{:x}", pieces[i]);
-        if i + 1 < pieces.len() {
-            out.push(':');
-        }
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]

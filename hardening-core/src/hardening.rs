@@ -490,7 +490,7 @@ impl Policy {
         if let Some(csrf) = &mut self.csrf
             && !origins.is_empty()
         {
-            // The CORS origins were checked more strictly than `trust_origins` checks.
+            // The CORS origins passed the parser `trust_origins` uses: this cannot fail.
             if let Ok(trusting) = csrf.clone().trust_origins(origins) {
                 *csrf = trusting;
             }

@@ -99,22 +99,8 @@ fn pattern(h: &str) -> Option<String> {
         None => ("", h),
     };
     let name = name.strip_suffix('.').unwrap_or(name);
-    // Requests' hosts pass `host_without_port`: a pattern must too.
-    (is_dns_name(name) && hardening_errors::host_without_port(name) == Some(name))
-        .then(|| format!("{dot}{}", name.to_ascii_lowercase()))
-}
-
-/// Whether `name` is a DNS name as requests carry it: dot-separated labels of letters,
-/// digits and `-`, none empty, at most 253 bytes in all.
-pub(crate) fn is_dns_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    // The check requests' hosts pass in `host_without_port`: a pattern must pass it too.
+    hardening_errors::is_dns_name(name).then(|| format!("{dot}{}", name.to_ascii_lowercase()))
 }
 
 /// The host of a `Host` value or authority, without its port and one trailing dot, if it is

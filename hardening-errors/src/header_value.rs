@@ -148,7 +148,8 @@ pub fn host_without_port(value: &str) -> Option<&str> {
         end
     } else {
         let end = value.find(':').unwrap_or(value.len());
-        if !is_dns_name(&value[..end]) {
+        let name = &value[..end];
+        if !is_dns_name(name.strip_suffix('.').unwrap_or(name)) {
             return None;
         }
         end
@@ -168,10 +169,22 @@ pub fn host_without_port(value: &str) -> Option<&str> {
     }
 }
 
-/// A DNS name as a `Host` may carry it: labels of 1 to 63 letters, digits and `-`, not
-/// starting or ending with `-`, joined by `.`, at most 253 characters, one trailing `.` allowed.
-fn is_dns_name(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
+/// Whether `name` is a DNS name as a `Host` or `Origin` may carry it: labels of 1 to 63
+/// letters, digits and `-`, not starting or ending with `-`, joined by `.`, at most 253
+/// characters. No trailing `.`: a caller that allows the one a fully qualified name may end
+/// with strips it first. The host allowlist, [`host_without_port`] and
+/// [`origin::parse_origin`](crate::origin::parse_origin) all check names with it.
+///
+/// ```
+/// use hardening_errors::is_dns_name;
+///
+/// assert!(is_dns_name("api.example.com"));
+/// assert!(is_dns_name("xn--bcher-kva.example"));
+/// assert!(!is_dns_name("api.example.com."));
+/// assert!(!is_dns_name("-api.example.com"));
+/// assert!(!is_dns_name("a_b.example.com"));
+/// ```
+pub fn is_dns_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {

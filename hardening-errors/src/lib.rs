@@ -18,6 +18,7 @@
 //!   panics) as one security event ([`SECURITY_TARGET`], WARN).
 //! - `Valid<E>` (feature `validation`): runs garde's checks and answers 422 with field errors.
 //! - [`types`]: the problem type URIs this suite uses, documented in one place.
+//! - [`origin`]: origins parsed as browsers write them, for CORS and the CSRF check.
 //!
 //! # Example
 //!
@@ -53,6 +54,7 @@
 mod error;
 mod header_value;
 mod mapping;
+pub mod origin;
 mod panic_hook;
 mod principal;
 mod problem;
@@ -66,7 +68,7 @@ mod validation;
 
 pub use error::Error;
 pub use header_value::{
-    decimal_header_value, host_without_port, join_header_values, static_header_value,
+    decimal_header_value, host_without_port, is_dns_name, join_header_values, static_header_value,
 };
 pub use mapping::{
     CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, log_panic,
