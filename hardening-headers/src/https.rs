@@ -208,15 +208,7 @@ fn not_a_redirect_host(host: &str) -> Option<&'static str> {
     if name.is_empty() || name.len() > 253 {
         return Some("a DNS name has 1 to 253 characters");
     }
-    let label_ok = |label: &str| {
-        (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    if !name.split('.').all(label_ok) {
+    if !hardening_errors::is_dns_name(name) {
         return Some(
             "give a DNS name: dot-separated labels of 1 to 63 ASCII letters, digits and inner \
              `-` (an internationalised name in its punycode xn-- form)",
