@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::password_hash::{self, PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -12,6 +12,14 @@ use tokio::sync::Semaphore;
 /// "password" is a denial of service).
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
+/// The highest parameters [`Passwords::with_params`] takes: 4 GiB, 64 iterations, 64 lanes.
+/// Past them is a unit mistake (bytes for KiB), not a stronger hash: every hash would fail
+/// to allocate or hold a blocking thread for good.
+const MAX_PARAMS: (u32, u32, u32) = (4 * 1024 * 1024, 64, 64);
+
+/// The salt of the dummy verification (unknown accounts): its cost, not its output, matters.
+const DUMMY_SALT: &[u8; 16] = b"hardening-dummy!";
+
 /// Why a password could not be hashed or checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -19,19 +27,25 @@ pub enum PasswordError {
     /// Longer than [`MAX_PASSWORD_LEN`].
     #[error("password longer than {MAX_PASSWORD_LEN} bytes")]
     TooLong,
-    /// Empty.
+    /// Empty (from [`Passwords::hash`]; [`Passwords::verify`] answers `Invalid`).
     #[error("password is empty")]
     Empty,
     /// Parameters below OWASP's minimum for argon2id.
     #[error("argon2id parameters below OWASP's minimum (m = 19456 KiB, t = 2, p = 1)")]
     WeakParams,
+    /// Parameters above m = 4 GiB (4194304 KiB), t = 64 or p = 64.
+    #[error(
+        "argon2id parameters above m = 4194304 KiB (4 GiB), t = 64 or p = 64; m is in KiB, not bytes"
+    )]
+    AbsurdParams,
     /// The hashing task failed (it panicked or the runtime is shutting down).
     #[error("password hashing failed")]
     Internal,
 }
 
-/// The result of checking a password.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The result of checking a password. Its `Debug` shows a new hash's parameters only, so a
+/// logged verdict does not put the hash in the log.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Verification {
     /// Wrong password, or no such account.
     Invalid,
@@ -40,6 +54,20 @@ pub enum Verification {
     /// Right password; store this new hash (older parameters or argon2 version, or a legacy
     /// scheme).
     ValidRehashed(String),
+}
+
+impl fmt::Debug for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid => f.write_str("Invalid"),
+            Self::Valid => f.write_str("Valid"),
+            Self::ValidRehashed(hash) => {
+                // `$argon2id$v=19$m=…,t=…,p=…` without its salt and digest.
+                let params = hash.rsplitn(3, '$').nth(2).unwrap_or("");
+                write!(f, "ValidRehashed(\"{params}$…\")")
+            }
+        }
+    }
 }
 
 /// Hashes and verifies passwords with argon2id (PHC strings), at OWASP's parameters or
@@ -59,6 +87,12 @@ pub enum Verification {
 /// bcrypt hash: otherwise any password sharing the first 72 bytes would match. A user whose
 /// old password was longer must reset it.
 ///
+/// Passwords are hashed as the bytes given: `é` as one code point (NFC) and as `e` plus an
+/// accent (NFD) are two passwords. To accept both, normalise (NFKC, say) before both `hash`
+/// and `verify`.
+///
+/// Build it once and clone it: clones share the limit on hashes in flight.
+///
 /// ```
 /// use hardening_auth::{Passwords, Verification};
 ///
@@ -75,7 +109,9 @@ pub enum Verification {
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
-    dummy: Arc<str>,
+    /// How many dummy hashes checks have run (tests only).
+    #[cfg(test)]
+    dummy_runs: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl fmt::Debug for Passwords {
@@ -102,28 +138,30 @@ impl Passwords {
         Self::build(params)
     }
 
-    /// Stronger parameters (memory in KiB, iterations, lanes); weaker than OWASP's is refused.
+    /// Stronger parameters (memory in KiB, iterations, lanes); weaker than OWASP's is refused,
+    /// and so is more than 4 GiB, 64 iterations or 64 lanes.
     pub fn with_params(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, PasswordError> {
         if m_cost_kib < 19_456 || t_cost < 2 || p_cost < 1 {
             return Err(PasswordError::WeakParams);
+        }
+        let (max_m, max_t, max_p) = MAX_PARAMS;
+        if m_cost_kib > max_m || t_cost > max_t || p_cost > max_p {
+            return Err(PasswordError::AbsurdParams);
         }
         let params =
             Params::new(m_cost_kib, t_cost, p_cost, None).map_err(|_| PasswordError::WeakParams)?;
         Ok(Self::build(params))
     }
 
+    /// Hashes nothing: it may run on an async worker (the dummy is hashed per check, on the
+    /// blocking pool).
     fn build(params: Params) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        // A real hash of a random password: verifying against it costs what a real check costs.
-        let dummy = argon
-            .hash_password(b"dummy password for unknown accounts")
-            .map(|h| h.to_string())
-            .unwrap_or_default();
         Self {
             params,
             permits: Arc::new(Semaphore::new(cpus)),
-            dummy: dummy.into(),
+            #[cfg(test)]
+            dummy_runs: Arc::default(),
         }
     }
 
@@ -163,25 +201,34 @@ impl Passwords {
         .map_err(|_| PasswordError::Internal)
     }
 
-    /// Checks `password` against the stored hash (`None` for an unknown account).
+    /// Checks `password` against the stored hash (`None` for an unknown account). An empty
+    /// password is `Invalid` (no hash runs: the answer is the same for every account).
     pub async fn verify(
         &self,
         password: &[u8],
         stored: Option<&str>,
     ) -> Result<Verification, PasswordError> {
+        if password.is_empty() {
+            return Ok(Verification::Invalid);
+        }
         check_len(password)?;
         let (params, password) = (self.params.clone(), password.to_vec());
         let stored = stored.map(str::to_owned);
-        let dummy = self.dummy.clone();
+        #[cfg(test)]
+        let dummy_runs = self.dummy_runs.clone();
         // Each check runs exactly one slow hash before its verdict: the stored hash's own
-        // (argon2, or bcrypt at its cost), or else the dummy argon2id verification (unknown
-        // account, SHA-256 legacy, an unusable stored hash, a password bcrypt must refuse).
+        // (argon2, or bcrypt at its cost), or else the dummy argon2id hash (unknown account,
+        // SHA-256 legacy, an unusable stored hash, a password bcrypt must refuse).
         // A correct password then pays for its rehash, but the answer says it was correct.
-        let verdict = self
+        let verdict: Result<_, password_hash::Error> = self
             .blocking(move || {
                 let argon = Self::argon(&params);
+                // What verifying a hash made at `params` costs, with nothing to compare.
                 let invalid_after_dummy = || {
-                    let _ = argon.verify_password(&password, &*dummy);
+                    #[cfg(test)]
+                    dummy_runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+                    argon.hash_password_into(&password, DUMMY_SALT, &mut out)?;
                     Ok(Verification::Invalid)
                 };
                 let Some(stored) = stored else {
@@ -219,7 +266,10 @@ impl Passwords {
                 // The stored hash's own algorithm and parameters verify it.
                 let own = Params::try_from(&hash).ok();
                 let stored_alg = Algorithm::try_from(hash.algorithm.as_str()).ok();
-                let (Some(own), Some(stored_alg)) = (own, stored_alg) else {
+                // Without a salt or a digest, argon2 would answer at once: no hash to run.
+                let (Some(own), Some(stored_alg), Some(_), Some(_)) =
+                    (own, stored_alg, &hash.salt, &hash.hash)
+                else {
                     return invalid_after_dummy();
                 };
                 if !within_ceiling(&own, &params) {
@@ -235,8 +285,17 @@ impl Passwords {
                     return invalid_after_dummy();
                 }
                 let checker = Argon2::new(stored_alg, Version::V0x13, own.clone());
-                if checker.verify_password(&password, &hash).is_err() {
-                    return Ok(Verification::Invalid);
+                match checker.verify_password(&password, &hash) {
+                    Ok(()) => {}
+                    // argon2 ran: another digest.
+                    Err(password_hash::Error::PasswordInvalid) => {
+                        return Ok(Verification::Invalid);
+                    }
+                    // Not a wrong password: the check could not run.
+                    Err(e @ password_hash::Error::OutOfMemory) => return Err(e),
+                    // Refused before hashing (a version, salt or digest length argon2 does
+                    // not take).
+                    Err(_) => return invalid_after_dummy(),
                 }
                 // An older version (v=16, 0x10) is outdated like weaker parameters are. A
                 // hash without `v=` verified as 0x13 (argon2's default) but is rewritten with it.
@@ -407,6 +466,135 @@ mod tests {
             let all = u32::try_from(total).unwrap();
             let back = tokio::time::timeout(Duration::from_secs(10), p.permits.acquire_many(all));
             assert!(back.await.is_ok(), "a permit was not released");
+        });
+    }
+
+    /// An empty password is a wrong one: `verify` answered `Err(Empty)`, which a login
+    /// handler mapping unexpected errors to 500 (example-notes did) turned into a 500.
+    #[test]
+    fn an_empty_password_is_invalid_for_verify_and_refused_by_hash() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let stored = p.hash(b"pw").await.unwrap();
+            let empty_sha256 =
+                "sha256$e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+            for stored in [Some(stored.as_str()), None, Some(empty_sha256)] {
+                assert_eq!(p.verify(b"", stored).await, Ok(Verification::Invalid));
+            }
+            assert_eq!(p.hash(b"").await, Err(PasswordError::Empty));
+        });
+    }
+
+    /// m is in KiB: `with_params(64 << 20, …)` meant 64 MiB but asks for 64 GiB. Such
+    /// parameters were taken; the dummy hash then failed to allocate and became `""`, so
+    /// unknown accounts were answered at once (told apart from known ones) and every hash
+    /// failed. A t of 2^32-1 never finished building.
+    #[test]
+    fn absurd_parameters_are_refused_when_building() {
+        for (m, t, lanes) in [
+            (64 << 20, 3, 1),
+            (u32::MAX, 2, 1),
+            (19_456, u32::MAX, 1),
+            (19_456, 65, 1),
+            (19_456, 2, 65),
+        ] {
+            let err = Passwords::with_params(m, t, lanes).unwrap_err();
+            assert_eq!(err, PasswordError::AbsurdParams, "{m} {t} {lanes}");
+            assert!(err.to_string().contains("KiB"), "{err}");
+        }
+        assert!(Passwords::with_params(4 << 20, 64, 64).is_ok());
+    }
+
+    /// A stored argon2 hash argon2 refuses before hashing (no digest, a version it does not
+    /// know, a salt too short) was answered `Invalid` at once, in microseconds, where an
+    /// unknown account runs the dummy hash: such an account could be told from a missing
+    /// one. Each now runs the dummy hash, as an unknown account does (counted, not timed).
+    #[test]
+    fn unusable_argon2_hashes_run_the_dummy_hash_as_an_unknown_account_does() {
+        use std::sync::atomic::Ordering::Relaxed;
+        rt().block_on(async {
+            let p = Passwords::new();
+            let real = p.hash(b"pw").await.unwrap();
+            let (head, digest) = real.rsplit_once('$').unwrap();
+            let dummies_for = |stored: Option<String>| {
+                let p = p.clone();
+                async move {
+                    let before = p.dummy_runs.load(Relaxed);
+                    let verdict = p.verify(b"wrong password", stored.as_deref()).await;
+                    assert_eq!(verdict, Ok(Verification::Invalid), "{stored:?}");
+                    p.dummy_runs.load(Relaxed) - before
+                }
+            };
+            assert_eq!(dummies_for(None).await, 1, "an unknown account");
+            // A real hash, or one with a longer digest, is run itself.
+            let longer = format!("{real}AAAA");
+            for stored in [real.clone(), longer] {
+                assert_eq!(dummies_for(Some(stored.clone())).await, 0, "{stored}");
+            }
+            for stored in [
+                head.to_owned(),
+                format!("{head}$"),
+                real.replacen("$v=19$", "$v=99$", 1),
+                format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${digest}"),
+            ] {
+                assert_eq!(dummies_for(Some(stored.clone())).await, 1, "{stored}");
+            }
+        });
+    }
+
+    /// argon2i and argon2d hashes verify and come back as argon2id; other schemes (scrypt,
+    /// Django's PBKDF2) are not verified and are `Invalid`.
+    #[test]
+    fn other_argon2_variants_are_upgraded_and_other_schemes_refused() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let owasp = Params::new(19_456, 2, 1, None).unwrap();
+            for alg in [Algorithm::Argon2i, Algorithm::Argon2d] {
+                let old = Argon2::new(alg, Version::V0x13, owasp.clone())
+                    .hash_password(b"pw")
+                    .unwrap()
+                    .to_string();
+                assert!(upgraded(p.verify(b"pw", Some(&old)).await.unwrap()), "{old}");
+                assert_eq!(
+                    p.verify(b"pW", Some(&old)).await.unwrap(),
+                    Verification::Invalid
+                );
+            }
+            for other in [
+                "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+                "pbkdf2_sha256$600000$c2FsdA$3nWzVHCCCOb1aT7HZ7lgmDBP38yOfTtA4EOQ7jMHEmM=",
+            ] {
+                assert_eq!(
+                    p.verify(b"pw", Some(other)).await.unwrap(),
+                    Verification::Invalid
+                );
+            }
+        });
+    }
+
+    /// A logged verdict (`?verdict`) printed the whole new hash, salt and digest included:
+    /// what an offline guesser needs.
+    #[test]
+    fn a_verdict_s_debug_keeps_the_new_hash_out_of_logs() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let legacy = format!(
+                "sha256${}",
+                "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+            );
+            let verdict = p.verify(b"password", Some(&legacy)).await.unwrap();
+            let Verification::ValidRehashed(hash) = &verdict else {
+                panic!("{verdict:?}");
+            };
+            let (salt_and_digest, shown) = (hash.rsplitn(3, '$').take(2), format!("{verdict:?}"));
+            for secret in salt_and_digest {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+            assert_eq!(
+                shown,
+                r#"ValidRehashed("$argon2id$v=19$m=19456,t=2,p=1$…")"#
+            );
+            assert_eq!(format!("{:?}", Verification::Valid), "Valid");
         });
     }
 
