@@ -127,8 +127,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 
 impl HardeningConfig {
     /// Reads every `HARDENING_*` environment variable. An unknown `HARDENING_*` variable is
-    /// an error (a typo would otherwise silently keep a default), and so is one whose name or
-    /// value is not UTF-8.
+    /// an error (a typo would otherwise silently keep a default), in any case
+    /// (`hardening_body_limit` too), and so is one whose name or value is not UTF-8.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_os_vars(std::env::vars_os())
     }
@@ -139,7 +139,13 @@ impl HardeningConfig {
         let mut settings = Vec::new();
         let mut errors = Vec::new();
         for (name, value) in vars {
-            if !name.as_encoded_bytes().starts_with(b"HARDENING_") {
+            // Names in another case are read too, to be refused: on Windows they would be
+            // the same variable, and elsewhere a typo.
+            if !name
+                .as_encoded_bytes()
+                .get(..PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX.as_bytes()))
+            {
                 continue;
             }
             let not_utf8 = |var: String, what: &str| ConfigError::Env {
@@ -193,17 +199,24 @@ impl HardeningConfig {
             max: u64,
             bad: &dyn Fn(&str) -> ConfigError,
         ) -> Result<T, ConfigError> {
-            v.parse()
-                .ok()
-                .filter(|n| *n != T::default())
-                .ok_or_else(|| bad(&format!("expected a whole number from 1 to {max}")))
+            v.parse().ok().filter(|n| *n != T::default()).ok_or_else(|| {
+                if v.is_empty() {
+                    bad(&format!(
+                        "expected a whole number from 1 to {max}, not an empty value (unset it to keep the default)"
+                    ))
+                } else {
+                    bad(&format!(
+                        "expected a whole number from 1 to {max} (digits only, no unit), not {v:?}"
+                    ))
+                }
+            })
         }
         let size = |v: &str| number::<usize>(v, usize::MAX as u64, &bad);
         let count = |v: &str| number::<u32>(v, u64::from(u32::MAX), &bad);
         let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(true),
             "false" | "0" | "no" | "" => Ok(false),
-            _ => Err(bad("expected true or false")),
+            _ => Err(bad(&format!("expected true or false, not {v:?}"))),
         };
         // Empty means unset; a value that lists nothing (`,`) is a mistake, not "any".
         let list = |v: &str| -> Result<Vec<String>, ConfigError> {
@@ -248,8 +261,12 @@ impl HardeningConfig {
             "HARDENING_RATE_LIMIT_BURST" => self.rate_limit_burst = Some(count(value)?),
             _ => {
                 let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
+                let guess = match closest(name, &known) {
+                    Some(guess) => format!(" (did you mean {guess}?)"),
+                    None => String::new(),
+                };
                 return Err(bad(&format!(
-                    "unknown setting; known: {}",
+                    "unknown setting{guess}; known: {}",
                     known.join(", ")
                 )));
             }
@@ -398,6 +415,38 @@ impl HardeningConfig {
         }
         steps.finish()
     }
+}
+
+/// The prefix of every variable [`HardeningConfig::from_env`] reads.
+const PREFIX: &str = "HARDENING_";
+
+/// The known name `name` is most likely a typo of: at most three letters added, removed or
+/// changed, case and surrounding spaces aside.
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let name = name.trim().to_ascii_uppercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&name, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance, by bytes.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.bytes().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// The builder steps of [`HardeningConfig::build`], applied in turn. A step that fails is
@@ -705,5 +754,89 @@ mod tests {
                 .unwrap();
         assert_eq!(c.timeout_secs, Some(5));
         assert!(serde_json::from_str::<HardeningConfig>(r#"{"timeout": 5}"#).is_err());
+    }
+
+    #[test]
+    fn every_variable_is_a_serde_field_and_every_field_a_variable() {
+        let fields: Vec<String> = ENV_VARS
+            .iter()
+            .map(|(name, _)| name.trim_start_matches(PREFIX).to_ascii_lowercase())
+            .collect();
+        // serde names the fields it knows when it meets one it does not.
+        let err = serde_json::from_str::<HardeningConfig>(r#"{"no_such_field": 1}"#)
+            .unwrap_err()
+            .to_string();
+        let mut known: Vec<&str> = err.split('`').skip(3).step_by(2).collect();
+        let mut fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        known.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(known, fields, "{err}");
+    }
+
+    #[test]
+    fn unknown_names_in_any_case_are_errors_with_a_guess() {
+        use std::ffi::OsString;
+        let err = HardeningConfig::from_os_vars([(
+            OsString::from("hardening_body_limit"),
+            OsString::from("10"),
+        )])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string().split(';').next(),
+            Some("hardening_body_limit: unknown setting (did you mean HARDENING_BODY_LIMIT?)"),
+            "{err}"
+        );
+        for (typo, guess) in [
+            ("HARDENING_ALLOWED_HOST", Some("HARDENING_ALLOWED_HOSTS")),
+            ("HARDENING_TIMOUT_SECS", Some("HARDENING_TIMEOUT_SECS")),
+            (
+                "HARDENING_RATELIMIT_BURST",
+                Some("HARDENING_RATE_LIMIT_BURST"),
+            ),
+            ("HARDENING_BODY_LIMIT ", Some("HARDENING_BODY_LIMIT")),
+            ("HARDENING_", None),
+            ("HARDENING_MAX_UPLOAD", None),
+        ] {
+            let err = HardeningConfig::from_vars([(typo, "1")])
+                .unwrap_err()
+                .to_string();
+            let head = err.split(';').next().unwrap_or_default();
+            match guess {
+                Some(guess) => {
+                    assert!(head.ends_with(&format!("(did you mean {guess}?)")), "{err}")
+                }
+                None => assert!(head.ends_with("unknown setting"), "{err}"),
+            }
+        }
+        // Not ours.
+        let c = HardeningConfig::from_os_vars([(OsString::from("HARDEN"), OsString::from("x"))]);
+        assert_eq!(c.unwrap(), HardeningConfig::default());
+    }
+
+    #[test]
+    fn value_errors_quote_the_value() {
+        for (var, value, says) in [
+            (
+                "HARDENING_TIMEOUT_SECS",
+                "30s",
+                r#"(digits only, no unit), not "30s""#,
+            ),
+            ("HARDENING_BODY_LIMIT", "1_000", r#"not "1_000""#),
+            (
+                "HARDENING_BODY_LIMIT",
+                " ",
+                "not an empty value (unset it to keep the default)",
+            ),
+            (
+                "HARDENING_BEHIND_TLS",
+                "on",
+                r#"expected true or false, not "on""#,
+            ),
+        ] {
+            let err = HardeningConfig::from_vars([(var, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(var) && err.ends_with(says), "{err}");
+        }
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +19,15 @@ use crate::client_ip::IpNet;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type CheckFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 type CheckFn = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+
+/// A registered check: its name, the function, and whether a run of it is still going (one
+/// that blocks its thread outlives the probe that started it).
+#[derive(Clone)]
+struct Check {
+    name: String,
+    run: CheckFn,
+    running: Arc<AtomicBool>,
+}
 
 /// Health endpoints: `GET /healthz` (liveness: the process answers; no work) and
 /// `GET /readyz` (readiness: runs the registered checks, each under a timeout, and answers
@@ -45,7 +55,7 @@ type CheckFn = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
 pub struct Health {
     live_path: String,
     ready_path: String,
-    checks: Vec<(String, CheckFn)>,
+    checks: Vec<Check>,
     check_timeout: Duration,
     detail_networks: Vec<IpNet>,
     log_requests: bool,
@@ -68,7 +78,7 @@ impl fmt::Debug for Health {
             .field("ready_path", &self.ready_path)
             .field(
                 "checks",
-                &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                &self.checks.iter().map(|c| &c.name).collect::<Vec<_>>(),
             )
             .field("check_timeout", &self.check_timeout)
             .field("detail_networks", &self.detail_networks)
@@ -106,7 +116,8 @@ impl Health {
         }
     }
 
-    /// Serves liveness and readiness on these paths instead.
+    /// Serves liveness and readiness on these paths instead: absolute paths that a request
+    /// can have (no query, fragment, spaces or control characters).
     pub fn paths(
         mut self,
         live: impl Into<String>,
@@ -114,7 +125,11 @@ impl Health {
     ) -> Result<Self, ConfigError> {
         let (live, ready) = (live.into(), ready.into());
         for path in [&live, &ready] {
-            if !path.starts_with('/') || path.contains(['?', '#']) {
+            // A path that no request target can spell would never be answered.
+            if !path.starts_with('/')
+                || path.contains(['?', '#'])
+                || path.parse::<http::uri::PathAndQuery>().is_err()
+            {
                 return Err(ConfigError::InvalidPath(path.clone()));
             }
         }
@@ -124,7 +139,9 @@ impl Health {
     }
 
     /// Adds a readiness check: an async function that fails when the service cannot serve
-    /// (a database down, a queue unreachable).
+    /// (a database down, a queue unreachable). A check still running from an earlier probe
+    /// (one that blocks its thread past the timeout) is not started again: it counts as
+    /// failed until it returns.
     pub fn check<F, Fut, E>(mut self, name: impl Into<String>, check: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -135,7 +152,11 @@ impl Health {
             let fut = check();
             Box::pin(async move { fut.await.map_err(Into::into) })
         });
-        self.checks.push((name.into(), check));
+        self.checks.push(Check {
+            name: name.into(),
+            run: check,
+            running: Arc::default(),
+        });
         self
     }
 
@@ -149,7 +170,8 @@ impl Health {
         self
     }
 
-    /// How long each check may take before it counts as failed (default 5 s).
+    /// How long each check may take before it counts as failed (default 5 s;
+    /// `Duration::MAX` waits for ever).
     pub fn check_timeout(mut self, timeout: Duration) -> Self {
         self.check_timeout = timeout;
         self
@@ -237,15 +259,28 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 /// Runs every check concurrently, each under the timeout, on a thread of the blocking pool:
 /// a check that blocks its thread (a synchronous driver's ping) then holds that thread, not
 /// one of the runtime's workers, whose timers (the probe's own deadline among them) would
-/// wait for it.
-async fn run(checks: &[(String, CheckFn)], timeout: Duration) -> Vec<CheckResult> {
+/// wait for it. Such a check is not started again while it runs, so that probes do not
+/// pile up threads behind it.
+async fn run(checks: &[Check], timeout: Duration) -> Vec<CheckResult> {
+    // Timed out until it answers: by its own timeout, or, still running at the deadline
+    // (one that blocks its thread cannot time itself out; the thread finishes on its own),
+    // by the deadline's. The margin lets the checks' own timeouts report first.
+    let timed_out = format!("timed out after {} ms", timeout.as_millis());
+    let mut results: Vec<CheckResult> = vec![Err(timed_out); checks.len()];
     let mut set = tokio::task::JoinSet::new();
     let mut task_ids = Vec::with_capacity(checks.len());
     let runtime = tokio::runtime::Handle::current();
-    for (i, (_, check)) in checks.iter().enumerate() {
-        let check = check.clone();
+    for (i, check) in checks.iter().enumerate() {
+        if check.running.swap(true, Ordering::AcqRel) {
+            results[i] = Err("still running since an earlier probe".to_owned());
+            continue;
+        }
+        // Cleared when the run ends, panics, or is dropped before it starts.
+        let running = Running(check.running.clone());
+        let check = check.run.clone();
         let runtime = runtime.clone();
         let handle = set.spawn_blocking(move || {
+            let _running = running;
             // Called in the task: a check that panics before its future exists fails
             // like one whose future panics.
             // `None`: timed out, as a check that does not answer by the deadline.
@@ -262,17 +297,21 @@ async fn run(checks: &[(String, CheckFn)], timeout: Duration) -> Vec<CheckResult
         });
         task_ids.push((handle.id(), i));
     }
-    // Timed out until it answers: by its own timeout, or, still running at the deadline
-    // (one that blocks its thread cannot time itself out; the thread finishes on its own),
-    // by the deadline's. The margin lets the checks' own timeouts report first.
-    let timed_out = format!("timed out after {} ms", timeout.as_millis());
-    let mut results: Vec<CheckResult> = vec![Err(timed_out); checks.len()];
-    let deadline = tokio::time::Instant::now() + timeout + DEADLINE_MARGIN;
-    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, set.join_next()).await {
+    // No deadline for a timeout too long to add to the clock (`Duration::MAX`).
+    let deadline = tokio::time::Instant::now().checked_add(timeout.saturating_add(DEADLINE_MARGIN));
+    loop {
+        let joined = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, set.join_next()).await {
+                Ok(joined) => joined,
+                Err(_) => break,
+            },
+            None => set.join_next().await,
+        };
         match joined {
-            Ok((i, Some(result))) => results[i] = result,
-            Ok((_, None)) => {}
-            Err(e) => {
+            None => break,
+            Some(Ok((i, Some(result)))) => results[i] = result,
+            Some(Ok((_, None))) => {}
+            Some(Err(e)) => {
                 if let Some((_, i)) = task_ids.iter().find(|(id, _)| *id == e.id()) {
                     results[*i] = Err("the check panicked".to_owned());
                 }
@@ -282,27 +321,40 @@ async fn run(checks: &[(String, CheckFn)], timeout: Duration) -> Vec<CheckResult
     results
 }
 
+/// Marks a check as no longer running when dropped.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// The readiness answer for these results.
 fn answer<B>(
-    checks: &[(String, CheckFn)],
+    checks: &[Check],
     results: &[CheckResult],
     request_id: RequestId,
     detail: bool,
 ) -> Response<ProblemBody<B>> {
-    let failed: Vec<&str> = checks
-        .iter()
-        .zip(results)
-        .filter(|(_, r)| r.is_err())
-        .map(|((name, _), _)| name.as_str())
-        .collect();
+    let mut failed: Vec<&str> = Vec::new();
+    for (check, result) in checks.iter().zip(results) {
+        if result.is_err() && !failed.contains(&check.name.as_str()) {
+            failed.push(&check.name);
+        }
+    }
     let mut per_check = Map::new();
     if detail {
-        for ((name, _), result) in checks.iter().zip(results) {
+        for (check, result) in checks.iter().zip(results) {
+            // Two checks of one name: a failure is not hidden by the other's success.
+            if result.is_ok() && per_check.contains_key(&check.name) {
+                continue;
+            }
             let value = match result {
                 Ok(()) => json!("ok"),
                 Err(e) => json!({ "status": "failed", "error": e }),
             };
-            per_check.insert(name.clone(), value);
+            per_check.insert(check.name.clone(), value);
         }
     }
     if failed.is_empty() {
@@ -329,4 +381,26 @@ fn ok_response<B>(body: Value, request_id: RequestId) -> Response<ProblemBody<B>
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-request-id", request_id.to_header_value());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_must_be_ones_a_request_can_have() {
+        for bad in ["", "healthz", "/h?x", "/h#x", "/h h", "/h\tx", "/h\u{7f}"] {
+            let err = Health::new().paths(bad, "/ready").unwrap_err();
+            assert_eq!(err, ConfigError::InvalidPath(bad.to_owned()));
+            assert!(Health::new().paths("/live", bad).is_err(), "{bad:?}");
+        }
+        let health = Health::new().paths("/live", "/-/ready%20now").unwrap();
+        assert_eq!(health.probe(&http::Method::GET, "/live"), Some(Probe::Live));
+        assert_eq!(
+            health.probe(&http::Method::HEAD, "/-/ready%20now"),
+            Some(Probe::Ready)
+        );
+        assert_eq!(health.probe(&http::Method::POST, "/live"), None);
+        assert_eq!(health.probe(&http::Method::GET, "/healthz"), None);
+    }
 }

@@ -38,7 +38,7 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 ///   [`Hardening`](crate::Hardening) turns into [`ClientIp`](crate::ClientIp);
 /// - a client has 10 s to send a request's headers (slowloris);
 /// - on SIGTERM or ctrl-c it stops accepting, lets in-flight requests finish, and closes
-///   what is still open after the drain deadline (30 s);
+///   what is still open after the drain deadline (30 s), or at once on a second signal;
 /// - a panic's text is printed with its secrets redacted
 ///   ([`redact_panic_messages`](hardening_errors::redact_panic_messages)).
 ///
@@ -66,9 +66,11 @@ impl Server {
         }
     }
 
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers. One too long to add to the
+    /// clock (such as `Duration::MAX`) counts as 100 years.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
+        // hyper adds it to the time each request starts, which would panic on overflow.
+        self.header_read_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
         self
     }
 
@@ -79,9 +81,11 @@ impl Server {
         self
     }
 
-    /// Serves until SIGTERM or ctrl-c.
+    /// Serves until SIGTERM or ctrl-c; a second one during the drain closes the open
+    /// connections at once.
     pub async fn serve(self, listener: TcpListener, app: Router) -> io::Result<()> {
-        self.serve_until(listener, app, shutdown_signal()).await
+        self.run(listener, app, shutdown_signal(), shutdown_signal)
+            .await
     }
 
     /// Serves until `shutdown` completes, then drains.
@@ -90,6 +94,19 @@ impl Server {
         listener: TcpListener,
         app: Router,
         shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        self.run(listener, app, shutdown, std::future::pending::<()>)
+            .await
+    }
+
+    /// Serves until `shutdown`, then drains until the deadline or until the future `force`
+    /// makes (called once `shutdown` is done) completes.
+    async fn run<Force: Future<Output = ()>>(
+        self,
+        listener: TcpListener,
+        app: Router,
+        shutdown: impl Future<Output = ()>,
+        force: impl FnOnce() -> Force,
     ) -> io::Result<()> {
         hardening_errors::redact_panic_messages();
         let graceful = GracefulShutdown::new();
@@ -135,15 +152,22 @@ impl Server {
         }
         drop(listener);
         tracing::info!(target: crate::LOG_TARGET, "shutting down: draining open connections");
-        if tokio::time::timeout(self.drain_timeout, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                target: crate::LOG_TARGET,
-                deadline_secs = self.drain_timeout.as_secs(),
-                "drain deadline passed; closing the remaining connections"
-            );
+        tokio::select! {
+            drained = tokio::time::timeout(self.drain_timeout, graceful.shutdown()) => {
+                if drained.is_err() {
+                    tracing::warn!(
+                        target: crate::LOG_TARGET,
+                        deadline_secs = self.drain_timeout.as_secs(),
+                        "drain deadline passed; closing the remaining connections"
+                    );
+                }
+            }
+            () = force() => {
+                tracing::warn!(
+                    target: crate::LOG_TARGET,
+                    "second shutdown signal; closing the remaining connections"
+                );
+            }
         }
         // Aborts what is still open (nothing, after a full drain) and waits for the sockets
         // to be dropped.
@@ -151,6 +175,9 @@ impl Server {
         Ok(())
     }
 }
+
+/// The longest header-read timeout: hyper adds it to the clock.
+const LONGEST_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// Completes on ctrl-c or (on Unix) SIGTERM. If neither can be listened for, never.
 pub async fn shutdown_signal() {

@@ -115,3 +115,41 @@ async fn a_body_of_unknown_size_is_judged_by_its_declared_size_then_counted() {
         );
     }
 }
+
+/// Over TCP: a chunked body is refused from the first byte past the limit, not at it, with a
+/// problem carrying the request id; a declared size over the limit is refused before a
+/// client that waits for `100 Continue` sends its body.
+#[tokio::test]
+async fn over_tcp_the_limit_is_exact_and_expect_continue_is_refused_first() {
+    use hardening_tests::{exchange, serve};
+    let addr = serve(app(Arc::default())).await;
+    let chunked = |size: usize| {
+        let mut req = b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for chunk in vec![b'x'; size].chunks(300) {
+            req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            req.extend_from_slice(chunk);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        req
+    };
+    let at = exchange(addr, &chunked(1000)).await;
+    assert_eq!((at.status, at.body.as_str()), (200, "1000"));
+    let over = exchange(addr, &chunked(1001)).await;
+    assert_eq!(over.status, 413);
+    assert_eq!(
+        over.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(
+        over.json()["request_id"].as_str(),
+        over.header("x-request-id")
+    );
+
+    let waiting = exchange(
+        addr,
+        b"POST /upload HTTP/1.1\r\nhost: x\r\nconnection: close\r\nexpect: 100-continue\r\ncontent-length: 1001\r\n\r\n",
+    )
+    .await;
+    assert_eq!(waiting.status, 413, "{waiting:?}");
+}

@@ -139,3 +139,59 @@ async fn shutdown_closes_connections_still_open_at_the_drain_deadline() {
         "the request ran on after the drain deadline"
     );
 }
+
+/// `Duration::MAX` as the header-read timeout (none, in effect) used to overflow hyper's
+/// clock arithmetic: every connection panicked and was reset.
+#[tokio::test]
+async fn a_header_read_timeout_of_duration_max_serves() {
+    let (addr, _stop, _handle) = start(Server::new().header_read_timeout(Duration::MAX)).await;
+    let reply = exchange(
+        addr,
+        b"GET /ip HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+}
+
+/// The header-read timeout also closes connections that send nothing, at first or after a
+/// response (idle keep-alive).
+#[tokio::test]
+async fn silent_and_idle_connections_are_closed() {
+    let (addr, _stop, _handle) =
+        start(Server::new().header_read_timeout(Duration::from_millis(200))).await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(EXCHANGE_LIMIT, silent.read_to_end(&mut rest))
+        .await
+        .expect("a connection that sent nothing was kept open")
+        .unwrap();
+    assert!(rest.is_empty());
+
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut idle))
+        .await
+        .expect("an idle keep-alive connection was kept open");
+    assert_eq!(reply.status, 200);
+}
+
+/// Shutdown does not wait for connections that have no request in flight.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_idle_connections() {
+    let (addr, stop, handle) = start(Server::new()).await;
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(idle.read(&mut buf).await.unwrap() > 0);
+    let _silent = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), handle)
+        .await
+        .expect("shutdown waited for idle connections (drain deadline 30 s)")
+        .unwrap();
+}
