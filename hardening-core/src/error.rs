@@ -55,6 +55,11 @@ pub enum ConfigError {
     /// A path that is not an absolute path without query or fragment.
     #[error("invalid path {0:?}: expected an absolute path such as /healthz")]
     InvalidPath(String),
+    /// Liveness and readiness on one path: readiness would never be asked.
+    #[error(
+        "liveness and readiness both on {0:?}: give them two paths, such as /healthz and /readyz"
+    )]
+    SameHealthPaths(String),
     /// A limit of zero, which would refuse every request.
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),

@@ -133,6 +133,10 @@ impl Health {
                 return Err(ConfigError::InvalidPath(path.clone()));
             }
         }
+        if live == ready {
+            // Readiness would never be asked: every probe would get liveness's "ok".
+            return Err(ConfigError::SameHealthPaths(live));
+        }
         self.live_path = live;
         self.ready_path = ready;
         Ok(self)
@@ -402,5 +406,10 @@ mod tests {
         );
         assert_eq!(health.probe(&http::Method::POST, "/live"), None);
         assert_eq!(health.probe(&http::Method::GET, "/healthz"), None);
+        // One path for both: readiness would never be asked.
+        assert_eq!(
+            Health::new().paths("/h", "/h").unwrap_err(),
+            ConfigError::SameHealthPaths("/h".to_owned())
+        );
     }
 }
