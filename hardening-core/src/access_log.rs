@@ -513,25 +513,33 @@ mod tests {
         }
     }
 
+    /// How the access log writes these request headers.
+    fn logged_headers(log: &AccessLog, pairs: &[(&'static str, &'static str)]) -> String {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, value.parse().unwrap());
+        }
+        RedactedHeaders {
+            headers: &headers,
+            log,
+        }
+        .to_string()
+    }
+
     #[test]
     fn redacts_credential_headers() {
-        let mut h = HeaderMap::new();
-        for (n, v) in [
-            ("authorization", "Bearer s3cr3t"),
-            ("cookie", "sid=s3cr3t"),
-            ("x-api-key", "s3cr3t"),
-            ("x-custom-token", "s3cr3t"),
-            ("dpop", "s3cr3t"),
-            ("accept", "text/html"),
-        ] {
-            h.insert(n, v.parse().unwrap());
-        }
         let log = AccessLog::default();
-        let s = RedactedHeaders {
-            headers: &h,
-            log: &log,
-        }
-        .to_string();
+        let s = logged_headers(
+            &log,
+            &[
+                ("authorization", "Bearer s3cr3t"),
+                ("cookie", "sid=s3cr3t"),
+                ("x-api-key", "s3cr3t"),
+                ("x-custom-token", "s3cr3t"),
+                ("dpop", "s3cr3t"),
+                ("accept", "text/html"),
+            ],
+        );
         assert!(!s.contains("s3cr3t"), "{s}");
         assert!(s.contains("accept: text/html"), "{s}");
     }
@@ -540,23 +548,18 @@ mod tests {
     fn redacts_the_query_of_url_valued_headers() {
         let mut log = AccessLog::default();
         log.add_sensitive_params(["ssn"]);
-        let mut h = HeaderMap::new();
-        for (n, v) in [
-            (
-                "referer",
-                "https://app.example/reset?token=s3cr3t&page=2&SSN=s3cr3t#access_token=s3cr3t&x=1",
-            ),
-            ("origin", "https://app.example"),
-            ("x-original-url", "/cb?code=s3cr3t&state=ok"),
-            ("accept", "text/html;q=0.9"),
-        ] {
-            h.insert(n, v.parse().unwrap());
-        }
-        let s = RedactedHeaders {
-            headers: &h,
-            log: &log,
-        }
-        .to_string();
+        let s = logged_headers(
+            &log,
+            &[
+                (
+                    "referer",
+                    "https://app.example/reset?token=s3cr3t&page=2&SSN=s3cr3t#access_token=s3cr3t&x=1",
+                ),
+                ("origin", "https://app.example"),
+                ("x-original-url", "/cb?code=s3cr3t&state=ok"),
+                ("accept", "text/html;q=0.9"),
+            ],
+        );
         assert_eq!(
             s,
             "referer: https://app.example/reset?token=[redacted]&page=2&SSN=[redacted]\
@@ -569,19 +572,14 @@ mod tests {
     /// same URL as a query parameter's value is redacted.
     #[test]
     fn redacts_the_password_of_a_url_valued_header() {
-        let mut h = HeaderMap::new();
-        for (n, v) in [
-            ("destination", "https://app:s3cr3t@dav.example/a?page=2"),
-            ("x-callback-url", "https://hook:s3cr3t@hooks.example/in"),
-        ] {
-            h.insert(n, v.parse().unwrap());
-        }
         let log = AccessLog::default();
-        let s = RedactedHeaders {
-            headers: &h,
-            log: &log,
-        }
-        .to_string();
+        let s = logged_headers(
+            &log,
+            &[
+                ("destination", "https://app:s3cr3t@dav.example/a?page=2"),
+                ("x-callback-url", "https://hook:s3cr3t@hooks.example/in"),
+            ],
+        );
         assert_eq!(
             s,
             "destination: https://app:[redacted]@dav.example/a?page=2; \
@@ -595,19 +593,14 @@ mod tests {
     fn added_sensitive_names_redact_headers_too() {
         let mut log = AccessLog::default();
         log.add_sensitive_params(["X-Honeycomb-Team", "ssn"]);
-        let mut h = HeaderMap::new();
-        for (n, v) in [
-            ("x-honeycomb-team", "s3cr3t"),
-            ("x-user-ssn", "s3cr3t"),
-            ("accept", "*/*"),
-        ] {
-            h.insert(n, v.parse().unwrap());
-        }
-        let s = RedactedHeaders {
-            headers: &h,
-            log: &log,
-        }
-        .to_string();
+        let s = logged_headers(
+            &log,
+            &[
+                ("x-honeycomb-team", "s3cr3t"),
+                ("x-user-ssn", "s3cr3t"),
+                ("accept", "*/*"),
+            ],
+        );
         assert_eq!(
             s,
             "x-honeycomb-team: [redacted]; x-user-ssn: [redacted]; accept: */*"
