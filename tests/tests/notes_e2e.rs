@@ -15,7 +15,38 @@ use http::{HeaderName, HeaderValue};
 /// A running example on a fresh SQLite file, removed when dropped.
 struct Running {
     addr: SocketAddr,
-    _notes: TempNotes,
+    notes: TempNotes,
+}
+
+impl Running {
+    /// A token signed with the app's `JWT_SECRET` carrying these claims, and the app's `iss`
+    /// and `aud`: one the verifier accepts if the claims are right.
+    fn mint(&self, mut claims: serde_json::Value) -> String {
+        claims["iss"] = example_notes::ISSUER.into();
+        claims["aud"] = example_notes::AUDIENCE.into();
+        let key = jsonwebtoken::EncodingKey::from_secret(&self.notes.config.jwt_secret);
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+}
+
+/// The token's `sub` (the user id).
+fn subject_of(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    claims["sub"].as_str().unwrap().to_owned()
+}
+
+/// Unix seconds.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 async fn start(ai_daily_tokens: &str) -> Running {
@@ -29,7 +60,7 @@ async fn start(ai_daily_tokens: &str) -> Running {
     );
     Running {
         addr: notes.serve().await,
-        _notes: notes,
+        notes,
     }
 }
 
@@ -437,6 +468,187 @@ async fn logout_revokes_the_token_and_clears_the_cookie() {
     assert_eq!(out.header("clear-site-data"), Some("\"cookies\""));
     assert_problem(&send(app.addr, "GET", "/notes", &h, None).await, 401);
     assert_problem(&send(app.addr, "GET", "/notes/1", &h, None).await, 401);
+}
+
+/// Logout read `exp` with `as_u64().unwrap_or(0)`: a fractional `exp` (which the verifier
+/// accepts) revoked the token until 1970, so it stayed valid after a 204; an `exp` near
+/// `u64::MAX` overflowed `SystemTime` (a panic, 500) and one of `1e300` revoked nothing.
+#[tokio::test]
+async fn logout_revokes_a_token_whatever_number_its_exp_is() {
+    let app = start("2000").await;
+    let (token, _) = user(app.addr, "fran@example.com").await;
+    let sub = subject_of(&token);
+    let now = now();
+    let exps = [
+        serde_json::json!(now as f64 + 600.5),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(1e300),
+    ];
+    for (n, exp) in exps.into_iter().enumerate() {
+        let token = app.mint(serde_json::json!({
+            "sub": sub, "iat": now, "exp": exp, "jti": format!("exp-form-{n}"),
+        }));
+        let auth = bearer(&token);
+        let h = [("authorization", auth.as_str())];
+        let before = send(app.addr, "GET", "/notes", &h, None).await;
+        assert_eq!(before.status, 200, "exp {exp}: {}", before.body);
+        let out = send(app.addr, "POST", "/auth/logout", &h, None).await;
+        assert_eq!(out.status, 204, "exp {exp}: {}", out.body);
+        let after = send(app.addr, "GET", "/notes", &h, None).await;
+        assert_eq!(after.status, 401, "exp {exp}: still valid after logout");
+        assert_problem(&after, 401);
+    }
+}
+
+/// A token with no `jti` cannot be put on the denylist: logout answered 204 and the token
+/// stayed valid. It must fail where the client sees it.
+#[tokio::test]
+async fn logout_of_a_token_it_cannot_revoke_is_an_error_not_a_204() {
+    let app = start("2000").await;
+    let (token, _) = user(app.addr, "gus@example.com").await;
+    let now = now();
+    let token = app.mint(serde_json::json!({
+        "sub": subject_of(&token), "iat": now, "exp": now + 600,
+    }));
+    let auth = bearer(&token);
+    let h = [("authorization", auth.as_str())];
+    assert_eq!(send(app.addr, "GET", "/notes", &h, None).await.status, 200);
+    let out = send(app.addr, "POST", "/auth/logout", &h, None).await;
+    assert_problem(&out, 500);
+    assert!(!out.body.contains("jti"), "nothing internal: {}", out.body);
+}
+
+/// The app issues tokens for `TOKEN_LIFETIME`; one issued longer ago than that was accepted
+/// for as long as its `exp` said (and a logout had to revoke it for that long).
+#[tokio::test]
+async fn a_token_older_than_the_app_issues_is_refused_whatever_its_exp() {
+    let app = start("2000").await;
+    let (token, _) = user(app.addr, "hal@example.com").await;
+    let now = now();
+    let old = app.mint(serde_json::json!({
+        "sub": subject_of(&token), "iat": now - 3_600, "exp": now + 3_600, "jti": "old",
+    }));
+    let auth = bearer(&old);
+    assert_problem(
+        &send(app.addr, "GET", "/notes", &[("authorization", &auth)], None).await,
+        401,
+    );
+}
+
+/// The subject was read with `str::parse`: `+5` and `05` named user 5 and reached their
+/// notes. Only the id as the app writes it names a user.
+#[tokio::test]
+async fn only_the_subject_the_app_writes_reaches_a_users_notes() {
+    let app = start("2000").await;
+    let (token, _) = user(app.addr, "ivy@example.com").await;
+    let auth = bearer(&token);
+    let created = send(
+        app.addr,
+        "POST",
+        "/notes",
+        &[("authorization", &auth)],
+        Some(r#"{"title":"mine","body":"private"}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let path = format!("/notes/{}", created.json()["id"]);
+    let sub = subject_of(&token);
+    let now = now();
+    for other in [format!("+{sub}"), format!("0{sub}"), format!("{sub} ")] {
+        let token = app.mint(serde_json::json!({
+            "sub": other, "iat": now, "exp": now + 600, "jti": format!("sub-{other}"),
+        }));
+        let auth = bearer(&token);
+        let h = [("authorization", auth.as_str())];
+        let list = send(app.addr, "GET", "/notes", &h, None).await;
+        assert_eq!(list.status, 200, "{other:?}: {}", list.body);
+        assert_eq!(
+            list.json(),
+            serde_json::json!([]),
+            "{other:?} read the notes"
+        );
+        assert_problem(&send(app.addr, "GET", &path, &h, None).await, 404);
+        assert_problem(&send(app.addr, "DELETE", &path, &h, None).await, 404);
+        let note = Some(r#"{"title":"t","body":"b"}"#);
+        assert_problem(&send(app.addr, "PUT", &path, &h, note).await, 404);
+        assert_problem(&send(app.addr, "POST", "/notes", &h, note).await, 403);
+    }
+    let list = send(app.addr, "GET", "/notes", &[("authorization", &auth)], None).await;
+    assert_eq!(list.json()[0]["body"], "private");
+}
+
+/// A valid token for an account the database does not hold (it was replaced while the token
+/// lived) failed the notes' foreign key: a 500 and an error in the log, for a client error.
+#[tokio::test]
+async fn a_token_for_a_missing_account_cannot_create_notes() {
+    let app = start("2000").await;
+    let now = now();
+    let token = app.mint(serde_json::json!({
+        "sub": "999999", "iat": now, "exp": now + 600, "jti": "gone",
+    }));
+    let auth = bearer(&token);
+    let note = Some(r#"{"title":"t","body":"b"}"#);
+    let out = send(
+        app.addr,
+        "POST",
+        "/notes",
+        &[("authorization", &auth)],
+        note,
+    )
+    .await;
+    assert_problem(&out, 403);
+}
+
+/// A listing's `field` values, for a request that must succeed.
+async fn listed(addr: SocketAddr, path: &str, auth: &str, field: &str) -> Vec<serde_json::Value> {
+    let reply = send(addr, "GET", path, &[("authorization", auth)], None).await;
+    assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    let list = reply.json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].clone())
+        .collect()
+}
+
+/// Listings are bounded (`limit` 1 to 200) and page by id. The admin listing had no bound
+/// at all: every account in one response, `limit` ignored.
+#[tokio::test]
+async fn listings_are_bounded_and_page_by_id() {
+    let app = start("2000").await;
+    let addr = app.addr;
+    let (token, _) = user(addr, "jo@example.com").await;
+    let auth = bearer(&token);
+    let h = [("authorization", auth.as_str())];
+    let mut ids = Vec::new();
+    for title in ["one", "two", "three"] {
+        let body = format!(r#"{{"title":"{title}","body":""}}"#);
+        let created = send(addr, "POST", "/notes", &h, Some(&body)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        ids.push(created.json()["id"].clone());
+    }
+    let newest = listed(addr, "/notes?limit=2", &auth, "id").await;
+    assert_eq!(newest, [ids[2].clone(), ids[1].clone()]);
+    let next = format!("/notes?limit=2&before={}", ids[1]);
+    assert_eq!(listed(addr, &next, &auth, "id").await, [ids[0].clone()]);
+    for bad in ["/notes?limit=0", "/notes?limit=201"] {
+        assert_problem(&send(addr, "GET", bad, &h, None).await, 422);
+    }
+    // An unknown parameter is an error, not a first page that looks like the one asked for.
+    assert_problem(&send(addr, "GET", "/notes?offset=2", &h, None).await, 400);
+
+    let admin = login(addr, "admin@example.com", ADMIN_PASSWORD).await;
+    let admin = bearer(admin.json()["access_token"].as_str().unwrap());
+    let first = listed(addr, "/admin/users?limit=1", &admin, "id").await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    let after = format!("/admin/users?limit=1&after={}", first[0]);
+    let second = listed(addr, &after, &admin, "email").await;
+    assert_eq!(second, ["jo@example.com"]);
+    let a = [("authorization", admin.as_str())];
+    assert_problem(
+        &send(addr, "GET", "/admin/users?limit=201", &a, None).await,
+        422,
+    );
 }
 
 #[tokio::test]

@@ -88,9 +88,10 @@ fn note(row: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
     })
 }
 
-/// A principal's subject is the user id; anything else owns nothing.
+/// A principal's subject is the user id, exactly as the app writes it; anything else owns
+/// nothing.
 fn owner_id(subject: &str) -> Option<i64> {
-    subject.parse().ok()
+    crate::session::user_id(subject)
 }
 
 impl Db {
@@ -202,11 +203,15 @@ impl Db {
         .await
     }
 
-    /// Every account (admin only; the route checks the role).
-    pub async fn users(&self) -> Result<Vec<User>, Error> {
-        self.call(|c| {
-            let mut stmt = c.prepare("SELECT id, email, created_at FROM users ORDER BY id")?;
-            let rows = stmt.query_map([], |r| {
+    /// Up to `limit` accounts with ids above `after`, by id (admin only; the route checks the
+    /// role).
+    pub async fn users(&self, limit: u32, after: Option<i64>) -> Result<Vec<User>, Error> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, email, created_at FROM users WHERE ?1 IS NULL OR id > ?1 \
+                 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit], |r| {
                 Ok(User {
                     id: r.get(0)?,
                     email: r.get(1)?,
@@ -218,22 +223,29 @@ impl Db {
         .await
     }
 
-    /// The owner's notes, newest first.
-    pub async fn notes_of(&self, owner: &str, limit: u32) -> Result<Vec<Note>, Error> {
+    /// Up to `limit` of the owner's notes with ids below `before`, newest first.
+    pub async fn notes_of(
+        &self,
+        owner: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<Note>, Error> {
         let Some(owner) = owner_id(owner) else {
             return Ok(Vec::new());
         };
         self.call(move |c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {NOTE_COLUMNS} FROM notes WHERE owner_id = ?1 ORDER BY id DESC LIMIT ?2"
+                "SELECT {NOTE_COLUMNS} FROM notes WHERE owner_id = ?1 AND (?3 IS NULL OR id < ?3) \
+                 ORDER BY id DESC LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(params![owner, limit], note)?;
+            let rows = stmt.query_map(params![owner, limit, before], note)?;
             rows.collect()
         })
         .await
     }
 
-    /// Creates a note for its owner.
+    /// Creates a note for its owner; 403 if there is no such account (a token for a user of
+    /// a database since replaced: not a foreign-key error, which is a 500).
     pub async fn create_note(
         &self,
         owner: &str,
@@ -244,14 +256,17 @@ impl Db {
         self.call(move |c| {
             c.query_row(
                 &format!(
-                    "INSERT INTO notes (owner_id, title, body) VALUES (?1, ?2, ?3) \
+                    "INSERT INTO notes (owner_id, title, body) \
+                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1) \
                      RETURNING {NOTE_COLUMNS}"
                 ),
                 params![owner, title, body],
                 note,
             )
+            .optional()
         })
-        .await
+        .await?
+        .ok_or(Error::Forbidden)
     }
 
     /// Replaces a note's title and body, only if `owner` owns it.

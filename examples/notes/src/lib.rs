@@ -145,6 +145,8 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         .hmac(None, jsonwebtoken::Algorithm::HS256, &config.jwt_secret)?
         .issuer(ISSUER)
         .audience(AUDIENCE)
+        // No token of ours lives longer: one past this age is refused, whatever its `exp`.
+        .max_age(TOKEN_LIFETIME)
         .build()?;
     let admin = config::admin_account(
         config.admin_email.as_deref(),
@@ -372,18 +374,15 @@ fn throttled(retry_after: Duration) -> Error {
     }
 }
 
-/// Ends the session: the token's `jti` is revoked until it expires, the cookie is cleared.
+/// Ends the session: the token's `jti` is revoked for as long as the token could be
+/// accepted, the cookie is cleared. Without a valid token there is only the cookie to clear.
 async fn logout(State(state): State<AppState>, user: Option<Authenticated>) -> Response {
-    if let Some(user) = user
-        && let Some(jti) = user.claims.get("jti").and_then(|v| v.as_str())
-    {
-        let exp = user
-            .claims
-            .get("exp")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(exp);
-        if let Err(e) = state.denylist.revoke(jti, until).await {
+    if let Some(user) = user {
+        let revoked = match revocation(&user.claims) {
+            Ok((jti, until)) => state.denylist.revoke(jti, until).await,
+            Err(e) => return e.into_response(),
+        };
+        if let Err(e) = revoked {
             return Error::internal(e).into_response();
         }
     }
@@ -396,6 +395,31 @@ async fn logout(State(state): State<AppState>, user: Option<Authenticated>) -> R
     (StatusCode::NO_CONTENT, headers).into_response()
 }
 
+/// The `jti` to revoke and until when: as long as the verifier can accept the token, that is
+/// until its `exp` (any JSON number, `1796324610.5` too: rounded up) and no later than
+/// [`TOKEN_LIFETIME`] after its `iat` (the verifier's `max_age`); the denylist adds the
+/// leeway. The verifier requires numeric `exp` and `iat`. A token with no `jti` cannot be
+/// revoked (ours all have one): that logout is a logged 500, not a 204 that leaves it valid.
+fn revocation(claims: &serde_json::Value) -> Result<(&str, SystemTime), Error> {
+    let jti = claims
+        .get("jti")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| Error::internal("logout: the token has no jti, so it cannot be revoked"))?;
+    let time = |name| claims.get(name).and_then(serde_json::Value::as_f64);
+    let (Some(exp), Some(iat)) = (time("exp"), time("iat")) else {
+        return Err(Error::internal(
+            "logout: the token has no numeric exp or iat, so its end is unknown",
+        ));
+    };
+    // At most TOKEN_LIFETIME + leeway from now (the verifier checked `iat`): it fits.
+    let end = exp.min(iat + TOKEN_LIFETIME.as_secs_f64()).max(0.0).ceil();
+    Duration::try_from_secs_f64(end)
+        .ok()
+        .and_then(|end| SystemTime::UNIX_EPOCH.checked_add(end))
+        .map(|until| (jti, until))
+        .ok_or_else(|| Error::internal("logout: the token's exp is out of range"))
+}
+
 /// The body of `POST /notes` and `PUT /notes/{id}`.
 #[derive(Debug, Deserialize, garde::Validate)]
 #[serde(deny_unknown_fields)]
@@ -406,12 +430,28 @@ struct NoteInput {
     body: String,
 }
 
-/// `GET /notes?limit=`.
+/// `GET /notes?limit=&before=`: the newest `limit` notes with ids below `before` (the last
+/// id of the previous page; none for the first page).
 #[derive(Debug, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
 struct Page {
     #[garde(range(min = 1, max = 200))]
     #[serde(default = "default_limit")]
     limit: u32,
+    #[garde(skip)]
+    before: Option<i64>,
+}
+
+/// `GET /admin/users?limit=&after=`: the first `limit` accounts with ids above `after` (the
+/// last id of the previous page; none for the first page).
+#[derive(Debug, Deserialize, garde::Validate)]
+#[serde(deny_unknown_fields)]
+struct UserPage {
+    #[garde(range(min = 1, max = 200))]
+    #[serde(default = "default_limit")]
+    limit: u32,
+    #[garde(skip)]
+    after: Option<i64>,
 }
 
 fn default_limit() -> u32 {
@@ -424,7 +464,8 @@ async fn list_notes(
     Valid(Query(page)): Valid<Query<Page>>,
 ) -> Result<Json<Vec<Note>>, Error> {
     Ok(Json(
-        db.notes_of(&user.principal.subject, page.limit).await?,
+        db.notes_of(&user.principal.subject, page.limit, page.before)
+            .await?,
     ))
 }
 
@@ -468,9 +509,13 @@ async fn delete_note(
     }
 }
 
-async fn admin_users(State(db): State<Db>, user: Authenticated) -> Result<Json<Vec<User>>, Error> {
+async fn admin_users(
+    State(db): State<Db>,
+    user: Authenticated,
+    Valid(Query(page)): Valid<Query<UserPage>>,
+) -> Result<Json<Vec<User>>, Error> {
     user.require_role("admin")?;
-    Ok(Json(db.users().await?))
+    Ok(Json(db.users(page.limit, page.after).await?))
 }
 
 #[cfg(test)]

@@ -31,6 +31,17 @@ struct Claims<'a> {
     roles: &'a [&'a str],
 }
 
+/// The token subject (`sub`) for user `id`: its decimal digits.
+fn subject(id: i64) -> String {
+    id.to_string()
+}
+
+/// The user id a token subject names: only the form [`subject`] writes (`5`, never `+5`,
+/// `05` or ` 5`), so that one account has one subject (per-user limits key on it).
+pub(crate) fn user_id(sub: &str) -> Option<i64> {
+    sub.parse().ok().filter(|id| subject(*id) == sub)
+}
+
 /// Signs tokens and seals cookies.
 #[derive(Clone)]
 pub struct Sessions {
@@ -62,7 +73,7 @@ impl Sessions {
             .as_secs();
         let jti: u128 = rand::rng().random();
         let claims = Claims {
-            sub: id.to_string(),
+            sub: subject(id),
             iss: ISSUER,
             aud: AUDIENCE,
             iat: now,
@@ -145,6 +156,32 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `owner_id` was `subject.parse()`, which reads `+5` and `05` as user 5: a token
+    /// signed with any of those spellings reached user 5's notes under another subject
+    /// (a fresh per-user AI budget for each spelling).
+    #[test]
+    fn only_the_subject_the_app_writes_names_a_user() {
+        for id in [1, 5, 42, i64::MAX] {
+            assert_eq!(user_id(&subject(id)), Some(id), "{id}");
+        }
+        for other in [
+            "+5",
+            "05",
+            "00",
+            "-0",
+            " 5",
+            "5 ",
+            "5\n",
+            "5.0",
+            "0x5",
+            "",
+            "9223372036854775808",
+            "user-5",
+        ] {
+            assert_eq!(user_id(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn sealed_cookies_open_only_with_their_key() {
