@@ -133,8 +133,8 @@ impl<F, B> ResponseFuture<F, B> {
 
     /// The inner service panicked in `call`.
     #[cold]
-    pub(crate) fn panicked(payload: &(dyn std::any::Any + Send), post: Post) -> Self {
-        let response = hardening_errors::panic_response(payload, post.request_id);
+    pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>, post: Post) -> Self {
+        let response = panic_response(payload, post.request_id);
         Self::early(response, SecurityEvent::Panicked, post)
     }
 
@@ -188,8 +188,7 @@ where
                     Ok(Poll::Pending) => *timed,
                     // A readiness check, or the inner error body being read, panicked.
                     Err(payload) => {
-                        let response =
-                            hardening_errors::panic_response(&*payload, this.post.request_id);
+                        let response = panic_response(payload, this.post.request_id);
                         break (response, Some(SecurityEvent::Panicked));
                     }
                 },
@@ -200,8 +199,9 @@ where
                     };
                     match polled {
                         Ok(Poll::Ready(Ok(response))) => {
-                            let status = response.status();
-                            if !(status.is_client_error() || status.is_server_error()) {
+                            // 2xx and 3xx, in one comparison; errors, a 101 and the
+                            // statuses no response may end with go to the mapping.
+                            if (200..400).contains(&response.status().as_u16()) {
                                 // Most responses: the service's own, its body passed on as
                                 // it is (not wrapped for the problem path first). A rejection
                                 // a layer inside logged and another turned into a success (a
@@ -225,8 +225,7 @@ where
                         Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(e)),
                         Ok(Poll::Pending) => true,
                         Err(payload) => {
-                            let response =
-                                hardening_errors::panic_response(&*payload, this.post.request_id);
+                            let response = panic_response(payload, this.post.request_id);
                             break (response, Some(SecurityEvent::Panicked));
                         }
                     }
@@ -259,6 +258,19 @@ where
         };
         Poll::Ready(Ok(response.map(ProblemBody::into_axum_body)))
     }
+}
+
+/// The 500 problem for a caught panic ([`hardening_errors::panic_response`]), its payload then
+/// dropped without letting a panic of its own `Drop` unwind out of the layer.
+#[cold]
+#[inline(never)]
+fn panic_response<B>(
+    payload: Box<dyn std::any::Any + Send>,
+    request_id: RequestId,
+) -> Response<ProblemBody<B>> {
+    let response = hardening_errors::panic_response(&*payload, request_id);
+    hardening_errors::drop_panic_payload(payload);
+    response
 }
 
 /// Counts, once each, the events a layer inside logged on this response but left uncounted:
@@ -305,7 +317,8 @@ fn body_too_large<F, B, Inner>(
 /// mapping, which may first read a short rejection text), with the security event its
 /// status stands for, unless a layer inside reported it at this status already. Events a
 /// layer inside logged are counted here (once each), not logged again. Out of line: errors
-/// are the rare path.
+/// are the rare path. The mapping passes a `101 Switching Protocols` on as it is, and makes
+/// a 500 of the statuses no response may end with (another 1xx, 600-999).
 #[cold]
 #[inline(never)]
 fn to_problem<F, B>(mut response: Response<B>, request_id: RequestId) -> State<F, B>
@@ -321,6 +334,19 @@ where
     // into a 403 on its way out).
     count_reported_inside(&mut response);
     let event = event.filter(|_| !reported_at_its_status(&response));
+    // A problem made under another id (read from an upstream that uses this crate, say) is
+    // answered under this request's, which `x-request-id`, the event and the access log name.
+    if response
+        .extensions()
+        .get::<Problem>()
+        .and_then(Problem::request_id)
+        .is_some_and(|id| id != request_id)
+        && let Some(problem) = response.extensions_mut().remove::<Problem>()
+    {
+        response
+            .extensions_mut()
+            .insert(problem.with_request_id(request_id));
+    }
     let mapping = hardening_errors::ResponseFuture::for_response(response, request_id);
     State::Pending {
         future: Box::pin(async move {

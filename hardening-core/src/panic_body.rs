@@ -65,6 +65,7 @@ where
                     "the response body panicked; the response was cut off",
                 );
                 SecurityEvent::Panicked.emit(*this.request_id, *this.client_ip);
+                hardening_errors::drop_panic_payload(payload);
                 Poll::Ready(Some(Err("the response body panicked".into())))
             }
         }

@@ -352,7 +352,7 @@ where
         };
         match called {
             Ok(future) => ResponseFuture::inner(future, post),
-            Err(payload) => ResponseFuture::panicked(&*payload, post),
+            Err(payload) => ResponseFuture::panicked(payload, post),
         }
     }
 }

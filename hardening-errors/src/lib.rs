@@ -71,8 +71,8 @@ pub use header_value::{
     decimal_header_value, host_without_port, is_dns_name, join_header_values, static_header_value,
 };
 pub use mapping::{
-    CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, log_panic,
-    panic_response, reject,
+    CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, drop_panic_payload,
+    log_panic, panic_response, reject,
 };
 pub use panic_hook::redact_panic_messages;
 pub use principal::PrincipalId;

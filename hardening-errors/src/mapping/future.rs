@@ -77,13 +77,13 @@ impl<F, B> ResponseFuture<F, B> {
     }
 
     pub(super) fn panicked(
-        payload: &(dyn Any + Send),
+        payload: Box<dyn Any + Send>,
         request_id: RequestId,
         report: Option<Report>,
     ) -> Self {
         Self {
             state: State::Ready {
-                response: Some(panic_response(payload, request_id)),
+                response: Some(caught_panic_response(payload, request_id)),
             },
             request_id,
             id_header: true,
@@ -154,7 +154,7 @@ where
                         Ok(Poll::Ready(res)) => res?,
                         Err(payload) => {
                             this.state.set(State::Ready { response: None });
-                            return Poll::Ready(Ok(panic_response(&*payload, request_id)));
+                            return Poll::Ready(Ok(caught_panic_response(payload, request_id)));
                         }
                     };
                     let (parts, body) = res.into_parts();
@@ -179,15 +179,16 @@ where
                     let limit = purpose.limit();
                     let complete = loop {
                         // The body is the inner service's: its panics are caught too.
-                        let frame =
-                            match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll_frame(cx))) {
-                                Ok(Poll::Pending) => return Poll::Pending,
-                                Ok(Poll::Ready(frame)) => frame,
-                                Err(payload) => {
-                                    this.state.set(State::Ready { response: None });
-                                    return Poll::Ready(Ok(panic_response(&*payload, request_id)));
-                                }
-                            };
+                        let frame = match catch_unwind(AssertUnwindSafe(|| {
+                            body.as_mut().poll_frame(cx)
+                        })) {
+                            Ok(Poll::Pending) => return Poll::Pending,
+                            Ok(Poll::Ready(frame)) => frame,
+                            Err(payload) => {
+                                this.state.set(State::Ready { response: None });
+                                return Poll::Ready(Ok(caught_panic_response(payload, request_id)));
+                            }
+                        };
                         match frame {
                             Some(Ok(frame)) => {
                                 if let Some(data) = frame.data_ref() {
@@ -390,7 +391,7 @@ fn map_response<B>(
     request_id: RequestId,
     id_header: bool,
 ) -> Response<ProblemBody<B>> {
-    if !(parts.status.is_client_error() || parts.status.is_server_error()) {
+    if passes_through(parts.status) {
         // Always this layer's id: a value the handler copied from the request (the client's)
         // is not passed on. (A `Hardening` inside this layer gives the request an id of its
         // own, which its access log uses: put `Hardening` outside, it maps problems itself.)
@@ -400,6 +401,10 @@ fn map_response<B>(
                 .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
         }
         return Response::from_parts(parts, ProblemBody::inner(body));
+    }
+    let invalid = !(parts.status.is_client_error() || parts.status.is_server_error());
+    if invalid {
+        invalid_status(&mut parts, request_id);
     }
     if let Some(report) = parts.extensions.remove::<InternalReport>() {
         report.log(Some(request_id));
@@ -412,17 +417,42 @@ fn map_response<B>(
         None => {
             if parts.status.is_server_error() {
                 drop_own_headers(&mut parts.headers);
-                tracing::error!(
-                    target: crate::LOG_TARGET,
-                    request_id = %request_id,
-                    status = parts.status.as_u16(),
-                    "the service answered a server error without a problem of this crate's; its body was replaced",
-                );
+                // (An invalid status was logged as such.)
+                if !invalid {
+                    tracing::error!(
+                        target: crate::LOG_TARGET,
+                        request_id = %request_id,
+                        status = parts.status.as_u16(),
+                        "the service answered a server error without a problem of this crate's; its body was replaced",
+                    );
+                }
             }
             with_generic_detail(Problem::new(parts.status))
         }
     };
     problem_response(parts, problem, request_id)
+}
+
+/// Whether a response is passed on as it is: 2xx, 3xx, and `101 Switching Protocols`. Any
+/// other status is an error's, or cannot end a response: another 1xx (hyper answers a bare
+/// 500 in its place, without the request id) or 600-999, which are not HTTP statuses
+/// (RFC 9110 §15: a client treats them as 5xx; libraries use them for errors of their own,
+/// and a proxy may pass one on with an upstream's internals in its body).
+fn passes_through(status: StatusCode) -> bool {
+    (200..400).contains(&status.as_u16()) || status == StatusCode::SWITCHING_PROTOCOLS
+}
+
+/// A status no response may end with (a 1xx other than 101, or 600-999): logged, and made a
+/// 500, whose problem replaces the body as for any server error.
+#[cold]
+fn invalid_status(parts: &mut Parts, request_id: RequestId) {
+    tracing::error!(
+        target: crate::LOG_TARGET,
+        request_id = %request_id,
+        status = parts.status.as_u16(),
+        "the service answered a status no response may end with; answered 500 and replaced its body",
+    );
+    parts.status = StatusCode::INTERNAL_SERVER_ERROR;
 }
 
 /// Headers a server error keeps when its body is replaced: protocol and security headers.
@@ -510,11 +540,21 @@ pub(crate) fn problem_response<B>(
     problem: Problem,
     request_id: RequestId,
 ) -> Response<ProblemBody<B>> {
-    // A problem made under another id (by a layer inside that gave the request its own)
-    // keeps it, in the header too: one id per response.
+    // A problem made under another id by a layer inside that gave the request its own (and
+    // wrote it in `x-request-id`, as `Hardening` does) keeps it: one id per response, the
+    // one that layer logged. Any other (one the service read from an upstream, say) is
+    // answered under this request's.
     let (problem, request_id) = match problem.request_id() {
-        Some(id) => (problem, id),
-        None => (problem.with_request_id(request_id), request_id),
+        Some(id)
+            if id == request_id
+                || parts
+                    .headers
+                    .get(&X_REQUEST_ID)
+                    .is_some_and(|v| v.as_bytes() == id.as_str().as_bytes()) =>
+        {
+            (problem, id)
+        }
+        _ => (problem.with_request_id(request_id), request_id),
     };
     problem.write_head(&mut parts.headers);
     parts
@@ -549,6 +589,36 @@ pub fn panic_response<B>(
     let problem = with_generic_detail(Problem::new(StatusCode::INTERNAL_SERVER_ERROR));
     problem_response(parts, problem, request_id)
 }
+
+/// [`panic_response`] for a panic caught here, its payload then dropped with
+/// [`drop_panic_payload`].
+#[cold]
+fn caught_panic_response<B>(
+    payload: Box<dyn Any + Send>,
+    request_id: RequestId,
+) -> Response<ProblemBody<B>> {
+    let response = panic_response(&*payload, request_id);
+    drop_panic_payload(payload);
+    response
+}
+
+/// Drops a caught panic's payload. A payload's own `Drop` may panic too (a `panic_any`
+/// value can be anything): that panic is caught, and its payload leaked rather than dropped
+/// (it may do the same), so that it does not unwind out of the layer and cut the
+/// connection instead of the 500 being sent.
+///
+/// ```
+/// let payload: Box<dyn std::any::Any + Send> = Box::new("boom");
+/// hardening_errors::drop_panic_payload(payload);
+/// ```
+#[cold]
+#[inline(never)]
+pub fn drop_panic_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
 /// Logs a caught panic on [`LOG_TARGET`](crate::LOG_TARGET) at ERROR: `message` says what
 /// became of the request, the payload's text goes in the `panic` field with secrets redacted
 /// ([`redact_secrets`](crate::redact_secrets)). [`panic_response`] logs through it.
@@ -800,5 +870,135 @@ mod tests {
         .await;
         assert!(is_problem(&parts));
         assert_eq!(parts.headers["content-range"], "bytes */1234");
+    }
+
+    /// A 1xx other than 101 cannot end a response (hyper sends a bare 500 in its place,
+    /// without the request id), and 600-999 are no HTTP statuses (clients take them for
+    /// server errors; a proxied upstream's may carry its internals): both are a 500 problem,
+    /// their body and own headers gone. `101 Switching Protocols` passes, as 2xx and 3xx do.
+    /// They used to pass through as they were.
+    #[tokio::test]
+    async fn statuses_no_response_may_end_with_become_500_problems() {
+        const OWN: &[(&str, &str)] = &[("x-debug", "db=10.0.0.7"), ("content-type", "text/plain")];
+        for code in [100, 102, 103, 199, 600, 700, 999] {
+            let status = StatusCode::from_u16(code).unwrap();
+            let (parts, body) = mapped(status, OWN, "stack trace at /srv/app/db.rs").await;
+            assert_eq!(parts.status, 500, "{code}");
+            assert!(is_problem(&parts), "{code}: {:?}", parts.headers);
+            assert!(!parts.headers.contains_key("x-debug"), "{code}");
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["status"], 500, "{code}");
+            assert_eq!(body["title"], "Internal Server Error", "{code}");
+            assert_eq!(
+                body["request_id"],
+                parts.headers["x-request-id"].to_str().unwrap()
+            );
+        }
+        for code in [101, 200, 299, 302, 399] {
+            let status = StatusCode::from_u16(code).unwrap();
+            let (parts, body) = mapped(status, OWN, "as it is").await;
+            assert_eq!(parts.status, status);
+            assert_eq!(parts.headers["x-debug"], "db=10.0.0.7", "{code}");
+            assert_eq!(body, b"as it is", "{code}");
+        }
+    }
+
+    /// A problem carrying another request id (read from an upstream, say) is answered under
+    /// this request's, unless the response's `x-request-id` names it (a layer inside gave
+    /// the request that id). It used to keep any id it had.
+    #[tokio::test]
+    async fn a_problem_under_another_id_gets_this_requests_unless_a_layer_inside_gave_it() {
+        let theirs = crate::RequestId::parse("upstream-7").unwrap();
+        for header in [None, Some("upstream-7")] {
+            let app = Router::new()
+                .route(
+                    "/",
+                    get(move || async move {
+                        let mut res = axum::response::IntoResponse::into_response(
+                            crate::Problem::new(StatusCode::CONFLICT).with_request_id(theirs),
+                        );
+                        if let Some(id) = header {
+                            res.headers_mut()
+                                .insert("x-request-id", http::HeaderValue::from_static(id));
+                        }
+                        res
+                    }),
+                )
+                .layer(ProblemLayer::new());
+            let res = app
+                .oneshot(http::Request::get("/").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["request_id"], id.as_str(), "{header:?}");
+            assert_eq!(id == "upstream-7", header.is_some(), "{header:?}: {id}");
+        }
+    }
+
+    /// A `panic_any` payload whose own `Drop` panics.
+    struct DropPanics;
+
+    impl Drop for DropPanics {
+        fn drop(&mut self) {
+            panic!("the payload's drop panicked");
+        }
+    }
+
+    /// A text/plain rejection whose body panics with [`DropPanics`] when read.
+    struct PanickingText;
+
+    impl http_body::Body for PanickingText {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::panic::panic_any(DropPanics)
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(10)
+        }
+    }
+
+    /// A panic whose payload panics again when dropped, in the service's `call`, its future,
+    /// or the rejection body read for the problem: still the 500 problem (the second panic
+    /// unwound out of the layer, and the connection was cut without an answer).
+    #[tokio::test]
+    async fn a_panic_payload_whose_drop_panics_is_still_a_500() {
+        use tower::Layer;
+        let in_call = tower::service_fn(|_: http::Request<Body>| -> std::future::Ready<
+            Result<http::Response<Body>, std::convert::Infallible>,
+        > { std::panic::panic_any(DropPanics) });
+        let in_future = tower::service_fn(|_: http::Request<Body>| async {
+            if true {
+                std::panic::panic_any(DropPanics);
+            }
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+        });
+        let in_body = tower::service_fn(|_: http::Request<Body>| async {
+            let res = http::Response::builder()
+                .status(400)
+                .header("content-type", "text/plain")
+                .body(Body::new(PanickingText))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(res)
+        });
+        let req = || http::Request::get("/").body(Body::empty()).unwrap();
+        let answers = [
+            ProblemLayer::new().layer(in_call).oneshot(req()).await,
+            ProblemLayer::new().layer(in_future).oneshot(req()).await,
+            ProblemLayer::new().layer(in_body).oneshot(req()).await,
+        ];
+        for (i, res) in answers.into_iter().enumerate() {
+            let res = res.unwrap();
+            assert_eq!(res.status(), 500, "{i}");
+            assert!(
+                res.extensions().get::<crate::CaughtPanic>().is_some(),
+                "{i}"
+            );
+        }
     }
 }

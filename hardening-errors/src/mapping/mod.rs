@@ -11,7 +11,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 pub use body::ProblemBody;
-pub use future::{ResponseFuture, log_panic, panic_response};
+pub use future::{ResponseFuture, drop_panic_payload, log_panic, panic_response};
 
 use crate::{Problem, RequestContext, RequestId};
 use future::Report;
@@ -36,8 +36,13 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 ///
 /// - gives every request a [`RequestId`] (the one a layer further out put in the request
 ///   extensions, or a new one), and answers with it in `x-request-id`;
-/// - leaves 1xx–3xx responses alone;
-/// - stamps the request id into problems a handler returned ([`Problem`](crate::Problem), [`Error`](crate::Error));
+/// - leaves 2xx, 3xx and `101 Switching Protocols` responses alone;
+/// - answers a status no response may end with (another 1xx, or 600–999, which are not
+///   HTTP's and which clients take for server errors) as a 500, its body and own headers
+///   replaced as a server error's are;
+/// - stamps the request id into problems a handler returned ([`Problem`](crate::Problem), [`Error`](crate::Error)),
+///   also over another id one carries (read from an upstream, say), unless the response's
+///   `x-request-id` names that id (a layer inside, such as `Hardening`, gave it);
 /// - turns every other 4xx/5xx response into a problem of the same status: axum's
 ///   extractor rejections (their text is rewritten into a detail that names the field or
 ///   parameter but never the client's value), 404 fallbacks, 405 (keeping `Allow`), 413,
@@ -181,7 +186,7 @@ impl<S> ProblemService<S> {
         });
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(future) => ResponseFuture::new(future, request_id, self.id_header, report),
-            Err(payload) => ResponseFuture::panicked(&*payload, request_id, report),
+            Err(payload) => ResponseFuture::panicked(payload, request_id, report),
         }
     }
 }
