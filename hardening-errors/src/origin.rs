@@ -134,31 +134,19 @@ pub fn parse_origin(origin: &str) -> Result<HeaderValue, InvalidOrigin> {
 /// assert_eq!(ipv6_as_browsers_write_it(address), "::ffff:102:304");
 /// ```
 pub fn ipv6_as_browsers_write_it(address: Ipv6Addr) -> String {
-    use std::fmt::Write;
-    let pieces = address.segments();
-    let (mut compress, mut longest, mut i) = (None, 1, 0);
-    while i < pieces.len() {
-        let run = pieces[i..].iter().take_while(|p| **p == 0).count();
-        if run > longest {
-            (compress, longest) = (Some(i), run);
+    // The standard library writes RFC 5952's form, the same but for a mapped IPv4 address,
+    // which it ends in dotted decimal.
+    match address.to_ipv4_mapped() {
+        Some(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!(
+                "::ffff:{:x}:{:x}",
+                u16::from_be_bytes([a, b]),
+                u16::from_be_bytes([c, d])
+            )
         }
-        i += run.max(1);
+        None => address.to_string(),
     }
-    let mut out = String::with_capacity(39);
-    let mut i = 0;
-    while i < pieces.len() {
-        if compress == Some(i) {
-            out.push_str(if i == 0 { "::" } else { ":" });
-            i += longest;
-            continue;
-        }
-        let _ = write!(out, "{:x}", pieces[i]);
-        if i + 1 < pieces.len() {
-            out.push(':');
-        }
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]
