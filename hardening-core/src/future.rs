@@ -12,7 +12,7 @@ use hardening_errors::{
     CaughtPanic, PrincipalId, Problem, ProblemBody, RequestId, SecurityEventReported,
     SecurityEventsLogged, mark_reported, reject, reported_at_its_status,
 };
-use http::header::VARY;
+use http::header::{CONTENT_LENGTH, VARY};
 use http::{HeaderValue, Response, StatusCode};
 use http_body::Body as HttpBody;
 use pin_project_lite::pin_project;
@@ -76,7 +76,6 @@ pub(crate) struct Post {
     pub(crate) header_facts: Option<hardening_headers::RequestFacts>,
     /// The request's method allows a `Content-Length` from the body's size (not `HEAD`,
     /// whose body may be left empty; not `CONNECT`).
-    #[cfg(feature = "headers")]
     pub(crate) length_by_method: bool,
     pub(crate) policy: Arc<Policy>,
     pub(crate) request_id: RequestId,
@@ -442,7 +441,7 @@ impl Post {
                 );
                 #[cfg(not(feature = "ratelimit"))]
                 let (ratelimit, ratelimit_policy) = (None, None);
-                let length = hardening_headers::content_length(self.length_by_method, &response);
+                let length = hardening_errors::content_length(self.length_by_method, &response);
                 set.apply_with(
                     facts,
                     response.headers_mut(),
@@ -471,6 +470,14 @@ impl Post {
                 crate::service::X_REQUEST_ID.clone(),
                 self.request_id.to_header_value(),
             );
+            // The service's own `Content-Length`, if it disagrees with the body (with the
+            // security headers, their `Content-Length` slot does this).
+            if response.headers().contains_key(CONTENT_LENGTH)
+                && let Some(length) =
+                    hardening_errors::content_length(self.length_by_method, &response)
+            {
+                response.headers_mut().insert(CONTENT_LENGTH, length);
+            }
             #[cfg(feature = "ratelimit")]
             if let Some(limiter) = &policy.rate_limiter {
                 hardening_ratelimit::set_ratelimit_headers(

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use hardening_errors::{Problem, ProblemBody, RequestContext, RequestId, reject};
-#[cfg(feature = "headers")]
 use http::Method;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
@@ -131,7 +130,6 @@ where
         let mut post = Post {
             #[cfg(feature = "headers")]
             header_facts,
-            #[cfg(feature = "headers")]
             length_by_method: !matches!(parts.method, Method::HEAD | Method::CONNECT),
             #[cfg(feature = "ratelimit")]
             rate_limit_header: None,

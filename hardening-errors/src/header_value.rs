@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use http::HeaderValue;
-use http::header::InvalidHeaderValue;
+use http::header::{CONTENT_LENGTH, InvalidHeaderValue};
+use http::{HeaderValue, Response, StatusCode};
+use http_body::Body;
 
 /// A header value computed at build time, kept for the life of the process so that cloning it
 /// per response is a copy, not an atomic reference count (`Bytes` from a `String` is shared
@@ -36,6 +37,97 @@ pub fn static_header_value(value: String) -> Result<HeaderValue, InvalidHeaderVa
         }
     };
     Ok(HeaderValue::from_static(text))
+}
+
+/// The `Content-Length` axum writes into every response after the layers, and hyper on the
+/// wire when it is absent: the body's exact size. For the `Content-Length` slot of
+/// `hardening_headers::HeaderSet::apply_with`, because the map it returns has no spare room
+/// and an insert after it moves every entry. `None` (the slot dropped) where hyper would send none (1xx,
+/// 204, 304, or `by_method` false: a `HEAD` or `CONNECT` request), or where the size is not
+/// known.
+///
+/// The service's own `Content-Length` is kept (`None`) when it matches the body's exact size
+/// or the size is not known. When it does not match, is malformed or comes more than once, the
+/// body's size is returned, so that it replaces the service's value, and a warning is logged:
+/// hyper would send the wrong length and then the whole body, and on a kept-alive connection
+/// the extra bytes would be read as the next response.
+///
+/// ```
+/// let res = http::Response::new(axum::body::Body::from("hello"));
+/// assert_eq!(hardening_errors::content_length(true, &res).unwrap(), "5");
+/// assert!(hardening_errors::content_length(false, &res).is_none(), "HEAD");
+///
+/// let (mut parts, body) = res.into_parts();
+/// parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("2"));
+/// let res = http::Response::from_parts(parts, body);
+/// assert_eq!(hardening_errors::content_length(true, &res).unwrap(), "5", "corrected");
+/// ```
+pub fn content_length<B: Body>(by_method: bool, response: &Response<B>) -> Option<HeaderValue> {
+    let status = response.status();
+    if !by_method
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return None;
+    }
+    // Names compared in turn: cheaper than a hashed lookup for the few a response has.
+    if response.headers().keys().any(|name| name == CONTENT_LENGTH) {
+        return corrected_length(response);
+    }
+    response
+        .body()
+        .size_hint()
+        .exact()
+        .map(decimal_header_value)
+}
+
+/// The service set `Content-Length` itself: `None` to keep it, or the body's exact size when
+/// the service's value is wrong (logged).
+#[cold]
+#[inline(never)]
+fn corrected_length<B: Body>(response: &Response<B>) -> Option<HeaderValue> {
+    // A stream: hyper sends the declared length and stops there.
+    let size = response.body().size_hint().exact()?;
+    let mut values = response.headers().get_all(CONTENT_LENGTH).iter();
+    let declared = values.next().and_then(|v| decimal(v.as_bytes()));
+    let fields = 1 + values.count();
+    match declared {
+        Some(declared) if fields == 1 && declared == size => return None,
+        _ if fields > 1 => tracing::warn!(
+            target: crate::LOG_TARGET,
+            fields,
+            body_size = size,
+            "response had several Content-Length fields; sent one with the body's size"
+        ),
+        Some(declared) => tracing::warn!(
+            target: crate::LOG_TARGET,
+            declared,
+            body_size = size,
+            "response's Content-Length disagreed with its body; sent the body's size"
+        ),
+        None => tracing::warn!(
+            target: crate::LOG_TARGET,
+            body_size = size,
+            "response's Content-Length was not a number; sent the body's size"
+        ),
+    }
+    Some(decimal_header_value(size))
+}
+
+/// A `Content-Length` value as HTTP defines it: digits only (no sign, space or list), within
+/// `u64`.
+fn decimal(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
 /// `n` as a header value (a `Content-Length`, say). Numbers under 10 000 are slices of one

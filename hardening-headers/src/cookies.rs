@@ -1,9 +1,12 @@
 //! `Set-Cookie` enforcement on every response.
 
 use std::collections::HashSet;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use cookie::time::{Duration as CookieDuration, OffsetDateTime};
+use cookie::time::{
+    Date, Duration as CookieDuration, Month, OffsetDateTime, PrimitiveDateTime, Time,
+};
 use cookie::{Cookie, SameSite};
 use http::header::{Entry, HeaderMap, HeaderValue, SET_COOKIE};
 
@@ -243,7 +246,7 @@ impl CookiePolicy {
             .find(|(n, _)| n == name)
             .map(|(_, s)| *s);
         let cap = self.max_age.as_secs();
-        let needs_rewrite = attrs.expires
+        let needs_rewrite = attrs.expires_seen
             || attrs.max_age.is_some_and(|m| m > cap as i128)
             || wanted_same_site.is_some_and(|w| attrs.same_site != Some(w))
             // A handler's own `SameSite=None`, for a cookie the policy does not name.
@@ -252,7 +255,7 @@ impl CookiePolicy {
             // An invalid `SameSite` means the browser's default: replaced, not appended to.
             || attrs.same_site_seen && attrs.same_site.is_none();
         if needs_rewrite {
-            return match self.rewrite(text, attrs.same_site) {
+            return match self.rewrite(text, &attrs) {
                 Some(value) => Fixed::Replace(value),
                 None => drop("does not parse as a cookie"),
             };
@@ -312,8 +315,8 @@ impl CookiePolicy {
     }
 
     /// The slow path: parse with the cookie crate, set every rule, write it back.
-    /// `same_site` is the cookie's `SameSite` as [`Attrs::read`] (and a browser) reads it.
-    fn rewrite(&self, text: &str, same_site: Option<SameSite>) -> Option<HeaderValue> {
+    /// `attrs` are the cookie's attributes as [`Attrs::read`] (and a browser) reads them.
+    fn rewrite(&self, text: &str, attrs: &Attrs<'_>) -> Option<HeaderValue> {
         let drop = |why: &str| {
             tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}");
             None
@@ -325,7 +328,12 @@ impl CookiePolicy {
         let named = |list: &[String]| list.contains(&name);
         // The cookie crate keeps the last valid `SameSite`; a browser the last one, an
         // invalid value meaning its default.
-        c.set_same_site(same_site);
+        c.set_same_site(attrs.same_site);
+        // The cookie crate reads fewer date forms than browsers do, and drops the others.
+        match attrs.expires {
+            Some(expires) => c.set_expires(expires),
+            None => c.unset_expires(),
+        }
 
         if !named(&self.insecure) {
             c.set_secure(true);
@@ -394,7 +402,10 @@ struct Attrs<'a> {
     /// Some `SameSite` attribute is present, valid or not.
     same_site_seen: bool,
     max_age: Option<i128>,
-    expires: bool,
+    /// Some `Expires` attribute is present, valid or not.
+    expires_seen: bool,
+    /// The last `Expires` date browsers accept (RFC 6265 §5.1.1); they ignore the others.
+    expires: Option<OffsetDateTime>,
     path: Option<&'a str>,
     domain: bool,
     domain_value: &'a str,
@@ -450,7 +461,8 @@ impl<'a> Attrs<'a> {
             same_site: None,
             same_site_seen: false,
             max_age: None,
-            expires: false,
+            expires_seen: false,
+            expires: None,
             path: None,
             domain: false,
             domain_value: "",
@@ -475,7 +487,12 @@ impl<'a> Attrs<'a> {
                         a.max_age = Some(max_age);
                     }
                 }
-                7 if key.eq_ignore_ascii_case("expires") => a.expires = true,
+                7 if key.eq_ignore_ascii_case("expires") => {
+                    a.expires_seen = true;
+                    if let Some(expires) = cookie_date(val) {
+                        a.expires = Some(expires);
+                    }
+                }
                 4 if key.eq_ignore_ascii_case("path") => a.path = Some(val),
                 6 if key.eq_ignore_ascii_case("domain") => {
                     a.domain = true;
@@ -501,6 +518,91 @@ fn max_age(value: &str) -> Option<i128> {
         return None;
     }
     Some(value.parse().unwrap_or(limit))
+}
+
+/// A cookie date as browsers read it (RFC 6265 §5.1.1): split into tokens at delimiters,
+/// the first token that reads as a time, a day, a month, a year gives each (in any order;
+/// day names, time zones and the like are ignored), two-digit years are 1970-2069. `None`
+/// when browsers ignore the date: a part is missing or out of range, or no such day exists.
+fn cookie_date(value: &str) -> Option<OffsetDateTime> {
+    let delimiter =
+        |b: &u8| matches!(b, 0x09 | 0x20..=0x2F | 0x3B..=0x40 | 0x5B..=0x60 | 0x7B..=0x7E);
+    let (mut time, mut day, mut month, mut year) = (None, None, None, None);
+    for token in value.as_bytes().split(delimiter).filter(|t| !t.is_empty()) {
+        if time.is_none()
+            && let Some(hms) = hms(token)
+        {
+            time = Some(hms);
+        } else if day.is_none()
+            && let Some(d) = leading_number(token, 1..=2)
+        {
+            day = Some(d);
+        } else if month.is_none()
+            && let Some(m) = month_name(token)
+        {
+            month = Some(m);
+        } else if year.is_none()
+            && let Some(y) = leading_number(token, 2..=4)
+        {
+            year = Some(y);
+        }
+    }
+    let year = match year? {
+        y @ 0..=69 => y + 2000,
+        y @ 70..=99 => y + 1900,
+        y => y,
+    };
+    let (hour, minute, second) = time?;
+    // `Date` and `Time` refuse a day past its month's end, an hour over 23 and so on.
+    let date = Date::from_calendar_date(i32::from(year), month?, u8::try_from(day?).ok()?).ok()?;
+    let time = Time::from_hms(hour, minute, second).ok()?;
+    // The RFC ignores a year before 1601; Chrome takes it as its earliest date, a deletion,
+    // which is what such a date means. 1601 is a deletion in every browser.
+    let earliest = Date::from_calendar_date(1601, Month::January, 1).ok()?;
+    Some(PrimitiveDateTime::new(date.max(earliest), time).assume_utc())
+}
+
+/// The number a cookie-date token starts with, when it starts with as many digits as
+/// `digits` allows (a day: 1 or 2; a year: 2 to 4).
+fn leading_number(token: &[u8], digits: RangeInclusive<usize>) -> Option<u16> {
+    let count = token.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !digits.contains(&count) || count > 4 {
+        return None;
+    }
+    Some(
+        token[..count]
+            .iter()
+            .fold(0, |n, d| n * 10 + u16::from(d - b'0')),
+    )
+}
+
+/// `hh:mm:ss` at the start of a cookie-date token, each field one or two digits.
+fn hms(token: &[u8]) -> Option<(u8, u8, u8)> {
+    let mut rest = token;
+    let mut field = |last: bool| {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if !(1..=2).contains(&digits) {
+            return None;
+        }
+        let n = rest[..digits].iter().fold(0, |n, d| n * 10 + (d - b'0'));
+        rest = &rest[digits..];
+        if !last {
+            rest = rest.strip_prefix(b":")?;
+        }
+        Some(n)
+    };
+    Some((field(false)?, field(false)?, field(true)?))
+}
+
+/// The month a cookie-date token starts with (`jan`…`dec`, any case).
+fn month_name(token: &[u8]) -> Option<Month> {
+    const NAMES: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
+    ];
+    let start = token.get(..3)?;
+    let i = NAMES.iter().position(|n| start.eq_ignore_ascii_case(*n))?;
+    Month::try_from(u8::try_from(i + 1).ok()?).ok()
 }
 
 /// A valid `SameSite` value (case-insensitive), as browsers read it.
@@ -707,6 +809,129 @@ mod tests {
             out[2]
         );
         assert!(out[3].starts_with("c=1; Max-Age=60;"), "{}", out[3]);
+    }
+
+    /// A date and time in UTC.
+    fn utc(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> OffsetDateTime {
+        let date = Date::from_calendar_date(year, Month::try_from(month).unwrap(), day).unwrap();
+        PrimitiveDateTime::new(date, Time::from_hms(hour, minute, second).unwrap()).assume_utc()
+    }
+
+    /// The `Expires` a rewritten cookie goes out with, as the cookie crate reads it back.
+    fn expires_sent(cookie: &str) -> Option<OffsetDateTime> {
+        assert!(cookie.matches("Expires=").count() <= 1, "{cookie}");
+        Cookie::parse(cookie.to_owned()).unwrap().expires_datetime()
+    }
+
+    /// `Expires` read as browsers read it (RFC 6265 §5.1.1). The cookie crate reads a few
+    /// fixed forms and the rewrite dropped the others: a deletion written another way
+    /// (`UTC`, a one-digit day, asctime, odd delimiters) became a session cookie with an
+    /// empty value.
+    #[test]
+    fn expires_dates_browsers_accept_keep_their_meaning() {
+        let epoch = utc(1970, 1, 1, 0, 0, 0);
+        for (date, meant) in [
+            ("Thu, 01-Jan-1970 00:00:00 GMT", epoch),
+            ("Thu, 01 Jan 1970 00:00:00 UTC", epoch),
+            ("Thu, 01 Jan 1970 00:00:00 +0000", epoch),
+            ("Mon, 1 Jan 1970 00:00:00 GMT", epoch),
+            ("Thursday, 01-Jan-70 00:00:00 GMT", epoch),
+            ("Thu,01-Jan-70 0:0:0 GMT", epoch),
+            ("Thu Jan  1 00:00:00 1970", epoch),
+            ("  1970 jan 01 00:00:00  ", epoch),
+            ("01 70 0:0:1 Janbearpig", utc(1970, 1, 1, 0, 0, 1)),
+            ("1970(Jan)01*00:00:01", utc(1970, 1, 1, 0, 0, 1)),
+            (
+                "Fri Jan 02 1970 00:00:00 GMT+0000 (Coordinated Universal Time)",
+                utc(1970, 1, 2, 0, 0, 0),
+            ),
+            ("Jan 01, 00 00:00:00", utc(2000, 1, 1, 0, 0, 0)),
+            ("Dec 31, 99 23:59:59", utc(1999, 12, 31, 23, 59, 59)),
+            ("Wed, 29 Feb 2012 12:00:00 GMT", utc(2012, 2, 29, 12, 0, 0)),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", utc(1994, 11, 6, 8, 49, 37)),
+            // Before 1601: a deletion as Chrome reads it (and as it was sent before).
+            ("Sat, 01 Jan 1000 00:00:00 GMT", utc(1601, 1, 1, 0, 0, 0)),
+        ] {
+            let given = format!("sid=; Expires={date}; Path=/");
+            let out = enforce(&CookiePolicy::default(), &[given.as_bytes()]);
+            assert_eq!(out.len(), 1, "{given}: {out:?}");
+            assert!(out[0].starts_with("sid=;"), "{given}: {out:?}");
+            assert_eq!(expires_sent(&out[0]), Some(meant), "{given}: {out:?}");
+        }
+        // A date to come, written as browsers accept it: kept, or capped when past the cap.
+        let policy = CookiePolicy::default()
+            .max_age(Duration::from_secs(3600))
+            .unwrap();
+        let soon = OffsetDateTime::now_utc() + CookieDuration::minutes(30);
+        let written = |t: OffsetDateTime| {
+            format!(
+                "{}, {} {} {} {}:{}:{} UTC",
+                t.weekday(),
+                t.day(),
+                t.month(),
+                t.year(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        };
+        let given = format!("a=1; Expires={}", written(soon));
+        let out = enforce(&policy, &[given.as_bytes()]);
+        let sent = expires_sent(&out[0]);
+        assert_eq!(
+            sent,
+            Some(soon.replace_nanosecond(0).unwrap()),
+            "{given}: {out:?}"
+        );
+        for far in ["01-Jan-2200 00:00:00 UTC", "Jan 1 00:00:00 9999"] {
+            let given = format!("a=1; Expires={far}");
+            let before = OffsetDateTime::now_utc();
+            let out = enforce(&policy, &[given.as_bytes()]);
+            let sent = expires_sent(&out[0]).unwrap_or_else(|| panic!("{given}: {out:?}"));
+            assert!(
+                sent > before && sent <= OffsetDateTime::now_utc() + CookieDuration::hours(1),
+                "{given}: {out:?}"
+            );
+        }
+    }
+
+    /// A date browsers ignore (RFC 6265 §5.1.1) is left out, as they would ignore it, and an
+    /// earlier valid `Expires` stands. The cookie crate read a one-digit year (`10-Sep-0`)
+    /// as 2000, a deletion where browsers keep a session cookie, and dropped an earlier
+    /// valid date it could not read.
+    #[test]
+    fn expires_dates_browsers_ignore_are_left_out() {
+        for date in [
+            "",
+            "Ja 01, 1970 00:00:00",
+            "Ajan 01, 1970 00:00:00",
+            "Jan 001, 1970 00:00:00",
+            "70 Jan 01, 00:00:00",
+            "01970 Jan 01, 00:00:00",
+            "1970 Jan 01, 24:00:00",
+            "1970 Jan 00, 00:00:00",
+            "1970 Jan 32, 00:00:00",
+            "1970 Jan 01, 00:60:00",
+            "1970 Jan 01, 00:00:60",
+            "1970 Feb 29, 00:00:00",
+            "1970 Jan 01",
+            "1970 Jan 01 00:00",
+            "1970 Jan 01 000:00:00",
+            "Thu, 10-Sep-0 20:00:00 GMT",
+        ] {
+            let given = format!("sid=1; Expires={date}");
+            let out = enforce(&CookiePolicy::default(), &[given.as_bytes()]);
+            assert_eq!(out.len(), 1, "{given}: {out:?}");
+            assert!(!out[0].contains("Expires"), "{given}: {out:?}");
+            // An earlier date browsers accept stands.
+            let given = format!("sid=; Expires=1970 Jan 01 00:00:00 UTC; Expires={date}");
+            let out = enforce(&CookiePolicy::default(), &[given.as_bytes()]);
+            assert_eq!(
+                expires_sent(&out[0]),
+                Some(utc(1970, 1, 1, 0, 0, 0)),
+                "{given}: {out:?}"
+            );
+        }
     }
 
     /// A `Partitioned` cookie (CHIPS) is kept apart from the cookie of the same name, domain

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use hardening_errors::{Problem, RequestContext, RequestId, report_rejection};
+use hardening_errors::{Problem, RequestContext, RequestId, content_length, report_rejection};
 use http::header::CONTENT_LENGTH;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -219,39 +219,10 @@ fn refused_by(extensions: &http::Extensions) -> (RequestId, Option<IpAddr>) {
     (request_id, RequestContext::client_ip_of(extensions))
 }
 
-/// The `Content-Length` axum writes into every response after the layers, and hyper on the
-/// wire when it is absent: the body's exact size. For the `Content-Length` slot of
-/// [`HeaderSet::apply_with`], because the map it returns has no spare room and an insert
-/// after it moves every entry. `None` (the slot dropped) where hyper would send none (1xx,
-/// 204, 304, or `by_method` false: a `HEAD` or `CONNECT` request), where the size is not known,
-/// or where the service set the header itself.
-///
-/// ```
-/// let res = http::Response::new(axum::body::Body::from("hello"));
-/// assert_eq!(hardening_headers::content_length(true, &res).unwrap(), "5");
-/// assert!(hardening_headers::content_length(false, &res).is_none(), "HEAD");
-/// ```
-pub fn content_length<B: Body>(by_method: bool, response: &Response<B>) -> Option<HeaderValue> {
-    let status = response.status();
-    if !by_method
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-        // Names compared in turn: cheaper than a hashed lookup for the few a response has.
-        || response.headers().keys().any(|name| name == CONTENT_LENGTH)
-    {
-        return None;
-    }
-    response
-        .body()
-        .size_hint()
-        .exact()
-        .map(hardening_errors::decimal_header_value)
-}
-
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
+    use http::{HeaderValue, StatusCode};
     use tower::ServiceExt;
 
     use super::*;
@@ -338,6 +309,190 @@ mod tests {
         tls.extensions_mut().insert(Tls);
         assert_eq!(svc.oneshot(tls).await.unwrap().status(), StatusCode::OK);
         assert_eq!(called.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// The warnings this crate logs while it is the thread's subscriber: each one's fields.
+    #[derive(Debug, Clone, Default)]
+    struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Warnings {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    impl tracing::Subscriber for Warnings {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let meta = event.metadata();
+            if *meta.level() == tracing::Level::WARN
+                && meta.target() == hardening_errors::LOG_TARGET
+            {
+                let mut fields = Vec::new();
+                event.record(
+                    &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                        fields.push(format!("{}={value:?}", field.name()));
+                    },
+                );
+                self.0.lock().unwrap().push(fields.join(" "));
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// A body whose size is not known up front (a stream).
+    struct Stream(Option<Bytes>);
+
+    impl http_body::Body for Stream {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+        }
+    }
+
+    fn with_lengths<B>(mut res: Response<B>, lengths: &[&'static str]) -> Response<B> {
+        for value in lengths {
+            res.headers_mut()
+                .append(CONTENT_LENGTH, HeaderValue::from_static(value));
+        }
+        res
+    }
+
+    #[test]
+    fn a_content_length_that_disagrees_with_an_exact_body_size_is_replaced() {
+        let warnings = Warnings::default();
+        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let hello =
+            |lengths: &[&'static str]| with_lengths(Response::new(Body::from("hello")), lengths);
+        // (the service's values, what `content_length` returns, the warning)
+        let cases: [(&[&str], Option<&str>, Option<&str>); 14] = [
+            (&[], Some("5"), None),
+            (&["5"], None, None),
+            (&["05"], None, None),
+            (&["2"], Some("5"), Some("declared=2 body_size=5")),
+            (&["0"], Some("5"), Some("declared=0 body_size=5")),
+            (&["50"], Some("5"), Some("declared=50 body_size=5")),
+            (&["abc"], Some("5"), Some("body_size=5")),
+            (&["+5"], Some("5"), Some("body_size=5")),
+            (&[" 5"], Some("5"), Some("body_size=5")),
+            (&["5, 5"], Some("5"), Some("body_size=5")),
+            (&[""], Some("5"), Some("body_size=5")),
+            (&["99999999999999999999999"], Some("5"), Some("body_size=5")),
+            (&["5", "5"], Some("5"), Some("fields=2 body_size=5")),
+            (&["2", "5"], Some("5"), Some("fields=2 body_size=5")),
+        ];
+        for (lengths, want, warning) in cases {
+            let got = content_length(true, &hello(lengths));
+            assert_eq!(
+                got.as_ref().map(|v| v.to_str().unwrap()),
+                want,
+                "{lengths:?}"
+            );
+            let logged = warnings.take();
+            match warning {
+                None => assert!(logged.is_empty(), "{lengths:?}: {logged:?}"),
+                Some(fields) => {
+                    assert_eq!(logged.len(), 1, "{lengths:?}: {logged:?}");
+                    assert!(logged[0].ends_with(fields), "{lengths:?}: {logged:?}");
+                }
+            }
+        }
+        // No header values in the log but the numbers.
+        let _ = content_length(true, &hello(&["secret-ish"]));
+        assert!(!warnings.take()[0].contains("secret"));
+
+        // An empty body is 0 bytes.
+        let empty = with_lengths(Response::new(Body::empty()), &["5"]);
+        assert_eq!(content_length(true, &empty).unwrap(), "0");
+        warnings.take();
+
+        // Left as they are: a stream, HEAD or CONNECT, 1xx, 204, 304.
+        let stream = with_lengths(Response::new(Stream(Some(Bytes::from("hello")))), &["2"]);
+        assert_eq!(content_length(true, &stream), None);
+        assert_eq!(content_length(false, &hello(&["2"])), None);
+        for status in [
+            StatusCode::CONTINUE,
+            StatusCode::NO_CONTENT,
+            StatusCode::NOT_MODIFIED,
+        ] {
+            let mut res = hello(&["2"]);
+            *res.status_mut() = status;
+            assert_eq!(content_length(true, &res), None, "{status}");
+        }
+        assert_eq!(warnings.take(), Vec::<String>::new());
+    }
+
+    /// Through the layer: the body's size goes out once, in the slot, the service's values
+    /// dropped (not kept beside it).
+    #[tokio::test]
+    async fn the_layer_sends_one_content_length_of_the_bodys_size() {
+        let warnings = Warnings::default();
+        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let layer = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap());
+        let cases: [&[&'static str]; 4] = [&["2"], &["abc"], &["2", "5"], &["5", "5"]];
+        for lengths in cases {
+            for content_type in [false, true] {
+                let svc =
+                    layer
+                        .clone()
+                        .layer(tower::service_fn(move |_: Request<Body>| async move {
+                            let mut res = with_lengths(Response::new(Body::from("hello")), lengths);
+                            if content_type {
+                                res.headers_mut()
+                                    .insert("content-type", HeaderValue::from_static("text/plain"));
+                            }
+                            Ok::<_, std::convert::Infallible>(res)
+                        }));
+                let res = svc
+                    .oneshot(Request::get("/").body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let sent: Vec<_> = res.headers().get_all(CONTENT_LENGTH).iter().collect();
+                assert_eq!(sent, ["5"], "{lengths:?}");
+                assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+                let body = axum::body::to_bytes(res.into_body(), 64).await.unwrap();
+                assert_eq!(&body[..], b"hello");
+                assert_eq!(warnings.take().len(), 1, "{lengths:?}: one warning");
+            }
+        }
+        // The service's own value when right; a HEAD's kept whatever it says.
+        for (method, value) in [(Method::GET, "5"), (Method::HEAD, "2")] {
+            let svc = layer
+                .clone()
+                .layer(tower::service_fn(move |_: Request<Body>| async move {
+                    Ok::<_, std::convert::Infallible>(with_lengths(
+                        Response::new(Body::from("hello")),
+                        &[value],
+                    ))
+                }));
+            let req = Request::builder()
+                .method(method.clone())
+                .body(Body::empty())
+                .unwrap();
+            let res = svc.oneshot(req).await.unwrap();
+            let sent: Vec<_> = res.headers().get_all(CONTENT_LENGTH).iter().collect();
+            assert_eq!(sent, [value], "{method}");
+        }
+        assert_eq!(warnings.take(), Vec::<String>::new());
     }
 
     /// Nested, each layer made its own nonce: the handler got the inner one, the browser the

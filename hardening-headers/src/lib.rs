@@ -28,7 +28,7 @@
 //! | `X-DNS-Prefetch-Control` | `off` | no DNS lookups leak which links a page shows |
 //! | `X-Permitted-Cross-Domain-Policies` | `none` | no Flash/PDF cross-domain policy files |
 //! | `Server`, `X-Powered-By`, … | removed | version fingerprints help attackers pick exploits |
-//! | `Cache-Control` | `no-store` when the request had `Authorization` or a cookie (a handler's own made `private`; `CDN-Cache-Control` and the like dropped) | shared caches must not keep personal responses |
+//! | `Cache-Control` | `no-store` when the request had `Authorization` or a cookie, and on pages whose CSP carries a nonce (a handler's own made `private`; `CDN-Cache-Control` and the like dropped) | shared caches must not keep personal responses, nor give every visitor one nonce |
 //! | `Set-Cookie` | `Secure; HttpOnly; SameSite=Lax`, at most 30 days | cookies stay off plain HTTP, out of scripts, and off cross-site POSTs |
 //!
 //! Loosening any of it goes through a method named `dangerous_*`, which logs a warning
@@ -62,8 +62,9 @@ pub use cookie::SameSite;
 pub use cookies::CookiePolicy;
 pub use csp::Csp;
 pub use error::ConfigError;
+pub use hardening_errors::content_length;
 pub use https::{HttpsRedirect, RedirectDecision, Tls, is_https};
-pub use layer::{ResponseFuture, SecurityHeaders, SecurityHeadersLayer, content_length};
+pub use layer::{ResponseFuture, SecurityHeaders, SecurityHeadersLayer};
 pub use nonce::CspNonce;
 pub use policy::{HeaderPolicy, HeaderSet, Merge, RequestFacts};
 pub use report::CspReports;

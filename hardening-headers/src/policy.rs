@@ -118,8 +118,8 @@ const NOT_SETTABLE: &[(&str, &str)] = &[
     (
         "cache-control",
         "set it in your handlers (theirs is kept, made private on responses to requests with \
-         credentials); to let those be cached by shared caches, use \
-         dangerous_allow_caching_with_credentials",
+         credentials and on responses with a CSP nonce); to let responses to requests with \
+         credentials be cached by shared caches, use dangerous_allow_caching_with_credentials",
     ),
     (
         "x-frame-options",
@@ -185,8 +185,8 @@ const NOT_REMOVABLE: &[(&str, &str)] = &[
 /// `Cross-Origin-Resource-Policy: same-origin`, a `Permissions-Policy` denying powerful
 /// features, `X-DNS-Prefetch-Control: off`, `X-Permitted-Cross-Domain-Policies: none`;
 /// `Server`, `X-Powered-By` and the like removed; `Cache-Control: no-store` on responses to
-/// requests carrying credentials (a handler's own made `private`); `Set-Cookie` flags
-/// enforced ([`CookiePolicy`]).
+/// requests carrying credentials and on responses with a CSP nonce (a handler's own made
+/// `private`); `Set-Cookie` flags enforced ([`CookiePolicy`]).
 ///
 /// Settings without `dangerous_` in their name take only values at least as strict as the
 /// preset's; a weaker value is a [`ConfigError::Loosening`] naming the `dangerous_*` method
@@ -556,7 +556,7 @@ impl HeaderPolicy {
     }
 
     /// Leaves `Cache-Control` (and `CDN-Cache-Control` and the like) alone on responses to
-    /// requests with credentials. Logs a warning.
+    /// requests with credentials (not on responses with a CSP nonce). Logs a warning.
     pub fn dangerous_allow_caching_with_credentials(mut self) -> Self {
         warn_loosened(
             "dangerous_allow_caching_with_credentials",
@@ -888,11 +888,13 @@ impl HeaderSet {
     }
 
     /// Sets the security headers on a response, removes identifying ones, adds
-    /// `Cache-Control: no-store` for credentialed requests, and enforces cookie rules.
+    /// `Cache-Control: no-store` for credentialed requests and CSP nonces, and enforces
+    /// cookie rules.
     ///
     /// The policy's headers win over the service's (a route cannot quietly weaken the CSP),
     /// except `Cache-Control`, which a handler may set itself; on a response to a request with
-    /// credentials, a handler's `Cache-Control` that lets shared caches keep it (neither
+    /// credentials, or whose CSP carries a nonce (a shared cache would give every visitor the
+    /// same nonce), a handler's `Cache-Control` that lets shared caches keep it (neither
     /// `no-store` nor `private`) loses `public` and `s-maxage` and gets `private` (the
     /// browser may still cache it), and fields that shared caches read instead
     /// (`CDN-Cache-Control`, `Surrogate-Control`, …) are dropped. HSTS never goes out over
@@ -1055,9 +1057,9 @@ impl HeaderSet {
         }
         remove_absent(&mut out, &c.slots, absent);
 
-        // A response to a request with credentials: fields that shared caches read instead of
+        // A response shared caches must not keep: fields they read instead of
         // `Cache-Control` are dropped.
-        let private = c.no_store_with_credentials && facts.credentials;
+        let private = self.not_for_shared_caches(facts, headers);
         let mut current: Option<HeaderName> = None;
         let mut cookies = 0usize;
         let mut merged = 0u32;
@@ -1128,8 +1130,21 @@ impl HeaderSet {
         self.per_request(facts, headers, cookies);
     }
 
+    /// Whether shared caches must not keep the response (its `headers`): it answers a request
+    /// with credentials, or it is a document whose CSP carries this request's nonce (a cached
+    /// page would give every visitor the same nonce, which an injected script could then
+    /// carry). Scripts, styles, images and JSON under the same nonce CSP stay cacheable.
+    #[inline]
+    fn not_for_shared_caches(&self, facts: &RequestFacts, headers: &HeaderMap) -> bool {
+        let c = &*self.0;
+        c.no_store_with_credentials && facts.credentials
+            || facts.nonce.is_some()
+                && c.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
+                && may_run_scripts(headers.get(header::CONTENT_TYPE))
+    }
+
     /// The headers that depend on the request: a nonce CSP, `no-store` (or the service's
-    /// `Cache-Control` made private) for credentials; and
+    /// `Cache-Control` made private) for credentials or a nonce; and
     /// repeated cookies (`cookies` of them) made one per name.
     #[inline]
     fn per_request(&self, facts: &RequestFacts, headers: &mut HeaderMap, cookies: usize) {
@@ -1139,7 +1154,7 @@ impl HeaderSet {
         {
             headers.insert(csp.header.clone(), csp.value(facts.https, Some(nonce)));
         }
-        if c.no_store_with_credentials && facts.credentials {
+        if self.not_for_shared_caches(facts, headers) {
             match headers.entry(header::CACHE_CONTROL) {
                 header::Entry::Vacant(entry) => {
                     entry.insert(HeaderValue::from_static("no-store"));
@@ -1155,6 +1170,26 @@ impl HeaderSet {
             c.cookies.dedup(headers);
         }
     }
+}
+
+/// Whether a response of this `Content-Type` may be a document that runs scripts, where a
+/// CSP nonce counts: HTML, XHTML, SVG and other XML, or no type at all (a browser sniffs it).
+fn may_run_scripts(content_type: Option<&HeaderValue>) -> bool {
+    let Some(value) = content_type else {
+        return true;
+    };
+    let essence = value
+        .as_bytes()
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default();
+    let essence = essence.trim_ascii();
+    let is = |name: &str| essence.eq_ignore_ascii_case(name.as_bytes());
+    is("text/html")
+        || is("application/xhtml+xml")
+        || is("text/xml")
+        || is("application/xml")
+        || essence.len() > 4 && essence[essence.len() - 4..].eq_ignore_ascii_case(b"+xml")
 }
 
 /// A field that a shared cache reads instead of `Cache-Control`: `CDN-Cache-Control` (RFC
@@ -1850,6 +1885,129 @@ mod tests {
         given.push(("cache-control", "public, max-age=3600"));
         let h = respond(&loose, true, &given);
         assert!(given.iter().all(|(n, v)| h[*n] == *v), "{h:?}");
+    }
+
+    /// A response whose CSP carries a nonce went out with whatever `Cache-Control` the
+    /// handler set, or none: a shared cache could keep the page and give every visitor its
+    /// nonce, which an injected script could then carry. Now `no-store`, or the handler's
+    /// made private, and the fields shared caches read instead dropped, as for credentials.
+    /// Responses without a nonce are left as they were.
+    #[test]
+    fn a_response_with_a_csp_nonce_is_not_kept_by_shared_caches() {
+        let respond = |set: &HeaderSet, facts: &RequestFacts, given: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in given {
+                h.append(*name, HeaderValue::from_str(value).unwrap());
+            }
+            set.apply(facts, &mut h);
+            h
+        };
+        let with_nonce = |credentials| RequestFacts {
+            nonce: Some(CspNonce::generate()),
+            ..facts(true, credentials)
+        };
+        let nonce = with_nonce(false);
+        let html = HeaderPolicy::html().build().unwrap();
+        let report_only = HeaderPolicy::html()
+            .csp(Csp::html().dangerous_report_only())
+            .build()
+            .unwrap();
+        // `dangerous_allow_caching_with_credentials` is about credentials, not nonces.
+        let loose = HeaderPolicy::html()
+            .dangerous_allow_caching_with_credentials()
+            .build()
+            .unwrap();
+        for (set, request) in [
+            (&html, &nonce),
+            (&report_only, &nonce),
+            (&loose, &with_nonce(true)),
+        ] {
+            // None set: `no-store`, on the one-walk path (only a `Content-Type`) and the
+            // general one.
+            for given in [
+                &[][..],
+                &[("content-type", "text/html")],
+                &[("content-type", "text/html"), ("x-custom", "1")],
+            ] {
+                let h = respond(set, request, given);
+                let no_store = HeaderValue::from_static("no-store");
+                assert_eq!(
+                    h.get(header::CACHE_CONTROL),
+                    Some(&no_store),
+                    "{given:?}: {h:?}"
+                );
+            }
+            for (given, sent) in [
+                ("public, max-age=3600", "max-age=3600, private"),
+                ("s-maxage=600", "private"),
+                ("max-age=60", "max-age=60, private"),
+                ("private, max-age=60", "private, max-age=60"),
+                ("no-store", "no-store"),
+            ] {
+                let h = respond(set, request, &[("cache-control", given)]);
+                let values: Vec<_> = h.get_all(header::CACHE_CONTROL).iter().collect();
+                assert_eq!(values, [sent], "{given}");
+            }
+            let h = respond(
+                set,
+                request,
+                &[("cdn-cache-control", "max-age=600"), ("x-custom", "1")],
+            );
+            assert!(!h.contains_key("cdn-cache-control"), "{h:?}");
+            assert!(h.get("x-custom").is_some_and(|v| v == "1"), "{h:?}");
+        }
+        // Not a document (a script, a style sheet, an image, JSON) under the same nonce CSP:
+        // no script of its own runs, so shared caches may keep it (static assets behind a
+        // CDN). A type that may be a document, in any case and with parameters, is not.
+        for content_type in [
+            "text/css",
+            "application/javascript",
+            "image/png",
+            "application/json",
+        ] {
+            let given = [
+                ("content-type", content_type),
+                ("cache-control", "public, max-age=31536000, immutable"),
+                ("cdn-cache-control", "max-age=600"),
+            ];
+            let h = respond(&html, &nonce, &given);
+            assert!(
+                given
+                    .iter()
+                    .all(|(n, v)| h.get(*n).is_some_and(|got| got == v)),
+                "{content_type}: {h:?}"
+            );
+        }
+        for content_type in [
+            "Text/HTML; charset=utf-8",
+            " application/xhtml+xml",
+            "image/svg+xml",
+            "application/rss+XML",
+            "text/xml",
+        ] {
+            let given = [
+                ("content-type", content_type),
+                ("cache-control", "public, max-age=60"),
+            ];
+            let h = respond(&html, &nonce, &given);
+            assert_eq!(h["cache-control"], "max-age=60, private", "{content_type}");
+        }
+        // Without a nonce (none in the facts, or a policy without one): as it was.
+        let api = HeaderPolicy::api().build().unwrap();
+        for (set, facts) in [(&html, &facts(true, false)), (&api, &nonce)] {
+            assert!(!respond(set, facts, &[]).contains_key(header::CACHE_CONTROL));
+            let given = [
+                ("cache-control", "public, max-age=3600"),
+                ("cdn-cache-control", "max-age=600"),
+            ];
+            let h = respond(set, facts, &given);
+            assert!(
+                given
+                    .iter()
+                    .all(|(n, v)| h.get(*n).is_some_and(|got| got == v)),
+                "{h:?}"
+            );
+        }
     }
 
     /// Every header with a setting or handling of its own is refused by `header`, with the
