@@ -1,7 +1,7 @@
 //! Build-time configuration errors.
 
-/// A setting that cannot work, found while building [`Hardening`](crate::Hardening): the
-/// message says what to change.
+/// A setting that cannot work, found while building [`Hardening`](crate::Hardening) or
+/// [`Server`](crate::Server): the message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -70,7 +70,8 @@ pub enum ConfigError {
          before your auth layer): give it to a RateLimitLayer inside the auth layer instead"
     )]
     PolicyNeedsPrincipal(String),
-    /// A rate limiter with no policies: it would limit nothing.
+    /// A rate limiter with no policies: it would limit nothing. What
+    /// `RateLimiter::try_new`'s error converts to.
     #[error(
         "the rate limiter has no policies, so it would limit nothing: add a Policy, or call \
          dangerous_without_rate_limit() to turn rate limiting off"
@@ -83,6 +84,19 @@ pub enum ConfigError {
          RateLimit headers, 429 problems and logs report)"
     )]
     DuplicatePolicyName(String),
+    /// A header-read timeout too short for clients to send a request in: the server would
+    /// close their connections without a response.
+    #[error(
+        "header_read_timeout of {given:?} is too short: a connection that has not sent its \
+         request headers by then is closed without a response; use at least {minimum:?} \
+         (the default is 10s)"
+    )]
+    HeaderReadTimeoutTooShort {
+        /// The value given.
+        given: std::time::Duration,
+        /// The shortest allowed.
+        minimum: std::time::Duration,
+    },
     /// A security-header setting that cannot work.
     #[cfg(feature = "headers")]
     #[error(transparent)]
@@ -107,6 +121,13 @@ pub enum ConfigError {
         /// What is wrong with it.
         source: Box<ConfigError>,
     },
+}
+
+#[cfg(feature = "ratelimit")]
+impl From<hardening_ratelimit::NoPolicies> for ConfigError {
+    fn from(_: hardening_ratelimit::NoPolicies) -> Self {
+        Self::NoRateLimitPolicies
+    }
 }
 
 fn list(errors: &[ConfigError]) -> String {

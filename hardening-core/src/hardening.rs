@@ -329,16 +329,14 @@ impl Hardening {
     ///
     /// A policy that counts by principal (alone or in a composite key) is an error:
     /// `Hardening` runs before any auth layer, so it would never count anything. Give such a
-    /// policy to a `RateLimitLayer` inside the auth layer. A limiter with no policies, or two
-    /// with one name, is an error too.
+    /// policy to a `RateLimitLayer` inside the auth layer. Two policies with one name are an
+    /// error too. (A limiter always has a policy: `RateLimiter::try_new` refuses none, and
+    /// its error converts to [`ConfigError::NoRateLimitPolicies`] with `?`.)
     #[cfg(feature = "ratelimit")]
     pub fn rate_limit(
         mut self,
         limiter: hardening_ratelimit::RateLimiter,
     ) -> Result<Self, ConfigError> {
-        if limiter.policies().next().is_none() {
-            return Err(ConfigError::NoRateLimitPolicies);
-        }
         if let Some(policy) = limiter.policies().find(|p| needs_principal(p.key_kind())) {
             return Err(ConfigError::PolicyNeedsPrincipal(policy.name().to_string()));
         }

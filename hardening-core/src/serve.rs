@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::Service;
 
+use crate::ConfigError;
+
 /// Serves `app` on `listener` with [`Server`]'s defaults until SIGTERM or ctrl-c.
 ///
 /// ```no_run
@@ -66,16 +68,31 @@ impl Server {
         }
     }
 
-    /// How long a client may take to send a request's headers. One too long to add to the
-    /// clock (such as `Duration::MAX`) counts as 100 years.
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+    /// The shortest header-read timeout (1 s). Its timer runs whenever a connection waits
+    /// for a request and closes it without a response when it fires: with zero, only a
+    /// request already there when the connection is accepted is answered; with a few
+    /// milliseconds, only local clients. A client on a slow mobile link needs hundreds of
+    /// milliseconds for one round trip.
+    pub const MIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open. One below
+    /// [`MIN_HEADER_READ_TIMEOUT`](Self::MIN_HEADER_READ_TIMEOUT) is an error. One too long
+    /// to add to the clock (such as `Duration::MAX`) counts as 100 years.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout < Self::MIN_HEADER_READ_TIMEOUT {
+            return Err(ConfigError::HeaderReadTimeoutTooShort {
+                given: timeout,
+                minimum: Self::MIN_HEADER_READ_TIMEOUT,
+            });
+        }
         // hyper adds it to the time each request starts, which would panic on overflow.
         self.header_read_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
-        self
+        Ok(self)
     }
 
     /// How long in-flight requests may run after a shutdown signal; then their connections
-    /// are closed without a response.
+    /// are closed without a response. Zero closes them at once (no drain).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self

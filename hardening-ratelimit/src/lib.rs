@@ -37,8 +37,8 @@ pub use concurrency::{ConcurrencyLimiter, ConcurrencyRefusal, Permit};
 pub use cost::{ActualCost, Cost, CostConfigError, CostLayer, CostStore, Estimate, Usage};
 pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{
-    Decision, KeyFn, KeyKind, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys,
-    Reservation, Statuses, ratelimit_header,
+    Decision, KeyFn, KeyKind, NoPolicies, Policy, PolicyName, PolicyStatus, RateLimiter,
+    RequestKeys, Reservation, Statuses, ratelimit_header,
 };
 pub use login::{LoginAttempt, LoginConfigError, LoginThrottle};
 pub use quota::Quota;

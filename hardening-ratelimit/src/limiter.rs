@@ -47,7 +47,8 @@ impl Eq for KeyFn {}
 #[non_exhaustive]
 pub enum KeyKind {
     /// The client IP; IPv6 addresses grouped by their first `ipv6_prefix` bits (a /64 is one
-    /// subscriber, who could otherwise rotate through 2^64 addresses).
+    /// subscriber, who could otherwise rotate through 2^64 addresses), except IPv4-mapped and
+    /// NAT64 ones, which count as the IPv4 client they carry.
     ClientIp {
         /// Prefix length for IPv6 grouping.
         ipv6_prefix: u8,
@@ -794,9 +795,42 @@ impl PolicyState {
     }
 }
 
+/// A rate limiter with no policies: it would limit nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a RateLimiter needs at least one Policy: with none it would limit nothing")]
+pub struct NoPolicies;
+
 impl RateLimiter {
-    /// A limiter for these policies.
-    pub fn new(policies: impl IntoIterator<Item = Policy>) -> Self {
+    /// A limiter for these policies, one or more. For a list made at run time, which may be
+    /// empty, use [`try_new`](Self::try_new).
+    ///
+    /// None would limit nothing, so an empty list does not build:
+    ///
+    /// ```compile_fail,E0080
+    /// let limiter = hardening_ratelimit::RateLimiter::new([]);
+    /// ```
+    pub fn new<const N: usize>(policies: [Policy; N]) -> Self {
+        const {
+            assert!(
+                N > 0,
+                "a RateLimiter needs at least one Policy: with none it would limit nothing"
+            )
+        };
+        Self::with_policies(policies)
+    }
+
+    /// A limiter for these policies; none is an error.
+    pub fn try_new(policies: impl IntoIterator<Item = Policy>) -> Result<Self, NoPolicies> {
+        let limiter = Self::with_policies(policies);
+        if limiter.0.policies.is_empty() {
+            return Err(NoPolicies);
+        }
+        Ok(limiter)
+    }
+
+    /// A limiter for these policies, none included (the Redis store's in-memory fallback,
+    /// for the policies that fall back to it, may have none).
+    pub(crate) fn with_policies(policies: impl IntoIterator<Item = Policy>) -> Self {
         let policies: Vec<PolicyState> = policies
             .into_iter()
             .map(|policy| {
@@ -1432,23 +1466,49 @@ pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
         KeyKind::Custom(f) => (f.0)(keys).map(|k| text_key(&k)),
         KeyKind::Composite(parts) => {
             let mut joined = String::new();
-            for part in parts {
-                let text = match key_for(part, keys)? {
-                    Key::Ip(ip) => ip.to_string(),
-                    Key::Text(t) => t.to_string(),
-                    Key::Global => "*".to_owned(),
-                };
-                if !joined.is_empty() {
-                    // A unit separator: cannot occur in header values or paths.
-                    joined.push('\u{1f}');
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    joined.push(PART_SEPARATOR);
                 }
-                joined.push_str(&text);
+                match key_for(part, keys)? {
+                    // Written in place: no string of its own.
+                    Key::Ip(ip) => {
+                        let _ = write!(joined, "{ip}");
+                    }
+                    Key::Text(t) => push_part(&mut joined, &t),
+                    Key::Global => joined.push('*'),
+                }
             }
             Some(Key::Text(joined.into()))
         }
         KeyKind::ClientIp { ipv6_prefix } => keys
             .client_ip
             .map(|ip| Key::Ip(client_group(ip, *ipv6_prefix))),
+    }
+}
+
+/// Separates the parts of a composite key.
+const PART_SEPARATOR: char = '\u{1f}';
+
+/// Comes before a [`PART_SEPARATOR`] or a `PART_ESCAPE` that is part of a key's text.
+const PART_ESCAPE: char = '\u{1b}';
+
+/// Appends `text` as one part of a composite key, with every [`PART_SEPARATOR`] and
+/// [`PART_ESCAPE`] in it escaped, so that no two lists of parts give the same key
+/// (`("a\u{1f}b", "c")` and `("a", "b\u{1f}c")` did). Text without them (any header value,
+/// path or digest) is written as it is, so such keys are the same as before.
+#[inline]
+fn push_part(joined: &mut String, text: &str) {
+    let special = |b: &u8| *b == PART_SEPARATOR as u8 || *b == PART_ESCAPE as u8;
+    if !text.as_bytes().iter().any(special) {
+        joined.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        if c == PART_SEPARATOR || c == PART_ESCAPE {
+            joined.push(PART_ESCAPE);
+        }
+        joined.push(c);
     }
 }
 
@@ -1483,22 +1543,38 @@ fn digest_key(bytes: &[u8]) -> Key {
 /// clients are counted by it unless a policy says otherwise.
 pub(crate) const SUBSCRIBER_PREFIX: u8 = 64;
 
-/// The address a client is counted by: an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, how
-/// a dual-stack listener sees IPv4 clients) as the IPv4 address it is, any other IPv6 address
-/// by its first `ipv6_prefix` bits (a /64 is one subscriber, who could otherwise rotate
-/// through 2^64 addresses). Shared by every per-client count of this crate.
+/// The address a client is counted by. An IPv6 address that carries an IPv4 client counts
+/// as that client: IPv4-mapped `::ffff:0:0/96` (how a dual-stack listener sees IPv4
+/// clients) and the NAT64 well-known prefix `64:ff9b::/96` (RFC 6052) as the IPv4 address
+/// in their last 32 bits; the local-use `64:ff9b:1::/48` (RFC 8215), where the IPv4 address
+/// sits where the translator's prefix length puts it, as the whole address (one per IPv4
+/// client whatever that length). Any other IPv6 address counts by its first `ipv6_prefix`
+/// bits (a /64 is one subscriber, who could otherwise rotate through 2^64 addresses).
+/// Shared by every per-client count of this crate.
 #[inline]
 pub(crate) fn client_group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    const MAPPED: u128 = 0xffff;
+    const NAT64: u128 = 0x0064_ff9b_0000_0000_0000_0000;
+    const NAT64_LOCAL: u128 = 0x0064_ff9b_0001;
     match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mask = u128::MAX
-                    .checked_shl(128u32.saturating_sub(u32::from(ipv6_prefix)))
-                    .unwrap_or(0);
-                IpAddr::V6((u128::from(v6) & mask).into())
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            // The first 32 bits keep ordinary addresses on the plain path: every prefix above
+            // starts with `0` or `64:ff9b`, which no global unicast address does.
+            let top = (bits >> 96) as u32;
+            if top == 0 || top == 0x0064_ff9b {
+                match bits >> 32 {
+                    // The low 32 bits (kept by the cast) are the IPv4 address.
+                    MAPPED | NAT64 => return IpAddr::V4((bits as u32).into()),
+                    _ if bits >> 80 == NAT64_LOCAL => return ip,
+                    _ => {}
+                }
             }
-        },
+            let mask = u128::MAX
+                .checked_shl(128u32.saturating_sub(u32::from(ipv6_prefix)))
+                .unwrap_or(0);
+            IpAddr::V6((bits & mask).into())
+        }
         v4 => v4,
     }
 }
@@ -1675,9 +1751,10 @@ mod tests {
             .map(|i| format!("policy-with-a-long-name-{i}"))
             .collect();
         let limiter =
-            RateLimiter::new(names.iter().map(|n| {
+            RateLimiter::try_new(names.iter().map(|n| {
                 Policy::per_client_ip(n.clone(), Quota::per_minute(nz(100)).burst(nz(50)))
-            }));
+            }))
+            .unwrap();
         let Decision::Allowed(s) = limiter.check(&keys("10.0.0.1", &h), 1) else {
             panic!()
         };
@@ -2587,5 +2664,129 @@ mod tests {
                 .is_admitted(),
             "same tenant"
         );
+    }
+
+    /// A part holding the separator made two lists of parts one key: `("a\u{1f}b", "c")` and
+    /// `("a", "b\u{1f}c")` shared a budget (so did `("", "a\u{1f}b")` and `("a", "b")`, the
+    /// separator being skipped after an empty first part).
+    #[test]
+    fn composite_keys_of_different_parts_differ() {
+        let limiter = RateLimiter::new([Policy::keyed(
+            "user-route",
+            Quota::per_hour(nz(1)),
+            KeyKind::Composite(vec![KeyKind::Principal, KeyKind::Route]),
+        )]);
+        let h = HeaderMap::new();
+        let k = |who, route| {
+            RequestKeys::new(None, &h)
+                .principal(Some(who))
+                .route(Some(route))
+        };
+        assert!(limiter.check_at(&k("a\u{1f}b", "c"), 1, 0).is_admitted());
+        assert!(
+            limiter.check_at(&k("a", "b\u{1f}c"), 1, 0).is_admitted(),
+            "another user and route"
+        );
+        assert!(!limiter.check_at(&k("a\u{1f}b", "c"), 1, 0).is_admitted());
+
+        // Every pair (and nested triple) of awkward parts, empty ones included, has a key of
+        // its own.
+        let alphabet = [
+            "",
+            "a",
+            "b",
+            "*",
+            "\u{1f}",
+            "\u{1b}",
+            "\u{1e}",
+            "a\u{1f}",
+            "\u{1f}b",
+            "a\u{1f}b",
+            "\u{1b}\u{1f}",
+            "\u{1f}\u{1b}",
+            "a\u{1b}",
+            "\u{1b}b",
+            "\u{1b}\u{1b}",
+            "\u{1f}\u{1f}",
+        ];
+        let who = KeyKind::Custom(KeyFn::new(|k| k.principal.map(str::to_owned)));
+        let route = KeyKind::Custom(KeyFn::new(|k| k.route.map(str::to_owned)));
+        let pair = KeyKind::Composite(vec![who.clone(), route.clone()]);
+        let nested = KeyKind::Composite(vec![pair.clone(), route]);
+        for kind in [&pair, &nested] {
+            let mut seen = std::collections::HashMap::new();
+            for a in alphabet {
+                for b in alphabet {
+                    let key = key_for(kind, &k(a, b)).unwrap();
+                    if let Some(first) = seen.insert(key.clone(), (a, b)) {
+                        panic!("{first:?} and {:?} are both {key:?}", (a, b));
+                    }
+                }
+            }
+        }
+
+        // Parts without the separator or the escape keep the key they had (a Redis store
+        // shared with instances of the previous version counts them in the same buckets).
+        assert_eq!(
+            key_for(&pair, &k("ann", "/a")),
+            Some(Key::Text("ann\u{1f}/a".into()))
+        );
+        let mut auth = HeaderMap::new();
+        let token = "t".repeat(300);
+        auth.insert("authorization", HeaderValue::from_str(&token).unwrap());
+        let ip_token = KeyKind::Composite(vec![
+            KeyKind::ClientIp { ipv6_prefix: 64 },
+            KeyKind::Header(HeaderName::from_static("authorization")),
+            KeyKind::Global,
+        ]);
+        let Key::Text(digest) = digest_key(token.as_bytes()) else {
+            panic!("a digest is text")
+        };
+        let client = "2001:db8::1".parse().ok();
+        assert_eq!(
+            key_for(&ip_token, &RequestKeys::new(client, &auth)),
+            Some(Key::Text(format!("2001:db8::\u{1f}{digest}\u{1f}*").into()))
+        );
+    }
+
+    /// A NAT64 (RFC 6052) or local-use (RFC 8215) address carries an IPv4 client: all of
+    /// them used to fall in one /64 and share one bucket.
+    #[test]
+    fn nat64_clients_are_counted_by_their_ipv4_address() {
+        let group = |ip: &str, bits| client_group(ip.parse().unwrap(), bits).to_string();
+        // The well-known prefix: the IPv4 address, whatever the policy's prefix length.
+        assert_eq!(group("64:ff9b::192.0.2.1", 64), "192.0.2.1");
+        assert_eq!(group("64:ff9b::c633:6407", 0), "198.51.100.7");
+        assert_eq!(group("64:ff9b::", 64), "0.0.0.0");
+        // The local-use /48: the whole address, for any translator prefix length in it
+        // (192.0.2.1 behind a /96, a /48 and a /64 prefix).
+        assert_eq!(group("64:ff9b:1::192.0.2.1", 64), "64:ff9b:1::c000:201");
+        assert_eq!(
+            group("64:ff9b:1:c000:2:100::", 48),
+            "64:ff9b:1:c000:2:100::"
+        );
+        assert_eq!(
+            group("64:ff9b:1:ab:c0:2:100::", 64),
+            "64:ff9b:1:ab:c0:2:100:0"
+        );
+        // Near misses: grouped like any other address.
+        assert_eq!(group("64:ff9b:0:0:1::c000:201", 64), "64:ff9b::");
+        assert_eq!(group("64:ff9b:2::c000:201", 64), "64:ff9b:2::");
+        assert_eq!(group("64:ff9a::c000:201", 64), "64:ff9a::");
+        assert_eq!(group("::192.0.2.1", 64), "::");
+        assert_eq!(group("::ffff:0:192.0.2.1", 64), "::");
+        assert_eq!(group("::1", 128), "::1");
+        assert_eq!(group("1::ffff:c000:201", 64), "1::");
+
+        let limiter = RateLimiter::new([Policy::per_client_ip("ip", Quota::per_hour(nz(1)))]);
+        let h = HeaderMap::new();
+        let admitted = |ip| limiter.check_at(&keys(ip, &h), 1, 0).is_admitted();
+        assert!(admitted("64:ff9b::192.0.2.1"));
+        assert!(admitted("64:ff9b::198.51.100.7"), "another IPv4 client");
+        assert!(!admitted("192.0.2.1"), "one client, seen through NAT64");
+        assert!(!admitted("::ffff:198.51.100.7"), "or mapped");
+        assert!(admitted("64:ff9b:1::192.0.2.1"));
+        assert!(admitted("64:ff9b:1::198.51.100.7"), "another IPv4 client");
+        assert!(!admitted("64:ff9b:1::192.0.2.1"));
     }
 }

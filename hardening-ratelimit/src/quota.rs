@@ -10,6 +10,10 @@ use std::time::Duration;
 /// `per_second(n)` means "one every n seconds", a known footgun; these constructors mean what
 /// they say.)
 ///
+/// A unit refills in a whole number of nanoseconds (microseconds in the Redis store), rounded
+/// up: a limit is never looser than asked, but a very high rate is enforced below it (by
+/// under 1 % up to 10^7 a second, 10^4 in Redis; at most 10^9 a second, 10^6 in Redis).
+///
 /// ```
 /// use std::num::NonZeroU32;
 /// use hardening_ratelimit::Quota;
@@ -81,10 +85,14 @@ impl Quota {
         self.burst.get()
     }
 
-    /// Time to refill one unit, in nanoseconds (at least 1).
+    /// Time to refill one unit, in nanoseconds (at least 1), rounded up: a rate that is not a
+    /// whole number of nanoseconds a unit is enforced a little below what was asked, never
+    /// above (rounded down, `per_second(600_000_000)` allowed 10^9 a second).
     pub(crate) fn emission_interval_nanos(&self) -> u64 {
-        (self.period.as_nanos() / u128::from(self.count.get())).clamp(1, u128::from(u64::MAX))
-            as u64
+        self.period
+            .as_nanos()
+            .div_ceil(u128::from(self.count.get()))
+            .clamp(1, u128::from(u64::MAX)) as u64
     }
 
     /// Time to refill the whole burst from empty, in the unit of `interval` (nanoseconds, or
@@ -105,3 +113,63 @@ impl Quota {
 /// request; in Redis its TAT passed 2^63 µs, which the script wrote as a negative number (a
 /// full bucket). No burst that fitted before is changed.
 pub(crate) const MAX_REFILL_NANOS: u64 = u64::MAX / 2;
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderMap;
+
+    use super::*;
+    use crate::{Policy, RateLimiter, RequestKeys};
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap()
+    }
+
+    /// Rounded down, an interval allowed more than asked: `per_second(600_000_000)` refilled
+    /// a unit every nanosecond, 10^9 a second.
+    #[test]
+    fn an_interval_is_rounded_up_to_the_nearest_nanosecond() {
+        let counts = [
+            1,
+            3,
+            7,
+            60,
+            999_500,
+            10_000_001,
+            600_000_000,
+            1_000_000_000,
+            u32::MAX,
+        ];
+        for count in counts {
+            for quota in [
+                Quota::per_second(nz(count)),
+                Quota::per_minute(nz(count)),
+                Quota::per_day(nz(count)),
+            ] {
+                let period = quota.period().as_nanos();
+                let interval = u128::from(quota.emission_interval_nanos());
+                assert!(
+                    interval * u128::from(count) >= period,
+                    "{quota:?}: too loose"
+                );
+                assert!(
+                    interval == 1 || (interval - 1) * u128::from(count) < period,
+                    "{quota:?}: tighter than it need be"
+                );
+            }
+        }
+
+        // Drained at 0, half a second refills 300 000 000 units, and not one more.
+        let limiter =
+            RateLimiter::new([Policy::global("bytes", Quota::per_second(nz(600_000_000)))]);
+        let h = HeaderMap::new();
+        let keys = RequestKeys::new(None, &h);
+        assert!(limiter.check_at(&keys, 600_000_000, 0).is_admitted());
+        assert!(
+            !limiter
+                .check_at(&keys, 300_000_001, 500_000_000)
+                .is_admitted(),
+            "more than was refilled"
+        );
+    }
+}

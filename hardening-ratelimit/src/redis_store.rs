@@ -270,7 +270,7 @@ impl RedisLimiterBuilder {
                 }
             })
             .collect();
-        let fallback = RateLimiter::new(
+        let fallback = RateLimiter::with_policies(
             self.policies
                 .iter()
                 .filter(|(_, mode)| *mode == FailureMode::FallBackToMemory)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use hardening_core::{ClientIp, Hardening, Server};
+use hardening_core::{ClientIp, ConfigError, Hardening, Server};
 use hardening_tests::{EXCHANGE_LIMIT, exchange, read_reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -69,8 +69,12 @@ async fn peer_address_reaches_client_ip() {
 
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
-    let (addr, _stop, _handle) =
-        start(Server::new().header_read_timeout(Duration::from_millis(200))).await;
+    let (addr, _stop, _handle) = start(
+        Server::new()
+            .header_read_timeout(Server::MIN_HEADER_READ_TIMEOUT)
+            .unwrap(),
+    )
+    .await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     // Headers that never end.
     stream
@@ -144,7 +148,8 @@ async fn shutdown_closes_connections_still_open_at_the_drain_deadline() {
 /// clock arithmetic: every connection panicked and was reset.
 #[tokio::test]
 async fn a_header_read_timeout_of_duration_max_serves() {
-    let (addr, _stop, _handle) = start(Server::new().header_read_timeout(Duration::MAX)).await;
+    let (addr, _stop, _handle) =
+        start(Server::new().header_read_timeout(Duration::MAX).unwrap()).await;
     let reply = exchange(
         addr,
         b"GET /ip HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
@@ -153,12 +158,44 @@ async fn a_header_read_timeout_of_duration_max_serves() {
     assert_eq!(reply.status, 200);
 }
 
+/// A header-read timeout too short for a client to send its request in is refused when
+/// the server is configured. Zero was taken: a request sent 2 ms after connecting, or the
+/// second on a kept-alive connection, had its connection closed without a response.
+#[test]
+fn header_read_timeouts_too_short_to_answer_are_refused() {
+    for short in [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_millis(1),
+        Duration::from_millis(999),
+    ] {
+        let err = Server::new().header_read_timeout(short).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::HeaderReadTimeoutTooShort {
+                given: short,
+                minimum: Duration::from_secs(1),
+            }
+        );
+        let message = err.to_string();
+        assert!(message.contains("use at least 1s"), "{message}");
+        assert!(message.contains("header_read_timeout"), "{message}");
+    }
+    for long_enough in [Server::MIN_HEADER_READ_TIMEOUT, Duration::from_secs(10)] {
+        assert!(Server::new().header_read_timeout(long_enough).is_ok());
+    }
+}
+
 /// The header-read timeout also closes connections that send nothing, at first or after a
 /// response (idle keep-alive).
 #[tokio::test]
 async fn silent_and_idle_connections_are_closed() {
-    let (addr, _stop, _handle) =
-        start(Server::new().header_read_timeout(Duration::from_millis(200))).await;
+    let (addr, _stop, _handle) = start(
+        Server::new()
+            .header_read_timeout(Server::MIN_HEADER_READ_TIMEOUT)
+            .unwrap(),
+    )
+    .await;
     let mut silent = TcpStream::connect(addr).await.unwrap();
     let mut rest = Vec::new();
     tokio::time::timeout(EXCHANGE_LIMIT, silent.read_to_end(&mut rest))

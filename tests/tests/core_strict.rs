@@ -443,10 +443,12 @@ fn misconfiguration_fails_at_build_time() {
         );
     }
     // No policy would limit nothing; two of one name could not be told apart. Both were
-    // taken without a word.
-    let err = Hardening::strict()
-        .rate_limit(RateLimiter::new(Vec::<Policy>::new()))
-        .unwrap_err();
+    // taken without a word. A limiter cannot have none now: `try_new` refuses an empty list,
+    // and `?` makes that the setting's error.
+    let with_policies = |policies: Vec<Policy>| -> Result<Hardening, ConfigError> {
+        Hardening::strict().rate_limit(RateLimiter::try_new(policies)?)
+    };
+    let err = with_policies(Vec::new()).unwrap_err();
     assert_eq!(err, ConfigError::NoRateLimitPolicies);
     assert!(
         err.to_string().contains("dangerous_without_rate_limit"),

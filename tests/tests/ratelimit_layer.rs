@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 
 use axum::Router;
 use axum::routing::get;
-use hardening_core::ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
+use hardening_core::ratelimit::{NoPolicies, Policy, Quota, RateLimitLayer, RateLimiter};
 use hardening_tests::{Captured, get as http_get, serve};
 
 #[tokio::test]
@@ -33,6 +33,20 @@ async fn standalone_layer_limits_by_peer() {
     assert_eq!(c.header("content-type"), Some("application/problem+json"));
     assert_eq!(c.header("retry-after"), Some("360"));
     assert_eq!(c.json()["violated-policies"][0], "per-ip");
+}
+
+/// A limiter with no policies would limit nothing. `RateLimiter::new` takes one or more
+/// (an empty array does not build: its doc test); `try_new`, for a list made at run time,
+/// refuses none. An empty list used to make a limiter, and a `RateLimitLayer` or
+/// `CostLayer` over it admitted every request.
+#[test]
+fn a_limiter_without_policies_is_refused() {
+    let err = RateLimiter::try_new(Vec::<Policy>::new()).unwrap_err();
+    assert_eq!(err, NoPolicies);
+    assert!(err.to_string().contains("at least one Policy"), "{err}");
+    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap());
+    let limiter = RateLimiter::try_new(vec![Policy::per_client_ip("per-ip", quota)]).unwrap();
+    assert_eq!(limiter.policies().count(), 1);
 }
 
 /// A route whose `RateLimitLayer` admits one request per client (policy `name`).

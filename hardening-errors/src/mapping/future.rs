@@ -24,6 +24,11 @@ const MAX_REJECTION_TEXT: usize = 4096;
 /// status, with a generic detail, replaces them.
 const MAX_FOREIGN_PROBLEM: usize = 16 * 1024;
 
+/// Bodies read for a problem that take more frames than this are not read either, however
+/// few bytes they hold: a body of empty frames (or trailers) without end would keep the
+/// read going forever.
+const MAX_FRAMES: usize = 1024;
+
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pin_project! {
@@ -54,8 +59,14 @@ pin_project! {
         // Waiting for the inner service.
         Calling { #[pin] future: F },
         // Reading a short body: a plain-text rejection to describe, or someone else's
-        // problem to stamp the request id into.
-        Reading { parts: Option<Parts>, #[pin] body: B, text: BytesMut, purpose: Reading },
+        // problem to stamp the request id into. `frames` counts those read so far.
+        Reading {
+            parts: Option<Parts>,
+            #[pin] body: B,
+            text: BytesMut,
+            frames: usize,
+            purpose: Reading,
+        },
         // Answered already (a panic in `call`).
         Ready { response: Option<Response<ProblemBody<B>>> },
     }
@@ -163,6 +174,7 @@ where
                             parts: Some(parts),
                             body,
                             text: BytesMut::new(),
+                            frames: 0,
                             purpose,
                         });
                         continue;
@@ -174,6 +186,7 @@ where
                     parts,
                     mut body,
                     text,
+                    frames,
                     purpose,
                 } => {
                     let limit = purpose.limit();
@@ -191,6 +204,10 @@ where
                         };
                         match frame {
                             Some(Ok(frame)) => {
+                                if *frames == MAX_FRAMES {
+                                    break false;
+                                }
+                                *frames += 1;
                                 if let Some(data) = frame.data_ref() {
                                     if text.len() + data.len() > limit {
                                         break false;
@@ -934,6 +951,102 @@ mod tests {
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(body["request_id"], id.as_str(), "{header:?}");
             assert_eq!(id == "upstream-7", header.is_some(), "{header:?}: {id}");
+        }
+    }
+
+    /// A body of empty frames (data, or trailers) without end, counting those polled. With
+    /// `yields`, every other poll is pending (and wakes itself), so a reader that never
+    /// stops hangs instead of spinning and a timeout can end it. Without, it never waits,
+    /// and ends after a million frames so that such a reader stops too.
+    struct EmptyFrames {
+        polled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        trailers: bool,
+        yields: bool,
+        waited: bool,
+    }
+
+    impl http_body::Body for EmptyFrames {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            use std::task::Poll;
+            if self.yields && !self.waited {
+                self.waited = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.waited = false;
+            let n = self
+                .polled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !self.yields && n >= 1_000_000 {
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Ok(if self.trailers {
+                http_body::Frame::trailers(http::HeaderMap::new())
+            } else {
+                http_body::Frame::data(bytes::Bytes::new())
+            })))
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            let mut hint = http_body::SizeHint::new();
+            hint.set_upper(10);
+            hint
+        }
+    }
+
+    /// An error body read for the problem (a text rejection, someone else's problem) that
+    /// sends empty frames or trailers without end is read only up to a number of frames,
+    /// then answered as an unreadable one is: a problem of its status with a generic
+    /// detail. Such a body kept the read going forever (spinning, when it never waited).
+    #[tokio::test]
+    async fn a_body_of_endless_empty_frames_is_not_read_forever() {
+        use tower::Layer;
+        for content_type in ["text/plain", "application/problem+json"] {
+            for trailers in [false, true] {
+                for yields in [true, false] {
+                    let case = format!("{content_type}, trailers {trailers}, yields {yields}");
+                    let polled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                    let counter = polled.clone();
+                    let service = tower::service_fn(move |_: http::Request<Body>| {
+                        let body = EmptyFrames {
+                            polled: counter.clone(),
+                            trailers,
+                            yields,
+                            waited: false,
+                        };
+                        let res = http::Response::builder()
+                            .status(StatusCode::BAD_REQUEST)
+                            .header("content-type", content_type)
+                            .body(body)
+                            .unwrap();
+                        std::future::ready(Ok::<_, std::convert::Infallible>(res))
+                    });
+                    let req = http::Request::get("/").body(Body::empty()).unwrap();
+                    let answer = tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        ProblemLayer::new().layer(service).oneshot(req),
+                    )
+                    .await;
+                    let polled = polled.load(std::sync::atomic::Ordering::Relaxed);
+                    let res = answer
+                        .unwrap_or_else(|_| panic!("{case}: still reading after {polled} frames"))
+                        .unwrap();
+                    assert!(
+                        polled <= super::MAX_FRAMES + 1,
+                        "{case}: {polled} frames read"
+                    );
+                    let (parts, body) = res.into_parts();
+                    assert_eq!(parts.status, StatusCode::BAD_REQUEST, "{case}");
+                    assert!(is_problem(&parts), "{case}: {:?}", parts.headers);
+                    let body = body.collect().await.unwrap().to_bytes();
+                    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    assert_eq!(problem["status"], 400, "{case}: {problem}");
+                }
+            }
         }
     }
 
