@@ -107,7 +107,19 @@ impl AuthLayer {
     /// for [`Authenticated`]), so a revoked token's principal never enters the extensions;
     /// [`Authenticated`] refuses such a token (401), and a store failure answers 503, never
     /// lets the token through.
+    ///
+    /// A token without a `jti` cannot be revoked: unless the verifier was built with
+    /// [`require_jti`](crate::JwtVerifierBuilder::require_jti), which refuses such tokens,
+    /// they pass, and this logs a warning saying so.
     pub fn denylist(mut self, denylist: Arc<dyn Denylist>) -> Self {
+        if !self.verifier.requires_jti() {
+            tracing::warn!(
+                target: "hardening",
+                setting = "AuthLayer::denylist without JwtVerifierBuilder::require_jti",
+                "hardening loosened: tokens without a jti pass the denylist and cannot be revoked; \
+                 build the verifier with .require_jti() if all your tokens carry one"
+            );
+        }
         self.denylist = Some(denylist);
         self
     }
@@ -886,6 +898,74 @@ mod tests {
         );
         let (status, id, _) = call(Arc::new(DownStore), "/me", "live").await;
         assert_eq!((status, id), (StatusCode::SERVICE_UNAVAILABLE, None));
+    }
+
+    /// With `require_jti`, a token without `jti` (which no denylist could revoke) is a 401
+    /// `invalid_token` problem like any invalid token, and its principal goes nowhere.
+    #[tokio::test]
+    async fn require_jti_refuses_a_token_without_one_with_a_401_problem() {
+        let verifier = crate::test_tokens::builder().require_jti().build().unwrap();
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|user: Authenticated| async move { user.principal.subject }),
+            )
+            .layer(AuthLayer::new(verifier).denylist(Arc::new(crate::MemoryDenylist::new(10))));
+        let call = |claims: Value| {
+            let app = app.clone();
+            async move {
+                let req = Request::get("/me")
+                    .header(AUTHORIZATION, format!("Bearer {}", token(claims)))
+                    .body(Body::empty())
+                    .unwrap();
+                app.oneshot(req).await.unwrap()
+            }
+        };
+        let res = call(json!({ "sub": "user-1" })).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.extensions().get::<PrincipalId>().is_none());
+        assert_eq!(
+            res.headers()[WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token""#
+        );
+        assert_eq!(
+            res.headers()[http::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(body_of(res).await["status"], 401);
+        let res = call(json!({ "sub": "user-1", "jti": "t-1" })).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    /// A denylist lets tokens without `jti` through unrevokable unless the verifier
+    /// requires one: that loosening is logged once, when the layer is built, and not
+    /// when `require_jti` is set or there is no denylist.
+    #[test]
+    fn a_denylist_without_require_jti_is_logged_as_loosened() {
+        let log = crate::test_log::Captured::default();
+        let loosened = |log: &crate::test_log::Captured| {
+            log.find(tracing::Level::WARN, "hardening loosened")
+                .into_iter()
+                .filter(|l| l.message().contains("jti"))
+                .count()
+        };
+        tracing::subscriber::with_default(log.clone(), || {
+            let list = || Arc::new(crate::MemoryDenylist::new(10));
+            let _ = AuthLayer::new(verifier());
+            let strict = crate::test_tokens::builder().require_jti().build().unwrap();
+            let _ = AuthLayer::new(strict).denylist(list());
+            assert_eq!(loosened(&log), 0, "{:?}", log.lines());
+            let _ = AuthLayer::new(verifier()).denylist(list());
+        });
+        assert_eq!(loosened(&log), 1, "{:?}", log.lines());
+        let line = &log.find(tracing::Level::WARN, "hardening loosened")[0];
+        assert_eq!(line.target, "hardening");
+        assert!(line.message().contains(".require_jti()"), "{line:?}");
+        assert!(
+            line.field("setting")
+                .is_some_and(|s| s.contains("require_jti")),
+            "{line:?}"
+        );
     }
 
     fn user_with_scopes(scopes: &[&str]) -> Authenticated {

@@ -41,15 +41,15 @@ pub type Credentials = (HeaderName, HeaderValue);
 /// `Location`…), the id asked for wherever the answer echoes it as a whole token (the
 /// item's id in one answer and the made-up id in the other, as written or percent-encoded,
 /// in a header, a string, a member name or a number equal to it: `"detail": "note 42 not
-/// found"`, `Location: /notes/42`, but not the `42` in `1042`), a CSP nonce, `Set-Cookie`
-/// values (names and attributes are compared), and the values (not the presence) of
-/// `Date`, `Expires`, `Content-Length` (the bodies are compared instead), `Retry-After`,
-/// `Age`, `RateLimit` (and the older `RateLimit-*` and `X-RateLimit-*` counters),
-/// `Server-Timing`, `traceparent` and `tracestate`. Every other header is compared with
-/// only those parts set aside, so an `ETag`, `Last-Modified`, `Cache-Control` or `Vary`
-/// that only an existing resource gets is a finding, as is a 404 titled "Forbidden". Any
-/// other byte that differs between the bodies or headers, even next to an echoed id, is a
-/// finding too.
+/// found"`, `Location: /notes/42`, but not the `42` in `1042`, `note_42`, `1.42` or `-42`),
+/// a CSP nonce, `Set-Cookie` values (names and attributes are compared), and the values
+/// (not the presence) of `Date`, `Expires`, `Content-Length` (the bodies are compared
+/// instead), `Retry-After`, `Age`, `RateLimit` (and the older `RateLimit-*` and
+/// `X-RateLimit-*` counters), `Server-Timing`, `traceparent` and `tracestate`. Every other
+/// header is compared with only those parts set aside, so an `ETag`, `Last-Modified`,
+/// `Cache-Control` or `Vary` that only an existing resource gets is a finding, as is a 404
+/// titled "Forbidden". Any other byte that differs between the bodies or headers, even
+/// next to an echoed id, is a finding too.
 ///
 /// The id that does not exist is made from the created one: a number plus 1 000 000, else
 /// the same characters shifted by one (digits as digits, hex as hex, letters as letters),
@@ -352,8 +352,8 @@ struct EchoedId {
     /// The id and its percent-encoded spellings, longest first, so that an encoded form is
     /// set aside whole before the id itself is looked for in it (`%` encodes as `%25`).
     spellings: Vec<String>,
-    /// Whether the id's first and its last character are ASCII letters or digits.
-    alphanumeric_ends: (bool, bool),
+    /// The id's first and its last byte.
+    ends: (Option<u8>, Option<u8>),
     /// What each occurrence becomes: [`Self::PLACEHOLDER`], or `{path}` for a path.
     placeholder: &'static str,
 }
@@ -390,13 +390,9 @@ impl EchoedId {
     }
 
     fn with_spellings(id: &str, spellings: Vec<String>, placeholder: &'static str) -> Self {
-        let alphanumeric = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
         Self {
             spellings,
-            alphanumeric_ends: (
-                alphanumeric(id.bytes().next()),
-                alphanumeric(id.bytes().next_back()),
-            ),
+            ends: (id.bytes().next(), id.bytes().next_back()),
             placeholder,
         }
     }
@@ -409,11 +405,18 @@ impl EchoedId {
     /// `text` with each whole-token occurrence of the id, in any of its spellings, replaced
     /// by its placeholder.
     ///
-    /// An occurrence is a whole token unless it splits a run of ASCII letters and digits:
-    /// an id that starts (ends) with one must not have one right before (after) it, a `%XX`
-    /// escape there counting as the character it encodes, and no occurrence starts inside
-    /// an escape. So `7` is set aside in `item 7`, `/items/7.json` and `next=%2F7`, but not
-    /// in `17`, `7a` or `%27`; punctuation ending an id is its own boundary (`-7` in `x-7`).
+    /// An occurrence is a whole token unless the token it stands in goes on past it:
+    /// - a word (ASCII letters, digits and `_`) goes on past an id that starts (ends) with
+    ///   a word character: `7` is not the token in `17`, `7a` or `note_7`;
+    /// - a number goes on past an id that starts (ends) with a digit: `.` between digits
+    ///   (`1.7`, `7.5`, `1.7.2`), `-` between digits (`3-7`, `2026-07-17`), a sign (`-7`)
+    ///   and an exponent's sign (`1e-7`, `1E+7`), as in JSON numbers.
+    ///
+    /// Other punctuation ends a token: `7` is set aside in `item 7.`, `/items/7.json`,
+    /// `item-7`, `"note-7-v2"` and `(7)`. A `%XX` escape next to the id counts as the
+    /// character it encodes (`next=%2F7`, but not `%417`), and no occurrence starts inside
+    /// an escape (`%27`). An id that starts (ends) with other punctuation is its own boundary
+    /// there (`-7` in `x-7`).
     fn set_aside(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
@@ -439,18 +442,75 @@ impl EchoedId {
     /// Whether the occurrence of the id at `text[start..end]` is a whole token (see
     /// [`Self::set_aside`]).
     fn stands_alone(&self, text: &[u8], start: usize, end: usize) -> bool {
-        let alphanumeric = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-        let before = match start.checked_sub(3).and_then(|i| escaped(&text[i..])) {
-            Some(b) => Some(b),
-            None => start.checked_sub(1).map(|i| text[i]),
-        };
-        let after = escaped(&text[end..]).or_else(|| text.get(end).copied());
         let inside_escape = start
             .checked_sub(1)
             .is_some_and(|i| escaped(&text[i..]).is_some());
-        let (first, last) = self.alphanumeric_ends;
-        !(inside_escape || (first && alphanumeric(before)) || (last && alphanumeric(after)))
+        let (first, last) = self.ends;
+        !(inside_escape || goes_on_before(text, start, first) || goes_on_after(text, end, last))
     }
+}
+
+/// An ASCII letter, digit or `_`.
+fn is_word(b: Option<u8>) -> bool {
+    b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn is_digit(b: Option<u8>) -> bool {
+    b.is_some_and(|b| b.is_ascii_digit())
+}
+
+/// The character that ends right before `text[at]` (a `%XX` escape counting as the byte it
+/// encodes), and where it starts; none before `text[0]`.
+fn char_before(text: &[u8], at: usize) -> (Option<u8>, usize) {
+    if let Some(b) = at.checked_sub(3).and_then(|i| escaped(&text[i..])) {
+        return (Some(b), at - 3);
+    }
+    match at.checked_sub(1) {
+        Some(i) => (Some(text[i]), i),
+        None => (None, 0),
+    }
+}
+
+/// The character that starts at `text[at]` (a `%XX` escape counting as the byte it
+/// encodes), and where the next one starts.
+fn char_after(text: &[u8], at: usize) -> (Option<u8>, usize) {
+    match escaped(text.get(at..).unwrap_or_default()) {
+        Some(b) => (Some(b), at + 3),
+        None => (text.get(at).copied(), at + 1),
+    }
+}
+
+/// Whether the token at `text[start]`, whose first byte is `first`, goes on before it: a
+/// word character before a word, or the number's `.`, `-` or sign before a digit.
+fn goes_on_before(text: &[u8], start: usize, first: Option<u8>) -> bool {
+    let (b1, at1) = char_before(text, start);
+    if is_word(first) && is_word(b1) {
+        return true;
+    }
+    if !is_digit(first) {
+        return false;
+    }
+    let (b2, at2) = char_before(text, at1);
+    let b3 = char_before(text, at2).0;
+    // `1e-7`, `2.5E+7`: the sign of an exponent.
+    let exponent = matches!(b2, Some(b'e' | b'E')) && is_digit(b3);
+    match b1 {
+        Some(b'.') => is_digit(b2),
+        // `-7`, `3-7`, `1e-7`; not `item-7`, where it ends a word.
+        Some(b'-') => !is_word(b2) || is_digit(b2) || exponent,
+        Some(b'+') => exponent,
+        _ => false,
+    }
+}
+
+/// Whether the token ending at `text[end]`, whose last byte is `last`, goes on after it:
+/// a word character after a word, or `.` or `-` between digits.
+fn goes_on_after(text: &[u8], end: usize, last: Option<u8>) -> bool {
+    let (a1, at1) = char_after(text, end);
+    if is_word(last) && is_word(a1) {
+        return true;
+    }
+    is_digit(last) && matches!(a1, Some(b'.' | b'-')) && is_digit(char_after(text, at1).0)
 }
 
 /// The byte that the `%XX` escape at the start of `text` encodes, if one is there.
@@ -927,6 +987,69 @@ mod tests {
         );
         assert_eq!(EchoedId::new("2F").set_aside("%2F 2F"), "%2F {id}");
         assert_eq!(seven.set_aside("é7é 7\u{0}"), "é{id}é {id}\u{0}");
+    }
+
+    /// A token goes on past `_`, and past `.` and `-` in a number, as an id's would: `7` is
+    /// not the id in `note_7`, `1.7`, `7.5`, `3-7`, `-7` or `1e-7`. Each was set aside
+    /// (`.`, `-` and `_` counted as boundaries), so text that merely held such a token
+    /// differed between the two answers, or a token that is not the id was taken for it.
+    /// Other punctuation still ends a token: `item 7.`, `/items/7.json`, `"note-7-v2"`.
+    #[test]
+    fn an_id_inside_a_word_or_a_number_is_not_set_aside() {
+        let seven = EchoedId::new("7");
+        let not_the_id = "note_7 _7 7_draft 1.7 7.5 v1.7.2 1%2E7 3-7 7-8 -7 [-7] /-7 1e-7 \
+                          2.5E+7 7e3";
+        assert_eq!(seven.set_aside(not_the_id), not_the_id);
+        assert_eq!(
+            seven.set_aside("item 7. /items/7.json item-7 \"note-7-v2\" 7-x x.7 +7 7. 7:"),
+            "item {id}. /items/{id}.json item-{id} \"note-{id}-v2\" {id}-x x.{id} +{id} {id}. {id}:"
+        );
+        assert_eq!(
+            EchoedId::new("17").set_aside("2026-07-17 17-07-2026 17/07"),
+            "2026-07-17 17-07-2026 {id}/07"
+        );
+        assert_eq!(
+            EchoedId::new("note_7").set_aside("note_7 my_note_7 note_7_v2 note_7."),
+            "{id} my_note_7 note_7_v2 {id}."
+        );
+    }
+
+    /// Answers that hold a number or word with the id's digits in it (`v1.7`, `-7`,
+    /// `shelf_7`) beside the echoed id are alike; JSON numbers are still compared whole (a
+    /// `-7` beside the made-up id's `-1000007` differs). The `7` in `v1.7` was set aside in
+    /// one answer only, and reported.
+    #[test]
+    fn answers_holding_the_ids_digits_in_other_tokens_are_alike() {
+        let answer = |path: &str, body: &str| Answer {
+            status: StatusCode::NOT_FOUND,
+            headers: HeaderMap::new(),
+            body: body.to_owned(),
+            path: path.to_owned(),
+        };
+        let text = answer("/n/7", "note 7 not found (API v1.7, shelf_7, delta -7)");
+        let missing = answer(
+            "/n/1000007",
+            "note 1000007 not found (API v1.7, shelf_7, delta -7)",
+        );
+        assert_eq!(text.difference("7", &missing, "1000007"), None);
+        let json = answer(
+            "/n/7",
+            r#"{"detail":"note 7 not found","api":"1.7","note":7,"ratio":1.7,"delta":-7}"#,
+        );
+        let missing = answer(
+            "/n/1000007",
+            r#"{"detail":"note 1000007 not found","api":"1.7","note":1000007,"ratio":1.7,"delta":-7}"#,
+        );
+        assert_eq!(json.difference("7", &missing, "1000007"), None);
+        let missing = answer(
+            "/n/1000007",
+            r#"{"detail":"note 1000007 not found","api":"1.7","note":1000007,"ratio":1.7,"delta":-1000007}"#,
+        );
+        let difference = json.difference("7", &missing, "1000007");
+        assert!(
+            difference.as_deref().is_some_and(|d| d.contains("delta")),
+            "{difference:?}"
+        );
     }
 
     /// Answers alike but for a short echoed id, in text and in headers; any other

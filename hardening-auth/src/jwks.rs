@@ -86,6 +86,11 @@ impl JwksPolicy {
     /// How often the set is fetched anyway, so keys the provider removed stop verifying
     /// (default 5 minutes; at least the minimum interval). After a failed fetch the next try
     /// comes after the minimum interval.
+    ///
+    /// Also how long the cached keys outlive a set with no usable key (empty, or every key
+    /// ignored): kept that long, in case the provider's answer was a glitch, then dropped, so
+    /// a provider that withdrew every key is obeyed within about the same time as one that
+    /// withdrew a few. A failed fetch (unreachable, not 200, not a JWK Set) keeps them.
     pub fn refresh_every(mut self, every: Duration) -> Self {
         self.refresh_every = every;
         self
@@ -583,10 +588,19 @@ struct Shared {
     policy: JwksPolicy,
     static_kids: HashSet<String>,
     keys: RwLock<Arc<KeyMap>>,
-    /// When the last fetch started; held across the fetch, so fetches never overlap.
-    last_fetch: Mutex<Instant>,
+    /// Held across the fetch, so fetches never overlap.
+    fetches: Mutex<Fetches>,
     /// Wakes the refresh task (an unknown `kid` was seen).
     wake: Notify,
+}
+
+/// The refresh task's record of fetches.
+struct Fetches {
+    /// When the last fetch ended.
+    last: Instant,
+    /// When the provider first answered a set with no usable key, since its last usable
+    /// set: the cached keys are dropped [`JwksPolicy::refresh_every`] later.
+    no_keys_since: Option<Instant>,
 }
 
 /// What fetching a set can fail with, for the log and start-up errors.
@@ -647,33 +661,69 @@ impl Shared {
         Ok(map)
     }
 
-    /// Fetches now unless the last fetch started less than the minimum interval ago (then
-    /// `None`). Concurrent callers wait for the fetch in flight instead of starting another.
+    /// Fetches now unless the last fetch ended less than the minimum interval ago (then
+    /// `None`); `Some(true)` when a usable set was loaded. Concurrent callers wait for the
+    /// fetch in flight instead of starting another.
     async fn refresh_if_due(&self) -> Option<bool> {
-        let mut last = self.last_fetch.lock().await;
-        if last.elapsed() < self.policy.min_interval {
+        let mut fetches = self.fetches.lock().await;
+        if fetches.last.elapsed() < self.policy.min_interval {
             return None;
         }
         let fetched = self.fetch().await;
         // Counted from the end of the fetch: callers that waited for it (a slow IdP) find it
         // fresh instead of each fetching again in turn.
-        *last = Instant::now();
-        match fetched {
+        let now = Instant::now();
+        fetches.last = now;
+        let e = match fetched {
             Ok(map) => {
                 tracing::debug!(target: JWKS_TARGET, url = %self.label, keys = map.len(), "JWKS refreshed");
-                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
-                Some(true)
+                fetches.no_keys_since = None;
+                self.replace(map);
+                return Some(true);
             }
-            Err(e) => {
+            Err(e) => e,
+        };
+        if matches!(e, RefreshError::Empty(_)) && fetches.no_keys_since.is_none() {
+            fetches.no_keys_since = Some(now);
+        }
+        let cached = self.current().len();
+        let grace = self.policy.refresh_every;
+        let left = fetches
+            .no_keys_since
+            .map(|since| grace.saturating_sub(now.duration_since(since)));
+        match left {
+            None => {
                 tracing::warn!(target: JWKS_TARGET, url = %self.label, error = %e, "JWKS refresh failed; keeping the cached keys");
-                Some(false)
+            }
+            Some(_) if cached == 0 => {
+                tracing::warn!(target: JWKS_TARGET, url = %self.label, error = %e, "JWKS refresh failed; no JWKS key is cached (the provider's last set had no usable key)");
+            }
+            Some(left) if left.is_zero() => {
+                tracing::error!(
+                    target: JWKS_TARGET, url = %self.label, error = %e, grace = ?grace,
+                    "JWKS: the provider's set has had no usable key for refresh_every; dropping \
+                     the cached keys: tokens signed with them are refused until it publishes one"
+                );
+                self.replace(KeyMap::new());
+            }
+            Some(left) => {
+                tracing::warn!(
+                    target: JWKS_TARGET, url = %self.label, error = %e, dropped_in = ?left,
+                    "JWKS refresh failed; keeping the cached keys for now (the provider's last \
+                     set had no usable key: they are dropped unless it publishes one)"
+                );
             }
         }
+        Some(false)
+    }
+
+    fn replace(&self, map: KeyMap) {
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
     }
 
     async fn until_due(&self) -> Duration {
-        let last = self.last_fetch.lock().await;
-        (*last + self.policy.min_interval).saturating_duration_since(Instant::now())
+        let fetches = self.fetches.lock().await;
+        (fetches.last + self.policy.min_interval).saturating_duration_since(Instant::now())
     }
 }
 
@@ -809,7 +859,10 @@ impl Jwks {
             policy,
             static_kids,
             keys: RwLock::new(Arc::new(KeyMap::new())),
-            last_fetch: Mutex::new(Instant::now()),
+            fetches: Mutex::new(Fetches {
+                last: Instant::now(),
+                no_keys_since: None,
+            }),
             wake: Notify::new(),
         });
         let map = shared.fetch().await.map_err(|e| {
@@ -828,7 +881,7 @@ impl Jwks {
         let mut kids: Vec<&String> = map.keys().collect();
         kids.sort();
         tracing::info!(target: JWKS_TARGET, url = %label, kids = ?kids, "JWKS loaded");
-        *shared.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+        shared.replace(map);
         let task = tokio::spawn(run(shared.clone()));
         Ok(Self { shared, task })
     }
@@ -843,7 +896,7 @@ impl Jwks {
         self.shared.wake.notify_one();
     }
 
-    /// Fetches now if the minimum interval allows; `true` if the set was replaced.
+    /// Fetches now if the minimum interval allows; `true` if a usable set was loaded.
     pub(crate) async fn refresh_if_due(&self) -> bool {
         self.shared.refresh_if_due().await == Some(true)
     }
@@ -1055,6 +1108,111 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         });
+    }
+
+    /// A fetcher answering whatever it was last given.
+    #[derive(Debug)]
+    struct Scripted(std::sync::Mutex<Vec<u8>>);
+
+    impl Scripted {
+        fn serve(&self, body: Vec<u8>) {
+            *self.0.lock().unwrap() = body;
+        }
+    }
+
+    impl JwksFetcher for Scripted {
+        fn supports_scheme(&self, _: &str) -> bool {
+            true
+        }
+
+        fn fetch<'a>(&'a self, _: &'a Uri, _: usize) -> JwksFetchFuture<'a> {
+            let body = self.0.lock().unwrap().clone();
+            Box::pin(async move { Ok(body) })
+        }
+    }
+
+    /// Refreshes (at most once per minimum interval) until `done`, for at most 5 s.
+    async fn refresh_until(jwks: &Jwks, mut done: impl FnMut(&Jwks) -> bool) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if done(jwks) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            jwks.refresh_if_due().await;
+        }
+        done(jwks)
+    }
+
+    /// A set with no usable key (empty, or every key ignored) is the provider withdrawing
+    /// every key, or a glitch: the cached keys are kept for `refresh_every`, then dropped
+    /// (an error in the log); a usable set brings keys back and restarts the clock. They
+    /// were kept for good, so a withdrawn key verified tokens forever. A failed fetch still
+    /// keeps them.
+    #[tokio::test]
+    async fn a_set_with_no_usable_key_drops_the_cached_keys_after_refresh_every() {
+        use tracing::Level;
+
+        let log = crate::test_log::Captured::default();
+        let _guard = tracing::subscriber::set_default(log.clone());
+        let usable = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
+        ]));
+        let fetcher = Arc::new(Scripted(std::sync::Mutex::new(usable.clone())));
+        let grace = Duration::from_millis(300);
+        let policy = JwksPolicy::new()
+            .min_refresh_interval(Duration::from_millis(5))
+            .refresh_every(grace);
+        let source = JwksSource {
+            url: "https://idp.example/jwks".into(),
+            policy,
+            fetcher: Some(fetcher.clone()),
+        };
+        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        assert!(jwks.get("rsa").is_some());
+
+        let only_oct = set(serde_json::json!([
+            {"kty": "oct", "kid": "hs", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}
+        ]));
+        for (what, no_usable_key) in [("empty", set(serde_json::json!([]))), ("oct", only_oct)] {
+            let switched = Instant::now();
+            fetcher.serve(no_usable_key);
+            assert!(
+                refresh_until(&jwks, |j| j.get("rsa").is_none()).await,
+                "{what}: the keys were kept past the grace"
+            );
+            assert!(
+                switched.elapsed() >= grace,
+                "{what}: dropped {:?} after the first set without a usable key",
+                switched.elapsed()
+            );
+            let kept = log.find(Level::WARN, "keeping the cached keys for now");
+            assert!(!kept.is_empty(), "{what}: {:?}", log.lines());
+            let dropped = log.find(Level::ERROR, "dropping the cached keys");
+            assert_eq!(dropped.len(), 1, "{what}: {:?}", log.lines());
+            assert_eq!(dropped[0].target, JWKS_TARGET);
+            assert!(
+                dropped[0]
+                    .field("error")
+                    .is_some_and(|e| e.contains("no usable signature key")),
+                "{:?}",
+                dropped[0]
+            );
+
+            fetcher.serve(usable.clone());
+            assert!(refresh_until(&jwks, |j| j.get("rsa").is_some()).await);
+            log.clear();
+        }
+
+        // A failed fetch is no word from the provider: the keys are kept past the grace.
+        fetcher.serve(b"<html>maintenance</html>".to_vec());
+        let failing = Instant::now();
+        while failing.elapsed() < 2 * grace {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            jwks.refresh_if_due().await;
+        }
+        assert!(jwks.get("rsa").is_some());
+        assert!(log.find(Level::ERROR, "").is_empty(), "{:?}", log.lines());
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub enum JwtError {
     /// A time claim that is not a number, or `iss`/`sub`/`jti` that is not a string.
     #[error("claim {0} has the wrong type")]
     BadClaimType(&'static str),
+    /// No `jti` claim, or an empty one, with [`JwtVerifierBuilder::require_jti`]: the token
+    /// could not be revoked.
+    #[error("token has no jti")]
+    MissingJti,
     /// No `sub` claim, or an empty one: the token names no principal.
     #[error("token has no sub")]
     MissingSubject,
@@ -138,7 +142,8 @@ pub(crate) struct VerifyKey {
 /// Verifies JWTs per RFC 8725: one algorithm per key (never `none`, no HS/RS confusion),
 /// `exp` required and numeric, `nbf` and `iat` honoured, `iss`/`aud` required when
 /// configured (and `aud` refused when no audience is), a non-empty string `sub` required
-/// (it is the [`Principal`]'s subject), `jti` a string when present (the denylist's key),
+/// (it is the [`Principal`]'s subject), `jti` a string when present (the denylist's key;
+/// required with [`require_jti`](JwtVerifierBuilder::require_jti)),
 /// optional `typ`, small leeway, maximum age, `kid`
 /// rotation over several keys, `jku`/`x5u`/`x5c`/`jwk` and `crit` refused, bounded length,
 /// duplicate members refused.
@@ -177,6 +182,7 @@ struct Inner {
     leeway: u64,
     max_age: Option<u64>,
     max_len: usize,
+    require_jti: bool,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -194,6 +200,7 @@ impl fmt::Debug for JwtVerifier {
             .field("jwks", &self.0.jwks)
             .field("issuer", &self.0.issuer)
             .field("audience", &self.0.audience)
+            .field("require_jti", &self.0.require_jti)
             .finish_non_exhaustive()
     }
 }
@@ -225,6 +232,7 @@ impl JwtVerifier {
                 leeway: 30,
                 max_age: None,
                 max_len: 8 * 1024,
+                require_jti: false,
             },
         }
     }
@@ -377,6 +385,14 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Refuses tokens without a `jti` (or with an empty one): a denylist is keyed by `jti`,
+    /// so such a token cannot be revoked. Set it when your tokens all carry one; an
+    /// [`AuthLayer`](crate::AuthLayer) with a denylist and without this logs a warning.
+    pub fn require_jti(mut self) -> Self {
+        self.inner.require_jti = true;
+        self
+    }
+
     /// Also trusts the signature keys of the JWK Set at `url` (the identity provider's
     /// `jwks_uri`), fetched by [`connect`](Self::connect) and kept fresh per `policy`.
     ///
@@ -390,6 +406,8 @@ impl JwtVerifierBuilder {
     ///
     /// An unknown `kid` is refused at once and wakes a refresh, at most one fetch per
     /// [`JwksPolicy::min_refresh_interval`]; [`JwtVerifier::verify_async`] waits for it.
+    /// A set with no usable key keeps the cached keys for [`JwksPolicy::refresh_every`]
+    /// at most, then drops them.
     /// `https://` needs the `jwks-rustls` feature or a TLS-capable
     /// [`jwks_fetcher`](Self::jwks_fetcher).
     ///
@@ -567,6 +585,11 @@ pub struct Verified<C> {
 }
 
 impl JwtVerifier {
+    /// Whether tokens without a `jti` are refused ([`JwtVerifierBuilder::require_jti`]).
+    pub(crate) fn requires_jti(&self) -> bool {
+        self.0.require_jti
+    }
+
     /// Verifies `token` and deserializes its claims into `C`.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Verified<C>, JwtError> {
         let (principal, claims) = self.verify_raw(token)?;
@@ -771,8 +794,11 @@ impl JwtVerifier {
         }
         // RFC 7519 §4.1.7: `jti` is a string. The denylist is keyed by it, so a token whose
         // `jti` is of another type (`42`) could not be found there: refused, not let past it.
-        if claims.get("jti").is_some_and(|jti| !jti.is_string()) {
-            return Err(JwtError::BadClaimType("jti"));
+        match claims.get("jti") {
+            Some(Value::String(jti)) if !jti.is_empty() => {}
+            Some(Value::String(_)) | None if c.require_jti => return Err(JwtError::MissingJti),
+            Some(Value::String(_)) | None => {}
+            Some(_) => return Err(JwtError::BadClaimType("jti")),
         }
         // A token must name its principal: owner scoping and per-principal limits key on it.
         match claims.get("sub") {
@@ -1144,6 +1170,35 @@ mod tests {
                 .is_ok()
         );
         assert!(v.verify_raw(&token(json!({ "sub": "user-1" }))).is_ok());
+    }
+
+    /// `require_jti` refuses tokens a denylist could not revoke: no `jti`, or an empty one.
+    /// Without it they pass, as before.
+    #[test]
+    fn require_jti_refuses_tokens_without_one() {
+        let strict = builder().require_jti().build().unwrap();
+        for claims in [
+            json!({ "sub": "user-1" }),
+            json!({ "sub": "user-1", "jti": "" }),
+        ] {
+            assert_eq!(
+                strict.verify_raw(&token(claims.clone())).map(|_| ()),
+                Err(JwtError::MissingJti),
+                "{claims}"
+            );
+            assert!(verifier().verify_raw(&token(claims)).is_ok());
+        }
+        assert!(
+            strict
+                .verify_raw(&token(json!({ "sub": "user-1", "jti": "t-1" })))
+                .is_ok()
+        );
+        assert_eq!(
+            strict
+                .verify_raw(&token(json!({ "sub": "user-1", "jti": 42 })))
+                .map(|_| ()),
+            Err(JwtError::BadClaimType("jti"))
+        );
     }
 
     #[test]

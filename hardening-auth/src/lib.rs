@@ -44,6 +44,8 @@ mod passwords;
 #[cfg(feature = "redis")]
 mod redis_denylist;
 #[cfg(test)]
+mod test_log;
+#[cfg(test)]
 mod test_tokens;
 
 pub use authenticated::{

@@ -8,8 +8,46 @@ use redis::aio::ConnectionManager;
 use crate::denylist::REVOCATION_GRACE;
 use crate::{Denylist, DenylistError, DenylistFuture};
 
-/// 9999-12-31T23:59:59Z in milliseconds: the latest expiry `revoke` asks Redis for.
+/// 9999-12-31T23:59:59Z in milliseconds: a revocation ending later is kept with no expiry.
 const LATEST_EXPIRY_MS: u128 = 253_402_300_799_000;
+
+/// How long Redis keeps one revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Already over: nothing to store.
+    Ended,
+    /// `PX`: this many milliseconds from when Redis gets the command (at least 1).
+    In(u64),
+    /// No expiry: an end past year 9999.
+    Never,
+}
+
+/// How long to keep a revocation of a token expiring at `expires_at`, [`REVOCATION_GRACE`]
+/// included, counted from `now` on this process's clock (the one `exp` is checked with), so
+/// that a Redis clock ahead of ours does not end it early.
+fn expiry(expires_at: SystemTime, now: SystemTime) -> Expiry {
+    // An `exp` so far off that the grace overflows the clock: kept until then anyway.
+    let until = expires_at
+        .checked_add(REVOCATION_GRACE)
+        .unwrap_or(expires_at);
+    let Ok(left) = until.duration_since(now) else {
+        return Expiry::Ended;
+    };
+    if left.is_zero() {
+        return Expiry::Ended;
+    }
+    // Past year 9999 (up to the clock's last second, more milliseconds than Redis takes):
+    // kept for good (the token would be accepted that long).
+    if until
+        .duration_since(UNIX_EPOCH)
+        .is_ok_and(|at| at.as_millis() > LATEST_EXPIRY_MS)
+    {
+        return Expiry::Never;
+    }
+    // Rounded up: a revocation never ends before the token does.
+    let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0);
+    Expiry::In(u64::try_from(ms).unwrap_or(u64::MAX).max(1))
+}
 
 /// Why a [`RedisDenylist`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +112,11 @@ impl RedisDenylistBuilder {
     }
 }
 
-/// A [`Denylist`] in Redis: `revoke` is `SET {prefix}{jti} 1 PXAT <exp + 5 min>` (the entry
-/// expires on its own once the token could no longer be accepted, leeway included), and
-/// `is_revoked` is one `EXISTS`.
+/// A [`Denylist`] in Redis: `revoke` is `SET {prefix}{jti} 1 PX <ms until exp + 5 min>` (the
+/// entry expires on its own once the token could no longer be accepted, leeway included), and
+/// `is_revoked` is one `EXISTS`. The time left is counted on this process's clock, the one
+/// the verifier checks `exp` with: Redis's clock may be ahead, and an absolute `PXAT` would
+/// then end revocations early.
 ///
 /// **Consistency.** Nothing is cached locally: every check asks Redis, so a revocation that
 /// Redis acknowledged is seen by every instance's next check. With replicas and failover,
@@ -161,28 +201,65 @@ impl Denylist for RedisDenylist {
 
     fn revoke<'a>(&'a self, jti: &'a str, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
         Box::pin(async move {
-            // An `exp` so far off that the grace overflows the clock: kept until then anyway.
-            let until = expires_at
-                .checked_add(REVOCATION_GRACE)
-                .unwrap_or(expires_at);
-            if until <= SystemTime::now() {
-                // Past exp and any leeway: the verifier refuses this token anyway.
-                return Ok(());
-            }
-            let at_ms = until
-                .duration_since(UNIX_EPOCH)
-                .map_err(|_| "revocation time before 1970")?
-                .as_millis();
             let mut set = redis::cmd("SET");
             set.arg(self.key(jti)).arg(1);
-            // Past year 9999 Redis may refuse the time: such a revocation is kept for good
-            // (the token would be accepted that long).
-            if at_ms <= LATEST_EXPIRY_MS {
-                set.arg("PXAT").arg(at_ms as u64);
+            match expiry(expires_at, SystemTime::now()) {
+                // Past exp and any leeway: the verifier refuses this token anyway.
+                Expiry::Ended => return Ok(()),
+                Expiry::In(ms) => {
+                    set.arg("PX").arg(ms);
+                }
+                Expiry::Never => {}
             }
             let mut conn = self.conn.clone();
             self.bounded("revoke", set.query_async::<()>(&mut conn))
                 .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The expiry sent is the time left on our clock (`PX`), not an absolute time on
+    /// Redis's (`PXAT`): with Redis's clock ahead of ours, `PXAT` ended revocations early
+    /// and a revoked token was accepted again.
+    #[test]
+    fn the_expiry_is_the_time_left_on_our_clock() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let minute = Duration::from_secs(60);
+        let grace_ms = REVOCATION_GRACE.as_millis() as u64;
+        assert_eq!(expiry(now + minute, now), Expiry::In(60_000 + grace_ms));
+        // Past exp, within the grace (the leeway could still accept the token).
+        assert_eq!(expiry(now - minute, now), Expiry::In(grace_ms - 60_000));
+        // Rounded up, never to zero (Redis refuses `PX 0`).
+        let nearly_over = now - REVOCATION_GRACE + Duration::from_micros(1);
+        assert_eq!(expiry(nearly_over, now), Expiry::In(1));
+        assert_eq!(
+            expiry(now + Duration::from_micros(1_500), now),
+            Expiry::In(grace_ms + 2)
+        );
+        // Over: nothing to store.
+        assert_eq!(expiry(now - REVOCATION_GRACE, now), Expiry::Ended);
+        assert_eq!(expiry(UNIX_EPOCH, now), Expiry::Ended);
+        // Past year 9999, up to the clock's last second: no expiry.
+        let y10k = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert_eq!(expiry(y10k, now), Expiry::Never);
+        let end_of_time = UNIX_EPOCH
+            .checked_add(Duration::from_secs(i64::MAX as u64))
+            .unwrap();
+        assert_eq!(expiry(end_of_time, now), Expiry::Never);
+        // Just before year 10000, the time left is still sent.
+        let late = y10k - REVOCATION_GRACE - Duration::from_secs(1);
+        assert_eq!(
+            expiry(late, now),
+            Expiry::In(
+                (late + REVOCATION_GRACE)
+                    .duration_since(now)
+                    .unwrap()
+                    .as_millis() as u64
+            )
+        );
     }
 }

@@ -147,6 +147,8 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         .audience(AUDIENCE)
         // No token of ours lives longer: one past this age is refused, whatever its `exp`.
         .max_age(TOKEN_LIFETIME)
+        // Ours all carry a `jti` (the denylist's key): one without could not be revoked.
+        .require_jti()
         .build()?;
     let admin = config::admin_account(
         config.admin_email.as_deref(),
@@ -398,8 +400,8 @@ async fn logout(State(state): State<AppState>, user: Option<Authenticated>) -> R
 /// The `jti` to revoke and until when: as long as the verifier can accept the token, that is
 /// until its `exp` (any JSON number, `1796324610.5` too: rounded up) and no later than
 /// [`TOKEN_LIFETIME`] after its `iat` (the verifier's `max_age`); the denylist adds the
-/// leeway. The verifier requires numeric `exp` and `iat`. A token with no `jti` cannot be
-/// revoked (ours all have one): that logout is a logged 500, not a 204 that leaves it valid.
+/// leeway. The verifier requires numeric `exp` and `iat`, and a `jti` (`require_jti`); were
+/// one missing, that logout would be a logged 500, not a 204 that leaves the token valid.
 fn revocation(claims: &serde_json::Value) -> Result<(&str, SystemTime), Error> {
     let jti = claims
         .get("jti")
