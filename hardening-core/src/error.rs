@@ -71,14 +71,15 @@ pub enum ConfigError {
     )]
     PolicyNeedsPrincipal(String),
     /// A rate limiter with no policies: it would limit nothing. What
-    /// `RateLimiter::try_new`'s error converts to.
+    /// `RateLimiter::try_new`'s `NoPolicies` converts to.
     #[error(
         "the rate limiter has no policies, so it would limit nothing: add a Policy, or call \
          dangerous_without_rate_limit() to turn rate limiting off"
     )]
     NoRateLimitPolicies,
     /// Two rate-limit policies with one name: their `RateLimit` fields and 429 problems
-    /// could not be told apart.
+    /// could not be told apart. What `RateLimiter::try_new`'s `DuplicatePolicyName`
+    /// converts to.
     #[error(
         "two rate-limit policies are named `{0}`: give each its own name (it is what the \
          RateLimit headers, 429 problems and logs report)"
@@ -124,9 +125,13 @@ pub enum ConfigError {
 }
 
 #[cfg(feature = "ratelimit")]
-impl From<hardening_ratelimit::NoPolicies> for ConfigError {
-    fn from(_: hardening_ratelimit::NoPolicies) -> Self {
-        Self::NoRateLimitPolicies
+impl From<hardening_ratelimit::LimiterConfigError> for ConfigError {
+    fn from(err: hardening_ratelimit::LimiterConfigError) -> Self {
+        use hardening_ratelimit::LimiterConfigError;
+        match err {
+            LimiterConfigError::NoPolicies => Self::NoRateLimitPolicies,
+            LimiterConfigError::DuplicatePolicyName(name) => Self::DuplicatePolicyName(name),
+        }
     }
 }
 

@@ -329,9 +329,10 @@ impl Hardening {
     ///
     /// A policy that counts by principal (alone or in a composite key) is an error:
     /// `Hardening` runs before any auth layer, so it would never count anything. Give such a
-    /// policy to a `RateLimitLayer` inside the auth layer. Two policies with one name are an
-    /// error too. (A limiter always has a policy: `RateLimiter::try_new` refuses none, and
-    /// its error converts to [`ConfigError::NoRateLimitPolicies`] with `?`.)
+    /// policy to a `RateLimitLayer` inside the auth layer. (A limiter has at least one policy
+    /// and no two of one name: `RateLimiter::try_new` refuses both, and with `?` its error
+    /// converts to [`ConfigError::NoRateLimitPolicies`] or
+    /// [`ConfigError::DuplicatePolicyName`].)
     #[cfg(feature = "ratelimit")]
     pub fn rate_limit(
         mut self,
@@ -339,13 +340,6 @@ impl Hardening {
     ) -> Result<Self, ConfigError> {
         if let Some(policy) = limiter.policies().find(|p| needs_principal(p.key_kind())) {
             return Err(ConfigError::PolicyNeedsPrincipal(policy.name().to_string()));
-        }
-        let mut names = std::collections::HashSet::new();
-        if let Some(policy) = limiter
-            .policies()
-            .find(|p| !names.insert(p.name().to_string()))
-        {
-            return Err(ConfigError::DuplicatePolicyName(policy.name().to_string()));
         }
         for policy in limiter.policies().filter(|p| p.is_shadow()) {
             warn_loosened(

@@ -174,7 +174,9 @@ impl Server {
                 if drained.is_err() {
                     tracing::warn!(
                         target: crate::LOG_TARGET,
-                        deadline_secs = self.drain_timeout.as_secs(),
+                        // Seconds, as a float (as `http.server.request.duration`): whole
+                        // seconds showed a deadline under one as 0.
+                        deadline_secs = self.drain_timeout.as_secs_f64(),
                         "drain deadline passed; closing the remaining connections"
                     );
                 }

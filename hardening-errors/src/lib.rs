@@ -51,6 +51,7 @@
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
 
+mod collect;
 mod error;
 mod header_value;
 mod mapping;
@@ -66,6 +67,7 @@ pub mod types;
 #[cfg(feature = "validation")]
 mod validation;
 
+pub use collect::{CollectCapped, CollectError, MAX_EMPTY_FRAMES, collect_capped};
 pub use error::Error;
 pub use header_value::{
     content_length, decimal_header_value, host_without_port, is_dns_name, join_header_values,

@@ -12,11 +12,10 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
-use hardening_errors::{Error, RequestId};
+use hardening_errors::{CollectError, Error, RequestId};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -351,7 +350,9 @@ impl CostLayer {
         Ok(self)
     }
 
-    /// The largest body buffered for the estimate (default 1 MiB); larger ones get a 413.
+    /// The largest body buffered for the estimate (default 1 MiB); larger ones get a 413. A
+    /// body with more than [`MAX_EMPTY_FRAMES`](hardening_errors::MAX_EMPTY_FRAMES) frames
+    /// without bytes (empty data frames, trailers) gets a 400, as an unreadable one does.
     #[must_use]
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
@@ -482,27 +483,33 @@ where
             let (mut parts, body) = req.into_parts();
             let request_id = RequestId::from_extensions(&parts.extensions);
             let (body, units) = if layer.estimate.needs_body() {
-                match http_body_util::Limited::new(body, layer.max_body)
-                    .collect()
-                    .await
-                {
-                    Ok(collected) => {
-                        let bytes = collected.to_bytes();
+                match hardening_errors::collect_capped(body, layer.max_body).await {
+                    Ok(bytes) => {
                         let units = layer.estimate.units(&parts, &bytes);
                         (Body::from(bytes), units)
                     }
-                    Err(err) if is_length_limit(&*err) => {
-                        let keys =
-                            RequestKeys::from_http(&parts.extensions, &parts.headers, &parts.uri);
-                        return Ok(refusal(
-                            Error::PayloadTooLarge.to_problem(),
-                            "body_too_large",
-                            request_id,
-                            keys.client_ip,
-                            None,
-                        ));
-                    }
-                    Err(_) => {
+                    Err(err) => {
+                        let too_large = match err {
+                            CollectError::TooLarge(_) => true,
+                            // A length limit further out, in the body's error.
+                            CollectError::Body(err) => is_length_limit(&*err.into()),
+                            // Empty frames or trailers without end: unreadable.
+                            CollectError::TooManyEmptyFrames => false,
+                        };
+                        if too_large {
+                            let keys = RequestKeys::from_http(
+                                &parts.extensions,
+                                &parts.headers,
+                                &parts.uri,
+                            );
+                            return Ok(refusal(
+                                Error::PayloadTooLarge.to_problem(),
+                                "body_too_large",
+                                request_id,
+                                keys.client_ip,
+                                None,
+                            ));
+                        }
                         let error = Error::BadRequest("the request body could not be read".into());
                         return Ok(problem_response(error.to_problem(), request_id));
                     }
@@ -705,9 +712,12 @@ impl HttpBody for SettleBody {
 mod tests {
     use std::num::NonZeroU32;
 
+    use std::sync::atomic::AtomicUsize;
+
     use axum::Router;
-    use axum::routing::get;
+    use axum::routing::{get, post};
     use http::{Method, StatusCode};
+    use http_body_util::BodyExt;
 
     use super::*;
     use crate::{Policy, Quota};
@@ -742,6 +752,10 @@ mod tests {
             .uri("/")
             .body(Body::empty())
             .unwrap();
+        send(app, req)
+    }
+
+    fn send(app: &mut Router, req: Request<Body>) -> Response<Body> {
         ready(async {
             std::future::poll_fn(|cx| Service::<Request<Body>>::poll_ready(app, cx))
                 .await
@@ -763,6 +777,101 @@ mod tests {
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
             Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
         }
+    }
+
+    /// A request body sent in pieces: `data` one byte per frame, then `empty` frames without
+    /// bytes (empty data frames, or trailers), then its end. Counts the frames polled.
+    struct Pieces {
+        data: Bytes,
+        empty: usize,
+        trailers: bool,
+        polled: Arc<AtomicUsize>,
+    }
+
+    impl HttpBody for Pieces {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.polled.fetch_add(1, Ordering::Relaxed);
+            if !self.data.is_empty() {
+                let byte = self.data.split_to(1);
+                return Poll::Ready(Some(Ok(Frame::data(byte))));
+            }
+            if self.empty == 0 {
+                return Poll::Ready(None);
+            }
+            self.empty -= 1;
+            Poll::Ready(Some(Ok(if self.trailers {
+                Frame::trailers(http::HeaderMap::new())
+            } else {
+                Frame::data(Bytes::new())
+            })))
+        }
+    }
+
+    fn estimated_by_json() -> (RateLimiter, Router) {
+        let limiter = budget(10_000);
+        let app = Router::new()
+            .route("/", post(|| async { "ran" }))
+            .layer(CostLayer::new(
+                limiter.clone(),
+                Estimate::json_field("/max_tokens", 100),
+            ));
+        (limiter, app)
+    }
+
+    /// A body read for the estimate that sends empty data frames or trailers without end is
+    /// read only up to `MAX_EMPTY_FRAMES` of them, then refused as an unreadable body is
+    /// (400, nothing reserved, the handler not run). It was read until it ended: forever,
+    /// spinning, for one without end. (This one ends after 100 000, so the test stops.)
+    #[test]
+    fn a_body_of_endless_empty_frames_is_refused_as_unreadable() {
+        for trailers in [false, true] {
+            let (limiter, mut app) = estimated_by_json();
+            let polled = Arc::new(AtomicUsize::new(0));
+            let body = Pieces {
+                data: Bytes::new(),
+                empty: 100_000,
+                trailers,
+                polled: polled.clone(),
+            };
+            let req = Request::post("/").body(Body::new(body)).unwrap();
+            let response = send(&mut app, req);
+            let polled = polled.load(Ordering::Relaxed);
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "trailers {trailers}: {polled} frames read"
+            );
+            assert!(
+                polled <= hardening_errors::MAX_EMPTY_FRAMES + 1,
+                "trailers {trailers}: {polled} frames read"
+            );
+            assert_eq!(remaining(&limiter), 10_000, "trailers {trailers}");
+        }
+    }
+
+    /// Only frames without bytes are capped: a body uploaded a byte at a time (far more
+    /// frames than the cap) is read whole and estimated.
+    #[test]
+    fn a_body_sent_in_many_small_frames_is_read_whole() {
+        let (limiter, mut app) = estimated_by_json();
+        let json = format!(r#"{{"max_tokens": 300{}}}"#, " ".repeat(5_000));
+        let body = Pieces {
+            data: Bytes::from(json),
+            empty: 3,
+            trailers: true,
+            polled: Arc::new(AtomicUsize::new(0)),
+        };
+        let response = send(&mut app, Request::post("/").body(Body::new(body)).unwrap());
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = ready(response.into_body().collect()).unwrap().to_bytes();
+        assert_eq!(body, "ran");
+        assert_eq!(remaining(&limiter), 9_700);
     }
 
     /// A count written as a float (`1e6`), `null` or a string used to read as the small

@@ -37,7 +37,7 @@ pub use concurrency::{ConcurrencyLimiter, ConcurrencyRefusal, Permit};
 pub use cost::{ActualCost, Cost, CostConfigError, CostLayer, CostStore, Estimate, Usage};
 pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
 pub use limiter::{
-    Decision, KeyFn, KeyKind, NoPolicies, Policy, PolicyName, PolicyStatus, RateLimiter,
+    Decision, KeyFn, KeyKind, LimiterConfigError, Policy, PolicyName, PolicyStatus, RateLimiter,
     RequestKeys, Reservation, Statuses, ratelimit_header,
 };
 pub use login::{LoginAttempt, LoginConfigError, LoginThrottle};

@@ -795,20 +795,54 @@ impl PolicyState {
     }
 }
 
-/// A rate limiter with no policies: it would limit nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a RateLimiter needs at least one Policy: with none it would limit nothing")]
-pub struct NoPolicies;
+/// Why [`RateLimiter::try_new`] refused its policies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimiterConfigError {
+    /// No policies: the limiter would limit nothing.
+    #[error("a RateLimiter needs at least one Policy: with none it would limit nothing")]
+    NoPolicies,
+    /// Two policies of this name: their `RateLimit` fields and 429 problems could not be
+    /// told apart.
+    #[error(
+        "two rate-limit policies are named `{0}`: give each its own name (it is what the \
+         RateLimit headers, 429 problems and logs report)"
+    )]
+    DuplicatePolicyName(String),
+}
+
+/// The first name that two of these policies share.
+pub(crate) fn duplicate_name<'a>(
+    policies: impl IntoIterator<Item = &'a Policy>,
+) -> Option<&'a PolicyName> {
+    let mut seen = std::collections::HashSet::new();
+    policies
+        .into_iter()
+        .map(Policy::name)
+        .find(|name| !seen.insert(name.as_str()))
+}
 
 impl RateLimiter {
-    /// A limiter for these policies, one or more. For a list made at run time, which may be
-    /// empty, use [`try_new`](Self::try_new).
+    /// A limiter for these policies, one or more, each with its own name. For a list made
+    /// at run time use [`try_new`](Self::try_new), which returns these mistakes as errors.
     ///
     /// None would limit nothing, so an empty list does not build:
     ///
     /// ```compile_fail,E0080
     /// let limiter = hardening_ratelimit::RateLimiter::new([]);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If two policies have the same name (their `RateLimit` fields could not be told
+    /// apart). The message names it.
+    ///
+    /// ```should_panic
+    /// use std::num::NonZeroU32;
+    /// use hardening_ratelimit::{Policy, Quota, RateLimiter};
+    /// let quota = Quota::per_minute(NonZeroU32::new(60).unwrap());
+    /// RateLimiter::new([Policy::per_client_ip("api", quota), Policy::global("api", quota)]);
+    /// ```
+    #[track_caller]
     pub fn new<const N: usize>(policies: [Policy; N]) -> Self {
         const {
             assert!(
@@ -816,14 +850,21 @@ impl RateLimiter {
                 "a RateLimiter needs at least one Policy: with none it would limit nothing"
             )
         };
-        Self::with_policies(policies)
+        match Self::try_new(policies) {
+            Ok(limiter) => limiter,
+            // A mistake in the list written in the code: found on the first run.
+            Err(err) => panic!("RateLimiter::new: {err}"),
+        }
     }
 
-    /// A limiter for these policies; none is an error.
-    pub fn try_new(policies: impl IntoIterator<Item = Policy>) -> Result<Self, NoPolicies> {
+    /// A limiter for these policies: none, or two of one name, is an error.
+    pub fn try_new(policies: impl IntoIterator<Item = Policy>) -> Result<Self, LimiterConfigError> {
         let limiter = Self::with_policies(policies);
         if limiter.0.policies.is_empty() {
-            return Err(NoPolicies);
+            return Err(LimiterConfigError::NoPolicies);
+        }
+        if let Some(name) = duplicate_name(limiter.policies()) {
+            return Err(LimiterConfigError::DuplicatePolicyName(name.to_string()));
         }
         Ok(limiter)
     }
@@ -1600,6 +1641,49 @@ mod tests {
             write_decimal(&mut out, n).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
         }
+    }
+
+    /// Two policies of one name make `RateLimit` fields and 429 problems that cannot be
+    /// told apart. Only `Hardening::rate_limit` refused them: a limiter for a
+    /// `RateLimitLayer` or a `CostLayer` was made with them. `try_new` refuses them now, and
+    /// `new` (a list written in the code) panics at start-up, naming the duplicate.
+    #[test]
+    fn two_policies_of_one_name_are_refused() {
+        let quota = Quota::per_minute(nz(10));
+        let err = RateLimiter::try_new([
+            Policy::per_client_ip("api", quota),
+            Policy::global("other", quota),
+            Policy::global(String::from("api"), quota),
+        ])
+        .unwrap_err();
+        assert_eq!(err, LimiterConfigError::DuplicatePolicyName("api".into()));
+        assert!(
+            err.to_string()
+                .starts_with("two rate-limit policies are named `api`: "),
+            "{err}"
+        );
+        let err = RateLimiter::try_new(Vec::new()).unwrap_err();
+        assert_eq!(err, LimiterConfigError::NoPolicies);
+        // Names are compared as written: these are two.
+        let limiter = RateLimiter::try_new([
+            Policy::per_client_ip("api", quota),
+            Policy::global("API", quota),
+        ])
+        .unwrap();
+        assert_eq!(limiter.policies().count(), 2);
+
+        let panicked = std::panic::catch_unwind(|| {
+            RateLimiter::new([
+                Policy::per_client_ip("api", Quota::per_minute(nz(10))),
+                Policy::global("api", Quota::per_minute(nz(10))),
+            ])
+        })
+        .unwrap_err();
+        let message = panicked.downcast_ref::<String>().unwrap();
+        assert!(
+            message.starts_with("RateLimiter::new: two rate-limit policies are named `api`: "),
+            "{message}"
+        );
     }
 
     fn keys<'a>(ip: &str, headers: &'a HeaderMap) -> RequestKeys<'a> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use hardening_core::{ClientIp, ConfigError, Hardening, Server};
-use hardening_tests::{EXCHANGE_LIMIT, exchange, read_reply};
+use hardening_tests::{Captured, EXCHANGE_LIMIT, exchange, read_reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -142,6 +142,34 @@ async fn shutdown_closes_connections_still_open_at_the_drain_deadline() {
         !String::from_utf8_lossy(&rest).contains("done"),
         "the request ran on after the drain deadline"
     );
+}
+
+/// The warning at the drain deadline gives it in seconds as a float. It gave whole seconds:
+/// a deadline under one second was logged as 0.
+#[tokio::test]
+async fn the_drain_deadline_warning_keeps_a_deadline_under_a_second() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let (addr, stop, handle) = start(Server::new().drain_timeout(Duration::from_millis(250))).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), handle)
+        .await
+        .expect("serve_until returns at the drain deadline")
+        .unwrap();
+    let text = captured.text();
+    let warning = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| {
+            v["fields"]["message"] == "drain deadline passed; closing the remaining connections"
+        })
+        .unwrap_or_else(|| panic!("no drain-deadline warning in {text}"));
+    assert_eq!(warning["fields"]["deadline_secs"], 0.25, "{warning}");
 }
 
 /// `Duration::MAX` as the header-read timeout (none, in effect) used to overflow hyper's

@@ -443,8 +443,8 @@ fn misconfiguration_fails_at_build_time() {
         );
     }
     // No policy would limit nothing; two of one name could not be told apart. Both were
-    // taken without a word. A limiter cannot have none now: `try_new` refuses an empty list,
-    // and `?` makes that the setting's error.
+    // taken without a word. A limiter cannot have either now: `try_new` refuses them, and
+    // `?` makes that the setting's error.
     let with_policies = |policies: Vec<Policy>| -> Result<Hardening, ConfigError> {
         Hardening::strict().rate_limit(RateLimiter::try_new(policies)?)
     };
@@ -454,13 +454,17 @@ fn misconfiguration_fails_at_build_time() {
         err.to_string().contains("dangerous_without_rate_limit"),
         "{err}"
     );
-    let err = Hardening::strict()
-        .rate_limit(RateLimiter::new([
-            Policy::per_client_ip("api", hour),
-            Policy::global("api", hour),
-        ]))
-        .unwrap_err();
+    let err = with_policies(vec![
+        Policy::per_client_ip("api", hour),
+        Policy::global("api", hour),
+    ])
+    .unwrap_err();
     assert_eq!(err, ConfigError::DuplicatePolicyName("api".to_owned()));
+    assert_eq!(
+        err.to_string(),
+        "two rate-limit policies are named `api`: give each its own name (it is what the \
+         RateLimit headers, 429 problems and logs report)"
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 
 use axum::Router;
 use axum::routing::get;
-use hardening_core::ratelimit::{NoPolicies, Policy, Quota, RateLimitLayer, RateLimiter};
+use hardening_core::ratelimit::{LimiterConfigError, Policy, Quota, RateLimitLayer, RateLimiter};
 use hardening_tests::{Captured, get as http_get, serve};
 
 #[tokio::test]
@@ -42,7 +42,7 @@ async fn standalone_layer_limits_by_peer() {
 #[test]
 fn a_limiter_without_policies_is_refused() {
     let err = RateLimiter::try_new(Vec::<Policy>::new()).unwrap_err();
-    assert_eq!(err, NoPolicies);
+    assert_eq!(err, LimiterConfigError::NoPolicies);
     assert!(err.to_string().contains("at least one Policy"), "{err}");
     let quota = Quota::per_hour(NonZeroU32::new(10).unwrap());
     let limiter = RateLimiter::try_new(vec![Policy::per_client_ip("per-ip", quota)]).unwrap();

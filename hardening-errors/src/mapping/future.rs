@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::response::Parts;
 use http::{HeaderName, Response, StatusCode};
@@ -13,6 +13,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 
 use super::{CaughtPanic, ProblemBody};
+use crate::collect::{CollectCapped, collect_capped};
 use crate::error::{InternalReport, with_generic_detail};
 use crate::security_event::report_unreported;
 use crate::{PROBLEM_JSON, Problem, RequestId, rejection};
@@ -23,11 +24,6 @@ const MAX_REJECTION_TEXT: usize = 4096;
 /// Someone else's problem bodies longer than this are not read; a problem of the same
 /// status, with a generic detail, replaces them.
 const MAX_FOREIGN_PROBLEM: usize = 16 * 1024;
-
-/// Bodies read for a problem that take more frames than this are not read either, however
-/// few bytes they hold: a body of empty frames (or trailers) without end would keep the
-/// read going forever.
-const MAX_FRAMES: usize = 1024;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -59,12 +55,11 @@ pin_project! {
         // Waiting for the inner service.
         Calling { #[pin] future: F },
         // Reading a short body: a plain-text rejection to describe, or someone else's
-        // problem to stamp the request id into. `frames` counts those read so far.
+        // problem to stamp the request id into. At most `MAX_EMPTY_FRAMES` frames without
+        // bytes are read (a body of them without end would keep the read going forever).
         Reading {
             parts: Option<Parts>,
-            #[pin] body: B,
-            text: BytesMut,
-            frames: usize,
+            #[pin] read: CollectCapped<B>,
             purpose: Reading,
         },
         // Answered already (a panic in `call`).
@@ -172,9 +167,7 @@ where
                     if let Some(purpose) = wants_reading(&parts, &body) {
                         this.state.set(State::Reading {
                             parts: Some(parts),
-                            body,
-                            text: BytesMut::new(),
-                            frames: 0,
+                            read: collect_capped(body, purpose.limit()),
                             purpose,
                         });
                         continue;
@@ -184,57 +177,30 @@ where
                 }
                 StateProj::Reading {
                     parts,
-                    mut body,
-                    text,
-                    frames,
+                    read,
                     purpose,
                 } => {
-                    let limit = purpose.limit();
-                    let complete = loop {
-                        // The body is the inner service's: its panics are caught too.
-                        let frame = match catch_unwind(AssertUnwindSafe(|| {
-                            body.as_mut().poll_frame(cx)
-                        })) {
-                            Ok(Poll::Pending) => return Poll::Pending,
-                            Ok(Poll::Ready(frame)) => frame,
-                            Err(payload) => {
-                                this.state.set(State::Ready { response: None });
-                                return Poll::Ready(Ok(caught_panic_response(payload, request_id)));
-                            }
-                        };
-                        match frame {
-                            Some(Ok(frame)) => {
-                                if *frames == MAX_FRAMES {
-                                    break false;
-                                }
-                                *frames += 1;
-                                if let Some(data) = frame.data_ref() {
-                                    if text.len() + data.len() > limit {
-                                        break false;
-                                    }
-                                    text.extend_from_slice(data);
-                                }
-                            }
-                            Some(Err(_)) => break false,
-                            None => break true,
+                    // The body is the inner service's: its panics are caught too.
+                    let text = match catch_unwind(AssertUnwindSafe(|| read.poll(cx))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        // `None`: too long, too many empty frames, or failed.
+                        Ok(Poll::Ready(text)) => text.ok(),
+                        Err(payload) => {
+                            this.state.set(State::Ready { response: None });
+                            return Poll::Ready(Ok(caught_panic_response(payload, request_id)));
                         }
                     };
                     let parts = parts
                         .take()
                         .expect("Reading state holds its parts until it ends");
                     if let Reading::ForeignProblem = purpose {
-                        let response =
-                            foreign_problem(parts, complete.then_some(&text[..]), request_id);
+                        let response = foreign_problem(parts, text.as_deref(), request_id);
                         this.state.set(State::Ready { response: None });
                         return Poll::Ready(Ok(response));
                     }
-                    let detail = complete
-                        .then(|| {
-                            std::str::from_utf8(&text[..])
-                                .ok()
-                                .and_then(rejection::describe)
-                        })
-                        .flatten();
+                    let detail = text.as_deref().and_then(|text| {
+                        std::str::from_utf8(text).ok().and_then(rejection::describe)
+                    });
                     let problem = Problem::new(parts.status);
                     let problem = match detail {
                         Some(detail) => problem.with_detail(detail),
@@ -1036,7 +1002,7 @@ mod tests {
                         .unwrap_or_else(|_| panic!("{case}: still reading after {polled} frames"))
                         .unwrap();
                     assert!(
-                        polled <= super::MAX_FRAMES + 1,
+                        polled <= crate::MAX_EMPTY_FRAMES + 1,
                         "{case}: {polled} frames read"
                     );
                     let (parts, body) = res.into_parts();

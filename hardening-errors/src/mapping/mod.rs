@@ -58,9 +58,9 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 /// upstream or another library) is passed on with its members as written (same order, same
 /// number and string text), with this request's id as its `request_id` member and the
 /// response's status as `status`; one that is not a JSON object, or over 16 KiB or 1024
-/// frames, is replaced. Its body is read before the response head goes out, and this layer
-/// sets that read no deadline: put a timeout layer outside it (`Hardening` runs it under its
-/// request timeout).
+/// frames without bytes, is replaced. Its body is read before the response head goes out,
+/// and this layer sets that read no deadline: put a timeout layer outside it (`Hardening`
+/// runs it under its request timeout).
 ///
 /// Problem bodies come with `cache-control: no-store`; a 4xx/5xx response's own
 /// `content-*` headers are dropped (but a 416's `Content-Range: bytes */<length>`), as are
