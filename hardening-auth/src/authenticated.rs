@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tower::{Layer, Service};
 
-use crate::{Denylist, DenylistError, JwtError, JwtVerifier, Principal};
+use crate::{Denylist, DenylistError, JwtError, JwtVerifier, Principal, TokenRef};
 
 /// The tracing target of authentication failures (their reasons are logged, never sent).
 pub const AUTH_TARGET: &str = "hardening::auth";
@@ -102,7 +102,7 @@ impl AuthLayer {
         }
     }
 
-    /// Refuses tokens whose `jti` is on this denylist. It is asked here, before the request
+    /// Refuses tokens this denylist revoked. It is asked here, before the request
     /// goes on, about every verified token that has a `jti` (also on routes that do not ask
     /// for [`Authenticated`]), so a revoked token's principal never enters the extensions;
     /// [`Authenticated`] refuses such a token (401), and a store failure answers 503, never
@@ -192,12 +192,19 @@ impl AuthLayer {
                         source,
                     };
                     // The verifier refuses a `jti` that is not a string (RFC 7519 §4.1.7).
-                    let jti = verified.claims.get("jti").and_then(Value::as_str);
-                    return match (&self.denylist, jti) {
-                        (Some(denylist), Some(jti)) => {
-                            let (denylist, jti) = (Arc::clone(denylist), jti.to_owned());
+                    let jti = verified.claims.get("jti").is_some_and(Value::is_string);
+                    return match &self.denylist {
+                        Some(denylist) if jti => {
+                            let denylist = Arc::clone(denylist);
+                            let claims = Arc::clone(&verified.claims);
                             Authentication::Check(
-                                Box::pin(async move { denylist.is_revoked(&jti).await }),
+                                Box::pin(async move {
+                                    // A verified token's `sub` is a string: never `None`,
+                                    // which would fail closed.
+                                    let token = TokenRef::from_claims(&claims)
+                                        .ok_or("verified token without a string sub")?;
+                                    denylist.is_revoked(token).await
+                                }),
                                 verified,
                             )
                         }
@@ -801,12 +808,12 @@ mod tests {
     struct DownStore;
 
     impl Denylist for DownStore {
-        fn is_revoked<'a>(&'a self, _jti: &'a str) -> crate::DenylistFuture<'a, bool> {
+        fn is_revoked<'a>(&'a self, _: TokenRef<'a>) -> crate::DenylistFuture<'a, bool> {
             Box::pin(async { Err("connection refused".into()) })
         }
         fn revoke<'a>(
             &'a self,
-            _jti: &'a str,
+            _: TokenRef<'a>,
             _until: std::time::SystemTime,
         ) -> crate::DenylistFuture<'a, ()> {
             Box::pin(async { Err("connection refused".into()) })
@@ -823,7 +830,9 @@ mod tests {
 
         let list = Arc::new(crate::MemoryDenylist::new(10));
         let until = std::time::SystemTime::now() + std::time::Duration::from_secs(600);
-        list.revoke("revoked", until).await.unwrap();
+        list.revoke(TokenRef::new("revoked", "user-1", None), until)
+            .await
+            .unwrap();
         let app = |denylist: Arc<dyn Denylist>| {
             Router::new()
                 .route(
@@ -898,6 +907,43 @@ mod tests {
         );
         let (status, id, _) = call(Arc::new(DownStore), "/me", "live").await;
         assert_eq!((status, id), (StatusCode::SERVICE_UNAVAILABLE, None));
+    }
+
+    /// The layer asks the denylist with the token's `sub` and `iat` too: a revocation
+    /// merged into its subject's entry (found by `sub`, not by `jti`) still refuses the
+    /// token, and a token of that subject issued later passes.
+    #[tokio::test]
+    async fn a_token_revoked_through_its_subject_is_refused() {
+        let list = Arc::new(crate::MemoryDenylist::new(10).per_subject(1));
+        let now = std::time::SystemTime::now();
+        let unix = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let until = now + std::time::Duration::from_secs(600);
+        let at = |secs: u64| Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        for (jti, iat) in [("first", unix - 60), ("second", unix - 30)] {
+            list.revoke(TokenRef::new(jti, "user-1", at(iat)), until)
+                .await
+                .unwrap();
+        }
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|user: Authenticated| async move { user.principal.subject }),
+            )
+            .layer(AuthLayer::new(verifier()).denylist(list));
+        let status = |jti: &'static str, iat: u64| {
+            let app = app.clone();
+            async move {
+                let token = token(json!({ "sub": "user-1", "jti": jti, "iat": iat }));
+                let req = Request::get("/me")
+                    .header(AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap();
+                app.oneshot(req).await.unwrap().status()
+            }
+        };
+        assert_eq!(status("first", unix - 60).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status("second", unix - 30).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status("later", unix).await, StatusCode::OK);
     }
 
     /// With `require_jti`, a token without `jti` (which no denylist could revoke) is a 401

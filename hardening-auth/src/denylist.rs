@@ -1,33 +1,39 @@
-//! Token revocation: a `jti` denylist consulted after the signature checks out.
+//! Token revocation: a denylist consulted after the signature checks out.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
 
 /// How long past a token's `exp` its revocation is kept: the largest leeway a
 /// [`JwtVerifier`](crate::JwtVerifier) may allow, so a revoked token is not accepted again
 /// in the leeway window after `exp`.
 pub const REVOCATION_GRACE: Duration = Duration::from_secs(300);
 
+/// How many revocations of one subject a [`MemoryDenylist`] keeps one by one by default.
+const PER_SUBJECT: usize = 8;
+
 /// An error from a denylist store (a Redis outage, say). Requests fail closed: 503.
 pub type DenylistError = Box<dyn std::error::Error + Send + Sync>;
 
 /// [`MemoryDenylist::revoke`](Denylist::revoke)'s error when `capacity` revocations are in
-/// force: the revocation did not take. Found in a [`DenylistError`] with `downcast_ref`, so
-/// a caller can tell it from a store outage (and alert on it).
+/// force, each the only one of its subject (so none can be merged to make room): the
+/// revocation did not take. Found in a [`DenylistError`] with `downcast_ref`, so a caller
+/// can tell it from a store outage (and alert on it).
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use hardening_auth::{Denylist, DenylistFull, MemoryDenylist};
+/// use hardening_auth::{Denylist, DenylistFull, MemoryDenylist, TokenRef};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let list = MemoryDenylist::new(1);
 /// let exp = SystemTime::now() + Duration::from_secs(900);
-/// list.revoke("token-1", exp).await.unwrap();
-/// let err = list.revoke("token-2", exp).await.unwrap_err();
+/// list.revoke(TokenRef::new("token-1", "user-1", None), exp).await.unwrap();
+/// let err = list.revoke(TokenRef::new("token-2", "user-2", None), exp).await.unwrap_err();
 /// assert_eq!(err.downcast_ref::<DenylistFull>().map(|e| e.capacity), Some(1));
 /// # });
 /// ```
@@ -43,111 +49,414 @@ pub struct DenylistFull {
 pub type DenylistFuture<'a, T> =
     Pin<Box<dyn Future<Output = Result<T, DenylistError>> + Send + 'a>>;
 
-/// Where revoked token ids (`jti`) are kept until the tokens would have expired anyway.
-pub trait Denylist: Send + Sync + fmt::Debug + 'static {
-    /// Whether this token id has been revoked.
-    fn is_revoked<'a>(&'a self, jti: &'a str) -> DenylistFuture<'a, bool>;
-    /// Revokes this token id until `expires_at` (its `exp`; after that it is refused anyway).
-    /// Stores keep the id [`REVOCATION_GRACE`] longer, to cover the verifier's leeway.
-    fn revoke<'a>(&'a self, jti: &'a str, expires_at: SystemTime) -> DenylistFuture<'a, ()>;
+/// A verified token as a denylist sees it: its `jti` (the key), `sub` and `iat`.
+///
+/// ```
+/// use hardening_auth::TokenRef;
+///
+/// let claims = serde_json::json!({ "jti": "t-1", "sub": "user-1", "iat": 1_800_000_000 });
+/// let token = TokenRef::from_claims(claims.as_object().unwrap()).unwrap();
+/// assert_eq!((token.jti, token.subject), ("t-1", "user-1"));
+/// assert!(token.issued_at.is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRef<'a> {
+    /// The `jti` claim.
+    pub jti: &'a str,
+    /// The `sub` claim.
+    pub subject: &'a str,
+    /// The `iat` claim; `None` when the token has none (or one out of the clock's range).
+    pub issued_at: Option<SystemTime>,
 }
 
-/// An in-memory denylist for one process: entries are kept until `exp` +
-/// [`REVOCATION_GRACE`], and expired ones are dropped to make room. At most `capacity` ids
-/// are kept, and a revocation still in force is never dropped for a new one (that would let
-/// a revoked token back in): when `capacity` revocations are in force, [`revoke`] fails
-/// with [`DenylistFull`] (the caller answers with an error, so a logout is known not to have
-/// taken) and an error event says to raise the capacity. For several instances,
-/// or more revocations than one process should hold, use `RedisDenylist` (feature `redis`).
+impl<'a> TokenRef<'a> {
+    /// A token with this `jti`, `sub` and `iat`.
+    pub fn new(jti: &'a str, subject: &'a str, issued_at: Option<SystemTime>) -> Self {
+        Self {
+            jti,
+            subject,
+            issued_at,
+        }
+    }
+
+    /// From a verified token's claims; `None` unless `jti` and `sub` are strings.
+    pub fn from_claims(claims: &'a Map<String, Value>) -> Option<Self> {
+        Some(Self {
+            jti: claims.get("jti")?.as_str()?,
+            subject: claims.get("sub")?.as_str()?,
+            issued_at: claims
+                .get("iat")
+                .and_then(Value::as_f64)
+                .and_then(unix_time),
+        })
+    }
+}
+
+/// Unix seconds (fractional or negative too) as a time; `None` out of the clock's range.
+fn unix_time(secs: f64) -> Option<SystemTime> {
+    let magnitude = Duration::try_from_secs_f64(secs.abs()).ok()?;
+    if secs >= 0.0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    }
+}
+
+/// Where revoked tokens are kept until they would have expired anyway.
+///
+/// A store may refuse more than it was told to (a [`MemoryDenylist`] merges one subject's
+/// revocations), never less: a revoked token is never accepted again before `expires_at`.
+pub trait Denylist: Send + Sync + fmt::Debug + 'static {
+    /// Whether this token has been revoked.
+    fn is_revoked<'a>(&'a self, token: TokenRef<'a>) -> DenylistFuture<'a, bool>;
+    /// Revokes this token until `expires_at` (its `exp`; after that it is refused anyway).
+    /// Stores keep it [`REVOCATION_GRACE`] longer, to cover the verifier's leeway.
+    fn revoke<'a>(&'a self, token: TokenRef<'a>, expires_at: SystemTime) -> DenylistFuture<'a, ()>;
+}
+
+/// An in-memory denylist for one process. Revocations are kept until `exp` +
+/// [`REVOCATION_GRACE`]; at most `capacity` are kept, and one still in force is never
+/// dropped (that would let a revoked token back in).
+///
+/// **One subject cannot fill it.** Each subject (`sub`) has at most
+/// [`per_subject`](Self::per_subject) revocations listed one by one (default 8). Past that,
+/// they collapse into one entry: every token of that subject issued (`iat`) at or before
+/// the latest of them is refused until the last of them would have expired (a token without
+/// `iat` is then refused too). That refuses more, never less: the subject's other sessions
+/// issued by then end as well, while tokens issued later still work. When the list is
+/// full, the subject with the most listed revocations is collapsed the same way to make
+/// room. Only when `capacity` revocations of as many different subjects are in force does
+/// [`revoke`] fail, with [`DenylistFull`] (the caller answers with an error, so a logout is
+/// known not to have taken) and an error event that says to raise the capacity.
+///
+/// A check costs one lookup by `jti` and, if that finds nothing, one by `sub`. For several
+/// instances, use `RedisDenylist` (feature `redis`).
 ///
 /// [`revoke`]: Denylist::revoke
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use hardening_auth::{Denylist, MemoryDenylist};
+/// use hardening_auth::{Denylist, MemoryDenylist, TokenRef};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let list = MemoryDenylist::new(10_000);
-/// list.revoke("token-1", SystemTime::now() + Duration::from_secs(900)).await.unwrap();
-/// assert!(list.is_revoked("token-1").await.unwrap());
-/// assert!(!list.is_revoked("token-2").await.unwrap());
+/// let token = TokenRef::new("token-1", "user-1", Some(SystemTime::now()));
+/// list.revoke(token, SystemTime::now() + Duration::from_secs(900)).await.unwrap();
+/// assert!(list.is_revoked(token).await.unwrap());
+/// let other = TokenRef::new("token-2", "user-1", Some(SystemTime::now()));
+/// assert!(!list.is_revoked(other).await.unwrap());
 /// # });
 /// ```
-#[derive(Debug)]
 pub struct MemoryDenylist {
-    ids: Mutex<Revoked>,
+    state: Mutex<Revoked>,
     capacity: usize,
+    per_subject: usize,
 }
 
-/// The revoked ids, each with the time its revocation ends.
+impl fmt::Debug for MemoryDenylist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let used = self.state.try_lock().map(|s| s.used()).ok();
+        f.debug_struct("MemoryDenylist")
+            .field("capacity", &self.capacity)
+            .field("per_subject", &self.per_subject)
+            .field("used", &used)
+            .finish()
+    }
+}
+
+/// One revoked `jti`: its token's `iat` and when its revocation ends.
+#[derive(Debug, Clone, Copy)]
+struct Listed {
+    issued_at: Option<SystemTime>,
+    until: SystemTime,
+}
+
+/// One subject's revocations merged: its tokens issued at or before `issued_by` (every one
+/// when `None`: a merged token had no `iat`) are revoked until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Collapsed {
+    issued_by: Option<SystemTime>,
+    until: SystemTime,
+}
+
+impl Collapsed {
+    fn covers(&self, issued_at: Option<SystemTime>) -> bool {
+        match (self.issued_by, issued_at) {
+            (Some(by), Some(at)) => at <= by,
+            // No `iat` on either side: the token may have been issued before the latest.
+            _ => true,
+        }
+    }
+
+    /// Both revocations in one: the later issue time, the later end.
+    fn merge(self, other: Self) -> Self {
+        Self {
+            issued_by: self.issued_by.zip(other.issued_by).map(|(a, b)| a.max(b)),
+            until: self.until.max(other.until),
+        }
+    }
+}
+
+/// The revocations. `ids` and `collapsed` count against the capacity; `by_subject` indexes
+/// `ids` (at most `per_subject` per subject).
 #[derive(Debug, Default)]
 struct Revoked {
-    until: HashMap<String, SystemTime>,
-    /// When the first revocation ends: before then, none can be dropped (so a full list
-    /// refuses a new one without looking through it).
+    ids: HashMap<Arc<str>, Listed>,
+    by_subject: HashMap<Arc<str>, Vec<Arc<str>>>,
+    collapsed: HashMap<Arc<str>, Collapsed>,
+    /// No revocation ends before this: before then, none can be dropped (so a full list
+    /// does not look through itself in vain).
     soonest_end: Option<SystemTime>,
 }
 
 impl Revoked {
+    fn used(&self) -> usize {
+        self.ids.len() + self.collapsed.len()
+    }
+
+    fn listed(&self, subject: &str) -> usize {
+        self.by_subject.get(subject).map_or(0, Vec::len)
+    }
+
+    /// The subject's merged revocation, if one is in force.
+    fn collapsed_in_force(&self, subject: &str, now: SystemTime) -> Option<Collapsed> {
+        self.collapsed
+            .get(subject)
+            .copied()
+            .filter(|c| c.until > now)
+    }
+
+    fn is_revoked(&self, token: TokenRef<'_>, now: SystemTime) -> bool {
+        self.ids.get(token.jti).is_some_and(|l| l.until > now)
+            || self
+                .collapsed_in_force(token.subject, now)
+                .is_some_and(|c| c.covers(token.issued_at))
+    }
+
+    /// Revokes `token` until `end`; see [`MemoryDenylist`] for what happens when the subject
+    /// or the list is full.
+    fn revoke(
+        &mut self,
+        token: TokenRef<'_>,
+        end: SystemTime,
+        now: SystemTime,
+        capacity: usize,
+        per_subject: usize,
+    ) -> Result<(), DenylistFull> {
+        if end <= now {
+            return Ok(()); // Past exp and any leeway: the verifier refuses it anyway.
+        }
+        if let Some(listed) = self.ids.get_mut(token.jti) {
+            listed.until = listed.until.max(end);
+            return Ok(());
+        }
+        let this = Collapsed {
+            issued_by: token.issued_at,
+            until: end,
+        };
+        if let Some(merged) = self.collapsed.get_mut(token.subject)
+            && merged.until > now
+            && merged.covers(token.issued_at)
+        {
+            merged.until = merged.until.max(end);
+            return Ok(());
+        }
+        if self.listed(token.subject) >= per_subject {
+            self.drop_ended_of(token.subject, now);
+            if self.listed(token.subject) >= per_subject {
+                self.collapse(token.subject, Some(this), now);
+                return Ok(());
+            }
+        }
+        if self.used() >= capacity {
+            self.drop_ended(now);
+        }
+        if self.used() >= capacity {
+            match self.to_collapse(token.subject, now) {
+                None => return Err(DenylistFull { capacity }),
+                Some(None) => {
+                    self.collapse(token.subject, Some(this), now);
+                    return Ok(());
+                }
+                Some(Some(other)) => self.collapse(&other, None, now),
+            }
+        }
+        let jti: Arc<str> = Arc::from(token.jti);
+        match self.by_subject.get_mut(token.subject) {
+            Some(jtis) => jtis.push(jti.clone()),
+            None => {
+                self.by_subject
+                    .insert(Arc::from(token.subject), vec![jti.clone()]);
+            }
+        }
+        self.ids.insert(
+            jti,
+            Listed {
+                issued_at: token.issued_at,
+                until: end,
+            },
+        );
+        self.ends_by(end);
+        Ok(())
+    }
+
+    fn ends_by(&mut self, end: SystemTime) {
+        self.soonest_end = Some(self.soonest_end.map_or(end, |s| s.min(end)));
+    }
+
+    /// In a full list, whose revocations to merge to make room: `Some(None)` for `subject`'s
+    /// own together with the new one, `Some(Some(other))` for another subject's, `None`
+    /// when no merge frees room. The subject merging the most wins (`subject` on a tie).
+    fn to_collapse(&self, subject: &str, now: SystemTime) -> Option<Option<Arc<str>>> {
+        let has_merged = |s: &str| usize::from(self.collapsed_in_force(s, now).is_some());
+        // Merging its own with the new one frees what its entries take beyond one.
+        let own = self.listed(subject) + has_merged(subject);
+        let other = self
+            .by_subject
+            .iter()
+            .filter(|(s, _)| s.as_ref() != subject)
+            .map(|(s, jtis)| (s, (jtis.len() + has_merged(s)).saturating_sub(1)))
+            .max_by_key(|(_, frees)| *frees);
+        match other {
+            Some((other, frees)) if frees > own && frees > 0 => Some(Some(other.clone())),
+            _ if own > 0 => Some(None),
+            _ => None,
+        }
+    }
+
+    /// Merges `subject`'s listed revocations (and `extra`) into its one entry.
+    fn collapse(&mut self, subject: &str, extra: Option<Collapsed>, now: SystemTime) {
+        let (key, jtis) = self
+            .by_subject
+            .remove_entry(subject)
+            .unwrap_or_else(|| (Arc::from(subject), Vec::new()));
+        let mut merged = self.collapsed_in_force(subject, now);
+        let mut add = |c: Collapsed| merged = Some(merged.map_or(c, |m| m.merge(c)));
+        if let Some(extra) = extra {
+            add(extra);
+        }
+        for jti in &jtis {
+            if let Some(listed) = self.ids.remove(jti.as_ref())
+                && listed.until > now
+            {
+                add(Collapsed {
+                    issued_by: listed.issued_at,
+                    until: listed.until,
+                });
+            }
+        }
+        let Some(merged) = merged else {
+            self.collapsed.remove(subject);
+            return;
+        };
+        self.ends_by(merged.until);
+        match self.collapsed.get_mut(subject) {
+            Some(entry) => *entry = merged,
+            None => {
+                self.collapsed.insert(key, merged);
+            }
+        }
+        tracing::info!(
+            target: crate::AUTH_TARGET,
+            subject,
+            merged = jtis.len() + usize::from(extra.is_some()),
+            "token revocations merged: this subject's tokens issued up to its latest revoked \
+             one are refused until the last of them expires"
+        );
+    }
+
+    /// Drops `subject`'s listed revocations that have ended.
+    fn drop_ended_of(&mut self, subject: &str, now: SystemTime) {
+        let Some(jtis) = self.by_subject.get_mut(subject) else {
+            return;
+        };
+        let ids = &mut self.ids;
+        jtis.retain(|jti| {
+            let in_force = ids.get(jti.as_ref()).is_some_and(|l| l.until > now);
+            if !in_force {
+                ids.remove(jti.as_ref());
+            }
+            in_force
+        });
+        if jtis.is_empty() {
+            self.by_subject.remove(subject);
+        }
+    }
+
     /// Drops the revocations that have ended, if any has.
     fn drop_ended(&mut self, now: SystemTime) {
-        if self.soonest_end.is_some_and(|end| end <= now) {
-            self.until.retain(|_, until| *until > now);
-            self.soonest_end = self.until.values().min().copied();
+        if self.soonest_end.is_none_or(|end| end > now) {
+            return;
         }
+        self.ids.retain(|_, l| l.until > now);
+        let ids = &self.ids;
+        self.by_subject.retain(|_, jtis| {
+            jtis.retain(|jti| ids.contains_key(jti.as_ref()));
+            !jtis.is_empty()
+        });
+        self.collapsed.retain(|_, c| c.until > now);
+        self.soonest_end = self
+            .ids
+            .values()
+            .map(|l| l.until)
+            .chain(self.collapsed.values().map(|c| c.until))
+            .min();
     }
 }
 
 impl MemoryDenylist {
-    /// Keeps at most `capacity` revoked ids.
+    /// Keeps at most `capacity` revocations (at least 1).
     pub fn new(capacity: usize) -> Self {
         Self {
-            ids: Mutex::new(Revoked::default()),
+            state: Mutex::new(Revoked::default()),
             capacity: capacity.max(1),
+            per_subject: PER_SUBJECT,
         }
+    }
+
+    /// How many revocations of one subject are listed one by one before they are merged
+    /// (default 8, at least 1). Lower wastes less room on one subject; higher ends fewer of
+    /// its other sessions early.
+    #[must_use]
+    pub fn per_subject(mut self, limit: usize) -> Self {
+        self.per_subject = limit.max(1);
+        self
     }
 }
 
 impl Denylist for MemoryDenylist {
-    fn is_revoked<'a>(&'a self, jti: &'a str) -> DenylistFuture<'a, bool> {
+    fn is_revoked<'a>(&'a self, token: TokenRef<'a>) -> DenylistFuture<'a, bool> {
         Box::pin(async move {
-            let ids = self.ids.lock().map_err(|_| "denylist lock poisoned")?;
-            Ok(ids
-                .until
-                .get(jti)
-                .is_some_and(|until| *until > SystemTime::now()))
+            let state = self.state.lock().map_err(|_| "denylist lock poisoned")?;
+            Ok(state.is_revoked(token, SystemTime::now()))
         })
     }
 
-    fn revoke<'a>(&'a self, jti: &'a str, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
+    fn revoke<'a>(&'a self, token: TokenRef<'a>, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
         Box::pin(async move {
             // An `exp` so far off that the grace overflows the clock: kept until then anyway.
             let end = expires_at
                 .checked_add(REVOCATION_GRACE)
                 .unwrap_or(expires_at);
-            let mut ids = self.ids.lock().map_err(|_| "denylist lock poisoned")?;
-            if let Some(until) = ids.until.get_mut(jti) {
-                *until = (*until).max(end);
-                return Ok(());
-            }
-            if ids.until.len() >= self.capacity {
-                ids.drop_ended(SystemTime::now());
-            }
-            if ids.until.len() >= self.capacity {
+            let mut state = self.state.lock().map_err(|_| "denylist lock poisoned")?;
+            let revoked = state.revoke(
+                token,
+                end,
+                SystemTime::now(),
+                self.capacity,
+                self.per_subject,
+            );
+            revoked.map_err(|full| {
                 tracing::error!(
                     target: crate::AUTH_TARGET,
                     capacity = self.capacity,
                     "token revocation refused: the in-memory denylist is full of revocations \
-                     still in force; raise MemoryDenylist::new's capacity or use RedisDenylist"
+                     still in force, each of a different subject; raise MemoryDenylist::new's \
+                     capacity or use RedisDenylist"
                 );
-                return Err(DenylistFull {
-                    capacity: self.capacity,
-                }
-                .into());
-            }
-            ids.until.insert(jti.to_owned(), end);
-            ids.soonest_end = Some(ids.soonest_end.map_or(end, |s| s.min(end)));
-            Ok(())
+                full.into()
+            })
         })
     }
 }
@@ -156,23 +465,6 @@ impl Denylist for MemoryDenylist {
 mod tests {
     use super::*;
 
-    #[test]
-    fn revocations_outlive_exp_by_the_largest_leeway() {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let list = MemoryDenylist::new(10);
-                // exp a minute ago: a verifier with 5 minutes of leeway still accepts it.
-                let exp = SystemTime::now() - Duration::from_secs(60);
-                list.revoke("late", exp).await.unwrap();
-                assert!(list.is_revoked("late").await.unwrap());
-                let long_gone = SystemTime::now() - REVOCATION_GRACE - Duration::from_secs(1);
-                list.revoke("gone", long_gone).await.unwrap();
-                assert!(!list.is_revoked("gone").await.unwrap());
-            });
-    }
-
     fn block_on<F: Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -180,30 +472,52 @@ mod tests {
             .block_on(f)
     }
 
+    /// A token of `subject` issued `iat` seconds after the epoch.
+    fn tok<'a>(jti: &'a str, subject: &'a str, iat: u64) -> TokenRef<'a> {
+        TokenRef::new(jti, subject, Some(UNIX_EPOCH + Duration::from_secs(iat)))
+    }
+
+    #[test]
+    fn revocations_outlive_exp_by_the_largest_leeway() {
+        block_on(async {
+            let list = MemoryDenylist::new(10);
+            // exp a minute ago: a verifier with 5 minutes of leeway still accepts it.
+            let exp = SystemTime::now() - Duration::from_secs(60);
+            let late = TokenRef::new("late", "user-1", None);
+            list.revoke(late, exp).await.unwrap();
+            assert!(list.is_revoked(late).await.unwrap());
+            let long_gone = SystemTime::now() - REVOCATION_GRACE - Duration::from_secs(1);
+            let gone = TokenRef::new("gone", "user-2", None);
+            list.revoke(gone, long_gone).await.unwrap();
+            assert!(!list.is_revoked(gone).await.unwrap());
+        });
+    }
+
     #[test]
     fn a_full_list_refuses_a_new_revocation_instead_of_dropping_one_in_force() {
         block_on(async {
             let list = MemoryDenylist::new(2);
             let exp = SystemTime::now() + Duration::from_secs(900);
-            list.revoke("a", exp).await.unwrap();
-            list.revoke("b", exp + Duration::from_secs(60))
-                .await
-                .unwrap();
-            let err = list.revoke("c", exp).await.unwrap_err();
+            let (a, b) = (tok("a", "user-a", 1), tok("b", "user-b", 1));
+            list.revoke(a, exp).await.unwrap();
+            list.revoke(b, exp + Duration::from_secs(60)).await.unwrap();
+            // Each revocation in force is the only one of its subject: nothing to merge.
+            let c = tok("c", "user-c", 1);
+            let err = list.revoke(c, exp).await.unwrap_err();
             assert!(err.to_string().contains("capacity"), "{err}");
             assert_eq!(
                 err.downcast_ref::<DenylistFull>(),
                 Some(&DenylistFull { capacity: 2 })
             );
-            for id in ["a", "b"] {
-                assert!(list.is_revoked(id).await.unwrap(), "{id} must stay revoked");
+            for token in [a, b] {
+                assert!(list.is_revoked(token).await.unwrap(), "{token:?}");
             }
-            assert!(!list.is_revoked("c").await.unwrap());
+            assert!(!list.is_revoked(c).await.unwrap());
             // Revoking one already listed takes no room (and keeps the later end).
-            list.revoke("a", exp - Duration::from_secs(600))
+            list.revoke(a, exp - Duration::from_secs(600))
                 .await
                 .unwrap();
-            assert!(list.is_revoked("a").await.unwrap());
+            assert!(list.is_revoked(a).await.unwrap());
         });
     }
 
@@ -212,13 +526,24 @@ mod tests {
         block_on(async {
             let list = MemoryDenylist::new(2);
             let ended = SystemTime::now() - REVOCATION_GRACE - Duration::from_secs(1);
-            list.revoke("old", ended).await.unwrap();
-            let exp = SystemTime::now() + Duration::from_secs(900);
-            list.revoke("a", exp).await.unwrap();
-            list.revoke("b", exp).await.unwrap();
-            assert!(list.is_revoked("a").await.unwrap());
-            assert!(list.is_revoked("b").await.unwrap());
-            assert!(list.revoke("c", exp).await.is_err(), "both in force now");
+            let now = SystemTime::now();
+            // Stored directly: `revoke` does not store what has ended.
+            list.state.lock().unwrap().ids.insert(
+                "old".into(),
+                Listed {
+                    issued_at: None,
+                    until: ended,
+                },
+            );
+            list.state.lock().unwrap().ends_by(ended);
+            let exp = now + Duration::from_secs(900);
+            let (a, b) = (tok("a", "user-a", 1), tok("b", "user-b", 1));
+            list.revoke(a, exp).await.unwrap();
+            list.revoke(b, exp).await.unwrap();
+            assert!(list.is_revoked(a).await.unwrap());
+            assert!(list.is_revoked(b).await.unwrap());
+            let c = tok("c", "user-c", 1);
+            assert!(list.revoke(c, exp).await.is_err(), "both in force now");
         });
     }
 
@@ -231,8 +556,228 @@ mod tests {
                 .checked_add(Duration::from_secs(i64::MAX as u64))
                 .expect("a 64-bit clock holds i64::MAX seconds past the epoch");
             assert!(far.checked_add(REVOCATION_GRACE).is_none());
-            list.revoke("far", far).await.unwrap();
-            assert!(list.is_revoked("far").await.unwrap());
+            let token = TokenRef::new("far", "user-1", Some(far));
+            list.revoke(token, far).await.unwrap();
+            assert!(list.is_revoked(token).await.unwrap());
         });
+    }
+
+    /// One account logging in and out in a loop (the login throttle counts only failures)
+    /// filled the list: every later revocation, anyone's, failed with `DenylistFull` until
+    /// entries expired, so nobody could log out. Its revocations now merge past
+    /// `per_subject`: the loop takes a few entries, every token it revoked stays revoked,
+    /// and others can still log out.
+    #[test]
+    fn one_subject_logging_in_and_out_cannot_fill_the_list() {
+        block_on(async {
+            let list = MemoryDenylist::new(100);
+            let now = SystemTime::now();
+            let unix = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+            let exp = now + Duration::from_secs(900);
+            let jtis: Vec<String> = (0..1_000).map(|n| format!("loop-{n}")).collect();
+            // One login a second, each logged out at once.
+            let first = unix - 1_000;
+            for (n, jti) in jtis.iter().enumerate() {
+                let token = tok(jti, "mallory", first + n as u64);
+                list.revoke(token, exp)
+                    .await
+                    .unwrap_or_else(|e| panic!("{jti}: {e}"));
+            }
+            for (n, jti) in jtis.iter().enumerate() {
+                let token = tok(jti, "mallory", first + n as u64);
+                assert!(list.is_revoked(token).await.unwrap(), "{jti} valid again");
+            }
+            let used = list.state.lock().unwrap().used();
+            assert!(used <= PER_SUBJECT, "one subject takes {used} entries");
+            // A session it opens afterwards works.
+            let fresh = tok("fresh", "mallory", unix);
+            assert!(!list.is_revoked(fresh).await.unwrap());
+            // Others log out as before, and only their revoked token is refused.
+            let alice = tok("alice-1", "alice", first);
+            list.revoke(alice, exp).await.unwrap();
+            assert!(list.is_revoked(alice).await.unwrap());
+            assert!(
+                !list
+                    .is_revoked(tok("alice-2", "alice", first))
+                    .await
+                    .unwrap()
+            );
+        });
+    }
+
+    /// A subject's merged revocations refuse every token they stood for until the last of
+    /// them ends, and its tokens issued up to the latest of them (fail-safe: more, never
+    /// less), a token without `iat` too; not its later tokens, nor other subjects'.
+    #[test]
+    fn merged_revocations_refuse_more_never_less() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let secs = Duration::from_secs;
+        let mut list = Revoked::default();
+        let revoke = |list: &mut Revoked, token, end| list.revoke(token, end, now, 100, 2);
+        revoke(&mut list, tok("t1", "u", 1_000), now + secs(100)).unwrap();
+        revoke(&mut list, tok("t2", "u", 1_200), now + secs(50)).unwrap();
+        assert_eq!(list.ids.len(), 2);
+        // The third merges all three: iat up to 1 100 (the latest listed is 1 200).
+        revoke(&mut list, tok("t3", "u", 1_100), now + secs(10)).unwrap();
+        assert_eq!((list.ids.len(), list.collapsed.len()), (0, 1));
+        assert_eq!(
+            list.collapsed["u"],
+            Collapsed {
+                issued_by: Some(UNIX_EPOCH + secs(1_200)),
+                until: now + secs(100),
+            }
+        );
+        let at = |s| now + secs(s);
+        for (token, when, revoked) in [
+            (tok("t1", "u", 1_000), at(99), true),
+            (tok("t2", "u", 1_200), at(99), true),
+            (tok("t3", "u", 1_100), at(99), true),
+            // Never revoked, issued before the latest revoked one: refused too.
+            (tok("other", "u", 1_150), at(0), true),
+            (TokenRef::new("no-iat", "u", None), at(0), true),
+            // Issued later: works.
+            (tok("later", "u", 1_201), at(0), false),
+            // Another subject's tokens, of any age: work.
+            (tok("t1-of-v", "v", 1_000), at(0), false),
+            // Once the last revocation merged has ended, nothing is refused.
+            (tok("t1", "u", 1_000), at(100), false),
+        ] {
+            assert_eq!(
+                list.is_revoked(token, when),
+                revoked,
+                "{token:?} at {when:?}"
+            );
+        }
+        // A token it covers revoked again costs nothing and extends the end.
+        revoke(&mut list, tok("t4", "u", 1_150), now + secs(500)).unwrap();
+        assert_eq!(list.used(), 1);
+        assert!(list.is_revoked(tok("t1", "u", 1_000), at(499)));
+        // A later one is listed; past the limit again, it all merges into the same entry.
+        revoke(&mut list, tok("t5", "u", 2_000), now + secs(20)).unwrap();
+        revoke(&mut list, tok("t6", "u", 3_000), now + secs(20)).unwrap();
+        assert_eq!(list.used(), 3);
+        revoke(&mut list, tok("t7", "u", 2_500), now + secs(20)).unwrap();
+        assert_eq!(list.used(), 1);
+        assert_eq!(
+            list.collapsed["u"].issued_by,
+            Some(UNIX_EPOCH + secs(3_000))
+        );
+        // A merged token without `iat`: every token of the subject, until the end.
+        let mut list = Revoked::default();
+        revoke(&mut list, TokenRef::new("a", "w", None), now + secs(9)).unwrap();
+        revoke(&mut list, tok("b", "w", 1), now + secs(9)).unwrap();
+        revoke(&mut list, tok("c", "w", 2), now + secs(9)).unwrap();
+        assert_eq!(list.collapsed["w"].issued_by, None);
+        assert!(list.is_revoked(tok("new", "w", u64::MAX >> 30), at(8)));
+    }
+
+    /// A full list merges the revocations of the subject with the most to make room:
+    /// many accounts just under the per-subject limit cannot fill it either. It fails only
+    /// when every revocation in force is the only one of its subject.
+    #[test]
+    fn a_full_list_merges_the_subject_with_the_most_revocations() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let end = now + Duration::from_secs(900);
+        let mut list = Revoked::default();
+        let revoke = |list: &mut Revoked, jti: &str, subject: &str, iat| {
+            list.revoke(tok(jti, subject, iat), end, now, 10, 8)
+        };
+        for n in 0..7 {
+            revoke(&mut list, &format!("m-{n}"), "mallory", n).unwrap();
+        }
+        for (n, subject) in ["u1", "u2", "u3"].into_iter().enumerate() {
+            revoke(&mut list, subject, subject, n as u64).unwrap();
+        }
+        assert_eq!(list.used(), 10);
+        revoke(&mut list, "v", "victor", 5).unwrap();
+        assert_eq!(list.used(), 5, "mallory's 7 merged into 1, victor's listed");
+        assert!(list.collapsed.contains_key("mallory"));
+        for n in 0..7 {
+            assert!(list.is_revoked(tok(&format!("m-{n}"), "mallory", n), now));
+        }
+        for subject in ["u1", "u2", "u3", "victor"] {
+            assert!(!list.collapsed.contains_key(subject), "{subject} merged");
+        }
+        // The revoking subject's own merge, when it frees the most.
+        for n in 0..5 {
+            revoke(&mut list, &format!("u1-{n}"), "u1", 10 + n).unwrap();
+        }
+        assert_eq!(list.used(), 10);
+        revoke(&mut list, "u1-last", "u1", 20).unwrap();
+        assert!(list.collapsed.contains_key("u1"));
+        assert!(list.is_revoked(tok("u1-last", "u1", 20), now));
+        assert!(list.is_revoked(tok("u1", "u1", 0), now));
+        // Ten subjects, one revocation each: full.
+        let mut list = Revoked::default();
+        for n in 0..10 {
+            let subject = format!("s{n}");
+            list.revoke(tok(&subject, &subject, 1), end, now, 10, 8)
+                .unwrap();
+        }
+        assert_eq!(
+            list.revoke(tok("x", "s10", 1), end, now, 10, 8),
+            Err(DenylistFull { capacity: 10 })
+        );
+        // One of them revoking another token merges its own two into one entry.
+        list.revoke(tok("y", "s3", 2), end, now, 10, 8).unwrap();
+        assert_eq!(list.used(), 10);
+        assert!(list.is_revoked(tok("y", "s3", 2), now));
+        assert!(list.is_revoked(tok("s3", "s3", 1), now));
+    }
+
+    /// Revocations of a subject at its limit that have ended make room before anything
+    /// is merged (no session ends early for nothing).
+    #[test]
+    fn a_subject_at_its_limit_first_drops_its_ended_revocations() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let secs = Duration::from_secs;
+        let mut list = Revoked::default();
+        list.revoke(tok("a", "u", 1), now + secs(10), now, 100, 2)
+            .unwrap();
+        list.revoke(tok("b", "u", 2), now + secs(1_000), now, 100, 2)
+            .unwrap();
+        let later = now + secs(20);
+        list.revoke(tok("c", "u", 3), now + secs(1_000), later, 100, 2)
+            .unwrap();
+        assert!(list.collapsed.is_empty());
+        assert_eq!(list.ids.len(), 2);
+        assert!(!list.is_revoked(tok("a", "u", 1), later));
+        assert!(list.is_revoked(tok("b", "u", 2), later));
+        assert!(list.is_revoked(tok("c", "u", 3), later));
+    }
+
+    #[test]
+    fn token_refs_read_the_claims_verified_tokens_carry() {
+        let claims = |v: Value| v.as_object().unwrap().clone();
+        let c = claims(serde_json::json!({ "jti": "j", "sub": "s", "iat": 1.5 }));
+        let t = TokenRef::from_claims(&c).unwrap();
+        assert_eq!(
+            t,
+            TokenRef::new("j", "s", Some(UNIX_EPOCH + Duration::from_millis(1_500)))
+        );
+        let c = claims(serde_json::json!({ "jti": "j", "sub": "s", "iat": -2 }));
+        assert_eq!(
+            TokenRef::from_claims(&c).unwrap().issued_at,
+            UNIX_EPOCH.checked_sub(Duration::from_secs(2))
+        );
+        for odd in [
+            serde_json::json!(1e300),
+            serde_json::json!(-1e300),
+            serde_json::json!("1"),
+        ] {
+            let c = claims(serde_json::json!({ "jti": "j", "sub": "s", "iat": odd }));
+            assert_eq!(TokenRef::from_claims(&c).unwrap().issued_at, None, "{odd}");
+        }
+        for missing in [
+            serde_json::json!({ "sub": "s" }),
+            serde_json::json!({ "jti": "j" }),
+            serde_json::json!({ "jti": 1, "sub": "s" }),
+        ] {
+            assert_eq!(
+                TokenRef::from_claims(&claims(missing.clone())),
+                None,
+                "{missing}"
+            );
+        }
     }
 }

@@ -34,6 +34,12 @@ use crate::jwt::{RSA_MAX_BITS, RSA_MIN_BITS, VerifyKey};
 /// The tracing target of JWKS fetches and refreshes.
 const JWKS_TARGET: &str = "hardening::auth::jwks";
 
+/// [`JwksPolicy::max_key_age`]'s default: a day.
+const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest [`JwksPolicy::max_key_age`] taken: 30 days.
+const LONGEST_MAX_KEY_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// How a JWK Set is fetched and kept fresh.
 ///
 /// ```
@@ -42,10 +48,12 @@ const JWKS_TARGET: &str = "hardening::auth::jwks";
 ///
 /// let policy = JwksPolicy::new()
 ///     .min_refresh_interval(Duration::from_secs(60))
-///     .refresh_every(Duration::from_secs(600));
+///     .refresh_every(Duration::from_secs(600))
+///     .max_key_age(Duration::from_secs(6 * 3600));
 /// assert_eq!(policy, JwksPolicy::default()
 ///     .min_refresh_interval(Duration::from_secs(60))
-///     .refresh_every(Duration::from_secs(600)));
+///     .refresh_every(Duration::from_secs(600))
+///     .max_key_age(Duration::from_secs(6 * 3600)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
@@ -55,6 +63,8 @@ pub struct JwksPolicy {
     pub(crate) timeout: Duration,
     pub(crate) max_bytes: usize,
     pub(crate) plain_http: bool,
+    /// `None`: no bound ([`JwksPolicy::dangerous_keep_keys_while_fetches_fail`]).
+    pub(crate) max_key_age: Option<Duration>,
 }
 
 impl Default for JwksPolicy {
@@ -64,8 +74,8 @@ impl Default for JwksPolicy {
 }
 
 impl JwksPolicy {
-    /// At most one fetch per 30 s, a routine refresh every 5 minutes, a 5 s timeout and a
-    /// 1 MiB response limit.
+    /// At most one fetch per 30 s, a routine refresh every 5 minutes, a 5 s timeout, a
+    /// 1 MiB response limit, and keys unused once no fetch has succeeded for 24 hours.
     pub fn new() -> Self {
         Self {
             min_interval: Duration::from_secs(30),
@@ -73,6 +83,7 @@ impl JwksPolicy {
             timeout: Duration::from_secs(5),
             max_bytes: 1024 * 1024,
             plain_http: false,
+            max_key_age: Some(DEFAULT_MAX_KEY_AGE),
         }
     }
 
@@ -90,7 +101,8 @@ impl JwksPolicy {
     /// Also how long the cached keys outlive a set with no usable key (empty, or every key
     /// ignored): kept that long, in case the provider's answer was a glitch, then dropped, so
     /// a provider that withdrew every key is obeyed within about the same time as one that
-    /// withdrew a few. A failed fetch (unreachable, not 200, not a JWK Set) keeps them.
+    /// withdrew a few. A failed fetch (unreachable, not 200, not a JWK Set) keeps them, for
+    /// at most [`max_key_age`](Self::max_key_age).
     pub fn refresh_every(mut self, every: Duration) -> Self {
         self.refresh_every = every;
         self
@@ -114,6 +126,31 @@ impl JwksPolicy {
     /// warning at start-up.
     pub fn dangerous_allow_plain_http(mut self) -> Self {
         self.plain_http = true;
+        self
+    }
+
+    /// How long the cached keys may be used after the last successful fetch (default 24
+    /// hours). While fetches fail (unreachable, not 200, not a JWK Set), the keys keep
+    /// verifying until then; after that, tokens signed with them are refused as with an
+    /// unknown key (401) and an error is logged, until a fetch succeeds. Without a bound,
+    /// whoever can block the fetch keeps a key the provider withdrew in use.
+    ///
+    /// The default rides out most of a day of outage of the provider (or of the way to it)
+    /// with no token refused, and keeps a withdrawn key no longer than that. It must be
+    /// longer than [`refresh_every`](Self::refresh_every) plus the
+    /// [`timeout`](Self::timeout) (else keys expire before the routine refresh replaces
+    /// them), and at most 30 days; start-up checks both. Longer than 24 hours is logged as
+    /// a loosening.
+    pub fn max_key_age(mut self, age: Duration) -> Self {
+        self.max_key_age = Some(age);
+        self
+    }
+
+    /// **Loosens**: keeps the cached keys for as long as fetches fail, with no
+    /// [`max_key_age`](Self::max_key_age): whoever can block the fetch keeps a key the
+    /// provider withdrew in use for good. Logs a warning at start-up.
+    pub fn dangerous_keep_keys_while_fetches_fail(mut self) -> Self {
+        self.max_key_age = None;
         self
     }
 }
@@ -572,7 +609,7 @@ impl Drop for Jwks {
 
 impl fmt::Debug for Jwks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut kids: Vec<String> = self.shared.current().keys().cloned().collect();
+        let mut kids: Vec<String> = self.shared.current().map.keys().cloned().collect();
         kids.sort();
         f.debug_struct("Jwks")
             .field("url", &self.shared.label)
@@ -587,11 +624,23 @@ struct Shared {
     fetcher: Arc<dyn JwksFetcher>,
     policy: JwksPolicy,
     static_kids: HashSet<String>,
-    keys: RwLock<Arc<KeyMap>>,
+    keys: RwLock<Arc<Cached>>,
     /// Held across the fetch, so fetches never overlap.
     fetches: Mutex<Fetches>,
     /// Wakes the refresh task (an unknown `kid` was seen).
     wake: Notify,
+}
+
+/// The keys in use, and until when they may be used (`None`: no bound).
+struct Cached {
+    map: KeyMap,
+    usable_until: Option<Instant>,
+}
+
+impl Cached {
+    fn expired(&self, now: Instant) -> bool {
+        self.usable_until.is_some_and(|until| now >= until)
+    }
 }
 
 /// The refresh task's record of fetches.
@@ -627,7 +676,7 @@ impl fmt::Display for RefreshError {
 }
 
 impl Shared {
-    fn current(&self) -> Arc<KeyMap> {
+    fn current(&self) -> Arc<Cached> {
         self.keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -674,29 +723,46 @@ impl Shared {
         // fresh instead of each fetching again in turn.
         let now = Instant::now();
         fetches.last = now;
+        let cached = self.current();
         let e = match fetched {
             Ok(map) => {
-                tracing::debug!(target: JWKS_TARGET, url = %self.label, keys = map.len(), "JWKS refreshed");
+                if cached.map.is_empty() {
+                    tracing::info!(target: JWKS_TARGET, url = %self.label, keys = map.len(), "JWKS refreshed; its keys verify tokens again");
+                } else {
+                    tracing::debug!(target: JWKS_TARGET, url = %self.label, keys = map.len(), "JWKS refreshed");
+                }
                 fetches.no_keys_since = None;
-                self.replace(map);
+                self.replace(map, now);
                 return Some(true);
             }
             Err(e) => e,
         };
+        if cached.expired(now) && !cached.map.is_empty() {
+            tracing::error!(
+                target: JWKS_TARGET, url = %self.label, error = %e,
+                max_key_age = ?self.policy.max_key_age,
+                "JWKS: no successful fetch for max_key_age; dropping the cached keys: tokens \
+                 signed with them are refused until a fetch succeeds"
+            );
+            self.replace(KeyMap::new(), now);
+            return Some(false);
+        }
         if matches!(e, RefreshError::Empty(_)) && fetches.no_keys_since.is_none() {
             fetches.no_keys_since = Some(now);
         }
-        let cached = self.current().len();
         let grace = self.policy.refresh_every;
         let left = fetches
             .no_keys_since
             .map(|since| grace.saturating_sub(now.duration_since(since)));
         match left {
-            None => {
-                tracing::warn!(target: JWKS_TARGET, url = %self.label, error = %e, "JWKS refresh failed; keeping the cached keys");
+            _ if cached.map.is_empty() => {
+                tracing::warn!(target: JWKS_TARGET, url = %self.label, error = %e, "JWKS refresh failed; no JWKS key is cached (they were dropped): tokens that need one are refused until a fetch succeeds");
             }
-            Some(_) if cached == 0 => {
-                tracing::warn!(target: JWKS_TARGET, url = %self.label, error = %e, "JWKS refresh failed; no JWKS key is cached (the provider's last set had no usable key)");
+            None => {
+                let usable_for = cached
+                    .usable_until
+                    .map(|until| until.saturating_duration_since(now));
+                tracing::warn!(target: JWKS_TARGET, url = %self.label, error = %e, usable_for = ?usable_for, "JWKS refresh failed; keeping the cached keys");
             }
             Some(left) if left.is_zero() => {
                 tracing::error!(
@@ -704,7 +770,7 @@ impl Shared {
                     "JWKS: the provider's set has had no usable key for refresh_every; dropping \
                      the cached keys: tokens signed with them are refused until it publishes one"
                 );
-                self.replace(KeyMap::new());
+                self.replace(KeyMap::new(), now);
             }
             Some(left) => {
                 tracing::warn!(
@@ -717,8 +783,15 @@ impl Shared {
         Some(false)
     }
 
-    fn replace(&self, map: KeyMap) {
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
+    /// Puts `map` in use, fetched at `fetched`.
+    fn replace(&self, map: KeyMap, fetched: Instant) {
+        let usable_until = self
+            .policy
+            .max_key_age
+            // Never past the clock's range with at most 30 days; were it, unusable at once.
+            .map(|age| fetched.checked_add(age).unwrap_or(fetched));
+        let cached = Cached { map, usable_until };
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(cached);
     }
 
     async fn until_due(&self) -> Duration {
@@ -819,6 +892,22 @@ impl Jwks {
                  at least the minimum interval",
             ));
         }
+        if let Some(age) = policy.max_key_age {
+            if age <= policy.refresh_every.saturating_add(policy.timeout) {
+                return Err(jwks_error(
+                    &label,
+                    "max_key_age must be longer than refresh_every plus the timeout, or the keys \
+                     expire before the routine refresh replaces them",
+                ));
+            }
+            if age > LONGEST_MAX_KEY_AGE {
+                return Err(jwks_error(
+                    &label,
+                    "max_key_age is at most 30 days; for no bound at all, \
+                     JwksPolicy::dangerous_keep_keys_while_fetches_fail()",
+                ));
+            }
+        }
         if refuses_plain_http(&scheme, host, &policy, fetcher.is_some()) {
             return Err(jwks_error(
                 &label,
@@ -852,13 +941,34 @@ impl Jwks {
                 "hardening loosened: JWKS fetched over plain http from a non-loopback host; anyone on the path can substitute keys"
             );
         }
+        match policy.max_key_age {
+            None => tracing::warn!(
+                target: "hardening",
+                setting = "JwksPolicy::dangerous_keep_keys_while_fetches_fail",
+                url = %label,
+                "hardening loosened: JWKS keys are used for as long as fetches fail; whoever \
+                 can block the fetch keeps a key the provider withdrew in use"
+            ),
+            Some(age) if age > DEFAULT_MAX_KEY_AGE => tracing::warn!(
+                target: "hardening",
+                setting = "JwksPolicy::max_key_age",
+                url = %label,
+                max_key_age = ?age,
+                "hardening loosened: JWKS keys are used longer than 24 hours after the last \
+                 successful fetch"
+            ),
+            Some(_) => {}
+        }
         let shared = Arc::new(Shared {
             url,
             label: label.clone(),
             fetcher,
             policy,
             static_kids,
-            keys: RwLock::new(Arc::new(KeyMap::new())),
+            keys: RwLock::new(Arc::new(Cached {
+                map: KeyMap::new(),
+                usable_until: None,
+            })),
             fetches: Mutex::new(Fetches {
                 last: Instant::now(),
                 no_keys_since: None,
@@ -881,14 +991,19 @@ impl Jwks {
         let mut kids: Vec<&String> = map.keys().collect();
         kids.sort();
         tracing::info!(target: JWKS_TARGET, url = %label, kids = ?kids, "JWKS loaded");
-        shared.replace(map);
+        shared.replace(map, Instant::now());
         let task = tokio::spawn(run(shared.clone()));
         Ok(Self { shared, task })
     }
 
-    /// The cached key for `kid`.
+    /// The cached key for `kid`; none once the keys are older than
+    /// [`JwksPolicy::max_key_age`] (checked here too, not only by the refresh task).
     pub(crate) fn get(&self, kid: &str) -> Option<Arc<VerifyKey>> {
-        self.shared.current().get(kid).cloned()
+        let cached = self.shared.current();
+        if cached.expired(Instant::now()) {
+            return None;
+        }
+        cached.map.get(kid).cloned()
     }
 
     /// Asks the refresh task for a fetch (done when the minimum interval allows).
@@ -1110,13 +1225,21 @@ mod tests {
         });
     }
 
-    /// A fetcher answering whatever it was last given.
+    /// A fetcher answering whatever it was last given: a body, or a failure.
     #[derive(Debug)]
-    struct Scripted(std::sync::Mutex<Vec<u8>>);
+    struct Scripted(std::sync::Mutex<Result<Vec<u8>, JwksFetchError>>);
 
     impl Scripted {
+        fn new(body: Vec<u8>) -> Self {
+            Self(std::sync::Mutex::new(Ok(body)))
+        }
+
         fn serve(&self, body: Vec<u8>) {
-            *self.0.lock().unwrap() = body;
+            *self.0.lock().unwrap() = Ok(body);
+        }
+
+        fn fail(&self, error: JwksFetchError) {
+            *self.0.lock().unwrap() = Err(error);
         }
     }
 
@@ -1126,8 +1249,8 @@ mod tests {
         }
 
         fn fetch<'a>(&'a self, _: &'a Uri, _: usize) -> JwksFetchFuture<'a> {
-            let body = self.0.lock().unwrap().clone();
-            Box::pin(async move { Ok(body) })
+            let answer = self.0.lock().unwrap().clone();
+            Box::pin(async move { answer })
         }
     }
 
@@ -1158,7 +1281,7 @@ mod tests {
         let usable = set(serde_json::json!([
             {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
         ]));
-        let fetcher = Arc::new(Scripted(std::sync::Mutex::new(usable.clone())));
+        let fetcher = Arc::new(Scripted::new(usable.clone()));
         let grace = Duration::from_millis(300);
         let policy = JwksPolicy::new()
             .min_refresh_interval(Duration::from_millis(5))
@@ -1213,6 +1336,183 @@ mod tests {
         }
         assert!(jwks.get("rsa").is_some());
         assert!(log.find(Level::ERROR, "").is_empty(), "{:?}", log.lines());
+    }
+
+    /// A failed fetch (unreachable, not 200, not JSON) kept the cached keys for as long as
+    /// it kept failing: whoever could block the fetch kept a withdrawn key in use for good.
+    /// Now they verify for `max_key_age` after the last successful fetch, then tokens
+    /// signed with them are refused (as with an unknown key) and an error is logged; a
+    /// successful fetch brings them back and restarts the clock.
+    #[tokio::test]
+    async fn keys_are_refused_once_no_fetch_has_succeeded_for_max_key_age() {
+        use tracing::Level;
+
+        let log = crate::test_log::Captured::default();
+        let _guard = tracing::subscriber::set_default(log.clone());
+        let usable = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
+        ]));
+        let fetcher = Arc::new(Scripted::new(usable.clone()));
+        let max_age = Duration::from_millis(800);
+        let policy = JwksPolicy::new()
+            .min_refresh_interval(Duration::from_millis(5))
+            .refresh_every(Duration::from_millis(50))
+            .timeout(Duration::from_millis(50))
+            .max_key_age(max_age);
+        let source = JwksSource {
+            url: "https://idp.example/jwks".into(),
+            policy,
+            fetcher: Some(fetcher.clone()),
+        };
+        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        assert!(jwks.get("rsa").is_some());
+
+        let failures = [
+            Err(JwksFetchError::Unreachable("connection refused".into())),
+            Err(JwksFetchError::Status(503)),
+            Ok(b"<html>maintenance</html>".to_vec()),
+        ];
+        for (round, failure) in failures.into_iter().enumerate() {
+            let last_fetch = Instant::now();
+            *fetcher.0.lock().unwrap() = failure;
+            // Failing for less than max_key_age: the keys still verify, no error logged.
+            while last_fetch.elapsed() < max_age / 4 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                jwks.refresh_if_due().await;
+                assert!(jwks.get("rsa").is_some(), "round {round}: dropped early");
+            }
+            assert!(
+                !log.find(Level::WARN, "keeping the cached keys").is_empty(),
+                "{:?}",
+                log.lines()
+            );
+            assert!(log.find(Level::ERROR, "").is_empty(), "{:?}", log.lines());
+            // Then refused, and said once as an error.
+            assert!(
+                refresh_until(&jwks, |j| j.get("rsa").is_none()).await,
+                "round {round}: kept past max_key_age"
+            );
+            assert!(
+                last_fetch.elapsed() >= max_age / 2,
+                "round {round}: dropped early"
+            );
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                jwks.refresh_if_due().await;
+            }
+            let dropped = log.find(Level::ERROR, "no successful fetch for max_key_age");
+            assert_eq!(dropped.len(), 1, "round {round}: {:?}", log.lines());
+            assert_eq!(dropped[0].target, JWKS_TARGET);
+            assert!(dropped[0].field("error").is_some(), "{:?}", dropped[0]);
+            assert!(jwks.get("rsa").is_none());
+
+            // A successful fetch: the keys verify again, for max_key_age from now.
+            fetcher.serve(usable.clone());
+            assert!(refresh_until(&jwks, |j| j.get("rsa").is_some()).await);
+            log.clear();
+        }
+
+        // With no fetch at all (the refresh task gone), verification refuses them on its
+        // own once they are older than max_key_age.
+        jwks.task.abort();
+        let fetched = Instant::now();
+        while fetched.elapsed() < max_age / 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert!(jwks.get("rsa").is_some());
+        }
+        tokio::time::sleep(max_age).await;
+        assert!(jwks.get("rsa").is_none());
+    }
+
+    /// `max_key_age` must outlive the routine refresh and be at most 30 days; longer than
+    /// the default, or no bound at all, is a loosening logged at start-up.
+    #[tokio::test]
+    async fn max_key_age_is_checked_and_loosening_it_is_logged() {
+        let log = crate::test_log::Captured::default();
+        let _guard = tracing::subscriber::set_default(log.clone());
+        let usable = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
+        ]));
+        let start = |policy: JwksPolicy| {
+            let source = JwksSource {
+                url: "https://idp.example/jwks".into(),
+                policy,
+                fetcher: Some(Arc::new(Scripted::new(usable.clone()))),
+            };
+            Jwks::start(source, HashSet::new())
+        };
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        let loosened = |log: &crate::test_log::Captured| {
+            log.find(Level::WARN, "hardening loosened")
+                .into_iter()
+                .filter(|l| l.target == "hardening")
+                .filter_map(|l| l.field("setting").map(str::to_owned))
+                .collect::<Vec<_>>()
+        };
+        use tracing::Level;
+
+        // Strict or default: nothing logged.
+        for policy in [JwksPolicy::new(), JwksPolicy::new().max_key_age(hours(1))] {
+            start(policy).await.unwrap();
+        }
+        assert_eq!(loosened(&log), Vec::<String>::new());
+
+        // Too short for the routine refresh, or past 30 days: start-up errors.
+        let short = JwksPolicy::new()
+            .refresh_every(Duration::from_secs(600))
+            .max_key_age(Duration::from_secs(605));
+        let err = start(short).await.unwrap_err().to_string();
+        assert!(
+            err.contains("longer than refresh_every plus the timeout"),
+            "{err}"
+        );
+        let long = JwksPolicy::new().max_key_age(hours(24 * 31));
+        let err = start(long).await.unwrap_err().to_string();
+        assert!(
+            err.contains("dangerous_keep_keys_while_fetches_fail"),
+            "{err}"
+        );
+
+        // Longer than a day, or unbounded: logged.
+        start(JwksPolicy::new().max_key_age(hours(48)))
+            .await
+            .unwrap();
+        start(JwksPolicy::new().dangerous_keep_keys_while_fetches_fail())
+            .await
+            .unwrap();
+        assert_eq!(
+            loosened(&log),
+            [
+                "JwksPolicy::max_key_age",
+                "JwksPolicy::dangerous_keep_keys_while_fetches_fail"
+            ]
+        );
+    }
+
+    /// With no bound, failed fetches keep the keys (the behaviour asked for by name).
+    #[tokio::test]
+    async fn without_a_bound_failed_fetches_keep_the_keys() {
+        let usable = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
+        ]));
+        let fetcher = Arc::new(Scripted::new(usable));
+        let policy = JwksPolicy::new()
+            .min_refresh_interval(Duration::from_millis(5))
+            .refresh_every(Duration::from_millis(20))
+            .dangerous_keep_keys_while_fetches_fail();
+        let source = JwksSource {
+            url: "https://idp.example/jwks".into(),
+            policy,
+            fetcher: Some(fetcher.clone()),
+        };
+        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        fetcher.fail(JwksFetchError::Status(500));
+        let failing = Instant::now();
+        while failing.elapsed() < Duration::from_millis(200) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            jwks.refresh_if_due().await;
+        }
+        assert!(jwks.get("rsa").is_some());
     }
 
     #[test]

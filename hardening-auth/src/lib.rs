@@ -5,7 +5,8 @@
 //!   bounded length, duplicate members refused), keys checked at start-up.
 //! - JWKS: [`JwtVerifierBuilder::jwks_url`] fetches the provider's JWK Set at start-up
 //!   ([`JwtVerifierBuilder::connect`]), caches it, refreshes it in the background and, on an
-//!   unknown `kid`, at most once per [`JwksPolicy`] interval; `oct` keys are refused and each
+//!   unknown `kid`, at most once per [`JwksPolicy`] interval; keys are refused once no fetch
+//!   has succeeded for [`JwksPolicy::max_key_age`]; `oct` keys are refused and each
 //!   key verifies only the algorithm its type decides. `https://` with feature `jwks-rustls`
 //!   or your own [`JwksFetcher`].
 //! - [`AuthLayer`] + [`Authenticated<C>`]: the token verified once per request (bearer or
@@ -28,7 +29,9 @@
 //!   created cannot be read, changed, listed or deleted by another.
 //!
 //! - [`Denylist`] / [`MemoryDenylist`] / `RedisDenylist` (feature `redis`): revoked `jti`s
-//!   refused, kept until `exp` + [`REVOCATION_GRACE`] (store failures fail closed: 503).
+//!   refused, kept until `exp` + [`REVOCATION_GRACE`] (store failures fail closed: 503);
+//!   in memory, one subject's revocations past a limit merge into one entry, so one
+//!   account cannot fill the list.
 //!
 //! Login throttling lives in `hardening-ratelimit` (`LoginThrottle`).
 
@@ -55,6 +58,7 @@ pub use authenticated::{
 pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
 pub use denylist::{
     Denylist, DenylistError, DenylistFull, DenylistFuture, MemoryDenylist, REVOCATION_GRACE,
+    TokenRef,
 };
 #[cfg(feature = "test-util")]
 pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::aio::ConnectionManager;
 
 use crate::denylist::REVOCATION_GRACE;
-use crate::{Denylist, DenylistError, DenylistFuture};
+use crate::{Denylist, DenylistError, DenylistFuture, TokenRef};
 
 /// 9999-12-31T23:59:59Z in milliseconds: a revocation ending later is kept with no expiry.
 const LATEST_EXPIRY_MS: u128 = 253_402_300_799_000;
@@ -123,6 +123,13 @@ impl RedisDenylistBuilder {
 /// Redis replicates asynchronously, and a revocation acknowledged just before a failover can
 /// be lost; run it with persistence (AOF) if revocations must survive a restart.
 ///
+/// **Capacity.** Keyed by `jti` alone, with no cap of its own: Redis's memory is the limit,
+/// and each revocation is one small key that expires with its token, so an account logging
+/// in and out in a loop costs memory in proportion to its logins, not a slot others need.
+/// Run Redis with `maxmemory-policy noeviction`: an evicting policy would drop revocations
+/// (a revoked token valid again), while `noeviction` makes a full Redis refuse them (the
+/// logout fails, loudly).
+///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
 /// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503
 /// and logs it; the token is never let through unchecked.
@@ -185,10 +192,10 @@ impl RedisDenylist {
 }
 
 impl Denylist for RedisDenylist {
-    fn is_revoked<'a>(&'a self, jti: &'a str) -> DenylistFuture<'a, bool> {
+    fn is_revoked<'a>(&'a self, token: TokenRef<'a>) -> DenylistFuture<'a, bool> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let key = self.key(jti);
+            let key = self.key(token.jti);
             let found: i64 = self
                 .bounded(
                     "check",
@@ -199,10 +206,10 @@ impl Denylist for RedisDenylist {
         })
     }
 
-    fn revoke<'a>(&'a self, jti: &'a str, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
+    fn revoke<'a>(&'a self, token: TokenRef<'a>, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
         Box::pin(async move {
             let mut set = redis::cmd("SET");
-            set.arg(self.key(jti)).arg(1);
+            set.arg(self.key(token.jti)).arg(1);
             match expiry(expires_at, SystemTime::now()) {
                 // Past exp and any leeway: the verifier refuses this token anyway.
                 Expiry::Ended => return Ok(()),

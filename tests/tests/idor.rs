@@ -188,7 +188,7 @@ async fn the_probe_catches_a_route_that_loads_by_id_alone() {
 
 #[tokio::test]
 async fn a_revoked_token_loads_nothing_through_owned_alone() {
-    use hardening_auth::{Denylist, MemoryDenylist};
+    use hardening_auth::{Denylist, MemoryDenylist, TokenRef};
     use tower::ServiceExt;
 
     let denylist = Arc::new(MemoryDenylist::new(100));
@@ -216,7 +216,7 @@ async fn a_revoked_token_loads_nothing_through_owned_alone() {
     assert_eq!(app.clone().oneshot(get_note()).await.unwrap().status(), 200);
     denylist
         .revoke(
-            "session-1",
+            TokenRef::new("session-1", "alice", None),
             SystemTime::now() + std::time::Duration::from_secs(600),
         )
         .await

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::routing::get;
 use hardening_auth::{
     AuthLayer, Authenticated, Denylist, JwtVerifier, REVOCATION_GRACE, RedisDenylist,
-    RedisDenylistError,
+    RedisDenylistError, TokenRef,
 };
 use hardening_tests::redis_server::RedisServer;
 use http::{Request, StatusCode};
@@ -37,6 +37,11 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// A token of `user-1` with this `jti` (Redis keys by `jti` alone).
+fn t(jti: &str) -> TokenRef<'_> {
+    TokenRef::new(jti, "user-1", None)
+}
+
 fn in_secs(secs: u64) -> SystemTime {
     SystemTime::now() + Duration::from_secs(secs)
 }
@@ -46,16 +51,16 @@ fn in_secs(secs: u64) -> SystemTime {
 async fn a_revocation_is_seen_by_every_instance() {
     let server = RedisServer::start();
     let (one, two) = (denylist(&server.url()).await, denylist(&server.url()).await);
-    assert!(!two.is_revoked("token-1").await.unwrap());
-    one.revoke("token-1", in_secs(600)).await.unwrap();
-    assert!(two.is_revoked("token-1").await.unwrap());
-    assert!(one.is_revoked("token-1").await.unwrap());
-    assert!(!two.is_revoked("token-2").await.unwrap());
+    assert!(!two.is_revoked(t("token-1")).await.unwrap());
+    one.revoke(t("token-1"), in_secs(600)).await.unwrap();
+    assert!(two.is_revoked(t("token-1")).await.unwrap());
+    assert!(one.is_revoked(t("token-1")).await.unwrap());
+    assert!(!two.is_revoked(t("token-2")).await.unwrap());
     // Odd ids are data, not syntax.
     let odd = "a b\r\n*1\r\n$4\r\nPING \u{1F600}";
-    one.revoke(odd, in_secs(600)).await.unwrap();
-    assert!(two.is_revoked(odd).await.unwrap());
-    assert!(!two.is_revoked("a b").await.unwrap());
+    one.revoke(t(odd), in_secs(600)).await.unwrap();
+    assert!(two.is_revoked(t(odd)).await.unwrap());
+    assert!(!two.is_revoked(t("a b")).await.unwrap());
 }
 
 #[tokio::test]
@@ -68,7 +73,7 @@ async fn entries_expire_with_the_token_plus_the_leeway_grace() {
         .await
         .unwrap();
     let exp = in_secs(60);
-    list.revoke("t", exp).await.unwrap();
+    list.revoke(t("t"), exp).await.unwrap();
     let mut conn = raw(&server.url()).await;
     // `PX`: the time left until exp + grace on our clock (Redis's may differ).
     let ttl: i64 = redis::cmd("PTTL")
@@ -86,13 +91,13 @@ async fn entries_expire_with_the_token_plus_the_leeway_grace() {
     );
 
     // exp already past, but within the grace: still recorded (the leeway could accept it).
-    list.revoke("late", SystemTime::now() - Duration::from_secs(30))
+    list.revoke(t("late"), SystemTime::now() - Duration::from_secs(30))
         .await
         .unwrap();
-    assert!(list.is_revoked("late").await.unwrap());
+    assert!(list.is_revoked(t("late")).await.unwrap());
     // Past exp and the grace: nothing to store.
     list.revoke(
-        "gone",
+        t("gone"),
         SystemTime::now() - REVOCATION_GRACE - Duration::from_secs(5),
     )
     .await
@@ -115,8 +120,8 @@ async fn entries_expire_with_the_token_plus_the_leeway_grace() {
                 .unwrap(),
         ),
     ] {
-        list.revoke(id, exp).await.unwrap();
-        assert!(list.is_revoked(id).await.unwrap(), "{id}");
+        list.revoke(t(id), exp).await.unwrap();
+        assert!(list.is_revoked(t(id)).await.unwrap(), "{id}");
         let ttl: i64 = redis::cmd("PTTL")
             .arg(format!("app1:revoked:{id}"))
             .query_async(&mut conn)
@@ -171,7 +176,7 @@ async fn revoked_tokens_are_refused_and_an_outage_fails_closed() {
         .layer(AuthLayer::new(verifier).denylist(list.clone()));
 
     let (kept, revoked) = (token("kept"), token("revoked"));
-    list.revoke("revoked", in_secs(600)).await.unwrap();
+    list.revoke(t("revoked"), in_secs(600)).await.unwrap();
     assert_eq!(status(&app, &kept).await, StatusCode::OK);
     assert_eq!(status(&app, &revoked).await, StatusCode::UNAUTHORIZED);
 
@@ -184,7 +189,7 @@ async fn revoked_tokens_are_refused_and_an_outage_fails_closed() {
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
-    assert!(list.revoke("x", in_secs(600)).await.is_err());
+    assert!(list.revoke(t("x"), in_secs(600)).await.is_err());
 
     // Back (empty: this test server has no persistence), the connection recovers.
     server.restart();
@@ -197,7 +202,7 @@ async fn revoked_tokens_are_refused_and_an_outage_fails_closed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(recovered, "the denylist never reconnected");
-    list.revoke("revoked", in_secs(600)).await.unwrap();
+    list.revoke(t("revoked"), in_secs(600)).await.unwrap();
     assert_eq!(status(&app, &revoked).await, StatusCode::UNAUTHORIZED);
 }
 

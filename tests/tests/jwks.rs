@@ -526,6 +526,92 @@ async fn configured_keys_and_jwks_work_together_behind_auth_layer() {
     assert!(matches!(err, KeyError::KeySet(_)), "{err:?}");
 }
 
+/// A provider that stops answering (here a 503) kept its last keys verifying for as long
+/// as it failed. After `max_key_age` without a successful fetch, tokens signed with them
+/// are refused with the 401 of an unknown key (configured keys still verify), and the
+/// provider answering again brings them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_keys_are_refused_after_max_key_age_without_a_successful_fetch() {
+    let a = rsa_a();
+    let idp = Idp::start(set(&[&a])).await;
+    let v = JwtVerifier::builder()
+        .hmac(Some("local"), Algorithm::HS256, SECRET)
+        .unwrap()
+        .jwks_url(
+            idp.url(),
+            JwksPolicy::new()
+                .min_refresh_interval(Duration::from_millis(50))
+                .refresh_every(Duration::from_millis(300))
+                .timeout(Duration::from_millis(300))
+                .max_key_age(Duration::from_millis(1_500)),
+        )
+        .connect()
+        .await
+        .unwrap();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("local".into());
+    let local = jsonwebtoken::encode(
+        &header,
+        &json!({ "sub": "service", "exp": now() + 600 }),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|user: Authenticated| async move { user.principal.subject }),
+        )
+        .layer(AuthLayer::new(v));
+    let call = |token: String| {
+        let app = app.clone();
+        async move {
+            app.oneshot(
+                Request::get("/me")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(call(a.token()).await.status(), StatusCode::OK);
+
+    idp.serve(StatusCode::SERVICE_UNAVAILABLE, Vec::new());
+    let failing = Instant::now();
+    let mut refused = None;
+    while failing.elapsed() < Duration::from_secs(10) {
+        let res = call(a.token()).await;
+        if res.status() != StatusCode::OK {
+            refused = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = refused.expect("the keys were kept for 10 s of failed fetches");
+    assert!(
+        failing.elapsed() >= Duration::from_millis(750),
+        "dropped early"
+    );
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    assert_eq!(call(local.clone()).await.status(), StatusCode::OK);
+
+    idp.serve(StatusCode::OK, set(&[&a]));
+    let mut back = false;
+    for _ in 0..250 {
+        if call(a.token()).await.status() == StatusCode::OK {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back, "a successful fetch did not bring the keys back");
+}
+
 /// A raw listener that answers every connection with `response` (then keeps it open).
 async fn raw_server(response: Vec<u8>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -429,12 +429,15 @@ fn weak_and_mismatched_pem_keys_fail_at_start_up() {
 struct DownStore;
 
 impl hardening_core::auth::Denylist for DownStore {
-    fn is_revoked<'a>(&'a self, _jti: &'a str) -> hardening_core::auth::DenylistFuture<'a, bool> {
+    fn is_revoked<'a>(
+        &'a self,
+        _: hardening_core::auth::TokenRef<'a>,
+    ) -> hardening_core::auth::DenylistFuture<'a, bool> {
         Box::pin(async { Err("connection refused".into()) })
     }
     fn revoke<'a>(
         &'a self,
-        _jti: &'a str,
+        _: hardening_core::auth::TokenRef<'a>,
         _until: SystemTime,
     ) -> hardening_core::auth::DenylistFuture<'a, ()> {
         Box::pin(async { Err("connection refused".into()) })
@@ -443,7 +446,7 @@ impl hardening_core::auth::Denylist for DownStore {
 
 #[tokio::test]
 async fn revoked_tokens_are_refused_and_a_down_store_fails_closed() {
-    use hardening_core::auth::{Denylist, MemoryDenylist};
+    use hardening_core::auth::{Denylist, MemoryDenylist, TokenRef};
     let list = Arc::new(MemoryDenylist::new(100));
     let verifier = || {
         JwtVerifier::builder()
@@ -476,9 +479,12 @@ async fn revoked_tokens_are_refused_and_a_down_store_fails_closed() {
         router.oneshot(req).await.unwrap().status().as_u16()
     };
     assert_eq!(status(app(list.clone()), token("a")).await, 200);
-    list.revoke("a", SystemTime::now() + std::time::Duration::from_secs(600))
-        .await
-        .unwrap();
+    list.revoke(
+        TokenRef::new("a", "u", None),
+        SystemTime::now() + std::time::Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
     assert_eq!(status(app(list.clone()), token("a")).await, 401);
     assert_eq!(status(app(list.clone()), token("b")).await, 200);
     assert_eq!(status(app(Arc::new(DownStore)), token("c")).await, 503);
@@ -488,10 +494,10 @@ async fn revoked_tokens_are_refused_and_a_down_store_fails_closed() {
 /// is revoked) used to pass verification and then skip the denylist, which looks up strings.
 #[tokio::test]
 async fn a_non_string_jti_does_not_skip_the_denylist() {
-    use hardening_core::auth::{Denylist, MemoryDenylist};
+    use hardening_core::auth::{Denylist, MemoryDenylist, TokenRef};
     let list = Arc::new(MemoryDenylist::new(10));
     list.revoke(
-        "42",
+        TokenRef::new("42", "u", None),
         SystemTime::now() + std::time::Duration::from_secs(600),
     )
     .await

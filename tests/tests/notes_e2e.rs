@@ -470,6 +470,60 @@ async fn logout_revokes_the_token_and_clears_the_cookie() {
     assert_problem(&send(app.addr, "GET", "/notes/1", &h, None).await, 401);
 }
 
+/// One account logging in and out in a loop filled the denylist (100 000 entries), after
+/// which nobody could log out. Past a few per user, its revocations now merge by `sub` and
+/// `iat`, which logout passes along: every token it logged out stays refused, its session
+/// opened after them works, and another user logs out as before.
+#[tokio::test]
+async fn many_logouts_of_one_account_all_stay_revoked() {
+    let app = start("2000").await;
+    let (token, _) = user(app.addr, "jo@example.com").await;
+    let sub = subject_of(&token);
+    let now = now();
+    let looped: Vec<String> = (0..20)
+        .map(|n| {
+            app.mint(serde_json::json!({
+                "sub": sub, "iat": now - 100 + n, "exp": now + 600, "jti": format!("loop-{n}"),
+            }))
+        })
+        .collect();
+    for (n, token) in looped.iter().enumerate() {
+        let auth = bearer(token);
+        let out = send(
+            app.addr,
+            "POST",
+            "/auth/logout",
+            &[("authorization", &auth)],
+            None,
+        )
+        .await;
+        assert_eq!(out.status, 204, "logout {n}: {}", out.body);
+    }
+    for (n, token) in looped.iter().enumerate() {
+        let auth = bearer(token);
+        let notes = send(app.addr, "GET", "/notes", &[("authorization", &auth)], None).await;
+        assert_eq!(notes.status, 401, "token {n} valid again after its logout");
+    }
+    let auth = bearer(&token);
+    let notes = send(app.addr, "GET", "/notes", &[("authorization", &auth)], None).await;
+    assert_eq!(
+        notes.status, 200,
+        "the session opened after them: {}",
+        notes.body
+    );
+
+    let (other, _) = user(app.addr, "kim@example.com").await;
+    let auth = bearer(&other);
+    let h = [("authorization", auth.as_str())];
+    assert_eq!(
+        send(app.addr, "POST", "/auth/logout", &h, None)
+            .await
+            .status,
+        204
+    );
+    assert_problem(&send(app.addr, "GET", "/notes", &h, None).await, 401);
+}
+
 /// Logout read `exp` with `as_u64().unwrap_or(0)`: a fractional `exp` (which the verifier
 /// accepts) revoked the token until 1970, so it stayed valid after a 204; an `exp` near
 /// `u64::MAX` overflowed `SystemTime` (a panic, 500) and one of `1e300` revoked nothing.

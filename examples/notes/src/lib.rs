@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use hardening_core::auth::{
     AuthLayer, Authenticated, Denylist, JwtVerifier, MemoryDenylist, Owned, PasswordError,
-    Passwords, Verification,
+    Passwords, TokenRef, Verification,
 };
 use hardening_core::errors::{Error, FieldError, Valid};
 use hardening_core::headers::{Csp, CspReports, HeaderPolicy};
@@ -376,12 +376,12 @@ fn throttled(retry_after: Duration) -> Error {
     }
 }
 
-/// Ends the session: the token's `jti` is revoked for as long as the token could be
-/// accepted, the cookie is cleared. Without a valid token there is only the cookie to clear.
+/// Ends the session: the token is revoked for as long as it could be accepted, the cookie
+/// is cleared. Without a valid token there is only the cookie to clear.
 async fn logout(State(state): State<AppState>, user: Option<Authenticated>) -> Response {
     if let Some(user) = user {
         let revoked = match revocation(&user.claims) {
-            Ok((jti, until)) => state.denylist.revoke(jti, until).await,
+            Ok((token, until)) => state.denylist.revoke(token, until).await,
             Err(e) => return e.into_response(),
         };
         if let Err(e) = revoked {
@@ -397,16 +397,20 @@ async fn logout(State(state): State<AppState>, user: Option<Authenticated>) -> R
     (StatusCode::NO_CONTENT, headers).into_response()
 }
 
-/// The `jti` to revoke and until when: as long as the verifier can accept the token, that is
-/// until its `exp` (any JSON number, `1796324610.5` too: rounded up) and no later than
-/// [`TOKEN_LIFETIME`] after its `iat` (the verifier's `max_age`); the denylist adds the
-/// leeway. The verifier requires numeric `exp` and `iat`, and a `jti` (`require_jti`); were
-/// one missing, that logout would be a logged 500, not a 204 that leaves the token valid.
-fn revocation(claims: &serde_json::Value) -> Result<(&str, SystemTime), Error> {
-    let jti = claims
-        .get("jti")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| Error::internal("logout: the token has no jti, so it cannot be revoked"))?;
+/// The token to revoke (its `jti`, `sub` and `iat`: the denylist may merge one user's
+/// revocations by `sub` and `iat`) and until when: as long as the verifier can accept it,
+/// that is until its `exp` (any JSON number, `1796324610.5` too: rounded up) and no later
+/// than [`TOKEN_LIFETIME`] after its `iat` (the verifier's `max_age`); the denylist adds the
+/// leeway. The verifier requires numeric `exp` and `iat`, a `sub` and a `jti`
+/// (`require_jti`); were one missing, that logout would be a logged 500, not a 204 that
+/// leaves the token valid.
+fn revocation(claims: &serde_json::Value) -> Result<(TokenRef<'_>, SystemTime), Error> {
+    let token = claims
+        .as_object()
+        .and_then(TokenRef::from_claims)
+        .ok_or_else(|| {
+            Error::internal("logout: the token has no jti or sub, so it cannot be revoked")
+        })?;
     let time = |name| claims.get(name).and_then(serde_json::Value::as_f64);
     let (Some(exp), Some(iat)) = (time("exp"), time("iat")) else {
         return Err(Error::internal(
@@ -418,7 +422,7 @@ fn revocation(claims: &serde_json::Value) -> Result<(&str, SystemTime), Error> {
     Duration::try_from_secs_f64(end)
         .ok()
         .and_then(|end| SystemTime::UNIX_EPOCH.checked_add(end))
-        .map(|until| (jti, until))
+        .map(|until| (token, until))
         .ok_or_else(|| Error::internal("logout: the token's exp is out of range"))
 }
 
