@@ -820,6 +820,10 @@ pub struct RequestFacts {
     pub credentials: bool,
     /// This request's CSP nonce, if the policy uses one.
     pub nonce: Option<CspNonce>,
+    /// The response is none a browser renders as a page (1xx, 204, 3xx: a `304` of a
+    /// cached asset, a redirect), so its CSP nonce does not keep it from shared caches. Set
+    /// by [`for_response`](Self::for_response).
+    pub not_a_page: bool,
 }
 
 impl RequestFacts {
@@ -836,6 +840,9 @@ impl RequestFacts {
     /// assert!(!RequestFacts::default().for_response(&response).credentials);
     /// response.extensions_mut().insert(PrincipalId::new("key-7"));
     /// assert!(RequestFacts::default().for_response(&response).credentials);
+    ///
+    /// *response.status_mut() = http::StatusCode::NOT_MODIFIED;
+    /// assert!(RequestFacts::default().for_response(&response).not_a_page);
     /// ```
     #[inline]
     pub fn for_response<B>(mut self, response: &http::Response<B>) -> Self {
@@ -844,6 +851,10 @@ impl RequestFacts {
             .extensions()
             .get::<hardening_errors::PrincipalId>()
             .is_some();
+        let status = response.status();
+        self.not_a_page = status.is_informational()
+            || status.is_redirection()
+            || status == http::StatusCode::NO_CONTENT;
         self
     }
 }
@@ -879,6 +890,7 @@ impl HeaderSet {
         RequestFacts {
             https,
             credentials,
+            not_a_page: false,
             nonce: if self.wants_nonce() {
                 Some(request_nonce(extensions))
             } else {
@@ -1139,6 +1151,7 @@ impl HeaderSet {
         let c = &*self.0;
         c.no_store_with_credentials && facts.credentials
             || facts.nonce.is_some()
+                && !facts.not_a_page
                 && c.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
                 && may_run_scripts(headers.get(header::CONTENT_TYPE))
     }
@@ -1414,7 +1427,7 @@ mod tests {
             RequestFacts {
                 https: true,
                 credentials: true,
-                nonce: None,
+                ..RequestFacts::default()
             },
             &mut h,
         );
@@ -1434,7 +1447,7 @@ mod tests {
             RequestFacts {
                 https: true,
                 credentials: true,
-                nonce: None,
+                ..RequestFacts::default()
             },
             &mut h,
         );
@@ -1765,6 +1778,7 @@ mod tests {
             https,
             credentials,
             nonce: None,
+            not_a_page: false,
         }
     }
 
@@ -1992,6 +2006,37 @@ mod tests {
             let h = respond(&html, &nonce, &given);
             assert_eq!(h["cache-control"], "max-age=60, private", "{content_type}");
         }
+        // No page a browser renders (a `304` of a cached asset, whose headers a cache copies
+        // onto what it stored; a redirect; a 204), even without a `Content-Type`: left alone.
+        for status in [
+            http::StatusCode::NOT_MODIFIED,
+            http::StatusCode::MOVED_PERMANENTLY,
+            http::StatusCode::NO_CONTENT,
+        ] {
+            let mut response = http::Response::new(());
+            *response.status_mut() = status;
+            let facts = nonce.for_response(&response);
+            assert!(
+                !respond(&html, &facts, &[]).contains_key(header::CACHE_CONTROL),
+                "{status}"
+            );
+            let given = [
+                ("cache-control", "public, max-age=31536000, immutable"),
+                ("cdn-cache-control", "max-age=600"),
+            ];
+            let h = respond(&html, &facts, &given);
+            assert!(
+                given
+                    .iter()
+                    .all(|(n, v)| h.get(*n).is_some_and(|got| got == v)),
+                "{status}: {h:?}"
+            );
+        }
+        // A page's status (an error page too) keeps the rule.
+        let mut response = http::Response::new(());
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        let h = respond(&html, &nonce.for_response(&response), &[]);
+        assert_eq!(h["cache-control"], "no-store");
         // Without a nonce (none in the facts, or a policy without one): as it was.
         let api = HeaderPolicy::api().build().unwrap();
         for (set, facts) in [(&html, &facts(true, false)), (&api, &nonce)] {
