@@ -1029,7 +1029,8 @@ impl HeaderSet {
             remove_absent(&mut out, &c.slots, absent);
             *headers = out;
             if facts.nonce.is_some() || facts.credentials {
-                self.per_request(facts, headers, 0);
+                let private = self.not_for_shared_caches(facts, headers);
+                self.per_request(facts, headers, 0, private);
             }
             return;
         }
@@ -1139,7 +1140,7 @@ impl HeaderSet {
         if merged != 0 {
             join_lists(headers, &c.slots, merged);
         }
-        self.per_request(facts, headers, cookies);
+        self.per_request(facts, headers, cookies, private);
     }
 
     /// Whether shared caches must not keep the response (its `headers`): it answers a request
@@ -1157,17 +1158,24 @@ impl HeaderSet {
     }
 
     /// The headers that depend on the request: a nonce CSP, `no-store` (or the service's
-    /// `Cache-Control` made private) for credentials or a nonce; and
+    /// `Cache-Control` made private) when shared caches must not keep the response
+    /// (`private`, from [`not_for_shared_caches`](Self::not_for_shared_caches)); and
     /// repeated cookies (`cookies` of them) made one per name.
     #[inline]
-    fn per_request(&self, facts: &RequestFacts, headers: &mut HeaderMap, cookies: usize) {
+    fn per_request(
+        &self,
+        facts: &RequestFacts,
+        headers: &mut HeaderMap,
+        cookies: usize,
+        private: bool,
+    ) {
         let c = &*self.0;
         if let (Some(csp), Some(nonce)) = (&c.csp, &facts.nonce)
             && csp.wants_nonce()
         {
             headers.insert(csp.header.clone(), csp.value(facts.https, Some(nonce)));
         }
-        if self.not_for_shared_caches(facts, headers) {
+        if private {
             match headers.entry(header::CACHE_CONTROL) {
                 header::Entry::Vacant(entry) => {
                     entry.insert(HeaderValue::from_static("no-store"));
