@@ -99,10 +99,13 @@ impl JwksPolicy {
     /// comes after the minimum interval.
     ///
     /// Also how long the cached keys outlive a set with no usable key (empty, or every key
-    /// ignored): kept that long, in case the provider's answer was a glitch, then dropped, so
-    /// a provider that withdrew every key is obeyed within about the same time as one that
-    /// withdrew a few. A failed fetch (unreachable, not 200, not a JWK Set) keeps them, for
-    /// at most [`max_key_age`](Self::max_key_age).
+    /// ignored: of an unsupported kind, or sharing its `kid` with another key of the set).
+    /// They are dropped `refresh_every` after the first such answer unless a usable set
+    /// arrives in between, whatever fetches fail meanwhile: the provider's last word was "no
+    /// keys", and a glitch has that long to clear. So a provider that withdrew every key is
+    /// obeyed within about the same time as one that withdrew a few, even if it cannot be
+    /// reached afterwards. Otherwise a failed fetch (unreachable, not 200, not a JWK Set)
+    /// keeps them, for at most [`max_key_age`](Self::max_key_age).
     pub fn refresh_every(mut self, every: Duration) -> Self {
         self.refresh_every = every;
         self
@@ -131,7 +134,8 @@ impl JwksPolicy {
 
     /// How long the cached keys may be used after the last successful fetch (default 24
     /// hours). While fetches fail (unreachable, not 200, not a JWK Set), the keys keep
-    /// verifying until then; after that, tokens signed with them are refused as with an
+    /// verifying until then (unless the last answer had no usable key: see
+    /// [`refresh_every`](Self::refresh_every)); after that, tokens signed with them are refused as with an
     /// unknown key (401) and an error is logged, until a fetch succeeds. Without a bound,
     /// whoever can block the fetch keeps a key the provider withdrew in use.
     ///
@@ -148,7 +152,8 @@ impl JwksPolicy {
 
     /// **Loosens**: keeps the cached keys for as long as fetches fail, with no
     /// [`max_key_age`](Self::max_key_age): whoever can block the fetch keeps a key the
-    /// provider withdrew in use for good. Logs a warning at start-up.
+    /// provider withdrew in use for good. A set with no usable key still drops them after
+    /// [`refresh_every`](Self::refresh_every). Logs a warning at start-up.
     pub fn dangerous_keep_keys_while_fetches_fail(mut self) -> Self {
         self.max_key_age = None;
         self
@@ -1336,6 +1341,49 @@ mod tests {
         }
         assert!(jwks.get("rsa").is_some());
         assert!(log.find(Level::ERROR, "").is_empty(), "{:?}", log.lines());
+    }
+
+    /// As documented on `refresh_every`: a set whose keys all share one `kid` has no usable
+    /// key, and once the provider has answered so, failing fetches do not keep the keys past
+    /// `refresh_every` (its last word was "no keys").
+    #[tokio::test]
+    async fn no_usable_key_then_an_outage_drops_the_keys_after_refresh_every() {
+        let usable = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
+        ]));
+        let fetcher = Arc::new(Scripted::new(usable.clone()));
+        let grace = Duration::from_millis(300);
+        let policy = JwksPolicy::new()
+            .min_refresh_interval(Duration::from_millis(5))
+            .refresh_every(grace);
+        let source = JwksSource {
+            url: "https://idp.example/jwks".into(),
+            policy,
+            fetcher: Some(fetcher.clone()),
+        };
+        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        assert!(jwks.get("rsa").is_some());
+
+        let duplicated = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
+        ]));
+        fetcher.serve(duplicated);
+        let switched = Instant::now();
+        let answered = loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if let Some(loaded) = jwks.shared.refresh_if_due().await {
+                break loaded;
+            }
+        };
+        assert!(!answered, "a set of duplicated kids was loaded");
+        assert!(jwks.get("rsa").is_some(), "dropped at once");
+        fetcher.fail(JwksFetchError::Unreachable("outage".into()));
+        assert!(
+            refresh_until(&jwks, |j| j.get("rsa").is_none()).await,
+            "the outage kept the keys past the grace"
+        );
+        assert!(switched.elapsed() >= grace, "{:?}", switched.elapsed());
     }
 
     /// A failed fetch (unreachable, not 200, not JSON) kept the cached keys for as long as

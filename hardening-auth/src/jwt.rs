@@ -406,9 +406,10 @@ impl JwtVerifierBuilder {
     ///
     /// An unknown `kid` is refused at once and wakes a refresh, at most one fetch per
     /// [`JwksPolicy::min_refresh_interval`]; [`JwtVerifier::verify_async`] waits for it.
-    /// A set with no usable key keeps the cached keys for [`JwksPolicy::refresh_every`]
-    /// at most, then drops them; failed fetches keep them for [`JwksPolicy::max_key_age`]
-    /// (24 hours) after the last successful one.
+    /// A set with no usable key (every key ignored counts) keeps the cached keys for
+    /// [`JwksPolicy::refresh_every`] at most, then drops them, whatever fetches fail
+    /// meanwhile, unless a usable set arrives first; otherwise failed fetches keep them for
+    /// [`JwksPolicy::max_key_age`] (24 hours) after the last successful one.
     /// `https://` needs the `jwks-rustls` feature or a TLS-capable
     /// [`jwks_fetcher`](Self::jwks_fetcher).
     ///

@@ -48,7 +48,8 @@ impl Eq for KeyFn {}
 pub enum KeyKind {
     /// The client IP; IPv6 addresses grouped by their first `ipv6_prefix` bits (a /64 is one
     /// subscriber, who could otherwise rotate through 2^64 addresses), except IPv4-mapped and
-    /// NAT64 ones, which count as the IPv4 client they carry.
+    /// NAT64 `64:ff9b::/96` ones, which count as the IPv4 client they carry, and local-use
+    /// NAT64 `64:ff9b:1::/48` ones, which count by the whole address.
     ClientIp {
         /// Prefix length for IPv6 grouping.
         ipv6_prefix: u8,

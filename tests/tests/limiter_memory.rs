@@ -61,8 +61,12 @@ fn a_million_keys_fit_in_100_mb_and_stay_flat_after_eviction() {
         peak as f64 / 1e6
     );
     assert!(peak <= 100_000_000, "peak {peak} bytes");
+    // Flat: bounded by the cap, not by the keys seen. Each shard's table doubles when it
+    // fills, and which shards cross a power of two while the second wave is evicting depends
+    // on the process's random hash keys: on one and the same build the second figure was
+    // 69 to 91 MB for a first of 69 MB (2026-12-03), so the margin is 40 %, not 20 %.
     assert!(
-        second <= 100_000_000 && second <= first + first / 5,
+        second <= 100_000_000 && second <= first + first * 2 / 5,
         "memory grew after eviction: {first} → {second} bytes"
     );
 }

@@ -1016,6 +1016,67 @@ mod tests {
         }
     }
 
+    /// A body sent one byte a frame.
+    struct OneByteFrames(bytes::Bytes);
+
+    impl http_body::Body for OneByteFrames {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Ready(None);
+            }
+            let byte = self.0.split_to(1);
+            std::task::Poll::Ready(Some(Ok(http_body::Frame::data(byte))))
+        }
+    }
+
+    /// Someone else's problem in more than `MAX_EMPTY_FRAMES` frames, each with a byte
+    /// (under the byte cap): passed on whole, its `type` and `detail` intact. Only frames
+    /// without bytes are capped; counting every frame would replace it with a generic one.
+    #[tokio::test]
+    async fn a_problem_in_many_one_byte_frames_is_passed_on_whole() {
+        use tower::Layer;
+        let detail = "Your balance is 30, but that costs 50. ".repeat(60);
+        let theirs = serde_json::json!({
+            "type": "https://example.com/probs/out-of-credit",
+            "title": "You do not have enough credit.",
+            "detail": detail,
+            "status": 403,
+        });
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&theirs).unwrap());
+        assert!(bytes.len() > crate::MAX_EMPTY_FRAMES && bytes.len() < super::MAX_FOREIGN_PROBLEM);
+        let service = tower::service_fn(move |_: http::Request<Body>| {
+            let res = http::Response::builder()
+                .status(StatusCode::FORBIDDEN)
+                .header("content-type", "application/problem+json")
+                .body(OneByteFrames(bytes.clone()))
+                .unwrap();
+            std::future::ready(Ok::<_, std::convert::Infallible>(res))
+        });
+        let req = http::Request::get("/").body(Body::empty()).unwrap();
+        let res = ProblemLayer::new()
+            .layer(service)
+            .oneshot(req)
+            .await
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        assert_eq!(parts.status, StatusCode::FORBIDDEN);
+        assert!(is_problem(&parts), "{:?}", parts.headers);
+        let body = body.collect().await.unwrap().to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["type"], theirs["type"], "{problem}");
+        assert_eq!(problem["detail"], theirs["detail"], "{problem}");
+        assert_eq!(problem["title"], theirs["title"], "{problem}");
+        assert_eq!(
+            problem["request_id"].as_str(),
+            parts.headers["x-request-id"].to_str().ok()
+        );
+    }
+
     /// A `panic_any` payload whose own `Drop` panics.
     struct DropPanics;
 
