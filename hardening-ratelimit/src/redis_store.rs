@@ -146,6 +146,12 @@ pub enum RedisStoreError {
     /// No policies were given.
     #[error("the Redis limiter has no policies: call .policy(…) at least once")]
     NoPolicies,
+    /// Two policies of one name: they would count in one bucket (keys are
+    /// `{prefix}{policy}:{key}`), and their `RateLimit` fields could not be told apart.
+    #[error(
+        "two rate-limit policies are named `{0}`: they would share one bucket in Redis; give          each its own name"
+    )]
+    DuplicatePolicyName(String),
 }
 
 /// Builds a [`RedisLimiter`]; see [`RedisLimiter::builder`].
@@ -200,6 +206,9 @@ impl RedisLimiterBuilder {
     pub async fn connect(self) -> Result<RedisLimiter, RedisStoreError> {
         if self.policies.is_empty() {
             return Err(RedisStoreError::NoPolicies);
+        }
+        if let Some(name) = crate::limiter::duplicate_name(self.policies.iter().map(|(p, _)| p)) {
+            return Err(RedisStoreError::DuplicatePolicyName(name.to_string()));
         }
         let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::InvalidUrl)?;
         // Every decision waits at most `timeout` (its own timer); the connection waits longer

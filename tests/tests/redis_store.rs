@@ -271,6 +271,17 @@ async fn start_up_errors_say_what_to_change() {
         .await
         .unwrap_err();
     assert!(matches!(err, RedisStoreError::NoPolicies), "{err}");
+    // Checked before connecting: two policies of one name would share one bucket.
+    let err = RedisLimiter::builder("redis://127.0.0.1:1/")
+        .policy(Policy::global("g", frozen(1)), FailureMode::FailClosed)
+        .policy(Policy::global("g", frozen(5)), FailureMode::FailOpen)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RedisStoreError::DuplicatePolicyName(name) if name == "g"),
+        "{err}"
+    );
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     let err = RedisLimiter::builder("redis://127.0.0.1:1/")
         .policy(Policy::global("g", frozen(1)), FailureMode::FailClosed)
