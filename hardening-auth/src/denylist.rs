@@ -165,24 +165,18 @@ impl fmt::Debug for MemoryDenylist {
     }
 }
 
-/// One revoked `jti`: its token's `iat` and when its revocation ends.
-#[derive(Debug, Clone, Copy)]
-struct Listed {
-    issued_at: Option<SystemTime>,
-    until: SystemTime,
-}
-
-/// One subject's revocations merged: its tokens issued at or before `issued_by` (every one
-/// when `None`: a merged token had no `iat`) are revoked until `until`.
+/// A revocation until `until` of tokens issued at or before `issued` (every one when `None`:
+/// a token without `iat`). Listed under a `jti`, that is the one token (its own `iat`);
+/// merged under a subject, every token of it issued up to the latest merged one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Collapsed {
-    issued_by: Option<SystemTime>,
+struct Revocation {
+    issued: Option<SystemTime>,
     until: SystemTime,
 }
 
-impl Collapsed {
+impl Revocation {
     fn covers(&self, issued_at: Option<SystemTime>) -> bool {
-        match (self.issued_by, issued_at) {
+        match (self.issued, issued_at) {
             (Some(by), Some(at)) => at <= by,
             // No `iat` on either side: the token may have been issued before the latest.
             _ => true,
@@ -192,7 +186,7 @@ impl Collapsed {
     /// Both revocations in one: the later issue time, the later end.
     fn merge(self, other: Self) -> Self {
         Self {
-            issued_by: self.issued_by.zip(other.issued_by).map(|(a, b)| a.max(b)),
+            issued: self.issued.zip(other.issued).map(|(a, b)| a.max(b)),
             until: self.until.max(other.until),
         }
     }
@@ -202,9 +196,9 @@ impl Collapsed {
 /// `ids` (at most `per_subject` per subject).
 #[derive(Debug, Default)]
 struct Revoked {
-    ids: HashMap<Arc<str>, Listed>,
+    ids: HashMap<Arc<str>, Revocation>,
     by_subject: HashMap<Arc<str>, Vec<Arc<str>>>,
-    collapsed: HashMap<Arc<str>, Collapsed>,
+    collapsed: HashMap<Arc<str>, Revocation>,
     /// No revocation ends before this: before then, none can be dropped (so a full list
     /// does not look through itself in vain).
     soonest_end: Option<SystemTime>,
@@ -220,7 +214,7 @@ impl Revoked {
     }
 
     /// The subject's merged revocation, if one is in force.
-    fn collapsed_in_force(&self, subject: &str, now: SystemTime) -> Option<Collapsed> {
+    fn collapsed_in_force(&self, subject: &str, now: SystemTime) -> Option<Revocation> {
         self.collapsed
             .get(subject)
             .copied()
@@ -251,8 +245,8 @@ impl Revoked {
             listed.until = listed.until.max(end);
             return Ok(());
         }
-        let this = Collapsed {
-            issued_by: token.issued_at,
+        let this = Revocation {
+            issued: token.issued_at,
             until: end,
         };
         if let Some(merged) = self.collapsed.get_mut(token.subject)
@@ -290,13 +284,7 @@ impl Revoked {
                     .insert(Arc::from(token.subject), vec![jti.clone()]);
             }
         }
-        self.ids.insert(
-            jti,
-            Listed {
-                issued_at: token.issued_at,
-                until: end,
-            },
-        );
+        self.ids.insert(jti, this);
         self.ends_by(end);
         Ok(())
     }
@@ -326,13 +314,13 @@ impl Revoked {
     }
 
     /// Merges `subject`'s listed revocations (and `extra`) into its one entry.
-    fn collapse(&mut self, subject: &str, extra: Option<Collapsed>, now: SystemTime) {
+    fn collapse(&mut self, subject: &str, extra: Option<Revocation>, now: SystemTime) {
         let (key, jtis) = self
             .by_subject
             .remove_entry(subject)
             .unwrap_or_else(|| (Arc::from(subject), Vec::new()));
         let mut merged = self.collapsed_in_force(subject, now);
-        let mut add = |c: Collapsed| merged = Some(merged.map_or(c, |m| m.merge(c)));
+        let mut add = |c: Revocation| merged = Some(merged.map_or(c, |m| m.merge(c)));
         if let Some(extra) = extra {
             add(extra);
         }
@@ -340,10 +328,7 @@ impl Revoked {
             if let Some(listed) = self.ids.remove(jti.as_ref())
                 && listed.until > now
             {
-                add(Collapsed {
-                    issued_by: listed.issued_at,
-                    until: listed.until,
-                });
+                add(listed);
             }
         }
         let Some(merged) = merged else {
@@ -530,8 +515,8 @@ mod tests {
             // Stored directly: `revoke` does not store what has ended.
             list.state.lock().unwrap().ids.insert(
                 "old".into(),
-                Listed {
-                    issued_at: None,
+                Revocation {
+                    issued: None,
                     until: ended,
                 },
             );
@@ -622,8 +607,8 @@ mod tests {
         assert_eq!((list.ids.len(), list.collapsed.len()), (0, 1));
         assert_eq!(
             list.collapsed["u"],
-            Collapsed {
-                issued_by: Some(UNIX_EPOCH + secs(1_200)),
+            Revocation {
+                issued: Some(UNIX_EPOCH + secs(1_200)),
                 until: now + secs(100),
             }
         );
@@ -658,16 +643,13 @@ mod tests {
         assert_eq!(list.used(), 3);
         revoke(&mut list, tok("t7", "u", 2_500), now + secs(20)).unwrap();
         assert_eq!(list.used(), 1);
-        assert_eq!(
-            list.collapsed["u"].issued_by,
-            Some(UNIX_EPOCH + secs(3_000))
-        );
+        assert_eq!(list.collapsed["u"].issued, Some(UNIX_EPOCH + secs(3_000)));
         // A merged token without `iat`: every token of the subject, until the end.
         let mut list = Revoked::default();
         revoke(&mut list, TokenRef::new("a", "w", None), now + secs(9)).unwrap();
         revoke(&mut list, tok("b", "w", 1), now + secs(9)).unwrap();
         revoke(&mut list, tok("c", "w", 2), now + secs(9)).unwrap();
-        assert_eq!(list.collapsed["w"].issued_by, None);
+        assert_eq!(list.collapsed["w"].issued, None);
         assert!(list.is_revoked(tok("new", "w", u64::MAX >> 30), at(8)));
     }
 

@@ -1030,6 +1030,24 @@ mod tests {
         serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap()
     }
 
+    /// A set of one RSA key, `rsa`.
+    fn one_rsa_key() -> Vec<u8> {
+        set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
+        ]))
+    }
+
+    /// Keys fetched by a scripted fetcher, which serves [`one_rsa_key`] until told otherwise.
+    async fn scripted(policy: JwksPolicy) -> (Jwks, Arc<Scripted>) {
+        let fetcher = Arc::new(Scripted::new(one_rsa_key()));
+        let source = JwksSource {
+            url: "https://idp.example/jwks".into(),
+            policy,
+            fetcher: Some(fetcher.clone()),
+        };
+        (Jwks::start(source, HashSet::new()).await.unwrap(), fetcher)
+    }
+
     fn rsa_n() -> String {
         URL_SAFE_NO_PAD.encode([0xc5u8; 256])
     }
@@ -1283,20 +1301,12 @@ mod tests {
 
         let log = crate::test_log::Captured::default();
         let _guard = tracing::subscriber::set_default(log.clone());
-        let usable = set(serde_json::json!([
-            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
-        ]));
-        let fetcher = Arc::new(Scripted::new(usable.clone()));
+        let usable = one_rsa_key();
         let grace = Duration::from_millis(300);
         let policy = JwksPolicy::new()
             .min_refresh_interval(Duration::from_millis(5))
             .refresh_every(grace);
-        let source = JwksSource {
-            url: "https://idp.example/jwks".into(),
-            policy,
-            fetcher: Some(fetcher.clone()),
-        };
-        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        let (jwks, fetcher) = scripted(policy).await;
         assert!(jwks.get("rsa").is_some());
 
         let only_oct = set(serde_json::json!([
@@ -1348,20 +1358,11 @@ mod tests {
     /// `refresh_every` (its last word was "no keys").
     #[tokio::test]
     async fn no_usable_key_then_an_outage_drops_the_keys_after_refresh_every() {
-        let usable = set(serde_json::json!([
-            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
-        ]));
-        let fetcher = Arc::new(Scripted::new(usable.clone()));
         let grace = Duration::from_millis(300);
         let policy = JwksPolicy::new()
             .min_refresh_interval(Duration::from_millis(5))
             .refresh_every(grace);
-        let source = JwksSource {
-            url: "https://idp.example/jwks".into(),
-            policy,
-            fetcher: Some(fetcher.clone()),
-        };
-        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        let (jwks, fetcher) = scripted(policy).await;
         assert!(jwks.get("rsa").is_some());
 
         let duplicated = set(serde_json::json!([
@@ -1397,22 +1398,14 @@ mod tests {
 
         let log = crate::test_log::Captured::default();
         let _guard = tracing::subscriber::set_default(log.clone());
-        let usable = set(serde_json::json!([
-            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
-        ]));
-        let fetcher = Arc::new(Scripted::new(usable.clone()));
+        let usable = one_rsa_key();
         let max_age = Duration::from_millis(800);
         let policy = JwksPolicy::new()
             .min_refresh_interval(Duration::from_millis(5))
             .refresh_every(Duration::from_millis(50))
             .timeout(Duration::from_millis(50))
             .max_key_age(max_age);
-        let source = JwksSource {
-            url: "https://idp.example/jwks".into(),
-            policy,
-            fetcher: Some(fetcher.clone()),
-        };
-        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        let (jwks, fetcher) = scripted(policy).await;
         assert!(jwks.get("rsa").is_some());
 
         let failures = [
@@ -1478,9 +1471,7 @@ mod tests {
     async fn max_key_age_is_checked_and_loosening_it_is_logged() {
         let log = crate::test_log::Captured::default();
         let _guard = tracing::subscriber::set_default(log.clone());
-        let usable = set(serde_json::json!([
-            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
-        ]));
+        let usable = one_rsa_key();
         let start = |policy: JwksPolicy| {
             let source = JwksSource {
                 url: "https://idp.example/jwks".into(),
@@ -1540,20 +1531,11 @@ mod tests {
     /// With no bound, failed fetches keep the keys (the behaviour asked for by name).
     #[tokio::test]
     async fn without_a_bound_failed_fetches_keep_the_keys() {
-        let usable = set(serde_json::json!([
-            {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"}
-        ]));
-        let fetcher = Arc::new(Scripted::new(usable));
         let policy = JwksPolicy::new()
             .min_refresh_interval(Duration::from_millis(5))
             .refresh_every(Duration::from_millis(20))
             .dangerous_keep_keys_while_fetches_fail();
-        let source = JwksSource {
-            url: "https://idp.example/jwks".into(),
-            policy,
-            fetcher: Some(fetcher.clone()),
-        };
-        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        let (jwks, fetcher) = scripted(policy).await;
         fetcher.fail(JwksFetchError::Status(500));
         let failing = Instant::now();
         while failing.elapsed() < Duration::from_millis(200) {

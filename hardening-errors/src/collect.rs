@@ -43,7 +43,6 @@ pub fn collect_capped<B>(body: B, max_bytes: usize) -> CollectCapped<B> {
     CollectCapped {
         body,
         read: Read::Empty,
-        len: 0,
         empty_frames: 0,
         max_bytes,
     }
@@ -57,7 +56,6 @@ pin_project! {
         #[pin]
         body: B,
         read: Read,
-        len: usize,
         empty_frames: usize,
         max_bytes: usize,
     }
@@ -72,6 +70,14 @@ enum Read {
 }
 
 impl Read {
+    fn len(&self) -> usize {
+        match self {
+            Self::Empty => 0,
+            Self::One(bytes) => bytes.len(),
+            Self::Many(buf) => buf.len(),
+        }
+    }
+
     fn push(&mut self, data: Bytes) {
         *self = match std::mem::replace(self, Self::Empty) {
             Self::Empty => Self::One(data),
@@ -107,7 +113,8 @@ where
         let mut this = self.project();
         loop {
             // What is left, at least, already over the limit: refused unread.
-            let at_least = (*this.len as u64).saturating_add(this.body.size_hint().lower());
+            let len = this.read.len();
+            let at_least = (len as u64).saturating_add(this.body.size_hint().lower());
             if at_least > *this.max_bytes as u64 {
                 return Poll::Ready(Err(CollectError::TooLarge(*this.max_bytes)));
             }
@@ -116,10 +123,9 @@ where
             };
             match frame.map_err(CollectError::Body)?.into_data() {
                 Ok(data) if !data.is_empty() => {
-                    if data.len() > *this.max_bytes - *this.len {
+                    if data.len() > *this.max_bytes - len {
                         return Poll::Ready(Err(CollectError::TooLarge(*this.max_bytes)));
                     }
-                    *this.len += data.len();
                     this.read.push(data);
                 }
                 // An empty data frame, or trailers.

@@ -130,6 +130,20 @@ fn decimal(bytes: &[u8]) -> Option<u64> {
     })
 }
 
+/// The media type of a `Content-Type` value, its parameters and the space around it left out
+/// (`text/html` of `Text/HTML; charset=utf-8`). Media types are case-insensitive (RFC 9110
+/// §8.3.1): compare with `eq_ignore_ascii_case`.
+///
+/// ```
+/// let value = http::HeaderValue::from_static(" Text/HTML ; charset=utf-8");
+/// assert!(hardening_errors::media_type(&value).eq_ignore_ascii_case(b"text/html"));
+/// ```
+pub fn media_type(value: &HeaderValue) -> &[u8] {
+    let bytes = value.as_bytes();
+    let end = bytes.iter().position(|&b| b == b';').unwrap_or(bytes.len());
+    bytes[..end].trim_ascii()
+}
+
 /// `n` as a header value (a `Content-Length`, say). Numbers under 10 000 are slices of one
 /// text built at compile time, so the value costs no allocation and cloning or dropping it
 /// is a copy; larger ones are allocated.

@@ -71,7 +71,7 @@ pub use collect::{CollectCapped, CollectError, MAX_EMPTY_FRAMES, collect_capped}
 pub use error::Error;
 pub use header_value::{
     content_length, decimal_header_value, host_without_port, is_dns_name, join_header_values,
-    static_header_value,
+    media_type, static_header_value,
 };
 pub use mapping::{
     CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, drop_panic_payload,

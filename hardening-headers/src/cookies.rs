@@ -534,7 +534,7 @@ fn cookie_date(value: &str) -> Option<OffsetDateTime> {
         {
             time = Some(hms);
         } else if day.is_none()
-            && let Some(d) = leading_number(token, 1..=2)
+            && let Some((d, _)) = leading_number(token, 1..=2)
         {
             day = Some(d);
         } else if month.is_none()
@@ -542,7 +542,7 @@ fn cookie_date(value: &str) -> Option<OffsetDateTime> {
         {
             month = Some(m);
         } else if year.is_none()
-            && let Some(y) = leading_number(token, 2..=4)
+            && let Some((y, _)) = leading_number(token, 2..=4)
         {
             year = Some(y);
         }
@@ -563,35 +563,26 @@ fn cookie_date(value: &str) -> Option<OffsetDateTime> {
 }
 
 /// The number a cookie-date token starts with, when it starts with as many digits as
-/// `digits` allows (a day: 1 or 2; a year: 2 to 4).
-fn leading_number(token: &[u8], digits: RangeInclusive<usize>) -> Option<u16> {
+/// `digits` allows (a day: 1 or 2; a year: 2 to 4), and the rest of the token.
+fn leading_number(token: &[u8], digits: RangeInclusive<usize>) -> Option<(u16, &[u8])> {
     let count = token.iter().take_while(|b| b.is_ascii_digit()).count();
     if !digits.contains(&count) || count > 4 {
         return None;
     }
-    Some(
-        token[..count]
-            .iter()
-            .fold(0, |n, d| n * 10 + u16::from(d - b'0')),
-    )
+    let n = token[..count]
+        .iter()
+        .fold(0, |n, d| n * 10 + u16::from(d - b'0'));
+    Some((n, &token[count..]))
 }
 
 /// `hh:mm:ss` at the start of a cookie-date token, each field one or two digits.
 fn hms(token: &[u8]) -> Option<(u8, u8, u8)> {
-    let mut rest = token;
-    let mut field = |last: bool| {
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if !(1..=2).contains(&digits) {
-            return None;
-        }
-        let n = rest[..digits].iter().fold(0, |n, d| n * 10 + (d - b'0'));
-        rest = &rest[digits..];
-        if !last {
-            rest = rest.strip_prefix(b":")?;
-        }
-        Some(n)
-    };
-    Some((field(false)?, field(false)?, field(true)?))
+    let (hour, rest) = leading_number(token, 1..=2)?;
+    let (minute, rest) = leading_number(rest.strip_prefix(b":")?, 1..=2)?;
+    let (second, _) = leading_number(rest.strip_prefix(b":")?, 1..=2)?;
+    // At most two digits each: they fit.
+    let [hour, minute, second] = [hour, minute, second].map(|n| u8::try_from(n).unwrap_or(u8::MAX));
+    Some((hour, minute, second))
 }
 
 /// The month a cookie-date token starts with (`jan`…`dec`, any case).

@@ -1199,12 +1199,7 @@ fn may_run_scripts(content_type: Option<&HeaderValue>) -> bool {
     let Some(value) = content_type else {
         return true;
     };
-    let essence = value
-        .as_bytes()
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default();
-    let essence = essence.trim_ascii();
+    let essence = hardening_errors::media_type(value);
     let is = |name: &str| essence.eq_ignore_ascii_case(name.as_bytes());
     is("text/html")
         || is("application/xhtml+xml")

@@ -2694,19 +2694,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn route_custom_and_composite_keys() {
-        let limiter = RateLimiter::new([Policy::keyed(
+    /// A limiter of one request an hour per principal and route.
+    fn one_per_user_and_route() -> RateLimiter {
+        RateLimiter::new([Policy::keyed(
             "user-route",
             Quota::per_hour(nz(1)),
             KeyKind::Composite(vec![KeyKind::Principal, KeyKind::Route]),
-        )]);
+        )])
+    }
+
+    /// The keys of a request by principal `who` to `route`.
+    fn user_at_route<'a>(h: &'a HeaderMap, who: &'a str, route: &'a str) -> RequestKeys<'a> {
+        RequestKeys::new(None, h)
+            .principal(Some(who))
+            .route(Some(route))
+    }
+
+    #[test]
+    fn route_custom_and_composite_keys() {
+        let limiter = one_per_user_and_route();
         let h = HeaderMap::new();
-        let k = |who, route| {
-            RequestKeys::new(None, &h)
-                .principal(Some(who))
-                .route(Some(route))
-        };
+        let k = |who, route| user_at_route(&h, who, route);
         assert!(limiter.check(&k("ann", "/a"), 1).is_admitted());
         assert!(!limiter.check(&k("ann", "/a"), 1).is_admitted());
         assert!(
@@ -2756,17 +2764,9 @@ mod tests {
     /// separator being skipped after an empty first part).
     #[test]
     fn composite_keys_of_different_parts_differ() {
-        let limiter = RateLimiter::new([Policy::keyed(
-            "user-route",
-            Quota::per_hour(nz(1)),
-            KeyKind::Composite(vec![KeyKind::Principal, KeyKind::Route]),
-        )]);
+        let limiter = one_per_user_and_route();
         let h = HeaderMap::new();
-        let k = |who, route| {
-            RequestKeys::new(None, &h)
-                .principal(Some(who))
-                .route(Some(route))
-        };
+        let k = |who, route| user_at_route(&h, who, route);
         assert!(limiter.check_at(&k("a\u{1f}b", "c"), 1, 0).is_admitted());
         assert!(
             limiter.check_at(&k("a", "b\u{1f}c"), 1, 0).is_admitted(),

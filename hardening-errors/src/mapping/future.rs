@@ -504,16 +504,10 @@ fn drop_own_headers(headers: &mut http::HeaderMap) {
 /// Whether the response says its body is `application/problem+json`, in any case (media
 /// types are case-insensitive, RFC 9110 §8.3.1), parameters aside.
 fn is_problem_json(parts: &Parts) -> bool {
-    parts.headers.get(CONTENT_TYPE).is_some_and(|ct| {
-        let essence = ct
-            .as_bytes()
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or_default();
-        essence
-            .trim_ascii()
-            .eq_ignore_ascii_case(PROBLEM_JSON.as_bytes())
-    })
+    parts
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|ct| crate::media_type(ct).eq_ignore_ascii_case(PROBLEM_JSON.as_bytes()))
 }
 
 /// The final problem response: the original head (minus `content-*`), the problem's headers,
