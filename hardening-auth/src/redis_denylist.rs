@@ -1,5 +1,6 @@
 //! `RedisDenylist`: revoked `jti`s in Redis, shared by every instance of a service.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,6 +63,58 @@ pub enum RedisDenylistError {
          server is running"
     )]
     Unreachable(#[source] redis::RedisError),
+    /// Redis may evict keys under memory pressure (its `maxmemory-policy`, named here, is
+    /// not `noeviction`): an evicted revocation makes the revoked token valid again.
+    #[error(
+        "the Redis for the jti denylist evicts keys under memory pressure (maxmemory-policy \
+         {0}), and an evicted revocation makes the revoked token valid again: set \
+         maxmemory-policy noeviction on this Redis, or use a dedicated Redis for revocations \
+         (RedisDenylistBuilder::dangerous_allow_eviction() accepts it anyway)"
+    )]
+    EvictingPolicy(String),
+}
+
+/// What start-up does about the server's `maxmemory-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EvictionCheck {
+    /// `noeviction`: revocations stay until they expire.
+    Kept,
+    /// An evicting policy: start-up fails.
+    Refused,
+    /// An evicting policy, accepted by `dangerous_allow_eviction`: logged as loosened.
+    Loosened,
+    /// Not known (`CONFIG GET` refused, renamed or unanswered): logged, start-up goes on.
+    Unchecked,
+}
+
+/// The decision for `policy` (`None`: the server did not say).
+fn eviction_check(policy: Option<&str>, allow_eviction: bool) -> EvictionCheck {
+    match policy {
+        None => EvictionCheck::Unchecked,
+        Some(p) if p.trim().eq_ignore_ascii_case("noeviction") => EvictionCheck::Kept,
+        Some(_) if allow_eviction => EvictionCheck::Loosened,
+        Some(_) => EvictionCheck::Refused,
+    }
+}
+
+/// The server's `maxmemory-policy`, or why it is not known. A lost connection is an error:
+/// the server did not refuse the question, it is not there.
+async fn maxmemory_policy(
+    conn: &mut ConnectionManager,
+) -> Result<Result<String, String>, redis::RedisError> {
+    let reply = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async::<HashMap<String, String>>(conn)
+        .await;
+    match reply {
+        Ok(mut found) => Ok(found
+            .remove("maxmemory-policy")
+            .ok_or_else(|| "CONFIG GET maxmemory-policy answered no value".to_owned())),
+        Err(e) if e.is_io_error() || e.is_timeout() => Err(e),
+        // Refused (ACL), renamed or disabled (managed services), or an odd answer.
+        Err(e) => Ok(Err(e.to_string())),
+    }
 }
 
 /// Builds a [`RedisDenylist`]; see [`RedisDenylist::builder`].
@@ -71,6 +124,7 @@ pub struct RedisDenylistBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
+    allow_eviction: bool,
 }
 
 impl RedisDenylistBuilder {
@@ -87,8 +141,19 @@ impl RedisDenylistBuilder {
         self
     }
 
-    /// Connects (multiplexed, reconnecting in the background) and pings. Fails now, not at
-    /// the first request, when the URL is wrong or Redis is down.
+    /// **Loosens**: accepts a Redis whose `maxmemory-policy` evicts keys (a shared cache,
+    /// say). Under memory pressure it may drop revocations, and those tokens are valid again
+    /// until they expire. Logs a warning at start-up when the policy found evicts.
+    pub fn dangerous_allow_eviction(mut self) -> Self {
+        self.allow_eviction = true;
+        self
+    }
+
+    /// Connects (multiplexed, reconnecting in the background), pings and asks the server's
+    /// `maxmemory-policy`. Fails now, not at the first request, when the URL is wrong, Redis
+    /// is down, or it may evict revocations (anything but `noeviction`). When the server
+    /// does not let us ask (`CONFIG` disabled or renamed, as on many managed services), logs
+    /// a warning and goes on.
     pub async fn connect(self) -> Result<RedisDenylist, RedisDenylistError> {
         let client =
             redis::Client::open(self.url.as_str()).map_err(|_| RedisDenylistError::InvalidUrl)?;
@@ -104,6 +169,31 @@ impl RedisDenylistBuilder {
             .query_async::<()>(&mut conn)
             .await
             .map_err(RedisDenylistError::Unreachable)?;
+        let policy = maxmemory_policy(&mut conn)
+            .await
+            .map_err(RedisDenylistError::Unreachable)?;
+        match eviction_check(policy.as_deref().ok(), self.allow_eviction) {
+            EvictionCheck::Kept => {}
+            EvictionCheck::Refused => {
+                return Err(RedisDenylistError::EvictingPolicy(
+                    policy.unwrap_or_default(),
+                ));
+            }
+            EvictionCheck::Loosened => tracing::warn!(
+                target: "hardening",
+                setting = "RedisDenylistBuilder::dangerous_allow_eviction",
+                maxmemory_policy = policy.as_deref().unwrap_or_default(),
+                "hardening loosened: the Redis for the jti denylist may evict revocations under \
+                 memory pressure, and a revoked token is then valid again"
+            ),
+            EvictionCheck::Unchecked => tracing::warn!(
+                target: "hardening",
+                error = policy.as_ref().err().map_or("", String::as_str),
+                "cannot check the eviction policy of the Redis for the jti denylist: unless its \
+                 maxmemory-policy is noeviction, Redis may evict revocations under memory \
+                 pressure, and a revoked token is then valid again"
+            ),
+        }
         Ok(RedisDenylist {
             conn,
             prefix: self.prefix,
@@ -128,7 +218,9 @@ impl RedisDenylistBuilder {
 /// in and out in a loop costs memory in proportion to its logins, not a slot others need.
 /// Run Redis with `maxmemory-policy noeviction`: an evicting policy would drop revocations
 /// (a revoked token valid again), while `noeviction` makes a full Redis refuse them (the
-/// logout fails, loudly).
+/// logout fails, loudly). [`connect`](RedisDenylistBuilder::connect) refuses any other
+/// policy unless [`dangerous_allow_eviction`](RedisDenylistBuilder::dangerous_allow_eviction)
+/// says otherwise; a server that hides its policy is logged, not refused.
 ///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
 /// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503
@@ -167,6 +259,7 @@ impl RedisDenylist {
             url: url.to_owned(),
             prefix: "hardening:jti:".to_owned(),
             timeout: Duration::from_millis(200),
+            allow_eviction: false,
         }
     }
 
@@ -228,6 +321,32 @@ impl Denylist for RedisDenylist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_noeviction_passes_the_eviction_check() {
+        use EvictionCheck::{Kept, Loosened, Refused, Unchecked};
+        for allow in [false, true] {
+            assert_eq!(eviction_check(Some("noeviction"), allow), Kept);
+            assert_eq!(eviction_check(Some("NoEviction"), allow), Kept);
+            assert_eq!(eviction_check(None, allow), Unchecked);
+        }
+        // `allkeys-*` evict anything; `volatile-*` evict keys with an expiry, as all of ours
+        // have (but the few past year 9999).
+        for evicting in [
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "",
+            "noeviction-please",
+        ] {
+            assert_eq!(eviction_check(Some(evicting), false), Refused, "{evicting}");
+            assert_eq!(eviction_check(Some(evicting), true), Loosened, "{evicting}");
+        }
+    }
 
     /// The expiry sent is the time left on our clock (`PX`), not an absolute time on
     /// Redis's (`PXAT`): with Redis's clock ahead of ours, `PXAT` ended revocations early

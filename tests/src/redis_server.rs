@@ -12,6 +12,7 @@ use std::time::Duration;
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -20,11 +21,25 @@ impl RedisServer {
     /// # Panics
     /// If `redis-server` is not installed or does not come up: the test cannot run.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Like [`start`](Self::start), with more `redis-server` arguments after ours (e.g.
+    /// `["--maxmemory-policy", "allkeys-lru"]`); [`restart`](Self::restart) keeps them. The
+    /// default user must still answer PING without a password.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or_else(|e| panic!("no free loopback port: {e}"));
-        let mut server = Self { child: None, port };
+        let mut server = Self {
+            child: None,
+            port,
+            extra: extra.iter().map(|&a| a.to_owned()).collect(),
+        };
         server.spawn();
         server
     }
@@ -62,6 +77,7 @@ impl RedisServer {
                 "--protected-mode",
                 "yes",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
