@@ -47,9 +47,10 @@ impl Eq for KeyFn {}
 #[non_exhaustive]
 pub enum KeyKind {
     /// The client IP; IPv6 addresses grouped by their first `ipv6_prefix` bits (a /64 is one
-    /// subscriber, who could otherwise rotate through 2^64 addresses), except IPv4-mapped and
-    /// NAT64 `64:ff9b::/96` ones, which count as the IPv4 client they carry, and local-use
-    /// NAT64 `64:ff9b:1::/48` ones, which count by the whole address.
+    /// subscriber, who could otherwise rotate through 2^64 addresses), except IPv4-mapped,
+    /// NAT64 `64:ff9b::/96`, 6to4 `2002::/16` and Teredo `2001:0::/32` ones, which count as
+    /// the IPv4 client they carry, and local-use NAT64 `64:ff9b:1::/48` ones, which count by
+    /// the whole address.
     ClientIp {
         /// Prefix length for IPv6 grouping.
         ipv6_prefix: u8,
@@ -76,8 +77,9 @@ pub enum KeyKind {
 ///
 /// The name goes into the `RateLimit` and `RateLimit-Policy` fields as a structured-field
 /// string (RFC 9651 §3.3.3), which holds printable ASCII only: there `"` and `\` are escaped
-/// with a backslash, and any other character (a control character, non-ASCII text) is
-/// written as `?`. Elsewhere (problems, logs) the name is the text as given. The field form
+/// with a backslash, and each byte of any other character (a control character, non-ASCII
+/// text), and `%` itself, is written as `%XX` (`café` as `caf%C3%A9`), so two names never
+/// share a field. Elsewhere (problems, logs) the name is the text as given. The field form
 /// is made once, with the name, not per response.
 #[derive(Clone)]
 pub struct PolicyName(NameRepr);
@@ -124,19 +126,26 @@ impl PolicyName {
 
     /// `name` with its field form, when that differs from it.
     fn escaped(name: &str) -> Option<Self> {
-        let plain = |c: char| matches!(c, ' '..='~') && c != '"' && c != '\\';
-        if name.chars().all(plain) {
+        let plain = |b: u8| matches!(b, b' '..=b'~') && !matches!(b, b'"' | b'\\' | b'%');
+        if name.bytes().all(plain) {
             return None;
         }
-        let mut field = String::with_capacity(name.len() + 2);
-        for c in name.chars() {
-            match c {
-                '"' | '\\' => {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut field = String::with_capacity(name.len() + 8);
+        for b in name.bytes() {
+            match b {
+                b'"' | b'\\' => {
                     field.push('\\');
-                    field.push(c);
+                    field.push(char::from(b));
                 }
-                ' '..='~' => field.push(c),
-                _ => field.push('?'),
+                _ if plain(b) => field.push(char::from(b)),
+                // `%`, controls and each byte of a non-ASCII character: decodable, so two
+                // names never give one field.
+                _ => {
+                    field.push('%');
+                    field.push(char::from(HEX[usize::from(b >> 4)]));
+                    field.push(char::from(HEX[usize::from(b & 15)]));
+                }
             }
         }
         Some(Self(NameRepr::Escaped(Arc::new(EscapedName {
@@ -415,16 +424,26 @@ pub struct PolicyStatus {
     interval: u64,
     /// Nanoseconds of burst.
     capacity: u64,
+    /// The policy's `Quota::reset_slack`: what the header's reset leaves out.
+    slack: u64,
 }
 
 impl PolicyStatus {
+    /// `slack` is the policy's `Quota::reset_slack`, made when the store was built.
     #[inline]
-    pub(crate) fn new(name: PolicyName, used: u64, interval: u64, capacity: u64) -> Self {
+    pub(crate) fn new(
+        name: PolicyName,
+        used: u64,
+        interval: u64,
+        capacity: u64,
+        slack: u64,
+    ) -> Self {
         Self {
             name,
             used,
             interval: interval.max(1),
             capacity,
+            slack,
         }
     }
 
@@ -444,9 +463,17 @@ impl PolicyStatus {
         Duration::from_nanos(self.used)
     }
 
-    /// [`reset`](Self::reset) in whole seconds, rounded up: the `t` of the `RateLimit` header.
+    /// [`reset`](Self::reset) in whole seconds: the `t` of the `RateLimit` header. Rounded
+    /// up, less the slack that rounding the interval up adds to a whole burst (a few ns in
+    /// memory, µs in Redis, under a second whatever the rate), so that a burst drained at
+    /// once reads as its period (`per_minute(7)`: `t=60`, not 61). `t` is never short of
+    /// `reset` by that slack or more, and is 0 only for a full bucket.
+    #[inline]
     fn reset_secs(&self) -> u64 {
-        self.used.div_ceil(1_000_000_000)
+        self.used
+            .saturating_sub(self.slack)
+            .div_ceil(1_000_000_000)
+            .max(u64::from(self.used > 0))
     }
 }
 
@@ -591,6 +618,7 @@ impl UsualHeader {
         s.used == usual.used
             && s.interval == usual.interval
             && s.capacity == usual.capacity
+            && s.slack == usual.slack
             && s.name.is(&usual.name)
     }
 }
@@ -606,6 +634,8 @@ struct PolicyState {
     warned_overrun: std::sync::atomic::AtomicBool,
     interval: u64,
     capacity: u64,
+    /// `Quota::reset_slack`, for the `RateLimit` header.
+    slack: u64,
 }
 
 /// One policy's charge for a reservation: its key, and the bucket's TAT right after the
@@ -792,6 +822,7 @@ impl PolicyState {
             tat.saturating_sub(now),
             self.interval,
             self.capacity,
+            self.slack,
         )
     }
 }
@@ -811,7 +842,8 @@ pub enum LimiterConfigError {
     DuplicatePolicyName(String),
 }
 
-/// The first name that two of these policies share.
+/// The first name that two of these policies share. Names are compared as text: their
+/// header forms are distinct just when they are (the `%XX` escaping can be undone).
 pub(crate) fn duplicate_name<'a>(
     policies: impl IntoIterator<Item = &'a Policy>,
 ) -> Option<&'a PolicyName> {
@@ -877,8 +909,10 @@ impl RateLimiter {
             .into_iter()
             .map(|policy| {
                 let interval = policy.quota.emission_interval_nanos();
+                let capacity = policy.quota.capacity(interval, 1);
                 PolicyState {
-                    capacity: policy.quota.capacity(interval, 1),
+                    slack: policy.quota.reset_slack(capacity),
+                    capacity,
                     interval,
                     store: DashMapStateStore::default(),
                     next_sweep: std::sync::atomic::AtomicU64::new(65_536),
@@ -1588,27 +1622,39 @@ pub(crate) const SUBSCRIBER_PREFIX: u8 = 64;
 /// The address a client is counted by. An IPv6 address that carries an IPv4 client counts
 /// as that client: IPv4-mapped `::ffff:0:0/96` (how a dual-stack listener sees IPv4
 /// clients) and the NAT64 well-known prefix `64:ff9b::/96` (RFC 6052) as the IPv4 address
-/// in their last 32 bits; the local-use `64:ff9b:1::/48` (RFC 8215), where the IPv4 address
-/// sits where the translator's prefix length puts it, as the whole address (one per IPv4
-/// client whatever that length). Any other IPv6 address counts by its first `ipv6_prefix`
-/// bits (a /64 is one subscriber, who could otherwise rotate through 2^64 addresses).
-/// Shared by every per-client count of this crate.
+/// in their last 32 bits; 6to4 `2002::/16` (RFC 3056) as the IPv4 address in bits 16 to 48
+/// (that host owns the whole /48, 65 536 /64s); Teredo `2001:0::/32` (RFC 4380) as the
+/// client's public IPv4 address, the last 32 bits inverted. The local-use `64:ff9b:1::/48`
+/// (RFC 8215), where the IPv4 address sits where the translator's prefix length puts it,
+/// counts as the whole address (one per IPv4 client whatever that length). Any other IPv6
+/// address counts by its first `ipv6_prefix` bits (a /64 is one subscriber, who could
+/// otherwise rotate through 2^64 addresses). Shared by every per-client count of this crate.
 #[inline]
 pub(crate) fn client_group(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
     const MAPPED: u128 = 0xffff;
     const NAT64: u128 = 0x0064_ff9b_0000_0000_0000_0000;
     const NAT64_LOCAL: u128 = 0x0064_ff9b_0001;
+    const TEREDO: u32 = 0x2001_0000;
+    const SIX_TO_FOUR: u32 = 0x2002;
     match ip {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            // The first 32 bits keep ordinary addresses on the plain path: every prefix above
-            // starts with `0` or `64:ff9b`, which no global unicast address does.
+            // One comparison of the first 32 bits keeps ordinary addresses on the plain path:
+            // every prefix below starts under `2003::`; of the global unicast addresses in
+            // use, only those in `2001::/16` (and 6to4) do, and take a few comparisons more.
             let top = (bits >> 96) as u32;
-            if top == 0 || top == 0x0064_ff9b {
-                match bits >> 32 {
-                    // The low 32 bits (kept by the cast) are the IPv4 address.
-                    MAPPED | NAT64 => return IpAddr::V4((bits as u32).into()),
-                    _ if bits >> 80 == NAT64_LOCAL => return ip,
+            if top < 0x2003_0000 {
+                match top {
+                    0 | 0x0064_ff9b => match bits >> 32 {
+                        // The low 32 bits (kept by the cast) are the IPv4 address.
+                        MAPPED | NAT64 => return IpAddr::V4((bits as u32).into()),
+                        _ if bits >> 80 == NAT64_LOCAL => return ip,
+                        _ => {}
+                    },
+                    TEREDO => return IpAddr::V4((!(bits as u32)).into()),
+                    _ if top >> 16 == SIX_TO_FOUR => {
+                        return IpAddr::V4(((bits >> 80) as u32).into());
+                    }
                     _ => {}
                 }
             }
@@ -1785,6 +1831,55 @@ mod tests {
         assert_eq!(group("2001:db8:1:2:3:4:5:6", 200), "2001:db8:1:2:3:4:5:6");
         assert_eq!(group("2001:db8:1:2:3:4:5:6", 0), "::");
         assert_eq!(group("203.0.113.9", 64), "203.0.113.9");
+        // 6to4: one IPv4 host owns the /48 (65 536 /64s), whatever the prefix length.
+        for ip in [
+            "2002:c000:221::1",
+            "2002:c000:221:ffff:1:2:3:4",
+            "2002:c000:221::",
+        ] {
+            for bits in [0, 48, 64, 128] {
+                assert_eq!(group(ip, bits), "192.0.2.33", "{ip}/{bits}");
+            }
+        }
+        assert_eq!(group("2002:ffff:ffff::", 64), "255.255.255.255");
+        // Teredo: the client's public IPv4 address, inverted in the last 32 bits (here the
+        // server is 65.54.227.120, the client 192.0.2.45, port 40000).
+        assert_eq!(
+            group("2001:0:4136:e378:8000:63bf:3fff:fdd2", 64),
+            "192.0.2.45"
+        );
+        assert_eq!(
+            group("2001:0:4136:e378:ffff:ffff:3fff:fdd2", 128),
+            "192.0.2.45"
+        );
+        assert_eq!(group("2001::ffff:ffff", 64), "0.0.0.0");
+        // Their neighbours are ordinary addresses, counted by their prefix.
+        assert_eq!(
+            group("2001:1:4136:e378:8000:63bf:3fff:fdd2", 64),
+            "2001:1:4136:e378::"
+        );
+        assert_eq!(group("2001:4860:1:2:3:4:5:6", 64), "2001:4860:1:2::");
+        assert_eq!(group("2001:ffff:1:2:3:4:5:6", 64), "2001:ffff:1:2::");
+        assert_eq!(group("2003:c000:221:1:2:3:4:5", 64), "2003:c000:221:1::");
+        assert_eq!(group("2001:db8::1", 64), "2001:db8::");
+        assert_eq!(group("2a00:1450:4001:2::1", 64), "2a00:1450:4001:2::");
+        assert_eq!(group("fe80::1:2:3:4", 64), "fe80::");
+        assert_eq!(group("1fff:ffff:1:2::1", 64), "1fff:ffff:1:2::");
+        // Counted as the IPv4 client they carry: one bucket with it.
+        let limiter = RateLimiter::new([Policy::per_client_ip("ip", Quota::per_hour(nz(1)))]);
+        let h = HeaderMap::new();
+        assert!(
+            limiter
+                .check(&keys("2002:c000:221:1::1", &h), 1)
+                .is_admitted()
+        );
+        for ip in [
+            "2002:c000:221:2::1",
+            "192.0.2.33",
+            "2001:0:4136:e378:0:0:3fff:fdde",
+        ] {
+            assert!(!limiter.check(&keys(ip, &h), 1).is_admitted(), "{ip}");
+        }
     }
 
     #[test]
@@ -1851,7 +1946,8 @@ mod tests {
 
     #[test]
     fn policy_names_are_escaped_in_the_structured_fields() {
-        // RFC 9651 strings: printable ASCII, `"` and `\` escaped, nothing else (here `?`).
+        // RFC 9651 strings: printable ASCII, `"` and `\` escaped, any other byte (and `%`)
+        // as `%XX`.
         let quota = Quota::per_minute(nz(10));
         let limiter = RateLimiter::new([
             Policy::global("per \"ip\"", quota),
@@ -1860,13 +1956,13 @@ mod tests {
         ]);
         assert_eq!(
             limiter.policy_header().unwrap(),
-            r#""per \"ip\"";q=10;w=60, "a\\b";q=10;w=60, "caf??tab";q=10;w=60"#
+            r#""per \"ip\"";q=10;w=60, "a\\b";q=10;w=60, "caf%C3%A9%09tab";q=10;w=60"#
         );
         let h = HeaderMap::new();
         let decision = limiter.check(&keys("10.0.0.1", &h), 1);
         assert_eq!(
             limiter.ratelimit_header(decision.statuses()).unwrap(),
-            r#""per \"ip\"";r=9;t=6, "a\\b";r=9;t=6, "caf??tab";r=9;t=6"#
+            r#""per \"ip\"";r=9;t=6, "a\\b";r=9;t=6, "caf%C3%A9%09tab";r=9;t=6"#
         );
         // The name itself is the text given (problems, logs), and equal however it was made.
         assert_eq!(decision.statuses()[0].name().as_str(), "per \"ip\"");
@@ -1882,6 +1978,66 @@ mod tests {
             one.ratelimit_header(decision.statuses()).unwrap(),
             r#""\"";r=9;t=6"#
         );
+    }
+
+    /// Every character outside printable ASCII was written `?`: `café` and `cafè` were one
+    /// `"caf?"` in the headers, two policies a client could not tell apart. Each byte of it
+    /// (and `%`) is `%XX` now, so no two names share a field, and the usual names are as
+    /// they were, their text not copied.
+    #[test]
+    fn policy_names_outside_ascii_have_fields_of_their_own() {
+        let quota = Quota::per_minute(nz(10));
+        let h = HeaderMap::new();
+        let names = [
+            "caf\u{e9}",
+            "caf\u{e8}",
+            "caf%C3%A9",
+            "caf?",
+            "caf\u{e9}\u{0}",
+            "caf\u{e9}\u{7f}",
+        ];
+        let limiter = RateLimiter::try_new(names.map(|n| Policy::global(n, quota))).unwrap();
+        let policy = limiter
+            .policy_header()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            policy,
+            "\"caf%C3%A9\";q=10;w=60, \"caf%C3%A8\";q=10;w=60, \"caf%25C3%25A9\";q=10;w=60, \
+             \"caf?\";q=10;w=60, \"caf%C3%A9%00\";q=10;w=60, \"caf%C3%A9%7F\";q=10;w=60"
+        );
+        let decision = limiter.check(&keys("10.0.0.1", &h), 1);
+        let fields: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let one = RateLimiter::new([Policy::global(*n, quota)]);
+                let d = one.check(&keys("10.0.0.1", &h), 1);
+                one.ratelimit_header(d.statuses())
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(fields[0], "\"caf%C3%A9\";r=9;t=6");
+        assert_eq!(fields[1], "\"caf%C3%A8\";r=9;t=6");
+        let distinct: std::collections::HashSet<&String> = fields.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{fields:?}");
+        assert_eq!(
+            limiter.ratelimit_header(decision.statuses()).unwrap(),
+            fields.join(", ").as_str()
+        );
+        // Plain printable ASCII without `%`: the field is the name itself, not a copy.
+        for name in [
+            PolicyName::from("per-ip ~!#$&'()*+,-./:;<=>?@[]^_`{|}"),
+            PolicyName::from(String::from("tokens-per-day")),
+        ] {
+            assert!(!matches!(name.0, NameRepr::Escaped(_)), "{name}");
+            assert!(std::ptr::eq(name.field(), name.as_str()));
+        }
+        assert_eq!(PolicyName::from("50%").field(), "50%25");
     }
 
     #[test]
@@ -2542,6 +2698,110 @@ mod tests {
         let (_, r) = limiter.reserve_at(&k, 1, 2_000 * ms);
         r.unwrap().settle_at(1_000, 2_000 * ms);
         assert_eq!(field(&limiter.statuses_at(&k, 2_000 * ms)), "\"p\";r=0;t=4");
+    }
+
+    /// The interval is rounded up (`per_minute(7)`: 8 571 428 572 ns), so a burst drained at
+    /// once is full again 4 ns after the minute. `t` used to read 61 for it (`per_second(3)`:
+    /// 2); it reads the period now, and a second later a second less. Only that rounding is
+    /// left out: a bucket a nanosecond further from full still rounds up.
+    #[test]
+    fn the_reset_of_a_drained_burst_is_its_period() {
+        const SEC: u64 = 1_000_000_000;
+        let h = HeaderMap::new();
+        let k = principal("u", &h);
+        for (quota, t) in [
+            (Quota::per_minute(nz(7)), 60),
+            (Quota::per_second(nz(3)), 1),
+            (Quota::per_hour(nz(7)), 3600),
+            (Quota::per_minute(nz(7)).burst(nz(14)), 120),
+            (Quota::per_day(nz(7)).burst(nz(1)), 12_343),
+            // Intervals that divide exactly: as before.
+            (Quota::per_minute(nz(60)), 60),
+            (Quota::per_second(nz(1000)).burst(nz(2500)), 3),
+            // 1.2 s to refill at 2 ns a unit (1.67 asked): the period.
+            (Quota::per_second(nz(600_000_000)), 1),
+            // 4.29 s at 1 ns a unit (0.23 asked): never a whole second short of the refill.
+            (Quota::per_second(nz(u32::MAX)), 4),
+        ] {
+            let limiter = RateLimiter::new([Policy::per_principal("p", quota)]);
+            // Drained at 1 s.
+            assert!(limiter.check_at(&k, quota.burst_size(), SEC).is_admitted());
+            let statuses = |now| limiter.statuses_at(&k, now);
+            for (now, t) in [(SEC, t), (2 * SEC, (t - 1).max(1))] {
+                let s = statuses(now);
+                let expected = format!("\"p\";r={};t={t}", s[0].remaining());
+                assert_eq!(
+                    ratelimit_header(&s).unwrap(),
+                    expected.as_str(),
+                    "{quota:?}"
+                );
+                // The value made once for most responses agrees.
+                assert_eq!(limiter.ratelimit_header(&s).unwrap(), expected.as_str());
+            }
+            // Enforcement is unchanged: the whole burst again only once really full.
+            let full = SEC + u64::try_from(statuses(SEC)[0].reset().as_nanos()).unwrap();
+            let burst = quota.burst_size();
+            assert!(
+                !limiter.check_at(&k, burst, full - 1).is_admitted(),
+                "{quota:?}"
+            );
+            assert!(limiter.check_at(&k, burst, full).is_admitted(), "{quota:?}");
+        }
+
+        // A nanosecond further from full than a burst drained at once (60 s and 4 ns), or
+        // past a whole minute where the interval divides exactly, still rounds up.
+        for (quota, late, t) in [
+            (Quota::per_minute(nz(7)), 0, 60),
+            (Quota::per_minute(nz(7)), 1, 61),
+            (Quota::per_minute(nz(60)), 0, 60),
+            (Quota::per_minute(nz(60)), 1, 61),
+            (Quota::per_second(nz(3)), 0, 1),
+            (Quota::per_second(nz(3)), 1, 2),
+        ] {
+            let limiter = RateLimiter::new([Policy::per_principal("p", quota)]);
+            assert!(limiter.check_at(&k, quota.count(), late).is_admitted());
+            assert_eq!(
+                ratelimit_header(&limiter.statuses_at(&k, 0)).unwrap(),
+                format!("\"p\";r=0;t={t}").as_str(),
+                "{quota:?} drained {late} ns late"
+            );
+        }
+
+        // Whatever the bucket's level: `t` never exceeds the old rounding up, never falls
+        // short of the time to full by the slack or more (nor by a whole second), is 0 only
+        // for a full bucket, and for an empty one never precedes the burst's refill at the
+        // rate asked.
+        for quota in [
+            Quota::per_minute(nz(7)),
+            Quota::per_second(nz(3)).burst(nz(5)),
+            Quota::per_day(nz(13)),
+            Quota::per_second(nz(600_000_000)),
+            Quota::per_second(nz(u32::MAX)).burst(nz(3)),
+        ] {
+            let limiter = RateLimiter::new([Policy::per_principal("p", quota)]);
+            let policy = &limiter.0.policies[0];
+            let (interval, capacity) = (policy.interval, policy.capacity);
+            assert!(limiter.check_at(&k, quota.burst_size(), 0).is_admitted());
+            let asked = quota.period().as_nanos() * u128::from(quota.burst_size())
+                / u128::from(quota.count());
+            let nows = [0, 1, 2, 3, 5, interval / 2, interval, SEC - 1, SEC, SEC + 1]
+                .into_iter()
+                .chain((1..=40).map(|i| capacity / 40 * i))
+                .chain((0..8).map(|i| capacity.saturating_sub(i)));
+            for now in nows.filter(|n| *n <= capacity) {
+                let s = &limiter.statuses_at(&k, now)[0];
+                let (used, t) = (capacity - now, s.reset_secs());
+                assert!(t <= used.div_ceil(SEC), "{quota:?} at {now}");
+                assert!(
+                    t * SEC + s.slack >= used && t * SEC + SEC > used,
+                    "{quota:?} at {now}"
+                );
+                assert_eq!(t == 0, used == 0, "{quota:?} at {now}");
+                if now == 0 {
+                    assert!(u128::from(t * SEC) >= asked, "{quota:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -263,20 +263,11 @@ impl RedisLimiterBuilder {
             .policies
             .iter()
             .map(|(policy, mode)| {
-                let interval = policy
-                    .quota()
-                    .emission_interval_nanos()
-                    .div_ceil(1000)
-                    .max(1);
-                RedisPolicy {
-                    prefix: format!("{}{}:", self.prefix, policy.name()),
-                    interval,
-                    capacity: policy.quota().capacity(interval, 1000),
-                    policy: policy.clone(),
-                    mode: *mode,
-                    warned_overrun: AtomicBool::new(false),
-                    warned_lost_settlement: AtomicBool::new(false),
-                }
+                RedisPolicy::new(
+                    policy.clone(),
+                    *mode,
+                    format!("{}{}:", self.prefix, policy.name()),
+                )
             })
             .collect();
         let fallback = RateLimiter::with_policies(
@@ -326,6 +317,8 @@ struct RedisPolicy {
     interval: u64,
     /// µs of burst.
     capacity: u64,
+    /// `Quota::reset_slack` of the capacity (ns), for the `RateLimit` header.
+    slack: u64,
     mode: FailureMode,
     /// Whether the warning that an overrun was charged only up to the debt bound was logged.
     warned_overrun: AtomicBool,
@@ -334,6 +327,23 @@ struct RedisPolicy {
 }
 
 impl RedisPolicy {
+    /// The policy in µs: its interval rounded up to a whole µs.
+    fn new(policy: Policy, mode: FailureMode, prefix: String) -> Self {
+        let quota = policy.quota();
+        let interval = quota.emission_interval_nanos().div_ceil(1000).max(1);
+        let capacity = quota.capacity(interval, 1000);
+        Self {
+            prefix,
+            interval,
+            capacity,
+            slack: quota.reset_slack(capacity.saturating_mul(1000)),
+            policy,
+            mode,
+            warned_overrun: AtomicBool::new(false),
+            warned_lost_settlement: AtomicBool::new(false),
+        }
+    }
+
     /// An overrun was charged only up to the debt bound: says so, once per policy (never
     /// the key, which may be a principal or an API key).
     #[cold]
@@ -377,6 +387,7 @@ impl RedisPolicy {
             used.saturating_mul(1000),
             self.interval.saturating_mul(1000),
             self.capacity.saturating_mul(1000),
+            self.slack,
         )
     }
 }
@@ -1296,5 +1307,74 @@ where
             set_ratelimit_headers(response.headers_mut(), ratelimit, limiter.policy_header());
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+    use crate::Quota;
+    use crate::limiter::ratelimit_header;
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap()
+    }
+
+    /// Quotas and the `t` of a burst drained at once: the period, where the interval's
+    /// rounding up to a whole µs (`per_minute(7)`: 8 571 429 µs, full again 3 µs after the
+    /// minute) read one second more before.
+    fn drained() -> [(Quota, u64); 6] {
+        [
+            (Quota::per_minute(nz(7)), 60),
+            (Quota::per_second(nz(3)), 1),
+            (Quota::per_hour(nz(7)), 3600),
+            (Quota::per_minute(nz(7)).burst(nz(14)), 120),
+            // Exact: as before.
+            (Quota::per_minute(nz(60)), 60),
+            // 1 µs a unit (0.5 asked): 2 s to refill, never a whole second short of it.
+            (Quota::per_second(nz(2_000_000)), 2),
+        ]
+    }
+
+    fn field(status: PolicyStatus) -> String {
+        ratelimit_header(&[status])
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_reset_of_a_drained_burst_is_its_period() {
+        let headers = http::HeaderMap::new();
+        let keys = RequestKeys::new(None, &headers);
+        for (quota, t) in drained() {
+            let p = RedisPolicy::new(
+                Policy::global("p", quota),
+                FailureMode::FailClosed,
+                "x:".into(),
+            );
+            // What GCRA returns for a burst drained at once: the capacity, in µs.
+            let status = p.status(p.capacity);
+            assert!(status.reset() >= quota.period(), "{quota:?}");
+            assert_eq!(field(status), format!("\"p\";r=0;t={t}"), "{quota:?}");
+            // Where the µs keep the rate (not 2 000 000 a second, 500 ns a unit in memory)
+            // a µs further from full rounds up, and the in-memory limiter (and so the
+            // fallback) reads the same.
+            if quota.count() < 1_000_000 {
+                // A µs further from full rounds up.
+                assert_eq!(
+                    field(p.status(p.capacity + 1)),
+                    format!("\"p\";r=0;t={}", t + 1),
+                    "{quota:?}"
+                );
+                let memory = RateLimiter::new([Policy::global("p", quota)]);
+                assert!(memory.check_at(&keys, quota.burst_size(), 0).is_admitted());
+                let status = memory.statuses_at(&keys, 0)[0].clone();
+                assert_eq!(field(status), format!("\"p\";r=0;t={t}"), "{quota:?}");
+            }
+        }
     }
 }

@@ -1327,3 +1327,35 @@ async fn a_bucket_past_the_scripts_integers_refuses_as_in_memory() {
     assert_eq!(tat.parse::<i128>().unwrap(), MAX_TAT, "TAT {tat}");
     assert!(!redis.check(&keys("d"), 1).await.is_admitted());
 }
+
+/// A burst drained at once reads `t=` its period in the `RateLimit` field, as in memory: the
+/// interval rounded up to a whole µs (`per_minute(7)`: full again 3 µs after the minute) no
+/// longer adds a second.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_drained_burst_resets_after_its_period() {
+    let server = RedisServer::start();
+    let keys = ip_keys("192.0.2.7");
+    for (i, (quota, t)) in [
+        (Quota::per_minute(nz(7)), 60),
+        (Quota::per_second(nz(3)), 1),
+        (Quota::per_hour(nz(7)), 3600),
+        (Quota::per_minute(nz(7)).burst(nz(14)), 120),
+        (Quota::per_minute(nz(60)), 60),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let limiter = RedisLimiter::builder(&server.url())
+            .prefix(&format!("t{i}:"))
+            .policy(Policy::global("p", quota), FailureMode::FailClosed)
+            .timeout(Duration::from_secs(1))
+            .connect()
+            .await
+            .unwrap();
+        let decision = limiter.check(&keys, quota.burst_size()).await;
+        assert!(matches!(decision, Decision::Allowed(_)), "{decision:?}");
+        let value = hardening_core::ratelimit::ratelimit_header(decision.statuses()).unwrap();
+        assert_eq!(value, format!("\"p\";r=0;t={t}").as_str(), "{quota:?}");
+    }
+}
