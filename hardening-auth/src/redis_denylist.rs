@@ -220,7 +220,8 @@ impl RedisDenylistBuilder {
 /// (a revoked token valid again), while `noeviction` makes a full Redis refuse them (the
 /// logout fails, loudly). [`connect`](RedisDenylistBuilder::connect) refuses any other
 /// policy unless [`dangerous_allow_eviction`](RedisDenylistBuilder::dangerous_allow_eviction)
-/// says otherwise; a server that hides its policy is logged, not refused.
+/// says otherwise; a server that hides its policy is logged, not refused. The policy is
+/// checked once, at start-up: a later `CONFIG SET maxmemory-policy` goes unnoticed.
 ///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
 /// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503

@@ -146,10 +146,12 @@ pub enum RedisStoreError {
     /// No policies were given.
     #[error("the Redis limiter has no policies: call .policy(…) at least once")]
     NoPolicies,
-    /// Two policies of one name: they would count in one bucket (keys are
-    /// `{prefix}{policy}:{key}`), and their `RateLimit` fields could not be told apart.
+    /// Two policies of one name: they would count in one bucket (see
+    /// [`RedisLimiterBuilder::prefix`] for the keys), and their `RateLimit` fields could not
+    /// be told apart.
     #[error(
-        "two rate-limit policies are named `{0}`: they would share one bucket in Redis; give          each its own name"
+        "two rate-limit policies are named `{0}`: they would share one bucket in Redis; give \
+         each its own name"
     )]
     DuplicatePolicyName(String),
 }
@@ -173,7 +175,10 @@ impl RedisLimiterBuilder {
         self
     }
 
-    /// The prefix of every key (default `hardening:rl:`); keys are `{prefix}{policy}:{key}`.
+    /// The prefix of every key (default `hardening:rl:`). A policy's keys are
+    /// `{prefix}{policy}:{key}`, with `:` and `%` in the policy's name written `%3A` and `%25`
+    /// and a policy named `slots` written `%73lots`; the concurrency slots' keys are
+    /// `{prefix}slots:{key}`. So no two policies, and no policy and the slots, share a key.
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_owned();
@@ -266,7 +271,7 @@ impl RedisLimiterBuilder {
                 RedisPolicy::new(
                     policy.clone(),
                     *mode,
-                    format!("{}{}:", self.prefix, policy.name()),
+                    policy_prefix(&self.prefix, policy.name()),
                 )
             })
             .collect();
@@ -310,8 +315,63 @@ fn instance_id() -> u64 {
     (u64::from(std::process::id()) << 32) ^ (NEXT.fetch_add(1, Ordering::Relaxed) << 20) ^ nanos
 }
 
+/// The concurrency slots' part of their keys: `{prefix}slots:{key}` (see [`slot_key`]).
+const SLOTS: &str = "slots";
+
+/// The start of every key of the policy named `name`: `{prefix}{name}:`, with the name's `%`
+/// and `:` written `%25` and `%3A`, and the name `slots` written `%73lots` (the slots' part,
+/// [`SLOTS`]). Made once per policy, at connect.
+///
+/// Why a Redis key then names one policy and one key: the policy part holds no `:`, so the
+/// first `:` after the store's prefix ends it, whatever the key after it holds (an IPv6
+/// address, a header value with `:` in it). A Redis key splits back into exactly one
+/// (policy part, key) pair, and the policy part decodes back to one name (`%` is written
+/// only as the start of an escape). So two keys are one only when both the policy and its
+/// key are; within a policy the limiter keeps its keys apart (a policy counts by one kind
+/// of key; the parts of a composite key are escaped as they are joined). The slots' part
+/// `slots` is no policy's: a policy named so is `%73lots`. The empty name is `{prefix}:`,
+/// apart from every other name too.
+///
+/// Names without `:` and `%`, other than `slots`, are written as they are: their keys are
+/// the same as before this escaping, and so their buckets in a running Redis.
+fn policy_prefix(prefix: &str, name: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + name.len() + 8);
+    out.push_str(prefix);
+    if name == SLOTS {
+        out.push_str("%73lots");
+    } else {
+        for c in name.chars() {
+            match c {
+                ':' => out.push_str("%3A"),
+                '%' => out.push_str("%25"),
+                _ => out.push(c),
+            }
+        }
+    }
+    out.push(':');
+    out
+}
+
+/// A policy's key in Redis: its [`policy_prefix`] and the key.
+fn bucket_key(policy_prefix: &str, key: Key) -> String {
+    let mut name = policy_prefix.to_owned();
+    match key {
+        Key::Ip(ip) => name.push_str(&ip.to_string()),
+        Key::Text(t) => name.push_str(&t),
+        Key::Global => name.push('*'),
+    }
+    name
+}
+
+/// A concurrency slot's key in Redis: `{prefix}slots:{key}`, no policy's (see
+/// [`policy_prefix`]).
+fn slot_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}{SLOTS}:{key}")
+}
+
 struct RedisPolicy {
     policy: Policy,
+    /// The start of each of its keys in Redis (see [`policy_prefix`]).
     prefix: String,
     /// µs per unit.
     interval: u64,
@@ -717,7 +777,7 @@ impl RedisLimiter {
             inner.instance,
             inner.slot_counter.fetch_add(1, Ordering::Relaxed)
         );
-        let key = format!("{}slots:{key}", inner.prefix);
+        let key = slot_key(&inner.prefix, key);
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
         // On a task of its own, as a reservation's charge (see `charge_one_unclaimed`): a
         // grant this future is no longer there to take is dropped with the task's output, as
@@ -788,15 +848,7 @@ impl RedisLimiter {
             .iter()
             .enumerate()
             .filter_map(|(i, p)| {
-                key_for(p.policy.key_kind(), keys).map(|k| {
-                    let mut name = p.prefix.clone();
-                    match k {
-                        Key::Ip(ip) => name.push_str(&ip.to_string()),
-                        Key::Text(t) => name.push_str(&t),
-                        Key::Global => name.push('*'),
-                    }
-                    (i, name)
-                })
+                key_for(p.policy.key_kind(), keys).map(|k| (i, bucket_key(&p.prefix, k)))
             })
             .collect()
     }
@@ -1336,6 +1388,83 @@ mod tests {
             // 1 µs a unit (0.5 asked): 2 s to refill, never a whole second short of it.
             (Quota::per_second(nz(2_000_000)), 2),
         ]
+    }
+
+    const PREFIX: &str = "hardening:rl:";
+
+    /// The Redis key of `name`'s bucket for the text key `key`, as a decision builds it.
+    fn bucket(name: &str, key: &str) -> String {
+        bucket_key(&policy_prefix(PREFIX, name), Key::Text(key.into()))
+    }
+
+    /// `a` counting `b:c` and `a:b` counting `c` shared one key, and a policy named `slots`
+    /// shared the concurrency slots' keys (a sorted set: WRONGTYPE for the policy's GET).
+    /// Now no two (policy, key) pairs, and no pair and a slot, give one Redis key.
+    #[test]
+    fn no_two_policies_and_no_policy_and_the_slots_share_a_key() {
+        assert_ne!(bucket("a", "b:c"), bucket("a:b", "c"));
+        assert_ne!(bucket("slots", "k"), slot_key(PREFIX, "k"));
+        let names = [
+            "", "a", "b", "a:b", "a:", ":", ":b", "a%3Ab", "a%b", "%", "%25", "%3A", "slots",
+            "slots:", "%73lots", "slots:a", "Slots",
+        ];
+        let keys = [
+            "",
+            "c",
+            "b:c",
+            ":",
+            ":c",
+            "b:",
+            "*",
+            "k",
+            "a:b",
+            "slots:k",
+            "%3Ab:c",
+            "2001:db8::",
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for name in names {
+            for key in keys {
+                if let Some(other) = seen.insert(bucket(name, key), (name, key)) {
+                    panic!("({name:?}, {key:?}) and {other:?} share a Redis key");
+                }
+            }
+        }
+        for key in keys {
+            if let Some(pair) = seen.get(&slot_key(PREFIX, key)) {
+                panic!("the slots of {key:?} and the bucket of {pair:?} share a Redis key");
+            }
+        }
+    }
+
+    /// Ordinary names (no `:` or `%`, not `slots`) keep their keys byte for byte: an upgrade
+    /// keeps their buckets. The others are escaped, once, in their policy's prefix.
+    #[test]
+    fn ordinary_names_keep_their_keys_and_the_others_are_escaped() {
+        let ip = |name: &str, ip: &str| {
+            bucket_key(&policy_prefix(PREFIX, name), Key::Ip(ip.parse().unwrap()))
+        };
+        assert_eq!(
+            ip("per-ip", "198.51.100.9"),
+            "hardening:rl:per-ip:198.51.100.9"
+        );
+        assert_eq!(ip("per-ip", "2001:db8::"), "hardening:rl:per-ip:2001:db8::");
+        assert_eq!(
+            bucket_key(&policy_prefix(PREFIX, "all"), Key::Global),
+            "hardening:rl:all:*"
+        );
+        assert_eq!(bucket("tokens", "alice"), "hardening:rl:tokens:alice");
+        assert_eq!(bucket("per key", "b:c"), "hardening:rl:per key:b:c");
+        assert_eq!(bucket("café", "k"), "hardening:rl:café:k");
+        assert_eq!(bucket("slot", "k"), "hardening:rl:slot:k");
+        assert_eq!(bucket("", "k"), "hardening:rl::k");
+        assert_eq!(policy_prefix("", "p"), "p:");
+        assert_eq!(slot_key(PREFIX, "key-1"), "hardening:rl:slots:key-1");
+        // Escaped.
+        assert_eq!(bucket("a:b", "c"), "hardening:rl:a%3Ab:c");
+        assert_eq!(bucket("a%3Ab", "c"), "hardening:rl:a%253Ab:c");
+        assert_eq!(bucket("slots", "k"), "hardening:rl:%73lots:k");
+        assert_eq!(bucket("slots:", "k"), "hardening:rl:slots%3A:k");
     }
 
     fn field(status: PolicyStatus) -> String {

@@ -258,6 +258,76 @@ async fn every_key_has_a_ttl() {
     );
 }
 
+/// Keys were `{prefix}{policy}:{key}`: policy `a` counting `b:c` and policy `a:b` counting
+/// `c` spent one budget, and a policy named `slots` counted in the concurrency slots' keys
+/// (sorted sets: its requests failed with WRONGTYPE, refused under `FailClosed`). Now each
+/// keeps its own; ordinary names keep the keys they had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn policy_names_with_colons_or_named_slots_keep_their_own_keys() {
+    let server = RedisServer::start();
+    let header = |name| http::HeaderName::from_static(name);
+    let l = RedisLimiter::builder(&server.url())
+        .policy(
+            Policy::per_header("a", frozen(2), header("x-a")),
+            FailureMode::FailClosed,
+        )
+        .policy(
+            Policy::per_header("a:b", frozen(2), header("x-b")),
+            FailureMode::FailClosed,
+        )
+        .policy(
+            Policy::per_header("slots", frozen(3), header("x-key")),
+            FailureMode::FailClosed,
+        )
+        .timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let check = async |name: &'static str, value: &'static str| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(name, http::HeaderValue::from_static(value));
+        l.check(&RequestKeys::new(None, &headers), 1).await
+    };
+    // `a` spends its budget on `b:c`; `a:b` still has its own for `c`.
+    for _ in 0..2 {
+        assert!(check("x-a", "b:c").await.is_admitted());
+    }
+    assert!(!check("x-a", "b:c").await.is_admitted());
+    for n in 0..2 {
+        let decision = check("x-b", "c").await;
+        assert!(decision.is_admitted(), "request {n} of `a:b`: {decision:?}");
+    }
+    assert!(!check("x-b", "c").await.is_admitted());
+    // The policy `slots` and a concurrency slot for the same key, both ways round.
+    assert!(check("x-key", "k1").await.is_admitted());
+    let lease = Duration::from_secs(30);
+    let slot = l.acquire_slot("k1", 1, lease).await;
+    assert!(matches!(slot, Ok(Some(_))), "{slot:?}");
+    let decision = check("x-key", "k1").await;
+    assert!(decision.is_admitted(), "{decision:?}");
+    assert!(l.acquire_slot("k1", 1, lease).await.unwrap().is_none());
+    // The keys (the slot still held): `a` (an ordinary name) and the slots as before; the
+    // others escaped.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for (key, kind) in [
+        ("hardening:rl:a:b:c", "string"),
+        ("hardening:rl:a%3Ab:c", "string"),
+        ("hardening:rl:%73lots:k1", "string"),
+        ("hardening:rl:slots:k1", "zset"),
+    ] {
+        let found: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(found, kind, "{key}");
+    }
+    drop(slot);
+    assert!(eventually(async || matches!(l.acquire_slot("k1", 1, lease).await, Ok(Some(_)))).await);
+}
+
 #[tokio::test]
 async fn start_up_errors_say_what_to_change() {
     let err = RedisLimiter::builder("http://example.com")
