@@ -1,12 +1,13 @@
-//! Cross-origin request protection for cookie-authenticated requests, after Go 1.25's
-//! `CrossOriginProtection`: `Sec-Fetch-Site` first, then `Origin` against `Host`.
+//! Cross-origin request protection for requests that carry credentials a browser sends on
+//! its own (cookies, cached HTTP authentication), after Go 1.25's `CrossOriginProtection`:
+//! `Sec-Fetch-Site` first, then `Origin` against `Host`.
 
 use std::fmt;
 
 /// Parsed once, not per request.
 static SEC_FETCH_SITE: http::HeaderName = http::HeaderName::from_static("sec-fetch-site");
 
-use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, UPGRADE};
 use http::request::Parts;
 use http::{HeaderValue, Method};
 
@@ -24,11 +25,14 @@ pub enum CsrfReason {
 /// [`hardening_errors::origin::parse_origin`], which CORS uses too.
 pub use hardening_errors::origin::InvalidOrigin;
 
-/// Refuses unsafe-method requests (POST, PUT, PATCH, DELETE, …) that a browser sent from
-/// another origin, when they carry cookies and no bearer token (bearer tokens are not sent
-/// automatically, so they need no CSRF defence).
+/// Refuses unsafe-method requests (POST, PUT, PATCH, DELETE, …) and WebSocket handshakes
+/// (a GET with `Upgrade`) that a browser sent from another origin, when they carry
+/// credentials the browser adds by itself, cookies or HTTP authentication (`Basic`, `Digest`,
+/// `Negotiate`, `NTLM`), and no bearer token (bearer tokens are not sent automatically, so
+/// they need no CSRF defence).
 ///
-/// The check, in order: safe methods pass; `Sec-Fetch-Site: same-origin` or `none` passes;
+/// The check, in order: safe methods pass, unless a GET asks for an `Upgrade`;
+/// `Sec-Fetch-Site: same-origin` or `none` passes;
 /// any other `Sec-Fetch-Site` passes only for a trusted origin; without `Sec-Fetch-Site`, an
 /// `Origin` must match the `Host` (or be trusted); with neither header (not a browser, or a
 /// very old one) the request passes. Trusted origins compare scheme, host and port, not the
@@ -119,17 +123,21 @@ impl Csrf {
     /// ```
     #[inline]
     pub fn check_request(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
-        // Safe methods need nothing more (and this stays short enough to inline).
-        if matches!(
-            parts.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-        ) {
+        // Safe methods need nothing more (and this stays short enough to inline), except a
+        // WebSocket handshake: a GET whose socket then acts for the user.
+        let safe = match parts.method {
+            Method::GET => !parts.headers.contains_key(UPGRADE),
+            Method::HEAD | Method::OPTIONS | Method::TRACE => true,
+            _ => false,
+        };
+        if safe {
             return Ok(());
         }
         self.check_unsafe(parts, https)
     }
 
-    /// [`check_request`](Self::check_request) for an unsafe method: out of line.
+    /// [`check_request`](Self::check_request) for an unsafe method or a WebSocket
+    /// handshake: out of line.
     #[inline(never)]
     fn check_unsafe(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
         let verdict = self.decide(parts, https);
@@ -144,11 +152,12 @@ impl Csrf {
 
     /// The verdict for an unsafe method ([`check`](Self::check) lets safe ones through).
     fn decide(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
-        let has_cookie = parts.headers.contains_key(COOKIE);
-        let bearer = parts.headers.get(AUTHORIZATION).is_some_and(|v| {
-            v.as_bytes().len() > 7 && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")
-        });
-        if !has_cookie || bearer {
+        let authorization = parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
+        let bearer =
+            authorization.is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "));
+        let credentials =
+            parts.headers.contains_key(COOKIE) || authorization.is_some_and(sent_by_browsers);
+        if !credentials || bearer {
             return Ok(());
         }
         let origin = parts.headers.get(ORIGIN);
@@ -188,6 +197,18 @@ impl Csrf {
             _ => Err(CsrfReason::Origin),
         }
     }
+}
+
+/// Whether an `Authorization` value is of a scheme browsers send by themselves once the user
+/// has logged in (to any request to the site, cross-site form posts included).
+fn sent_by_browsers(authorization: &[u8]) -> bool {
+    let scheme = authorization
+        .split(|b| *b == b' ')
+        .next()
+        .unwrap_or_default();
+    [&b"basic"[..], b"digest", b"negotiate", b"ntlm"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s))
 }
 
 #[cfg(test)]
@@ -437,6 +458,66 @@ mod tests {
         ] {
             let request = [cross, ("authorization", authorization)];
             assert_eq!(check("POST", &request).is_ok(), bearer, "{authorization:?}");
+        }
+    }
+
+    /// A WebSocket handshake is a GET, but the socket then acts for the user: one carrying
+    /// cookies from another origin is refused (cross-site WebSocket hijacking). Other GETs,
+    /// HEAD and OPTIONS pass whatever they carry.
+    #[test]
+    fn cross_origin_websocket_handshakes_are_checked() {
+        let csrf = Csrf::new();
+        let check = |method: Method, extra: &[(&'static str, &'static str)]| {
+            csrf.check_request(&parts(method, &with(extra)), false)
+        };
+        let upgrade = ("upgrade", "websocket");
+        let cross = ("origin", "https://evil.example");
+        assert_eq!(
+            check(
+                Method::GET,
+                &[upgrade, ("sec-fetch-site", "same-site"), cross]
+            ),
+            Err(CsrfReason::SecFetchSite)
+        );
+        assert_eq!(
+            check(Method::GET, &[upgrade, cross]),
+            Err(CsrfReason::Origin)
+        );
+        let same = ("origin", "https://api.example.com");
+        assert_eq!(check(Method::GET, &[upgrade, same]), Ok(()));
+        assert_eq!(check(Method::GET, &[upgrade]), Ok(()), "not a browser");
+        for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            assert_eq!(check(method.clone(), &[cross]), Ok(()), "{method}");
+        }
+        // Without credentials there is nothing to hijack.
+        let cookieless = parts(Method::GET, &[upgrade, cross, ("host", "api.example.com")]);
+        assert_eq!(csrf.check(&cookieless), Ok(()));
+    }
+
+    /// Browsers add cached HTTP authentication to cross-site requests as they add cookies:
+    /// such a request is checked without a cookie too. Schemes only scripts set are not.
+    #[test]
+    fn browser_sent_http_authentication_counts_as_credentials() {
+        let csrf = Csrf::new();
+        for (authorization, checked) in [
+            ("Basic dTpw", true),
+            ("BASIC dTpw", true),
+            ("Digest username=\"u\"", true),
+            ("Negotiate YII=", true),
+            ("NTLM TlRM", true),
+            ("Bearer t", false),
+            ("Token t", false),
+            ("Basicx dTpw", false),
+        ] {
+            let request = parts(
+                Method::POST,
+                &[
+                    ("host", "api.example.com"),
+                    ("origin", "https://evil.example"),
+                    ("authorization", authorization),
+                ],
+            );
+            assert_eq!(csrf.check(&request).is_err(), checked, "{authorization}");
         }
     }
 
