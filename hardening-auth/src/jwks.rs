@@ -390,6 +390,18 @@ struct Skipped {
     loud: bool,
 }
 
+/// The longest `kid` logged, in characters.
+const KID_LOG_CHARS: usize = 64;
+
+/// A set's `kid` for the log and errors: cut after [`KID_LOG_CHARS`] characters (the set is
+/// the provider's, but a `kid` can be of any length). Logged with `?`, so escaped.
+fn kid_for_log(kid: &str) -> String {
+    match kid.char_indices().nth(KID_LOG_CHARS) {
+        Some((end, _)) => format!("{}…", &kid[..end]),
+        None => kid.to_owned(),
+    }
+}
+
 /// Parses a JWK Set, keeping only signature keys whose type decides one algorithm:
 /// RSA → its `alg` (RS*/PS*; RS256 when absent), EC P-256 → ES256, EC P-384 → ES384,
 /// OKP Ed25519 → EdDSA. Symmetric (`oct`) keys are never taken from a JWKS.
@@ -423,7 +435,7 @@ fn parse_set(
                 },
             )),
             Err((why, loud)) => skipped.push(Skipped {
-                kid: kid.to_owned(),
+                kid: kid_for_log(kid),
                 why,
                 loud,
             }),
@@ -442,13 +454,13 @@ fn parse_set(
     for (kid, key) in found {
         if ambiguous.contains(&kid) {
             skipped.push(Skipped {
-                kid,
+                kid: kid_for_log(&kid),
                 why: "kid used by several signature keys of the set (ambiguous)",
                 loud: true,
             });
         } else if static_kids.contains(&kid) {
             skipped.push(Skipped {
-                kid,
+                kid: kid_for_log(&kid),
                 why: "kid already used by a configured key (the configured key wins)",
                 loud: true,
             });
@@ -707,9 +719,9 @@ impl Shared {
         }
         for s in &skipped {
             if s.loud {
-                tracing::warn!(target: JWKS_TARGET, url = %self.label, kid = %s.kid, why = s.why, "JWKS key ignored");
+                tracing::warn!(target: JWKS_TARGET, url = %self.label, kid = ?s.kid, why = s.why, "JWKS key ignored");
             } else {
-                tracing::debug!(target: JWKS_TARGET, url = %self.label, kid = %s.kid, why = s.why, "JWKS key ignored");
+                tracing::debug!(target: JWKS_TARGET, url = %self.label, kid = ?s.kid, why = s.why, "JWKS key ignored");
             }
         }
         Ok(map)
@@ -993,7 +1005,7 @@ impl Jwks {
                 format!("cannot load the key set at start-up: {e}{hint}"),
             )
         })?;
-        let mut kids: Vec<&String> = map.keys().collect();
+        let mut kids: Vec<String> = map.keys().map(|k| kid_for_log(k)).collect();
         kids.sort();
         tracing::info!(target: JWKS_TARGET, url = %label, kids = ?kids, "JWKS loaded");
         shared.replace(map, Instant::now());
@@ -1246,6 +1258,45 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         });
+    }
+
+    /// A `kid` comes from the provider's set, which may hold one of any length or with line
+    /// breaks: it was logged whole and unescaped (a forged log line, a megabyte line). Now
+    /// cut to 64 characters and escaped, in the warning and in the start-up list.
+    #[tokio::test]
+    async fn long_or_odd_kids_are_logged_cut_and_escaped() {
+        use tracing::Level;
+
+        let log = crate::test_log::Captured::default();
+        let _guard = tracing::subscriber::set_default(log.clone());
+        let odd = format!("{}\nERROR forged line\u{1b}[31m", "k".repeat(60));
+        let long = "x".repeat(10_000);
+        let bytes = set(serde_json::json!([
+            {"kty": "RSA", "kid": long, "n": rsa_n(), "e": "AQAB"},
+            {"kty": "oct", "kid": odd, "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"},
+            {"kty": "oct", "kid": long, "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"},
+        ]));
+        let source = JwksSource {
+            url: "https://idp.example/jwks".into(),
+            policy: JwksPolicy::new(),
+            fetcher: Some(Arc::new(Scripted::new(bytes))),
+        };
+        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        assert!(jwks.get(&long).is_some(), "the key itself is kept whole");
+
+        let ignored = log.find(Level::WARN, "JWKS key ignored");
+        assert_eq!(ignored.len(), 2, "{:?}", log.lines());
+        let loaded = log.find(Level::INFO, "JWKS loaded");
+        assert_eq!(loaded.len(), 1, "{:?}", log.lines());
+        for logged in [
+            ignored[0].field("kid"),
+            ignored[1].field("kid"),
+            loaded[0].field("kids"),
+        ] {
+            let logged = logged.unwrap();
+            assert!(logged.chars().count() < 100, "{logged}");
+            assert!(!logged.contains(['\n', '\u{1b}']), "{logged:?}");
+        }
     }
 
     /// A fetcher answering whatever it was last given: a body, or a failure.

@@ -25,7 +25,7 @@ pub enum JwtError {
     /// Not three non-empty base64url segments.
     #[error("token is not three base64url segments")]
     Malformed,
-    /// The header is not a JSON object, or repeats a member.
+    /// The header is not a JSON object, or repeats a member (at any depth).
     #[error("token header is not a JSON object without duplicate members")]
     BadHeader,
     /// `alg` is `none` or not one this library knows.
@@ -46,7 +46,8 @@ pub enum JwtError {
     /// The signature does not verify.
     #[error("bad signature")]
     BadSignature,
-    /// The payload is not a JSON object, or repeats a claim.
+    /// The payload is not a JSON object, or repeats a member (at any depth), or has a
+    /// member serde_json reads as something else (`$serde_json::private::…`).
     #[error("token payload is not a JSON object without duplicate claims")]
     BadPayload,
     /// No `exp` claim.
@@ -513,7 +514,35 @@ impl JwtVerifierBuilder {
                 }
             }
         }
+        // RFC 8725 §3.1: each key is used with exactly one algorithm.
+        for (i, a) in keys.iter().enumerate() {
+            if let Some(b) = keys[i + 1..]
+                .iter()
+                .find(|b| b.alg != a.alg && same_key(&a.key, &b.key))
+            {
+                return Err(KeyError::KeySet(format!(
+                    "{} ({:?}) and {} ({:?}) are one key: use each key with one algorithm only \
+                     (RFC 8725 §3.1), with a key of its own for each algorithm",
+                    key_name(a.kid.as_deref()),
+                    a.alg,
+                    key_name(b.kid.as_deref()),
+                    b.alg
+                )));
+            }
+        }
         Ok(())
+    }
+}
+
+/// Whether two keys hold the same secret or public key.
+fn same_key(a: &DecodingKey, b: &DecodingKey) -> bool {
+    match (a.kind(), b.kind()) {
+        (DecodingKeyKind::SecretOrDer(a), DecodingKeyKind::SecretOrDer(b)) => a == b,
+        (
+            DecodingKeyKind::RsaModulusExponent { n, e },
+            DecodingKeyKind::RsaModulusExponent { n: n2, e: e2 },
+        ) => n == n2 && e == e2,
+        _ => false,
     }
 }
 
@@ -909,30 +938,101 @@ fn decode_object(segment: &str) -> Result<Map<String, Value>, DecodeError> {
         .map_err(|_| DecodeError::Json)
 }
 
-/// A JSON object that refuses a repeated member (serde_json would keep the last one, and two
-/// parsers reading one token differently is how signatures get bypassed).
+/// A JSON object that refuses a repeated member at any depth. serde_json would keep the last
+/// one, and two parsers reading one token differently is how signatures get bypassed: a signer
+/// that keeps the first reads `{"realm_access":{"roles":["user"],"roles":["admin"]}}` as `user`.
 struct UniqueObject(Map<String, Value>);
 
 impl<'de> serde::Deserialize<'de> for UniqueObject {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UniqueObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueObject, A::Error> {
-                let mut out = Map::new();
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    if out.contains_key(&k) {
-                        return Err(serde::de::Error::custom("duplicate member"));
-                    }
-                    out.insert(k, v);
-                }
-                Ok(UniqueObject(out))
-            }
+        match deserializer.deserialize_map(UniqueVisitor)? {
+            Value::Object(map) => Ok(UniqueObject(map)),
+            _ => Err(serde::de::Error::custom("not a JSON object")),
         }
-        deserializer.deserialize_map(V)
+    }
+}
+
+/// A JSON value none of whose objects repeats a member.
+struct UniqueValue(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(UniqueValue)
+    }
+}
+
+/// The prefix of the member names serde_json gives a meaning of its own.
+const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
+/// How serde_json's `arbitrary_precision` feature passes a number.
+const SERDE_JSON_NUMBER: &str = "$serde_json::private::Number";
+
+/// Builds a [`Value`] as serde_json's own visitor does, refusing repeated members and the
+/// members serde_json reads as something else.
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON without repeated members")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(UniqueValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom("duplicate member"));
+            }
+            // serde_json's `Value` reads `{"$serde_json::private::RawValue": "[1]"}` as `[1]`
+            // (its `raw_value` feature): a string to the signer, a structure to the claims type.
+            if k.starts_with(SERDE_JSON_PRIVATE) && k != SERDE_JSON_NUMBER {
+                return Err(serde::de::Error::custom("reserved member"));
+            }
+            let UniqueValue(v) = map.next_value()?;
+            out.insert(k, v);
+        }
+        // serde_json's `arbitrary_precision` feature hands a number over as a map of this one
+        // member; its own `Value` turns that back into the number.
+        if out.len() == 1 && out.contains_key(SERDE_JSON_NUMBER) {
+            return serde_json::from_value(Value::Object(out)).map_err(serde::de::Error::custom);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -1343,6 +1443,118 @@ mod tests {
         );
     }
 
+    /// A member repeated inside a nested object (or an object in an array) was kept last,
+    /// as serde_json does, where a first-wins signer reads the first: the same signed token
+    /// meant `roles: user` to the issuer and `roles: admin` to the claims type here.
+    #[test]
+    fn nested_duplicate_members_are_refused() {
+        let v = verifier();
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let hs = b64(r#"{"alg":"HS256"}"#);
+        let payload = |extra: &str| format!(r#"{{"sub":"user-1","exp":{exp},{extra}}}"#);
+        for extra in [
+            r#""realm_access":{"roles":["user"],"roles":["admin"]}"#,
+            r#""a":[{"x":1},{"x":1,"x":2}]"#,
+            r#""a":{"b":{"c":{"d":1,"d":2}}}"#,
+        ] {
+            assert_eq!(
+                v.verify_raw(&sign(&hs, &b64(&payload(extra)))).map(|_| ()),
+                Err(JwtError::BadPayload),
+                "{extra}"
+            );
+        }
+        let header = b64(r#"{"alg":"HS256","ext":{"k":1,"k":2}}"#);
+        assert_eq!(
+            v.verify_raw(&sign(&header, &b64(&payload(r#""n":1"#))))
+                .map(|_| ()),
+            Err(JwtError::BadHeader)
+        );
+        // Everything else reads as serde_json reads it.
+        let rich = payload(
+            r#""realm_access":{"roles":["user"]},"a":[{"x":1},{"x":-2.5e-3}],"n":null,
+               "t":true,"big":18446744073709551615,"neg":-9223372036854775808,"s":"\u00e9\n",
+               "e":{},"l":[],"$serde_json::private::Number":{"$serde_json::private::Number":"5"}"#,
+        );
+        let (_, claims) = v.verify_raw(&sign(&hs, &b64(&rich))).unwrap();
+        let expected: Map<String, Value> = serde_json::from_str(&rich).unwrap();
+        assert_eq!(claims, expected);
+    }
+
+    /// serde_json's `Value` (with its `raw_value` feature, on in this workspace) parsed the
+    /// string of a nested `$serde_json::private::RawValue` member as JSON: a claim that was a
+    /// string to the signer became an array of roles here. Such members are refused now.
+    #[test]
+    fn serde_json_private_members_are_refused() {
+        let v = verifier();
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let hs = b64(r#"{"alg":"HS256"}"#);
+        let raw = r#"{"$serde_json::private::RawValue":"[\"admin\"]"}"#;
+        for extra in [
+            format!(r#""roles":{raw}"#),
+            format!(r#""a":[{raw}]"#),
+            r#""$serde_json::private::RawValue":"[]""#.to_owned(),
+            r#""x":{"$serde_json::private::Other":1}"#.to_owned(),
+        ] {
+            let payload = format!(r#"{{"sub":"user-1","exp":{exp},{extra}}}"#);
+            assert_eq!(
+                v.verify_raw(&sign(&hs, &b64(&payload))).map(|_| ()),
+                Err(JwtError::BadPayload),
+                "{extra}"
+            );
+        }
+        let header = b64(r#"{"alg":"HS256","x":{"$serde_json::private::RawValue":"1"}}"#);
+        let payload = format!(r#"{{"sub":"user-1","exp":{exp}}}"#);
+        assert_eq!(
+            v.verify_raw(&sign(&header, &b64(&payload))).map(|_| ()),
+            Err(JwtError::BadHeader)
+        );
+    }
+
+    /// base64url whose last character carries bits that encode nothing is refused in each
+    /// segment (one token, one spelling: RFC 7515 §2 and RFC 4648 §3.5).
+    #[test]
+    fn non_canonical_base64url_is_refused() {
+        let v = verifier();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        // The same bytes with the unused low bit of the last character set.
+        let spare_bit = |seg: &str| {
+            assert_ne!(seg.len() % 4, 0, "{seg} has no spare bits");
+            let last = alphabet.find(seg.chars().last().unwrap()).unwrap() ^ 1;
+            format!("{}{}", &seg[..seg.len() - 1], &alphabet[last..=last])
+        };
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        // 22 and 41 bytes: neither a multiple of 3, so both end with spare bits.
+        let h64 = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","x":12}"#);
+        let p64 = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"user-1","exp":{exp},"x":12}}"#));
+        let ok = sign(&h64, &p64);
+        assert!(v.verify_raw(&ok).is_ok(), "control");
+        let s64 = ok.rsplit('.').next().unwrap();
+        for (forged, want) in [
+            (sign(&spare_bit(&h64), &p64), JwtError::Malformed),
+            (sign(&h64, &spare_bit(&p64)), JwtError::BadPayload),
+            (
+                format!("{h64}.{p64}.{}", spare_bit(s64)),
+                JwtError::BadSignature,
+            ),
+        ] {
+            assert_eq!(v.verify_raw(&forged).map(|_| ()), Err(want), "{forged}");
+        }
+    }
+
     /// `exp`, `nbf` and `iat` are compared with the leeway on the right side of each bound.
     #[test]
     fn time_claims_honour_the_leeway_at_its_bounds() {
@@ -1385,6 +1597,32 @@ mod tests {
             let t = sign(&header, &URL_SAFE_NO_PAD.encode(claims.to_string()));
             assert_eq!(v.verify_raw(&t).map(|_| ()), want, "{claims}");
         }
+    }
+
+    /// RFC 8725 §3.1: each key is used with one algorithm. One secret configured under two
+    /// `kid`s for two algorithms was accepted, so it verified both.
+    #[test]
+    fn one_key_for_two_algorithms_is_refused_at_build_time() {
+        let s64 = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHjQw8Er4Ty1Ui5Op9As3Df7Gh2Jk6Lz0Xc";
+        let two = |alg_a, a: &[u8], alg_b, b: &[u8]| {
+            JwtVerifier::builder()
+                .hmac(Some("a"), alg_a, a)
+                .unwrap()
+                .hmac(Some("b"), alg_b, b)
+                .unwrap()
+                .build()
+        };
+        match two(Algorithm::HS256, s64, Algorithm::HS512, s64) {
+            Err(KeyError::KeySet(why)) => {
+                assert!(why.contains(r#"kid "a" (HS256)"#), "{why}");
+                assert!(why.contains(r#"kid "b" (HS512)"#), "{why}");
+                assert!(why.contains("RFC 8725"), "{why}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // One key under two kids for one algorithm (a rotation overlap), or two keys: fine.
+        assert!(two(Algorithm::HS256, s64, Algorithm::HS256, s64).is_ok());
+        assert!(two(Algorithm::HS256, &s64[..32], Algorithm::HS512, s64).is_ok());
     }
 
     #[test]
