@@ -1346,6 +1346,20 @@ mod tests {
         assert_eq!(principal.subject, "user-1");
     }
 
+    /// `s` in base64url, unpadded: a token segment.
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    /// An `exp` ten minutes from now.
+    fn in_ten_minutes() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600
+    }
+
     /// `h64.p64`, HS256-signed with the key of [`verifier`]'s tokens, whatever they hold.
     fn sign(h64: &str, p64: &str) -> String {
         let message = format!("{h64}.{p64}");
@@ -1382,13 +1396,8 @@ mod tests {
     #[test]
     fn header_and_payload_are_read_strictly() {
         let v = verifier();
-        let exp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
+        let exp = in_ten_minutes();
         let ok = format!(r#"{{"sub":"user-1","exp":{exp}}}"#);
-        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
         let hs = b64(r#"{"alg":"HS256"}"#);
         assert!(v.verify_raw(&sign(&hs, &b64(&ok))).is_ok(), "control");
         let cases = [
@@ -1449,12 +1458,7 @@ mod tests {
     #[test]
     fn nested_duplicate_members_are_refused() {
         let v = verifier();
-        let exp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
-        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let exp = in_ten_minutes();
         let hs = b64(r#"{"alg":"HS256"}"#);
         let payload = |extra: &str| format!(r#"{{"sub":"user-1","exp":{exp},{extra}}}"#);
         for extra in [
@@ -1491,12 +1495,7 @@ mod tests {
     #[test]
     fn serde_json_private_members_are_refused() {
         let v = verifier();
-        let exp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
-        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let exp = in_ten_minutes();
         let hs = b64(r#"{"alg":"HS256"}"#);
         let raw = r#"{"$serde_json::private::RawValue":"[\"admin\"]"}"#;
         for extra in [
@@ -1532,14 +1531,10 @@ mod tests {
             let last = alphabet.find(seg.chars().last().unwrap()).unwrap() ^ 1;
             format!("{}{}", &seg[..seg.len() - 1], &alphabet[last..=last])
         };
-        let exp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
+        let exp = in_ten_minutes();
         // 22 and 41 bytes: neither a multiple of 3, so both end with spare bits.
-        let h64 = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","x":12}"#);
-        let p64 = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"user-1","exp":{exp},"x":12}}"#));
+        let h64 = b64(r#"{"alg":"HS256","x":12}"#);
+        let p64 = b64(&format!(r#"{{"sub":"user-1","exp":{exp},"x":12}}"#));
         let ok = sign(&h64, &p64);
         assert!(v.verify_raw(&ok).is_ok(), "control");
         let s64 = ok.rsplit('.').next().unwrap();
@@ -1593,8 +1588,8 @@ mod tests {
         ] {
             let mut claims = claims;
             claims["sub"] = json!("user-1");
-            let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
-            let t = sign(&header, &URL_SAFE_NO_PAD.encode(claims.to_string()));
+            let header = b64(r#"{"alg":"HS256"}"#);
+            let t = sign(&header, &b64(&claims.to_string()));
             assert_eq!(v.verify_raw(&t).map(|_| ()), want, "{claims}");
         }
     }

@@ -354,9 +354,15 @@ fn policy_prefix(prefix: &str, name: &str) -> String {
 
 /// A policy's key in Redis: its [`policy_prefix`] and the key.
 fn bucket_key(policy_prefix: &str, key: Key) -> String {
-    let mut name = policy_prefix.to_owned();
+    // Room for the longest IPv6 address, so the key is one allocation.
+    let mut name = String::with_capacity(policy_prefix.len() + 39);
+    name.push_str(policy_prefix);
     match key {
-        Key::Ip(ip) => name.push_str(&ip.to_string()),
+        // Written in place: no string of its own per request.
+        Key::Ip(ip) => {
+            use std::fmt::Write as _;
+            let _ = write!(name, "{ip}");
+        }
         Key::Text(t) => name.push_str(&t),
         Key::Global => name.push('*'),
     }

@@ -412,3 +412,27 @@ pub async fn assert_handler_event_in_request_span(captured: &Captured) {
     assert_eq!(inside[0]["span"]["name"], "request", "{logs}");
     assert_eq!(inside[0]["span"]["request_id"], id, "{logs}");
 }
+
+/// `GET path` through `app` in-process with `Authorization: Bearer {token}`: the status, the
+/// `WWW-Authenticate` challenge if any, and the body.
+pub async fn get_with_bearer(
+    app: Router,
+    path: &str,
+    token: &str,
+) -> (u16, Option<String>, bytes::Bytes) {
+    use tower::ServiceExt;
+    let req = http::Request::get(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .expect("a valid request");
+    let res = app.oneshot(req).await.expect("the router is infallible");
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    (status, challenge, body)
+}

@@ -14,7 +14,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hardening_core::Hardening;
 use hardening_core::auth::{AuthLayer, Authenticated, JwtVerifier};
-use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use tower::ServiceExt;
 
@@ -82,18 +81,8 @@ fn app() -> Router {
 }
 
 async fn call(token: &str) -> (u16, Option<String>, serde_json::Value) {
-    let req = http::Request::get("/me")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    let res = app().oneshot(req).await.unwrap();
-    let status = res.status().as_u16();
-    let challenge = res
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    let (status, challenge, body) = hardening_tests::get_with_bearer(app(), "/me", token).await;
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     (status, challenge, body)
 }
 

@@ -7,16 +7,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hardening_core::Hardening;
 use hardening_core::auth::{AuthLayer, Authenticated, JwtVerifier, KeyError};
 use hardening_tests::Captured;
-use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use tower::ServiceExt;
 
 const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-rfc8725";
 const RSA_PUBLIC: &[u8] = include_bytes!("fixtures/rsa-public.pem");
@@ -76,22 +73,8 @@ fn app() -> Router {
 }
 
 async fn call(token: &str) -> (u16, Option<String>, String) {
-    let req = http::Request::get("/roles")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    let res = app().oneshot(req).await.unwrap();
-    let status = res.status().as_u16();
-    let challenge = res
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        challenge,
-        String::from_utf8(bytes.to_vec()).unwrap(),
-    )
+    let (status, challenge, body) = hardening_tests::get_with_bearer(app(), "/roles", token).await;
+    (status, challenge, String::from_utf8(body.to_vec()).unwrap())
 }
 
 /// A signer that keeps the first of two repeated members signs `roles: ["user"]`; the
