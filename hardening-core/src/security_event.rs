@@ -43,6 +43,9 @@ security_events! {
     CsrfBlocked => "csrf_blocked",
     /// 413: the body was larger than allowed.
     BodyTooLarge => "body_too_large",
+    /// 400: a body of unknown size whose `Content-Length` is not one valid length (a sign,
+    /// a space inside, fields that disagree): RFC 9112 §6.3, as hyper answers on the wire.
+    BadContentLength => "bad_content_length",
     /// 400: more query parameters than allowed.
     TooManyQueryParams => "too_many_query_params",
     /// 408/503: the request took longer than allowed.
@@ -145,7 +148,7 @@ mod tests {
 
     #[test]
     fn every_name_is_its_events_own() {
-        assert_eq!(SecurityEvent::ALL.len(), 12);
+        assert_eq!(SecurityEvent::ALL.len(), 13);
         for &event in SecurityEvent::ALL {
             assert_eq!(SecurityEvent::from_name(event.as_str()), Some(event));
         }

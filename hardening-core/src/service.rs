@@ -10,7 +10,6 @@ use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use hardening_errors::{Problem, ProblemBody, RequestContext, RequestId, reject};
 use http::Method;
-use http::header::CONTENT_LENGTH;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use tower::Service;
@@ -289,15 +288,27 @@ where
                 // hyper gives a body the exact size its `Content-Length` declares (HTTP/1:
                 // zero without one and without chunking): the header is read only for a
                 // body of unknown size. A body that knows its size is judged by it, even if
-                // a header (possible only without hyper) says otherwise.
+                // a header (possible only without hyper) says otherwise. An invalid header
+                // is answered 400, as hyper answers it on the wire (RFC 9112 §6.3).
                 let hint = body.size_hint();
-                let declared = hint.exact().or_else(|| {
-                    parts
-                        .headers
-                        .get(CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok())
-                });
+                let declared = match hint.exact() {
+                    Some(size) => Some(size),
+                    None => match hardening_errors::declared_content_length(&parts.headers) {
+                        Ok(declared) => declared,
+                        Err(_) => {
+                            return refused(
+                                || {
+                                    Problem::new(StatusCode::BAD_REQUEST).with_detail(
+                                        "the Content-Length header is not valid: send one \
+                                         decimal number of bytes",
+                                    )
+                                },
+                                SecurityEvent::BadContentLength,
+                                post,
+                            );
+                        }
+                    },
+                };
                 if declared.is_some_and(|n| n > limit as u64) {
                     return refused(
                         || crate::body_limit::too_large(limit),
@@ -318,8 +329,8 @@ where
             None => Body::new(body),
         };
 
-        // 7. CSRF for cookie-authenticated unsafe requests (over HTTPS, an `Origin` of
-        // this host must be https too).
+        // 7. CSRF for unsafe requests (and WebSocket handshakes) carrying browser credentials
+        // (over HTTPS, an `Origin` of this host must be https too).
         #[cfg(all(feature = "auth", feature = "headers"))]
         let request_is_https = https;
         #[cfg(all(feature = "auth", not(feature = "headers")))]

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use http::header::{CONTENT_LENGTH, InvalidHeaderValue};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::Body;
 
 /// A header value computed at build time, kept for the life of the process so that cloning it
@@ -114,6 +114,47 @@ fn corrected_length<B: Body>(response: &Response<B>) -> Option<HeaderValue> {
     }
     Some(decimal_header_value(size))
 }
+
+/// The length the `Content-Length` fields of `headers` declare, as RFC 9110 §8.6 and RFC 9112
+/// §6.3 define it: `Ok(None)` without the header; the length when every field, and every
+/// element of a comma-separated list, is the same number (digits only, within `u64`; spaces
+/// around an element allowed); otherwise [`InvalidContentLength`], which a server answers 400
+/// (as hyper does, which over HTTP/1 also refuses a list in one field, as the RFC allows).
+/// Allocates nothing.
+///
+/// ```
+/// use hardening_errors::{InvalidContentLength, declared_content_length};
+/// use http::{HeaderMap, HeaderValue, header::CONTENT_LENGTH};
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(declared_content_length(&headers), Ok(None));
+/// headers.insert(CONTENT_LENGTH, HeaderValue::from_static("42, 42"));
+/// assert_eq!(declared_content_length(&headers), Ok(Some(42)));
+/// for bad in ["+42", "-1", "0x2a", "4 2", "42, 43", ""] {
+///     headers.insert(CONTENT_LENGTH, HeaderValue::from_static(bad));
+///     assert_eq!(declared_content_length(&headers), Err(InvalidContentLength), "{bad}");
+/// }
+/// ```
+pub fn declared_content_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidContentLength> {
+    let mut declared = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for element in value.as_bytes().split(|&b| b == b',') {
+            // The optional space around a list element (RFC 9110 §5.6.1): the only ASCII
+            // whitespace a header value can hold is space and tab.
+            let n = decimal(element.trim_ascii()).ok_or(InvalidContentLength)?;
+            if declared.replace(n).is_some_and(|first| first != n) {
+                return Err(InvalidContentLength);
+            }
+        }
+    }
+    Ok(declared)
+}
+
+/// Why [`declared_content_length`] refused a request's `Content-Length`: a value that is not
+/// digits only, too large for `u64`, or fields (or list elements) that disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Content-Length is not one decimal number of bytes")]
+pub struct InvalidContentLength;
 
 /// A `Content-Length` value as HTTP defines it: digits only (no sign, space or list), within
 /// `u64`.
@@ -360,6 +401,62 @@ mod tests {
         }
         let long_label = format!("{}.example", "a".repeat(64));
         assert!(host_without_port(&long_label).is_none());
+    }
+
+    fn declared(values: &[&'static str]) -> Result<Option<u64>, InvalidContentLength> {
+        let mut headers = HeaderMap::new();
+        for &value in values {
+            headers.append(CONTENT_LENGTH, HeaderValue::from_static(value));
+        }
+        declared_content_length(&headers)
+    }
+
+    /// RFC 9110 §8.6, RFC 9112 §6.3: `1*DIGIT` within `u64`; several fields or a list only
+    /// when every element is valid and all are equal.
+    #[test]
+    fn content_length_is_digits_and_one_value() {
+        assert_eq!(declared(&[]), Ok(None));
+        for (values, n) in [
+            (&["0"][..], 0),
+            (&["5"], 5),
+            (&["007"], 7),
+            (&["5, 5"], 5),
+            (&["5,5,5"], 5),
+            (&["5", "5"], 5),
+            (&["5, 5", "5"], 5),
+            (&[" 5\t"], 5),
+            (&["18446744073709551615"], u64::MAX),
+        ] {
+            assert_eq!(declared(values), Ok(Some(n)), "{values:?}");
+        }
+        for values in [
+            &[""][..],
+            &[" "],
+            &["+5"],
+            &["-1"],
+            &["-0"],
+            &["5 5"],
+            &["5, 6"],
+            &["5", "6"],
+            &["5", "x"],
+            &["5,"],
+            &[",5"],
+            &["5,,5"],
+            &["0x10"],
+            &["1e3"],
+            &["1_000"],
+            &["5.0"],
+            &["5;q=1"],
+            &["18446744073709551616"],
+            &["100000000000000000000"],
+        ] {
+            assert_eq!(declared(values), Err(InvalidContentLength), "{values:?}");
+        }
+        // A digit outside ASCII (obs-text on the wire).
+        let mut headers = HeaderMap::new();
+        let arabic_three = HeaderValue::from_bytes("\u{663}".as_bytes()).unwrap();
+        headers.insert(CONTENT_LENGTH, arabic_three);
+        assert_eq!(declared_content_length(&headers), Err(InvalidContentLength));
     }
 
     #[test]
