@@ -404,11 +404,10 @@ fn kid_for_log(kid: &str) -> String {
 
 /// Parses a JWK Set, keeping only signature keys whose type decides one algorithm:
 /// RSA → its `alg` (RS*/PS*; RS256 when absent), EC P-256 → ES256, EC P-384 → ES384,
-/// OKP Ed25519 → EdDSA. Symmetric (`oct`) keys are never taken from a JWKS.
-fn parse_set(
-    bytes: &[u8],
-    static_kids: &HashSet<String>,
-) -> Result<(KeyMap, Vec<Skipped>), String> {
+/// OKP Ed25519 → EdDSA. Symmetric (`oct`) keys are never taken from a JWKS. A key that is
+/// also in the set, or among the `configured` keys, for another algorithm is not taken
+/// either (RFC 8725 §3.1: each key is used with one algorithm).
+fn parse_set(bytes: &[u8], configured: &[VerifyKey]) -> Result<(KeyMap, Vec<Skipped>), String> {
     let set: Value =
         serde_json::from_slice(bytes).map_err(|_| "the response is not JSON".to_owned())?;
     let Some(keys) = set.get("keys").and_then(Value::as_array) else {
@@ -450,23 +449,58 @@ fn parse_set(
         .filter(|(_, n)| *n > 1)
         .map(|(k, _)| k.to_owned())
         .collect();
+    // RFC 8725 §3.1: one key, one algorithm. The algorithm each key of the set is for, or
+    // `None` when the set has it under kids for two algorithms (which one the provider means
+    // is unknown, so neither is used).
+    let mut algs: HashMap<(&[u8], &[u8]), Option<Algorithm>> = HashMap::new();
+    for (_, key) in &found {
+        algs.entry(key.material())
+            .and_modify(|alg| {
+                if *alg != Some(key.alg) {
+                    *alg = None;
+                }
+            })
+            .or_insert(Some(key.alg));
+    }
+    let two_algs: Vec<Option<&'static str>> = found
+        .iter()
+        .map(|(_, key)| {
+            if algs.get(&key.material()) == Some(&None) {
+                Some(
+                    "the set has this key under another kid for another algorithm: each key is \
+                     used with one algorithm only (RFC 8725 §3.1), publish a key of its own for \
+                     each algorithm",
+                )
+            } else if configured
+                .iter()
+                .any(|c| c.alg != key.alg && c.material() == key.material())
+            {
+                Some(
+                    "this key is configured for another algorithm: each key is used with one \
+                     algorithm only (RFC 8725 §3.1)",
+                )
+            } else {
+                None
+            }
+        })
+        .collect();
     let mut map = KeyMap::new();
-    for (kid, key) in found {
-        if ambiguous.contains(&kid) {
-            skipped.push(Skipped {
-                kid: kid_for_log(&kid),
-                why: "kid used by several signature keys of the set (ambiguous)",
-                loud: true,
-            });
-        } else if static_kids.contains(&kid) {
-            skipped.push(Skipped {
-                kid: kid_for_log(&kid),
-                why: "kid already used by a configured key (the configured key wins)",
-                loud: true,
-            });
+    for ((kid, key), two_algs) in found.into_iter().zip(two_algs) {
+        let why = if ambiguous.contains(&kid) {
+            "kid used by several signature keys of the set (ambiguous)"
+        } else if configured.iter().any(|c| c.kid.as_deref() == Some(&kid)) {
+            "kid already used by a configured key (the configured key wins)"
+        } else if let Some(why) = two_algs {
+            why
         } else {
             map.insert(kid, Arc::new(key));
-        }
+            continue;
+        };
+        skipped.push(Skipped {
+            kid: kid_for_log(&kid),
+            why,
+            loud: true,
+        });
     }
     Ok((map, skipped))
 }
@@ -640,7 +674,8 @@ struct Shared {
     label: String,
     fetcher: Arc<dyn JwksFetcher>,
     policy: JwksPolicy,
-    static_kids: HashSet<String>,
+    /// The builder's own keys: their `kid`s and key material are not taken from the set.
+    configured: Vec<VerifyKey>,
     keys: RwLock<Arc<Cached>>,
     /// Held across the fetch, so fetches never overlap.
     fetches: Mutex<Fetches>,
@@ -713,7 +748,7 @@ impl Shared {
                 self.policy.max_bytes,
             )));
         }
-        let (map, skipped) = parse_set(&bytes, &self.static_kids).map_err(RefreshError::Parse)?;
+        let (map, skipped) = parse_set(&bytes, &self.configured).map_err(RefreshError::Parse)?;
         if map.is_empty() {
             return Err(RefreshError::Empty(skipped));
         }
@@ -868,7 +903,7 @@ impl Jwks {
     /// starts the refresh task.
     pub(crate) async fn start(
         source: JwksSource,
-        static_kids: HashSet<String>,
+        configured: Vec<VerifyKey>,
     ) -> Result<Self, KeyError> {
         let JwksSource {
             url: raw,
@@ -981,7 +1016,7 @@ impl Jwks {
             label: label.clone(),
             fetcher,
             policy,
-            static_kids,
+            configured,
             keys: RwLock::new(Arc::new(Cached {
                 map: KeyMap::new(),
                 usable_until: None,
@@ -1057,11 +1092,16 @@ mod tests {
             policy,
             fetcher: Some(fetcher.clone()),
         };
-        (Jwks::start(source, HashSet::new()).await.unwrap(), fetcher)
+        (Jwks::start(source, Vec::new()).await.unwrap(), fetcher)
     }
 
     fn rsa_n() -> String {
         URL_SAFE_NO_PAD.encode([0xc5u8; 256])
+    }
+
+    /// Another 2048-bit modulus: another key than [`rsa_n`]'s.
+    fn rsa_n_other() -> String {
+        URL_SAFE_NO_PAD.encode([0xc7u8; 256])
     }
 
     #[test]
@@ -1085,19 +1125,176 @@ mod tests {
     fn algorithms_come_from_the_key_type() {
         let bytes = set(serde_json::json!([
             {"kty": "RSA", "kid": "rsa", "n": rsa_n(), "e": "AQAB"},
-            {"kty": "RSA", "kid": "ps", "alg": "PS384", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "ps", "alg": "PS384", "n": rsa_n_other(), "e": "AQAB"},
             {"kty": "EC", "kid": "p256", "crv": "P-256",
              "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
              "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
             {"kty": "OKP", "kid": "ed", "crv": "Ed25519",
              "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
         ]));
-        let (map, skipped) = parse_set(&bytes, &HashSet::new()).unwrap();
+        let (map, skipped) = parse_set(&bytes, &[]).unwrap();
         assert!(skipped.is_empty(), "{skipped:?}");
         assert_eq!(map["rsa"].alg, Algorithm::RS256);
         assert_eq!(map["ps"].alg, Algorithm::PS384);
         assert_eq!(map["p256"].alg, Algorithm::ES256);
         assert_eq!(map["ed"].alg, Algorithm::EdDSA);
+    }
+
+    /// RFC 8725 §3.1: each key is used with one algorithm. One RSA key published under a
+    /// `kid` for RS256 (its `alg`, or none) and another `kid` for PS256 verified both; now
+    /// neither is used, and the log names each `kid`. One key under two `kid`s for one
+    /// algorithm (a rotation overlap) is still fine.
+    #[test]
+    fn one_key_under_kids_for_two_algorithms_is_skipped() {
+        let n3 = URL_SAFE_NO_PAD.encode([0xc3u8; 256]);
+        let p256 = |kid: &str| {
+            serde_json::json!({"kty": "EC", "kid": kid, "crv": "P-256",
+                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"})
+        };
+        let bytes = set(serde_json::json!([
+            {"kty": "RSA", "kid": "no-alg", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "ps256", "alg": "PS256", "n": rsa_n(), "e": "AQAB"},
+            // The same modulus with a leading zero byte: still the same key.
+            {"kty": "RSA", "kid": "rs512", "alg": "RS512",
+             "n": URL_SAFE_NO_PAD.encode([&[0u8][..], &[0xc5; 256]].concat()), "e": "AQAB"},
+            {"kty": "RSA", "kid": "other", "alg": "PS256", "n": rsa_n_other(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "rotation-a", "alg": "RS256", "n": n3, "e": "AQAB"},
+            {"kty": "RSA", "kid": "rotation-b", "n": n3, "e": "AQAB"},
+            p256("ec-a"),
+            p256("ec-b"),
+        ]));
+        let (map, skipped) = parse_set(&bytes, &[]).unwrap();
+        let mut kept: Vec<_> = map.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["ec-a", "ec-b", "other", "rotation-a", "rotation-b"]);
+        let mut two_algs: Vec<_> = skipped
+            .iter()
+            .filter(|s| s.loud && s.why.contains("RFC 8725 §3.1"))
+            .map(|s| s.kid.as_str())
+            .collect();
+        two_algs.sort_unstable();
+        assert_eq!(two_algs, ["no-alg", "ps256", "rs512"], "{skipped:?}");
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+    }
+
+    /// A JWKS key that is one of the configured keys, for another algorithm, is skipped
+    /// (the configured key wins, as with a shared `kid`); for the same algorithm it is kept.
+    #[test]
+    fn a_configured_key_is_not_taken_from_the_set_for_another_algorithm() {
+        // The PKCS#1 DER of a PEM holding the key of `rsa_n()` and `AQAB`.
+        let mut der = vec![0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00];
+        der.extend_from_slice(&[0xc5u8; 256]);
+        der.extend_from_slice(&[0x02, 0x03, 0x01, 0x00, 0x01]);
+        let configured = [VerifyKey {
+            kid: Some("pem".to_owned()),
+            alg: Algorithm::RS256,
+            key: DecodingKey::from_rsa_der(&der),
+        }];
+        let bytes = set(serde_json::json!([
+            {"kty": "RSA", "kid": "ps", "alg": "PS256", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "other", "alg": "PS256", "n": rsa_n_other(), "e": "AQAB"},
+        ]));
+        let (map, skipped) = parse_set(&bytes, &configured).unwrap();
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["other"]);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0].kid, "ps");
+        assert!(skipped[0].loud);
+        assert!(skipped[0].why.contains("configured for another algorithm"));
+
+        let same_alg = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rs", "n": rsa_n(), "e": "AQAB"},
+        ]));
+        let (map, skipped) = parse_set(&same_alg, &configured).unwrap();
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["rs"]);
+        assert!(skipped.is_empty(), "{skipped:?}");
+    }
+
+    /// Such a key is skipped with a warning naming its `kid` (cut and escaped), and a set
+    /// whose only key is one key for two algorithms fails start-up saying why.
+    #[tokio::test]
+    async fn one_key_for_two_algorithms_is_logged_or_fails_start_up() {
+        use tracing::Level;
+
+        let log = crate::test_log::Captured::default();
+        let _guard = tracing::subscriber::set_default(log.clone());
+        let start = |bytes| {
+            let source = JwksSource {
+                url: "https://idp.example/jwks".into(),
+                policy: JwksPolicy::new(),
+                fetcher: Some(Arc::new(Scripted::new(bytes))),
+            };
+            Jwks::start(source, Vec::new())
+        };
+        let long = format!("{}\nforged", "k".repeat(80));
+        let bytes = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rs", "alg": "RS256", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": long, "alg": "PS256", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "other", "n": rsa_n_other(), "e": "AQAB"},
+        ]));
+        let jwks = start(bytes).await.unwrap();
+        assert!(jwks.get("rs").is_none() && jwks.get(&long).is_none());
+        assert!(jwks.get("other").is_some());
+        let ignored = log.find(Level::WARN, "JWKS key ignored");
+        let mut kids: Vec<_> = ignored.iter().filter_map(|l| l.field("kid")).collect();
+        kids.sort_unstable();
+        assert_eq!(kids.len(), 2, "{:?}", log.lines());
+        assert_eq!(kids[1], r#""rs""#);
+        assert!(
+            kids[0].chars().count() < 100 && !kids[0].contains('\n'),
+            "{}",
+            kids[0]
+        );
+        for line in &ignored {
+            assert!(
+                line.field("why").is_some_and(|w| w.contains("RFC 8725")),
+                "{line:?}"
+            );
+        }
+
+        let only = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rs", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "ps", "alg": "PS256", "n": rsa_n(), "e": "AQAB"},
+        ]));
+        let err = start(only).await.map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("no usable signature key"), "{err}");
+        assert!(err.contains("publish a key of its own"), "{err}");
+    }
+
+    /// A JWK without `alg` is bound to one algorithm (RSA: RS256, `parse_key`), and
+    /// verification refuses any other before looking at the signature: a token naming its
+    /// `kid` with RS384, RS512, PS*, ES256 or HS256 is an algorithm mismatch, RS256 reaches
+    /// the signature check. Were the key usable under several algorithms, these tokens would
+    /// be refused as bad signatures instead.
+    #[tokio::test]
+    async fn a_jwk_without_alg_verifies_one_algorithm_only() {
+        let v = crate::JwtVerifier::builder()
+            .jwks_url("https://idp.example/jwks", JwksPolicy::new())
+            .jwks_fetcher(Arc::new(Scripted::new(one_rsa_key())))
+            .connect()
+            .await
+            .unwrap();
+        let token = |alg: &str| {
+            let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+            format!(
+                "{}.{}.c2lnbmF0dXJl",
+                b64(serde_json::json!({ "alg": alg, "kid": "rsa" })),
+                b64(serde_json::json!({ "sub": "user-1", "exp": 9e9 }))
+            )
+        };
+        for alg in [
+            "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "HS256",
+        ] {
+            assert_eq!(
+                v.verify_raw(&token(alg)).map(|_| ()),
+                Err(crate::JwtError::AlgorithmMismatch),
+                "{alg}"
+            );
+        }
+        assert_eq!(
+            v.verify_raw(&token("RS256")).map(|_| ()),
+            Err(crate::JwtError::BadSignature)
+        );
     }
 
     #[test]
@@ -1119,7 +1316,11 @@ mod tests {
             {"kty": "weird", "kid": "weird"},
             "not an object",
         ]));
-        let configured = HashSet::from(["configured".to_owned()]);
+        let configured = [VerifyKey {
+            kid: Some("configured".to_owned()),
+            alg: Algorithm::HS256,
+            key: DecodingKey::from_secret(b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj"),
+        }];
         let (map, skipped) = parse_set(&bytes, &configured).unwrap();
         assert!(map.is_empty(), "{:?}", map.keys().collect::<Vec<_>>());
         assert_eq!(skipped.len(), 13, "{skipped:?}");
@@ -1136,7 +1337,7 @@ mod tests {
             {"kty": "RSA", "kid": "4104", "n": n(513), "e": "AQAB"},
             {"kty": "RSA", "kid": "8192", "alg": "PS256", "n": n(1024), "e": "AQAB"},
         ]));
-        let (map, skipped) = parse_set(&bytes, &HashSet::new()).unwrap();
+        let (map, skipped) = parse_set(&bytes, &[]).unwrap();
         assert_eq!(map.keys().collect::<Vec<_>>(), ["4096"]);
         let skipped: Vec<_> = skipped
             .iter()
@@ -1168,7 +1369,7 @@ mod tests {
             key("e-huge", e(&[1; 64])),
             key("e-not-base64", "!!".to_owned()),
         ]));
-        let (map, skipped) = parse_set(&bytes, &HashSet::new()).unwrap();
+        let (map, skipped) = parse_set(&bytes, &[]).unwrap();
         let mut kept: Vec<_> = map.keys().map(String::as_str).collect();
         kept.sort_unstable();
         assert_eq!(kept, ["e-3", "e-65537", "e-65537-leading-zero"]);
@@ -1196,7 +1397,7 @@ mod tests {
             {"kty": "OKP", "kid": "ed-short", "crv": "Ed25519", "x": b(31)},
             {"kty": "OKP", "kid": "ed-long", "crv": "Ed25519", "x": b(57)},
         ]));
-        let (map, skipped) = parse_set(&bytes, &HashSet::new()).unwrap();
+        let (map, skipped) = parse_set(&bytes, &[]).unwrap();
         let mut kept: Vec<_> = map.keys().map(String::as_str).collect();
         kept.sort_unstable();
         assert_eq!(kept, ["ed-ok", "p256-ok", "p384-ok"]);
@@ -1222,9 +1423,9 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_set() {
-        assert!(parse_set(b"<html>", &HashSet::new()).is_err());
-        assert!(parse_set(b"{\"keys\": 3}", &HashSet::new()).is_err());
-        assert!(parse_set(b"[]", &HashSet::new()).is_err());
+        assert!(parse_set(b"<html>", &[]).is_err());
+        assert!(parse_set(b"{\"keys\": 3}", &[]).is_err());
+        assert!(parse_set(b"[]", &[]).is_err());
     }
 
     /// An `https://` fetch from a server that does not speak TLS fails closed (no fallback
@@ -1281,7 +1482,7 @@ mod tests {
             policy: JwksPolicy::new(),
             fetcher: Some(Arc::new(Scripted::new(bytes))),
         };
-        let jwks = Jwks::start(source, HashSet::new()).await.unwrap();
+        let jwks = Jwks::start(source, Vec::new()).await.unwrap();
         assert!(jwks.get(&long).is_some(), "the key itself is kept whole");
 
         let ignored = log.find(Level::WARN, "JWKS key ignored");
@@ -1529,7 +1730,7 @@ mod tests {
                 policy,
                 fetcher: Some(Arc::new(Scripted::new(usable.clone()))),
             };
-            Jwks::start(source, HashSet::new())
+            Jwks::start(source, Vec::new())
         };
         let hours = |h: u64| Duration::from_secs(h * 3600);
         let loosened = |log: &crate::test_log::Captured| {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -132,12 +132,60 @@ pub enum KeyError {
     /// The JWKS URL, its policy, or the set it serves (at start-up).
     #[error("JWKS {0}")]
     Jwks(String),
+    /// A [`max_token_len`](JwtVerifierBuilder::max_token_len) shorter than the shortest
+    /// token that can verify: every token would be refused.
+    #[error(
+        "max_token_len({0}) is shorter than the shortest token that can verify ({min} bytes), \
+         so every token would be refused: leave .max_token_len() out for the 8 KiB default, \
+         or give the length of your longest token with room to spare",
+        min = MIN_TOKEN_LEN
+    )]
+    MaxTokenLen(usize),
 }
 
+/// The base64url length (unpadded) of `bytes` bytes.
+const fn base64url_len(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
+}
+
+/// The shortest token that can verify, in bytes: a lower bound for
+/// [`JwtVerifierBuilder::max_token_len`]. The shortest header names an algorithm (every
+/// name is 5 characters); the shortest payload has `exp` (a time to come needs at least 3
+/// characters, `9e9`) and a non-empty `sub`; the shortest signature is HS256's 32 bytes
+/// (ES256 and EdDSA take 64, RSA at least 256). Each is base64url, joined by two dots: 93.
+pub(crate) const MIN_TOKEN_LEN: usize = base64url_len(r#"{"alg":"HS256"}"#.len())
+    + 1
+    + base64url_len(r#"{"exp":9e9,"sub":"a"}"#.len())
+    + 1
+    + base64url_len(32);
+
+#[derive(Clone)]
 pub(crate) struct VerifyKey {
     pub(crate) kid: Option<String>,
     pub(crate) alg: Algorithm,
     pub(crate) key: DecodingKey,
+}
+
+impl VerifyKey {
+    /// What tells one key from another, to find one key given for two algorithms (RFC 8725
+    /// §3.1): an RSA key's modulus and exponent without leading zeros, whether it came from
+    /// a PEM or a JWK; any other key's bytes, with an empty second part.
+    pub(crate) fn material(&self) -> (&[u8], &[u8]) {
+        let rsa = |n, e| (without_leading_zeros(n), without_leading_zeros(e));
+        match self.key.kind() {
+            DecodingKeyKind::RsaModulusExponent { n, e } => rsa(n, e),
+            DecodingKeyKind::SecretOrDer(der) if self.alg.family() == AlgorithmFamily::Rsa => {
+                pkcs1_components(der).map_or((der, &[]), |(n, e)| rsa(n, e))
+            }
+            DecodingKeyKind::SecretOrDer(bytes) => (bytes, &[]),
+        }
+    }
+}
+
+/// A big-endian unsigned integer without its leading zero bytes.
+fn without_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    &bytes[zeros..]
 }
 
 /// Verifies JWTs per RFC 8725: one algorithm per key (never `none`, no HS/RS confusion),
@@ -380,7 +428,9 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Refuses tokens longer than this many bytes (default 8 KiB).
+    /// Refuses tokens longer than this many bytes (default 8 KiB). Below 93 bytes, shorter
+    /// than any token that can verify, [`build`](Self::build) and
+    /// [`connect`](Self::connect) fail with [`KeyError::MaxTokenLen`].
     pub fn max_token_len(mut self, bytes: usize) -> Self {
         self.inner.max_len = bytes;
         self
@@ -401,8 +451,9 @@ impl JwtVerifierBuilder {
     /// (`RS*`/`PS*`, `RS256` when absent), EC P-256 → `ES256`, P-384 → `ES384`, OKP Ed25519 →
     /// `EdDSA`. Symmetric (`oct`) keys, keys without `kid`, encryption keys, RSA under 2048
     /// or over 4096 bits or with an exponent that is not odd from 3 to 2^33 - 1, EC or
-    /// Ed25519 keys not of their curve's size and `kid`s already configured are ignored (and
-    /// logged). Tokens are matched to JWKS keys by `kid` only;
+    /// Ed25519 keys not of their curve's size, `kid`s already configured, and a key that the
+    /// set (under another `kid`) or the configured keys have for another algorithm (RFC 8725
+    /// §3.1) are ignored (and logged). Tokens are matched to JWKS keys by `kid` only;
     /// `jku`/`x5u` in a token are still refused, never fetched.
     ///
     /// An unknown `kid` is refused at once and wakes a refresh, at most one fetch per
@@ -461,6 +512,7 @@ impl JwtVerifierBuilder {
                     .into(),
             ));
         }
+        self.check_settings()?;
         self.check_keys()?;
         Ok(JwtVerifier(Arc::new(self.inner)))
     }
@@ -483,17 +535,21 @@ impl JwtVerifierBuilder {
                 "with a JWKS, every configured key needs a kid".into(),
             ));
         }
+        self.check_settings()?;
         if !self.inner.keys.is_empty() {
             self.check_keys()?;
         }
-        let static_kids = self
-            .inner
-            .keys
-            .iter()
-            .filter_map(|k| k.kid.clone())
-            .collect();
-        self.inner.jwks = Some(Jwks::start(source, static_kids).await?);
+        let configured = self.inner.keys.clone();
+        self.inner.jwks = Some(Jwks::start(source, configured).await?);
         Ok(JwtVerifier(Arc::new(self.inner)))
+    }
+
+    /// Settings that would refuse every token.
+    fn check_settings(&self) -> Result<(), KeyError> {
+        if self.inner.max_len < MIN_TOKEN_LEN {
+            return Err(KeyError::MaxTokenLen(self.inner.max_len));
+        }
+        Ok(())
     }
 
     fn check_keys(&self) -> Result<(), KeyError> {
@@ -518,7 +574,7 @@ impl JwtVerifierBuilder {
         for (i, a) in keys.iter().enumerate() {
             if let Some(b) = keys[i + 1..]
                 .iter()
-                .find(|b| b.alg != a.alg && same_key(&a.key, &b.key))
+                .find(|b| b.alg != a.alg && a.material() == b.material())
             {
                 return Err(KeyError::KeySet(format!(
                     "{} ({:?}) and {} ({:?}) are one key: use each key with one algorithm only \
@@ -531,18 +587,6 @@ impl JwtVerifierBuilder {
             }
         }
         Ok(())
-    }
-}
-
-/// Whether two keys hold the same secret or public key.
-fn same_key(a: &DecodingKey, b: &DecodingKey) -> bool {
-    match (a.kind(), b.kind()) {
-        (DecodingKeyKind::SecretOrDer(a), DecodingKeyKind::SecretOrDer(b)) => a == b,
-        (
-            DecodingKeyKind::RsaModulusExponent { n, e },
-            DecodingKeyKind::RsaModulusExponent { n: n2, e: e2 },
-        ) => n == n2 && e == e2,
-        _ => false,
     }
 }
 
@@ -1097,6 +1141,20 @@ fn pkcs1_modulus(der: &[u8]) -> Option<&[u8]> {
     Some(n)
 }
 
+/// The modulus and exponent of a PKCS#1 `RSAPublicKey`.
+fn pkcs1_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (0x30, body, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x02, n, rest) = der_element(body)? else {
+        return None;
+    };
+    let (0x02, e, _) = der_element(rest)? else {
+        return None;
+    };
+    Some((n, e))
+}
+
 /// One DER element: its tag, its contents, and what follows it.
 fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
@@ -1618,6 +1676,79 @@ mod tests {
         // One key under two kids for one algorithm (a rotation overlap), or two keys: fine.
         assert!(two(Algorithm::HS256, s64, Algorithm::HS256, s64).is_ok());
         assert!(two(Algorithm::HS256, &s64[..32], Algorithm::HS512, s64).is_ok());
+    }
+
+    /// `max_token_len(0)` (or anything shorter than the shortest token) was taken and
+    /// refused every token, silently; it is a start-up error now, by `build` and by
+    /// `connect` (before any JWKS fetch), that says what to change.
+    #[tokio::test]
+    async fn max_token_len_shorter_than_any_token_is_refused_at_start_up() {
+        assert_eq!(MIN_TOKEN_LEN, 93);
+        for bytes in [0, 1, 20, MIN_TOKEN_LEN - 1] {
+            let err = builder()
+                .max_token_len(bytes)
+                .build()
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(err, KeyError::MaxTokenLen(bytes));
+            let why = err.to_string();
+            assert!(why.contains(&format!("max_token_len({bytes})")), "{why}");
+            assert!(why.contains("93 bytes"), "{why}");
+            assert!(why.contains("leave .max_token_len() out"), "{why}");
+            let err = JwtVerifier::builder()
+                .jwks_url("https://idp.example/jwks", crate::JwksPolicy::new())
+                .max_token_len(bytes)
+                .connect()
+                .await
+                .map(|_| ())
+                .unwrap_err();
+            assert_eq!(err, KeyError::MaxTokenLen(bytes));
+        }
+        assert!(builder().max_token_len(MIN_TOKEN_LEN).build().is_ok());
+        assert!(builder().max_token_len(usize::MAX).build().is_ok());
+    }
+
+    /// [`MIN_TOKEN_LEN`] is a sound lower bound: the shortest token (HS256, `exp` and a
+    /// one-letter `sub`) is that long and verifies with that limit.
+    #[test]
+    fn the_shortest_token_verifies_at_the_least_max_token_len() {
+        let shortest = sign(&b64(r#"{"alg":"HS256"}"#), &b64(r#"{"exp":9e9,"sub":"a"}"#));
+        assert_eq!(shortest.len(), MIN_TOKEN_LEN);
+        let v = builder().max_token_len(MIN_TOKEN_LEN).build().unwrap();
+        let (principal, _) = v.verify_raw(&shortest).unwrap();
+        assert_eq!(principal.subject, "a");
+        let longer = sign(
+            &b64(r#"{"alg":"HS256"}"#),
+            &b64(r#"{"exp":9e9,"sub":"ab"}"#),
+        );
+        assert_eq!(v.verify_raw(&longer).map(|_| ()), Err(JwtError::TooLong));
+    }
+
+    /// One RSA key reads as one key whether it came from a PEM (PKCS#1 DER, with the sign
+    /// byte DER puts before a modulus whose top bit is set) or from a JWK's `n` and `e`.
+    #[test]
+    fn rsa_key_material_is_the_same_from_der_and_from_components() {
+        let n = [0xc5u8; 256];
+        let mut der = vec![0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00];
+        der.extend_from_slice(&n);
+        der.extend_from_slice(&[0x02, 0x03, 0x01, 0x00, 0x01]);
+        let key = |alg, key| VerifyKey {
+            kid: None,
+            alg,
+            key,
+        };
+        let pem = key(Algorithm::RS256, DecodingKey::from_rsa_der(&der));
+        let jwk = key(
+            Algorithm::PS256,
+            DecodingKey::from_rsa_raw_components(&n, &[0, 1, 0, 1]),
+        );
+        assert_eq!(pem.material(), (&n[..], &[1u8, 0, 1][..]));
+        assert_eq!(pem.material(), jwk.material());
+        let other = key(
+            Algorithm::PS256,
+            DecodingKey::from_rsa_raw_components(&n, &[3]),
+        );
+        assert_ne!(pem.material(), other.material());
     }
 
     #[test]
