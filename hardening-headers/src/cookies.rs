@@ -24,9 +24,12 @@ const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// (a handler's own `SameSite=None` too, with one warning: name the cookie in
 /// [`dangerous_same_site_none`](CookiePolicy::dangerous_same_site_none) to keep it),
 /// its lifetime (`Max-Age`/`Expires`) is capped at 30 days, `__Host-` cookies must have
-/// `Path=/` and no `Domain`, and a cookie that breaks its prefix's rules, does not parse, or
-/// is over 4096 bytes is dropped with a warning. When a response sets the same cookie (name,
-/// domain, path, and `Partitioned` or not) twice, the last one is kept, as a browser would.
+/// `Path=/` and no `Domain`, `__Http-` and `__Host-Http-` ones `HttpOnly` (even when named in
+/// [`dangerous_script_readable`](CookiePolicy::dangerous_script_readable)), and a cookie that
+/// breaks its prefix's rules (any case), does not parse, or is over 4096 bytes is dropped
+/// with a warning. Attributes the policy does not set (`Priority`, ...) are kept as they
+/// are. When a response sets the same cookie (name, domain, path, and `Partitioned` or not)
+/// twice, the last one is kept, as a browser would.
 ///
 /// Settings are per cookie and by name. Those that loosen a rule are named `dangerous_*` and
 /// log a warning; the others refuse a looser value with a [`ConfigError::Loosening`] naming
@@ -103,13 +106,23 @@ impl CookiePolicy {
     }
 
     /// Lets JavaScript read this cookie (no `HttpOnly` added), so a script injected into a
-    /// page can read it too. Logs a warning.
+    /// page can read it too. Logs a warning. A `__Http-` or `__Host-Http-` cookie needs
+    /// `HttpOnly` whatever this says: one sent without it is dropped with a warning.
     pub fn dangerous_script_readable(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
         warn_loosened(
             "CookiePolicy::dangerous_script_readable",
             &format!("cookie {name} goes without HttpOnly"),
         );
+        if needs_http_only(&name) {
+            tracing::warn!(
+                target: crate::LOG_TARGET,
+                cookie = name,
+                "CookiePolicy::dangerous_script_readable names a cookie whose prefix needs \
+                 HttpOnly: the policy adds none, and drops the cookie when it comes without; \
+                 remove the name from dangerous_script_readable, or rename the cookie"
+            );
+        }
         self.script_readable.push(name);
         self
     }
@@ -255,16 +268,18 @@ impl CookiePolicy {
             // An invalid `SameSite` means the browser's default: replaced, not appended to.
             || attrs.same_site_seen && attrs.same_site.is_none();
         if needs_rewrite {
+            // `rewrite` logs why it drops a cookie.
             return match self.rewrite(text, &attrs) {
                 Some(value) => Fixed::Replace(value),
-                None => drop("does not parse as a cookie"),
+                None => Fixed::Drop,
             };
         }
         let add_secure = !attrs.secure && !named(&self.insecure);
         let add_http_only = !attrs.http_only && !named(&self.script_readable);
         let add_same_site = attrs.same_site.is_none();
         let secure = attrs.secure || add_secure;
-        if let Some(why) = prefix_violation(name, secure, attrs.path, attrs.domain) {
+        let http_only = attrs.http_only || add_http_only;
+        if let Some(why) = prefix_violation(name, secure, http_only, attrs.path, attrs.domain) {
             return drop(why);
         }
         if !(add_secure || add_http_only || add_same_site) {
@@ -372,17 +387,41 @@ impl CookiePolicy {
         if let Some(why) = prefix_violation(
             &name,
             c.secure() == Some(true),
+            c.http_only() == Some(true),
             c.path(),
             c.domain().is_some(),
         ) {
             return drop(why);
         }
-        match HeaderValue::from_str(&c.to_string()) {
+        // The cookie crate writes only the attributes it knows: the others (`Priority`, ...)
+        // follow, as they were and in their order.
+        let mut out = c.to_string();
+        for attr in text.split(';').skip(1).map(str::trim_ascii) {
+            let key = attr.split('=').next().unwrap_or_default().trim_ascii();
+            if !attr.is_empty() && !OWNED.iter().any(|o| key.eq_ignore_ascii_case(o)) {
+                out.push_str("; ");
+                out.push_str(attr);
+            }
+        }
+        match HeaderValue::from_str(&out) {
             Ok(v) => Some(v),
             Err(_) => drop("cannot be written back as a header"),
         }
     }
 }
+
+/// The attributes [`CookiePolicy::rewrite`] writes itself (through the cookie crate); it
+/// passes on every other one as it was.
+const OWNED: [&str; 8] = [
+    "secure",
+    "httponly",
+    "samesite",
+    "max-age",
+    "expires",
+    "path",
+    "domain",
+    "partitioned",
+];
 
 /// What [`CookiePolicy::fix`] decided for one cookie.
 enum Fixed {
@@ -622,21 +661,43 @@ fn same_cookie(value: &HeaderValue) -> Option<(&str, &str, &str, bool)> {
     ))
 }
 
-/// Why a cookie breaks its name prefix's rules (matched case-insensitively, as browsers do).
+/// Why a cookie breaks its name prefix's rules (RFC 6265bis: `__Secure-`, `__Host-`,
+/// `__Http-`, `__Host-Http-`, matched case-insensitively, as browsers do).
 fn prefix_violation(
     name: &str,
     secure: bool,
+    http_only: bool,
     path: Option<&str>,
     domain: bool,
 ) -> Option<&'static str> {
-    let has_prefix = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
+    if !name.starts_with("__") {
+        return None;
+    }
+    let has_prefix = |prefix| has_prefix(name, prefix);
+    if has_prefix("__host-http-") && (!secure || !http_only || path != Some("/") || domain) {
+        return Some("a __Host-Http- cookie needs Secure, HttpOnly, Path=/ and no Domain");
+    }
     if has_prefix("__host-") && (!secure || path != Some("/") || domain) {
         return Some("a __Host- cookie needs Secure, Path=/ and no Domain");
+    }
+    if has_prefix("__http-") && (!secure || !http_only) {
+        return Some("a __Http- cookie needs Secure and HttpOnly");
     }
     if has_prefix("__secure-") && !secure {
         return Some("a __Secure- cookie needs Secure");
     }
     None
+}
+
+/// Whether `name` starts with `prefix` (lower case), in any case.
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
+/// Whether a cookie of this name needs `HttpOnly` (`__Http-`, `__Host-Http-`, any case).
+fn needs_http_only(name: &str) -> bool {
+    has_prefix(name, "__http-") || has_prefix(name, "__host-http-")
 }
 
 #[cfg(test)]
@@ -1002,6 +1063,83 @@ mod tests {
         assert!(out[1].starts_with("__Secure-ok=1;"));
         let huge = format!("big={}", "x".repeat(5000));
         assert!(enforce(&CookiePolicy::default(), &[huge.as_bytes()]).is_empty());
+    }
+
+    /// Attributes the policy does not set (`Priority`, ones it does not know) go out as they
+    /// came, in their order, after the ones it writes. The rewrite (a lifetime to cap, a
+    /// `SameSite` to change) dropped them; the ones it writes, in any case, are not repeated.
+    #[test]
+    fn attributes_the_policy_does_not_set_are_kept() {
+        let out = enforce(
+            &CookiePolicy::default(),
+            &[
+                b"a=1; priority=High; Max-Age=99999999999; SECURE; Foo; path=/; Bar=b=c; ; \
+                  HttpOnly; sAmEsItE=None; PARTITIONED; Domain=a.example; x",
+                b"b=1; Priority=Low; Expires=Wed, 01 Jan 2200 00:00:00 GMT; Path=/",
+                b"c=1; Priority=Medium; Path=/",
+            ],
+        );
+        assert_eq!(
+            out[0],
+            "a=1; HttpOnly; SameSite=Lax; Partitioned; Secure; Path=/; Domain=a.example; \
+             Max-Age=2592000; priority=High; Foo; Bar=b=c; x"
+        );
+        assert!(
+            out[1].starts_with("b=1; HttpOnly; SameSite=Lax; Secure; Path=/; Expires=")
+                && out[1].ends_with("; Priority=Low")
+                && !out[1].contains("2200"),
+            "{}",
+            out[1]
+        );
+        assert_eq!(
+            out[2],
+            "c=1; Priority=Medium; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+    }
+
+    /// `__Http-` and `__Host-Http-` (RFC 6265bis, any case) need `Secure` and
+    /// `HttpOnly`, `__Host-Http-` also `Path=/` and no `Domain`: a browser refuses the cookie
+    /// otherwise. Named in `dangerous_script_readable` (no `HttpOnly` added) or
+    /// `dangerous_allow_insecure`, such a cookie sent without the flag is dropped, on both
+    /// paths; it went out, script-readable.
+    #[test]
+    fn http_prefixes_need_http_only_even_when_script_readable() {
+        let policy = CookiePolicy::default()
+            .dangerous_script_readable("__Http-js")
+            .dangerous_script_readable("__Host-Http-js")
+            .dangerous_script_readable("__HOST-HTTP-up")
+            .dangerous_allow_insecure("__http-plain");
+        let cap = "; Max-Age=99999999999";
+        for (given, kept) in [
+            ("__Http-a=1", true),
+            ("__http-a=1; Domain=a.example; Path=/x", true),
+            ("__Host-Http-a=1; Path=/", true),
+            ("__Host-Http-a=1", false),
+            ("__HOST-HTTP-a=1; Path=/; Domain=a.example", false),
+            ("__host-http-a=1; Path=/x", false),
+            ("__Http-js=1", false),
+            ("__Http-js=1; HttpOnly", true),
+            ("__Host-Http-js=1; Path=/", false),
+            ("__Host-Http-js=1; Path=/; httponly", true),
+            ("__HOST-HTTP-up=1; Path=/", false),
+            ("__http-plain=1", false),
+            ("__http-plain=1; Secure", true),
+            // Not these prefixes: script-readable as configured.
+            ("__Httpjs=1", true),
+        ] {
+            let policy = policy.clone().dangerous_script_readable("__Httpjs");
+            for given in [given.to_owned(), format!("{given}{cap}")] {
+                let out = enforce(&policy, &[given.as_bytes()]);
+                assert_eq!(out.len(), usize::from(kept), "{given}: {out:?}");
+                if let Some(sent) = out.first().filter(|_| !given.starts_with("__Httpjs")) {
+                    let lower = sent.to_ascii_lowercase();
+                    assert!(
+                        lower.contains("; httponly") && lower.contains("; secure"),
+                        "{given}: {sent}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

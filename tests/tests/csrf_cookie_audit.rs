@@ -257,12 +257,7 @@ async fn set_cookie_is_hardened_end_to_end() {
     )
     .await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    let sent: Vec<&str> = reply
-        .headers
-        .iter()
-        .filter(|(n, _)| n == "set-cookie")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let sent = reply.all("set-cookie");
     assert_eq!(
         sent,
         [
