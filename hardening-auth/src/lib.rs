@@ -19,9 +19,10 @@
 //!   CPU-sized semaphore, dummy verification for unknown accounts, rehash on old parameters
 //!   or legacy hashes (unsalted SHA-256, bcrypt `$2a$`/`$2b$`/`$2y$`).
 //!
-//! - [`Csrf`]: cross-origin protection for cookie-authenticated unsafe requests
-//!   (`Sec-Fetch-Site`, then `Origin` vs `Host`; trusted origins by scheme, host and port;
-//!   shadow mode). `hardening-core` runs it as step 7 of `Hardening` (feature `auth`).
+//! - [`Csrf`]: cross-origin protection for unsafe requests (and WebSocket handshakes) that
+//!   carry browser credentials, cookies or HTTP authentication (`Sec-Fetch-Site`, then
+//!   `Origin` vs `Host`; trusted origins by scheme, host and port; shadow mode).
+//!   `hardening-core` runs it as step 7 of `Hardening` (feature `auth`).
 //!
 //! - [`OwnedResource`] + [`Owned<T>`]: resources loaded only through an owner-scoped query;
 //!   not found and not yours are the same 404; admin override by a named role, logged.

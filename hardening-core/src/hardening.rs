@@ -318,7 +318,7 @@ impl Hardening {
     pub fn dangerous_without_csrf(mut self) -> Self {
         warn_loosened(
             "dangerous_without_csrf",
-            "cookie-authenticated requests from other sites are accepted",
+            "requests from other sites carrying cookies or HTTP authentication are accepted",
         );
         self.policy().csrf = None;
         self
@@ -385,7 +385,7 @@ impl Hardening {
 
     /// Sets the CORS policy (default: no cross-origin access). With
     /// [`Cors::allow_credentials`], the CSRF check also trusts the listed origins: a
-    /// cookie-authenticated request they send is what that setting asks for.
+    /// credentialed request they send is what that setting asks for.
     pub fn cors(mut self, cors: Cors) -> Self {
         self.policy().cors = cors;
         #[cfg(feature = "auth")]
