@@ -452,8 +452,13 @@ fn parse_set(bytes: &[u8], configured: &[VerifyKey]) -> Result<(KeyMap, Vec<Skip
     // RFC 8725 §3.1: one key, one algorithm. The algorithm each key of the set is for, or
     // `None` when the set has it under kids for two algorithms (which one the provider means
     // is unknown, so neither is used).
+    // Only entries that could be used count: one skipped for its `kid` does not take its
+    // key's other entries with it.
+    let usable = |kid: &String| {
+        !ambiguous.contains(kid) && !configured.iter().any(|c| c.kid.as_ref() == Some(kid))
+    };
     let mut algs: HashMap<(&[u8], &[u8]), Option<Algorithm>> = HashMap::new();
-    for (_, key) in &found {
+    for (_, key) in found.iter().filter(|(kid, _)| usable(kid)) {
         algs.entry(key.material())
             .and_modify(|alg| {
                 if *alg != Some(key.alg) {
@@ -488,7 +493,7 @@ fn parse_set(bytes: &[u8], configured: &[VerifyKey]) -> Result<(KeyMap, Vec<Skip
     for ((kid, key), two_algs) in found.into_iter().zip(two_algs) {
         let why = if ambiguous.contains(&kid) {
             "kid used by several signature keys of the set (ambiguous)"
-        } else if configured.iter().any(|c| c.kid.as_deref() == Some(&kid)) {
+        } else if !usable(&kid) {
             "kid already used by a configured key (the configured key wins)"
         } else if let Some(why) = two_algs {
             why
@@ -1176,6 +1181,33 @@ mod tests {
         two_algs.sort_unstable();
         assert_eq!(two_algs, ["no-alg", "ps256", "rs512"], "{skipped:?}");
         assert_eq!(skipped.len(), 3, "{skipped:?}");
+    }
+
+    /// An entry skipped for its `kid` (ambiguous, or a configured key's) is never used, so it
+    /// does not take its key's other entries with it: key A's only usable entry stays.
+    #[test]
+    fn an_entry_skipped_for_its_kid_does_not_count_as_a_second_algorithm() {
+        let bytes = set(serde_json::json!([
+            {"kty": "RSA", "kid": "a", "alg": "RS256", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "dup", "alg": "PS256", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "dup", "alg": "PS256", "n": rsa_n_other(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "mine", "alg": "PS384", "n": rsa_n(), "e": "AQAB"},
+            {"kty": "RSA", "kid": "b", "alg": "PS256", "n": rsa_n_other(), "e": "AQAB"},
+        ]));
+        let configured = [VerifyKey {
+            kid: Some("mine".to_owned()),
+            alg: Algorithm::HS256,
+            key: DecodingKey::from_secret(&[]),
+        }];
+        let (map, skipped) = parse_set(&bytes, &configured).unwrap();
+        let mut kept: Vec<_> = map.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["a", "b"], "{skipped:?}");
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert!(
+            skipped.iter().all(|s| !s.why.contains("RFC 8725")),
+            "{skipped:?}"
+        );
     }
 
     /// A JWKS key that is one of the configured keys, for another algorithm, is skipped

@@ -453,7 +453,9 @@ impl JwtVerifierBuilder {
     /// or over 4096 bits or with an exponent that is not odd from 3 to 2^33 - 1, EC or
     /// Ed25519 keys not of their curve's size, `kid`s already configured, and a key that the
     /// set (under another `kid`) or the configured keys have for another algorithm (RFC 8725
-    /// §3.1) are ignored (and logged). Tokens are matched to JWKS keys by `kid` only;
+    /// §3.1) are ignored (and logged: a provider that publishes one key for two algorithms
+    /// gets neither used, so publish a key per algorithm). Tokens are matched to JWKS keys by
+    /// `kid` only;
     /// `jku`/`x5u` in a token are still refused, never fetched.
     ///
     /// An unknown `kid` is refused at once and wakes a refresh, at most one fetch per
@@ -539,7 +541,22 @@ impl JwtVerifierBuilder {
         if !self.inner.keys.is_empty() {
             self.check_keys()?;
         }
-        let configured = self.inner.keys.clone();
+        // The refresh task needs the configured `kid`s and public keys, not the HMAC secrets
+        // (a set never yields a symmetric key): each HMAC key goes with its `kid` and no secret.
+        let configured = self
+            .inner
+            .keys
+            .iter()
+            .map(|k| VerifyKey {
+                kid: k.kid.clone(),
+                alg: k.alg,
+                key: if k.alg.family() == AlgorithmFamily::Hmac {
+                    DecodingKey::from_secret(&[])
+                } else {
+                    k.key.clone()
+                },
+            })
+            .collect();
         self.inner.jwks = Some(Jwks::start(source, configured).await?);
         Ok(JwtVerifier(Arc::new(self.inner)))
     }
