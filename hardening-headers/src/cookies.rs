@@ -115,13 +115,7 @@ impl CookiePolicy {
             &format!("cookie {name} goes without HttpOnly"),
         );
         if needs_http_only(&name) {
-            tracing::warn!(
-                target: crate::LOG_TARGET,
-                cookie = name,
-                "CookiePolicy::dangerous_script_readable names a cookie whose prefix needs \
-                 HttpOnly: the policy adds none, and drops the cookie when it comes without; \
-                 remove the name from dangerous_script_readable, or rename the cookie"
-            );
+            warn_prefix_needs("dangerous_script_readable", "HttpOnly", &name);
         }
         self.script_readable.push(name);
         self
@@ -164,13 +158,18 @@ impl CookiePolicy {
         self
     }
 
-    /// Lets this cookie go without `Secure`. Logs a warning.
+    /// Lets this cookie go without `Secure`. Logs a warning. A `__Secure-`, `__Host-`,
+    /// `__Http-` or `__Host-Http-` cookie needs `Secure` whatever this says: one sent without
+    /// it is dropped with a warning.
     pub fn dangerous_allow_insecure(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
         warn_loosened(
             "CookiePolicy::dangerous_allow_insecure",
             &format!("cookie {name} may go without Secure"),
         );
+        if needs_secure(&name) {
+            warn_prefix_needs("dangerous_allow_insecure", "Secure", &name);
+        }
         self.insecure.push(name);
         self
     }
@@ -245,8 +244,8 @@ impl CookiePolicy {
         if value.len() > MAX_COOKIE_LEN {
             return drop("longer than 4096 bytes");
         }
-        let Ok(text) = value.to_str() else {
-            return drop("not visible ASCII");
+        let Some(text) = text_of(value) else {
+            return drop("not UTF-8, or has control characters");
         };
         let Some(attrs) = Attrs::read(text) else {
             return drop("does not parse as a cookie");
@@ -336,11 +335,23 @@ impl CookiePolicy {
             tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}");
             None
         };
-        let Ok(mut c) = Cookie::parse(text) else {
+        // The name and value go out as they came: the cookie crate reads the attributes
+        // only, after a stand-in `x=`. It trims Unicode white space where browsers trim
+        // spaces and tabs (`\u{a0}Domain=a.example` would be a `Domain` to it, an unknown
+        // attribute to them): such attributes are not left to it.
+        let (pair, attributes) = text.split_once(';').unwrap_or((text, ""));
+        if !attributes.is_ascii()
+            && attributes
+                .chars()
+                .any(|ch| !ch.is_ascii() && ch.is_whitespace())
+        {
+            return drop("non-ASCII white space in its attributes, and it needs rewriting");
+        }
+        let Ok(mut c) = Cookie::parse(format!("x=;{attributes}")) else {
             return drop("does not parse as a cookie");
         };
-        let name = c.name().to_owned();
-        let named = |list: &[String]| list.contains(&name);
+        let name = attrs.name;
+        let named = |list: &[String]| list.iter().any(|n| n == name);
         // The cookie crate keeps the last valid `SameSite`; a browser the last one, an
         // invalid value meaning its default.
         c.set_same_site(attrs.same_site);
@@ -349,6 +360,13 @@ impl CookiePolicy {
             Some(expires) => c.set_expires(expires),
             None => c.unset_expires(),
         }
+        // It also reads `Max-Age=` as the longest lifetime and `Max-Age=-` as none, where
+        // browsers ignore both and take the last valid one (0 and below: none).
+        c.set_max_age(
+            attrs.max_age.map(|secs| {
+                CookieDuration::seconds(i64::try_from(secs.max(0)).unwrap_or(i64::MAX))
+            }),
+        );
 
         if !named(&self.insecure) {
             c.set_secure(true);
@@ -361,7 +379,7 @@ impl CookiePolicy {
             None if c.same_site().is_none() => c.set_same_site(SameSite::Lax),
             None if c.same_site() == Some(SameSite::None) => {
                 // Cross-site sending is a loosening the policy must name.
-                self.warn_same_site_none(&name);
+                self.warn_same_site_none(name);
                 c.set_same_site(SameSite::Lax);
             }
             None => {}
@@ -385,7 +403,7 @@ impl CookiePolicy {
         }
 
         if let Some(why) = prefix_violation(
-            &name,
+            name,
             c.secure() == Some(true),
             c.http_only() == Some(true),
             c.path(),
@@ -393,10 +411,16 @@ impl CookiePolicy {
         ) {
             return drop(why);
         }
-        // The cookie crate writes only the attributes it knows: the others (`Priority`, ...)
-        // follow, as they were and in their order.
-        let mut out = c.to_string();
-        for attr in text.split(';').skip(1).map(str::trim_ascii) {
+        // The cookie crate writes the stand-in `x=`, then only the attributes it knows: the
+        // others (`Priority`, ...) follow, as they were and in their order.
+        let written = c.to_string();
+        let Some(known) = written.strip_prefix("x=") else {
+            return drop("cannot be written back as a header");
+        };
+        let mut out = String::with_capacity(text.len() + written.len());
+        out.push_str(pair.trim_ascii());
+        out.push_str(known);
+        for attr in attributes.split(';').map(str::trim_ascii) {
             let key = attr.split('=').next().unwrap_or_default().trim_ascii();
             if !attr.is_empty() && !OWNED.iter().any(|o| key.eq_ignore_ascii_case(o)) {
                 out.push_str("; ");
@@ -446,7 +470,9 @@ struct Attrs<'a> {
     /// The last `Expires` date browsers accept (RFC 6265 §5.1.1); they ignore the others.
     expires: Option<OffsetDateTime>,
     path: Option<&'a str>,
+    /// Some `Domain` attribute with a value (spaces and tabs trimmed) is present.
     domain: bool,
+    /// The last `Domain` attribute's value, empty or not.
     domain_value: &'a str,
     /// `Partitioned` (CHIPS): kept apart from the cookie of the same name without it.
     partitioned: bool,
@@ -468,29 +494,10 @@ impl<'a> Attrs<'a> {
         let first = next_part()?;
         let eq = first.bytes().position(|b| b == b'=')?;
         let name = first[..eq].trim_ascii();
-        // RFC 6265 cookie-name: a token (RFC 9110 §5.6.2), so no separators.
-        let separator = |b: u8| {
-            matches!(
-                b,
-                b'(' | b')'
-                    | b'<'
-                    | b'>'
-                    | b'@'
-                    | b','
-                    | b';'
-                    | b':'
-                    | b'\\'
-                    | b'"'
-                    | b'/'
-                    | b'['
-                    | b']'
-                    | b'?'
-                    | b'='
-                    | b'{'
-                    | b'}'
-            )
-        };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && !separator(b)) {
+        // A name as browsers take it (RFC 6265bis §5.6, Chrome, Firefox): anything but
+        // control characters, `;` and `=` (`a[b]`, `a b`, `café`), not just an RFC 6265
+        // token. A tab too is refused (Chrome refuses it in a name).
+        if name.is_empty() || name.bytes().any(|b| b.is_ascii_control()) {
             return None;
         }
         let mut a = Attrs {
@@ -533,8 +540,12 @@ impl<'a> Attrs<'a> {
                     }
                 }
                 4 if key.eq_ignore_ascii_case("path") => a.path = Some(val),
+                // An empty `Domain` is ignored (RFC 6265bis §5.6.3; the cookie crate too): it
+                // leaves the cookie host-only, and does not undo an earlier one with a value.
+                // `domain_value`, for de-duplication, is the last one, empty or not, as
+                // Chrome reads it.
                 6 if key.eq_ignore_ascii_case("domain") => {
-                    a.domain = true;
+                    a.domain |= !val.is_empty();
                     a.domain_value = val;
                 }
                 11 if key.eq_ignore_ascii_case("partitioned") => a.partitioned = true,
@@ -652,13 +663,34 @@ fn same_site(value: &str) -> Option<SameSite> {
 /// `Path` (a missing one as empty), compared byte for byte, and whether it is `Partitioned`;
 /// `None` for a value that does not parse (all such values count as one cookie).
 fn same_cookie(value: &HeaderValue) -> Option<(&str, &str, &str, bool)> {
-    let attrs = value.to_str().ok().and_then(Attrs::read)?;
+    let attrs = text_of(value).and_then(Attrs::read)?;
     Some((
         attrs.name,
         attrs.domain_value,
         attrs.path.unwrap_or(""),
         attrs.partitioned,
     ))
+}
+
+/// A `Set-Cookie` value as text: visible ASCII, spaces and tabs (checked as
+/// [`HeaderValue::to_str`] does, the common case), or else UTF-8 (browsers take the bytes
+/// over 0x7F as the cookie's: `name=café`); without control characters but the tab either
+/// way. `None` otherwise (bytes that are not UTF-8, say).
+fn text_of(value: &HeaderValue) -> Option<&str> {
+    match value.to_str() {
+        Ok(text) => Some(text),
+        Err(_) => non_ascii_text(value.as_bytes()),
+    }
+}
+
+/// [`text_of`] for a value with bytes over 0x7F (or one built unchecked, with control
+/// characters).
+#[cold]
+fn non_ascii_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.iter().any(|&b| b.is_ascii_control() && b != b'\t') {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Why a cookie breaks its name prefix's rules (RFC 6265bis: `__Secure-`, `__Host-`,
@@ -689,10 +721,28 @@ fn prefix_violation(
     None
 }
 
+/// The start-up warning for a `dangerous_*` setting that names a cookie whose prefix needs
+/// the very attribute (`flag`) the setting leaves out.
+fn warn_prefix_needs(setting: &str, flag: &str, name: &str) {
+    tracing::warn!(
+        target: crate::LOG_TARGET,
+        cookie = name,
+        "CookiePolicy::{setting} names a cookie whose prefix needs {flag}: the policy adds \
+         none, and drops the cookie when it comes without; remove the name from {setting}, \
+         or rename the cookie"
+    );
+}
+
 /// Whether `name` starts with `prefix` (lower case), in any case.
 fn has_prefix(name: &str, prefix: &str) -> bool {
     name.get(..prefix.len())
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
+/// Whether a cookie of this name needs `Secure` (`__Secure-`, `__Host-`, `__Http-`,
+/// `__Host-Http-`, any case).
+fn needs_secure(name: &str) -> bool {
+    has_prefix(name, "__secure-") || has_prefix(name, "__host-") || has_prefix(name, "__http-")
 }
 
 /// Whether a cookie of this name needs `HttpOnly` (`__Http-`, `__Host-Http-`, any case).
@@ -710,9 +760,10 @@ mod tests {
             h.append(SET_COOKIE, HeaderValue::from_bytes(c).unwrap());
         }
         policy.enforce(&mut h);
+        // UTF-8, not `to_str`: a cookie may carry non-ASCII text (obs-text bytes).
         h.get_all(SET_COOKIE)
             .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
+            .map(|v| std::str::from_utf8(v.as_bytes()).unwrap().to_owned())
             .collect()
     }
 
@@ -1140,6 +1191,260 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The rewrite takes `Max-Age` as browsers do, the last valid one: the cookie crate read
+    /// `Max-Age=` as the longest lifetime (a 60-second cookie went out for 30 days) and
+    /// `Max-Age=-` as none.
+    #[test]
+    fn the_rewrite_keeps_the_max_age_browsers_would() {
+        let policy = CookiePolicy::default();
+        // `SameSite=None` makes each one go through the rewrite.
+        for (given, max_age) in [
+            ("c=1; Max-Age=60; Max-Age=; SameSite=None", Some("60")),
+            ("c=1; Max-Age=60; Max-Age=-; SameSite=None", Some("60")),
+            ("c=1; Max-Age=60; Max-Age=1.5; SameSite=None", Some("60")),
+            ("c=1; Max-Age=; SameSite=None", None),
+            ("c=1; Max-Age=-5; SameSite=None", Some("0")),
+            ("c=1; Max-Age=5; Max-Age=-5; SameSite=None", Some("0")),
+            (
+                "c=1; Max-Age=99999999999999999999999; SameSite=None",
+                Some("2592000"),
+            ),
+        ] {
+            let out = enforce(&policy, &[given.as_bytes()]);
+            assert_eq!(out.len(), 1, "{given}");
+            let found: Vec<&str> = out[0]
+                .split("; ")
+                .filter_map(|a| a.strip_prefix("Max-Age="))
+                .collect();
+            assert_eq!(
+                found,
+                max_age.into_iter().collect::<Vec<_>>(),
+                "{given}: {}",
+                out[0]
+            );
+        }
+    }
+
+    /// An empty `Domain` attribute (spaces and tabs around it trimmed) is ignored (RFC
+    /// 6265bis §5.6.3; the cookie crate too): the cookie stays host-only, so a `__Host-`
+    /// cookie with one is kept. The fast path read it as a `Domain` and dropped the cookie,
+    /// where the rewrite (through the cookie crate) kept it. An empty one after a `Domain`
+    /// with a value does not undo it (a browser following the RFC keeps the value), and
+    /// `Domain=.` is a `Domain` to Chrome: such `__Host-` cookies are still dropped, on both
+    /// paths.
+    #[test]
+    fn an_empty_domain_is_no_domain_on_both_paths() {
+        let policy = CookiePolicy::default();
+        for (given, kept) in [
+            ("__Host-a=1; Path=/; Domain=", true),
+            ("__Host-a=1; Path=/; Domain= ", true),
+            ("__Host-a=1; Path=/; domain = \t", true),
+            ("__Host-a=1; Domain=; Path=/; DOMAIN=", true),
+            ("__host-http-a=1; Path=/; Domain=", true),
+            ("a=1; Path=/x; Domain=", true),
+            ("__Host-a=1; Path=/", true),
+            ("__Host-a=1; Path=/; Domain=a.example; Domain=", false),
+            ("__Host-a=1; Path=/; Domain=; Domain=a.example", false),
+            ("__Host-a=1; Path=/; Domain=.", false),
+            ("__Host-a=1; Path=/; Domain=a.example", false),
+        ] {
+            // As it is (flags appended), and with a lifetime to cap (rewritten).
+            for given in [given.to_owned(), format!("{given}; Max-Age=99999999999")] {
+                let out = enforce(&policy, &[given.as_bytes()]);
+                assert_eq!(out.len(), usize::from(kept), "{given}: {out:?}");
+            }
+        }
+        // The rewrite leaves the empty `Domain` out; the fast path sends it as it came.
+        let out = enforce(
+            &policy,
+            &[
+                b"__Host-a=1; Path=/; Domain=; Max-Age=99999999999",
+                b"__Host-b=1; Path=/; Domain=",
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "__Host-a=1; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=2592000",
+                "__Host-b=1; Path=/; Domain=; HttpOnly; SameSite=Lax; Secure",
+            ]
+        );
+    }
+
+    /// `dangerous_allow_insecure` naming a cookie whose prefix needs `Secure` (`__Secure-`,
+    /// `__Host-`, `__Http-`, `__Host-Http-`, any case) cannot work: the policy adds no
+    /// `Secure` and drops the cookie when it comes without. Start-up says so, as
+    /// `dangerous_script_readable` does for `HttpOnly`; it said nothing.
+    #[test]
+    fn allowing_a_prefixed_cookie_without_secure_warns_at_start_up() {
+        for (name, warns) in [
+            ("__Secure-a", true),
+            ("__secure-a", true),
+            ("__Host-a", true),
+            ("__HOST-a", true),
+            ("__Http-a", true),
+            ("__host-http-a", true),
+            ("legacy", false),
+            ("__Securea", false),
+            ("_Host-a", false),
+        ] {
+            // Registers the callsites before the capture, which then sees them.
+            let _ = CookiePolicy::default().dangerous_allow_insecure(name);
+            let logged = crate::test_log::Warnings::during(crate::LOG_TARGET, || {
+                let _ = CookiePolicy::default().dangerous_allow_insecure(name);
+            });
+            assert!(
+                logged.iter().any(|w| w.contains("may go without Secure")),
+                "{name}: {logged:?}"
+            );
+            let prefix: Vec<&String> = logged
+                .iter()
+                .filter(|w| w.contains("prefix needs Secure"))
+                .collect();
+            assert_eq!(prefix.len(), usize::from(warns), "{name}: {logged:?}");
+            if let Some(warning) = prefix.first() {
+                assert!(
+                    warning.contains(&format!("cookie={name:?}"))
+                        && warning.contains("CookiePolicy::dangerous_allow_insecure")
+                        && warning.contains("drops the cookie when it comes without"),
+                    "{name}: {warning}"
+                );
+            }
+        }
+        // The cookie is still dropped when sent without `Secure`, on both paths.
+        let policy = CookiePolicy::default().dangerous_allow_insecure("__Host-a");
+        for given in [
+            "__Host-a=1; Path=/",
+            "__Host-a=1; Path=/; Max-Age=99999999999",
+        ] {
+            assert!(enforce(&policy, &[given.as_bytes()]).is_empty(), "{given}");
+        }
+    }
+
+    /// Cookies browsers accept (RFC 6265bis §5.6, Chrome, Firefox): a name or value with
+    /// anything but control characters and `;` (the name without `=`), non-ASCII UTF-8
+    /// included. They were dropped as "not visible ASCII" or "does not parse"; they go out
+    /// hardened, the name and value as they came, on both paths.
+    #[test]
+    fn cookies_browsers_accept_pass_hardened_with_their_bytes() {
+        let policy = CookiePolicy::default();
+        for pair in [
+            "name=café",
+            "café=1",
+            "名前=値",
+            "emoji=😀",
+            "q=\"crème brûlée\"",
+            "a[b]=1",
+            "a[b][c]=x",
+            "user(1)=x",
+            "a:b=1",
+            "a/b=1",
+            "a@b=1",
+            "a?b=1",
+            "a,b=1",
+            "{a}=1",
+            "<a>=1",
+            "a\"b=1",
+            "a\\b=1",
+            "a b=1",
+            "v=a b",
+            "__Secure-é=ü",
+            // Unicode white space is the cookie's own (browsers trim spaces and tabs only).
+            "\u{a0}nbsp=\u{3000}x\u{a0}",
+        ] {
+            for given in [
+                pair.to_owned(),
+                format!("{pair}; Path=/; Max-Age=99999999999"),
+            ] {
+                let out = enforce(&policy, &[given.as_bytes()]);
+                assert_eq!(out.len(), 1, "{given}: {out:?}");
+                let sent = &out[0];
+                assert!(sent.starts_with(&format!("{pair}; ")), "{given}: {sent}");
+                for flag in ["; HttpOnly", "; SameSite=Lax", "; Secure"] {
+                    assert!(sent.contains(flag), "{given}: {sent}");
+                }
+                assert!(!sent.contains("99999999999"), "{given}: {sent}");
+            }
+        }
+        // `__Host-` with a non-ASCII value: its rules still hold.
+        for (given, kept) in [
+            ("__Host-é=1; Path=/", true),
+            ("__Host-a=café; Path=/; Max-Age=99999999999", true),
+            ("__Host-a=café", false),
+            (
+                "__Host-a=café; Path=/; Domain=a.example; Max-Age=99999999999",
+                false,
+            ),
+        ] {
+            let out = enforce(&policy, &[given.as_bytes()]);
+            assert_eq!(out.len(), usize::from(kept), "{given}: {out:?}");
+        }
+        // Several such cookies are not taken for one (de-duplication reads them too).
+        let out = enforce(
+            &policy,
+            &[b"a[x]=1", "a=café".as_bytes(), "b=thé".as_bytes()],
+        );
+        assert_eq!(out.len(), 3, "{out:?}");
+        let out = enforce(&policy, &["a=café".as_bytes(), "a=thé".as_bytes()]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].starts_with("a=thé;"), "{out:?}");
+    }
+
+    /// What is still dropped: bytes that are not UTF-8, a tab in a name (Chrome refuses
+    /// it), no name, and a cookie over 4096 bytes, however its bytes are counted.
+    #[test]
+    fn cookies_browsers_refuse_are_still_dropped() {
+        let policy = CookiePolicy::default();
+        let long = format!("big={}", "é".repeat(2100));
+        let cases: [&[u8]; 8] = [
+            b"bin=\xff\xfe",
+            b"caf\xe9=1",
+            b"a=\xc3",
+            b"a\tb=1",
+            b"=caf\xc3\xa9",
+            b"caf\xc3\xa9",
+            b" =1",
+            long.as_bytes(),
+        ];
+        for given in cases {
+            for given in [given.to_vec(), [given, b"; Max-Age=99999999999"].concat()] {
+                let out = enforce(&policy, &[&given]);
+                assert!(out.is_empty(), "{}: {out:?}", given.escape_ascii());
+            }
+        }
+    }
+
+    /// Where the cookie crate and browsers read non-ASCII text apart (it trims Unicode
+    /// white space, they trim spaces and tabs), the rewrite does not trust it: `\u{a0}Domain`
+    /// is an unknown attribute to a browser but a `Domain` to the crate, which would have
+    /// written one. Such a cookie is dropped when it needs rewriting, and sent as it came
+    /// (flags appended) otherwise.
+    #[test]
+    fn the_rewrite_does_not_trust_the_cookie_crate_with_unicode_white_space() {
+        let policy = CookiePolicy::default();
+        let fast = enforce(&policy, &["a=1; \u{a0}Domain=evil.example".as_bytes()]);
+        assert_eq!(
+            fast,
+            ["a=1; \u{a0}Domain=evil.example; HttpOnly; SameSite=Lax; Secure"]
+        );
+        for given in [
+            "a=1; \u{a0}Domain=evil.example; Max-Age=99999999999",
+            "a=1; Path=/x\u{3000}; Max-Age=99999999999",
+        ] {
+            let out = enforce(&policy, &[given.as_bytes()]);
+            assert!(out.is_empty(), "{given}: {out:?}");
+        }
+        // Non-ASCII attributes without such white space are rewritten.
+        let out = enforce(
+            &policy,
+            &["a=é; Path=/é; Comment=thé; Max-Age=99999999999".as_bytes()],
+        );
+        assert_eq!(
+            out,
+            ["a=é; HttpOnly; SameSite=Lax; Secure; Path=/é; Max-Age=2592000; Comment=thé"]
+        );
     }
 
     #[test]

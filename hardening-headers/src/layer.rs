@@ -311,49 +311,6 @@ mod tests {
         assert_eq!(called.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
-    /// The warnings this crate logs while it is the thread's subscriber: each one's fields.
-    #[derive(Debug, Clone, Default)]
-    struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
-
-    impl Warnings {
-        fn take(&self) -> Vec<String> {
-            std::mem::take(&mut *self.0.lock().unwrap())
-        }
-    }
-
-    impl tracing::Subscriber for Warnings {
-        fn register_callsite(
-            &self,
-            _: &'static tracing::Metadata<'static>,
-        ) -> tracing::subscriber::Interest {
-            tracing::subscriber::Interest::sometimes()
-        }
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, event: &tracing::Event<'_>) {
-            let meta = event.metadata();
-            if *meta.level() == tracing::Level::WARN
-                && meta.target() == hardening_errors::LOG_TARGET
-            {
-                let mut fields = Vec::new();
-                event.record(
-                    &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
-                        fields.push(format!("{}={value:?}", field.name()));
-                    },
-                );
-                self.0.lock().unwrap().push(fields.join(" "));
-            }
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-
     /// A body whose size is not known up front (a stream).
     struct Stream(Option<Bytes>);
 
@@ -379,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_content_length_that_disagrees_with_an_exact_body_size_is_replaced() {
-        let warnings = Warnings::default();
+        let warnings = crate::test_log::Warnings::new(hardening_errors::LOG_TARGET);
         let _guard = tracing::subscriber::set_default(warnings.clone());
         let hello =
             |lengths: &[&'static str]| with_lengths(Response::new(Body::from("hello")), lengths);
@@ -445,7 +402,7 @@ mod tests {
     /// dropped (not kept beside it).
     #[tokio::test]
     async fn the_layer_sends_one_content_length_of_the_bodys_size() {
-        let warnings = Warnings::default();
+        let warnings = crate::test_log::Warnings::new(hardening_errors::LOG_TARGET);
         let _guard = tracing::subscriber::set_default(warnings.clone());
         let layer = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap());
         let cases: [&[&'static str]; 4] = [&["2"], &["abc"], &["2", "5"], &["5", "5"]];

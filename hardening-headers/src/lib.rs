@@ -55,6 +55,8 @@ mod policy;
 mod report;
 mod request_headers;
 mod secure_cookies;
+#[cfg(test)]
+mod test_log;
 
 /// The `SameSite` values [`CookiePolicy::same_site`] takes (re-exported from the `cookie`
 /// crate, so that users of this crate need not depend on it).

@@ -96,3 +96,69 @@ async fn unknown_attributes_pass_and_http_prefixes_keep_http_only() {
         "{dropped:?}"
     );
 }
+
+/// Cookies browsers accept and the policy dropped: non-ASCII UTF-8 (obs-text on the wire),
+/// PHP-style and other non-token names, and a `__Host-` cookie with an empty `Domain`
+/// (which browsers ignore). Through the layer over TCP, on both paths (as they are, and
+/// rewritten for a lifetime to cap), they go out hardened with their names and values as
+/// the handler wrote them; several are not taken for one cookie. Naming a `__Host-` cookie
+/// in `dangerous_allow_insecure` warns at start-up, and the cookie still needs `Secure`.
+#[tokio::test]
+async fn utf8_and_php_style_cookies_pass_hardened() {
+    let app = Router::new().route(
+        "/cookies",
+        get(|| async {
+            AppendHeaders(
+                [
+                    "name=café; Path=/",
+                    "名前=値; Max-Age=99999999999",
+                    "a[b]=1; Path=/",
+                    "a[c]=2; Path=/; Max-Age=99999999999",
+                    "user(1)=x",
+                    "__Host-d=1; Path=/; Domain=",
+                    "__Host-e=1; Path=/; Domain= ; Max-Age=99999999999",
+                    "__Host-f=1; Path=/; Domain=localhost",
+                    "__Host-insecure=1; Path=/",
+                ]
+                .map(|c| (SET_COOKIE, c)),
+            )
+        }),
+    );
+    let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+    let cookies = CookiePolicy::default().dangerous_allow_insecure("__Host-insecure");
+    let policy = HeaderPolicy::api().cookies(cookies);
+    let addr = serve(app.layer(Hardening::strict().security_headers(policy).unwrap())).await;
+    let reply = http_get(addr, "/cookies", &[]).await;
+    drop(guard);
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.all("set-cookie"),
+        [
+            "name=café; Path=/; HttpOnly; SameSite=Lax; Secure",
+            "名前=値; HttpOnly; SameSite=Lax; Secure; Max-Age=2592000",
+            "a[b]=1; Path=/; HttpOnly; SameSite=Lax; Secure",
+            "a[c]=2; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=2592000",
+            "user(1)=x; HttpOnly; SameSite=Lax; Secure",
+            "__Host-d=1; Path=/; Domain=; HttpOnly; SameSite=Lax; Secure",
+            "__Host-e=1; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=2592000",
+        ]
+    );
+
+    let text = captured.text();
+    let messages: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|e| e["fields"]["message"].as_str().map(str::to_owned))
+        .collect();
+    let prefix_warnings = messages
+        .iter()
+        .filter(|m| m.contains("prefix needs Secure"))
+        .count();
+    assert_eq!(prefix_warnings, 1, "{text}");
+    let dropped: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.starts_with("dropped a Set-Cookie"))
+        .collect();
+    assert_eq!(dropped.len(), 2, "{text}");
+    assert!(dropped.iter().all(|m| m.contains("__Host-")), "{dropped:?}");
+}
