@@ -203,7 +203,9 @@ impl Hardening {
         Ok(self)
     }
 
-    /// Accepts bodies of any size. Logs a warning.
+    /// Accepts bodies of any size. Logs a warning. The body-limit step also answers 400 to a
+    /// body of unknown size with an invalid `Content-Length`; without it that is left to the
+    /// server (hyper refuses such a request before any layer sees it).
     pub fn dangerous_disable_body_limit(mut self) -> Self {
         warn_loosened(
             "dangerous_disable_body_limit",

@@ -119,7 +119,8 @@ fn corrected_length<B: Body>(response: &Response<B>) -> Option<HeaderValue> {
 /// §6.3 define it: `Ok(None)` without the header; the length when every field, and every
 /// element of a comma-separated list, is the same number (digits only, within `u64`; spaces
 /// around an element allowed); otherwise [`InvalidContentLength`], which a server answers 400
-/// (as hyper does, which over HTTP/1 also refuses a list in one field, as the RFC allows).
+/// (as hyper does, which, like the `h2` crate, also refuses a list in one field, as the RFC
+/// allows).
 /// Allocates nothing.
 ///
 /// ```

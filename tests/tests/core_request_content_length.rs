@@ -159,10 +159,11 @@ async fn a_body_of_known_size_is_not_judged_by_its_header() {
     assert_eq!(calls.load(Ordering::Relaxed), 1);
 }
 
-/// Served, hyper answers the same values the same way before `Hardening` sees them, with one
-/// exception: over HTTP/1 it also refuses a list of equal values in one field (`5, 5`), which
-/// RFC 9110 §8.6 leaves to the recipient (reject, or read as the one value, as hyper's
-/// HTTP/2 and `Hardening` do).
+/// Served, hyper answers the same values the same way before `Hardening` sees them (so this
+/// test pins hyper's behaviour, not `Hardening`'s: the check above matters for servers other
+/// than hyper), with one exception: it also refuses a list of equal values in one field
+/// (`5, 5`), which RFC 9110 §8.6 leaves to the recipient (reject, as hyper over HTTP/1 and the
+/// `h2` crate do, or read as the one value, as `Hardening` does).
 #[tokio::test]
 async fn served_hyper_agrees_on_each_value() {
     use hardening_tests::{exchange, serve};
