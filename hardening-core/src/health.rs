@@ -240,14 +240,31 @@ impl Health {
         let timeout = self.check_timeout;
         let (last, reuse_for) = (self.last.clone(), self.reuse_for);
         async move {
-            let results = {
-                let mut last = last.lock().await;
-                match &*last {
-                    Some((at, results)) if at.elapsed() < reuse_for => results.clone(),
-                    _ => {
-                        let results: Arc<[CheckResult]> = run(&checks, timeout).await.into();
+            let mut last = last.lock_owned().await;
+            let results = match &*last {
+                Some((at, results)) if at.elapsed() < reuse_for => results.clone(),
+                _ => {
+                    // The run, and the lock, go to a task of their own: a probe dropped
+                    // while the checks run (its client hung up) does not leave them running
+                    // unrecorded, for the next probe to count "still running" as failed.
+                    let run_checks = checks.clone();
+                    let ran = tokio::spawn(async move {
+                        let results: Arc<[CheckResult]> = run(&run_checks, timeout).await.into();
                         *last = Some((Instant::now(), results.clone()));
+                        // Once per run, not per probe: probes are not rate-limited, and
+                        // those within the reuse window share this run's results.
+                        let failed = failed_names(&run_checks, &results);
+                        if !failed.is_empty() {
+                            tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, "readiness check failed");
+                        }
                         results
+                    })
+                    .await;
+                    match ran {
+                        Ok(results) => results,
+                        Err(_) => {
+                            vec![Err("the checks could not run".to_owned()); checks.len()].into()
+                        }
                     }
                 }
             };
@@ -334,6 +351,17 @@ impl Drop for Running {
     }
 }
 
+/// The names of the checks that failed, each once, in the order they were added.
+fn failed_names<'a>(checks: &'a [Check], results: &[CheckResult]) -> Vec<&'a str> {
+    let mut failed: Vec<&str> = Vec::new();
+    for (check, result) in checks.iter().zip(results) {
+        if result.is_err() && !failed.contains(&check.name.as_str()) {
+            failed.push(&check.name);
+        }
+    }
+    failed
+}
+
 /// The readiness answer for these results.
 fn answer<B>(
     checks: &[Check],
@@ -341,12 +369,7 @@ fn answer<B>(
     request_id: RequestId,
     detail: bool,
 ) -> Response<ProblemBody<B>> {
-    let mut failed: Vec<&str> = Vec::new();
-    for (check, result) in checks.iter().zip(results) {
-        if result.is_err() && !failed.contains(&check.name.as_str()) {
-            failed.push(&check.name);
-        }
-    }
+    let failed = failed_names(checks, results);
     let mut per_check = Map::new();
     if detail {
         for (check, result) in checks.iter().zip(results) {
@@ -368,7 +391,6 @@ fn answer<B>(
         }
         return ok_response(body, request_id);
     }
-    tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, "readiness check failed");
     let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
         .with_detail(format!("readiness checks failed: {}", failed.join(", ")));
     if detail {
@@ -390,6 +412,26 @@ fn ok_response<B>(body: Value, request_id: RequestId) -> Response<ProblemBody<B>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A probe dropped while the checks run (its client hung up) leaves their run to finish
+    /// and count: the next probe does not find them "still running" and fail.
+    #[tokio::test]
+    async fn a_dropped_probe_does_not_fail_the_next_one() {
+        let health = Health::new().check("db", || async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<(), std::io::Error>(())
+        });
+        let first = health.ready::<axum::body::Body>(RequestId::generate(), true);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), first)
+                .await
+                .is_err()
+        );
+        let next = health
+            .ready::<axum::body::Body>(RequestId::generate(), true)
+            .await;
+        assert_eq!(next.status(), StatusCode::OK);
+    }
 
     #[test]
     fn paths_must_be_ones_a_request_can_have() {
