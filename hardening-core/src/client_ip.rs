@@ -349,6 +349,21 @@ impl SaysHttps {
     pub(crate) fn forwarded_https(self) -> bool {
         self == Self::ForwardedElement { https: true }
     }
+
+    /// Trusted proxies say the request is HTTPS: the `proto` of a `Forwarded` element, or
+    /// `X-Forwarded-Proto`'s last value, as the security headers read it when they are
+    /// built in (`hardening_headers::is_https`).
+    #[cfg(all(feature = "auth", not(feature = "headers")))]
+    pub(crate) fn proxies_say_https(self, headers: &HeaderMap) -> bool {
+        self.forwarded_https()
+            || (self.reads_x_forwarded_proto()
+                && headers
+                    .get_all("x-forwarded-proto")
+                    .iter()
+                    .next_back()
+                    .and_then(|v| v.as_bytes().rsplit(|b| *b == b',').next())
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"https")))
+    }
 }
 
 /// How a request's client IP was found.
@@ -860,5 +875,146 @@ mod tests {
                 && !https.reads_x_forwarded_proto()
         );
         assert!(https.forwarded_https() && !http.forwarded_https());
+    }
+
+    /// Hops that are not plain addresses: what each one reads as, and where the walk stops.
+    /// IPv4-mapped peers and hops count as IPv4 (a dual-stack listener's peers); a zone id,
+    /// leading zeros (octal to some parsers), a quoted or bracketed IPv4 `X-Forwarded-For`
+    /// entry, an element with no `for`, or an escape in `for` is no address: the client is
+    /// hidden, never whatever the client wrote further left.
+    #[test]
+    fn odd_hops() {
+        let (named, hidden, peer) = (Source::Forwarded, Source::HiddenByProxy, "10.0.0.1");
+        let xff = proxies(&["10.0.0.0/8"]);
+        let mut fwd = proxies(&["10.0.0.0/8"]);
+        fwd.set_header(ForwardedHeader::Forwarded);
+        for (p, name, cases) in [
+            (
+                &xff,
+                "x-forwarded-for",
+                &[
+                    ("\t198.51.100.7\t,\t10.0.0.2", "198.51.100.7", named),
+                    (
+                        "6.6.6.6, [::ffff:198.51.100.7]:80, ::ffff:10.0.0.3",
+                        "198.51.100.7",
+                        named,
+                    ),
+                    ("6.6.6.6, unknown", peer, hidden),
+                    ("6.6.6.6, fe80::1%eth0", peer, hidden),
+                    ("6.6.6.6, [fe80::1%25eth0]:80", peer, hidden),
+                    ("6.6.6.6, 010.0.0.2", peer, hidden),
+                    ("6.6.6.6, 01.2.3.4", peer, hidden),
+                    ("6.6.6.6, \"198.51.100.7\"", peer, hidden),
+                    ("6.6.6.6, [198.51.100.7]", peer, hidden),
+                    ("6.6.6.6, 198.51.100.7:", peer, hidden),
+                ][..],
+            ),
+            (
+                &fwd,
+                "forwarded",
+                &[
+                    ("FOR=198.51.100.7", "198.51.100.7", named),
+                    (
+                        "for=6.6.6.6,for=\"[::ffff:10.0.0.2]\",for=198.51.100.7",
+                        "198.51.100.7",
+                        named,
+                    ),
+                    ("for=6.6.6.6, for=\"198.51.100.7\" ", "198.51.100.7", named),
+                    (
+                        "for=6.6.6.6;host=\"a\\\\\", for=198.51.100.7",
+                        "198.51.100.7",
+                        named,
+                    ),
+                    (
+                        "for=6.6.6.6, for=\"_hidden\", for=10.0.0.2",
+                        "10.0.0.2",
+                        hidden,
+                    ),
+                    ("for=6.6.6.6, by=10.0.0.1", peer, hidden),
+                    ("for=6.6.6.6, for=\"\\198.51.100.7\"", peer, hidden),
+                    ("for=6.6.6.6, for=\"\"", peer, hidden),
+                    ("for=6.6.6.6, for=\"", peer, hidden),
+                ][..],
+            ),
+        ] {
+            for &(value, client, source) in cases {
+                let (got, how, _) = p.resolve(ip(peer), &headers(&[(name, value)]));
+                assert_eq!((got, how), (ip(client), source), "{value:?}");
+            }
+        }
+        // A dual-stack listener's IPv4 peer.
+        let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        let (got, how, _) = xff.resolve(ip("::ffff:10.0.0.1"), &h);
+        assert_eq!((got, how), (ip("198.51.100.7"), named));
+        let (got, how, _) = xff.resolve(ip("::ffff:10.0.0.1"), &HeaderMap::new());
+        assert_eq!((got, how), (ip(peer), hidden));
+        // Several fields are one list, and a line's unclosed quote stays on its line.
+        for (p, h, client) in [
+            (
+                &xff,
+                [
+                    ("x-forwarded-for", "6.6.6.6"),
+                    ("x-forwarded-for", "garbage"),
+                    ("x-forwarded-for", "10.0.0.2"),
+                ],
+                "10.0.0.2",
+            ),
+            (
+                &fwd,
+                [
+                    ("forwarded", "for=6.6.6.6"),
+                    ("forwarded", "for=\"198.51.100.7"),
+                    ("forwarded", "for=10.0.0.2"),
+                ],
+                "10.0.0.2",
+            ),
+        ] {
+            let (got, how, _) = p.resolve(ip(peer), &headers(&h));
+            assert_eq!((got, how), (ip(client), hidden), "{h:?}");
+        }
+        let h = headers(&[
+            ("forwarded", "for=6.6.6.6"),
+            ("forwarded", "for=\"[2001:db8::1]:80\";proto=https"),
+        ]);
+        let (got, how, says) = fwd.resolve(ip(peer), &h);
+        assert_eq!(
+            (got, how, says.forwarded_https()),
+            (ip("2001:db8::1"), named, true)
+        );
+    }
+
+    /// The CSRF check compares an `Origin`'s scheme over HTTPS, and a trusted proxy's
+    /// `X-Forwarded-Proto` says a request is HTTPS with or without the security headers
+    /// feature; an untrusted peer's does not.
+    #[cfg(feature = "auth")]
+    #[tokio::test]
+    async fn a_trusted_proxys_x_forwarded_proto_counts_for_csrf() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(|| async { "ok" }))
+            .layer(
+                crate::Hardening::strict()
+                    .trusted_proxies(["10.0.0.0/8"])
+                    .unwrap(),
+            );
+        for (peer, proto, status) in [
+            ([10, 0, 0, 1], "http", 200),
+            ([10, 0, 0, 1], "https", 403),
+            ([203, 0, 113, 9], "https", 200),
+        ] {
+            let req = http::Request::post("/")
+                .header("host", "example.com")
+                .header("cookie", "sid=1")
+                .header("origin", "http://example.com")
+                .header("x-forwarded-for", "198.51.100.7")
+                .header("x-forwarded-proto", proto)
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    peer, 4000,
+                ))))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), status, "{peer:?} {proto}");
+        }
     }
 }

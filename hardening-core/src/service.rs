@@ -334,7 +334,7 @@ where
         #[cfg(all(feature = "auth", feature = "headers"))]
         let request_is_https = https;
         #[cfg(all(feature = "auth", not(feature = "headers")))]
-        let request_is_https = policy.behind_tls || says_https.forwarded_https();
+        let request_is_https = policy.behind_tls || says_https.proxies_say_https(&parts.headers);
         #[cfg(feature = "auth")]
         if let Some(csrf) = &policy.csrf
             && csrf.check_request(&parts, request_is_https).is_err()
