@@ -521,7 +521,13 @@ mod tests {
         assert_eq!(c.rate_limit_per_minute, Some(600));
         assert_eq!(c.body_limit, Some(2048));
         assert_eq!(c.allowed_hosts, ["a.example.com", ".b.example.com"]);
+        #[cfg(feature = "ratelimit")]
         assert!(c.build().is_ok());
+        // Without the feature, a rate limit is a setting that cannot be honoured.
+        #[cfg(not(feature = "ratelimit"))]
+        assert!(c.build().map(|_| ()).unwrap_err().to_string().contains(
+            "HARDENING_RATE_LIMIT_PER_MINUTE: needs hardening-core's `ratelimit` feature"
+        ));
     }
 
     #[test]
@@ -618,10 +624,19 @@ mod tests {
         .build()
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("3 settings are wrong:"), "{text}");
+        #[cfg(feature = "ratelimit")]
+        {
+            assert!(text.starts_with("3 settings are wrong:"), "{text}");
+            assert!(
+                text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE must be greater than zero")
+                    && text.contains("\n  - HARDENING_RATE_LIMIT_BURST must be greater than zero"),
+                "{text}"
+            );
+        }
+        #[cfg(not(feature = "ratelimit"))]
         assert!(
-            text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE must be greater than zero")
-                && text.contains("\n  - HARDENING_RATE_LIMIT_BURST must be greater than zero"),
+            text.starts_with("2 settings are wrong:")
+                && text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE: needs hardening-core's"),
             "{text}"
         );
     }
