@@ -1,5 +1,6 @@
 //! One redacted access-log event per request.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -126,7 +127,7 @@ impl AccessLog {
     ) {
         let route = record.route.as_ref().map(MatchedPath::as_str);
         // The path can carry secrets (`/reset/<token>`); the route template cannot.
-        let path = route.is_none().then(|| record.uri.path());
+        let path = route.is_none().then(|| logged_path(record.uri.path()));
         let query = record.uri.query().map(|q| Redacted {
             query: q,
             log: self,
@@ -140,7 +141,7 @@ impl AccessLog {
             tracing::Level::INFO,
             http.request.method = %record.method,
             http.route = route,
-            url.path = path,
+            url.path = path.as_deref(),
             url.query = query.map(tracing::field::display),
             http.response.status_code = status.as_u16(),
             http.server.request.duration = elapsed.as_secs_f64(),
@@ -226,9 +227,10 @@ impl fmt::Display for Redacted<'_> {
             let pair = &rest[..end];
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             if self.log.is_sensitive_param(name) || self.log.nests_a_secret(value) {
-                write!(f, "{name}={REDACTED}")?;
+                write_ascii(f, name)?;
+                write!(f, "={REDACTED}")?;
             } else {
-                f.write_str(pair)?;
+                write_ascii(f, pair)?;
             }
             let Some(separator) = rest[end..].chars().next() else {
                 return Ok(());
@@ -261,7 +263,9 @@ impl fmt::Display for RedactedHeaders<'_> {
                 write!(f, "{name}: ")?;
                 self.write_url(f, value)?;
             } else {
-                write!(f, "{name}: {value}")?;
+                // A secret-named pair in any other value (W3C `baggage: session_token=…`, a
+                // proxy's copy of the query), as error text is redacted.
+                write!(f, "{name}: {}", redact_secrets(value))?;
             }
         }
         Ok(())
@@ -300,6 +304,36 @@ impl RedactedHeaders<'_> {
 /// have redacted (`referer: https://app.example/reset?token=…`).
 fn is_url_valued(name: &str, value: &str) -> bool {
     matches!(name, "referer" | "origin") || value.starts_with('/') || value.contains("://")
+}
+
+/// The request's path as logged when no route template matched (a 404, a fallback, a nested
+/// service): path parameters that name a secret (`/cb;jsessionid=…`) redacted, as in a
+/// URL-valued header's path, and [ASCII](write_ascii). Borrowed unless either changed it.
+fn logged_path(path: &str) -> Cow<'_, str> {
+    let path = redact_secrets(path);
+    if path.is_ascii() {
+        return path;
+    }
+    let mut ascii = String::with_capacity(path.len() * 3);
+    // (Writing to a `String` does not fail.)
+    let _ = write_ascii(&mut ascii, &path);
+    Cow::Owned(ascii)
+}
+
+/// `s` with every byte outside ASCII percent-encoded, as a client should have sent it. hyper
+/// and `http` refuse control characters in a request target but let UTF-8 through: a raw NEL
+/// (U+0085) or LINE SEPARATOR (U+2028), at which some line readers break lines, or a bidi
+/// override (U+202E), which makes a log line read otherwise, would be printed as it came.
+fn write_ascii(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    let mut copied = 0;
+    for (i, c) in s.char_indices().filter(|(_, c)| !c.is_ascii()) {
+        f.write_str(&s[copied..i])?;
+        for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+            write!(f, "%{byte:02X}")?;
+        }
+        copied = i + c.len_utf8();
+    }
+    f.write_str(&s[copied..])
 }
 
 /// `Pass%77ord` → `password`, so encoding a name does not dodge redaction.
@@ -705,6 +739,25 @@ mod tests {
             let e = log_filter(Ok(hiding.into())).unwrap_err();
             assert!(e.contains("hardening::security=warn"), "{hiding}: {e}");
         }
+    }
+
+    #[test]
+    fn a_path_without_a_route_is_logged_ascii_and_without_path_parameter_secrets() {
+        assert!(matches!(logged_path("/nowhere/a;b=c"), Cow::Borrowed(_)));
+        assert_eq!(
+            logged_path("/cb;jsessionid=s3cr3t;x=1"),
+            "/cb;jsessionid=[redacted];x=1"
+        );
+        assert_eq!(
+            logged_path("/n\u{85}o\u{2028}\u{202e};token=s3cr3t"),
+            "/n%C2%85o%E2%80%A8%E2%80%AE;token=[redacted]"
+        );
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        assert_eq!(
+            redact("q=caf\u{e9}&\u{e9}token=x"),
+            "q=caf%C3%A9&%C3%A9token=[redacted]"
+        );
     }
 
     #[test]
