@@ -4,6 +4,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,7 +14,8 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::Service;
 
@@ -39,6 +42,9 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// - each request carries the peer address (`ConnectInfo<SocketAddr>`), which
 ///   [`Hardening`](crate::Hardening) turns into [`ClientIp`](crate::ClientIp);
 /// - a client has 10 s to send a request's headers (slowloris);
+/// - a response write that waits 60 s for the client is given up and the connection closed
+///   (a stopped reader would otherwise hold its connection and response forever; nginx's
+///   `send_timeout`);
 /// - on SIGTERM or ctrl-c it stops accepting, lets in-flight requests finish, and closes
 ///   what is still open after the drain deadline (30 s), or at once on a second signal;
 /// - a panic's text is printed with its secrets redacted
@@ -50,6 +56,7 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 #[must_use]
 pub struct Server {
     header_read_timeout: Duration,
+    send_timeout: Duration,
     drain_timeout: Duration,
 }
 
@@ -60,10 +67,12 @@ impl Default for Server {
 }
 
 impl Server {
-    /// 10 s to read request headers, 30 s to drain on shutdown.
+    /// 10 s to read request headers, 60 s for a waiting response write, 30 s to drain on
+    /// shutdown.
     pub fn new() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -88,6 +97,21 @@ impl Server {
         }
         // hyper adds it to the time each request starts, which would panic on overflow.
         self.header_read_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
+        Ok(self)
+    }
+
+    /// How long a write of the response may wait for the client (its receive window full:
+    /// it reads slowly, or not at all) before the connection is closed, as nginx's
+    /// `send_timeout`. The clock runs only while a write waits and starts again when it goes
+    /// on; the kernel lets a waiting write go on once about half the socket's send buffer
+    /// (up to a few MiB) has gone out, so a client reading too slowly to take that within
+    /// the timeout is cut off too. Zero is an error: it would cut off any client whose
+    /// window fills once.
+    pub fn send_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout.is_zero() {
+            return Err(ConfigError::ZeroLimit("send_timeout"));
+        }
+        self.send_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
         Ok(self)
     }
 
@@ -138,9 +162,18 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(target: crate::LOG_TARGET, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        match pause_after_accept_error(&e) {
+                            Some(pause) => {
+                                // Out of file descriptors and the like: back off, keep serving.
+                                tracing::warn!(target: crate::LOG_TARGET, error = %e, "accept failed");
+                                tokio::time::sleep(pause).await;
+                            }
+                            None => tracing::debug!(
+                                target: crate::LOG_TARGET,
+                                error = %e,
+                                "a connection failed before it was accepted"
+                            ),
+                        }
                         continue;
                     }
                 },
@@ -160,6 +193,7 @@ impl Server {
                         .map_err(|e: Infallible| e)
                 }
             });
+            let stream = SendTimeout::new(stream, self.send_timeout);
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             connections.spawn(async move {
                 if let Err(e) = connection.await {
@@ -195,7 +229,117 @@ impl Server {
     }
 }
 
-/// The longest header-read timeout: hyper adds it to the clock.
+/// How long to wait before accepting again after `accept` failed: not at all when the error
+/// is one connection's (reset or aborted while it waited to be accepted: `ECONNABORTED` on
+/// BSD and macOS, `WSAECONNRESET` on Windows), as axum does, or each such connection would
+/// pause accepting for everyone; a moment when the process is out of descriptors, memory or
+/// the like (accepting again at once would spin).
+fn pause_after_accept_error(e: &io::Error) -> Option<Duration> {
+    match e.kind() {
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionRefused => None,
+        _ => Some(Duration::from_millis(50)),
+    }
+}
+
+/// A connection whose writes fail when the client has taken nothing for `timeout` while
+/// a write waited: hyper then closes it and drops the response.
+struct SendTimeout {
+    stream: TcpStream,
+    timeout: Duration,
+    /// Made at the first write that has to wait (most connections never have one), then
+    /// reset for each later one.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// `stalled` runs for the write now waiting.
+    armed: bool,
+}
+
+impl SendTimeout {
+    fn new(stream: TcpStream, timeout: Duration) -> Self {
+        Self {
+            stream,
+            timeout,
+            stalled: None,
+            armed: false,
+        }
+    }
+
+    /// What a write (or flush) that made progress, or had to wait, returns.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.armed = false;
+            return poll;
+        }
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let sleep = match &mut self.stalled {
+            Some(sleep) => {
+                if !self.armed {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            None => self
+                .stalled
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.armed = true;
+        ready!(sleep.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took none of its response within the send timeout",
+        )))
+    }
+}
+
+impl AsyncRead for SendTimeout {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendTimeout {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_flush(cx);
+        this.watch(cx, poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The longest header-read or send timeout: each is added to the clock (hyper's, tokio's),
+/// which would panic on overflow.
 const LONGEST_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// Completes on ctrl-c or (on Unix) SIGTERM. If neither can be listened for, never.
@@ -219,5 +363,58 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_send_timeout_is_an_error() {
+        let err = Server::new().send_timeout(Duration::ZERO).unwrap_err();
+        assert_eq!(err.to_string(), "send_timeout must be greater than zero");
+        assert!(Server::new().send_timeout(Duration::MAX).is_ok());
+    }
+
+    /// One connection that failed before it was accepted (reset while it waited in the queue,
+    /// which BSD and macOS report as `ECONNABORTED`) costs no pause: each one paused
+    /// accepting for 50 ms, so a client resetting 20 connections a second there kept the
+    /// server from accepting anyone.
+    #[test]
+    fn a_failed_connection_does_not_pause_accepting() {
+        for kind in [
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionRefused,
+        ] {
+            assert_eq!(
+                pause_after_accept_error(&io::Error::from(kind)),
+                None,
+                "{kind:?}"
+            );
+        }
+    }
+
+    /// Out of descriptors (`EMFILE`, `ENFILE`) or memory: accepting again at once would spin.
+    #[test]
+    fn running_out_of_resources_pauses_accepting() {
+        let mut errors = vec![
+            io::Error::other("too many open files"),
+            io::Error::from(io::ErrorKind::OutOfMemory),
+        ];
+        // EMFILE and ENFILE on Linux, macOS and the BSDs.
+        #[cfg(unix)]
+        errors.extend([
+            io::Error::from_raw_os_error(24),
+            io::Error::from_raw_os_error(23),
+        ]);
+        for e in errors {
+            assert_eq!(
+                pause_after_accept_error(&e),
+                Some(Duration::from_millis(50)),
+                "{e}"
+            );
+        }
     }
 }

@@ -1,0 +1,504 @@
+//! Audit of `hardening_core::Server`: slow clients (headers, bodies, idle keep-alive), the
+//! graceful drain, and what the server does with what it does not serve. Loopback only; every
+//! wait is bounded, and bounds are generous (behaviour, not timing).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::routing::{get, post};
+use hardening_core::{Hardening, Server};
+use hardening_tests::{EXCHANGE_LIMIT, exchange, read_reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// Set when the response body it belongs to is dropped (the server let go of the response).
+#[derive(Debug)]
+struct Endless(Arc<AtomicBool>);
+
+impl Drop for Endless {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(&CHUNK)))))
+    }
+}
+
+fn app(endless_dropped: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route("/", get(|| async { "hi" }))
+        .route(
+            "/work",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                "done"
+            }),
+        )
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
+        .route(
+            "/endless",
+            get(move || {
+                let dropped = endless_dropped.clone();
+                async move { Body::new(Endless(dropped)) }
+            }),
+        )
+        .layer(
+            Hardening::strict()
+                .timeout(Duration::from_secs(1))
+                .unwrap()
+                .dangerous_without_rate_limit(),
+        )
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+    endless_dropped: Arc<AtomicBool>,
+}
+
+async fn start(server: Server) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let endless_dropped = Arc::new(AtomicBool::new(false));
+    let routes = app(endless_dropped.clone());
+    let handle = tokio::spawn(async move {
+        server
+            .serve_until(listener, routes, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running {
+        addr,
+        stop: Some(stop),
+        handle,
+        endless_dropped,
+    }
+}
+
+fn one_second() -> Server {
+    Server::new()
+        .header_read_timeout(Server::MIN_HEADER_READ_TIMEOUT)
+        .unwrap()
+}
+
+/// Reads until the server closes the connection (or resets it): true if it did within
+/// `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> (bool, Vec<u8>) {
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return (false, rest),
+            Ok(Ok(0) | Err(_)) => return (true, rest),
+            Ok(Ok(n)) => rest.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Slowloris: one header byte every 100 ms. The header-read timeout is a deadline for the
+/// whole head, not reset by each byte (hyper starts it once per request head).
+#[tokio::test]
+async fn a_header_trickled_byte_by_byte_is_cut_off_at_the_deadline() {
+    let running = start(one_second()).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut cut_off = false;
+    // At most 8 s of trickling: four times the timeout, far past it if reset per byte.
+    for _ in 0..80 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if stream.write_all(b"x").await.is_err() {
+            cut_off = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await
+        {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(
+        cut_off,
+        "a header trickled byte by byte kept the connection"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off only after {:?}",
+        started.elapsed()
+    );
+}
+
+/// Many slow clients at once: each one's connection (task and socket) is let go at its
+/// deadline, and a normal client is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_slow_header_clients_are_all_let_go() {
+    let running = start(one_second()).await;
+    let mut slow = Vec::new();
+    for _ in 0..64 {
+        let mut stream = TcpStream::connect(running.addr).await.unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nhost:").await.unwrap();
+        slow.push(stream);
+    }
+    let reply = exchange(
+        running.addr,
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    for stream in &mut slow {
+        let (closed, _) = closed_within(stream, Duration::from_secs(5)).await;
+        assert!(closed, "a slow-header connection was kept open");
+    }
+}
+
+/// An idle keep-alive connection is closed after the header-read timeout (it bounds the
+/// wait for the next request too, as Go's `IdleTimeout` falls back to its read timeout).
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let running = start(one_second()).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut stream))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_ne!(reply.header("connection"), Some("close"));
+    let (closed, rest) = closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed, "an idle keep-alive connection was kept open");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+}
+
+/// The second request on a kept-alive connection has the same deadline for its head.
+#[tokio::test]
+async fn the_second_request_head_has_the_deadline_too() {
+    let running = start(one_second()).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut stream))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let started = Instant::now();
+    let mut cut_off = false;
+    for byte in
+        b"GET / HTTP/1.1\r\nhost: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await
+        {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "a trickled second request kept the connection");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A body trickled after the headers: the request timeout answers it with the documented
+/// 503 problem, and the connection is then closed, so the rest of the body is never parsed
+/// as a request of its own.
+#[tokio::test]
+async fn a_trickled_body_gets_the_timeout_problem_and_the_connection_closes() {
+    let running = start(one_second()).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    // Keep-alive, so that closing is the server's decision.
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 200\r\n\r\nab")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Keep trickling while waiting for the answer: one byte per 100 ms.
+    let reply = loop {
+        assert!(
+            started.elapsed() < EXCHANGE_LIMIT,
+            "no answer to a trickled body"
+        );
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+            Ok(Ok(0)) => break head,
+            Ok(Ok(n)) => {
+                head.extend_from_slice(&buf[..n]);
+                if head.windows(4).any(|w| w == b"\r\n\r\n")
+                    && String::from_utf8_lossy(&head).contains("request_id")
+                {
+                    break head;
+                }
+            }
+            Ok(Err(_)) => break head,
+            Err(_) => {
+                let _ = stream.write_all(b"c").await;
+            }
+        }
+    };
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(
+        text.contains("the request took too long to process"),
+        "{text}"
+    );
+    // The rest of the body, written as a request: never answered.
+    let _ = stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    let (closed, rest) = closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        closed,
+        "the connection stayed open after the timeout answer"
+    );
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("HTTP/1.1 200"),
+        "the rest of the body was served as a request: {}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+/// Shutdown with a fresh connection that has sent part of its headers: the drain waits for it
+/// at most the header-read timeout, not the drain deadline.
+#[tokio::test]
+async fn a_half_sent_head_holds_the_drain_only_until_the_header_read_timeout() {
+    let mut running = start(one_second().drain_timeout(Duration::from_secs(60))).await;
+    let mut partial = TcpStream::connect(running.addr).await.unwrap();
+    partial.write_all(b"GET / HTTP/1.1\r\nhost:").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    running.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running.handle)
+        .await
+        .expect("a half-sent head held the drain past its header-read timeout")
+        .unwrap();
+    let (closed, _) = closed_within(&mut partial, Duration::from_secs(2)).await;
+    assert!(closed);
+}
+
+/// Shutdown with a kept-alive connection that has sent part of its second request: closed at
+/// once (it counts as idle), and an in-flight keep-alive request is answered with
+/// `connection: close`.
+#[tokio::test]
+async fn shutdown_closes_idle_keep_alive_and_answers_in_flight_with_close() {
+    let mut running = start(Server::new().drain_timeout(Duration::from_secs(60))).await;
+    let mut kept = TcpStream::connect(running.addr).await.unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut kept))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    kept.write_all(b"GET / HTT").await.unwrap();
+
+    let mut busy = TcpStream::connect(running.addr).await.unwrap();
+    busy.write_all(b"GET /work HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    running.stop.take().unwrap().send(()).unwrap();
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut busy))
+        .await
+        .unwrap();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "done"));
+    assert_eq!(reply.header("connection"), Some("close"));
+    tokio::time::timeout(Duration::from_secs(5), running.handle)
+        .await
+        .expect("the drain waited for an idle connection (deadline 60 s, header read 10 s)")
+        .unwrap();
+    let (closed, _) = closed_within(&mut kept, Duration::from_secs(2)).await;
+    assert!(closed);
+}
+
+/// HTTP/2 with prior knowledge (h2c) is not served: the connection is closed, no response.
+#[tokio::test]
+async fn h2c_prior_knowledge_is_refused() {
+    let running = start(Server::new()).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let (closed, rest) = closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed);
+    assert!(!String::from_utf8_lossy(&rest).contains(" 200 "));
+}
+
+/// A panic in a service that `Hardening` does not wrap ends that connection only.
+#[tokio::test]
+async fn a_panic_in_a_connection_task_leaves_the_server_serving() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = Router::new().route("/", get(|| async { "hi" })).route(
+        "/panic",
+        get(|| async {
+            if true {
+                panic!("boom");
+            }
+            "unreachable"
+        }),
+    );
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        Server::new()
+            .serve_until(listener, routes, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /panic HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (closed, _) = closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed);
+    let reply = exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+}
+
+/// A client that never reads its response: the send timeout (as nginx's `send_timeout`)
+/// closes the connection and drops the response body once the client has taken nothing for
+/// that long; before it, only the drain deadline ended it.
+#[tokio::test]
+async fn a_client_that_never_reads_is_let_go() {
+    let running = start(one_second().send_timeout(Duration::from_secs(1)).unwrap()).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !running.endless_dropped.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a client that never reads held its connection and response for 5 s \
+             (header read 1 s, request timeout 1 s, send timeout 1 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A steady reader is not cut off: the send timeout's clock runs only while a write waits,
+/// and starts again when it goes on. Reading 256 KiB every 50 ms for 2.5 s (the server's
+/// writes wait for it all along) outlasts a 1-second send timeout. (The kernel makes room
+/// for a waiting write only once about half the socket's send buffer has gone out, so a
+/// slower reader can see a write wait longer than one read's gap.)
+#[tokio::test]
+async fn a_slow_but_steady_reader_is_not_cut_off() {
+    let running = start(one_second().send_timeout(Duration::from_secs(1)).unwrap()).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+            .await
+            .expect("the server sends more within 2 s")
+            .unwrap();
+        assert!(n > 0, "the server closed a steadily read connection");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!running.endless_dropped.load(Ordering::SeqCst));
+}
+
+/// Out of file descriptors: accept fails (EMFILE) until a socket is freed. The loop backs off
+/// rather than spinning, logs, and serves again once descriptors are free. Run in a child
+/// process with a low descriptor limit (`ulimit -n`), by `accept_errors_back_off`.
+#[tokio::test]
+#[ignore = "run by accept_errors_back_off in a child process with a low descriptor limit"]
+async fn accept_errors_back_off_inner() {
+    if std::env::var_os("SERVE_AUDIT_EMFILE").is_none() {
+        return;
+    }
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let running = start(Server::new()).await;
+    // Connect until the process is out of descriptors (bounded by the limit set).
+    let mut clients = Vec::new();
+    for _ in 0..1024 {
+        match TcpStream::connect(running.addr).await {
+            Ok(stream) => clients.push(stream),
+            Err(_) => break,
+        }
+    }
+    assert!(clients.len() < 1024, "the descriptor limit was not reached");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let warnings = captured.text().matches("accept failed").count();
+    eprintln!("clients {} warnings in 1 s: {warnings}", clients.len());
+    assert!(warnings >= 1, "no warning for a failing accept");
+    assert!(
+        warnings <= 100,
+        "{warnings} accept failures in 1 s: a busy loop"
+    );
+    clients.truncate(clients.len() / 2);
+    let reply = exchange(
+        running.addr,
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+}
+
+#[cfg(unix)]
+#[test]
+fn accept_errors_back_off() {
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 128 && exec \"$0\" --exact accept_errors_back_off_inner --ignored --nocapture")
+        .arg(exe)
+        .env("SERVE_AUDIT_EMFILE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
