@@ -1119,17 +1119,19 @@ fn weak_or_mismatched(alg: Algorithm, key: &DecodingKey) -> Option<&'static str>
         | Algorithm::RS512
         | Algorithm::PS256
         | Algorithm::PS384
-        | Algorithm::PS512 => match pkcs1_modulus(der).and_then(crate::jwks::bit_length) {
-            Some(bits) if bits < RSA_MIN_BITS => {
-                Some("RSA modulus shorter than 2048 bits; use an RSA key of 2048 to 4096 bits")
-            }
-            Some(bits) if bits > RSA_MAX_BITS => Some(
-                "RSA modulus longer than 4096 bits, which cannot verify any token here; use an \
+        | Algorithm::PS512 => {
+            match pkcs1_modulus(der).and_then(|(n, _)| crate::jwks::bit_length(n)) {
+                Some(bits) if bits < RSA_MIN_BITS => {
+                    Some("RSA modulus shorter than 2048 bits; use an RSA key of 2048 to 4096 bits")
+                }
+                Some(bits) if bits > RSA_MAX_BITS => Some(
+                    "RSA modulus longer than 4096 bits, which cannot verify any token here; use an \
                  RSA key of 2048 to 4096 bits",
-            ),
-            Some(_) => None,
-            None => Some("not an RSA public key"),
-        },
+                ),
+                Some(_) => None,
+                None => Some("not an RSA public key"),
+            }
+        }
         // An uncompressed (0x04, x, y) or compressed (0x02/0x03, x) point.
         Algorithm::ES256 => {
             (![65, 33].contains(&der.len())).then_some("not a P-256 public key, which ES256 needs")
@@ -1147,25 +1149,21 @@ pub(crate) const RSA_MIN_BITS: usize = 2048;
 /// `RsaPublicKey::MAX_SIZE`) refuses longer ones at verification.
 pub(crate) const RSA_MAX_BITS: usize = 4096;
 
-/// The modulus of a PKCS#1 `RSAPublicKey` (DER: `SEQUENCE { INTEGER n, INTEGER e }`).
-fn pkcs1_modulus(der: &[u8]) -> Option<&[u8]> {
-    let (0x30, body, _) = der_element(der)? else {
-        return None;
-    };
-    let (0x02, n, _) = der_element(body)? else {
-        return None;
-    };
-    Some(n)
-}
-
-/// The modulus and exponent of a PKCS#1 `RSAPublicKey`.
-fn pkcs1_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
+/// The modulus of a PKCS#1 `RSAPublicKey` (DER: `SEQUENCE { INTEGER n, INTEGER e }`), and
+/// what follows it.
+fn pkcs1_modulus(der: &[u8]) -> Option<(&[u8], &[u8])> {
     let (0x30, body, _) = der_element(der)? else {
         return None;
     };
     let (0x02, n, rest) = der_element(body)? else {
         return None;
     };
+    Some((n, rest))
+}
+
+/// The modulus and exponent of a PKCS#1 `RSAPublicKey`.
+fn pkcs1_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (n, rest) = pkcs1_modulus(der)?;
     let (0x02, e, _) = der_element(rest)? else {
         return None;
     };

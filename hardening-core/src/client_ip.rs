@@ -361,8 +361,7 @@ impl SaysHttps {
                     .get_all("x-forwarded-proto")
                     .iter()
                     .next_back()
-                    .and_then(|v| v.as_bytes().rsplit(|b| *b == b',').next())
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"https")))
+                    .is_some_and(hardening_errors::forwarded_proto_says_https))
     }
 }
 

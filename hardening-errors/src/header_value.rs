@@ -115,6 +115,24 @@ fn corrected_length<B: Body>(response: &Response<B>) -> Option<HeaderValue> {
     Some(decimal_header_value(size))
 }
 
+/// Whether an `X-Forwarded-Proto` value says HTTPS: its last item (`https`, or
+/// `https, http` from a proxy that appends) is `https`, in any case. Whether to believe the
+/// header at all (only from a trusted proxy) is the caller's decision.
+///
+/// ```
+/// use hardening_errors::forwarded_proto_says_https;
+/// use http::HeaderValue;
+///
+/// assert!(forwarded_proto_says_https(&HeaderValue::from_static("HTTPS")));
+/// assert!(forwarded_proto_says_https(&HeaderValue::from_static("http, https")));
+/// assert!(!forwarded_proto_says_https(&HeaderValue::from_static("https, http")));
+/// ```
+pub fn forwarded_proto_says_https(value: &HeaderValue) -> bool {
+    let value = value.as_bytes();
+    let last = value.rsplit(|b| *b == b',').next().unwrap_or(value);
+    last.trim_ascii().eq_ignore_ascii_case(b"https")
+}
+
 /// The length the `Content-Length` fields of `headers` declare, as RFC 9110 §8.6 and RFC 9112
 /// §6.3 define it: `Ok(None)` without the header; the length when every field, and every
 /// element of a comma-separated list, is the same number (digits only, within `u64`; spaces

@@ -71,7 +71,8 @@ pub use collect::{CollectCapped, CollectError, MAX_EMPTY_FRAMES, collect_capped}
 pub use error::Error;
 pub use header_value::{
     InvalidContentLength, content_length, decimal_header_value, declared_content_length,
-    host_without_port, is_dns_name, join_header_values, media_type, static_header_value,
+    forwarded_proto_says_https, host_without_port, is_dns_name, join_header_values, media_type,
+    static_header_value,
 };
 pub use mapping::{
     CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, drop_panic_payload,

@@ -1,8 +1,9 @@
 //! What the security headers read from a request's headers: credentials, and a trusted
 //! proxy's `X-Forwarded-Proto`.
 
+use hardening_errors::forwarded_proto_says_https;
 use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
 
 /// Parsed once, not per request (a `&str` name is parsed on every lookup).
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -50,7 +51,7 @@ impl RequestHeaders {
                     .get_all(&X_FORWARDED_PROTO)
                     .iter()
                     .next_back()
-                    .is_some_and(says_https),
+                    .is_some_and(forwarded_proto_says_https),
             credentials: headers.contains_key(AUTHORIZATION)
                 || headers.contains_key(COOKIE)
                 || API_KEY_HEADERS
@@ -66,23 +67,17 @@ impl RequestHeaders {
             if name == AUTHORIZATION || name == COOKIE || API_KEY_HEADERS.contains(name) {
                 found.credentials = true;
             } else if forwarded_proto && *name == X_FORWARDED_PROTO {
-                found.forwarded_https = says_https(value);
+                found.forwarded_https = forwarded_proto_says_https(value);
             }
         }
         found
     }
 }
 
-/// The value's last item (`https`, or `https, http` from a proxy that appends) is `https`.
-fn says_https(value: &HeaderValue) -> bool {
-    let value = value.as_bytes();
-    let last = value.rsplit(|b| *b == b',').next().unwrap_or(value);
-    last.trim_ascii().eq_ignore_ascii_case(b"https")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn scan_and_lookup_agree() {
