@@ -1,11 +1,13 @@
 //! Cross-origin request protection for requests that carry credentials a browser sends on
 //! its own (cookies, cached HTTP authentication), after Go 1.25's `CrossOriginProtection`:
-//! `Sec-Fetch-Site` first, then `Origin` against `Host`.
+//! `Sec-Fetch-Site` first, then `Origin` against `Host`; and for cross-site form
+//! submissions without credentials (login CSRF).
 
 use std::fmt;
 
 /// Parsed once, not per request.
 static SEC_FETCH_SITE: http::HeaderName = http::HeaderName::from_static("sec-fetch-site");
+static SEC_FETCH_MODE: http::HeaderName = http::HeaderName::from_static("sec-fetch-mode");
 
 use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, UPGRADE};
 use http::request::Parts;
@@ -19,6 +21,10 @@ pub enum CsrfReason {
     SecFetchSite,
     /// An `Origin` that is neither this host nor trusted.
     Origin,
+    /// A form another site submitted without credentials (`Sec-Fetch-Mode: navigate`,
+    /// `Sec-Fetch-Site` other than `same-origin` or `none`, from an untrusted origin): the
+    /// shape of login CSRF, which signs the victim in to the attacker's account.
+    CrossSiteNavigation,
 }
 
 /// A trusted origin that no browser would send: its `why` names the fix. The error of
@@ -31,12 +37,26 @@ pub use hardening_errors::origin::InvalidOrigin;
 /// `Negotiate`, `NTLM`), and no bearer token (bearer tokens are not sent automatically, so
 /// they need no CSRF defence).
 ///
-/// The check, in order: safe methods pass, unless a GET asks for an `Upgrade`;
-/// `Sec-Fetch-Site: same-origin` or `none` passes;
+/// The check, in order: safe methods pass, unless a GET asks for an `Upgrade`; a path
+/// exempted by [`dangerous_exempt_path`](Self::dangerous_exempt_path) passes; a bearer
+/// request passes; `Sec-Fetch-Site: same-origin` or `none` passes;
 /// any other `Sec-Fetch-Site` passes only for a trusted origin; without `Sec-Fetch-Site`, an
 /// `Origin` must match the `Host` (or be trusted); with neither header (not a browser, or a
 /// very old one) the request passes. Trusted origins compare scheme, host and port, not the
 /// host alone (gorilla/csrf CVE-2025-47909). Shadow mode logs instead of refusing.
+///
+/// **Login CSRF.** A request without credentials acts for nobody, except a form that another
+/// site submits to a login (or sign-up) route: the answer's session cookie then signs the
+/// victim in to the attacker's account, and what they type next lands there. Browsers keep
+/// a `SameSite=Lax` cookie set in answer to a cross-site request only for a top-level
+/// navigation, so an unsafe request without credentials is refused when it is one
+/// (`Sec-Fetch-Mode: navigate`) from another site (`Sec-Fetch-Site` other than
+/// `same-origin` or `none`) and an untrusted origin. Scripts' cross-origin calls (CORS,
+/// mode `cors`) are not navigations and pass as before. Browsers without Fetch Metadata
+/// (Safari before 16.4) are not covered by this part. A route that must take other sites'
+/// forms (a SAML assertion consumer, an OpenID Connect `form_post` callback, a payment
+/// provider's return) trusts their origin with [`trust_origins`](Self::trust_origins), or,
+/// when they arrive with `Origin: null`, is exempted by path.
 ///
 /// ```
 /// use hardening_auth::Csrf;
@@ -55,6 +75,7 @@ pub use hardening_errors::origin::InvalidOrigin;
 #[must_use]
 pub struct Csrf {
     trusted: Vec<HeaderValue>,
+    exempt: Vec<Box<str>>,
     shadow: bool,
 }
 
@@ -62,6 +83,7 @@ impl fmt::Debug for Csrf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Csrf")
             .field("trusted", &self.trusted)
+            .field("exempt", &self.exempt)
             .field("shadow", &self.shadow)
             .finish()
     }
@@ -88,6 +110,38 @@ impl Csrf {
             self.trusted.push(parsed);
         }
         Ok(self)
+    }
+
+    /// **Loosens**: requests to exactly this path (as the request line has it, before
+    /// percent-decoding, without the query) are not checked, with or without credentials:
+    /// for a route that takes other sites' forms whose origin cannot be trusted by name
+    /// (they arrive with `Origin: null`), such as a SAML assertion consumer. The route must
+    /// then defend itself (a signed assertion, a `state` it issued). Logs a warning.
+    ///
+    /// ```
+    /// use hardening_auth::Csrf;
+    ///
+    /// let csrf = Csrf::new().dangerous_exempt_path("/saml/acs");
+    /// let post = |path: &str| http::Request::post(path)
+    ///     .header("host", "sp.example.com")
+    ///     .header("sec-fetch-site", "cross-site")
+    ///     .header("sec-fetch-mode", "navigate")
+    ///     .header("origin", "null")
+    ///     .body(()).unwrap().into_parts().0;
+    /// assert!(csrf.check(&post("/saml/acs")).is_ok());
+    /// assert!(csrf.check(&post("/login")).is_err());
+    /// ```
+    pub fn dangerous_exempt_path(mut self, path: impl Into<Box<str>>) -> Self {
+        let path = path.into();
+        tracing::warn!(
+            target: "hardening",
+            setting = "Csrf::dangerous_exempt_path",
+            path = %path,
+            "hardening loosened: no CSRF check for this path; other sites' pages can post to it \
+             with the user's cookies"
+        );
+        self.exempt.push(path);
+        self
     }
 
     /// Logs what would be refused, refuses nothing.
@@ -152,25 +206,43 @@ impl Csrf {
 
     /// The verdict for an unsafe method ([`check`](Self::check) lets safe ones through).
     fn decide(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
+        if self.exempt.iter().any(|path| **path == *parts.uri.path()) {
+            return Ok(());
+        }
         let authorization = parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
         let bearer =
             authorization.is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "));
-        let credentials =
-            parts.headers.contains_key(COOKIE) || authorization.is_some_and(sent_by_browsers);
-        if !credentials || bearer {
+        if bearer {
             return Ok(());
         }
+        let credentials =
+            parts.headers.contains_key(COOKIE) || authorization.is_some_and(sent_by_browsers);
         let origin = parts.headers.get(ORIGIN);
         let trusted = origin.is_some_and(|o| {
             self.trusted
                 .iter()
                 .any(|t| t.as_bytes().eq_ignore_ascii_case(o.as_bytes()))
         });
-        if let Some(site) = parts.headers.get(&SEC_FETCH_SITE) {
-            return match site.as_bytes() {
-                b"same-origin" | b"none" => Ok(()),
-                _ if trusted => Ok(()),
-                _ => Err(CsrfReason::SecFetchSite),
+        let cross_site = parts
+            .headers
+            .get(&SEC_FETCH_SITE)
+            .map(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
+        if !credentials {
+            // Login CSRF: only a top-level navigation keeps the cookie its answer sets.
+            let navigation = parts
+                .headers
+                .get(&SEC_FETCH_MODE)
+                .is_some_and(|mode| mode.as_bytes() == b"navigate");
+            return match cross_site {
+                Some(true) if navigation && !trusted => Err(CsrfReason::CrossSiteNavigation),
+                _ => Ok(()),
+            };
+        }
+        if let Some(cross_site) = cross_site {
+            return if cross_site && !trusted {
+                Err(CsrfReason::SecFetchSite)
+            } else {
+                Ok(())
             };
         }
         let Some(origin) = origin else {
@@ -519,6 +591,107 @@ mod tests {
             );
             assert_eq!(csrf.check(&request).is_err(), checked, "{authorization}");
         }
+    }
+
+    /// Login CSRF: another site's form, submitted without credentials, is refused when it is
+    /// a navigation (the only request whose answer's cookie the browser keeps); scripts'
+    /// cross-origin calls and same-site forms pass.
+    #[test]
+    fn cross_site_forms_without_credentials_are_refused() {
+        let csrf = Csrf::new()
+            .trust_origins(["https://idp.example.com"])
+            .unwrap();
+        let check = |method: Method, extra: &[(&'static str, &'static str)]| {
+            let mut headers = vec![("host", "api.example.com")];
+            headers.extend_from_slice(extra);
+            csrf.check(&parts(method, &headers))
+        };
+        let navigate = ("sec-fetch-mode", "navigate");
+        let evil = ("origin", "https://evil.example");
+        for site in ["cross-site", "same-site", "Same-Origin", ""] {
+            assert_eq!(
+                check(Method::POST, &[("sec-fetch-site", site), navigate, evil]),
+                Err(CsrfReason::CrossSiteNavigation),
+                "{site:?}"
+            );
+        }
+        // Opaque origins (a sandboxed frame, after a cross-origin redirect) are refused too.
+        let null = ("origin", "null");
+        let cross = ("sec-fetch-site", "cross-site");
+        assert_eq!(
+            check(Method::PUT, &[cross, navigate, null]),
+            Err(CsrfReason::CrossSiteNavigation)
+        );
+        for (extra, why) in [
+            (
+                &[("sec-fetch-site", "same-origin"), navigate][..],
+                "this site's own form",
+            ),
+            (&[("sec-fetch-site", "none"), navigate], "typed by the user"),
+            (
+                &[cross, ("sec-fetch-mode", "cors"), evil],
+                "a script's CORS call",
+            ),
+            (
+                &[cross, ("sec-fetch-mode", "no-cors"), evil],
+                "no cookie kept",
+            ),
+            (
+                &[cross, navigate, ("origin", "https://idp.example.com")],
+                "trusted",
+            ),
+            (
+                &[navigate, evil],
+                "no Sec-Fetch-Site: not a browser that sends it",
+            ),
+            (
+                &[cross, navigate, evil, ("authorization", "Bearer t")],
+                "bearer",
+            ),
+        ] {
+            assert_eq!(check(Method::POST, extra), Ok(()), "{why}");
+        }
+        // Safe methods stay safe: a cross-site link is a navigation too.
+        assert_eq!(check(Method::GET, &[cross, navigate, evil]), Ok(()));
+    }
+
+    /// An exempted path is not checked, with or without credentials; any other path is, and
+    /// the path is compared exactly.
+    #[test]
+    fn exempted_paths_are_compared_exactly_and_logged() {
+        let post = |csrf: &Csrf, uri: &str, cookie: bool| {
+            let mut b = http::Request::post(uri)
+                .header("host", "sp.example.com")
+                .header("sec-fetch-site", "cross-site")
+                .header("sec-fetch-mode", "navigate")
+                .header("origin", "null");
+            if cookie {
+                b = b.header("cookie", "sid=1");
+            }
+            csrf.check(&b.body(()).unwrap().into_parts().0)
+        };
+        let log = crate::test_log::Captured::default();
+        let csrf = tracing::subscriber::with_default(log.clone(), || {
+            Csrf::new().dangerous_exempt_path("/saml/acs")
+        });
+        let warned = log.find(tracing::Level::WARN, "hardening loosened");
+        assert_eq!(warned.len(), 1, "{:?}", log.lines());
+        assert_eq!(
+            warned[0].field("path"),
+            Some("/saml/acs"),
+            "{:?}",
+            warned[0]
+        );
+        assert_eq!(post(&csrf, "/saml/acs", false), Ok(()));
+        assert_eq!(post(&csrf, "/saml/acs?RelayState=x", true), Ok(()));
+        for other in ["/saml/acs/", "/saml/ACS", "/saml/%61cs", "/saml", "/login"] {
+            assert!(post(&csrf, other, false).is_err(), "{other}");
+            assert!(post(&csrf, other, true).is_err(), "{other} with a cookie");
+        }
+        assert!(
+            post(&Csrf::new(), "/saml/acs", false).is_err(),
+            "not exempt"
+        );
     }
 
     #[test]

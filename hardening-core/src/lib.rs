@@ -37,7 +37,8 @@
 //! 6. **Limits**: more than 50 query parameters → 400; a body over 1 MiB, declared or
 //!    streamed (chunked) → 413; 30 s to the response head → 503.
 //! 7. **CSRF** (feature `auth`): unsafe requests with cookies and no bearer token from another
-//!    origin (`Sec-Fetch-Site`, then `Origin` vs `Host`) → 403.
+//!    origin (`Sec-Fetch-Site`, then `Origin` vs `Host`) → 403; so is another site's form
+//!    submitted without cookies (a cross-site navigation: login CSRF).
 //! 8. **The service**, its panics caught → 500.
 //!
 //! On the way out, once: every error response becomes a problem

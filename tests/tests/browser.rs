@@ -1,6 +1,7 @@
 //! The security headers, proven in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`): nonce scripts run, injected and string-evaluated script does not and
-//! is reported, HttpOnly cookies stay out of `document.cookie`, and pages refuse framing.
+//! is reported, HttpOnly cookies stay out of `document.cookie`, and pages refuse framing;
+//! and another site's login form (login CSRF) is refused.
 //! Run by `scripts/test-all.sh`; plain `cargo test` skips them.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -183,4 +184,100 @@ async fn csp_cookies_and_framing_hold_in_chromium() {
         1,
         "the page rendered inside a cross-origin frame"
     );
+}
+
+/// A login form on this site, for the control.
+const LOGIN_FORM: &str = r#"<!doctype html><html><body>
+<form method="post" action="/login"><input name="user" value="victim"></form>
+</body></html>"#;
+
+/// Login CSRF as a browser carries it out: a page on another site (`localhost` against
+/// `127.0.0.1`) submits a form with the attacker's credentials to the login route. Chromium
+/// sends it as a cross-site navigation without cookies, and strict refuses it with a 403
+/// problem before the handler runs; the site's own form still signs in.
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
+async fn another_sites_login_form_is_refused_in_chromium() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let signed_in = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let users = signed_in.clone();
+    let site = serve(
+        Router::new()
+            .route("/form", get(|| async { Html(LOGIN_FORM) }))
+            .route(
+                "/login",
+                post(move |body: String| async move {
+                    users.lock().unwrap().push(body);
+                    "signed in"
+                }),
+            )
+            .layer(Hardening::strict()),
+    )
+    .await;
+    let attacker_html = format!(
+        r#"<!doctype html><html><body>
+<form method="post" action="http://127.0.0.1:{}/login"><input name="user" value="attacker"></form>
+</body></html>"#,
+        site.port()
+    );
+    let attacker = serve(Router::new().route(
+        "/",
+        get(move || {
+            let html = attacker_html.clone();
+            async move { Html(html) }
+        }),
+    ))
+    .await;
+    let browser = Browser::start().await;
+    let page_text = || async {
+        browser
+            .run("return document.readyState === 'complete' ? document.body.innerText : '';")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    browser
+        .goto(&format!("http://localhost:{}/", attacker.port()))
+        .await;
+    browser.run("document.forms[0].submit(); return 1;").await;
+    let mut refused = String::new();
+    for _ in 0..100 {
+        refused = page_text().await;
+        if refused.contains("status") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let problem: serde_json::Value = serde_json::from_str(&refused)
+        .unwrap_or_else(|e| panic!("not a problem ({e}): {refused:?}"));
+    assert_eq!(problem["status"], 403, "{problem}");
+    assert!(
+        signed_in.lock().unwrap().is_empty(),
+        "the forged login reached the handler: {:?}",
+        signed_in.lock().unwrap()
+    );
+    assert_eq!(
+        captured.security_event_names(),
+        ["csrf_blocked"],
+        "{}",
+        captured.text()
+    );
+
+    // Control: the site's own form.
+    browser
+        .goto(&format!("http://127.0.0.1:{}/form", site.port()))
+        .await;
+    browser.run("document.forms[0].submit(); return 1;").await;
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = page_text().await;
+        if answer.contains("signed in") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, "signed in");
+    assert_eq!(*signed_in.lock().unwrap(), ["user=victim"]);
 }

@@ -968,6 +968,79 @@ async fn cross_site_cookie_posts_are_refused() {
     assert_eq!(old_browser.status, 200, "Origin matching Host passes");
 }
 
+/// Login CSRF: another site's form posts the attacker's credentials to the login route so
+/// that the victim ends up signed in to the attacker's account. It carries no cookie, but it
+/// is a cross-site navigation, so it is refused; scripts' cross-origin calls are not.
+#[tokio::test]
+async fn cross_site_login_forms_without_cookies_are_refused() {
+    let login_calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let calls = login_calls.clone();
+    let app = Router::new()
+        .route(
+            "/login",
+            post(move || async move {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                "signed in"
+            }),
+        )
+        .route("/saml/acs", post(|| async { "assertion taken" }));
+    let hardening = Hardening::strict().csrf(
+        hardening_core::auth::Csrf::new()
+            .trust_origins(["https://idp.example.com"])
+            .unwrap()
+            .dangerous_exempt_path("/saml/acs"),
+    );
+    let addr = serve(app.layer(hardening)).await;
+    let post = |path: &str, headers: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+             content-type: application/x-www-form-urlencoded\r\ncontent-length: 28\r\n{headers}\r\n\
+             user=attacker&password=pw123"
+        )
+    };
+    let forged = exchange(
+        addr,
+        post(
+            "/login",
+            "sec-fetch-site: cross-site\r\nsec-fetch-mode: navigate\r\norigin: https://evil.example\r\n",
+        )
+        .as_bytes(),
+    )
+    .await;
+    let body = assert_problem(&forged, 403);
+    assert!(body["detail"].as_str().unwrap().contains("cross-origin"));
+    assert!(!forged.body.contains("pw123"), "{forged:?}");
+    assert_eq!(login_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    for (path, headers, why) in [
+        (
+            "/login",
+            "sec-fetch-site: same-origin\r\nsec-fetch-mode: navigate\r\norigin: http://localhost\r\n",
+            "this site's own login form",
+        ),
+        (
+            "/login",
+            "sec-fetch-site: cross-site\r\nsec-fetch-mode: cors\r\norigin: https://evil.example\r\n",
+            "a script's call: its answer's cookie is not kept",
+        ),
+        (
+            "/login",
+            "sec-fetch-site: cross-site\r\nsec-fetch-mode: navigate\r\norigin: https://idp.example.com\r\n",
+            "a trusted origin's form",
+        ),
+        ("/login", "", "not a browser"),
+        (
+            "/saml/acs",
+            "sec-fetch-site: cross-site\r\nsec-fetch-mode: navigate\r\norigin: null\r\n",
+            "an exempted path",
+        ),
+    ] {
+        let reply = exchange(addr, post(path, headers).as_bytes()).await;
+        assert_eq!(reply.status, 200, "{why}: {reply:?}");
+    }
+    assert_eq!(login_calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
 #[tokio::test]
 async fn behind_tls_a_plain_http_origin_of_this_host_cannot_post() {
     // An old browser (no Sec-Fetch-Site) on a page an active attacker injected into
