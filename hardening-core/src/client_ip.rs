@@ -465,7 +465,7 @@ fn rsplit_outside_quotes(value: &[u8], separator: u8, quotes: bool) -> impl Iter
 
 /// One `X-Forwarded-For` entry: an IP, maybe with a port (`1.2.3.4:80`, `[::1]:80`).
 fn parse_xff(entry: &[u8]) -> Option<IpAddr> {
-    parse_node(std::str::from_utf8(entry).ok()?)
+    parse_node(std::str::from_utf8(entry).ok()?, false)
 }
 
 /// One `Forwarded` element (`for=1.2.3.4;proto=https`, `for="[2001:db8::1]:443"`): its
@@ -496,7 +496,7 @@ fn parse_forwarded(element: &[u8]) -> (Option<IpAddr>, bool) {
     let https = proto.is_some_and(|p| p.eq_ignore_ascii_case(b"https"));
     let ip = node
         .and_then(|n| std::str::from_utf8(n).ok())
-        .and_then(parse_node);
+        .and_then(|n| parse_node(n, true));
     (ip, https)
 }
 
@@ -509,15 +509,28 @@ fn unquote(value: &[u8]) -> &[u8] {
     }
 }
 
-fn parse_node(node: &str) -> Option<IpAddr> {
+/// An address, maybe with a port: a number, or in `Forwarded` (`obfuscated_ports`) a port
+/// the proxy chose to hide (RFC 7239 §6.3: `for="192.0.2.43:_abc"`), which still names the
+/// client's address.
+fn parse_node(node: &str, obfuscated_ports: bool) -> Option<IpAddr> {
     if let Ok(ip) = node.parse::<IpAddr>() {
         return Some(canonical(ip));
     }
+    let is_port = |port: &str| {
+        port.parse::<u16>().is_ok()
+            || (obfuscated_ports
+                && port.strip_prefix('_').is_some_and(|rest| {
+                    !rest.is_empty()
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                }))
+    };
     if let Some(rest) = node.strip_prefix('[') {
         let (v6, port) = rest.split_once(']')?;
         // Nothing after the brackets but a port.
-        if !port.is_empty() {
-            port.strip_prefix(':')?.parse::<u16>().ok()?;
+        if !port.is_empty() && !is_port(port.strip_prefix(':')?) {
+            return None;
         }
         return v6
             .parse::<Ipv6Addr>()
@@ -525,7 +538,9 @@ fn parse_node(node: &str) -> Option<IpAddr> {
             .map(|ip| canonical(IpAddr::V6(ip)));
     }
     let (v4, port) = node.rsplit_once(':')?;
-    port.parse::<u16>().ok()?;
+    if !is_port(port) {
+        return None;
+    }
     v4.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
@@ -675,7 +690,9 @@ mod tests {
         for value in [
             "for=_hidden",
             "for=unknown",
-            "for=\"1.2.3.4:_port\"",
+            "for=\"1.2.3.4:_\"",
+            "for=\"1.2.3.4:_p/rt\"",
+            "for=\"[2001:db8::1]:_\"",
             "for=6.6.6.6, for=_x",
         ] {
             let h = headers(&[("forwarded", value)]);
@@ -736,6 +753,21 @@ mod tests {
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("2001:db8:cafe::17"));
         let h = headers(&[("forwarded", "for=unknown")]);
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        // An obfuscated port (RFC 7239 §6.3) hides the port, not the address: each client
+        // keeps its own rate-limit bucket.
+        for (value, client) in [
+            (r#"for="192.0.2.43:_abc""#, "192.0.2.43"),
+            (r#"for="192.0.2.43:_a.b-c_9", for=10.0.0.3"#, "192.0.2.43"),
+            (r#"for="[2001:db8:cafe::17]:_port""#, "2001:db8:cafe::17"),
+        ] {
+            let h = headers(&[("forwarded", value)]);
+            assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip(client), "{value}");
+        }
+        // Not in `X-Forwarded-For`, which has no obfuscated ports.
+        let mut xff = proxies(&["10.0.0.0/8"]);
+        xff.set_header(ForwardedHeader::XForwardedFor);
+        let h = headers(&[("x-forwarded-for", "192.0.2.43:_abc")]);
+        assert_eq!(xff.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
     }
 
     /// A quoted value may hold `,` and `;` (RFC 7239 §4, RFC 9110 §5.6.4): a proxy that
