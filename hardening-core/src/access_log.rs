@@ -445,7 +445,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -654,7 +654,7 @@ mod tests {
     }
 
     /// Log lines written by [`json_subscriber`] under `RUST_LOG=directives` while `f` runs.
-    fn json_lines(directives: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
+    pub(crate) fn json_lines(directives: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
         #[derive(Clone, Default)]
         struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
         impl std::io::Write for Buffer {

@@ -156,6 +156,7 @@ impl Server {
             .header_read_timeout(self.header_read_timeout);
         // Every connection's task, so those still open at the drain deadline can be aborted.
         let mut connections = JoinSet::new();
+        let mut accept_failures = AcceptFailures::default();
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -165,7 +166,7 @@ impl Server {
                         match pause_after_accept_error(&e) {
                             Some(pause) => {
                                 // Out of file descriptors and the like: back off, keep serving.
-                                tracing::warn!(target: crate::LOG_TARGET, error = %e, "accept failed");
+                                accept_failures.failed(tokio::time::Instant::now(), &e, pause);
                                 tokio::time::sleep(pause).await;
                             }
                             None => tracing::debug!(
@@ -203,9 +204,16 @@ impl Server {
         }
         drop(listener);
         tracing::info!(target: crate::LOG_TARGET, "shutting down: draining open connections");
+        let drain_started = tokio::time::Instant::now();
         tokio::select! {
             drained = tokio::time::timeout(self.drain_timeout, graceful.shutdown()) => {
-                if drained.is_err() {
+                if drained.is_ok() {
+                    tracing::info!(
+                        target: crate::LOG_TARGET,
+                        drain_secs = drain_started.elapsed().as_secs_f64(),
+                        "drained: every open connection finished"
+                    );
+                } else {
                     tracing::warn!(
                         target: crate::LOG_TARGET,
                         // Seconds, as a float (as `http.server.request.duration`): whole
@@ -240,6 +248,40 @@ fn pause_after_accept_error(e: &io::Error) -> Option<Duration> {
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionRefused => None,
         _ => Some(Duration::from_millis(50)),
+    }
+}
+
+/// How often at most a failing `accept` is logged.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs `accept` failures that pause the loop (out of descriptors, memory), at most once per
+/// [`ACCEPT_WARNING_EVERY`], with how many went unlogged since the last warning: the loop
+/// retries 20 times a second, and a warning each time would flood the logs for as long as
+/// an attacker holds the descriptors.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    last_warning: Option<tokio::time::Instant>,
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, now: tokio::time::Instant, e: &io::Error, pause: Duration) {
+        if self
+            .last_warning
+            .is_some_and(|last| now.duration_since(last) < ACCEPT_WARNING_EVERY)
+        {
+            self.unlogged += 1;
+            return;
+        }
+        tracing::warn!(
+            target: crate::LOG_TARGET,
+            error = %e,
+            unlogged_failures = self.unlogged,
+            pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+            "accept failed; retrying after a pause (logged at most every 10 s, with the failures not logged since)"
+        );
+        self.last_warning = Some(now);
+        self.unlogged = 0;
     }
 }
 
@@ -394,6 +436,34 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    /// A failing accept is logged at once, then at most every 10 s with the count of the
+    /// failures in between.
+    #[test]
+    fn accept_failures_are_logged_at_most_every_ten_seconds() {
+        let e = io::Error::other("too many open files");
+        let pause = Duration::from_millis(50);
+        let lines = crate::access_log::tests::json_lines("warn", || {
+            let mut failures = AcceptFailures::default();
+            let start = tokio::time::Instant::now();
+            // 30 s of failures, one every 50 ms.
+            for i in 0..600 {
+                failures.failed(start + pause * i, &e, pause);
+            }
+        });
+        let unlogged: Vec<_> = lines
+            .iter()
+            .map(|w| w["unlogged_failures"].as_u64())
+            .collect();
+        assert_eq!(unlogged, [Some(0), Some(199), Some(199)], "{lines:?}");
+        assert!(
+            lines.iter().all(|w| w["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("accept failed"))
+                && w["error"] == "too many open files"),
+            "{lines:?}"
+        );
     }
 
     /// Out of descriptors (`EMFILE`, `ENFILE`) or memory: accepting again at once would spin.

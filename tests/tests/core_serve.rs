@@ -91,6 +91,7 @@ async fn slow_headers_are_cut_off() {
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
     let (addr, stop, handle) = start(Server::new().drain_timeout(Duration::from_secs(5))).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
@@ -115,6 +116,15 @@ async fn shutdown_drains_in_flight_requests() {
         TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
     );
+    // The operator sees the drain end, and how long it took.
+    let text = captured.text();
+    let drained = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["fields"]["message"] == "drained: every open connection finished")
+        .unwrap_or_else(|| panic!("no drained event in {text}"));
+    let secs = drained["fields"]["drain_secs"].as_f64().unwrap();
+    assert!(secs > 0.0 && secs < 5.0, "{drained}");
 }
 
 #[tokio::test]
