@@ -27,6 +27,17 @@ pub enum CsrfReason {
     CrossSiteNavigation,
 }
 
+/// A [`Csrf::dangerous_exempt_path`] that no request's path could equal: `why` says what
+/// to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("CSRF exempt path {path:?} {why}")]
+pub struct InvalidExemptPath {
+    /// The path given.
+    pub path: String,
+    /// What is wrong with it, and the fix.
+    pub why: &'static str,
+}
+
 /// A trusted origin that no browser would send: its `why` names the fix. The error of
 /// [`hardening_errors::origin::parse_origin`], which CORS uses too.
 pub use hardening_errors::origin::InvalidOrigin;
@@ -35,28 +46,40 @@ pub use hardening_errors::origin::InvalidOrigin;
 /// (a GET with `Upgrade`) that a browser sent from another origin, when they carry
 /// credentials the browser adds by itself, cookies or HTTP authentication (`Basic`, `Digest`,
 /// `Negotiate`, `NTLM`), and no bearer token (bearer tokens are not sent automatically, so
-/// they need no CSRF defence).
+/// they need no CSRF defence); and forms that another origin submits without credentials
+/// (login CSRF, below).
 ///
 /// The check, in order: safe methods pass, unless a GET asks for an `Upgrade`; a path
 /// exempted by [`dangerous_exempt_path`](Self::dangerous_exempt_path) passes; a bearer
-/// request passes; `Sec-Fetch-Site: same-origin` or `none` passes;
-/// any other `Sec-Fetch-Site` passes only for a trusted origin; without `Sec-Fetch-Site`, an
-/// `Origin` must match the `Host` (or be trusted); with neither header (not a browser, or a
-/// very old one) the request passes. Trusted origins compare scheme, host and port, not the
+/// request passes; without credentials, only a form from another origin is refused (below);
+/// with them, `Sec-Fetch-Site: same-origin` or `none` passes,
+/// any other `Sec-Fetch-Site` passes only for a trusted origin, without `Sec-Fetch-Site` an
+/// `Origin` must match the `Host` (or be trusted), and with neither header (not a browser, or
+/// a very old one) the request passes. Trusted origins compare scheme, host and port, not the
 /// host alone (gorilla/csrf CVE-2025-47909). Shadow mode logs instead of refusing.
 ///
 /// **Login CSRF.** A request without credentials acts for nobody, except a form that another
 /// site submits to a login (or sign-up) route: the answer's session cookie then signs the
-/// victim in to the attacker's account, and what they type next lands there. Browsers keep
-/// a `SameSite=Lax` cookie set in answer to a cross-site request only for a top-level
-/// navigation, so an unsafe request without credentials is refused when it is one
-/// (`Sec-Fetch-Mode: navigate`) from another site (`Sec-Fetch-Site` other than
-/// `same-origin` or `none`) and an untrusted origin. Scripts' cross-origin calls (CORS,
-/// mode `cors`) are not navigations and pass as before. Browsers without Fetch Metadata
-/// (Safari before 16.4) are not covered by this part. A route that must take other sites'
-/// forms (a SAML assertion consumer, an OpenID Connect `form_post` callback, a payment
-/// provider's return) trusts their origin with [`trust_origins`](Self::trust_origins), or,
-/// when they arrive with `Origin: null`, is exempted by path.
+/// victim in to the attacker's account, and what they type next lands there. So an unsafe
+/// request without credentials is refused when it is a navigation (`Sec-Fetch-Mode:
+/// navigate`: a form, in a window or a frame) from another origin (`Sec-Fetch-Site` other
+/// than `same-origin` or `none`, which takes in sibling subdomains: `same-site`) that is
+/// not trusted. Scripts' cross-origin calls (mode `cors`, or `no-cors` as `sendBeacon`
+/// sends) pass as before: the browser does not keep a `SameSite=Lax` or `Strict` cookie
+/// set in answer to them. What this part does not cover:
+/// - requests without Fetch Metadata: browsers send it only to HTTPS and loopback
+///   addresses, and Safari only since 16.4 (serve logins over HTTPS);
+/// - a session cookie made `SameSite=None` (`CookiePolicy::dangerous_same_site_none`):
+///   where the browser allows third-party cookies, a script's cross-site call can set it too;
+/// - logins over GET (magic links, OAuth callbacks): their tokens or `state` must bind them
+///   to the browser that started them.
+///
+/// A route that must take other sites' forms (a SAML assertion consumer, an OpenID Connect
+/// `form_post` callback, a payment provider's return, a 3-D Secure challenge in a frame)
+/// trusts their origin with [`trust_origins`](Self::trust_origins) (for every path, with
+/// credentials too), or, when the origins cannot be listed or arrive as `Origin: null`, is
+/// exempted by path. Upgrading from a version that checked only requests with credentials,
+/// run the check in [`shadow`](Self::shadow) mode first to find such routes.
 ///
 /// ```
 /// use hardening_auth::Csrf;
@@ -114,14 +137,16 @@ impl Csrf {
 
     /// **Loosens**: requests to exactly this path (as the request line has it, before
     /// percent-decoding, without the query) are not checked, with or without credentials:
-    /// for a route that takes other sites' forms whose origin cannot be trusted by name
-    /// (they arrive with `Origin: null`), such as a SAML assertion consumer. The route must
-    /// then defend itself (a signed assertion, a `state` it issued). Logs a warning.
+    /// for a route that takes other sites' forms whose origins cannot be listed or arrive as
+    /// `Origin: null`, such as a SAML assertion consumer or a 3-D Secure return. The route
+    /// must then defend itself (a signed assertion, a `state` it issued). A path that no
+    /// request could have (no leading `/`, a query) is an [`InvalidExemptPath`]. Logs a
+    /// warning.
     ///
     /// ```
     /// use hardening_auth::Csrf;
     ///
-    /// let csrf = Csrf::new().dangerous_exempt_path("/saml/acs");
+    /// let csrf = Csrf::new().dangerous_exempt_path("/saml/acs")?;
     /// let post = |path: &str| http::Request::post(path)
     ///     .header("host", "sp.example.com")
     ///     .header("sec-fetch-site", "cross-site")
@@ -130,9 +155,29 @@ impl Csrf {
     ///     .body(()).unwrap().into_parts().0;
     /// assert!(csrf.check(&post("/saml/acs")).is_ok());
     /// assert!(csrf.check(&post("/login")).is_err());
+    /// assert!(Csrf::new().dangerous_exempt_path("saml/acs").is_err());
+    /// # Ok::<(), hardening_auth::InvalidExemptPath>(())
     /// ```
-    pub fn dangerous_exempt_path(mut self, path: impl Into<Box<str>>) -> Self {
+    pub fn dangerous_exempt_path(
+        mut self,
+        path: impl Into<Box<str>>,
+    ) -> Result<Self, InvalidExemptPath> {
         let path = path.into();
+        let why = if !path.starts_with('/') {
+            Some("must start with /, as a request's path does")
+        } else if path.contains(['?', '#']) {
+            Some("is compared without the query: drop everything from ? or #")
+        } else if path.bytes().any(|b| !b.is_ascii_graphic()) {
+            Some("has a space, control or non-ASCII character, which no request line carries")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(InvalidExemptPath {
+                path: path.into(),
+                why,
+            });
+        }
         tracing::warn!(
             target: "hardening",
             setting = "Csrf::dangerous_exempt_path",
@@ -141,7 +186,7 @@ impl Csrf {
              with the user's cookies"
         );
         self.exempt.push(path);
-        self
+        Ok(self)
     }
 
     /// Logs what would be refused, refuses nothing.
@@ -634,7 +679,7 @@ mod tests {
             ),
             (
                 &[cross, ("sec-fetch-mode", "no-cors"), evil],
-                "no cookie kept",
+                "no Lax cookie kept from its answer",
             ),
             (
                 &[cross, navigate, ("origin", "https://idp.example.com")],
@@ -672,7 +717,7 @@ mod tests {
         };
         let log = crate::test_log::Captured::default();
         let csrf = tracing::subscriber::with_default(log.clone(), || {
-            Csrf::new().dangerous_exempt_path("/saml/acs")
+            Csrf::new().dangerous_exempt_path("/saml/acs").unwrap()
         });
         let warned = log.find(tracing::Level::WARN, "hardening loosened");
         assert_eq!(warned.len(), 1, "{:?}", log.lines());
@@ -692,18 +737,48 @@ mod tests {
             post(&Csrf::new(), "/saml/acs", false).is_err(),
             "not exempt"
         );
+        for (bad, why) in [
+            ("saml/acs", "start with /"),
+            ("", "start with /"),
+            ("/saml/acs?x=1", "without the query"),
+            ("/saml/acs#f", "without the query"),
+            ("/saml acs", "space"),
+            ("/saml/äcs", "non-ASCII"),
+        ] {
+            let err = Csrf::new().dangerous_exempt_path(bad).unwrap_err();
+            assert!(err.to_string().contains(why), "{bad:?}: {err}");
+        }
     }
 
     #[test]
     fn shadow_mode_logs_instead() {
         let shadow = Csrf::new().shadow();
-        assert!(
-            shadow
-                .check(&parts(
-                    Method::POST,
-                    &with(&[("sec-fetch-site", "cross-site")])
-                ))
-                .is_ok()
+        let log = crate::test_log::Captured::default();
+        tracing::subscriber::with_default(log.clone(), || {
+            let with_cookie = parts(Method::POST, &with(&[("sec-fetch-site", "cross-site")]));
+            assert_eq!(shadow.check(&with_cookie), Ok(()));
+            let login_form = parts(
+                Method::POST,
+                &[
+                    ("host", "api.example.com"),
+                    ("sec-fetch-site", "cross-site"),
+                    ("sec-fetch-mode", "navigate"),
+                ],
+            );
+            assert_eq!(shadow.check(&login_form), Ok(()));
+            let same_origin = parts(Method::POST, &with(&[("sec-fetch-site", "same-origin")]));
+            assert_eq!(shadow.check(&same_origin), Ok(()));
+        });
+        let reasons: Vec<_> = log
+            .find(tracing::Level::WARN, "would be blocked (shadow mode)")
+            .iter()
+            .map(|l| l.field("reason").unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            reasons,
+            ["SecFetchSite", "CrossSiteNavigation"],
+            "{:?}",
+            log.lines()
         );
     }
 }

@@ -56,7 +56,7 @@ pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, InsufficientScope,
     InvalidSessionCookie, ResponseFuture,
 };
-pub use csrf::{Csrf, CsrfReason, InvalidOrigin};
+pub use csrf::{Csrf, CsrfReason, InvalidExemptPath, InvalidOrigin};
 pub use denylist::{
     Denylist, DenylistError, DenylistFull, DenylistFuture, MemoryDenylist, REVOCATION_GRACE,
     TokenRef,

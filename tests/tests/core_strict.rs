@@ -988,7 +988,8 @@ async fn cross_site_login_forms_without_cookies_are_refused() {
         hardening_core::auth::Csrf::new()
             .trust_origins(["https://idp.example.com"])
             .unwrap()
-            .dangerous_exempt_path("/saml/acs"),
+            .dangerous_exempt_path("/saml/acs")
+            .unwrap(),
     );
     let addr = serve(app.layer(hardening)).await;
     let post = |path: &str, headers: &str| {
@@ -1021,7 +1022,7 @@ async fn cross_site_login_forms_without_cookies_are_refused() {
         (
             "/login",
             "sec-fetch-site: cross-site\r\nsec-fetch-mode: cors\r\norigin: https://evil.example\r\n",
-            "a script's call: its answer's cookie is not kept",
+            "a script's call: a Lax cookie from its answer is not kept",
         ),
         (
             "/login",
