@@ -212,6 +212,13 @@ pub(crate) struct AccessRecord {
     user_agent: Option<http::HeaderValue>,
 }
 
+/// A JWT or a provider's prefixed API key, whatever names it (see
+/// [`redact_secrets`](hardening_errors::redact_secrets)), matched as written (the checks
+/// by name lower-case the text first, which these shapes do not survive).
+fn is_secret_by_shape(value: &str) -> bool {
+    !value.is_empty() && matches!(redact_secrets(value), Cow::Owned(_))
+}
+
 /// A query string with sensitive values replaced, written straight into the log line.
 struct Redacted<'a> {
     query: &'a str,
@@ -226,9 +233,15 @@ impl fmt::Display for Redacted<'_> {
             let end = rest.find(['&', ';']).unwrap_or(rest.len());
             let pair = &rest[..end];
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if self.log.is_sensitive_param(name) || self.log.nests_a_secret(value) {
+            if self.log.is_sensitive_param(name)
+                || self.log.nests_a_secret(value)
+                || is_secret_by_shape(value)
+            {
                 write_ascii(f, name)?;
                 write!(f, "={REDACTED}")?;
+            } else if !pair.contains('=') && is_secret_by_shape(pair) {
+                // A bare value (`?eyJ…`): nothing names it.
+                f.write_str(REDACTED)?;
             } else {
                 write_ascii(f, pair)?;
             }
@@ -536,6 +549,17 @@ pub(crate) mod tests {
         assert_eq!(
             redact("db=postgres://app:SECRET@db-7/users"),
             "db=[redacted]"
+        );
+        // JWTs and providers' keys by their shape, under any name or none.
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl";
+        assert_eq!(
+            redact(&format!("next=%2F&state={jwt}&page=2")),
+            "next=%2F&state=[redacted]&page=2"
+        );
+        assert_eq!(redact(&format!("{jwt}&page=2")), "[redacted]&page=2");
+        assert_eq!(
+            redact("gh=ghp_1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz"),
+            "gh=[redacted]"
         );
         // JSON without secrets, plain URLs and times stay.
         for kept in [

@@ -60,6 +60,9 @@ mod tests {
             let _ = std::panic::catch_unwind(|| {
                 panic!("query failed on postgres://app:{password}@db-7/users; password={password}")
             });
+            // Prose: only the token's shape gives it away.
+            let token = "ghp_hunter2hunter2hunter2hunter2hunter";
+            let _ = std::panic::catch_unwind(|| panic!("GitHub refused {token} again"));
             return;
         }
         let output = std::process::Command::new(std::env::current_exe().unwrap())
@@ -79,6 +82,10 @@ mod tests {
             stderr.contains(
                 "query failed on postgres://app:[redacted]@db-7/users; password=[redacted]"
             ),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("GitHub refused ghp_[redacted] again"),
             "{stderr}"
         );
         assert!(stderr.contains("panicked at "), "{stderr}");

@@ -71,6 +71,42 @@ const REDACTED: &str = "[redacted]";
 /// How a PEM block starts (RFC 7468): `-----BEGIN <label>-----`.
 const PEM_BEGIN: &str = "-----BEGIN ";
 
+/// Prefixes that providers put in front of their API keys and tokens so that secret scanners
+/// can find them (GitHub, GitLab, Slack, Stripe, OpenAI, Anthropic, Google, npm, Hugging
+/// Face, SendGrid, PyPI). The prefix is kept (`ghp_[redacted]`): it says which key leaked.
+const TOKEN_PREFIXES: &[&str] = &[
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xoxr-",
+    "xoxs-",
+    "xapp-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "rk_test_",
+    "whsec_",
+    "sk-proj-",
+    "sk-svcacct-",
+    "sk-ant-",
+    "AIza",
+    "npm_",
+    "hf_",
+    "SG.",
+    "pypi-",
+];
+
+/// The fewest characters after a [`TOKEN_PREFIXES`] prefix for the word to be taken for a
+/// key (`sk_live_` followed by 24 or more; a word such as `hf_code` is not one).
+const TOKEN_MIN_BODY: usize = 16;
+
 /// `text` with secrets replaced by `[redacted]`, and nothing else changed. Borrowed when there
 /// is nothing to hide. For error text that is logged or shown (a readiness check's error, an
 /// error chain, a panic message).
@@ -84,7 +120,11 @@ const PEM_BEGIN: &str = "-----BEGIN ";
 /// - header lines: `Authorization: Token [redacted]`, `Cookie: [redacted]`, and the credentials
 ///   after `Bearer` or `Basic` anywhere;
 /// - a PEM private key's body, between its `-----BEGIN … PRIVATE KEY-----` and `-----END`
-///   lines (or to the end of the text).
+///   lines (or to the end of the text);
+/// - secrets by their shape, whatever names them: a JWT (`eyJ….eyJ….…`, whole), and the
+///   part after a provider's key prefix (`ghp_`, `github_pat_`, `glpat-`, `xoxb-`,
+///   `sk_live_`, `sk-proj-`, `sk-ant-`, `AIza`, `npm_`, `hf_`, `SG.`, `pypi-`, …) when 16
+///   or more key characters follow it.
 ///
 /// A quoted value ends at its closing quote, any other at whitespace, `,`, `;`, `}`, `)`, `]`,
 /// `&` or a quote. After a phrase rather than a field (`invalid token: expired`,
@@ -99,9 +139,11 @@ const PEM_BEGIN: &str = "-----BEGIN ";
 /// assert_eq!(text, r#"Err value: DbConfig { user: "app", password: "[redacted]" }"#);
 /// let text = redact_secrets("AWS_SECRET_ACCESS_KEY=abc123 monkey=3");
 /// assert_eq!(text, "AWS_SECRET_ACCESS_KEY=[redacted] monkey=3");
+/// let text = redact_secrets("GitHub said 401 for ghp_1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz");
+/// assert_eq!(text, "GitHub said 401 for ghp_[redacted]");
 /// ```
 pub fn redact_secrets(text: &str) -> Cow<'_, str> {
-    if !text.contains(['=', ':', ' ']) {
+    if !text.contains(['=', ':', ' ']) && !may_hold_token(text) {
         return Cow::Borrowed(text);
     }
     let bytes = text.as_bytes();
@@ -116,6 +158,11 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
             b'=' | b':' => value_of_secret_key(text, i),
             b' ' => credentials_after_scheme(text, i),
             b'-' if text[i..].starts_with(PEM_BEGIN) => pem_private_key(text, i),
+            b'e' | b'g' | b'x' | b's' | b'r' | b'w' | b'A' | b'n' | b'h' | b'S' | b'p'
+                if i == 0 || !is_token_byte(bytes[i - 1]) =>
+            {
+                known_token(text, i)
+            }
             _ => None,
         };
         match secret {
@@ -504,6 +551,46 @@ fn pem_private_key(text: &str, i: usize) -> Option<(usize, usize)> {
     Some((from, to))
 }
 
+/// A byte of a base64url or API-key word.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Whether `text` could hold a [`known_token`] (a cheap look before the full scan, for text
+/// without `=`, `:` or a space).
+fn may_hold_token(text: &str) -> bool {
+    text.len() > TOKEN_MIN_BODY && (text.contains("eyJ") || text.contains(['_', '-', '.']))
+}
+
+/// A word at `i` that is a secret by its shape, whatever names it: a JWT (`eyJ…` header,
+/// `.`, `eyJ…` payload, `.`, signature: all of it), or an API key with one of the
+/// [`TOKEN_PREFIXES`] (what follows the prefix). `i` starts a word.
+fn known_token(text: &str, i: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let word_end = |from: usize| from + b[from..].iter().take_while(|&&c| is_token_byte(c)).count();
+    if text[i..].starts_with("eyJ") {
+        // header.payload[.signature]: two or three base64url segments, the payload a JSON
+        // object too. (JWE's five segments start the same way and are redacted whole.)
+        let header_end = word_end(i);
+        if b.get(header_end) != Some(&b'.') || !text[header_end + 1..].starts_with("eyJ") {
+            return None;
+        }
+        let mut end = word_end(header_end + 1);
+        while b.get(end) == Some(&b'.') {
+            end = word_end(end + 1);
+        }
+        return Some((i, end));
+    }
+    let prefix = TOKEN_PREFIXES.iter().find(|p| text[i..].starts_with(**p))?;
+    let body = i + prefix.len();
+    // SendGrid's keys are `SG.<id>.<secret>`: the dot is part of the key.
+    let mut end = word_end(body);
+    while *prefix == "SG." && b.get(end) == Some(&b'.') {
+        end = word_end(end + 1);
+    }
+    (end - body >= TOKEN_MIN_BODY).then_some((body, end))
+}
+
 /// The credentials after `Bearer` or `Basic` and the space at `space`, wherever they are
 /// (`upstream sent Bearer eyJ…`).
 fn credentials_after_scheme(text: &str, space: usize) -> Option<(usize, usize)> {
@@ -529,6 +616,63 @@ fn credentials_after_scheme(text: &str, space: usize) -> Option<(usize, usize)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Secrets that no name announces, found by their shape: JWTs and providers' prefixed
+    /// API keys, in prose, in `Debug` output and alone; words that merely look alike stay.
+    #[test]
+    fn tokens_are_redacted_by_their_shape() {
+        let jwt =
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let github = "ghp_1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz";
+        let stripe = "sk_live_51HxAbCdEfGhIjKlMnOpQrStUv";
+        let sendgrid = "SG.aBcDeFgHiJkLmNoPqRsTuV.wXyZ0123456789aBcDeFgHiJkLmNoPqRsTuVwXyZ01";
+        for (text, want) in [
+            (
+                format!("failed to refresh {jwt} for user 42"),
+                "failed to refresh [redacted] for user 42".to_owned(),
+            ),
+            (jwt.to_owned(), "[redacted]".to_owned()),
+            (
+                "unsigned eyJhbGciOiJub25lIn0.eyJzdWIiOiI0MiJ9. ok".to_owned(),
+                "unsigned [redacted] ok".to_owned(),
+            ),
+            (
+                format!("GitHub refused {github}."),
+                "GitHub refused ghp_[redacted].".to_owned(),
+            ),
+            (
+                format!(r#"Client {{ key: "{stripe}" }}"#),
+                r#"Client { key: "[redacted]" }"#.to_owned(),
+            ),
+            (
+                format!("stripe: bad {stripe}, retry"),
+                "stripe: bad sk_live_[redacted], retry".to_owned(),
+            ),
+            (format!("({sendgrid})"), "(SG.[redacted])".to_owned()),
+            (
+                "AIzaSyA-1234567890abcdefghijklmnopqrstu".to_owned(),
+                "AIza[redacted]".to_owned(),
+            ),
+        ] {
+            assert_eq!(redact_secrets(&text), want, "{text}");
+        }
+        // Look-alikes: too short, inside another word, one segment, not JSON.
+        for text in [
+            "hf_hub_download failed",
+            "the ghp_ prefix",
+            "my_ghp_1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz",
+            "eyJhbGciOiJIUzI1NiJ9 alone",
+            "eyJhbGciOiJIUzI1NiJ9.payload.sig",
+            "task-sk-proj-",
+            "SG.short.x",
+        ] {
+            assert!(
+                matches!(redact_secrets(text), Cow::Borrowed(_)),
+                "{text}: {}",
+                redact_secrets(text)
+            );
+        }
+    }
 
     #[test]
     fn urls_and_secret_pairs_are_redacted() {
