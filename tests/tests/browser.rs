@@ -186,6 +186,27 @@ async fn csp_cookies_and_framing_hold_in_chromium() {
     );
 }
 
+/// Opens `url`, submits its first form, and returns the text of the page it leads to once
+/// that holds `expected` (or, after 10 s, whatever the page holds then).
+async fn submit_first_form(browser: &Browser, url: &str, expected: &str) -> String {
+    browser.goto(url).await;
+    browser.run("document.forms[0].submit(); return 1;").await;
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = browser
+            .run("return document.readyState === 'complete' ? document.body.innerText : '';")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if text.contains(expected) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    text
+}
+
 /// A login form on this site, for the control.
 const LOGIN_FORM: &str = r#"<!doctype html><html><body>
 <form method="post" action="/login"><input name="user" value="victim"></form>
@@ -229,27 +250,9 @@ async fn another_sites_login_form_is_refused_in_chromium() {
     ))
     .await;
     let browser = Browser::start().await;
-    let page_text = || async {
-        browser
-            .run("return document.readyState === 'complete' ? document.body.innerText : '';")
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
 
-    browser
-        .goto(&format!("http://localhost:{}/", attacker.port()))
-        .await;
-    browser.run("document.forms[0].submit(); return 1;").await;
-    let mut refused = String::new();
-    for _ in 0..100 {
-        refused = page_text().await;
-        if refused.contains("status") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let attack = format!("http://localhost:{}/", attacker.port());
+    let refused = submit_first_form(&browser, &attack, "status").await;
     let problem: serde_json::Value = serde_json::from_str(&refused)
         .unwrap_or_else(|e| panic!("not a problem ({e}): {refused:?}"));
     assert_eq!(problem["status"], 403, "{problem}");
@@ -266,18 +269,8 @@ async fn another_sites_login_form_is_refused_in_chromium() {
     );
 
     // Control: the site's own form.
-    browser
-        .goto(&format!("http://127.0.0.1:{}/form", site.port()))
-        .await;
-    browser.run("document.forms[0].submit(); return 1;").await;
-    let mut answer = String::new();
-    for _ in 0..100 {
-        answer = page_text().await;
-        if answer.contains("signed in") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let own = format!("http://127.0.0.1:{}/form", site.port());
+    let answer = submit_first_form(&browser, &own, "signed in").await;
     assert_eq!(answer, "signed in");
     assert_eq!(*signed_in.lock().unwrap(), ["user=victim"]);
 }
