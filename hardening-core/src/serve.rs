@@ -161,7 +161,10 @@ impl Server {
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+                    Ok(accepted) => {
+                        accept_failures.recovered(tokio::time::Instant::now());
+                        accepted
+                    }
                     Err(e) => {
                         match pause_after_accept_error(&e) {
                             Some(pause) => {
@@ -260,12 +263,31 @@ const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(10);
 /// an attacker holds the descriptors.
 #[derive(Debug, Default)]
 struct AcceptFailures {
+    /// When the failures began (`None` while accepting works).
+    since: Option<tokio::time::Instant>,
     last_warning: Option<tokio::time::Instant>,
     unlogged: u64,
 }
 
 impl AcceptFailures {
+    /// An accept succeeded: after failures, says so once, with the failures not yet logged
+    /// and how long they lasted, so that each episode's count is its own.
+    #[inline]
+    fn recovered(&mut self, now: tokio::time::Instant) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                target: crate::LOG_TARGET,
+                unlogged_failures = self.unlogged,
+                failing_secs = now.duration_since(since).as_secs_f64(),
+                "accepting again"
+            );
+            self.last_warning = None;
+            self.unlogged = 0;
+        }
+    }
+
     fn failed(&mut self, now: tokio::time::Instant, e: &io::Error, pause: Duration) {
+        self.since.get_or_insert(now);
         if self
             .last_warning
             .is_some_and(|last| now.duration_since(last) < ACCEPT_WARNING_EVERY)
@@ -444,24 +466,50 @@ mod tests {
     fn accept_failures_are_logged_at_most_every_ten_seconds() {
         let e = io::Error::other("too many open files");
         let pause = Duration::from_millis(50);
-        let lines = crate::access_log::tests::json_lines("warn", || {
+        let lines = crate::access_log::tests::json_lines("info", || {
             let mut failures = AcceptFailures::default();
             let start = tokio::time::Instant::now();
-            // 30 s of failures, one every 50 ms.
-            for i in 0..600 {
+            // 30.5 s of failures, one every 50 ms; then accepting works; an hour later,
+            // one more failure, and accepting works again.
+            for i in 0..610 {
                 failures.failed(start + pause * i, &e, pause);
             }
+            failures.recovered(start + pause * 610);
+            failures.recovered(start + pause * 611);
+            let later = start + Duration::from_secs(3600);
+            failures.failed(later, &e, pause);
+            failures.recovered(later + pause);
         });
-        let unlogged: Vec<_> = lines
+        let seen: Vec<_> = lines
             .iter()
-            .map(|w| w["unlogged_failures"].as_u64())
+            .map(|w| {
+                (
+                    w["message"].as_str().unwrap_or_default(),
+                    w["unlogged_failures"].as_u64(),
+                )
+            })
             .collect();
-        assert_eq!(unlogged, [Some(0), Some(199), Some(199)], "{lines:?}");
+        let failed = "accept failed; retrying after a pause (logged at most every 10 s, with \
+                      the failures not logged since)";
+        assert_eq!(
+            seen,
+            [
+                (failed, Some(0)),
+                (failed, Some(199)),
+                (failed, Some(199)),
+                (failed, Some(199)),
+                ("accepting again", Some(9)),
+                (failed, Some(0)),
+                ("accepting again", Some(0)),
+            ],
+            "{lines:?}"
+        );
+        assert_eq!(lines[4]["failing_secs"], 30.5, "{lines:?}");
         assert!(
-            lines.iter().all(|w| w["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("accept failed"))
-                && w["error"] == "too many open files"),
+            lines
+                .iter()
+                .filter(|w| w["message"] == failed)
+                .all(|w| w["error"] == "too many open files"),
             "{lines:?}"
         );
     }
