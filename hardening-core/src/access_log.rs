@@ -213,10 +213,24 @@ pub(crate) struct AccessRecord {
 }
 
 /// A JWT or a provider's prefixed API key, whatever names it (see
-/// [`redact_secrets`](hardening_errors::redact_secrets)), matched as written (the checks
-/// by name lower-case the text first, which these shapes do not survive).
+/// [`redact_secrets`](hardening_errors::redact_secrets)), as written or after each of up
+/// to three percent-decodings, case kept (the checks by name lower-case the text first,
+/// which these shapes do not survive).
 fn is_secret_by_shape(value: &str) -> bool {
-    !value.is_empty() && matches!(redact_secrets(value), Cow::Owned(_))
+    if value.is_empty() {
+        return false;
+    }
+    let mut text = Cow::Borrowed(value);
+    for decodings in 0..=3 {
+        if matches!(redact_secrets(&text), Cow::Owned(_)) {
+            return true;
+        }
+        if decodings == 3 || !text.contains(['%', '+']) {
+            break;
+        }
+        text = Cow::Owned(percent_decode(&text));
+    }
+    false
 }
 
 /// A query string with sensitive values replaced, written straight into the log line.
@@ -351,6 +365,11 @@ fn write_ascii(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
 
 /// `Pass%77ord` → `password`, so encoding a name does not dodge redaction.
 fn percent_decode_lower(s: &str) -> String {
+    percent_decode(s).to_ascii_lowercase()
+}
+
+/// `s` with `%XX` decoded and `+` read as a space (as forms encode it), case kept.
+fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -370,7 +389,7 @@ fn percent_decode_lower(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).to_ascii_lowercase()
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Sets up JSON logs on stdout with tracing-subscriber: one JSON object per event, at `INFO`
@@ -560,6 +579,23 @@ pub(crate) mod tests {
         assert_eq!(
             redact("gh=ghp_1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz"),
             "gh=[redacted]"
+        );
+        // Percent-encoded, once or twice, inside a nested URL or JSON.
+        assert_eq!(
+            redact(&format!("next=%2Fcb%3Fx%3D{jwt}&page=2")),
+            "next=[redacted]&page=2"
+        );
+        assert_eq!(
+            redact(&format!("state=%257B%2522t%2522%253A%2522{jwt}%2522%257D")),
+            "state=[redacted]"
+        );
+        assert_eq!(
+            redact("k=AIzaSyA-1234567890abcdefghijklmnopqrstu&page=2"),
+            "k=[redacted]&page=2"
+        );
+        assert_eq!(
+            redact("AIzaSyA-1234567890abcdefghijklmnopqrstu"),
+            "[redacted]"
         );
         // JSON without secrets, plain URLs and times stay.
         for kept in [

@@ -61,7 +61,7 @@ mod tests {
                 panic!("query failed on postgres://app:{password}@db-7/users; password={password}")
             });
             // Prose: only the token's shape gives it away.
-            let token = "ghp_hunter2hunter2hunter2hunter2hunter";
+            let token = "ghp_hunter2hunter2hunter2hunter2hunter2x";
             let _ = std::panic::catch_unwind(|| panic!("GitHub refused {token} again"));
             return;
         }

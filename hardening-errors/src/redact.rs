@@ -71,41 +71,93 @@ const REDACTED: &str = "[redacted]";
 /// How a PEM block starts (RFC 7468): `-----BEGIN <label>-----`.
 const PEM_BEGIN: &str = "-----BEGIN ";
 
-/// Prefixes that providers put in front of their API keys and tokens so that secret scanners
-/// can find them (GitHub, GitLab, Slack, Stripe, OpenAI, Anthropic, Google, npm, Hugging
-/// Face, SendGrid, PyPI). The prefix is kept (`ghp_[redacted]`): it says which key leaked.
-const TOKEN_PREFIXES: &[&str] = &[
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "glpat-",
-    "xoxb-",
-    "xoxp-",
-    "xoxa-",
-    "xoxr-",
-    "xoxs-",
-    "xapp-",
-    "sk_live_",
-    "sk_test_",
-    "rk_live_",
-    "rk_test_",
-    "whsec_",
-    "sk-proj-",
-    "sk-svcacct-",
-    "sk-ant-",
-    "AIza",
-    "npm_",
-    "hf_",
-    "SG.",
-    "pypi-",
+/// What may follow a provider's key prefix.
+#[derive(Debug, Clone, Copy)]
+enum KeyBody {
+    Alnum,
+    AlnumUnderscore,
+    /// Letters, digits, `_` and `-`.
+    Base64Url,
+    Letters,
+    Hex,
+    /// [`Base64Url`](Self::Base64Url) segments joined by `.` (`SG.<id>.<secret>`, GitLab's
+    /// `glpat-…​.01.…`, Google's `ya29.…`).
+    DottedBase64Url,
+}
+
+impl KeyBody {
+    fn allows(self, b: u8) -> bool {
+        match self {
+            Self::Alnum => b.is_ascii_alphanumeric(),
+            Self::AlnumUnderscore => b.is_ascii_alphanumeric() || b == b'_',
+            Self::Base64Url | Self::DottedBase64Url => is_token_byte(b),
+            Self::Letters => b.is_ascii_alphabetic(),
+            Self::Hex => b.is_ascii_hexdigit(),
+        }
+    }
+}
+
+/// The prefixes providers put in front of their API keys and tokens so that secret scanners
+/// can find them, what follows each and how much of it at least (GitHub, GitLab, Slack,
+/// Stripe, OpenAI, Anthropic, Google, npm, Hugging Face, SendGrid, PyPI, Shopify,
+/// DigitalOcean, HashiCorp Vault). The prefix is kept (`ghp_[redacted]`): it is public,
+/// and says which key leaked.
+const KEY_SHAPES: &[(&str, KeyBody, usize)] = &[
+    ("ghp_", KeyBody::Alnum, 36),
+    ("gho_", KeyBody::Alnum, 36),
+    ("ghu_", KeyBody::Alnum, 36),
+    ("ghs_", KeyBody::Alnum, 36),
+    ("ghr_", KeyBody::Alnum, 36),
+    ("github_pat_", KeyBody::AlnumUnderscore, 40),
+    ("glpat-", KeyBody::DottedBase64Url, 20),
+    ("glrt-", KeyBody::DottedBase64Url, 20),
+    ("gldt-", KeyBody::DottedBase64Url, 20),
+    ("glptt-", KeyBody::DottedBase64Url, 20),
+    ("xoxb-", KeyBody::Base64Url, 16),
+    ("xoxp-", KeyBody::Base64Url, 16),
+    ("xoxa-", KeyBody::Base64Url, 16),
+    ("xoxr-", KeyBody::Base64Url, 16),
+    ("xoxs-", KeyBody::Base64Url, 16),
+    ("xoxe-", KeyBody::Base64Url, 16),
+    ("xapp-", KeyBody::Base64Url, 16),
+    ("sk_live_", KeyBody::Alnum, 16),
+    ("sk_test_", KeyBody::Alnum, 16),
+    ("rk_live_", KeyBody::Alnum, 16),
+    ("rk_test_", KeyBody::Alnum, 16),
+    ("whsec_", KeyBody::Alnum, 24),
+    ("sk-proj-", KeyBody::Base64Url, 16),
+    ("sk-svcacct-", KeyBody::Base64Url, 16),
+    ("sk-admin-", KeyBody::Base64Url, 16),
+    ("sk-ant-", KeyBody::Base64Url, 16),
+    ("AIza", KeyBody::Base64Url, 35),
+    ("GOCSPX-", KeyBody::Base64Url, 24),
+    ("ya29.", KeyBody::DottedBase64Url, 16),
+    ("npm_", KeyBody::Alnum, 36),
+    ("hf_", KeyBody::Letters, 34),
+    ("SG.", KeyBody::DottedBase64Url, 22),
+    ("pypi-AgEIcHlwaS5vcmc", KeyBody::Base64Url, 16),
+    ("shpat_", KeyBody::Hex, 32),
+    ("shpss_", KeyBody::Hex, 32),
+    ("shpca_", KeyBody::Hex, 32),
+    ("shppa_", KeyBody::Hex, 32),
+    ("dop_v1_", KeyBody::Hex, 64),
+    ("doo_v1_", KeyBody::Hex, 64),
+    ("dor_v1_", KeyBody::Hex, 64),
+    ("hvs.", KeyBody::Base64Url, 24),
 ];
 
-/// The fewest characters after a [`TOKEN_PREFIXES`] prefix for the word to be taken for a
-/// key (`sk_live_` followed by 24 or more; a word such as `hf_code` is not one).
-const TOKEN_MIN_BODY: usize = 16;
+/// The bytes a [`known_token`] can start with: `e` (a JWT's `eyJ`) and the first byte of
+/// each of the [`KEY_SHAPES`], made from the table so that the two cannot drift apart.
+const TOKEN_STARTS: [bool; 256] = {
+    let mut starts = [false; 256];
+    starts[b'e' as usize] = true;
+    let mut i = 0;
+    while i < KEY_SHAPES.len() {
+        starts[KEY_SHAPES[i].0.as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    starts
+};
 
 /// `text` with secrets replaced by `[redacted]`, and nothing else changed. Borrowed when there
 /// is nothing to hide. For error text that is logged or shown (a readiness check's error, an
@@ -123,8 +175,8 @@ const TOKEN_MIN_BODY: usize = 16;
 ///   lines (or to the end of the text);
 /// - secrets by their shape, whatever names them: a JWT (`eyJ….eyJ….…`, whole), and the
 ///   part after a provider's key prefix (`ghp_`, `github_pat_`, `glpat-`, `xoxb-`,
-///   `sk_live_`, `sk-proj-`, `sk-ant-`, `AIza`, `npm_`, `hf_`, `SG.`, `pypi-`, …) when 16
-///   or more key characters follow it.
+///   `sk_live_`, `sk-proj-`, `sk-ant-`, `AIza`, `npm_`, `hf_`, `SG.`, `shpat_`, `dop_v1_`,
+///   `hvs.`, …) when as many key characters follow it as that provider's keys have.
 ///
 /// A quoted value ends at its closing quote, any other at whitespace, `,`, `;`, `}`, `)`, `]`,
 /// `&` or a quote. After a phrase rather than a field (`invalid token: expired`,
@@ -158,11 +210,7 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
             b'=' | b':' => value_of_secret_key(text, i),
             b' ' => credentials_after_scheme(text, i),
             b'-' if text[i..].starts_with(PEM_BEGIN) => pem_private_key(text, i),
-            b'e' | b'g' | b'x' | b's' | b'r' | b'w' | b'A' | b'n' | b'h' | b'S' | b'p'
-                if i == 0 || !is_token_byte(bytes[i - 1]) =>
-            {
-                known_token(text, i)
-            }
+            b if TOKEN_STARTS[usize::from(b)] && starts_word(bytes, i) => known_token(text, i),
             _ => None,
         };
         match secret {
@@ -559,36 +607,58 @@ fn is_token_byte(b: u8) -> bool {
 /// Whether `text` could hold a [`known_token`] (a cheap look before the full scan, for text
 /// without `=`, `:` or a space).
 fn may_hold_token(text: &str) -> bool {
-    text.len() > TOKEN_MIN_BODY && (text.contains("eyJ") || text.contains(['_', '-', '.']))
+    text.len() > 16
+        && (text.contains("eyJ") || KEY_SHAPES.iter().any(|(prefix, ..)| text.contains(prefix)))
+}
+
+/// Whether a word starts at `i`: at the start, after a byte that cannot be part of a key,
+/// or after a percent-encoded byte (`%22eyJ…`, `%3DeyJ…`: a key in an encoded URL).
+fn starts_word(b: &[u8], i: usize) -> bool {
+    i == 0
+        || !is_token_byte(b[i - 1])
+        || (i >= 3
+            && b[i - 3] == b'%'
+            && b[i - 2].is_ascii_hexdigit()
+            && b[i - 1].is_ascii_hexdigit())
 }
 
 /// A word at `i` that is a secret by its shape, whatever names it: a JWT (`eyJ…` header,
-/// `.`, `eyJ…` payload, `.`, signature: all of it), or an API key with one of the
-/// [`TOKEN_PREFIXES`] (what follows the prefix). `i` starts a word.
+/// `.`, `eyJ…` payload, `.`, signature: all of it), or a provider's API key (one of the
+/// [`KEY_SHAPES`]: what follows the prefix). `i` starts a word.
 fn known_token(text: &str, i: usize) -> Option<(usize, usize)> {
     let b = text.as_bytes();
-    let word_end = |from: usize| from + b[from..].iter().take_while(|&&c| is_token_byte(c)).count();
+    let run = |from: usize, allows: &dyn Fn(u8) -> bool| {
+        from + b[from..].iter().take_while(|&&c| allows(c)).count()
+    };
     if text[i..].starts_with("eyJ") {
         // header.payload[.signature]: two or three base64url segments, the payload a JSON
         // object too. (JWE's five segments start the same way and are redacted whole.)
-        let header_end = word_end(i);
+        let header_end = run(i, &is_token_byte);
         if b.get(header_end) != Some(&b'.') || !text[header_end + 1..].starts_with("eyJ") {
             return None;
         }
-        let mut end = word_end(header_end + 1);
+        let mut end = run(header_end + 1, &is_token_byte);
         while b.get(end) == Some(&b'.') {
-            end = word_end(end + 1);
+            end = run(end + 1, &is_token_byte);
         }
         return Some((i, end));
     }
-    let prefix = TOKEN_PREFIXES.iter().find(|p| text[i..].starts_with(**p))?;
-    let body = i + prefix.len();
-    // SendGrid's keys are `SG.<id>.<secret>`: the dot is part of the key.
-    let mut end = word_end(body);
-    while *prefix == "SG." && b.get(end) == Some(&b'.') {
-        end = word_end(end + 1);
+    let (prefix, body, least) = KEY_SHAPES
+        .iter()
+        .find(|(prefix, ..)| text[i..].starts_with(prefix))?;
+    let start = i + prefix.len();
+    let allows = |c: u8| body.allows(c);
+    let first = run(start, &allows);
+    if first - start < *least {
+        return None;
     }
-    (end - body >= TOKEN_MIN_BODY).then_some((body, end))
+    let mut end = first;
+    if matches!(body, KeyBody::DottedBase64Url) {
+        while b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(|&c| allows(c)) {
+            end = run(end + 1, &allows);
+        }
+    }
+    Some((start, end))
 }
 
 /// The credentials after `Bearer` or `Basic` and the space at `space`, wherever they are
@@ -653,12 +723,35 @@ mod tests {
                 "AIzaSyA-1234567890abcdefghijklmnopqrstu".to_owned(),
                 "AIza[redacted]".to_owned(),
             ),
+            (
+                "cb%3Fx%3DAIzaSyA-1234567890abcdefghijklmnopqrstu%26y".to_owned(),
+                "cb%3Fx%3DAIza[redacted]%26y".to_owned(),
+            ),
+            (format!("%22{jwt}%22"), "%22[redacted]%22".to_owned()),
+            (
+                "glpat-abcdefghij0123456789.01.zz9xyq".to_owned(),
+                "glpat-[redacted]".to_owned(),
+            ),
+            (
+                format!("shop shpat_{}", "0a".repeat(16)),
+                "shop shpat_[redacted]".to_owned(),
+            ),
+            (
+                format!("hf_{}", "Ab".repeat(17)),
+                "hf_[redacted]".to_owned(),
+            ),
         ] {
             assert_eq!(redact_secrets(&text), want, "{text}");
         }
-        // Look-alikes: too short, inside another word, one segment, not JSON.
+        // Look-alikes: too short, inside another word, one segment, not JSON, and names
+        // that only start like a key (npm's environment, Hugging Face's functions).
         for text in [
             "hf_hub_download failed",
+            "hf_hub_download_with_retries_and_backoff_for_large_files",
+            "npm_config_registry_url_value",
+            "env npm_lifecycle_script set",
+            "pypi-simple-index-mirror-url-for-builds",
+            "shpat_not-hex-at-all-but-long-enough-to-look-like-one",
             "the ghp_ prefix",
             "my_ghp_1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz",
             "eyJhbGciOiJIUzI1NiJ9 alone",
@@ -670,6 +763,42 @@ mod tests {
                 matches!(redact_secrets(text), Cow::Borrowed(_)),
                 "{text}: {}",
                 redact_secrets(text)
+            );
+        }
+    }
+
+    /// Every sequence of four pieces that start or end the shapes, with multi-byte
+    /// characters beside them: no panic (a slice off a char boundary), and only the text
+    /// itself or `[redacted]` in its places.
+    #[test]
+    fn shapes_cut_anywhere_do_not_panic() {
+        let pieces = [
+            "eyJ",
+            ".",
+            "é",
+            "😀",
+            "%",
+            "%2",
+            "%22",
+            "SG.",
+            "ghp_",
+            "glpat-",
+            "AIza",
+            "a",
+            "_",
+            "-",
+            " ",
+            "=",
+            ":",
+            "0123456789abcdef0123456789abcdef0123456789",
+        ];
+        let n = pieces.len();
+        for code in 0..n.pow(4) {
+            let text: String = (0..4).map(|k| pieces[(code / n.pow(k)) % n]).collect();
+            let out = redact_secrets(&text);
+            assert!(
+                out == text || out.contains(REDACTED),
+                "{text:?} became {out:?}"
             );
         }
     }
