@@ -50,6 +50,10 @@ security_events! {
     TooManyQueryParams => "too_many_query_params",
     /// 408/503: the request took longer than allowed.
     TimedOut => "timed_out",
+    /// No response: a client began a request and did not finish its headers within the
+    /// header-read timeout ([`Server`](crate::Server)), which closed the connection
+    /// (slowloris). An idle keep-alive connection's timeout is not one.
+    HeadTimedOut => "head_timed_out",
     /// 500: the service panicked.
     Panicked => "panicked",
     /// 400: the `Host` is not on the allowlist.
@@ -148,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_name_is_its_events_own() {
-        assert_eq!(SecurityEvent::ALL.len(), 13);
+        assert_eq!(SecurityEvent::ALL.len(), 14);
         for &event in SecurityEvent::ALL {
             assert_eq!(SecurityEvent::from_name(event.as_str()), Some(event));
         }

@@ -5,6 +5,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::Service;
 
-use crate::ConfigError;
+use crate::{ConfigError, RequestId, SecurityEvent};
 
 /// Serves `app` on `listener` with [`Server`]'s defaults until SIGTERM or ctrl-c.
 ///
@@ -41,7 +43,9 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 ///
 /// - each request carries the peer address (`ConnectInfo<SocketAddr>`), which
 ///   [`Hardening`](crate::Hardening) turns into [`ClientIp`](crate::ClientIp);
-/// - a client has 10 s to send a request's headers (slowloris);
+/// - a client has 10 s to send a request's headers (slowloris); one that began a request
+///   and did not finish its headers in time is reported as the security event
+///   `head_timed_out` (an idle keep-alive connection closed the same way is not);
 /// - a response write that waits 60 s for the client is given up and the connection closed
 ///   (a stopped reader would otherwise hold its connection and response forever; nginx's
 ///   `send_timeout`);
@@ -197,11 +201,18 @@ impl Server {
                         .map_err(|e: Infallible| e)
                 }
             });
-            let stream = SendTimeout::new(stream, self.send_timeout);
+            let started = Arc::new(AtomicBool::new(false));
+            let stream = WatchedStream::new(stream, self.send_timeout, started.clone());
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             connections.spawn(async move {
                 if let Err(e) = connection.await {
-                    tracing::debug!(target: crate::LOG_TARGET, error = %e, "connection ended with an error");
+                    if e.is_timeout() && started.load(Ordering::Relaxed) {
+                        // A head begun and not finished in time; an idle keep-alive
+                        // connection's timeout is no event.
+                        SecurityEvent::HeadTimedOut.emit(RequestId::generate(), Some(peer.ip()));
+                    } else {
+                        tracing::debug!(target: crate::LOG_TARGET, error = %e, "connection ended with an error");
+                    }
                 }
             });
         }
@@ -307,11 +318,17 @@ impl AcceptFailures {
     }
 }
 
-/// A connection whose writes fail when the client has taken nothing for `timeout` while
-/// a write waited: hyper then closes it and drops the response.
-struct SendTimeout {
+/// A connection as the server watches it: its writes fail when the client has taken nothing
+/// for `timeout` while a write waited (hyper then closes it and drops the response), and it
+/// notes whether the client has sent anything since the last response began (`started`).
+struct WatchedStream {
     stream: TcpStream,
     timeout: Duration,
+    /// Bytes other than blank lines came in after the last write: a request has begun. Set
+    /// when hyper's header-read timeout closes the connection, its head never finished (a
+    /// slow or stalled client: slowloris), not an idle keep-alive connection. Shared with
+    /// the connection's task, which reads it when hyper is done with the stream.
+    started: Arc<AtomicBool>,
     /// Made at the first write that has to wait (most connections never have one), then
     /// reset for each later one.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -319,13 +336,22 @@ struct SendTimeout {
     armed: bool,
 }
 
-impl SendTimeout {
-    fn new(stream: TcpStream, timeout: Duration) -> Self {
+impl WatchedStream {
+    fn new(stream: TcpStream, timeout: Duration, started: Arc<AtomicBool>) -> Self {
         Self {
             stream,
             timeout,
+            started,
             stalled: None,
             armed: false,
+        }
+    }
+
+    /// A write that made progress: a response is going out, so the request it answers is
+    /// no longer one begun and unfinished.
+    fn wrote(&self, poll: &Poll<io::Result<usize>>) {
+        if matches!(poll, Poll::Ready(Ok(n)) if *n > 0) {
+            self.started.store(false, Ordering::Relaxed);
         }
     }
 
@@ -356,17 +382,28 @@ impl SendTimeout {
     }
 }
 
-impl AsyncRead for SendTimeout {
+impl AsyncRead for WatchedStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        // Blank lines between requests (RFC 9112 §2.2) begin none.
+        if !this.started.load(Ordering::Relaxed)
+            && buf.filled()[before..]
+                .iter()
+                .any(|b| !matches!(b, b'\r' | b'\n'))
+        {
+            this.started.store(true, Ordering::Relaxed);
+        }
+        poll
     }
 }
 
-impl AsyncWrite for SendTimeout {
+impl AsyncWrite for WatchedStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -374,6 +411,7 @@ impl AsyncWrite for SendTimeout {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.wrote(&poll);
         this.watch(cx, poll)
     }
 
@@ -384,6 +422,7 @@ impl AsyncWrite for SendTimeout {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.wrote(&poll);
         this.watch(cx, poll)
     }
 

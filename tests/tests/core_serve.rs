@@ -69,6 +69,7 @@ async fn peer_address_reaches_client_ip() {
 
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let (addr, _stop, _handle) = start(
         Server::new()
             .header_read_timeout(Server::MIN_HEADER_READ_TIMEOUT)
@@ -87,6 +88,21 @@ async fn slow_headers_are_cut_off() {
         .expect("the server kept a slow client's connection open")
         .unwrap();
     assert!(!String::from_utf8_lossy(&rest).contains("127.0.0.1"));
+    // Slowloris is seen: one security event with the client's address.
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = captured.security_events();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(events.len(), 1, "{}", captured.text());
+    assert_eq!(events[0].0, "head_timed_out", "{events:?}");
+    assert_eq!(
+        events[0].1["fields"]["client.address"], "127.0.0.1",
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -228,6 +244,7 @@ fn header_read_timeouts_too_short_to_answer_are_refused() {
 /// response (idle keep-alive).
 #[tokio::test]
 async fn silent_and_idle_connections_are_closed() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let (addr, _stop, _handle) = start(
         Server::new()
             .header_read_timeout(Server::MIN_HEADER_READ_TIMEOUT)
@@ -250,6 +267,20 @@ async fn silent_and_idle_connections_are_closed() {
         .await
         .expect("an idle keep-alive connection was kept open");
     assert_eq!(reply.status, 200);
+    // After the response, a blank line (RFC 9112 §2.2) begins no request either.
+    idle.write_all(b"\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(EXCHANGE_LIMIT, idle.read_to_end(&mut rest))
+        .await
+        .expect("an idle keep-alive connection was kept open")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        captured.security_event_names(),
+        Vec::<String>::new(),
+        "closing silent or idle connections is no attack: {}",
+        captured.text()
+    );
 }
 
 /// Shutdown does not wait for connections that have no request in flight.
