@@ -52,7 +52,9 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// - on SIGTERM or ctrl-c it stops accepting, lets in-flight requests finish, and closes
 ///   what is still open after the drain deadline (30 s), or at once on a second signal;
 /// - a panic's text is printed with its secrets redacted
-///   ([`redact_panic_messages`](hardening_errors::redact_panic_messages)).
+///   ([`redact_panic_messages`](hardening_errors::redact_panic_messages));
+/// - with [`max_connections`](Self::max_connections), at most that many connections are
+///   open at once (none by default).
 ///
 /// HTTP/2 and protocol upgrades (WebSocket) are not served; use `axum::serve` with
 /// `into_make_service_with_connect_info::<SocketAddr>()` for those.
@@ -62,6 +64,7 @@ pub struct Server {
     header_read_timeout: Duration,
     send_timeout: Duration,
     drain_timeout: Duration,
+    max_connections: Option<usize>,
 }
 
 impl Default for Server {
@@ -78,6 +81,7 @@ impl Server {
             header_read_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(30),
+            max_connections: None,
         }
     }
 
@@ -116,6 +120,22 @@ impl Server {
             return Err(ConfigError::ZeroLimit("send_timeout"));
         }
         self.send_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
+        Ok(self)
+    }
+
+    /// At most this many connections open at once: at the cap, the server accepts no more
+    /// until one closes (the kernel's listen backlog holds the next ones, then refuses), and
+    /// logs a warning at most every 10 s. This keeps file descriptors (and the memory of
+    /// each connection) for the rest of the process (a database pool, files) when many
+    /// clients, or one with many connections, arrive at once. Set it below the process's
+    /// descriptor limit (`ulimit -n`), with room for the others. Zero is an error: nothing
+    /// would be served.
+    pub fn max_connections(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::ZeroLimit("max_connections"));
+        }
+        // A semaphore holds at most `Semaphore::MAX_PERMITS`; more is no cap at all.
+        self.max_connections = (max <= tokio::sync::Semaphore::MAX_PERMITS).then_some(max);
         Ok(self)
     }
 
@@ -161,8 +181,35 @@ impl Server {
         // Every connection's task, so those still open at the drain deadline can be aborted.
         let mut connections = JoinSet::new();
         let mut accept_failures = AcceptFailures::default();
+        let cap = self
+            .max_connections
+            .map(|max| (Arc::new(tokio::sync::Semaphore::new(max)), max));
+        let mut last_cap_warning: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
+            // A place among the open connections, held by the connection's task.
+            let permit = match &cap {
+                None => None,
+                Some((places, max)) => {
+                    if places.available_permits() == 0
+                        && last_cap_warning
+                            .is_none_or(|last| last.elapsed() >= ACCEPT_WARNING_EVERY)
+                    {
+                        tracing::warn!(
+                            target: crate::LOG_TARGET,
+                            max_connections = *max,
+                            "connection cap reached: accepting again when one closes \
+                             (logged at most every 10 s)"
+                        );
+                        last_cap_warning = Some(tokio::time::Instant::now());
+                    }
+                    tokio::select! {
+                        // Never closed; if it were, this would serve without a cap.
+                        place = places.clone().acquire_owned() => place.ok(),
+                        () = &mut shutdown => break,
+                    }
+                }
+            };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => {
@@ -205,6 +252,7 @@ impl Server {
             let stream = WatchedStream::new(stream, self.send_timeout, started.clone());
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             connections.spawn(async move {
+                let _place = permit;
                 if let Err(e) = connection.await {
                     if e.is_timeout() && started.load(Ordering::Relaxed) {
                         // A head begun and not finished in time; an idle keep-alive
@@ -472,6 +520,23 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_connection_cap_is_an_error() {
+        let err = Server::new().max_connections(0).unwrap_err();
+        assert_eq!(err.to_string(), "max_connections must be greater than zero");
+        assert_eq!(
+            Server::new().max_connections(1).unwrap().max_connections,
+            Some(1)
+        );
+        assert_eq!(
+            Server::new()
+                .max_connections(usize::MAX)
+                .unwrap()
+                .max_connections,
+            None
+        );
+    }
 
     #[test]
     fn a_zero_send_timeout_is_an_error() {

@@ -283,6 +283,40 @@ async fn silent_and_idle_connections_are_closed() {
     );
 }
 
+/// With a connection cap, a connection past it waits (in the listen backlog) until one
+/// closes, then is served; reaching the cap is logged.
+#[tokio::test]
+async fn connections_past_the_cap_wait_for_a_place() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let (addr, _stop, _handle) = start(Server::new().max_connections(2).unwrap()).await;
+    let request = b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut stream))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        open.push(stream);
+    }
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(request).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(300), read_reply(&mut third)).await;
+    assert!(waited.is_err(), "served past the cap: {waited:?}");
+    drop(open.remove(0));
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut third))
+        .await
+        .expect("not served once a place was free");
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        captured.text().matches("connection cap reached").count(),
+        1,
+        "{}",
+        captured.text()
+    );
+}
+
 /// Shutdown does not wait for connections that have no request in flight.
 #[tokio::test]
 async fn shutdown_does_not_wait_for_idle_connections() {
