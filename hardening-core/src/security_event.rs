@@ -86,6 +86,17 @@ impl SecurityEvent {
         self.record(request_id, client_ip, None, "request rejected");
     }
 
+    /// Reports a client that began a request and did not finish its headers in time (no
+    /// response was sent; the request id is the event's own).
+    pub(crate) fn emit_head_timed_out(request_id: RequestId, client_ip: IpAddr) {
+        Self::HeadTimedOut.record(
+            request_id,
+            Some(client_ip),
+            None,
+            "request headers not finished within the header-read timeout; connection closed",
+        );
+    }
+
     /// Reports a request the rate limiter refused, naming the policies that refused it.
     #[cfg(feature = "ratelimit")]
     pub(crate) fn emit_rate_limited(

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -45,7 +45,9 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 ///   [`Hardening`](crate::Hardening) turns into [`ClientIp`](crate::ClientIp);
 /// - a client has 10 s to send a request's headers (slowloris); one that began a request
 ///   and did not finish its headers in time is reported as the security event
-///   `head_timed_out` (an idle keep-alive connection closed the same way is not);
+///   `head_timed_out` (an idle keep-alive connection closed the same way is not; nor is a
+///   slow head pipelined behind another request, or right after a request whose body the
+///   service left unread);
 /// - a response write that waits 60 s for the client is given up and the connection closed
 ///   (a stopped reader would otherwise hold its connection and response forever; nginx's
 ///   `send_timeout`);
@@ -127,9 +129,10 @@ impl Server {
     /// until one closes (the kernel's listen backlog holds the next ones, then refuses), and
     /// logs a warning at most every 10 s. This keeps file descriptors (and the memory of
     /// each connection) for the rest of the process (a database pool, files) when many
-    /// clients, or one with many connections, arrive at once. Set it below the process's
-    /// descriptor limit (`ulimit -n`), with room for the others. Zero is an error: nothing
-    /// would be served.
+    /// connections arrive at once. It is one cap for all clients, not a share per client:
+    /// one client holding that many connections keeps others waiting until the header-read
+    /// timeout closes its idle ones. Set it below the process's descriptor limit
+    /// (`ulimit -n`), with room for the others. Zero is an error: nothing would be served.
     pub fn max_connections(mut self, max: usize) -> Result<Self, ConfigError> {
         if max == 0 {
             return Err(ConfigError::ZeroLimit("max_connections"));
@@ -239,25 +242,30 @@ impl Server {
             // Best effort: a socket that refuses TCP_NODELAY still works.
             let _ = stream.set_nodelay(true);
             let app = app.clone();
+            let head = Arc::new(HeadState::default());
+            let in_service = head.clone();
             let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let mut app = app.clone();
-                async move {
-                    app.call(req.map(Body::new))
-                        .await
-                        .map_err(|e: Infallible| e)
-                }
+                let req = if http_body::Body::is_end_stream(req.body()) {
+                    in_service.head_parsed(false);
+                    req.map(Body::new)
+                } else {
+                    in_service.head_parsed(true);
+                    let head = in_service.clone();
+                    req.map(|inner| Body::new(WatchedBody { inner, head }))
+                };
+                async move { app.call(req).await.map_err(|e: Infallible| e) }
             });
-            let started = Arc::new(AtomicBool::new(false));
-            let stream = WatchedStream::new(stream, self.send_timeout, started.clone());
+            let stream = WatchedStream::new(stream, self.send_timeout, head.clone());
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             connections.spawn(async move {
                 let _place = permit;
                 if let Err(e) = connection.await {
-                    if e.is_timeout() && started.load(Ordering::Relaxed) {
+                    if e.is_timeout() && head.unfinished() {
                         // A head begun and not finished in time; an idle keep-alive
                         // connection's timeout is no event.
-                        SecurityEvent::HeadTimedOut.emit(RequestId::generate(), Some(peer.ip()));
+                        SecurityEvent::emit_head_timed_out(RequestId::generate(), peer.ip());
                     } else {
                         tracing::debug!(target: crate::LOG_TARGET, error = %e, "connection ended with an error");
                     }
@@ -366,17 +374,102 @@ impl AcceptFailures {
     }
 }
 
+/// Where a connection is between requests, for telling a head that never finished (a slow
+/// or stalled client: slowloris) from an idle keep-alive connection when hyper's
+/// header-read timeout closes it.
+#[derive(Debug, Default)]
+struct HeadState(AtomicU8);
+
+impl HeadState {
+    /// Waiting for a request: no byte of a head yet (blank lines between requests, RFC 9112
+    /// §2.2, begin none).
+    const WAITING: u8 = 0;
+    /// Bytes of a head came in, and hyper has not parsed a head since.
+    const BEGUN: u8 = 1;
+    /// A head was parsed and its body is still coming: what is read is body, not a head.
+    /// (A body the service leaves unread is drained by hyper and keeps this state until the
+    /// next head: a slow head right after such a request is not told apart.)
+    const BODY: u8 = 2;
+
+    /// Bytes came in from the client.
+    #[inline]
+    fn read(&self, bytes: &[u8]) {
+        if self.0.load(Ordering::Relaxed) == Self::WAITING
+            && bytes.iter().any(|b| !matches!(b, b'\r' | b'\n'))
+        {
+            self.0.store(Self::BEGUN, Ordering::Relaxed);
+        }
+    }
+
+    /// hyper parsed a head and hands the request to the service (with a body to come, or
+    /// not). Bytes of a pipelined request's head read with it are forgotten.
+    #[inline]
+    fn head_parsed(&self, body_follows: bool) {
+        let state = if body_follows {
+            Self::BODY
+        } else {
+            Self::WAITING
+        };
+        self.0.store(state, Ordering::Relaxed);
+    }
+
+    /// The request's body has all come in (or failed).
+    fn body_ended(&self) {
+        let _ = self.0.compare_exchange(
+            Self::BODY,
+            Self::WAITING,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// A head has begun and was never finished.
+    fn unfinished(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == Self::BEGUN
+    }
+}
+
+/// A request body that tells the connection's [`HeadState`] when it has all come in.
+struct WatchedBody {
+    inner: Incoming,
+    head: Arc<HeadState>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) || http_body::Body::is_end_stream(&this.inner) {
+            this.head.body_ended();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        http_body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::Body::size_hint(&self.inner)
+    }
+}
+
 /// A connection as the server watches it: its writes fail when the client has taken nothing
 /// for `timeout` while a write waited (hyper then closes it and drops the response), and it
-/// notes whether the client has sent anything since the last response began (`started`).
+/// notes what the client sends for the connection's [`HeadState`].
 struct WatchedStream {
     stream: TcpStream,
     timeout: Duration,
-    /// Bytes other than blank lines came in after the last write: a request has begun. Set
-    /// when hyper's header-read timeout closes the connection, its head never finished (a
-    /// slow or stalled client: slowloris), not an idle keep-alive connection. Shared with
-    /// the connection's task, which reads it when hyper is done with the stream.
-    started: Arc<AtomicBool>,
+    /// Whether a request's head has begun and not yet been parsed; shared with the service
+    /// (which learns when a head was parsed) and the connection's task (which reads it when
+    /// hyper is done with the stream).
+    head: Arc<HeadState>,
     /// Made at the first write that has to wait (most connections never have one), then
     /// reset for each later one.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -385,21 +478,13 @@ struct WatchedStream {
 }
 
 impl WatchedStream {
-    fn new(stream: TcpStream, timeout: Duration, started: Arc<AtomicBool>) -> Self {
+    fn new(stream: TcpStream, timeout: Duration, head: Arc<HeadState>) -> Self {
         Self {
             stream,
             timeout,
-            started,
+            head,
             stalled: None,
             armed: false,
-        }
-    }
-
-    /// A write that made progress: a response is going out, so the request it answers is
-    /// no longer one begun and unfinished.
-    fn wrote(&self, poll: &Poll<io::Result<usize>>) {
-        if matches!(poll, Poll::Ready(Ok(n)) if *n > 0) {
-            self.started.store(false, Ordering::Relaxed);
         }
     }
 
@@ -439,14 +524,7 @@ impl AsyncRead for WatchedStream {
         let this = self.get_mut();
         let before = buf.filled().len();
         let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
-        // Blank lines between requests (RFC 9112 §2.2) begin none.
-        if !this.started.load(Ordering::Relaxed)
-            && buf.filled()[before..]
-                .iter()
-                .any(|b| !matches!(b, b'\r' | b'\n'))
-        {
-            this.started.store(true, Ordering::Relaxed);
-        }
+        this.head.read(&buf.filled()[before..]);
         poll
     }
 }
@@ -459,7 +537,6 @@ impl AsyncWrite for WatchedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.wrote(&poll);
         this.watch(cx, poll)
     }
 
@@ -470,7 +547,6 @@ impl AsyncWrite for WatchedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.wrote(&poll);
         this.watch(cx, poll)
     }
 

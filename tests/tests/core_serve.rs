@@ -19,6 +19,10 @@ fn app() -> Router {
             get(|ClientIp(ip): ClientIp| async move { ip.to_string() }),
         )
         .route(
+            "/echo-len",
+            axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+        .route(
             "/work",
             get(|| async {
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -279,6 +283,45 @@ async fn silent_and_idle_connections_are_closed() {
         captured.security_event_names(),
         Vec::<String>::new(),
         "closing silent or idle connections is no attack: {}",
+        captured.text()
+    );
+}
+
+/// A body the service does not read (a 405 here) is drained by hyper after the response,
+/// and a body read in full comes in after its head: neither begins a head, so the idle
+/// timeout that closes the connection afterwards is no event.
+#[tokio::test]
+async fn bodies_then_idle_keep_alive_are_no_event() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let (addr, _stop, _handle) = start(
+        Server::new()
+            .header_read_timeout(Server::MIN_HEADER_READ_TIMEOUT)
+            .unwrap(),
+    )
+    .await;
+    let body = "x".repeat(12 * 1024);
+    for (path, status) in [("/ip", 405), ("/echo-len", 200)] {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut stream))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, status, "{path}: {reply:?}");
+        let mut rest = Vec::new();
+        tokio::time::timeout(EXCHANGE_LIMIT, stream.read_to_end(&mut rest))
+            .await
+            .expect("an idle keep-alive connection was kept open")
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        captured.security_event_names(),
+        Vec::<String>::new(),
+        "{}",
         captured.text()
     );
 }
