@@ -32,15 +32,17 @@ impl Browser {
             .spawn()
             .expect("chromedriver (apt-get install chromium-driver)");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // Accepting connections is not yet ready for a session: a session asked for too
+        // early had its connection reset under load. Its `/status` says when it is.
         let mut ready = false;
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            if driver_ready(addr).await {
                 ready = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(ready, "chromedriver did not start");
+        assert!(ready, "chromedriver did not report ready within 10 s");
         let profile = std::env::temp_dir().join(format!("hardening-chromium-{port}"));
         let mut browser = Browser {
             driver,
@@ -88,6 +90,39 @@ impl Browser {
         self.call("POST", &path, Some(json!({ "script": script, "args": [] })))
             .await
     }
+}
+
+/// Whether chromedriver at `addr` answers `GET /status` with `"ready": true`. Any failure
+/// (not listening yet, reset, slow) is a no, for the caller to ask again.
+async fn driver_ready(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /status HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        // Read until the answer says it (chromedriver may keep the connection open).
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return Some(false);
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&answer)
+                .replace(' ', "")
+                .contains("\"ready\":true")
+            {
+                return Some(true);
+            }
+        }
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ask).await,
+        Ok(Some(true))
+    )
 }
 
 impl Drop for Browser {

@@ -71,6 +71,10 @@ fn hardened_app(rendered: Arc<AtomicUsize>) -> Router {
     app.layer(Hardening::strict().security_headers(policy).unwrap())
 }
 
+/// One Chromium at a time: the tests of this file run on parallel threads, and two browsers
+/// starting at once on a 2-core machine made chromedriver reset a session request.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Polls `check` every 100 ms for up to 10 s.
 async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..100 {
@@ -85,6 +89,7 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
 #[tokio::test]
 #[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
 async fn csp_cookies_and_framing_hold_in_chromium() {
+    let _one = ONE_BROWSER.lock().await;
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
 
     let rendered = Arc::new(AtomicUsize::new(0));
@@ -219,6 +224,7 @@ const LOGIN_FORM: &str = r#"<!doctype html><html><body>
 #[tokio::test]
 #[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
 async fn another_sites_login_form_is_refused_in_chromium() {
+    let _one = ONE_BROWSER.lock().await;
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let signed_in = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let users = signed_in.clone();
