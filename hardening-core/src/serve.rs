@@ -187,7 +187,7 @@ impl Server {
         let cap = self
             .max_connections
             .map(|max| (Arc::new(tokio::sync::Semaphore::new(max)), max));
-        let mut last_cap_warning: Option<tokio::time::Instant> = None;
+        let mut cap_warning = Throttle::default();
         tokio::pin!(shutdown);
         loop {
             // A place among the open connections, held by the connection's task.
@@ -195,8 +195,7 @@ impl Server {
                 None => None,
                 Some((places, max)) => {
                     if places.available_permits() == 0
-                        && last_cap_warning
-                            .is_none_or(|last| last.elapsed() >= ACCEPT_WARNING_EVERY)
+                        && cap_warning.due(tokio::time::Instant::now())
                     {
                         tracing::warn!(
                             target: crate::LOG_TARGET,
@@ -204,7 +203,6 @@ impl Server {
                             "connection cap reached: accepting again when one closes \
                              (logged at most every 10 s)"
                         );
-                        last_cap_warning = Some(tokio::time::Instant::now());
                     }
                     tokio::select! {
                         // Never closed; if it were, this would serve without a cap.
@@ -332,8 +330,25 @@ const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(10);
 struct AcceptFailures {
     /// When the failures began (`None` while accepting works).
     since: Option<tokio::time::Instant>,
-    last_warning: Option<tokio::time::Instant>,
+    warning: Throttle,
     unlogged: u64,
+}
+
+/// A warning logged at most once per [`ACCEPT_WARNING_EVERY`].
+#[derive(Debug, Default)]
+struct Throttle(Option<tokio::time::Instant>);
+
+impl Throttle {
+    /// Whether a warning may be logged `now`; if so, counts it as logged.
+    fn due(&mut self, now: tokio::time::Instant) -> bool {
+        let due = self
+            .0
+            .is_none_or(|last| now.duration_since(last) >= ACCEPT_WARNING_EVERY);
+        if due {
+            self.0 = Some(now);
+        }
+        due
+    }
 }
 
 impl AcceptFailures {
@@ -348,17 +363,14 @@ impl AcceptFailures {
                 failing_secs = now.duration_since(since).as_secs_f64(),
                 "accepting again"
             );
-            self.last_warning = None;
+            self.warning = Throttle::default();
             self.unlogged = 0;
         }
     }
 
     fn failed(&mut self, now: tokio::time::Instant, e: &io::Error, pause: Duration) {
         self.since.get_or_insert(now);
-        if self
-            .last_warning
-            .is_some_and(|last| now.duration_since(last) < ACCEPT_WARNING_EVERY)
-        {
+        if !self.warning.due(now) {
             self.unlogged += 1;
             return;
         }
@@ -369,7 +381,6 @@ impl AcceptFailures {
             pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
             "accept failed; retrying after a pause (logged at most every 10 s, with the failures not logged since)"
         );
-        self.last_warning = Some(now);
         self.unlogged = 0;
     }
 }
