@@ -70,9 +70,12 @@ impl Estimate {
     }
 
     /// A number in the JSON body at this JSON pointer (`"/max_tokens"`), or `default` when the
-    /// body is not JSON or has nothing there. A fraction is rounded up; anything else there
+    /// body is empty or has nothing there. A fraction is rounded up; anything else there
     /// (`null`, a string, a negative number) counts as the most, which `max_estimate` then
-    /// clamps. The body is buffered (up to [`CostLayer::max_body`]) and handed on unchanged.
+    /// clamps, and so does a body that is not strict JSON (a lenient backend may still read
+    /// `1e400` as infinity, or accept `NaN` or a byte-order mark; if it refuses the body
+    /// instead, its 4xx refunds the reservation). The body is buffered (up to
+    /// [`CostLayer::max_body`]) and handed on unchanged.
     pub fn json_field(pointer: &str, default: u32) -> Self {
         Self(EstimateRepr::JsonField {
             pointer: pointer.into(),
@@ -107,7 +110,8 @@ impl Estimate {
             EstimateRepr::JsonField { pointer, default } => {
                 match serde_json::from_slice::<serde_json::Value>(body) {
                     Ok(v) => v.pointer(pointer).map_or(*default, json_count),
-                    Err(_) => *default,
+                    Err(_) if body.trim_ascii().is_empty() => *default,
+                    Err(_) => u32::MAX,
                 }
             }
             EstimateRepr::Custom(f) => f(parts, body),
@@ -235,14 +239,16 @@ pub enum CostConfigError {
     /// One request could reserve a whole budget.
     #[error(
         "max_estimate {max_estimate} would let one request reserve the whole of policy `{policy}` \
-         (burst {burst}): use a max_estimate below {burst}, or raise the policy's burst"
+         (a full bucket holds {burst}): use a max_estimate below {burst}, or raise the policy's \
+         burst (or its rate, for a burst of more than 292 years of refill)"
     )]
     EstimateTooLarge {
         /// The cap asked for.
         max_estimate: u32,
         /// The smallest policy.
         policy: String,
-        /// Its burst.
+        /// What its full bucket holds: its burst, or less for a burst of more than 2^63 ns of
+        /// refill.
         burst: u32,
     },
 }
@@ -256,8 +262,9 @@ pub enum CostConfigError {
 /// problem with `Retry-After` and the violated policies). The handler reports what was really
 /// spent through the [`Usage`] handle (it can add to it while streaming) or an [`ActualCost`]
 /// response extension. When the response body **ends** (its last frame, or at once for a
-/// response that carries none: `HEAD`, 204, 304), the reservation is settled to the actual
-/// cost (an unreported success keeps its estimate). A report above the reservation is
+/// response that carries none: `HEAD`, 204, 304, 101), the reservation is settled to the
+/// actual cost (an unreported success keeps its estimate; so does a 101, whose upgraded
+/// connection spends after the response, where no report reaches it). A report above the reservation is
 /// charged on top, but only as far as it leaves each budget one burst in debt (see
 /// [`Reservation::settle`]; logged as a warning once per policy): a runaway report cannot
 /// lock a principal, or everyone under a global budget, out for longer than that. A **5xx**
@@ -319,7 +326,7 @@ impl CostLayer {
         let limiter = limiter.into();
         let smallest = limiter
             .policies()
-            .map(|p| p.quota().burst_size())
+            .map(|p| p.quota().effective_burst())
             .min()
             .unwrap_or(1);
         Self {
@@ -330,15 +337,17 @@ impl CostLayer {
         }
     }
 
-    /// The most one request may reserve; must be below every policy's burst, so one request
-    /// can never take a whole budget.
+    /// The most one request may reserve; must be below every policy's burst (as a full
+    /// bucket holds it: a burst past 2^63 ns of refill counts as that, see
+    /// [`Quota::burst`](crate::Quota::burst)), so one request can never take a whole budget,
+    /// nor ask for more than a bucket holds.
     pub fn max_estimate(mut self, max: NonZeroU32) -> Result<Self, CostConfigError> {
         let smallest = self
             .limiter
             .policies()
-            .min_by_key(|p| p.quota().burst_size())
+            .min_by_key(|p| p.quota().effective_burst())
             .ok_or(CostConfigError::NoPolicies)?;
-        let burst = smallest.quota().burst_size();
+        let burst = smallest.quota().effective_burst();
         if max.get() >= burst {
             return Err(CostConfigError::EstimateTooLarge {
                 max_estimate: max.get(),
@@ -593,7 +602,11 @@ where
             }
             let (mut head, body) = response.into_parts();
             settle.actual = head.extensions.get::<ActualCost>().map(|c| c.0);
-            settle.success = head.status.is_success() || head.status.is_redirection();
+            // 101 too: what an upgraded connection spends comes after the response, where no
+            // report reaches the reservation, so the estimate stands.
+            settle.success = head.status.is_success()
+                || head.status.is_redirection()
+                || head.status == http::StatusCode::SWITCHING_PROTOCOLS;
             if body.is_end_stream()
                 || head_request
                 || matches!(
@@ -886,7 +899,18 @@ mod tests {
         let units = |body: &str| estimate.units(&parts, body.as_bytes());
         assert_eq!(units(r#"{"max_tokens": 100}"#), 100);
         assert_eq!(units(r#"{"model": "m"}"#), 16, "absent: the default");
-        assert_eq!(units("not json"), 16);
+        assert_eq!(units(""), 16, "no body: the default");
+        assert_eq!(units(" \r\n"), 16, "no body: the default");
+        // Not strict JSON, which a lenient backend may still read (before, the default).
+        for lenient in [
+            "not json",
+            r#"{"max_tokens": 1e400}"#,
+            r#"{"max_tokens": NaN}"#,
+            "\u{feff}{\"max_tokens\": 100}",
+            r#"{"max_tokens": 100,}"#,
+        ] {
+            assert_eq!(units(lenient), u32::MAX, "{lenient}");
+        }
         assert_eq!(units(r#"{"max_tokens": 1e6}"#), 1_000_000);
         assert_eq!(units(r#"{"max_tokens": 100.5}"#), 101);
         for there in [
@@ -916,6 +940,46 @@ mod tests {
         assert!(body.is_end_stream());
         drop(body);
         assert_eq!(remaining(&limiter), 9_900, "a success keeps its estimate");
+    }
+
+    /// A burst past 2^63 ns of refill holds less than asked (a unit a day, a burst of a
+    /// million: 106 751 units); `max_estimate` was checked against the burst asked, so a
+    /// request could be estimated at more than any bucket holds and refused for good.
+    #[test]
+    fn max_estimate_is_checked_against_what_a_bucket_holds() {
+        let limiter = RateLimiter::new([Policy::global(
+            "budget",
+            Quota::per_day(NonZeroU32::new(1).unwrap()).burst(NonZeroU32::new(1_000_000).unwrap()),
+        )]);
+        let layer = || CostLayer::new(limiter.clone(), Estimate::fixed(1));
+        let refused = layer()
+            .max_estimate(NonZeroU32::new(500_000).unwrap())
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("a full bucket holds 106751"),
+            "{refused}"
+        );
+        assert!(
+            layer()
+                .max_estimate(NonZeroU32::new(106_750).unwrap())
+                .is_ok()
+        );
+        // The default, a tenth of the smallest burst: of what a bucket holds.
+        assert_eq!(layer().max_estimate, 10_675);
+    }
+
+    /// A 101 was settled as a refusal (refunded in full) at once: a WebSocket route spent for
+    /// free.
+    #[test]
+    fn an_upgrade_keeps_its_estimate() {
+        let limiter = budget(10_000);
+        let mut app = Router::new()
+            .route("/", get(|| async { StatusCode::SWITCHING_PROTOCOLS }))
+            .layer(CostLayer::new(limiter.clone(), Estimate::fixed(500)));
+        let response = call(&mut app, Method::GET);
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        drop(response);
+        assert_eq!(remaining(&limiter), 9_500);
     }
 
     #[test]

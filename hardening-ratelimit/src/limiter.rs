@@ -704,10 +704,20 @@ impl PolicyState {
     /// A cost of 0 (a reservation of nothing: the request pays what it reports when it is
     /// settled) charges nothing but is admitted only where one unit would be: a bucket with
     /// nothing left refuses it like any other request.
+    ///
+    /// A cost more than a full bucket holds never fits: refused with the longest wait there
+    /// is (`u64::MAX` ns, 584 years), not the time until the bucket is full, after which it
+    /// would be refused again.
     #[inline]
     fn probe(&self, tat: Option<Nanos>, now: u64, cost: u64) -> Probe {
+        let charge = self.interval.saturating_mul(cost);
+        if charge > self.capacity {
+            return Probe::Refuse {
+                retry_after: u64::MAX,
+            };
+        }
         let tat = tat.map_or(now, |t| t.as_u64().max(now));
-        let new_tat = tat.saturating_add(self.interval.saturating_mul(cost));
+        let new_tat = tat.saturating_add(charge);
         let needed = if cost == 0 {
             new_tat.saturating_add(self.interval)
         } else {
@@ -947,7 +957,10 @@ impl RateLimiter {
     }
 
     /// Decides a request costing `cost` units (1 for a plain request), charging every policy
-    /// or none.
+    /// or none. A cost more than a policy's full bucket holds (its burst, or fewer for a
+    /// burst capped at 2^63 ns of refill, see [`Quota::burst`](crate::Quota::burst)) is
+    /// never admitted: its `retry_after` is the longest a store gives (`u64::MAX` ns here,
+    /// `u64::MAX` µs in Redis; centuries either way).
     #[inline]
     pub fn check(&self, keys: &RequestKeys<'_>, cost: u32) -> Decision {
         let inner = &*self.0;
@@ -2170,6 +2183,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A cost over the burst was told to come back when the bucket was full, then refused
+    /// again, for ever: its wait is now the longest there is. A cost the bucket holds is
+    /// told the truth.
+    #[test]
+    fn a_cost_no_bucket_holds_is_never_promised_a_time() {
+        let limiter = RateLimiter::new([Policy::global(
+            "budget",
+            Quota::per_minute(nz(60)).burst(nz(10)),
+        )]);
+        let h = HeaderMap::new();
+        let keys = RequestKeys::new(None, &h);
+        match limiter.check_at(&keys, 11, 0) {
+            Decision::Limited { retry_after, .. } => {
+                assert_eq!(retry_after, Duration::from_nanos(u64::MAX));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(limiter.check_at(&keys, 10, 0).is_admitted());
+        match limiter.check_at(&keys, 10, 0) {
+            Decision::Limited { retry_after, .. } => {
+                assert_eq!(retry_after, Duration::from_secs(10));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(limiter.check_at(&keys, 10, 10_000_000_000).is_admitted());
     }
 
     #[test]

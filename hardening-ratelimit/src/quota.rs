@@ -95,6 +95,13 @@ impl Quota {
             .clamp(1, u128::from(u64::MAX)) as u64
     }
 
+    /// How many units a full bucket holds: the burst, or fewer when its refill is capped at
+    /// 2^63 ns (see [`burst`](Self::burst)).
+    pub(crate) fn effective_burst(&self) -> u32 {
+        let interval = self.emission_interval_nanos();
+        u32::try_from(self.capacity(interval, 1) / interval).unwrap_or(u32::MAX)
+    }
+
     /// Time to refill the whole burst from empty, in the unit of `interval` (nanoseconds, or
     /// the Redis store's microseconds: `nanos_per_unit` 1 or 1000), at most
     /// [`MAX_REFILL_NANOS`].

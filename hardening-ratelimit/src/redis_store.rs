@@ -21,9 +21,10 @@ use crate::{
 };
 
 /// GCRA over one key, on the server's clock. ARGV: emission interval (µs), capacity (µs),
-/// cost, charge (1) or only probe (0). Returns {admitted, µs used after, retry-after µs,
-/// the TAT an admitted charge leaves (µs, server time)}. A cost of 0 charges nothing but is
-/// admitted only where one unit would be.
+/// cost, charge (1) or only probe (0). Returns {admitted, µs in use (after the charge when
+/// one was made; as the bucket stands for a probe or a refusal), retry-after µs (-1: never,
+/// a cost more than the full bucket holds), the TAT an admitted charge leaves (µs, server
+/// time)}. A cost of 0 charges nothing but is admitted only where one unit would be.
 ///
 /// No number the script stores or returns passes `MAX`, 2^62 µs (146 000 years). Lua's
 /// numbers are doubles; past 2^63, `%d` writes one as -2^63 (a TAT read back as a full
@@ -44,10 +45,12 @@ local tat = now
 local v = redis.call('GET', KEYS[1])
 if v then tat = math.max(tonumber(v), now) end
 local new_tat = tat + interval * cost
+if interval * cost > capacity then return {0, int(tat - now), -1, int(new_tat)} end
 local needed = new_tat
 if cost == 0 then needed = new_tat + interval end
 if needed - now <= capacity then
-  if ARGV[4] == '1' and cost > 0 then
+  if ARGV[4] ~= '1' then return {1, int(tat - now), 0, int(new_tat)} end
+  if cost > 0 then
     redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
   end
   return {1, int(new_tat - now), 0, int(new_tat)}
@@ -485,8 +488,11 @@ impl Breaker {
     fn failure(&self) {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.threshold {
-            let until =
-                self.now_ms() + u64::try_from(self.cool_down.as_millis()).unwrap_or(u64::MAX / 2);
+            // Saturating: a cool-down near `u64::MAX` ms opens it for good, not for nothing
+            // (nor a panic, in a debug build).
+            let until = self
+                .now_ms()
+                .saturating_add(u64::try_from(self.cool_down.as_millis()).unwrap_or(u64::MAX));
             self.open_until.store(until, Ordering::Relaxed);
         }
     }
@@ -1027,7 +1033,8 @@ impl RedisLimiter {
 
     /// Phase 2 of a decision over several policies: charges each in turn; takes the charges
     /// back when a policy refuses (another instance got there first) or when Redis fails
-    /// part-way (the charges it confirmed).
+    /// part-way (the charges it confirmed). `used` is each bucket as phase 1 found it; a
+    /// refusal reports those (its charges undone), with the refusing bucket as it now is.
     async fn charge_all(
         &self,
         keyed: Vec<(usize, String)>,
@@ -1037,6 +1044,7 @@ impl RedisLimiter {
     ) -> Result<Charges, StoreError> {
         let inner = &*self.0;
         let mut charged = Vec::with_capacity(keyed.len());
+        let mut used_after = used.clone();
         for (n, (i, key)) in keyed.into_iter().enumerate() {
             let p = &inner.policies[i];
             if shadow_violated.contains(&i) {
@@ -1049,7 +1057,7 @@ impl RedisLimiter {
                     return Err(e);
                 }
             };
-            used[n] = answer.used;
+            used_after[n] = answer.used;
             if answer.admitted {
                 charged.push(RedisCharge {
                     policy: i,
@@ -1060,6 +1068,7 @@ impl RedisLimiter {
                 shadow_violated.push(i);
             } else {
                 self.adjust(&charged, undo(cost)).await?;
+                used[n] = answer.used;
                 return Ok(Charges {
                     outcome: Err((p.policy.name().clone(), answer.retry)),
                     used,
@@ -1069,7 +1078,7 @@ impl RedisLimiter {
         }
         Ok(Charges {
             outcome: Ok(Unclaimed::new(self.clone(), cost, charged)),
-            used,
+            used: used_after,
             shadow_violated,
         })
     }
@@ -1254,7 +1263,7 @@ struct GcraAnswer {
     admitted: bool,
     /// µs of bucket in use.
     used: u64,
-    /// µs until it would admit.
+    /// µs until it would admit (`u64::MAX`: never).
     retry: u64,
     /// The TAT an admitted charge left (µs, server time): where the charge's units end.
     tat: u64,
@@ -1280,7 +1289,8 @@ fn gcra_answer((admitted, used, retry, tat): (i64, i64, i64, i64)) -> GcraAnswer
     GcraAnswer {
         admitted: admitted == 1,
         used: u64::try_from(used).unwrap_or(0),
-        retry: u64::try_from(retry).unwrap_or(0),
+        // Negative: never (a cost more than the full bucket holds).
+        retry: u64::try_from(retry).unwrap_or(u64::MAX),
         tat: u64::try_from(tat).unwrap_or(0),
     }
 }
@@ -1378,6 +1388,21 @@ mod tests {
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()
+    }
+
+    #[test]
+    fn the_longest_cool_down_opens_the_breaker_without_overflow() {
+        for cool_down in [Duration::from_millis(u64::MAX), Duration::MAX] {
+            let breaker = Breaker {
+                failures: AtomicU32::new(0),
+                open_until: AtomicU64::new(0),
+                threshold: 1,
+                cool_down,
+                start: Instant::now() - Duration::from_secs(5),
+            };
+            breaker.failure();
+            assert!(breaker.is_open(), "{cool_down:?}");
+        }
     }
 
     /// Quotas and the `t` of a burst drained at once: the period, where the interval's

@@ -14,8 +14,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use hardening_core::ratelimit::{
-    Decision, FailureMode, Policy, Quota, RedisLimiter, RedisRateLimitLayer, RedisStoreError,
-    RequestKeys,
+    Decision, FailureMode, Policy, Quota, RateLimiter, RedisLimiter, RedisRateLimitLayer,
+    RedisStoreError, RequestKeys, ratelimit_header,
 };
 use hardening_tests::redis_server::RedisServer;
 use http::Request;
@@ -131,6 +131,58 @@ async fn multi_policy_decisions_are_all_or_nothing() {
         Decision::Shadowed { statuses, .. } => assert_eq!(statuses[1].remaining(), 994),
         other => panic!("{other:?}"),
     }
+}
+
+/// A refusal by one policy reports the others' buckets as they stand, as the in-memory store
+/// does: before, Redis reported the policies that would have admitted as if they had been
+/// charged (a 429 saying 89 of 100 left, reset in 11 days, with nothing charged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_refusal_reports_the_admitting_policies_as_they_stand() {
+    let server = RedisServer::start();
+    let policies = || {
+        [
+            Policy::global("all", frozen(100)),
+            Policy::per_client_ip("ip", frozen(10)),
+        ]
+    };
+    let mut builder = RedisLimiter::builder(&server.url());
+    for policy in policies() {
+        builder = builder.policy(policy, FailureMode::FailClosed);
+    }
+    let redis = builder.connect().await.unwrap();
+    let memory = RateLimiter::new(policies());
+    let keys = ip_keys("192.0.2.9");
+    let header = |decision: &Decision| {
+        assert!(!decision.is_admitted(), "{decision:?}");
+        ratelimit_header(decision.statuses()).unwrap()
+    };
+    // 11 units: "all" would admit them, "ip" (a burst of 10) refuses, for good.
+    let memory_decision = memory.check(&keys, 11);
+    let redis_decision = redis.check(&keys, 11).await;
+    for decision in [&memory_decision, &redis_decision] {
+        match decision {
+            Decision::Limited { retry_after, .. } => assert!(
+                *retry_after > Duration::from_secs(500 * 365 * 86_400),
+                "a cost over the burst never fits: {retry_after:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    let in_memory = header(&memory_decision);
+    let in_redis = header(&redis_decision);
+    assert_eq!(in_memory, r#""all";r=100;t=0, "ip";r=10;t=0"#);
+    assert_eq!(in_redis, in_memory);
+    // And a refusal after some use reports that use, in both.
+    assert!(memory.check(&keys, 4).is_admitted());
+    assert!(redis.check(&keys, 4).await.is_admitted());
+    let in_memory = header(&memory.check(&keys, 7));
+    let in_redis = header(&redis.check(&keys, 7).await);
+    assert!(
+        in_memory.to_str().unwrap().starts_with(r#""all";r=96;"#),
+        "{in_memory:?}"
+    );
+    assert_eq!(in_redis, in_memory);
 }
 
 /// A multi-policy decision probes its policies in one pipeline, which does not load a script
