@@ -105,20 +105,21 @@ impl IpNet {
 
     /// Whether `ip` is inside this network. IPv4-mapped IPv6 addresses count as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
+        let ip = canonical(ip);
+        ip.is_ipv4() == self.addr.is_ipv4() && masked(ip, self.prefix) == self.addr
+    }
+}
+
+/// `addr` with the bits past the first `prefix` cleared (at most 32 for IPv4, 128 for IPv6).
+fn masked(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
         }
     }
 }
@@ -144,7 +145,13 @@ impl FromStr for IpNet {
                 .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|p| p.parse::<u8>().ok())
                 .filter(|p| *p <= max)
-                .ok_or_else(|| bad(&format!("the prefix length must be 0 to {max}")))?,
+                .ok_or_else(|| {
+                    if p.contains([';', ' ', '/', '|']) {
+                        bad("one network per entry: separate networks with commas")
+                    } else {
+                        bad(&format!("the prefix length must be 0 to {max}"))
+                    }
+                })?,
         };
         // An IPv4-mapped network (`::ffff:10.0.0.0/104`) is the IPv4 one, as peers are.
         let addr = canonical(written);
@@ -154,6 +161,17 @@ impl FromStr for IpNet {
             })?,
             _ => prefix,
         };
+        // `10.0.0.1/8` is either a typo for one address (`/32`) or for the network
+        // (`10.0.0.0/8`); read as the network, it would trust 16 million addresses. (Kept as
+        // written, `contains` compares against the network address, so this also holds it.)
+        let network = masked(addr, prefix);
+        if network != addr {
+            let one = if addr.is_ipv4() { 32 } else { 128 };
+            return Err(bad(&format!(
+                "it has bits set past the prefix: write {network}/{prefix} for the network, or \
+                 {addr}/{one} for the one address"
+            )));
+        }
         Ok(Self { addr, prefix })
     }
 }
@@ -593,6 +611,44 @@ mod tests {
             "10.0.0.0/",
         ] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+    }
+
+    /// `10.0.0.1/8` was read as `10.0.0.0/8` (16 million trusted proxies for what may have
+    /// meant one); two networks in one entry were "the prefix length must be 0 to 32".
+    #[test]
+    fn a_network_with_host_bits_or_two_in_one_entry_says_what_to_write() {
+        let why = |s: &str| match s.parse::<IpNet>() {
+            Err(ConfigError::InvalidNetwork { why, .. }) => why,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(
+            why("10.0.0.1/8"),
+            "it has bits set past the prefix: write 10.0.0.0/8 for the network, or \
+             10.0.0.1/32 for the one address"
+        );
+        assert_eq!(
+            why("fd00::1/8"),
+            "it has bits set past the prefix: write fd00::/8 for the network, or fd00::1/128 \
+             for the one address"
+        );
+        assert!(why("::ffff:10.0.0.1/104").contains("write 10.0.0.0/8"));
+        for two in ["10.0.0.0/8;fd00::/8", "10.0.0.0/8 fd00::/8"] {
+            assert_eq!(
+                why(two),
+                "one network per entry: separate networks with commas"
+            );
+        }
+        // Networks and single addresses as written before still parse.
+        for good in [
+            "10.0.0.0/8",
+            "10.0.0.1",
+            "10.0.0.1/32",
+            "0.0.0.0/0",
+            "fd00::/8",
+            "::/0",
+        ] {
+            assert!(good.parse::<IpNet>().is_ok(), "{good}");
         }
     }
 

@@ -199,7 +199,12 @@ impl HardeningConfig {
             max: u64,
             bad: &dyn Fn(&str) -> ConfigError,
         ) -> Result<T, ConfigError> {
-            v.parse().ok().filter(|n| *n != T::default()).ok_or_else(|| {
+            // Digits only, as the message says (`str::parse` also takes a leading `+`).
+            Some(v)
+                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n != T::default())
+                .ok_or_else(|| {
                 if v.is_empty() {
                     bad(&format!(
                         "expected a whole number from 1 to {max}, not an empty value (unset it to keep the default)"
@@ -693,6 +698,8 @@ mod tests {
             ("HARDENING_BODY_LIMIT", "0"),
             ("HARDENING_QUERY_PARAM_LIMIT", "0"),
             ("HARDENING_TIMEOUT_SECS", "0"),
+            ("HARDENING_TIMEOUT_SECS", "+5"),
+            ("HARDENING_BODY_LIMIT", "+1024"),
         ] {
             let err = HardeningConfig::from_vars([(var, value)]).unwrap_err();
             assert!(

@@ -46,9 +46,10 @@ struct Check {
 ///
 /// let health = Health::new()
 ///     .check("database", || async { Ok::<(), std::io::Error>(()) })
-///     .check_timeout(Duration::from_secs(2));
+///     .check_timeout(Duration::from_secs(2))?;
 /// let hardening = Hardening::strict().health(health);
 /// # let _ = hardening;
+/// # Ok::<(), hardening_core::ConfigError>(())
 /// ```
 #[derive(Clone)]
 #[must_use]
@@ -175,10 +176,14 @@ impl Health {
     }
 
     /// How long each check may take before it counts as failed (default 5 s;
-    /// `Duration::MAX` waits for ever).
-    pub fn check_timeout(mut self, timeout: Duration) -> Self {
+    /// `Duration::MAX` waits for ever). Zero is an error: every check that waits at all
+    /// would fail, and readiness would answer 503 for good.
+    pub fn check_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout.is_zero() {
+            return Err(ConfigError::ZeroLimit("check_timeout"));
+        }
         self.check_timeout = timeout;
-        self
+        Ok(self)
     }
 
     /// The networks whose clients see per-check results and error messages (with secrets

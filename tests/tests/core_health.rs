@@ -61,10 +61,23 @@ async fn probes_get_security_headers_and_request_ids() {
 async fn a_check_timeout_of_duration_max_waits_for_the_checks() {
     let health = Health::new()
         .check("db", || async { Ok::<(), std::io::Error>(()) })
-        .check_timeout(Duration::MAX);
+        .check_timeout(Duration::MAX)
+        .unwrap();
     let addr = serve(app(health)).await;
     let reply = http_get(addr, "/readyz", &[]).await;
     assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// A check timeout of zero failed every check that waited at all, so readiness answered 503
+/// for good: refused when the health endpoints are built.
+#[test]
+fn a_check_timeout_of_zero_is_refused() {
+    let refused = Health::new().check_timeout(Duration::ZERO).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "check_timeout must be greater than zero"
+    );
+    assert!(Health::new().check_timeout(Duration::from_nanos(1)).is_ok());
 }
 
 /// Two checks of one name: the detail does not show "ok" for the name the 503 says failed.
@@ -97,6 +110,7 @@ async fn a_check_still_blocking_its_thread_is_not_started_again() {
             }
         })
         .check_timeout(Duration::from_millis(50))
+        .unwrap()
         .reuse_results_for(Duration::ZERO);
     let addr = serve(app(health)).await;
     let first = http_get(addr, "/readyz", &[]).await.json();

@@ -516,7 +516,8 @@ async fn a_blocking_readiness_check_still_times_out() {
             std::thread::sleep(Duration::from_secs(3));
             Ok::<(), std::io::Error>(())
         })
-        .check_timeout(Duration::from_millis(100));
+        .check_timeout(Duration::from_millis(100))
+        .unwrap();
     let addr = serve(routes().layer(Hardening::strict().health(health))).await;
     let started = std::time::Instant::now();
     let reply = http_get(addr, "/readyz", &[]).await;
@@ -540,7 +541,8 @@ async fn health_endpoints() {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok::<(), std::io::Error>(())
         })
-        .check_timeout(Duration::from_millis(100));
+        .check_timeout(Duration::from_millis(100))
+        .unwrap();
     let hardening = Hardening::strict()
         .allowed_hosts(["api.example.com"])
         .unwrap()
