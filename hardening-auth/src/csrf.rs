@@ -189,8 +189,15 @@ impl Csrf {
         Ok(self)
     }
 
-    /// Logs what would be refused, refuses nothing.
+    /// Logs what would be refused, refuses nothing (logged as a loosening, as a shadow rate
+    /// limit policy is): for trying the check on live traffic before enforcing it.
     pub fn shadow(mut self) -> Self {
+        tracing::warn!(
+            target: "hardening",
+            setting = "Csrf::shadow",
+            "hardening loosened: the CSRF check only logs what it would refuse, and refuses \
+             nothing"
+        );
         self.shadow = true;
         self
     }

@@ -223,9 +223,10 @@ impl Csp {
     /// Removes a directive, including one [`remove_directive`](Self::remove_directive)
     /// refuses, for which it logs a warning. (`default-src` is still required.)
     pub fn dangerous_remove_directive(mut self, name: &str) -> Self {
-        if self.has(name)
-            && let Some((_, why)) = GUARDS.iter().find(|(n, _)| *n == name)
-        {
+        // Also when `remove_directive` took it out first (it is then only in `removed`,
+        // where the build would refuse it): this is what lets it go.
+        let there = self.has(name) || self.removed.iter().any(|n| n == name);
+        if there && let Some((_, why)) = GUARDS.iter().find(|(n, _)| *n == name) {
             warn_loosened(
                 "Csp::dangerous_remove_directive",
                 &format!("Content-Security-Policy without {name}: {why}"),

@@ -1192,6 +1192,22 @@ impl http_body::Body for PanicsAfterOneChunk {
     }
 }
 
+/// A CSRF check in shadow mode refuses nothing: said once, when it is set up, as the other
+/// loosenings are (before, only each request it let through said so).
+#[test]
+fn csrf_in_shadow_mode_is_logged_as_a_loosening() {
+    let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let hardening = Hardening::strict().csrf(hardening_core::auth::Csrf::new().shadow());
+    drop(guard);
+    drop(hardening);
+    let text = captured.text();
+    let loosened: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("hardening loosened") && l.contains("Csrf::shadow"))
+        .collect();
+    assert_eq!(loosened.len(), 1, "{text}");
+}
+
 /// Over TCP: a streamed body that panics after its first chunk is cut off (no final chunk,
 /// nothing of the panic on the wire), and the server goes on serving.
 #[tokio::test]

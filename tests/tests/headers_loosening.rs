@@ -182,6 +182,28 @@ fn report_only_and_script_readable_log_one_warning_each() {
     assert!(warnings.is_empty(), "{warnings:?}");
 }
 
+/// `remove_directive` (refused at build for a guarded directive) then
+/// `dangerous_remove_directive` removed `script-src` without the warning: the first had taken
+/// it out already, and the warning looked only at what was left.
+#[test]
+fn a_guarded_directive_removed_twice_still_logs_its_warning() {
+    let (warnings, set) = loosening_warnings(|| {
+        HeaderPolicy::html()
+            .csp(
+                Csp::html()
+                    .remove_directive("script-src")
+                    .dangerous_remove_directive("script-src"),
+            )
+            .build()
+    });
+    let set = set.expect("the dangerous removal lets the build through");
+    let mut headers = http::HeaderMap::new();
+    set.apply(&Default::default(), &mut headers);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(!csp.contains("script-src"), "{csp}");
+    assert_eq!(warnings, ["Csp::dangerous_remove_directive"]);
+}
+
 /// End to end: a loosened policy in `Hardening` is logged once at start-up, not per request,
 /// and its responses carry the loosened value.
 #[tokio::test]
