@@ -289,11 +289,12 @@ fn count_reported_inside<B>(response: &mut Response<B>) {
     }
 }
 
-/// The 413 for a request whose streamed body the limit cut off, in place of the client error
-/// the service answered (a layer inside may have rewrapped the limit's error, so that the
-/// handler could only say the body "could not be read").
+/// The 413 for a request whose streamed body the limit cut off, in place of the error the
+/// service answered (a layer inside may have rewrapped the limit's error, so that the
+/// handler could only say the body "could not be read"; a 413 may not say the limit).
 /// The events a layer inside logged on the replaced response are counted, and its principal
-/// kept for the access log.
+/// kept for the access log. A 413 a layer inside reported is not reported again: its mark
+/// moves to the new response.
 #[cold]
 #[inline(never)]
 fn body_too_large<F, B, Inner>(
@@ -306,9 +307,18 @@ fn body_too_large<F, B, Inner>(
     if let Some(principal) = replaced.extensions_mut().remove::<PrincipalId>() {
         response.extensions_mut().insert(principal);
     }
+    let event = if replaced.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && reported_at_its_status(&replaced)
+        && let Some(mark) = replaced.extensions_mut().remove::<SecurityEventReported>()
+    {
+        response.extensions_mut().insert(mark);
+        None
+    } else {
+        Some(SecurityEvent::BodyTooLarge)
+    };
     State::Early {
         response: Some(response),
-        event: Some(SecurityEvent::BodyTooLarge),
+        event,
     }
 }
 
@@ -360,14 +370,13 @@ where
 }
 
 impl Post {
-    /// The body limit, if it cut this request's body off and the service answered another
-    /// error than 413 for it (a client error it could only call a bad body, or a server
-    /// error, such as a 500 for the unreadable body or a 502 from an upstream it streamed
-    /// the body to), unless a panic was caught there (reported as such).
+    /// The body limit, if it cut this request's body off and the service answered an error
+    /// for it (a 413 that may not say the limit, a client error it could only call a bad
+    /// body, or a server error, such as a 500 for the unreadable body or a 502 from an
+    /// upstream it streamed the body to), unless a panic was caught there (reported as such).
     fn cut_off_by_body_limit<B>(&self, response: &Response<B>) -> Option<usize> {
         let hit = self.body_limit_hit.as_ref()?;
-        (response.status() != StatusCode::PAYLOAD_TOO_LARGE
-            && hit.load(std::sync::atomic::Ordering::Relaxed)
+        (hit.load(std::sync::atomic::Ordering::Relaxed)
             && response.extensions().get::<CaughtPanic>().is_none())
         .then_some(self.policy.body_limit)
         .flatten()

@@ -7,6 +7,7 @@ use garde::Validate;
 use http::request::Parts;
 
 use crate::error::{validation_problem, with_generic_detail};
+use crate::mapping::describes_rejection_of;
 use crate::{FieldError, Problem, rejection};
 
 /// Extracts `E` (`Json<T>`, `Query<T>` or `Form<T>`) and validates its `T` with garde.
@@ -95,11 +96,12 @@ where
     }
 }
 
-/// The problem for an extractor's rejection, described as the layer would.
+/// The problem for an extractor's rejection, described as the layer would: a 413 (a body
+/// over the limit) with the generic "larger than this service accepts".
 fn rejected(status: http::StatusCode, text: &str) -> Response {
     let problem = Problem::new(status);
     match rejection::describe(text) {
-        Some(detail) if status.is_client_error() => problem.with_detail(detail),
+        Some(detail) if describes_rejection_of(status) => problem.with_detail(detail),
         _ => with_generic_detail(problem),
     }
     .into_response()

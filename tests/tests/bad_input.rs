@@ -68,6 +68,11 @@ fn app() -> Router {
             post(|Valid(Json(_)): Valid<Json<NewUser>>| async { "created" }),
         )
         .route(
+            "/users/validated-small",
+            post(|Valid(Json(_)): Valid<Json<NewUser>>| async { "created" })
+                .layer(DefaultBodyLimit::max(64)),
+        )
+        .route(
             "/users/{id}",
             get(|Path(id): Path<u32>| async move { id.to_string() }),
         )
@@ -264,6 +269,13 @@ fn cases() -> Vec<Case> {
         case("oversized body", "POST", "/upload")
             .typed("application/octet-stream", vec![b'x'; 1024])
             .expect(413, &["larger than this service accepts"]),
+        case(
+            "oversized body to a validated route",
+            "POST",
+            "/users/validated-small",
+        )
+        .json(&format!(r#"{{"name":"{}","age":20}}"#, "a".repeat(100)))
+        .expect(413, &["larger than this service accepts"]),
         case("validation rules broken", "POST", "/users/validated")
             .json(r#"{"name":"ab","age":5}"#)
             .expect(422, &["see `errors`"]),

@@ -687,6 +687,60 @@ async fn streamed_oversized_body_through_nested_hardening_is_413_body_too_large(
     assert_one_413(status, &body, &captured);
 }
 
+#[derive(serde::Deserialize, garde::Validate)]
+struct Upload {
+    #[garde(skip)]
+    _text: String,
+}
+
+/// A chunked body over `Hardening`'s limit to a `Valid<Json<_>>` route, whose 413 said the
+/// body "could not be read", and to a plain `Json` one, whose 413 did not say the limit;
+/// also with a `ProblemLayer` inside that reports the 413 itself: the limit's 413, naming
+/// the limit, and one `body_too_large`, counted once.
+#[test]
+fn a_streamed_oversized_body_to_a_json_route_is_the_limits_413_reported_once() {
+    use hardening_core::errors::{ProblemLayer, Valid};
+    for problem_layer_inside in [false, true] {
+        let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+        let counts = Counts::default();
+        let mut routes = Router::new()
+            .route(
+                "/upload",
+                post(|Valid(axum::Json(_)): Valid<axum::Json<Upload>>| async { "ok" }),
+            )
+            .route(
+                "/plain",
+                post(|axum::Json(_): axum::Json<Upload>| async { "ok" }),
+            );
+        if problem_layer_inside {
+            routes = routes.layer(ProblemLayer::new());
+        }
+        let app = routes.layer(Hardening::strict().body_limit(1_000).unwrap());
+        for path in ["/upload", "/plain"] {
+            let mut req = oversized_streamed();
+            *req.uri_mut() = path.parse().unwrap();
+            let (status, _, body) = recording(&counts, respond(app.clone(), req));
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+            let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                problem["detail"],
+                "the request body is larger than this service accepts (1000 bytes)",
+                "{path}, ProblemLayer inside: {problem_layer_inside}"
+            );
+        }
+        assert_eq!(
+            captured.security_event_names(),
+            ["body_too_large", "body_too_large"],
+            "ProblemLayer inside: {problem_layer_inside}"
+        );
+        assert_eq!(
+            counts.of(),
+            HashMap::from([("body_too_large".to_owned(), 2)]),
+            "ProblemLayer inside: {problem_layer_inside}"
+        );
+    }
+}
+
 /// A rejection text that never arrives: the timeout answers, one `timed_out`.
 #[tokio::test]
 async fn timeout_while_reading_a_rejection_text_is_one_timed_out() {

@@ -77,3 +77,33 @@ async fn readme_demo_rate_limit_answers_429_after_the_burst() {
     );
     assert!(limited.header("retry-after").is_some());
 }
+
+/// `POST /notes` (a `Valid<Json<NewNote>>`) sent a chunked body over the 1 MiB limit: the 413
+/// says the body is too large and what the limit is, not that it "could not be read".
+#[tokio::test]
+async fn an_oversized_chunked_note_is_answered_with_the_body_limit() {
+    let addr = serve(example_quickstart::app()).await;
+    let mut raw = b"POST /notes HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+        content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        .to_vec();
+    for _ in 0..40 {
+        raw.extend_from_slice(b"8000\r\n");
+        raw.extend(std::iter::repeat_n(b' ', 0x8000));
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let reply = exchange(addr, &raw).await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(
+        reply.json()["detail"],
+        "the request body is larger than this service accepts (1048576 bytes)"
+    );
+    assert_eq!(
+        reply.json()["request_id"].as_str(),
+        reply.header("x-request-id")
+    );
+}

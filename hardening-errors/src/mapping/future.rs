@@ -249,20 +249,28 @@ fn wants_reading<B: Body>(parts: &Parts, body: &B) -> Option<Reading> {
     if is_problem_json(parts) {
         return Some(Reading::ForeignProblem);
     }
-    (matches!(
-        parts.status,
-        StatusCode::BAD_REQUEST
-            | StatusCode::UNSUPPORTED_MEDIA_TYPE
-            | StatusCode::UNPROCESSABLE_ENTITY
-    ) && parts
-        .headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain"))
+    (describes_rejection_of(parts.status)
+        && parts
+            .headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"text/plain"))
         && body
             .size_hint()
             .upper()
             .is_some_and(|n| n <= MAX_REJECTION_TEXT as u64))
     .then_some(Reading::RejectionText)
+}
+
+/// Whether a rejection text of this status is described in the problem's detail: one of a
+/// request that does not parse (400, 415, 422). Others get their status's generic detail:
+/// axum's 413 says only that it "failed to buffer the request body", as its 400 does.
+pub(crate) fn describes_rejection_of(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_REQUEST
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNPROCESSABLE_ENTITY
+    )
 }
 
 /// Someone else's problem for a client error, read whole (`body`; `None` when it was too

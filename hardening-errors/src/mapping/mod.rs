@@ -11,6 +11,8 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 pub use body::ProblemBody;
+#[cfg(feature = "validation")]
+pub(crate) use future::describes_rejection_of;
 pub use future::{ResponseFuture, drop_panic_payload, log_panic, panic_response};
 
 use crate::{Problem, RequestContext, RequestId};
