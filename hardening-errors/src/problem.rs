@@ -78,6 +78,8 @@ fn about_blank() -> Cow<'static, str> {
 /// One field-level error of a validation problem.
 ///
 /// `pointer` is a JSON Pointer fragment (RFC 6901) to the field, such as `#/items/0/sku`.
+/// `Valid` builds it from the Rust field names, not serde's renames (`rename_all`), so a
+/// renamed field's pointer does not name its JSON member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     /// Where the bad value is, as `#/path/to/field`.

@@ -1,5 +1,7 @@
 //! `Valid<E>`: extract, then run garde's checks; 422 with field errors when they fail.
 
+use std::fmt::Write as _;
+
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
@@ -17,6 +19,10 @@ use crate::{FieldError, Problem, rejection};
 /// but breaks a rule is answered 422 with a [`VALIDATION_ERROR`](crate::types::VALIDATION_ERROR)
 /// problem listing every broken rule as `{ "pointer": "#/field", "detail": "…" }`, sorted by
 /// pointer.
+///
+/// The pointers follow garde's paths, which use the Rust field names (without `r#`): serde's
+/// `rename` and `rename_all` are not seen. Keep a validated type's JSON names equal to its
+/// field names, or map the pointers to the JSON names.
 ///
 /// ```
 /// use axum::{Json, Router, routing::post};
@@ -111,40 +117,115 @@ fn rejected(status: http::StatusCode, text: &str) -> Response {
 fn invalid(report: garde::Report) -> Response {
     let mut errors: Vec<FieldError> = report
         .iter()
-        .map(|(path, error)| FieldError::new(json_pointer(&path.to_string()), error.message()))
+        .map(|(path, error)| FieldError::new(json_pointer(path), error.message()))
         .collect();
     errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
     validation_problem(errors).into_response()
 }
 
-/// garde's `items[0].sku` → the JSON Pointer fragment `#/items/0/sku` (RFC 6901 escaping).
-fn json_pointer(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 2);
-    out.push('#');
-    for segment in path.split(['.', '[']).filter(|s| !s.is_empty()) {
+/// garde's path `items[0].sku` → the JSON Pointer `#/items/0/sku`, written as a URI fragment
+/// (RFC 6901 §6).
+///
+/// Built from the path's components, not its display string, whose `.` and `[` a map key may
+/// hold too. A field's raw-identifier prefix is dropped (`r#type` → `type`): garde cannot
+/// tell a field from a map key, so a map key spelt like a raw identifier loses it as well.
+fn json_pointer(path: &garde::Path) -> String {
+    use garde::error::Kind;
+    let mut out = String::from("#");
+    // garde's own walk over the components (last first), which its `Display` and `Serialize`
+    // use too. It is doc-hidden, so outside semver: `Cargo.lock` pins garde, and the tests
+    // below pin what it yields.
+    for (kind, component) in path.__iter().rev() {
+        let component = match kind {
+            // A component without a key (an `Option`'s inner value) adds nothing.
+            Kind::None => continue,
+            Kind::Key => component
+                .strip_prefix("r#")
+                .filter(|rest| is_identifier(rest))
+                .unwrap_or(component),
+            Kind::Index => component,
+        };
         out.push('/');
-        let segment = segment.strip_suffix(']').unwrap_or(segment);
-        for c in segment.chars() {
-            match c {
-                '~' => out.push_str("~0"),
-                '/' => out.push_str("~1"),
-                c => out.push(c),
-            }
-        }
+        push_component(&mut out, component);
     }
     out
 }
 
+/// A Rust identifier's characters (after `r#`): letters, digits and `_`, not starting with a
+/// digit.
+fn is_identifier(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| !c.is_ascii_digit())
+        && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// One reference token: `~` and `/` escaped (RFC 6901 §3), then each byte a URI fragment may
+/// not hold percent-encoded (RFC 3986 §3.5: `#`, `%`, space, `[`, non-ASCII, …).
+fn push_component(out: &mut String, component: &str) {
+    for c in component.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c if c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@?".contains(c) => out.push(c),
+            c => {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "%{b:02X}");
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use garde::Path;
+    use garde::error::NoKey;
+
     use super::json_pointer;
 
     #[test]
     fn pointers() {
-        assert_eq!(json_pointer(""), "#");
-        assert_eq!(json_pointer("name"), "#/name");
-        assert_eq!(json_pointer("items[0].sku"), "#/items/0/sku");
-        assert_eq!(json_pointer("[2]"), "#/2");
-        assert_eq!(json_pointer("a/b~c"), "#/a~1b~0c");
+        assert_eq!(json_pointer(&Path::empty()), "#");
+        assert_eq!(json_pointer(&Path::new("name")), "#/name");
+        let sku = Path::new("items").join(0).join("sku");
+        assert_eq!(json_pointer(&sku), "#/items/0/sku");
+        assert_eq!(json_pointer(&Path::new(2)), "#/2");
+        assert_eq!(json_pointer(&Path::new("a/b~c")), "#/a~1b~0c");
+        // An `Option`'s inner value has no key of its own.
+        let inner = Path::new("tags").join(NoKey::default()).join(1);
+        assert_eq!(json_pointer(&inner), "#/tags/1");
+    }
+
+    /// Map keys holding `.` or `[`, which garde's display string also uses between
+    /// components: one reference token each, not split.
+    #[test]
+    fn a_map_key_is_one_reference_token() {
+        let dotted = Path::new("tags").join("a.b").join("v");
+        assert_eq!(json_pointer(&dotted), "#/tags/a.b/v");
+        let bracketed = Path::new("tags").join("x[0]").join("v");
+        assert_eq!(json_pointer(&bracketed), "#/tags/x%5B0%5D/v");
+        let slashed = Path::new("tags").join("a/b~c").join(3);
+        assert_eq!(json_pointer(&slashed), "#/tags/a~1b~0c/3");
+    }
+
+    /// What a URI fragment may not hold is percent-encoded (RFC 6901 §6): `#`, `%`, space,
+    /// quotes, brackets and every byte of a non-ASCII character.
+    #[test]
+    fn a_pointer_is_a_valid_uri_fragment() {
+        let path = Path::new("m").join("a#b%c d\"<é>");
+        assert_eq!(json_pointer(&path), "#/m/a%23b%25c%20d%22%3C%C3%A9%3E");
+        let kept = Path::new("m").join("a-b._!$&'()*+,;=:@?");
+        assert_eq!(json_pointer(&kept), "#/m/a-b._!$&'()*+,;=:@?");
+    }
+
+    /// A raw identifier's field is named without its `r#`.
+    #[test]
+    fn a_raw_identifier_loses_its_prefix() {
+        assert_eq!(json_pointer(&Path::new("r#type")), "#/type");
+        let nested = Path::new("r#match").join(0).join("r#fn");
+        assert_eq!(json_pointer(&nested), "#/match/0/fn");
+        // Not a raw identifier: kept as it is.
+        assert_eq!(json_pointer(&Path::new("r#")), "#/r%23");
+        assert_eq!(json_pointer(&Path::new("r#1a")), "#/r%231a");
     }
 }

@@ -38,6 +38,23 @@ struct NewUser {
     age: u8,
 }
 
+/// Tags by name, a name being any string: `.` and `[` included.
+#[derive(Debug, Deserialize, garde::Validate)]
+#[allow(dead_code)]
+struct Tagged {
+    #[garde(dive)]
+    tags: std::collections::HashMap<String, Tag>,
+    #[garde(length(min = 3))]
+    r#type: String,
+}
+
+#[derive(Debug, Deserialize, garde::Validate)]
+#[allow(dead_code)]
+struct Tag {
+    #[garde(length(max = 3))]
+    v: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)]
 struct Search {
@@ -71,6 +88,10 @@ fn app() -> Router {
             "/users/validated-small",
             post(|Valid(Json(_)): Valid<Json<NewUser>>| async { "created" })
                 .layer(DefaultBodyLimit::max(64)),
+        )
+        .route(
+            "/tags",
+            post(|Valid(Json(_)): Valid<Json<Tagged>>| async { "created" }),
         )
         .route(
             "/users/{id}",
@@ -535,6 +556,40 @@ async fn validation_problem_lists_field_errors() {
         .collect();
     assert_eq!(pointers, ["#/age", "#/name"]);
     assert!(body["errors"][0]["detail"].as_str().unwrap().contains("13"));
+}
+
+/// Pointers into a map whose keys hold `.`, `[` or `/`, and to a raw identifier's field: one
+/// reference token per key (RFC 6901, as a URI fragment), the field without its `r#`.
+#[tokio::test]
+async fn validation_pointers_name_map_keys_and_raw_fields_as_sent() {
+    let body = serde_json::json!({
+        "tags": { "a.b": { "v": "long" }, "x[0]": { "v": "long" }, "c/d": { "v": "long" } },
+        "type": "t",
+    });
+    let req = http::Request::post("/tags")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = app().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let pointers: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "#/tags/a.b/v",
+            "#/tags/c~1d/v",
+            "#/tags/x%5B0%5D/v",
+            "#/type"
+        ],
+        "{body}"
+    );
 }
 
 async fn logs_of(uri: &str) -> (String, String) {
