@@ -164,7 +164,8 @@ const TOKEN_STARTS: [bool; 256] = {
 /// error chain, a panic message).
 ///
 /// What it finds:
-/// - a URL's password: `postgres://app:[redacted]@db`;
+/// - a URL's password, also one holding `/`, `?`, `#` or `@` unencoded:
+///   `postgres://app:[redacted]@db`;
 /// - the value of a secret-looking key (see [`SECRET_NAME_PARTS`]) in `key=value`,
 ///   `key = value`, `key: value`, JSON's `"key": value` and Rust's `Debug` form
 ///   (`password: "[redacted]"`, `api_key: Some("[redacted]")`,
@@ -297,14 +298,22 @@ impl Kind {
 }
 
 /// The password of the URL whose `://` is at `i`: `scheme://user:password@host`.
+///
+/// A password pasted unencoded may hold `/`, `?`, `#` or `@`, so it runs from the first `:`
+/// to the last `@` of the URL (up to whitespace), if the user before that `:` holds none of
+/// them. A `:` and an `@` later in a URL without a password (`https://h:8080/?to=a@b`) hide
+/// more than the password: better than showing one.
 fn url_password(text: &str, i: usize) -> Option<(usize, usize)> {
     let start = i + 3;
     let end = text[start..]
-        .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+        .find(char::is_whitespace)
         .map_or(text.len(), |e| start + e);
-    let authority = &text[start..end];
-    let at = authority.rfind('@')?;
-    let colon = authority[..at].find(':')?;
+    let url = &text[start..end];
+    let colon = url.find(':')?;
+    if url[..colon].contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let at = url.rfind('@').filter(|&at| at > colon)?;
     Some((start + colon + 1, start + at))
 }
 
@@ -826,6 +835,10 @@ mod tests {
             "redis://cache:6379/0"
         );
         assert_eq!(redact_secrets("https://user@host/x"), "https://user@host/x");
+        assert_eq!(
+            redact_secrets("redis://:s3cr3t@cache"),
+            "redis://:[redacted]@cache"
+        );
         assert!(matches!(
             redact_secrets("plain text, a=b"),
             Cow::Borrowed(_)
@@ -840,6 +853,37 @@ mod tests {
             redact_secrets("ø=1 øtoken=2 é Bearer x"),
             "ø=1 øtoken=[redacted] é Bearer [redacted]"
         );
+    }
+
+    /// A password pasted into a URL unencoded, holding `#`, `?`, `/` or `@`: hidden whole
+    /// (the first three once ended the URL's authority, and the rest of it was logged).
+    #[test]
+    fn a_url_password_with_reserved_characters_is_redacted_whole() {
+        for password in [
+            "hunt#er2",
+            "hunt?er2",
+            "hunt/er2",
+            "hunt@er2",
+            "a/b?c#d@e:f",
+        ] {
+            let text = format!("connect postgres://app:{password}@db-7/users failed");
+            assert_eq!(
+                redact_secrets(&text),
+                "connect postgres://app:[redacted]@db-7/users failed",
+                "{password:?}"
+            );
+        }
+        // No password: unchanged.
+        for text in [
+            "GET https://example.com/a:b failed",
+            "GET https://example.com/path?x=a:b failed",
+            "GET https://example.com/path?x=a:b#c@d failed",
+            "mysql://app@db:3306/users",
+            "ssh://git@host:22/repo.git and a:b@c",
+            "http://[::1]:8080/x",
+        ] {
+            assert_eq!(redact_secrets(text), text);
+        }
     }
 
     #[test]
