@@ -128,6 +128,10 @@ impl AuthLayer {
     /// browser then keeps only a `Secure`, `Path=/` cookie set by this very host, so a
     /// subdomain (or a plain-HTTP page on it) cannot plant one that is read first.
     ///
+    /// A cookie's name is read trimmed of ASCII whitespace, as user agents read names
+    /// (RFC 6265 §5.2): `__Host-session =…` is this cookie. A layer in front that opens or
+    /// filters the cookie must recognise it by the same rule.
+    ///
     /// ```
     /// # fn verifier() -> hardening_auth::JwtVerifier {
     /// #     hardening_auth::JwtVerifier::builder()
@@ -268,10 +272,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
     Some(std::str::from_utf8(token).map_or("", str::trim))
 }
 
-/// The value of the first cookie called `name`, read from the bytes of the `Cookie` headers:
-/// another cookie that is not text (a non-ASCII value set by another app or a sibling
-/// subdomain) must not hide this one. Only this cookie's own value must be text; if it is
-/// not, the value is `""`, which fails verification (as a bearer value that is not text).
+/// The value of the first cookie called `name` (names compared trimmed of ASCII whitespace,
+/// see [`AuthLayer::session_cookie`]), read from the bytes of the `Cookie` headers: another
+/// cookie that is not text (a non-ASCII value set by another app or a sibling subdomain)
+/// must not hide this one. Only this cookie's own value must be text; if it is not, the
+/// value is `""`, which fails verification (as a bearer value that is not text).
 fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
@@ -722,6 +727,24 @@ mod tests {
         let lookalike = format!("x__Host-session={}", token(json!({ "sub": "user-1" })));
         let req = request(&[lookalike.as_bytes()]);
         assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED);
+    }
+
+    /// The name rule a layer in front of this one (example-notes' `unseal`) must share:
+    /// names are read trimmed of ASCII whitespace, as user agents read them.
+    #[tokio::test]
+    async fn a_session_cookie_name_is_read_trimmed() {
+        let token = token(json!({ "sub": "user-1" }));
+        for cookie in [
+            format!("__Host-session ={token}"),
+            format!("__Host-session\t= {token}"),
+            format!("a=1; __Host-session = {token} ; b=2"),
+        ] {
+            let req = Request::get("/me")
+                .header(COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(status_of(req).await, StatusCode::OK, "{cookie:?}");
+        }
     }
 
     /// Where `Csrf` and `AuthLayer` meet: a request the CSRF check lets through as a bearer

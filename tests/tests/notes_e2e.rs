@@ -322,6 +322,75 @@ async fn notes_crud_with_a_bearer_token_or_the_session_cookie() {
     assert_problem(&send(addr, "GET", &path, &h, None).await, 404);
 }
 
+/// The session cookie must carry a token the server sealed. `unseal` took the session
+/// cookie by the exact bytes before `=`, `AuthLayer` by the name trimmed:
+/// `__Host-session =<raw JWT>` passed `unseal` unopened and `AuthLayer` read it as the
+/// session.
+#[tokio::test]
+async fn an_unsealed_token_in_the_session_cookie_is_refused() {
+    let app = start("2000").await;
+    let (mallory, _) = user(app.addr, "mallory@example.com").await;
+    for cookie in [
+        format!("__Host-session={mallory}"),
+        format!("__Host-session ={mallory}"),
+        format!("__Host-session\t= {mallory}"),
+        format!("theme=dark; __Host-session ={mallory}"),
+    ] {
+        let reply = send(app.addr, "GET", "/notes", &[("cookie", &cookie)], None).await;
+        assert_eq!(reply.status, 401, "{cookie:?} was accepted: {}", reply.body);
+        assert_problem(&reply, 401);
+    }
+}
+
+/// The consequence of the above: next to Alice's real (sealed) session, a planted unsealed
+/// one was read first (`unseal` put the opened session after the other cookies), so Alice's
+/// writes landed in Mallory's account.
+#[tokio::test]
+async fn a_planted_unsealed_token_does_not_override_the_sealed_session() {
+    let app = start("2000").await;
+    let (mallory, _) = user(app.addr, "mallory@example.com").await;
+    let (alice, alice_cookie) = user(app.addr, "alice@example.com").await;
+    for (n, both) in [
+        format!("{alice_cookie}; __Host-session ={mallory}"),
+        format!("__Host-session ={mallory}; {alice_cookie}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let note = format!(r#"{{"title":"alice's secret {n}","body":"x"}}"#);
+        let same_site = [("cookie", both.as_str()), ("sec-fetch-site", "same-origin")];
+        let created = send(app.addr, "POST", "/notes", &same_site, Some(&note)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let mallorys = send(
+        app.addr,
+        "GET",
+        "/notes",
+        &[("authorization", &bearer(&mallory))],
+        None,
+    )
+    .await;
+    assert_eq!(
+        mallorys.json(),
+        serde_json::json!([]),
+        "Alice's request was authenticated as Mallory"
+    );
+    let alices = send(
+        app.addr,
+        "GET",
+        "/notes",
+        &[("authorization", &bearer(&alice))],
+        None,
+    )
+    .await;
+    assert_eq!(
+        alices.json().as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        alices.body
+    );
+}
+
 #[tokio::test]
 async fn one_user_cannot_reach_another_users_notes() {
     let app = start("2000").await;

@@ -114,12 +114,16 @@ impl Sessions {
     }
 
     /// Opens the sealed session cookie in place, so `AuthLayer` finds the token; a cookie
-    /// that does not open (tampered, old key) is dropped. Other cookies pass unchanged, read
-    /// as bytes from every `Cookie` header: one that is not text (another app's, a sibling
-    /// subdomain's) must not hide the session.
+    /// that does not open (tampered, old key, never sealed) is dropped. Other cookies pass
+    /// unchanged, read as bytes from every `Cookie` header: one that is not text (another
+    /// app's, a sibling subdomain's) must not hide the session.
+    ///
+    /// A piece is the session cookie when its name, trimmed of ASCII whitespace, is
+    /// `__Host-session`: the rule `AuthLayer` reads it by, so any piece it could take for the
+    /// session (`__Host-session =…` too) is one this opened. The first that opens goes
+    /// first, alone; every other is dropped.
     pub fn unseal<B>(&self, mut req: Request<B>) -> Request<B> {
-        let is_session =
-            |piece: &[u8]| piece.split(|b| *b == b'=').next() == Some(SESSION_COOKIE.as_bytes());
+        let is_session = |piece: &[u8]| cookie_name(piece) == SESSION_COOKIE.as_bytes();
         let pieces: Vec<Vec<u8>> = req
             .headers()
             .get_all(COOKIE)
@@ -131,17 +135,21 @@ impl Sessions {
         if !pieces.iter().any(|piece| is_session(piece)) {
             return req;
         }
-        let mut jar = CookieJar::new();
+        let empty = CookieJar::new();
+        let jar = empty.private(&self.cookie_key);
+        let mut open = None;
         let mut others = Vec::new();
         for piece in pieces {
             if !is_session(&piece) {
                 others.push(piece);
-            } else if let Ok(Ok(c)) = String::from_utf8(piece).map(Cookie::parse) {
-                jar.add_original(c);
+            } else if open.is_none() {
+                open = cookie_value(&piece)
+                    .and_then(|value| jar.decrypt(Cookie::new(SESSION_COOKIE, value.to_owned())))
+                    .map(|c| format!("{SESSION_COOKIE}={}", c.value()).into_bytes());
             }
         }
-        if let Some(open) = jar.private(&self.cookie_key).get(SESSION_COOKIE) {
-            others.push(format!("{SESSION_COOKIE}={}", open.value()).into_bytes());
+        if let Some(open) = open {
+            others.insert(0, open);
         }
         req.headers_mut().remove(COOKIE);
         if !others.is_empty()
@@ -151,6 +159,23 @@ impl Sessions {
         }
         req
     }
+}
+
+/// A `Cookie` header piece's name as `AuthLayer` reads it: the bytes before the first `=`
+/// (the whole piece if none), without surrounding ASCII whitespace (RFC 6265 §5.2: user
+/// agents trim names too).
+fn cookie_name(piece: &[u8]) -> &[u8] {
+    piece
+        .split(|b| *b == b'=')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+}
+
+/// A piece's value as text, without surrounding ASCII whitespace; none without `=`.
+fn cookie_value(piece: &[u8]) -> Option<&str> {
+    let eq = piece.iter().position(|b| *b == b'=')?;
+    std::str::from_utf8(piece.get(eq + 1..)?.trim_ascii()).ok()
 }
 
 #[cfg(test)]
@@ -183,6 +208,52 @@ mod tests {
         }
     }
 
+    /// `unseal` took only `__Host-session=` (exact bytes) for the session, `AuthLayer` reads
+    /// names trimmed: `__Host-session =<token>` passed unopened and was read as the session,
+    /// before the sealed one. Every spelling `AuthLayer` reads is opened or dropped.
+    #[test]
+    fn a_session_cookie_is_opened_or_dropped_whatever_its_spacing() {
+        let s = Sessions::new(&[7; 32], &[9; 32]);
+        let set = s.cookie("the.real.token").unwrap();
+        let sealed = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+        let value = sealed.split_once('=').unwrap().1;
+        let cookies = |header: &str| {
+            let req = Request::get("/").header(COOKIE, header).body(()).unwrap();
+            let req = s.unseal(req);
+            req.headers()
+                .get(COOKIE)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        for planted in [
+            "__Host-session =plain.jwt.token",
+            "__Host-session\t=plain.jwt.token",
+            "__Host-session = plain.jwt.token",
+            "__Host-session=plain.jwt.token",
+            "__Host-session",
+        ] {
+            assert_eq!(cookies(planted), None, "{planted:?}");
+            let opened = Some("__Host-session=the.real.token; theme=dark".to_owned());
+            assert_eq!(
+                cookies(&format!("theme=dark; {sealed}; {planted}")),
+                opened,
+                "{planted:?}"
+            );
+            assert_eq!(
+                cookies(&format!("{planted}; theme=dark; {sealed}")),
+                opened,
+                "{planted:?}"
+            );
+        }
+        // A sealed one under a spaced name opens too (`AuthLayer` would read it).
+        assert_eq!(
+            cookies(&format!("__Host-session = {value}")).as_deref(),
+            Some("__Host-session=the.real.token")
+        );
+        // Another name is another cookie.
+        let other = "x__Host-session=plain.jwt.token";
+        assert_eq!(cookies(other).as_deref(), Some(other));
+    }
+
     #[test]
     fn sealed_cookies_open_only_with_their_key() {
         let s = Sessions::new(&[7; 32], &[9; 32]);
@@ -203,7 +274,7 @@ mod tests {
             .as_ref()
             .and_then(|r| r.headers().get(COOKIE))
             .and_then(|v| v.to_str().ok());
-        assert_eq!(cookie, Some("theme=dark; __Host-session=the.jwt.token"));
+        assert_eq!(cookie, Some("__Host-session=the.jwt.token; theme=dark"));
         // Another key cannot open it: the session is dropped, the rest kept.
         let other = Sessions::new(&[7; 32], &[1; 32]);
         let req = Request::get("/").header(COOKIE, sealed).body(()).ok();
@@ -225,7 +296,7 @@ mod tests {
             .map(|v| v.as_bytes().to_vec());
         assert_eq!(
             cookie.as_deref(),
-            Some("pref=café; __Host-session=the.jwt.token".as_bytes())
+            Some("__Host-session=the.jwt.token; pref=café".as_bytes())
         );
     }
 }
