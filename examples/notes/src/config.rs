@@ -45,6 +45,9 @@ pub enum ConfigError {
          (e.g. `openssl rand -base64 18`)"
     )]
     AdminPassword(&'static str),
+    /// `ADMIN_PASSWORD` could not be hashed at start-up.
+    #[error("ADMIN_PASSWORD could not be hashed: {0}")]
+    AdminPasswordHash(hardening_core::auth::PasswordError),
     /// The JWT key was refused by the verifier (low entropy, say).
     #[error("JWT_SECRET is not a usable HMAC key: {0}")]
     JwtKey(#[from] hardening_core::auth::KeyError),

@@ -58,28 +58,40 @@ pub struct AppState {
 /// with no usable hash).
 struct Admin {
     email: String,
-    password: String,
-    /// The argon2id hash of `password`, made on first use (hashing is async; start-up is not).
-    hash: tokio::sync::OnceCell<String>,
+    /// The argon2id hash of `ADMIN_PASSWORD`, made at start-up: made on the first login
+    /// instead, that login took one hash longer and told the address apart.
+    hash: String,
 }
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admin")
             .field("email", &self.email)
-            .field("password", &"<redacted>")
             .finish_non_exhaustive()
     }
 }
 
 impl Admin {
-    /// The configured password's hash, to verify logins against.
-    async fn hash(&self, passwords: &Passwords) -> Result<&str, Error> {
-        self.hash
-            .get_or_try_init(|| passwords.hash(self.password.as_bytes()))
-            .await
-            .map(String::as_str)
-            .map_err(Error::internal)
+    /// The account for `email` and `password`, hashed now. `Passwords` hashes on a runtime's
+    /// blocking pool and this runs in synchronous start-up, maybe on a runtime thread: the
+    /// hash is made on a thread of its own, with a runtime of its own, and waited for.
+    fn new(email: &str, password: &str, passwords: &Passwords) -> Result<Self, ConfigError> {
+        let hash = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .map_err(|_| PasswordError::Internal)?
+                        .block_on(passwords.hash(password.as_bytes()))
+                })
+                .join()
+                .unwrap_or(Err(PasswordError::Internal))
+        })
+        .map_err(ConfigError::AdminPasswordHash)?;
+        Ok(Self {
+            email: email.to_owned(),
+            hash,
+        })
     }
 }
 
@@ -150,22 +162,18 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         // Ours all carry a `jti` (the denylist's key): one without could not be revoked.
         .require_jti()
         .build()?;
+    let passwords = Passwords::new();
     let admin = config::admin_account(
         config.admin_email.as_deref(),
         config.admin_password.as_deref(),
     )?
-    .map(|(email, password)| {
-        Arc::new(Admin {
-            email: email.to_owned(),
-            password: password.to_owned(),
-            hash: tokio::sync::OnceCell::new(),
-        })
-    });
+    .map(|(email, password)| Admin::new(email, password, &passwords).map(Arc::new))
+    .transpose()?;
     let denylist = Arc::new(MemoryDenylist::new(100_000));
     let sessions = Sessions::new(&config.jwt_secret, &config.cookie_key);
     let state = AppState {
         db,
-        passwords: Passwords::new(),
+        passwords,
         sessions: sessions.clone(),
         throttle: Arc::new(LoginThrottle::new()),
         denylist: denylist.clone(),
@@ -329,7 +337,7 @@ async fn login(
     // The admin address logs in with the configured password only, whatever its row holds.
     let admin = state.admin.as_deref().filter(|admin| admin.email == email);
     let expected = match admin {
-        Some(admin) => Some(admin.hash(&state.passwords).await?),
+        Some(admin) => Some(admin.hash.as_str()),
         None => stored.as_ref().map(|(_, h)| h.as_str()),
     };
     let verdict = state
@@ -560,6 +568,20 @@ mod tests {
             .unwrap()
     }
 
+    /// The admin's first login hashed `ADMIN_PASSWORD` (one hash more than any other login,
+    /// which told the address apart). It is hashed as the app is built, which `main` and the
+    /// tests do inside a runtime.
+    #[tokio::test]
+    async fn the_admin_password_is_hashed_as_the_app_is_built() {
+        let passwords = Passwords::new();
+        let password = "the configured admin passphrase";
+        let hash = Admin::new("admin@example.com", password, &passwords)
+            .unwrap()
+            .hash;
+        let verdict = passwords.verify(password.as_bytes(), Some(&hash)).await;
+        assert_eq!(verdict, Ok(Verification::Valid));
+    }
+
     /// Registration answers alike for a new, a taken and the admin's address, and must take
     /// the same time too. It did not: a new address committed an INSERT (a WAL write and
     /// its fsync: 187 µs median here), a taken one failed its INSERT and wrote nothing
@@ -579,8 +601,7 @@ mod tests {
             denylist: Arc::new(MemoryDenylist::new(16)),
             admin: Some(Arc::new(Admin {
                 email: "admin@example.com".to_owned(),
-                password: "the configured admin passphrase".to_owned(),
-                hash: tokio::sync::OnceCell::new(),
+                hash: "!".to_owned(),
             })),
         };
         for (email, password, what) in [
