@@ -198,6 +198,59 @@ async fn registration_and_login_follow_the_contract() {
     assert_eq!(strip(&wrong), strip(&unknown));
 }
 
+/// The same password typed on two keyboards: `é` precomposed (NFC, U+00E9) and decomposed
+/// (NFD, `e` + U+0301). The app hashed the raw bytes, so a user who registered on one device
+/// could not log in from another. Passwords are NFKC-normalised (NIST SP 800-63B
+/// §5.1.1.2), `ADMIN_PASSWORD` too; NFKC also merges compatibility forms (`ﬁ` and `fi`).
+#[tokio::test]
+async fn a_password_logs_in_whatever_its_unicode_normalisation() {
+    let notes = TempNotes::new(
+        "e2e-nfkc",
+        &[
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", "l'admin a un s\u{e9}cret"),
+        ],
+    );
+    let addr = notes.serve().await;
+    // JSON escapes, so the bytes on the wire are the ones meant.
+    let nfc = r"mot de passe s\u00e9cret";
+    let nfd = r"mot de passe se\u0301cret";
+    let body = format!(r#"{{"email":"zoe@example.com","password":"{nfc}"}}"#);
+    let registered = send(addr, "POST", "/auth/register", &[], Some(&body)).await;
+    assert_eq!(registered.status, 202, "{}", registered.body);
+    assert_eq!(login(addr, "zoe@example.com", nfc).await.status, 200);
+    let other_form = login(addr, "zoe@example.com", nfd).await;
+    assert_eq!(
+        other_form.status, 200,
+        "the NFD spelling of the registered NFC password was refused: {}",
+        other_form.body
+    );
+    let body = format!(r#"{{"email":"yan@example.com","password":"{nfd}"}}"#);
+    assert_eq!(
+        send(addr, "POST", "/auth/register", &[], Some(&body))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(login(addr, "yan@example.com", nfc).await.status, 200);
+    let body = r#"{"email":"fi@example.com","password":"a fine long passphrase"}"#;
+    assert_eq!(
+        send(addr, "POST", "/auth/register", &[], Some(body))
+            .await
+            .status,
+        202
+    );
+    let ligature = r"a \ufb01ne long passphrase";
+    assert_eq!(login(addr, "fi@example.com", ligature).await.status, 200);
+    // A different password is still refused.
+    assert_problem(
+        &login(addr, "zoe@example.com", r"mot de passe secret!").await,
+        401,
+    );
+    let admin = login(addr, "admin@example.com", r"l'admin a un se\u0301cret").await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+}
+
 /// One API, one pointer shape: the hand-written password errors use `Valid`'s RFC 6901
 /// fragment form (`#/email`), so a client reads every `errors[].pointer` alike.
 #[tokio::test]

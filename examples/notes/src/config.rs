@@ -184,7 +184,7 @@ pub(crate) fn admin_account<'a>(
                     expected: "an email address such as admin@example.com",
                 });
             }
-            if let Some(rule) = crate::weak_password(password) {
+            if let Some(rule) = crate::weak_password(&crate::normalised(password)) {
                 return Err(ConfigError::AdminPassword(rule));
             }
             Ok(Some((email, password)))

@@ -58,8 +58,8 @@ pub struct AppState {
 /// with no usable hash).
 struct Admin {
     email: String,
-    /// The argon2id hash of `ADMIN_PASSWORD`, made at start-up: made on the first login
-    /// instead, that login took one hash longer and told the address apart.
+    /// The argon2id hash of the (normalised) `ADMIN_PASSWORD`, made at start-up: made on the
+    /// first login instead, that login took one hash longer and told the address apart.
     hash: String,
 }
 
@@ -76,6 +76,7 @@ impl Admin {
     /// blocking pool and this runs in synchronous start-up, maybe on a runtime thread: the
     /// hash is made on a thread of its own, with a runtime of its own, and waited for.
     fn new(email: &str, password: &str, passwords: &Passwords) -> Result<Self, ConfigError> {
+        let password = normalised(password);
         let hash = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
@@ -261,6 +262,16 @@ fn weak_password(password: &str) -> Option<&'static str> {
     }
 }
 
+/// `password` in Unicode NFKC, as NIST SP 800-63B (§5.1.1.2) advises: one password
+/// whatever keyboard or input method typed it (`é` precomposed or as `e` and an accent,
+/// full-width letters from a CJK input method). NFKC rather than NFC so the compatibility
+/// forms count too; what it merges (`ﬁ` and `fi`, `²` and `2`) costs a password next to no
+/// strength. Register, login and `ADMIN_PASSWORD` all go through it before any check or hash.
+fn normalised(password: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    password.nfkc().collect()
+}
+
 fn unprocessable(pointer: &str, detail: &str) -> Error {
     Error::Validation(vec![FieldError::new(pointer, detail)])
 }
@@ -280,13 +291,14 @@ async fn register(
     State(state): State<AppState>,
     Valid(Json(new)): Valid<Json<Credentials>>,
 ) -> Result<Response, Error> {
-    if let Some(rule) = weak_password(&new.password) {
+    let password = normalised(&new.password);
+    if let Some(rule) = weak_password(&password) {
         return Err(unprocessable("#/password", rule));
     }
     let email = new.email.to_ascii_lowercase();
     let hash = state
         .passwords
-        .hash(new.password.as_bytes())
+        .hash(password.as_bytes())
         .await
         .map_err(password_error)?;
     // The admin account comes from configuration, never from signing up: its row exists
@@ -342,7 +354,7 @@ async fn login(
     };
     let verdict = state
         .passwords
-        .verify(creds.password.as_bytes(), expected)
+        .verify(normalised(&creds.password).as_bytes(), expected)
         .await;
     let id = match (verdict, stored) {
         (Ok(Verification::Valid), Some((id, _))) => id,
@@ -570,15 +582,16 @@ mod tests {
 
     /// The admin's first login hashed `ADMIN_PASSWORD` (one hash more than any other login,
     /// which told the address apart). It is hashed as the app is built, which `main` and the
-    /// tests do inside a runtime.
+    /// tests do inside a runtime, and normalised as logins are.
     #[tokio::test]
     async fn the_admin_password_is_hashed_as_the_app_is_built() {
         let passwords = Passwords::new();
-        let password = "the configured admin passphrase";
-        let hash = Admin::new("admin@example.com", password, &passwords)
+        let nfd = "l'admin a un se\u{301}cret";
+        let hash = Admin::new("admin@example.com", nfd, &passwords)
             .unwrap()
             .hash;
-        let verdict = passwords.verify(password.as_bytes(), Some(&hash)).await;
+        let nfc = normalised("l'admin a un s\u{e9}cret");
+        let verdict = passwords.verify(nfc.as_bytes(), Some(&hash)).await;
         assert_eq!(verdict, Ok(Verification::Valid));
     }
 
