@@ -592,6 +592,55 @@ async fn logout_revokes_the_token_and_clears_the_cookie() {
     assert_problem(&send(app.addr, "GET", "/notes/1", &h, None).await, 401);
 }
 
+/// Logout with a session cookie whose token is no longer accepted (revoked by a logout
+/// elsewhere, expired, invalid) answered 401 and left the cookie in the browser. It clears
+/// the cookie whatever the token.
+#[tokio::test]
+async fn logout_with_a_dead_session_still_clears_the_cookie() {
+    let app = start("2000").await;
+    let (token, cookie) = user(app.addr, "lou@example.com").await;
+    let auth = bearer(&token);
+    let first = send(
+        app.addr,
+        "POST",
+        "/auth/logout",
+        &[("authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(first.status, 204, "{}", first.body);
+    // The browser still holds the cookie (that answer went to another client). An expired
+    // session, a made-up cookie and a bad bearer token are dead too.
+    let now = now();
+    let expired = app.mint(serde_json::json!({
+        "sub": subject_of(&token), "iat": now - 800, "exp": now - 600, "jti": "expired",
+    }));
+    let config = &app.notes.config;
+    let expired = example_notes::Sessions::new(&config.jwt_secret, &config.cookie_key)
+        .cookie(&expired)
+        .unwrap();
+    let expired = expired.to_str().unwrap().split(';').next().unwrap();
+    for headers in [
+        [("cookie", cookie.as_str())],
+        [("cookie", expired)],
+        [("cookie", "__Host-session=not-sealed")],
+        [("authorization", "Bearer not.a.token")],
+        [("authorization", auth.as_str())],
+    ] {
+        let again = send(app.addr, "POST", "/auth/logout", &headers, None).await;
+        assert_eq!(again.status, 204, "{headers:?}: {}", again.body);
+        assert!(
+            again
+                .header("set-cookie")
+                .is_some_and(|c| c.starts_with("__Host-session=;") && c.contains("Max-Age=0")),
+            "{headers:?}: no clearing Set-Cookie"
+        );
+        assert_eq!(again.header("clear-site-data"), Some("\"cookies\""));
+        // Dead indeed: refused as a credential.
+        assert_problem(&send(app.addr, "GET", "/notes", &headers, None).await, 401);
+    }
+}
+
 /// One account logging in and out in a loop filled the denylist (100 000 entries), after
 /// which nobody could log out. Past a few per user, its revocations now merge by `sub` and
 /// `iat`, which logout passes along: every token it logged out stays refused, its session
@@ -678,7 +727,8 @@ async fn logout_revokes_a_token_whatever_number_its_exp_is() {
 
 /// A token with no `jti` cannot be put on the denylist: logout answered 204 and the token
 /// stayed valid. The app's verifier requires a `jti` (`require_jti`): such a token (or one
-/// with an empty `jti`) is refused everywhere, logout included, never left valid.
+/// with an empty `jti`) is refused everywhere, never left valid; logout treats it as any
+/// dead token (nothing to revoke, the cookie cleared).
 #[tokio::test]
 async fn a_token_it_could_not_revoke_is_refused() {
     let app = start("2000").await;
@@ -696,8 +746,9 @@ async fn a_token_it_could_not_revoke_is_refused() {
         let notes = send(app.addr, "GET", "/notes", &h, None).await;
         assert_problem(&notes, 401);
         let out = send(app.addr, "POST", "/auth/logout", &h, None).await;
-        assert_problem(&out, 401);
-        assert!(!out.body.contains("jti"), "nothing internal: {}", out.body);
+        assert_eq!(out.status, 204, "{}", out.body);
+        assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+        assert_problem(&send(app.addr, "GET", "/notes", &h, None).await, 401);
     }
 }
 

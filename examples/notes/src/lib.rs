@@ -397,16 +397,24 @@ fn throttled(retry_after: Duration) -> Error {
 }
 
 /// Ends the session: the token is revoked for as long as it could be accepted, the cookie
-/// is cleared. Without a valid token there is only the cookie to clear.
-async fn logout(State(state): State<AppState>, user: Option<Authenticated>) -> Response {
-    if let Some(user) = user {
-        let revoked = match revocation(&user.claims) {
-            Ok((token, until)) => state.denylist.revoke(token, until).await,
-            Err(e) => return e.into_response(),
-        };
-        if let Err(e) = revoked {
-            return Error::internal(e).into_response();
+/// is cleared. Without a valid token (none, or one revoked, expired or invalid) there is only
+/// the cookie to clear: still a 204 that clears it. A 503 if the denylist cannot be asked
+/// (the token may be live: a 204 would say it was ended).
+async fn logout(State(state): State<AppState>, user: Result<Authenticated, Response>) -> Response {
+    match user {
+        Ok(user) => {
+            let revoked = match revocation(&user.claims) {
+                Ok((token, until)) => state.denylist.revoke(token, until).await,
+                Err(e) => return e.into_response(),
+            };
+            if let Err(e) = revoked {
+                return Error::internal(e).into_response();
+            }
         }
+        // The denylist is down (503), or no `AuthLayer` (500).
+        Err(refusal) if refusal.status().is_server_error() => return refusal,
+        // 401: nothing to revoke.
+        Err(_) => {}
     }
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, Sessions::clear_cookie());
