@@ -12,12 +12,13 @@ pub struct IdorRoutes {
     /// `POST` path that creates a resource, and its JSON body.
     pub create: (String, String),
     /// JSON Pointer to the new resource's id in the create response (for example `/id`).
+    /// The list is searched for the id under its last segment's name (and `id`).
     pub id_pointer: String,
     /// The resource's path with `{id}` where the id goes (for example `/notes/{id}`).
     pub item: String,
     /// A JSON body for `PUT` on the item.
     pub update: String,
-    /// The path that lists the caller's resources, if any.
+    /// The path that lists the caller's resources, if any; it must answer a 2xx JSON body.
     pub list: Option<String>,
 }
 
@@ -33,7 +34,10 @@ pub type Credentials = (HeaderName, HeaderValue);
 /// Proves that what `owner` creates cannot be read, changed, listed or deleted by `other`,
 /// and that `other` cannot tell it exists: for GET, PUT and DELETE of the item `other` must
 /// get 404, answered exactly as the same request for an id that does not exist; the item's
-/// id must not be in `other`'s list; and afterwards the owner must still read it unchanged.
+/// id must not be in `other`'s list (which must answer a 2xx JSON body, searched at any
+/// depth for the id as the value of a member named `id` or named by the last segment of
+/// [`IdorRoutes::id_pointer`]: `note_id` for `/note_id`); and afterwards the owner must
+/// still read it unchanged.
 ///
 /// "Exactly as" compares the two answers' status, body and headers, leaving out what
 /// differs per request by design: the `request_id` member and the request id wherever it
@@ -155,8 +159,16 @@ where
     }
     if let Some(list) = &routes.list {
         let listed = send(&other, Method::GET, list, None).await?;
-        let listed: Value = serde_json::from_str(&listed.body).unwrap_or(Value::Null);
-        if contains_id(&listed, &id) {
+        let json = serde_json::from_str::<Value>(&listed.body).ok();
+        let Some(listed) = json.filter(|_| listed.status.is_success()) else {
+            return Err(IdorFinding(format!(
+                "another principal's GET {list} answered {}, not a 2xx JSON body, so whether \
+                 it lists id {id} is unknown: {}",
+                listed.status, listed.body
+            )));
+        };
+        let member = id_member(&routes.id_pointer);
+        if contains_id(&listed, &id, member.as_deref()) {
             return Err(IdorFinding(format!(
                 "another principal's {list} lists id {id}"
             )));
@@ -594,12 +606,21 @@ fn made_up_id(id: &str) -> String {
     }
 }
 
-fn contains_id(value: &Value, id: &str) -> bool {
+/// The member name the id is under: the last segment of `id_pointer` (`note_id` for
+/// `/data/note_id`), unescaped (RFC 6901); none for the whole document (`""`).
+fn id_member(id_pointer: &str) -> Option<String> {
+    let (_, last) = id_pointer.rsplit_once('/')?;
+    Some(last.replace("~1", "/").replace("~0", "~"))
+}
+
+/// Whether `value` holds `id` anywhere under a member named `id` or `member`.
+fn contains_id(value: &Value, id: &str, member: Option<&str>) -> bool {
     match value {
-        Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| (k == "id" && id_eq(v, id)) || contains_id(v, id)),
-        Value::Array(items) => items.iter().any(|v| contains_id(v, id)),
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            ((k == "id" || Some(k.as_str()) == member) && id_eq(v, id))
+                || contains_id(v, id, member)
+        }),
+        Value::Array(items) => items.iter().any(|v| contains_id(v, id, member)),
         _ => false,
     }
 }
@@ -1182,5 +1203,22 @@ mod tests {
         assert_eq!(made_up_id("note_Zz9"), "opuf_Aa0");
         assert_eq!(made_up_id("18446744073709551615"), "29557855184810662726");
         assert_eq!(made_up_id("--"), "--0");
+    }
+
+    /// The list was searched for the id under `id` only: a list of every user's
+    /// `{"note_id": …}` passed.
+    #[test]
+    fn the_list_is_searched_under_the_id_pointer_s_member() {
+        assert_eq!(id_member("/id").as_deref(), Some("id"));
+        assert_eq!(id_member("/data/note_id").as_deref(), Some("note_id"));
+        assert_eq!(id_member("/a~1b~0c").as_deref(), Some("a/b~c"));
+        assert_eq!(id_member(""), None);
+        let list = serde_json::json!({ "items": [{ "note_id": 7, "owner_id": 3 }] });
+        assert!(contains_id(&list, "7", Some("note_id")));
+        assert!(!contains_id(&list, "7", Some("id")));
+        assert!(!contains_id(&list, "3", Some("note_id")));
+        let list = serde_json::json!([{ "id": "7" }]);
+        assert!(contains_id(&list, "7", Some("note_id")));
+        assert!(contains_id(&list, "7", None));
     }
 }

@@ -228,3 +228,146 @@ async fn a_revoked_token_loads_nothing_through_owned_alone() {
         r#"Bearer error="invalid_token""#
     );
 }
+
+/// [`app`] with another `GET /notes`, whose answer the probe must check.
+fn app_listing(list: axum::routing::MethodRouter<Db>) -> Router {
+    Router::new()
+        .route("/notes", list.post(create))
+        .route("/notes/{id}", get(show).put(update).delete(remove))
+        .with_state(Db::default())
+        .layer(AuthLayer::new(verifier()))
+        .layer(Hardening::strict())
+}
+
+/// A list the probe cannot read (not JSON, or not a 2xx) was read as `null`, which lists no
+/// id: the probe passed without having checked the list.
+#[tokio::test]
+async fn the_probe_reports_a_list_it_cannot_read() {
+    let lists = [
+        get(|| async { "alice's secret" }),
+        get(|| async { Error::Forbidden }),
+        get(|| async { (http::StatusCode::NOT_FOUND, Json(serde_json::json!([]))) }),
+    ];
+    for list in lists {
+        let finding = idor_probe(app_listing(list), bearer("alice"), bearer("bob"), &routes())
+            .await
+            .unwrap_err();
+        assert!(finding.0.contains("not a 2xx JSON body"), "{finding}");
+    }
+    // A 2xx JSON list that does not hold the id passes.
+    let empty = get(|| async { Json(serde_json::json!({ "items": [] })) });
+    idor_probe(
+        app_listing(empty),
+        bearer("alice"),
+        bearer("bob"),
+        &routes(),
+    )
+    .await
+    .unwrap();
+}
+
+/// `idor_probe` looked for the item's id in the list under members named `id` only, not
+/// where `IdorRoutes::id_pointer` says it lives: a resource whose id is `note_id` and a list
+/// route that returns every user's notes (the IDOR the list check exists for) passed.
+mod probe_list {
+    use super::*;
+
+    #[derive(Clone, Serialize)]
+    struct Entry {
+        note_id: u64,
+        #[serde(skip)]
+        owner: String,
+        title: String,
+    }
+
+    #[derive(Clone, Default)]
+    struct Entries(Arc<Mutex<BTreeMap<u64, Entry>>>);
+
+    impl OwnedResource for Entry {
+        type Id = u64;
+        type Store = Entries;
+        async fn load_owned(db: &Entries, owner: &str, id: u64) -> Result<Option<Entry>, Error> {
+            let db = db.0.lock().unwrap();
+            Ok(db.get(&id).filter(|n| n.owner == owner).cloned())
+        }
+    }
+
+    async fn create(
+        State(db): State<Entries>,
+        user: Authenticated,
+        Json(new): Json<NewNote>,
+    ) -> Json<Entry> {
+        let mut db = db.0.lock().unwrap();
+        let note = Entry {
+            note_id: db.len() as u64 + 1,
+            owner: user.principal.subject,
+            title: new.title,
+        };
+        db.insert(note.note_id, note.clone());
+        Json(note)
+    }
+
+    /// The bug under test: every user's notes, not the caller's.
+    async fn list_everyones(State(db): State<Entries>, _user: Authenticated) -> Json<Vec<Entry>> {
+        Json(db.0.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn list_own(State(db): State<Entries>, user: Authenticated) -> Json<Vec<Entry>> {
+        let db = db.0.lock().unwrap();
+        let own = db.values().filter(|n| n.owner == user.principal.subject);
+        Json(own.cloned().collect())
+    }
+
+    async fn show(Owned(note): Owned<Entry>) -> Json<Entry> {
+        Json(note)
+    }
+
+    async fn update(
+        State(db): State<Entries>,
+        Owned(note): Owned<Entry>,
+        Json(new): Json<NewNote>,
+    ) -> Json<Entry> {
+        let updated = Entry {
+            title: new.title,
+            ..note
+        };
+        db.0.lock()
+            .unwrap()
+            .insert(updated.note_id, updated.clone());
+        Json(updated)
+    }
+
+    async fn remove(State(db): State<Entries>, Owned(note): Owned<Entry>) -> http::StatusCode {
+        db.0.lock().unwrap().remove(&note.note_id);
+        http::StatusCode::NO_CONTENT
+    }
+
+    fn app(everyones: bool) -> Router {
+        let list = if everyones {
+            get(list_everyones)
+        } else {
+            get(list_own)
+        };
+        Router::new()
+            .route("/notes", list.post(create))
+            .route("/notes/{id}", get(show).put(update).delete(remove))
+            .with_state(Entries::default())
+            .layer(AuthLayer::new(verifier()))
+            .layer(Hardening::strict())
+    }
+
+    #[tokio::test]
+    async fn the_probe_catches_a_list_that_shows_everyones_notes() {
+        let routes = IdorRoutes {
+            id_pointer: "/note_id".into(),
+            ..routes()
+        };
+        idor_probe(app(false), bearer("alice"), bearer("bob"), &routes)
+            .await
+            .unwrap();
+        let finding = idor_probe(app(true), bearer("alice"), bearer("bob"), &routes)
+            .await
+            .unwrap_err();
+        assert!(finding.0.contains("/notes lists id 1"), "{finding}");
+    }
+}
