@@ -537,23 +537,29 @@ async fn wrong_method_keeps_allow_header() {
     assert_eq!(res.headers()["allow"], "POST");
 }
 
-#[tokio::test]
-async fn validation_problem_lists_field_errors() {
-    let req = http::Request::post("/users/validated")
+/// POSTs `json` to `path`, expecting a 422: its problem, and its errors' pointers.
+async fn validation_problem(path: &str, json: &str) -> (serde_json::Value, Vec<String>) {
+    let req = http::Request::post(path)
         .header("content-type", "application/json")
-        .body(Body::from(r#"{"name":"ab","age":5}"#))
+        .body(Body::from(json.to_owned()))
         .unwrap();
     let res = app().oneshot(req).await.unwrap();
     assert_eq!(res.status(), 422);
     let body: serde_json::Value =
         serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert_eq!(body["type"], hardening_errors::types::VALIDATION_ERROR);
-    let pointers: Vec<&str> = body["errors"]
+    let pointers = body["errors"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
+        .map(|e| e["pointer"].as_str().unwrap().to_owned())
         .collect();
+    (body, pointers)
+}
+
+#[tokio::test]
+async fn validation_problem_lists_field_errors() {
+    let (body, pointers) = validation_problem("/users/validated", r#"{"name":"ab","age":5}"#).await;
+    assert_eq!(body["type"], hardening_errors::types::VALIDATION_ERROR);
     assert_eq!(pointers, ["#/age", "#/name"]);
     assert!(body["errors"][0]["detail"].as_str().unwrap().contains("13"));
 }
@@ -566,20 +572,7 @@ async fn validation_pointers_name_map_keys_and_raw_fields_as_sent() {
         "tags": { "a.b": { "v": "long" }, "x[0]": { "v": "long" }, "c/d": { "v": "long" } },
         "type": "t",
     });
-    let req = http::Request::post("/tags")
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let res = app().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), 422);
-    let body: serde_json::Value =
-        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    let pointers: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["pointer"].as_str().unwrap())
-        .collect();
+    let (body, pointers) = validation_problem("/tags", &body.to_string()).await;
     assert_eq!(
         pointers,
         [

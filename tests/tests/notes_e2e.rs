@@ -94,6 +94,17 @@ async fn user(addr: SocketAddr, email: &str) -> (String, String) {
     (token, cookie)
 }
 
+/// `send` with `Authorization: <auth>` (a `bearer(..)` value).
+async fn send_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: &str,
+    body: Option<&str>,
+) -> Reply {
+    send(addr, method, path, &[("authorization", auth)], body).await
+}
+
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -487,24 +498,10 @@ async fn admin_listing_needs_the_admin_role() {
     let as_user = bearer(&user_token);
     let as_admin = bearer(&admin_token);
     assert_problem(
-        &send(
-            app.addr,
-            "GET",
-            "/admin/users",
-            &[("authorization", &as_user)],
-            None,
-        )
-        .await,
+        &send_as(app.addr, "GET", "/admin/users", &as_user, None).await,
         403,
     );
-    let users = send(
-        app.addr,
-        "GET",
-        "/admin/users",
-        &[("authorization", &as_admin)],
-        None,
-    )
-    .await;
+    let users = send_as(app.addr, "GET", "/admin/users", &as_admin, None).await;
     assert_eq!(users.status, 200);
     let list = users.json();
     let emails: Vec<&str> = list
@@ -566,14 +563,7 @@ async fn an_admin_address_registered_earlier_is_bound_to_the_configuration() {
     let admin = login(addr, "admin@example.com", ADMIN_PASSWORD).await;
     assert_eq!(admin.status, 200, "{}", admin.body);
     let token = bearer(admin.json()["access_token"].as_str().unwrap());
-    let listing = send(
-        addr,
-        "GET",
-        "/admin/users",
-        &[("authorization", &token)],
-        None,
-    )
-    .await;
+    let listing = send_as(addr, "GET", "/admin/users", &token, None).await;
     assert_eq!(listing.status, 200, "{}", listing.body);
 }
 
@@ -600,14 +590,7 @@ async fn logout_with_a_dead_session_still_clears_the_cookie() {
     let app = start("2000").await;
     let (token, cookie) = user(app.addr, "lou@example.com").await;
     let auth = bearer(&token);
-    let first = send(
-        app.addr,
-        "POST",
-        "/auth/logout",
-        &[("authorization", &auth)],
-        None,
-    )
-    .await;
+    let first = send_as(app.addr, "POST", "/auth/logout", &auth, None).await;
     assert_eq!(first.status, 204, "{}", first.body);
     // The browser still holds the cookie (that answer went to another client). An expired
     // session, a made-up cookie and a bad bearer token are dead too.
@@ -660,23 +643,16 @@ async fn many_logouts_of_one_account_all_stay_revoked() {
         .collect();
     for (n, token) in looped.iter().enumerate() {
         let auth = bearer(token);
-        let out = send(
-            app.addr,
-            "POST",
-            "/auth/logout",
-            &[("authorization", &auth)],
-            None,
-        )
-        .await;
+        let out = send_as(app.addr, "POST", "/auth/logout", &auth, None).await;
         assert_eq!(out.status, 204, "logout {n}: {}", out.body);
     }
     for (n, token) in looped.iter().enumerate() {
         let auth = bearer(token);
-        let notes = send(app.addr, "GET", "/notes", &[("authorization", &auth)], None).await;
+        let notes = send_as(app.addr, "GET", "/notes", &auth, None).await;
         assert_eq!(notes.status, 401, "token {n} valid again after its logout");
     }
     let auth = bearer(&token);
-    let notes = send(app.addr, "GET", "/notes", &[("authorization", &auth)], None).await;
+    let notes = send_as(app.addr, "GET", "/notes", &auth, None).await;
     assert_eq!(
         notes.status, 200,
         "the session opened after them: {}",
@@ -763,10 +739,7 @@ async fn a_token_older_than_the_app_issues_is_refused_whatever_its_exp() {
         "sub": subject_of(&token), "iat": now - 3_600, "exp": now + 3_600, "jti": "old",
     }));
     let auth = bearer(&old);
-    assert_problem(
-        &send(app.addr, "GET", "/notes", &[("authorization", &auth)], None).await,
-        401,
-    );
+    assert_problem(&send_as(app.addr, "GET", "/notes", &auth, None).await, 401);
 }
 
 /// The subject was read with `str::parse`: `+5` and `05` named user 5 and reached their
@@ -776,11 +749,11 @@ async fn only_the_subject_the_app_writes_reaches_a_users_notes() {
     let app = start("2000").await;
     let (token, _) = user(app.addr, "ivy@example.com").await;
     let auth = bearer(&token);
-    let created = send(
+    let created = send_as(
         app.addr,
         "POST",
         "/notes",
-        &[("authorization", &auth)],
+        &auth,
         Some(r#"{"title":"mine","body":"private"}"#),
     )
     .await;
@@ -807,7 +780,7 @@ async fn only_the_subject_the_app_writes_reaches_a_users_notes() {
         assert_problem(&send(app.addr, "PUT", &path, &h, note).await, 404);
         assert_problem(&send(app.addr, "POST", "/notes", &h, note).await, 403);
     }
-    let list = send(app.addr, "GET", "/notes", &[("authorization", &auth)], None).await;
+    let list = send_as(app.addr, "GET", "/notes", &auth, None).await;
     assert_eq!(list.json()[0]["body"], "private");
 }
 
@@ -835,7 +808,7 @@ async fn a_token_for_a_missing_account_cannot_create_notes() {
 
 /// A listing's `field` values, for a request that must succeed.
 async fn listed(addr: SocketAddr, path: &str, auth: &str, field: &str) -> Vec<serde_json::Value> {
-    let reply = send(addr, "GET", path, &[("authorization", auth)], None).await;
+    let reply = send_as(addr, "GET", path, auth, None).await;
     assert_eq!(reply.status, 200, "{path}: {}", reply.body);
     let list = reply.json();
     list.as_array()
