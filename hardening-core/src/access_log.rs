@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
-use std::time::Duration;
 
 use axum::extract::MatchedPath;
 use hardening_errors::{PrincipalId, RequestId, SECRET_NAME_PARTS, redact_secrets};
@@ -116,11 +115,13 @@ impl AccessLog {
         }))
     }
 
+    /// The request's event: with the response's status, or without one (`error.type`
+    /// `cancelled`) for a request dropped before its response.
+    #[cold]
     pub(crate) fn emit(
         &self,
         record: &AccessRecord,
-        status: StatusCode,
-        elapsed: Duration,
+        status: Option<StatusCode>,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
         principal: Option<&PrincipalId>,
@@ -143,8 +144,9 @@ impl AccessLog {
             http.route = route,
             url.path = path.as_deref(),
             url.query = query.map(tracing::field::display),
-            http.response.status_code = status.as_u16(),
-            http.server.request.duration = elapsed.as_secs_f64(),
+            http.response.status_code = status.map(|s| s.as_u16()),
+            "error.type" = status.is_none().then_some("cancelled"),
+            http.server.request.duration = record.start.elapsed().as_secs_f64(),
             request_id = %request_id,
             client.address = client_ip.map(tracing::field::display),
             enduser.id = principal.map(PrincipalId::as_str),
@@ -242,9 +244,11 @@ struct Redacted<'a> {
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Pairs end at `&`, or at `;` (which some servers read as `&` too), kept as written.
+        // A redacted value runs to the next `&`: axum (`form_urlencoded`) reads
+        // `password=a;b` as the one value `a;b`.
         let mut rest = self.query;
         loop {
-            let end = rest.find(['&', ';']).unwrap_or(rest.len());
+            let mut end = rest.find(['&', ';']).unwrap_or(rest.len());
             let pair = &rest[..end];
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             if self.log.is_sensitive_param(name)
@@ -253,9 +257,11 @@ impl fmt::Display for Redacted<'_> {
             {
                 write_ascii(f, name)?;
                 write!(f, "={REDACTED}")?;
+                end = rest.find('&').unwrap_or(rest.len());
             } else if !pair.contains('=') && is_secret_by_shape(pair) {
                 // A bare value (`?eyJ…`): nothing names it.
                 f.write_str(REDACTED)?;
+                end = rest.find('&').unwrap_or(rest.len());
             } else {
                 write_ascii(f, pair)?;
             }
@@ -501,6 +507,17 @@ pub(crate) mod tests {
             }
             .to_string(),
             "a=1;password=[redacted]&b=2;;token=[redacted]"
+        );
+        // A redacted value runs to the next `&`: axum reads `password=hunter2;Xyzzy42q` as one
+        // value, whose tail was logged (`password=[redacted];Xyzzy42q`).
+        let q = "user=ann&password=hunter2;Xyzzy42q&b=2;c=3&eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX2hlcmU;tail&d=4";
+        assert_eq!(
+            Redacted {
+                query: q,
+                log: &log
+            }
+            .to_string(),
+            "user=ann&password=[redacted]&b=2;c=3&[redacted]&d=4"
         );
     }
 

@@ -502,16 +502,28 @@ impl Post {
             // does neither again.
             mark_reported(&mut response, event.as_str(), true);
         }
-        if let Some(record) = &self.record {
+        if let Some(record) = self.record.take() {
             policy.access_log.emit(
-                record,
-                response.status(),
-                record.start.elapsed(),
+                &record,
+                Some(response.status()),
                 self.request_id,
                 self.client_ip,
                 response.extensions().get::<PrincipalId>(),
             );
         }
         response
+    }
+}
+
+impl Drop for Post {
+    /// A request dropped before its response (the client went away, a layer further out
+    /// gave up on it, the server's drain deadline passed) is still logged, without a status
+    /// (nginx logs it as 499).
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            self.policy
+                .access_log
+                .emit(&record, None, self.request_id, self.client_ip, None);
+        }
     }
 }

@@ -67,8 +67,14 @@ pub(crate) struct Policy {
     pub(crate) response_headers: std::sync::OnceLock<Option<hardening_headers::HeaderSet>>,
     #[cfg(feature = "headers")]
     pub(crate) https_redirect: Option<hardening_headers::HttpsRedirect>,
+    /// The CSRF check the requests get: `csrf_as_set` trusting the origins CORS lets send
+    /// credentials too.
     #[cfg(feature = "auth")]
     pub(crate) csrf: Option<hardening_auth::Csrf>,
+    /// The CSRF check as set (or the default), before the CORS origins are added: a later
+    /// CORS policy replaces them, not adds to them.
+    #[cfg(feature = "auth")]
+    pub(crate) csrf_as_set: Option<hardening_auth::Csrf>,
     #[cfg(feature = "ratelimit")]
     pub(crate) rate_limiter: Option<hardening_ratelimit::RateLimiter>,
     #[cfg(feature = "ratelimit")]
@@ -147,6 +153,8 @@ impl Hardening {
                 https_redirect: None,
                 #[cfg(feature = "auth")]
                 csrf: Some(hardening_auth::Csrf::new()),
+                #[cfg(feature = "auth")]
+                csrf_as_set: Some(hardening_auth::Csrf::new()),
                 #[cfg(feature = "ratelimit")]
                 rate_limiter: Some(default_rate_limiter()),
                 #[cfg(feature = "ratelimit")]
@@ -310,7 +318,7 @@ impl Hardening {
     /// whichever of the two is set first.
     #[cfg(feature = "auth")]
     pub fn csrf(mut self, csrf: hardening_auth::Csrf) -> Self {
-        self.policy().csrf = Some(csrf);
+        self.policy().csrf_as_set = Some(csrf);
         self.policy().trust_credentialed_cors_origins();
         self
     }
@@ -322,6 +330,7 @@ impl Hardening {
             "dangerous_without_csrf",
             "requests from other sites carrying cookies or HTTP authentication are accepted",
         );
+        self.policy().csrf_as_set = None;
         self.policy().csrf = None;
         self
     }
@@ -478,17 +487,17 @@ impl Policy {
 
 #[cfg(feature = "auth")]
 impl Policy {
-    /// Adds the origins CORS lets send credentials to the CSRF check's trusted origins.
+    /// The CSRF check as set, trusting the origins the CORS policy now lets send credentials
+    /// too (those of a CORS policy it replaced no longer).
     fn trust_credentialed_cors_origins(&mut self) {
         let origins = self.cors.credentialed_origins();
-        if let Some(csrf) = &mut self.csrf
-            && !origins.is_empty()
-        {
-            // The CORS origins passed the parser `trust_origins` uses: this cannot fail.
-            if let Ok(trusting) = csrf.clone().trust_origins(origins) {
-                *csrf = trusting;
+        self.csrf = self.csrf_as_set.clone().map(|csrf| {
+            if origins.is_empty() {
+                return csrf;
             }
-        }
+            // The CORS origins passed the parser `trust_origins` uses: this cannot fail.
+            csrf.clone().trust_origins(origins).unwrap_or(csrf)
+        });
     }
 }
 

@@ -77,8 +77,12 @@ where
         // `Hardening` around a router that nests this one), else a well-formed incoming one
         // from a trusted proxy (the only one: with several, the client may have sent one of
         // them), else a new one.
-        let request_id = match parts.extensions.get::<RequestContext>() {
-            Some(outer) => outer.request_id,
+        let outer = parts
+            .extensions
+            .get::<RequestContext>()
+            .map(|c| c.request_id);
+        let request_id = match outer {
+            Some(outer) => outer,
             None => from_trusted_proxy
                 .then(|| only_value(&parts.headers, &X_REQUEST_ID))
                 .flatten()
@@ -97,7 +101,10 @@ where
         // `log` crate (tracing's `log` feature, which axum turns on) when the span is made,
         // entered and left; the access log is not sent to `log` either. Past this check the
         // macro filters as usual (by target, span name or fields).
-        let span = if tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
+        // Nor inside another `Hardening`, whose span and access-log event cover the request
+        // (one of each per request, whichever layer answers).
+        let span = if outer.is_none()
+            && tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
             && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current()
         {
             request_span(request_id)
@@ -139,7 +146,10 @@ where
             client_ip,
             cors_origin: None,
             body_limit_hit: None,
-            record: policy.access_log.record(&parts),
+            record: match outer {
+                None => policy.access_log.record(&parts),
+                Some(_) => None,
+            },
             span,
         };
 

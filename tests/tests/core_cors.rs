@@ -170,6 +170,31 @@ async fn the_csrf_check_trusts_only_origins_cors_lets_send_credentials() {
     }
     // Without credentials, a listed origin gets CORS headers but no CSRF trust: its
     // cookie-carrying POST is still refused.
-    let app = app(Hardening::strict().cors(Cors::allow_origins([listed]).unwrap()));
-    assert_eq!(cookie_post(&app, listed).await, 403);
+    let served = app(Hardening::strict().cors(Cors::allow_origins([listed]).unwrap()));
+    assert_eq!(cookie_post(&served, listed).await, 403);
+    // A CORS policy set again replaces the first one's trust: it was added to, so an origin
+    // the first listed (from `HARDENING_CORS_*`, say, replaced in code) stayed trusted.
+    let other = "https://other.example.com";
+    let replaced = |second: Cors| {
+        Hardening::strict()
+            .cors(credentialed())
+            .cors(second)
+            .csrf(hardening_auth::Csrf::new())
+    };
+    let served = app(replaced(Cors::allow_origins([other]).unwrap()));
+    assert_eq!(cookie_post(&served, listed).await, 403);
+    let served = app(replaced(
+        Cors::allow_origins([other])
+            .unwrap()
+            .allow_credentials()
+            .unwrap(),
+    ));
+    assert_eq!(cookie_post(&served, listed).await, 403);
+    assert_eq!(cookie_post(&served, other).await, 200);
+    // `csrf` first, then two CORS policies: the same.
+    let served = app(Hardening::strict()
+        .csrf(hardening_auth::Csrf::new())
+        .cors(credentialed())
+        .cors(Cors::allow_origins([other]).unwrap()));
+    assert_eq!(cookie_post(&served, listed).await, 403);
 }

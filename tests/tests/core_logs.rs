@@ -317,3 +317,104 @@ async fn a_referer_query_token_does_not_reach_the_access_log() {
         "{headers}"
     );
 }
+
+/// A `Hardening` on a nested router under another one logged a second access event, and
+/// opened a second `request` span, for each request: now the outer layer's cover it, whichever
+/// layer answers.
+#[tokio::test]
+async fn a_hardening_inside_another_logs_one_access_event_per_request() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let api = Router::new()
+        .route(
+            "/x",
+            get(|| async {
+                tracing::info!(target: "app", "handled");
+                "x"
+            }),
+        )
+        .layer(Hardening::strict().body_limit(4).unwrap());
+    let app = Router::new().nest("/api", api).layer(Hardening::strict());
+    let addr = serve(app).await;
+    assert_eq!(http_get(addr, "/api/x", &[]).await.status, 200);
+    // Refused by the inner layer's smaller limit.
+    let refused = hardening_tests::exchange(
+        addr,
+        b"GET /api/x HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello",
+    )
+    .await;
+    assert_eq!(refused.status, 413);
+
+    let lines: Vec<serde_json::Value> = captured
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let access: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["target"] == hardening_core::ACCESS_TARGET)
+        .map(|v| &v["fields"])
+        .collect();
+    assert_eq!(access.len(), 2, "one per request: {access:#?}");
+    assert_eq!(access[0]["http.response.status_code"], 200);
+    assert_eq!(access[0]["http.route"], "/api/x");
+    assert_eq!(access[1]["http.response.status_code"], 413);
+    let handled: Vec<&serde_json::Value> = lines.iter().filter(|v| v["target"] == "app").collect();
+    assert_eq!(handled.len(), 1);
+    let spans = handled[0]["spans"].as_array().unwrap();
+    assert_eq!(
+        spans.iter().filter(|s| s["name"] == "request").count(),
+        1,
+        "{spans:?}"
+    );
+}
+
+/// A request whose client hung up before the response was not logged at all (its future is
+/// dropped): it is logged without a status, as cancelled, with its redacted query.
+#[tokio::test]
+async fn a_request_whose_client_hangs_up_is_logged_as_cancelled() {
+    use tokio::io::AsyncWriteExt;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let (started, mut handler_started) = tokio::sync::mpsc::channel::<()>(1);
+    let app = Router::new().route(
+        "/slow",
+        get(move || {
+            let started = started.clone();
+            async move {
+                let _ = started.send(()).await;
+                std::future::pending::<&str>().await
+            }
+        }),
+    );
+    let addr = serve(app.layer(Hardening::strict())).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow?password=hunter2 HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    handler_started.recv().await.unwrap();
+    drop(stream);
+    let access = async {
+        loop {
+            let access: Vec<serde_json::Value> = captured
+                .text()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|v| v["target"] == hardening_core::ACCESS_TARGET)
+                .map(|v| v["fields"].clone())
+                .collect();
+            if !access.is_empty() {
+                return access;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let access = tokio::time::timeout(std::time::Duration::from_secs(10), access)
+        .await
+        .expect("the hung-up request was logged");
+    assert_eq!(access.len(), 1, "{access:#?}");
+    assert_eq!(access[0]["error.type"], "cancelled");
+    assert!(access[0]["http.response.status_code"].is_null());
+    assert_eq!(access[0]["http.route"], "/slow");
+    assert_eq!(access[0]["url.query"], "password=[redacted]");
+    assert!(access[0]["request_id"].is_string());
+}
