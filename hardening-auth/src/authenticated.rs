@@ -262,13 +262,20 @@ impl Admission {
 /// names the Bearer scheme, the request is a bearer request, whose token is what follows
 /// (`""`, which fails verification, if that is not text). Such a request is never
 /// authenticated by its cookie instead: the CSRF check lets bearer requests through.
+/// `Authorization` is a singleton field (RFC 9110 §11.6.2): with a second one, the token is
+/// `""` too, so that no principal is taken from a request a proxy in front, reading the
+/// last header or joining them, may have read as someone else's.
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.as_bytes();
+    let mut values = parts.headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?.as_bytes();
     let token = value
         .get(..7)
         .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
         .and_then(|_| value.get(7..))
         .filter(|token| !token.is_empty())?;
+    if values.next().is_some() {
+        return Some("");
+    }
     Some(std::str::from_utf8(token).map_or("", str::trim))
 }
 
@@ -692,6 +699,35 @@ mod tests {
                 .unwrap();
             assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED, "{bad:?}");
         }
+    }
+
+    /// Two `Authorization` headers (a singleton field) were read as the first: a proxy in
+    /// front reading the last may have taken the request for someone else's. None of them
+    /// authenticates now, nor does the cookie beside them.
+    #[tokio::test]
+    async fn several_authorization_headers_authenticate_no_one() {
+        let alice = format!("Bearer {}", token(json!({ "sub": "alice" })));
+        let bob = format!("Bearer {}", token(json!({ "sub": "bob" })));
+        let session = format!("__Host-session={}", token(json!({ "sub": "carol" })));
+        for second in [
+            bob.as_str(),
+            alice.as_str(),
+            "Bearer not-a-token",
+            "Basic dTpw",
+        ] {
+            let req = Request::get("/me")
+                .header(AUTHORIZATION, &alice)
+                .header(AUTHORIZATION, second)
+                .header(COOKIE, &session)
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED, "{second}");
+        }
+        let one = Request::get("/me")
+            .header(AUTHORIZATION, &alice)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(status_of(one).await, StatusCode::OK);
     }
 
     /// One non-ASCII byte anywhere in the Cookie header (another app's cookie, or one set by

@@ -196,12 +196,21 @@ impl Revocation {
 /// `ids` (at most `per_subject` per subject).
 #[derive(Debug, Default)]
 struct Revoked {
+    /// By [`listed_key`]: a `jti` under its subject, so that two subjects' tokens sharing a
+    /// `jti` (two issuers each counting their own) are two entries, and merging one
+    /// subject's revocations never takes the other's away.
     ids: HashMap<Arc<str>, Revocation>,
     by_subject: HashMap<Arc<str>, Vec<Arc<str>>>,
     collapsed: HashMap<Arc<str>, Revocation>,
     /// No revocation ends before this: before then, none can be dropped (so a full list
     /// does not look through itself in vain).
     soonest_end: Option<SystemTime>,
+}
+
+/// The key of a token's own revocation in [`Revoked::ids`]: its subject and `jti`, the
+/// subject's length first so that no two pairs give one key.
+fn listed_key(token: TokenRef<'_>) -> String {
+    format!("{}:{}{}", token.subject.len(), token.subject, token.jti)
 }
 
 impl Revoked {
@@ -222,7 +231,9 @@ impl Revoked {
     }
 
     fn is_revoked(&self, token: TokenRef<'_>, now: SystemTime) -> bool {
-        self.ids.get(token.jti).is_some_and(|l| l.until > now)
+        self.ids
+            .get(listed_key(token).as_str())
+            .is_some_and(|l| l.until > now)
             || self
                 .collapsed_in_force(token.subject, now)
                 .is_some_and(|c| c.covers(token.issued_at))
@@ -241,7 +252,8 @@ impl Revoked {
         if end <= now {
             return Ok(()); // Past exp and any leeway: the verifier refuses it anyway.
         }
-        if let Some(listed) = self.ids.get_mut(token.jti) {
+        let key = listed_key(token);
+        if let Some(listed) = self.ids.get_mut(key.as_str()) {
             listed.until = listed.until.max(end);
             return Ok(());
         }
@@ -276,7 +288,7 @@ impl Revoked {
                 Some(Some(other)) => self.collapse(&other, None, now),
             }
         }
-        let jti: Arc<str> = Arc::from(token.jti);
+        let jti: Arc<str> = Arc::from(key);
         match self.by_subject.get_mut(token.subject) {
             Some(jtis) => jtis.push(jti.clone()),
             None => {
@@ -503,6 +515,30 @@ mod tests {
                 .await
                 .unwrap();
             assert!(list.is_revoked(a).await.unwrap());
+        });
+    }
+
+    /// Two subjects' tokens with one `jti` (two issuers each counting their own) shared one
+    /// entry, which merging the first subject's revocations took away: the second's revoked
+    /// token was accepted again.
+    #[test]
+    fn merging_one_subject_never_unrevokes_another_subjects_token() {
+        block_on(async {
+            let list = MemoryDenylist::new(100).per_subject(1);
+            let exp = SystemTime::now() + Duration::from_secs(900);
+            let (alice, bob) = (tok("t-1", "alice", 100), tok("t-1", "bob", 200));
+            list.revoke(alice, exp).await.unwrap();
+            list.revoke(bob, exp).await.unwrap();
+            assert!(list.is_revoked(bob).await.unwrap());
+            // Alice logs out of another session: her revocations merge into one entry.
+            list.revoke(tok("t-2", "alice", 150), exp).await.unwrap();
+            assert!(list.is_revoked(alice).await.unwrap());
+            assert!(
+                list.is_revoked(bob).await.unwrap(),
+                "bob's token accepted again"
+            );
+            // And a `jti` revoked for one subject is not revoked for another.
+            assert!(!list.is_revoked(tok("t-1", "carol", 100)).await.unwrap());
         });
     }
 

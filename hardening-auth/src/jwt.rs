@@ -180,6 +180,28 @@ impl VerifyKey {
             DecodingKeyKind::SecretOrDer(bytes) => (bytes, &[]),
         }
     }
+
+    /// Whether this is an HMAC secret holding `other`'s public key material (its DER, or an
+    /// RSA key's modulus): the public key used as a shared secret, the setting of the
+    /// classic HS256/RS256 confusion. (Its PEM text is refused on its own, `check_secret`.)
+    fn holds(&self, other: &VerifyKey) -> bool {
+        if self.alg.family() != AlgorithmFamily::Hmac || other.alg.family() == AlgorithmFamily::Hmac
+        {
+            return false;
+        }
+        let DecodingKeyKind::SecretOrDer(secret) = self.key.kind() else {
+            return false;
+        };
+        let public = match other.key.kind() {
+            DecodingKeyKind::SecretOrDer(der) => der,
+            DecodingKeyKind::RsaModulusExponent { n, .. } => n,
+        };
+        let (n, _) = other.material();
+        [public, n]
+            .iter()
+            .filter(|m| m.len() >= 32)
+            .any(|m| secret.windows(m.len()).any(|w| w == *m))
+    }
 }
 
 /// A big-endian unsigned integer without its leading zero bytes.
@@ -589,10 +611,9 @@ impl JwtVerifierBuilder {
         }
         // RFC 8725 §3.1: each key is used with exactly one algorithm.
         for (i, a) in keys.iter().enumerate() {
-            if let Some(b) = keys[i + 1..]
-                .iter()
-                .find(|b| b.alg != a.alg && a.material() == b.material())
-            {
+            if let Some(b) = keys[i + 1..].iter().find(|b| {
+                b.alg != a.alg && (a.material() == b.material() || a.holds(b) || b.holds(a))
+            }) {
                 return Err(KeyError::KeySet(format!(
                     "{} ({:?}) and {} ({:?}) are one key: use each key with one algorithm only \
                      (RFC 8725 §3.1), with a key of its own for each algorithm",
@@ -619,6 +640,17 @@ fn check_secret(name: &str, alg: Algorithm, secret: &[u8]) -> Result<(), KeyErro
         Algorithm::HS512 => 64,
         _ => 32,
     };
+    // A key file's text (a public key or a certificate: `-----BEGIN PUBLIC KEY-----`) is
+    // public: as an HMAC secret it lets anyone sign (HS256/RS256 confusion, RFC 8725 §2.1).
+    if secret
+        .windows(b"-----BEGIN".len())
+        .any(|w| w == b"-----BEGIN")
+    {
+        return Err(weak(
+            "is a PEM (`-----BEGIN …`): a public key or certificate is no secret; use \
+             `openssl rand -base64 48`, and give a public key to `public_pem` instead",
+        ));
+    }
     if secret.len() < min {
         return Err(weak(&format!(
             "is {} bytes, shorter than the {min} bytes {alg:?} needs (RFC 7518 §3.2); \
@@ -1691,6 +1723,37 @@ mod tests {
         // One key under two kids for one algorithm (a rotation overlap), or two keys: fine.
         assert!(two(Algorithm::HS256, s64, Algorithm::HS256, s64).is_ok());
         assert!(two(Algorithm::HS256, &s64[..32], Algorithm::HS512, s64).is_ok());
+    }
+
+    /// A public key as an HMAC secret (the HS256/RS256 confusion, RFC 8725 §2.1): its PEM
+    /// text was accepted as a strong secret, and a token signed with the public key as the
+    /// HMAC key verified. Its PEM is refused on its own; its DER (or modulus) beside the key
+    /// itself, at build time.
+    #[test]
+    fn a_public_key_as_an_hmac_secret_is_refused() {
+        let pem: &[u8] = include_bytes!("../../tests/tests/fixtures/rsa-public.pem");
+        match JwtVerifier::builder().hmac(Some("hs"), Algorithm::HS256, pem) {
+            Err(KeyError::WeakSecret { why, .. }) => assert!(why.contains("PEM"), "{why}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let body: String = std::str::from_utf8(pem)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        let built = JwtVerifier::builder()
+            .public_pem(Some("rsa"), Algorithm::RS256, pem)
+            .unwrap()
+            .hmac(Some("hs"), Algorithm::HS256, &der)
+            .unwrap()
+            .build();
+        match built {
+            Err(KeyError::KeySet(why)) => assert!(why.contains("are one key"), "{why}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
     }
 
     /// `max_token_len(0)` (or anything shorter than the shortest token) was taken and
