@@ -20,8 +20,9 @@
 //!
 //! [`RateLimitLayer`] applies a limiter on its own, keyed by the socket peer.
 //! [`ConcurrencyLimiter`] caps requests in flight per client and overall (load shedding).
-//! [`LoginThrottle`] slows password guessing: failures only, per account and per IP,
-//! exponential lockout.
+//! [`LoginThrottle`] slows password guessing: failures only, per account from one client
+//! (locking only that client out of it), per account from all clients (a much higher count)
+//! and per IP, exponential lockout.
 
 mod concurrency;
 mod cost;

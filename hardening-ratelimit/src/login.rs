@@ -1,5 +1,6 @@
-//! Login throttling: only failures count, per account and per client IP, with exponential
-//! lockout; a success clears the account's count.
+//! Login throttling: only failures count, per account from one client, per account from all
+//! clients (a much higher count) and per client IP, with exponential lockout; a success clears
+//! the account's counts.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -12,12 +13,33 @@ use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Subject {
-    /// The account name's [`account_key`], as a 64-bit SipHash under this throttle's random
-    /// key: a fixed size however long the name a client sends, and collisions an attacker
-    /// cannot aim for (two of 100 000 accounts share a count with odds of about 3 × 10⁻¹⁰).
+    /// The account, from every client: the account name's [`account_key`], as a 64-bit
+    /// SipHash under this throttle's random key: a fixed size however long the name a client
+    /// sends, and collisions an attacker cannot aim for (two of 100 000 accounts share a
+    /// count with odds of about 3 × 10⁻¹⁰).
     Account(u64),
+    /// The account from one client: the same keyed hash of the account's key together with
+    /// the client, grouped as [`Subject::Ip`] groups it.
+    AccountFromClient(u64),
     /// The client, grouped as the rate limiter groups it (IPv6 by /64, IPv4-mapped as IPv4).
     Ip(IpAddr),
+}
+
+/// The three subjects one attempt is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Subjects {
+    /// The account from every client ([`Subject::Account`]).
+    account: Subject,
+    /// The account from this client ([`Subject::AccountFromClient`]).
+    pair: Subject,
+    /// The client ([`Subject::Ip`]).
+    ip: Subject,
+}
+
+impl Subjects {
+    fn all(self) -> [Subject; 3] {
+        [self.pair, self.account, self.ip]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,21 +49,39 @@ struct Entry {
     last_failure: Instant,
 }
 
-/// Slows down password guessing without locking out legitimate users for long.
+/// Slows down password guessing without locking out legitimate users for long, nor letting
+/// one client lock them out.
 ///
-/// Each account and each client IP has a failure count. Past the free attempts (5 per
-/// account, 20 per IP by default), each further failure locks that subject out for
-/// 1 s × 2^(excess), capped at 15 minutes. A successful login clears the **account's**
-/// count only: an attacker with one valid account of their own cannot reset their IP's.
+/// Every failure is counted three times, and each count has its free failures, past which
+/// each further failure locks that subject out for 1 s × 2^(excess), capped at 15 minutes:
+///
+/// - **the account from one client** (5 free by default): one client guessing one account's
+///   password is stopped after 6 attempts, and slowed to about 4 an hour. Only that client
+///   is locked out of that account: the owner, from another client, still logs in.
+/// - **the account from all clients** (100 free by default, NIST SP 800-63B's "no more than
+///   100 consecutive failed attempts"): what stops many clients guessing one account
+///   together. Past it the account is locked out for every client, the owner too. That is
+///   the trade-off: a distributed attacker, failing 100 times from enough clients before the
+///   count is forgotten, can still lock an account for everyone; so can one client failing
+///   at its slowed pace for about 21 hours (the count is only forgotten after an idle
+///   hour) if the owner does not log in meanwhile. A successful login resets this count.
+/// - **the client** (20 free by default), whatever the accounts it tries: one client
+///   guessing many accounts.
+///
+/// An attempt is let through only if none of its three subjects is locked out (else the
+/// longest wait is the answer). A successful login clears the **account's** counts (from
+/// all clients, and from the client that logged in) and takes back its own charge on the
+/// client's: an attacker with one valid account of their own cannot reset their IP's.
 /// Counts are forgotten after an hour without failures. At most 100 000 subjects are
 /// tracked: when a failure finds the table full, every subject idle for an hour (and not
 /// locked out) goes and, if that does not bring the table down to about 7/8 full, so do
 /// the others least far into a lockout (fewest failures past the free ones, then fewest
-/// failures, then oldest; never the two being recorded), so a flood of fresh names cannot
+/// failures, then oldest; never the three being recorded), so a flood of fresh names cannot
 /// flush a count. Room is thus made in batches of about an eighth of the table, not one
 /// scan of it per failure. IPv6 clients are counted by /64 (one subscriber), IPv4-mapped
-/// IPv6 addresses as the IPv4 client they are; account names are stored as keyed 64-bit
-/// hashes, so a long name costs no memory.
+/// IPv6 addresses as the IPv4 client they are, in the client's count and in the account's
+/// from that client alike; account names are stored as keyed 64-bit hashes, so a long name
+/// costs no memory.
 ///
 /// # One call per attempt, before the password is checked
 ///
@@ -49,8 +89,9 @@ struct Entry {
 /// the same step, counts it as a failure; the `LoginAttempt` it returns takes that back
 /// when told the password was right (`succeeded()`). So attempts sent at once cannot all
 /// pass before the first of them is recorded: with 5 free failures, at most 6 attempts on
-/// one account are ever let through before its lockout, however many arrive together. An
-/// attempt dropped without an outcome (an error, a cancelled request) stays a failure.
+/// one account from one client are ever let through before that lockout (and at most 101
+/// from all clients), however many arrive together. An attempt dropped without an outcome
+/// (an error, a cancelled request) stays a failure.
 ///
 /// # Which names are one account
 ///
@@ -72,13 +113,15 @@ struct Entry {
 ///     // … the password is wrong:
 ///     attempt.failed();
 /// }
-/// // The sixth attempt is let through; its failure locks the account.
+/// // The sixth attempt is let through; its failure locks this client out of the account.
 /// throttle.attempt("Alice@Example.com", ip).unwrap().failed();
 /// let wait = throttle.attempt("alice@example.com", ip).unwrap_err();
 /// assert!(wait > std::time::Duration::from_millis(500));
 ///
-/// // A right password takes its attempt's charge back and clears the account's count.
-/// let attempt = throttle.attempt("bob@example.com", ip).expect("bob is not locked");
+/// // Alice, from her own client, is not locked out by those guesses.
+/// let hers: IpAddr = "198.51.100.7".parse().unwrap();
+/// let attempt = throttle.attempt("alice@example.com", hers).expect("not locked for her");
+/// // A right password takes its attempt's charge back and clears the account's counts.
 /// attempt.succeeded();
 /// ```
 #[derive(Debug)]
@@ -86,6 +129,9 @@ pub struct LoginThrottle {
     entries: Mutex<HashMap<Subject, Entry>>,
     /// Keys the account hashes (random per throttle).
     account_hasher: RandomState,
+    /// Free failures of an account from one client ([`Subject::AccountFromClient`]).
+    pair_free: u32,
+    /// Free failures of an account from all clients ([`Subject::Account`]).
     account_free: u32,
     ip_free: u32,
     base: Duration,
@@ -116,12 +162,14 @@ impl Default for LoginThrottle {
 }
 
 impl LoginThrottle {
-    /// 5 free failures per account, 20 per IP, 1 s doubling to 15 min, forgotten after 1 h.
+    /// 5 free failures per account from one client, 100 per account from all clients, 20 per
+    /// IP, 1 s doubling to 15 min, forgotten after 1 h.
     pub fn new() -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             account_hasher: RandomState::new(),
-            account_free: 5,
+            pair_free: 5,
+            account_free: 100,
             ip_free: 20,
             base: Duration::from_secs(1),
             max: Duration::from_secs(15 * 60),
@@ -132,11 +180,44 @@ impl LoginThrottle {
         }
     }
 
-    /// Free failures per account and per IP before lockouts start.
+    /// Free failures per account **from one client** (5 by default) and per client IP (20)
+    /// before their lockouts start. Past `per_account`, that client is locked out of that
+    /// account, not everyone: the count of failures on the account from all clients is
+    /// [`free_attempts_account_wide`](Self::free_attempts_account_wide).
     #[must_use]
     pub fn free_attempts(mut self, per_account: u32, per_ip: u32) -> Self {
-        self.account_free = per_account;
+        self.pair_free = per_account;
         self.ip_free = per_ip;
+        self
+    }
+
+    /// Free failures per account **from all clients** together (100 by default, the most
+    /// NIST SP 800-63B §5.2.2 allows) before lockouts of the account start. These lock the
+    /// account out for every client, its owner too, and stop many clients guessing one
+    /// account, each within its own [`free_attempts`](Self::free_attempts). A successful
+    /// login (once a lockout has ended) resets the count.
+    ///
+    /// Keep it well above the per-client count: at or below it, a single client's wrong
+    /// guesses lock the account for everyone before they lock that client out, which is what
+    /// the per-client count is there to prevent. It is allowed (an account locked for all
+    /// sooner), not refused.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use hardening_ratelimit::LoginThrottle;
+    ///
+    /// let throttle = LoginThrottle::new().free_attempts_account_wide(2);
+    /// for n in 1..=3u8 {
+    ///     let ip = IpAddr::from([203, 0, 113, n]);
+    ///     throttle.attempt("alice@example.com", ip).unwrap().failed();
+    /// }
+    /// // Three failures from three clients: the account is locked for a fourth one too.
+    /// let elsewhere: IpAddr = "198.51.100.7".parse().unwrap();
+    /// assert!(throttle.attempt("alice@example.com", elsewhere).is_err());
+    /// ```
+    #[must_use]
+    pub fn free_attempts_account_wide(mut self, per_account: u32) -> Self {
+        self.account_free = per_account;
         self
     }
 
@@ -161,9 +242,10 @@ impl LoginThrottle {
         Ok(self)
     }
 
-    /// Lets a login attempt through, or says how long to wait; one call per attempt, before
-    /// the password is checked. The attempt is counted as a failure of `account` and of
-    /// `ip` at once (atomically with the check, so concurrent attempts cannot all pass):
+    /// Lets a login attempt through, or says how long to wait (the longest lockout of the
+    /// account from this client, the account from all clients and the client); one call per
+    /// attempt, before the password is checked. The attempt is counted as a failure of all
+    /// three at once (atomically with the check, so concurrent attempts cannot all pass):
     /// call `succeeded()` on the returned `LoginAttempt` when the password is right, which
     /// takes the charge back, or `failed()` (or drop it) when it is not.
     pub fn attempt(&self, account: &str, ip: IpAddr) -> Result<LoginAttempt<'_>, Duration> {
@@ -177,34 +259,29 @@ impl LoginThrottle {
         now: Instant,
     ) -> Result<LoginAttempt<'_>, Duration> {
         // The name's key first: folding a long name must not hold the lock every login waits on.
-        let (account, ip) = (self.account(account), ip_subject(ip));
+        let subjects = self.subjects(account, ip);
         let Ok(mut entries) = self.entries.lock() else {
             return Err(self.max);
         };
-        let wait = Self::wait(&entries, account, ip, now);
+        let wait = Self::wait(&entries, subjects, now);
         if !wait.is_zero() {
             return Err(wait);
         }
-        let ip_before = entries.get(&ip).copied();
-        self.record_failure(&mut entries, account, ip, now);
-        let ip_charged = entries.get(&ip).copied();
+        let ip_before = entries.get(&subjects.ip).copied();
+        self.record_failure(&mut entries, subjects, now);
+        let ip_charged = entries.get(&subjects.ip).copied();
         Ok(LoginAttempt {
             throttle: self,
-            account,
-            ip,
+            subjects,
             ip_before,
             ip_charged,
         })
     }
 
-    /// How long `account` or `ip` is still locked out (zero if neither is).
-    fn wait(
-        entries: &HashMap<Subject, Entry>,
-        account: Subject,
-        ip: Subject,
-        now: Instant,
-    ) -> Duration {
-        [account, ip]
+    /// How long any of `subjects` is still locked out (zero if none is).
+    fn wait(entries: &HashMap<Subject, Entry>, subjects: Subjects, now: Instant) -> Duration {
+        subjects
+            .all()
             .iter()
             .filter_map(|s| entries.get(s))
             .map(|e| e.locked_until.saturating_duration_since(now))
@@ -212,23 +289,20 @@ impl LoginThrottle {
             .unwrap_or_default()
     }
 
-    /// Counts one failure of `account` and `ip`, locking either out past its free ones.
+    /// Counts one failure of each of `subjects`, locking any out past its free ones.
     fn record_failure(
         &self,
         entries: &mut HashMap<Subject, Entry>,
-        account: Subject,
-        ip: Subject,
+        subjects: Subjects,
         now: Instant,
     ) {
-        let subjects = [(account, self.account_free), (ip, self.ip_free)];
-        let new = subjects
-            .iter()
-            .filter(|(s, _)| !entries.contains_key(s))
-            .count();
+        let ours = subjects.all();
+        let new = ours.iter().filter(|s| !entries.contains_key(s)).count();
         if entries.len() + new > self.capacity {
-            self.make_room(entries, [account, ip], new, now);
+            self.make_room(entries, ours, new, now);
         }
-        for (subject, free) in subjects {
+        for subject in ours {
+            let free = self.free(subject);
             let entry = entries.entry(subject).or_insert(Entry {
                 failures: 0,
                 locked_until: now,
@@ -253,13 +327,13 @@ impl LoginThrottle {
     /// idle for `forget_after` and not locked out, then, least far into a lockout first, as
     /// many others as it takes to bring the table down to about 7/8 of its capacity, and to
     /// `capacity - new` at most.
-    /// `ours`, the subjects being recorded, are never dropped. Each call is O(n), but it
-    /// leaves room for the next capacity/8 new subjects, so a flood of new subjects costs
+    /// `ours`, the three subjects being recorded, are never dropped. Each call is O(n), but
+    /// it leaves room for the next capacity/8 new subjects, so a flood of new subjects costs
     /// amortized O(1) per failure rather than a full scan each.
     fn make_room(
         &self,
         entries: &mut HashMap<Subject, Entry>,
-        ours: [Subject; 2],
+        ours: [Subject; 3],
         new: usize,
         now: Instant,
     ) {
@@ -278,11 +352,11 @@ impl LoginThrottle {
         // Least far into a lockout first: the fewest failures past the free ones, then the
         // fewest failures, then the oldest. Forgetting them gives the least back.
         let rank = |s: &Subject, e: &Entry| {
-            let free = match s {
-                Subject::Account(_) => self.account_free,
-                Subject::Ip(_) => self.ip_free,
-            };
-            (e.failures.saturating_sub(free), e.failures, e.last_failure)
+            (
+                e.failures.saturating_sub(self.free(*s)),
+                e.failures,
+                e.last_failure,
+            )
         };
         let mut others: Vec<_> = entries
             .iter()
@@ -298,44 +372,63 @@ impl LoginThrottle {
         }
     }
 
-    /// Accounts are compared by the keyed hash of their [`account_key`].
-    fn account(&self, account: &str) -> Subject {
-        Subject::Account(self.account_hasher.hash_one(account_key(account)))
+    /// The free failures of `subject`'s kind.
+    fn free(&self, subject: Subject) -> u32 {
+        match subject {
+            Subject::AccountFromClient(_) => self.pair_free,
+            Subject::Account(_) => self.account_free,
+            Subject::Ip(_) => self.ip_free,
+        }
+    }
+
+    /// What an attempt on `account` from `ip` is counted against. Accounts are compared by
+    /// the keyed hash of their [`account_key`]; the account from one client by the keyed
+    /// hash of that key with the client's group (the one [`Subject::Ip`] counts it by).
+    fn subjects(&self, account: &str, ip: IpAddr) -> Subjects {
+        let key = account_key(account);
+        let client = client_group(ip, SUBSCRIBER_PREFIX);
+        Subjects {
+            account: Subject::Account(self.account_hasher.hash_one(key.as_str())),
+            pair: Subject::AccountFromClient(self.account_hasher.hash_one((key.as_str(), client))),
+            ip: Subject::Ip(client),
+        }
     }
 }
 
 /// One login attempt that [`LoginThrottle::attempt`] let through, already counted as a
 /// failure. Say how it ended: [`succeeded`](Self::succeeded) takes the charge back (and
-/// clears the account's count), [`failed`](Self::failed) keeps it. Dropped without either,
+/// clears the account's counts), [`failed`](Self::failed) keeps it. Dropped without either,
 /// it stays a failure.
 #[derive(Debug)]
 #[must_use = "a login attempt counts as a failure unless `succeeded()` is called"]
 pub struct LoginAttempt<'a> {
     throttle: &'a LoginThrottle,
-    account: Subject,
-    ip: Subject,
+    subjects: Subjects,
     /// The IP's entry before this attempt was charged, and right after.
     ip_before: Option<Entry>,
     ip_charged: Option<Entry>,
 }
 
 impl LoginAttempt<'_> {
-    /// The password was right: the account's count is cleared, and the charge this attempt
+    /// The password was right: the account's counts are cleared (its count from all clients,
+    /// and from this client; other clients' counts on it stay), and the charge this attempt
     /// put on the client IP is taken back (its count and lockout are as before the attempt
     /// when no other attempt from it was charged meanwhile, else one lower).
     pub fn succeeded(self) {
         let Ok(mut entries) = self.throttle.entries.lock() else {
             return;
         };
-        entries.remove(&self.account);
-        let Some(entry) = entries.get_mut(&self.ip) else {
+        let Subjects { account, pair, ip } = self.subjects;
+        entries.remove(&account);
+        entries.remove(&pair);
+        let Some(entry) = entries.get_mut(&ip) else {
             return;
         };
         if Some(*entry) == self.ip_charged {
             match self.ip_before {
                 Some(before) => *entry = before,
                 None => {
-                    entries.remove(&self.ip);
+                    entries.remove(&ip);
                 }
             }
             return;
@@ -346,7 +439,7 @@ impl LoginAttempt<'_> {
             entry.locked_until = entry.locked_until.min(entry.last_failure);
         }
         if entry.failures == 0 {
-            entries.remove(&self.ip);
+            entries.remove(&ip);
         }
     }
 
@@ -399,10 +492,6 @@ fn later(now: Instant, wait: Duration) -> Instant {
     }
 }
 
-fn ip_subject(ip: IpAddr) -> Subject {
-    Subject::Ip(client_group(ip, SUBSCRIBER_PREFIX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,27 +501,153 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn ip_subject(ip: IpAddr) -> Subject {
+        Subject::Ip(client_group(ip, SUBSCRIBER_PREFIX))
+    }
+
     /// Set-up and inspection for the tests, through the code `attempt` runs.
     impl LoginThrottle {
         /// Records a failure as a let-through attempt does, whether or not the subjects are
         /// locked out (to build up counts at one instant).
         fn failure_at(&self, account: &str, ip: IpAddr, now: Instant) {
             let mut entries = self.entries.lock().unwrap();
-            self.record_failure(&mut entries, self.account(account), ip_subject(ip), now);
+            self.record_failure(&mut entries, self.subjects(account, ip), now);
         }
 
         /// `Ok` if an attempt would be let through now, else how long to wait; charges
         /// nothing.
         fn check_at(&self, account: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
             let entries = self.entries.lock().unwrap();
-            let wait = Self::wait(&entries, self.account(account), ip_subject(ip), now);
+            let wait = Self::wait(&entries, self.subjects(account, ip), now);
             if wait.is_zero() { Ok(()) } else { Err(wait) }
         }
     }
 
     #[test]
+    fn one_client_cannot_keep_an_account_locked_for_everyone() {
+        let t = LoginThrottle::new();
+        let (attacker, owner) = (ip("203.0.113.66"), ip("198.51.100.7"));
+        let start = Instant::now();
+        let (mut attacker_requests, mut owner_tries, mut owner_logins) = (0u32, 0u32, 0u32);
+        for second in 0..24 * 3600u64 {
+            let now = start + Duration::from_secs(second);
+            if let Ok(attempt) = t.attempt_at("victim@example.com", attacker, now) {
+                attacker_requests += 1;
+                attempt.failed();
+            }
+            if second >= 3600 && second % 60 == 30 {
+                owner_tries += 1;
+                if let Ok(attempt) = t.attempt_at("victim@example.com", owner, now) {
+                    owner_logins += 1;
+                    attempt.succeeded();
+                }
+            }
+        }
+        assert!(
+            owner_logins > 0,
+            "the owner was refused all {owner_tries} times in 23 hours while the attacker sent only {attacker_requests} wrong passwords from one IP in 24 hours"
+        );
+    }
+
+    /// The account-wide count is the only one a lone client can push the owner's way, and
+    /// only at that client's slowed pace: failing as fast as it is let through, one client
+    /// does not lock the owner (who never logs in meanwhile) out for 20 hours.
+    #[test]
+    fn one_client_takes_most_of_a_day_to_reach_the_account_wide_count() {
+        let t = LoginThrottle::new();
+        let (attacker, owner) = (ip("203.0.113.66"), ip("198.51.100.7"));
+        let start = Instant::now();
+        let mut attacker_requests = 0u32;
+        for second in 0..20 * 3600u64 {
+            let now = start + Duration::from_secs(second);
+            if let Ok(attempt) = t.attempt_at("victim@example.com", attacker, now) {
+                attacker_requests += 1;
+                attempt.failed();
+            }
+            assert!(
+                t.check_at("victim@example.com", owner, now).is_ok(),
+                "the owner was locked out after {second} s and {attacker_requests} failures"
+            );
+        }
+        assert!(attacker_requests <= 100, "{attacker_requests}");
+    }
+
+    /// Five failures from one client lock that client out of the account, and only it: the
+    /// owner, from another client, logs in, which does not unlock the guessing client.
+    #[test]
+    fn five_failures_from_one_client_lock_only_that_client_out_of_the_account() {
+        let t = LoginThrottle::new();
+        let (guesser, owner) = (ip("203.0.113.66"), ip("198.51.100.7"));
+        let now = Instant::now();
+        for _ in 0..5 {
+            t.attempt_at("alice", guesser, now).unwrap().failed();
+        }
+        assert!(t.check_at("alice", guesser, now).is_ok(), "5 free");
+        t.attempt_at("alice", guesser, now).unwrap().failed();
+        assert_eq!(
+            t.attempt_at("alice", guesser, now).unwrap_err(),
+            Duration::from_secs(1)
+        );
+        assert!(
+            t.check_at("bob", guesser, now).is_ok(),
+            "the client itself is not locked out (20 free)"
+        );
+        t.attempt_at("alice", owner, now).unwrap().succeeded();
+        assert!(!tracks_account(&t, "alice") && !tracks_pair(&t, "alice", owner));
+        assert!(
+            t.check_at("alice", guesser, now).is_err(),
+            "the owner's login does not clear the guessing client's count"
+        );
+    }
+
+    /// Failures spread over many clients, each within its own free ones, lock the account
+    /// for every client past the account-wide count (100), and the owner's login, once the
+    /// lockout has ended, resets it.
+    #[test]
+    fn failures_spread_over_clients_lock_the_account_past_the_account_wide_count() {
+        let t = LoginThrottle::new();
+        let now = Instant::now();
+        let elsewhere = ip("198.51.100.7");
+        for i in 0..100 {
+            t.attempt_at("alice", ip_n(i), now).unwrap().failed();
+        }
+        assert!(t.check_at("alice", elsewhere, now).is_ok(), "100 free");
+        t.attempt_at("alice", ip_n(100), now).unwrap().failed();
+        assert_eq!(
+            t.attempt_at("alice", elsewhere, now).unwrap_err(),
+            Duration::from_secs(1),
+            "locked for every client"
+        );
+        assert!(t.check_at("bob", elsewhere, now).is_ok());
+        let later = now + Duration::from_secs(1);
+        t.attempt_at("alice", elsewhere, later).unwrap().succeeded();
+        assert!(!tracks_account(&t, "alice"), "the success reset the count");
+        t.attempt_at("alice", ip_n(101), later).unwrap().failed();
+        assert!(t.check_at("alice", elsewhere, later).is_ok());
+    }
+
+    /// The account from one client groups clients as the client's own count does.
+    #[test]
+    fn an_account_from_one_client_groups_the_client_as_its_ip_count_does() {
+        let t = LoginThrottle::new().free_attempts(0, 100);
+        let now = Instant::now();
+        t.failure_at("alice", ip("2001:db8:1:2::1"), now);
+        assert!(
+            t.check_at("alice", ip("2001:db8:1:2:ffff::3"), now)
+                .is_err()
+        );
+        assert!(t.check_at("alice", ip("2001:db8:1:3::1"), now).is_ok());
+        t.failure_at("alice", ip("::ffff:192.0.2.1"), now);
+        assert!(t.check_at("alice", ip("192.0.2.1"), now).is_err());
+        assert!(t.check_at("alice", ip("192.0.2.2"), now).is_ok());
+        assert!(t.check_at("bob", ip("192.0.2.1"), now).is_ok());
+    }
+
+    #[test]
     fn the_most_free_attempts_there_are_do_not_overflow() {
-        let t = LoginThrottle::new().free_attempts(u32::MAX, u32::MAX);
+        let t = LoginThrottle::new()
+            .free_attempts(u32::MAX, u32::MAX)
+            .free_attempts_account_wide(u32::MAX);
         let now = Instant::now();
         t.failure_at("alice", ip("10.0.0.1"), now);
         assert!(t.check_at("alice", ip("10.0.0.1"), now).is_ok());
@@ -465,13 +680,15 @@ mod tests {
 
     #[test]
     fn success_clears_the_account_but_not_the_ip() {
-        let t = LoginThrottle::new().free_attempts(1, 3);
+        let t = LoginThrottle::new()
+            .free_attempts(1, 3)
+            .free_attempts_account_wide(1);
         let now = Instant::now();
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
         for user in ["u1", "u2", "u3"] {
             t.attempt_at(user, a, now).unwrap().failed();
         }
-        // u3 fails again elsewhere: locked out.
+        // u3 fails again elsewhere: past its account-wide free failure, locked out.
         t.attempt_at("u3", b, now).unwrap().failed();
         assert!(t.check_at("u3", ip("10.0.0.9"), now).is_err());
         // A right password from `a` takes back its own charge only: the IP's three earlier
@@ -484,10 +701,12 @@ mod tests {
             "the IP is locked"
         );
         assert!(t.check_at("other", b, now).is_ok());
-        // u3's right password, once its lockout is over, clears its count.
+        // u3's right password, once its lockout is over, clears its count from all clients
+        // and from `b`; its count from `a` is a's own.
         let later = now + Duration::from_secs(2);
         t.attempt_at("u3", b, later).unwrap().succeeded();
-        assert!(!tracks_account(&t, "u3"));
+        assert!(!tracks_account(&t, "u3") && !tracks_pair(&t, "u3", b));
+        assert!(tracks_pair(&t, "u3", a));
         assert!(t.check_at("u3", ip("10.0.0.9"), later).is_ok());
     }
 
@@ -555,7 +774,7 @@ mod tests {
             assert!(len <= 10, "{len} subjects tracked after {i} failures");
         }
         // The newest failures are the ones kept.
-        let t = t.free_attempts(0, 0);
+        let t = t.free_attempts(0, 0).free_attempts_account_wide(0);
         t.failure_at("user-last", ip("192.0.2.1"), now);
         assert!(t.check_at("user-last", ip("198.51.100.1"), now).is_err());
         assert!(t.check_at("someone", ip("192.0.2.1"), now).is_err());
@@ -563,18 +782,19 @@ mod tests {
 
     #[test]
     fn a_full_table_is_scanned_once_per_batch_not_once_per_failure() {
-        let t = small(80);
+        let t = small(120);
         let start = Instant::now();
-        // 400 failures, each a new account and a new IP: 800 new subjects, 10 × capacity.
-        for i in 0..400u32 {
+        // 600 failures, each a new account and a new IP: 1800 new subjects (the account, the
+        // account from that client, the client), 15 × capacity.
+        for i in 0..600u32 {
             let now = start + Duration::from_millis(u64::from(i));
             t.failure_at(&format!("user-{i}"), IpAddr::from(i.to_be_bytes()), now);
-            assert!(t.entries.lock().unwrap().len() <= 80);
+            assert!(t.entries.lock().unwrap().len() <= 120);
         }
-        // Each pass frees about an eighth (10 subjects, five failures' worth): 72 passes
-        // after the first 40 failures fill the table, not one per failure (360).
+        // Each pass frees about an eighth (15 subjects, five failures' worth): 112 passes
+        // after the first 40 failures fill the table, not one per failure (560).
         let passes = t.eviction_passes.load(Ordering::Relaxed);
-        assert!(passes <= 10 * 8 + 5, "{passes} full-table passes");
+        assert!(passes <= 15 * 8 + 5, "{passes} full-table passes");
     }
 
     /// A throttle holding at most `capacity` subjects.
@@ -585,7 +805,13 @@ mod tests {
     }
 
     fn tracks_account(t: &LoginThrottle, account: &str) -> bool {
-        t.entries.lock().unwrap().contains_key(&t.account(account))
+        let subject = t.subjects(account, IpAddr::from([0; 4])).account;
+        t.entries.lock().unwrap().contains_key(&subject)
+    }
+
+    fn tracks_pair(t: &LoginThrottle, account: &str, ip: IpAddr) -> bool {
+        let subject = t.subjects(account, ip).pair;
+        t.entries.lock().unwrap().contains_key(&subject)
     }
 
     fn tracks_ip(t: &LoginThrottle, ip: IpAddr) -> bool {
@@ -598,49 +824,57 @@ mod tests {
 
     #[test]
     fn a_full_table_drops_its_oldest_subjects_in_one_batch() {
-        let t = small(80);
+        let t = small(120);
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
-        // 40 failures fill the table, user-i from 10.0.0.i at second i.
+        // 40 failures fill the table, user-i from 10.0.0.i at second i: three subjects each.
         for i in 0..40u32 {
             t.failure_at(&format!("user-{i}"), ip_n(i), at(u64::from(i)));
         }
-        // The oldest two fail again: their last failure is now the most recent.
+        // The oldest three fail again: their last failure is now the most recent.
         t.failure_at("user-0", ip_n(0), at(40));
-        assert_eq!(t.entries.lock().unwrap().len(), 80);
+        assert_eq!(t.entries.lock().unwrap().len(), 120);
         assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 0);
 
         t.failure_at("newcomer", ip("192.0.2.1"), at(41));
         assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
-        // Down to 70 (7/8 of 80) in one pass, then the newcomer's two subjects.
-        assert_eq!(t.entries.lock().unwrap().len(), 72);
-        assert!(
-            tracks_account(&t, "user-0") && tracks_ip(&t, ip_n(0)),
-            "recent"
-        );
+        // Down to 105 (7/8 of 120) in one pass, then the newcomer's three subjects.
+        assert_eq!(t.entries.lock().unwrap().len(), 108);
+        let tracks_all = |user: &str, ip: IpAddr| {
+            (
+                tracks_account(&t, user),
+                tracks_pair(&t, user, ip),
+                tracks_ip(&t, ip),
+            )
+        };
+        assert_eq!(tracks_all("user-0", ip_n(0)), (true, true, true), "recent");
         for i in 1..=5 {
-            assert!(!tracks_account(&t, &format!("user-{i}")), "user-{i} is old");
-            assert!(!tracks_ip(&t, ip_n(i)), "10.0.0.{i} is old");
+            let old = tracks_all(&format!("user-{i}"), ip_n(i));
+            assert_eq!(
+                old,
+                (false, false, false),
+                "user-{i} from 10.0.0.{i} is old"
+            );
         }
         for i in 6..40 {
-            assert!(tracks_account(&t, &format!("user-{i}")), "user-{i}");
-            assert!(tracks_ip(&t, ip_n(i)), "10.0.0.{i}");
+            let kept = tracks_all(&format!("user-{i}"), ip_n(i));
+            assert_eq!(kept, (true, true, true), "user-{i} from 10.0.0.{i}");
         }
-        assert!(tracks_account(&t, "newcomer") && tracks_ip(&t, ip("192.0.2.1")));
+        assert_eq!(tracks_all("newcomer", ip("192.0.2.1")), (true, true, true));
 
         // The next four failures of new subjects fit without another pass.
         for i in 100..104 {
             t.failure_at(&format!("user-{i}"), ip_n(i), at(42));
         }
-        assert_eq!(t.entries.lock().unwrap().len(), 80);
+        assert_eq!(t.entries.lock().unwrap().len(), 120);
         assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
     }
 
     #[test]
     fn a_full_table_forgets_its_idle_subjects_before_any_others() {
-        let t = small(80);
+        let t = small(120);
         let start = Instant::now();
-        // 60 subjects from an hour ago, then 20 recent ones.
+        // 90 subjects from an hour ago, then 30 recent ones.
         for i in 0..30u32 {
             t.failure_at(&format!("old-{i}"), ip_n(i), start);
         }
@@ -655,11 +889,13 @@ mod tests {
         t.failure_at("newcomer", ip("192.0.2.1"), later);
         assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
         // The idle ones are enough: none of the recent ones is dropped.
-        assert_eq!(t.entries.lock().unwrap().len(), 22);
+        assert_eq!(t.entries.lock().unwrap().len(), 33);
         for i in 0..10 {
             assert!(tracks_account(&t, &format!("recent-{i}")));
+            assert!(tracks_pair(&t, &format!("recent-{i}"), ip_n(100 + i)));
         }
         assert!(!tracks_account(&t, "old-0") && !tracks_ip(&t, ip_n(0)));
+        assert!(!tracks_pair(&t, "old-0", ip_n(0)));
     }
 
     #[test]
@@ -667,13 +903,13 @@ mod tests {
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
         let full = |first_account: &str, first_ip: IpAddr| {
-            let t = small(16).free_attempts(1, 1);
-            // The first failure's two subjects are the oldest in the table.
+            let t = small(24).free_attempts(1, 1).free_attempts_account_wide(1);
+            // The first failure's three subjects are the oldest in the table.
             t.failure_at(first_account, first_ip, at(0));
             for i in 1..8u32 {
                 t.failure_at(&format!("user-{i}"), ip_n(i), at(1));
             }
-            assert_eq!(t.entries.lock().unwrap().len(), 16);
+            assert_eq!(t.entries.lock().unwrap().len(), 24);
             t
         };
 
@@ -681,9 +917,13 @@ mod tests {
         let t = full("victim", ip_n(0));
         t.failure_at("victim", ip("192.0.2.1"), at(2));
         assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
-        assert_eq!(t.entries.lock().unwrap().len(), 15);
-        assert!(!tracks_ip(&t, ip_n(0)), "the oldest other subject went");
+        assert_eq!(t.entries.lock().unwrap().len(), 23);
+        assert!(
+            !tracks_ip(&t, ip_n(0)) && !tracks_pair(&t, "victim", ip_n(0)),
+            "the oldest other subjects went"
+        );
         assert!(tracks_account(&t, "victim") && tracks_ip(&t, ip("192.0.2.1")));
+        assert!(tracks_pair(&t, "victim", ip("192.0.2.1")));
         assert!(
             t.check_at("victim", ip("198.51.100.1"), at(2)).is_err(),
             "the account's second failure counted"
@@ -693,80 +933,115 @@ mod tests {
         let t = full("first", ip("192.0.2.1"));
         t.failure_at("second", ip("192.0.2.1"), at(2));
         assert_eq!(t.eviction_passes.load(Ordering::Relaxed), 1);
-        assert_eq!(t.entries.lock().unwrap().len(), 15);
+        assert_eq!(t.entries.lock().unwrap().len(), 23);
         assert!(
-            !tracks_account(&t, "first"),
-            "the oldest other subject went"
+            !tracks_account(&t, "first") && !tracks_pair(&t, "first", ip("192.0.2.1")),
+            "the oldest other subjects went"
         );
         assert!(tracks_account(&t, "second") && tracks_ip(&t, ip("192.0.2.1")));
+        assert!(tracks_pair(&t, "second", ip("192.0.2.1")));
         assert!(
             t.check_at("someone", ip("192.0.2.1"), at(2)).is_err(),
             "the IP's second failure counted"
         );
     }
 
+    /// Both of an account's counts survive a flood: from all clients (with 3 free failures
+    /// account-wide) and from one client (with the default 100, only that count locks).
     #[test]
     fn an_account_is_still_locked_out_while_a_flood_evicts_around_it() {
-        let t = small(80).free_attempts(3, 1000);
-        let start = Instant::now();
-        let mut second = 0;
-        let mut next = 0u32;
-        for _ in 0..4 {
-            // Between each of alice's failures, 30 failures of new accounts from new IPs.
-            for _ in 0..30 {
+        for account_wide in [3, 100] {
+            let t = small(120)
+                .free_attempts(3, 1000)
+                .free_attempts_account_wide(account_wide);
+            let start = Instant::now();
+            let mut second = 0;
+            let mut next = 0u32;
+            for _ in 0..4 {
+                // Between each of alice's failures, 30 failures of new accounts from new IPs.
+                for _ in 0..30 {
+                    second += 1;
+                    t.failure_at(
+                        &format!("bot-{next}"),
+                        ip_n(next),
+                        start + Duration::from_secs(second),
+                    );
+                    next += 1;
+                }
                 second += 1;
                 t.failure_at(
-                    &format!("bot-{next}"),
-                    ip_n(next),
+                    "alice",
+                    ip("192.0.2.1"),
                     start + Duration::from_secs(second),
                 );
-                next += 1;
             }
-            second += 1;
-            t.failure_at(
-                "alice",
-                ip("192.0.2.1"),
-                start + Duration::from_secs(second),
+            assert!(
+                t.eviction_passes.load(Ordering::Relaxed) > 1,
+                "the table was full"
             );
+            assert!(!tracks_account(&t, "bot-0"), "the oldest went");
+            let now = start + Duration::from_secs(second);
+            assert!(
+                t.check_at("alice", ip("192.0.2.1"), now).is_err(),
+                "alice's fourth failure from 192.0.2.1, past three free ones, locked it out"
+            );
+            assert_eq!(
+                t.check_at("alice", ip("198.51.100.1"), now).is_err(),
+                account_wide < 4,
+                "past {account_wide} account-wide free ones, locked for every client"
+            );
+            assert!(t.check_at("bob", ip("198.51.100.1"), now).is_ok());
         }
-        assert!(
-            t.eviction_passes.load(Ordering::Relaxed) > 1,
-            "the table was full"
-        );
-        assert!(!tracks_account(&t, "bot-0"), "the oldest went");
-        let now = start + Duration::from_secs(second);
-        assert!(
-            t.check_at("alice", ip("198.51.100.1"), now).is_err(),
-            "alice's fourth failure, past three free ones, locked her out"
-        );
-        assert!(t.check_at("bob", ip("198.51.100.1"), now).is_ok());
     }
 
     /// A flood of fresh names used to push the oldest subjects out first, whatever their
     /// counts: an attacker who had run up an account's count (five wrong guesses, locked out)
     /// flushed it with new names from a few IPs and guessed again from nothing. The subjects
     /// least far into their lockouts go first.
+    /// Nor an account's count from one client: a client that had been locked out of an
+    /// account could flood and guess it again from nothing.
     #[test]
     fn a_flood_of_fresh_names_does_not_flush_an_accounts_count() {
-        let t = small(80).free_attempts(3, 1000);
         let start = Instant::now();
         let ms = |n: u64| start + Duration::from_millis(n);
-        for _ in 0..5 {
-            t.failure_at("alice", ip("192.0.2.1"), start);
-        }
-        // 200 fresh names from ten IPs, all after alice's failures.
-        for i in 0..200u32 {
-            t.failure_at(&format!("bot-{i}"), ip_n(i % 10), ms(10_000 + u64::from(i)));
-        }
-        assert!(t.eviction_passes.load(Ordering::Relaxed) > 1);
-        assert!(!tracks_account(&t, "bot-0"), "the flood was evicted");
-        // Her sixth failure is her third past the free ones: 4 s, not a fresh count.
+        let flooded = |account_wide: u32| {
+            let t = small(80)
+                .free_attempts(3, 1000)
+                .free_attempts_account_wide(account_wide);
+            for _ in 0..5 {
+                t.failure_at("alice", ip("192.0.2.1"), start);
+            }
+            // 200 fresh names from ten IPs, all after alice's failures.
+            for i in 0..200u32 {
+                t.failure_at(&format!("bot-{i}"), ip_n(i % 10), ms(10_000 + u64::from(i)));
+            }
+            assert!(t.eviction_passes.load(Ordering::Relaxed) > 1);
+            assert!(
+                !tracks_account(&t, "bot-0") && !tracks_pair(&t, "bot-0", ip_n(0)),
+                "the flood was evicted"
+            );
+            t
+        };
         let later = ms(20_000);
+
+        // The account from all clients (3 free): her sixth failure, from another client, is
+        // her third past the free ones: 4 s, not a fresh count.
+        let t = flooded(3);
         t.failure_at("alice", ip("198.51.100.1"), later);
         assert_eq!(
             t.check_at("alice", ip("203.0.113.1"), later),
             Err(Duration::from_secs(4))
         );
+
+        // The account from one client (3 free, 100 account-wide): likewise from that client,
+        // while another is let through.
+        let t = flooded(100);
+        t.failure_at("alice", ip("192.0.2.1"), later);
+        assert_eq!(
+            t.check_at("alice", ip("192.0.2.1"), later),
+            Err(Duration::from_secs(4))
+        );
+        assert!(t.check_at("alice", ip("203.0.113.1"), later).is_ok());
     }
 
     /// A lockout longer than the hour after which counts are forgotten: a full table used to
@@ -774,22 +1049,30 @@ mod tests {
     #[test]
     fn a_full_table_keeps_a_subject_still_locked_out_however_idle() {
         let hour = Duration::from_secs(3600);
-        let t = small(8)
-            .free_attempts(0, 100)
-            .lockout(2 * hour, 2 * hour)
-            .unwrap();
-        let start = Instant::now();
-        t.failure_at("alice", ip("192.0.2.1"), start);
-        t.failure_at("alice", ip("192.0.2.1"), start);
-        let later = start + hour + Duration::from_secs(1);
-        for i in 0..10u32 {
-            t.failure_at(&format!("bot-{i}"), ip_n(i), later);
+        for account_wide in [0, 100] {
+            let t = small(8)
+                .free_attempts(0, 100)
+                .free_attempts_account_wide(account_wide)
+                .lockout(2 * hour, 2 * hour)
+                .unwrap();
+            let start = Instant::now();
+            t.failure_at("alice", ip("192.0.2.1"), start);
+            t.failure_at("alice", ip("192.0.2.1"), start);
+            let later = start + hour + Duration::from_secs(1);
+            for i in 0..10u32 {
+                t.failure_at(&format!("bot-{i}"), ip_n(i), later);
+            }
+            assert!(t.eviction_passes.load(Ordering::Relaxed) > 0);
+            assert!(
+                t.check_at("alice", ip("192.0.2.1"), later).is_err(),
+                "still locked out from her client"
+            );
+            assert_eq!(
+                t.check_at("alice", ip("198.51.100.1"), later).is_err(),
+                account_wide == 0,
+                "still locked out for all clients if that count was past its free ones"
+            );
         }
-        assert!(t.eviction_passes.load(Ordering::Relaxed) > 0);
-        assert!(
-            t.check_at("alice", ip("198.51.100.1"), later).is_err(),
-            "still locked out"
-        );
     }
 
     /// A lockout too long to add to an `Instant` (`lockout(Duration::MAX, …)`: "for good")
@@ -799,6 +1082,7 @@ mod tests {
     fn a_lockout_past_the_end_of_time_does_not_panic() {
         let t = LoginThrottle::new()
             .free_attempts(0, 100)
+            .free_attempts_account_wide(0)
             .lockout(Duration::MAX, Duration::MAX)
             .unwrap();
         let now = Instant::now();
@@ -833,7 +1117,9 @@ mod tests {
 
     #[test]
     fn long_account_names_are_told_apart_and_normalized() {
-        let t = LoginThrottle::new().free_attempts(0, 100);
+        let t = LoginThrottle::new()
+            .free_attempts(0, 100)
+            .free_attempts_account_wide(0);
         let now = Instant::now();
         let long = "a".repeat(1 << 20);
         t.failure_at(&format!("  {}X ", long.to_uppercase()), ip("10.0.0.1"), now);
@@ -851,37 +1137,53 @@ mod tests {
 
     /// N wrong passwords sent at once all passed `check()` before the first `failure()`
     /// was recorded (the password hash runs in between), so the per-account limit admitted
-    /// every one of them. At most the free attempts plus the one that locks may be in flight.
+    /// every one of them. At most the free attempts plus the one that locks may be in flight:
+    /// from one client (5 free on the account from it), and from many (5 free account-wide).
     #[test]
     fn concurrent_attempts_cannot_outrun_the_account_limit() {
         use std::sync::Barrier;
         use std::sync::atomic::AtomicUsize;
 
         const ATTEMPTS: usize = 24;
-        let t = LoginThrottle::new().free_attempts(5, 1000);
-        let admitted = AtomicUsize::new(0);
-        let (checked, verified) = (Barrier::new(ATTEMPTS), Barrier::new(ATTEMPTS));
-        std::thread::scope(|s| {
-            for i in 0..ATTEMPTS {
-                let (t, admitted, checked, verified) = (&t, &admitted, &checked, &verified);
-                s.spawn(move || {
-                    let from = IpAddr::from([10, 0, 0, u8::try_from(i).unwrap()]);
-                    checked.wait();
-                    let attempt = t.attempt("alice@example.com", from);
-                    // Every attempt has been let through or refused before any password
-                    // check ends: the slowest case for the old check-then-record calls.
-                    verified.wait();
-                    if let Ok(attempt) = attempt {
-                        admitted.fetch_add(1, Ordering::Relaxed);
-                        attempt.failed();
-                    }
-                });
-            }
-        });
+        let admitted = |t: &LoginThrottle, from: &(dyn Fn(usize) -> IpAddr + Sync)| {
+            let admitted = AtomicUsize::new(0);
+            let (checked, verified) = (Barrier::new(ATTEMPTS), Barrier::new(ATTEMPTS));
+            std::thread::scope(|s| {
+                for i in 0..ATTEMPTS {
+                    let (admitted, checked, verified) = (&admitted, &checked, &verified);
+                    s.spawn(move || {
+                        checked.wait();
+                        let attempt = t.attempt("alice@example.com", from(i));
+                        // Every attempt has been let through or refused before any password
+                        // check ends: the slowest case for the old check-then-record calls.
+                        verified.wait();
+                        if let Ok(attempt) = attempt {
+                            admitted.fetch_add(1, Ordering::Relaxed);
+                            attempt.failed();
+                        }
+                    });
+                }
+            });
+            admitted.into_inner()
+        };
+        let one_client = LoginThrottle::new().free_attempts(5, 1000);
         assert_eq!(
-            admitted.load(Ordering::Relaxed),
+            admitted(&one_client, &|_| ip("10.0.0.1")),
             6,
-            "5 free + the one that locks"
+            "from one client: 5 free + the one that locks"
+        );
+        let many_clients = LoginThrottle::new()
+            .free_attempts(1000, 1000)
+            .free_attempts_account_wide(5);
+        assert_eq!(
+            admitted(&many_clients, &|i| IpAddr::from([
+                10,
+                0,
+                0,
+                u8::try_from(i).unwrap()
+            ])),
+            6,
+            "from many clients: 5 free account-wide + the one that locks"
         );
     }
 
@@ -906,7 +1208,17 @@ mod tests {
             ("stra\u{df}e", "STRASSE"),
             ("stra\u{1e9e}e", "strasse"),
         ] {
+            // From one client (the account-wide count not locking)…
             let t = LoginThrottle::new().free_attempts(0, 1000);
+            t.failure_at(first, ip("10.0.0.1"), now);
+            assert!(
+                t.check_at(second, ip("10.0.0.1"), now).is_err(),
+                "{first:?} and {second:?} are one account from one client"
+            );
+            assert!(t.check_at(second, ip("10.0.0.2"), now).is_ok());
+            assert!(t.check_at("bob", ip("10.0.0.1"), now).is_ok());
+            // …and from all clients.
+            let t = t.free_attempts_account_wide(0);
             t.failure_at(first, ip("10.0.0.1"), now);
             assert!(
                 t.check_at(second, ip("10.0.0.2"), now).is_err(),
@@ -926,7 +1238,9 @@ mod tests {
             ("\u{fb01}nn@example.com", "finn@example.com"),
             ("user\u{b2}@example.com", "user2@example.com"),
         ] {
-            let t = LoginThrottle::new().free_attempts(0, 1000);
+            let t = LoginThrottle::new()
+                .free_attempts(0, 1000)
+                .free_attempts_account_wide(0);
             t.failure_at(first, ip("10.0.0.1"), now);
             assert!(
                 t.check_at(second, ip("10.0.0.2"), now).is_err(),
@@ -970,7 +1284,9 @@ mod tests {
                 account_key(folded),
                 "{name:?} and its case folding {folded:?} are one account"
             );
-            let t = LoginThrottle::new().free_attempts(0, 1000);
+            let t = LoginThrottle::new()
+                .free_attempts(0, 1000)
+                .free_attempts_account_wide(0);
             t.failure_at(&format!("{name}@example.com"), ip("10.0.0.1"), now);
             assert!(
                 t.check_at(&format!("{folded}@example.com"), ip("10.0.0.2"), now)

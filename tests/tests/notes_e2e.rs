@@ -298,6 +298,8 @@ async fn field_error_pointers_have_one_shape() {
     assert_eq!(long.json()["errors"][0]["pointer"], "#/password");
 }
 
+/// Every request here comes from one client (127.0.0.1): past 5 failures it is locked out of
+/// the account (the account from one client's count), the right password included.
 #[tokio::test]
 async fn failed_logins_are_throttled_per_account() {
     let app = start("2000").await;
@@ -311,7 +313,7 @@ async fn failed_logins_are_throttled_per_account() {
     let throttled = statuses.last().unwrap();
     assert_problem(throttled, 429);
     assert!(throttled.header("retry-after").is_some());
-    // Even the right password waits out the lockout.
+    // Even the right password waits out the lockout, from that client.
     let right = format!(r#"{{"email":"eve@example.com","password":"{PASSWORD}"}}"#);
     assert_eq!(
         send(app.addr, "POST", "/auth/login", &[], Some(&right))
