@@ -323,6 +323,40 @@ async fn failed_logins_are_throttled_per_account() {
     );
 }
 
+/// One client's wrong guesses lock that client out of the account, not the account's owner:
+/// behind a trusted proxy, a guesser at 203.0.113.66 gets 401 ×6 then 429, while eve, at
+/// 198.51.100.7, logs in with her password meanwhile.
+#[tokio::test]
+async fn one_clients_failed_logins_do_not_lock_the_owner_out() {
+    let notes = TempNotes::new("e2e-login-clients", &[]);
+    let hardening = hardening_core::HardeningConfig::from_vars([
+        ("HARDENING_RATE_LIMIT_PER_MINUTE", "100000"),
+        ("HARDENING_RATE_LIMIT_BURST", "100000"),
+        ("HARDENING_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .unwrap();
+    let addr = hardening_tests::serve(example_notes::app(&notes.config, hardening).unwrap()).await;
+    assert_eq!(register(addr, "eve@example.com").await.status, 202);
+    let login_from = async |client: &str, password: &str| {
+        let body = format!(r#"{{"email":"eve@example.com","password":"{password}"}}"#);
+        let from = [("x-forwarded-for", client)];
+        send(addr, "POST", "/auth/login", &from, Some(&body)).await
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(login_from("203.0.113.66", "guess guess guess").await.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 401, 429]);
+    assert_eq!(login_from("203.0.113.66", PASSWORD).await.status, 429);
+    let owner = login_from("198.51.100.7", PASSWORD).await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+    assert_eq!(
+        login_from("203.0.113.66", PASSWORD).await.status,
+        429,
+        "the owner's login does not unlock the guessing client"
+    );
+}
+
 #[tokio::test]
 async fn notes_crud_with_a_bearer_token_or_the_session_cookie() {
     let app = start("2000").await;

@@ -327,13 +327,15 @@ async fn register(
 
 async fn login(
     State(state): State<AppState>,
-    client_ip: Option<Extension<ClientIp>>,
+    client_ip: Option<ClientIp>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Valid(Json(creds)): Valid<Json<Credentials>>,
 ) -> Result<Response, Error> {
-    // Hardening's client IP (trusted proxies applied), else the socket peer.
+    // Hardening's client IP (trusted proxies applied), else the socket peer. The `ClientIp`
+    // extractor, not `Extension<ClientIp>`: Hardening keeps it in its `RequestContext`, where
+    // an `Extension` never finds it (every client behind a proxy was then the proxy).
     let ip = match (client_ip, peer) {
-        (Some(Extension(ClientIp(ip))), _) => ip,
+        (Some(ClientIp(ip)), _) => ip,
         (None, Some(Extension(ConnectInfo(addr)))) => addr.ip(),
         (None, None) => {
             return Err(Error::internal(
