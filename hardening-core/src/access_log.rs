@@ -249,23 +249,29 @@ impl fmt::Display for Redacted<'_> {
         // `password=a;b` as the one value `a;b`.
         let mut rest = self.query;
         loop {
-            let mut end = rest.find(['&', ';']).unwrap_or(rest.len());
+            let end = rest.find(['&', ';']).unwrap_or(rest.len());
             let pair = &rest[..end];
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if self.log.is_sensitive_param(name)
+            let redacted = if self.log.is_sensitive_param(name)
                 || self.log.nests_a_secret(value)
                 || is_secret_by_shape(value)
             {
                 write_ascii(f, name)?;
                 write!(f, "={REDACTED}")?;
-                end = rest.find('&').unwrap_or(rest.len());
+                true
             } else if !pair.contains('=') && is_secret_by_shape(pair) {
                 // A bare value (`?eyJ…`): nothing names it.
                 f.write_str(REDACTED)?;
-                end = rest.find('&').unwrap_or(rest.len());
+                true
             } else {
                 write_ascii(f, pair)?;
-            }
+                false
+            };
+            let end = if redacted {
+                rest.find('&').unwrap_or(rest.len())
+            } else {
+                end
+            };
             let Some(separator) = rest[end..].chars().next() else {
                 return Ok(());
             };
