@@ -256,7 +256,7 @@ impl fmt::Display for Redacted<'_> {
                 || self.log.nests_a_secret(value)
                 || is_secret_by_shape(value)
             {
-                write_ascii(f, name)?;
+                write_ascii(f, name_before_value(name))?;
                 write!(f, "={REDACTED}")?;
                 true
             } else if !pair.contains('=') && is_secret_by_shape(pair) {
@@ -279,6 +279,17 @@ impl fmt::Display for Redacted<'_> {
             rest = &rest[end + 1..];
         }
     }
+}
+
+/// What is written of a redacted pair's name: the name up to an encoded `=` (`%3D`, or `%25`
+/// which may begin a doubly encoded one), after which a client that encoded its `=` put the
+/// value itself: `client_secret%3Ds3cr3t` is written `client_secret=[redacted]`.
+fn name_before_value(raw_name: &str) -> &str {
+    let encoded_equals = raw_name
+        .as_bytes()
+        .windows(3)
+        .position(|w| w[0] == b'%' && (w[1..].eq_ignore_ascii_case(b"3d") || w[1..] == *b"25"));
+    encoded_equals.map_or(raw_name, |at| &raw_name[..at])
 }
 
 /// Request headers as `name: value; …`, with credentials redacted, and the sensitive query
@@ -525,6 +536,17 @@ pub(crate) mod tests {
             }
             .to_string(),
             "user=ann&password=[redacted]&b=2;c=3&[redacted]&d=4"
+        );
+        // A value sent with its `=` encoded is part of the name: what the name holds after an
+        // encoded `=` (once or twice) is not written.
+        let q = "client_secret%3Ds3cr3t&token%3dabc%3Dd=1&password%253Dhunter2&a%3Db=c";
+        assert_eq!(
+            Redacted {
+                query: q,
+                log: &log
+            }
+            .to_string(),
+            "client_secret=[redacted]&token=[redacted]&password=[redacted]&a%3Db=c"
         );
     }
 
