@@ -64,7 +64,9 @@ impl Estimate {
         Self(EstimateRepr::Fixed(units))
     }
 
-    /// One unit per `bytes_per_unit` bytes of declared `Content-Length` (at least one).
+    /// One unit per `bytes_per_unit` bytes of the body (at least one): its declared
+    /// `Content-Length`, or, for a body sent without one (chunked), its bytes, counted by
+    /// buffering it (up to [`CostLayer::max_body`]) and handed on unchanged.
     pub fn content_length(bytes_per_unit: NonZeroU32) -> Self {
         Self(EstimateRepr::ContentLength(bytes_per_unit))
     }
@@ -88,23 +90,31 @@ impl Estimate {
         Self(EstimateRepr::Custom(Arc::new(f)))
     }
 
-    fn needs_body(&self) -> bool {
-        matches!(
-            self.0,
-            EstimateRepr::JsonField { .. } | EstimateRepr::Custom(_)
-        )
+    fn needs_body(&self, parts: &Parts) -> bool {
+        match self.0 {
+            EstimateRepr::Fixed(_) => false,
+            EstimateRepr::ContentLength(_) => {
+                !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+            }
+            EstimateRepr::JsonField { .. } | EstimateRepr::Custom(_) => true,
+        }
     }
 
     fn units(&self, parts: &Parts, body: &[u8]) -> u32 {
         match &self.0 {
             EstimateRepr::Fixed(n) => *n,
             EstimateRepr::ContentLength(per) => {
-                let len = parts
-                    .headers
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+                // Without a `Content-Length`, the body was buffered (`needs_body`). One that
+                // is not a number (hyper refuses those; a bare tower stack may not) counts
+                // as the most.
+                let len = match parts.headers.get(http::header::CONTENT_LENGTH) {
+                    Some(declared) => declared
+                        .to_str()
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(u64::MAX),
+                    None => body.len() as u64,
+                };
                 u32::try_from(len.div_ceil(u64::from(per.get())).max(1)).unwrap_or(u32::MAX)
             }
             EstimateRepr::JsonField { pointer, default } => {
@@ -491,7 +501,7 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let request_id = RequestId::from_extensions(&parts.extensions);
-            let (body, units) = if layer.estimate.needs_body() {
+            let (body, units) = if layer.estimate.needs_body(&parts) {
                 match hardening_errors::collect_capped(body, layer.max_body).await {
                     Ok(bytes) => {
                         let units = layer.estimate.units(&parts, &bytes);
@@ -996,6 +1006,48 @@ mod tests {
         assert!(!body.is_end_stream());
         drop(body);
         assert_eq!(remaining(&limiter), 10_000, "the client went away");
+    }
+
+    /// A body sent without `Content-Length` (chunked) was estimated at one unit whatever its
+    /// size, so a client could upload any amount for the price of one. Its bytes are now
+    /// counted; a declared length is still taken as declared, without buffering.
+    #[test]
+    fn a_body_without_a_declared_length_is_estimated_by_its_bytes() {
+        let limiter = budget(10_000);
+        let mut app = Router::new()
+            .route(
+                "/",
+                post(|body: Bytes| async move { body.len().to_string() }),
+            )
+            .layer(CostLayer::new(
+                limiter.clone(),
+                Estimate::content_length(NonZeroU32::new(1024).unwrap()),
+            ));
+        // The handler's answer (the length it read), read to its end, which settles.
+        let mut read_by_handler = |req| {
+            let response = send(&mut app, req);
+            assert_eq!(response.status(), StatusCode::OK);
+            ready(response.into_body().collect()).unwrap().to_bytes()
+        };
+        let chunked = Unsized(Some(Bytes::from(vec![b'x'; 10 * 1024 + 1])));
+        let req = Request::post("/").body(Body::new(chunked)).unwrap();
+        assert_eq!(
+            read_by_handler(req),
+            "10241",
+            "the body is handed on unchanged"
+        );
+        assert_eq!(remaining(&limiter), 10_000 - 11);
+
+        let declared = Request::post("/")
+            .header(http::header::CONTENT_LENGTH, "3000")
+            .body(Body::from(vec![b'x'; 3000]))
+            .unwrap();
+        assert_eq!(read_by_handler(declared), "3000");
+        assert_eq!(remaining(&limiter), 10_000 - 11 - 3);
+
+        let empty = Request::post("/").body(Body::empty()).unwrap();
+        assert_eq!(read_by_handler(empty), "0");
+        assert_eq!(remaining(&limiter), 10_000 - 11 - 3 - 1, "at least one");
     }
 
     #[test]
