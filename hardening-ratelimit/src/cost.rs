@@ -216,6 +216,14 @@ impl CostStore {
         }
     }
 
+    /// The policies that size `max_estimate`: the enforcing ones (a shadow policy observes
+    /// and must not lower what the enforcing ones charge), or all when every one is shadow.
+    fn sizing_policies(&self) -> impl Iterator<Item = &crate::Policy> + '_ {
+        let all_shadow = self.policies().all(crate::Policy::is_shadow);
+        self.policies()
+            .filter(move |p| all_shadow || !p.is_shadow())
+    }
+
     fn policy_header(&self) -> Option<&http::HeaderValue> {
         match self {
             Self::Memory(l) => l.policy_header(),
@@ -330,12 +338,12 @@ impl fmt::Debug for CostLayer {
 impl CostLayer {
     /// Reserves `estimate` per request under every policy of `limiter` (a [`RateLimiter`], or
     /// a `RedisLimiter` to share budgets across instances). The estimate is capped at a tenth
-    /// of the smallest policy's burst until [`max_estimate`](Self::max_estimate) says
+    /// of the smallest enforcing policy's burst until [`max_estimate`](Self::max_estimate) says
     /// otherwise; bodies are buffered up to 1 MiB when the estimate reads them.
     pub fn new(limiter: impl Into<CostStore>, estimate: Estimate) -> Self {
         let limiter = limiter.into();
         let smallest = limiter
-            .policies()
+            .sizing_policies()
             .map(|p| p.quota().effective_burst())
             .min()
             .unwrap_or(1);
@@ -347,14 +355,15 @@ impl CostLayer {
         }
     }
 
-    /// The most one request may reserve; must be below every policy's burst (as a full
+    /// The most one request may reserve; must be below every enforcing policy's burst (shadow
+    /// policies count only when every policy is one) (as a full
     /// bucket holds it: a burst past 2^63 ns of refill counts as that, see
     /// [`Quota::burst`](crate::Quota::burst)), so one request can never take a whole budget,
     /// nor ask for more than a bucket holds.
     pub fn max_estimate(mut self, max: NonZeroU32) -> Result<Self, CostConfigError> {
         let smallest = self
             .limiter
-            .policies()
+            .sizing_policies()
             .min_by_key(|p| p.quota().effective_burst())
             .ok_or(CostConfigError::NoPolicies)?;
         let burst = smallest.quota().effective_burst();
@@ -976,6 +985,44 @@ mod tests {
         );
         // The default, a tenth of the smallest burst: of what a bucket holds.
         assert_eq!(layer().max_estimate, 10_675);
+    }
+
+    /// Adding a shadow policy (to see what a tighter budget would refuse) lowered the
+    /// default cap to a tenth of its burst, so the enforcing budget was charged less: a
+    /// `max_tokens` of 50 000 reserved 100. Shadow policies now size the cap only when every
+    /// policy is one.
+    #[test]
+    fn a_shadow_policy_does_not_lower_what_the_enforcing_ones_charge() {
+        let per_day = |n| Quota::per_day(NonZeroU32::new(n).unwrap());
+        let enforcing = Policy::global("budget", per_day(1_000_000));
+        let trial = Policy::global("trial", per_day(1_000)).shadow();
+        let limiter = RateLimiter::new([enforcing.clone(), trial.clone()]);
+        let layer = CostLayer::new(limiter.clone(), Estimate::json_field("/max_tokens", 1));
+        assert_eq!(layer.max_estimate, 100_000);
+        assert!(
+            layer
+                .clone()
+                .max_estimate(NonZeroU32::new(500_000).unwrap())
+                .is_ok()
+        );
+        let mut app = Router::new()
+            .route("/", post(|| async { "ran" }))
+            .layer(layer);
+        let req = Request::post("/")
+            .body(Body::from(r#"{"max_tokens": 50000}"#))
+            .unwrap();
+        let response = send(&mut app, req);
+        assert_eq!(response.status(), StatusCode::OK);
+        ready(response.into_body().collect()).unwrap();
+        let headers = http::HeaderMap::new();
+        let left = limiter.statuses(&RequestKeys::new(None, &headers))[0].remaining();
+        assert_eq!(left, 1_000_000 - 50_000);
+
+        // Shadow policies alone still size it.
+        let shadow_only = RateLimiter::new([trial]);
+        let layer = CostLayer::new(shadow_only, Estimate::fixed(1));
+        assert_eq!(layer.max_estimate, 100);
+        assert!(layer.max_estimate(NonZeroU32::new(1_000).unwrap()).is_err());
     }
 
     /// A 101 was settled as a refusal (refunded in full) at once: a WebSocket route spent for
