@@ -853,7 +853,14 @@ impl Shared {
 
     async fn until_due(&self) -> Duration {
         let fetches = self.fetches.lock().await;
-        (fetches.last + self.policy.min_interval).saturating_duration_since(Instant::now())
+        // An interval past the clock's range (possible only without `max_key_age`, which
+        // bounds it) is never due.
+        fetches
+            .last
+            .checked_add(self.policy.min_interval)
+            .map_or(Duration::MAX, |due| {
+                due.saturating_duration_since(Instant::now())
+            })
     }
 }
 
@@ -1810,6 +1817,25 @@ mod tests {
                 "JwksPolicy::dangerous_keep_keys_while_fetches_fail"
             ]
         );
+    }
+
+    /// Without `max_key_age`, nothing bounds the intervals: a minimum interval of
+    /// `Duration::MAX` overflowed the clock when a token with an unknown `kid` asked for a
+    /// fetch, and the refresh task panicked (keys never refreshed again). It now waits.
+    #[tokio::test]
+    async fn an_interval_past_the_clocks_range_waits_instead_of_panicking() {
+        let policy = JwksPolicy::new()
+            .min_refresh_interval(Duration::MAX)
+            .refresh_every(Duration::MAX)
+            .dangerous_keep_keys_while_fetches_fail();
+        let (jwks, _fetcher) = scripted(policy).await;
+        jwks.request_refresh();
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!jwks.task.is_finished(), "the refresh task ended");
+        assert_eq!(jwks.shared.until_due().await, Duration::MAX);
+        assert!(jwks.get("rsa").is_some());
     }
 
     /// With no bound, failed fetches keep the keys (the behaviour asked for by name).
