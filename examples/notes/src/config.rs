@@ -102,6 +102,15 @@ impl std::fmt::Debug for NotesConfig {
     }
 }
 
+/// A secret of at least 32 bytes (HS256's key size; the session cookie's key derivation
+/// panics on less).
+pub(crate) fn long_enough(name: &'static str, secret: &[u8]) -> Result<(), ConfigError> {
+    if secret.len() < 32 {
+        return Err(ConfigError::TooShort(name, secret.len()));
+    }
+    Ok(())
+}
+
 impl NotesConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -114,9 +123,7 @@ impl NotesConfig {
             let value = var(name)
                 .filter(|v| !v.is_empty())
                 .ok_or(ConfigError::Missing(name))?;
-            if value.len() < 32 {
-                return Err(ConfigError::TooShort(name, value.len()));
-            }
+            long_enough(name, value.as_bytes())?;
             Ok(value.into_bytes())
         };
         let ip: IpAddr = match var("BIND") {

@@ -154,6 +154,9 @@ pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, S
 /// peer for its per-IP throttle (it needs `ConnectInfo`), and the admin account's row is not
 /// created (`app` creates it), so the admin cannot log in.
 pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
+    // Checked by `NotesConfig::from_env` too; a config built by hand is checked here (the
+    // verifier checks `jwt_secret`).
+    config::long_enough("COOKIE_KEY", &config.cookie_key)?;
     let verifier = JwtVerifier::builder()
         .hmac(None, jsonwebtoken::Algorithm::HS256, &config.jwt_secret)?
         .issuer(ISSUER)
@@ -588,6 +591,31 @@ mod tests {
         observer
             .pragma_query_value(None, "data_version", |row| row.get(0))
             .unwrap()
+    }
+
+    /// A config built by hand (its fields are public) skipped `from_env`'s length checks, and
+    /// a short `cookie_key` panicked in the cookie crate's key derivation. It is a
+    /// `ConfigError` naming the variable.
+    #[test]
+    fn a_hand_built_config_with_a_short_key_is_refused_not_a_panic() {
+        let key = "3q2+7w0ZbX9kLm4PaR8sTvU1yWcE6hJn".to_owned();
+        let base = NotesConfig::from_vars(|name| {
+            matches!(name, "JWT_SECRET" | "COOKIE_KEY").then(|| key.clone())
+        })
+        .unwrap();
+        let file = TempDb::new("short-key");
+        let db = Db::open(&file.0).unwrap();
+        let mut config = base.clone();
+        config.cookie_key = b"short".to_vec();
+        let err = routes(&config, db.clone()).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "COOKIE_KEY is 5 bytes long: use at least 32 random bytes (e.g. `openssl rand \
+                 -base64 48`)"
+            )
+        );
+        assert!(routes(&base, db).is_ok());
     }
 
     /// The admin's first login hashed `ADMIN_PASSWORD` (one hash more than any other login,

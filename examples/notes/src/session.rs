@@ -56,7 +56,12 @@ impl std::fmt::Debug for Sessions {
 }
 
 impl Sessions {
-    /// From `JWT_SECRET` and `COOKIE_KEY` (both at least 32 bytes; checked by the config).
+    /// From `JWT_SECRET` and `COOKIE_KEY` (both at least 32 bytes, as [`routes`](crate::routes)
+    /// checks).
+    ///
+    /// # Panics
+    ///
+    /// If `cookie_key` is shorter than 32 bytes.
     pub fn new(jwt_secret: &[u8], cookie_key: &[u8]) -> Self {
         Self {
             signing: jsonwebtoken::EncodingKey::from_secret(jwt_secret),
