@@ -246,8 +246,8 @@ impl Hardening {
     /// element with `Forwarded`, and then no `X-Forwarded-Proto`) and `x-request-id` from
     /// peers in these networks (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`), and only from them.
     ///
-    /// A network that covers every address (`0.0.0.0/0`, `::/0`) is accepted with a warning:
-    /// any client could then choose its own IP.
+    /// A network that covers every address of its family (`0.0.0.0/0`, `::/0`) is accepted
+    /// with a warning: any client of that family could then choose its own IP.
     pub fn trusted_proxies<I>(mut self, networks: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -260,7 +260,8 @@ impl Hardening {
         if nets.iter().any(IpNet::covers_everything) {
             warn_loosened(
                 "trusted_proxies",
-                "every address is a trusted proxy: any client can choose its own IP",
+                "every address of a family (0.0.0.0/0: IPv4, ::/0: IPv6) is a trusted proxy: \
+                 any client of that family can choose its own IP",
             );
         }
         self.policy().trusted_proxies.set_networks(nets);
