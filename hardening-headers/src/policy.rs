@@ -646,10 +646,18 @@ impl HeaderPolicy {
             .map(|n| HeaderName::from_static(n))
             .collect();
         owned.extend(self.fixed.iter().map(|(n, _)| n.clone()));
-        owned.push(header::STRICT_TRANSPORT_SECURITY);
-        if csp.is_some() {
-            owned.push(header::CONTENT_SECURITY_POLICY);
+        // Without a policy HSTS, a route's own goes out over HTTPS (see `per_request`).
+        if hsts.is_some() {
+            owned.push(header::STRICT_TRANSPORT_SECURITY);
+        }
+        // An enforcing policy replaces the service's CSP headers, report-only too; a
+        // report-only one replaces only the report-only header: a route's own enforcing CSP
+        // still blocks while the policy is tried.
+        if let Some(csp) = &csp {
             owned.push(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+            if csp.header == header::CONTENT_SECURITY_POLICY {
+                owned.push(header::CONTENT_SECURITY_POLICY);
+            }
         }
         let places = places(&owned, &[]);
         Ok(HeaderSet(Arc::new(Compiled {
@@ -660,6 +668,7 @@ impl HeaderPolicy {
             places,
             csp,
             owned,
+            service_hsts: hsts.is_none(),
             no_store_with_credentials: self.no_store_with_credentials,
             cookies: self.cookies,
             slots: Vec::new(),
@@ -783,9 +792,12 @@ struct Compiled {
     templates: [[HeaderMap; 4]; 2],
     /// Which of [`PLACES`] the templates have places for (see [`places`]).
     places: usize,
-    /// Names whose values from the service are dropped: the policy's own, both CSP headers,
-    /// HSTS, and identifying headers such as `Server`.
+    /// Names whose values from the service are dropped: the policy's own, both CSP headers
+    /// (the report-only one alone for a report-only policy), HSTS when the policy sends it,
+    /// and identifying headers such as `Server`.
     owned: Vec<HeaderName>,
+    /// The policy sends no HSTS: the service's own is kept over HTTPS, dropped over HTTP.
+    service_hsts: bool,
     no_store_with_credentials: bool,
     cookies: CookiePolicy,
     /// Headers whose values come with each response ([`HeaderSet::with_slots`]): their
@@ -904,7 +916,9 @@ impl HeaderSet {
     /// cookie rules.
     ///
     /// The policy's headers win over the service's (a route cannot quietly weaken the CSP),
-    /// except `Cache-Control`, which a handler may set itself; on a response to a request with
+    /// except `Cache-Control`, which a handler may set itself, and headers the policy does
+    /// not send: a route's own HSTS without a policy HSTS, a route's own enforcing CSP beside
+    /// a report-only policy (so a route can be stricter than the policy being tried); on a response to a request with
     /// credentials, or whose CSP carries a nonce (a shared cache would give every visitor the
     /// same nonce), a handler's `Cache-Control` that lets shared caches keep it (neither
     /// `no-store` nor `private`) loses `public` and `s-maxage` and gets `private` (the
@@ -981,6 +995,7 @@ impl HeaderSet {
             templates,
             places,
             owned,
+            service_hsts: c.service_hsts,
             no_store_with_credentials: c.no_store_with_credentials,
             cookies: c.cookies.clone(),
             slots,
@@ -1174,6 +1189,10 @@ impl HeaderSet {
             && csp.wants_nonce()
         {
             headers.insert(csp.header.clone(), csp.value(facts.https, Some(nonce)));
+        }
+        if c.service_hsts && !facts.https {
+            // RFC 6797 §7.2: never over plain HTTP, whoever set it.
+            headers.remove(header::STRICT_TRANSPORT_SECURITY);
         }
         if private {
             match headers.entry(header::CACHE_CONTROL) {
@@ -1481,6 +1500,57 @@ mod tests {
                 .to_str()
                 .unwrap()
                 .starts_with("default-src 'none'")
+        );
+    }
+
+    /// While a policy was tried in report-only mode, a route's own enforcing CSP was dropped,
+    /// and without a policy HSTS a route's own HSTS was: a route could not be stricter than
+    /// a policy that sends nothing in their place. Both are kept now; HSTS still never goes
+    /// out over plain HTTP, and a policy that sends a header still wins.
+    #[test]
+    fn headers_the_policy_does_not_send_stay_the_routes_own() {
+        let csp = HeaderValue::from_static("default-src 'self'");
+        let hsts = HeaderValue::from_static("max-age=63072000");
+        let route = || {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+            h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            h
+        };
+        let https = || RequestFacts {
+            https: true,
+            ..RequestFacts::default()
+        };
+        let policys_csp =
+            |h: &HeaderMap, name| h[name].to_str().unwrap().starts_with("default-src 'none'");
+
+        let trying = HeaderPolicy::api()
+            .csp(Csp::api().dangerous_report_only())
+            .build()
+            .unwrap();
+        let mut h = route();
+        apply(&trying, https(), &mut h);
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], csp);
+        assert!(policys_csp(&h, header::CONTENT_SECURITY_POLICY_REPORT_ONLY));
+        assert_eq!(
+            h[header::STRICT_TRANSPORT_SECURITY],
+            "max-age=63072000; includeSubDomains",
+            "the policy's HSTS wins"
+        );
+
+        let without_hsts = HeaderPolicy::api()
+            .dangerous_without_hsts()
+            .build()
+            .unwrap();
+        let mut h = route();
+        apply(&without_hsts, https(), &mut h);
+        assert_eq!(h[header::STRICT_TRANSPORT_SECURITY], hsts);
+        assert!(policys_csp(&h, header::CONTENT_SECURITY_POLICY), "{h:?}");
+        let mut h = route();
+        apply(&without_hsts, RequestFacts::default(), &mut h);
+        assert!(
+            !h.contains_key(header::STRICT_TRANSPORT_SECURITY),
+            "over HTTP"
         );
     }
 
