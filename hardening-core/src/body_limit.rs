@@ -1,7 +1,9 @@
-//! The body limit for bodies of unknown size (chunked uploads): counted as they stream, and
-//! the limit's hit remembered, so that a request cut off by it is answered 413 even when a
-//! layer inside rewraps the body's error and the handler can only answer 400 ("could not be
-//! read").
+//! The request body's watcher: the body limit for bodies of unknown size (chunked uploads),
+//! counted as they stream, and the limit's hit remembered, so that a request cut off by it
+//! is answered 413 even when a layer inside rewraps the body's error and the handler can only
+//! answer 400 ("could not be read"); and whether the body is waiting for the client, so that
+//! a request timed out while its body was still arriving is answered 408 (the client was
+//! slow), not 503.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,25 +24,45 @@ pub(crate) fn too_large(limit: usize) -> Problem {
     ))
 }
 
+/// What the watcher saw of a request body.
+#[derive(Debug, Default)]
+pub(crate) struct BodyWatch {
+    limit_hit: AtomicBool,
+    awaiting_client: AtomicBool,
+}
+
+impl BodyWatch {
+    /// The limit cut the body off.
+    pub(crate) fn limit_hit(&self) -> bool {
+        self.limit_hit.load(Ordering::Relaxed)
+    }
+
+    /// The last read of the body waited for bytes the client has not sent yet.
+    pub(crate) fn awaiting_client(&self) -> bool {
+        self.awaiting_client.load(Ordering::Relaxed)
+    }
+}
+
 pin_project! {
     /// A body limited to a number of bytes (`http_body_util::Limited`, whose error axum's
-    /// extractors answer 413), which also sets `hit` when it cuts the body off.
+    /// extractors answer 413), which tells its [`BodyWatch`] when the limit cuts it off and
+    /// whether it is waiting for the client.
     pub(crate) struct WatchedLimit<B> {
         #[pin]
         inner: Limited<B>,
-        hit: Arc<AtomicBool>,
+        watch: Arc<BodyWatch>,
     }
 }
 
 impl<B> WatchedLimit<B> {
-    /// `body` limited to `limit` bytes, and the flag set when the limit cuts it off.
-    pub(crate) fn new(body: B, limit: usize) -> (Self, Arc<AtomicBool>) {
-        let hit = Arc::new(AtomicBool::new(false));
+    /// `body` limited to `limit` bytes, and what is seen of it.
+    pub(crate) fn new(body: B, limit: usize) -> (Self, Arc<BodyWatch>) {
+        let watch = Arc::new(BodyWatch::default());
         let body = Self {
             inner: Limited::new(body, limit),
-            hit: hit.clone(),
+            watch: watch.clone(),
         };
-        (body, hit)
+        (body, watch)
     }
 }
 
@@ -58,10 +80,13 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
+        this.watch
+            .awaiting_client
+            .store(polled.is_pending(), Ordering::Relaxed);
         if let Poll::Ready(Some(Err(e))) = &polled
             && e.is::<LengthLimitError>()
         {
-            this.hit.store(true, Ordering::Relaxed);
+            this.watch.limit_hit.store(true, Ordering::Relaxed);
         }
         polled
     }

@@ -81,8 +81,9 @@ pub(crate) struct Post {
     pub(crate) request_id: RequestId,
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) cors_origin: Option<HeaderValue>,
-    /// Set when the body limit cut a streamed body off (only bodies of unknown size have it).
-    pub(crate) body_limit_hit: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// What was seen of a body that may still be arriving (none for an empty one, nor for
+    /// one of known size within the limit when there is no timeout).
+    pub(crate) body_watch: Option<Arc<crate::body_limit::BodyWatch>>,
     /// Boxed: it is large, and `None` whenever the access log is filtered out.
     pub(crate) record: Option<Box<AccessRecord>>,
     pub(crate) span: tracing::Span,
@@ -239,12 +240,7 @@ where
             }
             match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
                 Some(Poll::Ready(())) => {
-                    let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
-                        .with_detail("the request took too long to process");
-                    break (
-                        reject(problem, this.post.request_id),
-                        Some(SecurityEvent::TimedOut),
-                    );
+                    break (timed_out(this.post), Some(SecurityEvent::TimedOut));
                 }
                 _ => return Poll::Pending,
             }
@@ -257,6 +253,30 @@ where
         };
         Poll::Ready(Ok(response.map(ProblemBody::into_axum_body)))
     }
+}
+
+/// The answer to a request past the timeout: 408 if its body was still arriving (the client
+/// is slow), with `Connection: close` as RFC 9110 §15.5.9 asks (the rest of the body will
+/// not be read; HTTP/2 servers drop the header), else 503 (the service is slow).
+#[cold]
+#[inline(never)]
+fn timed_out<B>(post: &Post) -> Response<ProblemBody<B>> {
+    if post
+        .body_watch
+        .as_ref()
+        .is_some_and(|w| w.awaiting_client())
+    {
+        let problem = Problem::new(StatusCode::REQUEST_TIMEOUT)
+            .with_detail("the request body arrived too slowly");
+        let mut response = reject(problem, post.request_id);
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+        .with_detail("the request took too long to process");
+    reject(problem, post.request_id)
 }
 
 /// The 500 problem for a caught panic ([`hardening_errors::panic_response`]), its payload then
@@ -375,11 +395,10 @@ impl Post {
     /// body, or a server error, such as a 500 for the unreadable body or a 502 from an
     /// upstream it streamed the body to), unless a panic was caught there (reported as such).
     fn cut_off_by_body_limit<B>(&self, response: &Response<B>) -> Option<usize> {
-        let hit = self.body_limit_hit.as_ref()?;
-        (hit.load(std::sync::atomic::Ordering::Relaxed)
-            && response.extensions().get::<CaughtPanic>().is_none())
-        .then_some(self.policy.body_limit)
-        .flatten()
+        let watch = self.body_watch.as_ref()?;
+        (watch.limit_hit() && response.extensions().get::<CaughtPanic>().is_none())
+            .then_some(self.policy.body_limit)
+            .flatten()
     }
 
     /// The inner service's successful response as the layer's. A body of unknown size (a

@@ -200,9 +200,11 @@ impl Hardening {
     }
 
     /// Sets how long a request may take until its response head (default 30 s); longer
-    /// ones are answered 503. The clock starts when the service first has to wait (its first
-    /// `Pending`), so responses that are ready at once never touch the timer; the work before
-    /// that first wait is the synchronous part of one poll.
+    /// ones are answered 503, or 408 with `Connection: close` when the request's body is
+    /// still arriving then (the client, not the service, is slow). The clock starts when the
+    /// service first has to wait (its first `Pending`), so responses that are ready at once
+    /// never touch the timer; the work before that first wait is the synchronous part of one
+    /// poll.
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout.is_zero() {
             return Err(ConfigError::ZeroLimit("timeout"));

@@ -35,7 +35,8 @@
 //! 5. **Rate limit** (feature `ratelimit`): 100 requests per minute per client IP, burst 50 →
 //!    429 problem with `Retry-After`, `violated-policies` and the IETF `RateLimit` headers.
 //! 6. **Limits**: more than 50 query parameters → 400; a body over 1 MiB, declared or
-//!    streamed (chunked) → 413; 30 s to the response head → 503.
+//!    streamed (chunked) → 413; 30 s to the response head → 503, or 408 when the request's
+//!    body is still arriving (the client is slow).
 //! 7. **CSRF** (feature `auth`): unsafe requests with cookies and no bearer token from another
 //!    origin (`Sec-Fetch-Site`, then `Origin` vs `Host`) → 403; so is another site's form
 //!    submitted without cookies (a cross-site navigation: login CSRF).

@@ -145,7 +145,7 @@ where
             request_id,
             client_ip,
             cors_origin: None,
-            body_limit_hit: None,
+            body_watch: None,
             record: match outer {
                 None => policy.access_log.record(&parts),
                 Some(_) => None,
@@ -293,14 +293,14 @@ where
                 post,
             );
         }
-        let body = match policy.body_limit {
+        let hint = body.size_hint();
+        let counted = match policy.body_limit {
             Some(limit) => {
                 // hyper gives a body the exact size its `Content-Length` declares (HTTP/1:
                 // zero without one and without chunking): the header is read only for a
                 // body of unknown size. A body that knows its size is judged by it, even if
                 // a header (possible only without hyper) says otherwise. An invalid header
                 // is answered 400, as hyper answers it on the wire (RFC 9112 §6.3).
-                let hint = body.size_hint();
                 let declared = match hint.exact() {
                     Some(size) => Some(size),
                     None => match hardening_errors::declared_content_length(&parts.headers) {
@@ -328,15 +328,26 @@ where
                 }
                 // A body whose size is known and small cannot grow (HTTP framing enforces
                 // content-length); only the others need counting.
-                if hint.upper().is_some_and(|n| n <= limit as u64) {
-                    Body::new(body)
-                } else {
-                    let (body, hit) = crate::body_limit::WatchedLimit::new(body, limit);
-                    post.body_limit_hit = Some(hit);
-                    Body::new(body)
-                }
+                let small = hint.upper().is_some_and(|n| n <= limit as u64);
+                Some((limit, !small))
             }
-            None => Body::new(body),
+            None => None,
+        };
+        // Watched when it must be counted, and, under a timeout, when it may still be arriving:
+        // a request timed out while waiting for its body is the client's slowness (408).
+        let watched_limit = match counted {
+            Some((limit, true)) => Some(limit),
+            _ if policy.timeout.is_some() && hint.exact() != Some(0) => {
+                Some(counted.map_or(usize::MAX, |(limit, _)| limit))
+            }
+            _ => None,
+        };
+        let body = if let Some(limit) = watched_limit {
+            let (body, watch) = crate::body_limit::WatchedLimit::new(body, limit);
+            post.body_watch = Some(watch);
+            Body::new(body)
+        } else {
+            Body::new(body)
         };
 
         // 7. CSRF for unsafe requests (and WebSocket handshakes) carrying browser credentials

@@ -33,6 +33,13 @@ fn routes() -> Router {
             post(|body: Bytes| async move { body.len().to_string() }),
         )
         .route(
+            "/read-then-slow",
+            post(|body: Bytes| async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                body.len().to_string()
+            }),
+        )
+        .route(
             "/panic",
             get(|| async {
                 if true {
@@ -297,7 +304,7 @@ async fn query_parameter_limit() {
 }
 
 #[tokio::test]
-async fn timeouts_and_slow_bodies_answer_503() {
+async fn timeouts_answer_503_and_slow_bodies_408() {
     let hardening = Hardening::strict()
         .timeout(Duration::from_millis(200))
         .unwrap();
@@ -306,13 +313,30 @@ async fn timeouts_and_slow_bodies_answer_503() {
     let body = assert_problem(&reply, 503);
     assert_eq!(body["detail"], "the request took too long to process");
 
-    // A client that declares a body and never sends it.
+    // A client that declares a body and never sends it: its slowness, not the service's
+    // (RFC 9110 §15.5.9), and the connection is closed.
     let reply = exchange(
         addr,
-        b"POST /slow-body HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 100\r\n\r\nabc",
+        b"POST /slow-body HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc",
     )
     .await;
-    assert_problem(&reply, 503);
+    let body = assert_problem(&reply, 408);
+    assert_eq!(body["detail"], "the request body arrived too slowly");
+    assert!(
+        reply
+            .headers
+            .iter()
+            .any(|(name, value)| name == "connection" && value == "close"),
+        "{reply:?}"
+    );
+    // A body read whole, then a slow handler: the service's slowness.
+    let reply = exchange(
+        addr,
+        b"POST /read-then-slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 3\r\n\r\nabc",
+    )
+    .await;
+    let body = assert_problem(&reply, 503);
+    assert_eq!(body["detail"], "the request took too long to process");
 }
 
 #[tokio::test]

@@ -238,8 +238,8 @@ async fn the_second_request_head_has_the_deadline_too() {
 }
 
 /// A body trickled after the headers: the request timeout answers it with the documented
-/// 503 problem, and the connection is then closed, so the rest of the body is never parsed
-/// as a request of its own.
+/// 408 problem (the client is slow), and the connection is then closed, so the rest of the
+/// body is never parsed as a request of its own.
 #[tokio::test]
 async fn a_trickled_body_gets_the_timeout_problem_and_the_connection_closes() {
     let running = start(one_second()).await;
@@ -275,10 +275,11 @@ async fn a_trickled_body_gets_the_timeout_problem_and_the_connection_closes() {
         }
     };
     let text = String::from_utf8_lossy(&reply).into_owned();
-    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("application/problem+json"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
     assert!(
-        text.contains("the request took too long to process"),
+        text.contains("the request body arrived too slowly"),
         "{text}"
     );
     // The rest of the body, written as a request: never answered.
