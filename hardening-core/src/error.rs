@@ -98,6 +98,19 @@ pub enum ConfigError {
         /// The shortest allowed.
         minimum: std::time::Duration,
     },
+    /// A send timeout too short for a client to take part of its response in: the server
+    /// would close the connection of any client whose receive window fills once.
+    #[error(
+        "send_timeout of {given:?} is too short: a response write that waits for the client \
+         waits at least one round trip, so any client whose receive window fills once would \
+         be cut off; use at least {minimum:?} (the default is 60s)"
+    )]
+    SendTimeoutTooShort {
+        /// The value given.
+        given: std::time::Duration,
+        /// The shortest allowed.
+        minimum: std::time::Duration,
+    },
     /// A security-header setting that cannot work.
     #[cfg(feature = "headers")]
     #[error(transparent)]

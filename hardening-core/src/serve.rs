@@ -110,16 +110,25 @@ impl Server {
         Ok(self)
     }
 
+    /// The shortest send timeout (1 s). A write that waits goes on only once the client has
+    /// acknowledged data, at least one round trip later (hundreds of milliseconds on a slow
+    /// mobile link): a shorter timeout cuts off any client whose receive window fills once,
+    /// however steadily it reads.
+    pub const MIN_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
     /// How long a write of the response may wait for the client (its receive window full:
     /// it reads slowly, or not at all) before the connection is closed, as nginx's
     /// `send_timeout`. The clock runs only while a write waits and starts again when it goes
     /// on; the kernel lets a waiting write go on once about half the socket's send buffer
     /// (up to a few MiB) has gone out, so a client reading too slowly to take that within
-    /// the timeout is cut off too. Zero is an error: it would cut off any client whose
-    /// window fills once.
+    /// the timeout is cut off too. One below [`MIN_SEND_TIMEOUT`](Self::MIN_SEND_TIMEOUT)
+    /// (zero included) is an error: it would cut off any client whose window fills once.
     pub fn send_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
-        if timeout.is_zero() {
-            return Err(ConfigError::ZeroLimit("send_timeout"));
+        if timeout < Self::MIN_SEND_TIMEOUT {
+            return Err(ConfigError::SendTimeoutTooShort {
+                given: timeout,
+                minimum: Self::MIN_SEND_TIMEOUT,
+            });
         }
         self.send_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
         Ok(self)
@@ -625,10 +634,34 @@ mod tests {
         );
     }
 
+    /// Zero, and any timeout shorter than a round trip, would cut off every client whose
+    /// receive window fills once.
     #[test]
-    fn a_zero_send_timeout_is_an_error() {
-        let err = Server::new().send_timeout(Duration::ZERO).unwrap_err();
-        assert_eq!(err.to_string(), "send_timeout must be greater than zero");
+    fn a_send_timeout_under_a_second_is_an_error() {
+        for short in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(999),
+        ] {
+            let err = Server::new().send_timeout(short).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::SendTimeoutTooShort {
+                    given: short,
+                    minimum: Server::MIN_SEND_TIMEOUT,
+                }
+            );
+        }
+        assert_eq!(
+            Server::new()
+                .send_timeout(Duration::from_millis(1))
+                .unwrap_err()
+                .to_string(),
+            "send_timeout of 1ms is too short: a response write that waits for the client \
+             waits at least one round trip, so any client whose receive window fills once \
+             would be cut off; use at least 1s (the default is 60s)"
+        );
+        assert!(Server::new().send_timeout(Server::MIN_SEND_TIMEOUT).is_ok());
         assert!(Server::new().send_timeout(Duration::MAX).is_ok());
     }
 
