@@ -15,7 +15,6 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -58,8 +57,10 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// - with [`max_connections`](Self::max_connections), at most that many connections are
 ///   open at once (none by default).
 ///
-/// HTTP/2 and protocol upgrades (WebSocket) are not served; use `axum::serve` with
-/// `into_make_service_with_connect_info::<SocketAddr>()` for those.
+/// Protocol upgrades (WebSocket) are served: a 101 hands the connection to the route, with
+/// the send timeout still on its writes; the drain does not wait for upgraded connections
+/// (nor does `axum::serve`'s). HTTP/2 is not served; use `axum::serve` with
+/// `into_make_service_with_connect_info::<SocketAddr>()` for it.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
 pub struct Server {
@@ -186,7 +187,10 @@ impl Server {
         force: impl FnOnce() -> Force,
     ) -> io::Result<()> {
         hardening_errors::redact_panic_messages();
-        let graceful = GracefulShutdown::new();
+        // Tells every connection to finish its request in flight and close (hyper's graceful
+        // shutdown of one connection). Ours, not hyper-util's `GracefulShutdown`, which does
+        // not take a connection that serves upgrades.
+        let (stopping, _) = tokio::sync::watch::channel(false);
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout);
@@ -265,10 +269,24 @@ impl Server {
                 async move { app.call(req).await.map_err(|e: Infallible| e) }
             });
             let stream = WatchedStream::new(stream, self.send_timeout, head.clone());
-            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            // With upgrades: a WebSocket route's 101 hands the connection to its handler
+            // (which the drain does not wait for, as with `axum::serve`).
+            let connection = http
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut stop = stopping.subscribe();
             connections.spawn(async move {
                 let _place = permit;
-                if let Err(e) = connection.await {
+                let mut connection = std::pin::pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    // Stopping (or the server gone): finish the request in flight, then close.
+                    () = async { drop(stop.wait_for(|stop| *stop).await) } => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = ended {
                     if e.is_timeout() && head.unfinished() {
                         // A head begun and not finished in time; an idle keep-alive
                         // connection's timeout is no event.
@@ -283,7 +301,10 @@ impl Server {
         tracing::info!(target: crate::LOG_TARGET, "shutting down: draining open connections");
         let drain_started = tokio::time::Instant::now();
         tokio::select! {
-            drained = tokio::time::timeout(self.drain_timeout, graceful.shutdown()) => {
+            drained = tokio::time::timeout(self.drain_timeout, async {
+                stopping.send_replace(true);
+                while connections.join_next().await.is_some() {}
+            }) => {
                 if drained.is_ok() {
                     tracing::info!(
                         target: crate::LOG_TARGET,

@@ -36,7 +36,64 @@ fn app() -> Router {
                 "done"
             }),
         )
+        .route("/echo-upgrade", get(echo_upgrade))
         .layer(Hardening::strict())
+}
+
+/// Switches to a protocol that echoes what it reads (as a WebSocket route switches to its
+/// own), through hyper's upgrade, as axum's `WebSocketUpgrade` does.
+async fn echo_upgrade(mut req: axum::extract::Request) -> axum::response::Response {
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = io.read(&mut buf).await {
+            if io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    axum::response::Response::builder()
+        .status(http::StatusCode::SWITCHING_PROTOCOLS)
+        .header(http::header::CONNECTION, "upgrade")
+        .header(http::header::UPGRADE, "echo")
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+/// A protocol upgrade (WebSocket) was answered 101 and then the connection closed: hyper
+/// serves upgrades only when asked to, and `Server` did not ask. Swapping `axum::serve` for
+/// `Server` broke every WebSocket route. The upgraded connection is now handed over.
+#[tokio::test]
+async fn a_protocol_upgrade_is_handed_over() {
+    let (addr, _stop, _handle) = start(Server::new()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /echo-upgrade HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(EXCHANGE_LIMIT, stream.read(&mut byte))
+            .await
+            .expect("no response head")
+            .unwrap();
+        assert_eq!(n, 1, "closed before the head's end: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(EXCHANGE_LIMIT, stream.read_exact(&mut echoed))
+        .await
+        .expect("no echo")
+        .expect("the upgraded connection was closed");
+    assert_eq!(&echoed, b"ping");
 }
 
 async fn start(
