@@ -100,7 +100,9 @@ return clipped
 ";
 
 /// A concurrency slot per key: leases in a sorted set scored by expiry (server time, ms), so
-/// a crashed instance's slots free themselves. ARGV: max in flight, lease ms, member.
+/// a crashed instance's slots free themselves. ARGV: max in flight, lease ms (at most
+/// [`MAX_LEASE_MS`]), member. The key lives as long as its longest lease: a grant only ever
+/// lengthens its TTL (a short lease must not end the longer ones held on the same key).
 const ACQUIRE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -108,10 +110,18 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
   return 0
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+local lease = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
+if redis.call('PTTL', KEYS[1]) < lease then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 1
 ";
+
+/// The longest lease [`ACQUIRE`] is given, in ms (2^53, 285 000 years): an integer a Lua
+/// number holds exactly, and far enough from Redis's limit that `PEXPIRE` takes it (a
+/// longer one, `Duration::MAX`, failed there after the `ZADD`, leaving a slot taken for good).
+const MAX_LEASE_MS: u64 = 1 << 53;
 
 /// How long a charge's reply is waited for once the caller no longer waits (the store's
 /// timeout passed, or the request was dropped), at least: the connection's response timeout
@@ -764,10 +774,11 @@ impl RedisLimiter {
 
     /// Takes one of at most `max_in_flight` concurrent slots for `key` (a client IP, an API
     /// key, a principal), shared by every instance: Stripe's concurrent-request limiter. The
-    /// slot is a lease of `lease` (longer than your request timeout) so a crashed instance's
-    /// slots free themselves; dropping the [`RedisSlot`] releases it at once (on a spawned
-    /// task). `Ok(None)`: all slots are taken. `Err`: Redis did not answer in time (decide
-    /// with your failure mode; the breaker applies here too).
+    /// slot is a lease of `lease` (longer than your request timeout; leases longer than 2^53
+    /// ms are that long) so a crashed instance's slots free themselves; a key's slots may be
+    /// taken with different leases, each kept in full. Dropping the [`RedisSlot`] releases it
+    /// at once (on a spawned task). `Ok(None)`: all slots are taken. `Err`: Redis did not
+    /// answer in time (decide with your failure mode; the breaker applies here too).
     ///
     /// Cancel-safe: the slot is taken on a task of its own, which hands it to this future.
     /// If this future is dropped first (the client gone, a timeout further out), or gives up
@@ -790,7 +801,9 @@ impl RedisLimiter {
             inner.slot_counter.fetch_add(1, Ordering::Relaxed)
         );
         let key = slot_key(&inner.prefix, key);
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        let lease_ms = u64::try_from(lease.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_LEASE_MS);
         // On a task of its own, as a reservation's charge (see `charge_one_unclaimed`): a
         // grant this future is no longer there to take is dropped with the task's output, as
         // a `RedisSlot`, which releases it.

@@ -1481,3 +1481,70 @@ async fn a_drained_burst_resets_after_its_period() {
         assert_eq!(value, format!("\"p\";r=0;t={t}").as_str(), "{quota:?}");
     }
 }
+
+/// Each grant set the whole sorted set's TTL to its own lease (`PEXPIRE`): a slot taken with
+/// a short lease cut every longer lease on the key short, and when the key expired the slots
+/// still held (leased for a minute) were gone, so more than `max_in_flight` ran at once.
+/// And a lease past Redis's expiry range (`Duration::MAX`, "never") made `PEXPIRE` fail
+/// after the `ZADD`: the call was an error (a breaker failure), and its member stayed in a
+/// key with no TTL, holding the slot for good.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_short_lease_never_ends_a_longer_one_and_a_huge_lease_is_granted() {
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::global("g", frozen(1)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let long = l
+        .acquire_slot("mixed", 2, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let short = l
+        .acquire_slot("mixed", 2, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // The short lease is over: its slot is free again, the long one's is not.
+    let again = l
+        .acquire_slot("mixed", 2, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        again.is_some(),
+        "the ended short lease still holds its slot"
+    );
+    assert!(
+        l.acquire_slot("mixed", 2, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "a third slot granted with max 2 in flight: the long lease was cut short"
+    );
+    drop((long, short, again));
+
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for (key, lease) in [
+        ("huge", Duration::MAX),
+        ("huge-ms", Duration::from_millis(u64::MAX)),
+    ] {
+        let slot = l.acquire_slot(key, 1, lease).await;
+        assert!(matches!(slot, Ok(Some(_))), "{key}: {slot:?}");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("hardening:rl:slots:{key}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key}: the slots' key has no expiry (PTTL {ttl})");
+        drop(slot);
+    }
+    assert!(!l.breaker_open());
+}
