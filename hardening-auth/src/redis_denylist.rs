@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use redis::Script;
 use redis::aio::ConnectionManager;
 
 use crate::denylist::REVOCATION_GRACE;
@@ -11,6 +12,22 @@ use crate::{Denylist, DenylistError, DenylistFuture, TokenRef};
 
 /// 9999-12-31T23:59:59Z in milliseconds: a revocation ending later is kept with no expiry.
 const LATEST_EXPIRY_MS: u128 = 253_402_300_799_000;
+
+/// Revokes `KEYS[1]`, keeping the later of the end it has and the new one: a revocation is
+/// never shortened (another subject's token with the same `jti`, or the same token revoked
+/// again with a nearer end, replaced a longer TTL with `SET … PX`, and the token revoked for
+/// longer was accepted again). ARGV: the ms left (`PX`), or `''` for no expiry. A key with
+/// no expiry is kept as it is.
+const REVOKE: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -1 then return 0 end
+if ARGV[1] == '' then
+  redis.call('SET', KEYS[1], '1')
+elseif ttl < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 1
+";
 
 /// How long Redis keeps one revocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +213,7 @@ impl RedisDenylistBuilder {
         }
         Ok(RedisDenylist {
             conn,
+            revoke: Script::new(REVOKE),
             prefix: self.prefix,
             timeout: self.timeout,
         })
@@ -203,8 +221,9 @@ impl RedisDenylistBuilder {
 }
 
 /// A [`Denylist`] in Redis: `revoke` is `SET {prefix}{jti} 1 PX <ms until exp + 5 min>` (the
-/// entry expires on its own once the token could no longer be accepted, leeway included), and
-/// `is_revoked` is one `EXISTS`. The time left is counted on this process's clock, the one
+/// entry expires on its own once the token could no longer be accepted, leeway included;
+/// in a script that keeps the later end when the key is there already, so that a second
+/// revocation of the `jti` never shortens the first), and `is_revoked` is one `EXISTS`. The time left is counted on this process's clock, the one
 /// the verifier checks `exp` with: Redis's clock may be ahead, and an absolute `PXAT` would
 /// then end revocations early.
 ///
@@ -239,6 +258,8 @@ impl RedisDenylistBuilder {
 #[derive(Clone)]
 pub struct RedisDenylist {
     conn: ConnectionManager,
+    /// [`REVOKE`].
+    revoke: Script,
     prefix: String,
     timeout: Duration,
 }
@@ -302,19 +323,17 @@ impl Denylist for RedisDenylist {
 
     fn revoke<'a>(&'a self, token: TokenRef<'a>, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
         Box::pin(async move {
-            let mut set = redis::cmd("SET");
-            set.arg(self.key(token.jti)).arg(1);
+            let mut set = self.revoke.key(self.key(token.jti));
             match expiry(expires_at, SystemTime::now()) {
                 // Past exp and any leeway: the verifier refuses this token anyway.
                 Expiry::Ended => return Ok(()),
-                Expiry::In(ms) => {
-                    set.arg("PX").arg(ms);
-                }
-                Expiry::Never => {}
-            }
+                Expiry::In(ms) => set.arg(ms),
+                Expiry::Never => set.arg(""),
+            };
             let mut conn = self.conn.clone();
-            self.bounded("revoke", set.query_async::<()>(&mut conn))
+            self.bounded("revoke", set.invoke_async::<i64>(&mut conn))
                 .await
+                .map(drop)
         })
     }
 }

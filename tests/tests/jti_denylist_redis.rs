@@ -228,3 +228,56 @@ async fn start_up_errors_say_what_to_change() {
     assert!(err.to_string().contains("check the URL"), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+/// A second revocation of a `jti` ending sooner (another subject's token with the same `jti`,
+/// two issuers each counting their own, or the same token revoked again with a nearer end)
+/// replaced the first's expiry: `SET … PX` overwrote the longer TTL, and the first token,
+/// revoked for an hour, was accepted again once the shorter one ran out. The in-memory list
+/// keeps the later end.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_shorter_revocation_of_one_jti_never_ends_a_longer_one() {
+    let server = RedisServer::start();
+    let list = denylist(&server.url()).await;
+    let mut conn = raw(&server.url()).await;
+    let bob = TokenRef::new("t-1", "bob", None);
+    let alice = TokenRef::new("t-1", "alice", None);
+    list.revoke(bob, in_secs(3600)).await.unwrap();
+    // Alice's token expired a while ago: its revocation has 1 s of grace left.
+    let nearly_over = SystemTime::now() - REVOCATION_GRACE + Duration::from_secs(1);
+    list.revoke(alice, nearly_over).await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("hardening:jti:t-1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 3_000_000,
+        "PTTL {ttl} ms: bob's hour-long revocation was cut short"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        list.is_revoked(bob).await.unwrap(),
+        "bob's revoked token accepted again"
+    );
+
+    // A token kept with no expiry (an end past year 9999) keeps it.
+    let y10k = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+    list.revoke(t("forever"), y10k).await.unwrap();
+    list.revoke(t("forever"), in_secs(60)).await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("hardening:jti:forever")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ttl, -1, "the revocation kept for good was given an expiry");
+    // And a longer revocation still extends a shorter one.
+    list.revoke(t("grows"), in_secs(60)).await.unwrap();
+    list.revoke(t("grows"), in_secs(3600)).await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("hardening:jti:grows")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 3_000_000, "PTTL {ttl} ms: not extended");
+}
