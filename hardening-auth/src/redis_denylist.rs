@@ -135,13 +135,24 @@ async fn maxmemory_policy(
 }
 
 /// Builds a [`RedisDenylist`]; see [`RedisDenylist::builder`].
-#[derive(Debug)]
 #[must_use]
 pub struct RedisDenylistBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
     allow_eviction: bool,
+}
+
+// By hand: the URL's password is not printed.
+impl fmt::Debug for RedisDenylistBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisDenylistBuilder")
+            .field("url", &hardening_errors::redact_secrets(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("allow_eviction", &self.allow_eviction)
+            .finish()
+    }
 }
 
 impl RedisDenylistBuilder {
@@ -341,6 +352,21 @@ impl Denylist for RedisDenylist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The builder's `Debug` printed the URL whole, password and all: a `?builder` in a log
+    /// line leaked the Redis password.
+    #[test]
+    fn the_builders_debug_hides_the_urls_password() {
+        for url in [
+            "redis://:hunter2@10.0.0.5:6379/",
+            "redis://app:hunter2@10.0.0.5:6379/0",
+        ] {
+            let debug = format!("{:?}", RedisDenylist::builder(url).prefix("app:jti:"));
+            assert!(!debug.contains("hunter2"), "{debug}");
+            assert!(debug.contains("10.0.0.5:6379"), "{debug}");
+            assert!(debug.contains("app:jti:"), "{debug}");
+        }
+    }
 
     #[test]
     fn only_noeviction_passes_the_eviction_check() {

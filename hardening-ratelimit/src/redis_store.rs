@@ -170,7 +170,6 @@ pub enum RedisStoreError {
 }
 
 /// Builds a [`RedisLimiter`]; see [`RedisLimiter::builder`].
-#[derive(Debug)]
 pub struct RedisLimiterBuilder {
     url: String,
     policies: Vec<(Policy, FailureMode)>,
@@ -178,6 +177,20 @@ pub struct RedisLimiterBuilder {
     timeout: Duration,
     breaker_failures: u32,
     breaker_cool_down: Duration,
+}
+
+// By hand: the URL's password is not printed.
+impl fmt::Debug for RedisLimiterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLimiterBuilder")
+            .field("url", &hardening_errors::redact_secrets(&self.url))
+            .field("policies", &self.policies)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_cool_down", &self.breaker_cool_down)
+            .finish()
+    }
 }
 
 impl RedisLimiterBuilder {
@@ -1401,6 +1414,22 @@ mod tests {
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()
+    }
+
+    /// The builder's `Debug` printed the URL whole, password and all: a `?builder` in a log
+    /// line leaked the Redis password.
+    #[test]
+    fn the_builders_debug_hides_the_urls_password() {
+        for url in [
+            "redis://:hunter2@10.0.0.5:6379/",
+            "redis://app:hunter2@10.0.0.5:6379/0",
+        ] {
+            let builder = RedisLimiter::builder(url).timeout(Duration::from_millis(50));
+            let debug = format!("{builder:?}");
+            assert!(!debug.contains("hunter2"), "{debug}");
+            assert!(debug.contains("10.0.0.5:6379"), "{debug}");
+            assert!(debug.contains("50ms"), "{debug}");
+        }
     }
 
     #[test]
