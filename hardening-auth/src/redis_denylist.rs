@@ -89,6 +89,13 @@ pub enum RedisDenylistError {
          (RedisDenylistBuilder::dangerous_allow_eviction() accepts it anyway)"
     )]
     EvictingPolicy(String),
+    /// A zero timeout: every check would fail, and every request with a token be refused.
+    #[error(
+        "the jti denylist's Redis timeout is zero: every check would give up before Redis \
+         replies, and every request with a token would be refused (503); use the default \
+         (200 ms) or a few round trips to Redis"
+    )]
+    ZeroTimeout,
 }
 
 /// What start-up does about the server's `maxmemory-policy`.
@@ -163,7 +170,8 @@ impl RedisDenylistBuilder {
     }
 
     /// How long one check or revocation may wait for Redis before it fails (default 200 ms);
-    /// a failed check refuses the request (503).
+    /// a failed check refuses the request (503). Zero is refused by
+    /// [`connect`](Self::connect).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -183,6 +191,9 @@ impl RedisDenylistBuilder {
     /// does not let us ask (`CONFIG` disabled or renamed, as on many managed services), logs
     /// a warning and goes on.
     pub async fn connect(self) -> Result<RedisDenylist, RedisDenylistError> {
+        if self.timeout.is_zero() {
+            return Err(RedisDenylistError::ZeroTimeout);
+        }
         let client =
             redis::Client::open(self.url.as_str()).map_err(|_| RedisDenylistError::InvalidUrl)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -366,6 +377,21 @@ mod tests {
             assert!(debug.contains("10.0.0.5:6379"), "{debug}");
             assert!(debug.contains("app:jti:"), "{debug}");
         }
+    }
+
+    /// A zero timeout passed start-up against a Redis on loopback and refused every token
+    /// against a remote one.
+    #[tokio::test]
+    async fn a_zero_timeout_is_refused_at_start_up() {
+        let refused = RedisDenylist::builder("redis://127.0.0.1:1/")
+            .timeout(Duration::ZERO)
+            .connect()
+            .await
+            .err();
+        assert!(
+            matches!(refused, Some(RedisDenylistError::ZeroTimeout)),
+            "{refused:?}"
+        );
     }
 
     #[test]

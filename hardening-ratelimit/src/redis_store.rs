@@ -167,6 +167,12 @@ pub enum RedisStoreError {
          each its own name"
     )]
     DuplicatePolicyName(String),
+    /// A zero timeout: every decision would fail over to the failure mode.
+    #[error(
+        "the Redis limiter's timeout is zero: every decision would give up on Redis before its \
+         reply; use the default (100 ms) or a few round trips to Redis"
+    )]
+    ZeroTimeout,
 }
 
 /// Builds a [`RedisLimiter`]; see [`RedisLimiter::builder`].
@@ -215,7 +221,7 @@ impl RedisLimiterBuilder {
     /// 100 ms). A reservation Redis charges after that is still refunded when its reply
     /// comes, for up to 5 s (or this timeout if longer; see [`RedisLimiter::reserve`]), and a
     /// concurrency slot it grants after that released. Start-up (loading the scripts) waits
-    /// no longer than this either.
+    /// no longer than this either. Zero is refused by [`connect`](Self::connect).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -237,6 +243,9 @@ impl RedisLimiterBuilder {
     pub async fn connect(self) -> Result<RedisLimiter, RedisStoreError> {
         if self.policies.is_empty() {
             return Err(RedisStoreError::NoPolicies);
+        }
+        if self.timeout.is_zero() {
+            return Err(RedisStoreError::ZeroTimeout);
         }
         if let Some(name) = crate::limiter::duplicate_name(self.policies.iter().map(|(p, _)| p)) {
             return Err(RedisStoreError::DuplicatePolicyName(name.to_string()));
@@ -1430,6 +1439,26 @@ mod tests {
             assert!(debug.contains("10.0.0.5:6379"), "{debug}");
             assert!(debug.contains("50ms"), "{debug}");
         }
+    }
+
+    /// A zero timeout passed start-up against a Redis on loopback (the timer's 1 ms
+    /// granularity let replies in) and failed every decision against a remote one.
+    #[tokio::test]
+    async fn a_zero_timeout_is_refused_at_start_up() {
+        let quota = crate::Quota::per_minute(std::num::NonZeroU32::new(10).unwrap());
+        let refused = RedisLimiter::builder("redis://127.0.0.1:1/")
+            .policy(
+                Policy::per_client_ip("per-ip", quota),
+                FailureMode::FailClosed,
+            )
+            .timeout(Duration::ZERO)
+            .connect()
+            .await
+            .err();
+        assert!(
+            matches!(refused, Some(RedisStoreError::ZeroTimeout)),
+            "{refused:?}"
+        );
     }
 
     #[test]
