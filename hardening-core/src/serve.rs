@@ -50,8 +50,9 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// - a response write that waits 60 s for the client is given up and the connection closed
 ///   (a stopped reader would otherwise hold its connection and response forever; nginx's
 ///   `send_timeout`);
-/// - on SIGTERM or ctrl-c it stops accepting, lets in-flight requests finish, and closes
-///   what is still open after the drain deadline (30 s), or at once on a second signal;
+/// - on SIGTERM or ctrl-c it stops accepting, lets in-flight requests finish (and a
+///   connection that has not begun one yet 100 ms to begin it), and closes what is still
+///   open after the drain deadline (30 s), or at once on a second signal;
 /// - a panic's text is printed with its secrets redacted
 ///   ([`redact_panic_messages`](hardening_errors::redact_panic_messages));
 /// - with [`max_connections`](Self::max_connections), at most that many connections are
@@ -278,13 +279,24 @@ impl Server {
             connections.spawn(async move {
                 let _place = permit;
                 let mut connection = std::pin::pin!(connection);
-                let ended = tokio::select! {
-                    ended = connection.as_mut() => ended,
-                    // Stopping (or the server gone): finish the request in flight, then close.
-                    () = async { drop(stop.wait_for(|stop| *stop).await) } => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
+                let ended = 'ended: {
+                    tokio::select! {
+                        ended = connection.as_mut() => break 'ended ended,
+                        () = async { drop(stop.wait_for(|stop| *stop).await) } => {}
                     }
+                    // Stopping (or the server gone): finish the request in flight, then close.
+                    // hyper closes at once a connection that has read nothing, and a new
+                    // socket's bytes are seen only on the runtime's next turn: one accepted
+                    // just before the signal gets a moment to begin the request it holds.
+                    let grace = tokio::time::Instant::now() + FRESH_CONNECTION_GRACE;
+                    while head.fresh() && tokio::time::Instant::now() < grace {
+                        tokio::select! {
+                            ended = connection.as_mut() => break 'ended ended,
+                            () = tokio::time::sleep(Duration::from_millis(5)) => {}
+                        }
+                    }
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
                 };
                 if let Err(e) = ended {
                     if e.is_timeout() && head.unfinished() {
@@ -334,6 +346,10 @@ impl Server {
         Ok(())
     }
 }
+
+/// How long a connection that has not begun a request may take to begin one once the
+/// shutdown signal came (then it is closed; one that did is served, as requests in flight).
+const FRESH_CONNECTION_GRACE: Duration = Duration::from_millis(100);
 
 /// How long to wait before accepting again after `accept` failed: not at all when the error
 /// is one connection's (reset or aborted while it waited to be accepted: `ECONNABORTED` on
@@ -422,9 +438,11 @@ impl AcceptFailures {
 struct HeadState(AtomicU8);
 
 impl HeadState {
-    /// Waiting for a request: no byte of a head yet (blank lines between requests, RFC 9112
-    /// §2.2, begin none).
-    const WAITING: u8 = 0;
+    /// Nothing read yet but blank lines: a connection that has not begun its first request.
+    const FRESH: u8 = 0;
+    /// Waiting for a request after one: no byte of a head yet (blank lines between requests,
+    /// RFC 9112 §2.2, begin none).
+    const WAITING: u8 = 3;
     /// Bytes of a head came in, and hyper has not parsed a head since.
     const BEGUN: u8 = 1;
     /// A head was parsed and its body is still coming: what is read is body, not a head.
@@ -435,7 +453,7 @@ impl HeadState {
     /// Bytes came in from the client.
     #[inline]
     fn read(&self, bytes: &[u8]) {
-        if self.0.load(Ordering::Relaxed) == Self::WAITING
+        if matches!(self.0.load(Ordering::Relaxed), Self::FRESH | Self::WAITING)
             && bytes.iter().any(|b| !matches!(b, b'\r' | b'\n'))
         {
             self.0.store(Self::BEGUN, Ordering::Relaxed);
@@ -462,6 +480,11 @@ impl HeadState {
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
+    }
+
+    /// The connection has not begun a request yet.
+    fn fresh(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == Self::FRESH
     }
 
     /// A head has begun and was never finished.
