@@ -248,7 +248,7 @@ impl Csp {
 
     /// Reports violations without blocking anything (`Content-Security-Policy-Report-Only`),
     /// to try a policy before enforcing it. Logs a warning: while it is on, the policy
-    /// protects nothing.
+    /// protects nothing (a route's own enforcing `Content-Security-Policy` still does).
     pub fn dangerous_report_only(mut self) -> Self {
         warn_loosened(
             "Csp::dangerous_report_only",

@@ -263,7 +263,8 @@ impl HeaderPolicy {
         self
     }
 
-    /// Sends no Content-Security-Policy. Logs a warning.
+    /// Sends no Content-Security-Policy of its own (a route's own still goes out). Logs a
+    /// warning.
     pub fn dangerous_without_csp(mut self) -> Self {
         warn_loosened(
             "dangerous_without_csp",
@@ -353,7 +354,8 @@ impl HeaderPolicy {
         Ok(self)
     }
 
-    /// Sends no HSTS. Logs a warning.
+    /// Sends no HSTS of its own (a route's own still goes out, over HTTPS only). Logs a
+    /// warning.
     pub fn dangerous_without_hsts(mut self) -> Self {
         warn_loosened(
             "dangerous_without_hsts",
