@@ -41,13 +41,23 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let vars = environment(".env");
     let config = NotesConfig::from_vars(|name| vars.get(name).cloned())?;
-    let hardening =
-        HardeningConfig::from_vars(vars.iter().filter(|(k, _)| k.starts_with("HARDENING_")))?;
+    let hardening = hardening_config(&vars)?;
     let app = example_notes::app(&config, hardening)?;
     let listener = TcpListener::bind(config.addr).await?;
     tracing::info!(database = %config.database.display(), "listening on http://{}", listener.local_addr()?);
     hardening_core::serve(listener, app).await?;
     Ok(())
+}
+
+/// The `HARDENING_*` variables read, in any case, as `HardeningConfig::from_env` reads them:
+/// `hardening_body_limit` is refused as a typo, not ignored.
+fn hardening_config(
+    vars: &HashMap<String, String>,
+) -> Result<HardeningConfig, hardening_core::ConfigError> {
+    HardeningConfig::from_vars(vars.iter().filter(|(name, _)| {
+        name.get(..10)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("HARDENING_"))
+    }))
 }
 
 /// The process environment over `KEY=value` lines from `path` (a missing file is fine: the
@@ -66,4 +76,28 @@ fn environment(path: &str) -> HashMap<String, String> {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
     );
     vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lower-case `hardening_body_limit` was filtered out before `HardeningConfig` saw it,
+    /// and the service started with the default, where `from_env` refuses it.
+    #[test]
+    fn hardening_variables_in_another_case_are_refused_not_ignored() {
+        let vars = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let err = hardening_config(&vars(&[("hardening_body_limit", "5")]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("did you mean HARDENING_BODY_LIMIT"), "{err:?}");
+        let ok = hardening_config(&vars(&[("HARDENING_BODY_LIMIT", "5"), ("PATH", "/bin")]));
+        assert!(ok.is_ok(), "{ok:?}");
+    }
 }

@@ -7,7 +7,7 @@
 //! ```text
 //! curl -i localhost:3000/notes -H 'content-type: application/json' -d '{"title":"hi","body":"there"}'
 //! curl -i localhost:3000/notes/1
-//! curl -i localhost:3000/notes/abc          # 400 problem naming the path parameter
+//! curl -i localhost:3000/notes/abc          # 400 problem: the path parameter is not a number
 //! curl -i localhost:3000/notes -H 'content-type: application/json' -d '{"title":""}'
 //! curl -i -X OPTIONS localhost:3000/notes -H 'origin: https://evil.example' \
 //!      -H 'access-control-request-method: POST'   # 403 problem: no cross-origin access
