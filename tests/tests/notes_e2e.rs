@@ -603,6 +603,79 @@ async fn an_admin_address_registered_earlier_is_bound_to_the_configuration() {
     assert_eq!(listing.status, 200, "{}", listing.body);
 }
 
+/// Binding the admin address to the configuration locked the row its registrant had made,
+/// but kept its id: the registrant's session, opened before the binding and signed with the
+/// same `JWT_SECRET`, named that id and so read (and could change) the admin's notes, and the
+/// registrant's notes showed up as the admin's. The admin gets an account of its own.
+#[tokio::test]
+async fn the_admin_address_registrants_session_reaches_nothing_of_the_admins() {
+    let jwt_secret = hardening_tests::notes::random_secret();
+    let before = TempNotes::new("e2e-squat-before", &[("JWT_SECRET", jwt_secret.as_str())]);
+    let addr = before.serve().await;
+    let (squatter, _) = user(addr, "admin@example.com").await;
+    let squatter = bearer(&squatter);
+    let planted = Some(r#"{"title":"planted","body":"by the registrant"}"#);
+    let planted = send_as(addr, "POST", "/notes", &squatter, planted).await;
+    assert_eq!(planted.status, 201, "{}", planted.body);
+
+    let database = before.config.database.to_str().unwrap().to_owned();
+    let after = TempNotes::new(
+        "e2e-squat-after",
+        &[
+            ("JWT_SECRET", jwt_secret.as_str()),
+            ("DATABASE_PATH", database.as_str()),
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    let addr = after.serve().await;
+    let admin = login(addr, "admin@example.com", ADMIN_PASSWORD).await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    let admin = bearer(admin.json()["access_token"].as_str().unwrap());
+    let secret = Some(r#"{"title":"admin only","body":"secret"}"#);
+    let secret = send_as(addr, "POST", "/notes", &admin, secret).await;
+    assert_eq!(secret.status, 201, "{}", secret.body);
+    let path = format!("/notes/{}", secret.json()["id"]);
+
+    // The registrant's session is still valid, and is still the registrant's: its own note
+    // only, none of the admin's.
+    let titles = listed(addr, "/notes", &squatter, "title").await;
+    assert_eq!(
+        titles,
+        ["planted"],
+        "the registrant's session lists the admin's notes"
+    );
+    assert_problem(&send_as(addr, "GET", &path, &squatter, None).await, 404);
+    let note = Some(r#"{"title":"changed","body":"by the registrant"}"#);
+    assert_problem(&send_as(addr, "PUT", &path, &squatter, note).await, 404);
+    assert_problem(&send_as(addr, "DELETE", &path, &squatter, None).await, 404);
+    // And the admin's account holds the admin's notes only.
+    let titles = listed(addr, "/notes", &admin, "title").await;
+    assert_eq!(
+        titles,
+        ["admin only"],
+        "the registrant's notes are the admin's"
+    );
+
+    // A restart binds the admin's own row: it keeps its id, so its notes and sessions.
+    let again = TempNotes::new(
+        "e2e-squat-again",
+        &[
+            ("JWT_SECRET", jwt_secret.as_str()),
+            ("DATABASE_PATH", database.as_str()),
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    let addr = again.serve().await;
+    let titles = listed(addr, "/notes", &admin, "title").await;
+    assert_eq!(
+        titles,
+        ["admin only"],
+        "a restart took the admin's notes away"
+    );
+}
+
 #[tokio::test]
 async fn logout_revokes_the_token_and_clears_the_cookie() {
     let app = start("2000").await;

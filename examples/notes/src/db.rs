@@ -161,21 +161,37 @@ impl Db {
         .await
     }
 
-    /// Creates the account `email` if it is missing and, either way, leaves it with no usable
-    /// password hash (`!` verifies nothing): for an account whose password is kept elsewhere
-    /// (the admin's, in configuration). Synchronous, for start-up.
+    /// Makes `email` an account with no usable password hash (`!` verifies nothing): for an
+    /// account whose password is kept elsewhere (the admin's, in configuration). Synchronous,
+    /// for start-up.
+    ///
+    /// A row of that address with a usable hash was made by signing up, by whoever typed the
+    /// address (registration is unverified): it is not this account. It is set aside, its
+    /// notes with it, under an address that no one can register or log in with, and the
+    /// account gets a row, so an id, of its own. Locked in place instead, the row kept its
+    /// id: the registrant's sessions (the token's `sub` is the id) reached the new owner's
+    /// notes, and the registrant's notes were the new owner's.
     pub fn lock_account(&self, email: &str) -> Result<(), rusqlite::Error> {
         // Nothing can have poisoned the lock before the service answers a request.
-        let conn = self
+        let mut conn = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        conn.execute(
-            "INSERT INTO users (email, password_hash) VALUES (?1, '!') \
-             ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash",
+        let tx = conn.transaction()?;
+        // A space: not an address `email_shape` lets anyone register or log in with. The id
+        // keeps it unique.
+        tx.execute(
+            "UPDATE users SET email = email || ' (signed up before it was bound; account ' \
+             || id || ')', password_hash = '!' WHERE email = ?1 AND password_hash <> '!'",
             params![email],
-        )
-        .map(drop)
+        )?;
+        // A new row's id is above every id in use, the set-aside row's included.
+        tx.execute(
+            "INSERT INTO users (email, password_hash) VALUES (?1, '!') \
+             ON CONFLICT (email) DO NOTHING",
+            params![email],
+        )?;
+        tx.commit()
     }
 
     /// An account's id and password hash, by email.

@@ -130,7 +130,8 @@ pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, S
     let routes = routes(config, db.clone())?;
     if let Some(email) = &config.admin_email {
         // The admin's row exists from the start, so the address is taken, and holds no usable
-        // password (one registered before this binding included): only ADMIN_PASSWORD logs in.
+        // password: only ADMIN_PASSWORD logs in. One registered before this binding is set
+        // aside, its id and notes with it: the admin's row is a new one.
         db.lock_account(email).map_err(database_error)?;
     }
     let hardening = hardening
