@@ -550,6 +550,35 @@ async fn admin_listing_needs_the_admin_role() {
     assert!(!users.body.contains("argon2"), "no hashes in the listing");
 }
 
+/// The admin listing read and validated its query before it checked the role: a non-admin
+/// got a 422 for `limit=0` and a 400 "expected an integer" for `after=x` where a parameter
+/// exists, and another 400 where it does not, which told the admin route's parameters and
+/// their bounds to anyone logged in. A non-admin gets the same 403 whatever the query.
+#[tokio::test]
+async fn the_admin_listing_refuses_a_non_admin_before_reading_the_query() {
+    let app = start("2000").await;
+    let (token, _) = user(app.addr, "nina@example.com").await;
+    let auth = bearer(&token);
+    let forbidden = send_as(app.addr, "GET", "/admin/users", &auth, None).await;
+    assert_problem(&forbidden, 403);
+    let mut expected = forbidden.json();
+    expected["request_id"] = serde_json::Value::Null;
+    for query in [
+        "?limit=0",
+        "?limit=201",
+        "?after=x",
+        "?limit=1&after=1",
+        "?foo=1",
+    ] {
+        let path = format!("/admin/users{query}");
+        let reply = send_as(app.addr, "GET", &path, &auth, None).await;
+        assert_eq!(reply.status, 403, "{path}: {}", reply.body);
+        let mut body = reply.json();
+        body["request_id"] = serde_json::Value::Null;
+        assert_eq!(body, expected, "{path}");
+    }
+}
+
 /// The admin role goes to the `ADMIN_EMAIL` account, and registration is open and
 /// unverified: signing up with that address must not be a way in. It changes nothing (the
 /// account exists from start-up; the answer is the one any address gets), and only

@@ -549,12 +549,33 @@ async fn delete_note(
     }
 }
 
+/// An authenticated principal with the `admin` role; 401 or 403 otherwise. An extractor, so
+/// that it refuses before the handler's later extractors read the request: checked in the
+/// handler, after the query was parsed and validated, a non-admin learnt the admin route's
+/// parameters and their bounds from the 400s and 422s.
+struct AdminRole;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AdminRole {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        let user =
+            <Authenticated as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state)
+                .await?;
+        user.require_role("admin")
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self)
+    }
+}
+
 async fn admin_users(
     State(db): State<Db>,
-    user: Authenticated,
+    _admin: AdminRole,
     Valid(Query(page)): Valid<Query<UserPage>>,
 ) -> Result<Json<Vec<User>>, Error> {
-    user.require_role("admin")?;
     Ok(Json(db.users(page.limit, page.after).await?))
 }
 
