@@ -255,13 +255,18 @@ impl fmt::Display for Redacted<'_> {
             let redacted = if self.log.is_sensitive_param(name)
                 || self.log.nests_a_secret(value)
                 || is_secret_by_shape(value)
+                || is_secret_by_shape(name)
             {
-                write_ascii(f, name_before_value(name))?;
-                write!(f, "={REDACTED}")?;
-                true
-            } else if !pair.contains('=') && is_secret_by_shape(pair) {
-                // A bare value (`?eyJ…`): nothing names it.
-                f.write_str(REDACTED)?;
+                let shown = name_before_value(name);
+                if is_secret_by_shape(shown) {
+                    // A bare value (`?eyJ…`, `?jwt:eyJ…`): nothing names it, and what would
+                    // be written as its name is the secret (a sensitive word in its random
+                    // text, `pW` or `Key`, does not make it a name).
+                    f.write_str(REDACTED)?;
+                } else {
+                    write_ascii(f, shown)?;
+                    write!(f, "={REDACTED}")?;
+                }
                 true
             } else {
                 write_ascii(f, pair)?;
@@ -651,6 +656,33 @@ pub(crate) mod tests {
         ] {
             assert_eq!(redact(kept), kept);
         }
+    }
+
+    /// A bare token (`?eyJ…`, nothing names it) is redacted by its shape, but one whose text
+    /// happened to hold a sensitive word (`pw`, `Key`, `sig`, as random base64 often does),
+    /// or came after one (`?jwt:eyJ…`), was taken for a sensitive *name* and written whole,
+    /// with `=[redacted]` after it.
+    #[test]
+    fn a_bare_token_is_redacted_whatever_its_text_holds() {
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        for bare in [
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJlpWx3",
+            "jwt:eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl",
+            "apikey%20sk-proj-1A2b3C4d5E6f7G8h9I0j",
+            "AIzaSyA-1234567890abcdefKeyijklmnopqrstu",
+            "Authorization%3A%20Bearer%20s3cr3t",
+        ] {
+            assert_eq!(
+                redact(&format!("page=2&{bare}&q=1")),
+                "page=2&[redacted]&q=1"
+            );
+        }
+        // A sensitive name with its `=` encoded keeps the name; a bare name too.
+        assert_eq!(
+            redact("client_secret%3Ds3cr3t&apikey"),
+            "client_secret=[redacted]&apikey=[redacted]"
+        );
     }
 
     /// How the access log writes these request headers.
