@@ -138,6 +138,12 @@ impl AccessLog {
             .headers
             .as_ref()
             .map(|headers| RedactedHeaders { headers, log: self });
+        // As the logged headers redact it (`bot/1.0 (token=[redacted])`).
+        let user_agent = record
+            .user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(redact_secrets);
         tracing::event!(
             target: ACCESS_TARGET,
             tracing::Level::INFO,
@@ -151,7 +157,7 @@ impl AccessLog {
             request_id = %request_id,
             client.address = client_ip.map(tracing::field::display),
             enduser.id = principal.map(PrincipalId::as_str),
-            user_agent.original = record.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+            user_agent.original = user_agent.as_deref(),
             http.request.headers = headers.map(tracing::field::display),
             "request",
         );
@@ -788,6 +794,36 @@ pub(crate) mod tests {
         assert_eq!(
             redact("h=Bearer+s3cr3t&g=Basic%20s3cr3t&q=a+b"),
             "h=[redacted]&g=[redacted]&q=a+b"
+        );
+    }
+
+    /// The `User-Agent` is logged in a field of its own, `user_agent.original`, and was
+    /// printed there as sent: a secret-named pair in it (`token=…`), redacted in the logged
+    /// request headers, was in the same event in full.
+    #[test]
+    fn the_user_agent_field_is_redacted_as_the_headers_are() {
+        let mut log = AccessLog::default();
+        log.set_log_headers(true);
+        let lines = json_lines("info", || {
+            let (parts, ()) = http::Request::get("/a")
+                .header("user-agent", "sync-bot/2.1 (token=s3cr3t)")
+                .body(())
+                .unwrap()
+                .into_parts();
+            let record = log.record(&parts).unwrap();
+            log.emit(
+                &record,
+                Some(StatusCode::OK),
+                RequestId::generate(),
+                None,
+                None,
+            );
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(!lines[0].to_string().contains("s3cr3t"), "{lines:?}");
+        assert_eq!(
+            lines[0]["user_agent.original"],
+            "sync-bot/2.1 (token=[redacted])"
         );
     }
 
