@@ -197,6 +197,32 @@ impl AccessLog {
         false
     }
 
+    /// Whether a query's pair is written redacted: a sensitive name, a secret in its value,
+    /// or a name that is itself a secret (a bare `?eyJ…`).
+    fn redacts_pair(&self, name: &str, value: &str) -> bool {
+        self.is_sensitive_param(name)
+            || self.nests_a_secret(value)
+            || is_secret_by_shape(value)
+            || is_secret_by_shape(name)
+    }
+
+    /// Whether the pair that ends at the `;` at `end` of `rest` has a value that, read on to
+    /// the next `&` as axum reads it, holds a secret (`db=postgres://app:pa;ss@db`) that the
+    /// pair after the `;` does not hide (a redacted pair hides all up to the `&`).
+    fn secret_past_semicolon(&self, rest: &str, end: usize) -> bool {
+        let Some(after) = rest[end..].strip_prefix(';') else {
+            return false;
+        };
+        let Some(eq) = rest[..end].find('=') else {
+            return false;
+        };
+        let value = &rest[eq + 1..rest.find('&').unwrap_or(rest.len())];
+        let next = &after[..after.find(['&', ';']).unwrap_or(after.len())];
+        let (next_name, next_value) = next.split_once('=').unwrap_or((next, ""));
+        (self.nests_a_secret(value) || is_secret_by_shape(value))
+            && !self.redacts_pair(next_name, next_value)
+    }
+
     fn is_sensitive_param(&self, raw_name: &str) -> bool {
         self.is_sensitive_name(&percent_decode_lower(raw_name))
     }
@@ -258,10 +284,8 @@ impl fmt::Display for Redacted<'_> {
             let end = rest.find(['&', ';']).unwrap_or(rest.len());
             let pair = &rest[..end];
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let redacted = if self.log.is_sensitive_param(name)
-                || self.log.nests_a_secret(value)
-                || is_secret_by_shape(value)
-                || is_secret_by_shape(name)
+            let redacted = if self.log.redacts_pair(name, value)
+                || self.log.secret_past_semicolon(rest, end)
             {
                 let shown = name_before_value(name);
                 if is_secret_by_shape(shown) {
@@ -688,6 +712,28 @@ pub(crate) mod tests {
         assert_eq!(
             redact("client_secret%3Ds3cr3t&apikey"),
             "client_secret=[redacted]&apikey=[redacted]"
+        );
+    }
+
+    /// A pair ends at `;` too, but axum reads a value on to the next `&`: a URL whose password
+    /// holds a `;` (`db=postgres://app:pa;ss@db`) was checked only up to the `;`, where it
+    /// has no password yet, and was logged whole.
+    #[test]
+    fn a_value_is_checked_as_far_as_axum_reads_it() {
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        assert_eq!(
+            redact("db=postgres://app:pa;s3cr3t@db-7/users&page=2"),
+            "db=[redacted]&page=2"
+        );
+        assert_eq!(
+            redact("page=2&db=redis://app:s3cr3t;x@cache;a=1"),
+            "page=2&db=[redacted]"
+        );
+        // When the pair after the `;` is redacted (to the `&`), what comes before stays.
+        assert_eq!(
+            redact("a=1;password=hunter2&b=2;c=3"),
+            "a=1;password=[redacted]&b=2;c=3"
         );
     }
 
