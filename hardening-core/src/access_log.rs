@@ -536,6 +536,9 @@ where
 }
 
 #[cfg(test)]
+mod redaction_fuzz;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
