@@ -363,12 +363,18 @@ impl RedactedHeaders<'_> {
     /// of its query (and of its fragment, where an OAuth implicit flow puts `access_token`)
     /// redacted.
     fn write_url(&self, f: &mut fmt::Formatter<'_>, url: &str) -> fmt::Result {
-        let (url, fragment) = url
-            .split_once('#')
-            .map_or((url, None), |(u, f)| (u, Some(f)));
-        let (path, query) = url
-            .split_once('?')
-            .map_or((url, None), |(p, q)| (p, Some(q)));
+        // The query and fragment begin after the userinfo, whose password a careless client
+        // may write with an unencoded `?` or `#` (`https://app:pa?ss@host/`): split there,
+        // the password would be cut in two and the half after the mark kept.
+        let from = after_userinfo(url);
+        let (url, fragment) = match url[from..].find('#') {
+            Some(at) => (&url[..from + at], Some(&url[from + at + 1..])),
+            None => (url, None),
+        };
+        let (path, query) = match url[from..].find('?') {
+            Some(at) => (&url[..from + at], Some(&url[from + at + 1..])),
+            None => (url, None),
+        };
         f.write_str(&redact_secrets(path))?;
         for (mark, part) in [('?', query), ('#', fragment)] {
             if let Some(part) = part {
@@ -384,6 +390,26 @@ impl RedactedHeaders<'_> {
         }
         Ok(())
     }
+}
+
+/// Where a URL's userinfo (`user:password@`) ends, 0 without one: the last `@` between the
+/// scheme's `://` and the first `/` after it (a path such as `/a?next=https://…` has none).
+fn after_userinfo(url: &str) -> usize {
+    let Some(start) = url.find("://").map(|at| at + 3) else {
+        return 0;
+    };
+    let scheme = &url[..start - 3];
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return 0;
+    }
+    let authority_end = url[start..].find('/').map_or(url.len(), |at| start + at);
+    url[start..authority_end]
+        .rfind('@')
+        .map_or(0, |at| start + at + 1)
 }
 
 /// A header that holds a URL or a path, whose query may hold what the request's own would
@@ -811,6 +837,30 @@ pub(crate) mod tests {
             s,
             "destination: https://app:[redacted]@dav.example/a?page=2; \
              x-callback-url: https://hook:[redacted]@hooks.example/in"
+        );
+        // A password holding an unencoded `?` or `#`: the URL was split there first, and the
+        // part after the mark logged as a query or fragment.
+        let s = logged_headers(
+            &log,
+            &[
+                ("destination", "https://app:pa?s3cr3t@dav.example/a?page=2"),
+                (
+                    "x-callback-url",
+                    "https://hook:pa#s3cr3t@hooks.example/in#top",
+                ),
+                (
+                    "referer",
+                    "https://app.example:8443/a?email=ann@example.com",
+                ),
+                ("x-original-url", "/a?token=s3cr3t&next=https://u:p@h/x"),
+            ],
+        );
+        assert_eq!(
+            s,
+            "destination: https://app:[redacted]@dav.example/a?page=2; \
+             x-callback-url: https://hook:[redacted]@hooks.example/in#top; \
+             referer: https://app.example:8443/a?email=ann@example.com; \
+             x-original-url: /a?token=[redacted]&next=[redacted]"
         );
     }
 
