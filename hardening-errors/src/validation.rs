@@ -22,7 +22,8 @@ use crate::{FieldError, Problem, rejection};
 ///
 /// The pointers follow garde's paths, which use the Rust field names (without `r#`): serde's
 /// `rename` and `rename_all` are not seen. Keep a validated type's JSON names equal to its
-/// field names, or map the pointers to the JSON names.
+/// field names, or map the pointers to the JSON names. A map key over 40 bytes is not named
+/// (it would echo the client's text at length): its errors point at the map, each once.
 ///
 /// ```
 /// use axum::{Json, Router, routing::post};
@@ -113,18 +114,23 @@ fn rejected(status: http::StatusCode, text: &str) -> Response {
     .into_response()
 }
 
-/// The 422 problem for a failed validation, its field errors sorted by pointer.
+/// The 422 problem for a failed validation, its field errors sorted by pointer, each
+/// pointer and detail once (errors under over-long map keys share their map's pointer).
 fn invalid(report: garde::Report) -> Response {
     let mut errors: Vec<FieldError> = report
         .iter()
         .map(|(path, error)| FieldError::new(json_pointer(path), error.message()))
         .collect();
     errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert((e.pointer.clone(), e.detail.clone())));
     validation_problem(errors).into_response()
 }
 
 /// garde's path `items[0].sku` → the JSON Pointer `#/items/0/sku`, written as a URI fragment
-/// (RFC 6901 §6).
+/// (RFC 6901 §6). A key longer than a rejection's longest echoed field name (40 bytes) ends
+/// it: such a key is a map's (the client chose it), and naming it would echo the client's
+/// text at length, so the pointer names the map that holds it.
 ///
 /// Built from the path's components, not its display string, whose `.` and `[` a map key may
 /// hold too. A field's raw-identifier prefix is dropped (`r#type` → `type`): garde cannot
@@ -139,6 +145,7 @@ fn json_pointer(path: &garde::Path) -> String {
         let component = match kind {
             // A component without a key (an `Option`'s inner value) adds nothing.
             Kind::None => continue,
+            Kind::Key if component.len() > rejection::MAX_NAME => break,
             Kind::Key => component
                 .strip_prefix("r#")
                 .filter(|rest| is_identifier(rest))
@@ -206,6 +213,17 @@ mod tests {
         assert_eq!(json_pointer(&bracketed), "#/tags/x%5B0%5D/v");
         let slashed = Path::new("tags").join("a/b~c").join(3);
         assert_eq!(json_pointer(&slashed), "#/tags/a~1b~0c/3");
+    }
+
+    /// A key over 40 bytes is the client's text at length: the pointer stops at its map.
+    #[test]
+    fn a_long_key_ends_the_pointer() {
+        let long = "k".repeat(41);
+        let path = Path::new("tags").join(long.as_str()).join("v");
+        assert_eq!(json_pointer(&path), "#/tags");
+        let forty = "k".repeat(40);
+        let path = Path::new("tags").join(forty.as_str()).join("v");
+        assert_eq!(json_pointer(&path), format!("#/tags/{forty}/v"));
     }
 
     /// What a URI fragment may not hold is percent-encoded (RFC 6901 §6): `#`, `%`, space,

@@ -585,6 +585,29 @@ async fn validation_pointers_name_map_keys_and_raw_fields_as_sent() {
     );
 }
 
+/// A map key over 40 bytes is not echoed (as a rejection's over-long field name is not):
+/// its error points at the map that holds it, and errors that thereby say the same thing
+/// are listed once, so a body of many long keys is not reflected back key by key.
+#[tokio::test]
+async fn validation_pointers_leave_out_long_map_keys() {
+    let long = |i: usize| format!("lots-and-lots-{}{i}", "A".repeat(300));
+    let tags: serde_json::Map<String, serde_json::Value> = (0..50)
+        .map(|i| (long(i), serde_json::json!({ "v": "long" })))
+        .chain([("ok".to_owned(), serde_json::json!({ "v": "long" }))])
+        .collect();
+    let body = serde_json::json!({ "tags": tags, "type": "tag" });
+    let (problem, pointers) = validation_problem("/tags", &body.to_string()).await;
+    let text = problem.to_string();
+    assert_eq!(pointers, ["#/tags", "#/tags/ok/v"], "{text}");
+    assert!(!text.contains("lots-and-lots"), "{text}");
+    assert!(text.len() < 1024, "{} bytes: {text}", text.len());
+    // Exactly 40 bytes is still named.
+    let forty = "k".repeat(40);
+    let body = serde_json::json!({ "tags": { &forty: { "v": "long" } }, "type": "tag" });
+    let (_, pointers) = validation_problem("/tags", &body.to_string()).await;
+    assert_eq!(pointers, [format!("#/tags/{forty}/v")]);
+}
+
 async fn logs_of(uri: &str) -> (String, String) {
     let (captured, _guard) = Captured::json_logs(tracing::Level::ERROR);
     let req = http::Request::get(uri).body(Body::empty()).unwrap();
