@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 /// Longest field or parameter name echoed back; longer ones are left out.
-const MAX_NAME: usize = 40;
+pub(crate) const MAX_NAME: usize = 40;
 
 /// A client-safe detail for a rejection body, or `None` for a text this module does not know.
 pub(crate) fn describe(text: &str) -> Option<String> {
@@ -341,13 +341,17 @@ fn safe_name(name: &str) -> Option<&str> {
     .then_some(name)
 }
 
-/// A serde_path_to_error path (`items[0].sku`) safe to echo.
+/// A serde_path_to_error path (`items[0].sku`) safe to echo: each name in it no longer than
+/// a field name echoed alone (a map's keys are the client's).
 fn safe_path(path: &str) -> Option<&str> {
     (!path.is_empty()
         && path.len() <= 2 * MAX_NAME
         && path.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']' | b'?')
-        }))
+        })
+        && path
+            .split(['.', '[', ']'])
+            .all(|name| name.len() <= MAX_NAME))
     .then_some(path)
 }
 
@@ -454,6 +458,27 @@ mod tests {
             d,
             "invalid value in the JSON body at `e`: unknown variant (line 1, column 30)"
         );
+    }
+
+    /// A path is at most 80 bytes, but each of its names at most 40, as a field name: one
+    /// long map key (the client's) in a short path is not echoed either.
+    #[test]
+    fn paths_with_a_long_map_key_are_dropped() {
+        let key = "MkVttToYy0zQDoPkf9r53jFXrhR1XGDfpiYHXTJBapMx5Och";
+        let d = describe(&format!(
+            "Failed to deserialize the JSON body into the target type: labels.{key}.v: invalid type: integer `1`, expected a string at line 1 column 68"
+        ))
+        .unwrap();
+        assert_eq!(
+            d,
+            "invalid value in the JSON body: expected a string, found an integer (line 1, column 68)"
+        );
+        let forty = "k".repeat(40);
+        let d = describe(&format!(
+            "Failed to deserialize the JSON body into the target type: labels.{forty}.v: invalid type: integer `1`, expected a string at line 1 column 60"
+        ))
+        .unwrap();
+        assert!(d.contains(&format!("`labels.{forty}.v`")), "{d}");
     }
 
     #[test]
