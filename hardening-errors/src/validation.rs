@@ -121,9 +121,8 @@ fn invalid(report: garde::Report) -> Response {
         .iter()
         .map(|(path, error)| FieldError::new(json_pointer(path), error.message()))
         .collect();
-    errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
-    let mut seen = std::collections::HashSet::new();
-    errors.retain(|e| seen.insert((e.pointer.clone(), e.detail.clone())));
+    errors.sort_by(|a, b| (&a.pointer, &a.detail).cmp(&(&b.pointer, &b.detail)));
+    errors.dedup_by(|a, b| (&a.pointer, &a.detail) == (&b.pointer, &b.detail));
     validation_problem(errors).into_response()
 }
 
