@@ -324,6 +324,14 @@ impl Req {
             .retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
     }
 
+    /// Makes it a GET of `target`, without a body.
+    fn get(&mut self, target: Vec<u8>) {
+        self.method = b"GET".to_vec();
+        self.target = target;
+        self.body.clear();
+        self.remove_header("content-type");
+    }
+
     fn path(&self) -> String {
         String::from_utf8_lossy(&self.target).into_owned()
     }
@@ -611,10 +619,7 @@ fn mutate_params(rng: &mut Rng, req: &mut Req) {
             _ => "q[]=a&limit[x]=1".to_owned(),
         };
         tag(req, format!("query {:.40}", query));
-        req.method = b"GET".to_vec();
-        req.target = format!("/search?{query}").into_bytes();
-        req.body.clear();
-        req.remove_header("content-type");
+        req.get(format!("/search?{query}").into_bytes());
     }
 }
 
@@ -963,10 +968,7 @@ fn mutate_authorization(rng: &mut Rng, req: &mut Req, token: &str) {
         req.add_header(b"authorization", &v);
     }
     if rng.chance(50) {
-        req.method = b"GET".to_vec();
-        req.target = b"/me".to_vec();
-        req.body.clear();
-        req.remove_header("content-type");
+        req.get(b"/me".to_vec());
     }
 }
 
