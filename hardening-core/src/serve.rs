@@ -194,7 +194,10 @@ impl Server {
         let (stopping, _) = tokio::sync::watch::channel(false);
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout);
+            .header_read_timeout(self.header_read_timeout)
+            // A client may close its sending side once its request is out (`nc -N`, some
+            // HTTP/1.0 clients) and still wait for the answer, which hyper otherwise drops.
+            .half_close(true);
         // Every connection's task, so those still open at the drain deadline can be aborted.
         let mut connections = JoinSet::new();
         let mut accept_failures = AcceptFailures::default();

@@ -469,3 +469,46 @@ async fn a_request_on_a_connection_accepted_just_before_shutdown_is_answered() {
         "{unanswered} of 20 requests closed unanswered"
     );
 }
+
+/// A client that sends its request and then closes its sending side (`shutdown(SHUT_WR)`,
+/// as `nc -N` and some HTTP/1.0 clients do) got no answer: hyper drops a request in flight
+/// when it reads the end of the stream, unless told that clients may half-close. (Found by
+/// the bad-input fuzz helper.)
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_is_answered() {
+    let (addr, _stop, _handle) = start(Server::new()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /work HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // While the handler works (300 ms).
+    stream.shutdown().await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(EXCHANGE_LIMIT, stream.read_to_end(&mut reply))
+        .await
+        .expect("no answer in time")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply:?}");
+    assert!(reply.ends_with("done"), "{reply:?}");
+}
+
+/// A client that half-closes in the middle of its head is closed at once (an incomplete
+/// message), not kept open until the header-read timeout.
+#[tokio::test]
+async fn a_client_that_half_closes_mid_head_is_closed() {
+    let (addr, _stop, _handle) = start(Server::new()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /ip HTTP/1.1\r\nhos").await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply))
+        .await
+        .expect("kept open past 5 s (the header-read timeout is 10 s)")
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&reply).contains(" 200 "),
+        "{reply:?}"
+    );
+}
