@@ -909,20 +909,25 @@ pub(crate) mod tests {
                 .body(())
                 .unwrap()
                 .into_parts();
-            let record = log.record(&parts).unwrap();
-            log.emit(
-                &record,
-                Some(StatusCode::OK),
-                RequestId::generate(),
-                None,
-                None,
-            );
+            log_ok(&log, &parts);
         });
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(!lines[0].to_string().contains("s3cr3t"), "{lines:?}");
         assert_eq!(
             lines[0]["user_agent.original"],
             "sync-bot/2.1 (token=[redacted])"
+        );
+    }
+
+    /// Logs the request as answered 200 (the access log must be on).
+    pub(crate) fn log_ok(log: &AccessLog, parts: &http::request::Parts) {
+        let record = log.record(parts).expect("the access log is on");
+        log.emit(
+            &record,
+            Some(StatusCode::OK),
+            RequestId::generate(),
+            None,
+            None,
         );
     }
 
