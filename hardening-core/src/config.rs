@@ -38,7 +38,7 @@ pub struct HardeningConfig {
     pub body_limit: Option<usize>,
     /// Most query parameters (default 50).
     pub query_param_limit: Option<usize>,
-    /// Seconds until the response head (default 30).
+    /// Seconds until the response head (default 30; longer is logged as a loosening).
     pub timeout_secs: Option<u64>,
     /// Networks whose forwarding headers are believed (default none).
     pub trusted_proxies: Vec<String>,
@@ -77,7 +77,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "HARDENING_TIMEOUT_SECS",
-        "seconds until the response head (default 30)",
+        "seconds until the response head (default 30; longer is logged as a loosening)",
     ),
     (
         "HARDENING_TRUSTED_PROXIES",

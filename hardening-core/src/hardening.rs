@@ -205,10 +205,14 @@ impl Hardening {
     /// service first has to wait (its first `Pending`), so responses that are ready at once
     /// never touch the timer; the work before that first wait is the synchronous part of one
     /// poll.
+    ///
+    /// Longer than the default loosens it (slow clients hold their requests longer) and logs
+    /// a warning naming the value; long uploads may need it.
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout.is_zero() {
             return Err(ConfigError::ZeroLimit("timeout"));
         }
+        warn_if_longer("timeout", timeout, DEFAULT_TIMEOUT);
         self.policy().timeout = Some(timeout);
         Ok(self)
     }
@@ -515,8 +519,19 @@ fn needs_principal(key: &hardening_ratelimit::KeyKind) -> bool {
     }
 }
 
-fn warn_loosened(method: &str, effect: &str) {
+pub(crate) fn warn_loosened(method: &str, effect: &str) {
     tracing::warn!(target: crate::LOG_TARGET, setting = method, "hardening loosened: {effect}");
+}
+
+/// Warns that the timeout `method` sets is loosened, when `timeout` is longer than its
+/// `default`.
+pub(crate) fn warn_if_longer(method: &str, timeout: Duration, default: Duration) {
+    if timeout > default {
+        warn_loosened(
+            method,
+            &format!("{method} is {timeout:?}, longer than the default {default:?}"),
+        );
+    }
 }
 
 impl<S> Layer<S> for Hardening {

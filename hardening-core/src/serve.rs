@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::Service;
 
+use crate::hardening::warn_if_longer;
 use crate::{ConfigError, RequestId, SecurityEvent};
 
 /// Serves `app` on `listener` with [`Server`]'s defaults until SIGTERM or ctrl-c.
@@ -82,8 +83,8 @@ impl Server {
     /// shutdown.
     pub fn new() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(10),
-            send_timeout: Duration::from_secs(60),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
             drain_timeout: Duration::from_secs(30),
             max_connections: None,
         }
@@ -97,9 +98,11 @@ impl Server {
     pub const MIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// How long a client may take to send a request's headers, and how long an idle
-    /// keep-alive connection stays open. One below
+    /// keep-alive connection stays open (default 10 s). One below
     /// [`MIN_HEADER_READ_TIMEOUT`](Self::MIN_HEADER_READ_TIMEOUT) is an error. One too long
-    /// to add to the clock (such as `Duration::MAX`) counts as 100 years.
+    /// to add to the clock (such as `Duration::MAX`) counts as 100 years. Longer than the
+    /// default loosens it (slow or idle clients hold their connections longer) and logs a
+    /// warning naming the value.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout < Self::MIN_HEADER_READ_TIMEOUT {
             return Err(ConfigError::HeaderReadTimeoutTooShort {
@@ -107,6 +110,11 @@ impl Server {
                 minimum: Self::MIN_HEADER_READ_TIMEOUT,
             });
         }
+        warn_if_longer(
+            "Server::header_read_timeout",
+            timeout,
+            DEFAULT_HEADER_READ_TIMEOUT,
+        );
         // hyper adds it to the time each request starts, which would panic on overflow.
         self.header_read_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
         Ok(self)
@@ -120,11 +128,13 @@ impl Server {
 
     /// How long a write of the response may wait for the client (its receive window full:
     /// it reads slowly, or not at all) before the connection is closed, as nginx's
-    /// `send_timeout`. The clock runs only while a write waits and starts again when it goes
-    /// on; the kernel lets a waiting write go on once about half the socket's send buffer
-    /// (up to a few MiB) has gone out, so a client reading too slowly to take that within
-    /// the timeout is cut off too. One below [`MIN_SEND_TIMEOUT`](Self::MIN_SEND_TIMEOUT)
+    /// `send_timeout` (default 60 s). The clock runs only while a write waits and starts
+    /// again when it goes on; the kernel lets a waiting write go on once about half the
+    /// socket's send buffer (up to a few MiB) has gone out, so a client reading too slowly to
+    /// take that within the timeout is cut off too. One below [`MIN_SEND_TIMEOUT`](Self::MIN_SEND_TIMEOUT)
     /// (zero included) is an error: it would cut off any client whose window fills once.
+    /// Longer than the default loosens it (a client that stopped reading holds its
+    /// connection and response longer) and logs a warning naming the value.
     pub fn send_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout < Self::MIN_SEND_TIMEOUT {
             return Err(ConfigError::SendTimeoutTooShort {
@@ -132,6 +142,7 @@ impl Server {
                 minimum: Self::MIN_SEND_TIMEOUT,
             });
         }
+        warn_if_longer("Server::send_timeout", timeout, DEFAULT_SEND_TIMEOUT);
         self.send_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
         Ok(self)
     }
@@ -153,8 +164,10 @@ impl Server {
         Ok(self)
     }
 
-    /// How long in-flight requests may run after a shutdown signal; then their connections
-    /// are closed without a response. Zero closes them at once (no drain).
+    /// How long in-flight requests may run after a shutdown signal (default 30 s); then their
+    /// connections are closed without a response. Zero closes them at once (no drain).
+    /// Longer is not logged as a loosening: no connection is accepted during the drain, so it
+    /// only delays the shutdown.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self
@@ -631,6 +644,12 @@ impl AsyncWrite for WatchedStream {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
+
+/// How long a client has to send a request's headers unless set otherwise.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a response write may wait for the client unless set otherwise.
+const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The longest header-read or send timeout: each is added to the clock (hyper's, tokio's),
 /// which would panic on overflow.

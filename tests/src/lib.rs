@@ -43,12 +43,34 @@ impl Captured {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// The JSON lines captured so far. Panics on a line that is not JSON.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+            .collect()
+    }
+
+    /// The `hardening loosened` warnings among the JSON lines captured so far: each one's
+    /// `setting` and message.
+    pub fn loosenings(&self) -> Vec<(String, String)> {
+        self.json_lines()
+            .into_iter()
+            .filter_map(|w| {
+                let message = w["fields"]["message"].as_str()?;
+                let setting = w["fields"]["setting"].as_str().unwrap_or_default();
+                message
+                    .starts_with("hardening loosened")
+                    .then(|| (setting.to_owned(), message.to_owned()))
+            })
+            .collect()
+    }
+
     /// The security events among the JSON lines captured so far: each one's
     /// `security.event` name and the whole event. Panics on a line that is not JSON.
     pub fn security_events(&self) -> Vec<(String, serde_json::Value)> {
-        self.text()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON log line"))
+        self.json_lines()
+            .into_iter()
             .filter(|v| v["target"] == hardening_core::SECURITY_TARGET)
             .map(|v| {
                 let name = v["fields"]["security.event"]

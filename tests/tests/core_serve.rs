@@ -310,6 +310,52 @@ fn header_read_timeouts_too_short_to_answer_are_refused() {
     }
 }
 
+/// A header-read or send timeout longer than its default loosens it, and was taken without a
+/// word: each is logged when set, with the setting, the value and the default. The defaults,
+/// shorter ones and a long drain deadline (it only delays the shutdown) are not logged.
+#[test]
+fn server_timeouts_longer_than_their_defaults_are_logged_as_loosenings() {
+    let loosened = |setup: &dyn Fn() -> Server| {
+        let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+        let _server = setup();
+        drop(guard);
+        captured.loosenings()
+    };
+    let quiet = loosened(&|| {
+        Server::new()
+            .header_read_timeout(Duration::from_secs(10))
+            .unwrap()
+            .header_read_timeout(Duration::from_secs(2))
+            .unwrap()
+            .send_timeout(Duration::from_secs(60))
+            .unwrap()
+            .send_timeout(Duration::from_secs(5))
+            .unwrap()
+            .drain_timeout(Duration::from_secs(600))
+    });
+    assert_eq!(quiet, []);
+    let loose = loosened(&|| {
+        Server::new()
+            .header_read_timeout(Duration::from_secs(600))
+            .unwrap()
+            .send_timeout(Duration::from_secs(3600))
+            .unwrap()
+    });
+    let warning = |setting: &str, value: &str, default: &str| {
+        (
+            setting.to_owned(),
+            format!("hardening loosened: {setting} is {value}, longer than the default {default}"),
+        )
+    };
+    assert_eq!(
+        loose,
+        [
+            warning("Server::header_read_timeout", "600s", "10s"),
+            warning("Server::send_timeout", "3600s", "60s"),
+        ]
+    );
+}
+
 /// The header-read timeout also closes connections that send nothing, at first or after a
 /// response (idle keep-alive).
 #[tokio::test]

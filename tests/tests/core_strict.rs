@@ -1233,6 +1233,44 @@ fn csrf_in_shadow_mode_is_logged_as_a_loosening() {
     assert_eq!(loosened.len(), 1, "{text}");
 }
 
+/// A timeout longer than the default loosens it, and was taken without a word: it is logged
+/// at start-up with the setting, the value and the default, set on the builder or through
+/// `HARDENING_TIMEOUT_SECS`. The default and shorter ones are not logged.
+#[test]
+fn a_timeout_longer_than_the_default_is_logged_as_a_loosening() {
+    use hardening_core::{DEFAULT_TIMEOUT, HardeningConfig};
+    let loosenings = |setup: &dyn Fn() -> Hardening| {
+        let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+        drop(setup());
+        drop(guard);
+        captured.loosenings()
+    };
+    for quiet in [Duration::from_secs(5), DEFAULT_TIMEOUT] {
+        let warnings = loosenings(&|| Hardening::strict().timeout(quiet).unwrap());
+        assert_eq!(warnings, [], "{quiet:?}");
+    }
+    let long = || {
+        Hardening::strict()
+            .timeout(Duration::from_secs(120))
+            .unwrap()
+    };
+    let from_env = || {
+        HardeningConfig::from_vars([("HARDENING_TIMEOUT_SECS", "120")])
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    for setup in [&long as &dyn Fn() -> Hardening, &from_env] {
+        assert_eq!(
+            loosenings(setup),
+            [(
+                "timeout".to_owned(),
+                "hardening loosened: timeout is 120s, longer than the default 30s".to_owned()
+            )]
+        );
+    }
+}
+
 /// Over TCP: a streamed body that panics after its first chunk is cut off (no final chunk,
 /// nothing of the panic on the wire), and the server goes on serving.
 #[tokio::test]
