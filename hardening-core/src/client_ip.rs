@@ -232,6 +232,8 @@ impl FromStr for ForwardedHeader {
 pub(crate) struct TrustedProxies {
     nets: Vec<IpNet>,
     header: ForwardedHeader,
+    /// Whether `header` was set, not left at its default.
+    header_set: bool,
 }
 
 impl TrustedProxies {
@@ -240,6 +242,7 @@ impl TrustedProxies {
         Self {
             nets,
             header: ForwardedHeader::default(),
+            header_set: false,
         }
     }
 
@@ -249,6 +252,12 @@ impl TrustedProxies {
 
     pub(crate) fn set_header(&mut self, header: ForwardedHeader) {
         self.header = header;
+        self.header_set = true;
+    }
+
+    /// The header set when there is no proxy to read it from: it is never read.
+    pub(crate) fn unread_header(&self) -> Option<ForwardedHeader> {
+        (self.header_set && self.nets.is_empty()).then_some(self.header)
     }
 
     #[inline]

@@ -81,6 +81,8 @@ pub(crate) struct Policy {
     pub(crate) concurrency: Option<hardening_ratelimit::ConcurrencyLimiter>,
     /// Whether the warning about a request without a peer address has been given.
     pub(crate) warned_no_peer: WarnedOnce,
+    /// Whether the warning about a forwarding header with no trusted proxies has been given.
+    pub(crate) warned_unread_header: WarnedOnce,
 }
 
 /// A flag for a warning given once per layer; a changed policy starts afresh.
@@ -102,10 +104,15 @@ impl WarnedOnce {
         }
     }
 
+    /// True the first time only.
+    fn first(&self) -> bool {
+        !self.0.swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
     #[cold]
     #[inline(never)]
     fn warn_no_peer(&self) {
-        if !self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if self.first() {
             tracing::warn!(
                 target: crate::LOG_TARGET,
                 "a request came without a peer address (no ConnectInfo<SocketAddr> in its \
@@ -160,6 +167,7 @@ impl Hardening {
                 #[cfg(feature = "ratelimit")]
                 concurrency: None,
                 warned_no_peer: WarnedOnce::default(),
+                warned_unread_header: WarnedOnce::default(),
             }),
         }
     }
@@ -277,6 +285,9 @@ impl Hardening {
     /// Which forwarding header the trusted proxies write (default `X-Forwarded-For`): the
     /// client IP is read from that one only, so a client cannot choose its IP by sending
     /// the other one, which the proxy would pass through.
+    ///
+    /// It is read only from [`trusted_proxies`](Self::trusted_proxies): set without any, it
+    /// is ignored, and applying the layer logs a warning.
     pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
         self.policy().trusted_proxies.set_header(header);
         self
@@ -541,6 +552,18 @@ impl<S> Layer<S> for Hardening {
         // Derived here, once, so that no request pays for it.
         #[cfg(feature = "headers")]
         let _ = self.policy.response_headers();
+        // Settings that need each other, checked once they are all made (in any order).
+        if let Some(header) = self.policy.trusted_proxies.unread_header()
+            && self.policy.warned_unread_header.first()
+        {
+            tracing::warn!(
+                target: crate::LOG_TARGET,
+                setting = "forwarded_header",
+                "forwarded_header(ForwardedHeader::{header:?}) is ignored: there are no \
+                 trusted_proxies to read it from, so every client IP is the socket peer; list \
+                 your proxies' networks with trusted_proxies(..), or drop forwarded_header"
+            );
+        }
         // The first id calibrates the request ids' clock (up to 200 ms, once per process):
         // now, not in the first request's time.
         let _ = hardening_errors::RequestId::generate();

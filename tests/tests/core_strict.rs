@@ -1271,6 +1271,51 @@ fn a_timeout_longer_than_the_default_is_logged_as_a_loosening() {
     }
 }
 
+/// `forwarded_header` is read only from trusted proxies: set without any, it was ignored
+/// without a word (the client IP stays the peer). Applying the layer warns, once however
+/// many routes it wraps; with trusted proxies, set before or after it, nothing is said.
+#[tokio::test]
+async fn a_forwarded_header_without_trusted_proxies_is_warned_of_once() {
+    use hardening_core::ForwardedHeader::Forwarded;
+    let warnings = |hardening: Hardening| {
+        let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+        // `with_state` applies the layer to every route now.
+        let app: Router = routes().layer(hardening).with_state(());
+        drop(guard);
+        let warned: Vec<String> = captured
+            .json_lines()
+            .iter()
+            .filter(|w| w["fields"]["setting"] == "forwarded_header")
+            .map(|w| w["fields"]["message"].as_str().unwrap().to_owned())
+            .collect();
+        (warned, app)
+    };
+    let (warned, app) = warnings(Hardening::strict().forwarded_header(Forwarded));
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("forwarded_header(ForwardedHeader::Forwarded) is ignored")
+            && warned[0].contains("trusted_proxies(..)"),
+        "{warned:?}"
+    );
+    let addr = serve(app).await;
+    let reply = http_get(addr, "/ip", &["forwarded: for=198.51.100.7"]).await;
+    assert_eq!(reply.body, "127.0.0.1", "the header is indeed not read");
+
+    for quiet in [
+        Hardening::strict(),
+        Hardening::strict()
+            .forwarded_header(Forwarded)
+            .trusted_proxies(["10.0.0.0/8"])
+            .unwrap(),
+        Hardening::strict()
+            .trusted_proxies(["10.0.0.0/8"])
+            .unwrap()
+            .forwarded_header(Forwarded),
+    ] {
+        assert_eq!(warnings(quiet).0, Vec::<String>::new());
+    }
+}
+
 /// Over TCP: a streamed body that panics after its first chunk is cut off (no final chunk,
 /// nothing of the panic on the wire), and the server goes on serving.
 #[tokio::test]
