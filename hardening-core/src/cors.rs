@@ -111,11 +111,20 @@ impl Cors {
         Ok(cors)
     }
 
-    /// Sets the methods cross-origin requests may use (default `GET, HEAD, POST`).
-    pub fn allow_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
-        self.methods = methods.into_iter().collect();
+    /// Sets the methods cross-origin requests may use (default `GET, HEAD, POST`). An empty
+    /// list is an error: it would refuse every preflight, yet browsers send simple `GET`,
+    /// `HEAD` and `POST` requests without asking.
+    pub fn allow_methods(
+        mut self,
+        methods: impl IntoIterator<Item = Method>,
+    ) -> Result<Self, ConfigError> {
+        let methods: Vec<Method> = methods.into_iter().collect();
+        if methods.is_empty() {
+            return Err(ConfigError::NoCorsMethods);
+        }
+        self.methods = methods;
         self.precompute();
-        self
+        Ok(self)
     }
 
     /// Sets the request headers cross-origin requests may send (default `content-type`).
@@ -625,5 +634,27 @@ mod tests {
                 .unwrap_err(),
             ConfigError::WildcardWithCredentials
         );
+    }
+
+    /// No method at all refused every preflight, silently, while simple requests went on
+    /// being allowed: an error now, saying what to do instead.
+    #[test]
+    fn an_empty_method_list_is_an_error() {
+        let cors = Cors::allow_origins(["https://app.example.com"]).unwrap();
+        let err = cors.clone().allow_methods([]).unwrap_err();
+        assert_eq!(err, ConfigError::NoCorsMethods);
+        assert!(err.to_string().contains("list the methods"), "{err}");
+        let cors = cors.allow_methods([Method::PUT]).unwrap();
+        let preflight = parts(
+            Method::OPTIONS,
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "PUT"),
+            ],
+        );
+        let CorsDecision::Preflight(h) = cors.decide(&preflight) else {
+            panic!("not a preflight answer")
+        };
+        assert_eq!(h[ACCESS_CONTROL_ALLOW_METHODS], "PUT");
     }
 }

@@ -35,6 +35,15 @@ pub enum ConfigError {
         "CORS cannot allow any origin (\"*\") with credentials: list the origins that may send credentials"
     )]
     WildcardWithCredentials,
+    /// CORS `allow_methods` with no method: every preflight would be refused, while simple
+    /// requests (which browsers send without a preflight) would still be allowed.
+    #[error(
+        "CORS allow_methods was given no methods: every preflight would be refused, yet simple \
+         GET, HEAD and POST requests from the listed origins would still be allowed; list the \
+         methods cross-origin requests may use (such as GET, POST, PUT), or leave \
+         allow_methods out to keep GET, HEAD, POST"
+    )]
+    NoCorsMethods,
     /// A header name that is not a valid HTTP header name.
     #[error("invalid header name {0:?}")]
     InvalidHeaderName(String),
