@@ -34,9 +34,9 @@ use crate::{ConfigError, Cors, ForwardedHeader, Hardening};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct HardeningConfig {
-    /// Largest request body in bytes (default 1 MiB).
+    /// Largest request body in bytes (default 1 MiB; larger is logged as a loosening).
     pub body_limit: Option<usize>,
-    /// Most query parameters (default 50).
+    /// Most query parameters (default 50; more is logged as a loosening).
     pub query_param_limit: Option<usize>,
     /// Seconds until the response head (default 30; longer is logged as a loosening).
     pub timeout_secs: Option<u64>,
@@ -69,11 +69,11 @@ pub struct HardeningConfig {
 pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "HARDENING_BODY_LIMIT",
-        "largest request body in bytes (default 1048576)",
+        "largest request body in bytes (default 1048576; larger is logged as a loosening)",
     ),
     (
         "HARDENING_QUERY_PARAM_LIMIT",
-        "most query parameters (default 50)",
+        "most query parameters (default 50; more is logged as a loosening)",
     ),
     (
         "HARDENING_TIMEOUT_SECS",

@@ -190,19 +190,29 @@ impl Hardening {
     ///
     /// axum's own extractors also apply `DefaultBodyLimit` (2 MB); to accept more than that,
     /// raise it too.
+    ///
+    /// Larger than the default loosens it and logs a warning naming the value.
     pub fn body_limit(mut self, bytes: usize) -> Result<Self, ConfigError> {
         if bytes == 0 {
             return Err(ConfigError::ZeroLimit("body_limit"));
         }
+        warn_if_above("body_limit", bytes, DEFAULT_BODY_LIMIT, "larger");
         self.policy().body_limit = Some(bytes);
         Ok(self)
     }
 
-    /// Sets the most query parameters accepted (default 50); more are answered 400.
+    /// Sets the most query parameters accepted (default 50); more are answered 400. More
+    /// than the default loosens it and logs a warning naming the value.
     pub fn query_param_limit(mut self, count: usize) -> Result<Self, ConfigError> {
         if count == 0 {
             return Err(ConfigError::ZeroLimit("query_param_limit"));
         }
+        warn_if_above(
+            "query_param_limit",
+            count,
+            DEFAULT_QUERY_PARAM_LIMIT,
+            "more",
+        );
         self.policy().query_param_limit = Some(count);
         Ok(self)
     }
@@ -220,7 +230,7 @@ impl Hardening {
         if timeout.is_zero() {
             return Err(ConfigError::ZeroLimit("timeout"));
         }
-        warn_if_longer("timeout", timeout, DEFAULT_TIMEOUT);
+        warn_if_above("timeout", timeout, DEFAULT_TIMEOUT, "longer");
         self.policy().timeout = Some(timeout);
         Ok(self)
     }
@@ -534,13 +544,18 @@ pub(crate) fn warn_loosened(method: &str, effect: &str) {
     tracing::warn!(target: crate::LOG_TARGET, setting = method, "hardening loosened: {effect}");
 }
 
-/// Warns that the timeout `method` sets is loosened, when `timeout` is longer than its
-/// `default`.
-pub(crate) fn warn_if_longer(method: &str, timeout: Duration, default: Duration) {
-    if timeout > default {
+/// Warns that the limit `method` sets is loosened, when `value` is above its `default`
+/// (`above` says how: "longer", "larger").
+pub(crate) fn warn_if_above<T: PartialOrd + std::fmt::Debug>(
+    method: &str,
+    value: T,
+    default: T,
+    above: &str,
+) {
+    if value > default {
         warn_loosened(
             method,
-            &format!("{method} is {timeout:?}, longer than the default {default:?}"),
+            &format!("{method} is {value:?}, {above} than the default {default:?}"),
         );
     }
 }

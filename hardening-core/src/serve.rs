@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::Service;
 
-use crate::hardening::warn_if_longer;
+use crate::hardening::warn_if_above;
 use crate::{ConfigError, RequestId, SecurityEvent};
 
 /// Serves `app` on `listener` with [`Server`]'s defaults until SIGTERM or ctrl-c.
@@ -110,10 +110,11 @@ impl Server {
                 minimum: Self::MIN_HEADER_READ_TIMEOUT,
             });
         }
-        warn_if_longer(
+        warn_if_above(
             "Server::header_read_timeout",
             timeout,
             DEFAULT_HEADER_READ_TIMEOUT,
+            "longer",
         );
         // hyper adds it to the time each request starts, which would panic on overflow.
         self.header_read_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
@@ -142,7 +143,12 @@ impl Server {
                 minimum: Self::MIN_SEND_TIMEOUT,
             });
         }
-        warn_if_longer("Server::send_timeout", timeout, DEFAULT_SEND_TIMEOUT);
+        warn_if_above(
+            "Server::send_timeout",
+            timeout,
+            DEFAULT_SEND_TIMEOUT,
+            "longer",
+        );
         self.send_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
         Ok(self)
     }

@@ -1271,6 +1271,58 @@ fn a_timeout_longer_than_the_default_is_logged_as_a_loosening() {
     }
 }
 
+/// A body or query-parameter limit above its default loosens it, and was taken without a
+/// word (as timeouts were): each is logged at start-up, set on the builder or through its
+/// variable. The defaults and lower limits are not logged.
+#[test]
+fn limits_above_their_defaults_are_logged_as_loosenings() {
+    use hardening_core::{DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, HardeningConfig};
+    let loosenings = |setup: &dyn Fn() -> Hardening| {
+        let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+        drop(setup());
+        drop(guard);
+        captured.loosenings()
+    };
+    let quiet = loosenings(&|| {
+        Hardening::strict()
+            .body_limit(DEFAULT_BODY_LIMIT)
+            .and_then(|h| h.body_limit(1024))
+            .and_then(|h| h.query_param_limit(DEFAULT_QUERY_PARAM_LIMIT))
+            .and_then(|h| h.query_param_limit(5))
+            .unwrap()
+    });
+    assert_eq!(quiet, []);
+    let expected = [
+        (
+            "body_limit".to_owned(),
+            "hardening loosened: body_limit is 10485760, larger than the default 1048576"
+                .to_owned(),
+        ),
+        (
+            "query_param_limit".to_owned(),
+            "hardening loosened: query_param_limit is 500, more than the default 50".to_owned(),
+        ),
+    ];
+    let builder = || {
+        Hardening::strict()
+            .body_limit(10 * 1024 * 1024)
+            .and_then(|h| h.query_param_limit(500))
+            .unwrap()
+    };
+    let from_env = || {
+        HardeningConfig::from_vars([
+            ("HARDENING_BODY_LIMIT", "10485760"),
+            ("HARDENING_QUERY_PARAM_LIMIT", "500"),
+        ])
+        .unwrap()
+        .build()
+        .unwrap()
+    };
+    for setup in [&builder as &dyn Fn() -> Hardening, &from_env] {
+        assert_eq!(loosenings(setup), expected);
+    }
+}
+
 /// `forwarded_header` is read only from trusted proxies: set without any, it was ignored
 /// without a word (the client IP stays the peer). Applying the layer warns, once however
 /// many routes it wraps; with trusted proxies, set before or after it, nothing is said.
