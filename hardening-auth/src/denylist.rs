@@ -49,7 +49,7 @@ pub struct DenylistFull {
 pub type DenylistFuture<'a, T> =
     Pin<Box<dyn Future<Output = Result<T, DenylistError>> + Send + 'a>>;
 
-/// A verified token as a denylist sees it: its `jti` (the key), `sub` and `iat`.
+/// A verified token as a denylist sees it: its `jti` and `sub` (together, the key) and `iat`.
 ///
 /// ```
 /// use hardening_auth::TokenRef;

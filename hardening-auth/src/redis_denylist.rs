@@ -1,4 +1,4 @@
-//! `RedisDenylist`: revoked `jti`s in Redis, shared by every instance of a service.
+//! `RedisDenylist`: revoked tokens in Redis, shared by every instance of a service.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,10 +14,9 @@ use crate::{Denylist, DenylistError, DenylistFuture, TokenRef};
 const LATEST_EXPIRY_MS: u128 = 253_402_300_799_000;
 
 /// Revokes `KEYS[1]`, keeping the later of the end it has and the new one: a revocation is
-/// never shortened (another subject's token with the same `jti`, or the same token revoked
-/// again with a nearer end, replaced a longer TTL with `SET … PX`, and the token revoked for
-/// longer was accepted again). ARGV: the ms left (`PX`), or `''` for no expiry. A key with
-/// no expiry is kept as it is.
+/// never shortened (the same token revoked again with a nearer end replaced a longer TTL
+/// with `SET … PX`, and the token was accepted again before it expired). ARGV: the ms left
+/// (`PX`), or `''` for no expiry. A key with no expiry is kept as it is.
 const REVOKE: &str = r"
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -1 then return 0 end
@@ -163,7 +162,8 @@ impl fmt::Debug for RedisDenylistBuilder {
 }
 
 impl RedisDenylistBuilder {
-    /// The prefix of every key (default `hardening:jti:`); keys are `{prefix}{jti}`.
+    /// The prefix of every key (default `hardening:jti:`); keys are
+    /// `{prefix}{length of sub}:{sub}{jti}` (see [`RedisDenylist`]).
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_owned();
         self
@@ -242,27 +242,37 @@ impl RedisDenylistBuilder {
     }
 }
 
-/// A [`Denylist`] in Redis: `revoke` is `SET {prefix}{jti} 1 PX <ms until exp + 5 min>` (the
-/// entry expires on its own once the token could no longer be accepted, leeway included;
-/// in a script that keeps the later end when the key is there already, so that a second
-/// revocation of the `jti` never shortens the first), and `is_revoked` is one `EXISTS`. The time left is counted on this process's clock, the one
-/// the verifier checks `exp` with: Redis's clock may be ahead, and an absolute `PXAT` would
-/// then end revocations early.
+/// A [`Denylist`] in Redis: `revoke` is `SET {key} 1 PX <ms until exp + 5 min>` (the entry
+/// expires on its own once the token could no longer be accepted, leeway included; in a
+/// script that keeps the later end when the key is there already, so that a second
+/// revocation of the token never shortens the first), and `is_revoked` is one `EXISTS`. The
+/// time left is counted on this process's clock, the one the verifier checks `exp` with:
+/// Redis's clock may be ahead, and an absolute `PXAT` would then end revocations early.
+///
+/// **Keys.** `{prefix}{length of sub}:{sub}{jti}`: a token is known by its subject and its
+/// `jti`, as in [`MemoryDenylist`](crate::MemoryDenylist), so that one subject's logout
+/// never refuses another subject's token with the same `jti` (two issuers each counting
+/// their own); the subject's length (in bytes) first, so that no two pairs give one key.
+/// Versions before this one stored `{prefix}{jti}`: a check asks for that key too, in the
+/// same `EXISTS`, so revocations stored before an upgrade still refuse their tokens (of any
+/// subject, as they did) until they expire. A `jti` that spells another token's key after
+/// the prefix (`5:alicet-1`) is refused while that token is revoked: more, never less.
 ///
 /// **Consistency.** Nothing is cached locally: every check asks Redis, so a revocation that
 /// Redis acknowledged is seen by every instance's next check. With replicas and failover,
 /// Redis replicates asynchronously, and a revocation acknowledged just before a failover can
 /// be lost; run it with persistence (AOF) if revocations must survive a restart.
 ///
-/// **Capacity.** Keyed by `jti` alone, with no cap of its own: Redis's memory is the limit,
-/// and each revocation is one small key that expires with its token, so an account logging
-/// in and out in a loop costs memory in proportion to its logins, not a slot others need.
-/// Run Redis with `maxmemory-policy noeviction`: an evicting policy would drop revocations
-/// (a revoked token valid again), while `noeviction` makes a full Redis refuse them (the
-/// logout fails, loudly). [`connect`](RedisDenylistBuilder::connect) refuses any other
-/// policy unless [`dangerous_allow_eviction`](RedisDenylistBuilder::dangerous_allow_eviction)
-/// says otherwise; a server that hides its policy is logged, not refused. The policy is
-/// checked once, at start-up: a later `CONFIG SET maxmemory-policy` goes unnoticed.
+/// **Capacity.** One key per revoked token, with no cap of its own: Redis's memory is the
+/// limit, and each revocation is one small key that expires with its token, so an account
+/// logging in and out in a loop costs memory in proportion to its logins, not a slot others
+/// need. Run Redis with `maxmemory-policy noeviction`: an evicting policy would drop
+/// revocations (a revoked token valid again), while `noeviction` makes a full Redis refuse
+/// them (the logout fails, loudly). [`connect`](RedisDenylistBuilder::connect) refuses any
+/// other policy unless
+/// [`dangerous_allow_eviction`](RedisDenylistBuilder::dangerous_allow_eviction) says
+/// otherwise; a server that hides its policy is logged, not refused. The policy is checked
+/// once, at start-up: a later `CONFIG SET maxmemory-policy` goes unnoticed.
 ///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
 /// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503
@@ -307,8 +317,15 @@ impl RedisDenylist {
         }
     }
 
-    fn key(&self, jti: &str) -> String {
-        format!("{}{jti}", self.prefix)
+    /// Where `token`'s revocation is stored (see **Keys** above).
+    fn key(&self, token: TokenRef<'_>) -> String {
+        let TokenRef { jti, subject, .. } = token;
+        format!("{}{}:{subject}{jti}", self.prefix, subject.len())
+    }
+
+    /// Where versions that keyed by `jti` alone stored `token`'s revocation.
+    fn jti_only_key(&self, token: TokenRef<'_>) -> String {
+        format!("{}{}", self.prefix, token.jti)
     }
 
     async fn bounded<T>(
@@ -332,20 +349,16 @@ impl Denylist for RedisDenylist {
     fn is_revoked<'a>(&'a self, token: TokenRef<'a>) -> DenylistFuture<'a, bool> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let key = self.key(token.jti);
-            let found: i64 = self
-                .bounded(
-                    "check",
-                    redis::cmd("EXISTS").arg(&key).query_async(&mut conn),
-                )
-                .await?;
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(self.key(token)).arg(self.jti_only_key(token));
+            let found: i64 = self.bounded("check", exists.query_async(&mut conn)).await?;
             Ok(found > 0)
         })
     }
 
     fn revoke<'a>(&'a self, token: TokenRef<'a>, expires_at: SystemTime) -> DenylistFuture<'a, ()> {
         Box::pin(async move {
-            let mut set = self.revoke.key(self.key(token.jti));
+            let mut set = self.revoke.key(self.key(token));
             match expiry(expires_at, SystemTime::now()) {
                 // Past exp and any leeway: the verifier refuses this token anyway.
                 Expiry::Ended => return Ok(()),

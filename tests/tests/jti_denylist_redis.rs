@@ -37,7 +37,7 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-/// A token of `user-1` with this `jti` (Redis keys by `jti` alone).
+/// A token of `user-1` with this `jti` (its key: `{prefix}6:user-1{jti}`).
 fn t(jti: &str) -> TokenRef<'_> {
     TokenRef::new(jti, "user-1", None)
 }
@@ -77,7 +77,7 @@ async fn entries_expire_with_the_token_plus_the_leeway_grace() {
     let mut conn = raw(&server.url()).await;
     // `PX`: the time left until exp + grace on our clock (Redis's may differ).
     let ttl: i64 = redis::cmd("PTTL")
-        .arg("app1:revoked:t")
+        .arg("app1:revoked:6:user-1t")
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -103,7 +103,7 @@ async fn entries_expire_with_the_token_plus_the_leeway_grace() {
     .await
     .unwrap();
     let exists: i64 = redis::cmd("EXISTS")
-        .arg("app1:revoked:gone")
+        .arg("app1:revoked:6:user-1gone")
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -123,7 +123,7 @@ async fn entries_expire_with_the_token_plus_the_leeway_grace() {
         list.revoke(t(id), exp).await.unwrap();
         assert!(list.is_revoked(t(id)).await.unwrap(), "{id}");
         let ttl: i64 = redis::cmd("PTTL")
-            .arg(format!("app1:revoked:{id}"))
+            .arg(format!("app1:revoked:6:user-1{id}"))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -229,25 +229,24 @@ async fn start_up_errors_say_what_to_change() {
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
 
-/// A second revocation of a `jti` ending sooner (another subject's token with the same `jti`,
-/// two issuers each counting their own, or the same token revoked again with a nearer end)
-/// replaced the first's expiry: `SET … PX` overwrote the longer TTL, and the first token,
-/// revoked for an hour, was accepted again once the shorter one ran out. The in-memory list
-/// keeps the later end.
+/// A second revocation of a token ending sooner (the same token revoked again with a nearer
+/// end, or, when keys held the `jti` alone, another subject's token with the same `jti`)
+/// replaced the first's expiry: `SET … PX` overwrote the longer TTL, and the token, revoked
+/// for an hour, was accepted again once the shorter one ran out. The in-memory list keeps
+/// the later end.
 #[tokio::test]
 #[ignore = "needs redis-server"]
-async fn a_shorter_revocation_of_one_jti_never_ends_a_longer_one() {
+async fn a_shorter_revocation_of_one_token_never_ends_a_longer_one() {
     let server = RedisServer::start();
     let list = denylist(&server.url()).await;
     let mut conn = raw(&server.url()).await;
     let bob = TokenRef::new("t-1", "bob", None);
-    let alice = TokenRef::new("t-1", "alice", None);
     list.revoke(bob, in_secs(3600)).await.unwrap();
-    // Alice's token expired a while ago: its revocation has 1 s of grace left.
+    // Revoked again with the `exp` of a token that expired a while ago: 1 s of grace left.
     let nearly_over = SystemTime::now() - REVOCATION_GRACE + Duration::from_secs(1);
-    list.revoke(alice, nearly_over).await.unwrap();
+    list.revoke(bob, nearly_over).await.unwrap();
     let ttl: i64 = redis::cmd("PTTL")
-        .arg("hardening:jti:t-1")
+        .arg("hardening:jti:3:bobt-1")
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -266,7 +265,7 @@ async fn a_shorter_revocation_of_one_jti_never_ends_a_longer_one() {
     list.revoke(t("forever"), y10k).await.unwrap();
     list.revoke(t("forever"), in_secs(60)).await.unwrap();
     let ttl: i64 = redis::cmd("PTTL")
-        .arg("hardening:jti:forever")
+        .arg("hardening:jti:6:user-1forever")
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -275,9 +274,121 @@ async fn a_shorter_revocation_of_one_jti_never_ends_a_longer_one() {
     list.revoke(t("grows"), in_secs(60)).await.unwrap();
     list.revoke(t("grows"), in_secs(3600)).await.unwrap();
     let ttl: i64 = redis::cmd("PTTL")
-        .arg("hardening:jti:grows")
+        .arg("hardening:jti:6:user-1grows")
         .query_async(&mut conn)
         .await
         .unwrap();
     assert!(ttl > 3_000_000, "PTTL {ttl} ms: not extended");
+}
+
+/// Redis kept a revocation under its `jti` alone, while the in-memory list keys it by subject
+/// and `jti`: one subject's logout refused another subject's token that shared the `jti` (two
+/// issuers each counting their own), and the two stores disagreed. The key now holds the
+/// subject too, its length first, so that no two (subject, `jti`) pairs share one.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_revocation_refuses_only_its_own_subjects_token() {
+    let server = RedisServer::start();
+    let list = denylist(&server.url()).await;
+    let bob = TokenRef::new("t-1", "bob", None);
+    list.revoke(bob, in_secs(600)).await.unwrap();
+    assert!(list.is_revoked(bob).await.unwrap());
+    let alice = TokenRef::new("t-1", "alice", None);
+    assert!(
+        !list.is_revoked(alice).await.unwrap(),
+        "bob's logout refused alice's token"
+    );
+    // Pairs that subject and `jti` written one after the other, with a separator or
+    // without, would give one key.
+    for ((jti, subject), (other_jti, other_subject)) in [
+        (("bc", "a"), ("c", "ab")),
+        (("c", "a:b"), ("b:c", "a")),
+        (("1:ab", ""), ("b", "1:a")),
+    ] {
+        let revoked = TokenRef::new(jti, subject, None);
+        let other = TokenRef::new(other_jti, other_subject, None);
+        list.revoke(revoked, in_secs(600)).await.unwrap();
+        assert!(list.is_revoked(revoked).await.unwrap(), "{revoked:?}");
+        assert!(
+            !list.is_revoked(other).await.unwrap(),
+            "{other:?} refused by the revocation of {revoked:?}"
+        );
+    }
+}
+
+/// Revocations stored before keys held the subject (under `{prefix}{jti}`) still refuse
+/// their tokens after an upgrade: a check asks for both keys in one `EXISTS`. New
+/// revocations are stored under the new key only.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn revocations_stored_under_the_jti_alone_still_count_after_an_upgrade() {
+    let server = RedisServer::start();
+    let list = denylist(&server.url()).await;
+    let mut conn = raw(&server.url()).await;
+    // As an earlier version stored it.
+    let () = redis::cmd("SET")
+        .arg("hardening:jti:old-1")
+        .arg(1)
+        .arg("PX")
+        .arg(600_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for subject in ["user-1", "user-2"] {
+        assert!(
+            list.is_revoked(TokenRef::new("old-1", subject, None))
+                .await
+                .unwrap(),
+            "{subject}"
+        );
+    }
+
+    // One command per check, naming both keys.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !list
+            .is_revoked(TokenRef::new("t-2", "user-1", None))
+            .await
+            .unwrap()
+    );
+    let logged: Vec<(i64, i64, i64, Vec<String>, String, String)> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(100)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let sent: Vec<Vec<String>> = logged
+        .into_iter()
+        .map(|entry| entry.3)
+        .filter(|args| !["CONFIG", "SLOWLOG"].contains(&args[0].to_uppercase().as_str()))
+        .collect();
+    assert_eq!(
+        sent,
+        [["EXISTS", "hardening:jti:6:user-1t-2", "hardening:jti:t-2"]]
+    );
+
+    // A new revocation: under the new key only.
+    list.revoke(TokenRef::new("t-3", "user-1", None), in_secs(600))
+        .await
+        .unwrap();
+    let found: Vec<i64> = redis::pipe()
+        .cmd("EXISTS")
+        .arg("hardening:jti:6:user-1t-3")
+        .cmd("EXISTS")
+        .arg("hardening:jti:t-3")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(found, [1, 0]);
 }
