@@ -130,8 +130,8 @@ pub trait Denylist: Send + Sync + fmt::Debug + 'static {
 /// [`revoke`] fail, with [`DenylistFull`] (the caller answers with an error, so a logout is
 /// known not to have taken) and an error event that says to raise the capacity.
 ///
-/// A check costs one lookup by `jti` and, if that finds nothing, one by `sub`. For several
-/// instances, use `RedisDenylist` (feature `redis`).
+/// A check costs one lookup by `sub` and `jti` and, if that finds nothing, one by `sub`; it
+/// allocates nothing. For several instances, use `RedisDenylist` (feature `redis`).
 ///
 /// [`revoke`]: Denylist::revoke
 ///
@@ -192,34 +192,35 @@ impl Revocation {
     }
 }
 
-/// The revocations. `ids` and `collapsed` count against the capacity; `by_subject` indexes
-/// `ids` (at most `per_subject` per subject).
+/// The revocations. `by_subject` and `collapsed` count against the capacity.
 #[derive(Debug, Default)]
 struct Revoked {
-    /// By [`listed_key`]: a `jti` under its subject, so that two subjects' tokens sharing a
-    /// `jti` (two issuers each counting their own) are two entries, and merging one
-    /// subject's revocations never takes the other's away.
-    ids: HashMap<Arc<str>, Revocation>,
-    by_subject: HashMap<Arc<str>, Vec<Arc<str>>>,
+    /// Each subject's revocations listed one by one, by `jti` (at most `per_subject`, none
+    /// empty): a `jti` under its subject, so that two subjects' tokens sharing a `jti` (two
+    /// issuers each counting their own) are two entries, and merging one subject's
+    /// revocations never takes the other's away. Found by the token's own `sub` and `jti`,
+    /// borrowed: a check builds no key.
+    by_subject: HashMap<Arc<str>, HashMap<Box<str>, Revocation>>,
+    /// How many revocations `by_subject` holds, all subjects together.
+    listed_count: usize,
     collapsed: HashMap<Arc<str>, Revocation>,
     /// No revocation ends before this: before then, none can be dropped (so a full list
     /// does not look through itself in vain).
     soonest_end: Option<SystemTime>,
 }
 
-/// The key of a token's own revocation in [`Revoked::ids`]: its subject and `jti`, the
-/// subject's length first so that no two pairs give one key.
-fn listed_key(token: TokenRef<'_>) -> String {
-    format!("{}:{}{}", token.subject.len(), token.subject, token.jti)
-}
-
 impl Revoked {
     fn used(&self) -> usize {
-        self.ids.len() + self.collapsed.len()
+        self.listed_count + self.collapsed.len()
     }
 
     fn listed(&self, subject: &str) -> usize {
-        self.by_subject.get(subject).map_or(0, Vec::len)
+        self.by_subject.get(subject).map_or(0, HashMap::len)
+    }
+
+    /// The token's own revocation, if it is listed (in force or not).
+    fn listed_of(&self, token: TokenRef<'_>) -> Option<&Revocation> {
+        self.by_subject.get(token.subject)?.get(token.jti)
     }
 
     /// The subject's merged revocation, if one is in force.
@@ -231,9 +232,7 @@ impl Revoked {
     }
 
     fn is_revoked(&self, token: TokenRef<'_>, now: SystemTime) -> bool {
-        self.ids
-            .get(listed_key(token).as_str())
-            .is_some_and(|l| l.until > now)
+        self.listed_of(token).is_some_and(|l| l.until > now)
             || self
                 .collapsed_in_force(token.subject, now)
                 .is_some_and(|c| c.covers(token.issued_at))
@@ -252,8 +251,11 @@ impl Revoked {
         if end <= now {
             return Ok(()); // Past exp and any leeway: the verifier refuses it anyway.
         }
-        let key = listed_key(token);
-        if let Some(listed) = self.ids.get_mut(key.as_str()) {
+        if let Some(listed) = self
+            .by_subject
+            .get_mut(token.subject)
+            .and_then(|jtis| jtis.get_mut(token.jti))
+        {
             listed.until = listed.until.max(end);
             return Ok(());
         }
@@ -288,15 +290,17 @@ impl Revoked {
                 Some(Some(other)) => self.collapse(&other, None, now),
             }
         }
-        let jti: Arc<str> = Arc::from(key);
+        let jti = Box::from(token.jti);
         match self.by_subject.get_mut(token.subject) {
-            Some(jtis) => jtis.push(jti.clone()),
+            Some(jtis) => {
+                jtis.insert(jti, this);
+            }
             None => {
-                self.by_subject
-                    .insert(Arc::from(token.subject), vec![jti.clone()]);
+                let jtis = HashMap::from([(jti, this)]);
+                self.by_subject.insert(Arc::from(token.subject), jtis);
             }
         }
-        self.ids.insert(jti, this);
+        self.listed_count += 1;
         self.ends_by(end);
         Ok(())
     }
@@ -330,16 +334,15 @@ impl Revoked {
         let (key, jtis) = self
             .by_subject
             .remove_entry(subject)
-            .unwrap_or_else(|| (Arc::from(subject), Vec::new()));
+            .unwrap_or_else(|| (Arc::from(subject), HashMap::new()));
+        self.listed_count -= jtis.len();
         let mut merged = self.collapsed_in_force(subject, now);
         let mut add = |c: Revocation| merged = Some(merged.map_or(c, |m| m.merge(c)));
         if let Some(extra) = extra {
             add(extra);
         }
-        for jti in &jtis {
-            if let Some(listed) = self.ids.remove(jti.as_ref())
-                && listed.until > now
-            {
+        for &listed in jtis.values() {
+            if listed.until > now {
                 add(listed);
             }
         }
@@ -368,14 +371,9 @@ impl Revoked {
         let Some(jtis) = self.by_subject.get_mut(subject) else {
             return;
         };
-        let ids = &mut self.ids;
-        jtis.retain(|jti| {
-            let in_force = ids.get(jti.as_ref()).is_some_and(|l| l.until > now);
-            if !in_force {
-                ids.remove(jti.as_ref());
-            }
-            in_force
-        });
+        let before = jtis.len();
+        jtis.retain(|_, l| l.until > now);
+        self.listed_count -= before - jtis.len();
         if jtis.is_empty() {
             self.by_subject.remove(subject);
         }
@@ -386,18 +384,18 @@ impl Revoked {
         if self.soonest_end.is_none_or(|end| end > now) {
             return;
         }
-        self.ids.retain(|_, l| l.until > now);
-        let ids = &self.ids;
         self.by_subject.retain(|_, jtis| {
-            jtis.retain(|jti| ids.contains_key(jti.as_ref()));
+            jtis.retain(|_, l| l.until > now);
             !jtis.is_empty()
         });
+        self.listed_count = self.by_subject.values().map(HashMap::len).sum();
         self.collapsed.retain(|_, c| c.until > now);
         self.soonest_end = self
-            .ids
+            .by_subject
             .values()
-            .map(|l| l.until)
-            .chain(self.collapsed.values().map(|c| c.until))
+            .flat_map(HashMap::values)
+            .chain(self.collapsed.values())
+            .map(|r| r.until)
             .min();
     }
 }
@@ -474,6 +472,20 @@ mod tests {
         TokenRef::new(jti, subject, Some(UNIX_EPOCH + Duration::from_secs(iat)))
     }
 
+    /// How many revocations are listed one by one (and the count kept agrees).
+    fn listed(list: &Revoked) -> usize {
+        let counted = list.by_subject.values().map(HashMap::len).sum();
+        assert_eq!(list.listed_count, counted, "the count kept is off");
+        assert!(list.by_subject.values().all(|jtis| !jtis.is_empty()));
+        counted
+    }
+
+    /// [`Revoked::used`], checking the count it reads.
+    fn used(list: &Revoked) -> usize {
+        assert_eq!(list.used(), listed(list) + list.collapsed.len());
+        list.used()
+    }
+
     #[test]
     fn revocations_outlive_exp_by_the_largest_leeway() {
         block_on(async {
@@ -539,6 +551,9 @@ mod tests {
             );
             // And a `jti` revoked for one subject is not revoked for another.
             assert!(!list.is_revoked(tok("t-1", "carol", 100)).await.unwrap());
+            // Nor another pair that subject and `jti` written one after the other would give.
+            list.revoke(tok("bc", "a", 100), exp).await.unwrap();
+            assert!(!list.is_revoked(tok("c", "ab", 100)).await.unwrap());
         });
     }
 
@@ -549,20 +564,24 @@ mod tests {
             let ended = SystemTime::now() - REVOCATION_GRACE - Duration::from_secs(1);
             let now = SystemTime::now();
             // Stored directly: `revoke` does not store what has ended.
-            list.state.lock().unwrap().ids.insert(
-                "old".into(),
-                Revocation {
+            {
+                let mut state = list.state.lock().unwrap();
+                let old = Revocation {
                     issued: None,
                     until: ended,
-                },
-            );
-            list.state.lock().unwrap().ends_by(ended);
+                };
+                let jtis = HashMap::from([("old".into(), old)]);
+                state.by_subject.insert("user-old".into(), jtis);
+                state.listed_count += 1;
+                state.ends_by(ended);
+            }
             let exp = now + Duration::from_secs(900);
             let (a, b) = (tok("a", "user-a", 1), tok("b", "user-b", 1));
             list.revoke(a, exp).await.unwrap();
             list.revoke(b, exp).await.unwrap();
             assert!(list.is_revoked(a).await.unwrap());
             assert!(list.is_revoked(b).await.unwrap());
+            assert_eq!(used(&list.state.lock().unwrap()), 2);
             let c = tok("c", "user-c", 1);
             assert!(list.revoke(c, exp).await.is_err(), "both in force now");
         });
@@ -608,7 +627,7 @@ mod tests {
                 let token = tok(jti, "mallory", first + n as u64);
                 assert!(list.is_revoked(token).await.unwrap(), "{jti} valid again");
             }
-            let used = list.state.lock().unwrap().used();
+            let used = used(&list.state.lock().unwrap());
             assert!(used <= PER_SUBJECT, "one subject takes {used} entries");
             // A session it opens afterwards works.
             let fresh = tok("fresh", "mallory", unix);
@@ -637,10 +656,10 @@ mod tests {
         let revoke = |list: &mut Revoked, token, end| list.revoke(token, end, now, 100, 2);
         revoke(&mut list, tok("t1", "u", 1_000), now + secs(100)).unwrap();
         revoke(&mut list, tok("t2", "u", 1_200), now + secs(50)).unwrap();
-        assert_eq!(list.ids.len(), 2);
+        assert_eq!(listed(&list), 2);
         // The third merges all three: iat up to 1 100 (the latest listed is 1 200).
         revoke(&mut list, tok("t3", "u", 1_100), now + secs(10)).unwrap();
-        assert_eq!((list.ids.len(), list.collapsed.len()), (0, 1));
+        assert_eq!((listed(&list), list.collapsed.len()), (0, 1));
         assert_eq!(
             list.collapsed["u"],
             Revocation {
@@ -671,14 +690,14 @@ mod tests {
         }
         // A token it covers revoked again costs nothing and extends the end.
         revoke(&mut list, tok("t4", "u", 1_150), now + secs(500)).unwrap();
-        assert_eq!(list.used(), 1);
+        assert_eq!(used(&list), 1);
         assert!(list.is_revoked(tok("t1", "u", 1_000), at(499)));
         // A later one is listed; past the limit again, it all merges into the same entry.
         revoke(&mut list, tok("t5", "u", 2_000), now + secs(20)).unwrap();
         revoke(&mut list, tok("t6", "u", 3_000), now + secs(20)).unwrap();
-        assert_eq!(list.used(), 3);
+        assert_eq!(used(&list), 3);
         revoke(&mut list, tok("t7", "u", 2_500), now + secs(20)).unwrap();
-        assert_eq!(list.used(), 1);
+        assert_eq!(used(&list), 1);
         assert_eq!(list.collapsed["u"].issued, Some(UNIX_EPOCH + secs(3_000)));
         // A merged token without `iat`: every token of the subject, until the end.
         let mut list = Revoked::default();
@@ -706,9 +725,9 @@ mod tests {
         for (n, subject) in ["u1", "u2", "u3"].into_iter().enumerate() {
             revoke(&mut list, subject, subject, n as u64).unwrap();
         }
-        assert_eq!(list.used(), 10);
+        assert_eq!(used(&list), 10);
         revoke(&mut list, "v", "victor", 5).unwrap();
-        assert_eq!(list.used(), 5, "mallory's 7 merged into 1, victor's listed");
+        assert_eq!(used(&list), 5, "mallory's 7 merged into 1, victor's listed");
         assert!(list.collapsed.contains_key("mallory"));
         for n in 0..7 {
             assert!(list.is_revoked(tok(&format!("m-{n}"), "mallory", n), now));
@@ -720,7 +739,7 @@ mod tests {
         for n in 0..5 {
             revoke(&mut list, &format!("u1-{n}"), "u1", 10 + n).unwrap();
         }
-        assert_eq!(list.used(), 10);
+        assert_eq!(used(&list), 10);
         revoke(&mut list, "u1-last", "u1", 20).unwrap();
         assert!(list.collapsed.contains_key("u1"));
         assert!(list.is_revoked(tok("u1-last", "u1", 20), now));
@@ -738,7 +757,7 @@ mod tests {
         );
         // One of them revoking another token merges its own two into one entry.
         list.revoke(tok("y", "s3", 2), end, now, 10, 8).unwrap();
-        assert_eq!(list.used(), 10);
+        assert_eq!(used(&list), 10);
         assert!(list.is_revoked(tok("y", "s3", 2), now));
         assert!(list.is_revoked(tok("s3", "s3", 1), now));
     }
@@ -758,7 +777,7 @@ mod tests {
         list.revoke(tok("c", "u", 3), now + secs(1_000), later, 100, 2)
             .unwrap();
         assert!(list.collapsed.is_empty());
-        assert_eq!(list.ids.len(), 2);
+        assert_eq!(listed(&list), 2);
         assert!(!list.is_revoked(tok("a", "u", 1), later));
         assert!(list.is_revoked(tok("b", "u", 2), later));
         assert!(list.is_revoked(tok("c", "u", 3), later));
