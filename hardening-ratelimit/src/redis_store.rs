@@ -425,6 +425,8 @@ struct RedisPolicy {
     warned_overrun: AtomicBool,
     /// Whether the warning that a settlement was lost for want of a runtime was logged.
     warned_lost_settlement: AtomicBool,
+    /// Whether the warning that Redis failed an adjustment (a refund, an overrun) was logged.
+    warned_failed_adjustment: AtomicBool,
 }
 
 impl RedisPolicy {
@@ -442,6 +444,7 @@ impl RedisPolicy {
             mode,
             warned_overrun: AtomicBool::new(false),
             warned_lost_settlement: AtomicBool::new(false),
+            warned_failed_adjustment: AtomicBool::new(false),
         }
     }
 
@@ -462,15 +465,8 @@ impl RedisPolicy {
             return;
         }
         let name = self.policy.name();
-        let (what, units, after) = if actual < reserved {
-            (
-                "refund",
-                reserved - actual,
-                "; the units stay charged until they refill",
-            )
-        } else {
-            ("overrun charge", actual - reserved, "")
-        };
+        let (what, after) = adjustment_words(actual < reserved);
+        let units = reserved.abs_diff(actual);
         tracing::warn!(
             target: "hardening",
             policy = %name,
@@ -479,6 +475,27 @@ impl RedisPolicy {
              no tokio runtime was running to send it (a reservation settled outside the \
              runtime, e.g. a response body dropped after it shut down){after}. Logged once \
              per policy"
+        );
+    }
+
+    /// Redis failed an adjustment of `units` (negative: a refund) under this policy: says so
+    /// with `error` (`timeout`, or the code of Redis's error, such as `OOM`; never its text),
+    /// once per policy (never the key).
+    #[cold]
+    fn warn_failed_adjustment(&self, units: i64, error: &str) {
+        if self.warned_failed_adjustment.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let name = self.policy.name();
+        let (what, after) = adjustment_words(units < 0);
+        let units = units.unsigned_abs();
+        tracing::warn!(
+            target: "hardening",
+            policy = %name,
+            units,
+            error,
+            "rate limit: the {what} of {units} units to Redis policy `{name}` failed \
+             ({error}){after}. Logged once per policy"
         );
     }
 
@@ -1034,26 +1051,70 @@ impl RedisLimiter {
 
     /// Moves every charged policy's bucket by `units` (see [`ADJUST`]): a refund gives back
     /// only what time has not refilled since the charge; an overrun stops at one burst of
-    /// debt.
+    /// debt. Every policy's command is sent at once and waited for on its own (the store's
+    /// timeout each): one that fails (Redis full and refusing its `SET`, or no answer in
+    /// time) neither keeps the others from being adjusted (each touches its own key, and none
+    /// is sent twice) nor makes a stalled Redis cost one timeout per policy. An error if any
+    /// failed (logged, once per policy).
     async fn adjust(&self, charged: &[RedisCharge], units: i64) -> Result<(), StoreError> {
+        if let [one] = charged {
+            return self.adjust_one(one, units).await;
+        }
+        let mut pending: Vec<_> = charged
+            .iter()
+            .map(|c| Some(Box::pin(self.adjust_one(c, units))))
+            .collect();
+        let mut result = Ok(());
+        std::future::poll_fn(|cx| {
+            for slot in &mut pending {
+                if let Some(adjusting) = slot
+                    && let Poll::Ready(done) = adjusting.as_mut().poll(cx)
+                {
+                    *slot = None;
+                    if done.is_err() {
+                        result = done;
+                    }
+                }
+            }
+            if pending.iter().all(Option::is_none) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        result
+    }
+
+    /// One charge's part of [`adjust`](Self::adjust).
+    async fn adjust_one(&self, c: &RedisCharge, units: i64) -> Result<(), StoreError> {
+        let p = &self.0.policies[c.policy];
+        let micros = i64::try_from(p.interval)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(units);
+        let mut invocation = self.0.adjust.key(&c.key);
+        invocation.arg(micros).arg(c.tat).arg(p.capacity);
         let mut conn = self.0.conn.clone();
-        for c in charged {
-            let p = &self.0.policies[c.policy];
-            let micros = i64::try_from(p.interval)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(units);
-            let mut invocation = self.0.adjust.key(&c.key);
-            invocation.arg(micros).arg(c.tat).arg(p.capacity);
-            let clipped: i64 =
-                tokio::time::timeout(self.0.timeout, invocation.invoke_async(&mut conn))
-                    .await
-                    .map_err(|_| StoreError::Timeout)?
-                    .map_err(|_| StoreError::Redis)?;
-            if clipped == 1 {
-                p.warn_overrun(units.unsigned_abs());
+        let adjusting = invocation.invoke_async::<i64>(&mut conn);
+        match tokio::time::timeout(self.0.timeout, adjusting).await {
+            Ok(Ok(clipped)) => {
+                if clipped == 1 {
+                    p.warn_overrun(units.unsigned_abs());
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                let code = e
+                    .code()
+                    .unwrap_or(if e.is_io_error() { "io" } else { "error" });
+                p.warn_failed_adjustment(units, code);
+                Err(StoreError::Redis)
+            }
+            Err(_) => {
+                p.warn_failed_adjustment(units, "timeout");
+                Err(StoreError::Timeout)
             }
         }
-        Ok(())
     }
 
     /// Each keyed policy's status from the µs of bucket it reported in use.
@@ -1327,6 +1388,15 @@ fn gcra_answer((admitted, used, retry, tat): (i64, i64, i64, i64)) -> GcraAnswer
         // Negative: never (a cost more than the full bucket holds).
         retry: u64::try_from(retry).unwrap_or(u64::MAX),
         tat: u64::try_from(tat).unwrap_or(0),
+    }
+}
+
+/// How a log line names an adjustment: what it is, and what a failed one leaves.
+fn adjustment_words(refund: bool) -> (&'static str, &'static str) {
+    if refund {
+        ("refund", "; the units stay charged until they refill")
+    } else {
+        ("overrun charge", "")
     }
 }
 

@@ -1548,3 +1548,84 @@ async fn a_short_lease_never_ends_a_longer_one_and_a_huge_lease_is_granted() {
     }
     assert!(!l.breaker_open());
 }
+
+/// A refund to several policies stopped at the first one Redis refused: the policies after
+/// it kept the units of a request that never ran. Here Redis is full (`maxmemory` reached,
+/// `noeviction`): it refuses the script's `SET` of a bucket still partly in use, and lets
+/// through the `DEL` of one the refund empties. Each policy's refund is now tried, and the
+/// one refused is logged, naming the policy, never the key.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_refund_redis_refuses_for_one_policy_still_reaches_the_others() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let server = RedisServer::start();
+    let l = RedisLimiter::builder(&server.url())
+        .policy(
+            Policy::per_principal("per-user", frozen(10)),
+            FailureMode::FailClosed,
+        )
+        .policy(
+            Policy::per_client_ip("per-ip", frozen(10)),
+            FailureMode::FailClosed,
+        )
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let user = RequestKeys::new(None, empty_headers()).principal(Some("alice"));
+    let both = RequestKeys::new(Some("192.0.2.7".parse().unwrap()), empty_headers())
+        .principal(Some("alice"));
+    let left = async || {
+        let (decision, _) = l.reserve(&both, 0).await;
+        let statuses = decision.statuses();
+        statuses.iter().map(|s| s.remaining()).collect::<Vec<_>>()
+    };
+    // Alice spent 3 units earlier (no client IP then: per-user only).
+    assert!(l.check(&user, 3).await.is_admitted());
+    let (_, reservation) = l.reserve(&both, 5).await;
+    assert_eq!(left().await, [2, 5]);
+
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let maxmemory = async |conn: &mut redis::aio::MultiplexedConnection, bytes: u64| {
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(bytes)
+            .query_async(conn)
+            .await
+            .unwrap();
+    };
+    maxmemory(&mut conn, 1).await;
+    reservation.unwrap().refund().await;
+    maxmemory(&mut conn, 0).await;
+
+    // per-user's refund was refused (its 3 earlier units keep the bucket): 5 still held;
+    // per-ip's went through: 10 left.
+    assert_eq!(
+        left().await,
+        [2, 10],
+        "per-ip kept the refused request's units"
+    );
+    let text = captured.text();
+    let failed: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["level"] == "WARN")
+        .collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert_eq!(failed[0]["fields"]["policy"], "per-user", "{text}");
+    assert_eq!(failed[0]["fields"]["error"], "OOM", "{text}");
+    let message = failed[0]["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the refund of 5 units to Redis policy `per-user` failed"),
+        "{message}"
+    );
+    assert!(
+        !text.contains("alice") && !text.contains("192.0.2.7") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+}
