@@ -207,20 +207,18 @@ impl AccessLog {
     }
 
     /// Whether the pair that ends at the `;` at `end` of `rest` has a value that, read on to
-    /// the next `&` as axum reads it, holds a secret (`db=postgres://app:pa;ss@db`) that the
-    /// pair after the `;` does not hide (a redacted pair hides all up to the `&`).
+    /// the next `&` as axum reads it, holds a secret (`db=postgres://app:pa;ss@db`). The
+    /// pairs after the `;` do not hide it, even when redacted: a redacted pair's name is
+    /// written, and may be the rest of the secret (`pa;ss_key=…@db`).
     fn secret_past_semicolon(&self, rest: &str, end: usize) -> bool {
-        let Some(after) = rest[end..].strip_prefix(';') else {
+        if !rest[end..].starts_with(';') {
             return false;
-        };
+        }
         let Some(eq) = rest[..end].find('=') else {
             return false;
         };
         let value = &rest[eq + 1..rest.find('&').unwrap_or(rest.len())];
-        let next = &after[..after.find(['&', ';']).unwrap_or(after.len())];
-        let (next_name, next_value) = next.split_once('=').unwrap_or((next, ""));
-        (self.nests_a_secret(value) || is_secret_by_shape(value))
-            && !self.redacts_pair(next_name, next_value)
+        self.nests_a_secret(value) || is_secret_by_shape(value)
     }
 
     fn is_sensitive_param(&self, raw_name: &str) -> bool {
@@ -580,7 +578,8 @@ pub(crate) mod tests {
             .to_string(),
             "page=2&password=[redacted]&Access_Token=[redacted]&pass%77ord=[redacted]&q=shoes&apikey=[redacted]"
         );
-        // `;` separates pairs too, for servers that read it so; both are kept as written.
+        // `;` separates pairs too, for servers that read it so; both are kept as written. A
+        // value that axum reads on past a `;` (`a` is `1;password=hunter2`) is redacted whole.
         let q = "a=1;password=hunter2&b=2;;token";
         assert_eq!(
             Redacted {
@@ -588,7 +587,7 @@ pub(crate) mod tests {
                 log: &log
             }
             .to_string(),
-            "a=1;password=[redacted]&b=2;;token=[redacted]"
+            "a=[redacted]&b=2;;token=[redacted]"
         );
         // A redacted value runs to the next `&`: axum reads `password=hunter2;Xyzzy42q` as one
         // value, whose tail was logged (`password=[redacted];Xyzzy42q`).
@@ -759,11 +758,30 @@ pub(crate) mod tests {
             redact("page=2&db=redis://app:s3cr3t;x@cache;a=1"),
             "page=2&db=[redacted]"
         );
-        // When the pair after the `;` is redacted (to the `&`), what comes before stays.
+        // Also when the pair after the `;` is redacted: its name is written.
         assert_eq!(
             redact("a=1;password=hunter2&b=2;c=3"),
-            "a=1;password=[redacted]&b=2;c=3"
+            "a=[redacted]&b=2;c=3"
         );
+    }
+
+    /// A value read on past a `;` that holds a secret was not redacted when the pair after
+    /// the `;` was, as that pair hides all up to the `&`; but a redacted pair's name is
+    /// written, and there the rest of a password was: `pa;s3cr3tpwD@db` (a bare pair whose
+    /// name holds `pwd`) and `pa;s3cr3t_key=x@db` were logged `…pa;s3cr3tpwD@db…=[redacted]`
+    /// and `…pa;s3cr3t_key=[redacted]`.
+    #[test]
+    fn a_value_past_a_semicolon_is_hidden_whatever_the_next_pair_shows() {
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        for query in [
+            "q=redis://app:pa;s3cr3tpwD@db-7:5432/users&page=2",
+            "db=postgres://app:pa;s3cr3t_key=x@db-7/users&page=2",
+            "db=postgres%3A%2F%2Fapp%3Apa;s3cr3t_token=x%40db-7&page=2",
+        ] {
+            let name = &query[..query.find('=').unwrap()];
+            assert_eq!(redact(query), format!("{name}=[redacted]&page=2"));
+        }
     }
 
     /// How the access log writes these request headers.
