@@ -129,7 +129,7 @@ impl AccessLog {
     ) {
         let route = record.route.as_ref().map(MatchedPath::as_str);
         // The path can carry secrets (`/reset/<token>`); the route template cannot.
-        let path = route.is_none().then(|| logged_path(record.uri.path()));
+        let path = route.is_none().then(|| self.logged_path(record.uri.path()));
         let query = record.uri.query().map(|q| Redacted {
             query: q,
             log: self,
@@ -221,6 +221,51 @@ impl AccessLog {
         self.nests_a_secret(value) || is_secret_by_shape(value)
     }
 
+    /// The request's path as logged when no route template matched (a 404, a fallback, a
+    /// nested service): [redacted](Self::redacted_path) and [ASCII](write_ascii). Borrowed
+    /// unless either changed it.
+    fn logged_path<'p>(&self, path: &'p str) -> Cow<'p, str> {
+        let path = self.redacted_path(path);
+        if path.is_ascii() {
+            return path;
+        }
+        let mut ascii = String::with_capacity(path.len() * 3);
+        // (Writing to a `String` does not fail.)
+        let _ = write_ascii(&mut ascii, &path);
+        Cow::Owned(ascii)
+    }
+
+    /// `path` with what error text is redacted for (a URL's password, a JWT) redacted, and
+    /// each path parameter (`/cb;jsessionid=…`, up to the next `;` or `/`) as a query's pair
+    /// would be. Borrowed unless either changed it.
+    fn redacted_path<'p>(&self, path: &'p str) -> Cow<'p, str> {
+        let path = redact_secrets(path);
+        if !path.contains(';') {
+            return path;
+        }
+        let mut out = String::with_capacity(path.len());
+        let mut changed = false;
+        for (i, segment) in path.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            let mut params = segment.split(';');
+            out.push_str(params.next().unwrap_or_default());
+            for param in params {
+                out.push(';');
+                let (name, value) = param.split_once('=').unwrap_or((param, ""));
+                if self.redacts_pair(name, value) {
+                    // (Writing to a `String` does not fail.)
+                    let _ = write_redacted(&mut out, name);
+                    changed = true;
+                } else {
+                    out.push_str(param);
+                }
+            }
+        }
+        if changed { Cow::Owned(out) } else { path }
+    }
+
     fn is_sensitive_param(&self, raw_name: &str) -> bool {
         self.is_sensitive_name(&percent_decode_lower(raw_name))
     }
@@ -285,16 +330,7 @@ impl fmt::Display for Redacted<'_> {
             let redacted = if self.log.redacts_pair(name, value)
                 || self.log.secret_past_semicolon(rest, end)
             {
-                let shown = name_before_value(name);
-                if is_secret_by_shape(shown) {
-                    // A bare value (`?eyJ…`, `?jwt:eyJ…`): nothing names it, and what would
-                    // be written as its name is the secret (a sensitive word in its random
-                    // text, `pW` or `Key`, does not make it a name).
-                    f.write_str(REDACTED)?;
-                } else {
-                    write_ascii(f, shown)?;
-                    write!(f, "={REDACTED}")?;
-                }
+                write_redacted(f, name)?;
                 true
             } else {
                 write_ascii(f, pair)?;
@@ -311,6 +347,19 @@ impl fmt::Display for Redacted<'_> {
             f.write_char(separator)?;
             rest = &rest[end + 1..];
         }
+    }
+}
+
+/// A redacted pair as logged: `name=[redacted]`, or `[redacted]` alone for a bare value
+/// (`?eyJ…`, `?jwt:eyJ…`): nothing names it, and what would be written as its name is the
+/// secret (a sensitive word in its random text, `pW` or `Key`, does not make it a name).
+fn write_redacted(f: &mut impl fmt::Write, raw_name: &str) -> fmt::Result {
+    let shown = name_before_value(raw_name);
+    if is_secret_by_shape(shown) {
+        f.write_str(REDACTED)
+    } else {
+        write_ascii(f, shown)?;
+        write!(f, "={REDACTED}")
     }
 }
 
@@ -373,7 +422,7 @@ impl RedactedHeaders<'_> {
             Some(at) => (&url[..from + at], Some(&url[from + at + 1..])),
             None => (url, None),
         };
-        f.write_str(&redact_secrets(path))?;
+        f.write_str(&self.log.redacted_path(path))?;
         for (mark, part) in [('?', query), ('#', fragment)] {
             if let Some(part) = part {
                 write!(
@@ -414,20 +463,6 @@ fn after_userinfo(url: &str) -> usize {
 /// have redacted (`referer: https://app.example/reset?token=…`).
 fn is_url_valued(name: &str, value: &str) -> bool {
     matches!(name, "referer" | "origin") || value.starts_with('/') || value.contains("://")
-}
-
-/// The request's path as logged when no route template matched (a 404, a fallback, a nested
-/// service): path parameters that name a secret (`/cb;jsessionid=…`) redacted, as in a
-/// URL-valued header's path, and [ASCII](write_ascii). Borrowed unless either changed it.
-fn logged_path(path: &str) -> Cow<'_, str> {
-    let path = redact_secrets(path);
-    if path.is_ascii() {
-        return path;
-    }
-    let mut ascii = String::with_capacity(path.len() * 3);
-    // (Writing to a `String` does not fail.)
-    let _ = write_ascii(&mut ascii, &path);
-    Cow::Owned(ascii)
 }
 
 /// `s` with every byte outside ASCII percent-encoded, as a client should have sent it. hyper
@@ -1037,18 +1072,62 @@ pub(crate) mod tests {
         }
     }
 
+    /// Path parameters were redacted by `redact_secrets`' rule for names in text, not by the
+    /// query's: a name written in another case (`PaSsWoRd`) or percent-encoded
+    /// (`pass%77ord`), or one that only the access log counts sensitive (`code`, a name
+    /// added with `sensitive_query_params`), was logged with its value, in the path of a
+    /// request no route matched and in a URL-valued header's.
+    #[test]
+    fn path_parameters_are_redacted_as_query_parameters_are() {
+        let mut log = AccessLog::default();
+        log.add_sensitive_params(["ssn"]);
+        log.set_log_headers(true);
+        for (path, logged) in [
+            ("/cb;PaSsWoRd=s3cr3t", "/cb;PaSsWoRd=[redacted]"),
+            ("/cb;pass%77ord=s3cr3t;x=1", "/cb;pass%77ord=[redacted];x=1"),
+            ("/cb;Token=s3cr3t", "/cb;Token=[redacted]"),
+            ("/a;x=1;code=s3cr3t/b;c=d", "/a;x=1;code=[redacted]/b;c=d"),
+            ("/a;SSN=s3cr3t", "/a;SSN=[redacted]"),
+            (
+                "/a;client_secret%3Ds3cr3t/b",
+                "/a;client_secret=[redacted]/b",
+            ),
+            ("/a;next=%2Fcb%3Ftoken%3Ds3cr3t", "/a;next=[redacted]"),
+            ("/a;b=c/d;page=2;flag", "/a;b=c/d;page=2;flag"),
+        ] {
+            let lines = json_lines("info", || {
+                let (parts, ()) = http::Request::get(path)
+                    .header("referer", format!("https://app.example{path}?page=2"))
+                    .body(())
+                    .unwrap()
+                    .into_parts();
+                log_ok(&log, &parts);
+            });
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert_eq!(lines[0]["url.path"], logged, "{path}");
+            assert_eq!(
+                lines[0]["http.request.headers"],
+                format!("referer: https://app.example{logged}?page=2"),
+                "{path}"
+            );
+        }
+    }
+
     #[test]
     fn a_path_without_a_route_is_logged_ascii_and_without_path_parameter_secrets() {
-        assert!(matches!(logged_path("/nowhere/a;b=c"), Cow::Borrowed(_)));
+        let log = AccessLog::default();
+        assert!(matches!(
+            log.logged_path("/nowhere/a;b=c"),
+            Cow::Borrowed(_)
+        ));
         assert_eq!(
-            logged_path("/cb;jsessionid=s3cr3t;x=1"),
+            log.logged_path("/cb;jsessionid=s3cr3t;x=1"),
             "/cb;jsessionid=[redacted];x=1"
         );
         assert_eq!(
-            logged_path("/n\u{85}o\u{2028}\u{202e};token=s3cr3t"),
+            log.logged_path("/n\u{85}o\u{2028}\u{202e};token=s3cr3t"),
             "/n%C2%85o%E2%80%A8%E2%80%AE;token=[redacted]"
         );
-        let log = AccessLog::default();
         let redact = |query: &str| Redacted { query, log: &log }.to_string();
         assert_eq!(
             redact("q=caf\u{e9}&\u{e9}token=x"),

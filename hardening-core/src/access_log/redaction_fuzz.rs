@@ -473,21 +473,19 @@ fn headers(rng: &mut Rng, secrets: &mut Vec<(String, String)>) -> Vec<(String, S
     out
 }
 
-/// A path, sometimes with a path parameter that names a secret (`/cb;jsessionid=…`).
+/// A path, sometimes with a path parameter whose name is sensitive (`/cb;jsessionid=…`),
+/// spelled as a query's may be (`/cb;PaSs%57ord=…`).
 fn path(rng: &mut Rng, secrets: &mut Vec<(String, String)>) -> String {
     if !rng.chance(4) {
         return "/a".to_owned();
     }
     let secret = rng.secret();
-    let name = rng.pick(&[
-        "jsessionid",
-        "JSESSIONID",
-        "token",
-        "sessionId",
-        "password",
-        "sid_token",
-    ]);
-    let p = format!("/cb;{name}={secret};x=1");
+    let param = by_name(rng, &secret, true);
+    let p = match rng.below(3) {
+        0 => format!("/cb;{param};x=1"),
+        1 => format!("/a;x=1;{param}/b"),
+        _ => format!("/cb;{param}"),
+    };
     secrets.push((secret, format!("path: {p}")));
     p
 }
@@ -611,7 +609,7 @@ fn log_lines(log: &AccessLog, cases: &[Case]) -> Vec<String> {
                 let (path, query) = case.target.split_once('?').unwrap();
                 direct[i] = Some(format!(
                     "{} {} {}",
-                    super::logged_path(path),
+                    log.logged_path(path),
                     Redacted { query, log },
                     RedactedHeaders {
                         headers: &headers,
