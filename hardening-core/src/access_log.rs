@@ -163,47 +163,34 @@ impl AccessLog {
         );
     }
 
-    /// Whether a parameter's value is itself a URL or query (an OAuth `redirect_uri`, a
-    /// `next` link), as written or percent-encoded up to three times, one of whose
-    /// parameters is sensitive: `next=https%3A%2F%2Fapp%2Fcb%3Ftoken%3D…`.
-    fn nests_a_secret(&self, raw_value: &str) -> bool {
+    /// Whether a parameter's value holds a secret, as written or percent-encoded up to three
+    /// times: by its [shape](is_secret_by_shape) (a JWT, a provider's key), or
+    /// [nested](Self::nests_a_secret).
+    fn holds_a_secret(&self, raw_value: &str) -> bool {
         // `=` a nested query, `%` an encoded one, `:` JSON or a URL with a password, `+` a
         // space (`Bearer+…`).
-        if !raw_value.contains(['=', '%', ':', '+']) {
-            return false;
-        }
-        let mut text = raw_value.to_ascii_lowercase();
-        // As written, then after each of up to three decodings.
-        for decodings in 0..=3 {
-            let nested_secret = text
-                .split(['?', '#', '&', ';'])
-                .filter_map(|part| part.split_once('='))
-                .any(|(name, _)| self.is_sensitive_param(name))
-                // JSON's `"token": …`, `scheme://user:password@host`, `Bearer …`: what
-                // error text is redacted for.
-                || matches!(redact_secrets(&text), std::borrow::Cow::Owned(_));
-            if nested_secret {
-                return true;
-            }
-            if decodings == 3 {
-                break;
-            }
-            let decoded = percent_decode_lower(&text);
-            if decoded == text {
-                return false;
-            }
-            text = decoded;
-        }
-        false
+        let may_nest = raw_value.contains(['=', '%', ':', '+']);
+        any_decoding(raw_value, |text| {
+            redacts(text) || (may_nest && self.nests_a_secret(text))
+        })
+    }
+
+    /// Whether a value (as written or decoded) is itself a URL or query (an OAuth
+    /// `redirect_uri`, a `next` link) one of whose parameters is sensitive
+    /// (`next=https%3A%2F%2Fapp%2Fcb%3Ftoken%3D…` decoded), or holds, once lower-cased, what
+    /// error text is redacted for: JSON's `"Token": …`, `scheme://user:password@host`,
+    /// `Bearer …`.
+    fn nests_a_secret(&self, text: &str) -> bool {
+        text.split(['?', '#', '&', ';'])
+            .filter_map(|part| part.split_once('='))
+            .any(|(name, _)| self.is_sensitive_param(name))
+            || redacts(&text.to_ascii_lowercase())
     }
 
     /// Whether a query's pair is written redacted: a sensitive name, a secret in its value,
     /// or a name that is itself a secret (a bare `?eyJ…`).
     fn redacts_pair(&self, name: &str, value: &str) -> bool {
-        self.is_sensitive_param(name)
-            || self.nests_a_secret(value)
-            || is_secret_by_shape(value)
-            || is_secret_by_shape(name)
+        self.is_sensitive_param(name) || self.holds_a_secret(value) || is_secret_by_shape(name)
     }
 
     /// Whether the pair that ends at the `;` at `end` of `rest` has a value that, read on to
@@ -218,7 +205,7 @@ impl AccessLog {
             return false;
         };
         let value = &rest[eq + 1..rest.find('&').unwrap_or(rest.len())];
-        self.nests_a_secret(value) || is_secret_by_shape(value)
+        self.holds_a_secret(value)
     }
 
     /// The request's path as logged when no route template matched (a 404, a fallback, a
@@ -295,20 +282,28 @@ pub(crate) struct AccessRecord {
 /// to three percent-decodings, case kept (the checks by name lower-case the text first,
 /// which these shapes do not survive).
 fn is_secret_by_shape(value: &str) -> bool {
-    if value.is_empty() {
-        return false;
-    }
+    any_decoding(value, redacts)
+}
+
+/// Whether `check` holds for `value` as written or after any of up to three
+/// percent-decodings (case kept), each decoded once.
+fn any_decoding(value: &str, check: impl Fn(&str) -> bool) -> bool {
     let mut text = Cow::Borrowed(value);
-    for decodings in 0..=3 {
-        if matches!(redact_secrets(&text), Cow::Owned(_)) {
+    for _ in 0..3 {
+        if check(&text) {
             return true;
         }
-        if decodings == 3 || !text.contains(['%', '+']) {
-            break;
+        if !text.contains(['%', '+']) {
+            return false;
         }
         text = Cow::Owned(percent_decode(&text));
     }
-    false
+    check(&text)
+}
+
+/// Whether `redact_secrets` finds a secret in `text`.
+fn redacts(text: &str) -> bool {
+    matches!(redact_secrets(text), Cow::Owned(_))
 }
 
 /// A query string with sensitive values replaced, written straight into the log line.
