@@ -5,7 +5,7 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
 use axum::extract::MatchedPath;
-use hardening_errors::{PrincipalId, RequestId, SECRET_NAME_PARTS, redact_secrets};
+use hardening_errors::{PrincipalId, RequestId, SECRET_NAME_PARTS, is_secret_name, redact_secrets};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
@@ -15,14 +15,26 @@ pub const ACCESS_TARGET: &str = "hardening::access";
 /// Query-parameter names redacted by default (matched case-insensitively, as substrings): the
 /// words of [`SECRET_NAME_PARTS`](hardening_errors::SECRET_NAME_PARTS) (`password`, `token`,
 /// `key`, `session`, `auth`, …), which error text is redacted by too, and `code` (OAuth's
-/// authorization code) and `principal`. Logged request headers whose names contain one of them
-/// (`authorization`, `cookie`, `x-api-key`, `cf-access-jwt-assertion`, `x-ms-client-principal`),
-/// or one added with `Hardening::sensitive_query_params`, are redacted as well.
+/// authorization code), `principal`, `dpop` and `magic_link` (also `magiclink`,
+/// `magic-link`). Logged request headers whose names contain one of them (`authorization`,
+/// `cookie`, `x-api-key`, `cf-access-jwt-assertion`, `x-ms-client-principal`), or one added
+/// with `Hardening::sensitive_query_params`, are redacted as well, and so are names that hold
+/// one of [`SECRET_NAME_WORDS`](hardening_errors::SECRET_NAME_WORDS) (`sid`, `ticket`) as a
+/// whole part of the lower-cased name ([`is_secret_name`](hardening_errors::is_secret_name)):
+/// `sid`, `SID`, `user[sid]`, `x-sid`, but not `sidebar` or `tickets_count`.
 pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &DEFAULT_SENSITIVE_NAMES;
 
-/// Words that mark a query parameter or header name sensitive but not a key in error text,
-/// where they would hide too much (an I/O error's `Os { code: 2, … }`).
-const ACCESS_LOG_ONLY: &[&str] = &["code", "principal", "dpop"];
+/// Words that mark a query parameter or header name sensitive but not a key in error text:
+/// there they would hide too much (an I/O error's `Os { code: 2, … }`), or could not match,
+/// as a key is matched by its parts (`magic_link`).
+const ACCESS_LOG_ONLY: &[&str] = &[
+    "code",
+    "principal",
+    "dpop",
+    "magiclink",
+    "magic_link",
+    "magic-link",
+];
 
 const DEFAULT_SENSITIVE_NAMES: [&str; SECRET_NAME_PARTS.len() + ACCESS_LOG_ONLY.len()] =
     concat(SECRET_NAME_PARTS, ACCESS_LOG_ONLY);
@@ -257,11 +269,13 @@ impl AccessLog {
         self.is_sensitive_name(&percent_decode_lower(raw_name))
     }
 
-    /// Whether a lower-case name contains one of the sensitive words, the added ones too.
+    /// Whether a lower-case name contains one of the sensitive words, the added ones too, or
+    /// is a secret's by its parts (`sid`, `ticket`: [`is_secret_name`]).
     fn is_sensitive_name(&self, name: &str) -> bool {
         self.sensitive_params
             .iter()
             .any(|s| name.contains(s.as_str()))
+            || is_secret_name(name)
     }
 }
 
@@ -744,6 +758,43 @@ pub(crate) mod tests {
         ] {
             assert_eq!(redact(kept), kept);
         }
+    }
+
+    /// A session id (`sid`), a CAS ticket, a magic link's token and a legacy OpenAI key
+    /// were logged: no default word is in their names, and no shape matched the key. Their
+    /// look-alikes stay, and so does an OpenID Connect `nonce` (not a credential).
+    #[test]
+    fn redacts_session_ids_tickets_magic_links_and_legacy_openai_keys() {
+        let log = AccessLog::default();
+        let redact = |query: &str| Redacted { query, log: &log }.to_string();
+        let openai = "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";
+        for (query, logged) in [
+            (
+                "sid=s3cr3t&SiD=s3cr3t&user%5Bsid%5D=s3cr3t&x-sid=s3cr3t",
+                "sid=[redacted]&SiD=[redacted]&user%5Bsid%5D=[redacted]&x-sid=[redacted]",
+            ),
+            (
+                "service=https%3A%2F%2Fapp%2F&ticket=ST-1-s3cr3t-cas01",
+                "service=https%3A%2F%2Fapp%2F&ticket=[redacted]",
+            ),
+            (
+                "magic_link=s3cr3t&magicLink=s3cr3t&magic-link=s3cr3t",
+                "magic_link=[redacted]&magicLink=[redacted]&magic-link=[redacted]",
+            ),
+            (&format!("k={openai}&{openai}"), "k=[redacted]&[redacted]"),
+            (
+                "next=%2Fcb%3Fsid%3Ds3cr3t&state=%7B%22ticket%22%3A%22s3cr3t%22%7D",
+                "next=[redacted]&state=[redacted]",
+            ),
+        ] {
+            assert_eq!(redact(query), logged);
+        }
+        let kept = "sidebar=1&inside=2&side=buy&tickets_count=3&ticketing=on&nonce=n-0S6_WzA2Mj";
+        assert_eq!(redact(kept), kept);
+        assert_eq!(
+            logged_headers(&log, &[("x-sid", "s3cr3t"), ("baggage", "sid=s3cr3t")]),
+            "x-sid: [redacted]; baggage: sid=[redacted]"
+        );
     }
 
     /// A bare token (`?eyJ…`, nothing names it) is redacted by its shape, but one whose text

@@ -41,6 +41,14 @@ pub const SECRET_NAME_PARTS: &[&str] = &[
     "oidc",
 ];
 
+/// Words that name a secret only as a whole part of a name, too short or too common to be
+/// found inside one: `sid` (a session id: phpBB's `?sid=`, `user_sid`; not `sidebar`,
+/// `inside`) and `ticket` (a CAS or Kerberos ticket: `?ticket=ST-…`; not `tickets_count`).
+/// [`is_secret_name`] matches them as it matches [`SECRET_NAME_PARTS`], but not at the end of
+/// a longer part; `hardening-core`'s access log matches them so too (in a lower-cased name),
+/// not as substrings.
+pub const SECRET_NAME_WORDS: &[&str] = &["sid", "ticket"];
+
 /// Authorization schemes, kept in front of the credentials they introduce
 /// (`Authorization: Token [redacted]`); the IANA registry and a few common others.
 const AUTH_SCHEMES: &[&str] = &[
@@ -101,7 +109,8 @@ impl KeyBody {
 /// can find them, what follows each and how much of it at least (GitHub, GitLab, Slack,
 /// Stripe, OpenAI, Anthropic, Google, npm, Hugging Face, SendGrid, PyPI, Shopify,
 /// DigitalOcean, HashiCorp Vault). The prefix is kept (`ghp_[redacted]`): it is public,
-/// and says which key leaked.
+/// and says which key leaked. The first prefix that a word starts with decides, so a
+/// longer prefix comes before a shorter one it starts with (`sk-proj-` before `sk-`).
 const KEY_SHAPES: &[(&str, KeyBody, usize)] = &[
     ("ghp_", KeyBody::Alnum, 36),
     ("gho_", KeyBody::Alnum, 36),
@@ -129,6 +138,8 @@ const KEY_SHAPES: &[(&str, KeyBody, usize)] = &[
     ("sk-svcacct-", KeyBody::Base64Url, 16),
     ("sk-admin-", KeyBody::Base64Url, 16),
     ("sk-ant-", KeyBody::Base64Url, 16),
+    // OpenAI's keys before project keys: 20 letters and digits, `T3BlbkFJ`, 20 more.
+    ("sk-", KeyBody::Alnum, 48),
     ("AIza", KeyBody::Base64Url, 35),
     ("GOCSPX-", KeyBody::Base64Url, 24),
     ("ya29.", KeyBody::DottedBase64Url, 16),
@@ -166,7 +177,7 @@ const TOKEN_STARTS: [bool; 256] = {
 /// What it finds:
 /// - a URL's password, also one holding `/`, `?`, `#` or `@` unencoded:
 ///   `postgres://app:[redacted]@db`;
-/// - the value of a secret-looking key (see [`SECRET_NAME_PARTS`]) in `key=value`,
+/// - the value of a secret-looking key (see [`is_secret_name`]) in `key=value`,
 ///   `key = value`, `key: value`, JSON's `"key": value` and Rust's `Debug` form
 ///   (`password: "[redacted]"`, `api_key: Some("[redacted]")`,
 ///   `credentials: Credentials { [redacted] }`);
@@ -176,8 +187,9 @@ const TOKEN_STARTS: [bool; 256] = {
 ///   lines (or to the end of the text);
 /// - secrets by their shape, whatever names them: a JWT (`eyJ….eyJ….…`, whole), and the
 ///   part after a provider's key prefix (`ghp_`, `github_pat_`, `glpat-`, `xoxb-`,
-///   `sk_live_`, `sk-proj-`, `sk-ant-`, `AIza`, `npm_`, `hf_`, `SG.`, `shpat_`, `dop_v1_`,
-///   `hvs.`, …) when as many key characters follow it as that provider's keys have.
+///   `sk_live_`, `sk-proj-`, `sk-ant-`, OpenAI's older `sk-`, `AIza`, `npm_`, `hf_`, `SG.`,
+///   `shpat_`, `dop_v1_`, `hvs.`, …) when as many key characters follow it as that
+///   provider's keys have.
 ///
 /// A quoted value ends at its closing quote, any other at whitespace, `,`, `;`, `}`, `)`, `]`,
 /// `&` or a quote. After a phrase rather than a field (`invalid token: expired`,
@@ -232,11 +244,19 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// `name` names a secret: one of its parts is one of [`SECRET_NAME_PARTS`], or ends with one of
-/// five letters or more. Parts are split at anything but ASCII letters and digits, at a
+/// Whether `name` names a secret, as [`redact_secrets`] reads a key: one of its parts is one
+/// of [`SECRET_NAME_PARTS`] or [`SECRET_NAME_WORDS`], or ends with one of the former of five
+/// letters or more, case aside. Parts are split at anything but ASCII letters and digits, at a
 /// lower-to-upper case change (`apiKey`), before the last capital of a run (`AWSSecret`) and
 /// between letters and digits (`key2`).
-fn is_secret_name(name: &str) -> bool {
+///
+/// ```
+/// use hardening_errors::is_secret_name;
+///
+/// assert!(is_secret_name("AWS_SECRET_ACCESS_KEY") && is_secret_name("user_sid"));
+/// assert!(!is_secret_name("monkey") && !is_secret_name("sidebar"));
+/// ```
+pub fn is_secret_name(name: &str) -> bool {
     let b = name.as_bytes();
     let mut start = 0;
     for i in 0..=b.len() {
@@ -268,7 +288,9 @@ fn is_secret_part(part: &[u8]) -> bool {
             || (word.len() >= 5
                 && part.len() > word.len()
                 && part[part.len() - word.len()..].eq_ignore_ascii_case(word))
-    })
+    }) || SECRET_NAME_WORDS
+        .iter()
+        .any(|word| part.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// What a key's value is: most are one value, `Authorization`'s may start with a scheme to
@@ -696,6 +718,13 @@ fn credentials_after_scheme(text: &str, space: usize) -> Option<(usize, usize)> 
 mod tests {
     use super::*;
 
+    /// An OpenAI key of the shape before project keys: `sk-`, 20 letters and digits,
+    /// `T3BlbkFJ` (base64 of "OpenAI"), 20 more.
+    const OPENAI_LEGACY: &str = "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";
+    /// A project key of that shape (`sk-proj-` and letters, digits, `-` and `_`).
+    const OPENAI_PROJECT: &str =
+        "sk-proj-1A2b3C4d5E6f7G8h9I0j-_kLmNoPqRsTuVT3BlbkFJwXyZ0a1b2c3d4e5f6g7h";
+
     /// Secrets that no name announces, found by their shape: JWTs and providers' prefixed
     /// API keys, in prose, in `Debug` output and alone; words that merely look alike stay.
     #[test]
@@ -752,6 +781,14 @@ mod tests {
         ] {
             assert_eq!(redact_secrets(&text), want, "{text}");
         }
+        assert_eq!(
+            redact_secrets(&format!("openai said 401 for {OPENAI_LEGACY}.")),
+            "openai said 401 for sk-[redacted]."
+        );
+        assert_eq!(
+            redact_secrets(&format!("{OPENAI_PROJECT} x")),
+            "sk-proj-[redacted] x"
+        );
         // Look-alikes: too short, inside another word, one segment, not JSON, and names
         // that only start like a key (npm's environment, Hugging Face's functions).
         for text in [
@@ -767,6 +804,8 @@ mod tests {
             "eyJhbGciOiJIUzI1NiJ9.payload.sig",
             "task-sk-proj-",
             "SG.short.x",
+            "sk-1A2b3C4d5E6f7G8h9I0jT3BlbkFJ",
+            "desk-1A2b3C4d5E6f7G8h9I0jT3BlbkFJ1A2b3C4d5E6f7G8h9I0j",
         ] {
             assert!(
                 matches!(redact_secrets(text), Cow::Borrowed(_)),
@@ -1087,6 +1126,14 @@ mod tests {
             "SAMLResponse",
             "id_token",
             "otp",
+            "sid",
+            "SID",
+            "user_sid",
+            "sid2",
+            "userSid",
+            "ticket",
+            "cas-ticket",
+            "serviceTicket",
         ] {
             assert!(is_secret_name(secret), "{secret}");
         }
@@ -1102,6 +1149,14 @@ mod tests {
             "message",
             "bypass",
             "design",
+            "sidebar",
+            "inside",
+            "consider",
+            "side",
+            "tickets",
+            "tickets_count",
+            "ticketing",
+            "nonce",
             "ø",
             "",
         ] {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use hardening_errors::redact_secrets;
+use hardening_errors::{is_secret_name, redact_secrets};
 use http::{HeaderName, HeaderValue};
 
 use super::{AccessLog, DEFAULT_SENSITIVE_PARAMS, Redacted, RedactedHeaders, percent_decode};
@@ -59,7 +59,8 @@ impl Rng {
     }
 }
 
-/// Names a careless client puts secrets under; all contain a default sensitive word.
+/// Names a careless client puts secrets under; all contain a default sensitive word, or
+/// `sid` or `ticket` as a whole part.
 const SECRET_NAMES: &[&str] = &[
     "password",
     "passwd",
@@ -99,6 +100,12 @@ const SECRET_NAMES: &[&str] = &[
     "csrftoken",
     "auth_token",
     "oidc_state",
+    "sid",
+    "SID",
+    "user_sid",
+    "ticket",
+    "magic_link",
+    "magicLink",
 ];
 
 /// Keys a JSON value may hold a secret under (redacted as error text is, `redact_secrets`).
@@ -119,6 +126,8 @@ const JSON_SECRET_KEYS: &[&str] = &[
     "pwd",
     "otp",
     "x-api-key",
+    "sid",
+    "casTicket",
 ];
 
 /// Names that carry nothing secret by themselves.
@@ -266,7 +275,7 @@ fn jwt(rng: &mut Rng, secret: &str) -> String {
 
 /// A provider's key with the secret in its body, long enough for its shape.
 fn provider_key(rng: &mut Rng, secret: &str) -> String {
-    let (prefix, least): (&str, usize) = match rng.below(9) {
+    let (prefix, least): (&str, usize) = match rng.below(10) {
         0 => ("ghp_", 36),
         1 => ("github_pat_", 40),
         2 => ("glpat-", 20),
@@ -275,6 +284,8 @@ fn provider_key(rng: &mut Rng, secret: &str) -> String {
         5 => ("sk-proj-", 16),
         6 => ("sk-ant-", 16),
         7 => ("AIza", 35),
+        // OpenAI's keys before project keys.
+        8 => ("sk-", 48),
         _ => ("npm_", 36),
     };
     let pad = least.saturating_sub(secret.len()) + rng.below(4);
@@ -416,7 +427,7 @@ fn headers(rng: &mut Rng, secrets: &mut Vec<(String, String)>) -> Vec<(String, S
             }
             2 => ("Cookie", format!("theme=dark; sid={secret}; lang=en")),
             3 => (
-                rng.pick(&["X-Api-Key", "x-auth-token", "X-Session-Id"]),
+                rng.pick(&["X-Api-Key", "x-auth-token", "X-Session-Id", "X-Sid"]),
                 secret.clone(),
             ),
             4 | 5 => {
@@ -528,7 +539,7 @@ fn form_pairs(query: &str, semicolons: bool) -> Vec<(String, String)> {
 fn promised(query: &str, secret: &str) -> bool {
     let sensitive = |n: &str| {
         let n = n.to_ascii_lowercase();
-        DEFAULT_SENSITIVE_PARAMS.iter().any(|w| n.contains(w))
+        DEFAULT_SENSITIVE_PARAMS.iter().any(|w| n.contains(w)) || is_secret_name(&n)
     };
     let pairs = [form_pairs(query, false), form_pairs(query, true)];
     pairs.iter().flatten().any(|(n, v)| {
