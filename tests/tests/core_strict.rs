@@ -1233,18 +1233,20 @@ fn csrf_in_shadow_mode_is_logged_as_a_loosening() {
     assert_eq!(loosened.len(), 1, "{text}");
 }
 
+/// The `hardening loosened` warnings (setting, message) logged while `setup` builds a layer.
+fn loosenings(setup: &dyn Fn() -> Hardening) -> Vec<(String, String)> {
+    let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    drop(setup());
+    drop(guard);
+    captured.loosenings()
+}
+
 /// A timeout longer than the default loosens it, and was taken without a word: it is logged
 /// at start-up with the setting, the value and the default, set on the builder or through
 /// `HARDENING_TIMEOUT_SECS`. The default and shorter ones are not logged.
 #[test]
 fn a_timeout_longer_than_the_default_is_logged_as_a_loosening() {
     use hardening_core::{DEFAULT_TIMEOUT, HardeningConfig};
-    let loosenings = |setup: &dyn Fn() -> Hardening| {
-        let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
-        drop(setup());
-        drop(guard);
-        captured.loosenings()
-    };
     for quiet in [Duration::from_secs(5), DEFAULT_TIMEOUT] {
         let warnings = loosenings(&|| Hardening::strict().timeout(quiet).unwrap());
         assert_eq!(warnings, [], "{quiet:?}");
@@ -1277,12 +1279,6 @@ fn a_timeout_longer_than_the_default_is_logged_as_a_loosening() {
 #[test]
 fn limits_above_their_defaults_are_logged_as_loosenings() {
     use hardening_core::{DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, HardeningConfig};
-    let loosenings = |setup: &dyn Fn() -> Hardening| {
-        let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
-        drop(setup());
-        drop(guard);
-        captured.loosenings()
-    };
     let quiet = loosenings(&|| {
         Hardening::strict()
             .body_limit(DEFAULT_BODY_LIMIT)
