@@ -121,9 +121,9 @@ impl CookiePolicy {
         self
     }
 
-    /// Gives this cookie `SameSite=Strict` or `Lax` (the default). `SameSite::None` is a
-    /// [`ConfigError::Loosening`] naming
-    /// [`dangerous_same_site_none`](Self::dangerous_same_site_none).
+    /// Gives this cookie `SameSite=Strict`, or `Lax` (the default) where the handler did not
+    /// set `Strict` itself (that stays). `SameSite::None` is a [`ConfigError::Loosening`]
+    /// naming [`dangerous_same_site_none`](Self::dangerous_same_site_none).
     pub fn same_site(
         mut self,
         name: impl Into<String>,
@@ -252,11 +252,7 @@ impl CookiePolicy {
         };
         let name = attrs.name;
         let named = |list: &[String]| list.iter().any(|n| n == name);
-        let wanted_same_site = self
-            .same_site
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| *s);
+        let wanted_same_site = self.same_site_for(name, attrs.same_site);
         let cap = self.max_age.as_secs();
         let needs_rewrite = attrs.expires_seen
             || attrs.max_age.is_some_and(|m| m > cap as i128)
@@ -307,6 +303,16 @@ impl CookiePolicy {
         match HeaderValue::from_maybe_shared(bytes::Bytes::from(fixed)) {
             Ok(v) => Fixed::Replace(v),
             Err(_) => drop("cannot be written back as a header"),
+        }
+    }
+
+    /// The `SameSite` the policy sets on cookie `name`, whose own is `given`: a plain setting
+    /// ([`same_site`](Self::same_site)) is a floor, so a handler's own `Strict` stays.
+    fn same_site_for(&self, name: &str, given: Option<SameSite>) -> Option<SameSite> {
+        let (_, wanted) = self.same_site.iter().find(|(n, _)| n == name)?;
+        match (*wanted, given) {
+            (SameSite::Lax, Some(SameSite::Strict)) => None,
+            (wanted, _) => Some(wanted),
         }
     }
 
@@ -374,8 +380,8 @@ impl CookiePolicy {
         if c.http_only() != Some(true) && !named(&self.script_readable) {
             c.set_http_only(true);
         }
-        match self.same_site.iter().find(|(n, _)| *n == name) {
-            Some((_, same_site)) => c.set_same_site(*same_site),
+        match self.same_site_for(name, attrs.same_site) {
+            Some(same_site) => c.set_same_site(same_site),
             None if c.same_site().is_none() => c.set_same_site(SameSite::Lax),
             None if c.same_site() == Some(SameSite::None) => {
                 // Cross-site sending is a loosening the policy must name.
@@ -824,6 +830,35 @@ mod tests {
             &[b"embed=1; SameSite=None; Secure"],
         );
         assert_eq!(named, ["embed=1; SameSite=None; Secure; HttpOnly"]);
+    }
+
+    /// `same_site(name, Lax)`, a plain setting, made a handler's own `SameSite=Strict` cookie
+    /// `Lax`: a loosening without a `dangerous_*` name or a warning. The setting is a floor:
+    /// `Strict` stays, on both paths; a cookie without one, or with `None`, gets `Lax`.
+    #[test]
+    fn a_plain_same_site_setting_keeps_a_handlers_strict() {
+        let policy = CookiePolicy::default()
+            .same_site("sid", SameSite::Lax)
+            .unwrap();
+        for (given, same_site) in [
+            ("sid=1; SameSite=Strict", "strict"),
+            ("sid=1; samesite=strict; Max-Age=99999999999", "strict"),
+            ("sid=1; SameSite=Lax; SameSite=Strict", "strict"),
+            ("sid=1; SameSite=Strict; SameSite=x", "lax"),
+            ("sid=1; SameSite=None; Secure", "lax"),
+            ("sid=1", "lax"),
+        ] {
+            let out = enforce(&policy, &[given.as_bytes()]);
+            assert_eq!(out.len(), 1, "{given}: {out:?}");
+            // The last `SameSite` is the one browsers read.
+            let last = out[0]
+                .to_ascii_lowercase()
+                .rsplit("samesite=")
+                .next()
+                .and_then(|v| v.split(';').next())
+                .map(str::to_owned);
+            assert_eq!(last.as_deref(), Some(same_site), "{given}: {}", out[0]);
+        }
     }
 
     #[test]
