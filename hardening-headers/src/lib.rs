@@ -54,6 +54,8 @@ mod nonce;
 mod policy;
 mod report;
 mod request_headers;
+#[cfg(test)]
+mod response_fuzz;
 mod secure_cookies;
 #[cfg(test)]
 mod test_log;
