@@ -34,6 +34,9 @@ mod quota;
 mod redis_store;
 mod respond;
 
+#[cfg(test)]
+mod ledger_audit;
+
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyRefusal, Permit};
 pub use cost::{ActualCost, Cost, CostConfigError, CostLayer, CostStore, Estimate, Usage};
 pub use layer::{RateLimit, RateLimitLayer, ResponseFuture};
