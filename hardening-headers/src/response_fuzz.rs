@@ -19,7 +19,7 @@
 //!   identifying headers go; `Cache-Control` is private where it must be, and a handler's own
 //!   `no-store` or `private` stays; the handler's other headers go out as they came, in order.
 //!
-//! The generator is a fixed-seed xorshift, so a failure names a seed and a case that
+//! The generator is fastrand's, from a fixed seed, so a failure names a seed and a case that
 //! reproduce (`HEADERS_FUZZ_SEED=<seed>` runs that seed alone).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -37,22 +37,18 @@ const CASES: usize = 2500;
 /// The seeds of a run (`HEADERS_FUZZ_SEED` runs another).
 const SEEDS: [u64; 2] = [6_808_434_069_744_291_841, 998_244_353];
 
-/// xorshift64*: small, fixed-seed, good enough to pick among templates.
-struct Rng(u64);
+/// fastrand's generator from a fixed seed, with the picks the cases use.
+struct Rng(fastrand::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    /// A number below `n`.
+    fn below(&mut self, n: usize) -> usize {
+        self.0.usize(..n)
     }
 
     /// A number below `n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+    fn below_u64(&mut self, n: u64) -> u64 {
+        self.0.u64(..n)
     }
 
     fn chance(&mut self, one_in: usize) -> bool {
@@ -304,7 +300,7 @@ fn attribute(rng: &mut Rng, now: OffsetDateTime) -> String {
                 1 => rng.pick(&["+1", "1.5", "", "-", "0x10", "1 2"]).to_owned(),
                 2 => format!("-{}", rng.below(100)),
                 3 => "0".to_owned(),
-                _ => (rng.next() % (800 * DAY)).to_string(),
+                _ => rng.below_u64(800 * DAY).to_string(),
             };
             format!("{k}{eq}{v}")
         }
@@ -346,9 +342,9 @@ fn attribute(rng: &mut Rng, now: OffsetDateTime) -> String {
 /// one they ignore.
 fn date(rng: &mut Rng, now: OffsetDateTime) -> String {
     let when = match rng.below(5) {
-        0 => now - Duration::from_secs(rng.next() % (400 * DAY)),
-        1 => now + Duration::from_secs(rng.next() % (60 * DAY)),
-        2 => now + Duration::from_secs(rng.next() % (4000 * DAY)),
+        0 => now - Duration::from_secs(rng.below_u64(400 * DAY)),
+        1 => now + Duration::from_secs(rng.below_u64(60 * DAY)),
+        2 => now + Duration::from_secs(rng.below_u64(4000 * DAY)),
         3 => {
             return rng
                 .pick(&[
@@ -975,7 +971,7 @@ fn headers_problem(
 
 fn run(seed: u64) {
     let subjects = subjects();
-    let mut rng = Rng(seed);
+    let mut rng = Rng(fastrand::Rng::with_seed(seed));
     for case in 0..CASES {
         let now = OffsetDateTime::now_utc();
         let which = rng.below(subjects.len());

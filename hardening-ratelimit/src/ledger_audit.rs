@@ -14,7 +14,7 @@
 //!   the layer's documentation says, and the `RateLimit`, `RateLimit-Policy`, `Retry-After`
 //!   and 429 problems say what the model says.
 //!
-//! The generator is a fixed-seed xorshift: a failure names the seed and the step, and shows
+//! The generator is fastrand's, from a fixed seed: a failure names the seed and the step, and shows
 //! the operations that led to it.
 
 use std::collections::HashMap;
@@ -42,31 +42,22 @@ use crate::{
     PolicyStatus, Quota, RateLimitLayer, RateLimiter, RequestKeys, Usage, ratelimit_header,
 };
 
-/// xorshift64*: small, fixed-seed, good enough to pick operations.
-struct Rng(u64);
+/// fastrand's generator from a fixed seed, with the picks the operations use.
+struct Rng(fastrand::Rng);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        Self(fastrand::Rng::with_seed(seed))
     }
 
     /// A number below `n`.
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.u64(..n)
     }
 
     /// A number in `lo..=hi`.
     fn within(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
+        self.0.u64(lo..=hi)
     }
 
     fn chance(&mut self, one_in: u64) -> bool {

@@ -193,36 +193,30 @@ fn valid_token() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The PRNG: xorshift64*, seeded per request through splitmix64 so that each request depends on
-// the seed and its index alone, whatever order the workers take them in.
+// The PRNG: fastrand's, seeded per request from the run's seed and the request's index, so
+// that each request depends on those alone, whatever order the workers take them in.
 
-struct Rng(u64);
+/// fastrand's generator, one per case (from the run's seed and the case's index), with the
+/// picks the requests use.
+struct Rng(fastrand::Rng);
 
 impl Rng {
     fn new(seed: u64, index: u64) -> Self {
-        let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Self((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        Self(fastrand::Rng::with_seed(
+            seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ))
     }
 
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.usize(..n)
     }
 
     fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
+        self.0.usize(lo..=hi)
     }
 
     fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
+        self.0.u64(..100) < percent
     }
 
     fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
@@ -230,14 +224,11 @@ impl Rng {
     }
 
     fn alnum(&mut self, len: usize) -> String {
-        const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        (0..len)
-            .map(|_| CHARS[self.below(CHARS.len())] as char)
-            .collect()
+        (0..len).map(|_| self.0.alphanumeric()).collect()
     }
 
     fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
+        (0..len).map(|_| self.0.u8(..)).collect()
     }
 }
 

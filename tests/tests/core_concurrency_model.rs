@@ -8,7 +8,7 @@
 //! count after every step: a slot is held from the request until its response body is gone,
 //! and every slot comes back.
 //!
-//! The generator is a fixed-seed xorshift: a failure names the seed and the step, and shows
+//! The generator is fastrand's, from a fixed seed: a failure names the seed and the step, and shows
 //! the operations that led to it.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -60,20 +60,6 @@ enum Ending {
     Drop,
 }
 
-/// xorshift64*: small, fixed-seed, good enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
-    }
-}
-
 async fn handler(headers: HeaderMap) -> Response {
     match headers.get("x-act").and_then(|v| v.to_str().ok()) {
         Some("stream") => {
@@ -110,9 +96,9 @@ async fn concurrency_slots_match_a_model_through_hardening() {
     // Refusals seen, per client and overall: the schedule must exercise both.
     let mut refusals = [0usize; 2];
     for seed in 1..=30u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let per_client = 1 + rng.below(3);
-        let global = (rng.below(3) > 0).then(|| 2 + rng.below(5));
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let per_client = 1 + rng.usize(..3);
+        let global = (rng.usize(..3) > 0).then(|| 2 + rng.usize(..5));
         let nz = |n: usize| NonZeroU32::new(u32::try_from(n).unwrap()).unwrap();
         let mut cap = ConcurrencyLimiter::per_client(nz(per_client));
         if let Some(max) = global {
@@ -130,9 +116,9 @@ async fn concurrency_slots_match_a_model_through_hardening() {
                 let from = trace.len().saturating_sub(12);
                 format!("seed {seed} step {step}:\n  {}", trace[from..].join("\n  "))
             };
-            if !held.is_empty() && rng.below(2) == 0 {
-                let (what, who) = held.swap_remove(rng.below(held.len()));
-                let ending = [Ending::Read, Ending::OneFrame, Ending::Drop][rng.below(3)];
+            if !held.is_empty() && rng.usize(..2) == 0 {
+                let (what, who) = held.swap_remove(rng.usize(..held.len()));
+                let ending = [Ending::Read, Ending::OneFrame, Ending::Drop][rng.usize(..3)];
                 match what {
                     Held::Response(mut body) => {
                         trace.push(format!("{step}: {who} ends a response: {ending:?}"));
@@ -148,8 +134,8 @@ async fn concurrency_slots_match_a_model_through_hardening() {
                     }
                 }
             } else {
-                let (address, who) = CLIENTS[rng.below(CLIENTS.len())];
-                let act = ACTS[rng.below(ACTS.len())];
+                let (address, who) = CLIENTS[rng.usize(..CLIENTS.len())];
+                let act = ACTS[rng.usize(..ACTS.len())];
                 trace.push(format!("{step}: {address} asks for {act}"));
                 let mine = held.iter().filter(|(_, w)| *w == who).count();
                 let want = if global.is_some_and(|max| held.len() >= max) {

@@ -4,7 +4,7 @@
 //! access-log event (`AccessLog::record` and `emit`, into a JSON subscriber). No marker may
 //! appear in any line, as written or percent-decoded up to three times.
 //!
-//! The generator is a fixed-seed xorshift, so a failure names a case that reproduces.
+//! The generator is fastrand's, from a fixed seed, so a failure names a case that reproduces.
 
 use std::fmt::Write as _;
 
@@ -19,22 +19,13 @@ const CASES: usize = 3000;
 /// Every secret starts with this; what follows it makes each one unique.
 const MARK: &str = "S3cr3tXyz";
 
-/// xorshift64*: small, fixed-seed, good enough to pick among templates.
-struct Rng(u64);
+/// fastrand's generator from a fixed seed, with the picks the templates use.
+struct Rng(fastrand::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     /// A number below `n`.
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.usize(..n)
     }
 
     fn chance(&mut self, one_in: usize) -> bool {
@@ -46,10 +37,7 @@ impl Rng {
     }
 
     fn alnum(&mut self, len: usize) -> String {
-        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..len)
-            .map(|_| char::from(ALNUM[self.below(ALNUM.len())]))
-            .collect()
+        (0..len).map(|_| self.0.alphanumeric()).collect()
     }
 
     /// A fresh secret: the mark and a unique suffix.
@@ -580,7 +568,7 @@ struct Case {
 }
 
 fn generate(seed: u64, n: usize) -> Vec<Case> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(fastrand::Rng::with_seed(seed));
     (0..n)
         .map(|_| {
             let mut secrets = Vec::new();
