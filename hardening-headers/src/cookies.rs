@@ -146,7 +146,8 @@ impl CookiePolicy {
 
     /// Gives this cookie `SameSite=None` (with `Secure`, which browsers require; without it
     /// the cookie gets `Lax`): browsers send it on cross-site requests too, which CSRF
-    /// defences must then cover. Logs a warning.
+    /// defences must then cover. A handler's own `SameSite=Strict` or `Lax` on it stays.
+    /// Logs a warning.
     pub fn dangerous_same_site_none(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
         warn_loosened(
@@ -306,12 +307,14 @@ impl CookiePolicy {
         }
     }
 
-    /// The `SameSite` the policy sets on cookie `name`, whose own is `given`: a plain setting
-    /// ([`same_site`](Self::same_site)) is a floor, so a handler's own `Strict` stays.
+    /// The `SameSite` the policy sets on cookie `name`, whose own is `given`: a setting is a
+    /// floor, so a handler's own stricter value stays (`Strict` under a `Lax` setting, `Strict`
+    /// or `Lax` under [`dangerous_same_site_none`](Self::dangerous_same_site_none)).
     fn same_site_for(&self, name: &str, given: Option<SameSite>) -> Option<SameSite> {
         let (_, wanted) = self.same_site.iter().find(|(n, _)| n == name)?;
         match (*wanted, given) {
-            (SameSite::Lax, Some(SameSite::Strict)) => None,
+            (SameSite::Lax, Some(SameSite::Strict))
+            | (SameSite::None, Some(SameSite::Strict | SameSite::Lax)) => None,
             (wanted, _) => Some(wanted),
         }
     }
@@ -832,6 +835,32 @@ mod tests {
         assert_eq!(named, ["embed=1; SameSite=None; Secure; HttpOnly"]);
     }
 
+    /// `dangerous_same_site_none` lets a cookie go cross-site; it made a handler's own
+    /// `Strict` or `Lax` on that cookie `None`, weaker than the handler wrote it. They stay,
+    /// on both paths; a cookie without one (or with an invalid one) still gets `None`.
+    #[test]
+    fn same_site_none_keeps_a_handlers_stricter_value() {
+        let policy = CookiePolicy::default().dangerous_same_site_none("embed");
+        for (given, same_site) in [
+            ("embed=1; SameSite=Strict; Secure", "strict"),
+            ("embed=1; samesite=lax; Secure; Max-Age=99999999999", "lax"),
+            ("embed=1; SameSite=None; SameSite=Strict; Secure", "strict"),
+            ("embed=1; SameSite=Strict; SameSite=x; Secure", "none"),
+            ("embed=1; Secure", "none"),
+        ] {
+            let out = enforce(&policy, &[given.as_bytes()]);
+            assert_eq!(out.len(), 1, "{given}: {out:?}");
+            assert_eq!(last_same_site(&out[0]), same_site, "{given}: {}", out[0]);
+        }
+    }
+
+    /// The value of a cookie's last `SameSite`, lower-cased: the one browsers read.
+    fn last_same_site(cookie: &str) -> String {
+        let lower = cookie.to_ascii_lowercase();
+        let after = lower.rsplit("samesite=").next().unwrap_or_default();
+        after.split(';').next().unwrap_or_default().to_owned()
+    }
+
     /// `same_site(name, Lax)`, a plain setting, made a handler's own `SameSite=Strict` cookie
     /// `Lax`: a loosening without a `dangerous_*` name or a warning. The setting is a floor:
     /// `Strict` stays, on both paths; a cookie without one, or with `None`, gets `Lax`.
@@ -850,14 +879,7 @@ mod tests {
         ] {
             let out = enforce(&policy, &[given.as_bytes()]);
             assert_eq!(out.len(), 1, "{given}: {out:?}");
-            // The last `SameSite` is the one browsers read.
-            let last = out[0]
-                .to_ascii_lowercase()
-                .rsplit("samesite=")
-                .next()
-                .and_then(|v| v.split(';').next())
-                .map(str::to_owned);
-            assert_eq!(last.as_deref(), Some(same_site), "{given}: {}", out[0]);
+            assert_eq!(last_same_site(&out[0]), same_site, "{given}: {}", out[0]);
         }
     }
 
