@@ -311,6 +311,9 @@ where
 }
 
 #[cfg(test)]
+mod model_fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
