@@ -190,7 +190,10 @@ impl Csrf {
     }
 
     /// Logs what would be refused, refuses nothing (logged as a loosening, as a shadow rate
-    /// limit policy is): for trying the check on live traffic before enforcing it.
+    /// limit policy is): for trying the check on live traffic before enforcing it. Under
+    /// `Hardening`, each request it would refuse is a `csrf_shadow` security event with the
+    /// request's id and client IP, which the access log's line for that id joins to its
+    /// route.
     pub fn shadow(mut self) -> Self {
         tracing::warn!(
             target: "hardening",
@@ -229,6 +232,21 @@ impl Csrf {
     /// ```
     #[inline]
     pub fn check_request(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
+        match self.verdict(parts, https) {
+            Err(reason) if self.shadow => {
+                Self::log_shadowed(reason);
+                Ok(())
+            }
+            verdict => verdict,
+        }
+    }
+
+    /// What [`check_request`](Self::check_request) would decide without
+    /// [`shadow`](Self::shadow) mode, logging nothing: for a caller that reports a shadowed
+    /// refusal itself (`Hardening` does, as a `csrf_shadow` security event with the request's
+    /// id). See also [`is_shadow`](Self::is_shadow).
+    #[inline]
+    pub fn verdict(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
         // Safe methods need nothing more (and this stays short enough to inline), except a
         // WebSocket handshake: a GET whose socket then acts for the user.
         let safe = match parts.method {
@@ -239,24 +257,22 @@ impl Csrf {
         if safe {
             return Ok(());
         }
-        self.check_unsafe(parts, https)
+        self.decide(parts, https)
     }
 
-    /// [`check_request`](Self::check_request) for an unsafe method or a WebSocket
-    /// handshake: out of line.
+    /// Whether the check is in [`shadow`](Self::shadow) mode (it refuses nothing).
+    pub fn is_shadow(&self) -> bool {
+        self.shadow
+    }
+
+    #[cold]
+    fn log_shadowed(reason: CsrfReason) {
+        tracing::warn!(target: crate::AUTH_TARGET, ?reason, "cross-origin request would be blocked (shadow mode)");
+    }
+
+    /// The verdict for an unsafe method ([`check`](Self::check) lets safe ones through):
+    /// out of line.
     #[inline(never)]
-    fn check_unsafe(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
-        let verdict = self.decide(parts, https);
-        match verdict {
-            Err(reason) if self.shadow => {
-                tracing::warn!(target: crate::AUTH_TARGET, ?reason, "cross-origin request would be blocked (shadow mode)");
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    /// The verdict for an unsafe method ([`check`](Self::check) lets safe ones through).
     fn decide(&self, parts: &Parts, https: bool) -> Result<(), CsrfReason> {
         if self.exempt.iter().any(|path| **path == *parts.uri.path()) {
             return Ok(());

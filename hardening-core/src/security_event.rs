@@ -64,6 +64,8 @@ security_events! {
     CorsRejected => "cors_rejected",
     /// Not a rejection: a rate-limit policy in shadow mode would have refused the request.
     RateLimitShadow => "rate_limit_shadow",
+    /// Not a rejection: the CSRF check in shadow mode would have refused the request.
+    CsrfShadow => "csrf_shadow",
 }
 
 impl SecurityEvent {
@@ -122,6 +124,26 @@ impl SecurityEvent {
         );
     }
 
+    /// Reports a request the CSRF check in shadow mode would have refused (it went on), with
+    /// why.
+    #[cfg(feature = "auth")]
+    #[cold]
+    pub(crate) fn emit_csrf_shadow(
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+        reason: hardening_auth::CsrfReason,
+    ) {
+        Self::CsrfShadow.record(
+            request_id,
+            client_ip,
+            None,
+            &format!(
+                "request would have been refused as cross-site ({reason:?}; CSRF check in \
+                 shadow mode); admitted"
+            ),
+        );
+    }
+
     fn record(
         self,
         request_id: RequestId,
@@ -163,7 +185,7 @@ mod tests {
 
     #[test]
     fn every_name_is_its_events_own() {
-        assert_eq!(SecurityEvent::ALL.len(), 14);
+        assert_eq!(SecurityEvent::ALL.len(), 15);
         for &event in SecurityEvent::ALL {
             assert_eq!(SecurityEvent::from_name(event.as_str()), Some(event));
         }

@@ -358,17 +358,21 @@ where
         let request_is_https = policy.behind_tls || says_https.proxies_say_https(&parts.headers);
         #[cfg(feature = "auth")]
         if let Some(csrf) = &policy.csrf
-            && csrf.check_request(&parts, request_is_https).is_err()
+            && let Err(reason) = csrf.verdict(&parts, request_is_https)
         {
-            return refused(
-                || {
-                    Problem::new(StatusCode::FORBIDDEN).with_detail(
-                        "cross-origin request refused: send it from this site's own pages",
-                    )
-                },
-                SecurityEvent::CsrfBlocked,
-                post,
-            );
+            if csrf.is_shadow() {
+                SecurityEvent::emit_csrf_shadow(post.request_id, client_ip, reason);
+            } else {
+                return refused(
+                    || {
+                        Problem::new(StatusCode::FORBIDDEN).with_detail(
+                            "cross-origin request refused: send it from this site's own pages",
+                        )
+                    },
+                    SecurityEvent::CsrfBlocked,
+                    post,
+                );
+            }
         }
 
         // 8. The inner service, under the timeout. Its panics are caught here and in the

@@ -1233,6 +1233,56 @@ fn csrf_in_shadow_mode_is_logged_as_a_loosening() {
     assert_eq!(loosened.len(), 1, "{text}");
 }
 
+/// A CSRF check in shadow mode is for finding the routes it would break; its log line had no
+/// request id, route or client (it ran before the request's span), so nothing said which
+/// request it meant. Each request it would refuse is now a `csrf_shadow` security event with
+/// the request's id, which the access log joins to its route, and the request goes on.
+#[tokio::test]
+async fn csrf_in_shadow_mode_reports_each_request_it_would_refuse_with_its_id() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let hardening = Hardening::strict().csrf(hardening_core::auth::Csrf::new().shadow());
+    let addr = serve(routes().layer(hardening)).await;
+    let post = |headers: &str| {
+        format!(
+            "POST /hello HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+             cookie: sid=1\r\ncontent-length: 0\r\n{headers}\r\n"
+        )
+    };
+    let cross = exchange(
+        addr,
+        post("sec-fetch-site: cross-site\r\norigin: https://evil.example\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!((cross.status, cross.body.as_str()), (200, "posted"));
+    let same = exchange(
+        addr,
+        post("sec-fetch-site: same-origin\r\norigin: http://localhost\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(same.status, 200);
+    let events = captured.security_events();
+    let shadowed: Vec<_> = events
+        .iter()
+        .filter(|(name, _)| name == "csrf_shadow")
+        .collect();
+    assert_eq!(shadowed.len(), 1, "{events:?}");
+    let fields = &shadowed[0].1["fields"];
+    assert_eq!(
+        fields["request_id"].as_str(),
+        cross.header("x-request-id"),
+        "{fields}"
+    );
+    assert_eq!(fields["client.address"], "127.0.0.1", "{fields}");
+    assert!(
+        fields["message"].as_str().unwrap().contains("SecFetchSite"),
+        "{fields}"
+    );
+    assert!(
+        !events.iter().any(|(name, _)| name == "csrf_blocked"),
+        "{events:?}"
+    );
+}
+
 /// The `hardening loosened` warnings (setting, message) logged while `setup` builds a layer.
 fn loosenings(setup: &dyn Fn() -> Hardening) -> Vec<(String, String)> {
     let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
