@@ -58,6 +58,12 @@ pub use hardening_errors::origin::InvalidOrigin;
 /// a very old one) the request passes. Trusted origins compare scheme, host and port, not the
 /// host alone (gorilla/csrf CVE-2025-47909). Shadow mode logs instead of refusing.
 ///
+/// The `Origin` fallback compares with the `Host` the service receives, exactly, and never
+/// reads `X-Forwarded-Host`: behind a proxy that rewrites `Host` (nginx's default
+/// `proxy_set_header Host $proxy_host`, or `$host:$server_port`, which adds `:443`), a
+/// browser without Fetch Metadata has its own site's unsafe requests refused. Pass the
+/// client's `Host` through (`proxy_set_header Host $host`), or trust the site's origin.
+///
 /// **Login CSRF.** A request without credentials acts for nobody, except a form that another
 /// site submits to a login (or sign-up) route: the answer's session cookie then signs the
 /// victim in to the attacker's account, and what they type next lands there. So an unsafe
