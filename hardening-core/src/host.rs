@@ -82,17 +82,17 @@ impl AllowedHosts {
     }
 }
 
-/// A host pattern as [`AllowedHosts::matches`] compares it: lower case, without the one
+/// A host pattern as [`AllowedHosts::matches`] compares it: lower case (an IPv6 address in
+/// its canonical form), without the one
 /// trailing dot a fully qualified name may end with (requests' hosts lose theirs too, so a
 /// pattern keeping it would match nothing). `None` for what no request's host can match: an
 /// empty label, a label over 63 bytes or with `-` at an end, a character outside DNS
 /// names, a bracketed text that is not an IPv6 address, or a leading dot before one.
 fn pattern(h: &str) -> Option<String> {
     if let Some(inside) = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inside
-            .parse::<std::net::Ipv6Addr>()
-            .is_ok()
-            .then(|| h.to_ascii_lowercase());
+        // In RFC 5952's form, as browsers write it in `Host` (`[0:0::1]` is `[::1]`).
+        let address = inside.parse::<std::net::Ipv6Addr>().ok()?;
+        return Some(format!("[{address}]"));
     }
     let (dot, name) = match h.strip_prefix('.') {
         Some(name) => (".", name),
@@ -122,6 +122,17 @@ mod tests {
             .unwrap()
             .into_parts()
             .0
+    }
+
+    /// An IPv6 pattern was compared as written: `[0:0::1]` passed the build and matched no
+    /// request, whose `Host` holds the canonical `[::1]`.
+    #[test]
+    fn an_ipv6_pattern_matches_its_canonical_form() {
+        let hosts = AllowedHosts::new(["[0:0::1]", "[2001:DB8:0:0::A]"]).unwrap();
+        for ok in ["[::1]", "[::1]:8080", "[2001:db8::a]"] {
+            assert!(hosts.allows(&parts(ok)), "{ok}");
+        }
+        assert!(!hosts.allows(&parts("[::2]")));
     }
 
     #[test]
