@@ -229,11 +229,13 @@ impl Cors {
                 CorsDecision::None
             };
         }
-        let method_ok = parts
-            .headers
-            .get(ACCESS_CONTROL_REQUEST_METHOD)
+        // A browser sends one method: with more, the preflight is refused, as with origins.
+        let mut requested = parts.headers.get_all(ACCESS_CONTROL_REQUEST_METHOD).iter();
+        let method_ok = requested
+            .next()
             .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-            .is_some_and(|m| self.methods.contains(&m));
+            .is_some_and(|m| self.methods.contains(&m))
+            && requested.next().is_none();
         let headers_ok = parts
             .headers
             .get_all(ACCESS_CONTROL_REQUEST_HEADERS)
@@ -293,6 +295,17 @@ impl Cors {
     pub(crate) fn varies(&self) -> bool {
         !self.origins.is_empty() || self.credentials
     }
+}
+
+/// Whether a response's `Vary` already names `Origin` (or is `*`), so that adding it again
+/// would only repeat it.
+pub(crate) fn vary_names_origin(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(VARY)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|t| t == b"*" || t.eq_ignore_ascii_case(b"origin"))
 }
 
 fn header_names<I>(names: I) -> Result<Vec<HeaderName>, ConfigError>
@@ -369,6 +382,24 @@ mod tests {
                 ("access-control-request-method", "GET"),
             ],
             [("origin", "null"), ("access-control-request-method", "GET")],
+        ] {
+            assert!(matches!(
+                cors.decide(&parts(Method::OPTIONS, &bad)),
+                CorsDecision::Refused
+            ));
+        }
+        // Two methods: a browser sends one.
+        for bad in [
+            [
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-method", "GET"),
+            ],
+            [
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-method", "DELETE"),
+            ],
         ] {
             assert!(matches!(
                 cors.decide(&parts(Method::OPTIONS, &bad)),

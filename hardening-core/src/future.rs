@@ -488,7 +488,7 @@ impl Post {
         if let Some(origin) = &self.cors_origin {
             policy.cors.write_allowed(origin, response.headers_mut());
         }
-        if policy.cors.varies() {
+        if policy.cors.varies() && !crate::cors::vary_names_origin(response.headers()) {
             response
                 .headers_mut()
                 .append(VARY, HeaderValue::from_static("origin"));

@@ -26,6 +26,10 @@ fn routes() -> Router {
             post(|body: Bytes| async move { body.len().to_string() }),
         )
         .route(
+            "/own-vary",
+            get(|| async { ([("vary", "Accept, Origin")], "mine") }),
+        )
+        .route(
             "/teapot",
             get(|| async { (http::StatusCode::IM_A_TEAPOT, [("vary", "accept")], "no") }),
         )
@@ -115,6 +119,19 @@ async fn every_response_varies_by_origin_and_keeps_the_handlers_vary() {
     assert_eq!(reply.header("access-control-allow-origin"), Some(APP));
 }
 
+/// A handler that already varies by `Origin` does not get it a second time.
+#[tokio::test]
+async fn a_handlers_vary_origin_is_not_repeated() {
+    let addr = serve(routes().layer(Hardening::strict().cors(cors()))).await;
+    for origin in [APP, "https://evil.example"] {
+        let reply = http_get(addr, "/own-vary", &[&format!("origin: {origin}")]).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let v = vary(&reply);
+        assert_eq!(v.iter().filter(|t| *t == "origin").count(), 1, "{reply:?}");
+        assert!(v.contains(&"accept".into()), "{reply:?}");
+    }
+}
+
 /// Preflights: answered with `Vary` naming what they depend on; `Access-Control-Request-Headers`
 /// parsed as Fetch writes it; the method case-sensitive; no Private Network Access header
 /// unless configured; `OPTIONS` without `Access-Control-Request-Method` reaches the router.
@@ -153,6 +170,7 @@ async fn preflights() {
     assert_eq!(reply.header("access-control-max-age"), Some("60"));
     assert_eq!(reply.header("access-control-allow-private-network"), None);
     let v = vary(&reply);
+    assert_eq!(v.iter().filter(|t| *t == "origin").count(), 1, "{reply:?}");
     for name in [
         "origin",
         "access-control-request-method",
