@@ -479,7 +479,7 @@ impl Steps {
             hardening,
             mut errors,
         } = self;
-        match step(hardening) {
+        match crate::hardening::set_by_variable(var, || step(hardening)) {
             Ok(hardening) => Self { hardening, errors },
             Err(e) => {
                 errors.push(e.in_setting(var));

@@ -540,8 +540,38 @@ fn needs_principal(key: &hardening_ratelimit::KeyKind) -> bool {
     }
 }
 
+thread_local! {
+    /// The `HARDENING_*` variable whose builder step runs on this thread, if any.
+    static SET_BY: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `step` with the loosening warnings it logs naming `variable` as their source.
+pub(crate) fn set_by_variable<T>(variable: &'static str, step: impl FnOnce() -> T) -> T {
+    /// Clears the variable when the step ends, however it ends.
+    struct Reset(Option<&'static str>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SET_BY.with(|v| v.set(self.0));
+        }
+    }
+    let _reset = Reset(SET_BY.with(|v| v.replace(Some(variable))));
+    step()
+}
+
 pub(crate) fn warn_loosened(method: &str, effect: &str) {
-    tracing::warn!(target: crate::LOG_TARGET, setting = method, "hardening loosened: {effect}");
+    match SET_BY.with(std::cell::Cell::get) {
+        Some(variable) => tracing::warn!(
+            target: crate::LOG_TARGET,
+            setting = method,
+            variable,
+            "hardening loosened by {variable}: {effect}"
+        ),
+        None => tracing::warn!(
+            target: crate::LOG_TARGET,
+            setting = method,
+            "hardening loosened: {effect}"
+        ),
+    }
 }
 
 /// Warns that the limit `method` sets is loosened, when `value` is above its `default`

@@ -1312,12 +1312,16 @@ fn a_timeout_longer_than_the_default_is_logged_as_a_loosening() {
             .build()
             .unwrap()
     };
-    for setup in [&long as &dyn Fn() -> Hardening, &from_env] {
+    // Set through the variable, the warning names it.
+    for (setup, by) in [
+        (&long as &dyn Fn() -> Hardening, ""),
+        (&from_env, " by HARDENING_TIMEOUT_SECS"),
+    ] {
         assert_eq!(
             loosenings(setup),
             [(
                 "timeout".to_owned(),
-                "hardening loosened: timeout is 120s, longer than the default 30s".to_owned()
+                format!("hardening loosened{by}: timeout is 120s, longer than the default 30s")
             )]
         );
     }
@@ -1338,17 +1342,24 @@ fn limits_above_their_defaults_are_logged_as_loosenings() {
             .unwrap()
     });
     assert_eq!(quiet, []);
-    let expected = [
-        (
-            "body_limit".to_owned(),
-            "hardening loosened: body_limit is 10485760, larger than the default 1048576"
-                .to_owned(),
-        ),
-        (
-            "query_param_limit".to_owned(),
-            "hardening loosened: query_param_limit is 500, more than the default 50".to_owned(),
-        ),
-    ];
+    let expected = |body_by: &str, query_by: &str| {
+        [
+            (
+                "body_limit".to_owned(),
+                format!(
+                    "hardening loosened{body_by}: body_limit is 10485760, larger than the \
+                     default 1048576"
+                ),
+            ),
+            (
+                "query_param_limit".to_owned(),
+                format!(
+                    "hardening loosened{query_by}: query_param_limit is 500, more than the \
+                     default 50"
+                ),
+            ),
+        ]
+    };
     let builder = || {
         Hardening::strict()
             .body_limit(10 * 1024 * 1024)
@@ -1364,9 +1375,24 @@ fn limits_above_their_defaults_are_logged_as_loosenings() {
         .build()
         .unwrap()
     };
-    for setup in [&builder as &dyn Fn() -> Hardening, &from_env] {
-        assert_eq!(loosenings(setup), expected);
-    }
+    assert_eq!(loosenings(&builder), expected("", ""));
+    // Set through the variables, each warning names its own; the builder's steps after
+    // `build` name none.
+    assert_eq!(
+        loosenings(&from_env),
+        expected(
+            " by HARDENING_BODY_LIMIT",
+            " by HARDENING_QUERY_PARAM_LIMIT"
+        )
+    );
+    let after = || from_env().timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        loosenings(&after)[2],
+        (
+            "timeout".to_owned(),
+            "hardening loosened: timeout is 60s, longer than the default 30s".to_owned()
+        )
+    );
 }
 
 /// `forwarded_header` is read only from trusted proxies: set without any, it was ignored
