@@ -245,7 +245,8 @@ impl RedisDenylistBuilder {
 /// A [`Denylist`] in Redis: `revoke` is `SET {key} 1 PX <ms until exp + 5 min>` (the entry
 /// expires on its own once the token could no longer be accepted, leeway included; in a
 /// script that keeps the later end when the key is there already, so that a second
-/// revocation of the token never shortens the first), and `is_revoked` is one `EXISTS`. The
+/// revocation of the token never shortens the first), and `is_revoked` is one round trip of
+/// single-key `EXISTS` commands (one key per command, as Redis Cluster needs). The
 /// time left is counted on this process's clock, the one the verifier checks `exp` with:
 /// Redis's clock may be ahead, and an absolute `PXAT` would then end revocations early.
 ///
@@ -254,7 +255,7 @@ impl RedisDenylistBuilder {
 /// never refuses another subject's token with the same `jti` (two issuers each counting
 /// their own); the subject's length (in bytes) first, so that no two pairs give one key.
 /// Versions before this one stored `{prefix}{jti}`: a check asks for that key too, in the
-/// same `EXISTS`, so revocations stored before an upgrade still refuse their tokens (of any
+/// same round trip, so revocations stored before an upgrade still refuse their tokens (of any
 /// subject, as they did) until they expire. A `jti` that spells another token's key after
 /// the prefix (`5:alicet-1`) is refused while that token is revoked: more, never less.
 ///
@@ -349,10 +350,17 @@ impl Denylist for RedisDenylist {
     fn is_revoked<'a>(&'a self, token: TokenRef<'a>) -> DenylistFuture<'a, bool> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let mut exists = redis::cmd("EXISTS");
-            exists.arg(self.key(token)).arg(self.jti_only_key(token));
-            let found: i64 = self.bounded("check", exists.query_async(&mut conn)).await?;
-            Ok(found > 0)
+            // One key per command (keys in different Redis Cluster slots cannot share one),
+            // both in one round trip.
+            let mut exists = redis::pipe();
+            exists
+                .cmd("EXISTS")
+                .arg(self.key(token))
+                .cmd("EXISTS")
+                .arg(self.jti_only_key(token));
+            let (found, found_old): (i64, i64) =
+                self.bounded("check", exists.query_async(&mut conn)).await?;
+            Ok(found > 0 || found_old > 0)
         })
     }
 
