@@ -7,8 +7,9 @@
 //!   credentials and the exposed headers; `*` gets `*` with or without an `Origin`;
 //! - a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is answered
 //!   204 with the methods, headers, max age and `Vary` when the origin is allowed, the
-//!   one method is listed (exactly as written; two methods are refused) and every requested header is listed (ignoring
-//!   case, spaces and empty items), else refused with a 403 problem;
+//!   one method is listed (exactly as written; two methods are refused) and every
+//!   requested header is listed (ignoring case, spaces and empty items), else refused
+//!   with a 403 problem;
 //! - `Vary: origin`, once, on every response when origins are listed or credentials allowed;
 //! - with an allowlist, one `Host` (and the target's authority, if any, naming the same host)
 //!   whose host, without port and one trailing dot, matches a pattern ignoring case, else a
