@@ -279,8 +279,9 @@ pub enum CostConfigError {
 /// limiter at once, all-or-nothing, before the handler runs (a refused request gets a 429
 /// problem with `Retry-After` and the violated policies). The handler reports what was really
 /// spent through the [`Usage`] handle (it can add to it while streaming) or an [`ActualCost`]
-/// response extension. When the response body **ends** (its last frame, or at once for a
-/// response that carries none: `HEAD`, 204, 304, 101), the reservation is settled to the
+/// response extension. When the response body **ends** (its last frame: one that says so,
+/// trailers, or the last byte of a declared length; or at once for a response that carries
+/// none: `HEAD`, 204, 304, 101), the reservation is settled to the
 /// actual cost (an unreported success keeps its estimate; so does a 101, whose upgraded
 /// connection spends after the response, where no report reaches it). A report above the reservation is
 /// charged on top, but only as far as it leaves each budget one burst in debt (see
@@ -626,7 +627,14 @@ where
             settle.success = head.status.is_success()
                 || head.status.is_redirection()
                 || head.status == http::StatusCode::SWITCHING_PROTOCOLS;
+            // What a server writes of a body of known length (its exact size, else the
+            // `Content-Length` header) before it stops polling it.
+            let declared = body
+                .size_hint()
+                .exact()
+                .or_else(|| content_length(&head.headers));
             if body.is_end_stream()
+                || declared == Some(0)
                 || head_request
                 || matches!(
                     head.status,
@@ -634,8 +642,8 @@ where
                 )
             {
                 // Servers never poll a body that has ended already, nor one the response
-                // cannot carry (HEAD, whose body axum replaces with an empty one; 204; 304):
-                // it is dropped unpolled, so settle now.
+                // cannot carry (HEAD, whose body axum replaces with an empty one; 204; 304;
+                // a declared length of 0): it is dropped unpolled, so settle now.
                 settle.finished();
             }
             set_ratelimit_headers(&mut head.headers, ratelimit, layer.limiter.policy_header());
@@ -644,6 +652,7 @@ where
                 Body::new(SettleBody {
                     inner: body,
                     settle,
+                    declared_left: declared,
                 }),
             ))
         })
@@ -697,11 +706,24 @@ impl Drop for Settle {
     }
 }
 
+/// A response's `Content-Length`, as a server reads it to frame the body.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 pin_project! {
     struct SettleBody {
         #[pin]
         inner: Body,
         settle: Settle,
+        // Bytes of a declared length not written yet.
+        declared_left: Option<u64>,
     }
 }
 
@@ -718,8 +740,19 @@ impl HttpBody for SettleBody {
         match &polled {
             Poll::Ready(None) => this.settle.finished(),
             // The last frame: servers (hyper's HTTP/1 and HTTP/2) stop polling once the body
-            // says it has ended, and drop it without a final `None`.
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.settle.finished(),
+            // says it has ended, after trailers (always last), and (HTTP/1) once a declared
+            // length is written, and drop it without a final `None`.
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(left), Some(data)) = (this.declared_left.as_mut(), frame.data_ref()) {
+                    *left = left.saturating_sub(data.len() as u64);
+                }
+                if this.inner.is_end_stream()
+                    || frame.is_trailers()
+                    || *this.declared_left == Some(0)
+                {
+                    this.settle.finished();
+                }
+            }
             Poll::Ready(Some(Err(_))) => {
                 // A body that fails mid-stream is an error: keep only what was reported.
                 if let Some(reservation) = this.settle.reservation.take() {

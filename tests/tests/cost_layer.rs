@@ -22,6 +22,7 @@ use hardening_core::ratelimit::{
 use hardening_errors::PrincipalId;
 use hardening_tests::{Captured, UnknownSize};
 use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 use tower::util::MapRequestLayer;
 
@@ -373,6 +374,85 @@ async fn served_successes_keep_their_estimate() {
     .await;
     assert_eq!((reply.status, reply.body.as_str()), (200, ""));
     assert_eq!(left(), 9_800);
+}
+
+/// A streamed body whose last frame does not say it is the last: hyper stops polling it
+/// once it has written what the response declared (a `Content-Length` header over a stream,
+/// as a proxy forwards an upstream answer), or right after a trailers frame, and drops it
+/// without a final poll. Both were taken for a client gone mid-stream: the whole answer,
+/// delivered, was refunded (nothing reported; a handler that reports at the stream's end
+/// never gets to).
+#[tokio::test]
+async fn a_stream_served_to_its_declared_end_or_its_trailers_keeps_its_estimate() {
+    let limiter = RateLimiter::new([Policy::global("budget", Quota::per_day(nz(10_000)))]);
+    let frames = |trailers: bool| {
+        let mut frames = vec![http_body::Frame::data(Bytes::from_static(
+            b"the whole answer",
+        ))];
+        if trailers {
+            frames.push(http_body::Frame::trailers(http::HeaderMap::new()));
+        }
+        Body::new(Frames(frames.into()))
+    };
+    let app = Router::new()
+        .route(
+            "/declared",
+            axum::routing::get(move || async move {
+                ([(http::header::CONTENT_LENGTH, "16")], frames(false))
+            }),
+        )
+        .route(
+            "/trailers",
+            axum::routing::get(move || async move { frames(true) }),
+        )
+        .layer(CostLayer::new(limiter.clone(), Estimate::fixed(100)));
+    let addr = hardening_tests::serve(app).await;
+    let left = || {
+        let headers = http::HeaderMap::new();
+        limiter.statuses(&RequestKeys::new(None, &headers))[0].remaining()
+    };
+    for path in ["/declared", "/trailers"] {
+        let before = left();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\nte: trailers\r\nconnection: close\r\n\r\n");
+        let reply = tokio::time::timeout(hardening_tests::EXCHANGE_LIMIT, async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let reply = hardening_tests::read_reply(&mut stream).await;
+            // To the server's close: it is done with the body by then.
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await.unwrap();
+            reply
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "the whole answer"),
+            "{path}"
+        );
+        assert_eq!(
+            left(),
+            before - 100,
+            "{path}: served whole, its estimate kept"
+        );
+    }
+}
+
+/// A body of these frames, none of which says it is the last (`is_end_stream` is false
+/// until it is polled past them).
+struct Frames(std::collections::VecDeque<http_body::Frame<Bytes>>);
+
+impl http_body::Body for Frames {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(Ok))
+    }
 }
 
 #[tokio::test]
