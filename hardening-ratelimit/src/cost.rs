@@ -224,6 +224,15 @@ impl CostStore {
             .filter(move |p| all_shadow || !p.is_shadow())
     }
 
+    /// What a full bucket of `policy` holds in this store (Redis refills in whole µs).
+    fn bucket_holds(&self, policy: &crate::Policy) -> u32 {
+        match self {
+            Self::Memory(_) => policy.quota().effective_burst(),
+            #[cfg(feature = "redis")]
+            Self::Redis(_) => policy.quota().effective_burst_in(1000),
+        }
+    }
+
     fn policy_header(&self) -> Option<&http::HeaderValue> {
         match self {
             Self::Memory(l) => l.policy_header(),
@@ -345,7 +354,7 @@ impl CostLayer {
         let limiter = limiter.into();
         let smallest = limiter
             .sizing_policies()
-            .map(|p| p.quota().effective_burst())
+            .map(|p| limiter.bucket_holds(p))
             .min()
             .unwrap_or(1);
         Self {
@@ -365,9 +374,9 @@ impl CostLayer {
         let smallest = self
             .limiter
             .sizing_policies()
-            .min_by_key(|p| p.quota().effective_burst())
+            .min_by_key(|p| self.limiter.bucket_holds(p))
             .ok_or(CostConfigError::NoPolicies)?;
-        let burst = smallest.quota().effective_burst();
+        let burst = self.limiter.bucket_holds(smallest);
         if max.get() >= burst {
             return Err(CostConfigError::EstimateTooLarge {
                 max_estimate: max.get(),

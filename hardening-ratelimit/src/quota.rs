@@ -98,8 +98,18 @@ impl Quota {
     /// How many units a full bucket holds: the burst, or fewer when its refill is capped at
     /// 2^63 ns (see [`burst`](Self::burst)).
     pub(crate) fn effective_burst(&self) -> u32 {
-        let interval = self.emission_interval_nanos();
-        u32::try_from(self.capacity(interval, 1) / interval).unwrap_or(u32::MAX)
+        self.effective_burst_in(1)
+    }
+
+    /// [`effective_burst`](Self::effective_burst) in a store that counts time in units of
+    /// `nanos_per_unit` (1 in memory, 1000 in Redis), its interval rounded up to one: a
+    /// capped burst can hold fewer units there.
+    pub(crate) fn effective_burst_in(&self, nanos_per_unit: u64) -> u32 {
+        let interval = self
+            .emission_interval_nanos()
+            .div_ceil(nanos_per_unit)
+            .max(1);
+        u32::try_from(self.capacity(interval, nanos_per_unit) / interval).unwrap_or(u32::MAX)
     }
 
     /// Time to refill the whole burst from empty, in the unit of `interval` (nanoseconds, or

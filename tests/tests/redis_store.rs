@@ -1629,3 +1629,30 @@ async fn a_refund_redis_refuses_for_one_policy_still_reaches_the_others() {
         "{text}"
     );
 }
+
+/// Redis refills in whole µs: a burst capped at 2^63 ns of refill holds fewer units there
+/// than in memory (`per_minute(7)` with a burst of `u32::MAX`: 1 076 060 017, not
+/// 1 076 060 070). `max_estimate` was checked against the in-memory count, so a cap of a
+/// whole Redis bucket or more was accepted instead of a start-up error: one request could
+/// take the whole budget, or (past it) was refused for good, `Retry-After` 584 942 years.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn max_estimate_is_checked_against_what_a_redis_bucket_holds() {
+    use hardening_core::ratelimit::{CostLayer, Estimate};
+    let server = RedisServer::start();
+    let quota = Quota::per_minute(nz(7)).burst(nz(u32::MAX));
+    let policy = Policy::per_principal("tokens", quota);
+    let l = limiter(&server.url(), policy, FailureMode::FailClosed).await;
+    let layer = || CostLayer::new(l.clone(), Estimate::fixed(1));
+    let refused = layer().max_estimate(nz(1_076_060_017)).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("a full bucket holds 1076060017"),
+        "{refused}"
+    );
+    // The largest cap accepted fits in a full bucket.
+    assert!(layer().max_estimate(nz(1_076_060_016)).is_ok());
+    let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+    assert!(l.check(&keys, 1_076_060_016).await.is_admitted());
+}
