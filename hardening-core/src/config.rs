@@ -160,21 +160,28 @@ impl HardeningConfig {
                 }
             }
         }
-        let config = Self::from_vars(settings).unwrap_or_else(|e| {
-            errors.push(e);
-            Self::default()
-        });
-        ConfigError::all(errors).map(|()| config)
+        let (config, read_errors) = Self::read(settings);
+        errors.extend(read_errors);
+        config.checked(errors)
     }
 
     /// Reads the given `(name, value)` pairs as if they were the environment. Every
-    /// variable is read: when several are wrong, the error names each of them.
+    /// variable is read: when several are wrong, the error names each of them, those that
+    /// [`build`](Self::build) would refuse included.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        let (config, errors) = Self::read(vars);
+        config.checked(errors)
+    }
+
+    /// Reads every pair into a config, with the errors of those that do not read.
+    fn read<K: AsRef<str>, V: AsRef<str>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> (Self, Vec<ConfigError>) {
         let mut config = Self::default();
         let mut errors = Vec::new();
         for (name, value) in vars {
@@ -182,7 +189,38 @@ impl HardeningConfig {
                 errors.push(e);
             }
         }
-        ConfigError::all(errors).map(|()| config)
+        (config, errors)
+    }
+
+    /// This config, or the errors of reading it. With errors, what did read is validated
+    /// too, so that one error names every wrong variable, not only those that did not read
+    /// (and, once they are fixed, the ones `build` refuses). A setting refused for want of
+    /// one that did not read (`HARDENING_CORS_CREDENTIALS` without the origins) is not
+    /// blamed.
+    fn checked(self, mut errors: Vec<ConfigError>) -> Result<Self, ConfigError> {
+        if errors.is_empty() {
+            return Ok(self);
+        }
+        let unread: Vec<&str> = ENV_VARS
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| {
+                errors
+                    .iter()
+                    .any(|e| matches!(e, ConfigError::Env { var, .. } if var == name))
+            })
+            .collect();
+        if let Err(built) = self.clone().build() {
+            let built = match built {
+                ConfigError::Several(built) => built,
+                built => vec![built],
+            };
+            errors.extend(built.into_iter().filter(|e| {
+                let text = e.to_string();
+                !unread.iter().any(|name| text.contains(name))
+            }));
+        }
+        ConfigError::all(errors).map(|()| self)
     }
 
     /// Reads one `HARDENING_*` variable into this config.
@@ -644,6 +682,39 @@ mod tests {
                 && text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE: needs hardening-core's"),
             "{text}"
         );
+    }
+
+    /// `from_env()?.build()?` used to name the variables that did not read, and only once
+    /// they were fixed, those the build refuses.
+    #[test]
+    fn errors_in_reading_and_in_building_are_named_at_once() {
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_TIMEOUT_SECS", "ten"),
+            ("HARDENING_TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("HARDENING_ALLOWED_HOSTS", "*.example.com"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("3 settings are wrong:"), "{text}");
+        for var in [
+            "HARDENING_TIMEOUT_SECS: expected a whole number",
+            "HARDENING_TRUSTED_PROXIES: invalid network",
+            "HARDENING_ALLOWED_HOSTS: invalid allowed host",
+        ] {
+            assert!(text.contains(&format!("\n  - {var}")), "{var} in {text}");
+        }
+        // A setting that needs one that did not read is not blamed: fixing that one may do.
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_CORS_ORIGINS", ","),
+            ("HARDENING_CORS_CREDENTIALS", "true"),
+            ("HARDENING_TRUSTED_PROXIES", " , "),
+            ("HARDENING_FORWARDED_HEADER", "forwarded"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("2 settings are wrong:"), "{text}");
+        assert!(!text.contains("- HARDENING_CORS_CREDENTIALS"), "{text}");
+        assert!(!text.contains("- HARDENING_FORWARDED_HEADER"), "{text}");
     }
 
     #[cfg(unix)]

@@ -1,0 +1,546 @@
+//! `HardeningConfig` from random sets of `HARDENING_*` variables (fixed seed): valid and
+//! invalid values, unknown and lower-case names, duplicates, empty values, huge numbers, odd
+//! networks, hosts and origins. Nothing panics; the error names exactly the wrong variables,
+//! those the build refuses as well as those that do not parse; a valid set builds, and the
+//! layer does what the variables say.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::{get, post};
+use hardening_core::{ClientIp, ENV_VARS, HardeningConfig};
+use http::{Request, Response, StatusCode};
+use tower::ServiceExt;
+
+/// How a variable's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A `usize` or `u64` limit.
+    Size,
+    /// A `u32` count.
+    Count,
+    Bool,
+    Proxies,
+    Header,
+    Origins,
+    Hosts,
+    Params,
+}
+
+const VARS: &[(&str, Kind)] = &[
+    ("HARDENING_BODY_LIMIT", Kind::Size),
+    ("HARDENING_QUERY_PARAM_LIMIT", Kind::Size),
+    ("HARDENING_TIMEOUT_SECS", Kind::Size),
+    ("HARDENING_TRUSTED_PROXIES", Kind::Proxies),
+    ("HARDENING_FORWARDED_HEADER", Kind::Header),
+    ("HARDENING_CORS_ORIGINS", Kind::Origins),
+    ("HARDENING_CORS_CREDENTIALS", Kind::Bool),
+    ("HARDENING_ALLOWED_HOSTS", Kind::Hosts),
+    ("HARDENING_SENSITIVE_QUERY_PARAMS", Kind::Params),
+    ("HARDENING_BEHIND_TLS", Kind::Bool),
+    ("HARDENING_HTTPS_REDIRECT", Kind::Bool),
+    ("HARDENING_RATE_LIMIT_PER_MINUTE", Kind::Count),
+    ("HARDENING_RATE_LIMIT_BURST", Kind::Count),
+    ("HARDENING_LOG_REQUEST_HEADERS", Kind::Bool),
+];
+
+const SIZES_OK: &[&str] = &[
+    "1",
+    "3",
+    "16",
+    " 64 ",
+    "0007",
+    "1048576",
+    "18446744073709551615",
+];
+const SIZES_BAD: &[&str] = &[
+    "",
+    " ",
+    "0",
+    "00",
+    "-1",
+    "+5",
+    "16k",
+    "30s",
+    "1e3",
+    "1_000",
+    "ten",
+    "0x10",
+    "\u{0661}\u{0662}",
+    "18446744073709551616",
+    "99999999999999999999999999",
+];
+const COUNTS_OK: &[&str] = &["10", "600", "4294967295"];
+const COUNTS_BAD: &[&str] = &["", "0", "-5", "4294967296", "10/m", "lots"];
+const BOOLS_TRUE: &[&str] = &["true", "TRUE", "1", "yes", "Yes"];
+const BOOLS_FALSE: &[&str] = &["false", "0", "no", "", " "];
+const BOOLS_BAD: &[&str] = &["maybe", "on", "2", "y", "t"];
+const HEADERS_OK: &[&str] = &[
+    "x-forwarded-for",
+    "X-Forwarded-For",
+    "forwarded",
+    "Forwarded",
+];
+const HEADERS_BAD: &[&str] = &["x-real-ip", "true", "forwarded-for"];
+
+/// The peer every probe comes from, and what the two forwarding headers name.
+const PEER: &str = "10.1.2.3:40000";
+const XFF_CLIENT: &str = "203.0.113.9";
+const FORWARDED_CLIENT: &str = "198.51.100.7";
+
+/// Networks, and whether each holds [`PEER`].
+const PROXIES_OK: &[(&str, bool)] = &[
+    ("10.0.0.0/8", true),
+    ("10.1.2.3", true),
+    ("10.1.2.0/24", true),
+    ("0.0.0.0/0", true),
+    ("192.168.0.0/16", false),
+    ("fd00::/8", false),
+    ("::1", false),
+    ("::ffff:10.0.0.0/104", true),
+    ("::ffff:192.168.0.0/112", false),
+];
+const PROXIES_BAD: &[&str] = &[
+    "10.0.0.1/8",
+    "10.0.0.0/33",
+    "::/129",
+    "[::1]",
+    "fe80::1%eth0",
+    "proxy.internal",
+    "10.0.0.0/8/8",
+    "10.0.0.0 /8",
+    "1.2.3",
+    "010.0.0.0/8",
+];
+
+/// Hosts, and whether each lets `api.example.com` in.
+const HOSTS_OK: &[(&str, bool)] = &[
+    ("api.example.com", true),
+    (".example.com", true),
+    ("API.EXAMPLE.COM", true),
+    ("localhost", false),
+    ("[::1]", false),
+    ("10.1.2.3", false),
+    ("other.example.org.", false),
+];
+const HOSTS_BAD: &[&str] = &[
+    "*.example.com",
+    "api.example.com:8080",
+    "::1",
+    "http://api.example.com",
+    "a b",
+    "a..b",
+    "-a.com",
+    "\u{4f8b}\u{3048}.jp",
+    "api.example.com/x",
+    ".",
+];
+
+/// Origins, and whether each is `https://app.example.com`.
+const ORIGIN: &str = "https://app.example.com";
+const ORIGINS_OK: &[(&str, bool)] = &[
+    ("https://app.example.com", true),
+    ("HTTPS://APP.example.com", true),
+    ("http://localhost:3000", false),
+    ("https://other.example:8443", false),
+];
+const ORIGINS_BAD: &[&str] = &[
+    "https://app.example.com/",
+    "null",
+    "https://*.example.com",
+    "app.example.com",
+    "https://app.example.com:99999",
+    "https://app.example.com:443",
+    "https://user@app.example.com",
+];
+
+/// Names that are not settings: unknown, misspelt, or with a space.
+const UNKNOWN_NAMES: &[&str] = &[
+    "HARDENING_TIMEOUT",
+    "HARDENING_FOO",
+    "HARDENING_",
+    "HARDENING_BODY_LIMIT ",
+    "HARDENING_RATELIMIT_BURST",
+    "HARDENING_CORS_ORIGIN",
+];
+
+/// One variable as the test generated it: its value, and what reading it should give
+/// (`None`: an error naming it).
+struct Var {
+    name: String,
+    value: String,
+    read: Option<Value>,
+}
+
+/// A value as read, in the terms the test checks it by.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Number(u128),
+    Bool(bool),
+    /// A list's entries, each with whether the build accepts it and whether it matches this
+    /// test's probe (holds the peer, lets its host in, is its origin); empty is unset.
+    List(Vec<(String, bool, bool)>),
+    /// The forwarding header, `None` when unset.
+    Header(Option<bool>),
+}
+
+fn pick<'a, T>(rng: &mut fastrand::Rng, from: &'a [T]) -> &'a T {
+    &from[rng.usize(..from.len())]
+}
+
+/// A list value: one to three entries, mostly good ones, with stray commas and spaces, or a
+/// value that lists nothing, or empty (unset).
+fn list(rng: &mut fastrand::Rng, ok: &[(&str, bool)], bad: &[&str]) -> (String, Option<Value>) {
+    match rng.u8(..10) {
+        0 => return (String::new(), Some(Value::List(Vec::new()))),
+        1 => return (pick(rng, &[",", " , ,", ",,"]).to_string(), None),
+        _ => {}
+    }
+    let mut entries = Vec::new();
+    for _ in 0..rng.usize(1..=3) {
+        if !bad.is_empty() && rng.u8(..6) == 0 {
+            entries.push((pick(rng, bad).to_string(), false, false));
+        } else {
+            let (entry, matches) = *pick(rng, ok);
+            entries.push((entry.to_owned(), true, matches));
+        }
+    }
+    let mut value = entries
+        .iter()
+        .map(|(e, _, _)| e.as_str())
+        .collect::<Vec<_>>()
+        .join(*pick(rng, &[",", ", ", " ,  "]));
+    if rng.bool() {
+        value.push(',');
+    }
+    (value, Some(Value::List(entries)))
+}
+
+fn value(rng: &mut fastrand::Rng, kind: Kind) -> (String, Option<Value>) {
+    let number = |v: &str| Some(Value::Number(v.trim().parse().unwrap()));
+    let good = rng.u8(..5) != 0;
+    match kind {
+        Kind::Size if good => {
+            let v = pick(rng, SIZES_OK);
+            (v.to_string(), number(v))
+        }
+        Kind::Count if good => {
+            let v = pick(rng, COUNTS_OK);
+            (v.to_string(), number(v))
+        }
+        Kind::Size => (pick(rng, SIZES_BAD).to_string(), None),
+        Kind::Count => (pick(rng, COUNTS_BAD).to_string(), None),
+        Kind::Bool if good => {
+            let yes = rng.bool();
+            let v = pick(rng, if yes { BOOLS_TRUE } else { BOOLS_FALSE });
+            (v.to_string(), Some(Value::Bool(yes)))
+        }
+        Kind::Bool => (pick(rng, BOOLS_BAD).to_string(), None),
+        Kind::Header if good && rng.u8(..4) == 0 => (String::new(), Some(Value::Header(None))),
+        Kind::Header if good => {
+            let v = pick(rng, HEADERS_OK);
+            let forwarded = v.eq_ignore_ascii_case("forwarded");
+            (v.to_string(), Some(Value::Header(Some(forwarded))))
+        }
+        Kind::Header => (pick(rng, HEADERS_BAD).to_string(), None),
+        Kind::Proxies => list(rng, PROXIES_OK, PROXIES_BAD),
+        Kind::Hosts => list(rng, HOSTS_OK, HOSTS_BAD),
+        Kind::Origins if good && rng.u8(..5) == 0 => (
+            "*".to_owned(),
+            Some(Value::List(vec![("*".to_owned(), true, true)])),
+        ),
+        Kind::Origins => list(rng, ORIGINS_OK, ORIGINS_BAD),
+        Kind::Params => list(
+            rng,
+            &[("x-honeycomb-team", false), ("sig", false), ("a=b", false)],
+            &[],
+        ),
+    }
+}
+
+/// A random set of variables: known ones, sometimes twice, and now and then an unknown or
+/// lower-case name.
+fn variables(rng: &mut fastrand::Rng) -> Vec<Var> {
+    let mut vars = Vec::new();
+    for _ in 0..rng.usize(0..=8) {
+        let (name, kind) = *pick(rng, VARS);
+        let (value, read) = value(rng, kind);
+        let name = match rng.u8(..20) {
+            0 => pick(rng, UNKNOWN_NAMES).to_string(),
+            1 => name.to_ascii_lowercase(),
+            2 => name.replacen("HARDENING", "Hardening", 1),
+            _ => {
+                vars.push(Var {
+                    name: name.to_owned(),
+                    value,
+                    read,
+                });
+                continue;
+            }
+        };
+        vars.push(Var {
+            name,
+            value,
+            read: None,
+        });
+    }
+    vars
+}
+
+/// What the variables set: for each, its last value that reads.
+fn settings(vars: &[Var]) -> BTreeMap<&str, Value> {
+    let mut set = BTreeMap::new();
+    for var in vars {
+        if let Some(read) = &var.read {
+            set.insert(var.name.as_str(), read.clone());
+        }
+    }
+    set
+}
+
+fn list_of<'a>(set: &'a BTreeMap<&str, Value>, name: &str) -> &'a [(String, bool, bool)] {
+    match set.get(name) {
+        Some(Value::List(entries)) => entries,
+        _ => &[],
+    }
+}
+
+fn flag(set: &BTreeMap<&str, Value>, name: &str) -> bool {
+    set.get(name) == Some(&Value::Bool(true))
+}
+
+fn number(set: &BTreeMap<&str, Value>, name: &str) -> Option<u128> {
+    match set.get(name) {
+        Some(Value::Number(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// The variables the error must name: those that do not read, and those whose values the
+/// build refuses. A setting that needs another one is not blamed when that one did not read
+/// (it may be set, once fixed).
+fn wrong(vars: &[Var], set: &BTreeMap<&str, Value>) -> BTreeSet<String> {
+    let unread: BTreeSet<String> = vars
+        .iter()
+        .filter(|v| v.read.is_none())
+        .map(|v| v.name.clone())
+        .collect();
+    let mut wrong = unread.clone();
+    let mut refuse = |name: &str| {
+        wrong.insert(name.to_owned());
+    };
+    for name in [
+        "HARDENING_TRUSTED_PROXIES",
+        "HARDENING_ALLOWED_HOSTS",
+        "HARDENING_CORS_ORIGINS",
+    ] {
+        if list_of(set, name).iter().any(|(_, ok, _)| !ok) {
+            refuse(name);
+        }
+    }
+    if matches!(
+        set.get("HARDENING_FORWARDED_HEADER"),
+        Some(Value::Header(Some(_)))
+    ) && list_of(set, "HARDENING_TRUSTED_PROXIES").is_empty()
+        && !unread.contains("HARDENING_TRUSTED_PROXIES")
+    {
+        refuse("HARDENING_FORWARDED_HEADER");
+    }
+    let origins = list_of(set, "HARDENING_CORS_ORIGINS");
+    if flag(set, "HARDENING_CORS_CREDENTIALS") {
+        let any_origin = origins.iter().any(|(o, _, _)| o == "*");
+        let origins_ok = origins.iter().all(|(_, ok, _)| *ok);
+        if (origins.is_empty() && !unread.contains("HARDENING_CORS_ORIGINS"))
+            || (any_origin && origins_ok)
+        {
+            refuse("HARDENING_CORS_CREDENTIALS");
+        }
+    }
+    wrong
+}
+
+/// The variables an error names: the head of each of its lines.
+fn named(error: &str) -> BTreeSet<String> {
+    let lines: Vec<&str> = match error.split_once('\n') {
+        Some((head, rest)) if head.ends_with(" settings are wrong:") => rest
+            .lines()
+            .map(|l| l.strip_prefix("  - ").unwrap_or_else(|| panic!("{error}")))
+            .collect(),
+        _ => vec![error],
+    };
+    lines
+        .iter()
+        .map(|l| l.split_once(": ").unwrap_or_else(|| panic!("{error}")).0)
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn call(app: &axum::Router, request: Request<Body>) -> Response<Body> {
+    let mut request = request;
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(PEER.parse::<SocketAddr>().unwrap()));
+    app.clone().oneshot(request).await.unwrap()
+}
+
+async fn text(response: Response<Body>) -> String {
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// A few requests through the built layer, checked against what the variables say.
+async fn probe(app: &axum::Router, set: &BTreeMap<&str, Value>, case: &str) {
+    let hosts = list_of(set, "HARDENING_ALLOWED_HOSTS");
+    let proxies = list_of(set, "HARDENING_TRUSTED_PROXIES");
+    let origins = list_of(set, "HARDENING_CORS_ORIGINS");
+    let behind_tls = flag(set, "HARDENING_BEHIND_TLS");
+    let get_ip = |uri: &str| {
+        Request::get(uri)
+            .header("host", "api.example.com")
+            .header("origin", ORIGIN)
+            .header("x-forwarded-for", XFF_CLIENT)
+            .header("forwarded", format!("for={FORWARDED_CLIENT}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let res = call(app, get_ip("/ip")).await;
+    if !hosts.is_empty() && !hosts.iter().any(|(_, _, lets_in)| *lets_in) {
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{case}"
+        );
+        return;
+    }
+    if flag(set, "HARDENING_HTTPS_REDIRECT") && !behind_tls {
+        assert!(res.status().is_redirection(), "{case}: {res:?}");
+        let location = res.headers()["location"].to_str().unwrap();
+        assert_eq!(location, "https://api.example.com/ip", "{case}");
+        return;
+    }
+    assert_eq!(res.status(), StatusCode::OK, "{case}: {res:?}");
+    let headers = res.headers().clone();
+    assert_eq!(
+        headers.contains_key("strict-transport-security"),
+        behind_tls,
+        "{case}: {headers:?}"
+    );
+    let allow_origin = headers
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let expected_origin = if origins.iter().any(|(o, _, _)| o == "*") {
+        Some("*".to_owned())
+    } else {
+        origins
+            .iter()
+            .any(|(_, _, is_it)| *is_it)
+            .then(|| ORIGIN.to_owned())
+    };
+    assert_eq!(allow_origin, expected_origin, "{case}: {headers:?}");
+    let per_minute = number(set, "HARDENING_RATE_LIMIT_PER_MINUTE").unwrap_or(100);
+    assert!(
+        headers["ratelimit-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&format!(";q={per_minute};")),
+        "{case}: {headers:?}"
+    );
+    let forwarded = set.get("HARDENING_FORWARDED_HEADER") == Some(&Value::Header(Some(true)));
+    let expected_ip = match (proxies.iter().any(|(_, _, holds)| *holds), forwarded) {
+        (false, _) => "10.1.2.3",
+        (true, false) => XFF_CLIENT,
+        (true, true) => FORWARDED_CLIENT,
+    };
+    assert_eq!(text(res).await, expected_ip, "{case}");
+
+    if let Some(limit) = number(set, "HARDENING_QUERY_PARAM_LIMIT").filter(|n| *n <= 64) {
+        let query = |n: u128| {
+            let params: Vec<String> = (0..n).map(|i| format!("p{i}=1")).collect();
+            format!("/ip?{}", params.join("&"))
+        };
+        let res = call(app, get_ip(&query(limit))).await;
+        assert_eq!(res.status(), StatusCode::OK, "{case}: {limit} parameters");
+        let res = call(app, get_ip(&query(limit + 1))).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{case}: {limit} + 1");
+    }
+    if let Some(limit) = number(set, "HARDENING_BODY_LIMIT").filter(|n| *n <= 64) {
+        for (len, status) in [
+            (limit, StatusCode::OK),
+            (limit + 1, StatusCode::PAYLOAD_TOO_LARGE),
+        ] {
+            let req = Request::post("/up")
+                .header("host", "api.example.com")
+                .body(Body::from(vec![b'x'; usize::try_from(len).unwrap()]))
+                .unwrap();
+            let res = call(app, req).await;
+            assert_eq!(res.status(), status, "{case}: {len} bytes");
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_variable_sets_are_read_validated_and_obeyed() {
+    // The generator knows every variable there is.
+    let mut known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
+    let mut generated: Vec<&str> = VARS.iter().map(|(n, _)| *n).collect();
+    known.sort_unstable();
+    generated.sort_unstable();
+    assert_eq!(generated, known, "a variable the generator does not know");
+
+    let mut rng = fastrand::Rng::with_seed(0x4841_5244_454e);
+    let (mut built, mut refused) = (0, 0);
+    for round in 0..600 {
+        let vars = variables(&mut rng);
+        let case = format!(
+            "round {round}: {:?}",
+            vars.iter()
+                .map(|v| (v.name.as_str(), v.value.as_str()))
+                .collect::<Vec<_>>()
+        );
+        let set = settings(&vars);
+        let expected = wrong(&vars, &set);
+        let result = HardeningConfig::from_vars(vars.iter().map(|v| (&v.name, &v.value)))
+            .and_then(HardeningConfig::build);
+        match result {
+            Err(error) => {
+                refused += 1;
+                let error = error.to_string();
+                assert_eq!(named(&error), expected, "{case}\n{error}");
+                for line in error
+                    .lines()
+                    .filter(|l| !l.ends_with(" settings are wrong:"))
+                {
+                    let (_, why) = line.split_once(": ").unwrap();
+                    assert!(!why.trim().is_empty(), "{case}: says nothing: {error}");
+                }
+            }
+            Ok(hardening) => {
+                built += 1;
+                assert!(expected.is_empty(), "{case}: built, expected {expected:?}");
+                let app = axum::Router::new()
+                    .route(
+                        "/ip",
+                        get(|ClientIp(ip): ClientIp| async move { ip.to_string() }),
+                    )
+                    .route(
+                        "/up",
+                        post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+                    )
+                    .layer(hardening);
+                probe(&app, &set, &case).await;
+            }
+        }
+    }
+    // Both sides were exercised.
+    assert!(
+        built > 150 && refused > 150,
+        "built {built}, refused {refused}"
+    );
+}
