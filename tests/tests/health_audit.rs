@@ -1,0 +1,328 @@
+//! Audit of the health probes: checks that panic, hang or quote secrets, many probes at once,
+//! who sees the detail (peers, trusted proxies, hosts), probe paths that collide with the
+//! app's routes, methods other than GET, rate limits and the access log.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
+use hardening_core::{Hardening, Health};
+use hardening_tests::{Captured, exchange, get as http_get, serve};
+use http::{Request, StatusCode};
+use tower::ServiceExt;
+
+fn routes() -> Router {
+    Router::new()
+        .route("/other", get(|| async { "other" }))
+        .route(
+            "/status",
+            get(|| async { "the app's status" }).post(|| async { "posted" }),
+        )
+}
+
+fn ok() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+/// A check that panics (with a secret in its message) and one that never answers fail on
+/// their own, named, while the others pass; the panicking one runs again on the next probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_panics_or_hangs_fails_alone_and_runs_again() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let health = Health::new()
+        .check("boom", move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                panic!("pool broken: password=hunter2");
+                #[allow(unreachable_code)]
+                ok()
+            }
+        })
+        .check("stuck", || {
+            std::future::pending::<Result<(), std::io::Error>>()
+        })
+        .check("fine", || async { ok() })
+        .check_timeout(Duration::from_millis(50))
+        .unwrap()
+        .reuse_results_for(Duration::ZERO);
+    let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+    for probe in 1..=2 {
+        let reply = http_get(addr, "/readyz", &[]).await;
+        assert_eq!(reply.status, 503, "{reply:?}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        let body = reply.json();
+        assert_eq!(body["detail"], "readiness checks failed: boom, stuck");
+        assert_eq!(
+            body["checks"]["boom"]["error"], "the check panicked",
+            "{body}"
+        );
+        assert_eq!(body["checks"]["stuck"]["error"], "timed out after 50 ms");
+        assert_eq!(body["checks"]["fine"], "ok");
+        assert!(body["request_id"].is_string(), "{body}");
+        assert!(!reply.body.contains("hunter2"), "{reply:?}");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            probe,
+            "the panicked check ran again"
+        );
+    }
+    // Liveness does no work, whatever the checks do.
+    assert_eq!(http_get(addr, "/healthz", &[]).await.status, 200);
+}
+
+/// A check's error quoting a secret shows in the detail with the secret redacted; outside the
+/// detail networks no error text is shown at all.
+#[tokio::test]
+async fn check_errors_that_quote_secrets_are_redacted() {
+    let errors: &[(&str, &str)] = &[
+        (
+            "pg",
+            "connect postgres://app:hunter2@db-7.internal:5432/app refused",
+        ),
+        ("redis", "redis://:s3cr3t-redis@cache:6379 unreachable"),
+        ("vault", "login failed: password=hunter3 user=app"),
+        (
+            "api",
+            "upstream said 401 to Authorization: Bearer abcdef0123456789",
+        ),
+        (
+            "cfg",
+            r#"bad config: DbConfig { user: "app", password: "hunter4" }"#,
+        ),
+    ];
+    let mut health = Health::new();
+    for (name, error) in errors {
+        health = health.check(*name, move || async move {
+            Err::<(), _>(std::io::Error::other(*error))
+        });
+    }
+    let secrets = [
+        "hunter2",
+        "s3cr3t-redis",
+        "hunter3",
+        "abcdef0123456789",
+        "hunter4",
+    ];
+    let app = routes().layer(Hardening::strict().health(health.clone()));
+    let addr = serve(app).await;
+    let reply = http_get(addr, "/readyz", &[]).await;
+    let body = reply.json();
+    assert_eq!(
+        body["detail"],
+        "readiness checks failed: pg, redis, vault, api, cfg"
+    );
+    for (name, _) in errors {
+        let error = body["checks"][name]["error"].as_str().unwrap();
+        assert!(error.contains("[redacted]"), "{name}: {error}");
+    }
+    for secret in secrets {
+        assert!(!reply.body.contains(secret), "{secret}: {}", reply.body);
+    }
+    // Outside the detail networks: the names only.
+    let health = health.detail_for(["10.0.0.0/8"]).unwrap();
+    let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+    let reply = http_get(addr, "/readyz", &[]).await;
+    assert!(reply.json().get("checks").is_none(), "{reply:?}");
+    for (_, error) in errors {
+        let quoted = error.split_whitespace().next().unwrap();
+        assert!(!reply.body.contains(quoted), "{quoted}: {}", reply.body);
+    }
+}
+
+/// Many probes at once while a check hangs past its timeout: every one answers 503 naming
+/// it, and the check ran once for all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_probes_while_a_check_hangs_share_one_timed_out_run() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let health = Health::new()
+        .check("queue", move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<Result<(), std::io::Error>>()
+        })
+        .check_timeout(Duration::from_millis(100))
+        .unwrap()
+        // Long, so that the test does not depend on how fast the host is.
+        .reuse_results_for(Duration::from_secs(600));
+    let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+    let probes: Vec<_> = (0..40)
+        .map(|i| {
+            tokio::spawn(async move {
+                let path = if i % 2 == 0 { "/readyz" } else { "/readyz?i=1" };
+                http_get(addr, path, &[]).await
+            })
+        })
+        .collect();
+    for probe in probes {
+        let reply = probe.await.unwrap();
+        assert_eq!(reply.status, 503, "{reply:?}");
+        assert_eq!(reply.json()["detail"], "readiness checks failed: queue");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one run for 40 probes");
+}
+
+/// Who sees the detail: a peer inside the detail networks, or a client a trusted proxy names
+/// inside them, with a `Host` no other site can have; not a peer outside them, whatever it
+/// claims, nor a client the proxy does not name.
+#[tokio::test]
+async fn the_detail_goes_to_clients_inside_the_networks_and_no_one_else() {
+    let health = Health::new()
+        .check("database", || async {
+            Err::<(), _>(std::io::Error::other("db-7.internal refused"))
+        })
+        .detail_for(["10.0.0.0/8"])
+        .unwrap();
+    let hardening = Hardening::strict()
+        .trusted_proxies(["10.9.9.9"])
+        .unwrap()
+        .health(health);
+    let app = routes().layer(hardening);
+    for (peer, host, xff, detail) in [
+        ("10.0.0.5", "localhost", None, true),
+        ("10.0.0.5", "10.0.0.1:8080", Some("203.0.113.7"), true),
+        ("10.0.0.5", "rebind.attacker.example", None, false),
+        ("203.0.113.7", "localhost", None, false),
+        ("203.0.113.7", "localhost", Some("10.0.0.5"), false),
+        ("10.9.9.9", "localhost", None, false),
+        ("10.9.9.9", "localhost", Some("203.0.113.7"), false),
+        (
+            "10.9.9.9",
+            "localhost",
+            Some("10.0.0.5, 203.0.113.7"),
+            false,
+        ),
+        ("10.9.9.9", "localhost", Some("10.0.0.5"), true),
+        ("10.9.9.9", "localhost", Some("203.0.113.7, 10.0.0.5"), true),
+        // Every hop trusted: the first is the client.
+        ("10.9.9.9", "localhost", Some("10.9.9.9"), true),
+    ] {
+        let mut req = Request::get("/readyz").header("host", host);
+        if let Some(xff) = xff {
+            req = req.header("x-forwarded-for", xff);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let res = app.clone().oneshot(req).await.unwrap();
+        let case = format!("{peer} {host} {xff:?}");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{case}");
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body["detail"], "readiness checks failed: database",
+            "{case}"
+        );
+        assert_eq!(body.get("checks").is_some(), detail, "{case}: {body}");
+        if !detail {
+            assert!(
+                !body.to_string().contains("db-7.internal"),
+                "{case}: {body}"
+            );
+        }
+    }
+}
+
+/// Probe paths that are also the app's routes: GET and HEAD are probes (not rate-limited,
+/// whatever the limiter says), other methods reach the app and its limits.
+#[tokio::test]
+async fn probe_paths_on_app_routes_take_get_and_head_only() {
+    let quota = Quota::per_hour(NonZeroU32::new(1).unwrap());
+    let hardening = Hardening::strict()
+        .rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", quota)]))
+        .unwrap()
+        .health(
+            Health::new()
+                .paths("/status", "/other")
+                .unwrap()
+                .check("db", || async { ok() }),
+        );
+    let addr = serve(routes().layer(hardening)).await;
+    let request = |line: &str| {
+        format!("{line} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+    };
+    // The one request the quota allows.
+    assert_eq!(
+        exchange(addr, request("POST /status").as_bytes())
+            .await
+            .body,
+        "posted"
+    );
+    for _ in 0..3 {
+        for (line, status, body) in [
+            ("GET /status", 200, r#"{"status":"ok"}"#),
+            ("HEAD /status", 200, ""),
+            // `Host: x` is no IP or `localhost`: no detail.
+            ("GET /other", 200, r#"{"status":"ok"}"#),
+            ("HEAD /other", 200, ""),
+        ] {
+            let reply = exchange(addr, request(line).as_bytes()).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (status, body),
+                "{line}"
+            );
+            assert_eq!(reply.header("content-type"), Some("application/json"));
+        }
+    }
+    for line in [
+        "POST /status",
+        "PUT /status",
+        "DELETE /other",
+        "POST /other",
+    ] {
+        let reply = exchange(addr, request(line).as_bytes()).await;
+        assert_eq!(reply.status, 429, "{line}: {reply:?}");
+    }
+}
+
+/// Probes are left out of the access log (and log no security event) unless
+/// `Health::log_requests` is set; other requests are logged as ever.
+#[tokio::test]
+async fn probes_are_quiet_in_the_access_log_unless_asked() {
+    let failing = || {
+        Health::new().check("db", || async {
+            Err::<(), _>(std::io::Error::other("down"))
+        })
+    };
+    let access_events = |captured: &Captured| {
+        captured
+            .json_lines()
+            .into_iter()
+            .filter(|l| l["target"] == hardening_core::ACCESS_TARGET)
+            .count()
+    };
+    for (health, probes_logged) in [(failing(), false), (failing().log_requests(), true)] {
+        let (captured, guard) = Captured::json_logs(tracing::Level::INFO);
+        let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+        for path in ["/healthz", "/readyz", "/healthz", "/readyz"] {
+            http_get(addr, path, &[]).await;
+        }
+        let probes = access_events(&captured);
+        assert_eq!(captured.security_event_names(), Vec::<String>::new());
+        http_get(addr, "/other", &[]).await;
+        let all = access_events(&captured);
+        drop(guard);
+        assert_eq!(
+            probes,
+            if probes_logged { 4 } else { 0 },
+            "{}",
+            captured.text()
+        );
+        assert_eq!(all, probes + 1, "{}", captured.text());
+    }
+}
