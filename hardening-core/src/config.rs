@@ -210,7 +210,12 @@ impl HardeningConfig {
                     .any(|e| matches!(e, ConfigError::Env { var, .. } if var == name))
             })
             .collect();
-        if let Err(built) = self.clone().build() {
+        // Quiet: its start-up warnings would speak of a layer that is not built.
+        let built =
+            tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::new(), || {
+                self.clone().build()
+            });
+        if let Err(built) = built {
             let built = match built {
                 ConfigError::Several(built) => built,
                 built => vec![built],
@@ -715,6 +720,26 @@ mod tests {
         assert!(text.starts_with("2 settings are wrong:"), "{text}");
         assert!(!text.contains("- HARDENING_CORS_CREDENTIALS"), "{text}");
         assert!(!text.contains("- HARDENING_FORWARDED_HEADER"), "{text}");
+    }
+
+    /// The build run to name the settings it refuses, when some did not read, logs nothing:
+    /// no loosening of a layer that is never built.
+    #[test]
+    fn a_config_that_does_not_read_warns_of_no_loosening() {
+        let vars = [
+            ("HARDENING_TIMEOUT_SECS", "ten"),
+            ("HARDENING_BODY_LIMIT", "10485760"),
+        ];
+        let lines = crate::access_log::tests::json_lines("warn", || {
+            assert!(HardeningConfig::from_vars(vars).is_err());
+        });
+        assert_eq!(lines, Vec::<serde_json::Value>::new());
+        // The same body limit, read and built, is a loosening.
+        let lines = crate::access_log::tests::json_lines("warn", || {
+            let config = HardeningConfig::from_vars([vars[1]]).unwrap();
+            drop(config.build().unwrap());
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
     }
 
     #[cfg(unix)]
