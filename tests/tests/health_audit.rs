@@ -52,7 +52,9 @@ async fn a_check_that_panics_or_hangs_fails_alone_and_runs_again() {
             std::future::pending::<Result<(), std::io::Error>>()
         })
         .check("fine", || async { ok() })
-        .check_timeout(Duration::from_millis(50))
+        // Long enough for a panic hook that prints a backtrace (`RUST_BACKTRACE=1`, a debug
+        // build: hundreds of milliseconds), or the panicking check would time out first.
+        .check_timeout(Duration::from_secs(3))
         .unwrap()
         .reuse_results_for(Duration::ZERO);
     let addr = serve(routes().layer(Hardening::strict().health(health))).await;
@@ -69,7 +71,7 @@ async fn a_check_that_panics_or_hangs_fails_alone_and_runs_again() {
             body["checks"]["boom"]["error"], "the check panicked",
             "{body}"
         );
-        assert_eq!(body["checks"]["stuck"]["error"], "timed out after 50 ms");
+        assert_eq!(body["checks"]["stuck"]["error"], "timed out after 3000 ms");
         assert_eq!(body["checks"]["fine"], "ok");
         assert!(body["request_id"].is_string(), "{body}");
         assert!(!reply.body.contains("hunter2"), "{reply:?}");
