@@ -102,6 +102,11 @@ struct Entry {
 /// `ss`/`σ`. Give the throttle the name as the client sent it, or better, the account's
 /// own canonical key (its id) once your lookup has found it.
 ///
+/// The converse holds too: names with one key must be one account. Two accounts sharing a
+/// key share its counts, and logging in to one clears the other's, so a guesser who signs
+/// up `ａlice` (fullwidth) could reset `alice`'s counts at will. Store and look up account
+/// names by [`account_key`](Self::account_key), or refuse a name whose key is taken.
+///
 /// ```
 /// use std::net::IpAddr;
 /// use hardening_ratelimit::LoginThrottle;
@@ -250,6 +255,18 @@ impl LoginThrottle {
     /// takes the charge back, or `failed()` (or drop it) when it is not.
     pub fn attempt(&self, account: &str, ip: IpAddr) -> Result<LoginAttempt<'_>, Duration> {
         self.attempt_at(account, ip, Instant::now())
+    }
+
+    /// The key `account` is counted under (see "Which names are one account" above):
+    /// store and look up account names by it, and no two accounts share a count.
+    ///
+    /// ```
+    /// use hardening_ratelimit::LoginThrottle;
+    ///
+    /// assert_eq!(LoginThrottle::account_key(" \u{ff21}lice@Example.com"), "alice@example.com");
+    /// ```
+    pub fn account_key(account: &str) -> String {
+        account_key(account)
     }
 
     pub(crate) fn attempt_at(

@@ -357,6 +357,36 @@ async fn one_clients_failed_logins_do_not_lock_the_owner_out() {
     );
 }
 
+/// The login throttle counts `ａlice@example.com` (fullwidth `ａ`) as `alice@example.com`,
+/// but the app stored and looked up addresses lower-cased in ASCII only, so the two were
+/// two accounts sharing one count: logging in to a look-alike account of one's own cleared
+/// alice's counts, and one client guessed her password past its 6 tries, without end.
+#[tokio::test]
+async fn a_look_alike_account_s_login_does_not_reset_another_account_s_count() {
+    let app = start("2000").await;
+    assert_eq!(register(app.addr, "alice@example.com").await.status, 202);
+    let own = "\u{ff41}lice@example.com";
+    let mine = "the guesser's own passphrase";
+    let body = format!(r#"{{"email":"{own}","password":"{mine}"}}"#);
+    let registered = send(app.addr, "POST", "/auth/register", &[], Some(&body)).await;
+    assert_eq!(registered.status, 202, "{}", registered.body);
+    let guess = async || {
+        login(app.addr, "alice@example.com", "guess guess guess")
+            .await
+            .status
+    };
+    for _ in 0..5 {
+        assert_eq!(guess().await, 401);
+    }
+    // Whatever the look-alike login answers, it must not hand back alice's guesses.
+    let _ = login(app.addr, own, mine).await;
+    let after = [guess().await, guess().await];
+    assert_eq!(
+        after[1], 429,
+        "past 6 tries on alice from one client, a look-alike's login let more through: {after:?}"
+    );
+}
+
 #[tokio::test]
 async fn notes_crud_with_a_bearer_token_or_the_session_cookie() {
     let app = start("2000").await;

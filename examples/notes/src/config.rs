@@ -73,9 +73,10 @@ pub struct NotesConfig {
     pub jwt_secret: Vec<u8>,
     /// Key material for the encrypted session cookie (`COOKIE_KEY`, ≥ 32 bytes).
     pub cookie_key: Vec<u8>,
-    /// The account that gets the `admin` role (`ADMIN_EMAIL`, lower-cased). It is created at
-    /// start-up, its password is [`admin_password`](Self::admin_password) and nothing else,
-    /// and registering the address changes nothing: the role cannot be had by signing up.
+    /// The account that gets the `admin` role (`ADMIN_EMAIL`, keyed as logins are: case
+    /// folded, see `LoginThrottle::account_key`). It is created at start-up, its password is
+    /// [`admin_password`](Self::admin_password) and nothing else, and registering the address
+    /// changes nothing: the role cannot be had by signing up.
     pub admin_email: Option<String>,
     /// The admin account's password (`ADMIN_PASSWORD`; required with `ADMIN_EMAIL`, the same
     /// strength rules as registration).
@@ -157,7 +158,7 @@ impl NotesConfig {
             None => NonZeroU32::new(2_000).ok_or(ConfigError::Missing("AI_DAILY_TOKENS"))?,
         };
         let admin_email = var("ADMIN_EMAIL")
-            .map(|e| e.trim().to_ascii_lowercase())
+            .map(|e| hardening_core::ratelimit::LoginThrottle::account_key(&e))
             .filter(|e| !e.is_empty());
         let admin_password = var("ADMIN_PASSWORD").filter(|p| !p.is_empty());
         admin_account(admin_email.as_deref(), admin_password.as_deref())?;

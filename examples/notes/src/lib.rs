@@ -299,7 +299,7 @@ async fn register(
     if let Some(rule) = weak_password(&password) {
         return Err(unprocessable("#/password", rule));
     }
-    let email = new.email.to_ascii_lowercase();
+    let email = LoginThrottle::account_key(&new.email);
     let hash = state
         .passwords
         .hash(password.as_bytes())
@@ -347,10 +347,15 @@ async fn login(
             ));
         }
     };
-    let email = creds.email.to_ascii_lowercase();
+    // Addresses are stored and looked up by the throttle's key (case folded, NFKC): two
+    // accounts sharing a key would share its counts, one's login clearing the other's.
+    let email = LoginThrottle::account_key(&creds.email);
     // Counted as a failure from here on (also if anything below returns early), until the
     // password is found right: concurrent guesses cannot all pass the check first.
-    let attempt = state.throttle.attempt(&email, ip).map_err(throttled)?;
+    let attempt = state
+        .throttle
+        .attempt(&creds.email, ip)
+        .map_err(throttled)?;
     let stored = state.db.credentials(email.clone()).await?;
     // The admin address logs in with the configured password only, whatever its row holds.
     let admin = state.admin.as_deref().filter(|admin| admin.email == email);
