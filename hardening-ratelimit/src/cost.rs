@@ -6,13 +6,13 @@ use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
-use hardening_errors::{CollectError, Error, RequestId};
+use hardening_errors::{CollectError, Error, Problem, RequestId};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -224,6 +224,15 @@ impl CostStore {
             .filter(move |p| all_shadow || !p.is_shadow())
     }
 
+    /// Whether an enforcing policy counts this request (has a key for it): one only shadow
+    /// policies count is not limited. A limiter whose policies are all shadow limits nothing
+    /// by design, and refuses nothing for this either.
+    fn limits(&self, keys: &RequestKeys<'_>) -> bool {
+        let enforcing = || self.policies().filter(|p| !p.is_shadow());
+        enforcing().next().is_none()
+            || enforcing().any(|p| crate::limiter::key_for(p.key_kind(), keys).is_some())
+    }
+
     /// What a full bucket of `policy` holds in this store (Redis refills in whole µs).
     fn bucket_holds(&self, policy: &crate::Policy) -> u32 {
         match self {
@@ -303,9 +312,15 @@ pub enum CostConfigError {
 /// get them free by hanging up. A refund gives back only the part of the reservation that
 /// time has not refilled yet (a long call's units have partly come back on their own).
 ///
-/// A 429, and a 413 for a body over [`max_body`](Self::max_body), is one security event
-/// (`rate_limited`, `body_too_large`), reported once, as
-/// [`RateLimitLayer`](crate::RateLimitLayer) reports its own.
+/// A request that no enforcing policy counts (per-principal budgets and no principal: an
+/// anonymous caller, or the layer outside the auth layer; a header-keyed one and no header)
+/// is refused before the handler runs with a 500 problem, and the layer warns once what to
+/// change, unless [`dangerous_allow_unkeyed`](Self::dangerous_allow_unkeyed) admits it
+/// unlimited.
+///
+/// A 429, a 413 for a body over [`max_body`](Self::max_body), and that 500 are each one
+/// security event (`rate_limited`, `body_too_large`, `cost_limit_unkeyed`), reported once,
+/// as [`RateLimitLayer`](crate::RateLimitLayer) reports its own.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -332,6 +347,9 @@ pub struct CostLayer {
     estimate: Estimate,
     max_estimate: u32,
     max_body: usize,
+    allow_unkeyed: bool,
+    /// Whether a request that no enforcing policy counts was warned about (once per layer).
+    warned_unkeyed: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for CostLayer {
@@ -341,7 +359,8 @@ impl fmt::Debug for CostLayer {
             .field("estimate", &self.estimate)
             .field("max_estimate", &self.max_estimate)
             .field("max_body", &self.max_body)
-            .finish()
+            .field("allow_unkeyed", &self.allow_unkeyed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -362,6 +381,8 @@ impl CostLayer {
             estimate,
             max_estimate: (smallest / 10).max(1),
             max_body: 1024 * 1024,
+            allow_unkeyed: false,
+            warned_unkeyed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -396,6 +417,55 @@ impl CostLayer {
         self.max_body = bytes;
         self
     }
+
+    /// Admits a request that no enforcing policy counts (an anonymous one under per-principal
+    /// budgets), with nothing reserved: it spends without limit. Logged as a loosening.
+    #[must_use]
+    pub fn dangerous_allow_unkeyed(mut self) -> Self {
+        tracing::warn!(
+            target: "hardening",
+            setting = "CostLayer::dangerous_allow_unkeyed",
+            "hardening loosened: CostLayer admits requests that none of its enforcing \
+             policies counts (no principal, no header it counts by), reserving nothing: they \
+             spend without limit"
+        );
+        self.allow_unkeyed = true;
+        self
+    }
+
+    /// Says once per layer that a request no enforcing policy counts was refused, and what to
+    /// change (the policies' names; never the request's keys).
+    #[cold]
+    fn warn_unkeyed(&self) {
+        if self.warned_unkeyed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let policies: Vec<&str> = self
+            .limiter
+            .policies()
+            .filter(|p| !p.is_shadow())
+            .map(|p| p.name().as_str())
+            .collect();
+        tracing::warn!(
+            target: "hardening",
+            policies = ?policies,
+            "cost limit: a request was refused (500) because none of the CostLayer's enforcing \
+             policies ({}) counts it (no principal, or no header they count by); place \
+             CostLayer inside the auth layer (behind the check that refuses anonymous callers, \
+             on a route that needs one), or add a per-IP or global policy \
+             (dangerous_allow_unkeyed() admits such requests unlimited). Said once per layer",
+            policies.join(", ")
+        );
+    }
+}
+
+/// The problem for a request no enforcing policy counts: the service's configuration, not
+/// the client's fault, and nothing about it for the client to read.
+fn unkeyed_problem() -> Problem {
+    Problem::new(http::StatusCode::INTERNAL_SERVER_ERROR).with_detail(
+        "this route's cost limit cannot be applied to the request; quote the request id \
+         to support",
+    )
 }
 
 impl<S> Layer<S> for CostLayer {
@@ -520,6 +590,19 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let request_id = RequestId::from_extensions(&parts.extensions);
+            if !layer.allow_unkeyed {
+                let keys = RequestKeys::from_http(&parts.extensions, &parts.headers, &parts.uri);
+                if !layer.limiter.limits(&keys) {
+                    layer.warn_unkeyed();
+                    return Ok(refusal(
+                        unkeyed_problem(),
+                        "cost_limit_unkeyed",
+                        request_id,
+                        keys.client_ip,
+                        None,
+                    ));
+                }
+            }
             let (body, units) = if layer.estimate.needs_body(&parts) {
                 match hardening_errors::collect_capped(body, layer.max_body).await {
                     Ok(bytes) => {

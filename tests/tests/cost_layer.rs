@@ -533,3 +533,145 @@ async fn a_runaway_usage_report_leaves_at_most_one_burst_of_debt_and_warns_once(
     assert!(warnings[0].contains("tokens-per-day"), "{}", warnings[0]);
     assert!(!text.contains("secret-principal"), "{text}");
 }
+
+/// A `POST /complete` without a principal (an anonymous caller, or a `CostLayer` placed
+/// outside the auth layer).
+fn anonymous(body: &str) -> Request<Body> {
+    Request::post("/complete")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// The `CostLayer` warnings (target `hardening`) that say what to change.
+fn unkeyed_warnings(captured: &Captured) -> Vec<serde_json::Value> {
+    captured
+        .json_lines()
+        .into_iter()
+        .filter(|l| l["target"] == "hardening")
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("place CostLayer inside the auth layer"))
+        })
+        .collect()
+}
+
+/// A request no enforcing policy applies to (per-principal budgets, no principal) was
+/// admitted with nothing reserved: unlimited spending on the routes that cost money. It is
+/// refused before the handler runs (a 500 problem with a request id, one security event
+/// under that id), and the operator is told once what to change; a request with a principal
+/// still passes.
+#[tokio::test]
+async fn an_anonymous_request_to_per_principal_budgets_is_refused() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let limiter = tokens();
+    let app = app(limiter.clone());
+    for _ in 0..2 {
+        let (status, headers, body) = send(&app, anonymous(r#"{"max_tokens":1000}"#)).await;
+        assert_eq!(status, 500, "admitted unkeyed: {body:?}");
+        assert_eq!(
+            headers.get("content-type").unwrap(),
+            "application/problem+json"
+        );
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["status"], 500);
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(!detail.contains("principal"), "{detail}");
+        assert!(!detail.contains("tokens-per-day"), "{detail}");
+        assert_eq!(problem["request_id"].as_str().unwrap().len(), 36);
+        let events = captured.security_events();
+        let (name, event) = events.last().unwrap();
+        assert_eq!(name, "cost_limit_unkeyed");
+        assert_eq!(event["fields"]["request_id"], problem["request_id"]);
+    }
+    assert_eq!(captured.security_events().len(), 2);
+    let warnings = unkeyed_warnings(&captured);
+    assert_eq!(warnings.len(), 1, "once per layer: {warnings:?}");
+    let warning = warnings[0]["fields"]["message"].as_str().unwrap();
+    assert!(warning.contains("tokens-per-day"), "{warning}");
+    assert!(warning.contains("per-IP or global policy"), "{warning}");
+
+    let (status, _, _) = send(
+        &app,
+        request("/complete", "alice", r#"{"max_tokens":1000}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(remaining(&limiter, "alice"), 9_500);
+}
+
+/// Inside `Hardening`, the refusal carries the request id `Hardening` gave the request and is
+/// reported once.
+#[tokio::test]
+async fn inside_hardening_an_unkeyed_refusal_is_reported_once_under_its_request_id() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let app = app(tokens()).layer(hardening_core::Hardening::strict());
+    let (status, headers, body) = send(&app, anonymous("{}")).await;
+    assert_eq!(status, 500, "{body:?}");
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        problem["request_id"],
+        headers.get("x-request-id").unwrap().to_str().unwrap()
+    );
+    let events = captured.security_events();
+    assert_eq!(
+        events.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["cost_limit_unkeyed"]
+    );
+    assert_eq!(events[0].1["fields"]["request_id"], problem["request_id"]);
+}
+
+/// A shadow policy that applies does not make the request limited: with only a shadow
+/// global budget beside the per-principal one, an anonymous request is still refused.
+#[tokio::test]
+async fn a_shadow_policy_alone_does_not_apply() {
+    let limiter = RateLimiter::new([
+        Policy::per_principal("tokens-per-day", Quota::per_day(nz(10_000))),
+        Policy::global("trial", Quota::per_day(nz(100_000))).shadow(),
+    ]);
+    let (status, _, body) = send(&app(limiter), anonymous("{}")).await;
+    assert_eq!(status, 500, "admitted unkeyed: {body:?}");
+}
+
+/// A per-IP budget beside the per-principal one applies to anonymous requests: they are
+/// admitted and charged to their address.
+#[tokio::test]
+async fn a_per_ip_policy_makes_anonymous_requests_limited() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let limiter = RateLimiter::new([
+        Policy::per_principal("tokens-per-day", Quota::per_day(nz(10_000))),
+        Policy::per_client_ip("tokens-per-ip", Quota::per_day(nz(10_000))),
+    ]);
+    let app = app(limiter.clone());
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 4000));
+    let mut req = anonymous(r#"{"max_tokens":1000}"#);
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, 200, "{body:?}");
+    let headers = http::HeaderMap::new();
+    let keys = RequestKeys::new(Some(peer.ip()), &headers);
+    assert_eq!(limiter.statuses(&keys)[0].remaining(), 9_500);
+    assert!(unkeyed_warnings(&captured).is_empty());
+}
+
+/// `dangerous_allow_unkeyed` keeps the old behaviour (admitted, nothing reserved) and says
+/// so when the layer is built.
+#[tokio::test]
+async fn dangerous_allow_unkeyed_admits_and_warns() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let layer = CostLayer::new(tokens(), Estimate::fixed(100)).dangerous_allow_unkeyed();
+    let loosenings = captured.loosenings();
+    assert_eq!(loosenings.len(), 1, "{loosenings:?}");
+    assert_eq!(loosenings[0].0, "CostLayer::dangerous_allow_unkeyed");
+    let app = Router::new()
+        .route("/complete", post(|| async { "done" }))
+        .layer(layer);
+    let (status, _, body) = send(&app, anonymous("{}")).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, Bytes::from_static(b"done"))
+    );
+    assert!(captured.security_events().is_empty());
+}

@@ -1123,6 +1123,36 @@ fn reserving_100(tokens: &RedisLimiter) -> Router {
         .layer(tower::util::MapRequestLayer::new(as_alice))
 }
 
+/// A request that no policy of a Redis-backed `CostLayer` counts (per-principal budgets, no
+/// principal) is refused before the handler runs, as with the in-memory store; alice's
+/// still passes.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn an_anonymous_request_to_a_redis_per_principal_budget_is_refused() {
+    use hardening_core::ratelimit::{CostLayer, Estimate};
+
+    let server = RedisServer::start();
+    let tokens = limiter(
+        &server.url(),
+        Policy::per_principal("tokens", frozen(1_000)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let anonymous = Router::new()
+        .route("/", get(|| async { "done" }))
+        .layer(CostLayer::new(tokens.clone(), Estimate::fixed(100)));
+    let get = || Request::get("/").body(Body::empty()).unwrap();
+    let response = anonymous.oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), 500, "admitted unkeyed");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let response = reserving_100(&tokens).oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(left_for_alice(&tokens).await, Some(vec![900]));
+}
+
 /// Each policy's units left for alice, from a decision that charges nothing; `None` while
 /// Redis does not answer.
 async fn left_for_alice(tokens: &RedisLimiter) -> Option<Vec<u32>> {

@@ -105,7 +105,9 @@ async fn complete_route(
 }
 
 /// The route with its budget (`daily` tokens per user per day, one request reserving at
-/// most half of it) and a limit of 20 requests a minute per user.
+/// most half of it) and a limit of 20 requests a minute per user, behind the check that
+/// refuses anonymous callers (401): the budgets count by user, so a request without one must
+/// not reach them (`CostLayer` would refuse it as misconfigured, with a 500).
 pub(crate) fn router(daily: NonZeroU32) -> Result<Router<AppState>, CostConfigError> {
     let budget = RateLimiter::new([Policy::per_principal(
         "ai-tokens-per-day",
@@ -121,7 +123,8 @@ pub(crate) fn router(daily: NonZeroU32) -> Result<Router<AppState>, CostConfigEr
     Ok(Router::new()
         .route("/ai/complete", post(complete_route))
         .route_layer(cost)
-        .route_layer(RateLimitLayer::new(requests)))
+        .route_layer(RateLimitLayer::new(requests))
+        .route_layer(axum::middleware::from_extractor::<Authenticated>()))
 }
 
 #[cfg(test)]
