@@ -60,6 +60,9 @@ security_events! {
     BadHost => "bad_host",
     /// 503: the service is at its concurrency cap and shed the request.
     LoadShed => "load_shed",
+    /// 500: a `CostLayer` none of whose enforcing policies counts the request (per-principal
+    /// budgets and no principal): refused rather than let spend without limit.
+    CostLimitUnkeyed => "cost_limit_unkeyed",
     /// 403: a CORS preflight from an origin, or for a method or header, that is not allowed.
     CorsRejected => "cors_rejected",
     /// Not a rejection: a rate-limit policy in shadow mode would have refused the request.
@@ -185,7 +188,7 @@ mod tests {
 
     #[test]
     fn every_name_is_its_events_own() {
-        assert_eq!(SecurityEvent::ALL.len(), 15);
+        assert_eq!(SecurityEvent::ALL.len(), 16);
         for &event in SecurityEvent::ALL {
             assert_eq!(SecurityEvent::from_name(event.as_str()), Some(event));
         }
