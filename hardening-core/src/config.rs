@@ -220,9 +220,11 @@ impl HardeningConfig {
                 ConfigError::Several(built) => built,
                 built => vec![built],
             };
+            // Only our own "set X too" messages name another variable; a builder's error
+            // may quote a value, which can spell any name.
             errors.extend(built.into_iter().filter(|e| {
-                let text = e.to_string();
-                !unread.iter().any(|name| text.contains(name))
+                !matches!(e, ConfigError::Env { why, .. }
+                    if unread.iter().any(|name| why.contains(name)))
             }));
         }
         ConfigError::all(errors).map(|()| self)
@@ -720,6 +722,24 @@ mod tests {
         assert!(text.starts_with("2 settings are wrong:"), "{text}");
         assert!(!text.contains("- HARDENING_CORS_CREDENTIALS"), "{text}");
         assert!(!text.contains("- HARDENING_FORWARDED_HEADER"), "{text}");
+    }
+
+    /// A build error is left out for a variable that did not read only when the message is
+    /// ours and names it as needed; a value that merely spells its name (an env file's
+    /// unexpanded `${HARDENING_TIMEOUT_SECS}`) is still named, else fixing the one that did
+    /// not read would reveal it only then.
+    #[test]
+    fn a_value_that_spells_a_variable_that_did_not_read_is_still_named() {
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_TIMEOUT_SECS", "ten"),
+            ("HARDENING_ALLOWED_HOSTS", "${HARDENING_TIMEOUT_SECS}"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("\n  - HARDENING_ALLOWED_HOSTS: invalid allowed host"),
+            "the allowed host is not named: {text}"
+        );
     }
 
     /// The build run to name the settings it refuses, when some did not read, logs nothing:
