@@ -426,8 +426,8 @@ impl CostLayer {
             target: "hardening",
             setting = "CostLayer::dangerous_allow_unkeyed",
             "hardening loosened: CostLayer admits requests that none of its enforcing \
-             policies counts (no principal, no header it counts by), reserving nothing: they \
-             spend without limit"
+             policies counts (no principal, client IP or header it counts by), reserving \
+             nothing: they spend without limit"
         );
         self.allow_unkeyed = true;
         self
@@ -450,9 +450,10 @@ impl CostLayer {
             target: "hardening",
             policies = ?policies,
             "cost limit: a request was refused (500) because none of the CostLayer's enforcing \
-             policies ({}) counts it (no principal, or no header they count by); place \
+             policies ({}) counts it (no principal, client IP or header they count by); place \
              CostLayer inside the auth layer (behind the check that refuses anonymous callers, \
-             on a route that needs one), or add a per-IP or global policy \
+             on a route that needs one), or add a per-IP or global policy (per-IP ones need \
+             the client IP: serve with ConnectInfo, or inside Hardening) \
              (dangerous_allow_unkeyed() admits such requests unlimited). Said once per layer",
             policies.join(", ")
         );

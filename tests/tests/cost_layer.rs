@@ -675,3 +675,24 @@ async fn dangerous_allow_unkeyed_admits_and_warns() {
     );
     assert!(captured.security_events().is_empty());
 }
+
+/// A per-IP budget and no client IP (served without `ConnectInfo`, and not inside
+/// `Hardening`): refused like any request no policy counts, and the warning says what is
+/// missing. It used to advise adding the per-IP policy the layer already has.
+#[tokio::test]
+async fn a_per_ip_policy_without_the_client_ip_says_what_is_missing() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let limiter = RateLimiter::new([Policy::per_client_ip(
+        "tokens-per-ip",
+        Quota::per_day(nz(10_000)),
+    )]);
+    let (status, _, body) = send(&app(limiter), anonymous("{}")).await;
+    assert_eq!(status, 500, "admitted unkeyed: {body:?}");
+    let warnings = unkeyed_warnings(&captured);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let warning = warnings[0]["fields"]["message"].as_str().unwrap();
+    assert!(
+        warning.contains("ConnectInfo"),
+        "the warning does not say the client IP is missing: {warning}"
+    );
+}
