@@ -298,11 +298,11 @@ pub enum CostConfigError {
 /// problem with `Retry-After` and the violated policies). The handler reports what was really
 /// spent through the [`Usage`] handle (it can add to it while streaming) or an [`ActualCost`]
 /// response extension. When the response body **ends** (its last frame: one that says so,
-/// trailers, or the last byte of a declared length; or at once for a response that carries
-/// none: `HEAD`, 204, 304, 101), the reservation is settled to the
-/// actual cost (an unreported success keeps its estimate; so does a 101, whose upgraded
-/// connection spends after the response, where no report reaches it). A report above the reservation is
-/// charged on top, but only as far as it leaves each budget one burst in debt (see
+/// trailers, or over HTTP/1 the last byte of a declared length; or at once for a response
+/// that carries none: `HEAD`, 204, 304, 101), the reservation is settled to the actual cost
+/// (an unreported success keeps its estimate; so does a 101, whose upgraded connection
+/// spends after the response, where no report reaches it). A report above the reservation
+/// is charged on top, but only as far as it leaves each budget one burst in debt (see
 /// [`Reservation::settle`]; logged as a warning once per policy): a runaway report cannot
 /// lock a principal, or everyone under a global budget, out for longer than that. A **5xx**
 /// response or a service error refunds everything. A body **dropped** before its end
@@ -683,6 +683,11 @@ where
             let usage = Usage::new(estimate);
             parts.extensions.insert(usage.clone());
             let head_request = parts.method == http::Method::HEAD;
+            // HTTP/1 stops polling a body at its declared length; HTTP/2 reads on to its end.
+            let stops_at_length = matches!(
+                parts.version,
+                http::Version::HTTP_09 | http::Version::HTTP_10 | http::Version::HTTP_11
+            );
             // Held from here on, so that a request future dropped before the response exists
             // (a timeout further out answering 503, a panic caught further out answering 500,
             // a client gone before the response head) is refunded like a 5xx: all but the
@@ -720,12 +725,15 @@ where
             settle.success = head.status.is_success()
                 || head.status.is_redirection()
                 || head.status == http::StatusCode::SWITCHING_PROTOCOLS;
-            // What a server writes of a body of known length (its exact size, else the
-            // `Content-Length` header) before it stops polling it.
-            let declared = body
-                .size_hint()
-                .exact()
-                .or_else(|| content_length(&head.headers));
+            // What an HTTP/1 server writes of a body of known length (its exact size, else
+            // the `Content-Length` header) before it stops polling it.
+            let declared = stops_at_length
+                .then(|| {
+                    body.size_hint()
+                        .exact()
+                        .or_else(|| content_length(&head.headers))
+                })
+                .flatten();
             if body.is_end_stream()
                 || declared == Some(0)
                 || head_request

@@ -439,6 +439,42 @@ async fn a_stream_served_to_its_declared_end_or_its_trailers_keeps_its_estimate(
     }
 }
 
+/// A declared length ends the body where HTTP/1 stops polling it, not over HTTP/2, whose
+/// server reads a body on to its end (a report made after the declared bytes must still
+/// count): there, a body dropped right after its declared bytes is a client gone, refunded.
+#[tokio::test]
+async fn a_declared_length_ends_the_body_over_http1_only() {
+    for (version, kept) in [
+        (http::Version::HTTP_11, 9_900),
+        (http::Version::HTTP_2, 10_000),
+    ] {
+        let limiter = RateLimiter::new([Policy::global("budget", Quota::per_day(nz(10_000)))]);
+        let app = Router::new()
+            .route(
+                "/declared",
+                axum::routing::get(|| async {
+                    let frame = http_body::Frame::data(Bytes::from_static(b"the whole answer"));
+                    (
+                        [(http::header::CONTENT_LENGTH, "16")],
+                        Body::new(Frames(vec![frame].into())),
+                    )
+                }),
+            )
+            .layer(CostLayer::new(limiter.clone(), Estimate::fixed(100)));
+        let req = Request::get("/declared")
+            .version(version)
+            .body(Body::empty())
+            .unwrap();
+        let mut body = app.oneshot(req).await.unwrap().into_body();
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.data_ref().map(Bytes::len), Some(16));
+        drop(body);
+        let headers = http::HeaderMap::new();
+        let left = limiter.statuses(&RequestKeys::new(None, &headers))[0].remaining();
+        assert_eq!(left, kept, "{version:?}");
+    }
+}
+
 /// A body of these frames, none of which says it is the last (`is_end_stream` is false
 /// until it is polled past them).
 struct Frames(std::collections::VecDeque<http_body::Frame<Bytes>>);
