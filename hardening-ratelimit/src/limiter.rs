@@ -64,7 +64,9 @@ pub enum KeyKind {
     /// The route: axum's matched path template (`/notes/{id}`) when the limiter runs inside
     /// the router, else the request path.
     Route,
-    /// Your own function of the request (keys over 256 bytes are counted by a digest).
+    /// Your own function of the request (keys over 256 bytes are counted by a digest). It
+    /// may be called more than once per request (`CostLayer` asks whether any policy counts
+    /// the request before it reserves): keep it a pure, cheap function of its input.
     Custom(KeyFn),
     /// Several keys together (per principal *and* route, say); a request missing any part is
     /// not counted by the policy.

@@ -634,6 +634,33 @@ async fn registering_the_admin_email_does_not_make_an_admin() {
     assert_problem(&listing, 403);
 }
 
+/// A `NotesConfig` built by hand (not read from `ADMIN_EMAIL`) with the admin address in
+/// another case: the admin account is keyed as every address is, so it logs in, as admin.
+#[tokio::test]
+async fn a_hand_built_admin_address_is_keyed_as_logins_are() {
+    let mut notes = TempNotes::new(
+        "e2e-admin-case",
+        &[
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+    notes.config.admin_email = Some("Admin@Example.COM".to_owned());
+    let addr = notes.serve().await;
+    let admin = login(addr, "admin@example.com", ADMIN_PASSWORD).await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    let token = bearer(admin.json()["access_token"].as_str().unwrap());
+    let listing = send(
+        addr,
+        "GET",
+        "/admin/users",
+        &[("authorization", &token)],
+        None,
+    )
+    .await;
+    assert_eq!(listing.status, 200, "{}", listing.body);
+}
+
 /// A database where someone registered the admin address before it was configured (or
 /// before this binding existed): at start-up the row loses its password, so its registrant
 /// cannot log in, and `ADMIN_PASSWORD` does, as admin.

@@ -90,7 +90,8 @@ impl Admin {
         })
         .map_err(ConfigError::AdminPasswordHash)?;
         Ok(Self {
-            email: email.to_owned(),
+            // Keyed as addresses are stored and looked up, however the config was made.
+            email: LoginThrottle::account_key(email),
             hash,
         })
     }
@@ -132,7 +133,8 @@ pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, S
         // The admin's row exists from the start, so the address is taken, and holds no usable
         // password: only ADMIN_PASSWORD logs in. One registered before this binding is set
         // aside, its id and notes with it: the admin's row is a new one.
-        db.lock_account(email).map_err(database_error)?;
+        db.lock_account(&LoginThrottle::account_key(email))
+            .map_err(database_error)?;
     }
     let hardening = hardening
         .build()
