@@ -5,6 +5,7 @@
 pub mod bench_apps;
 pub mod notes;
 pub mod redis_server;
+pub mod security_counts;
 pub mod webdriver;
 
 use std::net::SocketAddr;

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,70 +20,11 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use hardening_core::Hardening;
 use hardening_core::ratelimit::{CostLayer, Estimate, Policy, Quota, RateLimitLayer, RateLimiter};
+use hardening_tests::security_counts::{Counts, recording};
 use hardening_tests::{Captured, UnknownSize};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
 use tower::ServiceExt;
-
-/// Counters by their `event` label; gauges and histograms are not used here.
-#[derive(Default)]
-struct Counts(Mutex<HashMap<String, Arc<Count>>>);
-
-#[derive(Default)]
-struct Count(Mutex<u64>);
-
-impl CounterFn for Count {
-    fn increment(&self, value: u64) {
-        *self.0.lock().unwrap() += value;
-    }
-    fn absolute(&self, value: u64) {
-        *self.0.lock().unwrap() = value;
-    }
-}
-
-impl metrics::Recorder for Counts {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        assert_eq!(key.name(), "hardening_security_events_total");
-        let event = key
-            .labels()
-            .find(|l| l.key() == "event")
-            .map(|l| l.value().to_owned())
-            .unwrap();
-        let count = self.0.lock().unwrap().entry(event).or_default().clone();
-        Counter::from_arc(count)
-    }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-}
-
-impl Counts {
-    fn of(&self) -> HashMap<String, u64> {
-        let counts = self.0.lock().unwrap();
-        counts
-            .iter()
-            .map(|(event, n)| (event.clone(), *n.0.lock().unwrap()))
-            .collect()
-    }
-}
-
-/// Runs `future` on a fresh runtime with `counts` as the metrics recorder.
-fn recording<T>(counts: &Counts, future: impl std::future::Future<Output = T>) -> T {
-    metrics::with_local_recorder(counts, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(future)
-    })
-}
 
 /// A route whose own limit admits one request, under `Hardening::strict()`, with `between`
 /// applied between the two layers; sends two requests and returns the second's status.
