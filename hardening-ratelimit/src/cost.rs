@@ -667,7 +667,7 @@ where
                     return Ok(response);
                 }
                 (Decision::Shadowed { violated, .. }, Some(r)) => {
-                    report_shadow(request_id, &violated, u64::from(estimate));
+                    report_shadow(request_id, keys.client_ip, &violated, u64::from(estimate));
                     r
                 }
                 (_, Some(r)) => r,

@@ -148,7 +148,7 @@ where
                 statuses,
             ),
             Decision::Shadowed { violated, statuses } => {
-                crate::respond::report_shadow(request_id, &violated, 1);
+                crate::respond::report_shadow(request_id, keys.client_ip, &violated, 1);
                 shadowed = true;
                 (
                     State::Inner {

@@ -1470,7 +1470,7 @@ where
                     ..
                 } => too_many(retry_after, &violated, request_id, client_ip),
                 Decision::Shadowed { violated, .. } => {
-                    report_shadow(request_id, &violated, 1);
+                    report_shadow(request_id, client_ip, &violated, 1);
                     let mut response = inner.call(req).await?;
                     hardening_errors::mark_logged(&mut response, crate::respond::SHADOW_EVENT);
                     response

@@ -94,13 +94,20 @@ fn merge_list(headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
 /// ([`hardening_errors::mark_logged`]) for `Hardening` to count.
 pub(crate) const SHADOW_EVENT: &str = "rate_limit_shadow";
 
-/// Logs a request admitted only because the policies that refused it are in shadow mode.
-pub(crate) fn report_shadow(request_id: Option<RequestId>, violated: &[PolicyName], cost: u64) {
+/// Logs a request admitted only because the policies that refused it are in shadow mode,
+/// with the client address as every security event has it.
+pub(crate) fn report_shadow(
+    request_id: Option<RequestId>,
+    client_ip: Option<IpAddr>,
+    violated: &[PolicyName],
+    cost: u64,
+) {
     tracing::event!(
         target: hardening_errors::SECURITY_TARGET,
         tracing::Level::WARN,
         security.event = SHADOW_EVENT,
         request_id = request_id.map(tracing::field::display),
+        client.address = client_ip.map(tracing::field::display),
         policies = ?violated,
         cost,
         "request would have been rate limited (policy in shadow mode); admitted",

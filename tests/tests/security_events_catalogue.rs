@@ -52,9 +52,11 @@ const NAMES: [&str; 16] = [
 ];
 
 /// The same events emitted by the standalone layers inside `Hardening` (`event/layer`).
-const INSIDE: [&str; 3] = [
+const INSIDE: [&str; 5] = [
     "rate_limited/RateLimitLayer",
+    "rate_limit_shadow/RateLimitLayer",
     "rate_limited/CostLayer",
+    "rate_limit_shadow/CostLayer",
     "body_too_large/CostLayer",
 ];
 
