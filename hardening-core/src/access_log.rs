@@ -1018,6 +1018,70 @@ pub(crate) mod tests {
         );
     }
 
+    /// What `init_json_logs` writes for requests over TCP: every access-log field, and a
+    /// security event's, at the top level (none under `fields`), with the types an
+    /// OpenTelemetry backend reads (the status a number, the duration a float).
+    #[test]
+    fn json_logs_put_the_fields_of_real_requests_at_the_top_level() {
+        use std::io::{Read as _, Write as _};
+        let lines = json_lines("info", || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let app = axum::Router::new()
+                    .route("/notes/{id}", axum::routing::post(|| async { "ok" }))
+                    .layer(crate::Hardening::strict().body_limit(4).unwrap());
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                tokio::spawn(async move { crate::serve(listener, app).await });
+                for request in [
+                    &b"POST /notes/7?token=s3cr3t HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"[..],
+                    b"POST /notes/7 HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello",
+                ] {
+                    // A blocking client on a thread of its own; the server runs here.
+                    tokio::task::spawn_blocking(move || {
+                        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                        stream
+                            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                            .unwrap();
+                        stream.write_all(request).unwrap();
+                        let mut answer = Vec::new();
+                        stream.read_to_end(&mut answer).unwrap();
+                    })
+                    .await
+                    .unwrap();
+                }
+            });
+        });
+        let access: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["target"] == ACCESS_TARGET)
+            .collect();
+        assert_eq!(access.len(), 2, "{lines:#?}");
+        for (line, status) in access.iter().zip([200, 413]) {
+            assert!(line.get("fields").is_none(), "{line}");
+            assert_eq!(line["message"], "request");
+            assert_eq!(line["http.request.method"], "POST");
+            assert_eq!(line["http.route"], "/notes/{id}");
+            assert_eq!(line["http.response.status_code"].as_u64(), Some(status));
+            assert!(line["http.server.request.duration"].is_f64(), "{line}");
+            assert!(line["request_id"].is_string(), "{line}");
+            assert_eq!(line["client.address"], "127.0.0.1");
+        }
+        assert_eq!(access[0]["url.query"], "token=[redacted]");
+        let security: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["target"] == crate::SECURITY_TARGET)
+            .collect();
+        assert_eq!(security.len(), 1, "{lines:#?}");
+        assert!(security[0].get("fields").is_none(), "{}", security[0]);
+        assert_eq!(security[0]["security.event"], "body_too_large");
+        assert_eq!(security[0]["request_id"], access[1]["request_id"]);
+        assert!(!format!("{lines:?}").contains("s3cr3t"), "{lines:#?}");
+    }
+
     /// Logs the request as answered 200 (the access log must be on).
     pub(crate) fn log_ok(log: &AccessLog, parts: &http::request::Parts) {
         let record = log.record(parts).expect("the access log is on");

@@ -85,6 +85,40 @@ impl Captured {
 }
 
 impl Captured {
+    /// The access-log events among the JSON lines captured so far, as their `fields`, in
+    /// order. Panics on a line that is not JSON.
+    pub fn access_events(&self) -> Vec<serde_json::Value> {
+        self.json_lines()
+            .into_iter()
+            .filter(|v| v["target"] == hardening_core::ACCESS_TARGET)
+            .map(|v| v["fields"].clone())
+            .collect()
+    }
+
+    /// Waits (up to [`EXCHANGE_LIMIT`]) until at least `count` access-log events are
+    /// captured, and returns them all: for requests whose event is logged after the
+    /// client has its answer or has gone.
+    pub async fn wait_for_access_events(&self, count: usize) -> Vec<serde_json::Value> {
+        let wait = async {
+            loop {
+                let events = self.access_events();
+                if events.len() >= count {
+                    return events;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        match tokio::time::timeout(EXCHANGE_LIMIT, wait).await {
+            Ok(events) => events,
+            Err(_) => panic!(
+                "fewer than {count} access-log events: {:#?}",
+                self.access_events()
+            ),
+        }
+    }
+}
+
+impl Captured {
     /// The `security.event` names among the JSON lines captured so far, in order.
     pub fn security_event_names(&self) -> Vec<String> {
         self.security_events()

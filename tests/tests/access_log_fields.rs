@@ -1,0 +1,349 @@
+//! Audit of the access log's fields over TCP, as an OpenTelemetry backend reads them: names,
+//! value types, the route template, the principal, the client address, and one event for
+//! every way a request can end.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::get;
+use hardening_core::errors::PrincipalId;
+use hardening_core::{Cors, Hardening};
+use hardening_tests::{Captured, EXCHANGE_LIMIT, exchange, get as http_get, send, serve};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn notes() -> Router {
+    Router::new().route(
+        "/notes/{id}",
+        get(|| async { "note" }).post(|body: Bytes| async move { body.len().to_string() }),
+    )
+}
+
+/// Names and types as OpenTelemetry's HTTP semantic conventions have them: the status a
+/// number, the duration a float (seconds, the unit of `http.server.request.duration`), the
+/// method as sent (an extension method too), the route the matched template, and the path
+/// only without one, redacted.
+#[tokio::test]
+async fn fields_have_opentelemetry_names_and_types() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let addr = serve(notes().layer(Hardening::strict())).await;
+
+    let ok = http_get(addr, "/notes/7?page=2", &["user-agent: probe/1.0"]).await;
+    assert_eq!(ok.status, 200);
+    let purge = send(addr, "PURGE", "/notes/7", &[], None).await;
+    assert_eq!(purge.status, 405);
+    let missing = http_get(addr, "/nowhere/7;token=SECRET-path", &[]).await;
+    assert_eq!(missing.status, 404);
+
+    let access = captured.access_events();
+    assert_eq!(access.len(), 3, "{access:#?}");
+    let first = &access[0];
+    assert_eq!(first["message"], "request");
+    assert_eq!(first["http.request.method"], "GET");
+    assert_eq!(first["http.route"], "/notes/{id}");
+    assert!(first.get("url.path").is_none(), "{first}");
+    assert_eq!(first["url.query"], "page=2");
+    assert_eq!(
+        first["http.response.status_code"].as_u64(),
+        Some(200),
+        "{first}"
+    );
+    assert!(
+        first["http.server.request.duration"].is_f64(),
+        "a number of seconds: {first}"
+    );
+    assert_eq!(first["request_id"], ok.header("x-request-id").unwrap());
+    assert_eq!(first["client.address"], "127.0.0.1");
+    assert_eq!(first["user_agent.original"], "probe/1.0");
+    assert!(first.get("enduser.id").is_none(), "{first}");
+    assert!(first.get("error.type").is_none(), "{first}");
+
+    assert_eq!(access[1]["http.request.method"], "PURGE");
+    assert_eq!(
+        access[1]["http.route"], "/notes/{id}",
+        "a 405 matched a route"
+    );
+    assert_eq!(access[1]["http.response.status_code"].as_u64(), Some(405));
+
+    let missing = &access[2];
+    assert!(
+        missing.get("http.route").is_none(),
+        "no template: {missing}"
+    );
+    assert_eq!(missing["url.path"], "/nowhere/7;token=[redacted]");
+    assert_eq!(missing["http.response.status_code"].as_u64(), Some(404));
+    assert!(!captured.text().contains("SECRET"), "{}", captured.text());
+}
+
+/// `enduser.id` is the `PrincipalId` an auth layer inside put on the response, on an error
+/// that `Hardening` turns into a problem too, and absent when none was set.
+#[tokio::test]
+async fn the_principal_is_logged_when_an_auth_layer_inside_sets_it() {
+    async fn auth(
+        req: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        let user = req
+            .headers()
+            .get("x-test-user")
+            .and_then(|v| v.to_str().ok())
+            .map(PrincipalId::new);
+        let mut res = next.run(req).await;
+        if let Some(user) = user {
+            res.extensions_mut().insert(user);
+        }
+        res
+    }
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let app = notes()
+        .route("/admin", get(|| async { http::StatusCode::FORBIDDEN }))
+        .layer(axum::middleware::from_fn(auth))
+        .layer(Hardening::strict());
+    let addr = serve(app).await;
+    assert_eq!(
+        http_get(addr, "/notes/1", &["x-test-user: user-7"])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        http_get(addr, "/admin", &["x-test-user: user-8"])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(http_get(addr, "/notes/1", &[]).await.status, 200);
+    let access = captured.access_events();
+    assert_eq!(access.len(), 3, "{access:#?}");
+    assert_eq!(access[0]["enduser.id"], "user-7");
+    assert_eq!(access[1]["enduser.id"], "user-8", "kept on the 403 problem");
+    assert!(access[2].get("enduser.id").is_none(), "{}", access[2]);
+}
+
+/// `client.address`: the right-most address not of a trusted proxy behind one, the peer
+/// otherwise (a client's `X-Forwarded-For` ignored).
+#[tokio::test]
+async fn the_client_address_is_the_right_most_untrusted_hop() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let behind_proxies = Hardening::strict()
+        .trusted_proxies(["127.0.0.1", "10.0.0.0/8"])
+        .unwrap();
+    let proxied = serve(notes().layer(behind_proxies)).await;
+    let direct = serve(notes().layer(Hardening::strict())).await;
+    let xff = "x-forwarded-for: 198.51.100.1, 203.0.113.9, 10.1.2.3";
+    assert_eq!(http_get(proxied, "/notes/1", &[xff]).await.status, 200);
+    assert_eq!(http_get(direct, "/notes/1", &[xff]).await.status, 200);
+    let access = captured.access_events();
+    assert_eq!(access.len(), 2, "{access:#?}");
+    assert_eq!(access[0]["client.address"], "203.0.113.9");
+    assert_eq!(access[1]["client.address"], "127.0.0.1");
+}
+
+/// Sends `request`, lets the server read it, and hangs up before reading any answer.
+async fn send_and_hang_up(addr: SocketAddr, request: &[u8]) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    drop(stream);
+}
+
+async fn panicking() -> &'static str {
+    panic!("the handler panicked")
+}
+
+/// Answers 101 and echoes what the upgraded connection sends, as a WebSocket route would
+/// hand it to its own protocol.
+async fn echo_upgrade(mut req: axum::extract::Request) -> axum::response::Response {
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = io.read(&mut buf).await {
+            if io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    http::Response::builder()
+        .status(http::StatusCode::SWITCHING_PROTOCOLS)
+        .header(http::header::CONNECTION, "upgrade")
+        .header(http::header::UPGRADE, "echo")
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+/// One event for every way a request ends; none for a health probe (by default). Each step
+/// waits for its event before the next, and the counts are checked as they grow, so a
+/// second event for any request shows up at the step that logged it.
+#[tokio::test]
+async fn one_event_per_request_however_it_ends() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let app = notes()
+        .route("/panic", get(panicking))
+        .route("/slow", get(std::future::pending::<&'static str>))
+        .route("/upgrade", get(echo_upgrade));
+    let hardening = Hardening::strict()
+        .body_limit(16)
+        .unwrap()
+        .timeout(Duration::from_millis(200))
+        .unwrap()
+        .cors(Cors::allow_origins(["https://app.example"]).unwrap());
+    let addr = serve(app.layer(hardening)).await;
+    let mut expected: Vec<(&str, Option<u64>)> = Vec::new();
+    // The events of the requests just made, with their statuses: all there, and no more.
+    let step = async |expected: &mut Vec<(&str, Option<u64>)>,
+                      made: &[(&'static str, Option<u64>)]| {
+        expected.extend_from_slice(made);
+        let access = captured.wait_for_access_events(expected.len()).await;
+        for (event, (what, status)) in access.iter().zip(expected.iter()) {
+            assert_eq!(
+                event["http.response.status_code"].as_u64(),
+                *status,
+                "{what}: {event}"
+            );
+        }
+        assert_eq!(access.len(), expected.len(), "{made:?}: {access:#?}");
+    };
+
+    assert_eq!(http_get(addr, "/notes/1", &[]).await.status, 200);
+    step(&mut expected, &[("200", Some(200))]).await;
+    assert_eq!(http_get(addr, "/nowhere", &[]).await.status, 404);
+    step(&mut expected, &[("404", Some(404))]).await;
+    assert_eq!(
+        send(addr, "DELETE", "/notes/1", &[], None).await.status,
+        405
+    );
+    step(&mut expected, &[("405", Some(405))]).await;
+    let chunked = exchange(
+        addr,
+        b"POST /notes/1 HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n20\r\n0123456789abcdef0123456789abcdef\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(chunked.status, 413);
+    step(&mut expected, &[("413", Some(413))]).await;
+    assert_eq!(http_get(addr, "/slow", &[]).await.status, 503);
+    step(&mut expected, &[("503", Some(503))]).await;
+    assert_eq!(http_get(addr, "/panic", &[]).await.status, 500);
+    step(&mut expected, &[("panic", Some(500))]).await;
+    let preflight = send(
+        addr,
+        "OPTIONS",
+        "/notes/1",
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    step(&mut expected, &[("preflight", Some(204))]).await;
+
+    // Health probes: none. The next request's event is the next one logged.
+    assert_eq!(http_get(addr, "/healthz", &[]).await.status, 200);
+    assert_eq!(http_get(addr, "/readyz", &[]).await.status, 200);
+    assert_eq!(http_get(addr, "/notes/2", &[]).await.status, 200);
+    step(&mut expected, &[("after the probes", Some(200))]).await;
+
+    // A client that hangs up in the middle of its body: one event, whatever ends it first
+    // (the handler's 400 for the unreadable body, or the dropped request's `cancelled`).
+    send_and_hang_up(
+        addr,
+        b"POST /notes/1 HTTP/1.1\r\nhost: localhost\r\ncontent-length: 12\r\n\r\n0123",
+    )
+    .await;
+    let access = captured.wait_for_access_events(expected.len() + 1).await;
+    let hung_up = access.last().unwrap().clone();
+    let status = hung_up["http.response.status_code"].as_u64();
+    assert!(
+        status.is_some() || hung_up["error.type"] == "cancelled",
+        "{hung_up}"
+    );
+    step(&mut expected, &[("hang-up mid-body", status)]).await;
+
+    // Two pipelined requests on one connection: two events, under the ids answered.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /notes/3 HTTP/1.1\r\nhost: localhost\r\n\r\n\
+              GET /notes/4 HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(EXCHANGE_LIMIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("both answers")
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let ids: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("x-request-id: "))
+        .collect();
+    assert_eq!(ids.len(), 2, "{raw}");
+    step(
+        &mut expected,
+        &[("pipelined 1", Some(200)), ("pipelined 2", Some(200))],
+    )
+    .await;
+    let access = captured.access_events();
+    let n = access.len();
+    assert_eq!(access[n - 2]["request_id"], ids[0]);
+    assert_eq!(access[n - 1]["request_id"], ids[1]);
+
+    // An upgraded connection: one event for the 101, none for what then goes over it, a
+    // request's bytes included.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /upgrade HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(EXCHANGE_LIMIT, stream.read_u8())
+            .await
+            .expect("a response head")
+            .unwrap();
+        head.push(byte);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    let tunnelled = b"GET /notes/5 HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    stream.write_all(tunnelled).await.unwrap();
+    let mut echoed = vec![0u8; tunnelled.len()];
+    tokio::time::timeout(EXCHANGE_LIMIT, stream.read_exact(&mut echoed))
+        .await
+        .expect("the echo")
+        .unwrap();
+    assert_eq!(echoed, tunnelled);
+    drop(stream);
+    step(&mut expected, &[("101", Some(101))]).await;
+
+    // A last request: nothing more was logged for any of the above.
+    assert_eq!(http_get(addr, "/notes/6", &[]).await.status, 200);
+    step(&mut expected, &[("last", Some(200))]).await;
+}
+
+/// A 429 from the rate limit is logged once, as the request it refused.
+#[tokio::test]
+async fn a_rate_limited_request_is_logged_once() {
+    use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let one = NonZeroU32::new(1).unwrap();
+    let limiter = RateLimiter::new([Policy::per_client_ip("one", Quota::per_hour(one))]);
+    let addr = serve(notes().layer(Hardening::strict().rate_limit(limiter).unwrap())).await;
+    assert_eq!(http_get(addr, "/notes/1", &[]).await.status, 200);
+    assert_eq!(http_get(addr, "/notes/1", &[]).await.status, 429);
+    let access = captured.access_events();
+    assert_eq!(access.len(), 2, "{access:#?}");
+    assert_eq!(access[1]["http.response.status_code"].as_u64(), Some(429));
+    assert_eq!(access[1]["http.route"], "/notes/{id}");
+}
