@@ -201,7 +201,7 @@ impl HardeningConfig {
         if errors.is_empty() {
             return Ok(self);
         }
-        let unread: Vec<&str> = ENV_VARS
+        let unread: Vec<&'static str> = ENV_VARS
             .iter()
             .map(|(name, _)| *name)
             .filter(|name| {
@@ -213,19 +213,12 @@ impl HardeningConfig {
         // Quiet: its start-up warnings would speak of a layer that is not built.
         let built =
             tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::new(), || {
-                self.clone().build()
+                self.clone().build_beside(unread)
             });
-        if let Err(built) = built {
-            let built = match built {
-                ConfigError::Several(built) => built,
-                built => vec![built],
-            };
-            // Only our own "set X too" messages name another variable; a builder's error
-            // may quote a value, which can spell any name.
-            errors.extend(built.into_iter().filter(|e| {
-                !matches!(e, ConfigError::Env { why, .. }
-                    if unread.iter().any(|name| why.contains(name)))
-            }));
+        match built {
+            Ok(_) => {}
+            Err(ConfigError::Several(built)) => errors.extend(built),
+            Err(built) => errors.push(built),
         }
         ConfigError::all(errors).map(|()| self)
     }
@@ -327,7 +320,13 @@ impl HardeningConfig {
     /// Builds [`Hardening::strict`] with these settings, validating all of them: when several
     /// are wrong, the error names each of them.
     pub fn build(self) -> Result<Hardening, ConfigError> {
-        let mut steps = Steps::new();
+        self.build_beside(Vec::new())
+    }
+
+    /// [`build`](Self::build), beside the variables in `unread` that did not read: a setting
+    /// refused only for want of one of them is not blamed (fixing that one may do).
+    fn build_beside(self, unread: Vec<&'static str>) -> Result<Hardening, ConfigError> {
+        let mut steps = Steps::new(unread);
         if let Some(n) = self.body_limit {
             steps = steps.apply("HARDENING_BODY_LIMIT", |h| h.body_limit(n));
         }
@@ -346,8 +345,9 @@ impl HardeningConfig {
         }
         if let Some(header) = self.forwarded_header {
             steps = if self.trusted_proxies.is_empty() {
-                steps.fail(
+                steps.needs(
                     "HARDENING_FORWARDED_HEADER",
+                    "HARDENING_TRUSTED_PROXIES",
                     "set HARDENING_TRUSTED_PROXIES too: the header is read only from them",
                 )
             } else {
@@ -367,8 +367,9 @@ impl HardeningConfig {
                 Err(e) => steps = steps.apply("HARDENING_CORS_ORIGINS", |_| Err(e)),
             }
         } else if self.cors_credentials {
-            steps = steps.fail(
+            steps = steps.needs(
                 "HARDENING_CORS_CREDENTIALS",
+                "HARDENING_CORS_ORIGINS",
                 "set HARDENING_CORS_ORIGINS too: credentials need listed origins",
             );
         }
@@ -505,13 +506,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 struct Steps {
     hardening: Hardening,
     errors: Vec<ConfigError>,
+    /// Variables that did not read (see [`needs`](Self::needs)).
+    unread: Vec<&'static str>,
 }
 
 impl Steps {
-    fn new() -> Self {
+    fn new(unread: Vec<&'static str>) -> Self {
         Self {
             hardening: Hardening::strict(),
             errors: Vec::new(),
+            unread,
         }
     }
 
@@ -523,14 +527,20 @@ impl Steps {
         let Self {
             hardening,
             mut errors,
+            unread,
         } = self;
         match crate::hardening::set_by_variable(var, || step(hardening)) {
-            Ok(hardening) => Self { hardening, errors },
+            Ok(hardening) => Self {
+                hardening,
+                errors,
+                unread,
+            },
             Err(e) => {
                 errors.push(e.in_setting(var));
                 Self {
                     hardening: Hardening::strict(),
                     errors,
+                    unread,
                 }
             }
         }
@@ -542,6 +552,16 @@ impl Steps {
             var: var.to_owned(),
             why: why.to_owned(),
         })
+    }
+
+    /// `var` is set without `needed`: wrong, unless `needed` was given and did not read
+    /// (then that one is named, and fixing it may do).
+    fn needs(self, var: &'static str, needed: &'static str, why: &str) -> Self {
+        if self.unread.contains(&needed) {
+            self
+        } else {
+            self.fail(var, why)
+        }
     }
 
     /// An error found outside the builder's steps.
