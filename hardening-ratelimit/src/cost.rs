@@ -238,7 +238,9 @@ impl CostStore {
         match self {
             Self::Memory(_) => policy.quota().effective_burst(),
             #[cfg(feature = "redis")]
-            Self::Redis(_) => policy.quota().effective_burst_in(1000),
+            Self::Redis(_) => policy
+                .quota()
+                .effective_burst_in(crate::redis_store::NANOS_PER_UNIT),
         }
     }
 
@@ -729,9 +731,11 @@ where
             // the `Content-Length` header) before it stops polling it.
             let declared = stops_at_length
                 .then(|| {
-                    body.size_hint()
-                        .exact()
-                        .or_else(|| content_length(&head.headers))
+                    body.size_hint().exact().or_else(|| {
+                        hardening_errors::declared_content_length(&head.headers)
+                            .ok()
+                            .flatten()
+                    })
                 })
                 .flatten();
             if body.is_end_stream()
@@ -805,17 +809,6 @@ impl Drop for Settle {
             reservation.settle(self.reported().unwrap_or(0));
         }
     }
-}
-
-/// A response's `Content-Length`, as a server reads it to frame the body.
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 pin_project! {

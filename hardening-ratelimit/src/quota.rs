@@ -95,6 +95,14 @@ impl Quota {
             .clamp(1, u128::from(u64::MAX)) as u64
     }
 
+    /// The emission interval in a store that counts time in units of `nanos_per_unit` ns,
+    /// rounded up to a whole unit (at least one).
+    pub(crate) fn interval_in(&self, nanos_per_unit: u64) -> u64 {
+        self.emission_interval_nanos()
+            .div_ceil(nanos_per_unit)
+            .max(1)
+    }
+
     /// How many units a full bucket holds: the burst, or fewer when its refill is capped at
     /// 2^63 ns (see [`burst`](Self::burst)).
     pub(crate) fn effective_burst(&self) -> u32 {
@@ -105,10 +113,7 @@ impl Quota {
     /// `nanos_per_unit` (1 in memory, 1000 in Redis), its interval rounded up to one: a
     /// capped burst can hold fewer units there.
     pub(crate) fn effective_burst_in(&self, nanos_per_unit: u64) -> u32 {
-        let interval = self
-            .emission_interval_nanos()
-            .div_ceil(nanos_per_unit)
-            .max(1);
+        let interval = self.interval_in(nanos_per_unit);
         u32::try_from(self.capacity(interval, nanos_per_unit) / interval).unwrap_or(u32::MAX)
     }
 

@@ -20,6 +20,9 @@ use crate::{
     Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
 };
 
+/// The store counts time in µs: nanoseconds per unit.
+pub(crate) const NANOS_PER_UNIT: u64 = 1000;
+
 /// GCRA over one key, on the server's clock. ARGV: emission interval (µs), capacity (µs),
 /// cost, charge (1) or only probe (0). Returns {admitted, µs in use (after the charge when
 /// one was made; as the bucket stands for a probe or a refusal), retry-after µs (-1: never,
@@ -433,13 +436,13 @@ impl RedisPolicy {
     /// The policy in µs: its interval rounded up to a whole µs.
     fn new(policy: Policy, mode: FailureMode, prefix: String) -> Self {
         let quota = policy.quota();
-        let interval = quota.emission_interval_nanos().div_ceil(1000).max(1);
-        let capacity = quota.capacity(interval, 1000);
+        let interval = quota.interval_in(NANOS_PER_UNIT);
+        let capacity = quota.capacity(interval, NANOS_PER_UNIT);
         Self {
             prefix,
             interval,
             capacity,
-            slack: quota.reset_slack(capacity.saturating_mul(1000)),
+            slack: quota.reset_slack(capacity.saturating_mul(NANOS_PER_UNIT)),
             policy,
             mode,
             warned_overrun: AtomicBool::new(false),
