@@ -98,6 +98,8 @@ mod panic_body;
 mod security_event;
 mod serve;
 mod service;
+#[cfg(test)]
+mod test_rng;
 
 pub use access_log::{ACCESS_TARGET, DEFAULT_SENSITIVE_PARAMS, init_json_logs};
 pub use client_ip::{ClientIp, ForwardedHeader, IpNet};

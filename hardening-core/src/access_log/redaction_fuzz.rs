@@ -12,6 +12,7 @@ use hardening_errors::{is_secret_name, redact_secrets};
 use http::{HeaderName, HeaderValue};
 
 use super::{AccessLog, DEFAULT_SENSITIVE_PARAMS, Redacted, RedactedHeaders, percent_decode};
+use crate::test_rng::Rng;
 
 /// How many requests each run generates.
 const CASES: usize = 3000;
@@ -19,23 +20,8 @@ const CASES: usize = 3000;
 /// Every secret starts with this; what follows it makes each one unique.
 const MARK: &str = "S3cr3tXyz";
 
-/// fastrand's generator from a fixed seed, with the picks the templates use.
-struct Rng(fastrand::Rng);
-
+/// The picks the templates use beside the shared ones.
 impl Rng {
-    /// A number below `n`.
-    fn below(&mut self, n: usize) -> usize {
-        self.0.usize(..n)
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-
     fn alnum(&mut self, len: usize) -> String {
         (0..len).map(|_| self.0.alphanumeric()).collect()
     }

@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use http::{HeaderValue, Method, Request, StatusCode};
 use tower::ServiceExt as _;
 
+use crate::test_rng::Rng;
 use crate::{ConfigError, Cors, Hardening};
 
 const SEED: u64 = 0x000C_0125_0A11_0E57;
@@ -83,21 +84,7 @@ const BAD_HOSTS: &[&str] = &[
     "a_b.example.org",
 ];
 
-struct Rng(fastrand::Rng);
-
 impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0.usize(..n)
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-
     fn subset<'a>(&mut self, items: &[&'a str]) -> Vec<&'a str> {
         items.iter().copied().filter(|_| self.chance(2)).collect()
     }
