@@ -33,6 +33,31 @@ impl http_body::Body for UnknownSize {
     }
 }
 
+/// A handler that switches to a protocol echoing what it reads (as a WebSocket route
+/// switches to its own), through hyper's upgrade, as axum's `WebSocketUpgrade` does.
+pub async fn echo_upgrade(mut req: axum::extract::Request) -> axum::response::Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = io.read(&mut buf).await {
+            if io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    axum::response::Response::builder()
+        .status(http::StatusCode::SWITCHING_PROTOCOLS)
+        .header(http::header::CONNECTION, "upgrade")
+        .header(http::header::UPGRADE, "echo")
+        .body(axum::body::Body::empty())
+        .unwrap_or_default()
+}
+
 /// A tracing `MakeWriter` that keeps everything written, for asserting on logs.
 #[derive(Debug, Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);

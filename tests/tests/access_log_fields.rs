@@ -13,7 +13,9 @@ use axum::body::Bytes;
 use axum::routing::get;
 use hardening_core::errors::PrincipalId;
 use hardening_core::{Cors, Hardening};
-use hardening_tests::{Captured, EXCHANGE_LIMIT, exchange, get as http_get, send, serve};
+use hardening_tests::{
+    Captured, EXCHANGE_LIMIT, echo_upgrade, exchange, get as http_get, send, serve,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -153,28 +155,6 @@ async fn send_and_hang_up(addr: SocketAddr, request: &[u8]) {
 
 async fn panicking() -> &'static str {
     panic!("the handler panicked")
-}
-
-/// Answers 101 and echoes what the upgraded connection sends, as a WebSocket route would
-/// hand it to its own protocol.
-async fn echo_upgrade(mut req: axum::extract::Request) -> axum::response::Response {
-    let upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
-        let mut io = hyper_util::rt::TokioIo::new(upgraded);
-        let mut buf = [0u8; 256];
-        while let Ok(n @ 1..) = io.read(&mut buf).await {
-            if io.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-    });
-    http::Response::builder()
-        .status(http::StatusCode::SWITCHING_PROTOCOLS)
-        .header(http::header::CONNECTION, "upgrade")
-        .header(http::header::UPGRADE, "echo")
-        .body(axum::body::Body::empty())
-        .unwrap()
 }
 
 /// One event for every way a request ends; none for a health probe (by default). Each step

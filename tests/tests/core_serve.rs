@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use hardening_core::{ClientIp, ConfigError, Hardening, Server};
-use hardening_tests::{Captured, EXCHANGE_LIMIT, exchange, read_reply};
+use hardening_tests::{Captured, EXCHANGE_LIMIT, echo_upgrade, exchange, read_reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -38,30 +38,6 @@ fn app() -> Router {
         )
         .route("/echo-upgrade", get(echo_upgrade))
         .layer(Hardening::strict())
-}
-
-/// Switches to a protocol that echoes what it reads (as a WebSocket route switches to its
-/// own), through hyper's upgrade, as axum's `WebSocketUpgrade` does.
-async fn echo_upgrade(mut req: axum::extract::Request) -> axum::response::Response {
-    let upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else {
-            return;
-        };
-        let mut io = hyper_util::rt::TokioIo::new(upgraded);
-        let mut buf = [0u8; 64];
-        while let Ok(n @ 1..) = io.read(&mut buf).await {
-            if io.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-    });
-    axum::response::Response::builder()
-        .status(http::StatusCode::SWITCHING_PROTOCOLS)
-        .header(http::header::CONNECTION, "upgrade")
-        .header(http::header::UPGRADE, "echo")
-        .body(axum::body::Body::empty())
-        .unwrap()
 }
 
 /// A protocol upgrade (WebSocket) was answered 101 and then the connection closed: hyper
