@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
-use hardening_errors::{Error, PrincipalId, Problem};
+use hardening_errors::{Error, PrincipalId, PrincipalSlot, Problem};
 use http::header::{AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
@@ -244,9 +244,13 @@ struct Admission {
 
 impl Admission {
     /// Puts the principal where the handler, the layers inside (per-principal rate limits and
-    /// budgets) and the extractors find it; returns its id for the response (access log).
+    /// budgets) and the extractors find it; returns its id for the response (access log),
+    /// also left in the request's [`PrincipalSlot`] for a request logged without one.
     fn admit(self, parts: &mut Parts) -> PrincipalId {
         let id = PrincipalId::new(self.principal.subject.as_str());
+        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+            slot.set(id.clone());
+        }
         parts.extensions.insert(self.principal.clone());
         parts.extensions.insert(self.source);
         parts.extensions.insert(id.clone());

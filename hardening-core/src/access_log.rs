@@ -5,7 +5,9 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
 use axum::extract::MatchedPath;
-use hardening_errors::{PrincipalId, RequestId, SECRET_NAME_PARTS, is_secret_name, redact_secrets};
+use hardening_errors::{
+    PrincipalId, PrincipalSlot, RequestId, SECRET_NAME_PARTS, is_secret_name, redact_secrets,
+};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
@@ -88,7 +90,7 @@ impl AccessLog {
 
     /// Captures what the event needs from the request, if anyone listens for it.
     #[inline]
-    pub(crate) fn record(&self, parts: &Parts) -> Option<Box<AccessRecord>> {
+    pub(crate) fn record(&self, parts: &mut Parts) -> Option<Box<AccessRecord>> {
         // Asked as the event in `emit` will be: same kind, target, level and field names, so
         // that a filter choosing events by kind or field sees what it will see then.
         if !tracing::event_enabled!(
@@ -114,11 +116,16 @@ impl AccessLog {
     }
 
     /// What [`record`](Self::record) keeps: cold and out of line, away from the requests
-    /// whose access log is filtered out.
+    /// whose access log is filtered out. The request carries a [`PrincipalSlot`] for the
+    /// authentication layer, so that a request logged without a response from inside
+    /// (timed out, panicked, cancelled) still names its principal.
     #[cold]
     #[inline(never)]
-    fn capture(&self, parts: &Parts) -> Option<Box<AccessRecord>> {
+    fn capture(&self, parts: &mut Parts) -> Option<Box<AccessRecord>> {
+        let principal = PrincipalSlot::default();
+        parts.extensions.insert(principal.clone());
         Some(Box::new(AccessRecord {
+            principal,
             start: std::time::Instant::now(),
             method: parts.method.clone(),
             uri: parts.uri.clone(),
@@ -129,7 +136,8 @@ impl AccessLog {
     }
 
     /// The request's event: with the response's status, or without one (`error.type`
-    /// `cancelled`) for a request dropped before its response.
+    /// `cancelled`) for a request dropped before its response. The principal is the
+    /// response's, else the one an authentication layer admitted for the request.
     #[cold]
     pub(crate) fn emit(
         &self,
@@ -139,6 +147,7 @@ impl AccessLog {
         client_ip: Option<IpAddr>,
         principal: Option<&PrincipalId>,
     ) {
+        let principal = principal.or_else(|| record.principal.get());
         let route = record.route.as_ref().map(MatchedPath::as_str);
         // The path can carry secrets (`/reset/<token>`); the route template cannot.
         let path = route.is_none().then(|| self.logged_path(record.uri.path()));
@@ -289,6 +298,8 @@ pub(crate) struct AccessRecord {
     route: Option<MatchedPath>,
     headers: Option<HeaderMap>,
     user_agent: Option<http::HeaderValue>,
+    /// The principal an authentication layer inside admitted, if any.
+    principal: PrincipalSlot,
 }
 
 /// A JWT or a provider's prefixed API key, whatever names it (see
@@ -1003,12 +1014,12 @@ pub(crate) mod tests {
         let mut log = AccessLog::default();
         log.set_log_headers(true);
         let lines = json_lines("info", || {
-            let (parts, ()) = http::Request::get("/a")
+            let (mut parts, ()) = http::Request::get("/a")
                 .header("user-agent", "sync-bot/2.1 (token=s3cr3t)")
                 .body(())
                 .unwrap()
                 .into_parts();
-            log_ok(&log, &parts);
+            log_ok(&log, &mut parts);
         });
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(!lines[0].to_string().contains("s3cr3t"), "{lines:?}");
@@ -1083,7 +1094,7 @@ pub(crate) mod tests {
     }
 
     /// Logs the request as answered 200 (the access log must be on).
-    pub(crate) fn log_ok(log: &AccessLog, parts: &http::request::Parts) {
+    pub(crate) fn log_ok(log: &AccessLog, parts: &mut http::request::Parts) {
         let record = log.record(parts).expect("the access log is on");
         log.emit(
             &record,
@@ -1206,12 +1217,12 @@ pub(crate) mod tests {
             ("/a;b=c/d;page=2;flag", "/a;b=c/d;page=2;flag"),
         ] {
             let lines = json_lines("info", || {
-                let (parts, ()) = http::Request::get(path)
+                let (mut parts, ()) = http::Request::get(path)
                     .header("referer", format!("https://app.example{path}?page=2"))
                     .body(())
                     .unwrap()
                     .into_parts();
-                log_ok(&log, &parts);
+                log_ok(&log, &mut parts);
             });
             assert_eq!(lines.len(), 1, "{lines:?}");
             assert_eq!(lines[0]["url.path"], logged, "{path}");

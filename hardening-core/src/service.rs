@@ -130,9 +130,6 @@ where
             }
         };
 
-        // Read once: the health probes and the rate limiter's route key both use it.
-        let path = parts.uri.path();
-
         let mut post = Post {
             #[cfg(feature = "headers")]
             header_facts,
@@ -147,11 +144,14 @@ where
             cors_origin: None,
             body_watch: None,
             record: match outer {
-                None => policy.access_log.record(&parts),
+                None => policy.access_log.record(&mut parts),
                 Some(_) => None,
             },
             span,
         };
+
+        // Read once: the health probes and the rate limiter's route key both use it.
+        let path = parts.uri.path();
 
         // Health probes: before the host allowlist (probes use IPs as hosts), CORS and limits.
         if let Some(health) = &policy.health

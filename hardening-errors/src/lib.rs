@@ -79,7 +79,7 @@ pub use mapping::{
     log_panic, panic_response, reject,
 };
 pub use panic_hook::redact_panic_messages;
-pub use principal::PrincipalId;
+pub use principal::{PrincipalId, PrincipalSlot};
 pub use problem::{FieldError, Problem};
 pub use redact::{SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_secrets};
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};

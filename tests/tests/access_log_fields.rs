@@ -11,11 +11,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::get;
+use hardening_auth::{AuthLayer, JwtVerifier};
 use hardening_core::errors::PrincipalId;
 use hardening_core::{Cors, Hardening};
 use hardening_tests::{
     Captured, EXCHANGE_LIMIT, echo_upgrade, exchange, get as http_get, send, serve,
 };
+use jsonwebtoken::Algorithm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -125,6 +127,78 @@ async fn the_principal_is_logged_when_an_auth_layer_inside_sets_it() {
     assert_eq!(access[0]["enduser.id"], "user-7");
     assert_eq!(access[1]["enduser.id"], "user-8", "kept on the 403 problem");
     assert!(access[2].get("enduser.id").is_none(), "{}", access[2]);
+}
+
+/// `enduser.id` for requests that end without a response from inside the auth layer: one
+/// timed out (503), one whose handler panicked (500), one whose client hung up while it was
+/// handled (`cancelled`). The auth layer leaves the principal in the request's
+/// `PrincipalSlot`; an anonymous request still has none.
+#[tokio::test]
+async fn the_principal_is_logged_for_requests_ended_without_its_response() {
+    const SECRET: &[u8] = b"Qm4vX8zL2nB7cR5tY1wK9pE3uH6jD0fA-principal";
+    let verifier = JwtVerifier::builder()
+        .hmac(None, Algorithm::HS256, SECRET)
+        .unwrap()
+        .build()
+        .unwrap();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &serde_json::json!({ "sub": "user-9", "exp": exp }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let bearer = format!("authorization: Bearer {token}");
+
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let app = Router::new()
+        .route("/slow", get(std::future::pending::<&'static str>))
+        .route("/panic", get(panicking))
+        .layer(AuthLayer::new(verifier))
+        .layer(
+            Hardening::strict()
+                .timeout(Duration::from_millis(200))
+                .unwrap(),
+        );
+    let addr = serve(app).await;
+    assert_eq!(http_get(addr, "/slow", &[&bearer]).await.status, 503);
+    captured.wait_for_access_events(1).await;
+    assert_eq!(http_get(addr, "/panic", &[&bearer]).await.status, 500);
+    captured.wait_for_access_events(2).await;
+    assert_eq!(http_get(addr, "/slow", &[]).await.status, 503);
+    captured.wait_for_access_events(3).await;
+    // Hung up long before the timeout: the server drops the request while it is handled.
+    let request = format!("GET /slow HTTP/1.1\r\nhost: localhost\r\n{bearer}\r\n\r\n");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(stream);
+    let access = captured.wait_for_access_events(4).await;
+    assert_eq!(access.len(), 4, "{access:#?}");
+    assert_eq!(access[0]["http.response.status_code"].as_u64(), Some(503));
+    assert_eq!(
+        access[0]["enduser.id"], "user-9",
+        "timed out: {}",
+        access[0]
+    );
+    assert_eq!(access[1]["http.response.status_code"].as_u64(), Some(500));
+    assert_eq!(access[1]["enduser.id"], "user-9", "panicked: {}", access[1]);
+    assert!(
+        access[2].get("enduser.id").is_none(),
+        "anonymous: {}",
+        access[2]
+    );
+    assert_eq!(access[3]["error.type"], "cancelled", "{}", access[3]);
+    assert_eq!(
+        access[3]["enduser.id"], "user-9",
+        "cancelled: {}",
+        access[3]
+    );
+    assert!(!captured.text().contains(&token), "{}", captured.text());
 }
 
 /// `client.address`: the right-most address not of a trusted proxy behind one, the peer

@@ -605,7 +605,7 @@ fn log_lines(log: &AccessLog, cases: &[Case]) -> Vec<String> {
             };
             let (mut parts, ()) = request.into_parts();
             parts.headers = headers;
-            super::tests::log_ok(log, &parts);
+            super::tests::log_ok(log, &mut parts);
             emitted.push(i);
         }
     });
