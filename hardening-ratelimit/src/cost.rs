@@ -228,9 +228,7 @@ impl CostStore {
     /// policies count is not limited. A limiter whose policies are all shadow limits nothing
     /// by design, and refuses nothing for this either.
     fn limits(&self, keys: &RequestKeys<'_>) -> bool {
-        let enforcing = || self.policies().filter(|p| !p.is_shadow());
-        enforcing().next().is_none()
-            || enforcing().any(|p| crate::limiter::key_for(p.key_kind(), keys).is_some())
+        !crate::respond::counts_nothing(self.policies(), keys)
     }
 
     /// What a full bucket of `policy` holds in this store (Redis refills in whole µs).

@@ -12,6 +12,7 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::respond::UnlimitedWarning;
 use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 
 /// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
@@ -25,7 +26,10 @@ use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 /// `into_make_service_with_connect_info` provides); this layer believes no forwarding
 /// headers. Behind a proxy, use `hardening-core`'s `Hardening`, which resolves the client IP
 /// through trusted proxies first. A request with no client IP at all (an app served without
-/// `ConnectInfo`) is not counted by per-IP policies; the layer warns about it once.
+/// `ConnectInfo`) is not counted by per-IP policies; the layer warns about it once. So is
+/// a request none of its enforcing policies counts (per-principal policies and an anonymous
+/// caller, or the layer outside the auth layer): it passes unlimited, and the layer warns
+/// once. Add a per-IP or global policy to limit such requests.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -45,6 +49,7 @@ use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 pub struct RateLimitLayer {
     limiter: RateLimiter,
     no_peer: Option<Arc<NoPeer>>,
+    unlimited: Arc<UnlimitedWarning>,
 }
 
 impl RateLimitLayer {
@@ -59,7 +64,11 @@ impl RateLimitLayer {
                     warned: AtomicBool::new(false),
                 })
             });
-        Self { limiter, no_peer }
+        Self {
+            limiter,
+            no_peer,
+            unlimited: Arc::default(),
+        }
     }
 }
 
@@ -104,6 +113,7 @@ impl<S> Layer<S> for RateLimitLayer {
             inner,
             limiter: self.limiter.clone(),
             no_peer: self.no_peer.clone(),
+            unlimited: self.unlimited.clone(),
         }
     }
 }
@@ -114,6 +124,7 @@ pub struct RateLimit<S> {
     inner: S,
     limiter: RateLimiter,
     no_peer: Option<Arc<NoPeer>>,
+    unlimited: Arc<UnlimitedWarning>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
@@ -139,8 +150,15 @@ where
         {
             no_peer.warn();
         }
+        let decision = self.limiter.check(&keys, 1);
+        self.unlimited.check(
+            "RateLimitLayer",
+            decision.statuses().len(),
+            self.limiter.policies(),
+            &keys,
+        );
         let mut shadowed = false;
-        let (state, statuses) = match self.limiter.check(&keys, 1) {
+        let (state, statuses) = match decision {
             Decision::Allowed(statuses) => (
                 State::Inner {
                     future: self.inner.call(req),

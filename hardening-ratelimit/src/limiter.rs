@@ -1323,7 +1323,7 @@ impl RateLimiter {
     }
 
     /// The policies, in order.
-    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+    pub fn policies(&self) -> impl ExactSizeIterator<Item = &Policy> + Clone {
         self.0.policies.iter().map(|p| &p.policy)
     }
 

@@ -15,7 +15,7 @@ use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
 use crate::limiter::{Key, key_for, policy_header_for, warn_overrun};
-use crate::respond::{report_shadow, set_ratelimit_headers, too_many};
+use crate::respond::{UnlimitedWarning, report_shadow, set_ratelimit_headers, too_many};
 use crate::{
     Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
 };
@@ -876,7 +876,7 @@ impl RedisLimiter {
     }
 
     /// The policies, in order.
-    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+    pub fn policies(&self) -> impl ExactSizeIterator<Item = &Policy> + Clone {
         self.0.policies.iter().map(|p| &p.policy)
     }
 
@@ -1410,16 +1410,23 @@ fn undo(cost: u64) -> i64 {
 
 /// Applies a [`RedisLimiter`] to every request (client IP from `ConnectInfo`, principal from
 /// the extensions); refusals are 429 problems with `Retry-After` and the violated policies,
-/// and every response carries `RateLimit` / `RateLimit-Policy`.
+/// and every response carries `RateLimit` / `RateLimit-Policy`. A request none of the
+/// enforcing policies counts (per-principal ones and an anonymous caller, or the layer
+/// outside the auth layer; per-IP ones and no `ConnectInfo`) passes unlimited, and the layer
+/// warns once.
 #[derive(Debug, Clone)]
 pub struct RedisRateLimitLayer {
     limiter: RedisLimiter,
+    unlimited: Arc<UnlimitedWarning>,
 }
 
 impl RedisRateLimitLayer {
     /// A layer for this limiter.
     pub fn new(limiter: RedisLimiter) -> Self {
-        Self { limiter }
+        Self {
+            limiter,
+            unlimited: Arc::default(),
+        }
     }
 }
 
@@ -1430,6 +1437,7 @@ impl<S> Layer<S> for RedisRateLimitLayer {
         RedisRateLimit {
             inner,
             limiter: self.limiter.clone(),
+            unlimited: self.unlimited.clone(),
         }
     }
 }
@@ -1439,6 +1447,7 @@ impl<S> Layer<S> for RedisRateLimitLayer {
 pub struct RedisRateLimit<S> {
     inner: S,
     limiter: RedisLimiter,
+    unlimited: Arc<UnlimitedWarning>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RedisRateLimit<S>
@@ -1460,11 +1469,18 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
+        let unlimited = self.unlimited.clone();
         Box::pin(async move {
             let request_id = RequestId::from_extensions(req.extensions());
             let keys = RequestKeys::from_http(req.extensions(), req.headers(), req.uri());
             let client_ip = keys.client_ip;
             let decision = limiter.check(&keys, 1).await;
+            unlimited.check(
+                "RedisRateLimitLayer",
+                decision.statuses().len(),
+                limiter.policies(),
+                &keys,
+            );
             let ratelimit = crate::ratelimit_header(decision.statuses());
             let mut response = match decision {
                 Decision::Limited {

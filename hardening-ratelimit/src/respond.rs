@@ -113,3 +113,70 @@ pub(crate) fn report_shadow(
         "request would have been rate limited (policy in shadow mode); admitted",
     );
 }
+
+/// Whether none of the enforcing policies counts a request (has a key for it): per-principal
+/// policies and an anonymous caller (or a layer outside the auth layer), a header-keyed one
+/// and no header, a per-IP one and no client IP. Only shadow policies counting it limits
+/// nothing either. A limiter whose policies are all shadow limits nothing by design, and is
+/// not "unlimited" in this sense.
+pub(crate) fn counts_nothing<'a>(
+    policies: impl Iterator<Item = &'a crate::Policy>,
+    keys: &crate::RequestKeys<'_>,
+) -> bool {
+    let mut enforcing = policies.filter(|p| !p.is_shadow()).peekable();
+    enforcing.peek().is_some()
+        && !enforcing.any(|p| crate::limiter::key_for(p.key_kind(), keys).is_some())
+}
+
+/// The once-per-layer warning of a rate-limit layer that let a request through with no
+/// limit, because none of its enforcing policies counts it ([`counts_nothing`]).
+#[derive(Debug, Default)]
+pub(crate) struct UnlimitedWarning(std::sync::atomic::AtomicBool);
+
+impl UnlimitedWarning {
+    /// After a decision that charged `charged` of the limiter's `policies`: warns, once, if
+    /// no enforcing one counts the request. Nothing to look at when every policy counted it,
+    /// nor once said.
+    #[inline]
+    pub(crate) fn check<'a>(
+        &self,
+        layer: &str,
+        charged: usize,
+        policies: impl ExactSizeIterator<Item = &'a crate::Policy> + Clone,
+        keys: &crate::RequestKeys<'_>,
+    ) {
+        if charged < policies.len() && !self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            self.check_cold(layer, policies, keys);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_cold<'a>(
+        &self,
+        layer: &str,
+        policies: impl Iterator<Item = &'a crate::Policy> + Clone,
+        keys: &crate::RequestKeys<'_>,
+    ) {
+        if !counts_nothing(policies.clone(), keys)
+            || self.0.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let names: Vec<&str> = policies
+            .filter(|p| !p.is_shadow())
+            .map(|p| p.name().as_str())
+            .collect();
+        tracing::warn!(
+            target: "hardening",
+            layer,
+            policies = ?names,
+            "rate limit: {layer} let a request through unlimited, because none of its \
+             enforcing policies ({}) counts it (no principal, client IP or header they count \
+             by: an anonymous caller of per-principal policies, or the layer placed outside \
+             the auth layer). To limit such requests, add a per-IP or global policy, or place \
+             the layer inside the auth layer. Said once per layer",
+            names.join(", ")
+        );
+    }
+}
