@@ -1,5 +1,5 @@
 //! Cost-aware limits ("denial of wallet"): reserve an estimate before the handler runs,
-//! settle the actual cost when the response body ends, refund on failure.
+//! settle the actual cost when the response body ends, refund what a failure did not spend.
 
 use std::fmt;
 use std::future::Future;
@@ -301,16 +301,19 @@ pub enum CostConfigError {
 /// trailers, or over HTTP/1 the last byte of a declared length; or at once for a response
 /// that carries none: `HEAD`, 204, 304, 101), the reservation is settled to the actual cost
 /// (an unreported success keeps its estimate; so does a 101, whose upgraded connection
-/// spends after the response, where no report reaches it). A report above the reservation
-/// is charged on top, but only as far as it leaves each budget one burst in debt (see
-/// [`Reservation::settle`]; logged as a warning once per policy): a runaway report cannot
-/// lock a principal, or everyone under a global budget, out for longer than that. A **5xx**
-/// response or a service error refunds everything. A body **dropped** before its end
-/// (client gone), or a request dropped before its response exists (a timeout or a caught
-/// panic further out, a client gone before the response head), refunds all but the usage
-/// already reported: tokens the model produced were spent, and a client must not be able to
-/// get them free by hanging up. A refund gives back only the part of the reservation that
-/// time has not refilled yet (a long call's units have partly come back on their own).
+/// spends after the response, where no report reaches it).
+/// A report above the reservation is charged on top, but only as far as it leaves each
+/// budget one burst in debt (see [`Reservation::settle`]; logged as a warning once per
+/// policy): a runaway report cannot lock a principal, or everyone under a global budget,
+/// out for longer than that. A **5xx** response (when its body ends, for one that streams)
+/// or a service error is charged the usage reported, and only that: the rest is refunded,
+/// all of it when nothing was reported (no model call made, and the server's fault). So is
+/// a body **dropped** before its end (client gone), or a request dropped before its
+/// response exists (a timeout or a caught panic further out, a client gone before the
+/// response head): tokens the model produced were spent, and a client must not be able to
+/// get them free by hanging up, nor by provoking a failure after them. A refund gives back
+/// only the part of the reservation that time has not refilled yet (a long call's units
+/// have partly come back on their own).
 ///
 /// A request that no enforcing policy counts (per-principal budgets and no principal: an
 /// anonymous caller, or the layer outside the auth layer; a header-keyed one and no header)
@@ -690,8 +693,8 @@ where
             );
             // Held from here on, so that a request future dropped before the response exists
             // (a timeout further out answering 503, a panic caught further out answering 500,
-            // a client gone before the response head) is refunded like a 5xx: all but the
-            // usage reported so far, as for a body dropped before its end.
+            // a client gone before the response head) is settled like a 5xx: to the usage
+            // reported so far, the rest refunded, as for a body dropped before its end.
             let mut settle = Settle {
                 reservation: Some(reservation),
                 usage,
@@ -701,22 +704,13 @@ where
             let mut response = match inner.call(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
                 Err(err) => {
-                    settle.settle_now(0).await;
+                    // Tokens the model produced before the failure were spent.
+                    settle.finished_now().await;
                     return Err(err);
                 }
             };
             if shadowed {
                 hardening_errors::mark_logged(&mut response, crate::respond::SHADOW_EVENT);
-            }
-            if response.status().is_server_error() {
-                settle.settle_now(0).await;
-                let mut response = response;
-                set_ratelimit_headers(
-                    response.headers_mut(),
-                    ratelimit,
-                    layer.limiter.policy_header(),
-                );
-                return Ok(response);
             }
             let (mut head, body) = response.into_parts();
             settle.actual = head.extensions.get::<ActualCost>().map(|c| c.0);
@@ -747,7 +741,12 @@ where
                 // Servers never poll a body that has ended already, nor one the response
                 // cannot carry (HEAD, whose body axum replaces with an empty one; 204; 304;
                 // a declared length of 0): it is dropped unpolled, so settle now.
-                settle.finished();
+                if head.status.is_server_error() {
+                    // Waited for, as for a service error: a caller that waits sees it done.
+                    settle.finished_now().await;
+                } else {
+                    settle.finished();
+                }
             }
             set_ratelimit_headers(&mut head.headers, ratelimit, layer.limiter.policy_header());
             Ok(Response::from_parts(
@@ -776,24 +775,29 @@ impl Settle {
         self.actual.or_else(|| self.usage.reported())
     }
 
-    /// Settles to `actual` and waits for it (in the request's own future). Cancel-safe: once
-    /// the reservation is taken here, the settlement completes even if this future is
-    /// dropped (see [`Reserved::settle_now`]).
-    async fn settle_now(&mut self, actual: u64) {
+    /// What the request is charged once its response is done: what was reported, else the
+    /// estimate for a success, else nothing (a 4xx the handler refused before spending, a
+    /// 5xx or a service error before any usage).
+    fn charge(&self, estimate: u64) -> u64 {
+        self.reported()
+            .unwrap_or(if self.success { estimate } else { 0 })
+    }
+
+    /// The body ended: settle to [`charge`](Self::charge).
+    fn finished(&mut self) {
         if let Some(reservation) = self.reservation.take() {
-            reservation.settle_now(actual).await;
+            let actual = self.charge(reservation.reserved());
+            reservation.settle(actual);
         }
     }
 
-    /// The body ended: charge what was reported, else the estimate for a success, else
-    /// nothing (a 4xx the handler refused before spending).
-    fn finished(&mut self) {
+    /// [`finished`](Self::finished), waited for (in the request's own future). Cancel-safe:
+    /// once the reservation is taken here, the settlement completes even if this future is
+    /// dropped (see [`Reserved::settle_now`]).
+    async fn finished_now(&mut self) {
         if let Some(reservation) = self.reservation.take() {
-            let estimate = reservation.reserved();
-            let actual = self
-                .reported()
-                .unwrap_or(if self.success { estimate } else { 0 });
-            reservation.settle(actual);
+            let actual = self.charge(reservation.reserved());
+            reservation.settle_now(actual).await;
         }
     }
 }
@@ -913,11 +917,20 @@ mod tests {
     }
 
     fn send(app: &mut Router, req: Request<Body>) -> Response<Body> {
+        match try_send(app, req) {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Sends `req` through any service, its error returned.
+    fn try_send<S: Service<Request<Body>>>(
+        service: &mut S,
+        req: Request<Body>,
+    ) -> Result<S::Response, S::Error> {
         ready(async {
-            std::future::poll_fn(|cx| Service::<Request<Body>>::poll_ready(app, cx))
-                .await
-                .unwrap();
-            app.call(req).await.unwrap()
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+            service.call(req).await
         })
     }
 
@@ -1272,6 +1285,110 @@ mod tests {
             assert!(!response.body().is_end_stream());
             drop(response);
             assert_eq!(remaining(&limiter), 90, "{status}");
+        }
+    }
+
+    /// How a failing service answers, given the request's `Usage`.
+    type Failing = fn(&Usage) -> Result<Response<Body>, std::io::Error>;
+
+    /// A `CostLayer` reserving 1 000 of a budget of 10 000 before a service that answers as
+    /// `respond` does; the units left once its response (if any) is read to its end.
+    fn left_after(respond: Failing) -> u32 {
+        let limiter = budget(10_000);
+        let service = tower::service_fn(move |req: Request<Body>| {
+            let usage = req.extensions().get::<Usage>().cloned().unwrap_or_default();
+            std::future::ready(respond(&usage))
+        });
+        let mut cost = CostLayer::new(limiter.clone(), Estimate::fixed(1_000))
+            .max_estimate(NonZeroU32::new(1_000).unwrap())
+            .unwrap()
+            .layer(service);
+        if let Ok(response) = try_send(&mut cost, Request::new(Body::empty())) {
+            ready(response.into_body().collect()).unwrap();
+        }
+        remaining(&limiter)
+    }
+
+    fn status(status: u16, body: &'static str) -> Response<Body> {
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        response
+    }
+
+    fn downstream_failed() -> std::io::Error {
+        std::io::Error::other("the downstream write failed")
+    }
+
+    /// A handler that called the model (and reported it) and then failed (a 500, a 502, a
+    /// 503 with `ActualCost`, a service error) was refunded everything: a caller who could
+    /// provoke the failure spent tokens without limit. It is charged what it reported.
+    #[test]
+    fn a_5xx_or_an_error_after_reporting_is_charged_the_usage_reported() {
+        let cases: [(&str, Failing); 5] = [
+            ("500 after Usage::set", |usage| {
+                usage.set(300);
+                Ok(status(500, "post-processing failed"))
+            }),
+            ("502 after Usage::add", |usage| {
+                usage.add(300);
+                Ok(status(502, ""))
+            }),
+            ("503 with ActualCost", |_| {
+                let mut response = status(503, "the write failed");
+                response.extensions_mut().insert(ActualCost(300));
+                Ok(response)
+            }),
+            ("an error after Usage::add", |usage| {
+                usage.add(300);
+                Err(downstream_failed())
+            }),
+            ("500 after Usage::add, an ActualCost winning", |usage| {
+                usage.add(999);
+                let mut response = status(500, "");
+                response.extensions_mut().insert(ActualCost(300));
+                Ok(response)
+            }),
+        ];
+        let charged = cases.map(|(case, respond)| (case, 10_000 - left_after(respond)));
+        assert_eq!(charged, cases.map(|(case, _)| (case, 300)), "charged");
+    }
+
+    /// Nothing reported: no model call was made, and a 5xx is the server's fault; the caller
+    /// does not pay the estimate.
+    #[test]
+    fn a_5xx_or_an_error_that_reported_nothing_refunds_everything() {
+        let cases: [(&str, Failing); 3] = [
+            ("500", |_| Ok(status(500, "oops"))),
+            ("502 without a body", |_| Ok(status(502, ""))),
+            ("an error", |_| Err(downstream_failed())),
+        ];
+        let charged = cases.map(|(case, respond)| (case, 10_000 - left_after(respond)));
+        assert_eq!(charged, cases.map(|(case, _)| (case, 0)), "charged");
+    }
+
+    /// A report above the reservation on a 5xx is charged as a success's is: on top, but
+    /// leaving the budget at most one burst in debt.
+    #[test]
+    fn a_runaway_report_on_a_5xx_leaves_at_most_one_burst_of_debt() {
+        let limiter = budget(10_000);
+        let mut app = Router::new()
+            .route(
+                "/",
+                get(|usage: Usage| async move {
+                    usage.set(50_000_000);
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }),
+            )
+            .layer(CostLayer::new(limiter.clone(), Estimate::fixed(100)));
+        assert_eq!(call(&mut app, Method::GET).status(), 500);
+        let headers = http::HeaderMap::new();
+        match limiter.check(&RequestKeys::new(None, &headers), 1) {
+            // 10 000 a day: a unit fits again within a day and 8.64 s.
+            Decision::Limited { retry_after, .. } => assert!(
+                retry_after <= std::time::Duration::from_secs(86_400 + 9),
+                "refused for {retry_after:?}"
+            ),
+            other => panic!("the report was not charged: {other:?}"),
         }
     }
 }

@@ -9,10 +9,10 @@
 //!   model's.
 //! - The concurrency caps ([`ConcurrencyLimiter`]): slots taken and freed in any order.
 //! - [`CostLayer`] inside a [`RateLimitLayer`](crate::RateLimitLayer), on the real clock:
-//!   every way a response can end (reported, unreported, 4xx, 5xx, read to its end, dropped
-//!   mid-stream, failing mid-stream, the request dropped before its response) charges what
-//!   the layer's documentation says, and the `RateLimit`, `RateLimit-Policy`, `Retry-After`
-//!   and 429 problems say what the model says.
+//!   every way a response can end (reported, unreported, 4xx, 5xx, streamed or not, read to
+//!   its end, dropped mid-stream, failing mid-stream, the request dropped before its
+//!   response) charges what the layer's documentation says, and the `RateLimit`,
+//!   `RateLimit-Policy`, `Retry-After` and 429 problems say what the model says.
 //!
 //! The generator is fastrand's, from a fixed seed: a failure names the seed and the step, and shows
 //! the operations that led to it.
@@ -704,6 +704,8 @@ enum Act {
     ClientError,
     /// 500.
     ServerError,
+    /// 500 with a body streamed as `Stream`'s, reporting as it streams.
+    ServerErrorStream,
     /// 204.
     NoContent,
     /// 200 with a body streamed in [`STREAM_FRAMES`] frames, then its end (or an error); what
@@ -764,6 +766,7 @@ fn act_of(headers: &HeaderMap) -> (Act, Option<u64>) {
         Some("actual") => Act::Actual,
         Some("client-error") => Act::ClientError,
         Some("server-error") => Act::ServerError,
+        Some("server-error-stream") => Act::ServerErrorStream,
         Some("no-content") => Act::NoContent,
         Some("stream") => Act::Stream { fails: false },
         Some("stream-fails") => Act::Stream { fails: true },
@@ -775,7 +778,10 @@ fn act_of(headers: &HeaderMap) -> (Act, Option<u64>) {
 
 async fn handler(usage: Usage, headers: HeaderMap) -> Response<Body> {
     let (act, reported) = act_of(&headers);
-    let up_front = !matches!(act, Act::Actual | Act::Stream { .. });
+    let up_front = !matches!(
+        act,
+        Act::Actual | Act::Stream { .. } | Act::ServerErrorStream
+    );
     if let Some(units) = reported.filter(|_| up_front) {
         usage.set(units);
     }
@@ -790,6 +796,14 @@ async fn handler(usage: Usage, headers: HeaderMap) -> Response<Body> {
         }
         Act::ClientError => (StatusCode::BAD_REQUEST, "no").into_response(),
         Act::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+        Act::ServerErrorStream => {
+            let body = Body::new(Drip {
+                left: STREAM_FRAMES,
+                fails: false,
+                usage: reported.map(|units| (usage, units)),
+            });
+            (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
+        }
         Act::NoContent => StatusCode::NO_CONTENT.into_response(),
         Act::Stream { fails } => Body::new(Drip {
             left: STREAM_FRAMES,
@@ -822,7 +836,7 @@ fn ready<F: Future>(f: F) -> F::Output {
 fn charged(act: Act, head: bool, ending: Ending, estimate: u64, reported: Option<u64>) -> u64 {
     // A stream reports with each frame the client has read (a HEAD response's, none).
     let reported = match act {
-        Act::Stream { .. } => {
+        Act::Stream { .. } | Act::ServerErrorStream => {
             let frames = match ending {
                 _ if head => 0,
                 Ending::Read => u64::from(STREAM_FRAMES),
@@ -837,8 +851,8 @@ fn charged(act: Act, head: bool, ending: Ending, estimate: u64, reported: Option
     };
     let keep = |default| reported.unwrap_or(default);
     match act {
-        // A 5xx refunds everything.
-        Act::ServerError => 0,
+        // A 5xx, however it ends: what was reported, the rest refunded.
+        Act::ServerError | Act::ServerErrorStream => keep(0),
         // A request dropped before its response: all but what was reported comes back.
         Act::Gone => keep(0),
         // A response with no body to wait for is settled at once: what was reported, else
@@ -980,6 +994,7 @@ fn cost_and_rate_limit_layers_charge_and_report_what_the_model_says() {
                 Act::Actual,
                 Act::ClientError,
                 Act::ServerError,
+                Act::ServerErrorStream,
                 Act::NoContent,
                 Act::Stream { fails: false },
                 Act::Stream { fails: true },
@@ -1017,6 +1032,7 @@ fn cost_and_rate_limit_layers_charge_and_report_what_the_model_says() {
                         Act::Actual => "actual",
                         Act::ClientError => "client-error",
                         Act::ServerError => "server-error",
+                        Act::ServerErrorStream => "server-error-stream",
                         Act::NoContent => "no-content",
                         Act::Stream { fails: false } => "stream",
                         Act::Stream { fails: true } => "stream-fails",

@@ -9,8 +9,9 @@
 //! - [`CostLayer`] / [`RateLimiter::reserve`]: cost-aware limits against "denial of wallet":
 //!   an estimate (`max_tokens` from the JSON body, clamped) reserved atomically before the
 //!   handler runs, settled to the actual cost ([`Usage`], [`ActualCost`]) when the response
-//!   body ends, refunded on 5xx and on a dropped body. Long-period budgets
-//!   (`Quota::per_day(100_000)` per principal) sit beside short windows in the same decision.
+//!   body ends; a 5xx, an error or a dropped body is charged only the usage reported, the
+//!   rest refunded. Long-period budgets (`Quota::per_day(100_000)` per principal) sit
+//!   beside short windows in the same decision.
 //! - [`RateLimiter::ratelimit_header`] (or [`ratelimit_header`] for any statuses) /
 //!   [`RateLimiter::policy_header`]: the IETF `RateLimit` and `RateLimit-Policy` fields.
 //!   `hardening-core` answers refusals with a 429 problem (`quota-exceeded`,

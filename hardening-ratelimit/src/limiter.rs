@@ -2483,7 +2483,7 @@ mod tests {
                         let held = outstanding.fetch_add(estimate, Ordering::SeqCst) + estimate;
                         assert!(held <= BUDGET, "{held} units held, budget {BUDGET}");
                         let charged = match i % 10 {
-                            0 => 0,        // refunded (a 5xx)
+                            0 => 0,        // refunded (nothing spent)
                             1 => estimate, // dropped unsettled: the estimate stays
                             _ => actual,   // settled to the actual cost
                         };

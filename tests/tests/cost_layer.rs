@@ -1,6 +1,6 @@
-//! `CostLayer`: token-aware reservations settled when the body ends, refunded on 5xx, on a
-//! dropped body and on a request dropped before its response (a timeout, a caught panic),
-//! clamped, keyed by principal; 429/413 problems.
+//! `CostLayer`: token-aware reservations settled when the body ends; on a 5xx, a dropped body
+//! and a request dropped before its response (a timeout, a caught panic), refunded all but
+//! the usage reported; clamped, keyed by principal; 429/413 problems.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -100,9 +100,17 @@ fn app(limiter: RateLimiter) -> Router {
                 StatusCode::BAD_GATEWAY
             }),
         )
+        .route("/down", post(|| async { StatusCode::SERVICE_UNAVAILABLE }))
         .route(
             "/stream",
             post(|usage: Usage| async move { Body::new(Streamed { usage, chunks: 50 }) }),
+        )
+        .route(
+            "/broken-stream",
+            post(|usage: Usage| async move {
+                let body = Body::new(Streamed { usage, chunks: 5 });
+                (StatusCode::BAD_GATEWAY, body)
+            }),
         )
         .route(
             "/panic",
@@ -191,13 +199,43 @@ async fn settles_to_the_reported_usage_when_the_body_ends() {
     );
 }
 
+/// A handler that reported usage and then failed (the model was called, a later step was
+/// not) was refunded everything: a caller who could provoke the failure spent without
+/// limit. It is charged what it reported; a 5xx that reported nothing is refunded.
 #[tokio::test]
-async fn refunds_on_5xx_even_after_reporting() {
+async fn a_5xx_is_charged_the_usage_reported_and_refunded_the_rest() {
     let limiter = tokens();
     let app = app(limiter.clone());
     let (status, _, _) = send(&app, request("/broken", "alice", r#"{"max_tokens":800}"#)).await;
     assert_eq!(status, 502);
-    assert_eq!(remaining(&limiter, "alice"), 10_000);
+    assert_eq!(
+        remaining(&limiter, "alice"),
+        9_500,
+        "the 500 tokens reported"
+    );
+
+    let (status, _, _) = send(&app, request("/down", "bob", r#"{"max_tokens":800}"#)).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        remaining(&limiter, "bob"),
+        10_000,
+        "nothing reported: refunded"
+    );
+}
+
+/// A 5xx head has its body too: usage reported while it streams counts, as a success's
+/// does. The reservation used to be refunded with the head, before any of it was reported.
+#[tokio::test]
+async fn a_streamed_5xx_is_charged_the_usage_reported_while_it_streams() {
+    let limiter = tokens();
+    let app = app(limiter.clone());
+    let (status, _, body) = send(
+        &app,
+        request("/broken-stream", "alice", r#"{"max_tokens":800}"#),
+    )
+    .await;
+    assert_eq!((status, body.len()), (StatusCode::BAD_GATEWAY, 20));
+    assert_eq!(remaining(&limiter, "alice"), 9_950, "5 chunks, 50 tokens");
 }
 
 #[tokio::test]

@@ -1053,8 +1053,8 @@ fn as_alice(mut req: Request<Body>) -> Request<Body> {
     req
 }
 
-/// A 5xx refunds its reservation even when the response future is dropped once the handler
-/// has answered (the client went away, a timeout further out). The refund used to be sent
+/// A 5xx that reported nothing refunds its reservation even when the response future is
+/// dropped once the handler has answered (the client went away, a timeout further out). The refund used to be sent
 /// from that future: dropped before Redis's connection task wrote the ADJUST, the command
 /// was discarded (nobody waited for its answer) and the client paid for a failed request.
 ///
@@ -1109,6 +1109,54 @@ async fn a_5xx_refund_reaches_redis_even_if_the_response_future_is_dropped() {
         eventually(async || remaining().await == 1_000).await,
         "the failed request stayed charged: {} of 1000 left",
         remaining().await
+    );
+}
+
+/// A handler that reported usage and then failed (a 502, a service error) is charged what it
+/// reported, before the response reaches a caller that waits, as in memory; it used to be
+/// refunded everything, and a caller who could provoke the failure spent without limit.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_5xx_or_an_error_after_reporting_is_charged_the_usage_reported() {
+    use hardening_core::ratelimit::{CostLayer, Estimate, Usage};
+
+    let server = RedisServer::start();
+    let tokens = limiter(
+        &server.url(),
+        Policy::per_principal("tokens", frozen(1_000)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let layer = || CostLayer::new(tokens.clone(), Estimate::fixed(100));
+    let request = || Request::get("/").body(Body::empty()).unwrap();
+    let broken = Router::new()
+        .route(
+            "/",
+            get(|usage: Usage| async move {
+                usage.add(30);
+                http::StatusCode::BAD_GATEWAY
+            }),
+        )
+        .layer(layer())
+        .layer(tower::util::MapRequestLayer::new(as_alice));
+    let response = broken.oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(left_for_alice(&tokens).await, Some(vec![970]), "a 502");
+
+    let failing = tower::ServiceBuilder::new()
+        .map_request(as_alice)
+        .layer(layer())
+        .service_fn(|req: Request<Body>| async move {
+            if let Some(usage) = req.extensions().get::<Usage>() {
+                usage.add(30);
+            }
+            Err::<http::Response<Body>, _>(std::io::Error::other("the downstream write failed"))
+        });
+    assert!(failing.oneshot(request()).await.is_err());
+    assert_eq!(
+        left_for_alice(&tokens).await,
+        Some(vec![940]),
+        "a service error"
     );
 }
 
