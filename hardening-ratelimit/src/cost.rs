@@ -299,9 +299,9 @@ pub enum CostConfigError {
 /// spent through the [`Usage`] handle (it can add to it while streaming) or an [`ActualCost`]
 /// response extension. When the response body **ends** (its last frame: one that says so,
 /// trailers, or over HTTP/1 the last byte of a declared length; or at once for a response
-/// that carries none: `HEAD`, 204, 304, 101), the reservation is settled to the actual cost
-/// (an unreported success keeps its estimate; so does a 101, whose upgraded connection
-/// spends after the response, where no report reaches it).
+/// that carries none: `HEAD`, 204, 304, and a tunnel: a 101 or a 2xx to `CONNECT`), the
+/// reservation is settled to the actual cost (an unreported success keeps its estimate; so
+/// does a tunnel, whose connection spends after the response, where no report reaches it).
 /// A report above the reservation is charged on top, but only as far as it leaves each
 /// budget one burst in debt (see [`Reservation::settle`]; logged as a warning once per
 /// policy): a runaway report cannot lock a principal, or everyone under a global budget,
@@ -686,6 +686,7 @@ where
             let usage = Usage::new(estimate);
             parts.extensions.insert(usage.clone());
             let head_request = parts.method == http::Method::HEAD;
+            let connect_request = parts.method == http::Method::CONNECT;
             // HTTP/1 stops polling a body at its declared length; HTTP/2 reads on to its end.
             let stops_at_length = matches!(
                 parts.version,
@@ -730,9 +731,13 @@ where
                     })
                 })
                 .flatten();
+            // A tunnel: its head is all the response there is.
+            let tunnel = head.status == http::StatusCode::SWITCHING_PROTOCOLS
+                || (connect_request && head.status.is_success());
             if body.is_end_stream()
                 || declared == Some(0)
                 || head_request
+                || tunnel
                 || matches!(
                     head.status,
                     http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED
@@ -740,7 +745,7 @@ where
             {
                 // Servers never poll a body that has ended already, nor one the response
                 // cannot carry (HEAD, whose body axum replaces with an empty one; 204; 304;
-                // a declared length of 0): it is dropped unpolled, so settle now.
+                // a tunnel's; a declared length of 0): it is dropped unpolled, so settle now.
                 if head.status.is_server_error() {
                     // Waited for, as for a service error: a caller that waits sees it done.
                     settle.finished_now().await;
@@ -1390,5 +1395,36 @@ mod tests {
             ),
             other => panic!("the report was not charged: {other:?}"),
         }
+    }
+
+    /// A 101, or a 2xx to `CONNECT`, opens a tunnel: servers write the head only and never
+    /// poll a body given with it (hyper forces it to nothing). Such a body (a stream, which
+    /// axum passes on), dropped unpolled, was taken for a client gone: refunded, a tunnel for
+    /// free. It is settled with the head, keeping the estimate as a 101 without a body does.
+    #[test]
+    fn a_tunnel_keeps_its_estimate_whatever_body_it_was_given() {
+        let tunnels = [
+            (Method::GET, StatusCode::SWITCHING_PROTOCOLS),
+            (Method::CONNECT, StatusCode::OK),
+        ];
+        let charged = tunnels.clone().map(|(method, status)| {
+            let limiter = budget(10_000);
+            let mut app = Router::new()
+                .route(
+                    "/",
+                    axum::routing::any(move || async move {
+                        // A stream (axum empties a CONNECT body of known size itself).
+                        let body = Unsized(Some(Bytes::from_static(b"the tunnel follows")));
+                        (status, Body::new(body))
+                    }),
+                )
+                .layer(CostLayer::new(limiter.clone(), Estimate::fixed(500)));
+            let response = call(&mut app, method.clone());
+            assert_eq!(response.status(), status);
+            assert!(!response.body().is_end_stream());
+            drop(response);
+            (method, 10_000 - remaining(&limiter))
+        });
+        assert_eq!(charged, tunnels.map(|(method, _)| (method, 500)), "charged");
     }
 }

@@ -477,6 +477,30 @@ async fn a_stream_served_to_its_declared_end_or_its_trailers_keeps_its_estimate(
     }
 }
 
+/// A 2xx to `CONNECT` opens a tunnel: hyper writes the head only and drops the body unpolled
+/// (a stream, which axum passes on). That drop was taken for a client gone: refunded, the
+/// tunnel free. Its estimate is kept, as a 101's.
+#[tokio::test]
+async fn a_served_connect_tunnel_keeps_its_estimate() {
+    let limiter = RateLimiter::new([Policy::global("budget", Quota::per_day(nz(10_000)))]);
+    let app = Router::new()
+        .fallback(|| async {
+            let body = Body::new(UnknownSize(Some(Bytes::from_static(b"never sent"))));
+            (StatusCode::OK, body)
+        })
+        .layer(CostLayer::new(limiter.clone(), Estimate::fixed(100)));
+    let addr = hardening_tests::serve(app).await;
+    let reply = hardening_tests::exchange(
+        addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, ""));
+    let headers = http::HeaderMap::new();
+    let left = limiter.statuses(&RequestKeys::new(None, &headers))[0].remaining();
+    assert_eq!(left, 9_900, "the tunnel was refunded");
+}
+
 /// A declared length ends the body where HTTP/1 stops polling it, not over HTTP/2, whose
 /// server reads a body on to its end (a report made after the declared bytes must still
 /// count): there, a body dropped right after its declared bytes is a client gone, refunded.
