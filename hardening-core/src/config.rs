@@ -128,7 +128,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 impl HardeningConfig {
     /// Reads every `HARDENING_*` environment variable. An unknown `HARDENING_*` variable is
     /// an error (a typo would otherwise silently keep a default), in any case
-    /// (`hardening_body_limit` too), and so is one whose name or value is not UTF-8.
+    /// (`hardening_body_limit` too), and so is one whose name or value is not UTF-8, or that
+    /// the environment holds twice with different values (as in [`from_vars`](Self::from_vars)).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_os_vars(std::env::vars_os())
     }
@@ -167,7 +168,9 @@ impl HardeningConfig {
 
     /// Reads the given `(name, value)` pairs as if they were the environment. Every
     /// variable is read: when several are wrong, the error names each of them, those that
-    /// [`build`](Self::build) would refuse included.
+    /// [`build`](Self::build) would refuse included. A variable given twice with different
+    /// values is an error (not the last one silently kept); the same value twice is
+    /// accepted, as it says one thing.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -179,13 +182,49 @@ impl HardeningConfig {
     }
 
     /// Reads every pair into a config, with the errors of those that do not read.
+    ///
+    /// A known variable given more than once (an env file, or any list of pairs; names
+    /// compared as [`set`](Self::set) does, case and all) is read once. With different
+    /// values it is an error and left unset: which one was meant is not ours to guess. The
+    /// same value again (spaces around it aside, as it is read) says nothing new, and is
+    /// accepted.
     fn read<K: AsRef<str>, V: AsRef<str>>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> (Self, Vec<ConfigError>) {
+        let vars: Vec<(K, V)> = vars.into_iter().collect();
         let mut config = Self::default();
         let mut errors = Vec::new();
-        for (name, value) in vars {
-            if let Err(e) = config.set(name.as_ref(), value.as_ref().trim()) {
+        for (i, (name, value)) in vars.iter().enumerate() {
+            let name = name.as_ref();
+            if ENV_VARS.iter().any(|(known, _)| *known == name) {
+                if vars[..i]
+                    .iter()
+                    .any(|(earlier, _)| earlier.as_ref() == name)
+                {
+                    continue;
+                }
+                let mut values: Vec<&str> = Vec::new();
+                for (_, v) in vars[i..].iter().filter(|(n, _)| n.as_ref() == name) {
+                    if !values.contains(&v.as_ref().trim()) {
+                        values.push(v.as_ref().trim());
+                    }
+                }
+                if values.len() > 1 {
+                    errors.push(ConfigError::Env {
+                        var: name.to_owned(),
+                        why: format!(
+                            "given more than once, with different values ({}): keep one",
+                            values
+                                .iter()
+                                .map(|v| format!("{v:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                    continue;
+                }
+            }
+            if let Err(e) = config.set(name, value.as_ref().trim()) {
                 errors.push(e);
             }
         }
@@ -708,6 +747,84 @@ mod tests {
             text.starts_with("2 settings are wrong:")
                 && text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE: needs hardening-core's"),
             "{text}"
+        );
+    }
+
+    /// A variable given twice (an env file, or any list of pairs) used to keep its last
+    /// value silently: two different values are refused, the same one twice is one value.
+    #[test]
+    fn a_variable_given_twice_with_different_values_is_an_error() {
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_TIMEOUT_SECS", "10"),
+            ("HARDENING_ALLOWED_HOSTS", "a.example.com"),
+            ("HARDENING_TIMEOUT_SECS", "20"),
+            ("HARDENING_BEHIND_TLS", "true"),
+            ("HARDENING_BEHIND_TLS", "false"),
+            ("HARDENING_BEHIND_TLS", " true "),
+            ("HARDENING_BODY_LIMIT", "lots"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("3 settings are wrong:"), "{text}");
+        for var in [
+            r#"HARDENING_TIMEOUT_SECS: given more than once, with different values ("10", "20"): keep one"#,
+            r#"HARDENING_BEHIND_TLS: given more than once, with different values ("true", "false"): keep one"#,
+            "HARDENING_BODY_LIMIT: expected a whole number",
+        ] {
+            assert!(text.contains(&format!("\n  - {var}")), "{var} in {text}");
+        }
+        // The same value twice, spaces around it aside (as it is read), says one thing; a
+        // wrong one is named once.
+        let c = HardeningConfig::from_vars([
+            ("HARDENING_TIMEOUT_SECS", "10"),
+            ("HARDENING_TIMEOUT_SECS", " 10 "),
+        ]);
+        assert_eq!(c.unwrap().timeout_secs, Some(10));
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_TIMEOUT_SECS", "ten"),
+            ("HARDENING_TIMEOUT_SECS", "ten"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HARDENING_TIMEOUT_SECS: expected a whole number"),
+            "{err}"
+        );
+        // A setting that needs one given twice is not blamed: keeping one may do.
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_CORS_ORIGINS", "https://a.example.com"),
+            ("HARDENING_CORS_ORIGINS", "https://b.example.com"),
+            ("HARDENING_CORS_CREDENTIALS", "true"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HARDENING_CORS_ORIGINS: given more than once"),
+            "{err}"
+        );
+        // The environment itself can hold a name twice (`execve` takes any list).
+        let os = |name: &str, value: &str| (name.into(), value.into());
+        let err = HardeningConfig::from_os_vars([
+            os("HARDENING_BODY_LIMIT", "1024"),
+            os("HARDENING_BODY_LIMIT", "2048"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HARDENING_BODY_LIMIT: given more than once"),
+            "{err}"
+        );
+        // Names are compared as they are read, case and all: another case is another
+        // (unknown) name, not a second value.
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_TIMEOUT_SECS", "10"),
+            ("hardening_timeout_secs", "20"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("hardening_timeout_secs: unknown setting"),
+            "{err}"
         );
     }
 

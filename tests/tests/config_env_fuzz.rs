@@ -1,6 +1,6 @@
 //! `HardeningConfig` from random sets of `HARDENING_*` variables (fixed seed): valid and
-//! invalid values, unknown and lower-case names, duplicates, empty values, huge numbers, odd
-//! networks, hosts and origins. Nothing panics; the error names exactly the wrong variables,
+//! invalid values, unknown and lower-case names, duplicates (the same value again, or another
+//! one, which is an error), empty values, huge numbers, odd networks, hosts and origins. Nothing panics; the error names exactly the wrong variables,
 //! those the build refuses as well as those that do not parse; a valid set builds, and the
 //! layer does what the variables say.
 
@@ -262,10 +262,10 @@ fn value(rng: &mut fastrand::Rng, kind: Kind) -> (String, Option<Value>) {
     }
 }
 
-/// A random set of variables: known ones, sometimes twice, and now and then an unknown or
-/// lower-case name.
+/// A random set of variables: known ones, sometimes twice (with the same value, or another
+/// one), and now and then an unknown or lower-case name.
 fn variables(rng: &mut fastrand::Rng) -> Vec<Var> {
-    let mut vars = Vec::new();
+    let mut vars: Vec<Var> = Vec::new();
     for _ in 0..rng.usize(0..=8) {
         let (name, kind) = *pick(rng, VARS);
         let (value, read) = value(rng, kind);
@@ -273,6 +273,17 @@ fn variables(rng: &mut fastrand::Rng) -> Vec<Var> {
             0 => pick(rng, UNKNOWN_NAMES).to_string(),
             1 => name.to_ascii_lowercase(),
             2 => name.replacen("HARDENING", "Hardening", 1),
+            3 if !vars.is_empty() => {
+                // One already given, again with the same value (spaces around it aside).
+                let again = pick(rng, &vars);
+                let again = Var {
+                    name: again.name.clone(),
+                    value: format!(" {} ", again.value),
+                    read: again.read.clone(),
+                };
+                vars.push(again);
+                continue;
+            }
             _ => {
                 vars.push(Var {
                     name: name.to_owned(),
@@ -288,10 +299,24 @@ fn variables(rng: &mut fastrand::Rng) -> Vec<Var> {
             read: None,
         });
     }
+    // A name given with different values reads as none of them.
+    let conflicting: BTreeSet<String> = vars
+        .iter()
+        .filter(|v| {
+            vars.iter()
+                .any(|w| w.name == v.name && w.value.trim() != v.value.trim())
+        })
+        .map(|v| v.name.clone())
+        .collect();
+    for var in &mut vars {
+        if conflicting.contains(&var.name) {
+            var.read = None;
+        }
+    }
     vars
 }
 
-/// What the variables set: for each, its last value that reads.
+/// What the variables set: for each, its value if it reads.
 fn settings(vars: &[Var]) -> BTreeMap<&str, Value> {
     let mut set = BTreeMap::new();
     for var in vars {
@@ -496,7 +521,7 @@ async fn random_variable_sets_are_read_validated_and_obeyed() {
 
     let mut rng = fastrand::Rng::with_seed(0x4841_5244_454e);
     let (mut built, mut refused) = (0, 0);
-    for round in 0..600 {
+    for round in 0..800 {
         let vars = variables(&mut rng);
         let case = format!(
             "round {round}: {:?}",
