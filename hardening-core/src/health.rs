@@ -188,8 +188,9 @@ impl Health {
 
     /// The networks whose clients see per-check results and error messages (with secrets
     /// redacted). Behind trusted proxies, only a client they name; and only with a `Host`
-    /// the host allowlist accepts, an IP address or `localhost`, so that a DNS-rebinding page
-    /// in a browser inside these networks does not see them.
+    /// the host allowlist accepts, an IP address or `localhost` (and a target that names a
+    /// host, in absolute form, naming the same one), so that a DNS-rebinding page in a
+    /// browser inside these networks does not see them.
     pub fn detail_for<I>(mut self, networks: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,

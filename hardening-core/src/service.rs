@@ -398,23 +398,30 @@ fn only_value<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a
     values.next().is_none().then_some(first)
 }
 
-/// Whether a readiness probe's `Host` allows its detail: one the allowlist accepts, or one no
+/// Whether a readiness probe's host allows its detail: one the allowlist accepts, or one no
 /// other site can be reached by (an IP address, `localhost`). Probes skip the allowlist (an
 /// orchestrator's use the pod's IP), but a name outside it may be a DNS-rebinding page in a
-/// browser on a network that sees the detail.
+/// browser on a network that sees the detail. The host is every one the request names: its
+/// `Host` and its target's authority (which a server takes over `Host`, RFC 9112 §3.2.2)
+/// must name the same one, as [`AllowedHosts::allows`] requires.
 #[cold]
 fn host_may_see_detail(parts: &http::request::Parts, allowed: Option<&AllowedHosts>) -> bool {
     if allowed.is_some_and(|hosts| hosts.allows(parts)) {
         return true;
     }
-    let host = parts
+    let mut hosts = parts
         .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.host());
-    let Some(host) = host.and_then(hardening_errors::host_without_port) else {
+        .get_all(http::header::HOST)
+        .iter()
+        .map(|h| h.to_str().ok())
+        .chain(parts.uri.authority().map(|a| Some(a.as_str())))
+        .map(|h| h.and_then(hardening_errors::host_without_port));
+    let Some(Some(host)) = hosts.next() else {
         return false;
     };
+    if !hosts.all(|other| other.is_some_and(|other| other.eq_ignore_ascii_case(host))) {
+        return false;
+    }
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<std::net::IpAddr>().is_ok()
         || host

@@ -247,6 +247,95 @@ async fn the_detail_goes_to_clients_inside_the_networks_and_no_one_else() {
     }
 }
 
+/// The host the detail goes by is every host the request names: for an absolute-form target
+/// the server takes the target's (RFC 9112 §3.2.2), and the `Host` beside it must name the
+/// same one. Reading `Host` alone showed the detail to `GET http://evil.example/readyz` with
+/// `Host: 127.0.0.1`.
+#[tokio::test]
+async fn an_absolute_form_target_and_its_host_must_agree_for_the_detail() {
+    let health = || {
+        Health::new().check("database", || async {
+            Err::<(), _>(std::io::Error::other("db-7.internal refused"))
+        })
+    };
+    let any_host = serve(routes().layer(Hardening::strict().health(health()))).await;
+    let allowlist = Hardening::strict()
+        .allowed_hosts(["api.example.com"])
+        .unwrap()
+        .health(health());
+    let allowlist = serve(routes().layer(allowlist)).await;
+    for (addr, target, host, detail) in [
+        (any_host, "/readyz", Some("127.0.0.1"), true),
+        (
+            any_host,
+            "http://127.0.0.1/readyz",
+            Some("127.0.0.1:80"),
+            true,
+        ),
+        (
+            any_host,
+            "http://localhost:3000/readyz",
+            Some("LOCALHOST"),
+            true,
+        ),
+        (any_host, "http://[::1]/readyz", Some("[::1]"), true),
+        (any_host, "http://127.0.0.1/readyz", None, true),
+        (any_host, "/readyz", Some("evil.example"), false),
+        (
+            any_host,
+            "http://evil.example/readyz",
+            Some("127.0.0.1"),
+            false,
+        ),
+        (
+            any_host,
+            "http://127.0.0.1/readyz",
+            Some("evil.example"),
+            false,
+        ),
+        (any_host, "http://10.0.0.1/readyz", Some("127.0.0.1"), false),
+        (any_host, "http://evil.example/readyz", None, false),
+        (
+            any_host,
+            "http://user@127.0.0.1/readyz",
+            Some("127.0.0.1"),
+            false,
+        ),
+        (
+            allowlist,
+            "http://api.example.com/readyz",
+            Some("api.example.com"),
+            true,
+        ),
+        (
+            allowlist,
+            "http://api.example.com/readyz",
+            Some("127.0.0.1"),
+            false,
+        ),
+        (
+            allowlist,
+            "http://127.0.0.1/readyz",
+            Some("api.example.com"),
+            false,
+        ),
+    ] {
+        let host = host.map(|h| format!("host: {h}\r\n")).unwrap_or_default();
+        let request = format!("GET {target} HTTP/1.1\r\n{host}connection: close\r\n\r\n");
+        let reply = exchange(addr, request.as_bytes()).await;
+        let case = format!("{request:?}");
+        // Without the detail the probe still answers, with the names only.
+        assert_eq!(reply.status, 503, "{case}: {reply:?}");
+        let body = reply.json();
+        assert_eq!(
+            body["detail"], "readiness checks failed: database",
+            "{case}"
+        );
+        assert_eq!(body.get("checks").is_some(), detail, "{case}: {body}");
+        assert!(body["request_id"].is_string(), "{case}: {body}");
+    }
+}
+
 /// Probe paths that are also the app's routes: GET and HEAD are probes (not rate-limited,
 /// whatever the limiter says), other methods reach the app and its limits.
 #[tokio::test]
