@@ -6,7 +6,8 @@ use std::net::IpAddr;
 
 use axum::extract::MatchedPath;
 use hardening_errors::{
-    PrincipalId, PrincipalSlot, RequestId, SECRET_NAME_PARTS, is_secret_name, redact_secrets,
+    PrincipalId, PrincipalSlot, RequestId, SECRET_NAME_PARTS, after_userinfo, is_secret_name,
+    redact_secrets, write_printable_ascii,
 };
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -230,8 +231,8 @@ impl AccessLog {
     }
 
     /// The request's path as logged when no route template matched (a 404, a fallback, a
-    /// nested service): [redacted](Self::redacted_path) and [ASCII](write_ascii). Borrowed
-    /// unless either changed it.
+    /// nested service): [redacted](Self::redacted_path) and [ASCII](write_printable_ascii)
+    /// (hyper refuses control characters in a path). Borrowed unless either changed it.
     fn logged_path<'p>(&self, path: &'p str) -> Cow<'p, str> {
         let path = self.redacted_path(path);
         if path.is_ascii() {
@@ -239,7 +240,7 @@ impl AccessLog {
         }
         let mut ascii = String::with_capacity(path.len() * 3);
         // (Writing to a `String` does not fail.)
-        let _ = write_ascii(&mut ascii, &path);
+        let _ = write_printable_ascii(&mut ascii, &path);
         Cow::Owned(ascii)
     }
 
@@ -353,7 +354,7 @@ impl fmt::Display for Redacted<'_> {
                 write_redacted(f, name)?;
                 true
             } else {
-                write_ascii(f, pair)?;
+                write_printable_ascii(f, pair)?;
                 false
             };
             let end = if redacted {
@@ -378,7 +379,7 @@ fn write_redacted(f: &mut impl fmt::Write, raw_name: &str) -> fmt::Result {
     if is_secret_by_shape(shown) {
         f.write_str(REDACTED)
     } else {
-        write_ascii(f, shown)?;
+        write_printable_ascii(f, shown)?;
         write!(f, "={REDACTED}")
     }
 }
@@ -459,46 +460,10 @@ impl RedactedHeaders<'_> {
     }
 }
 
-/// Where a URL's userinfo (`user:password@`) ends, 0 without one: the last `@` between the
-/// scheme's `://` and the first `/` after it (a path such as `/a?next=https://…` has none).
-fn after_userinfo(url: &str) -> usize {
-    let Some(start) = url.find("://").map(|at| at + 3) else {
-        return 0;
-    };
-    let scheme = &url[..start - 3];
-    if scheme.is_empty()
-        || !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-    {
-        return 0;
-    }
-    let authority_end = url[start..].find('/').map_or(url.len(), |at| start + at);
-    url[start..authority_end]
-        .rfind('@')
-        .map_or(0, |at| start + at + 1)
-}
-
 /// A header that holds a URL or a path, whose query may hold what the request's own would
 /// have redacted (`referer: https://app.example/reset?token=…`).
 fn is_url_valued(name: &str, value: &str) -> bool {
     matches!(name, "referer" | "origin") || value.starts_with('/') || value.contains("://")
-}
-
-/// `s` with every byte outside ASCII percent-encoded, as a client should have sent it. hyper
-/// and `http` refuse control characters in a request target but let UTF-8 through: a raw NEL
-/// (U+0085) or LINE SEPARATOR (U+2028), at which some line readers break lines, or a bidi
-/// override (U+202E), which makes a log line read otherwise, would be printed as it came.
-fn write_ascii(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    let mut copied = 0;
-    for (i, c) in s.char_indices().filter(|(_, c)| !c.is_ascii()) {
-        f.write_str(&s[copied..i])?;
-        for byte in c.encode_utf8(&mut [0; 4]).bytes() {
-            write!(f, "%{byte:02X}")?;
-        }
-        copied = i + c.len_utf8();
-    }
-    f.write_str(&s[copied..])
 }
 
 /// `Pass%77ord` → `password`, so encoding a name does not dodge redaction.
