@@ -1,6 +1,6 @@
 //! An endpoint that receives CSP violation reports and logs them, bounded and rate-limited.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,13 +24,16 @@ const MAX_DIRECTIVE: usize = 32;
 /// A path segment this long or longer, unless a lower-case word, may be a token.
 const TOKEN_LENGTH: usize = 16;
 
+/// How long the rate limit's window is.
+const WINDOW: Duration = Duration::from_secs(60);
+
 const REDACTED: &str = "[redacted]";
 
 /// Receives `report-uri` violation reports (`application/csp-report`) and Reporting API
-/// batches (`application/reports+json`), and logs each at warn level under the target
-/// `hardening::csp`: the violated directive's name, the disposition (`enforce` or `report`),
-/// and the blocked and document URIs cut as a browser cuts them for reports, and further, as
-/// any client can post anything:
+/// batches (`application/reports+json`; entries of other types are skipped), and logs each
+/// violation at warn level under the target `hardening::csp`: the violated directive's name,
+/// the disposition (`enforce` or `report`), and the blocked and document URIs cut as a
+/// browser cuts them for reports, and further, as any client can post anything:
 ///
 /// - a URI whose scheme is not HTTP(S) or WS(S) (`data:`, `blob:`, `javascript:`) is its
 ///   scheme alone;
@@ -45,8 +48,13 @@ const REDACTED: &str = "[redacted]";
 /// Samples of the page (`script-sample`, `sample`), the referrer, the source file and the
 /// original policy are not logged.
 ///
-/// Bodies over the size limit get 413; reports over the rate limit are counted and dropped
-/// (204, so browsers do not retry).
+/// Bodies over the size limit get 413.
+///
+/// Reports over the rate limit are counted and dropped (204, so browsers do not retry); the
+/// count is logged (`dropped`) with the first report after the minute. The rate limit counts
+/// reports, not requests, and is shared by all clients: one client can use it up and hide
+/// real reports until the minute ends. Behind `Hardening`, its per-client rate limit and
+/// timeouts apply to this route as to any other.
 ///
 /// ```
 /// use axum::Router;
@@ -61,7 +69,25 @@ const REDACTED: &str = "[redacted]";
 pub struct CspReports {
     max_body: usize,
     per_minute: u32,
-    window: Arc<Mutex<(Instant, u32)>>,
+    window: Arc<Mutex<Window>>,
+}
+
+/// The rate limit's current window.
+#[derive(Debug)]
+struct Window {
+    start: Instant,
+    logged: u32,
+    dropped: u64,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            logged: 0,
+            dropped: 0,
+        }
+    }
 }
 
 impl Default for CspReports {
@@ -71,12 +97,12 @@ impl Default for CspReports {
 }
 
 impl CspReports {
-    /// 8 KiB per report, 60 reports logged per minute.
+    /// 8 KiB per request, 60 reports logged per minute.
     pub fn new() -> Self {
         Self {
             max_body: 8 * 1024,
             per_minute: 60,
-            window: Arc::new(Mutex::new((Instant::now(), 0))),
+            window: Arc::new(Mutex::new(Window::new())),
         }
     }
 
@@ -101,34 +127,54 @@ impl CspReports {
             .with_state(self)
     }
 
-    fn admit(&self) -> bool {
-        let Ok(mut window) = self.window.lock() else {
-            return false;
-        };
-        if window.0.elapsed() >= Duration::from_secs(60) {
-            *window = (Instant::now(), 0);
+    /// How many of `reports` the rate limit lets through, and how many the window before
+    /// dropped if this call ended it.
+    fn admit(&self, reports: usize) -> (usize, u64) {
+        // Nothing panics while the lock is held; a poisoned lock still holds a sound window.
+        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ended_with_dropped = 0;
+        if window.start.elapsed() >= WINDOW {
+            ended_with_dropped = window.dropped;
+            *window = Window::new();
         }
-        window.1 += 1;
-        window.1 <= self.per_minute
+        let room = self.per_minute.saturating_sub(window.logged);
+        let admitted = u32::try_from(reports).unwrap_or(u32::MAX).min(room);
+        window.logged += admitted;
+        window.dropped = window
+            .dropped
+            .saturating_add(reports as u64 - u64::from(admitted));
+        // (No more than `reports`, a `usize`.)
+        (admitted as usize, ended_with_dropped)
     }
 }
 
 async fn receive(State(reports): State<CspReports>, body: Bytes) -> StatusCode {
-    if !reports.admit() {
-        return StatusCode::NO_CONTENT;
-    }
     // report-uri: {"csp-report": {...}}; Reporting API: [{"type": "csp-violation", "body": {...}}]
     let Ok(json) = serde_json::from_slice::<Value>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
     let items: Vec<&Value> = match &json {
-        Value::Array(list) => list.iter().filter_map(|r| r.get("body")).collect(),
-        other => other.get("csp-report").into_iter().collect(),
+        Value::Array(list) => list
+            .iter()
+            .filter(|r| r.get("type").and_then(Value::as_str) == Some("csp-violation"))
+            .filter_map(|r| r.get("body").filter(|b| b.is_object()))
+            .collect(),
+        Value::Object(report) => match report.get("csp-report") {
+            Some(r) if r.is_object() => vec![r],
+            _ => return StatusCode::BAD_REQUEST,
+        },
+        _ => return StatusCode::BAD_REQUEST,
     };
-    if items.is_empty() {
-        return StatusCode::BAD_REQUEST;
+    let (admitted, dropped) = reports.admit(items.len());
+    if dropped > 0 {
+        tracing::warn!(
+            target: TARGET,
+            dropped,
+            per_minute = reports.per_minute,
+            "CSP reports dropped over the rate limit",
+        );
     }
-    for r in items {
+    for r in items.into_iter().take(admitted) {
         let field = |a: &str, b: &str| {
             r.get(a)
                 .or_else(|| r.get(b))
@@ -353,6 +399,104 @@ mod tests {
             .body(Body::from(body))
             .unwrap();
         app.clone().oneshot(request).await.unwrap().status()
+    }
+
+    fn batch(reports: usize) -> String {
+        let entry = json!({ "type": "csp-violation", "body": { "blockedURL": "inline" } });
+        Value::Array(vec![entry; reports]).to_string()
+    }
+
+    /// The rate limit counts reports, whatever the requests that carry them; the reports it
+    /// dropped are counted, and the count logged when the window ends.
+    #[tokio::test]
+    async fn the_rate_limit_counts_reports_and_logs_how_many_it_dropped() {
+        let warnings = Warnings::new(TARGET);
+        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let reports = CspReports::new().per_minute(3);
+        let app: Router = reports.clone().router("/r");
+        assert_eq!(post(&app, batch(2)).await, StatusCode::NO_CONTENT);
+        assert_eq!(post(&app, batch(50)).await, StatusCode::NO_CONTENT);
+        assert_eq!(post(&app, batch(1)).await, StatusCode::NO_CONTENT);
+        let logged = warnings.take().len();
+        assert_eq!(
+            logged, 3,
+            "one line per report admitted, none past the limit"
+        );
+        // The minute ends.
+        reports.window.lock().unwrap().start -= WINDOW;
+        assert_eq!(post(&app, batch(1)).await, StatusCode::NO_CONTENT);
+        let logged = warnings.take();
+        assert_eq!(logged.len(), 2, "{logged:?}");
+        assert!(logged[0].contains("dropped=50 per_minute=3"), "{logged:?}");
+        assert!(logged[1].contains("CSP violation reported"), "{logged:?}");
+    }
+
+    /// Odd JSON where a report is expected: refused (400) or logged, never a panic.
+    #[tokio::test]
+    async fn odd_json_is_refused_or_logged() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(-1.5),
+            json!(u64::MAX),
+            json!("inline"),
+            json!("x".repeat(300)),
+            json!([]),
+            json!({}),
+            json!([1, "a"]),
+            json!({ "a": [1, { "b": null }] }),
+        ];
+        let app: Router = CspReports::new().per_minute(u32::MAX).router("/r");
+        let mut rng = fastrand::Rng::with_seed(0xc5b0_2026);
+        let pick = |rng: &mut fastrand::Rng| values[rng.usize(..values.len())].clone();
+        for _ in 0..500 {
+            let mut report = serde_json::Map::new();
+            for field in [
+                "document-uri",
+                "blocked-uri",
+                "violated-directive",
+                "disposition",
+                "documentURL",
+                "blockedURL",
+                "effectiveDirective",
+            ] {
+                if rng.bool() {
+                    report.insert(field.into(), pick(&mut rng));
+                }
+            }
+            let report = Value::Object(report);
+            let body = match rng.u8(..4) {
+                0 => json!({ "csp-report": report }),
+                1 => json!([{ "type": "csp-violation", "body": report }]),
+                2 => json!({ "csp-report": pick(&mut rng) }),
+                _ => json!([{ "type": pick(&mut rng), "body": pick(&mut rng) }, pick(&mut rng)]),
+            };
+            let status = post(&app, body.to_string()).await;
+            assert!(
+                matches!(status.as_u16(), 204 | 400),
+                "{body} answered {status}"
+            );
+        }
+    }
+
+    /// A panic while the lock was held (none can happen now) would have made every later
+    /// report dropped, silently, until a restart.
+    #[tokio::test]
+    async fn a_poisoned_window_still_counts() {
+        let warnings = Warnings::new(TARGET);
+        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let reports = CspReports::new();
+        let window = reports.window.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = window.lock().unwrap();
+            panic!("poisoning the window");
+        })
+        .join();
+        assert!(reports.window.is_poisoned());
+        let app: Router = reports.router("/r");
+        assert_eq!(post(&app, batch(1)).await, StatusCode::NO_CONTENT);
+        let logged = warnings.take().len();
+        assert_eq!(logged, 1, "a poisoned window dropped the report");
     }
 
     /// In a plain-text log (tracing's `fmt`) a field given with `%` is printed as it is: each

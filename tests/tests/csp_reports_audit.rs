@@ -1,5 +1,6 @@
 //! Audit of `CspReports`, the endpoint any page or client can POST violation reports to:
-//! what reaches the log of a report carrying secrets or forged lines.
+//! what reaches the log of a report carrying secrets or forged lines, how much one request
+//! can log.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -277,4 +278,41 @@ async fn every_logged_field_is_capped() {
             assert!(length <= 256, "{name} logged with {length} bytes");
         }
     }
+}
+
+/// A Reporting API batch is as many reports as fit in the body (hundreds in 8 KiB): the
+/// rate limit counts reports, not requests, so one request cannot log more than it allows.
+#[tokio::test]
+async fn one_request_logs_no_more_reports_than_the_rate_limit() {
+    let entry = json!({ "type": "csp-violation", "body": {} });
+    let batch = Value::Array(vec![entry; 200]).to_string();
+    assert!(batch.len() < 8 * 1024);
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let addr = serve(CspReports::new().per_minute(5).router(PATH)).await;
+    let reply = post(addr, "application/reports+json", batch.as_bytes()).await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    let logged = violations(&captured).len();
+    assert_eq!(logged, 5, "one request logged past the limit of 5 a minute");
+}
+
+/// A Reporting API endpoint can receive other types of report (deprecation, intervention):
+/// they are not logged as CSP violations.
+#[tokio::test]
+async fn other_report_types_are_not_logged_as_violations() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let addr = serve(CspReports::new().router(PATH)).await;
+    let batch = json!([
+        { "type": "deprecation", "body": { "id": "x", "message": "m" } },
+        { "type": "csp-violation", "body": { "blockedURL": "eval" } },
+    ]);
+    let reply = post(
+        addr,
+        "application/reports+json",
+        batch.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    let logged = violations(&captured);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["blocked_uri"], "eval");
 }
