@@ -4,11 +4,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use hardening_errors::{after_userinfo, redact_secrets, write_printable_ascii};
-use http::StatusCode;
+use hardening_errors::{
+    CollectError, Problem, RequestContext, RequestId, after_userinfo, collect_capped, media_type,
+    redact_secrets, report_rejection, write_printable_ascii,
+};
+use http::{StatusCode, header};
 use serde_json::Value;
 
 /// The tracing target of the reports logged.
@@ -26,6 +29,15 @@ const TOKEN_LENGTH: usize = 16;
 
 /// How long the rate limit's window is.
 const WINDOW: Duration = Duration::from_secs(60);
+
+/// The media types browsers send reports as: `report-uri`'s, the Reporting API's, and plain
+/// JSON (older WebKit). None is CORS-safelisted: another site's page cannot post one
+/// without a preflight, which this endpoint does not answer.
+const REPORT_TYPES: [&[u8]; 3] = [
+    b"application/csp-report",
+    b"application/reports+json",
+    b"application/json",
+];
 
 const REDACTED: &str = "[redacted]";
 
@@ -48,7 +60,10 @@ const REDACTED: &str = "[redacted]";
 /// Samples of the page (`script-sample`, `sample`), the referrer, the source file and the
 /// original policy are not logged.
 ///
-/// Bodies over the size limit get 413.
+/// A body over the size limit gets 413 (reported as a `body_too_large` security event), a
+/// body of another media type 415 (a page on another site can post `text/plain` without a
+/// CORS preflight, but not these types), a body that is not a report 400, another method
+/// 405: each a problem (`application/problem+json`) with the request id.
 ///
 /// Reports over the rate limit are counted and dropped (204, so browsers do not retry); the
 /// count is logged (`dropped`) with the first report after the minute. The rate limit counts
@@ -59,10 +74,25 @@ const REDACTED: &str = "[redacted]";
 /// ```
 /// use axum::Router;
 /// use hardening_headers::{Csp, CspReports};
+/// # use tower::ServiceExt;
 ///
 /// let csp = Csp::html().report_uri("/csp-report");
 /// let app: Router = Router::new().merge(CspReports::new().router("/csp-report"));
 /// # let _ = csp;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let report = |content_type: &str| {
+///     http::Request::post("/csp-report")
+///         .header("content-type", content_type)
+///         .body(axum::body::Body::from(r#"{"csp-report":{"blocked-uri":"inline"}}"#))
+///         .unwrap()
+/// };
+/// let res = app.clone().oneshot(report("application/csp-report")).await.unwrap();
+/// assert_eq!(res.status(), 204);
+/// // What a form on another site can send is refused.
+/// let res = app.oneshot(report("text/plain")).await.unwrap();
+/// assert_eq!(res.status(), 415);
+/// assert_eq!(res.headers()["content-type"], "application/problem+json");
+/// # });
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
@@ -120,10 +150,8 @@ impl CspReports {
 
     /// A router with `POST path` answered by this endpoint, to merge into yours.
     pub fn router<S: Clone + Send + Sync + 'static>(self, path: &str) -> Router<S> {
-        let limit = self.max_body;
         Router::new()
-            .route(path, post(receive))
-            .layer(DefaultBodyLimit::max(limit))
+            .route(path, post(receive).fallback(other_method))
             .with_state(self)
     }
 
@@ -148,10 +176,34 @@ impl CspReports {
     }
 }
 
-async fn receive(State(reports): State<CspReports>, body: Bytes) -> StatusCode {
+async fn receive(State(reports): State<CspReports>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let is_report = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .map(media_type)
+        .is_some_and(|media| REPORT_TYPES.iter().any(|t| media.eq_ignore_ascii_case(t)));
+    if !is_report {
+        return refuse(
+            &parts.extensions,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send reports as application/csp-report or application/reports+json",
+        );
+    }
+    let body = match collect_capped(body, reports.max_body).await {
+        Ok(body) => body,
+        Err(CollectError::TooLarge(_)) => {
+            return refuse(
+                &parts.extensions,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the report is larger than this endpoint accepts",
+            );
+        }
+        Err(_) => return not_a_report(&parts.extensions),
+    };
     // report-uri: {"csp-report": {...}}; Reporting API: [{"type": "csp-violation", "body": {...}}]
     let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-        return StatusCode::BAD_REQUEST;
+        return not_a_report(&parts.extensions);
     };
     let items: Vec<&Value> = match &json {
         Value::Array(list) => list
@@ -161,9 +213,9 @@ async fn receive(State(reports): State<CspReports>, body: Bytes) -> StatusCode {
             .collect(),
         Value::Object(report) => match report.get("csp-report") {
             Some(r) if r.is_object() => vec![r],
-            _ => return StatusCode::BAD_REQUEST,
+            _ => return not_a_report(&parts.extensions),
         },
-        _ => return StatusCode::BAD_REQUEST,
+        _ => return not_a_report(&parts.extensions),
     };
     let (admitted, dropped) = reports.admit(items.len());
     if dropped > 0 {
@@ -190,7 +242,40 @@ async fn receive(State(reports): State<CspReports>, body: Bytes) -> StatusCode {
             "CSP violation reported",
         );
     }
-    StatusCode::NO_CONTENT
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Any method but POST: 405 (axum adds `Allow: POST`).
+async fn other_method(request: Request) -> Response {
+    refuse(
+        request.extensions(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "reports are sent with POST",
+    )
+}
+
+fn not_a_report(extensions: &http::Extensions) -> Response {
+    refuse(
+        extensions,
+        StatusCode::BAD_REQUEST,
+        "the body is not a CSP violation report",
+    )
+}
+
+/// A problem with the request id a layer further out gave the request (`Hardening`,
+/// `ProblemLayer`), else a new one; a 413 is reported as a security event.
+#[cold]
+fn refuse(extensions: &http::Extensions, status: StatusCode, detail: &'static str) -> Response {
+    let request_id = RequestId::from_extensions(extensions).unwrap_or_else(RequestId::generate);
+    let mut response = Problem::new(status)
+        .with_detail(detail)
+        .with_request_id(request_id)
+        .into_http_response();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let client_ip = RequestContext::client_ip_of(extensions);
+        report_rejection(&mut response, "body_too_large", request_id, client_ip, None);
+    }
+    response
 }
 
 /// A report's URI as logged (see [`CspReports`]): `https://x.example/a?token=1#f` →

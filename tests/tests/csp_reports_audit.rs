@@ -1,16 +1,25 @@
 //! Audit of `CspReports`, the endpoint any page or client can POST violation reports to:
 //! what reaches the log of a report carrying secrets or forged lines, how much one request
-//! can log.
+//! can log, and what every refusal looks like, alone and behind `Hardening::strict()`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
 
+use axum::Router;
+use hardening_core::Hardening;
 use hardening_core::headers::CspReports;
 use hardening_tests::{Captured, Reply, exchange, serve};
 use serde_json::{Value, json};
 
 const PATH: &str = "/csp-report";
+
+/// The endpoint alone, and behind `Hardening::strict()`.
+fn apps(reports: CspReports) -> [(&'static str, Router); 2] {
+    let alone = reports.clone().router(PATH);
+    let hardened = reports.router(PATH).layer(Hardening::strict());
+    [("alone", alone), ("behind Hardening", hardened)]
+}
 
 /// `POST /csp-report` with this content type (none if empty) and these bytes.
 async fn post(addr: SocketAddr, content_type: &str, body: &[u8]) -> Reply {
@@ -315,4 +324,119 @@ async fn other_report_types_are_not_logged_as_violations() {
     let logged = violations(&captured);
     assert_eq!(logged.len(), 1, "{logged:?}");
     assert_eq!(logged[0]["blocked_uri"], "eval");
+}
+
+/// Every refusal, alone or behind `Hardening`, is a problem with a request id, and quotes
+/// nothing of the request or of axum's internals.
+#[tokio::test]
+async fn every_refusal_is_a_problem_with_a_request_id() {
+    let nested = "[".repeat(6000);
+    let oversized = format!(
+        r#"{{"csp-report":{{"blocked-uri":"{}"}}}}"#,
+        "x".repeat(9000)
+    );
+    let cases: [(&str, &str, &[u8], u16); 7] = [
+        ("not JSON", "application/csp-report", b"MARK-not-json", 400),
+        (
+            "not UTF-8",
+            "application/csp-report",
+            b"{\"csp-report\":{\"a\":\"\xff\xfe\"}}",
+            400,
+        ),
+        (
+            "deeply nested",
+            "application/csp-report",
+            nested.as_bytes(),
+            400,
+        ),
+        (
+            "not a report",
+            "application/csp-report",
+            br#"{"MARK":1}"#,
+            400,
+        ),
+        (
+            "too large",
+            "application/csp-report",
+            oversized.as_bytes(),
+            413,
+        ),
+        (
+            "a form",
+            "text/plain",
+            br#"{"csp-report":{"blocked-uri":"MARK"}}"#,
+            415,
+        ),
+        (
+            "no content type",
+            "",
+            br#"{"csp-report":{"blocked-uri":"MARK"}}"#,
+            415,
+        ),
+    ];
+    for (setup, app) in apps(CspReports::new()) {
+        let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+        let addr = serve(app).await;
+        for (what, content_type, body, status) in cases {
+            let reply = post(addr, content_type, body).await;
+            assert_problem(&reply, status, &format!("{setup}, {what}"));
+        }
+        // A chunked body, which says no length, is cut off at the limit too.
+        let chunk = "x".repeat(9000);
+        let request = format!(
+            "POST {PATH} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
+             content-type: application/csp-report\r\ntransfer-encoding: chunked\r\n\r\n\
+             {:x}\r\n{chunk}\r\n0\r\n\r\n",
+            chunk.len()
+        );
+        let reply = exchange(addr, request.as_bytes()).await;
+        assert_problem(&reply, 413, &format!("{setup}, chunked"));
+        let reply = exchange(
+            addr,
+            format!("GET {PATH} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert_problem(&reply, 405, &format!("{setup}, GET"));
+        assert_eq!(reply.header("allow"), Some("POST"), "{setup}");
+        // Each 413 is one security event, with the id the client was given.
+        let events = captured.security_events();
+        assert_eq!(events.len(), 2, "{setup}: {events:?}");
+        for (name, event) in events {
+            assert_eq!(name, "body_too_large", "{setup}");
+            assert!(
+                event["fields"]["request_id"].is_string(),
+                "{setup}: {event}"
+            );
+        }
+    }
+}
+
+fn assert_problem(reply: &Reply, status: u16, what: &str) {
+    assert_eq!(reply.status, status, "{what}: {reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{what}: {reply:?}"
+    );
+    let body = reply.json();
+    let id = body["request_id"].as_str().unwrap_or_default();
+    assert!(!id.is_empty(), "{what}: no request id in {body}");
+    if let Some(header) = reply.header("x-request-id") {
+        assert_eq!(header, id, "{what}");
+    }
+    for leak in [
+        "MARK",
+        "xxxx",
+        "Failed to",
+        "length limit",
+        "serde",
+        "line 1",
+    ] {
+        assert!(
+            !reply.body.contains(leak),
+            "{what}: {leak} in {}",
+            reply.body
+        );
+    }
 }
