@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use axum::extract::MatchedPath;
 use hardening_errors::{
     PrincipalId, PrincipalSlot, RequestId, SECRET_NAME_PARTS, after_userinfo, is_secret_name,
-    redact_secrets, write_printable_ascii,
+    may_be_a_token, redact_secrets, write_printable_ascii,
 };
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -244,12 +244,13 @@ impl AccessLog {
         Cow::Owned(ascii)
     }
 
-    /// `path` with what error text is redacted for (a URL's password, a JWT) redacted, and
-    /// each path parameter (`/cb;jsessionid=…`, up to the next `;` or `/`) as a query's pair
-    /// would be. Borrowed unless either changed it.
+    /// `path` with what error text is redacted for (a URL's password, a JWT) redacted, each
+    /// segment that [may be a token](may_be_a_token) (`/reset/<token>`) redacted, and each
+    /// path parameter (`/cb;jsessionid=…`, up to the next `;` or `/`) as a query's pair
+    /// would be. Borrowed unless any of these changed it.
     fn redacted_path<'p>(&self, path: &'p str) -> Cow<'p, str> {
         let path = redact_secrets(path);
-        if !path.contains(';') {
+        if !path.contains(';') && !path.split('/').any(may_be_a_token) {
             return path;
         }
         let mut out = String::with_capacity(path.len());
@@ -259,7 +260,13 @@ impl AccessLog {
                 out.push('/');
             }
             let mut params = segment.split(';');
-            out.push_str(params.next().unwrap_or_default());
+            let name = params.next().unwrap_or_default();
+            if may_be_a_token(name) {
+                out.push_str(REDACTED);
+                changed = true;
+            } else {
+                out.push_str(name);
+            }
             for param in params {
                 out.push(';');
                 let (name, value) = param.split_once('=').unwrap_or((param, ""));
@@ -443,6 +450,18 @@ impl RedactedHeaders<'_> {
             Some(at) => (&url[..from + at], Some(&url[from + at + 1..])),
             None => (url, None),
         };
+        // Scheme and authority (a password redacted first: it may hold a `/`), then the path
+        // as a request's is.
+        let path = redact_secrets(path);
+        let authority_end = match path.find("://") {
+            Some(at) => {
+                let host = after_userinfo(&path).max(at + 3);
+                path[host..].find('/').map_or(path.len(), |end| host + end)
+            }
+            None => 0,
+        };
+        let (authority, path) = path.split_at(authority_end);
+        f.write_str(authority)?;
         f.write_str(&self.log.redacted_path(path))?;
         for (mark, part) in [('?', query), ('#', fragment)] {
             if let Some(part) = part {
@@ -1218,6 +1237,49 @@ pub(crate) mod tests {
         assert_eq!(
             redact("q=caf\u{e9}&\u{e9}token=x"),
             "q=caf%C3%A9&%C3%A9token=[redacted]"
+        );
+    }
+
+    /// A path with no route template (a 404, `Hardening` outside the router) was logged as
+    /// sent, tokens in its segments and all (`/reset/<token>`); segments that may be tokens
+    /// are redacted now, in the path and in URL-valued headers' paths (not their hosts).
+    #[test]
+    fn path_segments_that_may_be_tokens_are_redacted() {
+        let log = AccessLog::default();
+        for (path, logged) in [
+            ("/reset/k3J4h5G6f7D8s9A0x", "/reset/[redacted]"),
+            (
+                "/invite/550e8400-e29b-41d4-a716-446655440000/accept",
+                "/invite/[redacted]/accept",
+            ),
+            (
+                "/u/0123456789abcdef0;token=s3cr3t",
+                "/u/[redacted];token=[redacted]",
+            ),
+            ("/account-settings-page/notes", "/account-settings-page/notes"),
+            ("/nowhere/short1234", "/nowhere/short1234"),
+        ] {
+            assert_eq!(log.logged_path(path), logged, "{path}");
+        }
+        let s = logged_headers(
+            &log,
+            &[
+                (
+                    "referer",
+                    "https://Hooks.Example-Company.com/reset/k3J4h5G6f7D8s9A0x?page=2",
+                ),
+                ("x-original-url", "/magic/0123456789ABCDEF0123"),
+                (
+                    "destination",
+                    "https://app:pa/ss@Dav.Example-Company.com/u/550e8400-e29b-41d4-a716-446655440000",
+                ),
+            ],
+        );
+        assert_eq!(
+            s,
+            "referer: https://Hooks.Example-Company.com/reset/[redacted]?page=2; \
+             x-original-url: /magic/[redacted]; \
+             destination: https://app:[redacted]@Dav.Example-Company.com/u/[redacted]"
         );
     }
 

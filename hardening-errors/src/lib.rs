@@ -75,7 +75,7 @@ pub use header_value::{
     forwarded_proto_says_https, host_without_port, is_dns_name, join_header_values, media_type,
     static_header_value,
 };
-pub use log_text::{after_userinfo, write_printable_ascii};
+pub use log_text::{after_userinfo, may_be_a_token, write_printable_ascii};
 pub use mapping::{
     CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, drop_panic_payload,
     log_panic, panic_response, reject,

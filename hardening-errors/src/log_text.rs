@@ -1,5 +1,6 @@
-//! Text a client sent, made fit to print in a log line: the userinfo of a URL found, and the
-//! bytes that would break or disguise a line encoded. Shared by `hardening-core`'s access log
+//! Text a client sent, made fit to print in a log line: the userinfo of a URL found, path
+//! segments that may be tokens spotted, and the bytes that would break or disguise a line
+//! encoded. Shared by `hardening-core`'s access log
 //! and `hardening-headers`' CSP report endpoint.
 
 use std::fmt;
@@ -56,3 +57,26 @@ pub fn write_printable_ascii(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
     }
     f.write_str(&s[copied..])
 }
+
+/// Whether a URL path segment may be a token, to be logged redacted (`/reset/<token>`,
+/// `/u/<session id>`, `/invite/<uuid>`): 16 bytes or more, and not a lower-case word
+/// (letters, `-`, `_`, `.`). A heuristic: shorter tokens, and lower-case-only ones, pass;
+/// long mixed-case names (`UserSettingsPage`, `app.3f9a8b7c6d5e4f3a.js`) are hidden too.
+///
+/// ```
+/// use hardening_errors::may_be_a_token;
+///
+/// assert!(may_be_a_token("550e8400-e29b-41d4-a716-446655440000"));
+/// assert!(may_be_a_token("k3j4h5g6f7d8s9a0"));
+/// assert!(!may_be_a_token("account-settings"));
+/// assert!(!may_be_a_token("notes"));
+/// ```
+pub fn may_be_a_token(segment: &str) -> bool {
+    segment.len() >= TOKEN_LENGTH
+        && !segment
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A path segment this long or longer, unless a lower-case word, may be a token.
+const TOKEN_LENGTH: usize = 16;

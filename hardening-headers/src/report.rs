@@ -8,8 +8,8 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hardening_errors::{
-    CollectError, Problem, RequestContext, RequestId, after_userinfo, collect_capped, media_type,
-    redact_secrets, report_rejection, write_printable_ascii,
+    CollectError, Problem, RequestContext, RequestId, after_userinfo, collect_capped,
+    may_be_a_token, media_type, redact_secrets, report_rejection, write_printable_ascii,
 };
 use http::{StatusCode, header};
 use serde_json::Value;
@@ -23,9 +23,6 @@ const MAX_URI: usize = 256;
 /// The longest directive name logged, in bytes (CSP3's longest, `upgrade-insecure-requests`,
 /// has 25).
 const MAX_DIRECTIVE: usize = 32;
-
-/// A path segment this long or longer, unless a lower-case word, may be a token.
-const TOKEN_LENGTH: usize = 16;
 
 /// How long the rate limit's window is.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -330,15 +327,6 @@ fn is_scheme(scheme: &str) -> bool {
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-}
-
-/// Whether a path segment may be a token (`/reset/<token>`, `/u/<session id>`, a UUID): 16
-/// bytes or more, and not a lower-case word (letters, `-`, `_`, `.`).
-fn may_be_a_token(segment: &str) -> bool {
-    segment.len() >= TOKEN_LENGTH
-        && !segment
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The directive's name: older browsers report the whole directive, sources and all.
