@@ -130,6 +130,16 @@ where
             }
         };
 
+        // The access-log record (which puts the request's `PrincipalSlot` in its extensions),
+        // then the path, both ahead of `Post`: taken inside its literal, with the path after
+        // it, the record cost `call` instructions whether the access log was on or off.
+        let record = match outer {
+            None => policy.access_log.record(&mut parts),
+            Some(_) => None,
+        };
+        // Read once: the health probes and the rate limiter's route key both use it.
+        let path = parts.uri.path();
+
         let mut post = Post {
             #[cfg(feature = "headers")]
             header_facts,
@@ -143,15 +153,9 @@ where
             client_ip,
             cors_origin: None,
             body_watch: None,
-            record: match outer {
-                None => policy.access_log.record(&mut parts),
-                Some(_) => None,
-            },
+            record,
             span,
         };
-
-        // Read once: the health probes and the rate limiter's route key both use it.
-        let path = parts.uri.path();
 
         // Health probes: before the host allowlist (probes use IPs as hosts), CORS and limits.
         if let Some(health) = &policy.health
