@@ -443,12 +443,7 @@ impl CostLayer {
         if self.warned_unkeyed.swap(true, Ordering::Relaxed) {
             return;
         }
-        let policies: Vec<&str> = self
-            .limiter
-            .policies()
-            .filter(|p| !p.is_shadow())
-            .map(|p| p.name().as_str())
-            .collect();
+        let policies = crate::respond::enforcing_names(self.limiter.policies());
         tracing::warn!(
             target: "hardening",
             policies = ?policies,

@@ -12,7 +12,7 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::respond::UnlimitedWarning;
+use crate::respond::{UnlimitedWarning, counts_by};
 use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 
 /// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
@@ -57,7 +57,7 @@ impl RateLimitLayer {
     pub fn new(limiter: RateLimiter) -> Self {
         let no_peer = limiter
             .policies()
-            .find(|p| counts_by_ip(p.key_kind()))
+            .find(|p| counts_by(p.key_kind(), |k| matches!(k, KeyKind::ClientIp { .. })))
             .map(|p| {
                 Arc::new(NoPeer {
                     policy: p.name().clone(),
@@ -94,14 +94,6 @@ impl NoPeer {
                 self.policy
             );
         }
-    }
-}
-
-fn counts_by_ip(kind: &KeyKind) -> bool {
-    match kind {
-        KeyKind::ClientIp { .. } => true,
-        KeyKind::Composite(parts) => parts.iter().any(counts_by_ip),
-        _ => false,
     }
 }
 
@@ -156,6 +148,8 @@ where
             decision.statuses().len(),
             self.limiter.policies(),
             &keys,
+            // Said by `NoPeer` outside `Hardening`, by `Hardening` inside it.
+            || true,
         );
         let mut shadowed = false;
         let (state, statuses) = match decision {

@@ -1413,7 +1413,8 @@ fn undo(cost: u64) -> i64 {
 /// and every response carries `RateLimit` / `RateLimit-Policy`. A request none of the
 /// enforcing policies counts (per-principal ones and an anonymous caller, or the layer
 /// outside the auth layer; per-IP ones and no `ConnectInfo`) passes unlimited, and the layer
-/// warns once.
+/// warns once, saying what the request lacked (inside `Hardening`, a missing client IP is
+/// left to its own warning).
 #[derive(Debug, Clone)]
 pub struct RedisRateLimitLayer {
     limiter: RedisLimiter,
@@ -1480,6 +1481,8 @@ where
                 decision.statuses().len(),
                 limiter.policies(),
                 &keys,
+                // Inside `Hardening`, which warns of a missing peer itself.
+                || hardening_errors::RequestContext::of(req.extensions()).is_some(),
             );
             let ratelimit = crate::ratelimit_header(decision.statuses());
             let mut response = match decision {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use hardening_errors::{Error, Problem, RequestId, report_rejection};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
-use crate::PolicyName;
+use crate::{KeyKind, PolicyName};
 
 /// The `RateLimit` response header (draft-ietf-httpapi-ratelimit-headers).
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -135,8 +135,10 @@ pub(crate) struct UnlimitedWarning(std::sync::atomic::AtomicBool);
 
 impl UnlimitedWarning {
     /// After a decision that charged `charged` of the limiter's `policies`: warns, once, if
-    /// no enforcing one counts the request. Nothing to look at when every policy counted it,
-    /// nor once said.
+    /// no enforcing one counts the request, saying what it lacked. A missing client IP is
+    /// left out when `no_peer_said()` (another warning names it: the layer's own, or the
+    /// `Hardening` around it); a request that lacks nothing else is not warned about here.
+    /// Nothing to look at when every policy counted it, nor once said.
     #[inline]
     pub(crate) fn check<'a>(
         &self,
@@ -144,9 +146,10 @@ impl UnlimitedWarning {
         charged: usize,
         policies: impl ExactSizeIterator<Item = &'a crate::Policy> + Clone,
         keys: &crate::RequestKeys<'_>,
+        no_peer_said: impl FnOnce() -> bool,
     ) {
         if charged < policies.len() && !self.0.load(std::sync::atomic::Ordering::Relaxed) {
-            self.check_cold(layer, policies, keys);
+            self.check_cold(layer, policies, keys, no_peer_said);
         }
     }
 
@@ -157,26 +160,85 @@ impl UnlimitedWarning {
         layer: &str,
         policies: impl Iterator<Item = &'a crate::Policy> + Clone,
         keys: &crate::RequestKeys<'_>,
+        no_peer_said: impl FnOnce() -> bool,
     ) {
-        if !counts_nothing(policies.clone(), keys)
-            || self.0.swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
+        if !counts_nothing(policies.clone(), keys) {
             return;
         }
-        let names: Vec<&str> = policies
-            .filter(|p| !p.is_shadow())
-            .map(|p| p.name().as_str())
-            .collect();
+        let Some(lacks) = what_it_lacks(policies.clone(), keys, no_peer_said()) else {
+            return;
+        };
+        if self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let names = enforcing_names(policies);
         tracing::warn!(
             target: "hardening",
             layer,
             policies = ?names,
             "rate limit: {layer} let a request through unlimited, because none of its \
-             enforcing policies ({}) counts it (no principal, client IP or header they count \
-             by: an anonymous caller of per-principal policies, or the layer placed outside \
-             the auth layer). To limit such requests, add a per-IP or global policy, or place \
-             the layer inside the auth layer. Said once per layer",
+             enforcing policies ({}) counts it: it has {lacks}. Said once per layer",
             names.join(", ")
         );
+    }
+}
+
+/// The names of the enforcing policies, for a warning.
+pub(crate) fn enforcing_names<'a>(
+    policies: impl Iterator<Item = &'a crate::Policy>,
+) -> Vec<&'a str> {
+    policies
+        .filter(|p| !p.is_shadow())
+        .map(|p| p.name().as_str())
+        .collect()
+}
+
+/// What a request none of the enforcing policies counts lacks of what they count by, and how
+/// to give it to them (never the request's keys themselves); `None` when all it lacks is a
+/// client IP and `no_peer_said`.
+fn what_it_lacks<'a>(
+    policies: impl Iterator<Item = &'a crate::Policy> + Clone,
+    keys: &crate::RequestKeys<'_>,
+    no_peer_said: bool,
+) -> Option<String> {
+    let count_by = |part: fn(&KeyKind) -> bool| {
+        policies
+            .clone()
+            .any(|p| !p.is_shadow() && counts_by(p.key_kind(), part))
+    };
+    let mut lacks = Vec::new();
+    if keys.principal.is_none_or(str::is_empty) && count_by(|k| matches!(k, KeyKind::Principal)) {
+        lacks.push(
+            "no principal (an anonymous caller, or the layer placed outside the auth layer): \
+             place the layer inside the auth layer, or add a per-IP or global policy to limit \
+             anonymous callers",
+        );
+    }
+    if keys.client_ip.is_none() && count_by(|k| matches!(k, KeyKind::ClientIp { .. })) {
+        if no_peer_said && lacks.is_empty() {
+            return None;
+        }
+        if !no_peer_said {
+            lacks.push(
+                "no client IP (no ConnectInfo<SocketAddr> in its extensions): serve the app \
+                 with into_make_service_with_connect_info::<SocketAddr>() or \
+                 hardening_core::serve",
+            );
+        }
+    }
+    if lacks.is_empty() {
+        lacks.push(
+            "none of the headers or keys they count by: add a global policy to limit such \
+             requests",
+        );
+    }
+    Some(lacks.join("; and "))
+}
+
+/// Whether a policy keyed by `kind` counts by what `part` picks, alone or in a composite key.
+pub(crate) fn counts_by(kind: &KeyKind, part: fn(&KeyKind) -> bool) -> bool {
+    match kind {
+        KeyKind::Composite(parts) => parts.iter().any(|kind| counts_by(kind, part)),
+        kind => part(kind),
     }
 }

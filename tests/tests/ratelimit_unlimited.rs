@@ -84,6 +84,53 @@ async fn no_warning_when_an_enforcing_policy_counts_the_request() {
     assert!(!captured.text().contains(WARNING), "{}", captured.text());
 }
 
+/// The warning's messages that say a request went through unlimited.
+fn unlimited_warnings(captured: &Captured) -> Vec<String> {
+    captured
+        .json_lines()
+        .iter()
+        .filter_map(|line| line["fields"]["message"].as_str())
+        .filter(|message| message.contains(WARNING))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A per-IP policy and a request with no client IP (an app served without `ConnectInfo`):
+/// the warning told to add a per-IP policy, which the layer has, or to move it inside the
+/// auth layer, which gives no client IP, beside the layer's own warning about the missing
+/// peer. That one alone is said now; a per-principal policy's anonymous caller is told about
+/// the auth layer, not about the client IP it has.
+#[tokio::test]
+async fn the_warning_says_what_the_request_lacked_and_no_more() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let per_ip = app([Policy::per_client_ip("per-ip", once())]);
+    let request = Request::get("/").body(Body::empty()).unwrap();
+    assert_eq!(per_ip.oneshot(request).await.unwrap().status(), 200);
+    assert_eq!(
+        unlimited_warnings(&captured),
+        [] as [String; 0],
+        "no client IP"
+    );
+    assert_eq!(
+        captured.text().matches("no client IP").count(),
+        1,
+        "{}",
+        captured.text()
+    );
+
+    let per_user = app([Policy::per_principal("per-user", once())]);
+    assert_eq!(status(&per_user, None).await, 200);
+    let warnings = unlimited_warnings(&captured);
+    assert_eq!(warnings.len(), 1, "{}", captured.text());
+    assert!(
+        warnings[0].contains("no principal")
+            && warnings[0].contains("inside the auth layer")
+            && !warnings[0].contains("client IP"),
+        "{}",
+        warnings[0]
+    );
+}
+
 /// A shadow policy that counts the request limits nothing: still unlimited, still said.
 #[tokio::test]
 async fn only_a_shadow_policy_counting_the_request_is_still_unlimited() {
@@ -128,5 +175,35 @@ async fn the_redis_layer_warns_once_too() {
     assert!(
         logs.contains("per-user") && logs.contains("RedisRateLimitLayer"),
         "{logs}"
+    );
+}
+
+/// The Redis layer has no warning of its own about a missing peer: its unlimited warning
+/// says the request had no client IP, and how to give it one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn the_redis_layer_says_a_missing_client_ip() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let server = RedisServer::start();
+    let limiter = RedisLimiter::builder(&server.url())
+        .policy(
+            Policy::per_client_ip("per-ip", once()),
+            FailureMode::FailClosed,
+        )
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let app = routes().layer(RedisRateLimitLayer::new(limiter));
+    let request = Request::get("/").body(Body::empty()).unwrap();
+    assert_eq!(app.oneshot(request).await.unwrap().status(), 200);
+    let warnings = unlimited_warnings(&captured);
+    assert_eq!(warnings.len(), 1, "{}", captured.text());
+    assert!(
+        warnings[0].contains("no client IP")
+            && warnings[0].contains("into_make_service_with_connect_info")
+            && !warnings[0].contains("add a per-IP"),
+        "{}",
+        warnings[0]
     );
 }
