@@ -155,8 +155,18 @@ async fn the_principal_is_logged_for_requests_ended_without_its_response() {
     let bearer = format!("authorization: Bearer {token}");
 
     let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    // Told when its handler runs, that is once the auth layer has admitted the request.
+    let handled = std::sync::Arc::new(tokio::sync::Notify::new());
+    let hang = {
+        let handled = handled.clone();
+        move || async move {
+            handled.notify_one();
+            std::future::pending::<&'static str>().await
+        }
+    };
     let app = Router::new()
         .route("/slow", get(std::future::pending::<&'static str>))
+        .route("/hang", get(hang))
         .route("/panic", get(panicking))
         .layer(AuthLayer::new(verifier))
         .layer(
@@ -171,11 +181,13 @@ async fn the_principal_is_logged_for_requests_ended_without_its_response() {
     captured.wait_for_access_events(2).await;
     assert_eq!(http_get(addr, "/slow", &[]).await.status, 503);
     captured.wait_for_access_events(3).await;
-    // Hung up long before the timeout: the server drops the request while it is handled.
-    let request = format!("GET /slow HTTP/1.1\r\nhost: localhost\r\n{bearer}\r\n\r\n");
+    // Hung up while it is handled, before the timeout: the server drops the request.
+    let request = format!("GET /hang HTTP/1.1\r\nhost: localhost\r\n{bearer}\r\n\r\n");
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(EXCHANGE_LIMIT, handled.notified())
+        .await
+        .expect("the handler runs");
     drop(stream);
     let access = captured.wait_for_access_events(4).await;
     assert_eq!(access.len(), 4, "{access:#?}");
