@@ -1256,7 +1256,10 @@ pub(crate) mod tests {
                 "/u/0123456789abcdef0;token=s3cr3t",
                 "/u/[redacted];token=[redacted]",
             ),
-            ("/account-settings-page/notes", "/account-settings-page/notes"),
+            (
+                "/account-settings-page/notes",
+                "/account-settings-page/notes",
+            ),
             ("/nowhere/short1234", "/nowhere/short1234"),
         ] {
             assert_eq!(log.logged_path(path), logged, "{path}");

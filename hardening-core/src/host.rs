@@ -38,33 +38,9 @@ impl AllowedHosts {
         Ok(Self(hosts))
     }
 
-    /// Whether the request's host is allowed: its one `Host` header and, when the request
-    /// target carries an authority (absolute form in HTTP/1.1, `:authority` in HTTP/2),
-    /// that too, naming the same host. Two `Host` headers, neither, or a value that is not a plain host name or
-    /// bracketed IPv6 literal with an optional port (userinfo, a path, a query) are refused.
+    /// Whether the request's host ([`request_host`]) is allowed.
     pub(crate) fn allows(&self, parts: &Parts) -> bool {
-        let mut headers = parts.headers.get_all(http::header::HOST).iter();
-        let header = headers.next().map(|h| h.as_bytes());
-        if headers.next().is_some() {
-            return false; // RFC 9112 §3.2: more than one Host is a bad request
-        }
-        let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
-        if header.is_none() && authority.is_none() {
-            return false;
-        }
-        // Both present: they must name the same host (RFC 9113 §8.3.1), so that no part of
-        // the stack routes, caches or builds links by the one this check did not look at.
-        if let (Some(header), Some(authority)) = (header, authority)
-            && !host_name(header)
-                .zip(host_name(authority))
-                .is_some_and(|(h, a)| h.eq_ignore_ascii_case(a))
-        {
-            return false;
-        }
-        header
-            .into_iter()
-            .chain(authority)
-            .all(|value| host_name(value).is_some_and(|host| self.matches(host)))
+        request_host(parts).is_some_and(|host| self.matches(host))
     }
 
     fn matches(&self, host: &str) -> bool {
@@ -101,6 +77,32 @@ fn pattern(h: &str) -> Option<String> {
     let name = name.strip_suffix('.').unwrap_or(name);
     // The check requests' hosts pass in `host_without_port`: a pattern must pass it too.
     hardening_errors::is_dns_name(name).then(|| format!("{dot}{}", name.to_ascii_lowercase()))
+}
+
+/// The one host a request names, without its port and one trailing dot: its one `Host`
+/// header and, when the request target carries an authority (absolute form in HTTP/1.1,
+/// which a server takes over `Host`, RFC 9112 §3.2.2; `:authority` in HTTP/2), that too,
+/// naming the same host (RFC 9113 §8.3.1), so that no part of the stack routes, caches or
+/// builds links by one a check did not look at. `None` for two `Host` headers (RFC 9112
+/// §3.2: a bad request), neither, two that disagree, or a value that is not a plain host
+/// name or bracketed IPv6 literal with an optional port (userinfo, a path, a query).
+pub(crate) fn request_host(parts: &Parts) -> Option<&str> {
+    let mut headers = parts.headers.get_all(http::header::HOST).iter();
+    let header = headers.next().map(|h| h.as_bytes());
+    if headers.next().is_some() {
+        return None;
+    }
+    let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
+    match (header, authority) {
+        (Some(header), Some(authority)) => {
+            let host = host_name(header)?;
+            host_name(authority)?
+                .eq_ignore_ascii_case(host)
+                .then_some(host)
+        }
+        (Some(one), None) | (None, Some(one)) => host_name(one),
+        (None, None) => None,
+    }
 }
 
 /// The host of a `Host` value or authority, without its port and one trailing dot, if it is

@@ -405,27 +405,17 @@ fn only_value<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a
 /// Whether a readiness probe's host allows its detail: one the allowlist accepts, or one no
 /// other site can be reached by (an IP address, `localhost`). Probes skip the allowlist (an
 /// orchestrator's use the pod's IP), but a name outside it may be a DNS-rebinding page in a
-/// browser on a network that sees the detail. The host is every one the request names: its
-/// `Host` and its target's authority (which a server takes over `Host`, RFC 9112 §3.2.2)
-/// must name the same one, as [`AllowedHosts::allows`] requires.
+/// browser on a network that sees the detail. The host is the one the request names
+/// ([`request_host`](crate::host::request_host): its `Host` and its target's authority, which
+/// must agree), as the allowlist reads it.
 #[cold]
 fn host_may_see_detail(parts: &http::request::Parts, allowed: Option<&AllowedHosts>) -> bool {
     if allowed.is_some_and(|hosts| hosts.allows(parts)) {
         return true;
     }
-    let mut hosts = parts
-        .headers
-        .get_all(http::header::HOST)
-        .iter()
-        .map(|h| h.to_str().ok())
-        .chain(parts.uri.authority().map(|a| Some(a.as_str())))
-        .map(|h| h.and_then(hardening_errors::host_without_port));
-    let Some(Some(host)) = hosts.next() else {
+    let Some(host) = crate::host::request_host(parts) else {
         return false;
     };
-    if !hosts.all(|other| other.is_some_and(|other| other.eq_ignore_ascii_case(host))) {
-        return false;
-    }
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<std::net::IpAddr>().is_ok()
         || host

@@ -279,6 +279,14 @@ async fn an_absolute_form_target_and_its_host_must_agree_for_the_detail() {
             true,
         ),
         (any_host, "http://[::1]/readyz", Some("[::1]"), true),
+        (any_host, "/readyz", Some("localhost."), true),
+        // Two `Host` fields, even alike: a bad request (RFC 9112 §3.2), no host to go by.
+        (
+            any_host,
+            "/readyz",
+            Some("127.0.0.1\r\nhost: 127.0.0.1"),
+            false,
+        ),
         (any_host, "http://127.0.0.1/readyz", None, true),
         (any_host, "/readyz", Some("evil.example"), false),
         (
