@@ -1,5 +1,6 @@
 //! An endpoint that receives CSP violation reports and logs them, bounded and rate-limited.
 
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -133,15 +134,16 @@ impl CspReports {
         }
     }
 
-    /// The largest report body accepted.
-    pub fn max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
+    /// The largest report body accepted (never zero, which would refuse every report).
+    pub fn max_body(mut self, bytes: NonZeroUsize) -> Self {
+        self.max_body = bytes.get();
         self
     }
 
-    /// How many reports are logged per minute; the rest are dropped.
-    pub fn per_minute(mut self, reports: u32) -> Self {
-        self.per_minute = reports;
+    /// How many reports are logged per minute; the rest are dropped (and counted). Never
+    /// zero, which would log none.
+    pub fn per_minute(mut self, reports: NonZeroU32) -> Self {
+        self.per_minute = reports.get();
         self
     }
 
@@ -485,7 +487,7 @@ mod tests {
     async fn the_rate_limit_counts_reports_and_logs_how_many_it_dropped() {
         let warnings = Warnings::new(TARGET);
         let _guard = tracing::subscriber::set_default(warnings.clone());
-        let reports = CspReports::new().per_minute(3);
+        let reports = CspReports::new().per_minute(NonZeroU32::new(3).unwrap());
         let app: Router = reports.clone().router("/r");
         assert_eq!(post(&app, batch(2)).await, StatusCode::NO_CONTENT);
         assert_eq!(post(&app, batch(50)).await, StatusCode::NO_CONTENT);
@@ -519,7 +521,7 @@ mod tests {
             json!([1, "a"]),
             json!({ "a": [1, { "b": null }] }),
         ];
-        let app: Router = CspReports::new().per_minute(u32::MAX).router("/r");
+        let app: Router = CspReports::new().per_minute(NonZeroU32::MAX).router("/r");
         let mut rng = fastrand::Rng::with_seed(0xc5b0_2026);
         let pick = |rng: &mut fastrand::Rng| values[rng.usize(..values.len())].clone();
         for _ in 0..500 {

@@ -415,9 +415,10 @@ impl CostLayer {
     /// The largest body buffered for the estimate (default 1 MiB); larger ones get a 413. A
     /// body with more than [`MAX_EMPTY_FRAMES`](hardening_errors::MAX_EMPTY_FRAMES) frames
     /// without bytes (empty data frames, trailers) gets a 400, as an unreadable one does.
+    /// Never zero, which would refuse every body the estimate reads.
     #[must_use]
-    pub fn max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
+    pub fn max_body(mut self, bytes: std::num::NonZeroUsize) -> Self {
+        self.max_body = bytes.get();
         self
     }
 

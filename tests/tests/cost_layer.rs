@@ -72,7 +72,7 @@ fn app(limiter: RateLimiter) -> Router {
     let layer = CostLayer::new(limiter, Estimate::json_field("/max_tokens", 100))
         .max_estimate(nz(2_000))
         .unwrap()
-        .max_body(4096);
+        .max_body(std::num::NonZeroUsize::new(4096).unwrap());
     Router::new()
         .route(
             "/complete",

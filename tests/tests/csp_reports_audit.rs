@@ -297,7 +297,12 @@ async fn one_request_logs_no_more_reports_than_the_rate_limit() {
     let batch = Value::Array(vec![entry; 200]).to_string();
     assert!(batch.len() < 8 * 1024);
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
-    let addr = serve(CspReports::new().per_minute(5).router(PATH)).await;
+    let addr = serve(
+        CspReports::new()
+            .per_minute(std::num::NonZeroU32::new(5).unwrap())
+            .router(PATH),
+    )
+    .await;
     let reply = post(addr, "application/reports+json", batch.as_bytes()).await;
     assert_eq!(reply.status, 204, "{reply:?}");
     let logged = violations(&captured).len();
