@@ -3,6 +3,7 @@
 //! spoofed headers).
 
 pub mod bench_apps;
+pub mod jwt;
 pub mod notes;
 pub mod redis_server;
 pub mod security_counts;

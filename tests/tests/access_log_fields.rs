@@ -11,13 +11,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::get;
-use hardening_auth::{AuthLayer, JwtVerifier};
+use hardening_auth::AuthLayer;
 use hardening_core::errors::PrincipalId;
 use hardening_core::{Cors, Hardening};
+use hardening_tests::jwt::{hs256_token, hs256_verifier};
 use hardening_tests::{
     Captured, EXCHANGE_LIMIT, echo_upgrade, exchange, get as http_get, send, serve,
 };
-use jsonwebtoken::Algorithm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -136,22 +136,8 @@ async fn the_principal_is_logged_when_an_auth_layer_inside_sets_it() {
 #[tokio::test]
 async fn the_principal_is_logged_for_requests_ended_without_its_response() {
     const SECRET: &[u8] = b"Qm4vX8zL2nB7cR5tY1wK9pE3uH6jD0fA-principal";
-    let verifier = JwtVerifier::builder()
-        .hmac(None, Algorithm::HS256, SECRET)
-        .unwrap()
-        .build()
-        .unwrap();
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(Algorithm::HS256),
-        &serde_json::json!({ "sub": "user-9", "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let verifier = hs256_verifier(SECRET);
+    let token = hs256_token(SECRET, serde_json::json!({ "sub": "user-9" }));
     let bearer = format!("authorization: Bearer {token}");
 
     let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);

@@ -25,7 +25,8 @@ use hardening_auth::{AuthLayer, Authenticated, JwtVerifier};
 use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
 use hardening_core::{Cors, Hardening, Server};
 use hardening_errors::Valid;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use hardening_tests::jwt::{hs256_token, unix_now};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -177,19 +178,11 @@ fn app() -> Router {
 }
 
 fn valid_token() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let claims = serde_json::json!({
         "sub": "user-1", "iss": "fuzz", "aud": "fuzz-api", "iat": now, "exp": now + 3600,
     });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    hs256_token(SECRET, claims)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,19 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use hardening_auth::{
-    AuthLayer, Authenticated, Credentials, IdorRoutes, JwtVerifier, Owned, OwnedResource,
-    idor_probe,
+    AuthLayer, Authenticated, Credentials, IdorRoutes, Owned, OwnedResource, idor_probe,
 };
 use hardening_core::Hardening;
 use hardening_core::errors::Error;
+use hardening_tests::jwt::{hs256_token, hs256_verifier};
 use http::HeaderValue;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-idor";
@@ -112,14 +111,6 @@ async fn show_anyones(
         .ok_or(Error::NotFound)
 }
 
-fn verifier() -> JwtVerifier {
-    JwtVerifier::builder()
-        .hmac(None, Algorithm::HS256, SECRET)
-        .unwrap()
-        .build()
-        .unwrap()
-}
-
 fn app(scoped: bool) -> Router {
     let item = if scoped {
         get(show).put(update).delete(remove)
@@ -130,31 +121,12 @@ fn app(scoped: bool) -> Router {
         .route("/notes", get(list).post(create))
         .route("/notes/{id}", item)
         .with_state(Db::default())
-        .layer(AuthLayer::new(verifier()))
+        .layer(AuthLayer::new(hs256_verifier(SECRET)))
         .layer(Hardening::strict())
 }
 
-/// An HS256 token for `sub`, valid ten minutes, with these extra claims.
-fn token(sub: &str, extra: serde_json::Value) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let mut claims = serde_json::json!({ "sub": sub, "exp": exp });
-    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
-        claims.extend(extra.clone());
-    }
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
-}
-
 fn bearer(sub: &str) -> Credentials {
-    let token = token(sub, serde_json::json!({}));
+    let token = hs256_token(SECRET, serde_json::json!({ "sub": sub }));
     (
         http::header::AUTHORIZATION,
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
@@ -204,9 +176,12 @@ async fn a_revoked_token_loads_nothing_through_owned_alone() {
     let app = Router::new()
         .route("/notes/{id}", get(show)) // takes `Owned<Note>` only, no `Authenticated`
         .with_state(db)
-        .layer(AuthLayer::new(verifier()).denylist(denylist.clone()))
+        .layer(AuthLayer::new(hs256_verifier(SECRET)).denylist(denylist.clone()))
         .layer(Hardening::strict());
-    let token = token("alice", serde_json::json!({ "jti": "session-1" }));
+    let token = hs256_token(
+        SECRET,
+        serde_json::json!({ "sub": "alice", "jti": "session-1" }),
+    );
     let get_note = || {
         http::Request::get("/notes/1")
             .header("authorization", format!("Bearer {token}"))
@@ -235,7 +210,7 @@ fn app_listing(list: axum::routing::MethodRouter<Db>) -> Router {
         .route("/notes", list.post(create))
         .route("/notes/{id}", get(show).put(update).delete(remove))
         .with_state(Db::default())
-        .layer(AuthLayer::new(verifier()))
+        .layer(AuthLayer::new(hs256_verifier(SECRET)))
         .layer(Hardening::strict())
 }
 
@@ -352,7 +327,7 @@ mod probe_list {
             .route("/notes", list.post(create))
             .route("/notes/{id}", get(show).put(update).delete(remove))
             .with_state(Entries::default())
-            .layer(AuthLayer::new(verifier()))
+            .layer(AuthLayer::new(hs256_verifier(SECRET)))
             .layer(Hardening::strict())
     }
 

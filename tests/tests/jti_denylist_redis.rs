@@ -11,12 +11,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use hardening_auth::{
-    AuthLayer, Authenticated, Denylist, JwtVerifier, REVOCATION_GRACE, RedisDenylist,
-    RedisDenylistError, TokenRef,
+    AuthLayer, Authenticated, Denylist, REVOCATION_GRACE, RedisDenylist, RedisDenylistError,
+    TokenRef,
 };
+use hardening_tests::jwt::{hs256_token, hs256_verifier};
 use hardening_tests::redis_server::RedisServer;
 use http::{Request, StatusCode};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tower::ServiceExt;
 
 const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-denylist";
@@ -132,17 +132,7 @@ async fn entries_expire_with_the_token_plus_the_leeway_grace() {
 }
 
 fn token(jti: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &serde_json::json!({ "sub": "user-1", "exp": exp, "jti": jti }),
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    hs256_token(SECRET, serde_json::json!({ "sub": "user-1", "jti": jti }))
 }
 
 async fn status(app: &Router, token: &str) -> StatusCode {
@@ -163,11 +153,7 @@ async fn status(app: &Router, token: &str) -> StatusCode {
 async fn revoked_tokens_are_refused_and_an_outage_fails_closed() {
     let mut server = RedisServer::start();
     let list = Arc::new(denylist(&server.url()).await);
-    let verifier = JwtVerifier::builder()
-        .hmac(None, Algorithm::HS256, SECRET)
-        .unwrap()
-        .build()
-        .unwrap();
+    let verifier = hs256_verifier(SECRET);
     let app = Router::new()
         .route(
             "/me",

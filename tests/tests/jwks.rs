@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -16,6 +16,7 @@ use axum::routing::get;
 use hardening_auth::{
     AuthLayer, Authenticated, HttpFetcher, JwksPolicy, JwtError, JwtVerifier, KeyError,
 };
+use hardening_tests::jwt::{hs256_token_with_kid, unix_now};
 use http::{Request, StatusCode};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -58,19 +59,12 @@ fn rsa_b() -> Signer {
     signer("rsa-b", Algorithm::RS256, RSA_B)
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 impl Signer {
     /// A valid token signed by this key, naming `kid` (normally its own).
     fn token_as(&self, kid: &str) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(kid.to_owned());
-        let claims = json!({ "sub": "user-1", "exp": now() + 600, "iat": now() - 5 });
+        let claims = json!({ "sub": "user-1", "exp": unix_now() + 600, "iat": unix_now() - 5 });
         jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
     }
 
@@ -89,7 +83,7 @@ fn forged(kid: &str) -> String {
     format!(
         "{}.{}.c2lnbmF0dXJl",
         b64(json!({ "alg": "RS256", "kid": kid })),
-        b64(json!({ "sub": "admin", "exp": now() + 600 }))
+        b64(json!({ "sub": "admin", "exp": unix_now() + 600 }))
     )
 }
 
@@ -201,14 +195,7 @@ async fn each_jwks_key_verifies_only_the_algorithm_its_type_decides() {
     );
     // Algorithm confusion: HS256 "signed" with the RSA public JWK's modulus as the secret.
     let n = rsa.jwk["n"].as_str().unwrap().as_bytes().to_vec();
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some("rsa-a".into());
-    let forged = jsonwebtoken::encode(
-        &header,
-        &json!({ "sub": "admin", "exp": now() + 600 }),
-        &EncodingKey::from_secret(&n),
-    )
-    .unwrap();
+    let forged = hs256_token_with_kid(&n, "rsa-a", json!({ "sub": "admin" }));
     assert_eq!(
         v.verify_raw(&forged).unwrap_err(),
         JwtError::AlgorithmMismatch
@@ -218,7 +205,7 @@ async fn each_jwks_key_verifies_only_the_algorithm_its_type_decides() {
     no_kid.kid = None;
     let token = jsonwebtoken::encode(
         &no_kid,
-        &json!({ "sub": "user-1", "exp": now() + 600 }),
+        &json!({ "sub": "user-1", "exp": unix_now() + 600 }),
         &rsa.key,
     )
     .unwrap();
@@ -423,14 +410,7 @@ async fn oct_keys_from_a_jwks_are_refused() {
     let body = serde_json::to_vec(&json!({ "keys": [a.jwk.clone(), oct] })).unwrap();
     let idp = Idp::start(body).await;
     let v = verifier(&idp.url(), Duration::from_millis(50)).await;
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some("shared".into());
-    let token = jsonwebtoken::encode(
-        &header,
-        &json!({ "sub": "admin", "exp": now() + 600 }),
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let token = hs256_token_with_kid(SECRET, "shared", json!({ "sub": "admin" }));
     assert_eq!(v.verify_raw(&token).unwrap_err(), JwtError::UnknownKey);
     // No JWKS key can ever verify HMAC, so an HS token does not even trigger a refresh.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -462,7 +442,7 @@ async fn keys_named_by_the_token_are_never_fetched() {
         }
         let token = jsonwebtoken::encode(
             &header,
-            &json!({ "sub": "user-1", "exp": now() + 600 }),
+            &json!({ "sub": "user-1", "exp": unix_now() + 600 }),
             &a.key,
         )
         .unwrap();
@@ -486,14 +466,7 @@ async fn configured_keys_and_jwks_work_together_behind_auth_layer() {
         .connect()
         .await
         .unwrap();
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some("local".into());
-    let local = jsonwebtoken::encode(
-        &header,
-        &json!({ "sub": "service", "exp": now() + 600 }),
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let local = hs256_token_with_kid(SECRET, "local", json!({ "sub": "service" }));
     let app = Router::new()
         .route(
             "/me",
@@ -548,14 +521,7 @@ async fn jwks_keys_are_refused_after_max_key_age_without_a_successful_fetch() {
         .connect()
         .await
         .unwrap();
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some("local".into());
-    let local = jsonwebtoken::encode(
-        &header,
-        &json!({ "sub": "service", "exp": now() + 600 }),
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap();
+    let local = hs256_token_with_kid(SECRET, "local", json!({ "sub": "service" }));
     let app = Router::new()
         .route(
             "/me",

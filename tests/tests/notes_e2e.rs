@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 
 use hardening_core::auth::{IdorRoutes, idor_probe};
+use hardening_tests::jwt::{hs256_token, unix_now};
 use hardening_tests::notes::TempNotes;
 use hardening_tests::{OverTcp, Reply, send};
 use http::{HeaderName, HeaderValue};
@@ -24,9 +25,7 @@ impl Running {
     fn mint(&self, mut claims: serde_json::Value) -> String {
         claims["iss"] = example_notes::ISSUER.into();
         claims["aud"] = example_notes::AUDIENCE.into();
-        let key = jsonwebtoken::EncodingKey::from_secret(&self.notes.config.jwt_secret);
-        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+        hs256_token(&self.notes.config.jwt_secret, claims)
     }
 }
 
@@ -39,14 +38,6 @@ fn subject_of(token: &str) -> String {
         .unwrap();
     let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     claims["sub"].as_str().unwrap().to_owned()
-}
-
-/// Unix seconds.
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 async fn start(ai_daily_tokens: &str) -> Running {
@@ -789,7 +780,7 @@ async fn logout_with_a_dead_session_still_clears_the_cookie() {
     assert_eq!(first.status, 204, "{}", first.body);
     // The browser still holds the cookie (that answer went to another client). An expired
     // session, a made-up cookie and a bad bearer token are dead too.
-    let now = now();
+    let now = unix_now();
     let expired = app.mint(serde_json::json!({
         "sub": subject_of(&token), "iat": now - 800, "exp": now - 600, "jti": "expired",
     }));
@@ -828,7 +819,7 @@ async fn many_logouts_of_one_account_all_stay_revoked() {
     let app = start("2000").await;
     let (token, _) = user(app.addr, "jo@example.com").await;
     let sub = subject_of(&token);
-    let now = now();
+    let now = unix_now();
     let looped: Vec<String> = (0..20)
         .map(|n| {
             app.mint(serde_json::json!({
@@ -874,7 +865,7 @@ async fn logout_revokes_a_token_whatever_number_its_exp_is() {
     let app = start("2000").await;
     let (token, _) = user(app.addr, "fran@example.com").await;
     let sub = subject_of(&token);
-    let now = now();
+    let now = unix_now();
     let exps = [
         serde_json::json!(now as f64 + 600.5),
         serde_json::json!(u64::MAX),
@@ -904,7 +895,7 @@ async fn logout_revokes_a_token_whatever_number_its_exp_is() {
 async fn a_token_it_could_not_revoke_is_refused() {
     let app = start("2000").await;
     let (token, _) = user(app.addr, "gus@example.com").await;
-    let now = now();
+    let now = unix_now();
     for jti in [None, Some("")] {
         let mut claims = serde_json::json!({
             "sub": subject_of(&token), "iat": now, "exp": now + 600,
@@ -929,7 +920,7 @@ async fn a_token_it_could_not_revoke_is_refused() {
 async fn a_token_older_than_the_app_issues_is_refused_whatever_its_exp() {
     let app = start("2000").await;
     let (token, _) = user(app.addr, "hal@example.com").await;
-    let now = now();
+    let now = unix_now();
     let old = app.mint(serde_json::json!({
         "sub": subject_of(&token), "iat": now - 3_600, "exp": now + 3_600, "jti": "old",
     }));
@@ -955,7 +946,7 @@ async fn only_the_subject_the_app_writes_reaches_a_users_notes() {
     assert_eq!(created.status, 201, "{}", created.body);
     let path = format!("/notes/{}", created.json()["id"]);
     let sub = subject_of(&token);
-    let now = now();
+    let now = unix_now();
     for other in [format!("+{sub}"), format!("0{sub}"), format!("{sub} ")] {
         let token = app.mint(serde_json::json!({
             "sub": other, "iat": now, "exp": now + 600, "jti": format!("sub-{other}"),
@@ -984,7 +975,7 @@ async fn only_the_subject_the_app_writes_reaches_a_users_notes() {
 #[tokio::test]
 async fn a_token_for_a_missing_account_cannot_create_notes() {
     let app = start("2000").await;
-    let now = now();
+    let now = unix_now();
     let token = app.mint(serde_json::json!({
         "sub": "999999", "iat": now, "exp": now + 600, "jti": "gone",
     }));

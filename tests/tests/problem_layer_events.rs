@@ -10,22 +10,18 @@ use std::num::NonZeroU32;
 
 use axum::Router;
 use axum::routing::get;
-use hardening_auth::{AuthLayer, Authenticated, JwtVerifier};
+use hardening_auth::{AuthLayer, Authenticated};
 use hardening_core::Hardening;
 use hardening_core::errors::{Error, ProblemLayer, RequestId};
 use hardening_core::headers::{HeaderPolicy, HttpsRedirect, SecurityHeadersLayer};
 use hardening_core::ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
+use hardening_tests::jwt::hs256_verifier;
 use hardening_tests::{Captured, exchange, get as http_get, serve};
-use jsonwebtoken::Algorithm;
 
 const SECRET: &[u8] = b"Vb3nQ8xK2mZ7pR4tW9yE1uA6sD5fG0hJ-events";
 
 fn routes() -> Router {
-    let verifier = JwtVerifier::builder()
-        .hmac(None, Algorithm::HS256, SECRET)
-        .unwrap()
-        .build()
-        .unwrap();
+    let verifier = hs256_verifier(SECRET);
     let once = Quota::per_hour(NonZeroU32::new(1).unwrap());
     Router::new()
         .route(
