@@ -40,8 +40,33 @@ async fn limiter(url: &str, policy: Policy, mode: FailureMode) -> RedisLimiter {
         .unwrap()
 }
 
+/// The token budget of the cost tests: 1 000 `tokens` per principal that do not refill,
+/// fail-closed, with a store timeout of 200 ms.
+async fn token_budget(server: &RedisServer) -> RedisLimiter {
+    limiter(
+        &server.url(),
+        Policy::per_principal("tokens", frozen(1_000)),
+        FailureMode::FailClosed,
+    )
+    .await
+}
+
+/// A connection of the test's own to `server`, to read (or pause) what the limiter keeps.
+async fn connection(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
 fn ip_keys(ip: &str) -> RequestKeys<'static> {
     RequestKeys::new(Some(ip.parse().unwrap()), empty_headers())
+}
+
+/// The keys of a request from principal `who`, with no client IP.
+fn principal_keys(who: &str) -> RequestKeys<'_> {
+    RequestKeys::new(None, empty_headers()).principal(Some(who))
 }
 
 fn empty_headers() -> &'static http::HeaderMap {
@@ -202,8 +227,7 @@ async fn multi_policy_decisions_survive_a_flushed_script_cache() {
         .connect()
         .await
         .unwrap();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connection(&server).await;
     let mut seen = Vec::new();
     for _ in 0..4 {
         let () = redis::cmd("SCRIPT")
@@ -249,7 +273,7 @@ async fn concurrent_reservations_never_exceed_the_budget_and_the_ledger_is_exact
                 x ^= x << 17;
                 let estimate = 1 + x % 500;
                 let actual = (x >> 20) % (estimate + 1);
-                let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+                let keys = principal_keys("u");
                 let (_, reservation) = l.reserve(&keys, estimate as u32).await;
                 let Some(reservation) = reservation else {
                     continue;
@@ -278,7 +302,7 @@ async fn concurrent_reservations_never_exceed_the_budget_and_the_ledger_is_exact
     );
     let spent = spent.load(Ordering::Relaxed);
     // Read the ledger: a zero-cost reservation reports the current state.
-    let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+    let keys = principal_keys("u");
     let (decision, _) = l.reserve(&keys, 0).await;
     assert_eq!(
         u64::from(decision.statuses()[0].remaining()),
@@ -297,8 +321,7 @@ async fn every_key_has_a_ttl() {
     )
     .await;
     assert!(l.check(&ip_keys("198.51.100.9"), 1).await.is_admitted());
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connection(&server).await;
     let ttl: i64 = redis::cmd("PTTL")
         .arg("hardening:rl:ip:198.51.100.9")
         .query_async(&mut conn)
@@ -361,8 +384,7 @@ async fn policy_names_with_colons_or_named_slots_keep_their_own_keys() {
     assert!(l.acquire_slot("k1", 1, lease).await.unwrap().is_none());
     // The keys (the slot still held): `a` (an ordinary name) and the slots as before; the
     // others escaped.
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connection(&server).await;
     for (key, kind) in [
         ("hardening:rl:a:b:c", "string"),
         ("hardening:rl:a%3Ab:c", "string"),
@@ -724,7 +746,7 @@ async fn token_budgets_in_redis_are_shared_by_instances_and_settled() {
             .unwrap()
     };
     let remaining = async || {
-        let keys = RequestKeys::new(None, empty_headers()).principal(Some("alice"));
+        let keys = principal_keys("alice");
         tokens.reserve(&keys, 0).await.0.statuses()[0].remaining()
     };
     // Instance A spends 2,000 of a 4,000 reservation; the settlement runs on a task.
@@ -804,8 +826,7 @@ async fn a_slot_dropped_while_redis_grants_it_is_released() {
     )
     .await;
     let lease = Duration::from_secs(30);
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connection(&server).await;
     let tasks = tokio::runtime::Handle::current().metrics();
     let idle = tasks.num_alive_tasks();
 
@@ -843,8 +864,7 @@ async fn a_slot_redis_grants_after_the_store_timeout_is_released() {
     )
     .await;
     let lease = Duration::from_secs(30);
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connection(&server).await;
     pause_redis(&mut conn, 1_000).await;
     assert!(
         l.acquire_slot("key-1", 1, lease).await.is_err(),
@@ -926,7 +946,7 @@ async fn a_late_refund_in_redis_gives_back_only_what_has_not_refilled() {
         FailureMode::FailClosed,
     )
     .await;
-    let keys = |who: &'static str| RequestKeys::new(None, empty_headers()).principal(Some(who));
+    let keys = principal_keys;
     let left = async |who| l.reserve(&keys(who), 0).await.0.statuses()[0].remaining();
 
     // A long call reserves 5 units. Once they have refilled, the principal spends the whole
@@ -967,7 +987,7 @@ async fn a_zero_estimate_in_redis_needs_a_unit_of_room() {
         FailureMode::FailClosed,
     )
     .await;
-    let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+    let keys = principal_keys("u");
     let (d, r) = l.reserve(&keys, 0).await;
     assert_eq!(d.statuses()[0].remaining(), 10, "nothing reserved");
     r.unwrap().settle(3).await;
@@ -990,7 +1010,7 @@ async fn a_cost_past_redis_integers_is_refused_for_as_long_as_in_memory() {
     let policy = Policy::per_principal("tokens", frozen(10));
     let l = limiter(&server.url(), policy.clone(), FailureMode::FailClosed).await;
     let memory = hardening_core::ratelimit::RateLimiter::new([policy]);
-    let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+    let keys = principal_keys("u");
     let century = Duration::from_secs(100 * 365 * 86_400);
     for (store, decision) in [
         ("redis", l.check(&keys, u32::MAX).await),
@@ -1024,7 +1044,7 @@ async fn an_overrun_in_redis_leaves_at_most_one_burst_of_debt() {
     .await;
     let day = Duration::from_secs(86_400);
     for (who, actual) in [("a", 1_000_000), ("b", u64::MAX)] {
-        let keys = RequestKeys::new(None, empty_headers()).principal(Some(who));
+        let keys = principal_keys(who);
         let (_, r) = l.reserve(&keys, 2).await;
         r.unwrap().settle(actual).await;
         match l.check(&keys, 1).await {
@@ -1069,12 +1089,7 @@ async fn a_5xx_refund_reaches_redis_even_if_the_response_future_is_dropped() {
     use hardening_core::ratelimit::{CostLayer, Estimate};
 
     let server = RedisServer::start();
-    let tokens = limiter(
-        &server.url(),
-        Policy::per_principal("tokens", frozen(1_000)),
-        FailureMode::FailClosed,
-    )
-    .await;
+    let tokens = token_budget(&server).await;
     let answered = Arc::new(AtomicBool::new(false));
     let app = Router::new()
         .route(
@@ -1090,7 +1105,7 @@ async fn a_5xx_refund_reaches_redis_even_if_the_response_future_is_dropped() {
         .layer(CostLayer::new(tokens.clone(), Estimate::fixed(100)))
         .layer(tower::util::MapRequestLayer::new(as_alice));
     let remaining = async || {
-        let keys = RequestKeys::new(None, empty_headers()).principal(Some("alice"));
+        let keys = principal_keys("alice");
         tokens.reserve(&keys, 0).await.0.statuses()[0].remaining()
     };
     let get = || Request::get("/").body(Body::empty()).unwrap();
@@ -1121,12 +1136,7 @@ async fn a_5xx_or_an_error_after_reporting_is_charged_the_usage_reported() {
     use hardening_core::ratelimit::{CostLayer, Estimate, Usage};
 
     let server = RedisServer::start();
-    let tokens = limiter(
-        &server.url(),
-        Policy::per_principal("tokens", frozen(1_000)),
-        FailureMode::FailClosed,
-    )
-    .await;
+    let tokens = token_budget(&server).await;
     let layer = || CostLayer::new(tokens.clone(), Estimate::fixed(100));
     let request = || Request::get("/").body(Body::empty()).unwrap();
     let broken = Router::new()
@@ -1180,12 +1190,7 @@ async fn an_anonymous_request_to_a_redis_per_principal_budget_is_refused() {
     use hardening_core::ratelimit::{CostLayer, Estimate};
 
     let server = RedisServer::start();
-    let tokens = limiter(
-        &server.url(),
-        Policy::per_principal("tokens", frozen(1_000)),
-        FailureMode::FailClosed,
-    )
-    .await;
+    let tokens = token_budget(&server).await;
     let anonymous = Router::new()
         .route("/", get(|| async { "done" }))
         .layer(CostLayer::new(tokens.clone(), Estimate::fixed(100)));
@@ -1204,7 +1209,7 @@ async fn an_anonymous_request_to_a_redis_per_principal_budget_is_refused() {
 /// Each policy's units left for alice, from a decision that charges nothing; `None` while
 /// Redis does not answer.
 async fn left_for_alice(tokens: &RedisLimiter) -> Option<Vec<u32>> {
-    let keys = RequestKeys::new(None, empty_headers()).principal(Some("alice"));
+    let keys = principal_keys("alice");
     let (decision, _) = tokens.reserve(&keys, 0).await;
     let statuses = decision.statuses();
     (!statuses.is_empty()).then(|| statuses.iter().map(|s| s.remaining()).collect())
@@ -1222,15 +1227,9 @@ async fn left_for_alice(tokens: &RedisLimiter) -> Option<Vec<u32>> {
 #[ignore = "needs redis-server"]
 async fn a_reservation_dropped_while_redis_charges_it_is_refunded() {
     let server = RedisServer::start();
-    let tokens = limiter(
-        &server.url(),
-        Policy::per_principal("tokens", frozen(1_000)),
-        FailureMode::FailClosed,
-    )
-    .await;
+    let tokens = token_budget(&server).await;
     let app = reserving_100(&tokens);
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = connection(&server).await;
     let tasks = tokio::runtime::Handle::current().metrics();
     let idle = tasks.num_alive_tasks();
 
@@ -1262,14 +1261,8 @@ async fn a_reservation_dropped_while_redis_charges_it_is_refunded() {
 async fn a_reservation_redis_charges_after_the_store_timeout_is_refunded() {
     let server = RedisServer::start();
     // A store timeout of 200 ms.
-    let tokens = limiter(
-        &server.url(),
-        Policy::per_principal("tokens", frozen(1_000)),
-        FailureMode::FailClosed,
-    )
-    .await;
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let tokens = token_budget(&server).await;
+    let mut conn = connection(&server).await;
     pause_redis(&mut conn, 1_000).await;
     let response = reserving_100(&tokens)
         .oneshot(Request::get("/").body(Body::empty()).unwrap())
@@ -1340,11 +1333,7 @@ fn a_settlement_lost_for_want_of_a_runtime_is_logged_once_per_policy() {
         .enable_all()
         .build()
         .unwrap();
-    let tokens = runtime.block_on(limiter(
-        &server.url(),
-        Policy::per_principal("tokens", frozen(1_000)),
-        FailureMode::FailClosed,
-    ));
+    let tokens = runtime.block_on(token_budget(&server));
     let app = Router::new()
         .route(
             "/",
@@ -1404,7 +1393,7 @@ fn a_settlement_lost_for_want_of_a_runtime_is_logged_once_per_policy() {
     );
 
     // The refunds were indeed lost: 200 of 1000 still held (each request's estimate).
-    let keys = RequestKeys::new(None, empty_headers()).principal(Some("alice"));
+    let keys = principal_keys("alice");
     let left = runtime.block_on(tokens.reserve(&keys, 0)).0.statuses()[0].remaining();
     assert_eq!(left, 800);
 }
@@ -1423,9 +1412,8 @@ async fn a_bucket_past_the_scripts_integers_refuses_as_in_memory() {
     let policy = Policy::per_principal("tokens", Quota::per_day(nz(1)).burst(NonZeroU32::MAX));
     let redis = limiter(&server.url(), policy.clone(), FailureMode::FailClosed).await;
     let memory = hardening_core::ratelimit::RateLimiter::new([policy]);
-    let keys = |who: &'static str| RequestKeys::new(None, empty_headers()).principal(Some(who));
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = principal_keys;
+    let mut conn = connection(&server).await;
     let now_micros = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1497,7 +1485,7 @@ async fn a_bucket_past_the_scripts_integers_refuses_as_in_memory() {
     // overrun settled on it stores no more than 2^62, still an integer, still refused.
     const MAX_TAT: i128 = 1 << 62;
     const STALE_TAT: &str = "9000000000000000000";
-    let mut writer = client.get_multiplexed_async_connection().await.unwrap();
+    let mut writer = connection(&server).await;
     let mut set_stale = async |who: &str| {
         let () = redis::cmd("SET")
             .arg(format!("hardening:rl:tokens:{who}"))
@@ -1605,11 +1593,7 @@ async fn a_short_lease_never_ends_a_longer_one_and_a_huge_lease_is_granted() {
     );
     drop((long, short, again));
 
-    let mut conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = connection(&server).await;
     for (key, lease) in [
         ("huge", Duration::MAX),
         ("huge-ms", Duration::from_millis(u64::MAX)),
@@ -1650,7 +1634,7 @@ async fn a_refund_redis_refuses_for_one_policy_still_reaches_the_others() {
         .connect()
         .await
         .unwrap();
-    let user = RequestKeys::new(None, empty_headers()).principal(Some("alice"));
+    let user = principal_keys("alice");
     let both = RequestKeys::new(Some("192.0.2.7".parse().unwrap()), empty_headers())
         .principal(Some("alice"));
     let left = async || {
@@ -1663,11 +1647,7 @@ async fn a_refund_redis_refuses_for_one_policy_still_reaches_the_others() {
     let (_, reservation) = l.reserve(&both, 5).await;
     assert_eq!(left().await, [2, 5]);
 
-    let mut conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = connection(&server).await;
     let maxmemory = async |conn: &mut redis::aio::MultiplexedConnection, bytes: u64| {
         let () = redis::cmd("CONFIG")
             .arg("SET")
@@ -1731,6 +1711,6 @@ async fn max_estimate_is_checked_against_what_a_redis_bucket_holds() {
     );
     // The largest cap accepted fits in a full bucket.
     assert!(layer().max_estimate(nz(1_076_060_016)).is_ok());
-    let keys = RequestKeys::new(None, empty_headers()).principal(Some("u"));
+    let keys = principal_keys("u");
     assert!(l.check(&keys, 1_076_060_016).await.is_admitted());
 }
