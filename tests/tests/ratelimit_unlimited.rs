@@ -150,21 +150,23 @@ async fn only_a_shadow_policy_counting_the_request_is_still_unlimited() {
     );
 }
 
+/// The routes behind a `RedisRateLimitLayer` of this one policy, on `server`.
+async fn redis_app(server: &RedisServer, policy: Policy) -> Router {
+    let limiter = RedisLimiter::builder(&server.url())
+        .policy(policy, FailureMode::FailClosed)
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    routes().layer(RedisRateLimitLayer::new(limiter))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn the_redis_layer_warns_once_too() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let server = RedisServer::start();
-    let limiter = RedisLimiter::builder(&server.url())
-        .policy(
-            Policy::per_principal("per-user", once()),
-            FailureMode::FailClosed,
-        )
-        .timeout(Duration::from_millis(500))
-        .connect()
-        .await
-        .unwrap();
-    let app = routes().layer(RedisRateLimitLayer::new(limiter));
+    let app = redis_app(&server, Policy::per_principal("per-user", once())).await;
     for _ in 0..3 {
         assert_eq!(status(&app, None).await, 200);
     }
@@ -185,16 +187,7 @@ async fn the_redis_layer_warns_once_too() {
 async fn the_redis_layer_says_a_missing_client_ip() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let server = RedisServer::start();
-    let limiter = RedisLimiter::builder(&server.url())
-        .policy(
-            Policy::per_client_ip("per-ip", once()),
-            FailureMode::FailClosed,
-        )
-        .timeout(Duration::from_millis(500))
-        .connect()
-        .await
-        .unwrap();
-    let app = routes().layer(RedisRateLimitLayer::new(limiter));
+    let app = redis_app(&server, Policy::per_client_ip("per-ip", once())).await;
     let request = Request::get("/").body(Body::empty()).unwrap();
     assert_eq!(app.oneshot(request).await.unwrap().status(), 200);
     let warnings = unlimited_warnings(&captured);
