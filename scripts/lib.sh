@@ -57,9 +57,10 @@ request_counts() {
 }
 
 # valgrind_overhead_binary: installs valgrind if missing, builds overhead-interleaved (release)
-# and sets `bin` to it: the set-up of the scripts that count per-request costs under valgrind.
+# and sets `bin` to it (in CARGO_TARGET_DIR when set, where cargo put it): the set-up of the
+# scripts that count per-request costs under valgrind.
 valgrind_overhead_binary() {
   ensure_command valgrind
   cargo build -q --release --locked -p hardening-tests --bin overhead-interleaved
-  bin=target/release/overhead-interleaved
+  bin=${CARGO_TARGET_DIR:-target}/release/overhead-interleaved
 }
