@@ -46,7 +46,7 @@ ensure_command wrk
 server=${SERVER:-}
 if [ -z "$server" ]; then
   cargo build -q --release --locked -p hardening-tests --bin bench-server
-  server=target/release/bench-server
+  server=${CARGO_TARGET_DIR:-target}/release/bench-server
 elif [ ! -x "$server" ]; then
   echo "SERVER=$server is not an executable bench-server" >&2
   exit 2

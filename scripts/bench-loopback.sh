@@ -23,7 +23,7 @@ read -r -a variants <<< "${VARIANTS:-bare-axum tower-http-stack hardening-strict
 
 ensure_command wrk
 cargo build -q --release --locked -p hardening-tests --bin bench-server
-server=target/release/bench-server
+server=${CARGO_TARGET_DIR:-target}/release/bench-server
 
 declare -A runs
 count=${#variants[@]}

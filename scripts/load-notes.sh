@@ -15,7 +15,7 @@ variants=(bare hardened)
 
 ensure_command wrk
 cargo build -q --release --locked -p hardening-tests --bin notes-bench-server
-server=target/release/notes-bench-server
+server=${CARGO_TARGET_DIR:-target}/release/notes-bench-server
 
 work=$(mktemp -d)
 pids=()
