@@ -1,0 +1,209 @@
+//! example-notes' login and registration, as an attacker probing them sees them: nothing in
+//! a reply (status, headers, problem body) tells a known account from an unknown one, a taken
+//! address from a new one, and neither passwords nor hashes reach the logs.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+
+use hardening_tests::notes::TempNotes;
+use hardening_tests::{Captured, Reply, send};
+
+const PASSWORD: &str = "a long passphrase for tests";
+const ADMIN_PASSWORD: &str = "the configured admin passphrase";
+
+/// The notes app behind a trusted proxy at 127.0.0.1, so that each probe picks its client
+/// address (`X-Forwarded-For`) and has counts of its own.
+async fn behind_proxy(notes: &TempNotes) -> SocketAddr {
+    let hardening = hardening_core::HardeningConfig::from_vars([
+        ("HARDENING_RATE_LIMIT_PER_MINUTE", "100000"),
+        ("HARDENING_RATE_LIMIT_BURST", "100000"),
+        ("HARDENING_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .unwrap();
+    hardening_tests::serve(example_notes::app(&notes.config, hardening).unwrap()).await
+}
+
+/// `POST path` with these credentials, from `client`.
+async fn post_from(
+    addr: SocketAddr,
+    client: &str,
+    path: &str,
+    email: &str,
+    password: &str,
+) -> Reply {
+    let body = serde_json::json!({ "email": email, "password": password }).to_string();
+    let from = [("x-forwarded-for", client)];
+    send(addr, "POST", path, &from, Some(&body)).await
+}
+
+/// What may not differ between two probes' replies: the status, every header but the date
+/// and the request id (values included: `Content-Length`, `Retry-After`, `RateLimit`; the
+/// CSP without its per-response nonce), and the body without its request id.
+fn observable(reply: &Reply) -> (u16, Vec<(String, String)>, String) {
+    let without_nonce = |value: &str| match value.split_once("'nonce-") {
+        Some((head, tail)) => format!("{head}'nonce-…{}", &tail[tail.find('\'').unwrap()..]),
+        None => value.to_owned(),
+    };
+    let headers = reply
+        .headers
+        .iter()
+        .filter(|(name, _)| name != "date" && name != "x-request-id")
+        .map(|(name, value)| (name.clone(), without_nonce(value)))
+        .collect();
+    let mut body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("request_id");
+    }
+    (reply.status, headers, body.to_string())
+}
+
+fn notes_with_admin(purpose: &str) -> TempNotes {
+    TempNotes::new(
+        purpose,
+        &[
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    )
+}
+
+/// A wrong password on a known account, on the admin's, and any password on an unknown one,
+/// each from a client of its own: reply for reply the same, the lockout's 429 included.
+#[tokio::test]
+async fn known_unknown_and_admin_accounts_answer_alike_up_to_and_past_the_lockout() {
+    let notes = notes_with_admin("audit-login-alike");
+    let addr = behind_proxy(&notes).await;
+    let registered = post_from(
+        addr,
+        "198.51.100.1",
+        "/auth/register",
+        "ada@example.com",
+        PASSWORD,
+    );
+    assert_eq!(registered.await.status, 202);
+    let probes = [
+        ("203.0.113.1", "ada@example.com"),
+        ("203.0.113.2", "bob@example.com"),
+        ("203.0.113.3", "admin@example.com"),
+    ];
+    for attempt in 1..=7 {
+        let mut replies = Vec::new();
+        for (client, email) in probes {
+            let reply = post_from(addr, client, "/auth/login", email, "guess guess guess").await;
+            replies.push((email, observable(&reply)));
+        }
+        let (first, expected) = &replies[0];
+        let want = if attempt <= 6 { 401 } else { 429 };
+        assert_eq!(
+            expected.0, want,
+            "attempt {attempt} on {first}: {expected:?}"
+        );
+        for (email, seen) in &replies[1..] {
+            assert_eq!(seen, expected, "attempt {attempt}: {email} against {first}");
+        }
+    }
+}
+
+/// Signing up a new address and a taken one (spelt otherwise: case, fullwidth, NFD) gives
+/// the same reply, and the taken one stays one account with its first password.
+#[tokio::test]
+async fn a_new_and_a_taken_address_sign_up_alike_and_spellings_are_one_account() {
+    let notes = notes_with_admin("audit-register-alike");
+    let addr = behind_proxy(&notes).await;
+    let first = post_from(
+        addr,
+        "198.51.100.1",
+        "/auth/register",
+        "zoé@example.com",
+        PASSWORD,
+    );
+    assert_eq!(first.await.status, 202);
+    // Same length once keyed, so the bodies (which echo the key) may be compared whole.
+    let new = post_from(
+        addr,
+        "203.0.113.1",
+        "/auth/register",
+        "zaé@example.com",
+        PASSWORD,
+    );
+    let new = observable(&new.await);
+    for (n, taken) in [
+        "ZOÉ@example.com",
+        "\u{ff5a}oé@example.com",
+        "zoe\u{301}@example.com",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let client = format!("203.0.113.{}", n + 2);
+        let reply = post_from(addr, &client, "/auth/register", taken, PASSWORD).await;
+        let mut seen = observable(&reply);
+        seen.2 = seen.2.replace("zoé@", "zaé@");
+        assert_eq!(seen, new, "{taken}");
+        let other = post_from(
+            addr,
+            &client,
+            "/auth/register",
+            taken,
+            "another long passphrase",
+        );
+        assert_eq!(other.await.status, 202);
+        let login = post_from(addr, &client, "/auth/login", taken, PASSWORD).await;
+        assert_eq!(login.status, 200, "{taken}: {}", login.body);
+    }
+    let replaced = post_from(
+        addr,
+        "203.0.113.9",
+        "/auth/login",
+        "zoé@example.com",
+        "another long passphrase",
+    );
+    assert_eq!(
+        replaced.await.status,
+        401,
+        "a taken address's password was replaced"
+    );
+}
+
+/// Passwords, and the hashes made of them, never reach the logs: not through a login (right,
+/// wrong, unknown account), nor a registration, nor a refused (weak) password.
+#[tokio::test]
+async fn passwords_and_hashes_stay_out_of_the_logs() {
+    let (logs, _guard) = Captured::json_logs(tracing::Level::TRACE);
+    let notes = notes_with_admin("audit-logs");
+    let addr = behind_proxy(&notes).await;
+    let secret = "Sekr1t-passphrase-for-logs";
+    let client = "203.0.113.1";
+    for (path, email, password) in [
+        ("/auth/register", "ada@example.com", secret),
+        ("/auth/register", "bob@example.com", "Short-1"),
+        ("/auth/login", "ada@example.com", secret),
+        (
+            "/auth/login",
+            "ada@example.com",
+            "Wrong-passphrase-for-logs",
+        ),
+        (
+            "/auth/login",
+            "nobody@example.com",
+            "Wrong-passphrase-for-logs",
+        ),
+        ("/auth/login", "admin@example.com", ADMIN_PASSWORD),
+    ] {
+        let reply = post_from(addr, client, path, email, password).await;
+        assert!(!reply.body.contains(password), "{}", reply.body);
+        assert!(!reply.body.contains("$argon2"), "{}", reply.body);
+    }
+    let text = logs.text();
+    assert!(!text.is_empty(), "nothing was captured");
+    for secret in [
+        secret,
+        "Short-1",
+        "Wrong-passphrase-for-logs",
+        ADMIN_PASSWORD,
+        "$argon2",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the logs: {text}");
+    }
+}
