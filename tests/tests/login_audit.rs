@@ -207,3 +207,29 @@ async fn passwords_and_hashes_stay_out_of_the_logs() {
         assert!(!text.contains(secret), "{secret} in the logs: {text}");
     }
 }
+
+/// A password that is the address itself, in any case, or its part before the `@`, is the
+/// first guess of anyone who knows the address (NIST SP 800-63B has sign-up refuse the user
+/// name and words derived from it). Signing up with one was a 202.
+#[tokio::test]
+async fn a_password_made_of_the_address_is_refused_at_sign_up() {
+    let notes = notes_with_admin("audit-password-is-address");
+    let addr = behind_proxy(&notes).await;
+    let email = "carol.smith@example.com";
+    for password in [
+        email,
+        "Carol.Smith@Example.COM",
+        "carol.smith",
+        "\u{ff43}arol.smith",
+    ] {
+        let reply = post_from(addr, "203.0.113.1", "/auth/register", email, password).await;
+        assert_eq!(reply.status, 422, "{password:?} was taken: {}", reply.body);
+        assert_eq!(
+            reply.json()["errors"][0]["pointer"],
+            "#/password",
+            "{password:?}"
+        );
+    }
+    let reply = post_from(addr, "203.0.113.1", "/auth/register", email, PASSWORD).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+}

@@ -192,7 +192,7 @@ pub(crate) fn admin_account<'a>(
                     expected: "an email address such as admin@example.com",
                 });
             }
-            if let Some(rule) = crate::weak_password(&crate::normalised(password)) {
+            if let Some(rule) = crate::weak_password(&crate::normalised(password), email) {
                 return Err(ConfigError::AdminPassword(rule));
             }
             Ok(Some((email, password)))
@@ -284,6 +284,14 @@ mod tests {
         assert!(
             weak.contains("at least 10 characters") && !weak.contains("hunter2"),
             "{weak}"
+        );
+        let the_address = err(&[
+            ("ADMIN_EMAIL", "administrator@example.com"),
+            ("ADMIN_PASSWORD", "Administrator@Example.com"),
+        ]);
+        assert!(
+            the_address.contains("not the email address") && !the_address.contains("Example"),
+            "{the_address}"
         );
         let bad_email = err(&[
             ("ADMIN_EMAIL", "admin"),

@@ -247,8 +247,9 @@ fn email_shape(value: &str, _: &()) -> garde::Result {
     }
 }
 
-/// Too short, too long, or one of the most common passwords.
-fn weak_password(password: &str) -> Option<&'static str> {
+/// Too short, too long, the account's own address (or its part before the `@`), in any
+/// case or form, or one of the most common passwords.
+fn weak_password(password: &str, email: &str) -> Option<&'static str> {
     const COMMON: &[&str] = &[
         "password",
         "123456789012",
@@ -261,11 +262,26 @@ fn weak_password(password: &str) -> Option<&'static str> {
         Some("at most 1024 bytes")
     } else if password.chars().count() < 10 {
         Some("at least 10 characters")
+    } else if is_the_address(password, email) {
+        Some("not the email address or its part before the @")
     } else if COMMON.contains(&password.to_lowercase().as_str()) {
         Some("not one of the most common passwords")
     } else {
         None
     }
+}
+
+/// Whether `password` is `email`, or its part before the `@`, compared as account names
+/// are (case folded, NFKC): the first guess of anyone who knows the address.
+fn is_the_address(password: &str, email: &str) -> bool {
+    let (password, address) = (
+        LoginThrottle::account_key(password),
+        LoginThrottle::account_key(email),
+    );
+    let local = address
+        .split_once('@')
+        .map_or(address.as_str(), |(local, _)| local);
+    password == address || password == local
 }
 
 /// `password` in Unicode NFKC, as NIST SP 800-63B (§5.1.1.2) advises: one password
@@ -298,7 +314,7 @@ async fn register(
     Valid(Json(new)): Valid<Json<Credentials>>,
 ) -> Result<Response, Error> {
     let password = normalised(&new.password);
-    if let Some(rule) = weak_password(&password) {
+    if let Some(rule) = weak_password(&password, &new.email) {
         return Err(unprocessable("#/password", rule));
     }
     let email = LoginThrottle::account_key(&new.email);
