@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -129,7 +130,6 @@ struct Entry {
 /// // A right password takes its attempt's charge back and clears the account's counts.
 /// attempt.succeeded();
 /// ```
-#[derive(Debug)]
 pub struct LoginThrottle {
     entries: Mutex<HashMap<Subject, Entry>>,
     /// Keys the account hashes (random per throttle).
@@ -146,6 +146,24 @@ pub struct LoginThrottle {
     /// How many times a failure found the table full and made room (tests only).
     #[cfg(test)]
     eviction_passes: std::sync::atomic::AtomicUsize,
+}
+
+/// The settings and how many subjects are tracked: the table itself (every client's address,
+/// its failures and lockout) stays out of whatever log prints a throttle or an attempt.
+impl fmt::Debug for LoginThrottle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tracked = self.entries.lock().map_or(0, |entries| entries.len());
+        f.debug_struct("LoginThrottle")
+            .field("free_per_account_from_client", &self.pair_free)
+            .field("free_per_account", &self.account_free)
+            .field("free_per_ip", &self.ip_free)
+            .field("first_lockout", &self.base)
+            .field("longest_lockout", &self.max)
+            .field("forget_after", &self.forget_after)
+            .field("capacity", &self.capacity)
+            .field("tracked", &tracked)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A misconfigured [`LoginThrottle`].
@@ -1130,6 +1148,27 @@ mod tests {
         t.failure_at("b", ip("192.0.2.1"), now);
         assert!(t.check_at("c", ip("::ffff:192.0.2.1"), now).is_err());
         assert!(t.check_at("c", ip("::ffff:192.0.2.2"), now).is_ok());
+    }
+
+    /// The throttle's `Debug` (and an attempt's, which holds the throttle) printed its whole
+    /// table: every client's address with its failures and lockout, up to 100 000 of them,
+    /// into whatever log line printed an attempt. It shows the settings and a count.
+    #[test]
+    fn debug_shows_settings_not_other_clients() {
+        let t = LoginThrottle::new();
+        for n in 0..50u8 {
+            t.attempt("ada@example.com", IpAddr::from([203, 0, 113, n]))
+                .unwrap()
+                .failed();
+        }
+        let attempt = t.attempt("bob@example.com", ip("198.51.100.7")).unwrap();
+        let (shown, shown_attempt) = (format!("{t:?}"), format!("{attempt:?}"));
+        attempt.failed();
+        for debug in [&shown, &shown_attempt] {
+            assert!(!debug.contains("203.0.113."), "{debug}");
+            assert!(debug.len() < 1000, "{} bytes: {debug}", debug.len());
+        }
+        assert!(shown.contains("tracked: 104"), "{shown}");
     }
 
     #[test]
