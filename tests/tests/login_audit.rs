@@ -233,3 +233,87 @@ async fn a_password_made_of_the_address_is_refused_at_sign_up() {
     let reply = post_from(addr, "203.0.113.1", "/auth/register", email, PASSWORD).await;
     assert_eq!(reply.status, 202, "{}", reply.body);
 }
+
+/// Twenty wrong guesses on one account from one client, sent at once: six are checked (the
+/// five free and the one that locks), every other is the lockout's 429, never a 5xx.
+#[tokio::test]
+async fn guesses_sent_at_once_are_let_through_six_times_at_most() {
+    let notes = notes_with_admin("audit-login-concurrent");
+    let addr = behind_proxy(&notes).await;
+    let registered = post_from(
+        addr,
+        "198.51.100.1",
+        "/auth/register",
+        "ada@example.com",
+        PASSWORD,
+    );
+    assert_eq!(registered.await.status, 202);
+    let guesses: Vec<_> = (0..20)
+        .map(|n| {
+            tokio::spawn(async move {
+                let guess = format!("guess number {n}");
+                let from = "203.0.113.1";
+                post_from(addr, from, "/auth/login", "ada@example.com", &guess)
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    statuses.sort_unstable();
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    assert_eq!(checked, 6, "{statuses:?}");
+    assert!(statuses[6..].iter().all(|&s| s == 429), "{statuses:?}");
+}
+
+/// One client under other spellings of its address (IPv4 and IPv4-mapped IPv6; two
+/// addresses of one IPv6 /64) is one client: its guesses share the one lockout.
+#[tokio::test]
+async fn spellings_of_one_client_share_its_lockout() {
+    let notes = notes_with_admin("audit-login-client-spellings");
+    let addr = behind_proxy(&notes).await;
+    for (email, spellings) in [
+        ("ada@example.com", ["203.0.113.7", "::ffff:203.0.113.7"]),
+        (
+            "bob@example.com",
+            ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:9"],
+        ),
+    ] {
+        for n in 0..6 {
+            let from = spellings[n % 2];
+            let reply = post_from(addr, from, "/auth/login", email, "guess guess guess").await;
+            assert_eq!(reply.status, 401, "guess {n} from {from}: {}", reply.body);
+        }
+        for from in spellings {
+            let reply = post_from(addr, from, "/auth/login", email, "guess guess guess").await;
+            assert_eq!(reply.status, 429, "{email} from {from}, past six guesses");
+        }
+    }
+}
+
+/// A flood of logins (unknown accounts, each from a client of its own) queues for the
+/// hashing permits: every one is answered 401, none 5xx, and a health probe sent among
+/// them is answered too.
+#[tokio::test]
+async fn a_flood_of_logins_queues_and_the_health_probe_is_answered() {
+    let notes = notes_with_admin("audit-login-flood");
+    let addr = behind_proxy(&notes).await;
+    let logins: Vec<_> = (0..32u8)
+        .map(|n| {
+            tokio::spawn(async move {
+                let (from, email) = (format!("203.0.113.{n}"), format!("user{n}@example.com"));
+                post_from(addr, &from, "/auth/login", &email, "guess guess guess")
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let health = hardening_tests::get(addr, "/healthz", &[]).await;
+    assert_eq!(health.status, 200, "{}", health.body);
+    for login in logins {
+        assert_eq!(login.await.unwrap(), 401);
+    }
+}
