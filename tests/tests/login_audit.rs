@@ -58,6 +58,26 @@ fn observable(reply: &Reply) -> (u16, Vec<(String, String)>, String) {
     (reply.status, headers, body.to_string())
 }
 
+/// The notes app with an admin account, served behind a trusted proxy (the returned
+/// `TempNotes` keeps its database until dropped).
+async fn served_notes(purpose: &str) -> (TempNotes, SocketAddr) {
+    let notes = notes_with_admin(purpose);
+    let addr = behind_proxy(&notes).await;
+    (notes, addr)
+}
+
+/// Signs up ada@example.com (with `PASSWORD`) from a client of its own.
+async fn register_ada(addr: SocketAddr) {
+    let registered = post_from(
+        addr,
+        "198.51.100.1",
+        "/auth/register",
+        "ada@example.com",
+        PASSWORD,
+    );
+    assert_eq!(registered.await.status, 202);
+}
+
 fn notes_with_admin(purpose: &str) -> TempNotes {
     TempNotes::new(
         purpose,
@@ -72,16 +92,8 @@ fn notes_with_admin(purpose: &str) -> TempNotes {
 /// each from a client of its own: reply for reply the same, the lockout's 429 included.
 #[tokio::test]
 async fn known_unknown_and_admin_accounts_answer_alike_up_to_and_past_the_lockout() {
-    let notes = notes_with_admin("audit-login-alike");
-    let addr = behind_proxy(&notes).await;
-    let registered = post_from(
-        addr,
-        "198.51.100.1",
-        "/auth/register",
-        "ada@example.com",
-        PASSWORD,
-    );
-    assert_eq!(registered.await.status, 202);
+    let (_notes, addr) = served_notes("audit-login-alike").await;
+    register_ada(addr).await;
     let probes = [
         ("203.0.113.1", "ada@example.com"),
         ("203.0.113.2", "bob@example.com"),
@@ -109,8 +121,7 @@ async fn known_unknown_and_admin_accounts_answer_alike_up_to_and_past_the_lockou
 /// the same reply, and the taken one stays one account with its first password.
 #[tokio::test]
 async fn a_new_and_a_taken_address_sign_up_alike_and_spellings_are_one_account() {
-    let notes = notes_with_admin("audit-register-alike");
-    let addr = behind_proxy(&notes).await;
+    let (_notes, addr) = served_notes("audit-register-alike").await;
     let first = post_from(
         addr,
         "198.51.100.1",
@@ -171,8 +182,7 @@ async fn a_new_and_a_taken_address_sign_up_alike_and_spellings_are_one_account()
 #[tokio::test]
 async fn passwords_and_hashes_stay_out_of_the_logs() {
     let (logs, _guard) = Captured::json_logs(tracing::Level::TRACE);
-    let notes = notes_with_admin("audit-logs");
-    let addr = behind_proxy(&notes).await;
+    let (_notes, addr) = served_notes("audit-logs").await;
     let secret = "Sekr1t-passphrase-for-logs";
     let client = "203.0.113.1";
     for (path, email, password) in [
@@ -213,8 +223,7 @@ async fn passwords_and_hashes_stay_out_of_the_logs() {
 /// name and words derived from it). Signing up with one was a 202.
 #[tokio::test]
 async fn a_password_made_of_the_address_is_refused_at_sign_up() {
-    let notes = notes_with_admin("audit-password-is-address");
-    let addr = behind_proxy(&notes).await;
+    let (_notes, addr) = served_notes("audit-password-is-address").await;
     let email = "carol.smith@example.com";
     for password in [
         email,
@@ -238,16 +247,8 @@ async fn a_password_made_of_the_address_is_refused_at_sign_up() {
 /// five free and the one that locks), every other is the lockout's 429, never a 5xx.
 #[tokio::test]
 async fn guesses_sent_at_once_are_let_through_six_times_at_most() {
-    let notes = notes_with_admin("audit-login-concurrent");
-    let addr = behind_proxy(&notes).await;
-    let registered = post_from(
-        addr,
-        "198.51.100.1",
-        "/auth/register",
-        "ada@example.com",
-        PASSWORD,
-    );
-    assert_eq!(registered.await.status, 202);
+    let (_notes, addr) = served_notes("audit-login-concurrent").await;
+    register_ada(addr).await;
     let guesses: Vec<_> = (0..20)
         .map(|n| {
             tokio::spawn(async move {
@@ -273,8 +274,7 @@ async fn guesses_sent_at_once_are_let_through_six_times_at_most() {
 /// addresses of one IPv6 /64) is one client: its guesses share the one lockout.
 #[tokio::test]
 async fn spellings_of_one_client_share_its_lockout() {
-    let notes = notes_with_admin("audit-login-client-spellings");
-    let addr = behind_proxy(&notes).await;
+    let (_notes, addr) = served_notes("audit-login-client-spellings").await;
     for (email, spellings) in [
         ("ada@example.com", ["203.0.113.7", "::ffff:203.0.113.7"]),
         (
@@ -299,8 +299,7 @@ async fn spellings_of_one_client_share_its_lockout() {
 /// them is answered too.
 #[tokio::test]
 async fn a_flood_of_logins_queues_and_the_health_probe_is_answered() {
-    let notes = notes_with_admin("audit-login-flood");
-    let addr = behind_proxy(&notes).await;
+    let (_notes, addr) = served_notes("audit-login-flood").await;
     let logins: Vec<_> = (0..32u8)
         .map(|n| {
             tokio::spawn(async move {
