@@ -247,8 +247,9 @@ fn email_shape(value: &str, _: &()) -> garde::Result {
     }
 }
 
-/// Too short, too long, the account's own address (or its part before the `@`), in any
-/// case or form, or one of the most common passwords.
+/// Too short, too long, only white space, holding a control character (NIST SP 800-63B
+/// asks for printable characters and spaces), the account's own address (or its part
+/// before the `@`), in any case or form, or one of the most common passwords.
 fn weak_password(password: &str, email: &str) -> Option<&'static str> {
     const COMMON: &[&str] = &[
         "password",
@@ -262,6 +263,10 @@ fn weak_password(password: &str, email: &str) -> Option<&'static str> {
         Some("at most 1024 bytes")
     } else if password.chars().count() < 10 {
         Some("at least 10 characters")
+    } else if password.chars().all(char::is_whitespace) {
+        Some("not only spaces")
+    } else if password.chars().any(char::is_control) {
+        Some("no control characters (tabs, line breaks)")
     } else if is_the_address(password, email) {
         Some("not the email address or its part before the @")
     } else if COMMON.contains(&password.to_lowercase().as_str()) {
@@ -636,6 +641,30 @@ mod tests {
         observer
             .pragma_query_value(None, "data_version", |row| row.get(0))
             .unwrap()
+    }
+
+    /// Ten spaces, or a password with a tab or a line break in it, passed the length check.
+    #[test]
+    fn blank_passwords_and_control_characters_are_weak() {
+        let email = "ada@example.com";
+        for (password, rule) in [
+            ("          ", "not only spaces"),
+            (
+                "\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}",
+                "not only spaces",
+            ),
+            (
+                "a long\tpassphrase",
+                "no control characters (tabs, line breaks)",
+            ),
+            (
+                "a long\npassphrase",
+                "no control characters (tabs, line breaks)",
+            ),
+        ] {
+            assert_eq!(weak_password(password, email), Some(rule), "{password:?}");
+        }
+        assert_eq!(weak_password("a long passphrase", email), None);
     }
 
     /// A config built by hand (its fields are public) skipped `from_env`'s length checks, and
