@@ -197,30 +197,15 @@ impl HardeningConfig {
         for (i, (name, value)) in vars.iter().enumerate() {
             let name = name.as_ref();
             if ENV_VARS.iter().any(|(known, _)| *known == name) {
+                // Read once, where it is first given.
                 if vars[..i]
                     .iter()
                     .any(|(earlier, _)| earlier.as_ref() == name)
                 {
                     continue;
                 }
-                let mut values: Vec<&str> = Vec::new();
-                for (_, v) in vars[i..].iter().filter(|(n, _)| n.as_ref() == name) {
-                    if !values.contains(&v.as_ref().trim()) {
-                        values.push(v.as_ref().trim());
-                    }
-                }
-                if values.len() > 1 {
-                    errors.push(ConfigError::Env {
-                        var: name.to_owned(),
-                        why: format!(
-                            "given more than once, with different values ({}): keep one",
-                            values
-                                .iter()
-                                .map(|v| format!("{v:?}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    });
+                if let Some(conflict) = given_differently(name, &vars[i..]) {
+                    errors.push(conflict);
                     continue;
                 }
             }
@@ -612,6 +597,29 @@ impl Steps {
     fn finish(self) -> Result<Hardening, ConfigError> {
         ConfigError::all(self.errors).map(|()| self.hardening)
     }
+}
+
+/// The error for `name` if `vars` give it more than once with different values (compared
+/// as they are read, spaces around them aside).
+fn given_differently<K: AsRef<str>, V: AsRef<str>>(
+    name: &str,
+    vars: &[(K, V)],
+) -> Option<ConfigError> {
+    let mut values: Vec<&str> = Vec::new();
+    for (_, value) in vars.iter().filter(|(n, _)| n.as_ref() == name) {
+        let value = value.as_ref().trim();
+        if !values.contains(&value) {
+            values.push(value);
+        }
+    }
+    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    (values.len() > 1).then(|| ConfigError::Env {
+        var: name.to_owned(),
+        why: format!(
+            "given more than once, with different values ({}): keep one",
+            quoted.join(", ")
+        ),
+    })
 }
 
 #[cfg(test)]
