@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
@@ -152,17 +152,24 @@ pub struct LoginThrottle {
 /// its failures and lockout) stays out of whatever log prints a throttle or an attempt.
 impl fmt::Debug for LoginThrottle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tracked = self.entries.lock().map_or(0, |entries| entries.len());
-        f.debug_struct("LoginThrottle")
-            .field("free_per_account_from_client", &self.pair_free)
+        let mut out = f.debug_struct("LoginThrottle");
+        out.field("free_per_account_from_client", &self.pair_free)
             .field("free_per_account", &self.account_free)
             .field("free_per_ip", &self.ip_free)
             .field("first_lockout", &self.base)
             .field("longest_lockout", &self.max)
             .field("forget_after", &self.forget_after)
-            .field("capacity", &self.capacity)
-            .field("tracked", &tracked)
-            .finish_non_exhaustive()
+            .field("capacity", &self.capacity);
+        // Not waiting for the lock: printing must not block behind an attempt, nor deadlock
+        // while this thread holds it.
+        match self.entries.try_lock() {
+            Ok(entries) => out.field("tracked", &entries.len()),
+            Err(TryLockError::Poisoned(poisoned)) => {
+                out.field("tracked", &poisoned.into_inner().len())
+            }
+            Err(TryLockError::WouldBlock) => out.field("tracked", &"busy"),
+        };
+        out.finish_non_exhaustive()
     }
 }
 
