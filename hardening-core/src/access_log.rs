@@ -136,14 +136,16 @@ impl AccessLog {
         }))
     }
 
-    /// The request's event: with the response's status, or without one (`error.type`
-    /// `cancelled`) for a request dropped before its response. The principal is the
-    /// response's, else the one an authentication layer admitted for the request.
+    /// The request's event: with the response's status, or without one for a request
+    /// dropped before its response (`error.type` [`CANCELLED`]); `error_type` also names how
+    /// a streamed body that did not end ended. The principal is the response's, else the one
+    /// an authentication layer admitted for the request.
     #[cold]
     pub(crate) fn emit(
         &self,
         record: &AccessRecord,
         status: Option<StatusCode>,
+        error_type: Option<&'static str>,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
         principal: Option<&PrincipalId>,
@@ -174,7 +176,7 @@ impl AccessLog {
             url.path = path.as_deref(),
             url.query = query.map(tracing::field::display),
             http.response.status_code = status.map(|s| s.as_u16()),
-            error.r#type = status.is_none().then_some("cancelled"),
+            error.r#type = error_type,
             http.server.request.duration = record.start.elapsed().as_secs_f64(),
             request_id = %request_id,
             client.address = client_ip.map(tracing::field::display),
@@ -293,6 +295,79 @@ impl AccessLog {
             .iter()
             .any(|s| name.contains(s.as_str()))
             || is_secret_name(name)
+    }
+}
+
+/// `error.type` of a request that ended before its response was complete: the client went
+/// away (or the server dropped the request) before the response, or in the middle of a
+/// streamed body.
+pub(crate) const CANCELLED: &str = "cancelled";
+/// `error.type` of a streamed response whose body panicked after its head was sent.
+pub(crate) const PANICKED: &str = "panicked";
+/// `error.type` of a streamed response whose body failed after its head was sent.
+pub(crate) const BODY_ERROR: &str = "body_error";
+
+/// The access-log event of a streamed response, written when its body ends rather than when
+/// its head goes out: with the status sent, the duration until the end (OpenTelemetry's
+/// `http.server.request.duration` counts the whole response), and an `error.type` when the
+/// body did not end as it should ([`PANICKED`], [`BODY_ERROR`], or [`CANCELLED`] when it is
+/// dropped unfinished: the client went away mid-stream).
+pub(crate) struct StreamedLog {
+    policy: std::sync::Arc<crate::hardening::Policy>,
+    record: Option<Box<AccessRecord>>,
+    status: StatusCode,
+    request_id: RequestId,
+    client_ip: Option<IpAddr>,
+    principal: Option<PrincipalId>,
+}
+
+impl StreamedLog {
+    pub(crate) fn new(
+        policy: std::sync::Arc<crate::hardening::Policy>,
+        record: Box<AccessRecord>,
+        status: StatusCode,
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+        principal: Option<PrincipalId>,
+    ) -> Self {
+        Self {
+            policy,
+            record: Some(record),
+            status,
+            request_id,
+            client_ip,
+            principal,
+        }
+    }
+
+    /// Writes the event, once: `error_type` `None` for a body that ended as it should.
+    pub(crate) fn end(&mut self, error_type: Option<&'static str>) {
+        if let Some(record) = self.record.take() {
+            self.policy.access_log.emit(
+                &record,
+                Some(self.status),
+                error_type,
+                self.request_id,
+                self.client_ip,
+                self.principal.as_ref(),
+            );
+        }
+    }
+}
+
+impl Drop for StreamedLog {
+    fn drop(&mut self) {
+        self.end(Some(CANCELLED));
+    }
+}
+
+impl fmt::Debug for StreamedLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamedLog")
+            .field("status", &self.status)
+            .field("request_id", &self.request_id)
+            .field("written", &self.record.is_none())
+            .finish_non_exhaustive()
     }
 }
 
@@ -1083,6 +1158,7 @@ pub(crate) mod tests {
         log.emit(
             &record,
             Some(StatusCode::OK),
+            None,
             RequestId::generate(),
             None,
             None,

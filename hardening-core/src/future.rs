@@ -18,7 +18,7 @@ use http_body::Body as HttpBody;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use crate::access_log::AccessRecord;
+use crate::access_log::{AccessRecord, StreamedLog};
 use crate::hardening::Policy;
 use crate::panic_body::PanicReportingBody;
 use crate::security_event::SecurityEvent;
@@ -246,6 +246,7 @@ where
             }
         };
         let response = this.post.finish(response, event);
+        this.post.log_access(&response);
         #[cfg(feature = "ratelimit")]
         let response = match this.post.permit.take() {
             Some(permit) => response.map(|body| body.with_guard(permit)),
@@ -411,11 +412,13 @@ impl Post {
         if response.body().size_hint().exact().is_none() {
             return self.streamed(response);
         }
+        self.log_access(&response);
         self.with_permit(response)
     }
 
     /// [`success`](Self::success) for a streamed body: out of line, as most bodies know
-    /// their size.
+    /// their size. Its access-log event is written when the body ends, unless no body will
+    /// be sent (`HEAD`, `204`, `304`, a body already at its end).
     #[cold]
     #[inline(never)]
     fn streamed<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
@@ -423,8 +426,30 @@ impl Post {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
+        let status = response.status();
+        let sends_a_body = self.length_by_method
+            && status != StatusCode::NO_CONTENT
+            && status != StatusCode::NOT_MODIFIED
+            && !response.body().is_end_stream();
+        let log = match self.record.take() {
+            Some(record) if sends_a_body => Some(StreamedLog::new(
+                Arc::clone(&self.policy),
+                record,
+                status,
+                self.request_id,
+                self.client_ip,
+                response.extensions().get::<PrincipalId>().cloned(),
+            )),
+            record => {
+                self.record = record;
+                self.log_access(&response);
+                None
+            }
+        };
         let (request_id, client_ip) = (self.request_id, self.client_ip);
-        self.with_permit(response.map(|body| PanicReportingBody::new(body, request_id, client_ip)))
+        self.with_permit(
+            response.map(|body| PanicReportingBody::new(body, request_id, client_ip, log)),
+        )
     }
 
     /// The response with its body kept as it is, or holding the concurrency slot when there
@@ -442,8 +467,8 @@ impl Post {
         response.map(axum::body::Body::new)
     }
 
-    /// The response side, once: security, CORS, request-id and rate-limit headers, the
-    /// security event, the access-log event.
+    /// The response side, once: security, CORS, request-id and rate-limit headers, and the
+    /// security event ([`log_access`](Self::log_access) writes the access-log event after).
     fn finish<B: HttpBody>(
         &mut self,
         mut response: Response<B>,
@@ -521,16 +546,22 @@ impl Post {
             // does neither again.
             mark_reported(&mut response, event.as_str(), true);
         }
+        response
+    }
+
+    /// The access-log event for this response, when the access log is on and has not
+    /// written it.
+    fn log_access<B>(&mut self, response: &Response<B>) {
         if let Some(record) = self.record.take() {
-            policy.access_log.emit(
+            self.policy.access_log.emit(
                 &record,
                 Some(response.status()),
+                None,
                 self.request_id,
                 self.client_ip,
                 response.extensions().get::<PrincipalId>(),
             );
         }
-        response
     }
 }
 
@@ -540,9 +571,14 @@ impl Drop for Post {
     /// (nginx logs it as 499).
     fn drop(&mut self) {
         if let Some(record) = self.record.take() {
-            self.policy
-                .access_log
-                .emit(&record, None, self.request_id, self.client_ip, None);
+            self.policy.access_log.emit(
+                &record,
+                None,
+                Some(crate::access_log::CANCELLED),
+                self.request_id,
+                self.client_ip,
+                None,
+            );
         }
     }
 }

@@ -14,6 +14,7 @@ use hardening_errors::RequestId;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::access_log::{BODY_ERROR, PANICKED, StreamedLog};
 use crate::security_event::SecurityEvent;
 
 pin_project! {
@@ -24,16 +25,25 @@ pin_project! {
         request_id: RequestId,
         client_ip: Option<IpAddr>,
         panicked: bool,
+        // The access-log event, written when the body ends (or, dropped unfinished,
+        // as `cancelled`).
+        log: Option<StreamedLog>,
     }
 }
 
 impl<B> PanicReportingBody<B> {
-    pub(crate) fn new(inner: B, request_id: RequestId, client_ip: Option<IpAddr>) -> Self {
+    pub(crate) fn new(
+        inner: B,
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+        log: Option<StreamedLog>,
+    ) -> Self {
         Self {
             inner,
             request_id,
             client_ip,
             panicked: false,
+            log,
         }
     }
 }
@@ -56,7 +66,18 @@ where
         }
         let mut inner = this.inner;
         match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_frame(cx))) {
-            Ok(polled) => polled.map(|frame| frame.map(|f| f.map_err(Into::into))),
+            Ok(polled) => {
+                if let (Some(log), Poll::Ready(frame)) = (this.log.as_mut(), &polled) {
+                    // hyper stops polling a body that says it has ended.
+                    match frame {
+                        None => log.end(None),
+                        Some(Ok(_)) if inner.is_end_stream() => log.end(None),
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) => log.end(Some(BODY_ERROR)),
+                    }
+                }
+                polled.map(|frame| frame.map(|f| f.map_err(Into::into)))
+            }
             Err(payload) => {
                 *this.panicked = true;
                 hardening_errors::log_panic(
@@ -65,6 +86,9 @@ where
                     "the response body panicked; the response was cut off",
                 );
                 SecurityEvent::Panicked.emit(*this.request_id, *this.client_ip);
+                if let Some(log) = this.log.as_mut() {
+                    log.end(Some(PANICKED));
+                }
                 hardening_errors::drop_panic_payload(payload);
                 Poll::Ready(Some(Err("the response body panicked".into())))
             }

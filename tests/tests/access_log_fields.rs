@@ -399,3 +399,174 @@ async fn a_rate_limited_request_is_logged_once() {
     assert_eq!(access[1]["http.response.status_code"].as_u64(), Some(429));
     assert_eq!(access[1]["http.route"], "/notes/{id}");
 }
+
+/// What a [`Scripted`] body does next.
+#[derive(Debug)]
+enum Step {
+    Chunk(&'static str),
+    Fail,
+    Panic,
+}
+
+/// A streamed body (size unknown) that does what the test sends it; it ends when the
+/// sender is dropped.
+struct Scripted(tokio::sync::mpsc::UnboundedReceiver<Step>);
+
+impl http_body::Body for Scripted {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|step| match step? {
+            Step::Chunk(text) => Some(Ok(http_body::Frame::data(Bytes::from_static(
+                text.as_bytes(),
+            )))),
+            Step::Fail => Some(Err(std::io::Error::other("the upstream went away"))),
+            Step::Panic => panic!("the stream panicked"),
+        })
+    }
+}
+
+type BodySlot = std::sync::Arc<std::sync::Mutex<Option<Scripted>>>;
+
+/// Serves `GET /stream`, whose body is the [`Scripted`] body put in the slot, behind
+/// `Hardening::strict()`.
+async fn serve_stream() -> (SocketAddr, BodySlot) {
+    let slot = BodySlot::default();
+    let taken = slot.clone();
+    let app = Router::new().route(
+        "/stream",
+        get(move || async move {
+            let body = taken
+                .lock()
+                .unwrap()
+                .take()
+                .expect("a body for the request");
+            axum::body::Body::new(body)
+        }),
+    );
+    (serve(app.layer(Hardening::strict())).await, slot)
+}
+
+/// Sends `GET /stream` for a body that has sent `first`, and reads until `first` arrives:
+/// the head is out. Returns the connection, what was read, and the body's driver.
+async fn stream_started(
+    addr: SocketAddr,
+    slot: &BodySlot,
+) -> (TcpStream, String, tokio::sync::mpsc::UnboundedSender<Step>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tx.send(Step::Chunk("first")).unwrap();
+    *slot.lock().unwrap() = Some(Scripted(rx));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    while !String::from_utf8_lossy(&read).contains("first") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(EXCHANGE_LIMIT, stream.read(&mut buf))
+            .await
+            .expect("the head and the first chunk")
+            .unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&buf[..n]);
+    }
+    (stream, String::from_utf8_lossy(&read).into_owned(), tx)
+}
+
+/// Reads until the server closes the connection or ends the chunked body.
+async fn read_to_end_of_body(stream: &mut TcpStream) -> String {
+    let mut read = Vec::new();
+    loop {
+        let mut buf = [0u8; 1024];
+        let n = match tokio::time::timeout(EXCHANGE_LIMIT, stream.read(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => 0, // reset by the server: cut off
+            Err(_) => panic!("no end: {:?}", String::from_utf8_lossy(&read)),
+        };
+        read.extend_from_slice(&buf[..n]);
+        if n == 0 || read.ends_with(b"0\r\n\r\n") {
+            return String::from_utf8_lossy(&read).into_owned();
+        }
+    }
+}
+
+/// A streamed response (server-sent events, a model's tokens) is logged when its body ends,
+/// not when its head goes out: with the status sent and, when the body did not end as it
+/// should, why (`error.type`). Before, the event was written with the head: a stream that
+/// then panicked, failed or was abandoned by its client was logged as a plain 200, and its
+/// duration was the time to its first byte.
+#[tokio::test]
+async fn a_streamed_response_is_logged_when_its_body_ends() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let (addr, slot) = serve_stream().await;
+
+    // Ends as it should: nothing logged while it runs, one event once it has ended.
+    let (mut stream, head, tx) = stream_started(addr, &slot).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        captured.access_events().is_empty(),
+        "logged while the body still runs: {:#?}",
+        captured.access_events()
+    );
+    tx.send(Step::Chunk("second")).unwrap();
+    drop(tx);
+    let rest = read_to_end_of_body(&mut stream).await;
+    assert!(rest.contains("second"), "{rest}");
+    let access = captured.wait_for_access_events(1).await;
+    assert_eq!(access.len(), 1, "{access:#?}");
+    assert_eq!(access[0]["http.response.status_code"].as_u64(), Some(200));
+    assert!(access[0].get("error.type").is_none(), "{}", access[0]);
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap();
+    assert_eq!(access[0]["request_id"], id);
+
+    // Panics, or fails, after its head: the status sent, and what happened.
+    for (step, error_type) in [(Step::Panic, "panicked"), (Step::Fail, "body_error")] {
+        let (mut stream, _, tx) = stream_started(addr, &slot).await;
+        let before = captured.access_events().len();
+        tx.send(step).unwrap();
+        read_to_end_of_body(&mut stream).await;
+        let access = captured.wait_for_access_events(before + 1).await;
+        let event = &access[before];
+        assert_eq!(event["http.response.status_code"].as_u64(), Some(200));
+        assert_eq!(event["error.type"], error_type, "{event}");
+        assert_eq!(access.len(), before + 1, "{access:#?}");
+    }
+
+    // The client hangs up mid-stream: `cancelled`, beside the status sent. hyper notices
+    // when a write fails, so chunks keep coming (a bounded number) until the event is in.
+    let (stream, _, tx) = stream_started(addr, &slot).await;
+    let before = captured.access_events().len();
+    drop(stream);
+    for _ in 0..500 {
+        if captured.access_events().len() > before || tx.send(Step::Chunk("more")).is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let access = captured.wait_for_access_events(before + 1).await;
+    let event = &access[before];
+    assert_eq!(event["http.response.status_code"].as_u64(), Some(200));
+    assert_eq!(event["error.type"], "cancelled", "{event}");
+    assert_eq!(access.len(), before + 1, "{access:#?}");
+
+    // `HEAD`: no body is sent, so the event is written with the head, without an error.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    *slot.lock().unwrap() = Some(Scripted(rx));
+    let before = captured.access_events().len();
+    let head = send(addr, "HEAD", "/stream", &[], None).await;
+    assert_eq!(head.status, 200);
+    let access = captured.wait_for_access_events(before + 1).await;
+    let event = &access[before];
+    assert_eq!(event["http.response.status_code"].as_u64(), Some(200));
+    assert!(event.get("error.type").is_none(), "{event}");
+    drop(tx);
+    assert_eq!(captured.access_events().len(), before + 1);
+}
