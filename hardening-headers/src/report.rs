@@ -1,5 +1,7 @@
 //! An endpoint that receives CSP violation reports and logs them, bounded and rate-limited.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -9,8 +11,9 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hardening_errors::{
-    CollectError, Problem, RequestContext, RequestId, after_userinfo, collect_capped,
-    may_be_a_token, media_type, redact_secrets, report_rejection, write_printable_ascii,
+    CollectError, Problem, RequestContext, RequestId, SUBSCRIBER_PREFIX, after_userinfo,
+    client_group, collect_capped, may_be_a_token, media_type, redact_secrets, report_rejection,
+    write_printable_ascii,
 };
 use http::{StatusCode, header};
 use serde_json::Value;
@@ -65,9 +68,10 @@ const REDACTED: &str = "[redacted]";
 ///
 /// Reports over the rate limit are counted and dropped (204, so browsers do not retry); the
 /// count is logged (`dropped`) with the first report after the minute. The rate limit counts
-/// reports, not requests, and is shared by all clients: one client can use it up and hide
-/// real reports until the minute ends. Behind `Hardening`, its per-client rate limit and
-/// timeouts apply to this route as to any other.
+/// reports, not requests: 60 a minute from all clients, of which one client (an IP address,
+/// IPv6 grouped by /64, as `Hardening` or `ConnectInfo` gives it) may use 10, so that hiding
+/// real reports behind junk takes many clients, not one. Behind `Hardening`, its per-client
+/// rate limit and timeouts apply to this route as to any other.
 ///
 /// ```
 /// use axum::Router;
@@ -97,6 +101,7 @@ const REDACTED: &str = "[redacted]";
 pub struct CspReports {
     max_body: usize,
     per_minute: u32,
+    per_client: u32,
     window: Arc<Mutex<Window>>,
 }
 
@@ -106,6 +111,9 @@ struct Window {
     start: Instant,
     logged: u32,
     dropped: u64,
+    /// Reports logged per client (`None`: requests with no client address) in this window:
+    /// only clients that had one logged, so never more than `per_minute` entries.
+    clients: HashMap<Option<IpAddr>, u32>,
 }
 
 impl Window {
@@ -114,6 +122,7 @@ impl Window {
             start: Instant::now(),
             logged: 0,
             dropped: 0,
+            clients: HashMap::new(),
         }
     }
 }
@@ -125,11 +134,12 @@ impl Default for CspReports {
 }
 
 impl CspReports {
-    /// 8 KiB per request, 60 reports logged per minute.
+    /// 8 KiB per request, 60 reports logged per minute, at most 10 of them from one client.
     pub fn new() -> Self {
         Self {
             max_body: 8 * 1024,
             per_minute: 60,
+            per_client: 10,
             window: Arc::new(Mutex::new(Window::new())),
         }
     }
@@ -147,6 +157,14 @@ impl CspReports {
         self
     }
 
+    /// How many of the reports logged per minute may come from one client (an IP address,
+    /// IPv6 grouped by /64; requests without a client address count as one client). Above
+    /// [`per_minute`](Self::per_minute) it changes nothing. Never zero, which would log none.
+    pub fn per_client(mut self, reports: NonZeroU32) -> Self {
+        self.per_client = reports.get();
+        self
+    }
+
     /// A router with `POST path` answered by this endpoint, to merge into yours.
     pub fn router<S: Clone + Send + Sync + 'static>(self, path: &str) -> Router<S> {
         Router::new()
@@ -154,9 +172,9 @@ impl CspReports {
             .with_state(self)
     }
 
-    /// How many of `reports` the rate limit lets through, and how many the window before
-    /// dropped if this call ended it.
-    fn admit(&self, reports: usize) -> (usize, u64) {
+    /// How many of `reports` from `client` the rate limit lets through, and how many the
+    /// window before dropped if this call ended it.
+    fn admit(&self, reports: usize, client: Option<IpAddr>) -> (usize, u64) {
         // Nothing panics while the lock is held; a poisoned lock still holds a sound window.
         let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
         let mut ended_with_dropped = 0;
@@ -164,9 +182,16 @@ impl CspReports {
             ended_with_dropped = window.dropped;
             *window = Window::new();
         }
-        let room = self.per_minute.saturating_sub(window.logged);
+        let used = window.clients.get(&client).copied().unwrap_or(0);
+        let room = self
+            .per_minute
+            .saturating_sub(window.logged)
+            .min(self.per_client.saturating_sub(used));
         let admitted = u32::try_from(reports).unwrap_or(u32::MAX).min(room);
-        window.logged += admitted;
+        if admitted > 0 {
+            window.logged += admitted;
+            window.clients.insert(client, used + admitted);
+        }
         window.dropped = window
             .dropped
             .saturating_add(reports as u64 - u64::from(admitted));
@@ -216,12 +241,15 @@ async fn receive(State(reports): State<CspReports>, request: Request) -> Respons
         },
         _ => return not_a_report(&parts.extensions),
     };
-    let (admitted, dropped) = reports.admit(items.len());
+    let client = RequestContext::client_ip_of(&parts.extensions)
+        .map(|ip| client_group(ip, SUBSCRIBER_PREFIX));
+    let (admitted, dropped) = reports.admit(items.len(), client);
     if dropped > 0 {
         tracing::warn!(
             target: TARGET,
             dropped,
             per_minute = reports.per_minute,
+            per_client = reports.per_client,
             "CSP reports dropped over the rate limit",
         );
     }
@@ -504,6 +532,54 @@ mod tests {
         assert_eq!(logged.len(), 2, "{logged:?}");
         assert!(logged[0].contains("dropped=50 per_minute=3"), "{logged:?}");
         assert!(logged[1].contains("CSP violation reported"), "{logged:?}");
+    }
+
+    /// One client may use only its share of the window: before, one client could post 50
+    /// junk reports and have the whole minute's quota to itself, hiding every real report.
+    /// A client is its IP address, IPv6 grouped by /64.
+    #[tokio::test]
+    async fn one_client_cannot_use_up_the_window() {
+        let warnings = Warnings::new(TARGET);
+        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let app: Router = CspReports::new()
+            .per_minute(NonZeroU32::new(20).unwrap())
+            .router("/r");
+        let from = |ip: &str, reports: usize| {
+            let mut request = http::Request::post("/r")
+                .header("content-type", "application/reports+json")
+                .body(Body::from(batch(reports)))
+                .unwrap();
+            let peer = std::net::SocketAddr::new(ip.parse().unwrap(), 40_000);
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(request)
+        };
+        let logged_for = async |ip: &str, reports: usize| {
+            assert_eq!(from(ip, reports).await.unwrap().status(), 204);
+            warnings
+                .take()
+                .iter()
+                .filter(|l| l.contains("CSP violation reported"))
+                .count()
+        };
+        assert_eq!(
+            logged_for("203.0.113.7", 50).await,
+            10,
+            "the flooder's share"
+        );
+        assert_eq!(
+            logged_for("2001:db8:1:2::1", 8).await,
+            8,
+            "another client's"
+        );
+        assert_eq!(logged_for("2001:db8:1:2::99", 8).await, 2, "the same /64");
+        assert_eq!(
+            logged_for("::ffff:203.0.113.7", 5).await,
+            0,
+            "the flooder, mapped"
+        );
+        assert_eq!(logged_for("198.51.100.1", 5).await, 0, "the window is full");
     }
 
     /// Odd JSON where a report is expected: refused (400) or logged, never a panic.
