@@ -33,7 +33,8 @@ pub enum Error {
     /// The request is malformed; the detail says how.
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// The request's values broke validation rules (422 with field errors).
+    /// The request's values broke validation rules (422 with field errors: the first 100,
+    /// each pointer and detail at most 256 bytes).
     #[error("validation failed on {} field(s)", .0.len())]
     Validation(Vec<FieldError>),
     /// No valid credentials (401 with `WWW-Authenticate: Bearer`).
@@ -126,12 +127,27 @@ impl Error {
     }
 }
 
-/// A 422 validation problem with these field errors.
+/// Most field errors a validation problem lists: a body of thousands of bad fields is not
+/// answered with a problem many times its size.
+pub(crate) const MAX_FIELD_ERRORS: usize = 100;
+
+/// A 422 validation problem with these field errors: the first [`MAX_FIELD_ERRORS`] of them,
+/// each [bounded](FieldError::bounded), the detail saying when there were more.
 pub(crate) fn validation_problem(errors: impl IntoIterator<Item = FieldError>) -> Problem {
+    let mut errors = errors.into_iter();
+    let listed: Vec<FieldError> = errors
+        .by_ref()
+        .take(MAX_FIELD_ERRORS)
+        .map(FieldError::bounded)
+        .collect();
+    let detail = match errors.next() {
+        None => "one or more fields are invalid; see `errors`",
+        Some(_) => "more fields are invalid than are listed; `errors` lists the first 100",
+    };
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY)
         .with_type(types::VALIDATION_ERROR, "Validation failed")
-        .with_detail("one or more fields are invalid; see `errors`")
-        .with_errors(errors)
+        .with_detail(detail)
+        .with_errors(listed)
 }
 
 /// Adds the crate's generic, non-revealing detail for the problem's status, if it has one.
@@ -255,6 +271,29 @@ mod tests {
             problem.headers()[header::RETRY_AFTER],
             u64::MAX.to_string().as_str()
         );
+    }
+
+    /// At most `MAX_FIELD_ERRORS` errors, in the order given, each bounded; the detail
+    /// names the number it lists.
+    #[test]
+    fn a_validation_problem_lists_at_most_a_hundred_errors() {
+        let errors = |n: usize| (0..n).map(|i| FieldError::new(format!("#/f{i}"), "bad"));
+        let problem = Error::Validation(errors(MAX_FIELD_ERRORS + 1).collect()).to_problem();
+        assert_eq!(problem.errors().len(), MAX_FIELD_ERRORS);
+        assert_eq!(problem.errors()[0].pointer, "#/f0");
+        let detail = problem.detail().unwrap();
+        assert!(
+            detail.contains(&format!("the first {MAX_FIELD_ERRORS}")),
+            "{detail}"
+        );
+        let problem = validation_problem(errors(MAX_FIELD_ERRORS));
+        assert_eq!(problem.errors().len(), MAX_FIELD_ERRORS);
+        assert_eq!(
+            problem.detail(),
+            Some("one or more fields are invalid; see `errors`")
+        );
+        let long = validation_problem([FieldError::new("#/a", "é".repeat(200))]);
+        assert!(long.errors()[0].detail.len() <= crate::problem::MAX_FIELD_TEXT);
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct FieldError {
     pub detail: String,
 }
 
+/// Longest pointer and detail (in bytes) of a field error in a validation problem.
+pub(crate) const MAX_FIELD_TEXT: usize = 256;
+
 impl FieldError {
     /// A field error for the pointer (`#/…`) and detail given.
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -96,6 +99,32 @@ impl FieldError {
             detail: detail.into(),
         }
     }
+
+    /// This error as a validation problem lists it, each part at most [`MAX_FIELD_TEXT`]
+    /// bytes: a longer pointer names the ancestor whose pointer fits (whole reference
+    /// tokens), a longer detail (a rule's message quoting a long value) is cut and ends `…`.
+    pub(crate) fn bounded(mut self) -> Self {
+        if self.pointer.len() > MAX_FIELD_TEXT {
+            let end = char_floor(&self.pointer, MAX_FIELD_TEXT);
+            let ancestor = self.pointer[..end].rfind('/').filter(|&at| at > 0);
+            self.pointer.truncate(ancestor.unwrap_or(end));
+        }
+        if self.detail.len() > MAX_FIELD_TEXT {
+            let ellipsis = '…';
+            let end = char_floor(&self.detail, MAX_FIELD_TEXT - ellipsis.len_utf8());
+            self.detail.truncate(end);
+            self.detail.push(ellipsis);
+        }
+        self
+    }
+}
+
+/// The largest character boundary of `s` at or before `at`.
+fn char_floor(s: &str, at: usize) -> usize {
+    (0..=at.min(s.len()))
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 impl Problem {

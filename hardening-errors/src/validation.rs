@@ -8,7 +8,7 @@ use axum::{Form, Json};
 use garde::Validate;
 use http::request::Parts;
 
-use crate::error::{validation_problem, with_generic_detail};
+use crate::error::{MAX_FIELD_ERRORS, validation_problem, with_generic_detail};
 use crate::mapping::describes_rejection_of;
 use crate::{FieldError, Problem, rejection};
 
@@ -17,8 +17,10 @@ use crate::{FieldError, Problem, rejection};
 /// A request that does not parse is answered like the [`ProblemLayer`](crate::ProblemLayer)
 /// answers axum's rejection (400/415/422 naming the field, never its value); one that parses
 /// but breaks a rule is answered 422 with a [`VALIDATION_ERROR`](crate::types::VALIDATION_ERROR)
-/// problem listing every broken rule as `{ "pointer": "#/field", "detail": "…" }`, sorted by
-/// pointer.
+/// problem listing the broken rules as `{ "pointer": "#/field", "detail": "…" }`, sorted by
+/// pointer: the first 100 (the detail says when there were more), each pointer and detail
+/// at most 256 bytes (a longer pointer names an ancestor, a longer detail is cut), so that a
+/// body of thousands of bad fields is not answered with a problem many times its size.
 ///
 /// The pointers follow garde's paths, which use the Rust field names (without `r#`): serde's
 /// `rename` and `rename_all` are not seen. Keep a validated type's JSON names equal to its
@@ -115,15 +117,27 @@ fn rejected(status: http::StatusCode, text: &str) -> Response {
 }
 
 /// The 422 problem for a failed validation, its field errors sorted by pointer, each
-/// pointer and detail once (errors under over-long map keys share their map's pointer).
+/// pointer and detail once (errors under over-long map keys share their map's pointer), the
+/// first [`MAX_FIELD_ERRORS`] of them listed. No more than a few times that many are held
+/// at once, however many the report has.
 fn invalid(report: garde::Report) -> Response {
-    let mut errors: Vec<FieldError> = report
-        .iter()
-        .map(|(path, error)| FieldError::new(json_pointer(path), error.message()))
-        .collect();
+    let mut errors: Vec<FieldError> = Vec::new();
+    for (path, error) in report.iter() {
+        errors.push(FieldError::new(json_pointer(path), error.message()).bounded());
+        if errors.len() >= 4 * MAX_FIELD_ERRORS {
+            keep_first(&mut errors);
+        }
+    }
+    keep_first(&mut errors);
+    validation_problem(errors).into_response()
+}
+
+/// Sorts `errors` by pointer, drops repeats, and keeps the first `MAX_FIELD_ERRORS + 1`:
+/// one more than a problem lists, so that it can say there were more.
+fn keep_first(errors: &mut Vec<FieldError>) {
     errors.sort_by(|a, b| (&a.pointer, &a.detail).cmp(&(&b.pointer, &b.detail)));
     errors.dedup_by(|a, b| (&a.pointer, &a.detail) == (&b.pointer, &b.detail));
-    validation_problem(errors).into_response()
+    errors.truncate(MAX_FIELD_ERRORS + 1);
 }
 
 /// garde's path `items[0].sku` → the JSON Pointer `#/items/0/sku`, written as a URI fragment
