@@ -595,7 +595,9 @@ fn percent_decode(s: &str) -> String {
 /// tracing-subscriber's `Targets`. An event logged while a request is handled carries the
 /// request's span, `"span":{"name":"request","request_id":"…"}`. No other span is printed:
 /// their fields (an `#[instrument]`ed function's arguments, a trace layer's URI and query) may
-/// hold what the access log redacts.
+/// hold what the access log redacts. Nor are axum's TRACE events for its rejections (target
+/// `axum::rejection`), whose text quotes the client's input (a mistyped password's value):
+/// the problem's detail describes the rejection without it.
 ///
 /// Fails if a global subscriber is already set, if `RUST_LOG` is not valid, or if it would
 /// hide hardening's security events (target `hardening::security`, level WARN) without naming
@@ -647,6 +649,9 @@ fn log_filter(
     Ok(filter)
 }
 
+/// The target of the event axum logs for each rejection it answers (feature `tracing`).
+const AXUM_REJECTION_TARGET: &str = "axum::rejection";
+
 /// The subscriber [`init_json_logs`] installs, writing to `writer`.
 fn json_subscriber<W>(
     filter: tracing_subscriber::filter::Targets,
@@ -658,9 +663,12 @@ where
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
-    // Spans for this layer: the request span only (its one field is the request id).
+    // Spans for this layer: the request span only (its one field is the request id). Not
+    // axum's rejection events either: their text quotes the client's input (the problem's
+    // detail says the same without it).
     let only_request_span = tracing_subscriber::filter::filter_fn(|meta| {
-        !meta.is_span() || meta.target() == crate::REQUEST_SPAN_TARGET
+        (!meta.is_span() || meta.target() == crate::REQUEST_SPAN_TARGET)
+            && meta.target() != AXUM_REJECTION_TARGET
     });
     tracing_subscriber::registry().with(
         tracing_subscriber::fmt::layer()
@@ -1217,6 +1225,32 @@ pub(crate) mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(lines[0]["message"], "inside the handler");
         assert!(lines.iter().all(|l| l.get("span").is_none()), "{lines:?}");
+    }
+
+    /// axum (with its default feature `tracing`) logs each rejection it answers, at TRACE
+    /// on target `axum::rejection`, with the rejection's text, which quotes the client's
+    /// input: `Cannot parse `<input>` to a `u32``, a JSON body's `invalid type: string
+    /// "<password>"`. Such an event (these are axum-core's fields) was printed under
+    /// `RUST_LOG=trace`, the secret with it.
+    #[test]
+    fn json_logs_leave_out_axums_rejection_events() {
+        let log = || {
+            tracing::trace!(
+                target: "axum::rejection",
+                status = 422u16,
+                body = "Failed to deserialize the JSON body into the target type: password: \
+                        invalid type: string \"s3cr3t\", expected u32 at line 1 column 22",
+                rejection_type = "axum::extract::rejection::JsonRejection",
+                "rejecting request",
+            );
+            tracing::trace!(target: "app", "still logged");
+        };
+        for directives in ["trace", "info,axum=trace,app=trace"] {
+            let lines = json_lines(directives, log);
+            assert!(!format!("{lines:?}").contains("s3cr3t"), "{lines:?}");
+            assert_eq!(lines.len(), 1, "{directives}: {lines:?}");
+            assert_eq!(lines[0]["message"], "still logged");
+        }
     }
 
     #[test]
