@@ -199,3 +199,153 @@ async fn long_field_error_details_and_pointers_are_cut() {
     let encoded = "%C3%A9".repeat(20);
     assert_eq!(pointer, format!("#/sections/{encoded}/{encoded}"));
 }
+
+/// A secret in a request's body, path or query, in a field that breaks a rule, has the
+/// wrong type or does not parse: each answered with a problem of the right status and a
+/// request id, and the secret in no problem and no log line at any level (but axum's own
+/// rejection events, which `init_json_logs` leaves out).
+#[tokio::test]
+async fn secrets_in_bad_input_reach_no_problem_and_no_log() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::TRACE);
+    let addr = serve(app()).await;
+    let json = "content-type: application/json";
+    let form = "content-type: application/x-www-form-urlencoded";
+    let cases: Vec<(String, &str, String, u16)> = vec![
+        // A garde rule broken by the password itself, and by the field next to it.
+        (
+            "POST /login".into(),
+            json,
+            format!(r#"{{"email":"a@b","password":"{SECRET}"}}"#),
+            422,
+        ),
+        (
+            "POST /login".into(),
+            json,
+            format!(r#"{{"email":"{SECRET}","password":"{SECRET}{SECRET}"}}"#),
+            422,
+        ),
+        // The password of the wrong type, or the wrong type at the top.
+        (
+            "POST /login".into(),
+            json,
+            r#"{"email":"a@b","password":1234567890123456}"#.to_owned(),
+            422,
+        ),
+        (
+            "POST /login".into(),
+            json,
+            format!(r#"{{"email":"a@b","password":["{SECRET}"]}}"#),
+            422,
+        ),
+        ("POST /login".into(), json, format!(r#""{SECRET}""#), 422),
+        (
+            "POST /login".into(),
+            json,
+            format!(r#"{{"email":"a@b","password":{{"{SECRET}":1}}}}"#),
+            422,
+        ),
+        (
+            "POST /login-plain".into(),
+            json,
+            format!(r#"{{"email":"a@b","password":["{SECRET}"]}}"#),
+            422,
+        ),
+        // Malformed JSON around it, a byte-order mark, no body, the wrong media type, too much.
+        (
+            "POST /login".into(),
+            json,
+            format!(r#"{{"email":"a@b","password":"{SECRET}"#),
+            400,
+        ),
+        (
+            "POST /login".into(),
+            json,
+            format!("\u{feff}{{\"email\":\"a@b\",\"password\":\"{SECRET}\"}}"),
+            400,
+        ),
+        ("POST /login".into(), json, String::new(), 400),
+        (
+            "POST /login".into(),
+            "content-type: text/plain",
+            format!(r#"{{"password":"{SECRET}"}}"#),
+            415,
+        ),
+        (
+            "POST /login".into(),
+            json,
+            format!(r#"{{"password":"{SECRET}","x":"{}"}}"#, "a".repeat(2 << 20)),
+            413,
+        ),
+        // A form: the rule broken, the value not UTF-8, the field twice.
+        (
+            "POST /login-form".into(),
+            form,
+            format!("email=a%40b&password={SECRET}"),
+            422,
+        ),
+        (
+            "POST /login-form".into(),
+            form,
+            format!("email=a%40b&password=%FF{SECRET}"),
+            422,
+        ),
+        (
+            "POST /login-form".into(),
+            form,
+            format!("email=a&password={SECRET}&password={SECRET}"),
+            422,
+        ),
+        // A path that does not parse; a query that does not, or does, with a password.
+        (format!("GET /users/{SECRET}"), "", String::new(), 400),
+        (
+            format!("GET /search?q=a&limit=x&password={SECRET}"),
+            "",
+            String::new(),
+            400,
+        ),
+        (
+            format!("GET /search?password={SECRET}&q=a&limit=1"),
+            "",
+            String::new(),
+            200,
+        ),
+    ];
+    for (line, header, body, status) in cases {
+        let mut head = format!("{line} HTTP/1.1");
+        if !header.is_empty() {
+            head = format!("{head}\r\n{header}");
+        }
+        let reply = send(addr, &head, body.as_bytes()).await;
+        let shown: String = reply.body.chars().take(300).collect();
+        assert_eq!(
+            reply.status,
+            status,
+            "{line} {}: {shown}",
+            &body[..body.len().min(80)]
+        );
+        assert!(!reply.body.contains(SECRET), "{line}: {shown}");
+        if status != 200 {
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/problem+json"),
+                "{line}"
+            );
+            assert_eq!(
+                reply.json()["request_id"],
+                reply.header("x-request-id").unwrap(),
+                "{line}"
+            );
+        }
+    }
+    let lines = captured.json_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["target"] == hardening_core::ACCESS_TARGET)
+    );
+    for line in lines {
+        if line["target"] != "axum::rejection" {
+            assert!(!line.to_string().contains(SECRET), "{line}");
+        }
+    }
+}
