@@ -404,13 +404,15 @@ async fn a_rate_limited_request_is_logged_once() {
 #[derive(Debug)]
 enum Step {
     Chunk(&'static str),
+    /// A chunk, after which the body says it has ended (hyper then stops polling it).
+    Last(&'static str),
     Fail,
     Panic,
 }
 
 /// A streamed body (size unknown) that does what the test sends it; it ends when the
-/// sender is dropped.
-struct Scripted(tokio::sync::mpsc::UnboundedReceiver<Step>);
+/// sender is dropped, or after [`Step::Last`].
+struct Scripted(tokio::sync::mpsc::UnboundedReceiver<Step>, bool);
 
 impl http_body::Body for Scripted {
     type Data = Bytes;
@@ -420,13 +422,27 @@ impl http_body::Body for Scripted {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|step| match step? {
-            Step::Chunk(text) => Some(Ok(http_body::Frame::data(Bytes::from_static(
+        if self.1 {
+            return std::task::Poll::Ready(None);
+        }
+        let data = |text: &'static str| {
+            Some(Ok(http_body::Frame::data(Bytes::from_static(
                 text.as_bytes(),
-            )))),
+            ))))
+        };
+        self.0.poll_recv(cx).map(|step| match step? {
+            Step::Chunk(text) => data(text),
+            Step::Last(text) => {
+                self.1 = true;
+                data(text)
+            }
             Step::Fail => Some(Err(std::io::Error::other("the upstream went away"))),
             Step::Panic => panic!("the stream panicked"),
         })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.1
     }
 }
 
@@ -459,7 +475,7 @@ async fn stream_started(
 ) -> (TcpStream, String, tokio::sync::mpsc::UnboundedSender<Step>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tx.send(Step::Chunk("first")).unwrap();
-    *slot.lock().unwrap() = Some(Scripted(rx));
+    *slot.lock().unwrap() = Some(Scripted(rx, false));
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /stream HTTP/1.1\r\nhost: localhost\r\n\r\n")
@@ -527,6 +543,21 @@ async fn a_streamed_response_is_logged_when_its_body_ends() {
         .unwrap();
     assert_eq!(access[0]["request_id"], id);
 
+    // Says it has ended with its last chunk, so hyper does not poll it again: ended as it
+    // should, not `cancelled`.
+    let (mut stream, _, tx) = stream_started(addr, &slot).await;
+    let before = captured.access_events().len();
+    tx.send(Step::Last("last")).unwrap();
+    let rest = read_to_end_of_body(&mut stream).await;
+    assert!(rest.contains("last"), "{rest}");
+    let access = captured.wait_for_access_events(before + 1).await;
+    assert!(
+        access[before].get("error.type").is_none(),
+        "{}",
+        access[before]
+    );
+    drop(tx);
+
     // Panics, or fails, after its head: the status sent, and what happened.
     for (step, error_type) in [(Step::Panic, "panicked"), (Step::Fail, "body_error")] {
         let (mut stream, _, tx) = stream_started(addr, &slot).await;
@@ -559,7 +590,7 @@ async fn a_streamed_response_is_logged_when_its_body_ends() {
 
     // `HEAD`: no body is sent, so the event is written with the head, without an error.
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    *slot.lock().unwrap() = Some(Scripted(rx));
+    *slot.lock().unwrap() = Some(Scripted(rx, false));
     let before = captured.access_events().len();
     let head = send(addr, "HEAD", "/stream", &[], None).await;
     assert_eq!(head.status, 200);
