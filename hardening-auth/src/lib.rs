@@ -16,8 +16,9 @@
 //!   challenge, [`InsufficientScope`]).
 //!
 //! - [`Passwords`]: argon2id (OWASP parameters or stronger) on the blocking pool behind a
-//!   CPU-sized semaphore, dummy verification for unknown accounts, rehash on old parameters
-//!   or legacy hashes (unsalted SHA-256, bcrypt `$2a$`/`$2b$`/`$2y$`).
+//!   CPU-sized semaphore with a bounded queue (past it, `Busy` at once), dummy verification
+//!   for unknown accounts, rehash on old parameters or legacy hashes (unsalted SHA-256,
+//!   bcrypt `$2a$`/`$2b$`/`$2y$`).
 //!
 //! - [`Csrf`]: cross-origin protection for unsafe requests (and WebSocket handshakes) that
 //!   carry browser credentials, cookies or HTTP authentication (`Sec-Fetch-Site`, then
@@ -27,7 +28,8 @@
 //! - [`OwnedResource`] + [`Owned<T>`]: resources loaded only through an owner-scoped query;
 //!   not found and not yours are the same 404; admin override by a named role, logged.
 //! - `idor_probe` (feature `test-util`): proves in your own tests that what one user
-//!   created cannot be read, changed, listed or deleted by another.
+//!   created cannot be read, changed, listed or deleted by another; `Passwords::hold_permits`
+//!   (same feature) takes every hashing permit, to test what a saturated hasher answers.
 //!
 //! - [`Denylist`] / [`MemoryDenylist`] / `RedisDenylist` (feature `redis`): revoked `jti`s
 //!   refused, kept until `exp` + [`REVOCATION_GRACE`] (store failures fail closed: 503);
@@ -66,6 +68,8 @@ pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};
 pub use jwks::{HttpFetcher, JwksFetchError, JwksFetchFuture, JwksFetcher, JwksPolicy};
 pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};
 pub use owned::{Owned, OwnedResource};
+#[cfg(any(test, feature = "test-util"))]
+pub use passwords::HeldPermits;
 pub use passwords::{MAX_PASSWORD_LEN, PasswordError, Passwords, Verification};
 #[cfg(feature = "redis")]
 pub use redis_denylist::{RedisDenylist, RedisDenylistBuilder, RedisDenylistError};

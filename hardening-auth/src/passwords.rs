@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{self, PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 /// The longest password accepted, in bytes (refused before hashing: argon2 on a megabyte
 /// "password" is a denial of service).
@@ -16,6 +17,11 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Past them is a unit mistake (bytes for KiB), not a stronger hash: every hash would fail
 /// to allocate or hold a blocking thread for good.
 const MAX_PARAMS: (u32, u32, u32) = (4 * 1024 * 1024, 64, 64);
+
+/// Callers allowed to wait for a hashing permit, per permit, by default: at OWASP's
+/// parameters (tens of milliseconds a hash) the last of them waits well under a second, far
+/// from any request timeout, while a burst of logins larger than the CPUs still queues.
+const WAITING_PER_PERMIT: usize = 8;
 
 /// The salt of the dummy verification (unknown accounts): its cost, not its output, matters.
 const DUMMY_SALT: &[u8; 16] = b"hardening-dummy!";
@@ -38,6 +44,17 @@ pub enum PasswordError {
         "argon2id parameters above m = 4194304 KiB (4 GiB), t = 64 or p = 64; m is in KiB, not bytes"
     )]
     AbsurdParams,
+    /// [`Passwords::max_waiting`] of zero.
+    #[error(
+        "max_waiting(0) would refuse every hash while all permits are busy: allow at least 1 \
+         waiting caller (the default is 8 per permit, one permit per CPU)"
+    )]
+    ZeroMaxWaiting,
+    /// Every hashing permit is taken and [`Passwords::max_waiting`] callers already wait for
+    /// one: nothing was hashed. Answer 503 with `Retry-After` (and, for a login, do not count
+    /// it as a failure: the password was not checked).
+    #[error("too many password hashes waiting; retry shortly")]
+    Busy,
     /// The hashing task failed (it panicked or the runtime is shutting down).
     #[error("password hashing failed")]
     Internal,
@@ -74,6 +91,12 @@ impl fmt::Debug for Verification {
 /// stronger (m = 19456 KiB, t = 2, p = 1), on tokio's blocking pool behind a semaphore sized
 /// to the CPUs, so a login flood queues instead of starving other requests.
 ///
+/// The queue is bounded: at most 8 callers per permit wait for one (see
+/// [`max_waiting`](Self::max_waiting)); past that, `hash` and `verify` answer
+/// [`PasswordError::Busy`] at once, having hashed nothing, so a flood is refused quickly
+/// instead of every caller waiting until a request timeout. A caller that gives up (its
+/// future dropped) leaves the queue; a hash already started keeps its permit to its end.
+///
 /// Verifying against no stored hash (unknown account) runs a dummy verification, so response
 /// time does not tell which accounts exist: every check runs exactly one slow hash before its
 /// verdict (the stored argon2 hash, a bcrypt hash at its own cost, or else the dummy). Legacy
@@ -109,9 +132,15 @@ impl fmt::Debug for Verification {
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
+    /// How many permits there are: hashes in flight at most.
+    in_flight: usize,
+    /// Callers waiting for a permit now (shared by clones).
+    waiting: Arc<AtomicUsize>,
+    /// Past this many waiting, a caller is [`PasswordError::Busy`].
+    max_waiting: usize,
     /// How many dummy hashes checks have run (tests only).
     #[cfg(test)]
-    dummy_runs: Arc<std::sync::atomic::AtomicUsize>,
+    dummy_runs: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for Passwords {
@@ -121,6 +150,8 @@ impl fmt::Debug for Passwords {
             .field("t_cost", &self.params.t_cost())
             .field("p_cost", &self.params.p_cost())
             .field("permits", &self.permits.available_permits())
+            .field("waiting", &self.waiting())
+            .field("max_waiting", &self.max_waiting)
             .finish()
     }
 }
@@ -132,7 +163,8 @@ impl Default for Passwords {
 }
 
 impl Passwords {
-    /// OWASP's argon2id parameters, one hash in flight per CPU.
+    /// OWASP's argon2id parameters, one hash in flight per CPU, 8 callers per CPU waiting at
+    /// most.
     pub fn new() -> Self {
         let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
         Self::build(params)
@@ -160,26 +192,66 @@ impl Passwords {
         Self {
             params,
             permits: Arc::new(Semaphore::new(cpus)),
+            in_flight: cpus,
+            waiting: Arc::default(),
+            max_waiting: cpus.saturating_mul(WAITING_PER_PERMIT),
             #[cfg(test)]
             dummy_runs: Arc::default(),
         }
+    }
+
+    /// At most `callers` wait for a hashing permit (8 per permit, one permit per CPU, by
+    /// default); past them `hash` and `verify` answer [`PasswordError::Busy`] at once. Zero
+    /// is refused: every hash would be refused while all permits are busy. Set it before
+    /// cloning: clones share the queue, each with the bound it was built with.
+    ///
+    /// ```
+    /// use hardening_auth::{PasswordError, Passwords};
+    ///
+    /// let passwords = Passwords::new().max_waiting(64)?;
+    /// let err = Passwords::new().max_waiting(0).unwrap_err();
+    /// assert_eq!(err, PasswordError::ZeroMaxWaiting);
+    /// assert!(err.to_string().contains("at least 1"));
+    /// # Ok::<(), PasswordError>(())
+    /// ```
+    pub fn max_waiting(mut self, callers: usize) -> Result<Self, PasswordError> {
+        if callers == 0 {
+            return Err(PasswordError::ZeroMaxWaiting);
+        }
+        self.max_waiting = callers;
+        Ok(self)
+    }
+
+    /// How many callers wait for a hashing permit now (for a metric or a test).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     fn argon(params: &Params) -> Argon2<'static> {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
     }
 
-    /// Runs `work` on the blocking pool once a permit is free. The permit moves into the job:
-    /// if this future is dropped (the client went away, a timeout fired), the job still runs
-    /// to its end and holds its permit until then, so abandoned hashes count against the limit.
+    /// Runs `work` on the blocking pool once a permit is free, or answers `Busy` at once when
+    /// none is and `max_waiting` callers wait already. The permit moves into the job: if this
+    /// future is dropped (the client went away, a timeout fired), the job still runs to its
+    /// end and holds its permit until then, so abandoned hashes count against the limit. A
+    /// future dropped while it waits leaves the queue.
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| PasswordError::Internal)?;
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(PasswordError::Internal),
+            Err(TryAcquireError::NoPermits) => {
+                let _place =
+                    QueuePlace::take(&self.waiting, self.max_waiting).ok_or(PasswordError::Busy)?;
+                Arc::clone(&self.permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| PasswordError::Internal)?
+            }
+        };
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()
@@ -226,7 +298,7 @@ impl Passwords {
                 // What verifying a hash made at `params` costs, with nothing to compare.
                 let invalid_after_dummy = || {
                     #[cfg(test)]
-                    dummy_runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    dummy_runs.fetch_add(1, Ordering::Relaxed);
                     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
                     argon.hash_password_into(&password, DUMMY_SALT, &mut out)?;
                     Ok(Verification::Invalid)
@@ -317,6 +389,52 @@ impl Passwords {
     }
 }
 
+/// Every hashing permit of a [`Passwords`], held until dropped ([`Passwords::hold_permits`],
+/// feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
+#[derive(Debug)]
+#[must_use = "the permits are given back as soon as this is dropped"]
+pub struct HeldPermits {
+    _permits: tokio::sync::OwnedSemaphorePermit,
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl Passwords {
+    /// Takes every hashing permit, once the hashes in flight have ended, until the returned
+    /// guard is dropped: meanwhile checks and hashes wait for a permit. For tests of what a
+    /// saturated hasher answers (feature `test-util`).
+    pub async fn hold_permits(&self) -> HeldPermits {
+        let all = u32::try_from(self.in_flight).unwrap_or(u32::MAX);
+        let permits = Arc::clone(&self.permits)
+            .acquire_many_owned(all)
+            .await
+            .expect("the hashing semaphore is never closed");
+        HeldPermits { _permits: permits }
+    }
+}
+
+/// One caller's place in the queue for a permit, given back when dropped (the permit was
+/// had, or the caller gave up).
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    /// A place, if fewer than `max` callers hold one.
+    fn take(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
+        waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(waiting))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 fn check_len(password: &[u8]) -> Result<(), PasswordError> {
     match password.len() {
         0 => Err(PasswordError::Empty),
@@ -373,6 +491,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::task::Poll;
     use std::time::Duration;
 
     use super::*;
@@ -467,6 +586,105 @@ mod tests {
             let back = tokio::time::timeout(Duration::from_secs(10), p.permits.acquire_many(all));
             assert!(back.await.is_ok(), "a permit was not released");
         });
+    }
+
+    /// Polls `future` once, with a waker that does nothing: the test decides when it is
+    /// polled again.
+    fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    }
+
+    /// With every permit taken, 64 checks sent at once all waited: the queue grew with the
+    /// flood, and only a request timeout ended a wait. Now 8 per permit wait and the others,
+    /// hashes too, are `Busy` at once, having hashed nothing; the waiting ones are checked
+    /// once the permits are free.
+    #[test]
+    fn checks_past_the_queue_bound_are_busy_at_once() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let permits = p.in_flight;
+            let held = p.hold_permits().await;
+            let mut checks: Vec<_> = (0..64)
+                .map(|_| Box::pin(p.verify(b"guess", None)))
+                .collect();
+            let polled: Vec<_> = checks
+                .iter_mut()
+                .map(|check| poll_once(check.as_mut()))
+                .collect();
+            let waiting = polled.iter().filter(|poll| poll.is_pending()).count();
+            assert!(
+                waiting <= 8 * permits,
+                "{waiting} of 64 checks wait for {permits} permits: the queue is unbounded"
+            );
+            assert_eq!((waiting, p.waiting()), (8 * permits, 8 * permits));
+            for poll in &polled[waiting..] {
+                assert_eq!(*poll, Poll::Ready(Err(PasswordError::Busy)));
+            }
+            assert_eq!(p.hash(b"a password").await, Err(PasswordError::Busy));
+            assert_eq!(
+                p.dummy_runs.load(Ordering::Relaxed),
+                0,
+                "a busy check hashed"
+            );
+
+            drop(held);
+            for check in checks.drain(..waiting) {
+                let verdict = tokio::time::timeout(Duration::from_secs(60), check).await;
+                assert_eq!(
+                    verdict.expect("a queued check never ran"),
+                    Ok(Verification::Invalid)
+                );
+            }
+            assert_eq!(p.dummy_runs.load(Ordering::Relaxed), waiting);
+            assert_eq!(p.waiting(), 0);
+        });
+    }
+
+    /// A caller that gives up while it waits (its future dropped: the client went away, a
+    /// timeout fired) leaves the queue, also once a permit was handed to it: however many
+    /// come and go, no place and no permit is lost.
+    #[test]
+    fn a_check_dropped_while_it_waits_leaves_the_queue() {
+        rt().block_on(async {
+            let p = Passwords::new().max_waiting(2).unwrap();
+            let held = p.hold_permits().await;
+            let mut queue = Vec::new();
+            for round in 0..100 {
+                while queue.len() < 2 {
+                    let mut check = Box::pin(p.verify(b"guess", None));
+                    assert!(poll_once(check.as_mut()).is_pending(), "round {round}");
+                    queue.push(check);
+                }
+                let mut past = std::pin::pin!(p.verify(b"guess", None));
+                let busy = poll_once(past.as_mut());
+                assert_eq!(busy, Poll::Ready(Err(PasswordError::Busy)), "round {round}");
+                // One gives up at a time, then both at once.
+                queue.truncate(if round % 2 == 0 { 1 } else { 0 });
+                assert_eq!(p.waiting(), queue.len(), "round {round}: a place was kept");
+            }
+            assert_eq!(p.dummy_runs.load(Ordering::Relaxed), 0);
+
+            // Permits handed to waiters that are dropped before they run come back.
+            while queue.len() < 2 {
+                let mut check = Box::pin(p.verify(b"guess", None));
+                assert!(poll_once(check.as_mut()).is_pending());
+                queue.push(check);
+            }
+            drop(held);
+            drop(queue);
+            assert_eq!(p.waiting(), 0);
+            let all = tokio::time::timeout(Duration::from_secs(10), p.hold_permits()).await;
+            drop(all.expect("a permit was lost to a dropped check"));
+            assert_eq!(p.verify(b"guess", None).await, Ok(Verification::Invalid));
+        });
+    }
+
+    #[test]
+    fn a_queue_of_zero_is_refused_with_what_to_change() {
+        let err = Passwords::new().max_waiting(0).unwrap_err();
+        assert_eq!(err, PasswordError::ZeroMaxWaiting);
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        assert!(Passwords::new().max_waiting(1).is_ok());
     }
 
     /// An empty password is a wrong one: `verify` answered `Err(Empty)`, which a login
