@@ -92,7 +92,9 @@ struct Entry {
 /// pass before the first of them is recorded: with 5 free failures, at most 6 attempts on
 /// one account from one client are ever let through before that lockout (and at most 101
 /// from all clients), however many arrive together. An attempt dropped without an outcome
-/// (an error, a cancelled request) stays a failure.
+/// (an error, a cancelled request) stays a failure. One whose password could not be checked
+/// at all (the hasher was busy: `PasswordError::Busy`) is `not_checked()`: its charge is
+/// taken back, and nothing is cleared.
 ///
 /// # Which names are one account
 ///
@@ -309,14 +311,14 @@ impl LoginThrottle {
         if !wait.is_zero() {
             return Err(wait);
         }
-        let ip_before = entries.get(&subjects.ip).copied();
+        let before = subjects.all().map(|s| entries.get(&s).copied());
         self.record_failure(&mut entries, subjects, now);
-        let ip_charged = entries.get(&subjects.ip).copied();
+        let charged = subjects.all().map(|s| entries.get(&s).copied());
         Ok(LoginAttempt {
             throttle: self,
             subjects,
-            ip_before,
-            ip_charged,
+            before,
+            charged,
         })
     }
 
@@ -439,16 +441,17 @@ impl LoginThrottle {
 
 /// One login attempt that [`LoginThrottle::attempt`] let through, already counted as a
 /// failure. Say how it ended: [`succeeded`](Self::succeeded) takes the charge back (and
-/// clears the account's counts), [`failed`](Self::failed) keeps it. Dropped without either,
+/// clears the account's counts), [`failed`](Self::failed) keeps it,
+/// [`not_checked`](Self::not_checked) takes it back and clears nothing. Dropped without any,
 /// it stays a failure.
 #[derive(Debug)]
-#[must_use = "a login attempt counts as a failure unless `succeeded()` is called"]
+#[must_use = "a login attempt counts as a failure unless `succeeded()` or `not_checked()` is called"]
 pub struct LoginAttempt<'a> {
     throttle: &'a LoginThrottle,
     subjects: Subjects,
-    /// The IP's entry before this attempt was charged, and right after.
-    ip_before: Option<Entry>,
-    ip_charged: Option<Entry>,
+    /// The entries of [`Subjects::all`] before this attempt was charged, and right after.
+    before: [Option<Entry>; 3],
+    charged: [Option<Entry>; 3],
 }
 
 impl LoginAttempt<'_> {
@@ -460,33 +463,58 @@ impl LoginAttempt<'_> {
         let Ok(mut entries) = self.throttle.entries.lock() else {
             return;
         };
-        let Subjects { account, pair, ip } = self.subjects;
-        entries.remove(&account);
-        entries.remove(&pair);
-        let Some(entry) = entries.get_mut(&ip) else {
-            return;
-        };
-        if Some(*entry) == self.ip_charged {
-            match self.ip_before {
-                Some(before) => *entry = before,
-                None => {
-                    entries.remove(&ip);
-                }
-            }
-            return;
-        }
-        // Other attempts from this client were charged since: only this one's share goes.
-        entry.failures = entry.failures.saturating_sub(1);
-        if entry.failures <= self.throttle.ip_free {
-            entry.locked_until = entry.locked_until.min(entry.last_failure);
-        }
-        if entry.failures == 0 {
-            entries.remove(&ip);
-        }
+        entries.remove(&self.subjects.account);
+        entries.remove(&self.subjects.pair);
+        self.take_back(&mut entries, |subject| subject == self.subjects.ip);
     }
 
     /// The password was wrong (or the account unknown): the attempt stays counted.
     pub fn failed(self) {}
+
+    /// The password was not checked (the hasher was too busy: `PasswordError::Busy`), so the
+    /// attempt was neither a success nor a failure: its charge is taken back from all three
+    /// counts, the account's from this client and from all clients and the client's, each
+    /// as before the attempt when no other attempt was charged to it meanwhile, else one
+    /// lower. Unlike [`succeeded`](Self::succeeded), nothing is cleared: earlier failures
+    /// stay. Call it only when no verdict was reached; a wrong password is `failed()`.
+    pub fn not_checked(self) {
+        let Ok(mut entries) = self.throttle.entries.lock() else {
+            return;
+        };
+        self.take_back(&mut entries, |_| true);
+    }
+
+    /// Takes this attempt's charge back from each of its subjects that `which` picks.
+    fn take_back(&self, entries: &mut HashMap<Subject, Entry>, which: impl Fn(Subject) -> bool) {
+        let charges = self
+            .subjects
+            .all()
+            .into_iter()
+            .zip(self.before)
+            .zip(self.charged);
+        for ((subject, before), charged) in charges.filter(|((s, _), _)| which(*s)) {
+            let Some(entry) = entries.get_mut(&subject) else {
+                continue;
+            };
+            if Some(*entry) == charged {
+                match before {
+                    Some(before) => *entry = before,
+                    None => {
+                        entries.remove(&subject);
+                    }
+                }
+                continue;
+            }
+            // Other attempts were charged to it since: only this one's share goes.
+            entry.failures = entry.failures.saturating_sub(1);
+            if entry.failures <= self.throttle.free(subject) {
+                entry.locked_until = entry.locked_until.min(entry.last_failure);
+            }
+            if entry.failures == 0 {
+                entries.remove(&subject);
+            }
+        }
+    }
 }
 
 /// The key an account name is throttled under: every spelling an account lookup could take
@@ -803,6 +831,76 @@ mod tests {
             "a dropped attempt stays a failure"
         );
         assert!(tracks_account(&t, "bob"));
+    }
+
+    /// The entries of an attempt's three subjects: the account from `ip`, from all clients,
+    /// and the client.
+    fn counts(t: &LoginThrottle, account: &str, ip: IpAddr) -> [Option<Entry>; 3] {
+        let entries = t.entries.lock().unwrap();
+        t.subjects(account, ip)
+            .all()
+            .map(|s| entries.get(&s).copied())
+    }
+
+    /// An attempt whose password was never checked (the hasher was busy) leaves its three
+    /// counts as they were, lockouts included, and, unlike a success, clears nothing: the
+    /// failures before it stay. Dropped, each such attempt stayed a failure, so six of them
+    /// locked the owner's client out of her account with no password of hers checked.
+    #[test]
+    fn an_attempt_not_checked_leaves_every_count_as_it_was() {
+        let t = LoginThrottle::new();
+        let (owner, start) = (ip("198.51.100.7"), Instant::now());
+        // Nothing before: nothing after.
+        t.attempt_at("alice", owner, start).unwrap().not_checked();
+        assert!(t.entries.lock().unwrap().is_empty());
+
+        // Four failures before: the same four entries after ten attempts not checked, each
+        // of which was charged while it ran (the sixth charge would lock).
+        for _ in 0..4 {
+            t.attempt_at("alice", owner, start).unwrap().failed();
+        }
+        let before = counts(&t, "alice", owner);
+        let later = start + Duration::from_secs(60);
+        for n in 0..10 {
+            let attempt = t.attempt_at("alice", owner, later);
+            let attempt = attempt.unwrap_or_else(|wait| panic!("attempt {n}: locked for {wait:?}"));
+            attempt.not_checked();
+            assert_eq!(counts(&t, "alice", owner), before, "after attempt {n}");
+        }
+        t.attempt_at("alice", owner, later).unwrap().failed();
+        assert!(
+            t.check_at("alice", owner, later).is_ok(),
+            "her fifth failure is within the free ones"
+        );
+
+        // The attempt's own charge locked (the sixth failure): taken back, it unlocks.
+        let attempt = t.attempt_at("alice", owner, later).unwrap();
+        assert!(t.check_at("alice", owner, later).is_err());
+        attempt.not_checked();
+        assert!(t.check_at("alice", owner, later).is_ok());
+    }
+
+    /// Two attempts in flight on one account from one client, the second charged past the
+    /// free ones (locking all three counts): the one not checked takes back only its own
+    /// share of each, back within the free ones; the other's stays, also once it is dropped.
+    #[test]
+    fn an_attempt_not_checked_takes_back_only_its_share_when_others_were_charged_meanwhile() {
+        let t = LoginThrottle::new()
+            .free_attempts(1, 1)
+            .free_attempts_account_wide(1);
+        let (a, now) = (ip("10.0.0.1"), Instant::now());
+        let first = t.attempt_at("alice", a, now).unwrap();
+        let second = t.attempt_at("alice", a, now).unwrap();
+        assert!(t.check_at("alice", a, now).is_err(), "two charges lock");
+        first.not_checked();
+        let failures = counts(&t, "alice", a).map(|e| e.map(|e| e.failures));
+        assert_eq!(failures, [Some(1); 3], "the second attempt's charges stay");
+        assert!(t.check_at("alice", a, now).is_ok(), "back to the free one");
+        drop(second);
+        assert_eq!(
+            counts(&t, "alice", a).map(|e| e.map(|e| e.failures)),
+            [Some(1); 3]
+        );
     }
 
     #[test]
