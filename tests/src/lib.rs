@@ -245,6 +245,20 @@ impl Captured {
 /// How long any one exchange may take before the test fails instead of hanging.
 pub const EXCHANGE_LIMIT: Duration = Duration::from_secs(10);
 
+/// Waits (up to [`EXCHANGE_LIMIT`], checking every 10 ms) until `condition` holds: for a
+/// state another task reaches, such as a request waiting in a queue. Panics naming `what`
+/// if it never does.
+pub async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let wait = async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(EXCHANGE_LIMIT, wait).await.is_err() {
+        panic!("never came to pass: {what}");
+    }
+}
+
 /// Serves `app` on an ephemeral loopback port, with the peer address available to layers.
 pub async fn serve(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")

@@ -6,8 +6,10 @@
 
 use std::net::SocketAddr;
 
+use hardening_auth::{HeldPermits, Passwords};
 use hardening_tests::notes::TempNotes;
-use hardening_tests::{Captured, Reply, send};
+use hardening_tests::{Captured, Reply, send, wait_until};
+use tokio::task::JoinHandle;
 
 const PASSWORD: &str = "a long passphrase for tests";
 const ADMIN_PASSWORD: &str = "the configured admin passphrase";
@@ -295,8 +297,9 @@ async fn spellings_of_one_client_share_its_lockout() {
 }
 
 /// A flood of logins (unknown accounts, each from a client of its own) queues for the
-/// hashing permits: every one is answered 401, none 5xx, and a health probe sent among
-/// them is answered too.
+/// hashing permits, up to the queue's bound: every one is answered 401, or past the bound
+/// the busy hasher's 503, none another 5xx, and a health probe sent among them is answered
+/// too.
 #[tokio::test]
 async fn a_flood_of_logins_queues_and_the_health_probe_is_answered() {
     let (_notes, addr) = served_notes("audit-login-flood").await;
@@ -304,15 +307,130 @@ async fn a_flood_of_logins_queues_and_the_health_probe_is_answered() {
         .map(|n| {
             tokio::spawn(async move {
                 let (from, email) = (format!("203.0.113.{n}"), format!("user{n}@example.com"));
-                post_from(addr, &from, "/auth/login", &email, "guess guess guess")
-                    .await
-                    .status
+                post_from(addr, &from, "/auth/login", &email, "guess guess guess").await
             })
         })
         .collect();
     let health = hardening_tests::get(addr, "/healthz", &[]).await;
     assert_eq!(health.status, 200, "{}", health.body);
     for login in logins {
-        assert_eq!(login.await.unwrap(), 401);
+        let reply = login.await.unwrap();
+        match reply.status {
+            401 => {}
+            503 => assert_busy(&reply),
+            other => panic!("{other}: {}", reply.body),
+        }
     }
+}
+
+/// The notes app (with ada@example.com signed up) whose password hasher has one queue
+/// place, served behind the proxy, with its permits held and its queue place taken by a
+/// login of bob's (from 203.0.113.99): every other sign-up and login finds the hasher busy
+/// until the permits are dropped; the queued login is then answered.
+async fn saturated(purpose: &str) -> (TempNotes, SocketAddr, HeldPermits, JoinHandle<Reply>) {
+    let mut notes = notes_with_admin(purpose);
+    notes.config.passwords = Passwords::new().max_waiting(1).unwrap();
+    let addr = behind_proxy(&notes).await;
+    register_ada(addr).await;
+    let passwords = notes.config.passwords.clone();
+    let held = passwords.hold_permits().await;
+    let queued = tokio::spawn(post_from(
+        addr,
+        "203.0.113.99",
+        "/auth/login",
+        "bob@example.com",
+        "guess guess guess",
+    ));
+    wait_until("bob's login waits for a hashing permit", || {
+        passwords.waiting() == 1
+    })
+    .await;
+    (notes, addr, held, queued)
+}
+
+/// The busy hasher's reply: a 503 problem with its request id, retried after a second.
+fn assert_busy(reply: &Reply) {
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    let id = reply.header("x-request-id").expect("a request id header");
+    assert_eq!(reply.json()["request_id"], id, "{}", reply.body);
+}
+
+/// While the hasher is saturated (its permits taken, its queue full), the owner's logins
+/// are not checked, so they are not her failures: after six of them from her client, one
+/// typo, then her right password, logs her in. Each used to wait for a permit until the
+/// request timeout (503), charged as a failure: the typo was her seventh, and locked her out.
+#[tokio::test]
+async fn logins_the_hasher_has_no_room_for_do_not_lock_the_owner_out() {
+    let (_notes, addr, held, queued) = saturated("audit-login-busy").await;
+    let owner = "198.51.100.1";
+    let logins: Vec<_> = (0..6)
+        .map(|_| {
+            tokio::spawn(post_from(
+                addr,
+                owner,
+                "/auth/login",
+                "ada@example.com",
+                PASSWORD,
+            ))
+        })
+        .collect();
+    for login in logins {
+        assert_busy(&login.await.unwrap());
+    }
+    drop(held);
+    assert_eq!(
+        queued.await.unwrap().status,
+        401,
+        "the queued login is checked"
+    );
+    let typo = post_from(
+        addr,
+        owner,
+        "/auth/login",
+        "ada@example.com",
+        "a long passphrase for test",
+    );
+    assert_eq!(typo.await.status, 401);
+    let reply = post_from(addr, owner, "/auth/login", "ada@example.com", PASSWORD).await;
+    assert_eq!(
+        reply.status, 200,
+        "logins never checked, and one typo, locked the owner out: {}",
+        reply.body
+    );
+}
+
+/// While the hasher is busy, a login on a known account, on an unknown one and on the
+/// admin's, and a sign-up of a new address and of a taken one, each from a client of its
+/// own, get one reply, byte for byte: the busy 503, each logged as the `load_shed` security
+/// event.
+#[tokio::test]
+async fn busy_replies_are_alike_for_every_account_and_address() {
+    let (logs, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let (_notes, addr, _held, _queued) = saturated("audit-busy-alike").await;
+    let probes = [
+        ("/auth/login", "ada@example.com"),
+        ("/auth/login", "bob@example.com"),
+        ("/auth/login", "admin@example.com"),
+        ("/auth/register", "zoe@example.com"),
+        ("/auth/register", "ada@example.com"),
+    ];
+    let mut replies = Vec::new();
+    for (n, (path, email)) in probes.into_iter().enumerate() {
+        let client = format!("203.0.113.{}", n + 1);
+        let reply = post_from(addr, &client, path, email, PASSWORD).await;
+        assert_busy(&reply);
+        replies.push(((path, email), observable(&reply)));
+    }
+    let (first, expected) = &replies[0];
+    for (probe, seen) in &replies[1..] {
+        assert_eq!(seen, expected, "{probe:?} against {first:?}");
+    }
+    let shed = logs.security_event_names();
+    let shed = shed.iter().filter(|name| *name == "load_shed").count();
+    assert_eq!(shed, probes.len(), "{}", logs.text());
 }

@@ -4,6 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
+use hardening_core::auth::Passwords;
+
 /// Why the service refuses to start. Each message names the variable and the fix.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,6 +85,9 @@ pub struct NotesConfig {
     pub admin_password: Option<String>,
     /// Tokens per user per day for `/ai/complete` (`AI_DAILY_TOKENS`; default 2,000).
     pub ai_daily_tokens: NonZeroU32,
+    /// Password hashing for sign-up and login (`Passwords::new()`: OWASP's argon2id, one
+    /// hash in flight per CPU). Clones share its permits: the app hashes with a clone.
+    pub passwords: Passwords,
 }
 
 impl std::fmt::Debug for NotesConfig {
@@ -99,6 +104,7 @@ impl std::fmt::Debug for NotesConfig {
                 &self.admin_password.as_ref().map(|_| "<redacted>"),
             )
             .field("ai_daily_tokens", &self.ai_daily_tokens)
+            .field("passwords", &self.passwords)
             .finish()
     }
 }
@@ -173,6 +179,7 @@ impl NotesConfig {
             admin_email,
             admin_password,
             ai_daily_tokens,
+            passwords: Passwords::new(),
         })
     }
 }

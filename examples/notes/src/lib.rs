@@ -17,7 +17,7 @@ mod db;
 mod page;
 mod session;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -30,10 +30,10 @@ use hardening_core::auth::{
     AuthLayer, Authenticated, Denylist, JwtVerifier, MemoryDenylist, Owned, PasswordError,
     Passwords, TokenRef, Verification,
 };
-use hardening_core::errors::{Error, FieldError, Valid};
+use hardening_core::errors::{Error, FieldError, Problem, Valid, report_rejection};
 use hardening_core::headers::{Csp, CspReports, HeaderPolicy};
 use hardening_core::ratelimit::LoginThrottle;
-use hardening_core::{ClientIp, HardeningConfig, Health};
+use hardening_core::{ClientIp, HardeningConfig, Health, RequestId, SecurityEvent};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -169,7 +169,7 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         // Ours all carry a `jti` (the denylist's key): one without could not be revoked.
         .require_jti()
         .build()?;
-    let passwords = Passwords::new();
+    let passwords = config.passwords.clone();
     let admin = config::admin_account(
         config.admin_email.as_deref(),
         config.admin_password.as_deref(),
@@ -310,12 +310,30 @@ fn password_error(e: PasswordError) -> Error {
     }
 }
 
+/// The 503 for a sign-up or login the password hasher had no room for (every permit taken,
+/// its queue full): nothing was hashed, so the reply is the same for every account, and the
+/// client may retry in a second. Logged as the `load_shed` security event, as `Hardening`'s
+/// own shedding is (outside `Hardening`, with a request id of its own).
+fn hasher_busy(request_id: Option<RequestId>, client_ip: Option<IpAddr>) -> Response {
+    let mut response = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+        .with_detail("the service is at capacity; retry shortly")
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+        .into_response();
+    let id = request_id.unwrap_or_else(RequestId::generate);
+    let event = SecurityEvent::LoadShed.as_str();
+    report_rejection(&mut response, event, id, client_ip, None);
+    response
+}
+
 /// `POST /auth/register`: the same `202 Accepted` whether the address was free or taken (the
 /// admin's included), after the same password hashing, so that signing up tells no one which
 /// addresses have accounts. A taken address keeps its account and password. (A service that
-/// sends mail would write to the address here: "you have an account already".)
+/// sends mail would write to the address here: "you have an account already".) A 503 when
+/// the password hasher is too busy to take the hash.
 async fn register(
     State(state): State<AppState>,
+    request_id: Option<RequestId>,
+    client_ip: Option<ClientIp>,
     Valid(Json(new)): Valid<Json<Credentials>>,
 ) -> Result<Response, Error> {
     let password = normalised(&new.password);
@@ -323,11 +341,13 @@ async fn register(
         return Err(unprocessable("#/password", rule));
     }
     let email = LoginThrottle::account_key(&new.email);
-    let hash = state
-        .passwords
-        .hash(password.as_bytes())
-        .await
-        .map_err(password_error)?;
+    let hash = match state.passwords.hash(password.as_bytes()).await {
+        Ok(hash) => hash,
+        Err(PasswordError::Busy) => {
+            return Ok(hasher_busy(request_id, client_ip.map(|ClientIp(ip)| ip)));
+        }
+        Err(e) => return Err(password_error(e)),
+    };
     // The admin account comes from configuration, never from signing up: its row exists
     // from start-up and is left as it is, like any taken address's. It goes through the same
     // statement all the same (the same time as any other address), with a hash that
@@ -352,8 +372,13 @@ async fn register(
         .into_response())
 }
 
+/// `POST /auth/login`: a token and the session cookie for the right password; a 401 for a
+/// wrong one or an unknown account, a 429 while the throttle locks the account or client
+/// out, a 503 (not counted as a failure: no password was checked) when the password hasher
+/// is too busy to take the check.
 async fn login(
     State(state): State<AppState>,
+    request_id: Option<RequestId>,
     client_ip: Option<ClientIp>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Valid(Json(creds)): Valid<Json<Credentials>>,
@@ -402,6 +427,12 @@ async fn login(
             attempt.failed();
             tracing::info!(target: "example_notes::auth", %ip, "login failed");
             return Err(Error::Unauthenticated);
+        }
+        // No password was checked: neither a failure (a flood filling the hasher's queue must
+        // not lock its owner out) nor a success (nothing is cleared).
+        (Err(PasswordError::Busy), _) => {
+            attempt.not_checked();
+            return Ok(hasher_busy(request_id, Some(ip)));
         }
         (Err(e), _) => return Err(Error::internal(e)),
     };
@@ -748,7 +779,7 @@ mod tests {
                 email: email.to_owned(),
                 password: password.to_owned(),
             };
-            let res = register(State(state.clone()), Valid(Json(credentials)))
+            let res = register(State(state.clone()), None, None, Valid(Json(credentials)))
                 .await
                 .unwrap();
             assert_eq!(res.status(), StatusCode::ACCEPTED, "{what}");
