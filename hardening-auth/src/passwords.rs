@@ -99,7 +99,11 @@ impl fmt::Debug for Verification {
 ///
 /// Verifying against no stored hash (unknown account) runs a dummy verification, so response
 /// time does not tell which accounts exist: every check runs exactly one slow hash before its
-/// verdict (the stored argon2 hash, a bcrypt hash at its own cost, or else the dummy). Legacy
+/// verdict (the stored argon2 hash, a bcrypt hash at its own cost, or else the dummy). A
+/// stored argon2 hash made with weaker parameters than this service's (an older
+/// configuration, an imported database) is checked at its own, then a wrong password runs
+/// the difference on top (memory × passes), so that it takes about as long as an unknown
+/// account; a right one is rehashed (below). Legacy
 /// hashes verify and come back with an argon2id rehash to store: unsalted SHA-256 hex
 /// (`sha256$<hex>`) and bcrypt (`$2a$`, `$2b$`, `$2y$`, cost at most 18). A bcrypt account
 /// answers in its bcrypt cost's time rather than argon2id's until its user next logs in and
@@ -141,6 +145,9 @@ pub struct Passwords {
     /// How many dummy hashes checks have run (tests only).
     #[cfg(test)]
     dummy_runs: Arc<AtomicUsize>,
+    /// The work of every argon2 run of checks, in KiB × passes (tests only).
+    #[cfg(test)]
+    work: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for Passwords {
@@ -197,6 +204,8 @@ impl Passwords {
             max_waiting: cpus.saturating_mul(WAITING_PER_PERMIT),
             #[cfg(test)]
             dummy_runs: Arc::default(),
+            #[cfg(test)]
+            work: Arc::default(),
         }
     }
 
@@ -288,6 +297,15 @@ impl Passwords {
         let stored = stored.map(str::to_owned);
         #[cfg(test)]
         let dummy_runs = self.dummy_runs.clone();
+        #[cfg(test)]
+        let work = self.work.clone();
+        #[cfg(test)]
+        let count_work = move |p: &Params| {
+            work.fetch_add(
+                u64::from(p.m_cost()) * u64::from(p.t_cost()),
+                Ordering::Relaxed,
+            );
+        };
         // Each check runs exactly one slow hash before its verdict: the stored hash's own
         // (argon2, or bcrypt at its cost), or else the dummy argon2id hash (unknown account,
         // SHA-256 legacy, an unusable stored hash, a password bcrypt must refuse).
@@ -298,7 +316,10 @@ impl Passwords {
                 // What verifying a hash made at `params` costs, with nothing to compare.
                 let invalid_after_dummy = || {
                     #[cfg(test)]
-                    dummy_runs.fetch_add(1, Ordering::Relaxed);
+                    {
+                        dummy_runs.fetch_add(1, Ordering::Relaxed);
+                        count_work(&params);
+                    }
                     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
                     argon.hash_password_into(&password, DUMMY_SALT, &mut out)?;
                     Ok(Verification::Invalid)
@@ -357,10 +378,20 @@ impl Passwords {
                     return invalid_after_dummy();
                 }
                 let checker = Argon2::new(stored_alg, Version::V0x13, own.clone());
+                #[cfg(test)]
+                count_work(&own);
                 match checker.verify_password(&password, &hash) {
                     Ok(()) => {}
-                    // argon2 ran: another digest.
+                    // argon2 ran: another digest. A weaker stored hash ran less than one
+                    // hash at this service's parameters: the rest runs now.
                     Err(password_hash::Error::PasswordInvalid) => {
+                        if let Some(rest) = top_up(&own, &params) {
+                            #[cfg(test)]
+                            count_work(&rest);
+                            let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+                            Argon2::new(Algorithm::Argon2id, Version::V0x13, rest)
+                                .hash_password_into(&password, DUMMY_SALT, &mut out)?;
+                        }
                         return Ok(Verification::Invalid);
                     }
                     // Not a wrong password: the check could not run.
@@ -450,6 +481,26 @@ fn within_ceiling(own: &Params, current: &Params) -> bool {
     own.m_cost() <= current.m_cost().saturating_mul(4).max(262_144)
         && own.t_cost() <= current.t_cost().saturating_mul(4).max(16)
         && own.p_cost() <= current.p_cost().max(16)
+}
+
+/// The argon2 run that makes up what a check against a stored hash made at `own` costs less
+/// than one at `current` (the work of both is memory × passes), so that a wrong password
+/// against an account with an older, weaker hash takes about as long as against an unknown
+/// account: no more memory than `current`'s, as few passes as that allows. `None` when `own`
+/// costs at least as much, or all but 1 % of it.
+fn top_up(own: &Params, current: &Params) -> Option<Params> {
+    let work = |p: &Params| u64::from(p.m_cost()) * u64::from(p.t_cost());
+    let (want, have) = (work(current), work(own));
+    let rest = want.checked_sub(have).filter(|rest| rest * 100 > want)?;
+    let passes = rest.div_ceil(u64::from(current.m_cost()));
+    let memory = rest.div_ceil(passes).max(u64::from(Params::MIN_M_COST));
+    Params::new(
+        u32::try_from(memory).ok()?,
+        u32::try_from(passes).ok()?,
+        1,
+        None,
+    )
+    .ok()
 }
 
 /// The longest password bcrypt reads in full.
@@ -727,6 +778,76 @@ mod tests {
     /// know, a salt too short) was answered `Invalid` at once, in microseconds, where an
     /// unknown account runs the dummy hash: such an account could be told from a missing
     /// one. Each now runs the dummy hash, as an unknown account does (counted, not timed).
+    /// A wrong password against a stored hash with weaker parameters ran only that hash,
+    /// less work than the dummy an unknown account runs: the answer came sooner, which told
+    /// that the account exists. Now the difference is run on top. (Work is counted, in
+    /// KiB × passes, not timed.)
+    #[test]
+    fn a_weaker_stored_hash_does_the_work_an_unknown_account_does() {
+        use std::sync::atomic::Ordering::Relaxed;
+        rt().block_on(async {
+            let p = Passwords::new();
+            let work_for = |stored: Option<String>, password: &'static [u8]| {
+                let p = p.clone();
+                async move {
+                    let before = p.work.load(Relaxed);
+                    let verdict = p.verify(password, stored.as_deref()).await.unwrap();
+                    (verdict, p.work.load(Relaxed) - before)
+                }
+            };
+            let (_, unknown) = work_for(None, b"wrong password").await;
+            assert_eq!(unknown, 19_456 * 2);
+            for (m, t, p_cost) in [(19_456, 1, 1), (8_192, 2, 1), (4_096, 3, 2), (19_000, 2, 1)] {
+                let weak = Params::new(m, t, p_cost, None).unwrap();
+                let stored = Argon2::new(Algorithm::Argon2id, Version::V0x13, weak)
+                    .hash_password(b"right password")
+                    .unwrap()
+                    .to_string();
+                let (verdict, work) = work_for(Some(stored.clone()), b"wrong password").await;
+                assert_eq!(verdict, Verification::Invalid);
+                assert!(
+                    work.abs_diff(unknown) * 100 <= unknown,
+                    "m={m} t={t}: {work} against {unknown} for an unknown account"
+                );
+                // The right password is rehashed, as before.
+                let (verdict, _) = work_for(Some(stored), b"right password").await;
+                assert!(
+                    matches!(verdict, Verification::ValidRehashed(_)),
+                    "{verdict:?}"
+                );
+            }
+            // A current hash runs itself and nothing more.
+            let current = p.hash(b"right password").await.unwrap();
+            assert_eq!(work_for(Some(current), b"wrong password").await.1, unknown);
+        });
+    }
+
+    #[test]
+    fn top_up_makes_up_the_difference_within_current_memory() {
+        let params = |m, t| Params::new(m, t, 1, None).unwrap();
+        let current = params(19_456, 2);
+        for (own, rest) in [
+            (params(19_456, 1), Some((19_456, 1))),
+            (params(8_192, 2), Some((11_264, 2))),
+            (params(19_456, 2), None),
+            (params(65_536, 1), None),
+            (params(19_400, 2), None), // within 1 %
+            (params(8, 1), Some((19_452, 2))),
+        ] {
+            let got = top_up(&own, &current).map(|p| (p.m_cost(), p.t_cost()));
+            assert_eq!(got, rest, "{own:?}");
+            if let Some((m, t)) = got {
+                assert!(m <= current.m_cost());
+                let total =
+                    u64::from(own.m_cost()) * u64::from(own.t_cost()) + u64::from(m) * u64::from(t);
+                assert!(
+                    total >= 19_456 * 2 && total < 19_456 * 2 + u64::from(t),
+                    "{total}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn unusable_argon2_hashes_run_the_dummy_hash_as_an_unknown_account_does() {
         use std::sync::atomic::Ordering::Relaxed;
