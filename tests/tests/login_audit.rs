@@ -426,11 +426,71 @@ async fn busy_replies_are_alike_for_every_account_and_address() {
         assert_busy(&reply);
         replies.push(((path, email), observable(&reply)));
     }
-    let (first, expected) = &replies[0];
-    for (probe, seen) in &replies[1..] {
-        assert_eq!(seen, expected, "{probe:?} against {first:?}");
+    // Alike within each route (sign-ups also carry their own limit's `RateLimit` values).
+    for route in ["/auth/login", "/auth/register"] {
+        let mut of_route = replies.iter().filter(|((path, _), _)| *path == route);
+        let (first, expected) = of_route.next().unwrap();
+        for (probe, seen) in of_route {
+            assert_eq!(seen, expected, "{probe:?} against {first:?}");
+        }
     }
     let shed = logs.security_event_names();
     let shed = shed.iter().filter(|name| *name == "load_shed").count();
     assert_eq!(shed, probes.len(), "{}", logs.text());
+}
+
+/// Each sign-up costs an argon2 hash and makes an account, and only the general per-IP
+/// limit (100 a minute) applied to them: one client could create thousands of accounts an
+/// hour and keep the hasher busy. Sign-ups are now limited to 10 an hour per client, taken
+/// or new address alike (the same 429 for both), and other clients are not affected.
+#[tokio::test]
+async fn sign_ups_are_limited_per_client() {
+    let (_notes, addr) = served_notes("audit-sign-up-limit").await;
+    let mut statuses = Vec::new();
+    for n in 0..12 {
+        let email = format!("user{n}@example.com");
+        let reply = post_from(addr, "203.0.113.50", "/auth/register", &email, PASSWORD).await;
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses[..10], [202; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 2], "{statuses:?}");
+    // Taken or new, the refusal is the same.
+    let taken = post_from(
+        addr,
+        "203.0.113.50",
+        "/auth/register",
+        "user0@example.com",
+        PASSWORD,
+    );
+    let new = post_from(
+        addr,
+        "203.0.113.50",
+        "/auth/register",
+        "user99@example.com",
+        PASSWORD,
+    );
+    let (taken, new) = (taken.await, new.await);
+    assert_eq!(taken.status, 429);
+    assert_problem_type_and_status(&taken);
+    assert_eq!(observable(&taken).0, observable(&new).0);
+    assert_eq!(observable(&taken).2, observable(&new).2);
+    // Another client signs up as usual.
+    let other = post_from(
+        addr,
+        "203.0.113.51",
+        "/auth/register",
+        "zed@example.com",
+        PASSWORD,
+    );
+    assert_eq!(other.await.status, 202);
+}
+
+/// A 429 problem with `Retry-After`, as every rate limit answers.
+fn assert_problem_type_and_status(reply: &Reply) {
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+    assert_eq!(reply.json()["status"], 429);
 }

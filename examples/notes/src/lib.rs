@@ -32,7 +32,7 @@ use hardening_core::auth::{
 };
 use hardening_core::errors::{Error, FieldError, Problem, Valid, report_rejection};
 use hardening_core::headers::{Csp, CspReports, HeaderPolicy};
-use hardening_core::ratelimit::LoginThrottle;
+use hardening_core::ratelimit::{LoginThrottle, Policy, Quota, RateLimitLayer, RateLimiter};
 use hardening_core::{ClientIp, HardeningConfig, Health, RequestId, SecurityEvent};
 use serde::Deserialize;
 use serde_json::json;
@@ -191,7 +191,10 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         .denylist(denylist);
     Ok(Router::new()
         .route("/", get(page::index))
-        .route("/auth/register", post(register))
+        .route(
+            "/auth/register",
+            post(register).route_layer(RateLimitLayer::new(sign_up_limit())),
+        )
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/notes", get(list_notes).post(create_note))
@@ -208,6 +211,17 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
             let sessions = sessions.clone();
             async move { sessions.unseal(req) }
         })))
+}
+
+/// Sign-ups per client IP (IPv6 by /64): 10 an hour. Each one costs an argon2 hash and makes
+/// an account; without a limit of its own, one client could make thousands an hour under the
+/// general per-IP limit. Taken and new addresses count alike (and are refused alike).
+fn sign_up_limit() -> RateLimiter {
+    let per_hour = std::num::NonZeroU32::new(10).unwrap_or(std::num::NonZeroU32::MIN);
+    RateLimiter::new([Policy::per_client_ip(
+        "sign-ups-per-hour",
+        Quota::per_hour(per_hour),
+    )])
 }
 
 /// `POST /auth/register` and `/auth/login`.
