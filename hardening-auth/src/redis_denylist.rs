@@ -153,7 +153,7 @@ pub struct RedisDenylistBuilder {
 impl fmt::Debug for RedisDenylistBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisDenylistBuilder")
-            .field("url", &hardening_errors::redact_secrets(&self.url))
+            .field("url", &hardening_errors::redact_url(&self.url))
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("allow_eviction", &self.allow_eviction)
@@ -397,6 +397,25 @@ mod tests {
             assert!(!debug.contains("hunter2"), "{debug}");
             assert!(debug.contains("10.0.0.5:6379"), "{debug}");
             assert!(debug.contains("app:jti:"), "{debug}");
+        }
+    }
+
+    /// A password holding spaces (which `redis::Client` takes, percent-encoding them) was
+    /// printed whole by the builder's `Debug`: the redaction of free text ends a URL at its
+    /// first space, and found no `@` before it.
+    #[test]
+    fn the_builders_debug_hides_a_password_with_spaces() {
+        for url in [
+            "redis://:hunter 2@10.0.0.5:6379/",
+            "redis://app:correct horse battery@10.0.0.5:6379/0",
+        ] {
+            assert!(redis::Client::open(url).is_ok(), "{url}");
+            let debug = format!("{:?}", RedisDenylist::builder(url));
+            assert!(
+                !debug.contains("hunter") && !debug.contains("horse"),
+                "{debug}"
+            );
+            assert!(debug.contains("10.0.0.5:6379"), "{debug}");
         }
     }
 

@@ -85,7 +85,9 @@ pub use mapping::{
 pub use panic_hook::redact_panic_messages;
 pub use principal::{PrincipalId, PrincipalSlot};
 pub use problem::{FieldError, Problem};
-pub use redact::{SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_secrets};
+pub use redact::{
+    SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_secrets, redact_url,
+};
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 pub use security_event::{
     SECURITY_TARGET, SecurityEventReported, SecurityEventsLogged, log_security_event, mark_logged,

@@ -244,6 +244,30 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// A URL given whole (a connection string from configuration) as [`redact_secrets`] writes
+/// it, and with its password hidden even where it holds whitespace: the `url` crate takes
+/// `redis://:correct horse@db:6379/` (encoding the space), while in free text a URL ends at
+/// its first space, before the `@` that shows where its password ends.
+///
+/// ```
+/// use hardening_errors::redact_url;
+///
+/// let url = redact_url("redis://:correct horse@db-7:6379/");
+/// assert_eq!(url, "redis://:[redacted]@db-7:6379/");
+/// ```
+pub fn redact_url(url: &str) -> Cow<'_, str> {
+    let password = url
+        .find("://")
+        .and_then(|i| password_between(url, i + 3, url.len()));
+    match password {
+        Some((start, end)) if url[start..end].contains(char::is_whitespace) => {
+            let hidden = format!("{}{REDACTED}{}", &url[..start], &url[end..]);
+            Cow::Owned(redact_secrets(&hidden).into_owned())
+        }
+        _ => redact_secrets(url),
+    }
+}
+
 /// Whether `name` names a secret, as [`redact_secrets`] reads a key: one of its parts is one
 /// of [`SECRET_NAME_PARTS`] or [`SECRET_NAME_WORDS`], or ends with one of the former of five
 /// letters or more, case aside. Parts are split at anything but ASCII letters and digits, at a
@@ -330,6 +354,12 @@ fn url_password(text: &str, i: usize) -> Option<(usize, usize)> {
     let end = text[start..]
         .find(char::is_whitespace)
         .map_or(text.len(), |e| start + e);
+    password_between(text, start, end)
+}
+
+/// The password of the URL whose authority starts at `start` and which ends at `end` (see
+/// [`url_password`]).
+fn password_between(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     let url = &text[start..end];
     let colon = url.find(':')?;
     if url[..colon].contains(['/', '?', '#', '@']) {
