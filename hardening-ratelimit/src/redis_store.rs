@@ -623,11 +623,20 @@ impl fmt::Debug for RedisLimiter {
 pub struct RedisUnavailable;
 
 /// A concurrency slot from [`RedisLimiter::acquire_slot`]; released when dropped.
-#[derive(Debug)]
 pub struct RedisSlot {
     limiter: RedisLimiter,
     key: String,
     member: String,
+}
+
+// By hand: the key may be an API key or a principal, never printed.
+impl fmt::Debug for RedisSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSlot")
+            .field("limiter", &self.limiter)
+            .field("member", &self.member)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for RedisSlot {
@@ -668,11 +677,21 @@ enum Charged {
 
 /// One policy's charge in Redis: its key, and the bucket's TAT right after the charge (µs,
 /// server time), so that a refund gives back only the units time has not refilled yet.
-#[derive(Debug)]
 struct RedisCharge {
     policy: usize,
     key: String,
     tat: u64,
+}
+
+// By hand: the key may be an API key or a principal, and a reservation's `Debug` prints its
+// charges.
+impl fmt::Debug for RedisCharge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCharge")
+            .field("policy", &self.policy)
+            .field("tat", &self.tat)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisReservation {

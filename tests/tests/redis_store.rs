@@ -807,6 +807,40 @@ async fn concurrency_slots_are_shared_released_on_drop_and_leased() {
     assert!(a.acquire_slot("key-1", 3, lease).await.is_err());
 }
 
+/// A reservation's and a slot's `Debug` name no key: a key may be an API key (a policy
+/// counting by `x-api-key`, a slot per key), and a `?reservation` in a log line printed it,
+/// with its Redis key. The in-memory `Reservation` printed only counts already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_reservations_and_a_slots_debug_name_no_key() {
+    const SECRET: &str = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::per_header(
+            "per-key",
+            frozen(100),
+            http::HeaderName::from_static("x-api-key"),
+        ),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-api-key", http::HeaderValue::from_static(SECRET));
+    let (decision, reservation) = l.reserve(&RequestKeys::new(None, &headers), 5).await;
+    assert!(decision.is_admitted(), "{decision:?}");
+    let reservation = reservation.unwrap();
+    let slot = l
+        .acquire_slot(SECRET, 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    for debug in [format!("{reservation:?}"), format!("{slot:?}")] {
+        assert!(!debug.contains("4eC39Hq"), "a key in Debug: {debug}");
+    }
+    assert!(format!("{reservation:?}").contains('5'), "{reservation:?}");
+}
+
 /// A slot request dropped while Redis grants it (the client gone, a timeout further out)
 /// leaves no slot taken: Redis may have granted the lease already, and nobody holds a
 /// `RedisSlot` to release it. The grant used to be read by the caller's own future:
