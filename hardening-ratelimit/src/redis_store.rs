@@ -232,7 +232,8 @@ impl RedisLimiterBuilder {
     }
 
     /// After `failures` consecutive failures, stop asking Redis for `cool_down` (default 5
-    /// failures, 2 s): a dead Redis must not add a timeout to every request.
+    /// failures, 2 s): a dead Redis must not add a timeout to every request. Then one request
+    /// asks whether it is back; the others keep to their failure mode until it answers.
     #[must_use]
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
         self.breaker_failures = failures.max(1);
@@ -332,13 +333,7 @@ impl RedisLimiterBuilder {
             fallback,
             warned_lost_release: AtomicBool::new(false),
             timeout: self.timeout,
-            breaker: Breaker {
-                failures: AtomicU32::new(0),
-                open_until: AtomicU64::new(0),
-                threshold: self.breaker_failures,
-                cool_down: self.breaker_cool_down,
-                start: Instant::now(),
-            },
+            breaker: Breaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
         })))
     }
 }
@@ -519,10 +514,26 @@ struct Breaker {
     open_until: AtomicU64,
     threshold: u32,
     cool_down: Duration,
+    /// How long the others keep away while one request probes (ms, the store's timeout).
+    probe_ms: u64,
     start: Instant,
 }
 
 impl Breaker {
+    fn new(threshold: u32, cool_down: Duration, timeout: Duration) -> Self {
+        Self {
+            failures: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            threshold,
+            cool_down,
+            // Rounded up: a window of 0 ms would let every request probe.
+            probe_ms: u64::try_from(timeout.as_micros().div_ceil(1000))
+                .unwrap_or(u64::MAX)
+                .max(1),
+            start: Instant::now(),
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -531,9 +542,29 @@ impl Breaker {
         self.now_ms() < self.open_until.load(Ordering::Relaxed)
     }
 
+    /// Whether this request may ask Redis. Once a cool-down is over, only the first to ask
+    /// does (a probe); the others keep away until it answers (a success closes the breaker,
+    /// a failure opens it again) or, should it be dropped unanswered, for the store's timeout.
+    fn lets_through(&self) -> bool {
+        let until = self.open_until.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        if now < until {
+            return false;
+        }
+        if self.failures.load(Ordering::Relaxed) < self.threshold {
+            return true;
+        }
+        let probe_until = now.saturating_add(self.probe_ms);
+        self.open_until
+            .compare_exchange(until, probe_until, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Redis answered: closed (a probe's window, too).
     fn success(&self) {
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
+            self.open_until.store(0, Ordering::Relaxed);
         }
     }
 
@@ -563,7 +594,8 @@ impl Breaker {
 ///   idle clients cost Redis nothing.
 /// - Each policy has an explicit [`FailureMode`]; a **circuit breaker** stops asking a dead
 ///   Redis for a cool-down, so an outage costs one timeout per `failures` requests, not one
-///   per request.
+///   per request; after each cool-down, one request asks whether Redis is back while the
+///   others keep to their failure mode.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), hardening_ratelimit::RedisStoreError> {
@@ -853,7 +885,7 @@ impl RedisLimiter {
         lease: Duration,
     ) -> Result<Option<RedisSlot>, RedisUnavailable> {
         let inner = &*self.0;
-        if inner.breaker.is_open() {
+        if !inner.breaker.lets_through() {
             return Err(RedisUnavailable);
         }
         let member = format!(
@@ -954,7 +986,7 @@ impl RedisLimiter {
             return (Decision::Allowed(Vec::new().into()), Charged::Nothing);
         }
         let inner = &*self.0;
-        if !inner.breaker.is_open() {
+        if inner.breaker.lets_through() {
             let decided = self.decide_in_redis(&keyed, cost, reserving);
             match tokio::time::timeout(inner.timeout, decided).await {
                 Ok(Ok(decided)) => {
@@ -1598,16 +1630,35 @@ mod tests {
     #[test]
     fn the_longest_cool_down_opens_the_breaker_without_overflow() {
         for cool_down in [Duration::from_millis(u64::MAX), Duration::MAX] {
-            let breaker = Breaker {
-                failures: AtomicU32::new(0),
-                open_until: AtomicU64::new(0),
-                threshold: 1,
-                cool_down,
-                start: Instant::now() - Duration::from_secs(5),
-            };
+            let mut breaker = Breaker::new(1, cool_down, Duration::from_millis(100));
+            breaker.start = Instant::now() - Duration::from_secs(5);
             breaker.failure();
             assert!(breaker.is_open(), "{cool_down:?}");
         }
+    }
+
+    /// Past the cool-down, one caller probes and the others keep away until it answers: a
+    /// success lets everyone through at once, a failure keeps everyone away again.
+    #[test]
+    fn past_the_cool_down_one_caller_probes() {
+        let breaker = Breaker::new(2, Duration::ZERO, Duration::from_secs(60));
+        assert!(breaker.lets_through() && breaker.lets_through());
+        breaker.failure();
+        assert!(breaker.lets_through(), "one failure of two: still closed");
+        breaker.failure();
+        assert!(breaker.lets_through(), "the probe");
+        assert!(!breaker.lets_through() && !breaker.lets_through());
+        assert!(breaker.is_open());
+        breaker.success();
+        assert!(!breaker.is_open());
+        assert!(breaker.lets_through() && breaker.lets_through());
+        breaker.failure();
+        breaker.failure();
+        assert!(breaker.lets_through(), "the next probe");
+        // A failed probe keeps everyone away for the cool-down.
+        let reopened = Breaker::new(1, Duration::from_secs(60), Duration::from_millis(1));
+        reopened.failure();
+        assert!(!reopened.lets_through() && reopened.is_open());
     }
 
     /// Quotas and the `t` of a burst drained at once: the period, where the interval's

@@ -614,6 +614,62 @@ async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
     }
 }
 
+/// Once the breaker's cool-down is over, one request asks Redis whether it is back; the
+/// others keep to the failure mode until it answers. Every request arriving while that probe
+/// waited used to ask Redis too: against a stalled Redis, each cool-down ended with every
+/// request of the next store timeout waiting out that timeout. Counted here by the charges
+/// the stalled Redis makes once it runs what it held: one per request that asked it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn after_the_cool_down_one_request_probes_redis_and_the_others_do_not_wait() {
+    let server = RedisServer::start();
+    let policy = || Policy::global("g", frozen(1_000));
+    let l = RedisLimiter::builder(&server.url())
+        .policy(policy(), FailureMode::FailOpen)
+        .timeout(Duration::from_millis(100))
+        .circuit_breaker(1, Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    // Reads the bucket once Redis runs again (its check queued behind the held ones).
+    let reader = RedisLimiter::builder(&server.url())
+        .policy(policy(), FailureMode::FailClosed)
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    let mut conn = connection(&server).await;
+    pause_redis(&mut conn, 2_500).await;
+    // One request waits out the timeout: the breaker opens.
+    assert!(l.check(&ip_keys("10.0.0.1"), 1).await.is_admitted());
+    assert!(l.breaker_open());
+    assert!(
+        eventually(async || !l.breaker_open()).await,
+        "the breaker did not close after its cool-down"
+    );
+    // The cool-down is over, Redis still stalled: 20 requests at once.
+    let checks: Vec<_> = (0..20)
+        .map(|_| {
+            let l = l.clone();
+            tokio::spawn(async move { l.check(&ip_keys("10.0.0.1"), 1).await.is_admitted() })
+        })
+        .collect();
+    for check in checks {
+        assert!(check.await.unwrap(), "fail-open admits");
+    }
+    let left = match reader.check(&ip_keys("10.0.0.1"), 1).await {
+        Decision::Allowed(statuses) => statuses[0].remaining(),
+        other => panic!("{other:?}"),
+    };
+    // The first request, one probe, and the reader's own check.
+    assert_eq!(
+        1_000 - left - 2,
+        1,
+        "{} requests asked the stalled Redis after the cool-down, not one",
+        1_000 - left - 2
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn the_layer_answers_429_problems_with_ratelimit_headers() {
