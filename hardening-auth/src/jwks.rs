@@ -702,7 +702,7 @@ impl Cached {
 
 /// The refresh task's record of fetches.
 struct Fetches {
-    /// When the last fetch ended.
+    /// When the last fetch began, or ended once it has.
     last: Instant,
     /// When the provider first answered a set with no usable key, since its last usable
     /// set: the cached keys are dropped [`JwksPolicy::refresh_every`] later.
@@ -767,14 +767,17 @@ impl Shared {
         Ok(map)
     }
 
-    /// Fetches now unless the last fetch ended less than the minimum interval ago (then
-    /// `None`); `Some(true)` when a usable set was loaded. Concurrent callers wait for the
-    /// fetch in flight instead of starting another.
+    /// Fetches now unless the last fetch began or ended less than the minimum interval ago
+    /// (then `None`); `Some(true)` when a usable set was loaded. Concurrent callers wait for
+    /// the fetch in flight instead of starting another.
     async fn refresh_if_due(&self) -> Option<bool> {
         let mut fetches = self.fetches.lock().await;
         if fetches.last.elapsed() < self.policy.min_interval {
             return None;
         }
+        // Counted from the start as well: a `verify_async` caller dropped mid-fetch (its
+        // client hung up, a timeout fired) cancels its fetch, which must still use the turn.
+        fetches.last = Instant::now();
         let fetched = self.fetch().await;
         // Counted from the end of the fetch: callers that waited for it (a slow IdP) find it
         // fresh instead of each fetching again in turn.

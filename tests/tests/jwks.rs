@@ -708,3 +708,76 @@ async fn start_up_errors_say_what_to_change() {
         .unwrap_err();
     assert!(err.to_string().contains("connect().await"), "{err}");
 }
+
+/// An identity provider that answers its first request (start-up) with `first` and then
+/// only counts requests, answering none (an IdP that hangs). Counts every request.
+async fn hanging_idp(first: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (first, hits) = (first.clone(), counted.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                if stream.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if hits.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let head =
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", first.len());
+                    let _ = stream.write_all(&[head.as_bytes(), &first].concat()).await;
+                }
+                // Hold the connection until the client gives up.
+                while stream.read(&mut buf).await.unwrap_or(0) > 0 {}
+            });
+        }
+    });
+    (url, hits)
+}
+
+/// `verify_async` fetches in the caller's own future, and the end of the minimum interval
+/// was counted from the end of a fetch: a caller dropped mid-fetch (its client hung up, a
+/// request timeout fired) left no trace, so the next caller fetched again at once. Each
+/// request with a forged `kid` given up while the IdP was slow was then one more fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_give_up_mid_fetch_do_not_make_more_fetches() {
+    let a = rsa_a();
+    let (url, hits) = hanging_idp(set(&[&a])).await;
+    let interval = Duration::from_secs(3);
+    let v = JwtVerifier::builder()
+        .jwks_url(&url, policy(interval))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // Past the minimum interval since start-up: the next forged kid may fetch once.
+    tokio::time::sleep(interval + Duration::from_millis(100)).await;
+    let started = Instant::now();
+    for i in 0..10 {
+        let before = hits.load(Ordering::SeqCst);
+        let v = v.clone();
+        let forged = forged(&format!("forged-{i}"));
+        let caller = tokio::spawn(async move { v.verify_raw_async(&forged).await.map(|_| ()) });
+        // Give up once its fetch reached the IdP (or after 200 ms, if it made none).
+        for _ in 0..10 {
+            if hits.load(Ordering::SeqCst) > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        caller.abort();
+        let _ = caller.await;
+    }
+    let elapsed = started.elapsed();
+    // Start-up, then at most one fetch per interval begun (a bound that only loosens on a
+    // slow machine).
+    let bound = 1 + (elapsed.as_millis() / interval.as_millis()) as usize + 1;
+    let hits = hits.load(Ordering::SeqCst);
+    assert!(
+        hits <= bound,
+        "{hits} fetches in {elapsed:?} with a {interval:?} interval: callers that gave up \
+         mid-fetch made more"
+    );
+}
