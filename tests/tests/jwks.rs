@@ -781,3 +781,31 @@ async fn callers_that_give_up_mid_fetch_do_not_make_more_fetches() {
          mid-fetch made more"
     );
 }
+
+/// A key the provider withdraws stops verifying at the routine refresh (`refresh_every`),
+/// with no unknown `kid` to wake the refresh task; the keys that stay verify on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_key_stops_verifying_at_the_routine_refresh() {
+    let (a, b) = (rsa_a(), rsa_b());
+    let idp = Idp::start(set(&[&a, &b])).await;
+    let v = JwtVerifier::builder()
+        .jwks_url(
+            idp.url(),
+            JwksPolicy::new()
+                .min_refresh_interval(Duration::from_millis(50))
+                .refresh_every(Duration::from_millis(200)),
+        )
+        .connect()
+        .await
+        .unwrap();
+    let (token_a, token_b) = (a.token(), b.token());
+    assert!(v.verify_raw(&token_a).is_ok());
+    idp.serve(StatusCode::OK, set(&[&b]));
+    // Only known kids are presented, so only the routine refresh can notice.
+    assert!(
+        eventually(|| v.verify_raw(&token_a) == Err(JwtError::UnknownKey)).await,
+        "the withdrawn key still verifies after {} fetches",
+        idp.hits()
+    );
+    assert!(v.verify_raw(&token_b).is_ok());
+}
