@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use axum::extract::MatchedPath;
 use hardening_errors::{
-    PrincipalId, PrincipalSlot, RequestId, SECRET_NAME_PARTS, after_userinfo, is_secret_name,
-    may_be_a_token, redact_secrets, write_printable_ascii,
+    BodyEnd, PrincipalId, PrincipalSlot, RequestId, SECRET_NAME_PARTS, after_userinfo,
+    is_secret_name, may_be_a_token, redact_secrets, write_printable_ascii,
 };
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -129,6 +129,7 @@ impl AccessLog {
             principal,
             start: std::time::Instant::now(),
             method: parts.method.clone(),
+            version: parts.version,
             uri: parts.uri.clone(),
             route: parts.extensions.get::<MatchedPath>().cloned(),
             headers: self.log_headers.then(|| parts.headers.clone()),
@@ -311,7 +312,8 @@ pub(crate) const BODY_ERROR: &str = "body_error";
 /// its head goes out: with the status sent, the duration until the end (OpenTelemetry's
 /// `http.server.request.duration` counts the whole response), and an `error.type` when the
 /// body did not end as it should ([`PANICKED`], [`BODY_ERROR`], or [`CANCELLED`] when it is
-/// dropped unfinished: the client went away mid-stream).
+/// dropped unfinished: the client went away mid-stream). Its end is where the server stops
+/// polling it ([`BodyEnd`]), which is not always a final `None`.
 pub(crate) struct StreamedLog {
     policy: std::sync::Arc<crate::hardening::Policy>,
     record: Option<Box<AccessRecord>>,
@@ -319,24 +321,47 @@ pub(crate) struct StreamedLog {
     request_id: RequestId,
     client_ip: Option<IpAddr>,
     principal: Option<PrincipalId>,
+    end: BodyEnd,
 }
 
 impl StreamedLog {
-    pub(crate) fn new(
+    /// The event of `response`, to be written when its body ends; `Err` with the record
+    /// back when the server will not poll the body at all (`HEAD`, `204`, `304`, a body
+    /// already at its end): its event is written with the head.
+    pub(crate) fn new<B: http_body::Body>(
         policy: std::sync::Arc<crate::hardening::Policy>,
         record: Box<AccessRecord>,
-        status: StatusCode,
+        response: &http::Response<B>,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
-        principal: Option<PrincipalId>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, Box<AccessRecord>> {
+        let status = response.status();
+        let end = BodyEnd::new(
+            &record.method,
+            record.version,
+            status,
+            response.headers(),
+            response.body(),
+        );
+        if !end.is_polled() {
+            return Err(record);
+        }
+        Ok(Self {
             policy,
             record: Some(record),
             status,
             request_id,
             client_ip,
-            principal,
+            principal: response.extensions().get::<PrincipalId>().cloned(),
+            end,
+        })
+    }
+
+    /// The body gave `frame` and now says whether it has `ended`: the event is written if
+    /// the server polls no further.
+    pub(crate) fn polled<D: bytes::Buf>(&mut self, frame: &http_body::Frame<D>, ended: bool) {
+        if self.end.is_last(frame, ended) {
+            self.end(None);
         }
     }
 
@@ -371,12 +396,15 @@ impl fmt::Debug for StreamedLog {
     }
 }
 
-/// What the access log keeps of a request until its response is ready.
+/// What the access log keeps of a request until its event is written: when its response is
+/// ready, or, for a streamed body, when that ends.
 #[derive(Debug)]
 pub(crate) struct AccessRecord {
     /// When the request arrived (read only when the access log is on).
     pub(crate) start: std::time::Instant,
     method: Method,
+    /// Where the server stops polling a streamed body depends on it.
+    version: http::Version,
     uri: Uri,
     route: Option<MatchedPath>,
     headers: Option<HeaderMap>,

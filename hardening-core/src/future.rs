@@ -418,7 +418,7 @@ impl Post {
 
     /// [`success`](Self::success) for a streamed body: out of line, as most bodies know
     /// their size. Its access-log event is written when the body ends, unless no body will
-    /// be sent (`HEAD`, `204`, `304`, a body already at its end).
+    /// be sent (`HEAD`, `204`, `304`, a body already at its end: see [`StreamedLog::new`]).
     #[cold]
     #[inline(never)]
     fn streamed<B>(&mut self, response: Response<B>) -> Response<axum::body::Body>
@@ -426,26 +426,17 @@ impl Post {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        let status = response.status();
-        let sends_a_body = self.length_by_method
-            && status != StatusCode::NO_CONTENT
-            && status != StatusCode::NOT_MODIFIED
-            && !response.body().is_end_stream();
-        let log = match self.record.take() {
-            Some(record) if sends_a_body => Some(StreamedLog::new(
-                Arc::clone(&self.policy),
-                record,
-                status,
-                self.request_id,
-                self.client_ip,
-                response.extensions().get::<PrincipalId>().cloned(),
-            )),
-            record => {
-                self.record = record;
-                self.log_access(&response);
-                None
+        let log = self.record.take().and_then(|record| {
+            let policy = Arc::clone(&self.policy);
+            match StreamedLog::new(policy, record, &response, self.request_id, self.client_ip) {
+                Ok(log) => Some(log),
+                Err(record) => {
+                    self.record = Some(record);
+                    self.log_access(&response);
+                    None
+                }
             }
-        };
+        });
         let (request_id, client_ip) = (self.request_id, self.client_ip);
         self.with_permit(
             response.map(|body| PanicReportingBody::new(body, request_id, client_ip, log)),

@@ -67,16 +67,15 @@ where
         let mut inner = this.inner;
         match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_frame(cx))) {
             Ok(polled) => {
+                let polled = polled.map(|frame| frame.map(|f| f.map_err(Into::into)));
                 if let (Some(log), Poll::Ready(frame)) = (this.log.as_mut(), &polled) {
-                    // hyper stops polling a body that says it has ended.
                     match frame {
                         None => log.end(None),
-                        Some(Ok(_)) if inner.is_end_stream() => log.end(None),
-                        Some(Ok(_)) => {}
+                        Some(Ok(frame)) => log.polled(frame, inner.is_end_stream()),
                         Some(Err(_)) => log.end(Some(BODY_ERROR)),
                     }
                 }
-                polled.map(|frame| frame.map(|f| f.map_err(Into::into)))
+                polled
             }
             Err(payload) => {
                 *this.panicked = true;

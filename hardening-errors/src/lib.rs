@@ -51,6 +51,7 @@
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
 
+mod body_end;
 mod client_group;
 mod collect;
 mod error;
@@ -69,6 +70,7 @@ pub mod types;
 #[cfg(feature = "validation")]
 mod validation;
 
+pub use body_end::BodyEnd;
 pub use client_group::{SUBSCRIBER_PREFIX, client_group};
 pub use collect::{CollectCapped, CollectError, MAX_EMPTY_FRAMES, collect_capped};
 pub use error::Error;

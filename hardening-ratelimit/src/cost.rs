@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
-use hardening_errors::{CollectError, Error, Problem, RequestId};
+use hardening_errors::{BodyEnd, CollectError, Error, Problem, RequestId};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -681,13 +681,7 @@ where
 
             let usage = Usage::new(estimate);
             parts.extensions.insert(usage.clone());
-            let head_request = parts.method == http::Method::HEAD;
-            let connect_request = parts.method == http::Method::CONNECT;
-            // HTTP/1 stops polling a body at its declared length; HTTP/2 reads on to its end.
-            let stops_at_length = matches!(
-                parts.version,
-                http::Version::HTTP_09 | http::Version::HTTP_10 | http::Version::HTTP_11
-            );
+            let (method, version) = (parts.method.clone(), parts.version);
             // Held from here on, so that a request future dropped before the response exists
             // (a timeout further out answering 503, a panic caught further out answering 500,
             // a client gone before the response head) is settled like a 5xx: to the usage
@@ -716,29 +710,8 @@ where
             settle.success = head.status.is_success()
                 || head.status.is_redirection()
                 || head.status == http::StatusCode::SWITCHING_PROTOCOLS;
-            // What an HTTP/1 server writes of a body of known length (its exact size, else
-            // the `Content-Length` header) before it stops polling it.
-            let declared = stops_at_length
-                .then(|| {
-                    body.size_hint().exact().or_else(|| {
-                        hardening_errors::declared_content_length(&head.headers)
-                            .ok()
-                            .flatten()
-                    })
-                })
-                .flatten();
-            // A tunnel: its head is all the response there is.
-            let tunnel = head.status == http::StatusCode::SWITCHING_PROTOCOLS
-                || (connect_request && head.status.is_success());
-            if body.is_end_stream()
-                || declared == Some(0)
-                || head_request
-                || tunnel
-                || matches!(
-                    head.status,
-                    http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED
-                )
-            {
+            let end = BodyEnd::new(&method, version, head.status, &head.headers, &body);
+            if !end.is_polled() {
                 // Servers never poll a body that has ended already, nor one the response
                 // cannot carry (HEAD, whose body axum replaces with an empty one; 204; 304;
                 // a tunnel's; a declared length of 0): it is dropped unpolled, so settle now.
@@ -755,7 +728,7 @@ where
                 Body::new(SettleBody {
                     inner: body,
                     settle,
-                    declared_left: declared,
+                    end,
                 }),
             ))
         })
@@ -819,8 +792,7 @@ pin_project! {
         #[pin]
         inner: Body,
         settle: Settle,
-        // Bytes of a declared length not written yet.
-        declared_left: Option<u64>,
+        end: BodyEnd,
     }
 }
 
@@ -836,19 +808,9 @@ impl HttpBody for SettleBody {
         let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.settle.finished(),
-            // The last frame: servers (hyper's HTTP/1 and HTTP/2) stop polling once the body
-            // says it has ended, after trailers (always last), and (HTTP/1) once a declared
-            // length is written, and drop it without a final `None`.
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(left), Some(data)) = (this.declared_left.as_mut(), frame.data_ref()) {
-                    *left = left.saturating_sub(data.len() as u64);
-                }
-                if this.inner.is_end_stream()
-                    || frame.is_trailers()
-                    || *this.declared_left == Some(0)
-                {
-                    this.settle.finished();
-                }
+            // The last frame the server polls: it drops the body without a final `None`.
+            Poll::Ready(Some(Ok(frame))) if this.end.is_last(frame, this.inner.is_end_stream()) => {
+                this.settle.finished();
             }
             Poll::Ready(Some(Err(_))) => {
                 // A body that fails mid-stream is an error: keep only what was reported.

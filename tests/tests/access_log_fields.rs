@@ -406,6 +406,8 @@ enum Step {
     Chunk(&'static str),
     /// A chunk, after which the body says it has ended (hyper then stops polling it).
     Last(&'static str),
+    /// Trailers, the last frame there can be (hyper polls no further).
+    Trailers,
     Fail,
     Panic,
 }
@@ -436,6 +438,14 @@ impl http_body::Body for Scripted {
                 self.1 = true;
                 data(text)
             }
+            Step::Trailers => Some(Ok(http_body::Frame::trailers(
+                [(
+                    http::header::HeaderName::from_static("x-checksum"),
+                    http::HeaderValue::from_static("abc"),
+                )]
+                .into_iter()
+                .collect(),
+            ))),
             Step::Fail => Some(Err(std::io::Error::other("the upstream went away"))),
             Step::Panic => panic!("the stream panicked"),
         })
@@ -448,50 +458,68 @@ impl http_body::Body for Scripted {
 
 type BodySlot = std::sync::Arc<std::sync::Mutex<Option<Scripted>>>;
 
-/// Serves `GET /stream`, whose body is the [`Scripted`] body put in the slot, behind
-/// `Hardening::strict()`.
-async fn serve_stream() -> (SocketAddr, BodySlot) {
-    let slot = BodySlot::default();
+/// `GET /stream`, whose body is the [`Scripted`] body put in the slot, with the
+/// `Content-Length` `?length=` names, if any (a proxied stream's, a file's).
+fn stream_route(slot: &BodySlot) -> Router {
     let taken = slot.clone();
-    let app = Router::new().route(
+    Router::new().route(
         "/stream",
-        get(move || async move {
+        get(move |uri: http::Uri| async move {
             let body = taken
                 .lock()
                 .unwrap()
                 .take()
                 .expect("a body for the request");
-            axum::body::Body::new(body)
+            let mut response = http::Response::new(axum::body::Body::new(body));
+            if let Some(length) = uri.query().and_then(|q| q.strip_prefix("length=")) {
+                let length = http::HeaderValue::from_str(length).unwrap();
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, length);
+            }
+            response
         }),
-    );
-    (serve(app.layer(Hardening::strict())).await, slot)
+    )
 }
 
-/// Sends `GET /stream` for a body that has sent `first`, and reads until `first` arrives:
+/// Serves [`stream_route`] behind `Hardening::strict()`.
+async fn serve_stream() -> (SocketAddr, BodySlot) {
+    let slot = BodySlot::default();
+    let app = stream_route(&slot).layer(Hardening::strict());
+    (serve(app).await, slot)
+}
+
+/// Sends `GET target` for a body that has sent `first`, and reads until `first` arrives:
 /// the head is out. Returns the connection, what was read, and the body's driver.
 async fn stream_started(
     addr: SocketAddr,
     slot: &BodySlot,
+    target: &str,
 ) -> (TcpStream, String, tokio::sync::mpsc::UnboundedSender<Step>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tx.send(Step::Chunk("first")).unwrap();
     *slot.lock().unwrap() = Some(Scripted(rx, false));
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(b"GET /stream HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .write_all(format!("GET {target} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut read = Vec::new();
-    while !String::from_utf8_lossy(&read).contains("first") {
+    read_until(&mut stream, &mut read, "first").await;
+    (stream, String::from_utf8_lossy(&read).into_owned(), tx)
+}
+
+/// Reads from `stream` onto `read` until it holds `text`.
+async fn read_until(stream: &mut TcpStream, read: &mut Vec<u8>, text: &str) {
+    while !String::from_utf8_lossy(read).contains(text) {
         let mut buf = [0u8; 1024];
         let n = tokio::time::timeout(EXCHANGE_LIMIT, stream.read(&mut buf))
             .await
-            .expect("the head and the first chunk")
+            .unwrap_or_else(|_| panic!("no {text:?}: {:?}", String::from_utf8_lossy(read)))
             .unwrap();
-        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&read));
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(read));
         read.extend_from_slice(&buf[..n]);
     }
-    (stream, String::from_utf8_lossy(&read).into_owned(), tx)
 }
 
 /// Reads until the server closes the connection or ends the chunked body.
@@ -522,7 +550,7 @@ async fn a_streamed_response_is_logged_when_its_body_ends() {
     let (addr, slot) = serve_stream().await;
 
     // Ends as it should: nothing logged while it runs, one event once it has ended.
-    let (mut stream, head, tx) = stream_started(addr, &slot).await;
+    let (mut stream, head, tx) = stream_started(addr, &slot, "/stream").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         captured.access_events().is_empty(),
@@ -545,7 +573,7 @@ async fn a_streamed_response_is_logged_when_its_body_ends() {
 
     // Says it has ended with its last chunk, so hyper does not poll it again: ended as it
     // should, not `cancelled`.
-    let (mut stream, _, tx) = stream_started(addr, &slot).await;
+    let (mut stream, _, tx) = stream_started(addr, &slot, "/stream").await;
     let before = captured.access_events().len();
     tx.send(Step::Last("last")).unwrap();
     let rest = read_to_end_of_body(&mut stream).await;
@@ -560,7 +588,7 @@ async fn a_streamed_response_is_logged_when_its_body_ends() {
 
     // Panics, or fails, after its head: the status sent, and what happened.
     for (step, error_type) in [(Step::Panic, "panicked"), (Step::Fail, "body_error")] {
-        let (mut stream, _, tx) = stream_started(addr, &slot).await;
+        let (mut stream, _, tx) = stream_started(addr, &slot, "/stream").await;
         let before = captured.access_events().len();
         tx.send(step).unwrap();
         read_to_end_of_body(&mut stream).await;
@@ -573,7 +601,7 @@ async fn a_streamed_response_is_logged_when_its_body_ends() {
 
     // The client hangs up mid-stream: `cancelled`, beside the status sent. hyper notices
     // when a write fails, so chunks keep coming (a bounded number) until the event is in.
-    let (stream, _, tx) = stream_started(addr, &slot).await;
+    let (stream, _, tx) = stream_started(addr, &slot, "/stream").await;
     let before = captured.access_events().len();
     drop(stream);
     for _ in 0..500 {
@@ -600,4 +628,49 @@ async fn a_streamed_response_is_logged_when_its_body_ends() {
     assert!(event.get("error.type").is_none(), "{event}");
     drop(tx);
     assert_eq!(captured.access_events().len(), before + 1);
+}
+
+/// A stream hyper stops polling without a final `None` ended as it should all the same:
+/// after trailers (always the last frame), and, over HTTP/1, once the `Content-Length` the
+/// service declared is written (a proxied stream's, a file's), or at once for a declared 0.
+/// Each was logged `cancelled`, as if the client had gone away.
+#[tokio::test]
+async fn a_stream_hyper_stops_polling_at_its_end_is_not_logged_cancelled() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let (addr, slot) = serve_stream().await;
+    let ended = async |what: &str, before: usize| {
+        let access = captured.wait_for_access_events(before + 1).await;
+        let event = &access[before];
+        assert_eq!(
+            event["http.response.status_code"].as_u64(),
+            Some(200),
+            "{what}"
+        );
+        assert!(event.get("error.type").is_none(), "{what}: {event}");
+        assert_eq!(access.len(), before + 1, "{what}: {access:#?}");
+    };
+
+    let before = captured.access_events().len();
+    let (mut stream, _, tx) = stream_started(addr, &slot, "/stream").await;
+    tx.send(Step::Trailers).unwrap();
+    read_to_end_of_body(&mut stream).await;
+    ended("after trailers", before).await;
+    drop(tx);
+
+    // `first` and `second`: the 11 bytes declared. The body has more, unsent.
+    let before = captured.access_events().len();
+    let (mut stream, head, tx) = stream_started(addr, &slot, "/stream?length=11").await;
+    assert!(head.contains("content-length: 11"), "{head}");
+    tx.send(Step::Chunk("second")).unwrap();
+    read_until(&mut stream, &mut head.into_bytes(), "second").await;
+    ended("at the declared length", before).await;
+    drop(tx);
+
+    let before = captured.access_events().len();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    *slot.lock().unwrap() = Some(Scripted(rx, false));
+    let empty = http_get(addr, "/stream?length=0", &[]).await;
+    assert_eq!(empty.status, 200);
+    ended("a declared length of 0", before).await;
+    drop(tx);
 }
