@@ -72,6 +72,8 @@ where
                     match frame {
                         None => log.end(None),
                         Some(Ok(frame)) => log.polled(frame, inner.is_end_stream()),
+                        // A `Hardening` inside (nested in this one) caught the panic.
+                        Some(Err(e)) if caught_panic(&**e) => log.end(Some(PANICKED)),
                         Some(Err(_)) => log.end(Some(BODY_ERROR)),
                     }
                 }
@@ -89,7 +91,7 @@ where
                     log.end(Some(PANICKED));
                 }
                 hardening_errors::drop_panic_payload(payload);
-                Poll::Ready(Some(Err("the response body panicked".into())))
+                Poll::Ready(Some(Err(Box::new(BodyPanicked))))
             }
         }
     }
@@ -101,4 +103,14 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// The error a body ends with when [`PanicReportingBody`] caught its panic.
+#[derive(Debug, thiserror::Error)]
+#[error("the response body panicked")]
+struct BodyPanicked;
+
+/// Whether `error` is (or wraps, as an axum body's error does) a caught panic's.
+fn caught_panic(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<BodyPanicked>())
 }

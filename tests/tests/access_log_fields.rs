@@ -674,3 +674,25 @@ async fn a_stream_hyper_stops_polling_at_its_end_is_not_logged_cancelled() {
     ended("a declared length of 0", before).await;
     drop(tx);
 }
+
+/// A streamed body that panics under a `Hardening` nested inside another is logged
+/// `panicked`, as without the nesting: the inner layer caught the panic and ended the body
+/// with an error, which the outer one, which writes the access log, logged as `body_error`.
+#[tokio::test]
+async fn a_stream_that_panics_under_nested_hardening_is_logged_panicked() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let slot = BodySlot::default();
+    let app = Router::new()
+        .nest("/api", stream_route(&slot).layer(Hardening::strict()))
+        .layer(Hardening::strict());
+    let addr = serve(app).await;
+    let before = captured.access_events().len();
+    let (mut stream, _, tx) = stream_started(addr, &slot, "/api/stream").await;
+    tx.send(Step::Panic).unwrap();
+    read_to_end_of_body(&mut stream).await;
+    let access = captured.wait_for_access_events(before + 1).await;
+    let event = &access[before];
+    assert_eq!(event["http.response.status_code"].as_u64(), Some(200));
+    assert_eq!(event["error.type"], "panicked", "{event}");
+    assert_eq!(access.len(), before + 1, "{access:#?}");
+}
