@@ -3,6 +3,7 @@
 //! everywhere.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// Words that mark a name as a secret's: a password, key, token, session or credential.
 ///
@@ -245,27 +246,36 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
 }
 
 /// A URL given whole (a connection string from configuration) as [`redact_secrets`] writes
-/// it, and with its password hidden even where it holds whitespace: the `url` crate takes
-/// `redis://:correct horse@db:6379/` (encoding the space), while in free text a URL ends at
-/// its first space, before the `@` that shows where its password ends.
+/// it, read as one URL even where it holds whitespace: the `url` crate takes
+/// `redis://:correct horse@db:6379/` (encoding the space), while in free text a URL, or a
+/// secret query value, ends at its first space, which would leave the rest of a password
+/// shown (after a space in the user name, the whole of it). Whitespace is written
+/// percent-encoded, as the `url` crate reads it.
 ///
 /// ```
 /// use hardening_errors::redact_url;
 ///
 /// let url = redact_url("redis://:correct horse@db-7:6379/");
 /// assert_eq!(url, "redis://:[redacted]@db-7:6379/");
+/// let url = redact_url("redis://app user:hunter2@db-7:6379/");
+/// assert_eq!(url, "redis://app%20user:[redacted]@db-7:6379/");
 /// ```
 pub fn redact_url(url: &str) -> Cow<'_, str> {
-    let password = url
-        .find("://")
-        .and_then(|i| password_between(url, i + 3, url.len()));
-    match password {
-        Some((start, end)) if url[start..end].contains(char::is_whitespace) => {
-            let hidden = format!("{}{REDACTED}{}", &url[..start], &url[end..]);
-            Cow::Owned(redact_secrets(&hidden).into_owned())
-        }
-        _ => redact_secrets(url),
+    if !url.contains(char::is_whitespace) {
+        return redact_secrets(url);
     }
+    let mut encoded = String::with_capacity(url.len() + 8);
+    for c in url.chars() {
+        if c.is_whitespace() {
+            for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+                // (Writing to a `String` does not fail.)
+                let _ = write!(encoded, "%{byte:02X}");
+            }
+        } else {
+            encoded.push(c);
+        }
+    }
+    Cow::Owned(redact_secrets(&encoded).into_owned())
 }
 
 /// Whether `name` names a secret, as [`redact_secrets`] reads a key: one of its parts is one
@@ -354,12 +364,6 @@ fn url_password(text: &str, i: usize) -> Option<(usize, usize)> {
     let end = text[start..]
         .find(char::is_whitespace)
         .map_or(text.len(), |e| start + e);
-    password_between(text, start, end)
-}
-
-/// The password of the URL whose authority starts at `start` and which ends at `end` (see
-/// [`url_password`]).
-fn password_between(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     let url = &text[start..end];
     let colon = url.find(':')?;
     if url[..colon].contains(['/', '?', '#', '@']) {

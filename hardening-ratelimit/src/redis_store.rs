@@ -1593,6 +1593,9 @@ mod tests {
             "redis://:hunter 2@10.0.0.5:6379/",
             "redis://app:correct horse battery@10.0.0.5:6379/0",
             "redis+unix:///run/redis.sock?pass=hunter2",
+            // A space in the user name, or in a password given in the query.
+            "redis://app user:hunter2@10.0.0.5:6379/",
+            "redis+unix:///run/redis.sock?pass=correct horse",
         ] {
             assert!(redis::Client::open(url).is_ok(), "{url}");
             let debug = format!("{:?}", RedisLimiter::builder(url));
