@@ -136,7 +136,8 @@ impl fmt::Debug for Verification {
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
-    /// How many permits there are: hashes in flight at most.
+    /// How many permits there are: hashes in flight at most (read by `hold_permits`).
+    #[cfg(any(test, feature = "test-util"))]
     in_flight: usize,
     /// Callers waiting for a permit now (shared by clones).
     waiting: Arc<AtomicUsize>,
@@ -199,6 +200,7 @@ impl Passwords {
         Self {
             params,
             permits: Arc::new(Semaphore::new(cpus)),
+            #[cfg(any(test, feature = "test-util"))]
             in_flight: cpus,
             waiting: Arc::default(),
             max_waiting: cpus.saturating_mul(WAITING_PER_PERMIT),
