@@ -1659,9 +1659,17 @@ mod tests {
         breaker.failure();
         assert!(breaker.lets_through(), "the next probe");
         // A failed probe keeps everyone away for the cool-down.
-        let reopened = Breaker::new(1, Duration::from_secs(60), Duration::from_millis(1));
+        let mut reopened = Breaker::new(1, Duration::from_secs(60), Duration::from_millis(1));
         reopened.failure();
         assert!(!reopened.lets_through() && reopened.is_open());
+        reopened.open_until.store(0, Ordering::Relaxed); // as if the minute had passed
+        assert!(reopened.lets_through(), "the probe");
+        reopened.failure();
+        reopened.start -= Duration::from_secs(1); // a second on: past the probe's own window
+        assert!(
+            !reopened.lets_through() && reopened.is_open(),
+            "a failed probe let others through"
+        );
     }
 
     /// Quotas and the `t` of a burst drained at once: the period, where the interval's
