@@ -542,6 +542,21 @@ async fn one_user_cannot_reach_another_users_notes() {
     let missing = send(app.addr, "GET", "/notes/999999", &h, None).await;
     let theirs = send(app.addr, "GET", "/notes/1", &h, None).await;
     assert_eq!((missing.status, theirs.status), (404, 404));
+    // A malformed id names nothing: the same 404 whatever the method (GET, through `Owned`,
+    // always said so; PUT and DELETE parsed the id themselves and answered 400).
+    let note = Some(r#"{"title":"t","body":"b"}"#);
+    for id in ["abc", "1.0", "99999999999999999999", "%D9%A1"] {
+        let path = format!("/notes/{id}");
+        for (method, body) in [("GET", None), ("PUT", note), ("DELETE", None)] {
+            let reply = send(app.addr, method, &path, &h, body).await;
+            assert_problem(&reply, 404);
+            assert_eq!(
+                reply.json()["detail"],
+                missing.json()["detail"],
+                "{method} {path}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

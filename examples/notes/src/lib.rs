@@ -598,10 +598,29 @@ async fn get_note(Owned(note): Owned<Note>) -> Json<Note> {
     Json(note)
 }
 
+/// A note's id from the path. A malformed one (`abc`, `1.0`, past `i64`) names no note: the
+/// same 404 as a missing or another user's note, as `Owned<Note>` answers for `GET`, not the
+/// 400 of axum's `Path`.
+struct NoteId(i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoteId {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Error> {
+        axum::extract::Path::<i64>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| NoteId(id))
+            .map_err(|_| Error::NotFound)
+    }
+}
+
 async fn update_note(
     State(db): State<Db>,
     user: Authenticated,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    NoteId(id): NoteId,
     Valid(Json(input)): Valid<Json<NoteInput>>,
 ) -> Result<Json<Note>, Error> {
     db.update_note(&user.principal.subject, id, input.title, input.body)
@@ -613,7 +632,7 @@ async fn update_note(
 async fn delete_note(
     State(db): State<Db>,
     user: Authenticated,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    NoteId(id): NoteId,
 ) -> Result<StatusCode, Error> {
     if db.delete_note(&user.principal.subject, id).await? {
         Ok(StatusCode::NO_CONTENT)
