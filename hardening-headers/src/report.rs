@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -103,6 +104,8 @@ pub struct CspReports {
     per_minute: u32,
     per_client: u32,
     window: Arc<Mutex<Window>>,
+    /// Whether a report without a client address was warned about (once per endpoint).
+    warned_no_client: Arc<AtomicBool>,
 }
 
 /// The rate limit's current window.
@@ -141,6 +144,7 @@ impl CspReports {
             per_minute: 60,
             per_client: 10,
             window: Arc::new(Mutex::new(Window::new())),
+            warned_no_client: Arc::default(),
         }
     }
 
@@ -243,6 +247,9 @@ async fn receive(State(reports): State<CspReports>, request: Request) -> Respons
     };
     let client = RequestContext::client_ip_of(&parts.extensions)
         .map(|ip| client_group(ip, SUBSCRIBER_PREFIX));
+    if client.is_none() && !reports.warned_no_client.swap(true, Ordering::Relaxed) {
+        warn_no_client(reports.per_client);
+    }
     let (admitted, dropped) = reports.admit(items.len(), client);
     if dropped > 0 {
         tracing::warn!(
@@ -270,6 +277,19 @@ async fn receive(State(reports): State<CspReports>, request: Request) -> Respons
         );
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Said once per endpoint: without a client address, every report counts as one client's.
+#[cold]
+fn warn_no_client(per_client: u32) {
+    tracing::warn!(
+        target: TARGET,
+        per_client,
+        "a CSP report came without a client address (no Hardening and no \
+         ConnectInfo<SocketAddr>): all such reports share one client's share of the minute; \
+         serve the app with hardening_core::serve or \
+         into_make_service_with_connect_info::<SocketAddr>() (said once)",
+    );
 }
 
 /// Any method but POST: 405 (axum adds `Allow: POST`).
@@ -496,11 +516,16 @@ mod tests {
         }
     }
 
+    /// Posts `body` as a served request from one client would come (with its address).
     async fn post(app: &Router, body: String) -> StatusCode {
-        let request = http::Request::post("/r")
+        let mut request = http::Request::post("/r")
             .header("content-type", "application/reports+json")
             .body(Body::from(body))
             .unwrap();
+        let peer = std::net::SocketAddr::from(([203, 0, 113, 1], 40_000));
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         app.clone().oneshot(request).await.unwrap().status()
     }
 
@@ -580,6 +605,30 @@ mod tests {
             "the flooder, mapped"
         );
         assert_eq!(logged_for("198.51.100.1", 5).await, 0, "the window is full");
+    }
+
+    /// Reports without a client address all count as one client's: said once, so that a
+    /// service without `ConnectInfo` learns why it logs only 10 a minute.
+    #[tokio::test]
+    async fn reports_without_a_client_address_are_warned_about_once() {
+        let warnings = Warnings::new(TARGET);
+        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let app: Router = CspReports::new().router("/r");
+        for _ in 0..3 {
+            let request = http::Request::post("/r")
+                .header("content-type", "application/reports+json")
+                .body(Body::from(batch(1)))
+                .unwrap();
+            let status = app.clone().oneshot(request).await.unwrap().status();
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }
+        let said = warnings.take();
+        let warned: Vec<_> = said
+            .iter()
+            .filter(|l| l.contains("without a client address"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{said:?}");
+        assert!(warned[0].contains("ConnectInfo"), "{said:?}");
     }
 
     /// Odd JSON where a report is expected: refused (400) or logged, never a panic.
