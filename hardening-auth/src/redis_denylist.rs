@@ -1,9 +1,9 @@
 //! `RedisDenylist`: revoked tokens in Redis, shared by every instance of a service.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hardening_errors::{EvictionRisk, check_eviction};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
@@ -97,48 +97,12 @@ pub enum RedisDenylistError {
     ZeroTimeout,
 }
 
-/// What start-up does about the server's `maxmemory-policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EvictionCheck {
-    /// `noeviction`: revocations stay until they expire.
-    Kept,
-    /// An evicting policy: start-up fails.
-    Refused,
-    /// An evicting policy, accepted by `dangerous_allow_eviction`: logged as loosened.
-    Loosened,
-    /// Not known (`CONFIG GET` refused, renamed or unanswered): logged, start-up goes on.
-    Unchecked,
-}
-
-/// The decision for `policy` (`None`: the server did not say).
-fn eviction_check(policy: Option<&str>, allow_eviction: bool) -> EvictionCheck {
-    match policy {
-        None => EvictionCheck::Unchecked,
-        Some(p) if p.trim().eq_ignore_ascii_case("noeviction") => EvictionCheck::Kept,
-        Some(_) if allow_eviction => EvictionCheck::Loosened,
-        Some(_) => EvictionCheck::Refused,
-    }
-}
-
-/// The server's `maxmemory-policy`, or why it is not known. A lost connection is an error:
-/// the server did not refuse the question, it is not there.
-async fn maxmemory_policy(
-    conn: &mut ConnectionManager,
-) -> Result<Result<String, String>, redis::RedisError> {
-    let reply = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .query_async::<HashMap<String, String>>(conn)
-        .await;
-    match reply {
-        Ok(mut found) => Ok(found
-            .remove("maxmemory-policy")
-            .ok_or_else(|| "CONFIG GET maxmemory-policy answered no value".to_owned())),
-        Err(e) if e.is_io_error() || e.is_timeout() => Err(e),
-        // Refused (ACL), renamed or disabled (managed services), or an odd answer.
-        Err(e) => Ok(Err(e.to_string())),
-    }
-}
+/// What eviction costs the denylist, for the start-up warnings.
+const EVICTION_RISK: EvictionRisk = EvictionRisk {
+    store: "the jti denylist",
+    loss: "revocations under memory pressure, and a revoked token is then valid again",
+    loosening: "RedisDenylistBuilder::dangerous_allow_eviction",
+};
 
 /// Builds a [`RedisDenylist`]; see [`RedisDenylist::builder`].
 #[must_use]
@@ -208,31 +172,10 @@ impl RedisDenylistBuilder {
             .query_async::<()>(&mut conn)
             .await
             .map_err(RedisDenylistError::Unreachable)?;
-        let policy = maxmemory_policy(&mut conn)
+        check_eviction(&mut conn, self.allow_eviction, &EVICTION_RISK)
             .await
-            .map_err(RedisDenylistError::Unreachable)?;
-        match eviction_check(policy.as_deref().ok(), self.allow_eviction) {
-            EvictionCheck::Kept => {}
-            EvictionCheck::Refused => {
-                return Err(RedisDenylistError::EvictingPolicy(
-                    policy.unwrap_or_default(),
-                ));
-            }
-            EvictionCheck::Loosened => tracing::warn!(
-                target: "hardening",
-                setting = "RedisDenylistBuilder::dangerous_allow_eviction",
-                maxmemory_policy = policy.as_deref().unwrap_or_default(),
-                "hardening loosened: the Redis for the jti denylist may evict revocations under \
-                 memory pressure, and a revoked token is then valid again"
-            ),
-            EvictionCheck::Unchecked => tracing::warn!(
-                target: "hardening",
-                error = policy.as_ref().err().map_or("", String::as_str),
-                "cannot check the eviction policy of the Redis for the jti denylist: unless its \
-                 maxmemory-policy is noeviction, Redis may evict revocations under memory \
-                 pressure, and a revoked token is then valid again"
-            ),
-        }
+            .map_err(RedisDenylistError::Unreachable)?
+            .map_err(RedisDenylistError::EvictingPolicy)?;
         Ok(RedisDenylist {
             conn,
             revoke: Script::new(REVOKE),
@@ -432,32 +375,6 @@ mod tests {
             matches!(refused, Some(RedisDenylistError::ZeroTimeout)),
             "{refused:?}"
         );
-    }
-
-    #[test]
-    fn only_noeviction_passes_the_eviction_check() {
-        use EvictionCheck::{Kept, Loosened, Refused, Unchecked};
-        for allow in [false, true] {
-            assert_eq!(eviction_check(Some("noeviction"), allow), Kept);
-            assert_eq!(eviction_check(Some("NoEviction"), allow), Kept);
-            assert_eq!(eviction_check(None, allow), Unchecked);
-        }
-        // `allkeys-*` evict anything; `volatile-*` evict keys with an expiry, as all of ours
-        // have (but the few past year 9999).
-        for evicting in [
-            "allkeys-lru",
-            "allkeys-lfu",
-            "allkeys-random",
-            "volatile-lru",
-            "volatile-lfu",
-            "volatile-random",
-            "volatile-ttl",
-            "",
-            "noeviction-please",
-        ] {
-            assert_eq!(eviction_check(Some(evicting), false), Refused, "{evicting}");
-            assert_eq!(eviction_check(Some(evicting), true), Loosened, "{evicting}");
-        }
     }
 
     /// The expiry sent is the time left on our clock (`PX`), not an absolute time on

@@ -50,6 +50,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
+//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores |
 
 mod body_end;
 mod client_group;
@@ -63,6 +64,8 @@ mod panic_hook;
 mod principal;
 mod problem;
 mod redact;
+#[cfg(feature = "redis")]
+mod redis_eviction;
 mod rejection;
 mod request_id;
 mod security_event;
@@ -90,6 +93,8 @@ pub use problem::{FieldError, Problem};
 pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_secrets, redact_url,
 };
+#[cfg(feature = "redis")]
+pub use redis_eviction::{EvictionRisk, check_eviction};
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 pub use security_event::{
     SECURITY_TARGET, SecurityEventReported, SecurityEventsLogged, log_security_event, mark_logged,

@@ -78,6 +78,14 @@ impl Captured {
             .collect()
     }
 
+    /// The warnings of target `hardening` among the JSON lines captured so far, whole.
+    pub fn warnings(&self) -> Vec<serde_json::Value> {
+        self.json_lines()
+            .into_iter()
+            .filter(|v| v["target"] == "hardening" && v["level"] == "WARN")
+            .collect()
+    }
+
     /// The `hardening loosened` warnings among the JSON lines captured so far: each one's
     /// `setting` and message.
     pub fn loosenings(&self) -> Vec<(String, String)> {

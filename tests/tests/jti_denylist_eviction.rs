@@ -14,15 +14,6 @@ fn builder(url: &str) -> RedisDenylistBuilder {
     RedisDenylist::builder(url).timeout(Duration::from_millis(500))
 }
 
-/// The `hardening` warnings captured so far, as JSON.
-fn warnings(log: &Captured) -> Vec<serde_json::Value> {
-    log.text()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["target"] == "hardening" && v["level"] == "WARN")
-        .collect()
-}
-
 #[tokio::test]
 #[ignore = "needs redis-server"]
 async fn an_evicting_redis_is_refused_unless_loosened_by_name() {
@@ -46,7 +37,7 @@ async fn an_evicting_redis_is_refused_unless_loosened_by_name() {
             "{text}"
         );
         assert!(text.contains("dedicated Redis for revocations"), "{text}");
-        assert_eq!(warnings(&log).len(), seen, "{}", log.text());
+        assert_eq!(log.warnings().len(), seen, "{}", log.text());
 
         // Loosened by name: it connects, works, and says so once.
         let list = builder(&server.url())
@@ -60,7 +51,7 @@ async fn an_evicting_redis_is_refused_unless_loosened_by_name() {
                 .await
                 .unwrap()
         );
-        let logged = warnings(&log);
+        let logged = log.warnings();
         assert_eq!(logged.len(), seen + 1, "{}", log.text());
         let logged = &logged[seen..];
         seen += 1;
@@ -92,7 +83,7 @@ async fn an_evicting_redis_is_refused_unless_loosened_by_name() {
         .connect()
         .await
         .unwrap();
-    assert_eq!(warnings(&log).len(), seen, "{}", log.text());
+    assert_eq!(log.warnings().len(), seen, "{}", log.text());
 }
 
 #[tokio::test]
@@ -120,7 +111,7 @@ async fn a_redis_that_hides_its_policy_is_logged_not_refused() {
     let renamed = RedisServer::start_with(&["--rename-command", "CONFIG", ""]);
     for (seen, url) in [url, renamed.url()].into_iter().enumerate() {
         builder(&url).connect().await.unwrap();
-        let logged = warnings(&log);
+        let logged = log.warnings();
         assert_eq!(logged.len(), seen + 1, "{}", log.text());
         let logged = &logged[seen..];
         let message = logged[0]["fields"]["message"].as_str().unwrap();

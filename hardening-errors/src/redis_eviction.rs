@@ -1,0 +1,125 @@
+//! The start-up check of a Redis's `maxmemory-policy` (feature `redis`), for the stores that
+//! must not lose keys to eviction: `hardening-auth`'s denylist and `hardening-ratelimit`'s
+//! limiter.
+
+use std::collections::HashMap;
+
+/// What a store keeps in Redis and what eviction costs it, for the start-up warnings.
+#[derive(Debug, Clone, Copy)]
+pub struct EvictionRisk {
+    /// What the Redis is for, after "the Redis for": `"the jti denylist"`.
+    pub store: &'static str,
+    /// What eviction drops, and what follows: `"revocations under memory pressure, and a
+    /// revoked token is then valid again"`.
+    pub loss: &'static str,
+    /// The builder setting that accepts an evicting policy, logged when it does.
+    pub loosening: &'static str,
+}
+
+/// What start-up does about the server's `maxmemory-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EvictionCheck {
+    /// `noeviction`: keys stay until they expire.
+    Kept,
+    /// An evicting policy: start-up fails.
+    Refused,
+    /// An evicting policy, accepted by the store's loosening: logged as loosened.
+    Loosened,
+    /// Not known (`CONFIG GET` refused, renamed or unanswered): logged, start-up goes on.
+    Unchecked,
+}
+
+/// The decision for `policy` (`None`: the server did not say).
+fn eviction_check(policy: Option<&str>, allow_eviction: bool) -> EvictionCheck {
+    match policy {
+        None => EvictionCheck::Unchecked,
+        Some(p) if p.trim().eq_ignore_ascii_case("noeviction") => EvictionCheck::Kept,
+        Some(_) if allow_eviction => EvictionCheck::Loosened,
+        Some(_) => EvictionCheck::Refused,
+    }
+}
+
+/// The server's `maxmemory-policy`, or why it is not known. A lost connection is an error:
+/// the server did not refuse the question, it is not there.
+async fn maxmemory_policy(
+    conn: &mut impl redis::aio::ConnectionLike,
+) -> redis::RedisResult<Result<String, String>> {
+    let reply = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async::<HashMap<String, String>>(conn)
+        .await;
+    match reply {
+        Ok(mut found) => Ok(found
+            .remove("maxmemory-policy")
+            .ok_or_else(|| "CONFIG GET maxmemory-policy answered no value".to_owned())),
+        Err(e) if e.is_io_error() || e.is_timeout() => Err(e),
+        // Refused (ACL), renamed or disabled (managed services), or an odd answer.
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// Asks the server's `maxmemory-policy` at start-up. `Ok(Err(policy))`: it evicts (anything
+/// but `noeviction`), and `allow_eviction` is off: the store must refuse to start, naming
+/// the policy. An evicting policy accepted by `allow_eviction` is logged as loosened, and a
+/// server that does not let us ask (`CONFIG` refused or renamed, as on many managed
+/// services) is logged, and start-up goes on. `Err`: the connection failed.
+pub async fn check_eviction(
+    conn: &mut impl redis::aio::ConnectionLike,
+    allow_eviction: bool,
+    risk: &EvictionRisk,
+) -> redis::RedisResult<Result<(), String>> {
+    let policy = maxmemory_policy(conn).await?;
+    match eviction_check(policy.as_deref().ok(), allow_eviction) {
+        EvictionCheck::Kept => {}
+        EvictionCheck::Refused => return Ok(Err(policy.unwrap_or_default())),
+        EvictionCheck::Loosened => tracing::warn!(
+            target: "hardening",
+            setting = risk.loosening,
+            maxmemory_policy = policy.as_deref().unwrap_or_default(),
+            "hardening loosened: the Redis for {} may evict {}",
+            risk.store,
+            risk.loss
+        ),
+        EvictionCheck::Unchecked => tracing::warn!(
+            target: "hardening",
+            error = policy.as_ref().err().map_or("", String::as_str),
+            "cannot check the eviction policy of the Redis for {}: unless its maxmemory-policy \
+             is noeviction, Redis may evict {}",
+            risk.store,
+            risk.loss
+        ),
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_noeviction_passes_the_eviction_check() {
+        use EvictionCheck::{Kept, Loosened, Refused, Unchecked};
+        for allow in [false, true] {
+            assert_eq!(eviction_check(Some("noeviction"), allow), Kept);
+            assert_eq!(eviction_check(Some("NoEviction"), allow), Kept);
+            assert_eq!(eviction_check(None, allow), Unchecked);
+        }
+        // `allkeys-*` evict anything; `volatile-*` evict keys with an expiry, as revocations
+        // (but the few past year 9999) and every rate-limit key have.
+        for evicting in [
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "",
+            "noeviction-please",
+        ] {
+            assert_eq!(eviction_check(Some(evicting), false), Refused, "{evicting}");
+            assert_eq!(eviction_check(Some(evicting), true), Loosened, "{evicting}");
+        }
+    }
+}
