@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hardening_errors::RequestId;
+use hardening_errors::{EvictionRisk, RequestId, check_eviction};
 use http::{HeaderValue, Request, Response};
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -176,7 +176,26 @@ pub enum RedisStoreError {
          reply; use the default (100 ms) or a few round trips to Redis"
     )]
     ZeroTimeout,
+    /// Redis may evict keys under memory pressure (its `maxmemory-policy`, named here, is
+    /// not `noeviction`): every bucket has a TTL, so `volatile-*` policies evict them too,
+    /// and an evicted bucket starts again full (a spent daily budget included).
+    #[error(
+        "the Redis for rate limits evicts keys under memory pressure (maxmemory-policy {0}), \
+         and an evicted bucket starts again full, a spent budget included (many distinct \
+         clients are enough to fill it): set maxmemory-policy noeviction on this Redis, or \
+         use a dedicated Redis for rate limits (RedisLimiterBuilder::dangerous_allow_eviction() \
+         accepts it anyway)"
+    )]
+    EvictingPolicy(String),
 }
+
+/// What eviction costs the limiter, for the start-up warnings.
+const EVICTION_RISK: EvictionRisk = EvictionRisk {
+    store: "rate limits",
+    loss: "buckets under memory pressure, and an evicted bucket starts again full (a spent \
+           budget included)",
+    loosening: "RedisLimiterBuilder::dangerous_allow_eviction",
+};
 
 /// Builds a [`RedisLimiter`]; see [`RedisLimiter::builder`].
 pub struct RedisLimiterBuilder {
@@ -186,6 +205,7 @@ pub struct RedisLimiterBuilder {
     timeout: Duration,
     breaker_failures: u32,
     breaker_cool_down: Duration,
+    allow_eviction: bool,
 }
 
 // By hand: the URL's password is not printed.
@@ -198,6 +218,7 @@ impl fmt::Debug for RedisLimiterBuilder {
             .field("timeout", &self.timeout)
             .field("breaker_failures", &self.breaker_failures)
             .field("breaker_cool_down", &self.breaker_cool_down)
+            .field("allow_eviction", &self.allow_eviction)
             .finish()
     }
 }
@@ -241,9 +262,23 @@ impl RedisLimiterBuilder {
         self
     }
 
-    /// Connects (multiplexed, reconnecting in the background) and loads the scripts. Fails
-    /// now, not at the first request, when the URL is wrong or Redis is down or does not
-    /// answer within the [timeout](Self::timeout).
+    /// **Loosens**: accepts a Redis whose `maxmemory-policy` evicts keys (a shared cache,
+    /// say). Under memory pressure, which many distinct clients can cause, it may drop
+    /// buckets, and an evicted bucket starts again full: a spent daily budget too. Logs a
+    /// warning at start-up when the policy found evicts.
+    #[must_use]
+    pub fn dangerous_allow_eviction(mut self) -> Self {
+        self.allow_eviction = true;
+        self
+    }
+
+    /// Connects (multiplexed, reconnecting in the background), loads the scripts and asks
+    /// the server's `maxmemory-policy`. Fails now, not at the first request, when the URL is
+    /// wrong, Redis is down or does not answer within the [timeout](Self::timeout), or it may
+    /// evict buckets (anything but `noeviction`, unless
+    /// [`dangerous_allow_eviction`](Self::dangerous_allow_eviction)). When the server does
+    /// not let us ask (`CONFIG` disabled or renamed, as on many managed services), logs a
+    /// warning and goes on.
     pub async fn connect(self) -> Result<RedisLimiter, RedisStoreError> {
         if self.policies.is_empty() {
             return Err(RedisStoreError::NoPolicies);
@@ -269,23 +304,26 @@ impl RedisLimiterBuilder {
         let adjust = Script::new(ADJUST);
         let acquire = Script::new(ACQUIRE);
         // The connection waits up to `LATE_REPLY` for a reply; start-up, no longer than the
-        // store's timeout for all three (a Redis that answered the handshake, then stalled).
-        let load = async {
+        // store's timeout for all four (a Redis that answered the handshake, then stalled).
+        let start_up = async {
             acquire.load_async(&mut conn).await?;
             gcra.load_async(&mut conn).await?;
-            adjust.load_async(&mut conn).await
+            adjust.load_async(&mut conn).await?;
+            check_eviction(&mut conn, self.allow_eviction, &EVICTION_RISK).await
         };
-        match tokio::time::timeout(self.timeout, load).await {
-            Ok(loaded) => {
-                loaded.map_err(RedisStoreError::Unreachable)?;
+        match tokio::time::timeout(self.timeout, start_up).await {
+            Ok(checked) => {
+                checked
+                    .map_err(RedisStoreError::Unreachable)?
+                    .map_err(RedisStoreError::EvictingPolicy)?;
             }
             Err(_) => {
                 return Err(RedisStoreError::Unreachable(
                     std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         format!(
-                            "timed out loading the scripts (no reply within the store's \
-                             timeout, {:?})",
+                            "timed out loading the scripts or asking the eviction policy (no \
+                             reply within the store's timeout, {:?})",
                             self.timeout
                         ),
                     )
@@ -592,6 +630,13 @@ impl Breaker {
 ///   agree.
 /// - Every key carries a **TTL** (the time until its bucket is full again, plus a second):
 ///   idle clients cost Redis nothing.
+/// - Run Redis with `maxmemory-policy noeviction`: with a TTL on every key, any other policy
+///   (`volatile-*` too) may evict a bucket, which starts again full, and many distinct
+///   clients are enough to make the memory pressure.
+///   [`connect`](RedisLimiterBuilder::connect) refuses another policy unless
+///   [`dangerous_allow_eviction`](RedisLimiterBuilder::dangerous_allow_eviction) says
+///   otherwise; a server that hides its policy is logged, not refused. The policy is checked
+///   once, at start-up.
 /// - Each policy has an explicit [`FailureMode`]; a **circuit breaker** stops asking a dead
 ///   Redis for a cool-down, so an outage costs one timeout per `failures` requests, not one
 ///   per request; after each cool-down, one request asks whether Redis is back while the
@@ -833,6 +878,7 @@ impl RedisLimiter {
             timeout: Duration::from_millis(100),
             breaker_failures: 5,
             breaker_cool_down: Duration::from_secs(2),
+            allow_eviction: false,
         }
     }
 
