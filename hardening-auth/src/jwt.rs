@@ -681,7 +681,8 @@ pub struct Principal {
     /// The `roles` claim (array of strings).
     pub roles: Vec<String>,
     /// The `scope` claim (separated by spaces, U+0020 only: RFC 8693, RFC 6749 §3.3) or
-    /// `scp` (array).
+    /// `scp` (an array, or a string separated by spaces as `scope` is, as Azure AD writes
+    /// it).
     pub scopes: Vec<String>,
     /// The `tenant` or `tid` claim.
     pub tenant: Option<String>,
@@ -943,15 +944,19 @@ fn principal(claims: &Map<String, Value>) -> Principal {
             })
             .unwrap_or_default()
     };
-    let scopes = match claims.get("scope") {
-        // Spaces only (RFC 6749 §3.3): other whitespace splitting one scope would grant
-        // scopes the issuer never saw.
-        Some(Value::String(s)) => s
-            .split(' ')
+    // Spaces only (RFC 6749 §3.3): other whitespace splitting one scope would grant
+    // scopes the issuer never saw.
+    let spaced = |s: &str| -> Vec<String> {
+        s.split(' ')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
-            .collect(),
-        _ => strings(claims.get("scp")),
+            .collect()
+    };
+    let scopes = match (claims.get("scope"), claims.get("scp")) {
+        (Some(Value::String(s)), _) => spaced(s),
+        // Azure AD's delegated scopes: a string, like `scope`.
+        (_, Some(Value::String(s))) => spaced(s),
+        (_, scp) => strings(scp),
     };
     Principal {
         subject: claims

@@ -204,7 +204,20 @@ async fn guards_grant_nothing_for_claims_of_another_type_or_spelling() {
         (writer(json!("notes")), false),
         (writer(json!(["notes:write"])), false),
         (writer(json!({ "notes:write": true })), false),
-        (json!({ "sub": "eve", "scp": "notes:write" }), false),
+        // Azure AD writes `scp` as a string separated by spaces: read as `scope` is.
+        (json!({ "sub": "eve", "scp": "notes:write" }), true),
+        (
+            json!({ "sub": "eve", "scp": "User.Read notes:write" }),
+            true,
+        ),
+        (
+            json!({ "sub": "eve", "scp": "notes:read,notes:write" }),
+            false,
+        ),
+        (
+            json!({ "sub": "eve", "scp": "notes:read\tnotes:write" }),
+            false,
+        ),
         (json!({ "sub": "eve", "scp": [["notes:write"]] }), false),
         // `scope` is the claim; `scp` only stands in where there is no `scope` string.
         (
