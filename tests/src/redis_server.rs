@@ -111,6 +111,61 @@ fn ping(addr: SocketAddr) -> bool {
         && &reply == b"+PONG\r\n"
 }
 
+/// The password of the ACL user in [`hiding_the_eviction_policy`]'s first server: it must
+/// never be logged.
+pub const ACL_PASSWORD: &str = "hunter2-not-logged";
+
+/// Two servers whose `maxmemory-policy` cannot be read, each with the URL to connect to:
+/// `CONFIG` refused by the ACL of the URL's user (as managed services do), with an evicting
+/// policy behind it, and `CONFIG` renamed away. Keep the servers while using the URLs.
+pub fn hiding_the_eviction_policy() -> [(RedisServer, String); 2] {
+    let password = format!(">{ACL_PASSWORD}");
+    let acl = RedisServer::start_with(&[
+        "--maxmemory-policy",
+        "allkeys-lru",
+        "--user",
+        "app",
+        "on",
+        &password,
+        "~*",
+        "&*",
+        "+@all",
+        "-config",
+    ]);
+    let acl_url = acl
+        .url()
+        .replace("redis://", &format!("redis://app:{ACL_PASSWORD}@"));
+    let renamed = RedisServer::start_with(&["--rename-command", "CONFIG", ""]);
+    let renamed_url = renamed.url();
+    [(acl, acl_url), (renamed, renamed_url)]
+}
+
+/// Checks that `log`'s warning number `index` says the eviction policy of `store` could not
+/// be checked, with the reason and the fix, and that nothing logged holds [`ACL_PASSWORD`]
+/// (nor any part of it from `hunter2` on).
+///
+/// # Panics
+/// When it does not: the test fails.
+pub fn assert_eviction_unchecked(log: &crate::Captured, index: usize, store: &str) {
+    let logged = log.warnings();
+    assert_eq!(logged.len(), index + 1, "{}", log.text());
+    let message = logged[index]["fields"]["message"].as_str().unwrap_or("");
+    let unchecked = format!("cannot check the eviction policy{store}");
+    assert!(message.contains(&unchecked), "{message}");
+    assert!(
+        message.contains("maxmemory-policy is noeviction"),
+        "{message}"
+    );
+    assert!(
+        logged[index]["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{}",
+        log.text()
+    );
+    assert!(!log.text().contains("hunter2"), "{}", log.text());
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
