@@ -428,14 +428,9 @@ impl Post {
     {
         let log = self.record.take().and_then(|record| {
             let policy = Arc::clone(&self.policy);
-            match StreamedLog::new(policy, record, &response, self.request_id, self.client_ip) {
-                Ok(log) => Some(log),
-                Err(record) => {
-                    self.record = Some(record);
-                    self.log_access(&response);
-                    None
-                }
-            }
+            StreamedLog::new(policy, record, &response, self.request_id, self.client_ip)
+                .map_err(|record| self.write_access(&record, &response))
+                .ok()
         });
         let (request_id, client_ip) = (self.request_id, self.client_ip);
         self.with_permit(
@@ -544,15 +539,20 @@ impl Post {
     /// written it.
     fn log_access<B>(&mut self, response: &Response<B>) {
         if let Some(record) = self.record.take() {
-            self.policy.access_log.emit(
-                &record,
-                Some(response.status()),
-                None,
-                self.request_id,
-                self.client_ip,
-                response.extensions().get::<PrincipalId>(),
-            );
+            self.write_access(&record, response);
         }
+    }
+
+    /// Writes `record`'s access-log event with this response.
+    fn write_access<B>(&self, record: &AccessRecord, response: &Response<B>) {
+        self.policy.access_log.emit(
+            record,
+            Some(response.status()),
+            None,
+            self.request_id,
+            self.client_ip,
+            response.extensions().get::<PrincipalId>(),
+        );
     }
 }
 
