@@ -678,7 +678,13 @@ fn log_filter(
 }
 
 /// The target of the event axum logs for each rejection it answers (feature `tracing`).
-const AXUM_REJECTION_TARGET: &str = "axum::rejection";
+pub(crate) const AXUM_REJECTION_TARGET: &str = "axum::rejection";
+
+/// Whether the current subscriber would record axum's rejection events, whose text quotes
+/// the client's input. Asked once per layer, when it is applied.
+pub(crate) fn records_axum_rejections() -> bool {
+    tracing::enabled!(target: AXUM_REJECTION_TARGET, tracing::Level::TRACE)
+}
 
 /// The subscriber [`init_json_logs`] installs, writing to `writer`.
 fn json_subscriber<W>(

@@ -83,6 +83,9 @@ pub(crate) struct Policy {
     pub(crate) warned_no_peer: WarnedOnce,
     /// Whether the warning about a forwarding header with no trusted proxies has been given.
     pub(crate) warned_unread_header: WarnedOnce,
+    /// Whether the warning about a subscriber that records axum's rejection texts has been
+    /// given.
+    pub(crate) warned_rejection_logs: WarnedOnce,
 }
 
 /// A flag for a warning given once per layer; a changed policy starts afresh.
@@ -168,6 +171,7 @@ impl Hardening {
                 concurrency: None,
                 warned_no_peer: WarnedOnce::default(),
                 warned_unread_header: WarnedOnce::default(),
+                warned_rejection_logs: WarnedOnce::default(),
             }),
         }
     }
@@ -607,6 +611,18 @@ impl<S> Layer<S> for Hardening {
                 "forwarded_header(ForwardedHeader::{header:?}) is ignored: there are no \
                  trusted_proxies to read it from, so every client IP is the socket peer; list \
                  your proxies' networks with trusted_proxies(..), or drop forwarded_header"
+            );
+        }
+        if crate::access_log::records_axum_rejections() && self.policy.warned_rejection_logs.first()
+        {
+            tracing::warn!(
+                target: crate::LOG_TARGET,
+                logs = crate::access_log::AXUM_REJECTION_TARGET,
+                "the tracing subscriber records axum's rejection events (target \
+                 axum::rejection, TRACE): with axum's `tracing` feature, on by default, their \
+                 text quotes the client's input, such as a mistyped password; add \
+                 `axum::rejection=off` to its filter (RUST_LOG=trace,axum::rejection=off), or \
+                 log with hardening_core::init_json_logs, which leaves them out (said once per layer)"
             );
         }
         // The first id calibrates the request ids' clock (up to 200 ms, once per process):

@@ -220,10 +220,15 @@ impl Captured {
     pub fn json_logs(level: tracing::Level) -> (Captured, CaptureGuard) {
         static INIT: std::sync::Once = std::sync::Once::new();
         INIT.call_once(|| {
+            // Everything but axum's rejection events, as a subscriber set up as the README
+            // says (`init_json_logs`, or `axum::rejection=off`): their text quotes the
+            // client's input, and `Hardening` warns of a subscriber that records them.
             let subscriber = tracing_subscriber::fmt()
                 .json()
                 .with_writer(ThreadCapture)
-                .with_max_level(tracing::Level::TRACE)
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    "trace,axum::rejection=off",
+                ))
                 .finish();
             tracing::subscriber::set_global_default(subscriber)
                 .expect("no other global subscriber in the test binaries");
