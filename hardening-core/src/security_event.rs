@@ -46,6 +46,10 @@ security_events! {
     /// 400: a body of unknown size whose `Content-Length` is not one valid length (a sign,
     /// a space inside, fields that disagree): RFC 9112 §6.3, as hyper answers on the wire.
     BadContentLength => "bad_content_length",
+    /// 400: a request with a body and `Content-Type` fields that differ (a singleton field,
+    /// RFC 9110 §8.3: axum's extractors read the first, a proxy in front may have read
+    /// another).
+    BadContentType => "bad_content_type",
     /// 400: more query parameters than allowed.
     TooManyQueryParams => "too_many_query_params",
     /// 408/503: the request took longer than allowed.

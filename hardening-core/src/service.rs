@@ -337,6 +337,19 @@ where
             }
             None => None,
         };
+        // One media type for a body: with two, axum's extractors read the first while a proxy
+        // or firewall in front may have judged the body by another.
+        if hint.exact() != Some(0) && differing_content_types(&parts.headers) {
+            return refused(
+                || {
+                    Problem::new(StatusCode::BAD_REQUEST).with_detail(
+                        "the request has Content-Type fields that differ: send one media type",
+                    )
+                },
+                SecurityEvent::BadContentType,
+                post,
+            );
+        }
         // Watched when it must be counted, and, under a timeout, when it may still be arriving:
         // a request timed out while waiting for its body is the client's slowness (408).
         let watched_limit = match counted {
@@ -393,6 +406,16 @@ where
             Err(payload) => ResponseFuture::panicked(payload, post),
         }
     }
+}
+
+/// Whether the request has two `Content-Type` fields that differ (identical repeats say one
+/// thing, as repeated `Content-Length` fields may, RFC 9112 §6.3).
+#[inline]
+fn differing_content_types(headers: &http::HeaderMap) -> bool {
+    let mut values = headers.get_all(http::header::CONTENT_TYPE).iter();
+    values
+        .next()
+        .is_some_and(|first| values.any(|v| v != first))
 }
 
 /// The header's value when it has exactly one.

@@ -32,13 +32,14 @@ const COOKIE: &str = "cookie-secret-9Lm4";
 const QUERY: &str = "query-secret-3Vb8";
 
 /// Every name of `security_events!` in hardening-core/src/security_event.rs.
-const NAMES: [&str; 16] = [
+const NAMES: [&str; 17] = [
     "rate_limited",
     "unauthenticated",
     "forbidden",
     "csrf_blocked",
     "body_too_large",
     "bad_content_length",
+    "bad_content_type",
     "too_many_query_params",
     "timed_out",
     "head_timed_out",
@@ -208,6 +209,14 @@ async fn trigger(event: &str) -> Answer {
             last_reply(app, &[raw.as_bytes()]).await
         }
         "bad_content_length" => bad_content_length().await,
+        "bad_content_type" => {
+            let raw = format!(
+                "{}content-type: application/json\r\ncontent-type: text/plain\r\n\
+                 content-length: 2\r\n\r\n{{}}",
+                head("POST", "/", "")
+            );
+            last_reply(hi().layer(Hardening::strict()), &[raw.as_bytes()]).await
+        }
         "too_many_query_params" => {
             let raw = request("GET", "/?a=1&b=2", "");
             let app = hi().layer(Hardening::strict().query_param_limit(2).unwrap());
@@ -378,7 +387,7 @@ fn expected_status(event: &str) -> Option<u16> {
         "unauthenticated" => 401,
         "forbidden" | "csrf_blocked" | "cors_rejected" => 403,
         "body_too_large" => 413,
-        "bad_content_length" | "too_many_query_params" | "bad_host" => 400,
+        "bad_content_length" | "bad_content_type" | "too_many_query_params" | "bad_host" => 400,
         "timed_out" | "load_shed" => 503,
         "panicked" | "cost_limit_unkeyed" => 500,
         "rate_limit_shadow" | "csrf_shadow" => 200,
