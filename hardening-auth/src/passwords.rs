@@ -103,7 +103,10 @@ impl fmt::Debug for Verification {
 /// stored argon2 hash made with weaker parameters than this service's (an older
 /// configuration, an imported database) is checked at its own, then a wrong password runs
 /// the difference on top (memory × passes), so that it takes about as long as an unknown
-/// account; a right one is rehashed (below). Legacy
+/// account; a right one is rehashed (below). One made with stronger parameters answers a
+/// wrong password more slowly than an unknown account, which nothing can shorten: a right
+/// one is rehashed at this service's parameters, so that lasts until its user next logs
+/// in, as for bcrypt below. Legacy
 /// hashes verify and come back with an argon2id rehash to store: unsalted SHA-256 hex
 /// (`sha256$<hex>`) and bcrypt (`$2a$`, `$2b$`, `$2y$`, cost at most 18). A bcrypt account
 /// answers in its bcrypt cost's time rather than argon2id's until its user next logs in and
@@ -402,13 +405,16 @@ impl Passwords {
                     // not take).
                     Err(_) => return invalid_after_dummy(),
                 }
-                // An older version (v=16, 0x10) is outdated like weaker parameters are. A
-                // hash without `v=` verified as 0x13 (argon2's default) but is rewritten with it.
+                // An older version (v=16, 0x10) is outdated like other parameters are. A
+                // hash without `v=` verified as 0x13 (argon2's default) but is rewritten with
+                // it. Stronger parameters are rewritten too (within the ceiling): a wrong
+                // password against them takes longer than against an unknown account, which
+                // tells the account exists, until the hash is the service's own.
                 let current = stored_alg == Algorithm::Argon2id
                     && hash.version == Some(u32::from(Version::V0x13))
-                    && own.m_cost() >= params.m_cost()
-                    && own.t_cost() >= params.t_cost()
-                    && own.p_cost() >= params.p_cost();
+                    && own.m_cost() == params.m_cost()
+                    && own.t_cost() == params.t_cost()
+                    && own.p_cost() == params.p_cost();
                 if current {
                     Ok(Verification::Valid)
                 } else {
@@ -603,13 +609,14 @@ mod tests {
                     );
                 }
             }
-            // Stronger-than-current hashes within the ceiling still verify.
+            // Stronger-than-current hashes within the ceiling still verify (and are
+            // rewritten at this service's parameters).
             let stronger = Passwords::with_params(65_536, 3, 2).unwrap();
             let h = stronger.hash(b"pw").await.unwrap();
-            assert_eq!(
+            assert!(matches!(
                 p.verify(b"pw", Some(&h)).await.unwrap(),
-                Verification::Valid
-            );
+                Verification::ValidRehashed(_)
+            ));
         });
         rt.shutdown_background();
     }
@@ -821,6 +828,36 @@ mod tests {
             // A current hash runs itself and nothing more.
             let current = p.hash(b"right password").await.unwrap();
             assert_eq!(work_for(Some(current), b"wrong password").await.1, unknown);
+        });
+    }
+
+    /// A stored hash with stronger parameters than the service's (an older, stricter
+    /// configuration) answers a wrong password more slowly than an unknown account, which
+    /// tells the account exists; nothing can make it quicker. Its user's next login now
+    /// rewrites it at the service's parameters (it was kept as current), so the difference
+    /// ends there. A hash at the service's parameters stays as it is.
+    #[test]
+    fn a_stronger_stored_hash_is_rewritten_at_the_services_parameters() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            for (m, t, p_cost) in [(38_912, 2, 1), (19_456, 3, 1), (19_456, 2, 2)] {
+                let strong = Params::new(m, t, p_cost, None).unwrap();
+                let stored = Argon2::new(Algorithm::Argon2id, Version::V0x13, strong)
+                    .hash_password(b"right password")
+                    .unwrap()
+                    .to_string();
+                let verdict = p.verify(b"right password", Some(&stored)).await.unwrap();
+                assert!(
+                    matches!(&verdict, Verification::ValidRehashed(h)
+                        if h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$")),
+                    "m={m} t={t} p={p_cost}: {verdict:?}"
+                );
+            }
+            let own = p.hash(b"right password").await.unwrap();
+            assert_eq!(
+                p.verify(b"right password", Some(&own)).await.unwrap(),
+                Verification::Valid
+            );
         });
     }
 
