@@ -376,14 +376,12 @@ impl RedisLimiterBuilder {
     }
 }
 
-/// Process id, a per-process counter and the clock's nanoseconds: unique enough to keep slot
-/// ids of different instances apart.
+/// 64 random bits: the hash of a `RandomState`, whose keys std draws from the OS (once per
+/// thread, then changed for each one made). Apart from every other instance's whatever
+/// their process ids (pid 1 in every container) and start-up times. Drawn once per limiter.
 fn instance_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    (u64::from(std::process::id()) << 32) ^ (NEXT.fetch_add(1, Ordering::Relaxed) << 20) ^ nanos
+    use std::hash::BuildHasher as _;
+    std::collections::hash_map::RandomState::new().hash_one(())
 }
 
 /// The concurrency slots' part of their keys: `{prefix}slots:{key}` (see [`slot_key`]).
@@ -1809,6 +1807,23 @@ mod tests {
         assert_eq!(bucket("a%3Ab", "c"), "hardening:rl:a%253Ab:c");
         assert_eq!(bucket("slots", "k"), "hardening:rl:%73lots:k");
         assert_eq!(bucket("slots:", "k"), "hardening:rl:slots%3A:k");
+    }
+
+    /// Slot ids told instances apart by the process id, a counter and the clock's sub-second
+    /// nanoseconds: in containers, where every instance is pid 1, two machines' ids differed
+    /// in about 30 bits of start-up time, and a collision let one machine's release free the
+    /// other's slot. Now 64 bits from the OS's randomness: no bit is the same in every id of
+    /// a process (a bit fixed by chance in 64 ids: one chance in 2^57).
+    #[test]
+    fn instance_ids_have_no_bit_fixed_by_the_process() {
+        let ids: Vec<u64> = (0..64).map(|_| instance_id()).collect();
+        let varying = ids.iter().fold(0, |bits, id| bits | (id ^ ids[0]));
+        assert_eq!(
+            varying,
+            u64::MAX,
+            "bits the same in every instance id of this process: {:#018x}",
+            !varying
+        );
     }
 
     fn field(status: PolicyStatus) -> String {
