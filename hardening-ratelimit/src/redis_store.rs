@@ -235,6 +235,8 @@ impl RedisLimiterBuilder {
     /// `{prefix}{policy}:{key}`, with `:` and `%` in the policy's name written `%3A` and `%25`
     /// and a policy named `slots` written `%73lots`; the concurrency slots' keys are
     /// `{prefix}slots:{key}`. So no two policies, and no policy and the slots, share a key.
+    /// In the key, `{`, `}` and `%` are written `%7B`, `%7D` and `%25` (a client's `{…}`
+    /// would choose the Redis Cluster slot of its keys).
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_owned();
@@ -397,7 +399,8 @@ const SLOTS: &str = "slots";
 /// (policy part, key) pair, and the policy part decodes back to one name (`%` is written
 /// only as the start of an escape). So two keys are one only when both the policy and its
 /// key are; within a policy the limiter keeps its keys apart (a policy counts by one kind
-/// of key; the parts of a composite key are escaped as they are joined). The slots' part
+/// of key; the parts of a composite key are escaped as they are joined; a key's text is
+/// escaped in Redis as a name is, and decodes back to one text). The slots' part
 /// `slots` is no policy's: a policy named so is `%73lots`. The empty name is `{prefix}:`,
 /// apart from every other name too.
 ///
@@ -409,19 +412,38 @@ fn policy_prefix(prefix: &str, name: &str) -> String {
     if name == SLOTS {
         out.push_str("%73lots");
     } else {
-        for c in name.chars() {
-            match c {
-                ':' => out.push_str("%3A"),
-                '%' => out.push_str("%25"),
-                _ => out.push(c),
-            }
-        }
+        push_escaped(&mut out, name, &[':', '%']);
     }
     out.push(':');
     out
 }
 
-/// A policy's key in Redis: its [`policy_prefix`] and the key.
+/// The characters a key's text has escaped in Redis: `{` and `}`, so that a client's key
+/// (an API key, a principal, a path) holds no Redis Cluster hash tag, which would choose
+/// the slot its keys are kept in, and `%`, which starts an escape. Text without them is
+/// written as it is, and so keeps its bucket across the upgrade that added this. (A client
+/// with many keys of its own can still try keys until some share a slot: the hash, CRC16,
+/// is public. Only choosing a slot outright, by a tag, is taken away.)
+const KEY_ESCAPED: &[char] = &['{', '}', '%'];
+
+/// Appends `text` with each of `special` (ASCII) written `%XX`, as a URL writes it.
+fn push_escaped(out: &mut String, text: &str, special: &[char]) {
+    if !text.contains(special) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        if special.contains(&c) {
+            use std::fmt::Write as _;
+            let _ = write!(out, "%{:02X}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// A policy's key in Redis: its [`policy_prefix`] and the key, its text escaped (see
+/// [`KEY_ESCAPED`]).
 fn bucket_key(policy_prefix: &str, key: Key) -> String {
     // Room for the longest IPv6 address, so the key is one allocation.
     let mut name = String::with_capacity(policy_prefix.len() + 39);
@@ -432,16 +454,18 @@ fn bucket_key(policy_prefix: &str, key: Key) -> String {
             use std::fmt::Write as _;
             let _ = write!(name, "{ip}");
         }
-        Key::Text(t) => name.push_str(&t),
+        Key::Text(t) => push_escaped(&mut name, &t, KEY_ESCAPED),
         Key::Global => name.push('*'),
     }
     name
 }
 
 /// A concurrency slot's key in Redis: `{prefix}slots:{key}`, no policy's (see
-/// [`policy_prefix`]).
+/// [`policy_prefix`]), the key escaped as a policy's is (see [`KEY_ESCAPED`]).
 fn slot_key(prefix: &str, key: &str) -> String {
-    format!("{prefix}{SLOTS}:{key}")
+    let mut name = format!("{prefix}{SLOTS}:");
+    push_escaped(&mut name, key, KEY_ESCAPED);
+    name
 }
 
 struct RedisPolicy {
@@ -621,9 +645,10 @@ impl Breaker {
 /// one budget. Same [`Policy`]s, quotas, all-or-nothing decisions, shadow mode and
 /// reservations as the in-memory [`RateLimiter`].
 ///
-/// - Each script call touches **one key** (Redis Cluster safe without hash tags; a
-///   multi-policy decision probes every policy in one pipelined round trip, then charges
-///   each, undoing on a race).
+/// - Each script call touches **one key**, as Redis Cluster needs (this store connects to
+///   one server, though, and follows no Cluster redirection); a multi-policy decision probes
+///   every policy in one pipelined round trip, then charges each, undoing on a race. A
+///   key's braces are escaped: a client's `{…}` is no Cluster hash tag.
 /// - Time is **Redis server time** (`TIME` inside the script): instances with skewed clocks
 ///   agree.
 /// - Every key carries a **TTL** (the time until its bucket is full again, plus a second):
@@ -1807,6 +1832,53 @@ mod tests {
         assert_eq!(bucket("a%3Ab", "c"), "hardening:rl:a%253Ab:c");
         assert_eq!(bucket("slots", "k"), "hardening:rl:%73lots:k");
         assert_eq!(bucket("slots:", "k"), "hardening:rl:slots%3A:k");
+    }
+
+    /// The part of `key` Redis Cluster hashes to choose its slot: the text between the
+    /// first `{` and the first `}` after it (its hash tag) when that is not empty, else the
+    /// whole key.
+    fn cluster_hashed(key: &str) -> &str {
+        key.find('{')
+            .and_then(|open| {
+                let tag = &key[open + 1..];
+                tag.find('}')
+                    .filter(|&close| close > 0)
+                    .map(|close| &tag[..close])
+            })
+            .unwrap_or(key)
+    }
+
+    /// A key holding `{…}` (an API key, a principal, a path: client input) made a Redis
+    /// Cluster hash tag: the client chose the slot of its own buckets and slots, whatever the
+    /// prefix and policy before it. Braces in a key are now escaped (`%7B`, `%7D`, with `%`
+    /// as `%25`), so Cluster hashes the whole key; keys apart stay apart.
+    #[test]
+    fn a_client_cannot_choose_the_cluster_slot_of_its_keys() {
+        let keys = [
+            "{a}", "x{a}y", "{}", "}{a}", "a{b", "a}b", "{{a}}", "%7Ba%7D", "%", "%25", "a",
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for key in keys {
+            for (redis_key, what) in [
+                (bucket("per-key", key), "bucket"),
+                (slot_key(PREFIX, key), "slot"),
+            ] {
+                assert_eq!(
+                    cluster_hashed(&redis_key),
+                    redis_key,
+                    "the {what} of {key:?}: Cluster hashes only its tag"
+                );
+                if let Some(other) = seen.insert(redis_key.clone(), key) {
+                    panic!("{key:?} and {other:?} share the Redis key {redis_key:?}");
+                }
+            }
+        }
+        // An unclosed `{` in the operator's policy name is not closed by a client's `}`.
+        let redis_key = bucket("odd{", "x}");
+        assert_eq!(cluster_hashed(&redis_key), redis_key);
+        // Ordinary keys are as before.
+        assert_eq!(bucket("tokens", "alice"), "hardening:rl:tokens:alice");
+        assert_eq!(bucket("per-key", "{a}"), "hardening:rl:per-key:%7Ba%7D");
     }
 
     /// Slot ids told instances apart by the process id, a counter and the clock's sub-second
