@@ -1609,7 +1609,7 @@ const MAX_KEY_TEXT: usize = 256;
 /// `text` as a key: as it is, or by its digest when it is longer than [`MAX_KEY_TEXT`] (a
 /// JWT in `Authorization`), so that a long value is counted without being kept whole.
 #[inline]
-fn text_key(text: &str) -> Key {
+pub(crate) fn text_key(text: &str) -> Key {
     if text.len() <= MAX_KEY_TEXT {
         Key::Text(text.into())
     } else {

@@ -14,7 +14,7 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
-use crate::limiter::{Key, key_for, policy_header_for, warn_overrun};
+use crate::limiter::{Key, key_for, policy_header_for, text_key, warn_overrun};
 use crate::respond::{UnlimitedWarning, report_shadow, set_ratelimit_headers, too_many};
 use crate::{
     Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
@@ -236,7 +236,8 @@ impl RedisLimiterBuilder {
     /// and a policy named `slots` written `%73lots`; the concurrency slots' keys are
     /// `{prefix}slots:{key}`. So no two policies, and no policy and the slots, share a key.
     /// In the key, `{`, `}` and `%` are written `%7B`, `%7D` and `%25` (a client's `{…}`
-    /// would choose the Redis Cluster slot of its keys).
+    /// would choose the Redis Cluster slot of its keys), and text over 256 bytes, a slot's
+    /// too, is kept as its digest.
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_owned();
@@ -461,11 +462,10 @@ fn bucket_key(policy_prefix: &str, key: Key) -> String {
 }
 
 /// A concurrency slot's key in Redis: `{prefix}slots:{key}`, no policy's (see
-/// [`policy_prefix`]), the key escaped as a policy's is (see [`KEY_ESCAPED`]).
+/// [`policy_prefix`]), with the key as a policy's text key is (its digest past 256 bytes,
+/// escaped).
 fn slot_key(prefix: &str, key: &str) -> String {
-    let mut name = format!("{prefix}{SLOTS}:");
-    push_escaped(&mut name, key, KEY_ESCAPED);
-    name
+    bucket_key(&format!("{prefix}{SLOTS}:"), text_key(key))
 }
 
 struct RedisPolicy {
@@ -935,12 +935,13 @@ impl RedisLimiter {
     }
 
     /// Takes one of at most `max_in_flight` concurrent slots for `key` (a client IP, an API
-    /// key, a principal), shared by every instance: Stripe's concurrent-request limiter. The
-    /// slot is a lease of `lease` (longer than your request timeout; leases longer than 2^53
-    /// ms are that long) so a crashed instance's slots free themselves; a key's slots may be
-    /// taken with different leases, each kept in full. Dropping the [`RedisSlot`] releases it
-    /// at once (on a spawned task). `Ok(None)`: all slots are taken. `Err`: Redis did not
-    /// answer in time (decide with your failure mode; the breaker applies here too).
+    /// key, a principal; over 256 bytes, kept as its digest, as a policy's key is), shared by
+    /// every instance: Stripe's concurrent-request limiter. The slot is a lease of `lease`
+    /// (longer than your request timeout; leases longer than 2^53 ms are that long) so a
+    /// crashed instance's slots free themselves; a key's slots may be taken with different
+    /// leases, each kept in full. Dropping the [`RedisSlot`] releases it at once (on a
+    /// spawned task). `Ok(None)`: all slots are taken. `Err`: Redis did not answer in time
+    /// (decide with your failure mode; the breaker applies here too).
     ///
     /// Cancel-safe: the slot is taken on a task of its own, which hands it to this future.
     /// If this future is dropped first (the client gone, a timeout further out), or gives up

@@ -1701,6 +1701,50 @@ async fn a_short_lease_never_ends_a_longer_one_and_a_huge_lease_is_granted() {
     assert!(!l.breaker_open());
 }
 
+/// A slot's key went to Redis whole, where a policy's key over 256 bytes is counted by its
+/// digest: a caller passing client input (an API key header; hyper takes headers of up to
+/// about 400 KB) made a Redis key that size for every slot. Slots now follow the rule of
+/// the other keys: the digest of the whole key, the same in every instance.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_long_slot_key_is_kept_as_its_digest() {
+    let server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::global("g", frozen(1)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let lease = Duration::from_secs(30);
+    let long = "k".repeat(1 << 20);
+    let held = l.acquire_slot(&long, 1, lease).await.unwrap().unwrap();
+    assert!(
+        l.acquire_slot(&long, 1, lease).await.unwrap().is_none(),
+        "the same long key: its one slot is taken"
+    );
+    let longer = l.acquire_slot(&format!("{long}x"), 1, lease).await.unwrap();
+    assert!(
+        longer.is_some(),
+        "a key that only starts the same shares its slot"
+    );
+    let mut conn = connection(&server).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let longest = keys.iter().map(String::len).max().unwrap();
+    assert!(
+        longest <= "hardening:rl:slots:".len() + 256,
+        "a Redis key of {longest} bytes for a slot"
+    );
+    drop(held);
+    assert!(
+        eventually(async || matches!(l.acquire_slot(&long, 1, lease).await, Ok(Some(_)))).await,
+        "a dropped slot of a long key is released"
+    );
+}
+
 /// A refund to several policies stopped at the first one Redis refused: the policies after
 /// it kept the units of a request that never ran. Here Redis is full (`maxmemory` reached,
 /// `noeviction`): it refuses the script's `SET` of a bucket still partly in use, and lets
