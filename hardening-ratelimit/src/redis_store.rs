@@ -126,15 +126,6 @@ return 1
 /// longer one, `Duration::MAX`, failed there after the `ZADD`, leaving a slot taken for good).
 const MAX_LEASE_MS: u64 = 1 << 53;
 
-/// How long a charge's reply is waited for once the caller no longer waits (the store's
-/// timeout passed, or the request was dropped), at least: the connection's response timeout
-/// (the store's timeout if longer). A reservation Redis charges that late is still refunded
-/// (see [`RedisLimiter::reserve`]), and a concurrency slot it grants that late released (see
-/// [`RedisLimiter::acquire_slot`]); a reply later still is given up, and its units refill
-/// (its slot's lease ends) on their own. Enough for a Redis stalled by a fork or a
-/// fail-over, or a slow network.
-const LATE_REPLY: Duration = Duration::from_secs(5);
-
 /// What a policy does when Redis cannot answer (down, slow, or the circuit breaker is open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -246,9 +237,9 @@ impl RedisLimiterBuilder {
 
     /// How long a decision may wait for Redis before the failure mode applies (default
     /// 100 ms). A reservation Redis charges after that is still refunded when its reply
-    /// comes, for up to 5 s (or this timeout if longer; see [`RedisLimiter::reserve`]), and a
-    /// concurrency slot it grants after that released. Start-up (loading the scripts) waits
-    /// no longer than this either. Zero is refused by [`connect`](Self::connect).
+    /// comes, however late (see [`RedisLimiter::reserve`]), and a concurrency slot it grants
+    /// after that released. Start-up (loading the scripts) waits no longer than this either.
+    /// Zero is refused by [`connect`](Self::connect).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -293,11 +284,14 @@ impl RedisLimiterBuilder {
             return Err(RedisStoreError::DuplicatePolicyName(name.to_string()));
         }
         let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::InvalidUrl)?;
-        // Every decision waits at most `timeout` (its own timer); the connection waits longer
-        // for a reply, so that a charge Redis makes late still reaches the task that refunds it.
+        // Every decision, adjustment and start-up step waits at most `timeout` (a timer of its
+        // own); the connection waits for a reply as long as it lasts, so that a charge or a
+        // grant Redis makes however late (stalled by a fork, paused, a network partition that
+        // heals) still reaches the task that takes it back. A timed-out reply was never
+        // freed sooner anyway: the connection keeps each command's place until its reply.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout.max(LATE_REPLY)))
+            .set_response_timeout(None)
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let mut conn = ConnectionManager::new_with_config(client, config)
@@ -306,7 +300,7 @@ impl RedisLimiterBuilder {
         let gcra = Script::new(GCRA);
         let adjust = Script::new(ADJUST);
         let acquire = Script::new(ACQUIRE);
-        // The connection waits up to `LATE_REPLY` for a reply; start-up, no longer than the
+        // The connection waits for replies as long as it lasts; start-up, no longer than the
         // store's timeout for all four (a Redis that answered the handshake, then stalled).
         let start_up = async {
             acquire.load_async(&mut conn).await?;
@@ -918,8 +912,9 @@ impl RedisLimiter {
     /// Cancel-safe: the charge is made on a task of its own, which hands it to this future.
     /// If this future is dropped first (the client gone, a timeout further out), or gives up
     /// at the store's timeout, the charge nobody took is refunded as soon as Redis's reply
-    /// reaches that task (waited for up to 5 s, or the store's timeout if longer): a request
-    /// that never ran is not charged its estimate.
+    /// reaches that task, however late: a request that never ran is not charged its
+    /// estimate. (A reply lost with its connection leaves the charge, if Redis made it, to
+    /// refill on its own: nothing tells whether it was made.)
     pub async fn reserve(
         &self,
         keys: &RequestKeys<'_>,
@@ -946,8 +941,8 @@ impl RedisLimiter {
     /// Cancel-safe: the slot is taken on a task of its own, which hands it to this future.
     /// If this future is dropped first (the client gone, a timeout further out), or gives up
     /// at the store's timeout, the slot nobody took is released as soon as Redis's reply
-    /// reaches that task (waited for up to 5 s, or the store's timeout if longer; a reply
-    /// later still is given up, and the slot frees itself when its lease ends).
+    /// reaches that task, however late (a reply lost with its connection leaves the slot, if
+    /// Redis granted it, to free itself when its lease ends).
     pub async fn acquire_slot(
         &self,
         key: &str,

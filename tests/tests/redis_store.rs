@@ -509,6 +509,20 @@ where
     .await;
 }
 
+/// Waits (bounded: 100 replies of at most the connection's response timeout) until Redis
+/// answers `conn` again, its pause over.
+async fn until_answering(conn: &mut redis::aio::MultiplexedConnection) {
+    for _ in 0..100 {
+        if redis::cmd("PING").query_async::<String>(conn).await.is_ok() {
+            return;
+        }
+    }
+    panic!("Redis did not answer again after its pause");
+}
+
+/// A pause of Redis longer than the 5 s the connection used to wait for a reply.
+const LONGER_THAN_5_S: u64 = 6_000;
+
 /// Redis holds every command for `millis`, then runs them in the order they came.
 async fn pause_redis(conn: &mut redis::aio::MultiplexedConnection, millis: u64) {
     let () = redis::cmd("CLIENT")
@@ -941,7 +955,8 @@ async fn a_slot_dropped_while_redis_grants_it_is_released() {
 
 /// A slot Redis grants only after the store's timeout (Redis paused: the caller got
 /// `Err(RedisUnavailable)`) is released once the late reply arrives: nobody holds it. The
-/// reply used to be waited for no longer than the timeout, and the lease stayed taken.
+/// reply used to be waited for no longer than the timeout, and the lease stayed taken; then
+/// no longer than 5 s, and a slot granted later still stayed taken for its lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn a_slot_redis_grants_after_the_store_timeout_is_released() {
@@ -955,16 +970,20 @@ async fn a_slot_redis_grants_after_the_store_timeout_is_released() {
     .await;
     let lease = Duration::from_secs(30);
     let mut conn = connection(&server).await;
-    pause_redis(&mut conn, 1_000).await;
-    assert!(
-        l.acquire_slot("key-1", 1, lease).await.is_err(),
-        "the store timed out: no slot"
-    );
-    // The limiter's own connection: the first answer comes after the paused grant ran.
-    assert!(
-        eventually(async || matches!(l.acquire_slot("key-1", 1, lease).await, Ok(Some(_)))).await,
-        "a slot granted after the caller gave up stayed taken"
-    );
+    for pause in [1_000, LONGER_THAN_5_S] {
+        pause_redis(&mut conn, pause).await;
+        assert!(
+            l.acquire_slot("key-1", 1, lease).await.is_err(),
+            "the store timed out: no slot"
+        );
+        // The limiter's own connection: the first answer comes after the paused grant ran.
+        until_answering(&mut conn).await;
+        assert!(
+            eventually(async || matches!(l.acquire_slot("key-1", 1, lease).await, Ok(Some(_))))
+                .await,
+            "a slot granted {pause} ms late, after the caller gave up, stayed taken"
+        );
+    }
 }
 
 /// A decision cut short in its second phase (here: its task aborted at varying points; in
@@ -1345,7 +1364,8 @@ async fn a_reservation_dropped_while_redis_charges_it_is_refunded() {
 
 /// A reservation Redis charges only after the store's timeout (Redis paused: the request was
 /// refused as `FailClosed` says) is refunded once the late reply arrives: the request never
-/// ran. The reply used to be waited for no longer than the timeout, and the charge stayed.
+/// ran. The reply used to be waited for no longer than the timeout, and the charge stayed;
+/// then no longer than 5 s, and a charge Redis made later still stayed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn a_reservation_redis_charges_after_the_store_timeout_is_refunded() {
@@ -1353,18 +1373,22 @@ async fn a_reservation_redis_charges_after_the_store_timeout_is_refunded() {
     // A store timeout of 200 ms.
     let tokens = token_budget(&server).await;
     let mut conn = connection(&server).await;
-    pause_redis(&mut conn, 1_000).await;
-    let response = reserving_100(&tokens)
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 429, "the store timed out: fail-closed");
-    // The limiter's own connection: the first answer comes after the paused charge ran.
-    assert!(
-        eventually(async || left_for_alice(&tokens).await == Some(vec![1_000])).await,
-        "a reservation refused for a timeout stayed charged: {:?} of 1000 left",
-        left_for_alice(&tokens).await
-    );
+    for pause in [1_000, LONGER_THAN_5_S] {
+        pause_redis(&mut conn, pause).await;
+        let response = reserving_100(&tokens)
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 429, "the store timed out: fail-closed");
+        // The limiter's own connection: the first answer comes after the paused charge ran.
+        until_answering(&mut conn).await;
+        assert!(
+            eventually(async || left_for_alice(&tokens).await == Some(vec![1_000])).await,
+            "a reservation refused for a timeout, charged {pause} ms late, stayed charged: \
+             {:?} of 1000 left",
+            left_for_alice(&tokens).await
+        );
+    }
 }
 
 /// A decision over several policies charges them on a task of its own, which hands the
