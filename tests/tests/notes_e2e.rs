@@ -559,6 +559,68 @@ async fn one_user_cannot_reach_another_users_notes() {
     }
 }
 
+/// A note had many URLs: `/notes/01`, `/notes/+1` and `/notes/%2B1` reached note 1 (axum's
+/// `Path<i64>` parses as `str::parse` does), so a rule or a cache keyed on the path could be
+/// bypassed or poisoned. Only the decimal spelling the app writes names a note; any other
+/// answers as a missing note does. `%31` is the same URI as `1` (RFC 3986 §6.2.2.2: an
+/// unreserved character percent-encoded) and names the note too.
+#[tokio::test]
+async fn only_the_canonical_spelling_of_an_id_names_a_note() {
+    let app = start("2000").await;
+    let (token, _) = user(app.addr, "kim@example.com").await;
+    let auth = bearer(&token);
+    let note = Some(r#"{"title":"mine","body":"private"}"#);
+    let created = send_as(app.addr, "POST", "/notes", &auth, note).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_i64().unwrap();
+    let without_request_id = |reply: &Reply| {
+        let mut body: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
+        body.as_object_mut()?.remove("request_id");
+        Some(body)
+    };
+    let change = Some(r#"{"title":"changed","body":"through another URL"}"#);
+    let mut unlike_missing = Vec::new();
+    for (method, body) in [("GET", None), ("PUT", change), ("DELETE", None)] {
+        let missing = send_as(app.addr, method, "/notes/999999", &auth, body).await;
+        assert_problem(&missing, 404);
+        for spelling in [
+            format!("0{id}"),
+            format!("00{id}"),
+            format!("+{id}"),
+            format!("%2B{id}"),
+            format!("%30{id}"),
+            format!("{id}%20"),
+            format!("-0{id}"),
+            "0".to_owned(),
+            "-0".to_owned(),
+            "9223372036854775808".to_owned(),
+        ] {
+            let path = format!("/notes/{spelling}");
+            let reply = send_as(app.addr, method, &path, &auth, body).await;
+            let alike = reply.header("content-type") == missing.header("content-type")
+                && without_request_id(&reply) == without_request_id(&missing);
+            if reply.status != 404 || !alike {
+                unlike_missing.push(format!("{method} {path}: {} {}", reply.status, reply.body));
+            }
+        }
+    }
+    assert!(
+        unlike_missing.is_empty(),
+        "answered unlike a missing note: {unlike_missing:#?}"
+    );
+    // Untouched, and named by its one URL, percent-encoded or not.
+    let encoded: String = id
+        .to_string()
+        .bytes()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    for path in [format!("/notes/{id}"), format!("/notes/{encoded}")] {
+        let reply = send_as(app.addr, "GET", &path, &auth, None).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        assert_eq!(reply.json()["title"], "mine", "{path}");
+    }
+}
+
 #[tokio::test]
 async fn admin_listing_needs_the_admin_role() {
     let app = start("2000").await;

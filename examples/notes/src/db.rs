@@ -9,6 +9,8 @@ use hardening_core::errors::Error;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::NoteId;
+
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &["CREATE TABLE users (
         id INTEGER PRIMARY KEY,
@@ -327,17 +329,17 @@ impl Db {
 }
 
 impl OwnedResource for Note {
-    type Id = i64;
+    type Id = NoteId;
     type Store = Db;
 
-    async fn load_owned(db: &Db, owner: &str, id: i64) -> Result<Option<Note>, Error> {
+    async fn load_owned(db: &Db, owner: &str, id: NoteId) -> Result<Option<Note>, Error> {
         let Some(owner) = owner_id(owner) else {
             return Ok(None);
         };
         db.call(move |c| {
             c.query_row(
                 &format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1 AND owner_id = ?2"),
-                params![id, owner],
+                params![id.get(), owner],
                 note,
             )
             .optional()
