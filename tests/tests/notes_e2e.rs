@@ -621,6 +621,37 @@ async fn only_the_canonical_spelling_of_an_id_names_a_note() {
     }
 }
 
+/// SQLite's `INTEGER PRIMARY KEY` hands the highest deleted id out again: a deleted note's
+/// link, bookmark or audit-log entry named the next note created, perhaps another user's.
+/// Ids are never reused.
+#[tokio::test]
+async fn a_deleted_notes_id_is_not_given_to_the_next_note() {
+    let app = start("2000").await;
+    let addr = app.addr;
+    let (alice, _) = user(addr, "alice@example.com").await;
+    let (bob, _) = user(addr, "bob@example.com").await;
+    let note = Some(r#"{"title":"t","body":"b"}"#);
+    let create = |token: String| async move {
+        let created = send_as(addr, "POST", "/notes", &bearer(&token), note).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        created.json()["id"].as_i64().unwrap()
+    };
+    let first = create(alice.clone()).await;
+    let newest = create(alice.clone()).await;
+    let path = format!("/notes/{newest}");
+    let deleted = send_as(addr, "DELETE", &path, &bearer(&alice), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let next = create(bob.clone()).await;
+    assert!(
+        next > newest && newest > first,
+        "ids {first}, {newest} (deleted), then {next}: the deleted note's id was reused"
+    );
+    assert_problem(
+        &send_as(addr, "GET", &path, &bearer(&alice), None).await,
+        404,
+    );
+}
+
 #[tokio::test]
 async fn admin_listing_needs_the_admin_role() {
     let app = start("2000").await;

@@ -11,8 +11,10 @@ use serde::Serialize;
 
 use crate::NoteId;
 
-/// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE users (
+/// Schema versions, applied in order; `PRAGMA user_version` records how many ran. They run
+/// with foreign keys off (a table rebuilt drops the old one, which would cascade).
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE users (
         id INTEGER PRIMARY KEY,
         email TEXT NOT NULL UNIQUE,
         password_hash TEXT NOT NULL,
@@ -26,7 +28,36 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE users (
         created_at INTEGER NOT NULL DEFAULT (unixepoch()),
         updated_at INTEGER NOT NULL DEFAULT (unixepoch())
     );
-    CREATE INDEX notes_by_owner ON notes(owner_id, id);"];
+    CREATE INDEX notes_by_owner ON notes(owner_id, id);",
+    // Ids are never handed out again. Without AUTOINCREMENT, SQLite gives a new row the
+    // highest id in use plus one, so deleting the newest note (or account) gave its id to
+    // the next one: a link, a token's `sub` or a log entry naming it named the new row.
+    // SQLite cannot add AUTOINCREMENT to a table, so both are rebuilt as its manual says
+    // (lang_altertable.html, "other kinds of table schema changes"), rows and ids kept.
+    "CREATE TABLE users_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        email TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch())
+    );
+    INSERT INTO users_v2 (id, email, password_hash, created_at)
+        SELECT id, email, password_hash, created_at FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_v2 RENAME TO users;
+    CREATE TABLE notes_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+        updated_at INTEGER NOT NULL DEFAULT (unixepoch())
+    );
+    INSERT INTO notes_v2 (id, owner_id, title, body, created_at, updated_at)
+        SELECT id, owner_id, title, body, created_at, updated_at FROM notes;
+    DROP TABLE notes;
+    ALTER TABLE notes_v2 RENAME TO notes;
+    CREATE INDEX notes_by_owner ON notes(owner_id, id);",
+];
 
 /// A SQLite connection shared by the handlers; each call runs on the blocking pool.
 #[derive(Clone)]
@@ -100,11 +131,13 @@ impl Db {
     /// Opens (creating if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Self, rusqlite::Error> {
         let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "busy_timeout", 5_000)?;
         if path != Path::new(":memory:") {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
+        // Off while migrating (it cannot change inside a transaction); the rows copied were
+        // checked when they were written.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (version, sql) in (1i64..)
             .zip(MIGRATIONS)
@@ -115,6 +148,7 @@ impl Db {
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()?;
         }
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(Self(Arc::new(Mutex::new(conn))))
     }
 
@@ -187,7 +221,8 @@ impl Db {
              || id || ')', password_hash = '!' WHERE email = ?1 AND password_hash <> '!'",
             params![email],
         )?;
-        // A new row's id is above every id in use, the set-aside row's included.
+        // A new row's id is above every id ever used (AUTOINCREMENT), the set-aside row's
+        // included.
         tx.execute(
             "INSERT INTO users (email, password_hash) VALUES (?1, '!') \
              ON CONFLICT (email) DO NOTHING",
@@ -345,5 +380,145 @@ impl OwnedResource for Note {
             .optional()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::TempDb;
+
+    /// The schema's SQL as `sqlite_master` holds it, for a table.
+    fn table_sql(db: &Db, table: &str) -> String {
+        let conn = db.0.lock().unwrap();
+        conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
+    fn execute(db: &Db, sql: &str) {
+        db.0.lock().unwrap().execute_batch(sql).unwrap();
+    }
+
+    async fn new_user(db: &Db, email: &str) -> i64 {
+        match db
+            .create_user(email.to_owned(), format!("hash of {email}"))
+            .await
+        {
+            Ok(CreateUser::Created(id)) => id,
+            other => panic!("{email}: {other:?}"),
+        }
+    }
+
+    /// `INTEGER PRIMARY KEY` without `AUTOINCREMENT` hands the highest deleted id out again:
+    /// an old link, token or log entry naming it named the next row, maybe someone else's.
+    #[tokio::test]
+    async fn the_newest_rows_id_is_not_reused_once_deleted() {
+        let file = TempDb::new("ids");
+        let db = Db::open(&file.0).unwrap();
+        let ada = new_user(&db, "ada@example.com").await;
+        let bob = new_user(&db, "bob@example.com").await;
+        let (ada, bob_subject) = (ada.to_string(), bob.to_string());
+        let newest = db.create_note(&ada, "t".into(), "b".into()).await.unwrap();
+        assert!(db.delete_note(&ada, newest.id).await.unwrap());
+        let next = db
+            .create_note(&bob_subject, "t".into(), "b".into())
+            .await
+            .unwrap();
+        assert!(
+            next.id > newest.id,
+            "note {} was deleted, and the next note got id {}",
+            newest.id,
+            next.id
+        );
+        execute(&db, &format!("DELETE FROM users WHERE id = {bob}"));
+        let carol = new_user(&db, "carol@example.com").await;
+        assert!(
+            carol > bob,
+            "user {bob} was deleted, and the next account got id {carol}"
+        );
+    }
+
+    /// A database made by the first schema (`INTEGER PRIMARY KEY` alone) opens, keeps its
+    /// rows, ids, owners and cascade, and from then on never reuses an id.
+    #[tokio::test]
+    async fn a_database_of_the_first_schema_is_migrated_in_place() {
+        let file = TempDb::new("v1");
+        {
+            let old = Connection::open(&file.0).unwrap();
+            old.pragma_update(None, "foreign_keys", "ON").unwrap();
+            old.execute_batch(MIGRATIONS[0]).unwrap();
+            old.pragma_update(None, "user_version", 1).unwrap();
+            old.execute_batch(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES
+                     (1, 'ada@example.com', 'h1', 100), (2, 'bob@example.com', 'h2', 200);
+                 INSERT INTO notes (id, owner_id, title, body, created_at, updated_at) VALUES
+                     (1, 1, 'ada''s', 'one', 101, 102), (2, 2, 'bob''s', 'two', 201, 202),
+                     (3, 1, 'ada''s too', 'three', 301, 302);",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&file.0).unwrap();
+        for table in ["users", "notes"] {
+            let sql = table_sql(&db, table);
+            assert!(sql.contains("AUTOINCREMENT"), "{sql}");
+        }
+        let index: i64 =
+            db.0.lock()
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'notes_by_owner'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+        assert_eq!(index, 1, "the owner index was lost");
+        let note = |id, title: &str, body: &str, created_at| Note {
+            id,
+            title: title.to_owned(),
+            body: body.to_owned(),
+            created_at,
+            updated_at: created_at + 1,
+        };
+        assert_eq!(
+            db.notes_of("1", 10, None).await.unwrap(),
+            [
+                note(3, "ada's too", "three", 301),
+                note(1, "ada's", "one", 101)
+            ]
+        );
+        let bobs = Note::load_owned(&db, "2", NoteId(2)).await.unwrap();
+        assert_eq!(bobs.map(|n| n.body).as_deref(), Some("two"));
+        assert_eq!(
+            db.credentials("bob@example.com".into()).await.unwrap(),
+            Some((2, "h2".to_owned()))
+        );
+        // Ids keep going up past a deleted newest row, for notes and accounts.
+        assert!(db.delete_note("1", 3).await.unwrap());
+        let next = db.create_note("2", "t".into(), "b".into()).await.unwrap();
+        assert_eq!(next.id, 4);
+        let carol = new_user(&db, "carol@example.com").await;
+        assert_eq!(carol, 3);
+        // The notes still belong to their accounts: deleting one deletes its notes, and a
+        // note needs an account.
+        execute(&db, "DELETE FROM users WHERE id = 2");
+        assert_eq!(Note::load_owned(&db, "2", NoteId(2)).await.unwrap(), None);
+        assert_eq!(db.notes_of("2", 10, None).await.unwrap(), []);
+        let orphan =
+            db.0.lock()
+                .unwrap()
+                .execute(
+                    "INSERT INTO notes (owner_id, title, body) VALUES (99, 't', 'b')",
+                    [],
+                )
+                .is_err();
+        assert!(orphan, "a note without an account was stored");
+        // Opening it again changes nothing.
+        drop(db);
+        let db = Db::open(&file.0).unwrap();
+        assert_eq!(db.notes_of("1", 10, None).await.unwrap().len(), 1);
     }
 }

@@ -706,10 +706,10 @@ mod tests {
     use super::*;
 
     /// A throw-away database file (WAL needs a file), removed with its WAL files on drop.
-    struct TempDb(std::path::PathBuf);
+    pub(crate) struct TempDb(pub(crate) std::path::PathBuf);
 
     impl TempDb {
-        fn new(purpose: &str) -> Self {
+        pub(crate) fn new(purpose: &str) -> Self {
             let nanos = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
