@@ -16,8 +16,10 @@ pub struct IdorRoutes {
     pub id_pointer: String,
     /// The resource's path with `{id}` where the id goes (for example `/notes/{id}`).
     pub item: String,
-    /// A JSON body for `PUT` on the item.
-    pub update: String,
+    /// Each method that changes the item, with a JSON body for it: `PUT`, `PATCH` or both
+    /// (`vec![(Method::PATCH, r#"{"title":"x"}"#.into())]`); none for a resource that
+    /// cannot be changed.
+    pub updates: Vec<(Method, String)>,
     /// The path that lists the caller's resources, if any; it must answer a 2xx JSON body.
     pub list: Option<String>,
 }
@@ -32,12 +34,17 @@ pub struct IdorFinding(pub String);
 pub type Credentials = (HeaderName, HeaderValue);
 
 /// Proves that what `owner` creates cannot be read, changed, listed or deleted by `other`,
-/// and that `other` cannot tell it exists: for GET, PUT and DELETE of the item `other` must
-/// get 404, answered exactly as the same request for an id that does not exist; the item's
-/// id must not be in `other`'s list (which must answer a 2xx JSON body, searched at any
-/// depth for the id as the value of a member named `id` or named by the last segment of
-/// [`IdorRoutes::id_pointer`]: `note_id` for `/note_id`); and afterwards the owner must
-/// still read it unchanged.
+/// and that `other` cannot tell it exists: for GET, each of [`IdorRoutes::updates`] and
+/// DELETE of the item `other` must get 404, answered exactly as the same request for an id
+/// that does not exist; the item's id must not be in `other`'s list, which must answer a 2xx
+/// JSON body; and afterwards the owner must still read it unchanged.
+///
+/// The list is searched at any depth for the id as a number under a member named `id` or
+/// named by the last segment of [`IdorRoutes::id_pointer`] (`note_id` for `/note_id`), as
+/// a member name, and as a whole token in any string (a link `"/notes/42"`), by the rule
+/// below for echoed ids. A string of `other`'s own that holds the id as a word ("page 1 of
+/// 1" for id 1) is reported too: give `other` no resources of its own, or ids that do not
+/// read as words (UUIDs).
 ///
 /// "Exactly as" compares the two answers' status, body and headers, leaving out what
 /// differs per request by design: the `request_id` member and the request id wherever it
@@ -57,8 +64,8 @@ pub type Credentials = (HeaderName, HeaderValue);
 ///
 /// The id that does not exist is made from the created one: a number plus 1 000 000, else
 /// the same characters shifted by one (digits as digits, hex as hex, letters as letters),
-/// so it parses like a real id. PUT to it must not create a resource: a PUT that creates
-/// where the other's item answers 404 tells the item apart, and is reported.
+/// so it parses like a real id. An update of it must not create a resource: a PUT that
+/// creates where the other's item answers 404 tells the item apart, and is reported.
 ///
 /// In a test of your own (a complete one is `tests/tests/idor.rs` in this repository):
 ///
@@ -137,11 +144,14 @@ where
         )));
     }
 
-    for (method, body) in [
-        (Method::GET, None),
-        (Method::PUT, Some(routes.update.as_str())),
-        (Method::DELETE, None),
-    ] {
+    let updates = routes
+        .updates
+        .iter()
+        .map(|(method, body)| (method.clone(), Some(body.as_str())));
+    let attempts = std::iter::once((Method::GET, None))
+        .chain(updates)
+        .chain([(Method::DELETE, None)]);
+    for (method, body) in attempts {
         let theirs = send(&other, method.clone(), &item, body).await?;
         if theirs.status != StatusCode::NOT_FOUND {
             return Err(IdorFinding(format!(
@@ -168,7 +178,7 @@ where
             )));
         };
         let member = id_member(&routes.id_pointer);
-        if contains_id(&listed, &id, member.as_deref()) {
+        if contains_id(&listed, &EchoedId::new(&id), member.as_deref()) {
             return Err(IdorFinding(format!(
                 "another principal's {list} lists id {id}"
             )));
@@ -414,6 +424,24 @@ impl EchoedId {
         self.spellings.iter().any(|s| s == text)
     }
 
+    /// Whether `text` holds the id as a whole token (see [`Self::set_aside`]).
+    fn occurs_in(&self, text: &str) -> bool {
+        text.char_indices()
+            .any(|(at, _)| self.whole_token_at(text, at).is_some())
+    }
+
+    /// The spelling of the id that stands as a whole token at `text[at..]`, if one does.
+    fn whole_token_at(&self, text: &str, at: usize) -> Option<&str> {
+        let rest = text.get(at..)?;
+        self.spellings
+            .iter()
+            .find(|spelling| {
+                rest.starts_with(spelling.as_str())
+                    && self.stands_alone(text.as_bytes(), at, at + spelling.len())
+            })
+            .map(String::as_str)
+    }
+
     /// `text` with each whole-token occurrence of the id, in any of its spellings, replaced
     /// by its placeholder.
     ///
@@ -436,11 +464,7 @@ impl EchoedId {
             let Some(c) = rest.chars().next() else {
                 break;
             };
-            let whole = self.spellings.iter().find(|spelling| {
-                rest.starts_with(spelling.as_str())
-                    && self.stands_alone(text.as_bytes(), at, at + spelling.len())
-            });
-            if let Some(spelling) = whole {
+            if let Some(spelling) = self.whole_token_at(text, at) {
                 out.push_str(self.placeholder);
                 at += spelling.len();
             } else {
@@ -613,22 +637,18 @@ fn id_member(id_pointer: &str) -> Option<String> {
     Some(last.replace("~1", "/").replace("~0", "~"))
 }
 
-/// Whether `value` holds `id` anywhere under a member named `id` or `member`.
-fn contains_id(value: &Value, id: &str, member: Option<&str>) -> bool {
+/// Whether `value` holds `id` anywhere: as a number under a member named `id` or `member`,
+/// as a member name, or as a whole token in a string (`"/notes/42"`, `"42"`; not
+/// `"/notes/420"`). Other numbers are not searched: a count of 42 is not id 42.
+fn contains_id(value: &Value, id: &EchoedId, member: Option<&str>) -> bool {
     match value {
+        Value::String(s) => id.occurs_in(s),
         Value::Object(map) => map.iter().any(|(k, v)| {
-            ((k == "id" || Some(k.as_str()) == member) && id_eq(v, id))
-                || contains_id(v, id, member)
+            let named_as_id = k == "id" || Some(k.as_str()) == member;
+            let number = matches!(v, Value::Number(n) if id.is(&n.to_string()));
+            id.is(k) || (named_as_id && number) || contains_id(v, id, member)
         }),
         Value::Array(items) => items.iter().any(|v| contains_id(v, id, member)),
-        _ => false,
-    }
-}
-
-fn id_eq(v: &Value, id: &str) -> bool {
-    match v {
-        Value::String(s) => s == id,
-        Value::Number(n) => n.to_string() == id,
         _ => false,
     }
 }
@@ -840,7 +860,7 @@ mod tests {
             create: ("/items".into(), "{}".into()),
             id_pointer: "/id".into(),
             item: "/items/{id}".into(),
-            update: r#"{"title":"bob was here"}"#.into(),
+            updates: vec![(Method::PUT, r#"{"title":"bob was here"}"#.into())],
             list: None,
         }
     }
@@ -1213,12 +1233,39 @@ mod tests {
         assert_eq!(id_member("/data/note_id").as_deref(), Some("note_id"));
         assert_eq!(id_member("/a~1b~0c").as_deref(), Some("a/b~c"));
         assert_eq!(id_member(""), None);
+        let seven = EchoedId::new("7");
         let list = serde_json::json!({ "items": [{ "note_id": 7, "owner_id": 3 }] });
-        assert!(contains_id(&list, "7", Some("note_id")));
-        assert!(!contains_id(&list, "7", Some("id")));
-        assert!(!contains_id(&list, "3", Some("note_id")));
+        assert!(contains_id(&list, &seven, Some("note_id")));
+        assert!(!contains_id(&list, &seven, Some("id")));
+        assert!(!contains_id(&list, &EchoedId::new("3"), Some("note_id")));
         let list = serde_json::json!([{ "id": "7" }]);
-        assert!(contains_id(&list, "7", Some("note_id")));
-        assert!(contains_id(&list, "7", None));
+        assert!(contains_id(&list, &seven, Some("note_id")));
+        assert!(contains_id(&list, &seven, None));
+    }
+
+    /// The list was searched for the id as a member's value only: a link to the item
+    /// (`"href": "/notes/7"`), or a map keyed by ids, passed. The id is looked for in every
+    /// string as a whole token (not in `/notes/17` or `note_7`), and as a member name; other
+    /// numbers (a count) are not ids.
+    #[test]
+    fn the_list_is_searched_for_the_id_in_strings_and_member_names() {
+        let seven = EchoedId::new("7");
+        for list in [
+            serde_json::json!([{ "href": "/notes/7" }]),
+            serde_json::json!({ "links": ["https://example.com/notes/7?v=2"] }),
+            serde_json::json!([{ "title": "note 7" }]),
+            serde_json::json!({ "notes": { "7": { "title": "x" } } }),
+        ] {
+            assert!(contains_id(&list, &seven, Some("id")), "{list}");
+        }
+        for list in [
+            serde_json::json!([{ "href": "/notes/17", "title": "note_7", "v": "1.7" }]),
+            serde_json::json!({ "count": 7, "notes": { "17": 7 } }),
+        ] {
+            assert!(!contains_id(&list, &seven, Some("id")), "{list}");
+        }
+        let spaced = EchoedId::new("a b");
+        let list = serde_json::json!([{ "href": "/notes/a%20b" }]);
+        assert!(contains_id(&list, &spaced, None));
     }
 }

@@ -16,7 +16,7 @@ use hardening_auth::{
 use hardening_core::Hardening;
 use hardening_core::errors::Error;
 use hardening_tests::jwt::{hs256_token, hs256_verifier};
-use http::HeaderValue;
+use http::{HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 
 const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-idor";
@@ -111,12 +111,29 @@ async fn show_anyones(
         .ok_or(Error::NotFound)
 }
 
+/// The same mistake in an update: changes whichever note the path names.
+async fn update_anyones(
+    State(db): State<Db>,
+    _user: Authenticated,
+    Path(id): Path<u64>,
+    Json(new): Json<NewNote>,
+) -> Result<Json<Note>, Error> {
+    let mut db = db.0.lock().unwrap();
+    let note = db.get_mut(&id).ok_or(Error::NotFound)?;
+    note.title = new.title;
+    Ok(Json(note.clone()))
+}
+
 fn app(scoped: bool) -> Router {
-    let item = if scoped {
-        get(show).put(update).delete(remove)
+    if scoped {
+        app_item(get(show).put(update).delete(remove))
     } else {
-        get(show_anyones).put(update).delete(remove)
-    };
+        app_item(get(show_anyones).put(update).delete(remove))
+    }
+}
+
+/// [`app`] with these methods on `/notes/{id}`.
+fn app_item(item: axum::routing::MethodRouter<Db>) -> Router {
     Router::new()
         .route("/notes", get(list).post(create))
         .route("/notes/{id}", item)
@@ -138,7 +155,7 @@ fn routes() -> IdorRoutes {
         create: ("/notes".into(), r#"{"title":"alice's secret"}"#.into()),
         id_pointer: "/id".into(),
         item: "/notes/{id}".into(),
-        update: r#"{"title":"bob was here"}"#.into(),
+        updates: vec![(Method::PUT, r#"{"title":"bob was here"}"#.into())],
         list: Some("/notes".into()),
     }
 }
@@ -204,6 +221,51 @@ async fn a_revoked_token_loads_nothing_through_owned_alone() {
     );
 }
 
+/// The probe tried `PUT` only: a `PATCH` that changes anyone's note, beside a `PUT` that is
+/// owner-scoped, passed. `IdorRoutes::updates` names every method that changes the item.
+#[tokio::test]
+async fn the_probe_catches_a_patch_that_changes_anyones_note() {
+    let body = r#"{"title":"bob was here"}"#;
+    let routes = IdorRoutes {
+        updates: vec![(Method::PUT, body.into()), (Method::PATCH, body.into())],
+        ..routes()
+    };
+    let scoped = app_item(get(show).put(update).patch(update).delete(remove));
+    idor_probe(scoped, bearer("alice"), bearer("bob"), &routes)
+        .await
+        .unwrap();
+    let leaky = app_item(get(show).put(update).patch(update_anyones).delete(remove));
+    let finding = idor_probe(leaky, bearer("alice"), bearer("bob"), &routes)
+        .await
+        .unwrap_err();
+    assert!(
+        finding.0.contains("PATCH /notes/1 answered 200"),
+        "{finding}"
+    );
+}
+
+/// A resource updated by `PATCH` only could not be described: the probe's `PUT` got a 405
+/// where it wanted a 404, and reported that.
+#[tokio::test]
+async fn an_owner_scoped_patch_only_api_passes() {
+    let routes = IdorRoutes {
+        updates: vec![(Method::PATCH, r#"{"title":"bob was here"}"#.into())],
+        ..routes()
+    };
+    let patch_only = app_item(get(show).patch(update).delete(remove));
+    idor_probe(patch_only, bearer("alice"), bearer("bob"), &routes)
+        .await
+        .unwrap();
+    let leaky = app_item(get(show).patch(update_anyones).delete(remove));
+    let finding = idor_probe(leaky, bearer("alice"), bearer("bob"), &routes)
+        .await
+        .unwrap_err();
+    assert!(
+        finding.0.contains("PATCH /notes/1 answered 200"),
+        "{finding}"
+    );
+}
+
 /// [`app`] with another `GET /notes`, whose answer the probe must check.
 fn app_listing(list: axum::routing::MethodRouter<Db>) -> Router {
     Router::new()
@@ -239,6 +301,28 @@ async fn the_probe_reports_a_list_it_cannot_read() {
     )
     .await
     .unwrap();
+}
+
+/// The list was searched for the id as a member's value only: a list of everyone's notes as
+/// links (`"href": "/notes/1"`) passed.
+#[tokio::test]
+async fn the_probe_catches_a_list_that_links_everyones_notes() {
+    let links = get(|State(db): State<Db>| async move {
+        let db = db.0.lock().unwrap();
+        let links = db
+            .values()
+            .map(|n| serde_json::json!({ "title": n.title, "href": format!("/notes/{}", n.id) }));
+        Json(links.collect::<Vec<_>>())
+    });
+    let finding = idor_probe(
+        app_listing(links),
+        bearer("alice"),
+        bearer("bob"),
+        &routes(),
+    )
+    .await
+    .unwrap_err();
+    assert!(finding.0.contains("/notes lists id 1"), "{finding}");
 }
 
 /// `idor_probe` looked for the item's id in the list under members named `id` only, not

@@ -530,7 +530,10 @@ async fn one_user_cannot_reach_another_users_notes() {
         ),
         id_pointer: "/id".into(),
         item: "/notes/{id}".into(),
-        update: r#"{"title":"changed by bob","body":""}"#.into(),
+        updates: vec![(
+            http::Method::PUT,
+            r#"{"title":"changed by bob","body":""}"#.into(),
+        )],
         list: Some("/notes".into()),
     };
     idor_probe(OverTcp(app.addr), creds(&alice), creds(&bob), &routes)
