@@ -647,12 +647,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoteId {
     }
 }
 
+/// A malformed id is the missing note's 404 after the body is checked, as for a missing
+/// note: refused first, `PUT /notes/042` with an invalid body was a 404 where a missing
+/// note's was a 422.
 async fn update_note(
     State(db): State<Db>,
     user: Authenticated,
-    id: NoteId,
+    id: Result<NoteId, Error>,
     Valid(Json(input)): Valid<Json<NoteInput>>,
 ) -> Result<Json<Note>, Error> {
+    let id = id?;
     db.update_note(&user.principal.subject, id.get(), input.title, input.body)
         .await?
         .map(Json)
