@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hardening_errors::WarnOnce;
 use tower::Layer;
 
 use crate::ConfigError;
@@ -80,50 +81,26 @@ pub(crate) struct Policy {
     #[cfg(feature = "ratelimit")]
     pub(crate) concurrency: Option<hardening_ratelimit::ConcurrencyLimiter>,
     /// Whether the warning about a request without a peer address has been given.
-    pub(crate) warned_no_peer: WarnedOnce,
+    pub(crate) warned_no_peer: WarnOnce,
     /// Whether the warning about a forwarding header with no trusted proxies has been given.
-    pub(crate) warned_unread_header: WarnedOnce,
+    pub(crate) warned_unread_header: WarnOnce,
     /// Whether the warning about a subscriber that records axum's rejection texts has been
     /// given.
-    pub(crate) warned_rejection_logs: WarnedOnce,
+    pub(crate) warned_rejection_logs: WarnOnce,
 }
 
-/// A flag for a warning given once per layer; a changed policy starts afresh.
-#[derive(Debug, Default)]
-pub(crate) struct WarnedOnce(std::sync::atomic::AtomicBool);
-
-impl Clone for WarnedOnce {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl WarnedOnce {
-    /// Warns that a request came without a peer address, the first time only.
-    #[inline]
-    pub(crate) fn no_peer(&self) {
-        if !self.0.load(std::sync::atomic::Ordering::Relaxed) {
-            self.warn_no_peer();
-        }
-    }
-
-    /// True the first time only.
-    fn first(&self) -> bool {
-        !self.0.swap(true, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn warn_no_peer(&self) {
-        if self.first() {
-            tracing::warn!(
-                target: crate::LOG_TARGET,
-                "a request came without a peer address (no ConnectInfo<SocketAddr> in its \
-                 extensions): per-IP rate limits cannot apply to it and it has no client IP; \
-                 serve the app with hardening_core::serve or \
-                 into_make_service_with_connect_info::<SocketAddr>() (said once per layer)"
-            );
-        }
+/// Warns that a request came without a peer address, the first time only (per layer).
+#[cold]
+#[inline(never)]
+pub(crate) fn warn_no_peer(warned: &WarnOnce) {
+    if warned.first() {
+        tracing::warn!(
+            target: crate::LOG_TARGET,
+            "a request came without a peer address (no ConnectInfo<SocketAddr> in its \
+             extensions): per-IP rate limits cannot apply to it and it has no client IP; \
+             serve the app with hardening_core::serve or \
+             into_make_service_with_connect_info::<SocketAddr>() (said once per layer)"
+        );
     }
 }
 
@@ -169,9 +146,9 @@ impl Hardening {
                 rate_limiter: Some(default_rate_limiter()),
                 #[cfg(feature = "ratelimit")]
                 concurrency: None,
-                warned_no_peer: WarnedOnce::default(),
-                warned_unread_header: WarnedOnce::default(),
-                warned_rejection_logs: WarnedOnce::default(),
+                warned_no_peer: WarnOnce::new(),
+                warned_unread_header: WarnOnce::new(),
+                warned_rejection_logs: WarnOnce::new(),
             }),
         }
     }

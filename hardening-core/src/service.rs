@@ -63,7 +63,7 @@ where
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
         if peer.is_none() {
-            policy.warned_no_peer.no_peer();
+            crate::hardening::warn_no_peer(&policy.warned_no_peer);
         }
         let (client_ip, source, says_https) =
             match peer.map(|p| policy.trusted_proxies.resolve(p, &parts.headers)) {

@@ -72,6 +72,7 @@ mod security_event;
 pub mod types;
 #[cfg(feature = "validation")]
 mod validation;
+mod warn_once;
 
 pub use body_end::BodyEnd;
 pub use client_group::{SUBSCRIBER_PREFIX, client_group};
@@ -102,6 +103,7 @@ pub use security_event::{
 };
 #[cfg(feature = "validation")]
 pub use validation::Valid;
+pub use warn_once::WarnOnce;
 
 /// The `content-type` of every problem response.
 pub const PROBLEM_JSON: &str = "application/problem+json";

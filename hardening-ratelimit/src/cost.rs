@@ -6,13 +6,13 @@ use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use bytes::Bytes;
-use hardening_errors::{BodyEnd, CollectError, Error, Problem, RequestId};
+use hardening_errors::{BodyEnd, CollectError, Error, Problem, RequestId, WarnOnce};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -352,7 +352,7 @@ pub struct CostLayer {
     max_body: usize,
     allow_unkeyed: bool,
     /// Whether a request that no enforcing policy counts was warned about (once per layer).
-    warned_unkeyed: Arc<AtomicBool>,
+    warned_unkeyed: Arc<WarnOnce>,
 }
 
 impl fmt::Debug for CostLayer {
@@ -385,7 +385,7 @@ impl CostLayer {
             max_estimate: (smallest / 10).max(1),
             max_body: 1024 * 1024,
             allow_unkeyed: false,
-            warned_unkeyed: Arc::new(AtomicBool::new(false)),
+            warned_unkeyed: Arc::default(),
         }
     }
 
@@ -441,7 +441,7 @@ impl CostLayer {
     /// change (the policies' names; never the request's keys).
     #[cold]
     fn warn_unkeyed(&self) {
-        if self.warned_unkeyed.swap(true, Ordering::Relaxed) {
+        if !self.warned_unkeyed.first() {
             return;
         }
         let policies = crate::respond::enforcing_names(self.limiter.policies());

@@ -3,11 +3,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use hardening_errors::RequestId;
+use hardening_errors::{RequestId, WarnOnce};
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -61,7 +60,7 @@ impl RateLimitLayer {
             .map(|p| {
                 Arc::new(NoPeer {
                     policy: p.name().clone(),
-                    warned: AtomicBool::new(false),
+                    warned: WarnOnce::new(),
                 })
             });
         Self {
@@ -76,14 +75,14 @@ impl RateLimitLayer {
 #[derive(Debug)]
 struct NoPeer {
     policy: PolicyName,
-    warned: AtomicBool,
+    warned: WarnOnce,
 }
 
 impl NoPeer {
     #[cold]
     #[inline(never)]
     fn warn(&self) {
-        if !self.warned.swap(true, Ordering::Relaxed) {
+        if self.warned.first() {
             tracing::warn!(
                 target: "hardening",
                 policy = %self.policy,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock, Reference};
-
 use governor::nanos::Nanos;
 use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 use governor::state::{InMemoryState, NotKeyed, StateStore};
+use hardening_errors::WarnOnce;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::Quota;
@@ -631,9 +631,9 @@ struct PolicyState {
     /// The decision count at which idle keys are next swept.
     next_sweep: std::sync::atomic::AtomicU64,
     /// Whether the warning that keys still limited had to be evicted was logged.
-    warned_eviction: std::sync::atomic::AtomicBool,
+    warned_eviction: WarnOnce,
     /// Whether the warning that an overrun was charged only up to the debt bound was logged.
-    warned_overrun: std::sync::atomic::AtomicBool,
+    warned_overrun: WarnOnce,
     interval: u64,
     capacity: u64,
     /// `Quota::reset_slack`, for the `RateLimit` header.
@@ -798,10 +798,7 @@ impl PolicyState {
             }
             !go
         });
-        if !self
-            .warned_eviction
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
+        if self.warned_eviction.first() {
             tracing::warn!(
                 target: "hardening",
                 policy = %self.policy.name,
@@ -819,10 +816,7 @@ impl PolicyState {
     /// policy's name and the numbers; never the key, which may be a principal or an API key).
     #[cold]
     fn warn_overrun(&self, overrun: u64) {
-        if !self
-            .warned_overrun
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
+        if self.warned_overrun.first() {
             warn_overrun(&self.policy, overrun);
         }
     }
@@ -928,8 +922,8 @@ impl RateLimiter {
                     interval,
                     store: DashMapStateStore::default(),
                     next_sweep: std::sync::atomic::AtomicU64::new(65_536),
-                    warned_eviction: std::sync::atomic::AtomicBool::new(false),
-                    warned_overrun: std::sync::atomic::AtomicBool::new(false),
+                    warned_eviction: WarnOnce::new(),
+                    warned_overrun: WarnOnce::new(),
                     policy,
                 }
             })

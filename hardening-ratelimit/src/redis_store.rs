@@ -4,11 +4,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hardening_errors::{EvictionRisk, RequestId, check_eviction};
+use hardening_errors::{EvictionRisk, RequestId, WarnOnce, check_eviction};
 use http::{HeaderValue, Request, Response};
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -366,7 +366,7 @@ impl RedisLimiterBuilder {
             prefix: self.prefix.clone(),
             policies,
             fallback,
-            warned_lost_release: AtomicBool::new(false),
+            warned_lost_release: WarnOnce::new(),
             timeout: self.timeout,
             breaker: Breaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
         })))
@@ -474,11 +474,11 @@ struct RedisPolicy {
     slack: u64,
     mode: FailureMode,
     /// Whether the warning that an overrun was charged only up to the debt bound was logged.
-    warned_overrun: AtomicBool,
+    warned_overrun: WarnOnce,
     /// Whether the warning that a settlement was lost for want of a runtime was logged.
-    warned_lost_settlement: AtomicBool,
+    warned_lost_settlement: WarnOnce,
     /// Whether the warning that Redis failed an adjustment (a refund, an overrun) was logged.
-    warned_failed_adjustment: AtomicBool,
+    warned_failed_adjustment: WarnOnce,
 }
 
 impl RedisPolicy {
@@ -494,9 +494,9 @@ impl RedisPolicy {
             slack: quota.reset_slack(capacity.saturating_mul(NANOS_PER_UNIT)),
             policy,
             mode,
-            warned_overrun: AtomicBool::new(false),
-            warned_lost_settlement: AtomicBool::new(false),
-            warned_failed_adjustment: AtomicBool::new(false),
+            warned_overrun: WarnOnce::new(),
+            warned_lost_settlement: WarnOnce::new(),
+            warned_failed_adjustment: WarnOnce::new(),
         }
     }
 
@@ -504,7 +504,7 @@ impl RedisPolicy {
     /// the key, which may be a principal or an API key).
     #[cold]
     fn warn_overrun(&self, overrun: u64) {
-        if !self.warned_overrun.swap(true, Ordering::Relaxed) {
+        if self.warned_overrun.first() {
             warn_overrun(&self.policy, overrun);
         }
     }
@@ -513,7 +513,7 @@ impl RedisPolicy {
     /// to send it on): says so, once per policy (never the key).
     #[cold]
     fn warn_lost_settlement(&self, reserved: u64, actual: u64) {
-        if self.warned_lost_settlement.swap(true, Ordering::Relaxed) {
+        if !self.warned_lost_settlement.first() {
             return;
         }
         let name = self.policy.name();
@@ -535,7 +535,7 @@ impl RedisPolicy {
     /// once per policy (never the key).
     #[cold]
     fn warn_failed_adjustment(&self, units: i64, error: &str) {
-        if self.warned_failed_adjustment.swap(true, Ordering::Relaxed) {
+        if !self.warned_failed_adjustment.first() {
             return;
         }
         let name = self.policy.name();
@@ -688,7 +688,7 @@ struct Inner {
     policies: Vec<RedisPolicy>,
     fallback: RateLimiter,
     /// Whether the warning that a slot's release was lost for want of a runtime was logged.
-    warned_lost_release: AtomicBool,
+    warned_lost_release: WarnOnce,
     timeout: Duration,
     breaker: Breaker,
     policy_header: Option<HeaderValue>,
@@ -1006,7 +1006,7 @@ impl RedisLimiter {
     #[cold]
     fn warn_lost_release(&self) {
         let inner = &*self.0;
-        if inner.warned_lost_release.swap(true, Ordering::Relaxed) {
+        if !inner.warned_lost_release.first() {
             return;
         }
         tracing::warn!(

@@ -131,7 +131,7 @@ pub(crate) fn counts_nothing<'a>(
 /// The once-per-layer warning of a rate-limit layer that let a request through with no
 /// limit, because none of its enforcing policies counts it ([`counts_nothing`]).
 #[derive(Debug, Default)]
-pub(crate) struct UnlimitedWarning(std::sync::atomic::AtomicBool);
+pub(crate) struct UnlimitedWarning(hardening_errors::WarnOnce);
 
 impl UnlimitedWarning {
     /// After a decision that charged `charged` of the limiter's `policies`: warns, once, if
@@ -148,7 +148,7 @@ impl UnlimitedWarning {
         keys: &crate::RequestKeys<'_>,
         no_peer_said: impl FnOnce() -> bool,
     ) {
-        if charged < policies.len() && !self.0.load(std::sync::atomic::Ordering::Relaxed) {
+        if charged < policies.len() && !self.0.given() {
             self.check_cold(layer, policies, keys, no_peer_said);
         }
     }
@@ -168,7 +168,7 @@ impl UnlimitedWarning {
         let Some(lacks) = what_it_lacks(policies.clone(), keys, no_peer_said()) else {
             return;
         };
-        if self.0.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if !self.0.first() {
             return;
         }
         let names = enforcing_names(policies);
