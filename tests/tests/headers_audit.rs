@@ -1,0 +1,444 @@
+//! An adversarial audit of the security headers behind `Hardening::strict()`, over TCP on
+//! 127.0.0.1: a handler's own headers cannot weaken the policy, whatever the status, method
+//! or body; responses to requests with credentials stay out of shared caches however the
+//! handler spells its `Cache-Control`; the CSP nonce is new per response, the same in the
+//! header and the extractor, and one through nested layers; HTTPS is believed only from a
+//! trusted proxy, and the redirect keeps to the request's allowed host, its path and query,
+//! and 308 for other methods than GET and HEAD.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::{Html, Response};
+use axum::routing::{any, get};
+use hardening_core::Hardening;
+use hardening_core::headers::{CspNonce, HeaderPolicy, HttpsRedirect};
+use hardening_tests::{Reply, UnknownSize, exchange, get as http_get, serve};
+
+/// The preset's API policy, as every response must carry it.
+const API_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// A response with `status` and the handler's `headers`; its body of unknown size when
+/// `streamed`.
+fn respond(status: u16, headers: &[(&str, &str)], streamed: bool) -> Response {
+    let page = bytes::Bytes::from_static(b"<p>hello</p>");
+    let body = if streamed {
+        Body::new(UnknownSize(Some(page)))
+    } else {
+        Body::from(page)
+    };
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(body).unwrap()
+}
+
+/// Sends `method path` with extra header lines, `connection: close`.
+async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> Reply {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    for h in headers {
+        raw.push_str(h);
+        raw.push_str("\r\n");
+    }
+    raw.push_str("\r\n");
+    exchange(addr, raw.as_bytes()).await
+}
+
+/// Headers a handler (or an upstream it passes on) may send that would weaken the policy.
+const WEAKENING: &[(&str, &str)] = &[
+    ("content-security-policy", "default-src *"),
+    ("Content-Security-Policy", "script-src 'unsafe-inline'"),
+    ("content-security-policy-report-only", "default-src *"),
+    ("X-Frame-Options", "ALLOWALL"),
+    ("x-frame-options", ""),
+    ("cross-origin-opener-policy", "unsafe-none"),
+    ("Cross-Origin-Resource-Policy", "cross-origin"),
+    ("referrer-policy", "unsafe-url"),
+    ("x-content-type-options", ""),
+    ("permissions-policy", "camera=*"),
+    ("strict-transport-security", "max-age=0"),
+    ("Strict-Transport-Security", "max-age=1; includeSubDomains"),
+    ("SERVER", "nginx/1.2.3"),
+    ("server", "Apache"),
+    ("X-Powered-By", "PHP/8"),
+    ("x-powered-by", ""),
+    ("x-aspnet-version", "4.0"),
+];
+
+/// The policy's headers on `reply`, each exactly once with the preset's value, and none of
+/// the handler's weakening ones; HSTS exactly once over HTTPS, never over plain HTTP.
+fn assert_policy_wins(reply: &Reply, https: bool, case: &str) {
+    for (name, value) in [
+        ("content-security-policy", API_CSP),
+        ("x-frame-options", "DENY"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        ("referrer-policy", "no-referrer"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(reply.all(name), [value], "{case}: {name}: {reply:?}");
+    }
+    assert!(
+        reply
+            .all("permissions-policy")
+            .iter()
+            .all(|v| v.contains("camera=()")),
+        "{case}: {reply:?}"
+    );
+    assert_eq!(reply.all("permissions-policy").len(), 1, "{case}");
+    for gone in [
+        "content-security-policy-report-only",
+        "server",
+        "x-powered-by",
+        "x-aspnet-version",
+    ] {
+        assert!(reply.all(gone).is_empty(), "{case}: {gone}: {reply:?}");
+    }
+    let hsts = reply.all("strict-transport-security");
+    if https {
+        assert_eq!(hsts, ["max-age=63072000; includeSubDomains"], "{case}");
+    } else {
+        assert!(hsts.is_empty(), "{case}: HSTS over plain HTTP: {reply:?}");
+    }
+    assert_eq!(reply.all("x-request-id").len(), 1, "{case}: {reply:?}");
+}
+
+/// A handler's CSP, report-only CSP, X-Frame-Options, COOP, HSTS, `Server` and the like, in
+/// any case, repeated or empty, on a 200, 204, 304, redirect, 404 and 500 (made a problem),
+/// streamed or not, to GET and HEAD, over plain HTTP and HTTPS: the policy's values go out,
+/// once each, and the handler's weaker ones do not.
+#[tokio::test]
+async fn a_handler_cannot_weaken_the_policys_headers() {
+    let routes = || {
+        Router::new().route(
+            "/{status}/{streamed}",
+            any(
+                |axum::extract::Path((status, streamed)): axum::extract::Path<(u16, bool)>| async move {
+                    let mut headers = WEAKENING.to_vec();
+                    if (300..400).contains(&status) && status != 304 {
+                        headers.push(("location", "/elsewhere"));
+                    }
+                    respond(status, &headers, streamed)
+                },
+            ),
+        )
+    };
+    for https in [false, true] {
+        let hardening = if https {
+            Hardening::strict().behind_tls()
+        } else {
+            Hardening::strict()
+        };
+        let addr = serve(routes().layer(hardening)).await;
+        for status in [200, 204, 302, 304, 404, 500] {
+            for streamed in [false, true] {
+                for method in ["GET", "HEAD", "POST"] {
+                    let case = format!("https {https}, {method} {status} streamed {streamed}");
+                    let reply = request(addr, method, &format!("/{status}/{streamed}"), &[]).await;
+                    assert_eq!(reply.status, status, "{case}: {reply:?}");
+                    assert_policy_wins(&reply, https, &case);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a shared cache may store a response with these `Cache-Control` values, as a
+/// cache reads them: not with a `no-store` directive, nor with a bare `private` (in any
+/// case, in any of the fields; a comma inside a quoted string splits nothing).
+fn shared_caches_may_store(values: &[&str]) -> bool {
+    let mut directives = Vec::new();
+    for value in values {
+        let mut quoted = false;
+        let mut start = 0;
+        for (i, b) in value.bytes().enumerate() {
+            match b {
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    directives.push(&value[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        directives.push(&value[start..]);
+    }
+    !directives.iter().any(|directive| {
+        let directive = directive.trim();
+        let name = directive.split('=').next().unwrap_or_default().trim();
+        name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private")
+    })
+}
+
+/// Fields shared caches read instead of `Cache-Control`.
+const SHARED_CACHE_FIELDS: &[&str] = &[
+    "cdn-cache-control",
+    "cloudflare-cdn-cache-control",
+    "vercel-cdn-cache-control",
+    "surrogate-control",
+    "edge-control",
+    "x-accel-expires",
+];
+
+/// `Cache-Control` values that would let shared caches keep a response, however spelt.
+const TRICKS: &[&[&str]] = &[
+    &[],
+    &["public, max-age=600"],
+    &["PUBLIC, S-MAXAGE=600"],
+    &["s-maxage=600"],
+    &["public, max-age=600, \"private\""],
+    &["no-cache=\"no-store, private\", public, s-maxage=60"],
+    &["private=\"set-cookie\", public"],
+    &["no-storex, public, max-age=60"],
+    &["public", "s-maxage=600"],
+    &["public, private"],
+    &["must-revalidate, max-age=600"],
+    &[""],
+];
+
+/// A handler's `Cache-Control` that would let shared caches keep a response to a request
+/// with credentials (an `Authorization`, a cookie, an API key), spelt oddly, quoted, split
+/// over fields or beside `CDN-Cache-Control` and the like: the response goes out private,
+/// on the one-walk path (only a `Content-Type`) and the general one, streamed or not.
+#[tokio::test]
+async fn a_credentialed_response_is_never_left_to_shared_caches() {
+    let addr =
+        serve(
+            Router::new()
+                .route(
+                    "/{case}/{streamed}",
+                    get(
+                        |axum::extract::Path((case, streamed)): axum::extract::Path<(
+                            usize,
+                            bool,
+                        )>| async move {
+                            let mut headers: Vec<(&str, &str)> =
+                                TRICKS[case].iter().map(|v| ("cache-control", *v)).collect();
+                            headers.push(("content-type", "application/json"));
+                            if case % 2 == 1 {
+                                headers.extend(
+                                    SHARED_CACHE_FIELDS.iter().map(|n| (*n, "max-age=600")),
+                                );
+                            }
+                            respond(200, &headers, streamed)
+                        },
+                    ),
+                )
+                // 72 requests from one address: more than the default limit's burst.
+                .layer(Hardening::strict().dangerous_without_rate_limit()),
+        )
+        .await;
+    for credentials in ["authorization: Bearer x", "cookie: sid=1", "x-api-key: k-1"] {
+        for (i, given) in TRICKS.iter().enumerate() {
+            for streamed in [false, true] {
+                let reply = http_get(addr, &format!("/{i}/{streamed}"), &[credentials]).await;
+                let case = format!("{credentials}, {given:?}, streamed {streamed}: {reply:?}");
+                assert_eq!(reply.status, 200, "{case}");
+                assert!(
+                    !shared_caches_may_store(&reply.all("cache-control")),
+                    "{case}"
+                );
+                for field in SHARED_CACHE_FIELDS {
+                    assert!(reply.all(field).is_empty(), "{field}: {case}");
+                }
+            }
+        }
+    }
+}
+
+/// The nonce of a CSP header value (`'nonce-…'`).
+fn nonce_of(csp: &str) -> Option<&str> {
+    let start = csp.find("'nonce-")? + "'nonce-".len();
+    let len = csp[start..].find('\'')?;
+    Some(&csp[start..start + len])
+}
+
+fn html_hardening() -> Hardening {
+    Hardening::strict()
+        .security_headers(HeaderPolicy::html())
+        .unwrap()
+}
+
+/// Every response's nonce is new (128 bits from the thread's CSPRNG, 24 base64 characters),
+/// the same in its CSP and in what the `CspNonce` extractor gave the handler, on a page and
+/// on an error page; nested `Hardening` layers send one CSP with the handler's one nonce.
+#[tokio::test]
+async fn the_nonce_is_new_per_response_and_one_per_request() {
+    let page = || {
+        get(|nonce: CspNonce| async move { Html(format!(r#"<script nonce="{nonce}"></script>"#)) })
+    };
+    let inner = Router::new().route("/page", page()).layer(html_hardening());
+    let flat = serve(Router::new().route("/page", page()).layer(html_hardening())).await;
+    let nested = serve(Router::new().nest("/in", inner).layer(html_hardening())).await;
+    let mut seen = HashSet::new();
+    for (addr, path) in [(flat, "/page"), (nested, "/in/page")] {
+        for _ in 0..25 {
+            let reply = http_get(addr, path, &[]).await;
+            assert_eq!(reply.status, 200, "{path}: {reply:?}");
+            let csps = reply.all("content-security-policy");
+            assert_eq!(csps.len(), 1, "{path}: {reply:?}");
+            let nonce = nonce_of(csps[0]).unwrap().to_owned();
+            assert_eq!(
+                reply.body,
+                format!(r#"<script nonce="{nonce}"></script>"#),
+                "{path}: the extractor's nonce is the header's"
+            );
+            assert_eq!(nonce.len(), 24, "{nonce}");
+            assert!(nonce.ends_with("=="), "{nonce}: 16 bytes, base64");
+            assert!(seen.insert(nonce.clone()), "{nonce} sent twice");
+            assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
+        }
+        // An error page has a nonce of its own too, never one sent before.
+        let reply = http_get(addr, "/nowhere", &[]).await;
+        let nonce = nonce_of(reply.header("content-security-policy").unwrap()).unwrap();
+        assert!(seen.insert(nonce.to_owned()), "{nonce} sent twice");
+    }
+}
+
+/// A peer that is not a trusted proxy cannot make a request HTTPS, however it writes
+/// `X-Forwarded-Proto`: no HSTS, and the redirect answers. A trusted proxy's last value
+/// counts, in any case.
+#[tokio::test]
+async fn x_forwarded_proto_is_believed_only_from_a_trusted_proxy() {
+    let routes = || Router::new().route("/p", get(|| async { "ok" }));
+    let redirect = || HttpsRedirect::new();
+    let untrusting = serve(routes().layer(Hardening::strict().https_redirect(redirect()))).await;
+    let trusting = serve(
+        routes().layer(
+            Hardening::strict()
+                .trusted_proxies(["127.0.0.1"])
+                .unwrap()
+                .https_redirect(redirect()),
+        ),
+    )
+    .await;
+    for headers in [
+        &["x-forwarded-proto: https"][..],
+        &["X-Forwarded-Proto: HTTPS"],
+        &["x-forwarded-proto: http", "x-forwarded-proto: https"],
+        &["forwarded: proto=https", "x-forwarded-proto: https"],
+    ] {
+        let reply = http_get(untrusting, "/p", headers).await;
+        assert_eq!(reply.status, 301, "{headers:?}: {reply:?}");
+        assert!(
+            reply.all("strict-transport-security").is_empty(),
+            "{headers:?}"
+        );
+    }
+    for (headers, https) in [
+        (&["X-Forwarded-Proto: HTTPS"][..], true),
+        (
+            &["x-forwarded-proto: http", "x-forwarded-proto:  https "],
+            true,
+        ),
+        (&["x-forwarded-proto: https, http"], false),
+        (
+            &["x-forwarded-proto: https", "x-forwarded-proto: http"],
+            false,
+        ),
+        (&["x-forwarded-proto: https;"], false),
+        (&["x-forwarded-proto: "], false),
+    ] {
+        let reply = http_get(trusting, "/p", headers).await;
+        assert_eq!(
+            reply.status,
+            if https { 200 } else { 301 },
+            "{headers:?}: {reply:?}"
+        );
+        assert_eq!(
+            reply.all("strict-transport-security").len(),
+            usize::from(https),
+            "{headers:?}: {reply:?}"
+        );
+    }
+}
+
+/// The redirect never leaves the allowed hosts (another `Host`, an absolute-form target, two
+/// `Host`s, userinfo, `//evil` and backslash paths), keeps the path and query byte for byte,
+/// answers GET and HEAD 301 and every other method 308, and carries the policy's headers.
+#[tokio::test]
+async fn the_redirect_keeps_to_the_allowed_host_and_the_exact_target() {
+    let addr = serve(
+        Router::new().route("/p", get(|| async { "ok" })).layer(
+            Hardening::strict()
+                .allowed_hosts(["example.com"])
+                .unwrap()
+                .https_redirect(HttpsRedirect::new()),
+        ),
+    )
+    .await;
+    let send = |target: &str, host_lines: &[&str], method: &str| {
+        let mut raw = format!("{method} {target} HTTP/1.1\r\nconnection: close\r\n");
+        for h in host_lines {
+            raw.push_str(h);
+            raw.push_str("\r\n");
+        }
+        raw.push_str("content-length: 0\r\n\r\n");
+        raw
+    };
+    // Refused (400 problem), never redirected elsewhere.
+    for (target, hosts) in [
+        ("/p", &["host: evil.com"][..]),
+        ("http://evil.com/p", &["host: example.com"]),
+        ("http://example.com@evil.com/p", &["host: example.com"]),
+        ("http://evil.com@example.com/p", &["host: example.com"]),
+        ("/p", &["host: example.com", "host: evil.com"]),
+        ("/p", &["host: example.com@evil.com"]),
+        ("/p", &["host: evil.com\\.example.com"]),
+        ("/p", &[]),
+    ] {
+        let reply = exchange(addr, send(target, hosts, "GET").as_bytes()).await;
+        assert_eq!(reply.status, 400, "{target} {hosts:?}: {reply:?}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert!(reply.header("location").is_none(), "{target} {hosts:?}");
+        assert!(reply.json()["request_id"].is_string(), "{reply:?}");
+    }
+    // Redirected to the same host, the target exactly as sent.
+    for (method, status) in [
+        ("GET", 301),
+        ("HEAD", 301),
+        ("POST", 308),
+        ("PUT", 308),
+        ("DELETE", 308),
+        ("OPTIONS", 308),
+        ("PATCH", 308),
+    ] {
+        for target in [
+            "/p",
+            "//evil.com/x",
+            "///evil.com",
+            "/%2F%2Fevil.com?next=//evil.com",
+            "/a/../b/./c?x=1&x=2&y=%20+%2B;z",
+            "/@evil.com",
+            "/\\evil.com",
+            "/p?",
+            "http://example.com/q?r=1",
+        ] {
+            let reply = exchange(
+                addr,
+                send(target, &["host: Example.com:8080"], method).as_bytes(),
+            )
+            .await;
+            let path = target.strip_prefix("http://example.com").unwrap_or(target);
+            let case = format!("{method} {target}: {reply:?}");
+            assert_eq!(reply.status, status, "{case}");
+            assert_eq!(
+                reply.header("location"),
+                Some(format!("https://Example.com{path}").as_str()),
+                "{case}"
+            );
+            assert!(reply.all("strict-transport-security").is_empty(), "{case}");
+            assert_eq!(reply.header("x-frame-options"), Some("DENY"), "{case}");
+            assert_eq!(reply.all("x-request-id").len(), 1, "{case}");
+        }
+    }
+}
