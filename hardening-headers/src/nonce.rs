@@ -10,8 +10,9 @@ use rand::Rng;
 /// The CSP nonce of this request: 128 random bits, base64. Put it on your `<script>` tags:
 /// `<script nonce="{nonce}">`. The `Content-Security-Policy` of this response allows exactly
 /// this nonce, and every request gets a new one. Shared caches must not keep such a page (they
-/// would give every visitor the same nonce): an HTML, SVG or XML response, or one with no
-/// `Content-Type`, gets `Cache-Control: no-store`, or the handler's own made `private`.
+/// would give every visitor the same nonce): an HTML, SVG or XML response (in any of its
+/// `Content-Type` fields or list elements), or one with no valid `Content-Type`, gets
+/// `Cache-Control: no-store`, or the handler's own made `private`.
 ///
 /// ```
 /// use hardening_headers::CspNonce;

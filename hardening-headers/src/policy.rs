@@ -1171,7 +1171,7 @@ impl HeaderSet {
             || facts.nonce.is_some()
                 && !facts.not_a_page
                 && c.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
-                && may_run_scripts(headers.get(header::CONTENT_TYPE))
+                && may_run_scripts(headers.get_all(header::CONTENT_TYPE))
     }
 
     /// The headers that depend on the request: a nonce CSP, `no-store` (or the service's
@@ -1214,19 +1214,50 @@ impl HeaderSet {
     }
 }
 
-/// Whether a response of this `Content-Type` may be a document that runs scripts, where a
-/// CSP nonce counts: HTML, XHTML, SVG and other XML, or no type at all (a browser sniffs it).
-fn may_run_scripts(content_type: Option<&HeaderValue>) -> bool {
-    let Some(value) = content_type else {
-        return true;
+/// Whether a response with these `Content-Type` fields may be a document that runs scripts,
+/// where a CSP nonce counts: one of its media types is HTML, XHTML, SVG or other XML, or it
+/// has no media type a browser can read (none at all, or none valid: a browser sniffs it).
+/// Every field and every element of a comma-separated list counts, not the first: browsers
+/// take the last valid type of them all (the Fetch standard's "extract a MIME type"), so
+/// `application/json, text/html` is a page.
+fn may_run_scripts<'a>(content_types: impl IntoIterator<Item = &'a HeaderValue>) -> bool {
+    let mut readable = false;
+    for value in content_types {
+        let Ok(text) = value.to_str() else {
+            return true;
+        };
+        for element in list_elements(text) {
+            let essence = element.split(';').next().unwrap_or_default().trim();
+            if !is_media_type(essence) {
+                continue;
+            }
+            readable = true;
+            let is = |name: &str| essence.eq_ignore_ascii_case(name);
+            if is("text/html")
+                || is("application/xhtml+xml")
+                || is("text/xml")
+                || is("application/xml")
+                || essence.len() > 4 && essence[essence.len() - 4..].eq_ignore_ascii_case("+xml")
+            {
+                return true;
+            }
+        }
+    }
+    !readable
+}
+
+/// Whether `essence` is a media type a browser reads: `type/subtype`, both tokens, not the
+/// `*/*` that the Fetch standard skips.
+fn is_media_type(essence: &str) -> bool {
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     };
-    let essence = hardening_errors::media_type(value);
-    let is = |name: &str| essence.eq_ignore_ascii_case(name.as_bytes());
-    is("text/html")
-        || is("application/xhtml+xml")
-        || is("text/xml")
-        || is("application/xml")
-        || essence.len() > 4 && essence[essence.len() - 4..].eq_ignore_ascii_case(b"+xml")
+    essence != "*/*"
+        && essence
+            .split_once('/')
+            .is_some_and(|(kind, subtype)| is_token(kind) && is_token(subtype))
 }
 
 /// A field that a shared cache reads instead of `Cache-Control`: `CDN-Cache-Control` (RFC
@@ -1252,7 +1283,7 @@ fn made_private<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<Hea
         let Ok(text) = value.to_str() else {
             return Some(HeaderValue::from_static("no-store"));
         };
-        for directive in cache_directives(text) {
+        for directive in list_elements(text) {
             let name = directive.split('=').next().unwrap_or(directive).trim();
             if name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private") {
                 return None;
@@ -1268,9 +1299,10 @@ fn made_private<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<Hea
     Some(HeaderValue::from_str(&kept).unwrap_or(HeaderValue::from_static("no-store")))
 }
 
-/// The directives of a `Cache-Control` value: split at commas outside quoted strings,
-/// trimmed, empty ones left out.
-fn cache_directives(text: &str) -> Vec<&str> {
+/// The elements of a comma-separated list (the directives of a `Cache-Control` value, the
+/// media types of a `Content-Type`): split at commas outside quoted strings, trimmed, empty
+/// ones left out.
+fn list_elements(text: &str) -> Vec<&str> {
     let mut directives = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
     for (i, b) in text.bytes().enumerate() {
@@ -2081,6 +2113,34 @@ mod tests {
             let h = respond(&html, &nonce, &given);
             assert_eq!(h["cache-control"], "max-age=60, private", "{content_type}");
         }
+        // Browsers take the last valid media type of every field and list element: a page
+        // whose first one says JSON may be HTML. One that names no valid type is sniffed,
+        // as one without a `Content-Type` is.
+        for content_types in [
+            &["application/json", "text/html"][..],
+            &["application/json, text/html"],
+            &["text/plain, image/svg+xml; charset=utf-8"],
+            &["text/html", "application/json"],
+            &["json"],
+            &[""],
+            &["*/*"],
+        ] {
+            let mut given: Vec<(&str, &str)> =
+                content_types.iter().map(|t| ("content-type", *t)).collect();
+            given.push(("cache-control", "public, max-age=60"));
+            let h = respond(&html, &nonce, &given);
+            assert_eq!(
+                h["cache-control"], "max-age=60, private",
+                "{content_types:?}"
+            );
+        }
+        // A comma inside a quoted parameter splits nothing.
+        let given = [
+            ("content-type", "application/json; profile=\"a, text/html\""),
+            ("cache-control", "public, max-age=60"),
+        ];
+        let h = respond(&html, &nonce, &given);
+        assert_eq!(h["cache-control"], "public, max-age=60");
         // No page a browser renders (a `304` of a cached asset, whose headers a cache copies
         // onto what it stored; a redirect; a 204), even without a `Content-Type`: left alone.
         for status in [

@@ -1,10 +1,10 @@
 //! An adversarial audit of the security headers behind `Hardening::strict()`, over TCP on
 //! 127.0.0.1: a handler's own headers cannot weaken the policy, whatever the status, method
-//! or body; responses to requests with credentials stay out of shared caches however the
-//! handler spells its `Cache-Control`; the CSP nonce is new per response, the same in the
-//! header and the extractor, and one through nested layers; HTTPS is believed only from a
-//! trusted proxy, and the redirect keeps to the request's allowed host, its path and query,
-//! and 308 for other methods than GET and HEAD.
+//! or body; responses shared caches must not keep stay out of them however the handler
+//! spells its `Cache-Control` or `Content-Type`; the CSP nonce is new per response, the same
+//! in the header and the extractor, and one through nested layers; HTTPS is believed only
+//! from a trusted proxy, and the redirect keeps to the request's allowed host, its path and
+//! query, and 308 for other methods than GET and HEAD.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -263,6 +263,49 @@ fn html_hardening() -> Hardening {
     Hardening::strict()
         .security_headers(HeaderPolicy::html())
         .unwrap()
+}
+
+/// A page whose CSP carries a nonce, with a `Content-Type` a browser reads as HTML although
+/// the first field or the first element of a list says JSON (the Fetch standard's "extract a
+/// MIME type" takes the last valid type of all the fields): a shared cache would give every
+/// visitor that nonce. It goes out `no-store`, or the handler's
+/// `Cache-Control` made private, as a page of one `text/html` does.
+#[tokio::test]
+async fn a_nonce_page_is_not_left_to_shared_caches_whatever_its_content_type_says_first() {
+    let addr = serve(
+        Router::new()
+            .route(
+                "/{case}",
+                get(|axum::extract::Path(case): axum::extract::Path<usize>, nonce: CspNonce| async move {
+                    let types: &[&str] = match case % 3 {
+                        0 => &["application/json", "text/html"],
+                        1 => &["application/json, text/html"],
+                        _ => &["text/plain, text/html;charset=utf-8"],
+                    };
+                    let mut headers: Vec<(&str, &str)> =
+                        types.iter().map(|t| ("content-type", *t)).collect();
+                    if case >= 3 {
+                        headers.push(("cache-control", "public, max-age=600"));
+                    }
+                    let page = format!(r#"<script nonce="{nonce}">alert(1)</script>"#);
+                    let mut response = respond(200, &headers, false);
+                    *response.body_mut() = Body::from(page);
+                    response
+                }),
+            )
+            .layer(html_hardening()),
+    )
+    .await;
+    for case in 0..6 {
+        let reply = http_get(addr, &format!("/{case}"), &[]).await;
+        let csp = reply.header("content-security-policy").unwrap_or_default();
+        assert!(nonce_of(csp).is_some(), "{case}: {reply:?}");
+        assert!(
+            !shared_caches_may_store(&reply.all("cache-control")),
+            "{case}: types {:?}: {reply:?}",
+            reply.all("content-type")
+        );
+    }
 }
 
 /// Every response's nonce is new (128 bits from the thread's CSPRNG, 24 base64 characters),
