@@ -834,9 +834,10 @@ pub struct RequestFacts {
     pub credentials: bool,
     /// This request's CSP nonce, if the policy uses one.
     pub nonce: Option<CspNonce>,
-    /// The response is none a browser renders as a page (1xx, 204, 3xx: a `304` of a
-    /// cached asset, a redirect), so its CSP nonce does not keep it from shared caches. Set
-    /// by [`for_response`](Self::for_response).
+    /// The response is none a browser renders as a page (1xx, 204, a `304` of a cached
+    /// asset, a redirect it follows: 301, 302, 303, 307 or 308 with a `Location`), so its CSP
+    /// nonce does not keep it from shared caches. A `300`, or a redirect without a
+    /// `Location`, is rendered. Set by [`for_response`](Self::for_response).
     pub not_a_page: bool,
 }
 
@@ -867,10 +868,17 @@ impl RequestFacts {
             .is_some();
         let status = response.status();
         self.not_a_page = status.is_informational()
-            || status.is_redirection()
-            || status == http::StatusCode::NO_CONTENT;
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED
+            || is_followed_redirect(status) && response.headers().contains_key(header::LOCATION);
         self
     }
+}
+
+/// A status browsers follow as a redirect when it has a `Location` (the Fetch standard's
+/// redirect statuses): not `300`, `304` or `305`, which they render or keep.
+fn is_followed_redirect(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
 impl HeaderSet {
@@ -2142,7 +2150,8 @@ mod tests {
         let h = respond(&html, &nonce, &given);
         assert_eq!(h["cache-control"], "public, max-age=60");
         // No page a browser renders (a `304` of a cached asset, whose headers a cache copies
-        // onto what it stored; a redirect; a 204), even without a `Content-Type`: left alone.
+        // onto what it stored; a redirect with its `Location`; a 204), even without a
+        // `Content-Type`: left alone.
         for status in [
             http::StatusCode::NOT_MODIFIED,
             http::StatusCode::MOVED_PERMANENTLY,
@@ -2150,6 +2159,11 @@ mod tests {
         ] {
             let mut response = http::Response::new(());
             *response.status_mut() = status;
+            if status.is_redirection() {
+                response
+                    .headers_mut()
+                    .insert(header::LOCATION, HeaderValue::from_static("/elsewhere"));
+            }
             let facts = nonce.for_response(&response);
             assert!(
                 !respond(&html, &facts, &[]).contains_key(header::CACHE_CONTROL),
@@ -2167,11 +2181,29 @@ mod tests {
                 "{status}: {h:?}"
             );
         }
-        // A page's status (an error page too) keeps the rule.
-        let mut response = http::Response::new(());
-        *response.status_mut() = http::StatusCode::NOT_FOUND;
-        let h = respond(&html, &nonce.for_response(&response), &[]);
-        assert_eq!(h["cache-control"], "no-store");
+        // A page's status (an error page too) keeps the rule, and so does a status browsers
+        // render rather than follow: a `300` (with a `Location` too), a redirect without one.
+        for (status, location) in [
+            (404, false),
+            (300, false),
+            (300, true),
+            (301, false),
+            (308, false),
+        ] {
+            let mut response = http::Response::new(());
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            if location {
+                response
+                    .headers_mut()
+                    .insert(header::LOCATION, HeaderValue::from_static("/elsewhere"));
+            }
+            let h = respond(&html, &nonce.for_response(&response), &[]);
+            assert_eq!(
+                h.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()),
+                Some("no-store"),
+                "{status}, location {location}"
+            );
+        }
         // Without a nonce (none in the facts, or a policy without one): as it was.
         let api = HeaderPolicy::api().build().unwrap();
         for (set, facts) in [(&html, &facts(true, false)), (&api, &nonce)] {

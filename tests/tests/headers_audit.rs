@@ -308,6 +308,49 @@ async fn a_nonce_page_is_not_left_to_shared_caches_whatever_its_content_type_say
     }
 }
 
+/// A page whose CSP carries a nonce, answered with a status browsers render rather than
+/// follow: a `300 Multiple Choices` (the Fetch standard follows 301, 302, 303, 307 and 308
+/// only), or a 301 without a `Location`. Shared caches may keep a 300 or a 301 without being
+/// told (RFC 9110 §15.1), and would give every visitor the nonce: `no-store`, as for a 200.
+/// A redirect a browser follows keeps the handler's `Cache-Control`.
+#[tokio::test]
+async fn a_nonce_page_at_a_status_browsers_render_is_not_left_to_shared_caches() {
+    let addr = serve(
+        Router::new()
+            .route(
+                "/{status}/{location}",
+                get(
+                    |axum::extract::Path((status, location)): axum::extract::Path<(u16, bool)>,
+                     nonce: CspNonce| async move {
+                        let mut headers = vec![("content-type", "text/html; charset=utf-8")];
+                        if location {
+                            headers.push(("location", "/elsewhere"));
+                        }
+                        let mut response = respond(status, &headers, false);
+                        *response.body_mut() =
+                            Body::from(format!(r#"<script nonce="{nonce}">alert(1)</script>"#));
+                        response
+                    },
+                ),
+            )
+            .layer(html_hardening()),
+    )
+    .await;
+    for (status, location) in [(300, true), (300, false), (301, false), (308, false)] {
+        let reply = http_get(addr, &format!("/{status}/{location}"), &[]).await;
+        assert_eq!(reply.status, status, "{reply:?}");
+        assert!(
+            !shared_caches_may_store(&reply.all("cache-control")),
+            "{status}, location {location}: {reply:?}"
+        );
+    }
+    for status in [301, 302, 303, 307, 308] {
+        let reply = http_get(addr, &format!("/{status}/true"), &[]).await;
+        assert_eq!(reply.status, status, "{reply:?}");
+        assert!(reply.all("cache-control").is_empty(), "{status}: {reply:?}");
+    }
+}
+
 /// Every response's nonce is new (128 bits from the thread's CSPRNG, 24 base64 characters),
 /// the same in its CSP and in what the `CspNonce` extractor gave the handler, on a page and
 /// on an error page; nested `Hardening` layers send one CSP with the handler's one nonce.
