@@ -27,9 +27,10 @@ const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// `Path=/` and no `Domain`, `__Http-` and `__Host-Http-` ones `HttpOnly` (even when named in
 /// [`dangerous_script_readable`](CookiePolicy::dangerous_script_readable)), and a cookie that
 /// breaks its prefix's rules (any case), does not parse, or is over 4096 bytes is dropped
-/// with a warning. Attributes the policy does not set (`Priority`, ...) are kept as they
-/// are. When a response sets the same cookie (name, domain, path, and `Partitioned` or not)
-/// twice, the last one is kept, as a browser would.
+/// with a warning that names it (field `cookie`) but never its value. Attributes the policy
+/// does not set (`Priority`, ...) are kept as they are. When a response sets the same cookie
+/// (name, domain, path, and `Partitioned` or not) twice, the last one is kept, as a browser
+/// would.
 ///
 /// Settings are per cookie and by name. Those that loosen a rule are named `dangerous_*` and
 /// log a warning; the others refuse a looser value with a [`ConfigError::Loosening`] naming
@@ -238,20 +239,26 @@ impl CookiePolicy {
     /// missing; a cookie whose lifetime needs capping (or other rewriting) goes through the
     /// cookie crate.
     fn fix(&self, value: &HeaderValue) -> Fixed {
-        let drop = |why: &str| {
-            tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}");
-            Fixed::Drop
-        };
         if value.len() > MAX_COOKIE_LEN {
-            return drop("longer than 4096 bytes");
+            warn_dropped("longer than 4096 bytes", name_of(value.as_bytes()));
+            return Fixed::Drop;
         }
         let Some(text) = text_of(value) else {
-            return drop("not UTF-8, or has control characters");
+            warn_dropped(
+                "not UTF-8, or has control characters",
+                name_of(value.as_bytes()),
+            );
+            return Fixed::Drop;
         };
         let Some(attrs) = Attrs::read(text) else {
-            return drop("does not parse as a cookie");
+            warn_dropped("does not parse as a cookie", None);
+            return Fixed::Drop;
         };
         let name = attrs.name;
+        let drop = |why: &str| {
+            warn_dropped(why, Some(name));
+            Fixed::Drop
+        };
         let named = |list: &[String]| list.iter().any(|n| n == name);
         let wanted_same_site = self.same_site_for(name, attrs.same_site);
         let cap = self.max_age.as_secs();
@@ -341,7 +348,7 @@ impl CookiePolicy {
     /// `attrs` are the cookie's attributes as [`Attrs::read`] (and a browser) reads them.
     fn rewrite(&self, text: &str, attrs: &Attrs<'_>) -> Option<HeaderValue> {
         let drop = |why: &str| {
-            tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}");
+            warn_dropped(why, Some(attrs.name));
             None
         };
         // The name and value go out as they came: the cookie crate reads the attributes
@@ -700,6 +707,29 @@ fn non_ascii_text(bytes: &[u8]) -> Option<&str> {
         return None;
     }
     std::str::from_utf8(bytes).ok()
+}
+
+/// Logs that a `Set-Cookie` was dropped and why, naming the cookie when it has a name (never
+/// its value).
+#[cold]
+#[inline(never)]
+fn warn_dropped(why: &str, name: Option<&str>) {
+    match name {
+        Some(cookie) => {
+            tracing::warn!(target: crate::LOG_TARGET, cookie, "dropped a Set-Cookie: {why}");
+        }
+        None => tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}"),
+    }
+}
+
+/// The name of a `Set-Cookie` value that is not text or too long to read: what comes before
+/// the first `=`, if that is UTF-8 without control characters (as [`Attrs::read`] takes a
+/// name), for the warning that drops it.
+fn name_of(value: &[u8]) -> Option<&str> {
+    let end = value.iter().position(|&b| b == b';').unwrap_or(value.len());
+    let eq = value[..end].iter().position(|&b| b == b'=')?;
+    let name = std::str::from_utf8(&value[..eq]).ok()?.trim_ascii();
+    (!name.is_empty() && !name.bytes().any(|b| b.is_ascii_control())).then_some(name)
 }
 
 /// Why a cookie breaks its name prefix's rules (RFC 6265bis: `__Secure-`, `__Host-`,
@@ -1171,6 +1201,50 @@ mod tests {
         assert!(out[1].starts_with("__Secure-ok=1;"));
         let huge = format!("big={}", "x".repeat(5000));
         assert!(enforce(&CookiePolicy::default(), &[huge.as_bytes()]).is_empty());
+    }
+
+    /// A dropped cookie's warning said why but not which cookie: with several, nobody could
+    /// tell which route to fix. It names the cookie (field `cookie`), on both paths and for
+    /// a value too long or not UTF-8 too, and never quotes its value.
+    #[test]
+    fn a_dropped_cookies_warning_names_it_without_its_value() {
+        let huge = format!("big=s3cret{}", "x".repeat(5000));
+        for (cookie, name) in [
+            (&b"__Host-bad=s3cret; Path=/app"[..], Some("__Host-bad")),
+            (
+                b"__HOST-long=s3cret; Path=/; Domain=a.example; Max-Age=99999999999",
+                Some("__HOST-long"),
+            ),
+            (
+                b"__Secure-js=s3cret; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+                Some("__Secure-js"),
+            ),
+            (b"bin=s3cret\xff\xfe", Some("bin")),
+            (huge.as_bytes(), Some("big")),
+            (b"\xffname=s3cret", None),
+            (b"no equals sign s3cret", None),
+        ] {
+            let policy = match name {
+                Some("__Secure-js") => {
+                    CookiePolicy::default().dangerous_allow_insecure("__Secure-js")
+                }
+                _ => CookiePolicy::default(),
+            };
+            let logged = crate::test_log::Warnings::during(crate::LOG_TARGET, || {
+                assert!(enforce(&policy, &[cookie]).is_empty(), "{name:?}");
+            });
+            let dropped: Vec<&String> = logged
+                .iter()
+                .filter(|w| w.contains("dropped a Set-Cookie"))
+                .collect();
+            assert_eq!(dropped.len(), 1, "{name:?}: {logged:?}");
+            let named = match name {
+                Some(name) => dropped[0].contains(&format!("cookie={name:?}")),
+                None => !dropped[0].contains("cookie="),
+            };
+            assert!(named, "{name:?}: {dropped:?}");
+            assert!(!dropped[0].contains("s3cret"), "{dropped:?}");
+        }
     }
 
     /// Attributes the policy does not set (`Priority`, ones it does not know) go out as they

@@ -1,10 +1,11 @@
 //! An adversarial audit of the security headers behind `Hardening::strict()`, over TCP on
 //! 127.0.0.1: a handler's own headers cannot weaken the policy, whatever the status, method
 //! or body; responses shared caches must not keep stay out of them however the handler
-//! spells its `Cache-Control` or `Content-Type`; the CSP nonce is new per response, the same
-//! in the header and the extractor, and one through nested layers; HTTPS is believed only
-//! from a trusted proxy, and the redirect keeps to the request's allowed host, its path and
-//! query, and 308 for other methods than GET and HEAD.
+//! spells its `Cache-Control` or `Content-Type`; every cookie goes out as strict as promised
+//! or is dropped with a warning naming it (never its value); the CSP nonce is new per
+//! response, the same in the header and the extractor, and one through nested layers;
+//! HTTPS is believed only from a trusted proxy, and the redirect keeps to the request's
+//! allowed host, its path and query, and 308 for other methods than GET and HEAD.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -13,11 +14,12 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::response::{Html, Response};
+use axum::http::header::SET_COOKIE;
+use axum::response::{AppendHeaders, Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use hardening_core::Hardening;
 use hardening_core::headers::{CspNonce, HeaderPolicy, HttpsRedirect};
-use hardening_tests::{Reply, UnknownSize, exchange, get as http_get, serve};
+use hardening_tests::{Captured, Reply, UnknownSize, exchange, get as http_get, serve};
 
 /// The preset's API policy, as every response must carry it.
 const API_CSP: &str =
@@ -385,6 +387,178 @@ async fn the_nonce_is_new_per_response_and_one_per_request() {
         let nonce = nonce_of(reply.header("content-security-policy").unwrap()).unwrap();
         assert!(seen.insert(nonce.to_owned()), "{nonce} sent twice");
     }
+}
+
+/// A cookie as a browser reads a `Set-Cookie` value: name, and the last value of each
+/// attribute (lower-cased name), with `Secure`/`HttpOnly` present or not.
+struct BrowserCookie {
+    name: String,
+    attributes: Vec<(String, String)>,
+}
+
+impl BrowserCookie {
+    fn parse(value: &str) -> Self {
+        let mut parts = value.split(';');
+        let pair = parts.next().unwrap_or_default();
+        let name = pair
+            .split_once('=')
+            .map_or("", |(n, _)| n)
+            .trim()
+            .to_owned();
+        let attributes = parts
+            .map(|attr| match attr.split_once('=') {
+                Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim().to_owned()),
+                None => (attr.trim().to_ascii_lowercase(), String::new()),
+            })
+            .collect();
+        Self { name, attributes }
+    }
+
+    fn has(&self, attribute: &str) -> bool {
+        self.attributes.iter().any(|(k, _)| k == attribute)
+    }
+
+    fn last(&self, attribute: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .rev()
+            .find(|(k, _)| k == attribute)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The year of a cookie date written as `Wdy, DD Mon YYYY HH:MM:SS GMT`.
+fn year_of(date: &str) -> Option<u64> {
+    date.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Set-Cookie values a policy could miss (attributes in odd case or with spaces around `=`,
+/// `Secure` as a name or a value or in quotes, `SameSite=None`, huge or repeated lifetimes,
+/// far `Expires`, several cookies joined by commas, `__Host-`/`__Secure-` cookies, bytes
+/// that are not UTF-8): each goes out with `Secure`, `HttpOnly`, `SameSite` `Lax` or
+/// `Strict` and at most 30 days as a browser reads it, or is dropped with one warning that
+/// names the cookie and not its value.
+#[tokio::test]
+async fn every_cookie_goes_out_strict_or_is_dropped_with_a_warning_naming_it() {
+    const SECRET: &str = "s3cr3t-value";
+    let app = Router::new().route(
+        "/cookies",
+        get(|| async {
+            let mut response = AppendHeaders(
+                [
+                    "a=s3cr3t-value; secure = ; HTTPONLY ; samesite = none",
+                    "Secure=s3cr3t-value; Path=/",
+                    "b=Secure; HttpOnly",
+                    "c=\"s3cr3t-value; Secure\"; Path=/",
+                    "d=s3cr3t-value; SameSite=None",
+                    "e=s3cr3t-value; Max-Age=99999999999999999999999999999999999999999",
+                    "f=s3cr3t-value; Max-Age=60; max-age=999999999",
+                    "g=s3cr3t-value; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+                    "h=s3cr3t-value; SameSite=Strict; Max-Age=1",
+                    "i=1, j=s3cr3t-value; Path=/",
+                    "__Secure-s=s3cr3t-value; Path=/",
+                    "__Host-ok=s3cr3t-value; Path=/",
+                    "__Host-domain=s3cr3t-value; Path=/; Domain=localhost",
+                    "__Host-path=s3cr3t-value; Path=/a",
+                    "__HOST-nopath=s3cr3t-value",
+                    "__Host-long=s3cr3t-value; Path=/; Max-Age=99999999999; Domain=localhost",
+                ]
+                .map(|c| (SET_COOKIE, c)),
+            )
+            .into_response();
+            response.headers_mut().append(
+                SET_COOKIE,
+                http::HeaderValue::from_bytes(b"bytes=s3cr3t-value\xff\xfe; Path=/").unwrap(),
+            );
+            response
+        }),
+    );
+    let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+    let addr = serve(app.layer(Hardening::strict())).await;
+    let reply = http_get(addr, "/cookies", &[]).await;
+    drop(guard);
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    let cap = 30 * 24 * 3600;
+    let now_year = 1970
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 31_556_952;
+    let mut sent = Vec::new();
+    for value in reply.all("set-cookie") {
+        let cookie = BrowserCookie::parse(value);
+        assert!(cookie.has("secure"), "{value}");
+        assert!(cookie.has("httponly"), "{value}");
+        let same_site = cookie
+            .last("samesite")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(same_site == "lax" || same_site == "strict", "{value}");
+        match cookie.last("max-age") {
+            Some(max_age) => assert!(max_age.parse::<u64>().unwrap() <= cap, "{value}"),
+            None => {
+                if let Some(expires) = cookie.last("expires") {
+                    assert!(year_of(expires).unwrap() <= now_year + 1, "{value}");
+                }
+            }
+        }
+        if cookie.name.to_ascii_lowercase().starts_with("__host-") {
+            assert_eq!(cookie.last("path"), Some("/"), "{value}");
+            assert!(!cookie.has("domain"), "{value}");
+        }
+        sent.push(cookie.name);
+    }
+    assert_eq!(
+        sent,
+        [
+            "a",
+            "Secure",
+            "b",
+            "c",
+            "d",
+            "e",
+            "f",
+            "g",
+            "h",
+            "i",
+            "__Secure-s",
+            "__Host-ok"
+        ],
+        "{reply:?}"
+    );
+
+    // Each dropped cookie: one warning naming it, none quoting its value.
+    let logs = captured.text();
+    assert!(!logs.contains(SECRET), "{logs}");
+    let named: Vec<String> = captured
+        .json_lines()
+        .into_iter()
+        .filter(|e| {
+            e["target"] == hardening_core::headers::LOG_TARGET
+                && e["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("dropped a Set-Cookie"))
+        })
+        .map(|e| {
+            e["fields"]["cookie"]
+                .as_str()
+                .unwrap_or("<unnamed>")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "__Host-domain",
+            "__Host-path",
+            "__HOST-nopath",
+            "__Host-long",
+            "bytes"
+        ],
+        "{logs}"
+    );
 }
 
 /// A peer that is not a trusted proxy cannot make a request HTTPS, however it writes
