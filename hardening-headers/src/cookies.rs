@@ -60,7 +60,7 @@ pub struct CookiePolicy {
     same_site: Vec<(String, SameSite)>,
     insecure: Vec<String>,
     /// Whether the warning that a handler's `SameSite=None` became `Lax` was logged.
-    warned_same_site_none: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    warned_same_site_none: std::sync::Arc<hardening_errors::WarnOnce>,
 }
 
 impl Default for CookiePolicy {
@@ -329,11 +329,8 @@ impl CookiePolicy {
     /// Says once per policy that a handler's `SameSite=None` cookie was sent as `Lax`.
     #[cold]
     fn warn_same_site_none(&self, name: &str) {
-        use std::sync::atomic::Ordering;
-        // A load first: the common case (warned already) writes nothing to the shared flag.
-        if !self.warned_same_site_none.load(Ordering::Relaxed)
-            && !self.warned_same_site_none.swap(true, Ordering::Relaxed)
-        {
+        // The common case (warned already) writes nothing to the shared flag.
+        if self.warned_same_site_none.first() {
             tracing::warn!(
                 target: crate::LOG_TARGET,
                 cookie = name,

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hardening_errors::{
-    CollectError, Problem, RequestContext, RequestId, SUBSCRIBER_PREFIX, after_userinfo,
+    CollectError, Problem, RequestContext, RequestId, SUBSCRIBER_PREFIX, WarnOnce, after_userinfo,
     client_group, collect_capped, may_be_a_token, media_type, redact_secrets, report_rejection,
     write_printable_ascii,
 };
@@ -105,7 +104,7 @@ pub struct CspReports {
     per_client: u32,
     window: Arc<Mutex<Window>>,
     /// Whether a report without a client address was warned about (once per endpoint).
-    warned_no_client: Arc<AtomicBool>,
+    warned_no_client: Arc<WarnOnce>,
 }
 
 /// The rate limit's current window.
@@ -247,7 +246,7 @@ async fn receive(State(reports): State<CspReports>, request: Request) -> Respons
     };
     let client = RequestContext::client_ip_of(&parts.extensions)
         .map(|ip| client_group(ip, SUBSCRIBER_PREFIX));
-    if client.is_none() && !reports.warned_no_client.swap(true, Ordering::Relaxed) {
+    if client.is_none() && reports.warned_no_client.first() {
         warn_no_client(reports.per_client);
     }
     let (admitted, dropped) = reports.admit(items.len(), client);
