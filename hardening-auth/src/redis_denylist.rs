@@ -158,8 +158,9 @@ impl RedisDenylistBuilder {
         if self.timeout.is_zero() {
             return Err(RedisDenylistError::ZeroTimeout);
         }
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|_| RedisDenylistError::InvalidUrl)?;
+        let client = hardening_errors::redis_connection_info(self.url.as_str())
+            .and_then(redis::Client::open)
+            .map_err(|_| RedisDenylistError::InvalidUrl)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))

@@ -50,7 +50,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
-//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores |
+//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings |
 
 mod body_end;
 mod client_group;
@@ -66,6 +66,8 @@ mod problem;
 mod redact;
 #[cfg(feature = "redis")]
 mod redis_eviction;
+#[cfg(feature = "redis")]
+mod redis_tcp;
 mod rejection;
 mod request_id;
 mod security_event;
@@ -96,6 +98,8 @@ pub use redact::{
 };
 #[cfg(feature = "redis")]
 pub use redis_eviction::{EvictionRisk, check_eviction};
+#[cfg(feature = "redis")]
+pub use redis_tcp::redis_connection_info;
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 pub use security_event::{
     SECURITY_TARGET, SecurityEventReported, SecurityEventsLogged, log_security_event, mark_logged,

@@ -283,7 +283,9 @@ impl RedisLimiterBuilder {
         if let Some(name) = crate::limiter::duplicate_name(self.policies.iter().map(|(p, _)| p)) {
             return Err(RedisStoreError::DuplicatePolicyName(name.to_string()));
         }
-        let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::InvalidUrl)?;
+        let client = hardening_errors::redis_connection_info(self.url.as_str())
+            .and_then(redis::Client::open)
+            .map_err(RedisStoreError::InvalidUrl)?;
         // Every decision, adjustment and start-up step waits at most `timeout` (a timer of its
         // own); the connection waits for a reply as long as it lasts, so that a charge or a
         // grant Redis makes however late (stalled by a fork, paused, a network partition that
