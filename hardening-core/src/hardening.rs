@@ -87,6 +87,8 @@ pub(crate) struct Policy {
     /// Whether the warning about a subscriber that records axum's rejection texts has been
     /// given.
     pub(crate) warned_rejection_logs: WarnOnce,
+    /// Whether the warning about an HTTPS redirect to any host a client names has been given.
+    pub(crate) warned_redirect_host: WarnOnce,
 }
 
 /// Warns that a request came without a peer address, the first time only (per layer).
@@ -149,6 +151,7 @@ impl Hardening {
                 warned_no_peer: WarnOnce::new(),
                 warned_unread_header: WarnOnce::new(),
                 warned_rejection_logs: WarnOnce::new(),
+                warned_redirect_host: WarnOnce::new(),
             }),
         }
     }
@@ -588,6 +591,22 @@ impl<S> Layer<S> for Hardening {
                 "forwarded_header(ForwardedHeader::{header:?}) is ignored: there are no \
                  trusted_proxies to read it from, so every client IP is the socket peer; list \
                  your proxies' networks with trusted_proxies(..), or drop forwarded_header"
+            );
+        }
+        #[cfg(feature = "headers")]
+        if let Some(redirect) = &self.policy.https_redirect
+            && !redirect.has_fixed_host()
+            && self.policy.allowed_hosts.is_none()
+            && self.policy.warned_redirect_host.first()
+        {
+            tracing::warn!(
+                target: crate::LOG_TARGET,
+                setting = "https_redirect",
+                "https_redirect sends plain-HTTP requests to whatever host their Host header \
+                 names: a shared cache that keys on the path alone can then keep a permanent \
+                 redirect to another site for everyone; list your hosts with \
+                 allowed_hosts(..), or fix the redirect's host with HttpsRedirect::to_host(..) \
+                 (said once per layer)"
             );
         }
         if crate::access_log::records_axum_rejections() && self.policy.warned_rejection_logs.first()

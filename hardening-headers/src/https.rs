@@ -96,6 +96,12 @@ impl HttpsRedirect {
         Ok(self)
     }
 
+    /// Whether the redirect goes to a host set with [`to_host`](Self::to_host) rather than to
+    /// the request's own.
+    pub fn has_fixed_host(&self) -> bool {
+        self.host.is_some()
+    }
+
     /// Whether this request is one to redirect: plain HTTP, on a path that is not exempt.
     pub fn applies(&self, parts: &Parts, https: bool) -> bool {
         !https && !self.exempt.iter().any(|p| p == parts.uri.path())

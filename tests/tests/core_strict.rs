@@ -1440,6 +1440,50 @@ async fn a_forwarded_header_without_trusted_proxies_is_warned_of_once() {
     }
 }
 
+/// An HTTPS redirect to the request's own `Host` with no host allowlist goes wherever a
+/// client's `Host` says; a shared cache keyed on the path alone could keep such a permanent
+/// redirect for everyone. Applying the layer warns, once however many routes it wraps; with
+/// an allowlist or a fixed host, nothing is said.
+#[tokio::test]
+async fn an_https_redirect_to_any_host_is_warned_of_once() {
+    use hardening_core::headers::HttpsRedirect;
+    let warnings = |hardening: Hardening| {
+        let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+        let app: Router = routes().layer(hardening).with_state(());
+        drop(guard);
+        let warned: Vec<String> = captured
+            .json_lines()
+            .iter()
+            .filter(|w| w["fields"]["setting"] == "https_redirect")
+            .map(|w| w["fields"]["message"].as_str().unwrap().to_owned())
+            .collect();
+        (warned, app)
+    };
+    let (warned, app) = warnings(Hardening::strict().https_redirect(HttpsRedirect::new()));
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("allowed_hosts(..)") && warned[0].contains("to_host(..)"),
+        "{warned:?}"
+    );
+    // What it warns of: the redirect goes to the host the client named.
+    let addr = serve(app).await;
+    let raw = b"GET /ip HTTP/1.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n";
+    let reply = exchange(addr, raw).await;
+    assert_eq!(reply.status, 301);
+    assert_eq!(reply.header("location"), Some("https://evil.example/ip"));
+
+    for quiet in [
+        Hardening::strict()
+            .https_redirect(HttpsRedirect::new())
+            .allowed_hosts(["example.com"])
+            .unwrap(),
+        Hardening::strict().https_redirect(HttpsRedirect::new().to_host("example.com").unwrap()),
+        Hardening::strict(),
+    ] {
+        assert_eq!(warnings(quiet).0, Vec::<String>::new());
+    }
+}
+
 /// Over TCP: a streamed body that panics after its first chunk is cut off (no final chunk,
 /// nothing of the panic on the wire), and the server goes on serving.
 #[tokio::test]
