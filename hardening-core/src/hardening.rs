@@ -88,6 +88,7 @@ pub(crate) struct Policy {
     /// given.
     pub(crate) warned_rejection_logs: WarnOnce,
     /// Whether the warning about an HTTPS redirect to any host a client names has been given.
+    #[cfg(feature = "headers")]
     pub(crate) warned_redirect_host: WarnOnce,
 }
 
@@ -151,6 +152,7 @@ impl Hardening {
                 warned_no_peer: WarnOnce::new(),
                 warned_unread_header: WarnOnce::new(),
                 warned_rejection_logs: WarnOnce::new(),
+                #[cfg(feature = "headers")]
                 warned_redirect_host: WarnOnce::new(),
             }),
         }
