@@ -27,6 +27,8 @@
 //!
 //! - [`OwnedResource`] + [`Owned<T>`]: resources loaded only through an owner-scoped query;
 //!   not found and not yours are the same 404; admin override by a named role, logged.
+//!   One resource, one URL: integer ids only in their canonical spelling (`42`, not `042`
+//!   or `+42`), and [`CanonicalId<T>`] for any other `FromStr` + `Display` id (a UUID).
 //! - `idor_probe` (feature `test-util`): proves in your own tests that what one user
 //!   created cannot be read, changed, listed or deleted by another; `Passwords::hold_permits`
 //!   (same feature) takes every hashing permit, to test what a saturated hasher answers.
@@ -39,6 +41,7 @@
 //! Login throttling lives in `hardening-ratelimit` (`LoginThrottle`).
 
 mod authenticated;
+mod canonical;
 mod csrf;
 mod denylist;
 #[cfg(feature = "test-util")]
@@ -58,6 +61,7 @@ pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, InsufficientScope,
     InvalidSessionCookie, ResponseFuture,
 };
+pub use canonical::CanonicalId;
 pub use csrf::{Csrf, CsrfReason, InvalidExemptPath, InvalidOrigin};
 pub use denylist::{
     Denylist, DenylistError, DenylistFull, DenylistFuture, MemoryDenylist, REVOCATION_GRACE,

@@ -9,6 +9,7 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::AUTH_TARGET;
+use crate::canonical::CanonicalIntegers;
 
 /// A resource that can only be loaded by `(owner, id)`.
 ///
@@ -25,6 +26,11 @@ use crate::AUTH_TARGET;
 /// Then take [`Owned<T>`] in handlers: it parses the id from the path, takes the
 /// authenticated [`Principal`](crate::Principal), and calls only that load. "Not found" and "not yours" are the
 /// same 404, so ids cannot be probed.
+///
+/// One resource has one URL: an integer id (`u64`, `i64`, …, alone or in a tuple or struct
+/// of path parameters) is taken only as its `Display` writes it, so `/notes/042` and
+/// `/notes/+42` answer as a missing note, not as note 42. Wrap other ids whose `FromStr`
+/// takes several spellings, such as a `Uuid`, in [`CanonicalId`](crate::CanonicalId).
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -56,7 +62,7 @@ use crate::AUTH_TARGET;
 /// #     .with_state(Db::default());
 /// ```
 pub trait OwnedResource: Sized + Send {
-    /// The id in the path (`/notes/{id}`).
+    /// The id in the path (`/notes/{id}`); integers only in their canonical spelling.
     type Id: DeserializeOwned + Send;
     /// Where resources are loaded from (a pool, a repository), taken from the router state.
     type Store: Send + Sync;
@@ -103,8 +109,8 @@ where
             <crate::Authenticated as FromRequestParts<S>>::from_request_parts(parts, state)
                 .await?
                 .principal;
-        let id = match Path::<T::Id>::from_request_parts(parts, state).await {
-            Ok(Path(id)) => id,
+        let id = match Path::<CanonicalIntegers<T::Id>>::from_request_parts(parts, state).await {
+            Ok(Path(CanonicalIntegers(id))) => id,
             // The route does not fit `T::Id` (another number of path parameters, say): a
             // wiring mistake, said in the log, not a silent 404 on every request.
             Err(rejection) if rejection.status().is_server_error() => {
@@ -115,7 +121,8 @@ where
                 );
                 return Err(Error::internal(why).into_response());
             }
-            // A malformed id names nothing: the same 404 as a missing or foreign one.
+            // A malformed id, or one spelled otherwise than its type writes it, names
+            // nothing: the same 404 as a missing or foreign one.
             Err(_) => return Err(Error::NotFound.into_response()),
         };
         let store = T::Store::from_ref(state);
@@ -144,9 +151,11 @@ mod tests {
     use serde_json::json;
     use tower::ServiceExt;
 
+    use std::net::Ipv6Addr;
+
     use super::*;
-    use crate::AuthLayer;
     use crate::test_tokens::{token, verifier};
+    use crate::{AuthLayer, CanonicalId};
 
     /// A store where every note belongs to whoever asks, `""` included.
     #[derive(Clone)]
@@ -249,6 +258,99 @@ mod tests {
                 assert_eq!(got, StatusCode::NOT_FOUND, "{claims} {path}");
             }
         }
+    }
+
+    /// Loads whatever id reaches it, to show which spellings do.
+    struct Echo<Id>(std::marker::PhantomData<Id>);
+
+    impl<Id: DeserializeOwned + Send> OwnedResource for Echo<Id> {
+        type Id = Id;
+        type Store = Anyone;
+        async fn load_owned(_: &Anyone, _: &str, _: Id) -> Result<Option<Self>, Error> {
+            Ok(Some(Echo(std::marker::PhantomData)))
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)] // deserialized only: which spellings get through is the test
+    struct Newtype(u64);
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)] // as `Newtype`
+    struct OrgRow {
+        org: String,
+        id: u32,
+    }
+
+    /// `/rows/01` and `/rows/+1` loaded row 1 (axum's `Path<u64>` parses as `str::parse`
+    /// does): one row had many URLs, so a rule or a cache keyed on the path could be bypassed
+    /// or poisoned. An integer id, alone or among other parameters, is taken only as its type
+    /// writes it; a `CanonicalId` the same for any type; strings are left as they are.
+    #[tokio::test]
+    async fn an_id_reaches_the_load_only_in_its_canonical_spelling() {
+        fn route<Id: DeserializeOwned + Send + 'static>(route: &str) -> Router {
+            Router::new()
+                .route(route, get(|_: Owned<Echo<Id>>| async {}))
+                .with_state(Anyone)
+                .layer(AuthLayer::new(verifier()))
+        }
+        let apps = [
+            ("/u64/", route::<u64>("/u64/{id}")),
+            ("/i64/", route::<i64>("/i64/{id}")),
+            ("/newtype/", route::<Newtype>("/newtype/{id}")),
+            ("/name/", route::<String>("/name/{id}")),
+            ("/tuple/", route::<(String, u64)>("/tuple/{org}/{id}")),
+            ("/struct/", route::<OrgRow>("/struct/{org}/{id}")),
+            ("/ip/", route::<CanonicalId<Ipv6Addr>>("/ip/{id}")),
+        ];
+        let canonical = [
+            "/u64/1",
+            "/u64/%31",
+            "/i64/-1",
+            "/i64/0",
+            "/newtype/7",
+            "/name/007",
+            "/name/+7",
+            "/tuple/007/7",
+            "/struct/007/7",
+            "/ip/::ab",
+        ];
+        let other = [
+            "/u64/01",
+            "/u64/+1",
+            "/u64/%2B1",
+            "/u64/%301",
+            "/u64/1%20",
+            "/u64/-0",
+            "/i64/-01",
+            "/i64/-0",
+            "/i64/+0",
+            "/newtype/07",
+            "/tuple/o/07",
+            "/tuple/o/+7",
+            "/struct/o/07",
+            "/struct/o/+7",
+            "/ip/::AB",
+            "/ip/0::ab",
+            "/ip/::00ab",
+        ];
+        let alice = json!({ "sub": "alice" });
+        let mut wrong = Vec::new();
+        for (path, want) in canonical
+            .iter()
+            .map(|path| (path, StatusCode::OK))
+            .chain(other.iter().map(|path| (path, StatusCode::NOT_FOUND)))
+        {
+            let (_, app) = apps
+                .iter()
+                .find(|(prefix, _)| path.starts_with(prefix))
+                .unwrap();
+            let got = get_as(app, alice.clone(), path).await;
+            if got != want {
+                wrong.push(format!("{path}: {got}"));
+            }
+        }
+        assert!(wrong.is_empty(), "answered otherwise: {wrong:?}");
     }
 
     /// A route whose path parameters do not fit `T::Id` (two where it takes one, or none)
