@@ -385,6 +385,8 @@ impl OwnedResource for Note {
 
 #[cfg(test)]
 mod tests {
+    use hardening_core::auth::CanonicalId;
+
     use super::*;
     use crate::tests::TempDb;
 
@@ -490,7 +492,9 @@ mod tests {
                 note(1, "ada's", "one", 101)
             ]
         );
-        let bobs = Note::load_owned(&db, "2", NoteId(2)).await.unwrap();
+        let bobs = Note::load_owned(&db, "2", NoteId(CanonicalId::new(2)))
+            .await
+            .unwrap();
         assert_eq!(bobs.map(|n| n.body).as_deref(), Some("two"));
         assert_eq!(
             db.credentials("bob@example.com".into()).await.unwrap(),
@@ -505,7 +509,12 @@ mod tests {
         // The notes still belong to their accounts: deleting one deletes its notes, and a
         // note needs an account.
         execute(&db, "DELETE FROM users WHERE id = 2");
-        assert_eq!(Note::load_owned(&db, "2", NoteId(2)).await.unwrap(), None);
+        assert_eq!(
+            Note::load_owned(&db, "2", NoteId(CanonicalId::new(2)))
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(db.notes_of("2", 10, None).await.unwrap(), []);
         let orphan =
             db.0.lock()
