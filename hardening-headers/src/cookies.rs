@@ -333,7 +333,7 @@ impl CookiePolicy {
         if self.warned_same_site_none.first() {
             tracing::warn!(
                 target: crate::LOG_TARGET,
-                cookie = name,
+                cookie = logged_name(name),
                 "a Set-Cookie asked for SameSite=None and was sent with SameSite=Lax: to send \
                  this cookie on cross-site requests, name it in \
                  CookiePolicy::dangerous_same_site_none (logged once)"
@@ -712,11 +712,22 @@ fn non_ascii_text(bytes: &[u8]) -> Option<&str> {
 #[inline(never)]
 fn warn_dropped(why: &str, name: Option<&str>) {
     match name {
-        Some(cookie) => {
+        Some(name) => {
+            let cookie = logged_name(name);
             tracing::warn!(target: crate::LOG_TARGET, cookie, "dropped a Set-Cookie: {why}");
         }
         None => tracing::warn!(target: crate::LOG_TARGET, "dropped a Set-Cookie: {why}"),
     }
+}
+
+/// A cookie's name as a warning gives it: printable ASCII, the rest percent-encoded. A
+/// handler may build the name from client input, and a name may hold any character but
+/// controls: a raw NEL (U+0085) or LINE SEPARATOR (U+2028) breaks a JSON log line for some
+/// readers, a bidi override (U+202E) makes it read otherwise.
+fn logged_name(name: &str) -> String {
+    let mut ascii = String::with_capacity(name.len());
+    let _ = hardening_errors::write_printable_ascii(&mut ascii, name);
+    ascii
 }
 
 /// The name of a `Set-Cookie` value that is not text or too long to read: what comes before
@@ -1241,6 +1252,35 @@ mod tests {
             };
             assert!(named, "{name:?}: {dropped:?}");
             assert!(!dropped[0].contains("s3cret"), "{dropped:?}");
+        }
+    }
+
+    /// A cookie's name is whatever a handler wrote, client input included, and may hold any
+    /// character but controls: a raw NEL (U+0085) or LINE SEPARATOR (U+2028), at which some
+    /// line readers break a JSON log line, or a bidi override (U+202E) went into the warning
+    /// as it came. The name is logged printable ASCII, percent-encoded as a log path is.
+    #[test]
+    fn a_logged_cookie_name_is_printable_ascii() {
+        let (name, ascii) = (
+            "__Host-a\u{85}b\u{2028}c\u{202e}d",
+            "__Host-a%C2%85b%E2%80%A8c%E2%80%AEd",
+        );
+        let policy = CookiePolicy::default();
+        for (cookie, logged_name) in [
+            (format!("{name}=v; Path=/app"), ascii),
+            (format!("{name}=v{}", "x".repeat(5000)), ascii),
+            ("a\u{2028}=v; SameSite=None".to_owned(), "a%E2%80%A8"),
+        ] {
+            let logged = crate::test_log::Warnings::during(crate::LOG_TARGET, || {
+                enforce(&policy, &[cookie.as_bytes()]);
+            });
+            let named: Vec<&String> = logged.iter().filter(|w| w.contains("cookie=")).collect();
+            assert_eq!(named.len(), 1, "{cookie:?}: {logged:?}");
+            assert!(
+                named[0].contains(&format!("cookie={logged_name:?}")),
+                "the name as it came: {:?}",
+                named[0]
+            );
         }
     }
 
