@@ -298,6 +298,8 @@ where
             );
         }
         let hint = body.size_hint();
+        // Asked twice below (the Content-Type check, the timeout's watch): read once.
+        let may_have_body = hint.exact() != Some(0);
         let counted = match policy.body_limit {
             Some(limit) => {
                 // hyper gives a body the exact size its `Content-Length` declares (HTTP/1:
@@ -339,7 +341,7 @@ where
         };
         // One media type for a body: with two, axum's extractors read the first while a proxy
         // or firewall in front may have judged the body by another.
-        if hint.exact() != Some(0) && differing_content_types(&parts.headers) {
+        if may_have_body && differing_content_types(&parts.headers) {
             return refused(
                 || {
                     Problem::new(StatusCode::BAD_REQUEST).with_detail(
@@ -354,7 +356,7 @@ where
         // a request timed out while waiting for its body is the client's slowness (408).
         let watched_limit = match counted {
             Some((limit, true)) => Some(limit),
-            _ if policy.timeout.is_some() && hint.exact() != Some(0) => {
+            _ if policy.timeout.is_some() && may_have_body => {
                 Some(counted.map_or(usize::MAX, |(limit, _)| limit))
             }
             _ => None,
