@@ -607,8 +607,8 @@ impl<S> Layer<S> for Hardening {
                 "https_redirect sends plain-HTTP requests to whatever host their Host header \
                  names: a shared cache that keys on the path alone can then keep a permanent \
                  redirect to another site for everyone; list your hosts with \
-                 allowed_hosts(..), or fix the redirect's host with HttpsRedirect::to_host(..) \
-                 (said once per layer)"
+                 allowed_hosts(..) (HARDENING_ALLOWED_HOSTS), or fix the redirect's host with \
+                 HttpsRedirect::to_host(..) (said once per layer)"
             );
         }
         if crate::access_log::records_axum_rejections() && self.policy.warned_rejection_logs.first()

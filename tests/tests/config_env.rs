@@ -46,6 +46,40 @@ fn an_https_redirect_that_loops_or_never_fires_is_warned_of() {
     assert!(!with_proxy.contains("HTTPS_REDIRECT"), "{with_proxy}");
 }
 
+/// An HTTPS redirect set from the environment goes to whatever host a client's `Host` names
+/// unless HARDENING_ALLOWED_HOSTS lists the service's hosts. Applying the layer warned with
+/// the builder's `allowed_hosts(..)` only, not the variable such a deployment sets.
+#[test]
+fn an_https_redirect_to_any_host_is_warned_of_with_its_variable() {
+    use hardening_tests::Captured;
+    let warned = |vars: &[(&str, &str)]| {
+        let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+        let hardening = HardeningConfig::from_vars(vars.iter().copied())
+            .unwrap()
+            .build()
+            .unwrap();
+        let _app: axum::Router = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "hi" }))
+            .layer(hardening);
+        drop(guard);
+        captured
+            .json_lines()
+            .into_iter()
+            .filter(|w| w["fields"]["setting"] == "https_redirect")
+            .map(|w| w["fields"]["message"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let redirect = ("HARDENING_HTTPS_REDIRECT", "true");
+    let any_host = warned(&[redirect]);
+    assert_eq!(any_host.len(), 1, "{any_host:?}");
+    assert!(
+        any_host[0].contains("HARDENING_ALLOWED_HOSTS"),
+        "the variable to set is not named: {any_host:?}"
+    );
+    let listed = warned(&[redirect, ("HARDENING_ALLOWED_HOSTS", "example.com")]);
+    assert_eq!(listed, Vec::<String>::new());
+}
+
 /// `HARDENING_RATE_LIMIT_PER_MINUTE` below the default burst, burst unset: the burst is the
 /// count a minute, so 10 a minute does not admit 50 at once.
 #[tokio::test]
