@@ -101,6 +101,21 @@ impl Captured {
             .collect()
     }
 
+    /// The messages of the warnings about `setting` (their field `setting`) among the JSON
+    /// lines captured so far.
+    pub fn setting_warnings(&self, setting: &str) -> Vec<String> {
+        self.json_lines()
+            .into_iter()
+            .filter(|w| w["fields"]["setting"] == setting)
+            .map(|w| {
+                w["fields"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// The security events among the JSON lines captured so far: each one's
     /// `security.event` name and the whole event. Panics on a line that is not JSON.
     pub fn security_events(&self) -> Vec<(String, serde_json::Value)> {
@@ -242,6 +257,16 @@ impl Captured {
     /// from every thread, into the returned capture. For a test binary of its own that needs
     /// one particular filter (not combinable with [`Captured::json_logs`]).
     pub fn global_json_logs(filter: &str) -> Captured {
+        let (captured, subscriber) = Captured::json_subscriber(filter);
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        captured
+    }
+
+    /// A subscriber of JSON lines under `filter` (`EnvFilter` directives), from whichever
+    /// thread it serves, into the returned capture: to install globally, or for one thread
+    /// with `tracing::subscriber::with_default`.
+    pub fn json_subscriber(filter: &str) -> (Captured, impl tracing::Subscriber + Send + Sync) {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -249,9 +274,7 @@ impl Captured {
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("no other global subscriber in this test binary");
-        captured
+        (captured, subscriber)
     }
 }
 
@@ -338,7 +361,12 @@ pub async fn exchange(addr: SocketAddr, request: &[u8]) -> Reply {
 
 /// A GET with extra header lines (`"name: value"`).
 pub async fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> Reply {
-    let mut req = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    request(addr, "GET", path, headers).await
+}
+
+/// `method path` without a body, with extra header lines (`"name: value"`).
+pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use hardening_core::{ENV_VARS, HardeningConfig};
+use hardening_tests::Captured;
 
 #[test]
 fn env_example_lists_every_variable_and_builds() {
@@ -19,19 +20,25 @@ fn env_example_lists_every_variable_and_builds() {
     let _hardening = HardeningConfig::from_vars(vars).unwrap().build().unwrap();
 }
 
+/// What building the layer `vars` configure and applying it to a route logs at WARN and
+/// above, on this thread.
+fn start_up_warnings(vars: &[(&str, &str)]) -> Captured {
+    let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+    let hardening = HardeningConfig::from_vars(vars.iter().copied())
+        .unwrap()
+        .build()
+        .unwrap();
+    let _app: axum::Router = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "hi" }))
+        .layer(hardening);
+    drop(guard);
+    captured
+}
+
 /// An HTTPS redirect that would loop behind a TLS proxy, or never fire, is said at start-up.
 #[test]
 fn an_https_redirect_that_loops_or_never_fires_is_warned_of() {
-    use hardening_tests::Captured;
-    let warnings = |vars: &[(&str, &str)]| {
-        let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
-        let _hardening = HardeningConfig::from_vars(vars.iter().copied())
-            .unwrap()
-            .build()
-            .unwrap();
-        drop(guard);
-        captured.text()
-    };
+    let warnings = |vars: &[(&str, &str)]| start_up_warnings(vars).text();
     let alone = warnings(&[("HARDENING_HTTPS_REDIRECT", "true")]);
     assert!(alone.contains("redirected again and again"), "{alone}");
     let behind = warnings(&[
@@ -51,24 +58,7 @@ fn an_https_redirect_that_loops_or_never_fires_is_warned_of() {
 /// the builder's `allowed_hosts(..)` only, not the variable such a deployment sets.
 #[test]
 fn an_https_redirect_to_any_host_is_warned_of_with_its_variable() {
-    use hardening_tests::Captured;
-    let warned = |vars: &[(&str, &str)]| {
-        let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
-        let hardening = HardeningConfig::from_vars(vars.iter().copied())
-            .unwrap()
-            .build()
-            .unwrap();
-        let _app: axum::Router = axum::Router::new()
-            .route("/", axum::routing::get(|| async { "hi" }))
-            .layer(hardening);
-        drop(guard);
-        captured
-            .json_lines()
-            .into_iter()
-            .filter(|w| w["fields"]["setting"] == "https_redirect")
-            .map(|w| w["fields"]["message"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
-    };
+    let warned = |vars: &[(&str, &str)]| start_up_warnings(vars).setting_warnings("https_redirect");
     let redirect = ("HARDENING_HTTPS_REDIRECT", "true");
     let any_host = warned(&[redirect]);
     assert_eq!(any_host.len(), 1, "{any_host:?}");

@@ -10,13 +10,7 @@ use hardening_tests::Captured;
 /// The warnings about axum's rejection events said while `Hardening::strict()` is applied
 /// to a router of two routes, under a JSON subscriber with `filter`.
 fn rejection_warnings(filter: &str) -> Vec<serde_json::Value> {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(move || writer.clone())
-        .finish();
+    let (captured, subscriber) = Captured::json_subscriber(filter);
     tracing::subscriber::with_default(subscriber, || {
         let _app: Router = Router::new()
             .route("/login", post(|body: String| async move { body }))

@@ -1395,25 +1395,22 @@ fn limits_above_their_defaults_are_logged_as_loosenings() {
     );
 }
 
+/// [`routes`] under `hardening`, and the warnings about `setting` that applying it gave.
+fn warnings_applying(hardening: Hardening, setting: &str) -> (Vec<String>, Router) {
+    let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    // `with_state` applies the layer to every route now.
+    let app: Router = routes().layer(hardening).with_state(());
+    drop(guard);
+    (captured.setting_warnings(setting), app)
+}
+
 /// `forwarded_header` is read only from trusted proxies: set without any, it was ignored
 /// without a word (the client IP stays the peer). Applying the layer warns, once however
 /// many routes it wraps; with trusted proxies, set before or after it, nothing is said.
 #[tokio::test]
 async fn a_forwarded_header_without_trusted_proxies_is_warned_of_once() {
     use hardening_core::ForwardedHeader::Forwarded;
-    let warnings = |hardening: Hardening| {
-        let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
-        // `with_state` applies the layer to every route now.
-        let app: Router = routes().layer(hardening).with_state(());
-        drop(guard);
-        let warned: Vec<String> = captured
-            .json_lines()
-            .iter()
-            .filter(|w| w["fields"]["setting"] == "forwarded_header")
-            .map(|w| w["fields"]["message"].as_str().unwrap().to_owned())
-            .collect();
-        (warned, app)
-    };
+    let warnings = |hardening| warnings_applying(hardening, "forwarded_header");
     let (warned, app) = warnings(Hardening::strict().forwarded_header(Forwarded));
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(
@@ -1447,18 +1444,7 @@ async fn a_forwarded_header_without_trusted_proxies_is_warned_of_once() {
 #[tokio::test]
 async fn an_https_redirect_to_any_host_is_warned_of_once() {
     use hardening_core::headers::HttpsRedirect;
-    let warnings = |hardening: Hardening| {
-        let (captured, guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
-        let app: Router = routes().layer(hardening).with_state(());
-        drop(guard);
-        let warned: Vec<String> = captured
-            .json_lines()
-            .iter()
-            .filter(|w| w["fields"]["setting"] == "https_redirect")
-            .map(|w| w["fields"]["message"].as_str().unwrap().to_owned())
-            .collect();
-        (warned, app)
-    };
+    let warnings = |hardening| warnings_applying(hardening, "https_redirect");
     let (warned, app) = warnings(Hardening::strict().https_redirect(HttpsRedirect::new()));
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(

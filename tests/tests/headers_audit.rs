@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
@@ -19,7 +18,7 @@ use axum::response::{AppendHeaders, Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use hardening_core::Hardening;
 use hardening_core::headers::{CspNonce, HeaderPolicy, HttpsRedirect};
-use hardening_tests::{Captured, Reply, UnknownSize, exchange, get as http_get, serve};
+use hardening_tests::{Captured, Reply, UnknownSize, exchange, get as http_get, request, serve};
 
 /// The preset's API policy, as every response must carry it.
 const API_CSP: &str =
@@ -39,17 +38,6 @@ fn respond(status: u16, headers: &[(&str, &str)], streamed: bool) -> Response {
         builder = builder.header(*name, *value);
     }
     builder.body(body).unwrap()
-}
-
-/// Sends `method path` with extra header lines, `connection: close`.
-async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> Reply {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
-    for h in headers {
-        raw.push_str(h);
-        raw.push_str("\r\n");
-    }
-    raw.push_str("\r\n");
-    exchange(addr, raw.as_bytes()).await
 }
 
 /// Headers a handler (or an upstream it passes on) may send that would weaken the policy.
