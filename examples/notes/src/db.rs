@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use hardening_core::auth::OwnedResource;
 use hardening_core::errors::Error;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::NoteId;
@@ -143,7 +143,14 @@ impl Db {
             .zip(MIGRATIONS)
             .skip(usize::try_from(applied).unwrap_or(0))
         {
-            let tx = conn.transaction()?;
+            // The write lock first, then the version again: another process opening the
+            // file at the same time may have applied this one meanwhile (run twice, a rebuilt
+            // table's AUTOINCREMENT counter would start again at the highest id left).
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let applied: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if applied >= version {
+                continue;
+            }
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()?;
@@ -444,25 +451,31 @@ mod tests {
         );
     }
 
+    /// A database as the first schema (`INTEGER PRIMARY KEY` alone) left it, in WAL mode:
+    /// ada's notes 1 and 3, bob's note 2.
+    fn first_schema_database(purpose: &str) -> TempDb {
+        let file = TempDb::new(purpose);
+        let old = Connection::open(&file.0).unwrap();
+        old.pragma_update(None, "journal_mode", "WAL").unwrap();
+        old.pragma_update(None, "foreign_keys", "ON").unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute_batch(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES
+                 (1, 'ada@example.com', 'h1', 100), (2, 'bob@example.com', 'h2', 200);
+             INSERT INTO notes (id, owner_id, title, body, created_at, updated_at) VALUES
+                 (1, 1, 'ada''s', 'one', 101, 102), (2, 2, 'bob''s', 'two', 201, 202),
+                 (3, 1, 'ada''s too', 'three', 301, 302);",
+        )
+        .unwrap();
+        file
+    }
+
     /// A database made by the first schema (`INTEGER PRIMARY KEY` alone) opens, keeps its
     /// rows, ids, owners and cascade, and from then on never reuses an id.
     #[tokio::test]
     async fn a_database_of_the_first_schema_is_migrated_in_place() {
-        let file = TempDb::new("v1");
-        {
-            let old = Connection::open(&file.0).unwrap();
-            old.pragma_update(None, "foreign_keys", "ON").unwrap();
-            old.execute_batch(MIGRATIONS[0]).unwrap();
-            old.pragma_update(None, "user_version", 1).unwrap();
-            old.execute_batch(
-                "INSERT INTO users (id, email, password_hash, created_at) VALUES
-                     (1, 'ada@example.com', 'h1', 100), (2, 'bob@example.com', 'h2', 200);
-                 INSERT INTO notes (id, owner_id, title, body, created_at, updated_at) VALUES
-                     (1, 1, 'ada''s', 'one', 101, 102), (2, 2, 'bob''s', 'two', 201, 202),
-                     (3, 1, 'ada''s too', 'three', 301, 302);",
-            )
-            .unwrap();
-        }
+        let file = first_schema_database("v1");
         let db = Db::open(&file.0).unwrap();
         for table in ["users", "notes"] {
             let sql = table_sql(&db, table);
@@ -529,5 +542,40 @@ mod tests {
         drop(db);
         let db = Db::open(&file.0).unwrap();
         assert_eq!(db.notes_of("1", 10, None).await.unwrap().len(), 1);
+    }
+
+    /// Two processes opening a first-schema database together (a rolling restart on one
+    /// volume): the second read `user_version` before the first committed its migration,
+    /// then ran it again once the first let go of the write lock. Rebuilding the tables
+    /// again restarted their AUTOINCREMENT counters at the highest id left, so an id deleted
+    /// in between (note 3 here; an account's, named by its tokens' `sub`) was handed out
+    /// again. The other process is played by a connection that migrates, deletes note 3 and
+    /// commits while `Db::open` waits for the write lock. (The pause lets `Db::open` read the
+    /// version first; were it slower, the test would pass without the race, never fail.)
+    #[tokio::test]
+    async fn a_migration_another_process_applied_meanwhile_is_not_run_again() {
+        let file = first_schema_database("race");
+        let mut other = Connection::open(&file.0).unwrap();
+        other.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        let migrating = other
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        migrating.execute_batch(MIGRATIONS[1]).unwrap();
+        migrating.pragma_update(None, "user_version", 2).unwrap();
+        migrating
+            .execute_batch("DELETE FROM notes WHERE id = 3")
+            .unwrap();
+        let path = file.0.clone();
+        let opening = std::thread::spawn(move || Db::open(&path));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        migrating.commit().unwrap();
+        let db = opening.join().unwrap().unwrap();
+        let next = db.create_note("1", "t".into(), "b".into()).await.unwrap();
+        assert_eq!(
+            next.id, 4,
+            "note 3 was deleted, and the next note got id {}",
+            next.id
+        );
+        assert_eq!(db.notes_of("1", 10, None).await.unwrap().len(), 2);
     }
 }
