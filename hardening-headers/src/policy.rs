@@ -839,6 +839,11 @@ pub struct RequestFacts {
     /// nonce does not keep it from shared caches. A `300`, or a redirect without a
     /// `Location`, is rendered. Set by [`for_response`](Self::for_response).
     pub not_a_page: bool,
+    /// The response is a `304 Not Modified`: it goes out without a nonce CSP. A cache takes
+    /// a 304's fields onto the page it keeps (RFC 9111 §4.3.4), and a new nonce's CSP there
+    /// would block the page's own scripts, which carry the nonce it was sent with. Set by
+    /// [`for_response`](Self::for_response).
+    pub not_modified: bool,
 }
 
 impl RequestFacts {
@@ -857,7 +862,8 @@ impl RequestFacts {
     /// assert!(RequestFacts::default().for_response(&response).credentials);
     ///
     /// *response.status_mut() = http::StatusCode::NOT_MODIFIED;
-    /// assert!(RequestFacts::default().for_response(&response).not_a_page);
+    /// let facts = RequestFacts::default().for_response(&response);
+    /// assert!(facts.not_a_page && facts.not_modified);
     /// ```
     #[inline]
     pub fn for_response<B>(mut self, response: &http::Response<B>) -> Self {
@@ -867,9 +873,10 @@ impl RequestFacts {
             .get::<hardening_errors::PrincipalId>()
             .is_some();
         let status = response.status();
+        self.not_modified = status == http::StatusCode::NOT_MODIFIED;
         self.not_a_page = status.is_informational()
             || status == http::StatusCode::NO_CONTENT
-            || status == http::StatusCode::NOT_MODIFIED
+            || self.not_modified
             || is_followed_redirect(status) && response.headers().contains_key(header::LOCATION);
         self
     }
@@ -913,6 +920,7 @@ impl HeaderSet {
             https,
             credentials,
             not_a_page: false,
+            not_modified: false,
             nonce: if self.wants_nonce() {
                 Some(request_nonce(extensions))
             } else {
@@ -933,8 +941,9 @@ impl HeaderSet {
     /// same nonce), a handler's `Cache-Control` that lets shared caches keep it (neither
     /// `no-store` nor `private`) loses `public` and `s-maxage` and gets `private` (the
     /// browser may still cache it), and fields that shared caches read instead
-    /// (`CDN-Cache-Control`, `Surrogate-Control`, …) are dropped. HSTS never goes out over
-    /// plain HTTP (RFC 6797 §7.2), whoever set it.
+    /// (`CDN-Cache-Control`, `Surrogate-Control`, …) are dropped. A `304` carries no nonce
+    /// CSP (see [`RequestFacts::not_modified`]). HSTS never goes out over plain HTTP (RFC
+    /// 6797 §7.2), whoever set it.
     pub fn apply(&self, facts: &RequestFacts, headers: &mut HeaderMap) {
         self.apply_with(facts, headers, []);
     }
@@ -1053,7 +1062,7 @@ impl HeaderSet {
             }
             remove_absent(&mut out, &c.slots, absent);
             *headers = out;
-            if facts.nonce.is_some() || facts.credentials {
+            if facts.nonce.is_some() || facts.credentials || facts.not_modified {
                 let private = self.not_for_shared_caches(facts, headers);
                 self.per_request(facts, headers, 0, private);
             }
@@ -1182,7 +1191,8 @@ impl HeaderSet {
                 && may_run_scripts(headers.get_all(header::CONTENT_TYPE))
     }
 
-    /// The headers that depend on the request: a nonce CSP, `no-store` (or the service's
+    /// The headers that depend on the request: a nonce CSP (none on a 304, see
+    /// [`RequestFacts::not_modified`]), `no-store` (or the service's
     /// `Cache-Control` made private) when shared caches must not keep the response
     /// (`private`, from [`not_for_shared_caches`](Self::not_for_shared_caches)); and
     /// repeated cookies (`cookies` of them) made one per name.
@@ -1195,10 +1205,14 @@ impl HeaderSet {
         private: bool,
     ) {
         let c = &*self.0;
-        if let (Some(csp), Some(nonce)) = (&c.csp, &facts.nonce)
+        if let Some(csp) = &c.csp
             && csp.wants_nonce()
         {
-            headers.insert(csp.header.clone(), csp.value(facts.https, Some(nonce)));
+            if facts.not_modified {
+                headers.remove(&csp.header);
+            } else if let Some(nonce) = &facts.nonce {
+                headers.insert(csp.header.clone(), csp.value(facts.https, Some(nonce)));
+            }
         }
         if c.service_hsts && !facts.https {
             // RFC 6797 §7.2: never over plain HTTP, whoever set it.
@@ -1896,6 +1910,7 @@ mod tests {
             credentials,
             nonce: None,
             not_a_page: false,
+            not_modified: false,
         }
     }
 
@@ -2222,6 +2237,73 @@ mod tests {
                 "{h:?}"
             );
         }
+    }
+
+    /// A `304` of a page the browser kept went out with a new nonce's CSP. A cache takes a
+    /// 304's fields onto the page it kept (RFC 9111 §4.3.4; Chromium does, as
+    /// `tests/tests/browser.rs` shows), whose scripts carry the nonce it was first sent with:
+    /// they were blocked on every reload after the first. Now a 304 carries no nonce CSP,
+    /// enforcing or report-only, on either path, with or without slots; its other headers,
+    /// and a CSP without a nonce, are as on any response.
+    #[test]
+    fn a_304_carries_no_nonce_csp() {
+        let mut not_modified = http::Response::new(());
+        *not_modified.status_mut() = http::StatusCode::NOT_MODIFIED;
+        let page = http::Response::new(());
+        let nonce = CspNonce::generate();
+        let request = RequestFacts {
+            nonce: Some(nonce),
+            ..facts(false, false)
+        };
+        let id = HeaderName::from_static("x-request-id");
+        let html = HeaderPolicy::html().build().unwrap();
+        let report_only = HeaderPolicy::html()
+            .csp(Csp::html().dangerous_report_only())
+            .build()
+            .unwrap();
+        for (set, csp) in [
+            (html, header::CONTENT_SECURITY_POLICY),
+            (report_only, header::CONTENT_SECURITY_POLICY_REPORT_ONLY),
+        ] {
+            let slotted = set.with_slots([(id.clone(), Merge::Replace)]).unwrap();
+            for set in [&set, &slotted] {
+                for given in [
+                    &[][..],
+                    &[("content-type", "text/html")],
+                    &[("etag", "\"v1\""), ("cache-control", "no-cache")],
+                ] {
+                    let respond = |response: &http::Response<()>| {
+                        let mut h = HeaderMap::new();
+                        for (name, value) in given {
+                            h.append(*name, HeaderValue::from_static(value));
+                        }
+                        let id = HeaderValue::from_static("0193a1b2");
+                        set.apply_with(&request.for_response(response), &mut h, [Some(id)]);
+                        h
+                    };
+                    let sent = respond(&page);
+                    let value = sent.get(&csp).and_then(|v| v.to_str().ok());
+                    assert!(
+                        value.is_some_and(|v| v.contains(nonce.as_str())),
+                        "{given:?}: the page's own nonce CSP: {sent:?}"
+                    );
+                    let h = respond(&not_modified);
+                    assert!(
+                        !h.contains_key(&csp),
+                        "{given:?}: a 304 carried a nonce CSP: {h:?}"
+                    );
+                    assert_eq!(h["x-content-type-options"], "nosniff", "{h:?}");
+                    for (name, value) in given {
+                        assert_eq!(h[*name], *value, "{h:?}");
+                    }
+                }
+            }
+        }
+        // A CSP without a nonce is the same on every response: a 304 keeps it.
+        let api = HeaderPolicy::api().build().unwrap();
+        let mut h = HeaderMap::new();
+        api.apply(&request.for_response(&not_modified), &mut h);
+        assert!(h.contains_key(header::CONTENT_SECURITY_POLICY), "{h:?}");
     }
 
     /// Every header with a setting or handling of its own is refused by `header`, with the

@@ -825,6 +825,11 @@ fn headers_problem(
     slots: &[Option<HeaderValue>; 2],
 ) -> Option<String> {
     let mut problems = Vec::new();
+    let csp = if subject.report_only {
+        "content-security-policy-report-only"
+    } else {
+        "content-security-policy"
+    };
     // The policy's headers, as it sends them with nothing of the handler's.
     let mut baseline = HeaderMap::new();
     subject.set.apply(facts, &mut baseline);
@@ -833,11 +838,7 @@ fn headers_problem(
         .filter(|name| !subject.removed.contains(name))
         .copied()
         .collect();
-    owned.push(if subject.report_only {
-        "content-security-policy-report-only"
-    } else {
-        "content-security-policy"
-    });
+    owned.push(csp);
     if subject.hsts && facts.https {
         owned.push("strict-transport-security");
     }
@@ -849,6 +850,9 @@ fn headers_problem(
         if base.len() > 1 || sent.len() != base.len() || !same {
             problems.push(format!("{name}: {sent:?}, the policy's {base:?}"));
         }
+    }
+    if facts.not_modified && subject.nonce && out.contains_key(csp) {
+        problems.push("a 304 carried the policy's nonce CSP".to_owned());
     }
     if baseline.get("x-content-type-options").is_none() {
         problems.push("the baseline has no security headers".to_owned());
@@ -976,11 +980,15 @@ fn run(seed: u64) {
         let now = OffsetDateTime::now_utc();
         let which = rng.below(subjects.len());
         let subject = &subjects[which];
+        let (https, credentials) = (rng.chance(2), rng.chance(2));
+        let (not_a_page, not_modified) = (rng.chance(5), rng.chance(5));
         let facts = RequestFacts {
-            https: rng.chance(2),
-            credentials: rng.chance(2),
+            https,
+            credentials,
             nonce: subject.nonce.then(CspNonce::generate),
-            not_a_page: rng.chance(5),
+            // A 304 is no page.
+            not_a_page: not_a_page || not_modified,
+            not_modified,
         };
         let given = response(&mut rng, now);
         let slots = [

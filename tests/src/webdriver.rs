@@ -84,6 +84,13 @@ impl Browser {
         self.call("POST", &path, Some(json!({ "url": url }))).await;
     }
 
+    /// Reloads the page as the reload button does (the browser revalidates what it cached)
+    /// and waits for it to load.
+    pub async fn reload(&self) {
+        let path = format!("/session/{}/refresh", self.session);
+        self.call("POST", &path, Some(json!({}))).await;
+    }
+
     /// Runs `script` (a function body; `return` a value) in the page.
     pub async fn run(&self, script: &str) -> Value {
         let path = format!("/session/{}/execute/sync", self.session);

@@ -280,3 +280,96 @@ async fn another_sites_login_form_is_refused_in_chromium() {
     assert_eq!(answer, "signed in");
     assert_eq!(*signed_in.lock().unwrap(), ["user=victim"]);
 }
+
+/// A page that lets the browser keep it and revalidate: its nonce script reports each run.
+const REVALIDATED_PAGE: &str = r#"<!doctype html><html><body>
+<script nonce="NONCE">fetch("/ran", { method: "POST" });</script>
+</body></html>"#;
+
+/// What the server saw of the revalidated page.
+#[derive(Debug, Default)]
+struct Revalidations {
+    /// Full answers (200).
+    full: AtomicUsize,
+    /// `If-None-Match` answered with 304.
+    not_modified: AtomicUsize,
+    /// Runs of the page's nonce script.
+    ran: AtomicUsize,
+}
+
+/// The page of [`REVALIDATED_PAGE`] under `cache_control` and an `ETag`, answering a matching
+/// `If-None-Match` with 304, behind strict with a nonce CSP.
+fn revalidated_app(cache_control: &'static str, seen: Arc<Revalidations>) -> Router {
+    use axum::response::IntoResponse;
+    use http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+    const TAG: &str = "\"v1\"";
+    let counts = seen.clone();
+    let page = get(
+        move |nonce: CspNonce, headers: http::HeaderMap| async move {
+            let cache = [(ETAG, TAG), (CACHE_CONTROL, cache_control)];
+            if headers.get(IF_NONE_MATCH).is_some_and(|tag| tag == TAG) {
+                counts.not_modified.fetch_add(1, Ordering::SeqCst);
+                return (http::StatusCode::NOT_MODIFIED, cache).into_response();
+            }
+            counts.full.fetch_add(1, Ordering::SeqCst);
+            let body = REVALIDATED_PAGE.replace("NONCE", nonce.as_str());
+            (cache, Html(body)).into_response()
+        },
+    );
+    let ran = post(move || async move {
+        seen.ran.fetch_add(1, Ordering::SeqCst);
+    });
+    let policy = HeaderPolicy::html().csp(Csp::html().report_uri("/csp-report"));
+    Router::new()
+        .route("/page", page)
+        .route("/ran", ran)
+        .merge(CspReports::new().router("/csp-report"))
+        .layer(Hardening::strict().security_headers(policy).unwrap())
+}
+
+/// A nonce page the handler lets the browser keep (`no-cache`, or `private, max-age=0`, with
+/// an `ETag`) still runs its script when reloaded or opened again: the browser revalidates,
+/// the server answers 304, and the stored page must keep the CSP whose nonce its body
+/// carries. A 304 carrying a new nonce's CSP would replace the stored one (RFC 9111 §4.3.4)
+/// and block the page's own script.
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
+async fn a_revalidated_nonce_page_still_runs_its_script_in_chromium() {
+    let _one = ONE_BROWSER.lock().await;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let browser = Browser::start().await;
+    for cache_control in ["no-cache", "private, max-age=0"] {
+        let seen = Arc::new(Revalidations::default());
+        let site = serve(revalidated_app(cache_control, seen.clone())).await;
+        let url = format!("http://127.0.0.1:{}/page", site.port());
+        for (runs, step) in [(1, "load"), (2, "reload"), (3, "navigate again")] {
+            if step == "reload" {
+                browser.reload().await;
+            } else {
+                browser.goto(&url).await;
+            }
+            let ran = eventually(|| seen.ran.load(Ordering::SeqCst) == runs).await;
+            assert!(
+                ran,
+                "{cache_control}: the page's script did not run on {step} ({seen:?}):\n{}",
+                captured.text()
+            );
+        }
+        // The script ran from the stored page each time, revalidated by a 304.
+        assert_eq!(
+            seen.full.load(Ordering::SeqCst),
+            1,
+            "{cache_control}: {seen:?}"
+        );
+        assert_eq!(
+            seen.not_modified.load(Ordering::SeqCst),
+            2,
+            "{cache_control}: {seen:?}"
+        );
+    }
+    assert!(
+        !captured.text().contains("CSP violation reported"),
+        "{}",
+        captured.text()
+    );
+}
