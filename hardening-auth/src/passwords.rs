@@ -106,7 +106,9 @@ impl fmt::Debug for Verification {
 /// account; a right one is rehashed (below). One made with stronger parameters answers a
 /// wrong password more slowly than an unknown account, which nothing can shorten: a right
 /// one is rehashed at this service's parameters, so that lasts until its user next logs
-/// in, as for bcrypt below. Legacy
+/// in, as for bcrypt below. Every hash not at this service's parameters is rewritten, so
+/// give every instance of a service the same ones (while a change rolls out, a user's hash
+/// may be rewritten back and forth). Legacy
 /// hashes verify and come back with an argon2id rehash to store: unsalted SHA-256 hex
 /// (`sha256$<hex>`) and bcrypt (`$2a$`, `$2b$`, `$2y$`, cost at most 18). A bcrypt account
 /// answers in its bcrypt cost's time rather than argon2id's until its user next logs in and
