@@ -1601,15 +1601,20 @@ fn push_part(joined: &mut String, text: &str) {
 const MAX_KEY_TEXT: usize = 256;
 
 /// `text` as a key: as it is, or by its digest when it is longer than [`MAX_KEY_TEXT`] (a
-/// JWT in `Authorization`), so that a long value is counted without being kept whole.
+/// JWT in `Authorization`), so that a long value is counted without being kept whole. Text
+/// that starts as a digest does (U+001E, which a principal id or a custom key may hold) is
+/// counted by its digest too: kept as it is, it could name a long value's bucket.
 #[inline]
 pub(crate) fn text_key(text: &str) -> Key {
-    if text.len() <= MAX_KEY_TEXT {
+    if text.len() <= MAX_KEY_TEXT && !text.starts_with(DIGEST_MARK) {
         Key::Text(text.into())
     } else {
         digest_key(text.as_bytes())
     }
 }
+
+/// What starts a digest key ([`digest_key`]).
+const DIGEST_MARK: char = '\u{1e}';
 
 /// A key for a value kept only as its 128-bit FNV-1a digest, after U+001E (which no header
 /// value, and so no plain key from one, holds). Deterministic, so that every instance
@@ -1621,7 +1626,7 @@ fn digest_key(bytes: &[u8]) -> Key {
     let digest = bytes
         .iter()
         .fold(OFFSET, |h, &b| (h ^ u128::from(b)).wrapping_mul(PRIME));
-    Key::Text(format!("\u{1e}{digest:032x}").into())
+    Key::Text(format!("{DIGEST_MARK}{digest:032x}").into())
 }
 
 pub(crate) use hardening_errors::{SUBSCRIBER_PREFIX, client_group};
@@ -2823,6 +2828,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A long key is counted by its digest, U+001E and 32 hex digits. A principal id (a
+    /// JWT's `sub` may hold any character) or a custom key spelling that digest was kept as
+    /// it is, and so shared the long key's bucket. Text starting with U+001E is now counted
+    /// by its own digest.
+    #[test]
+    fn a_key_spelling_a_digest_does_not_share_its_bucket() {
+        let once = Quota::per_hour(nz(1));
+        let limiter = RateLimiter::new([Policy::per_principal("per-user", once)]);
+        let long = "u".repeat(300);
+        let Key::Text(digest) = text_key(&long) else {
+            panic!("a text key")
+        };
+        assert!(digest.starts_with('\u{1e}'), "{digest:?}");
+        let none = HeaderMap::new();
+        let as_principal = |p: &str| {
+            let keys = RequestKeys::new(None, &none).principal(Some(p));
+            limiter.check_at(&keys, 1, 0).is_admitted()
+        };
+        assert!(as_principal(&long));
+        assert!(
+            as_principal(&digest),
+            "the digest's spelling shared the long key's bucket"
+        );
+        assert!(!as_principal(&digest), "and has a bucket of its own");
+        assert!(!as_principal(&long));
     }
 
     /// Key values over 256 bytes (a JWT in `Authorization`), or with bytes outside visible
