@@ -365,6 +365,7 @@ impl RedisLimiterBuilder {
             acquire,
             slot_counter: AtomicU64::new(0),
             instance: instance_id(),
+            slots_prefix: slots_prefix(&self.prefix),
             prefix: self.prefix.clone(),
             policies,
             fallback,
@@ -457,11 +458,16 @@ fn bucket_key(policy_prefix: &str, key: Key) -> String {
     name
 }
 
-/// A concurrency slot's key in Redis: `{prefix}slots:{key}`, no policy's (see
-/// [`policy_prefix`]), with the key as a policy's text key is (its digest past 256 bytes,
-/// escaped).
-fn slot_key(prefix: &str, key: &str) -> String {
-    bucket_key(&format!("{prefix}{SLOTS}:"), text_key(key))
+/// The start of every concurrency slot's key: `{prefix}slots:`, no policy's (see
+/// [`policy_prefix`]). Made once, at connect.
+fn slots_prefix(prefix: &str) -> String {
+    format!("{prefix}{SLOTS}:")
+}
+
+/// A concurrency slot's key in Redis: its [`slots_prefix`] and the key as a policy's text
+/// key is (its digest past 256 bytes, escaped).
+fn slot_key(slots_prefix: &str, key: &str) -> String {
+    bucket_key(slots_prefix, text_key(key))
 }
 
 struct RedisPolicy {
@@ -687,6 +693,8 @@ struct Inner {
     /// Tells this limiter's slot ids from other instances'.
     instance: u64,
     prefix: String,
+    /// See [`slots_prefix`].
+    slots_prefix: String,
     policies: Vec<RedisPolicy>,
     fallback: RateLimiter,
     /// Whether the warning that a slot's release was lost for want of a runtime was logged.
@@ -960,7 +968,7 @@ impl RedisLimiter {
             inner.instance,
             inner.slot_counter.fetch_add(1, Ordering::Relaxed)
         );
-        let key = slot_key(&inner.prefix, key);
+        let key = slot_key(&inner.slots_prefix, key);
         let lease_ms = u64::try_from(lease.as_millis())
             .unwrap_or(u64::MAX)
             .clamp(1, MAX_LEASE_MS);
@@ -1768,7 +1776,7 @@ mod tests {
     #[test]
     fn no_two_policies_and_no_policy_and_the_slots_share_a_key() {
         assert_ne!(bucket("a", "b:c"), bucket("a:b", "c"));
-        assert_ne!(bucket("slots", "k"), slot_key(PREFIX, "k"));
+        assert_ne!(bucket("slots", "k"), slot_key(&slots_prefix(PREFIX), "k"));
         let names = [
             "", "a", "b", "a:b", "a:", ":", ":b", "a%3Ab", "a%b", "%", "%25", "%3A", "slots",
             "slots:", "%73lots", "slots:a", "Slots",
@@ -1796,7 +1804,7 @@ mod tests {
             }
         }
         for key in keys {
-            if let Some(pair) = seen.get(&slot_key(PREFIX, key)) {
+            if let Some(pair) = seen.get(&slot_key(&slots_prefix(PREFIX), key)) {
                 panic!("the slots of {key:?} and the bucket of {pair:?} share a Redis key");
             }
         }
@@ -1824,7 +1832,10 @@ mod tests {
         assert_eq!(bucket("slot", "k"), "hardening:rl:slot:k");
         assert_eq!(bucket("", "k"), "hardening:rl::k");
         assert_eq!(policy_prefix("", "p"), "p:");
-        assert_eq!(slot_key(PREFIX, "key-1"), "hardening:rl:slots:key-1");
+        assert_eq!(
+            slot_key(&slots_prefix(PREFIX), "key-1"),
+            "hardening:rl:slots:key-1"
+        );
         // Escaped.
         assert_eq!(bucket("a:b", "c"), "hardening:rl:a%3Ab:c");
         assert_eq!(bucket("a%3Ab", "c"), "hardening:rl:a%253Ab:c");
@@ -1859,7 +1870,7 @@ mod tests {
         for key in keys {
             for (redis_key, what) in [
                 (bucket("per-key", key), "bucket"),
-                (slot_key(PREFIX, key), "slot"),
+                (slot_key(&slots_prefix(PREFIX), key), "slot"),
             ] {
                 assert_eq!(
                     cluster_hashed(&redis_key),
