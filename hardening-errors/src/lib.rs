@@ -50,7 +50,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
-//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings |
+//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering |
 
 mod body_end;
 mod client_group;
@@ -64,6 +64,8 @@ mod panic_hook;
 mod principal;
 mod problem;
 mod redact;
+#[cfg(feature = "redis")]
+mod redis_connection;
 #[cfg(feature = "redis")]
 mod redis_eviction;
 #[cfg(feature = "redis")]
@@ -96,6 +98,8 @@ pub use problem::{FieldError, Problem};
 pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_secrets, redact_url,
 };
+#[cfg(feature = "redis")]
+pub use redis_connection::RedisConnection;
 #[cfg(feature = "redis")]
 pub use redis_eviction::{EvictionRisk, check_eviction};
 #[cfg(feature = "redis")]

@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hardening_errors::{EvictionRisk, RequestId, WarnOnce, check_eviction};
+use hardening_errors::{EvictionRisk, RedisConnection, RequestId, WarnOnce, check_eviction};
 use http::{HeaderValue, Request, Response};
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
 use crate::limiter::{Key, key_for, policy_header_for, text_key, warn_overrun};
@@ -126,6 +125,13 @@ return 1
 /// longer one, `Duration::MAX`, failed there after the `ZADD`, leaving a slot taken for good).
 const MAX_LEASE_MS: u64 = 1 << 53;
 
+/// How long a reply nobody else waits for (a reservation's charge or a slot's grant on a
+/// task of its own, a slot's release) is waited for, at least: a charge or grant Redis makes
+/// within it is taken back (see [`RedisLimiter::reserve`]); ten store timeouts if longer.
+/// Far past any fork or fail-over; and a task waiting on a connection that will never answer
+/// (replaced, see [`RedisConnection`]) ends, and with the last of them that connection.
+const LATE_REPLY: Duration = Duration::from_secs(60);
+
 /// What a policy does when Redis cannot answer (down, slow, or the circuit breaker is open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -237,9 +243,10 @@ impl RedisLimiterBuilder {
 
     /// How long a decision may wait for Redis before the failure mode applies (default
     /// 100 ms). A reservation Redis charges after that is still refunded when its reply
-    /// comes, however late (see [`RedisLimiter::reserve`]), and a concurrency slot it grants
-    /// after that released. Start-up (loading the scripts) waits no longer than this either.
-    /// Zero is refused by [`connect`](Self::connect).
+    /// comes, up to a minute late (or ten of these timeouts, if longer; see
+    /// [`RedisLimiter::reserve`]), and a concurrency slot it grants after that released.
+    /// Start-up (loading the scripts) waits no longer than this either. Zero is refused by
+    /// [`connect`](Self::connect).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -249,6 +256,11 @@ impl RedisLimiterBuilder {
     /// After `failures` consecutive failures, stop asking Redis for `cool_down` (default 5
     /// failures, 2 s): a dead Redis must not add a timeout to every request. Then one request
     /// asks whether it is back; the others keep to their failure mode until it answers.
+    ///
+    /// A connection that stays open but answers nothing (a proxy in front of a Redis that
+    /// stopped) is replaced once commands have timed out on it for a cool-down (or the
+    /// timeout, if longer) with no reply: so the probe after the next cool-down asks on a new
+    /// connection. Logged as a warning.
     #[must_use]
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
         self.breaker_failures = failures.max(1);
@@ -287,18 +299,23 @@ impl RedisLimiterBuilder {
             .and_then(redis::Client::open)
             .map_err(RedisStoreError::InvalidUrl)?;
         // Every decision, adjustment and start-up step waits at most `timeout` (a timer of its
-        // own); the connection waits for a reply as long as it lasts, so that a charge or a
-        // grant Redis makes however late (stalled by a fork, paused, a network partition that
-        // heals) still reaches the task that takes it back. A timed-out reply was never
-        // freed sooner anyway: the connection keeps each command's place until its reply.
+        // own); the connection sets no response timeout, so that a charge or a grant Redis
+        // makes late (stalled by a fork, paused, a network partition that heals) still reaches
+        // the task that takes it back, which waits `late_reply` at most (see `LATE_REPLY`). A
+        // timed-out reply was never freed sooner anyway: the connection keeps each command's
+        // place until its reply. One that stays open but silent is replaced (see
+        // `RedisConnection`), after a cool-down of timeouts: the breaker's next probe asks on
+        // a new one.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(None)
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let mut conn = ConnectionManager::new_with_config(client, config)
+        let silence = self.breaker_cool_down.max(self.timeout);
+        let connection = RedisConnection::connect(client, config, silence, "rate limits")
             .await
             .map_err(RedisStoreError::Unreachable)?;
+        let mut conn = connection.get();
         let gcra = Script::new(GCRA);
         let adjust = Script::new(ADJUST);
         let acquire = Script::new(ACQUIRE);
@@ -359,7 +376,7 @@ impl RedisLimiterBuilder {
         );
         Ok(RedisLimiter(Arc::new(Inner {
             policy_header: policy_header_for(self.policies.iter().map(|(p, _)| p)),
-            conn,
+            conn: connection,
             gcra,
             adjust,
             acquire,
@@ -371,6 +388,7 @@ impl RedisLimiterBuilder {
             fallback,
             warned_lost_release: WarnOnce::new(),
             timeout: self.timeout,
+            late_reply: LATE_REPLY.max(self.timeout.saturating_mul(10)),
             breaker: Breaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
         })))
     }
@@ -685,7 +703,7 @@ impl Breaker {
 pub struct RedisLimiter(Arc<Inner>);
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     gcra: Script,
     adjust: Script,
     acquire: Script,
@@ -700,6 +718,8 @@ struct Inner {
     /// Whether the warning that a slot's release was lost for want of a runtime was logged.
     warned_lost_release: WarnOnce,
     timeout: Duration,
+    /// How long a reply nobody else waits for is waited for (see [`LATE_REPLY`]).
+    late_reply: Duration,
     breaker: Breaker,
     policy_header: Option<HeaderValue>,
 }
@@ -745,16 +765,22 @@ impl fmt::Debug for RedisSlot {
 
 impl Drop for RedisSlot {
     fn drop(&mut self) {
-        let mut conn = self.limiter.0.conn.clone();
+        let limiter = self.limiter.clone();
         let key = std::mem::take(&mut self.key);
         let member = std::mem::take(&mut self.member);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
+                let mut conn = limiter.0.conn.get();
+                let mut release = redis::cmd("ZREM");
+                release.arg(&key).arg(&member);
                 // If this fails the lease expires on its own.
-                let _: Result<i64, _> = redis::cmd("ZREM")
-                    .arg(&key)
-                    .arg(&member)
-                    .query_async(&mut conn)
+                let _ = limiter
+                    .late(async {
+                        release
+                            .query_async::<i64>(&mut conn)
+                            .await
+                            .map_err(|_| StoreError::Redis)
+                    })
                     .await;
             });
         } else {
@@ -922,9 +948,10 @@ impl RedisLimiter {
     /// Cancel-safe: the charge is made on a task of its own, which hands it to this future.
     /// If this future is dropped first (the client gone, a timeout further out), or gives up
     /// at the store's timeout, the charge nobody took is refunded as soon as Redis's reply
-    /// reaches that task, however late: a request that never ran is not charged its
-    /// estimate. (A reply lost with its connection leaves the charge, if Redis made it, to
-    /// refill on its own: nothing tells whether it was made.)
+    /// reaches that task, up to a minute late (or ten store timeouts, if longer): a request
+    /// that never ran is not charged its estimate. (A reply later still, or lost with its
+    /// connection, leaves the charge, if Redis made it, to refill on its own: nothing tells
+    /// whether it was made.)
     pub async fn reserve(
         &self,
         keys: &RequestKeys<'_>,
@@ -951,8 +978,9 @@ impl RedisLimiter {
     /// Cancel-safe: the slot is taken on a task of its own, which hands it to this future.
     /// If this future is dropped first (the client gone, a timeout further out), or gives up
     /// at the store's timeout, the slot nobody took is released as soon as Redis's reply
-    /// reaches that task, however late (a reply lost with its connection leaves the slot, if
-    /// Redis granted it, to free itself when its lease ends).
+    /// reaches that task, up to a minute late (or ten store timeouts, if longer; a reply later
+    /// still, or lost with its connection, leaves the slot, if Redis granted it, to free
+    /// itself when its lease ends).
     pub async fn acquire_slot(
         &self,
         key: &str,
@@ -977,10 +1005,16 @@ impl RedisLimiter {
         // a `RedisSlot`, which releases it.
         let limiter = self.clone();
         let acquiring = tokio::spawn(async move {
-            let mut conn = limiter.0.conn.clone();
+            let mut conn = limiter.0.conn.get();
             let mut invocation = limiter.0.acquire.key(&key);
             invocation.arg(max_in_flight).arg(lease_ms).arg(&member);
-            let got = invocation.invoke_async::<i64>(&mut conn).await;
+            let granting = async {
+                invocation
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+                    .map_err(|_| StoreError::Redis)
+            };
+            let got = limiter.late(granting).await;
             got.map(|got| {
                 (got == 1).then(|| RedisSlot {
                     limiter,
@@ -991,10 +1025,17 @@ impl RedisLimiter {
         });
         match tokio::time::timeout(inner.timeout, acquiring).await {
             Ok(Ok(Ok(slot))) => {
+                inner.conn.answered();
                 inner.breaker.success();
                 Ok(slot)
             }
-            _ => {
+            Ok(_) => {
+                inner.conn.answered();
+                inner.breaker.failure();
+                Err(RedisUnavailable)
+            }
+            Err(_) => {
+                inner.conn.timed_out();
                 inner.breaker.failure();
                 Err(RedisUnavailable)
             }
@@ -1065,10 +1106,16 @@ impl RedisLimiter {
             let decided = self.decide_in_redis(&keyed, cost, reserving);
             match tokio::time::timeout(inner.timeout, decided).await {
                 Ok(Ok(decided)) => {
+                    inner.conn.answered();
                     inner.breaker.success();
                     return decided;
                 }
-                Ok(Err(StoreError::Redis)) | Err(_) | Ok(Err(StoreError::Timeout)) => {
+                Ok(Err(StoreError::Redis)) => {
+                    inner.conn.answered();
+                    inner.breaker.failure();
+                }
+                Err(_) | Ok(Err(StoreError::Timeout)) => {
+                    inner.conn.timed_out();
                     inner.breaker.failure();
                 }
             }
@@ -1114,7 +1161,7 @@ impl RedisLimiter {
         cost: u64,
         charge: bool,
     ) -> Result<GcraAnswer, StoreError> {
-        let mut conn = self.0.conn.clone();
+        let mut conn = self.0.conn.get();
         let answer: (i64, i64, i64, i64) = self
             .0
             .gcra
@@ -1158,7 +1205,7 @@ impl RedisLimiter {
         for invocation in &invocations {
             pipe.invoke_script(invocation);
         }
-        let mut conn = inner.conn.clone();
+        let mut conn = inner.conn.get();
         let mut answers: Result<Vec<(i64, i64, i64, i64)>, redis::RedisError> =
             pipe.query_async(&mut conn).await;
         if let Err(e) = &answers
@@ -1223,9 +1270,15 @@ impl RedisLimiter {
             .saturating_mul(units);
         let mut invocation = self.0.adjust.key(&c.key);
         invocation.arg(micros).arg(c.tat).arg(p.capacity);
-        let mut conn = self.0.conn.clone();
+        let mut conn = self.0.conn.get();
         let adjusting = invocation.invoke_async::<i64>(&mut conn);
-        match tokio::time::timeout(self.0.timeout, adjusting).await {
+        let adjusted = tokio::time::timeout(self.0.timeout, adjusting).await;
+        if adjusted.is_ok() {
+            self.0.conn.answered();
+        } else {
+            self.0.conn.timed_out();
+        }
+        match adjusted {
             Ok(Ok(clipped)) => {
                 if clipped == 1 {
                     p.warn_overrun(units.unsigned_abs());
@@ -1275,7 +1328,7 @@ impl RedisLimiter {
             if shadow_violated.contains(&i) {
                 continue;
             }
-            let answer = match self.call(&key, p, cost, true).await {
+            let answer = match self.late(self.call(&key, p, cost, true)).await {
                 Ok(answer) => answer,
                 Err(e) => {
                     let _ = self.adjust(&charged, undo(cost)).await;
@@ -1323,13 +1376,29 @@ impl RedisLimiter {
         let key = key.to_owned();
         let charging = tokio::spawn(async move {
             let answer = limiter
-                .call(&key, &limiter.0.policies[policy], cost, true)
+                .late(limiter.call(&key, &limiter.0.policies[policy], cost, true))
                 .await?;
             let charged = answer.charged(policy, key);
             Ok::<_, StoreError>((answer, Unclaimed::new(limiter, cost, charged)))
         });
         let (answer, unclaimed) = charging.await.map_err(|_| StoreError::Redis)??;
         Ok((answer, unclaimed.claim()))
+    }
+
+    /// Waits for `reply`, which nobody else may wait for any more (a charge or a grant on a
+    /// task of its own, a slot's release), for the store's `late_reply` at most (see
+    /// [`LATE_REPLY`]): long enough for a Redis stalled by a fork or a fail-over, and no
+    /// longer than a connection that will never answer (replaced meanwhile, see
+    /// [`RedisConnection`]) is worth keeping. Past that,
+    /// a timeout: a charge Redis makes later still stays until it refills, a grant until its
+    /// lease ends, as when the reply is lost with its connection.
+    async fn late<T>(
+        &self,
+        reply: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.0.late_reply, reply)
+            .await
+            .unwrap_or(Err(StoreError::Timeout))
     }
 
     async fn decide_in_redis(

@@ -5,7 +5,11 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A running `redis-server` child process.
 #[derive(Debug)]
@@ -164,6 +168,112 @@ pub fn assert_eviction_unchecked(log: &crate::Captured, index: usize, store: &st
         log.text()
     );
     assert!(!log.text().contains("hunter2"), "{}", log.text());
+}
+
+/// A TCP proxy on 127.0.0.1 in front of a [`RedisServer`], as a proxy or load balancer
+/// (envoy, twemproxy, an NLB) stands in front of a Redis. [`black_hole`](Self::black_hole)
+/// turns the connections it holds into black holes, as a proxy whose Redis died (or a Redis
+/// paused for good) is: what their clients send is read (so acknowledged) and dropped,
+/// nothing comes back, and they are never closed. Connections made afterwards are forwarded
+/// as before. Stops, closing every connection, when dropped.
+#[derive(Debug)]
+pub struct BlackHoleProxy {
+    addr: SocketAddr,
+    /// How many connections were accepted: each is numbered by its place.
+    accepted: Arc<AtomicU64>,
+    /// Connections numbered below this are black holes.
+    holed_below: Arc<AtomicU64>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl BlackHoleProxy {
+    /// Starts one in front of `server`.
+    ///
+    /// # Panics
+    /// If no loopback port is free.
+    pub async fn start(server: &RedisServer) -> Self {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap_or_else(|e| panic!("no free loopback port: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("no local address: {e}"));
+        let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let holed_below = Arc::new(AtomicU64::new(0));
+        let (count, holes) = (accepted.clone(), holed_below.clone());
+        let accepting = tokio::spawn(async move {
+            // Dropped with this task: every connection ends with the proxy.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let number = count.fetch_add(1, Ordering::Relaxed);
+                connections.spawn(forward(client, upstream, number, holes.clone()));
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            holed_below,
+            accepting,
+        }
+    }
+
+    /// `redis://127.0.0.1:{port}/` of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// Makes every connection accepted so far a black hole; later ones are forwarded.
+    pub fn black_hole(&self) {
+        let accepted = self.accepted.load(Ordering::Relaxed);
+        self.holed_below.store(accepted, Ordering::Relaxed);
+    }
+}
+
+impl Drop for BlackHoleProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+/// Forwards connection `number` both ways until either side closes, or until it is made a
+/// black hole: then reads what the client sends, forever, and answers nothing.
+async fn forward(
+    mut client: tokio::net::TcpStream,
+    upstream: SocketAddr,
+    number: u64,
+    holed_below: Arc<AtomicU64>,
+) {
+    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut from_client, mut from_server) = ([0u8; 4096], [0u8; 4096]);
+    while number >= holed_below.load(Ordering::Relaxed) {
+        let (mut client_read, mut client_write) = client.split();
+        let (mut server_read, mut server_write) = server.split();
+        tokio::select! {
+            read = client_read.read(&mut from_client) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) if number >= holed_below.load(Ordering::Relaxed) => {
+                    if server_write.write_all(&from_client[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+            },
+            read = server_read.read(&mut from_server) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) if number >= holed_below.load(Ordering::Relaxed) => {
+                    if client_write.write_all(&from_server[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+            },
+        }
+    }
+    drop(server);
+    while client.read(&mut from_client).await.is_ok_and(|n| n > 0) {}
 }
 
 impl Drop for RedisServer {

@@ -17,7 +17,7 @@ use hardening_core::ratelimit::{
     Decision, FailureMode, Policy, Quota, RateLimiter, RedisLimiter, RedisRateLimitLayer,
     RedisStoreError, RequestKeys, ratelimit_header,
 };
-use hardening_tests::redis_server::RedisServer;
+use hardening_tests::redis_server::{BlackHoleProxy, RedisServer};
 use http::Request;
 use tower::ServiceExt;
 
@@ -632,7 +632,10 @@ async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
 /// others keep to the failure mode until it answers. Every request arriving while that probe
 /// waited used to ask Redis too: against a stalled Redis, each cool-down ended with every
 /// request of the next store timeout waiting out that timeout. Counted here by the charges
-/// the stalled Redis makes once it runs what it held: one per request that asked it.
+/// the stalled Redis makes once it runs what it held: one per request that asked it. (The
+/// probe's timeout has the connection replaced; the old one is closed once nothing waits on
+/// it, and Redis drops what it held for a closed connection: a slot's grant, waited for on a
+/// task of its own, keeps it open until Redis runs again.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn after_the_cool_down_one_request_probes_redis_and_the_others_do_not_wait() {
@@ -654,8 +657,10 @@ async fn after_the_cool_down_one_request_probes_redis_and_the_others_do_not_wait
         .unwrap();
     let mut conn = connection(&server).await;
     pause_redis(&mut conn, 2_500).await;
-    // One request waits out the timeout: the breaker opens.
-    assert!(l.check(&ip_keys("10.0.0.1"), 1).await.is_admitted());
+    // One request waits out the timeout: the breaker opens. A slot's: it charges nothing,
+    // and its task still waits for the grant, keeping the connection open.
+    let lease = Duration::from_secs(30);
+    assert!(l.acquire_slot("k", 1, lease).await.is_err());
     assert!(l.breaker_open());
     assert!(
         eventually(async || !l.breaker_open()).await,
@@ -675,13 +680,61 @@ async fn after_the_cool_down_one_request_probes_redis_and_the_others_do_not_wait
         Decision::Allowed(statuses) => statuses[0].remaining(),
         other => panic!("{other:?}"),
     };
-    // The first request, one probe, and the reader's own check.
+    // One probe, and the reader's own check.
     assert_eq!(
-        1_000 - left - 2,
+        1_000 - left - 1,
         1,
         "{} requests asked the stalled Redis after the cool-down, not one",
-        1_000 - left - 2
+        1_000 - left - 1
     );
+}
+
+/// A connection that stays open but never answers (a proxy in front of a Redis that died,
+/// acknowledging what it is sent; a Redis paused for good) fails nothing: the connection
+/// manager, which connects again only when its connection fails, kept it, and every probe
+/// after every cool-down timed out on it for good, although a new connection was answered.
+/// Now a connection on which commands time out for a cool-down with no reply is replaced
+/// (once, with a warning naming no URL), and the limiter decides in Redis again.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_connection_that_never_answers_is_replaced() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let server = RedisServer::start();
+    let proxy = BlackHoleProxy::start(&server).await;
+    let policy = || Policy::global("g", frozen(1_000));
+    // A store timeout of 200 ms; the breaker opens after 3 failures, for 300 ms.
+    let l = limiter(&proxy.url(), policy(), FailureMode::FailClosed).await;
+    let keys = ip_keys("192.0.2.60");
+    assert!(l.check(&keys, 1).await.is_admitted());
+    proxy.black_hole();
+    assert!(
+        !l.check(&keys, 1).await.is_admitted(),
+        "fail-closed: refused"
+    );
+    // A new connection through the same proxy is answered.
+    let fresh = limiter(&proxy.url(), policy(), FailureMode::FailClosed).await;
+    assert!(fresh.check(&keys, 1).await.is_admitted());
+    // Bounded: 100 tries 50 ms apart, each waiting at most the 200 ms timeout (at least
+    // 16 cool-downs).
+    assert!(
+        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        "the limiter never decided in Redis again: its connection, silent, was kept"
+    );
+    assert!(!l.breaker_open());
+    let replaced: Vec<_> = captured
+        .warnings()
+        .into_iter()
+        .filter(|w| {
+            w["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("replaced"))
+        })
+        .collect();
+    assert_eq!(replaced.len(), 1, "{}", captured.text());
+    let address = replaced[0]["fields"]["redis"].as_str().unwrap();
+    assert_eq!(proxy.url(), format!("redis://{address}/"));
+    assert_eq!(replaced[0]["fields"]["store"], "rate limits");
+    assert!(!captured.text().contains("redis://"), "{}", captured.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,151 @@
+//! The connection of the Redis stores (feature `redis`): `hardening-auth`'s denylist and
+//! `hardening-ratelimit`'s limiter. Replaced when it stays open but stops answering.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisResult};
+
+/// A store's Redis connection: a multiplexed [`ConnectionManager`], which connects again
+/// when its connection fails, replaced by a new one when its connection stays open but
+/// answers nothing: a proxy or load balancer in front of a Redis that stopped (it keeps
+/// acknowledging what it is sent), or a Redis paused for good. Nothing fails there, so the
+/// manager alone kept it, and every command queued on it timed out for good, although a new
+/// connection would be answered.
+///
+/// The store tells it how each command ended: [`answered`](Self::answered) (a reply, or an
+/// error) or [`timed_out`](Self::timed_out) (the store's own timer). Once commands have
+/// timed out for `silence`, none answered in between, the next to time out replaces the
+/// connection: commands sent from then on go to a new one (connected at its first command),
+/// and one warning says so (naming the server's address, never the URL). Commands still
+/// waiting on the old connection keep it until they end (the store bounds how long), and
+/// it is closed with the last. So a connection is replaced at most once a `silence`.
+///
+/// [`get`](Self::get) is the hot path: an uncontended read lock (the write lock is held only
+/// for a swap) and the manager's clone.
+pub struct RedisConnection {
+    current: RwLock<ConnectionManager>,
+    client: Client,
+    config: ConnectionManagerConfig,
+    /// How long commands may time out, none answered, before the connection is replaced.
+    silence_ms: u64,
+    /// When the first timeout since the last answer (or replacement) came: ms since
+    /// `start`, plus one; 0 when none did.
+    silent_since: AtomicU64,
+    start: Instant,
+    /// What the store keeps, for the warning ("rate limits").
+    store: &'static str,
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("store", &self.store)
+            .field("silence_ms", &self.silence_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConnection {
+    /// Connects to `client`'s Redis with `config` (kept for the connections that replace
+    /// this one). `store` names what the store keeps, in the warning.
+    ///
+    /// # Errors
+    /// When the first connection cannot be made, as [`ConnectionManager::new_with_config`].
+    pub async fn connect(
+        client: Client,
+        config: ConnectionManagerConfig,
+        silence: Duration,
+        store: &'static str,
+    ) -> RedisResult<Self> {
+        let manager = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        Ok(Self {
+            current: RwLock::new(manager),
+            client,
+            config,
+            silence_ms: u64::try_from(silence.as_millis()).unwrap_or(u64::MAX),
+            silent_since: AtomicU64::new(0),
+            start: Instant::now(),
+            store,
+        })
+    }
+
+    /// The connection to send commands on.
+    #[inline]
+    pub fn get(&self) -> ConnectionManager {
+        // A panic during a swap (none expected) leaves one connection or the other: either
+        // will do.
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A command was answered (a reply, or an error): the connection is not silent.
+    #[inline]
+    pub fn answered(&self) {
+        if self.silent_since.load(Ordering::Relaxed) != 0 {
+            self.silent_since.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A command had no answer within the store's timeout. Replaces the connection when
+    /// commands have timed out for the `silence` given at connect, none answered in between;
+    /// then `true`.
+    pub fn timed_out(&self) -> bool {
+        let now = u64::try_from(self.start.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let since = self.silent_since.load(Ordering::Relaxed);
+        if since == 0 {
+            // The first of a silence (or another caller's, at the same time: either).
+            let _ =
+                self.silent_since
+                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            return false;
+        }
+        let silent = now.saturating_sub(since);
+        // One caller replaces it: the one that ends this silence.
+        if silent < self.silence_ms
+            || self
+                .silent_since
+                .compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        self.replace(Duration::from_millis(silent));
+        true
+    }
+
+    #[cold]
+    fn replace(&self, silent: Duration) {
+        // Lazy: connects at its first command, so nothing waits here. Its configuration was
+        // accepted at connect: an error is not expected, and then the old one is kept.
+        let Ok(new) =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+        else {
+            return;
+        };
+        let old = std::mem::replace(
+            &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
+            new,
+        );
+        // Outside the lock; the connection itself lives on in the commands still waiting.
+        drop(old);
+        let addr = self.client.get_connection_info().addr();
+        tracing::warn!(
+            target: "hardening",
+            store = self.store,
+            redis = %addr,
+            silent_ms = u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+            "the Redis connection for {} at {addr} was replaced: commands timed out on it for \
+             {silent:?} with no reply, though it stayed open (a proxy in front of a Redis \
+             that stopped, or a Redis paused); commands go to a new connection from now on",
+            self.store
+        );
+    }
+}
