@@ -1,11 +1,11 @@
 //! `RedisDenylist`: revoked tokens in Redis, shared by every instance of a service.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hardening_errors::{EvictionRisk, check_eviction};
+use hardening_errors::{EvictionRisk, RedisConnection, check_eviction};
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use crate::denylist::REVOCATION_GRACE;
 use crate::{Denylist, DenylistError, DenylistFuture, TokenRef};
@@ -134,8 +134,10 @@ impl RedisDenylistBuilder {
     }
 
     /// How long one check or revocation may wait for Redis before it fails (default 200 ms);
-    /// a failed check refuses the request (503). Zero is refused by
-    /// [`connect`](Self::connect).
+    /// a failed check refuses the request (503). A connection that stays open but answers
+    /// nothing (a proxy in front of a Redis that stopped) is replaced once commands have
+    /// timed out on it for ten of these timeouts with no reply (logged as a warning). Zero
+    /// is refused by [`connect`](Self::connect).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -166,9 +168,11 @@ impl RedisDenylistBuilder {
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let mut conn = ConnectionManager::new_with_config(client, config)
+        let silence = self.timeout.saturating_mul(10);
+        let connection = RedisConnection::connect(client, config, silence, "the jti denylist")
             .await
             .map_err(RedisDenylistError::Unreachable)?;
+        let mut conn = connection.get();
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
@@ -178,7 +182,7 @@ impl RedisDenylistBuilder {
             .map_err(RedisDenylistError::Unreachable)?
             .map_err(RedisDenylistError::EvictingPolicy)?;
         Ok(RedisDenylist {
-            conn,
+            conn: Arc::new(connection),
             revoke: Script::new(REVOKE),
             prefix: self.prefix,
             timeout: self.timeout,
@@ -221,7 +225,10 @@ impl RedisDenylistBuilder {
 ///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
 /// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503
-/// and logs it; the token is never let through unchecked.
+/// and logs it; the token is never let through unchecked. A connection that stays open but
+/// answers nothing (a proxy in front of a Redis that stopped, still acknowledging what it
+/// is sent) is replaced after ten timeouts' worth of checks timed out on it (see
+/// [`RedisDenylistBuilder::timeout`]); a connection that fails is made again at once.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -234,7 +241,7 @@ impl RedisDenylistBuilder {
 /// ```
 #[derive(Clone)]
 pub struct RedisDenylist {
-    conn: ConnectionManager,
+    conn: Arc<RedisConnection>,
     /// [`REVOKE`].
     revoke: Script,
     prefix: String,
@@ -278,7 +285,14 @@ impl RedisDenylist {
         what: &'static str,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, DenylistError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let answer = tokio::time::timeout(self.timeout, call).await;
+        // The connection's own response timeout (the same) may end it first.
+        if matches!(&answer, Ok(Err(e)) if e.is_timeout()) || answer.is_err() {
+            self.conn.timed_out();
+        } else {
+            self.conn.answered();
+        }
+        match answer {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(format!("redis jti denylist {what}: {e}").into()),
             Err(_) => Err(format!(
@@ -293,7 +307,7 @@ impl RedisDenylist {
 impl Denylist for RedisDenylist {
     fn is_revoked<'a>(&'a self, token: TokenRef<'a>) -> DenylistFuture<'a, bool> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get();
             // One key per command (keys in different Redis Cluster slots cannot share one),
             // both in one round trip.
             let mut exists = redis::pipe();
@@ -317,7 +331,7 @@ impl Denylist for RedisDenylist {
                 Expiry::In(ms) => set.arg(ms),
                 Expiry::Never => set.arg(""),
             };
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get();
             self.bounded("revoke", set.invoke_async::<i64>(&mut conn))
                 .await
                 .map(drop)

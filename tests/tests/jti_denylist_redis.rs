@@ -15,7 +15,7 @@ use hardening_auth::{
     TokenRef,
 };
 use hardening_tests::jwt::{hs256_token, hs256_verifier};
-use hardening_tests::redis_server::RedisServer;
+use hardening_tests::redis_server::{BlackHoleProxy, RedisServer};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 
@@ -381,4 +381,33 @@ async fn revocations_stored_under_the_jti_alone_still_count_after_an_upgrade() {
         .await
         .unwrap();
     assert_eq!(found, [1, 0]);
+}
+
+/// A connection that stays open but never answers (a proxy in front of a Redis that died,
+/// acknowledging what it is sent) failed nothing: the connection manager, which connects
+/// again only when its connection fails, kept it, and every check timed out on it (every
+/// request with a token refused, 503) for good, although a new connection was answered. Now
+/// it is replaced once checks have timed out on it for ten timeouts with no reply.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_connection_that_never_answers_is_replaced() {
+    let server = RedisServer::start();
+    let proxy = BlackHoleProxy::start(&server).await;
+    // A timeout of 300 ms.
+    let list = denylist(&proxy.url()).await;
+    assert!(!list.is_revoked(t("token-1")).await.unwrap());
+    proxy.black_hole();
+    assert!(list.is_revoked(t("token-1")).await.is_err(), "fails closed");
+    // A new connection through the same proxy is answered.
+    let fresh = denylist(&proxy.url()).await;
+    assert!(!fresh.is_revoked(t("token-1")).await.unwrap());
+    // Bounded: 50 checks, each waiting at most the 300 ms timeout (5 times the 3 s).
+    let mut checks = 0;
+    while list.is_revoked(t("token-1")).await.is_err() {
+        checks += 1;
+        assert!(
+            checks < 50,
+            "the denylist never answered again: its connection, silent, was kept"
+        );
+    }
 }
