@@ -834,15 +834,19 @@ pub struct RequestFacts {
     pub credentials: bool,
     /// This request's CSP nonce, if the policy uses one.
     pub nonce: Option<CspNonce>,
-    /// The response is none a browser renders as a page (1xx, 204, a `304` of a cached
-    /// asset, a redirect it follows: 301, 302, 303, 307 or 308 with a `Location`), so its CSP
-    /// nonce does not keep it from shared caches. A `300`, or a redirect without a
-    /// `Location`, is rendered. Set by [`for_response`](Self::for_response).
+    /// The response is none a browser renders as a page (1xx, 204, 304, a redirect it
+    /// follows: 301, 302, 303, 307 or 308 with a `Location`), so its CSP nonce does not keep
+    /// it from shared caches, unless it is a `304` ([`not_modified`](Self::not_modified)). A
+    /// `300`, or a redirect without a `Location`, is rendered. Set by
+    /// [`for_response`](Self::for_response).
     pub not_a_page: bool,
     /// The response is a `304 Not Modified`: it goes out without a nonce CSP. A cache takes
     /// a 304's fields onto the page it keeps (RFC 9111 §4.3.4), and a new nonce's CSP there
-    /// would block the page's own scripts, which carry the nonce it was sent with. Set by
-    /// [`for_response`](Self::for_response).
+    /// would block the page's own scripts, which carry the nonce it was sent with. For the
+    /// same reason its `Cache-Control` is made private as its 200's was: under a nonce CSP
+    /// unless its `Content-Type` says it is no page (a 304 seldom has one, and may revalidate
+    /// a page), and with credentials; one without `Cache-Control` gets none under the nonce
+    /// CSP, which leaves the stored response's. Set by [`for_response`](Self::for_response).
     pub not_modified: bool,
 }
 
@@ -942,8 +946,9 @@ impl HeaderSet {
     /// `no-store` nor `private`) loses `public` and `s-maxage` and gets `private` (the
     /// browser may still cache it), and fields that shared caches read instead
     /// (`CDN-Cache-Control`, `Surrogate-Control`, …) are dropped. A `304` carries no nonce
-    /// CSP (see [`RequestFacts::not_modified`]). HSTS never goes out over plain HTTP (RFC
-    /// 6797 §7.2), whoever set it.
+    /// CSP, and never a `Cache-Control` looser than its 200's (see
+    /// [`RequestFacts::not_modified`]). HSTS never goes out over plain HTTP (RFC 6797 §7.2),
+    /// whoever set it.
     pub fn apply(&self, facts: &RequestFacts, headers: &mut HeaderMap) {
         self.apply_with(facts, headers, []);
     }
@@ -1180,15 +1185,24 @@ impl HeaderSet {
     /// Whether shared caches must not keep the response (its `headers`): it answers a request
     /// with credentials, or it is a document whose CSP carries this request's nonce (a cached
     /// page would give every visitor the same nonce, which an injected script could then
-    /// carry). Scripts, styles, images and JSON under the same nonce CSP stay cacheable.
+    /// carry), or a `304` that may revalidate one: a cache takes a 304's fields onto what it
+    /// stored (RFC 9111 §4.3.4), and a 304 seldom says what it revalidates, so it gets the
+    /// rule of its `Content-Type` as a 200 does. Scripts, styles, images and JSON under the
+    /// same nonce CSP stay cacheable.
     #[inline]
     fn not_for_shared_caches(&self, facts: &RequestFacts, headers: &HeaderMap) -> bool {
         let c = &*self.0;
-        c.no_store_with_credentials && facts.credentials
+        self.no_store_for_credentials(facts)
             || facts.nonce.is_some()
-                && !facts.not_a_page
+                && (!facts.not_a_page || facts.not_modified)
                 && c.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
                 && may_run_scripts(headers.get_all(header::CONTENT_TYPE))
+    }
+
+    /// Whether the request's credentials keep the response from shared caches.
+    #[inline]
+    fn no_store_for_credentials(&self, facts: &RequestFacts) -> bool {
+        self.0.no_store_with_credentials && facts.credentials
     }
 
     /// The headers that depend on the request: a nonce CSP (none on a 304, see
@@ -1220,6 +1234,10 @@ impl HeaderSet {
         }
         if private {
             match headers.entry(header::CACHE_CONTROL) {
+                // A 304 without one leaves the stored response's, which its 200 made private
+                // (RFC 9111 §4.3.4); a `no-store` would make a browser drop an asset it kept.
+                header::Entry::Vacant(_)
+                    if facts.not_modified && !self.no_store_for_credentials(facts) => {}
                 header::Entry::Vacant(entry) => {
                     entry.insert(HeaderValue::from_static("no-store"));
                 }
@@ -2166,11 +2184,10 @@ mod tests {
         ];
         let h = respond(&html, &nonce, &given);
         assert_eq!(h["cache-control"], "public, max-age=60");
-        // No page a browser renders (a `304` of a cached asset, whose headers a cache copies
-        // onto what it stored; a redirect with its `Location`; a 204), even without a
-        // `Content-Type`: left alone.
+        // No page a browser renders (a redirect with its `Location`; a 204), even without a
+        // `Content-Type`: left alone. (A `304` may revalidate a page: see
+        // `a_304_never_loosens_the_cache_control_its_200_had`.)
         for status in [
-            http::StatusCode::NOT_MODIFIED,
             http::StatusCode::MOVED_PERMANENTLY,
             http::StatusCode::NO_CONTENT,
         ] {
@@ -2294,7 +2311,10 @@ mod tests {
                     );
                     assert_eq!(h["x-content-type-options"], "nosniff", "{h:?}");
                     for (name, value) in given {
-                        assert_eq!(h[*name], *value, "{h:?}");
+                        // Made private as on the page (the test below).
+                        if *name != "cache-control" {
+                            assert_eq!(h[*name], *value, "{h:?}");
+                        }
                     }
                 }
             }
@@ -2304,6 +2324,112 @@ mod tests {
         let mut h = HeaderMap::new();
         api.apply(&request.for_response(&not_modified), &mut h);
         assert!(h.contains_key(header::CONTENT_SECURITY_POLICY), "{h:?}");
+    }
+
+    /// A `304` under a nonce CSP went out with the handler's `Cache-Control` as it was:
+    /// `public, max-age=600` on the 304 of a page whose 200 went out `max-age=600, private`. A
+    /// cache takes a 304's fields onto what it stored (RFC 9111 §4.3.4), so the page was
+    /// public again. A 304 has no body and seldom a `Content-Type`: whether it revalidates a
+    /// page is unknown, and it gets the page's rule. Now its `Cache-Control` is what its 200's
+    /// was, with or without credentials, on either path; one that says it is no page (its
+    /// `Content-Type`) keeps its own, as its 200 does; one without `Cache-Control` gets none,
+    /// which leaves the stored response's (a `no-store` would make a browser drop the asset
+    /// it kept).
+    #[test]
+    fn a_304_never_loosens_the_cache_control_its_200_had() {
+        let mut not_modified = http::Response::new(());
+        *not_modified.status_mut() = http::StatusCode::NOT_MODIFIED;
+        let ok = http::Response::new(());
+        let id = HeaderName::from_static("x-request-id");
+        let html = HeaderPolicy::html().build().unwrap();
+        let slotted = html.with_slots([(id, Merge::Replace)]).unwrap();
+        let nonce = RequestFacts {
+            nonce: Some(CspNonce::generate()),
+            ..facts(true, false)
+        };
+        let cookie = RequestFacts {
+            credentials: true,
+            ..facts(true, false)
+        };
+        let api = HeaderPolicy::api().build().unwrap();
+        let respond = |set: &HeaderSet,
+                       request: &RequestFacts,
+                       response: &http::Response<()>,
+                       given: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in given {
+                h.append(*name, HeaderValue::from_static(value));
+            }
+            let id = HeaderValue::from_static("0193a1b2");
+            set.apply_with(&request.for_response(response), &mut h, [Some(id)]);
+            h
+        };
+        let cases = [
+            (&html, &nonce),
+            (&slotted, &nonce),
+            (&api, &cookie),
+            (
+                &html,
+                &RequestFacts {
+                    credentials: true,
+                    ..nonce
+                },
+            ),
+        ];
+        for (set, request) in cases {
+            for cache_control in [
+                "public, max-age=600",
+                "s-maxage=600, no-cache",
+                "no-cache",
+                "private, max-age=0",
+            ] {
+                // A 304 has no `Content-Type` (the one-walk path takes one alone).
+                for content_type in [None, Some("text/html")] {
+                    let mut given = vec![("cache-control", cache_control)];
+                    given.extend(content_type.map(|t| ("content-type", t)));
+                    let page = respond(set, request, &ok, &given);
+                    let h = respond(set, request, &not_modified, &given);
+                    let sent: Vec<_> = h.get_all(header::CACHE_CONTROL).iter().collect();
+                    let page: Vec<_> = page.get_all(header::CACHE_CONTROL).iter().collect();
+                    assert_eq!(
+                        sent, page,
+                        "{request:?}, {given:?}: the 304's Cache-Control is not its 200's"
+                    );
+                }
+            }
+            let given = [
+                ("cache-control", "public, max-age=600"),
+                ("cdn-cache-control", "max-age=600"),
+            ];
+            let h = respond(set, request, &not_modified, &given);
+            assert!(!h.contains_key("cdn-cache-control"), "{request:?}: {h:?}");
+        }
+        // Without `Cache-Control`, the stored response keeps its own; under a nonce CSP, a
+        // 304 of an asset kept by a browser must not make it drop it. Credentials keep
+        // their `no-store`, as on the 200.
+        let h = respond(&html, &nonce, &not_modified, &[("etag", "\"v1\"")]);
+        assert!(
+            !h.contains_key(header::CACHE_CONTROL),
+            "a 304 without Cache-Control got one: {h:?}"
+        );
+        let h = respond(&api, &cookie, &not_modified, &[("etag", "\"v1\"")]);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store", "{h:?}");
+        // A 304 that says it revalidates no page keeps its own, as its 200 does.
+        let given = [
+            ("content-type", "text/css"),
+            ("cache-control", "public, max-age=31536000, immutable"),
+            ("cdn-cache-control", "max-age=600"),
+        ];
+        for response in [&ok, &not_modified] {
+            let h = respond(&html, &nonce, response, &given);
+            assert!(
+                given
+                    .iter()
+                    .all(|(n, v)| h.get(*n).is_some_and(|got| got == v)),
+                "{:?}: {h:?}",
+                response.status()
+            );
+        }
     }
 
     /// Every header with a setting or handling of its own is refused by `header`, with the

@@ -924,6 +924,18 @@ fn headers_problem(
     if changed && !(may_be_private && strict(&cache_out)) {
         problems.push(format!("Cache-Control changed: {cache_out:?}"));
     }
+    // A 304 gets the rule of what it may revalidate (RFC 9111 §4.3.4): under a nonce CSP, a
+    // page, as no `Content-Type` here names an asset; without `Cache-Control` it gets none
+    // but for credentials, leaving the stored response's.
+    let may_revalidate_a_page = facts.not_modified && facts.nonce.is_some() && subject.nonce;
+    if may_revalidate_a_page && !cache_given.is_empty() && !strict(&cache_out) {
+        problems.push(format!(
+            "a 304 under a nonce CSP not private: {cache_out:?}"
+        ));
+    }
+    if facts.not_modified && cache_given.is_empty() && !must_be_private && !cache_out.is_empty() {
+        problems.push(format!("a 304 got a Cache-Control: {cache_out:?}"));
+    }
     for name in ["cdn-cache-control", "surrogate-control"] {
         let kept = all(out, name) == all(given, name);
         if must_be_private && out.contains_key(name) || !may_be_private && !kept {
