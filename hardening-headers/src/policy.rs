@@ -1255,7 +1255,9 @@ impl HeaderSet {
 }
 
 /// Whether a response with these `Content-Type` fields may be a document that runs scripts,
-/// where a CSP nonce counts: one of its media types is HTML, XHTML, SVG or other XML, or it
+/// where a CSP nonce counts: one of its media types is HTML, XHTML, SVG or other XML, an XSLT
+/// style sheet (`text/xsl`, which Chromium makes an XML document of), or
+/// `multipart/x-mixed-replace` (each part is rendered as the page, whatever its type), or it
 /// has no media type a browser can read (none at all, or none valid: a browser sniffs it).
 /// Every field and every element of a comma-separated list counts, not the first: browsers
 /// take the last valid type of them all (the Fetch standard's "extract a MIME type"), so
@@ -1279,6 +1281,8 @@ fn may_run_scripts<'a>(content_types: impl IntoIterator<Item = &'a HeaderValue>)
                 || is("application/xhtml+xml")
                 || is("text/xml")
                 || is("application/xml")
+                || is("text/xsl")
+                || is("multipart/x-mixed-replace")
                 || essence.len() > 4 && essence[essence.len() - 4..].eq_ignore_ascii_case("+xml")
             {
                 return true;
@@ -2324,6 +2328,63 @@ mod tests {
         let mut h = HeaderMap::new();
         api.apply(&request.for_response(&not_modified), &mut h);
         assert!(h.contains_key(header::CONTENT_SECURITY_POLICY), "{h:?}");
+    }
+
+    /// An XSLT style sheet and a `multipart/x-mixed-replace` response under a nonce CSP were
+    /// left to shared caches as assets are. Both are documents that run scripts: Chromium
+    /// makes an XML document of `text/xsl` (Blink's `DOMImplementation::IsXMLMIMEType`), in
+    /// which an XHTML `<script>` runs, and `application/xslt+xml` is XML by its suffix; a
+    /// browser renders each part of a `multipart/x-mixed-replace` body as the page (the
+    /// HTML standard's "load a document"), under the response's CSP, whatever the part's
+    /// type. Now `no-store`, or the handler's `Cache-Control` made private, as for HTML.
+    #[test]
+    fn xslt_and_multipart_documents_are_pages() {
+        let html = HeaderPolicy::html().build().unwrap();
+        let nonce = RequestFacts {
+            nonce: Some(CspNonce::generate()),
+            ..facts(true, false)
+        };
+        for content_type in [
+            "text/xsl",
+            "Text/XSL; charset=utf-8",
+            "application/xslt+xml",
+            "multipart/x-mixed-replace; boundary=frame",
+            "Multipart/X-Mixed-Replace;boundary=\"a, b\"",
+        ] {
+            // Alone (the one-walk path), and with the handler's `Cache-Control`.
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            html.apply(&nonce, &mut h);
+            let sent = h.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok());
+            assert_eq!(
+                sent,
+                Some("no-store"),
+                "{content_type}: left to shared caches"
+            );
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            );
+            html.apply(&nonce, &mut h);
+            let sent = h.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok());
+            assert_eq!(
+                sent,
+                Some("max-age=60, private"),
+                "{content_type}: left public"
+            );
+        }
+        // Other multipart bodies are no document a browser renders.
+        for content_type in ["multipart/form-data; boundary=x", "multipart/mixed"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            html.apply(&nonce, &mut h);
+            assert!(
+                !h.contains_key(header::CACHE_CONTROL),
+                "{content_type}: {h:?}"
+            );
+        }
     }
 
     /// A `304` under a nonce CSP went out with the handler's `Cache-Control` as it was:
