@@ -28,7 +28,7 @@
 //! | `X-DNS-Prefetch-Control` | `off` | no DNS lookups leak which links a page shows |
 //! | `X-Permitted-Cross-Domain-Policies` | `none` | no Flash/PDF cross-domain policy files |
 //! | `Server`, `X-Powered-By`, … | removed | version fingerprints help attackers pick exploits |
-//! | `Cache-Control` | `no-store` when the request had `Authorization` or a cookie, and on pages whose CSP carries a nonce (a handler's own made `private`; `CDN-Cache-Control` and the like dropped); a `304` that may revalidate such a response gets its 200's rule, its own `Cache-Control` made `private` (a cache copies a 304's fields onto what it stored) | shared caches must not keep personal responses, nor give every visitor one nonce |
+//! | `Cache-Control` | `no-store` when the request had `Authorization` or a cookie, and on pages whose CSP carries a nonce (a handler's own made `private`; `CDN-Cache-Control` and the like dropped); a `304` gets its 200's rule when its `Content-Type` or the request's credentials say what it revalidates, its own `Cache-Control` made `private` (a cache copies a 304's fields onto what it stored) | shared caches must not keep personal responses, nor give every visitor one nonce |
 //! | `Set-Cookie` | `Secure; HttpOnly; SameSite=Lax`, at most 30 days | cookies stay off plain HTTP, out of scripts, and off cross-site POSTs |
 //!
 //! Loosening any of it goes through a method named `dangerous_*`, which logs a warning

@@ -843,10 +843,11 @@ pub struct RequestFacts {
     /// The response is a `304 Not Modified`: it goes out without a nonce CSP. A cache takes
     /// a 304's fields onto the page it keeps (RFC 9111 §4.3.4), and a new nonce's CSP there
     /// would block the page's own scripts, which carry the nonce it was sent with. For the
-    /// same reason its `Cache-Control` is made private as its 200's was: under a nonce CSP
-    /// unless its `Content-Type` says it is no page (a 304 seldom has one, and may revalidate
-    /// a page), and with credentials; one without `Cache-Control` gets none under the nonce
-    /// CSP, which leaves the stored response's. Set by [`for_response`](Self::for_response).
+    /// same reason its `Cache-Control` is made private as its 200's was: with credentials,
+    /// and under a nonce CSP when its `Content-Type` names a page (one without a
+    /// `Content-Type` keeps its own: it may revalidate an asset a CDN keeps); one without
+    /// `Cache-Control` gets none under the nonce CSP, which leaves the stored response's. Set
+    /// by [`for_response`](Self::for_response).
     pub not_modified: bool,
 }
 
@@ -1185,16 +1186,20 @@ impl HeaderSet {
     /// Whether shared caches must not keep the response (its `headers`): it answers a request
     /// with credentials, or it is a document whose CSP carries this request's nonce (a cached
     /// page would give every visitor the same nonce, which an injected script could then
-    /// carry), or a `304` that may revalidate one: a cache takes a 304's fields onto what it
-    /// stored (RFC 9111 §4.3.4), and a 304 seldom says what it revalidates, so it gets the
-    /// rule of its `Content-Type` as a 200 does. Scripts, styles, images and JSON under the
-    /// same nonce CSP stay cacheable.
+    /// carry), or a `304` that says it revalidates one: a cache takes a 304's fields onto what
+    /// it stored (RFC 9111 §4.3.4), so a 304 with a `Content-Type` gets that type's rule, as a
+    /// 200 does. A 304 without one (most: `ServeDir`'s, a handler's bare 304) keeps its own
+    /// `Cache-Control`: it may revalidate an asset a CDN keeps, which a `private` there would
+    /// take out of the CDN on its next revalidation, while a page's 200 went out `private`
+    /// and no shared cache kept it to update. Scripts, styles, images and JSON under the same
+    /// nonce CSP stay cacheable.
     #[inline]
     fn not_for_shared_caches(&self, facts: &RequestFacts, headers: &HeaderMap) -> bool {
         let c = &*self.0;
         self.no_store_for_credentials(facts)
             || facts.nonce.is_some()
-                && (!facts.not_a_page || facts.not_modified)
+                && (!facts.not_a_page
+                    || facts.not_modified && headers.contains_key(header::CONTENT_TYPE))
                 && c.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
                 && may_run_scripts(headers.get_all(header::CONTENT_TYPE))
     }
@@ -2388,14 +2393,14 @@ mod tests {
     }
 
     /// A `304` under a nonce CSP went out with the handler's `Cache-Control` as it was:
-    /// `public, max-age=600` on the 304 of a page whose 200 went out `max-age=600, private`. A
-    /// cache takes a 304's fields onto what it stored (RFC 9111 §4.3.4), so the page was
-    /// public again. A 304 has no body and seldom a `Content-Type`: whether it revalidates a
-    /// page is unknown, and it gets the page's rule. Now its `Cache-Control` is what its 200's
-    /// was, with or without credentials, on either path; one that says it is no page (its
-    /// `Content-Type`) keeps its own, as its 200 does; one without `Cache-Control` gets none,
-    /// which leaves the stored response's (a `no-store` would make a browser drop the asset
-    /// it kept).
+    /// `public, max-age=600` on the 304 of a page whose 200 went out `max-age=600, private`,
+    /// although a 304 should carry what its 200 would (RFC 9110 §15.4.5). Now a 304 that says
+    /// what it revalidates (its `Content-Type`) gets that type's rule, as its 200 does, and
+    /// one to a request with credentials its 200's `no-store` or `private`, on either path.
+    /// One with neither keeps its own `Cache-Control`: it may revalidate an asset a CDN keeps
+    /// (`ServeDir`'s 304s have no `Content-Type`), which `private` would take out of the CDN.
+    /// One without `Cache-Control` gets none, but for credentials, which leaves the stored
+    /// response's (a `no-store` would make a browser drop the asset it kept).
     #[test]
     fn a_304_never_loosens_the_cache_control_its_200_had() {
         let mut not_modified = http::Response::new(());
@@ -2444,21 +2449,30 @@ mod tests {
                 "no-cache",
                 "private, max-age=0",
             ] {
-                // A 304 has no `Content-Type` (the one-walk path takes one alone).
-                for content_type in [None, Some("text/html")] {
+                // With a `Content-Type` (the one-walk path takes one alone), or without.
+                for content_type in [Some("text/html"), None] {
                     let mut given = vec![("cache-control", cache_control)];
                     given.extend(content_type.map(|t| ("content-type", t)));
                     let page = respond(set, request, &ok, &given);
                     let h = respond(set, request, &not_modified, &given);
                     let sent: Vec<_> = h.get_all(header::CACHE_CONTROL).iter().collect();
                     let page: Vec<_> = page.get_all(header::CACHE_CONTROL).iter().collect();
-                    assert_eq!(
-                        sent, page,
-                        "{request:?}, {given:?}: the 304's Cache-Control is not its 200's"
-                    );
+                    if content_type.is_some() || request.credentials {
+                        assert_eq!(
+                            sent, page,
+                            "{request:?}, {given:?}: the 304's Cache-Control is not its 200's"
+                        );
+                    } else {
+                        assert_eq!(
+                            sent,
+                            [cache_control],
+                            "{request:?}, {given:?}: a 304 that may revalidate an asset changed"
+                        );
+                    }
                 }
             }
             let given = [
+                ("content-type", "text/html"),
                 ("cache-control", "public, max-age=600"),
                 ("cdn-cache-control", "max-age=600"),
             ];
@@ -2475,19 +2489,24 @@ mod tests {
         );
         let h = respond(&api, &cookie, &not_modified, &[("etag", "\"v1\"")]);
         assert_eq!(h[header::CACHE_CONTROL], "no-store", "{h:?}");
-        // A 304 that says it revalidates no page keeps its own, as its 200 does.
+        // A 304 that says it revalidates no page keeps its own, as its 200 does; so does one
+        // that does not say (an asset's, from `ServeDir`), with its `CDN-Cache-Control`.
         let given = [
             ("content-type", "text/css"),
             ("cache-control", "public, max-age=31536000, immutable"),
             ("cdn-cache-control", "max-age=600"),
         ];
-        for response in [&ok, &not_modified] {
-            let h = respond(&html, &nonce, response, &given);
+        for (response, given) in [
+            (&ok, &given[..]),
+            (&not_modified, &given),
+            (&not_modified, &given[1..]),
+        ] {
+            let h = respond(&html, &nonce, response, given);
             assert!(
                 given
                     .iter()
                     .all(|(n, v)| h.get(*n).is_some_and(|got| got == v)),
-                "{:?}: {h:?}",
+                "{:?}, {given:?}: {h:?}",
                 response.status()
             );
         }

@@ -924,13 +924,20 @@ fn headers_problem(
     if changed && !(may_be_private && strict(&cache_out)) {
         problems.push(format!("Cache-Control changed: {cache_out:?}"));
     }
-    // A 304 gets the rule of what it may revalidate (RFC 9111 §4.3.4): under a nonce CSP, a
-    // page, as no `Content-Type` here names an asset; without `Cache-Control` it gets none
-    // but for credentials, leaving the stored response's.
+    // A 304 gets the rule of what it says it revalidates (RFC 9111 §4.3.4): under a nonce
+    // CSP, with a `Content-Type` (none here names an asset), a page; without one it may
+    // revalidate an asset a CDN keeps, and keeps its own but for credentials. Without
+    // `Cache-Control` it gets none but for credentials, leaving the stored response's.
+    let says_a_page = given.contains_key(header::CONTENT_TYPE);
     let may_revalidate_a_page = facts.not_modified && facts.nonce.is_some() && subject.nonce;
-    if may_revalidate_a_page && !cache_given.is_empty() && !strict(&cache_out) {
+    if may_revalidate_a_page && says_a_page && !cache_given.is_empty() && !strict(&cache_out) {
         problems.push(format!(
             "a 304 under a nonce CSP not private: {cache_out:?}"
+        ));
+    }
+    if facts.not_modified && !says_a_page && !must_be_private && changed {
+        problems.push(format!(
+            "a 304 of no known page changed its Cache-Control: {cache_out:?}"
         ));
     }
     if facts.not_modified && cache_given.is_empty() && !must_be_private && !cache_out.is_empty() {

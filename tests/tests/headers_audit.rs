@@ -342,34 +342,37 @@ async fn a_nonce_page_at_a_status_browsers_render_is_not_left_to_shared_caches()
 }
 
 /// A `304` carries the `Cache-Control` its 200 did (RFC 9110 §15.4.5), and a cache takes
-/// it onto the response it stored (RFC 9111 §4.3.4): a 304 that revalidates a nonce page,
-/// or answers a request with credentials, must never let shared caches keep what its 200
-/// kept from them, though the handler gave both `public, max-age=600`. A 304 without
-/// `Cache-Control` gets none under the nonce CSP (the stored one stays), and `no-store`
-/// with credentials, as its 200.
+/// it onto the response it stored (RFC 9111 §4.3.4): a 304 that says it revalidates a nonce
+/// page (its `Content-Type`), or answers a request with credentials, must never let shared
+/// caches keep what its 200 kept from them, though the handler gave both `public,
+/// max-age=600`. A 304 that does not say keeps the handler's (it may revalidate an asset a
+/// CDN keeps). A 304 without `Cache-Control` gets none under the nonce CSP (the stored one
+/// stays), and `no-store` with credentials, as its 200.
 #[tokio::test]
 async fn a_304_never_lets_shared_caches_keep_what_its_200_kept_from_them() {
     let addr = serve(
         Router::new()
             .route(
-                "/{cache}",
+                "/{cache}/{typed}",
                 get(
-                    |axum::extract::Path(cache): axum::extract::Path<bool>,
+                    |axum::extract::Path((cache, typed)): axum::extract::Path<(bool, bool)>,
                      request: http::HeaderMap,
                      nonce: CspNonce| async move {
                         let mut headers = vec![("etag", "\"v1\"")];
                         if cache {
                             headers.push(("cache-control", "public, max-age=600"));
                         }
-                        if request
+                        let revalidated = request
                             .get("if-none-match")
-                            .is_some_and(|tag| tag == "\"v1\"")
-                        {
+                            .is_some_and(|tag| tag == "\"v1\"");
+                        if !revalidated || typed {
+                            headers.push(("content-type", "text/html; charset=utf-8"));
+                        }
+                        if revalidated {
                             let mut response = respond(304, &headers, false);
                             *response.body_mut() = Body::empty();
                             return response;
                         }
-                        headers.push(("content-type", "text/html; charset=utf-8"));
                         let mut response = respond(200, &headers, false);
                         *response.body_mut() =
                             Body::from(format!(r#"<script nonce="{nonce}">alert(1)</script>"#));
@@ -381,26 +384,29 @@ async fn a_304_never_lets_shared_caches_keep_what_its_200_kept_from_them() {
     )
     .await;
     for cache in [true, false] {
-        for credentials in [None, Some("cookie: sid=1")] {
-            let case = format!("Cache-Control given {cache}, {credentials:?}");
-            let mut request: Vec<&str> = credentials.into_iter().collect();
-            let page = http_get(addr, &format!("/{cache}"), &request).await;
-            assert_eq!(page.status, 200, "{case}: {page:?}");
-            assert!(
-                !shared_caches_may_store(&page.all("cache-control")),
-                "{case}: {page:?}"
-            );
-            request.push("if-none-match: \"v1\"");
-            let reply = http_get(addr, &format!("/{cache}"), &request).await;
-            assert_eq!(reply.status, 304, "{case}: {reply:?}");
-            if cache || credentials.is_some() {
-                assert_eq!(
-                    reply.all("cache-control"),
-                    page.all("cache-control"),
-                    "{case}: the 304's Cache-Control is not its 200's: {reply:?}"
+        for typed in [true, false] {
+            for credentials in [None, Some("cookie: sid=1")] {
+                let case =
+                    format!("Cache-Control given {cache}, the 304 typed {typed}, {credentials:?}");
+                let path = format!("/{cache}/{typed}");
+                let mut request: Vec<&str> = credentials.into_iter().collect();
+                let page = http_get(addr, &path, &request).await;
+                assert_eq!(page.status, 200, "{case}: {page:?}");
+                assert!(
+                    !shared_caches_may_store(&page.all("cache-control")),
+                    "{case}: {page:?}"
                 );
-            } else {
-                assert!(reply.all("cache-control").is_empty(), "{case}: {reply:?}");
+                request.push("if-none-match: \"v1\"");
+                let reply = http_get(addr, &path, &request).await;
+                assert_eq!(reply.status, 304, "{case}: {reply:?}");
+                let expected = if cache && typed || credentials.is_some() {
+                    page.all("cache-control")
+                } else if cache {
+                    vec!["public, max-age=600"]
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(reply.all("cache-control"), expected, "{case}: {reply:?}");
             }
         }
     }
