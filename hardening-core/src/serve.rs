@@ -57,7 +57,7 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// - a panic's text is printed with its secrets redacted
 ///   ([`redact_panic_messages`](hardening_errors::redact_panic_messages));
 /// - with [`max_connections`](Self::max_connections), at most that many connections are
-///   open at once (none by default).
+///   open at once, upgraded ones included (none by default).
 ///
 /// Protocol upgrades (WebSocket) are served: a 101 hands the connection to the route, with
 /// the send timeout still on its writes; the drain does not wait for upgraded connections
@@ -153,14 +153,15 @@ impl Server {
         Ok(self)
     }
 
-    /// At most this many connections open at once: at the cap, the server accepts no more
-    /// until one closes (the kernel's listen backlog holds the next ones, then refuses), and
-    /// logs a warning at most every 10 s. This keeps file descriptors (and the memory of
-    /// each connection) for the rest of the process (a database pool, files) when many
-    /// connections arrive at once. It is one cap for all clients, not a share per client:
-    /// one client holding that many connections keeps others waiting until the header-read
-    /// timeout closes its idle ones. Set it below the process's descriptor limit
-    /// (`ulimit -n`), with room for the others. Zero is an error: nothing would be served.
+    /// At most this many connections open at once, upgraded ones (WebSockets) included until
+    /// they close: at the cap, the server accepts no more until one closes (the kernel's
+    /// listen backlog holds the next ones, then refuses), and logs a warning at most every
+    /// 10 s. This keeps file descriptors (and the memory of each connection) for the rest of
+    /// the process (a database pool, files) when many connections arrive at once. It is one
+    /// cap for all clients, not a share per client: one client holding that many
+    /// connections keeps others waiting until the header-read timeout closes its idle ones.
+    /// Set it below the process's descriptor limit (`ulimit -n`), with room for the others.
+    /// Zero is an error: nothing would be served.
     pub fn max_connections(mut self, max: usize) -> Result<Self, ConfigError> {
         if max == 0 {
             return Err(ConfigError::ZeroLimit("max_connections"));
@@ -226,7 +227,7 @@ impl Server {
         let mut cap_warning = Throttle::default();
         tokio::pin!(shutdown);
         loop {
-            // A place among the open connections, held by the connection's task.
+            // A place among the open connections, held by its socket (after an upgrade too).
             let permit = match &cap {
                 None => None,
                 Some((places, max)) => {
@@ -291,7 +292,7 @@ impl Server {
                 };
                 async move { app.call(req).await.map_err(|e: Infallible| e) }
             });
-            let stream = WatchedStream::new(stream, self.send_timeout, head.clone());
+            let stream = WatchedStream::new(stream, self.send_timeout, head.clone(), permit);
             // With upgrades: a WebSocket route's 101 hands the connection to its handler
             // (which the drain does not wait for, as with `axum::serve`).
             let connection = http
@@ -299,7 +300,6 @@ impl Server {
                 .with_upgrades();
             let mut stop = stopping.subscribe();
             connections.spawn(async move {
-                let _place = permit;
                 let mut connection = std::pin::pin!(connection);
                 let ended = 'ended: {
                     tokio::select! {
@@ -561,16 +561,25 @@ struct WatchedStream {
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     /// `stalled` runs for the write now waiting.
     armed: bool,
+    /// The connection's place under [`Server::max_connections`], given back when the socket
+    /// closes: an upgraded connection (a WebSocket), handed to its route, keeps it.
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl WatchedStream {
-    fn new(stream: TcpStream, timeout: Duration, head: Arc<HeadState>) -> Self {
+    fn new(
+        stream: TcpStream,
+        timeout: Duration,
+        head: Arc<HeadState>,
+        place: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         Self {
             stream,
             timeout,
             head,
             stalled: None,
             armed: false,
+            _place: place,
         }
     }
 

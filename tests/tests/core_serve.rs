@@ -46,6 +46,11 @@ fn app() -> Router {
 #[tokio::test]
 async fn a_protocol_upgrade_is_handed_over() {
     let (addr, _stop, _handle) = start(Server::new()).await;
+    let _upgraded = upgraded(addr).await;
+}
+
+/// A connection to `/echo-upgrade`, upgraded, and shown to echo.
+async fn upgraded(addr: std::net::SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /echo-upgrade HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
@@ -70,6 +75,7 @@ async fn a_protocol_upgrade_is_handed_over() {
         .expect("no echo")
         .expect("the upgraded connection was closed");
     assert_eq!(&echoed, b"ping");
+    stream
 }
 
 async fn start(
@@ -431,6 +437,30 @@ async fn connections_past_the_cap_wait_for_a_place() {
         "{}",
         captured.text()
     );
+}
+
+/// An upgraded connection (a WebSocket) is an open connection too: its place under the cap
+/// was given back when hyper handed it to the route, so any number of upgraded connections
+/// could be open past `max_connections`, each holding a descriptor. It now keeps its place
+/// until its socket closes.
+#[tokio::test]
+async fn an_upgraded_connection_keeps_its_place_under_the_cap() {
+    let (addr, _stop, _handle) = start(Server::new().max_connections(1).unwrap()).await;
+    let upgraded = upgraded(addr).await;
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(300), read_reply(&mut next)).await;
+    assert!(
+        waited.is_err(),
+        "served past the cap of 1 while an upgraded connection was open: {waited:?}"
+    );
+    drop(upgraded);
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut next))
+        .await
+        .expect("not served once the upgraded connection closed");
+    assert_eq!(reply.status, 200);
 }
 
 /// Shutdown does not wait for connections that have no request in flight.
