@@ -22,7 +22,9 @@ use redis::{Client, RedisResult};
 /// connection: commands sent from then on go to a new one (connected at its first command),
 /// and one warning says so (naming the server's address, never the URL). Commands still
 /// waiting on the old connection keep it until they end (the store bounds how long), and
-/// it is closed with the last. So a connection is replaced at most once a `silence`.
+/// it is closed with the last. So a connection is replaced at most once a `silence`, and
+/// warned about at most once a minute (a Redis paused for good: each new connection answered,
+/// then silent), the warning counting the replacements in between.
 ///
 /// [`get`](Self::get) is the hot path: an uncontended read lock (the write lock is held only
 /// for a swap) and the manager's clone.
@@ -38,6 +40,41 @@ pub struct RedisConnection {
     start: Instant,
     /// What the store keeps, for the warning ("rate limits").
     store: &'static str,
+    /// The warnings about replacements, at most one a [`WARN_EVERY_MS`].
+    warnings: Throttled,
+}
+
+/// At most one warning about replaced connections this often: a Redis paused for good (each
+/// new connection answered, then silent) has its connection replaced every `silence`.
+const WARN_EVERY_MS: u64 = 60_000;
+
+/// A warning that is logged at most once a [`WARN_EVERY_MS`], counting the occurrences left
+/// unlogged in between (told in the next one).
+#[derive(Debug, Default)]
+struct Throttled {
+    /// When the last warning was logged: ms since the connection's `start`, plus one; 0
+    /// before the first.
+    last: AtomicU64,
+    unlogged: AtomicU64,
+}
+
+impl Throttled {
+    /// At `now` (ms since `start`, plus one): `Some(occurrences left unlogged since the last
+    /// warning)` if a warning is due, else `None`, this one counted as unlogged.
+    fn due(&self, now: u64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY_MS;
+        if due
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.unlogged.swap(0, Ordering::Relaxed));
+        }
+        self.unlogged.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 impl fmt::Debug for RedisConnection {
@@ -70,6 +107,7 @@ impl RedisConnection {
             silent_since: AtomicU64::new(0),
             start: Instant::now(),
             store,
+            warnings: Throttled::default(),
         })
     }
 
@@ -96,9 +134,7 @@ impl RedisConnection {
     /// commands have timed out for the `silence` given at connect, none answered in between;
     /// then `true`.
     pub fn timed_out(&self) -> bool {
-        let now = u64::try_from(self.start.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
+        let now = self.now_ms();
         let since = self.silent_since.load(Ordering::Relaxed);
         if since == 0 {
             // The first of a silence (or another caller's, at the same time: either).
@@ -121,6 +157,13 @@ impl RedisConnection {
         true
     }
 
+    /// Milliseconds since `start`, plus one (0 stands for "never" in the atomics).
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
     #[cold]
     fn replace(&self, silent: Duration) {
         // Lazy: connects at its first command, so nothing waits here. Its configuration was
@@ -137,15 +180,50 @@ impl RedisConnection {
         // Outside the lock; the connection itself lives on in the commands still waiting.
         drop(old);
         let addr = self.client.get_connection_info().addr();
+        let silent_ms = u64::try_from(silent.as_millis()).unwrap_or(u64::MAX);
+        let Some(unlogged) = self.warnings.due(self.now_ms()) else {
+            tracing::debug!(
+                target: "hardening",
+                store = self.store,
+                redis = %addr,
+                silent_ms,
+                "the Redis connection was replaced again (warned at most once a minute)"
+            );
+            return;
+        };
         tracing::warn!(
             target: "hardening",
             store = self.store,
             redis = %addr,
-            silent_ms = u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+            silent_ms,
+            replaced_unlogged = unlogged,
             "the Redis connection for {} at {addr} was replaced: commands timed out on it for \
              {silent:?} with no reply, though it stayed open (a proxy in front of a Redis \
-             that stopped, or a Redis paused); commands go to a new connection from now on",
+             that stopped, or a Redis paused); commands go to a new connection from now on \
+             (warned at most once a minute; `replaced_unlogged` counts the replacements since \
+             the last warning)",
             self.store
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacements_are_warned_about_at_most_once_a_minute() {
+        let warnings = Throttled::default();
+        assert_eq!(warnings.due(1), Some(0), "the first is warned about");
+        assert_eq!(warnings.due(2_001), None);
+        assert_eq!(warnings.due(59_999), None);
+        assert_eq!(
+            warnings.due(60_001),
+            Some(2),
+            "a minute after the last warning, with the two left unlogged"
+        );
+        assert_eq!(warnings.due(60_002), None);
+        assert_eq!(warnings.due(200_000), Some(1));
+        assert_eq!(warnings.due(260_000), Some(0));
     }
 }
