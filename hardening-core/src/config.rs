@@ -13,7 +13,8 @@ use crate::{ConfigError, Cors, ForwardedHeader, Hardening};
 /// environment variables with [`HardeningConfig::from_env`] (each field is the variable
 /// `HARDENING_<FIELD>`, lists comma-separated) or deserialize it from any serde format,
 /// then call [`HardeningConfig::build`], which validates everything at once and names the
-/// setting at fault.
+/// setting at fault as its user wrote it: the variable when read from the environment, the
+/// field (`rate_limit_burst`) otherwise.
 ///
 /// ```
 /// use hardening_core::HardeningConfig;
@@ -63,7 +64,60 @@ pub struct HardeningConfig {
     pub rate_limit_per_minute: Option<u32>,
     /// Burst of the per-IP limit (feature `ratelimit`; default 50).
     pub rate_limit_burst: Option<u32>,
+    /// What errors and warnings call the settings.
+    #[serde(skip)]
+    names: Names,
 }
+
+/// What a config's errors and warnings call its settings: what its user wrote.
+#[derive(Debug, Clone, Copy, Default)]
+enum Names {
+    /// The fields, for a config deserialized or written in code.
+    #[default]
+    Fields,
+    /// The `HARDENING_*` variables, for a config read from them.
+    Variables,
+}
+
+impl Names {
+    /// The name of the setting the variable `var` sets.
+    fn of(self, var: &'static str) -> &'static str {
+        match self {
+            Self::Variables => var,
+            Self::Fields => FIELDS
+                .iter()
+                .find(|(known, _)| *known == var)
+                .map_or(var, |(_, field)| field),
+        }
+    }
+}
+
+/// Where a config was read from is no part of what it sets.
+impl PartialEq for Names {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Names {}
+
+/// Each variable of [`ENV_VARS`] with the field it sets.
+const FIELDS: &[(&str, &str)] = &[
+    ("HARDENING_BODY_LIMIT", "body_limit"),
+    ("HARDENING_QUERY_PARAM_LIMIT", "query_param_limit"),
+    ("HARDENING_TIMEOUT_SECS", "timeout_secs"),
+    ("HARDENING_TRUSTED_PROXIES", "trusted_proxies"),
+    ("HARDENING_FORWARDED_HEADER", "forwarded_header"),
+    ("HARDENING_CORS_ORIGINS", "cors_origins"),
+    ("HARDENING_CORS_CREDENTIALS", "cors_credentials"),
+    ("HARDENING_ALLOWED_HOSTS", "allowed_hosts"),
+    ("HARDENING_SENSITIVE_QUERY_PARAMS", "sensitive_query_params"),
+    ("HARDENING_BEHIND_TLS", "behind_tls"),
+    ("HARDENING_HTTPS_REDIRECT", "https_redirect"),
+    ("HARDENING_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute"),
+    ("HARDENING_RATE_LIMIT_BURST", "rate_limit_burst"),
+    ("HARDENING_LOG_REQUEST_HEADERS", "log_request_headers"),
+];
 
 /// The variables [`HardeningConfig::from_env`] reads, with what each sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -192,7 +246,10 @@ impl HardeningConfig {
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> (Self, Vec<ConfigError>) {
         let vars: Vec<(K, V)> = vars.into_iter().collect();
-        let mut config = Self::default();
+        let mut config = Self {
+            names: Names::Variables,
+            ..Self::default()
+        };
         let mut errors = Vec::new();
         for (i, (name, value)) in vars.iter().enumerate() {
             let name = name.as_ref();
@@ -350,7 +407,7 @@ impl HardeningConfig {
     /// [`build`](Self::build), beside the variables in `unread` that did not read: a setting
     /// refused only for want of one of them is not blamed (fixing that one may do).
     fn build_beside(self, unread: Vec<&'static str>) -> Result<Hardening, ConfigError> {
-        let mut steps = Steps::new(unread);
+        let mut steps = Steps::new(self.names, unread);
         if let Some(n) = self.body_limit {
             steps = steps.apply("HARDENING_BODY_LIMIT", |h| h.body_limit(n));
         }
@@ -372,7 +429,7 @@ impl HardeningConfig {
                 steps.needs(
                     "HARDENING_FORWARDED_HEADER",
                     "HARDENING_TRUSTED_PROXIES",
-                    "set HARDENING_TRUSTED_PROXIES too: the header is read only from them",
+                    "the header is read only from them",
                 )
             } else {
                 steps.apply("HARDENING_FORWARDED_HEADER", |h| {
@@ -394,7 +451,7 @@ impl HardeningConfig {
             steps = steps.needs(
                 "HARDENING_CORS_CREDENTIALS",
                 "HARDENING_CORS_ORIGINS",
-                "set HARDENING_CORS_ORIGINS too: credentials need listed origins",
+                "credentials need listed origins",
             );
         }
         if !self.allowed_hosts.is_empty() {
@@ -420,20 +477,22 @@ impl HardeningConfig {
             {
                 // Both are allowed (TLS in this process; a proxy that always sends HTTPS), but
                 // usually a mistake: say what each does.
+                let redirect = self.names.of("HARDENING_HTTPS_REDIRECT");
+                let behind_tls = self.names.of("HARDENING_BEHIND_TLS");
+                let proxies = self.names.of("HARDENING_TRUSTED_PROXIES");
                 if self.behind_tls {
                     tracing::warn!(
                         target: crate::LOG_TARGET,
-                        "HARDENING_HTTPS_REDIRECT never redirects with HARDENING_BEHIND_TLS=true \
-                         (every request counts as HTTPS); drop one of them"
+                        "{redirect} never redirects with {behind_tls}=true (every request counts \
+                         as HTTPS); drop one of them"
                     );
                 } else if self.trusted_proxies.is_empty() {
                     tracing::warn!(
                         target: crate::LOG_TARGET,
-                        "HARDENING_HTTPS_REDIRECT without HARDENING_TRUSTED_PROXIES: only TLS \
-                         ended in this process counts as HTTPS; behind a TLS-terminating proxy \
-                         every request would be redirected again and again (set the proxy's \
-                         network in HARDENING_TRUSTED_PROXIES so that its X-Forwarded-Proto is \
-                         believed, or HARDENING_BEHIND_TLS=true)"
+                        "{redirect} without {proxies}: only TLS ended in this process counts as \
+                         HTTPS; behind a TLS-terminating proxy every request would be redirected \
+                         again and again (set the proxy's network in {proxies} so that its \
+                         X-Forwarded-Proto is believed, or {behind_tls}=true)"
                     );
                 }
                 steps = steps.apply("HARDENING_HTTPS_REDIRECT", |h| {
@@ -472,10 +531,10 @@ impl HardeningConfig {
                         .unwrap_or_else(|| per_minute_set.clamp(1, 50)),
                 );
                 if per_minute.is_none() {
-                    steps = steps.error(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_PER_MINUTE"));
+                    steps = steps.zero("HARDENING_RATE_LIMIT_PER_MINUTE");
                 }
                 if burst.is_none() {
-                    steps = steps.error(ConfigError::ZeroLimit("HARDENING_RATE_LIMIT_BURST"));
+                    steps = steps.zero("HARDENING_RATE_LIMIT_BURST");
                 }
                 if let (Some(per_minute), Some(burst)) = (per_minute, burst) {
                     steps = steps.apply(var, |h| {
@@ -525,20 +584,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The builder steps of [`HardeningConfig::build`], applied in turn. A step that fails is
-/// recorded under its variable and the ones after it are still checked (on a fresh preset,
-/// as the build has failed anyway), so that one error names every wrong setting.
+/// recorded under its setting and the ones after it are still checked (on a fresh preset,
+/// as the build has failed anyway), so that one error names every wrong setting. Settings
+/// are given by their variables, and named as `names` says.
 struct Steps {
     hardening: Hardening,
     errors: Vec<ConfigError>,
+    names: Names,
     /// Variables that did not read (see [`needs`](Self::needs)).
     unread: Vec<&'static str>,
 }
 
 impl Steps {
-    fn new(unread: Vec<&'static str>) -> Self {
+    fn new(names: Names, unread: Vec<&'static str>) -> Self {
         Self {
             hardening: Hardening::strict(),
             errors: Vec::new(),
+            names,
             unread,
         }
     }
@@ -548,22 +610,26 @@ impl Steps {
         var: &'static str,
         step: impl FnOnce(Hardening) -> Result<Hardening, ConfigError>,
     ) -> Self {
+        let name = self.names.of(var);
         let Self {
             hardening,
             mut errors,
+            names,
             unread,
         } = self;
-        match crate::hardening::set_by_variable(var, || step(hardening)) {
+        match crate::hardening::set_by_variable(name, || step(hardening)) {
             Ok(hardening) => Self {
                 hardening,
                 errors,
+                names,
                 unread,
             },
             Err(e) => {
-                errors.push(e.in_setting(var));
+                errors.push(e.in_setting(name));
                 Self {
                     hardening: Hardening::strict(),
                     errors,
+                    names,
                     unread,
                 }
             }
@@ -572,20 +638,29 @@ impl Steps {
 
     /// A setting wrong whatever the builder says (it needs another one, or a feature).
     fn fail(self, var: &'static str, why: &str) -> Self {
+        let var = self.names.of(var).to_owned();
         self.error(ConfigError::Env {
-            var: var.to_owned(),
+            var,
             why: why.to_owned(),
         })
     }
 
-    /// `var` is set without `needed`: wrong, unless `needed` was given and did not read
-    /// (then that one is named, and fixing it may do).
-    fn needs(self, var: &'static str, needed: &'static str, why: &str) -> Self {
+    /// `var` is set without `needed`, `because` it needs it: wrong, unless `needed` was
+    /// given and did not read (then that one is named, and fixing it may do).
+    fn needs(self, var: &'static str, needed: &'static str, because: &str) -> Self {
         if self.unread.contains(&needed) {
             self
         } else {
-            self.fail(var, why)
+            let why = format!("set {} too: {because}", self.names.of(needed));
+            self.fail(var, &why)
         }
+    }
+
+    /// A limit of zero, which the builder is never given.
+    #[cfg(feature = "ratelimit")]
+    fn zero(self, var: &'static str) -> Self {
+        let name = self.names.of(var);
+        self.error(ConfigError::ZeroLimit(name))
     }
 
     /// An error found outside the builder's steps.
@@ -676,17 +751,17 @@ mod tests {
                 .starts_with("HARDENING_CORS_CREDENTIALS: CORS cannot allow any origin"),
             "{err}"
         );
-        // Through serde (the environment refuses 0 as it reads it).
+        // Written in code, or through serde (the environment refuses 0 as it reads it): named
+        // by its field.
         let err = HardeningConfig {
             body_limit: Some(0),
             ..HardeningConfig::default()
         }
         .build()
         .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("HARDENING_BODY_LIMIT: body_limit must be greater than zero"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "body_limit: body_limit must be greater than zero"
         );
     }
 
@@ -745,15 +820,15 @@ mod tests {
         {
             assert!(text.starts_with("3 settings are wrong:"), "{text}");
             assert!(
-                text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE must be greater than zero")
-                    && text.contains("\n  - HARDENING_RATE_LIMIT_BURST must be greater than zero"),
+                text.contains("\n  - rate_limit_per_minute must be greater than zero")
+                    && text.contains("\n  - rate_limit_burst must be greater than zero"),
                 "{text}"
             );
         }
         #[cfg(not(feature = "ratelimit"))]
         assert!(
             text.starts_with("2 settings are wrong:")
-                && text.contains("\n  - HARDENING_RATE_LIMIT_PER_MINUTE: needs hardening-core's"),
+                && text.contains("\n  - rate_limit_per_minute: needs hardening-core's"),
             "{text}"
         );
     }
@@ -1051,6 +1126,14 @@ mod tests {
             .to_string();
         let mut known: Vec<&str> = err.split('`').skip(3).step_by(2).collect();
         let mut fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        // And errors name each by its field when the config was not read from the
+        // environment.
+        let named: Vec<(&str, &str)> = ENV_VARS
+            .iter()
+            .zip(&fields)
+            .map(|((var, _), field)| (*var, *field))
+            .collect();
+        assert_eq!(named, FIELDS);
         known.sort_unstable();
         fields.sort_unstable();
         assert_eq!(known, fields, "{err}");
@@ -1120,6 +1203,75 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(var) && err.ends_with(says), "{err}");
+        }
+    }
+
+    /// A config from a file (any serde format) was refused in the names of the
+    /// `HARDENING_*` variables, which its user never wrote: its errors and loosening
+    /// warnings name its fields, as the file spells them.
+    #[test]
+    fn a_deserialized_config_is_refused_in_the_names_of_its_fields() {
+        let built = |json: serde_json::Value| {
+            let config: HardeningConfig = serde_json::from_value(json).unwrap();
+            config.build().map(|_| ()).unwrap_err().to_string()
+        };
+        let text = built(serde_json::json!({
+            "body_limit": 0,
+            "trusted_proxies": ["10.0.0.0/99"],
+            "cors_credentials": true,
+            "rate_limit_burst": 0,
+        }));
+        for setting in [
+            "body_limit: body_limit must be greater than zero",
+            "trusted_proxies: invalid network",
+            "cors_credentials: set cors_origins too",
+        ] {
+            assert!(
+                text.contains(&format!("\n  - {setting}")),
+                "{setting} in {text}"
+            );
+        }
+        #[cfg(feature = "ratelimit")]
+        assert!(
+            text.contains("\n  - rate_limit_burst must be greater than zero"),
+            "{text}"
+        );
+        assert!(!text.contains("HARDENING_"), "{text}");
+        let text = built(serde_json::json!({"forwarded_header": "forwarded", "timeout_secs": 0}));
+        for setting in [
+            "timeout_secs: timeout must be greater than zero",
+            "forwarded_header: set trusted_proxies too",
+        ] {
+            assert!(
+                text.contains(&format!("\n  - {setting}")),
+                "{setting} in {text}"
+            );
+        }
+        assert!(!text.contains("HARDENING_"), "{text}");
+        let lines = crate::access_log::tests::json_lines("warn", || {
+            let config: HardeningConfig =
+                serde_json::from_value(serde_json::json!({"timeout_secs": 120})).unwrap();
+            drop(config.build().unwrap());
+        });
+        let text = serde_json::Value::from(lines).to_string();
+        assert!(
+            text.contains("hardening loosened by timeout_secs: "),
+            "{text}"
+        );
+        assert!(!text.contains("HARDENING_"), "{text}");
+        #[cfg(feature = "headers")]
+        {
+            let lines = crate::access_log::tests::json_lines("warn", || {
+                let config: HardeningConfig =
+                    serde_json::from_value(serde_json::json!({"https_redirect": true})).unwrap();
+                drop(config.build().unwrap());
+            });
+            let text = serde_json::Value::from(lines).to_string();
+            assert!(
+                text.contains("https_redirect without trusted_proxies: "),
+                "{text}"
+            );
+            assert!(!text.contains("HARDENING_"), "{text}");
         }
     }
 }

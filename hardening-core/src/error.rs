@@ -124,10 +124,12 @@ pub enum ConfigError {
     #[cfg(feature = "headers")]
     #[error(transparent)]
     Headers(#[from] hardening_headers::ConfigError),
-    /// An environment variable that does not parse or is unknown.
+    /// An environment variable that does not parse or is unknown, or a setting of
+    /// [`HardeningConfig`](crate::HardeningConfig) that cannot work as it is.
     #[error("{var}: {why}")]
     Env {
-        /// The variable.
+        /// The variable, or the setting's field when the config was not read from the
+        /// environment.
         var: String,
         /// What is wrong with it.
         why: String,
@@ -139,7 +141,8 @@ pub enum ConfigError {
     /// A setting of [`HardeningConfig`](crate::HardeningConfig) that failed validation.
     #[error("{setting}: {source}")]
     Setting {
-        /// The environment variable that sets it.
+        /// Its `HARDENING_*` variable when the config was read from the environment, else
+        /// its field (`rate_limit_burst`).
         setting: &'static str,
         /// What is wrong with it.
         source: Box<ConfigError>,

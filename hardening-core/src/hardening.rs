@@ -527,7 +527,8 @@ fn needs_principal(key: &hardening_ratelimit::KeyKind) -> bool {
 }
 
 thread_local! {
-    /// The `HARDENING_*` variable whose builder step runs on this thread, if any.
+    /// The `HardeningConfig` setting (its `HARDENING_*` variable, or its field) whose builder
+    /// step runs on this thread, if any.
     static SET_BY: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
