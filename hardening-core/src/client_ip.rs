@@ -198,8 +198,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// # let _ = hardening;
 /// # Ok::<(), hardening_core::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ForwardedHeader {
     /// `X-Forwarded-For` (nginx's `$proxy_add_x_forwarded_for`, most load balancers): the
@@ -224,6 +223,15 @@ impl FromStr for ForwardedHeader {
                 why: "expected x-forwarded-for or forwarded".to_owned(),
             }),
         }
+    }
+}
+
+/// As [`FromStr`] reads it, as the environment is read: in any case, with the same error.
+impl<'de> serde::Deserialize<'de> for ForwardedHeader {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -44,7 +44,7 @@ pub struct HardeningConfig {
     /// Networks whose forwarding headers are believed (default none).
     pub trusted_proxies: Vec<String>,
     /// The forwarding header those proxies write: `x-forwarded-for` (the default) or
-    /// `forwarded`.
+    /// `forwarded`, in any case, as from the environment.
     pub forwarded_header: Option<ForwardedHeader>,
     /// Origins allowed cross-origin access (default none).
     pub cors_origins: Vec<String>,
@@ -1272,6 +1272,50 @@ mod tests {
                 "{text}"
             );
             assert!(!text.contains("HARDENING_"), "{text}");
+        }
+    }
+
+    /// The forwarding header was read from the environment in any case (`Forwarded`, as the
+    /// header is written) but through serde only in lower case: both read it alike, and
+    /// both say which values they take.
+    #[test]
+    fn the_forwarded_header_reads_alike_from_the_environment_and_through_serde() {
+        use ForwardedHeader::{Forwarded, XForwardedFor};
+        for (spelling, header) in [
+            ("forwarded", Some(Forwarded)),
+            ("Forwarded", Some(Forwarded)),
+            (" FORWARDED ", Some(Forwarded)),
+            ("X-Forwarded-For", Some(XForwardedFor)),
+            ("x-real-ip", None),
+            ("forwarded-for", None),
+        ] {
+            let from_env = HardeningConfig::from_vars([("HARDENING_FORWARDED_HEADER", spelling)])
+                .map(|c| c.forwarded_header);
+            let from_serde = serde_json::from_value::<HardeningConfig>(
+                serde_json::json!({ "forwarded_header": spelling }),
+            )
+            .map(|c| c.forwarded_header);
+            assert_eq!(
+                from_env.clone().ok().flatten(),
+                header,
+                "{spelling:?}: {from_env:?}"
+            );
+            assert_eq!(
+                from_serde.as_ref().ok().copied().flatten(),
+                header,
+                "{spelling:?} through serde: {from_serde:?}"
+            );
+            if header.is_none() {
+                for err in [
+                    from_env.unwrap_err().to_string(),
+                    from_serde.unwrap_err().to_string(),
+                ] {
+                    assert!(
+                        err.contains("expected x-forwarded-for or forwarded"),
+                        "{err}"
+                    );
+                }
+            }
         }
     }
 }
