@@ -223,8 +223,8 @@ impl HardeningConfig {
     /// Reads the given `(name, value)` pairs as if they were the environment. Every
     /// variable is read: when several are wrong, the error names each of them, those that
     /// [`build`](Self::build) would refuse included. A variable given twice with different
-    /// values is an error (not the last one silently kept); the same value twice is
-    /// accepted, as it says one thing.
+    /// values is an error (not the last one silently kept); the same value twice, however
+    /// spelled (`true` and `1`), is accepted, as it says one thing.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -239,9 +239,9 @@ impl HardeningConfig {
     ///
     /// A known variable given more than once (an env file, or any list of pairs; names
     /// compared as [`set`](Self::set) does, case and all) is read once. With different
-    /// values it is an error and left unset: which one was meant is not ours to guess. The
-    /// same value again (spaces around it aside, as it is read) says nothing new, and is
-    /// accepted.
+    /// values it is an error and left unset: which one was meant is not ours to guess. A
+    /// value that reads as the same again (`true` and `1`, spaces around it aside) says
+    /// nothing new, and is accepted.
     fn read<K: AsRef<str>, V: AsRef<str>>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> (Self, Vec<ConfigError>) {
@@ -674,20 +674,23 @@ impl Steps {
     }
 }
 
-/// The error for `name` if `vars` give it more than once with different values (compared
-/// as they are read, spaces around them aside).
+/// The error for `name` if `vars` give it more than once with different values: compared
+/// as they are read (`true` and `1` are one value), or, those that do not read, as they
+/// are written, spaces around them aside.
 fn given_differently<K: AsRef<str>, V: AsRef<str>>(
     name: &str,
     vars: &[(K, V)],
 ) -> Option<ConfigError> {
-    let mut values: Vec<&str> = Vec::new();
+    let mut values: Vec<(&str, Result<HardeningConfig, &str>)> = Vec::new();
     for (_, value) in vars.iter().filter(|(n, _)| n.as_ref() == name) {
         let value = value.as_ref().trim();
-        if !values.contains(&value) {
-            values.push(value);
+        let mut config = HardeningConfig::default();
+        let read = config.set(name, value).map(|()| config).map_err(|_| value);
+        if !values.iter().any(|(_, earlier)| *earlier == read) {
+            values.push((value, read));
         }
     }
-    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    let quoted: Vec<String> = values.iter().map(|(v, _)| format!("{v:?}")).collect();
     (values.len() > 1).then(|| ConfigError::Env {
         var: name.to_owned(),
         why: format!(
@@ -1316,6 +1319,32 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A variable given twice in two spellings of one value (`true` and `1`) was refused as
+    /// given with different values: values are compared as they are read.
+    #[test]
+    fn a_variable_given_twice_in_two_spellings_of_one_value_is_one_value() {
+        for (var, one, other) in [
+            ("HARDENING_BEHIND_TLS", "true", "1"),
+            ("HARDENING_BEHIND_TLS", "TRUE", "yes"),
+            ("HARDENING_CORS_CREDENTIALS", "", "false"),
+            ("HARDENING_FORWARDED_HEADER", "Forwarded", "forwarded"),
+            ("HARDENING_TIMEOUT_SECS", "10", "010"),
+            (
+                "HARDENING_ALLOWED_HOSTS",
+                "a.example.com, b.example.com",
+                "a.example.com,b.example.com,",
+            ),
+        ] {
+            let once = HardeningConfig::from_vars([(var, one)]).unwrap();
+            let twice = HardeningConfig::from_vars([(var, one), (var, other)]);
+            assert_eq!(
+                twice.as_ref().ok(),
+                Some(&once),
+                "{var} given as {one:?} and {other:?}: {twice:?}"
+            );
         }
     }
 }

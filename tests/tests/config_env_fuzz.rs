@@ -1,8 +1,9 @@
 //! `HardeningConfig` from random sets of `HARDENING_*` variables (fixed seed): valid and
-//! invalid values, unknown and lower-case names, duplicates (the same value again, or another
-//! one, which is an error), empty values, huge numbers, odd networks, hosts and origins. Nothing panics; the error names exactly the wrong variables,
-//! those the build refuses as well as those that do not parse; a valid set builds, and the
-//! layer does what the variables say.
+//! invalid values, unknown and lower-case names, duplicates (the same value again, in any
+//! spelling, or another one, which is an error), empty values, huge numbers, odd networks,
+//! hosts and origins. Nothing panics; the error names exactly the wrong variables, those the
+//! build refuses as well as those that do not parse; a valid set builds, and the layer does
+//! what the variables say.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -299,12 +300,17 @@ fn variables(rng: &mut fastrand::Rng) -> Vec<Var> {
             read: None,
         });
     }
-    // A name given with different values reads as none of them.
+    // A name given with different values reads as none of them: values compared as they
+    // read (`true` and `1` are one), those that do not read as they are written.
+    let meaning = |v: &Var| match &v.read {
+        Some(read) => Ok(read.clone()),
+        None => Err(v.value.trim().to_owned()),
+    };
     let conflicting: BTreeSet<String> = vars
         .iter()
         .filter(|v| {
             vars.iter()
-                .any(|w| w.name == v.name && w.value.trim() != v.value.trim())
+                .any(|w| w.name == v.name && meaning(w) != meaning(v))
         })
         .map(|v| v.name.clone())
         .collect();
