@@ -495,12 +495,11 @@ impl HardeningConfig {
                          X-Forwarded-Proto is believed, or {behind_tls}=true)"
                     );
                 }
+                // No path exempt: health probes are answered before the redirect, and
+                // exempting theirs would serve the app's own routes there (health off or
+                // moved; methods other than GET and HEAD) over plain HTTP.
                 steps = steps.apply("HARDENING_HTTPS_REDIRECT", |h| {
-                    Ok(h.https_redirect(
-                        hardening_headers::HttpsRedirect::new()
-                            .exempt("/healthz")
-                            .exempt("/readyz"),
-                    ))
+                    Ok(h.https_redirect(hardening_headers::HttpsRedirect::new()))
                 });
             }
             #[cfg(not(feature = "headers"))]

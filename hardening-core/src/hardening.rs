@@ -320,7 +320,8 @@ impl Hardening {
         self
     }
 
-    /// Redirects plain-HTTP requests to HTTPS (after the host allowlist).
+    /// Redirects plain-HTTP requests to HTTPS (after the host allowlist; health probes are
+    /// answered before it).
     #[cfg(feature = "headers")]
     pub fn https_redirect(mut self, redirect: hardening_headers::HttpsRedirect) -> Self {
         self.policy().https_redirect = Some(redirect);

@@ -70,6 +70,79 @@ fn an_https_redirect_to_any_host_is_warned_of_with_its_variable() {
     assert_eq!(listed, Vec::<String>::new());
 }
 
+/// HARDENING_HTTPS_REDIRECT exempted `/healthz` and `/readyz` whatever the health endpoints
+/// were: with them off or on other paths, an app's own routes there were served over plain
+/// HTTP while every other route redirected, and so, with them on, were the methods probes do
+/// not answer. Probes are answered before the redirect; no app route is exempt.
+#[tokio::test]
+async fn the_https_redirect_exempts_no_route_of_the_app() {
+    use axum::routing::get;
+    use hardening_core::Health;
+    use hardening_tests::{request, serve};
+
+    let app = || {
+        let route = || get(|| async { "the app's" }).post(|| async { "the app's" });
+        axum::Router::new()
+            .route("/healthz", route())
+            .route("/readyz", route())
+    };
+    let config = || {
+        HardeningConfig::from_vars([("HARDENING_HTTPS_REDIRECT", "true")])
+            .unwrap()
+            .build()
+            .unwrap()
+    };
+    let moved = Health::new().paths("/-/live", "/-/ready").unwrap();
+    for (name, hardening, cases) in [
+        (
+            "health off",
+            config().without_health(),
+            &[
+                ("GET", "/healthz", 301),
+                ("GET", "/readyz", 301),
+                ("POST", "/readyz", 308),
+            ][..],
+        ),
+        (
+            "health moved",
+            config().health(moved),
+            &[
+                ("GET", "/readyz", 301),
+                ("POST", "/healthz", 308),
+                ("GET", "/-/ready", 200),
+            ],
+        ),
+        (
+            "health on",
+            config(),
+            &[
+                ("GET", "/readyz", 200),
+                ("HEAD", "/healthz", 200),
+                ("POST", "/readyz", 308),
+            ],
+        ),
+    ] {
+        let addr = serve(app().layer(hardening)).await;
+        for &(method, path, status) in cases {
+            let reply = request(addr, method, path, &[]).await;
+            let case = format!("{name}: {method} {path}");
+            assert_eq!(reply.status, status, "{case}: {reply:?}");
+            assert!(!reply.body.contains("the app's"), "{case}: {reply:?}");
+            if status == 200 {
+                // The probe's own answer, over plain HTTP.
+                assert_eq!(
+                    reply.header("content-type"),
+                    Some("application/json"),
+                    "{case}"
+                );
+            } else {
+                let location = format!("https://localhost{path}");
+                assert_eq!(reply.header("location"), Some(location.as_str()), "{case}");
+            }
+        }
+    }
+}
+
 /// `HARDENING_RATE_LIMIT_PER_MINUTE` below the default burst, burst unset: the burst is the
 /// count a minute, so 10 a minute does not admit 50 at once.
 #[tokio::test]
