@@ -3,8 +3,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,8 +37,8 @@ struct Check {
 /// the access log unless [`Health::log_requests`] is set. The per-check results (and error
 /// messages) are shown only to clients in [`Health::detail_for`]'s networks (default:
 /// loopback); everyone else sees the overall status and the names of failed checks. The
-/// checks run at most once per [`Health::reuse_results_for`] window (1 s), however many
-/// probes come.
+/// checks run one run at a time, at most once per [`Health::reuse_results_for`] window (1 s),
+/// however many probes come; no probe waits for more than two runs.
 ///
 /// ```
 /// use std::time::Duration;
@@ -61,13 +61,21 @@ pub struct Health {
     detail_networks: Vec<IpNet>,
     log_requests: bool,
     reuse_for: Duration,
-    /// The last run's time and results, shared by clones; held while checks run, so that
-    /// probes arriving together wait for one run.
-    last: Arc<tokio::sync::Mutex<Option<LastRun>>>,
+    /// The last run and the one going on, shared by clones.
+    runs: Arc<Mutex<Runs>>,
 }
 
-/// When the checks last ran, and their results.
-type LastRun = (Instant, Arc<[CheckResult]>);
+/// The checks' runs: at most one going on at a time.
+#[derive(Default)]
+struct Runs {
+    /// When the last run ended, and its results.
+    last: Option<(Instant, Arc<[CheckResult]>)>,
+    /// The run going on: when it started, and where its results will be sent.
+    going: Option<(Instant, RunResults)>,
+}
+
+/// A run's results, `None` until it ends.
+type RunResults = tokio::sync::watch::Receiver<Option<Arc<[CheckResult]>>>;
 
 /// A check's result: its error text (secrets redacted) when it failed.
 type CheckResult = Result<(), String>;
@@ -113,7 +121,7 @@ impl Health {
             detail_networks: IpNet::LOOPBACK.to_vec(),
             log_requests: false,
             reuse_for: Duration::from_secs(1),
-            last: Arc::default(),
+            runs: Arc::default(),
         }
     }
 
@@ -165,11 +173,17 @@ impl Health {
         self
     }
 
-    /// Answers readiness probes that come within this long of the last run of the checks
-    /// with that run's results (default 1 s), and runs the checks once for probes that
-    /// arrive together. `/readyz` is not rate-limited (orchestrators must reach it): without
-    /// this, anyone could make the service run every check (database pings and the like) as
-    /// often as they like. `Duration::ZERO` runs them for every probe, one run at a time.
+    /// Answers readiness probes that come within this long of the end of the last run of the
+    /// checks with that run's results (default 1 s). `/readyz` is not rate-limited
+    /// (orchestrators must reach it): without this, anyone could make the service run every
+    /// check (database pings and the like) as often as they like.
+    ///
+    /// The checks run one run at a time, and probes never queue up runs. A probe takes the
+    /// last run's results if it ended less than this long ago; else it waits for the run
+    /// going on (or starts one), and, if that run started before the probe came and its
+    /// results are by then this old, for the next one, started once for all the probes
+    /// waiting for it. So no probe waits for more than two runs. `Duration::ZERO` gives every
+    /// probe the results of a run started after it came.
     pub fn reuse_results_for(mut self, window: Duration) -> Self {
         self.reuse_for = window;
         self
@@ -244,38 +258,91 @@ impl Health {
     ) -> impl Future<Output = Response<ProblemBody<B>>> + Send + 'static {
         let checks = self.checks.clone();
         let timeout = self.check_timeout;
-        let (last, reuse_for) = (self.last.clone(), self.reuse_for);
+        let (runs, reuse_for) = (self.runs.clone(), self.reuse_for);
+        let came = Instant::now();
         async move {
-            let mut last = last.lock_owned().await;
-            let results = match &*last {
-                Some((at, results)) if at.elapsed() < reuse_for => results.clone(),
-                _ => {
-                    // The run, and the lock, go to a task of their own: a probe dropped
-                    // while the checks run (its client hung up) does not leave them running
-                    // unrecorded, for the next probe to count "still running" as failed.
-                    let run_checks = checks.clone();
-                    let ran = tokio::spawn(async move {
-                        let results: Arc<[CheckResult]> = run(&run_checks, timeout).await.into();
-                        *last = Some((Instant::now(), results.clone()));
-                        // Once per run, not per probe: probes are not rate-limited, and
-                        // those within the reuse window share this run's results.
-                        let failed = failed_names(&run_checks, &results);
-                        if !failed.is_empty() {
-                            tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, "readiness check failed");
-                        }
-                        results
-                    })
-                    .await;
-                    match ran {
-                        Ok(results) => results,
-                        Err(_) => {
-                            vec![Err("the checks could not run".to_owned()); checks.len()].into()
+            let results = loop {
+                let (started, mut going, to_start) = {
+                    let mut state = runs.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some((ended, results)) = &state.last
+                        && ended.elapsed() < reuse_for
+                    {
+                        break results.clone();
+                    }
+                    match &state.going {
+                        Some((started, going)) => (*started, going.clone(), None),
+                        None => {
+                            let (send, going) = tokio::sync::watch::channel(None);
+                            let started = Instant::now();
+                            state.going = Some((started, going.clone()));
+                            let publish = Publish {
+                                runs: runs.clone(),
+                                send,
+                                results: None,
+                            };
+                            (started, going, Some(publish))
                         }
                     }
+                };
+                // Outside the lock, which the run takes when it ends.
+                if let Some(publish) = to_start {
+                    start_run(publish, &checks, timeout, request_id);
+                }
+                let results = match going.wait_for(Option::is_some).await {
+                    Ok(results) => results.clone(),
+                    Err(_) => None,
+                };
+                let results = results.unwrap_or_else(|| {
+                    vec![Err("the checks could not run".to_owned()); checks.len()].into()
+                });
+                // A run started before this probe came answers it only if its results are
+                // within the window (checked on the next turn); the next run always does.
+                if started >= came {
+                    break results;
                 }
             };
             answer(&checks, &results, request_id, detail)
         }
+    }
+}
+
+/// Starts a run of the checks in a task of its own: a probe dropped while they run (its
+/// client hung up) does not leave them running unrecorded, for the next probe to count
+/// "still running" as failed, nor the probes waiting for it without results.
+fn start_run(mut publish: Publish, checks: &[Check], timeout: Duration, request_id: RequestId) {
+    let checks = checks.to_vec();
+    tokio::spawn(async move {
+        let results: Arc<[CheckResult]> = run(&checks, timeout).await.into();
+        // Once per run, not per probe: probes are not rate-limited, and those that share
+        // this run share its results.
+        let failed = failed_names(&checks, &results);
+        if !failed.is_empty() {
+            tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, "readiness check failed");
+        }
+        // Recorded and sent as `publish` drops.
+        publish.results = Some(results);
+        drop(publish);
+    });
+}
+
+/// Ends a run when dropped: records its results (if it has them: a run that panicked or was
+/// dropped has none) and sends them to the probes waiting for it.
+struct Publish {
+    runs: Arc<Mutex<Runs>>,
+    send: tokio::sync::watch::Sender<Option<Arc<[CheckResult]>>>,
+    results: Option<Arc<[CheckResult]>>,
+}
+
+impl Drop for Publish {
+    fn drop(&mut self) {
+        let mut state = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        state.going = None;
+        if let Some(results) = &self.results {
+            state.last = Some((Instant::now(), results.clone()));
+        }
+        // Sent (or, with none, the channel closed) with the state updated: a probe that then
+        // finds no run going finds these results.
+        self.send.send_replace(self.results.take());
     }
 }
 

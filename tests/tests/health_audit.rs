@@ -16,7 +16,7 @@ use axum::extract::ConnectInfo;
 use axum::routing::get;
 use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
 use hardening_core::{Hardening, Health};
-use hardening_tests::{Captured, exchange, get as http_get, serve};
+use hardening_tests::{Captured, exchange, get as http_get, serve, wait_until};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 
@@ -182,6 +182,81 @@ async fn many_probes_while_a_check_hangs_share_one_timed_out_run() {
         assert_eq!(reply.json()["detail"], "readiness checks failed: queue");
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1, "one run for 40 probes");
+}
+
+/// Probes that arrive while the checks run get that run's results or the next run's, never a
+/// queue of runs: with `reuse_results_for(Duration::ZERO)` each probe used to run the checks in
+/// turn, so the last of N probes waited N runs (flooding `/readyz` made the orchestrator's own
+/// probe time out). The first run is held until every probe has arrived; the check names its
+/// run in its error, so each answer says which run it came from.
+#[tokio::test]
+async fn probes_arriving_during_a_run_share_it_or_the_next() {
+    // The window; the runs that may answer the probes that arrived during the first.
+    for (window, late_runs) in [
+        (Duration::ZERO, &["run 2"][..]),
+        (Duration::from_millis(1), &["run 1", "run 2"][..]),
+        (Duration::from_secs(600), &["run 1"][..]),
+    ] {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (counted, gated) = (runs.clone(), gate.clone());
+        let health = Health::new()
+            .check("db", move || {
+                let run = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                let gate = gated.clone();
+                async move {
+                    gate.acquire().await.unwrap().forget();
+                    Err::<(), _>(std::io::Error::other(format!("run {run}")))
+                }
+            })
+            .check_timeout(Duration::from_secs(600))
+            .unwrap()
+            .reuse_results_for(window);
+        // Outside the layer, which has the probe once this counts it (one thread: nothing
+        // runs in between).
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let counter = arrived.clone();
+        let app = routes().layer(Hardening::strict().health(health)).layer(
+            tower::util::MapRequestLayer::new(move |req: axum::extract::Request| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                req
+            }),
+        );
+        let addr = serve(app).await;
+        let probe = || {
+            tokio::spawn(async move {
+                let body = http_get(addr, "/readyz", &[]).await.json();
+                body["checks"]["db"]["error"].as_str().unwrap().to_owned()
+            })
+        };
+        let first = probe();
+        wait_until("the first run started", || runs.load(Ordering::SeqCst) == 1).await;
+        let late: Vec<_> = (1..20).map(|_| probe()).collect();
+        wait_until("every probe arrived", || {
+            arrived.load(Ordering::SeqCst) == 20
+        })
+        .await;
+        gate.add_permits(1000);
+        assert_eq!(first.await.unwrap(), "run 1", "window {window:?}");
+        let mut got = Vec::new();
+        for probe in late {
+            got.push(probe.await.unwrap());
+        }
+        assert!(
+            got.iter().all(|run| late_runs.contains(&run.as_str())),
+            "window {window:?}: the probes that arrived during run 1 got {got:?}"
+        );
+        let ran = runs.load(Ordering::SeqCst);
+        assert!(ran <= 2, "window {window:?}: {ran} runs for 20 probes");
+        // Results older than the window are not served: a window later, a new run.
+        tokio::time::sleep(window.min(Duration::from_secs(1)) * 2).await;
+        let expected = if window > Duration::from_secs(1) {
+            "run 1".to_owned()
+        } else {
+            format!("run {}", ran + 1)
+        };
+        assert_eq!(probe().await.unwrap(), expected, "window {window:?}");
+    }
 }
 
 /// Who sees the detail: a peer inside the detail networks, or a client a trusted proxy names
