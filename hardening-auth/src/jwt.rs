@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde_json::{Map, Value};
@@ -197,10 +197,15 @@ impl VerifyKey {
             DecodingKeyKind::RsaModulusExponent { n, .. } => n,
         };
         let (n, _) = other.material();
-        [public, n]
-            .iter()
-            .filter(|m| m.len() >= 32)
-            .any(|m| secret.windows(m.len()).any(|w| w == *m))
+        // The secret's bytes, or the bytes it spells in base64 (a JWK's `n`).
+        let decoded = base64_text(secret);
+        let secrets = [Some(secret.as_slice()), decoded.as_deref()];
+        [public, n].iter().filter(|m| m.len() >= 32).any(|m| {
+            secrets
+                .iter()
+                .flatten()
+                .any(|s| s.windows(m.len()).any(|w| w == *m))
+        })
     }
 }
 
@@ -651,6 +656,15 @@ fn check_secret(name: &str, alg: Algorithm, secret: &[u8]) -> Result<(), KeyErro
              `openssl rand -base64 48`, and give a public key to `public_pem` instead",
         ));
     }
+    // The same key as base64 text (a PEM's body without its `-----BEGIN` line, as Keycloak
+    // shows and serves a realm's public key) is just as public.
+    if base64_text(secret).is_some_and(|der| is_der_sequence(&der)) {
+        return Err(weak(
+            "is a public key or certificate in base64 (a PEM without its `-----BEGIN` line): \
+             a public key is no secret; use `openssl rand -base64 48`, and give a public key \
+             to `public_pem` instead",
+        ));
+    }
     if secret.len() < min {
         return Err(weak(&format!(
             "is {} bytes, shorter than the {min} bytes {alg:?} needs (RFC 7518 §3.2); \
@@ -671,6 +685,42 @@ fn check_secret(name: &str, alg: Algorithm, secret: &[u8]) -> Result<(), KeyErro
         return Err(weak("is a repeated pattern; use `openssl rand -base64 48`"));
     }
     Ok(())
+}
+
+/// The bytes `secret` spells as base64 or base64url text (padding and line breaks allowed),
+/// if it is such text.
+fn base64_text(secret: &[u8]) -> Option<Vec<u8>> {
+    let text: Vec<u8> = secret
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let unpadded = text
+        .strip_suffix(b"==")
+        .or_else(|| text.strip_suffix(b"="))
+        .unwrap_or(&text);
+    STANDARD_NO_PAD
+        .decode(unpadded)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(unpadded))
+        .ok()
+}
+
+/// Whether `bytes` are one DER `SEQUENCE` of two elements or more and nothing else: the
+/// shape of a public key (SubjectPublicKeyInfo or PKCS#1) or of a certificate, hardly ever
+/// that of random bytes.
+fn is_der_sequence(bytes: &[u8]) -> bool {
+    let Some((0x30, mut body, [])) = der_element(bytes) else {
+        return false;
+    };
+    let mut elements = 0;
+    while !body.is_empty() {
+        let Some((_, _, rest)) = der_element(body) else {
+            return false;
+        };
+        body = rest;
+        elements += 1;
+    }
+    elements >= 2
 }
 
 /// Who a verified token speaks for: for logs, the limiter and guards.
@@ -1832,6 +1882,57 @@ mod tests {
             DecodingKey::from_rsa_raw_components(&n, &[3]),
         );
         assert_ne!(pem.material(), other.material());
+    }
+
+    /// A public key's base64 text (a PEM without its `-----BEGIN` lines, as Keycloak shows a
+    /// realm's key and serves it in the realm's `public_key`) or a JWK's `n` was accepted as
+    /// an HMAC secret: anyone who can read the key signs tokens with it (RFC 8725 §2.1).
+    #[test]
+    fn a_public_keys_base64_text_as_an_hmac_secret_is_refused() {
+        use sha2::Digest;
+        let pem = include_str!("../../tests/tests/fixtures/rsa-public.pem");
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let lines: String = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for secret in [&body, &lines] {
+            match JwtVerifier::builder().hmac(Some("hs"), Algorithm::HS256, secret.as_bytes()) {
+                Err(KeyError::WeakSecret { why, .. }) => {
+                    assert!(why.contains("public key"), "{why}");
+                }
+                other => panic!("accepted as a secret: {:?}", other.map(|_| ())),
+            }
+        }
+        // A JWK's `n` (base64url of the modulus) beside the key itself.
+        let rsa = VerifyKey {
+            kid: None,
+            alg: Algorithm::RS256,
+            key: DecodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        };
+        let n = URL_SAFE_NO_PAD.encode(rsa.material().0);
+        let built = JwtVerifier::builder()
+            .public_pem(Some("rsa"), Algorithm::RS256, pem.as_bytes())
+            .unwrap()
+            .hmac(Some("hs"), Algorithm::HS256, n.as_bytes())
+            .unwrap()
+            .build();
+        match built {
+            Err(KeyError::KeySet(why)) => assert!(why.contains("are one key"), "{why}"),
+            other => panic!("n accepted as a secret: {:?}", other.map(|_| ())),
+        }
+        // Random base64 secrets (`openssl rand -base64 48`) are still fine.
+        for i in 0u32..2000 {
+            let bytes = sha2::Sha512::digest(i.to_le_bytes());
+            let secret = base64::engine::general_purpose::STANDARD.encode(&bytes[..48]);
+            assert!(
+                JwtVerifier::builder()
+                    .hmac(None, Algorithm::HS256, secret.as_bytes())
+                    .is_ok(),
+                "{secret}"
+            );
+        }
     }
 
     #[test]
