@@ -510,11 +510,22 @@ fn parse_set(bytes: &[u8], configured: &[VerifyKey]) -> Result<(KeyMap, Vec<Skip
     Ok((map, skipped))
 }
 
+/// The members of a private JWK (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2): a key that has
+/// them was published with what signs.
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
 fn parse_key(raw: &Value) -> Result<(Algorithm, DecodingKey), (&'static str, bool)> {
     let kty = raw.get("kty").and_then(Value::as_str).unwrap_or_default();
     if kty == "oct" {
         return Err((
             "symmetric (oct) key: never accepted from a JWKS (a published secret is no secret)",
+            true,
+        ));
+    }
+    if PRIVATE_MEMBERS.iter().any(|m| raw.get(m).is_some()) {
+        return Err((
+            "a private key (it has private members such as \"d\"): published, anyone can \
+             sign with it; the provider must publish public keys only",
             true,
         ));
     }
@@ -1366,6 +1377,32 @@ mod tests {
         let (map, skipped) = parse_set(&bytes, &configured).unwrap();
         assert!(map.is_empty(), "{:?}", map.keys().collect::<Vec<_>>());
         assert_eq!(skipped.len(), 13, "{skipped:?}");
+    }
+
+    /// A JWK with private members (`d`, and RSA's `p`, `q`, `dp`, `dq`, `qi`, `oth`) is a
+    /// private key published for all to read: anyone can sign with it. It was used to
+    /// verify like any public key; it is skipped loudly now, as a published `oct` key is.
+    #[test]
+    fn published_private_keys_are_skipped() {
+        let x = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let y = URL_SAFE_NO_PAD.encode([9u8; 32]);
+        let bytes = set(serde_json::json!([
+            {"kty": "RSA", "kid": "rsa-d", "n": rsa_n(), "e": "AQAB", "d": rsa_n()},
+            {"kty": "RSA", "kid": "rsa-p", "n": rsa_n(), "e": "AQAB", "p": "AQAB"},
+            {"kty": "EC", "kid": "ec-d", "crv": "P-256", "x": x, "y": y, "d": x},
+            {"kty": "OKP", "kid": "ed-d", "crv": "Ed25519", "x": x, "d": y},
+            {"kty": "RSA", "kid": "public", "n": rsa_n(), "e": "AQAB"},
+        ]));
+        let (map, skipped) = parse_set(&bytes, &[]).unwrap();
+        assert_eq!(
+            map.keys().collect::<Vec<_>>(),
+            ["public"],
+            "private keys taken from the set"
+        );
+        assert_eq!(skipped.len(), 4, "{skipped:?}");
+        for s in &skipped {
+            assert!(s.loud && s.why.contains("private key"), "{s:?}");
+        }
     }
 
     /// The RSA backend refuses moduli over 4096 bits at verification: such a key could
