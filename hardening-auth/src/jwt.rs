@@ -132,6 +132,21 @@ pub enum KeyError {
     /// The JWKS URL, its policy, or the set it serves (at start-up).
     #[error("JWKS {0}")]
     Jwks(String),
+    /// An [`issuer`](JwtVerifierBuilder::issuer) or [`audience`](JwtVerifierBuilder::audience)
+    /// that is empty or has spaces around it: no token carries it, so every token would be
+    /// refused.
+    #[error(
+        "{name} {value:?} {why}, so every token would be refused: give the {name} your tokens \
+         carry, or leave .{name}() out"
+    )]
+    Expected {
+        /// `issuer` or `audience`.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A [`max_token_len`](JwtVerifierBuilder::max_token_len) shorter than the shortest
     /// token that can verify: every token would be refused.
     #[error(
@@ -399,7 +414,8 @@ impl JwtVerifierBuilder {
         Ok(self)
     }
 
-    /// Requires `iss` to equal this.
+    /// Requires `iss` to equal this. Empty, or with spaces around it, it is a
+    /// [`KeyError::Expected`] at [`build`](Self::build).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.inner.issuer = Some(issuer.into());
         self
@@ -407,7 +423,8 @@ impl JwtVerifierBuilder {
 
     /// Requires `aud` to be, or to contain, this. Without an audience, a token that carries
     /// `aud` at all is refused (RFC 7519 §4.1.3: it is for services that find themselves in
-    /// it, and this one names no audience to find).
+    /// it, and this one names no audience to find). Empty, or with spaces around it, it is a
+    /// [`KeyError::Expected`] at [`build`](Self::build).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.inner.audience = Some(audience.into());
         self
@@ -592,6 +609,24 @@ impl JwtVerifierBuilder {
     fn check_settings(&self) -> Result<(), KeyError> {
         if self.inner.max_len < MIN_TOKEN_LEN {
             return Err(KeyError::MaxTokenLen(self.inner.max_len));
+        }
+        for (name, value) in [
+            ("issuer", &self.inner.issuer),
+            ("audience", &self.inner.audience),
+        ] {
+            let Some(value) = value else { continue };
+            let why = if value.trim().is_empty() {
+                "is empty"
+            } else if value.trim() != value {
+                "has spaces around it"
+            } else {
+                continue;
+            };
+            return Err(KeyError::Expected {
+                name,
+                value: value.clone(),
+                why,
+            });
         }
         Ok(())
     }
@@ -1933,6 +1968,43 @@ mod tests {
                 "{secret}"
             );
         }
+    }
+
+    /// `.issuer("")` or `.audience("")` (an unset variable read as empty, say), or one with
+    /// spaces around it, was taken and refused every real token, silently; it is a start-up
+    /// error now, by `build` and by `connect`, that says what to change.
+    #[tokio::test]
+    async fn an_empty_issuer_or_audience_is_refused_at_start_up() {
+        for (value, what) in [("", "empty"), ("  ", "empty"), (" notes-api", "spaces")] {
+            for (name, built) in [
+                ("issuer", builder().issuer(value).build()),
+                ("audience", builder().audience(value).build()),
+            ] {
+                let Err(err) = built else {
+                    panic!("{name}({value:?}) was taken: every token would be refused");
+                };
+                let why = err.to_string();
+                assert!(why.contains(&format!("{name} {value:?}")), "{why}");
+                assert!(why.contains(what), "{why}");
+                assert!(why.contains(&format!("leave .{name}() out")), "{why}");
+            }
+            let connected = JwtVerifier::builder()
+                .jwks_url("https://idp.example/jwks", crate::JwksPolicy::new())
+                .audience(value)
+                .connect()
+                .await;
+            let Err(err) = connected else {
+                panic!("audience({value:?}) was taken by connect");
+            };
+            assert!(err.to_string().starts_with("audience"), "{err}");
+        }
+        assert!(
+            builder()
+                .issuer("https://idp.example/")
+                .audience("a")
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]
