@@ -216,11 +216,12 @@ impl Csrf {
     /// [`check_request`](Self::check_request).
     #[inline]
     pub fn check(&self, parts: &Parts) -> Result<(), CsrfReason> {
-        self.check_request(parts, parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS))
+        self.check_request(parts, false)
     }
 
     /// [`check`](Self::check) for a request known to have come over HTTPS (`https: true`)
-    /// or not known to have (`false`). Over HTTPS, an `Origin` of the same host must be
+    /// or not known to have (`false`: it still counts as HTTPS when its URI says so, as over
+    /// HTTP/2). Over HTTPS, an `Origin` of the same host must be
     /// `https` too: a page that an active network attacker injected into
     /// `http://` + this host is another origin. When HTTPS is not known (plain HTTP, or TLS
     /// ended by a proxy the service was not told about), the scheme is not compared.
@@ -327,6 +328,7 @@ impl Csrf {
         }
         // Origin's host[:port] must equal Host (or, over HTTP/2, which has none, the
         // request's authority); over HTTPS, its scheme must be https.
+        let https = https || parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let origin_host = origin
             .to_str()
             .ok()
@@ -537,6 +539,13 @@ mod tests {
             .0;
         h2.version = http::Version::HTTP_2;
         assert_eq!(csrf.check(&h2), Err(CsrfReason::Origin));
+        // So it does for a caller that knows nothing more (`Hardening`, served over TLS by an
+        // acceptor that adds no `Tls` marker).
+        assert_eq!(
+            csrf.check_request(&h2, false),
+            Err(CsrfReason::Origin),
+            "an https request target, told nothing more: its own scheme says HTTPS"
+        );
         // Not known to be HTTPS (plain HTTP, or TLS ended by a proxy this service was not
         // told about): the scheme is not compared, so a same-host HTTPS page still works.
         assert_eq!(

@@ -9,6 +9,7 @@ use axum::response::AppendHeaders;
 use axum::routing::{any, get};
 use hardening_core::Hardening;
 use hardening_tests::{Reply, exchange, serve};
+use tower::ServiceExt;
 
 /// A huge cookie: over the 4096 bytes browsers keep.
 fn huge() -> String {
@@ -245,6 +246,39 @@ async fn unsafe_methods_origins_and_fetch_metadata() {
         expect("POST", headers, true).await;
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Over HTTP/2 the request's own target says HTTPS (browsers speak it over TLS only), as
+/// `Csrf::check` reads it. Served over TLS by an acceptor that adds no `Tls` marker, the
+/// layer knew nothing more and compared no scheme: a page an active attacker injected into
+/// http://localhost could post to the HTTPS site with the cookie (an old browser, without
+/// Sec-Fetch-Site).
+#[tokio::test]
+async fn over_http2_a_plain_http_origin_of_this_host_cannot_post() {
+    let app = routes().layer(Hardening::strict());
+    let post = |origin: &str| {
+        let mut req = http::Request::post("https://localhost/reach")
+            .version(http::Version::HTTP_2)
+            .header("cookie", "__Host-session=abc")
+            .header("origin", origin)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
+        app.clone().oneshot(req)
+    };
+    let downgraded = post("http://localhost").await.unwrap();
+    assert_eq!(
+        downgraded.status(),
+        403,
+        "an http:// page of this host posted over HTTP/2 with the cookie: {:?}",
+        downgraded.headers()
+    );
+    let same_origin = post("https://localhost").await.unwrap();
+    assert_eq!(same_origin.status(), 200, "{:?}", same_origin.headers());
 }
 
 /// Each `Set-Cookie` a handler sends, as the browser gets it.

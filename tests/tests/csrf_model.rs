@@ -158,7 +158,8 @@ fn model(policy: Policy, case: &Case, https: bool) -> Option<CsrfReason> {
             Some(_) if trusted => None,
             Some(origin) => {
                 // The request's own origin: Host (or the target's authority), and https when
-                // the request is known to be.
+                // the request is known to be, or its target says so.
+                let https = https || case.target.starts_with("https://");
                 let host = case
                     .first("host")
                     .map(|h| String::from_utf8_lossy(h).into_owned())
