@@ -95,7 +95,8 @@ pub enum JwtError {
 #[non_exhaustive]
 pub enum KeyError {
     /// An HMAC secret shorter than its hash (32 bytes for `HS256`, 48 for `HS384`, 64 for
-    /// `HS512`; RFC 7518 §3.2) or with too little variety to be random.
+    /// `HS512`; RFC 7518 §3.2), with too little variety to be random, or a well-known
+    /// example secret (jwt.io's, say).
     #[error("HMAC secret {name}: {why}")]
     WeakSecret {
         /// Which key.
@@ -335,7 +336,7 @@ fn key_name(kid: Option<&str>) -> String {
 
 impl JwtVerifierBuilder {
     /// Adds an HMAC key (`HS256`/`HS384`/`HS512`): at least as long as the hash (32, 48 or 64
-    /// bytes, RFC 7518 §3.2), and random-looking.
+    /// bytes, RFC 7518 §3.2), random-looking, and not a well-known example secret.
     pub fn hmac(
         mut self,
         kid: Option<&str>,
@@ -668,6 +669,22 @@ impl JwtVerifierBuilder {
     }
 }
 
+/// Example secrets printed in widely read docs and tools, refused whatever their length
+/// (compared ignoring ASCII case).
+const WELL_KNOWN_SECRETS: &[&[u8]] = &[
+    // jwt.io's debugger: its current HS256 default, its former HS256/HS384/HS512 defaults,
+    // and its first one (the `secret` of the original example token).
+    b"a-string-secret-at-least-256-bits-long",
+    b"your-256-bit-secret",
+    b"your-384-bit-secret",
+    b"your-512-bit-secret",
+    b"secret",
+    // The Supabase CLI's local stack (`supabase start` prints it as its JWT secret).
+    b"super-secret-jwt-token-with-at-least-32-characters-long",
+    // PostgREST's tutorial and authentication docs.
+    b"reallyreallyreallyreallyverysafe",
+];
+
 /// `alg` is an HMAC algorithm (checked by the caller).
 fn check_secret(name: &str, alg: Algorithm, secret: &[u8]) -> Result<(), KeyError> {
     let weak = |why: &str| KeyError::WeakSecret {
@@ -700,6 +717,15 @@ fn check_secret(name: &str, alg: Algorithm, secret: &[u8]) -> Result<(), KeyErro
              to `public_pem` instead",
         ));
     }
+    if WELL_KNOWN_SECRETS
+        .iter()
+        .any(|known| secret.eq_ignore_ascii_case(known))
+    {
+        return Err(weak(
+            "is a well-known example secret, published where anyone can read it; generate \
+             one with `openssl rand -base64 48`",
+        ));
+    }
     if secret.len() < min {
         return Err(weak(&format!(
             "is {} bytes, shorter than the {min} bytes {alg:?} needs (RFC 7518 §3.2); \
@@ -713,10 +739,9 @@ fn check_secret(name: &str, alg: Algorithm, secret: &[u8]) -> Result<(), KeyErro
             "has too little variety to be random; use `openssl rand -base64 48`",
         ));
     }
-    // A short phrase repeated ("secretsecretsecret…") is not random either.
-    if (1..=8)
-        .any(|p| secret.len().is_multiple_of(p) && secret.chunks(p).all(|c| c == &secret[..p]))
-    {
+    // A phrase repeated ("secretsecretsecret…", 16 hex digits twice), even if cut short at
+    // the end, is not random either: each byte is the one `period` bytes before it.
+    if (1..=secret.len() / 2).any(|period| secret[period..] == secret[..secret.len() - period]) {
         return Err(weak("is a repeated pattern; use `openssl rand -base64 48`"));
     }
     Ok(())
@@ -2003,6 +2028,67 @@ mod tests {
                 .issuer("https://idp.example/")
                 .audience("a")
                 .build()
+                .is_ok()
+        );
+    }
+
+    /// Example secrets from pages everyone reads (jwt.io's debugger, Supabase's local
+    /// stack, PostgREST's tutorial) were accepted as HMAC secrets once they were long enough:
+    /// anyone who has read the same page signs tokens.
+    #[test]
+    fn well_known_example_secrets_are_refused() {
+        for secret in [
+            "a-string-secret-at-least-256-bits-long",
+            "A-String-Secret-At-Least-256-Bits-Long",
+            "super-secret-jwt-token-with-at-least-32-characters-long",
+            "reallyreallyreallyreallyverysafe",
+            "your-256-bit-secret",
+            "secret",
+        ] {
+            match JwtVerifier::builder().hmac(None, Algorithm::HS256, secret.as_bytes()) {
+                Err(KeyError::WeakSecret { why, .. }) => {
+                    assert!(why.contains("well-known example"), "{secret}: {why}");
+                    assert!(why.contains("openssl rand -base64 48"), "{secret}: {why}");
+                }
+                other => panic!("{secret} accepted: {:?}", other.map(|_| ())),
+            }
+        }
+        // Not a prefix or a part of one: only the example itself is known.
+        let longer = "a-string-secret-at-least-256-bits-long-k7Qz2vX9pL4mN8rT1wY6";
+        assert!(
+            JwtVerifier::builder()
+                .hmac(None, Algorithm::HS256, longer.as_bytes())
+                .is_ok()
+        );
+    }
+
+    /// A pattern repeated was refused only for periods up to 8 bytes: 16 hex digits twice
+    /// (`0123456789abcdef0123456789abcdef`) passed, and so did any pattern cut short at the
+    /// end. Any period up to half the secret's length is refused now.
+    #[test]
+    fn secrets_repeating_any_pattern_are_refused() {
+        let s64 = "k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHjQw8Er4Ty1Ui5Op9As3Df7Gh2Jk6Lz0Xc";
+        let twice = |part: &str| format!("{part}{part}");
+        for secret in [
+            "0123456789abcdef0123456789abcdef".to_owned(),
+            "0123456789abcdef0123456789abcdef0123".to_owned(),
+            twice(&s64[..16]),
+            twice(&s64[..20]),
+            twice(&s64[..32]),
+            format!("{}{}", twice(&s64[..17]), &s64[..5]),
+        ] {
+            match JwtVerifier::builder().hmac(None, Algorithm::HS256, secret.as_bytes()) {
+                Err(KeyError::WeakSecret { why, .. }) => {
+                    assert!(why.contains("repeated pattern"), "{secret}: {why}");
+                }
+                other => panic!("{secret} accepted: {:?}", other.map(|_| ())),
+            }
+        }
+        // A pattern repeated in part only is as random as the rest of it.
+        let half_again = format!("{s64}{}", &s64[..31]);
+        assert!(
+            JwtVerifier::builder()
+                .hmac(None, Algorithm::HS256, half_again.as_bytes())
                 .is_ok()
         );
     }

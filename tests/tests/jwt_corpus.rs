@@ -350,11 +350,15 @@ fn weak_keys_are_refused_at_start_up() {
         &b"short"[..],
         &[b'a'; 64][..],
         &b"secretsecretsecretsecretsecretsecret"[..],
+        &b"a-string-secret-at-least-256-bits-long"[..],
+        &b"0123456789abcdef0123456789abcdef"[..],
     ] {
         assert!(
             JwtVerifier::builder()
                 .hmac(None, Algorithm::HS256, weak)
-                .is_err()
+                .is_err(),
+            "{}",
+            String::from_utf8_lossy(weak)
         );
     }
     assert!(

@@ -167,7 +167,7 @@ async fn trigger(event: &str) -> Answer {
                 .hmac(
                     None,
                     jsonwebtoken::Algorithm::HS256,
-                    b"0123456789abcdef0123456789abcdef",
+                    b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-events",
                 )
                 .unwrap()
                 .build()
