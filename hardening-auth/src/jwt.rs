@@ -82,7 +82,8 @@ pub enum JwtError {
     /// configured (RFC 7519 §4.1.3).
     #[error("wrong audience")]
     WrongAudience,
-    /// `typ` is not the configured type.
+    /// `typ` is not the configured type or, with none configured, names another kind of JWT
+    /// (a logout token, a security event, a DPoP proof, …).
     #[error("wrong token type")]
     WrongType,
     /// The claims do not deserialize into the requested type.
@@ -236,7 +237,7 @@ fn without_leading_zeros(bytes: &[u8]) -> &[u8] {
 /// configured (and `aud` refused when no audience is), a non-empty string `sub` required
 /// (it is the [`Principal`]'s subject), `jti` a string when present (the denylist's key;
 /// required with [`require_jti`](JwtVerifierBuilder::require_jti)),
-/// optional `typ`, small leeway, maximum age, `kid`
+/// `typ` checked (other kinds of JWT, such as logout tokens, refused), small leeway, maximum age, `kid`
 /// rotation over several keys, `jku`/`x5u`/`x5c`/`jwk` and `crit` refused, bounded length,
 /// duplicate members refused.
 ///
@@ -433,6 +434,10 @@ impl JwtVerifierBuilder {
 
     /// Requires the header's `typ` to be this media type (for example `at+jwt`, RFC 9068):
     /// explicit typing, RFC 8725 §3.11. A token without `typ` is then refused.
+    /// Without it, tokens without `typ` or typed `JWT`, `at+jwt` or any other type are
+    /// accepted, except those typed as another kind of JWT: `logout+jwt` (OpenID Connect
+    /// Back-Channel Logout), `secevent+jwt` (RFC 8417), `dpop+jwt` (RFC 9449),
+    /// `token-introspection+jwt` (RFC 9701) and `oauth-authz-req+jwt` (RFC 9101).
     /// As RFC 7515 §4.1.9 has it, case does not matter and a value without `/` stands for
     /// `application/` + it: `at+jwt`, `application/at+jwt` and `Application/AT+JWT` are one
     /// type, whichever of them is configured or sent.
@@ -921,12 +926,15 @@ impl JwtVerifier {
         {
             return Err(JwtError::ExternalKeyReference);
         }
+        let typ = header.get("typ");
         if let Some(want) = &c.typ {
             // No `typ`, or one that is not a string, is not the type asked for.
-            match header.get("typ") {
+            match typ {
                 Some(Value::String(typ)) if media_type_short(typ).eq_ignore_ascii_case(want) => {}
                 _ => return Err(JwtError::WrongType),
             }
+        } else if matches!(typ, Some(Value::String(typ)) if is_other_kind_of_jwt(typ)) {
+            return Err(JwtError::WrongType);
         }
         let from_jwks;
         let key = match header.get("kid") {
@@ -1096,6 +1104,25 @@ fn media_type_short(typ: &str) -> &str {
         }
         _ => typ,
     }
+}
+
+/// `typ`s of JWTs that are not access tokens, refused when no [`typ`](JwtVerifierBuilder::typ)
+/// is configured (RFC 8725 §3.11: explicit typing keeps one kind from standing in for another).
+const OTHER_KINDS_OF_JWT: &[&str] = &[
+    "logout+jwt",              // OpenID Connect Back-Channel Logout 1.0 §2.4: logout tokens
+    "secevent+jwt",            // RFC 8417 §2.3: security event tokens
+    "dpop+jwt",                // RFC 9449 §4.2: DPoP proofs
+    "token-introspection+jwt", // RFC 9701: signed introspection responses
+    "oauth-authz-req+jwt",     // RFC 9101: signed authorization requests
+];
+
+/// Whether a token's `typ` names one of [`OTHER_KINDS_OF_JWT`], in any case, with or without
+/// `application/`.
+fn is_other_kind_of_jwt(typ: &str) -> bool {
+    let short = media_type_short(typ);
+    OTHER_KINDS_OF_JWT
+        .iter()
+        .any(|kind| short.eq_ignore_ascii_case(kind))
 }
 
 /// The configured `typ` in the form a token's `typ` is compared with (short, lowercase),
@@ -1382,6 +1409,50 @@ mod tests {
         }
         let untyped = token(json!({ "sub": "user-1" }));
         assert_eq!(v.verify_raw(&untyped).map(|_| ()), Err(JwtError::WrongType));
+    }
+
+    /// RFC 8725 §3.11: without `.typ(...)`, a token typed as another kind of JWT (a logout
+    /// token, a security event, a DPoP proof, …) was accepted as an access token. Those types
+    /// are refused by default now, in any case and with or without `application/`.
+    #[test]
+    fn other_kinds_of_jwt_are_refused_without_a_configured_typ() {
+        let v = verifier();
+        for typ in [
+            "logout+jwt",
+            "Application/Logout+JWT",
+            "secevent+jwt",
+            "application/secevent+jwt",
+            "dpop+jwt",
+            "DPoP+JWT",
+            "token-introspection+jwt",
+            "oauth-authz-req+jwt",
+        ] {
+            assert_eq!(
+                v.verify_raw(&typed(typ)).map(|_| ()),
+                Err(JwtError::WrongType),
+                "{typ}"
+            );
+        }
+        for typ in [
+            "JWT",
+            "jwt",
+            "application/jwt",
+            "at+jwt",
+            "application/at+JWT",
+        ] {
+            assert!(v.verify_raw(&typed(typ)).is_ok(), "{typ}");
+        }
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.typ = None;
+        let untyped = token_with_header(header, json!({ "sub": "user-1" }));
+        assert!(v.verify_raw(&untyped).is_ok());
+        // A configured type is exactly that type, whichever it is.
+        let logout = builder().typ("logout+jwt").unwrap().build().unwrap();
+        assert!(logout.verify_raw(&typed("application/logout+jwt")).is_ok());
+        assert_eq!(
+            logout.verify_raw(&typed("JWT")).map(|_| ()),
+            Err(JwtError::WrongType)
+        );
     }
 
     /// The configured type is read as the token's is: a verifier set to the full media type

@@ -309,6 +309,23 @@ async fn forged_and_malformed_tokens_are_all_refused_alike() {
                 Some(SECRET),
             ),
         ),
+        // RFC 8725 §3.11: another kind of JWT is not an access token.
+        (
+            "typ logout+jwt",
+            forge(
+                r#"{"alg":"HS256","typ":"logout+jwt","kid":"hs"}"#,
+                &ok,
+                Some(SECRET),
+            ),
+        ),
+        (
+            "typ Application/DPoP+JWT",
+            forge(
+                r#"{"alg":"HS256","typ":"Application/DPoP+JWT","kid":"hs"}"#,
+                &ok,
+                Some(SECRET),
+            ),
+        ),
         ("empty token", String::new()),
         ("not a JWT at all", "hunter2".to_owned()),
     ];
