@@ -846,7 +846,7 @@ pub struct RequestFacts {
     /// same reason its `Cache-Control` is made private as its 200's was: with credentials,
     /// and under a nonce CSP when its `Content-Type` names a page (one without a
     /// `Content-Type` keeps its own: it may revalidate an asset a CDN keeps); one without
-    /// `Cache-Control` gets none under the nonce CSP, which leaves the stored response's. Set
+    /// `Cache-Control` gets none, with credentials too, which leaves the stored response's. Set
     /// by [`for_response`](Self::for_response).
     pub not_modified: bool,
 }
@@ -1239,10 +1239,11 @@ impl HeaderSet {
         }
         if private {
             match headers.entry(header::CACHE_CONTROL) {
-                // A 304 without one leaves the stored response's, which its 200 made private
-                // (RFC 9111 §4.3.4); a `no-store` would make a browser drop an asset it kept.
-                header::Entry::Vacant(_)
-                    if facts.not_modified && !self.no_store_for_credentials(facts) => {}
+                // A 304 without one leaves the stored response's (RFC 9111 §4.3.4), which its
+                // 200 made private or `no-store` (so no shared cache kept it); a `no-store`
+                // here would only make a browser drop what it kept under the handler's own
+                // `private`.
+                header::Entry::Vacant(_) if facts.not_modified => {}
                 header::Entry::Vacant(entry) => {
                     entry.insert(HeaderValue::from_static("no-store"));
                 }
@@ -2479,16 +2480,16 @@ mod tests {
             let h = respond(set, request, &not_modified, &given);
             assert!(!h.contains_key("cdn-cache-control"), "{request:?}: {h:?}");
         }
-        // Without `Cache-Control`, the stored response keeps its own; under a nonce CSP, a
-        // 304 of an asset kept by a browser must not make it drop it. Credentials keep
-        // their `no-store`, as on the 200.
-        let h = respond(&html, &nonce, &not_modified, &[("etag", "\"v1\"")]);
-        assert!(
-            !h.contains_key(header::CACHE_CONTROL),
-            "a 304 without Cache-Control got one: {h:?}"
-        );
-        let h = respond(&api, &cookie, &not_modified, &[("etag", "\"v1\"")]);
-        assert_eq!(h[header::CACHE_CONTROL], "no-store", "{h:?}");
+        // Without `Cache-Control`, the stored response keeps its own, which its 200 made
+        // private or `no-store`: a 304 kept by a browser (an asset under a nonce CSP, or a
+        // credentialed response the handler made `private` itself) must not make it drop it.
+        for (set, request) in [(&html, &nonce), (&api, &cookie)] {
+            let h = respond(set, request, &not_modified, &[("etag", "\"v1\"")]);
+            assert!(
+                !h.contains_key(header::CACHE_CONTROL),
+                "{request:?}: a 304 without Cache-Control got one: {h:?}"
+            );
+        }
         // A 304 that says it revalidates no page keeps its own, as its 200 does; so does one
         // that does not say (an asset's, from `ServeDir`), with its `CDN-Cache-Control`.
         let given = [

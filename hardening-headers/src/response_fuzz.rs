@@ -917,7 +917,9 @@ fn headers_problem(
         problems.push("the handler's own no-store or private replaced".to_owned());
     }
     // A bare `private` wins over `public` and `s-maxage` beside it (RFC 9111 §5.2.2.7).
-    if must_be_private && !strict(&cache_out) {
+    // But a 304 without one, which leaves the stored response's (its 200's, made private).
+    let leaves_the_stored = facts.not_modified && cache_given.is_empty();
+    if must_be_private && !leaves_the_stored && !strict(&cache_out) {
         problems.push(format!("not private: {cache_out:?}"));
     }
     let changed = all(out, "cache-control") != all(given, "cache-control");
@@ -940,7 +942,7 @@ fn headers_problem(
             "a 304 of no known page changed its Cache-Control: {cache_out:?}"
         ));
     }
-    if facts.not_modified && cache_given.is_empty() && !must_be_private && !cache_out.is_empty() {
+    if leaves_the_stored && !cache_out.is_empty() {
         problems.push(format!("a 304 got a Cache-Control: {cache_out:?}"));
     }
     for name in ["cdn-cache-control", "surrogate-control"] {

@@ -346,8 +346,8 @@ async fn a_nonce_page_at_a_status_browsers_render_is_not_left_to_shared_caches()
 /// page (its `Content-Type`), or answers a request with credentials, must never let shared
 /// caches keep what its 200 kept from them, though the handler gave both `public,
 /// max-age=600`. A 304 that does not say keeps the handler's (it may revalidate an asset a
-/// CDN keeps). A 304 without `Cache-Control` gets none under the nonce CSP (the stored one
-/// stays), and `no-store` with credentials, as its 200.
+/// CDN keeps). A 304 without `Cache-Control` gets none, with credentials too: the stored
+/// response keeps its 200's, which was made private or `no-store`.
 #[tokio::test]
 async fn a_304_never_lets_shared_caches_keep_what_its_200_kept_from_them() {
     let addr = serve(
@@ -399,7 +399,7 @@ async fn a_304_never_lets_shared_caches_keep_what_its_200_kept_from_them() {
                 request.push("if-none-match: \"v1\"");
                 let reply = http_get(addr, &path, &request).await;
                 assert_eq!(reply.status, 304, "{case}: {reply:?}");
-                let expected = if cache && typed || credentials.is_some() {
+                let expected = if cache && (typed || credentials.is_some()) {
                     page.all("cache-control")
                 } else if cache {
                     vec!["public, max-age=600"]
