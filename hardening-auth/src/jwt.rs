@@ -437,8 +437,8 @@ impl JwtVerifierBuilder {
     /// Without it, tokens without `typ` or typed `JWT`, `at+jwt` or any other type are
     /// accepted, except those typed as another kind of JWT: `logout+jwt` (OpenID Connect
     /// Back-Channel Logout), `secevent+jwt` (RFC 8417), `dpop+jwt` (RFC 9449),
-    /// `token-introspection+jwt` (RFC 9701) and `oauth-authz-req+jwt` (RFC 9101).
-    /// As RFC 7515 §4.1.9 has it, case does not matter and a value without `/` stands for
+    /// `token-introspection+jwt` (RFC 9701) and `oauth-authz-req+jwt` (RFC 9101), and a
+    /// `typ` that is not a string (no media type). As RFC 7515 §4.1.9 has it, case does not matter and a value without `/` stands for
     /// `application/` + it: `at+jwt`, `application/at+jwt` and `Application/AT+JWT` are one
     /// type, whichever of them is configured or sent.
     ///
@@ -722,9 +722,10 @@ fn check_secret(name: &str, alg: Algorithm, secret: &[u8]) -> Result<(), KeyErro
              to `public_pem` instead",
         ));
     }
+    // Spaces around it aside: a secret read from a file often keeps its last line break.
     if WELL_KNOWN_SECRETS
         .iter()
-        .any(|known| secret.eq_ignore_ascii_case(known))
+        .any(|known| secret.trim_ascii().eq_ignore_ascii_case(known))
     {
         return Err(weak(
             "is a well-known example secret, published where anyone can read it; generate \
@@ -933,8 +934,14 @@ impl JwtVerifier {
                 Some(Value::String(typ)) if media_type_short(typ).eq_ignore_ascii_case(want) => {}
                 _ => return Err(JwtError::WrongType),
             }
-        } else if matches!(typ, Some(Value::String(typ)) if is_other_kind_of_jwt(typ)) {
-            return Err(JwtError::WrongType);
+        } else {
+            match typ {
+                None => {}
+                Some(Value::String(typ)) if !is_other_kind_of_jwt(typ) => {}
+                // Another kind of JWT is no access token; a `typ` that is not a string names
+                // no media type (RFC 7515 §4.1.9).
+                _ => return Err(JwtError::WrongType),
+            }
         }
         let from_jwks;
         let key = match header.get("kid") {
@@ -1446,6 +1453,16 @@ mod tests {
         header.typ = None;
         let untyped = token_with_header(header, json!({ "sub": "user-1" }));
         assert!(v.verify_raw(&untyped).is_ok());
+        // A `typ` that is no string names no media type (RFC 7515 §4.1.9).
+        let claims = b64(&format!(r#"{{"sub":"user-1","exp":{}}}"#, in_ten_minutes()));
+        for typ in ["5", "null", r#"["JWT"]"#, r#"{"t":"JWT"}"#] {
+            let header = b64(&format!(r#"{{"alg":"HS256","typ":{typ}}}"#));
+            assert_eq!(
+                v.verify_raw(&sign(&header, &claims)).map(|_| ()),
+                Err(JwtError::WrongType),
+                "typ {typ}"
+            );
+        }
         // A configured type is exactly that type, whichever it is.
         let logout = builder().typ("logout+jwt").unwrap().build().unwrap();
         assert!(logout.verify_raw(&typed("application/logout+jwt")).is_ok());
@@ -2115,6 +2132,9 @@ mod tests {
             "reallyreallyreallyreallyverysafe",
             "your-256-bit-secret",
             "secret",
+            // As read from a file, with its last line break.
+            "a-string-secret-at-least-256-bits-long\n",
+            " reallyreallyreallyreallyverysafe\r\n",
         ] {
             match JwtVerifier::builder().hmac(None, Algorithm::HS256, secret.as_bytes()) {
                 Err(KeyError::WeakSecret { why, .. }) => {
