@@ -506,6 +506,44 @@ mod tests {
         assert_eq!(next.status(), StatusCode::OK);
     }
 
+    /// A run that ends without results (its task panicked outside the checks, or was
+    /// dropped) clears itself and wakes the probes waiting for it: none waits for ever. A
+    /// probe it was to answer gets "could not run" (503); one that came after it started
+    /// takes the next run.
+    #[tokio::test]
+    async fn a_run_that_ends_without_results_leaves_no_probe_waiting() {
+        let health = Health::new()
+            .check("db", || async { Ok::<(), std::io::Error>(()) })
+            .reuse_results_for(Duration::ZERO);
+        for (started, expected) in [
+            // Started after the probe came: its results were the probe's answer.
+            (
+                Instant::now() + Duration::from_secs(60),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            // Started before: the probe takes the next run, which succeeds.
+            (Instant::now(), StatusCode::OK),
+        ] {
+            let (send, going) = tokio::sync::watch::channel(None);
+            health.runs.lock().unwrap().going = Some((started, going));
+            let publish = Publish {
+                runs: health.runs.clone(),
+                send,
+                results: None,
+            };
+            let probe = tokio::spawn(health.ready::<axum::body::Body>(RequestId::generate(), true));
+            // The probe joins the run (this test's runtime has one thread).
+            tokio::task::yield_now().await;
+            drop(publish);
+            let answer = tokio::time::timeout(Duration::from_secs(10), probe)
+                .await
+                .expect("a probe still waits for a run that ended without results")
+                .unwrap();
+            assert_eq!(answer.status(), expected);
+            assert!(health.runs.lock().unwrap().going.is_none());
+        }
+    }
+
     #[test]
     fn paths_must_be_ones_a_request_can_have() {
         for bad in ["", "healthz", "/h?x", "/h#x", "/h h", "/h\tx", "/h\u{7f}"] {

@@ -32,16 +32,57 @@ pub struct RedisConnection {
     current: RwLock<ConnectionManager>,
     client: Client,
     config: ConnectionManagerConfig,
-    /// How long commands may time out, none answered, before the connection is replaced.
-    silence_ms: u64,
-    /// When the first timeout since the last answer (or replacement) came: ms since
-    /// `start`, plus one; 0 when none did.
-    silent_since: AtomicU64,
+    /// How long the connection has been silent.
+    silence: Silence,
     start: Instant,
     /// What the store keeps, for the warning ("rate limits").
     store: &'static str,
     /// The warnings about replacements, at most one a [`WARN_EVERY_MS`].
     warnings: Throttled,
+}
+
+/// Commands timing out with none answered: how long, against how long is too long.
+#[derive(Debug)]
+struct Silence {
+    /// How long commands may time out, none answered, before the connection is replaced.
+    limit_ms: u64,
+    /// When the first timeout since the last answer (or replacement) came: ms since the
+    /// connection's `start`, plus one; 0 when none did.
+    since: AtomicU64,
+}
+
+impl Silence {
+    /// A command was answered: the silence, if any, is over.
+    #[inline]
+    fn answered(&self) {
+        if self.since.load(Ordering::Relaxed) != 0 {
+            self.since.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A command timed out at `now` (ms since `start`, plus one). `Some(how long the
+    /// silence lasted)` when it has lasted `limit_ms`: the connection is to be replaced, and
+    /// the next timeout starts a new silence. One caller gets it, whoever ends the silence.
+    fn timed_out(&self, now: u64) -> Option<u64> {
+        let since = self.since.load(Ordering::Relaxed);
+        if since == 0 {
+            // The first of a silence (or another caller's, at the same time: either).
+            let _ = self
+                .since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            return None;
+        }
+        let silent = now.saturating_sub(since);
+        if silent < self.limit_ms
+            || self
+                .since
+                .compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        Some(silent)
+    }
 }
 
 /// At most one warning about replaced connections this often: a Redis paused for good (each
@@ -81,7 +122,7 @@ impl fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConnection")
             .field("store", &self.store)
-            .field("silence_ms", &self.silence_ms)
+            .field("silence_ms", &self.silence.limit_ms)
             .finish_non_exhaustive()
     }
 }
@@ -103,8 +144,10 @@ impl RedisConnection {
             current: RwLock::new(manager),
             client,
             config,
-            silence_ms: u64::try_from(silence.as_millis()).unwrap_or(u64::MAX),
-            silent_since: AtomicU64::new(0),
+            silence: Silence {
+                limit_ms: u64::try_from(silence.as_millis()).unwrap_or(u64::MAX),
+                since: AtomicU64::new(0),
+            },
             start: Instant::now(),
             store,
             warnings: Throttled::default(),
@@ -125,34 +168,16 @@ impl RedisConnection {
     /// A command was answered (a reply, or an error): the connection is not silent.
     #[inline]
     pub fn answered(&self) {
-        if self.silent_since.load(Ordering::Relaxed) != 0 {
-            self.silent_since.store(0, Ordering::Relaxed);
-        }
+        self.silence.answered();
     }
 
     /// A command had no answer within the store's timeout. Replaces the connection when
     /// commands have timed out for the `silence` given at connect, none answered in between;
     /// then `true`.
     pub fn timed_out(&self) -> bool {
-        let now = self.now_ms();
-        let since = self.silent_since.load(Ordering::Relaxed);
-        if since == 0 {
-            // The first of a silence (or another caller's, at the same time: either).
-            let _ =
-                self.silent_since
-                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        let Some(silent) = self.silence.timed_out(self.now_ms()) else {
             return false;
-        }
-        let silent = now.saturating_sub(since);
-        // One caller replaces it: the one that ends this silence.
-        if silent < self.silence_ms
-            || self
-                .silent_since
-                .compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return false;
-        }
+        };
         self.replace(Duration::from_millis(silent));
         true
     }
@@ -210,6 +235,39 @@ impl RedisConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn silence(limit_ms: u64) -> Silence {
+        Silence {
+            limit_ms,
+            since: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn a_connection_is_replaced_after_a_silence_only() {
+        let s = silence(2_000);
+        // Timeouts with answers in between: never silent for 2 s.
+        for t in (1..20_000).step_by(500) {
+            assert_eq!(s.timed_out(t), None, "timed out at {t} ms");
+            s.answered();
+        }
+        // Timeouts only: the one 2 s after the first replaces it, once.
+        let start = 30_001;
+        assert_eq!(s.timed_out(start), None, "the first of a silence");
+        assert_eq!(s.timed_out(start + 1_999), None);
+        assert_eq!(s.timed_out(start + 2_000), Some(2_000));
+        assert_eq!(
+            s.timed_out(start + 2_001),
+            None,
+            "the next timeout starts a new silence"
+        );
+        assert_eq!(s.timed_out(start + 4_000), None);
+        assert_eq!(s.timed_out(start + 4_001), Some(2_000));
+        // An answer ends a silence however long it was.
+        assert_eq!(s.timed_out(50_001), None);
+        s.answered();
+        assert_eq!(s.timed_out(60_001), None, "a new silence, not the old one");
+    }
 
     #[test]
     fn replacements_are_warned_about_at_most_once_a_minute() {
