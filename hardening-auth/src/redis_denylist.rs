@@ -169,9 +169,16 @@ impl RedisDenylistBuilder {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let silence = self.timeout.saturating_mul(10);
-        let connection = RedisConnection::connect(client, config, silence, "the jti denylist")
-            .await
-            .map_err(RedisDenylistError::Unreachable)?;
+        let connection = RedisConnection::connect(
+            client,
+            config,
+            silence,
+            self.timeout,
+            EVICTION_RISK,
+            self.allow_eviction,
+        )
+        .await
+        .map_err(RedisDenylistError::Unreachable)?;
         let mut conn = connection.get();
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
@@ -221,7 +228,9 @@ impl RedisDenylistBuilder {
 /// other policy unless
 /// [`dangerous_allow_eviction`](RedisDenylistBuilder::dangerous_allow_eviction) says
 /// otherwise; a server that hides its policy is logged, not refused. The policy is checked
-/// once, at start-up: a later `CONFIG SET maxmemory-policy` goes unnoticed.
+/// at start-up, and again on each connection that replaces a silent one (see
+/// [`RedisDenylistBuilder::timeout`]): an evicting policy found then is logged as an error,
+/// not refused. A `CONFIG SET maxmemory-policy` between replacements goes unnoticed.
 ///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
 /// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult};
 
+use crate::redis_eviction::{EvictionRisk, recheck_eviction};
+
 /// A store's Redis connection: a multiplexed [`ConnectionManager`], which connects again
 /// when its connection fails, replaced by a new one when its connection stays open but
 /// answers nothing: a proxy or load balancer in front of a Redis that stopped (it keeps
@@ -26,6 +28,11 @@ use redis::{Client, RedisResult};
 /// warned about at most once a minute (a Redis paused for good: each new connection answered,
 /// then silent), the warning counting the replacements in between.
 ///
+/// The new connection may reach another server (a proxy in front of several), or one whose
+/// `maxmemory-policy` was changed since start-up: a task of its own asks the policy on it
+/// once (within the store's timeout), and an evicting one the store does not allow is logged
+/// as an error (requests go on).
+///
 /// [`get`](Self::get) is the hot path: an uncontended read lock (the write lock is held only
 /// for a swap) and the manager's clone.
 pub struct RedisConnection {
@@ -35,8 +42,12 @@ pub struct RedisConnection {
     /// How long the connection has been silent.
     silence: Silence,
     start: Instant,
-    /// What the store keeps, for the warning ("rate limits").
-    store: &'static str,
+    /// What the store keeps ("rate limits", in the warning) and what eviction costs it.
+    risk: EvictionRisk,
+    /// Whether the store accepts an evicting policy.
+    allow_eviction: bool,
+    /// How long the eviction check on a new connection may wait for its reply.
+    timeout: Duration,
     /// The warnings about replacements, at most one a [`WARN_EVERY_MS`].
     warnings: Throttled,
 }
@@ -121,7 +132,7 @@ impl Throttled {
 impl fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConnection")
-            .field("store", &self.store)
+            .field("store", &self.risk.store)
             .field("silence_ms", &self.silence.limit_ms)
             .finish_non_exhaustive()
     }
@@ -129,7 +140,8 @@ impl fmt::Debug for RedisConnection {
 
 impl RedisConnection {
     /// Connects to `client`'s Redis with `config` (kept for the connections that replace
-    /// this one). `store` names what the store keeps, in the warning.
+    /// this one). `risk.store` names what the store keeps, in the warning; each new connection
+    /// has its eviction policy checked as at start-up (`allow_eviction`), within `timeout`.
     ///
     /// # Errors
     /// When the first connection cannot be made, as [`ConnectionManager::new_with_config`].
@@ -137,7 +149,9 @@ impl RedisConnection {
         client: Client,
         config: ConnectionManagerConfig,
         silence: Duration,
-        store: &'static str,
+        timeout: Duration,
+        risk: EvictionRisk,
+        allow_eviction: bool,
     ) -> RedisResult<Self> {
         let manager = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
         Ok(Self {
@@ -149,7 +163,9 @@ impl RedisConnection {
                 since: AtomicU64::new(0),
             },
             start: Instant::now(),
-            store,
+            risk,
+            allow_eviction,
+            timeout,
             warnings: Throttled::default(),
         })
     }
@@ -205,11 +221,12 @@ impl RedisConnection {
         // Outside the lock; the connection itself lives on in the commands still waiting.
         drop(old);
         let addr = self.client.get_connection_info().addr();
+        self.recheck_eviction(addr.to_string());
         let silent_ms = u64::try_from(silent.as_millis()).unwrap_or(u64::MAX);
         let Some(unlogged) = self.warnings.due(self.now_ms()) else {
             tracing::debug!(
                 target: "hardening",
-                store = self.store,
+                store = self.risk.store,
                 redis = %addr,
                 silent_ms,
                 "the Redis connection was replaced again (warned at most once a minute)"
@@ -218,7 +235,7 @@ impl RedisConnection {
         };
         tracing::warn!(
             target: "hardening",
-            store = self.store,
+            store = self.risk.store,
             redis = %addr,
             silent_ms,
             replaced_unlogged = unlogged,
@@ -227,8 +244,31 @@ impl RedisConnection {
              that stopped, or a Redis paused); commands go to a new connection from now on \
              (warned at most once a minute; `replaced_unlogged` counts the replacements since \
              the last warning)",
-            self.store
+            self.risk.store
         );
+    }
+
+    /// Asks the eviction policy on the new connection, in a task of its own (never on the
+    /// request path), within the store's timeout; see [`recheck_eviction`].
+    #[cold]
+    fn recheck_eviction(&self, addr: String) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut conn = self.get();
+        let (risk, allow_eviction, timeout) = (self.risk, self.allow_eviction, self.timeout);
+        runtime.spawn(async move {
+            let check = recheck_eviction(&mut conn, allow_eviction, &risk, &addr);
+            if tokio::time::timeout(timeout, check).await.is_err() {
+                tracing::debug!(
+                    target: "hardening",
+                    store = risk.store,
+                    redis = %addr,
+                    "no reply to the eviction check on the new Redis connection within the \
+                     store's timeout"
+                );
+            }
+        });
     }
 }
 

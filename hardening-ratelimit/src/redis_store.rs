@@ -312,9 +312,16 @@ impl RedisLimiterBuilder {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let silence = self.breaker_cool_down.max(self.timeout);
-        let connection = RedisConnection::connect(client, config, silence, "rate limits")
-            .await
-            .map_err(RedisStoreError::Unreachable)?;
+        let connection = RedisConnection::connect(
+            client,
+            config,
+            silence,
+            self.timeout,
+            EVICTION_RISK,
+            self.allow_eviction,
+        )
+        .await
+        .map_err(RedisStoreError::Unreachable)?;
         let mut conn = connection.get();
         let gcra = Script::new(GCRA);
         let adjust = Script::new(ADJUST);
@@ -679,7 +686,8 @@ impl Breaker {
 ///   [`connect`](RedisLimiterBuilder::connect) refuses another policy unless
 ///   [`dangerous_allow_eviction`](RedisLimiterBuilder::dangerous_allow_eviction) says
 ///   otherwise; a server that hides its policy is logged, not refused. The policy is checked
-///   once, at start-up.
+///   at start-up, and again on each connection that replaces a silent one (see
+///   [`RedisConnection`]): an evicting policy found then is logged as an error, not refused.
 /// - Each policy has an explicit [`FailureMode`]; a **circuit breaker** stops asking a dead
 ///   Redis for a cool-down, so an outage costs one timeout per `failures` requests, not one
 ///   per request; after each cool-down, one request asks whether Redis is back while the

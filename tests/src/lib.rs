@@ -86,6 +86,14 @@ impl Captured {
             .collect()
     }
 
+    /// The errors of target `hardening` among the JSON lines captured so far, whole.
+    pub fn errors(&self) -> Vec<serde_json::Value> {
+        self.json_lines()
+            .into_iter()
+            .filter(|v| v["target"] == "hardening" && v["level"] == "ERROR")
+            .collect()
+    }
+
     /// The `hardening loosened` warnings among the JSON lines captured so far: each one's
     /// `setting` and message.
     pub fn loosenings(&self) -> Vec<(String, String)> {

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -175,7 +175,8 @@ pub fn assert_eviction_unchecked(log: &crate::Captured, index: usize, store: &st
 /// turns the connections it holds into black holes, as a proxy whose Redis died (or a Redis
 /// paused for good) is: what their clients send is read (so acknowledged) and dropped,
 /// nothing comes back, and they are never closed. Connections made afterwards are forwarded
-/// as before. Stops, closing every connection, when dropped.
+/// as before, or to another server after [`forward_new_to`](Self::forward_new_to). Stops,
+/// closing every connection, when dropped.
 #[derive(Debug)]
 pub struct BlackHoleProxy {
     addr: SocketAddr,
@@ -183,6 +184,8 @@ pub struct BlackHoleProxy {
     accepted: Arc<AtomicU64>,
     /// Connections numbered below this are black holes.
     holed_below: Arc<AtomicU64>,
+    /// The port (on 127.0.0.1) of the server new connections are forwarded to.
+    upstream_port: Arc<AtomicU16>,
     accepting: tokio::task::JoinHandle<()>,
 }
 
@@ -198,15 +201,17 @@ impl BlackHoleProxy {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("no local address: {e}"));
-        let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port));
+        let upstream_port = Arc::new(AtomicU16::new(server.port));
         let accepted = Arc::new(AtomicU64::new(0));
         let holed_below = Arc::new(AtomicU64::new(0));
-        let (count, holes) = (accepted.clone(), holed_below.clone());
+        let (count, holes, port) = (accepted.clone(), holed_below.clone(), upstream_port.clone());
         let accepting = tokio::spawn(async move {
             // Dropped with this task: every connection ends with the proxy.
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
                 let number = count.fetch_add(1, Ordering::Relaxed);
+                let upstream =
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, port.load(Ordering::Relaxed)));
                 connections.spawn(forward(client, upstream, number, holes.clone()));
             }
         });
@@ -214,6 +219,7 @@ impl BlackHoleProxy {
             addr,
             accepted,
             holed_below,
+            upstream_port,
             accepting,
         }
     }
@@ -227,6 +233,12 @@ impl BlackHoleProxy {
     pub fn black_hole(&self) {
         let accepted = self.accepted.load(Ordering::Relaxed);
         self.holed_below.store(accepted, Ordering::Relaxed);
+    }
+
+    /// Forwards the connections accepted from now on to `server`; those already accepted
+    /// keep theirs.
+    pub fn forward_new_to(&self, server: &RedisServer) {
+        self.upstream_port.store(server.port, Ordering::Relaxed);
     }
 }
 

@@ -737,6 +737,54 @@ async fn a_connection_that_never_answers_is_replaced() {
     assert!(!captured.text().contains("redis://"), "{}", captured.text());
 }
 
+/// The eviction policy was checked at start-up only: a connection that replaced a silent one
+/// and reached another server (a proxy in front of several) whose policy evicts went
+/// unnoticed. Now the policy is asked again on the new connection, and an evicting one is
+/// logged once as an error naming the store, the address (never the URL) and the policy;
+/// requests go on.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_replacement_reaching_an_evicting_redis_is_logged_as_an_error() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let kept = RedisServer::start();
+    let evicting = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let proxy = BlackHoleProxy::start(&kept).await;
+    let l = limiter(
+        &proxy.url(),
+        Policy::global("g", frozen(1_000)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let keys = ip_keys("192.0.2.61");
+    assert!(l.check(&keys, 1).await.is_admitted());
+    proxy.forward_new_to(&evicting);
+    proxy.black_hole();
+    assert!(
+        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        "the limiter never decided in Redis again"
+    );
+    assert!(
+        eventually(async || !captured.errors().is_empty()).await,
+        "no error about the evicting Redis behind the new connection: {}",
+        captured.text()
+    );
+    let errors = captured.errors();
+    assert_eq!(errors.len(), 1, "{}", captured.text());
+    let fields = &errors[0]["fields"];
+    assert_eq!(fields["store"], "rate limits");
+    assert_eq!(fields["maxmemory_policy"], "allkeys-lru");
+    assert_eq!(
+        proxy.url(),
+        format!("redis://{}/", fields["redis"].as_str().unwrap())
+    );
+    let message = fields["message"].as_str().unwrap();
+    assert!(
+        message.contains("set maxmemory-policy noeviction"),
+        "{message}"
+    );
+    assert!(!captured.text().contains("redis://"), "{}", captured.text());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn the_layer_answers_429_problems_with_ratelimit_headers() {
