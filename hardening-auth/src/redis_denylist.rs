@@ -163,17 +163,12 @@ impl RedisDenylistBuilder {
         let client = hardening_errors::redis_connection_info(self.url.as_str())
             .and_then(redis::Client::open)
             .map_err(|_| RedisDenylistError::InvalidUrl)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
         let silence = self.timeout.saturating_mul(10);
         let connection = RedisConnection::connect(
             client,
-            config,
-            silence,
             self.timeout,
+            Some(self.timeout),
+            silence,
             EVICTION_RISK,
             self.allow_eviction,
         )

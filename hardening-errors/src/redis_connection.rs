@@ -139,20 +139,27 @@ impl fmt::Debug for RedisConnection {
 }
 
 impl RedisConnection {
-    /// Connects to `client`'s Redis with `config` (kept for the connections that replace
-    /// this one). `risk.store` names what the store keeps, in the warning; each new connection
-    /// has its eviction policy checked as at start-up (`allow_eviction`), within `timeout`.
+    /// Connects to `client`'s Redis, the stores' way (kept for the connections that replace
+    /// this one): connecting within `timeout`, two retries at most 500 ms apart, and replies
+    /// awaited for `response_timeout` (`None`: as long as the connection lasts).
+    /// `risk.store` names what the store keeps, in the warning; each new connection has its
+    /// eviction policy checked as at start-up (`allow_eviction`), within `timeout`.
     ///
     /// # Errors
     /// When the first connection cannot be made, as [`ConnectionManager::new_with_config`].
     pub async fn connect(
         client: Client,
-        config: ConnectionManagerConfig,
-        silence: Duration,
         timeout: Duration,
+        response_timeout: Option<Duration>,
+        silence: Duration,
         risk: EvictionRisk,
         allow_eviction: bool,
     ) -> RedisResult<Self> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(response_timeout)
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
         let manager = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
         Ok(Self {
             current: RwLock::new(manager),

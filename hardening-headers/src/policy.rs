@@ -1196,18 +1196,12 @@ impl HeaderSet {
     #[inline]
     fn not_for_shared_caches(&self, facts: &RequestFacts, headers: &HeaderMap) -> bool {
         let c = &*self.0;
-        self.no_store_for_credentials(facts)
+        c.no_store_with_credentials && facts.credentials
             || facts.nonce.is_some()
                 && (!facts.not_a_page
                     || facts.not_modified && headers.contains_key(header::CONTENT_TYPE))
                 && c.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
                 && may_run_scripts(headers.get_all(header::CONTENT_TYPE))
-    }
-
-    /// Whether the request's credentials keep the response from shared caches.
-    #[inline]
-    fn no_store_for_credentials(&self, facts: &RequestFacts) -> bool {
-        self.0.no_store_with_credentials && facts.credentials
     }
 
     /// The headers that depend on the request: a nonce CSP (none on a 304, see

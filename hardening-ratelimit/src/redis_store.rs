@@ -306,17 +306,12 @@ impl RedisLimiterBuilder {
         // place until its reply. One that stays open but silent is replaced (see
         // `RedisConnection`), after a cool-down of timeouts: the breaker's next probe asks on
         // a new one.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(None)
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
         let silence = self.breaker_cool_down.max(self.timeout);
         let connection = RedisConnection::connect(
             client,
-            config,
-            silence,
             self.timeout,
+            None,
+            silence,
             EVICTION_RISK,
             self.allow_eviction,
         )
