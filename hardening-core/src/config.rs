@@ -11,10 +11,11 @@ use crate::{ConfigError, Cors, ForwardedHeader, Hardening};
 ///
 /// Every field is optional; what is not set keeps the strict default. Load it from
 /// environment variables with [`HardeningConfig::from_env`] (each field is the variable
-/// `HARDENING_<FIELD>`, lists comma-separated) or deserialize it from any serde format,
-/// then call [`HardeningConfig::build`], which validates everything at once and names the
-/// setting at fault as its user wrote it: the variable when read from the environment, the
-/// field (`rate_limit_burst`) otherwise.
+/// `HARDENING_<FIELD>`, lists comma-separated) or deserialize it from any serde format
+/// (lists as arrays, read alike: entries trimmed, empty ones left out), then call
+/// [`HardeningConfig::build`], which validates everything at once and names the setting at
+/// fault as its user wrote it: the variable when read from the environment, the field
+/// (`rate_limit_burst`) otherwise.
 ///
 /// ```
 /// use hardening_core::HardeningConfig;
@@ -42,17 +43,21 @@ pub struct HardeningConfig {
     /// Seconds until the response head (default 30; longer is logged as a loosening).
     pub timeout_secs: Option<u64>,
     /// Networks whose forwarding headers are believed (default none).
+    #[serde(deserialize_with = "list")]
     pub trusted_proxies: Vec<String>,
     /// The forwarding header those proxies write: `x-forwarded-for` (the default) or
     /// `forwarded`, in any case, as from the environment.
     pub forwarded_header: Option<ForwardedHeader>,
     /// Origins allowed cross-origin access (default none).
+    #[serde(deserialize_with = "list")]
     pub cors_origins: Vec<String>,
     /// Whether allowed origins may send credentials (default false).
     pub cors_credentials: bool,
     /// Hosts the service answers for (default: any).
+    #[serde(deserialize_with = "list")]
     pub allowed_hosts: Vec<String>,
     /// Extra query-parameter names to redact in logs.
+    #[serde(deserialize_with = "list")]
     pub sensitive_query_params: Vec<String>,
     /// Whether the access log includes (redacted) request headers (default false).
     pub log_request_headers: bool,
@@ -344,18 +349,12 @@ impl HardeningConfig {
         };
         // Empty means unset; a value that lists nothing (`,`) is a mistake, not "any".
         let list = |v: &str| -> Result<Vec<String>, ConfigError> {
-            let items: Vec<String> = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            if items.is_empty() && !v.is_empty() {
-                return Err(bad(
-                    "lists nothing; give comma-separated entries, or leave it empty to unset it",
-                ));
+            if v.is_empty() {
+                return Ok(Vec::new());
             }
-            Ok(items)
+            entries(v.split(',')).ok_or_else(|| {
+                bad("lists nothing; give comma-separated entries, or leave it empty to unset it")
+            })
         };
         match name {
             "HARDENING_BODY_LIMIT" => self.body_limit = Some(size(value)?),
@@ -548,6 +547,32 @@ impl HardeningConfig {
         }
         steps.finish()
     }
+}
+
+/// The entries of a list setting, each trimmed, the empty ones left out; `None` when there
+/// are some and every one is empty (`,`, `[" "]`): a list of nothing is a mistake, not "any".
+fn entries<'a>(given: impl IntoIterator<Item = &'a str>) -> Option<Vec<String>> {
+    let mut any = false;
+    let kept: Vec<String> = given
+        .into_iter()
+        .inspect(|_| any = true)
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!kept.is_empty() || !any).then_some(kept)
+}
+
+/// A list setting through serde, read as from the environment ([`entries`]): an empty list
+/// unsets it.
+fn list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let given = Vec::<String>::deserialize(deserializer)?;
+    entries(given.iter().map(String::as_str)).ok_or_else(|| {
+        serde::de::Error::custom(
+            "the list lists nothing (every entry is empty); give entries, or an empty list to \
+             unset it",
+        )
+    })
 }
 
 /// The prefix of every variable [`HardeningConfig::from_env`] reads.
@@ -1318,6 +1343,51 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A list from the environment had each entry trimmed and its empty entries left out;
+    /// through serde the entries were taken as written (`" example.com"` refused as no host,
+    /// `" token"` redacting nothing): both read a list alike, and both refuse one that
+    /// lists nothing.
+    #[test]
+    fn lists_read_alike_from_the_environment_and_through_serde() {
+        for (var, value) in [
+            ("HARDENING_TRUSTED_PROXIES", " 10.0.0.0/8 , ,fd00::/8"),
+            (
+                "HARDENING_CORS_ORIGINS",
+                " https://a.example.com,https://b.example.com ",
+            ),
+            (
+                "HARDENING_ALLOWED_HOSTS",
+                " example.com, , .api.example.com ",
+            ),
+            ("HARDENING_SENSITIVE_QUERY_PARAMS", " token ,x-api-key"),
+        ] {
+            let field = Names::Fields.of(var);
+            let entries: Vec<&str> = value.split(',').collect();
+            let from_env = HardeningConfig::from_vars([(var, value)]).unwrap();
+            let from_serde =
+                serde_json::from_value::<HardeningConfig>(serde_json::json!({ field: entries }));
+            assert_eq!(
+                from_serde.as_ref().ok(),
+                Some(&from_env),
+                "{field} = {entries:?}: {from_serde:?}"
+            );
+            assert!(from_env.build().is_ok(), "{var}={value:?}");
+
+            let err = HardeningConfig::from_vars([(var, " , ")]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{var}: lists nothing")),
+                "{err}"
+            );
+            let err =
+                serde_json::from_value::<HardeningConfig>(serde_json::json!({ field: [" ", ""] }))
+                    .unwrap_err();
+            assert!(err.to_string().contains("lists nothing"), "{field}: {err}");
+            let unset = serde_json::from_value::<HardeningConfig>(serde_json::json!({ field: [] }));
+            assert_eq!(unset.ok(), Some(HardeningConfig::default()), "{field}");
         }
     }
 
