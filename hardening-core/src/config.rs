@@ -479,6 +479,7 @@ impl HardeningConfig {
                 let redirect = self.names.of("HARDENING_HTTPS_REDIRECT");
                 let behind_tls = self.names.of("HARDENING_BEHIND_TLS");
                 let proxies = self.names.of("HARDENING_TRUSTED_PROXIES");
+                let hosts = self.names.of("HARDENING_ALLOWED_HOSTS");
                 if self.behind_tls {
                     tracing::warn!(
                         target: crate::LOG_TARGET,
@@ -498,7 +499,8 @@ impl HardeningConfig {
                 // exempting theirs would serve the app's own routes there (health off or
                 // moved; methods other than GET and HEAD) over plain HTTP.
                 steps = steps.apply("HARDENING_HTTPS_REDIRECT", |h| {
-                    Ok(h.https_redirect(hardening_headers::HttpsRedirect::new()))
+                    let any_host = hardening_headers::HttpsRedirect::new();
+                    Ok(h.https_redirect_named(any_host, (redirect, hosts)))
                 });
             }
             #[cfg(not(feature = "headers"))]

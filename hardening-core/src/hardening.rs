@@ -68,6 +68,10 @@ pub(crate) struct Policy {
     pub(crate) response_headers: std::sync::OnceLock<Option<hardening_headers::HeaderSet>>,
     #[cfg(feature = "headers")]
     pub(crate) https_redirect: Option<hardening_headers::HttpsRedirect>,
+    /// What the warnings about `https_redirect` call it and the host allowlist, when a
+    /// `HardeningConfig` set it: the names its user wrote (else the builder's methods).
+    #[cfg(feature = "headers")]
+    pub(crate) https_redirect_names: Option<(&'static str, &'static str)>,
     /// The CSRF check the requests get: `csrf_as_set` trusting the origins CORS lets send
     /// credentials too.
     #[cfg(feature = "auth")]
@@ -141,6 +145,8 @@ impl Hardening {
                 response_headers: std::sync::OnceLock::new(),
                 #[cfg(feature = "headers")]
                 https_redirect: None,
+                #[cfg(feature = "headers")]
+                https_redirect_names: None,
                 #[cfg(feature = "auth")]
                 csrf: Some(hardening_auth::Csrf::new()),
                 #[cfg(feature = "auth")]
@@ -325,7 +331,21 @@ impl Hardening {
     #[cfg(feature = "headers")]
     pub fn https_redirect(mut self, redirect: hardening_headers::HttpsRedirect) -> Self {
         self.policy().https_redirect = Some(redirect);
+        self.policy().https_redirect_names = None;
         self
+    }
+
+    /// [`https_redirect`](Self::https_redirect) set by a `HardeningConfig`, whose user calls
+    /// the redirect and the host allowlist `names`: its warnings use them.
+    #[cfg(feature = "headers")]
+    pub(crate) fn https_redirect_named(
+        self,
+        redirect: hardening_headers::HttpsRedirect,
+        names: (&'static str, &'static str),
+    ) -> Self {
+        let mut hardening = self.https_redirect(redirect);
+        hardening.policy().https_redirect_names = Some(names);
+        hardening
     }
 
     /// Sets the CSRF policy (default with feature `auth`: same-origin only). Origins the
@@ -603,14 +623,21 @@ impl<S> Layer<S> for Hardening {
             && self.policy.allowed_hosts.is_none()
             && self.policy.warned_redirect_host.first()
         {
+            let (redirect, fix) = match self.policy.https_redirect_names {
+                Some((redirect, hosts)) => (redirect, format!("list your hosts in {hosts}")),
+                None => (
+                    "https_redirect",
+                    "list your hosts with allowed_hosts(..), or fix the redirect's host with \
+                     HttpsRedirect::to_host(..)"
+                        .to_owned(),
+                ),
+            };
             tracing::warn!(
                 target: crate::LOG_TARGET,
                 setting = "https_redirect",
-                "https_redirect sends plain-HTTP requests to whatever host their Host header \
+                "{redirect} sends plain-HTTP requests to whatever host their Host header \
                  names: a shared cache that keys on the path alone can then keep a permanent \
-                 redirect to another site for everyone; list your hosts with \
-                 allowed_hosts(..) (HARDENING_ALLOWED_HOSTS), or fix the redirect's host with \
-                 HttpsRedirect::to_host(..) (said once per layer)"
+                 redirect to another site for everyone; {fix} (said once per layer)"
             );
         }
         if crate::access_log::records_axum_rejections() && self.policy.warned_rejection_logs.first()

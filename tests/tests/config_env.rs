@@ -23,11 +23,14 @@ fn env_example_lists_every_variable_and_builds() {
 /// What building the layer `vars` configure and applying it to a route logs at WARN and
 /// above, on this thread.
 fn start_up_warnings(vars: &[(&str, &str)]) -> Captured {
+    start_up_warnings_of(HardeningConfig::from_vars(vars.iter().copied()).unwrap())
+}
+
+/// What building the layer `config` configures and applying it to a route logs at WARN and
+/// above, on this thread.
+fn start_up_warnings_of(config: HardeningConfig) -> Captured {
     let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
-    let hardening = HardeningConfig::from_vars(vars.iter().copied())
-        .unwrap()
-        .build()
-        .unwrap();
+    let hardening = config.build().unwrap();
     let _app: axum::Router = axum::Router::new()
         .route("/", axum::routing::get(|| async { "hi" }))
         .layer(hardening);
@@ -46,9 +49,11 @@ fn an_https_redirect_that_loops_or_never_fires_is_warned_of() {
         ("HARDENING_BEHIND_TLS", "true"),
     ]);
     assert!(behind.contains("never redirects"), "{behind}");
+    // Hosts listed too: a redirect to any host is warned of in the variable's name.
     let with_proxy = warnings(&[
         ("HARDENING_HTTPS_REDIRECT", "true"),
         ("HARDENING_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ("HARDENING_ALLOWED_HOSTS", "example.com"),
     ]);
     assert!(!with_proxy.contains("HTTPS_REDIRECT"), "{with_proxy}");
 }
@@ -68,6 +73,30 @@ fn an_https_redirect_to_any_host_is_warned_of_with_its_variable() {
     );
     let listed = warned(&[redirect, ("HARDENING_ALLOWED_HOSTS", "example.com")]);
     assert_eq!(listed, Vec::<String>::new());
+}
+
+/// The any-host redirect warning named the builder's `allowed_hosts(..)` and the variable
+/// whatever the config came from: it names the settings as the config's user wrote them,
+/// the variables or a file's fields, and only those.
+#[test]
+fn an_https_redirect_to_any_host_is_warned_of_in_the_configs_names() {
+    let from_file: HardeningConfig =
+        serde_json::from_value(serde_json::json!({ "https_redirect": true })).unwrap();
+    let from_env = HardeningConfig::from_vars([("HARDENING_HTTPS_REDIRECT", "true")]).unwrap();
+    for (config, names, other_names) in [
+        (from_file, "allowed_hosts", "HARDENING_"),
+        (from_env, "HARDENING_ALLOWED_HOSTS", "allowed_hosts"),
+    ] {
+        let any_host = start_up_warnings_of(config).setting_warnings("https_redirect");
+        assert_eq!(any_host.len(), 1, "{any_host:?}");
+        let warning = &any_host[0];
+        assert!(
+            warning.contains(names) && !warning.contains(other_names),
+            "not in {names}'s names, or in {other_names}'s too: {warning}"
+        );
+        // Not the builder's, which the config cannot call.
+        assert!(!warning.contains("(..)"), "{warning}");
+    }
 }
 
 /// HARDENING_HTTPS_REDIRECT exempted `/healthz` and `/readyz` whatever the health endpoints
