@@ -183,8 +183,17 @@ impl Server {
     /// Serves until SIGTERM or ctrl-c; a second one during the drain closes the open
     /// connections at once.
     pub async fn serve(self, listener: TcpListener, app: Router) -> io::Result<()> {
-        self.run(listener, app, shutdown_signal(), shutdown_signal)
-            .await
+        // Both waits on listeners made before the first: one made once the first signal has
+        // come would miss a second that came meanwhile.
+        let mut signals = ShutdownSignals::listen();
+        let first = async move {
+            signals.next().await;
+            signals
+        };
+        self.run(listener, app, first, |mut signals| async move {
+            signals.next().await;
+        })
+        .await
     }
 
     /// Serves until `shutdown` completes, then drains.
@@ -194,18 +203,18 @@ impl Server {
         app: Router,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        self.run(listener, app, shutdown, std::future::pending::<()>)
+        self.run(listener, app, shutdown, |()| std::future::pending::<()>())
             .await
     }
 
     /// Serves until `shutdown`, then drains until the deadline or until the future `force`
-    /// makes (called once `shutdown` is done) completes.
-    async fn run<Force: Future<Output = ()>>(
+    /// makes (called with what `shutdown` gave, once it is done) completes.
+    async fn run<Stopped, Force: Future<Output = ()>>(
         self,
         listener: TcpListener,
         app: Router,
-        shutdown: impl Future<Output = ()>,
-        force: impl FnOnce() -> Force,
+        shutdown: impl Future<Output = Stopped>,
+        force: impl FnOnce(Stopped) -> Force,
     ) -> io::Result<()> {
         hardening_errors::redact_panic_messages();
         // Tells every connection to finish its request in flight and close (hyper's graceful
@@ -226,7 +235,7 @@ impl Server {
             .map(|max| (Arc::new(tokio::sync::Semaphore::new(max)), max));
         let mut cap_warning = Throttle::default();
         tokio::pin!(shutdown);
-        loop {
+        let stopped = loop {
             // A place among the open connections, held by its socket (after an upgrade too).
             let permit = match &cap {
                 None => None,
@@ -244,7 +253,7 @@ impl Server {
                     tokio::select! {
                         // Never closed; if it were, this would serve without a cap.
                         place = places.clone().acquire_owned() => place.ok(),
-                        () = &mut shutdown => break,
+                        stopped = &mut shutdown => break stopped,
                     }
                 }
             };
@@ -270,7 +279,7 @@ impl Server {
                         continue;
                     }
                 },
-                () = &mut shutdown => break,
+                stopped = &mut shutdown => break stopped,
             };
             // Reap finished connections so the set holds only open ones.
             while connections.try_join_next().is_some() {}
@@ -330,7 +339,7 @@ impl Server {
                     }
                 }
             });
-        }
+        };
         drop(listener);
         tracing::info!(target: crate::LOG_TARGET, "shutting down: draining open connections");
         let drain_started = tokio::time::Instant::now();
@@ -355,7 +364,7 @@ impl Server {
                     );
                 }
             }
-            () = force() => {
+            () = force(stopped) => {
                 tracing::warn!(
                     target: crate::LOG_TARGET,
                     "second shutdown signal; closing the remaining connections"
@@ -672,25 +681,56 @@ const LONGEST_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24
 
 /// Completes on ctrl-c or (on Unix) SIGTERM. If neither can be listened for, never.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    ShutdownSignals::listen().next().await;
+}
+
+/// Ctrl-c and (on Unix) SIGTERM, listened for from when this is made: Tokio gives a signal
+/// only to the listeners that exist when it comes.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    ctrl_c: Option<tokio::signal::unix::Signal>,
+    #[cfg(windows)]
+    ctrl_c: Option<tokio::signal::windows::CtrlC>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Starts listening; a signal that cannot be listened for is left out.
+    fn listen() -> Self {
+        #[cfg(unix)]
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            #[cfg(unix)]
+            ctrl_c: signal(SignalKind::interrupt()).ok(),
+            #[cfg(windows)]
+            ctrl_c: tokio::signal::windows::ctrl_c().ok(),
+            #[cfg(unix)]
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+    }
+
+    /// Completes on the next signal since the last one this gave (or since it was made).
+    async fn next(&mut self) {
+        let ctrl_c = or_never(self.ctrl_c.as_mut().map(|signal| signal.recv()));
+        #[cfg(unix)]
+        let terminate = or_never(self.terminate.as_mut().map(|signal| signal.recv()));
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = terminate => {}
+        }
+    }
+}
+
+/// Completes when `received` does; never without one.
+async fn or_never(received: Option<impl Future>) {
+    match received {
+        Some(received) => {
+            received.await;
+        }
+        None => std::future::pending().await,
     }
 }
 
