@@ -3,13 +3,13 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult};
 
-use crate::redis_eviction::{EvictionRisk, recheck_eviction};
+use crate::redis_eviction::{EvictionRisk, log_evicting, recheck_eviction};
 
 /// A store's Redis connection: a multiplexed [`ConnectionManager`], which connects again
 /// when its connection fails, replaced by a new one when its connection stays open but
@@ -31,7 +31,7 @@ use crate::redis_eviction::{EvictionRisk, recheck_eviction};
 /// The new connection may reach another server (a proxy in front of several), or one whose
 /// `maxmemory-policy` was changed since start-up: a task of its own asks the policy on it
 /// once (within the store's timeout), and an evicting one the store does not allow is logged
-/// as an error (requests go on).
+/// as an error (requests go on), at most once a minute, counting the findings in between.
 ///
 /// [`get`](Self::get) is the hot path: an uncontended read lock (the write lock is held only
 /// for a swap) and the manager's clone.
@@ -48,8 +48,11 @@ pub struct RedisConnection {
     allow_eviction: bool,
     /// How long the eviction check on a new connection may wait for its reply.
     timeout: Duration,
-    /// The warnings about replacements, at most one a [`WARN_EVERY_MS`].
+    /// The warnings about replacements, at most one a [`LOG_EVERY_MS`].
     warnings: Throttled,
+    /// The errors about new connections found evicting, at most one a [`LOG_EVERY_MS`]
+    /// (shared with the tasks that check them).
+    eviction_errors: Arc<Throttled>,
 }
 
 /// Commands timing out with none answered: how long, against how long is too long.
@@ -96,15 +99,16 @@ impl Silence {
     }
 }
 
-/// At most one warning about replaced connections this often: a Redis paused for good (each
-/// new connection answered, then silent) has its connection replaced every `silence`.
-const WARN_EVERY_MS: u64 = 60_000;
+/// At most one warning about replaced connections, and one error about an evicting Redis
+/// found on a new one, this often: a Redis paused for good (each new connection answered,
+/// then silent) has its connection replaced every `silence`.
+const LOG_EVERY_MS: u64 = 60_000;
 
-/// A warning that is logged at most once a [`WARN_EVERY_MS`], counting the occurrences left
-/// unlogged in between (told in the next one).
+/// A message (a warning, an error) that is logged at most once a [`LOG_EVERY_MS`], counting
+/// the occurrences left unlogged in between (told in the next one).
 #[derive(Debug, Default)]
 struct Throttled {
-    /// When the last warning was logged: ms since the connection's `start`, plus one; 0
+    /// When the last message was logged: ms since the connection's `start`, plus one; 0
     /// before the first.
     last: AtomicU64,
     unlogged: AtomicU64,
@@ -112,10 +116,10 @@ struct Throttled {
 
 impl Throttled {
     /// At `now` (ms since `start`, plus one): `Some(occurrences left unlogged since the last
-    /// warning)` if a warning is due, else `None`, this one counted as unlogged.
+    /// message)` if a message is due, else `None`, this one counted as unlogged.
     fn due(&self, now: u64) -> Option<u64> {
         let last = self.last.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY_MS;
+        let due = last == 0 || now.saturating_sub(last) >= LOG_EVERY_MS;
         if due
             && self
                 .last
@@ -174,6 +178,7 @@ impl RedisConnection {
             allow_eviction,
             timeout,
             warnings: Throttled::default(),
+            eviction_errors: Arc::default(),
         })
     }
 
@@ -207,9 +212,7 @@ impl RedisConnection {
 
     /// Milliseconds since `start`, plus one (0 stands for "never" in the atomics).
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1)
+        ms_since(self.start)
     }
 
     #[cold]
@@ -256,7 +259,8 @@ impl RedisConnection {
     }
 
     /// Asks the eviction policy on the new connection, in a task of its own (never on the
-    /// request path), within the store's timeout; see [`recheck_eviction`].
+    /// request path), within the store's timeout; see [`recheck_eviction`] and
+    /// [`report_evicting`].
     #[cold]
     fn recheck_eviction(&self, addr: String) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -264,8 +268,15 @@ impl RedisConnection {
         };
         let mut conn = self.get();
         let (risk, allow_eviction, timeout) = (self.risk, self.allow_eviction, self.timeout);
+        let (errors, start) = (Arc::clone(&self.eviction_errors), self.start);
         runtime.spawn(async move {
-            let check = recheck_eviction(&mut conn, allow_eviction, &risk, &addr);
+            let check = async {
+                if let Some(policy) =
+                    recheck_eviction(&mut conn, allow_eviction, &risk, &addr).await
+                {
+                    report_evicting(&errors, ms_since(start), &risk, &addr, &policy);
+                }
+            };
             if tokio::time::timeout(timeout, check).await.is_err() {
                 tracing::debug!(
                     target: "hardening",
@@ -277,6 +288,39 @@ impl RedisConnection {
             }
         });
     }
+}
+
+/// Milliseconds since `start`, plus one (0 stands for "never" in the atomics).
+fn ms_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+/// A new connection reached a Redis whose evicting `policy` the store does not allow, found
+/// at `now` (ms since the connection's `start`, plus one): an error if one is due (see
+/// [`log_evicting`]), else a debug line. `Some(findings left unlogged before it)` when the
+/// error was logged.
+fn report_evicting(
+    errors: &Throttled,
+    now: u64,
+    risk: &EvictionRisk,
+    addr: &str,
+    policy: &str,
+) -> Option<u64> {
+    let Some(unlogged) = errors.due(now) else {
+        tracing::debug!(
+            target: "hardening",
+            store = risk.store,
+            redis = addr,
+            maxmemory_policy = policy,
+            "a new Redis connection reached an evicting Redis again (an error at most once a \
+             minute)"
+        );
+        return None;
+    };
+    log_evicting(risk, addr, policy, unlogged);
+    Some(unlogged)
 }
 
 #[cfg(test)]
@@ -330,5 +374,28 @@ mod tests {
         assert_eq!(warnings.due(60_002), None);
         assert_eq!(warnings.due(200_000), Some(1));
         assert_eq!(warnings.due(260_000), Some(0));
+    }
+
+    /// An evicting Redis whose connections kept going silent was logged as an error at every
+    /// replacement, which can come every few seconds: now at most once a minute, counting
+    /// the findings in between.
+    #[test]
+    fn an_evicting_redis_is_logged_as_an_error_at_most_once_a_minute() {
+        let risk = EvictionRisk {
+            store: "rate limits",
+            loss: "buckets",
+            loosening: "RedisLimiterBuilder::dangerous_allow_eviction",
+        };
+        let errors = Throttled::default();
+        let report = |now| report_evicting(&errors, now, &risk, "127.0.0.1:6379", "allkeys-lru");
+        assert_eq!(report(1), Some(0), "the first is logged");
+        assert_eq!(report(3_001), None, "a replacement 3 s later");
+        assert_eq!(report(6_001), None);
+        assert_eq!(
+            report(60_001),
+            Some(2),
+            "a minute after the last error, with the two left unlogged"
+        );
+        assert_eq!(report(63_001), None);
     }
 }

@@ -95,15 +95,15 @@ pub async fn check_eviction(
 
 /// Asks the `maxmemory-policy` again on a connection that replaced the store's first (it may
 /// reach another server behind a proxy, or the policy may have been changed since start-up).
-/// An evicting policy that `allow_eviction` does not accept is logged as an error naming
-/// `addr` (host:port, never the URL) and what to change: requests go on, as refusing them
-/// would turn a configuration mistake into an outage. Anything else is traced at debug.
+/// `Some(policy)`: it evicts, and `allow_eviction` does not accept it; to be logged with
+/// [`log_evicting`]. Anything else is traced at debug, naming `addr` (host:port, never the
+/// URL).
 pub(crate) async fn recheck_eviction(
     conn: &mut impl redis::aio::ConnectionLike,
     allow_eviction: bool,
     risk: &EvictionRisk,
     addr: &str,
-) {
+) -> Option<String> {
     let policy = match maxmemory_policy(conn).await {
         Ok(policy) => policy,
         Err(e) => {
@@ -114,35 +114,48 @@ pub(crate) async fn recheck_eviction(
                 error = %e,
                 "cannot check the eviction policy on the new Redis connection"
             );
-            return;
+            return None;
         }
     };
     match (
         eviction_check(policy.as_deref().ok(), allow_eviction),
         policy,
     ) {
-        (EvictionCheck::Refused, Ok(policy)) => tracing::error!(
-            target: "hardening",
-            store = risk.store,
-            redis = addr,
-            maxmemory_policy = policy.as_str(),
-            "the Redis for {} at {addr} evicts keys (maxmemory-policy {policy}), found on a new \
-             connection after start-up (another server behind a proxy, or the policy changed): \
-             it may evict {}; set maxmemory-policy noeviction on this Redis (requests go on \
-             meanwhile; {}() accepts it)",
-            risk.store,
-            risk.loss,
-            risk.loosening
-        ),
-        (check, policy) => tracing::debug!(
-            target: "hardening",
-            store = risk.store,
-            redis = addr,
-            check = ?check,
-            maxmemory_policy = policy.as_deref().unwrap_or_default(),
-            "the eviction policy checked again on the new Redis connection"
-        ),
+        (EvictionCheck::Refused, Ok(policy)) => Some(policy),
+        (check, policy) => {
+            tracing::debug!(
+                target: "hardening",
+                store = risk.store,
+                redis = addr,
+                check = ?check,
+                maxmemory_policy = policy.as_deref().unwrap_or_default(),
+                "the eviction policy checked again on the new Redis connection"
+            );
+            None
+        }
     }
+}
+
+/// Logs, as an error, the evicting `policy` [`recheck_eviction`] found on the Redis at `addr`
+/// (host:port, never the URL), and what to change: requests go on, as refusing them would
+/// turn a configuration mistake into an outage. `unlogged`: the findings left unlogged since
+/// the last such error (logged at most once a minute).
+pub(crate) fn log_evicting(risk: &EvictionRisk, addr: &str, policy: &str, unlogged: u64) {
+    tracing::error!(
+        target: "hardening",
+        store = risk.store,
+        redis = addr,
+        maxmemory_policy = policy,
+        evicting_unlogged = unlogged,
+        "the Redis for {} at {addr} evicts keys (maxmemory-policy {policy}), found on a new \
+         connection after start-up (another server behind a proxy, or the policy changed): \
+         it may evict {}; set maxmemory-policy noeviction on this Redis (requests go on \
+         meanwhile; {}() accepts it; logged at most once a minute, `evicting_unlogged` \
+         counting the new connections found evicting since the last time)",
+        risk.store,
+        risk.loss,
+        risk.loosening
+    );
 }
 
 #[cfg(test)]
