@@ -303,6 +303,18 @@ pub async fn wait_until(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// Waits (bounded: 100 looks 50 ms apart, plus what each takes) until `f` holds; whether it
+/// did.
+pub async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Serves `app` on an ephemeral loopback port, with the peer address available to layers.
 pub async fn serve(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")

@@ -170,6 +170,36 @@ pub fn assert_eviction_unchecked(log: &crate::Captured, index: usize, store: &st
     assert!(!log.text().contains("hunter2"), "{}", log.text());
 }
 
+/// Waits (bounded, see [`eventually`](crate::eventually)) until `log` holds an error, then
+/// checks that it is the only one and says that the Redis of `store` behind `proxy`, reached
+/// by a new connection, evicts (`allkeys-lru`), with the fix, naming the address, never the
+/// URL.
+///
+/// # Panics
+/// When it does not: the test fails.
+pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, proxy: &BlackHoleProxy) {
+    assert!(
+        crate::eventually(async || !log.errors().is_empty()).await,
+        "no error about the evicting Redis behind the new connection: {}",
+        log.text()
+    );
+    let errors = log.errors();
+    assert_eq!(errors.len(), 1, "{}", log.text());
+    let fields = &errors[0]["fields"];
+    assert_eq!(fields["store"], store);
+    assert_eq!(fields["maxmemory_policy"], "allkeys-lru");
+    assert_eq!(
+        proxy.url(),
+        format!("redis://{}/", fields["redis"].as_str().unwrap_or_default())
+    );
+    let message = fields["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("set maxmemory-policy noeviction"),
+        "{message}"
+    );
+    assert!(!log.text().contains("redis://"), "{}", log.text());
+}
+
 /// A TCP proxy on 127.0.0.1 in front of a [`RedisServer`], as a proxy or load balancer
 /// (envoy, twemproxy, an NLB) stands in front of a Redis. [`black_hole`](Self::black_hole)
 /// turns the connections it holds into black holes, as a proxy whose Redis died (or a Redis

@@ -14,8 +14,9 @@ use hardening_auth::{
     AuthLayer, Authenticated, Denylist, REVOCATION_GRACE, RedisDenylist, RedisDenylistError,
     TokenRef,
 };
+use hardening_tests::eventually;
 use hardening_tests::jwt::{hs256_token, hs256_verifier};
-use hardening_tests::redis_server::{BlackHoleProxy, RedisServer};
+use hardening_tests::redis_server::{BlackHoleProxy, RedisServer, assert_evicting_logged};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 
@@ -410,4 +411,27 @@ async fn a_connection_that_never_answers_is_replaced() {
             "the denylist never answered again: its connection, silent, was kept"
         );
     }
+}
+
+/// The eviction policy is asked again on a connection that replaced a silent one: one that
+/// reached another server (a proxy in front of several) whose policy evicts is logged once
+/// as an error naming the store, the address (never the URL) and the policy; checks go on.
+/// Shown for the limiter only until now.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_replacement_reaching_an_evicting_redis_is_logged_as_an_error() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let kept = RedisServer::start();
+    let evicting = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let proxy = BlackHoleProxy::start(&kept).await;
+    // A timeout of 300 ms: replaced after 3 s of timeouts.
+    let list = denylist(&proxy.url()).await;
+    assert!(!list.is_revoked(t("token-1")).await.unwrap());
+    proxy.forward_new_to(&evicting);
+    proxy.black_hole();
+    assert!(
+        eventually(async || list.is_revoked(t("token-1")).await.is_ok()).await,
+        "the denylist never answered again"
+    );
+    assert_evicting_logged(&captured, "the jti denylist", &proxy).await;
 }

@@ -17,7 +17,8 @@ use hardening_core::ratelimit::{
     Decision, FailureMode, Policy, Quota, RateLimiter, RedisLimiter, RedisRateLimitLayer,
     RedisStoreError, RequestKeys, ratelimit_header,
 };
-use hardening_tests::redis_server::{BlackHoleProxy, RedisServer};
+use hardening_tests::eventually;
+use hardening_tests::redis_server::{BlackHoleProxy, RedisServer, assert_evicting_logged};
 use http::Request;
 use tower::ServiceExt;
 
@@ -477,17 +478,6 @@ async fn start_up_against_a_redis_that_stops_answering_fails_within_the_store_ti
     stalled.abort();
 }
 
-/// Waits (bounded) until `f` holds.
-async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 /// Polls `future` until `done()` holds after a poll (`|| true`: once, its first command
 /// gone out); it must not answer meanwhile, as it waits for Redis. Boxed, so that dropping it
 /// afterwards drops the future itself (a `pin!` would drop only a reference).
@@ -763,26 +753,7 @@ async fn a_replacement_reaching_an_evicting_redis_is_logged_as_an_error() {
         eventually(async || l.check(&keys, 1).await.is_admitted()).await,
         "the limiter never decided in Redis again"
     );
-    assert!(
-        eventually(async || !captured.errors().is_empty()).await,
-        "no error about the evicting Redis behind the new connection: {}",
-        captured.text()
-    );
-    let errors = captured.errors();
-    assert_eq!(errors.len(), 1, "{}", captured.text());
-    let fields = &errors[0]["fields"];
-    assert_eq!(fields["store"], "rate limits");
-    assert_eq!(fields["maxmemory_policy"], "allkeys-lru");
-    assert_eq!(
-        proxy.url(),
-        format!("redis://{}/", fields["redis"].as_str().unwrap())
-    );
-    let message = fields["message"].as_str().unwrap();
-    assert!(
-        message.contains("set maxmemory-policy noeviction"),
-        "{message}"
-    );
-    assert!(!captured.text().contains("redis://"), "{}", captured.text());
+    assert_evicting_logged(&captured, "rate limits", &proxy).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
