@@ -203,6 +203,9 @@ pub struct RedisLimiterBuilder {
     breaker_failures: u32,
     breaker_cool_down: Duration,
     allow_eviction: bool,
+    /// How long a reply nobody else waits for is waited for: [`LATE_REPLY`], or ten
+    /// timeouts if longer, unless a test sets it.
+    late_reply: Option<Duration>,
 }
 
 // By hand: the URL's password is not printed.
@@ -216,6 +219,7 @@ impl fmt::Debug for RedisLimiterBuilder {
             .field("breaker_failures", &self.breaker_failures)
             .field("breaker_cool_down", &self.breaker_cool_down)
             .field("allow_eviction", &self.allow_eviction)
+            .field("late_reply", &self.late_reply)
             .finish()
     }
 }
@@ -275,6 +279,17 @@ impl RedisLimiterBuilder {
     #[must_use]
     pub fn dangerous_allow_eviction(mut self) -> Self {
         self.allow_eviction = true;
+        self
+    }
+
+    /// How long a reply nobody else waits for (a reservation's charge or a slot's grant on a
+    /// task of its own, a slot's release) is waited for, instead of a minute (or ten
+    /// timeouts, if longer; see [`RedisLimiter::reserve`]): for tests, which cannot wait
+    /// a minute.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn late_reply(mut self, late_reply: Duration) -> Self {
+        self.late_reply = Some(late_reply);
         self
     }
 
@@ -390,7 +405,9 @@ impl RedisLimiterBuilder {
             fallback,
             warned_lost_release: WarnOnce::new(),
             timeout: self.timeout,
-            late_reply: LATE_REPLY.max(self.timeout.saturating_mul(10)),
+            late_reply: self
+                .late_reply
+                .unwrap_or_else(|| LATE_REPLY.max(self.timeout.saturating_mul(10))),
             breaker: Breaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
         })))
     }
@@ -935,6 +952,7 @@ impl RedisLimiter {
             breaker_failures: 5,
             breaker_cool_down: Duration::from_secs(2),
             allow_eviction: false,
+            late_reply: None,
         }
     }
 

@@ -205,13 +205,16 @@ pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, proxy: &
 /// turns the connections it holds into black holes, as a proxy whose Redis died (or a Redis
 /// paused for good) is: what their clients send is read (so acknowledged) and dropped,
 /// nothing comes back, and they are never closed. Connections made afterwards are forwarded
-/// as before, or to another server after [`forward_new_to`](Self::forward_new_to). Stops,
-/// closing every connection, when dropped.
+/// as before, or to another server after [`forward_new_to`](Self::forward_new_to).
+/// [`open`](Self::open) counts the connections their clients still hold. Stops, closing every
+/// connection, when dropped.
 #[derive(Debug)]
 pub struct BlackHoleProxy {
     addr: SocketAddr,
     /// How many connections were accepted: each is numbered by its place.
     accepted: Arc<AtomicU64>,
+    /// How many of them are still open.
+    open: Arc<AtomicU64>,
     /// Connections numbered below this are black holes.
     holed_below: Arc<AtomicU64>,
     /// The port (on 127.0.0.1) of the server new connections are forwarded to.
@@ -233,8 +236,10 @@ impl BlackHoleProxy {
             .unwrap_or_else(|e| panic!("no local address: {e}"));
         let upstream_port = Arc::new(AtomicU16::new(server.port));
         let accepted = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicU64::new(0));
         let holed_below = Arc::new(AtomicU64::new(0));
         let (count, holes, port) = (accepted.clone(), holed_below.clone(), upstream_port.clone());
+        let still_open = open.clone();
         let accepting = tokio::spawn(async move {
             // Dropped with this task: every connection ends with the proxy.
             let mut connections = tokio::task::JoinSet::new();
@@ -242,12 +247,18 @@ impl BlackHoleProxy {
                 let number = count.fetch_add(1, Ordering::Relaxed);
                 let upstream =
                     SocketAddr::from((Ipv4Addr::LOCALHOST, port.load(Ordering::Relaxed)));
-                connections.spawn(forward(client, upstream, number, holes.clone()));
+                still_open.fetch_add(1, Ordering::Relaxed);
+                let (holes, still_open) = (holes.clone(), still_open.clone());
+                connections.spawn(async move {
+                    forward(client, upstream, number, holes).await;
+                    still_open.fetch_sub(1, Ordering::Relaxed);
+                });
             }
         });
         Self {
             addr,
             accepted,
+            open,
             holed_below,
             upstream_port,
             accepting,
@@ -263,6 +274,12 @@ impl BlackHoleProxy {
     pub fn black_hole(&self) {
         let accepted = self.accepted.load(Ordering::Relaxed);
         self.holed_below.store(accepted, Ordering::Relaxed);
+    }
+
+    /// How many of the connections accepted so far are still open: neither closed by their
+    /// client nor ended by their server (a black hole's ends only with its client).
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
     }
 
     /// Forwards the connections accepted from now on to `server`; those already accepted

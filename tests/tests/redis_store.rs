@@ -756,6 +756,42 @@ async fn a_replacement_reaching_an_evicting_redis_is_logged_as_an_error() {
     assert_evicting_logged(&captured, "rate limits", &proxy).await;
 }
 
+/// A reservation's charge whose reply never comes (its connection black-holed) is waited
+/// for on a task of its own, which nobody else waits on: for the limiter's late-reply bound
+/// at most. Then it gives up, and the old connection, replaced meanwhile and kept by that
+/// task alone, is closed. No test showed either: without the bound the task waited forever,
+/// and kept the connection open with it.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_charge_never_answered_is_given_up_and_its_connection_closed() {
+    let server = RedisServer::start();
+    let proxy = BlackHoleProxy::start(&server).await;
+    let l = RedisLimiter::builder(&proxy.url())
+        .policy(Policy::global("g", frozen(1_000)), FailureMode::FailClosed)
+        .timeout(Duration::from_millis(200))
+        .circuit_breaker(3, Duration::from_millis(300))
+        .late_reply(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let keys = ip_keys("192.0.2.62");
+    assert!(l.check(&keys, 1).await.is_admitted());
+    assert_eq!(proxy.open(), 1, "the limiter's one connection");
+    proxy.black_hole();
+    let (decision, _) = l.reserve(&keys, 1).await;
+    assert!(!decision.is_admitted(), "fail-closed: refused");
+    assert!(
+        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        "the limiter never decided in Redis again on a new connection"
+    );
+    // Bounded: 100 looks 50 ms apart, five times the bound.
+    assert!(
+        eventually(async || proxy.open() == 1).await,
+        "the charge was never given up: the replaced connection is still open ({} open)",
+        proxy.open()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn the_layer_answers_429_problems_with_ratelimit_headers() {
