@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hardening_errors::{EvictionRisk, RedisConnection, check_eviction};
+use hardening_errors::{EVICTION_RECHECK_EVERY, EvictionRisk, RedisConnection, check_eviction};
 use redis::Script;
 
 use crate::denylist::REVOCATION_GRACE;
@@ -111,6 +111,9 @@ pub struct RedisDenylistBuilder {
     prefix: String,
     timeout: Duration,
     allow_eviction: bool,
+    /// How often the eviction policy is asked again: [`EVICTION_RECHECK_EVERY`], unless a test
+    /// sets it.
+    eviction_recheck_every: Duration,
 }
 
 // By hand: the URL's password is not printed.
@@ -121,6 +124,7 @@ impl fmt::Debug for RedisDenylistBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("allow_eviction", &self.allow_eviction)
+            .field("eviction_recheck_every", &self.eviction_recheck_every)
             .finish()
     }
 }
@@ -151,6 +155,14 @@ impl RedisDenylistBuilder {
         self
     }
 
+    /// How often Redis's `maxmemory-policy` is asked again after start-up, instead of every
+    /// [`EVICTION_RECHECK_EVERY`] (five minutes): for tests, which cannot wait that long.
+    #[doc(hidden)]
+    pub fn eviction_recheck_every(mut self, every: Duration) -> Self {
+        self.eviction_recheck_every = every;
+        self
+    }
+
     /// Connects (multiplexed, reconnecting in the background), pings and asks the server's
     /// `maxmemory-policy`. Fails now, not at the first request, when the URL is wrong, Redis
     /// is down, or it may evict revocations (anything but `noeviction`). When the server
@@ -171,6 +183,7 @@ impl RedisDenylistBuilder {
             silence,
             EVICTION_RISK,
             self.allow_eviction,
+            self.eviction_recheck_every,
         )
         .await
         .map_err(RedisDenylistError::Unreachable)?;
@@ -270,6 +283,7 @@ impl RedisDenylist {
             prefix: "hardening:jti:".to_owned(),
             timeout: Duration::from_millis(200),
             allow_eviction: false,
+            eviction_recheck_every: EVICTION_RECHECK_EVERY,
         }
     }
 

@@ -50,7 +50,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
-//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering |
+//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY` |
 
 mod body_end;
 mod client_group;
@@ -99,7 +99,7 @@ pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_secrets, redact_url,
 };
 #[cfg(feature = "redis")]
-pub use redis_connection::RedisConnection;
+pub use redis_connection::{EVICTION_RECHECK_EVERY, RedisConnection};
 #[cfg(feature = "redis")]
 pub use redis_eviction::{EvictionRisk, check_eviction};
 #[cfg(feature = "redis")]

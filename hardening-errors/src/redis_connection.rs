@@ -32,11 +32,15 @@ use crate::redis_eviction::{EvictionRisk, log_evicting, recheck_eviction};
 /// `maxmemory-policy` was changed since start-up: a task of its own asks the policy on it
 /// once (within the store's timeout), and an evicting one the store does not allow is logged
 /// as an error (requests go on), at most once a minute, counting the findings in between.
+/// The policy is also asked again every `recheck_every` (given at connect, usually
+/// [`EVICTION_RECHECK_EVERY`]) on the connection of the moment, by a task that ends when this
+/// is dropped: a `CONFIG SET maxmemory-policy` made after start-up is noticed too.
 ///
 /// [`get`](Self::get) is the hot path: an uncontended read lock (the write lock is held only
 /// for a swap) and the manager's clone.
 pub struct RedisConnection {
-    current: RwLock<ConnectionManager>,
+    /// Shared with the task that asks the eviction policy again now and then.
+    current: Arc<RwLock<ConnectionManager>>,
     client: Client,
     config: ConnectionManagerConfig,
     /// How long the connection has been silent.
@@ -50,10 +54,21 @@ pub struct RedisConnection {
     timeout: Duration,
     /// The warnings about replacements, at most one a [`LOG_EVERY_MS`].
     warnings: Throttled,
-    /// The errors about new connections found evicting, at most one a [`LOG_EVERY_MS`]
+    /// The errors about an evicting Redis found after start-up, at most one a [`LOG_EVERY_MS`]
     /// (shared with the tasks that check them).
     eviction_errors: Arc<Throttled>,
+    /// The task that asks the eviction policy again every `recheck_every`, stopped on drop.
+    rechecks: Option<tokio::task::AbortHandle>,
 }
+
+/// How often the Redis stores ask their server's `maxmemory-policy` again, so that a policy
+/// changed after start-up (`CONFIG SET`) is noticed: one `CONFIG GET` per store and process
+/// every five minutes, off the request path.
+pub const EVICTION_RECHECK_EVERY: Duration = Duration::from_secs(300);
+
+/// The shortest period between two checks of the eviction policy (a shorter one is taken as
+/// this).
+const SHORTEST_RECHECK: Duration = Duration::from_millis(10);
 
 /// Commands timing out with none answered: how long, against how long is too long.
 #[derive(Debug)]
@@ -100,7 +115,7 @@ impl Silence {
 }
 
 /// At most one warning about replaced connections, and one error about an evicting Redis
-/// found on a new one, this often: a Redis paused for good (each new connection answered,
+/// found after start-up, this often: a Redis paused for good (each new connection answered,
 /// then silent) has its connection replaced every `silence`.
 const LOG_EVERY_MS: u64 = 60_000;
 
@@ -147,7 +162,8 @@ impl RedisConnection {
     /// this one): connecting within `timeout`, two retries at most 500 ms apart, and replies
     /// awaited for `response_timeout` (`None`: as long as the connection lasts).
     /// `risk.store` names what the store keeps, in the warning; each new connection has its
-    /// eviction policy checked as at start-up (`allow_eviction`), within `timeout`.
+    /// eviction policy checked as at start-up (`allow_eviction`), within `timeout`, and so has
+    /// the connection of the moment every `recheck_every` (none when `allow_eviction`).
     ///
     /// # Errors
     /// When the first connection cannot be made, as [`ConnectionManager::new_with_config`].
@@ -158,6 +174,7 @@ impl RedisConnection {
         silence: Duration,
         risk: EvictionRisk,
         allow_eviction: bool,
+        recheck_every: Duration,
     ) -> RedisResult<Self> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -165,8 +182,8 @@ impl RedisConnection {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let manager = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-        Ok(Self {
-            current: RwLock::new(manager),
+        let mut connection = Self {
+            current: Arc::new(RwLock::new(manager)),
             client,
             config,
             silence: Silence {
@@ -179,7 +196,12 @@ impl RedisConnection {
             timeout,
             warnings: Throttled::default(),
             eviction_errors: Arc::default(),
-        })
+            rechecks: None,
+        };
+        if !allow_eviction {
+            connection.rechecks = connection.recheck_eviction_every(recheck_every);
+        }
+        Ok(connection)
     }
 
     /// The connection to send commands on.
@@ -259,34 +281,92 @@ impl RedisConnection {
     }
 
     /// Asks the eviction policy on the new connection, in a task of its own (never on the
-    /// request path), within the store's timeout; see [`recheck_eviction`] and
-    /// [`report_evicting`].
+    /// request path); see [`Recheck::run`].
     #[cold]
     fn recheck_eviction(&self, addr: String) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut conn = self.get();
-        let (risk, allow_eviction, timeout) = (self.risk, self.allow_eviction, self.timeout);
-        let (errors, start) = (Arc::clone(&self.eviction_errors), self.start);
-        runtime.spawn(async move {
-            let check = async {
-                if let Some(policy) =
-                    recheck_eviction(&mut conn, allow_eviction, &risk, &addr).await
-                {
-                    report_evicting(&errors, ms_since(start), &risk, &addr, &policy);
-                }
-            };
-            if tokio::time::timeout(timeout, check).await.is_err() {
-                tracing::debug!(
-                    target: "hardening",
-                    store = risk.store,
-                    redis = %addr,
-                    "no reply to the eviction check on the new Redis connection within the \
-                     store's timeout"
-                );
+        let conn = self.get();
+        let recheck = self.recheck(addr);
+        runtime.spawn(async move { recheck.run(conn).await });
+    }
+
+    /// Asks the eviction policy on the connection of the moment every `every` (at least
+    /// [`SHORTEST_RECHECK`]), in a task of its own; see [`Recheck::run`]. `None` outside a
+    /// Tokio runtime.
+    fn recheck_eviction_every(&self, every: Duration) -> Option<tokio::task::AbortHandle> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let every = every.max(SHORTEST_RECHECK);
+        let current = Arc::clone(&self.current);
+        let recheck = self.recheck(self.client.get_connection_info().addr().to_string());
+        let task = runtime.spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let conn = current
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                recheck.run(conn).await;
             }
         });
+        Some(task.abort_handle())
+    }
+
+    /// What a check of the eviction policy at `addr` needs, for a task of its own.
+    fn recheck(&self, addr: String) -> Recheck {
+        Recheck {
+            addr,
+            risk: self.risk,
+            allow_eviction: self.allow_eviction,
+            timeout: self.timeout,
+            errors: Arc::clone(&self.eviction_errors),
+            start: self.start,
+        }
+    }
+}
+
+impl Drop for RedisConnection {
+    fn drop(&mut self) {
+        if let Some(rechecks) = &self.rechecks {
+            rechecks.abort();
+        }
+    }
+}
+
+/// A check of the eviction policy of the Redis at `addr` (host:port, never the URL), made
+/// after start-up.
+struct Recheck {
+    addr: String,
+    risk: EvictionRisk,
+    allow_eviction: bool,
+    /// How long the reply may take.
+    timeout: Duration,
+    errors: Arc<Throttled>,
+    start: Instant,
+}
+
+impl Recheck {
+    /// Asks the policy on `conn` within the store's timeout ([`recheck_eviction`]); an
+    /// evicting one the store does not allow is reported ([`report_evicting`]).
+    async fn run(&self, mut conn: ConnectionManager) {
+        let (risk, addr) = (&self.risk, self.addr.as_str());
+        let check = async {
+            if let Some(policy) = recheck_eviction(&mut conn, self.allow_eviction, risk, addr).await
+            {
+                report_evicting(&self.errors, ms_since(self.start), risk, addr, &policy);
+            }
+        };
+        if tokio::time::timeout(self.timeout, check).await.is_err() {
+            tracing::debug!(
+                target: "hardening",
+                store = risk.store,
+                redis = addr,
+                "no reply to the eviction check within the store's timeout"
+            );
+        }
     }
 }
 
@@ -297,7 +377,7 @@ fn ms_since(start: Instant) -> u64 {
         .saturating_add(1)
 }
 
-/// A new connection reached a Redis whose evicting `policy` the store does not allow, found
+/// A check after start-up found the Redis with an evicting `policy` the store does not allow,
 /// at `now` (ms since the connection's `start`, plus one): an error if one is due (see
 /// [`log_evicting`]), else a debug line. `Some(findings left unlogged before it)` when the
 /// error was logged.
@@ -314,7 +394,7 @@ fn report_evicting(
             store = risk.store,
             redis = addr,
             maxmemory_policy = policy,
-            "a new Redis connection reached an evicting Redis again (an error at most once a \
+            "the Redis was found evicting again (an error at most once a \
              minute)"
         );
         return None;

@@ -93,8 +93,9 @@ pub async fn check_eviction(
     Ok(Ok(()))
 }
 
-/// Asks the `maxmemory-policy` again on a connection that replaced the store's first (it may
-/// reach another server behind a proxy, or the policy may have been changed since start-up).
+/// Asks the `maxmemory-policy` again after start-up: on a connection that replaced the
+/// store's first (it may reach another server behind a proxy), and now and then on the
+/// connection of the moment (the policy may have been changed since start-up).
 /// `Some(policy)`: it evicts, and `allow_eviction` does not accept it; to be logged with
 /// [`log_evicting`]. Anything else is traced at debug, naming `addr` (host:port, never the
 /// URL).
@@ -112,7 +113,7 @@ pub(crate) async fn recheck_eviction(
                 store = risk.store,
                 redis = addr,
                 error = %e,
-                "cannot check the eviction policy on the new Redis connection"
+                "cannot check the eviction policy of the Redis again"
             );
             return None;
         }
@@ -129,7 +130,7 @@ pub(crate) async fn recheck_eviction(
                 redis = addr,
                 check = ?check,
                 maxmemory_policy = policy.as_deref().unwrap_or_default(),
-                "the eviction policy checked again on the new Redis connection"
+                "the eviction policy of the Redis checked again"
             );
             None
         }
@@ -147,11 +148,12 @@ pub(crate) fn log_evicting(risk: &EvictionRisk, addr: &str, policy: &str, unlogg
         redis = addr,
         maxmemory_policy = policy,
         evicting_unlogged = unlogged,
-        "the Redis for {} at {addr} evicts keys (maxmemory-policy {policy}), found on a new \
-         connection after start-up (another server behind a proxy, or the policy changed): \
-         it may evict {}; set maxmemory-policy noeviction on this Redis (requests go on \
-         meanwhile; {}() accepts it; logged at most once a minute, `evicting_unlogged` \
-         counting the new connections found evicting since the last time)",
+        "the Redis for {} at {addr} evicts keys (maxmemory-policy {policy}), found after \
+         start-up (on a new connection, which may reach another server behind a proxy, or \
+         in the check made every few minutes: the policy was changed): it may evict {}; \
+         set maxmemory-policy noeviction on this Redis (requests go on meanwhile; {}() \
+         accepts it; logged at most once a minute, `evicting_unlogged` counting the checks \
+         found evicting since the last time)",
         risk.store,
         risk.loss,
         risk.loosening

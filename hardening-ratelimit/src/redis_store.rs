@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hardening_errors::{EvictionRisk, RedisConnection, RequestId, WarnOnce, check_eviction};
+use hardening_errors::{
+    EVICTION_RECHECK_EVERY, EvictionRisk, RedisConnection, RequestId, WarnOnce, check_eviction,
+};
 use http::{HeaderValue, Request, Response};
 use redis::Script;
 use tower::{Layer, Service};
@@ -206,6 +208,9 @@ pub struct RedisLimiterBuilder {
     /// How long a reply nobody else waits for is waited for: [`LATE_REPLY`], or ten
     /// timeouts if longer, unless a test sets it.
     late_reply: Option<Duration>,
+    /// How often the eviction policy is asked again: [`EVICTION_RECHECK_EVERY`], unless a test
+    /// sets it.
+    eviction_recheck_every: Duration,
 }
 
 // By hand: the URL's password is not printed.
@@ -220,6 +225,7 @@ impl fmt::Debug for RedisLimiterBuilder {
             .field("breaker_cool_down", &self.breaker_cool_down)
             .field("allow_eviction", &self.allow_eviction)
             .field("late_reply", &self.late_reply)
+            .field("eviction_recheck_every", &self.eviction_recheck_every)
             .finish()
     }
 }
@@ -293,6 +299,15 @@ impl RedisLimiterBuilder {
         self
     }
 
+    /// How often Redis's `maxmemory-policy` is asked again after start-up, instead of every
+    /// [`EVICTION_RECHECK_EVERY`] (five minutes): for tests, which cannot wait that long.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn eviction_recheck_every(mut self, every: Duration) -> Self {
+        self.eviction_recheck_every = every;
+        self
+    }
+
     /// Connects (multiplexed, reconnecting in the background), loads the scripts and asks
     /// the server's `maxmemory-policy`. Fails now, not at the first request, when the URL is
     /// wrong, Redis is down or does not answer within the [timeout](Self::timeout), or it may
@@ -329,6 +344,7 @@ impl RedisLimiterBuilder {
             silence,
             EVICTION_RISK,
             self.allow_eviction,
+            self.eviction_recheck_every,
         )
         .await
         .map_err(RedisStoreError::Unreachable)?;
@@ -953,6 +969,7 @@ impl RedisLimiter {
             breaker_cool_down: Duration::from_secs(2),
             allow_eviction: false,
             late_reply: None,
+            eviction_recheck_every: EVICTION_RECHECK_EVERY,
         }
     }
 

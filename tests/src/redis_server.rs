@@ -53,6 +53,34 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// Sends it `args` as one command on a connection of its own, and returns the reply.
+    ///
+    /// # Panics
+    /// When the server does not answer, or answers with an error: the test fails.
+    pub async fn command<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let client =
+            redis::Client::open(self.url()).unwrap_or_else(|e| panic!("not a Redis URL: {e}"));
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("no connection to redis-server: {e}"));
+        redis::cmd(args[0])
+            .arg(&args[1..])
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// How many `CONFIG` commands (`CONFIG GET`, `CONFIG SET`, …) it has run.
+    pub async fn config_calls(&self) -> u64 {
+        let info: String = self.command(&["INFO", "commandstats"]).await;
+        info.lines()
+            .filter(|line| line.starts_with("cmdstat_config"))
+            .filter_map(|line| line.split("calls=").nth(1))
+            .filter_map(|calls| calls.split(',').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Kills the server (the port stays reserved for [`restart`](Self::restart)).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -171,16 +199,16 @@ pub fn assert_eviction_unchecked(log: &crate::Captured, index: usize, store: &st
 }
 
 /// Waits (bounded, see [`eventually`](crate::eventually)) until `log` holds an error, then
-/// checks that it is the only one and says that the Redis of `store` behind `proxy`, reached
-/// by a new connection, evicts (`allkeys-lru`), with the fix, naming the address, never the
-/// URL.
+/// checks that it is the only one and says that the Redis of `store` at `url` (a
+/// [`BlackHoleProxy`]'s or a [`RedisServer`]'s), found after start-up, evicts
+/// (`allkeys-lru`), with the fix, naming the address, never the URL.
 ///
 /// # Panics
 /// When it does not: the test fails.
-pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, proxy: &BlackHoleProxy) {
+pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, url: &str) {
     assert!(
         crate::eventually(async || !log.errors().is_empty()).await,
-        "no error about the evicting Redis behind the new connection: {}",
+        "no error about the evicting Redis found after start-up: {}",
         log.text()
     );
     let errors = log.errors();
@@ -189,7 +217,7 @@ pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, proxy: &
     assert_eq!(fields["store"], store);
     assert_eq!(fields["maxmemory_policy"], "allkeys-lru");
     assert_eq!(
-        proxy.url(),
+        url,
         format!("redis://{}/", fields["redis"].as_str().unwrap_or_default())
     );
     let message = fields["message"].as_str().unwrap_or_default();
@@ -339,4 +367,22 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Drops `store` (a Redis store connected to `server`), then checks that it asks `server`
+/// nothing more: no `CONFIG` command in a second, five times the 200 ms the tests check the
+/// eviction policy every (a check under way when it was dropped is let end first).
+///
+/// # Panics
+/// When the store still checks: the test fails.
+pub async fn assert_checks_stop_with<T>(store: T, server: &RedisServer) {
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.config_calls().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        server.config_calls().await,
+        before,
+        "the eviction policy was still checked after the store was dropped"
+    );
 }

@@ -16,7 +16,9 @@ use hardening_auth::{
 };
 use hardening_tests::eventually;
 use hardening_tests::jwt::{hs256_token, hs256_verifier};
-use hardening_tests::redis_server::{BlackHoleProxy, RedisServer, assert_evicting_logged};
+use hardening_tests::redis_server::{
+    BlackHoleProxy, RedisServer, assert_checks_stop_with, assert_evicting_logged,
+};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
 
@@ -433,5 +435,28 @@ async fn a_replacement_reaching_an_evicting_redis_is_logged_as_an_error() {
         eventually(async || list.is_revoked(t("token-1")).await.is_ok()).await,
         "the denylist never answered again"
     );
-    assert_evicting_logged(&captured, "the jti denylist", &proxy).await;
+    assert_evicting_logged(&captured, "the jti denylist", &proxy.url()).await;
+}
+
+/// An eviction policy set after start-up (`CONFIG SET`) on the Redis the denylist keeps
+/// using is found by the check made every few minutes (here every 200 ms) and logged as an
+/// error, while the denylist goes on; once it is dropped, the checks stop. Before, only
+/// start-up and connections replacing a silent one were checked.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn an_eviction_policy_set_after_start_up_is_logged_as_an_error() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let server = RedisServer::start();
+    let list = RedisDenylist::builder(&server.url())
+        .eviction_recheck_every(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    assert!(!list.is_revoked(t("token-1")).await.unwrap());
+    let () = server
+        .command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        .await;
+    assert_evicting_logged(&captured, "the jti denylist", &server.url()).await;
+    assert!(!list.is_revoked(t("token-1")).await.unwrap(), "it goes on");
+    assert_checks_stop_with(list, &server).await;
 }

@@ -18,7 +18,9 @@ use hardening_core::ratelimit::{
     RedisStoreError, RequestKeys, ratelimit_header,
 };
 use hardening_tests::eventually;
-use hardening_tests::redis_server::{BlackHoleProxy, RedisServer, assert_evicting_logged};
+use hardening_tests::redis_server::{
+    BlackHoleProxy, RedisServer, assert_checks_stop_with, assert_evicting_logged,
+};
 use http::Request;
 use tower::ServiceExt;
 
@@ -753,7 +755,32 @@ async fn a_replacement_reaching_an_evicting_redis_is_logged_as_an_error() {
         eventually(async || l.check(&keys, 1).await.is_admitted()).await,
         "the limiter never decided in Redis again"
     );
-    assert_evicting_logged(&captured, "rate limits", &proxy).await;
+    assert_evicting_logged(&captured, "rate limits", &proxy.url()).await;
+}
+
+/// An eviction policy set after start-up (`CONFIG SET`) on the Redis the limiter keeps
+/// using is found by the check made every few minutes (here every 200 ms) and logged as an
+/// error, while requests go on; once the limiter is dropped, the checks stop. Before, only
+/// start-up and connections replacing a silent one were checked.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn an_eviction_policy_set_after_start_up_is_logged_as_an_error() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let server = RedisServer::start();
+    let l = RedisLimiter::builder(&server.url())
+        .policy(Policy::global("g", frozen(1_000)), FailureMode::FailClosed)
+        .eviction_recheck_every(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let keys = ip_keys("192.0.2.63");
+    assert!(l.check(&keys, 1).await.is_admitted());
+    let () = server
+        .command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        .await;
+    assert_evicting_logged(&captured, "rate limits", &server.url()).await;
+    assert!(l.check(&keys, 1).await.is_admitted(), "requests go on");
+    assert_checks_stop_with(l, &server).await;
 }
 
 /// A reservation's charge whose reply never comes (its connection black-holed) is waited
