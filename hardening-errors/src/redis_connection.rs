@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult};
 
-use crate::redis_eviction::{EvictionRisk, log_evicting, recheck_eviction};
+use crate::redis_eviction::{
+    EvictionRisk, evicted_keys, log_evicted, log_evicting, recheck_eviction,
+};
 
 /// A store's Redis connection: a multiplexed [`ConnectionManager`], which connects again
 /// when its connection fails, replaced by a new one when its connection stays open but
@@ -34,7 +36,10 @@ use crate::redis_eviction::{EvictionRisk, log_evicting, recheck_eviction};
 /// as an error (requests go on), at most once a minute, counting the findings in between.
 /// The policy is also asked again every `recheck_every` (given at connect, usually
 /// [`EVICTION_RECHECK_EVERY`]) on the connection of the moment, by a task that ends when this
-/// is dropped: a `CONFIG SET maxmemory-policy` made after start-up is noticed too.
+/// is dropped: a `CONFIG SET maxmemory-policy` made after start-up is noticed too. The same
+/// task reads the server's count of evicted keys (`INFO stats`), which a Redis that hides its
+/// `CONFIG` (as many managed services do) still gives: keys evicted since the last check are
+/// logged as an error too, at most once a minute.
 ///
 /// [`get`](Self::get) is the hot path: an uncontended read lock (the write lock is held only
 /// for a swap) and the manager's clone.
@@ -301,15 +306,20 @@ impl RedisConnection {
         let current = Arc::clone(&self.current);
         let recheck = self.recheck(self.client.get_connection_info().addr().to_string());
         let task = runtime.spawn(async move {
+            let conn = || {
+                current
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            };
+            let mut evictions = Evictions::default();
+            recheck.count_evictions(conn(), &mut evictions).await;
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                let conn = current
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone();
-                recheck.run(conn).await;
+                recheck.run(conn()).await;
+                recheck.count_evictions(conn(), &mut evictions).await;
             }
         });
         Some(task.abort_handle())
@@ -368,6 +378,46 @@ impl Recheck {
             );
         }
     }
+
+    /// Reads the server's count of evicted keys on `conn` within the store's timeout; keys
+    /// evicted since the last count are reported as an error (at most once a minute). The
+    /// first count, and one lower than the last (the server restarted, or another behind a
+    /// proxy), is kept as the new base. Nothing is reported when the store allows eviction.
+    async fn count_evictions(&self, mut conn: ConnectionManager, seen: &mut Evictions) {
+        if self.allow_eviction {
+            return;
+        }
+        let Ok(Some(count)) = tokio::time::timeout(self.timeout, evicted_keys(&mut conn)).await
+        else {
+            return;
+        };
+        let last = seen.last.replace(count);
+        let Some(evicted) = last
+            .and_then(|last| count.checked_sub(last))
+            .filter(|&n| n > 0)
+        else {
+            return;
+        };
+        match seen.errors.due(ms_since(self.start)) {
+            Some(unlogged) => log_evicted(&self.risk, &self.addr, evicted, unlogged),
+            None => tracing::debug!(
+                target: "hardening",
+                store = self.risk.store,
+                redis = self.addr.as_str(),
+                evicted_keys = evicted,
+                "the Redis evicted keys again (an error at most once a minute)"
+            ),
+        }
+    }
+}
+
+/// What the periodic check knows of the server's evicted keys.
+#[derive(Default)]
+struct Evictions {
+    /// The server's `evicted_keys` at the last count.
+    last: Option<u64>,
+    /// The errors about evicted keys, at most one a [`LOG_EVERY_MS`].
+    errors: Throttled,
 }
 
 /// Milliseconds since `start`, plus one (0 stands for "never" in the atomics).

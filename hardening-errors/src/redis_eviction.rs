@@ -137,6 +137,43 @@ pub(crate) async fn recheck_eviction(
     }
 }
 
+/// The server's count of keys evicted since it started (`evicted_keys` of `INFO stats`),
+/// which a Redis that hides its `CONFIG` (as many managed services do) still gives; `None`
+/// when it will not say.
+pub(crate) async fn evicted_keys(conn: &mut impl redis::aio::ConnectionLike) -> Option<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("evicted_keys:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Logs, as an error, that the Redis at `addr` (host:port, never the URL) evicted `evicted`
+/// keys since the last check, and what to change: whatever its policy says (or hides), keys
+/// are going. `unlogged`: the checks that found evictions since the last such error.
+pub(crate) fn log_evicted(risk: &EvictionRisk, addr: &str, evicted: u64, unlogged: u64) {
+    tracing::error!(
+        target: "hardening",
+        store = risk.store,
+        redis = addr,
+        evicted_keys = evicted,
+        evicted_unlogged = unlogged,
+        "the Redis for {} at {addr} evicted {evicted} keys since the last check (INFO stats, \
+         evicted_keys): it may evict {}; set maxmemory-policy noeviction on this Redis, or \
+         give it a Redis of its own (requests go on meanwhile; {}() accepts it; logged at \
+         most once a minute, `evicted_unlogged` counting the checks that found evictions \
+         since the last time)",
+        risk.store,
+        risk.loss,
+        risk.loosening
+    );
+}
+
 /// Logs, as an error, the evicting `policy` [`recheck_eviction`] found on the Redis at `addr`
 /// (host:port, never the URL), and what to change: requests go on, as refusing them would
 /// turn a configuration mistake into an outage. `unlogged`: the findings left unlogged since

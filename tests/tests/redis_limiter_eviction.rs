@@ -13,7 +13,7 @@ use hardening_core::ratelimit::{
 };
 use hardening_tests::Captured;
 use hardening_tests::redis_server::{
-    RedisServer, assert_eviction_unchecked, hiding_the_eviction_policy,
+    ACL_PASSWORD, RedisServer, assert_eviction_unchecked, hiding_the_eviction_policy,
 };
 
 /// A daily token budget, the kind an eviction would give back whole.
@@ -119,4 +119,57 @@ async fn a_redis_that_hides_its_policy_is_logged_not_refused() {
         builder(url).connect().await.unwrap();
         assert_eviction_unchecked(&log, seen, " of the Redis for rate limits");
     }
+}
+
+/// A Redis that hides its policy but evicts keys is found out by its own count of evicted
+/// keys (`INFO stats`, which managed services leave open), asked every few minutes (here
+/// every 200 ms): logged as an error, naming the address, never the URL or its password.
+/// Before, such a Redis was logged once at start-up as unchecked, and then never again.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_redis_that_hides_its_policy_and_evicts_is_logged_as_an_error() {
+    let (log, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let [(server, url), _] = hiding_the_eviction_policy();
+    let limiter = builder(&url)
+        .eviction_recheck_every(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    assert!(log.errors().is_empty(), "{}", log.text());
+    // Evictions, forced by a small memory filled by another client (the server's own user).
+    let () = server.command(&["CONFIG", "SET", "maxmemory", "2mb"]).await;
+    let filler = "x".repeat(10_000);
+    for i in 0..400 {
+        let () = server
+            .command(&["SET", &format!("filler:{i}"), &filler])
+            .await;
+    }
+    let evicted: String = server.command(&["INFO", "stats"]).await;
+    assert!(
+        !evicted.contains("evicted_keys:0\r"),
+        "the test's Redis evicted nothing: {evicted}"
+    );
+    assert!(
+        hardening_tests::eventually(async || !log.errors().is_empty()).await,
+        "no error about the evicted keys: {}",
+        log.text()
+    );
+    let errors = log.errors();
+    assert_eq!(errors.len(), 1, "{}", log.text());
+    let fields = &errors[0]["fields"];
+    assert_eq!(fields["store"], "rate limits");
+    assert!(
+        fields["evicted_keys"].as_u64().unwrap_or_default() > 0,
+        "{fields}"
+    );
+    assert_eq!(
+        server.url(),
+        format!("redis://{}/", fields["redis"].as_str().unwrap_or_default())
+    );
+    let text = log.text();
+    assert!(
+        !text.contains("redis://") && !text.contains(ACL_PASSWORD),
+        "{text}"
+    );
+    drop(limiter);
 }
