@@ -2,22 +2,46 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use hardening_core::{ENV_VARS, HardeningConfig};
+use hardening_core::{
+    DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, DEFAULT_TIMEOUT, ENV_VARS, HardeningConfig,
+};
 use hardening_tests::Captured;
+
+/// The `NAME=value` lines of `.env.example`, in order.
+fn env_example() -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_once('=').unwrap())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
 
 #[test]
 fn env_example_lists_every_variable_and_builds() {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example")).unwrap();
-    let vars: Vec<(&str, &str)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split_once('=').unwrap())
-        .collect();
-    let names: Vec<&str> = vars.iter().map(|(n, _)| *n).collect();
+    let vars = env_example();
+    let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
     let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, known, ".env.example and ENV_VARS disagree");
     let _hardening = HardeningConfig::from_vars(vars).unwrap().build().unwrap();
+}
+
+/// Every value `.env.example` gives is the default it documents: copying the file as it is
+/// changes nothing.
+#[test]
+fn env_example_values_are_the_defaults() {
+    let mut defaults = HardeningConfig::default();
+    defaults.body_limit = Some(DEFAULT_BODY_LIMIT);
+    defaults.query_param_limit = Some(DEFAULT_QUERY_PARAM_LIMIT);
+    defaults.timeout_secs = Some(DEFAULT_TIMEOUT.as_secs());
+    defaults.rate_limit_per_minute = Some(100);
+    defaults.rate_limit_burst = Some(50);
+    let example = HardeningConfig::from_vars(env_example()).unwrap();
+    assert_eq!(
+        example, defaults,
+        ".env.example gives a value that is not the default"
+    );
 }
 
 /// What building the layer `vars` configure and applying it to a route logs at WARN and
