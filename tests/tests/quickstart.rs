@@ -1,4 +1,6 @@
-//! The README's demo, request by request, against the quickstart app over TCP.
+//! The quickstart's demo (the curl lines of `examples/quickstart/src/main.rs`), request by
+//! request, against the quickstart app over TCP. The README's demo is example-notes'
+//! (`notes_e2e.rs`).
 
 use hardening_tests::{exchange, get, serve};
 
