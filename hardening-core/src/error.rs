@@ -107,6 +107,18 @@ pub enum ConfigError {
         /// The shortest allowed.
         minimum: std::time::Duration,
     },
+    /// A request head size limit too small for the heads browsers send.
+    #[error(
+        "max_head_size of {given} bytes is too small: a browser's request line and header \
+         fields (cookies included) take a few KiB, and a longer head is refused with 431; \
+         use at least {minimum} (the default is 65536)"
+    )]
+    HeadSizeTooSmall {
+        /// The value given.
+        given: usize,
+        /// The smallest allowed.
+        minimum: usize,
+    },
     /// A send timeout too short for a client to take part of its response in: the server
     /// would close the connection of any client whose receive window fills once.
     #[error(

@@ -48,6 +48,8 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 ///   `head_timed_out` (an idle keep-alive connection closed the same way is not; nor is a
 ///   slow head pipelined behind another request, or right after a request whose body the
 ///   service left unread);
+/// - a request head (request line and header fields) over 64 KiB is answered 431 by hyper
+///   and the connection closed ([`max_head_size`](Self::max_head_size));
 /// - a response write that waits 60 s for the client is given up and the connection closed
 ///   (a stopped reader would otherwise hold its connection and response forever; nginx's
 ///   `send_timeout`);
@@ -70,6 +72,7 @@ pub struct Server {
     send_timeout: Duration,
     drain_timeout: Duration,
     max_connections: Option<usize>,
+    max_head_size: usize,
 }
 
 impl Default for Server {
@@ -87,6 +90,7 @@ impl Server {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             drain_timeout: Duration::from_secs(30),
             max_connections: None,
+            max_head_size: DEFAULT_MAX_HEAD_SIZE,
         }
     }
 
@@ -171,6 +175,35 @@ impl Server {
         Ok(self)
     }
 
+    /// The smallest head size limit (8 KiB): the request line and the fields a browser sends
+    /// (cookies included) take a few KiB; less would refuse ordinary requests.
+    pub const MIN_HEAD_SIZE: usize = 8 * 1024;
+
+    /// The largest request head (request line and header fields) read, in bytes (default
+    /// 64 KiB, as AWS's load balancers allow; hyper's own limit is its ~400 KiB read buffer,
+    /// and `axum::serve` keeps it). A longer head is answered 431 by hyper, with an empty
+    /// body, and the connection closed (a request target of 65 535 bytes or more, which
+    /// hyper answers 414, is then 431 too). It bounds what each connection holds while its
+    /// head arrives, and it is also the limit of a chunked body's trailer fields (hyper's
+    /// default there is 16 KiB). One below [`MIN_HEAD_SIZE`](Self::MIN_HEAD_SIZE) is an
+    /// error. More than the default loosens it and logs a warning naming the value.
+    pub fn max_head_size(mut self, bytes: usize) -> Result<Self, ConfigError> {
+        if bytes < Self::MIN_HEAD_SIZE {
+            return Err(ConfigError::HeadSizeTooSmall {
+                given: bytes,
+                minimum: Self::MIN_HEAD_SIZE,
+            });
+        }
+        warn_if_above(
+            "Server::max_head_size",
+            bytes,
+            DEFAULT_MAX_HEAD_SIZE,
+            "larger",
+        );
+        self.max_head_size = bytes;
+        Ok(self)
+    }
+
     /// How long in-flight requests may run after a shutdown signal (default 30 s); then their
     /// connections are closed without a response. Zero closes them at once (no drain).
     /// Longer is not logged as a loosening: no connection is accepted during the drain, so it
@@ -224,6 +257,7 @@ impl Server {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
+            .max_header_size(self.max_head_size)
             // A client may close its sending side once its request is out (`nc -N`, some
             // HTTP/1.0 clients) and still wait for the answer, which hyper otherwise drops.
             .half_close(true);
@@ -674,6 +708,9 @@ const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a response write may wait for the client unless set otherwise.
 const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest request head read unless set otherwise.
+const DEFAULT_MAX_HEAD_SIZE: usize = 64 * 1024;
 
 /// The longest header-read or send timeout: each is added to the clock (hyper's, tokio's),
 /// which would panic on overflow.

@@ -564,3 +564,77 @@ async fn a_client_that_half_closes_mid_head_is_closed() {
         "{reply:?}"
     );
 }
+
+/// A GET of `/ip` whose head (request line, fields and the blank line) is exactly `size`
+/// bytes: filler fields of at most 8 000 bytes each (so that even a long head has fewer than
+/// hyper's 100 fields).
+fn head_of(size: usize) -> Vec<u8> {
+    let mut head = "GET /ip HTTP/1.1\r\nhost: x\r\nconnection: close\r\n".to_owned();
+    let mut i = 0;
+    while head.len() + 2 < size {
+        let line = format!("x-filler-{i}: ");
+        let room = size - 2 - head.len() - line.len() - 2;
+        head.push_str(&line);
+        head.push_str(&"a".repeat(room.min(8_000)));
+        head.push_str("\r\n");
+        i += 1;
+    }
+    head.push_str("\r\n");
+    assert_eq!(head.len(), size, "the test's head");
+    head.into_bytes()
+}
+
+/// hyper's only limit on a request head was its read buffer, about 400 KiB (and up to about
+/// 500 KiB when the head arrived at once), a lot for each connection to hold. `Server` now
+/// refuses a head over 64 KiB with hyper's 431; one of 64 KiB is served, whether it comes
+/// at once or in pieces.
+#[tokio::test]
+async fn a_head_over_64_kib_is_refused() {
+    let (addr, _stop, _handle) = start(Server::new()).await;
+    for (size, status) in [(65_536, 200), (65_537, 431), (450_000, 431)] {
+        let reply = exchange(addr, &head_of(size)).await;
+        assert_eq!(reply.status, status, "a head of {size} bytes sent at once");
+    }
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    for piece in head_of(65_536).chunks(4_096) {
+        stream.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut stream))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "a head of 64 KiB sent in pieces");
+}
+
+/// `max_head_size` raises the limit (logged as a loosening, with the value and the default)
+/// or lowers it (quietly); below 8 KiB it is refused, naming the least it takes.
+#[tokio::test]
+async fn the_head_size_limit_is_set_with_max_head_size() {
+    let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+    let larger = Server::new().max_head_size(128 * 1024).unwrap();
+    let smaller = Server::new().max_head_size(16 * 1024).unwrap();
+    drop(guard);
+    assert_eq!(
+        captured.loosenings(),
+        [(
+            "Server::max_head_size".to_owned(),
+            "hardening loosened: Server::max_head_size is 131072, larger than the default 65536"
+                .to_owned()
+        )]
+    );
+    let (addr, _stop, _handle) = start(larger).await;
+    assert_eq!(exchange(addr, &head_of(100_000)).await.status, 200);
+    let (addr, _stop, _handle) = start(smaller).await;
+    assert_eq!(exchange(addr, &head_of(16_385)).await.status, 431);
+    assert_eq!(exchange(addr, &head_of(16_384)).await.status, 200);
+
+    let err = Server::new().max_head_size(8_191).unwrap_err();
+    assert_eq!(
+        err,
+        ConfigError::HeadSizeTooSmall {
+            given: 8_191,
+            minimum: Server::MIN_HEAD_SIZE,
+        }
+    );
+    assert!(err.to_string().contains("use at least 8192"), "{err}");
+}
