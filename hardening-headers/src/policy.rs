@@ -147,6 +147,30 @@ const NOT_SETTABLE: &[(&str, &str)] = &[
         "transfer-encoding",
         "the server sets it from each body; a fixed value breaks responses",
     ),
+    (
+        "content-encoding",
+        "the server sets it from each body; a fixed value breaks responses",
+    ),
+    (
+        "content-type",
+        "each response sets its own (errors are application/problem+json); a fixed value \
+         relabels every body: set it in your handlers",
+    ),
+    (
+        "retry-after",
+        "the rate limits and the timeout set it on each response that needs one (429, 503); a \
+         fixed value would replace theirs and go out on every response",
+    ),
+    (
+        "location",
+        "redirects set it on each response (to where that one goes); a fixed value would \
+         send every redirect to one place",
+    ),
+    (
+        "www-authenticate",
+        "the auth layer sets it on each 401 (with the error of that request); a fixed value \
+         would replace it and go out on every response: set it in your handlers",
+    ),
 ];
 
 /// What [`HeaderPolicy::dangerous_remove_header`] says of a header it cannot remove that has
@@ -426,7 +450,9 @@ impl HeaderPolicy {
     /// `Cache-Control`, `X-Frame-Options`, `Referrer-Policy`, `Cross-Origin-Opener-Policy`,
     /// `Cross-Origin-Resource-Policy`, the identifying headers removed from every response
     /// (`Server`, `X-Powered-By`, …), `Access-Control-*` (hardening-core's CORS settings),
-    /// `Content-Length` and `Transfer-Encoding`.
+    /// and the headers each response sets for itself (`Content-Length`, `Transfer-Encoding`,
+    /// `Content-Encoding`, `Content-Type`, `Retry-After`, `Location`, `WWW-Authenticate`): a
+    /// fixed value replaces a response's own.
     ///
     /// The preset's other headers take only values at least as strict as the preset's:
     /// `X-Content-Type-Options: nosniff`, `X-DNS-Prefetch-Control: off`,
@@ -1843,22 +1869,6 @@ mod tests {
     }
 
     #[test]
-    fn a_policy_content_type_wins_over_the_services() {
-        let set = HeaderPolicy::api()
-            .header("content-type", "application/json")
-            .unwrap()
-            .build()
-            .unwrap();
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-        set.apply(&RequestFacts::default(), &mut h);
-        assert_eq!(
-            h.get_all(header::CONTENT_TYPE).iter().collect::<Vec<_>>(),
-            ["application/json"]
-        );
-    }
-
-    #[test]
     fn a_slot_named_like_a_placed_header_keeps_its_own_rule() {
         let set = HeaderPolicy::api()
             .build()
@@ -2544,6 +2554,25 @@ mod tests {
         set.apply(&facts(false, false), &mut h);
         assert_eq!(h["permissions-policy"], stricter.as_str());
         assert_eq!(h["x-custom"], "1");
+    }
+
+    /// A header each response sets for itself, fixed by `header`, would replace the
+    /// response's own on every response: `Content-Type: application/json` relabelled the
+    /// application/problem+json errors, `Retry-After: 1` replaced a 429's. Refused, saying
+    /// where it is set instead.
+    #[test]
+    fn policy_header_refuses_headers_each_response_sets_itself() {
+        for (name, value, instead) in [
+            ("Content-Type", "application/json", "in your handlers"),
+            ("content-encoding", "gzip", "from each body"),
+            ("Retry-After", "1", "rate limits"),
+            ("Location", "https://example.com/", "each response"),
+            ("WWW-Authenticate", "Bearer realm=\"api\"", "each 401"),
+        ] {
+            let err = refused(name, value);
+            assert!(err.contains(instead), "{name}: {err}");
+            assert!(err.contains(&name.to_ascii_lowercase()), "{name}: {err}");
+        }
     }
 
     /// With a nonce policy, facts without a nonce (`RequestFacts::default()`, or facts a
