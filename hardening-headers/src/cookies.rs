@@ -124,13 +124,22 @@ impl CookiePolicy {
 
     /// Gives this cookie `SameSite=Strict`, or `Lax` (the default) where the handler did not
     /// set `Strict` itself (that stays). `SameSite::None` is a [`ConfigError::Loosening`]
-    /// naming [`dangerous_same_site_none`](Self::dangerous_same_site_none).
+    /// naming [`dangerous_same_site_none`](Self::dangerous_same_site_none). A name no cookie
+    /// can have (empty, spaces around it, `=`, `;` or a control character) is a
+    /// [`ConfigError::InvalidCookieName`].
     pub fn same_site(
         mut self,
         name: impl Into<String>,
         same_site: SameSite,
     ) -> Result<Self, ConfigError> {
         let name = name.into();
+        if let Some(why) = unmatchable(&name) {
+            return Err(ConfigError::InvalidCookieName {
+                setting: "same_site",
+                name,
+                why,
+            });
+        }
         if same_site == SameSite::None {
             return Err(ConfigError::Loosening {
                 what: format!("CookiePolicy::same_site({name:?}, SameSite::None)"),
@@ -792,6 +801,23 @@ fn needs_secure(name: &str) -> bool {
     has_prefix(name, "__secure-") || has_prefix(name, "__host-") || has_prefix(name, "__http-")
 }
 
+/// Why no `Set-Cookie` can carry a cookie of this name (see `Attrs`'s parsing: the name is
+/// trimmed, and is not empty and has no control character, `;` or `=`), if it cannot.
+fn unmatchable(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the name is empty")
+    } else if name.trim_ascii() != name {
+        Some("the name has spaces around it, which browsers and this policy trim")
+    } else if name
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b';' || b == b'=')
+    {
+        Some("the name has a control character, `;` or `=`, which end a cookie's name")
+    } else {
+        None
+    }
+}
+
 /// Whether a cookie of this name needs `HttpOnly` (`__Http-`, `__Host-Http-`, any case).
 fn needs_http_only(name: &str) -> bool {
     has_prefix(name, "__http-") || has_prefix(name, "__host-http-")
@@ -919,6 +945,29 @@ mod tests {
             assert_eq!(out.len(), 1, "{given}: {out:?}");
             assert_eq!(last_same_site(&out[0]), same_site, "{given}: {}", out[0]);
         }
+    }
+
+    /// `same_site("sid ", Strict)` (a name read from a file, say) was taken and matched no
+    /// cookie: `sid` went out `Lax`, with nothing said. A name no cookie can have is refused,
+    /// naming it; the name the handler sets still works.
+    #[test]
+    fn same_site_for_a_name_no_cookie_can_have_is_refused() {
+        for name in ["sid ", " sid", "", "sid=1", "sid;", "s\tid"] {
+            let err = CookiePolicy::default()
+                .same_site(name, SameSite::Strict)
+                .map(|_| ())
+                .expect_err(&format!("same_site({name:?}, Strict) accepted"));
+            assert!(
+                matches!(&err, ConfigError::InvalidCookieName { name: n, .. } if n == name),
+                "{name:?}: {err}"
+            );
+            assert!(err.to_string().contains("as your handlers set it"), "{err}");
+        }
+        let policy = CookiePolicy::default()
+            .same_site("sid", SameSite::Strict)
+            .unwrap();
+        let out = enforce(&policy, &[b"sid=1"]);
+        assert_eq!(last_same_site(&out[0]), "strict", "{out:?}");
     }
 
     #[test]

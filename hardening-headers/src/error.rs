@@ -86,6 +86,20 @@ pub enum ConfigError {
         /// What is wrong.
         why: String,
     },
+    /// A cookie name given to a [`CookiePolicy`](crate::CookiePolicy) setting that no
+    /// `Set-Cookie` can carry, so the setting would apply to no cookie.
+    #[error(
+        "CookiePolicy::{setting}({name:?}, …): {why}, so it would apply to no cookie; give \
+         the name as your handlers set it (such as session or __Host-session)"
+    )]
+    InvalidCookieName {
+        /// The setting called.
+        setting: &'static str,
+        /// The name given.
+        name: String,
+        /// What no cookie's name can have.
+        why: &'static str,
+    },
     /// A host for [`HttpsRedirect::to_host`](crate::HttpsRedirect::to_host) that a redirect
     /// cannot go to.
     #[error("HttpsRedirect::to_host({host:?}): {why}")]
