@@ -100,6 +100,15 @@ pub enum ConfigError {
         /// What no cookie's name can have.
         why: &'static str,
     },
+    /// A path for [`HttpsRedirect::exempt`](crate::HttpsRedirect::exempt) that no request
+    /// can have, so it would exempt nothing.
+    #[error("HttpsRedirect::exempt({path:?}): the path {why}")]
+    InvalidExemptPath {
+        /// The path given.
+        path: String,
+        /// What is wrong, and what to give instead.
+        why: &'static str,
+    },
     /// A host for [`HttpsRedirect::to_host`](crate::HttpsRedirect::to_host) that a redirect
     /// cannot go to.
     #[error("HttpsRedirect::to_host({host:?}): {why}")]

@@ -42,7 +42,7 @@ pub(crate) fn tls_in_process(extensions: &http::Extensions) -> bool {
 /// ```
 /// use hardening_headers::HttpsRedirect;
 ///
-/// let redirect = HttpsRedirect::new().exempt("/healthz");
+/// let redirect = HttpsRedirect::new().exempt("/healthz").unwrap();
 /// let (parts, ()) = http::Request::post("/login?next=/").header("host", "example.com")
 ///     .body(()).unwrap().into_parts();
 /// let res = redirect.redirect::<()>(&parts, false).unwrap();
@@ -62,10 +62,35 @@ impl HttpsRedirect {
         Self::default()
     }
 
-    /// Leaves this path on plain HTTP (exact match).
-    pub fn exempt(mut self, path: impl Into<String>) -> Self {
-        self.exempt.push(path.into());
-        self
+    /// Leaves this path on plain HTTP (exact match, as the request line has it, before
+    /// percent-decoding, without the query). A path no request could have (no leading `/`,
+    /// as Django's `SECURE_REDIRECT_EXEMPT` patterns are written; a query; a space, control
+    /// or non-ASCII character) is a [`ConfigError::InvalidExemptPath`]: it would exempt
+    /// nothing.
+    ///
+    /// ```
+    /// use hardening_headers::HttpsRedirect;
+    ///
+    /// assert!(HttpsRedirect::new().exempt("/healthz").is_ok());
+    /// let err = HttpsRedirect::new().exempt("healthz").unwrap_err();
+    /// assert!(err.to_string().contains("start with /"), "{err}");
+    /// ```
+    pub fn exempt(mut self, path: impl Into<String>) -> Result<Self, ConfigError> {
+        let path = path.into();
+        let why = if !path.starts_with('/') {
+            Some("must start with /, as a request's path does")
+        } else if path.contains(['?', '#']) {
+            Some("is compared without the query: drop everything from ? or #")
+        } else if path.bytes().any(|b| !b.is_ascii_graphic()) {
+            Some("has a space, control or non-ASCII character, which no request line carries")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::InvalidExemptPath { path, why });
+        }
+        self.exempt.push(path);
+        Ok(self)
     }
 
     /// Redirects to this host instead of the request's `Host`.
@@ -113,7 +138,7 @@ impl HttpsRedirect {
     /// ```
     /// use hardening_headers::{HttpsRedirect, RedirectDecision};
     ///
-    /// let redirect = HttpsRedirect::new().exempt("/healthz");
+    /// let redirect = HttpsRedirect::new().exempt("/healthz").unwrap();
     /// let parts = |path: &str, host: &str| {
     ///     http::Request::get(path).header("host", host).body(()).unwrap().into_parts().0
     /// };
@@ -258,7 +283,7 @@ mod tests {
 
     #[test]
     fn decide_refuses_only_plain_http_with_no_host_to_go_to() {
-        let r = HttpsRedirect::new().exempt("/healthz");
+        let r = HttpsRedirect::new().exempt("/healthz").unwrap();
         let no_host = http::Request::get("/a").body(()).unwrap().into_parts().0;
         assert!(matches!(
             r.decide::<()>(&no_host, false),
@@ -347,9 +372,35 @@ mod tests {
         assert!(HttpsRedirect::new().to_host("a".repeat(64)).is_err());
     }
 
+    /// `exempt("healthz")` (written as Django's `SECURE_REDIRECT_EXEMPT` has it) was taken and
+    /// matched no request: `/healthz` over plain HTTP was still redirected. A path no request
+    /// can have is refused, saying why; `/healthz` itself is exempt.
+    #[test]
+    fn an_exempt_path_no_request_can_have_is_refused() {
+        for (path, why) in [
+            ("healthz", "start with /"),
+            ("", "start with /"),
+            ("/healthz?probe=1", "without the query"),
+            ("/health z", "space"),
+        ] {
+            let err = HttpsRedirect::new()
+                .exempt(path)
+                .map(|_| ())
+                .expect_err(&format!("exempt({path:?}) accepted"));
+            assert!(
+                matches!(&err, ConfigError::InvalidExemptPath { path: p, .. } if p == path),
+                "{path:?}: {err}"
+            );
+            assert!(err.to_string().contains(why), "{path:?}: {err}");
+        }
+        let r = HttpsRedirect::new().exempt("/healthz").unwrap();
+        assert!(!r.applies(&parts(Method::GET, "/healthz", "example.com"), false));
+        assert!(r.applies(&parts(Method::GET, "/other", "example.com"), false));
+    }
+
     #[test]
     fn redirects() {
-        let r = HttpsRedirect::new().exempt("/healthz");
+        let r = HttpsRedirect::new().exempt("/healthz").unwrap();
         let res = r
             .redirect::<()>(&parts(Method::GET, "/a?b=1", "example.com:8080"), false)
             .unwrap();

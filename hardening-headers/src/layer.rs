@@ -267,7 +267,7 @@ mod tests {
             })
         };
         let layer = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap())
-            .https_redirect(HttpsRedirect::new().exempt("/healthz"));
+            .https_redirect(HttpsRedirect::new().exempt("/healthz").unwrap());
         let svc = layer.layer(inner);
         let bad_hosts = [None, Some("example.com:@evil.com"), Some("evil.com/.x")];
         for host in bad_hosts {

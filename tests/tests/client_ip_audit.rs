@@ -41,7 +41,11 @@ async fn the_request_id_is_in_the_response_once() {
         (
             true,
             trusting()
-                .https_redirect(hardening_core::headers::HttpsRedirect::new().exempt("/id"))
+                .https_redirect(
+                    hardening_core::headers::HttpsRedirect::new()
+                        .exempt("/id")
+                        .unwrap(),
+                )
                 .health(Health::new()),
         ),
     ];
