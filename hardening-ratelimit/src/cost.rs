@@ -78,11 +78,31 @@ impl Estimate {
     /// `1e400` as infinity, or accept `NaN` or a byte-order mark; if it refuses the body
     /// instead, its 4xx refunds the reservation). The body is buffered (up to
     /// [`CostLayer::max_body`]) and handed on unchanged.
-    pub fn json_field(pointer: &str, default: u32) -> Self {
-        Self(EstimateRepr::JsonField {
+    ///
+    /// A pointer that is not one (RFC 6901: empty, or each field after a `/`, with `~` only
+    /// in `~0` and `~1`) is a [`CostConfigError::InvalidJsonPointer`]: `"max_tokens"` would
+    /// find nothing in any body, and every request would cost `default`.
+    ///
+    /// ```
+    /// use hardening_ratelimit::Estimate;
+    ///
+    /// assert!(Estimate::json_field("/max_tokens", 256).is_ok());
+    /// let err = Estimate::json_field("max_tokens", 256).unwrap_err();
+    /// assert!(err.to_string().contains("\"/max_tokens\""), "{err}");
+    /// ```
+    pub fn json_field(pointer: &str, default: u32) -> Result<Self, CostConfigError> {
+        let bad_escape = pointer
+            .match_indices('~')
+            .any(|(at, _)| !matches!(pointer.as_bytes().get(at + 1), Some(b'0' | b'1')));
+        if !(pointer.is_empty() || pointer.starts_with('/')) || bad_escape {
+            return Err(CostConfigError::InvalidJsonPointer {
+                pointer: pointer.to_owned(),
+            });
+        }
+        Ok(Self(EstimateRepr::JsonField {
             pointer: pointer.into(),
             default,
-        })
+        }))
     }
 
     /// Any function of the request head and the buffered body.
@@ -265,10 +285,21 @@ impl CostStore {
     }
 }
 
-/// A misconfigured [`CostLayer`].
+/// A misconfigured [`CostLayer`] or [`Estimate`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CostConfigError {
+    /// A pointer for [`Estimate::json_field`] that is not a JSON pointer, so that it would
+    /// find nothing in any body.
+    #[error(
+        "Estimate::json_field({pointer:?}) is not a JSON pointer (RFC 6901) and would find \
+         nothing in any body: start it with /, as in \"/max_tokens\" (\"/usage/max_tokens\" \
+         for a nested field), and write ~ as ~0 and / inside a name as ~1"
+    )]
+    InvalidJsonPointer {
+        /// The pointer given.
+        pointer: String,
+    },
     /// The limiter has no policy to charge.
     #[error("the cost limiter has no policies: add at least one Policy to the RateLimiter")]
     NoPolicies,
@@ -334,7 +365,7 @@ pub enum CostConfigError {
 ///     Policy::per_principal("tokens-per-minute", Quota::per_minute(NonZeroU32::new(20_000).unwrap())),
 ///     Policy::per_principal("tokens-per-day", Quota::per_day(NonZeroU32::new(100_000).unwrap())),
 /// ]);
-/// let layer = CostLayer::new(tokens, Estimate::json_field("/max_tokens", 256))
+/// let layer = CostLayer::new(tokens, Estimate::json_field("/max_tokens", 256).unwrap())
 ///     .max_estimate(NonZeroU32::new(4_096).unwrap())
 ///     .unwrap();
 /// let app: Router = Router::new()
@@ -952,7 +983,7 @@ mod tests {
             .route("/", post(|| async { "ran" }))
             .layer(CostLayer::new(
                 limiter.clone(),
-                Estimate::json_field("/max_tokens", 100),
+                Estimate::json_field("/max_tokens", 100).unwrap(),
             ));
         (limiter, app)
     }
@@ -1007,6 +1038,31 @@ mod tests {
         assert_eq!(remaining(&limiter), 9_700);
     }
 
+    /// `json_field("max_tokens", 16)` (no leading `/`) was taken and found nothing in any
+    /// body: a request asking for a million tokens reserved the default 16. A pointer that is
+    /// not one is refused, naming the one to write.
+    #[test]
+    fn a_json_field_pointer_that_finds_nothing_in_any_body_is_refused() {
+        for pointer in ["max_tokens", "usage.max_tokens", "/a~2b", "/a~"] {
+            let err = Estimate::json_field(pointer, 16)
+                .map(|_| ())
+                .expect_err(&format!("json_field({pointer:?}, 16) accepted"));
+            assert_eq!(
+                err,
+                CostConfigError::InvalidJsonPointer {
+                    pointer: pointer.to_owned()
+                }
+            );
+            assert!(err.to_string().contains(r#""/max_tokens""#), "{err}");
+        }
+        let (parts, ()) = Request::new(()).into_parts();
+        let body = br#"{"max_tokens": 1000000, "a/b": 7, "a~b": 8}"#;
+        for (pointer, units) in [("/max_tokens", 1_000_000), ("/a~1b", 7), ("/a~0b", 8)] {
+            let estimate = Estimate::json_field(pointer, 16).unwrap();
+            assert_eq!(estimate.units(&parts, body), units, "{pointer}");
+        }
+    }
+
     /// A count written as a float (`1e6`), `null` or a string used to read as the small
     /// default: a client could send `"max_tokens": 1e6` (which a lenient backend takes as a
     /// million) and reserve only the default. A value that is there but not a plain count is
@@ -1014,7 +1070,7 @@ mod tests {
     /// the default.
     #[test]
     fn a_json_count_that_is_not_a_plain_integer_is_not_read_as_the_default() {
-        let estimate = Estimate::json_field("/max_tokens", 16);
+        let estimate = Estimate::json_field("/max_tokens", 16).unwrap();
         let (parts, ()) = Request::new(()).into_parts();
         let units = |body: &str| estimate.units(&parts, body.as_bytes());
         assert_eq!(units(r#"{"max_tokens": 100}"#), 100);
@@ -1098,7 +1154,10 @@ mod tests {
         let enforcing = Policy::global("budget", per_day(1_000_000));
         let trial = Policy::global("trial", per_day(1_000)).shadow();
         let limiter = RateLimiter::new([enforcing.clone(), trial.clone()]);
-        let layer = CostLayer::new(limiter.clone(), Estimate::json_field("/max_tokens", 1));
+        let layer = CostLayer::new(
+            limiter.clone(),
+            Estimate::json_field("/max_tokens", 1).unwrap(),
+        );
         assert_eq!(layer.max_estimate, 100_000);
         assert!(
             layer

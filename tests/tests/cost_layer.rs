@@ -69,7 +69,7 @@ impl http_body::Body for Streamed {
 }
 
 fn app(limiter: RateLimiter) -> Router {
-    let layer = CostLayer::new(limiter, Estimate::json_field("/max_tokens", 100))
+    let layer = CostLayer::new(limiter, Estimate::json_field("/max_tokens", 100).unwrap())
         .max_estimate(nz(2_000))
         .unwrap()
         .max_body(std::num::NonZeroUsize::new(4096).unwrap());

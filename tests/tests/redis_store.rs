@@ -921,9 +921,12 @@ async fn token_budgets_in_redis_are_shared_by_instances_and_settled() {
             FailureMode::FailClosed,
         )
         .await;
-        let layer = CostLayer::new(tokens.clone(), Estimate::json_field("/max_tokens", 100))
-            .max_estimate(nz(5_000))
-            .unwrap();
+        let layer = CostLayer::new(
+            tokens.clone(),
+            Estimate::json_field("/max_tokens", 100).unwrap(),
+        )
+        .max_estimate(nz(5_000))
+        .unwrap();
         let app = Router::new()
             .route(
                 "/complete",

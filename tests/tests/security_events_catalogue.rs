@@ -138,7 +138,7 @@ async fn trigger(event: &str) -> Answer {
         }
         "body_too_large/CostLayer" => {
             let tokens = RateLimiter::new([Policy::per_client_ip("tokens", one_per_hour())]);
-            let layer = CostLayer::new(tokens, Estimate::json_field("/max_tokens", 1))
+            let layer = CostLayer::new(tokens, Estimate::json_field("/max_tokens", 1).unwrap())
                 .max_body(std::num::NonZeroUsize::new(10).unwrap());
             let raw = format!(
                 "{}content-type: application/json\r\ncontent-length: 100\r\n\r\n{}",
