@@ -78,7 +78,12 @@ impl Default for CookiePolicy {
 impl CookiePolicy {
     /// Caps every cookie's lifetime at `max_age`, at most the default 30 days (a longer cap
     /// is a [`ConfigError::Loosening`] naming [`dangerous_max_age`](Self::dangerous_max_age)).
+    /// Under one second (whole seconds are sent) is a [`ConfigError::ZeroCookieMaxAge`]: the
+    /// cap would be `Max-Age=0`, which deletes every cookie that has a lifetime at once.
     pub fn max_age(mut self, max_age: Duration) -> Result<Self, ConfigError> {
+        if max_age.as_secs() == 0 {
+            return Err(ConfigError::ZeroCookieMaxAge);
+        }
         if max_age > MAX_AGE {
             return Err(ConfigError::Loosening {
                 what: format!("CookiePolicy::max_age({} s)", max_age.as_secs()),
@@ -945,6 +950,26 @@ mod tests {
             assert_eq!(out.len(), 1, "{given}: {out:?}");
             assert_eq!(last_same_site(&out[0]), same_site, "{given}: {}", out[0]);
         }
+    }
+
+    /// `max_age(Duration::ZERO)` (read, perhaps, as "no cap") was taken, and a cookie set
+    /// for an hour went out as `Max-Age=0`, deleted at once. Refused, saying why; one second
+    /// is the least cap.
+    #[test]
+    fn a_cookie_max_age_under_a_second_is_refused() {
+        for zero in [Duration::ZERO, Duration::from_millis(999)] {
+            let err = CookiePolicy::default()
+                .max_age(zero)
+                .map(|_| ())
+                .expect_err(&format!("max_age({zero:?}) accepted"));
+            assert_eq!(err, ConfigError::ZeroCookieMaxAge);
+            assert!(err.to_string().contains("Max-Age=0"), "{err}");
+        }
+        let policy = CookiePolicy::default()
+            .max_age(Duration::from_secs(1))
+            .unwrap();
+        let out = enforce(&policy, &[b"sid=1; Max-Age=3600"]);
+        assert!(out[0].contains("Max-Age=1"), "{out:?}");
     }
 
     /// `same_site("sid ", Strict)` (a name read from a file, say) was taken and matched no
