@@ -13,6 +13,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: String,
     },
+    /// A network for [`Health::detail_for`](crate::Health::detail_for) that does not parse.
+    #[error("invalid network {value:?} in Health::detail_for: {why}")]
+    InvalidDetailNetwork {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A forwarding header other than `x-forwarded-for` or `forwarded`.
     #[error("invalid forwarding header {value:?}: {why}")]
     InvalidForwardedHeader {

@@ -213,7 +213,14 @@ impl Health {
         self.detail_networks = networks
             .into_iter()
             .map(|n| n.as_ref().parse())
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(|e| match e {
+                // Its message names the trusted proxies: this is another setting.
+                ConfigError::InvalidNetwork { value, why } => {
+                    ConfigError::InvalidDetailNetwork { value, why }
+                }
+                other => other,
+            })?;
         Ok(self)
     }
 
@@ -485,6 +492,20 @@ fn ok_response<B>(body: Value, request_id: RequestId) -> Response<ProblemBody<B>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A network `detail_for` refused was reported as one "in trusted proxies", sending its
+    /// user to a setting they had not touched. The error names `Health::detail_for`.
+    #[test]
+    fn a_bad_detail_network_is_reported_as_detail_for_s() {
+        let err = Health::new()
+            .detail_for(["10.0.0.1/8"])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Health::detail_for"), "{err}");
+        assert!(!err.contains("trusted proxies"), "{err}");
+        assert!(err.contains("write 10.0.0.0/8"), "{err}");
+    }
 
     /// A probe dropped while the checks run (its client hung up) leaves their run to finish
     /// and count: the next probe does not find them "still running" and fail.
