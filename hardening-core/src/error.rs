@@ -102,6 +102,9 @@ pub enum ConfigError {
          RateLimit headers, 429 problems and logs report)"
     )]
     DuplicatePolicyName(String),
+    /// Another rate-limit policy mistake `RateLimiter::try_new` refuses (its message).
+    #[error("{0}")]
+    RateLimit(String),
     /// A header-read timeout too short for clients to send a request in: the server would
     /// close their connections without a response.
     #[error(
@@ -176,6 +179,7 @@ impl From<hardening_ratelimit::LimiterConfigError> for ConfigError {
         match err {
             LimiterConfigError::NoPolicies => Self::NoRateLimitPolicies,
             LimiterConfigError::DuplicatePolicyName(name) => Self::DuplicatePolicyName(name),
+            err @ LimiterConfigError::Ipv6PrefixZero(_) => Self::RateLimit(err.to_string()),
         }
     }
 }

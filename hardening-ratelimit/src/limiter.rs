@@ -316,7 +316,9 @@ impl Policy {
         &self.key
     }
 
-    /// Groups IPv6 clients by this prefix length instead of /64 (client-IP policies only).
+    /// Groups IPv6 clients by this prefix length instead of /64 (client-IP policies only;
+    /// more than 128 is 128). 0, which would put every IPv6 client in one group, is refused
+    /// when the limiter is built ([`LimiterConfigError::Ipv6PrefixZero`]).
     #[must_use]
     pub fn ipv6_prefix(mut self, bits: u8) -> Self {
         if let KeyKind::ClientIp { ipv6_prefix } = &mut self.key {
@@ -846,6 +848,37 @@ pub enum LimiterConfigError {
          RateLimit headers, 429 problems and logs report)"
     )]
     DuplicatePolicyName(String),
+    /// A client-IP policy grouping IPv6 clients by `/0`: every IPv6 client would share one
+    /// budget, which any one of them could spend for all.
+    #[error("{}", ipv6_prefix_zero_message(.0))]
+    Ipv6PrefixZero(String),
+}
+
+/// What the errors for policy `name`'s `/0` IPv6 grouping say.
+pub(crate) fn ipv6_prefix_zero_message(name: &str) -> String {
+    format!(
+        "rate-limit policy `{name}` groups IPv6 clients by ipv6_prefix(0), so every IPv6 \
+         client shares one budget that any one of them can spend: use 64 (the default, one \
+         subscriber), 56 or 48 to group more, 128 for each address, or Policy::global for one \
+         budget on purpose"
+    )
+}
+
+/// The first of these policies that counts by client IP with IPv6 grouped by `/0`.
+pub(crate) fn ipv6_prefix_zero<'a>(
+    policies: impl IntoIterator<Item = &'a Policy>,
+) -> Option<&'a PolicyName> {
+    fn groups_by_zero(key: &KeyKind) -> bool {
+        match key {
+            KeyKind::ClientIp { ipv6_prefix } => *ipv6_prefix == 0,
+            KeyKind::Composite(parts) => parts.iter().any(groups_by_zero),
+            _ => false,
+        }
+    }
+    policies
+        .into_iter()
+        .find(|p| groups_by_zero(p.key_kind()))
+        .map(Policy::name)
 }
 
 /// The first name that two of these policies share. Names are compared as text: their
@@ -896,7 +929,8 @@ impl RateLimiter {
         }
     }
 
-    /// A limiter for these policies: none, or two of one name, is an error.
+    /// A limiter for these policies: none, two of one name, or IPv6 grouped by `/0`, is an
+    /// error.
     pub fn try_new(policies: impl IntoIterator<Item = Policy>) -> Result<Self, LimiterConfigError> {
         let limiter = Self::with_policies(policies);
         if limiter.0.policies.is_empty() {
@@ -904,6 +938,9 @@ impl RateLimiter {
         }
         if let Some(name) = duplicate_name(limiter.policies()) {
             return Err(LimiterConfigError::DuplicatePolicyName(name.to_string()));
+        }
+        if let Some(name) = ipv6_prefix_zero(limiter.policies()) {
+            return Err(LimiterConfigError::Ipv6PrefixZero(name.to_string()));
         }
         Ok(limiter)
     }
@@ -1658,6 +1695,32 @@ mod tests {
     /// told apart. Only `Hardening::rate_limit` refused them: a limiter for a
     /// `RateLimitLayer` or a `CostLayer` was made with them. `try_new` refuses them now, and
     /// `new` (a list written in the code) panics at start-up, naming the duplicate.
+    /// `ipv6_prefix(0)` (read, perhaps, as "no grouping") was taken: every IPv6 client then
+    /// shared one budget, which one client could spend for all. Refused, naming the policy
+    /// and what to use, in a composite key too.
+    #[test]
+    fn ipv6_grouped_by_zero_bits_is_refused() {
+        let quota = Quota::per_minute(nz(10));
+        for policy in [
+            Policy::per_client_ip("api", quota).ipv6_prefix(0),
+            Policy::keyed(
+                "api",
+                quota,
+                KeyKind::Composite(vec![KeyKind::Route, KeyKind::ClientIp { ipv6_prefix: 0 }]),
+            ),
+        ] {
+            let err = RateLimiter::try_new([Policy::global("all", quota), policy.clone()])
+                .map(|_| ())
+                .expect_err(&format!("{:?} accepted", policy.key_kind()));
+            assert_eq!(err, LimiterConfigError::Ipv6PrefixZero("api".into()));
+            assert!(err.to_string().contains("use 64"), "{err}");
+        }
+        for bits in [1, 48, 64, 128, 200] {
+            let policy = Policy::per_client_ip("api", quota).ipv6_prefix(bits);
+            assert!(RateLimiter::try_new([policy]).is_ok(), "{bits}");
+        }
+    }
+
     #[test]
     fn two_policies_of_one_name_are_refused() {
         let quota = Quota::per_minute(nz(10));

@@ -169,6 +169,10 @@ pub enum RedisStoreError {
          each its own name"
     )]
     DuplicatePolicyName(String),
+    /// A client-IP policy grouping IPv6 clients by `/0` (see
+    /// [`LimiterConfigError::Ipv6PrefixZero`](crate::LimiterConfigError::Ipv6PrefixZero)).
+    #[error("{}", crate::limiter::ipv6_prefix_zero_message(.0))]
+    Ipv6PrefixZero(String),
     /// A zero timeout: every decision would fail over to the failure mode.
     #[error(
         "the Redis limiter's timeout is zero: every decision would give up on Redis before its \
@@ -324,6 +328,9 @@ impl RedisLimiterBuilder {
         }
         if let Some(name) = crate::limiter::duplicate_name(self.policies.iter().map(|(p, _)| p)) {
             return Err(RedisStoreError::DuplicatePolicyName(name.to_string()));
+        }
+        if let Some(name) = crate::limiter::ipv6_prefix_zero(self.policies.iter().map(|(p, _)| p)) {
+            return Err(RedisStoreError::Ipv6PrefixZero(name.to_string()));
         }
         let client = hardening_errors::redis_connection_info(self.url.as_str())
             .and_then(redis::Client::open)

@@ -429,6 +429,19 @@ async fn start_up_errors_say_what_to_change() {
         matches!(&err, RedisStoreError::DuplicatePolicyName(name) if name == "g"),
         "{err}"
     );
+    // And so is IPv6 grouped by /0: every IPv6 client would share one budget.
+    let err = RedisLimiter::builder("redis://127.0.0.1:1/")
+        .policy(
+            Policy::per_client_ip("ip", frozen(1)).ipv6_prefix(0),
+            FailureMode::FailClosed,
+        )
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RedisStoreError::Ipv6PrefixZero(name) if name == "ip"),
+        "{err}"
+    );
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     let err = RedisLimiter::builder("redis://127.0.0.1:1/")
         .policy(Policy::global("g", frozen(1)), FailureMode::FailClosed)
