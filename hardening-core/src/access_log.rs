@@ -81,8 +81,14 @@ impl AccessLog {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.sensitive_params
-            .extend(names.into_iter().map(|n| n.as_ref().to_ascii_lowercase()));
+        // Trimmed, as `HardeningConfig` reads its lists: `" ssn"` (from a split at `,`)
+        // would match no name; an empty name, which every name contains, is left out.
+        self.sensitive_params.extend(
+            names
+                .into_iter()
+                .map(|n| n.as_ref().trim().to_ascii_lowercase())
+                .filter(|n| !n.is_empty()),
+        );
     }
 
     pub(crate) fn set_log_headers(&mut self, on: bool) {
@@ -767,6 +773,22 @@ pub(crate) mod tests {
             .to_string(),
             "client_secret=[redacted]&token=[redacted]&password=[redacted]&a%3Db=c"
         );
+    }
+
+    /// `sensitive_query_params(" ssn")` (a list split at `,` without trimming) was taken and
+    /// matched no name, so `ssn` went to the logs in clear; `""` redacted every parameter.
+    /// Names are trimmed, and empty ones left out.
+    #[test]
+    fn added_sensitive_names_are_trimmed() {
+        let query = "ssn=123-45-6789&dob=1970-01-01&page=2";
+        let mut log = AccessLog::default();
+        log.add_sensitive_params([" ssn", "dob\t"]);
+        let redacted = Redacted { query, log: &log }.to_string();
+        assert_eq!(redacted, "ssn=[redacted]&dob=[redacted]&page=2");
+        let mut log = AccessLog::default();
+        log.add_sensitive_params(["", "  "]);
+        let redacted = Redacted { query, log: &log }.to_string();
+        assert_eq!(redacted, query, "an empty name redacts nothing more");
     }
 
     #[test]

@@ -453,7 +453,8 @@ impl Hardening {
     /// Redacts query parameters, and request headers (with [`log_request_headers`]), whose
     /// names contain these, besides the defaults
     /// ([`DEFAULT_SENSITIVE_PARAMS`](crate::DEFAULT_SENSITIVE_PARAMS)): a vendor's API-key
-    /// header such as `x-honeycomb-team`, say.
+    /// header such as `x-honeycomb-team`, say. Names are trimmed and compared ignoring
+    /// case; an empty one is left out.
     ///
     /// [`log_request_headers`]: Self::log_request_headers
     pub fn sensitive_query_params<I>(mut self, names: I) -> Self
