@@ -149,11 +149,16 @@ impl Cors {
         Ok(self)
     }
 
-    /// Lets allowed origins send cookies and `Authorization`. Refused with `"*"`. In a
+    /// Lets allowed origins send cookies and `Authorization`. Refused with `"*"`, and with no
+    /// origin listed (an empty list), as `HardeningConfig` refuses
+    /// `HARDENING_CORS_CREDENTIALS` without `HARDENING_CORS_ORIGINS`. In a
     /// [`Hardening`](crate::Hardening), the CSRF check then trusts these origins too.
     pub fn allow_credentials(mut self) -> Result<Self, ConfigError> {
         if self.any_origin {
             return Err(ConfigError::WildcardWithCredentials);
+        }
+        if self.origins.is_empty() {
+            return Err(ConfigError::CredentialsWithoutOrigins);
         }
         self.credentials = true;
         Ok(self)
@@ -668,6 +673,26 @@ mod tests {
                 .unwrap_err(),
             ConfigError::WildcardWithCredentials
         );
+    }
+
+    /// `allow_origins(list)?.allow_credentials()` with an empty list (an unset variable,
+    /// say) was taken and let no origin send credentials, with nothing said, where
+    /// `HardeningConfig` refuses the same settings. Refused, saying to list the origins.
+    #[test]
+    fn credentials_without_an_origin_are_an_error() {
+        for cors in [
+            Cors::allow_origins(Vec::<String>::new()).unwrap(),
+            Cors::default(),
+        ] {
+            let err = cors
+                .allow_credentials()
+                .map(|_| ())
+                .expect_err("credentials with no origin accepted");
+            assert_eq!(err, ConfigError::CredentialsWithoutOrigins);
+            assert!(err.to_string().contains("allow_origins(["), "{err}");
+        }
+        let listed = Cors::allow_origins(["https://app.example.com"]).unwrap();
+        assert!(listed.allow_credentials().is_ok());
     }
 
     /// No method at all refused every preflight, silently, while simple requests went on

@@ -43,6 +43,12 @@ pub enum ConfigError {
         "CORS cannot allow any origin (\"*\") with credentials: list the origins that may send credentials"
     )]
     WildcardWithCredentials,
+    /// CORS credentials with no origin listed: they would let no origin send any.
+    #[error(
+        "CORS allow_credentials with no origin listed lets no origin send credentials: list \
+         the origins that may, in Cors::allow_origins([\"https://app.example.com\"])"
+    )]
+    CredentialsWithoutOrigins,
     /// CORS `allow_methods` with no method: every preflight would be refused, while simple
     /// requests (which browsers send without a preflight) would still be allowed.
     #[error(
