@@ -289,6 +289,35 @@ async fn field_error_pointers_have_one_shape() {
     assert_eq!(long.json()["errors"][0]["pointer"], "#/password");
 }
 
+/// An address holding a control character (NUL, ESC) or an invisible one (a zero-width
+/// space, a bidi control, a soft hyphen, a byte order mark) was an account of its own:
+/// `ada@example.com` and a zero-width space made a second account, listed to the admin as
+/// `ada@example.com`. Such an address is a 422 naming `#/email`, at sign-up and at login.
+#[tokio::test]
+async fn an_address_with_control_or_invisible_characters_is_refused() {
+    let app = start("2000").await;
+    // JSON escapes: `register` and `login` put them in the body as they are.
+    for email in [
+        r"ada@example.com\u200b",
+        r"ada@example.com\u0000",
+        r"\u001b[31mada@example.com",
+        r"ada\u202e@example.com",
+        r"\u2066ada@example.com",
+        r"ada@exa\u00admple.com",
+        r"\ufeffada@example.com",
+    ] {
+        let replies = [
+            register(app.addr, email).await,
+            login(app.addr, email, PASSWORD).await,
+        ];
+        for reply in &replies {
+            assert_eq!(reply.status, 422, "{email} was taken: {}", reply.body);
+            assert_problem(reply, 422);
+            assert_eq!(reply.json()["errors"][0]["pointer"], "#/email", "{email}");
+        }
+    }
+}
+
 /// Every request here comes from one client (127.0.0.1): past 5 failures it is locked out of
 /// the account (the account from one client's count), the right password included.
 #[tokio::test]

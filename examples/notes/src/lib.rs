@@ -244,8 +244,9 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// `local@domain.tld`, no spaces: enough to catch typos (the real check is a confirmation
-/// mail, out of scope here).
+/// `local@domain.tld`, no spaces, controls or invisible characters: enough to catch typos
+/// (the real check is a confirmation mail, out of scope here) and look-alikes of another
+/// address made of characters no one sees.
 fn email_shape(value: &str, _: &()) -> garde::Result {
     let ok = value.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty()
@@ -253,12 +254,40 @@ fn email_shape(value: &str, _: &()) -> garde::Result {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains('@')
-    }) && !value.chars().any(char::is_whitespace);
+    }) && !value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || is_default_ignorable(c));
     if ok {
         Ok(())
     } else {
         Err(garde::Error::new("not an email address"))
     }
+}
+
+/// Unicode's default-ignorable code points (DerivedCoreProperties.txt): zero-width spaces and
+/// joiners, bidi controls, the soft hyphen, the byte order mark, variation selectors, tags.
+/// Shown as nothing, they made `ada@example.com` and a second account that reads the same.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{34F}'
+            | '\u{61C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 /// Too short, too long, only white space, holding a control character (NIST SP 800-63B
@@ -748,6 +777,30 @@ mod tests {
             assert_eq!(weak_password(password, email), Some(rule), "{password:?}");
         }
         assert_eq!(weak_password("a long passphrase", email), None);
+    }
+
+    /// `ada@example.com` with a NUL, an ESC, a zero-width space, a bidi control, a soft
+    /// hyphen or a byte order mark in it was taken for an address: a second account, shown
+    /// as `ada@example.com` wherever addresses are listed.
+    #[test]
+    fn addresses_with_control_or_invisible_characters_are_refused() {
+        for email in [
+            "ada@example.com\u{200b}",
+            "ada@example.com\u{0}",
+            "\u{1b}[31mada@example.com",
+            "ada\u{202e}@example.com",
+            "\u{2066}ada@example.com",
+            "ada@exa\u{ad}mple.com",
+            "\u{feff}ada@example.com",
+            "ada@example.com\u{e0041}",
+        ] {
+            assert!(
+                email_shape(email, &()).is_err(),
+                "{email:?} was taken for an address"
+            );
+        }
+        assert!(email_shape("ada@example.com", &()).is_ok());
+        assert!(email_shape("\u{e9}lise@exemple.fr", &()).is_ok());
     }
 
     /// A config built by hand (its fields are public) skipped `from_env`'s length checks, and
