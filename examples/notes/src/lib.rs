@@ -27,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use hardening_core::auth::{
-    AuthLayer, Authenticated, CanonicalId, Denylist, JwtVerifier, MemoryDenylist, Owned,
-    PasswordError, Passwords, TokenRef, Verification,
+    AuthLayer, Authenticated, CanonicalId, Denylist, JwtVerifier, MAX_PASSWORD_LEN, MemoryDenylist,
+    Owned, PasswordError, Passwords, TokenRef, Verification,
 };
 use hardening_core::errors::{Error, FieldError, Problem, Valid, report_rejection};
 use hardening_core::headers::{Csp, CspReports, HeaderPolicy};
@@ -337,9 +337,18 @@ fn is_the_address(password: &str, email: &str) -> bool {
 /// full-width letters from a CJK input method). NFKC rather than NFC so the compatibility
 /// forms count too; what it merges (`ﬁ` and `fi`, `²` and `2`) costs a password next to no
 /// strength. Register, login and `ADMIN_PASSWORD` all go through it before any check or hash.
-fn normalised(password: &str) -> String {
+///
+/// One over four times [`MAX_PASSWORD_LEN`] bytes is returned as it is: NFKC shrinks a
+/// character at most fourfold (a 4-byte mathematical letter to one ASCII byte), so it is too
+/// long whatever it would become, and refused as such; normalising it would cost this worker
+/// thread work and memory up to 18 times its size (`\u{FDFA}` is 18 characters in NFKC),
+/// before any limit on the hasher's pool.
+fn normalised(password: &str) -> std::borrow::Cow<'_, str> {
     use unicode_normalization::UnicodeNormalization;
-    password.nfkc().collect()
+    if password.len() > 4 * MAX_PASSWORD_LEN {
+        return std::borrow::Cow::Borrowed(password);
+    }
+    password.nfkc().collect::<String>().into()
 }
 
 fn unprocessable(pointer: &str, detail: &str) -> Error {
@@ -826,6 +835,26 @@ mod tests {
             )
         );
         assert!(routes(&base, db).is_ok());
+    }
+
+    /// A password was normalised whatever its length, on the request's worker thread and
+    /// before any limit: a 1 MiB body of `\u{FDFA}` became 18 times as much. One over four
+    /// times the hasher's limit is left as it is (refused as too long all the same); one under
+    /// it is normalised as before.
+    #[test]
+    fn a_password_too_long_to_hash_is_not_normalised() {
+        let long = "\u{FDFA}".repeat(4 * MAX_PASSWORD_LEN / 3 + 1);
+        assert!(long.len() > 4 * MAX_PASSWORD_LEN);
+        assert!(matches!(normalised(&long), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(
+            weak_password(&normalised(&long), "a@example.com"),
+            Some("at most 1024 bytes")
+        );
+        let short = "\u{FDFA}".repeat(4 * MAX_PASSWORD_LEN / 3);
+        assert_eq!(
+            normalised(&short).chars().count(),
+            18 * short.chars().count()
+        );
     }
 
     /// The admin's first login hashed `ADMIN_PASSWORD` (one hash more than any other login,
