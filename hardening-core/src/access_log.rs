@@ -894,9 +894,10 @@ pub(crate) mod tests {
         }
     }
 
-    /// A session id (`sid`), a CAS ticket, a magic link's token and a legacy OpenAI key
-    /// were logged: no default word is in their names, and no shape matched the key. Their
-    /// look-alikes stay, and so does an OpenID Connect `nonce` (not a credential).
+    /// A session id (`sid`), a CAS ticket, a magic link's token, a legacy OpenAI key, a PIN
+    /// and a card's security code were logged: no default word is in their names, and no
+    /// shape matched the key. Their look-alikes stay, and so does an OpenID Connect `nonce`
+    /// (not a credential).
     #[test]
     fn redacts_session_ids_tickets_magic_links_and_legacy_openai_keys() {
         let log = AccessLog::default();
@@ -920,10 +921,15 @@ pub(crate) mod tests {
                 "next=%2Fcb%3Fsid%3Ds3cr3t&state=%7B%22ticket%22%3A%22s3cr3t%22%7D",
                 "next=[redacted]&state=[redacted]",
             ),
+            (
+                "pin=1234&card_pin=1234&cvv=123&card%5Bcvc%5D=123",
+                "pin=[redacted]&card_pin=[redacted]&cvv=[redacted]&card%5Bcvc%5D=[redacted]",
+            ),
         ] {
             assert_eq!(redact(query), logged);
         }
-        let kept = "sidebar=1&inside=2&side=buy&tickets_count=3&ticketing=on&nonce=n-0S6_WzA2Mj";
+        let kept = "sidebar=1&inside=2&side=buy&tickets_count=3&ticketing=on&nonce=n-0S6_WzA2Mj\
+                    &ping=1&spinner=on";
         assert_eq!(redact(kept), kept);
         assert_eq!(
             logged_headers(&log, &[("x-sid", "s3cr3t"), ("baggage", "sid=s3cr3t")]),

@@ -44,11 +44,13 @@ pub const SECRET_NAME_PARTS: &[&str] = &[
 
 /// Words that name a secret only as a whole part of a name, too short or too common to be
 /// found inside one: `sid` (a session id: phpBB's `?sid=`, `user_sid`; not `sidebar`,
-/// `inside`) and `ticket` (a CAS or Kerberos ticket: `?ticket=ST-…`; not `tickets_count`).
+/// `inside`), `ticket` (a CAS or Kerberos ticket: `?ticket=ST-…`; not `tickets_count`), `pin`
+/// (`?pin=`, `card_pin`; not `ping`, `spinner`) and `cvv`, `cvc` (a card's security code,
+/// which PCI DSS forbids storing at all, logs included).
 /// [`is_secret_name`] matches them as it matches [`SECRET_NAME_PARTS`], but not at the end of
 /// a longer part; `hardening-core`'s access log matches them so too (in a lower-cased name),
 /// not as substrings.
-pub const SECRET_NAME_WORDS: &[&str] = &["sid", "ticket"];
+pub const SECRET_NAME_WORDS: &[&str] = &["sid", "ticket", "pin", "cvv", "cvc"];
 
 /// Authorization schemes, kept in front of the credentials they introduce
 /// (`Authorization: Token [redacted]`); the IANA registry and a few common others.
@@ -1025,9 +1027,9 @@ mod tests {
         // `Some(…)` and newtypes keep their names.
         assert_eq!(
             redact_secrets(
-                r#"Config { api_key: Some("k-1"), session_token: Some(Secret("t")), pin: None, port: 5432 }"#
+                r#"Config { api_key: Some("k-1"), session_token: Some(Secret("t")), pool: None, port: 5432 }"#
             ),
-            r#"Config { api_key: Some("[redacted]"), session_token: Some(Secret("[redacted]")), pin: None, port: 5432 }"#
+            r#"Config { api_key: Some("[redacted]"), session_token: Some(Secret("[redacted]")), pool: None, port: 5432 }"#
         );
         // Unquoted values; a tuple or a struct under a secret name is hidden whole.
         assert_eq!(
@@ -1168,6 +1170,11 @@ mod tests {
             "ticket",
             "cas-ticket",
             "serviceTicket",
+            "pin",
+            "card_pin",
+            "userPin",
+            "cvv",
+            "card-cvc",
         ] {
             assert!(is_secret_name(secret), "{secret}");
         }
@@ -1190,6 +1197,9 @@ mod tests {
             "tickets",
             "tickets_count",
             "ticketing",
+            "ping",
+            "spinner",
+            "pinned",
             "nonce",
             "ø",
             "",
