@@ -82,15 +82,18 @@ pub struct AuthLayer {
 
 /// A session cookie name [`AuthLayer::session_cookie`] refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "session cookie {name:?}: use a name starting with __Host- (the browser then keeps only a \
-     Secure, Path=/ cookie from this host, which no subdomain can plant), or \
-     AuthLayer::dangerous_session_cookie_without_host_prefix to accept this one"
-)]
+#[error("session cookie {name:?}: {why}")]
 pub struct InvalidSessionCookie {
     /// The name given.
     pub name: String,
+    /// What is wrong with it, and what to do.
+    pub why: &'static str,
 }
+
+/// What [`AuthLayer::session_cookie`] says of a name without the `__Host-` prefix.
+const WITHOUT_HOST_PREFIX: &str = "use a name starting with __Host- (the browser then keeps \
+     only a Secure, Path=/ cookie from this host, which no subdomain can plant), or \
+     AuthLayer::dangerous_session_cookie_without_host_prefix to accept this one";
 
 impl AuthLayer {
     /// Bearer tokens verified with `verifier`.
@@ -130,7 +133,9 @@ impl AuthLayer {
     ///
     /// A cookie's name is read trimmed of ASCII whitespace, as user agents read names
     /// (RFC 6265 §5.2): `__Host-session =…` is this cookie. A layer in front that opens or
-    /// filters the cookie must recognise it by the same rule.
+    /// filters the cookie must recognise it by the same rule. So a name no cookie can have
+    /// (spaces around it, `=`, `;`, a control character) is refused too: it would match no
+    /// cookie, and every request would go unauthenticated.
     ///
     /// ```
     /// # fn verifier() -> hardening_auth::JwtVerifier {
@@ -149,9 +154,17 @@ impl AuthLayer {
         name: impl Into<Arc<str>>,
     ) -> Result<Self, InvalidSessionCookie> {
         let name = name.into();
-        if !name.starts_with("__Host-") || name.len() == "__Host-".len() {
+        let why = if let Some(problem) = hardening_errors::cookie_name_problem(&name) {
+            Some(problem)
+        } else if !name.starts_with("__Host-") || name.len() == "__Host-".len() {
+            Some(WITHOUT_HOST_PREFIX)
+        } else {
+            None
+        };
+        if let Some(why) = why {
             return Err(InvalidSessionCookie {
                 name: name.to_string(),
+                why,
             });
         }
         self.cookie = Some(name);
@@ -1139,5 +1152,35 @@ mod tests {
         assert_eq!(status(json!({ "sub": "user-1" })).await, StatusCode::OK);
         assert_eq!(status(json!({})).await, StatusCode::UNAUTHORIZED);
         assert_eq!(status(json!({ "sub": "" })).await, StatusCode::UNAUTHORIZED);
+    }
+
+    /// `session_cookie("__Host-session ")` (a stray space, read from a file) or a name with
+    /// `=` was taken and matched no cookie: every request carrying the session went
+    /// unauthenticated, with nothing said at start-up. Refused, saying why.
+    #[test]
+    fn a_session_cookie_name_no_cookie_can_have_is_refused() {
+        for (name, why) in [
+            ("__Host-session ", "spaces around it"),
+            ("__Host-se=ssion", "`;` or `=`"),
+            ("__Host-se;ssion", "`;` or `=`"),
+            ("__Host-se\tssion", "control character"),
+        ] {
+            let err = AuthLayer::new(verifier())
+                .session_cookie(name)
+                .map(|_| ())
+                .expect_err(name);
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains(why), "{name:?}: {err}");
+        }
+        let err = AuthLayer::new(verifier())
+            .session_cookie("session")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("__Host-"), "{err}");
+        assert!(
+            AuthLayer::new(verifier())
+                .session_cookie("__Host-session")
+                .is_ok()
+        );
     }
 }

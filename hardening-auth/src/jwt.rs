@@ -158,6 +158,15 @@ pub enum KeyError {
         min = MIN_TOKEN_LEN
     )]
     MaxTokenLen(usize),
+    /// A [`max_age`](JwtVerifierBuilder::max_age) under one second: counted in whole
+    /// seconds, it would be zero, and every token issued longer ago than the leeway would be
+    /// refused (tokens would stop working seconds after they are issued).
+    #[error(
+        "max_age is under one second, so every token issued more than the leeway ago would be \
+         refused: give the oldest a token may be (at least 1s), or leave .max_age() out to \
+         accept any age until exp"
+    )]
+    MaxAge,
 }
 
 /// The base64url length (unpadded) of `bytes` bytes.
@@ -472,7 +481,9 @@ impl JwtVerifierBuilder {
         Ok(self)
     }
 
-    /// Refuses tokens issued (`iat`) longer ago than this, and tokens without `iat`.
+    /// Refuses tokens issued (`iat`) longer ago than this, and tokens without `iat`. Under
+    /// one second, [`build`](Self::build) and [`connect`](Self::connect) fail with
+    /// [`KeyError::MaxAge`].
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.inner.max_age = Some(max_age.as_secs());
         self
@@ -615,6 +626,9 @@ impl JwtVerifierBuilder {
     fn check_settings(&self) -> Result<(), KeyError> {
         if self.inner.max_len < MIN_TOKEN_LEN {
             return Err(KeyError::MaxTokenLen(self.inner.max_len));
+        }
+        if self.inner.max_age == Some(0) {
+            return Err(KeyError::MaxAge);
         }
         for (name, value) in [
             ("issuer", &self.inner.issuer),
@@ -1987,6 +2001,19 @@ mod tests {
         }
         assert!(builder().max_token_len(MIN_TOKEN_LEN).build().is_ok());
         assert!(builder().max_token_len(usize::MAX).build().is_ok());
+    }
+
+    /// `max_age(Duration::ZERO)` (or anything under a second, counted in whole seconds) was
+    /// taken and refused every token issued more than the leeway ago: tokens stopped working
+    /// about 30 s after they were issued. It is a start-up error now.
+    #[test]
+    fn a_max_age_under_a_second_is_refused_at_start_up() {
+        for short in [Duration::ZERO, Duration::from_millis(999)] {
+            let err = builder().max_age(short).build().map(|_| ()).unwrap_err();
+            assert_eq!(err, KeyError::MaxAge, "{short:?}");
+            assert!(err.to_string().contains("leave .max_age() out"), "{err}");
+        }
+        assert!(builder().max_age(Duration::from_secs(1)).build().is_ok());
     }
 
     /// [`MIN_TOKEN_LEN`] is a sound lower bound: the shortest token (HS256, `exp` and a

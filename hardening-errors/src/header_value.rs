@@ -363,6 +363,33 @@ pub fn is_dns_name(name: &str) -> bool {
         })
 }
 
+/// Why no `Cookie` or `Set-Cookie` can carry a cookie of this name, if none can: browsers and
+/// servers trim a cookie's name, and a name is not empty and holds no control character, `;`
+/// or `=` (each ends it). For settings that name a cookie: one that no cookie can have would
+/// match nothing, quietly.
+///
+/// ```
+/// use hardening_errors::cookie_name_problem;
+///
+/// assert_eq!(cookie_name_problem("__Host-session"), None);
+/// assert!(cookie_name_problem("__Host-session ").is_some());
+/// assert!(cookie_name_problem("sid=1").is_some());
+/// ```
+pub fn cookie_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the name is empty")
+    } else if name.trim_ascii() != name {
+        Some("the name has spaces around it, which browsers and servers trim")
+    } else if name
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b';' || b == b'=')
+    {
+        Some("the name has a control character, `;` or `=`, which end a cookie's name")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

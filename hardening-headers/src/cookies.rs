@@ -138,7 +138,7 @@ impl CookiePolicy {
         same_site: SameSite,
     ) -> Result<Self, ConfigError> {
         let name = name.into();
-        if let Some(why) = unmatchable(&name) {
+        if let Some(why) = hardening_errors::cookie_name_problem(&name) {
             return Err(ConfigError::InvalidCookieName {
                 setting: "same_site",
                 name,
@@ -804,23 +804,6 @@ fn has_prefix(name: &str, prefix: &str) -> bool {
 /// `__Host-Http-`, any case).
 fn needs_secure(name: &str) -> bool {
     has_prefix(name, "__secure-") || has_prefix(name, "__host-") || has_prefix(name, "__http-")
-}
-
-/// Why no `Set-Cookie` can carry a cookie of this name (see `Attrs`'s parsing: the name is
-/// trimmed, and is not empty and has no control character, `;` or `=`), if it cannot.
-fn unmatchable(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("the name is empty")
-    } else if name.trim_ascii() != name {
-        Some("the name has spaces around it, which browsers and this policy trim")
-    } else if name
-        .bytes()
-        .any(|b| b.is_ascii_control() || b == b';' || b == b'=')
-    {
-        Some("the name has a control character, `;` or `=`, which end a cookie's name")
-    } else {
-        None
-    }
 }
 
 /// Whether a cookie of this name needs `HttpOnly` (`__Http-`, `__Host-Http-`, any case).
