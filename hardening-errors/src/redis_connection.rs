@@ -381,19 +381,23 @@ impl Recheck {
 
     /// Reads the server's count of evicted keys on `conn` within the store's timeout; keys
     /// evicted since the last count are reported as an error (at most once a minute). The
-    /// first count, and one lower than the last (the server restarted, or another behind a
-    /// proxy), is kept as the new base. Nothing is reported when the store allows eviction.
+    /// first count, one from another server or another run of it (its `run_id` differs: a
+    /// restart, or another server behind a proxy, reached by a replaced connection), and one
+    /// lower than the last, is kept as the new base. Nothing is reported when the store
+    /// allows eviction.
     async fn count_evictions(&self, mut conn: ConnectionManager, seen: &mut Evictions) {
         if self.allow_eviction {
             return;
         }
-        let Ok(Some(count)) = tokio::time::timeout(self.timeout, evicted_keys(&mut conn)).await
+        let Ok(Some((run, count))) =
+            tokio::time::timeout(self.timeout, evicted_keys(&mut conn)).await
         else {
             return;
         };
-        let last = seen.last.replace(count);
+        let last = seen.last.replace((run.clone(), count));
         let Some(evicted) = last
-            .and_then(|last| count.checked_sub(last))
+            .filter(|(last_run, _)| *last_run == run)
+            .and_then(|(_, last)| count.checked_sub(last))
             .filter(|&n| n > 0)
         else {
             return;
@@ -414,8 +418,8 @@ impl Recheck {
 /// What the periodic check knows of the server's evicted keys.
 #[derive(Default)]
 struct Evictions {
-    /// The server's `evicted_keys` at the last count.
-    last: Option<u64>,
+    /// The server's `run_id` and `evicted_keys` at the last count.
+    last: Option<(String, u64)>,
     /// The errors about evicted keys, at most one a [`LOG_EVERY_MS`].
     errors: Throttled,
 }

@@ -137,20 +137,21 @@ pub(crate) async fn recheck_eviction(
     }
 }
 
-/// The server's count of keys evicted since it started (`evicted_keys` of `INFO stats`),
-/// which a Redis that hides its `CONFIG` (as many managed services do) still gives; `None`
-/// when it will not say.
-pub(crate) async fn evicted_keys(conn: &mut impl redis::aio::ConnectionLike) -> Option<u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(conn)
-        .await
-        .ok()?;
-    info.lines()
-        .find_map(|line| line.strip_prefix("evicted_keys:"))?
-        .trim()
-        .parse()
-        .ok()
+/// The server's count of keys evicted since it started (`evicted_keys`, of `INFO`'s stats),
+/// which a Redis that hides its `CONFIG` (as many managed services do) still gives, with its
+/// `run_id` (of `INFO`'s server section; empty when not given), which tells one server, and
+/// one run of it, from another; `None` when it will not say.
+pub(crate) async fn evicted_keys(
+    conn: &mut impl redis::aio::ConnectionLike,
+) -> Option<(String, u64)> {
+    let info: String = redis::cmd("INFO").query_async(conn).await.ok()?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+    };
+    let evicted = field("evicted_keys:")?.parse().ok()?;
+    Some((field("run_id:").unwrap_or_default().to_owned(), evicted))
 }
 
 /// Logs, as an error, that the Redis at `addr` (host:port, never the URL) evicted `evicted`

@@ -71,6 +71,29 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
+    /// Makes it evict keys, as its `maxmemory-policy` allows: its memory capped at 2 MB, then
+    /// filled past that by another client. Returns its count of evicted keys.
+    ///
+    /// # Panics
+    /// When it evicted nothing (its policy is `noeviction`): the test cannot go on.
+    pub async fn evict_keys(&self) -> u64 {
+        let () = self.command(&["CONFIG", "SET", "maxmemory", "2mb"]).await;
+        let filler = "x".repeat(10_000);
+        for i in 0..400 {
+            let () = self
+                .command(&["SET", &format!("filler:{i}"), &filler])
+                .await;
+        }
+        let stats: String = self.command(&["INFO", "stats"]).await;
+        let evicted = stats
+            .lines()
+            .find_map(|line| line.strip_prefix("evicted_keys:"))
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or_default();
+        assert!(evicted > 0, "the test's Redis evicted nothing: {stats}");
+        evicted
+    }
+
     /// How many `CONFIG` commands (`CONFIG GET`, `CONFIG SET`, …) it has run.
     pub async fn config_calls(&self) -> u64 {
         let info: String = self.command(&["INFO", "commandstats"]).await;

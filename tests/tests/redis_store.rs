@@ -796,6 +796,47 @@ async fn an_eviction_policy_set_after_start_up_is_logged_as_an_error() {
     assert_checks_stop_with(l, &server).await;
 }
 
+/// A connection that replaced a silent one may reach another server (a proxy in front of
+/// several): its count of evicted keys (`INFO stats`) was compared with the first server's,
+/// and the keys the other one had evicted long before, under an old policy, were logged as
+/// evicted since the last check. Another server's count is a new base.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn another_servers_count_of_evicted_keys_is_not_taken_for_new_evictions() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let kept = RedisServer::start();
+    let other = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    other.evict_keys().await;
+    for (setting, value) in [("maxmemory-policy", "noeviction"), ("maxmemory", "0")] {
+        let () = other.command(&["CONFIG", "SET", setting, value]).await;
+    }
+    let proxy = BlackHoleProxy::start(&kept).await;
+    let l = RedisLimiter::builder(&proxy.url())
+        .policy(Policy::global("g", frozen(1_000)), FailureMode::FailClosed)
+        .timeout(Duration::from_millis(200))
+        .circuit_breaker(3, Duration::from_millis(300))
+        .eviction_recheck_every(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let keys = ip_keys("192.0.2.64");
+    assert!(l.check(&keys, 1).await.is_admitted());
+    let asked = other.config_calls().await;
+    proxy.forward_new_to(&other);
+    proxy.black_hole();
+    assert!(
+        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        "the limiter never decided in Redis again"
+    );
+    // The policy asked three times on the new connection (at its start, then every 200 ms):
+    // the evicted keys were counted there in between.
+    assert!(
+        eventually(async || other.config_calls().await >= asked + 3).await,
+        "the eviction policy was not asked on the new connection"
+    );
+    assert!(captured.errors().is_empty(), "{}", captured.text());
+}
+
 /// A reservation's charge whose reply never comes (its connection black-holed) is waited
 /// for on a task of its own, which nobody else waits on: for the limiter's late-reply bound
 /// at most. Then it gives up, and the old connection, replaced meanwhile and kept by that
