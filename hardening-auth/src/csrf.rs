@@ -169,16 +169,7 @@ impl Csrf {
         path: impl Into<Box<str>>,
     ) -> Result<Self, InvalidExemptPath> {
         let path = path.into();
-        let why = if !path.starts_with('/') {
-            Some("must start with /, as a request's path does")
-        } else if path.contains(['?', '#']) {
-            Some("is compared without the query: drop everything from ? or #")
-        } else if path.bytes().any(|b| !b.is_ascii_graphic()) {
-            Some("has a space, control or non-ASCII character, which no request line carries")
-        } else {
-            None
-        };
-        if let Some(why) = why {
+        if let Some(why) = hardening_errors::exempt_path_problem(&path) {
             return Err(InvalidExemptPath {
                 path: path.into(),
                 why,

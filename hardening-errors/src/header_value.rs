@@ -390,6 +390,29 @@ pub fn cookie_name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Why no request can have this path, if none can, for settings that exempt a path (matched
+/// exactly, as the request line has it, before percent-decoding, without the query): one no
+/// request has would exempt nothing, quietly. A path starts with `/`, and holds no `?` or
+/// `#`, space, control or non-ASCII character.
+///
+/// ```
+/// use hardening_errors::exempt_path_problem;
+///
+/// assert_eq!(exempt_path_problem("/healthz"), None);
+/// assert!(exempt_path_problem("healthz").is_some());
+/// ```
+pub fn exempt_path_problem(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        Some("must start with /, as a request's path does")
+    } else if path.contains(['?', '#']) {
+        Some("is compared without the query: drop everything from ? or #")
+    } else if path.bytes().any(|b| !b.is_ascii_graphic()) {
+        Some("has a space, control or non-ASCII character, which no request line carries")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,8 +84,8 @@ pub use collect::{CollectCapped, CollectError, MAX_EMPTY_FRAMES, collect_capped}
 pub use error::Error;
 pub use header_value::{
     InvalidContentLength, content_length, cookie_name_problem, decimal_header_value,
-    declared_content_length, forwarded_proto_says_https, host_without_port, is_dns_name,
-    join_header_values, media_type, static_header_value,
+    declared_content_length, exempt_path_problem, forwarded_proto_says_https, host_without_port,
+    is_dns_name, join_header_values, media_type, static_header_value,
 };
 pub use log_text::{after_userinfo, may_be_a_token, write_printable_ascii};
 pub use mapping::{
