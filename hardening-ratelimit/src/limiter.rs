@@ -1691,10 +1691,6 @@ mod tests {
         }
     }
 
-    /// Two policies of one name make `RateLimit` fields and 429 problems that cannot be
-    /// told apart. Only `Hardening::rate_limit` refused them: a limiter for a
-    /// `RateLimitLayer` or a `CostLayer` was made with them. `try_new` refuses them now, and
-    /// `new` (a list written in the code) panics at start-up, naming the duplicate.
     /// `ipv6_prefix(0)` (read, perhaps, as "no grouping") was taken: every IPv6 client then
     /// shared one budget, which one client could spend for all. Refused, naming the policy
     /// and what to use, in a composite key too.
@@ -1721,6 +1717,10 @@ mod tests {
         }
     }
 
+    /// Two policies of one name make `RateLimit` fields and 429 problems that cannot be
+    /// told apart. Only `Hardening::rate_limit` refused them: a limiter for a
+    /// `RateLimitLayer` or a `CostLayer` was made with them. `try_new` refuses them now, and
+    /// `new` (a list written in the code) panics at start-up, naming the duplicate.
     #[test]
     fn two_policies_of_one_name_are_refused() {
         let quota = Quota::per_minute(nz(10));
