@@ -75,6 +75,10 @@ pub const EVICTION_RECHECK_EVERY: Duration = Duration::from_secs(300);
 /// this).
 const SHORTEST_RECHECK: Duration = Duration::from_millis(10);
 
+/// The longest period between two checks of the eviction policy (a longer one is taken as
+/// this): it is added to the clock, which would panic on overflow (`Duration::MAX`).
+const LONGEST_RECHECK: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// Commands timing out with none answered: how long, against how long is too long.
 #[derive(Debug)]
 struct Silence {
@@ -298,11 +302,11 @@ impl RedisConnection {
     }
 
     /// Asks the eviction policy on the connection of the moment every `every` (at least
-    /// [`SHORTEST_RECHECK`]), in a task of its own; see [`Recheck::run`]. `None` outside a
-    /// Tokio runtime.
+    /// [`SHORTEST_RECHECK`], at most [`LONGEST_RECHECK`]), in a task of its own; see
+    /// [`Recheck::run`]. `None` outside a Tokio runtime.
     fn recheck_eviction_every(&self, every: Duration) -> Option<tokio::task::AbortHandle> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let every = every.max(SHORTEST_RECHECK);
+        let every = every.clamp(SHORTEST_RECHECK, LONGEST_RECHECK);
         let current = Arc::clone(&self.current);
         let recheck = self.recheck(self.client.get_connection_info().addr().to_string());
         let task = runtime.spawn(async move {
