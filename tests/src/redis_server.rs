@@ -229,6 +229,23 @@ pub fn assert_eviction_unchecked(log: &crate::Captured, index: usize, store: &st
 /// # Panics
 /// When it does not: the test fails.
 pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, url: &str) {
+    let fields = the_eviction_error(log, store, url).await;
+    assert_eq!(fields["maxmemory_policy"], "allkeys-lru");
+}
+
+/// Waits (bounded, see [`eventually`](crate::eventually)) until `log` holds an error about
+/// the Redis of `store` at `url` evicting keys (by its policy or its count of evicted keys),
+/// checks that it is the only one, that it says what to change, and that the log names the
+/// address only (never a URL, nor the password of [`hiding_the_eviction_policy`]'s user);
+/// returns the error's fields.
+///
+/// # Panics
+/// When it does not: the test fails.
+pub async fn the_eviction_error(
+    log: &crate::Captured,
+    store: &str,
+    url: &str,
+) -> serde_json::Value {
     assert!(
         crate::eventually(async || !log.errors().is_empty()).await,
         "no error about the evicting Redis found after start-up: {}",
@@ -236,9 +253,8 @@ pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, url: &st
     );
     let errors = log.errors();
     assert_eq!(errors.len(), 1, "{}", log.text());
-    let fields = &errors[0]["fields"];
+    let fields = errors[0]["fields"].clone();
     assert_eq!(fields["store"], store);
-    assert_eq!(fields["maxmemory_policy"], "allkeys-lru");
     assert_eq!(
         url,
         format!("redis://{}/", fields["redis"].as_str().unwrap_or_default())
@@ -248,7 +264,12 @@ pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, url: &st
         message.contains("set maxmemory-policy noeviction"),
         "{message}"
     );
-    assert!(!log.text().contains("redis://"), "{}", log.text());
+    let text = log.text();
+    assert!(
+        !text.contains("redis://") && !text.contains(ACL_PASSWORD),
+        "{text}"
+    );
+    fields
 }
 
 /// A TCP proxy on 127.0.0.1 in front of a [`RedisServer`], as a proxy or load balancer
