@@ -66,7 +66,7 @@ impl HttpsRedirect {
     /// percent-decoding, without the query). A path no request could have (no leading `/`,
     /// as Django's `SECURE_REDIRECT_EXEMPT` patterns are written; a query; a space, control
     /// or non-ASCII character) is a [`ConfigError::InvalidExemptPath`]: it would exempt
-    /// nothing.
+    /// nothing. An exemption loosens the redirect, and is logged as a warning naming the path.
     ///
     /// ```
     /// use hardening_headers::HttpsRedirect;
@@ -80,6 +80,10 @@ impl HttpsRedirect {
         if let Some(why) = hardening_errors::exempt_path_problem(&path) {
             return Err(ConfigError::InvalidExemptPath { path, why });
         }
+        crate::warn_loosened(
+            "HttpsRedirect::exempt",
+            &format!("{path} is served over plain HTTP, not redirected to HTTPS"),
+        );
         self.exempt.push(path);
         Ok(self)
     }

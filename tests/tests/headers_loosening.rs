@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use hardening_core::Hardening;
-use hardening_core::headers::{CookiePolicy, Csp, HeaderPolicy, SameSite};
+use hardening_core::headers::{CookiePolicy, Csp, HeaderPolicy, HttpsRedirect, SameSite};
 use hardening_tests::{Captured, get as http_get, serve};
 
 /// The `setting` of every loosening warning of the headers crate logged while `setup` runs
@@ -309,4 +309,17 @@ fn a_tab_inside_a_csp_source_is_refused_at_start_up() {
     let err = set.expect_err("a source with a tab inside").to_string();
     assert!(err.contains("default-src"), "{err}");
     assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+/// `HttpsRedirect::exempt` leaves a path on plain HTTP, a loosening that was taken without a
+/// word: it is logged once per path, naming it; a path refused as one no request can have
+/// logs nothing.
+#[test]
+fn an_https_redirect_exemption_is_logged_as_a_loosening() {
+    let (settings, exempted) = loosening_warnings(|| HttpsRedirect::new().exempt("/healthz"));
+    assert!(exempted.is_ok());
+    assert_eq!(settings, ["HttpsRedirect::exempt"]);
+    let (settings, refused) = loosening_warnings(|| HttpsRedirect::new().exempt("healthz"));
+    assert!(refused.is_err());
+    assert!(settings.is_empty(), "{settings:?}");
 }
