@@ -185,7 +185,7 @@ impl From<hardening_ratelimit::LimiterConfigError> for ConfigError {
         match err {
             LimiterConfigError::NoPolicies => Self::NoRateLimitPolicies,
             LimiterConfigError::DuplicatePolicyName(name) => Self::DuplicatePolicyName(name),
-            err @ LimiterConfigError::Ipv6PrefixZero(_) => Self::RateLimit(err.to_string()),
+            err => Self::RateLimit(err.to_string()),
         }
     }
 }

@@ -837,6 +837,7 @@ impl PolicyState {
 
 /// Why [`RateLimiter::try_new`] refused its policies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LimiterConfigError {
     /// No policies: the limiter would limit nothing.
     #[error("a RateLimiter needs at least one Policy: with none it would limit nothing")]
