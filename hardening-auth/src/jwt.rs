@@ -426,7 +426,8 @@ impl JwtVerifierBuilder {
     }
 
     /// Requires `iss` to equal this. Empty, or with spaces around it, it is a
-    /// [`KeyError::Expected`] at [`build`](Self::build).
+    /// [`KeyError::Expected`] at [`build`](Self::build). One issuer: called again, it replaces
+    /// the first.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.inner.issuer = Some(issuer.into());
         self
@@ -435,7 +436,8 @@ impl JwtVerifierBuilder {
     /// Requires `aud` to be, or to contain, this. Without an audience, a token that carries
     /// `aud` at all is refused (RFC 7519 §4.1.3: it is for services that find themselves in
     /// it, and this one names no audience to find). Empty, or with spaces around it, it is a
-    /// [`KeyError::Expected`] at [`build`](Self::build).
+    /// [`KeyError::Expected`] at [`build`](Self::build). One audience: called again, it
+    /// replaces the first.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.inner.audience = Some(audience.into());
         self

@@ -263,7 +263,8 @@ impl Hardening {
     /// peers in these networks (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`), and only from them.
     ///
     /// A network that covers every address of its family (`0.0.0.0/0`, `::/0`) is accepted
-    /// with a warning: any client of that family could then choose its own IP.
+    /// with a warning: any client of that family could then choose its own IP. Called again,
+    /// the new list replaces the old one (give every network in one call).
     pub fn trusted_proxies<I>(mut self, networks: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
