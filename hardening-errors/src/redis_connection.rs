@@ -290,9 +290,13 @@ impl RedisConnection {
     }
 
     /// Asks the eviction policy on the new connection, in a task of its own (never on the
-    /// request path); see [`Recheck::run`].
+    /// request path); see [`Recheck::run`]. Not for a store that allows eviction, which has
+    /// nothing to find.
     #[cold]
     fn recheck_eviction(&self, addr: String) {
+        if self.allow_eviction {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -334,7 +338,6 @@ impl RedisConnection {
         Recheck {
             addr,
             risk: self.risk,
-            allow_eviction: self.allow_eviction,
             timeout: self.timeout,
             errors: Arc::clone(&self.eviction_errors),
             start: self.start,
@@ -351,11 +354,10 @@ impl Drop for RedisConnection {
 }
 
 /// A check of the eviction policy of the Redis at `addr` (host:port, never the URL), made
-/// after start-up.
+/// after start-up for a store that does not allow eviction.
 struct Recheck {
     addr: String,
     risk: EvictionRisk,
-    allow_eviction: bool,
     /// How long the reply may take.
     timeout: Duration,
     errors: Arc<Throttled>,
@@ -368,8 +370,7 @@ impl Recheck {
     async fn run(&self, mut conn: ConnectionManager) {
         let (risk, addr) = (&self.risk, self.addr.as_str());
         let check = async {
-            if let Some(policy) = recheck_eviction(&mut conn, self.allow_eviction, risk, addr).await
-            {
+            if let Some(policy) = recheck_eviction(&mut conn, risk, addr).await {
                 report_evicting(&self.errors, ms_since(self.start), risk, addr, &policy);
             }
         };
@@ -387,12 +388,9 @@ impl Recheck {
     /// evicted since the last count are reported as an error (at most once a minute). The
     /// first count, one from another server or another run of it (its `run_id` differs: a
     /// restart, or another server behind a proxy, reached by a replaced connection), and one
-    /// lower than the last, is kept as the new base. Nothing is reported when the store
-    /// allows eviction.
+    /// lower than the last, is kept as the new base. (Only made for a store that does not
+    /// allow eviction: see [`RedisConnection::connect`].)
     async fn count_evictions(&self, mut conn: ConnectionManager, seen: &mut Evictions) {
-        if self.allow_eviction {
-            return;
-        }
         let Ok(Some((run, count))) =
             tokio::time::timeout(self.timeout, evicted_keys(&mut conn)).await
         else {

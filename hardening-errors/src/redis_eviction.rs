@@ -95,13 +95,12 @@ pub async fn check_eviction(
 
 /// Asks the `maxmemory-policy` again after start-up: on a connection that replaced the
 /// store's first (it may reach another server behind a proxy), and now and then on the
-/// connection of the moment (the policy may have been changed since start-up).
-/// `Some(policy)`: it evicts, and `allow_eviction` does not accept it; to be logged with
+/// connection of the moment (the policy may have been changed since start-up), for a store
+/// that does not allow eviction. `Some(policy)`: it evicts; to be logged with
 /// [`log_evicting`]. Anything else is traced at debug, naming `addr` (host:port, never the
 /// URL).
 pub(crate) async fn recheck_eviction(
     conn: &mut impl redis::aio::ConnectionLike,
-    allow_eviction: bool,
     risk: &EvictionRisk,
     addr: &str,
 ) -> Option<String> {
@@ -118,10 +117,7 @@ pub(crate) async fn recheck_eviction(
             return None;
         }
     };
-    match (
-        eviction_check(policy.as_deref().ok(), allow_eviction),
-        policy,
-    ) {
+    match (eviction_check(policy.as_deref().ok(), false), policy) {
         (EvictionCheck::Refused, Ok(policy)) => Some(policy),
         (check, policy) => {
             tracing::debug!(
