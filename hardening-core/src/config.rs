@@ -384,7 +384,7 @@ impl HardeningConfig {
             "HARDENING_RATE_LIMIT_BURST" => self.rate_limit_burst = Some(count(value)?),
             _ => {
                 let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
-                let guess = match closest(name, &known) {
+                let guess = match hardening_errors::closest_name(name, &known) {
                     Some(guess) => format!(" (did you mean {guess}?)"),
                     None => String::new(),
                 };
@@ -579,35 +579,6 @@ fn list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
 
 /// The prefix of every variable [`HardeningConfig::from_env`] reads.
 const PREFIX: &str = "HARDENING_";
-
-/// The known name `name` is most likely a typo of: at most three letters added, removed or
-/// changed, case and surrounding spaces aside.
-fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    let name = name.trim().to_ascii_uppercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&name, k), *k))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance, by bytes.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.bytes().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.bytes().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
 
 /// The builder steps of [`HardeningConfig::build`], applied in turn. A step that fails is
 /// recorded under its setting and the ones after it are still checked (on a fresh preset,

@@ -73,6 +73,7 @@ mod redis_tcp;
 mod rejection;
 mod request_id;
 mod security_event;
+mod spelling;
 pub mod types;
 #[cfg(feature = "validation")]
 mod validation;
@@ -109,6 +110,7 @@ pub use security_event::{
     SECURITY_TARGET, SecurityEventReported, SecurityEventsLogged, log_security_event, mark_logged,
     mark_reported, rejection_event, report_rejection, reported_at_its_status,
 };
+pub use spelling::closest_name;
 #[cfg(feature = "validation")]
 pub use validation::Valid;
 pub use warn_once::WarnOnce;
