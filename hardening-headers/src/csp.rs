@@ -17,6 +17,51 @@ const KEYWORDS: &[&str] = &[
     "inline-speculation-rules",
 ];
 
+/// The directives browsers act on, as the header spells them. Content Security Policy
+/// Level 3 §6 (w3c.github.io/webappsec-csp): the fetch directives, `webrtc`, the document
+/// (`base-uri`, `sandbox`), navigation and reporting directives, and the ones it lists as
+/// defined elsewhere: `upgrade-insecure-requests`, `block-all-mixed-content` (obsolete in
+/// Mixed Content Level 2, as browsers now block mixed content themselves; taken, as it is
+/// harmless and still read) and Trusted Types' two. Plus `fenced-frame-src` (the Fenced
+/// Frame spec, shipped in Chromium). Browsers ignore a directive they do not know, so any
+/// other name is refused; [`Csp::dangerous_unlisted_directive`] sets one newer than this list.
+pub(crate) const DIRECTIVES: &[&str] = &[
+    // Fetch directives.
+    "child-src",
+    "connect-src",
+    "default-src",
+    "fenced-frame-src",
+    "font-src",
+    "frame-src",
+    "img-src",
+    "manifest-src",
+    "media-src",
+    "object-src",
+    "script-src",
+    "script-src-elem",
+    "script-src-attr",
+    "style-src",
+    "style-src-elem",
+    "style-src-attr",
+    "worker-src",
+    // Other directives.
+    "webrtc",
+    // Document directives.
+    "base-uri",
+    "sandbox",
+    // Navigation directives.
+    "form-action",
+    "frame-ancestors",
+    // Reporting directives.
+    "report-uri",
+    "report-to",
+    // Directives defined in other documents.
+    "upgrade-insecure-requests",
+    "block-all-mixed-content",
+    "require-trusted-types-for",
+    "trusted-types",
+];
+
 /// Directives where a source that allows any host lets an attacker's scripts run (the
 /// script directives, their fallbacks `default-src` and `child-src`, `object-src`), or undoes
 /// what the preset's value is for (`base-uri`, `form-action`, `frame-ancestors`).
@@ -63,6 +108,11 @@ const GUARDS: &[(&str, &str)] = &[
 /// presets guard without a `dangerous_*` method (see [`directive`](Csp::directive) and
 /// [`remove_directive`](Csp::remove_directive)).
 ///
+/// A directive is named as the header spells it (`script-src`), in any case, as browsers
+/// read it, or in helmet's camelCase (`scriptSrc`); it goes out lower-case and dashed. A name
+/// browsers do not know (`scirpt-src`, `img_src`) is a [`ConfigError::UnknownCspDirective`]
+/// naming the method and the directive it is closest to: browsers would ignore it.
+///
 /// ```
 /// use hardening_headers::{Csp, HeaderPolicy};
 ///
@@ -88,6 +138,8 @@ pub struct Csp {
     /// [`GUARDS`] taken out with [`Csp::remove_directive`]: refused when compiled, unless set
     /// again.
     removed: Vec<String>,
+    /// The first name a method could not take (an unknown directive): refused when compiled.
+    misnamed: Option<ConfigError>,
 }
 
 impl Csp {
@@ -105,6 +157,7 @@ impl Csp {
             upgrade_insecure_requests: false,
             loosened: Vec::new(),
             removed: Vec::new(),
+            misnamed: None,
         }
     }
 
@@ -126,6 +179,7 @@ impl Csp {
             upgrade_insecure_requests: true,
             loosened: Vec::new(),
             removed: Vec::new(),
+            misnamed: None,
         }
     }
 
@@ -155,6 +209,9 @@ impl Csp {
         I: IntoIterator,
         I::Item: Into<String>,
     {
+        let Some(name) = self.known(name, "directive") else {
+            return self;
+        };
         self.loosened.retain(|n| n != name);
         self.set(name, sources);
         self
@@ -175,6 +232,9 @@ impl Csp {
         I: IntoIterator,
         I::Item: Into<String>,
     {
+        let Some(name) = self.known(name, "dangerous_directive") else {
+            return self;
+        };
         self.set(name, sources);
         if let Some((_, sources)) = self.directives.iter().find(|(n, _)| n == name)
             && sources.iter().any(|source| loosens(name, source).is_some())
@@ -188,6 +248,71 @@ impl Csp {
             self.loosened.push(name.to_owned());
         }
         self
+    }
+
+    /// Sets a directive newer than those this crate knows (see [`Csp::directive`]), with no
+    /// check of its sources, as [`dangerous_directive`](Self::dangerous_directive) sets one
+    /// it knows; set it again with this method to change it. Logs a warning, as a misspelled
+    /// name here goes out, and browsers ignore it. The name is letters, digits and `-`, and
+    /// goes out lower-case; one the crate knows is an error naming `directive`.
+    ///
+    /// ```
+    /// use hardening_headers::{Csp, HeaderPolicy};
+    ///
+    /// let csp = Csp::html().dangerous_unlisted_directive("example-src", ["'self'"]);
+    /// assert!(HeaderPolicy::html().csp(csp).build().is_ok());
+    /// ```
+    pub fn dangerous_unlisted_directive<I>(mut self, name: &str, sources: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        if known_directive(name).is_some() {
+            return self.refuse(invalid(
+                name,
+                "a directive this crate knows: set it with Csp::directive (or \
+                 Csp::dangerous_directive)",
+            ));
+        }
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return self.refuse(invalid(name, "a directive name is letters, digits and '-'"));
+        }
+        let name = name.to_ascii_lowercase();
+        let sources: Vec<String> = sources.into_iter().map(Into::into).collect();
+        warn_loosened(
+            "Csp::dangerous_unlisted_directive",
+            &format!(
+                "Content-Security-Policy {name} {}: a directive this crate does not know, its \
+                 name and sources unchecked",
+                sources.join(" ")
+            ),
+        );
+        self.set(&name, sources);
+        if !self.loosened.contains(&name) {
+            self.loosened.push(name);
+        }
+        self
+    }
+
+    /// Keeps `err`, unless an earlier one was kept, to be returned when compiled.
+    fn refuse(mut self, err: ConfigError) -> Self {
+        self.misnamed.get_or_insert(err);
+        self
+    }
+
+    /// The directive `name` means (see [`known_directive`]); else `None`, and the policy is
+    /// refused when compiled, with an error naming `method`.
+    fn known(&mut self, name: &str, method: &'static str) -> Option<&'static str> {
+        let known = known_directive(name);
+        if known.is_none() {
+            self.misnamed
+                .get_or_insert_with(|| ConfigError::UnknownCspDirective {
+                    name: name.to_owned(),
+                    method,
+                    suggestion: hardening_errors::closest_name(name, DIRECTIVES),
+                });
+        }
+        known
     }
 
     fn set<I>(&mut self, name: &str, sources: I)
@@ -210,6 +335,9 @@ impl Csp {
     /// [`dangerous_remove_directive`](Self::dangerous_remove_directive); removing
     /// `default-src` is refused as well ([`ConfigError::MissingDefaultSrc`]).
     pub fn remove_directive(mut self, name: &str) -> Self {
+        let Some(name) = self.known(name, "remove_directive") else {
+            return self;
+        };
         if self.has(name)
             && GUARDS.iter().any(|(n, _)| *n == name)
             && !self.removed.iter().any(|n| n == name)
@@ -223,6 +351,9 @@ impl Csp {
     /// Removes a directive, including one [`remove_directive`](Self::remove_directive)
     /// refuses, for which it logs a warning. (`default-src` is still required.)
     pub fn dangerous_remove_directive(mut self, name: &str) -> Self {
+        let Some(name) = self.known(name, "dangerous_remove_directive") else {
+            return self;
+        };
         // Also when `remove_directive` took it out first (it is then only in `removed`,
         // where the build would refuse it): this is what lets it go.
         let there = self.has(name) || self.removed.iter().any(|n| n == name);
@@ -260,16 +391,13 @@ impl Csp {
 
     /// Validates and compiles the policy.
     pub(crate) fn compile(&self) -> Result<CompiledCsp, ConfigError> {
+        if let Some(err) = &self.misnamed {
+            return Err(err.clone());
+        }
         if !self.directives.iter().any(|(n, _)| n == "default-src") {
             return Err(ConfigError::MissingDefaultSrc);
         }
         for (name, sources) in &self.directives {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-                return Err(invalid(
-                    name,
-                    "a directive name is lower-case letters and '-'",
-                ));
-            }
             for source in sources {
                 // Browsers read a keyword without quotes, in any case, as a host name.
                 if KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(source)) {
@@ -377,6 +505,24 @@ impl Csp {
             }),
         })
     }
+}
+
+/// The directive `name` means, as the header spells it: browsers read a name in any case
+/// (CSP3, "parse a serialized CSP"), and helmet reads camelCase (`scriptSrc`) as dashed.
+/// `None` for a name browsers do not know.
+fn known_directive(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let mut dashed = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            dashed.push('-');
+        }
+        dashed.push(c.to_ascii_lowercase());
+    }
+    DIRECTIVES
+        .iter()
+        .copied()
+        .find(|d| *d == lower || *d == dashed)
 }
 
 /// Why `source` in `directive` loosens what the presets guard, if it does (the rules of
@@ -826,5 +972,235 @@ mod loosening_tests {
             Csp::html().compile().unwrap().header,
             http::header::CONTENT_SECURITY_POLICY
         );
+    }
+}
+
+#[cfg(test)]
+mod directive_name_tests {
+    use super::*;
+
+    /// The error compiling `csp` gives, as a user reads it.
+    fn refused(csp: &Csp) -> String {
+        match csp.compile() {
+            Ok(_) => panic!("compiled: {csp:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    /// The policy `csp` sends on HTTPS with a nonce.
+    fn sent(csp: &Csp) -> String {
+        let compiled = csp.compile().unwrap_or_else(|err| panic!("{err}: {csp:?}"));
+        let value = compiled.value(true, Some(&CspNonce::generate()));
+        value.to_str().unwrap().to_owned()
+    }
+
+    /// A misspelled directive name was sent as it was, and browsers ignore a directive they
+    /// do not know: `scirpt-src` restricted nothing, `remove_directive("img_src")` removed
+    /// nothing, all without a word. Now refused when compiled, naming the method and the
+    /// directive meant.
+    #[test]
+    fn a_misspelled_directive_name_is_refused_naming_the_closest_one() {
+        for (csp, given, method, meant) in [
+            (
+                Csp::html().directive("scirpt-src", ["'self'"]),
+                "scirpt-src",
+                "directive",
+                "script-src",
+            ),
+            (
+                Csp::html().directive("report-url", ["/csp-report"]),
+                "report-url",
+                "directive",
+                "report-uri",
+            ),
+            (
+                Csp::api().directive("Img_Src", ["'self'"]),
+                "Img_Src",
+                "directive",
+                "img-src",
+            ),
+            (
+                Csp::html().dangerous_directive("styel-src", ["'unsafe-inline'"]),
+                "styel-src",
+                "dangerous_directive",
+                "style-src",
+            ),
+            (
+                Csp::html().remove_directive("img_src"),
+                "img_src",
+                "remove_directive",
+                "img-src",
+            ),
+            (
+                Csp::html().dangerous_remove_directive("frame-ancestor"),
+                "frame-ancestor",
+                "dangerous_remove_directive",
+                "frame-ancestors",
+            ),
+        ] {
+            assert_eq!(
+                refused(&csp),
+                format!(
+                    "unknown CSP directive `{given}` in Csp::{method}; did you mean `{meant}`?"
+                ),
+            );
+        }
+        // Close to no directive: the message says what to write instead.
+        let err = refused(&Csp::html().directive("nonsense", ["'self'"]));
+        assert!(
+            err.starts_with("unknown CSP directive `nonsense` in Csp::directive; ")
+                && err.contains("img-src")
+                && err.contains("Csp::dangerous_unlisted_directive"),
+            "{err}"
+        );
+    }
+
+    /// Browsers read directive names in any case (CSP3, "parse a serialized CSP"), so
+    /// `FRAME-ANCESTORS *` allows framing as much as `frame-ancestors *` does. A name in
+    /// another case now goes through the same checks, under its own name, and replaces the
+    /// preset's directive rather than adding a second one (which browsers would ignore).
+    #[test]
+    fn a_directive_name_in_another_case_is_that_directive() {
+        for (csp, what) in [
+            (
+                Csp::html().directive("FRAME-ANCESTORS", ["*"]),
+                "CSP directive `frame-ancestors` with *",
+            ),
+            (
+                Csp::html().directive("Script-Src", ["'strict-dynamic'", "'unsafe-inline'"]),
+                "CSP directive `script-src` with 'unsafe-inline'",
+            ),
+            (
+                Csp::api().directive("Default-SRC", ["https:"]),
+                "CSP directive `default-src` with https:",
+            ),
+            (
+                Csp::html().remove_directive("Frame-Ancestors"),
+                "Csp::remove_directive(\"frame-ancestors\")",
+            ),
+            (
+                Csp::html()
+                    .dangerous_directive("Style-Src", ["'unsafe-inline'"])
+                    .directive("STYLE-SRC", ["'unsafe-inline'"]),
+                "CSP directive `style-src` with 'unsafe-inline'",
+            ),
+        ] {
+            match csp.compile() {
+                Err(err @ ConfigError::Loosening { .. }) => {
+                    let err = err.to_string();
+                    assert!(
+                        err.starts_with(what) && err.contains("Csp::dangerous_"),
+                        "{err}"
+                    );
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        let script =
+            sent(&Csp::html().directive("Script-Src", ["'strict-dynamic'", "https://cdn.example"]));
+        assert_eq!(script.matches("script-src").count(), 1, "{script}");
+        assert!(script.contains("; script-src 'nonce-"), "{script}");
+        assert!(
+            script.contains("'strict-dynamic' https://cdn.example;"),
+            "{script}"
+        );
+        let images = sent(
+            &Csp::html()
+                .directive("IMG-SRC", ["https://a.example"])
+                .directive("img-src", ["https://b.example"]),
+        );
+        assert_eq!(images.matches("img-src").count(), 1, "{images}");
+        assert!(images.contains("img-src https://b.example"), "{images}");
+        let style = sent(&Csp::html().dangerous_directive("Style-Src", ["'unsafe-inline'"]));
+        assert!(style.contains("; style-src 'unsafe-inline'"), "{style}");
+        let framed = sent(&Csp::html().dangerous_remove_directive("FRAME-ANCESTORS"));
+        assert!(!framed.contains("frame-ancestors"), "{framed}");
+    }
+
+    /// helmet takes its directive names in camelCase (`scriptSrc`) as well as dashed: the
+    /// same names here mean the same directives, and go out dashed.
+    #[test]
+    fn helmets_camel_case_names_are_the_dashed_directives() {
+        let sent = sent(
+            &Csp::html()
+                .directive("scriptSrc", ["'strict-dynamic'", "https://cdn.example"])
+                .directive("imgSrc", ["'self'", "data:"])
+                .directive("upgradeInsecureRequests", Vec::<String>::new()),
+        );
+        assert!(sent.contains("; script-src 'nonce-"), "{sent}");
+        assert!(sent.contains("; img-src 'self' data:"), "{sent}");
+        assert_eq!(
+            sent.matches("upgrade-insecure-requests").count(),
+            1,
+            "{sent}"
+        );
+        assert_eq!(sent.matches("script-src").count(), 1, "{sent}");
+        let err = refused(&Csp::html().directive("frameAncestors", ["*"]));
+        assert!(
+            err.starts_with("CSP directive `frame-ancestors` with *"),
+            "{err}"
+        );
+    }
+
+    /// Every directive of the list is taken, in any case, and goes out under its own name.
+    #[test]
+    fn every_listed_directive_is_taken() {
+        let none: [&str; 0] = [];
+        for name in DIRECTIVES {
+            for given in [name.to_string(), name.to_ascii_uppercase()] {
+                let sent = sent(&Csp::api().directive(&given, none));
+                assert_eq!(
+                    sent.split("; ")
+                        .filter(|d| d.split(' ').next() == Some(name))
+                        .count(),
+                    1,
+                    "{given}: {sent}"
+                );
+            }
+        }
+    }
+
+    /// A directive newer than the list goes out through `dangerous_unlisted_directive`, which
+    /// logs a warning. It takes no listed name (`directive` checks those) and no malformed
+    /// one.
+    #[test]
+    fn dangerous_unlisted_directive_sets_a_newer_directive_and_logs() {
+        let mut csp = None;
+        let logged = crate::test_log::Warnings::during(crate::LOG_TARGET, || {
+            csp = Some(Csp::html().dangerous_unlisted_directive("Example-Src", ["'self'", "*"]));
+        });
+        assert!(
+            logged.len() == 1
+                && logged[0].contains("setting=\"Csp::dangerous_unlisted_directive\"")
+                && logged[0].contains("Content-Security-Policy example-src 'self' *"),
+            "{logged:?}"
+        );
+        let csp = csp.expect("set");
+        assert!(sent(&csp).contains("; example-src 'self' *"), "{csp:?}");
+        // Set again, it is replaced; `directive` does not know it.
+        let again = sent(
+            &csp.clone()
+                .dangerous_unlisted_directive("example-src", ["'none'"]),
+        );
+        assert_eq!(again.matches("example-src").count(), 1, "{again}");
+        assert!(again.contains("; example-src 'none'"), "{again}");
+        assert!(refused(&csp.directive("example-src", ["'none'"])).starts_with("unknown CSP"));
+        for (name, source, why) in [
+            ("script-src", "*", "set it with Csp::directive"),
+            ("scriptSrc", "*", "set it with Csp::directive"),
+            ("example_src", "'self'", "letters, digits and '-'"),
+            ("", "'self'", "letters, digits and '-'"),
+            ("example-src", "'self' *", "not a single source expression"),
+        ] {
+            match Csp::html()
+                .dangerous_unlisted_directive(name, [source])
+                .compile()
+            {
+                Err(ConfigError::InvalidCsp { directive, why: w }) => {
+                    assert!(directive == name && w.contains(why), "{name}: {w}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
     }
 }

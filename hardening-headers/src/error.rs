@@ -27,6 +27,17 @@ pub enum ConfigError {
         /// What is wrong.
         why: String,
     },
+    /// A CSP directive name browsers do not know (a typo such as `scirpt-src`): they would
+    /// ignore the directive, and what it was meant to do would not happen.
+    #[error("unknown CSP directive `{name}` in Csp::{method}; {}", unknown_directive_hint(.suggestion))]
+    UnknownCspDirective {
+        /// The name given.
+        name: String,
+        /// The method given it: `directive`, `remove_directive`, or their `dangerous_` forms.
+        method: &'static str,
+        /// The directive it is closest to, if one is close.
+        suggestion: Option<&'static str>,
+    },
     /// An HSTS max-age that is zero, or too short for `preload`.
     #[error("HSTS: {0}")]
     InvalidHsts(String),
@@ -125,4 +136,16 @@ pub enum ConfigError {
         /// What is wrong, and what to give instead.
         why: String,
     },
+}
+
+/// What to write instead of an unknown CSP directive name.
+fn unknown_directive_hint(suggestion: &Option<&'static str>) -> String {
+    match suggestion {
+        Some(directive) => format!("did you mean `{directive}`?"),
+        None => format!(
+            "write one of {} (or, for a directive newer than these, use \
+             Csp::dangerous_unlisted_directive)",
+            crate::csp::DIRECTIVES.join(", ")
+        ),
+    }
 }

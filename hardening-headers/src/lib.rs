@@ -41,7 +41,7 @@
 //! |---|---|
 //! | a header sent with a weaker value, or not at all | [`HeaderPolicy::dangerous_header`], [`HeaderPolicy::dangerous_remove_header`], [`HeaderPolicy::dangerous_referrer_policy`], [`HeaderPolicy::dangerous_frame_options`], [`HeaderPolicy::dangerous_cross_origin_opener_policy`], [`HeaderPolicy::dangerous_cross_origin_resource_policy`] |
 //! | HSTS shorter than two years or without subdomains, or none | [`HeaderPolicy::dangerous_hsts`], [`HeaderPolicy::dangerous_without_hsts`] |
-//! | `'unsafe-…'` CSP sources, a wildcard where scripts load, framing, a preset directive removed, report-only mode, no CSP | [`Csp::dangerous_directive`], [`Csp::dangerous_remove_directive`], [`Csp::dangerous_report_only`], [`HeaderPolicy::dangerous_without_csp`] |
+//! | `'unsafe-…'` CSP sources, a wildcard where scripts load, framing, a preset directive removed, a directive newer than the crate knows, report-only mode, no CSP | [`Csp::dangerous_directive`], [`Csp::dangerous_remove_directive`], [`Csp::dangerous_unlisted_directive`], [`Csp::dangerous_report_only`], [`HeaderPolicy::dangerous_without_csp`] |
 //! | responses to requests with credentials cacheable | [`HeaderPolicy::dangerous_allow_caching_with_credentials`] |
 //! | a cookie without `HttpOnly`, `SameSite=None`, without `Secure`, living over 30 days | [`CookiePolicy::dangerous_script_readable`], [`CookiePolicy::dangerous_same_site_none`], [`CookiePolicy::dangerous_allow_insecure`], [`CookiePolicy::dangerous_max_age`] |
 

@@ -111,6 +111,23 @@ fn each_dangerous_header_setting_logs_one_warning() {
             }),
         ),
         (
+            "Csp::dangerous_unlisted_directive",
+            Box::new(|| {
+                let csp = Csp::html().directive("example-src", ["'self'"]);
+                HeaderPolicy::html()
+                    .csp(csp)
+                    .build()
+                    .map(|_| HeaderPolicy::html())
+            }),
+            Box::new(|| {
+                let csp = Csp::html().dangerous_unlisted_directive("example-src", ["'self'"]);
+                HeaderPolicy::html()
+                    .csp(csp)
+                    .build()
+                    .map(|_| HeaderPolicy::html())
+            }),
+        ),
+        (
             "CookiePolicy::dangerous_same_site_none",
             Box::new(|| {
                 let cookies = CookiePolicy::default().same_site("embed", SameSite::None)?;
