@@ -376,10 +376,10 @@ impl Hardening {
     ///
     /// A policy that counts by principal (alone or in a composite key) is an error:
     /// `Hardening` runs before any auth layer, so it would never count anything. Give such a
-    /// policy to a `RateLimitLayer` inside the auth layer. (A limiter has at least one policy
-    /// and no two of one name: `RateLimiter::try_new` refuses both, and with `?` its error
-    /// converts to [`ConfigError::NoRateLimitPolicies`] or
-    /// [`ConfigError::DuplicatePolicyName`].)
+    /// policy to a `RateLimitLayer` inside the auth layer. (A limiter has at least one policy,
+    /// no blank name and no two of one name: `RateLimiter::try_new` refuses each, and with `?`
+    /// its error converts to [`ConfigError::NoRateLimitPolicies`],
+    /// [`ConfigError::RateLimit`] or [`ConfigError::DuplicatePolicyName`].)
     #[cfg(feature = "ratelimit")]
     pub fn rate_limit(
         mut self,

@@ -82,7 +82,9 @@ pub enum KeyKind {
 /// with a backslash, and each byte of any other character (a control character, non-ASCII
 /// text), and `%` itself, is written as `%XX` (`café` as `caf%C3%A9`), so two names never
 /// share a field. Elsewhere (problems, logs) the name is the text as given. The field form
-/// is made once, with the name, not per response.
+/// is made once, with the name, not per response. A name that is empty or only whitespace
+/// reports nothing anyone can read: a limiter refuses it
+/// ([`LimiterConfigError::BlankPolicyName`]).
 #[derive(Clone)]
 pub struct PolicyName(NameRepr);
 
@@ -853,6 +855,39 @@ pub enum LimiterConfigError {
     /// budget, which any one of them could spend for all.
     #[error("{}", ipv6_prefix_zero_message(.0))]
     Ipv6PrefixZero(String),
+    /// A policy whose name is empty or only whitespace: the `RateLimit` fields, 429 problems
+    /// and logs would report a policy no one can tell which it is.
+    #[error("{}", blank_name_message(*.position, *.of, .name))]
+    BlankPolicyName {
+        /// Where the policy is in the list given, from 1.
+        position: usize,
+        /// How many policies were given.
+        of: usize,
+        /// The name given.
+        name: String,
+    },
+}
+
+/// What the errors for a blank name, that of the `position`th of `of` policies, say.
+pub(crate) fn blank_name_message(position: usize, of: usize, name: &str) -> String {
+    format!(
+        "rate-limit policy {position} (of {of}) is named {name:?}, which is blank: the \
+         RateLimit and RateLimit-Policy headers, 429 problems and logs report a policy by its \
+         name; give it a name that says what it limits, such as \"per-ip\" or \"tokens-per-day\""
+    )
+}
+
+/// The first of these policies whose name is empty or only whitespace: its place from 1, how
+/// many there are, and the name.
+pub(crate) fn blank_name<'a>(
+    policies: impl ExactSizeIterator<Item = &'a Policy>,
+) -> Option<(usize, usize, &'a PolicyName)> {
+    let of = policies.len();
+    policies
+        .map(Policy::name)
+        .enumerate()
+        .find(|(_, name)| name.trim().is_empty())
+        .map(|(at, name)| (at + 1, of, name))
 }
 
 /// What the errors for policy `name`'s `/0` IPv6 grouping say.
@@ -907,7 +942,7 @@ impl RateLimiter {
     /// # Panics
     ///
     /// If two policies have the same name (their `RateLimit` fields could not be told
-    /// apart). The message names it.
+    /// apart), or one's name is blank. The message names it.
     ///
     /// ```should_panic
     /// use std::num::NonZeroU32;
@@ -930,12 +965,19 @@ impl RateLimiter {
         }
     }
 
-    /// A limiter for these policies: none, two of one name, or IPv6 grouped by `/0`, is an
-    /// error.
+    /// A limiter for these policies: none, a blank name (empty or only whitespace), two of
+    /// one name, or IPv6 grouped by `/0`, is an error.
     pub fn try_new(policies: impl IntoIterator<Item = Policy>) -> Result<Self, LimiterConfigError> {
         let limiter = Self::with_policies(policies);
         if limiter.0.policies.is_empty() {
             return Err(LimiterConfigError::NoPolicies);
+        }
+        if let Some((position, of, name)) = blank_name(limiter.policies()) {
+            return Err(LimiterConfigError::BlankPolicyName {
+                position,
+                of,
+                name: name.to_string(),
+            });
         }
         if let Some(name) = duplicate_name(limiter.policies()) {
             return Err(LimiterConfigError::DuplicatePolicyName(name.to_string()));
@@ -1759,6 +1801,51 @@ mod tests {
             message.starts_with("RateLimiter::new: two rate-limit policies are named `api`: "),
             "{message}"
         );
+    }
+
+    /// An empty or whitespace-only name was taken: the `RateLimit` fields then carried `""`
+    /// or `"  "`, and the 429 problem and the logs named no policy. Refused, saying which
+    /// policy (by its place in the list) and what to do; an odd but readable name is not.
+    #[test]
+    fn a_blank_policy_name_is_refused() {
+        let quota = Quota::per_minute(nz(10));
+        for blank in ["", " ", "\t \u{a0}"] {
+            let err = RateLimiter::try_new([
+                Policy::per_client_ip("api", quota),
+                Policy::global(String::from(blank), quota),
+            ])
+            .map(|_| ())
+            .expect_err(&format!("the blank name {blank:?} was accepted"));
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "rate-limit policy 2 (of 2) is named {blank:?}, which is blank"
+                )) && message.contains("give it a name"),
+                "{message}"
+            );
+            assert_eq!(
+                err,
+                LimiterConfigError::BlankPolicyName {
+                    position: 2,
+                    of: 2,
+                    name: blank.into()
+                }
+            );
+        }
+        // Two blank names: the blank one is the mistake to report, not the duplicate.
+        let err = RateLimiter::try_new([Policy::global("", quota), Policy::global("", quota)])
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            matches!(err, LimiterConfigError::BlankPolicyName { position: 1, .. }),
+            "{err}"
+        );
+        for odd in ["caf\u{e9}", " api", "50%", "a\"b"] {
+            assert!(
+                RateLimiter::try_new([Policy::global(odd, quota)]).is_ok(),
+                "{odd:?}"
+            );
+        }
     }
 
     fn keys<'a>(ip: &str, headers: &'a HeaderMap) -> RequestKeys<'a> {

@@ -173,6 +173,17 @@ pub enum RedisStoreError {
     /// [`LimiterConfigError::Ipv6PrefixZero`](crate::LimiterConfigError::Ipv6PrefixZero)).
     #[error("{}", crate::limiter::ipv6_prefix_zero_message(.0))]
     Ipv6PrefixZero(String),
+    /// A policy whose name is empty or only whitespace (see
+    /// [`LimiterConfigError::BlankPolicyName`](crate::LimiterConfigError::BlankPolicyName)).
+    #[error("{}", crate::limiter::blank_name_message(*.position, *.of, .name))]
+    BlankPolicyName {
+        /// Where the policy is among those given to [`RedisLimiterBuilder::policy`], from 1.
+        position: usize,
+        /// How many policies were given.
+        of: usize,
+        /// The name given.
+        name: String,
+    },
     /// A zero timeout: every decision would fail over to the failure mode.
     #[error(
         "the Redis limiter's timeout is zero: every decision would give up on Redis before its \
@@ -325,6 +336,15 @@ impl RedisLimiterBuilder {
         }
         if self.timeout.is_zero() {
             return Err(RedisStoreError::ZeroTimeout);
+        }
+        if let Some((position, of, name)) =
+            crate::limiter::blank_name(self.policies.iter().map(|(p, _)| p))
+        {
+            return Err(RedisStoreError::BlankPolicyName {
+                position,
+                of,
+                name: name.to_string(),
+            });
         }
         if let Some(name) = crate::limiter::duplicate_name(self.policies.iter().map(|(p, _)| p)) {
             return Err(RedisStoreError::DuplicatePolicyName(name.to_string()));

@@ -489,6 +489,12 @@ fn misconfiguration_fails_at_build_time() {
         "two rate-limit policies are named `api`: give each its own name (it is what the \
          RateLimit headers, 429 problems and logs report)"
     );
+    let err = with_policies(vec![Policy::global(" ", hour)]).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::RateLimit(message)
+            if message.starts_with("rate-limit policy 1 (of 1) is named \" \", which is blank")),
+        "{err}"
+    );
 }
 
 #[tokio::test]

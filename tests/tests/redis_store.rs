@@ -442,6 +442,22 @@ async fn start_up_errors_say_what_to_change() {
         matches!(&err, RedisStoreError::Ipv6PrefixZero(name) if name == "ip"),
         "{err}"
     );
+    // And so is a blank name, which the RateLimit fields, problems and logs would report.
+    let err = RedisLimiter::builder("redis://127.0.0.1:1/")
+        .policy(Policy::global("g", frozen(1)), FailureMode::FailClosed)
+        .policy(Policy::global(" ", frozen(1)), FailureMode::FailClosed)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("rate-limit policy 2 (of 2) is named \" \", which is blank"),
+        "{err}"
+    );
+    assert!(
+        matches!(&err, RedisStoreError::BlankPolicyName { position: 2, of: 2, name } if name == " "),
+        "{err}"
+    );
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     let err = RedisLimiter::builder("redis://127.0.0.1:1/")
         .policy(Policy::global("g", frozen(1)), FailureMode::FailClosed)
