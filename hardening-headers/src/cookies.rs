@@ -59,6 +59,9 @@ pub struct CookiePolicy {
     script_readable: Vec<String>,
     same_site: Vec<(String, SameSite)>,
     insecure: Vec<String>,
+    /// The first name a `dangerous_*` setting was given that no cookie can have, reported
+    /// when the header policy is built (those settings return no `Result`).
+    invalid_name: Option<ConfigError>,
     /// Whether the warning that a handler's `SameSite=None` became `Lax` was logged.
     warned_same_site_none: std::sync::Arc<hardening_errors::WarnOnce>,
 }
@@ -70,6 +73,7 @@ impl Default for CookiePolicy {
             script_readable: Vec::new(),
             same_site: Vec::new(),
             insecure: Vec::new(),
+            invalid_name: None,
             warned_same_site_none: std::sync::Arc::default(),
         }
     }
@@ -113,9 +117,13 @@ impl CookiePolicy {
 
     /// Lets JavaScript read this cookie (no `HttpOnly` added), so a script injected into a
     /// page can read it too. Logs a warning. A `__Http-` or `__Host-Http-` cookie needs
-    /// `HttpOnly` whatever this says: one sent without it is dropped with a warning.
+    /// `HttpOnly` whatever this says: one sent without it is dropped with a warning. A name
+    /// no cookie can have is a [`ConfigError::InvalidCookieName`] from
+    /// [`HeaderPolicy::build`](crate::HeaderPolicy::build).
     pub fn dangerous_script_readable(mut self, name: impl Into<String>) -> Self {
-        let name = name.into();
+        let Some(name) = self.cookie_name("dangerous_script_readable", name.into()) else {
+            return self;
+        };
         warn_loosened(
             "CookiePolicy::dangerous_script_readable",
             &format!("cookie {name} goes without HttpOnly"),
@@ -162,9 +170,12 @@ impl CookiePolicy {
     /// Gives this cookie `SameSite=None` (with `Secure`, which browsers require; without it
     /// the cookie gets `Lax`): browsers send it on cross-site requests too, which CSRF
     /// defences must then cover. A handler's own `SameSite=Strict` or `Lax` on it stays.
-    /// Logs a warning.
+    /// Logs a warning. A name no cookie can have is a [`ConfigError::InvalidCookieName`]
+    /// from [`HeaderPolicy::build`](crate::HeaderPolicy::build).
     pub fn dangerous_same_site_none(mut self, name: impl Into<String>) -> Self {
-        let name = name.into();
+        let Some(name) = self.cookie_name("dangerous_same_site_none", name.into()) else {
+            return self;
+        };
         warn_loosened(
             "CookiePolicy::dangerous_same_site_none",
             &format!("cookie {name} is sent on cross-site requests (SameSite=None)"),
@@ -176,9 +187,12 @@ impl CookiePolicy {
 
     /// Lets this cookie go without `Secure`. Logs a warning. A `__Secure-`, `__Host-`,
     /// `__Http-` or `__Host-Http-` cookie needs `Secure` whatever this says: one sent without
-    /// it is dropped with a warning.
+    /// it is dropped with a warning. A name no cookie can have is a
+    /// [`ConfigError::InvalidCookieName`] from [`HeaderPolicy::build`](crate::HeaderPolicy::build).
     pub fn dangerous_allow_insecure(mut self, name: impl Into<String>) -> Self {
-        let name = name.into();
+        let Some(name) = self.cookie_name("dangerous_allow_insecure", name.into()) else {
+            return self;
+        };
         warn_loosened(
             "CookiePolicy::dangerous_allow_insecure",
             &format!("cookie {name} may go without Secure"),
@@ -188,6 +202,23 @@ impl CookiePolicy {
         }
         self.insecure.push(name);
         self
+    }
+
+    /// `name` if a cookie can have it. If not, `None`: `setting` then loosens nothing (and
+    /// logs nothing), and the first such name is kept for [`check`](Self::check).
+    fn cookie_name(&mut self, setting: &'static str, name: String) -> Option<String> {
+        let Some(why) = hardening_errors::cookie_name_problem(&name) else {
+            return Some(name);
+        };
+        self.invalid_name
+            .get_or_insert(ConfigError::InvalidCookieName { setting, name, why });
+        None
+    }
+
+    /// The first name a `dangerous_*` setting was given that no cookie can have, as an error
+    /// (what [`HeaderPolicy::build`](crate::HeaderPolicy::build) reports).
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        self.invalid_name.clone().map_or(Ok(()), Err)
     }
 
     /// Rewrites every `Set-Cookie` in `headers` to follow the rules, then de-duplicates
@@ -976,6 +1007,62 @@ mod tests {
             .unwrap();
         let out = enforce(&policy, &[b"sid=1"]);
         assert_eq!(last_same_site(&out[0]), "strict", "{out:?}");
+    }
+
+    /// `dangerous_script_readable("theme ")` (and the other `dangerous_*` settings that name
+    /// a cookie) took a name no cookie can have: it matched nothing, so the loosening asked
+    /// for silently did not happen. The header policy holding it does not build now, naming
+    /// the setting and the name; the name the handler sets still works.
+    #[test]
+    fn dangerous_settings_for_a_name_no_cookie_can_have_are_refused_at_build() {
+        type Setter = fn(CookiePolicy, &str) -> CookiePolicy;
+        let setters: [(&str, Setter); 3] = [
+            ("dangerous_script_readable", |p, n| {
+                p.dangerous_script_readable(n)
+            }),
+            ("dangerous_same_site_none", |p, n| {
+                p.dangerous_same_site_none(n)
+            }),
+            ("dangerous_allow_insecure", |p, n| {
+                p.dangerous_allow_insecure(n)
+            }),
+        ];
+        let build = |cookies| crate::HeaderPolicy::api().cookies(cookies).build();
+        for (setting, set) in setters {
+            for name in ["theme ", " theme", "", "theme=1", "theme;", "th\teme"] {
+                let err = build(set(CookiePolicy::default(), name))
+                    .map(|_| ())
+                    .expect_err(&format!("{setting}({name:?}) built"));
+                assert!(
+                    matches!(
+                        &err,
+                        ConfigError::InvalidCookieName { setting: s, name: n, .. }
+                            if *s == setting && n == name
+                    ),
+                    "{setting}({name:?}): {err}"
+                );
+                assert!(err.to_string().contains(setting), "{err}");
+            }
+            // The first bad name is the one reported, whatever follows.
+            let policy = set(set(CookiePolicy::default(), "a b "), "c;");
+            let err = build(policy).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::InvalidCookieName { name, .. } if name == "a b "),
+                "{err}"
+            );
+            assert!(
+                build(set(CookiePolicy::default(), "theme")).is_ok(),
+                "{setting}"
+            );
+        }
+        let policy = CookiePolicy::default()
+            .dangerous_script_readable("theme")
+            .dangerous_same_site_none("embed")
+            .dangerous_allow_insecure("legacy");
+        let out = enforce(&policy, &[b"theme=1", b"embed=1", b"legacy=1"]);
+        assert!(!out[0].contains("HttpOnly"), "{out:?}");
+        assert_eq!(last_same_site(&out[1]), "none", "{out:?}");
+        assert!(!out[2].contains("Secure"), "{out:?}");
     }
 
     #[test]

@@ -105,10 +105,12 @@ pub enum ConfigError {
     )]
     ZeroCookieMaxAge,
     /// A cookie name given to a [`CookiePolicy`](crate::CookiePolicy) setting that no
-    /// `Set-Cookie` can carry, so the setting would apply to no cookie.
+    /// `Set-Cookie` can carry, so the setting would apply to no cookie: from
+    /// [`same_site`](crate::CookiePolicy::same_site) at once, from a `dangerous_*` setting
+    /// when the [`HeaderPolicy`](crate::HeaderPolicy) is built.
     #[error(
-        "CookiePolicy::{setting}({name:?}, …): {why}, so it would apply to no cookie; give \
-         the name as your handlers set it (such as session or __Host-session)"
+        "CookiePolicy::{setting} was given the cookie name {name:?}: {why}, so it would apply \
+         to no cookie; give the name as your handlers set it (such as session or __Host-session)"
     )]
     InvalidCookieName {
         /// The setting called.

@@ -642,6 +642,7 @@ impl HeaderPolicy {
 
     /// Validates everything and computes the header values once.
     pub fn build(self) -> Result<HeaderSet, ConfigError> {
+        self.cookies.check()?;
         let csp = self.csp.as_ref().map(Csp::compile).transpose()?;
         let hsts = self.hsts.map(|(secs, sub, preload)| {
             let mut v = format!("max-age={secs}");
