@@ -80,7 +80,8 @@ pub struct AuthLayer {
     denylist: Option<Arc<dyn Denylist>>,
 }
 
-/// A session cookie name [`AuthLayer::session_cookie`] refuses.
+/// A session cookie name [`AuthLayer::session_cookie`] (or, for a name no cookie can have,
+/// [`AuthLayer::dangerous_session_cookie_without_host_prefix`]) refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("session cookie {name:?}: {why}")]
 pub struct InvalidSessionCookie {
@@ -173,19 +174,27 @@ impl AuthLayer {
 
     /// **Loosens**: accepts the token from a cookie whose name lacks the `__Host-` prefix
     /// (a cookie shared with subdomains, say), which a subdomain can then set too. Logged
-    /// as a warning.
+    /// as a warning. A name no cookie can have (empty, spaces around it, `=`, `;`, a control
+    /// character) is refused, as [`session_cookie`](Self::session_cookie) refuses it: it
+    /// would match no cookie, and every request would go unauthenticated.
     pub fn dangerous_session_cookie_without_host_prefix(
         mut self,
         name: impl Into<Arc<str>>,
-    ) -> Self {
+    ) -> Result<Self, InvalidSessionCookie> {
         let name = name.into();
+        if let Some(why) = hardening_errors::cookie_name_problem(&name) {
+            return Err(InvalidSessionCookie {
+                name: name.to_string(),
+                why,
+            });
+        }
         tracing::warn!(
             target: AUTH_TARGET,
             cookie = %name,
             "session cookie without the __Host- prefix: a subdomain can set a cookie of this name that is read first"
         );
         self.cookie = Some(name);
-        self
+        Ok(self)
     }
 
     /// Verifies the request's token. Its outcome is in the extensions when this returns
@@ -872,7 +881,11 @@ mod tests {
                 "/me",
                 get(|user: Authenticated| async move { user.principal.subject }),
             )
-            .layer(AuthLayer::new(verifier()).dangerous_session_cookie_without_host_prefix("sid"));
+            .layer(
+                AuthLayer::new(verifier())
+                    .dangerous_session_cookie_without_host_prefix("sid")
+                    .unwrap(),
+            );
         let req = Request::get("/me")
             .header(COOKIE, format!("sid={}", token(json!({ "sub": "user-1" }))))
             .body(Body::empty())
@@ -1182,5 +1195,34 @@ mod tests {
                 .session_cookie("__Host-session")
                 .is_ok()
         );
+    }
+
+    /// `dangerous_session_cookie_without_host_prefix("sid ")` was taken without a word and
+    /// matched no cookie: the `sid` cookie authenticated nobody (401), the loosening asked
+    /// for did not happen. Refused as `session_cookie` refuses such a name.
+    #[test]
+    fn a_session_cookie_name_no_cookie_can_have_is_refused_without_the_prefix_too() {
+        for (name, why) in [
+            ("sid ", "spaces around it"),
+            ("", "empty"),
+            ("s=id", "`;` or `=`"),
+            ("s;id", "`;` or `=`"),
+            ("s\tid", "control character"),
+        ] {
+            let err = AuthLayer::new(verifier())
+                .dangerous_session_cookie_without_host_prefix(name)
+                .map(|_| ())
+                .expect_err(name);
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains(why), "{name:?}: {err}");
+        }
+        for name in ["sid", "__Host-session"] {
+            assert!(
+                AuthLayer::new(verifier())
+                    .dangerous_session_cookie_without_host_prefix(name)
+                    .is_ok(),
+                "{name}"
+            );
+        }
     }
 }
