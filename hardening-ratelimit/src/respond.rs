@@ -83,7 +83,20 @@ fn merge_list(headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
             slot.insert(ours);
         }
         http::header::Entry::Occupied(mut slot) => {
-            if let Some(value) = hardening_errors::join_header_values(&[slot.get(), &ours]) {
+            // Every line of a list split over several (the draft allows it), not the first
+            // only: the joined value replaces them all.
+            let joined = {
+                let mut lines = slot.iter();
+                match (lines.next(), lines.next()) {
+                    (Some(line), None) => hardening_errors::join_header_values(&[line, &ours]),
+                    _ => {
+                        let mut values: Vec<&HeaderValue> = slot.iter().collect();
+                        values.push(&ours);
+                        hardening_errors::join_header_values(&values)
+                    }
+                }
+            };
+            if let Some(value) = joined {
                 slot.insert(value);
             }
         }

@@ -166,3 +166,43 @@ async fn a_policy_forced_to_forget_limited_keys_warns_once() {
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("per-api-key"), "{}", warnings[0]);
 }
+
+/// The draft lets a list be split over several `RateLimit` field lines. A handler's own
+/// fields (an upstream API's, passed on) in two lines used to lose the second when the layer
+/// joined its entry to them: only the first line was read, and the joined value replaced all.
+#[tokio::test]
+async fn a_field_split_over_lines_keeps_every_entry_when_joined() {
+    use axum::response::AppendHeaders;
+    use hardening_core::ratelimit::RATELIMIT;
+    use tower::ServiceExt;
+    let quota = Quota::per_hour(NonZeroU32::new(10).unwrap());
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                let upstream = [
+                    (RATELIMIT.clone(), "\"upstream-minute\";r=5;t=30"),
+                    (RATELIMIT.clone(), "\"upstream-day\";r=900;t=3600"),
+                ];
+                (AppendHeaders(upstream), "hi")
+            }),
+        )
+        .layer(RateLimitLayer::new(RateLimiter::new([Policy::global(
+            "route", quota,
+        )])));
+    let request = http::Request::get("/")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let fields: Vec<&str> = response
+        .headers()
+        .get_all(&RATELIMIT)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields.join(", "),
+        "\"upstream-minute\";r=5;t=30, \"upstream-day\";r=900;t=3600, \"route\";r=9;t=360",
+        "every entry of every line, then the layer's"
+    );
+}
