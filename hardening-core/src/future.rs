@@ -481,16 +481,19 @@ impl Post {
                 #[cfg(not(feature = "ratelimit"))]
                 let (ratelimit, ratelimit_policy) = (None, None);
                 let length = hardening_errors::content_length(self.length_by_method, &response);
-                set.apply_with(
-                    facts,
-                    response.headers_mut(),
-                    [
-                        Some(self.request_id.to_header_value()),
-                        length,
-                        ratelimit,
-                        ratelimit_policy,
-                    ],
-                );
+                let values = [
+                    Some(self.request_id.to_header_value()),
+                    length,
+                    ratelimit,
+                    ratelimit_policy,
+                ];
+                // The rate-limit slots are the lists: joined to those of limits further in.
+                #[cfg(feature = "ratelimit")]
+                set.apply_with_join(facts, response.headers_mut(), values, |_, values| {
+                    policy.rate_limit_fields.join(values)
+                });
+                #[cfg(not(feature = "ratelimit"))]
+                set.apply_with(facts, response.headers_mut(), values);
                 slotted = true;
             } else if let Some(set) = &policy.headers {
                 set.apply(facts, response.headers_mut());
@@ -519,7 +522,7 @@ impl Post {
             }
             #[cfg(feature = "ratelimit")]
             if let Some(limiter) = &policy.rate_limiter {
-                hardening_ratelimit::set_ratelimit_headers(
+                policy.rate_limit_fields.set(
                     response.headers_mut(),
                     self.rate_limit_header.take(),
                     limiter.policy_header(),

@@ -82,6 +82,9 @@ pub(crate) struct Policy {
     pub(crate) csrf_as_set: Option<hardening_auth::Csrf>,
     #[cfg(feature = "ratelimit")]
     pub(crate) rate_limiter: Option<hardening_ratelimit::RateLimiter>,
+    /// Writes the limiter's `RateLimit` fields, joined to those of limits further in.
+    #[cfg(feature = "ratelimit")]
+    pub(crate) rate_limit_fields: hardening_ratelimit::RateLimitFields,
     #[cfg(feature = "ratelimit")]
     pub(crate) concurrency: Option<hardening_ratelimit::ConcurrencyLimiter>,
     /// Whether the warning about a request without a peer address has been given.
@@ -153,6 +156,8 @@ impl Hardening {
                 csrf_as_set: Some(hardening_auth::Csrf::new()),
                 #[cfg(feature = "ratelimit")]
                 rate_limiter: Some(default_rate_limiter()),
+                #[cfg(feature = "ratelimit")]
+                rate_limit_fields: hardening_ratelimit::RateLimitFields::new("Hardening"),
                 #[cfg(feature = "ratelimit")]
                 concurrency: None,
                 warned_no_peer: WarnOnce::new(),

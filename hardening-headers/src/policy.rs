@@ -1065,6 +1065,23 @@ impl HeaderSet {
         headers: &mut HeaderMap,
         values: impl IntoIterator<Item = Option<HeaderValue>>,
     ) {
+        self.apply_with_join(facts, headers, values, |_, values| {
+            hardening_errors::join_header_values(values)
+        });
+    }
+
+    /// [`apply_with`](Self::apply_with), where `join` makes the one value of a
+    /// [`Merge::List`] slot the service set too, from the service's values (each of its field
+    /// lines) followed by ours: for lists whose items the caller knows, such as the
+    /// `RateLimit` fields, whose entries are told apart by name. `None` leaves the values as
+    /// separate field lines. Called only for such a slot.
+    pub fn apply_with_join(
+        &self,
+        facts: &RequestFacts,
+        headers: &mut HeaderMap,
+        values: impl IntoIterator<Item = Option<HeaderValue>>,
+        join: impl FnMut(&HeaderName, &[&HeaderValue]) -> Option<HeaderValue>,
+    ) {
         let c = &*self.0;
         // Most responses carry one header of their own, a `Content-Type` (a handler's text
         // or JSON): its place follows the slots, so one walk fills them all.
@@ -1205,7 +1222,7 @@ impl HeaderSet {
         }
         *headers = out;
         if merged != 0 {
-            join_lists(headers, &c.slots, merged);
+            join_lists(headers, &c.slots, merged, join);
         }
         self.per_request(facts, headers, cookies, private);
     }
@@ -1470,8 +1487,14 @@ fn with_places(slots: &[(HeaderName, Merge)], own: &HeaderMap, allowed: usize) -
     })
 }
 
-/// Joins each merged list slot into one value: the service's values first, ours last.
-fn join_lists(headers: &mut HeaderMap, slots: &[(HeaderName, Merge)], merged: u32) {
+/// Joins each merged list slot into one value with `join`: the service's values first, ours
+/// last.
+fn join_lists(
+    headers: &mut HeaderMap,
+    slots: &[(HeaderName, Merge)],
+    merged: u32,
+    mut join: impl FnMut(&HeaderName, &[&HeaderValue]) -> Option<HeaderValue>,
+) {
     for (i, (name, _)) in slots.iter().enumerate() {
         if merged & (1 << i) == 0 {
             continue;
@@ -1482,7 +1505,7 @@ fn join_lists(headers: &mut HeaderMap, slots: &[(HeaderName, Merge)], merged: u3
             continue;
         }
         values.rotate_left(1);
-        if let Some(value) = hardening_errors::join_header_values(&values) {
+        if let Some(value) = join(name, &values) {
             headers.insert(name.clone(), value);
         }
     }

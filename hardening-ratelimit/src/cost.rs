@@ -19,7 +19,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::respond::{problem_response, refusal, report_shadow, set_ratelimit_headers, too_many};
+use crate::respond::{RateLimitFields, problem_response, refusal, report_shadow, too_many};
 use crate::{Decision, RateLimiter, RequestKeys, Reservation, ratelimit_header};
 
 type EstimateFn = dyn Fn(&Parts, &[u8]) -> u32 + Send + Sync;
@@ -384,6 +384,7 @@ pub struct CostLayer {
     allow_unkeyed: bool,
     /// Whether a request that no enforcing policy counts was warned about (once per layer).
     warned_unkeyed: Arc<WarnOnce>,
+    fields: Arc<RateLimitFields>,
 }
 
 impl fmt::Debug for CostLayer {
@@ -417,6 +418,7 @@ impl CostLayer {
             max_body: 1024 * 1024,
             allow_unkeyed: false,
             warned_unkeyed: Arc::default(),
+            fields: Arc::new(RateLimitFields::new("CostLayer")),
         }
     }
 
@@ -689,7 +691,7 @@ where
                     _,
                 ) => {
                     let mut response = too_many(retry_after, &violated, request_id, keys.client_ip);
-                    set_ratelimit_headers(
+                    layer.fields.set(
                         response.headers_mut(),
                         ratelimit,
                         layer.limiter.policy_header(),
@@ -753,7 +755,9 @@ where
                     settle.finished();
                 }
             }
-            set_ratelimit_headers(&mut head.headers, ratelimit, layer.limiter.policy_header());
+            layer
+                .fields
+                .set(&mut head.headers, ratelimit, layer.limiter.policy_header());
             Ok(Response::from_parts(
                 head,
                 Body::new(SettleBody {

@@ -11,7 +11,7 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::respond::{UnlimitedWarning, counts_by};
+use crate::respond::{LayerShared, counts_by};
 use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 
 /// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
@@ -48,7 +48,7 @@ use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 pub struct RateLimitLayer {
     limiter: RateLimiter,
     no_peer: Option<Arc<NoPeer>>,
-    unlimited: Arc<UnlimitedWarning>,
+    shared: Arc<LayerShared>,
 }
 
 impl RateLimitLayer {
@@ -66,7 +66,7 @@ impl RateLimitLayer {
         Self {
             limiter,
             no_peer,
-            unlimited: Arc::default(),
+            shared: Arc::new(LayerShared::new("RateLimitLayer")),
         }
     }
 }
@@ -104,7 +104,7 @@ impl<S> Layer<S> for RateLimitLayer {
             inner,
             limiter: self.limiter.clone(),
             no_peer: self.no_peer.clone(),
-            unlimited: self.unlimited.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -115,7 +115,7 @@ pub struct RateLimit<S> {
     inner: S,
     limiter: RateLimiter,
     no_peer: Option<Arc<NoPeer>>,
-    unlimited: Arc<UnlimitedWarning>,
+    shared: Arc<LayerShared>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
@@ -142,7 +142,7 @@ where
             no_peer.warn();
         }
         let decision = self.limiter.check(&keys, 1);
-        self.unlimited.check(
+        self.shared.unlimited.check(
             "RateLimitLayer",
             decision.statuses().len(),
             self.limiter.policies(),
@@ -188,6 +188,7 @@ where
             state,
             ratelimit: self.limiter.ratelimit_header(&statuses),
             policy: self.limiter.policy_header().cloned(),
+            shared: self.shared.clone(),
             shadowed,
         }
     }
@@ -201,6 +202,7 @@ pin_project! {
         state: State<F, B>,
         ratelimit: Option<HeaderValue>,
         policy: Option<HeaderValue>,
+        shared: Arc<LayerShared>,
         // A shadow-mode policy would have refused: the response carries that (logged) event.
         shadowed: bool,
     }
@@ -229,7 +231,7 @@ where
                 .take()
                 .expect("ResponseFuture polled after completion"),
         };
-        crate::respond::set_ratelimit_headers(
+        this.shared.fields.set(
             response.headers_mut(),
             this.ratelimit.take(),
             this.policy.take().as_ref(),

@@ -52,4 +52,4 @@ pub use redis_store::{
     FailureMode, RedisLimiter, RedisLimiterBuilder, RedisRateLimit, RedisRateLimitLayer,
     RedisReservation, RedisSlot, RedisStoreError, RedisUnavailable,
 };
-pub use respond::{RATELIMIT, RATELIMIT_POLICY, set_ratelimit_headers};
+pub use respond::{RATELIMIT, RATELIMIT_POLICY, RateLimitFields};

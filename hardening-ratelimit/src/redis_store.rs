@@ -16,7 +16,7 @@ use redis::Script;
 use tower::{Layer, Service};
 
 use crate::limiter::{Key, key_for, policy_header_for, text_key, warn_overrun};
-use crate::respond::{UnlimitedWarning, report_shadow, set_ratelimit_headers, too_many};
+use crate::respond::{LayerShared, report_shadow, too_many};
 use crate::{
     Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
 };
@@ -1678,7 +1678,7 @@ fn undo(cost: u64) -> i64 {
 #[derive(Debug, Clone)]
 pub struct RedisRateLimitLayer {
     limiter: RedisLimiter,
-    unlimited: Arc<UnlimitedWarning>,
+    shared: Arc<LayerShared>,
 }
 
 impl RedisRateLimitLayer {
@@ -1686,7 +1686,7 @@ impl RedisRateLimitLayer {
     pub fn new(limiter: RedisLimiter) -> Self {
         Self {
             limiter,
-            unlimited: Arc::default(),
+            shared: Arc::new(LayerShared::new("RedisRateLimitLayer")),
         }
     }
 }
@@ -1698,7 +1698,7 @@ impl<S> Layer<S> for RedisRateLimitLayer {
         RedisRateLimit {
             inner,
             limiter: self.limiter.clone(),
-            unlimited: self.unlimited.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -1708,7 +1708,7 @@ impl<S> Layer<S> for RedisRateLimitLayer {
 pub struct RedisRateLimit<S> {
     inner: S,
     limiter: RedisLimiter,
-    unlimited: Arc<UnlimitedWarning>,
+    shared: Arc<LayerShared>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RedisRateLimit<S>
@@ -1730,13 +1730,13 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
-        let unlimited = self.unlimited.clone();
+        let shared = self.shared.clone();
         Box::pin(async move {
             let request_id = RequestId::from_extensions(req.extensions());
             let keys = RequestKeys::from_http(req.extensions(), req.headers(), req.uri());
             let client_ip = keys.client_ip;
             let decision = limiter.check(&keys, 1).await;
-            unlimited.check(
+            shared.unlimited.check(
                 "RedisRateLimitLayer",
                 decision.statuses().len(),
                 limiter.policies(),
@@ -1759,7 +1759,9 @@ where
                 }
                 Decision::Allowed(_) => inner.call(req).await?,
             };
-            set_ratelimit_headers(response.headers_mut(), ratelimit, limiter.policy_header());
+            shared
+                .fields
+                .set(response.headers_mut(), ratelimit, limiter.policy_header());
             Ok(response)
         })
     }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hardening_errors::{Error, Problem, RequestId, report_rejection};
+use hardening_errors::{Error, Problem, RequestId, WarnOnce, report_rejection};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
 use crate::{KeyKind, PolicyName};
@@ -60,47 +60,237 @@ pub(crate) fn problem_response<B: From<Bytes>>(
     problem.with_request_id(request_id).into_http_response()
 }
 
-/// Sets `RateLimit` and `RateLimit-Policy` on a response. Limits applied further in (a
-/// route's own budget) keep their entries: the values join into one list, inner first
-/// (`"ai-tokens";r=80;t=9, "per-ip";r=42;t=5`).
-pub fn set_ratelimit_headers(
-    headers: &mut HeaderMap,
-    ratelimit: Option<HeaderValue>,
-    policy: Option<&HeaderValue>,
-) {
-    if let Some(value) = ratelimit {
-        merge_list(headers, &RATELIMIT, value);
-    }
-    if let Some(value) = policy {
-        merge_list(headers, &RATELIMIT_POLICY, value.clone());
-    }
+/// Writes a limiter's `RateLimit` and `RateLimit-Policy` fields on its layer's responses.
+/// Limits applied further in (a route's own budget, fields the handler set) keep their
+/// entries: the values join into one list, inner first (`"ai-tokens";r=80;t=9,
+/// "per-ip";r=42;t=5`).
+///
+/// A policy's name is what ties its `RateLimit` entry to its `RateLimit-Policy` entry
+/// (draft-ietf-httpapi-ratelimit-headers), so two entries of one name leave a client unable to
+/// tell them apart: `Hardening::strict()`'s own policy is `per-ip`, and a `RateLimitLayer`
+/// inside it with a `per-ip` policy of its own gave two. Where a limit further in already
+/// has an entry of one of this limiter's names, that entry alone stays in the field: the one
+/// of the limit closer to the handler, whose 429 names it (both limits still count and
+/// refuse). The layer warns the first time, naming the policy and itself. Only a join looks
+/// at the names, and different names cost no allocation beyond the join.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use hardening_ratelimit::{RATELIMIT_POLICY, RateLimitFields};
+///
+/// let fields = RateLimitFields::new("RateLimitLayer");
+/// let mut headers = HeaderMap::new();
+/// headers.insert(&RATELIMIT_POLICY, HeaderValue::from_static("\"per-ip\";q=10;w=3600"));
+/// let ours = HeaderValue::from_static("\"per-ip\";q=100;w=60, \"global\";q=5000;w=60");
+/// fields.set(&mut headers, None, Some(&ours));
+/// assert_eq!(headers[&RATELIMIT_POLICY], "\"per-ip\";q=10;w=3600, \"global\";q=5000;w=60");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RateLimitFields {
+    layer: &'static str,
+    /// Whether the warning about a shared name has been given (a clone starts afresh).
+    warned: WarnOnce,
 }
 
-fn merge_list(headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
-    // One lookup: usually the slot is empty.
-    match headers.entry(name.clone()) {
-        http::header::Entry::Vacant(slot) => {
-            slot.insert(ours);
+impl RateLimitFields {
+    /// The fields of the layer that warnings call `layer` (`"RateLimitLayer"`).
+    pub const fn new(layer: &'static str) -> Self {
+        Self {
+            layer,
+            warned: WarnOnce::new(),
         }
-        http::header::Entry::Occupied(mut slot) => {
-            // Every line of a list split over several (the draft allows it), not the first
-            // only: the joined value replaces them all.
-            let joined = {
-                let mut lines = slot.iter();
-                match (lines.next(), lines.next()) {
-                    (Some(line), None) => hardening_errors::join_header_values(&[line, &ours]),
-                    _ => {
-                        let mut values: Vec<&HeaderValue> = slot.iter().collect();
-                        values.push(&ours);
-                        hardening_errors::join_header_values(&values)
+    }
+
+    /// Sets this limiter's `ratelimit` and `policy` values, if any, on a response's
+    /// `headers`, joined to those already there.
+    pub fn set(
+        &self,
+        headers: &mut HeaderMap,
+        ratelimit: Option<HeaderValue>,
+        policy: Option<&HeaderValue>,
+    ) {
+        if let Some(value) = ratelimit {
+            self.merge(headers, &RATELIMIT, value);
+        }
+        if let Some(value) = policy {
+            self.merge(headers, &RATELIMIT_POLICY, value.clone());
+        }
+    }
+
+    /// One field's values as one list: those of limits further in first (one or more field
+    /// lines), this limiter's value last, leaving out this limiter's entries whose names
+    /// they have. `None` for no values.
+    pub fn join(&self, values: &[&HeaderValue]) -> Option<HeaderValue> {
+        match values.split_last() {
+            Some((ours, inner)) if shares_a_name(inner, ours) => self.join_shared(inner, ours),
+            _ => hardening_errors::join_header_values(values),
+        }
+    }
+
+    fn merge(&self, headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
+        // One lookup: usually the slot is empty.
+        match headers.entry(name.clone()) {
+            http::header::Entry::Vacant(slot) => {
+                slot.insert(ours);
+            }
+            http::header::Entry::Occupied(mut slot) => {
+                // Every line of a list split over several (the draft allows it), not the
+                // first only: the joined value replaces them all.
+                let joined = {
+                    let mut lines = slot.iter();
+                    match (lines.next(), lines.next()) {
+                        (Some(line), None) => self.join(&[line, &ours]),
+                        _ => {
+                            let mut values: Vec<&HeaderValue> = slot.iter().collect();
+                            values.push(&ours);
+                            self.join(&values)
+                        }
                     }
+                };
+                if let Some(value) = joined {
+                    slot.insert(value);
                 }
-            };
-            if let Some(value) = joined {
-                slot.insert(value);
             }
         }
     }
+
+    /// [`join`](Self::join) when a name of `ours` is among `inner`'s: without those entries
+    /// of ours, and the warning, once.
+    #[cold]
+    #[inline(never)]
+    fn join_shared(&self, inner: &[&HeaderValue], ours: &HeaderValue) -> Option<HeaderValue> {
+        let (shared, kept): (Vec<&[u8]>, Vec<&[u8]>) = members(ours.as_bytes())
+            .map(<[u8]>::trim_ascii)
+            .filter(|member| !member.is_empty())
+            .partition(|member| has_name(inner, member_name(member)));
+        if self.warned.first() {
+            let names: Vec<String> = shared
+                .iter()
+                .map(|member| name_of_field(member_name(member)))
+                .collect();
+            warn_shared_names(self.layer, &names);
+        }
+        let mut joined = Vec::new();
+        for part in inner.iter().map(|v| v.as_bytes()).chain(kept) {
+            if !joined.is_empty() {
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(part);
+        }
+        HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
+    }
+}
+
+#[cold]
+fn warn_shared_names(layer: &str, names: &[String]) {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    let (policies, have) = match names.len() {
+        1 => ("policy", "has the name of a policy"),
+        _ => ("policies", "have the names of policies"),
+    };
+    tracing::warn!(
+        target: "hardening",
+        layer,
+        policies = ?names,
+        "rate limit: {policies} {} of {layer} {have} of a rate limit further in (a \
+         RateLimitLayer, CostLayer or RedisRateLimitLayer inside it, or fields the handler \
+         set). A client tells `RateLimit` entries apart by name alone, so responses carry only \
+         the entry further in (the limit whose 429s name it); both limits still count and \
+         refuse. Give one of the two policies another name (Hardening::strict()'s own is \
+         `per-ip`). Said once per layer",
+        quoted.join(", ")
+    );
+}
+
+/// Whether a member of `ours` has the name of a member of `inner`.
+#[inline]
+fn shares_a_name(inner: &[&HeaderValue], ours: &HeaderValue) -> bool {
+    !inner.is_empty() && members(ours.as_bytes()).any(|member| has_name(inner, member_name(member)))
+}
+
+/// Whether a member of these lists has this name.
+fn has_name(lists: &[&HeaderValue], name: &[u8]) -> bool {
+    !name.is_empty()
+        && lists
+            .iter()
+            .any(|list| members(list.as_bytes()).any(|member| member_name(member) == name))
+}
+
+/// The members of a structured-field list (RFC 9651 §3.1): split at the commas outside
+/// strings.
+fn members(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(list);
+    std::iter::from_fn(move || {
+        let list = rest?;
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, &b) in list.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    rest = Some(&list[i + 1..]);
+                    return Some(&list[..i]);
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(list)
+    })
+}
+
+/// The name a list member starts with, as written: a string's content (the policy name's
+/// field form, [`PolicyName`]), else the token up to its parameters.
+fn member_name(member: &[u8]) -> &[u8] {
+    let member = member.trim_ascii_start();
+    if let Some(string) = member.strip_prefix(b"\"") {
+        let mut escaped = false;
+        for (i, &b) in string.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => return &string[..i],
+                _ => {}
+            }
+        }
+        return string;
+    }
+    let end = member
+        .iter()
+        .position(|&b| b == b';' || b.is_ascii_whitespace())
+        .unwrap_or(member.len());
+    &member[..end]
+}
+
+/// A name in its field form (`\"` and `\\` escaped, other bytes as `%XX`), as text again.
+fn name_of_field(field: &[u8]) -> String {
+    let mut name = Vec::with_capacity(field.len());
+    let mut rest = field;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        match b {
+            b'\\' => {
+                if let Some((&escaped, tail)) = rest.split_first() {
+                    name.push(escaped);
+                    rest = tail;
+                }
+            }
+            b'%' => match rest
+                .get(..2)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
+                Some(byte) => {
+                    name.push(byte);
+                    rest = &rest[2..];
+                }
+                None => name.push(b),
+            },
+            _ => name.push(b),
+        }
+    }
+    String::from_utf8_lossy(&name).into_owned()
 }
 
 /// The `security.event` of [`report_shadow`], which the layers also mark their responses with
@@ -139,6 +329,24 @@ pub(crate) fn counts_nothing<'a>(
     let mut enforcing = policies.filter(|p| !p.is_shadow()).peekable();
     enforcing.peek().is_some()
         && !enforcing.any(|p| crate::limiter::key_for(p.key_kind(), keys).is_some())
+}
+
+/// What the services a rate-limit layer makes share: its fields, and its warning of a
+/// request let through unlimited (each warning given once per layer).
+#[derive(Debug)]
+pub(crate) struct LayerShared {
+    pub(crate) fields: RateLimitFields,
+    pub(crate) unlimited: UnlimitedWarning,
+}
+
+impl LayerShared {
+    /// For the layer that warnings call `layer`.
+    pub(crate) fn new(layer: &'static str) -> Self {
+        Self {
+            fields: RateLimitFields::new(layer),
+            unlimited: UnlimitedWarning::default(),
+        }
+    }
 }
 
 /// The once-per-layer warning of a rate-limit layer that let a request through with no
@@ -253,5 +461,65 @@ pub(crate) fn counts_by(kind: &KeyKind, part: fn(&KeyKind) -> bool) -> bool {
     match kind {
         KeyKind::Composite(parts) => parts.iter().any(|kind| counts_by(kind, part)),
         kind => part(kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(values: &[&'static str]) -> String {
+        let values: Vec<HeaderValue> = values.iter().map(|v| HeaderValue::from_static(v)).collect();
+        let values: Vec<&HeaderValue> = values.iter().collect();
+        let joined = RateLimitFields::new("test").join(&values).unwrap();
+        joined.to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn entries_of_different_names_are_all_kept() {
+        // A name that starts another, and a parameter that quotes one, name nothing.
+        assert_eq!(
+            join(&[
+                r#""per-ip-2";q=1;w=60"#,
+                r#""a, b";q=1;w=60;note="per-ip, \"per-ip\"""#,
+                r#""per-ip";q=100;w=60"#,
+            ]),
+            r#""per-ip-2";q=1;w=60, "a, b";q=1;w=60;note="per-ip, \"per-ip\"", "per-ip";q=100;w=60"#
+        );
+    }
+
+    #[test]
+    fn our_entries_of_names_further_in_are_left_out() {
+        assert_eq!(
+            join(&[
+                r#""day";q=5000;w=86400"#,
+                r#""per-ip";q=10;w=3600"#,
+                r#""per-ip";q=100;w=60, "global";q=9;w=1"#,
+            ]),
+            r#""day";q=5000;w=86400, "per-ip";q=10;w=3600, "global";q=9;w=1"#
+        );
+        // All of ours: the inner list as it was. A handler's token is a name too.
+        assert_eq!(
+            join(&[r#"per-ip;r=1;t=5"#, r#""per-ip";r=49;t=1"#]),
+            "per-ip;r=1;t=5"
+        );
+        // Escaped names compare in their field form.
+        assert_eq!(
+            join(&[
+                r#""caf%C3%A9 \"x\"";r=1"#,
+                r#""caf%C3%A9 \"x\"";r=2, "b";r=3"#
+            ]),
+            r#""caf%C3%A9 \"x\"";r=1, "b";r=3"#
+        );
+    }
+
+    #[test]
+    fn a_field_name_reads_as_the_policy_name() {
+        assert_eq!(
+            name_of_field(br#"caf%C3%A9 \"x\" 100%25"#),
+            "café \"x\" 100%"
+        );
+        assert_eq!(name_of_field(b"per-ip"), "per-ip");
+        assert_eq!(name_of_field(b"%4"), "%4", "not an escape: as it is");
     }
 }

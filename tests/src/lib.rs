@@ -86,6 +86,16 @@ impl Captured {
             .collect()
     }
 
+    /// The warnings of target `hardening` whose field `layer` is `layer` (a rate-limit
+    /// layer's, `Hardening`'s about its rate-limit fields) among the JSON lines captured so
+    /// far, whole.
+    pub fn layer_warnings(&self, layer: &str) -> Vec<serde_json::Value> {
+        self.warnings()
+            .into_iter()
+            .filter(|w| w["fields"]["layer"] == layer)
+            .collect()
+    }
+
     /// The errors of target `hardening` among the JSON lines captured so far, whole.
     pub fn errors(&self) -> Vec<serde_json::Value> {
         self.json_lines()

@@ -206,3 +206,116 @@ async fn a_field_split_over_lines_keeps_every_entry_when_joined() {
         "every entry of every line, then the layer's"
     );
 }
+
+/// `Hardening::strict()`'s own policy is `per-ip`. A route's `RateLimitLayer` with a policy
+/// of that name too put two `"per-ip"` entries in each field (`"per-ip";r=0;t=360,
+/// "per-ip";r=49;t=1`): a client reading one entry per name could take `r=49` and meet the
+/// route's 429. The fields now carry the route's entry alone (the limit whose 429 names it),
+/// on both of `Hardening`'s paths (with security headers and without), and `Hardening` warns
+/// once, naming the policy.
+#[tokio::test]
+async fn a_policy_named_as_hardenings_own_leaves_one_entry_and_is_warned_about_once() {
+    use hardening_core::Hardening;
+    for hardening in [
+        Hardening::strict(),
+        Hardening::strict().dangerous_without_security_headers(),
+    ] {
+        let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+        let addr = serve(one_request_per_client("per-ip").layer(hardening)).await;
+        let admitted = http_get(addr, "/", &[]).await;
+        assert_eq!(admitted.status, 200);
+        assert_eq!(
+            (admitted.all("ratelimit"), admitted.all("ratelimit-policy")),
+            (vec!["\"per-ip\";r=0;t=360"], vec!["\"per-ip\";q=10;w=3600"]),
+            "the route's entries alone"
+        );
+        let refused = http_get(addr, "/", &[]).await;
+        assert_eq!(refused.status, 429);
+        assert_eq!(refused.json()["violated-policies"][0], "per-ip");
+        assert_eq!(
+            refused.all("ratelimit-policy"),
+            ["\"per-ip\";q=10;w=3600"],
+            "the entry of the limit that refused"
+        );
+        assert_eq!(
+            refused
+                .header("ratelimit")
+                .unwrap()
+                .matches("\"per-ip\"")
+                .count(),
+            1,
+            "{refused:?}"
+        );
+        let warnings = captured.layer_warnings("Hardening");
+        assert_eq!(warnings.len(), 1, "once: {warnings:?}");
+        let message = warnings[0]["fields"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(
+                "policy `per-ip` of Hardening has the name of a policy of a rate limit further in"
+            ),
+            "names the policy and the layer: {message}"
+        );
+        assert!(
+            message.contains("Give one of the two policies another name"),
+            "says what to change: {message}"
+        );
+    }
+}
+
+/// The standalone layers join their fields the same way: an outer `RateLimitLayer` or
+/// `CostLayer` whose limiter shares one of its two policy names with the limit further in
+/// keeps only its other entry, and warns once.
+#[tokio::test]
+async fn nested_layers_sharing_a_policy_name_leave_one_entry_and_warn_once() {
+    use hardening_core::ratelimit::{CostLayer, Estimate};
+    use tower::ServiceExt;
+    let hour = Quota::per_hour(NonZeroU32::new(10).unwrap());
+    let minute = Quota::per_minute(NonZeroU32::new(100).unwrap());
+    let inner = || {
+        Router::new()
+            .route("/", get(|| async { "hi" }))
+            .layer(RateLimitLayer::new(RateLimiter::new([Policy::global(
+                "everyone", hour,
+            )])))
+    };
+    let outer = || {
+        RateLimiter::new([
+            Policy::global("everyone", minute),
+            Policy::global("outer-only", minute),
+        ])
+    };
+    for (layer, app) in [
+        (
+            "RateLimitLayer",
+            inner().layer(RateLimitLayer::new(outer())),
+        ),
+        (
+            "CostLayer",
+            inner().layer(CostLayer::new(outer(), Estimate::fixed(1))),
+        ),
+    ] {
+        let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+        for _ in 0..3 {
+            let request = http::Request::get("/")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.headers()["ratelimit-policy"],
+                "\"everyone\";q=10;w=3600, \"outer-only\";q=100;w=60",
+                "{layer}"
+            );
+            let ratelimit = response.headers()["ratelimit"].to_str().unwrap();
+            assert_eq!(ratelimit.matches("\"everyone\"").count(), 1, "{ratelimit}");
+            assert!(ratelimit.contains("\"outer-only\";r="), "{ratelimit}");
+        }
+        let warnings = captured.layer_warnings(layer);
+        assert_eq!(warnings.len(), 1, "once: {warnings:?}");
+        assert_eq!(warnings[0]["fields"]["policies"], "[\"everyone\"]");
+        let message = warnings[0]["fields"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Give one of the two policies another name"),
+            "{message}"
+        );
+    }
+}

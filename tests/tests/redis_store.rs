@@ -943,6 +943,48 @@ async fn the_layer_answers_429_problems_with_ratelimit_headers() {
     assert_eq!(events[0].1["fields"]["client.address"], "127.0.0.7");
 }
 
+/// A `RedisRateLimitLayer` whose policy has the name of one further in leaves its entry out
+/// of the fields (a client tells entries apart by name), keeps its others, and warns once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn the_layer_leaves_out_its_entry_of_a_name_further_in_and_warns_once() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let server = RedisServer::start();
+    let outer = RedisLimiter::builder(&server.url())
+        .policy(
+            Policy::global("everyone", frozen(9)),
+            FailureMode::FailClosed,
+        )
+        .policy(
+            Policy::global("outer-only", frozen(9)),
+            FailureMode::FailClosed,
+        )
+        .connect()
+        .await
+        .unwrap();
+    let inner = RateLimiter::new([Policy::global("everyone", frozen(5))]);
+    let app = Router::new()
+        .route("/", get(|| async { "hi" }))
+        .layer(hardening_core::ratelimit::RateLimitLayer::new(inner))
+        .layer(RedisRateLimitLayer::new(outer));
+    for _ in 0..2 {
+        let response = app
+            .clone()
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["ratelimit-policy"],
+            "\"everyone\";q=1;w=86400, \"outer-only\";q=1;w=86400"
+        );
+        let ratelimit = response.headers()["ratelimit"].to_str().unwrap();
+        assert_eq!(ratelimit.matches("\"everyone\"").count(), 1, "{ratelimit}");
+    }
+    let warnings = captured.layer_warnings("RedisRateLimitLayer");
+    assert_eq!(warnings.len(), 1, "once: {warnings:?}");
+    assert_eq!(warnings[0]["fields"]["policies"], "[\"everyone\"]");
+}
+
 /// A shadow-mode policy's would-be refusal: admitted, logged once as `rate_limit_shadow`, and
 /// the response marked so that a `Hardening` further out counts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
