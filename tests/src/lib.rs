@@ -34,6 +34,30 @@ impl http_body::Body for UnknownSize {
     }
 }
 
+/// A streamed body (of unknown size) that sends one chunk, then panics with a secret in its
+/// message (`token=sk-live-4f9a2c`).
+#[derive(Debug, Default)]
+pub struct PanicsAfterOneChunk {
+    sent: bool,
+}
+
+impl http_body::Body for PanicsAfterOneChunk {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if std::mem::replace(&mut self.sent, true) {
+            panic!("lost the stream; token=sk-live-4f9a2c");
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"first chunk",
+        )))))
+    }
+}
+
 /// A handler that switches to a protocol echoing what it reads (as a WebSocket route
 /// switches to its own), through hyper's upgrade, as axum's `WebSocketUpgrade` does.
 pub async fn echo_upgrade(mut req: axum::extract::Request) -> axum::response::Response {

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use hardening_core::Hardening;
 use hardening_core::ratelimit::{CostLayer, Estimate, Policy, Quota, RateLimitLayer, RateLimiter};
 use hardening_tests::security_counts::{Counts, recording};
-use hardening_tests::{Captured, UnknownSize};
+use hardening_tests::{Captured, PanicsAfterOneChunk, UnknownSize};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -141,26 +141,6 @@ fn an_event_of_its_own_reported_inside_hardening_is_counted_under_its_name() {
     assert_eq!(counts.of(), HashMap::from([("ip_blocked".to_owned(), 1)]));
 }
 
-/// A streamed body that sends one chunk, then panics with a secret in its message.
-struct PanicsAfterOneChunk {
-    sent: bool,
-}
-
-impl http_body::Body for PanicsAfterOneChunk {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if std::mem::replace(&mut self.sent, true) {
-            panic!("lost the stream; token=sk-live-4f9a2c");
-        }
-        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from("first chunk")))))
-    }
-}
-
 /// A panic in a streamed body, after the headers are out: the body ends with an error (the
 /// server cuts the response off), one `panicked` event is logged and counted, and the log
 /// has the panic with its secret redacted.
@@ -171,7 +151,7 @@ fn a_panic_in_a_streamed_body_is_one_panicked_event() {
     let app = Router::new()
         .route(
             "/stream",
-            get(|| async { Body::new(PanicsAfterOneChunk { sent: false }) }),
+            get(|| async { Body::new(PanicsAfterOneChunk::default()) }),
         )
         .layer(Hardening::strict());
     let req = Request::get("/stream").body(Body::empty()).unwrap();
