@@ -433,8 +433,10 @@ impl Post {
                 .ok()
         });
         let (request_id, client_ip) = (self.request_id, self.client_ip);
+        // The request's span goes with the body, for the event of a panic in it.
+        let span = std::mem::replace(&mut self.span, tracing::Span::none());
         self.with_permit(
-            response.map(|body| PanicReportingBody::new(body, request_id, client_ip, log)),
+            response.map(|body| PanicReportingBody::new(body, request_id, client_ip, span, log)),
         )
     }
 
@@ -530,7 +532,7 @@ impl Post {
             }
         }
         if let Some(event) = event {
-            event.emit(self.request_id, self.client_ip);
+            event.emit(&self.span, self.request_id, self.client_ip);
             // Logged and counted: a layer further out (`ProblemLayer`, another `Hardening`)
             // does neither again.
             mark_reported(&mut response, event.as_str(), true);

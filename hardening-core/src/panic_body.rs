@@ -24,6 +24,8 @@ pin_project! {
         inner: B,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
+        // The request's span (`Span::none()` when no subscriber wants it), for the event.
+        span: tracing::Span,
         panicked: bool,
         // The access-log event, written when the body ends (or, dropped unfinished,
         // as `cancelled`).
@@ -36,12 +38,14 @@ impl<B> PanicReportingBody<B> {
         inner: B,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
+        span: tracing::Span,
         log: Option<StreamedLog>,
     ) -> Self {
         Self {
             inner,
             request_id,
             client_ip,
+            span,
             panicked: false,
             log,
         }
@@ -86,7 +90,7 @@ where
                     *this.request_id,
                     "the response body panicked; the response was cut off",
                 );
-                SecurityEvent::Panicked.emit(*this.request_id, *this.client_ip);
+                SecurityEvent::Panicked.emit(this.span, *this.request_id, *this.client_ip);
                 if let Some(log) = this.log.as_mut() {
                     log.end(Some(PANICKED));
                 }

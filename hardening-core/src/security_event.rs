@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use hardening_errors::RequestId;
 pub use hardening_errors::SECURITY_TARGET;
+use tracing::Span;
 
 /// The events, each with its stable name, listed once: the enum, [`SecurityEvent::as_str`]
 /// and the list `from_name` searches all come from this one list.
@@ -90,15 +91,16 @@ impl SecurityEvent {
         Self::from_name(hardening_errors::rejection_event(status, panicked)?)
     }
 
-    /// Emits the event (and counts it, with feature `metrics`).
-    pub(crate) fn emit(self, request_id: RequestId, client_ip: Option<IpAddr>) {
-        self.record(request_id, client_ip, None, "request rejected");
+    /// Emits the event in the request's `span` (and counts it, with feature `metrics`).
+    pub(crate) fn emit(self, span: &Span, request_id: RequestId, client_ip: Option<IpAddr>) {
+        self.record(span, request_id, client_ip, None, "request rejected");
     }
 
     /// Reports a client that began a request and did not finish its headers in time (no
-    /// response was sent; the request id is the event's own).
+    /// response was sent; the request id is the event's own, with no request span).
     pub(crate) fn emit_head_timed_out(request_id: RequestId, client_ip: IpAddr) {
         Self::HeadTimedOut.record(
+            &Span::none(),
             request_id,
             Some(client_ip),
             None,
@@ -109,21 +111,30 @@ impl SecurityEvent {
     /// Reports a request the rate limiter refused, naming the policies that refused it.
     #[cfg(feature = "ratelimit")]
     pub(crate) fn emit_rate_limited(
+        span: &Span,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
         policies: &[hardening_ratelimit::PolicyName],
     ) {
-        Self::RateLimited.record(request_id, client_ip, Some(&policies), "request rejected");
+        Self::RateLimited.record(
+            span,
+            request_id,
+            client_ip,
+            Some(&policies),
+            "request rejected",
+        );
     }
 
     /// Reports a request that shadow-mode policies would have refused (it went on).
     #[cfg(feature = "ratelimit")]
     pub(crate) fn emit_shadow(
+        span: &Span,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
         policies: &[hardening_ratelimit::PolicyName],
     ) {
         Self::RateLimitShadow.record(
+            span,
             request_id,
             client_ip,
             Some(&policies),
@@ -136,11 +147,13 @@ impl SecurityEvent {
     #[cfg(feature = "auth")]
     #[cold]
     pub(crate) fn emit_csrf_shadow(
+        span: &Span,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
         reason: hardening_auth::CsrfReason,
     ) {
         Self::CsrfShadow.record(
+            span,
             request_id,
             client_ip,
             None,
@@ -151,20 +164,25 @@ impl SecurityEvent {
         );
     }
 
+    /// Logs the event inside `span` (the request's, as the handler's events are; entering
+    /// `Span::none()`, when no subscriber wants the span, does nothing), and counts it.
     fn record(
         self,
+        span: &Span,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
         policies: Option<&dyn std::fmt::Debug>,
         message: &str,
     ) {
-        hardening_errors::log_security_event(
-            self.as_str(),
-            request_id,
-            client_ip,
-            policies,
-            message,
-        );
+        span.in_scope(|| {
+            hardening_errors::log_security_event(
+                self.as_str(),
+                request_id,
+                client_ip,
+                policies,
+                message,
+            );
+        });
         self.count();
     }
 

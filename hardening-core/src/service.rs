@@ -102,14 +102,17 @@ where
         // entered and left; the access log is not sent to `log` either. Past this check the
         // macro filters as usual (by target, span name or fields).
         // Nor inside another `Hardening`, whose span and access-log event cover the request
-        // (one of each per request, whichever layer answers).
-        let span = if outer.is_none()
-            && tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
-            && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current()
-        {
-            request_span(request_id)
-        } else {
-            tracing::Span::none()
+        // (one of each per request, whichever layer answers): its span, the current one,
+        // is this one's too, for the events this one emits once its response is out (a
+        // streamed body's panic).
+        let span = match outer {
+            None if tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
+                && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current() =>
+            {
+                request_span(request_id)
+            }
+            None => tracing::Span::none(),
+            Some(_) => outer_span(),
         };
         // Security-header facts from one read of the headers: HTTPS as seen directly, as a
         // trusted proxy reports it, or always (behind TLS); credentials; this request's CSP
@@ -236,7 +239,7 @@ where
                 }
                 hardening_ratelimit::Decision::Shadowed { violated, statuses } => {
                     post.rate_limit_header = limiter.ratelimit_header(&statuses);
-                    SecurityEvent::emit_shadow(request_id, client_ip, &violated);
+                    SecurityEvent::emit_shadow(&post.span, request_id, client_ip, &violated);
                 }
                 hardening_ratelimit::Decision::Limited {
                     retry_after,
@@ -380,7 +383,7 @@ where
             && let Err(reason) = csrf.verdict(&parts, request_is_https)
         {
             if csrf.is_shadow() {
-                SecurityEvent::emit_csrf_shadow(post.request_id, client_ip, reason);
+                SecurityEvent::emit_csrf_shadow(&post.span, post.request_id, client_ip, reason);
             } else {
                 return refused(
                     || {
@@ -457,6 +460,14 @@ fn request_span(request_id: RequestId) -> tracing::Span {
     tracing::info_span!(target: crate::REQUEST_SPAN_TARGET, "request", request_id = %request_id)
 }
 
+/// The span of the `Hardening` this one is nested in: the current one (it is entered around
+/// the services inside it), or none. Cold: nesting is rare.
+#[cold]
+#[inline(never)]
+fn outer_span() -> tracing::Span {
+    tracing::Span::current()
+}
+
 /// A request the rate limiter refused: its problem, and its event naming the policies that
 /// refused it (logged and counted here, so the response side does neither again).
 #[cfg(feature = "ratelimit")]
@@ -473,7 +484,7 @@ fn rate_limited<F, B>(
     }
     .to_problem();
     let mut response = reject(problem, post.request_id);
-    SecurityEvent::emit_rate_limited(post.request_id, post.client_ip, violated);
+    SecurityEvent::emit_rate_limited(&post.span, post.request_id, post.client_ip, violated);
     hardening_errors::mark_reported(&mut response, SecurityEvent::RateLimited.as_str(), true);
     ResponseFuture::answered(response, post)
 }

@@ -1,7 +1,8 @@
 //! Every `security.event` name, each triggered through `Hardening::strict()` (or the layer
 //! inside it that emits it) over loopback: exactly one event on `hardening::security`, with
-//! the request id the response shows, the client address and none of the request's secrets
-//! (a bearer token, a cookie, a `?token=`), counted once in `hardening_security_events_total`.
+//! the request id the response shows, inside the request's span (as the handler's own events
+//! are), the client address and none of the request's secrets (a bearer token, a cookie, a
+//! `?token=`), counted once in `hardening_security_events_total`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -14,12 +15,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use hardening_core::auth::{AuthLayer, Authenticated, Csrf, JwtVerifier};
+use hardening_core::auth::{AuthLayer, Authenticated, Csrf, Denylist, MemoryDenylist, TokenRef};
 use hardening_core::errors::Error;
 use hardening_core::ratelimit::{
     ConcurrencyLimiter, CostLayer, Estimate, Policy, Quota, RateLimitLayer, RateLimiter,
 };
 use hardening_core::{Hardening, Server};
+use hardening_tests::jwt::{hs256_token, hs256_verifier};
 use hardening_tests::security_counts::{Counts, recording};
 use hardening_tests::{Captured, EXCHANGE_LIMIT, Reply, UnknownSize, exchange, read_reply, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,19 +63,32 @@ const INSIDE: [&str; 5] = [
     "body_too_large/CostLayer",
 ];
 
+/// The same events from the auth guards, the auth layer's denylist and a streamed body
+/// (`event/source`).
+const ELSEWHERE: [&str; 5] = [
+    "forbidden/require_role",
+    "forbidden/require_scope",
+    "unauthenticated/revoked",
+    "panicked/streamed_body",
+    "panicked/nested_streamed_body",
+];
+
+const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-events";
+
 /// A request's head with the secrets on it: `method path?token=…` and the extra header lines
 /// (each ending in CRLF), without the blank line that ends the head.
 fn head(method: &str, path: &str, extra: &str) -> String {
-    head_with("Bearer", method, path, extra)
+    head_with(&format!("Bearer {BEARER}"), method, path, extra)
 }
 
-/// [`head`] with its token under another `Authorization` scheme (a bearer token exempts a
-/// request from the CSRF check: `Basic`, which browsers send on their own, does not).
-fn head_with(scheme: &str, method: &str, path: &str, extra: &str) -> String {
+/// [`head`] with another `Authorization`: a token under another scheme (a bearer token
+/// exempts a request from the CSRF check: `Basic`, which browsers send on their own, does
+/// not), or a token that verifies.
+fn head_with(authorization: &str, method: &str, path: &str, extra: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
     format!(
         "{method} {path}{sep}token={QUERY} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
-         authorization: {scheme} {BEARER}\r\ncookie: sid={COOKIE}\r\n{extra}"
+         authorization: {authorization}\r\ncookie: sid={COOKIE}\r\n{extra}"
     )
 }
 
@@ -163,18 +178,9 @@ async fn trigger(event: &str) -> Answer {
             last_reply(app, &[&plain, &plain]).await
         }
         "unauthenticated" => {
-            let verifier = JwtVerifier::builder()
-                .hmac(
-                    None,
-                    jsonwebtoken::Algorithm::HS256,
-                    b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-events",
-                )
-                .unwrap()
-                .build()
-                .unwrap();
             let app = Router::new()
                 .route("/", get(|_: Authenticated| async { "hi" }))
-                .layer(AuthLayer::new(verifier))
+                .layer(AuthLayer::new(hs256_verifier(SECRET)))
                 .layer(Hardening::strict());
             last_reply(app, &[&plain]).await
         }
@@ -190,7 +196,7 @@ async fn trigger(event: &str) -> Answer {
                 _ => Csrf::new(),
             };
             let cross = head_with(
-                "Basic",
+                &format!("Basic {BEARER}"),
                 "POST",
                 "/",
                 "sec-fetch-site: cross-site\r\norigin: https://evil.example\r\n",
@@ -280,8 +286,84 @@ async fn trigger(event: &str) -> Answer {
             );
             last_reply(hi().layer(Hardening::strict()), &[&preflight]).await
         }
+        "forbidden/require_role" | "forbidden/require_scope" => {
+            let app = Router::new()
+                .route(
+                    "/role",
+                    get(|user: Authenticated| async move {
+                        user.require_role("admin").map(|()| "admin")
+                    }),
+                )
+                .route(
+                    "/scope",
+                    get(|user: Authenticated| async move {
+                        user.require_scope("notes:write").map(|()| "written")
+                    }),
+                )
+                .layer(AuthLayer::new(hs256_verifier(SECRET)))
+                .layer(Hardening::strict());
+            let path = if event.ends_with("role") {
+                "/role"
+            } else {
+                "/scope"
+            };
+            let token = hs256_token(SECRET, serde_json::json!({ "sub": "user-1" }));
+            last_reply(app, &[&with_token(&token, path)]).await
+        }
+        "unauthenticated/revoked" => {
+            let denylist = MemoryDenylist::new(16);
+            let issued = std::time::SystemTime::now();
+            denylist
+                .revoke(
+                    TokenRef::new("jti-1", "user-1", Some(issued)),
+                    issued + Duration::from_secs(600),
+                )
+                .await
+                .unwrap();
+            let auth = AuthLayer::new(hs256_verifier(SECRET)).denylist(Arc::new(denylist));
+            let app = Router::new()
+                .route("/", get(|_: Authenticated| async { "hi" }))
+                .layer(auth)
+                .layer(Hardening::strict());
+            let claims = serde_json::json!({ "sub": "user-1", "jti": "jti-1" });
+            let token = hs256_token(SECRET, claims);
+            last_reply(app, &[&with_token(&token, "/")]).await
+        }
+        "panicked/streamed_body" | "panicked/nested_streamed_body" => {
+            let app = Router::new()
+                .route(
+                    "/",
+                    get(|| async { Body::new(hardening_tests::PanicsAfterOneChunk::default()) }),
+                )
+                .layer(Hardening::strict());
+            if event.starts_with("panicked/nested") {
+                let outer = Router::new().nest("/api", app).layer(Hardening::strict());
+                return cut_off(outer, &request("GET", "/api", "")).await;
+            }
+            cut_off(app, &plain).await
+        }
         other => panic!("no case for `{other}`"),
     }
+}
+
+/// A `GET path` with `token` as its bearer token (and the other secrets), ended.
+fn with_token(token: &str, path: &str) -> Vec<u8> {
+    let head = head_with(&format!("Bearer {token}"), "GET", path, "");
+    format!("{head}content-length: 0\r\n\r\n").into_bytes()
+}
+
+/// Serves `app`, sends `raw` and reads until the server closes the connection: for a
+/// response cut off (its head may not have been flushed).
+async fn cut_off(app: Router, raw: &[u8]) -> Answer {
+    let addr = serve(app).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw).await.unwrap();
+    let mut rest = Vec::new();
+    // Closed, or reset, after the body's error.
+    let _ = tokio::time::timeout(EXCHANGE_LIMIT, stream.read_to_end(&mut rest))
+        .await
+        .expect("the server closed the connection");
+    None
 }
 
 /// A body of unknown size with a `Content-Length` that is not one length: hyper refuses that
@@ -380,8 +462,13 @@ async fn load_shed() -> Answer {
     Some(shed)
 }
 
-/// The status each case's response has (shadow reports let the request through).
-fn expected_status(event: &str) -> Option<u16> {
+/// The status each case's response has (shadow reports let the request through), if the
+/// case has one to read.
+fn expected_status(case: &str) -> Option<u16> {
+    if case.ends_with("streamed_body") {
+        return None;
+    }
+    let event = case.split('/').next().unwrap();
     Some(match event {
         "rate_limited" => 429,
         "unauthenticated" => 401,
@@ -397,15 +484,14 @@ fn expected_status(event: &str) -> Option<u16> {
 }
 
 #[test]
-fn every_security_event_is_logged_once_with_the_ids_and_counted_once() {
+fn every_security_event_is_logged_once_with_the_ids_in_the_request_span_and_counted_once() {
     let mut failures = Vec::new();
-    for case in NAMES.into_iter().chain(INSIDE) {
-        let event = case.split('/').next().unwrap();
+    for case in NAMES.into_iter().chain(INSIDE).chain(ELSEWHERE) {
         let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
         let counts = Counts::default();
         let answer = recording(&counts, trigger(case));
         drop(guard);
-        if let Err(why) = check(event, answer.as_ref(), &captured, &counts) {
+        if let Err(why) = check(case, answer.as_ref(), &captured, &counts) {
             failures.push(format!("{case}: {why}"));
         }
     }
@@ -414,11 +500,12 @@ fn every_security_event_is_logged_once_with_the_ids_and_counted_once() {
 
 /// Checks one case: its response, its one event and its count.
 fn check(
-    event: &str,
+    case: &str,
     answer: Option<&Reply>,
     captured: &Captured,
     counts: &Counts,
 ) -> Result<(), String> {
+    let event = case.split('/').next().unwrap();
     let events = captured.security_events();
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     if names != [event] {
@@ -439,8 +526,15 @@ fn check(
             return Err(format!("the line has `{secret}`: {line}"));
         }
     }
+    // Inside the request's span, as the handler's own events are (a client that never ended
+    // its head made no request: its event has no span).
+    if event != "head_timed_out"
+        && (line["span"]["name"] != "request" || line["span"]["request_id"] != fields["request_id"])
+    {
+        return Err(format!("not in the request's span: {line}"));
+    }
     let Some(reply) = answer else {
-        return match expected_status(event) {
+        return match expected_status(case) {
             None if fields["request_id"]
                 .as_str()
                 .is_some_and(|id| !id.is_empty()) =>
@@ -451,7 +545,7 @@ fn check(
             Some(status) => Err(format!("no response, expected {status}")),
         };
     };
-    if Some(reply.status) != expected_status(event) {
+    if Some(reply.status) != expected_status(case) {
         return Err(format!("answered {}: {}", reply.status, reply.body));
     }
     let header_id = reply.header("x-request-id");
