@@ -483,17 +483,29 @@ impl Post {
                 #[cfg(not(feature = "ratelimit"))]
                 let (ratelimit, ratelimit_policy) = (None, None);
                 let length = hardening_errors::content_length(self.length_by_method, &response);
+                #[cfg(feature = "ratelimit")]
+                let ours = [ratelimit.is_some(), ratelimit_policy.is_some()];
                 let values = [
                     Some(self.request_id.to_header_value()),
                     length,
                     ratelimit,
                     ratelimit_policy,
                 ];
-                // The rate-limit slots are the lists: joined to those of limits further in.
+                // The rate-limit slots are the lists: joined to those of limits further in,
+                // both fields together (an entry's name ties one to the other).
                 #[cfg(feature = "ratelimit")]
-                set.apply_with_join(facts, response.headers_mut(), values, |_, values| {
-                    policy.rate_limit_fields.join(values)
-                });
+                {
+                    let mut further_in = false;
+                    set.apply_with_join(facts, response.headers_mut(), values, |_, _| {
+                        further_in = true;
+                        None
+                    });
+                    if further_in {
+                        policy
+                            .rate_limit_fields
+                            .rejoin(response.headers_mut(), ours);
+                    }
+                }
                 #[cfg(not(feature = "ratelimit"))]
                 set.apply_with(facts, response.headers_mut(), values);
                 slotted = true;

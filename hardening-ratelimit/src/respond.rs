@@ -69,10 +69,10 @@ pub(crate) fn problem_response<B: From<Bytes>>(
 /// (draft-ietf-httpapi-ratelimit-headers), so two entries of one name leave a client unable to
 /// tell them apart: `Hardening::strict()`'s own policy is `per-ip`, and a `RateLimitLayer`
 /// inside it with a `per-ip` policy of its own gave two. Where a limit further in already
-/// has an entry of one of this limiter's names, that entry alone stays in the field: the one
-/// of the limit closer to the handler, whose 429 names it (both limits still count and
-/// refuse). The layer warns the first time, naming the policy and itself. Only a join looks
-/// at the names, and different names cost no allocation beyond the join.
+/// has an entry of one of this limiter's names, in either field, its entries alone stay in
+/// both fields: those of the limit closer to the handler, whose 429 names it (both limits
+/// still count and refuse). The layer warns the first time, naming the policy and itself. Only
+/// a join looks at the names; different names cost the list of the lines further in.
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue};
@@ -102,29 +102,50 @@ impl RateLimitFields {
     }
 
     /// Sets this limiter's `ratelimit` and `policy` values, if any, on a response's
-    /// `headers`, joined to those already there.
+    /// `headers`, joined to those already there. An entry of ours whose name a limit further
+    /// in has in either field is left out of both: that limit lists every policy in
+    /// `RateLimit-Policy`, but in `RateLimit` only those that counted the request, and a
+    /// client pairs the two fields' entries by name.
     pub fn set(
         &self,
         headers: &mut HeaderMap,
         ratelimit: Option<HeaderValue>,
         policy: Option<&HeaderValue>,
     ) {
+        let further_in: Vec<&HeaderValue> = headers
+            .get_all(&RATELIMIT)
+            .iter()
+            .chain(headers.get_all(&RATELIMIT_POLICY))
+            .collect();
+        let (ratelimit, policy) = if ratelimit
+            .iter()
+            .chain(policy)
+            .any(|ours| shares_a_name(&further_in, ours))
+        {
+            self.without_shared(&further_in, ratelimit.as_ref(), policy)
+        } else {
+            (ratelimit, policy.cloned())
+        };
         if let Some(value) = ratelimit {
             self.merge(headers, &RATELIMIT, value);
         }
         if let Some(value) = policy {
-            self.merge(headers, &RATELIMIT_POLICY, value.clone());
+            self.merge(headers, &RATELIMIT_POLICY, value);
         }
     }
 
-    /// One field's values as one list: those of limits further in first (one or more field
-    /// lines), this limiter's value last, leaving out this limiter's entries whose names
-    /// they have. `None` for no values.
-    pub fn join(&self, values: &[&HeaderValue]) -> Option<HeaderValue> {
-        match values.split_last() {
-            Some((ours, inner)) if shares_a_name(inner, ours) => self.join_shared(inner, ours),
-            _ => hardening_errors::join_header_values(values),
-        }
+    /// [`set`](Self::set) for fields a header set wrote as they came
+    /// (`HeaderSet::apply_with_join` with a join that gives `None`): each field this limiter
+    /// has a value for (`ours`: `RateLimit`, `RateLimit-Policy`) has it as its first line,
+    /// those of limits further in after it.
+    pub fn rejoin(&self, headers: &mut HeaderMap, ours: [bool; 2]) {
+        let ratelimit = ours[0]
+            .then(|| first_line_out(headers, &RATELIMIT))
+            .flatten();
+        let policy = ours[1]
+            .then(|| first_line_out(headers, &RATELIMIT_POLICY))
+            .flatten();
+        self.set(headers, ratelimit, policy.as_ref());
     }
 
     fn merge(&self, headers: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
@@ -139,11 +160,11 @@ impl RateLimitFields {
                 let joined = {
                     let mut lines = slot.iter();
                     match (lines.next(), lines.next()) {
-                        (Some(line), None) => self.join(&[line, &ours]),
+                        (Some(line), None) => hardening_errors::join_header_values(&[line, &ours]),
                         _ => {
                             let mut values: Vec<&HeaderValue> = slot.iter().collect();
                             values.push(&ours);
-                            self.join(&values)
+                            hardening_errors::join_header_values(&values)
                         }
                     }
                 };
@@ -154,31 +175,60 @@ impl RateLimitFields {
         }
     }
 
-    /// [`join`](Self::join) when a name of `ours` is among `inner`'s: without those entries
-    /// of ours, and the warning, once.
+    /// `ratelimit` and `policy` without their entries of the names `further_in` has (`None`
+    /// where none is left), and the warning, once.
     #[cold]
     #[inline(never)]
-    fn join_shared(&self, inner: &[&HeaderValue], ours: &HeaderValue) -> Option<HeaderValue> {
-        let (shared, kept): (Vec<&[u8]>, Vec<&[u8]>) = members(ours.as_bytes())
-            .map(<[u8]>::trim_ascii)
-            .filter(|member| !member.is_empty())
-            .partition(|member| has_name(inner, member_name(member)));
-        if self.warned.first() {
-            let names: Vec<String> = shared
-                .iter()
-                .map(|member| name_of_field(member_name(member)))
-                .collect();
-            warn_shared_names(self.layer, &names);
-        }
-        let mut joined = Vec::new();
-        for part in inner.iter().map(|v| v.as_bytes()).chain(kept) {
-            if !joined.is_empty() {
-                joined.extend_from_slice(b", ");
+    fn without_shared(
+        &self,
+        further_in: &[&HeaderValue],
+        ratelimit: Option<&HeaderValue>,
+        policy: Option<&HeaderValue>,
+    ) -> (Option<HeaderValue>, Option<HeaderValue>) {
+        let mut shared: Vec<String> = Vec::new();
+        let mut without = |ours: Option<&HeaderValue>| {
+            let mut kept = Vec::new();
+            let members = members(ours?.as_bytes())
+                .map(<[u8]>::trim_ascii)
+                .filter(|member| !member.is_empty());
+            for member in members {
+                let name = member_name(member);
+                if has_name(further_in, name) {
+                    let name = name_of_field(name);
+                    if !shared.contains(&name) {
+                        shared.push(name);
+                    }
+                } else {
+                    if !kept.is_empty() {
+                        kept.extend_from_slice(b", ");
+                    }
+                    kept.extend_from_slice(member);
+                }
             }
-            joined.extend_from_slice(part);
+            (!kept.is_empty())
+                .then(|| HeaderValue::from_maybe_shared(Bytes::from(kept)).ok())
+                .flatten()
+        };
+        let fields = (without(ratelimit), without(policy));
+        if self.warned.first() {
+            warn_shared_names(self.layer, &shared);
         }
-        HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
+        fields
     }
+}
+
+/// Takes the first line of field `name` out of `headers`, leaving the others.
+fn first_line_out(headers: &mut HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    let http::header::Entry::Occupied(entry) = headers.entry(name.clone()) else {
+        return None;
+    };
+    let mut lines = entry.remove_entry_mult().1;
+    let first = lines.next();
+    let rest: Vec<HeaderValue> = lines.collect();
+    for line in rest {
+        headers.append(name.clone(), line);
+    }
+    first
 }
 
 #[cold]
@@ -468,11 +518,17 @@ pub(crate) fn counts_by(kind: &KeyKind, part: fn(&KeyKind) -> bool) -> bool {
 mod tests {
     use super::*;
 
+    /// The `RateLimit` field once a limiter whose value is the last of `values` set it on a
+    /// response whose lines are the others.
     fn join(values: &[&'static str]) -> String {
-        let values: Vec<HeaderValue> = values.iter().map(|v| HeaderValue::from_static(v)).collect();
-        let values: Vec<&HeaderValue> = values.iter().collect();
-        let joined = RateLimitFields::new("test").join(&values).unwrap();
-        joined.to_str().unwrap().to_owned()
+        let (ours, inner) = values.split_last().unwrap();
+        let mut headers = HeaderMap::new();
+        for line in inner {
+            headers.append(&RATELIMIT, HeaderValue::from_static(line));
+        }
+        let ours = HeaderValue::from_static(ours);
+        RateLimitFields::new("test").set(&mut headers, Some(ours), None);
+        headers[&RATELIMIT].to_str().unwrap().to_owned()
     }
 
     #[test]
@@ -521,5 +577,204 @@ mod tests {
         );
         assert_eq!(name_of_field(b"per-ip"), "per-ip");
         assert_eq!(name_of_field(b"%4"), "%4", "not an escape: as it is");
+    }
+}
+
+/// The fields' join over arbitrary field lines: valid lists, lists that are not valid at all
+/// (a quote never closed, a stray escape, empty members, non-ASCII bytes), split over lines.
+/// From a fixed seed, so a failure names a case that reproduces.
+#[cfg(test)]
+mod fields_fuzz {
+    use super::*;
+
+    /// A field line of bytes a `HeaderValue` holds (tab, visible ASCII, obs-text), drawn
+    /// mostly from the structured-field syntax and two names, so that names collide.
+    fn line(rng: &mut fastrand::Rng) -> HeaderValue {
+        const PIECES: &[&[u8]] = &[
+            b"\"per-ip\"",
+            b"per-ip",
+            b"\"a, b\"",
+            b"\"x\\\"y\"",
+            b"\"x\\\\\"",
+            b"\"",
+            b"\\",
+            b",",
+            b", ",
+            b";",
+            b";q=1",
+            b";w=60",
+            b";r=",
+            b"=",
+            b" ",
+            b"\t",
+            b"(",
+            b")",
+            b"\"caf%C3%A9\"",
+            b"%",
+            b"%4",
+            b"%zz",
+            b"\xc3\xa9",
+            b"\xff",
+            b"a",
+            b"*",
+        ];
+        let mut bytes = Vec::new();
+        for _ in 0..rng.usize(0..12) {
+            if rng.u8(..) < 40 {
+                let b = rng.u8(..);
+                if b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80 {
+                    bytes.push(b);
+                }
+            } else {
+                bytes.extend_from_slice(PIECES[rng.usize(..PIECES.len())]);
+            }
+        }
+        HeaderValue::from_bytes(&bytes).expect("only bytes a header value holds")
+    }
+
+    fn lines(rng: &mut fastrand::Rng) -> Vec<HeaderValue> {
+        (0..rng.usize(0..3)).map(|_| line(rng)).collect()
+    }
+
+    /// Every field line further in stays, in order, and after them only entries of ours
+    /// whose names neither field further in has; with no name shared, the plain join.
+    #[test]
+    fn any_field_lines_join_without_panicking_or_losing_an_entry_further_in() {
+        let mut rng = fastrand::Rng::with_seed(0x5eed_0053);
+        for case in 0..100_000 {
+            let inner = [lines(&mut rng), lines(&mut rng)];
+            let ours = [
+                rng.bool().then(|| line(&mut rng)),
+                rng.bool().then(|| line(&mut rng)),
+            ];
+            let mut headers = HeaderMap::new();
+            for (name, lines) in [&RATELIMIT, &RATELIMIT_POLICY].into_iter().zip(&inner) {
+                for line in lines {
+                    headers.append(name, line.clone());
+                }
+            }
+            let fields = RateLimitFields::new("fuzz");
+            fields.set(&mut headers, ours[0].clone(), ours[1].as_ref());
+            let further_in: Vec<&HeaderValue> = inner.iter().flatten().collect();
+            let shared = ours
+                .iter()
+                .flatten()
+                .any(|ours| shares_a_name(&further_in, ours));
+            let fields = [&RATELIMIT, &RATELIMIT_POLICY]
+                .into_iter()
+                .zip(&inner)
+                .zip(&ours);
+            for ((name, inner), ours) in fields {
+                let out: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
+                let out = hardening_errors::join_header_values(&out);
+                let out = out.as_ref().map_or(&b""[..], HeaderValue::as_bytes);
+                let inner: Vec<&HeaderValue> = inner.iter().collect();
+                let plain: Vec<&HeaderValue> = inner.iter().copied().chain(ours).collect();
+                let plain = hardening_errors::join_header_values(&plain);
+                let plain = plain.as_ref().map_or(&b""[..], HeaderValue::as_bytes);
+                let context = || {
+                    let out = String::from_utf8_lossy(out);
+                    format!("case {case}: {name} {inner:?} + {ours:?} -> {out:?}")
+                };
+                if !shared {
+                    assert_eq!(out, plain, "{}", context());
+                    continue;
+                }
+                let inner = hardening_errors::join_header_values(&inner);
+                let inner = inner.as_ref().map_or(&b""[..], HeaderValue::as_bytes);
+                let ours = match out.strip_prefix(inner) {
+                    Some(rest) if inner.is_empty() => rest,
+                    Some(rest) if rest.is_empty() => rest,
+                    Some(rest) => rest
+                        .strip_prefix(b", ")
+                        .unwrap_or_else(|| panic!("{}", context())),
+                    None => panic!("{}", context()),
+                };
+                for member in members(ours) {
+                    let name = member_name(member);
+                    assert!(!has_name(&further_in, name), "{}", context());
+                }
+            }
+        }
+    }
+}
+
+/// The members of valid structured-field lists, each with its name: strings with escapes and
+/// commas, tokens, parameters of both, whitespace around the commas. From a fixed seed.
+#[cfg(test)]
+mod members_model {
+    use super::*;
+
+    fn string(rng: &mut fastrand::Rng) -> String {
+        // The content of an sf-string as written: printable ASCII, `"` and `\` escaped.
+        let mut s = String::new();
+        for _ in 0..rng.usize(0..6) {
+            match rng.u8(0..10) {
+                0 => s.push_str("\\\""),
+                1 => s.push_str("\\\\"),
+                2 => s.push(','),
+                3 => s.push(';'),
+                4 => s.push(' '),
+                _ => s.push(rng.alphanumeric()),
+            }
+        }
+        s
+    }
+
+    /// An sf-token: a letter, then token characters.
+    fn token(rng: &mut fastrand::Rng) -> String {
+        let mut s = String::from(rng.alphabetic());
+        for _ in 0..rng.usize(0..5) {
+            s.push(
+                rng.choice([b'-', b':', b'/', b'*', b'.', b'a', b'9'])
+                    .unwrap() as char,
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn each_member_of_a_valid_list_has_its_name() {
+        let mut rng = fastrand::Rng::with_seed(0x5eed_0053);
+        for case in 0..100_000 {
+            let mut list = String::new();
+            let mut names = Vec::new();
+            for i in 0..rng.usize(1..5) {
+                if i > 0 {
+                    // Optional whitespace on both sides of the comma.
+                    for at in 0..2 {
+                        if at == 1 {
+                            list.push(',');
+                        }
+                        for _ in 0..rng.usize(0..3) {
+                            list.push(if rng.bool() { ' ' } else { '\t' });
+                        }
+                    }
+                }
+                let name = if rng.bool() {
+                    let s = string(&mut rng);
+                    list.push_str(&format!("\"{s}\""));
+                    s
+                } else {
+                    let t = token(&mut rng);
+                    list.push_str(&t);
+                    t
+                };
+                names.push(name);
+                for _ in 0..rng.usize(0..3) {
+                    list.push(';');
+                    list.push_str(&token(&mut rng).to_ascii_lowercase());
+                    match rng.u8(0..3) {
+                        0 => list.push_str(&format!("=\"{}\"", string(&mut rng))),
+                        1 => list.push_str(&format!("={}", rng.u32(..))),
+                        _ => {}
+                    }
+                }
+            }
+            let found: Vec<String> = members(list.as_bytes())
+                .map(|m| String::from_utf8(member_name(m).to_vec()).unwrap())
+                .collect();
+            assert_eq!(found, names, "case {case}: {list}");
+        }
     }
 }

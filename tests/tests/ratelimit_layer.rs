@@ -319,3 +319,81 @@ async fn nested_layers_sharing_a_policy_name_leave_one_entry_and_warn_once() {
         );
     }
 }
+
+/// A limit further in lists every policy in `RateLimit-Policy`, but has a `RateLimit` entry
+/// only for the policies that counted the request: a per-key policy does not count a request
+/// without its key. An outer layer's policy of the same name then kept its `RateLimit` entry
+/// (the inner field had none of that name) and lost its `RateLimit-Policy` entry (the inner
+/// field had one): `"api";r=99;t=1` read against `"api";q=10;w=3600`, two limits' entries
+/// paired by name. A name further in, in either field, now leaves the outer entries of that
+/// name out of both; on every layer that joins its fields.
+#[tokio::test]
+async fn a_shared_name_leaves_both_fields_to_one_limit_when_the_inner_did_not_count() {
+    use hardening_core::Hardening;
+    use hardening_core::ratelimit::{CostLayer, Estimate};
+    use tower::ServiceExt;
+    let hour = Quota::per_hour(NonZeroU32::new(10).unwrap());
+    let minute = Quota::per_minute(NonZeroU32::new(100).unwrap());
+    // Counts only requests with an API key; the requests below have none.
+    let per_key = || {
+        Router::new()
+            .route("/", get(|| async { "hi" }))
+            .layer(RateLimitLayer::new(RateLimiter::new([Policy::per_header(
+                "api",
+                hour,
+                http::HeaderName::from_static("x-api-key"),
+            )])))
+    };
+    let outer = || {
+        RateLimiter::new([
+            Policy::global("api", minute),
+            Policy::global("outer-only", minute),
+        ])
+    };
+    for (layer, app) in [
+        (
+            "RateLimitLayer",
+            per_key().layer(RateLimitLayer::new(outer())),
+        ),
+        (
+            "CostLayer",
+            per_key().layer(CostLayer::new(outer(), Estimate::fixed(1))),
+        ),
+    ] {
+        let request = http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(
+            response.headers()["ratelimit-policy"],
+            "\"api\";q=10;w=3600, \"outer-only\";q=100;w=60",
+            "{layer}"
+        );
+        let ratelimit = response.headers()["ratelimit"].to_str().unwrap();
+        assert!(
+            !ratelimit.contains("\"api\""),
+            "{layer}: the outer limit's `api` entry beside the inner one's policy: {ratelimit}"
+        );
+        assert!(
+            ratelimit.starts_with("\"outer-only\";r="),
+            "{layer}: {ratelimit}"
+        );
+    }
+    let per_ip = || RateLimiter::new([Policy::per_client_ip("api", minute)]);
+    for hardening in [
+        Hardening::strict().rate_limit(per_ip()).unwrap(),
+        Hardening::strict()
+            .dangerous_without_security_headers()
+            .rate_limit(per_ip())
+            .unwrap(),
+    ] {
+        let addr = serve(per_key().layer(hardening)).await;
+        let reply = http_get(addr, "/", &[]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            (reply.all("ratelimit"), reply.all("ratelimit-policy")),
+            (vec![], vec!["\"api\";q=10;w=3600"]),
+            "Hardening's `api` entry beside the inner one's policy"
+        );
+    }
+}
