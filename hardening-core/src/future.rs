@@ -134,7 +134,7 @@ impl<F, B> ResponseFuture<F, B> {
     /// The inner service panicked in `call`.
     #[cold]
     pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>, post: Post) -> Self {
-        let response = panic_response(payload, post.request_id);
+        let response = panic_response(payload, &post);
         Self::early(response, SecurityEvent::Panicked, post)
     }
 
@@ -175,23 +175,31 @@ where
                     future,
                     event,
                     timed,
-                } => match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                    // A panic the problem mapping caught itself (in the rejection body it was
-                    // reading) replaces the event the status stood for.
-                    Ok(Poll::Ready(response))
-                        if response.extensions().get::<CaughtPanic>().is_some()
-                            && !reported_at_its_status(&response) =>
-                    {
-                        break (response, Some(SecurityEvent::Panicked));
+                } => {
+                    // In the request's span: the mapping's logs (a server error without a
+                    // problem, an internal error's chain, a panic it caught) are about it.
+                    let polled = {
+                        let _entered = this.post.span.enter();
+                        catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
+                    };
+                    match polled {
+                        // A panic the problem mapping caught itself (in the rejection body it
+                        // was reading) replaces the event the status stood for.
+                        Ok(Poll::Ready(response))
+                            if response.extensions().get::<CaughtPanic>().is_some()
+                                && !reported_at_its_status(&response) =>
+                        {
+                            break (response, Some(SecurityEvent::Panicked));
+                        }
+                        Ok(Poll::Ready(response)) => break (response, event.take()),
+                        Ok(Poll::Pending) => *timed,
+                        // A readiness check, or the inner error body being read, panicked.
+                        Err(payload) => {
+                            let response = panic_response(payload, this.post);
+                            break (response, Some(SecurityEvent::Panicked));
+                        }
                     }
-                    Ok(Poll::Ready(response)) => break (response, event.take()),
-                    Ok(Poll::Pending) => *timed,
-                    // A readiness check, or the inner error body being read, panicked.
-                    Err(payload) => {
-                        let response = panic_response(payload, this.post.request_id);
-                        break (response, Some(SecurityEvent::Panicked));
-                    }
-                },
+                }
                 StateProj::Inner { future } => {
                     let polled = {
                         let _entered = this.post.span.enter();
@@ -225,7 +233,7 @@ where
                         Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(e)),
                         Ok(Poll::Pending) => true,
                         Err(payload) => {
-                            let response = panic_response(payload, this.post.request_id);
+                            let response = panic_response(payload, this.post);
                             break (response, Some(SecurityEvent::Panicked));
                         }
                     }
@@ -280,15 +288,18 @@ fn timed_out<B>(post: &Post) -> Response<ProblemBody<B>> {
     reject(problem, post.request_id)
 }
 
-/// The 500 problem for a caught panic ([`hardening_errors::panic_response`]), its payload then
-/// dropped without letting a panic of its own `Drop` unwind out of the layer.
+/// The 500 problem for a caught panic ([`hardening_errors::panic_response`], its log in the
+/// request's span), its payload then dropped without letting a panic of its own `Drop`
+/// unwind out of the layer.
 #[cold]
 #[inline(never)]
 fn panic_response<B>(
     payload: Box<dyn std::any::Any + Send>,
-    request_id: RequestId,
+    post: &Post,
 ) -> Response<ProblemBody<B>> {
-    let response = hardening_errors::panic_response(&*payload, request_id);
+    let response = post
+        .span
+        .in_scope(|| hardening_errors::panic_response(&*payload, post.request_id));
     hardening_errors::drop_panic_payload(payload);
     response
 }

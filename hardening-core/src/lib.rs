@@ -66,10 +66,10 @@
 //! field names; security events to [`SECURITY_TARGET`]. [`init_json_logs`] sets up JSON logs.
 //! Each request runs in an INFO span named `request` with a `request_id` field (target
 //! [`REQUEST_SPAN_TARGET`]), so whatever a handler logs carries the request id, as Rails
-//! tags its log lines; the security events about the request are logged in it too. With a
-//! subscriber that enables it, the span costs about 0.6 µs per request (measured with
-//! tracing-subscriber's `fmt`); `RUST_LOG=info,hardening::request=off` turns it off and
-//! keeps everything else.
+//! tags its log lines; the security events and error logs about the request (a caught
+//! panic, a server error without a problem) are logged in it too. With a subscriber that
+//! enables it, the span costs about 0.6 µs per request (measured with tracing-subscriber's
+//! `fmt`); `RUST_LOG=info,hardening::request=off` turns it off and keeps everything else.
 //! `Authorization`, `Cookie`, `Set-Cookie`, API-key headers and sensitive query parameters
 //! are never printed.
 //!

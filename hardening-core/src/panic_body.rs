@@ -85,11 +85,13 @@ where
             }
             Err(payload) => {
                 *this.panicked = true;
-                hardening_errors::log_panic(
-                    &*payload,
-                    *this.request_id,
-                    "the response body panicked; the response was cut off",
-                );
+                this.span.in_scope(|| {
+                    hardening_errors::log_panic(
+                        &*payload,
+                        *this.request_id,
+                        "the response body panicked; the response was cut off",
+                    );
+                });
                 SecurityEvent::Panicked.emit(this.span, *this.request_id, *this.client_ip);
                 if let Some(log) = this.log.as_mut() {
                     log.end(Some(PANICKED));

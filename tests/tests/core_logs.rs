@@ -418,3 +418,102 @@ async fn a_request_whose_client_hangs_up_is_logged_as_cancelled() {
     assert_eq!(access[0]["url.query"], "password=[redacted]");
     assert!(access[0]["request_id"].is_string());
 }
+
+/// A plain-text rejection (as axum's are) whose body panics when the problem mapping reads it.
+struct PanicsWhenRead;
+
+impl http_body::Body for PanicsWhenRead {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        panic!("the rejection text is gone");
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(10)
+    }
+}
+
+/// The ERROR lines `Hardening` writes about one request (a panic in the service's `call`, or
+/// in a rejection body the problem mapping reads; a server error without a problem; a status
+/// no response may end with; an `Error::Internal`'s chain) are in the request's span, as its
+/// security event and the handler's own events are. Each carried the request id as a field
+/// but was logged outside the span, when the response future ran the mapping.
+#[tokio::test]
+async fn the_error_logs_about_a_request_are_in_its_span() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use tower::Layer;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let panics_in_call = tower::service_fn(
+        |_: axum::extract::Request| -> std::future::Ready<
+            Result<axum::response::Response, std::convert::Infallible>,
+        > { panic!("the service's call failed") },
+    );
+    let app = Router::new()
+        .route(
+            "/bad-gateway",
+            get(|| async { (StatusCode::BAD_GATEWAY, "upstream 10.0.0.7 failed") }),
+        )
+        .route(
+            "/no-such-status",
+            get(|| async { (StatusCode::from_u16(600).unwrap(), "oops") }),
+        )
+        .route(
+            "/internal",
+            get(|| async {
+                Err::<(), _>(hardening_core::errors::Error::internal(
+                    "the database is down",
+                ))
+            }),
+        )
+        .route(
+            "/unreadable-rejection",
+            get(|| async {
+                let mut res = axum::body::Body::new(PanicsWhenRead).into_response();
+                *res.status_mut() = StatusCode::BAD_REQUEST;
+                res.headers_mut()
+                    .insert("content-type", "text/plain".parse().unwrap());
+                res
+            }),
+        )
+        .layer(Hardening::strict())
+        .route_service("/panics-in-call", Hardening::strict().layer(panics_in_call));
+    let addr = serve(app).await;
+    let mut outside = Vec::new();
+    for path in [
+        "/bad-gateway",
+        "/no-such-status",
+        "/internal",
+        "/unreadable-rejection",
+        "/panics-in-call",
+    ] {
+        let reply = http_get(addr, path, &[]).await;
+        let id = reply.header("x-request-id").unwrap();
+        // At WARN: the security event and the ERROR line (the access log is not captured).
+        let about_it: Vec<serde_json::Value> = captured
+            .json_lines()
+            .into_iter()
+            .filter(|v| v["fields"]["request_id"] == id)
+            .collect();
+        assert!(
+            about_it.iter().any(|v| v["level"] == "ERROR"),
+            "{path}: no error logged: {about_it:?}"
+        );
+        outside.extend(
+            about_it
+                .into_iter()
+                .filter(|v| v["span"]["name"] != "request" || v["span"]["request_id"] != id)
+                .map(|v| format!("{path}: {v}")),
+        );
+    }
+    assert!(
+        outside.is_empty(),
+        "outside the request's span:\n{}",
+        outside.join("\n")
+    );
+}

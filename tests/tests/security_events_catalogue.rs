@@ -1,8 +1,9 @@
 //! Every `security.event` name, each triggered through `Hardening::strict()` (or the layer
 //! inside it that emits it) over loopback: exactly one event on `hardening::security`, with
 //! the request id the response shows, inside the request's span (as the handler's own events
-//! are), the client address and none of the request's secrets (a bearer token, a cookie, a
-//! `?token=`), counted once in `hardening_security_events_total`.
+//! are, and a caught panic's ERROR line), the client address and none of the request's
+//! secrets (a bearer token, a cookie, a `?token=`), counted once in
+//! `hardening_security_events_total`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -532,6 +533,31 @@ fn check(
         && (line["span"]["name"] != "request" || line["span"]["request_id"] != fields["request_id"])
     {
         return Err(format!("not in the request's span: {line}"));
+    }
+    // So is every other line about the request (a caught panic's ERROR line, logged once);
+    // the access log, outside any span, is not captured at WARN.
+    let about_it: Vec<serde_json::Value> = captured
+        .json_lines()
+        .into_iter()
+        .filter(|other| {
+            other["target"] != hardening_core::SECURITY_TARGET
+                && other["fields"]["request_id"] == fields["request_id"]
+        })
+        .collect();
+    if event == "panicked" && about_it.len() != 1 {
+        return Err(format!(
+            "the panic logged {} times\n{}",
+            about_it.len(),
+            captured.text()
+        ));
+    }
+    if let Some(outside) = about_it
+        .iter()
+        .find(|other| other["span"]["request_id"] != fields["request_id"])
+    {
+        return Err(format!(
+            "a line about the request outside its span: {outside}"
+        ));
     }
     let Some(reply) = answer else {
         return match expected_status(case) {
