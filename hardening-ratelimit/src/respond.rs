@@ -71,7 +71,9 @@ pub(crate) fn problem_response<B: From<Bytes>>(
 /// inside it with a `per-ip` policy of its own gave two. Where a limit further in already
 /// has an entry of one of this limiter's names, in either field, its entries alone stay in
 /// both fields: those of the limit closer to the handler, whose 429 names it (both limits
-/// still count and refuse). The layer warns the first time, naming the policy and itself. Only
+/// still count and refuse). The layer warns the first time, naming the policy and itself,
+/// unless the policy has one definition in both (the same `RateLimit-Policy` member byte for
+/// byte, as two nested `Hardening::strict()` have): one entry of it misleads no client. Only
 /// a join looks at the names; different names cost the list of the lines further in.
 ///
 /// ```
@@ -122,7 +124,10 @@ impl RateLimitFields {
             .chain(policy)
             .any(|ours| shares_a_name(&further_in, ours))
         {
-            self.without_shared(&further_in, ratelimit.as_ref(), policy)
+            // The lines of `RateLimit-Policy` come last.
+            let policies = headers.get_all(&RATELIMIT_POLICY).iter().count();
+            let policies = &further_in[further_in.len() - policies..];
+            self.without_shared(&further_in, policies, ratelimit.as_ref(), policy)
         } else {
             (ratelimit, policy.cloned())
         };
@@ -176,12 +181,15 @@ impl RateLimitFields {
     }
 
     /// `ratelimit` and `policy` without their entries of the names `further_in` has (`None`
-    /// where none is left), and the warning, once.
+    /// where none is left), and the warning, once, naming those whose definition differs
+    /// from the one further in (`policies_further_in`, its `RateLimit-Policy` lines): one
+    /// policy defined alike in two layers (nested `Hardening::strict()`) misleads no client.
     #[cold]
     #[inline(never)]
     fn without_shared(
         &self,
         further_in: &[&HeaderValue],
+        policies_further_in: &[&HeaderValue],
         ratelimit: Option<&HeaderValue>,
         policy: Option<&HeaderValue>,
     ) -> (Option<HeaderValue>, Option<HeaderValue>) {
@@ -194,9 +202,11 @@ impl RateLimitFields {
             for member in members {
                 let name = member_name(member);
                 if has_name(further_in, name) {
-                    let name = name_of_field(name);
-                    if !shared.contains(&name) {
-                        shared.push(name);
+                    if !same_definition(policies_further_in, policy, name) {
+                        let name = name_of_field(name);
+                        if !shared.contains(&name) {
+                            shared.push(name);
+                        }
                     }
                 } else {
                     if !kept.is_empty() {
@@ -210,7 +220,7 @@ impl RateLimitFields {
                 .flatten()
         };
         let fields = (without(ratelimit), without(policy));
-        if self.warned.first() {
+        if !shared.is_empty() && self.warned.first() {
             warn_shared_names(self.layer, &shared);
         }
         fields
@@ -247,7 +257,7 @@ fn warn_shared_names(layer: &str, names: &[String]) {
          set). A client tells `RateLimit` entries apart by name alone, so responses carry only \
          the entry further in (the limit whose 429s name it); both limits still count and \
          refuse. Give one of the two policies another name (Hardening::strict()'s own is \
-         `per-ip`). Said once per layer",
+         `per-ip`), or both the same definition. Said once per layer",
         quoted.join(", ")
     );
 }
@@ -256,6 +266,32 @@ fn warn_shared_names(layer: &str, names: &[String]) {
 #[inline]
 fn shares_a_name(inner: &[&HeaderValue], ours: &HeaderValue) -> bool {
     !inner.is_empty() && members(ours.as_bytes()).any(|member| has_name(inner, member_name(member)))
+}
+
+/// Whether the policy `name` has one definition in `ours` and in `further_in` (`RateLimit-Policy`
+/// lists): each has a member of that name, and every such member is byte for byte the same
+/// (whitespace around it aside).
+fn same_definition(further_in: &[&HeaderValue], ours: Option<&HeaderValue>, name: &[u8]) -> bool {
+    let Some(ours) = ours else {
+        return false;
+    };
+    let Some(definition) = named(ours, name).next() else {
+        return false;
+    };
+    let mut theirs = further_in
+        .iter()
+        .flat_map(|list| named(list, name))
+        .peekable();
+    theirs.peek().is_some()
+        && theirs.all(|member| member == definition)
+        && named(ours, name).all(|member| member == definition)
+}
+
+/// The members of `list` named `name`, whitespace around them trimmed.
+fn named<'a>(list: &'a HeaderValue, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+    members(list.as_bytes())
+        .map(<[u8]>::trim_ascii)
+        .filter(move |member| member_name(member) == name)
 }
 
 /// Whether a member of these lists has this name.
@@ -567,6 +603,75 @@ mod tests {
             ]),
             r#""caf%C3%A9 \"x\"";r=1, "b";r=3"#
         );
+    }
+
+    /// Our `policy` set on a response whose `RateLimit-Policy` lines further in are `inner`:
+    /// the field as it leaves, and whether the layer warned of a shared name.
+    fn join_policies(
+        fields: &RateLimitFields,
+        inner: &[&'static str],
+        policy: &'static str,
+    ) -> (String, bool) {
+        let mut headers = HeaderMap::new();
+        for line in inner {
+            headers.append(&RATELIMIT_POLICY, HeaderValue::from_static(line));
+        }
+        fields.set(&mut headers, None, Some(&HeaderValue::from_static(policy)));
+        let out: Vec<&HeaderValue> = headers.get_all(&RATELIMIT_POLICY).iter().collect();
+        let out = hardening_errors::join_header_values(&out).unwrap();
+        (out.to_str().unwrap().to_owned(), fields.warned.given())
+    }
+
+    /// A name further in whose `RateLimit-Policy` member is ours byte for byte (nested
+    /// `Hardening::strict()`) keeps one entry, the one further in, and is not warned about,
+    /// nor does it use up the warning; another definition under the name is warned about.
+    #[test]
+    fn one_definition_under_a_shared_name_is_not_warned_about() {
+        let fields = RateLimitFields::new("test");
+        let same = [
+            (&[r#""per-ip";q=100;w=60"#][..], r#""per-ip";q=100;w=60"#),
+            (
+                &[r#" "per-ip";q=100;w=60 , "a";q=1;w=1"#],
+                r#""per-ip";q=100;w=60"#,
+            ),
+            (
+                &[r#""a";q=1;w=1"#, r#""per-ip";q=100;w=60"#],
+                r#""per-ip";q=100;w=60, "b";q=2;w=2"#,
+            ),
+        ];
+        for (inner, ours) in same {
+            let (out, warned) = join_policies(&fields, inner, ours);
+            assert_eq!(
+                out.matches("\"per-ip\"").count(),
+                1,
+                "{inner:?} + {ours}: {out}"
+            );
+            assert!(!warned, "{inner:?} + {ours}");
+        }
+        let different = [
+            (&[r#""per-ip";q=10;w=3600"#][..], r#""per-ip";q=100;w=60"#),
+            (&[r#""per-ip";q=100;w=60"#], r#""per-ip";w=60;q=100"#),
+            (
+                &[r#""per-ip";q=100;w=60"#, r#""per-ip";q=1;w=60"#],
+                r#""per-ip";q=100;w=60"#,
+            ),
+            (&[r#"per-ip;q=100;w=60"#], r#""per-ip";q=100;w=60"#),
+        ];
+        for (inner, ours) in different {
+            let fields = RateLimitFields::new("test");
+            let (out, warned) = join_policies(&fields, inner, ours);
+            assert_eq!(out, inner.join(", "), "the entry further in alone");
+            assert!(warned, "{inner:?} + {ours}");
+        }
+        // A name further in only in `RateLimit` (a handler's own field) has no definition to
+        // compare: warned about.
+        let fields = RateLimitFields::new("test");
+        let mut headers = HeaderMap::new();
+        headers.insert(&RATELIMIT, HeaderValue::from_static(r#""per-ip";r=1;t=5"#));
+        let policy = HeaderValue::from_static(r#""per-ip";q=100;w=60"#);
+        fields.set(&mut headers, None, Some(&policy));
+        assert!(!headers.contains_key(&RATELIMIT_POLICY));
+        assert!(fields.warned.given());
     }
 
     #[test]

@@ -397,3 +397,63 @@ async fn a_shared_name_leaves_both_fields_to_one_limit_when_the_inner_did_not_co
         );
     }
 }
+
+/// Two nested `Hardening::strict()` (one on a nested router, under the app's: a supported
+/// pattern) have the same `per-ip` policy, `"per-ip";q=100;w=60` in both: the fields keep one
+/// entry, and nothing is warned (a client reading them is not misled). They used to warn at
+/// the first response that the name is shared, with advice ("give one of the two policies
+/// another name") only replacing the default limiter could follow. An inner `Hardening` whose
+/// `per-ip` is another definition still leaves the outer entry out, and still warns. On both
+/// of the outer `Hardening`'s paths (with security headers and without).
+#[tokio::test]
+async fn nested_hardenings_warn_of_a_shared_name_only_for_different_definitions() {
+    use hardening_core::Hardening;
+    use tower::ServiceExt;
+    let hour = Quota::per_hour(NonZeroU32::new(10).unwrap());
+    let other_definition = || {
+        Hardening::strict()
+            .rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", hour)]))
+            .unwrap()
+    };
+    let outers = [Hardening::strict as fn() -> Hardening, || {
+        Hardening::strict().dangerous_without_security_headers()
+    }];
+    for outer in outers {
+        for (inner, policy, warned) in [
+            (Hardening::strict(), "\"per-ip\";q=100;w=60", 0),
+            (other_definition(), "\"per-ip\";q=10;w=3600", 1),
+        ] {
+            let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+            let api = Router::new()
+                .route("/x", get(|| async { "x" }))
+                .layer(inner);
+            let app = Router::new().nest("/api", api).layer(outer());
+            for _ in 0..2 {
+                let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40_000));
+                let request = http::Request::get("/api/x")
+                    .extension(axum::extract::ConnectInfo(peer))
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let response = app.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), 200);
+                let fields = |name| {
+                    let lines = response.headers().get_all(name).iter();
+                    lines.map(|v| v.to_str().unwrap()).collect::<Vec<_>>()
+                };
+                assert_eq!(fields("ratelimit-policy"), [policy], "one entry");
+                let ratelimit = fields("ratelimit");
+                assert_eq!(ratelimit.len(), 1, "{ratelimit:?}");
+                assert_eq!(
+                    ratelimit[0].matches("\"per-ip\"").count(),
+                    1,
+                    "{ratelimit:?}"
+                );
+            }
+            let warnings = captured.layer_warnings("Hardening");
+            assert_eq!(warnings.len(), warned, "{policy}: {warnings:?}");
+            if warned > 0 {
+                assert_eq!(warnings[0]["fields"]["policies"], "[\"per-ip\"]");
+            }
+        }
+    }
+}

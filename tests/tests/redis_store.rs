@@ -944,7 +944,9 @@ async fn the_layer_answers_429_problems_with_ratelimit_headers() {
 }
 
 /// A `RedisRateLimitLayer` whose policy has the name of one further in leaves its entry out
-/// of the fields (a client tells entries apart by name), keeps its others, and warns once.
+/// of the fields (a client tells entries apart by name), keeps its others, and warns once:
+/// the two are defined differently (`q=2` and `q=1`; a burst is not in the fields, and two
+/// definitions that differ only there are one to a client, and not warned about).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn the_layer_leaves_out_its_entry_of_a_name_further_in_and_warns_once() {
@@ -952,7 +954,7 @@ async fn the_layer_leaves_out_its_entry_of_a_name_further_in_and_warns_once() {
     let server = RedisServer::start();
     let outer = RedisLimiter::builder(&server.url())
         .policy(
-            Policy::global("everyone", frozen(9)),
+            Policy::global("everyone", Quota::per_day(nz(2)).burst(nz(9))),
             FailureMode::FailClosed,
         )
         .policy(
