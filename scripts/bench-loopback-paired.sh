@@ -13,7 +13,8 @@
 # clients set part of the pace and the req/s ratio leans towards 100 %; the CPU ratio does not.
 # VARIANTS="..." picks the variants (default: hardening-strict bare-axum-strict-headers
 # tower-http-stack bare-axum). hardening-strict-without:STEP[,STEP...] is strict without those
-# steps (rate-limit, security-headers, health, csrf, limits; see bench-server): what each costs;
+# steps (rate-limit, security-headers, health, csrf, limits, document-headers; see
+# bench-server): what each costs;
 # bare-axum-noop-layer is bare axum under a layer that does nothing (what any layer costs);
 # floor-as-layer is bare axum under a layer that only sends strict's headers, fixed values
 # (what any layer sending those bytes costs at least).

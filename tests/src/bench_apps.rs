@@ -144,16 +144,31 @@ pub enum Step {
     Csrf,
     /// The body size, query-parameter and timeout limits.
     Limits,
+    /// The four security headers that act only on documents ([`DOCUMENT_ONLY_HEADERS`]),
+    /// the rest of the set kept: what leaving them off non-HTML responses would save.
+    DocumentHeaders,
 }
+
+/// Security headers of the strict set that browsers act on only for a document (a page, a
+/// frame, a PDF): not among OWASP's REST Security Cheat Sheet's headers for API responses.
+/// `X-Frame-Options`, `Content-Security-Policy`, `Cross-Origin-Resource-Policy` and
+/// `Referrer-Policy` (read on a redirect) stay.
+pub const DOCUMENT_ONLY_HEADERS: [&str; 4] = [
+    "permissions-policy",
+    "cross-origin-opener-policy",
+    "x-dns-prefetch-control",
+    "x-permitted-cross-domain-policies",
+];
 
 impl Step {
     /// Every step, with its command-line name.
-    pub const ALL: [(&'static str, Step); 5] = [
+    pub const ALL: [(&'static str, Step); 6] = [
         ("rate-limit", Step::RateLimit),
         ("security-headers", Step::SecurityHeaders),
         ("health", Step::Health),
         ("csrf", Step::Csrf),
         ("limits", Step::Limits),
+        ("document-headers", Step::DocumentHeaders),
     ];
 
     /// Parses a comma-separated list of step names; the error names the first unknown one.
@@ -194,6 +209,17 @@ fn strict_without_layer(steps: &[Step]) -> Hardening {
                 .dangerous_disable_body_limit()
                 .dangerous_disable_query_param_limit()
                 .dangerous_disable_timeout(),
+            Step::DocumentHeaders => {
+                let policy = DOCUMENT_ONLY_HEADERS
+                    .iter()
+                    .try_fold(HeaderPolicy::api(), |policy, name| {
+                        policy.dangerous_remove_header(name)
+                    })
+                    .expect("each is a header of the API preset");
+                hardening
+                    .security_headers(policy)
+                    .expect("the API preset without them is valid")
+            }
         };
     }
     hardening

@@ -3,11 +3,11 @@
 //! Serves one of the benchmark variants (`bare-axum`, `tower-http-stack`, `hardening-strict`,
 //! `bare-axum-strict-headers`, `standalone-headers`) on `127.0.0.1:PORT` for the loopback
 //! scripts; `hardening-strict-without:STEP[,STEP...]` serves strict without those steps
-//! (`rate-limit`, `security-headers`, `health`, `csrf`, `limits`), to measure what each costs;
-//! `bare-axum-noop-layer` is bare axum under a layer that does nothing; `floor-as-layer` is
-//! bare axum under a layer that only sends strict's headers (fixed values). A name ending in
-//! `@server` is served by `hardening_core::Server` (as the quickstart serves) instead of
-//! `axum::serve`: `hardening-strict@server`.
+//! (`rate-limit`, `security-headers`, `health`, `csrf`, `limits`, `document-headers`), to
+//! measure what each costs; `bare-axum-noop-layer` is bare axum under a layer that does
+//! nothing; `floor-as-layer` is bare axum under a layer that only sends strict's headers
+//! (fixed values). A name ending in `@server` is served by `hardening_core::Server` (as the
+//! quickstart serves) instead of `axum::serve`: `hardening-strict@server`.
 
 use std::net::SocketAddr;
 
