@@ -505,17 +505,10 @@ impl Post {
                 // The rate-limit slots are the lists: joined to those of limits further in,
                 // both fields together (an entry's name ties one to the other).
                 #[cfg(feature = "ratelimit")]
-                {
-                    let mut further_in = false;
-                    set.apply_with_join(facts, response.headers_mut(), values, |_, _| {
-                        further_in = true;
-                        None
-                    });
-                    if further_in {
-                        policy
-                            .rate_limit_fields
-                            .rejoin(response.headers_mut(), ours);
-                    }
+                if set.apply_with_lists_apart(facts, response.headers_mut(), values) {
+                    policy
+                        .rate_limit_fields
+                        .rejoin(response.headers_mut(), ours);
                 }
                 #[cfg(not(feature = "ratelimit"))]
                 set.apply_with(facts, response.headers_mut(), values);

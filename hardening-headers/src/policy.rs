@@ -1065,23 +1065,31 @@ impl HeaderSet {
         headers: &mut HeaderMap,
         values: impl IntoIterator<Item = Option<HeaderValue>>,
     ) {
-        self.apply_with_join(facts, headers, values, |_, values| {
-            hardening_errors::join_header_values(values)
-        });
+        self.write(facts, headers, values, true);
     }
 
-    /// [`apply_with`](Self::apply_with), where `join` makes the one value of a
-    /// [`Merge::List`] slot the service set too, from the service's values (each of its field
-    /// lines) followed by ours: for lists whose items the caller knows, such as the
-    /// `RateLimit` fields, whose entries are told apart by name. `None` leaves the values as
-    /// separate field lines. Called only for such a slot.
-    pub fn apply_with_join(
+    /// [`apply_with`](Self::apply_with), but a [`Merge::List`] slot the service set too is
+    /// left as separate field lines, ours first, for a caller that joins the list itself
+    /// (the `RateLimit` fields, whose entries are told apart by name). Whether there was such
+    /// a slot.
+    pub fn apply_with_lists_apart(
         &self,
         facts: &RequestFacts,
         headers: &mut HeaderMap,
         values: impl IntoIterator<Item = Option<HeaderValue>>,
-        join: impl FnMut(&HeaderName, &[&HeaderValue]) -> Option<HeaderValue>,
-    ) {
+    ) -> bool {
+        self.write(facts, headers, values, false)
+    }
+
+    /// [`apply_with`](Self::apply_with), joining the list slots the service set too when
+    /// `join` says so; whether there were any.
+    fn write(
+        &self,
+        facts: &RequestFacts,
+        headers: &mut HeaderMap,
+        values: impl IntoIterator<Item = Option<HeaderValue>>,
+        join: bool,
+    ) -> bool {
         let c = &*self.0;
         // Most responses carry one header of their own, a `Content-Type` (a handler's text
         // or JSON): its place follows the slots, so one walk fills them all.
@@ -1116,7 +1124,7 @@ impl HeaderSet {
                 let private = self.not_for_shared_caches(facts, headers);
                 self.per_request(facts, headers, 0, private);
             }
-            return;
+            return false;
         }
         // Start from the precomputed set and move the service's own headers in: a few
         // appends instead of a dozen inserts. The template variant has a place for each of
@@ -1221,10 +1229,11 @@ impl HeaderSet {
             }
         }
         *headers = out;
-        if merged != 0 {
-            join_lists(headers, &c.slots, merged, join);
+        if merged != 0 && join {
+            join_lists(headers, &c.slots, merged);
         }
         self.per_request(facts, headers, cookies, private);
+        merged != 0
     }
 
     /// Whether shared caches must not keep the response (its `headers`): it answers a request
@@ -1487,14 +1496,8 @@ fn with_places(slots: &[(HeaderName, Merge)], own: &HeaderMap, allowed: usize) -
     })
 }
 
-/// Joins each merged list slot into one value with `join`: the service's values first, ours
-/// last.
-fn join_lists(
-    headers: &mut HeaderMap,
-    slots: &[(HeaderName, Merge)],
-    merged: u32,
-    mut join: impl FnMut(&HeaderName, &[&HeaderValue]) -> Option<HeaderValue>,
-) {
+/// Joins each merged list slot into one value: the service's values first, ours last.
+fn join_lists(headers: &mut HeaderMap, slots: &[(HeaderName, Merge)], merged: u32) {
     for (i, (name, _)) in slots.iter().enumerate() {
         if merged & (1 << i) == 0 {
             continue;
@@ -1505,7 +1508,7 @@ fn join_lists(
             continue;
         }
         values.rotate_left(1);
-        if let Some(value) = join(name, &values) {
+        if let Some(value) = hardening_errors::join_header_values(&values) {
             headers.insert(name.clone(), value);
         }
     }

@@ -140,9 +140,9 @@ impl RateLimitFields {
     }
 
     /// [`set`](Self::set) for fields a header set wrote as they came
-    /// (`HeaderSet::apply_with_join` with a join that gives `None`): each field this limiter
-    /// has a value for (`ours`: `RateLimit`, `RateLimit-Policy`) has it as its first line,
-    /// those of limits further in after it.
+    /// (`HeaderSet::apply_with_lists_apart`): each field this limiter has a value for
+    /// (`ours`: `RateLimit`, `RateLimit-Policy`) has it as its first line, those of limits
+    /// further in after it.
     pub fn rejoin(&self, headers: &mut HeaderMap, ours: [bool; 2]) {
         let ratelimit = ours[0]
             .then(|| first_line_out(headers, &RATELIMIT))
