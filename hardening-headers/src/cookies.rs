@@ -59,8 +59,9 @@ pub struct CookiePolicy {
     script_readable: Vec<String>,
     same_site: Vec<(String, SameSite)>,
     insecure: Vec<String>,
-    /// The first name a `dangerous_*` setting was given that no cookie can have, reported
-    /// when the header policy is built (those settings return no `Result`).
+    /// The first value a `dangerous_*` setting was given that cannot work (a name no cookie
+    /// can have, a zero lifetime), reported when the header policy is built (those settings
+    /// return no `Result`).
     invalid_name: Option<ConfigError>,
     /// Whether the warning that a handler's `SameSite=None` became `Lax` was logged.
     warned_same_site_none: std::sync::Arc<hardening_errors::WarnOnce>,
@@ -103,8 +104,15 @@ impl CookiePolicy {
     }
 
     /// Caps every cookie's lifetime at `max_age`, however long. Logs a warning when it is
-    /// longer than the default 30 days.
+    /// longer than the default 30 days. Under one second is a
+    /// [`ConfigError::ZeroCookieMaxAge`] from [`HeaderPolicy::build`](crate::HeaderPolicy::build),
+    /// as [`max_age`](Self::max_age) refuses it.
     pub fn dangerous_max_age(mut self, max_age: Duration) -> Self {
+        if max_age.as_secs() == 0 {
+            self.invalid_name
+                .get_or_insert(ConfigError::ZeroCookieMaxAge);
+            return self;
+        }
         if max_age > MAX_AGE {
             warn_loosened(
                 "CookiePolicy::dangerous_max_age",
@@ -215,8 +223,8 @@ impl CookiePolicy {
         None
     }
 
-    /// The first name a `dangerous_*` setting was given that no cookie can have, as an error
-    /// (what [`HeaderPolicy::build`](crate::HeaderPolicy::build) reports).
+    /// The first value a `dangerous_*` setting was given that cannot work, as an error (what
+    /// [`HeaderPolicy::build`](crate::HeaderPolicy::build) reports).
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         self.invalid_name.clone().map_or(Ok(()), Err)
     }
@@ -984,6 +992,25 @@ mod tests {
             .unwrap();
         let out = enforce(&policy, &[b"sid=1; Max-Age=3600"]);
         assert!(out[0].contains("Max-Age=1"), "{out:?}");
+    }
+
+    /// `dangerous_max_age(Duration::ZERO)` (read, perhaps, as "no cap") was taken silently,
+    /// and every cookie with a lifetime went out as `Max-Age=0`, deleted at once: the
+    /// loosening method took a cap `max_age` refuses as a mistake. Refused when the header
+    /// policy is built, as `max_age` refuses it.
+    #[test]
+    fn a_dangerous_cookie_max_age_under_a_second_is_refused_at_build() {
+        for zero in [Duration::ZERO, Duration::from_millis(999)] {
+            let cookies = CookiePolicy::default().dangerous_max_age(zero);
+            let err = crate::HeaderPolicy::api()
+                .cookies(cookies)
+                .build()
+                .map(|_| ())
+                .expect_err(&format!("dangerous_max_age({zero:?}) accepted"));
+            assert_eq!(err, ConfigError::ZeroCookieMaxAge, "{err}");
+        }
+        let long = CookiePolicy::default().dangerous_max_age(Duration::from_secs(1));
+        assert!(crate::HeaderPolicy::api().cookies(long).build().is_ok());
     }
 
     /// `same_site("sid ", Strict)` (a name read from a file, say) was taken and matched no

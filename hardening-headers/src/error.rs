@@ -97,11 +97,12 @@ pub enum ConfigError {
         /// What is wrong.
         why: String,
     },
-    /// A [`CookiePolicy::max_age`](crate::CookiePolicy::max_age) under one second.
+    /// A [`CookiePolicy::max_age`](crate::CookiePolicy::max_age) (or
+    /// [`dangerous_max_age`](crate::CookiePolicy::dangerous_max_age)) under one second.
     #[error(
-        "CookiePolicy::max_age under 1 s would cap every cookie at Max-Age=0, which deletes it \
-         at once: give the longest lifetime to allow (at least 1 s), or do not call max_age to \
-         keep the 30-day cap"
+        "CookiePolicy::max_age (or dangerous_max_age) under 1 s would cap every cookie at \
+         Max-Age=0, which deletes it at once: give the longest lifetime to allow (at least \
+         1 s), or do not call it to keep the 30-day cap"
     )]
     ZeroCookieMaxAge,
     /// A cookie name given to a [`CookiePolicy`](crate::CookiePolicy) setting that no
