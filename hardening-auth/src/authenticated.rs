@@ -486,9 +486,46 @@ where
 
 /// The authenticated principal and the token's claims as `C` (default: raw JSON).
 ///
-/// Without a token: 401 with `WWW-Authenticate: Bearer`. With a bad one: 401 with
-/// `WWW-Authenticate: Bearer error="invalid_token"`; the reason goes to the log (target
-/// [`AUTH_TARGET`]), never into the response. Needs [`AuthLayer`].
+/// Rejections, each a problem:
+/// - no token: 401 with `WWW-Authenticate: Bearer`;
+/// - a token that does not verify, is revoked, or whose claims do not deserialize as `C`:
+///   401 with `WWW-Authenticate: Bearer error="invalid_token"`; the reason goes to the log
+///   (target [`AUTH_TARGET`]), never into the response;
+/// - a denylist that could not be asked: 503;
+/// - no [`AuthLayer`] around the route: 500 (a wiring mistake, logged).
+///
+/// `Option<Authenticated<C>>` is `None` without a token and rejects a bad one as above.
+///
+/// ```
+/// use axum::{Router, body::Body, routing::get};
+/// use hardening_auth::{AuthLayer, Authenticated, JwtVerifier};
+/// use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+/// use tower::ServiceExt;
+///
+/// let secret = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
+/// let verifier = JwtVerifier::builder().hmac(None, Algorithm::HS256, secret)?.build()?;
+/// let app = Router::new()
+///     .route("/me", get(|user: Authenticated| async move { user.principal.subject }))
+///     .layer(AuthLayer::new(verifier));
+///
+/// let claims = serde_json::json!({ "sub": "user-1", "exp": 4_102_444_800_u64 });
+/// let token = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))?;
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let get = |auth: Option<String>| {
+///     let req = http::Request::get("/me");
+///     let req = match auth { Some(a) => req.header("authorization", a), None => req };
+///     app.clone().oneshot(req.body(Body::empty()).unwrap())
+/// };
+/// assert_eq!(get(Some(format!("Bearer {token}"))).await?.status(), 200);
+/// let res = get(None).await?;
+/// assert_eq!(res.status(), 401);
+/// assert_eq!(res.headers()["www-authenticate"], "Bearer");
+/// let res = get(Some("Bearer not-a-token".into())).await?;
+/// assert_eq!(res.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+/// # Ok::<(), std::convert::Infallible>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Authenticated<C = Value> {
     /// Who the token is for.

@@ -569,6 +569,13 @@ impl JwtVerifierBuilder {
 
     /// Checks the key set: at least one key; with several, each has a distinct `kid`.
     /// With a [`jwks_url`](Self::jwks_url), use [`connect`](Self::connect) instead.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::KeySet`] for no key, several without distinct `kid`s, or one key given
+    /// for two algorithms;
+    /// [`KeyError::Expected`], [`KeyError::MaxAge`] or [`KeyError::MaxTokenLen`] for the
+    /// setting that cannot work; [`KeyError::Jwks`] with a `jwks_url`.
     pub fn build(self) -> Result<JwtVerifier, KeyError> {
         choose_crypto();
         if self.jwks.is_some() {

@@ -1,5 +1,9 @@
 //! Authentication and authorisation for axum services.
 //!
+//! Most services depend on `hardening-core` only, which re-exports this crate as
+//! `hardening_core::auth` (feature `auth`) and runs its CSRF check inside `Hardening`.
+//! Depend on this crate directly to use it on its own.
+//!
 //! - [`JwtVerifier`]: JWT verification per RFC 8725 (one algorithm per key, never `none`,
 //!   `exp` and `sub` required, `kid` rotation, `jku`/`x5u`/`x5c`/`jwk`/`crit` refused,
 //!   bounded length, duplicate members refused), keys checked at start-up.
@@ -39,6 +43,14 @@
 //!   account cannot fill the list.
 //!
 //! Login throttling lives in `hardening-ratelimit` (`LoginThrottle`).
+//!
+//! # Cargo features
+//!
+//! | feature       | default | what it adds |
+//! |---------------|---------|--------------|
+//! | `jwks-rustls` | no      | `https://` JWKS URLs for [`HttpFetcher`] (rustls with ring and Mozilla's roots) |
+//! | `redis`       | no      | `RedisDenylist`: revocations shared by every instance |
+//! | `test-util`   | no      | `idor_probe` and `Passwords::hold_permits`, for your own tests |
 
 mod authenticated;
 mod canonical;

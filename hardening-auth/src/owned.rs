@@ -91,6 +91,12 @@ pub trait OwnedResource: Sized + Send {
 
 /// A resource loaded for its owner, the authenticated principal; 404 otherwise (and 401
 /// without authentication). Needs [`AuthLayer`](crate::AuthLayer).
+///
+/// Rejections, each a problem: those of [`Authenticated`](crate::Authenticated) first; 404
+/// for an id that is malformed, not in its canonical spelling, missing or another owner's;
+/// the error [`load_owned`](OwnedResource::load_owned) returns, as it answers; 500 when the
+/// route's path parameters do not fit `T::Id` (a wiring mistake, logged). See
+/// [`OwnedResource`] for a handler that takes it.
 #[derive(Debug, Clone)]
 pub struct Owned<T>(pub T);
 

@@ -277,6 +277,12 @@ impl Passwords {
     }
 
     /// The argon2id PHC string for `password`.
+    ///
+    /// # Errors
+    ///
+    /// [`PasswordError::Empty`], [`PasswordError::TooLong`] (over [`MAX_PASSWORD_LEN`]),
+    /// [`PasswordError::Busy`] when the hashing queue is full, [`PasswordError::Internal`]
+    /// when the hashing task failed.
     pub async fn hash(&self, password: &[u8]) -> Result<String, PasswordError> {
         check_len(password)?;
         let (params, password) = (self.params.clone(), password.to_vec());
@@ -291,6 +297,11 @@ impl Passwords {
 
     /// Checks `password` against the stored hash (`None` for an unknown account). An empty
     /// password is `Invalid` (no hash runs: the answer is the same for every account).
+    ///
+    /// # Errors
+    ///
+    /// [`PasswordError::TooLong`], [`PasswordError::Busy`] and [`PasswordError::Internal`],
+    /// as [`hash`](Self::hash); a wrong password is `Ok(Verification::Invalid)`.
     pub async fn verify(
         &self,
         password: &[u8],

@@ -24,6 +24,11 @@ use crate::ConfigError;
 /// last trusted hop; such a client is then never taken to be inside a network that
 /// [`Health::detail_for`](crate::Health::detail_for) lists.
 ///
+/// As an extractor it answers a 500 problem (and logs why) when the request has no client
+/// IP: no `Hardening` around the router, or no peer address because the app was not served
+/// with [`serve`](crate::serve) or `into_make_service_with_connect_info::<SocketAddr>()`.
+/// `Option<ClientIp>` is `None` then instead.
+///
 /// ```
 /// use hardening_core::ClientIp;
 ///

@@ -67,7 +67,8 @@ pub struct HardeningConfig {
     pub https_redirect: bool,
     /// Requests per minute per client IP (feature `ratelimit`; default 100).
     pub rate_limit_per_minute: Option<u32>,
-    /// Burst of the per-IP limit (feature `ratelimit`; default 50).
+    /// Burst of the per-IP limit (feature `ratelimit`; default 50, or
+    /// `rate_limit_per_minute` if that is lower).
     pub rate_limit_burst: Option<u32>,
     /// What errors and warnings call the settings.
     #[serde(skip)]
@@ -189,6 +190,12 @@ impl HardeningConfig {
     /// an error (a typo would otherwise silently keep a default), in any case
     /// (`hardening_body_limit` too), and so is one whose name or value is not UTF-8, or that
     /// the environment holds twice with different values (as in [`from_vars`](Self::from_vars)).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Env`] for a variable that does not read (or is unknown),
+    /// [`ConfigError::Setting`] for one that [`build`](Self::build) would refuse, each naming
+    /// the variable; [`ConfigError::Several`] listing them when several are wrong.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_os_vars(std::env::vars_os())
     }
@@ -230,6 +237,10 @@ impl HardeningConfig {
     /// [`build`](Self::build) would refuse included. A variable given twice with different
     /// values is an error (not the last one silently kept); the same value twice, however
     /// spelled (`true` and `1`), is accepted, as it says one thing.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -399,6 +410,13 @@ impl HardeningConfig {
 
     /// Builds [`Hardening::strict`] with these settings, validating all of them: when several
     /// are wrong, the error names each of them.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Setting`] wrapping what the [`Hardening`] setter refused,
+    /// [`ConfigError::Env`] for a setting that needs another one or a Cargo feature, or
+    /// [`ConfigError::ZeroLimit`] for a zero rate, each naming the setting as its user wrote
+    /// it; [`ConfigError::Several`] listing them when several are wrong.
     pub fn build(self) -> Result<Hardening, ConfigError> {
         self.build_beside(Vec::new())
     }

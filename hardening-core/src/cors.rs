@@ -88,6 +88,10 @@ impl Cors {
     /// Allows these origins as browsers send them (`https://app.example.com`, with a port if
     /// not the default; see [`hardening_errors::origin::parse_origin`]), or `"*"` for any
     /// origin without credentials.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidOrigin`] for an entry that is not `scheme://host[:port]`.
     pub fn allow_origins<I>(origins: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -114,6 +118,10 @@ impl Cors {
     /// Sets the methods cross-origin requests may use (default `GET, HEAD, POST`). An empty
     /// list is an error: it would refuse every preflight, yet browsers send simple `GET`,
     /// `HEAD` and `POST` requests without asking.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoCorsMethods`] for an empty list.
     pub fn allow_methods(
         mut self,
         methods: impl IntoIterator<Item = Method>,
@@ -128,6 +136,11 @@ impl Cors {
     }
 
     /// Sets the request headers cross-origin requests may send (default `content-type`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidHeaderName`] for a name that is not a header name, and
+    /// [`ConfigError::WildcardHeaders`] for `*`.
     pub fn allow_headers<I>(mut self, headers: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -138,7 +151,11 @@ impl Cors {
         Ok(self)
     }
 
-    /// Sets the response headers scripts of allowed origins may read.
+    /// Sets the response headers scripts of allowed origins may read (default none).
+    ///
+    /// # Errors
+    ///
+    /// As [`allow_headers`](Self::allow_headers).
     pub fn expose_headers<I>(mut self, headers: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -153,6 +170,11 @@ impl Cors {
     /// origin listed (an empty list), as `HardeningConfig` refuses
     /// `HARDENING_CORS_CREDENTIALS` without `HARDENING_CORS_ORIGINS`. In a
     /// [`Hardening`](crate::Hardening), the CSRF check then trusts these origins too.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::WildcardWithCredentials`] with `"*"`, and
+    /// [`ConfigError::CredentialsWithoutOrigins`] with no origin listed.
     pub fn allow_credentials(mut self) -> Result<Self, ConfigError> {
         if self.any_origin {
             return Err(ConfigError::WildcardWithCredentials);

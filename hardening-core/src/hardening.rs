@@ -189,6 +189,10 @@ impl Hardening {
     /// raise it too.
     ///
     /// Larger than the default loosens it and logs a warning naming the value.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for 0, which would refuse every body.
     pub fn body_limit(mut self, bytes: usize) -> Result<Self, ConfigError> {
         if bytes == 0 {
             return Err(ConfigError::ZeroLimit("body_limit"));
@@ -200,6 +204,10 @@ impl Hardening {
 
     /// Sets the most query parameters accepted (default 50); more are answered 400. More
     /// than the default loosens it and logs a warning naming the value.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for 0.
     pub fn query_param_limit(mut self, count: usize) -> Result<Self, ConfigError> {
         if count == 0 {
             return Err(ConfigError::ZeroLimit("query_param_limit"));
@@ -223,6 +231,10 @@ impl Hardening {
     ///
     /// Longer than the default loosens it (slow clients hold their requests longer) and logs
     /// a warning naming the value; long uploads may need it.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for `Duration::ZERO`.
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout.is_zero() {
             return Err(ConfigError::ZeroLimit("timeout"));
@@ -270,6 +282,10 @@ impl Hardening {
     /// A network that covers every address of its family (`0.0.0.0/0`, `::/0`) is accepted
     /// with a warning: any client of that family could then choose its own IP. Called again,
     /// the new list replaces the old one (give every network in one call).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidNetwork`] for an entry that is not an address or a CIDR network.
     pub fn trusted_proxies<I>(mut self, networks: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -312,6 +328,11 @@ impl Hardening {
 
     /// Sets the security headers (default: `HeaderPolicy::api()`; use `HeaderPolicy::html()`
     /// for server-rendered pages with CSP nonces).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Headers`] when [`HeaderPolicy::build`](hardening_headers::HeaderPolicy::build)
+    /// refuses the policy.
     #[cfg(feature = "headers")]
     pub fn security_headers(
         mut self,
@@ -334,6 +355,10 @@ impl Hardening {
 
     /// Redirects plain-HTTP requests to HTTPS (after the host allowlist; health probes are
     /// answered before it).
+    ///
+    /// Without [`allowed_hosts`](Self::allowed_hosts) or a fixed
+    /// [`HttpsRedirect::to_host`](hardening_headers::HttpsRedirect::to_host), the redirect goes
+    /// to whatever host the request names, and applying the layer logs a warning saying so.
     #[cfg(feature = "headers")]
     pub fn https_redirect(mut self, redirect: hardening_headers::HttpsRedirect) -> Self {
         self.policy().https_redirect = Some(redirect);
@@ -377,11 +402,14 @@ impl Hardening {
     }
 
     /// Sets the rate limiter (default: policy `per-ip`, 100 requests per minute per client IP
-    /// with a burst of 50, IPv6 grouped by /64).
+    /// with a burst of 50, IPv6 grouped by /64). Each policy in
+    /// [shadow mode](hardening_ratelimit::Policy::shadow) is logged as a loosening.
     ///
-    /// A policy that counts by principal (alone or in a composite key) is an error:
-    /// `Hardening` runs before any auth layer, so it would never count anything. Give such a
-    /// policy to a `RateLimitLayer` inside the auth layer. (A limiter has at least one policy,
+    /// # Errors
+    ///
+    /// [`ConfigError::PolicyNeedsPrincipal`] for a policy that counts by principal (alone or
+    /// in a composite key): `Hardening` runs before any auth layer, so it would never count
+    /// anything. Give such a policy to a `RateLimitLayer` inside the auth layer. (A limiter has at least one policy,
     /// no blank name and no two of one name: `RateLimiter::try_new` refuses each, and with `?`
     /// its error converts to [`ConfigError::NoRateLimitPolicies`],
     /// [`ConfigError::RateLimit`] or [`ConfigError::DuplicatePolicyName`].)
@@ -447,6 +475,11 @@ impl Hardening {
 
     /// Answers only requests whose `Host` is one of these (`example.com`, or `.example.com`
     /// for it and its subdomains); others get a 400 problem. Off by default.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidHost`] for an entry that is not a host name, or for an empty
+    /// list (it would refuse every request).
     pub fn allowed_hosts<I>(mut self, hosts: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,

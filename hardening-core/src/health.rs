@@ -127,6 +127,11 @@ impl Health {
 
     /// Serves liveness and readiness on these paths instead: absolute paths that a request
     /// can have (no query, fragment, spaces or control characters).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidPath`] for a path no request can have, and
+    /// [`ConfigError::SameHealthPaths`] for one path given twice.
     pub fn paths(
         mut self,
         live: impl Into<String>,
@@ -192,6 +197,10 @@ impl Health {
     /// How long each check may take before it counts as failed (default 5 s;
     /// `Duration::MAX` waits for ever). Zero is an error: every check that waits at all
     /// would fail, and readiness would answer 503 for good.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for `Duration::ZERO`.
     pub fn check_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout.is_zero() {
             return Err(ConfigError::ZeroLimit("check_timeout"));
@@ -205,6 +214,11 @@ impl Health {
     /// the host allowlist accepts, an IP address or `localhost` (and a target that names a
     /// host, in absolute form, naming the same one), so that a DNS-rebinding page in a
     /// browser inside these networks does not see them.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidDetailNetwork`] for an entry that is not an address or a CIDR
+    /// network.
     pub fn detail_for<I>(mut self, networks: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,

@@ -1,5 +1,9 @@
 //! One tower layer that makes an axum or tower service safe to put in front of real users.
 //!
+//! This is the one crate to depend on: the others of the suite come with it, behind the
+//! [Cargo features](#cargo-features) below, as [`errors`], `headers`, `ratelimit` and
+//! `auth` (`hardening_core::headers::Csp`, say).
+//!
 //! ```
 //! use axum::{Router, routing::get};
 //! use hardening_core::Hardening;
@@ -82,7 +86,8 @@
 //! | `auth`       | no      | `hardening-auth`: JWT (RFC 8725), `Authenticated<C>`, argon2id passwords, CSRF |
 //! | `validation` | no      | `hardening_errors::Valid` extractors backed by garde |
 //! | `metrics`    | no      | `hardening_security_events_total{event}` counter via the `metrics` facade |
-//! | `redis`      | no      | `hardening-ratelimit`'s Redis store: limits shared by every instance |
+//! | `redis`      | no      | `hardening-ratelimit`'s Redis store: limits shared by every instance; with `auth`, `hardening-auth`'s `RedisDenylist` |
+//! | `jwks-rustls`| no      | `auth`, and HTTPS for JWKS URLs (rustls with ring and Mozilla's roots) |
 //! | `full`       | no      | all of the above |
 
 mod access_log;

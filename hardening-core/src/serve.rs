@@ -65,6 +65,23 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// the send timeout still on its writes; the drain does not wait for upgraded connections
 /// (nor does `axum::serve`'s). HTTP/2 is not served; use `axum::serve` with
 /// `into_make_service_with_connect_info::<SocketAddr>()` for it.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use hardening_core::{Hardening, Server};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let app = Router::new().route("/", get(|| async { "hi" })).layer(Hardening::strict());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// Server::new()
+///     .header_read_timeout(Duration::from_secs(5))?
+///     .max_connections(10_000)?
+///     .serve(listener, app)
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[must_use]
 pub struct Server {
@@ -107,6 +124,10 @@ impl Server {
     /// to add to the clock (such as `Duration::MAX`) counts as 100 years. Longer than the
     /// default loosens it (slow or idle clients hold their connections longer) and logs a
     /// warning naming the value.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::HeaderReadTimeoutTooShort`] below the minimum.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout < Self::MIN_HEADER_READ_TIMEOUT {
             return Err(ConfigError::HeaderReadTimeoutTooShort {
@@ -140,6 +161,10 @@ impl Server {
     /// (zero included) is an error: it would cut off any client whose window fills once.
     /// Longer than the default loosens it (a client that stopped reading holds its
     /// connection and response longer) and logs a warning naming the value.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::SendTimeoutTooShort`] below the minimum.
     pub fn send_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout < Self::MIN_SEND_TIMEOUT {
             return Err(ConfigError::SendTimeoutTooShort {
@@ -165,7 +190,10 @@ impl Server {
     /// cap for all clients, not a share per client: one client holding that many
     /// connections keeps others waiting until the header-read timeout closes its idle ones.
     /// Set it below the process's descriptor limit (`ulimit -n`), with room for the others.
-    /// Zero is an error: nothing would be served.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for 0: nothing would be served.
     pub fn max_connections(mut self, max: usize) -> Result<Self, ConfigError> {
         if max == 0 {
             return Err(ConfigError::ZeroLimit("max_connections"));
@@ -187,6 +215,10 @@ impl Server {
     /// head arrives, and it is also the limit of a chunked body's trailer fields (hyper's
     /// default there is 16 KiB). One below [`MIN_HEAD_SIZE`](Self::MIN_HEAD_SIZE) is an
     /// error. More than the default loosens it and logs a warning naming the value.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::HeadSizeTooSmall`] below the minimum.
     pub fn max_head_size(mut self, bytes: usize) -> Result<Self, ConfigError> {
         if bytes < Self::MIN_HEAD_SIZE {
             return Err(ConfigError::HeadSizeTooSmall {
@@ -215,6 +247,12 @@ impl Server {
 
     /// Serves until SIGTERM or ctrl-c; a second one during the drain closes the open
     /// connections at once.
+    ///
+    /// # Errors
+    ///
+    /// None in practice: it returns `Ok(())` once drained. A failed `accept` is retried
+    /// (after a pause when the process is out of descriptors or memory, logged), never
+    /// returned.
     pub async fn serve(self, listener: TcpListener, app: Router) -> io::Result<()> {
         // Both waits on listeners made before the first: one made once the first signal has
         // come would miss a second that came meanwhile.

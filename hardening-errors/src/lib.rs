@@ -4,6 +4,10 @@
 //! sees one shape for every failure: an `application/problem+json` body with a `type`, a
 //! `title`, a `status`, a `detail` it can act on and the `request_id` to quote to support.
 //!
+//! Most services depend on `hardening-core` only, which runs [`ProblemLayer`]'s mapping
+//! inside `Hardening::strict()` and re-exports this crate as `hardening_core::errors`.
+//! Depend on this crate directly to use it on its own.
+//!
 //! - [`Problem`]: the RFC 9457 body, with a builder, [`IntoResponse`](axum::response::IntoResponse)
 //!   for axum and [`Problem::into_http_response`] for plain tower services.
 //! - [`Error`]: the error classes every service needs (validation, unauthenticated, forbidden,

@@ -77,12 +77,14 @@ fn hex_digits(x: u32) -> [u8; 8] {
 
 /// A request id: 1 to 64 characters of `A-Z a-z 0-9 - _ . :`.
 ///
-/// Generated ids are UUIDv7 (RFC 9562): time-ordered, random in their low 74 bits, made from
+/// Generated ids are UUIDv7 (RFC 9562): time-ordered, with 74 random bits, made from
 /// the clock and a thread-local generator with no system call. Incoming ids (from a trusted
 /// proxy's `x-request-id`) go through [`RequestId::parse`], which refuses anything that could
 /// forge a log line or smuggle markup. The id is stored inline, so copying it never allocates.
 ///
-/// It is also an axum extractor that reads the id a layer put in the request extensions:
+/// It is also an axum extractor that reads the id a layer ([`ProblemLayer`](crate::ProblemLayer)
+/// or `hardening-core`'s `Hardening`) put in the request extensions; without one it answers
+/// a 500 problem and logs why (`Option<RequestId>` is `None` then):
 ///
 /// ```
 /// use hardening_errors::RequestId;

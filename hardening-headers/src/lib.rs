@@ -1,5 +1,9 @@
 //! Security headers for tower and axum services.
 //!
+//! Most services depend on `hardening-core` only, which runs all of this inside
+//! `Hardening::strict()` and re-exports this crate as `hardening_core::headers` (feature
+//! `headers`, on by default). Depend on this crate directly to use its layer on its own.
+//!
 //! - [`HeaderPolicy`] → [`HeaderSet`]: the strict header set (API and HTML presets), every
 //!   header configurable, validated at build time, values computed once.
 //! - [`Csp`]: Content-Security-Policy with per-response nonces ([`CspNonce`] extractor),

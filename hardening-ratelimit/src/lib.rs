@@ -1,5 +1,10 @@
 //! Rate limits for tower and axum services.
 //!
+//! Most services depend on `hardening-core` only, which applies a per-IP limit inside
+//! `Hardening::strict()` and re-exports this crate as `hardening_core::ratelimit` (feature
+//! `ratelimit`, on by default; `redis` for the Redis store). Depend on this crate directly
+//! to use its layers on their own.
+//!
 //! - [`Quota`]: quotas that read right (`per_minute(100)` is a hundred a minute), explicit
 //!   burst, `NonZero` counts.
 //! - [`RateLimiter`]: keyed GCRA over governor's concurrent state store; several
@@ -24,6 +29,12 @@
 //! [`LoginThrottle`] slows password guessing: failures only, per account from one client
 //! (locking only that client out of it), per account from all clients (a much higher count)
 //! and per IP, exponential lockout.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | `redis` | no      | `RedisLimiter` and `RedisRateLimitLayer`: limits shared by every instance |
 
 mod concurrency;
 mod cost;

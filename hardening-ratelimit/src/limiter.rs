@@ -941,8 +941,9 @@ impl RateLimiter {
     ///
     /// # Panics
     ///
-    /// If two policies have the same name (their `RateLimit` fields could not be told
-    /// apart), or one's name is blank. The message names it.
+    /// Where [`try_new`](Self::try_new) would return an error: two policies have the same
+    /// name (their `RateLimit` fields could not be told apart), one's name is blank, or one
+    /// groups IPv6 clients by `/0` ([`Policy::ipv6_prefix`]). The message names it.
     ///
     /// ```should_panic
     /// use std::num::NonZeroU32;
@@ -967,6 +968,12 @@ impl RateLimiter {
 
     /// A limiter for these policies: none, a blank name (empty or only whitespace), two of
     /// one name, or IPv6 grouped by `/0`, is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`LimiterConfigError::NoPolicies`], [`LimiterConfigError::BlankPolicyName`],
+    /// [`LimiterConfigError::DuplicatePolicyName`] or [`LimiterConfigError::Ipv6PrefixZero`],
+    /// in that order of checking.
     pub fn try_new(policies: impl IntoIterator<Item = Policy>) -> Result<Self, LimiterConfigError> {
         let limiter = Self::with_policies(policies);
         if limiter.0.policies.is_empty() {
