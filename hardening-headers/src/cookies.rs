@@ -62,7 +62,7 @@ pub struct CookiePolicy {
     /// The first value a `dangerous_*` setting was given that cannot work (a name no cookie
     /// can have, a zero lifetime), reported when the header policy is built (those settings
     /// return no `Result`).
-    invalid_name: Option<ConfigError>,
+    invalid_setting: Option<ConfigError>,
     /// Whether the warning that a handler's `SameSite=None` became `Lax` was logged.
     warned_same_site_none: std::sync::Arc<hardening_errors::WarnOnce>,
 }
@@ -74,7 +74,7 @@ impl Default for CookiePolicy {
             script_readable: Vec::new(),
             same_site: Vec::new(),
             insecure: Vec::new(),
-            invalid_name: None,
+            invalid_setting: None,
             warned_same_site_none: std::sync::Arc::default(),
         }
     }
@@ -109,7 +109,7 @@ impl CookiePolicy {
     /// as [`max_age`](Self::max_age) refuses it.
     pub fn dangerous_max_age(mut self, max_age: Duration) -> Self {
         if max_age.as_secs() == 0 {
-            self.invalid_name
+            self.invalid_setting
                 .get_or_insert(ConfigError::ZeroCookieMaxAge);
             return self;
         }
@@ -218,7 +218,7 @@ impl CookiePolicy {
         let Some(why) = hardening_errors::cookie_name_problem(&name) else {
             return Some(name);
         };
-        self.invalid_name
+        self.invalid_setting
             .get_or_insert(ConfigError::InvalidCookieName { setting, name, why });
         None
     }
@@ -226,7 +226,7 @@ impl CookiePolicy {
     /// The first value a `dangerous_*` setting was given that cannot work, as an error (what
     /// [`HeaderPolicy::build`](crate::HeaderPolicy::build) reports).
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
-        self.invalid_name.clone().map_or(Ok(()), Err)
+        self.invalid_setting.clone().map_or(Ok(()), Err)
     }
 
     /// Rewrites every `Set-Cookie` in `headers` to follow the rules, then de-duplicates
