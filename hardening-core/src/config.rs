@@ -783,6 +783,27 @@ mod tests {
         );
     }
 
+    /// `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?` by its
+    /// `Debug`: it printed `Setting { setting: "HARDENING_CORS_CREDENTIALS", source:
+    /// WildcardWithCredentials }`, which does not say what to change.
+    #[test]
+    fn debug_says_what_to_change_as_main_prints_it() {
+        let err = HardeningConfig::from_vars([
+            ("HARDENING_CORS_ORIGINS", "*"),
+            ("HARDENING_CORS_CREDENTIALS", "true"),
+        ])
+        .unwrap()
+        .build()
+        .map(|_| ())
+        .unwrap_err();
+        let printed = format!("{:?}", Box::<dyn std::error::Error>::from(err));
+        assert!(
+            printed.starts_with("HARDENING_CORS_CREDENTIALS: ")
+                && printed.contains("list the origins that may send credentials"),
+            "main would print: Error: {printed}"
+        );
+    }
+
     #[test]
     fn every_wrong_setting_is_named_at_once() {
         let err = HardeningConfig::from_vars([

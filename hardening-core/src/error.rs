@@ -1,8 +1,8 @@
 //! Build-time configuration errors.
 
 /// A setting that cannot work, found while building [`Hardening`](crate::Hardening) or
-/// [`Server`](crate::Server): the message says what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// [`Server`](crate::Server): the message says what to change, and `Debug` prints it too.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A trusted-proxy network that does not parse.
@@ -187,6 +187,14 @@ impl From<hardening_ratelimit::LimiterConfigError> for ConfigError {
             LimiterConfigError::DuplicatePolicyName(name) => Self::DuplicatePolicyName(name),
             err => Self::RateLimit(err.to_string()),
         }
+    }
+}
+
+/// The message: `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?`
+/// by its `Debug`, and a variant's name (`WildcardWithCredentials`) does not say what to change.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 

@@ -621,6 +621,21 @@ impl CompiledCsp {
 mod tests {
     use super::*;
 
+    /// `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?` by its
+    /// `Debug`, which was `MissingDefaultSrc`: not what to add.
+    #[test]
+    fn debug_says_what_to_change_as_main_prints_it() {
+        let err = Csp::api()
+            .remove_directive("default-src")
+            .compile()
+            .unwrap_err();
+        let printed = format!("{:?}", Box::<dyn std::error::Error>::from(err));
+        assert!(
+            printed.contains("add default-src 'none'"),
+            "main would print: Error: {printed}"
+        );
+    }
+
     #[test]
     fn api_policy() {
         let c = Csp::api().compile().unwrap();

@@ -1,7 +1,8 @@
 //! Build-time configuration errors.
 
-/// A header setting that cannot work, found at build time: the message says what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A header setting that cannot work, found at build time: the message says what to change,
+/// and `Debug` prints it too.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A CSP source keyword without its single quotes (`self` instead of `'self'`).
@@ -139,6 +140,14 @@ pub enum ConfigError {
         /// What is wrong, and what to give instead.
         why: String,
     },
+}
+
+/// The message: `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?`
+/// by its `Debug`, and a variant's name does not say what to change.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// What to write instead of an unknown CSP directive name.

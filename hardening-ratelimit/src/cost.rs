@@ -285,8 +285,8 @@ impl CostStore {
     }
 }
 
-/// A misconfigured [`CostLayer`] or [`Estimate`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A misconfigured [`CostLayer`] or [`Estimate`]; `Debug` prints the message too.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CostConfigError {
     /// A pointer for [`Estimate::json_field`] that is not a JSON pointer, so that it would
@@ -318,6 +318,14 @@ pub enum CostConfigError {
         /// refill.
         burst: u32,
     },
+}
+
+/// The message: `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?`
+/// by its `Debug`, and a variant's name does not say what to change.
+impl std::fmt::Debug for CostConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Cost-aware limiting as a tower layer: put it on the routes that spend money (an LLM call),
@@ -1065,6 +1073,20 @@ mod tests {
             let estimate = Estimate::json_field(pointer, 16).unwrap();
             assert_eq!(estimate.units(&parts, body), units, "{pointer}");
         }
+    }
+
+    /// `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?` by its
+    /// `Debug`, which was `InvalidJsonPointer { pointer: "max_tokens" }`: not what to write.
+    #[test]
+    fn debug_says_what_to_change_as_main_prints_it() {
+        let err = Estimate::json_field("max_tokens", 16)
+            .map(|_| ())
+            .unwrap_err();
+        let printed = format!("{:?}", Box::<dyn std::error::Error>::from(err));
+        assert!(
+            printed.contains(r#"start it with /, as in "/max_tokens""#),
+            "main would print: Error: {printed}"
+        );
     }
 
     /// A count written as a float (`1e6`), `null` or a string used to read as the small
