@@ -57,8 +57,7 @@ enum Outcome {
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use hardening_auth::{AuthLayer, Authenticated, JwtVerifier};
-/// use jsonwebtoken::Algorithm;
+/// use hardening_auth::{Algorithm, AuthLayer, Authenticated, JwtVerifier};
 ///
 /// async fn me(user: Authenticated) -> String {
 ///     user.principal.subject.clone()

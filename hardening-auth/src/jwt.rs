@@ -458,8 +458,7 @@ impl JwtVerifierBuilder {
     /// an empty type used to let tokens without any `typ` through.
     ///
     /// ```
-    /// use hardening_auth::{JwtVerifier, KeyError};
-    /// use jsonwebtoken::Algorithm;
+    /// use hardening_auth::{Algorithm, JwtVerifier, KeyError};
     ///
     /// let builder = || JwtVerifier::builder()
     ///     .hmac(None, Algorithm::HS256, b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj");

@@ -81,6 +81,9 @@ pub use denylist::{
 };
 #[cfg(feature = "test-util")]
 pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};
+/// The signing algorithm [`JwtVerifierBuilder::hmac`] and its siblings take, re-exported so
+/// that verifying tokens needs no dependency on `jsonwebtoken` of the same version.
+pub use jsonwebtoken::Algorithm;
 pub use jwks::{HttpFetcher, JwksFetchError, JwksFetchFuture, JwksFetcher, JwksPolicy};
 pub use jwt::{JwtError, JwtVerifier, JwtVerifierBuilder, KeyError, Principal, Verified};
 pub use owned::{Owned, OwnedResource};
