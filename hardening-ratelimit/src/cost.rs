@@ -329,7 +329,9 @@ impl std::fmt::Debug for CostConfigError {
 }
 
 /// Cost-aware limiting as a tower layer: put it on the routes that spend money (an LLM call),
-/// inside the auth layer so per-principal budgets see the principal.
+/// inside the auth layer so per-principal budgets see the principal, and behind the check that
+/// refuses anonymous callers (with `hardening-auth`,
+/// `.route_layer(axum::middleware::from_extractor::<Authenticated>())` added after it).
 ///
 /// For each request it estimates the cost ([`Estimate`], clamped to
 /// [`max_estimate`](Self::max_estimate)) and **reserves** it under every policy of the
@@ -491,8 +493,10 @@ impl CostLayer {
             policies = ?policies,
             "cost limit: a request was refused (500) because none of the CostLayer's enforcing \
              policies ({}) counts it (no principal, client IP or header they count by); place \
-             CostLayer inside the auth layer (behind the check that refuses anonymous callers, \
-             on a route that needs one), or add a per-IP or global policy (per-IP ones need \
+             CostLayer inside the auth layer, behind the check that refuses anonymous callers \
+             (with axum, `.route_layer(axum::middleware::from_extractor::<Authenticated>())` \
+             added after the CostLayer, so that it runs first: 401), or add a per-IP or \
+             global policy (per-IP ones need \
              the client IP: serve with ConnectInfo, or inside Hardening) \
              (dangerous_allow_unkeyed() admits such requests unlimited). Said once per layer",
             policies.join(", ")

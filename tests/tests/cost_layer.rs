@@ -15,11 +15,13 @@ use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use bytes::Bytes;
+use hardening_core::auth::{AuthLayer, Authenticated};
 use hardening_core::ratelimit::{
     ActualCost, CostConfigError, CostLayer, Estimate, Policy, Quota, RateLimiter, RequestKeys,
     Usage,
 };
 use hardening_errors::PrincipalId;
+use hardening_tests::jwt::{hs256_token, hs256_verifier};
 use hardening_tests::{Captured, UnknownSize};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -655,6 +657,39 @@ fn unkeyed_warnings(captured: &Captured) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The check the warning and the README name, `from_extractor::<Authenticated>()` on the
+/// route after the `CostLayer` (so it runs first), answers an anonymous caller 401, and a
+/// caller with a token reaches the budget.
+#[tokio::test]
+async fn the_documented_auth_check_answers_an_anonymous_caller_401() {
+    const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
+    let limiter = tokens();
+    let app = Router::new()
+        .route("/complete", post(|| async { "done" }))
+        .route_layer(
+            CostLayer::new(
+                limiter.clone(),
+                Estimate::json_field("/max_tokens", 100).unwrap(),
+            )
+            .max_estimate(nz(2_000))
+            .unwrap(),
+        )
+        .route_layer(axum::middleware::from_extractor::<Authenticated>())
+        .layer(AuthLayer::new(hs256_verifier(SECRET)));
+    let (status, headers, _) = send(&app, anonymous(r#"{"max_tokens":1000}"#)).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let token = hs256_token(SECRET, serde_json::json!({ "sub": "alice" }));
+    let request = Request::post("/complete")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(r#"{"max_tokens":1000}"#))
+        .unwrap();
+    let (status, _, _) = send(&app, request).await;
+    assert_eq!(status, 200);
+    assert_eq!(remaining(&limiter, "alice"), 9_000);
+}
+
 /// A request no enforcing policy applies to (per-principal budgets, no principal) was
 /// admitted with nothing reserved: unlimited spending on the routes that cost money. It is
 /// refused before the handler runs (a 500 problem with a request id, one security event
@@ -689,6 +724,10 @@ async fn an_anonymous_request_to_per_principal_budgets_is_refused() {
     let warning = warnings[0]["fields"]["message"].as_str().unwrap();
     assert!(warning.contains("tokens-per-day"), "{warning}");
     assert!(warning.contains("per-IP or global policy"), "{warning}");
+    assert!(
+        warning.contains("from_extractor::<Authenticated>()"),
+        "the warning names no check that refuses anonymous callers: {warning}"
+    );
 
     let (status, _, _) = send(
         &app,
