@@ -144,7 +144,8 @@ impl AccessLog {
     }
 
     /// The request's event: with the response's status, or without one for a request
-    /// dropped before its response (`error.type` [`CANCELLED`]); `error_type` also names how
+    /// dropped before its response (`error.type` [`CANCELLED`]) or whose service failed
+    /// ([`SERVICE_ERROR`]); `error_type` also names how
     /// a streamed body that did not end ended. The principal is the response's, else the one
     /// an authentication layer admitted for the request.
     #[cold]
@@ -309,6 +310,9 @@ impl AccessLog {
 /// away (or the server dropped the request) before the response, or in the middle of a
 /// streamed body.
 pub(crate) const CANCELLED: &str = "cancelled";
+/// `error.type` of a request whose service failed (an `Err`, not a response: a plain tower
+/// service's error), which goes on to the server without an answer.
+pub(crate) const SERVICE_ERROR: &str = "service_error";
 /// `error.type` of a streamed response whose body panicked after its head was sent.
 pub(crate) const PANICKED: &str = "panicked";
 /// `error.type` of a streamed response whose body failed after its head was sent.

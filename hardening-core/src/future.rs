@@ -230,7 +230,10 @@ where
                             this.state.set(state);
                             continue;
                         }
-                        Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(e)),
+                        Ok(Poll::Ready(Err(e))) => {
+                            this.post.log_unanswered(crate::access_log::SERVICE_ERROR);
+                            return Poll::Ready(Err(e));
+                        }
                         Ok(Poll::Pending) => true,
                         Err(payload) => {
                             let response = panic_response(payload, this.post);
@@ -564,6 +567,24 @@ impl Post {
         }
     }
 
+    /// Logs the request, unless already logged, as ended without a response: `error_type`
+    /// says how ([`CANCELLED`](crate::access_log::CANCELLED) when dropped,
+    /// [`SERVICE_ERROR`](crate::access_log::SERVICE_ERROR) when its service failed; that
+    /// error's text is not logged, as it may hold secrets).
+    #[cold]
+    fn log_unanswered(&mut self, error_type: &'static str) {
+        if let Some(record) = self.record.take() {
+            self.policy.access_log.emit(
+                &record,
+                None,
+                Some(error_type),
+                self.request_id,
+                self.client_ip,
+                None,
+            );
+        }
+    }
+
     /// Writes `record`'s access-log event with this response.
     fn write_access<B>(&self, record: &AccessRecord, response: &Response<B>) {
         self.policy.access_log.emit(
@@ -582,15 +603,6 @@ impl Drop for Post {
     /// gave up on it, the server's drain deadline passed) is still logged, without a status
     /// (nginx logs it as 499).
     fn drop(&mut self) {
-        if let Some(record) = self.record.take() {
-            self.policy.access_log.emit(
-                &record,
-                None,
-                Some(crate::access_log::CANCELLED),
-                self.request_id,
-                self.client_ip,
-                None,
-            );
-        }
+        self.log_unanswered(crate::access_log::CANCELLED);
     }
 }

@@ -696,3 +696,34 @@ async fn a_stream_that_panics_under_nested_hardening_is_logged_panicked() {
     assert_eq!(event["error.type"], "panicked", "{event}");
     assert_eq!(access.len(), before + 1, "{access:#?}");
 }
+
+/// A plain tower service under `Hardening` whose future fails (an `Err`, not a response):
+/// the error goes on to the server, which closes the connection without an answer. It was
+/// logged `cancelled`, as if the client had gone away; it is `service_error`, and the error's
+/// text is not logged (it may hold secrets, and `Hardening` cannot know it does not).
+#[tokio::test]
+async fn a_service_error_is_not_logged_as_the_client_going_away() {
+    use tower::ServiceExt as _;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let service = tower::ServiceBuilder::new()
+        .layer(Hardening::strict())
+        .service(tower::service_fn(
+            |_: http::Request<axum::body::Body>| async {
+                Err::<http::Response<axum::body::Body>, _>(std::io::Error::other(
+                    "db password=hunter2 down",
+                ))
+            },
+        ));
+    let request = http::Request::get("/report").body(axum::body::Body::empty());
+    let result = service.oneshot(request.unwrap()).await;
+    assert!(result.is_err(), "the error goes on to the server");
+    let access = captured.access_events();
+    assert_eq!(access.len(), 1, "{access:#?}");
+    assert_eq!(access[0]["error.type"], "service_error", "{}", access[0]);
+    assert!(
+        access[0].get("http.response.status_code").is_none(),
+        "{}",
+        access[0]
+    );
+    assert!(!captured.text().contains("hunter2"), "{}", captured.text());
+}
