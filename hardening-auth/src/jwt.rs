@@ -92,7 +92,7 @@ pub enum JwtError {
 }
 
 /// A key-set problem found at start-up.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// An HMAC secret shorter than its hash (32 bytes for `HS256`, 48 for `HS384`, 64 for
@@ -168,6 +168,8 @@ pub enum KeyError {
     )]
     MaxAge,
 }
+
+hardening_errors::debug_as_message!(KeyError);
 
 /// The base64url length (unpadded) of `bytes` bytes.
 const fn base64url_len(bytes: usize) -> usize {
@@ -1400,6 +1402,14 @@ mod tests {
 
     use super::*;
     use crate::test_tokens::{builder, token, token_with_header, verifier};
+
+    /// `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?` by its
+    /// `Debug`, which was the variant's name (`Leeway`): not what to change.
+    #[test]
+    fn a_key_error_debug_prints_its_message() {
+        let err: Box<dyn std::error::Error> = KeyError::Leeway.into();
+        assert_eq!(format!("{err:?}"), "leeway must be at most 300 seconds");
+    }
 
     /// A valid token whose header has this `typ`.
     fn typed(typ: &str) -> String {

@@ -67,7 +67,7 @@ fn expiry(expires_at: SystemTime, now: SystemTime) -> Expiry {
 }
 
 /// Why a [`RedisDenylist`] could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisDenylistError {
     /// The URL is not a Redis URL (it is not repeated here: it may hold a password).
@@ -96,6 +96,8 @@ pub enum RedisDenylistError {
     )]
     ZeroTimeout,
 }
+
+hardening_errors::debug_as_message!(RedisDenylistError);
 
 /// What eviction costs the denylist, for the start-up warnings.
 const EVICTION_RISK: EvictionRisk = EvictionRisk {

@@ -190,13 +190,7 @@ impl From<hardening_ratelimit::LimiterConfigError> for ConfigError {
     }
 }
 
-/// The message: `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?`
-/// by its `Debug`, and a variant's name (`WildcardWithCredentials`) does not say what to change.
-impl std::fmt::Debug for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
+hardening_errors::debug_as_message!(ConfigError);
 
 fn list(errors: &[ConfigError]) -> String {
     errors.iter().map(|e| format!("\n  - {e}")).collect()

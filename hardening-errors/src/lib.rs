@@ -59,6 +59,7 @@
 mod body_end;
 mod client_group;
 mod collect;
+mod debug_as_message;
 mod error;
 mod header_value;
 mod log_text;

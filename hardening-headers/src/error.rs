@@ -142,13 +142,7 @@ pub enum ConfigError {
     },
 }
 
-/// The message: `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?`
-/// by its `Debug`, and a variant's name does not say what to change.
-impl std::fmt::Debug for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
+hardening_errors::debug_as_message!(ConfigError);
 
 /// What to write instead of an unknown CSP directive name.
 fn unknown_directive_hint(suggestion: &Option<&'static str>) -> String {

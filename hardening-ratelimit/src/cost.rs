@@ -320,13 +320,7 @@ pub enum CostConfigError {
     },
 }
 
-/// The message: `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?`
-/// by its `Debug`, and a variant's name does not say what to change.
-impl std::fmt::Debug for CostConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
+hardening_errors::debug_as_message!(CostConfigError);
 
 /// Cost-aware limiting as a tower layer: put it on the routes that spend money (an LLM call),
 /// inside the auth layer so per-principal budgets see the principal, and behind the check that

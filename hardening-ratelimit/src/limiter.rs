@@ -838,7 +838,7 @@ impl PolicyState {
 }
 
 /// Why [`RateLimiter::try_new`] refused its policies.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LimiterConfigError {
     /// No policies: the limiter would limit nothing.
@@ -867,6 +867,8 @@ pub enum LimiterConfigError {
         name: String,
     },
 }
+
+hardening_errors::debug_as_message!(LimiterConfigError);
 
 /// What the errors for a blank name, that of the `position`th of `of` policies, say.
 pub(crate) fn blank_name_message(position: usize, of: usize, name: &str) -> String {
@@ -1728,6 +1730,24 @@ mod tests {
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()
+    }
+
+    /// `fn main() -> Result<(), Box<dyn Error>>` prints an error returned with `?` by its
+    /// `Debug`, which was the variant's name (`NoPolicies`, `ZeroLockout`): not what to change.
+    #[test]
+    fn start_up_errors_debug_print_their_message() {
+        let errors: [Box<dyn std::error::Error>; 2] = [
+            LimiterConfigError::NoPolicies.into(),
+            crate::LoginConfigError::ZeroLockout.into(),
+        ];
+        for err in errors {
+            let printed = format!("{err:?}");
+            assert_eq!(
+                printed,
+                err.to_string(),
+                "main would print: Error: {printed}"
+            );
+        }
     }
 
     #[test]

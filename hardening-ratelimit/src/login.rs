@@ -176,7 +176,7 @@ impl fmt::Debug for LoginThrottle {
 }
 
 /// A misconfigured [`LoginThrottle`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoginConfigError {
     /// A first lockout of zero: every guess would be let through.
@@ -186,6 +186,8 @@ pub enum LoginConfigError {
     )]
     ZeroLockout,
 }
+
+hardening_errors::debug_as_message!(LoginConfigError);
 
 impl Default for LoginThrottle {
     fn default() -> Self {

@@ -149,7 +149,7 @@ pub enum FailureMode {
 }
 
 /// Why a [`RedisLimiter`] could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisStoreError {
     /// The URL is not a Redis URL.
@@ -202,6 +202,8 @@ pub enum RedisStoreError {
     )]
     EvictingPolicy(String),
 }
+
+hardening_errors::debug_as_message!(RedisStoreError);
 
 /// What eviction costs the limiter, for the start-up warnings.
 const EVICTION_RISK: EvictionRisk = EvictionRisk {
