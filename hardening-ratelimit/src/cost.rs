@@ -527,6 +527,9 @@ pub struct Cost<S> {
 
 /// The handle a handler reports its actual cost through (an extractor; also in the request
 /// extensions). Clones share the count, so a streaming body can keep adding to it.
+///
+/// As an extractor on a route without a [`CostLayer`] it answers a 500 problem (a wiring
+/// mistake, logged).
 #[derive(Debug, Clone, Default)]
 pub struct Usage(Arc<UsageInner>);
 
@@ -585,10 +588,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Usage {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<Self>().cloned().ok_or_else(|| {
-            // A wiring mistake (the route is not under a CostLayer), not the client's fault.
-            Error::internal("Usage extractor used on a route without CostLayer")
-                .to_problem()
-                .into_http_response()
+            // A wiring mistake (the route is not under a CostLayer), not the client's fault:
+            // logged, with the request id once a layer further out knows it.
+            axum::response::IntoResponse::into_response(Error::internal(
+                "Usage extractor used on a route without CostLayer",
+            ))
         })
     }
 }

@@ -833,3 +833,27 @@ async fn a_per_ip_policy_without_the_client_ip_says_what_is_missing() {
         "the warning does not say the client IP is missing: {warning}"
     );
 }
+
+/// `Usage` on a route without a `CostLayer` is a wiring mistake: a 500 problem, and an error
+/// in the log saying so. The reason went nowhere: the operator saw a bare 500.
+#[tokio::test]
+async fn usage_without_a_cost_layer_is_a_500_whose_reason_is_logged() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::ERROR);
+    let app = Router::new()
+        .route("/complete", post(|_: Usage| async { "unreachable" }))
+        .layer(hardening_core::Hardening::strict());
+    let (status, headers, body) = send(&app, request("/complete", "alice", "{}")).await;
+    assert_eq!(status, 500);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let body = String::from_utf8_lossy(&body);
+    assert!(!body.contains("CostLayer"), "the reason leaked: {body}");
+    let errors = captured.json_lines();
+    assert!(
+        errors.iter().any(|e| e["level"] == "ERROR"
+            && e["fields"]["error"]
+                .to_string()
+                .contains("without CostLayer")),
+        "no error logged names the missing CostLayer: {}",
+        captured.text()
+    );
+}
