@@ -20,8 +20,9 @@ pub enum ConcurrencyRefusal {
 /// At most `per_client` requests in flight per client IP (Stripe's concurrent-request
 /// limiter), and optionally at most `global` overall (a load shedder). Clients are grouped
 /// as the rate limiter groups them: an IPv6 /64 is one client, an IPv4-mapped IPv6 address
-/// the IPv4 client it is. A [`Permit`] holds the slot; dropping it (when the response body
-/// ends or the client goes away) frees it.
+/// the IPv4 client it is. A [`Permit`] holds the slot; dropping it frees it. Off by default:
+/// `hardening-core`'s `Hardening::concurrency_limit` applies one, holding each slot until the
+/// response body has been sent or dropped, and answering a [`ConcurrencyRefusal`] as it says.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -82,7 +83,8 @@ impl ConcurrencyLimiter {
         }))
     }
 
-    /// Also at most `max` requests in flight overall.
+    /// Also at most `max` requests in flight overall (default: no global cap). A limiter
+    /// with its own counts: set it before the limiter is used or cloned.
     #[must_use]
     pub fn global(self, max: NonZeroU32) -> Self {
         Self(Arc::new(Inner {
@@ -94,6 +96,12 @@ impl ConcurrencyLimiter {
 
     /// Takes a slot for a request from `client` (requests with no known client count only
     /// against the global cap).
+    ///
+    /// # Errors
+    ///
+    /// [`ConcurrencyRefusal::Global`] when the global cap is reached (checked first), or
+    /// when a panic elsewhere left the counts unreadable (poisoned); else
+    /// [`ConcurrencyRefusal::PerClient`] when this client has `per_client` in flight.
     pub fn try_acquire(&self, client: Option<IpAddr>) -> Result<Permit, ConcurrencyRefusal> {
         let client = client.map(|ip| client_group(ip, SUBSCRIBER_PREFIX));
         // A poisoned lock means a panic mid-update: refuse rather than guess the counts.

@@ -83,6 +83,10 @@ impl Estimate {
     /// in `~0` and `~1`) is a [`CostConfigError::InvalidJsonPointer`]: `"max_tokens"` would
     /// find nothing in any body, and every request would cost `default`.
     ///
+    /// # Errors
+    ///
+    /// [`CostConfigError::InvalidJsonPointer`], its message naming the pointer to write.
+    ///
     /// ```
     /// use hardening_ratelimit::Estimate;
     ///
@@ -362,22 +366,49 @@ hardening_errors::debug_as_message!(CostConfigError);
 ///
 /// ```
 /// use std::num::NonZeroU32;
-/// use axum::{Router, routing::post};
+/// use axum::{Router, body::Body, routing::post};
+/// use hardening_errors::PrincipalId;
 /// use hardening_ratelimit::{CostLayer, Estimate, Policy, Quota, RateLimiter, Usage};
+/// use tower::ServiceExt;
 ///
-/// let tokens = RateLimiter::new([
-///     Policy::per_principal("tokens-per-minute", Quota::per_minute(NonZeroU32::new(20_000).unwrap())),
-///     Policy::per_principal("tokens-per-day", Quota::per_day(NonZeroU32::new(100_000).unwrap())),
-/// ]);
-/// let layer = CostLayer::new(tokens, Estimate::json_field("/max_tokens", 256).unwrap())
-///     .max_estimate(NonZeroU32::new(4_096).unwrap())
-///     .unwrap();
+/// let tokens = RateLimiter::new([Policy::per_principal(
+///     "tokens-per-day",
+///     Quota::per_day(NonZeroU32::new(1_000).unwrap()),
+/// )]);
+/// let layer = CostLayer::new(tokens, Estimate::json_field("/max_tokens", 256)?)
+///     .max_estimate(NonZeroU32::new(900).unwrap())?;
 /// let app: Router = Router::new()
 ///     .route("/v1/complete", post(|usage: Usage| async move {
-///         usage.add(123); // what the model reported
+///         usage.add(800); // what the model reported
 ///         "…"
 ///     }))
 ///     .layer(layer);
+///
+/// // The auth layer puts the caller's `PrincipalId` in the request.
+/// let complete = |body: &'static str| {
+///     let req = http::Request::post("/v1/complete").extension(PrincipalId::new("user-1"));
+///     app.clone().oneshot(req.body(Body::from(body)).unwrap())
+/// };
+/// # fn now<F: Future>(f: F) -> F::Output {
+/// #     // No runtime needed: the in-memory limiter and the handler answer at once.
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     match std::pin::pin!(f).poll(&mut cx) {
+/// #         std::task::Poll::Ready(out) => out,
+/// #         std::task::Poll::Pending => unreachable!(),
+/// #     }
+/// # }
+/// # now(async {
+/// let res = complete(r#"{"max_tokens": 900}"#).await?;
+/// assert_eq!(res.status(), 200);
+/// axum::body::to_bytes(res.into_body(), 4096).await?; // its end settles 900 down to 800
+/// let res = complete(r#"{"max_tokens": 500}"#).await?;
+/// assert_eq!(res.status(), 429);
+/// assert_eq!(res.headers()["content-type"], "application/problem+json");
+/// assert!(res.headers()["ratelimit"].to_str()?.starts_with(r#""tokens-per-day";r=200;"#));
+/// assert_eq!(res.headers()["ratelimit-policy"], r#""tokens-per-day";q=1000;w=86400"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct CostLayer {
@@ -431,6 +462,11 @@ impl CostLayer {
     /// bucket holds it: a burst past 2^63 ns of refill counts as that, see
     /// [`Quota::burst`](crate::Quota::burst)), so one request can never take a whole budget,
     /// nor ask for more than a bucket holds.
+    ///
+    /// # Errors
+    ///
+    /// [`CostConfigError::EstimateTooLarge`] for a cap at or above that burst, naming the
+    /// policy; [`CostConfigError::NoPolicies`] for a limiter without policies.
     pub fn max_estimate(mut self, max: NonZeroU32) -> Result<Self, CostConfigError> {
         let smallest = self
             .limiter

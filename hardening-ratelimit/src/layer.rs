@@ -31,17 +31,48 @@ use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 /// once. Add a per-IP or global policy to limit such requests.
 ///
 /// ```
+/// use std::net::SocketAddr;
 /// use std::num::NonZeroU32;
-/// use axum::{Router, routing::get};
+/// use axum::{Router, body::Body, extract::ConnectInfo, routing::get};
 /// use hardening_ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
+/// use tower::ServiceExt;
 ///
 /// let limiter = RateLimiter::new([Policy::per_client_ip(
 ///     "per-ip",
-///     Quota::per_minute(NonZeroU32::new(100).unwrap()),
+///     Quota::per_minute(NonZeroU32::new(1).unwrap()),
 /// )]);
 /// let app: Router = Router::new()
 ///     .route("/", get(|| async { "hi" }))
 ///     .layer(RateLimitLayer::new(limiter));
+///
+/// // What `into_make_service_with_connect_info::<SocketAddr>()` puts in each request.
+/// let peer = ConnectInfo(SocketAddr::from(([203, 0, 113, 7], 40_000)));
+/// let get = || {
+///     let req = http::Request::get("/").extension(peer).body(Body::empty()).unwrap();
+///     app.clone().oneshot(req)
+/// };
+/// # fn now<F: Future>(f: F) -> F::Output {
+/// #     // No runtime needed: the in-memory limiter and the handler answer at once.
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     match std::pin::pin!(f).poll(&mut cx) {
+/// #         std::task::Poll::Ready(out) => out,
+/// #         std::task::Poll::Pending => unreachable!(),
+/// #     }
+/// # }
+/// # now(async {
+/// assert_eq!(get().await?.status(), 200);
+/// let res = get().await?;
+/// assert_eq!(res.status(), 429);
+/// assert_eq!(res.headers()["content-type"], "application/problem+json");
+/// assert!(res.headers().contains_key("retry-after"));
+/// assert!(res.headers()["ratelimit"].to_str()?.starts_with(r#""per-ip";r=0;t="#));
+/// assert_eq!(res.headers()["ratelimit-policy"], r#""per-ip";q=1;w=60"#);
+/// let body = axum::body::to_bytes(res.into_body(), 4096).await?;
+/// let problem: serde_json::Value = serde_json::from_slice(&body)?;
+/// assert_eq!(problem["violated-policies"], serde_json::json!(["per-ip"]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]

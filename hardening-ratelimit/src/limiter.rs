@@ -219,6 +219,28 @@ impl fmt::Debug for PolicyName {
 }
 
 /// One rate-limit policy: a name (used in headers and problems), a quota, what it counts by.
+/// It enforces unless made [`shadow`](Self::shadow).
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use hardening_ratelimit::{Decision, Policy, Quota, RateLimiter, RequestKeys};
+///
+/// let one = Quota::per_minute(NonZeroU32::new(1).unwrap());
+/// let limiter = RateLimiter::new([
+///     Policy::per_header("per-api-key", one, http::HeaderName::from_static("x-api-key")),
+///     Policy::global("everyone", one).shadow(), // reported, never refused
+/// ]);
+/// let api_key = |key: &'static str| {
+///     let mut headers = http::HeaderMap::new();
+///     headers.insert("x-api-key", http::HeaderValue::from_static(key));
+///     headers
+/// };
+/// let (a, b) = (api_key("a"), api_key("b"));
+/// assert!(matches!(limiter.check(&RequestKeys::new(None, &a), 1), Decision::Allowed(_)));
+/// // Over the global budget, but that policy only watches.
+/// assert!(matches!(limiter.check(&RequestKeys::new(None, &b), 1), Decision::Shadowed { .. }));
+/// assert!(matches!(limiter.check(&RequestKeys::new(None, &a), 1), Decision::Limited { .. }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     name: PolicyName,
@@ -295,7 +317,8 @@ impl Policy {
     }
 
     /// **Loosens**: shadow mode. The policy decides and reports (a [`Decision::Shadowed`]
-    /// that `hardening-core` logs as a `rate_limit_shadow` security event) but never refuses.
+    /// that the layers of this crate and `hardening-core` log as a `rate_limit_shadow`
+    /// security event) but never refuses.
     /// Use it to roll out a new limit and watch whom it would hit before enforcing it.
     #[must_use]
     pub fn shadow(mut self) -> Self {

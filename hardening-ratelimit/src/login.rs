@@ -256,7 +256,11 @@ impl LoginThrottle {
     }
 
     /// The first lockout and the longest one (a longer `first` is taken as both). A first
-    /// lockout of zero would never lock anyone out, so it is refused.
+    /// lockout of zero would never lock anyone out, so it is refused. Default 1 s and 15 min.
+    ///
+    /// # Errors
+    ///
+    /// [`LoginConfigError::ZeroLockout`] for a `first` of zero.
     ///
     /// ```
     /// use std::time::Duration;
@@ -282,6 +286,11 @@ impl LoginThrottle {
     /// three at once (atomically with the check, so concurrent attempts cannot all pass):
     /// call `succeeded()` on the returned `LoginAttempt` when the password is right, which
     /// takes the charge back, or `failed()` (or drop it) when it is not.
+    ///
+    /// # Errors
+    ///
+    /// The time to wait while any of the three is locked out (nothing is counted then), or
+    /// the longest lockout if a panic elsewhere left the counts unreadable (poisoned).
     pub fn attempt(&self, account: &str, ip: IpAddr) -> Result<LoginAttempt<'_>, Duration> {
         self.attempt_at(account, ip, Instant::now())
     }

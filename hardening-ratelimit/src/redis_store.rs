@@ -138,7 +138,8 @@ const LATE_REPLY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailureMode {
-    /// Refuse the request (429 with `Retry-After` = the breaker's cool-down). The strict
+    /// Refuse the request (429 with `Retry-After` = the breaker's cool-down, at least 1 s,
+    /// and no `RateLimit` field: Redis holds the counts). The strict
     /// choice for expensive routes: an outage must not become an unmetered bill.
     FailClosed,
     /// **Loosens**: skip the policy while Redis is away (logged at start-up).
@@ -213,7 +214,27 @@ const EVICTION_RISK: EvictionRisk = EvictionRisk {
     loosening: "RedisLimiterBuilder::dangerous_allow_eviction",
 };
 
-/// Builds a [`RedisLimiter`]; see [`RedisLimiter::builder`].
+/// Builds a [`RedisLimiter`]; see [`RedisLimiter::builder`]. Nothing is checked until
+/// [`connect`](Self::connect).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), hardening_ratelimit::RedisStoreError> {
+/// use std::num::NonZeroU32;
+/// use std::time::Duration;
+/// use hardening_ratelimit::{FailureMode, Policy, Quota, RedisLimiter};
+///
+/// let tokens = Quota::per_day(NonZeroU32::new(100_000).unwrap());
+/// let limiter = RedisLimiter::builder("redis://127.0.0.1:6379/")
+///     .prefix("billing:rl:")
+///     .timeout(Duration::from_millis(50))
+///     .circuit_breaker(3, Duration::from_secs(5))
+///     // An outage must not become an unmetered bill: refuse while Redis is away.
+///     .policy(Policy::per_principal("tokens-per-day", tokens), FailureMode::FailClosed)
+///     .connect()
+///     .await?;
+/// # let _ = limiter;
+/// # Ok(()) }
+/// ```
 pub struct RedisLimiterBuilder {
     url: String,
     policies: Vec<(Policy, FailureMode)>,
@@ -332,6 +353,15 @@ impl RedisLimiterBuilder {
     /// [`dangerous_allow_eviction`](Self::dangerous_allow_eviction)). When the server does
     /// not let us ask (`CONFIG` disabled or renamed, as on many managed services), logs a
     /// warning and goes on.
+    ///
+    /// # Errors
+    ///
+    /// In the order checked: [`RedisStoreError::NoPolicies`],
+    /// [`RedisStoreError::ZeroTimeout`], [`RedisStoreError::BlankPolicyName`],
+    /// [`RedisStoreError::DuplicatePolicyName`], [`RedisStoreError::Ipv6PrefixZero`] (no
+    /// connection tried); [`RedisStoreError::InvalidUrl`]; [`RedisStoreError::Unreachable`]
+    /// when Redis refuses, fails or does not answer in time; and
+    /// [`RedisStoreError::EvictingPolicy`].
     pub async fn connect(self) -> Result<RedisLimiter, RedisStoreError> {
         if self.policies.is_empty() {
             return Err(RedisStoreError::NoPolicies);
