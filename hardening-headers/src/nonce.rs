@@ -14,13 +14,30 @@ use rand::Rng;
 /// `Content-Type` fields or list elements), or one with no valid `Content-Type`, gets
 /// `Cache-Control: no-store`, or the handler's own made `private`.
 ///
-/// ```
-/// use hardening_headers::CspNonce;
+/// As an extractor it answers a 500 problem (a wiring mistake, logged) when no layer gave
+/// the request a nonce: no header policy around the route whose CSP is
+/// [`Csp::html`](crate::Csp::html) (`HeaderPolicy::html`'s) with its `script-src` kept.
+/// `Option<CspNonce>` is `None` then instead.
 ///
-/// async fn page(nonce: CspNonce) -> axum::response::Html<String> {
-///     axum::response::Html(format!(r#"<script nonce="{nonce}">console.log("hi")</script>"#))
+/// ```
+/// use axum::{Router, body::Body, response::Html, routing::get};
+/// use hardening_headers::{CspNonce, HeaderPolicy, SecurityHeadersLayer};
+/// use tower::ServiceExt;
+///
+/// async fn page(nonce: CspNonce) -> Html<String> {
+///     Html(format!(r#"<script nonce="{nonce}">console.log("hi")</script>"#))
 /// }
-/// # let _: axum::Router = axum::Router::new().route("/", axum::routing::get(page));
+/// let layer = SecurityHeadersLayer::new(HeaderPolicy::html().build()?);
+/// let app = Router::new().route("/", get(page)).layer(layer);
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let res = app.oneshot(http::Request::get("/").body(Body::empty())?).await?;
+/// let csp = res.headers()["content-security-policy"].to_str()?.to_owned();
+/// let html = axum::body::to_bytes(res.into_body(), 4096).await?;
+/// let nonce = std::str::from_utf8(&html)?.split('"').nth(1).unwrap();
+/// assert!(csp.contains(&format!("script-src 'nonce-{nonce}' 'strict-dynamic'")), "{csp}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct CspNonce([u8; 24]);

@@ -147,14 +147,15 @@ impl CspReports {
         }
     }
 
-    /// The largest report body accepted (never zero, which would refuse every report).
+    /// The largest report body accepted (default 8 KiB; never zero, which would refuse every
+    /// report).
     pub fn max_body(mut self, bytes: NonZeroUsize) -> Self {
         self.max_body = bytes.get();
         self
     }
 
-    /// How many reports are logged per minute; the rest are dropped (and counted). Never
-    /// zero, which would log none.
+    /// How many reports are logged per minute (default 60); the rest are dropped (and
+    /// counted). Never zero, which would log none.
     pub fn per_minute(mut self, reports: NonZeroU32) -> Self {
         self.per_minute = reports.get();
         self
@@ -162,7 +163,8 @@ impl CspReports {
 
     /// How many of the reports logged per minute may come from one client (an IP address,
     /// IPv6 grouped by /64; requests without a client address count as one client). Above
-    /// [`per_minute`](Self::per_minute) it changes nothing. Never zero, which would log none.
+    /// [`per_minute`](Self::per_minute) it changes nothing. Default 10; never zero, which
+    /// would log none.
     pub fn per_client(mut self, reports: NonZeroU32) -> Self {
         self.per_client = reports.get();
         self

@@ -46,6 +46,11 @@ impl fmt::Debug for SecureCookies {
 
 impl SecureCookies {
     /// Keys from hex strings: the current one and any fallbacks.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::WeakKey`] for a key that is not hex, is under 64 bytes or has fewer
+    /// than 16 distinct bytes, naming it (`current`, `fallback 1`, …).
     pub fn from_hex(current: &str, fallbacks: &[&str]) -> Result<Self, ConfigError> {
         Ok(Self {
             current: key("current", current)?,
@@ -59,6 +64,11 @@ impl SecureCookies {
 
     /// Keys from environment variables: `current_var` holds the current key, `fallbacks_var`
     /// (optional) comma-separated older keys.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::WeakKey`] as [`from_hex`](Self::from_hex), naming the variable, and
+    /// for a `current_var` that is not set (or not UTF-8).
     pub fn from_env(current_var: &str, fallbacks_var: &str) -> Result<Self, ConfigError> {
         let current = std::env::var(current_var).map_err(|_| ConfigError::WeakKey {
             name: current_var.to_owned(),
