@@ -535,6 +535,11 @@ pub struct Authenticated<C = Value> {
 
 impl<C> Authenticated<C> {
     /// 403 unless the principal has this role.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forbidden`] (a 403 problem) without the role; logged at info level (target
+    /// [`AUTH_TARGET`]) with the subject and the role.
     pub fn require_role(&self, role: &str) -> Result<(), Error> {
         if self.principal.has_role(role) {
             Ok(())
@@ -547,6 +552,10 @@ impl<C> Authenticated<C> {
     /// 403 unless the principal has this scope, with the RFC 6750 §3.1 challenge
     /// `WWW-Authenticate: Bearer error="insufficient_scope", scope="<scope>"` that tells the
     /// client which scope to ask for (see [`InsufficientScope`]).
+    ///
+    /// # Errors
+    ///
+    /// [`InsufficientScope`] without the scope; logged as `require_role` logs.
     ///
     /// The error converts into a [`Response`], so `?` works in a handler that returns
     /// `Result<_, Response>`:

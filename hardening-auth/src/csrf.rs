@@ -87,6 +87,10 @@ pub use hardening_errors::origin::InvalidOrigin;
 /// exempted by path. Upgrading from a version that checked only requests with credentials,
 /// run the check in [`shadow`](Self::shadow) mode first to find such routes.
 ///
+/// It is no layer: `hardening-core`'s `Hardening` runs it (on by default with feature
+/// `auth`, set with `Hardening::csrf`) and answers a refusal with a 403 problem, or call
+/// [`check`](Self::check) yourself.
+///
 /// ```
 /// use hardening_auth::Csrf;
 ///
@@ -129,6 +133,11 @@ impl Csrf {
     /// host in any case), as CORS reads its origins: see
     /// [`hardening_errors::origin::parse_origin`]. Any other origin is refused, since it
     /// would never match.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidOrigin`] for an entry that is not `scheme://host[:port]`, its `why` naming
+    /// the fix.
     pub fn trust_origins<I>(mut self, origins: I) -> Result<Self, InvalidOrigin>
     where
         I: IntoIterator,
@@ -205,6 +214,11 @@ impl Csrf {
     /// Whether the request may proceed. The request counts as HTTPS when its URI says so
     /// (HTTP/2); a layer that knows more (TLS seen, a trusted proxy's report) calls
     /// [`check_request`](Self::check_request).
+    ///
+    /// # Errors
+    ///
+    /// The [`CsrfReason`] the request is refused for (never in [`shadow`](Self::shadow)
+    /// mode, which logs it and returns `Ok`).
     #[inline]
     pub fn check(&self, parts: &Parts) -> Result<(), CsrfReason> {
         self.check_request(parts, false)

@@ -42,6 +42,12 @@ const LONGEST_MAX_KEY_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// How a JWK Set is fetched and kept fresh.
 ///
+/// Checked when the verifier starts
+/// ([`JwtVerifierBuilder::connect`](crate::JwtVerifierBuilder::connect)): a zero minimum
+/// interval, timeout or size, a `refresh_every` under the minimum interval, or a
+/// `max_key_age` out of its range is a [`KeyError::Jwks`](crate::KeyError::Jwks) saying
+/// what to change.
+///
 /// ```
 /// use std::time::Duration;
 /// use hardening_auth::JwksPolicy;

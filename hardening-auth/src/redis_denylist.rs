@@ -170,6 +170,13 @@ impl RedisDenylistBuilder {
     /// is down, or it may evict revocations (anything but `noeviction`). When the server
     /// does not let us ask (`CONFIG` disabled or renamed, as on many managed services), logs
     /// a warning and goes on.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisDenylistError::ZeroTimeout`] (no connection tried),
+    /// [`RedisDenylistError::InvalidUrl`], [`RedisDenylistError::Unreachable`], and
+    /// [`RedisDenylistError::EvictingPolicy`] unless
+    /// [`dangerous_allow_eviction`](Self::dangerous_allow_eviction).
     pub async fn connect(self) -> Result<RedisDenylist, RedisDenylistError> {
         if self.timeout.is_zero() {
             return Err(RedisDenylistError::ZeroTimeout);
