@@ -389,15 +389,7 @@ hardening_errors::debug_as_message!(CostConfigError);
 ///     let req = http::Request::post("/v1/complete").extension(PrincipalId::new("user-1"));
 ///     app.clone().oneshot(req.body(Body::from(body)).unwrap())
 /// };
-/// # fn now<F: Future>(f: F) -> F::Output {
-/// #     // No runtime needed: the in-memory limiter and the handler answer at once.
-/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-/// #     match std::pin::pin!(f).poll(&mut cx) {
-/// #         std::task::Poll::Ready(out) => out,
-/// #         std::task::Poll::Pending => unreachable!(),
-/// #     }
-/// # }
-/// # now(async {
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 /// let res = complete(r#"{"max_tokens": 900}"#).await?;
 /// assert_eq!(res.status(), 200);
 /// axum::body::to_bytes(res.into_body(), 4096).await?; // its end settles 900 down to 800

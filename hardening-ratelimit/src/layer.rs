@@ -51,15 +51,7 @@ use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 ///     let req = http::Request::get("/").extension(peer).body(Body::empty()).unwrap();
 ///     app.clone().oneshot(req)
 /// };
-/// # fn now<F: Future>(f: F) -> F::Output {
-/// #     // No runtime needed: the in-memory limiter and the handler answer at once.
-/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-/// #     match std::pin::pin!(f).poll(&mut cx) {
-/// #         std::task::Poll::Ready(out) => out,
-/// #         std::task::Poll::Pending => unreachable!(),
-/// #     }
-/// # }
-/// # now(async {
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 /// assert_eq!(get().await?.status(), 200);
 /// let res = get().await?;
 /// assert_eq!(res.status(), 429);
