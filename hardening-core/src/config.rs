@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::hardening::Setting;
 use crate::{ConfigError, Cors, ForwardedHeader, Hardening};
 
 /// The settings of [`Hardening`] as plain data.
@@ -411,6 +412,12 @@ impl HardeningConfig {
     /// Builds [`Hardening::strict`] with these settings, validating all of them: when several
     /// are wrong, the error names each of them.
     ///
+    /// The layer remembers which settings its variables (or fields) set: a setter called on
+    /// it that replaces one (`.cors(..)` after `HARDENING_CORS_ORIGINS`) logs a start-up
+    /// warning naming the setter and the variable, even with the same value, since the
+    /// variable then has no effect. A setting left at its default, and a setter that adds to
+    /// one ([`sensitive_query_params`](Hardening::sensitive_query_params)), say nothing.
+    ///
     /// # Errors
     ///
     /// [`ConfigError::Setting`] wrapping what the [`Hardening`] setter refused,
@@ -424,6 +431,7 @@ impl HardeningConfig {
     /// [`build`](Self::build), beside the variables in `unread` that did not read: a setting
     /// refused only for want of one of them is not blamed (fixing that one may do).
     fn build_beside(self, unread: Vec<&'static str>) -> Result<Hardening, ConfigError> {
+        let sources = self.sources();
         let mut steps = Steps::new(self.names, unread);
         if let Some(n) = self.body_limit {
             steps = steps.apply("HARDENING_BODY_LIMIT", |h| h.body_limit(n));
@@ -565,7 +573,82 @@ impl HardeningConfig {
                 steps = steps.fail(var, "needs hardening-core's `ratelimit` feature");
             }
         }
-        steps.finish()
+        steps
+            .finish()
+            .map(|hardening| hardening.set_by_config(sources))
+    }
+
+    /// Each setting these fields set (not left at the default), with the name of the
+    /// variable (or field) that set it.
+    fn sources(&self) -> Vec<(Setting, &'static str)> {
+        let given = [
+            (
+                self.body_limit.is_some(),
+                Setting::BodyLimit,
+                "HARDENING_BODY_LIMIT",
+            ),
+            (
+                self.query_param_limit.is_some(),
+                Setting::QueryParamLimit,
+                "HARDENING_QUERY_PARAM_LIMIT",
+            ),
+            (
+                self.timeout_secs.is_some(),
+                Setting::Timeout,
+                "HARDENING_TIMEOUT_SECS",
+            ),
+            (
+                !self.trusted_proxies.is_empty(),
+                Setting::TrustedProxies,
+                "HARDENING_TRUSTED_PROXIES",
+            ),
+            (
+                self.forwarded_header.is_some(),
+                Setting::ForwardedHeader,
+                "HARDENING_FORWARDED_HEADER",
+            ),
+            (
+                !self.cors_origins.is_empty(),
+                Setting::Cors,
+                "HARDENING_CORS_ORIGINS",
+            ),
+            (
+                self.cors_credentials,
+                Setting::Cors,
+                "HARDENING_CORS_CREDENTIALS",
+            ),
+            (
+                !self.allowed_hosts.is_empty(),
+                Setting::AllowedHosts,
+                "HARDENING_ALLOWED_HOSTS",
+            ),
+            (
+                self.log_request_headers,
+                Setting::LogRequestHeaders,
+                "HARDENING_LOG_REQUEST_HEADERS",
+            ),
+            (self.behind_tls, Setting::BehindTls, "HARDENING_BEHIND_TLS"),
+            (
+                self.https_redirect,
+                Setting::HttpsRedirect,
+                "HARDENING_HTTPS_REDIRECT",
+            ),
+            (
+                self.rate_limit_per_minute.is_some(),
+                Setting::RateLimit,
+                "HARDENING_RATE_LIMIT_PER_MINUTE",
+            ),
+            (
+                self.rate_limit_burst.is_some(),
+                Setting::RateLimit,
+                "HARDENING_RATE_LIMIT_BURST",
+            ),
+        ];
+        given
+            .into_iter()
+            .filter(|(set, _, _)| *set)
+            .map(|(_, setting, var)| (setting, self.names.of(var)))
+            .collect()
     }
 }
 

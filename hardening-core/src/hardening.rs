@@ -27,7 +27,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Setters consume `self`; those that can be misconfigured return
 /// `Result<Self, ConfigError>`, so a bad setting fails at start-up with a message, never at
 /// the first request. Methods that loosen a strict default are named `dangerous_*` and log a
-/// warning when called.
+/// warning when called. On a layer [`HardeningConfig::build`](crate::HardeningConfig::build)
+/// made, a setter that replaces a setting one of its variables set warns that the variable
+/// now does nothing.
 ///
 /// ```
 /// use std::time::Duration;
@@ -45,6 +47,25 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[must_use]
 pub struct Hardening {
     pub(crate) policy: Arc<Policy>,
+    /// The settings a `HardeningConfig` set, each with the variable (or field) that set it,
+    /// for the setters that replace them to say so. Build-time only: no request reads it.
+    set_by_config: Vec<(Setting, &'static str)>,
+}
+
+/// A setting a `HardeningConfig` variable sets and a setter can replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Setting {
+    BodyLimit,
+    QueryParamLimit,
+    Timeout,
+    TrustedProxies,
+    ForwardedHeader,
+    Cors,
+    AllowedHosts,
+    LogRequestHeaders,
+    BehindTls,
+    HttpsRedirect,
+    RateLimit,
 }
 
 /// Everything the service needs, computed once.
@@ -166,7 +187,39 @@ impl Hardening {
                 #[cfg(feature = "headers")]
                 warned_redirect_host: WarnOnce::new(),
             }),
+            set_by_config: Vec::new(),
         }
+    }
+
+    /// This layer, remembering that the variables (or fields) of `sources` set their
+    /// settings: a setter that replaces one then warns.
+    pub(crate) fn set_by_config(mut self, sources: Vec<(Setting, &'static str)>) -> Self {
+        self.set_by_config = sources;
+        self
+    }
+
+    /// Warns, once, that `method` replaces `setting` where a `HardeningConfig` variable set
+    /// it: that variable then does nothing. Also when the value is the same, as the
+    /// variable no longer governs it (changing it would change nothing).
+    fn replaces(&mut self, setting: Setting, method: &str) {
+        let variables: Vec<&str> = self
+            .set_by_config
+            .iter()
+            .filter(|(set, _)| *set == setting)
+            .map(|(_, variable)| *variable)
+            .collect();
+        if variables.is_empty() {
+            return;
+        }
+        self.set_by_config.retain(|(set, _)| *set != setting);
+        let variables = variables.join(" and ");
+        tracing::warn!(
+            target: crate::LOG_TARGET,
+            setting = method,
+            variable = variables,
+            "{method}(..) replaces what {variables} set: changing {variables} now changes \
+             nothing; drop {variables}, or the {method}(..) call"
+        );
     }
 
     fn policy(&mut self) -> &mut Policy {
@@ -198,6 +251,7 @@ impl Hardening {
             return Err(ConfigError::ZeroLimit("body_limit"));
         }
         warn_if_above("body_limit", bytes, DEFAULT_BODY_LIMIT, "larger");
+        self.replaces(Setting::BodyLimit, "body_limit");
         self.policy().body_limit = Some(bytes);
         Ok(self)
     }
@@ -218,6 +272,7 @@ impl Hardening {
             DEFAULT_QUERY_PARAM_LIMIT,
             "more",
         );
+        self.replaces(Setting::QueryParamLimit, "query_param_limit");
         self.policy().query_param_limit = Some(count);
         Ok(self)
     }
@@ -240,6 +295,7 @@ impl Hardening {
             return Err(ConfigError::ZeroLimit("timeout"));
         }
         warn_if_above("timeout", timeout, DEFAULT_TIMEOUT, "longer");
+        self.replaces(Setting::Timeout, "timeout");
         self.policy().timeout = Some(timeout);
         Ok(self)
     }
@@ -252,6 +308,7 @@ impl Hardening {
             "dangerous_disable_body_limit",
             "request bodies of any size are accepted",
         );
+        self.replaces(Setting::BodyLimit, "dangerous_disable_body_limit");
         self.policy().body_limit = None;
         self
     }
@@ -262,6 +319,10 @@ impl Hardening {
             "dangerous_disable_query_param_limit",
             "any number of query parameters is accepted",
         );
+        self.replaces(
+            Setting::QueryParamLimit,
+            "dangerous_disable_query_param_limit",
+        );
         self.policy().query_param_limit = None;
         self
     }
@@ -269,6 +330,7 @@ impl Hardening {
     /// Lets requests run for ever. Logs a warning.
     pub fn dangerous_disable_timeout(mut self) -> Self {
         warn_loosened("dangerous_disable_timeout", "requests may run for ever");
+        self.replaces(Setting::Timeout, "dangerous_disable_timeout");
         self.policy().timeout = None;
         self
     }
@@ -302,6 +364,7 @@ impl Hardening {
                  any client of that family can choose its own IP",
             );
         }
+        self.replaces(Setting::TrustedProxies, "trusted_proxies");
         self.policy().trusted_proxies.set_networks(nets);
         Ok(self)
     }
@@ -313,6 +376,7 @@ impl Hardening {
     /// It is read only from [`trusted_proxies`](Self::trusted_proxies): set without any, it
     /// is ignored, and applying the layer logs a warning.
     pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.replaces(Setting::ForwardedHeader, "forwarded_header");
         self.policy().trusted_proxies.set_header(header);
         self
     }
@@ -322,6 +386,7 @@ impl Hardening {
     /// HTTPS when TLS is seen in-process or a trusted proxy says so (see
     /// [`trusted_proxies`](Self::trusted_proxies)).
     pub fn behind_tls(mut self) -> Self {
+        self.replaces(Setting::BehindTls, "behind_tls");
         self.policy().behind_tls = true;
         self
     }
@@ -361,6 +426,7 @@ impl Hardening {
     /// to whatever host the request names, and applying the layer logs a warning saying so.
     #[cfg(feature = "headers")]
     pub fn https_redirect(mut self, redirect: hardening_headers::HttpsRedirect) -> Self {
+        self.replaces(Setting::HttpsRedirect, "https_redirect");
         self.policy().https_redirect = Some(redirect);
         self.policy().https_redirect_names = None;
         self
@@ -430,6 +496,7 @@ impl Hardening {
                 ),
             );
         }
+        self.replaces(Setting::RateLimit, "rate_limit");
         self.policy().rate_limiter = Some(limiter);
         Ok(self)
     }
@@ -446,6 +513,7 @@ impl Hardening {
     #[cfg(feature = "ratelimit")]
     pub fn dangerous_without_rate_limit(mut self) -> Self {
         warn_loosened("dangerous_without_rate_limit", "no request rate limit");
+        self.replaces(Setting::RateLimit, "dangerous_without_rate_limit");
         self.policy().rate_limiter = None;
         self
     }
@@ -467,6 +535,7 @@ impl Hardening {
     /// [`Cors::allow_credentials`], the CSRF check also trusts the listed origins: a
     /// credentialed request they send is what that setting asks for.
     pub fn cors(mut self, cors: Cors) -> Self {
+        self.replaces(Setting::Cors, "cors");
         self.policy().cors = cors;
         #[cfg(feature = "auth")]
         self.policy().trust_credentialed_cors_origins();
@@ -485,7 +554,9 @@ impl Hardening {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        self.policy().allowed_hosts = Some(AllowedHosts::new(hosts)?);
+        let hosts = AllowedHosts::new(hosts)?;
+        self.replaces(Setting::AllowedHosts, "allowed_hosts");
+        self.policy().allowed_hosts = Some(hosts);
         Ok(self)
     }
 
@@ -508,6 +579,7 @@ impl Hardening {
     /// Adds the request headers to the access-log event, with `Authorization`, `Cookie`,
     /// API keys and other credentials redacted. Off by default.
     pub fn log_request_headers(mut self) -> Self {
+        self.replaces(Setting::LogRequestHeaders, "log_request_headers");
         self.policy().access_log.set_log_headers(true);
         self
     }

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use hardening_core::{
-    DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, DEFAULT_TIMEOUT, ENV_VARS, HardeningConfig,
+    Cors, DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, DEFAULT_TIMEOUT, ENV_VARS, Hardening,
+    HardeningConfig,
 };
 use hardening_tests::Captured;
 
@@ -229,4 +230,167 @@ async fn a_rate_limit_per_minute_alone_admits_no_more_than_it_says() {
         };
         assert_eq!(admitted, expected, "{per_minute} a minute, burst {burst:?}");
     }
+}
+
+/// What `then` logs at WARN and above on this thread, given the layer `vars` configure.
+fn warnings_after_build(
+    vars: &[(&str, &str)],
+    then: impl FnOnce(Hardening) -> Hardening,
+) -> Captured {
+    let hardening = HardeningConfig::from_vars(vars.iter().copied())
+        .unwrap()
+        .build()
+        .unwrap();
+    let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+    drop(then(hardening));
+    drop(guard);
+    captured
+}
+
+/// `from_env()?.build()?.cors(..)` dropped `HARDENING_CORS_ORIGINS` without a word, and so
+/// did every setter after `build()` the setting a variable had set: each one that replaces
+/// such a setting says so once, naming itself and the variables, the same value included
+/// (the variable no longer governs the setting: changing it would change nothing).
+#[test]
+fn a_setter_after_build_that_replaces_a_variable_says_so() {
+    let cors = || Cors::allow_origins(["https://other.example.com"]).unwrap();
+    type Setter = fn(Hardening) -> Hardening;
+    let cases: &[(&[(&str, &str)], &str, &[&str], Setter)] = &[
+        (
+            &[
+                ("HARDENING_CORS_ORIGINS", "https://app.example.com"),
+                ("HARDENING_CORS_CREDENTIALS", "true"),
+            ],
+            "cors",
+            &["HARDENING_CORS_ORIGINS", "HARDENING_CORS_CREDENTIALS"],
+            |h| h.cors(Cors::allow_origins(["https://other.example.com"]).unwrap()),
+        ),
+        (
+            &[("HARDENING_BODY_LIMIT", "2048")],
+            "body_limit",
+            &["HARDENING_BODY_LIMIT"],
+            |h| h.body_limit(2048).unwrap(),
+        ),
+        (
+            &[("HARDENING_QUERY_PARAM_LIMIT", "10")],
+            "dangerous_disable_query_param_limit",
+            &["HARDENING_QUERY_PARAM_LIMIT"],
+            Hardening::dangerous_disable_query_param_limit,
+        ),
+        (
+            &[("HARDENING_TIMEOUT_SECS", "10")],
+            "timeout",
+            &["HARDENING_TIMEOUT_SECS"],
+            |h| h.timeout(std::time::Duration::from_secs(5)).unwrap(),
+        ),
+        (
+            &[("HARDENING_TRUSTED_PROXIES", "10.0.0.0/8")],
+            "trusted_proxies",
+            &["HARDENING_TRUSTED_PROXIES"],
+            |h| h.trusted_proxies(["192.168.0.0/16"]).unwrap(),
+        ),
+        (
+            &[
+                ("HARDENING_TRUSTED_PROXIES", "10.0.0.0/8"),
+                ("HARDENING_FORWARDED_HEADER", "forwarded"),
+            ],
+            "forwarded_header",
+            &["HARDENING_FORWARDED_HEADER"],
+            |h| h.forwarded_header(hardening_core::ForwardedHeader::XForwardedFor),
+        ),
+        (
+            &[("HARDENING_ALLOWED_HOSTS", "example.com")],
+            "allowed_hosts",
+            &["HARDENING_ALLOWED_HOSTS"],
+            |h| h.allowed_hosts(["example.org"]).unwrap(),
+        ),
+        (
+            &[("HARDENING_BEHIND_TLS", "true")],
+            "behind_tls",
+            &["HARDENING_BEHIND_TLS"],
+            Hardening::behind_tls,
+        ),
+        (
+            &[("HARDENING_LOG_REQUEST_HEADERS", "true")],
+            "log_request_headers",
+            &["HARDENING_LOG_REQUEST_HEADERS"],
+            Hardening::log_request_headers,
+        ),
+        (
+            &[
+                ("HARDENING_HTTPS_REDIRECT", "true"),
+                ("HARDENING_ALLOWED_HOSTS", "example.com"),
+            ],
+            "https_redirect",
+            &["HARDENING_HTTPS_REDIRECT"],
+            |h| h.https_redirect(hardening_core::headers::HttpsRedirect::new()),
+        ),
+        (
+            &[
+                ("HARDENING_RATE_LIMIT_PER_MINUTE", "600"),
+                ("HARDENING_RATE_LIMIT_BURST", "20"),
+            ],
+            "dangerous_without_rate_limit",
+            &[
+                "HARDENING_RATE_LIMIT_PER_MINUTE",
+                "HARDENING_RATE_LIMIT_BURST",
+            ],
+            Hardening::dangerous_without_rate_limit,
+        ),
+    ];
+    for (vars, setter, variables, call) in cases {
+        let warned = warnings_after_build(vars, call).setting_warnings(setter);
+        let overrides: Vec<&String> = warned.iter().filter(|w| w.contains("drop")).collect();
+        assert_eq!(
+            overrides.len(),
+            1,
+            "{setter} after {vars:?}: no one warning that it overrides them: {warned:?}"
+        );
+        for variable in *variables {
+            assert!(overrides[0].contains(variable), "{variable}: {warned:?}");
+        }
+    }
+    // Said once: the second call replaces what the first set, not the variable.
+    let vars = [("HARDENING_CORS_ORIGINS", "https://app.example.com")];
+    let twice = warnings_after_build(&vars, |h| h.cors(cors()).cors(cors()));
+    assert_eq!(twice.setting_warnings("cors").len(), 1, "{}", twice.text());
+    // The same value too.
+    let same = warnings_after_build(&vars, |h| {
+        h.cors(Cors::allow_origins(["https://app.example.com"]).unwrap())
+    });
+    assert_eq!(same.setting_warnings("cors").len(), 1, "{}", same.text());
+}
+
+/// A setter on a setting no variable set, or one that adds to what a variable set, says
+/// nothing; a config from a file is named by its fields.
+#[test]
+fn a_setter_after_build_on_a_setting_no_variable_set_says_nothing() {
+    let vars = [
+        ("HARDENING_TIMEOUT_SECS", "10"),
+        ("HARDENING_SENSITIVE_QUERY_PARAMS", "sig"),
+        // Given, but the default: it sets nothing a setter could replace.
+        ("HARDENING_CORS_ORIGINS", ""),
+    ];
+    let quiet = warnings_after_build(&vars, |h| {
+        h.cors(Cors::allow_origins(["https://app.example.com"]).unwrap())
+            .body_limit(2048)
+            .unwrap()
+            .allowed_hosts(["example.com"])
+            .unwrap()
+            .sensitive_query_params(["x-honeycomb-team"])
+    });
+    assert_eq!(quiet.warnings(), Vec::<serde_json::Value>::new());
+
+    let config: HardeningConfig =
+        serde_json::from_value(serde_json::json!({ "allowed_hosts": ["example.com"] })).unwrap();
+    let hardening = config.build().unwrap();
+    let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+    drop(hardening.allowed_hosts(["example.org"]).unwrap());
+    drop(guard);
+    let warned = captured.setting_warnings("allowed_hosts");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("drop allowed_hosts") && !warned[0].contains("HARDENING_"),
+        "{warned:?}"
+    );
 }
