@@ -54,6 +54,14 @@ pub struct HardeningConfig {
     pub cors_origins: Vec<String>,
     /// Whether allowed origins may send credentials (default false).
     pub cors_credentials: bool,
+    /// Request headers allowed origins may send (default `content-type`; a list replaces
+    /// it), as [`Cors::allow_headers`] takes them.
+    #[serde(deserialize_with = "list")]
+    pub cors_headers: Vec<String>,
+    /// Methods allowed origins may use (default `GET, HEAD, POST`; a list replaces them), in
+    /// any case (`put` is `PUT`), as [`Cors::allow_methods`] takes them.
+    #[serde(deserialize_with = "list")]
+    pub cors_methods: Vec<String>,
     /// Hosts the service answers for (default: any).
     #[serde(deserialize_with = "list")]
     pub allowed_hosts: Vec<String>,
@@ -117,6 +125,8 @@ const FIELDS: &[(&str, &str)] = &[
     ("HARDENING_FORWARDED_HEADER", "forwarded_header"),
     ("HARDENING_CORS_ORIGINS", "cors_origins"),
     ("HARDENING_CORS_CREDENTIALS", "cors_credentials"),
+    ("HARDENING_CORS_HEADERS", "cors_headers"),
+    ("HARDENING_CORS_METHODS", "cors_methods"),
     ("HARDENING_ALLOWED_HOSTS", "allowed_hosts"),
     ("HARDENING_SENSITIVE_QUERY_PARAMS", "sensitive_query_params"),
     ("HARDENING_BEHIND_TLS", "behind_tls"),
@@ -155,6 +165,16 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "HARDENING_CORS_CREDENTIALS",
         "true to let allowed origins send cookies (default false)",
+    ),
+    (
+        "HARDENING_CORS_HEADERS",
+        "comma-separated request headers allowed origins may send (default content-type; \
+         replaces it)",
+    ),
+    (
+        "HARDENING_CORS_METHODS",
+        "comma-separated methods allowed origins may use (default GET, HEAD, POST; replaces \
+         them)",
     ),
     (
         "HARDENING_ALLOWED_HOSTS",
@@ -385,6 +405,8 @@ impl HardeningConfig {
             }
             "HARDENING_CORS_ORIGINS" => self.cors_origins = list(value)?,
             "HARDENING_CORS_CREDENTIALS" => self.cors_credentials = boolean(value)?,
+            "HARDENING_CORS_HEADERS" => self.cors_headers = list(value)?,
+            "HARDENING_CORS_METHODS" => self.cors_methods = list(value)?,
             "HARDENING_ALLOWED_HOSTS" => self.allowed_hosts = list(value)?,
             "HARDENING_SENSITIVE_QUERY_PARAMS" => self.sensitive_query_params = list(value)?,
             "HARDENING_LOG_REQUEST_HEADERS" => self.log_request_headers = boolean(value)?,
@@ -462,23 +484,7 @@ impl HardeningConfig {
                 })
             };
         }
-        if !self.cors_origins.is_empty() {
-            match Cors::allow_origins(&self.cors_origins) {
-                Ok(cors) if self.cors_credentials => {
-                    steps = steps.apply("HARDENING_CORS_CREDENTIALS", |h| {
-                        Ok(h.cors(cors.allow_credentials()?))
-                    });
-                }
-                Ok(cors) => steps = steps.apply("HARDENING_CORS_ORIGINS", |h| Ok(h.cors(cors))),
-                Err(e) => steps = steps.apply("HARDENING_CORS_ORIGINS", |_| Err(e)),
-            }
-        } else if self.cors_credentials {
-            steps = steps.needs(
-                "HARDENING_CORS_CREDENTIALS",
-                "HARDENING_CORS_ORIGINS",
-                "credentials need listed origins",
-            );
-        }
+        steps = self.cors(steps);
         if !self.allowed_hosts.is_empty() {
             steps = steps.apply("HARDENING_ALLOWED_HOSTS", |h| {
                 h.allowed_hosts(&self.allowed_hosts)
@@ -578,6 +584,66 @@ impl HardeningConfig {
             .map(|hardening| hardening.set_by_config(sources))
     }
 
+    /// The CORS policy of these settings, each part checked under its own variable: the
+    /// headers and methods also when the origins are wrong or unset (every wrong setting is
+    /// named), the credentials only with origins that read.
+    fn cors(&self, mut steps: Steps) -> Steps {
+        const ORIGINS: &str = "HARDENING_CORS_ORIGINS";
+        let listed = !self.cors_origins.is_empty();
+        let mut cors = if listed {
+            steps.cors_part(ORIGINS, Some(Cors::default()), |_| {
+                Cors::allow_origins(&self.cors_origins)
+            })
+        } else {
+            None
+        };
+        if self.cors_credentials {
+            if listed {
+                cors = cors.and_then(|c| {
+                    steps.cors_part(
+                        "HARDENING_CORS_CREDENTIALS",
+                        Some(c),
+                        Cors::allow_credentials,
+                    )
+                });
+            } else {
+                steps = steps.needs(
+                    "HARDENING_CORS_CREDENTIALS",
+                    ORIGINS,
+                    "credentials need listed origins",
+                );
+            }
+        }
+        if !self.cors_headers.is_empty() {
+            cors = steps.cors_part("HARDENING_CORS_HEADERS", cors, |c| {
+                c.allow_headers(&self.cors_headers)
+            });
+            if !listed {
+                steps = steps.needs(
+                    "HARDENING_CORS_HEADERS",
+                    ORIGINS,
+                    "only listed origins send them",
+                );
+            }
+        }
+        if !self.cors_methods.is_empty() {
+            cors = steps.cors_part("HARDENING_CORS_METHODS", cors, |c| {
+                c.allow_methods(crate::cors::methods(&self.cors_methods)?)
+            });
+            if !listed {
+                steps = steps.needs(
+                    "HARDENING_CORS_METHODS",
+                    ORIGINS,
+                    "only listed origins use them",
+                );
+            }
+        }
+        match cors {
+            Some(cors) => steps.apply(ORIGINS, |h| Ok(h.cors(cors))),
+            None => steps,
+        }
+    }
+
     /// Each setting these fields set (not left at the default), with the name of the
     /// variable (or field) that set it.
     fn sources(&self) -> Vec<(Setting, &'static str)> {
@@ -616,6 +682,16 @@ impl HardeningConfig {
                 self.cors_credentials,
                 Setting::Cors,
                 "HARDENING_CORS_CREDENTIALS",
+            ),
+            (
+                !self.cors_headers.is_empty(),
+                Setting::Cors,
+                "HARDENING_CORS_HEADERS",
+            ),
+            (
+                !self.cors_methods.is_empty(),
+                Setting::Cors,
+                "HARDENING_CORS_METHODS",
             ),
             (
                 !self.allowed_hosts.is_empty(),
@@ -751,6 +827,25 @@ impl Steps {
         } else {
             let why = format!("set {} too: {because}", self.names.of(needed));
             self.fail(var, &why)
+        }
+    }
+
+    /// Checks the part of a CORS policy `var` sets on `cors`, or on the default when a part
+    /// before it failed (so that it is checked all the same): the policy with it, unless
+    /// this part or one before it failed.
+    fn cors_part(
+        &mut self,
+        var: &'static str,
+        cors: Option<Cors>,
+        part: impl FnOnce(Cors) -> Result<Cors, ConfigError>,
+    ) -> Option<Cors> {
+        let failed_before = cors.is_none();
+        match part(cors.unwrap_or_default()) {
+            Ok(cors) => (!failed_before).then_some(cors),
+            Err(e) => {
+                self.errors.push(e.in_setting(self.names.of(var)));
+                None
+            }
         }
     }
 
@@ -1483,6 +1578,59 @@ mod tests {
             assert!(err.to_string().contains("lists nothing"), "{field}: {err}");
             let unset = serde_json::from_value::<HardeningConfig>(serde_json::json!({ field: [] }));
             assert_eq!(unset.ok(), Some(HardeningConfig::default()), "{field}");
+        }
+    }
+
+    /// The request headers and methods cross-origin callers may use had no variable. They
+    /// are refused as `Cors` refuses them, each error naming its variable (also beside wrong
+    /// origins), and, as `HARDENING_CORS_CREDENTIALS` is, without `HARDENING_CORS_ORIGINS`.
+    #[test]
+    fn cors_headers_and_methods_are_checked_under_their_variables() {
+        let refused = |vars: &[(&str, &str)]| {
+            HardeningConfig::from_vars(vars.iter().copied())
+                .and_then(HardeningConfig::build)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        for (var, value, says) in [
+            (
+                "HARDENING_CORS_HEADERS",
+                "authorization, *",
+                "HARDENING_CORS_HEADERS: CORS header lists take header names, not \"*\"",
+            ),
+            (
+                "HARDENING_CORS_HEADERS",
+                "x trace",
+                "HARDENING_CORS_HEADERS: invalid header name \"x trace\"",
+            ),
+            (
+                "HARDENING_CORS_METHODS",
+                "GET, *",
+                "HARDENING_CORS_METHODS: invalid method \"*\": CORS method lists take",
+            ),
+            (
+                "HARDENING_CORS_METHODS",
+                "GET POST",
+                "HARDENING_CORS_METHODS: invalid method \"GET POST\"",
+            ),
+        ] {
+            let origins = ("HARDENING_CORS_ORIGINS", "https://app.example.com");
+            let err = refused(&[origins, (var, value)]);
+            assert!(err.starts_with(says), "{err}");
+            let err = refused(&[("HARDENING_CORS_ORIGINS", "app.example.com"), (var, value)]);
+            assert!(
+                err.contains("\n  - HARDENING_CORS_ORIGINS: ")
+                    && err.contains(&format!("\n  - {says}")),
+                "{err}"
+            );
+        }
+        for var in ["HARDENING_CORS_HEADERS", "HARDENING_CORS_METHODS"] {
+            let err = refused(&[(var, "put")]);
+            assert!(
+                err.starts_with(&format!("{var}: set HARDENING_CORS_ORIGINS too")),
+                "{err}"
+            );
         }
     }
 

@@ -335,6 +335,33 @@ pub(crate) fn vary_names_origin(headers: &HeaderMap) -> bool {
         .any(|t| t == b"*" || t.eq_ignore_ascii_case(b"origin"))
 }
 
+/// The methods these names give, read in any case (`put` is `PUT`), as
+/// `HardeningConfig` reads them for [`Cors::allow_methods`].
+pub(crate) fn methods<I>(names: I) -> Result<Vec<Method>, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    names
+        .into_iter()
+        .map(|n| {
+            let n = n.as_ref().trim();
+            let invalid = |why: &str| ConfigError::InvalidMethod {
+                value: n.to_owned(),
+                why: why.to_owned(),
+            };
+            match n {
+                "*" => Err(invalid(
+                    "CORS method lists take method names, not \"*\": list the methods (such as \
+                     GET, POST, PUT)",
+                )),
+                n => Method::from_bytes(n.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| invalid("not a method name (one word, such as PUT)")),
+            }
+        })
+        .collect()
+}
+
 fn header_names<I>(names: I) -> Result<Vec<HeaderName>, ConfigError>
 where
     I: IntoIterator,

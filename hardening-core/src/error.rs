@@ -58,6 +58,14 @@ pub enum ConfigError {
          allow_methods out to keep GET, HEAD, POST"
     )]
     NoCorsMethods,
+    /// A CORS method name that is not one (`HARDENING_CORS_METHODS`).
+    #[error("invalid method {value:?}: {why}")]
+    InvalidMethod {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A header name that is not a valid HTTP header name.
     #[error("invalid header name {0:?}")]
     InvalidHeaderName(String),

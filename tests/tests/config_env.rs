@@ -254,8 +254,15 @@ fn warnings_after_build(
 #[test]
 fn a_setter_after_build_that_replaces_a_variable_says_so() {
     let cors = || Cors::allow_origins(["https://other.example.com"]).unwrap();
-    type Setter = fn(Hardening) -> Hardening;
-    let cases: &[(&[(&str, &str)], &str, &[&str], Setter)] = &[
+    /// The variables, the setter called after the build, the variables it must name, and
+    /// the call.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        &'static [&'static str],
+        fn(Hardening) -> Hardening,
+    );
+    let cases: &[Case] = &[
         (
             &[
                 ("HARDENING_CORS_ORIGINS", "https://app.example.com"),

@@ -30,6 +30,8 @@ enum Kind {
     Origins,
     Hosts,
     Params,
+    CorsHeaders,
+    CorsMethods,
 }
 
 const VARS: &[(&str, Kind)] = &[
@@ -40,6 +42,8 @@ const VARS: &[(&str, Kind)] = &[
     ("HARDENING_FORWARDED_HEADER", Kind::Header),
     ("HARDENING_CORS_ORIGINS", Kind::Origins),
     ("HARDENING_CORS_CREDENTIALS", Kind::Bool),
+    ("HARDENING_CORS_HEADERS", Kind::CorsHeaders),
+    ("HARDENING_CORS_METHODS", Kind::CorsMethods),
     ("HARDENING_ALLOWED_HOSTS", Kind::Hosts),
     ("HARDENING_SENSITIVE_QUERY_PARAMS", Kind::Params),
     ("HARDENING_BEHIND_TLS", Kind::Bool),
@@ -159,6 +163,25 @@ const ORIGINS_BAD: &[&str] = &[
     "https://user@app.example.com",
 ];
 
+/// CORS request headers, and whether each is `authorization`.
+const CORS_HEADERS_OK: &[(&str, bool)] = &[
+    ("authorization", true),
+    ("Authorization", true),
+    ("content-type", false),
+    ("x-trace-id", false),
+];
+const CORS_HEADERS_BAD: &[&str] = &["*", "x trace", "x:y", "caf\u{e9}"];
+
+/// CORS methods, and whether each is `PUT`.
+const CORS_METHODS_OK: &[(&str, bool)] = &[
+    ("PUT", true),
+    ("put", true),
+    ("GET", false),
+    ("post", false),
+    ("DELETE", false),
+];
+const CORS_METHODS_BAD: &[&str] = &["*", "GET POST", "P/T", "(x)", "\u{0413}ET"];
+
 /// Names that are not settings: unknown, misspelt, or with a space.
 const UNKNOWN_NAMES: &[&str] = &[
     "HARDENING_TIMEOUT",
@@ -255,6 +278,8 @@ fn value(rng: &mut fastrand::Rng, kind: Kind) -> (String, Option<Value>) {
             Some(Value::List(vec![("*".to_owned(), true, true)])),
         ),
         Kind::Origins => list(rng, ORIGINS_OK, ORIGINS_BAD),
+        Kind::CorsHeaders => list(rng, CORS_HEADERS_OK, CORS_HEADERS_BAD),
+        Kind::CorsMethods => list(rng, CORS_METHODS_OK, CORS_METHODS_BAD),
         Kind::Params => list(
             rng,
             &[("x-honeycomb-team", false), ("sig", false), ("a=b", false)],
@@ -291,6 +316,18 @@ fn variables(rng: &mut fastrand::Rng) -> Vec<Var> {
                     value,
                     read,
                 });
+                // The probe's origin, mostly, for the CORS lists to be obeyed too.
+                let origins = "HARDENING_CORS_ORIGINS";
+                if matches!(kind, Kind::CorsHeaders | Kind::CorsMethods)
+                    && rng.u8(..4) != 0
+                    && !vars.iter().any(|v| v.name == origins)
+                {
+                    vars.push(Var {
+                        name: origins.to_owned(),
+                        value: ORIGIN.to_owned(),
+                        read: Some(Value::List(vec![(ORIGIN.to_owned(), true, true)])),
+                    });
+                }
                 continue;
             }
         };
@@ -368,6 +405,8 @@ fn wrong(vars: &[Var], set: &BTreeMap<&str, Value>) -> BTreeSet<String> {
         "HARDENING_TRUSTED_PROXIES",
         "HARDENING_ALLOWED_HOSTS",
         "HARDENING_CORS_ORIGINS",
+        "HARDENING_CORS_HEADERS",
+        "HARDENING_CORS_METHODS",
     ] {
         if list_of(set, name).iter().any(|(_, ok, _)| !ok) {
             refuse(name);
@@ -382,12 +421,16 @@ fn wrong(vars: &[Var], set: &BTreeMap<&str, Value>) -> BTreeSet<String> {
         refuse("HARDENING_FORWARDED_HEADER");
     }
     let origins = list_of(set, "HARDENING_CORS_ORIGINS");
+    let no_origins = origins.is_empty() && !unread.contains("HARDENING_CORS_ORIGINS");
+    for name in ["HARDENING_CORS_HEADERS", "HARDENING_CORS_METHODS"] {
+        if no_origins && !list_of(set, name).is_empty() {
+            refuse(name);
+        }
+    }
     if flag(set, "HARDENING_CORS_CREDENTIALS") {
         let any_origin = origins.iter().any(|(o, _, _)| o == "*");
         let origins_ok = origins.iter().all(|(_, ok, _)| *ok);
-        if (origins.is_empty() && !unread.contains("HARDENING_CORS_ORIGINS"))
-            || (any_origin && origins_ok)
-        {
+        if no_origins || (any_origin && origins_ok) {
             refuse("HARDENING_CORS_CREDENTIALS");
         }
     }
@@ -425,8 +468,14 @@ async fn text(response: Response<Body>) -> String {
     String::from_utf8(body.to_vec()).unwrap()
 }
 
-/// A few requests through the built layer, checked against what the variables say.
-async fn probe(app: &axum::Router, set: &BTreeMap<&str, Value>, case: &str) {
+/// A few requests through the built layer, checked against what the variables say. Counts
+/// in `allowed` the preflights for PUT and for `Authorization` that the lists allowed.
+async fn probe(
+    app: &axum::Router,
+    set: &BTreeMap<&str, Value>,
+    case: &str,
+    allowed: &mut [u32; 2],
+) {
     let hosts = list_of(set, "HARDENING_ALLOWED_HOSTS");
     let proxies = list_of(set, "HARDENING_TRUSTED_PROXIES");
     let origins = list_of(set, "HARDENING_CORS_ORIGINS");
@@ -475,6 +524,41 @@ async fn probe(app: &axum::Router, set: &BTreeMap<&str, Value>, case: &str) {
             .then(|| ORIGIN.to_owned())
     };
     assert_eq!(allow_origin, expected_origin, "{case}: {headers:?}");
+    // Preflights: PUT (not a default method), and GET sending Authorization (not a default
+    // header), each allowed to the origin as the lists say.
+    let methods = list_of(set, "HARDENING_CORS_METHODS");
+    let lists = |name: &str| list_of(set, name).iter().any(|(_, _, is_it)| *is_it);
+    let get_allowed = methods.is_empty()
+        || methods
+            .iter()
+            .any(|(m, _, _)| m.eq_ignore_ascii_case("GET"));
+    for (i, (method, header, listed)) in [
+        ("PUT", "", lists("HARDENING_CORS_METHODS")),
+        (
+            "GET",
+            "authorization",
+            get_allowed && lists("HARDENING_CORS_HEADERS"),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let preflight = Request::options("/ip")
+            .header("host", "api.example.com")
+            .header("origin", ORIGIN)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", header)
+            .body(Body::empty())
+            .unwrap();
+        let res = call(app, preflight).await;
+        let expected = if listed && expected_origin.is_some() {
+            allowed[i] += 1;
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(res.status(), expected, "{case}: {method} with {header}");
+    }
     let per_minute = number(set, "HARDENING_RATE_LIMIT_PER_MINUTE").unwrap_or(100);
     assert!(
         headers["ratelimit-policy"]
@@ -527,7 +611,8 @@ async fn random_variable_sets_are_read_validated_and_obeyed() {
 
     let mut rng = fastrand::Rng::with_seed(0x4841_5244_454e);
     let (mut built, mut refused) = (0, 0);
-    for round in 0..800 {
+    let mut preflights_allowed = [0; 2];
+    for round in 0..1600 {
         let vars = variables(&mut rng);
         let case = format!(
             "round {round}: {:?}",
@@ -565,7 +650,7 @@ async fn random_variable_sets_are_read_validated_and_obeyed() {
                         post(|body: axum::body::Bytes| async move { body.len().to_string() }),
                     )
                     .layer(hardening);
-                probe(&app, &set, &case).await;
+                probe(&app, &set, &case, &mut preflights_allowed).await;
             }
         }
     }
@@ -573,5 +658,10 @@ async fn random_variable_sets_are_read_validated_and_obeyed() {
     assert!(
         built > 150 && refused > 150,
         "built {built}, refused {refused}"
+    );
+    // And the CORS lists allowed preflights (about ten of each).
+    assert!(
+        preflights_allowed.iter().all(|n| *n >= 5),
+        "preflights allowed (PUT, Authorization): {preflights_allowed:?}"
     );
 }

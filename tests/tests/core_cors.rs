@@ -198,3 +198,46 @@ async fn the_csrf_check_trusts_only_origins_cors_lets_send_credentials() {
         .cors(Cors::allow_origins([other]).unwrap()));
     assert_eq!(cookie_post(&served, listed).await, 403);
 }
+
+/// A single-page app sending `Authorization: Bearer ..` (or using PUT) cross-origin could not
+/// be configured from the environment: there was no variable for the request headers or
+/// methods. `HARDENING_CORS_HEADERS` and `HARDENING_CORS_METHODS` set them as
+/// `Cors::allow_headers` and `Cors::allow_methods` do.
+#[tokio::test]
+async fn cors_request_headers_and_methods_come_from_the_environment() {
+    let hardening = HardeningConfig::from_vars([
+        ("HARDENING_CORS_ORIGINS", "https://app.example.com"),
+        ("HARDENING_CORS_HEADERS", "content-type, Authorization"),
+        ("HARDENING_CORS_METHODS", "get, POST,put"),
+    ])
+    .unwrap()
+    .build()
+    .unwrap();
+    let app = app(hardening);
+    let preflight = |method: &str, headers: &str| {
+        Request::options("/hello")
+            .header("host", "api.example.com")
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", headers)
+    };
+    for (method, headers, status) in [
+        ("POST", "authorization, content-type", 204),
+        ("PUT", "authorization", 204),
+        ("DELETE", "authorization", 403),
+        ("GET", "x-other", 403),
+    ] {
+        let res = call(&app, preflight(method, headers)).await;
+        assert_eq!(res.status(), status, "{method} with {headers}: {res:?}");
+        if status == 204 {
+            assert_eq!(
+                res.headers()["access-control-allow-headers"],
+                "content-type, authorization"
+            );
+            assert_eq!(
+                res.headers()["access-control-allow-methods"],
+                "GET, POST, PUT"
+            );
+        }
+    }
+}
