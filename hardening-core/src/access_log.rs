@@ -12,6 +12,8 @@ use hardening_errors::{
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
+use crate::LogInitError;
+
 /// The tracing target of access-log events.
 pub const ACCESS_TARGET: &str = "hardening::access";
 
@@ -637,18 +639,31 @@ fn percent_decode(s: &str) -> String {
 /// `axum::rejection`), whose text quotes the client's input (a mistyped password's value):
 /// the problem's detail describes the rejection without it.
 ///
-/// Fails if a global subscriber is already set, if `RUST_LOG` is not valid, or if it would
-/// hide hardening's security events (target `hardening::security`, level WARN) without naming
-/// them: `RUST_LOG=error` fails, `RUST_LOG=error,hardening::security=warn` keeps them and
+/// Fails ([`LogInitError`](crate::LogInitError), saying what to change) if a global
+/// subscriber is already set, if `RUST_LOG` is not valid, or if it would hide hardening's
+/// security events (target `hardening::security`, level WARN) without naming them:
+/// `RUST_LOG=error` fails, `RUST_LOG=error,hardening::security=warn` keeps them and
 /// `RUST_LOG=error,hardening::security=off` drops them on purpose.
 ///
 /// It also sets the panic hook to
 /// [`redact_panic_messages`](hardening_errors::redact_panic_messages)'s: std's default hook
 /// prints a panic's text, secrets and all, to stderr.
-pub fn init_json_logs() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///
+/// Its error converts into `Box<dyn Error>` (and `Box<dyn Error + Send + Sync>`), so `?`
+/// returns it from `main`, which prints what to change:
+///
+/// ```no_run
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     hardening_core::init_json_logs()?;
+///     Ok(())
+/// }
+/// ```
+pub fn init_json_logs() -> Result<(), LogInitError> {
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = log_filter(std::env::var("RUST_LOG"))?;
-    json_subscriber(filter, std::io::stdout).try_init()?;
+    json_subscriber(filter, std::io::stdout)
+        .try_init()
+        .map_err(|_| LogInitError::SubscriberAlreadySet)?;
     hardening_errors::redact_panic_messages();
     Ok(())
 }
@@ -656,20 +671,24 @@ pub fn init_json_logs() -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
 /// The filter `RUST_LOG` asks for: `INFO` when it is unset or blank.
 fn log_filter(
     var: Result<String, std::env::VarError>,
-) -> Result<tracing_subscriber::filter::Targets, String> {
+) -> Result<tracing_subscriber::filter::Targets, LogInitError> {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     let directives = match var {
         Ok(v) if !v.trim().is_empty() => v,
         Ok(_) | Err(std::env::VarError::NotPresent) => {
             return Ok(Targets::new().with_default(LevelFilter::INFO));
         }
-        Err(std::env::VarError::NotUnicode(_)) => {
-            return Err("RUST_LOG is not valid UTF-8".to_owned());
+        Err(std::env::VarError::NotUnicode(_)) => return Err(LogInitError::RustLogNotUnicode),
+    };
+    let filter: Targets = match directives.parse() {
+        Ok(filter) => filter,
+        Err(e) => {
+            return Err(LogInitError::InvalidRustLog {
+                why: e.to_string(),
+                value: directives,
+            });
         }
     };
-    let filter: Targets = directives
-        .parse()
-        .map_err(|e| format!("RUST_LOG={directives:?} is not a valid log filter: {e}"))?;
     let security = crate::SECURITY_TARGET;
     let names_security = filter.iter().any(|(target, _)| {
         security == target
@@ -678,11 +697,10 @@ fn log_filter(
                 .is_some_and(|rest| rest.starts_with("::"))
     });
     if !names_security && !filter.would_enable(security, &tracing::Level::WARN) {
-        return Err(format!(
-            "RUST_LOG={directives:?} would hide hardening's security events (target \
-             {security}): add `,{security}=warn` to keep them, or `,{security}=off` to drop them \
-             on purpose"
-        ));
+        return Err(LogInitError::HidesSecurityEvents {
+            value: directives,
+            target: security,
+        });
     }
     Ok(filter)
 }
@@ -1344,12 +1362,22 @@ pub(crate) mod tests {
         ] {
             assert!(log_filter(Ok(kept.into())).is_ok(), "{kept}");
         }
-        assert!(log_filter(Err(VarError::NotUnicode("x".into()))).is_err());
-        assert!(log_filter(Ok("info,=bogus=level".into())).is_err());
+        assert_eq!(
+            log_filter(Err(VarError::NotUnicode("x".into()))).unwrap_err(),
+            LogInitError::RustLogNotUnicode
+        );
+        let e = log_filter(Ok("info,=bogus=level".into())).unwrap_err();
+        assert!(
+            matches!(e, LogInitError::InvalidRustLog { .. }) && e.to_string().contains("`info`"),
+            "says what to write instead: {e}"
+        );
         // A typo or a lone target would hide the security events: refused, saying what to add.
         for hiding in ["inf", "my_app=debug", "error"] {
             let e = log_filter(Ok(hiding.into())).unwrap_err();
-            assert!(e.contains("hardening::security=warn"), "{hiding}: {e}");
+            assert!(
+                format!("{e:?}").contains("hardening::security=warn"),
+                "{hiding}: Debug, as main prints it, says what to add: {e:?}"
+            );
         }
     }
 

@@ -198,7 +198,49 @@ impl From<hardening_ratelimit::LimiterConfigError> for ConfigError {
     }
 }
 
-hardening_errors::debug_as_message!(ConfigError);
+/// Why [`init_json_logs`](crate::init_json_logs) could not set up logging: the message says
+/// what to change, and `Debug` prints it too.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogInitError {
+    /// `RUST_LOG` holds bytes that are not UTF-8.
+    #[error(
+        "RUST_LOG is not valid UTF-8: set it to a level (`info`) or to comma-separated \
+         `target=level` directives (`info,hardening::request=off`)"
+    )]
+    RustLogNotUnicode,
+    /// `RUST_LOG` does not parse as a log filter.
+    #[error(
+        "RUST_LOG={value:?} is not a valid log filter ({why}): set it to a level (`info`) or \
+         to comma-separated `target=level` directives (`info,hardening::request=off`)"
+    )]
+    InvalidRustLog {
+        /// The variable's value.
+        value: String,
+        /// What the parser says is wrong with it.
+        why: String,
+    },
+    /// `RUST_LOG` would hide the security events without naming their target.
+    #[error(
+        "RUST_LOG={value:?} would hide hardening's security events (target {target}): add \
+         `,{target}=warn` to keep them, or `,{target}=off` to drop them on purpose"
+    )]
+    HidesSecurityEvents {
+        /// The variable's value.
+        value: String,
+        /// The security events' target, [`SECURITY_TARGET`](crate::SECURITY_TARGET).
+        target: &'static str,
+    },
+    /// A global tracing subscriber was set before.
+    #[error(
+        "a global tracing subscriber is already set: call init_json_logs once, before anything \
+         else sets one (tracing_subscriber::fmt().init(), another crate's logging setup), or \
+         keep that subscriber and do not call init_json_logs"
+    )]
+    SubscriberAlreadySet,
+}
+
+hardening_errors::debug_as_message!(ConfigError, LogInitError);
 
 fn list(errors: &[ConfigError]) -> String {
     errors.iter().map(|e| format!("\n  - {e}")).collect()

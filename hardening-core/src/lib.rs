@@ -111,7 +111,7 @@ pub use access_log::{ACCESS_TARGET, DEFAULT_SENSITIVE_PARAMS, init_json_logs};
 pub use client_ip::{ClientIp, ForwardedHeader, IpNet};
 pub use config::{ENV_VARS, HardeningConfig};
 pub use cors::Cors;
-pub use error::ConfigError;
+pub use error::{ConfigError, LogInitError};
 pub use future::ResponseFuture;
 pub use hardening::{DEFAULT_BODY_LIMIT, DEFAULT_QUERY_PARAM_LIMIT, DEFAULT_TIMEOUT, Hardening};
 pub use hardening_errors::RequestId;

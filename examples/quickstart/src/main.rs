@@ -17,7 +17,7 @@
 use tokio::net::TcpListener;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     hardening_core::init_json_logs()?;
     // Metrics on their own loopback port, away from the public listener.
     metrics_exporter_prometheus::PrometheusBuilder::new()
