@@ -1,6 +1,7 @@
 //! `Set-Cookie` enforcement on every response.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -293,22 +294,22 @@ impl CookiePolicy {
     /// cookie crate.
     fn fix(&self, value: &HeaderValue) -> Fixed {
         if value.len() > MAX_COOKIE_LEN {
-            warn_dropped("longer than 4096 bytes", name_of(value.as_bytes()));
+            warn_dropped(&"longer than 4096 bytes", name_of(value.as_bytes()));
             return Fixed::Drop;
         }
         let Some(text) = text_of(value) else {
             warn_dropped(
-                "not UTF-8, or has control characters",
+                &"not UTF-8, or has control characters",
                 name_of(value.as_bytes()),
             );
             return Fixed::Drop;
         };
         let Some(attrs) = Attrs::read(text) else {
-            warn_dropped("does not parse as a cookie", None);
+            warn_dropped(&"does not parse as a cookie", None);
             return Fixed::Drop;
         };
         let name = attrs.name;
-        let drop = |why: &str| {
+        let drop = |why: &dyn fmt::Display| {
             warn_dropped(why, Some(name));
             Fixed::Drop
         };
@@ -336,7 +337,7 @@ impl CookiePolicy {
         let secure = attrs.secure || add_secure;
         let http_only = attrs.http_only || add_http_only;
         if let Some(why) = prefix_violation(name, secure, http_only, attrs.path, attrs.domain) {
-            return drop(why);
+            return drop(&why);
         }
         if !(add_secure || add_http_only || add_same_site) {
             return Fixed::Keep;
@@ -363,7 +364,7 @@ impl CookiePolicy {
         }
         match HeaderValue::from_maybe_shared(bytes::Bytes::from(fixed)) {
             Ok(v) => Fixed::Replace(v),
-            Err(_) => drop("cannot be written back as a header"),
+            Err(_) => drop(&"cannot be written back as a header"),
         }
     }
 
@@ -397,7 +398,7 @@ impl CookiePolicy {
     /// The slow path: parse with the cookie crate, set every rule, write it back.
     /// `attrs` are the cookie's attributes as [`Attrs::read`] (and a browser) reads them.
     fn rewrite(&self, text: &str, attrs: &Attrs<'_>) -> Option<HeaderValue> {
-        let drop = |why: &str| {
+        let drop = |why: &dyn fmt::Display| {
             warn_dropped(why, Some(attrs.name));
             None
         };
@@ -411,10 +412,10 @@ impl CookiePolicy {
                 .chars()
                 .any(|ch| !ch.is_ascii() && ch.is_whitespace())
         {
-            return drop("non-ASCII white space in its attributes, and it needs rewriting");
+            return drop(&"non-ASCII white space in its attributes, and it needs rewriting");
         }
         let Ok(mut c) = Cookie::parse(format!("x=;{attributes}")) else {
-            return drop("does not parse as a cookie");
+            return drop(&"does not parse as a cookie");
         };
         let name = attrs.name;
         let named = |list: &[String]| list.iter().any(|n| n == name);
@@ -475,13 +476,13 @@ impl CookiePolicy {
             c.path(),
             c.domain().is_some(),
         ) {
-            return drop(why);
+            return drop(&why);
         }
         // The cookie crate writes the stand-in `x=`, then only the attributes it knows: the
         // others (`Priority`, ...) follow, as they were and in their order.
         let written = c.to_string();
         let Some(known) = written.strip_prefix("x=") else {
-            return drop("cannot be written back as a header");
+            return drop(&"cannot be written back as a header");
         };
         let mut out = String::with_capacity(text.len() + written.len());
         out.push_str(pair.trim_ascii());
@@ -495,7 +496,7 @@ impl CookiePolicy {
         }
         match HeaderValue::from_str(&out) {
             Ok(v) => Some(v),
-            Err(_) => drop("cannot be written back as a header"),
+            Err(_) => drop(&"cannot be written back as a header"),
         }
     }
 }
@@ -763,7 +764,7 @@ fn non_ascii_text(bytes: &[u8]) -> Option<&str> {
 /// its value).
 #[cold]
 #[inline(never)]
-fn warn_dropped(why: &str, name: Option<&str>) {
+fn warn_dropped(why: &dyn fmt::Display, name: Option<&str>) {
     match name {
         Some(name) => {
             let cookie = logged_name(name);
@@ -793,7 +794,7 @@ fn name_of(value: &[u8]) -> Option<&str> {
     (!name.is_empty() && !name.bytes().any(|b| b.is_ascii_control())).then_some(name)
 }
 
-/// Why a cookie breaks its name prefix's rules (RFC 6265bis: `__Secure-`, `__Host-`,
+/// How a cookie breaks its name prefix's rules (RFC 6265bis: `__Secure-`, `__Host-`,
 /// `__Http-`, `__Host-Http-`, matched case-insensitively, as browsers do).
 fn prefix_violation(
     name: &str,
@@ -801,24 +802,70 @@ fn prefix_violation(
     http_only: bool,
     path: Option<&str>,
     domain: bool,
-) -> Option<&'static str> {
+) -> Option<PrefixViolation> {
     if !name.starts_with("__") {
         return None;
     }
     let has_prefix = |prefix| has_prefix(name, prefix);
-    if has_prefix("__host-http-") && (!secure || !http_only || path != Some("/") || domain) {
-        return Some("a __Host-Http- cookie needs Secure, HttpOnly, Path=/ and no Domain");
+    let (prefix, needs_http_only, needs_path) = if has_prefix("__host-http-") {
+        ("__Host-Http-", true, true)
+    } else if has_prefix("__host-") {
+        ("__Host-", false, true)
+    } else if has_prefix("__http-") {
+        ("__Http-", true, false)
+    } else if has_prefix("__secure-") {
+        ("__Secure-", false, false)
+    } else {
+        return None;
+    };
+    let lacks = PrefixViolation {
+        prefix,
+        secure: !secure,
+        http_only: needs_http_only && !http_only,
+        path: needs_path && path != Some("/"),
+        domain: needs_path && domain,
+    };
+    (lacks.secure || lacks.http_only || lacks.path || lacks.domain).then_some(lacks)
+}
+
+/// What a cookie lacks that its name prefix needs, said as "a __Host- cookie needs Path=/":
+/// only what this cookie lacks, not the prefix's whole rule.
+#[derive(Clone, Copy)]
+struct PrefixViolation {
+    /// The prefix, as RFC 6265bis writes it.
+    prefix: &'static str,
+    secure: bool,
+    http_only: bool,
+    /// `Path=/`.
+    path: bool,
+    /// Has a `Domain`, which it must not.
+    domain: bool,
+}
+
+impl fmt::Display for PrefixViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let needs = [
+            (self.secure, "Secure"),
+            (self.http_only, "HttpOnly"),
+            (self.path, "Path=/"),
+            (self.domain, "no Domain"),
+        ];
+        let needs = needs
+            .iter()
+            .filter(|(lacks, _)| *lacks)
+            .map(|(_, what)| *what);
+        let count = needs.clone().count();
+        write!(f, "a {} cookie needs ", self.prefix)?;
+        for (i, what) in needs.enumerate() {
+            let separator = match i {
+                0 => "",
+                i if i + 1 == count => " and ",
+                _ => ", ",
+            };
+            write!(f, "{separator}{what}")?;
+        }
+        Ok(())
     }
-    if has_prefix("__host-") && (!secure || path != Some("/") || domain) {
-        return Some("a __Host- cookie needs Secure, Path=/ and no Domain");
-    }
-    if has_prefix("__http-") && (!secure || !http_only) {
-        return Some("a __Http- cookie needs Secure and HttpOnly");
-    }
-    if has_prefix("__secure-") && !secure {
-        return Some("a __Secure- cookie needs Secure");
-    }
-    None
 }
 
 /// The start-up warning for a `dangerous_*` setting that names a cookie whose prefix needs
@@ -1423,6 +1470,59 @@ mod tests {
             };
             assert!(named, "{name:?}: {dropped:?}");
             assert!(!dropped[0].contains("s3cret"), "{dropped:?}");
+        }
+    }
+
+    /// A prefixed cookie's drop warning said the whole rule ("needs Secure, Path=/ and no
+    /// Domain"), though the policy adds `Secure` itself: it names what this cookie lacks, on
+    /// both paths (the rewrite for a lifetime to cap), and `Secure` only when the policy
+    /// leaves it out.
+    #[test]
+    fn a_prefix_warning_names_what_the_cookie_lacks() {
+        let insecure = CookiePolicy::default()
+            .dangerous_allow_insecure("__Secure-a")
+            .dangerous_allow_insecure("__Host-c");
+        for (policy, cookie, why) in [
+            (
+                &CookiePolicy::default(),
+                "__Host-a=1",
+                "a __Host- cookie needs Path=/",
+            ),
+            (
+                &CookiePolicy::default(),
+                "__Host-b=1; Path=/app; Max-Age=99999999999",
+                "a __Host- cookie needs Path=/",
+            ),
+            (
+                &CookiePolicy::default(),
+                "__Host-c=1; Path=/; Domain=a.example",
+                "a __Host- cookie needs no Domain",
+            ),
+            (
+                &CookiePolicy::default(),
+                "__host-d=1; Domain=a.example",
+                "a __Host- cookie needs Path=/ and no Domain",
+            ),
+            (
+                &insecure,
+                "__Host-c=1; Path=/",
+                "a __Host- cookie needs Secure",
+            ),
+            (&insecure, "__Secure-a=1", "a __Secure- cookie needs Secure"),
+            (
+                &CookiePolicy::default().dangerous_script_readable("__Host-Http-e"),
+                "__Host-Http-e=1",
+                "a __Host-Http- cookie needs HttpOnly and Path=/",
+            ),
+        ] {
+            let logged = crate::test_log::Warnings::during(crate::LOG_TARGET, || {
+                assert!(enforce(policy, &[cookie.as_bytes()]).is_empty(), "{cookie}");
+            });
+            let message = format!("message=dropped a Set-Cookie: {why} cookie=");
+            assert!(
+                logged.iter().any(|w| w.starts_with(&message)),
+                "{cookie}: wanted {why:?}, got {logged:?}"
+            );
         }
     }
 
