@@ -476,50 +476,24 @@ impl Post {
         mut response: Response<B>,
         event: Option<SecurityEvent>,
     ) -> Response<B> {
-        let policy = &*self.policy;
         // Security headers first: `apply` rebuilds the map from its precomputed template, so
         // what is added after it is written once instead of written and then moved. The
         // request id and rate-limit headers have slots in that template.
-        #[allow(unused_mut)]
-        let mut slotted = false;
         #[cfg(feature = "headers")]
-        if let Some(facts) = self.header_facts {
-            let facts = &facts.for_response(&response);
-            if let Some(set) = policy.response_headers() {
-                #[cfg(feature = "ratelimit")]
-                let (ratelimit, ratelimit_policy) = (
-                    self.rate_limit_header.take(),
-                    policy
-                        .rate_limiter
-                        .as_ref()
-                        .and_then(|l| l.policy_header().cloned()),
-                );
-                #[cfg(not(feature = "ratelimit"))]
-                let (ratelimit, ratelimit_policy) = (None, None);
-                let length = hardening_errors::content_length(self.length_by_method, &response);
-                #[cfg(feature = "ratelimit")]
-                let ours = [ratelimit.is_some(), ratelimit_policy.is_some()];
-                let values = [
-                    Some(self.request_id.to_header_value()),
-                    length,
-                    ratelimit,
-                    ratelimit_policy,
-                ];
-                // The rate-limit slots are the lists: joined to those of limits further in,
-                // both fields together (an entry's name ties one to the other).
-                #[cfg(feature = "ratelimit")]
-                if set.apply_with_lists_apart(facts, response.headers_mut(), values) {
-                    policy
-                        .rate_limit_fields
-                        .rejoin(response.headers_mut(), ours);
-                }
-                #[cfg(not(feature = "ratelimit"))]
-                set.apply_with(facts, response.headers_mut(), values);
-                slotted = true;
-            } else if let Some(set) = &policy.headers {
-                set.apply(facts, response.headers_mut());
-            }
-        }
+        let slotted = if response.headers().contains_key(http::header::SET_COOKIE) {
+            // The cookie rules may drop one and warn: in the request's span, as the other
+            // logs about it are (entered only here, so a response without cookies pays
+            // nothing for it).
+            let span = std::mem::replace(&mut self.span, tracing::Span::none());
+            let slotted = span.in_scope(|| self.security_headers(&mut response));
+            self.span = span;
+            slotted
+        } else {
+            self.security_headers(&mut response)
+        };
+        #[cfg(not(feature = "headers"))]
+        let slotted = false;
+        let policy = &*self.policy;
         if let Some(origin) = &self.cors_origin {
             policy.cors.write_allowed(origin, response.headers_mut());
         }
@@ -557,6 +531,51 @@ impl Post {
             mark_reported(&mut response, event.as_str(), true);
         }
         response
+    }
+
+    /// The security headers (cookie rules included) on `response`; whether the request id
+    /// and rate-limit headers went into their slots with them.
+    #[cfg(feature = "headers")]
+    fn security_headers<B: HttpBody>(&mut self, response: &mut Response<B>) -> bool {
+        let policy = &*self.policy;
+        if let Some(facts) = self.header_facts {
+            let facts = &facts.for_response(response);
+            if let Some(set) = policy.response_headers() {
+                #[cfg(feature = "ratelimit")]
+                let (ratelimit, ratelimit_policy) = (
+                    self.rate_limit_header.take(),
+                    policy
+                        .rate_limiter
+                        .as_ref()
+                        .and_then(|l| l.policy_header().cloned()),
+                );
+                #[cfg(not(feature = "ratelimit"))]
+                let (ratelimit, ratelimit_policy) = (None, None);
+                let length = hardening_errors::content_length(self.length_by_method, response);
+                #[cfg(feature = "ratelimit")]
+                let ours = [ratelimit.is_some(), ratelimit_policy.is_some()];
+                let values = [
+                    Some(self.request_id.to_header_value()),
+                    length,
+                    ratelimit,
+                    ratelimit_policy,
+                ];
+                // The rate-limit slots are the lists: joined to those of limits further in,
+                // both fields together (an entry's name ties one to the other).
+                #[cfg(feature = "ratelimit")]
+                if set.apply_with_lists_apart(facts, response.headers_mut(), values) {
+                    policy
+                        .rate_limit_fields
+                        .rejoin(response.headers_mut(), ours);
+                }
+                #[cfg(not(feature = "ratelimit"))]
+                set.apply_with(facts, response.headers_mut(), values);
+                return true;
+            } else if let Some(set) = &policy.headers {
+                set.apply(facts, response.headers_mut());
+            }
+        }
+        false
     }
 
     /// The access-log event for this response, when the access log is on and has not

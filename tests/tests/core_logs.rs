@@ -517,3 +517,40 @@ async fn the_error_logs_about_a_request_are_in_its_span() {
         outside.join("\n")
     );
 }
+
+/// A `Set-Cookie` the cookie rules drop (a `__Host-` cookie without `Path=/`) is warned of
+/// in the request's span, as the security events and error lines about the request are: it
+/// was logged outside, when the response future applied the security headers, so nothing
+/// tied it to the request (a plain warning, target `hardening::headers`, not a security
+/// event).
+#[tokio::test]
+async fn a_dropped_cookie_is_warned_of_in_the_requests_span() {
+    use axum::http::header::SET_COOKIE;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let app = Router::new()
+        .route(
+            "/login",
+            get(|| async { ([(SET_COOKIE, "__Host-sid=s3cret")], "ok") }),
+        )
+        .layer(Hardening::strict());
+    let reply = http_get(serve(app).await, "/login", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.header("set-cookie").is_none(), "{:?}", reply.headers);
+    let id = reply.header("x-request-id").unwrap();
+    let dropped: Vec<serde_json::Value> = captured
+        .json_lines()
+        .into_iter()
+        .filter(|v| v["target"] == "hardening::headers" && v["fields"]["cookie"] == "__Host-sid")
+        .collect();
+    assert_eq!(dropped.len(), 1, "one warning: {dropped:?}");
+    assert_eq!(
+        (
+            &dropped[0]["span"]["name"],
+            &dropped[0]["span"]["request_id"]
+        ),
+        (&"request".into(), &id.into()),
+        "not in the request's span: {}",
+        dropped[0]
+    );
+    assert!(!dropped[0].to_string().contains("s3cret"), "{}", dropped[0]);
+}
