@@ -674,8 +674,15 @@ where
                         principal: principal.clone(),
                         claims,
                     }),
-                    Err(_) => {
-                        tracing::info!(target: AUTH_TARGET, reason = %JwtError::Claims, "token refused");
+                    Err(error) => {
+                        let mismatch = ClaimsMismatch::find::<C>(claims, &error);
+                        tracing::info!(
+                            target: AUTH_TARGET,
+                            reason = %JwtError::Claims,
+                            claim = mismatch.claim,
+                            expected = mismatch.expected,
+                            "token refused"
+                        );
                         Err(unauthorized(r#"Bearer error="invalid_token""#))
                     }
                 }
@@ -714,6 +721,69 @@ where
             _ => <Self as FromRequestParts<S>>::from_request_parts(parts, state)
                 .await
                 .map(Some),
+        }
+    }
+}
+
+/// Which claim kept a token's claims from deserializing into the claims type, and what the
+/// type expected there (`u64`, "one of `admin`, `user`"), for the log: serde's message
+/// quotes the claim's value, which may be personal data, and is not logged.
+#[derive(Debug)]
+struct ClaimsMismatch {
+    /// The claim's name, printable ASCII.
+    claim: Option<String>,
+    /// What the claims type expected there, when serde's message says.
+    expected: Option<String>,
+}
+
+impl ClaimsMismatch {
+    /// Reads `error`, from deserializing `claims` into `C`. serde names the claim for a
+    /// missing, unknown or repeated field; otherwise it is found by deserializing ever
+    /// longer runs of the claims (in the order serde reads them, and it stops at the first
+    /// that fails): the shortest that fails as all of them did ends with it.
+    #[cold]
+    #[inline(never)]
+    fn find<C: DeserializeOwned>(claims: &Map<String, Value>, error: &serde_json::Error) -> Self {
+        let message = error.to_string();
+        let named = ["missing field `", "unknown field `", "duplicate field `"]
+            .iter()
+            .find_map(|start| message.strip_prefix(start)?.split('`').next());
+        let claim = named.or_else(|| {
+            let entries: Vec<(&String, &Value)> = claims.iter().collect();
+            let fails_as_all_did = |len: usize| {
+                let run: Map<String, Value> = entries[..len]
+                    .iter()
+                    .map(|(name, value)| ((*name).clone(), (*value).clone()))
+                    .collect();
+                serde_json::from_value::<C>(Value::Object(run))
+                    .is_err_and(|e| e.to_string() == message)
+            };
+            let lens: Vec<usize> = (1..=entries.len()).collect();
+            let shortest = lens.partition_point(|&len| !fails_as_all_did(len));
+            entries.get(shortest).map(|(name, _)| name.as_str())
+        });
+        // serde's own messages put the value first and what was expected last; a custom
+        // message may hold anything, and is left out.
+        let says_expected = [
+            "invalid type: ",
+            "invalid value: ",
+            "invalid length ",
+            "unknown variant ",
+        ]
+        .iter()
+        .any(|start| message.starts_with(start));
+        let expected = says_expected
+            .then(|| message.rsplit_once(", expected "))
+            .flatten()
+            .map(|(_, expected)| expected);
+        let ascii = |text: &str| {
+            let mut out = String::with_capacity(text.len());
+            let _ = hardening_errors::write_printable_ascii(&mut out, text);
+            out
+        };
+        Self {
+            claim: claim.map(ascii),
+            expected: expected.map(ascii),
         }
     }
 }
@@ -1201,6 +1271,67 @@ mod tests {
                 res.headers()[WWW_AUTHENTICATE],
                 r#"Bearer error="insufficient_scope""#,
                 "{scope:?}"
+            );
+        }
+    }
+
+    /// A token whose claims do not deserialize into the handler's claims type was logged
+    /// only as "claims do not match the expected shape": nobody could tell which claim. The
+    /// log names the claim and what the type expected there, never the claim's value (it
+    /// may be personal data).
+    #[tokio::test]
+    async fn a_claims_mismatch_names_the_claim_not_its_value() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Claims {
+            tenant: u64,
+            role: Role,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Role {
+            Admin,
+            User,
+        }
+        let app = Router::new()
+            .route("/me", get(|_: Authenticated<Claims>| async { "ok" }))
+            .layer(AuthLayer::new(verifier()));
+        let log = crate::test_log::Captured::default();
+        let _guard = tracing::subscriber::set_default(log.clone());
+        for (claims, claim, expected) in [
+            (
+                json!({"sub": "u", "tenant": "ann@example.com", "role": "user"}),
+                "tenant",
+                Some("u64"),
+            ),
+            (
+                json!({"sub": "u", "tenant": 7, "role": "ann@example.com"}),
+                "role",
+                Some("`admin` or `user`"),
+            ),
+            (
+                json!({"sub": "u", "tenant": -1, "role": "user"}),
+                "tenant",
+                Some("u64"),
+            ),
+            (json!({"sub": "u", "role": "admin"}), "tenant", None),
+        ] {
+            log.clear();
+            let req = Request::get("/me")
+                .header(AUTHORIZATION, format!("Bearer {}", token(claims.clone())))
+                .body(Body::empty())
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{claims}");
+            let refused = log.find(tracing::Level::INFO, "token refused");
+            assert_eq!(refused.len(), 1, "{claims}: {:?}", log.lines());
+            let line = &refused[0];
+            assert_eq!(line.target, AUTH_TARGET);
+            assert_eq!(line.field("claim"), Some(claim), "{claims}: {line:?}");
+            assert_eq!(line.field("expected"), expected, "{claims}: {line:?}");
+            assert!(
+                !format!("{line:?}").contains("ann@example.com"),
+                "{claims}: the claim's value is logged: {line:?}"
             );
         }
     }
