@@ -121,7 +121,8 @@ impl Cors {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::NoCorsMethods`] for an empty list.
+    /// [`ConfigError::NoCorsMethods`] for an empty list, and [`ConfigError::InvalidMethod`]
+    /// for `*` (a preflight would match only a method named `*`).
     pub fn allow_methods(
         mut self,
         methods: impl IntoIterator<Item = Method>,
@@ -129,6 +130,9 @@ impl Cors {
         let methods: Vec<Method> = methods.into_iter().collect();
         if methods.is_empty() {
             return Err(ConfigError::NoCorsMethods);
+        }
+        if methods.iter().any(|m| m.as_str() == "*") {
+            return Err(star_method());
         }
         self.methods = methods;
         self.precompute();
@@ -346,20 +350,27 @@ where
         .into_iter()
         .map(|n| {
             let n = n.as_ref().trim();
-            let invalid = |why: &str| ConfigError::InvalidMethod {
-                value: n.to_owned(),
-                why: why.to_owned(),
-            };
             match n {
-                "*" => Err(invalid(
-                    "CORS method lists take method names, not \"*\": list the methods (such as \
-                     GET, POST, PUT)",
-                )),
-                n => Method::from_bytes(n.to_ascii_uppercase().as_bytes())
-                    .map_err(|_| invalid("not a method name (one word, such as PUT)")),
+                "*" => Err(star_method()),
+                n => Method::from_bytes(n.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    ConfigError::InvalidMethod {
+                        value: n.to_owned(),
+                        why: "not a method name (one word, such as PUT)".to_owned(),
+                    }
+                }),
             }
         })
         .collect()
+}
+
+/// `*` in a method list: the preflight check would allow only a method named `*`.
+fn star_method() -> ConfigError {
+    ConfigError::InvalidMethod {
+        value: "*".to_owned(),
+        why: "CORS method lists take method names, not \"*\": list the methods (such as GET, \
+              POST, PUT)"
+            .to_owned(),
+    }
 }
 
 fn header_names<I>(names: I) -> Result<Vec<HeaderName>, ConfigError>
@@ -764,5 +775,20 @@ mod tests {
             panic!("not a preflight answer")
         };
         assert_eq!(h[ACCESS_CONTROL_ALLOW_METHODS], "PUT");
+    }
+
+    /// `allow_methods([Method::from_bytes(b"*")?])` was taken, and the preflight check then
+    /// allowed only a method literally named `*`: nothing extra, with nothing said.
+    /// Refused as `HARDENING_CORS_METHODS` refuses it, saying to list the methods.
+    #[test]
+    fn a_star_method_is_an_error() {
+        let star = Method::from_bytes(b"*").unwrap();
+        let cors = Cors::allow_origins(["https://app.example.com"]).unwrap();
+        let err = cors
+            .allow_methods([Method::PUT, star])
+            .map(|_| ())
+            .expect_err("a \"*\" method accepted");
+        assert_eq!(err, methods(["*"]).unwrap_err());
+        assert!(err.to_string().contains("list the methods"), "{err}");
     }
 }

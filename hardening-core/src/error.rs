@@ -58,7 +58,8 @@ pub enum ConfigError {
          allow_methods out to keep GET, HEAD, POST"
     )]
     NoCorsMethods,
-    /// A CORS method name that is not one (`HARDENING_CORS_METHODS`).
+    /// A CORS method name that is not one, or `*` (`HARDENING_CORS_METHODS`,
+    /// [`Cors::allow_methods`](crate::Cors::allow_methods)).
     #[error("invalid method {value:?}: {why}")]
     InvalidMethod {
         /// The value given.
@@ -69,8 +70,10 @@ pub enum ConfigError {
     /// A header name that is not a valid HTTP header name.
     #[error("invalid header name {0:?}")]
     InvalidHeaderName(String),
-    /// `*` in a CORS header list: browsers read it as a wildcard only without credentials, and
-    /// it would be a name that matches nothing here; the list must name the headers.
+    /// `*` in a CORS header list. In `allow_headers` the preflight check compares names, so it
+    /// would allow only a header named `*`. In `expose_headers` browsers read it as "every
+    /// response header" without credentials (more than an allowlist shows) and as a name
+    /// matching nothing with them. Either way the list must name the headers.
     #[error(
         "CORS header lists take header names, not \"*\": list the headers (such as content-type, authorization)"
     )]
