@@ -112,9 +112,12 @@ struct Entry {
 ///
 /// ```
 /// use std::net::IpAddr;
-/// use hardening_ratelimit::LoginThrottle;
+/// use std::time::Duration;
+/// use hardening_ratelimit::{LoginConfigError, LoginThrottle};
 ///
-/// let throttle = LoginThrottle::new();
+/// // A first lockout of 10 minutes (1 s by default), doubling up to an hour.
+/// let first = Duration::from_secs(10 * 60);
+/// let throttle = LoginThrottle::new().lockout(first, Duration::from_secs(3600))?;
 /// let ip: IpAddr = "203.0.113.9".parse().unwrap();
 /// for _ in 0..5 {
 ///     let attempt = throttle.attempt("alice@example.com", ip).expect("not locked yet");
@@ -124,13 +127,15 @@ struct Entry {
 /// // The sixth attempt is let through; its failure locks this client out of the account.
 /// throttle.attempt("Alice@Example.com", ip).unwrap().failed();
 /// let wait = throttle.attempt("alice@example.com", ip).unwrap_err();
-/// assert!(wait > std::time::Duration::from_millis(500));
+/// // What is left of the first lockout.
+/// assert!(!wait.is_zero() && wait <= first, "{wait:?}");
 ///
 /// // Alice, from her own client, is not locked out by those guesses.
 /// let hers: IpAddr = "198.51.100.7".parse().unwrap();
 /// let attempt = throttle.attempt("alice@example.com", hers).expect("not locked for her");
 /// // A right password takes its attempt's charge back and clears the account's counts.
 /// attempt.succeeded();
+/// # Ok::<(), LoginConfigError>(())
 /// ```
 pub struct LoginThrottle {
     entries: Mutex<HashMap<Subject, Entry>>,
@@ -238,9 +243,13 @@ impl LoginThrottle {
     ///
     /// ```
     /// use std::net::IpAddr;
-    /// use hardening_ratelimit::LoginThrottle;
+    /// use std::time::Duration;
+    /// use hardening_ratelimit::{LoginConfigError, LoginThrottle};
     ///
-    /// let throttle = LoginThrottle::new().free_attempts_account_wide(2);
+    /// let minute = Duration::from_secs(60);
+    /// let throttle = LoginThrottle::new()
+    ///     .free_attempts_account_wide(2)
+    ///     .lockout(10 * minute, 60 * minute)?;
     /// for n in 1..=3u8 {
     ///     let ip = IpAddr::from([203, 0, 113, n]);
     ///     throttle.attempt("alice@example.com", ip).unwrap().failed();
@@ -248,6 +257,7 @@ impl LoginThrottle {
     /// // Three failures from three clients: the account is locked for a fourth one too.
     /// let elsewhere: IpAddr = "198.51.100.7".parse().unwrap();
     /// assert!(throttle.attempt("alice@example.com", elsewhere).is_err());
+    /// # Ok::<(), LoginConfigError>(())
     /// ```
     #[must_use]
     pub fn free_attempts_account_wide(mut self, per_account: u32) -> Self {
