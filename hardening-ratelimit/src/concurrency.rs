@@ -41,7 +41,9 @@ pub struct ConcurrencyLimiter(Arc<Inner>);
 struct Inner {
     per_client: u32,
     global: Option<u32>,
-    state: Mutex<State>,
+    /// The slots in flight: shared with the limiter [`global`](ConcurrencyLimiter::global)
+    /// was called on, so that a cap set late still counts the slots taken before.
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Default)]
@@ -79,18 +81,19 @@ impl ConcurrencyLimiter {
         Self(Arc::new(Inner {
             per_client: max.get(),
             global: None,
-            state: Mutex::new(State::default()),
+            state: Arc::default(),
         }))
     }
 
-    /// Also at most `max` requests in flight overall (default: no global cap). A limiter
-    /// with its own counts: set it before the limiter is used or cloned.
+    /// Also at most `max` requests in flight overall (default: no global cap). The counts
+    /// are this limiter's (and its clones'), slots already taken included, whenever it is
+    /// set.
     #[must_use]
     pub fn global(self, max: NonZeroU32) -> Self {
         Self(Arc::new(Inner {
             per_client: self.0.per_client,
             global: Some(max.get()),
-            state: Mutex::new(State::default()),
+            state: Arc::clone(&self.0.state),
         }))
     }
 
@@ -199,6 +202,37 @@ mod tests {
         assert_eq!(
             limiter.try_acquire("192.0.2.1".parse().ok()).unwrap_err(),
             ConcurrencyRefusal::PerClient
+        );
+    }
+
+    /// `global` made a limiter with fresh counts: permits taken before it (on the limiter
+    /// or a clone of it) were counted only in the old one, so the global cap let through
+    /// more than its maximum, silently. The counts are now shared.
+    #[test]
+    fn a_global_cap_set_late_counts_the_slots_already_taken() {
+        let nz = |n| NonZeroU32::new(n).unwrap();
+        let a = "10.0.0.1".parse().ok();
+        let b = "10.0.0.2".parse().ok();
+
+        let limiter = ConcurrencyLimiter::per_client(nz(1));
+        let held = limiter.try_acquire(a).unwrap();
+        let limiter = limiter.global(nz(1));
+        assert_eq!(limiter.in_flight(), 1, "the permit held is not counted");
+        assert_eq!(
+            limiter.try_acquire(b).map(drop),
+            Err(ConcurrencyRefusal::Global),
+            "a second request let through a global cap of 1"
+        );
+        drop(held);
+        assert_eq!(limiter.in_flight(), 0);
+
+        let first = ConcurrencyLimiter::per_client(nz(1));
+        let capped = first.clone().global(nz(1));
+        let _held = first.try_acquire(a).unwrap();
+        assert_eq!(capped.in_flight(), 1, "a clone's permit is not counted");
+        assert_eq!(
+            capped.try_acquire(b).map(drop),
+            Err(ConcurrencyRefusal::Global)
         );
     }
 }
