@@ -540,6 +540,46 @@ impl<C> Authenticated<C> {
     ///
     /// [`Error::Forbidden`] (a 403 problem) without the role; logged at info level (target
     /// [`AUTH_TARGET`]) with the subject and the role.
+    ///
+    /// Roles are the token's `roles` claim:
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, routing::delete};
+    /// use hardening_auth::{AuthLayer, Authenticated, JwtVerifier};
+    /// use hardening_errors::Error;
+    /// use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    /// use tower::ServiceExt;
+    ///
+    /// async fn delete_user(user: Authenticated) -> Result<&'static str, Error> {
+    ///     user.require_role("admin")?;
+    ///     Ok("deleted")
+    /// }
+    ///
+    /// let secret = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj";
+    /// let verifier = JwtVerifier::builder().hmac(None, Algorithm::HS256, secret)?.build()?;
+    /// let app = Router::new()
+    ///     .route("/users/7", delete(delete_user))
+    ///     .layer(AuthLayer::new(verifier));
+    /// let token = |roles: &[&str]| {
+    ///     let claims =
+    ///         serde_json::json!({ "sub": "user-1", "exp": 4_102_444_800_u64, "roles": roles });
+    ///     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
+    /// };
+    /// let (admin, reader) = (token(&["admin"])?, token(&["reader"])?);
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let delete = |token: &str| {
+    ///     let req = http::Request::delete("/users/7")
+    ///         .header("authorization", format!("Bearer {token}"));
+    ///     app.clone().oneshot(req.body(Body::empty()).unwrap())
+    /// };
+    /// assert_eq!(delete(&admin).await?.status(), 200);
+    /// let res = delete(&reader).await?;
+    /// assert_eq!(res.status(), 403);
+    /// assert_eq!(res.headers()["content-type"], "application/problem+json");
+    /// # Ok::<(), std::convert::Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn require_role(&self, role: &str) -> Result<(), Error> {
         if self.principal.has_role(role) {
             Ok(())

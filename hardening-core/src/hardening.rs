@@ -448,6 +448,35 @@ impl Hardening {
     /// Sets the CSRF policy (default with feature `auth`: same-origin only). Origins the
     /// CORS policy lets send credentials ([`Cors::allow_credentials`]) are trusted by it too,
     /// whichever of the two is set first.
+    ///
+    /// A cookie-carrying POST from another site gets a 403 problem:
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, routing::post};
+    /// use hardening_core::{Hardening, auth::Csrf};
+    /// use tower::ServiceExt;
+    ///
+    /// let csrf = Csrf::new().trust_origins(["https://admin.example.com"])?;
+    /// let hardening = Hardening::strict().csrf(csrf);
+    /// let app = Router::new().route("/notes", post(|| async { "created" })).layer(hardening);
+    /// let post_from = |site: &str, origin: &str| {
+    ///     let req = http::Request::post("/notes")
+    ///         .header("host", "api.example.com")
+    ///         .header("cookie", "__Host-session=abc")
+    ///         .header("sec-fetch-site", site)
+    ///         .header("origin", origin);
+    ///     app.clone().oneshot(req.body(Body::empty()).unwrap())
+    /// };
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let res = post_from("cross-site", "https://evil.example").await?;
+    /// assert_eq!(res.status(), 403);
+    /// assert_eq!(res.headers()["content-type"], "application/problem+json");
+    /// assert_eq!(post_from("same-site", "https://admin.example.com").await?.status(), 200);
+    /// assert_eq!(post_from("same-origin", "https://api.example.com").await?.status(), 200);
+    /// # Ok::<(), std::convert::Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "auth")]
     pub fn csrf(mut self, csrf: hardening_auth::Csrf) -> Self {
         self.policy().csrf_as_set = Some(csrf);
