@@ -122,7 +122,8 @@ impl Cors {
     /// # Errors
     ///
     /// [`ConfigError::NoCorsMethods`] for an empty list, and [`ConfigError::InvalidMethod`]
-    /// for `*` (a preflight would match only a method named `*`).
+    /// for `*` (a preflight would match only a method named `*`) and for a method browsers
+    /// upper-case written otherwise (`put`: they send `PUT`).
     pub fn allow_methods(
         mut self,
         methods: impl IntoIterator<Item = Method>,
@@ -133,6 +134,17 @@ impl Cors {
         }
         if methods.iter().any(|m| m.as_str() == "*") {
             return Err(star_method());
+        }
+        if let Some(m) = methods.iter().find(|m| sent_upper_cased(m.as_str())) {
+            return Err(ConfigError::InvalidMethod {
+                value: m.to_string(),
+                why: format!(
+                    "browsers send this method in upper case (Fetch normalizes DELETE, GET, \
+                     HEAD, OPTIONS, POST and PUT), so a preflight would never match it: list \
+                     {}",
+                    m.as_str().to_ascii_uppercase()
+                ),
+            });
         }
         self.methods = methods;
         self.precompute();
@@ -361,6 +373,15 @@ where
             }
         })
         .collect()
+}
+
+/// Whether `method` is one Fetch upper-cases before sending ("normalize a method") written
+/// in another case: a preflight names it upper-cased, which a method compared as written
+/// never matches.
+fn sent_upper_cased(method: &str) -> bool {
+    ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"]
+        .iter()
+        .any(|upper| method.eq_ignore_ascii_case(upper) && method != *upper)
 }
 
 /// `*` in a method list: the preflight check would allow only a method named `*`.
@@ -775,6 +796,23 @@ mod tests {
             panic!("not a preflight answer")
         };
         assert_eq!(h[ACCESS_CONTROL_ALLOW_METHODS], "PUT");
+    }
+
+    /// `allow_methods([Method::from_bytes(b"put")])` was taken, and a browser's preflight
+    /// asks for `PUT` (Fetch upper-cases the six standard methods): the method was refused
+    /// with nothing said. Refused at build, naming the method to list.
+    #[test]
+    fn a_method_browsers_upper_case_is_an_error_in_another_case() {
+        let cors = || Cors::allow_origins(["https://app.example.com"]).unwrap();
+        let put = Method::from_bytes(b"put").unwrap();
+        let err = cors()
+            .allow_methods([Method::GET, put])
+            .map(|_| ())
+            .expect_err("\"put\" accepted, which no preflight names");
+        assert!(err.to_string().contains("list PUT"), "{err}");
+        // Methods Fetch leaves as written are taken as written.
+        let patch = Method::from_bytes(b"patch").unwrap();
+        assert!(cors().allow_methods([Method::PATCH, patch]).is_ok());
     }
 
     /// `allow_methods([Method::from_bytes(b"*")?])` was taken, and the preflight check then
