@@ -73,7 +73,9 @@ pub(crate) fn problem_response<B: From<Bytes>>(
 /// both fields: those of the limit closer to the handler, whose 429 names it (both limits
 /// still count and refuse). The layer warns the first time, naming the policy and itself,
 /// unless the policy has one definition in both (the same `RateLimit-Policy` member byte for
-/// byte, as two nested `Hardening::strict()` have): one entry of it misleads no client. Only
+/// byte, as two nested `Hardening::strict()` have): one entry of it misleads no client, as
+/// `RateLimit` keeps the member with fewer requests left (`r`; the definition does not say the
+/// burst, so the other limit may refuse first). Only
 /// a join looks at the names; different names cost the list of the lines further in.
 ///
 /// ```
@@ -119,6 +121,7 @@ impl RateLimitFields {
             .iter()
             .chain(headers.get_all(&RATELIMIT_POLICY))
             .collect();
+        let mut fewer_left = Vec::new();
         let (ratelimit, policy) = if ratelimit
             .iter()
             .chain(policy)
@@ -126,7 +129,8 @@ impl RateLimitFields {
         {
             // The lines of `RateLimit-Policy` come last.
             let policies = headers.get_all(&RATELIMIT_POLICY).iter().count();
-            let policies = &further_in[further_in.len() - policies..];
+            let (limits, policies) = further_in.split_at(further_in.len() - policies);
+            fewer_left = fewer_left_than_further_in(limits, policies, ratelimit.as_ref(), policy);
             self.without_shared(&further_in, policies, ratelimit.as_ref(), policy)
         } else {
             (ratelimit, policy.cloned())
@@ -136,6 +140,9 @@ impl RateLimitFields {
         }
         if let Some(value) = policy {
             self.merge(headers, &RATELIMIT_POLICY, value);
+        }
+        if !fewer_left.is_empty() {
+            replace_members(headers, &fewer_left);
         }
     }
 
@@ -224,6 +231,72 @@ impl RateLimitFields {
             warn_shared_names(self.layer, &shared);
         }
         fields
+    }
+}
+
+/// Our `RateLimit` members whose policy has one definition here and further in (two layers
+/// counting the same request under one `RateLimit-Policy` entry, bursts apart) and that have
+/// fewer requests left (`r`) than the member further in: the entry a client should read, as
+/// the next request may be refused by ours.
+#[cold]
+fn fewer_left_than_further_in(
+    limits: &[&HeaderValue],
+    policies: &[&HeaderValue],
+    ratelimit: Option<&HeaderValue>,
+    policy: Option<&HeaderValue>,
+) -> Vec<Vec<u8>> {
+    let Some(ratelimit) = ratelimit else {
+        return Vec::new();
+    };
+    members(ratelimit.as_bytes())
+        .map(<[u8]>::trim_ascii)
+        .filter(|ours| {
+            let name = member_name(ours);
+            let theirs = limits
+                .iter()
+                .flat_map(|list| named(list, name))
+                .filter_map(remaining)
+                .min();
+            !name.is_empty()
+                && same_definition(policies, policy, name)
+                && matches!((remaining(ours), theirs), (Some(ours), Some(theirs)) if ours < theirs)
+        })
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// A `RateLimit` member's `r` parameter: the requests left.
+fn remaining(member: &[u8]) -> Option<u64> {
+    let member = member.trim_ascii_start();
+    let name = member_name(member);
+    let after_name = name.as_ptr() as usize - member.as_ptr() as usize + name.len();
+    let params = member.get(after_name..)?;
+    let params = params.strip_prefix(b"\"").unwrap_or(params);
+    params
+        .split(|&b| b == b';')
+        .find_map(|param| param.trim_ascii().strip_prefix(b"r="))
+        .and_then(|r| std::str::from_utf8(r).ok()?.parse().ok())
+}
+
+/// Puts each of `replacements` in the `RateLimit` field in place of the members of its name,
+/// the field's lines joined into one.
+fn replace_members(headers: &mut HeaderMap, replacements: &[Vec<u8>]) {
+    let mut joined = Vec::new();
+    for line in headers.get_all(&RATELIMIT) {
+        for member in members(line.as_bytes()).map(<[u8]>::trim_ascii) {
+            let name = member_name(member);
+            let member = replacements
+                .iter()
+                .find(|ours| member_name(ours) == name)
+                .map_or(member, Vec::as_slice);
+            if !joined.is_empty() {
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(member);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(joined)) {
+        headers.insert(&RATELIMIT, value);
     }
 }
 

@@ -457,3 +457,51 @@ async fn nested_hardenings_warn_of_a_shared_name_only_for_different_definitions(
         }
     }
 }
+
+/// A limit further in with `Hardening::strict()`'s `RateLimit-Policy` entry
+/// (`"per-ip";q=100;w=60`, as the README's `RedisLimiter` beside `strict()` has) but a
+/// larger burst: the client must not read requests left where the next one is refused. The
+/// fields used to keep the inner entry, which said `r=50` on the response before strict's
+/// 429 (burst 50). On both of `Hardening`'s paths (with security headers and without).
+#[tokio::test]
+async fn one_definition_in_two_layers_reports_the_fewer_requests_left() {
+    use hardening_core::Hardening;
+    let per_minute = Quota::per_minute(NonZeroU32::new(100).unwrap());
+    let outers = [Hardening::strict as fn() -> Hardening, || {
+        Hardening::strict().dangerous_without_security_headers()
+    }];
+    for outer in outers {
+        let app = Router::new()
+            .route("/", get(|| async { "hi" }))
+            .layer(RateLimitLayer::new(RateLimiter::new([
+                Policy::per_client_ip("per-ip", per_minute),
+            ])))
+            .layer(outer());
+        let addr = serve(app).await;
+        assert_eq!(refused_after_none_left(addr).await, 50);
+    }
+}
+
+/// How many requests `GET /` took before a 429, each response's `RateLimit` having said
+/// how many were left.
+async fn refused_after_none_left(addr: std::net::SocketAddr) -> usize {
+    let mut left = None;
+    for i in 0..60 {
+        let reply = http_get(addr, "/", &[]).await;
+        let field = reply.header("ratelimit").unwrap_or_default().to_owned();
+        assert_eq!(field.matches("\"per-ip\"").count(), 1, "{field}");
+        if reply.status == 429 {
+            assert_eq!(
+                left,
+                Some(0),
+                "request {i} refused after a response said {left:?} left ({field})"
+            );
+            return i;
+        }
+        left = field
+            .split(';')
+            .find_map(|param| param.trim().strip_prefix("r="))
+            .and_then(|r| r.parse::<u32>().ok());
+    }
+    panic!("strict()'s burst of 50 never refused");
+}
