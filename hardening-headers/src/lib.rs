@@ -64,6 +64,10 @@ mod secure_cookies;
 #[cfg(test)]
 mod test_log;
 
+/// The cookie type [`SecureCookies`] signs and encrypts, re-exported so that a service using
+/// it (reading its session cookie with `Cookie::split_parse`, building one with
+/// `Cookie::build`) needs no dependency on `cookie` of the same version.
+pub use cookie::Cookie;
 /// The `SameSite` values [`CookiePolicy::same_site`] takes (re-exported from the `cookie`
 /// crate, so that users of this crate need not depend on it).
 pub use cookie::SameSite;

@@ -14,8 +14,7 @@ use crate::ConfigError;
 /// at start-up.
 ///
 /// ```
-/// use cookie::Cookie;
-/// use hardening_headers::SecureCookies;
+/// use hardening_headers::{Cookie, SecureCookies};
 ///
 /// let old = "a1".repeat(8) + &"b2c3d4e5f60718293a4b5c6d7e8f9".repeat(4);
 /// let new = "0f1e2d3c4b5a69788796a5b4c3d2e1f0".repeat(4);
