@@ -268,9 +268,9 @@ fn fewer_left_than_further_in(
 /// A `RateLimit` member's `r` parameter: the requests left.
 fn remaining(member: &[u8]) -> Option<u64> {
     let member = member.trim_ascii_start();
-    let name = member_name(member);
-    let after_name = name.as_ptr() as usize - member.as_ptr() as usize + name.len();
-    let params = member.get(after_name..)?;
+    // The name, after its opening quote if it has one (`member_name` leaves quotes out).
+    let quoted = usize::from(member.first() == Some(&b'"'));
+    let params = member.get(quoted + member_name(member).len()..)?;
     let params = params.strip_prefix(b"\"").unwrap_or(params);
     params
         .split(|&b| b == b';')
@@ -626,6 +626,23 @@ pub(crate) fn counts_by(kind: &KeyKind, part: fn(&KeyKind) -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A member's `r`, whatever its name's form: a quoted name may hold `;`, `r=` and `\"`.
+    #[test]
+    fn remaining_reads_r_after_the_name() {
+        for (member, r) in [
+            (&b"per-ip;r=7;t=3"[..], Some(7)),
+            (br#""per-ip";r=7;t=3"#, Some(7)),
+            (br#"  "a;r=1";t=3;r=9"#, Some(9)),
+            (br#""a\";r=1";r=2"#, Some(2)),
+            (br#""unterminated;r=4"#, None),
+            (b"per-ip;t=3", None),
+            (b"per-ip;r=-1", None),
+            (b"", None),
+        ] {
+            assert_eq!(remaining(member), r, "{}", String::from_utf8_lossy(member));
+        }
+    }
 
     /// The `RateLimit` field once a limiter whose value is the last of `values` set it on a
     /// response whose lines are the others.
