@@ -168,7 +168,14 @@ fn json_count(value: &serde_json::Value) -> u32 {
 }
 
 /// Where a [`CostLayer`] keeps its budgets: the in-memory [`RateLimiter`] (one instance) or,
-/// with feature `redis`, a [`RedisLimiter`](crate::RedisLimiter) shared by every instance.
+#[cfg_attr(
+    feature = "redis",
+    doc = "with feature `redis`, a [`RedisLimiter`](crate::RedisLimiter) shared by every instance."
+)]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "with feature `redis`, a `RedisLimiter` shared by every instance."
+)]
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum CostStore {
