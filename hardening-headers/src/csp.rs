@@ -102,7 +102,9 @@ const GUARDS: &[(&str, &str)] = &[
 /// A Content-Security-Policy.
 ///
 /// [`Csp::api`] suits JSON APIs (nothing may load); [`Csp::html`] suits server-rendered
-/// pages (scripts only with this response's nonce, `'strict-dynamic'`). Directives can be set
+/// pages (scripts only with this response's nonce, `'strict-dynamic'`); [`Csp::static_site`]
+/// suits a front end served as files (scripts and styles from this origin's files, nothing
+/// inline). Directives can be set
 /// or removed; the policy is validated when the header set is built, as helmet does:
 /// unquoted keywords and a missing `default-src` are errors, and so is loosening what the
 /// presets guard without a `dangerous_*` method (see [`directive`](Csp::directive) and
@@ -175,6 +177,67 @@ impl Csp {
                 d("form-action", &["'self'"]),
             ],
             nonce: true,
+            report_only: false,
+            upgrade_insecure_requests: true,
+            loosened: Vec::new(),
+            removed: Vec::new(),
+            misnamed: None,
+        }
+    }
+
+    /// For a front end built ahead of time and served as files (a Vite, webpack or Parcel
+    /// bundle behind tower-http's `ServeDir`), whose `index.html` loads its scripts and
+    /// styles with `<script src>` and `<link rel=stylesheet>` and cannot carry a per-response
+    /// nonce:
+    ///
+    /// `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;
+    /// font-src 'self' data:; connect-src 'self'; manifest-src 'self'; object-src 'none';
+    /// base-uri 'none'; form-action 'self'; frame-ancestors 'none'`, plus
+    /// `upgrade-insecure-requests` on HTTPS responses.
+    ///
+    /// Scripts, styles, fonts, the web app manifest and `fetch` (or WebSocket) calls reach
+    /// this origin only; anything else (frames, media, another host) loads nothing. Inline
+    /// `<script>`, event-handler attributes, `javascript:` URLs, `eval`, inline `<style>` and
+    /// `style` attributes are refused: an injected one does not run, and neither does one of
+    /// the page's own (move it into a file, or list its hash, `'sha256-…'`, with
+    /// [`directive`](Self::directive)). `data:` images and fonts are allowed, as bundlers
+    /// inline small assets that way (Vite below 4 KiB) and neither can run a script. Against
+    /// helmet's default policy: no `https:` (any host) for fonts and styles and no
+    /// `'unsafe-inline'` for styles, `default-src`, `base-uri` and `frame-ancestors` are
+    /// `'none'` rather than `'self'`. No nonce: the policy is the same for every response,
+    /// so pages and assets under it stay cacheable (the nonce pages' `Cache-Control` rule
+    /// does not apply). Add a CDN or an API on another host with
+    /// [`directive`](Self::directive) (`"connect-src", ["'self'", "https://api.example.com"]`).
+    /// A page that renders inline scripts of its own wants [`Csp::html`] and its nonces.
+    ///
+    /// ```
+    /// use hardening_headers::{Csp, HeaderPolicy, RequestFacts};
+    ///
+    /// let headers = HeaderPolicy::html().csp(Csp::static_site()).build()?;
+    /// assert!(!headers.wants_nonce());
+    /// let mut response = http::HeaderMap::new();
+    /// headers.apply(&RequestFacts::default(), &mut response);
+    /// let csp = response["content-security-policy"].to_str().unwrap();
+    /// assert!(csp.contains("script-src 'self';"), "{csp}");
+    /// assert!(!csp.contains("unsafe-inline"), "{csp}");
+    /// # Ok::<(), hardening_headers::ConfigError>(())
+    /// ```
+    pub fn static_site() -> Self {
+        Self {
+            directives: vec![
+                d("default-src", &["'none'"]),
+                d("script-src", &["'self'"]),
+                d("style-src", &["'self'"]),
+                d("img-src", &["'self'", "data:"]),
+                d("font-src", &["'self'", "data:"]),
+                d("connect-src", &["'self'"]),
+                d("manifest-src", &["'self'"]),
+                d("object-src", &["'none'"]),
+                d("base-uri", &["'none'"]),
+                d("form-action", &["'self'"]),
+                d("frame-ancestors", &["'none'"]),
+            ],
+            nonce: false,
             report_only: false,
             upgrade_insecure_requests: true,
             loosened: Vec::new(),
@@ -663,6 +726,58 @@ mod tests {
                 .unwrap()
                 .ends_with("; upgrade-insecure-requests")
         );
+    }
+
+    /// A bundle's `index.html` loads its own files: `'self'` for scripts and styles, nothing
+    /// inline, and no nonce (which a file cannot carry), the same policy for every response.
+    #[test]
+    fn static_site_policy_allows_this_origins_files_and_no_nonce() {
+        let c = Csp::static_site().compile().unwrap();
+        assert!(!c.wants_nonce());
+        let nonce = CspNonce::generate();
+        let plain = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+                     manifest-src 'self'; object-src 'none'; base-uri 'none'; \
+                     form-action 'self'; frame-ancestors 'none'";
+        assert_eq!(c.value(false, Some(&nonce)), plain);
+        assert_eq!(
+            c.value(true, None),
+            format!("{plain}; upgrade-insecure-requests").as_str()
+        );
+        // What the presets guard is guarded here too.
+        for name in [
+            "script-src",
+            "object-src",
+            "base-uri",
+            "frame-ancestors",
+            "form-action",
+        ] {
+            let err = Csp::static_site()
+                .remove_directive(name)
+                .compile()
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("dangerous_remove_directive"),
+                "{name}: {err}"
+            );
+        }
+        let err = Csp::static_site()
+            .directive("script-src", ["'self'", "'unsafe-inline'"])
+            .compile()
+            .unwrap_err();
+        assert!(err.to_string().contains("dangerous_directive"), "{err}");
+        // A hash of an inline script, and another host, are configuration.
+        let hashed = Csp::static_site().directive(
+            "script-src",
+            [
+                "'self'",
+                "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+            ],
+        );
+        assert!(hashed.compile().is_ok());
+        let api =
+            Csp::static_site().directive("connect-src", ["'self'", "https://api.example.com"]);
+        assert!(api.compile().is_ok());
     }
 
     #[test]
