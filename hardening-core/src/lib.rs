@@ -57,8 +57,9 @@
 //!
 //! # Serving
 //!
-//! The client IP comes from the connection: serve the router with [`serve`] (which also
-//! times out slow request headers and shuts down gracefully), or with axum's
+//! The client IP comes from the connection: serve the router (or any tower service whose
+//! error is `Infallible`) with [`serve`] (which also times out slow request headers and
+//! shuts down gracefully), or with axum's
 //! `into_make_service_with_connect_info::<SocketAddr>()`. Without either, [`ClientIp`] is
 //! absent.
 //! The timeout needs a tokio runtime with time enabled (as `axum::serve` and

@@ -1,5 +1,5 @@
-//! Serving a router: peer addresses for `ClientIp`, a header-read timeout against slow
-//! clients, and graceful shutdown on SIGTERM or ctrl-c.
+//! Serving a router or any tower service: peer addresses for `ClientIp`, a header-read
+//! timeout against slow clients, and graceful shutdown on SIGTERM or ctrl-c.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -23,7 +23,8 @@ use tower::Service;
 use crate::hardening::warn_if_above;
 use crate::{ConfigError, RequestId, SecurityEvent};
 
-/// Serves `app` on `listener` with [`Server`]'s defaults until SIGTERM or ctrl-c.
+/// Serves `app` (a [`Router`](axum::Router), or any tower service: see [`Server`]) on
+/// `listener` with [`Server`]'s defaults until SIGTERM or ctrl-c.
 ///
 /// ```no_run
 /// use axum::{Router, routing::get};
@@ -35,11 +36,20 @@ use crate::{ConfigError, RequestId, SecurityEvent};
 /// hardening_core::serve(listener, app).await
 /// # }
 /// ```
-pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
+pub async fn serve<S, B>(listener: TcpListener, app: S) -> io::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<axum::BoxError>,
+{
     Server::new().serve(listener, app).await
 }
 
-/// An HTTP/1.1 server for a [`Router`] with safe defaults.
+/// An HTTP/1.1 server with safe defaults for a [`Router`](axum::Router) or any tower
+/// service that takes a `Request<axum::body::Body>` (a `ServiceBuilder` stack with
+/// [`Hardening`](crate::Hardening) around a `service_fn`, for one):
 ///
 /// - each request carries the peer address (`ConnectInfo<SocketAddr>`), which
 ///   [`Hardening`](crate::Hardening) turns into [`ClientIp`](crate::ClientIp);
@@ -65,6 +75,31 @@ pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
 /// the send timeout still on its writes; the drain does not wait for upgraded connections
 /// (nor does `axum::serve`'s). HTTP/2 is not served; use `axum::serve` with
 /// `into_make_service_with_connect_info::<SocketAddr>()` for it.
+///
+/// The service's error is [`Infallible`], as `axum::serve` requires: hyper answers an `Err`
+/// by closing the connection with no response at all (not even a 500), and
+/// [`Hardening`](crate::Hardening) passes an inner service's `Err` on unchanged (logging
+/// the request as `service_error`). Turn errors into responses inside, in the
+/// `service_fn` or with axum's `HandleErrorLayer`. The service is asked whether it is ready
+/// (`poll_ready`) before each request, on a clone of it for that request.
+///
+/// ```no_run
+/// use std::convert::Infallible;
+/// use axum::body::Body;
+/// use hardening_core::Hardening;
+/// use http::{Request, Response};
+/// use tower::{ServiceBuilder, service_fn};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let app = ServiceBuilder::new()
+///     .layer(Hardening::strict())
+///     .service(service_fn(|_: Request<Body>| async {
+///         Ok::<_, Infallible>(Response::new(Body::from("hi")))
+///     }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// hardening_core::serve(listener, app).await
+/// # }
+/// ```
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -253,7 +288,17 @@ impl Server {
     /// None in practice: it returns `Ok(())` once drained. A failed `accept` is retried
     /// (after a pause when the process is out of descriptors or memory, logged), never
     /// returned.
-    pub async fn serve(self, listener: TcpListener, app: Router) -> io::Result<()> {
+    pub async fn serve<S, B>(self, listener: TcpListener, app: S) -> io::Result<()>
+    where
+        S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<axum::BoxError>,
+    {
         // Both waits on listeners made before the first: one made once the first signal has
         // come would miss a second that came meanwhile.
         let mut signals = ShutdownSignals::listen();
@@ -268,25 +313,45 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains.
-    pub async fn serve_until(
+    pub async fn serve_until<S, B>(
         self,
         listener: TcpListener,
-        app: Router,
+        app: S,
         shutdown: impl Future<Output = ()>,
-    ) -> io::Result<()> {
+    ) -> io::Result<()>
+    where
+        S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<axum::BoxError>,
+    {
         self.run(listener, app, shutdown, |()| std::future::pending::<()>())
             .await
     }
 
     /// Serves until `shutdown`, then drains until the deadline or until the future `force`
     /// makes (called with what `shutdown` gave, once it is done) completes.
-    async fn run<Stopped, Force: Future<Output = ()>>(
+    async fn run<S, B, Stopped, Force: Future<Output = ()>>(
         self,
         listener: TcpListener,
-        app: Router,
+        app: S,
         shutdown: impl Future<Output = Stopped>,
         force: impl FnOnce(Stopped) -> Force,
-    ) -> io::Result<()> {
+    ) -> io::Result<()>
+    where
+        S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<axum::BoxError>,
+    {
         hardening_errors::redact_panic_messages();
         // Tells every connection to finish its request in flight and close (hyper's graceful
         // shutdown of one connection). Ours, not hyper-util's `GracefulShutdown`, which does
@@ -371,7 +436,12 @@ impl Server {
                     let head = in_service.clone();
                     req.map(|inner| Body::new(WatchedBody { inner, head }))
                 };
-                async move { app.call(req).await.map_err(|e: Infallible| e) }
+                async move {
+                    // A `Router` is always ready; another service may not be (a buffer, a
+                    // concurrency limit), and tower's contract is to ask before calling.
+                    std::future::poll_fn(|cx| app.poll_ready(cx)).await?;
+                    app.call(req).await
+                }
             });
             let stream = WatchedStream::new(stream, self.send_timeout, head.clone(), permit);
             // With upgrades: a WebSocket route's 101 hands the connection to its handler
