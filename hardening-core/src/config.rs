@@ -52,8 +52,8 @@ pub struct HardeningConfig {
     /// Origins allowed cross-origin access (default none).
     #[serde(deserialize_with = "list")]
     pub cors_origins: Vec<String>,
-    /// Whether allowed origins may send credentials (default false).
-    pub cors_credentials: bool,
+    /// Whether allowed origins may send credentials (unset: false).
+    pub cors_credentials: Option<bool>,
     /// Request headers allowed origins may send (default `content-type`; a list replaces
     /// it), as [`Cors::allow_headers`] takes them.
     #[serde(deserialize_with = "list")]
@@ -68,12 +68,12 @@ pub struct HardeningConfig {
     /// Extra query-parameter names to redact in logs.
     #[serde(deserialize_with = "list")]
     pub sensitive_query_params: Vec<String>,
-    /// Whether the access log includes (redacted) request headers (default false).
-    pub log_request_headers: bool,
-    /// Treat every request as HTTPS (TLS terminated in front, always) (default false).
-    pub behind_tls: bool,
-    /// Redirect plain-HTTP requests to HTTPS (feature `headers`; default false).
-    pub https_redirect: bool,
+    /// Whether the access log includes (redacted) request headers (unset: false).
+    pub log_request_headers: Option<bool>,
+    /// Treat every request as HTTPS (TLS terminated in front, always) (unset: false).
+    pub behind_tls: Option<bool>,
+    /// Redirect plain-HTTP requests to HTTPS (feature `headers`; unset: false).
+    pub https_redirect: Option<bool>,
     /// Requests per minute per client IP (feature `ratelimit`; default 100).
     pub rate_limit_per_minute: Option<u32>,
     /// Burst of the per-IP limit (feature `ratelimit`; default 50, or
@@ -374,9 +374,12 @@ impl HardeningConfig {
         }
         let size = |v: &str| number::<usize>(v, usize::MAX as u64, &bad);
         let count = |v: &str| number::<u32>(v, u64::from(u32::MAX), &bad);
+        // Empty means unset; `false` is set, as much as `true` is (a setter replacing it
+        // says so).
         let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" | "" => Ok(false),
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" => Ok(Some(false)),
+            "" => Ok(None),
             _ => Err(bad(&format!("expected true or false, not {v:?}"))),
         };
         // Empty means unset; a value that lists nothing (`,`) is a mistake, not "any".
@@ -437,8 +440,10 @@ impl HardeningConfig {
     /// The layer remembers which settings its variables (or fields) set: a setter called on
     /// it that replaces one (`.cors(..)` after `HARDENING_CORS_ORIGINS`) logs a start-up
     /// warning naming the setter and the variable, even with the same value, since the
-    /// variable then has no effect. A setting left at its default, and a setter that adds to
-    /// one ([`sensitive_query_params`](Hardening::sensitive_query_params)), say nothing.
+    /// variable then has no effect. A flag set to `false` counts as set, as `true` does (the
+    /// variable governs it either way). A setting left unset (an empty variable, a field left
+    /// out), and a setter that adds to one
+    /// ([`sensitive_query_params`](Hardening::sensitive_query_params)), say nothing.
     ///
     /// # Errors
     ///
@@ -495,15 +500,15 @@ impl HardeningConfig {
                 Ok(h.sensitive_query_params(&self.sensitive_query_params))
             });
         }
-        if self.log_request_headers {
+        if self.log_request_headers == Some(true) {
             steps = steps.apply("HARDENING_LOG_REQUEST_HEADERS", |h| {
                 Ok(h.log_request_headers())
             });
         }
-        if self.behind_tls {
+        if self.behind_tls == Some(true) {
             steps = steps.apply("HARDENING_BEHIND_TLS", |h| Ok(h.behind_tls()));
         }
-        if self.https_redirect {
+        if self.https_redirect == Some(true) {
             #[cfg(feature = "headers")]
             {
                 // Both are allowed (TLS in this process; a proxy that always sends HTTPS), but
@@ -512,7 +517,7 @@ impl HardeningConfig {
                 let behind_tls = self.names.of("HARDENING_BEHIND_TLS");
                 let proxies = self.names.of("HARDENING_TRUSTED_PROXIES");
                 let hosts = self.names.of("HARDENING_ALLOWED_HOSTS");
-                if self.behind_tls {
+                if self.behind_tls == Some(true) {
                     tracing::warn!(
                         target: crate::LOG_TARGET,
                         "{redirect} never redirects with {behind_tls}=true (every request counts \
@@ -597,7 +602,7 @@ impl HardeningConfig {
         } else {
             None
         };
-        if self.cors_credentials {
+        if self.cors_credentials == Some(true) {
             if listed {
                 cors = cors.and_then(|c| {
                     steps.cors_part(
@@ -644,8 +649,8 @@ impl HardeningConfig {
         }
     }
 
-    /// Each setting these fields set (not left at the default), with the name of the
-    /// variable (or field) that set it.
+    /// Each setting these fields set (not left unset: a flag set to `false` is set), with
+    /// the name of the variable (or field) that set it.
     fn sources(&self) -> Vec<(Setting, &'static str)> {
         let given = [
             (
@@ -679,7 +684,7 @@ impl HardeningConfig {
                 "HARDENING_CORS_ORIGINS",
             ),
             (
-                self.cors_credentials,
+                self.cors_credentials.is_some(),
                 Setting::Cors,
                 "HARDENING_CORS_CREDENTIALS",
             ),
@@ -699,13 +704,17 @@ impl HardeningConfig {
                 "HARDENING_ALLOWED_HOSTS",
             ),
             (
-                self.log_request_headers,
+                self.log_request_headers.is_some(),
                 Setting::LogRequestHeaders,
                 "HARDENING_LOG_REQUEST_HEADERS",
             ),
-            (self.behind_tls, Setting::BehindTls, "HARDENING_BEHIND_TLS"),
             (
-                self.https_redirect,
+                self.behind_tls.is_some(),
+                Setting::BehindTls,
+                "HARDENING_BEHIND_TLS",
+            ),
+            (
+                self.https_redirect.is_some(),
                 Setting::HttpsRedirect,
                 "HARDENING_HTTPS_REDIRECT",
             ),
@@ -1641,7 +1650,8 @@ mod tests {
         for (var, one, other) in [
             ("HARDENING_BEHIND_TLS", "true", "1"),
             ("HARDENING_BEHIND_TLS", "TRUE", "yes"),
-            ("HARDENING_CORS_CREDENTIALS", "", "false"),
+            ("HARDENING_CORS_CREDENTIALS", "0", "false"),
+            ("HARDENING_CORS_CREDENTIALS", "", " "),
             ("HARDENING_FORWARDED_HEADER", "Forwarded", "forwarded"),
             ("HARDENING_TIMEOUT_SECS", "10", "010"),
             (

@@ -38,6 +38,10 @@ fn env_example_values_are_the_defaults() {
     defaults.timeout_secs = Some(DEFAULT_TIMEOUT.as_secs());
     defaults.rate_limit_per_minute = Some(100);
     defaults.rate_limit_burst = Some(50);
+    defaults.cors_credentials = Some(false);
+    defaults.behind_tls = Some(false);
+    defaults.https_redirect = Some(false);
+    defaults.log_request_headers = Some(false);
     let example = HardeningConfig::from_vars(env_example()).unwrap();
     assert_eq!(
         example, defaults,
@@ -400,4 +404,80 @@ fn a_setter_after_build_on_a_setting_no_variable_set_says_nothing() {
         warned[0].contains("drop allowed_hosts") && !warned[0].contains("HARDENING_"),
         "{warned:?}"
     );
+}
+
+/// A boolean variable set to `false` is set: it governs its setting as much as `true` does,
+/// so a setter after `build()` that replaces it says so, naming it. It read as if unset, so
+/// `HARDENING_BEHIND_TLS=false` then `.behind_tls()` turned TLS on without a word, and the
+/// operator's `false` did nothing. A file's `false` is set as the variable's is; an empty
+/// variable, or a field left out, is unset, and a setter after it says nothing.
+#[test]
+fn a_boolean_variable_set_to_false_is_replaced_like_any_other() {
+    /// The variable, its field, the setter that replaces it and the call.
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(Hardening) -> Hardening,
+    );
+    let cases: &[Case] = &[
+        (
+            "HARDENING_BEHIND_TLS",
+            "behind_tls",
+            "behind_tls",
+            Hardening::behind_tls,
+        ),
+        (
+            "HARDENING_LOG_REQUEST_HEADERS",
+            "log_request_headers",
+            "log_request_headers",
+            Hardening::log_request_headers,
+        ),
+        (
+            "HARDENING_HTTPS_REDIRECT",
+            "https_redirect",
+            "https_redirect",
+            |h| h.https_redirect(hardening_core::headers::HttpsRedirect::new()),
+        ),
+        (
+            "HARDENING_CORS_CREDENTIALS",
+            "cors_credentials",
+            "cors",
+            |h| h.cors(Cors::allow_origins(["https://app.example.com"]).unwrap()),
+        ),
+    ];
+    let overrides = |captured: &Captured, setter: &str| -> Vec<String> {
+        captured
+            .setting_warnings(setter)
+            .into_iter()
+            .filter(|w| w.contains("drop"))
+            .collect()
+    };
+    for (variable, field, setter, call) in cases {
+        for value in ["false", "0", "no"] {
+            let warned = overrides(&warnings_after_build(&[(variable, value)], call), setter);
+            assert!(
+                warned.len() == 1 && warned[0].contains(variable),
+                "{setter} after {variable}={value}: no warning that it overrides it: {warned:?}"
+            );
+        }
+        let unset = overrides(&warnings_after_build(&[(variable, "")], call), setter);
+        assert_eq!(unset, Vec::<String>::new(), "{variable} empty is unset");
+
+        let from_file = |json: serde_json::Value| {
+            let config: HardeningConfig = serde_json::from_value(json).unwrap();
+            let hardening = config.build().unwrap();
+            let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+            drop(call(hardening));
+            drop(guard);
+            overrides(&captured, setter)
+        };
+        let warned = from_file(serde_json::json!({ *field: false }));
+        assert!(
+            warned.len() == 1 && warned[0].contains(&format!("drop {field}")),
+            "{setter} after the field {field}: false: no warning that it overrides it: {warned:?}"
+        );
+        let left_out = from_file(serde_json::json!({}));
+        assert_eq!(left_out, Vec::<String>::new(), "{field} left out is unset");
+    }
 }

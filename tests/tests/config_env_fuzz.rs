@@ -82,7 +82,9 @@ const SIZES_BAD: &[&str] = &[
 const COUNTS_OK: &[&str] = &["10", "600", "4294967295"];
 const COUNTS_BAD: &[&str] = &["", "0", "-5", "4294967296", "10/m", "lots"];
 const BOOLS_TRUE: &[&str] = &["true", "TRUE", "1", "yes", "Yes"];
-const BOOLS_FALSE: &[&str] = &["false", "0", "no", "", " "];
+const BOOLS_FALSE: &[&str] = &["false", "0", "no"];
+/// A flag left unset: not `false`, which is set (a setter replacing it says so).
+const BOOLS_UNSET: &[&str] = &["", " "];
 const BOOLS_BAD: &[&str] = &["maybe", "on", "2", "y", "t"];
 const HEADERS_OK: &[&str] = &[
     "x-forwarded-for",
@@ -204,7 +206,8 @@ struct Var {
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
     Number(u128),
-    Bool(bool),
+    /// A flag, `None` when unset.
+    Bool(Option<bool>),
     /// A list's entries, each with whether the build accepts it and whether it matches this
     /// test's probe (holds the peer, lets its host in, is its origin); empty is unset.
     List(Vec<(String, bool, bool)>),
@@ -258,10 +261,13 @@ fn value(rng: &mut fastrand::Rng, kind: Kind) -> (String, Option<Value>) {
         }
         Kind::Size => (pick(rng, SIZES_BAD).to_string(), None),
         Kind::Count => (pick(rng, COUNTS_BAD).to_string(), None),
+        Kind::Bool if good && rng.u8(..4) == 0 => {
+            (pick(rng, BOOLS_UNSET).to_string(), Some(Value::Bool(None)))
+        }
         Kind::Bool if good => {
             let yes = rng.bool();
             let v = pick(rng, if yes { BOOLS_TRUE } else { BOOLS_FALSE });
-            (v.to_string(), Some(Value::Bool(yes)))
+            (v.to_string(), Some(Value::Bool(Some(yes))))
         }
         Kind::Bool => (pick(rng, BOOLS_BAD).to_string(), None),
         Kind::Header if good && rng.u8(..4) == 0 => (String::new(), Some(Value::Header(None))),
@@ -378,7 +384,7 @@ fn list_of<'a>(set: &'a BTreeMap<&str, Value>, name: &str) -> &'a [(String, bool
 }
 
 fn flag(set: &BTreeMap<&str, Value>, name: &str) -> bool {
-    set.get(name) == Some(&Value::Bool(true))
+    set.get(name) == Some(&Value::Bool(Some(true)))
 }
 
 fn number(set: &BTreeMap<&str, Value>, name: &str) -> Option<u128> {
