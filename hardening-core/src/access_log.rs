@@ -640,7 +640,8 @@ fn percent_decode(s: &str) -> String {
 /// the problem's detail describes the rejection without it.
 ///
 /// Fails ([`LogInitError`](crate::LogInitError), saying what to change) if a global
-/// subscriber is already set, if `RUST_LOG` is not valid, or if it would hide hardening's
+/// subscriber is already set (said first, whatever `RUST_LOG` holds: the call is what to
+/// change), if `RUST_LOG` is not valid, or if it would hide hardening's
 /// security events (target `hardening::security`, level WARN) without naming them:
 /// `RUST_LOG=error` fails, `RUST_LOG=error,hardening::security=warn` keeps them and
 /// `RUST_LOG=error,hardening::security=off` drops them on purpose.
@@ -660,12 +661,40 @@ fn percent_decode(s: &str) -> String {
 /// ```
 pub fn init_json_logs() -> Result<(), LogInitError> {
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = log_filter(std::env::var("RUST_LOG"))?;
+    // A subscriber already set is the error to give first: the call is what to change, and
+    // `RUST_LOG` may be right for the subscriber in place (`EnvFilter` reads more than
+    // `Targets`), which changing it would break.
+    let filter = log_filter(std::env::var("RUST_LOG")).map_err(|e| {
+        if global_subscriber_set() {
+            LogInitError::SubscriberAlreadySet
+        } else {
+            e
+        }
+    })?;
     json_subscriber(filter, std::io::stdout)
         .try_init()
         .map_err(|_| LogInitError::SubscriberAlreadySet)?;
     hardening_errors::redact_panic_messages();
     Ok(())
+}
+
+/// Whether a global tracing subscriber is set. Asked on a thread of its own: this one may
+/// have a scoped default (`with_default`), which `try_init` does not mind and which hides
+/// the global one. Only when `RUST_LOG` is wrong: setting the subscriber says it too.
+#[cold]
+fn global_subscriber_set() -> bool {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .spawn_scoped(scope, || {
+                tracing::dispatcher::get_default(|current| {
+                    !current.is::<tracing::subscriber::NoSubscriber>()
+                })
+            })
+            .ok()
+            .and_then(|asked| asked.join().ok())
+            // Could not tell: the error about `RUST_LOG` stands.
+            .unwrap_or(false)
+    })
 }
 
 /// The filter `RUST_LOG` asks for: `INFO` when it is unset or blank.

@@ -320,6 +320,20 @@ impl Captured {
     }
 }
 
+/// Runs `command`, which runs one test of a test binary in a child process (the binary
+/// itself, or a shell that execs it), and panics with the child's output unless that test
+/// passed. For a test that needs a process of its own: an environment variable, a resource
+/// limit, a global subscriber.
+pub fn assert_child_test_passes(command: &mut std::process::Command) {
+    let output = command.output().expect("the child test process starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{command:?}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// How long any one exchange may take before the test fails instead of hanging.
 pub const EXCHANGE_LIMIT: Duration = Duration::from_secs(10);
 
