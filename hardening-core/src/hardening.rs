@@ -532,6 +532,8 @@ impl Hardening {
 
     /// Caps requests in flight per client IP (429 past it) and optionally overall (503: load
     /// shed). A slot is held until the response body has been sent or dropped. Off by default.
+    /// Clones of one limiter share its counts: given to several layers, they cap them
+    /// together (a limiter of its own per layer is a `per_client` call per layer).
     #[cfg(feature = "ratelimit")]
     pub fn concurrency_limit(mut self, limiter: hardening_ratelimit::ConcurrencyLimiter) -> Self {
         self.policy().concurrency = Some(limiter);

@@ -35,6 +35,36 @@ pub enum ConcurrencyRefusal {
 /// drop(first);
 /// assert!(limiter.try_acquire(ip).is_ok());
 /// ```
+///
+/// A clone is the same limiter, as an `Arc`'s clone is the same value: every clone counts
+/// the slots taken through any of them. That is what lets one limiter cap a service that
+/// several layers or routers serve (each `Hardening` layer and service holds a clone).
+/// [`global`](Self::global) keeps the counts too, so limiters made from clones of one
+/// "template" share them, whatever cap each has; limiters with counts of their own come
+/// from a [`per_client`](Self::per_client) call each:
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use hardening_ratelimit::{ConcurrencyLimiter, ConcurrencyRefusal};
+///
+/// let nz = |n| NonZeroU32::new(n).unwrap();
+/// let (ip, other) = ("203.0.113.5".parse().ok(), "198.51.100.7".parse().ok());
+///
+/// // Clones of one limiter: one set of counts.
+/// let base = ConcurrencyLimiter::per_client(nz(4));
+/// let (api, uploads) = (base.clone().global(nz(50)), base.clone().global(nz(1)));
+/// let held = api.try_acquire(ip).unwrap();
+/// assert_eq!(uploads.in_flight(), 1);
+/// assert_eq!(uploads.try_acquire(other).unwrap_err(), ConcurrencyRefusal::Global);
+/// drop(held);
+///
+/// // Two limiters: counted apart.
+/// let limiter = |global| ConcurrencyLimiter::per_client(nz(4)).global(nz(global));
+/// let (api, uploads) = (limiter(50), limiter(1));
+/// let _held = api.try_acquire(ip).unwrap();
+/// assert_eq!(uploads.in_flight(), 0);
+/// assert!(uploads.try_acquire(other).is_ok());
+/// ```
 #[derive(Clone)]
 pub struct ConcurrencyLimiter(Arc<Inner>);
 
@@ -85,9 +115,11 @@ impl ConcurrencyLimiter {
         }))
     }
 
-    /// Also at most `max` requests in flight overall (default: no global cap). The counts
-    /// are this limiter's (and its clones'), slots already taken included, whenever it is
-    /// set.
+    /// Also at most `max` requests in flight overall (default: no global cap). The limiter
+    /// returned keeps this one's counts, shared with every clone of it: the cap counts the
+    /// slots taken through any of them, those already taken included, whenever it is set.
+    /// For a limiter counted apart, start from [`per_client`](Self::per_client), not from a
+    /// clone (see [the type's docs](ConcurrencyLimiter)).
     #[must_use]
     pub fn global(self, max: NonZeroU32) -> Self {
         Self(Arc::new(Inner {
