@@ -641,9 +641,11 @@ fn percent_decode(s: &str) -> String {
 ///
 /// Fails ([`LogInitError`](crate::LogInitError), saying what to change) if a global
 /// subscriber is already set (said first, whatever `RUST_LOG` holds: the call is what to
-/// change), if `RUST_LOG` is not valid, or if it would hide hardening's
-/// security events (target `hardening::security`, level WARN) without naming them:
-/// `RUST_LOG=error` fails, `RUST_LOG=error,hardening::security=warn` keeps them and
+/// change), if `RUST_LOG` is not valid (a misspelt level alone, `infoo` or `warning`,
+/// included: tracing-subscriber would read it as a target name and log nothing else; the
+/// error names the level meant), or if it would hide hardening's security events (target
+/// `hardening::security`, level WARN) without naming them: `RUST_LOG=error` fails,
+/// `RUST_LOG=error,hardening::security=warn` keeps them and
 /// `RUST_LOG=error,hardening::security=off` drops them on purpose.
 ///
 /// It also sets the panic hook to
@@ -718,6 +720,15 @@ fn log_filter(
             });
         }
     };
+    if let Some((word, level)) = misspelt_level(&directives) {
+        return Err(LogInitError::InvalidRustLog {
+            why: format!(
+                "`{word}` alone is read as a target name, logged at every level, not as a \
+                 level: did you mean `{level}`? For a target of that name, write `{word}=trace`"
+            ),
+            value: directives,
+        });
+    }
     let security = crate::SECURITY_TARGET;
     let names_security = filter.iter().any(|(target, _)| {
         security == target
@@ -732,6 +743,27 @@ fn log_filter(
         });
     }
     Ok(filter)
+}
+
+/// A directive of `directives` that is a level misspelt (`infoo`, `warning`), with the level
+/// it is a near miss of. tracing-subscriber reads a word alone that is no level as a target
+/// name, enabled at every level, and with no level for the rest, everything else is off.
+fn misspelt_level(directives: &str) -> Option<(&str, &'static str)> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    directives.split(',').map(str::trim).find_map(|directive| {
+        if directive.is_empty()
+            || directive.contains(['=', '[', ':'])
+            || directive
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_ok()
+        {
+            return None;
+        }
+        if directive.eq_ignore_ascii_case("warning") {
+            return Some((directive, "warn"));
+        }
+        hardening_errors::near_miss(directive, &LEVELS).map(|level| (directive, level))
+    })
 }
 
 /// The target of the event axum logs for each rejection it answers (feature `tracing`).
@@ -1400,13 +1432,53 @@ pub(crate) mod tests {
             matches!(e, LogInitError::InvalidRustLog { .. }) && e.to_string().contains("`info`"),
             "says what to write instead: {e}"
         );
-        // A typo or a lone target would hide the security events: refused, saying what to add.
-        for hiding in ["inf", "my_app=debug", "error"] {
+        // A lone target would hide the security events: refused, saying what to add (a
+        // misspelt level is refused naming the level meant, below).
+        for hiding in ["my_app", "my_app=debug", "error"] {
             let e = log_filter(Ok(hiding.into())).unwrap_err();
             assert!(
                 format!("{e:?}").contains("hardening::security=warn"),
                 "{hiding}: Debug, as main prints it, says what to add: {e:?}"
             );
+        }
+    }
+
+    /// A misspelt level alone (`infoo`) is a target name to tracing-subscriber, logged at
+    /// every level, with everything else off. It used to be refused only for hiding the
+    /// security events, with the advice to add `,hardening::security=warn`: followed, that
+    /// starts the service with its access log off. Even with the security target named
+    /// (`debgu,hardening::security=warn`), it was accepted, and the service logged almost
+    /// nothing. Now it is an invalid `RUST_LOG` that names the level meant.
+    #[test]
+    fn a_misspelt_level_is_refused_naming_the_level_meant() {
+        for (typo, meant) in [
+            ("infoo", "info"),
+            ("inf", "info"),
+            ("WARNING", "warn"),
+            ("debgu,hardening::security=warn", "debug"),
+            ("hardening::security=warn, eror", "error"),
+        ] {
+            let e = log_filter(Ok(typo.into())).unwrap_err();
+            let word = typo
+                .split(',')
+                .map(str::trim)
+                .find(|d| !d.contains('='))
+                .unwrap();
+            assert!(
+                matches!(e, LogInitError::InvalidRustLog { .. })
+                    && format!("{e:?}").contains(&format!("did you mean `{meant}`"))
+                    && format!("{e:?}").contains(&format!("`{word}=trace`")),
+                "{typo}: {e:?}"
+            );
+        }
+        // Target names that are not near misses of a level are still target names.
+        for kept in [
+            "info,tracing",
+            "info,wasm",
+            "warn,io",
+            "tracing,hardening::security=warn",
+        ] {
+            assert!(log_filter(Ok(kept.into())).is_ok(), "{kept}");
         }
     }
 

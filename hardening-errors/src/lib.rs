@@ -115,7 +115,7 @@ pub use security_event::{
     SECURITY_TARGET, SecurityEventReported, SecurityEventsLogged, log_security_event, mark_logged,
     mark_reported, rejection_event, report_rejection, reported_at_its_status,
 };
-pub use spelling::closest_name;
+pub use spelling::{closest_name, near_miss};
 #[cfg(feature = "validation")]
 pub use validation::Valid;
 pub use warn_once::WarnOnce;

@@ -23,6 +23,31 @@ pub fn closest_name<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
+/// The name of `known` that `name` is a near miss of: at most one letter added, removed or
+/// changed for a known name of four letters or fewer, two for a longer one (ASCII case and
+/// surrounding spaces aside). For a word that may well be meant as something else, where
+/// [`closest_name`]'s three letters would catch too much: `tracing` is three letters from
+/// `trace`, and a target name in `RUST_LOG`, not a misspelt level.
+///
+/// ```
+/// use hardening_errors::near_miss;
+///
+/// let levels = ["trace", "debug", "info", "warn", "error", "off"];
+/// assert_eq!(near_miss("infoo", &levels), Some("info"));
+/// assert_eq!(near_miss("debgu", &levels), Some("debug"));
+/// assert_eq!(near_miss("tracing", &levels), None);
+/// assert_eq!(near_miss("wasm", &levels), None);
+/// ```
+pub fn near_miss<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let name = name.trim();
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, k)| *d <= if k.len() <= 4 { 1 } else { 2 })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 /// Levenshtein distance, by bytes, ASCII case aside.
 fn edit_distance(a: &str, b: &str) -> usize {
     let mut row: Vec<usize> = (0..=b.len()).collect();
