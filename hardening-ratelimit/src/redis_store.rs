@@ -304,6 +304,9 @@ impl RedisLimiterBuilder {
     /// After `failures` consecutive failures, stop asking Redis for `cool_down` (default 5
     /// failures, 2 s): a dead Redis must not add a timeout to every request. Then one request
     /// asks whether it is back; the others keep to their failure mode until it answers.
+    /// The opening is logged once per outage, as an error naming the server's address (never
+    /// the URL) and what each policy does meanwhile, and Redis answering again at INFO: a
+    /// `FailClosed` policy's refusals are otherwise logged as any other `rate_limited`.
     ///
     /// A connection that stays open but answers nothing (a proxy in front of a Redis that
     /// stopped) is replaced once commands have timed out on it for a cool-down (or the
@@ -387,6 +390,8 @@ impl RedisLimiterBuilder {
         let client = hardening_errors::redis_connection_info(self.url.as_str())
             .and_then(redis::Client::open)
             .map_err(RedisStoreError::InvalidUrl)?;
+        // `host:port`, for the logs: never the URL, which may hold a password.
+        let addr = client.get_connection_info().addr().to_string();
         // Every decision, adjustment and start-up step waits at most `timeout` (a timer of its
         // own); the connection sets no response timeout, so that a charge or a grant Redis
         // makes late (stalled by a fork, paused, a network partition that heals) still reaches
@@ -484,6 +489,7 @@ impl RedisLimiterBuilder {
                 .late_reply
                 .unwrap_or_else(|| LATE_REPLY.max(self.timeout.saturating_mul(10))),
             breaker: Breaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
+            addr,
         })))
     }
 }
@@ -734,15 +740,20 @@ impl Breaker {
             .is_ok()
     }
 
-    /// Redis answered: closed (a probe's window, too).
-    fn success(&self) {
-        if self.failures.load(Ordering::Relaxed) != 0 {
-            self.failures.store(0, Ordering::Relaxed);
-            self.open_until.store(0, Ordering::Relaxed);
+    /// Redis answered: closed (a probe's window, too). `true` for the one answer that closed
+    /// a breaker that had opened: the outage is over.
+    fn success(&self) -> bool {
+        if self.failures.load(Ordering::Relaxed) == 0 {
+            return false;
         }
+        let failures = self.failures.swap(0, Ordering::Relaxed);
+        self.open_until.store(0, Ordering::Relaxed);
+        failures >= self.threshold
     }
 
-    fn failure(&self) {
+    /// Redis did not answer. `true` for the one failure that opened the breaker (the
+    /// threshold's), not for the failed probes after it.
+    fn failure(&self) -> bool {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.threshold {
             // Saturating: a cool-down near `u64::MAX` ms opens it for good, not for nothing
@@ -752,6 +763,7 @@ impl Breaker {
                 .saturating_add(u64::try_from(self.cool_down.as_millis()).unwrap_or(u64::MAX));
             self.open_until.store(until, Ordering::Relaxed);
         }
+        failures == self.threshold
     }
 }
 
@@ -778,7 +790,9 @@ impl Breaker {
 /// - Each policy has an explicit [`FailureMode`]; a **circuit breaker** stops asking a dead
 ///   Redis for a cool-down, so an outage costs one timeout per `failures` requests, not one
 ///   per request; after each cool-down, one request asks whether Redis is back while the
-///   others keep to their failure mode.
+///   others keep to their failure mode. An outage is logged when the breaker opens (an
+///   error, once) and when Redis answers again (see
+///   [`circuit_breaker`](RedisLimiterBuilder::circuit_breaker)).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), hardening_ratelimit::RedisStoreError> {
@@ -817,6 +831,78 @@ struct Inner {
     late_reply: Duration,
     breaker: Breaker,
     policy_header: Option<HeaderValue>,
+    /// The server's `host:port` (never the URL, which may hold a password), for the logs.
+    addr: String,
+}
+
+impl Inner {
+    /// Redis answered: tells the connection and the breaker, and logs the end of an outage.
+    fn answered(&self) {
+        self.conn.answered();
+        if self.breaker.success() {
+            self.log_back();
+        }
+    }
+
+    /// Redis did not answer in time or answered an error (`timed_out`: no reply at all):
+    /// tells the connection and the breaker, and logs the start of an outage.
+    fn failed(&self, timed_out: bool) {
+        if timed_out {
+            self.conn.timed_out();
+        } else {
+            self.conn.answered();
+        }
+        if self.breaker.failure() {
+            self.log_outage();
+        }
+    }
+
+    /// The breaker opened: each policy decides by its failure mode until Redis answers a
+    /// probe. Once per outage, as an error: `FallBackToMemory` now allows each instance its
+    /// own quota, and `FailClosed` refuses every request as if its budget were spent.
+    #[cold]
+    fn log_outage(&self) {
+        let modes: Vec<String> = self
+            .policies
+            .iter()
+            .map(|p| {
+                let name = p.policy.name();
+                match p.mode {
+                    FailureMode::FailClosed => format!("`{name}` refuses (FailClosed)"),
+                    FailureMode::FailOpen => format!("`{name}` is skipped (FailOpen)"),
+                    FailureMode::FallBackToMemory => {
+                        format!("`{name}` counts in this process only (FallBackToMemory)")
+                    }
+                }
+            })
+            .collect();
+        let addr = &self.addr;
+        let failures = self.breaker.threshold;
+        let cool_down = self.breaker.cool_down;
+        tracing::error!(
+            target: "hardening",
+            store = EVICTION_RISK.store,
+            redis = %addr,
+            failures,
+            cool_down_ms = u64::try_from(cool_down.as_millis()).unwrap_or(u64::MAX),
+            "rate limit: Redis at {addr} failed {failures} times in a row (down, erroring, or \
+             slower than the store's timeout); until it answers again, {}; one request asks \
+             it again every {cool_down:?}",
+            modes.join(", ")
+        );
+    }
+
+    /// A probe was answered after an outage: decisions are made in Redis again.
+    #[cold]
+    fn log_back(&self) {
+        let addr = &self.addr;
+        tracing::info!(
+            target: "hardening",
+            store = EVICTION_RISK.store,
+            redis = %addr,
+            "rate limit: Redis at {addr} answers again; policies are decided in Redis"
+        );
+    }
 }
 
 impl fmt::Debug for RedisLimiter {
@@ -1122,18 +1208,15 @@ impl RedisLimiter {
         });
         match tokio::time::timeout(inner.timeout, acquiring).await {
             Ok(Ok(Ok(slot))) => {
-                inner.conn.answered();
-                inner.breaker.success();
+                inner.answered();
                 Ok(slot)
             }
             Ok(_) => {
-                inner.conn.answered();
-                inner.breaker.failure();
+                inner.failed(false);
                 Err(RedisUnavailable)
             }
             Err(_) => {
-                inner.conn.timed_out();
-                inner.breaker.failure();
+                inner.failed(true);
                 Err(RedisUnavailable)
             }
         }
@@ -1203,18 +1286,11 @@ impl RedisLimiter {
             let decided = self.decide_in_redis(&keyed, cost, reserving);
             match tokio::time::timeout(inner.timeout, decided).await {
                 Ok(Ok(decided)) => {
-                    inner.conn.answered();
-                    inner.breaker.success();
+                    inner.answered();
                     return decided;
                 }
-                Ok(Err(StoreError::Redis)) => {
-                    inner.conn.answered();
-                    inner.breaker.failure();
-                }
-                Err(_) | Ok(Err(StoreError::Timeout)) => {
-                    inner.conn.timed_out();
-                    inner.breaker.failure();
-                }
+                Ok(Err(StoreError::Redis)) => inner.failed(false),
+                Err(_) | Ok(Err(StoreError::Timeout)) => inner.failed(true),
             }
         }
         self.degraded(&keyed, keys, cost)
@@ -1881,6 +1957,26 @@ mod tests {
             breaker.failure();
             assert!(breaker.is_open(), "{cool_down:?}");
         }
+    }
+
+    /// The breaker says which failure opened it and which success closed it after, once per
+    /// outage, for the logs: not the failures before the threshold, nor failed probes after
+    /// it, nor a success while it was closed.
+    #[test]
+    fn the_breaker_reports_opening_and_closing_once_per_outage() {
+        let breaker = Breaker::new(3, Duration::ZERO, Duration::from_millis(100));
+        assert!(!breaker.success(), "no outage to end");
+        assert_eq!(
+            [breaker.failure(), breaker.failure(), breaker.failure()],
+            [false, false, true]
+        );
+        assert!(!breaker.failure() && !breaker.failure(), "failed probes");
+        assert!(breaker.success(), "the outage ends");
+        assert!(!breaker.success());
+        // Failures under the threshold, then an answer: no outage.
+        assert!(!breaker.failure() && !breaker.failure());
+        assert!(!breaker.success());
+        assert!(!breaker.failure() && !breaker.failure() && breaker.failure());
     }
 
     /// Past the cool-down, one caller probes and the others keep away until it answers: a

@@ -233,6 +233,20 @@ pub async fn assert_evicting_logged(log: &crate::Captured, store: &str, url: &st
     assert_eq!(fields["maxmemory_policy"], "allkeys-lru");
 }
 
+/// The errors of target `hardening` in `log` about a Redis that evicts keys (its policy, or
+/// its count of evicted keys): not the rate limiter's error about an outage, which a
+/// black-holed connection also causes.
+pub fn eviction_errors(log: &crate::Captured) -> Vec<serde_json::Value> {
+    log.errors()
+        .into_iter()
+        .filter(|e| {
+            e["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("evict"))
+        })
+        .collect()
+}
+
 /// Waits (bounded, see [`eventually`](crate::eventually)) until `log` holds an error about
 /// the Redis of `store` at `url` evicting keys (by its policy or its count of evicted keys),
 /// checks that it is the only one, that it says what to change, and that the log names the
@@ -247,11 +261,11 @@ pub async fn the_eviction_error(
     url: &str,
 ) -> serde_json::Value {
     assert!(
-        crate::eventually(async || !log.errors().is_empty()).await,
+        crate::eventually(async || !eviction_errors(log).is_empty()).await,
         "no error about the evicting Redis found after start-up: {}",
         log.text()
     );
-    let errors = log.errors();
+    let errors = eviction_errors(log);
     assert_eq!(errors.len(), 1, "{}", log.text());
     let fields = errors[0]["fields"].clone();
     assert_eq!(fields["store"], store);
