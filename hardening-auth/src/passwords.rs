@@ -125,6 +125,9 @@ impl fmt::Debug for Verification {
 ///
 /// Build it once and clone it: clones share the limit on hashes in flight.
 ///
+/// Unoptimised, argon2 takes seconds a hash: in a debug build, give it
+/// `[profile.dev.package.argon2] opt-level = 3` (and `blake2`) in your `Cargo.toml`.
+///
 /// ```
 /// use hardening_auth::{Passwords, Verification};
 ///

@@ -23,8 +23,9 @@ use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 ///
 /// The client IP is the socket peer (`ConnectInfo<SocketAddr>`, as axum's
 /// `into_make_service_with_connect_info` provides); this layer believes no forwarding
-/// headers. Behind a proxy, use `hardening-core`'s `Hardening`, which resolves the client IP
-/// through trusted proxies first. A request with no client IP at all (an app served without
+/// headers. Behind a proxy, put this layer inside `hardening-core`'s `Hardening`, which
+/// resolves the client IP through trusted proxies first: this layer then counts that one. A
+/// request with no client IP at all (an app served without
 /// `ConnectInfo`) is not counted by per-IP policies; the layer warns about it once. So is
 /// a request none of its enforcing policies counts (per-principal policies and an anonymous
 /// caller, or the layer outside the auth layer): it passes unlimited, and the layer warns

@@ -84,6 +84,12 @@ struct Entry {
 /// from that client alike; account names are stored as keyed 64-bit hashes, so a long name
 /// costs no memory.
 ///
+/// The counts live in this process: with several instances behind a load balancer, each
+/// counts its own, and a client whose attempts are spread across N of them gets up to N
+/// times the free failures before a lockout (6 guesses on one account become 12 on two
+/// instances). Keep the free counts lower in proportion, or route each client to one
+/// instance, until the counts can be shared.
+///
 /// # One call per attempt, before the password is checked
 ///
 /// [`attempt`](Self::attempt) lets an attempt through (or says how long to wait) and, in

@@ -1776,8 +1776,10 @@ fn undo(cost: u64) -> i64 {
     -i64::try_from(cost).unwrap_or(i64::MAX)
 }
 
-/// Applies a [`RedisLimiter`] to every request (client IP from `ConnectInfo`, principal from
-/// the extensions); refusals are 429 problems with `Retry-After` and the violated policies,
+/// Applies a [`RedisLimiter`] to every request (client IP: inside `Hardening`, the one it
+/// resolved through trusted proxies, else the socket peer from `ConnectInfo`, forwarding
+/// headers never believed; principal from the extensions); refusals are 429 problems with
+/// `Retry-After` and the violated policies,
 /// and every response carries `RateLimit` / `RateLimit-Policy`. A request none of the
 /// enforcing policies counts (per-principal ones and an anonymous caller, or the layer
 /// outside the auth layer; per-IP ones and no `ConnectInfo`) passes unlimited, and the layer
