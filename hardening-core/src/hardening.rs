@@ -18,7 +18,7 @@ use crate::service::HardeningService;
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// Default query-parameter limit.
 pub const DEFAULT_QUERY_PARAM_LIMIT: usize = 50;
-/// Default request timeout.
+/// Default time a request may take until its response head (a streamed body runs on past it).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The hardening layer. Start from [`Hardening::strict`] and adjust.
@@ -138,8 +138,9 @@ pub(crate) fn warn_no_peer(warned: &WarnOnce) {
 impl Hardening {
     /// The recommended preset; needs no configuration and no secrets.
     ///
-    /// 1 MiB bodies (chunked too), 50 query parameters, 30 s per request, panics answered
-    /// 500, every error an RFC 9457 problem, request ids, one redacted access-log event per
+    /// 1 MiB bodies (chunked too), 50 query parameters, 30 s to each response's head (a
+    /// streamed body, such as server-sent events, runs on past it), panics answered 500,
+    /// every error an RFC 9457 problem, request ids, one redacted access-log event per
     /// request, security events, no cross-origin access, no forwarding headers believed,
     /// `/healthz` and `/readyz`.
     ///
@@ -282,7 +283,10 @@ impl Hardening {
     /// still arriving then (the client, not the service, is slow). The clock starts when the
     /// service first has to wait (its first `Pending`), so responses that are ready at once
     /// never touch the timer; the work before that first wait is the synchronous part of one
-    /// poll.
+    /// poll. The body is not timed: a stream (server-sent events, a model's tokens, a large
+    /// download) runs on after its head for as long as it takes, until it ends, its client
+    /// goes, or [`Server`](crate::Server)'s send timeout cuts off a client that stopped
+    /// reading.
     ///
     /// Longer than the default loosens it (slow clients hold their requests longer) and logs
     /// a warning naming the value; long uploads may need it.
@@ -531,7 +535,11 @@ impl Hardening {
     }
 
     /// Caps requests in flight per client IP (429 past it) and optionally overall (503: load
-    /// shed). A slot is held until the response body has been sent or dropped. Off by default.
+    /// shed). A slot is held until the response body has been sent or dropped: a stream's
+    /// (server-sent events) to its end. An upgraded connection (a WebSocket) holds none once
+    /// its 101, which has no body, is sent
+    /// ([`Server::max_connections`](crate::Server::max_connections) counts those). Off by
+    /// default.
     /// Clones of one limiter share its counts: given to several layers, they cap them
     /// together (a limiter of its own per layer is a `per_client` call per layer).
     #[cfg(feature = "ratelimit")]

@@ -40,10 +40,12 @@
 //!    429 problem with `Retry-After`, `violated-policies` and the IETF `RateLimit` headers.
 //! 6. **Limits**: more than 50 query parameters → 400; a body over 1 MiB, declared or
 //!    streamed (chunked) → 413; 30 s to the response head → 503, or 408 when the request's
-//!    body is still arriving (the client is slow).
-//! 7. **CSRF** (feature `auth`): unsafe requests with cookies and no bearer token from another
-//!    origin (`Sec-Fetch-Site`, then `Origin` vs `Host`) → 403; so is another site's form
-//!    submitted without cookies (a cross-site navigation: login CSRF).
+//!    body is still arriving (the client is slow); a streamed response body (server-sent
+//!    events) runs on past it.
+//! 7. **CSRF** (feature `auth`): unsafe requests and WebSocket handshakes with cookies and no
+//!    bearer token from another origin (`Sec-Fetch-Site`, then `Origin` vs `Host`) → 403
+//!    (cross-site WebSocket hijacking included); so is another site's form submitted without
+//!    cookies (a cross-site navigation: login CSRF).
 //! 8. **The service**, its panics caught → 500.
 //!
 //! On the way out, once: every error response becomes a problem
