@@ -414,6 +414,25 @@ impl Reply {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
+
+    /// The body as a problem, after checking the reply is one of `status`: its status,
+    /// `Content-Type`, the body's `status`, and its `request_id` that of `x-request-id`.
+    pub fn problem(&self, status: u16) -> serde_json::Value {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(
+            self.header("content-type"),
+            Some(hardening_core::errors::PROBLEM_JSON),
+            "{self:?}"
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status, "{self:?}");
+        assert_eq!(
+            body["request_id"].as_str(),
+            self.header("x-request-id"),
+            "{self:?}"
+        );
+        body
+    }
 }
 
 /// Sends `request` (its bytes exactly; include `connection: close`) and reads the response.
