@@ -19,7 +19,9 @@
 //! - [`ProblemLayer`]: turns every error response that is not already a problem (axum
 //!   extractor rejections, 404 fallbacks, 405, 413, 408, 503, panics) into one, without echoing
 //!   internal text or large input back, and reports each rejection (401, 403, 408, 413, 429,
-//!   panics) as one security event ([`SECURITY_TARGET`], WARN).
+//!   panics) as one security event ([`SECURITY_TARGET`], WARN). A server-rendered app keeps
+//!   its handlers' own HTML pages for client errors with
+//!   [`ProblemLayer::keep_html_error_pages`].
 //! - `Valid<E>` (feature `validation`): runs garde's checks and answers 422 with field errors.
 //! - [`types`]: the problem type URIs this suite uses, documented in one place.
 //! - [`origin`]: origins parsed as browsers write them, for CORS and the CSRF check.
@@ -96,7 +98,7 @@ pub use header_value::{
 pub use log_text::{after_userinfo, may_be_a_token, write_printable_ascii};
 pub use mapping::{
     CaughtPanic, ProblemBody, ProblemLayer, ProblemService, ResponseFuture, drop_panic_payload,
-    log_panic, panic_response, reject,
+    is_html_error_page, log_panic, panic_response, reject,
 };
 pub use panic_hook::redact_panic_messages;
 pub use principal::{PrincipalId, PrincipalSlot};

@@ -36,6 +36,9 @@ pin_project! {
         request_id: RequestId,
         // Whether successes get `x-request-id` here (not when an outer layer writes it).
         id_header: bool,
+        // Whether a handler's own HTML page for a client error is passed on (as a success
+        // is) instead of replaced by a problem.
+        html_pages: bool,
         // Whether rejections are reported here as security events (`ProblemService`), and the
         // client address to report; `Hardening` reports its own.
         report: Option<Report>,
@@ -72,12 +75,14 @@ impl<F, B> ResponseFuture<F, B> {
         future: F,
         request_id: RequestId,
         id_header: bool,
+        html_pages: bool,
         report: Option<Report>,
     ) -> Self {
         Self {
             state: State::Calling { future },
             request_id,
             id_header,
+            html_pages,
             report,
         }
     }
@@ -93,6 +98,7 @@ impl<F, B> ResponseFuture<F, B> {
             },
             request_id,
             id_header: true,
+            html_pages: false,
             report,
         }
     }
@@ -114,7 +120,13 @@ impl<B> ResponseFuture<std::future::Ready<Result<Response<B>, std::convert::Infa
     /// # });
     /// ```
     pub fn for_response(response: Response<B>, request_id: RequestId) -> Self {
-        Self::new(std::future::ready(Ok(response)), request_id, false, None)
+        Self::new(
+            std::future::ready(Ok(response)),
+            request_id,
+            false,
+            false,
+            None,
+        )
     }
 }
 
@@ -173,7 +185,13 @@ where
                         continue;
                     }
                     this.state.set(State::Ready { response: None });
-                    return Poll::Ready(Ok(map_response(parts, body, request_id, *this.id_header)));
+                    return Poll::Ready(Ok(map_response(
+                        parts,
+                        body,
+                        request_id,
+                        *this.id_header,
+                        *this.html_pages,
+                    )));
                 }
                 StateProj::Reading {
                     parts,
@@ -375,14 +393,18 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
     }
 }
 
-/// Passes successes through; turns an error response into a problem.
+/// Passes successes through (and, with `html_pages`, a handler's own HTML page for a client
+/// error); turns an error response into a problem.
 fn map_response<B>(
     mut parts: Parts,
     body: B,
     request_id: RequestId,
     id_header: bool,
+    html_pages: bool,
 ) -> Response<ProblemBody<B>> {
-    if passes_through(parts.status) {
+    if passes_through(parts.status)
+        || html_pages && html_error_page(parts.status, &parts.headers, &parts.extensions)
+    {
         // Always this layer's id: a value the handler copied from the request (the client's)
         // is not passed on. (A `Hardening` inside this layer gives the request an id of its
         // own, which its access log uses: put `Hardening` outside, it maps problems itself.)
@@ -507,6 +529,48 @@ fn drop_own_headers(headers: &mut http::HeaderMap) {
             && !name.starts_with("access-control-")
             && !name.starts_with("content-")
     });
+}
+
+/// Whether an error response is a page its service rendered for a client error, which
+/// [`ProblemLayer::keep_html_error_pages`](crate::ProblemLayer::keep_html_error_pages) (and
+/// `hardening-core`'s `Hardening::keep_html_error_pages`) passes on with its body: a 4xx
+/// with one `Content-Type` field, whose media type is `text/html` (in any case, parameters
+/// aside: `text/html; charset=utf-8` is one, `text/htmlx` is not), and no [`Problem`] in its
+/// extensions (a handler's `Problem` or `Error`, a layer's rejection). Never a server error:
+/// its page may show internals.
+///
+/// ```
+/// use hardening_errors::is_html_error_page;
+/// let response = |status: u16, content_type: &str| {
+///     let res = http::Response::builder().status(status).header("content-type", content_type);
+///     res.body(()).unwrap()
+/// };
+/// assert!(is_html_error_page(&response(404, "text/html; charset=utf-8")));
+/// assert!(is_html_error_page(&response(422, "Text/HTML")));
+/// assert!(!is_html_error_page(&response(404, "text/htmlx")));
+/// assert!(!is_html_error_page(&response(400, "text/plain; charset=utf-8")));
+/// assert!(!is_html_error_page(&response(500, "text/html")));
+/// assert!(!is_html_error_page(&response(200, "text/html")));
+/// ```
+pub fn is_html_error_page<B>(response: &Response<B>) -> bool {
+    html_error_page(response.status(), response.headers(), response.extensions())
+}
+
+/// [`is_html_error_page`], of a response's parts.
+fn html_error_page(
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    extensions: &http::Extensions,
+) -> bool {
+    if !status.is_client_error() || extensions.get::<Problem>().is_some() {
+        return false;
+    }
+    let mut content_types = headers.get_all(CONTENT_TYPE).iter();
+    match (content_types.next(), content_types.next()) {
+        (Some(ct), None) => crate::media_type(ct).eq_ignore_ascii_case(b"text/html"),
+        // None, or several: a browser takes the last valid one, which may not be HTML.
+        _ => false,
+    }
 }
 
 /// Whether the response says its body is `application/problem+json`, in any case (media
@@ -643,6 +707,16 @@ mod tests {
         headers: &'static [(&'static str, &'static str)],
         body: &'static str,
     ) -> (http::response::Parts, Vec<u8>) {
+        mapped_by(ProblemLayer::new(), status, headers, body).await
+    }
+
+    /// [`mapped`], behind `layer`.
+    async fn mapped_by(
+        layer: ProblemLayer,
+        status: StatusCode,
+        headers: &'static [(&'static str, &'static str)],
+        body: &'static str,
+    ) -> (http::response::Parts, Vec<u8>) {
         let app = Router::new()
             .route(
                 "/",
@@ -658,7 +732,7 @@ mod tests {
                     res
                 }),
             )
-            .layer(ProblemLayer::new());
+            .layer(layer);
         let res = app
             .oneshot(http::Request::get("/").body(Body::empty()).unwrap())
             .await
@@ -666,6 +740,124 @@ mod tests {
         let (parts, body) = res.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes().to_vec();
         (parts, bytes)
+    }
+
+    const PAGE: &str = "<h1>No such note</h1>";
+
+    /// With `keep_html_error_pages`, a handler's `text/html` page for a client error passes
+    /// as it is, its own headers kept, with this layer's `x-request-id` (not the one the
+    /// handler copied): unless the id is written outside. Without it, it is a problem.
+    #[tokio::test]
+    async fn keep_html_error_pages_passes_a_client_errors_html_page_on() {
+        const HEADERS: &[(&str, &str)] = &[
+            ("content-type", "text/html; charset=utf-8"),
+            ("content-language", "de"),
+            ("x-request-id", "chosen-by-client"),
+        ];
+        let kept = || ProblemLayer::new().keep_html_error_pages();
+        for status in [400, 403, 404, 409, 410, 422, 451] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let (parts, body) = mapped_by(kept(), status, HEADERS, PAGE).await;
+            assert_eq!(parts.status, status);
+            assert_eq!(body, PAGE.as_bytes(), "{status}");
+            assert_eq!(parts.headers["content-type"], "text/html; charset=utf-8");
+            assert_eq!(parts.headers["content-language"], "de");
+            let id = parts.headers["x-request-id"].to_str().unwrap();
+            assert!(crate::RequestId::parse(id).is_ok() && id != "chosen-by-client");
+            assert!(parts.extensions.get::<crate::Problem>().is_none());
+
+            let (parts, _) = mapped(status, HEADERS, PAGE).await;
+            assert!(is_problem(&parts), "{status} without the option");
+        }
+        let outside = kept().request_id_header_written_outside();
+        let (parts, body) = mapped_by(outside, StatusCode::NOT_FOUND, HEADERS, PAGE).await;
+        assert_eq!(body, PAGE.as_bytes());
+        assert_eq!(parts.headers["x-request-id"], "chosen-by-client");
+    }
+
+    /// Still problems with `keep_html_error_pages`: a server error's page (its text may be
+    /// internals, and goes), a client error of another type (axum's plain-text rejections
+    /// are still described), an HTML look-alike type, and no type at all.
+    #[tokio::test]
+    async fn keep_html_error_pages_keeps_no_other_error() {
+        let kept = || ProblemLayer::new().keep_html_error_pages();
+        const HTML: &[(&str, &str)] = &[("content-type", "text/html")];
+        for status in [500, 502, 503, 504] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let (parts, body) = mapped_by(kept(), status, HTML, "<pre>db at 10.0.0.7</pre>").await;
+            assert!(is_problem(&parts), "{status}");
+            assert!(!String::from_utf8_lossy(&body).contains("10.0.0.7"));
+        }
+        const OTHERS: &[&[(&str, &str)]] = &[
+            &[("content-type", "text/htmlx")],
+            &[("content-type", "application/xhtml+xml")],
+            &[("content-type", "text/plain; charset=utf-8")],
+            &[
+                ("content-type", "text/html"),
+                ("content-type", "text/plain"),
+            ],
+            &[],
+        ];
+        for headers in OTHERS {
+            let (parts, body) = mapped_by(kept(), StatusCode::NOT_FOUND, headers, PAGE).await;
+            assert!(is_problem(&parts), "{headers:?}");
+            assert!(
+                !String::from_utf8_lossy(&body).contains("<h1>"),
+                "{headers:?}"
+            );
+        }
+        const TEXT: &[(&str, &str)] = &[("content-type", "text/plain; charset=utf-8")];
+        let (parts, body) = mapped_by(
+            kept(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            TEXT,
+            "Failed to deserialize the JSON body into the target type: missing field `title` at line 1 column 2",
+        )
+        .await;
+        assert!(is_problem(&parts));
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("title"),
+            "{problem}"
+        );
+    }
+
+    /// A handler's `Problem` or `Error` stays a problem with `keep_html_error_pages`, even
+    /// with a `Content-Type` that says HTML: the problem in its extensions decides.
+    #[tokio::test]
+    async fn keep_html_error_pages_keeps_no_problem_as_a_page() {
+        let app = Router::new()
+            .route(
+                "/problem",
+                get(|| async {
+                    let mut res = axum::response::IntoResponse::into_response(crate::Problem::new(
+                        StatusCode::NOT_FOUND,
+                    ));
+                    res.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/html"),
+                    );
+                    res
+                }),
+            )
+            .route(
+                "/error",
+                get(|| async { Err::<(), _>(crate::Error::Forbidden) }),
+            )
+            .layer(ProblemLayer::new().keep_html_error_pages());
+        for (path, status) in [("/problem", 404), ("/error", 403)] {
+            let res = app
+                .clone()
+                .oneshot(http::Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let (parts, body) = res.into_parts();
+            assert_eq!(parts.status, status);
+            assert!(is_problem(&parts), "{path}: {:?}", parts.headers);
+            let body = body.collect().await.unwrap().to_bytes();
+            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem["status"], status, "{path}");
+        }
     }
 
     fn is_problem(parts: &http::response::Parts) -> bool {

@@ -13,7 +13,9 @@ use tower::{Layer, Service};
 pub use body::ProblemBody;
 #[cfg(feature = "validation")]
 pub(crate) use future::describes_rejection_of;
-pub use future::{ResponseFuture, drop_panic_payload, log_panic, panic_response};
+pub use future::{
+    ResponseFuture, drop_panic_payload, is_html_error_page, log_panic, panic_response,
+};
 
 use crate::{Problem, RequestContext, RequestId};
 use future::Report;
@@ -49,6 +51,9 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 ///   extractor rejections (their text is rewritten into a detail that names the field or
 ///   parameter but never the client's value), 404 fallbacks, 405 (keeping `Allow`), 413,
 ///   408 and 503 from timeouts, and any handler's plain 500;
+/// - with [`keep_html_error_pages`](Self::keep_html_error_pages) (off by default), passes
+///   on instead a handler's own `text/html` page for a client error (4xx), as it passes a
+///   success; a server error's page is still replaced;
 /// - catches panics, in `call` and while polling, and answers 500;
 /// - logs each internal error and panic once, at error level, with the request id and the
 ///   whole source chain. Response bodies never carry that text;
@@ -106,11 +111,15 @@ pub fn reject<B>(problem: Problem, request_id: RequestId) -> Response<ProblemBod
 #[must_use]
 pub struct ProblemLayer {
     id_header: bool,
+    html_pages: bool,
 }
 
 impl Default for ProblemLayer {
     fn default() -> Self {
-        Self { id_header: true }
+        Self {
+            id_header: true,
+            html_pages: false,
+        }
     }
 }
 
@@ -126,6 +135,47 @@ impl ProblemLayer {
         self.id_header = false;
         self
     }
+
+    /// Passes on the pages a server-rendered app answers for client errors: a 4xx whose
+    /// `Content-Type` is `text/html` (parameters aside: see [`is_html_error_page`]) keeps
+    /// its body and headers, as a success does (its rejection is still reported as a
+    /// security event). Everything else stays a problem: server errors (a 5xx page may show
+    /// internals), a 4xx of another type (axum's plain-text rejections), and any response
+    /// carrying a [`Problem`] (a handler's `Problem` or `Error`, a layer's rejection).
+    /// Logged once, at INFO, when called. Off by default.
+    ///
+    /// ```
+    /// use axum::{Router, response::Html, routing::get};
+    /// use hardening_errors::ProblemLayer;
+    /// use http::StatusCode;
+    /// use tower::ServiceExt;
+    ///
+    /// let app = Router::new()
+    ///     .route("/notes/7", get(|| async { (StatusCode::NOT_FOUND, Html("<h1>No such note</h1>")) }))
+    ///     .route("/broken", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, Html("<pre>db at 10.0.0.7</pre>")) }))
+    ///     .layer(ProblemLayer::new().keep_html_error_pages());
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let get = |path| app.clone().oneshot(http::Request::get(path).body(axum::body::Body::empty()).unwrap());
+    /// let res = get("/notes/7").await.unwrap();
+    /// assert_eq!(res.status(), 404);
+    /// assert!(res.headers().contains_key("x-request-id"));
+    /// let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), 4096).await.unwrap();
+    /// assert_eq!(body, "<h1>No such note</h1>");
+    /// let res = get("/broken").await.unwrap();
+    /// assert_eq!(res.status(), 500);
+    /// assert_eq!(res.headers()["content-type"], "application/problem+json");
+    /// # });
+    /// ```
+    pub fn keep_html_error_pages(mut self) -> Self {
+        tracing::info!(
+            target: crate::LOG_TARGET,
+            setting = "ProblemLayer::keep_html_error_pages",
+            "ProblemLayer passes on handlers' own text/html pages for client errors (4xx) \
+             instead of problems; server errors and other client errors stay problems"
+        );
+        self.html_pages = true;
+        self
+    }
 }
 
 impl<S> Layer<S> for ProblemLayer {
@@ -135,6 +185,7 @@ impl<S> Layer<S> for ProblemLayer {
         ProblemService {
             inner,
             id_header: self.id_header,
+            html_pages: self.html_pages,
         }
     }
 }
@@ -144,6 +195,7 @@ impl<S> Layer<S> for ProblemLayer {
 pub struct ProblemService<S> {
     inner: S,
     id_header: bool,
+    html_pages: bool,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProblemService<S>
@@ -187,7 +239,9 @@ impl<S> ProblemService<S> {
             client_ip: RequestContext::client_ip_of(req.extensions()),
         });
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(future) => ResponseFuture::new(future, request_id, self.id_header, report),
+            Ok(future) => {
+                ResponseFuture::new(future, request_id, self.id_header, self.html_pages, report)
+            }
             Err(payload) => ResponseFuture::panicked(payload, request_id, report),
         }
     }
