@@ -225,6 +225,11 @@ where
                                 Some(limit) => {
                                     body_too_large(limit, response, this.post.request_id)
                                 }
+                                None if this.post.policy.keep_html_error_pages
+                                    && hardening_errors::is_html_error_page(&response) =>
+                                {
+                                    return Poll::Ready(Ok(this.post.html_error_page(response)));
+                                }
                                 None => to_problem(response, this.post.request_id),
                             };
                             this.state.set(state);
@@ -357,6 +362,19 @@ fn body_too_large<F, B, Inner>(
     }
 }
 
+/// The security event an inner error response stands for by its status, unless a layer
+/// inside reported it at this status already. Events a layer inside logged (any event, such
+/// as a standalone headers layer's `bad_host` 400) are counted here, once; logged again only
+/// if the status changed since (a 429 turned into a 403 on its way out).
+fn event_to_report<B>(response: &mut Response<B>) -> Option<SecurityEvent> {
+    let event = SecurityEvent::from_response(
+        response.status(),
+        response.extensions().get::<CaughtPanic>().is_some(),
+    );
+    count_reported_inside(response);
+    event.filter(|_| !reported_at_its_status(response))
+}
+
 /// The state that turns an inner error response into a problem (`hardening-errors`'
 /// mapping, which may first read a short rejection text), with the security event its
 /// status stands for, unless a layer inside reported it at this status already. Events a
@@ -369,15 +387,7 @@ fn to_problem<F, B>(mut response: Response<B>, request_id: RequestId) -> State<F
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
 {
-    let event = SecurityEvent::from_response(
-        response.status(),
-        response.extensions().get::<CaughtPanic>().is_some(),
-    );
-    // Logged by a layer inside (any event, such as a standalone headers layer's `bad_host`
-    // 400): counted here, once; logged again only if the status changed since (a 429 turned
-    // into a 403 on its way out).
-    count_reported_inside(&mut response);
-    let event = event.filter(|_| !reported_at_its_status(&response));
+    let event = event_to_report(&mut response);
     // A problem made under another id (read from an upstream that uses this crate, say) is
     // answered under this request's, which `x-request-id`, the event and the access log name.
     if response
@@ -467,6 +477,21 @@ impl Post {
                 .map(|body| ProblemBody::inner(body).with_guard(permit).into_axum_body());
         }
         response.map(axum::body::Body::new)
+    }
+
+    /// A handler's own HTML page for a client error, passed on under
+    /// `keep_html_error_pages` as a success is (a streamed one logged when it ends), with
+    /// the security event its status stands for. Out of line: errors are the rare path.
+    #[cold]
+    #[inline(never)]
+    fn html_error_page<B>(&mut self, mut response: Response<B>) -> Response<axum::body::Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let event = event_to_report(&mut response);
+        let response = self.finish(response, event);
+        self.success(response)
     }
 
     /// The response side, once: security, CORS, request-id and rate-limit headers, and the

@@ -81,6 +81,8 @@ pub(crate) struct Policy {
     pub(crate) health: Option<Health>,
     /// HTTPS is assumed for every request (TLS terminated in front, always).
     pub(crate) behind_tls: bool,
+    /// A handler's own `text/html` page for a client error is passed on, not made a problem.
+    pub(crate) keep_html_error_pages: bool,
     #[cfg(feature = "headers")]
     pub(crate) headers: Option<hardening_headers::HeaderSet>,
     /// `headers` with slots for the request id and the rate-limit headers, derived once when
@@ -160,6 +162,7 @@ impl Hardening {
                 access_log: AccessLog::default(),
                 health: Some(Health::new()),
                 behind_tls: false,
+                keep_html_error_pages: false,
                 #[cfg(feature = "headers")]
                 headers: Some(
                     hardening_headers::HeaderPolicy::api()
@@ -612,6 +615,66 @@ impl Hardening {
         I::Item: AsRef<str>,
     {
         self.policy().access_log.add_sensitive_params(names);
+        self
+    }
+
+    /// Passes on the pages a server-rendered app answers for client errors (a 404 "no such
+    /// note" page, a 403 "not your document" page, a 422 form shown again with its errors)
+    /// instead of replacing them with problems. Off by default: every error is a problem.
+    ///
+    /// A handler's 4xx whose `Content-Type` is `text/html` (parameters aside:
+    /// `text/html; charset=utf-8` is, `text/htmlx` is not; see
+    /// [`is_html_error_page`](hardening_errors::is_html_error_page)) keeps its body, and
+    /// gets what a page gets: `x-request-id`, the security headers (a nonce CSP and its
+    /// `Cache-Control` rules under `HeaderPolicy::html()`),
+    /// the security event its status stands for (401, 403, …) and the access-log event.
+    /// Still problems: server errors (a 5xx page may show internals), a 4xx of another type
+    /// (axum's plain-text extractor rejections, an empty 404 or 405), a handler's `Problem`
+    /// or `Error`, and this layer's own answers (rate limit, CSRF, body limit, timeout,
+    /// CORS, host). A body the limit cut off is answered 413 whatever the handler sent.
+    ///
+    /// Logged once, at INFO, when called (it changes what clients get). A `ProblemLayer`
+    /// outside this layer would still make problems of the pages: give it
+    /// [`ProblemLayer::keep_html_error_pages`](hardening_errors::ProblemLayer::keep_html_error_pages)
+    /// too, or drop it (this layer maps problems itself).
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, response::Html, routing::get};
+    /// use hardening_core::Hardening;
+    /// use http::StatusCode;
+    /// use tower::ServiceExt;
+    ///
+    /// let app = Router::new()
+    ///     .route("/notes/7", get(|| async { (StatusCode::NOT_FOUND, Html("<h1>No such note</h1>")) }))
+    ///     .route("/broken", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, Html("<pre>db at 10.0.0.7</pre>")) }))
+    ///     .layer(Hardening::strict().keep_html_error_pages());
+    /// let get = |path| app.clone().oneshot(http::Request::get(path).body(Body::empty()).unwrap());
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// let res = get("/notes/7").await?;
+    /// assert_eq!(res.status(), 404);
+    /// assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    /// assert!(res.headers().contains_key("x-request-id"));
+    /// assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    /// assert_eq!(axum::body::to_bytes(res.into_body(), 4096).await.unwrap(), "<h1>No such note</h1>");
+    ///
+    /// let res = get("/broken").await?;
+    /// assert_eq!(res.status(), 500);
+    /// assert_eq!(res.headers()["content-type"], "application/problem+json");
+    /// let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+    /// assert!(!String::from_utf8_lossy(&body).contains("10.0.0.7"));
+    /// # Ok::<(), std::convert::Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn keep_html_error_pages(mut self) -> Self {
+        tracing::info!(
+            target: crate::LOG_TARGET,
+            setting = "keep_html_error_pages",
+            "handlers' own text/html pages for client errors (4xx) are passed on instead of \
+             problems; server errors, other client errors and this layer's own rejections \
+             stay problems"
+        );
+        self.policy().keep_html_error_pages = true;
         self
     }
 
