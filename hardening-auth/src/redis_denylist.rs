@@ -254,7 +254,11 @@ impl RedisDenylistBuilder {
 /// and logs it; the token is never let through unchecked. A connection that stays open but
 /// answers nothing (a proxy in front of a Redis that stopped, still acknowledging what it
 /// is sent) is replaced after ten timeouts' worth of checks timed out on it (see
-/// [`RedisDenylistBuilder::timeout`]); a connection that fails is made again at once.
+/// [`RedisDenylistBuilder::timeout`]); a connection that fails is made again at once. A check
+/// or revocation whose connection turns out dead (closed by a Redis that restarted while
+/// nothing was sent, reset, refused) is sent once more on a new one, within the same timeout:
+/// a check only reads, and a revocation sent twice keeps the later of two ends a few
+/// milliseconds apart. So the first request after Redis is back is answered.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -334,7 +338,6 @@ impl RedisDenylist {
 impl Denylist for RedisDenylist {
     fn is_revoked<'a>(&'a self, token: TokenRef<'a>) -> DenylistFuture<'a, bool> {
         Box::pin(async move {
-            let mut conn = self.conn.get();
             // One key per command (keys in different Redis Cluster slots cannot share one),
             // both in one round trip.
             let mut exists = redis::pipe();
@@ -343,8 +346,12 @@ impl Denylist for RedisDenylist {
                 .arg(self.key(token))
                 .cmd("EXISTS")
                 .arg(self.jti_only_key(token));
-            let (found, found_old): (i64, i64) =
-                self.bounded("check", exists.query_async(&mut conn)).await?;
+            let exists = &exists;
+            // It only reads: sent again on a new connection when its own was found dead.
+            let checking = self.conn.send_idempotent(|mut conn| async move {
+                exists.query_async::<(i64, i64)>(&mut conn).await
+            });
+            let (found, found_old) = self.bounded("check", checking).await?;
             Ok(found > 0 || found_old > 0)
         })
     }
@@ -358,10 +365,13 @@ impl Denylist for RedisDenylist {
                 Expiry::In(ms) => set.arg(ms),
                 Expiry::Never => set.arg(""),
             };
-            let mut conn = self.conn.get();
-            self.bounded("revoke", set.invoke_async::<i64>(&mut conn))
-                .await
-                .map(drop)
+            let set = &set;
+            // Run twice, it keeps the later end of the two (a few ms apart): sent again on a
+            // new connection when its own was found dead.
+            let revoking = self.conn.send_idempotent(|mut conn| async move {
+                set.invoke_async::<i64>(&mut conn).await
+            });
+            self.bounded("revoke", revoking).await.map(drop)
         })
     }
 }

@@ -107,7 +107,7 @@ pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_secrets, redact_url,
 };
 #[cfg(feature = "redis")]
-pub use redis_connection::{EVICTION_RECHECK_EVERY, RedisConnection};
+pub use redis_connection::{EVICTION_RECHECK_EVERY, PING_WHEN_IDLE_FOR, RedisConnection};
 #[cfg(feature = "redis")]
 pub use redis_eviction::{EvictionRisk, check_eviction};
 #[cfg(feature = "redis")]

@@ -2,6 +2,7 @@
 //! `hardening-ratelimit`'s limiter. Replaced when it stays open but stops answering.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -41,6 +42,13 @@ use crate::redis_eviction::{
 /// `CONFIG` (as many managed services do) still gives: keys evicted since the last check are
 /// logged as an error too, at most once a minute.
 ///
+/// A connection the server closed while nothing was sent on it (Redis stopped and started
+/// again, its `timeout` for idle clients) is found dead only by the next command sent on it,
+/// which fails; the manager then connects again. The stores send their commands through
+/// [`send_idempotent`](Self::send_idempotent) (sent once more, on the new connection) or
+/// [`send_once`](Self::send_once) (a `PING` first after [`PING_WHEN_IDLE_FOR`] with no
+/// reply), so that the first command after a restart of Redis is answered.
+///
 /// [`get`](Self::get) is the hot path: an uncontended read lock (the write lock is held only
 /// for a swap) and the manager's clone.
 pub struct RedisConnection {
@@ -50,6 +58,9 @@ pub struct RedisConnection {
     config: ConnectionManagerConfig,
     /// How long the connection has been silent.
     silence: Silence,
+    /// When a command last had a reply (a value, or an error Redis answered): ms since
+    /// `start`, plus one.
+    replied: AtomicU64,
     start: Instant,
     /// What the store keeps ("rate limits", in the warning) and what eviction costs it.
     risk: EvictionRisk,
@@ -70,6 +81,13 @@ pub struct RedisConnection {
 /// changed after start-up (`CONFIG SET`) is noticed: one `CONFIG GET` per store and process
 /// every five minutes, off the request path.
 pub const EVICTION_RECHECK_EVERY: Duration = Duration::from_secs(300);
+
+/// How long the connection may go with no reply before [`RedisConnection::send_once`] sends
+/// a `PING` ahead of its command: a connection the server closed meanwhile is found by the
+/// `PING`, not by a command that must not be sent twice. A store answering a request a second
+/// or more often never sends it; a quieter one pays a round trip on its first command after
+/// each quiet second.
+pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// The shortest period between two checks of the eviction policy (a shorter one is taken as
 /// this).
@@ -199,6 +217,8 @@ impl RedisConnection {
                 limit_ms: u64::try_from(silence.as_millis()).unwrap_or(u64::MAX),
                 since: AtomicU64::new(0),
             },
+            // Connected: the handshake was answered.
+            replied: AtomicU64::new(1),
             start: Instant::now(),
             risk,
             allow_eviction,
@@ -222,6 +242,76 @@ impl RedisConnection {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Sends a command that only reads, or that leaves Redis as it is when run twice (`send`
+    /// is given the connection of the moment): once more, on a new connection, when its
+    /// connection turns out dead (closed, reset, or refused: the manager then connects
+    /// again). So the first command after a restart of Redis is answered, though the
+    /// connection it was sent to had been closed by the old server. Not for a command that
+    /// must not run twice, which the dead connection may have delivered before it died: see
+    /// [`send_once`](Self::send_once). The caller's timeout bounds both.
+    ///
+    /// # Errors
+    /// The second sending's error, or the first's when it is not sent again.
+    pub async fn send_idempotent<T, F>(
+        &self,
+        mut send: impl FnMut(ConnectionManager) -> F,
+    ) -> RedisResult<T>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
+        match self.noted(send(self.get()).await) {
+            Err(e) if e.is_connection_dropped() && !e.is_timeout() => {
+                self.noted(send(self.get()).await)
+            }
+            sent => sent,
+        }
+    }
+
+    /// Sends a command that must not run twice (a charge, a grant; `send` is given the
+    /// connection of the moment). A command that fails on a connection found dead may have
+    /// reached Redis before it died, and nothing tells whether it did: so it is sent again
+    /// only when it failed to connect (refused: the manager hands out its last attempt to
+    /// connect again, which failed; nothing was sent). To find a connection the server
+    /// closed while idle before the command is sent on it, a `PING` goes first when the
+    /// connection has had no reply for [`PING_WHEN_IDLE_FOR`]: a dead connection fails the
+    /// `PING`, and the command goes to the new one. The caller's timeout bounds all of it.
+    ///
+    /// # Errors
+    /// The command's error (the second sending's, if it was sent again).
+    pub async fn send_once<T, F>(
+        &self,
+        mut send: impl FnMut(ConnectionManager) -> F,
+    ) -> RedisResult<T>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
+        if self.idle() {
+            let mut conn = self.get();
+            // Failed, the connection is made again for the command; either way, it is sent.
+            let _ = self.noted(redis::cmd("PING").query_async::<()>(&mut conn).await);
+        }
+        match self.noted(send(self.get()).await) {
+            Err(e) if e.is_connection_refusal() => self.noted(send(self.get()).await),
+            sent => sent,
+        }
+    }
+
+    /// Whether the connection has had no reply for [`PING_WHEN_IDLE_FOR`].
+    fn idle(&self) -> bool {
+        let replied = self.replied.load(Ordering::Relaxed);
+        let idle_ms = u64::try_from(PING_WHEN_IDLE_FOR.as_millis()).unwrap_or(u64::MAX);
+        self.now_ms().saturating_sub(replied) >= idle_ms
+    }
+
+    /// Notes when a command had a reply (a value, or an error Redis answered: not a failed
+    /// connection, not a timeout); passes its result on.
+    fn noted<T>(&self, sent: RedisResult<T>) -> RedisResult<T> {
+        if !matches!(&sent, Err(e) if e.is_io_error() || e.is_unrecoverable_error()) {
+            self.replied.store(self.now_ms(), Ordering::Relaxed);
+        }
+        sent
     }
 
     /// A command was answered (a reply, or an error): the connection is not silent.

@@ -13,6 +13,7 @@ use hardening_errors::{
 };
 use http::{HeaderValue, Request, Response};
 use redis::Script;
+use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
 use crate::limiter::{Key, key_for, policy_header_for, text_key, warn_overrun};
@@ -793,6 +794,14 @@ impl Breaker {
 ///   others keep to their failure mode. An outage is logged when the breaker opens (an
 ///   error, once) and when Redis answers again (see
 ///   [`circuit_breaker`](RedisLimiterBuilder::circuit_breaker)).
+/// - A connection closed while nothing was sent on it (Redis restarted) is found before a
+///   **charge** is sent on it: after [`PING_WHEN_IDLE_FOR`](hardening_errors::PING_WHEN_IDLE_FOR)
+///   with no reply, a `PING` goes first (a round trip only then), and the charge goes to a
+///   new connection. A charge, a grant or an adjustment is sent again only when it could not
+///   be sent at all (the connection refused); one that failed on a connection that died may
+///   have been made, and is never made twice. A probe or a release, which change nothing
+///   when run twice, are sent again on a new connection whenever theirs is found dead. So the
+///   first decision after Redis is back is made in Redis.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), hardening_ratelimit::RedisStoreError> {
@@ -951,17 +960,16 @@ impl Drop for RedisSlot {
         let member = std::mem::take(&mut self.member);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let mut conn = limiter.0.conn.get();
                 let mut release = redis::cmd("ZREM");
                 release.arg(&key).arg(&member);
-                // If this fails the lease expires on its own.
+                let release = &release;
+                // If this fails the lease expires on its own. Sent twice, it removes nothing
+                // more: sent again on a new connection when its own was found dead.
+                let releasing = limiter.0.conn.send_idempotent(|mut conn| async move {
+                    release.query_async::<i64>(&mut conn).await
+                });
                 let _ = limiter
-                    .late(async {
-                        release
-                            .query_async::<i64>(&mut conn)
-                            .await
-                            .map_err(|_| StoreError::Redis)
-                    })
+                    .late(async { releasing.await.map_err(|_| StoreError::Redis) })
                     .await;
             });
         } else {
@@ -1188,12 +1196,17 @@ impl RedisLimiter {
         // a `RedisSlot`, which releases it.
         let limiter = self.clone();
         let acquiring = tokio::spawn(async move {
-            let mut conn = limiter.0.conn.get();
             let mut invocation = limiter.0.acquire.key(&key);
             invocation.arg(max_in_flight).arg(lease_ms).arg(&member);
+            let invocation = &invocation;
+            // A grant must not be made twice: sent again only if it was never sent.
             let granting = async {
-                invocation
-                    .invoke_async::<i64>(&mut conn)
+                limiter
+                    .0
+                    .conn
+                    .send_once(
+                        |mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await },
+                    )
                     .await
                     .map_err(|_| StoreError::Redis)
             };
@@ -1334,19 +1347,26 @@ impl RedisLimiter {
         cost: u64,
         charge: bool,
     ) -> Result<GcraAnswer, StoreError> {
-        let mut conn = self.0.conn.get();
-        let answer: (i64, i64, i64, i64) = self
-            .0
-            .gcra
-            .key(key)
+        let mut invocation = self.0.gcra.key(key);
+        invocation
             .arg(p.interval)
             .arg(p.capacity)
             .arg(cost)
-            .arg(u8::from(charge))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|_| StoreError::Redis)?;
-        Ok(gcra_answer(answer))
+            .arg(u8::from(charge));
+        let invocation = &invocation;
+        let invoke = |mut conn: ConnectionManager| async move {
+            invocation
+                .invoke_async::<(i64, i64, i64, i64)>(&mut conn)
+                .await
+        };
+        // A charge must not be made twice: sent again only if it was never sent. A probe
+        // only reads.
+        let answer = if charge {
+            self.0.conn.send_once(invoke).await
+        } else {
+            self.0.conn.send_idempotent(invoke).await
+        };
+        Ok(gcra_answer(answer.map_err(|_| StoreError::Redis)?))
     }
 
     /// Phase 1 of a decision over several policies: asks each policy whether it would admit
@@ -1378,18 +1398,22 @@ impl RedisLimiter {
         for invocation in &invocations {
             pipe.invoke_script(invocation);
         }
-        let mut conn = inner.conn.get();
-        let mut answers: Result<Vec<(i64, i64, i64, i64)>, redis::RedisError> =
-            pipe.query_async(&mut conn).await;
+        let pipe = &pipe;
+        // The probes only read: sent again on a new connection when its own was found dead.
+        let probe = |mut conn: ConnectionManager| async move {
+            pipe.query_async::<Vec<(i64, i64, i64, i64)>>(&mut conn)
+                .await
+        };
+        let mut answers = inner.conn.send_idempotent(probe).await;
         if let Err(e) = &answers
             && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
         {
             inner
                 .gcra
-                .load_async(&mut conn)
+                .load_async(&mut inner.conn.get())
                 .await
                 .map_err(|_| StoreError::Redis)?;
-            answers = pipe.query_async(&mut conn).await;
+            answers = inner.conn.send_idempotent(probe).await;
         }
         Ok(answers
             .map_err(|_| StoreError::Redis)?
@@ -1443,8 +1467,13 @@ impl RedisLimiter {
             .saturating_mul(units);
         let mut invocation = self.0.adjust.key(&c.key);
         invocation.arg(micros).arg(c.tat).arg(p.capacity);
-        let mut conn = self.0.conn.get();
-        let adjusting = invocation.invoke_async::<i64>(&mut conn);
+        let invocation = &invocation;
+        // A refund or an overrun must not be made twice: sent again only if it was never
+        // sent.
+        let adjusting = self
+            .0
+            .conn
+            .send_once(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await });
         let adjusted = tokio::time::timeout(self.0.timeout, adjusting).await;
         if adjusted.is_ok() {
             self.0.conn.answered();

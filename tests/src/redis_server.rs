@@ -96,9 +96,19 @@ impl RedisServer {
 
     /// How many `CONFIG` commands (`CONFIG GET`, `CONFIG SET`, …) it has run.
     pub async fn config_calls(&self) -> u64 {
+        self.calls("cmdstat_config").await
+    }
+
+    /// How many `PING`s it has answered (those of its start-up checks too).
+    pub async fn ping_calls(&self) -> u64 {
+        self.calls("cmdstat_ping:").await
+    }
+
+    /// How many commands it has run whose `INFO commandstats` lines start with `prefix`.
+    async fn calls(&self, prefix: &str) -> u64 {
         let info: String = self.command(&["INFO", "commandstats"]).await;
         info.lines()
-            .filter(|line| line.starts_with("cmdstat_config"))
+            .filter(|line| line.starts_with(prefix))
             .filter_map(|line| line.split("calls=").nth(1))
             .filter_map(|calls| calls.split(',').next()?.parse::<u64>().ok())
             .sum()

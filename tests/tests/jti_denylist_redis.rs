@@ -460,3 +460,35 @@ async fn an_eviction_policy_set_after_start_up_is_logged_as_an_error() {
     assert!(!list.is_revoked(t("token-1")).await.unwrap(), "it goes on");
     assert_checks_stop_with(list, &server).await;
 }
+
+/// Redis stopped and started again while the denylist asked it nothing: its connection,
+/// closed by the old server, was found dead only when the next check failed on it, so the
+/// first request with a token after Redis was back was refused (503) although Redis
+/// answered. A check only reads: it is now sent once more, on a new connection, when its
+/// connection turns out dead; a revocation too (sent twice, it ends a few ms later at most).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn the_first_check_after_redis_restarts_is_answered() {
+    let mut server = RedisServer::start();
+    let list = denylist(&server.url()).await;
+    list.revoke(t("revoked"), in_secs(600)).await.unwrap();
+    assert!(list.is_revoked(t("revoked")).await.unwrap());
+
+    // Restarted (empty) with no check in between.
+    server.restart();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!list.is_revoked(t("revoked")).await.unwrap());
+    // The same for a revocation.
+    server.restart();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    list.revoke(t("revoked"), in_secs(600)).await.unwrap();
+    assert!(list.is_revoked(t("revoked")).await.unwrap());
+
+    // Checks during the outage leave the connection manager with its last attempt to
+    // reconnect, refused; then Redis is back.
+    server.kill();
+    assert!(list.is_revoked(t("revoked")).await.is_err(), "fails closed");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.restart();
+    assert!(!list.is_revoked(t("revoked")).await.unwrap());
+}

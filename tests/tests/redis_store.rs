@@ -2216,3 +2216,63 @@ async fn max_estimate_is_checked_against_what_a_redis_bucket_holds() {
     let keys = principal_keys("u");
     assert!(l.check(&keys, 1_076_060_016).await.is_admitted());
 }
+
+/// Redis stopped and started again while the limiter asked it nothing: its connection,
+/// closed by the old server, was found dead only when the next command failed on it, so the
+/// first decision after Redis was back fell to the failure mode (a 429 for a `FailClosed`
+/// policy) although Redis answered. Now a charge after a second with no reply is preceded
+/// by a `PING`, which finds the connection dead (the charge is then sent on a new one,
+/// once: never twice); and a command the connection manager fails with its last attempt to
+/// reconnect (refused: nothing was sent) is sent once more on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn the_first_decision_after_redis_restarts_is_made_in_redis() {
+    let mut server = RedisServer::start();
+    let l = limiter(
+        &server.url(),
+        Policy::per_client_ip("closed", frozen(1_000)),
+        FailureMode::FailClosed,
+    )
+    .await;
+    let keys = ip_keys("192.0.2.80");
+    let remaining_after_one_charge = async || match l.check(&keys, 1).await {
+        Decision::Allowed(s) => s[0].remaining(),
+        d => panic!("the first decision after the restart was not made in Redis: {d:?}"),
+    };
+    assert_eq!(remaining_after_one_charge().await, 999);
+
+    // Restarted (empty) with no decision in between, and idle a while longer.
+    server.restart();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        remaining_after_one_charge().await,
+        999,
+        "one charge on the new server, not two"
+    );
+
+    // What it costs: no `PING` while decisions come more often than once a second, one
+    // ahead of the first decision after a quiet second.
+    let busy = ip_keys("192.0.2.81");
+    let pings = server.ping_calls().await;
+    for _ in 0..20 {
+        assert!(l.check(&busy, 1).await.is_admitted());
+    }
+    assert_eq!(
+        server.ping_calls().await,
+        pings,
+        "a busy connection is not pinged"
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(l.check(&busy, 1).await.is_admitted());
+    assert_eq!(server.ping_calls().await, pings + 1);
+
+    // Decisions during the outage (2: the breaker, at 3, stays closed) leave the connection
+    // manager with its last attempt to reconnect, refused; then Redis is back.
+    server.kill();
+    for _ in 0..2 {
+        assert!(!l.check(&keys, 1).await.is_admitted(), "fail-closed");
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.restart();
+    assert_eq!(remaining_after_one_charge().await, 999);
+}
