@@ -108,8 +108,8 @@ impl AuthLayer {
     /// Refuses tokens this denylist revoked. It is asked here, before the request
     /// goes on, about every verified token that has a `jti` (also on routes that do not ask
     /// for [`Authenticated`]), so a revoked token's principal never enters the extensions;
-    /// [`Authenticated`] refuses such a token (401), and a store failure answers 503, never
-    /// lets the token through.
+    /// [`Authenticated`] refuses such a token (401), and a store failure answers 503 with
+    /// `Retry-After: 1`, never lets the token through.
     ///
     /// A token without a `jti` cannot be revoked: unless the verifier was built with
     /// [`require_jti`](crate::JwtVerifierBuilder::require_jti), which refuses such tokens,
@@ -490,7 +490,8 @@ where
 /// - a token that does not verify, is revoked, or whose claims do not deserialize as `C`:
 ///   401 with `WWW-Authenticate: Bearer error="invalid_token"`; the reason goes to the log
 ///   (target [`AUTH_TARGET`]), never into the response;
-/// - a denylist that could not be asked: 503;
+/// - a denylist that could not be asked: 503 with `Retry-After: 1` (it is asked again at
+///   the next request);
 /// - no [`AuthLayer`] around the route: 500 (a wiring mistake, logged).
 ///
 /// `Option<Authenticated<C>>` is `None` without a token and rejects a bad one as above.
@@ -736,7 +737,7 @@ where
                 Err(unauthorized(r#"Bearer error="invalid_token""#))
             }
             // Logged by `AuthLayer` with the store's error.
-            Some(Outcome::DenylistUnavailable) => Err(Error::Unavailable.into_response()),
+            Some(Outcome::DenylistUnavailable) => Err(denylist_unavailable()),
             Some(Outcome::Absent) => Err(unauthorized("Bearer")),
             None => Err(
                 Error::internal("Authenticated needs AuthLayer around the router").into_response(),
@@ -826,6 +827,18 @@ impl ClaimsMismatch {
             expected: expected.map(ascii),
         }
     }
+}
+
+/// The 503 for a token the denylist could not be asked about, with `Retry-After: 1`
+/// (RFC 9110 §10.2.3): the denylist has no cool-down, it is asked again at the next request,
+/// so the least delay the field can say, as the rate limiter's `FailClosed` refusals (their
+/// breaker's cool-down, at least a second) and the load-shedding 503 say one.
+#[cold]
+fn denylist_unavailable() -> Response {
+    Error::Unavailable
+        .to_problem()
+        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+        .into_response()
 }
 
 #[cfg(test)]
@@ -1151,6 +1164,38 @@ mod tests {
         );
         let (status, id, _) = call(Arc::new(DownStore), "/me", "live").await;
         assert_eq!((status, id), (StatusCode::SERVICE_UNAVAILABLE, None));
+    }
+
+    /// A denylist that could not be asked answered a 503 with no `Retry-After`, while the
+    /// rate limiter's `FailClosed` 503-like refusals say when to come back: a client or proxy
+    /// that retries had nothing to go by (RFC 9110 §10.2.3). The denylist asks its store
+    /// again at every request (no cool-down), so the earliest retry worth making is the next
+    /// second.
+    #[tokio::test]
+    async fn a_denylist_outage_says_when_to_retry() {
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|user: Authenticated| async move { user.principal.subject }),
+            )
+            .layer(AuthLayer::new(verifier()).denylist(Arc::new(DownStore)));
+        let token = token(json!({ "sub": "user-1", "jti": "live" }));
+        let req = Request::get("/me")
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers().get(http::header::RETRY_AFTER),
+            Some(&http::HeaderValue::from_static("1")),
+            "{:?}",
+            res.headers()
+        );
+        assert_eq!(
+            res.headers()[http::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
     }
 
     /// The layer asks the denylist with the token's `sub` and `iat` too: a revocation

@@ -17,7 +17,8 @@ pub const REVOCATION_GRACE: Duration = Duration::from_secs(300);
 /// How many revocations of one subject a [`MemoryDenylist`] keeps one by one by default.
 const PER_SUBJECT: usize = 8;
 
-/// An error from a denylist store (a Redis outage, say). Requests fail closed: 503.
+/// An error from a denylist store (a Redis outage, say). Requests fail closed: 503 with
+/// `Retry-After: 1`.
 pub type DenylistError = Box<dyn std::error::Error + Send + Sync>;
 
 /// [`MemoryDenylist::revoke`](Denylist::revoke)'s error when `capacity` revocations are in

@@ -38,7 +38,8 @@
 //!   (same feature) takes every hashing permit, to test what a saturated hasher answers.
 //!
 //! - [`Denylist`] / [`MemoryDenylist`] / `RedisDenylist` (feature `redis`): revoked `jti`s
-//!   refused, kept until `exp` + [`REVOCATION_GRACE`] (store failures fail closed: 503);
+//!   refused, kept until `exp` + [`REVOCATION_GRACE`] (store failures fail closed: 503 with
+//!   `Retry-After: 1`);
 //!   in memory, one subject's revocations past a limit merge into one entry, so one
 //!   account cannot fill the list.
 //!

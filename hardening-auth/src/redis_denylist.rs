@@ -251,7 +251,7 @@ impl RedisDenylistBuilder {
 ///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
 /// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503
-/// and logs it; the token is never let through unchecked. A connection that stays open but
+/// (`Retry-After: 1`) and logs it; the token is never let through unchecked. A connection that stays open but
 /// answers nothing (a proxy in front of a Redis that stopped, still acknowledging what it
 /// is sent) is replaced after ten timeouts' worth of checks timed out on it (see
 /// [`RedisDenylistBuilder::timeout`]); a connection that fails is made again at once. A check
