@@ -43,7 +43,12 @@ pin_project! {
     enum State<F, B> {
         // The inner service's own future: successes go straight to the response side.
         Inner { #[pin] future: F },
-        Early { response: Option<Response<ProblemBody<B>>>, event: Option<SecurityEvent> },
+        // `probe`: a health probe's answer, exempt from the rate limits.
+        Early {
+            response: Option<Response<ProblemBody<B>>>,
+            event: Option<SecurityEvent>,
+            probe: bool,
+        },
         // Answered by the layer after some async work of its own: a readiness probe, or the
         // problem for an inner error response (which may read a short rejection text first).
         Pending {
@@ -52,6 +57,7 @@ pin_project! {
             // Under the request timeout (the problem mapping), or not (a readiness probe,
             // whose checks have timeouts of their own).
             timed: bool,
+            probe: bool,
         },
     }
 }
@@ -108,15 +114,17 @@ impl<F, B> ResponseFuture<F, B> {
             state: State::Early {
                 response: Some(response),
                 event: Some(event),
+                probe: false,
             },
             sleep: None,
             post,
         }
     }
 
-    /// A request the layer answers itself after async work (a readiness probe).
+    /// A readiness probe, answered after its checks: exempt from the rate limits, its
+    /// response carries no `RateLimit` field.
     #[cold]
-    pub(crate) fn pending(
+    pub(crate) fn readiness(
         future: Pin<Box<dyn Future<Output = Response<ProblemBody<B>>> + Send>>,
         post: Post,
     ) -> Self {
@@ -125,6 +133,7 @@ impl<F, B> ResponseFuture<F, B> {
                 future,
                 event: None,
                 timed: false,
+                probe: true,
             },
             sleep: None,
             post,
@@ -146,6 +155,22 @@ impl<F, B> ResponseFuture<F, B> {
             state: State::Early {
                 response: Some(response),
                 event: None,
+                probe: false,
+            },
+            sleep: None,
+            post,
+        }
+    }
+
+    /// A liveness probe's answer: exempt from the rate limits, its response carries no
+    /// `RateLimit` field.
+    #[cold]
+    pub(crate) fn liveness(response: Response<ProblemBody<B>>, post: Post) -> Self {
+        Self {
+            state: State::Early {
+                response: Some(response),
+                event: None,
+                probe: true,
             },
             sleep: None,
             post,
@@ -163,18 +188,24 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let (response, event) = loop {
+        // `probe`: a health probe's answer (the others' are `false`).
+        let (response, event, probe) = loop {
             let timed = match this.state.as_mut().project() {
-                StateProj::Early { response, event } => {
+                StateProj::Early {
+                    response,
+                    event,
+                    probe,
+                } => {
                     let response = response
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    break (response, event.take());
+                    break (response, event.take(), *probe);
                 }
                 StateProj::Pending {
                     future,
                     event,
                     timed,
+                    probe,
                 } => {
                     // In the request's span: the mapping's logs (a server error without a
                     // problem, an internal error's chain, a panic it caught) are about it.
@@ -189,14 +220,14 @@ where
                             if response.extensions().get::<CaughtPanic>().is_some()
                                 && !reported_at_its_status(&response) =>
                         {
-                            break (response, Some(SecurityEvent::Panicked));
+                            break (response, Some(SecurityEvent::Panicked), *probe);
                         }
-                        Ok(Poll::Ready(response)) => break (response, event.take()),
+                        Ok(Poll::Ready(response)) => break (response, event.take(), *probe),
                         Ok(Poll::Pending) => *timed,
                         // A readiness check, or the inner error body being read, panicked.
                         Err(payload) => {
                             let response = panic_response(payload, this.post);
-                            break (response, Some(SecurityEvent::Panicked));
+                            break (response, Some(SecurityEvent::Panicked), *probe);
                         }
                     }
                 }
@@ -242,7 +273,7 @@ where
                         Ok(Poll::Pending) => true,
                         Err(payload) => {
                             let response = panic_response(payload, this.post);
-                            break (response, Some(SecurityEvent::Panicked));
+                            break (response, Some(SecurityEvent::Panicked), false);
                         }
                     }
                 }
@@ -256,12 +287,20 @@ where
             }
             match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
                 Some(Poll::Ready(())) => {
-                    break (timed_out(this.post), Some(SecurityEvent::TimedOut));
+                    break (timed_out(this.post), Some(SecurityEvent::TimedOut), false);
                 }
                 _ => return Poll::Pending,
             }
         };
         let response = this.post.finish(response, event);
+        #[cfg(feature = "ratelimit")]
+        let response = if probe {
+            without_rate_limit_fields(response)
+        } else {
+            response
+        };
+        #[cfg(not(feature = "ratelimit"))]
+        let _ = probe;
         this.post.log_access(&response);
         #[cfg(feature = "ratelimit")]
         let response = match this.post.permit.take() {
@@ -270,6 +309,20 @@ where
         };
         Poll::Ready(Ok(response.map(ProblemBody::into_axum_body)))
     }
+}
+
+/// Takes the `RateLimit` and `RateLimit-Policy` fields off a health probe's response (the
+/// response side writes them on every other): probes are exempt from the rate limits, and a
+/// policy on their answer would tell a client or monitor that they were counted. Nothing
+/// further in wrote any (the layer answers probes itself).
+#[cfg(feature = "ratelimit")]
+#[cold]
+#[inline(never)]
+fn without_rate_limit_fields<B>(mut response: Response<B>) -> Response<B> {
+    let headers = response.headers_mut();
+    headers.remove(&hardening_ratelimit::RATELIMIT);
+    headers.remove(&hardening_ratelimit::RATELIMIT_POLICY);
+    response
 }
 
 /// The answer to a request past the timeout: 408 if its body was still arriving (the client
@@ -359,6 +412,7 @@ fn body_too_large<F, B, Inner>(
     State::Early {
         response: Some(response),
         event,
+        probe: false,
     }
 }
 
@@ -411,6 +465,7 @@ where
         }),
         event,
         timed: true,
+        probe: false,
     }
 }
 

@@ -33,7 +33,8 @@ struct Check {
 /// `GET /readyz` (readiness: runs the registered checks, each under a timeout, and answers
 /// 503 naming the ones that failed).
 ///
-/// They are answered before the host allowlist, CORS and rate limits, and are left out of
+/// They are answered before the host allowlist, CORS and rate limits (their responses carry
+/// no `RateLimit` or `RateLimit-Policy` field: they are not counted), and are left out of
 /// the access log unless [`Health::log_requests`] is set. The per-check results (and error
 /// messages) are shown only to clients in [`Health::detail_for`]'s networks (default:
 /// loopback); everyone else sees the overall status and the names of failed checks. The

@@ -168,12 +168,12 @@ where
                 post.record = None;
             }
             return match probe {
-                Probe::Live => ResponseFuture::answered(Health::live(request_id), post),
+                Probe::Live => ResponseFuture::liveness(Health::live(request_id), post),
                 Probe::Ready => {
                     let detail = source.is_known()
                         && health.shows_detail(client_ip)
                         && host_may_see_detail(&parts, policy.allowed_hosts.as_ref());
-                    ResponseFuture::pending(Box::pin(health.ready(request_id, detail)), post)
+                    ResponseFuture::readiness(Box::pin(health.ready(request_id, detail)), post)
                 }
             };
         }

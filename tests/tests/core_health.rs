@@ -139,3 +139,34 @@ async fn a_check_still_blocking_its_thread_is_not_started_again() {
     assert!(ok, "the check never ran again");
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
+
+/// Probes are exempt from rate limits, yet their responses carried `RateLimit-Policy` (under
+/// `Hardening::strict()`, whose `per-ip` policy is on): a client or monitor reading it took
+/// the probe as counted. Now they carry neither `RateLimit` field; other responses still do.
+#[tokio::test]
+async fn probes_carry_no_rate_limit_fields() {
+    let addr = serve(app(Health::new())).await;
+    for path in ["/healthz", "/readyz"] {
+        for _ in 0..3 {
+            let reply = http_get(addr, path, &[]).await;
+            assert_eq!(reply.status, 200, "{path}: {reply:?}");
+            assert_eq!(reply.header("ratelimit-policy"), None, "{path}: {reply:?}");
+            assert_eq!(reply.header("ratelimit"), None, "{path}: {reply:?}");
+        }
+    }
+    // The same without the security headers (their template writes the fields otherwise).
+    let bare = Router::new().layer(
+        Hardening::strict()
+            .dangerous_without_security_headers()
+            .health(Health::new()),
+    );
+    let addr_bare = serve(bare).await;
+    let reply = http_get(addr_bare, "/healthz", &[]).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.header("ratelimit-policy"), None, "{reply:?}");
+    // A request the limiter counted still says under which policy.
+    let reply = http_get(addr, "/elsewhere", &[]).await;
+    assert_eq!(reply.status, 404, "{reply:?}");
+    assert!(reply.header("ratelimit-policy").is_some(), "{reply:?}");
+    assert!(reply.header("ratelimit").is_some(), "{reply:?}");
+}
