@@ -36,10 +36,11 @@ struct Check {
 /// They are answered before the host allowlist, CORS and rate limits (their responses carry
 /// no `RateLimit` or `RateLimit-Policy` field: they are not counted), and are left out of
 /// the access log unless [`Health::log_requests`] is set. The per-check results (and error
-/// messages) are shown only to clients in [`Health::detail_for`]'s networks (default:
-/// loopback); everyone else sees the overall status and the names of failed checks. The
-/// checks run one run at a time, at most once per [`Health::reuse_results_for`] window (1 s),
-/// however many probes come; no probe waits for more than two runs.
+/// messages, with their sources and secrets redacted) are shown only to clients in
+/// [`Health::detail_for`]'s networks (default: loopback); everyone else sees the overall
+/// status and the names of failed checks. The checks run one run at a time, at most once per
+/// [`Health::reuse_results_for`] window (1 s), however many probes come; no probe waits for
+/// more than two runs.
 ///
 /// ```
 /// use std::time::Duration;
@@ -405,9 +406,9 @@ async fn run(checks: &[Check], timeout: Duration) -> Vec<CheckResult> {
                 .ok()
                 .map(|checked| {
                     // Shown to the detail networks: an error may quote a URL with its
-                    // password.
-                    checked
-                        .map_err(|e| hardening_errors::redact_secrets(&e.to_string()).into_owned())
+                    // password. With its sources: an error's own text may be generic
+                    // (`Error::internal`'s), its cause in them.
+                    checked.map_err(|e| hardening_errors::redact_error_chain(&*e))
                 });
             (i, result)
         });

@@ -1,7 +1,6 @@
 //! The error classes every service needs.
 
 use std::error::Error as StdError;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::{FieldError, Problem, RequestId, types};
+use crate::{FieldError, Problem, RequestId, redact_error_chain, types};
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -216,7 +215,7 @@ impl InternalReport {
         if self.0.logged.swap(true, Ordering::AcqRel) {
             return;
         }
-        let chain = source_chain(&*self.0.source);
+        let chain = redact_error_chain(&*self.0.source);
         match request_id {
             Some(id) => {
                 tracing::error!(target: crate::LOG_TARGET, request_id = %id, error = %chain, "internal error")
@@ -229,21 +228,10 @@ impl InternalReport {
 impl Drop for ReportInner {
     fn drop(&mut self) {
         if !*self.logged.get_mut() {
-            let chain = source_chain(&*self.source);
+            let chain = redact_error_chain(&*self.source);
             tracing::error!(target: crate::LOG_TARGET, error = %chain, "internal error (no ProblemLayer to attach a request id)");
         }
     }
-}
-
-/// `outer: cause: root cause`, with secrets redacted ([`redact_secrets`](crate::redact_secrets)).
-fn source_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        let _ = write!(out, ": {cause}");
-        next = cause.source();
-    }
-    crate::redact::redact_secrets(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -311,7 +299,7 @@ mod tests {
             panic!("not internal")
         };
         assert_eq!(
-            source_chain(&**source),
+            redact_error_chain(&**source),
             "query failed: SELECT * FROM users WHERE token='[redacted]'",
             "the chain is logged, with secrets redacted"
         );

@@ -104,7 +104,8 @@ pub use panic_hook::redact_panic_messages;
 pub use principal::{PrincipalId, PrincipalSlot};
 pub use problem::{FieldError, Problem};
 pub use redact::{
-    SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_secrets, redact_url,
+    SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_error_chain, redact_secrets,
+    redact_url,
 };
 #[cfg(feature = "redis")]
 pub use redis_connection::{EVICTION_RECHECK_EVERY, PING_WHEN_IDLE_FOR, RedisConnection};

@@ -247,6 +247,33 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// An error and its sources as one line, `outer: cause: root cause`, with secrets redacted
+/// ([`redact_secrets`]): what this suite logs of an internal error, and what a readiness
+/// check's failure says. An error whose own text is generic on purpose, such as
+/// [`Error::internal`](crate::Error::internal)'s `internal error`, keeps its cause in its
+/// source, which only this shows.
+///
+/// ```
+/// use hardening_errors::{Error, redact_error_chain};
+///
+/// let cause = std::io::Error::other("connect postgres://app:hunter2@db-7/app refused");
+/// let err = Error::internal(cause);
+/// assert_eq!(err.to_string(), "internal error");
+/// assert_eq!(
+///     redact_error_chain(&err),
+///     "internal error: connect postgres://app:[redacted]@db-7/app refused"
+/// );
+/// ```
+pub fn redact_error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let _ = write!(out, ": {cause}");
+        next = cause.source();
+    }
+    redact_secrets(&out).into_owned()
+}
+
 /// A URL given whole (a connection string from configuration) as [`redact_secrets`] writes
 /// it, read as one URL even where it holds whitespace: the `url` crate takes
 /// `redis://:correct horse@db:6379/` (encoding the space), while in free text a URL, or a

@@ -508,3 +508,23 @@ async fn probes_are_quiet_in_the_access_log_unless_asked() {
         assert_eq!(all, probes + 1, "{}", captured.text());
     }
 }
+
+/// A check that fails with this suite's own `Error::internal(cause)` (what an app's database
+/// helper returns to its handlers too) showed "internal error" and nothing more in the
+/// detail: `Error`'s text is generic on purpose, and its cause, the one thing the detail is
+/// for, was left out. The detail shows the error with its sources, redacted.
+#[tokio::test]
+async fn a_check_error_is_shown_with_its_sources() {
+    let health = Health::new().check("database", || async {
+        Err::<(), _>(hardening_core::errors::Error::internal(
+            std::io::Error::other("connect postgres://app:hunter2@db-7.internal:5432/app refused"),
+        ))
+    });
+    let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+    let reply = http_get(addr, "/readyz", &[]).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    let body = reply.json();
+    let error = body["checks"]["database"]["error"].as_str().unwrap();
+    assert!(error.contains("@db-7.internal:5432/app refused"), "{error}");
+    assert!(!reply.body.contains("hunter2"), "{}", reply.body);
+}
