@@ -38,9 +38,10 @@ struct Check {
 /// the access log unless [`Health::log_requests`] is set. The per-check results (and error
 /// messages, with their sources and secrets redacted) are shown only to clients in
 /// [`Health::detail_for`]'s networks (default: loopback); everyone else sees the overall
-/// status and the names of failed checks. The checks run one run at a time, at most once per
-/// [`Health::reuse_results_for`] window (1 s), however many probes come; no probe waits for
-/// more than two runs.
+/// status and the names of failed checks. A run in which checks fail is logged once, a
+/// warning (target [`LOG_TARGET`](crate::LOG_TARGET)) with each failed check's error. The
+/// checks run one run at a time, at most once per [`Health::reuse_results_for`] window
+/// (1 s), however many probes come; no probe waits for more than two runs.
 ///
 /// ```
 /// use std::time::Duration;
@@ -340,7 +341,16 @@ fn start_run(mut publish: Publish, checks: &[Check], timeout: Duration, request_
         // this run share its results.
         let failed = failed_names(&checks, &results);
         if !failed.is_empty() {
-            tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, "readiness check failed");
+            // Why, too: a probe from outside the detail networks (an orchestrator's) is told
+            // the names alone, and the log is where its operator looks.
+            let errors: Vec<String> = checks
+                .iter()
+                .zip(results.iter())
+                .filter_map(|(check, result)| {
+                    Some(format!("{}: {}", check.name, result.as_ref().err()?))
+                })
+                .collect();
+            tracing::warn!(target: crate::LOG_TARGET, request_id = %request_id, failed = ?failed, errors = ?errors, "readiness check failed");
         }
         // Recorded and sent as `publish` drops.
         publish.results = Some(results);
@@ -405,9 +415,9 @@ async fn run(checks: &[Check], timeout: Duration) -> Vec<CheckResult> {
                 .block_on(tokio::time::timeout(timeout, check()))
                 .ok()
                 .map(|checked| {
-                    // Shown to the detail networks: an error may quote a URL with its
-                    // password. With its sources: an error's own text may be generic
-                    // (`Error::internal`'s), its cause in them.
+                    // Shown to the detail networks and logged: an error may quote a URL
+                    // with its password. With its sources: an error's own text may be
+                    // generic (`Error::internal`'s), its cause in them.
                     checked.map_err(|e| hardening_errors::redact_error_chain(&*e))
                 });
             (i, result)

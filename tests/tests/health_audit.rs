@@ -528,3 +528,33 @@ async fn a_check_error_is_shown_with_its_sources() {
     assert!(error.contains("@db-7.internal:5432/app refused"), "{error}");
     assert!(!reply.body.contains("hunter2"), "{}", reply.body);
 }
+
+/// Why a check failed was shown only to a probe from a detail network: an orchestrator
+/// probing from elsewhere (a kubelet on the node's address) got the names alone, and so did
+/// the log, so no one could learn why the service was not ready. The run's warning carries
+/// each failed check's error, redacted as the detail is.
+#[tokio::test]
+async fn a_failed_checks_error_is_logged_redacted() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let health = Health::new()
+        .check("database", || async {
+            Err::<(), _>(std::io::Error::other(
+                "connect postgres://app:hunter2@db-7.internal:5432/app refused",
+            ))
+        })
+        .check("cache", || async { ok() })
+        .detail_for(["10.0.0.0/8"])
+        .unwrap();
+    let addr = serve(routes().layer(Hardening::strict().health(health))).await;
+    let reply = http_get(addr, "/readyz", &[]).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.json().get("checks").is_none(), "{reply:?}");
+    let logs = captured.text();
+    assert!(logs.contains("readiness check failed"), "{logs}");
+    assert!(
+        logs.contains("database: connect postgres://app:[redacted]@db-7.internal:5432/app refused"),
+        "{logs}"
+    );
+    assert!(!logs.contains("hunter2"), "{logs}");
+    assert!(!logs.contains("cache:"), "{logs}");
+}
