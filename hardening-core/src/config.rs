@@ -380,7 +380,9 @@ impl HardeningConfig {
             "true" | "1" | "yes" => Ok(Some(true)),
             "false" | "0" | "no" => Ok(Some(false)),
             "" => Ok(None),
-            _ => Err(bad(&format!("expected true or false, not {v:?}"))),
+            _ => Err(bad(&format!(
+                "expected true or false (1 or 0, yes or no are read too), not {v:?}"
+            ))),
         };
         // Empty means unset; a value that lists nothing (`,`) is a mistake, not "any".
         let list = |v: &str| -> Result<Vec<String>, ConfigError> {
@@ -1422,7 +1424,7 @@ mod tests {
             (
                 "HARDENING_BEHIND_TLS",
                 "on",
-                r#"expected true or false, not "on""#,
+                r#"expected true or false (1 or 0, yes or no are read too), not "on""#,
             ),
         ] {
             let err = HardeningConfig::from_vars([(var, value)])
