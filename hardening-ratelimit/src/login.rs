@@ -329,6 +329,21 @@ impl LoginThrottle {
         ip: IpAddr,
         now: Instant,
     ) -> Result<LoginAttempt<'_>, Duration> {
+        Ok(LoginAttempt {
+            throttle: self,
+            charge: self.charge_at(account, ip, now)?,
+        })
+    }
+
+    /// [`attempt`](Self::attempt)'s check and charge, with what it takes to take the charge
+    /// back later: for a [`LoginAttempt`], or for the Redis throttle's attempts counted here
+    /// while its Redis is away.
+    pub(crate) fn charge_at(
+        &self,
+        account: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<MemoryCharge, Duration> {
         // The name's key first: folding a long name must not hold the lock every login waits on.
         let subjects = self.subjects(account, ip);
         let Ok(mut entries) = self.entries.lock() else {
@@ -341,8 +356,7 @@ impl LoginThrottle {
         let before = subjects.all().map(|s| entries.get(&s).copied());
         self.record_failure(&mut entries, subjects, now);
         let charged = subjects.all().map(|s| entries.get(&s).copied());
-        Ok(LoginAttempt {
-            throttle: self,
+        Ok(MemoryCharge {
             subjects,
             before,
             charged,
@@ -475,10 +489,7 @@ impl LoginThrottle {
 #[must_use = "a login attempt counts as a failure unless `succeeded()` or `not_checked()` is called"]
 pub struct LoginAttempt<'a> {
     throttle: &'a LoginThrottle,
-    subjects: Subjects,
-    /// The entries of [`Subjects::all`] before this attempt was charged, and right after.
-    before: [Option<Entry>; 3],
-    charged: [Option<Entry>; 3],
+    charge: MemoryCharge,
 }
 
 impl LoginAttempt<'_> {
@@ -487,12 +498,7 @@ impl LoginAttempt<'_> {
     /// put on the client IP is taken back (its count and lockout are as before the attempt
     /// when no other attempt from it was charged meanwhile, else one lower).
     pub fn succeeded(self) {
-        let Ok(mut entries) = self.throttle.entries.lock() else {
-            return;
-        };
-        entries.remove(&self.subjects.account);
-        entries.remove(&self.subjects.pair);
-        self.take_back(&mut entries, |subject| subject == self.subjects.ip);
+        self.throttle.succeeded(&self.charge);
     }
 
     /// The password was wrong (or the account unknown): the attempt stays counted.
@@ -505,20 +511,54 @@ impl LoginAttempt<'_> {
     /// lower. Unlike [`succeeded`](Self::succeeded), nothing is cleared: earlier failures
     /// stay. Call it only when no verdict was reached; a wrong password is `failed()`.
     pub fn not_checked(self) {
-        let Ok(mut entries) = self.throttle.entries.lock() else {
+        self.throttle.not_checked(&self.charge);
+    }
+}
+
+/// What one attempt charged a [`LoginThrottle`]: its subjects, and their entries before and
+/// right after the charge, so that it can be taken back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryCharge {
+    subjects: Subjects,
+    /// The entries of [`Subjects::all`] before this attempt was charged, and right after.
+    before: [Option<Entry>; 3],
+    charged: [Option<Entry>; 3],
+}
+
+impl LoginThrottle {
+    /// [`LoginAttempt::succeeded`] for `charge`.
+    pub(crate) fn succeeded(&self, charge: &MemoryCharge) {
+        let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        self.take_back(&mut entries, |_| true);
+        entries.remove(&charge.subjects.account);
+        entries.remove(&charge.subjects.pair);
+        self.take_back(&mut entries, charge, |subject| {
+            subject == charge.subjects.ip
+        });
     }
 
-    /// Takes this attempt's charge back from each of its subjects that `which` picks.
-    fn take_back(&self, entries: &mut HashMap<Subject, Entry>, which: impl Fn(Subject) -> bool) {
-        let charges = self
+    /// [`LoginAttempt::not_checked`] for `charge`.
+    pub(crate) fn not_checked(&self, charge: &MemoryCharge) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        self.take_back(&mut entries, charge, |_| true);
+    }
+
+    /// Takes `charge` back from each of its subjects that `which` picks.
+    fn take_back(
+        &self,
+        entries: &mut HashMap<Subject, Entry>,
+        charge: &MemoryCharge,
+        which: impl Fn(Subject) -> bool,
+    ) {
+        let charges = charge
             .subjects
             .all()
             .into_iter()
-            .zip(self.before)
-            .zip(self.charged);
+            .zip(charge.before)
+            .zip(charge.charged);
         for ((subject, before), charged) in charges.filter(|((s, _), _)| which(*s)) {
             let Some(entry) = entries.get_mut(&subject) else {
                 continue;
@@ -534,7 +574,7 @@ impl LoginAttempt<'_> {
             }
             // Other attempts were charged to it since: only this one's share goes.
             entry.failures = entry.failures.saturating_sub(1);
-            if entry.failures <= self.throttle.free(subject) {
+            if entry.failures <= self.free(subject) {
                 entry.locked_until = entry.locked_until.min(entry.last_failure);
             }
             if entry.failures == 0 {
