@@ -43,6 +43,8 @@ mod limiter;
 mod login;
 mod quota;
 #[cfg(feature = "redis")]
+mod redis_outcome;
+#[cfg(feature = "redis")]
 mod redis_store;
 mod respond;
 

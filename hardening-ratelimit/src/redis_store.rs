@@ -425,26 +425,10 @@ impl RedisLimiterBuilder {
             adjust.load_async(&mut conn).await?;
             check_eviction(&mut conn, self.allow_eviction, &EVICTION_RISK).await
         };
-        match tokio::time::timeout(self.timeout, start_up).await {
-            Ok(checked) => {
-                checked
-                    .map_err(RedisStoreError::Unreachable)?
-                    .map_err(RedisStoreError::EvictingPolicy)?;
-            }
-            Err(_) => {
-                return Err(RedisStoreError::Unreachable(
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!(
-                            "timed out loading the scripts or asking the eviction policy (no \
-                             reply within the store's timeout, {:?})",
-                            self.timeout
-                        ),
-                    )
-                    .into(),
-                ));
-            }
-        }
+        crate::redis_outcome::start_up_within(self.timeout, start_up)
+            .await
+            .map_err(RedisStoreError::Unreachable)?
+            .map_err(RedisStoreError::EvictingPolicy)?;
         for (policy, mode) in &self.policies {
             if *mode == FailureMode::FailOpen {
                 tracing::warn!(
@@ -689,7 +673,7 @@ impl RedisPolicy {
     }
 }
 
-struct Breaker {
+pub(crate) struct Breaker {
     failures: AtomicU32,
     /// Milliseconds since `start`.
     open_until: AtomicU64,
@@ -701,7 +685,7 @@ struct Breaker {
 }
 
 impl Breaker {
-    fn new(threshold: u32, cool_down: Duration, timeout: Duration) -> Self {
+    pub(crate) fn new(threshold: u32, cool_down: Duration, timeout: Duration) -> Self {
         Self {
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
@@ -719,14 +703,14 @@ impl Breaker {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.now_ms() < self.open_until.load(Ordering::Relaxed)
     }
 
     /// Whether this request may ask Redis. Once a cool-down is over, only the first to ask
     /// does (a probe); the others keep away until it answers (a success closes the breaker,
     /// a failure opens it again) or, should it be dropped unanswered, for the store's timeout.
-    fn lets_through(&self) -> bool {
+    pub(crate) fn lets_through(&self) -> bool {
         let until = self.open_until.load(Ordering::Relaxed);
         let now = self.now_ms();
         if now < until {
@@ -743,7 +727,7 @@ impl Breaker {
 
     /// Redis answered: closed (a probe's window, too). `true` for the one answer that closed
     /// a breaker that had opened: the outage is over.
-    fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         if self.failures.load(Ordering::Relaxed) == 0 {
             return false;
         }
@@ -754,7 +738,7 @@ impl Breaker {
 
     /// Redis did not answer. `true` for the one failure that opened the breaker (the
     /// threshold's), not for the failed probes after it.
-    fn failure(&self) -> bool {
+    pub(crate) fn failure(&self) -> bool {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.threshold {
             // Saturating: a cool-down near `u64::MAX` ms opens it for good, not for nothing
@@ -847,8 +831,7 @@ struct Inner {
 impl Inner {
     /// Redis answered: tells the connection and the breaker, and logs the end of an outage.
     fn answered(&self) {
-        self.conn.answered();
-        if self.breaker.success() {
+        if crate::redis_outcome::answered(&self.conn, &self.breaker) {
             self.log_back();
         }
     }
@@ -856,12 +839,7 @@ impl Inner {
     /// Redis did not answer in time or answered an error (`timed_out`: no reply at all):
     /// tells the connection and the breaker, and logs the start of an outage.
     fn failed(&self, timed_out: bool) {
-        if timed_out {
-            self.conn.timed_out();
-        } else {
-            self.conn.answered();
-        }
-        if self.breaker.failure() {
+        if crate::redis_outcome::failed(&self.conn, &self.breaker, timed_out) {
             self.log_outage();
         }
     }

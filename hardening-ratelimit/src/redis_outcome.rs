@@ -1,0 +1,53 @@
+//! What this crate's Redis stores (the limiter's and the login throttle's) do alike with how
+//! a command ended: tell the connection and the circuit breaker, and bound start-up.
+
+use std::future::Future;
+use std::time::Duration;
+
+use hardening_errors::RedisConnection;
+use redis::RedisResult;
+
+use crate::redis_store::Breaker;
+
+/// Redis answered: tells the connection and the breaker. `true` for the one answer that
+/// closed a breaker that had opened: the outage is over (the store logs it).
+pub(crate) fn answered(conn: &RedisConnection, breaker: &Breaker) -> bool {
+    conn.answered();
+    breaker.success()
+}
+
+/// Redis did not answer in time or answered an error (`timed_out`: no reply at all): tells
+/// the connection and the breaker. `true` for the one failure that opened the breaker: an
+/// outage begins (the store logs it).
+pub(crate) fn failed(conn: &RedisConnection, breaker: &Breaker, timed_out: bool) -> bool {
+    if timed_out {
+        conn.timed_out();
+    } else {
+        conn.answered();
+    }
+    breaker.failure()
+}
+
+/// Runs a store's start-up steps (loading its scripts, asking the eviction policy) within
+/// the store's `timeout`: a Redis that answered the handshake, then stalled, fails start-up
+/// as unreachable, in time. (The connection itself waits for replies as long as it lasts.)
+///
+/// # Errors
+/// The steps' error, or a timeout saying what timed out.
+pub(crate) async fn start_up_within<T>(
+    timeout: Duration,
+    steps: impl Future<Output = RedisResult<T>>,
+) -> RedisResult<T> {
+    tokio::time::timeout(timeout, steps)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "timed out loading the scripts or asking the eviction policy (no reply within \
+                 the store's timeout, {timeout:?})"
+                ),
+            )
+            .into())
+        })
+}
