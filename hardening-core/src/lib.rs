@@ -89,7 +89,7 @@
 //! | `auth`       | no      | `hardening-auth`: JWT (RFC 8725), `Authenticated<C>`, argon2id passwords, CSRF |
 //! | `validation` | no      | `hardening_errors::Valid` extractors backed by garde |
 //! | `metrics`    | no      | `hardening_security_events_total{event}` counter via the `metrics` facade |
-//! | `redis`      | no      | `hardening-ratelimit`'s Redis store: limits shared by every instance; with `auth`, `hardening-auth`'s `RedisDenylist` |
+//! | `redis`      | no      | `hardening-ratelimit`'s Redis stores: limits and login throttling shared by every instance; with `auth`, `hardening-auth`'s `RedisDenylist` |
 //! | `jwks-rustls`| no      | `auth`, and HTTPS for JWKS URLs (rustls with ring and Mozilla's roots) |
 //! | `full`       | no      | all of the above |
 

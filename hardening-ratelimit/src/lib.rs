@@ -22,7 +22,8 @@
 //!   `hardening-core` answers refusals with a 429 problem (`quota-exceeded`,
 //!   `violated-policies`, `Retry-After`).
 //! - With feature `redis`: `RedisLimiter`, the same decisions shared by every instance of a
-//!   service through Redis, with a chosen failure mode when Redis is unreachable.
+//!   service through Redis, with a chosen failure mode when Redis is unreachable; and
+//!   `RedisLoginThrottle`, [`LoginThrottle`]'s counts shared the same way.
 //!
 //! [`RateLimitLayer`] applies a limiter on its own, keyed by the socket peer.
 //! [`ConcurrencyLimiter`] caps requests in flight per client and overall (load shedding).
@@ -34,7 +35,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `redis` | no      | `RedisLimiter` and `RedisRateLimitLayer`: limits shared by every instance |
+//! | `redis` | no      | `RedisLimiter` and `RedisRateLimitLayer`: limits shared by every instance; `RedisLoginThrottle`: login throttling shared by every instance |
 
 mod concurrency;
 mod cost;
@@ -42,6 +43,8 @@ mod layer;
 mod limiter;
 mod login;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis_login;
 #[cfg(feature = "redis")]
 mod redis_outcome;
 #[cfg(feature = "redis")]
@@ -60,6 +63,11 @@ pub use limiter::{
 };
 pub use login::{LoginAttempt, LoginConfigError, LoginThrottle};
 pub use quota::Quota;
+#[cfg(feature = "redis")]
+pub use redis_login::{
+    LoginRefused, MIN_HASH_KEY_LEN, RedisLoginAttempt, RedisLoginError, RedisLoginThrottle,
+    RedisLoginThrottleBuilder,
+};
 #[cfg(feature = "redis")]
 pub use redis_store::{
     FailureMode, RedisLimiter, RedisLimiterBuilder, RedisRateLimit, RedisRateLimitLayer,

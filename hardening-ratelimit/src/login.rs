@@ -84,11 +84,11 @@ struct Entry {
 /// from that client alike; account names are stored as keyed 64-bit hashes, so a long name
 /// costs no memory.
 ///
-/// The counts live in this process: with several instances behind a load balancer, each
-/// counts its own, and a client whose attempts are spread across N of them gets up to N
-/// times the free failures before a lockout (6 guesses on one account become 12 on two
-/// instances). Keep the free counts lower in proportion, or route each client to one
-/// instance, until the counts can be shared.
+/// The counts live in this process: for one instance. With several behind a load balancer,
+/// each would count its own, and a client whose attempts are spread across N of them would
+/// get up to N times the free failures before a lockout (6 guesses on one account become 12
+/// on two instances): count in Redis instead, by these rules, with `RedisLoginThrottle`
+/// (feature `redis`).
 ///
 /// # One call per attempt, before the password is checked
 ///
@@ -363,6 +363,19 @@ impl LoginThrottle {
         })
     }
 
+    /// The rules this throttle counts by, for the Redis throttle, which counts by the same.
+    #[cfg(feature = "redis")]
+    pub(crate) fn rules(&self) -> LoginRules {
+        LoginRules {
+            pair_free: self.pair_free,
+            account_free: self.account_free,
+            ip_free: self.ip_free,
+            first_lockout: self.base,
+            longest_lockout: self.max,
+            forget_after: self.forget_after,
+        }
+    }
+
     /// How long any of `subjects` is still locked out (zero if none is).
     fn wait(entries: &HashMap<Subject, Entry>, subjects: Subjects, now: Instant) -> Duration {
         subjects
@@ -584,12 +597,28 @@ impl LoginThrottle {
     }
 }
 
+/// The rules of a [`LoginThrottle`] (see [`LoginThrottle::rules`]).
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoginRules {
+    /// Free failures of an account from one client.
+    pub(crate) pair_free: u32,
+    /// Free failures of an account from all clients.
+    pub(crate) account_free: u32,
+    /// Free failures of a client.
+    pub(crate) ip_free: u32,
+    pub(crate) first_lockout: Duration,
+    pub(crate) longest_lockout: Duration,
+    /// How long a count lasts after its last failure.
+    pub(crate) forget_after: Duration,
+}
+
 /// The key an account name is throttled under: every spelling an account lookup could take
 /// for one account gives the same key. Compatibility forms folded (fullwidth `ａ` is `a`),
 /// case folded (Unicode's full default case folding: `ß` → `ss`, `ς` → `σ`, `ᾼ` → `αι`,
 /// Cherokee small letters to capitals…), compatibility forms folded again (case folding
 /// can produce them) and white space trimmed.
-fn account_key(name: &str) -> String {
+pub(crate) fn account_key(name: &str) -> String {
     let folded = case_fold(&compatibility_fold(name));
     compatibility_fold(&folded).trim().to_owned()
 }

@@ -133,7 +133,7 @@ const MAX_LEASE_MS: u64 = 1 << 53;
 /// within it is taken back (see [`RedisLimiter::reserve`]); ten store timeouts if longer.
 /// Far past any fork or fail-over; and a task waiting on a connection that will never answer
 /// (replaced, see [`RedisConnection`]) ends, and with the last of them that connection.
-const LATE_REPLY: Duration = Duration::from_secs(60);
+pub(crate) const LATE_REPLY: Duration = Duration::from_secs(60);
 
 /// What a policy does when Redis cannot answer (down, slow, or the circuit breaker is open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
