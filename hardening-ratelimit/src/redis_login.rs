@@ -1,7 +1,7 @@
 //! The login throttle's Redis store (feature `redis`): one count of login failures shared by
 //! every instance of a service, by the rules of [`LoginThrottle`].
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +10,10 @@ use axum::response::{IntoResponse, Response};
 use hardening_errors::{
     EVICTION_RECHECK_EVERY, Error, EvictionRisk, Problem, RedisConnection, WarnOnce, check_eviction,
 };
+use hmac::{Hmac, Mac};
 use http::{HeaderValue, header};
 use redis::Script;
+use sha2::Sha256;
 
 use crate::LoginThrottle;
 use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
@@ -439,7 +441,7 @@ impl RedisLoginThrottleBuilder {
 ///   for its policies, each decided on its own. (Like that store, this one connects to one
 ///   server and follows no Cluster redirection.)
 /// - **No account name in Redis**: the account and the account from one client are keyed
-///   hashes (128 bits of SipHash-2-4) under the hash key given to
+///   hashes (HMAC-SHA256, cut to 128 bits) under the hash key given to
 ///   [`builder`](Self::builder), which every instance must share (checked at start-up) and
 ///   which comes from your configuration, never from the process. The client's key is its
 ///   address, grouped as [`LoginThrottle`] groups it (IPv6 by /64).
@@ -1012,35 +1014,41 @@ fn millis(d: Duration) -> u64 {
 /// hashes of the account's [key](LoginThrottle::account_key) (with the client's group, for
 /// the pair), and `{prefix}:ip:…`, the client's group.
 ///
-/// The hash is SipHash-2-4 (a keyed pseudo-random function) twice, under two 128-bit keys,
-/// for 128 bits: two account names share a count with odds of about n² / 2^129, and no one
-/// without the hash key can tell which name a key counts, nor aim two names at one key. The
-/// four 64-bit keys are each the SipHash-2-4 of the whole hash key under a public key of
-/// their own: a fixed mixing of every byte of it. (std's `SipHasher` is deprecated for
-/// hash tables, not for this: it is the one keyed hash in std whose output is fixed across
-/// releases, which keys shared by every instance, across upgrades, need.)
+/// The hash is HMAC-SHA256 (RFC 2104) under the hash key, cut to its first 128 bits: two
+/// account names share a count with odds of about n² / 2^129, and no one without the hash
+/// key can tell which name a key counts, nor aim two names at one key. Its output is fixed
+/// by the standard, so every instance, across upgrades, names a count alike.
 struct KeyNames {
-    keys: [(u64, u64); 2],
+    /// HMAC-SHA256 keyed with the hash key, before any input: cloned per digest.
+    mac: Hmac<Sha256>,
     /// `{prefix}`: the Redis Cluster hash tag of every key.
     tag: String,
 }
 
-/// The public keys the hash key is mixed under (the first half; the second is its index).
-const KEY_DERIVATION: u64 = 0x6c6f_6769_6e2d_6b65; // "login-ke"
-
 impl KeyNames {
     fn new(hash_key: &[u8], prefix: &str) -> Self {
-        let derive = |i: u64| sip_hash((KEY_DERIVATION, i), &[hash_key]);
         Self {
-            keys: [(derive(0), derive(1)), (derive(2), derive(3))],
+            // HMAC takes a key of any length (a longer one is hashed first).
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(hash_key)
+                .expect("HMAC accepts keys of any length"),
             tag: format!("{{{prefix}}}"),
         }
     }
 
-    /// The 128-bit keyed hash of `parts` (each framed by its length), in hex.
+    /// The 128-bit keyed hash of `parts` (each framed by its length, 8 bytes little-endian),
+    /// in hex.
     fn digest(&self, parts: &[&[u8]]) -> String {
-        let [high, low] = self.keys.map(|keys| sip_hash(keys, parts));
-        format!("{high:016x}{low:016x}")
+        let mut mac = self.mac.clone();
+        for part in parts {
+            mac.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_le_bytes());
+            mac.update(part);
+        }
+        let tag = mac.finalize().into_bytes();
+        let mut hex = String::with_capacity(32);
+        for byte in &tag[..16] {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
     }
 
     /// The keys of an attempt on `account` from `ip`: the account from this client, the
@@ -1076,18 +1084,6 @@ impl KeyNames {
     fn fingerprint(&self) -> String {
         self.digest(&[b"hash-key"])
     }
-}
-
-/// SipHash-2-4 of `parts`, each framed by its length (8 bytes, little-endian), under `keys`.
-#[allow(deprecated)] // See `KeyNames`: the SipHash whose output std keeps fixed.
-fn sip_hash((k0, k1): (u64, u64), parts: &[&[u8]]) -> u64 {
-    use std::hash::{Hasher as _, SipHasher};
-    let mut hasher = SipHasher::new_with_keys(k0, k1);
-    for part in parts {
-        hasher.write(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_le_bytes());
-        hasher.write(part);
-    }
-    hasher.finish()
 }
 
 #[cfg(test)]
@@ -1144,9 +1140,10 @@ mod tests {
         assert_eq!(names.digest(&[b"account", b"alice"]), ALICE_DIGEST);
     }
 
-    /// Computed apart from this code, by a Python SipHash-2-4 written from the paper
-    /// (checked against its test vector, key 00..0f and message 00..0e: a129ca6149be45e5).
-    const ALICE_DIGEST: &str = "5ef9de11d1e7fb2ec45beb67e64ceedf";
+    /// Computed apart from this code, by Python's `hmac` module: `hmac.new(KEY, frame(b"account")
+    /// + frame(b"alice"), "sha256").hexdigest()[:32]`, where `frame(p)` is `len(p)` as 8
+    /// little-endian bytes, then `p`.
+    const ALICE_DIGEST: &str = "fab12865fe815151e809c7ef960eca73";
 
     #[test]
     fn an_attempts_keys_share_one_cluster_slot_and_accounts_and_pairs_are_apart() {
