@@ -281,19 +281,28 @@ impl CostStore {
         }
     }
 
-    async fn reserve(&self, keys: &RequestKeys<'_>, estimate: u32) -> (Decision, Option<Reserved>) {
+    async fn reserve(&self, keys: &RequestKeys<'_>, estimate: u32) -> Reserving {
         match self {
             Self::Memory(l) => {
                 let (d, r) = l.reserve(keys, estimate);
-                (d, r.map(Reserved::Memory))
+                Reserving::Decided(d, r.map(Reserved::Memory))
             }
             #[cfg(feature = "redis")]
-            Self::Redis(l) => {
-                let (d, r) = l.reserve(keys, estimate).await;
-                (d, r.map(Reserved::Redis))
-            }
+            Self::Redis(l) => match l.reserve(keys, estimate).await {
+                Ok((d, r)) => Reserving::Decided(d, r.map(Reserved::Redis)),
+                Err(unavailable) => Reserving::Unavailable(unavailable),
+            },
         }
     }
+}
+
+/// What [`CostStore::reserve`] came to.
+enum Reserving {
+    /// The store decided (with the reservation, if admitted).
+    Decided(Decision, Option<Reserved>),
+    /// Redis could not be asked and a fail-closed policy refused: no budget was read.
+    #[cfg(feature = "redis")]
+    Unavailable(crate::RedisUnavailable),
 }
 
 /// A misconfigured [`CostLayer`] or [`Estimate`]; `Debug` prints the message too.
@@ -369,7 +378,9 @@ hardening_errors::debug_as_message!(CostConfigError);
 ///
 /// A 429, a 413 for a body over [`max_body`](Self::max_body), and that 500 are each one
 /// security event (`rate_limited`, `body_too_large`, `cost_limit_unkeyed`), reported once,
-/// as [`RateLimitLayer`](crate::RateLimitLayer) reports its own.
+/// as [`RateLimitLayer`](crate::RateLimitLayer) reports its own. With a `RedisLimiter` whose
+/// Redis is away, a fail-closed budget refuses with a 503 problem instead, with `Retry-After`
+/// and no `RateLimit` field (`rate_limit_unavailable`): nothing says the budget is spent.
 ///
 /// ```
 /// use std::num::NonZeroU32;
@@ -723,7 +734,18 @@ where
             let estimate = units.min(layer.max_estimate);
 
             let keys = RequestKeys::from_http(&parts.extensions, &parts.headers, &parts.uri);
-            let (decision, reservation) = layer.limiter.reserve(&keys, estimate).await;
+            let (decision, reservation) = match layer.limiter.reserve(&keys, estimate).await {
+                Reserving::Decided(decision, reservation) => (decision, reservation),
+                #[cfg(feature = "redis")]
+                Reserving::Unavailable(unavailable) => {
+                    let mut response =
+                        crate::respond::limit_unavailable(&unavailable, request_id, keys.client_ip);
+                    layer
+                        .fields
+                        .set(response.headers_mut(), None, layer.limiter.policy_header());
+                    return Ok(response);
+                }
+            };
             let ratelimit = ratelimit_header(decision.statuses());
             let shadowed = matches!(decision, Decision::Shadowed { .. });
             let reservation = match (decision, reservation) {

@@ -17,7 +17,7 @@ use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
 use crate::limiter::{Key, key_for, policy_header_for, text_key, warn_overrun};
-use crate::respond::{LayerShared, report_shadow, too_many};
+use crate::respond::{LayerShared, limit_unavailable, report_shadow, too_many};
 use crate::{
     Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
 };
@@ -139,9 +139,12 @@ pub(crate) const LATE_REPLY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailureMode {
-    /// Refuse the request (429 with `Retry-After` = the breaker's cool-down, at least 1 s,
-    /// and no `RateLimit` field: Redis holds the counts). The strict
-    /// choice for expensive routes: an outage must not become an unmetered bill.
+    /// Refuse the request as the service being unavailable, not as a spent budget:
+    /// [`RedisLimiter::check`] and [`reserve`](RedisLimiter::reserve) answer
+    /// [`RedisUnavailable`], and the layers a 503 problem with `Retry-After` = the breaker's
+    /// cool-down (at least 1 s), no `RateLimit` field (Redis holds the counts), logged and
+    /// counted as `rate_limit_unavailable`, never `rate_limited`. The strict choice for
+    /// expensive routes: an outage must not become an unmetered bill.
     FailClosed,
     /// **Loosens**: skip the policy while Redis is away (logged at start-up).
     FailOpen,
@@ -306,8 +309,8 @@ impl RedisLimiterBuilder {
     /// failures, 2 s): a dead Redis must not add a timeout to every request. Then one request
     /// asks whether it is back; the others keep to their failure mode until it answers.
     /// The opening is logged once per outage, as an error naming the server's address (never
-    /// the URL) and what each policy does meanwhile, and Redis answering again at INFO: a
-    /// `FailClosed` policy's refusals are otherwise logged as any other `rate_limited`.
+    /// the URL) and what each policy does meanwhile, and Redis answering again at INFO; a
+    /// `FailClosed` policy's refusals meanwhile are each a `rate_limit_unavailable` event.
     ///
     /// A connection that stays open but answers nothing (a proxy in front of a Redis that
     /// stopped) is replaced once commands have timed out on it for a cool-down (or the
@@ -846,7 +849,7 @@ impl Inner {
 
     /// The breaker opened: each policy decides by its failure mode until Redis answers a
     /// probe. Once per outage, as an error: `FallBackToMemory` now allows each instance its
-    /// own quota, and `FailClosed` refuses every request as if its budget were spent.
+    /// own quota, and `FailClosed` refuses every request it counts (503).
     #[cold]
     fn log_outage(&self) {
         let modes: Vec<String> = self
@@ -855,7 +858,7 @@ impl Inner {
             .map(|p| {
                 let name = p.policy.name();
                 match p.mode {
-                    FailureMode::FailClosed => format!("`{name}` refuses (FailClosed)"),
+                    FailureMode::FailClosed => format!("`{name}` refuses with 503 (FailClosed)"),
                     FailureMode::FailOpen => format!("`{name}` is skipped (FailOpen)"),
                     FailureMode::FallBackToMemory => {
                         format!("`{name}` counts in this process only (FallBackToMemory)")
@@ -877,6 +880,14 @@ impl Inner {
              it again every {cool_down:?}",
             modes.join(", ")
         );
+    }
+
+    /// The refusal of a request Redis could not be asked about, for `policies`.
+    fn unavailable(&self, policies: Vec<PolicyName>) -> RedisUnavailable {
+        RedisUnavailable {
+            retry_after: self.breaker.cool_down.max(Duration::from_secs(1)),
+            policies,
+        }
     }
 
     /// A probe was answered after an outage: decisions are made in Redis again.
@@ -909,10 +920,30 @@ impl fmt::Debug for RedisLimiter {
     }
 }
 
-/// Redis did not answer (down, slow, or the circuit breaker is open).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Redis could not be asked (down, slow, erroring, or the circuit breaker is open), and the
+/// request was refused for it: by the [`FailClosed`](FailureMode::FailClosed) policies that
+/// count it ([`RedisLimiter::check`], [`RedisLimiter::reserve`]), or for want of a
+/// concurrency slot ([`RedisLimiter::acquire_slot`]). Not a spent budget: the layers answer
+/// it with a 503 problem and `Retry-After` = [`retry_after`](Self::retry_after), logged as
+/// `rate_limit_unavailable`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the Redis rate-limit store is unavailable")]
-pub struct RedisUnavailable;
+pub struct RedisUnavailable {
+    retry_after: Duration,
+    policies: Vec<PolicyName>,
+}
+
+impl RedisUnavailable {
+    /// When to ask again: the circuit breaker's cool-down, at least a second.
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+
+    /// The fail-closed policies that could not be checked (none for a concurrency slot).
+    pub fn policies(&self) -> &[PolicyName] {
+        &self.policies
+    }
+}
 
 /// A concurrency slot from [`RedisLimiter::acquire_slot`]; released when dropped.
 pub struct RedisSlot {
@@ -1105,8 +1136,20 @@ impl RedisLimiter {
     }
 
     /// Decides a request costing `cost` units, charging every policy or none.
-    pub async fn check(&self, keys: &RequestKeys<'_>, cost: u32) -> Decision {
-        self.decide(keys, u64::from(cost.max(1)), false).await.0
+    ///
+    /// # Errors
+    ///
+    /// [`RedisUnavailable`] when Redis could not be asked and a
+    /// [`FailClosed`](FailureMode::FailClosed) policy counts the request: refused, but not
+    /// for a spent budget (answer 503, not 429). The other policies' failure modes decide
+    /// without Redis.
+    pub async fn check(
+        &self,
+        keys: &RequestKeys<'_>,
+        cost: u32,
+    ) -> Result<Decision, RedisUnavailable> {
+        let (decision, _) = self.decide(keys, u64::from(cost.max(1)), false).await?;
+        Ok(decision)
     }
 
     /// Reserves `estimate` units under every policy at once (see [`RateLimiter::reserve`]).
@@ -1121,18 +1164,22 @@ impl RedisLimiter {
     /// that never ran is not charged its estimate. (A reply later still, or lost with its
     /// connection, leaves the charge, if Redis made it, to refill on its own: nothing tells
     /// whether it was made.)
+    ///
+    /// # Errors
+    ///
+    /// [`RedisUnavailable`], as [`check`](Self::check): nothing was reserved.
     pub async fn reserve(
         &self,
         keys: &RequestKeys<'_>,
         estimate: u32,
-    ) -> (Decision, Option<RedisReservation>) {
-        let (decision, charged) = self.decide(keys, u64::from(estimate), true).await;
+    ) -> Result<(Decision, Option<RedisReservation>), RedisUnavailable> {
+        let (decision, charged) = self.decide(keys, u64::from(estimate), true).await?;
         let reservation = decision.is_admitted().then(|| RedisReservation {
             limiter: self.clone(),
             reserved: u64::from(estimate),
             charged,
         });
-        (decision, reservation)
+        Ok((decision, reservation))
     }
 
     /// Takes one of at most `max_in_flight` concurrent slots for `key` (a client IP, an API
@@ -1158,7 +1205,7 @@ impl RedisLimiter {
     ) -> Result<Option<RedisSlot>, RedisUnavailable> {
         let inner = &*self.0;
         if !inner.breaker.lets_through() {
-            return Err(RedisUnavailable);
+            return Err(inner.unavailable(Vec::new()));
         }
         let member = format!(
             "{:x}-{:x}",
@@ -1204,11 +1251,11 @@ impl RedisLimiter {
             }
             Ok(_) => {
                 inner.failed(false);
-                Err(RedisUnavailable)
+                Err(inner.unavailable(Vec::new()))
             }
             Err(_) => {
                 inner.failed(true);
-                Err(RedisUnavailable)
+                Err(inner.unavailable(Vec::new()))
             }
         }
     }
@@ -1267,10 +1314,10 @@ impl RedisLimiter {
         keys: &RequestKeys<'_>,
         cost: u64,
         reserving: bool,
-    ) -> (Decision, Charged) {
+    ) -> Result<(Decision, Charged), RedisUnavailable> {
         let keyed = self.keyed(keys);
         if keyed.is_empty() {
-            return (Decision::Allowed(Vec::new().into()), Charged::Nothing);
+            return Ok((Decision::Allowed(Vec::new().into()), Charged::Nothing));
         }
         let inner = &*self.0;
         if inner.breaker.lets_through() {
@@ -1278,7 +1325,7 @@ impl RedisLimiter {
             match tokio::time::timeout(inner.timeout, decided).await {
                 Ok(Ok(decided)) => {
                     inner.answered();
-                    return decided;
+                    return Ok(decided);
                 }
                 Ok(Err(StoreError::Redis)) => inner.failed(false),
                 Err(_) | Ok(Err(StoreError::Timeout)) => inner.failed(true),
@@ -1287,13 +1334,15 @@ impl RedisLimiter {
         self.degraded(&keyed, keys, cost)
     }
 
-    /// Redis is away: each policy's failure mode decides.
+    /// Redis is away: each policy's failure mode decides. The enforcing `FailClosed`
+    /// policies that count the request refuse it as unavailable; else the others decide
+    /// (`FailOpen` skipped, `FallBackToMemory` in this process).
     fn degraded(
         &self,
         keyed: &[(usize, String)],
         keys: &RequestKeys<'_>,
         cost: u64,
-    ) -> (Decision, Charged) {
+    ) -> Result<(Decision, Charged), RedisUnavailable> {
         let inner = &*self.0;
         let closed: Vec<PolicyName> = keyed
             .iter()
@@ -1302,20 +1351,13 @@ impl RedisLimiter {
             .map(|p| p.policy.name().clone())
             .collect();
         if !closed.is_empty() {
-            return (
-                Decision::Limited {
-                    retry_after: inner.breaker.cool_down.max(Duration::from_secs(1)),
-                    violated: closed,
-                    statuses: Vec::new().into(),
-                },
-                Charged::Nothing,
-            );
+            return Err(inner.unavailable(closed));
         }
         let estimate = u32::try_from(cost).unwrap_or(u32::MAX);
-        match inner.fallback.reserve(keys, estimate) {
+        Ok(match inner.fallback.reserve(keys, estimate) {
             (decision, Some(reservation)) => (decision, Charged::Memory(reservation)),
             (decision, None) => (decision, Charged::Nothing),
-        }
+        })
     }
 
     async fn call(
@@ -1786,8 +1828,10 @@ fn undo(cost: u64) -> i64 {
 /// Applies a [`RedisLimiter`] to every request (client IP: inside `Hardening`, the one it
 /// resolved through trusted proxies, else the socket peer from `ConnectInfo`, forwarding
 /// headers never believed; principal from the extensions); refusals are 429 problems with
-/// `Retry-After` and the violated policies,
-/// and every response carries `RateLimit` / `RateLimit-Policy`. A request none of the
+/// `Retry-After` and the violated policies, and every response carries `RateLimit` /
+/// `RateLimit-Policy`. A request a [`FailClosed`](FailureMode::FailClosed) policy refuses
+/// because Redis could not be asked is a 503 problem with `Retry-After` and no `RateLimit`
+/// field, logged as `rate_limit_unavailable` (see [`RedisUnavailable`]). A request none of the
 /// enforcing policies counts (per-principal ones and an anonymous caller, or the layer
 /// outside the auth layer; per-IP ones and no `ConnectInfo`) passes unlimited, and the layer
 /// warns once, saying what the request lacked (inside `Hardening`, a missing client IP is
@@ -1852,7 +1896,16 @@ where
             let request_id = RequestId::from_extensions(req.extensions());
             let keys = RequestKeys::from_http(req.extensions(), req.headers(), req.uri());
             let client_ip = keys.client_ip;
-            let decision = limiter.check(&keys, 1).await;
+            let decision = match limiter.check(&keys, 1).await {
+                Ok(decision) => decision,
+                Err(unavailable) => {
+                    let mut response = limit_unavailable(&unavailable, request_id, client_ip);
+                    shared
+                        .fields
+                        .set(response.headers_mut(), None, limiter.policy_header());
+                    return Ok(response);
+                }
+            };
             shared.unlimited.check(
                 "RedisRateLimitLayer",
                 decision.statuses().len(),

@@ -1,4 +1,5 @@
-//! What the layers of this crate answer: 429 problems, `RateLimit` headers, shadow reports.
+//! What the layers of this crate answer: 429 problems (503 for a limit whose store was away),
+//! `RateLimit` headers, shadow reports.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -32,6 +33,46 @@ pub(crate) fn too_many<B: From<Bytes>>(
         request_id,
         client_ip,
         Some(&violated),
+    )
+}
+
+/// The `security.event` of a request refused because a limit could not be checked: a
+/// [`FailClosed`](crate::FailureMode::FailClosed) policy whose store was away. Apart from
+/// `rate_limited`, so that an outage does not read as clients over their limits.
+#[cfg(feature = "redis")]
+pub(crate) const UNAVAILABLE_EVENT: &str = "rate_limit_unavailable";
+
+/// The 503 problem for a request refused because a limit could not be checked (its store was
+/// away and the policy fails closed): the plain 503 the denylist's outage answers with
+/// ([`Error::Unavailable`]), a detail saying which limit failed, `Retry-After` in whole
+/// seconds (rounded up) and no `violated-policies`: nothing was spent. Reported as the
+/// [`UNAVAILABLE_EVENT`] security event, naming the policies.
+#[cfg(feature = "redis")]
+pub(crate) fn limit_unavailable<B: From<Bytes>>(
+    unavailable: &crate::RedisUnavailable,
+    request_id: Option<RequestId>,
+    client_ip: Option<IpAddr>,
+) -> Response<B> {
+    let retry_after = unavailable.retry_after();
+    let secs = retry_after
+        .as_secs()
+        .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
+    let problem = Error::Unavailable
+        .to_problem()
+        .with_detail(
+            "a rate limit could not be checked (its store is unavailable); retry after the \
+             Retry-After delay",
+        )
+        .with_header(
+            http::header::RETRY_AFTER,
+            hardening_errors::decimal_header_value(secs),
+        );
+    refusal(
+        problem,
+        UNAVAILABLE_EVENT,
+        request_id,
+        client_ip,
+        Some(&unavailable.policies()),
     )
 }
 

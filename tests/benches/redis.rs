@@ -90,12 +90,12 @@ async fn run(
                 let keys = RequestKeys::new(Some(ip), &headers);
                 let t = Instant::now();
                 let admitted = if reserving {
-                    let (decision, reservation) = limiter.reserve(&keys, 10).await;
+                    let (decision, reservation) = limiter.reserve(&keys, 10).await.unwrap();
                     // Settled at what it reserved: nothing more for Redis.
                     reservation.unwrap().settle(10).await;
                     decision.is_admitted()
                 } else {
-                    limiter.check(&keys, 1).await.is_admitted()
+                    limiter.check(&keys, 1).await.unwrap().is_admitted()
                 };
                 latencies.push(t.elapsed());
                 assert!(admitted);

@@ -87,7 +87,8 @@ async fn hammer(limiters: &[RedisLimiter], tasks: usize, total: usize, ip: &'sta
         handles.push(tokio::spawn(async move {
             for _ in 0..total / tasks {
                 let keys = ip_keys(ip);
-                if limiter.check(&keys, 1).await.is_admitted() {
+                // A fail-closed policy whose Redis is away: refused as unavailable.
+                if limiter.check(&keys, 1).await.is_ok_and(|d| d.is_admitted()) {
                     admitted.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -141,7 +142,7 @@ async fn multi_policy_decisions_are_all_or_nothing() {
         .unwrap();
     let mut seen = Vec::new();
     for _ in 0..8 {
-        seen.push(match l.check(&ip_keys("10.0.0.1"), 1).await {
+        seen.push(match l.check(&ip_keys("10.0.0.1"), 1).await.unwrap() {
             Decision::Allowed(_) => "allowed",
             Decision::Shadowed { .. } => "shadowed",
             Decision::Limited { .. } => "limited",
@@ -155,7 +156,7 @@ async fn multi_policy_decisions_are_all_or_nothing() {
         ]
     );
     // The refused requests charged nothing to the global policy: 5 of 1000 used.
-    match l.check(&ip_keys("10.0.0.2"), 1).await {
+    match l.check(&ip_keys("10.0.0.2"), 1).await.unwrap() {
         Decision::Shadowed { statuses, .. } => assert_eq!(statuses[1].remaining(), 994),
         other => panic!("{other:?}"),
     }
@@ -187,7 +188,7 @@ async fn a_refusal_reports_the_admitting_policies_as_they_stand() {
     };
     // 11 units: "all" would admit them, "ip" (a burst of 10) refuses, for good.
     let memory_decision = memory.check(&keys, 11);
-    let redis_decision = redis.check(&keys, 11).await;
+    let redis_decision = redis.check(&keys, 11).await.unwrap();
     for decision in [&memory_decision, &redis_decision] {
         match decision {
             Decision::Limited { retry_after, .. } => assert!(
@@ -203,9 +204,9 @@ async fn a_refusal_reports_the_admitting_policies_as_they_stand() {
     assert_eq!(in_redis, in_memory);
     // And a refusal after some use reports that use, in both.
     assert!(memory.check(&keys, 4).is_admitted());
-    assert!(redis.check(&keys, 4).await.is_admitted());
+    assert!(redis.check(&keys, 4).await.unwrap().is_admitted());
     let in_memory = header(&memory.check(&keys, 7));
-    let in_redis = header(&redis.check(&keys, 7).await);
+    let in_redis = header(&redis.check(&keys, 7).await.unwrap());
     assert!(
         in_memory.to_str().unwrap().starts_with(r#""all";r=96;"#),
         "{in_memory:?}"
@@ -238,7 +239,12 @@ async fn multi_policy_decisions_survive_a_flushed_script_cache() {
             .query_async(&mut conn)
             .await
             .unwrap();
-        seen.push(l.check(&ip_keys("10.0.0.3"), 1).await.is_admitted());
+        seen.push(
+            l.check(&ip_keys("10.0.0.3"), 1)
+                .await
+                .unwrap()
+                .is_admitted(),
+        );
     }
     // Decided in Redis each time (with the breaker open after one failure, a fail-closed
     // policy would refuse all four).
@@ -277,7 +283,7 @@ async fn concurrent_reservations_never_exceed_the_budget_and_the_ledger_is_exact
                 let estimate = 1 + x % 500;
                 let actual = (x >> 20) % (estimate + 1);
                 let keys = principal_keys("u");
-                let (_, reservation) = l.reserve(&keys, estimate as u32).await;
+                let (_, reservation) = l.reserve(&keys, estimate as u32).await.unwrap();
                 let Some(reservation) = reservation else {
                     continue;
                 };
@@ -306,7 +312,7 @@ async fn concurrent_reservations_never_exceed_the_budget_and_the_ledger_is_exact
     let spent = spent.load(Ordering::Relaxed);
     // Read the ledger: a zero-cost reservation reports the current state.
     let keys = principal_keys("u");
-    let (decision, _) = l.reserve(&keys, 0).await;
+    let (decision, _) = l.reserve(&keys, 0).await.unwrap();
     assert_eq!(
         u64::from(decision.statuses()[0].remaining()),
         BUDGET - spent
@@ -323,7 +329,12 @@ async fn every_key_has_a_ttl() {
         FailureMode::FailClosed,
     )
     .await;
-    assert!(l.check(&ip_keys("198.51.100.9"), 1).await.is_admitted());
+    assert!(
+        l.check(&ip_keys("198.51.100.9"), 1)
+            .await
+            .unwrap()
+            .is_admitted()
+    );
     let mut conn = connection(&server).await;
     let ttl: i64 = redis::cmd("PTTL")
         .arg("hardening:rl:ip:198.51.100.9")
@@ -365,7 +376,7 @@ async fn policy_names_with_colons_or_named_slots_keep_their_own_keys() {
     let check = async |name: &'static str, value: &'static str| {
         let mut headers = http::HeaderMap::new();
         headers.insert(name, http::HeaderValue::from_static(value));
-        l.check(&RequestKeys::new(None, &headers), 1).await
+        l.check(&RequestKeys::new(None, &headers), 1).await.unwrap()
     };
     // `a` spends its budget on `b:c`; `a:b` still has its own for `c`.
     for _ in 0..2 {
@@ -588,27 +599,30 @@ async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
     server.kill();
     load.await.expect("no panic under load while Redis dies");
 
-    // Fail-closed: refused, naming the policy, with a Retry-After.
+    // Fail-closed: refused as unavailable (no budget was read), naming the policy, with a
+    // Retry-After.
     match closed.check(&ip_keys("192.0.2.1"), 1).await {
-        Decision::Limited {
-            violated,
-            retry_after,
-            ..
-        } => {
-            assert_eq!(&*violated[0], "closed");
-            assert!(retry_after >= Duration::from_secs(1));
+        Err(unavailable) => {
+            assert_eq!(unavailable.policies(), ["closed"]);
+            assert!(unavailable.retry_after() >= Duration::from_secs(1));
         }
-        other => panic!("fail-closed admitted: {other:?}"),
+        Ok(decision) => panic!("fail-closed decided without Redis: {decision:?}"),
     }
     // Fail-open: admitted.
     assert!(matches!(
-        open.check(&ip_keys("192.0.2.1"), 1).await,
+        open.check(&ip_keys("192.0.2.1"), 1).await.unwrap(),
         Decision::Allowed(_)
     ));
     // Fall back: the in-memory limiter still enforces the burst, per instance.
     let mut fell_back = Vec::new();
     for _ in 0..4 {
-        fell_back.push(fallback.check(&ip_keys("192.0.2.1"), 1).await.is_admitted());
+        fell_back.push(
+            fallback
+                .check(&ip_keys("192.0.2.1"), 1)
+                .await
+                .unwrap()
+                .is_admitted(),
+        );
     }
     assert_eq!(fell_back, [true, true, true, false]);
     // The breaker opens: requests stop waiting on the dead server. How many decisions
@@ -624,7 +638,8 @@ async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
             if l.breaker_open() {
                 break;
             }
-            l.check(&ip_keys("192.0.2.99"), 1).await;
+            // Fail-closed: refused as unavailable.
+            let _ = l.check(&ip_keys("192.0.2.99"), 1).await;
         }
         assert!(l.breaker_open(), "{name}: the breaker did not open");
     }
@@ -632,7 +647,13 @@ async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
     // Back up (empty): after the cool-down, decisions come from Redis again.
     server.restart();
     assert!(
-        eventually(async || closed.check(&ip_keys("192.0.2.1"), 1).await.is_admitted()).await,
+        eventually(async || {
+            closed
+                .check(&ip_keys("192.0.2.1"), 1)
+                .await
+                .is_ok_and(|d| d.is_admitted())
+        })
+        .await,
         "fail-closed policy recovers once Redis is back"
     );
     assert!(!closed.breaker_open());
@@ -643,7 +664,7 @@ async fn killed_mid_load_each_failure_mode_behaves_then_recovers() {
         FailureMode::FailClosed,
     )
     .await;
-    match other.check(&ip_keys("192.0.2.1"), 1).await {
+    match other.check(&ip_keys("192.0.2.1"), 1).await.unwrap() {
         Decision::Allowed(s) => assert_eq!(s[0].remaining(), 998),
         d => panic!("{d:?}"),
     }
@@ -679,7 +700,7 @@ async fn an_outage_is_logged_once_when_the_breaker_opens_and_once_when_redis_is_
     // Both policies count this request: admitted means Redis decided (`tokens-per-day`
     // refuses while it is away).
     let keys = ip_keys("192.0.2.70").principal(Some("alice"));
-    assert!(l.check(&keys, 1).await.is_admitted());
+    assert!(l.check(&keys, 1).await.unwrap().is_admitted());
     server.kill();
     let outage = |captured: &hardening_tests::Captured| -> Vec<serde_json::Value> {
         captured
@@ -694,17 +715,18 @@ async fn an_outage_is_logged_once_when_the_breaker_opens_and_once_when_redis_is_
             })
             .collect()
     };
+    // `tokens-per-day` refuses each as unavailable.
     for _ in 0..3 {
-        l.check(&keys, 1).await;
+        assert!(l.check(&keys, 1).await.is_err());
     }
     assert!(l.breaker_open());
     // More refusals while it stays open, and a probe that fails after the cool-down: still
     // one error.
     for _ in 0..3 {
-        l.check(&keys, 1).await;
+        assert!(l.check(&keys, 1).await.is_err());
     }
     tokio::time::sleep(Duration::from_millis(350)).await;
-    l.check(&keys, 1).await;
+    assert!(l.check(&keys, 1).await.is_err());
     let logged = outage(&captured);
     assert_eq!(logged.len(), 1, "{}", captured.text());
     let opened = &logged[0];
@@ -714,7 +736,7 @@ async fn an_outage_is_logged_once_when_the_breaker_opens_and_once_when_redis_is_
     let message = opened["fields"]["message"].as_str().unwrap();
     for said in [
         "3 times in a row",
-        "`tokens-per-day` refuses (FailClosed)",
+        "`tokens-per-day` refuses with 503 (FailClosed)",
         "`per-ip` counts in this process only (FallBackToMemory)",
     ] {
         assert!(message.contains(said), "{said}: {message}");
@@ -722,10 +744,10 @@ async fn an_outage_is_logged_once_when_the_breaker_opens_and_once_when_redis_is_
 
     server.restart();
     assert!(
-        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        eventually(async || l.check(&keys, 1).await.is_ok_and(|d| d.is_admitted())).await,
         "the limiter decides in Redis again once it is back"
     );
-    l.check(&keys, 1).await;
+    l.check(&keys, 1).await.unwrap();
     let logged = outage(&captured);
     assert_eq!(logged.len(), 2, "{}", captured.text());
     assert_eq!(logged[1]["level"], "INFO", "{}", logged[1]);
@@ -783,13 +805,18 @@ async fn after_the_cool_down_one_request_probes_redis_and_the_others_do_not_wait
     let checks: Vec<_> = (0..20)
         .map(|_| {
             let l = l.clone();
-            tokio::spawn(async move { l.check(&ip_keys("10.0.0.1"), 1).await.is_admitted() })
+            tokio::spawn(async move {
+                l.check(&ip_keys("10.0.0.1"), 1)
+                    .await
+                    .unwrap()
+                    .is_admitted()
+            })
         })
         .collect();
     for check in checks {
         assert!(check.await.unwrap(), "fail-open admits");
     }
-    let left = match reader.check(&ip_keys("10.0.0.1"), 1).await {
+    let left = match reader.check(&ip_keys("10.0.0.1"), 1).await.unwrap() {
         Decision::Allowed(statuses) => statuses[0].remaining(),
         other => panic!("{other:?}"),
     };
@@ -818,19 +845,19 @@ async fn a_connection_that_never_answers_is_replaced() {
     // A store timeout of 200 ms; the breaker opens after 3 failures, for 300 ms.
     let l = limiter(&proxy.url(), policy(), FailureMode::FailClosed).await;
     let keys = ip_keys("192.0.2.60");
-    assert!(l.check(&keys, 1).await.is_admitted());
+    assert!(l.check(&keys, 1).await.unwrap().is_admitted());
     proxy.black_hole();
     assert!(
-        !l.check(&keys, 1).await.is_admitted(),
-        "fail-closed: refused"
+        l.check(&keys, 1).await.is_err(),
+        "fail-closed: refused as unavailable"
     );
     // A new connection through the same proxy is answered.
     let fresh = limiter(&proxy.url(), policy(), FailureMode::FailClosed).await;
-    assert!(fresh.check(&keys, 1).await.is_admitted());
+    assert!(fresh.check(&keys, 1).await.unwrap().is_admitted());
     // Bounded: 100 tries 50 ms apart, each waiting at most the 200 ms timeout (at least
     // 16 cool-downs).
     assert!(
-        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        eventually(async || l.check(&keys, 1).await.is_ok_and(|d| d.is_admitted())).await,
         "the limiter never decided in Redis again: its connection, silent, was kept"
     );
     assert!(!l.breaker_open());
@@ -869,11 +896,11 @@ async fn a_replacement_reaching_an_evicting_redis_is_logged_as_an_error() {
     )
     .await;
     let keys = ip_keys("192.0.2.61");
-    assert!(l.check(&keys, 1).await.is_admitted());
+    assert!(l.check(&keys, 1).await.unwrap().is_admitted());
     proxy.forward_new_to(&evicting);
     proxy.black_hole();
     assert!(
-        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        eventually(async || l.check(&keys, 1).await.is_ok_and(|d| d.is_admitted())).await,
         "the limiter never decided in Redis again"
     );
     assert_evicting_logged(&captured, "rate limits", &proxy.url()).await;
@@ -895,12 +922,15 @@ async fn an_eviction_policy_set_after_start_up_is_logged_as_an_error() {
         .await
         .unwrap();
     let keys = ip_keys("192.0.2.63");
-    assert!(l.check(&keys, 1).await.is_admitted());
+    assert!(l.check(&keys, 1).await.unwrap().is_admitted());
     let () = server
         .command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
         .await;
     assert_evicting_logged(&captured, "rate limits", &server.url()).await;
-    assert!(l.check(&keys, 1).await.is_admitted(), "requests go on");
+    assert!(
+        l.check(&keys, 1).await.unwrap().is_admitted(),
+        "requests go on"
+    );
     assert_checks_stop_with(l, &server).await;
 }
 
@@ -928,12 +958,12 @@ async fn another_servers_count_of_evicted_keys_is_not_taken_for_new_evictions() 
         .await
         .unwrap();
     let keys = ip_keys("192.0.2.64");
-    assert!(l.check(&keys, 1).await.is_admitted());
+    assert!(l.check(&keys, 1).await.unwrap().is_admitted());
     let asked = other.config_calls().await;
     proxy.forward_new_to(&other);
     proxy.black_hole();
     assert!(
-        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        eventually(async || l.check(&keys, 1).await.is_ok_and(|d| d.is_admitted())).await,
         "the limiter never decided in Redis again"
     );
     // The policy asked three times on the new connection (at its start, then every 200 ms):
@@ -964,13 +994,15 @@ async fn a_charge_never_answered_is_given_up_and_its_connection_closed() {
         .await
         .unwrap();
     let keys = ip_keys("192.0.2.62");
-    assert!(l.check(&keys, 1).await.is_admitted());
+    assert!(l.check(&keys, 1).await.unwrap().is_admitted());
     assert_eq!(proxy.open(), 1, "the limiter's one connection");
     proxy.black_hole();
-    let (decision, _) = l.reserve(&keys, 1).await;
-    assert!(!decision.is_admitted(), "fail-closed: refused");
     assert!(
-        eventually(async || l.check(&keys, 1).await.is_admitted()).await,
+        l.reserve(&keys, 1).await.is_err(),
+        "fail-closed: refused as unavailable"
+    );
+    assert!(
+        eventually(async || l.check(&keys, 1).await.is_ok_and(|d| d.is_admitted())).await,
         "the limiter never decided in Redis again on a new connection"
     );
     // Bounded: 100 looks 50 ms apart, five times the bound.
@@ -1033,6 +1065,105 @@ async fn the_layer_answers_429_problems_with_ratelimit_headers() {
     assert_eq!(events[0].0, "rate_limited");
     assert_eq!(events[0].1["fields"]["request_id"], problem["request_id"]);
     assert_eq!(events[0].1["fields"]["client.address"], "127.0.0.7");
+}
+
+/// A `FailClosed` policy whose Redis is away used to refuse with the 429 of a spent budget
+/// (`quota-exceeded`, logged and counted as `rate_limited`): clients and dashboards read an
+/// outage as clients over their limits. Now the refusal says what happened: 503 (RFC 9110
+/// §15.6.4), `Retry-After` the breaker's cool-down, the plain 503 problem the denylist's
+/// outage answers with (`about:blank`) and a detail saying the limit could not be checked, no
+/// `RateLimit` entry of the policy, and one `rate_limit_unavailable` event naming it, counted
+/// once under that name by `Hardening`. The same from a `CostLayer` on the limiter.
+#[test]
+#[ignore = "needs redis-server"]
+fn a_fail_closed_outage_answers_503_not_a_spent_budget() {
+    use hardening_core::Hardening;
+    use hardening_core::ratelimit::{CostLayer, Estimate};
+    use hardening_tests::security_counts::{Counts, recording};
+
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let mut server = RedisServer::start();
+    recording(&counts, async {
+        // The first failure opens the breaker, for 3 s.
+        let l = RedisLimiter::builder(&server.url())
+            .policy(
+                Policy::global("tokens", frozen(1_000)),
+                FailureMode::FailClosed,
+            )
+            .timeout(Duration::from_millis(200))
+            .circuit_breaker(1, Duration::from_secs(3))
+            .connect()
+            .await
+            .unwrap();
+        let hi = || get(|| async { "hi" });
+        let limited = Router::new()
+            .route("/", hi())
+            .layer(RedisRateLimitLayer::new(l.clone()))
+            .layer(Hardening::strict());
+        let costed = Router::new()
+            .route("/", hi())
+            .layer(CostLayer::new(l.clone(), Estimate::fixed(10)))
+            .layer(Hardening::strict());
+        let get = || Request::get("/").body(Body::empty()).unwrap();
+        assert_eq!(limited.clone().oneshot(get()).await.unwrap().status(), 200);
+        server.kill();
+        for (name, app) in [("RedisRateLimitLayer", limited), ("CostLayer", costed)] {
+            let response = app.oneshot(get()).await.unwrap();
+            assert_eq!(response.status(), 503, "{name}: {response:?}");
+            let headers = response.headers().clone();
+            assert_eq!(
+                headers["content-type"], "application/problem+json",
+                "{name}"
+            );
+            assert_eq!(
+                headers["retry-after"], "3",
+                "{name}: the breaker's cool-down"
+            );
+            let ratelimit = headers
+                .get_all("ratelimit")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ");
+            assert!(
+                !ratelimit.contains("\"tokens\""),
+                "{name}: a `RateLimit` entry for a budget nobody could read: {ratelimit}"
+            );
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem["status"], 503, "{name}: {problem}");
+            assert_eq!(problem["type"], "about:blank", "{name}: {problem}");
+            assert!(
+                problem.get("violated-policies").is_none(),
+                "{name}: {problem}"
+            );
+            let detail = problem["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.contains("rate limit could not be checked"),
+                "{name}: {problem}"
+            );
+            let events = captured.security_events();
+            let last = events.last().unwrap();
+            assert_eq!(last.0, "rate_limit_unavailable", "{name}: {events:?}");
+            assert_eq!(
+                last.1["fields"]["request_id"], problem["request_id"],
+                "{name}"
+            );
+            assert_eq!(last.1["fields"]["policies"], "[\"tokens\"]", "{name}");
+        }
+    });
+    assert_eq!(
+        captured.security_event_names(),
+        ["rate_limit_unavailable", "rate_limit_unavailable"]
+    );
+    assert_eq!(
+        counts.of(),
+        std::collections::HashMap::from([("rate_limit_unavailable".to_owned(), 2)])
+    );
 }
 
 /// A `RedisRateLimitLayer` whose policy has the name of one further in leaves its entry out
@@ -1161,7 +1292,7 @@ async fn token_budgets_in_redis_are_shared_by_instances_and_settled() {
     };
     let remaining = async || {
         let keys = principal_keys("alice");
-        tokens.reserve(&keys, 0).await.0.statuses()[0].remaining()
+        tokens.reserve(&keys, 0).await.unwrap().0.statuses()[0].remaining()
     };
     // Instance A spends 2,000 of a 4,000 reservation; the settlement runs on a task.
     let res = a.clone().oneshot(post(4_000)).await.unwrap();
@@ -1241,7 +1372,10 @@ async fn a_reservations_and_a_slots_debug_name_no_key() {
     .await;
     let mut headers = http::HeaderMap::new();
     headers.insert("x-api-key", http::HeaderValue::from_static(SECRET));
-    let (decision, reservation) = l.reserve(&RequestKeys::new(None, &headers), 5).await;
+    let (decision, reservation) = l
+        .reserve(&RequestKeys::new(None, &headers), 5)
+        .await
+        .unwrap();
     assert!(decision.is_admitted(), "{decision:?}");
     let reservation = reservation.unwrap();
     let slot = l
@@ -1349,7 +1483,7 @@ async fn a_decision_cut_short_charges_all_its_policies_or_none() {
         .await
         .unwrap();
     // Each policy's units in use, from a decision that charges nothing.
-    let used = async || match l.check(&ip_keys("10.0.0.1"), 0).await {
+    let used = async || match l.check(&ip_keys("10.0.0.1"), 0).await.unwrap() {
         Decision::Allowed(statuses) => statuses
             .iter()
             .map(|s| 100_000 - s.remaining())
@@ -1400,30 +1534,30 @@ async fn a_late_refund_in_redis_gives_back_only_what_has_not_refilled() {
     )
     .await;
     let keys = principal_keys;
-    let left = async |who| l.reserve(&keys(who), 0).await.0.statuses()[0].remaining();
+    let left = async |who| l.reserve(&keys(who), 0).await.unwrap().0.statuses()[0].remaining();
 
     // A long call reserves 5 units. Once they have refilled, the principal spends the whole
     // burst; then the long call fails. Its units came back with time already.
-    let (_, r) = l.reserve(&keys("a"), 5).await;
+    let (_, r) = l.reserve(&keys("a"), 5).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(l.check(&keys("a"), 10).await.is_admitted());
+    assert!(l.check(&keys("a"), 10).await.unwrap().is_admitted());
     r.unwrap().refund().await;
     assert!(
-        !l.check(&keys("a"), 1).await.is_admitted(),
+        !l.check(&keys("a"), 1).await.unwrap().is_admitted(),
         "the refund gave back room spent again since"
     );
 
     // Partly refilled: 5 reserved from a full bucket, 4 spent 300 ms later (2 units still
     // held by the reservation then), the reservation refunded: its 2 units not yet refilled
     // come back, as if it had never been made: 4 units in use, 6 left (9 the old way).
-    let (_, r) = l.reserve(&keys("b"), 5).await;
+    let (_, r) = l.reserve(&keys("b"), 5).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(l.check(&keys("b"), 4).await.is_admitted());
+    assert!(l.check(&keys("b"), 4).await.unwrap().is_admitted());
     r.unwrap().refund().await;
     assert_eq!(left("b").await, 6);
 
     // An overrun is still charged on top: 7 for a reservation of 5.
-    let (_, r) = l.reserve(&keys("c"), 5).await;
+    let (_, r) = l.reserve(&keys("c"), 5).await.unwrap();
     r.unwrap().settle(7).await;
     assert_eq!(left("c").await, 3);
 }
@@ -1441,11 +1575,11 @@ async fn a_zero_estimate_in_redis_needs_a_unit_of_room() {
     )
     .await;
     let keys = principal_keys("u");
-    let (d, r) = l.reserve(&keys, 0).await;
+    let (d, r) = l.reserve(&keys, 0).await.unwrap();
     assert_eq!(d.statuses()[0].remaining(), 10, "nothing reserved");
     r.unwrap().settle(3).await;
-    assert!(l.check(&keys, 7).await.is_admitted());
-    let (d, r) = l.reserve(&keys, 0).await;
+    assert!(l.check(&keys, 7).await.unwrap().is_admitted());
+    let (d, r) = l.reserve(&keys, 0).await.unwrap();
     assert!(
         r.is_none() && matches!(d, Decision::Limited { .. }),
         "a zero estimate was admitted with nothing left: {d:?}"
@@ -1466,7 +1600,7 @@ async fn a_cost_past_redis_integers_is_refused_for_as_long_as_in_memory() {
     let keys = principal_keys("u");
     let century = Duration::from_secs(100 * 365 * 86_400);
     for (store, decision) in [
-        ("redis", l.check(&keys, u32::MAX).await),
+        ("redis", l.check(&keys, u32::MAX).await.unwrap()),
         ("memory", memory.check(&keys, u32::MAX)),
     ] {
         match decision {
@@ -1478,7 +1612,7 @@ async fn a_cost_past_redis_integers_is_refused_for_as_long_as_in_memory() {
         }
     }
     // The bucket was not touched: a unit still fits.
-    assert!(l.check(&keys, 1).await.is_admitted());
+    assert!(l.check(&keys, 1).await.unwrap().is_admitted());
 }
 
 /// An overrun reported at settlement leaves a bucket at most one burst in debt: a handler's
@@ -1498,9 +1632,9 @@ async fn an_overrun_in_redis_leaves_at_most_one_burst_of_debt() {
     let day = Duration::from_secs(86_400);
     for (who, actual) in [("a", 1_000_000), ("b", u64::MAX)] {
         let keys = principal_keys(who);
-        let (_, r) = l.reserve(&keys, 2).await;
+        let (_, r) = l.reserve(&keys, 2).await.unwrap();
         r.unwrap().settle(actual).await;
-        match l.check(&keys, 1).await {
+        match l.check(&keys, 1).await.unwrap() {
             Decision::Limited {
                 retry_after,
                 statuses,
@@ -1559,7 +1693,7 @@ async fn a_5xx_refund_reaches_redis_even_if_the_response_future_is_dropped() {
         .layer(tower::util::MapRequestLayer::new(as_alice));
     let remaining = async || {
         let keys = principal_keys("alice");
-        tokens.reserve(&keys, 0).await.0.statuses()[0].remaining()
+        tokens.reserve(&keys, 0).await.unwrap().0.statuses()[0].remaining()
     };
     let get = || Request::get("/").body(Body::empty()).unwrap();
 
@@ -1663,7 +1797,8 @@ async fn an_anonymous_request_to_a_redis_per_principal_budget_is_refused() {
 /// Redis does not answer.
 async fn left_for_alice(tokens: &RedisLimiter) -> Option<Vec<u32>> {
     let keys = principal_keys("alice");
-    let (decision, _) = tokens.reserve(&keys, 0).await;
+    // `None` while Redis is away (`tokens` fails closed).
+    let (decision, _) = tokens.reserve(&keys, 0).await.ok()?;
     let statuses = decision.statuses();
     (!statuses.is_empty()).then(|| statuses.iter().map(|s| s.remaining()).collect())
 }
@@ -1723,7 +1858,11 @@ async fn a_reservation_redis_charges_after_the_store_timeout_is_refunded() {
             .oneshot(Request::get("/").body(Body::empty()).unwrap())
             .await
             .unwrap();
-        assert_eq!(response.status(), 429, "the store timed out: fail-closed");
+        assert_eq!(
+            response.status(),
+            503,
+            "the store timed out: fail-closed, unavailable"
+        );
         // The limiter's own connection: the first answer comes after the paused charge ran.
         until_answering(&mut conn).await;
         assert!(
@@ -1852,7 +1991,12 @@ fn a_settlement_lost_for_want_of_a_runtime_is_logged_once_per_policy() {
 
     // The refunds were indeed lost: 200 of 1000 still held (each request's estimate).
     let keys = principal_keys("alice");
-    let left = runtime.block_on(tokens.reserve(&keys, 0)).0.statuses()[0].remaining();
+    let left = runtime
+        .block_on(tokens.reserve(&keys, 0))
+        .unwrap()
+        .0
+        .statuses()[0]
+        .remaining();
     assert_eq!(left, 800);
 }
 
@@ -1907,13 +2051,13 @@ async fn a_bucket_past_the_scripts_integers_refuses_as_in_memory() {
 
     // A runaway overrun: one burst of debt, then a refusal for about a burst (in memory,
     // what saturation at `u64::MAX` rounds away is less than a day).
-    let (_, r) = redis.reserve(&keys("a"), 1).await;
+    let (_, r) = redis.reserve(&keys("a"), 1).await.unwrap();
     r.unwrap().settle(u64::MAX).await;
     let (_, r) = memory.reserve(&keys("a"), 1);
     r.unwrap().settle(u64::MAX);
     assert_stored("a").await;
     for (store, decision) in [
-        ("redis", redis.check(&keys("a"), 1).await),
+        ("redis", redis.check(&keys("a"), 1).await.unwrap()),
         ("memory", memory.check(&keys("a"), 1)),
     ] {
         match decision {
@@ -1931,7 +2075,7 @@ async fn a_bucket_past_the_scripts_integers_refuses_as_in_memory() {
     let mut in_redis = Vec::new();
     let mut in_memory = Vec::new();
     for cost in costs {
-        in_redis.push(admitted(&redis.check(&keys("b"), cost).await));
+        in_redis.push(admitted(&redis.check(&keys("b"), cost).await.unwrap()));
         in_memory.push(admitted(&memory.check(&keys("b"), cost)));
     }
     assert_eq!(in_redis, [false, true, false], "redis, costs {costs:?}");
@@ -1953,14 +2097,14 @@ async fn a_bucket_past_the_scripts_integers_refuses_as_in_memory() {
             .unwrap();
     };
     set_stale("c").await;
-    match redis.check(&keys("c"), 1).await {
+    match redis.check(&keys("c"), 1).await.unwrap() {
         Decision::Limited { retry_after, .. } => assert!(
             retry_after > burst && retry_after.as_micros() <= MAX_TAT as u128,
             "stale TAT: retry after {retry_after:?}"
         ),
         other => panic!("admitted on a stale TAT: {other:?}"),
     }
-    let (_, r) = redis.reserve(&keys("d"), 1).await;
+    let (_, r) = redis.reserve(&keys("d"), 1).await.unwrap();
     let r = r.unwrap();
     set_stale("d").await;
     r.settle(u64::MAX).await;
@@ -1971,7 +2115,7 @@ async fn a_bucket_past_the_scripts_integers_refuses_as_in_memory() {
         .await
         .unwrap();
     assert_eq!(tat.parse::<i128>().unwrap(), MAX_TAT, "TAT {tat}");
-    assert!(!redis.check(&keys("d"), 1).await.is_admitted());
+    assert!(!redis.check(&keys("d"), 1).await.unwrap().is_admitted());
 }
 
 /// A burst drained at once reads `t=` its period in the `RateLimit` field, as in memory: the
@@ -1999,7 +2143,7 @@ async fn a_drained_burst_resets_after_its_period() {
             .connect()
             .await
             .unwrap();
-        let decision = limiter.check(&keys, quota.burst_size()).await;
+        let decision = limiter.check(&keys, quota.burst_size()).await.unwrap();
         assert!(matches!(decision, Decision::Allowed(_)), "{decision:?}");
         let value = hardening_core::ratelimit::ratelimit_header(decision.statuses()).unwrap();
         assert_eq!(value, format!("\"p\";r=0;t={t}").as_str(), "{quota:?}");
@@ -2140,13 +2284,13 @@ async fn a_refund_redis_refuses_for_one_policy_still_reaches_the_others() {
     let both = RequestKeys::new(Some("192.0.2.7".parse().unwrap()), empty_headers())
         .principal(Some("alice"));
     let left = async || {
-        let (decision, _) = l.reserve(&both, 0).await;
+        let (decision, _) = l.reserve(&both, 0).await.unwrap();
         let statuses = decision.statuses();
         statuses.iter().map(|s| s.remaining()).collect::<Vec<_>>()
     };
     // Alice spent 3 units earlier (no client IP then: per-user only).
-    assert!(l.check(&user, 3).await.is_admitted());
-    let (_, reservation) = l.reserve(&both, 5).await;
+    assert!(l.check(&user, 3).await.unwrap().is_admitted());
+    let (_, reservation) = l.reserve(&both, 5).await.unwrap();
     assert_eq!(left().await, [2, 5]);
 
     let mut conn = connection(&server).await;
@@ -2214,12 +2358,12 @@ async fn max_estimate_is_checked_against_what_a_redis_bucket_holds() {
     // The largest cap accepted fits in a full bucket.
     assert!(layer().max_estimate(nz(1_076_060_016)).is_ok());
     let keys = principal_keys("u");
-    assert!(l.check(&keys, 1_076_060_016).await.is_admitted());
+    assert!(l.check(&keys, 1_076_060_016).await.unwrap().is_admitted());
 }
 
 /// Redis stopped and started again while the limiter asked it nothing: its connection,
 /// closed by the old server, was found dead only when the next command failed on it, so the
-/// first decision after Redis was back fell to the failure mode (a 429 for a `FailClosed`
+/// first decision after Redis was back fell to the failure mode (a refusal for a `FailClosed`
 /// policy) although Redis answered. Now a charge after a second with no reply is preceded
 /// by a `PING`, which finds the connection dead (the charge is then sent on a new one,
 /// once: never twice); and a command the connection manager fails with its last attempt to
@@ -2236,7 +2380,7 @@ async fn the_first_decision_after_redis_restarts_is_made_in_redis() {
     .await;
     let keys = ip_keys("192.0.2.80");
     let remaining_after_one_charge = async || match l.check(&keys, 1).await {
-        Decision::Allowed(s) => s[0].remaining(),
+        Ok(Decision::Allowed(s)) => s[0].remaining(),
         d => panic!("the first decision after the restart was not made in Redis: {d:?}"),
     };
     assert_eq!(remaining_after_one_charge().await, 999);
@@ -2255,7 +2399,7 @@ async fn the_first_decision_after_redis_restarts_is_made_in_redis() {
     let busy = ip_keys("192.0.2.81");
     let pings = server.ping_calls().await;
     for _ in 0..20 {
-        assert!(l.check(&busy, 1).await.is_admitted());
+        assert!(l.check(&busy, 1).await.unwrap().is_admitted());
     }
     assert_eq!(
         server.ping_calls().await,
@@ -2263,14 +2407,14 @@ async fn the_first_decision_after_redis_restarts_is_made_in_redis() {
         "a busy connection is not pinged"
     );
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    assert!(l.check(&busy, 1).await.is_admitted());
+    assert!(l.check(&busy, 1).await.unwrap().is_admitted());
     assert_eq!(server.ping_calls().await, pings + 1);
 
     // Decisions during the outage (2: the breaker, at 3, stays closed) leave the connection
     // manager with its last attempt to reconnect, refused; then Redis is back.
     server.kill();
     for _ in 0..2 {
-        assert!(!l.check(&keys, 1).await.is_admitted(), "fail-closed");
+        assert!(l.check(&keys, 1).await.is_err(), "fail-closed: unavailable");
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     server.restart();
