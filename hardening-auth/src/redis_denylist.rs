@@ -300,6 +300,27 @@ impl RedisDenylist {
         }
     }
 
+    /// A readiness check for `/readyz` (`hardening_core::Health::check`): each run sends
+    /// `PING` over this denylist's own connection, within its
+    /// [timeout](RedisDenylistBuilder::timeout), and fails (naming the server's address,
+    /// never the URL) when Redis does not answer: every request with a token is refused then.
+    /// No `redis` dependency of your own.
+    ///
+    /// ```no_run
+    /// use hardening_auth::RedisDenylist;
+    ///
+    /// # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+    /// let denylist = RedisDenylist::builder("redis://127.0.0.1:6379/").connect().await?;
+    /// let check = denylist.readiness_check(); // Health::new().check("redis", check)
+    /// check().await?; // Redis answered PING
+    /// # Ok(()) }
+    /// ```
+    pub fn readiness_check(
+        &self,
+    ) -> impl Fn() -> hardening_errors::RedisReadiness + Clone + Send + Sync + 'static {
+        hardening_errors::redis_readiness_check(self.clone(), |denylist| &*denylist.conn)
+    }
+
     /// Where `token`'s revocation is stored (see **Keys** above).
     fn key(&self, token: TokenRef<'_>) -> String {
         let TokenRef { jti, subject, .. } = token;

@@ -56,7 +56,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
-//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY` |
+//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it |
 
 mod body_end;
 mod client_group;
@@ -107,6 +107,8 @@ pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_error_chain, redact_secrets,
     redact_url,
 };
+#[cfg(feature = "redis")]
+pub use redis_connection::readiness::{RedisNotReady, RedisReadiness, redis_readiness_check};
 #[cfg(feature = "redis")]
 pub use redis_connection::{EVICTION_RECHECK_EVERY, PING_WHEN_IDLE_FOR, RedisConnection};
 #[cfg(feature = "redis")]

@@ -549,6 +549,9 @@ fn report_evicting(
     Some(unlogged)
 }
 
+/// The stores' readiness check: a `PING` over their connection.
+pub(crate) mod readiness;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1289,6 +1289,33 @@ impl RedisLimiter {
         );
     }
 
+    /// A readiness check for `/readyz` (`hardening_core::Health::check`): each run sends
+    /// `PING` over this limiter's own connection, within its [timeout](RedisLimiterBuilder::timeout),
+    /// and fails (naming the server's address, never the URL) when Redis does not answer.
+    /// No `redis` dependency of your own; the circuit breaker is left as it is.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use std::num::NonZeroU32;
+    /// use hardening_ratelimit::{FailureMode, Policy, Quota, RedisLimiter};
+    ///
+    /// let limiter = RedisLimiter::builder("redis://127.0.0.1:6379/")
+    ///     .policy(
+    ///         Policy::global("all", Quota::per_second(NonZeroU32::new(1_000).unwrap())),
+    ///         FailureMode::FailClosed,
+    ///     )
+    ///     .connect()
+    ///     .await?;
+    /// let check = limiter.readiness_check(); // Health::new().check("redis", check)
+    /// check().await?; // Redis answered PING
+    /// # Ok(()) }
+    /// ```
+    pub fn readiness_check(
+        &self,
+    ) -> impl Fn() -> hardening_errors::RedisReadiness + Clone + Send + Sync + 'static {
+        hardening_errors::redis_readiness_check(self.clone(), |limiter| &limiter.0.conn)
+    }
+
     /// Whether the circuit breaker currently keeps requests away from Redis.
     pub fn breaker_open(&self) -> bool {
         self.0.breaker.is_open()
