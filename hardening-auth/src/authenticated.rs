@@ -17,7 +17,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tower::{Layer, Service};
 
-use crate::{Denylist, DenylistError, JwtError, JwtVerifier, Principal, TokenRef};
+use crate::{
+    Denylist, DenylistError, DenylistUnavailable, JwtError, JwtVerifier, Principal, TokenRef,
+};
 
 /// The tracing target of authentication failures (their reasons are logged, never sent).
 pub const AUTH_TARGET: &str = "hardening::auth";
@@ -43,7 +45,8 @@ enum Outcome {
     /// A verified token whose `jti` is on the denylist.
     Revoked,
     /// A verified token the denylist could not be asked about: not accepted (fail closed).
-    DenylistUnavailable,
+    /// When to ask again, for `Retry-After`.
+    DenylistUnavailable(std::time::Duration),
     Absent,
 }
 
@@ -109,7 +112,8 @@ impl AuthLayer {
     /// goes on, about every verified token that has a `jti` (also on routes that do not ask
     /// for [`Authenticated`]), so a revoked token's principal never enters the extensions;
     /// [`Authenticated`] refuses such a token (401), and a store failure answers 503 with
-    /// `Retry-After: 1`, never lets the token through.
+    /// `Retry-After` (1, or the store's [`DenylistUnavailable::retry_after`]), never lets the
+    /// token through.
     ///
     /// A token without a `jti` cannot be revoked: unless the verifier was built with
     /// [`require_jti`](crate::JwtVerifierBuilder::require_jti), which refuses such tokens,
@@ -465,7 +469,12 @@ where
                         }
                         Err(e) => {
                             tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; refusing the token");
-                            parts.extensions.insert(Outcome::DenylistUnavailable);
+                            let retry_after = e
+                                .downcast_ref::<DenylistUnavailable>()
+                                .map_or(std::time::Duration::from_secs(1), |u| u.retry_after);
+                            parts
+                                .extensions
+                                .insert(Outcome::DenylistUnavailable(retry_after));
                         }
                     }
                     let future = inner.call(Request::from_parts(parts, body));
@@ -491,7 +500,8 @@ where
 ///   401 with `WWW-Authenticate: Bearer error="invalid_token"`; the reason goes to the log
 ///   (target [`AUTH_TARGET`]), never into the response;
 /// - a denylist that could not be asked: 503 with `Retry-After: 1` (it is asked again at
-///   the next request);
+///   the next request), or the store's [`DenylistUnavailable::retry_after`] (a circuit
+///   breaker's cool-down);
 /// - no [`AuthLayer`] around the route: 500 (a wiring mistake, logged).
 ///
 /// `Option<Authenticated<C>>` is `None` without a token and rejects a bad one as above.
@@ -737,7 +747,9 @@ where
                 Err(unauthorized(r#"Bearer error="invalid_token""#))
             }
             // Logged by `AuthLayer` with the store's error.
-            Some(Outcome::DenylistUnavailable) => Err(denylist_unavailable()),
+            Some(Outcome::DenylistUnavailable(retry_after)) => {
+                Err(denylist_unavailable(*retry_after))
+            }
             Some(Outcome::Absent) => Err(unauthorized("Bearer")),
             None => Err(
                 Error::internal("Authenticated needs AuthLayer around the router").into_response(),
@@ -829,15 +841,20 @@ impl ClaimsMismatch {
     }
 }
 
-/// The 503 for a token the denylist could not be asked about, with `Retry-After: 1`
-/// (RFC 9110 §10.2.3): the denylist has no cool-down, it is asked again at the next request,
-/// so the least delay the field can say, as the rate limiter's `FailClosed` refusals (their
-/// breaker's cool-down, at least a second) and the load-shedding 503 say one.
+/// The 503 for a token the denylist could not be asked about, with `Retry-After` (RFC 9110
+/// §10.2.3): `retry_after` in whole seconds, rounded up, at least 1 (the least delay the
+/// field can say): a store's [`DenylistUnavailable::retry_after`] (`RedisDenylist`'s breaker
+/// cool-down, as the rate limiter's `FailClosed` refusals say theirs), else 1, as the
+/// load-shedding 503 says (a store asked again at the next request).
 #[cold]
-fn denylist_unavailable() -> Response {
+fn denylist_unavailable(retry_after: std::time::Duration) -> Response {
+    let at_least_a_second = retry_after.max(std::time::Duration::from_secs(1));
     Error::Unavailable
         .to_problem()
-        .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+        .with_header(
+            http::header::RETRY_AFTER,
+            hardening_errors::retry_after_value(at_least_a_second),
+        )
         .into_response()
 }
 
@@ -1166,25 +1183,64 @@ mod tests {
         assert_eq!((status, id), (StatusCode::SERVICE_UNAVAILABLE, None));
     }
 
-    /// A denylist that could not be asked answered a 503 with no `Retry-After`, while the
-    /// rate limiter's `FailClosed` 503-like refusals say when to come back: a client or proxy
-    /// that retries had nothing to go by (RFC 9110 §10.2.3). The denylist asks its store
-    /// again at every request (no cool-down), so the earliest retry worth making is the next
-    /// second.
-    #[tokio::test]
-    async fn a_denylist_outage_says_when_to_retry() {
+    /// `GET /me` (a route that needs `Authenticated`) with a token of `user-1` whose `jti`
+    /// `denylist` is asked about.
+    async fn me_with_a_live_token(denylist: Arc<dyn Denylist>) -> Response {
         let app = Router::new()
             .route(
                 "/me",
                 get(|user: Authenticated| async move { user.principal.subject }),
             )
-            .layer(AuthLayer::new(verifier()).denylist(Arc::new(DownStore)));
+            .layer(AuthLayer::new(verifier()).denylist(denylist));
         let token = token(json!({ "sub": "user-1", "jti": "live" }));
         let req = Request::get("/me")
             .header(AUTHORIZATION, format!("Bearer {token}"))
             .body(Body::empty())
             .unwrap();
-        let res = app.oneshot(req).await.unwrap();
+        app.oneshot(req).await.unwrap()
+    }
+
+    /// A store that says when to ask again (a [`DenylistUnavailable`]: `RedisDenylist`'s
+    /// circuit breaker open, its cool-down) has its token refused with that `Retry-After`,
+    /// in whole seconds rounded up, never under one.
+    #[tokio::test]
+    async fn a_store_that_says_when_to_ask_again_sets_retry_after() {
+        #[derive(Debug)]
+        struct Cooling(std::time::Duration);
+
+        impl Denylist for Cooling {
+            fn is_revoked<'a>(&'a self, _: TokenRef<'a>) -> crate::DenylistFuture<'a, bool> {
+                let unavailable = DenylistUnavailable::new(self.0, "circuit breaker open");
+                Box::pin(async move { Err(unavailable.into()) })
+            }
+            fn revoke<'a>(
+                &'a self,
+                _: TokenRef<'a>,
+                _until: std::time::SystemTime,
+            ) -> crate::DenylistFuture<'a, ()> {
+                Box::pin(async { Ok(()) })
+            }
+        }
+
+        for (cool_down, retry_after) in [(7_000, "7"), (1_500, "2"), (300, "1")] {
+            let store = Cooling(std::time::Duration::from_millis(cool_down));
+            let res = me_with_a_live_token(Arc::new(store)).await;
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                res.headers()[http::header::RETRY_AFTER],
+                retry_after,
+                "{cool_down} ms"
+            );
+        }
+    }
+
+    /// A denylist that could not be asked answered a 503 with no `Retry-After`, while the
+    /// rate limiter's `FailClosed` 503-like refusals say when to come back: a client or proxy
+    /// that retries had nothing to go by (RFC 9110 §10.2.3). A store error that does not say
+    /// when to ask again: the earliest retry worth making is the next second.
+    #[tokio::test]
+    async fn a_denylist_outage_says_when_to_retry() {
+        let res = me_with_a_live_token(Arc::new(DownStore)).await;
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
             res.headers().get(http::header::RETRY_AFTER),

@@ -18,8 +18,45 @@ pub const REVOCATION_GRACE: Duration = Duration::from_secs(300);
 const PER_SUBJECT: usize = 8;
 
 /// An error from a denylist store (a Redis outage, say). Requests fail closed: 503 with
-/// `Retry-After: 1`.
+/// `Retry-After: 1`, or the [`DenylistUnavailable::retry_after`] of the error when it is one.
 pub type DenylistError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A denylist store's error when it could not be asked: no answer within its timeout, its
+/// connection failed, or its circuit breaker keeps requests away (as `RedisDenylist`'s
+/// does). Found in a [`DenylistError`] with `downcast_ref`: a token refused for it is
+/// answered 503 with `Retry-After` = [`retry_after`](Self::retry_after) (in whole seconds,
+/// rounded up, at least 1), not the `1` of any other store error.
+///
+/// ```
+/// use std::time::Duration;
+/// use hardening_auth::{DenylistError, DenylistUnavailable};
+///
+/// let err: DenylistError =
+///     DenylistUnavailable::new(Duration::from_secs(2), "redis jti denylist check: timed out")
+///         .into();
+/// let unavailable = err.downcast_ref::<DenylistUnavailable>().unwrap();
+/// assert_eq!(unavailable.retry_after, Duration::from_secs(2));
+/// assert_eq!(err.to_string(), "redis jti denylist check: timed out");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+#[non_exhaustive]
+pub struct DenylistUnavailable {
+    /// When asking again is worth it: the store's circuit-breaker cool-down, say.
+    pub retry_after: Duration,
+    /// What failed, for the log (never sent to the client).
+    pub reason: String,
+}
+
+impl DenylistUnavailable {
+    /// The store could not be asked because of `reason`; ask again after `retry_after`.
+    pub fn new(retry_after: Duration, reason: impl Into<String>) -> Self {
+        Self {
+            retry_after,
+            reason: reason.into(),
+        }
+    }
+}
 
 /// [`MemoryDenylist::revoke`](Denylist::revoke)'s error when `capacity` revocations are in
 /// force, each the only one of its subject (so none can be merged to make room): the

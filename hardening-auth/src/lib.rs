@@ -39,7 +39,8 @@
 //!
 //! - [`Denylist`] / [`MemoryDenylist`] / `RedisDenylist` (feature `redis`): revoked `jti`s
 //!   refused, kept until `exp` + [`REVOCATION_GRACE`] (store failures fail closed: 503 with
-//!   `Retry-After: 1`);
+//!   `Retry-After: 1`, or a store's [`DenylistUnavailable::retry_after`]: `RedisDenylist`'s
+//!   circuit breaker's cool-down);
 //!   in memory, one subject's revocations past a limit merge into one entry, so one
 //!   account cannot fill the list.
 //!
@@ -77,8 +78,8 @@ pub use authenticated::{
 pub use canonical::CanonicalId;
 pub use csrf::{Csrf, CsrfReason, InvalidExemptPath, InvalidOrigin};
 pub use denylist::{
-    Denylist, DenylistError, DenylistFull, DenylistFuture, MemoryDenylist, REVOCATION_GRACE,
-    TokenRef,
+    Denylist, DenylistError, DenylistFull, DenylistFuture, DenylistUnavailable, MemoryDenylist,
+    REVOCATION_GRACE, TokenRef,
 };
 #[cfg(feature = "test-util")]
 pub use idor::{Credentials, IdorFinding, IdorRoutes, idor_probe};

@@ -4,11 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hardening_errors::{EVICTION_RECHECK_EVERY, EvictionRisk, RedisConnection, check_eviction};
+use hardening_errors::{
+    EVICTION_RECHECK_EVERY, EvictionRisk, RedisBreaker, RedisConnection, check_eviction,
+};
 use redis::Script;
 
 use crate::denylist::REVOCATION_GRACE;
-use crate::{Denylist, DenylistError, DenylistFuture, TokenRef};
+use crate::{Denylist, DenylistError, DenylistFuture, DenylistUnavailable, TokenRef};
 
 /// 9999-12-31T23:59:59Z in milliseconds: a revocation ending later is kept with no expiry.
 const LATEST_EXPIRY_MS: u128 = 253_402_300_799_000;
@@ -112,6 +114,8 @@ pub struct RedisDenylistBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
+    breaker_failures: u32,
+    breaker_cool_down: Duration,
     allow_eviction: bool,
     /// How often the eviction policy is asked again: [`EVICTION_RECHECK_EVERY`], unless a test
     /// sets it.
@@ -125,6 +129,8 @@ impl fmt::Debug for RedisDenylistBuilder {
             .field("url", &hardening_errors::redact_url(&self.url))
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_cool_down", &self.breaker_cool_down)
             .field("allow_eviction", &self.allow_eviction)
             .field("eviction_recheck_every", &self.eviction_recheck_every)
             .finish()
@@ -146,6 +152,22 @@ impl RedisDenylistBuilder {
     /// is refused by [`connect`](Self::connect).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// After `failures` checks or revocations in a row that Redis did not answer (no reply
+    /// within the [timeout](Self::timeout), or a failed connection), stop asking it for
+    /// `cool_down` (default 5 failures, 2 s; the rate limiter's breaker): a Redis that is
+    /// down or black-holed (a firewall dropping its packets, a proxy in front of a Redis that
+    /// died) must not add a timeout to every request with a token. Meanwhile each check
+    /// fails at once with a [`DenylistUnavailable`] whose `retry_after` is the cool-down (at
+    /// least a second), which [`Authenticated`](crate::Authenticated) answers 503 with that
+    /// `Retry-After`. After each cool-down, one request asks whether Redis is back; the others
+    /// keep failing at once until it answers. An error Redis answers (a full Redis refusing a
+    /// revocation) is an answer: it fails that command only.
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.breaker_failures = failures.max(1);
+        self.breaker_cool_down = cool_down;
         self
     }
 
@@ -210,6 +232,11 @@ impl RedisDenylistBuilder {
             revoke: Script::new(REVOKE),
             prefix: self.prefix,
             timeout: self.timeout,
+            breaker: Arc::new(RedisBreaker::new(
+                self.breaker_failures,
+                self.breaker_cool_down,
+                self.timeout,
+            )),
         })
     }
 }
@@ -251,8 +278,13 @@ impl RedisDenylistBuilder {
 ///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
 /// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503
-/// (`Retry-After: 1`) and logs it; the token is never let through unchecked. A connection that stays open but
-/// answers nothing (a proxy in front of a Redis that stopped, still acknowledging what it
+/// and logs it; the token is never let through unchecked. After 5 checks or revocations in a
+/// row with no reply (see [`RedisDenylistBuilder::circuit_breaker`]), a circuit breaker stops
+/// asking Redis for a cool-down (2 s): a Redis down or black-holed costs one timeout per
+/// request until then, not one per request for as long as it lasts. A check Redis was not
+/// asked or did not answer is a [`DenylistUnavailable`] whose `retry_after` (the cool-down,
+/// at least a second) the 503's `Retry-After` says; an error Redis answered says 1. A
+/// connection that stays open but answers nothing (a proxy in front of a Redis that stopped, still acknowledging what it
 /// is sent) is replaced after ten timeouts' worth of checks timed out on it (see
 /// [`RedisDenylistBuilder::timeout`]); a connection that fails is made again at once. A check
 /// or revocation whose connection turns out dead (closed by a Redis that restarted while
@@ -276,6 +308,9 @@ pub struct RedisDenylist {
     revoke: Script,
     prefix: String,
     timeout: Duration,
+    /// Keeps checks away from a Redis that stopped answering (see
+    /// [`RedisDenylistBuilder::circuit_breaker`]).
+    breaker: Arc<RedisBreaker>,
 }
 
 impl fmt::Debug for RedisDenylist {
@@ -295,6 +330,8 @@ impl RedisDenylist {
             url: url.to_owned(),
             prefix: "hardening:jti:".to_owned(),
             timeout: Duration::from_millis(200),
+            breaker_failures: 5,
+            breaker_cool_down: Duration::from_secs(2),
             allow_eviction: false,
             eviction_recheck_every: EVICTION_RECHECK_EVERY,
         }
@@ -332,27 +369,57 @@ impl RedisDenylist {
         format!("{}{}", self.prefix, token.jti)
     }
 
+    /// Sends `call` (`what`: "check", "revoke") within the timeout, unless the circuit
+    /// breaker keeps it away from Redis (`call` is then dropped unsent); tells the
+    /// connection and the breaker how it ended. Not sent, or not answered: a
+    /// [`DenylistUnavailable`] saying when to ask again (the breaker's cool-down).
     async fn bounded<T>(
         &self,
         what: &'static str,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, DenylistError> {
+        if !self.breaker.lets_through() {
+            return Err(self.unavailable(format!(
+                "redis jti denylist {what}: not sent, Redis failed {} times in a row (circuit \
+                 breaker open; one request asks it again every {:?})",
+                self.breaker.threshold(),
+                self.breaker.cool_down()
+            )));
+        }
         let answer = tokio::time::timeout(self.timeout, call).await;
         // The connection's own response timeout (the same) may end it first.
-        if matches!(&answer, Ok(Err(e)) if e.is_timeout()) || answer.is_err() {
+        let timed_out = matches!(&answer, Ok(Err(e)) if e.is_timeout()) || answer.is_err();
+        if timed_out {
             self.conn.timed_out();
         } else {
             self.conn.answered();
         }
+        // No reply (a timeout, a failed connection) counts towards opening the breaker; an
+        // error Redis answered does not, and is no outage: it fails this command only.
+        let no_reply = timed_out
+            || matches!(&answer, Ok(Err(e)) if e.is_io_error() || e.is_unrecoverable_error());
+        if no_reply {
+            self.breaker.failure();
+        } else {
+            self.breaker.success();
+        }
         match answer {
             Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if no_reply => {
+                Err(self.unavailable(format!("redis jti denylist {what}: {e}")))
+            }
             Ok(Err(e)) => Err(format!("redis jti denylist {what}: {e}").into()),
-            Err(_) => Err(format!(
+            Err(_) => Err(self.unavailable(format!(
                 "redis jti denylist {what}: no answer within {:?}",
                 self.timeout
-            )
-            .into()),
+            ))),
         }
+    }
+
+    /// The error of a command Redis was not asked, or did not answer: ask again after the
+    /// breaker's cool-down.
+    fn unavailable(&self, reason: String) -> DenylistError {
+        DenylistUnavailable::new(self.breaker.retry_after(), reason).into()
     }
 }
 

@@ -108,13 +108,10 @@ impl Error {
                 retry_after,
                 policies,
             } => {
-                let secs = retry_after
-                    .as_secs()
-                    .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
                 let mut p = problem
                     .with_type(types::QUOTA_EXCEEDED, "Too Many Requests")
                     .with_detail("a rate limit was exceeded; retry after the Retry-After delay")
-                    .with_header(header::RETRY_AFTER, HeaderValue::from(secs));
+                    .with_header(header::RETRY_AFTER, crate::retry_after_value(*retry_after));
                 for policy in policies {
                     p = p.with_violated_policy(policy.clone());
                 }

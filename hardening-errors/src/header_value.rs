@@ -230,6 +230,25 @@ pub fn decimal_header_value(n: u64) -> HeaderValue {
     }
 }
 
+/// A `Retry-After` value for `delay`: whole seconds (RFC 9110 §10.2.3), rounded up, so that
+/// a client that waits what it says never comes back early.
+///
+/// ```
+/// use std::time::Duration;
+/// use hardening_errors::retry_after_value;
+///
+/// assert_eq!(retry_after_value(Duration::from_secs(2)), "2");
+/// assert_eq!(retry_after_value(Duration::from_millis(1_200)), "2");
+/// assert_eq!(retry_after_value(Duration::ZERO), "0");
+/// ```
+pub fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
+    decimal_header_value(
+        delay
+            .as_secs()
+            .saturating_add(u64::from(delay.subsec_nanos() > 0)),
+    )
+}
+
 /// `0123456789101112…9999`: every number under 10 000, in order, with nothing between.
 static DECIMALS: &str = match std::str::from_utf8(&decimals()) {
     Ok(text) => text,

@@ -56,7 +56,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
-//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it |
+//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it; `RedisBreaker`: their circuit breaker |
 
 mod body_end;
 mod client_group;
@@ -71,6 +71,8 @@ mod panic_hook;
 mod principal;
 mod problem;
 mod redact;
+#[cfg(feature = "redis")]
+mod redis_breaker;
 #[cfg(feature = "redis")]
 mod redis_connection;
 #[cfg(feature = "redis")]
@@ -93,7 +95,7 @@ pub use error::Error;
 pub use header_value::{
     InvalidContentLength, content_length, cookie_name_problem, decimal_header_value,
     declared_content_length, exempt_path_problem, forwarded_proto_says_https, host_without_port,
-    is_dns_name, join_header_values, media_type, static_header_value,
+    is_dns_name, join_header_values, media_type, retry_after_value, static_header_value,
 };
 pub use log_text::{after_userinfo, may_be_a_token, write_printable_ascii};
 pub use mapping::{
@@ -107,6 +109,8 @@ pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_error_chain, redact_secrets,
     redact_url,
 };
+#[cfg(feature = "redis")]
+pub use redis_breaker::RedisBreaker;
 #[cfg(feature = "redis")]
 pub use redis_connection::readiness::{RedisNotReady, RedisReadiness, redis_readiness_check};
 #[cfg(feature = "redis")]

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, Error, EvictionRisk, Problem, RedisConnection, WarnOnce, check_eviction,
+    EVICTION_RECHECK_EVERY, Error, EvictionRisk, Problem, RedisBreaker, RedisConnection, WarnOnce,
+    check_eviction, retry_after_value,
 };
 use hmac::{Hmac, Mac};
-use http::{HeaderValue, header};
+use http::header;
 use redis::Script;
 use sha2::Sha256;
 
@@ -19,7 +20,7 @@ use crate::LoginThrottle;
 use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
 use crate::login::{LoginRules, MemoryCharge, account_key};
 use crate::redis_outcome::{answered, failed, start_up_within};
-use crate::redis_store::{Breaker, LATE_REPLY};
+use crate::redis_store::LATE_REPLY;
 
 /// One login attempt, on the server's clock (ms): let through if none of its three counts
 /// is locked out, and then counted as a failure of each, in one step. KEYS: the account from
@@ -415,9 +416,7 @@ impl RedisLoginThrottleBuilder {
             late_reply: self
                 .late_reply
                 .unwrap_or_else(|| LATE_REPLY.max(self.timeout.saturating_mul(10))),
-            breaker: Breaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
-            breaker_failures: self.breaker_failures,
-            cool_down: self.breaker_cool_down,
+            breaker: RedisBreaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
             addr,
             warned_take_back: WarnOnce::new(),
         })))
@@ -503,9 +502,7 @@ struct Inner {
     timeout: Duration,
     /// How long a charge nobody waits for any more is waited for (see [`LATE_REPLY`]).
     late_reply: Duration,
-    breaker: Breaker,
-    breaker_failures: u32,
-    cool_down: Duration,
+    breaker: RedisBreaker,
     /// The server's `host:port` (never the URL), for the logs.
     addr: String,
     /// Whether the warning that a charge could not be taken back was logged.
@@ -567,17 +564,15 @@ impl LoginRefused {
             }
             .to_problem(),
             Self::Unavailable(retry_after) => {
-                let secs = retry_after
-                    .as_secs()
-                    .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
-                    .max(1);
+                // At least a second: `Retry-After: 0` would invite a retry storm.
+                let retry_after = retry_after.max(Duration::from_secs(1));
                 Error::Unavailable
                     .to_problem()
                     .with_detail(
                         "login attempts could not be counted (their store is unavailable); \
                          retry after the Retry-After delay",
                     )
-                    .with_header(header::RETRY_AFTER, HeaderValue::from(secs))
+                    .with_header(header::RETRY_AFTER, retry_after_value(retry_after))
             }
         }
     }
@@ -657,9 +652,7 @@ impl RedisLoginThrottle {
     fn degraded(&self, account: &str, ip: IpAddr) -> Result<RedisLoginAttempt, LoginRefused> {
         let inner = &*self.0;
         let Some(memory) = &inner.fallback else {
-            return Err(LoginRefused::Unavailable(
-                inner.cool_down.max(Duration::from_secs(1)),
-            ));
+            return Err(LoginRefused::Unavailable(inner.breaker.retry_after()));
         };
         let charge = memory
             .charge_at(account, ip, Instant::now())
@@ -811,8 +804,8 @@ impl Inner {
     #[cold]
     fn log_outage(&self) {
         let addr = &self.addr;
-        let failures = self.breaker_failures;
-        let cool_down = self.cool_down;
+        let failures = self.breaker.threshold();
+        let cool_down = self.breaker.cool_down();
         let meanwhile = if self.fallback.is_some() {
             "each instance counts login failures in its own memory \
              (dangerous_fall_back_to_memory)"

@@ -4,14 +4,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use hardening_errors::RedisConnection;
+use hardening_errors::{RedisBreaker, RedisConnection};
 use redis::RedisResult;
-
-use crate::redis_store::Breaker;
 
 /// Redis answered: tells the connection and the breaker. `true` for the one answer that
 /// closed a breaker that had opened: the outage is over (the store logs it).
-pub(crate) fn answered(conn: &RedisConnection, breaker: &Breaker) -> bool {
+pub(crate) fn answered(conn: &RedisConnection, breaker: &RedisBreaker) -> bool {
     conn.answered();
     breaker.success()
 }
@@ -19,7 +17,7 @@ pub(crate) fn answered(conn: &RedisConnection, breaker: &Breaker) -> bool {
 /// Redis did not answer in time or answered an error (`timed_out`: no reply at all): tells
 /// the connection and the breaker. `true` for the one failure that opened the breaker: an
 /// outage begins (the store logs it).
-pub(crate) fn failed(conn: &RedisConnection, breaker: &Breaker, timed_out: bool) -> bool {
+pub(crate) fn failed(conn: &RedisConnection, breaker: &RedisBreaker, timed_out: bool) -> bool {
     if timed_out {
         conn.timed_out();
     } else {

@@ -4,12 +4,13 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, EvictionRisk, RedisConnection, RequestId, WarnOnce, check_eviction,
+    EVICTION_RECHECK_EVERY, EvictionRisk, RedisBreaker, RedisConnection, RequestId, WarnOnce,
+    check_eviction,
 };
 use http::{HeaderValue, Request, Response};
 use redis::Script;
@@ -476,7 +477,7 @@ impl RedisLimiterBuilder {
             late_reply: self
                 .late_reply
                 .unwrap_or_else(|| LATE_REPLY.max(self.timeout.saturating_mul(10))),
-            breaker: Breaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
+            breaker: RedisBreaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
             addr,
         })))
     }
@@ -676,85 +677,6 @@ impl RedisPolicy {
     }
 }
 
-pub(crate) struct Breaker {
-    failures: AtomicU32,
-    /// Milliseconds since `start`.
-    open_until: AtomicU64,
-    threshold: u32,
-    cool_down: Duration,
-    /// How long the others keep away while one request probes (ms, the store's timeout).
-    probe_ms: u64,
-    start: Instant,
-}
-
-impl Breaker {
-    pub(crate) fn new(threshold: u32, cool_down: Duration, timeout: Duration) -> Self {
-        Self {
-            failures: AtomicU32::new(0),
-            open_until: AtomicU64::new(0),
-            threshold,
-            cool_down,
-            // Rounded up: a window of 0 ms would let every request probe.
-            probe_ms: u64::try_from(timeout.as_micros().div_ceil(1000))
-                .unwrap_or(u64::MAX)
-                .max(1),
-            start: Instant::now(),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    pub(crate) fn is_open(&self) -> bool {
-        self.now_ms() < self.open_until.load(Ordering::Relaxed)
-    }
-
-    /// Whether this request may ask Redis. Once a cool-down is over, only the first to ask
-    /// does (a probe); the others keep away until it answers (a success closes the breaker,
-    /// a failure opens it again) or, should it be dropped unanswered, for the store's timeout.
-    pub(crate) fn lets_through(&self) -> bool {
-        let until = self.open_until.load(Ordering::Relaxed);
-        let now = self.now_ms();
-        if now < until {
-            return false;
-        }
-        if self.failures.load(Ordering::Relaxed) < self.threshold {
-            return true;
-        }
-        let probe_until = now.saturating_add(self.probe_ms);
-        self.open_until
-            .compare_exchange(until, probe_until, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Redis answered: closed (a probe's window, too). `true` for the one answer that closed
-    /// a breaker that had opened: the outage is over.
-    pub(crate) fn success(&self) -> bool {
-        if self.failures.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
-        let failures = self.failures.swap(0, Ordering::Relaxed);
-        self.open_until.store(0, Ordering::Relaxed);
-        failures >= self.threshold
-    }
-
-    /// Redis did not answer. `true` for the one failure that opened the breaker (the
-    /// threshold's), not for the failed probes after it.
-    pub(crate) fn failure(&self) -> bool {
-        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures >= self.threshold {
-            // Saturating: a cool-down near `u64::MAX` ms opens it for good, not for nothing
-            // (nor a panic, in a debug build).
-            let until = self
-                .now_ms()
-                .saturating_add(u64::try_from(self.cool_down.as_millis()).unwrap_or(u64::MAX));
-            self.open_until.store(until, Ordering::Relaxed);
-        }
-        failures == self.threshold
-    }
-}
-
 /// A keyed GCRA limiter whose state lives in Redis, so every instance of a service shares
 /// one budget. Same [`Policy`]s, quotas, all-or-nothing decisions, shadow mode and
 /// reservations as the in-memory [`RateLimiter`].
@@ -825,7 +747,7 @@ struct Inner {
     timeout: Duration,
     /// How long a reply nobody else waits for is waited for (see [`LATE_REPLY`]).
     late_reply: Duration,
-    breaker: Breaker,
+    breaker: RedisBreaker,
     policy_header: Option<HeaderValue>,
     /// The server's `host:port` (never the URL, which may hold a password), for the logs.
     addr: String,
@@ -867,8 +789,8 @@ impl Inner {
             })
             .collect();
         let addr = &self.addr;
-        let failures = self.breaker.threshold;
-        let cool_down = self.breaker.cool_down;
+        let failures = self.breaker.threshold();
+        let cool_down = self.breaker.cool_down();
         tracing::error!(
             target: "hardening",
             store = EVICTION_RISK.store,
@@ -885,7 +807,7 @@ impl Inner {
     /// The refusal of a request Redis could not be asked about, for `policies`.
     fn unavailable(&self, policies: Vec<PolicyName>) -> RedisUnavailable {
         RedisUnavailable {
-            retry_after: self.breaker.cool_down.max(Duration::from_secs(1)),
+            retry_after: self.breaker.retry_after(),
             policies,
         }
     }
@@ -2035,68 +1957,6 @@ mod tests {
         assert!(
             matches!(refused, Some(RedisStoreError::ZeroTimeout)),
             "{refused:?}"
-        );
-    }
-
-    #[test]
-    fn the_longest_cool_down_opens_the_breaker_without_overflow() {
-        for cool_down in [Duration::from_millis(u64::MAX), Duration::MAX] {
-            let mut breaker = Breaker::new(1, cool_down, Duration::from_millis(100));
-            breaker.start = Instant::now() - Duration::from_secs(5);
-            breaker.failure();
-            assert!(breaker.is_open(), "{cool_down:?}");
-        }
-    }
-
-    /// The breaker says which failure opened it and which success closed it after, once per
-    /// outage, for the logs: not the failures before the threshold, nor failed probes after
-    /// it, nor a success while it was closed.
-    #[test]
-    fn the_breaker_reports_opening_and_closing_once_per_outage() {
-        let breaker = Breaker::new(3, Duration::ZERO, Duration::from_millis(100));
-        assert!(!breaker.success(), "no outage to end");
-        assert_eq!(
-            [breaker.failure(), breaker.failure(), breaker.failure()],
-            [false, false, true]
-        );
-        assert!(!breaker.failure() && !breaker.failure(), "failed probes");
-        assert!(breaker.success(), "the outage ends");
-        assert!(!breaker.success());
-        // Failures under the threshold, then an answer: no outage.
-        assert!(!breaker.failure() && !breaker.failure());
-        assert!(!breaker.success());
-        assert!(!breaker.failure() && !breaker.failure() && breaker.failure());
-    }
-
-    /// Past the cool-down, one caller probes and the others keep away until it answers: a
-    /// success lets everyone through at once, a failure keeps everyone away again.
-    #[test]
-    fn past_the_cool_down_one_caller_probes() {
-        let breaker = Breaker::new(2, Duration::ZERO, Duration::from_secs(60));
-        assert!(breaker.lets_through() && breaker.lets_through());
-        breaker.failure();
-        assert!(breaker.lets_through(), "one failure of two: still closed");
-        breaker.failure();
-        assert!(breaker.lets_through(), "the probe");
-        assert!(!breaker.lets_through() && !breaker.lets_through());
-        assert!(breaker.is_open());
-        breaker.success();
-        assert!(!breaker.is_open());
-        assert!(breaker.lets_through() && breaker.lets_through());
-        breaker.failure();
-        breaker.failure();
-        assert!(breaker.lets_through(), "the next probe");
-        // A failed probe keeps everyone away for the cool-down.
-        let mut reopened = Breaker::new(1, Duration::from_secs(60), Duration::from_millis(1));
-        reopened.failure();
-        assert!(!reopened.lets_through() && reopened.is_open());
-        reopened.open_until.store(0, Ordering::Relaxed); // as if the minute had passed
-        assert!(reopened.lets_through(), "the probe");
-        reopened.failure();
-        reopened.start -= Duration::from_secs(1); // a second on: past the probe's own window
-        assert!(
-            !reopened.lets_through() && reopened.is_open(),
-            "a failed probe let others through"
         );
     }
 

@@ -53,10 +53,6 @@ pub(crate) fn limit_unavailable<B: From<Bytes>>(
     request_id: Option<RequestId>,
     client_ip: Option<IpAddr>,
 ) -> Response<B> {
-    let retry_after = unavailable.retry_after();
-    let secs = retry_after
-        .as_secs()
-        .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
     let problem = Error::Unavailable
         .to_problem()
         .with_detail(
@@ -65,7 +61,7 @@ pub(crate) fn limit_unavailable<B: From<Bytes>>(
         )
         .with_header(
             http::header::RETRY_AFTER,
-            hardening_errors::decimal_header_value(secs),
+            hardening_errors::retry_after_value(unavailable.retry_after()),
         );
     refusal(
         problem,

@@ -302,7 +302,8 @@ pub async fn the_eviction_error(
 /// paused for good) is: what their clients send is read (so acknowledged) and dropped,
 /// nothing comes back, and they are never closed. Connections made afterwards are forwarded
 /// as before, or to another server after [`forward_new_to`](Self::forward_new_to).
-/// [`open`](Self::open) counts the connections their clients still hold. Stops, closing every
+/// [`open`](Self::open) counts the connections their clients still hold, and
+/// [`swallowed`](Self::swallowed) the commands the black holes dropped. Stops, closing every
 /// connection, when dropped.
 #[derive(Debug)]
 pub struct BlackHoleProxy {
@@ -315,8 +316,13 @@ pub struct BlackHoleProxy {
     holed_below: Arc<AtomicU64>,
     /// The port (on 127.0.0.1) of the server new connections are forwarded to.
     upstream_port: Arc<AtomicU16>,
+    /// What the black holes read from their clients and dropped.
+    swallowed: Swallowed,
     accepting: tokio::task::JoinHandle<()>,
 }
+
+/// The bytes the black holes of a [`BlackHoleProxy`] read and dropped, in the order read.
+type Swallowed = Arc<std::sync::Mutex<Vec<u8>>>;
 
 impl BlackHoleProxy {
     /// Starts one in front of `server`.
@@ -334,8 +340,9 @@ impl BlackHoleProxy {
         let accepted = Arc::new(AtomicU64::new(0));
         let open = Arc::new(AtomicU64::new(0));
         let holed_below = Arc::new(AtomicU64::new(0));
+        let swallowed = Swallowed::default();
         let (count, holes, port) = (accepted.clone(), holed_below.clone(), upstream_port.clone());
-        let still_open = open.clone();
+        let (still_open, dropped) = (open.clone(), swallowed.clone());
         let accepting = tokio::spawn(async move {
             // Dropped with this task: every connection ends with the proxy.
             let mut connections = tokio::task::JoinSet::new();
@@ -345,8 +352,9 @@ impl BlackHoleProxy {
                     SocketAddr::from((Ipv4Addr::LOCALHOST, port.load(Ordering::Relaxed)));
                 still_open.fetch_add(1, Ordering::Relaxed);
                 let (holes, still_open) = (holes.clone(), still_open.clone());
+                let dropped = dropped.clone();
                 connections.spawn(async move {
-                    forward(client, upstream, number, holes).await;
+                    forward(client, upstream, number, holes, dropped).await;
                     still_open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
@@ -357,6 +365,7 @@ impl BlackHoleProxy {
             open,
             holed_below,
             upstream_port,
+            swallowed,
             accepting,
         }
     }
@@ -378,6 +387,21 @@ impl BlackHoleProxy {
         self.open.load(Ordering::Relaxed)
     }
 
+    /// How many `command` commands (`EXISTS`, `EVALSHA`: the name as the client sends it)
+    /// the black holes have read and dropped: sent, never answered.
+    pub fn swallowed(&self, command: &str) -> usize {
+        // A command's name, as a RESP bulk string: `$6\r\nEXISTS\r\n`.
+        let name = format!("${}\r\n{command}\r\n", command.len());
+        let swallowed = self
+            .swallowed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        swallowed
+            .windows(name.len())
+            .filter(|w| *w == name.as_bytes())
+            .count()
+    }
+
     /// Forwards the connections accepted from now on to `server`; those already accepted
     /// keep theirs.
     pub fn forward_new_to(&self, server: &RedisServer) {
@@ -392,13 +416,21 @@ impl Drop for BlackHoleProxy {
 }
 
 /// Forwards connection `number` both ways until either side closes, or until it is made a
-/// black hole: then reads what the client sends, forever, and answers nothing.
+/// black hole: then reads what the client sends, forever, keeps it in `swallowed`, and
+/// answers nothing.
 async fn forward(
     mut client: tokio::net::TcpStream,
     upstream: SocketAddr,
     number: u64,
     holed_below: Arc<AtomicU64>,
+    swallowed: Swallowed,
 ) {
+    let swallow = |bytes: &[u8]| {
+        swallowed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(bytes);
+    };
     let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
         return;
     };
@@ -414,7 +446,7 @@ async fn forward(
                         return;
                     }
                 }
-                Ok(_) => {}
+                Ok(n) => swallow(&from_client[..n]),
             },
             read = server_read.read(&mut from_server) => match read {
                 Ok(0) | Err(_) => return,
@@ -428,7 +460,9 @@ async fn forward(
         }
     }
     drop(server);
-    while client.read(&mut from_client).await.is_ok_and(|n| n > 0) {}
+    while let Ok(n @ 1..) = client.read(&mut from_client).await {
+        swallow(&from_client[..n]);
+    }
 }
 
 impl Drop for RedisServer {

@@ -138,7 +138,22 @@ fn token(jti: &str) -> String {
     hs256_token(SECRET, serde_json::json!({ "sub": "user-1", "jti": jti }))
 }
 
+/// `/me`, which needs `Authenticated`, behind an `AuthLayer` asking `list`.
+fn me_app(list: Arc<RedisDenylist>) -> Router {
+    Router::new()
+        .route(
+            "/me",
+            get(|user: Authenticated| async move { user.principal.subject }),
+        )
+        .layer(AuthLayer::new(hs256_verifier(SECRET)).denylist(list))
+}
+
 async fn status(app: &Router, token: &str) -> StatusCode {
+    me(app, token).await.status()
+}
+
+/// `GET /me` with `token`.
+async fn me(app: &Router, token: &str) -> axum::response::Response {
     app.clone()
         .oneshot(
             Request::get("/me")
@@ -148,7 +163,6 @@ async fn status(app: &Router, token: &str) -> StatusCode {
         )
         .await
         .unwrap()
-        .status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,13 +170,7 @@ async fn status(app: &Router, token: &str) -> StatusCode {
 async fn revoked_tokens_are_refused_and_an_outage_fails_closed() {
     let mut server = RedisServer::start();
     let list = Arc::new(denylist(&server.url()).await);
-    let verifier = hs256_verifier(SECRET);
-    let app = Router::new()
-        .route(
-            "/me",
-            get(|user: Authenticated| async move { user.principal.subject }),
-        )
-        .layer(AuthLayer::new(verifier).denylist(list.clone()));
+    let app = me_app(list.clone());
 
     let (kept, revoked) = (token("kept"), token("revoked"));
     list.revoke(t("revoked"), in_secs(600)).await.unwrap();
@@ -390,27 +398,75 @@ async fn revocations_stored_under_the_jti_alone_still_count_after_an_upgrade() {
 /// acknowledging what it is sent) failed nothing: the connection manager, which connects
 /// again only when its connection fails, kept it, and every check timed out on it (every
 /// request with a token refused, 503) for good, although a new connection was answered. Now
-/// it is replaced once checks have timed out on it for ten timeouts with no reply.
+/// it is replaced once checks have timed out on it for ten timeouts with no reply (with the
+/// circuit breaker open in between, those are the probes after each cool-down).
 #[tokio::test]
 #[ignore = "needs redis-server"]
 async fn a_connection_that_never_answers_is_replaced() {
     let server = RedisServer::start();
     let proxy = BlackHoleProxy::start(&server).await;
-    // A timeout of 300 ms.
-    let list = denylist(&proxy.url()).await;
+    // A timeout of 300 ms; the breaker opens after 3 failures, for 300 ms.
+    let list = RedisDenylist::builder(&proxy.url())
+        .timeout(Duration::from_millis(300))
+        .circuit_breaker(3, Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
     assert!(!list.is_revoked(t("token-1")).await.unwrap());
     proxy.black_hole();
     assert!(list.is_revoked(t("token-1")).await.is_err(), "fails closed");
     // A new connection through the same proxy is answered.
     let fresh = denylist(&proxy.url()).await;
     assert!(!fresh.is_revoked(t("token-1")).await.unwrap());
-    // Bounded: 50 checks, each waiting at most the 300 ms timeout (5 times the 3 s).
-    let mut checks = 0;
-    while list.is_revoked(t("token-1")).await.is_err() {
-        checks += 1;
-        assert!(
-            checks < 50,
-            "the denylist never answered again: its connection, silent, was kept"
+    // Bounded: 100 checks 50 ms apart, each waiting at most the 300 ms timeout (past the 3 s
+    // of silence that replace the connection, and the cool-down after).
+    assert!(
+        eventually(async || list.is_revoked(t("token-1")).await.is_ok()).await,
+        "the denylist never answered again: its connection, silent, was kept"
+    );
+}
+
+/// With Redis black-holed (a proxy in front of a Redis that died, a firewall dropping its
+/// packets: the connection stays open and nothing answers), every request with a token waited
+/// out the denylist's timeout before its 503, for as long as the outage lasted: the denylist
+/// had no circuit breaker. Now it shares the limiter's: after 5 failures in a row (its
+/// default), checks are refused at once, without asking Redis (503, `Retry-After` the
+/// breaker's cool-down, 2 s by default), until the cool-down ends. Counted by the checks the
+/// black hole swallowed: each one that reached it waited out the timeout.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_black_holed_redis_is_asked_only_until_the_breaker_opens() {
+    let server = RedisServer::start();
+    let proxy = BlackHoleProxy::start(&server).await;
+    let list = RedisDenylist::builder(&proxy.url())
+        .timeout(Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    let app = me_app(Arc::new(list));
+    let kept = token("kept");
+    assert_eq!(status(&app, &kept).await, StatusCode::OK);
+    proxy.black_hole();
+    let mut answers = Vec::new();
+    for _ in 0..12 {
+        let response = me(&app, &kept).await;
+        answers.push((
+            response.status(),
+            response.headers().get("retry-after").cloned(),
+        ));
+    }
+    // A check is two `EXISTS`: its key, and the key of versions that keyed by `jti` alone.
+    let asked = proxy.swallowed("EXISTS") / 2;
+    assert_eq!(
+        asked, 5,
+        "{asked} of 12 checks waited on the silent Redis, not the breaker's 5"
+    );
+    for (status, retry_after) in answers {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            retry_after.as_ref().and_then(|v| v.to_str().ok()),
+            Some("2"),
+            "the breaker's cool-down"
         );
     }
 }
