@@ -643,6 +643,17 @@ impl RedisLoginThrottle {
         self.degraded(account, ip)
     }
 
+    /// A readiness check for `/readyz` (`hardening_core::Health::check`): each run sends
+    /// `PING` over this throttle's own connection, within its
+    /// [timeout](RedisLoginThrottleBuilder::timeout), and fails (naming the server's address,
+    /// never the URL) when Redis does not answer, as [`RedisLimiter::readiness_check`]
+    /// (crate::RedisLimiter::readiness_check) does.
+    pub fn readiness_check(
+        &self,
+    ) -> impl Fn() -> hardening_errors::RedisReadiness + Clone + Send + Sync + 'static {
+        hardening_errors::redis_readiness_check(self.clone(), |throttle| &throttle.0.conn)
+    }
+
     /// Whether the circuit breaker currently keeps attempts away from Redis.
     pub fn breaker_open(&self) -> bool {
         self.0.breaker.is_open()

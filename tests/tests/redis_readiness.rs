@@ -1,5 +1,5 @@
 //! `/readyz` following the Redis stores, over 127.0.0.1 against a real `redis-server`: the
-//! readiness checks of `RedisLimiter` and `RedisDenylist` ping Redis over each store's own
+//! readiness checks of `RedisLimiter`, `RedisDenylist` and `RedisLoginThrottle` ping Redis over each store's own
 //! connection, so readiness fails, naming the checks, while Redis is down, and passes again
 //! once it is back. A user wanting this had to add a `redis` dependency of their own, at a
 //! version matching ours, and ping over a connection of their own.
@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use hardening_core::auth::RedisDenylist;
-use hardening_core::ratelimit::{FailureMode, Policy, Quota, RedisLimiter};
+use hardening_core::ratelimit::{FailureMode, Policy, Quota, RedisLimiter, RedisLoginThrottle};
 use hardening_core::{Hardening, Health};
 use hardening_tests::redis_server::RedisServer;
 use hardening_tests::{eventually, exchange, serve};
@@ -38,9 +38,15 @@ async fn readyz_fails_naming_the_redis_checks_while_redis_is_down() {
         .connect()
         .await
         .unwrap();
+    let logins = RedisLoginThrottle::builder(&url, b"0123456789abcdef0123456789abcdef")
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
     let health = Health::new()
         .check("redis-limits", limiter.readiness_check())
         .check("redis-denylist", denylist.readiness_check())
+        .check("redis-logins", logins.readiness_check())
         .reuse_results_for(Duration::ZERO);
     let app = Router::new()
         .route("/", get(|| async { "hi" }))
@@ -52,13 +58,14 @@ async fn readyz_fails_naming_the_redis_checks_while_redis_is_down() {
     let body: serde_json::Value = serde_json::from_str(&up.body).unwrap();
     assert_eq!(body["checks"]["redis-limits"], "ok", "{body}");
     assert_eq!(body["checks"]["redis-denylist"], "ok", "{body}");
+    assert_eq!(body["checks"]["redis-logins"], "ok", "{body}");
 
     server.kill();
     let down = exchange(addr, READYZ).await;
     assert_eq!(down.status, 503, "{down:?}");
     let problem: serde_json::Value = serde_json::from_str(&down.body).unwrap();
     assert_eq!(
-        problem["detail"], "readiness checks failed: redis-limits, redis-denylist",
+        problem["detail"], "readiness checks failed: redis-limits, redis-denylist, redis-logins",
         "{problem}"
     );
     // Shown to loopback: what failed, at which address (never the URL).
@@ -66,6 +73,7 @@ async fn readyz_fails_naming_the_redis_checks_while_redis_is_down() {
     for (check, store) in [
         ("redis-limits", "rate limits"),
         ("redis-denylist", "the jti denylist"),
+        ("redis-logins", "login throttling"),
     ] {
         let error = problem["checks"][check]["error"]
             .as_str()
