@@ -935,6 +935,40 @@ impl HeaderSet {
     /// the handler gets.
     pub fn request_facts(&self, parts: &mut Parts, trust_forwarded_proto: bool) -> RequestFacts {
         let read = RequestHeaders::read(&parts.headers, trust_forwarded_proto);
+        self.facts_read(read, parts)
+    }
+
+    /// [`request_facts`](Self::request_facts), and whether the request has a field named
+    /// `name`, noted in the same read of its headers: a caller that needs to know saves a
+    /// lookup of its own (which hashes the name) on every request with few headers.
+    /// `Hardening` finds a client's `x-request-id` this way.
+    ///
+    /// ```
+    /// use hardening_headers::HeaderPolicy;
+    /// use http::HeaderName;
+    ///
+    /// let set = HeaderPolicy::api().build()?;
+    /// let id = HeaderName::from_static("x-request-id");
+    /// let request = http::Request::get("/").header("x-request-id", "forged").body(())?;
+    /// let (mut parts, ()) = request.into_parts();
+    /// let (facts, has_id) = set.request_facts_noting(&mut parts, false, &id);
+    /// assert!(has_id);
+    /// assert!(!facts.credentials);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn request_facts_noting(
+        &self,
+        parts: &mut Parts,
+        trust_forwarded_proto: bool,
+        name: &HeaderName,
+    ) -> (RequestFacts, bool) {
+        let read = RequestHeaders::read_noting(&parts.headers, trust_forwarded_proto, Some(name));
+        (self.facts_read(read, parts), read.noted)
+    }
+
+    /// The facts from one read of the request's headers.
+    #[inline]
+    fn facts_read(&self, read: RequestHeaders, parts: &mut Parts) -> RequestFacts {
         let https = crate::https::tls_in_process(&parts.extensions) || read.forwarded_https;
         self.facts(https, read.credentials, &mut parts.extensions)
     }

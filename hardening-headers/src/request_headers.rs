@@ -1,5 +1,5 @@
 //! What the security headers read from a request's headers: credentials, and a trusted
-//! proxy's `X-Forwarded-Proto`.
+//! proxy's `X-Forwarded-Proto` (and, for a caller that asks, whether one more field is there).
 
 use hardening_errors::forwarded_proto_says_https;
 use http::header::{AUTHORIZATION, COOKIE};
@@ -30,21 +30,35 @@ pub(crate) struct RequestHeaders {
     /// The request carries `Authorization`, `Cookie` or an API key header (`X-Api-Key`,
     /// `Api-Key`, `X-Auth-Token`).
     pub(crate) credentials: bool,
+    /// The request has a field with the name the caller asked about (see
+    /// [`read_noting`](RequestHeaders::read_noting)).
+    pub(crate) noted: bool,
 }
 
 impl RequestHeaders {
     /// Reads `headers`; `X-Forwarded-Proto` only when `forwarded_proto` (the caller trusts
     /// the peer).
     pub(crate) fn read(headers: &HeaderMap, forwarded_proto: bool) -> Self {
+        Self::read_noting(headers, forwarded_proto, None)
+    }
+
+    /// [`read`](Self::read), also noting whether the request has a field named `noted`: in
+    /// the same pass, so that a request with a few headers pays a comparison per field for
+    /// it rather than a lookup (which hashes the name).
+    pub(crate) fn read_noting(
+        headers: &HeaderMap,
+        forwarded_proto: bool,
+        noted: Option<&HeaderName>,
+    ) -> Self {
         // Values, not names: a name repeated many times must not make the pass long.
         if headers.len() > SCAN_UP_TO {
-            Self::by_lookup(headers, forwarded_proto)
+            Self::by_lookup(headers, forwarded_proto, noted)
         } else {
-            Self::by_scan(headers, forwarded_proto)
+            Self::by_scan(headers, forwarded_proto, noted)
         }
     }
 
-    fn by_lookup(headers: &HeaderMap, forwarded_proto: bool) -> Self {
+    fn by_lookup(headers: &HeaderMap, forwarded_proto: bool, noted: Option<&HeaderName>) -> Self {
         Self {
             forwarded_https: forwarded_proto
                 && headers
@@ -57,10 +71,11 @@ impl RequestHeaders {
                 || API_KEY_HEADERS
                     .iter()
                     .any(|name| headers.contains_key(name)),
+            noted: noted.is_some_and(|name| headers.contains_key(name)),
         }
     }
 
-    fn by_scan(headers: &HeaderMap, forwarded_proto: bool) -> Self {
+    fn by_scan(headers: &HeaderMap, forwarded_proto: bool, noted: Option<&HeaderName>) -> Self {
         let mut found = Self::default();
         // Values in insertion order, so the last `X-Forwarded-Proto` is read last.
         for (name, value) in headers {
@@ -68,6 +83,10 @@ impl RequestHeaders {
                 found.credentials = true;
             } else if forwarded_proto && *name == X_FORWARDED_PROTO {
                 found.forwarded_https = forwarded_proto_says_https(value);
+            }
+            // Apart: the caller may ask about one of the names above.
+            if noted == Some(name) {
+                found.noted = true;
             }
         }
         found
@@ -81,7 +100,7 @@ mod tests {
 
     #[test]
     fn scan_and_lookup_agree() {
-        let wanted: [(&str, &[u8]); 7] = [
+        let wanted: [(&str, &[u8]); 8] = [
             ("authorization", b"Bearer x"),
             ("cookie", b"sid=1"),
             ("x-api-key", b"k-1"),
@@ -89,7 +108,10 @@ mod tests {
             ("x-forwarded-proto", b"HTTPS"),
             ("x-forwarded-proto", b"http"),
             ("x-forwarded-proto", b"https, http"),
+            ("x-request-id", b"id-1"),
         ];
+        let request_id = HeaderName::from_static("x-request-id");
+        let noted = [None, Some(&request_id), Some(&COOKIE)];
         let mut cases = 0;
         // Every subset of the wanted headers (in order, so duplicates of x-forwarded-proto
         // appear with either value first), among 0 to 12 other headers.
@@ -108,15 +130,28 @@ mod tests {
                     }
                 }
                 for trusted in [false, true] {
-                    let scanned = RequestHeaders::by_scan(&headers, trusted);
-                    let looked_up = RequestHeaders::by_lookup(&headers, trusted);
-                    assert_eq!(scanned, looked_up, "{headers:?}, trusted: {trusted}");
-                    assert_eq!(RequestHeaders::read(&headers, trusted), looked_up);
-                    cases += 1;
+                    for noted in noted {
+                        let scanned = RequestHeaders::by_scan(&headers, trusted, noted);
+                        let looked_up = RequestHeaders::by_lookup(&headers, trusted, noted);
+                        assert_eq!(scanned, looked_up, "{headers:?}, {trusted}, {noted:?}");
+                        assert_eq!(
+                            RequestHeaders::read_noting(&headers, trusted, noted),
+                            looked_up
+                        );
+                        assert_eq!(
+                            looked_up.noted,
+                            noted.is_some_and(|name| headers.contains_key(name))
+                        );
+                        cases += 1;
+                    }
+                    assert_eq!(
+                        RequestHeaders::read(&headers, trusted),
+                        RequestHeaders::read_noting(&headers, trusted, None)
+                    );
                 }
             }
         }
-        assert_eq!(cases, 128 * 4 * 2);
+        assert_eq!(cases, 256 * 4 * 2 * 3);
     }
 
     #[test]
@@ -146,6 +181,31 @@ mod tests {
             let mut headers = HeaderMap::new();
             headers.insert(name, HeaderValue::from_static("k-1"));
             assert!(RequestHeaders::read(&headers, false).credentials, "{name}");
+        }
+    }
+
+    /// A noted name is found among a few headers (compared in the pass) and among many
+    /// (looked up), whatever its case on the wire; nothing is noted unless asked.
+    #[test]
+    fn notes_the_name_it_is_asked_about() {
+        let request_id = HeaderName::from_static("x-request-id");
+        for others in [0, 12] {
+            let mut headers = HeaderMap::new();
+            for i in 0..others {
+                headers.insert(
+                    HeaderName::try_from(format!("x-other-{i}")).unwrap(),
+                    HeaderValue::from_static("1"),
+                );
+            }
+            let read = RequestHeaders::read_noting(&headers, false, Some(&request_id));
+            assert!(!read.noted, "{others}");
+            headers.append(
+                HeaderName::from_bytes(b"X-Request-Id").unwrap(),
+                HeaderValue::from_static("a"),
+            );
+            let read = RequestHeaders::read_noting(&headers, false, Some(&request_id));
+            assert!(read.noted, "{others}");
+            assert!(!RequestHeaders::read(&headers, false).noted, "{others}");
         }
     }
 }
