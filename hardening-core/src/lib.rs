@@ -28,7 +28,10 @@
 //!
 //! 1. **Request id**: a well-formed `x-request-id` from a trusted proxy, else a new UUIDv7
 //!    (no system call); in the request extensions ([`RequestId`] extractor), the tracing
-//!    span and the `x-request-id` response header.
+//!    span and the `x-request-id` response header. A request that carries `x-request-id`
+//!    reaches the service with the chosen id there too, in one field (a client's own is
+//!    replaced), so a handler that forwards the header forwards the id the logs name; one
+//!    without it gets none added (read the id with the extractor).
 //! 2. **Client IP**: the socket peer (axum's `ConnectInfo`), or the right-most untrusted hop
 //!    of `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy ([`ClientIp`]).
 //! - **Health**: `GET /healthz` and `/readyz` ([`Health`]) are answered here, before the

@@ -116,13 +116,24 @@ where
         };
         // Security-header facts from one read of the headers: HTTPS as seen directly, as a
         // trusted proxy reports it, or always (behind TLS); credentials; this request's CSP
-        // nonce, also put in the extensions.
+        // nonce, also put in the extensions. The same read notes whether the request carries
+        // `x-request-id` (given the chosen id below): most requests do not, and then pay no
+        // lookup for it. Without the security headers, it is looked up.
         #[cfg(feature = "headers")]
-        let header_facts = policy.headers.as_ref().map(|set| {
-            let mut facts = set.request_facts(&mut parts, says_https.reads_x_forwarded_proto());
-            facts.https |= policy.behind_tls || says_https.forwarded_https();
-            facts
-        });
+        let (header_facts, sent_request_id) = match &policy.headers {
+            Some(set) => {
+                let (mut facts, sent_request_id) = set.request_facts_noting(
+                    &mut parts,
+                    says_https.reads_x_forwarded_proto(),
+                    &X_REQUEST_ID,
+                );
+                facts.https |= policy.behind_tls || says_https.forwarded_https();
+                (Some(facts), sent_request_id)
+            }
+            None => (None, parts.headers.contains_key(&X_REQUEST_ID)),
+        };
+        #[cfg(not(feature = "headers"))]
+        let sent_request_id = parts.headers.contains_key(&X_REQUEST_ID);
         #[cfg(feature = "headers")]
         let https = match &header_facts {
             Some(facts) => facts.https,
@@ -397,6 +408,13 @@ where
             }
         }
 
+        // The inner service reads the chosen id in `x-request-id` too, not one the client
+        // wrote: a handler that forwards the header forwards the id logged. After the
+        // access-log record, whose request headers (`log_request_headers`) are as sent.
+        if sent_request_id {
+            give_request_id(&mut parts.headers, request_id);
+        }
+
         // 8. The inner service, under the timeout. Its panics are caught here and in the
         // response future; its error responses become problems there.
         let called = {
@@ -428,6 +446,19 @@ fn only_value<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     values.next().is_none().then_some(first)
+}
+
+/// Makes the request's `x-request-id` the chosen id, in one field: its fields replaced
+/// unless they already are that (a trusted proxy's id, adopted; the id of a `Hardening`
+/// further out, which wrote it). Cold: only requests that carry the header come here.
+#[cold]
+#[inline(never)]
+fn give_request_id(headers: &mut http::HeaderMap, request_id: RequestId) {
+    let written = only_value(headers, &X_REQUEST_ID)
+        .is_some_and(|value| value.as_bytes() == request_id.as_str().as_bytes());
+    if !written {
+        headers.insert(X_REQUEST_ID.clone(), request_id.to_header_value());
+    }
 }
 
 /// Whether a readiness probe's host allows its detail: one the allowlist accepts, or one no
@@ -503,4 +534,110 @@ fn refused<F, B>(
 ) -> ResponseFuture<F, B> {
     let response = reject(problem(), post.request_id);
     ResponseFuture::early(response, event, post)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::Hardening;
+
+    /// What the inner service saw: its request id, and the request's `x-request-id` fields.
+    type Seen = Arc<Mutex<Option<(RequestId, Vec<HeaderValue>)>>>;
+
+    /// Sends a GET from 127.0.0.1 with these `x-request-id` fields through `layers` (the
+    /// first outermost) around a service that records what it sees; the response's id too.
+    async fn through(layers: &[Hardening], sent: &[&str]) -> (RequestId, Vec<HeaderValue>, String) {
+        let seen: Seen = Arc::default();
+        let recorder = seen.clone();
+        let inner = tower::service_fn(move |req: Request<Body>| {
+            let id = RequestId::from_extensions(req.extensions()).expect("a request id");
+            let fields = req
+                .headers()
+                .get_all(&X_REQUEST_ID)
+                .iter()
+                .cloned()
+                .collect();
+            *recorder.lock().unwrap() = Some((id, fields));
+            async { Ok::<_, Infallible>(Response::new(Body::empty())) }
+        });
+        let mut service = tower::util::BoxCloneService::new(inner);
+        for hardening in layers.iter().rev() {
+            service = tower::util::BoxCloneService::new(hardening.layer(service));
+        }
+        let mut req = Request::get("/").header(http::header::HOST, "localhost");
+        for value in sent {
+            req = req.header(&X_REQUEST_ID, *value);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let res = service.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let answered = res
+            .headers()
+            .get_all(&X_REQUEST_ID)
+            .iter()
+            .collect::<Vec<_>>();
+        assert_eq!(answered.len(), 1, "{answered:?}");
+        let answered = answered[0].to_str().unwrap().to_owned();
+        let (id, fields) = seen.lock().unwrap().take().expect("the service was called");
+        (id, fields, answered)
+    }
+
+    /// The inner service's `x-request-id` is the chosen id, in one field, whatever the client
+    /// or a trusted proxy sent: the same id as its `RequestId` and the response's.
+    #[tokio::test]
+    async fn the_inner_service_reads_the_chosen_id_in_x_request_id() {
+        let trusting = || Hardening::strict().trusted_proxies(["127.0.0.1"]).unwrap();
+        let long = "a".repeat(65);
+        // With the security headers the id is noted in their read of the request's headers;
+        // without, looked up.
+        let variants = vec![
+            (false, Hardening::strict()),
+            (true, trusting()),
+            #[cfg(feature = "headers")]
+            (
+                false,
+                Hardening::strict().dangerous_without_security_headers(),
+            ),
+            #[cfg(feature = "headers")]
+            (true, trusting().dangerous_without_security_headers()),
+        ];
+        for (i, (trusted, hardening)) in variants.into_iter().enumerate() {
+            for sent in [
+                &["forged-by-client"][..],
+                &[long.as_str()],
+                &["tab\tinside"],
+                &["forged-by-client", "from-the-proxy.2"],
+            ] {
+                let layers = std::slice::from_ref(&hardening);
+                let (id, fields, answered) = through(layers, sent).await;
+                assert_eq!(answered, id.as_str(), "{i} {sent:?}");
+                assert_eq!(fields, [id.as_str()], "{i} {sent:?}");
+                let adopted = trusted && sent == ["forged-by-client"];
+                assert_eq!(sent.contains(&id.as_str()), adopted, "{i} {sent:?}");
+            }
+            // Nothing sent, nothing added: the common request pays for no header.
+            let (_, fields, _) = through(std::slice::from_ref(&hardening), &[]).await;
+            assert!(fields.is_empty(), "{i}: {fields:?}");
+        }
+    }
+
+    /// Nested, the inner `Hardening` keeps the outer one's id, which the outer one wrote in
+    /// the header: the service sees it once.
+    #[tokio::test]
+    async fn nested_the_outer_id_reaches_the_service_once() {
+        for sent in [&[][..], &["forged-by-client"], &["a", "b"]] {
+            let layers = [Hardening::strict(), Hardening::strict()];
+            let (id, fields, answered) = through(&layers, sent).await;
+            assert_eq!(answered, id.as_str(), "{sent:?}");
+            let expected: &[&str] = if sent.is_empty() { &[] } else { &[id.as_str()] };
+            assert_eq!(fields, expected, "{sent:?}");
+        }
+    }
 }

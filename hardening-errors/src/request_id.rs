@@ -84,7 +84,9 @@ fn hex_digits(x: u32) -> [u8; 8] {
 ///
 /// It is also an axum extractor that reads the id a layer ([`ProblemLayer`](crate::ProblemLayer)
 /// or `hardening-core`'s `Hardening`) put in the request extensions; without one it answers
-/// a 500 problem and logs why (`Option<RequestId>` is `None` then):
+/// a 500 problem and logs why (`Option<RequestId>` is `None` then). `Hardening` also gives a
+/// request that carries an `x-request-id` field this id there, replacing the client's;
+/// `ProblemLayer` leaves the request's headers as they came.
 ///
 /// ```
 /// use hardening_errors::RequestId;
