@@ -70,6 +70,13 @@ impl Visit for Fields<'_> {
 }
 
 impl Subscriber for Captured {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        // Asked again each time, as hardening-headers' capture does: other tests on other
+        // threads install and drop subscribers of their own, and an interest cached while
+        // none of ours was live would hide this thread's events.
+        tracing::subscriber::Interest::sometimes()
+    }
+
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
