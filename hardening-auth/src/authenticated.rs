@@ -34,19 +34,32 @@ pub enum CredentialSource {
     Cookie,
 }
 
-/// What [`AuthLayer`] found, in the request extensions.
+impl CredentialSource {
+    /// How the log names it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "bearer",
+            Self::Cookie => "cookie",
+        }
+    }
+}
+
+/// What [`AuthLayer`] found, in the request extensions, with where the credential came from
+/// (`Option<Authenticated>` reads a stale session cookie as no session, a bad bearer token
+/// as a 401).
 #[derive(Debug, Clone)]
-enum Outcome {
+pub(crate) enum Outcome {
     Verified {
         principal: Principal,
         claims: Arc<Map<String, Value>>,
+        source: CredentialSource,
     },
-    Failed(JwtError),
+    Failed(JwtError, CredentialSource),
     /// A verified token whose `jti` is on the denylist.
-    Revoked,
+    Revoked(CredentialSource),
     /// A verified token the denylist could not be asked about: not accepted (fail closed).
     /// When to ask again, for `Retry-After`.
-    DenylistUnavailable(std::time::Duration),
+    DenylistUnavailable(std::time::Duration, CredentialSource),
     Absent,
 }
 
@@ -240,7 +253,7 @@ impl AuthLayer {
                         _ => Authentication::Done(Some(verified.admit(parts))),
                     };
                 }
-                Err(e) => Outcome::Failed(e),
+                Err(e) => Outcome::Failed(e, source),
             },
         };
         parts.extensions.insert(outcome);
@@ -282,6 +295,7 @@ impl Admission {
         parts.extensions.insert(Outcome::Verified {
             principal: self.principal,
             claims: self.claims,
+            source: self.source,
         });
         id
     }
@@ -462,10 +476,11 @@ where
                     } = pending
                         .take()
                         .expect("the Denylist state holds its request until it ends");
+                    let source = admission.source;
                     match revoked {
                         Ok(false) => *this.principal = Some(admission.admit(&mut parts)),
                         Ok(true) => {
-                            parts.extensions.insert(Outcome::Revoked);
+                            parts.extensions.insert(Outcome::Revoked(source));
                         }
                         Err(e) => {
                             tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; refusing the token");
@@ -474,7 +489,7 @@ where
                                 .map_or(std::time::Duration::from_secs(1), |u| u.retry_after);
                             parts
                                 .extensions
-                                .insert(Outcome::DenylistUnavailable(retry_after));
+                                .insert(Outcome::DenylistUnavailable(retry_after, source));
                         }
                     }
                     let future = inner.call(Request::from_parts(parts, body));
@@ -504,7 +519,14 @@ where
 ///   breaker's cool-down);
 /// - no [`AuthLayer`] around the route: 500 (a wiring mistake, logged).
 ///
-/// `Option<Authenticated<C>>` is `None` without a token and rejects a bad one as above.
+/// `Option<Authenticated<C>>`, for pages that anyone may see (a home page, the login page),
+/// is `None` without a token, and also for a session cookie that does not pass (expired,
+/// revoked, signed with a secret since rotated, claims that do not fit `C`, or a denylist
+/// that could not be asked): as Rails and Django read an expired session, logged out, so a
+/// user whose session ended can still reach the login page. The reason is logged at info
+/// (target [`AUTH_TARGET`], with `source` `cookie`); no security event, as nothing is
+/// refused. A bearer token that does not pass is rejected as above: its API client must
+/// learn that it is bad.
 ///
 /// ```
 /// use axum::{Router, body::Body, routing::get};
@@ -709,6 +731,91 @@ fn unauthorized(challenge: &'static str) -> Response {
         .into_response()
 }
 
+/// Why a request has no [`Authenticated`], and, for a credential it did carry, where that
+/// came from.
+enum Refusal {
+    /// No token.
+    Absent,
+    /// A token that does not verify, is revoked, or whose claims do not fit (logged).
+    Invalid(CredentialSource),
+    /// A verified token the denylist could not be asked about (logged by `AuthLayer`), and
+    /// when to ask again.
+    DenylistUnavailable(std::time::Duration, CredentialSource),
+    /// No `AuthLayer` around the route.
+    NoLayer,
+}
+
+impl Refusal {
+    /// Whether `Option<Authenticated>` reads it as no session: no token, or a session
+    /// cookie that did not pass (expired, revoked, signed with a rotated secret, claims of
+    /// another shape, a denylist that could not be asked). A bearer token that did not pass
+    /// stays a rejection: its API client must learn that it is bad.
+    fn is_anonymous(&self) -> bool {
+        matches!(
+            self,
+            Self::Absent
+                | Self::Invalid(CredentialSource::Cookie)
+                | Self::DenylistUnavailable(_, CredentialSource::Cookie)
+        )
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Absent => unauthorized("Bearer"),
+            Self::Invalid(_) => unauthorized(r#"Bearer error="invalid_token""#),
+            Self::DenylistUnavailable(retry_after, _) => denylist_unavailable(retry_after),
+            Self::NoLayer => {
+                Error::internal("Authenticated needs AuthLayer around the router").into_response()
+            }
+        }
+    }
+}
+
+/// What `AuthLayer` found for this request, as `Authenticated<C>`; a refused token's reason
+/// and source go to the log (info, target [`AUTH_TARGET`]).
+fn authenticated<C: DeserializeOwned>(parts: &Parts) -> Result<Authenticated<C>, Refusal> {
+    match parts.extensions.get::<Outcome>() {
+        // Not revoked: `AuthLayer` asked its denylist before admitting the token.
+        Some(Outcome::Verified {
+            principal,
+            claims,
+            source,
+        }) => match serde_json::from_value::<C>(Value::Object(Map::clone(claims))) {
+            Ok(claims) => Ok(Authenticated {
+                principal: principal.clone(),
+                claims,
+            }),
+            Err(error) => {
+                let mismatch = ClaimsMismatch::find::<C>(claims, &error);
+                tracing::info!(
+                    target: AUTH_TARGET,
+                    reason = %JwtError::Claims,
+                    claim = mismatch.claim,
+                    expected = mismatch.expected,
+                    source = source.as_str(),
+                    "token refused"
+                );
+                Err(Refusal::Invalid(*source))
+            }
+        },
+        Some(Outcome::Failed(reason, source)) => {
+            tracing::info!(target: AUTH_TARGET, %reason, source = source.as_str(), "token refused");
+            Err(Refusal::Invalid(*source))
+        }
+        Some(Outcome::Revoked(source)) => {
+            tracing::info!(target: AUTH_TARGET, reason = "revoked jti", source = source.as_str(), "token refused");
+            Err(Refusal::Invalid(*source))
+        }
+        Some(Outcome::DenylistUnavailable(retry_after, source)) => {
+            Err(Refusal::DenylistUnavailable(*retry_after, *source))
+        }
+        Some(Outcome::Absent) => Err(Refusal::Absent),
+        None => Err(Refusal::NoLayer),
+    }
+}
+
 impl<S, C> FromRequestParts<S> for Authenticated<C>
 where
     S: Send + Sync,
@@ -717,44 +824,7 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<Outcome>() {
-            // Not revoked: `AuthLayer` asked its denylist before admitting the token.
-            Some(Outcome::Verified { principal, claims }) => {
-                match serde_json::from_value::<C>(Value::Object(Map::clone(claims))) {
-                    Ok(claims) => Ok(Self {
-                        principal: principal.clone(),
-                        claims,
-                    }),
-                    Err(error) => {
-                        let mismatch = ClaimsMismatch::find::<C>(claims, &error);
-                        tracing::info!(
-                            target: AUTH_TARGET,
-                            reason = %JwtError::Claims,
-                            claim = mismatch.claim,
-                            expected = mismatch.expected,
-                            "token refused"
-                        );
-                        Err(unauthorized(r#"Bearer error="invalid_token""#))
-                    }
-                }
-            }
-            Some(Outcome::Failed(reason)) => {
-                tracing::info!(target: AUTH_TARGET, %reason, "token refused");
-                Err(unauthorized(r#"Bearer error="invalid_token""#))
-            }
-            Some(Outcome::Revoked) => {
-                tracing::info!(target: AUTH_TARGET, reason = "revoked jti", "token refused");
-                Err(unauthorized(r#"Bearer error="invalid_token""#))
-            }
-            // Logged by `AuthLayer` with the store's error.
-            Some(Outcome::DenylistUnavailable(retry_after)) => {
-                Err(denylist_unavailable(*retry_after))
-            }
-            Some(Outcome::Absent) => Err(unauthorized("Bearer")),
-            None => Err(
-                Error::internal("Authenticated needs AuthLayer around the router").into_response(),
-            ),
-        }
+        authenticated(parts).map_err(IntoResponse::into_response)
     }
 }
 
@@ -767,13 +837,12 @@ where
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match parts.extensions.get::<Outcome>() {
-            Some(Outcome::Absent) => Ok(None),
-            _ => <Self as FromRequestParts<S>>::from_request_parts(parts, state)
-                .await
-                .map(Some),
+        match authenticated(parts) {
+            Ok(user) => Ok(Some(user)),
+            Err(refusal) if refusal.is_anonymous() => Ok(None),
+            Err(refusal) => Err(refusal.into_response()),
         }
     }
 }
@@ -847,7 +916,7 @@ impl ClaimsMismatch {
 /// cool-down, as the rate limiter's `FailClosed` refusals say theirs), else 1, as the
 /// load-shedding 503 says (a store asked again at the next request).
 #[cold]
-fn denylist_unavailable(retry_after: std::time::Duration) -> Response {
+pub(crate) fn denylist_unavailable(retry_after: std::time::Duration) -> Response {
     let at_least_a_second = retry_after.max(std::time::Duration::from_secs(1));
     Error::Unavailable
         .to_problem()

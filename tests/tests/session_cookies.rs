@@ -1,0 +1,225 @@
+//! Session cookies over TCP on 127.0.0.1, as a server-rendered app uses them: a stale
+//! session cookie (expired, revoked, signed with an old secret, claims of another shape)
+//! reads as logged out on the pages that take `Option<Authenticated>` (the home page, the
+//! login page), while a bad bearer token stays a 401 there and `Authenticated` refuses both.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::routing::get;
+use hardening_auth::{
+    AuthLayer, Authenticated, Denylist, DenylistFuture, MemoryDenylist, TokenRef,
+};
+use hardening_tests::jwt::{hs256_token, hs256_verifier, unix_now};
+use hardening_tests::notes::TempNotes;
+use hardening_tests::{Captured, Reply, send};
+use serde_json::{Value, json};
+
+const SECRET: &[u8] = b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj-sessions";
+const OLD_SECRET: &[u8] = b"Vb3nM8qL1wE6rT9yU2iO5pA7sD4fG0hJ-sessions";
+const COOKIE: &str = "__Host-session";
+
+/// Claims of a shape the `/typed` page asks for.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Typed {
+    tenant: u64,
+}
+
+/// A denylist whose store is down.
+#[derive(Debug)]
+struct DownStore;
+
+impl Denylist for DownStore {
+    fn is_revoked<'a>(&'a self, _: TokenRef<'a>) -> DenylistFuture<'a, bool> {
+        Box::pin(async { Err("connection refused".into()) })
+    }
+    fn revoke<'a>(&'a self, _: TokenRef<'a>, _: SystemTime) -> DenylistFuture<'a, ()> {
+        Box::pin(async { Err("connection refused".into()) })
+    }
+}
+
+/// The home page (`Option<Authenticated>`), an account page (`Authenticated`) and a page
+/// whose claims type wants a `tenant` (`Option<Authenticated<Typed>>`), behind `Hardening`.
+async fn app(denylist: Arc<dyn Denylist>) -> SocketAddr {
+    let auth = AuthLayer::new(hs256_verifier(SECRET))
+        .session_cookie(COOKIE)
+        .unwrap()
+        .denylist(denylist);
+    let app = Router::new()
+        .route(
+            "/",
+            get(|user: Option<Authenticated>| async move {
+                user.map_or("anonymous".to_owned(), |u| {
+                    format!("hello {}", u.principal.subject)
+                })
+            }),
+        )
+        .route(
+            "/account",
+            get(|user: Authenticated| async move { user.principal.subject }),
+        )
+        .route(
+            "/typed",
+            get(|user: Option<Authenticated<Typed>>| async move {
+                user.map_or("anonymous".to_owned(), |u| {
+                    format!("hello {}", u.principal.subject)
+                })
+            }),
+        )
+        .layer(auth)
+        .layer(TempNotes::hardening("100000").build().unwrap());
+    hardening_tests::serve(app).await
+}
+
+async fn revoked_list() -> Arc<MemoryDenylist> {
+    let list = Arc::new(MemoryDenylist::new(10));
+    let until = SystemTime::now() + Duration::from_secs(600);
+    list.revoke(TokenRef::new("logged-out", "user-1", None), until)
+        .await
+        .unwrap();
+    list
+}
+
+/// The stale credentials of a user whose session ended, each with the reason logged.
+fn stale_tokens() -> Vec<(&'static str, String)> {
+    let live = |claims: Value| hs256_token(SECRET, claims);
+    vec![
+        (
+            "expired",
+            live(json!({ "sub": "user-1", "jti": "old", "exp": unix_now() - 3600 })),
+        ),
+        (
+            "revoked",
+            live(json!({ "sub": "user-1", "jti": "logged-out" })),
+        ),
+        (
+            "bad signature",
+            hs256_token(OLD_SECRET, json!({ "sub": "user-1", "jti": "rotated" })),
+        ),
+        ("malformed", "not-a-token".to_owned()),
+    ]
+}
+
+async fn with_cookie(addr: SocketAddr, path: &str, token: &str) -> Reply {
+    let cookie = format!("theme=dark; {COOKIE}={token}");
+    send(addr, "GET", path, &[("cookie", &cookie)], None).await
+}
+
+async fn with_bearer(addr: SocketAddr, path: &str, token: &str) -> Reply {
+    let auth = format!("Bearer {token}");
+    send(addr, "GET", path, &[("authorization", &auth)], None).await
+}
+
+/// A user whose session cookie expired, was revoked (logged out elsewhere) or was signed
+/// with a secret since rotated got a 401 problem on the home page, and on the login page
+/// itself: they could not log in again until they cleared their cookies. Such a cookie now
+/// reads as logged out there; the account page still refuses it (401), and the reason is
+/// logged at info as before, with where the credential came from.
+#[tokio::test]
+async fn a_stale_session_cookie_reads_as_logged_out_where_login_is_optional() {
+    let addr = app(revoked_list().await).await;
+    let (log, _guard) = Captured::json_logs(tracing::Level::INFO);
+    for (what, token) in stale_tokens() {
+        let home = with_cookie(addr, "/", &token).await;
+        assert_eq!(
+            (home.status, home.body.as_str()),
+            (200, "anonymous"),
+            "{what}: {home:?}"
+        );
+        let account = with_cookie(addr, "/account", &token).await;
+        account.problem(401);
+        assert_eq!(
+            account.header("www-authenticate"),
+            Some(r#"Bearer error="invalid_token""#),
+            "{what}"
+        );
+    }
+    let refused: Vec<Value> = log
+        .json_lines()
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "token refused")
+        .collect();
+    // Each stale cookie twice: the home page and the account page.
+    assert_eq!(refused.len(), 2 * stale_tokens().len(), "{refused:#?}");
+    for line in &refused {
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["target"], "hardening::auth", "{line}");
+        assert_eq!(line["fields"]["source"], "cookie", "{line}");
+        assert!(line["fields"]["reason"].is_string(), "{line}");
+    }
+    // The home page's refusals are no rejection: no security event.
+    let events = log.security_event_names();
+    assert_eq!(
+        events,
+        vec!["unauthenticated"; stale_tokens().len()],
+        "{events:?}"
+    );
+
+    // A live session still says who it is.
+    let live = hs256_token(SECRET, json!({ "sub": "user-1", "jti": "live" }));
+    let home = with_cookie(addr, "/", &live).await;
+    assert_eq!((home.status, home.body.as_str()), (200, "hello user-1"));
+}
+
+/// An API client must learn that its token is bad: a failed `Authorization: Bearer` token
+/// stays a 401 on a route that takes `Option<Authenticated>`.
+#[tokio::test]
+async fn a_bad_bearer_token_stays_a_401_where_login_is_optional() {
+    let addr = app(revoked_list().await).await;
+    for (what, token) in stale_tokens() {
+        let home = with_bearer(addr, "/", &token).await;
+        home.problem(401);
+        assert_eq!(
+            home.header("www-authenticate"),
+            Some(r#"Bearer error="invalid_token""#),
+            "{what}"
+        );
+    }
+    let home = send(addr, "GET", "/", &[], None).await;
+    assert_eq!((home.status, home.body.as_str()), (200, "anonymous"));
+}
+
+/// A session cookie whose claims do not fit the page's claims type is no session for that
+/// page: logged out there; a bearer token of that shape is a 401.
+#[tokio::test]
+async fn a_session_cookie_of_another_shape_reads_as_logged_out() {
+    let addr = app(revoked_list().await).await;
+    let token = hs256_token(SECRET, json!({ "sub": "user-1", "tenant": "acme" }));
+    let page = with_cookie(addr, "/typed", &token).await;
+    assert_eq!(
+        (page.status, page.body.as_str()),
+        (200, "anonymous"),
+        "{page:?}"
+    );
+    with_bearer(addr, "/typed", &token).await.problem(401);
+    let fits = hs256_token(SECRET, json!({ "sub": "user-1", "tenant": 7 }));
+    let page = with_cookie(addr, "/typed", &fits).await;
+    assert_eq!((page.status, page.body.as_str()), (200, "hello user-1"));
+}
+
+/// A session cookie the denylist could not be asked about (its store down) reads as logged
+/// out where login is optional: nothing is granted on the word of a token that may be
+/// revoked, and the page still works. Where authentication is needed it is a 503, and a
+/// bearer token is a 503 on the optional page too (the client should retry).
+#[tokio::test]
+async fn a_session_cookie_the_denylist_cannot_check_reads_as_logged_out() {
+    let addr = app(Arc::new(DownStore)).await;
+    let token = hs256_token(SECRET, json!({ "sub": "user-1", "jti": "live" }));
+    let home = with_cookie(addr, "/", &token).await;
+    assert_eq!(
+        (home.status, home.body.as_str()),
+        (200, "anonymous"),
+        "{home:?}"
+    );
+    let account = with_cookie(addr, "/account", &token).await;
+    account.problem(503);
+    assert_eq!(account.header("retry-after"), Some("1"));
+    let home = with_bearer(addr, "/", &token).await;
+    home.problem(503);
+    assert_eq!(home.header("retry-after"), Some("1"));
+}
