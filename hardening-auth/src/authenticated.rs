@@ -213,6 +213,21 @@ impl AuthLayer {
         Ok(self)
     }
 
+    /// The verifier (a [`SessionIssuer`](crate::SessionIssuer) signs with its HMAC key).
+    pub(crate) fn verifier(&self) -> &JwtVerifier {
+        &self.verifier
+    }
+
+    /// The session cookie's name, if one is read.
+    pub(crate) fn cookie_name(&self) -> Option<Arc<str>> {
+        self.cookie.clone()
+    }
+
+    /// The denylist, if there is one.
+    pub(crate) fn denylist_store(&self) -> Option<Arc<dyn Denylist>> {
+        self.denylist.clone()
+    }
+
     /// Verifies the request's token. Its outcome is in the extensions when this returns
     /// [`Authentication::Done`]; a verified token the denylist must first be asked about is
     /// handed back instead, and admitted only once it is known not to be revoked.
@@ -484,9 +499,7 @@ where
                         }
                         Err(e) => {
                             tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; refusing the token");
-                            let retry_after = e
-                                .downcast_ref::<DenylistUnavailable>()
-                                .map_or(std::time::Duration::from_secs(1), |u| u.retry_after);
+                            let retry_after = DenylistUnavailable::retry_after_of(&e);
                             parts
                                 .extensions
                                 .insert(Outcome::DenylistUnavailable(retry_after, source));
@@ -526,7 +539,9 @@ where
 /// user whose session ended can still reach the login page. The reason is logged at info
 /// (target [`AUTH_TARGET`], with `source` `cookie`); no security event, as nothing is
 /// refused. A bearer token that does not pass is rejected as above: its API client must
-/// learn that it is bad.
+/// learn that it is bad. To end a session, take [`CurrentSession`](crate::CurrentSession)
+/// instead: it answers 503 for a token the denylist could not be asked about, which may be
+/// live.
 ///
 /// ```
 /// use axum::{Router, body::Body, routing::get};

@@ -56,6 +56,14 @@ impl DenylistUnavailable {
             reason: reason.into(),
         }
     }
+
+    /// When to ask again after `error`: its [`retry_after`](Self::retry_after) when it is a
+    /// `DenylistUnavailable`, else a second (a store asked again at the next request).
+    pub(crate) fn retry_after_of(error: &DenylistError) -> Duration {
+        error
+            .downcast_ref::<Self>()
+            .map_or(Duration::from_secs(1), |u| u.retry_after)
+    }
 }
 
 /// [`MemoryDenylist::revoke`](Denylist::revoke)'s error when `capacity` revocations are in
@@ -132,7 +140,7 @@ impl<'a> TokenRef<'a> {
 }
 
 /// Unix seconds (fractional or negative too) as a time; `None` out of the clock's range.
-fn unix_time(secs: f64) -> Option<SystemTime> {
+pub(crate) fn unix_time(secs: f64) -> Option<SystemTime> {
     let magnitude = Duration::try_from_secs_f64(secs.abs()).ok()?;
     if secs >= 0.0 {
         UNIX_EPOCH.checked_add(magnitude)

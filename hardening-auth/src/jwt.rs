@@ -855,6 +855,47 @@ impl JwtVerifier {
         self.0.require_jti
     }
 
+    /// The HMAC keys, which can sign as well as verify: each one's `kid`, algorithm and
+    /// secret (for a [`SessionIssuer`](crate::SessionIssuer), never for a log).
+    pub(crate) fn hmac_keys(&self) -> impl Iterator<Item = (Option<&str>, Algorithm, &[u8])> {
+        self.0.keys.iter().filter_map(|k| match k.key.kind() {
+            DecodingKeyKind::SecretOrDer(secret) if k.alg.family() == AlgorithmFamily::Hmac => {
+                Some((k.kid.as_deref(), k.alg, secret.as_slice()))
+            }
+            _ => None,
+        })
+    }
+
+    /// Whether a configured key has this `kid`.
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
+        self.0.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// The `iss` every token must carry ([`JwtVerifierBuilder::issuer`]).
+    pub(crate) fn expected_issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// The `aud` every token must carry ([`JwtVerifierBuilder::audience`]).
+    pub(crate) fn expected_audience(&self) -> Option<&str> {
+        self.0.audience.as_deref()
+    }
+
+    /// The header `typ` every token must carry ([`JwtVerifierBuilder::typ`]), short form.
+    pub(crate) fn expected_typ(&self) -> Option<&str> {
+        self.0.typ.as_deref()
+    }
+
+    /// The oldest a token may be ([`JwtVerifierBuilder::max_age`]).
+    pub(crate) fn max_age(&self) -> Option<Duration> {
+        self.0.max_age.map(Duration::from_secs)
+    }
+
+    /// The longest token accepted, in bytes ([`JwtVerifierBuilder::max_token_len`]).
+    pub(crate) fn max_token_len(&self) -> usize {
+        self.0.max_len
+    }
+
     /// Verifies `token` and deserializes its claims into `C`.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Verified<C>, JwtError> {
         let (principal, claims) = self.verify_raw(token)?;

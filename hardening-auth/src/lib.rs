@@ -17,7 +17,11 @@
 //!   session cookie); 401 problems with RFC 6750 challenges; [`Principal`] in the
 //!   extensions for logs and limiters once every check, the denylist included, has passed;
 //!   role and scope guards (403; a missing scope with RFC 6750's `insufficient_scope`
-//!   challenge, [`InsufficientScope`]).
+//!   challenge, [`InsufficientScope`]). `Option<Authenticated>` reads a session cookie that
+//!   does not pass (expired, revoked, …) as no session; a bad bearer token stays a 401.
+//! - [`SessionIssuer`]: sessions signed with the layer's own verifier's HMAC key, set in its
+//!   session cookie, and ended ([`CurrentSession`], [`SessionIssuer::logout`]) by revoking
+//!   their `jti` on its denylist; what cannot work fails at build.
 //!
 //! - [`Passwords`]: argon2id (OWASP parameters or stronger) on the blocking pool behind a
 //!   CPU-sized semaphore with a bounded queue (past it, `Busy` at once), dummy verification
@@ -66,6 +70,7 @@ mod owned;
 mod passwords;
 #[cfg(feature = "redis")]
 mod redis_denylist;
+mod session;
 #[cfg(test)]
 mod test_log;
 #[cfg(test)]
@@ -94,3 +99,7 @@ pub use passwords::HeldPermits;
 pub use passwords::{MAX_PASSWORD_LEN, PasswordError, Passwords, Verification};
 #[cfg(feature = "redis")]
 pub use redis_denylist::{RedisDenylist, RedisDenylistBuilder, RedisDenylistError};
+pub use session::{
+    CurrentSession, IssuedSession, LoggedOut, SessionConfigError, SessionError, SessionIssuer,
+    SessionIssuerBuilder,
+};

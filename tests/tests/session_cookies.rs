@@ -1,7 +1,8 @@
 //! Session cookies over TCP on 127.0.0.1, as a server-rendered app uses them: a stale
 //! session cookie (expired, revoked, signed with an old secret, claims of another shape)
 //! reads as logged out on the pages that take `Option<Authenticated>` (the home page, the
-//! login page), while a bad bearer token stays a 401 there and `Authenticated` refuses both.
+//! login page), while a bad bearer token stays a 401 there and `Authenticated` refuses both;
+//! and `SessionIssuer`'s round trip: log in, use the cookie, log out, the cookie is dead.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -10,9 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
 use hardening_auth::{
-    AuthLayer, Authenticated, Denylist, DenylistFuture, MemoryDenylist, TokenRef,
+    AuthLayer, Authenticated, CurrentSession, Denylist, DenylistFuture, LoggedOut, MemoryDenylist,
+    SessionError, SessionIssuer, TokenRef,
 };
 use hardening_tests::jwt::{hs256_token, hs256_verifier, unix_now};
 use hardening_tests::notes::TempNotes;
@@ -43,6 +47,18 @@ impl Denylist for DownStore {
     }
 }
 
+/// The home page: anyone may see it, and a user is greeted.
+async fn home(user: Option<Authenticated>) -> String {
+    user.map_or("anonymous".to_owned(), |u| {
+        format!("hello {}", u.principal.subject)
+    })
+}
+
+/// The account page: a user's only.
+async fn account(user: Authenticated) -> String {
+    user.principal.subject
+}
+
 /// The home page (`Option<Authenticated>`), an account page (`Authenticated`) and a page
 /// whose claims type wants a `tenant` (`Option<Authenticated<Typed>>`), behind `Hardening`.
 async fn app(denylist: Arc<dyn Denylist>) -> SocketAddr {
@@ -51,18 +67,8 @@ async fn app(denylist: Arc<dyn Denylist>) -> SocketAddr {
         .unwrap()
         .denylist(denylist);
     let app = Router::new()
-        .route(
-            "/",
-            get(|user: Option<Authenticated>| async move {
-                user.map_or("anonymous".to_owned(), |u| {
-                    format!("hello {}", u.principal.subject)
-                })
-            }),
-        )
-        .route(
-            "/account",
-            get(|user: Authenticated| async move { user.principal.subject }),
-        )
+        .route("/", get(home))
+        .route("/account", get(account))
         .route(
             "/typed",
             get(|user: Option<Authenticated<Typed>>| async move {
@@ -222,4 +228,153 @@ async fn a_session_cookie_the_denylist_cannot_check_reads_as_logged_out() {
     let home = with_bearer(addr, "/", &token).await;
     home.problem(503);
     assert_eq!(home.header("retry-after"), Some("1"));
+}
+
+/// The README's sessions example, served behind `Hardening`: `/login` starts a session for
+/// the user named in the query, `/logout` ends it.
+async fn sessions_app(denylist: Arc<dyn Denylist>) -> SocketAddr {
+    const LIFETIME: Duration = Duration::from_secs(8 * 3600);
+    let verifier = hardening_auth::JwtVerifier::builder()
+        .hmac(None, hardening_auth::Algorithm::HS256, SECRET)
+        .unwrap()
+        .issuer("notes")
+        .max_age(LIFETIME)
+        .require_jti()
+        .build()
+        .unwrap();
+    let auth = AuthLayer::new(verifier)
+        .session_cookie(COOKIE)
+        .unwrap()
+        .denylist(denylist);
+    let sessions = SessionIssuer::builder(&auth, LIFETIME).build().unwrap();
+
+    async fn login(
+        State(sessions): State<SessionIssuer>,
+    ) -> Result<impl IntoResponse, SessionError> {
+        Ok((sessions.issue("user-1")?, Redirect::to("/")))
+    }
+    async fn logout(
+        State(sessions): State<SessionIssuer>,
+        session: CurrentSession,
+    ) -> Result<LoggedOut, SessionError> {
+        sessions.logout(session).await
+    }
+    let app = Router::new()
+        .route("/", get(home))
+        .route("/account", get(account))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .with_state(sessions)
+        .layer(auth)
+        .layer(TempNotes::hardening("100000").build().unwrap());
+    hardening_tests::serve(app).await
+}
+
+/// The `name=value` a browser sends back for this `Set-Cookie`.
+fn sent_back(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
+}
+
+async fn post_with(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+    send(addr, "POST", path, &headers, None).await
+}
+
+/// Log in, use the session, log out: the same cookie then reads as logged out where login
+/// is optional and is refused (401) where it is needed; the logout clears it. Through
+/// `Hardening`, whose cookie rules leave the session's `Set-Cookie` as it was issued.
+#[tokio::test]
+async fn a_session_is_issued_used_and_ended() {
+    let addr = sessions_app(Arc::new(MemoryDenylist::new(100))).await;
+    let login = post_with(addr, "/login", None).await;
+    assert_eq!(login.status, 303, "{login:?}");
+    assert_eq!(login.header("location"), Some("/"));
+    assert_eq!(login.header("cache-control"), Some("no-store"));
+    let set = login.all("set-cookie");
+    assert_eq!(set.len(), 1, "{set:?}");
+    let mut attributes: Vec<&str> = set[0].split("; ").skip(1).collect();
+    attributes.sort_unstable();
+    assert_eq!(
+        attributes,
+        [
+            "HttpOnly",
+            "Max-Age=28800",
+            "Path=/",
+            "SameSite=Lax",
+            "Secure"
+        ]
+    );
+    let cookie = sent_back(set[0]).to_owned();
+    assert!(cookie.starts_with("__Host-session=ey"), "{cookie}");
+
+    let home = send(addr, "GET", "/", &[("cookie", &cookie)], None).await;
+    assert_eq!((home.status, home.body.as_str()), (200, "hello user-1"));
+    let account = send(addr, "GET", "/account", &[("cookie", &cookie)], None).await;
+    assert_eq!((account.status, account.body.as_str()), (200, "user-1"));
+    // The token is a bearer token too.
+    let token = cookie.trim_start_matches("__Host-session=");
+    let account = with_bearer(addr, "/account", token).await;
+    assert_eq!(account.status, 200);
+
+    let logout = post_with(addr, "/logout", Some(&cookie)).await;
+    assert_eq!(logout.status, 204, "{logout:?}");
+    let cleared = logout.all("set-cookie");
+    assert_eq!(cleared.len(), 1, "{cleared:?}");
+    assert!(cleared[0].starts_with("__Host-session=;"), "{cleared:?}");
+    assert!(cleared[0].contains("Max-Age=0"), "{cleared:?}");
+
+    // A copy of the cookie kept (stolen, or a second tab) is dead.
+    let home = send(addr, "GET", "/", &[("cookie", &cookie)], None).await;
+    assert_eq!((home.status, home.body.as_str()), (200, "anonymous"));
+    send(addr, "GET", "/account", &[("cookie", &cookie)], None)
+        .await
+        .problem(401);
+    with_bearer(addr, "/account", token).await.problem(401);
+    // Logging out again: nothing left to revoke, the cookie cleared all the same.
+    let again = post_with(addr, "/logout", Some(&cookie)).await;
+    assert_eq!(again.status, 204);
+    assert!(again.all("set-cookie")[0].contains("Max-Age=0"));
+}
+
+/// A logout the denylist could not take is a 503 that clears no cookie: the session is
+/// not ended, and must not look ended.
+#[tokio::test]
+async fn a_logout_the_denylist_cannot_take_is_a_503() {
+    let addr = sessions_app(Arc::new(DownStore)).await;
+    let login = post_with(addr, "/login", None).await;
+    let cookie = sent_back(login.all("set-cookie")[0]).to_owned();
+    let logout = post_with(addr, "/logout", Some(&cookie)).await;
+    logout.problem(503);
+    assert_eq!(logout.header("retry-after"), Some("1"));
+    assert!(logout.all("set-cookie").is_empty(), "{logout:?}");
+}
+
+/// With a `RedisDenylist` shared by two instances (the LLM gateway's set-up), a session
+/// ended on one is dead on the other.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_session_ended_on_one_instance_is_dead_on_another() {
+    let server = hardening_tests::redis_server::RedisServer::start();
+    let denylist = || async {
+        Arc::new(
+            hardening_auth::RedisDenylist::builder(&server.url())
+                .connect()
+                .await
+                .unwrap(),
+        )
+    };
+    let (one, two) = (
+        sessions_app(denylist().await).await,
+        sessions_app(denylist().await).await,
+    );
+    let login = post_with(one, "/login", None).await;
+    let cookie = sent_back(login.all("set-cookie")[0]).to_owned();
+    let home = send(two, "GET", "/", &[("cookie", &cookie)], None).await;
+    assert_eq!(home.body, "hello user-1");
+    assert_eq!(post_with(one, "/logout", Some(&cookie)).await.status, 204);
+    let home = send(two, "GET", "/", &[("cookie", &cookie)], None).await;
+    assert_eq!((home.status, home.body.as_str()), (200, "anonymous"));
+    send(two, "GET", "/account", &[("cookie", &cookie)], None)
+        .await
+        .problem(401);
 }
