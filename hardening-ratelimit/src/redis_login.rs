@@ -646,8 +646,8 @@ impl RedisLoginThrottle {
     /// A readiness check for `/readyz` (`hardening_core::Health::check`): each run sends
     /// `PING` over this throttle's own connection, within its
     /// [timeout](RedisLoginThrottleBuilder::timeout), and fails (naming the server's address,
-    /// never the URL) when Redis does not answer, as [`RedisLimiter::readiness_check`]
-    /// (crate::RedisLimiter::readiness_check) does.
+    /// never the URL) when Redis does not answer, as
+    /// [`RedisLimiter::readiness_check`](crate::RedisLimiter::readiness_check) does.
     pub fn readiness_check(
         &self,
     ) -> impl Fn() -> hardening_errors::RedisReadiness + Clone + Send + Sync + 'static {
