@@ -14,6 +14,7 @@
 # and 0.263 this way.)
 # Usage: scripts/bench-instructions.sh [N1] [N2]   (default 2000 12000; about a minute)
 #        VARIANTS="hardening-strict floor-as-layer" scripts/bench-instructions.sh
+#        VARIANTS=hardening-html scripts/bench-instructions.sh   (a page's nonce CSP)
 #        (any variant names of overhead-interleaved; the ratio needs the default three)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -234,10 +234,15 @@ fn hello() -> Router {
 /// `hardening-strict-without:STEP[,STEP...]` ([`strict_without`]), `bare-axum-noop-layer`:
 /// bare axum under a layer that does nothing, what any `Router::layer` costs (axum boxes
 /// each layered route again, so a request passes two boxed services instead of one), or
-/// `floor-as-layer`: bare axum under a layer that only sends strict's headers.
+/// `floor-as-layer`: bare axum under a layer that only sends strict's headers, or
+/// `hardening-html`: `Hardening::strict()` with `HeaderPolicy::html()` answering a page
+/// ([`html_page`]), what a server-rendered response with its CSP nonce costs.
 pub fn app_named(name: &str) -> Result<Router, String> {
     if name == "floor-as-layer" {
         return Ok(floor_as_layer());
+    }
+    if name == "hardening-html" {
+        return Ok(html_page());
     }
     if name == "bare-axum-noop-layer" {
         return Ok(hello()
@@ -250,6 +255,20 @@ pub fn app_named(name: &str) -> Result<Router, String> {
             .map(Variant::app)
             .ok_or_else(|| format!("no variant {name:?}")),
     }
+}
+
+/// `GET /` answering [`HELLO`] as `text/html` under the `hardening-strict` variant's layer
+/// with `HeaderPolicy::html()`: each response gets a new nonce, spliced into its CSP, and
+/// `Cache-Control: no-store` (a nonce page). The handler does not write the nonce into the
+/// page, so the count is the middleware's, not a template's.
+fn html_page() -> Router {
+    let hardening = strict_without_layer(&[])
+        .security_headers(HeaderPolicy::html())
+        .expect("the HTML preset is valid");
+    Router::new()
+        .route("/", get(|| async { axum::response::Html(HELLO) }))
+        .layer(hardening)
+        .with_state(())
 }
 
 /// The cheapest layer that sends what `Hardening::strict()` sends: bare axum under a
