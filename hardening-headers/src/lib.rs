@@ -22,7 +22,7 @@
 //! |---|---|---|
 //! | `Strict-Transport-Security` | `max-age=63072000; includeSubDomains` | two years, as hstspreload.org asks; only on HTTPS responses (RFC 6797 §7.2 forbids it over HTTP) |
 //! | `Content-Security-Policy` (API) | `default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'` | a JSON response never needs to load anything; if it is ever rendered as HTML, nothing runs |
-//! | `Content-Security-Policy` (HTML) | `script-src 'nonce-…' 'strict-dynamic'; object-src 'none'; base-uri 'none'; …`; none on a `304` (a browser copies its fields onto the page it kept, whose scripts carry the first nonce) | Google's "strict CSP": only scripts the server vouched for this response run; injected markup does not |
+//! | `Content-Security-Policy` (HTML) | `script-src 'nonce-…' 'strict-dynamic'; style-src 'nonce-…' 'self'; object-src 'none'; base-uri 'none'; …`; none on a `304` (a browser copies its fields onto the page it kept, whose scripts carry the first nonce) | Google's "strict CSP": only scripts and inline styles the server vouched for this response run or apply; injected markup does not (a `style` attribute cannot carry a nonce, so none applies) |
 //! | `Content-Security-Policy` (static site, [`Csp::static_site`]) | `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; …`, no nonce | a bundle's `index.html` loads its own files and cannot carry a nonce; nothing inline runs, and the same policy on every response keeps the files cacheable |
 //! | `X-Content-Type-Options` | `nosniff` | browsers must not guess a script or stylesheet out of a JSON body |
 //! | `X-Frame-Options` | `DENY` | clickjacking, for browsers that predate `frame-ancestors` |

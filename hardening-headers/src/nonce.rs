@@ -7,16 +7,19 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use rand::Rng;
 
-/// The CSP nonce of this request: 128 random bits, base64. Put it on your `<script>` tags:
-/// `<script nonce="{nonce}">`. The `Content-Security-Policy` of this response allows exactly
-/// this nonce, and every request gets a new one. Shared caches must not keep such a page (they
+/// The CSP nonce of this request: 128 random bits, base64. Put it on your `<script>` and
+/// `<style>` tags: `<script nonce="{nonce}">`, `<style nonce="{nonce}">` (a `style="…"`
+/// attribute cannot carry one, see [`Csp::html`](crate::Csp::html)). The
+/// `Content-Security-Policy` of this response allows exactly this nonce, and every request
+/// gets a new one. Shared caches must not keep such a page (they
 /// would give every visitor the same nonce): an HTML, SVG or XML response (in any of its
 /// `Content-Type` fields or list elements), or one with no valid `Content-Type`, gets
 /// `Cache-Control: no-store`, or the handler's own made `private`.
 ///
 /// As an extractor it answers a 500 problem (a wiring mistake, logged) when no layer gave
 /// the request a nonce: no header policy around the route whose CSP is
-/// [`Csp::html`](crate::Csp::html) (`HeaderPolicy::html`'s) with its `script-src` kept.
+/// [`Csp::html`](crate::Csp::html) (`HeaderPolicy::html`'s) with its `script-src` or its
+/// `style-src` kept.
 /// `Option<CspNonce>` is `None` then instead.
 ///
 /// ```
@@ -25,7 +28,8 @@ use rand::Rng;
 /// use tower::ServiceExt;
 ///
 /// async fn page(nonce: CspNonce) -> Html<String> {
-///     Html(format!(r#"<script nonce="{nonce}">console.log("hi")</script>"#))
+///     Html(format!(r#"<style nonce="{nonce}">p {{ color: teal }}</style>
+///                     <script nonce="{nonce}">console.log("hi")</script>"#))
 /// }
 /// let layer = SecurityHeadersLayer::new(HeaderPolicy::html().build()?);
 /// let app = Router::new().route("/", get(page)).layer(layer);
@@ -35,6 +39,7 @@ use rand::Rng;
 /// let html = axum::body::to_bytes(res.into_body(), 4096).await?;
 /// let nonce = std::str::from_utf8(&html)?.split('"').nth(1).unwrap();
 /// assert!(csp.contains(&format!("script-src 'nonce-{nonce}' 'strict-dynamic'")), "{csp}");
+/// assert!(csp.contains(&format!("style-src 'nonce-{nonce}' 'self'")), "{csp}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -53,6 +58,12 @@ impl CspNonce {
     /// The nonce as text (24 base64 characters).
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The nonce's 24 base64 characters, without [`as_str`](Self::as_str)'s UTF-8 check (a
+    /// hundred instructions): for writing it into each response's CSP.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 

@@ -273,7 +273,8 @@ impl HeaderPolicy {
         }
     }
 
-    /// For server-rendered pages: the strict set with `Csp::html()` (script nonces).
+    /// For server-rendered pages: the strict set with `Csp::html()` (script and style
+    /// nonces).
     pub fn html() -> Self {
         Self {
             csp: Some(Csp::html()),
