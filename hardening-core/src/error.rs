@@ -135,6 +135,19 @@ pub enum ConfigError {
         /// The shortest allowed.
         minimum: std::time::Duration,
     },
+    /// An idle timeout too short for a client to send its next request on a kept-alive
+    /// connection: the server would close it before the request came.
+    #[error(
+        "idle_timeout of {given:?} is too short: a client sends its next request on a \
+         kept-alive connection at least one round trip after the response, and the connection \
+         is closed if it has not come by then; use at least {minimum:?} (the default is 75s)"
+    )]
+    IdleTimeoutTooShort {
+        /// The value given.
+        given: std::time::Duration,
+        /// The shortest allowed.
+        minimum: std::time::Duration,
+    },
     /// A request head size limit too small for the heads browsers send.
     #[error(
         "max_head_size of {given} bytes is too small: a browser's request line and header \

@@ -1,5 +1,6 @@
 //! Serving a router or any tower service: peer addresses for `ClientIp`, a header-read
-//! timeout against slow clients, and graceful shutdown on SIGTERM or ctrl-c.
+//! timeout against slow clients, an idle timeout for keep-alive connections, and graceful
+//! shutdown on SIGTERM or ctrl-c.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -53,11 +54,15 @@ where
 ///
 /// - each request carries the peer address (`ConnectInfo<SocketAddr>`), which
 ///   [`Hardening`](crate::Hardening) turns into [`ClientIp`](crate::ClientIp);
-/// - a client has 10 s to send a request's headers (slowloris); one that began a request
-///   and did not finish its headers in time is reported as the security event
-///   `head_timed_out` (an idle keep-alive connection closed the same way is not; nor is a
-///   slow head pipelined behind another request, or right after a request whose body the
-///   service left unread);
+/// - a client has 10 s to send a request's headers (slowloris): a new connection from when
+///   it is accepted, a kept-alive one from the first byte of its next request; one that began
+///   a request and did not finish its headers in time is reported as the security event
+///   `head_timed_out` (a silent new connection closed the same way is not; a slow head
+///   pipelined behind another request, or right after a request whose body the service
+///   left unread, is not told apart from idling: it has the idle timeout, and no event);
+/// - a keep-alive connection idle between requests is closed after 75 s
+///   ([`idle_timeout`](Self::idle_timeout)), longer than the 60 s a proxy or load balancer
+///   in front keeps its upstream connections by default, so that it closes them first;
 /// - a request head (request line and header fields) over 64 KiB is answered 431 by hyper
 ///   and the connection closed ([`max_head_size`](Self::max_head_size));
 /// - a response write that waits 60 s for the client is given up and the connection closed
@@ -111,6 +116,7 @@ where
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 /// Server::new()
 ///     .header_read_timeout(Duration::from_secs(5))?
+///     .idle_timeout(Duration::from_secs(30))?
 ///     .max_connections(10_000)?
 ///     .serve(listener, app)
 ///     .await?;
@@ -121,6 +127,7 @@ where
 #[must_use]
 pub struct Server {
     header_read_timeout: Duration,
+    idle_timeout: Duration,
     send_timeout: Duration,
     drain_timeout: Duration,
     max_connections: Option<usize>,
@@ -134,11 +141,12 @@ impl Default for Server {
 }
 
 impl Server {
-    /// 10 s to read request headers, 60 s for a waiting response write, 30 s to drain on
-    /// shutdown.
+    /// 10 s to read request headers, 75 s for a keep-alive connection to idle between
+    /// requests, 60 s for a waiting response write, 30 s to drain on shutdown.
     pub fn new() -> Self {
         Self {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             drain_timeout: Duration::from_secs(30),
             max_connections: None,
@@ -146,38 +154,75 @@ impl Server {
         }
     }
 
-    /// The shortest header-read timeout (1 s). Its timer runs whenever a connection waits
-    /// for a request and closes it without a response when it fires: with zero, only a
-    /// request already there when the connection is accepted is answered; with a few
-    /// milliseconds, only local clients. A client on a slow mobile link needs hundreds of
-    /// milliseconds for one round trip.
+    /// The shortest header-read timeout (1 s). Its timer runs from when a connection is
+    /// accepted and closes it without a response when it fires: with zero, only a request
+    /// already there when the connection is accepted is answered; with a few milliseconds,
+    /// only local clients. A client on a slow mobile link needs hundreds of milliseconds for
+    /// one round trip.
     pub const MIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-    /// How long a client may take to send a request's headers, and how long an idle
-    /// keep-alive connection stays open (default 10 s). One below
+    /// How long a client may take to send a request's headers (default 10 s): a new
+    /// connection's first request from when it is accepted (a connection that sends nothing
+    /// is closed then), a kept-alive connection's next one from its first byte (however
+    /// slowly the rest comes; waiting for that byte is [`idle_timeout`](Self::idle_timeout)'s).
+    /// The connection is closed without a response when it passes. One below
     /// [`MIN_HEADER_READ_TIMEOUT`](Self::MIN_HEADER_READ_TIMEOUT) is an error. One too long
     /// to add to the clock (such as `Duration::MAX`) counts as 100 years. Longer than the
-    /// default loosens it (slow or idle clients hold their connections longer) and logs a
-    /// warning naming the value.
+    /// default loosens it (slow clients hold their connections longer) and logs a warning
+    /// naming the value.
     ///
     /// # Errors
     ///
     /// [`ConfigError::HeaderReadTimeoutTooShort`] below the minimum.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
-        if timeout < Self::MIN_HEADER_READ_TIMEOUT {
-            return Err(ConfigError::HeaderReadTimeoutTooShort {
-                given: timeout,
-                minimum: Self::MIN_HEADER_READ_TIMEOUT,
-            });
-        }
-        warn_if_above(
+        self.header_read_timeout = checked_timeout(
             "Server::header_read_timeout",
             timeout,
-            DEFAULT_HEADER_READ_TIMEOUT,
-            "longer",
-        );
-        // hyper adds it to the time each request starts, which would panic on overflow.
-        self.header_read_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
+            (Self::MIN_HEADER_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT),
+            |given, minimum| ConfigError::HeaderReadTimeoutTooShort { given, minimum },
+        )?;
+        Ok(self)
+    }
+
+    /// The shortest idle timeout (1 s): a client sends its next request once it has read the
+    /// response, at least one round trip after the server finished it (hundreds of
+    /// milliseconds on a slow mobile link).
+    pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// How long a keep-alive connection may wait between requests (default 75 s): from the
+    /// end of a response until the next request's headers are all in (each of which has the
+    /// [`header_read_timeout`](Self::header_read_timeout) once begun). Then the connection is
+    /// closed, with no event. Keep it longer than the idle timeout of a reverse proxy or load
+    /// balancer in front that reuses connections (nginx's upstream `keepalive_timeout` and
+    /// AWS's load balancers: 60 s by default): a proxy that keeps a connection longer than
+    /// the server may send a request on it just as the server closes it, and answer that
+    /// request 502. The default is nginx's own `keepalive_timeout`, 15 s more than those.
+    /// Shorter frees idle connections (and their memory) sooner, behind no proxy; shorter
+    /// than the header-read timeout, it also bounds a new connection's first head. One below
+    /// [`MIN_IDLE_TIMEOUT`](Self::MIN_IDLE_TIMEOUT) is an error. One too long to add to the
+    /// clock (such as `Duration::MAX`) counts as 100 years. Longer than the default loosens
+    /// it (idle clients hold their connections longer) and logs a warning naming the value.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hardening_core::Server;
+    ///
+    /// // Behind a load balancer whose idle timeout is 350 s (logged as a loosening).
+    /// let server = Server::new().idle_timeout(Duration::from_secs(360)).unwrap();
+    /// assert!(Server::new().idle_timeout(Duration::ZERO).is_err());
+    /// # let _ = server;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::IdleTimeoutTooShort`] below the minimum.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        self.idle_timeout = checked_timeout(
+            "Server::idle_timeout",
+            timeout,
+            (Self::MIN_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT),
+            |given, minimum| ConfigError::IdleTimeoutTooShort { given, minimum },
+        )?;
         Ok(self)
     }
 
@@ -201,19 +246,12 @@ impl Server {
     ///
     /// [`ConfigError::SendTimeoutTooShort`] below the minimum.
     pub fn send_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
-        if timeout < Self::MIN_SEND_TIMEOUT {
-            return Err(ConfigError::SendTimeoutTooShort {
-                given: timeout,
-                minimum: Self::MIN_SEND_TIMEOUT,
-            });
-        }
-        warn_if_above(
+        self.send_timeout = checked_timeout(
             "Server::send_timeout",
             timeout,
-            DEFAULT_SEND_TIMEOUT,
-            "longer",
-        );
-        self.send_timeout = timeout.min(LONGEST_HEADER_READ_TIMEOUT);
+            (Self::MIN_SEND_TIMEOUT, DEFAULT_SEND_TIMEOUT),
+            |given, minimum| ConfigError::SendTimeoutTooShort { given, minimum },
+        )?;
         Ok(self)
     }
 
@@ -223,7 +261,7 @@ impl Server {
     /// 10 s. This keeps file descriptors (and the memory of each connection) for the rest of
     /// the process (a database pool, files) when many connections arrive at once. It is one
     /// cap for all clients, not a share per client: one client holding that many
-    /// connections keeps others waiting until the header-read timeout closes its idle ones.
+    /// connections keeps others waiting until the header-read or idle timeout closes them.
     /// Set it below the process's descriptor limit (`ulimit -n`), with room for the others.
     ///
     /// # Errors
@@ -358,8 +396,12 @@ impl Server {
         // not take a connection that serves upgrades.
         let (stopping, _) = tokio::sync::watch::channel(false);
         let mut http = hyper::server::conn::http1::Builder::new();
+        // hyper's "header read" timer starts when the connection begins waiting for a request
+        // (accepted, or a response done), not at the head's first byte: it bounds the idle
+        // time and the head together, so it is the idle timeout. `WatchedStream` times the
+        // head itself, from its first byte.
         http.timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout)
+            .header_read_timeout(self.idle_timeout)
             .max_header_size(self.max_head_size)
             // A client may close its sending side once its request is out (`nc -N`, some
             // HTTP/1.0 clients) and still wait for the answer, which hyper otherwise drops.
@@ -443,7 +485,13 @@ impl Server {
                     app.call(req).await
                 }
             });
-            let stream = WatchedStream::new(stream, self.send_timeout, head.clone(), permit);
+            let stream = WatchedStream::new(
+                stream,
+                self.send_timeout,
+                self.header_read_timeout,
+                head.clone(),
+                permit,
+            );
             // With upgrades: a WebSocket route's 101 hands the connection to its handler
             // (which the drain does not wait for, as with `axum::serve`).
             let connection = http
@@ -471,12 +519,16 @@ impl Server {
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 };
-                if let Err(e) = ended {
-                    if e.is_timeout() && head.unfinished() {
-                        // A head begun and not finished in time; an idle keep-alive
-                        // connection's timeout is no event.
+                match ended {
+                    // hyper is done with the stream: what reads it from now on (an upgraded
+                    // connection's route) reads no request heads.
+                    Ok(()) => head.released(),
+                    // A head begun and not finished in time (the idle timeout may have cut
+                    // it too, when it began late); an idle connection's timeout is no event.
+                    Err(e) if timed_out_awaiting_head(&e) && head.unfinished() => {
                         SecurityEvent::emit_head_timed_out(RequestId::generate(), peer.ip());
-                    } else {
+                    }
+                    Err(e) => {
                         tracing::debug!(target: crate::LOG_TARGET, error = %e, "connection ended with an error");
                     }
                 }
@@ -518,6 +570,22 @@ impl Server {
         connections.shutdown().await;
         Ok(())
     }
+}
+
+/// A [`Server`] timeout setting: below its minimum, the error `too_short` makes (from the
+/// value and the minimum); above its default, logged as a loosening; too long to add to the
+/// clock (hyper's, tokio's: that would panic), the longest that can be.
+fn checked_timeout(
+    setting: &str,
+    timeout: Duration,
+    (minimum, default): (Duration, Duration),
+    too_short: fn(Duration, Duration) -> ConfigError,
+) -> Result<Duration, ConfigError> {
+    if timeout < minimum {
+        return Err(too_short(timeout, minimum));
+    }
+    warn_if_above(setting, timeout, default, "longer");
+    Ok(timeout.min(LONGEST_TIMEOUT))
 }
 
 /// How long a connection that has not begun a request may take to begin one once the
@@ -604,9 +672,10 @@ impl AcceptFailures {
     }
 }
 
-/// Where a connection is between requests, for telling a head that never finished (a slow
-/// or stalled client: slowloris) from an idle keep-alive connection when hyper's
-/// header-read timeout closes it.
+/// Where a connection is between requests: for timing a request head from its first byte
+/// (hyper's own timer runs from when the connection starts waiting, idle time included), and
+/// for telling a head that never finished (a slow or stalled client: slowloris) from an idle
+/// keep-alive connection when a timeout closes it.
 #[derive(Debug, Default)]
 struct HeadState(AtomicU8);
 
@@ -622,15 +691,34 @@ impl HeadState {
     /// (A body the service leaves unread is drained by hyper and keeps this state until the
     /// next head: a slow head right after such a request is not told apart.)
     const BODY: u8 = 2;
+    /// hyper is done with the connection: an upgraded one's reads are its route's.
+    const RELEASED: u8 = 4;
 
-    /// Bytes came in from the client.
+    /// Bytes came in from the client. Whether they began a head after a request (a new
+    /// connection's first head is timed from when it was accepted).
     #[inline]
-    fn read(&self, bytes: &[u8]) {
-        if matches!(self.0.load(Ordering::Relaxed), Self::FRESH | Self::WAITING)
+    fn read(&self, bytes: &[u8]) -> bool {
+        let state = self.0.load(Ordering::Relaxed);
+        if matches!(state, Self::FRESH | Self::WAITING)
             && bytes.iter().any(|b| !matches!(b, b'\r' | b'\n'))
         {
             self.0.store(Self::BEGUN, Ordering::Relaxed);
+            return state == Self::WAITING;
         }
+        false
+    }
+
+    /// Whether hyper is reading a head under the header-read timeout: a new connection's
+    /// first, or one begun since. (Not while the connection idles: that is hyper's idle
+    /// timeout.)
+    #[inline]
+    fn awaits_head(&self) -> bool {
+        matches!(self.0.load(Ordering::Relaxed), Self::FRESH | Self::BEGUN)
+    }
+
+    /// hyper is done with the connection (closed, or handed over by an upgrade).
+    fn released(&self) {
+        self.0.store(Self::RELEASED, Ordering::Relaxed);
     }
 
     /// hyper parsed a head and hands the request to the service (with a body to come, or
@@ -698,11 +786,14 @@ impl http_body::Body for WatchedBody {
 }
 
 /// A connection as the server watches it: its writes fail when the client has taken nothing
-/// for `timeout` while a write waited (hyper then closes it and drops the response), and it
-/// notes what the client sends for the connection's [`HeadState`].
+/// for `timeout` while a write waited (hyper then closes it and drops the response), its
+/// reads fail when a request head is not whole within `head_timeout` (of the connection's
+/// opening for the first, of its first byte for the next ones), and it notes what the
+/// client sends for the connection's [`HeadState`].
 struct WatchedStream {
     stream: TcpStream,
     timeout: Duration,
+    head_timeout: Duration,
     /// Whether a request's head has begun and not yet been parsed; shared with the service
     /// (which learns when a head was parsed) and the connection's task (which reads it when
     /// hyper is done with the stream).
@@ -712,6 +803,11 @@ struct WatchedStream {
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     /// `stalled` runs for the write now waiting.
     armed: bool,
+    /// Made when a read waits for the rest of a head (not when a head comes whole, as most
+    /// do), then reset for each later head.
+    head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// `head_deadline` runs for the head now awaited.
+    head_armed: bool,
     /// The connection's place under [`Server::max_connections`], given back when the socket
     /// closes: an upgraded connection (a WebSocket), handed to its route, keeps it.
     _place: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -721,17 +817,43 @@ impl WatchedStream {
     fn new(
         stream: TcpStream,
         timeout: Duration,
+        head_timeout: Duration,
         head: Arc<HeadState>,
         place: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
         Self {
             stream,
             timeout,
+            head_timeout,
             head,
             stalled: None,
             armed: false,
+            head_deadline: None,
+            head_armed: false,
             _place: place,
         }
+    }
+
+    /// What a read that waits returns while hyper reads a head: the error that closes the
+    /// connection once the head's time is up. Out of line: heads mostly come whole, and a
+    /// read that waits between requests does not get here.
+    #[cold]
+    #[inline(never)]
+    fn await_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !std::mem::replace(&mut self.head_armed, true) {
+            let deadline = tokio::time::Instant::now() + self.head_timeout;
+            match &mut self.head_deadline {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.head_deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        // Made above, if not before.
+        let timeout = self.head_timeout;
+        let sleep = self
+            .head_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(sleep.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, HeadTimedOut)))
     }
 
     /// What a write (or flush) that made progress, or had to wait, returns.
@@ -770,7 +892,13 @@ impl AsyncRead for WatchedStream {
         let this = self.get_mut();
         let before = buf.filled().len();
         let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
-        this.head.read(&buf.filled()[before..]);
+        if this.head.read(&buf.filled()[before..]) {
+            // A new head: its time starts now, not at the last one's.
+            this.head_armed = false;
+        }
+        if poll.is_pending() && this.head.awaits_head() {
+            return this.await_head(cx);
+        }
         poll
     }
 }
@@ -814,15 +942,43 @@ impl AsyncWrite for WatchedStream {
 /// How long a client has to send a request's headers unless set otherwise.
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a keep-alive connection may idle between requests unless set otherwise: nginx's
+/// `keepalive_timeout`, longer than the 60 s proxies and load balancers keep idle upstream
+/// connections by default.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// The error a read fails with when a request head was not whole within the header-read
+/// timeout (hyper closes the connection without a response).
+#[derive(Debug)]
+struct HeadTimedOut;
+
+impl std::fmt::Display for HeadTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request head not whole within the header-read timeout")
+    }
+}
+
+impl std::error::Error for HeadTimedOut {}
+
+/// Whether a connection ended because a request head was not whole in time: the header-read
+/// timeout (ours, from the read that failed) or the idle timeout (hyper's).
+fn timed_out_awaiting_head(e: &hyper::Error) -> bool {
+    e.is_timeout()
+        || std::error::Error::source(e)
+            .and_then(|source| source.downcast_ref::<io::Error>())
+            .and_then(io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<HeadTimedOut>())
+}
+
 /// How long a response write may wait for the client unless set otherwise.
 const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The largest request head read unless set otherwise.
 const DEFAULT_MAX_HEAD_SIZE: usize = 64 * 1024;
 
-/// The longest header-read or send timeout: each is added to the clock (hyper's, tokio's),
-/// which would panic on overflow.
-const LONGEST_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+/// The longest header-read, idle or send timeout: each is added to the clock (hyper's,
+/// tokio's), which would panic on overflow.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// Completes on ctrl-c or (on Unix) SIGTERM. If neither can be listened for, never.
 pub async fn shutdown_signal() {
@@ -929,6 +1085,47 @@ mod tests {
         );
         assert!(Server::new().send_timeout(Server::MIN_SEND_TIMEOUT).is_ok());
         assert!(Server::new().send_timeout(Duration::MAX).is_ok());
+    }
+
+    /// Zero, and any idle timeout shorter than a round trip, would close a kept-alive
+    /// connection before its client could send the next request.
+    #[test]
+    fn an_idle_timeout_under_a_second_is_an_error() {
+        for short in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(999),
+        ] {
+            let err = Server::new().idle_timeout(short).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::IdleTimeoutTooShort {
+                    given: short,
+                    minimum: Server::MIN_IDLE_TIMEOUT,
+                }
+            );
+        }
+        assert_eq!(
+            Server::new()
+                .idle_timeout(Duration::from_millis(1))
+                .unwrap_err()
+                .to_string(),
+            "idle_timeout of 1ms is too short: a client sends its next request on a kept-alive \
+             connection at least one round trip after the response, and the connection is \
+             closed if it has not come by then; use at least 1s (the default is 75s)"
+        );
+        let server = Server::new()
+            .idle_timeout(Server::MIN_IDLE_TIMEOUT)
+            .unwrap();
+        assert_eq!(server.idle_timeout, Server::MIN_IDLE_TIMEOUT);
+        assert_eq!(
+            Server::new()
+                .idle_timeout(Duration::MAX)
+                .unwrap()
+                .idle_timeout,
+            LONGEST_TIMEOUT
+        );
+        assert_eq!(Server::new().idle_timeout, Duration::from_secs(75));
     }
 
     /// One connection that failed before it was accepted (reset while it waited in the queue,

@@ -1,4 +1,4 @@
-//! `hardening_core::Server`: peer addresses, slow-header timeout, graceful drain.
+//! `hardening_core::Server`: peer addresses, slow-header and idle timeouts, graceful drain.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -49,6 +49,22 @@ async fn a_protocol_upgrade_is_handed_over() {
     let _upgraded = upgraded(addr).await;
 }
 
+/// An upgraded connection is its route's: no request head is read on it, so neither the
+/// header-read timeout (timed from a head's first byte) nor the idle timeout closes it.
+#[tokio::test]
+async fn an_upgraded_connection_outlives_the_header_read_and_idle_timeouts() {
+    let (addr, _stop, _handle) = start_with_the_shortest_timeouts().await;
+    let mut upgraded = upgraded(addr).await;
+    tokio::time::sleep(2 * Server::MIN_HEADER_READ_TIMEOUT).await;
+    upgraded.write_all(b"pong").await.unwrap();
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(EXCHANGE_LIMIT, upgraded.read_exact(&mut echoed))
+        .await
+        .expect("no echo")
+        .expect("the upgraded connection was closed");
+    assert_eq!(&echoed, b"pong");
+}
+
 /// A connection to `/echo-upgrade`, upgraded, and shown to echo.
 async fn upgraded(addr: std::net::SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -78,13 +94,14 @@ async fn upgraded(addr: std::net::SocketAddr) -> TcpStream {
     stream
 }
 
-async fn start(
-    server: Server,
-) -> (
+/// A running server: its address, the sender that stops it, its task.
+type Started = (
     std::net::SocketAddr,
     oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
-) {
+);
+
+async fn start(server: Server) -> Started {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -110,18 +127,27 @@ async fn peer_address_reaches_client_ip() {
     assert_eq!((reply.status, reply.body.as_str()), (200, "127.0.0.1"));
 }
 
-/// A server whose header-read timeout is the shortest allowed (1 s).
-async fn start_with_the_shortest_header_timeout() -> (
-    std::net::SocketAddr,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
+/// A server whose header-read timeout is the shortest allowed (1 s), its idle timeout the
+/// default (75 s).
+async fn start_with_the_shortest_header_timeout() -> Started {
+    start(shortest_header_timeout()).await
+}
+
+/// A server whose header-read and idle timeouts are the shortest allowed (1 s each).
+async fn start_with_the_shortest_timeouts() -> Started {
     start(
-        Server::new()
-            .header_read_timeout(Server::MIN_HEADER_READ_TIMEOUT)
+        shortest_header_timeout()
+            .idle_timeout(Server::MIN_IDLE_TIMEOUT)
             .unwrap(),
     )
     .await
+}
+
+/// The shortest header-read timeout (1 s), the other settings the defaults.
+fn shortest_header_timeout() -> Server {
+    Server::new()
+        .header_read_timeout(Server::MIN_HEADER_READ_TIMEOUT)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -292,7 +318,7 @@ fn header_read_timeouts_too_short_to_answer_are_refused() {
     }
 }
 
-/// A header-read or send timeout longer than its default loosens it, and was taken without a
+/// A header-read, idle or send timeout longer than its default loosens it, and was taken without a
 /// word: each is logged when set, with the setting, the value and the default. The defaults,
 /// shorter ones and a long drain deadline (it only delays the shutdown) are not logged.
 #[test]
@@ -309,6 +335,10 @@ fn server_timeouts_longer_than_their_defaults_are_logged_as_loosenings() {
             .unwrap()
             .header_read_timeout(Duration::from_secs(2))
             .unwrap()
+            .idle_timeout(Duration::from_secs(75))
+            .unwrap()
+            .idle_timeout(Duration::from_secs(5))
+            .unwrap()
             .send_timeout(Duration::from_secs(60))
             .unwrap()
             .send_timeout(Duration::from_secs(5))
@@ -319,6 +349,8 @@ fn server_timeouts_longer_than_their_defaults_are_logged_as_loosenings() {
     let loose = loosened(&|| {
         Server::new()
             .header_read_timeout(Duration::from_secs(600))
+            .unwrap()
+            .idle_timeout(Duration::from_secs(600))
             .unwrap()
             .send_timeout(Duration::from_secs(3600))
             .unwrap()
@@ -333,13 +365,14 @@ fn server_timeouts_longer_than_their_defaults_are_logged_as_loosenings() {
         loose,
         [
             warning("Server::header_read_timeout", "600s", "10s"),
+            warning("Server::idle_timeout", "600s", "75s"),
             warning("Server::send_timeout", "3600s", "60s"),
         ]
     );
 }
 
-/// The header-read timeout also closes connections that send nothing, at first or after a
-/// response (idle keep-alive).
+/// A connection that sends nothing has the header-read timeout to begin its first request,
+/// not the (longer) idle timeout; one idle after a response has the idle timeout.
 #[tokio::test]
 async fn silent_and_idle_connections_are_closed() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
@@ -348,10 +381,11 @@ async fn silent_and_idle_connections_are_closed() {
     let mut rest = Vec::new();
     tokio::time::timeout(EXCHANGE_LIMIT, silent.read_to_end(&mut rest))
         .await
-        .expect("a connection that sent nothing was kept open")
+        .expect("a connection that sent nothing was kept open past its header-read timeout")
         .unwrap();
     assert!(rest.is_empty());
 
+    let (addr, _stop, _handle) = start_with_the_shortest_timeouts().await;
     let mut idle = TcpStream::connect(addr).await.unwrap();
     idle.write_all(b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
@@ -365,7 +399,134 @@ async fn silent_and_idle_connections_are_closed() {
     closed_quietly(&mut idle, &captured, "silent or idle connections").await;
 }
 
-/// Waits for the server to close `stream` (its header-read timeout), then checks that no
+/// A keep-alive connection idle between requests was closed by the header-read timeout: a
+/// proxy in front that keeps upstream connections open longer (nginx, a cloud load balancer:
+/// 60 s) sent its next request on a connection the server was closing and answered 502.
+/// Idle now has a timeout of its own (`Server::idle_timeout`, 75 s by default).
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_read_timeout() {
+    let (addr, _stop, _handle) = start_with_the_shortest_header_timeout().await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let idle = 2 * Server::MIN_HEADER_READ_TIMEOUT;
+    for round in 0..2 {
+        if round == 1 {
+            tokio::time::sleep(idle).await;
+        }
+        let reply = tokio::time::timeout(
+            EXCHANGE_LIMIT,
+            reply_unless_closed(&mut stream, b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n"),
+        )
+        .await
+        .expect("no answer");
+        let reply = reply.unwrap_or_else(|| {
+            panic!(
+                "the server closed a keep-alive connection idle for {idle:?}, past its \
+                 header-read timeout ({:?}) and within its idle timeout",
+                Server::MIN_HEADER_READ_TIMEOUT
+            )
+        });
+        assert_eq!(reply.status, 200, "round {round}: {reply:?}");
+    }
+}
+
+/// The idle timeout closes a keep-alive connection that outlived the header-read timeout,
+/// with no event.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let idle = 2 * Server::MIN_HEADER_READ_TIMEOUT;
+    let (addr, _stop, _handle) = start(
+        shortest_header_timeout()
+            // Twice the wait below: room for a slow machine.
+            .idle_timeout(2 * idle)
+            .unwrap(),
+    )
+    .await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n";
+    let first = reply_unless_closed(&mut stream, request).await;
+    assert_eq!(first.map(|r| r.status), Some(200));
+    tokio::time::sleep(idle).await;
+    let second = reply_unless_closed(&mut stream, request).await;
+    assert_eq!(
+        second.map(|r| r.status),
+        Some(200),
+        "closed within the idle timeout"
+    );
+    closed_quietly(&mut stream, &captured, "an idle keep-alive connection").await;
+}
+
+/// The next request's head on a kept-alive connection has the header-read timeout from its
+/// first byte, not the idle timeout: a client that begins one and trickles or stalls is cut
+/// off, and reported, long before the idle timeout (75 s here).
+#[tokio::test]
+async fn a_slow_head_on_a_kept_alive_connection_is_cut_at_the_header_read_timeout() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let (addr, _stop, _handle) = start_with_the_shortest_header_timeout().await;
+    for trickle in [false, true] {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let first = reply_unless_closed(&mut stream, b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert_eq!(first.map(|r| r.status), Some(200));
+        // Idle for a moment first: the head's time starts at its first byte.
+        tokio::time::sleep(Server::MIN_HEADER_READ_TIMEOUT / 2).await;
+        stream.write_all(b"GET /ip HTTP/1.1\r\n").await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        let trickling = tokio::spawn(async move {
+            // At most 8 s of a byte every 100 ms (never a whole head).
+            for _ in 0..80 {
+                if !trickle {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if writer.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+            writer
+        });
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(EXCHANGE_LIMIT, reader.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("a slow second head kept its connection (trickle: {trickle})")
+            });
+        // Closed (a reset, if trickled bytes were still coming).
+        assert!(read.is_ok() || trickle, "trickle: {trickle}: {read:?}");
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+        trickling.abort();
+        let mut events = Vec::new();
+        for _ in 0..50 {
+            events = captured.security_event_names();
+            if events.len() == usize::from(trickle) + 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            events,
+            vec!["head_timed_out".to_owned(); usize::from(trickle) + 1],
+            "trickle: {trickle}: {}",
+            captured.text()
+        );
+    }
+}
+
+/// Sends `request` on `stream` and reads the reply; `None` if the server had closed the
+/// connection (the request then goes unanswered).
+async fn reply_unless_closed(
+    stream: &mut TcpStream,
+    request: &[u8],
+) -> Option<hardening_tests::Reply> {
+    // A write to a connection the server closed may still succeed (the kernel takes it).
+    let _ = stream.write_all(request).await;
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(read_reply(stream).await),
+    }
+}
+
+/// Waits for the server to close `stream` (its idle timeout), then checks that no
 /// security event was logged: closing an idle connection is no attack.
 async fn closed_quietly(stream: &mut TcpStream, captured: &Captured, what: &str) {
     let mut rest = Vec::new();
@@ -388,7 +549,7 @@ async fn closed_quietly(stream: &mut TcpStream, captured: &Captured, what: &str)
 #[tokio::test]
 async fn bodies_then_idle_keep_alive_are_no_event() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
-    let (addr, _stop, _handle) = start_with_the_shortest_header_timeout().await;
+    let (addr, _stop, _handle) = start_with_the_shortest_timeouts().await;
     let body = "x".repeat(12 * 1024);
     for (path, status) in [("/ip", 405), ("/echo-len", 200)] {
         let mut stream = TcpStream::connect(addr).await.unwrap();

@@ -182,11 +182,10 @@ async fn many_slow_header_clients_are_all_let_go() {
     }
 }
 
-/// An idle keep-alive connection is closed after the header-read timeout (it bounds the
-/// wait for the next request too, as Go's `IdleTimeout` falls back to its read timeout).
+/// An idle keep-alive connection is closed after the idle timeout.
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let running = start(one_second()).await;
+    let running = start(one_second().idle_timeout(Server::MIN_IDLE_TIMEOUT).unwrap()).await;
     let mut stream = TcpStream::connect(running.addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
