@@ -609,12 +609,20 @@ impl Post {
             }
         }
         if let Some(event) = event {
-            event.emit(&self.span, self.request_id, self.client_ip);
-            // Logged and counted: a layer further out (`ProblemLayer`, another `Hardening`)
-            // does neither again.
-            mark_reported(&mut response, event.as_str(), true);
+            self.report(&mut response, event);
         }
         response
+    }
+
+    /// Logs and counts the security event `response` answers, naming the policies of its
+    /// problem, and marks it reported. Out of line: rejections are the rare path.
+    #[cold]
+    #[inline(never)]
+    fn report<B>(&self, response: &mut Response<B>, event: SecurityEvent) {
+        event.emit_for(response, &self.span, self.request_id, self.client_ip);
+        // Logged and counted: a layer further out (`ProblemLayer`, another `Hardening`)
+        // does neither again.
+        mark_reported(response, event.as_str(), true);
     }
 
     /// The security headers (cookie rules included) on `response`; whether the request id

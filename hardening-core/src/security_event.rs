@@ -96,6 +96,26 @@ impl SecurityEvent {
         self.record(span, request_id, client_ip, None, "request rejected");
     }
 
+    /// Emits the event `response` answers in the request's `span`, naming the policies its
+    /// problem says were violated ([`hardening_errors::violated_policies`]: a handler's 429,
+    /// a login lockout's `login-failures`), and counts it.
+    pub(crate) fn emit_for<B>(
+        self,
+        response: &http::Response<B>,
+        span: &Span,
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+    ) {
+        let policies = hardening_errors::violated_policies(response);
+        self.record(
+            span,
+            request_id,
+            client_ip,
+            policies.as_ref().map(|p| p as &dyn std::fmt::Debug),
+            "request rejected",
+        );
+    }
+
     /// Reports a client that began a request and did not finish its headers in time (no
     /// response was sent; the request id is the event's own, with no request span).
     pub(crate) fn emit_head_timed_out(request_id: RequestId, client_ip: IpAddr) {

@@ -115,7 +115,7 @@ pub fn reported_at_its_status<B>(response: &http::Response<B>) -> bool {
 
 /// Logs one security event: WARN on [`SECURITY_TARGET`], with the stable `security.event`
 /// name (`rate_limited`, `bad_host`, …), the request id, the client address when known and,
-/// for rate limits, the policies involved.
+/// for rate limits, the policies involved (as a list: `["per-ip"]`).
 pub fn log_security_event(
     event: &str,
     request_id: RequestId,
@@ -161,8 +161,9 @@ pub fn rejection_event(status: http::StatusCode, panicked: bool) -> Option<&'sta
     })
 }
 
-/// Reports the rejection `response` stands for by its status ([`rejection_event`]), unless a
-/// layer inside reported it at this status already (then it is left as it is).
+/// Reports the rejection `response` stands for by its status ([`rejection_event`]), naming
+/// the [`violated_policies`] of its problem, unless a layer inside reported it at this status
+/// already (then it is left as it is).
 pub(crate) fn report_unreported<B>(
     response: &mut http::Response<B>,
     request_id: RequestId,
@@ -175,7 +176,36 @@ pub(crate) fn report_unreported<B>(
     if reported_at_its_status(response) {
         return;
     }
-    report_rejection(response, event, request_id, client_ip, None);
+    let policies = violated_policies(response).map(<[String]>::to_vec);
+    let policies = policies.as_ref().map(|p| p as &dyn fmt::Debug);
+    report_rejection(response, event, request_id, client_ip, policies);
+}
+
+/// The policies the problem `response` answers with says the request violated (its
+/// `violated-policies`: a 429's rate limits or budgets), for the `policies` of the security
+/// event reported for it. Read from the [`Problem`](crate::Problem) in the response's
+/// extensions, as the handler or layer that made it set them, never from a body; `None`
+/// when there is no such problem or it names none.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::response::IntoResponse;
+/// use hardening_errors::{Error, violated_policies};
+///
+/// let locked_out = Error::TooManyRequests {
+///     retry_after: Duration::from_secs(30),
+///     policies: vec!["login-failures".to_owned()],
+/// };
+/// let res = locked_out.into_response();
+/// assert_eq!(violated_policies(&res), Some(&["login-failures".to_owned()][..]));
+/// assert_eq!(violated_policies(&Error::Forbidden.into_response()), None);
+/// ```
+pub fn violated_policies<B>(response: &http::Response<B>) -> Option<&[String]> {
+    let policies = response
+        .extensions()
+        .get::<crate::Problem>()?
+        .violated_policies();
+    (!policies.is_empty()).then_some(policies)
 }
 
 /// Reports the rejection `response` answers as a security event and marks the response

@@ -195,3 +195,70 @@ async fn a_standalone_headers_layers_bad_host_inside_hardening_is_logged_once() 
 async fn a_standalone_headers_layers_bad_host_under_a_problem_layer_has_one_id() {
     bad_host_under(|app| app.layer(ProblemLayer::new())).await;
 }
+
+/// A handler's own 429s: a login throttle's lockout (`LoginRefused`, policy
+/// `login-failures`) and an `Error::TooManyRequests` naming its policy.
+fn handler_429s() -> Router {
+    use hardening_core::ratelimit::LoginRefused;
+    Router::new()
+        .route(
+            "/login",
+            get(|| async { LoginRefused::LockedOut(std::time::Duration::from_secs(4)) }),
+        )
+        .route(
+            "/export",
+            get(|| async {
+                Err::<(), _>(Error::TooManyRequests {
+                    retry_after: std::time::Duration::from_secs(60),
+                    policies: vec!["exports-per-day".to_owned(), "exports-per-hour".to_owned()],
+                })
+            }),
+        )
+}
+
+/// Sends `path` for a handler's 429; the `rate_limited` event names the policies of the
+/// problem answered (`violated-policies`).
+async fn handler_429_event_names_its_policies(
+    captured: &Captured,
+    addr: std::net::SocketAddr,
+    (path, policies): (&str, &str),
+) {
+    let before = captured.security_events().len();
+    let reply = http_get(addr, path, &[]).await;
+    assert_eq!(reply.status, 429, "{path}");
+    let events = captured.security_events();
+    assert_eq!(
+        captured.security_event_names()[before..],
+        ["rate_limited".to_owned()],
+        "{path}: {events:?}"
+    );
+    assert_eq!(
+        events[before].1["fields"]["policies"],
+        policies,
+        "{path}: the event does not name the policies of the problem answered ({}): {}",
+        reply.json()["violated-policies"],
+        events[before].1
+    );
+}
+
+/// A handler's 429 (a login lockout, an API quota of its own) was logged as `rate_limited`
+/// with no policies, where `Hardening`'s own names them: a dashboard could not tell login
+/// lockouts from API rate limits. The event now names the policies of the problem answered,
+/// from the problem itself (not its body), under `Hardening` and under `ProblemLayer`.
+#[tokio::test]
+async fn a_handlers_429_event_names_the_policies_of_its_problem() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let expected = [
+        ("/login", "[\"login-failures\"]"),
+        ("/export", "[\"exports-per-day\", \"exports-per-hour\"]"),
+    ];
+    for layered in [
+        handler_429s().layer(Hardening::strict()),
+        handler_429s().layer(ProblemLayer::new()),
+    ] {
+        let addr = serve(layered).await;
+        for case in expected {
+            handler_429_event_names_its_policies(&captured, addr, case).await;
+        }
+    }
+}
