@@ -538,7 +538,9 @@ where
 /// that could not be asked): as Rails and Django read an expired session, logged out, so a
 /// user whose session ended can still reach the login page. The reason is logged at info
 /// (target [`AUTH_TARGET`], with `source` `cookie`); no security event, as nothing is
-/// refused. A bearer token that does not pass is rejected as above: its API client must
+/// refused. A denylist that could not be asked is the exception: [`AuthLayer`] logs it at
+/// error ("denylist unavailable"), for each request with a token, whatever the route then
+/// does with it. A bearer token that does not pass is rejected as above: its API client must
 /// learn that it is bad. To end a session, take [`CurrentSession`](crate::CurrentSession)
 /// instead: it answers 503 for a token the denylist could not be asked about, which may be
 /// live.
