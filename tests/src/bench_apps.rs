@@ -236,7 +236,7 @@ fn hello() -> Router {
 /// each layered route again, so a request passes two boxed services instead of one), or
 /// `floor-as-layer`: bare axum under a layer that only sends strict's headers, or
 /// `hardening-html`: `Hardening::strict()` with `HeaderPolicy::html()` answering a page
-/// ([`html_page`]), what a server-rendered response with its CSP nonce costs.
+/// (`html_page`), what a server-rendered response with its CSP nonce costs.
 pub fn app_named(name: &str) -> Result<Router, String> {
     if name == "floor-as-layer" {
         return Ok(floor_as_layer());
