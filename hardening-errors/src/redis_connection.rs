@@ -47,7 +47,11 @@ use crate::redis_eviction::{
 /// which fails; the manager then connects again. The stores send their commands through
 /// [`send_idempotent`](Self::send_idempotent) (sent once more, on the new connection) or
 /// [`send_once`](Self::send_once) (a `PING` first after [`PING_WHEN_IDLE_FOR`] with no
-/// reply), so that the first command after a restart of Redis is answered.
+/// reply), so that the first command after a restart of Redis is answered. While Redis is
+/// stopped, each command fails at once with the connection's error (refused, reset): the
+/// manager makes one attempt to connect again, with no retries inside the command, so the
+/// store counts an error (and its breaker a failure), not a silence, and the connection is
+/// not replaced, nor warned about as one that stayed open.
 ///
 /// [`get`](Self::get) is the hot path: an uncontended read lock (the write lock is held only
 /// for a swap) and the manager's clone.
@@ -186,7 +190,8 @@ impl fmt::Debug for RedisConnection {
 
 impl RedisConnection {
     /// Connects to `client`'s Redis, the stores' way (kept for the connections that replace
-    /// this one): connecting within `timeout`, two retries at most 500 ms apart, and replies
+    /// this one): connecting within `timeout`, in one attempt (a refused one fails the
+    /// command that waited for it at once; the next command tries again), and replies
     /// awaited for `response_timeout` (`None`: as long as the connection lasts).
     /// `risk.store` names what the store keeps, in the warning; each new connection has its
     /// eviction policy checked as at start-up (`allow_eviction`), within `timeout`, and so has
@@ -203,11 +208,16 @@ impl RedisConnection {
         allow_eviction: bool,
         recheck_every: Duration,
     ) -> RedisResult<Self> {
+        // One attempt per connection, no retries: the manager makes them inside the command
+        // that waits for the connection, sleeping in between (100 ms or more, then 200 ms or
+        // more), so a Redis refusing connections (stopped) ran out every store's timeout,
+        // taken for a silent connection, instead of failing at once. A command after a failed
+        // attempt has the manager try again (see `send_idempotent`, `send_once`); the breaker
+        // spaces them out.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(response_timeout)
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
+            .set_number_of_retries(0);
         let manager = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
         let mut connection = Self {
             current: Arc::new(RwLock::new(manager)),
