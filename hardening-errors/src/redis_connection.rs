@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisResult};
+use redis::{Client, RedisError, RedisResult};
 
 use crate::redis_eviction::{
     EvictionRisk, evicted_keys, log_evicted, log_evicting, recheck_eviction,
@@ -198,7 +199,9 @@ impl RedisConnection {
     /// the connection of the moment every `recheck_every` (none when `allow_eviction`).
     ///
     /// # Errors
-    /// When the first connection cannot be made, as [`ConnectionManager::new_with_config`].
+    /// When the first connection cannot be made, as [`ConnectionManager::new_with_config`],
+    /// a failure to reach the server naming its address (`host:port`, never the URL, which
+    /// may hold a password), still an I/O error, refused or timed out as it was.
     pub async fn connect(
         client: Client,
         timeout: Duration,
@@ -218,7 +221,9 @@ impl RedisConnection {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(response_timeout)
             .set_number_of_retries(0);
-        let manager = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        let manager = ConnectionManager::new_with_config(client.clone(), config.clone())
+            .await
+            .map_err(|e| connecting_to(&client, e))?;
         let mut connection = Self {
             current: Arc::new(RwLock::new(manager)),
             client,
@@ -524,6 +529,27 @@ struct Evictions {
     last: Option<(String, u64)>,
     /// The errors about evicted keys, at most one a [`LOG_EVERY_MS`].
     errors: Throttled,
+}
+
+/// `error`, from connecting to `client`'s server: a failure to reach it (an I/O error) with
+/// the server's address in its text (`host:port`, never the URL, which may hold a password),
+/// as the stores name it in their logs: "connecting to 127.0.0.1:6379: Connection refused
+/// (os error 111)", still an I/O error of the kind its predicates tell
+/// ([`RedisError::is_connection_refusal`], [`RedisError::is_timeout`]). Another error (a
+/// password refused) is returned as it is.
+fn connecting_to(client: &Client, error: RedisError) -> RedisError {
+    if !error.is_io_error() {
+        return error;
+    }
+    let kind = if error.is_connection_refusal() {
+        io::ErrorKind::ConnectionRefused
+    } else if error.is_timeout() {
+        io::ErrorKind::TimedOut
+    } else {
+        io::ErrorKind::Other
+    };
+    let addr = client.get_connection_info().addr();
+    io::Error::new(kind, format!("connecting to {addr}: {error}")).into()
 }
 
 /// Milliseconds since `start`, plus one (0 stands for "never" in the atomics).

@@ -1,6 +1,7 @@
 //! The Redis stores (`RedisLimiter`, `RedisDenylist`, `RedisLoginThrottle`) with their
 //! `redis-server` stopped, over 127.0.0.1: its port refuses connections at once, and so must
-//! the stores, instead of waiting out their timeout on every command.
+//! the stores, instead of waiting out their timeout on every command; at start-up, their
+//! error names the server's `host:port`.
 //!
 //! A trial killed the Redis of two instances: each request waited the store's whole timeout
 //! (100–200 ms) until the circuit breaker opened, and within seconds each store warned that
@@ -182,4 +183,68 @@ async fn a_stopped_redis_is_not_taken_for_a_silent_connection() {
         denylist_timeouts.is_empty(),
         "the denylist waited out its timeout on a refused connection: {denylist_timeouts:#?}"
     );
+}
+
+/// A port of 127.0.0.1 nothing listens on: connections to it are refused at once.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The start-up error for a Redis that refuses connections said "Connection refused (os
+/// error 111); check the URL" and nothing of which server: now it names its `host:port`, as
+/// the stores' logs do, never the URL's password, and stays a refusal for a caller to tell.
+#[tokio::test]
+async fn start_up_against_a_refusing_redis_names_its_address_never_the_password() {
+    let port = closed_port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}/");
+    let quota = Quota::per_day(NonZeroU32::new(1).unwrap());
+    let errors: [(&str, Box<dyn std::error::Error>); 3] = [
+        (
+            "limiter",
+            Box::new(
+                RedisLimiter::builder(&url)
+                    .policy(Policy::global("g", quota), FailureMode::FailClosed)
+                    .timeout(TIMEOUT)
+                    .connect()
+                    .await
+                    .unwrap_err(),
+            ),
+        ),
+        (
+            "denylist",
+            Box::new(
+                RedisDenylist::builder(&url)
+                    .timeout(TIMEOUT)
+                    .connect()
+                    .await
+                    .unwrap_err(),
+            ),
+        ),
+        (
+            "login throttle",
+            Box::new(
+                RedisLoginThrottle::builder(&url, b"a test hash key of 32 bytes or more")
+                    .timeout(TIMEOUT)
+                    .connect()
+                    .await
+                    .unwrap_err(),
+            ),
+        ),
+    ];
+    for (store, err) in errors {
+        let said = err.to_string();
+        assert!(said.contains("cannot reach Redis"), "{store}: {said}");
+        assert!(
+            said.contains(&format!("connecting to 127.0.0.1:{port}: ")),
+            "{store}: the server's address is not named: {said}"
+        );
+        assert!(said.contains("check the URL"), "{store}: {said}");
+        assert!(!said.contains("hunter2"), "{store}: {said}");
+        let source = err
+            .source()
+            .and_then(|s| s.downcast_ref::<redis::RedisError>())
+            .unwrap_or_else(|| panic!("{store}: no Redis error as the source: {said}"));
+        assert!(source.is_connection_refusal(), "{store}: {source}");
+    }
 }
