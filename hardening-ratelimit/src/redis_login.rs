@@ -25,21 +25,35 @@ use crate::redis_store::LATE_REPLY;
 /// One login attempt, on the server's clock (ms): let through if none of its three counts
 /// is locked out, and then counted as a failure of each, in one step. KEYS: the account from
 /// this client, the account from all clients, the client (a hash each: `f` failures, `l` the
-/// end of its lockout, `t` its last failure). ARGV: each one's free failures, the first
-/// lockout and the longest (ms), how long a count lasts after its last failure (ms).
+/// end of its lockout, `t` its last failure), and where the hash key's fingerprint is kept.
+/// ARGV: each count's free failures, the first lockout and the longest (ms), how long a count
+/// lasts after its last failure (ms), this instance's fingerprint.
+///
+/// First, the fingerprint: written when it is missing (Redis restarted without persistence,
+/// or the key was deleted), so that an instance with another key cannot start then and count
+/// under names of its own; when it is another instance's, nothing is counted and the reply is
+/// `{2}`. Checked here, in the attempt's own round trip, so that it holds for as long as the
+/// instance runs, not only at start-up.
 ///
 /// As [`LoginThrottle`] counts: a count idle that long starts again from zero; past its free
 /// failures, each failure locks it out for the first lockout × 2^(failures past the free
 /// ones, less one), the multiplier at most 2^32 - 1, and the lockout at most the longest. A
 /// key expires when its count would be forgotten and its lockout is over, whichever is last.
 ///
-/// Returns `{0, ms to wait}` when a count is locked out (nothing is counted), else `{1, now}`
-/// and, for each key, whether it was there before (1 or 0), its `f`, `l` and `t` before the
-/// charge (0 when it was not) and after it: what a take-back needs.
+/// Returns `{2}` for another instance's fingerprint, `{0, ms to wait}` when a count is locked
+/// out (nothing is counted either), else `{1, now}` and, for each count's key, whether it was
+/// there before (1 or 0), its `f`, `l` and `t` before the charge (0 when it was not) and
+/// after it: what a take-back needs.
 ///
 /// Numbers stay under 2^53 ms, which a Lua number holds exactly: lockouts are capped at
 /// [`LONGEST_MS`] by the caller, and written with `%d` (not Lua's `%.14g`, which would round).
 const ATTEMPT: &str = r"
+local fingerprint = redis.call('GET', KEYS[4])
+if not fingerprint then
+  redis.call('SET', KEYS[4], ARGV[7])
+elseif fingerprint ~= ARGV[7] then
+  return {2}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local first = tonumber(ARGV[4])
@@ -166,7 +180,10 @@ pub enum RedisLoginError {
     #[error(
         "another instance throttles logins in this Redis under the prefix `{0}` with a \
          different hash key, so each would count its own failures: give every instance the \
-         same key; to change it, use a new prefix (the old counts expire within the hour)"
+         same key; to change it, use a new prefix (the old counts expire within the hour). \
+         If every instance running has this key, the fingerprint in Redis is stale (left by \
+         an instance with another key, since stopped or given this one): delete \
+         `{{{0}}}:hash-key`"
     )]
     HashKeyMismatch(String),
     /// A prefix that is empty or holds a brace (the prefix given).
@@ -321,10 +338,20 @@ impl RedisLoginThrottleBuilder {
     /// Connects (multiplexed, reconnecting in the background), loads the scripts, asks the
     /// server's `maxmemory-policy`, and checks that every instance counting under this
     /// prefix hashes with the same key (the first to connect leaves a keyed fingerprint of
-    /// it, `{prefix}:hash-key`, which never expires and tells nothing of the key). Fails now,
-    /// not at the first login. When the server does not let us ask its eviction policy
-    /// (`CONFIG` disabled or renamed, as on many managed services), logs a warning and goes
-    /// on.
+    /// it, `{prefix}:hash-key`, which tells nothing of the key). Fails now, not at the first
+    /// login. When the server does not let us ask its eviction policy (`CONFIG` disabled or
+    /// renamed, as on many managed services), logs a warning and goes on.
+    ///
+    /// The check holds for the throttle's whole life: each attempt's script checks the
+    /// fingerprint too, in the same round trip, and writes it again when Redis lost it (a
+    /// restart without persistence, a flush). When another instance's is there (it wrote
+    /// first after the loss), the attempt counts nothing and is refused as in an outage
+    /// ([`LoginRefused::Unavailable`], a 503, even with
+    /// [`dangerous_fall_back_to_memory`](Self::dangerous_fall_back_to_memory)), and the
+    /// throttle logs one error naming the fix. So at most one key counts under a prefix at
+    /// any time. The fingerprint has no expiry: it must outlive every count made under it (a
+    /// lockout may last far longer than the hour a count is kept), and a key without one is
+    /// never evicted by a `volatile-*` policy; it is one small key per prefix.
     ///
     /// # Errors
     ///
@@ -374,19 +401,20 @@ impl RedisLoginThrottleBuilder {
                 // Refused: nothing written to it.
                 return Ok((evicting, true));
             }
-            let fingerprint = names.fingerprint();
-            // The first instance leaves its fingerprint; the others find it.
+            // The first instance leaves its fingerprint; the others find it (and each attempt
+            // writes it again when Redis lost it, see `ATTEMPT`).
             redis::cmd("SET")
-                .arg(names.hash_key_check())
-                .arg(&fingerprint)
+                .arg(&names.hash_key_check)
+                .arg(&names.fingerprint)
                 .arg("NX")
                 .query_async::<Option<String>>(&mut conn)
                 .await?;
             let found: Option<String> = redis::cmd("GET")
-                .arg(names.hash_key_check())
+                .arg(&names.hash_key_check)
                 .query_async(&mut conn)
                 .await?;
-            Ok::<_, redis::RedisError>((evicting, found.as_deref() == Some(fingerprint.as_str())))
+            let same_key = found.as_deref() == Some(names.fingerprint.as_str());
+            Ok::<_, redis::RedisError>((evicting, same_key))
         };
         let (evicting, same_key) = start_up_within(self.timeout, start_up)
             .await
@@ -419,6 +447,7 @@ impl RedisLoginThrottleBuilder {
             breaker: RedisBreaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
             addr,
             warned_take_back: WarnOnce::new(),
+            logged_other_hash_key: WarnOnce::new(),
         })))
     }
 }
@@ -441,8 +470,9 @@ impl RedisLoginThrottleBuilder {
 ///   server and follows no Cluster redirection.)
 /// - **No account name in Redis**: the account and the account from one client are keyed
 ///   hashes (HMAC-SHA256, cut to 128 bits) under the hash key given to
-///   [`builder`](Self::builder), which every instance must share (checked at start-up) and
-///   which comes from your configuration, never from the process. The client's key is its
+///   [`builder`](Self::builder), which every instance must share (checked at start-up, and
+///   by each attempt: see [`connect`](RedisLoginThrottleBuilder::connect)) and which comes
+///   from your configuration, never from the process. The client's key is its
 ///   address, grouped as [`LoginThrottle`] groups it (IPv6 by /64).
 /// - **Server time** (`TIME` in the script, in ms): instances with skewed clocks agree.
 /// - **Every count expires on its own**, when it would be forgotten (an hour after its last
@@ -507,6 +537,8 @@ struct Inner {
     addr: String,
     /// Whether the warning that a charge could not be taken back was logged.
     warned_take_back: WarnOnce,
+    /// Whether the error that another instance counts with another hash key was logged.
+    logged_other_hash_key: WarnOnce,
 }
 
 impl fmt::Debug for RedisLoginThrottle {
@@ -530,9 +562,11 @@ pub enum LoginRefused {
     /// (the longest of the three): a 429 `quota-exceeded` problem naming the policy
     /// `login-failures`, with `Retry-After`.
     LockedOut(Duration),
-    /// Redis could not count the attempt (down, slow, or the circuit breaker open): a 503
-    /// problem (`about:blank`, as the `jti` denylist's outage) with `Retry-After` this long
-    /// (the breaker's cool-down, at least a second). No password may be checked uncounted.
+    /// Redis could not count the attempt (down, slow, or the circuit breaker open), or would
+    /// count it under another hash key's names (another instance's key is the one Redis
+    /// holds, see [`RedisLoginThrottleBuilder::connect`]): a 503 problem (`about:blank`, as
+    /// the `jti` denylist's outage) with `Retry-After` this long (the breaker's cool-down, at
+    /// least a second). No password may be checked uncounted.
     Unavailable(Duration),
 }
 
@@ -631,10 +665,14 @@ impl RedisLoginThrottle {
             match tokio::time::timeout(inner.timeout, charging).await {
                 Ok(Ok(Ok(counted))) => {
                     inner.answered();
-                    return counted.map(|unclaimed| RedisLoginAttempt {
-                        throttle: self.clone(),
-                        charge: Charge::Redis(unclaimed.claim()),
-                    });
+                    return match counted {
+                        Ok(unclaimed) => Ok(RedisLoginAttempt {
+                            throttle: self.clone(),
+                            charge: Charge::Redis(unclaimed.claim()),
+                        }),
+                        Err(NotCounted::LockedOut(wait)) => Err(LoginRefused::LockedOut(wait)),
+                        Err(NotCounted::OtherHashKey) => Err(inner.other_hash_key()),
+                    };
                 }
                 Ok(Ok(Err(StoreError::Timeout))) | Err(_) => inner.failed(true),
                 Ok(Ok(Err(StoreError::Redis)) | Err(_)) => inner.failed(false),
@@ -674,11 +712,8 @@ impl RedisLoginThrottle {
         })
     }
 
-    /// Runs [`ATTEMPT`] on `keys`: `Ok(Err(wait))` when locked out.
-    async fn charge(
-        &self,
-        keys: [String; 3],
-    ) -> Result<Result<Unclaimed, LoginRefused>, StoreError> {
+    /// Runs [`ATTEMPT`] on `keys`: `Ok(Err(…))` when it counted nothing.
+    async fn charge(&self, keys: [String; 3]) -> Result<Result<Unclaimed, NotCounted>, StoreError> {
         let inner = &*self.0;
         let rules = &inner.rules;
         let mut invocation = inner.attempt.prepare_invoke();
@@ -686,12 +721,14 @@ impl RedisLoginThrottle {
             invocation.key(key);
         }
         invocation
+            .key(&inner.names.hash_key_check)
             .arg(rules.pair_free)
             .arg(rules.account_free)
             .arg(rules.ip_free)
             .arg(millis(rules.first_lockout))
             .arg(millis(rules.longest_lockout))
-            .arg(millis(rules.forget_after));
+            .arg(millis(rules.forget_after))
+            .arg(&inner.names.fingerprint);
         let invocation = &invocation;
         // A charge must not be made twice: sent again only if it was never sent.
         let sending = inner.conn.send_once(|mut conn| async move {
@@ -702,7 +739,8 @@ impl RedisLoginThrottle {
             .map_err(|_| StoreError::Timeout)?
             .map_err(|_| StoreError::Redis)?;
         match attempt_reply(&reply).ok_or(StoreError::Redis)? {
-            Counted::LockedOut(wait) => Ok(Err(LoginRefused::LockedOut(wait))),
+            Counted::OtherHashKey => Ok(Err(NotCounted::OtherHashKey)),
+            Counted::LockedOut(wait) => Ok(Err(NotCounted::LockedOut(wait))),
             Counted::Charged { before, charged } => Ok(Ok(Unclaimed {
                 throttle: self.clone(),
                 charge: Some(RedisCharge {
@@ -809,6 +847,30 @@ impl Inner {
         if failed(&self.conn, &self.breaker, timed_out) {
             self.log_outage();
         }
+    }
+
+    /// Another instance's fingerprint is in Redis (it wrote it first after Redis lost ours):
+    /// the attempt is refused as in an outage, even with the memory fallback, which would
+    /// count apart for as long as the keys differ. Logged once per throttle, as an error
+    /// naming the fix (never the key, nor either fingerprint).
+    #[cold]
+    fn other_hash_key(&self) -> LoginRefused {
+        if self.logged_other_hash_key.first() {
+            let addr = &self.addr;
+            let check = &self.names.hash_key_check;
+            tracing::error!(
+                target: "hardening",
+                store = EVICTION_RISK.store,
+                redis = %addr,
+                "login throttle: another instance uses a different hash key under `{check}` in \
+                 Redis at {addr} (it wrote its fingerprint first, after Redis lost ours): give \
+                 every instance the same LOGIN_THROTTLE key. Until then every login attempt \
+                 here is refused with a 503. Once every instance has the key, delete \
+                 `{check}` if the one left there is not theirs (the next attempt writes it \
+                 again). Logged once per instance"
+            );
+        }
+        LoginRefused::Unavailable(self.breaker.retry_after())
     }
 
     /// The breaker opened: once per outage, as an error saying what logins get meanwhile.
@@ -935,9 +997,20 @@ struct Count {
     last_failure: i64,
 }
 
+/// Why [`ATTEMPT`] counted nothing.
+#[derive(Debug)]
+enum NotCounted {
+    /// A count is locked out for this long.
+    LockedOut(Duration),
+    /// Another instance's fingerprint is in Redis.
+    OtherHashKey,
+}
+
 /// [`ATTEMPT`]'s reply, read.
 #[derive(Debug, PartialEq, Eq)]
 enum Counted {
+    /// Another instance's fingerprint is in Redis: nothing counted.
+    OtherHashKey,
     LockedOut(Duration),
     Charged {
         before: [Option<Count>; 3],
@@ -948,6 +1021,7 @@ enum Counted {
 /// Reads [`ATTEMPT`]'s reply; `None` for one it does not send.
 fn attempt_reply(reply: &[i64]) -> Option<Counted> {
     match reply {
+        [2] => Some(Counted::OtherHashKey),
         [0, wait] => Some(Counted::LockedOut(Duration::from_millis(
             u64::try_from(*wait).ok()?,
         ))),
@@ -1027,16 +1101,26 @@ struct KeyNames {
     mac: Hmac<Sha256>,
     /// `{prefix}`: the Redis Cluster hash tag of every key.
     tag: String,
+    /// `{prefix}:hash-key`: where the first instance to count leaves its
+    /// [`fingerprint`](Self::fingerprint).
+    hash_key_check: String,
+    /// A keyed hash that tells whether two instances hash with the same key, and nothing of
+    /// the key.
+    fingerprint: String,
 }
 
 impl KeyNames {
     fn new(hash_key: &[u8], prefix: &str) -> Self {
-        Self {
+        let mut names = Self {
             // HMAC takes a key of any length (a longer one is hashed first).
             mac: <Hmac<Sha256> as Mac>::new_from_slice(hash_key)
                 .expect("HMAC accepts keys of any length"),
             tag: format!("{{{prefix}}}"),
-        }
+            hash_key_check: format!("{{{prefix}}}:hash-key"),
+            fingerprint: String::new(),
+        };
+        names.fingerprint = names.digest(&[b"hash-key"]);
+        names
     }
 
     /// The 128-bit keyed hash of `parts` (each framed by its length, 8 bytes little-endian),
@@ -1076,17 +1160,6 @@ impl KeyNames {
             ),
             format!("{tag}:ip:{client}"),
         ]
-    }
-
-    /// Where the first instance to connect leaves [`fingerprint`](Self::fingerprint).
-    fn hash_key_check(&self) -> String {
-        format!("{}:hash-key", self.tag)
-    }
-
-    /// A keyed hash that tells whether two instances hash with the same key, and nothing
-    /// of the key.
-    fn fingerprint(&self) -> String {
-        self.digest(&[b"hash-key"])
     }
 }
 
@@ -1132,8 +1205,10 @@ mod tests {
         assert_ne!(theirs[0], keys[0]);
         assert_ne!(theirs[1], keys[1]);
         assert_eq!(theirs[2], keys[2]);
-        assert_ne!(a.fingerprint(), other.fingerprint());
-        assert!(!a.fingerprint().contains("0123456789abcdef"));
+        assert_ne!(a.fingerprint, other.fingerprint);
+        assert!(!a.fingerprint.contains("0123456789abcdef"));
+        // The fingerprint's key shares the counts' hash tag: the attempt's script reads it.
+        assert_eq!(a.hash_key_check, "{hardening:login}:hash-key");
     }
 
     /// Values computed once by this code: a change to the hashing (std's, or ours) would give
@@ -1264,6 +1339,8 @@ mod tests {
         );
         assert_eq!(before[1..], [None, None]);
         assert_eq!(charged[0].locked_until, 2000);
+        assert_eq!(attempt_reply(&[2]), Some(Counted::OtherHashKey));
+        assert_eq!(attempt_reply(&[2, 0]), None);
         assert_eq!(attempt_reply(&[1, 1000, 1]), None);
         assert_eq!(attempt_reply(&[0, -1]), None);
         assert_eq!(attempt_reply(&[]), None);

@@ -430,6 +430,25 @@ async fn a_count_idle_for_an_hour_starts_again() {
     assert!(t.attempt("alice", client).await.is_ok());
 }
 
+/// Checks that `attempt` was refused as in an outage: a 503 problem with `Retry-After: 1`
+/// (the breaker's cool-down of 300 ms, at least a second); `what` says which, if not.
+fn assert_unavailable(attempt: Result<RedisLoginAttempt, LoginRefused>, what: &str) {
+    match attempt {
+        Err(refused @ LoginRefused::Unavailable(retry_after)) => {
+            assert_eq!(retry_after, Duration::from_secs(1), "{what}");
+            let response = refused.into_response();
+            assert_eq!(response.status(), 503, "{what}");
+            assert_eq!(response.headers()["retry-after"], "1", "{what}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json",
+                "{what}"
+            );
+        }
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
 /// Redis stopped: a login is refused with a 503 problem saying when to retry (the breaker's
 /// cool-down, at least a second), never let through uncounted; the breaker opens, and the
 /// outage is logged once, naming the server's address. Redis started again (empty): logins
@@ -446,19 +465,7 @@ async fn redis_stopped_refuses_logins_with_a_503_and_restarted_counts_them_again
     a.attempt("alice", client).await.unwrap().failed();
     server.kill();
     for _ in 0..3 {
-        match a.attempt("alice", client).await {
-            Err(refused @ LoginRefused::Unavailable(retry_after)) => {
-                assert_eq!(retry_after, Duration::from_secs(1));
-                let response = refused.into_response();
-                assert_eq!(response.status(), 503);
-                assert_eq!(response.headers()["retry-after"], "1");
-                assert_eq!(
-                    response.headers()["content-type"],
-                    "application/problem+json"
-                );
-            }
-            other => panic!("Redis is down: {other:?}"),
-        }
+        assert_unavailable(a.attempt("alice", client).await, "Redis is down");
     }
     assert!(a.breaker_open());
     // While it is open: refused at once, not after a timeout each.
@@ -662,4 +669,131 @@ async fn start_up_refuses_another_hash_key_an_unreachable_or_evicting_redis() {
         .connect()
         .await
         .unwrap();
+}
+
+/// Another instance's hash key, as long as [`KEY`] may be.
+const OTHER_KEY: &[u8] = b"another hash key, also 32 bytes long";
+
+/// An instance's builder with another hash key than [`KEY`] (timeouts as [`builder`]'s).
+fn other_key_builder(server: &RedisServer) -> RedisLoginThrottleBuilder {
+    RedisLoginThrottle::builder(&server.url(), OTHER_KEY)
+        .timeout(Duration::from_millis(200))
+        .circuit_breaker(3, Duration::from_millis(300))
+}
+
+/// A Redis restart without persistence wiped the hash key's fingerprint, and only start-up
+/// wrote it: once Redis was back, an instance with another key started cleanly and counted
+/// under names of its own (each instance a budget of guesses). Now each attempt writes the
+/// fingerprint when it is missing, in its own script: once an instance has counted an
+/// attempt after the restart, another key is refused at start-up again, and the first
+/// instance goes on counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn after_a_redis_restart_the_first_attempt_writes_the_fingerprint_again() {
+    let mut server = RedisServer::start();
+    let a = instance(&server, LoginThrottle::new()).await;
+    let client = ip("192.0.2.40");
+    a.attempt("alice", client).await.unwrap().failed();
+    server.restart();
+    // A's first attempt may find its connection closed by the old server (a 503, uncounted).
+    assert!(eventually(async || let_through_and_failed(&a, "alice", client).await).await);
+
+    let b = other_key_builder(&server).connect().await;
+    assert!(
+        matches!(b, Err(RedisLoginError::HashKeyMismatch(ref p)) if p == "hardening:login"),
+        "an instance with another key started after the restart: {b:?}"
+    );
+    let refused = b.unwrap_err().to_string();
+    assert!(refused.contains("{hardening:login}:hash-key"), "{refused}");
+    // A keeps counting: the restarted Redis forgot the first failure, so 5 free in all (the
+    // one above included), then the one that locks.
+    let mut let_through = 1;
+    for _ in 0..10 {
+        let_through += usize::from(let_through_and_failed(&a, "alice", client).await);
+    }
+    assert_eq!(let_through, 6);
+}
+
+/// The other order: after the restart, the instance with another key (B) starts before the
+/// one that was running (A) makes an attempt. B's fingerprint is the one in Redis then (the
+/// first to write it after Redis lost it wins: nothing in Redis tells which key is right), so
+/// A must count nothing under its own names: each of its attempts is refused as an outage
+/// (503, `Retry-After`), Redis untouched, and A logs one error naming the fix. Before, A
+/// counted on under names of its own, beside B: two budgets of guesses. An instance that
+/// falls back to memory while Redis is away (C) refuses too: counting in its memory would
+/// give it a budget of its own for as long as the keys differ, not just for an outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn after_a_redis_restart_an_instance_whose_key_is_not_the_stored_one_counts_nothing() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::INFO);
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let a = instance(&server, LoginThrottle::new()).await;
+    let c = builder(&server)
+        .dangerous_fall_back_to_memory()
+        .connect()
+        .await
+        .unwrap();
+    let client = ip("192.0.2.41");
+    a.attempt("alice", client).await.unwrap().failed();
+    server.restart();
+    let b = other_key_builder(&server).connect().await.unwrap();
+    assert!(let_through_and_failed(&b, "alice", client).await);
+    let counted = counts(&server).await;
+
+    for n in 0..6 {
+        let what = format!("attempt {n} of the instance whose key is not the stored one");
+        assert_unavailable(a.attempt("alice", client).await, &what);
+    }
+    // C's first attempt may find its connection closed by the old server: counted in memory.
+    assert!(
+        eventually(async || matches!(
+            c.attempt("alice", client).await,
+            Err(LoginRefused::Unavailable(_))
+        ))
+        .await
+    );
+    for _ in 0..3 {
+        assert_unavailable(
+            c.attempt("alice", client).await,
+            "C, falling back to memory",
+        );
+    }
+    let keys = |counts: Vec<(String, i64)>| counts.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(
+        keys(counts(&server).await),
+        keys(counted),
+        "A and C counted nothing"
+    );
+    assert!(!a.breaker_open(), "Redis answers: no outage of Redis");
+    // B goes on counting.
+    assert!(let_through_and_failed(&b, "alice", client).await);
+
+    let errors: Vec<_> = captured
+        .errors()
+        .into_iter()
+        .filter(|e| e["fields"]["store"] == "login throttling")
+        .collect();
+    assert_eq!(
+        errors.len(),
+        2,
+        "one error per instance: {}",
+        captured.text()
+    );
+    for error in errors {
+        let message = error["fields"]["message"].as_str().unwrap();
+        for said in [
+            "another instance uses a different hash key",
+            "give every instance the same LOGIN_THROTTLE key",
+            "{hardening:login}:hash-key",
+            "503",
+        ] {
+            assert!(message.contains(said), "{said}: {message}");
+        }
+        assert_eq!(
+            url,
+            format!("redis://{}/", error["fields"]["redis"].as_str().unwrap())
+        );
+    }
+    assert!(!captured.text().contains("redis://"), "{}", captured.text());
 }
