@@ -498,7 +498,7 @@ where
                             parts.extensions.insert(Outcome::Revoked(source));
                         }
                         Err(e) => {
-                            tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; refusing the token");
+                            log_unchecked(&e, source);
                             let retry_after = DenylistUnavailable::retry_after_of(&e);
                             parts
                                 .extensions
@@ -520,6 +520,23 @@ where
     }
 }
 
+/// Logs a verified token the denylist could not be asked about (the route then decides:
+/// [`Authenticated`] refuses it, `Option<Authenticated>` reads a session cookie as none). A
+/// store that reports an outage ([`DenylistUnavailable`]) logs the outage itself, once
+/// (`RedisDenylist`: when its circuit breaker opens, and when Redis answers again), so each
+/// request gets a debug line only, in its span (with its request id). Any other store error
+/// (an error Redis answered, a store of your own failing) is logged here at error, as nothing
+/// else logs it.
+#[cold]
+fn log_unchecked(error: &DenylistError, source: CredentialSource) {
+    let source = source.as_str();
+    if error.is::<DenylistUnavailable>() {
+        tracing::debug!(target: AUTH_TARGET, %error, source, "could not check the token against the denylist");
+    } else {
+        tracing::error!(target: AUTH_TARGET, %error, source, "could not check the token against the denylist");
+    }
+}
+
 /// The authenticated principal and the token's claims as `C` (default: raw JSON).
 ///
 /// Rejections, each a problem:
@@ -538,12 +555,14 @@ where
 /// that could not be asked): as Rails and Django read an expired session, logged out, so a
 /// user whose session ended can still reach the login page. The reason is logged at info
 /// (target [`AUTH_TARGET`], with `source` `cookie`); no security event, as nothing is
-/// refused. A denylist that could not be asked is the exception: [`AuthLayer`] logs it at
-/// error ("denylist unavailable"), for each request with a token, whatever the route then
-/// does with it. A bearer token that does not pass is rejected as above: its API client must
-/// learn that it is bad. To end a session, take [`CurrentSession`](crate::CurrentSession)
-/// instead: it answers 503 for a token the denylist could not be asked about, which may be
-/// live.
+/// refused. A denylist that could not be asked is the exception: [`AuthLayer`] logs it,
+/// whatever the route then does with the token ("could not check the token against the
+/// denylist"), at debug when the store reports an outage (a [`DenylistUnavailable`], which
+/// `RedisDenylist` logs once at error when its circuit breaker opens, and at info when Redis
+/// answers again), at error for any other store error. A bearer token that does not pass is
+/// rejected as above: its API client must learn that it is bad. To end a session, take
+/// [`CurrentSession`](crate::CurrentSession) instead: it answers 503 for a token the denylist
+/// could not be asked about, which may be live.
 ///
 /// ```
 /// use axum::{Router, body::Body, routing::get};

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, EvictionRisk, RedisBreaker, RedisConnection, check_eviction,
+    EVICTION_RECHECK_EVERY, EvictionRisk, OutageWords, RedisBreaker, RedisConnection,
+    RedisOutageLog, check_eviction,
 };
 use redis::Script;
 
@@ -108,6 +109,22 @@ const EVICTION_RISK: EvictionRisk = EvictionRisk {
     loosening: "RedisDenylistBuilder::dangerous_allow_eviction",
 };
 
+/// What the denylist says of an outage of its Redis (see [`RedisOutageLog`]). An error Redis
+/// answers is no failure of the breaker's (see [`RedisDenylistBuilder::circuit_breaker`]).
+const OUTAGE_WORDS: OutageWords = OutageWords {
+    store: EVICTION_RISK.store,
+    name: "jti denylist",
+    failing: "down, or slower than the store's timeout",
+    asker: "request",
+    back: "tokens are checked against it again",
+};
+
+/// What requests get while the denylist's Redis is away, for the error logged when the
+/// breaker opens.
+const MEANWHILE: &str = "no token can be checked against it and none is let through \
+     unchecked: a route that takes `Authenticated` answers 503, `Option<Authenticated>` reads \
+     a session cookie as no session, and revocations (logouts) fail";
+
 /// Builds a [`RedisDenylist`]; see [`RedisDenylist::builder`].
 #[must_use]
 pub struct RedisDenylistBuilder {
@@ -164,7 +181,10 @@ impl RedisDenylistBuilder {
     /// least a second), which [`Authenticated`](crate::Authenticated) answers 503 with that
     /// `Retry-After`. After each cool-down, one request asks whether Redis is back; the others
     /// keep failing at once until it answers. An error Redis answers (a full Redis refusing a
-    /// revocation) is an answer: it fails that command only.
+    /// revocation) is an answer: it fails that command only. Logged once per outage, as an
+    /// error naming the server's address (never the URL) when the breaker opens, and Redis
+    /// answering again at INFO, as the other Redis stores do; each request refused meanwhile
+    /// only at debug (see [`Authenticated`](crate::Authenticated)).
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
         self.breaker_failures = failures.max(1);
         self.breaker_cool_down = cool_down;
@@ -206,6 +226,8 @@ impl RedisDenylistBuilder {
         let client = hardening_errors::redis_connection_info(self.url.as_str())
             .and_then(redis::Client::open)
             .map_err(|_| RedisDenylistError::InvalidUrl)?;
+        // `host:port`, for the logs: never the URL, which may hold a password.
+        let addr = client.get_connection_info().addr().to_string();
         let silence = self.timeout.saturating_mul(10);
         let connection = RedisConnection::connect(
             client,
@@ -237,6 +259,7 @@ impl RedisDenylistBuilder {
                 self.breaker_cool_down,
                 self.timeout,
             )),
+            outage: Arc::new(RedisOutageLog::new(OUTAGE_WORDS, addr, MEANWHILE)),
         })
     }
 }
@@ -277,8 +300,8 @@ impl RedisDenylistBuilder {
 /// not refused. A `CONFIG SET maxmemory-policy` between replacements goes unnoticed.
 ///
 /// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
-/// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503
-/// and logs it; the token is never let through unchecked. After 5 checks or revocations in a
+/// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503;
+/// the token is never let through unchecked. After 5 checks or revocations in a
 /// row with no reply (see [`RedisDenylistBuilder::circuit_breaker`]), a circuit breaker stops
 /// asking Redis for a cool-down (2 s): a Redis down or black-holed costs one timeout per
 /// request until then, not one per request for as long as it lasts. A check Redis was not
@@ -311,6 +334,8 @@ pub struct RedisDenylist {
     /// Keeps checks away from a Redis that stopped answering (see
     /// [`RedisDenylistBuilder::circuit_breaker`]).
     breaker: Arc<RedisBreaker>,
+    /// Logs the breaker's opening and Redis answering again, as the other Redis stores do.
+    outage: Arc<RedisOutageLog>,
 }
 
 impl fmt::Debug for RedisDenylist {
@@ -399,9 +424,9 @@ impl RedisDenylist {
         let no_reply = timed_out
             || matches!(&answer, Ok(Err(e)) if e.is_io_error() || e.is_unrecoverable_error());
         if no_reply {
-            self.breaker.failure();
+            self.outage.failed(&self.breaker);
         } else {
-            self.breaker.success();
+            self.outage.answered(&self.breaker);
         }
         match answer {
             Ok(Ok(value)) => Ok(value),

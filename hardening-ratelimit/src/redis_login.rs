@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, Error, EvictionRisk, Problem, RedisBreaker, RedisConnection, WarnOnce,
-    check_eviction, retry_after_value,
+    EVICTION_RECHECK_EVERY, Error, EvictionRisk, OutageWords, Problem, RedisBreaker,
+    RedisConnection, RedisOutageLog, WarnOnce, check_eviction, retry_after_value,
 };
 use hmac::{Hmac, Mac};
 use http::header;
@@ -162,6 +162,15 @@ const EVICTION_RISK: EvictionRisk = EvictionRisk {
     loss: "failure counts under memory pressure, and an evicted count gives a password guesser \
            its free attempts again",
     loosening: "RedisLoginThrottleBuilder::dangerous_allow_eviction",
+};
+
+/// What the login throttle says of an outage of its Redis (see [`RedisOutageLog`]).
+const OUTAGE_WORDS: OutageWords = OutageWords {
+    store: EVICTION_RISK.store,
+    name: "login throttle",
+    failing: "down, erroring, or slower than the store's timeout",
+    asker: "attempt",
+    back: "attempts are counted in Redis",
 };
 
 /// Why a [`RedisLoginThrottle`] could not be built.
@@ -433,6 +442,12 @@ impl RedisLoginThrottleBuilder {
             );
         }
         let rules = self.rules.rules();
+        let meanwhile = if self.fall_back_to_memory {
+            "each instance counts login failures in its own memory \
+             (dangerous_fall_back_to_memory)"
+        } else {
+            "every login attempt is refused with a 503"
+        };
         Ok(RedisLoginThrottle(Arc::new(Inner {
             conn: connection,
             attempt,
@@ -445,7 +460,7 @@ impl RedisLoginThrottleBuilder {
                 .late_reply
                 .unwrap_or_else(|| LATE_REPLY.max(self.timeout.saturating_mul(10))),
             breaker: RedisBreaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
-            addr,
+            outage: RedisOutageLog::new(OUTAGE_WORDS, addr, meanwhile),
             warned_take_back: WarnOnce::new(),
             logged_other_hash_key: WarnOnce::new(),
         })))
@@ -533,8 +548,9 @@ struct Inner {
     /// How long a charge nobody waits for any more is waited for (see [`LATE_REPLY`]).
     late_reply: Duration,
     breaker: RedisBreaker,
-    /// The server's `host:port` (never the URL), for the logs.
-    addr: String,
+    /// Logs the breaker's opening and Redis answering again, naming the server's `host:port`
+    /// (never the URL), which the other lines name too.
+    outage: RedisOutageLog,
     /// Whether the warning that a charge could not be taken back was logged.
     warned_take_back: WarnOnce,
     /// Whether the error that another instance counts with another hash key was logged.
@@ -809,7 +825,7 @@ impl RedisLoginThrottle {
         if !inner.warned_take_back.first() {
             return;
         }
-        let addr = &inner.addr;
+        let addr = inner.outage.addr();
         let what = match outcome {
             Outcome::Succeeded => "a successful login's clearing of its account's counts",
             Outcome::NotChecked => {
@@ -830,23 +846,13 @@ impl RedisLoginThrottle {
 impl Inner {
     /// Redis answered: tells the connection and the breaker, and logs the end of an outage.
     fn answered(&self) {
-        if answered(&self.conn, &self.breaker) {
-            let addr = &self.addr;
-            tracing::info!(
-                target: "hardening",
-                store = EVICTION_RISK.store,
-                redis = %addr,
-                "login throttle: Redis at {addr} answers again; attempts are counted in Redis"
-            );
-        }
+        answered(&self.conn, &self.breaker, &self.outage);
     }
 
     /// Redis did not answer in time or answered an error (`timed_out`: no reply at all):
     /// tells the connection and the breaker, and logs the start of an outage, once.
     fn failed(&self, timed_out: bool) {
-        if failed(&self.conn, &self.breaker, timed_out) {
-            self.log_outage();
-        }
+        failed(&self.conn, &self.breaker, &self.outage, timed_out);
     }
 
     /// Another instance's fingerprint is in Redis (it wrote it first after Redis lost ours):
@@ -856,7 +862,7 @@ impl Inner {
     #[cold]
     fn other_hash_key(&self) -> LoginRefused {
         if self.logged_other_hash_key.first() {
-            let addr = &self.addr;
+            let addr = self.outage.addr();
             let check = &self.names.hash_key_check;
             tracing::error!(
                 target: "hardening",
@@ -871,30 +877,6 @@ impl Inner {
             );
         }
         LoginRefused::Unavailable(self.breaker.retry_after())
-    }
-
-    /// The breaker opened: once per outage, as an error saying what logins get meanwhile.
-    #[cold]
-    fn log_outage(&self) {
-        let addr = &self.addr;
-        let failures = self.breaker.threshold();
-        let cool_down = self.breaker.cool_down();
-        let meanwhile = if self.fallback.is_some() {
-            "each instance counts login failures in its own memory \
-             (dangerous_fall_back_to_memory)"
-        } else {
-            "every login attempt is refused with a 503"
-        };
-        tracing::error!(
-            target: "hardening",
-            store = EVICTION_RISK.store,
-            redis = %addr,
-            failures,
-            cool_down_ms = u64::try_from(cool_down.as_millis()).unwrap_or(u64::MAX),
-            "login throttle: Redis at {addr} failed {failures} times in a row (down, erroring, \
-             or slower than the store's timeout); until it answers again, {meanwhile}; one \
-             attempt asks it again every {cool_down:?}"
-        );
     }
 }
 

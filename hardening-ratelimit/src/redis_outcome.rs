@@ -1,29 +1,33 @@
 //! What this crate's Redis stores (the limiter's and the login throttle's) do alike with how
-//! a command ended: tell the connection and the circuit breaker, and bound start-up.
+//! a command ended: tell the connection and the circuit breaker (logging an outage as every
+//! Redis store does, [`RedisOutageLog`]), and bound start-up.
 
 use std::future::Future;
 use std::time::Duration;
 
-use hardening_errors::{RedisBreaker, RedisConnection};
+use hardening_errors::{RedisBreaker, RedisConnection, RedisOutageLog};
 use redis::RedisResult;
 
-/// Redis answered: tells the connection and the breaker. `true` for the one answer that
-/// closed a breaker that had opened: the outage is over (the store logs it).
-pub(crate) fn answered(conn: &RedisConnection, breaker: &RedisBreaker) -> bool {
+/// Redis answered: tells the connection and the breaker; the end of an outage is logged.
+pub(crate) fn answered(conn: &RedisConnection, breaker: &RedisBreaker, outage: &RedisOutageLog) {
     conn.answered();
-    breaker.success()
+    outage.answered(breaker);
 }
 
 /// Redis did not answer in time or answered an error (`timed_out`: no reply at all): tells
-/// the connection and the breaker. `true` for the one failure that opened the breaker: an
-/// outage begins (the store logs it).
-pub(crate) fn failed(conn: &RedisConnection, breaker: &RedisBreaker, timed_out: bool) -> bool {
+/// the connection and the breaker; the start of an outage is logged.
+pub(crate) fn failed(
+    conn: &RedisConnection,
+    breaker: &RedisBreaker,
+    outage: &RedisOutageLog,
+    timed_out: bool,
+) {
     if timed_out {
         conn.timed_out();
     } else {
         conn.answered();
     }
-    breaker.failure()
+    outage.failed(breaker);
 }
 
 /// Runs a store's start-up steps (loading its scripts, asking the eviction policy) within

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, EvictionRisk, RedisBreaker, RedisConnection, RequestId, WarnOnce,
-    check_eviction,
+    EVICTION_RECHECK_EVERY, EvictionRisk, OutageWords, RedisBreaker, RedisConnection,
+    RedisOutageLog, RequestId, WarnOnce, check_eviction,
 };
 use http::{HeaderValue, Request, Response};
 use redis::Script;
@@ -478,9 +478,38 @@ impl RedisLimiterBuilder {
                 .late_reply
                 .unwrap_or_else(|| LATE_REPLY.max(self.timeout.saturating_mul(10))),
             breaker: RedisBreaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
-            addr,
+            outage: RedisOutageLog::new(OUTAGE_WORDS, addr, meanwhile(&self.policies)),
         })))
     }
+}
+
+/// What the limiter says of an outage of its Redis (see [`RedisOutageLog`]).
+const OUTAGE_WORDS: OutageWords = OutageWords {
+    store: EVICTION_RISK.store,
+    name: "rate limit",
+    failing: "down, erroring, or slower than the store's timeout",
+    asker: "request",
+    back: "policies are decided in Redis",
+};
+
+/// What each policy does while Redis is away, by its failure mode, for the error logged
+/// when the breaker opens: `FallBackToMemory` allows each instance its own quota, and
+/// `FailClosed` refuses every request it counts (503).
+fn meanwhile(policies: &[(Policy, FailureMode)]) -> String {
+    let modes: Vec<String> = policies
+        .iter()
+        .map(|(policy, mode)| {
+            let name = policy.name();
+            match mode {
+                FailureMode::FailClosed => format!("`{name}` refuses with 503 (FailClosed)"),
+                FailureMode::FailOpen => format!("`{name}` is skipped (FailOpen)"),
+                FailureMode::FallBackToMemory => {
+                    format!("`{name}` counts in this process only (FallBackToMemory)")
+                }
+            }
+        })
+        .collect();
+    modes.join(", ")
 }
 
 /// 64 random bits: the hash of a `RandomState`, whose keys std draws from the OS (once per
@@ -749,59 +778,20 @@ struct Inner {
     late_reply: Duration,
     breaker: RedisBreaker,
     policy_header: Option<HeaderValue>,
-    /// The server's `host:port` (never the URL, which may hold a password), for the logs.
-    addr: String,
+    /// Logs the breaker's opening and Redis answering again, naming the server's address.
+    outage: RedisOutageLog,
 }
 
 impl Inner {
     /// Redis answered: tells the connection and the breaker, and logs the end of an outage.
     fn answered(&self) {
-        if crate::redis_outcome::answered(&self.conn, &self.breaker) {
-            self.log_back();
-        }
+        crate::redis_outcome::answered(&self.conn, &self.breaker, &self.outage);
     }
 
     /// Redis did not answer in time or answered an error (`timed_out`: no reply at all):
     /// tells the connection and the breaker, and logs the start of an outage.
     fn failed(&self, timed_out: bool) {
-        if crate::redis_outcome::failed(&self.conn, &self.breaker, timed_out) {
-            self.log_outage();
-        }
-    }
-
-    /// The breaker opened: each policy decides by its failure mode until Redis answers a
-    /// probe. Once per outage, as an error: `FallBackToMemory` now allows each instance its
-    /// own quota, and `FailClosed` refuses every request it counts (503).
-    #[cold]
-    fn log_outage(&self) {
-        let modes: Vec<String> = self
-            .policies
-            .iter()
-            .map(|p| {
-                let name = p.policy.name();
-                match p.mode {
-                    FailureMode::FailClosed => format!("`{name}` refuses with 503 (FailClosed)"),
-                    FailureMode::FailOpen => format!("`{name}` is skipped (FailOpen)"),
-                    FailureMode::FallBackToMemory => {
-                        format!("`{name}` counts in this process only (FallBackToMemory)")
-                    }
-                }
-            })
-            .collect();
-        let addr = &self.addr;
-        let failures = self.breaker.threshold();
-        let cool_down = self.breaker.cool_down();
-        tracing::error!(
-            target: "hardening",
-            store = EVICTION_RISK.store,
-            redis = %addr,
-            failures,
-            cool_down_ms = u64::try_from(cool_down.as_millis()).unwrap_or(u64::MAX),
-            "rate limit: Redis at {addr} failed {failures} times in a row (down, erroring, or \
-             slower than the store's timeout); until it answers again, {}; one request asks \
-             it again every {cool_down:?}",
-            modes.join(", ")
-        );
+        crate::redis_outcome::failed(&self.conn, &self.breaker, &self.outage, timed_out);
     }
 
     /// The refusal of a request Redis could not be asked about, for `policies`.
@@ -810,18 +800,6 @@ impl Inner {
             retry_after: self.breaker.retry_after(),
             policies,
         }
-    }
-
-    /// A probe was answered after an outage: decisions are made in Redis again.
-    #[cold]
-    fn log_back(&self) {
-        let addr = &self.addr;
-        tracing::info!(
-            target: "hardening",
-            store = EVICTION_RISK.store,
-            redis = %addr,
-            "rate limit: Redis at {addr} answers again; policies are decided in Redis"
-        );
     }
 }
 

@@ -548,3 +548,123 @@ async fn the_first_check_after_redis_restarts_is_answered() {
     server.restart();
     assert!(!list.is_revoked(t("revoked")).await.unwrap());
 }
+
+/// With Redis down, `AuthLayer` logged "denylist unavailable; refusing the token" at ERROR
+/// for every request carrying a token, `/` too, where `Option<Authenticated>` served the page
+/// anonymously (nothing refused), and nothing said that the denylist's circuit breaker had
+/// opened or that Redis was back, while the limiter and the login throttle log one error
+/// when their breaker opens and one info when Redis answers again. Now the denylist logs its
+/// outage as they do (with their code), and `AuthLayer` says of each request only, at
+/// debug and inside the request's span, that it could not check the token.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn an_outage_is_logged_once_when_the_breaker_opens_and_once_when_redis_is_back() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::DEBUG);
+    let mut server = RedisServer::start();
+    let url = server.url();
+    // A timeout of 200 ms; the breaker opens after 3 failures, for 300 ms.
+    let list = RedisDenylist::builder(&url)
+        .timeout(Duration::from_millis(200))
+        .circuit_breaker(3, Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let auth = AuthLayer::new(hs256_verifier(SECRET))
+        .session_cookie("__Host-session")
+        .unwrap()
+        .denylist(Arc::new(list));
+    let app = Router::new()
+        .route(
+            "/",
+            get(|user: Option<Authenticated>| async move {
+                user.map_or_else(|| "anonymous".to_owned(), |u| u.principal.subject)
+            }),
+        )
+        .route(
+            "/me",
+            get(|user: Authenticated| async move { user.principal.subject }),
+        )
+        .layer(auth)
+        .layer(hardening_core::Hardening::strict());
+    let addr = hardening_tests::serve(app).await;
+    let kept = token("kept");
+    let bearer = format!("authorization: Bearer {kept}");
+    let cookie = format!("cookie: __Host-session={kept}");
+    assert_eq!(
+        hardening_tests::get(addr, "/me", &[&bearer]).await.status,
+        200
+    );
+
+    server.kill();
+    let mut ids = Vec::new();
+    let mut outage_requests = async |pairs: usize| {
+        for n in 0..pairs {
+            // The home page reads the session as none; `/me` refuses the bearer token.
+            let home = hardening_tests::get(addr, "/", &[&cookie]).await;
+            assert_eq!((home.status, home.body.as_str()), (200, "anonymous"), "{n}");
+            let me = hardening_tests::get(addr, "/me", &[&bearer]).await;
+            me.problem(503);
+            for reply in [home, me] {
+                ids.push(reply.header("x-request-id").unwrap().to_owned());
+            }
+        }
+    };
+    // Three failures open the breaker; then refused at once; past the cool-down, a probe
+    // that fails again.
+    outage_requests(3).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    outage_requests(1).await;
+
+    let lines = captured.json_lines();
+    let per_request_errors: Vec<_> = lines
+        .iter()
+        .filter(|v| v["target"] == "hardening::auth" && v["level"] != "DEBUG")
+        .collect();
+    assert!(
+        per_request_errors.is_empty(),
+        "{} lines above DEBUG for requests whose token could not be checked: {:#?}",
+        per_request_errors.len(),
+        per_request_errors
+    );
+    let per_request: Vec<_> = lines
+        .iter()
+        .filter(|v| v["target"] == "hardening::auth")
+        .filter(|v| v["fields"]["message"] == "could not check the token against the denylist")
+        .collect();
+    let in_spans: Vec<_> = per_request
+        .iter()
+        .map(|v| v["span"]["request_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(in_spans, ids, "one debug line per request, in its span");
+    // The denylist's own lines, by their `store`.
+    let outage = || -> Vec<serde_json::Value> {
+        captured
+            .json_lines()
+            .into_iter()
+            .filter(|v| v["target"] == "hardening" && v["fields"]["store"] == "the jti denylist")
+            .collect()
+    };
+    let logged = outage();
+    assert_eq!(logged.len(), 1, "{}", captured.text());
+    assert_eq!(logged[0]["level"], "ERROR", "{}", logged[0]);
+    let address = logged[0]["fields"]["redis"].as_str().unwrap();
+    assert_eq!(url, format!("redis://{address}/"));
+    let message = logged[0]["fields"]["message"].as_str().unwrap();
+    for said in ["3 times in a row", "503"] {
+        assert!(message.contains(said), "{said}: {message}");
+    }
+
+    server.restart();
+    assert!(
+        eventually(async || hardening_tests::get(addr, "/me", &[&bearer]).await.status == 200)
+            .await,
+        "the denylist answers again once Redis is back"
+    );
+    let logged = outage();
+    assert_eq!(logged.len(), 2, "{}", captured.text());
+    assert_eq!(logged[1]["level"], "INFO", "{}", logged[1]);
+    assert_eq!(logged[1]["fields"]["redis"], address);
+    let message = logged[1]["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("answers again"), "{message}");
+    assert!(!captured.text().contains("redis://"), "{}", captured.text());
+}
