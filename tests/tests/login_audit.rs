@@ -41,11 +41,19 @@ async fn post_from(
 
 /// What may not differ between two probes' replies: the status, every header but the date
 /// and the request id (values included: `Content-Length`, `Retry-After`, `RateLimit`; the
-/// CSP without its per-response nonce), and the body without its request id.
+/// CSP without its per-response nonces), and the body without its request id.
 fn observable(reply: &Reply) -> (u16, Vec<(String, String)>, String) {
-    let without_nonce = |value: &str| match value.split_once("'nonce-") {
-        Some((head, tail)) => format!("{head}'nonce-…{}", &tail[tail.find('\'').unwrap()..]),
-        None => value.to_owned(),
+    // Every nonce source: `script-src`'s and `style-src`'s.
+    let without_nonce = |value: &str| {
+        let mut out = String::with_capacity(value.len());
+        let mut rest = value;
+        while let Some((head, tail)) = rest.split_once("'nonce-") {
+            out.push_str(head);
+            out.push_str("'nonce-…");
+            rest = &tail[tail.find('\'').unwrap()..];
+        }
+        out.push_str(rest);
+        out
     };
     let headers = reply
         .headers
