@@ -818,8 +818,8 @@ struct Compiled {
     /// Every header the policy sets, ready to clone: `[plain HTTP, HTTPS]` (HSTS and
     /// `upgrade-insecure-requests` only in the second; a nonce CSP without a nonce, replaced
     /// per response when the facts carry one),
-    /// each in four variants: with a place for none, either or both of [`PLACES`].
-    templates: [[HeaderMap; 4]; 2],
+    /// each in [`VARIANTS`] variants: with a place for each subset of [`PLACES`].
+    templates: [[HeaderMap; VARIANTS]; 2],
     /// Which of [`PLACES`] the templates have places for (see [`places`]).
     places: usize,
     /// Names whose values from the service are dropped: the policy's own, both CSP headers
@@ -1128,7 +1128,11 @@ impl HeaderSet {
         let c = &*self.0;
         // Most responses carry one header of their own, a `Content-Type` (a handler's text
         // or JSON): its place follows the slots, so one walk fills them all.
-        const CONTENT_TYPE_PLACE: usize = 1 << 0;
+        //
+        // A response shared caches must not keep (`private`): fields they read instead of
+        // `Cache-Control` are dropped, and it gets `no-store` when it has no `Cache-Control`
+        // (but a 304: it leaves the stored response's, see `per_request`).
+        let private = self.not_for_shared_caches(facts, headers);
         if c.slots_in_front
             && c.places & CONTENT_TYPE_PLACE != 0
             && headers.len() == 1
@@ -1136,43 +1140,31 @@ impl HeaderSet {
             && *name == header::CONTENT_TYPE
         {
             let content_type = std::mem::replace(value, HeaderValue::from_static(""));
-            let mut out = c.templates[usize::from(facts.https)][CONTENT_TYPE_PLACE].clone();
-            let mut values = values.into_iter();
-            let mut absent = 0u32;
-            let mut places = out.iter_mut();
-            for i in 0..c.slots.len() {
-                match (places.next(), values.next().flatten()) {
-                    (Some((_, place)), Some(value)) => *place = value,
-                    _ => absent |= 1 << i,
-                }
-            }
-            match places.next() {
-                Some((name, place)) if *name == header::CONTENT_TYPE => *place = content_type,
-                // Not where `with_places` put it (another `http` iteration order).
-                _ => {
-                    out.insert(header::CONTENT_TYPE, content_type);
-                }
-            }
-            remove_absent(&mut out, &c.slots, absent);
-            *headers = out;
+            // Two copies: one for most responses, with nothing to decide per request.
             if facts.nonce.is_some() || facts.credentials || facts.not_modified {
-                let private = self.not_for_shared_caches(facts, headers);
-                self.per_request(facts, headers, 0, private);
+                self.write_content_type::<true>(facts, headers, values, content_type, private);
+            } else {
+                self.write_content_type::<false>(facts, headers, values, content_type, false);
             }
             return false;
         }
         // Start from the precomputed set and move the service's own headers in: a few
         // appends instead of a dozen inserts. The template variant has a place for each of
-        // `PLACES` the response has, so those are written without growing the map.
+        // `PLACES` the response has, so those are written without growing the map, and one
+        // for the `no-store` of a response shared caches must not keep.
         let mut variant = 0;
         for name in headers.keys() {
             if let Some(j) = PLACES.iter().position(|p| p == name) {
                 variant |= 1 << j;
             }
         }
+        let no_store = private && !facts.not_modified && variant & CACHE_CONTROL_PLACE == 0;
+        if no_store {
+            variant |= CACHE_CONTROL_PLACE;
+        }
         let variant = variant & c.places;
+        let no_store = no_store && variant & CACHE_CONTROL_PLACE != 0;
         let mut out = c.templates[usize::from(facts.https)][variant].clone();
-        let mut filled = 0;
 
         // The slots, overwritten where they stand (no hashing, no insertion).
         let mut values = values.into_iter();
@@ -1196,10 +1188,11 @@ impl HeaderSet {
             }
         }
         remove_absent(&mut out, &c.slots, absent);
+        if no_store {
+            place_no_store(c, &mut out, variant, absent);
+        }
+        let mut filled = if no_store { CACHE_CONTROL_PLACE } else { 0 };
 
-        // A response shared caches must not keep: fields they read instead of
-        // `Cache-Control` are dropped.
-        let private = self.not_for_shared_caches(facts, headers);
         let mut current: Option<HeaderName> = None;
         let mut cookies = 0usize;
         let mut merged = 0u32;
@@ -1223,23 +1216,7 @@ impl HeaderSet {
             {
                 // The first value takes the template's place; any others follow it.
                 if filled & (1 << j) == 0 {
-                    // Found by position (no hashing); by name when removing an absent slot
-                    // moved entries.
-                    let by_position = if absent == 0 {
-                        let at = c.place_at(variant, j);
-                        out.iter_mut().nth(at).filter(|(n, _)| n == name)
-                    } else {
-                        None
-                    };
-                    match by_position {
-                        Some((_, place)) => *place = value,
-                        None => match out.get_mut(name) {
-                            Some(place) => *place = value,
-                            None => {
-                                out.append(name.clone(), value);
-                            }
-                        },
-                    }
+                    place(c, &mut out, variant, absent, j, name, value);
                 } else {
                     out.append(name.clone(), value);
                 }
@@ -1267,8 +1244,53 @@ impl HeaderSet {
         if merged != 0 && join {
             join_lists(headers, &c.slots, merged);
         }
-        self.per_request(facts, headers, cookies, private);
+        self.per_request(facts, headers, cookies, private && !no_store);
         merged != 0
+    }
+
+    /// [`write`](Self::write) for a response whose one header is its `Content-Type`: the
+    /// template variant with its place (and, for a response shared caches must not keep
+    /// (`private`) unless it is a 304, the one with a place for `no-store` after it),
+    /// filled in one walk. `PER_REQUEST`: the facts may ask for headers that depend on the
+    /// request (a nonce, credentials, a 304).
+    #[inline(always)]
+    fn write_content_type<const PER_REQUEST: bool>(
+        &self,
+        facts: &RequestFacts,
+        headers: &mut HeaderMap,
+        values: impl IntoIterator<Item = Option<HeaderValue>>,
+        content_type: HeaderValue,
+        private: bool,
+    ) {
+        let c = &*self.0;
+        let no_store =
+            PER_REQUEST && private && !facts.not_modified && c.places & CACHE_CONTROL_PLACE != 0;
+        let variant = CONTENT_TYPE_PLACE | if no_store { CACHE_CONTROL_PLACE } else { 0 };
+        let mut out = c.templates[usize::from(facts.https)][variant].clone();
+        let mut values = values.into_iter();
+        let mut absent = 0u32;
+        let mut places = out.iter_mut();
+        for i in 0..c.slots.len() {
+            match (places.next(), values.next().flatten()) {
+                (Some((_, place)), Some(value)) => *place = value,
+                _ => absent |= 1 << i,
+            }
+        }
+        match places.next() {
+            Some((name, place)) if *name == header::CONTENT_TYPE => *place = content_type,
+            // Not where `with_places` put it (another `http` iteration order).
+            _ => {
+                out.insert(header::CONTENT_TYPE, content_type);
+            }
+        }
+        if no_store {
+            place_no_store(c, &mut out, variant, 0);
+        }
+        remove_absent(&mut out, &c.slots, absent);
+        *headers = out;
+        if PER_REQUEST {
+            self.per_request(facts, headers, 0, private && !no_store);
+        }
     }
 
     /// Whether shared caches must not keep the response (its `headers`): it answers a request
@@ -1295,7 +1317,8 @@ impl HeaderSet {
     /// The headers that depend on the request: a nonce CSP (none on a 304, see
     /// [`RequestFacts::not_modified`]), `no-store` (or the service's
     /// `Cache-Control` made private) when shared caches must not keep the response
-    /// (`private`, from [`not_for_shared_caches`](Self::not_for_shared_caches)); and
+    /// (`private`, from [`not_for_shared_caches`](Self::not_for_shared_caches), false when
+    /// `write` already put `no-store` in the template's place); and
     /// repeated cookies (`cookies` of them) made one per name.
     #[inline]
     fn per_request(
@@ -1475,6 +1498,36 @@ impl Compiled {
     }
 }
 
+/// Writes `value` over the placeholder template variant `variant` has for `PLACES[j]`
+/// (`name`): found by position (no hashing); by name when removing an absent slot moved
+/// entries (`absent`, see [`remove_absent`]) or in another `http` iteration order.
+#[inline(never)]
+fn place(
+    c: &Compiled,
+    out: &mut HeaderMap,
+    variant: usize,
+    absent: u32,
+    j: usize,
+    name: &HeaderName,
+    value: HeaderValue,
+) {
+    let by_position = if absent == 0 {
+        let at = c.place_at(variant, j);
+        out.iter_mut().nth(at).filter(|(n, _)| *n == name)
+    } else {
+        None
+    };
+    match by_position {
+        Some((_, place)) => *place = value,
+        None => match out.get_mut(name) {
+            Some(place) => *place = value,
+            None => {
+                out.append(name.clone(), value);
+            }
+        },
+    }
+}
+
 /// Removes the placeholders of the slots whose bit is set in `absent` (no value this time).
 #[inline]
 fn remove_absent(map: &mut HeaderMap, slots: &[(HeaderName, Merge)], absent: u32) {
@@ -1497,8 +1550,33 @@ fn remove_slots(map: &mut HeaderMap, slots: &[(HeaderName, Merge)], absent: u32)
 
 /// Headers most responses carry, given a place in the templates: cloning a map gives it no
 /// room to grow, so a header appended to the clone costs a reallocation of every entry; a
-/// placeholder overwritten in place does not.
-const PLACES: [HeaderName; 2] = [header::CONTENT_TYPE, header::SET_COOKIE];
+/// placeholder overwritten in place does not. `Cache-Control` is either the service's or
+/// the `no-store` of a response shared caches must not keep (a credentialed one, a nonce
+/// page).
+const PLACES: [HeaderName; PLACE_COUNT] = [
+    header::CONTENT_TYPE,
+    header::SET_COOKIE,
+    header::CACHE_CONTROL,
+];
+
+/// How many headers [`PLACES`] names.
+const PLACE_COUNT: usize = 3;
+
+/// How many variants each template has: one per subset of [`PLACES`].
+const VARIANTS: usize = 1 << PLACE_COUNT;
+
+/// The bit of `Content-Type` in a variant: `PLACES[0]`.
+const CONTENT_TYPE_PLACE: usize = 1 << 0;
+
+/// The bit of `Cache-Control` in a variant: `PLACES[2]`.
+const CACHE_CONTROL_PLACE: usize = 1 << 2;
+
+/// [`place`]s the `no-store` a response shared caches must not keep gets when it has no
+/// `Cache-Control`, in the place template variant `variant` has for it.
+fn place_no_store(c: &Compiled, out: &mut HeaderMap, variant: usize, absent: u32) {
+    let value = HeaderValue::from_static("no-store");
+    place(c, out, variant, absent, 2, &header::CACHE_CONTROL, value);
+}
 
 /// Which of [`PLACES`] may have a placeholder: those the policy does not fix itself and that
 /// are not slots.
@@ -1510,10 +1588,14 @@ fn places(owned: &[HeaderName], slots: &[(HeaderName, Merge)]) -> usize {
         .fold(0, |mask, (j, _)| mask | (1 << j))
 }
 
-/// The template in four variants, found by position: the slots' placeholders, then in
-/// variant `v` a placeholder for each of [`PLACES`] whose bit is set in `v` and in `allowed`
-/// (see [`places`]), then the policy's `own` headers.
-fn with_places(slots: &[(HeaderName, Merge)], own: &HeaderMap, allowed: usize) -> [HeaderMap; 4] {
+/// The template in [`VARIANTS`] variants, found by position: the slots' placeholders, then
+/// in variant `v` a placeholder for each of [`PLACES`] whose bit is set in `v` and in
+/// `allowed` (see [`places`]), then the policy's `own` headers.
+fn with_places(
+    slots: &[(HeaderName, Merge)],
+    own: &HeaderMap,
+    allowed: usize,
+) -> [HeaderMap; VARIANTS] {
     std::array::from_fn(|v| {
         let mut map = HeaderMap::with_capacity(slots.len() + own.len() + 6);
         for (name, _) in slots {
@@ -1569,9 +1651,9 @@ mod tests {
                 .unwrap(),
         ] {
             let c = &*set.0;
-            assert_eq!(c.places, 0b11, "both places in use");
+            assert_eq!(c.places, 0b111, "every place in use");
             for https in [false, true] {
-                for variant in 0..4 {
+                for variant in 0..VARIANTS {
                     let template = &c.templates[https as usize][variant];
                     for (j, name) in PLACES.iter().enumerate() {
                         if variant & (1 << j) == 0 {
@@ -2052,6 +2134,88 @@ mod tests {
         let mut h = HeaderMap::new();
         set.apply(&facts(true, true), &mut h);
         assert_eq!(h[header::CACHE_CONTROL], "no-store", "{h:?}");
+    }
+
+    /// `no-store` takes a place of its own in the template (one clone, no growth): on every
+    /// path (`Content-Type` alone, with a cookie, with another header; with and without
+    /// slots, whose values may be missing) a response shared caches must not keep carries
+    /// exactly one `Cache-Control`, `no-store` or the handler's made private; any other none
+    /// of its own; no placeholder is ever left empty.
+    #[test]
+    fn cache_control_takes_its_place_on_every_path() {
+        let id = HeaderName::from_static("x-request-id");
+        let api = HeaderPolicy::api().build().unwrap();
+        let html = HeaderPolicy::html().build().unwrap();
+        let sets = [
+            api.clone(),
+            api.with_slots([(id.clone(), Merge::Replace)]).unwrap(),
+            html.clone(),
+            html.with_slots([(id.clone(), Merge::Replace)]).unwrap(),
+        ];
+        let given: [&[(&str, &str)]; 6] = [
+            &[("content-type", "text/html")],
+            &[("content-type", "application/json")],
+            &[
+                ("content-type", "text/html"),
+                ("set-cookie", "a=1; Secure; HttpOnly; SameSite=Lax; Path=/"),
+            ],
+            &[("x-custom", "1")],
+            &[],
+            &[
+                ("content-type", "text/html"),
+                ("cache-control", "max-age=60"),
+            ],
+        ];
+        for (s, set) in sets.iter().enumerate() {
+            for (g, fields) in given.iter().enumerate() {
+                for (credentials, nonce, slot_value) in [
+                    (false, false, true),
+                    (true, false, true),
+                    (false, true, true),
+                    (true, true, false),
+                    (false, true, false),
+                ] {
+                    let mut h = HeaderMap::new();
+                    for (name, value) in *fields {
+                        h.append(*name, HeaderValue::from_static(value));
+                    }
+                    let facts = RequestFacts {
+                        https: s % 2 == 0,
+                        credentials,
+                        nonce: nonce.then(CspNonce::generate),
+                        not_a_page: false,
+                        not_modified: false,
+                    };
+                    let value = slot_value.then(|| HeaderValue::from_static("id-1"));
+                    set.apply_with(&facts, &mut h, [value]);
+                    let case = format!(
+                        "set {s}, given {g}, credentials {credentials}, nonce {nonce}, slot {slot_value}: {h:?}"
+                    );
+                    assert!(
+                        h.values().all(|v| !v.is_empty()),
+                        "an empty placeholder: {case}"
+                    );
+                    let typed = fields.iter().any(|(n, _)| *n == "content-type");
+                    let html_type = fields.iter().any(|(_, v)| *v == "text/html");
+                    let page = s >= 2 && nonce && (html_type || !typed);
+                    let cache: Vec<_> = h.get_all(header::CACHE_CONTROL).iter().collect();
+                    let own = fields.iter().any(|(n, _)| *n == "cache-control");
+                    match (credentials || page, own) {
+                        (true, false) => assert_eq!(cache, ["no-store"], "{case}"),
+                        (true, true) => assert_eq!(cache, ["max-age=60, private"], "{case}"),
+                        (false, true) => assert_eq!(cache, ["max-age=60"], "{case}"),
+                        (false, false) => assert!(cache.is_empty(), "{case}"),
+                    }
+                    assert_eq!(h.contains_key(&id), s % 2 == 1 && slot_value, "{case}");
+                    for (name, value) in fields.iter().filter(|(n, _)| *n != "cache-control") {
+                        assert_eq!(h.get_all(*name).iter().count(), 1, "{name}: {case}");
+                        if *name != "set-cookie" {
+                            assert_eq!(h[*name], *value, "{case}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// A handler's own `Cache-Control` on a response to a request with credentials was kept as
