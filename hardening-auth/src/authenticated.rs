@@ -953,14 +953,7 @@ impl ClaimsMismatch {
 /// load-shedding 503 says (a store asked again at the next request).
 #[cold]
 pub(crate) fn denylist_unavailable(retry_after: std::time::Duration) -> Response {
-    let at_least_a_second = retry_after.max(std::time::Duration::from_secs(1));
-    Error::Unavailable
-        .to_problem()
-        .with_header(
-            http::header::RETRY_AFTER,
-            hardening_errors::retry_after_value(at_least_a_second),
-        )
-        .into_response()
+    Error::UnavailableFor(retry_after).into_response()
 }
 
 #[cfg(test)]

@@ -391,25 +391,32 @@ pub enum SessionError {
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        match self {
-            Self::Denylist(e) => {
-                tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; the session was not ended");
-                denylist_unavailable(DenylistUnavailable::retry_after_of(&e))
-            }
-            other => Error::internal(other).into_response(),
-        }
+        Error::from(self).into_response()
     }
 }
 
 impl From<SessionError> for Error {
-    /// [`Error::Unavailable`] (503) when the denylist could not be asked (logged at error:
-    /// the `Error` cannot carry it), [`Error::Internal`] otherwise. Returning the
-    /// `SessionError` itself also sends `Retry-After` with the 503.
+    /// [`Error::UnavailableFor`] (a 503 with `Retry-After`: 1, or the store's
+    /// [`DenylistUnavailable::retry_after`]) when the denylist could not be asked (logged at
+    /// error), [`Error::Internal`] otherwise: the same answer as returning the
+    /// `SessionError` itself, so a handler that mixes errors can use `?`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum::response::IntoResponse;
+    /// use hardening_auth::{DenylistUnavailable, SessionError};
+    /// use hardening_errors::Error;
+    ///
+    /// let away = DenylistUnavailable::new(Duration::from_secs(2), "breaker open");
+    /// let res = Error::from(SessionError::Denylist(away.into())).into_response();
+    /// assert_eq!(res.status(), 503);
+    /// assert_eq!(res.headers()["retry-after"], "2");
+    /// ```
     fn from(error: SessionError) -> Self {
         match error {
             SessionError::Denylist(e) => {
                 tracing::error!(target: AUTH_TARGET, error = %e, "denylist unavailable; the session was not ended");
-                Error::Unavailable
+                Error::UnavailableFor(DenylistUnavailable::retry_after_of(&e))
             }
             other => Error::internal(other),
         }
@@ -974,6 +981,8 @@ mod tests {
     struct Recording {
         revoked: Mutex<Vec<(String, SystemTime)>>,
         down: bool,
+        /// Fails revocations as a store that reports an outage of this long.
+        away_for: Option<Duration>,
     }
 
     impl Denylist for Recording {
@@ -989,6 +998,9 @@ mod tests {
                 if self.down {
                     return Err("connection refused".into());
                 }
+                if let Some(away_for) = self.away_for {
+                    return Err(crate::DenylistUnavailable::new(away_for, "breaker open").into());
+                }
                 let mut revoked = self.revoked.lock().unwrap();
                 revoked.push((token.jti.to_owned(), until));
                 Ok(())
@@ -996,7 +1008,10 @@ mod tests {
         }
     }
 
-    async fn logout_with(list: Arc<Recording>, verifier: JwtVerifier, cookie: &str) -> Response {
+    /// `/logout`, whose handler returns the `SessionError` itself, and `/logout-mixed`, whose
+    /// handler converts it with `?` into `hardening_errors::Error`, behind an `AuthLayer`
+    /// revoking on `list`; and the issuer of its sessions.
+    fn logout_app(list: Arc<Recording>, verifier: JwtVerifier) -> (Router, SessionIssuer) {
         let auth = AuthLayer::new(verifier)
             .session_cookie("__Host-session")
             .unwrap()
@@ -1011,13 +1026,29 @@ mod tests {
                     },
                 ),
             )
-            .with_state(sessions)
+            .route(
+                "/logout-mixed",
+                post(
+                    |State(sessions): State<SessionIssuer>, session: CurrentSession| async move {
+                        Ok::<_, Error>(sessions.logout(session).await?)
+                    },
+                ),
+            )
+            .with_state(sessions.clone())
             .layer(auth);
-        let req = Request::post("/logout")
+        (app, sessions)
+    }
+
+    async fn logout_with(list: Arc<Recording>, verifier: JwtVerifier, cookie: &str) -> Response {
+        post_to(&logout_app(list, verifier).0, "/logout", cookie).await
+    }
+
+    async fn post_to(app: &Router, path: &str, cookie: &str) -> Response {
+        let req = Request::post(path)
             .header(http::header::COOKIE, cookie)
             .body(Body::empty())
             .unwrap();
-        app.oneshot(req).await.unwrap()
+        app.clone().oneshot(req).await.unwrap()
     }
 
     use axum::extract::State;
@@ -1076,6 +1107,38 @@ mod tests {
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
         assert!(res.headers().get(SET_COOKIE).is_none());
+    }
+
+    /// A denylist away for a while (its breaker open for 7 s): the 503 says so in
+    /// `Retry-After`, whether the handler returns the `SessionError` itself or converts it
+    /// with `?` into `hardening_errors::Error`, as a handler that mixes errors does (the
+    /// converted 503 had no `Retry-After`).
+    #[tokio::test]
+    async fn a_logout_the_denylist_did_not_take_says_when_to_retry_either_way() {
+        let list = Arc::new(Recording {
+            away_for: Some(Duration::from_secs(7)),
+            ..Recording::default()
+        });
+        let (app, sessions) = logout_app(list, verifier());
+        let cookie = format!(
+            "__Host-session={}",
+            sessions.issue("user-1").unwrap().token()
+        );
+        for path in ["/logout", "/logout-mixed"] {
+            let res = post_to(&app, path, &cookie).await;
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            assert_eq!(
+                res.headers()[http::header::CONTENT_TYPE],
+                hardening_errors::PROBLEM_JSON,
+                "{path}"
+            );
+            assert_eq!(
+                res.headers().get(http::header::RETRY_AFTER),
+                Some(&HeaderValue::from_static("7")),
+                "{path}"
+            );
+            assert!(res.headers().get(SET_COOKIE).is_none(), "{path}");
+        }
     }
 
     /// A token without `jti` (let in by a verifier without `require_jti`) cannot be revoked:

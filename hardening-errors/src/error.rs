@@ -62,6 +62,22 @@ pub enum Error {
     /// A dependency is down or the service is shedding load (503).
     #[error("service unavailable")]
     Unavailable,
+    /// [`Unavailable`](Self::Unavailable), for about this long: a 503 with `Retry-After` in
+    /// whole seconds, rounded up, at least 1 (`Retry-After: 0` would invite a retry storm).
+    /// What a store that knows its outage's cool-down, or a hasher with no room, answers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hardening_errors::Error;
+    ///
+    /// let problem = Error::UnavailableFor(Duration::from_millis(1500)).to_problem();
+    /// assert_eq!(problem.status(), 503);
+    /// assert_eq!(problem.headers()["retry-after"], "2");
+    /// let soon = Error::UnavailableFor(Duration::ZERO).to_problem();
+    /// assert_eq!(soon.headers()["retry-after"], "1");
+    /// ```
+    #[error("service unavailable")]
+    UnavailableFor(Duration),
     /// The request took longer than allowed (503).
     #[error("request timed out")]
     Timeout,
@@ -87,7 +103,9 @@ impl Error {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::UnavailableFor(_) | Self::Timeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +136,10 @@ impl Error {
                 p
             }
             Self::Timeout => problem.with_detail("the request took too long to process"),
+            Self::UnavailableFor(retry_after) => with_generic_detail(problem).with_header(
+                header::RETRY_AFTER,
+                crate::retry_after_value((*retry_after).max(Duration::from_secs(1))),
+            ),
             _ => with_generic_detail(problem),
         }
     }
@@ -285,6 +307,7 @@ mod tests {
     fn statuses() {
         assert_eq!(Error::Validation(vec![]).status(), 422);
         assert_eq!(Error::Timeout.status(), 503);
+        assert_eq!(Error::UnavailableFor(Duration::from_secs(3)).status(), 503);
         assert_eq!(Error::PayloadTooLarge.status(), 413);
         assert_eq!(Error::Conflict("taken".into()).status(), 409);
     }
@@ -318,6 +341,25 @@ mod tests {
         assert_eq!(p.headers()[header::RETRY_AFTER], "2");
         assert_eq!(p.violated_policies(), ["per-ip"]);
         assert_eq!(p.type_uri(), types::QUOTA_EXCEEDED);
+    }
+
+    /// A 503 with a retry hint says it in `Retry-After` (rounded up, at least a second); a
+    /// plain one has none.
+    #[test]
+    fn unavailable_for_says_when_to_retry() {
+        let p = Error::UnavailableFor(Duration::from_millis(2100)).to_problem();
+        assert_eq!(p.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(p.headers()[header::RETRY_AFTER], "3");
+        assert_eq!(p.detail(), Some("the service is unavailable; retry later"));
+        let p = Error::UnavailableFor(Duration::from_millis(10)).to_problem();
+        assert_eq!(p.headers()[header::RETRY_AFTER], "1");
+        assert!(
+            Error::Unavailable
+                .to_problem()
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none()
+        );
     }
 
     #[test]

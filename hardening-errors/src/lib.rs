@@ -11,8 +11,8 @@
 //! - [`Problem`]: the RFC 9457 body, with a builder, [`IntoResponse`](axum::response::IntoResponse)
 //!   for axum and [`Problem::into_http_response`] for plain tower services.
 //! - [`Error`]: the error classes every service needs (validation, unauthenticated, forbidden,
-//!   not found, conflict, payload too large, too many requests, unavailable, timeout,
-//!   internal). An internal error keeps its source chain for the log and answers only a
+//!   not found, conflict, payload too large, too many requests, unavailable (with or without
+//!   `Retry-After`), timeout, internal). An internal error keeps its source chain for the log and answers only a
 //!   generic 500.
 //! - [`RequestId`]: the id that ties a response to its log lines; [`PrincipalId`]: who made
 //!   the request, for the access log.

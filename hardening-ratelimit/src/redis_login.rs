@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use axum::response::{IntoResponse, Response};
 use hardening_errors::{
     EVICTION_RECHECK_EVERY, Error, EvictionRisk, OutageWords, Problem, RedisBreaker,
-    RedisConnection, RedisOutageLog, WarnOnce, check_eviction, retry_after_value,
+    RedisConnection, RedisOutageLog, WarnOnce, check_eviction,
 };
 use hmac::{Hmac, Mac};
-use http::header;
 use redis::Script;
 use sha2::Sha256;
 
@@ -613,16 +612,12 @@ impl LoginRefused {
                 policies: vec![POLICY.to_owned()],
             }
             .to_problem(),
+            // At least a second: `Retry-After: 0` would invite a retry storm.
             Self::Unavailable(retry_after) => {
-                // At least a second: `Retry-After: 0` would invite a retry storm.
-                let retry_after = retry_after.max(Duration::from_secs(1));
-                Error::Unavailable
-                    .to_problem()
-                    .with_detail(
-                        "login attempts could not be counted (their store is unavailable); \
-                         retry after the Retry-After delay",
-                    )
-                    .with_header(header::RETRY_AFTER, retry_after_value(retry_after))
+                Error::UnavailableFor(retry_after).to_problem().with_detail(
+                    "login attempts could not be counted (their store is unavailable); retry \
+                     after the Retry-After delay",
+                )
             }
         }
     }
@@ -1147,6 +1142,8 @@ impl KeyNames {
 
 #[cfg(test)]
 mod tests {
+    use http::header;
+
     use super::*;
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";

@@ -44,7 +44,7 @@ pub(crate) const UNAVAILABLE_EVENT: &str = "rate_limit_unavailable";
 
 /// The 503 problem for a request refused because a limit could not be checked (its store was
 /// away and the policy fails closed): the plain 503 the denylist's outage answers with
-/// ([`Error::Unavailable`]), a detail saying which limit failed, `Retry-After` in whole
+/// ([`Error::UnavailableFor`]), a detail saying which limit failed, `Retry-After` in whole
 /// seconds (rounded up) and no `violated-policies`: nothing was spent. Reported as the
 /// [`UNAVAILABLE_EVENT`] security event, naming the policies.
 #[cfg(feature = "redis")]
@@ -53,15 +53,11 @@ pub(crate) fn limit_unavailable<B: From<Bytes>>(
     request_id: Option<RequestId>,
     client_ip: Option<IpAddr>,
 ) -> Response<B> {
-    let problem = Error::Unavailable
+    let problem = Error::UnavailableFor(unavailable.retry_after())
         .to_problem()
         .with_detail(
             "a rate limit could not be checked (its store is unavailable); retry after the \
              Retry-After delay",
-        )
-        .with_header(
-            http::header::RETRY_AFTER,
-            hardening_errors::retry_after_value(unavailable.retry_after()),
         );
     refusal(
         problem,
