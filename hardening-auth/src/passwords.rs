@@ -3,9 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use argon2::password_hash::{self, PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
+use hardening_errors::{Error, FieldError};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, TryAcquireError};
 
@@ -26,11 +28,41 @@ const WAITING_PER_PERMIT: usize = 8;
 /// The salt of the dummy verification (unknown accounts): its cost, not its output, matters.
 const DUMMY_SALT: &[u8; 16] = b"hardening-dummy!";
 
-/// Why a password could not be hashed or checked.
+/// Why a password could not be hashed or checked. A handler answers it with `?` into
+/// [`hardening_errors::Error`] (see [`From<PasswordError>`](#impl-From%3CPasswordError%3E-for-Error)):
+///
+/// - at sign-up or a password change ([`Passwords::hash`]), an [`Empty`](Self::Empty) or
+///   [`TooLong`](Self::TooLong) password is a 422 naming the field, `#/password` (another
+///   field: [`for_field`](Self::for_field));
+/// - at login ([`Passwords::verify`]) neither happens: such a password is `Invalid`, a wrong
+///   password, so the answer is the one for a wrong password and tells nothing more;
+/// - either way, [`Busy`](Self::Busy) is a 503 with `Retry-After: 1`, the same for every
+///   account (at login, tell the throttle the password was not checked first), and the
+///   others a 500 (the error logged, never sent).
+///
+/// No answer holds the password.
+///
+/// ```
+/// use axum::extract::State;
+/// use hardening_auth::Passwords;
+/// use hardening_errors::Error;
+///
+/// async fn sign_up(State(passwords): State<Passwords>, password: String) -> Result<String, Error> {
+///     let hash = passwords.hash(password.as_bytes()).await?; // 422 empty or too long, 503 busy
+///     Ok(hash) // (store it)
+/// }
+/// # use axum::response::IntoResponse;
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// # let res = sign_up(State(Passwords::new()), String::new()).await.unwrap_err().into_response();
+/// # assert_eq!(res.status(), 422);
+/// # });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PasswordError {
-    /// Longer than [`MAX_PASSWORD_LEN`].
+    /// Longer than [`MAX_PASSWORD_LEN`] (from [`Passwords::hash`]; [`Passwords::verify`]
+    /// answers `Invalid`, as for a wrong password).
     #[error("password longer than {MAX_PASSWORD_LEN} bytes")]
     TooLong,
     /// Empty (from [`Passwords::hash`]; [`Passwords::verify`] answers `Invalid`).
@@ -58,6 +90,52 @@ pub enum PasswordError {
     /// The hashing task failed (it panicked or the runtime is shutting down).
     #[error("password hashing failed")]
     Internal,
+}
+
+impl PasswordError {
+    /// The answer for this error when the password was sent in the field at `pointer` (a
+    /// JSON pointer, `#/new_password`): as [`From<PasswordError>`](#impl-From%3CPasswordError%3E-for-Error),
+    /// with an [`Empty`](Self::Empty) or [`TooLong`](Self::TooLong) password's 422 naming
+    /// that field instead of `#/password`.
+    ///
+    /// ```
+    /// use hardening_auth::PasswordError;
+    ///
+    /// let problem = PasswordError::TooLong.for_field("#/new_password").to_problem();
+    /// assert_eq!(problem.status(), 422);
+    /// assert_eq!(problem.errors()[0].pointer, "#/new_password");
+    /// assert_eq!(problem.errors()[0].detail, "at most 1024 bytes");
+    /// ```
+    pub fn for_field(self, pointer: &str) -> Error {
+        let detail = match self {
+            Self::Empty => "must not be empty",
+            Self::TooLong => "at most 1024 bytes",
+            // Nothing was hashed: the same answer for every account, and soon worth a retry.
+            Self::Busy => return Error::UnavailableFor(Duration::from_secs(1)),
+            other => return Error::internal(other),
+        };
+        Error::Validation(vec![FieldError::new(pointer, detail)])
+    }
+}
+
+impl From<PasswordError> for Error {
+    /// [`Empty`](PasswordError::Empty) and [`TooLong`](PasswordError::TooLong) (from
+    /// [`Passwords::hash`] only): a 422 naming `#/password`; [`Busy`](PasswordError::Busy): a
+    /// 503 with `Retry-After: 1`; the others a 500. See [`PasswordError::for_field`].
+    ///
+    /// ```
+    /// use hardening_auth::PasswordError;
+    /// use hardening_errors::Error;
+    ///
+    /// let busy = Error::from(PasswordError::Busy).to_problem();
+    /// assert_eq!(busy.status(), 503);
+    /// assert_eq!(busy.headers()["retry-after"], "1");
+    /// assert_eq!(Error::from(PasswordError::Empty).to_problem().errors()[0].pointer, "#/password");
+    /// assert_eq!(Error::from(PasswordError::Internal).status(), 500);
+    /// ```
+    fn from(error: PasswordError) -> Self {
+        error.for_field("#/password")
+    }
 }
 
 /// The result of checking a password. Its `Debug` shows a new hash's parameters only, so a
@@ -299,21 +377,22 @@ impl Passwords {
     }
 
     /// Checks `password` against the stored hash (`None` for an unknown account). An empty
-    /// password is `Invalid` (no hash runs: the answer is the same for every account).
+    /// password, or one over [`MAX_PASSWORD_LEN`], is `Invalid`: a wrong password, answered
+    /// as any other (no hash runs: the answer is the same for every account, and one that
+    /// long is never hashed), so a login never needs to tell these apart.
     ///
     /// # Errors
     ///
-    /// [`PasswordError::TooLong`], [`PasswordError::Busy`] and [`PasswordError::Internal`],
-    /// as [`hash`](Self::hash); a wrong password is `Ok(Verification::Invalid)`.
+    /// [`PasswordError::Busy`] and [`PasswordError::Internal`], as [`hash`](Self::hash); a
+    /// wrong password is `Ok(Verification::Invalid)`.
     pub async fn verify(
         &self,
         password: &[u8],
         stored: Option<&str>,
     ) -> Result<Verification, PasswordError> {
-        if password.is_empty() {
+        if check_len(password).is_err() {
             return Ok(Verification::Invalid);
         }
-        check_len(password)?;
         let (params, password) = (self.params.clone(), password.to_vec());
         let stored = stored.map(str::to_owned);
         #[cfg(test)]
@@ -1161,5 +1240,118 @@ mod tests {
                 Verification::ValidRehashed(_)
             ));
         });
+    }
+
+    /// A password over [`MAX_PASSWORD_LEN`] at login is a wrong password, as an empty one
+    /// is, with no hash run: `verify` answered `Err(TooLong)`, which a login handler had to
+    /// know to answer as a wrong password (a 422 or a 500 instead tells over-long guesses
+    /// apart, and skips the throttle's failure count).
+    #[test]
+    fn an_over_long_password_is_invalid_for_verify() {
+        rt().block_on(async {
+            let p = Passwords::new();
+            let stored = p.hash(b"pw").await.unwrap();
+            let long = [b'a'; MAX_PASSWORD_LEN + 1];
+            for stored in [Some(stored.as_str()), None] {
+                assert_eq!(p.verify(&long, stored).await, Ok(Verification::Invalid));
+            }
+            assert_eq!(p.dummy_runs.load(Ordering::Relaxed), 0, "it was hashed");
+            let at_most = [b'a'; MAX_PASSWORD_LEN];
+            assert_eq!(p.verify(&at_most, None).await, Ok(Verification::Invalid));
+            assert_eq!(p.dummy_runs.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    /// What a handler answers for each `PasswordError` with `?`, behind a `ProblemLayer`:
+    /// a sign-up's empty or over-long password is a 422 naming the field (another name
+    /// with `for_field`), a busy hasher a 503 with `Retry-After: 1`, each a problem with
+    /// a request id, and neither the body nor a log line holds the password.
+    #[test]
+    fn each_password_error_answers_as_a_problem_without_the_password() {
+        use axum::Router;
+        use axum::body::Body;
+        use axum::extract::State;
+        use axum::routing::post;
+        use hardening_errors::{Error, ProblemLayer};
+        use http::{Request, StatusCode};
+        use tower::ServiceExt;
+
+        const SECRET_PART: &str = "Tr0ub4dor&3-";
+        async fn sign_up(State(p): State<Passwords>, password: String) -> Result<String, Error> {
+            Ok(p.hash(password.as_bytes()).await?)
+        }
+        async fn change(State(p): State<Passwords>, password: String) -> Result<String, Error> {
+            p.hash(password.as_bytes())
+                .await
+                .map_err(|e| e.for_field("#/new_password"))
+        }
+        let log = crate::test_log::Captured::default();
+        let _log = tracing::subscriber::set_default(log.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let passwords = Passwords::new().max_waiting(1).unwrap();
+            let app = Router::new()
+                .route("/sign-up", post(sign_up))
+                .route("/change", post(change))
+                .with_state(passwords.clone())
+                .layer(ProblemLayer::new());
+            let call = |path: &'static str, password: String| {
+                let req = Request::post(path).body(Body::from(password)).unwrap();
+                app.clone().oneshot(req)
+            };
+            let long = SECRET_PART.repeat(MAX_PASSWORD_LEN / SECRET_PART.len() + 1);
+            let cases = [
+                ("/sign-up", String::new(), "#/password", "must not be empty"),
+                ("/sign-up", long.clone(), "#/password", "at most 1024 bytes"),
+                (
+                    "/change",
+                    long.clone(),
+                    "#/new_password",
+                    "at most 1024 bytes",
+                ),
+            ];
+            for (path, password, pointer, detail) in cases {
+                let res = call(path, password).await.unwrap();
+                assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+                let problem = problem_of(res).await;
+                assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+                assert_eq!(problem["errors"][0]["detail"], detail, "{problem}");
+                assert!(!problem.to_string().contains(SECRET_PART), "{problem}");
+            }
+
+            // Every permit held and the one place in the queue taken: the next is `Busy`.
+            let held = passwords.hold_permits().await;
+            let mut waiting = Box::pin(passwords.verify(b"guess", None));
+            assert!(poll_once(waiting.as_mut()).is_pending());
+            let res = call("/sign-up", format!("{SECRET_PART}busy"))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
+            let problem = problem_of(res).await;
+            assert!(!problem.to_string().contains(SECRET_PART), "{problem}");
+            drop((waiting, held));
+        });
+        for line in log.lines() {
+            assert!(!format!("{line:?}").contains(SECRET_PART), "{line:?}");
+        }
+    }
+
+    /// The problem body of `res`, checked to be `application/problem+json` with the request
+    /// id of its `x-request-id` header.
+    async fn problem_of(res: axum::response::Response) -> serde_json::Value {
+        use http_body_util::BodyExt as _;
+        assert_eq!(
+            res.headers()[http::header::CONTENT_TYPE],
+            hardening_errors::PROBLEM_JSON
+        );
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["request_id"], id.as_str(), "{problem}");
+        problem
     }
 }

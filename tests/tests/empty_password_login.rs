@@ -40,8 +40,8 @@ async fn an_empty_password_at_login_is_a_401_like_a_wrong_one() {
     }
 }
 
-/// Passwords `Passwords::verify` refuses before hashing, or that bcrypt could not take: one
-/// over 1024 bytes (`Err(TooLong)`), one with a NUL byte. Each is the same 401 as a wrong
+/// Passwords `Passwords::verify` answers without hashing, or that bcrypt could not take: one
+/// over 1024 bytes (`Invalid`; it was `Err(TooLong)`), one with a NUL byte. Each is the same 401 as a wrong
 /// password, for a known, an unknown and the admin's account alike: never a 422 or a 500
 /// that only a known account gets.
 #[tokio::test]
