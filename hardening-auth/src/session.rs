@@ -226,6 +226,15 @@ impl SessionIssuer {
     /// have a [`denylist`](AuthLayer::denylist) (configure them first); its verifier signs
     /// with its HMAC key (with several, choose one with
     /// [`signing_kid`](SessionIssuerBuilder::signing_kid)).
+    ///
+    /// Keep `lifetime` within the cap on cookie lifetimes of what serves the cookie:
+    /// `Hardening` caps every `Max-Age` at 30 days (its `CookiePolicy::max_age`, shorter if
+    /// you set it so), and browsers at 400 days. A longer session's cookie is cut to the cap
+    /// and dropped by the browser while its token is still valid: the user is logged out
+    /// early. The issuer cannot check this at build: the cap is set on `Hardening`'s
+    /// `HeaderPolicy` (crate `hardening-headers`), which neither this crate nor the
+    /// [`AuthLayer`] sees. For a longer session, loosen the cap there too
+    /// (`CookiePolicy::dangerous_max_age`).
     pub fn builder(auth: &AuthLayer, lifetime: Duration) -> SessionIssuerBuilder {
         SessionIssuerBuilder {
             auth: auth.clone(),

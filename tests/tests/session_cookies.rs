@@ -233,12 +233,16 @@ async fn a_session_cookie_the_denylist_cannot_check_reads_as_logged_out() {
 /// The README's sessions example, served behind `Hardening`: `/login` starts a session for
 /// the user named in the query, `/logout` ends it.
 async fn sessions_app(denylist: Arc<dyn Denylist>) -> SocketAddr {
-    const LIFETIME: Duration = Duration::from_secs(8 * 3600);
+    sessions_app_lasting(denylist, Duration::from_secs(8 * 3600)).await
+}
+
+/// [`sessions_app`], its sessions lasting `lifetime`.
+async fn sessions_app_lasting(denylist: Arc<dyn Denylist>, lifetime: Duration) -> SocketAddr {
     let verifier = hardening_auth::JwtVerifier::builder()
         .hmac(None, hardening_auth::Algorithm::HS256, SECRET)
         .unwrap()
         .issuer("notes")
-        .max_age(LIFETIME)
+        .max_age(lifetime)
         .require_jti()
         .build()
         .unwrap();
@@ -246,7 +250,7 @@ async fn sessions_app(denylist: Arc<dyn Denylist>) -> SocketAddr {
         .session_cookie(COOKIE)
         .unwrap()
         .denylist(denylist);
-    let sessions = SessionIssuer::builder(&auth, LIFETIME).build().unwrap();
+    let sessions = SessionIssuer::builder(&auth, lifetime).build().unwrap();
 
     async fn login(
         State(sessions): State<SessionIssuer>,
@@ -334,6 +338,34 @@ async fn a_session_is_issued_used_and_ended() {
     let again = post_with(addr, "/logout", Some(&cookie)).await;
     assert_eq!(again.status, 204);
     assert!(again.all("set-cookie")[0].contains("Max-Age=0"));
+}
+
+/// A session lasting longer than `Hardening`'s cap on cookie lifetimes (30 days by default,
+/// `CookiePolicy::max_age`) keeps its token's `exp`, but its cookie is cut to the cap: the
+/// browser drops it first, and the user is logged out early. `SessionIssuer` cannot know the
+/// cap (it is set on `Hardening`'s `HeaderPolicy`, which `hardening-auth` does not see), so
+/// its docs say to keep the lifetime within it; this is what they warn of.
+#[tokio::test]
+async fn a_session_longer_than_the_cookie_cap_loses_its_cookie_first() {
+    const SIXTY_DAYS: u64 = 60 * 24 * 3600;
+    let lifetime = Duration::from_secs(SIXTY_DAYS);
+    let addr = sessions_app_lasting(Arc::new(MemoryDenylist::new(100)), lifetime).await;
+    let login = post_with(addr, "/login", None).await;
+    assert_eq!(login.status, 303, "{login:?}");
+    let set = login.all("set-cookie");
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].contains("Max-Age=2592000"), "{set:?}");
+    let token = sent_back(set[0]).trim_start_matches("__Host-session=");
+    let claims: Value = {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice(&json).unwrap()
+    };
+    let lasts = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(lasts, SIXTY_DAYS);
 }
 
 /// A logout the denylist could not take is a 503 that clears no cookie: the session is
