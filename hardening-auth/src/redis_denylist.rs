@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hardening_errors::{
     EVICTION_RECHECK_EVERY, EvictionRisk, OutageWords, RedisBreaker, RedisConnection,
-    RedisOutageLog, check_eviction,
+    RedisOutageLog, check_eviction, check_persistence,
 };
 use redis::Script;
 
@@ -108,6 +108,10 @@ const EVICTION_RISK: EvictionRisk = EvictionRisk {
     loss: "revocations under memory pressure, and a revoked token is then valid again",
     loosening: "RedisDenylistBuilder::dangerous_allow_eviction",
 };
+
+/// What a restart of a Redis that keeps nothing costs the denylist, for the start-up warning.
+const RESTART_LOSS: &str = "every revocation, and each revoked token (a logged-out session) \
+     is valid again until it expires";
 
 /// What the denylist says of an outage of its Redis (see [`RedisOutageLog`]). An error Redis
 /// answers is no failure of the breaker's (see [`RedisDenylistBuilder::circuit_breaker`]).
@@ -211,7 +215,9 @@ impl RedisDenylistBuilder {
     /// `maxmemory-policy`. Fails now, not at the first request, when the URL is wrong, Redis
     /// is down, or it may evict revocations (anything but `noeviction`). When the server
     /// does not let us ask (`CONFIG` disabled or renamed, as on many managed services), logs
-    /// a warning and goes on.
+    /// a warning and goes on. Then asks its `appendonly` and `save`, and logs a warning when
+    /// both are off: a restart would empty it, and every logged-out session whose token has
+    /// not expired would be live again (see **Consistency** on [`RedisDenylist`]).
     ///
     /// # Errors
     ///
@@ -249,6 +255,9 @@ impl RedisDenylistBuilder {
             .await
             .map_err(RedisDenylistError::Unreachable)?
             .map_err(RedisDenylistError::EvictingPolicy)?;
+        check_persistence(&mut conn, EVICTION_RISK.store, RESTART_LOSS)
+            .await
+            .map_err(RedisDenylistError::Unreachable)?;
         Ok(RedisDenylist {
             conn: Arc::new(connection),
             revoke: Script::new(REVOKE),
@@ -284,7 +293,9 @@ impl RedisDenylistBuilder {
 /// **Consistency.** Nothing is cached locally: every check asks Redis, so a revocation that
 /// Redis acknowledged is seen by every instance's next check. With replicas and failover,
 /// Redis replicates asynchronously, and a revocation acknowledged just before a failover can
-/// be lost; run it with persistence (AOF) if revocations must survive a restart.
+/// be lost; run it with persistence (`appendonly yes`) if revocations must survive a restart:
+/// a Redis that keeps nothing (neither `appendonly` nor `save`) revives every revoked token
+/// when it restarts, which [`connect`](RedisDenylistBuilder::connect) warns of at start-up.
 ///
 /// **Capacity.** One key per revoked token, with no cap of its own: Redis's memory is the
 /// limit, and each revocation is one small key that expires with its token, so an account

@@ -56,7 +56,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
-//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it; `RedisBreaker`: their circuit breaker; `RedisOutageLog`: what they log when it opens and when Redis answers again |
+//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `check_persistence`: the start-up warning about a Redis that keeps nothing across a restart, for the `jti` denylist; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it; `RedisBreaker`: their circuit breaker; `RedisOutageLog`: what they log when it opens and when Redis answers again |
 
 mod body_end;
 mod client_group;
@@ -79,6 +79,8 @@ mod redis_connection;
 mod redis_eviction;
 #[cfg(feature = "redis")]
 mod redis_outage;
+#[cfg(feature = "redis")]
+mod redis_persistence;
 #[cfg(feature = "redis")]
 mod redis_tcp;
 mod rejection;
@@ -121,6 +123,8 @@ pub use redis_connection::{EVICTION_RECHECK_EVERY, PING_WHEN_IDLE_FOR, RedisConn
 pub use redis_eviction::{EvictionRisk, check_eviction};
 #[cfg(feature = "redis")]
 pub use redis_outage::{OutageWords, RedisOutageLog};
+#[cfg(feature = "redis")]
+pub use redis_persistence::check_persistence;
 #[cfg(feature = "redis")]
 pub use redis_tcp::redis_connection_info;
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};

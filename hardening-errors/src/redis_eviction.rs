@@ -39,24 +39,32 @@ fn eviction_check(policy: Option<&str>, allow_eviction: bool) -> EvictionCheck {
     }
 }
 
-/// The server's `maxmemory-policy`, or why it is not known. A lost connection is an error:
-/// the server did not refuse the question, it is not there.
-async fn maxmemory_policy(
+/// The server's setting `name` (`CONFIG GET name`), or why it is not known. A lost
+/// connection is an error: the server did not refuse the question, it is not there.
+pub(crate) async fn config_get(
     conn: &mut impl redis::aio::ConnectionLike,
+    name: &str,
 ) -> redis::RedisResult<Result<String, String>> {
     let reply = redis::cmd("CONFIG")
         .arg("GET")
-        .arg("maxmemory-policy")
+        .arg(name)
         .query_async::<HashMap<String, String>>(conn)
         .await;
     match reply {
         Ok(mut found) => Ok(found
-            .remove("maxmemory-policy")
-            .ok_or_else(|| "CONFIG GET maxmemory-policy answered no value".to_owned())),
+            .remove(name)
+            .ok_or_else(|| format!("CONFIG GET {name} answered no value"))),
         Err(e) if e.is_io_error() || e.is_timeout() => Err(e),
         // Refused (ACL), renamed or disabled (managed services), or an odd answer.
         Err(e) => Ok(Err(e.to_string())),
     }
+}
+
+/// The server's `maxmemory-policy`, or why it is not known (see [`config_get`]).
+async fn maxmemory_policy(
+    conn: &mut impl redis::aio::ConnectionLike,
+) -> redis::RedisResult<Result<String, String>> {
+    config_get(conn, "maxmemory-policy").await
 }
 
 /// Asks the server's `maxmemory-policy` at start-up. `Ok(Err(policy))`: it evicts (anything
