@@ -184,8 +184,10 @@ impl RedisDenylistBuilder {
     /// fails at once with a [`DenylistUnavailable`] whose `retry_after` is the cool-down (at
     /// least a second), which [`Authenticated`](crate::Authenticated) answers 503 with that
     /// `Retry-After`. After each cool-down, one request asks whether Redis is back; the others
-    /// keep failing at once until it answers. An error Redis answers (a full Redis refusing a
-    /// revocation) is an answer: it fails that command only. Logged once per outage, as an
+    /// keep failing at once until it answers. A Redis that answers but cannot serve yet
+    /// (`-LOADING` while it loads its data set after a restart, see
+    /// [`RedisBreaker::is_outage`]) is down too. Another error Redis answers (a full Redis
+    /// refusing a revocation) is an answer: it fails that command only. Logged once per outage, as an
     /// error naming the server's address (never the URL) when the breaker opens, and Redis
     /// answering again at INFO, as the other Redis stores do; each request refused meanwhile
     /// only at debug (see [`Authenticated`](crate::Authenticated)).
@@ -310,8 +312,9 @@ impl RedisDenylistBuilder {
 /// [`RedisDenylistBuilder::timeout`]): an evicting policy found then is logged as an error,
 /// not refused. A `CONFIG SET maxmemory-policy` between replacements goes unnoticed.
 ///
-/// **Failure.** Fails closed: when Redis is down, slow (past the timeout) or answers an
-/// error, `is_revoked` is an error, and [`Authenticated`](crate::Authenticated) answers 503;
+/// **Failure.** Fails closed: when Redis is down, slow (past the timeout), still loading
+/// its data set, or answers an error, `is_revoked` is an error, and
+/// [`Authenticated`](crate::Authenticated) answers 503;
 /// the token is never let through unchecked. After 5 checks or revocations in a
 /// row with no reply (see [`RedisDenylistBuilder::circuit_breaker`]), a circuit breaker stops
 /// asking Redis for a cool-down (2 s): a Redis down or black-holed costs one timeout per
@@ -430,10 +433,10 @@ impl RedisDenylist {
         } else {
             self.conn.answered();
         }
-        // No reply (a timeout, a failed connection) counts towards opening the breaker; an
-        // error Redis answered does not, and is no outage: it fails this command only.
-        let no_reply = timed_out
-            || matches!(&answer, Ok(Err(e)) if e.is_io_error() || e.is_unrecoverable_error());
+        // No reply (a timeout, a failed connection), or a Redis that cannot serve yet
+        // (loading its data set after a restart, say), counts towards opening the breaker;
+        // another error Redis answered does not, and is no outage: it fails this command only.
+        let no_reply = timed_out || matches!(&answer, Ok(Err(e)) if RedisBreaker::is_outage(e));
         if no_reply {
             self.outage.failed(&self.breaker);
         } else {

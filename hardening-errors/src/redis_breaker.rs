@@ -133,6 +133,38 @@ impl RedisBreaker {
     }
 }
 
+impl RedisBreaker {
+    /// Whether `error` is Redis away, which the breaker counts as a [`failure`](Self::failure)
+    /// (an outage): no reply (a timeout, a connection failed or lost), or a server that
+    /// answers but cannot serve yet, so every command fails alike for seconds: loading its
+    /// data set after a restart (`LOADING`), a replica cut off from its master
+    /// (`MASTERDOWN`), a cluster down or moving slots (`CLUSTERDOWN`, `TRYAGAIN`). An error
+    /// about the command itself (a full Redis refusing a write, `OOM`; a script error) is an
+    /// answer: it fails that command only.
+    ///
+    /// ```
+    /// use hardening_errors::RedisBreaker;
+    /// use redis::{ErrorKind, RedisError, ServerErrorKind};
+    ///
+    /// let loading = RedisError::from((
+    ///     ErrorKind::Server(ServerErrorKind::BusyLoading),
+    ///     "Redis is loading the dataset in memory",
+    /// ));
+    /// assert!(RedisBreaker::is_outage(&loading));
+    /// let full = RedisError::from((
+    ///     ErrorKind::Server(ServerErrorKind::ResponseError),
+    ///     "OOM command not allowed when used memory > 'maxmemory'",
+    /// ));
+    /// assert!(!RedisBreaker::is_outage(&full));
+    /// ```
+    pub fn is_outage(error: &redis::RedisError) -> bool {
+        error.is_timeout()
+            || error.is_io_error()
+            || error.is_unrecoverable_error()
+            || matches!(error.retry_method(), redis::RetryMethod::WaitAndRetry)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

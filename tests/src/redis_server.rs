@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -303,8 +303,11 @@ pub async fn the_eviction_error(
 /// nothing comes back, and they are never closed. Connections made afterwards are forwarded
 /// as before, or to another server after [`forward_new_to`](Self::forward_new_to).
 /// [`open`](Self::open) counts the connections their clients still hold, and
-/// [`swallowed`](Self::swallowed) the commands the black holes dropped. Stops, closing every
-/// connection, when dropped.
+/// [`swallowed`](Self::swallowed) the commands the black holes dropped.
+/// [`loading`](Self::loading) makes it answer every command itself, on every connection, with
+/// the error a Redis loading its data set after a restart answers (`-LOADING …`), as no
+/// real server can be kept in that state on demand. Stops, closing every connection, when
+/// dropped.
 #[derive(Debug)]
 pub struct BlackHoleProxy {
     addr: SocketAddr,
@@ -318,6 +321,8 @@ pub struct BlackHoleProxy {
     upstream_port: Arc<AtomicU16>,
     /// What the black holes read from their clients and dropped.
     swallowed: Swallowed,
+    /// Whether every command is answered `-LOADING …` (see [`loading`](Self::loading)).
+    loading: Arc<AtomicBool>,
     accepting: tokio::task::JoinHandle<()>,
 }
 
@@ -341,8 +346,9 @@ impl BlackHoleProxy {
         let open = Arc::new(AtomicU64::new(0));
         let holed_below = Arc::new(AtomicU64::new(0));
         let swallowed = Swallowed::default();
+        let loading = Arc::new(AtomicBool::new(false));
         let (count, holes, port) = (accepted.clone(), holed_below.clone(), upstream_port.clone());
-        let (still_open, dropped) = (open.clone(), swallowed.clone());
+        let (still_open, dropped, is_loading) = (open.clone(), swallowed.clone(), loading.clone());
         let accepting = tokio::spawn(async move {
             // Dropped with this task: every connection ends with the proxy.
             let mut connections = tokio::task::JoinSet::new();
@@ -352,9 +358,15 @@ impl BlackHoleProxy {
                     SocketAddr::from((Ipv4Addr::LOCALHOST, port.load(Ordering::Relaxed)));
                 still_open.fetch_add(1, Ordering::Relaxed);
                 let (holes, still_open) = (holes.clone(), still_open.clone());
-                let dropped = dropped.clone();
+                let (dropped, loading) = (dropped.clone(), is_loading.clone());
                 connections.spawn(async move {
-                    forward(client, upstream, number, holes, dropped).await;
+                    let modes = Modes {
+                        number,
+                        holed_below: holes,
+                        swallowed: dropped,
+                        loading,
+                    };
+                    forward(client, upstream, modes).await;
                     still_open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
@@ -366,8 +378,16 @@ impl BlackHoleProxy {
             holed_below,
             upstream_port,
             swallowed,
+            loading,
             accepting,
         }
+    }
+
+    /// Answers every command from now on, on every connection (those accepted already too),
+    /// with `-LOADING Redis is loading the dataset in memory`, as a Redis restarted with
+    /// persistence does until its data set is loaded; none reaches the server.
+    pub fn loading(&self) {
+        self.loading.store(true, Ordering::Relaxed);
     }
 
     /// `redis://127.0.0.1:{port}/` of the proxy.
@@ -415,16 +435,76 @@ impl Drop for BlackHoleProxy {
     }
 }
 
-/// Forwards connection `number` both ways until either side closes, or until it is made a
-/// black hole: then reads what the client sends, forever, keeps it in `swallowed`, and
-/// answers nothing.
-async fn forward(
-    mut client: tokio::net::TcpStream,
-    upstream: SocketAddr,
+/// What one connection of a [`BlackHoleProxy`] does besides forwarding.
+struct Modes {
+    /// Its place among the connections accepted.
     number: u64,
+    /// Connections numbered below this are black holes.
     holed_below: Arc<AtomicU64>,
+    /// What the black holes read and dropped.
     swallowed: Swallowed,
-) {
+    /// Whether every command is answered `-LOADING …`.
+    loading: Arc<AtomicBool>,
+}
+
+/// What a Redis loading its data set answers every command.
+const LOADING: &[u8] = b"-LOADING Redis is loading the dataset in memory\r\n";
+
+/// The length of the first whole command in `bytes` (a RESP array of bulk strings, as
+/// clients send, or an inline command up to its line's end), or `None` until it has come.
+fn command_len(bytes: &[u8]) -> Option<usize> {
+    let line_end = |from: usize| {
+        bytes
+            .get(from..)?
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|at| from + at)
+    };
+    let number = |from: usize, to: usize| -> Option<usize> {
+        std::str::from_utf8(bytes.get(from..to)?).ok()?.parse().ok()
+    };
+    let end = line_end(0)?;
+    if bytes.first() != Some(&b'*') {
+        return Some(end + 2);
+    }
+    let parts = number(1, end)?;
+    let mut at = end + 2;
+    for _ in 0..parts {
+        let end = line_end(at)?;
+        let len: usize = number(at + 1, end)?;
+        at = end + 2 + len + 2;
+        if bytes.len() < at {
+            return None;
+        }
+    }
+    Some(at)
+}
+
+/// Answers `-LOADING …` for each whole command in `pending` (what the client sent, not yet
+/// answered), keeping the rest of a command that has not all come.
+async fn answer_loading(
+    client: &mut tokio::net::tcp::WriteHalf<'_>,
+    pending: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    while let Some(len) = command_len(pending) {
+        pending.drain(..len);
+        client.write_all(LOADING).await?;
+    }
+    Ok(())
+}
+
+/// Forwards the connection both ways until either side closes, or until it is made a black
+/// hole: then reads what the client sends, forever, keeps it in `swallowed`, and answers
+/// nothing. While the proxy is [`loading`](BlackHoleProxy::loading), answers every command
+/// itself.
+async fn forward(mut client: tokio::net::TcpStream, upstream: SocketAddr, modes: Modes) {
+    let Modes {
+        number,
+        holed_below,
+        swallowed,
+        loading,
+    } = modes;
+    let mut pending = Vec::new();
     let swallow = |bytes: &[u8]| {
         swallowed
             .lock()
@@ -441,6 +521,12 @@ async fn forward(
         tokio::select! {
             read = client_read.read(&mut from_client) => match read {
                 Ok(0) | Err(_) => return,
+                Ok(n) if loading.load(Ordering::Relaxed) => {
+                    pending.extend_from_slice(&from_client[..n]);
+                    if answer_loading(&mut client_write, &mut pending).await.is_err() {
+                        return;
+                    }
+                }
                 Ok(n) if number >= holed_below.load(Ordering::Relaxed) => {
                     if server_write.write_all(&from_client[..n]).await.is_err() {
                         return;
@@ -487,4 +573,21 @@ pub async fn assert_checks_stop_with<T>(store: T, server: &RedisServer) {
         before,
         "the eviction policy was still checked after the store was dropped"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_len;
+
+    #[test]
+    fn a_command_is_whole_once_its_last_bulk_string_has_come() {
+        let exists = b"*2\r\n$6\r\nEXISTS\r\n$3\r\nk:1\r\n";
+        assert_eq!(command_len(exists), Some(exists.len()));
+        for cut in 1..exists.len() {
+            assert_eq!(command_len(&exists[..cut]), None, "{cut}");
+        }
+        let two = [&exists[..], &exists[..]].concat();
+        assert_eq!(command_len(&two), Some(exists.len()));
+        assert_eq!(command_len(b"PING\r\n*1"), Some(6));
+    }
 }
