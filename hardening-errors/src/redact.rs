@@ -183,7 +183,8 @@ const TOKEN_STARTS: [bool; 256] = {
 /// - the value of a secret-looking key (see [`is_secret_name`]) in `key=value`,
 ///   `key = value`, `key: value`, JSON's `"key": value` and Rust's `Debug` form
 ///   (`password: "[redacted]"`, `api_key: Some("[redacted]")`,
-///   `credentials: Credentials { [redacted] }`);
+///   `credentials: Credentials { [redacted] }`, and a byte string as `bytes::Bytes` prints
+///   one, `password: b"[redacted]"`);
 /// - header lines: `Authorization: Token [redacted]`, `Cookie: [redacted]`, and the credentials
 ///   after `Bearer` or `Basic` anywhere;
 /// - a PEM private key's body, between its `-----BEGIN … PRIVATE KEY-----` and `-----END`
@@ -441,17 +442,15 @@ fn value_of_secret_key(text: &str, i: usize) -> Option<(usize, usize)> {
     }
     // After a phrase (`invalid token: expired`, `read key: Os { code: 2, … }`): a quoted value,
     // or a word (up to a bracket) that is not letters only.
-    match b.get(v) {
-        Some(b'"' | b'\'') => quoted(text, v),
-        _ => {
-            let (start, end) = plain(text, v)?;
-            let end = text[start..end]
-                .find(['(', '[', '{'])
-                .map_or(end, |e| start + e);
-            let word = &text[start..end];
-            (!word.bytes().all(|c| c.is_ascii_alphabetic())).then_some((start, end))
-        }
+    if let Some(q) = opening_quote(b, v) {
+        return quoted(text, q);
     }
+    let (start, end) = plain(text, v)?;
+    let end = text[start..end]
+        .find(['(', '[', '{'])
+        .map_or(end, |e| start + e);
+    let word = &text[start..end];
+    (!word.bytes().all(|c| c.is_ascii_alphabetic())).then_some((start, end))
 }
 
 /// The key that ends before the separator at `i` (blanks aside): where it starts, the key,
@@ -493,10 +492,11 @@ fn skip_blanks(text: &str, mut p: usize) -> usize {
 
 /// The value that starts at `v`, of a key of this kind.
 fn value_span(text: &str, v: usize, kind: Kind) -> Option<(usize, usize)> {
-    match *text.as_bytes().get(v)? {
-        b'"' | b'\'' => return quoted(text, v),
-        b'{' | b'[' | b'(' => return group(text, v),
-        _ => {}
+    if let Some(q) = opening_quote(text.as_bytes(), v) {
+        return quoted(text, q);
+    }
+    if let b'{' | b'[' | b'(' = *text.as_bytes().get(v)? {
+        return group(text, v);
     }
     match kind {
         Kind::Authorization => {
@@ -535,6 +535,16 @@ fn quoted(text: &str, q: usize) -> Option<(usize, usize)> {
         }
     }
     Some((q + 1, line_end(text, q + 1)))
+}
+
+/// Where the quote that opens a quoted value at `v` is: `"…"` and `'…'` there, or one after
+/// a byte string's `b` (`b"…"`: `bytes::Bytes` and byte literals print so), which is kept.
+fn opening_quote(b: &[u8], v: usize) -> Option<usize> {
+    match *b.get(v)? {
+        b'"' | b'\'' => Some(v),
+        b'b' if matches!(b.get(v + 1), Some(b'"' | b'\'')) => Some(v + 1),
+        _ => None,
+    }
 }
 
 fn line_end(text: &str, from: usize) -> usize {
@@ -603,12 +613,12 @@ fn wrapper_contents(text: &str, open: usize) -> Option<(usize, usize)> {
         p = name_end + 1;
         depth += 1;
     }
-    let inner = match b.get(p) {
-        Some(b'"' | b'\'') => {
-            quoted(text, p).map(|(s, e)| (s, e, e + usize::from(b.get(e) == Some(&b[p]))))
+    let inner = match (opening_quote(b, p), b.get(p)) {
+        (Some(q), _) => {
+            quoted(text, q).map(|(s, e)| (s, e, e + usize::from(b.get(e) == Some(&b[q]))))
         }
-        Some(b'(' | b'[' | b'{') | None => None,
-        Some(_) => plain(text, p).map(|(s, e)| (s, e, e)),
+        (None, Some(b'(' | b'[' | b'{') | None) => None,
+        (None, Some(_)) => plain(text, p).map(|(s, e)| (s, e, e)),
     };
     if let Some((start, end, after)) = inner
         && b.get(after..after + depth)
@@ -1078,6 +1088,30 @@ mod tests {
         assert_eq!(
             redact_secrets(r#"{'token': 'abc', "refresh_token" : "def", 'n': 1}"#),
             r#"{'token': '[redacted]', "refresh_token" : "[redacted]", 'n': 1}"#
+        );
+    }
+
+    /// `bytes::Bytes` (axum's `Bytes` body) and byte literals print as byte strings,
+    /// `b"…"`: under a secret's name the value is hidden whole, escaped quotes and all, and
+    /// the `b` is kept as a type name is.
+    #[test]
+    fn byte_string_values_are_redacted_whole() {
+        assert_eq!(
+            redact_secrets(r#"Login { user: b"bob", password: b"correct \"horse\" battery" }"#),
+            r#"Login { user: b"bob", password: b"[redacted]" }"#
+        );
+        assert_eq!(
+            redact_secrets("api_key=b'k3y' next"),
+            "api_key=b'[redacted]' next"
+        );
+        assert_eq!(
+            redact_secrets(r#"Form { secret: Some(b"s3cr3t value"), n: 1 }"#),
+            r#"Form { secret: Some(b"[redacted]"), n: 1 }"#
+        );
+        // After a phrase too.
+        assert_eq!(
+            redact_secrets(r#"refused key: b"k3y value""#),
+            r#"refused key: b"[redacted]""#
         );
     }
 
