@@ -181,7 +181,8 @@ const TOKEN_STARTS: [bool; 256] = {
 /// - a URL's password, also one holding `/`, `?`, `#` or `@` unencoded:
 ///   `postgres://app:[redacted]@db`;
 /// - the value of a secret-looking key (see [`is_secret_name`]) in `key=value`,
-///   `key = value`, `key: value`, JSON's `"key": value` and Rust's `Debug` form
+///   `key = value`, `key: value`, JSON's `"key": value` (also quoted once more, as a `Debug`
+///   string prints a JSON body: `\"key\":\"[redacted]\"`) and Rust's `Debug` form
 ///   (`password: "[redacted]"`, `api_key: Some("[redacted]")`,
 ///   `credentials: Credentials { [redacted] }`, and a byte string as `bytes::Bytes` prints
 ///   one, `password: b"[redacted]"`);
@@ -442,6 +443,9 @@ fn value_of_secret_key(text: &str, i: usize) -> Option<(usize, usize)> {
     }
     // After a phrase (`invalid token: expired`, `read key: Os { code: 2, … }`): a quoted value,
     // or a word (up to a bracket) that is not letters only.
+    if text[v..].starts_with("\\\"") {
+        return Some(escaped_quoted(text, v));
+    }
     if let Some(q) = opening_quote(b, v) {
         return quoted(text, q);
     }
@@ -492,6 +496,9 @@ fn skip_blanks(text: &str, mut p: usize) -> usize {
 
 /// The value that starts at `v`, of a key of this kind.
 fn value_span(text: &str, v: usize, kind: Kind) -> Option<(usize, usize)> {
+    if text[v..].starts_with("\\\"") {
+        return Some(escaped_quoted(text, v));
+    }
     if let Some(q) = opening_quote(text.as_bytes(), v) {
         return quoted(text, q);
     }
@@ -535,6 +542,39 @@ fn quoted(text: &str, q: usize) -> Option<(usize, usize)> {
         }
     }
     Some((q + 1, line_end(text, q + 1)))
+}
+
+/// What the escaped quote `\"` at `q` holds, in text quoted twice (JSON in a `Debug` string:
+/// `\"password\":\"…\"`): up to the next `\"` that the inner text does not escape itself
+/// (its own `\"` is `\\\"` there), or to the end of the outer string or of the line.
+fn escaped_quoted(text: &str, q: usize) -> (usize, usize) {
+    let b = text.as_bytes();
+    let start = q + 2;
+    let mut j = start;
+    // The inner text's last character was its escaping backslash (`\\` here).
+    let mut inner_escape = false;
+    while j < b.len() {
+        match b[j] {
+            b'"' | b'\n' => break,
+            b'\\' => {
+                let Some(&next) = b.get(j + 1) else { break };
+                if inner_escape {
+                    inner_escape = false;
+                } else if next == b'\\' {
+                    inner_escape = true;
+                } else if next == b'"' {
+                    break;
+                }
+                j += 2;
+            }
+            _ => {
+                inner_escape = false;
+                j += 1;
+            }
+        }
+    }
+    // `j` is at an ASCII byte or the text's end: a char boundary.
+    (start, j)
 }
 
 /// Where the quote that opens a quoted value at `v` is: `"…"` and `'…'` there, or one after
@@ -1112,6 +1152,36 @@ mod tests {
         assert_eq!(
             redact_secrets(r#"refused key: b"k3y value""#),
             r#"refused key: b"[redacted]""#
+        );
+    }
+
+    /// JSON quoted in a `Debug` string (`{body:?}`, an error that quotes what it was sent)
+    /// has its quotes escaped, `\"password\":\"…\"`: the value is still hidden whole, up to
+    /// the escaped quote that closes it, not one the JSON escapes itself (`\\\"`).
+    #[test]
+    fn json_quoted_inside_a_debug_string_is_redacted() {
+        assert_eq!(
+            redact_secrets(
+                r#"upstream refused "{\"user\":\"bob\",\"password\":\"hunter2 x\",\"n\":1}""#
+            ),
+            r#"upstream refused "{\"user\":\"bob\",\"password\":\"[redacted]\",\"n\":1}""#
+        );
+        assert_eq!(
+            redact_secrets(r#"body: "{\"token\": \"a\\\"b\\\\ c\"}""#),
+            r#"body: "{\"token\": \"[redacted]\"}""#
+        );
+        assert_eq!(
+            redact_secrets(r#"Request { body: b"{\"api_key\":\"k-1\"}" }"#),
+            r#"Request { body: b"{\"api_key\":\"[redacted]\"}" }"#
+        );
+        // A shell's escaped quotes; a value the outer string cuts short ends with it.
+        assert_eq!(
+            redact_secrets(r#"export PASSWORD=\"abc def\" && run"#),
+            r#"export PASSWORD=\"[redacted]\" && run"#
+        );
+        assert_eq!(
+            redact_secrets("\"{\\\"secret\\\":\\\"abc def\"\nnext"),
+            "\"{\\\"secret\\\":\\\"[redacted]\"\nnext"
         );
     }
 
