@@ -61,11 +61,11 @@ pub use limiter::{
     Decision, KeyFn, KeyKind, LimiterConfigError, Policy, PolicyName, PolicyStatus, RateLimiter,
     RequestKeys, Reservation, Statuses, ratelimit_header,
 };
-pub use login::{LoginAttempt, LoginConfigError, LoginThrottle};
+pub use login::{LoginAttempt, LoginConfigError, LoginRefused, LoginThrottle};
 pub use quota::Quota;
 #[cfg(feature = "redis")]
 pub use redis_login::{
-    LoginRefused, MIN_HASH_KEY_LEN, RedisLoginAttempt, RedisLoginError, RedisLoginThrottle,
+    MIN_HASH_KEY_LEN, RedisLoginAttempt, RedisLoginError, RedisLoginThrottle,
     RedisLoginThrottleBuilder,
 };
 #[cfg(feature = "redis")]

@@ -10,7 +10,13 @@ use std::net::IpAddr;
 use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
+use axum::response::{IntoResponse, Response};
+use hardening_errors::{Error, Problem};
+
 use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
+
+/// The name under which a throttle's refusals are reported (`violated-policies` of the 429).
+pub(crate) const POLICY: &str = "login-failures";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Subject {
@@ -307,6 +313,24 @@ impl LoginThrottle {
     ///
     /// The time to wait while any of the three is locked out (nothing is counted then), or
     /// the longest lockout if a panic elsewhere left the counts unreadable (poisoned).
+    /// Answer it as [`LoginRefused::LockedOut`]: a 429 problem naming `login-failures`, with
+    /// `Retry-After`, as a refusal of the Redis throttle answers.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use axum::response::IntoResponse;
+    /// use hardening_ratelimit::{LoginRefused, LoginThrottle};
+    ///
+    /// let throttle = LoginThrottle::new();
+    /// let ip: IpAddr = "203.0.113.9".parse().unwrap();
+    /// for _ in 0..6 {
+    ///     throttle.attempt("alice@example.com", ip).unwrap().failed();
+    /// }
+    /// let refused = throttle.attempt("alice@example.com", ip).map_err(LoginRefused::LockedOut);
+    /// let response = refused.unwrap_err().into_response();
+    /// assert_eq!(response.status(), 429);
+    /// assert_eq!(response.headers()["retry-after"], "1");
+    /// ```
     pub fn attempt(&self, account: &str, ip: IpAddr) -> Result<LoginAttempt<'_>, Duration> {
         self.attempt_at(account, ip, Instant::now())
     }
@@ -658,9 +682,73 @@ fn later(now: Instant, wait: Duration) -> Instant {
     }
 }
 
+/// Why a login attempt was not let through: [`LoginThrottle::attempt`]'s wait as
+/// `LoginRefused::LockedOut(wait)`, or `RedisLoginThrottle::attempt`'s refusal (feature
+/// `redis`). Answer it as it answers itself ([`IntoResponse`]), or with
+/// [`to_problem`](Self::to_problem).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginRefused {
+    /// The account from this client, the account, or the client is locked out for this long
+    /// (the longest of the three): a 429 `quota-exceeded` problem naming the policy
+    /// `login-failures`, with `Retry-After`.
+    LockedOut(Duration),
+    /// Redis could not count the attempt (down, slow, or the circuit breaker open), or would
+    /// count it under another hash key's names (another instance's key is the one Redis
+    /// holds, see `RedisLoginThrottleBuilder::connect`): a 503 problem (`about:blank`, as
+    /// the `jti` denylist's outage) with `Retry-After` this long (the breaker's cool-down, at
+    /// least a second). No password may be checked uncounted.
+    Unavailable(Duration),
+}
+
+impl LoginRefused {
+    /// How long the client should wait.
+    pub fn retry_after(&self) -> Duration {
+        match *self {
+            Self::LockedOut(wait) | Self::Unavailable(wait) => wait,
+        }
+    }
+
+    /// The problem to answer with: a 429 `quota-exceeded` (`violated-policies`:
+    /// `login-failures`), or a 503; with `Retry-After` in whole seconds, rounded up.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hardening_ratelimit::LoginRefused;
+    ///
+    /// let problem = LoginRefused::Unavailable(Duration::from_millis(1500)).to_problem();
+    /// assert_eq!(problem.status(), 503);
+    /// assert_eq!(problem.headers()["retry-after"], "2");
+    /// assert_eq!(LoginRefused::LockedOut(Duration::from_secs(4)).to_problem().status(), 429);
+    /// ```
+    pub fn to_problem(&self) -> Problem {
+        match *self {
+            Self::LockedOut(retry_after) => Error::TooManyRequests {
+                retry_after,
+                policies: vec![POLICY.to_owned()],
+            }
+            .to_problem(),
+            // At least a second: `Retry-After: 0` would invite a retry storm.
+            Self::Unavailable(retry_after) => {
+                Error::UnavailableFor(retry_after).to_problem().with_detail(
+                    "login attempts could not be counted (their store is unavailable); retry \
+                     after the Retry-After delay",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for LoginRefused {
+    fn into_response(self) -> Response {
+        self.to_problem().into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header;
     use std::sync::atomic::Ordering;
 
     fn ip(s: &str) -> IpAddr {
@@ -687,6 +775,55 @@ mod tests {
             let wait = Self::wait(&entries, self.subjects(account, ip), now);
             if wait.is_zero() { Ok(()) } else { Err(wait) }
         }
+    }
+
+    #[test]
+    fn a_refusal_is_a_429_or_a_503_problem_with_retry_after() {
+        let locked = LoginRefused::LockedOut(Duration::from_millis(4001)).into_response();
+        assert_eq!(locked.status(), 429);
+        assert_eq!(locked.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(
+            locked.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let down = LoginRefused::Unavailable(Duration::from_secs(2)).into_response();
+        assert_eq!(down.status(), 503);
+        assert_eq!(down.headers()[header::RETRY_AFTER], "2");
+        // Never a Retry-After of 0; a detail that says what failed, not how.
+        let soon = LoginRefused::Unavailable(Duration::ZERO).to_problem();
+        assert_eq!(soon.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            soon.detail(),
+            Some(
+                "login attempts could not be counted (their store is unavailable); retry \
+                 after the Retry-After delay"
+            )
+        );
+        assert_eq!(soon.type_uri(), "about:blank");
+    }
+
+    /// The in-memory throttle's wait is answered as the Redis one's refusal is, without
+    /// feature `redis`: a 429 problem naming `login-failures`, with `Retry-After`.
+    #[test]
+    fn a_lockout_is_answered_as_the_login_failures_problem() {
+        let t = LoginThrottle::new();
+        let client = ip("203.0.113.9");
+        for _ in 0..6 {
+            t.attempt("alice@example.com", client).unwrap().failed();
+        }
+        let wait = t.attempt("alice@example.com", client).unwrap_err();
+        let refused = LoginRefused::LockedOut(wait);
+        assert_eq!(refused.retry_after(), wait);
+        let problem = refused.to_problem();
+        assert_eq!(problem.status(), 429);
+        assert_eq!(problem.headers()[http::header::RETRY_AFTER], "1");
+        let body = serde_json::to_value(&problem).unwrap();
+        assert_eq!(
+            body["violated-policies"],
+            serde_json::json!(["login-failures"])
+        );
+        let response = axum::response::IntoResponse::into_response(refused);
+        assert_eq!(response.status(), 429);
     }
 
     #[test]

@@ -6,10 +6,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::response::{IntoResponse, Response};
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, Error, EvictionRisk, OutageWords, Problem, RedisBreaker,
-    RedisConnection, RedisOutageLog, WarnOnce, check_eviction,
+    EVICTION_RECHECK_EVERY, EvictionRisk, OutageWords, RedisBreaker, RedisConnection,
+    RedisOutageLog, WarnOnce, check_eviction,
 };
 use hmac::{Hmac, Mac};
 use redis::Script;
@@ -17,7 +16,7 @@ use sha2::Sha256;
 
 use crate::LoginThrottle;
 use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
-use crate::login::{LoginRules, MemoryCharge, account_key};
+use crate::login::{LoginRefused, LoginRules, MemoryCharge, account_key};
 use crate::redis_outcome::{answered, failed, start_up_within};
 use crate::redis_store::LATE_REPLY;
 
@@ -151,9 +150,6 @@ const LONGEST_MS: u64 = 1 << 52;
 
 /// The shortest hash key [`RedisLoginThrottleBuilder::connect`] takes, in bytes.
 pub const MIN_HASH_KEY_LEN: usize = 32;
-
-/// The name under which a throttle's refusals are reported (`violated-policies` of the 429).
-const POLICY: &str = "login-failures";
 
 /// What eviction costs the login throttle, for the start-up warnings.
 const EVICTION_RISK: EvictionRisk = EvictionRisk {
@@ -565,67 +561,6 @@ impl fmt::Debug for RedisLoginThrottle {
             .field("timeout", &inner.timeout)
             .field("fall_back_to_memory", &inner.fallback.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// Why [`RedisLoginThrottle::attempt`] did not let an attempt through. Answer it as it
-/// answers itself ([`IntoResponse`]), or with [`to_problem`](Self::to_problem).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LoginRefused {
-    /// The account from this client, the account, or the client is locked out for this long
-    /// (the longest of the three): a 429 `quota-exceeded` problem naming the policy
-    /// `login-failures`, with `Retry-After`.
-    LockedOut(Duration),
-    /// Redis could not count the attempt (down, slow, or the circuit breaker open), or would
-    /// count it under another hash key's names (another instance's key is the one Redis
-    /// holds, see [`RedisLoginThrottleBuilder::connect`]): a 503 problem (`about:blank`, as
-    /// the `jti` denylist's outage) with `Retry-After` this long (the breaker's cool-down, at
-    /// least a second). No password may be checked uncounted.
-    Unavailable(Duration),
-}
-
-impl LoginRefused {
-    /// How long the client should wait.
-    pub fn retry_after(&self) -> Duration {
-        match *self {
-            Self::LockedOut(wait) | Self::Unavailable(wait) => wait,
-        }
-    }
-
-    /// The problem to answer with: a 429 `quota-exceeded` (`violated-policies`:
-    /// `login-failures`), or a 503; with `Retry-After` in whole seconds, rounded up.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use hardening_ratelimit::LoginRefused;
-    ///
-    /// let problem = LoginRefused::Unavailable(Duration::from_millis(1500)).to_problem();
-    /// assert_eq!(problem.status(), 503);
-    /// assert_eq!(problem.headers()["retry-after"], "2");
-    /// assert_eq!(LoginRefused::LockedOut(Duration::from_secs(4)).to_problem().status(), 429);
-    /// ```
-    pub fn to_problem(&self) -> Problem {
-        match *self {
-            Self::LockedOut(retry_after) => Error::TooManyRequests {
-                retry_after,
-                policies: vec![POLICY.to_owned()],
-            }
-            .to_problem(),
-            // At least a second: `Retry-After: 0` would invite a retry storm.
-            Self::Unavailable(retry_after) => {
-                Error::UnavailableFor(retry_after).to_problem().with_detail(
-                    "login attempts could not be counted (their store is unavailable); retry \
-                     after the Retry-After delay",
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for LoginRefused {
-    fn into_response(self) -> Response {
-        self.to_problem().into_response()
     }
 }
 
@@ -1142,8 +1077,6 @@ impl KeyNames {
 
 #[cfg(test)]
 mod tests {
-    use http::header;
-
     use super::*;
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -1267,31 +1200,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!bad_url.contains("hunter2"), "{bad_url}");
-    }
-
-    #[test]
-    fn a_refusal_is_a_429_or_a_503_problem_with_retry_after() {
-        let locked = LoginRefused::LockedOut(Duration::from_millis(4001)).into_response();
-        assert_eq!(locked.status(), 429);
-        assert_eq!(locked.headers()[header::RETRY_AFTER], "5");
-        assert_eq!(
-            locked.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
-        let down = LoginRefused::Unavailable(Duration::from_secs(2)).into_response();
-        assert_eq!(down.status(), 503);
-        assert_eq!(down.headers()[header::RETRY_AFTER], "2");
-        // Never a Retry-After of 0; a detail that says what failed, not how.
-        let soon = LoginRefused::Unavailable(Duration::ZERO).to_problem();
-        assert_eq!(soon.headers()[header::RETRY_AFTER], "1");
-        assert_eq!(
-            soon.detail(),
-            Some(
-                "login attempts could not be counted (their store is unavailable); retry \
-                 after the Retry-After delay"
-            )
-        );
-        assert_eq!(soon.type_uri(), "about:blank");
     }
 
     #[test]
