@@ -1,7 +1,7 @@
 //! Cross-origin request protection for requests that carry credentials a browser sends on
 //! its own (cookies, cached HTTP authentication), after Go 1.25's `CrossOriginProtection`:
 //! `Sec-Fetch-Site` first, then `Origin` against `Host`; and for cross-site form
-//! submissions without credentials (login CSRF).
+//! submissions and sibling subdomains' requests without credentials (login CSRF).
 
 use std::fmt;
 
@@ -9,7 +9,7 @@ use std::fmt;
 static SEC_FETCH_SITE: http::HeaderName = http::HeaderName::from_static("sec-fetch-site");
 static SEC_FETCH_MODE: http::HeaderName = http::HeaderName::from_static("sec-fetch-mode");
 
-use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, UPGRADE};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, ORIGIN, UPGRADE};
 use http::request::Parts;
 use http::{HeaderValue, Method};
 
@@ -17,7 +17,9 @@ use http::{HeaderValue, Method};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CsrfReason {
-    /// `Sec-Fetch-Site: cross-site` or `same-site` from an untrusted origin.
+    /// `Sec-Fetch-Site: cross-site` or `same-site` from an untrusted origin (without
+    /// credentials, `same-site` only, for a request sent without a preflight: a sibling
+    /// subdomain's script, login CSRF).
     SecFetchSite,
     /// An `Origin` that is neither this host nor trusted.
     Origin,
@@ -46,12 +48,13 @@ pub use hardening_errors::origin::InvalidOrigin;
 /// (a GET with `Upgrade`) that a browser sent from another origin, when they carry
 /// credentials the browser adds by itself, cookies or HTTP authentication (`Basic`, `Digest`,
 /// `Negotiate`, `NTLM`), and no bearer token (bearer tokens are not sent automatically, so
-/// they need no CSRF defence); and forms that another origin submits without credentials
-/// (login CSRF, below).
+/// they need no CSRF defence); and forms that another origin submits, and simple requests
+/// that a sibling subdomain sends, without credentials (login CSRF, below).
 ///
 /// The check, in order: safe methods pass, unless a GET asks for an `Upgrade`; a path
 /// exempted by [`dangerous_exempt_path`](Self::dangerous_exempt_path) passes; a bearer
-/// request passes; without credentials, only a form from another origin is refused (below);
+/// request passes; without credentials, only a form from another origin, or a request that
+/// another origin of this site sends without a preflight, is refused (below);
 /// with them, `Sec-Fetch-Site: same-origin` or `none` passes,
 /// any other `Sec-Fetch-Site` passes only for a trusted origin, without `Sec-Fetch-Site` an
 /// `Origin` must match the `Host` (or be trusted), and with neither header (not a browser, or
@@ -70,9 +73,16 @@ pub use hardening_errors::origin::InvalidOrigin;
 /// request without credentials is refused when it is a navigation (`Sec-Fetch-Mode:
 /// navigate`: a form, in a window or a frame) from another origin (`Sec-Fetch-Site` other
 /// than `same-origin` or `none`, which takes in sibling subdomains: `same-site`) that is
-/// not trusted. Scripts' cross-origin calls (mode `cors`, or `no-cors` as `sendBeacon`
-/// sends) pass as before: the browser does not keep a `SameSite=Lax` or `Strict` cookie
-/// set in answer to them. What this part does not cover:
+/// not trusted; and so is a request a sibling subdomain's script sends without a preflight
+/// (`Sec-Fetch-Site: same-site`, any mode: a `POST` with no `Content-Type` or a form's or
+/// `text/plain`, by `fetch` or `sendBeacon`) from an untrusted origin, as the browser keeps
+/// a `SameSite=Lax` or `Strict` cookie set in answer to a same-site request (Chromium keeps
+/// a `__Host-` session from a form-encoded `fetch` to a login route). Other requests from
+/// a sibling pass: the browser sends them only after a preflight, and keeps their answer's
+/// cookie only if the preflight let the origin send credentials, which makes it trusted
+/// under `Hardening` (origins its CORS policy lets send credentials are). Other sites'
+/// scripts' calls (mode `cors`, or `no-cors`) pass as before: the browser does not keep a
+/// `SameSite=Lax` or `Strict` cookie set in answer to them. What this part does not cover:
 /// - requests without Fetch Metadata: browsers send it only to HTTPS and loopback
 ///   addresses, and Safari only since 16.4 (serve logins over HTTPS);
 /// - a session cookie made `SameSite=None` (`CookiePolicy::dangerous_same_site_none`):
@@ -308,14 +318,26 @@ impl Csrf {
             .get(&SEC_FETCH_SITE)
             .map(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
         if !credentials {
-            // Login CSRF: only a top-level navigation keeps the cookie its answer sets.
+            // Login CSRF: the browser keeps the `SameSite` cookie an answer sets only for a
+            // top-level navigation from another site, but for any request from this site's
+            // other origins (a sibling subdomain's script).
+            if cross_site != Some(true) || trusted {
+                return Ok(());
+            }
             let navigation = parts
                 .headers
                 .get(&SEC_FETCH_MODE)
                 .is_some_and(|mode| mode.as_bytes() == b"navigate");
-            return match cross_site {
-                Some(true) if navigation && !trusted => Err(CsrfReason::CrossSiteNavigation),
-                _ => Ok(()),
+            let same_site = parts
+                .headers
+                .get(&SEC_FETCH_SITE)
+                .is_some_and(|site| site.as_bytes() == b"same-site");
+            return if navigation {
+                Err(CsrfReason::CrossSiteNavigation)
+            } else if same_site && sent_without_preflight(parts) {
+                Err(CsrfReason::SecFetchSite)
+            } else {
+                Ok(())
             };
         }
         if let Some(cross_site) = cross_site {
@@ -350,6 +372,24 @@ impl Csrf {
             _ => Err(CsrfReason::Origin),
         }
     }
+}
+
+/// Whether a browser sends this unsafe request to another origin without a preflight (a
+/// CORS "simple" request): a `POST` with no `Content-Type` or a form's or `text/plain`. Any
+/// other waits on a preflight, which must let the origin send credentials for the browser to
+/// keep the cookie of the answer: an origin `Hardening` then trusts.
+fn sent_without_preflight(parts: &Parts) -> bool {
+    parts.method == Method::POST
+        && parts.headers.get(CONTENT_TYPE).is_none_or(|value| {
+            let media_type = hardening_errors::media_type(value);
+            [
+                &b"application/x-www-form-urlencoded"[..],
+                b"multipart/form-data",
+                b"text/plain",
+            ]
+            .iter()
+            .any(|simple| media_type.eq_ignore_ascii_case(simple))
+        })
 }
 
 /// Whether an `Authorization` value is of a scheme browsers send by themselves once the user
@@ -682,8 +722,8 @@ mod tests {
     }
 
     /// Login CSRF: another site's form, submitted without credentials, is refused when it is
-    /// a navigation (the only request whose answer's cookie the browser keeps); scripts'
-    /// cross-origin calls and same-site forms pass.
+    /// a navigation (the only request from another site whose answer's cookie the browser
+    /// keeps); other sites' scripts' calls and this origin's own forms pass.
     #[test]
     fn cross_site_forms_without_credentials_are_refused() {
         let csrf = Csrf::new()
@@ -741,6 +781,106 @@ mod tests {
         }
         // Safe methods stay safe: a cross-site link is a navigation too.
         assert_eq!(check(Method::GET, &[cross, navigate, evil]), Ok(()));
+    }
+
+    /// Login CSRF from a sibling subdomain by script: a request that `Sec-Fetch-Site` calls
+    /// `same-site` is one whose answer's `SameSite=Lax` or `Strict` cookie the browser keeps,
+    /// whatever its mode (Chromium kept `__Host-session` from a form-encoded `fetch` that
+    /// `https://blog.example.test` sent to `https://api.example.test/login`, and sent it
+    /// with the next request). So without credentials it is refused from an untrusted
+    /// origin, in every mode; a trusted sibling (the site's SPA), and another site's
+    /// script, whose answer's cookie the browser does not keep, still pass.
+    #[test]
+    fn same_site_calls_without_credentials_are_refused_unless_trusted() {
+        let csrf = Csrf::new()
+            .trust_origins(["https://app.example.com"])
+            .unwrap();
+        let check = |extra: &[(&'static str, &'static str)]| {
+            let mut headers = vec![("host", "api.example.com")];
+            headers.extend_from_slice(extra);
+            csrf.check(&parts(Method::POST, &headers))
+        };
+        let same_site = ("sec-fetch-site", "same-site");
+        let sibling = ("origin", "https://blog.example.com");
+        for mode in ["cors", "no-cors", "same-origin"] {
+            assert_eq!(
+                check(&[same_site, ("sec-fetch-mode", mode), sibling]),
+                Err(CsrfReason::SecFetchSite),
+                "{mode}"
+            );
+        }
+        assert_eq!(
+            check(&[same_site, sibling]),
+            Err(CsrfReason::SecFetchSite),
+            "no Sec-Fetch-Mode"
+        );
+        // What a script sends without a preflight: its answer's cookie is kept.
+        for content_type in [
+            "application/x-www-form-urlencoded;charset=UTF-8",
+            "Multipart/Form-Data; boundary=x",
+            " text/plain ",
+        ] {
+            let cors = ("sec-fetch-mode", "cors");
+            assert_eq!(
+                check(&[same_site, cors, sibling, ("content-type", content_type)]),
+                Err(CsrfReason::SecFetchSite),
+                "{content_type}"
+            );
+        }
+        // Sent only after a preflight, whose answer must let the origin send credentials
+        // for the browser to keep the cookie: a CORS origin that `Hardening` then trusts.
+        let json = ("content-type", "application/json");
+        assert_eq!(
+            check(&[same_site, ("sec-fetch-mode", "cors"), sibling, json]),
+            Ok(()),
+            "JSON: preflighted"
+        );
+        assert_eq!(
+            csrf.check(&parts(
+                Method::PUT,
+                &[
+                    ("host", "api.example.com"),
+                    same_site,
+                    ("sec-fetch-mode", "cors"),
+                    sibling
+                ]
+            )),
+            Ok(()),
+            "PUT: preflighted"
+        );
+        let spa = ("origin", "https://app.example.com");
+        assert_eq!(
+            check(&[same_site, ("sec-fetch-mode", "cors"), spa]),
+            Ok(()),
+            "the trusted SPA"
+        );
+        let cross_site = ("sec-fetch-site", "cross-site");
+        let evil = ("origin", "https://evil.example");
+        for mode in ["cors", "no-cors"] {
+            assert_eq!(
+                check(&[cross_site, ("sec-fetch-mode", mode), evil]),
+                Ok(()),
+                "another site's script: its answer's SameSite cookie is not kept ({mode})"
+            );
+        }
+        assert_eq!(
+            check(&[
+                same_site,
+                ("sec-fetch-mode", "cors"),
+                sibling,
+                ("authorization", "Bearer t")
+            ]),
+            Ok(()),
+            "bearer"
+        );
+        assert_eq!(
+            Csrf::new().shadow().check(&parts(
+                Method::POST,
+                &[("host", "api.example.com"), same_site, sibling]
+            )),
+            Ok(()),
+            "shadow mode"
+        );
     }
 
     /// An exempted path is not checked, with or without credentials; any other path is, and

@@ -48,7 +48,9 @@
 //! 7. **CSRF** (feature `auth`): unsafe requests and WebSocket handshakes with cookies and no
 //!    bearer token from another origin (`Sec-Fetch-Site`, then `Origin` vs `Host`) → 403
 //!    (cross-site WebSocket hijacking included); so is another site's form submitted without
-//!    cookies (a cross-site navigation: login CSRF).
+//!    cookies (a cross-site navigation: login CSRF), and a sibling subdomain's request
+//!    without them that needs no preflight (`Sec-Fetch-Site: same-site`; a form-encoded
+//!    `fetch`) from an origin not trusted.
 //! 8. **The service**, its panics caught → 500.
 //!
 //! On the way out, once: every error response becomes a problem

@@ -147,9 +147,28 @@ fn model(policy: Policy, case: &Case, https: bool) -> Option<CsrfReason> {
     let site = case.first("sec-fetch-site");
     let from_elsewhere = site.is_some_and(|s| s != b"same-origin" && s != b"none");
     let refusal = if !credentials {
-        // Login CSRF: a navigation from another, untrusted origin.
+        // Login CSRF: a navigation from another, untrusted origin; or a request that
+        // `Sec-Fetch-Site` calls `same-site` (a sibling subdomain's script) from one, sent
+        // without a preflight: a POST with no Content-Type or a form's or text/plain.
         let navigation = case.first("sec-fetch-mode") == Some(b"navigate");
-        (from_elsewhere && navigation && !trusted).then_some(CsrfReason::CrossSiteNavigation)
+        let same_site = site == Some(b"same-site");
+        let simple = method == "POST"
+            && case.first("content-type").is_none_or(|value| {
+                let value = String::from_utf8_lossy(value);
+                let media_type = value.split(';').next().unwrap_or_default().trim();
+                [
+                    "application/x-www-form-urlencoded",
+                    "multipart/form-data",
+                    "text/plain",
+                ]
+                .iter()
+                .any(|simple| media_type.eq_ignore_ascii_case(simple))
+            });
+        match (from_elsewhere && !trusted, navigation, same_site && simple) {
+            (true, true, _) => Some(CsrfReason::CrossSiteNavigation),
+            (true, false, true) => Some(CsrfReason::SecFetchSite),
+            _ => None,
+        }
     } else if site.is_some() {
         (from_elsewhere && !trusted).then_some(CsrfReason::SecFetchSite)
     } else {
