@@ -57,6 +57,7 @@
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
 //! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `check_persistence`: the start-up warning about a Redis that keeps nothing across a restart, for the `jti` denylist; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it; `RedisBreaker`: their circuit breaker; `RedisOutageLog`: what they log when it opens and when Redis answers again |
+//! | `test-util`  | no      | `test_log`: the tracing events of the test on this thread, for its assertions (this workspace's unit tests use it) |
 
 mod body_end;
 mod client_group;
@@ -87,6 +88,8 @@ mod rejection;
 mod request_id;
 mod security_event;
 mod spelling;
+#[cfg(feature = "test-util")]
+pub mod test_log;
 pub mod types;
 #[cfg(feature = "validation")]
 mod validation;
