@@ -1504,8 +1504,8 @@ mod tests {
         let app = Router::new()
             .route("/me", get(|_: Authenticated<Claims>| async { "ok" }))
             .layer(AuthLayer::new(verifier()));
-        let log = crate::test_log::Captured::default();
-        let _guard = tracing::subscriber::set_default(log.clone());
+        let log = hardening_errors::test_log::Captured::default();
+        let _guard = log.capture();
         for (claims, claim, expected) in [
             (
                 json!({"sub": "u", "tenant": "ann@example.com", "role": "user"}),

@@ -898,10 +898,8 @@ mod tests {
             }
             csrf.check(&b.body(()).unwrap().into_parts().0)
         };
-        let log = crate::test_log::Captured::default();
-        let csrf = tracing::subscriber::with_default(log.clone(), || {
-            Csrf::new().dangerous_exempt_path("/saml/acs").unwrap()
-        });
+        let log = hardening_errors::test_log::Captured::default();
+        let csrf = log.during(|| Csrf::new().dangerous_exempt_path("/saml/acs").unwrap());
         let warned = log.find(tracing::Level::WARN, "hardening loosened");
         assert_eq!(warned.len(), 1, "{:?}", log.lines());
         assert_eq!(
@@ -936,8 +934,8 @@ mod tests {
     #[test]
     fn shadow_mode_logs_instead() {
         let shadow = Csrf::new().shadow();
-        let log = crate::test_log::Captured::default();
-        tracing::subscriber::with_default(log.clone(), || {
+        let log = hardening_errors::test_log::Captured::default();
+        log.during(|| {
             let with_cookie = parts(Method::POST, &with(&[("sec-fetch-site", "cross-site")]));
             assert_eq!(shadow.check(&with_cookie), Ok(()));
             let login_form = parts(

@@ -1275,8 +1275,8 @@ mod tests {
     async fn one_key_for_two_algorithms_is_logged_or_fails_start_up() {
         use tracing::Level;
 
-        let log = crate::test_log::Captured::default();
-        let _guard = tracing::subscriber::set_default(log.clone());
+        let log = hardening_errors::test_log::Captured::default();
+        let _guard = log.capture();
         let start = |bytes| {
             let source = JwksSource {
                 url: "https://idp.example/jwks".into(),
@@ -1553,8 +1553,8 @@ mod tests {
     async fn long_or_odd_kids_are_logged_cut_and_escaped() {
         use tracing::Level;
 
-        let log = crate::test_log::Captured::default();
-        let _guard = tracing::subscriber::set_default(log.clone());
+        let log = hardening_errors::test_log::Captured::default();
+        let _guard = log.capture();
         let odd = format!("{}\nERROR forged line\u{1b}[31m", "k".repeat(60));
         let long = "x".repeat(10_000);
         let bytes = set(serde_json::json!([
@@ -1636,8 +1636,8 @@ mod tests {
     async fn a_set_with_no_usable_key_drops_the_cached_keys_after_refresh_every() {
         use tracing::Level;
 
-        let log = crate::test_log::Captured::default();
-        let _guard = tracing::subscriber::set_default(log.clone());
+        let log = hardening_errors::test_log::Captured::default();
+        let _guard = log.capture();
         let usable = one_rsa_key();
         let grace = Duration::from_millis(300);
         let policy = JwksPolicy::new()
@@ -1733,8 +1733,8 @@ mod tests {
     async fn keys_are_refused_once_no_fetch_has_succeeded_for_max_key_age() {
         use tracing::Level;
 
-        let log = crate::test_log::Captured::default();
-        let _guard = tracing::subscriber::set_default(log.clone());
+        let log = hardening_errors::test_log::Captured::default();
+        let _guard = log.capture();
         let usable = one_rsa_key();
         let max_age = Duration::from_millis(800);
         let policy = JwksPolicy::new()
@@ -1806,8 +1806,8 @@ mod tests {
     /// the default, or no bound at all, is a loosening logged at start-up.
     #[tokio::test]
     async fn max_key_age_is_checked_and_loosening_it_is_logged() {
-        let log = crate::test_log::Captured::default();
-        let _guard = tracing::subscriber::set_default(log.clone());
+        let log = hardening_errors::test_log::Captured::default();
+        let _guard = log.capture();
         let usable = one_rsa_key();
         let start = |policy: JwksPolicy| {
             let source = JwksSource {
@@ -1818,7 +1818,7 @@ mod tests {
             Jwks::start(source, Vec::new())
         };
         let hours = |h: u64| Duration::from_secs(h * 3600);
-        let loosened = |log: &crate::test_log::Captured| {
+        let loosened = |log: &hardening_errors::test_log::Captured| {
             log.find(Level::WARN, "hardening loosened")
                 .into_iter()
                 .filter(|l| l.target == "hardening")

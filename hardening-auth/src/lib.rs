@@ -72,8 +72,6 @@ mod passwords;
 mod redis_denylist;
 mod session;
 #[cfg(test)]
-mod test_log;
-#[cfg(test)]
 mod test_tokens;
 
 pub use authenticated::{

@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn a_content_length_that_disagrees_with_an_exact_body_size_is_replaced() {
         let warnings = crate::test_log::Warnings::new(hardening_errors::LOG_TARGET);
-        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let _guard = warnings.capture();
         let hello =
             |lengths: &[&'static str]| with_lengths(Response::new(Body::from("hello")), lengths);
         // (the service's values, what `content_length` returns, the warning)
@@ -403,7 +403,7 @@ mod tests {
     #[tokio::test]
     async fn the_layer_sends_one_content_length_of_the_bodys_size() {
         let warnings = crate::test_log::Warnings::new(hardening_errors::LOG_TARGET);
-        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let _guard = warnings.capture();
         let layer = SecurityHeadersLayer::new(HeaderPolicy::api().build().unwrap());
         let cases: [&[&'static str]; 4] = [&["2"], &["abc"], &["2", "5"], &["5", "5"]];
         for lengths in cases {

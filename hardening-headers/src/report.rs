@@ -540,7 +540,7 @@ mod tests {
     #[tokio::test]
     async fn the_rate_limit_counts_reports_and_logs_how_many_it_dropped() {
         let warnings = Warnings::new(TARGET);
-        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let _guard = warnings.capture();
         let reports = CspReports::new().per_minute(NonZeroU32::new(3).unwrap());
         let app: Router = reports.clone().router("/r");
         assert_eq!(post(&app, batch(2)).await, StatusCode::NO_CONTENT);
@@ -566,7 +566,7 @@ mod tests {
     #[tokio::test]
     async fn one_client_cannot_use_up_the_window() {
         let warnings = Warnings::new(TARGET);
-        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let _guard = warnings.capture();
         let app: Router = CspReports::new()
             .per_minute(NonZeroU32::new(20).unwrap())
             .router("/r");
@@ -613,7 +613,7 @@ mod tests {
     #[tokio::test]
     async fn reports_without_a_client_address_are_warned_about_once() {
         let warnings = Warnings::new(TARGET);
-        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let _guard = warnings.capture();
         let app: Router = CspReports::new().router("/r");
         for _ in 0..3 {
             let request = http::Request::post("/r")
@@ -685,7 +685,7 @@ mod tests {
     #[tokio::test]
     async fn a_poisoned_window_still_counts() {
         let warnings = Warnings::new(TARGET);
-        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let _guard = warnings.capture();
         let reports = CspReports::new();
         let window = reports.window.clone();
         let _ = std::thread::spawn(move || {
@@ -705,7 +705,7 @@ mod tests {
     #[tokio::test]
     async fn fields_cannot_start_a_log_line() {
         let warnings = Warnings::new(TARGET);
-        let _guard = tracing::subscriber::set_default(warnings.clone());
+        let _guard = warnings.capture();
         let app: Router = CspReports::new().router("/r");
         let forged = "\n2026-01-01 INFO login ok\r\u{1b}[1A\u{85}\u{2028}";
         let body = json!([{ "type": "csp-violation", "body": {
