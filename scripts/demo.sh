@@ -23,7 +23,6 @@ if [ ! -f .env ]; then
   {
     echo "# Demo secrets written by scripts/demo.sh on $(date -u +%F). Not for production."
     echo "JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0)"
-    echo "COOKIE_KEY=$(head -c 48 /dev/urandom | base64 -w0)"
     echo "ADMIN_EMAIL=admin@example.com"
     echo "ADMIN_PASSWORD=$(admin_password)"
   } > .env

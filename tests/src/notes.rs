@@ -9,7 +9,7 @@ use example_notes::NotesConfig;
 /// A notes configuration whose database file (and its WAL files) is removed on drop.
 #[derive(Debug)]
 pub struct TempNotes {
-    /// The configuration: fresh random `JWT_SECRET` and `COOKIE_KEY`, a unique temp file.
+    /// The configuration: a fresh random `JWT_SECRET`, a unique temp file.
     pub config: NotesConfig,
     db: PathBuf,
 }
@@ -27,7 +27,7 @@ impl TempNotes {
     /// A configuration named after `purpose`, with these extra variables (`ADMIN_EMAIL`,
     /// `AI_DAILY_TOKENS`, …).
     pub fn new(purpose: &str, extra: &[(&str, &str)]) -> Self {
-        let (jwt_secret, cookie_key) = (random_secret(), random_secret());
+        let jwt_secret = random_secret();
         let db = std::env::temp_dir().join(format!(
             "example-notes-{purpose}-{}-{}.sqlite3",
             std::process::id(),
@@ -36,7 +36,6 @@ impl TempNotes {
         let path = db.to_str().expect("a UTF-8 temp dir").to_owned();
         let base = [
             ("JWT_SECRET", jwt_secret.as_str()),
-            ("COOKIE_KEY", cookie_key.as_str()),
             ("DATABASE_PATH", path.as_str()),
         ];
         let config = NotesConfig::from_vars(|name| {

@@ -1,5 +1,5 @@
 //! example-notes in headless Chromium (Debian's `chromium` and `chromium-driver`): the page
-//! at `/` registers, logs in (the encrypted `__Host-session` cookie is accepted on
+//! at `/` registers, logs in (the `__Host-session` session cookie is accepted on
 //! http://127.0.0.1, a secure context, and stays out of `document.cookie`), saves notes
 //! through its forms, renders a note title full of markup as text, and trips no CSP
 //! violation on the way. Run by `scripts/test-all.sh`; plain `cargo test` skips it.

@@ -59,6 +59,9 @@ pub enum ConfigError {
     /// The session cookie's name is refused.
     #[error(transparent)]
     SessionCookie(#[from] hardening_core::auth::InvalidSessionCookie),
+    /// The session issuer does not fit the auth layer.
+    #[error(transparent)]
+    Sessions(#[from] hardening_core::auth::SessionConfigError),
     /// The `HARDENING_*` settings are wrong.
     #[error(transparent)]
     Hardening(#[from] hardening_core::ConfigError),
@@ -71,10 +74,9 @@ pub struct NotesConfig {
     pub addr: SocketAddr,
     /// The SQLite file (`DATABASE_PATH`; default `example-notes.sqlite3`), or `:memory:`.
     pub database: PathBuf,
-    /// HS256 key for access tokens: the bytes of `JWT_SECRET` as given.
+    /// HS256 key for session tokens (in the login answer and the session cookie): the bytes
+    /// of `JWT_SECRET` as given, at least 32.
     pub jwt_secret: Vec<u8>,
-    /// Key material for the encrypted session cookie (`COOKIE_KEY`, ≥ 32 bytes).
-    pub cookie_key: Vec<u8>,
     /// The account that gets the `admin` role (`ADMIN_EMAIL`, keyed as logins are: case
     /// folded, see `LoginThrottle::account_key`). It is created at start-up, its password is
     /// [`admin_password`](Self::admin_password) and nothing else, and registering the address
@@ -97,7 +99,6 @@ impl std::fmt::Debug for NotesConfig {
             .field("addr", &self.addr)
             .field("database", &self.database)
             .field("jwt_secret", &"<redacted>")
-            .field("cookie_key", &"<redacted>")
             .field("admin_email", &self.admin_email)
             .field(
                 "admin_password",
@@ -109,9 +110,8 @@ impl std::fmt::Debug for NotesConfig {
     }
 }
 
-/// A secret of at least 32 bytes (HS256's key size; the session cookie's key derivation
-/// panics on less).
-pub(crate) fn long_enough(name: &'static str, secret: &[u8]) -> Result<(), ConfigError> {
+/// A secret of at least 32 bytes (HS256's key size).
+fn long_enough(name: &'static str, secret: &[u8]) -> Result<(), ConfigError> {
     if secret.len() < 32 {
         return Err(ConfigError::TooShort(name, secret.len()));
     }
@@ -175,7 +175,6 @@ impl NotesConfig {
                 .unwrap_or_else(|| "example-notes.sqlite3".to_owned())
                 .into(),
             jwt_secret: secret("JWT_SECRET")?,
-            cookie_key: secret("COOKIE_KEY")?,
             admin_email,
             admin_password,
             ai_daily_tokens,
@@ -232,9 +231,9 @@ mod tests {
 
     #[test]
     fn secrets_are_required_and_long() {
-        let err = NotesConfig::from_vars(vars(&[("COOKIE_KEY", KEY)])).err();
+        let err = NotesConfig::from_vars(vars(&[])).err();
         assert!(matches!(err, Some(ConfigError::Missing("JWT_SECRET"))));
-        let err = NotesConfig::from_vars(vars(&[("JWT_SECRET", "short"), ("COOKIE_KEY", KEY)]))
+        let err = NotesConfig::from_vars(vars(&[("JWT_SECRET", "short")]))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -242,7 +241,7 @@ mod tests {
             err.contains("JWT_SECRET is 5 bytes") && err.contains("at least 32"),
             "{err}"
         );
-        let ok = NotesConfig::from_vars(vars(&[("JWT_SECRET", KEY), ("COOKIE_KEY", KEY)]));
+        let ok = NotesConfig::from_vars(vars(&[("JWT_SECRET", KEY)]));
         let ok = ok.ok();
         assert_eq!(ok.as_ref().map(|c| c.addr.port()), Some(3000));
         assert!(
@@ -253,21 +252,17 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = NotesConfig::from_vars(vars(&[
-            ("JWT_SECRET", KEY),
-            ("COOKIE_KEY", KEY),
-            ("PORT", "eighty"),
-        ]))
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        let err = NotesConfig::from_vars(vars(&[("JWT_SECRET", KEY), ("PORT", "eighty")]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.starts_with("PORT = \"eighty\""), "{err}");
     }
 
     #[test]
     fn the_admin_account_needs_a_strong_password() {
         let err = |pairs: &[(&str, &str)]| {
-            let base = [("JWT_SECRET", KEY), ("COOKIE_KEY", KEY)];
+            let base = [("JWT_SECRET", KEY)];
             let all: Vec<(&str, &str)> = base.iter().chain(pairs).copied().collect();
             NotesConfig::from_vars(vars(&all))
                 .err()
@@ -310,7 +305,6 @@ mod tests {
         );
         let ok = NotesConfig::from_vars(vars(&[
             ("JWT_SECRET", KEY),
-            ("COOKIE_KEY", KEY),
             ("ADMIN_EMAIL", " Admin@Example.com "),
             ("ADMIN_PASSWORD", "a long admin passphrase"),
         ]))

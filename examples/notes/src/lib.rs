@@ -1,8 +1,9 @@
 //! example-notes: a hardened notes service.
 //!
 //! SQLite through rusqlite (owner-scoped queries), registration and login with argon2id
-//! passwords and throttled failures, HS256 access tokens also carried by an encrypted
-//! `__Host-session` cookie, notes CRUD where another user's note is a 404, an admin listing
+//! passwords and throttled failures, sessions from `hardening-auth`'s `SessionIssuer` (an
+//! HS256 token answered as a bearer token and set in the `__Host-session` cookie; logout
+//! revokes it), notes CRUD where another user's note is a 404, an admin listing
 //! (for the `ADMIN_EMAIL` account, created at start-up with `ADMIN_PASSWORD`, which cannot be
 //! had by registering that address; registration answers alike whether an address is
 //! taken or not),
@@ -19,16 +20,16 @@ mod session;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRef, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use hardening_core::auth::{
-    AuthLayer, Authenticated, CanonicalId, Denylist, JwtVerifier, MAX_PASSWORD_LEN, MemoryDenylist,
-    Owned, PasswordError, Passwords, TokenRef, Verification,
+    Authenticated, CanonicalId, CurrentSession, MAX_PASSWORD_LEN, Owned, PasswordError, Passwords,
+    SessionError, SessionIssuer, Verification,
 };
 use hardening_core::errors::{Error, FieldError, Problem, Valid, report_rejection};
 use hardening_core::headers::{Csp, CspReports, HeaderPolicy};
@@ -39,16 +40,15 @@ use serde_json::json;
 
 pub use config::{ConfigError, NotesConfig};
 pub use db::{CreateUser, Db, Note, User};
-pub use session::{AUDIENCE, ISSUER, SESSION_COOKIE, Sessions, TOKEN_LIFETIME};
+pub use session::{AUDIENCE, ISSUER, SESSION_COOKIE, TOKEN_LIFETIME};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
     db: Db,
     passwords: Passwords,
-    sessions: Sessions,
+    sessions: SessionIssuer,
     throttle: Arc<LoginThrottle>,
-    denylist: Arc<MemoryDenylist>,
     admin: Option<Arc<Admin>>,
 }
 
@@ -157,18 +157,9 @@ pub fn app(config: &NotesConfig, hardening: HardeningConfig) -> Result<Router, S
 /// peer for its per-IP throttle (it needs `ConnectInfo`), and the admin account's row is not
 /// created (`app` creates it), so the admin cannot log in.
 pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
-    // Checked by `NotesConfig::from_env` too; a config built by hand is checked here (the
-    // verifier checks `jwt_secret`).
-    config::long_enough("COOKIE_KEY", &config.cookie_key)?;
-    let verifier = JwtVerifier::builder()
-        .hmac(None, jsonwebtoken::Algorithm::HS256, &config.jwt_secret)?
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        // No token of ours lives longer: one past this age is refused, whatever its `exp`.
-        .max_age(TOKEN_LIFETIME)
-        // Ours all carry a `jti` (the denylist's key): one without could not be revoked.
-        .require_jti()
-        .build()?;
+    // `NotesConfig::from_env` checks `jwt_secret`'s length; the verifier checks it again (a
+    // config built by hand).
+    let (auth, sessions) = session::auth(&config.jwt_secret)?;
     let passwords = config.passwords.clone();
     let admin = config::admin_account(
         config.admin_email.as_deref(),
@@ -176,19 +167,13 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
     )?
     .map(|(email, password)| Admin::new(email, password, &passwords).map(Arc::new))
     .transpose()?;
-    let denylist = Arc::new(MemoryDenylist::new(100_000));
-    let sessions = Sessions::new(&config.jwt_secret, &config.cookie_key);
     let state = AppState {
         db,
         passwords,
-        sessions: sessions.clone(),
+        sessions,
         throttle: Arc::new(LoginThrottle::new()),
-        denylist: denylist.clone(),
         admin,
     };
-    let auth = AuthLayer::new(verifier)
-        .session_cookie(SESSION_COOKIE)?
-        .denylist(denylist);
     Ok(Router::new()
         .route("/", get(page::index))
         .route(
@@ -206,11 +191,7 @@ pub fn routes(config: &NotesConfig, db: Db) -> Result<Router, ConfigError> {
         .merge(ai::router(config.ai_daily_tokens)?)
         .merge(CspReports::new().router("/csp-report"))
         .with_state(state)
-        .layer(auth)
-        .layer(axum::middleware::map_request(move |req| {
-            let sessions = sessions.clone();
-            async move { sessions.unseal(req) }
-        })))
+        .layer(auth))
 }
 
 /// Sign-ups per client IP (IPv6 by /64): 10 an hour. Each one costs an argon2 hash and makes
@@ -424,7 +405,8 @@ async fn register(
         .into_response())
 }
 
-/// `POST /auth/login`: a token and the session cookie for the right password; a 401 for a
+/// `POST /auth/login`: a session for the right password, its token in the body (for a client
+/// that sends it as `Authorization: Bearer`) and in the session cookie; a 401 for a
 /// wrong one or an unknown account, a 429 while the throttle locks the account or client
 /// out, a 503 (not counted as a failure: no password was checked) when the password hasher
 /// is too busy to take the check.
@@ -490,19 +472,14 @@ async fn login(
     };
     attempt.succeeded();
     // Only a login checked against ADMIN_PASSWORD above gets here with the admin's address.
-    let token = state.sessions.issue(id, admin.is_some())?;
-    let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, state.sessions.cookie(&token)?);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok((
-        headers,
-        Json(json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME.as_secs(),
-        })),
-    )
-        .into_response())
+    let session = session::issue(&state.sessions, id, admin.is_some())?;
+    let body = Json(json!({
+        "access_token": session.token(),
+        "token_type": "Bearer",
+        "expires_in": session.expires_in().as_secs(),
+    }));
+    // The session as response parts: its `Set-Cookie` and `Cache-Control: no-store`.
+    Ok((session, body).into_response())
 }
 
 /// The 429 for a login refused by the throttle.
@@ -513,62 +490,22 @@ fn throttled(retry_after: Duration) -> Error {
     }
 }
 
-/// Ends the session: the token is revoked for as long as it could be accepted, the cookie
-/// is cleared. Without a valid token (none, or one revoked, expired or invalid) there is only
-/// the cookie to clear: still a 204 that clears it. A 503 if the denylist cannot be asked
-/// (the token may be live: a 204 would say it was ended).
-async fn logout(State(state): State<AppState>, user: Result<Authenticated, Response>) -> Response {
-    match user {
-        Ok(user) => {
-            let revoked = match revocation(&user.claims) {
-                Ok((token, until)) => state.denylist.revoke(token, until).await,
-                Err(e) => return e.into_response(),
-            };
-            if let Err(e) = revoked {
-                return Error::internal(e).into_response();
-            }
-        }
-        // The denylist is down (503), or no `AuthLayer` (500).
-        Err(refusal) if refusal.status().is_server_error() => return refusal,
-        // 401: nothing to revoke.
-        Err(_) => {}
-    }
-    let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, Sessions::clear_cookie());
-    headers.insert(
-        header::HeaderName::from_static("clear-site-data"),
+/// `POST /auth/logout`: ends the session ([`SessionIssuer::logout`]): the request's token
+/// (from the cookie or `Authorization: Bearer`) is revoked until it expires and the cookie
+/// is cleared, with `Clear-Site-Data: "cookies"` too. Without a live token (none, or one
+/// revoked, expired or invalid) there is only the cookie to clear: still a 204 that clears
+/// it. A 503 with `Retry-After` if the denylist cannot be asked or does not take the
+/// revocation (the token may be live: a 204 would say it was ended).
+async fn logout(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> Result<Response, SessionError> {
+    let logged_out = state.sessions.logout(session).await?;
+    let clear_site_data = [(
+        HeaderName::from_static("clear-site-data"),
         HeaderValue::from_static("\"cookies\""),
-    );
-    (StatusCode::NO_CONTENT, headers).into_response()
-}
-
-/// The token to revoke (its `jti`, `sub` and `iat`: the denylist may merge one user's
-/// revocations by `sub` and `iat`) and until when: as long as the verifier can accept it,
-/// that is until its `exp` (any JSON number, `1796324610.5` too: rounded up) and no later
-/// than [`TOKEN_LIFETIME`] after its `iat` (the verifier's `max_age`); the denylist adds the
-/// leeway. The verifier requires numeric `exp` and `iat`, a `sub` and a `jti`
-/// (`require_jti`); were one missing, that logout would be a logged 500, not a 204 that
-/// leaves the token valid.
-fn revocation(claims: &serde_json::Value) -> Result<(TokenRef<'_>, SystemTime), Error> {
-    let token = claims
-        .as_object()
-        .and_then(TokenRef::from_claims)
-        .ok_or_else(|| {
-            Error::internal("logout: the token has no jti or sub, so it cannot be revoked")
-        })?;
-    let time = |name| claims.get(name).and_then(serde_json::Value::as_f64);
-    let (Some(exp), Some(iat)) = (time("exp"), time("iat")) else {
-        return Err(Error::internal(
-            "logout: the token has no numeric exp or iat, so its end is unknown",
-        ));
-    };
-    // At most TOKEN_LIFETIME + leeway from now (the verifier checked `iat`): it fits.
-    let end = exp.min(iat + TOKEN_LIFETIME.as_secs_f64()).max(0.0).ceil();
-    Duration::try_from_secs_f64(end)
-        .ok()
-        .and_then(|end| SystemTime::UNIX_EPOCH.checked_add(end))
-        .map(|until| (token, until))
-        .ok_or_else(|| Error::internal("logout: the token's exp is out of range"))
+    )];
+    Ok((clear_site_data, logged_out).into_response())
 }
 
 /// The body of `POST /notes` and `PUT /notes/{id}`.
@@ -730,6 +667,8 @@ async fn admin_users(
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     /// A throw-away database file (WAL needs a file), removed with its WAL files on drop.
@@ -812,27 +751,22 @@ mod tests {
         assert!(email_shape("\u{e9}lise@exemple.fr", &()).is_ok());
     }
 
-    /// A config built by hand (its fields are public) skipped `from_env`'s length checks, and
-    /// a short `cookie_key` panicked in the cookie crate's key derivation. It is a
-    /// `ConfigError` naming the variable.
+    /// A config built by hand (its fields are public) skips `from_env`'s length checks: a
+    /// short `jwt_secret` is a `ConfigError` naming the variable, not a panic.
     #[test]
     fn a_hand_built_config_with_a_short_key_is_refused_not_a_panic() {
         let key = "3q2+7w0ZbX9kLm4PaR8sTvU1yWcE6hJn".to_owned();
-        let base = NotesConfig::from_vars(|name| {
-            matches!(name, "JWT_SECRET" | "COOKIE_KEY").then(|| key.clone())
-        })
-        .unwrap();
+        let base =
+            NotesConfig::from_vars(|name| (name == "JWT_SECRET").then(|| key.clone())).unwrap();
         let file = TempDb::new("short-key");
         let db = Db::open(&file.0).unwrap();
         let mut config = base.clone();
-        config.cookie_key = b"short".to_vec();
+        config.jwt_secret = b"short".to_vec();
         let err = routes(&config, db.clone()).err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some(
-                "COOKIE_KEY is 5 bytes long: use at least 32 random bytes (e.g. `openssl rand \
-                 -base64 48`)"
-            )
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with("JWT_SECRET is not a usable HMAC key")),
+            "{err:?}"
         );
         assert!(routes(&base, db).is_ok());
     }
@@ -886,9 +820,10 @@ mod tests {
         let state = AppState {
             db: db.clone(),
             passwords: Passwords::new(),
-            sessions: Sessions::new(&[7; 48], &[9; 48]),
+            sessions: session::auth(b"k7Qz2vX9pL4mN8rT1wY6uE3sA5dF0gHj")
+                .unwrap()
+                .1,
             throttle: Arc::new(LoginThrottle::new()),
-            denylist: Arc::new(MemoryDenylist::new(16)),
             admin: Some(Arc::new(Admin {
                 email: "admin@example.com".to_owned(),
                 hash: "!".to_owned(),

@@ -1,5 +1,5 @@
 //! Run with `scripts/demo.sh` (writes a `.env` with fresh demo secrets, then runs this), or
-//! set `JWT_SECRET` and `COOKIE_KEY` yourself and `cargo run -p example-notes`.
+//! set `JWT_SECRET` yourself and `cargo run -p example-notes`.
 //!
 //! Serves the notes service on http://127.0.0.1:3000 (`BIND`, `PORT`), data in
 //! `example-notes.sqlite3` (`DATABASE_PATH`), JSON logs on stdout. Try:

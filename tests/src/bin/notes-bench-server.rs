@@ -6,15 +6,17 @@
 //! `example_notes::routes` (the same routes and their own auth layer, no `Hardening`).
 //!
 //! A fresh SQLite file under the temp directory (removed on exit) gets one user with ten
-//! notes. Stdout's first line is a bearer token for that user, the second
-//! `listening on 127.0.0.1:PORT` once the socket is bound. Secrets are fresh random bytes.
+//! notes. Stdout's first line is a bearer token for that user (from the server's own
+//! `POST /auth/login`), the second `listening on 127.0.0.1:PORT` once the socket is bound
+//! and the login answered. Secrets are fresh random bytes.
 
 #![allow(clippy::print_stdout)]
 
+use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 
-use example_notes::{Db, Sessions};
+use example_notes::Db;
 use hardening_core::auth::Passwords;
 use hardening_tests::notes::TempNotes;
 
@@ -47,12 +49,11 @@ fn main() -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        // The user and its notes go straight into the database; the token is the one
-        // `/auth/login` would issue (same signer, same claims), so both variants get one.
+        // The user and its notes go straight into the database; the token comes from the
+        // server's own `/auth/login`, so both variants get one.
         let db = Db::open(&config.database)?;
-        let hash = Passwords::new()
-            .hash(b"a long passphrase for the load test")
-            .await?;
+        let password = "a long passphrase for the load test";
+        let hash = Passwords::new().hash(password.as_bytes()).await?;
         let email = "load@example.com";
         db.create_user(email.to_owned(), hash).await?;
         let (id, _) = db
@@ -67,7 +68,6 @@ fn main() -> Result<(), BoxError> {
             )
             .await?;
         }
-        let token = Sessions::new(&config.jwt_secret, &config.cookie_key).issue(id, false)?;
 
         let app = if hardened {
             example_notes::app(&config, TempNotes::hardening("1000000000"))?
@@ -75,16 +75,30 @@ fn main() -> Result<(), BoxError> {
             example_notes::routes(&config, db)?
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .into_future(),
+        );
+        let credentials = format!(r#"{{"email":"{email}","password":"{password}"}}"#);
+        let login =
+            hardening_tests::send(addr, "POST", "/auth/login", &[], Some(&credentials)).await;
+        if login.status != 200 {
+            return Err(format!("the load-test login failed: {login:?}").into());
+        }
+        let token = login.json()["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or("the load-test login answered no access_token")?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{token}")?;
-        writeln!(out, "listening on {}", listener.local_addr()?)?;
+        writeln!(out, "listening on {addr}")?;
         out.flush()?;
         drop(out);
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await?;
+        server.await??;
         Ok::<(), BoxError>(())
     })
 }
