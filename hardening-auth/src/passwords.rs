@@ -1285,8 +1285,8 @@ mod tests {
                 .await
                 .map_err(|e| e.for_field("#/new_password"))
         }
-        let log = crate::test_log::Captured::default();
-        let _log = tracing::subscriber::set_default(log.clone());
+        let log = hardening_errors::test_log::Captured::default();
+        let _log = log.capture();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
