@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, EvictionRisk, OutageWords, RedisBreaker, RedisConnection,
-    RedisOutageLog, check_eviction, check_persistence,
+    EvictionRisk, LateReplies, OutageWords, RedisBreaker, RedisConnection, RedisOutageLog,
+    RedisStartError, RedisStoreSettings, check_persistence,
 };
 use redis::Script;
 
@@ -102,6 +102,18 @@ pub enum RedisDenylistError {
 
 hardening_errors::debug_as_message!(RedisDenylistError);
 
+impl RedisDenylistError {
+    /// The denylist's words for why its settings could not start it.
+    fn from_start(error: RedisStartError) -> Self {
+        match error {
+            RedisStartError::ZeroTimeout => Self::ZeroTimeout,
+            // The reason is left out, as it always was.
+            RedisStartError::InvalidUrl(_) => Self::InvalidUrl,
+            RedisStartError::Unreachable(e) => Self::Unreachable(e),
+        }
+    }
+}
+
 /// What eviction costs the denylist, for the start-up warnings.
 const EVICTION_RISK: EvictionRisk = EvictionRisk {
     store: "the jti denylist",
@@ -132,29 +144,15 @@ const MEANWHILE: &str = "no token can be checked against it and none is let thro
 /// Builds a [`RedisDenylist`]; see [`RedisDenylist::builder`].
 #[must_use]
 pub struct RedisDenylistBuilder {
-    url: String,
-    prefix: String,
-    timeout: Duration,
-    breaker_failures: u32,
-    breaker_cool_down: Duration,
-    allow_eviction: bool,
-    /// How often the eviction policy is asked again: [`EVICTION_RECHECK_EVERY`], unless a test
-    /// sets it.
-    eviction_recheck_every: Duration,
+    settings: RedisStoreSettings,
 }
 
 // By hand: the URL's password is not printed.
 impl fmt::Debug for RedisDenylistBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisDenylistBuilder")
-            .field("url", &hardening_errors::redact_url(&self.url))
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("breaker_failures", &self.breaker_failures)
-            .field("breaker_cool_down", &self.breaker_cool_down)
-            .field("allow_eviction", &self.allow_eviction)
-            .field("eviction_recheck_every", &self.eviction_recheck_every)
-            .finish()
+        let mut builder = f.debug_struct("RedisDenylistBuilder");
+        self.settings.debug_fields(&mut builder);
+        builder.finish()
     }
 }
 
@@ -162,7 +160,7 @@ impl RedisDenylistBuilder {
     /// The prefix of every key (default `hardening:jti:`); keys are
     /// `{prefix}{length of sub}:{sub}{jti}` (see [`RedisDenylist`]).
     pub fn prefix(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.to_owned();
+        self.settings.set_prefix(prefix);
         self
     }
 
@@ -172,7 +170,7 @@ impl RedisDenylistBuilder {
     /// timed out on it for ten of these timeouts with no reply (logged as a warning). Zero
     /// is refused by [`connect`](Self::connect).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.set_timeout(timeout);
         self
     }
 
@@ -187,13 +185,11 @@ impl RedisDenylistBuilder {
     /// keep failing at once until it answers. A Redis that answers but cannot serve yet
     /// (`-LOADING` while it loads its data set after a restart, see
     /// [`RedisBreaker::is_outage`]) is down too. Another error Redis answers (a full Redis
-    /// refusing a revocation) is an answer: it fails that command only. Logged once per outage, as an
-    /// error naming the server's address (never the URL) when the breaker opens, and Redis
-    /// answering again at INFO, as the other Redis stores do; each request refused meanwhile
-    /// only at debug (see [`Authenticated`](crate::Authenticated)).
+    /// refusing a revocation) is an answer: it fails that command only. Each outage is logged
+    /// as every Redis store logs it (see [`RedisStoreSettings`]); each request refused
+    /// meanwhile only at debug (see [`Authenticated`](crate::Authenticated)).
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
-        self.breaker_failures = failures.max(1);
-        self.breaker_cool_down = cool_down;
+        self.settings.set_circuit_breaker(failures, cool_down);
         self
     }
 
@@ -201,15 +197,14 @@ impl RedisDenylistBuilder {
     /// say). Under memory pressure it may drop revocations, and those tokens are valid again
     /// until they expire. Logs a warning at start-up when the policy found evicts.
     pub fn dangerous_allow_eviction(mut self) -> Self {
-        self.allow_eviction = true;
+        self.settings.dangerous_allow_eviction();
         self
     }
 
-    /// How often Redis's `maxmemory-policy` is asked again after start-up, instead of every
-    /// [`EVICTION_RECHECK_EVERY`] (five minutes): for tests, which cannot wait that long.
+    /// See [`RedisStoreSettings::set_eviction_recheck_every`]: for tests.
     #[doc(hidden)]
     pub fn eviction_recheck_every(mut self, every: Duration) -> Self {
-        self.eviction_recheck_every = every;
+        self.settings.set_eviction_recheck_every(every);
         self
     }
 
@@ -228,48 +223,32 @@ impl RedisDenylistBuilder {
     /// [`RedisDenylistError::EvictingPolicy`] unless
     /// [`dangerous_allow_eviction`](Self::dangerous_allow_eviction).
     pub async fn connect(self) -> Result<RedisDenylist, RedisDenylistError> {
-        if self.timeout.is_zero() {
-            return Err(RedisDenylistError::ZeroTimeout);
-        }
-        let client = hardening_errors::redis_connection_info(self.url.as_str())
-            .and_then(redis::Client::open)
-            .map_err(|_| RedisDenylistError::InvalidUrl)?;
-        // `host:port`, for the logs: never the URL, which may hold a password.
-        let addr = client.get_connection_info().addr().to_string();
-        let silence = self.timeout.saturating_mul(10);
-        let connection = RedisConnection::connect(
-            client,
-            self.timeout,
-            Some(self.timeout),
-            silence,
-            EVICTION_RISK,
-            self.allow_eviction,
-            self.eviction_recheck_every,
-        )
-        .await
-        .map_err(RedisDenylistError::Unreachable)?;
+        let settings = &self.settings;
+        // Each command gives up after the timeout: a late reply has nothing to take back.
+        let connection = settings
+            .connect(LateReplies::Dropped)
+            .await
+            .map_err(RedisDenylistError::from_start)?;
         let mut conn = connection.get();
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
             .map_err(RedisDenylistError::Unreachable)?;
-        check_eviction(&mut conn, self.allow_eviction, &EVICTION_RISK)
+        settings
+            .check_eviction(&mut conn)
             .await
             .map_err(RedisDenylistError::Unreachable)?
             .map_err(RedisDenylistError::EvictingPolicy)?;
         check_persistence(&mut conn, EVICTION_RISK.store, RESTART_LOSS)
             .await
             .map_err(RedisDenylistError::Unreachable)?;
+        let addr = connection.addr();
         Ok(RedisDenylist {
             conn: Arc::new(connection),
             revoke: Script::new(REVOKE),
-            prefix: self.prefix,
-            timeout: self.timeout,
-            breaker: Arc::new(RedisBreaker::new(
-                self.breaker_failures,
-                self.breaker_cool_down,
-                self.timeout,
-            )),
+            prefix: settings.prefix().to_owned(),
+            timeout: settings.timeout(),
+            breaker: Arc::new(settings.breaker()),
             outage: Arc::new(RedisOutageLog::new(OUTAGE_WORDS, addr, MEANWHILE)),
         })
     }
@@ -366,13 +345,12 @@ impl RedisDenylist {
     /// `redis` crate's TLS features).
     pub fn builder(url: &str) -> RedisDenylistBuilder {
         RedisDenylistBuilder {
-            url: url.to_owned(),
-            prefix: "hardening:jti:".to_owned(),
-            timeout: Duration::from_millis(200),
-            breaker_failures: 5,
-            breaker_cool_down: Duration::from_secs(2),
-            allow_eviction: false,
-            eviction_recheck_every: EVICTION_RECHECK_EVERY,
+            settings: RedisStoreSettings::new(
+                url,
+                EVICTION_RISK,
+                "hardening:jti:",
+                Duration::from_millis(200),
+            ),
         }
     }
 

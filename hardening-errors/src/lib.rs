@@ -56,7 +56,7 @@
 //! | feature      | default | what it adds |
 //! |--------------|---------|--------------|
 //! | `validation` | no      | `Valid<Json<T>>`, `Valid<Query<T>>`, `Valid<Form<T>>` extractors backed by garde |
-//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `check_persistence`: the start-up warning about a Redis that keeps nothing across a restart, for the `jti` denylist; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it; `RedisBreaker`: their circuit breaker; `RedisOutageLog`: what they log when it opens and when Redis answers again |
+//! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `check_persistence`: the start-up warning about a Redis that keeps nothing across a restart, for the `jti` denylist; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it; `RedisBreaker`: their circuit breaker; `RedisOutageLog`: what they log when it opens and when Redis answers again; `RedisStoreSettings`: the settings their builders share (URL, prefix, timeout, breaker, eviction), checked and connected with alike |
 //! | `test-util`  | no      | `test_log`: the tracing events of the test on this thread, for its assertions (this workspace's unit tests use it) |
 
 mod body_end;
@@ -82,6 +82,8 @@ mod redis_eviction;
 mod redis_outage;
 #[cfg(feature = "redis")]
 mod redis_persistence;
+#[cfg(feature = "redis")]
+mod redis_settings;
 #[cfg(feature = "redis")]
 mod redis_tcp;
 mod rejection;
@@ -128,6 +130,8 @@ pub use redis_eviction::{EvictionRisk, check_eviction};
 pub use redis_outage::{OutageWords, RedisOutageLog};
 #[cfg(feature = "redis")]
 pub use redis_persistence::check_persistence;
+#[cfg(feature = "redis")]
+pub use redis_settings::{LateReplies, RedisStartError, RedisStoreSettings};
 #[cfg(feature = "redis")]
 pub use redis_tcp::redis_connection_info;
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};

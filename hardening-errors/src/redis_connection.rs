@@ -248,6 +248,12 @@ impl RedisConnection {
         Ok(connection)
     }
 
+    /// The server's address, `host:port`, for the logs: never the URL, which may hold a
+    /// password.
+    pub fn addr(&self) -> String {
+        self.client.get_connection_info().addr().to_string()
+    }
+
     /// The connection to send commands on.
     #[inline]
     pub fn get(&self) -> ConnectionManager {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, EvictionRisk, OutageWords, RedisBreaker, RedisConnection,
-    RedisOutageLog, WarnOnce, check_eviction,
+    EvictionRisk, LateReplies, OutageWords, RedisBreaker, RedisConnection, RedisOutageLog,
+    RedisStartError, RedisStoreSettings, WarnOnce,
 };
 use hmac::{Hmac, Mac};
 use redis::Script;
@@ -18,7 +18,7 @@ use crate::LoginThrottle;
 use crate::limiter::{SUBSCRIBER_PREFIX, client_group};
 use crate::login::{LoginRefused, LoginRules, MemoryCharge, account_key};
 use crate::redis_outcome::{answered, failed, start_up_within};
-use crate::redis_store::LATE_REPLY;
+use crate::redis_store::late_reply;
 
 /// One login attempt, on the server's clock (ms): let through if none of its three counts
 /// is locked out, and then counted as a failure of each, in one step. KEYS: the account from
@@ -225,39 +225,39 @@ pub enum RedisLoginError {
 
 hardening_errors::debug_as_message!(RedisLoginError);
 
+impl RedisLoginError {
+    /// The login throttle's words for why its settings could not start it.
+    fn from_start(error: RedisStartError) -> Self {
+        match error {
+            RedisStartError::ZeroTimeout => Self::ZeroTimeout,
+            // The reason is left out, as it always was.
+            RedisStartError::InvalidUrl(_) => Self::InvalidUrl,
+            RedisStartError::Unreachable(e) => Self::Unreachable(e),
+        }
+    }
+}
+
 /// Builds a [`RedisLoginThrottle`]; see [`RedisLoginThrottle::builder`]. Nothing is checked
 /// until [`connect`](Self::connect).
 #[must_use]
 pub struct RedisLoginThrottleBuilder {
-    url: String,
+    settings: RedisStoreSettings,
     hash_key: Vec<u8>,
     rules: LoginThrottle,
-    prefix: String,
-    timeout: Duration,
-    breaker_failures: u32,
-    breaker_cool_down: Duration,
-    allow_eviction: bool,
     fall_back_to_memory: bool,
-    /// How long a charge nobody waits for any more is waited for: [`LATE_REPLY`], or ten
-    /// timeouts if longer.
+    /// How long a charge nobody waits for any more is waited for: see [`late_reply`], unless
+    /// a test sets it.
     late_reply: Option<Duration>,
-    /// How often the eviction policy is asked again: [`EVICTION_RECHECK_EVERY`], unless a
-    /// test sets it.
-    eviction_recheck_every: Duration,
 }
 
 // By hand: neither the hash key nor the URL's password is printed.
 impl fmt::Debug for RedisLoginThrottleBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisLoginThrottleBuilder")
-            .field("url", &hardening_errors::redact_url(&self.url))
+        let mut builder = f.debug_struct("RedisLoginThrottleBuilder");
+        self.settings.debug_fields(&mut builder);
+        builder
             .field("hash_key_len", &self.hash_key.len())
             .field("rules", &self.rules)
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("breaker_failures", &self.breaker_failures)
-            .field("breaker_cool_down", &self.breaker_cool_down)
-            .field("allow_eviction", &self.allow_eviction)
             .field("fall_back_to_memory", &self.fall_back_to_memory)
             .finish_non_exhaustive()
     }
@@ -279,7 +279,7 @@ impl RedisLoginThrottleBuilder {
     /// the prefix in braces: the Redis Cluster hash tag of all of them, as each attempt's
     /// script touches three at once. Letters, digits and punctuation but braces; not empty.
     pub fn prefix(mut self, prefix: &str) -> Self {
-        prefix.clone_into(&mut self.prefix);
+        self.settings.set_prefix(prefix);
         self
     }
 
@@ -290,18 +290,17 @@ impl RedisLoginThrottleBuilder {
     /// Redis is not counted. Start-up waits no longer than this either. Zero is refused by
     /// [`connect`](Self::connect).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.set_timeout(timeout);
         self
     }
 
     /// After `failures` consecutive failures, stop asking Redis for `cool_down` (default 5
     /// failures, 2 s): a dead Redis must not add a timeout to every login. Then one attempt
     /// asks whether it is back; the others are refused (or counted in memory) until it
-    /// answers. Logged once per outage, as an error naming the server's address (never the
-    /// URL), and Redis answering again at INFO.
+    /// answers. Each outage is logged as every Redis store logs it (see
+    /// [`RedisStoreSettings`]).
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
-        self.breaker_failures = failures.max(1);
-        self.breaker_cool_down = cool_down;
+        self.settings.set_circuit_breaker(failures, cool_down);
         self
     }
 
@@ -310,7 +309,7 @@ impl RedisLoginThrottleBuilder {
     /// counts, and a dropped count is a fresh budget of guesses. Logs a warning at start-up
     /// when the policy found evicts.
     pub fn dangerous_allow_eviction(mut self) -> Self {
-        self.allow_eviction = true;
+        self.settings.dangerous_allow_eviction();
         self
     }
 
@@ -331,11 +330,10 @@ impl RedisLoginThrottleBuilder {
         self
     }
 
-    /// How often Redis's `maxmemory-policy` is asked again after start-up, instead of every
-    /// [`EVICTION_RECHECK_EVERY`] (five minutes): for tests, which cannot wait that long.
+    /// See [`RedisStoreSettings::set_eviction_recheck_every`]: for tests.
     #[doc(hidden)]
     pub fn eviction_recheck_every(mut self, every: Duration) -> Self {
-        self.eviction_recheck_every = every;
+        self.settings.set_eviction_recheck_every(every);
         self
     }
 
@@ -368,39 +366,26 @@ impl RedisLoginThrottleBuilder {
         if self.hash_key.len() < MIN_HASH_KEY_LEN {
             return Err(RedisLoginError::HashKeyTooShort(self.hash_key.len()));
         }
-        if self.prefix.is_empty() || self.prefix.contains(['{', '}']) {
-            return Err(RedisLoginError::InvalidPrefix(self.prefix));
+        let settings = &self.settings;
+        let prefix = settings.prefix();
+        if prefix.is_empty() || prefix.contains(['{', '}']) {
+            return Err(RedisLoginError::InvalidPrefix(prefix.to_owned()));
         }
-        if self.timeout.is_zero() {
-            return Err(RedisLoginError::ZeroTimeout);
-        }
-        let client = hardening_errors::redis_connection_info(self.url.as_str())
-            .and_then(redis::Client::open)
-            .map_err(|_| RedisLoginError::InvalidUrl)?;
-        // `host:port`, for the logs: never the URL, which may hold a password.
-        let addr = client.get_connection_info().addr().to_string();
-        // As the rate limiter's store: no response timeout on the connection (each command
-        // has a timer of its own), so a charge Redis makes late still reaches the task that
-        // takes it back; a connection silent for a cool-down of timeouts is replaced.
-        let connection = RedisConnection::connect(
-            client,
-            self.timeout,
-            None,
-            self.breaker_cool_down.max(self.timeout),
-            EVICTION_RISK,
-            self.allow_eviction,
-            self.eviction_recheck_every,
-        )
-        .await
-        .map_err(RedisLoginError::Unreachable)?;
-        let names = KeyNames::new(&self.hash_key, &self.prefix);
+        let timeout = settings.timeout();
+        // As the rate limiter's store: a charge Redis makes late still reaches the task that
+        // takes it back.
+        let connection = settings
+            .connect(LateReplies::Awaited)
+            .await
+            .map_err(RedisLoginError::from_start)?;
+        let names = KeyNames::new(&self.hash_key, prefix);
         let attempt = Script::new(ATTEMPT);
         let take_back = Script::new(TAKE_BACK);
         let mut conn = connection.get();
         let start_up = async {
             attempt.load_async(&mut conn).await?;
             take_back.load_async(&mut conn).await?;
-            let evicting = check_eviction(&mut conn, self.allow_eviction, &EVICTION_RISK).await?;
+            let evicting = settings.check_eviction(&mut conn).await?;
             if evicting.is_err() {
                 // Refused: nothing written to it.
                 return Ok((evicting, true));
@@ -420,12 +405,12 @@ impl RedisLoginThrottleBuilder {
             let same_key = found.as_deref() == Some(names.fingerprint.as_str());
             Ok::<_, redis::RedisError>((evicting, same_key))
         };
-        let (evicting, same_key) = start_up_within(self.timeout, start_up)
+        let (evicting, same_key) = start_up_within(timeout, start_up)
             .await
             .map_err(RedisLoginError::Unreachable)?;
         evicting.map_err(RedisLoginError::EvictingPolicy)?;
         if !same_key {
-            return Err(RedisLoginError::HashKeyMismatch(self.prefix));
+            return Err(RedisLoginError::HashKeyMismatch(prefix.to_owned()));
         }
         if self.fall_back_to_memory {
             tracing::warn!(
@@ -443,6 +428,7 @@ impl RedisLoginThrottleBuilder {
         } else {
             "every login attempt is refused with a 503"
         };
+        let addr = connection.addr();
         Ok(RedisLoginThrottle(Arc::new(Inner {
             conn: connection,
             attempt,
@@ -450,11 +436,9 @@ impl RedisLoginThrottleBuilder {
             names,
             rules,
             fallback: self.fall_back_to_memory.then_some(self.rules),
-            timeout: self.timeout,
-            late_reply: self
-                .late_reply
-                .unwrap_or_else(|| LATE_REPLY.max(self.timeout.saturating_mul(10))),
-            breaker: RedisBreaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
+            timeout,
+            late_reply: late_reply(self.late_reply, timeout),
+            breaker: settings.breaker(),
             outage: RedisOutageLog::new(OUTAGE_WORDS, addr, meanwhile),
             warned_take_back: WarnOnce::new(),
             logged_other_hash_key: WarnOnce::new(),
@@ -540,7 +524,8 @@ struct Inner {
     /// Counts attempts while Redis is away (`dangerous_fall_back_to_memory`).
     fallback: Option<LoginThrottle>,
     timeout: Duration,
-    /// How long a charge nobody waits for any more is waited for (see [`LATE_REPLY`]).
+    /// How long a charge nobody waits for any more is waited for (see
+    /// [`LATE_REPLY`](crate::redis_store::LATE_REPLY)).
     late_reply: Duration,
     breaker: RedisBreaker,
     /// Logs the breaker's opening and Redis answering again, naming the server's `host:port`
@@ -571,17 +556,16 @@ impl RedisLoginThrottle {
     /// would be under other names). Changing it starts every count afresh.
     pub fn builder(url: &str, hash_key: &[u8]) -> RedisLoginThrottleBuilder {
         RedisLoginThrottleBuilder {
-            url: url.to_owned(),
+            settings: RedisStoreSettings::new(
+                url,
+                EVICTION_RISK,
+                "hardening:login",
+                Duration::from_millis(100),
+            ),
             hash_key: hash_key.to_vec(),
             rules: LoginThrottle::new(),
-            prefix: "hardening:login".to_owned(),
-            timeout: Duration::from_millis(100),
-            breaker_failures: 5,
-            breaker_cool_down: Duration::from_secs(2),
-            allow_eviction: false,
             fall_back_to_memory: false,
             late_reply: None,
-            eviction_recheck_every: EVICTION_RECHECK_EVERY,
         }
     }
 

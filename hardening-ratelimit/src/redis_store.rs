@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hardening_errors::{
-    EVICTION_RECHECK_EVERY, EvictionRisk, OutageWords, RedisBreaker, RedisConnection,
-    RedisOutageLog, RequestId, WarnOnce, check_eviction,
+    EvictionRisk, LateReplies, OutageWords, RedisBreaker, RedisConnection, RedisOutageLog,
+    RedisStartError, RedisStoreSettings, RequestId, WarnOnce,
 };
 use http::{HeaderValue, Request, Response};
 use redis::Script;
@@ -136,6 +136,12 @@ const MAX_LEASE_MS: u64 = 1 << 53;
 /// (replaced, see [`RedisConnection`]) ends, and with the last of them that connection.
 pub(crate) const LATE_REPLY: Duration = Duration::from_secs(60);
 
+/// How long a reply nobody else waits for is waited for, by a store whose timeout is
+/// `timeout`: `set` by a test, else [`LATE_REPLY`], or ten timeouts if longer.
+pub(crate) fn late_reply(set: Option<Duration>, timeout: Duration) -> Duration {
+    set.unwrap_or_else(|| LATE_REPLY.max(timeout.saturating_mul(10)))
+}
+
 /// What a policy does when Redis cannot answer (down, slow, or the circuit breaker is open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -211,6 +217,17 @@ pub enum RedisStoreError {
 
 hardening_errors::debug_as_message!(RedisStoreError);
 
+impl RedisStoreError {
+    /// The limiter's words for why its settings could not start it.
+    fn from_start(error: RedisStartError) -> Self {
+        match error {
+            RedisStartError::ZeroTimeout => Self::ZeroTimeout,
+            RedisStartError::InvalidUrl(e) => Self::InvalidUrl(e),
+            RedisStartError::Unreachable(e) => Self::Unreachable(e),
+        }
+    }
+}
+
 /// What eviction costs the limiter, for the start-up warnings.
 const EVICTION_RISK: EvictionRisk = EvictionRisk {
     store: "rate limits",
@@ -241,34 +258,21 @@ const EVICTION_RISK: EvictionRisk = EvictionRisk {
 /// # Ok(()) }
 /// ```
 pub struct RedisLimiterBuilder {
-    url: String,
+    settings: RedisStoreSettings,
     policies: Vec<(Policy, FailureMode)>,
-    prefix: String,
-    timeout: Duration,
-    breaker_failures: u32,
-    breaker_cool_down: Duration,
-    allow_eviction: bool,
-    /// How long a reply nobody else waits for is waited for: [`LATE_REPLY`], or ten
-    /// timeouts if longer, unless a test sets it.
+    /// How long a reply nobody else waits for is waited for: see [`late_reply`], unless a
+    /// test sets it.
     late_reply: Option<Duration>,
-    /// How often the eviction policy is asked again: [`EVICTION_RECHECK_EVERY`], unless a test
-    /// sets it.
-    eviction_recheck_every: Duration,
 }
 
 // By hand: the URL's password is not printed.
 impl fmt::Debug for RedisLimiterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisLimiterBuilder")
-            .field("url", &hardening_errors::redact_url(&self.url))
+        let mut builder = f.debug_struct("RedisLimiterBuilder");
+        self.settings.debug_fields(&mut builder);
+        builder
             .field("policies", &self.policies)
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("breaker_failures", &self.breaker_failures)
-            .field("breaker_cool_down", &self.breaker_cool_down)
-            .field("allow_eviction", &self.allow_eviction)
             .field("late_reply", &self.late_reply)
-            .field("eviction_recheck_every", &self.eviction_recheck_every)
             .finish()
     }
 }
@@ -290,7 +294,7 @@ impl RedisLimiterBuilder {
     /// too, is kept as its digest.
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.to_owned();
+        self.settings.set_prefix(prefix);
         self
     }
 
@@ -302,16 +306,16 @@ impl RedisLimiterBuilder {
     /// [`connect`](Self::connect).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.set_timeout(timeout);
         self
     }
 
     /// After `failures` consecutive failures, stop asking Redis for `cool_down` (default 5
     /// failures, 2 s): a dead Redis must not add a timeout to every request. Then one request
     /// asks whether it is back; the others keep to their failure mode until it answers.
-    /// The opening is logged once per outage, as an error naming the server's address (never
-    /// the URL) and what each policy does meanwhile, and Redis answering again at INFO; a
-    /// `FailClosed` policy's refusals meanwhile are each a `rate_limit_unavailable` event.
+    /// Each outage is logged as every Redis store logs it (see [`RedisStoreSettings`]), the
+    /// error saying what each policy does meanwhile; a `FailClosed` policy's refusals
+    /// meanwhile are each a `rate_limit_unavailable` event.
     ///
     /// A connection that stays open but answers nothing (a proxy in front of a Redis that
     /// stopped) is replaced once commands have timed out on it for a cool-down (or the
@@ -319,8 +323,7 @@ impl RedisLimiterBuilder {
     /// connection. Logged as a warning.
     #[must_use]
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
-        self.breaker_failures = failures.max(1);
-        self.breaker_cool_down = cool_down;
+        self.settings.set_circuit_breaker(failures, cool_down);
         self
     }
 
@@ -330,7 +333,7 @@ impl RedisLimiterBuilder {
     /// warning at start-up when the policy found evicts.
     #[must_use]
     pub fn dangerous_allow_eviction(mut self) -> Self {
-        self.allow_eviction = true;
+        self.settings.dangerous_allow_eviction();
         self
     }
 
@@ -345,12 +348,11 @@ impl RedisLimiterBuilder {
         self
     }
 
-    /// How often Redis's `maxmemory-policy` is asked again after start-up, instead of every
-    /// [`EVICTION_RECHECK_EVERY`] (five minutes): for tests, which cannot wait that long.
+    /// See [`RedisStoreSettings::set_eviction_recheck_every`]: for tests.
     #[doc(hidden)]
     #[must_use]
     pub fn eviction_recheck_every(mut self, every: Duration) -> Self {
-        self.eviction_recheck_every = every;
+        self.settings.set_eviction_recheck_every(every);
         self
     }
 
@@ -374,9 +376,8 @@ impl RedisLimiterBuilder {
         if self.policies.is_empty() {
             return Err(RedisStoreError::NoPolicies);
         }
-        if self.timeout.is_zero() {
-            return Err(RedisStoreError::ZeroTimeout);
-        }
+        let settings = &self.settings;
+        settings.check().map_err(RedisStoreError::from_start)?;
         if let Some((position, of, name)) =
             crate::limiter::blank_name(self.policies.iter().map(|(p, _)| p))
         {
@@ -392,31 +393,16 @@ impl RedisLimiterBuilder {
         if let Some(name) = crate::limiter::ipv6_prefix_zero(self.policies.iter().map(|(p, _)| p)) {
             return Err(RedisStoreError::Ipv6PrefixZero(name.to_string()));
         }
-        let client = hardening_errors::redis_connection_info(self.url.as_str())
-            .and_then(redis::Client::open)
-            .map_err(RedisStoreError::InvalidUrl)?;
-        // `host:port`, for the logs: never the URL, which may hold a password.
-        let addr = client.get_connection_info().addr().to_string();
+        let timeout = settings.timeout();
         // Every decision, adjustment and start-up step waits at most `timeout` (a timer of its
-        // own); the connection sets no response timeout, so that a charge or a grant Redis
-        // makes late (stalled by a fork, paused, a network partition that heals) still reaches
-        // the task that takes it back, which waits `late_reply` at most (see `LATE_REPLY`). A
-        // timed-out reply was never freed sooner anyway: the connection keeps each command's
-        // place until its reply. One that stays open but silent is replaced (see
-        // `RedisConnection`), after a cool-down of timeouts: the breaker's next probe asks on
-        // a new one.
-        let silence = self.breaker_cool_down.max(self.timeout);
-        let connection = RedisConnection::connect(
-            client,
-            self.timeout,
-            None,
-            silence,
-            EVICTION_RISK,
-            self.allow_eviction,
-            self.eviction_recheck_every,
-        )
-        .await
-        .map_err(RedisStoreError::Unreachable)?;
+        // own); a charge or a grant Redis makes late still reaches the task that takes it
+        // back, which waits `late_reply` at most (see `LATE_REPLY`). A timed-out reply was
+        // never freed sooner anyway: the connection keeps each command's place until its
+        // reply.
+        let connection = settings
+            .connect(LateReplies::Awaited)
+            .await
+            .map_err(RedisStoreError::from_start)?;
         let mut conn = connection.get();
         let gcra = Script::new(GCRA);
         let adjust = Script::new(ADJUST);
@@ -427,9 +413,9 @@ impl RedisLimiterBuilder {
             acquire.load_async(&mut conn).await?;
             gcra.load_async(&mut conn).await?;
             adjust.load_async(&mut conn).await?;
-            check_eviction(&mut conn, self.allow_eviction, &EVICTION_RISK).await
+            settings.check_eviction(&mut conn).await
         };
-        crate::redis_outcome::start_up_within(self.timeout, start_up)
+        crate::redis_outcome::start_up_within(timeout, start_up)
             .await
             .map_err(RedisStoreError::Unreachable)?
             .map_err(RedisStoreError::EvictingPolicy)?;
@@ -450,7 +436,7 @@ impl RedisLimiterBuilder {
                 RedisPolicy::new(
                     policy.clone(),
                     *mode,
-                    policy_prefix(&self.prefix, policy.name()),
+                    policy_prefix(settings.prefix(), policy.name()),
                 )
             })
             .collect();
@@ -460,6 +446,7 @@ impl RedisLimiterBuilder {
                 .filter(|(_, mode)| *mode == FailureMode::FallBackToMemory)
                 .map(|(p, _)| p.clone()),
         );
+        let addr = connection.addr();
         Ok(RedisLimiter(Arc::new(Inner {
             policy_header: policy_header_for(self.policies.iter().map(|(p, _)| p)),
             conn: connection,
@@ -468,16 +455,14 @@ impl RedisLimiterBuilder {
             acquire,
             slot_counter: AtomicU64::new(0),
             instance: instance_id(),
-            slots_prefix: slots_prefix(&self.prefix),
-            prefix: self.prefix.clone(),
+            slots_prefix: slots_prefix(settings.prefix()),
+            prefix: settings.prefix().to_owned(),
             policies,
             fallback,
             warned_lost_release: WarnOnce::new(),
-            timeout: self.timeout,
-            late_reply: self
-                .late_reply
-                .unwrap_or_else(|| LATE_REPLY.max(self.timeout.saturating_mul(10))),
-            breaker: RedisBreaker::new(self.breaker_failures, self.breaker_cool_down, self.timeout),
+            timeout,
+            late_reply: late_reply(self.late_reply, timeout),
+            breaker: settings.breaker(),
             outage: RedisOutageLog::new(OUTAGE_WORDS, addr, meanwhile(&self.policies)),
         })))
     }
@@ -1023,15 +1008,14 @@ impl RedisLimiter {
     /// Starts a builder for a Redis at `url` (`redis://127.0.0.1:6379/`).
     pub fn builder(url: &str) -> RedisLimiterBuilder {
         RedisLimiterBuilder {
-            url: url.to_owned(),
+            settings: RedisStoreSettings::new(
+                url,
+                EVICTION_RISK,
+                "hardening:rl:",
+                Duration::from_millis(100),
+            ),
             policies: Vec::new(),
-            prefix: "hardening:rl:".to_owned(),
-            timeout: Duration::from_millis(100),
-            breaker_failures: 5,
-            breaker_cool_down: Duration::from_secs(2),
-            allow_eviction: false,
             late_reply: None,
-            eviction_recheck_every: EVICTION_RECHECK_EVERY,
         }
     }
 
