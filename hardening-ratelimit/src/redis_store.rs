@@ -164,11 +164,15 @@ pub enum FailureMode {
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisStoreError {
-    /// The URL is not a Redis URL.
-    #[error("invalid Redis URL (expected redis://host:port/db): {0}")]
+    /// The URL is not a Redis URL: why, as the `redis` crate says (the URL itself is not
+    /// repeated: it may hold a password).
+    #[error("invalid Redis URL for rate limits (expected redis://[:password@]host:port/db): {0}")]
     InvalidUrl(#[source] redis::RedisError),
     /// Redis did not answer at start-up.
-    #[error("cannot reach Redis at start-up: {0}; check the URL and that the server is running")]
+    #[error(
+        "cannot reach Redis for rate limits at start-up: {0}; check the URL and that the server \
+         is running"
+    )]
     Unreachable(#[source] redis::RedisError),
     /// No policies were given.
     #[error("the Redis limiter has no policies: call .policy(…) at least once")]
@@ -1919,6 +1923,49 @@ mod tests {
         assert!(
             matches!(refused, Some(RedisStoreError::ZeroTimeout)),
             "{refused:?}"
+        );
+    }
+
+    /// The limiter's start-up errors said "invalid Redis URL" and "cannot reach Redis" with no
+    /// store named, where the denylist's and the login throttle's name theirs: a service
+    /// with several Redis stores could not tell from its log which store's URL to check.
+    #[tokio::test]
+    async fn start_up_errors_name_the_store() {
+        let quota = crate::Quota::per_minute(std::num::NonZeroU32::new(10).unwrap());
+        let policy = || Policy::per_client_ip("per-ip", quota);
+        let invalid = RedisLimiter::builder("http://:hunter2@10.0.0.5/")
+            .policy(policy(), FailureMode::FailClosed)
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(invalid, RedisStoreError::InvalidUrl(_)),
+            "{invalid}"
+        );
+        let said = invalid.to_string();
+        assert!(
+            said.starts_with("invalid Redis URL for rate limits (expected redis://"),
+            "{said}"
+        );
+        assert!(!said.contains("hunter2"), "{said}");
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let unreachable = RedisLimiter::builder("redis://127.0.0.1:1/")
+            .policy(policy(), FailureMode::FailClosed)
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(unreachable, RedisStoreError::Unreachable(_)),
+            "{unreachable}"
+        );
+        let said = unreachable.to_string();
+        assert!(
+            said.starts_with("cannot reach Redis for rate limits at start-up: "),
+            "{said}"
+        );
+        assert!(
+            said.ends_with("check the URL and that the server is running"),
+            "{said}"
         );
     }
 
