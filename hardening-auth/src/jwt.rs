@@ -891,6 +891,11 @@ impl JwtVerifier {
         self.0.max_age.map(Duration::from_secs)
     }
 
+    /// How far past a time claim a token is still accepted ([`JwtVerifierBuilder::leeway`]).
+    pub(crate) fn leeway(&self) -> Duration {
+        Duration::from_secs(self.0.leeway)
+    }
+
     /// The longest token accepted, in bytes ([`JwtVerifierBuilder::max_token_len`]).
     pub(crate) fn max_token_len(&self) -> usize {
         self.0.max_len

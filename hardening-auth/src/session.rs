@@ -132,6 +132,9 @@ struct Issuer {
     cookie: Arc<str>,
     denylist: Arc<dyn Denylist>,
     max_token_len: usize,
+    /// How long after its `iat` the verifier refuses a token anyway: its `max_age` plus its
+    /// leeway (`None` without a `max_age`). A revocation need last no longer.
+    refused_after_iat: Option<Duration>,
 }
 
 impl fmt::Debug for SessionIssuer {
@@ -332,6 +335,7 @@ impl SessionIssuerBuilder {
             cookie,
             denylist,
             max_token_len: verifier.max_token_len(),
+            refused_after_iat: verifier.max_age().map(|age| age + verifier.leeway()),
         }));
         // Whatever the verifier checks, now or in a later version: a session it refuses is
         // found here, at start-up, not at the first login.
@@ -702,7 +706,7 @@ impl SessionIssuer {
     pub async fn logout(&self, session: CurrentSession) -> Result<LoggedOut, SessionError> {
         let revoked = match &session.claims {
             Some(claims) => {
-                let (token, until) = revocation(claims)?;
+                let (token, until) = revocation(claims, self.0.refused_after_iat)?;
                 self.0
                     .denylist
                     .revoke(token, until)
@@ -733,18 +737,36 @@ impl SessionIssuer {
     }
 }
 
+/// How long a revocation lasts when nothing shorter bounds it: a token whose `exp` is past
+/// what the clock can hold (`1e300`), which a verifier without a `max_age` accepts.
+const LONGEST_REVOCATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The token to revoke and until when: its `exp` (rounded up; the verifier required a
-/// numeric one).
-fn revocation(claims: &Map<String, Value>) -> Result<(TokenRef<'_>, SystemTime), SessionError> {
+/// numeric one), or, when sooner, when the verifier refuses it for its age anyway
+/// (`refused_after_iat` after its `iat`): a token the verifier accepts is revoked whatever
+/// number its `exp` is, even one past what the clock can hold (then for
+/// [`LONGEST_REVOCATION`] if nothing else bounds it).
+fn revocation(
+    claims: &Map<String, Value>,
+    refused_after_iat: Option<Duration>,
+) -> Result<(TokenRef<'_>, SystemTime), SessionError> {
     if !claims.get("jti").is_some_and(Value::is_string) {
         return Err(SessionError::NotRevocable("jti"));
     }
     let token = TokenRef::from_claims(claims).ok_or(SessionError::NotRevocable("sub"))?;
-    let until = claims
+    let exp = claims
         .get("exp")
         .and_then(Value::as_f64)
-        .and_then(|exp| unix_time(exp.ceil()))
         .ok_or(SessionError::NotRevocable("numeric exp"))?;
+    let refused_from = refused_after_iat.and_then(|age| {
+        let iat = claims.get("iat").and_then(Value::as_f64)?;
+        unix_time((iat + age.as_secs_f64()).ceil())
+    });
+    let until = match (unix_time(exp.ceil()), refused_from) {
+        (Some(exp), Some(refused)) => exp.min(refused),
+        (Some(until), None) | (None, Some(until)) => until,
+        (None, None) => SystemTime::now() + LONGEST_REVOCATION,
+    };
     Ok((token, until))
 }
 
@@ -771,6 +793,40 @@ mod tests {
             .session_cookie("__Host-session")
             .unwrap()
             .denylist(Arc::new(MemoryDenylist::new(10)))
+    }
+
+    /// A revocation lasts until the token's `exp` (rounded up) or, sooner, until the
+    /// verifier refuses it for its age; an `exp` past what the clock can hold (`u64::MAX`,
+    /// `1e300`, which a verifier accepts) made logout a 500 and left the token valid.
+    #[test]
+    fn a_revocation_lasts_until_exp_or_the_oldest_the_verifier_accepts() {
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+        let claims = |exp: Value| {
+            json!({"sub": "u", "jti": "j", "iat": 1_000, "exp": exp})
+                .as_object()
+                .cloned()
+                .unwrap()
+        };
+        let until = |exp: Value, age: Option<u64>| {
+            revocation(&claims(exp), age.map(Duration::from_secs)).map(|(_, until)| until)
+        };
+        assert_eq!(until(json!(2_000.2), None).unwrap(), at(2_001));
+        assert_eq!(until(json!(2_000.2), Some(3_600)).unwrap(), at(2_001));
+        assert_eq!(until(json!(1e12), Some(3_600)).unwrap(), at(4_600));
+        for huge in [json!(u64::MAX), json!(1e300)] {
+            assert_eq!(
+                until(huge.clone(), Some(3_600)).unwrap(),
+                at(4_600),
+                "{huge}"
+            );
+            let long = until(huge.clone(), None).unwrap();
+            let from_now = long.duration_since(SystemTime::now()).unwrap();
+            assert!(from_now > LONGEST_REVOCATION - HOUR, "{huge}: {from_now:?}");
+        }
+        assert!(matches!(
+            until(json!("soon"), None),
+            Err(SessionError::NotRevocable("numeric exp"))
+        ));
     }
 
     fn issuer() -> SessionIssuer {

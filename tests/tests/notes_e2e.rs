@@ -1067,6 +1067,8 @@ async fn logout_revokes_a_token_whatever_number_its_exp_is() {
     let exps = [
         serde_json::json!(now as f64 + 600.5),
         serde_json::json!(1e12),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(1e300),
     ];
     for (n, exp) in exps.into_iter().enumerate() {
         let token = app.mint(serde_json::json!({
