@@ -21,8 +21,12 @@ use crate::ConfigError;
 /// a trusted proxy: the left-most entries are whatever the client wrote and are never
 /// believed. When a trusted proxy does not name the client (no entry, or one that is not an
 /// address, such as `for=unknown` or an obfuscated `for=_hidden`), it is the address of the
-/// last trusted hop; such a client is then never taken to be inside a network that
-/// [`Health::detail_for`](crate::Health::detail_for) lists.
+/// last trusted hop: all such clients share its per-IP limits, but it is the proxy's own
+/// address, not the client's. Such a client is never taken to be inside a network that
+/// [`Health::detail_for`](crate::Health::detail_for) lists, and to decide which network a
+/// client is in (an admin route for the internal network only), extract [`KnownClientIp`]
+/// instead: with the proxy inside that network, this `ClientIp` would let in anyone who
+/// reaches the proxy's host without a forwarding entry.
 ///
 /// As an extractor it answers a 500 problem (and logs why) when the request has no client
 /// IP: no `Hardening` around the router, or no peer address because the app was not served
@@ -44,21 +48,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match ClientIp::from_extensions(&parts.extensions) {
-            Some(ip) => Ok(ip),
-            None => {
-                tracing::error!(
-                    target: crate::LOG_TARGET,
-                    "ClientIp needs Hardening around the router and a peer address: serve with \
-                     hardening_core::serve or into_make_service_with_connect_info::<SocketAddr>()"
-                );
-                Err(
-                    hardening_errors::Error::internal("no client IP in the request extensions")
-                        .into_response(),
-                )
-            }
-        }
+        ClientIp::from_extensions(&parts.extensions).ok_or_else(|| no_client_ip("ClientIp"))
     }
+}
+
+/// The 500 an extractor answers when the request has no client IP, after logging what to
+/// change.
+fn no_client_ip(extractor: &str) -> Response {
+    tracing::error!(
+        target: crate::LOG_TARGET,
+        "{extractor} needs Hardening around the router and a peer address: serve with \
+         hardening_core::serve or into_make_service_with_connect_info::<SocketAddr>()"
+    );
+    hardening_errors::Error::internal("no client IP in the request extensions").into_response()
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientIp {
@@ -80,6 +82,105 @@ impl ClientIp {
             Some(context) => context.client_ip.map(ClientIp),
             None => extensions.get::<ClientIp>().copied(),
         }
+    }
+}
+
+/// The client's own IP address, for deciding which network a client is in: the socket
+/// peer, or the client trusted proxies name, as [`ClientIp`]; never a trusted proxy's own
+/// address standing in for a client it did not name (no `X-Forwarded-For` or `Forwarded`
+/// entry, or only hops that are not addresses, such as `unknown` or `for=_hidden`).
+///
+/// A reverse proxy inside the network a route admits (`/admin` for `10.0.0.0/8` and
+/// `127.0.0.0/8`, the proxy at `127.0.0.1`) forwards every client with its own address as
+/// the peer; a request that reaches the proxy's host without naming a client (a local
+/// process, a request the proxy passes on without a forwarding entry) would pass a check
+/// of `ClientIp`. [`Health::detail_for`](crate::Health::detail_for) decides by this type.
+///
+/// As an extractor it answers a 403 problem when a trusted proxy did not name the client
+/// (the client could be anyone that proxy serves), and a 500 problem as [`ClientIp`] does
+/// when the request has no client IP at all. `Option<KnownClientIp>` is `None` for both.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use axum::{Router, body::Body, extract::ConnectInfo, routing::get};
+/// use hardening_core::errors::Error;
+/// use hardening_core::{Hardening, IpNet, KnownClientIp};
+/// use tower::ServiceExt;
+///
+/// async fn admin(KnownClientIp(ip): KnownClientIp) -> Result<&'static str, Error> {
+///     if !IpNet::LOOPBACK.iter().any(|network| network.contains(ip)) {
+///         return Err(Error::Forbidden);
+///     }
+///     Ok("welcome")
+/// }
+///
+/// // The reverse proxy runs on this host: 127.0.0.1, inside the network `/admin` admits.
+/// let hardening = Hardening::strict().trusted_proxies(["127.0.0.1"])?;
+/// let app = Router::new().route("/admin", get(admin)).layer(hardening);
+/// let from_the_proxy = |forwarded_for: Option<&str>| {
+///     let mut req = http::Request::get("/admin");
+///     if let Some(hops) = forwarded_for {
+///         req = req.header("x-forwarded-for", hops);
+///     }
+///     let req = req
+///         .extension(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))))
+///         .body(Body::empty())
+///         .unwrap();
+///     app.clone().oneshot(req)
+/// };
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// // A client the proxy names: inside the network, or not.
+/// assert_eq!(from_the_proxy(Some("127.0.0.9")).await?.status(), 200);
+/// assert_eq!(from_the_proxy(Some("127.0.0.9, 203.0.113.7")).await?.status(), 403);
+/// // No client named: the peer is the proxy's own address, which `ClientIp` would hold.
+/// assert_eq!(from_the_proxy(None).await?.status(), 403);
+/// assert_eq!(from_the_proxy(Some("unknown")).await?.status(), 403);
+/// # Ok::<(), std::convert::Infallible>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KnownClientIp(pub IpAddr);
+
+impl KnownClientIp {
+    /// The client IP `Hardening` put in these extensions, unless it is a trusted proxy's own
+    /// address standing in for a client the proxy did not name; or a [`ClientIp`] put there
+    /// directly (no proxy was followed to find it).
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<Self> {
+        match hardening_errors::RequestContext::of(extensions) {
+            Some(context) if context.client_hidden_by_proxy => None,
+            Some(context) => context.client_ip.map(KnownClientIp),
+            None => extensions
+                .get::<ClientIp>()
+                .map(|&ClientIp(ip)| KnownClientIp(ip)),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for KnownClientIp {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ip) = KnownClientIp::from_extensions(&parts.extensions) {
+            return Ok(ip);
+        }
+        match hardening_errors::RequestContext::of(&parts.extensions) {
+            Some(context) if context.client_hidden_by_proxy => {
+                Err(hardening_errors::Error::Forbidden.into_response())
+            }
+            _ => Err(no_client_ip("KnownClientIp")),
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for KnownClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(KnownClientIp::from_extensions(&parts.extensions))
     }
 }
 
@@ -1090,6 +1191,116 @@ mod tests {
             (got, how, says.forwarded_https()),
             (ip("2001:db8::1"), named, true)
         );
+    }
+
+    /// `KnownClientIp` is the client a trusted proxy names, or the peer that is no trusted
+    /// proxy; a trusted proxy's own address standing in for a client it did not name is
+    /// refused with a 403 problem (`None` as an `Option`), whatever `ClientIp` holds. Behind
+    /// `Forwarded` too.
+    #[tokio::test]
+    async fn known_client_ip_is_never_a_trusted_proxys_own_address() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route(
+                "/known",
+                axum::routing::get(
+                    |KnownClientIp(ip): KnownClientIp| async move { ip.to_string() },
+                ),
+            )
+            .route(
+                "/both",
+                axum::routing::get(
+                    |ClientIp(ip): ClientIp, known: Option<KnownClientIp>| async move {
+                        format!("{ip} {:?}", known.map(|KnownClientIp(ip)| ip.to_string()))
+                    },
+                ),
+            )
+            .layer(
+                crate::Hardening::strict()
+                    .trusted_proxies(["10.0.0.0/8"])
+                    .unwrap()
+                    .forwarded_header(ForwardedHeader::Forwarded),
+            );
+        let call = |path: &'static str, peer: [u8; 4], forwarded: Option<&'static str>| {
+            let mut req = http::Request::get(path);
+            if let Some(value) = forwarded {
+                req = req.header("forwarded", value);
+            }
+            let req = req
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    peer, 4000,
+                ))))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let app = app.clone();
+            async move {
+                let res = app.oneshot(req).await.unwrap();
+                let status = res.status();
+                let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+                (status.as_u16(), String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        for (peer, forwarded, known, both) in [
+            ([10, 0, 0, 1], None, None, "10.0.0.1 None"),
+            ([10, 0, 0, 1], Some("for=unknown"), None, "10.0.0.1 None"),
+            (
+                [10, 0, 0, 1],
+                Some("for=198.51.100.7, for=_hidden"),
+                None,
+                "10.0.0.1 None",
+            ),
+            (
+                [10, 0, 0, 1],
+                Some("for=10.9.9.9, for=198.51.100.7"),
+                Some("198.51.100.7"),
+                "198.51.100.7 Some(\"198.51.100.7\")",
+            ),
+            (
+                [10, 0, 0, 1],
+                Some("for=10.9.9.9"),
+                Some("10.9.9.9"),
+                "10.9.9.9 Some(\"10.9.9.9\")",
+            ),
+            (
+                [203, 0, 113, 9],
+                Some("for=10.9.9.9"),
+                Some("203.0.113.9"),
+                "203.0.113.9 Some(\"203.0.113.9\")",
+            ),
+        ] {
+            let (status, body) = call("/known", peer, forwarded).await;
+            match known {
+                Some(ip) => assert_eq!((status, body.as_str()), (200, ip), "{forwarded:?}"),
+                None => {
+                    assert_eq!(status, 403, "{forwarded:?}: {body}");
+                    assert!(body.contains("\"request_id\""), "{body}");
+                    assert!(!body.contains("10.0.0.1"), "{body}");
+                }
+            }
+            assert_eq!(call("/both", peer, forwarded).await, (200, both.to_owned()));
+        }
+    }
+
+    /// Without `Hardening`: a `ClientIp` put in the extensions directly is known (no proxy
+    /// was followed); none at all is a 500 for the extractor and `None` as an `Option`.
+    #[tokio::test]
+    async fn known_client_ip_without_hardening() {
+        let mut extensions = http::Extensions::new();
+        assert_eq!(KnownClientIp::from_extensions(&extensions), None);
+        extensions.insert(ClientIp(ip("192.0.2.1")));
+        assert_eq!(
+            KnownClientIp::from_extensions(&extensions),
+            Some(KnownClientIp(ip("192.0.2.1")))
+        );
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        let res = <KnownClientIp as FromRequestParts<()>>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+        assert_eq!(res.status(), 500);
+        let none =
+            <KnownClientIp as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
+                .await;
+        assert_eq!(none, Ok(None));
     }
 
     /// The CSRF check compares an `Origin`'s scheme over HTTPS, and a trusted proxy's

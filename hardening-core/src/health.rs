@@ -14,7 +14,7 @@ use http::{HeaderValue, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::ConfigError;
-use crate::client_ip::IpNet;
+use crate::client_ip::{IpNet, KnownClientIp};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type CheckFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
@@ -213,7 +213,8 @@ impl Health {
     }
 
     /// The networks whose clients see per-check results and error messages (with secrets
-    /// redacted). Behind trusted proxies, only a client they name; and only with a `Host`
+    /// redacted). Behind trusted proxies, only a client they name (a
+    /// [`KnownClientIp`](crate::KnownClientIp)); and only with a `Host`
     /// the host allowlist accepts, an IP address or `localhost` (and a target that names a
     /// host, in absolute form, naming the same one), so that a DNS-rebinding page in a
     /// browser inside these networks does not see them.
@@ -265,8 +266,10 @@ impl Health {
         }
     }
 
-    pub(crate) fn shows_detail(&self, client: Option<std::net::IpAddr>) -> bool {
-        client.is_some_and(|ip| self.detail_networks.iter().any(|n| n.contains(ip)))
+    /// Whether `client` may see the checks' detail: only a client's own address (never a
+    /// trusted proxy's standing in for a client it did not name) inside the networks.
+    pub(crate) fn shows_detail(&self, client: Option<KnownClientIp>) -> bool {
+        client.is_some_and(|KnownClientIp(ip)| self.detail_networks.iter().any(|n| n.contains(ip)))
     }
 
     /// The liveness answer.

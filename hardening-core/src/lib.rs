@@ -33,7 +33,8 @@
 //!    replaced), so a handler that forwards the header forwards the id the logs name; one
 //!    without it gets none added (read the id with the extractor).
 //! 2. **Client IP**: the socket peer (axum's `ConnectInfo`), or the right-most untrusted hop
-//!    of `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy ([`ClientIp`]).
+//!    of `X-Forwarded-For` / `Forwarded` when the peer is a trusted proxy ([`ClientIp`];
+//!    [`KnownClientIp`], for network checks, is never a trusted proxy's own address).
 //! - **Health**: `GET /healthz` and `/readyz` ([`Health`]) are answered here, before the
 //!   steps below, and kept out of the access log.
 //! 3. **Host allowlist**, when configured: an unknown `Host` is answered 400; then the
@@ -116,7 +117,7 @@ mod service;
 mod test_rng;
 
 pub use access_log::{ACCESS_TARGET, DEFAULT_SENSITIVE_PARAMS, init_json_logs};
-pub use client_ip::{ClientIp, ForwardedHeader, IpNet};
+pub use client_ip::{ClientIp, ForwardedHeader, IpNet, KnownClientIp};
 pub use config::{ENV_VARS, HardeningConfig};
 pub use cors::Cors;
 pub use error::{ConfigError, LogInitError};

@@ -14,7 +14,7 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use tower::Service;
 
-use crate::client_ip::{SaysHttps, Source};
+use crate::client_ip::{KnownClientIp, SaysHttps, Source};
 use crate::cors::CorsDecision;
 use crate::future::{Post, ResponseFuture};
 use crate::hardening::Policy;
@@ -90,11 +90,12 @@ where
                 .unwrap_or_else(RequestId::generate),
         };
 
-        // Both in one extension entry (read by the `RequestId` and `ClientIp` extractors, and
-        // by the rate-limit layers further in).
-        parts
-            .extensions
-            .insert(RequestContext::new(request_id, client_ip));
+        // All in one extension entry (read by the `RequestId`, `ClientIp` and `KnownClientIp`
+        // extractors, the readiness probe's detail check, and the rate-limit layers further
+        // in).
+        let mut context = RequestContext::new(request_id, client_ip);
+        context.client_hidden_by_proxy = !source.is_known();
+        parts.extensions.insert(context);
 
         // Not at all when no subscriber could want an INFO span. `info_span!` would start
         // with the same check and, with no subscriber at all, then hand its fields to the
@@ -181,8 +182,8 @@ where
             return match probe {
                 Probe::Live => ResponseFuture::liveness(Health::live(request_id), post),
                 Probe::Ready => {
-                    let detail = source.is_known()
-                        && health.shows_detail(client_ip)
+                    let detail = health
+                        .shows_detail(KnownClientIp::from_extensions(&parts.extensions))
                         && host_may_see_detail(&parts, policy.allowed_hosts.as_ref());
                     ResponseFuture::readiness(Box::pin(health.ready(request_id, detail)), post)
                 }

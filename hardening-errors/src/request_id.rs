@@ -228,9 +228,11 @@ impl<'de> serde::Deserialize<'de> for RequestId {
 }
 
 /// What the outermost layer learned about a request, in one extension entry (one allocation
-/// instead of one per value): its id and the client's IP address after trusted-proxy
-/// resolution. `hardening-core`'s `Hardening` inserts it; layers and handlers read it through
-/// [`RequestId::from_extensions`], the [`RequestId`] extractor, or `hardening_core::ClientIp`.
+/// instead of one per value): its id, the client's IP address after trusted-proxy
+/// resolution, and whether that address is a trusted proxy's own. `hardening-core`'s
+/// `Hardening` inserts it; layers and handlers read it through [`RequestId::from_extensions`],
+/// the [`RequestId`] extractor, or `hardening_core::ClientIp` (`KnownClientIp` for checks of
+/// which network the client is in).
 ///
 /// ```
 /// use hardening_errors::{RequestContext, RequestId};
@@ -241,6 +243,7 @@ impl<'de> serde::Deserialize<'de> for RequestId {
 /// assert_eq!(RequestId::from_extensions(&extensions), Some(id));
 /// let context = RequestContext::of(&extensions).unwrap();
 /// assert_eq!(context.client_ip.unwrap().to_string(), "203.0.113.7");
+/// assert!(!context.client_hidden_by_proxy);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -249,14 +252,21 @@ pub struct RequestContext {
     pub request_id: RequestId,
     /// The client's address: the socket peer, or what a trusted proxy reported.
     pub client_ip: Option<IpAddr>,
+    /// `client_ip` is a trusted proxy's own address, standing in for a client the proxy did
+    /// not name (no forwarding entry, `for=unknown`, an obfuscated `for=_hidden`). It serves
+    /// per-IP limits (one bucket for all such clients) and logs, but it is not the client's:
+    /// a check of which network the client is in must not accept it. `false` from
+    /// [`new`](Self::new).
+    pub client_hidden_by_proxy: bool,
 }
 
 impl RequestContext {
-    /// The context of one request.
+    /// The context of one request whose `client_ip`, if any, is the client's own.
     pub fn new(request_id: RequestId, client_ip: Option<IpAddr>) -> Self {
         Self {
             request_id,
             client_ip,
+            client_hidden_by_proxy: false,
         }
     }
 
