@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, RETRY_AFTER, VARY,
 };
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -18,6 +18,8 @@ use crate::ConfigError;
 /// `GET, HEAD, POST` and request headers to `content-type`. Preflights are answered by
 /// [`Hardening`](crate::Hardening) itself: 204 with the CORS headers when everything asked
 /// for is allowed, else a 403 problem. Requests from unlisted origins get no CORS headers.
+/// Scripts of allowed origins may read the response headers `Hardening` writes itself (see
+/// [`Cors::expose_headers`]), and those listed there.
 ///
 /// ```
 /// use hardening_core::{Cors, ConfigError};
@@ -47,8 +49,22 @@ pub struct Cors {
     // Precomputed header values.
     methods_value: HeaderValue,
     headers_value: HeaderValue,
-    expose_value: Option<HeaderValue>,
+    /// `expose`, then those of [`hardening_exposes`] it does not list.
+    expose_value: HeaderValue,
     max_age_value: HeaderValue,
+}
+
+/// The response headers [`Hardening`](crate::Hardening) itself writes that scripts of
+/// allowed origins may read, besides those listed with [`Cors::expose_headers`].
+fn hardening_exposes() -> Vec<HeaderName> {
+    vec![
+        crate::service::X_REQUEST_ID.clone(),
+        RETRY_AFTER,
+        #[cfg(feature = "ratelimit")]
+        hardening_ratelimit::RATELIMIT.clone(),
+        #[cfg(feature = "ratelimit")]
+        hardening_ratelimit::RATELIMIT_POLICY.clone(),
+    ]
 }
 
 impl Default for Cors {
@@ -63,7 +79,7 @@ impl Default for Cors {
             max_age: Duration::from_secs(600),
             methods_value: HeaderValue::from_static(""),
             headers_value: HeaderValue::from_static(""),
-            expose_value: None,
+            expose_value: HeaderValue::from_static(""),
             max_age_value: HeaderValue::from_static("600"),
         };
         cors.precompute();
@@ -167,7 +183,38 @@ impl Cors {
         Ok(self)
     }
 
-    /// Sets the response headers scripts of allowed origins may read (default none).
+    /// Sets the response headers scripts of allowed origins may read, besides those
+    /// `Hardening` writes itself, which they may always read: `x-request-id` (to quote to
+    /// support), `Retry-After` (on the 429 and 503 problems that ask a client to wait) and,
+    /// with the `ratelimit` feature, `RateLimit` and `RateLimit-Policy` (the quota left and
+    /// the policies behind it). Browsers otherwise show a script only the CORS-safelisted
+    /// response headers (`Content-Type`, `Cache-Control`, …). None of these four holds a
+    /// secret: the id names the request in the logs, the others say what the client has
+    /// left or must wait for, and a caller outside a browser reads them all anyway. They
+    /// are sent in `Access-Control-Expose-Headers` on responses to allowed origins, after
+    /// the ones listed here (each name once), and not on preflight answers, which browsers
+    /// do not read it from.
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, routing::get};
+    /// use hardening_core::{Cors, Hardening};
+    /// use tower::ServiceExt;
+    ///
+    /// let cors = Cors::allow_origins(["https://app.example.com"])?.expose_headers(["x-total"])?;
+    /// let app = Router::new()
+    ///     .route("/", get(|| async { "hi" }))
+    ///     .layer(Hardening::strict().cors(cors));
+    /// let req = http::Request::get("/").header("origin", "https://app.example.com");
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let res = app.oneshot(req.body(Body::empty()).unwrap()).await?;
+    /// assert_eq!(
+    ///     res.headers()["access-control-expose-headers"],
+    ///     "x-total, x-request-id, retry-after, ratelimit, ratelimit-policy"
+    /// );
+    /// # Ok::<(), std::convert::Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -216,8 +263,14 @@ impl Cors {
         };
         self.methods_value = join(&mut self.methods.iter().map(Method::as_str));
         self.headers_value = join(&mut self.headers.iter().map(HeaderName::as_str));
-        self.expose_value = (!self.expose.is_empty())
-            .then(|| join(&mut self.expose.iter().map(HeaderName::as_str)));
+        let ours = hardening_exposes();
+        let theirs = &self.expose;
+        self.expose_value = join(
+            &mut theirs
+                .iter()
+                .chain(ours.iter().filter(|name| !theirs.contains(name)))
+                .map(HeaderName::as_str),
+        );
         self.max_age_value = HeaderValue::from(self.max_age.as_secs());
     }
 
@@ -295,7 +348,7 @@ impl Cors {
             return CorsDecision::Refused;
         }
         let mut headers = HeaderMap::with_capacity(6);
-        self.write_allowed(origin, &mut headers);
+        self.write_origin(origin, &mut headers);
         headers.insert(ACCESS_CONTROL_ALLOW_METHODS, self.methods_value.clone());
         headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, self.headers_value.clone());
         headers.insert(ACCESS_CONTROL_MAX_AGE, self.max_age_value.clone());
@@ -308,17 +361,20 @@ impl Cors {
         CorsDecision::Preflight(headers)
     }
 
-    /// Adds the response headers for an allowed origin.
+    /// Adds the headers of an actual (not preflight) response for an allowed origin.
     pub(crate) fn write_allowed(&self, origin: &HeaderValue, headers: &mut HeaderMap) {
+        self.write_origin(origin, headers);
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, self.expose_value.clone());
+    }
+
+    /// Adds the headers every answer to an allowed origin carries, preflight or not.
+    fn write_origin(&self, origin: &HeaderValue, headers: &mut HeaderMap) {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, self.allow_origin_value(origin));
         if self.credentials {
             headers.insert(
                 ACCESS_CONTROL_ALLOW_CREDENTIALS,
                 HeaderValue::from_static("true"),
             );
-        }
-        if let Some(expose) = &self.expose_value {
-            headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
         }
     }
 
@@ -538,8 +594,9 @@ mod tests {
         }
     }
 
-    /// Through the layer: the CORS headers only for a listed origin, `Vary: origin` on every
-    /// response (each could differ by origin).
+    /// Through the layer: the CORS headers only for a listed origin (the exposed headers on
+    /// actual responses only), `Vary: origin` on every response (each could differ by
+    /// origin).
     #[tokio::test]
     async fn through_the_layer_only_a_listed_origin_gets_cors_headers() {
         use tower::ServiceExt;
@@ -582,10 +639,15 @@ mod tests {
             let cors_headers = [
                 ACCESS_CONTROL_ALLOW_ORIGIN,
                 ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                ACCESS_CONTROL_EXPOSE_HEADERS,
             ];
             assert!(
                 cors_headers.iter().all(|n| h.contains_key(n) == allowed),
+                "{headers:?}: {h:?}"
+            );
+            // On actual responses: a preflight's answer is not where browsers read it.
+            assert_eq!(
+                h.contains_key(ACCESS_CONTROL_EXPOSE_HEADERS),
+                allowed && status == 200,
                 "{headers:?}: {h:?}"
             );
             assert!(

@@ -1,8 +1,9 @@
 //! The security headers, proven in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`): nonce scripts run, injected and string-evaluated script does not and
 //! is reported, nonce styles apply and other inline styles do not, HttpOnly cookies stay
-//! out of `document.cookie`, and pages refuse framing; and another site's login form (login
-//! CSRF) is refused.
+//! out of `document.cookie`, and pages refuse framing; another site's login form (login
+//! CSRF) is refused; and a single-page app on an origin CORS allows reads the request id,
+//! `Retry-After` and `RateLimit` fields.
 //! Run by `scripts/test-all.sh`; plain `cargo test` skips them.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -478,4 +479,84 @@ async fn a_nonce_style_applies_and_other_inline_styles_do_not_in_chromium() {
         .map(|line| line["fields"]["violated_directive"].clone())
         .collect();
     assert_eq!(directives.len(), 2, "{directives:?}");
+}
+
+/// A single-page app on another origin that CORS allows: it fetches the API twice, the
+/// second time over its quota, and reports what its script could read of each response.
+const SPA_PAGE: &str = r#"<!doctype html><html><body><script>
+  const read = (r) => ({
+    status: r.status,
+    id: r.headers.get("x-request-id"),
+    retryAfter: r.headers.get("retry-after"),
+    rateLimit: r.headers.get("ratelimit"),
+    rateLimitPolicy: r.headers.get("ratelimit-policy"),
+  });
+  (async () => {
+    const first = read(await fetch("API/api"));
+    const second = read(await fetch("API/api"));
+    window.seen = [first, second];
+  })().catch((e) => { window.seen = String(e); });
+</script></body></html>"#;
+
+/// A script on an origin CORS allows reads the headers `Hardening` writes: the request id it
+/// should quote to support, and the `Retry-After` and `RateLimit` fields of the 429 it got.
+/// Without `Access-Control-Expose-Headers` naming them, Chromium hands it `null` for each.
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver (scripts/test-all.sh installs them)"]
+async fn an_allowed_origins_script_reads_the_request_id_and_retry_after_in_chromium() {
+    use hardening_core::Cors;
+    use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
+    use std::num::NonZeroU32;
+    let _one = ONE_BROWSER.lock().await;
+    let api_port = Arc::new(std::sync::OnceLock::<u16>::new());
+    let port = api_port.clone();
+    let page = serve(Router::new().route(
+        "/",
+        get(move || {
+            let api = format!("http://127.0.0.1:{}", port.get().unwrap());
+            async move { Html(SPA_PAGE.replace("API", &api)) }
+        }),
+    ))
+    .await;
+    // The page's origin, `localhost`, is another origin than the API's `127.0.0.1`.
+    let page_origin = format!("http://localhost:{}", page.port());
+    let quota = Quota::per_hour(NonZeroU32::new(1).unwrap());
+    let api = serve(
+        Router::new().route("/api", get(|| async { "ok" })).layer(
+            Hardening::strict()
+                .cors(Cors::allow_origins([page_origin.as_str()]).unwrap())
+                .rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", quota)]))
+                .unwrap(),
+        ),
+    )
+    .await;
+    api_port.set(api.port()).unwrap();
+    let browser = Browser::start().await;
+    browser.goto(&format!("{page_origin}/")).await;
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        seen = browser.run("return window.seen || null;").await;
+        if !seen.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let [first, second] = [&seen[0], &seen[1]];
+    assert_eq!(first["status"], 200, "{seen}");
+    assert_eq!(second["status"], 429, "{seen}");
+    for response in [first, second] {
+        let id = response["id"].as_str().unwrap_or_default();
+        assert!(
+            hardening_core::RequestId::parse(id).is_ok(),
+            "no request id: {seen}"
+        );
+        assert!(response["rateLimit"].is_string(), "{seen}");
+        assert!(response["rateLimitPolicy"].is_string(), "{seen}");
+    }
+    assert_ne!(first["id"], second["id"], "{seen}");
+    let retry: u64 = second["retryAfter"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After: {seen}"));
+    assert!(retry > 0, "{seen}");
 }

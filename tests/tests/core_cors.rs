@@ -241,3 +241,96 @@ async fn cors_request_headers_and_methods_come_from_the_environment() {
         }
     }
 }
+
+/// The names in a response's `Access-Control-Expose-Headers`, lower case, in order.
+fn exposed(res: &Response<Body>) -> Vec<String> {
+    res.headers()
+        .get_all("access-control-expose-headers")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// A single-page app on an allowed origin read `null` for the request id it should quote to
+/// support, and for the `Retry-After` our own 429 tells it to wait for: no response header
+/// was exposed unless listed by hand. The headers `Hardening` writes itself are exposed to
+/// allowed origins on actual responses (the 429 too), after the app's own, each once; an
+/// unlisted origin and a request without `Origin` get no CORS headers, and a preflight no
+/// `Access-Control-Expose-Headers` (browsers read it on actual responses only).
+#[tokio::test]
+async fn an_allowed_origin_may_read_the_headers_hardening_writes() {
+    use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
+    use std::num::NonZeroU32;
+    const OURS: [&str; 4] = [
+        "x-request-id",
+        "retry-after",
+        "ratelimit",
+        "ratelimit-policy",
+    ];
+    let quota = Quota::per_hour(NonZeroU32::new(1).unwrap());
+    for (user_exposes, expected) in [
+        (&[][..], OURS.to_vec()),
+        (
+            &["X-Total", "x-request-id", "ETag"][..],
+            [
+                "x-total",
+                "x-request-id",
+                "etag",
+                "retry-after",
+                "ratelimit",
+                "ratelimit-policy",
+            ]
+            .to_vec(),
+        ),
+    ] {
+        let mut cors = Cors::allow_origins(["https://app.example.com"]).unwrap();
+        if !user_exposes.is_empty() {
+            cors = cors.expose_headers(user_exposes).unwrap();
+        }
+        let app = app(Hardening::strict()
+            .cors(cors)
+            .rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", quota)]))
+            .unwrap());
+        let get = |origin: Option<&str>| {
+            let req = Request::get("/hello").header("host", "api.example.com");
+            match origin {
+                Some(origin) => req.header("origin", origin),
+                None => req,
+            }
+        };
+        let allowed = call(&app, get(Some("https://app.example.com"))).await;
+        assert_eq!(allowed.status(), 200);
+        assert_eq!(exposed(&allowed), expected, "{user_exposes:?}: {allowed:?}");
+        // Spent: the 429 names its `Retry-After`, and the app may read it.
+        let limited = call(&app, get(Some("https://app.example.com"))).await;
+        assert_eq!(limited.status(), 429);
+        assert!(limited.headers().contains_key("retry-after"));
+        assert_eq!(exposed(&limited), expected, "{user_exposes:?}: {limited:?}");
+        for other in [
+            call(&app, get(Some("https://evil.example"))).await,
+            call(&app, get(None)).await,
+        ] {
+            let cors_headers: Vec<_> = other
+                .headers()
+                .keys()
+                .filter(|name| name.as_str().starts_with("access-control-"))
+                .collect();
+            assert!(cors_headers.is_empty(), "{user_exposes:?}: {other:?}");
+        }
+        let preflight = call(
+            &app,
+            Request::options("/hello")
+                .header("host", "api.example.com")
+                .header("origin", "https://app.example.com")
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+        assert_eq!(preflight.status(), 204);
+        assert!(
+            exposed(&preflight).is_empty(),
+            "{user_exposes:?}: {preflight:?}"
+        );
+    }
+}

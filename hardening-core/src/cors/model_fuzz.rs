@@ -4,7 +4,8 @@
 //!
 //! - no CORS headers by default; a listed origin (one `Origin`, equal ignoring case to a
 //!   listed one: no other port, path, userinfo) gets its own value echoed, `true` for
-//!   credentials and the exposed headers; `*` gets `*` with or without an `Origin`;
+//!   credentials and, on actual responses, the exposed headers (those listed, then those
+//!   `Hardening` writes itself that are not); `*` gets `*` with or without an `Origin`;
 //! - a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is answered
 //!   204 with the methods, headers, max age and `Vary` when the origin is allowed, the
 //!   one method is listed (exactly as written; two methods are refused) and every
@@ -477,14 +478,29 @@ fn expect(policy: &Policy, case: &Case, authority: Option<&str>) -> Expected {
         if policy.credentials {
             cors.insert("access-control-allow-credentials", "true".to_owned());
         }
-        if !policy.expose.is_empty() {
-            cors.insert("access-control-expose-headers", policy.expose.join(", "));
+    };
+    // Actual responses only: browsers read it there, not on a preflight's answer.
+    let expose_headers = |cors: &mut BTreeMap<&'static str, String>| {
+        let mut exposed = policy.expose.clone();
+        for ours in [
+            "x-request-id",
+            "retry-after",
+            #[cfg(feature = "ratelimit")]
+            "ratelimit",
+            #[cfg(feature = "ratelimit")]
+            "ratelimit-policy",
+        ] {
+            if !exposed.contains(&ours) {
+                exposed.push(ours);
+            }
         }
+        cors.insert("access-control-expose-headers", exposed.join(", "));
     };
     let acrm = case.values("access-control-request-method");
     if origins.is_empty() {
         if policy.any {
             allow_headers(&mut expected.cors, "*");
+            expose_headers(&mut expected.cors);
             expected.kind = "star without origin";
         }
         return expected;
@@ -492,6 +508,7 @@ fn expect(policy: &Policy, case: &Case, authority: Option<&str>) -> Expected {
     if case.method != Method::OPTIONS || acrm.is_empty() {
         if allowed {
             allow_headers(&mut expected.cors, origins[0]);
+            expose_headers(&mut expected.cors);
             expected.kind = "allowed";
         } else {
             expected.kind = "not allowed";
