@@ -1,8 +1,8 @@
 //! The README's recipe "A single-page app on another origin, and webhooks", built as written
 //! and checked claim by claim: the SPA's origin may call with its cookie (preflight and
-//! request), other origins and a sibling subdomain's script may not, the session cookie
-//! gets `SameSite=Strict` on the way out, and a webhook (no cookie, no Fetch Metadata)
-//! passes the CSRF check with no exemption.
+//! request, reading the request id and rate-limit fields), other origins and a sibling
+//! subdomain's script may not, the session cookie gets `SameSite=Strict` on the way out, and
+//! a webhook (no cookie, no Fetch Metadata) passes the CSRF check with no exemption.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -97,6 +97,22 @@ async fn the_spa_recipe_does_what_the_readme_says() {
         res.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
+    // What the SPA may read of the answer: the request id, Retry-After, RateLimit.
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in [
+        "x-request-id",
+        "retry-after",
+        "ratelimit",
+        "ratelimit-policy",
+    ] {
+        assert!(
+            exposed.split(',').any(|n| n.trim() == name),
+            "{name}: {exposed}"
+        );
+    }
 
     // Every other origin with the cookie: refused, a sibling subdomain too.
     for (origin, site) in [
