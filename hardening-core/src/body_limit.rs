@@ -3,7 +3,7 @@
 //! is answered 413 even when a layer inside rewraps the body's error and the handler can only
 //! answer 400 ("could not be read"); and whether the body is waiting for the client, so that
 //! a request timed out while its body was still arriving is answered 408 (the client was
-//! slow), not 503.
+//! slow), not 503. Some routes may be given a larger limit than the others ([`routes`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,6 +17,10 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 
+mod routes;
+
+pub(crate) use routes::{RouteBodyLimits, RoutePattern};
+
 /// The problem for a body over the limit (declared, or cut off as it streamed).
 pub(crate) fn too_large(limit: usize) -> Problem {
     Problem::new(StatusCode::PAYLOAD_TOO_LARGE).with_detail(format!(
@@ -25,13 +29,20 @@ pub(crate) fn too_large(limit: usize) -> Problem {
 }
 
 /// What the watcher saw of a request body.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct BodyWatch {
+    /// The limit the body was held to (its route's, when that one is larger).
+    limit: usize,
     limit_hit: AtomicBool,
     awaiting_client: AtomicBool,
 }
 
 impl BodyWatch {
+    /// The limit the body was held to, in bytes.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// The limit cut the body off.
     pub(crate) fn limit_hit(&self) -> bool {
         self.limit_hit.load(Ordering::Relaxed)
@@ -57,7 +68,11 @@ pin_project! {
 impl<B> WatchedLimit<B> {
     /// `body` limited to `limit` bytes, and what is seen of it.
     pub(crate) fn new(body: B, limit: usize) -> (Self, Arc<BodyWatch>) {
-        let watch = Arc::new(BodyWatch::default());
+        let watch = Arc::new(BodyWatch {
+            limit,
+            limit_hit: AtomicBool::new(false),
+            awaiting_client: AtomicBool::new(false),
+        });
         let body = Self {
             inner: Limited::new(body, limit),
             watch: watch.clone(),

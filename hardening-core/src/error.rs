@@ -97,6 +97,30 @@ pub enum ConfigError {
     /// A limit of zero, which would refuse every request.
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),
+    /// A route pattern for [`Hardening::allow_larger_body`](crate::Hardening::allow_larger_body)
+    /// that cannot match a request's path, is not taken there, or was given before.
+    #[error("invalid route {value:?} for allow_larger_body: {why}")]
+    InvalidBodyLimitRoute {
+        /// The pattern given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A route's larger body limit that is not larger than the body limit for every route:
+    /// it would change nothing (a route's limit is lowered with axum's `DefaultBodyLimit`).
+    #[error(
+        "allow_larger_body({route:?}, {bytes}) does not raise the body limit of \
+         {body_limit} bytes: give the route more, or leave it to body_limit; to lower one \
+         route's limit, put axum's DefaultBodyLimit::max on that route"
+    )]
+    BodyLimitNotRaised {
+        /// The route pattern.
+        route: String,
+        /// The route's limit, in bytes.
+        bytes: usize,
+        /// The body limit of every other route, in bytes.
+        body_limit: usize,
+    },
     /// A rate-limit policy `Hardening` could never count: it keys by the authenticated
     /// principal, which no request has yet where `Hardening` runs (outside the auth layer).
     #[error(

@@ -470,15 +470,15 @@ where
 }
 
 impl Post {
-    /// The body limit, if it cut this request's body off and the service answered an error
-    /// for it (a 413 that may not say the limit, a client error it could only call a bad
-    /// body, or a server error, such as a 500 for the unreadable body or a 502 from an
-    /// upstream it streamed the body to), unless a panic was caught there (reported as such).
+    /// The body limit (its route's), if it cut this request's body off and the service
+    /// answered an error for it (a 413 that may not say the limit, a client error it could
+    /// only call a bad body, or a server error, such as a 500 for the unreadable body or a
+    /// 502 from an upstream it streamed the body to), unless a panic was caught there
+    /// (reported as such).
     fn cut_off_by_body_limit<B>(&self, response: &Response<B>) -> Option<usize> {
         let watch = self.body_watch.as_ref()?;
         (watch.limit_hit() && response.extensions().get::<CaughtPanic>().is_none())
-            .then_some(self.policy.body_limit)
-            .flatten()
+            .then_some(watch.limit())
     }
 
     /// The inner service's successful response as the layer's. A body of unknown size (a

@@ -72,6 +72,8 @@ pub(crate) enum Setting {
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
     pub(crate) body_limit: Option<usize>,
+    /// Routes allowed a larger body than `body_limit` (none by default).
+    pub(crate) larger_bodies: crate::body_limit::RouteBodyLimits,
     pub(crate) query_param_limit: Option<usize>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) trusted_proxies: TrustedProxies,
@@ -154,6 +156,7 @@ impl Hardening {
         Self {
             policy: Arc::new(Policy {
                 body_limit: Some(DEFAULT_BODY_LIMIT),
+                larger_bodies: crate::body_limit::RouteBodyLimits::default(),
                 query_param_limit: Some(DEFAULT_QUERY_PARAM_LIMIT),
                 timeout: Some(DEFAULT_TIMEOUT),
                 trusted_proxies: TrustedProxies::default(),
@@ -243,20 +246,130 @@ impl Hardening {
     /// counted as it is read.
     ///
     /// axum's own extractors also apply `DefaultBodyLimit` (2 MB); to accept more than that,
-    /// raise it too.
+    /// raise it too. To accept more on one route only, keep this limit and give that route
+    /// [`allow_larger_body`](Self::allow_larger_body).
     ///
     /// Larger than the default loosens it and logs a warning naming the value.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroLimit`] for 0, which would refuse every body.
+    /// [`ConfigError::ZeroLimit`] for 0, which would refuse every body;
+    /// [`ConfigError::BodyLimitNotRaised`] when a route's
+    /// [`allow_larger_body`](Self::allow_larger_body) is not larger than `bytes`.
     pub fn body_limit(mut self, bytes: usize) -> Result<Self, ConfigError> {
         if bytes == 0 {
             return Err(ConfigError::ZeroLimit("body_limit"));
         }
+        if let Some((route, larger)) = self
+            .policy
+            .larger_bodies
+            .iter()
+            .find(|(_, larger)| *larger <= bytes)
+        {
+            return Err(ConfigError::BodyLimitNotRaised {
+                route: route.as_str().to_owned(),
+                bytes: larger,
+                body_limit: bytes,
+            });
+        }
         warn_if_above("body_limit", bytes, DEFAULT_BODY_LIMIT, "larger");
         self.replaces(Setting::BodyLimit, "body_limit");
         self.policy().body_limit = Some(bytes);
+        Ok(self)
+    }
+
+    /// Accepts bodies up to `bytes` on one route, keeping [`body_limit`](Self::body_limit)
+    /// (1 MiB by default) for every other path: nginx's `client_max_body_size` in a
+    /// `location`. Logs a warning naming the route and the size. Call it once per route.
+    ///
+    /// `route` is a pattern in axum's syntax, of whole segments: `/upload`,
+    /// `/docs/{id}/file` (`{id}`: one non-empty segment; `/docs//file`, which axum routes
+    /// there too, keeps the smaller limit), `/files/{*path}` (a non-empty rest, last only). It is matched against the request's path as this layer sees it (under a
+    /// `Router` it wraps, the path the router routes; inside `Router::nest`, the path under
+    /// the nest's prefix), byte for byte as axum's router matches it: no percent-decoding,
+    /// no merging of slashes, a trailing slash and case count. So `//upload`, `/upload/` or
+    /// `/upl%6Fad`, which axum does not route to `/upload`, keep the smaller limit. Of two
+    /// patterns that match a path, the more specific (literal before `{param}` before
+    /// `{*rest}`, segment by segment, as axum prefers them) gives the limit.
+    ///
+    /// A pattern matches every path of its shape: give `{param}` or `{*rest}` only where your
+    /// router sends all those paths to the route. (If it also has a more specific route, such
+    /// as `/docs/index/file` beside `/docs/{id}/file`, that route gets the larger limit too.)
+    ///
+    /// The rest of the body limit works the same on the route: a declared size over its
+    /// limit is refused before the body is read, a chunked body is counted as it arrives,
+    /// and either gets the same 413 problem, with the route's limit. axum's extractors apply
+    /// their own `DefaultBodyLimit` (2 MB) as well: raise it on the route too
+    /// (`DefaultBodyLimit::max`). [`dangerous_disable_body_limit`](Self::dangerous_disable_body_limit)
+    /// still lifts every limit.
+    ///
+    /// ```
+    /// use axum::{Router, body::{Body, Bytes}, extract::DefaultBodyLimit, routing::post};
+    /// use hardening_core::Hardening;
+    /// use tower::ServiceExt;
+    ///
+    /// const UPLOAD: usize = 20 * 1024 * 1024;
+    /// let upload = post(|body: Bytes| async move { body.len().to_string() });
+    /// let app = Router::new()
+    ///     .route("/docs/{id}/file", upload.layer(DefaultBodyLimit::max(UPLOAD)))
+    ///     .route("/notes", post(|body: Bytes| async move { body.len().to_string() }))
+    ///     .layer(Hardening::strict().allow_larger_body("/docs/{id}/file", UPLOAD)?);
+    /// let send = |path: &str, size: usize| {
+    ///     let req = http::Request::post(path).body(Body::from(vec![b'x'; size])).unwrap();
+    ///     app.clone().oneshot(req)
+    /// };
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// assert_eq!(send("/docs/7/file", 5 * 1024 * 1024).await?.status(), 200);
+    /// let refused = send("/notes", 2 * 1024 * 1024).await?;
+    /// assert_eq!(refused.status(), 413);
+    /// assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    /// assert_eq!(send("/docs/7/file/", 2 * 1024 * 1024).await?.status(), 413);
+    /// # Ok::<(), std::convert::Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for 0; [`ConfigError::BodyLimitNotRaised`] for a size not
+    /// above [`body_limit`](Self::body_limit) (it would change nothing; axum's
+    /// `DefaultBodyLimit::max` lowers a route's limit); [`ConfigError::InvalidBodyLimitRoute`]
+    /// for a pattern that cannot match a request's path (not starting with `/`, with a
+    /// space, `?` or `#`, a parameter that is not a whole segment, a catch-all before the
+    /// end), uses axum's escaped braces (`{{`), or matches the same paths as one given
+    /// before.
+    pub fn allow_larger_body(
+        mut self,
+        route: impl AsRef<str>,
+        bytes: usize,
+    ) -> Result<Self, ConfigError> {
+        let route = route.as_ref();
+        if bytes == 0 {
+            return Err(ConfigError::ZeroLimit("allow_larger_body"));
+        }
+        if let Some(body_limit) = self.policy.body_limit
+            && bytes <= body_limit
+        {
+            return Err(ConfigError::BodyLimitNotRaised {
+                route: route.to_owned(),
+                bytes,
+                body_limit,
+            });
+        }
+        let pattern = crate::body_limit::RoutePattern::parse(route)?;
+        let mut larger_bodies = self.policy.larger_bodies.clone();
+        larger_bodies.add(pattern, bytes)?;
+        let elsewhere = match self.policy.body_limit {
+            Some(limit) => format!("{limit} bytes elsewhere"),
+            None => "with dangerous_disable_body_limit, any size is, anywhere".to_owned(),
+        };
+        warn_loosened(
+            "allow_larger_body",
+            &format!(
+                "request bodies up to {bytes} bytes are accepted on route {route} ({elsewhere})"
+            ),
+        );
+        self.policy().larger_bodies = larger_bodies;
         Ok(self)
     }
 

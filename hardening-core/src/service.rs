@@ -316,7 +316,7 @@ where
         // Asked twice below (the Content-Type check, the timeout's watch): read once.
         let may_have_body = hint.exact() != Some(0);
         let counted = match policy.body_limit {
-            Some(limit) => {
+            Some(default) => {
                 // hyper gives a body the exact size its `Content-Length` declares (HTTP/1:
                 // zero without one and without chunking): the header is read only for a
                 // body of unknown size. A body that knows its size is judged by it, even if
@@ -340,17 +340,25 @@ where
                         }
                     },
                 };
-                if declared.is_some_and(|n| n > limit as u64) {
-                    return refused(
-                        || crate::body_limit::too_large(limit),
-                        SecurityEvent::BodyTooLarge,
-                        post,
-                    );
-                }
                 // A body whose size is known and small cannot grow (HTTP framing enforces
-                // content-length); only the others need counting.
-                let small = hint.upper().is_some_and(|n| n <= limit as u64);
-                Some((limit, !small))
+                // content-length); only the others need counting. Within the default, no
+                // route's larger limit matters: only the others look their route up.
+                if hint.upper().is_some_and(|n| n <= default as u64)
+                    && declared.is_none_or(|n| n <= default as u64)
+                {
+                    Some((default, false))
+                } else {
+                    match larger_body(policy, &parts.uri, default, declared, hint.upper()) {
+                        Ok(counted) => Some(counted),
+                        Err(limit) => {
+                            return refused(
+                                || crate::body_limit::too_large(limit),
+                                SecurityEvent::BodyTooLarge,
+                                post,
+                            );
+                        }
+                    }
+                }
             }
             None => None,
         };
@@ -430,6 +438,25 @@ where
             Err(payload) => ResponseFuture::panicked(payload, post),
         }
     }
+}
+
+/// For a body larger than the default limit, or of unknown size: its limit (its route's,
+/// if that one is larger) and whether it must be counted, or the limit its declared size is
+/// over. Out of line: most requests' bodies are small.
+#[inline(never)]
+fn larger_body(
+    policy: &Policy,
+    uri: &http::Uri,
+    default: usize,
+    declared: Option<u64>,
+    upper: Option<u64>,
+) -> Result<(usize, bool), usize> {
+    let limit = policy.larger_bodies.limit_for(uri.path(), default);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(limit);
+    }
+    let small = upper.is_some_and(|n| n <= limit as u64);
+    Ok((limit, !small))
 }
 
 /// Whether the request has two `Content-Type` fields that differ (identical repeats say one
