@@ -76,6 +76,13 @@ pub trait OwnedResource: Sized + Send {
 
     /// A role whose holders may load any owner's resource (default: none), through
     /// [`load_any`](Self::load_any) only (implement it too). Every such load is logged.
+    ///
+    /// The role reaches every owner there is: in a multi-tenant service, every tenant's.
+    /// Name a role only the service's own operators hold, never one a tenant grants its own
+    /// members (an organisation's `admin`), which would let them read every organisation's
+    /// data. Tenant scoping belongs in [`load_owned`](Self::load_owned)'s query: join the
+    /// owner's membership there (`… JOIN members m ON m.org_id = d.org_id WHERE m.user_id =
+    /// ?owner`), so that a membership removed counts at once.
     fn admin_role() -> Option<&'static str> {
         None
     }
