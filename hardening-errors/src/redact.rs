@@ -443,11 +443,8 @@ fn value_of_secret_key(text: &str, i: usize) -> Option<(usize, usize)> {
     }
     // After a phrase (`invalid token: expired`, `read key: Os { code: 2, … }`): a quoted value,
     // or a word (up to a bracket) that is not letters only.
-    if text[v..].starts_with("\\\"") {
-        return Some(escaped_quoted(text, v));
-    }
-    if let Some(q) = opening_quote(b, v) {
-        return quoted(text, q);
+    if let Some(span) = quoted_value(text, v) {
+        return span;
     }
     let (start, end) = plain(text, v)?;
     let end = text[start..end]
@@ -496,11 +493,8 @@ fn skip_blanks(text: &str, mut p: usize) -> usize {
 
 /// The value that starts at `v`, of a key of this kind.
 fn value_span(text: &str, v: usize, kind: Kind) -> Option<(usize, usize)> {
-    if text[v..].starts_with("\\\"") {
-        return Some(escaped_quoted(text, v));
-    }
-    if let Some(q) = opening_quote(text.as_bytes(), v) {
-        return quoted(text, q);
+    if let Some(span) = quoted_value(text, v) {
+        return span;
     }
     if let b'{' | b'[' | b'(' = *text.as_bytes().get(v)? {
         return group(text, v);
@@ -575,6 +569,15 @@ fn escaped_quoted(text: &str, q: usize) -> (usize, usize) {
     }
     // `j` is at an ASCII byte or the text's end: a char boundary.
     (start, j)
+}
+
+/// The value at `v` when it is quoted (`None` when it is not): what an escaped quote
+/// (`\"`, JSON in a `Debug` string) or a quote (see [`opening_quote`]) holds.
+fn quoted_value(text: &str, v: usize) -> Option<Option<(usize, usize)>> {
+    if text[v..].starts_with("\\\"") {
+        return Some(Some(escaped_quoted(text, v)));
+    }
+    opening_quote(text.as_bytes(), v).map(|q| quoted(text, q))
 }
 
 /// Where the quote that opens a quoted value at `v` is: `"…"` and `'…'` there, or one after

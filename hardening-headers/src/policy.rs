@@ -1158,12 +1158,14 @@ impl HeaderSet {
                 variant |= 1 << j;
             }
         }
-        let no_store = private && !facts.not_modified && variant & CACHE_CONTROL_PLACE == 0;
+        let mut variant = variant & c.places;
+        // No `Cache-Control` of its own (its place would be in `variant`; a 304 leaves the
+        // stored response's): `no-store` takes the place.
+        let no_store =
+            private && !facts.not_modified && c.places & !variant & CACHE_CONTROL_PLACE != 0;
         if no_store {
             variant |= CACHE_CONTROL_PLACE;
         }
-        let variant = variant & c.places;
-        let no_store = no_store && variant & CACHE_CONTROL_PLACE != 0;
         let mut out = c.templates[usize::from(facts.https)][variant].clone();
 
         // The slots, overwritten where they stand (no hashing, no insertion).
