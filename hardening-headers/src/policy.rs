@@ -1278,14 +1278,28 @@ impl HeaderSet {
                 _ => absent |= 1 << i,
             }
         }
-        match places.next() {
-            Some((name, place)) if *name == header::CONTENT_TYPE => *place = content_type,
-            // Not where `with_places` put it (another `http` iteration order).
-            _ => {
-                out.insert(header::CONTENT_TYPE, content_type);
+        let content_type = match places.next() {
+            Some((name, place)) if *name == header::CONTENT_TYPE => {
+                *place = content_type;
+                None
             }
+            _ => Some(content_type),
+        };
+        // `no-store`'s place follows `Content-Type`'s: the same walk reaches it.
+        let no_store_placed = !no_store
+            || content_type.is_none()
+                && match places.next() {
+                    Some((name, place)) if *name == header::CACHE_CONTROL => {
+                        *place = HeaderValue::from_static("no-store");
+                        true
+                    }
+                    _ => false,
+                };
+        // Not where `with_places` put them (another `http` iteration order).
+        if let Some(content_type) = content_type {
+            out.insert(header::CONTENT_TYPE, content_type);
         }
-        if no_store {
+        if !no_store_placed {
             place_no_store(c, &mut out, variant, 0);
         }
         remove_absent(&mut out, &c.slots, absent);

@@ -16,7 +16,9 @@
 //! installed, as in the criterion bench), e.g. `info,hardening::access=off`; `POLLUTE_KIB`
 //! a buffer written over between requests, to run them with cold caches as a served request
 //! does (with 1024, strict − bare comes near what loopback shows with the server's core to
-//! itself).
+//! itself); `CREDENTIALS` set (to anything) sends `Authorization: Bearer …` with every
+//! request, as an authenticated API's clients do (no variant checks it; under `Hardening`
+//! its response takes the `Cache-Control: no-store` path).
 
 #![allow(clippy::print_stdout)] // a command-line tool: its report goes to stdout
 
@@ -70,6 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let peer: SocketAddr = ([127, 0, 0, 1], 40_000).into();
     let mut dirt = vec![0u8; env_number("POLLUTE_KIB", 0)? as usize * 1024];
+    let credentials = std::env::var_os("CREDENTIALS").is_some();
     let mut per_round: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds as usize); apps.len()];
     for round in 0..rounds {
         // Each round starts with another variant, so no variant always runs first.
@@ -80,7 +83,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let start = Instant::now();
             for _ in 0..requests {
                 // The same request and check as the criterion bench.
-                let res = runtime.block_on(app.clone().oneshot(hello_request(peer)))?;
+                let mut req = hello_request(peer);
+                if credentials {
+                    req.headers_mut().insert(
+                        http::header::AUTHORIZATION,
+                        http::HeaderValue::from_static("Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln"),
+                    );
+                }
+                let res = runtime.block_on(app.clone().oneshot(req))?;
                 if res.status() != 200 {
                     return Err(format!("status {}", res.status()).into());
                 }
