@@ -58,6 +58,9 @@
 //! | `redis`       | no      | `RedisDenylist`: revocations shared by every instance |
 //! | `test-util`   | no      | `idor_probe` and `Passwords::hold_permits`, for your own tests |
 
+// docs.rs (`--cfg docsrs`): each item gated by a Cargo feature says which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod authenticated;
 mod canonical;
 mod csrf;

@@ -99,6 +99,9 @@
 //! | `jwks-rustls`| no      | `auth`, and HTTPS for JWKS URLs (rustls with ring and Mozilla's roots) |
 //! | `full`       | no      | all of the above |
 
+// docs.rs (`--cfg docsrs`): each item gated by a Cargo feature says which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod access_log;
 mod body_limit;
 mod client_ip;

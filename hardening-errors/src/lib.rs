@@ -59,6 +59,9 @@
 //! | `redis`      | no      | `check_eviction`: the start-up check of a Redis's `maxmemory-policy` for the Redis stores; `check_persistence`: the start-up warning about a Redis that keeps nothing across a restart, for the `jti` denylist; `redis_connection_info`: their TCP settings; `RedisConnection`: their connection, replaced when it stops answering, its eviction policy asked again every `EVICTION_RECHECK_EVERY`; `redis_readiness_check`: their readiness check, a `PING` over it; `RedisBreaker`: their circuit breaker; `RedisOutageLog`: what they log when it opens and when Redis answers again; `RedisStoreSettings`: the settings their builders share (URL, prefix, timeout, breaker, eviction), checked and connected with alike |
 //! | `test-util`  | no      | `test_log`: the tracing events of the test on this thread, for its assertions (this workspace's unit tests use it) |
 
+// docs.rs (`--cfg docsrs`): each item gated by a Cargo feature says which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod body_end;
 mod client_group;
 mod collect;

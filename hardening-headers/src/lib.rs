@@ -50,6 +50,9 @@
 //! | responses to requests with credentials cacheable | [`HeaderPolicy::dangerous_allow_caching_with_credentials`] |
 //! | a cookie without `HttpOnly`, `SameSite=None`, without `Secure`, living over 30 days | [`CookiePolicy::dangerous_script_readable`], [`CookiePolicy::dangerous_same_site_none`], [`CookiePolicy::dangerous_allow_insecure`], [`CookiePolicy::dangerous_max_age`] |
 
+// docs.rs (`--cfg docsrs`): each item gated by a Cargo feature says which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod cookies;
 mod csp;
 mod error;

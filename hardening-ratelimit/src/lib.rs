@@ -37,6 +37,9 @@
 //! |---------|---------|--------------|
 //! | `redis` | no      | `RedisLimiter` and `RedisRateLimitLayer`: limits shared by every instance; `RedisLoginThrottle`: login throttling shared by every instance |
 
+// docs.rs (`--cfg docsrs`): each item gated by a Cargo feature says which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod concurrency;
 mod cost;
 mod layer;
