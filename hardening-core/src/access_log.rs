@@ -27,6 +27,18 @@ pub const ACCESS_TARGET: &str = "hardening::access";
 /// one of [`SECRET_NAME_WORDS`](hardening_errors::SECRET_NAME_WORDS) (`sid`, `ticket`) as a
 /// whole part of the lower-cased name ([`is_secret_name`](hardening_errors::is_secret_name)):
 /// `sid`, `SID`, `user[sid]`, `x-sid`, but not `sidebar` or `tickets_count`.
+///
+/// ```
+/// use hardening_core::DEFAULT_SENSITIVE_PARAMS;
+/// use hardening_core::errors::SECRET_NAME_PARTS;
+///
+/// let (secret_words, access_log_only) = DEFAULT_SENSITIVE_PARAMS.split_at(SECRET_NAME_PARTS.len());
+/// assert_eq!(secret_words, SECRET_NAME_PARTS);
+/// assert_eq!(
+///     access_log_only,
+///     ["code", "principal", "dpop", "magiclink", "magic_link", "magic-link"]
+/// );
+/// ```
 pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &DEFAULT_SENSITIVE_NAMES;
 
 /// Words that mark a query parameter or header name sensitive but not a key in error text:

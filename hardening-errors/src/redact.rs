@@ -14,6 +14,22 @@ use std::fmt::Write as _;
 /// `passwordless`. `hardening-core`'s access log redacts query parameters and request headers
 /// whose names merely contain one of them (`DEFAULT_SENSITIVE_PARAMS`), as a name in a URL is
 /// cheap to hide.
+///
+/// The whole list:
+///
+/// ```
+/// use hardening_errors::SECRET_NAME_PARTS;
+///
+/// assert_eq!(
+///     SECRET_NAME_PARTS,
+///     [
+///         "password", "passwd", "passphrase", "pwd", "pass", "pw", "secret", "token",
+///         "apikey", "key", "session", "sessionid", "sessid", "cookie", "auth",
+///         "authorization", "credential", "credentials", "signature", "sig", "jwt", "otp",
+///         "assertion", "saml", "oidc",
+///     ]
+/// );
+/// ```
 pub const SECRET_NAME_PARTS: &[&str] = &[
     "password",
     "passwd",
