@@ -261,7 +261,7 @@ where
                                 {
                                     return Poll::Ready(Ok(this.post.html_error_page(response)));
                                 }
-                                None => to_problem(response, this.post.request_id),
+                                None => to_problem(response, this.post),
                             };
                             this.state.set(state);
                             continue;
@@ -419,14 +419,23 @@ fn body_too_large<F, B, Inner>(
 /// The security event an inner error response stands for by its status, unless a layer
 /// inside reported it at this status already. Events a layer inside logged (any event, such
 /// as a standalone headers layer's `bad_host` 400) are counted here, once; logged again only
-/// if the status changed since (a 429 turned into a 403 on its way out).
-fn event_to_report<B>(response: &mut Response<B>) -> Option<SecurityEvent> {
-    let event = SecurityEvent::from_response(
-        response.status(),
-        response.extensions().get::<CaughtPanic>().is_some(),
-    );
+/// if the status changed since (a 429 turned into a 403 on its way out). A problem that
+/// names its own event (`Problem::with_security_event`: a handler's refusal) is reported
+/// under that name here, at once, whatever its status.
+fn event_to_report<B>(response: &mut Response<B>, post: &Post) -> Option<SecurityEvent> {
+    let panicked = response.extensions().get::<CaughtPanic>().is_some();
+    let event = SecurityEvent::from_response(response.status(), panicked);
     count_reported_inside(response);
-    event.filter(|_| !reported_at_its_status(response))
+    if reported_at_its_status(response) {
+        return None;
+    }
+    if !panicked && let Some(name) = hardening_errors::named_security_event(response) {
+        SecurityEvent::emit_named(name, response, &post.span, post.request_id, post.client_ip);
+        // Logged and counted: a layer further out does neither again.
+        mark_reported(response, name, true);
+        return None;
+    }
+    event
 }
 
 /// The state that turns an inner error response into a problem (`hardening-errors`'
@@ -437,11 +446,12 @@ fn event_to_report<B>(response: &mut Response<B>) -> Option<SecurityEvent> {
 /// a 500 of the statuses no response may end with (another 1xx, 600-999).
 #[cold]
 #[inline(never)]
-fn to_problem<F, B>(mut response: Response<B>, request_id: RequestId) -> State<F, B>
+fn to_problem<F, B>(mut response: Response<B>, post: &Post) -> State<F, B>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
 {
-    let event = event_to_report(&mut response);
+    let request_id = post.request_id;
+    let event = event_to_report(&mut response, post);
     // A problem made under another id (read from an upstream that uses this crate, say) is
     // answered under this request's, which `x-request-id`, the event and the access log name.
     if response
@@ -544,7 +554,7 @@ impl Post {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        let event = event_to_report(&mut response);
+        let event = event_to_report(&mut response, self);
         let response = self.finish(response, event);
         self.success(response)
     }

@@ -12,7 +12,8 @@ macro_rules! security_events {
     ($($(#[$doc:meta])* $event:ident => $name:literal,)*) => {
         /// Why a request was rejected. [`SecurityEvent::as_str`] is the stable `security.event`
         /// value (and, with feature `metrics`, the `event` label of
-        /// `hardening_security_events_total`).
+        /// `hardening_security_events_total`). A handler's refusals can carry names of their
+        /// own: [`Problem::with_security_event`](hardening_errors::Problem::with_security_event).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum SecurityEvent {
@@ -116,6 +117,29 @@ impl SecurityEvent {
         );
     }
 
+    /// Emits the event a handler's problem names for itself
+    /// ([`Problem::with_security_event`](hardening_errors::Problem::with_security_event)) in
+    /// the request's `span`, naming the policies its problem says were violated, and counts
+    /// it under that name.
+    #[cold]
+    pub(crate) fn emit_named<B>(
+        name: &'static str,
+        response: &http::Response<B>,
+        span: &Span,
+        request_id: RequestId,
+        client_ip: Option<IpAddr>,
+    ) {
+        let policies = hardening_errors::violated_policies(response);
+        record_named(
+            name,
+            span,
+            request_id,
+            client_ip,
+            policies.as_ref().map(|p| p as &dyn std::fmt::Debug),
+            "request rejected",
+        );
+    }
+
     /// Reports a client that began a request and did not finish its headers in time (no
     /// response was sent; the request id is the event's own, with no request span).
     pub(crate) fn emit_head_timed_out(request_id: RequestId, client_ip: IpAddr) {
@@ -194,23 +218,30 @@ impl SecurityEvent {
         policies: Option<&dyn std::fmt::Debug>,
         message: &str,
     ) {
-        span.in_scope(|| {
-            hardening_errors::log_security_event(
-                self.as_str(),
-                request_id,
-                client_ip,
-                policies,
-                message,
-            );
-        });
-        self.count();
+        record_named(
+            self.as_str(),
+            span,
+            request_id,
+            client_ip,
+            policies,
+            message,
+        );
     }
+}
 
-    /// Counts the event (feature `metrics`) without logging it: for a rejection the layer
-    /// that made it has already logged.
-    pub(crate) fn count(self) {
-        count_named(self.as_str());
-    }
+/// Logs the event `name` inside `span` and counts it (see [`SecurityEvent::record`]).
+fn record_named(
+    name: &'static str,
+    span: &Span,
+    request_id: RequestId,
+    client_ip: Option<IpAddr>,
+    policies: Option<&dyn std::fmt::Debug>,
+    message: &str,
+) {
+    span.in_scope(|| {
+        hardening_errors::log_security_event(name, request_id, client_ip, policies, message);
+    });
+    count_named(name);
 }
 
 /// Counts an event by its name (feature `metrics`): also one that a layer inside reported

@@ -140,7 +140,8 @@ pub use redis_tcp::redis_connection_info;
 pub use request_id::{InvalidRequestId, RequestContext, RequestId};
 pub use security_event::{
     SECURITY_TARGET, SecurityEventReported, SecurityEventsLogged, log_security_event, mark_logged,
-    mark_reported, rejection_event, report_rejection, reported_at_its_status, violated_policies,
+    mark_reported, named_security_event, rejection_event, report_rejection, reported_at_its_status,
+    violated_policies,
 };
 pub use spelling::{closest_name, near_miss};
 #[cfg(feature = "validation")]

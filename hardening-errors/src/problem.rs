@@ -69,6 +69,10 @@ pub struct Problem {
     /// Headers the response carries besides the body (`Retry-After`, `WWW-Authenticate`, …).
     #[serde(skip)]
     headers: HeaderMap,
+    /// The `security.event` its rejection is reported as, if not its status's
+    /// ([`with_security_event`](Self::with_security_event)).
+    #[serde(skip)]
+    security_event: Option<&'static str>,
 }
 
 fn about_blank() -> Cow<'static, str> {
@@ -141,6 +145,7 @@ impl Problem {
             violated_policies: Vec::new(),
             extensions: Map::new(),
             headers: HeaderMap::new(),
+            security_event: None,
         }
     }
 
@@ -216,6 +221,36 @@ impl Problem {
             self.extensions.insert(name, value.into());
         }
         self
+    }
+
+    /// Reports this rejection as the security event `name` (logged once with its request id
+    /// and client address, and, inside `Hardening` with feature `metrics`, counted under that
+    /// label), instead of the event its status stands for (`unauthenticated` for a 401,
+    /// none for a 400): for a refusal the application makes on its own, such as a webhook
+    /// whose signature does not verify. `Hardening` and [`ProblemLayer`](crate::ProblemLayer)
+    /// report it; the name is not in the body. Keep names few and fixed, in `snake_case`
+    /// (each is a metrics label value).
+    ///
+    /// ```
+    /// use hardening_errors::{Problem, named_security_event};
+    /// use http::StatusCode;
+    ///
+    /// let problem = Problem::new(StatusCode::UNAUTHORIZED)
+    ///     .with_detail("the webhook's signature does not verify")
+    ///     .with_security_event("webhook_signature_invalid");
+    /// let res: http::Response<Vec<u8>> = problem.into_http_response();
+    /// assert_eq!(named_security_event(&res), Some("webhook_signature_invalid"));
+    /// assert!(!String::from_utf8_lossy(res.body()).contains("webhook_signature_invalid"));
+    /// ```
+    #[must_use]
+    pub fn with_security_event(mut self, name: &'static str) -> Self {
+        self.security_event = Some(name);
+        self
+    }
+
+    /// The security event set by [`with_security_event`](Self::with_security_event), if any.
+    pub fn security_event(&self) -> Option<&'static str> {
+        self.security_event
     }
 
     /// Adds a response header, such as `Retry-After`.

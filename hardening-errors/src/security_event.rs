@@ -170,7 +170,10 @@ pub(crate) fn report_unreported<B>(
     client_ip: Option<IpAddr>,
 ) {
     let panicked = response.extensions().get::<crate::CaughtPanic>().is_some();
-    let Some(event) = rejection_event(response.status(), panicked) else {
+    let Some(event) = named_security_event(response)
+        .filter(|_| !panicked)
+        .or_else(|| rejection_event(response.status(), panicked))
+    else {
         return;
     };
     if reported_at_its_status(response) {
@@ -206,6 +209,17 @@ pub fn violated_policies<B>(response: &http::Response<B>) -> Option<&[String]> {
         .get::<crate::Problem>()?
         .violated_policies();
     (!policies.is_empty()).then_some(policies)
+}
+
+/// The security event the problem `response` answers with names for itself
+/// ([`Problem::with_security_event`](crate::Problem::with_security_event)), read from the
+/// [`Problem`](crate::Problem) in its extensions; reported in place of the event its status
+/// stands for ([`rejection_event`]).
+pub fn named_security_event<B>(response: &http::Response<B>) -> Option<&'static str> {
+    response
+        .extensions()
+        .get::<crate::Problem>()?
+        .security_event()
 }
 
 /// Reports the rejection `response` answers as a security event and marks the response

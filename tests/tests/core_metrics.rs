@@ -141,6 +141,57 @@ fn an_event_of_its_own_reported_inside_hardening_is_counted_under_its_name() {
     assert_eq!(counts.of(), HashMap::from([("ip_blocked".to_owned(), 1)]));
 }
 
+/// A handler's refusal under a name of its own (`Problem::with_security_event`), at a status
+/// whose event it replaces (401) and at one that has none (400): logged once under that name
+/// in the request's span, with the client address, and counted once under it.
+#[test]
+fn a_handlers_named_event_is_logged_and_counted_under_its_name() {
+    use hardening_core::errors::Problem;
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let counts = Counts::default();
+    let app = Router::new()
+        .route(
+            "/signed",
+            get(|| async {
+                Problem::new(StatusCode::UNAUTHORIZED)
+                    .with_security_event("webhook_signature_invalid")
+            }),
+        )
+        .route(
+            "/replayed",
+            get(|| async {
+                Problem::new(StatusCode::BAD_REQUEST).with_security_event("webhook_replayed")
+            }),
+        )
+        .layer(Hardening::strict());
+    let status = |path: &str| {
+        let mut req = Request::get(path).body(Body::empty()).unwrap();
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40_000));
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        recording(&counts, app.clone().oneshot(req))
+            .unwrap()
+            .status()
+    };
+    assert_eq!(status("/signed"), StatusCode::UNAUTHORIZED);
+    assert_eq!(status("/replayed"), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        captured.security_event_names(),
+        ["webhook_signature_invalid", "webhook_replayed"]
+    );
+    for (_, event) in captured.security_events() {
+        assert_eq!(event["fields"]["client.address"], "127.0.0.1", "{event}");
+        assert!(event["fields"]["request_id"].is_string(), "{event}");
+    }
+    assert_eq!(
+        counts.of(),
+        HashMap::from([
+            ("webhook_signature_invalid".to_owned(), 1),
+            ("webhook_replayed".to_owned(), 1)
+        ])
+    );
+}
+
 /// A panic in a streamed body, after the headers are out: the body ends with an error (the
 /// server cuts the response off), one `panicked` event is logged and counted, and the log
 /// has the panic with its secret redacted.

@@ -12,11 +12,12 @@ use axum::Router;
 use axum::routing::get;
 use hardening_auth::{AuthLayer, Authenticated};
 use hardening_core::Hardening;
-use hardening_core::errors::{Error, ProblemLayer, RequestId};
+use hardening_core::errors::{Error, Problem, ProblemLayer, RequestId};
 use hardening_core::headers::{HeaderPolicy, HttpsRedirect, SecurityHeadersLayer};
 use hardening_core::ratelimit::{Policy, Quota, RateLimitLayer, RateLimiter};
 use hardening_tests::jwt::hs256_verifier;
 use hardening_tests::{Captured, exchange, get as http_get, serve};
+use http::StatusCode;
 
 const SECRET: &[u8] = b"Vb3nQ8xK2mZ7pR4tW9yE1uA6sD5fG0hJ-events";
 
@@ -45,13 +46,31 @@ fn routes() -> Router {
             )]))),
         )
         .route("/ok", get(|| async { "ok" }))
+        // A handler's own refusals, under names of their own (at a status that has an event
+        // and at one that has none).
+        .route(
+            "/webhook",
+            get(|| async {
+                Problem::new(StatusCode::UNAUTHORIZED)
+                    .with_detail("the webhook's signature does not verify")
+                    .with_security_event("webhook_signature_invalid")
+            }),
+        )
+        .route(
+            "/webhook-replayed",
+            get(|| async {
+                Problem::new(StatusCode::BAD_REQUEST).with_security_event("webhook_replayed")
+            }),
+        )
 }
 
 /// The rejections of [`routes`] other than the rate limit's: path, status, event.
-const REJECTIONS: [(&str, u16, &str); 3] = [
+const REJECTIONS: [(&str, u16, &str); 5] = [
     ("/private", 401, "unauthenticated"),
     ("/admin", 403, "forbidden"),
     ("/boom", 500, "panicked"),
+    ("/webhook", 401, "webhook_signature_invalid"),
+    ("/webhook-replayed", 400, "webhook_replayed"),
 ];
 
 #[tokio::test]
