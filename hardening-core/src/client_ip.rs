@@ -26,7 +26,10 @@ use crate::ConfigError;
 /// [`Health::detail_for`](crate::Health::detail_for) lists, and to decide which network a
 /// client is in (an admin route for the internal network only), extract [`KnownClientIp`]
 /// instead: with the proxy inside that network, this `ClientIp` would let in anyone who
-/// reaches the proxy's host without a forwarding entry.
+/// reaches the proxy's host without a forwarding entry. With no trusted proxy configured, a
+/// request from this host or a private network that carries `X-Forwarded-For` or `Forwarded`
+/// (a reverse proxy the settings forgot) keeps the peer's address here, but is not taken to
+/// be inside any network either, and a warning (once) says to set `HARDENING_TRUSTED_PROXIES`.
 ///
 /// As an extractor it answers a 500 problem (and logs why) when the request has no client
 /// IP: no `Hardening` around the router, or no peer address because the app was not served
@@ -97,7 +100,9 @@ impl ClientIp {
 /// of `ClientIp`. [`Health::detail_for`](crate::Health::detail_for) decides by this type.
 ///
 /// As an extractor it answers a 403 problem when a trusted proxy did not name the client
-/// (the client could be anyone that proxy serves), and a 500 problem as [`ClientIp`] does
+/// (the client could be anyone that proxy serves), or when, with no trusted proxy
+/// configured, a request from this host or a private network carries a forwarding header
+/// (a proxy the settings forgot), and a 500 problem as [`ClientIp`] does
 /// when the request has no client IP at all. `Option<KnownClientIp>` is `None` for both.
 ///
 /// ```
@@ -390,7 +395,17 @@ impl TrustedProxies {
     #[inline]
     pub(crate) fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, Source, SaysHttps) {
         let peer = canonical(peer);
-        if self.nets.is_empty() || !self.contains(peer) {
+        if self.nets.is_empty() {
+            // A proxy's request has a `Host` too (nginx always sets one): a request of one
+            // field, or from elsewhere, is not one, and is not walked.
+            let source = if headers.len() >= 2 && is_local(peer) {
+                peer_without_proxies(peer, headers)
+            } else {
+                Source::Peer
+            };
+            return (peer, source, SaysHttps::Nobody);
+        }
+        if !self.contains(peer) {
             return (peer, Source::Peer, SaysHttps::Nobody);
         }
         self.forwarded_client(peer, headers)
@@ -456,6 +471,68 @@ impl TrustedProxies {
     }
 }
 
+/// How a request's peer on this host or a private network is its client with no trusted
+/// proxy configured: as it is, unless the request carries a forwarding header, the usual
+/// forgotten setting ([`unconfigured_proxy`]; a list of proxies is a decision). Out of line:
+/// it walks the request's fields.
+#[inline(never)]
+fn peer_without_proxies(peer: IpAddr, headers: &HeaderMap) -> Source {
+    if names_a_client(headers) {
+        unconfigured_proxy(peer);
+        return Source::UnconfiguredProxy;
+    }
+    Source::Peer
+}
+
+/// Whether `peer` is an address a proxy in front of this service would connect from: the
+/// host itself, or a private network (RFC 1918, IPv6 unique local, link-local).
+#[inline]
+fn is_local(peer: IpAddr) -> bool {
+    match peer {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
+    }
+}
+
+/// Whether the request carries a forwarding header (`X-Forwarded-For` or `Forwarded`), as a
+/// reverse proxy's requests do: a walk of the few fields most requests have, not a lookup.
+#[inline]
+fn names_a_client(headers: &HeaderMap) -> bool {
+    if headers.len() > 16 {
+        return headers.contains_key(&X_FORWARDED_FOR) || headers.contains_key(FORWARDED);
+    }
+    headers
+        .keys()
+        .any(|name| *name == X_FORWARDED_FOR || name == FORWARDED)
+}
+
+/// `X-Forwarded-For`.
+static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+/// A request with a forwarding header from a peer on this host or a private network, with no
+/// trusted proxy configured: most likely from a reverse proxy `trusted_proxies` should name.
+/// Its client IP is the peer's (every client behind that proxy shares one per-IP bucket, as
+/// before), but it is not taken to be inside any network (`KnownClientIp`,
+/// `Health::detail_for`): with the proxy on this host, every client on the internet would
+/// otherwise pass a check for `127.0.0.0/8`. Warned once per process, saying what to set.
+#[cold]
+#[inline(never)]
+fn unconfigured_proxy(peer: IpAddr) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            target: crate::LOG_TARGET,
+            peer = %peer,
+            "a request from {peer} carries X-Forwarded-For or Forwarded, and no trusted proxy \
+             is configured: if a reverse proxy connects from {peer}, set HARDENING_TRUSTED_PROXIES \
+             (or Hardening::trusted_proxies) to its address. Until then every client behind it \
+             has the IP {peer} (one rate-limit bucket for all, one address in the logs) and \
+             none is taken to be inside a network (KnownClientIp answers 403, \
+             Health::detail_for shows no detail); warned once"
+        );
+    }
+}
+
 /// How many of a forwarding header's right-most hops are read: more trusted proxies than
 /// this in front of one service is not a deployment, and a request's cost stays bounded
 /// whatever list a client sends.
@@ -518,6 +595,10 @@ pub(crate) enum Source {
     /// trusted hop, so per-IP limits share one bucket for all such clients (stricter, never
     /// looser), but the client is not taken to be inside any network.
     HiddenByProxy,
+    /// The socket peer, on this host or a private network, sent a forwarding header and no
+    /// trusted proxy is configured: most likely a reverse proxy `trusted_proxies` should name.
+    /// The IP is the peer's, but the client is not taken to be inside any network.
+    UnconfiguredProxy,
 }
 
 impl Source {
@@ -525,13 +606,13 @@ impl Source {
     /// believed).
     #[inline]
     pub(crate) fn via_trusted_proxy(self) -> bool {
-        !matches!(self, Self::Peer)
+        matches!(self, Self::Forwarded | Self::HiddenByProxy)
     }
 
     /// The IP is the client's own (as seen, or as trusted proxies name it).
     #[inline]
     pub(crate) fn is_known(self) -> bool {
-        !matches!(self, Self::HiddenByProxy)
+        matches!(self, Self::Peer | Self::Forwarded)
     }
 }
 
@@ -703,6 +784,52 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// With no trusted proxy configured, a forwarding header from this host or a private
+    /// network marks the client unknown (a proxy the settings forgot), not from elsewhere,
+    /// not without the header, and not once any proxy is configured; the IP stays the peer's.
+    #[test]
+    fn a_forwarded_request_from_a_local_peer_without_proxies_is_an_unconfigured_proxys() {
+        let none = proxies(&[]);
+        let some = proxies(&["10.9.9.9"]);
+        let xff = headers(&[("host", "app.example"), ("x-forwarded-for", "203.0.113.7")]);
+        let forwarded = headers(&[("forwarded", "for=203.0.113.7"), ("host", "app.example")]);
+        // A proxy's request has a `Host` too: a forwarding header alone is no proxy's.
+        let alone = headers(&[("x-forwarded-for", "203.0.113.7")]);
+        let mut many = headers(&[]);
+        for i in 0..20 {
+            many.append(
+                http::HeaderName::from_bytes(format!("x-pad-{i}").as_bytes()).unwrap(),
+                http::HeaderValue::from_static("1"),
+            );
+        }
+        many.append("x-forwarded-for", "203.0.113.7".parse().unwrap());
+        let plain = headers(&[("accept", "*/*")]);
+        for peer in [
+            "127.0.0.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.9",
+            "192.168.1.1",
+            "169.254.0.1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            for sent in [&xff, &forwarded, &many] {
+                let (client, source, _) = none.resolve(ip(peer), sent);
+                assert_eq!(client, canonical(ip(peer)), "{peer}");
+                assert_eq!(source, Source::UnconfiguredProxy, "{peer} {sent:?}");
+                assert!(!source.is_known() && !source.via_trusted_proxy());
+            }
+            assert_eq!(none.resolve(ip(peer), &plain).1, Source::Peer, "{peer}");
+            assert_eq!(none.resolve(ip(peer), &alone).1, Source::Peer, "{peer}");
+            assert_eq!(some.resolve(ip(peer), &xff).1, Source::Peer, "{peer}");
+        }
+        for public in ["203.0.113.9", "2001:db8::1", "100.64.0.1"] {
+            assert_eq!(none.resolve(ip(public), &xff).1, Source::Peer, "{public}");
+        }
     }
 
     #[test]

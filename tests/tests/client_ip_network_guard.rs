@@ -80,13 +80,48 @@ async fn a_trusted_proxys_own_address_does_not_pass_a_network_check() {
 }
 
 /// Without trusted proxies, the socket peer is the client: a process on the host itself
-/// (127.0.0.1, inside the network) gets in, whatever forwarding header it sends.
+/// (127.0.0.1, inside the network) gets in. But a request from it that carries a forwarding
+/// header comes, most likely, through a reverse proxy on this host that `trusted_proxies`
+/// does not name: every client on the internet would pass as 127.0.0.1. It is refused (403
+/// problem), the readiness probe shows it no detail, and a warning once says what to set.
+/// (Before: `/admin` answered 200 `{"admin":true,"client":"127.0.0.1"}` to it, and no
+/// warning.)
 #[tokio::test]
-async fn without_trusted_proxies_the_peer_is_the_client() {
-    let addr = serve(admin(Hardening::strict())).await;
-    for sent in [&[][..], &["x-forwarded-for: 203.0.113.9"][..]] {
-        let reply = http_get(addr, "/admin", sent).await;
-        assert_eq!(reply.status, 200, "{sent:?}: {reply:?}");
-        assert_eq!(reply.json()["client"], "127.0.0.1", "{sent:?}");
+async fn without_trusted_proxies_a_forwarded_request_from_the_host_is_not_an_insider() {
+    let (captured, _guard) = hardening_tests::Captured::json_logs(tracing::Level::WARN);
+    let health =
+        hardening_core::Health::new().check("database", || async { Ok::<(), std::io::Error>(()) });
+    let addr = serve(admin(Hardening::strict().health(health))).await;
+    let reply = http_get(addr, "/admin", &[]).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["client"], "127.0.0.1");
+    let detailed = http_get(addr, "/readyz", &[]).await;
+    assert_eq!(detailed.status, 200, "{detailed:?}");
+    assert!(detailed.body.contains("database"), "{detailed:?}");
+    let warnings = || -> Vec<serde_json::Value> {
+        captured
+            .json_lines()
+            .into_iter()
+            .filter(|v| v["target"] == "hardening::core" && v["level"] == "WARN")
+            .collect()
+    };
+    assert!(warnings().is_empty(), "{:?}", warnings());
+    for forwarded in [
+        "x-forwarded-for: 203.0.113.9",
+        "X-Forwarded-For: 127.0.0.1",
+        "forwarded: for=203.0.113.9",
+    ] {
+        let reply = http_get(addr, "/admin", &[forwarded]).await;
+        reply.problem(403);
+        let probe = http_get(addr, "/readyz", &[forwarded]).await;
+        assert_eq!(probe.status, 200, "{probe:?}");
+        assert!(!probe.body.contains("database"), "{forwarded}: {probe:?}");
     }
+    let warnings = warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let message = warnings[0]["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("HARDENING_TRUSTED_PROXIES") && message.contains("127.0.0.1"),
+        "{message}"
+    );
 }
