@@ -36,9 +36,15 @@ pub enum Error {
     /// each pointer and detail at most 256 bytes).
     #[error("validation failed on {} field(s)", .0.len())]
     Validation(Vec<FieldError>),
-    /// No valid credentials (401 with `WWW-Authenticate: Bearer`).
+    /// No valid credentials (401 with `WWW-Authenticate: Bearer`; another challenge with
+    /// [`unauthenticated_with`](Self::unauthenticated_with)).
     #[error("unauthenticated")]
     Unauthenticated,
+    /// No valid credentials, answered 401 with this `WWW-Authenticate` challenge, for a
+    /// service that does not authenticate by bearer token (see
+    /// [`unauthenticated_with`](Self::unauthenticated_with)).
+    #[error("unauthenticated")]
+    UnauthenticatedWith(HeaderValue),
     /// Authenticated but not allowed (403).
     #[error("forbidden")]
     Forbidden,
@@ -92,12 +98,31 @@ impl Error {
         Self::Internal(err.into())
     }
 
+    /// [`Unauthenticated`](Self::Unauthenticated) with another challenge than `Bearer`: the
+    /// scheme (and its parameters) a client should answer with (RFC 9110 §11.6.1), such as
+    /// `Basic realm="admin"`, or `ApiKey header="x-api-key"` for a key sent in a header of
+    /// its own. The problem body is the same.
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use hardening_errors::Error;
+    /// use http::HeaderValue;
+    ///
+    /// let challenge = HeaderValue::from_static(r#"Basic realm="admin", charset="UTF-8""#);
+    /// let res = Error::unauthenticated_with(challenge).into_response();
+    /// assert_eq!(res.status(), 401);
+    /// assert_eq!(res.headers()["www-authenticate"], r#"Basic realm="admin", charset="UTF-8""#);
+    /// ```
+    pub fn unauthenticated_with(challenge: HeaderValue) -> Self {
+        Self::UnauthenticatedWith(challenge)
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::UnauthenticatedWith(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -121,7 +146,13 @@ impl Error {
             Self::Validation(errors) => validation_problem(errors.iter().cloned()),
             Self::Unauthenticated => problem
                 .with_detail("valid credentials are required")
-                .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+                .with_header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(crate::DEFAULT_CHALLENGE),
+                ),
+            Self::UnauthenticatedWith(challenge) => problem
+                .with_detail("valid credentials are required")
+                .with_header(header::WWW_AUTHENTICATE, challenge.clone()),
             Self::TooManyRequests {
                 retry_after,
                 policies,
@@ -366,5 +397,25 @@ mod tests {
     fn unauthenticated_challenges() {
         let p = Error::Unauthenticated.to_problem();
         assert_eq!(p.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    /// `Error::Unauthenticated` could only challenge `Bearer`: a service authenticating by
+    /// API key, `Basic` or a scheme of its own answered its clients with the wrong scheme.
+    /// `Error::unauthenticated_with` names the challenge; the body is the same problem.
+    #[test]
+    fn unauthenticated_with_names_the_challenge() {
+        let challenge = HeaderValue::from_static(r#"ApiKey header="x-api-key""#);
+        let err = Error::unauthenticated_with(challenge.clone());
+        assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+        let p = err.to_problem();
+        let challenges: Vec<_> = p
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .collect();
+        assert_eq!(challenges, [&challenge]);
+        assert_eq!(p.detail(), Error::Unauthenticated.to_problem().detail());
+        let res = err.into_response();
+        assert_eq!(res.headers()[header::WWW_AUTHENTICATE], challenge);
     }
 }

@@ -116,7 +116,7 @@ pub use mapping::{
 };
 pub use panic_hook::redact_panic_messages;
 pub use principal::{PrincipalId, PrincipalSlot};
-pub use problem::{FieldError, Problem};
+pub use problem::{DEFAULT_CHALLENGE, FieldError, Problem};
 pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_error_chain, redact_secrets,
     redact_url,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{
     CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    LAST_MODIFIED, TRANSFER_ENCODING,
+    LAST_MODIFIED, TRANSFER_ENCODING, WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -133,6 +133,23 @@ fn char_floor(s: &str, at: usize) -> usize {
 
 impl Problem {
     /// A problem of type `about:blank` whose title is the status's reason phrase.
+    ///
+    /// A 401 goes out with `WWW-Authenticate: Bearer` ([`DEFAULT_CHALLENGE`]) unless it
+    /// names its own challenge with [`with_header`](Self::with_header), as RFC 9110 §15.5.2
+    /// requires of every 401:
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use hardening_errors::Problem;
+    /// use http::{HeaderValue, StatusCode, header::WWW_AUTHENTICATE};
+    ///
+    /// let res = Problem::new(StatusCode::UNAUTHORIZED).into_response();
+    /// assert_eq!(res.headers()[WWW_AUTHENTICATE], "Bearer");
+    /// let res = Problem::new(StatusCode::UNAUTHORIZED)
+    ///     .with_header(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="admin""#))
+    ///     .into_response();
+    /// assert_eq!(res.headers()[WWW_AUTHENTICATE], r#"Basic realm="admin""#);
+    /// ```
     pub fn new(status: StatusCode) -> Self {
         Self {
             type_uri: about_blank(),
@@ -314,7 +331,8 @@ impl Problem {
         self.extensions.get(name)
     }
 
-    /// The headers the response will carry besides `content-type` and `cache-control`.
+    /// The headers the response will carry besides `content-type` and `cache-control` (and,
+    /// on a 401 that names no challenge, `WWW-Authenticate: Bearer`: [`DEFAULT_CHALLENGE`]).
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
@@ -353,8 +371,9 @@ impl Problem {
         http::Response::from_parts(parts, body)
     }
 
-    /// Writes the problem's own headers plus `content-type` and `cache-control` into `headers`,
-    /// dropping the ones a problem body makes wrong: those about the replaced body's bytes
+    /// Writes the problem's own headers plus `content-type` and `cache-control` into `headers`
+    /// (and, for a 401 whose problem and response name no challenge, the
+    /// [`DEFAULT_CHALLENGE`]), dropping the ones a problem body makes wrong: those about the replaced body's bytes
     /// ([`drop_byte_headers`]), `Last-Modified`, and every other `content-*` header
     /// (`Content-Language`, `Content-Location`, `Content-Disposition`, …) except the
     /// security policies. A 416 keeps its `Content-Range: bytes */<length>`, which gives the
@@ -374,8 +393,30 @@ impl Problem {
         for (name, value) in &self.headers {
             headers.append(name, value.clone());
         }
+        challenge_a_401(self.status(), headers);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The challenge of a 401 that names none: `Bearer` (RFC 6750 §3), the scheme
+/// [`Error::Unauthenticated`](crate::Error::Unauthenticated) and `hardening-auth`'s
+/// `Authenticated` answer with. RFC 9110 §15.5.2 requires at least one challenge on every 401,
+/// and a response that does not know the scheme can only name the suite's own: `Basic` would
+/// make browsers show their login dialog, and a scheme of this crate's invention no client
+/// would know. A service that authenticates otherwise names its challenge
+/// ([`Error::unauthenticated_with`](crate::Error::unauthenticated_with), or a
+/// `WWW-Authenticate` of its own on the response, which is kept).
+pub const DEFAULT_CHALLENGE: &str = "Bearer";
+
+/// Gives a 401 without a `WWW-Authenticate` field the [`DEFAULT_CHALLENGE`] (RFC 9110
+/// §15.5.2); any other response, or a 401 that names its challenges, is left as it is.
+pub(crate) fn challenge_a_401(status: StatusCode, headers: &mut HeaderMap) {
+    if status == StatusCode::UNAUTHORIZED && !headers.contains_key(WWW_AUTHENTICATE) {
+        headers.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(DEFAULT_CHALLENGE),
+        );
     }
 }
 
@@ -483,5 +524,47 @@ mod tests {
         );
         let res = problem.into_response();
         assert_eq!(res.headers().get_all(&www).iter().count(), 2);
+    }
+
+    /// RFC 9110 §15.5.2: a 401 MUST carry a `WWW-Authenticate` challenge. `Problem::new(401)`
+    /// (a handler's own, or a bare `StatusCode::UNAUTHORIZED` mapped into a problem) sent
+    /// none: a client could not tell how to authenticate. Such a 401 says `Bearer`, the
+    /// suite's default scheme; a challenge the problem or the response names is kept.
+    #[test]
+    fn a_401_always_challenges() {
+        let www = http::header::WWW_AUTHENTICATE;
+        let res = Problem::new(StatusCode::UNAUTHORIZED).into_response();
+        assert_eq!(
+            res.headers().get_all(&www).iter().collect::<Vec<_>>(),
+            ["Bearer"]
+        );
+        // The problem's own challenge replaces the default, all of them kept.
+        let res = Problem::new(StatusCode::UNAUTHORIZED)
+            .with_header(
+                www.clone(),
+                HeaderValue::from_static("Basic realm=\"admin\""),
+            )
+            .into_response();
+        assert_eq!(
+            res.headers().get_all(&www).iter().collect::<Vec<_>>(),
+            ["Basic realm=\"admin\""]
+        );
+        // A response that names its own challenge (a handler's mapped 401) keeps it.
+        let mut headers = HeaderMap::new();
+        headers.insert(www.clone(), HeaderValue::from_static("Negotiate"));
+        Problem::new(StatusCode::UNAUTHORIZED).write_head(&mut headers);
+        assert_eq!(
+            headers.get_all(&www).iter().collect::<Vec<_>>(),
+            ["Negotiate"]
+        );
+        // Another status gets none.
+        let res = Problem::new(StatusCode::FORBIDDEN).into_response();
+        assert!(res.headers().get(&www).is_none());
+        // A problem of another status answered as a 401 challenges too.
+        let mut headers = HeaderMap::new();
+        Problem::new(StatusCode::NOT_FOUND)
+            .answered_with(StatusCode::UNAUTHORIZED)
+            .write_head(&mut headers);
+        assert_eq!(headers[&www], "Bearer");
     }
 }

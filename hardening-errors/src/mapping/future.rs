@@ -313,6 +313,7 @@ fn foreign_problem<B>(
     // New bytes: the old ones' length, digests and strong validator are wrong (their
     // coding was none: they parsed).
     crate::problem::drop_byte_headers(&mut parts.headers);
+    crate::problem::challenge_a_401(status, &mut parts.headers);
     // Written by serde_json: UTF-8, the one spelling of the type.
     parts
         .headers
@@ -740,6 +741,35 @@ mod tests {
         let (parts, body) = res.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes().to_vec();
         (parts, bytes)
+    }
+
+    /// RFC 9110 §15.5.2: every 401 carries a `WWW-Authenticate` challenge. A handler's bare
+    /// `StatusCode::UNAUTHORIZED`, its text 401, and another service's 401 problem passed on
+    /// went out with none; they now say `Bearer`, and a challenge the handler named is kept.
+    #[tokio::test]
+    async fn every_401_leaving_the_layer_challenges() {
+        let challenges = |parts: &http::response::Parts| {
+            let all = parts.headers.get_all(http::header::WWW_AUTHENTICATE);
+            all.iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        const FOREIGN: &[(&str, &str)] = &[("content-type", "application/problem+json")];
+        const TEXT: &[(&str, &str)] = &[("content-type", "text/plain")];
+        let foreign = r#"{"title":"Unauthorized","status":401}"#;
+        for (headers, body) in [(&[][..], ""), (TEXT, "who are you?"), (FOREIGN, foreign)] {
+            let (parts, _) = mapped(StatusCode::UNAUTHORIZED, headers, body).await;
+            assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
+            assert_eq!(challenges(&parts), ["Bearer"], "{headers:?}");
+        }
+        const OWN: &[(&str, &str)] = &[
+            ("www-authenticate", "Basic realm=\"admin\""),
+            ("www-authenticate", "Negotiate"),
+        ];
+        let (parts, _) = mapped(StatusCode::UNAUTHORIZED, OWN, "").await;
+        assert_eq!(challenges(&parts), ["Basic realm=\"admin\"", "Negotiate"]);
+        let (parts, _) = mapped(StatusCode::FORBIDDEN, &[], "").await;
+        assert!(challenges(&parts).is_empty());
     }
 
     const PAGE: &str = "<h1>No such note</h1>";
