@@ -27,11 +27,15 @@ pub const AUTH_TARGET: &str = "hardening::auth";
 /// Where the request's credentials came from. A cookie-authenticated request is subject to
 /// CSRF checks; a bearer-token one is not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CredentialSource {
     /// `Authorization: Bearer …`
     Bearer,
     /// The session cookie.
     Cookie,
+    /// An API key, admitted by [`ApiKeyLayer`](crate::ApiKeyLayer) (from its header, or from
+    /// `Authorization: Bearer` under [`ApiKeyLayer::bearer`](crate::ApiKeyLayer::bearer)).
+    ApiKey,
 }
 
 impl CredentialSource {
@@ -40,6 +44,7 @@ impl CredentialSource {
         match self {
             Self::Bearer => "bearer",
             Self::Cookie => "cookie",
+            Self::ApiKey => "api_key",
         }
     }
 }
@@ -232,6 +237,14 @@ impl AuthLayer {
     /// [`Authentication::Done`]; a verified token the denylist must first be asked about is
     /// handed back instead, and admitted only once it is known not to be revoked.
     fn authenticate(&self, parts: &mut Parts) -> Authentication {
+        // A principal a layer further out admitted (an `ApiKeyLayer`) stands: its request
+        // goes on as it is, neither refused nor authenticated twice.
+        if matches!(
+            parts.extensions.get::<Outcome>(),
+            Some(Outcome::Verified { .. })
+        ) {
+            return Authentication::Done(None);
+        }
         let (token, source) = match bearer(parts) {
             Some(t) => (Some(t), CredentialSource::Bearer),
             None => (
@@ -288,18 +301,18 @@ enum Authentication {
 /// The denylist's answer about one `jti`, owning what it needs.
 type DenylistCheck = Pin<Box<dyn Future<Output = Result<bool, DenylistError>> + Send>>;
 
-/// A token that passed every check: its principal, claims and where it came from.
-struct Admission {
-    principal: Principal,
-    claims: Arc<Map<String, Value>>,
-    source: CredentialSource,
+/// A credential that passed every check: its principal, claims and where it came from.
+pub(crate) struct Admission {
+    pub(crate) principal: Principal,
+    pub(crate) claims: Arc<Map<String, Value>>,
+    pub(crate) source: CredentialSource,
 }
 
 impl Admission {
     /// Puts the principal where the handler, the layers inside (per-principal rate limits and
     /// budgets) and the extractors find it; returns its id for the response (access log),
     /// also left in the request's [`PrincipalSlot`] for a request logged without one.
-    fn admit(self, parts: &mut Parts) -> PrincipalId {
+    pub(crate) fn admit(self, parts: &mut Parts) -> PrincipalId {
         let id = PrincipalId::new(self.principal.subject.as_str());
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             slot.set(id.clone());
@@ -323,7 +336,7 @@ impl Admission {
 /// `Authorization` is a singleton field (RFC 9110 §11.6.2): with a second one, the token is
 /// `""` too, so that no principal is taken from a request a proxy in front, reading the
 /// last header or joining them, may have read as someone else's.
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
     let mut values = parts.headers.get_all(AUTHORIZATION).iter();
     let value = values.next()?.as_bytes();
     let token = value
@@ -800,6 +813,13 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Self::Absent => unauthorized("Bearer"),
+            // An API key carries no claims: `Authenticated<C>` with a `C` that needs one is a
+            // wiring mistake on every request of the route, not the client's.
+            Self::Invalid(CredentialSource::ApiKey) => Error::internal(
+                "Authenticated<C> under ApiKeyLayer: an API key carries no claims; take \
+                 Authenticated (its claims an empty JSON object), or a C whose fields are all optional",
+            )
+            .into_response(),
             Self::Invalid(_) => unauthorized(r#"Bearer error="invalid_token""#),
             Self::DenylistUnavailable(retry_after, _) => denylist_unavailable(retry_after),
             Self::NoLayer => {

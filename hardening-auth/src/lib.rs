@@ -19,6 +19,12 @@
 //!   role and scope guards (403; a missing scope with RFC 6750's `insufficient_scope`
 //!   challenge, [`InsufficientScope`]). `Option<Authenticated>` reads a session cookie that
 //!   does not pass (expired, revoked, …) as no session; a bad bearer token stays a 401.
+//! - [`ApiKeyLayer`] + [`ApiKey`]: API keys for machine clients (`x-api-key`, another
+//!   header, or `Authorization: Bearer`), looked up once a request by their public
+//!   [`ApiKeyId`] in an [`ApiKeyStore`] ([`MemoryApiKeys`], or your database) that keeps
+//!   only their SHA-256 [`ApiKeyDigest`]; a live key's [`Principal`] goes where a token's
+//!   goes ([`Authenticated`], [`Owned`], per-principal limits, the access log); anything else
+//!   is a 401 problem whose challenge names the header (`ApiKey header="x-api-key"`).
 //! - [`SessionIssuer`]: sessions signed with the layer's own verifier's HMAC key, set in its
 //!   session cookie, and ended ([`CurrentSession`], [`SessionIssuer::logout`]) by revoking
 //!   their `jti` on its denylist; what cannot work fails at build.
@@ -61,6 +67,7 @@
 // docs.rs (`--cfg docsrs`): each item gated by a Cargo feature says which one.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod api_keys;
 mod authenticated;
 mod canonical;
 mod csrf;
@@ -77,6 +84,11 @@ mod session;
 #[cfg(test)]
 mod test_tokens;
 
+pub use api_keys::{
+    ApiKey, ApiKeyAuth, ApiKeyDigest, ApiKeyError, ApiKeyId, ApiKeyLayer, ApiKeyLookup,
+    ApiKeyResponseFuture, ApiKeyStore, ApiKeyStoreError, InvalidApiKeyHeader, MemoryApiKeys,
+    StoredApiKey,
+};
 pub use authenticated::{
     AUTH_TARGET, Auth, AuthLayer, Authenticated, CredentialSource, InsufficientScope,
     InvalidSessionCookie, ResponseFuture,

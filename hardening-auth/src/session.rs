@@ -557,6 +557,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentSession {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Outcome>() {
+            // An API key is no session: nothing to log out of.
+            Some(Outcome::Verified {
+                source: crate::CredentialSource::ApiKey,
+                ..
+            }) => Ok(Self { claims: None }),
             Some(Outcome::Verified { claims, .. }) => Ok(Self {
                 claims: Some(Arc::clone(claims)),
             }),
