@@ -10,7 +10,9 @@
 //!
 //! - [`Problem`]: the RFC 9457 body, with a builder, [`IntoResponse`](axum::response::IntoResponse)
 //!   for axum and [`Problem::into_http_response`] for plain tower services.
-//! - [`Error`]: the error classes every service needs (validation, unauthenticated, forbidden,
+//! - [`Error`]: the error classes every service needs (validation, unauthenticated (with a
+//!   `WWW-Authenticate` challenge: `Bearer`, or another with [`Error::unauthenticated_with`]; a
+//!   bare 401 problem gets `Bearer` too, as RFC 9110 requires a challenge on every 401), forbidden,
 //!   not found, conflict, payload too large, too many requests, unavailable (with or without
 //!   `Retry-After`), timeout, internal). An internal error keeps its source chain for the log and answers only a
 //!   generic 500.
