@@ -79,7 +79,8 @@
 //! field names; security events to [`SECURITY_TARGET`]. [`init_json_logs`] sets up JSON logs.
 //! Each request runs in an INFO span named `request` with a `request_id` field (target
 //! [`REQUEST_SPAN_TARGET`]), so whatever a handler logs carries the request id, as Rails
-//! tags its log lines; the security events and error logs about the request (a caught
+//! tags its log lines (a streamed body's code too, as the body is sent: a server-sent
+//! events stream); the security events and error logs about the request (a caught
 //! panic, a server error without a problem) are logged in it too. With a subscriber that
 //! enables it, the span costs about 0.6 µs per request (measured with tracing-subscriber's
 //! `fmt`); `RUST_LOG=info,hardening::request=off` turns it off and keeps everything else.

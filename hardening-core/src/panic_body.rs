@@ -24,7 +24,8 @@ pin_project! {
         inner: B,
         request_id: RequestId,
         client_ip: Option<IpAddr>,
-        // The request's span (`Span::none()` when no subscriber wants it), for the event.
+        // The request's span (`Span::none()` when no subscriber wants it), for the event,
+        // entered while the inner body is polled.
         span: tracing::Span,
         panicked: bool,
         // The access-log event, written when the body ends (or, dropped unfinished,
@@ -69,7 +70,15 @@ where
             return Poll::Ready(None);
         }
         let mut inner = this.inner;
-        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll_frame(cx))) {
+        let span: &tracing::Span = this.span;
+        // In the request's span, as the handler ran: what a stream logs as it is sent (a
+        // server-sent events stream, a model's tokens, a `TraceLayer` inside's `on_eos`)
+        // carries the request's id. Entering `Span::none()` does nothing.
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            let _entered = span.enter();
+            inner.as_mut().poll_frame(cx)
+        }));
+        match polled {
             Ok(polled) => {
                 let polled = polled.map(|frame| frame.map(|f| f.map_err(Into::into)));
                 if let (Some(log), Poll::Ready(frame)) = (this.log.as_mut(), &polled) {

@@ -243,6 +243,61 @@ async fn the_handler_logs_inside_the_request_span() {
     hardening_tests::assert_handler_event_in_request_span(&captured).await;
 }
 
+/// A streamed body that logs each chunk as it is polled for it (as a server-sent events
+/// stream or a model's tokens run the handler's code while the response is sent): two chunks.
+#[derive(Debug, Default)]
+struct LogsEachChunk(u8);
+
+impl http_body::Body for LogsEachChunk {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let chunk = self.0;
+        if chunk == 2 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 += 1;
+        tracing::info!(target: "app", chunk, "sent a chunk");
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from(
+            format!("chunk {chunk};"),
+        )))))
+    }
+}
+
+/// What a streamed body logs while it is sent, after the handler has returned its response
+/// head, is in the request's span with its id, as the handler's own events are: a server-sent
+/// events stream's or a model's token stream's logs, and a `TraceLayer` inside `Hardening`'s
+/// `on_eos`, name the request they belong to.
+#[tokio::test]
+async fn a_streamed_bodys_logs_are_in_the_request_span() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let app = Router::new().route(
+        "/events",
+        get(|| async { axum::body::Body::new(LogsEachChunk::default()) }),
+    );
+    let addr = serve(app.layer(Hardening::strict())).await;
+    let reply = http_get(addr, "/events", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "chunk 0;chunk 1;");
+    let id = reply.header("x-request-id").unwrap();
+
+    let logs = captured.text();
+    let chunks: Vec<serde_json::Value> = captured
+        .json_lines()
+        .into_iter()
+        .filter(|v| v["target"] == "app")
+        .collect();
+    assert_eq!(chunks.len(), 2, "one event per chunk:\n{logs}");
+    for chunk in &chunks {
+        assert_eq!(chunk["span"]["name"], "request", "{logs}");
+        assert_eq!(chunk["span"]["request_id"], id, "{logs}");
+    }
+}
+
 /// A panic's text is logged with its secrets redacted, also in a struct's `Debug` form and
 /// under longer key names, and the rest of it kept.
 #[tokio::test]
