@@ -248,6 +248,109 @@ async fn shutdown_closes_connections_still_open_at_the_drain_deadline() {
     );
 }
 
+/// An event stream that waits for the service's shutdown (README, "Streamed responses"):
+/// one `open` event, then nothing until `shutting_down` turns true, then its end.
+struct EndsAtShutdown {
+    opened: bool,
+    shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl http_body::Body for EndsAtShutdown {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if !std::mem::replace(&mut self.opened, true) {
+            let open = bytes::Bytes::from_static(b"data: open\n\n");
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(open))));
+        }
+        self.shutdown.as_mut().poll(cx).map(|()| None)
+    }
+}
+
+/// The README's recipe for streams at shutdown: a shutdown future of the app's own, given to
+/// `serve_until`, tells the open streams to end, so the drain finds them done instead of
+/// waiting out its deadline (30 s by default, which an open event stream otherwise fills).
+#[tokio::test]
+async fn streams_told_of_the_shutdown_end_before_the_drain_deadline() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::INFO);
+    let (shutting_down, _) = tokio::sync::watch::channel(false);
+    let events = shutting_down.clone();
+    let app = Router::new()
+        .route(
+            "/events",
+            get(move || {
+                let mut told = events.subscribe();
+                let shutdown = Box::pin(async move {
+                    let _ = told.wait_for(|down| *down).await;
+                });
+                let body = EndsAtShutdown {
+                    opened: false,
+                    shutdown,
+                };
+                async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "text/event-stream")],
+                        axum::body::Body::new(body),
+                    )
+                }
+            }),
+        )
+        .layer(Hardening::strict());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(Server::new().serve_until(listener, app, async move {
+        let _ = stopped.await;
+        let _ = shutting_down.send(true);
+    }));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("data: open") {
+        let n = tokio::time::timeout(EXCHANGE_LIMIT, stream.read(&mut buf))
+            .await
+            .expect("the stream's first event")
+            .unwrap();
+        assert_ne!(n, 0, "closed before the first event");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve_until returns once the stream has ended, long before the drain deadline")
+        .unwrap()
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut rest))
+        .await
+        .expect("the connection is closed")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&rest).ends_with("0\r\n\r\n"),
+        "the stream ended with its last chunk, not cut off: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    let access: Vec<serde_json::Value> = captured
+        .json_lines()
+        .into_iter()
+        .filter(|line| line["target"] == hardening_core::ACCESS_TARGET)
+        .collect();
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert_eq!(access[0]["fields"]["http.response.status_code"], 200);
+    assert!(
+        access[0]["fields"]["error.type"].is_null(),
+        "logged as a stream that ended, not as cancelled: {access:?}"
+    );
+}
+
 /// The warning at the drain deadline gives it in seconds as a float. It gave whole seconds:
 /// a deadline under one second was logged as 0.
 #[tokio::test]
