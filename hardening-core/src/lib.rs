@@ -133,13 +133,19 @@ pub use security_event::{SECURITY_TARGET, SecurityEvent};
 pub use serve::{Server, serve, shutdown_signal};
 pub use service::HardeningService;
 
+// Inlined: `cargo doc -p hardening-core --no-deps` documents them as this crate's modules,
+// under the paths users write (`hardening_core::headers::Csp`).
+#[doc(inline)]
 pub use hardening_errors as errors;
 
 #[cfg(feature = "auth")]
+#[doc(inline)]
 pub use hardening_auth as auth;
 #[cfg(feature = "headers")]
+#[doc(inline)]
 pub use hardening_headers as headers;
 #[cfg(feature = "ratelimit")]
+#[doc(inline)]
 pub use hardening_ratelimit as ratelimit;
 
 /// The tracing target of this crate's own diagnostics (configuration warnings).
