@@ -43,11 +43,9 @@ pin_project! {
     enum State<F, B> {
         // The inner service's own future: successes go straight to the response side.
         Inner { #[pin] future: F },
-        // `probe`: a health probe's answer, exempt from the rate limits.
         Early {
             response: Option<Response<ProblemBody<B>>>,
             event: Option<SecurityEvent>,
-            probe: bool,
         },
         // Answered by the layer after some async work of its own: a readiness probe, or the
         // problem for an inner error response (which may read a short rejection text first).
@@ -57,7 +55,6 @@ pin_project! {
             // Under the request timeout (the problem mapping), or not (a readiness probe,
             // whose checks have timeouts of their own).
             timed: bool,
-            probe: bool,
         },
     }
 }
@@ -73,8 +70,16 @@ impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
 /// What the response side needs from the request side.
 #[derive(Debug)]
 pub(crate) struct Post {
+    /// The `RateLimit` field for the policies that counted the request (none for a request
+    /// answered before the limiter, or that no policy counted).
     #[cfg(feature = "ratelimit")]
     pub(crate) rate_limit_header: Option<HeaderValue>,
+    /// The `RateLimit-Policy` field for those same policies when some of the limiter's did
+    /// not count the request (boxed: rare, and kept out of the size of every response
+    /// future, which is moved a few times). A `RateLimit` field and none here: every policy
+    /// counted it, and the field is the limiter's own, made once.
+    #[cfg(feature = "ratelimit")]
+    pub(crate) rate_limit_some_policies: Option<Box<HeaderValue>>,
     /// The concurrency slot, handed to the response body so it lives as long as the body.
     #[cfg(feature = "ratelimit")]
     pub(crate) permit: Option<hardening_ratelimit::Permit>,
@@ -114,15 +119,14 @@ impl<F, B> ResponseFuture<F, B> {
             state: State::Early {
                 response: Some(response),
                 event: Some(event),
-                probe: false,
             },
             sleep: None,
             post,
         }
     }
 
-    /// A readiness probe, answered after its checks: exempt from the rate limits, its
-    /// response carries no `RateLimit` field.
+    /// A readiness probe, answered after its checks: exempt from the rate limits (no
+    /// `RateLimit` field: the limiter never counted it).
     #[cold]
     pub(crate) fn readiness(
         future: Pin<Box<dyn Future<Output = Response<ProblemBody<B>>> + Send>>,
@@ -133,7 +137,6 @@ impl<F, B> ResponseFuture<F, B> {
                 future,
                 event: None,
                 timed: false,
-                probe: true,
             },
             sleep: None,
             post,
@@ -148,29 +151,14 @@ impl<F, B> ResponseFuture<F, B> {
     }
 
     /// A request answered before the inner service with no event left to emit: not a
-    /// rejection (a CORS preflight), or one whose event is already reported (a 429).
+    /// rejection (a CORS preflight, a liveness probe), or one whose event is already reported
+    /// (a 429).
     #[cold]
     pub(crate) fn answered(response: Response<ProblemBody<B>>, post: Post) -> Self {
         Self {
             state: State::Early {
                 response: Some(response),
                 event: None,
-                probe: false,
-            },
-            sleep: None,
-            post,
-        }
-    }
-
-    /// A liveness probe's answer: exempt from the rate limits, its response carries no
-    /// `RateLimit` field.
-    #[cold]
-    pub(crate) fn liveness(response: Response<ProblemBody<B>>, post: Post) -> Self {
-        Self {
-            state: State::Early {
-                response: Some(response),
-                event: None,
-                probe: true,
             },
             sleep: None,
             post,
@@ -188,24 +176,18 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        // `probe`: a health probe's answer (the others' are `false`).
-        let (response, event, probe) = loop {
+        let (response, event) = loop {
             let timed = match this.state.as_mut().project() {
-                StateProj::Early {
-                    response,
-                    event,
-                    probe,
-                } => {
+                StateProj::Early { response, event } => {
                     let response = response
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    break (response, event.take(), *probe);
+                    break (response, event.take());
                 }
                 StateProj::Pending {
                     future,
                     event,
                     timed,
-                    probe,
                 } => {
                     // In the request's span: the mapping's logs (a server error without a
                     // problem, an internal error's chain, a panic it caught) are about it.
@@ -220,14 +202,14 @@ where
                             if response.extensions().get::<CaughtPanic>().is_some()
                                 && !reported_at_its_status(&response) =>
                         {
-                            break (response, Some(SecurityEvent::Panicked), *probe);
+                            break (response, Some(SecurityEvent::Panicked));
                         }
-                        Ok(Poll::Ready(response)) => break (response, event.take(), *probe),
+                        Ok(Poll::Ready(response)) => break (response, event.take()),
                         Ok(Poll::Pending) => *timed,
                         // A readiness check, or the inner error body being read, panicked.
                         Err(payload) => {
                             let response = panic_response(payload, this.post);
-                            break (response, Some(SecurityEvent::Panicked), *probe);
+                            break (response, Some(SecurityEvent::Panicked));
                         }
                     }
                 }
@@ -273,7 +255,7 @@ where
                         Ok(Poll::Pending) => true,
                         Err(payload) => {
                             let response = panic_response(payload, this.post);
-                            break (response, Some(SecurityEvent::Panicked), false);
+                            break (response, Some(SecurityEvent::Panicked));
                         }
                     }
                 }
@@ -287,20 +269,12 @@ where
             }
             match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
                 Some(Poll::Ready(())) => {
-                    break (timed_out(this.post), Some(SecurityEvent::TimedOut), false);
+                    break (timed_out(this.post), Some(SecurityEvent::TimedOut));
                 }
                 _ => return Poll::Pending,
             }
         };
         let response = this.post.finish(response, event);
-        #[cfg(feature = "ratelimit")]
-        let response = if probe {
-            without_rate_limit_fields(response)
-        } else {
-            response
-        };
-        #[cfg(not(feature = "ratelimit"))]
-        let _ = probe;
         this.post.log_access(&response);
         #[cfg(feature = "ratelimit")]
         let response = match this.post.permit.take() {
@@ -309,20 +283,6 @@ where
         };
         Poll::Ready(Ok(response.map(ProblemBody::into_axum_body)))
     }
-}
-
-/// Takes the `RateLimit` and `RateLimit-Policy` fields off a health probe's response (the
-/// response side writes them on every other): probes are exempt from the rate limits, and a
-/// policy on their answer would tell a client or monitor that they were counted. Nothing
-/// further in wrote any (the layer answers probes itself).
-#[cfg(feature = "ratelimit")]
-#[cold]
-#[inline(never)]
-fn without_rate_limit_fields<B>(mut response: Response<B>) -> Response<B> {
-    let headers = response.headers_mut();
-    headers.remove(&hardening_ratelimit::RATELIMIT);
-    headers.remove(&hardening_ratelimit::RATELIMIT_POLICY);
-    response
 }
 
 /// The answer to a request past the timeout: 408 if its body was still arriving (the client
@@ -412,7 +372,6 @@ fn body_too_large<F, B, Inner>(
     State::Early {
         response: Some(response),
         event,
-        probe: false,
     }
 }
 
@@ -475,7 +434,6 @@ where
         }),
         event,
         timed: true,
-        probe: false,
     }
 }
 
@@ -611,11 +569,18 @@ impl Post {
             }
             #[cfg(feature = "ratelimit")]
             if let Some(limiter) = &policy.rate_limiter {
-                policy.rate_limit_fields.set(
-                    response.headers_mut(),
-                    self.rate_limit_header.take(),
-                    limiter.policy_header(),
-                );
+                // The policies that counted the request: some, all (the limiter's own field),
+                // or none.
+                let ratelimit = self.rate_limit_header.take();
+                let some_policies = self.rate_limit_some_policies.take();
+                let counted = match (&some_policies, &ratelimit) {
+                    (Some(some), _) => Some(&**some),
+                    (None, Some(_)) => limiter.policy_header(),
+                    (None, None) => None,
+                };
+                policy
+                    .rate_limit_fields
+                    .set(response.headers_mut(), ratelimit, counted);
             }
         }
         if let Some(event) = event {
@@ -644,13 +609,17 @@ impl Post {
             let facts = &facts.for_response(response);
             if let Some(set) = policy.response_headers() {
                 #[cfg(feature = "ratelimit")]
-                let (ratelimit, ratelimit_policy) = (
-                    self.rate_limit_header.take(),
-                    policy
-                        .rate_limiter
-                        .as_ref()
-                        .and_then(|l| l.policy_header().cloned()),
-                );
+                let ratelimit = self.rate_limit_header.take();
+                // The policies that counted the request: some, all (the limiter's own field),
+                // or none.
+                #[cfg(feature = "ratelimit")]
+                let ratelimit_policy = match (&ratelimit, &policy.rate_limiter) {
+                    (Some(_), Some(limiter)) => match self.rate_limit_some_policies.take() {
+                        Some(some) => Some(*some),
+                        None => limiter.policy_header().cloned(),
+                    },
+                    _ => None,
+                };
                 #[cfg(not(feature = "ratelimit"))]
                 let (ratelimit, ratelimit_policy) = (None, None);
                 let length = hardening_errors::content_length(self.length_by_method, response);

@@ -618,7 +618,8 @@ impl Hardening {
 
     /// Sets the rate limiter (default: policy `per-ip`, 100 requests per minute per client IP
     /// with a burst of 50, IPv6 grouped by /64). Each policy in
-    /// [shadow mode](hardening_ratelimit::Policy::shadow) is logged as a loosening.
+    /// [shadow mode](hardening_ratelimit::Policy::shadow) is logged as a loosening. The `RateLimit` and `RateLimit-Policy` fields name the
+    /// policies that counted the request, and only those.
     ///
     /// # Errors
     ///

@@ -162,6 +162,8 @@ where
             #[cfg(feature = "ratelimit")]
             rate_limit_header: None,
             #[cfg(feature = "ratelimit")]
+            rate_limit_some_policies: None,
+            #[cfg(feature = "ratelimit")]
             permit: None,
             policy: self.policy.clone(),
             request_id,
@@ -180,7 +182,7 @@ where
                 post.record = None;
             }
             return match probe {
-                Probe::Live => ResponseFuture::liveness(Health::live(request_id), post),
+                Probe::Live => ResponseFuture::answered(Health::live(request_id), post),
                 Probe::Ready => {
                     let detail = health
                         .shows_detail(KnownClientIp::from_extensions(&parts.extensions))
@@ -247,10 +249,10 @@ where
             };
             match limiter.check(&keys, 1) {
                 hardening_ratelimit::Decision::Allowed(statuses) => {
-                    post.rate_limit_header = limiter.ratelimit_header(&statuses);
+                    note_rate_limit(&mut post, limiter, &statuses)
                 }
                 hardening_ratelimit::Decision::Shadowed { violated, statuses } => {
-                    post.rate_limit_header = limiter.ratelimit_header(&statuses);
+                    note_rate_limit(&mut post, limiter, &statuses);
                     SecurityEvent::emit_shadow(&post.span, request_id, client_ip, &violated);
                 }
                 hardening_ratelimit::Decision::Limited {
@@ -258,7 +260,7 @@ where
                     violated,
                     statuses,
                 } => {
-                    post.rate_limit_header = limiter.ratelimit_header(&statuses);
+                    note_rate_limit(&mut post, limiter, &statuses);
                     return rate_limited(retry_after, &violated, post);
                 }
             }
@@ -438,6 +440,36 @@ where
             Err(payload) => ResponseFuture::panicked(payload, post),
         }
     }
+}
+
+/// Notes on `post` the rate-limit fields of a decision's `statuses`, which name the policies
+/// that counted the request and only those: its `RateLimit` value, and its `RateLimit-Policy`
+/// value when some policy did not count it (else the response side writes the limiter's own,
+/// made once). Always inlined: called in each arm of the decision, it is a few instructions
+/// there, and a call out of line cost more than the work.
+#[cfg(feature = "ratelimit")]
+#[inline(always)]
+fn note_rate_limit(
+    post: &mut Post,
+    limiter: &hardening_ratelimit::RateLimiter,
+    statuses: &[hardening_ratelimit::PolicyStatus],
+) {
+    post.rate_limit_header = limiter.ratelimit_header(statuses);
+    if statuses.len() != limiter.policies().len() {
+        post.rate_limit_some_policies = some_policies(limiter, statuses);
+    }
+}
+
+/// The `RateLimit-Policy` value of the policies that counted a request some did not. Out of
+/// line: under one policy, or when every policy counts, it is never asked for.
+#[cfg(feature = "ratelimit")]
+#[cold]
+#[inline(never)]
+fn some_policies(
+    limiter: &hardening_ratelimit::RateLimiter,
+    statuses: &[hardening_ratelimit::PolicyStatus],
+) -> Option<Box<HeaderValue>> {
+    limiter.counted_policy_header(statuses).map(Box::new)
 }
 
 /// For a body larger than the default limit, or of unknown size: its limit (its route's,

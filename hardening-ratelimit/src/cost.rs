@@ -20,7 +20,7 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::respond::{RateLimitFields, problem_response, refusal, report_shadow, too_many};
-use crate::{Decision, RateLimiter, RequestKeys, Reservation, ratelimit_header};
+use crate::{Decision, PolicyStatus, RateLimiter, RequestKeys, Reservation, ratelimit_header};
 
 type EstimateFn = dyn Fn(&Parts, &[u8]) -> u32 + Send + Sync;
 
@@ -273,11 +273,12 @@ impl CostStore {
         }
     }
 
-    fn policy_header(&self) -> Option<&http::HeaderValue> {
+    /// `RateLimit-Policy` for the policies that counted a request (of these statuses).
+    fn counted_policy_header(&self, statuses: &[PolicyStatus]) -> Option<http::HeaderValue> {
         match self {
-            Self::Memory(l) => l.policy_header(),
+            Self::Memory(l) => l.counted_policy_header(statuses),
             #[cfg(feature = "redis")]
-            Self::Redis(l) => l.policy_header(),
+            Self::Redis(l) => l.counted_policy_header(statuses),
         }
     }
 
@@ -737,16 +738,17 @@ where
             let (decision, reservation) = match layer.limiter.reserve(&keys, estimate).await {
                 Reserving::Decided(decision, reservation) => (decision, reservation),
                 #[cfg(feature = "redis")]
+                // Nothing counted it: no `RateLimit` field names a policy.
                 Reserving::Unavailable(unavailable) => {
-                    let mut response =
-                        crate::respond::limit_unavailable(&unavailable, request_id, keys.client_ip);
-                    layer
-                        .fields
-                        .set(response.headers_mut(), None, layer.limiter.policy_header());
-                    return Ok(response);
+                    return Ok(crate::respond::limit_unavailable(
+                        &unavailable,
+                        request_id,
+                        keys.client_ip,
+                    ));
                 }
             };
             let ratelimit = ratelimit_header(decision.statuses());
+            let policy = layer.limiter.counted_policy_header(decision.statuses());
             let shadowed = matches!(decision, Decision::Shadowed { .. });
             let reservation = match (decision, reservation) {
                 (
@@ -758,11 +760,9 @@ where
                     _,
                 ) => {
                     let mut response = too_many(retry_after, &violated, request_id, keys.client_ip);
-                    layer.fields.set(
-                        response.headers_mut(),
-                        ratelimit,
-                        layer.limiter.policy_header(),
-                    );
+                    layer
+                        .fields
+                        .set(response.headers_mut(), ratelimit, policy.as_ref());
                     return Ok(response);
                 }
                 (Decision::Shadowed { violated, .. }, Some(r)) => {
@@ -824,7 +824,7 @@ where
             }
             layer
                 .fields
-                .set(&mut head.headers, ratelimit, layer.limiter.policy_header());
+                .set(&mut head.headers, ratelimit, policy.as_ref());
             Ok(Response::from_parts(
                 head,
                 Body::new(SettleBody {

@@ -15,7 +15,8 @@ use crate::respond::{LayerShared, counts_by};
 use crate::{Decision, KeyKind, PolicyName, RateLimiter, RequestKeys};
 
 /// Applies a [`RateLimiter`] to every request: 429 problems for refused ones, `RateLimit`
-/// and `RateLimit-Policy` headers on every response.
+/// and `RateLimit-Policy` headers on every response, naming the policies that counted its
+/// request (none, for a request none counted).
 ///
 /// Each refusal is one `rate_limited` security event (target `hardening::security`), under
 /// the request id its problem carries: the one a `Hardening` layer further out gave the
@@ -211,7 +212,7 @@ where
         ResponseFuture {
             state,
             ratelimit: self.limiter.ratelimit_header(&statuses),
-            policy: self.limiter.policy_header().cloned(),
+            policy: self.limiter.counted_policy_header(&statuses),
             shared: self.shared.clone(),
             shadowed,
         }

@@ -1128,12 +1128,19 @@ fn cost_and_rate_limit_layers_charge_and_report_what_the_model_says() {
                 if let Err(e) = check_fields(headers.get("ratelimit"), &want, slack) {
                     panic!("{e}\n{}", context(&trace));
                 }
+                // The policies that counted the request: those of its `RateLimit` entries.
                 let q = |name: &str| format!("\"{name}\";q=1;w={DAY}");
-                let policies = if ip_short.is_none() {
-                    format!("{}, {}, {}", q("tokens"), q("all"), q("per-ip"))
-                } else {
-                    q("per-ip")
-                };
+                let mut counted = Vec::new();
+                if ip_short.is_none() {
+                    if user.is_some() {
+                        counted.push(q("tokens"));
+                    }
+                    counted.push(q("all"));
+                }
+                if ip_key.is_some() {
+                    counted.push(q("per-ip"));
+                }
+                let policies = counted.join(", ");
                 assert_eq!(
                     headers["ratelimit-policy"],
                     policies.as_str(),

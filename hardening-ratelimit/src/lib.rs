@@ -18,7 +18,8 @@
 //!   rest refunded. Long-period budgets (`Quota::per_day(100_000)` per principal) sit
 //!   beside short windows in the same decision.
 //! - [`RateLimiter::ratelimit_header`] (or [`ratelimit_header`] for any statuses) /
-//!   [`RateLimiter::policy_header`]: the IETF `RateLimit` and `RateLimit-Policy` fields.
+//!   [`RateLimiter::counted_policy_header`]: the IETF `RateLimit` and `RateLimit-Policy`
+//!   fields, naming the policies that counted the request.
 //!   `hardening-core` answers refusals with a 429 problem (`quota-exceeded`,
 //!   `violated-policies`, `Retry-After`).
 //! - With feature `redis`: `RedisLimiter`, the same decisions shared by every instance of a

@@ -1438,9 +1438,43 @@ impl RateLimiter {
         self.0.policies.iter().map(|p| p.store.len()).collect()
     }
 
-    /// The `RateLimit-Policy` header for these policies (IETF draft-ietf-httpapi-ratelimit-headers).
+    /// The `RateLimit-Policy` header for all these policies (IETF
+    /// draft-ietf-httpapi-ratelimit-headers). A response carries
+    /// [`counted_policy_header`](Self::counted_policy_header): the policies that counted its
+    /// request.
     pub fn policy_header(&self) -> Option<&HeaderValue> {
         self.0.policy_header.as_ref()
+    }
+
+    /// The `RateLimit-Policy` header for the policies that counted a request: those of its
+    /// decision's `statuses`, the same policies as its `RateLimit` header
+    /// ([`ratelimit_header`](Self::ratelimit_header)) names. A policy whose key the request
+    /// lacks (a per-principal one and an anonymous caller, a [`KeyKind::Custom`] key that
+    /// skips the route) is not listed; a request none counted gets no field. When every
+    /// policy counted it (as under one policy), the value is the one made once.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use hardening_ratelimit::{Policy, Quota, RateLimiter, RequestKeys};
+    ///
+    /// let minute = Quota::per_minute(NonZeroU32::new(100).unwrap());
+    /// let limiter = RateLimiter::new([
+    ///     Policy::per_client_ip("per-ip", minute),
+    ///     Policy::per_principal("per-user", minute),
+    /// ]);
+    /// let headers = http::HeaderMap::new();
+    /// let anonymous = RequestKeys::new(Some("203.0.113.7".parse().unwrap()), &headers);
+    /// let decision = limiter.check(&anonymous, 1);
+    /// let policy = limiter.counted_policy_header(decision.statuses()).unwrap();
+    /// assert_eq!(policy, "\"per-ip\";q=100;w=60");
+    /// let signed_in = anonymous.principal(Some("user-1"));
+    /// let decision = limiter.check(&signed_in, 1);
+    /// let policy = limiter.counted_policy_header(decision.statuses()).unwrap();
+    /// assert_eq!(policy, "\"per-ip\";q=100;w=60, \"per-user\";q=100;w=60");
+    /// ```
+    #[inline]
+    pub fn counted_policy_header(&self, statuses: &[PolicyStatus]) -> Option<HeaderValue> {
+        counted_policy_header(self.policies(), self.policy_header(), statuses)
     }
 
     /// The `RateLimit` header for statuses from this limiter: the same value as
@@ -1548,10 +1582,19 @@ pub(crate) fn warn_overrun(policy: &Policy, overrun: u64) {
     );
 }
 
-/// `RateLimit-Policy` for these policies: `"per-ip";q=100;w=60, …`.
+/// `RateLimit-Policy` for these policies: `"per-ip";q=100;w=60, …`, made once (interned).
 pub(crate) fn policy_header_for<'a>(
     policies: impl Iterator<Item = &'a Policy>,
 ) -> Option<HeaderValue> {
+    let header = policy_fields(policies);
+    // Interned: cloned per response without touching a shared reference count.
+    (!header.is_empty())
+        .then(|| hardening_errors::static_header_value(header).ok())
+        .flatten()
+}
+
+/// The `RateLimit-Policy` members of these policies, comma-separated.
+fn policy_fields<'a>(policies: impl Iterator<Item = &'a Policy>) -> String {
     let mut header = String::new();
     for (i, p) in policies.enumerate() {
         if i > 0 {
@@ -1566,9 +1609,39 @@ pub(crate) fn policy_header_for<'a>(
             q.period().as_secs()
         );
     }
-    // Interned: cloned per response without touching a shared reference count.
+    header
+}
+
+/// `RateLimit-Policy` for the policies of a limiter (`policies`, whose field for all of them
+/// is `all`) that counted a request: those with a status in its decision's `statuses`. None
+/// for a request none counted. Every policy counted most requests: then `all`, a clone of a
+/// value made once; only a request some policy skipped has its field made for it.
+#[inline]
+pub(crate) fn counted_policy_header<'a>(
+    policies: impl ExactSizeIterator<Item = &'a Policy>,
+    all: Option<&HeaderValue>,
+    statuses: &[PolicyStatus],
+) -> Option<HeaderValue> {
+    if statuses.is_empty() {
+        return None;
+    }
+    if statuses.len() == policies.len() {
+        return all.cloned();
+    }
+    some_policies_header(policies, statuses)
+}
+
+/// [`counted_policy_header`] for a request some of the policies did not count.
+#[cold]
+#[inline(never)]
+fn some_policies_header<'a>(
+    policies: impl Iterator<Item = &'a Policy>,
+    statuses: &[PolicyStatus],
+) -> Option<HeaderValue> {
+    let counted = policies.filter(|p| statuses.iter().any(|s| s.name.is(&p.name)));
+    let header = policy_fields(counted);
     (!header.is_empty())
-        .then(|| hardening_errors::static_header_value(header).ok())
+        .then(|| HeaderValue::from_maybe_shared(bytes::Bytes::from(header)).ok())
         .flatten()
 }
 
@@ -3110,6 +3183,63 @@ mod tests {
             digest_key(b"a"),
             Key::Text("\u{1e}d228cb696f1a8caf78912b704e4a8964".into())
         );
+    }
+
+    /// `RateLimit-Policy` names the policies that counted the request, as `RateLimit` does:
+    /// all of them (the value made once, not a copy), some, or none; in the limiter's order,
+    /// names in their field form; for a refusal too.
+    #[test]
+    fn the_policy_field_names_the_policies_that_counted_the_request() {
+        let hour = Quota::per_hour(nz(2));
+        let limiter = RateLimiter::new([
+            Policy::per_client_ip("per-ip", hour),
+            Policy::per_principal("caf\u{e9} \"users\"", hour),
+            Policy::per_header("per-key", hour, HeaderName::from_static("x-api-key")),
+        ]);
+        let h = HeaderMap::new();
+        let mut acme = HeaderMap::new();
+        acme.insert("x-api-key", HeaderValue::from_static("acme"));
+        let field = |keys: &RequestKeys<'_>| {
+            let decision = limiter.check_at(keys, 1, 0);
+            let ratelimit = limiter.ratelimit_header(decision.statuses());
+            let policy = limiter.counted_policy_header(decision.statuses());
+            assert_eq!(ratelimit.is_some(), policy.is_some(), "{keys:?}");
+            (decision.is_admitted(), policy)
+        };
+        let all = limiter.policy_header().unwrap();
+        let (_, counted_by_all) = field(&keys("10.0.0.1", &acme).principal(Some("ann")));
+        let counted_by_all = counted_by_all.unwrap();
+        assert_eq!(counted_by_all, all);
+        assert!(
+            std::ptr::eq(counted_by_all.as_bytes(), all.as_bytes()),
+            "made once, cloned"
+        );
+        let user = "\"caf%C3%A9 \\\"users\\\"\";q=2;w=3600";
+        let (_, by_ip_and_user) = field(&keys("10.0.0.2", &h).principal(Some("bo")));
+        assert_eq!(
+            by_ip_and_user.unwrap(),
+            format!("\"per-ip\";q=2;w=3600, {user}").as_str()
+        );
+        let (_, by_key) = field(&RequestKeys::new(None, &acme));
+        assert_eq!(by_key.unwrap(), "\"per-key\";q=2;w=3600");
+        assert_eq!(field(&RequestKeys::new(None, &h)), (true, None));
+        // Refused by the key's budget (spent above): the fields name what counted it.
+        let (admitted, policy) = field(&keys("10.0.0.3", &acme));
+        assert!(!admitted);
+        assert_eq!(
+            policy.unwrap(),
+            "\"per-ip\";q=2;w=3600, \"per-key\";q=2;w=3600"
+        );
+        // One policy: the value made once, or none.
+        let one = RateLimiter::new([Policy::per_principal("per-user", hour)]);
+        let decision = one.check_at(&RequestKeys::new(None, &h), 1, 0);
+        assert_eq!(one.counted_policy_header(decision.statuses()), None);
+        let decision = one.check_at(&RequestKeys::new(None, &h).principal(Some("ann")), 1, 0);
+        let policy = one.counted_policy_header(decision.statuses()).unwrap();
+        assert!(std::ptr::eq(
+            policy.as_bytes(),
+            one.policy_header().unwrap().as_bytes()
+        ));
     }
 
     /// A limiter of one request an hour per principal and route.

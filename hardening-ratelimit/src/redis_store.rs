@@ -17,7 +17,9 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
-use crate::limiter::{Key, key_for, policy_header_for, text_key, warn_overrun};
+use crate::limiter::{
+    Key, counted_policy_header, key_for, policy_header_for, text_key, warn_overrun,
+};
 use crate::respond::{LayerShared, limit_unavailable, report_shadow, too_many};
 use crate::{
     Decision, Policy, PolicyName, PolicyStatus, RateLimiter, RequestKeys, Reservation, Statuses,
@@ -1153,9 +1155,18 @@ impl RedisLimiter {
         self.0.policies.iter().map(|p| &p.policy)
     }
 
-    /// The `RateLimit-Policy` header for these policies.
+    /// The `RateLimit-Policy` header for all these policies. A response carries
+    /// [`counted_policy_header`](Self::counted_policy_header): the policies that counted its
+    /// request.
     pub fn policy_header(&self) -> Option<&HeaderValue> {
         self.0.policy_header.as_ref()
+    }
+
+    /// The `RateLimit-Policy` header for the policies that counted a request: those of its
+    /// decision's `statuses` (see [`RateLimiter::counted_policy_header`]). While Redis is
+    /// away, a policy that fails open counts nothing, and is not listed.
+    pub fn counted_policy_header(&self, statuses: &[PolicyStatus]) -> Option<HeaderValue> {
+        counted_policy_header(self.policies(), self.policy_header(), statuses)
     }
 
     /// A slot's release could not be sent (no tokio runtime): says so, once per limiter
@@ -1744,9 +1755,9 @@ fn undo(cost: u64) -> i64 {
 /// resolved through trusted proxies, else the socket peer from `ConnectInfo`, forwarding
 /// headers never believed; principal from the extensions); refusals are 429 problems with
 /// `Retry-After` and the violated policies, and every response carries `RateLimit` /
-/// `RateLimit-Policy`. A request a [`FailClosed`](FailureMode::FailClosed) policy refuses
-/// because Redis could not be asked is a 503 problem with `Retry-After` and no `RateLimit`
-/// field, logged as `rate_limit_unavailable` (see [`RedisUnavailable`]). A request none of the
+/// `RateLimit-Policy` for the policies that counted its request. A request a
+/// [`FailClosed`](FailureMode::FailClosed) policy refuses because Redis could not be asked is
+/// a 503 problem with `Retry-After` and neither field (nothing counted it), logged as `rate_limit_unavailable` (see [`RedisUnavailable`]). A request none of the
 /// enforcing policies counts (per-principal ones and an anonymous caller, or the layer
 /// outside the auth layer; per-IP ones and no `ConnectInfo`) passes unlimited, and the layer
 /// warns once, saying what the request lacked (inside `Hardening`, a missing client IP is
@@ -1813,12 +1824,9 @@ where
             let client_ip = keys.client_ip;
             let decision = match limiter.check(&keys, 1).await {
                 Ok(decision) => decision,
+                // Nothing counted it: no `RateLimit` field names a policy.
                 Err(unavailable) => {
-                    let mut response = limit_unavailable(&unavailable, request_id, client_ip);
-                    shared
-                        .fields
-                        .set(response.headers_mut(), None, limiter.policy_header());
-                    return Ok(response);
+                    return Ok(limit_unavailable(&unavailable, request_id, client_ip));
                 }
             };
             shared.unlimited.check(
@@ -1830,6 +1838,7 @@ where
                 || hardening_errors::RequestContext::of(req.extensions()).is_some(),
             );
             let ratelimit = crate::ratelimit_header(decision.statuses());
+            let policy = limiter.counted_policy_header(decision.statuses());
             let mut response = match decision {
                 Decision::Limited {
                     retry_after,
@@ -1846,7 +1855,7 @@ where
             };
             shared
                 .fields
-                .set(response.headers_mut(), ratelimit, limiter.policy_header());
+                .set(response.headers_mut(), ratelimit, policy.as_ref());
             Ok(response)
         })
     }

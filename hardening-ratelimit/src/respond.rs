@@ -140,9 +140,8 @@ impl RateLimitFields {
 
     /// Sets this limiter's `ratelimit` and `policy` values, if any, on a response's
     /// `headers`, joined to those already there. An entry of ours whose name a limit further
-    /// in has in either field is left out of both: that limit lists every policy in
-    /// `RateLimit-Policy`, but in `RateLimit` only those that counted the request, and a
-    /// client pairs the two fields' entries by name.
+    /// in has in either field is left out of both: a client pairs the two fields' entries by
+    /// name, and fields a handler set need not list the same policies in both.
     pub fn set(
         &self,
         headers: &mut HeaderMap,

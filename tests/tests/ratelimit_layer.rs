@@ -320,15 +320,16 @@ async fn nested_layers_sharing_a_policy_name_leave_one_entry_and_warn_once() {
     }
 }
 
-/// A limit further in lists every policy in `RateLimit-Policy`, but has a `RateLimit` entry
-/// only for the policies that counted the request: a per-key policy does not count a request
-/// without its key. An outer layer's policy of the same name then kept its `RateLimit` entry
-/// (the inner field had none of that name) and lost its `RateLimit-Policy` entry (the inner
-/// field had one): `"api";r=99;t=1` read against `"api";q=10;w=3600`, two limits' entries
-/// paired by name. A name further in, in either field, now leaves the outer entries of that
-/// name out of both; on every layer that joins its fields.
+/// A limit further in that did not count the request (a per-key policy, and a request
+/// without the key) used to list its policy in `RateLimit-Policy` all the same, with no
+/// `RateLimit` entry: an outer policy of the same name then lost its `RateLimit-Policy` entry
+/// and kept its `RateLimit` one, `"api";r=99;t=1` read against `"api";q=10;w=3600`, two
+/// limits' entries paired by name. The inner limit now writes neither field for a request it
+/// did not count, so the outer entries stand whole, in both fields. Fields a handler set (one
+/// `RateLimit-Policy` entry of that name and no `RateLimit` one) still leave the outer entries
+/// of the name out of both. On every layer that joins its fields.
 #[tokio::test]
-async fn a_shared_name_leaves_both_fields_to_one_limit_when_the_inner_did_not_count() {
+async fn a_limit_further_in_that_did_not_count_leaves_the_fields_to_the_outer_one() {
     use hardening_core::Hardening;
     use hardening_core::ratelimit::{CostLayer, Estimate};
     use tower::ServiceExt;
@@ -344,38 +345,53 @@ async fn a_shared_name_leaves_both_fields_to_one_limit_when_the_inner_did_not_co
                 http::HeaderName::from_static("x-api-key"),
             )])))
     };
+    // Writes a `RateLimit-Policy` entry named `api` itself, and no `RateLimit` entry.
+    let handler_fields = || {
+        Router::new().route(
+            "/",
+            get(|| async { ([("ratelimit-policy", "\"api\";q=10;w=3600")], "hi") }),
+        )
+    };
     let outer = || {
         RateLimiter::new([
             Policy::global("api", minute),
             Policy::global("outer-only", minute),
         ])
     };
-    for (layer, app) in [
+    let (both, outer_only) = (
+        "\"api\";q=100;w=60, \"outer-only\";q=100;w=60",
+        "\"api\";q=10;w=3600, \"outer-only\";q=100;w=60",
+    );
+    for (layer, app, policies) in [
         (
             "RateLimitLayer",
             per_key().layer(RateLimitLayer::new(outer())),
+            both,
         ),
         (
             "CostLayer",
             per_key().layer(CostLayer::new(outer(), Estimate::fixed(1))),
+            both,
+        ),
+        (
+            "RateLimitLayer around the handler's fields",
+            handler_fields().layer(RateLimitLayer::new(outer())),
+            outer_only,
         ),
     ] {
         let request = http::Request::get("/")
             .body(axum::body::Body::empty())
             .unwrap();
         let response = app.oneshot(request).await.unwrap();
-        assert_eq!(
-            response.headers()["ratelimit-policy"],
-            "\"api\";q=10;w=3600, \"outer-only\";q=100;w=60",
-            "{layer}"
-        );
+        assert_eq!(response.headers()["ratelimit-policy"], policies, "{layer}");
         let ratelimit = response.headers()["ratelimit"].to_str().unwrap();
-        assert!(
-            !ratelimit.contains("\"api\""),
-            "{layer}: the outer limit's `api` entry beside the inner one's policy: {ratelimit}"
+        assert_eq!(
+            ratelimit.contains("\"api\""),
+            policies == both,
+            "{layer}: the outer limit's `api` entry: {ratelimit}"
         );
         assert!(
-            ratelimit.starts_with("\"outer-only\";r="),
+            ratelimit.contains("\"outer-only\";r="),
             "{layer}: {ratelimit}"
         );
     }
@@ -387,13 +403,19 @@ async fn a_shared_name_leaves_both_fields_to_one_limit_when_the_inner_did_not_co
             .rate_limit(per_ip())
             .unwrap(),
     ] {
-        let addr = serve(per_key().layer(hardening)).await;
+        let addr = serve(per_key().layer(hardening.clone())).await;
         let reply = http_get(addr, "/", &[]).await;
         assert_eq!(reply.status, 200);
+        assert_eq!(reply.all("ratelimit-policy"), ["\"api\";q=100;w=60"]);
+        let ratelimit = reply.all("ratelimit");
+        assert_eq!(ratelimit.len(), 1, "{ratelimit:?}");
+        assert!(ratelimit[0].starts_with("\"api\";r=99;"), "{ratelimit:?}");
+        let addr = serve(handler_fields().layer(hardening)).await;
+        let reply = http_get(addr, "/", &[]).await;
         assert_eq!(
             (reply.all("ratelimit"), reply.all("ratelimit-policy")),
             (vec![], vec!["\"api\";q=10;w=3600"]),
-            "Hardening's `api` entry beside the inner one's policy"
+            "Hardening's `api` entry beside the handler's policy"
         );
     }
 }
@@ -504,4 +526,151 @@ async fn refused_after_none_left(addr: std::net::SocketAddr) -> usize {
             .and_then(|r| r.parse::<u32>().ok());
     }
     panic!("strict()'s burst of 50 never refused");
+}
+
+/// `per-ip` (every request) and `signups`, a `Custom` key that counts `/signup` only (by
+/// client IP) and skips every other route.
+fn per_ip_and_signups() -> RateLimiter {
+    use hardening_core::ratelimit::{KeyFn, KeyKind};
+    let signups = KeyFn::new(|keys| {
+        let ip = keys.client_ip.filter(|_| keys.route == Some("/signup"))?;
+        Some(ip.to_string())
+    });
+    RateLimiter::new([
+        Policy::per_client_ip("per-ip", Quota::per_minute(NonZeroU32::new(100).unwrap())),
+        Policy::keyed(
+            "signups",
+            Quota::per_hour(NonZeroU32::new(10).unwrap()),
+            KeyKind::Custom(signups),
+        ),
+    ])
+}
+
+/// `RateLimit-Policy` listed every policy of a limiter on every response, while `RateLimit`
+/// had entries only for those that counted the request: `GET /` said
+/// `"signups";q=10;w=3600`, a budget `/` never spent, with no `RateLimit` entry to pair it
+/// with. Both fields now name only the policies that counted the request, on every layer
+/// that writes them: `Hardening` (with security headers and without), `RateLimitLayer`,
+/// `CostLayer`.
+#[tokio::test]
+async fn the_fields_name_only_the_policies_that_counted_the_request() {
+    use hardening_core::Hardening;
+    use hardening_core::ratelimit::{CostLayer, Estimate};
+    let routes = || {
+        Router::new()
+            .route("/", get(|| async { "hi" }))
+            .route("/signup", get(|| async { "welcome" }))
+    };
+    let apps = [
+        (
+            "Hardening",
+            routes().layer(
+                Hardening::strict()
+                    .rate_limit(per_ip_and_signups())
+                    .unwrap(),
+            ),
+        ),
+        (
+            "Hardening without security headers",
+            routes().layer(
+                Hardening::strict()
+                    .dangerous_without_security_headers()
+                    .rate_limit(per_ip_and_signups())
+                    .unwrap(),
+            ),
+        ),
+        (
+            "RateLimitLayer",
+            routes().layer(RateLimitLayer::new(per_ip_and_signups())),
+        ),
+        (
+            "CostLayer",
+            routes().layer(CostLayer::new(per_ip_and_signups(), Estimate::fixed(1))),
+        ),
+    ];
+    for (layer, app) in apps {
+        let addr = serve(app).await;
+        let home = http_get(addr, "/", &[]).await;
+        assert_eq!(home.status, 200, "{layer}: {home:?}");
+        assert_eq!(
+            home.all("ratelimit-policy"),
+            ["\"per-ip\";q=100;w=60"],
+            "{layer}: `signups` did not count `/`"
+        );
+        let ratelimit = home.all("ratelimit");
+        assert_eq!(ratelimit.len(), 1, "{layer}: {ratelimit:?}");
+        assert!(
+            ratelimit[0].starts_with("\"per-ip\";r=") && !ratelimit[0].contains("signups"),
+            "{layer}: {ratelimit:?}"
+        );
+        let signup = http_get(addr, "/signup", &[]).await;
+        assert_eq!(signup.status, 200, "{layer}: {signup:?}");
+        assert_eq!(
+            signup.all("ratelimit-policy"),
+            ["\"per-ip\";q=100;w=60, \"signups\";q=10;w=3600"],
+            "{layer}: both counted `/signup`"
+        );
+        let ratelimit = signup.all("ratelimit").join(", ");
+        assert!(
+            ratelimit.contains("\"per-ip\";r=") && ratelimit.contains("\"signups\";r=9;"),
+            "{layer}: {ratelimit}"
+        );
+    }
+}
+
+/// Answers `Hardening` gives before its limiter (a CORS preflight, an unknown host's 400, an
+/// HTTPS redirect) are not counted, yet carried `RateLimit-Policy`: a client or a monitor
+/// read the preflight as counted. They carry neither field now; the request after the
+/// preflight still does. With security headers and without.
+#[tokio::test]
+async fn answers_before_the_limiter_carry_no_rate_limit_fields() {
+    use hardening_core::headers::HttpsRedirect;
+    use hardening_core::{Cors, Hardening};
+    use hardening_tests::{exchange, request};
+    let strict = || {
+        Hardening::strict()
+            .cors(Cors::allow_origins(["https://app.example.com"]).unwrap())
+            .allowed_hosts(["localhost"])
+            .unwrap()
+    };
+    for hardening in [strict(), strict().dangerous_without_security_headers()] {
+        let routes = Router::new().route("/", get(|| async { "hi" }).post(|| async { "ok" }));
+        let addr = serve(routes.clone().layer(hardening.clone())).await;
+        let preflight = request(
+            addr,
+            "OPTIONS",
+            "/",
+            &[
+                "origin: https://app.example.com",
+                "access-control-request-method: POST",
+            ],
+        )
+        .await;
+        assert_eq!(preflight.status, 204, "{preflight:?}");
+        assert_eq!(
+            preflight.header("access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
+        let unknown_host = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(unknown_host.status, 400, "{unknown_host:?}");
+        let redirecting = hardening.https_redirect(HttpsRedirect::new());
+        let redirect_addr = serve(routes.layer(redirecting)).await;
+        let redirect = http_get(redirect_addr, "/", &[]).await;
+        assert_eq!(redirect.status, 301, "{redirect:?}");
+        for reply in [&preflight, &unknown_host, &redirect] {
+            assert_eq!(reply.header("ratelimit-policy"), None, "{reply:?}");
+            assert_eq!(reply.header("ratelimit"), None, "{reply:?}");
+        }
+        let counted = request(addr, "POST", "/", &["origin: https://app.example.com"]).await;
+        assert_eq!(counted.status, 200, "{counted:?}");
+        assert_eq!(
+            counted.header("ratelimit-policy"),
+            Some("\"per-ip\";q=100;w=60")
+        );
+        assert!(counted.header("ratelimit").is_some(), "{counted:?}");
+    }
 }
