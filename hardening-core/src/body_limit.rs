@@ -3,7 +3,8 @@
 //! is answered 413 even when a layer inside rewraps the body's error and the handler can only
 //! answer 400 ("could not be read"); and whether the body is waiting for the client, so that
 //! a request timed out while its body was still arriving is answered 408 (the client was
-//! slow), not 503. Some routes may be given a larger limit than the others ([`routes`]).
+//! slow), not 503. Some routes may be given a larger limit than the others
+//! ([`RouteBodyLimits`](crate::routes::RouteBodyLimits)).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,10 +17,6 @@ use http::StatusCode;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{LengthLimitError, Limited};
 use pin_project_lite::pin_project;
-
-mod routes;
-
-pub(crate) use routes::{RouteBodyLimits, RoutePattern};
 
 /// The problem for a body over the limit (declared, or cut off as it streamed).
 pub(crate) fn too_large(limit: usize) -> Problem {

@@ -99,8 +99,10 @@ pub enum ConfigError {
     ZeroLimit(&'static str),
     /// A route pattern for [`Hardening::allow_larger_body`](crate::Hardening::allow_larger_body)
     /// that cannot match a request's path, is not taken there, or was given before.
-    #[error("invalid route {value:?} for allow_larger_body: {why}")]
-    InvalidBodyLimitRoute {
+    #[error("invalid route {value:?} for {setting}: {why}")]
+    InvalidRoute {
+        /// The builder method it was given to.
+        setting: &'static str,
         /// The pattern given.
         value: String,
         /// What is wrong with it.

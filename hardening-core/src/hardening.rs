@@ -73,7 +73,7 @@ pub(crate) enum Setting {
 pub(crate) struct Policy {
     pub(crate) body_limit: Option<usize>,
     /// Routes allowed a larger body than `body_limit` (none by default).
-    pub(crate) larger_bodies: crate::body_limit::RouteBodyLimits,
+    pub(crate) larger_bodies: crate::routes::RouteBodyLimits,
     pub(crate) query_param_limit: Option<usize>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) trusted_proxies: TrustedProxies,
@@ -156,7 +156,7 @@ impl Hardening {
         Self {
             policy: Arc::new(Policy {
                 body_limit: Some(DEFAULT_BODY_LIMIT),
-                larger_bodies: crate::body_limit::RouteBodyLimits::default(),
+                larger_bodies: crate::routes::RouteBodyLimits::default(),
                 query_param_limit: Some(DEFAULT_QUERY_PARAM_LIMIT),
                 timeout: Some(DEFAULT_TIMEOUT),
                 trusted_proxies: TrustedProxies::default(),
@@ -264,11 +264,11 @@ impl Hardening {
             .policy
             .larger_bodies
             .iter()
-            .find(|(_, larger)| *larger <= bytes)
+            .find(|(_, larger)| **larger <= bytes)
         {
             return Err(ConfigError::BodyLimitNotRaised {
                 route: route.as_str().to_owned(),
-                bytes: larger,
+                bytes: *larger,
                 body_limit: bytes,
             });
         }
@@ -333,7 +333,7 @@ impl Hardening {
     ///
     /// [`ConfigError::ZeroLimit`] for 0; [`ConfigError::BodyLimitNotRaised`] for a size not
     /// above [`body_limit`](Self::body_limit) (it would change nothing; axum's
-    /// `DefaultBodyLimit::max` lowers a route's limit); [`ConfigError::InvalidBodyLimitRoute`]
+    /// `DefaultBodyLimit::max` lowers a route's limit); [`ConfigError::InvalidRoute`]
     /// for a pattern that cannot match a request's path (not starting with `/`, with a
     /// space, `?` or `#`, a parameter that is not a whole segment, a catch-all before the
     /// end), uses axum's escaped braces (`{{`), or matches the same paths as one given
@@ -356,9 +356,9 @@ impl Hardening {
                 body_limit,
             });
         }
-        let pattern = crate::body_limit::RoutePattern::parse(route)?;
+        let pattern = crate::routes::RoutePattern::parse(route, "allow_larger_body")?;
         let mut larger_bodies = self.policy.larger_bodies.clone();
-        larger_bodies.add(pattern, bytes)?;
+        larger_bodies.add(pattern, bytes, "allow_larger_body")?;
         let elsewhere = match self.policy.body_limit {
             Some(limit) => format!("{limit} bytes elsewhere"),
             None => "with dangerous_disable_body_limit, any size is, anywhere".to_owned(),

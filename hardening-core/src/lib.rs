@@ -114,6 +114,7 @@ mod hardening;
 mod health;
 mod host;
 mod panic_body;
+mod routes;
 mod security_event;
 mod serve;
 mod service;

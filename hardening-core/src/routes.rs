@@ -1,16 +1,16 @@
-//! Larger body limits for some routes ([`Hardening::allow_larger_body`]): route patterns in
-//! axum's syntax, matched against the request's path as axum's router matches it.
+//! Route patterns in axum's syntax, matched against the request's path as axum's router
+//! matches it: the routes given a larger body limit ([`Hardening::allow_larger_body`]).
 //!
 //! A pattern is whole segments: literal ones, `{name}` (one segment) and a trailing
 //! `{*name}` (the rest of the path). A path matches byte for byte, as axum's router
 //! (matchit) compares it: no percent-decoding, no merging of slashes, no trailing slash
 //! ignored, case counts. So `//upload`, `/upload/`, `/Upload` and `/upl%6Fad`, which axum
-//! does not route to `/upload`, keep the default limit. A parameter matches a non-empty
-//! segment and a catch-all a non-empty rest, never more than axum routes to them (its
-//! catch-all takes no empty rest, nor its parameter an empty last segment), so the larger
-//! limit never reaches a path its route does not serve. axum does route an empty segment in
-//! the middle (`/docs//file` to `/docs/{id}/file`): that path keeps the default here, the
-//! stricter side.
+//! does not route to `/upload`, are not `/upload`'s: they keep the default. A parameter
+//! matches a non-empty segment and a catch-all a non-empty rest, never more than axum routes
+//! to them (its catch-all takes no empty rest, nor its parameter an empty last segment), so a
+//! route's setting never reaches a path its route does not serve. axum does route an empty
+//! segment in the middle (`/docs//file` to `/docs/{id}/file`): that path keeps the default
+//! here, the stricter side.
 //!
 //! [`Hardening::allow_larger_body`]: crate::Hardening::allow_larger_body
 
@@ -41,15 +41,16 @@ pub(crate) struct RoutePattern {
 }
 
 impl RoutePattern {
-    /// Parses `text`.
+    /// Parses `text`, given to the builder method `setting` (which errors name).
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidBodyLimitRoute`] for a pattern that cannot match a request's
-    /// path (not starting with `/`, a character no path has, a parameter not a whole
-    /// segment, a catch-all not at the end) or one this matcher does not take (`{{`).
-    pub(crate) fn parse(text: &str) -> Result<Self, ConfigError> {
-        let invalid = |why: &str| ConfigError::InvalidBodyLimitRoute {
+    /// [`ConfigError::InvalidRoute`] for a pattern that cannot match a request's path (not
+    /// starting with `/`, a character no path has, a parameter not a whole segment, a
+    /// catch-all not at the end) or one this matcher does not take (`{{`).
+    pub(crate) fn parse(text: &str, setting: &'static str) -> Result<Self, ConfigError> {
+        let invalid = |why: &str| ConfigError::InvalidRoute {
+            setting,
             value: text.to_owned(),
             why: why.to_owned(),
         };
@@ -183,23 +184,35 @@ fn check_literal(segment: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The larger body limits, the most specific pattern first: the first that matches a path
-/// is the route axum sends it to, of these.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RouteBodyLimits {
-    routes: Vec<(RoutePattern, usize)>,
+/// Routes, each with its setting (`T`), the most specific pattern first: the first that
+/// matches a path is the route axum sends it to, of these.
+#[derive(Debug, Clone)]
+pub(crate) struct Routes<T> {
+    routes: Vec<(RoutePattern, T)>,
 }
 
-impl RouteBodyLimits {
-    /// Adds `pattern`'s limit.
+impl<T> Default for Routes<T> {
+    fn default() -> Self {
+        Self { routes: Vec::new() }
+    }
+}
+
+impl<T> Routes<T> {
+    /// Adds `pattern` with its `value`, for the builder method `setting`.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidBodyLimitRoute`] when a pattern given before matches the same
-    /// paths (axum refuses such routes too).
-    pub(crate) fn add(&mut self, pattern: RoutePattern, limit: usize) -> Result<(), ConfigError> {
+    /// [`ConfigError::InvalidRoute`] when a pattern given before matches the same paths
+    /// (axum refuses such routes too).
+    pub(crate) fn add(
+        &mut self,
+        pattern: RoutePattern,
+        value: T,
+        setting: &'static str,
+    ) -> Result<(), ConfigError> {
         if let Some((given, _)) = self.routes.iter().find(|(p, _)| p.same_paths(&pattern)) {
-            return Err(ConfigError::InvalidBodyLimitRoute {
+            return Err(ConfigError::InvalidRoute {
+                setting,
                 value: pattern.as_str().to_owned(),
                 why: format!(
                     "it matches the same paths as {:?}, given before: give each route once",
@@ -210,33 +223,45 @@ impl RouteBodyLimits {
         let at = self
             .routes
             .partition_point(|(p, _)| p.specificity(&pattern) != Ordering::Greater);
-        self.routes.insert(at, (pattern, limit));
+        self.routes.insert(at, (pattern, value));
         Ok(())
     }
 
-    /// Each pattern and its limit.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&RoutePattern, usize)> {
-        self.routes.iter().map(|(p, limit)| (p, *limit))
+    /// Each pattern and its value.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&RoutePattern, &T)> {
+        self.routes.iter().map(|(p, value)| (p, value))
     }
 
+    /// Whether no route is listed: the check a request pays when none is.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The value of the first pattern `path` matches. Out of line: only a layer with routes
+    /// listed asks.
+    #[inline(never)]
+    pub(crate) fn matching(&self, path: &str) -> Option<&T> {
+        self.routes
+            .iter()
+            .find(|(pattern, _)| pattern.matches(path))
+            .map(|(_, value)| value)
+    }
+}
+
+/// The larger body limits ([`Hardening::allow_larger_body`](crate::Hardening::allow_larger_body)).
+pub(crate) type RouteBodyLimits = Routes<usize>;
+
+impl RouteBodyLimits {
     /// The body limit of a request to `path`: its route's, if one is listed and larger,
     /// else `default`. With none listed, one comparison.
     #[inline]
     pub(crate) fn limit_for(&self, path: &str, default: usize) -> usize {
-        if self.routes.is_empty() {
+        if self.is_empty() {
             return default;
         }
         self.matching(path)
-            .map_or(default, |limit| limit.max(default))
-    }
-
-    /// The limit of the first pattern `path` matches.
-    #[inline(never)]
-    fn matching(&self, path: &str) -> Option<usize> {
-        self.routes
-            .iter()
-            .find(|(pattern, _)| pattern.matches(path))
-            .map(|(_, limit)| *limit)
+            .map_or(default, |limit| (*limit).max(default))
     }
 }
 
@@ -247,7 +272,7 @@ mod tests {
     use super::*;
 
     fn pattern(text: &str) -> RoutePattern {
-        RoutePattern::parse(text).unwrap()
+        RoutePattern::parse(text, "allow_larger_body").unwrap()
     }
 
     #[test]
@@ -360,7 +385,7 @@ mod tests {
             ("/docs/a}b", "whole segment"),
             ("/docs/{id", "whole segment"),
         ] {
-            let err = RoutePattern::parse(text).unwrap_err();
+            let err = RoutePattern::parse(text, "allow_larger_body").unwrap_err();
             let message = err.to_string();
             assert!(message.contains(why), "{text:?}: {message}");
             assert!(
@@ -374,10 +399,18 @@ mod tests {
     fn the_most_specific_pattern_wins_as_in_axum() {
         let mut limits = RouteBodyLimits::default();
         // Given least specific first: the order given does not matter.
-        limits.add(pattern("/files/{*path}"), 100).unwrap();
-        limits.add(pattern("/files/{id}/raw"), 200).unwrap();
-        limits.add(pattern("/files/big/raw"), 300).unwrap();
-        limits.add(pattern("/files/{id}"), 400).unwrap();
+        limits
+            .add(pattern("/files/{*path}"), 100, "allow_larger_body")
+            .unwrap();
+        limits
+            .add(pattern("/files/{id}/raw"), 200, "allow_larger_body")
+            .unwrap();
+        limits
+            .add(pattern("/files/big/raw"), 300, "allow_larger_body")
+            .unwrap();
+        limits
+            .add(pattern("/files/{id}"), 400, "allow_larger_body")
+            .unwrap();
         assert_eq!(limits.limit_for("/files/big/raw", 10), 300);
         assert_eq!(limits.limit_for("/files/7/raw", 10), 200);
         assert_eq!(limits.limit_for("/files/7", 10), 400);
@@ -392,14 +425,22 @@ mod tests {
     #[test]
     fn a_route_given_twice_is_refused() {
         let mut limits = RouteBodyLimits::default();
-        limits.add(pattern("/docs/{id}/file"), 100).unwrap();
-        let err = limits.add(pattern("/docs/{name}/file"), 200).unwrap_err();
+        limits
+            .add(pattern("/docs/{id}/file"), 100, "allow_larger_body")
+            .unwrap();
+        let err = limits
+            .add(pattern("/docs/{name}/file"), 200, "allow_larger_body")
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("same paths as \"/docs/{id}/file\""),
             "{err}"
         );
-        limits.add(pattern("/docs/{id}/file/"), 200).unwrap();
-        limits.add(pattern("/docs/{id}/{*rest}"), 200).unwrap();
+        limits
+            .add(pattern("/docs/{id}/file/"), 200, "allow_larger_body")
+            .unwrap();
+        limits
+            .add(pattern("/docs/{id}/{*rest}"), 200, "allow_larger_body")
+            .unwrap();
     }
 }
