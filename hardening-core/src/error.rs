@@ -98,6 +98,7 @@ pub enum ConfigError {
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),
     /// A route pattern for [`Hardening::allow_larger_body`](crate::Hardening::allow_larger_body)
+    /// or [`Hardening::allow_route_without_rate_limit`](crate::Hardening::allow_route_without_rate_limit)
     /// that cannot match a request's path, is not taken there, or was given before.
     #[error("invalid route {value:?} for {setting}: {why}")]
     InvalidRoute {

@@ -107,6 +107,9 @@ pub(crate) struct Policy {
     pub(crate) csrf_as_set: Option<hardening_auth::Csrf>,
     #[cfg(feature = "ratelimit")]
     pub(crate) rate_limiter: Option<hardening_ratelimit::RateLimiter>,
+    /// Routes the rate limiter does not count (none by default).
+    #[cfg(feature = "ratelimit")]
+    pub(crate) rate_limit_exempt: crate::routes::RateLimitExempt,
     /// Writes the limiter's `RateLimit` fields, joined to those of limits further in.
     #[cfg(feature = "ratelimit")]
     pub(crate) rate_limit_fields: hardening_ratelimit::RateLimitFields,
@@ -184,6 +187,8 @@ impl Hardening {
                 csrf_as_set: Some(hardening_auth::Csrf::new()),
                 #[cfg(feature = "ratelimit")]
                 rate_limiter: Some(default_rate_limiter()),
+                #[cfg(feature = "ratelimit")]
+                rate_limit_exempt: crate::routes::RateLimitExempt::default(),
                 #[cfg(feature = "ratelimit")]
                 rate_limit_fields: hardening_ratelimit::RateLimitFields::new("Hardening"),
                 #[cfg(feature = "ratelimit")]
@@ -618,7 +623,9 @@ impl Hardening {
 
     /// Sets the rate limiter (default: policy `per-ip`, 100 requests per minute per client IP
     /// with a burst of 50, IPv6 grouped by /64). Each policy in
-    /// [shadow mode](hardening_ratelimit::Policy::shadow) is logged as a loosening. The `RateLimit` and `RateLimit-Policy` fields name the
+    /// [shadow mode](hardening_ratelimit::Policy::shadow) is logged as a loosening. Routes left
+    /// out with [`allow_route_without_rate_limit`](Self::allow_route_without_rate_limit), in
+    /// either order, stay out of it. The `RateLimit` and `RateLimit-Policy` fields name the
     /// policies that counted the request, and only those.
     ///
     /// # Errors
@@ -663,6 +670,97 @@ impl Hardening {
     pub fn concurrency_limit(mut self, limiter: hardening_ratelimit::ConcurrencyLimiter) -> Self {
         self.policy().concurrency = Some(limiter);
         self
+    }
+
+    /// **Loosens**: requests to `route` are not counted by this layer's rate limit (the
+    /// [`rate_limit`](Self::rate_limit) policies, `per-ip` by default), which every other path
+    /// keeps: for a payment provider's webhook, say, called in bursts from a few addresses.
+    /// Logs a warning naming the route. Call it once per route.
+    ///
+    /// `route` is a pattern in axum's syntax, matched as
+    /// [`allow_larger_body`](Self::allow_larger_body) matches its routes: whole segments
+    /// (`/webhooks/stripe`, `/webhooks/{provider}`, `/hooks/{*rest}`), against the path as
+    /// this layer sees it, byte for byte as axum's router matches it. So `//webhooks/stripe`,
+    /// `/webhooks/stripe/`, `/Webhooks/stripe` or `/webhooks/strip%65`, which axum does not
+    /// route to `/webhooks/stripe`, are counted as every other path is. A pattern matches every
+    /// path of its shape: give `{param}` or `{*rest}` only where your router sends all those
+    /// paths to the route (a more specific route beside it, `/webhooks/internal` beside
+    /// `/webhooks/{provider}`, is left out too).
+    ///
+    /// Responses on the route carry no `RateLimit` or `RateLimit-Policy` field (nothing
+    /// counted them). The [`concurrency_limit`](Self::concurrency_limit), if any, still
+    /// applies, and so does a limit of the route's own: a webhook that must still be bounded
+    /// can take a `RateLimitLayer` with a global policy as a `route_layer`.
+    ///
+    /// The route is named here rather than marked by a layer on the route, because this layer
+    /// decides before the router runs (a refused request costs no routing, and the
+    /// `Hardening` outside a `Router` sees no matched route): a mark set on the route would
+    /// come after the request was counted.
+    ///
+    /// ```
+    /// use std::{net::SocketAddr, num::NonZeroU32};
+    /// use axum::{Router, body::Body, extract::ConnectInfo, routing::{get, post}};
+    /// use hardening_core::Hardening;
+    /// use hardening_core::ratelimit::{Policy, Quota, RateLimiter};
+    /// use tower::ServiceExt;
+    ///
+    /// let once = Quota::per_hour(NonZeroU32::new(1).unwrap());
+    /// let app = Router::new()
+    ///     .route("/webhooks/stripe", post(|| async { "received" }))
+    ///     .route("/notes", get(|| async { "notes" }))
+    ///     .layer(
+    ///         Hardening::strict()
+    ///             .rate_limit(RateLimiter::new([Policy::per_client_ip("per-ip", once)]))?
+    ///             .allow_route_without_rate_limit("/webhooks/stripe")?,
+    ///     );
+    /// let peer = ConnectInfo(SocketAddr::from(([203, 0, 113, 7], 40_000)));
+    /// let send = |method: &str, path: &str| {
+    ///     let req = http::Request::builder().method(method).uri(path).extension(peer);
+    ///     app.clone().oneshot(req.body(Body::empty()).unwrap())
+    /// };
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// for _ in 0..5 {
+    ///     let res = send("POST", "/webhooks/stripe").await?;
+    ///     assert_eq!(res.status(), 200);
+    ///     assert!(!res.headers().contains_key("ratelimit-policy"));
+    /// }
+    /// assert_eq!(send("GET", "/notes").await?.status(), 200);
+    /// assert_eq!(send("GET", "/notes").await?.status(), 429);
+    /// // Another spelling of the path is another path: counted (and spent).
+    /// assert_eq!(send("POST", "//webhooks/stripe").await?.status(), 429);
+    /// # Ok::<(), std::convert::Infallible>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidRoute`] for a pattern that cannot match a request's path (not
+    /// starting with `/`, with a space, `?` or `#`, a parameter that is not a whole segment, a
+    /// catch-all before the end), uses axum's escaped braces (`{{`), or matches the same
+    /// paths as one given before.
+    #[cfg(feature = "ratelimit")]
+    pub fn allow_route_without_rate_limit(
+        mut self,
+        route: impl AsRef<str>,
+    ) -> Result<Self, ConfigError> {
+        const SETTING: &str = "allow_route_without_rate_limit";
+        let route = route.as_ref();
+        let mut exempt = self.policy.rate_limit_exempt.clone();
+        exempt.add(
+            crate::routes::RoutePattern::parse(route, SETTING)?,
+            (),
+            SETTING,
+        )?;
+        warn_loosened(
+            SETTING,
+            &format!(
+                "requests to route {route} are not rate limited (the rate limit still applies \
+                 to every other path)"
+            ),
+        );
+        self.policy().rate_limit_exempt = exempt;
+        Ok(self)
     }
 
     /// Applies no rate limit. Logs a warning.

@@ -1,5 +1,6 @@
 //! Route patterns in axum's syntax, matched against the request's path as axum's router
-//! matches it: the routes given a larger body limit ([`Hardening::allow_larger_body`]).
+//! matches it: the routes given a larger body limit ([`Hardening::allow_larger_body`]) and
+//! those left out of the rate limit ([`Hardening::allow_route_without_rate_limit`]).
 //!
 //! A pattern is whole segments: literal ones, `{name}` (one segment) and a trailing
 //! `{*name}` (the rest of the path). A path matches byte for byte, as axum's router
@@ -13,6 +14,7 @@
 //! here, the stricter side.
 //!
 //! [`Hardening::allow_larger_body`]: crate::Hardening::allow_larger_body
+//! [`Hardening::allow_route_without_rate_limit`]: crate::Hardening::allow_route_without_rate_limit
 
 use std::cmp::Ordering;
 
@@ -265,6 +267,21 @@ impl RouteBodyLimits {
     }
 }
 
+#[cfg(feature = "ratelimit")]
+/// The routes left out of `Hardening`'s rate limit
+/// ([`Hardening::allow_route_without_rate_limit`](crate::Hardening::allow_route_without_rate_limit)).
+pub(crate) type RateLimitExempt = Routes<()>;
+
+#[cfg(feature = "ratelimit")]
+impl RateLimitExempt {
+    /// Whether a request to `path` is left out of the rate limit. With none listed, one
+    /// comparison.
+    #[inline]
+    pub(crate) fn exempts(&self, path: &str) -> bool {
+        !self.is_empty() && self.matching(path).is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -420,6 +437,35 @@ mod tests {
         // Never below the default.
         assert_eq!(limits.limit_for("/files/7", 1000), 1000);
         assert_eq!(RouteBodyLimits::default().limit_for("/files/7", 10), 10);
+    }
+
+    /// With none listed, nothing is exempt (and nothing is matched); with some, a path
+    /// matching any of them, and only such a path.
+    #[cfg(feature = "ratelimit")]
+    #[test]
+    fn exempt_routes_are_the_paths_their_patterns_match() {
+        let setting = "allow_route_without_rate_limit";
+        let mut exempt = RateLimitExempt::default();
+        assert!(!exempt.exempts("/webhooks/stripe"));
+        for route in ["/webhooks/stripe", "/hooks/{provider}", "/files/{*path}"] {
+            let pattern = RoutePattern::parse(route, setting).unwrap();
+            exempt.add(pattern, (), setting).unwrap();
+        }
+        for path in ["/webhooks/stripe", "/hooks/github", "/files/a/b"] {
+            assert!(exempt.exempts(path), "{path:?}");
+        }
+        for path in [
+            "//webhooks/stripe",
+            "/webhooks/stripe/",
+            "/webhooks/strip%65",
+            "/Webhooks/stripe",
+            "/hooks/",
+            "/hooks/github/",
+            "/files/",
+            "/other",
+        ] {
+            assert!(!exempt.exempts(path), "{path:?}");
+        }
     }
 
     #[test]

@@ -238,9 +238,11 @@ where
             }
         }
 
-        // 5. Rate limit (all policies or none charged).
+        // 5. Rate limit (all policies or none charged), but for the routes left out of it.
         #[cfg(feature = "ratelimit")]
-        if let Some(limiter) = &policy.rate_limiter {
+        if let Some(limiter) = &policy.rate_limiter
+            && !policy.rate_limit_exempt.exempts(path)
+        {
             let keys = hardening_ratelimit::RequestKeys {
                 client_ip,
                 headers: &parts.headers,
