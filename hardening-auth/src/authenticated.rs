@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
-use hardening_errors::{Error, PrincipalId, PrincipalSlot, Problem};
+use hardening_errors::{Error, PrincipalId, PrincipalSlot, Problem, TenantId};
 use http::header::{AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
@@ -71,8 +71,9 @@ pub(crate) enum Outcome {
 /// Verifies the request's token once, before the handler: from `Authorization: Bearer` or,
 /// when configured, a session cookie. A request whose token verifies and, with a
 /// [`denylist`](Self::denylist), is not revoked carries its [`Principal`], its
-/// [`PrincipalId`] and its [`CredentialSource`] in the extensions (for the handler and the
-/// layers inside, such as per-principal rate limits), and its response carries the
+/// [`PrincipalId`], its [`TenantId`] (when the token names a tenant) and its
+/// [`CredentialSource`] in the extensions (for the handler and the layers inside, such as
+/// per-principal and per-tenant rate limits), and its response carries the
 /// [`PrincipalId`] for the access log. A missing, bad or revoked token puts none of them
 /// there and does not reject here: routes that need authentication ask for [`Authenticated`].
 ///
@@ -316,6 +317,10 @@ impl Admission {
         let id = PrincipalId::new(self.principal.subject.as_str());
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             slot.set(id.clone());
+        }
+        // Its tenant, for per-tenant limits (`hardening-ratelimit` reads this type, not ours).
+        if let Some(tenant) = self.principal.tenant.as_deref().filter(|t| !t.is_empty()) {
+            parts.extensions.insert(TenantId::new(tenant));
         }
         parts.extensions.insert(self.principal.clone());
         parts.extensions.insert(self.source);

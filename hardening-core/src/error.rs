@@ -125,10 +125,12 @@ pub enum ConfigError {
         body_limit: usize,
     },
     /// A rate-limit policy `Hardening` could never count: it keys by the authenticated
-    /// principal, which no request has yet where `Hardening` runs (outside the auth layer).
+    /// principal or its tenant, which no request has yet where `Hardening` runs (outside the
+    /// auth layer).
     #[error(
-        "rate-limit policy `{0}` counts by principal, which Hardening never knows (it runs \
-         before your auth layer): give it to a RateLimitLayer inside the auth layer instead"
+        "rate-limit policy `{0}` counts by principal or tenant, which Hardening never knows \
+         (it runs before your auth layer): give it to a RateLimitLayer inside the auth layer \
+         instead"
     )]
     PolicyNeedsPrincipal(String),
     /// A rate limiter with no policies: it would limit nothing. What

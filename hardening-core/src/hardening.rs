@@ -630,9 +630,9 @@ impl Hardening {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::PolicyNeedsPrincipal`] for a policy that counts by principal (alone or
-    /// in a composite key): `Hardening` runs before any auth layer, so it would never count
-    /// anything. Give such a policy to a `RateLimitLayer` inside the auth layer. (A limiter has at least one policy,
+    /// [`ConfigError::PolicyNeedsPrincipal`] for a policy that counts by principal or tenant
+    /// (alone or in a composite key): `Hardening` runs before any auth layer, so it would
+    /// never count anything. Give such a policy to a `RateLimitLayer` inside the auth layer. (A limiter has at least one policy,
     /// no blank name and no two of one name: `RateLimiter::try_new` refuses each, and with `?`
     /// its error converts to [`ConfigError::NoRateLimitPolicies`],
     /// [`ConfigError::RateLimit`] or [`ConfigError::DuplicatePolicyName`].)
@@ -962,12 +962,13 @@ impl Policy {
     }
 }
 
-/// The key needs the authenticated principal (alone or as part of a composite key).
+/// The key needs the authenticated principal or its tenant (alone or as part of a composite
+/// key).
 #[cfg(feature = "ratelimit")]
 fn needs_principal(key: &hardening_ratelimit::KeyKind) -> bool {
     use hardening_ratelimit::KeyKind;
     match key {
-        KeyKind::Principal => true,
+        KeyKind::Principal | KeyKind::Tenant => true,
         KeyKind::Composite(parts) => parts.iter().any(needs_principal),
         _ => false,
     }

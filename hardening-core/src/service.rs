@@ -247,6 +247,7 @@ where
                 client_ip,
                 headers: &parts.headers,
                 principal: None,
+                tenant: None,
                 route: Some(path),
             };
             match limiter.check(&keys, 1) {

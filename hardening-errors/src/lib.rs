@@ -17,7 +17,8 @@
 //!   `Retry-After`), timeout, internal). An internal error keeps its source chain for the log and answers only a
 //!   generic 500.
 //! - [`RequestId`]: the id that ties a response to its log lines; [`PrincipalId`]: who made
-//!   the request, for the access log.
+//!   the request, for the access log and per-principal limits; [`TenantId`]: the tenant they
+//!   belong to, for per-tenant limits.
 //! - [`ProblemLayer`]: turns every error response that is not already a problem (axum
 //!   extractor rejections, 404 fallbacks, 405, 413, 408, 503, panics) into one, without echoing
 //!   internal text or large input back, and reports each rejection (401, 403, 408, 413, 429,
@@ -117,7 +118,7 @@ pub use mapping::{
     is_html_error_page, log_panic, panic_response, reject,
 };
 pub use panic_hook::redact_panic_messages;
-pub use principal::{PrincipalId, PrincipalSlot};
+pub use principal::{PrincipalId, PrincipalSlot, TenantId};
 pub use problem::{DEFAULT_CHALLENGE, FieldError, Problem};
 pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_error_chain, redact_secrets,

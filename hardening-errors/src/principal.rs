@@ -1,4 +1,4 @@
-//! Who made a request, as far as the logs need to know.
+//! Who made a request, as far as the logs and the rate limits need to know.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -44,6 +44,38 @@ impl fmt::Display for PrincipalId {
 impl fmt::Debug for PrincipalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("PrincipalId").field(&&*self.0).finish()
+    }
+}
+
+/// The tenant the authenticated principal belongs to (in a multi-tenant service, the
+/// customer account a user or API key acts for), in the **request** extensions: what
+/// per-tenant rate limits and budgets count by (`hardening-ratelimit`'s `KeyKind::Tenant`).
+///
+/// `hardening-auth`'s `AuthLayer` puts one there from a verified token's `tenant` (or `tid`)
+/// claim; an authentication of your own can insert one, as it knows the tenant. Never take it
+/// from anything the client sends unverified (a header, a query parameter): a client could
+/// then spend another tenant's budget, or escape its own by naming a new tenant each time.
+///
+/// ```
+/// use hardening_errors::TenantId;
+///
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(TenantId::new("acme"));
+/// let tenant = request.extensions().get::<TenantId>().map(TenantId::as_str);
+/// assert_eq!(tenant, Some("acme"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TenantId(Arc<str>);
+
+impl TenantId {
+    /// A tenant id.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -9,8 +9,8 @@
 //!   burst, `NonZero` counts.
 //! - [`RateLimiter`]: keyed GCRA over governor's concurrent state store; several
 //!   [`Policy`]s per request (per client IP with IPv6 grouped by /64, per header value, per
-//!   principal, global) decided all-or-nothing; bounded memory without a background thread;
-//!   [`Policy::shadow`] to decide and report without refusing.
+//!   principal, per tenant, global) decided all-or-nothing; bounded memory without a
+//!   background thread; [`Policy::shadow`] to decide and report without refusing.
 //! - [`CostLayer`] / [`RateLimiter::reserve`]: cost-aware limits against "denial of wallet":
 //!   an estimate (`max_tokens` from the JSON body, clamped) reserved atomically before the
 //!   handler runs, settled to the actual cost ([`Usage`], [`ActualCost`]) when the response

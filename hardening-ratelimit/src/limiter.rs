@@ -61,6 +61,12 @@ pub enum KeyKind {
     /// The authenticated principal ([`hardening_errors::PrincipalId`] in the request
     /// extensions, put there by the auth layer); anonymous requests are not counted by it.
     Principal,
+    /// The authenticated principal's tenant ([`hardening_errors::TenantId`] in the request
+    /// extensions, which `hardening-auth`'s `AuthLayer` puts there from a verified token's
+    /// `tenant` or `tid` claim): one budget shared by every user of a customer account.
+    /// Requests without a tenant (anonymous ones, or a token without the claim) are not
+    /// counted by it.
+    Tenant,
     /// The route: axum's matched path template (`/notes/{id}`) when the limiter runs inside
     /// the router, else the request path.
     Route,
@@ -308,12 +314,33 @@ impl Policy {
     /// A policy per authenticated principal (user, service account): the place for
     /// long-period budgets such as `Quota::per_day(100_000)` tokens.
     pub fn per_principal(name: impl Into<PolicyName>, quota: Quota) -> Self {
-        Self {
-            name: name.into(),
-            quota,
-            key: KeyKind::Principal,
-            shadow: false,
-        }
+        Self::keyed(name, quota, KeyKind::Principal)
+    }
+
+    /// A policy per tenant ([`KeyKind::Tenant`]): one budget for all the users of a customer
+    /// account, such as a daily cost budget per tenant beside each user's own. Requests
+    /// without a tenant are not counted by it.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use hardening_ratelimit::{Policy, Quota, RateLimiter, RequestKeys};
+    ///
+    /// let limiter = RateLimiter::new([Policy::per_tenant(
+    ///     "tenant-per-day",
+    ///     Quota::per_day(NonZeroU32::new(2).unwrap()),
+    /// )]);
+    /// let headers = http::HeaderMap::new();
+    /// let of = |user, tenant| {
+    ///     RequestKeys::new(None, &headers).principal(Some(user)).tenant(Some(tenant))
+    /// };
+    /// assert!(limiter.check(&of("ann", "acme"), 1).is_admitted());
+    /// assert!(limiter.check(&of("bo", "acme"), 1).is_admitted());
+    /// // The tenant's budget is spent, whoever asks.
+    /// assert!(!limiter.check(&of("cy", "acme"), 1).is_admitted());
+    /// assert!(limiter.check(&of("cy", "globex"), 1).is_admitted());
+    /// ```
+    pub fn per_tenant(name: impl Into<PolicyName>, quota: Quota) -> Self {
+        Self::keyed(name, quota, KeyKind::Tenant)
     }
 
     /// **Loosens**: shadow mode. The policy decides and reports (a [`Decision::Shadowed`]
@@ -387,6 +414,8 @@ pub struct RequestKeys<'a> {
     pub headers: &'a HeaderMap,
     /// The authenticated principal's id, if any.
     pub principal: Option<&'a str>,
+    /// The authenticated principal's tenant, if any.
+    pub tenant: Option<&'a str>,
     /// The route (matched path template, or the path), if known.
     pub route: Option<&'a str>,
 }
@@ -398,6 +427,7 @@ impl<'a> RequestKeys<'a> {
             client_ip,
             headers,
             principal: None,
+            tenant: None,
             route: None,
         }
     }
@@ -405,8 +435,9 @@ impl<'a> RequestKeys<'a> {
     /// The keys of an HTTP request as the layers of this crate read them: the client IP from
     /// the [`RequestContext`](hardening_errors::RequestContext) `Hardening` put there (which
     /// has followed trusted proxies), else axum's `ConnectInfo<SocketAddr>`; the principal from
-    /// [`PrincipalId`](hardening_errors::PrincipalId), the route from axum's `MatchedPath`
-    /// (else the path).
+    /// [`PrincipalId`](hardening_errors::PrincipalId), the tenant from
+    /// [`TenantId`](hardening_errors::TenantId), the route from axum's `MatchedPath` (else the
+    /// path).
     pub fn from_http(
         extensions: &'a http::Extensions,
         headers: &'a HeaderMap,
@@ -419,6 +450,9 @@ impl<'a> RequestKeys<'a> {
             principal: extensions
                 .get::<hardening_errors::PrincipalId>()
                 .map(hardening_errors::PrincipalId::as_str),
+            tenant: extensions
+                .get::<hardening_errors::TenantId>()
+                .map(hardening_errors::TenantId::as_str),
             route: Some(
                 extensions
                     .get::<MatchedPath>()
@@ -438,6 +472,13 @@ impl<'a> RequestKeys<'a> {
     #[must_use]
     pub fn principal(mut self, principal: Option<&'a str>) -> Self {
         self.principal = principal;
+        self
+    }
+
+    /// With the authenticated principal's tenant (for [`KeyKind::Tenant`]).
+    #[must_use]
+    pub fn tenant(mut self, tenant: Option<&'a str>) -> Self {
+        self.tenant = tenant;
         self
     }
 }
@@ -1732,6 +1773,7 @@ pub(crate) fn key_for(kind: &KeyKind, keys: &RequestKeys<'_>) -> Option<Key> {
             })
         }
         KeyKind::Principal => keys.principal.filter(|p| !p.is_empty()).map(text_key),
+        KeyKind::Tenant => keys.tenant.filter(|t| !t.is_empty()).map(text_key),
         KeyKind::Route => keys.route.filter(|r| !r.is_empty()).map(text_key),
         KeyKind::Custom(f) => (f.0)(keys).map(|k| text_key(&k)),
         KeyKind::Composite(parts) => {
@@ -1976,6 +2018,7 @@ mod tests {
             client_ip: Some(ip.parse().unwrap()),
             headers,
             principal: None,
+            tenant: None,
             route: None,
         }
     }
@@ -2330,6 +2373,7 @@ mod tests {
                 client_ip: None,
                 headers: &h,
                 principal: None,
+                tenant: None,
                 route: None,
             };
             let mut now = 0u64;
@@ -2385,6 +2429,7 @@ mod tests {
             client_ip: None,
             headers: &h,
             principal: None,
+            tenant: None,
             route: None,
         };
         let ms = 1_000_000;
@@ -2424,6 +2469,7 @@ mod tests {
                     client_ip: Some(ip),
                     headers: &h,
                     principal: None,
+                    tenant: None,
                     route: None,
                 },
                 1,
@@ -3240,6 +3286,56 @@ mod tests {
             policy.as_bytes(),
             one.policy_header().unwrap().as_bytes()
         ));
+    }
+
+    /// A tenant key counts every principal of the tenant together; a request without a
+    /// tenant, or with an empty one, is not counted by it; in a composite key it is one
+    /// part like the others.
+    #[test]
+    fn tenant_keys() {
+        let limiter = RateLimiter::new([Policy::per_tenant("per-tenant", Quota::per_hour(nz(1)))]);
+        let h = HeaderMap::new();
+        let of = |who, tenant| {
+            RequestKeys::new(None, &h)
+                .principal(Some(who))
+                .tenant(tenant)
+        };
+        assert!(
+            limiter
+                .check_at(&of("ann", Some("acme")), 1, 0)
+                .is_admitted()
+        );
+        assert!(
+            !limiter
+                .check_at(&of("bo", Some("acme")), 1, 0)
+                .is_admitted()
+        );
+        assert!(
+            limiter
+                .check_at(&of("bo", Some("globex")), 1, 0)
+                .is_admitted()
+        );
+        for tenant in [None, Some("")] {
+            for _ in 0..3 {
+                let decision = limiter.check_at(&of("cy", tenant), 1, 0);
+                assert!(decision.statuses().is_empty(), "{tenant:?}: {decision:?}");
+            }
+        }
+        assert_eq!(limiter.tracked_keys(), [2]);
+        let user_in_tenant = KeyKind::Composite(vec![KeyKind::Tenant, KeyKind::Principal]);
+        assert_eq!(
+            key_for(&user_in_tenant, &of("ann", Some("acme"))),
+            Some(Key::Text("acme\u{1f}ann".into()))
+        );
+        assert_eq!(key_for(&user_in_tenant, &of("ann", None)), None);
+        // The tenant comes from the `TenantId` in the extensions, as the principal from its
+        // `PrincipalId`.
+        let mut extensions = http::Extensions::new();
+        extensions.insert(hardening_errors::PrincipalId::new("ann"));
+        extensions.insert(hardening_errors::TenantId::new("acme"));
+        let uri = http::Uri::from_static("/notes");
+        let keys = RequestKeys::from_http(&extensions, &h, &uri);
+        assert_eq!((keys.principal, keys.tenant), (Some("ann"), Some("acme")));
     }
 
     /// A limiter of one request an hour per principal and route.

@@ -509,10 +509,10 @@ pub(crate) fn report_shadow(
 }
 
 /// Whether none of the enforcing policies counts a request (has a key for it): per-principal
-/// policies and an anonymous caller (or a layer outside the auth layer), a header-keyed one
-/// and no header, a per-IP one and no client IP. Only shadow policies counting it limits
-/// nothing either. A limiter whose policies are all shadow limits nothing by design, and is
-/// not "unlimited" in this sense.
+/// (or per-tenant) policies and an anonymous caller (or a layer outside the auth layer), a
+/// header-keyed one and no header, a per-IP one and no client IP. Only shadow policies
+/// counting it limits nothing either. A limiter whose policies are all shadow limits nothing
+/// by design, and is not "unlimited" in this sense.
 pub(crate) fn counts_nothing<'a>(
     policies: impl Iterator<Item = &'a crate::Policy>,
     keys: &crate::RequestKeys<'_>,
@@ -624,6 +624,13 @@ fn what_it_lacks<'a>(
             "no principal (an anonymous caller, or the layer placed outside the auth layer): \
              place the layer inside the auth layer, or add a per-IP or global policy to limit \
              anonymous callers",
+        );
+    }
+    if keys.tenant.is_none_or(str::is_empty) && count_by(|k| matches!(k, KeyKind::Tenant)) {
+        lacks.push(
+            "no tenant (an anonymous caller, a token without a `tenant` or `tid` claim, or the \
+             layer placed outside the auth layer): place the layer inside the auth layer, or \
+             add a per-principal, per-IP or global policy to limit such callers",
         );
     }
     if keys.client_ip.is_none() && count_by(|k| matches!(k, KeyKind::ClientIp { .. })) {

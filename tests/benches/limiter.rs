@@ -43,6 +43,7 @@ fn limiter(c: &mut Criterion) {
                 client_ip: Some(ips[j]),
                 headers: &headers,
                 principal: None,
+                tenant: None,
                 route: None,
             };
             ours.check(&keys, 1)

@@ -35,9 +35,10 @@ const X_API_KEY: &str = "x-api-key";
 ///
 /// A request with a live key goes on as its key's principal, in the places a verified
 /// token's goes: [`Authenticated`](crate::Authenticated) (and so [`Owned`](crate::Owned),
-/// role and scope guards), the [`Principal`](crate::Principal), [`PrincipalId`] and
-/// [`CredentialSource::ApiKey`] in the request's extensions (per-principal rate limits inside
-/// this layer count per key's principal), and the [`PrincipalId`] on the response (the access
+/// role and scope guards), the [`Principal`](crate::Principal), [`PrincipalId`], its
+/// [`TenantId`](hardening_errors::TenantId) when it has a tenant, and
+/// [`CredentialSource::ApiKey`] in the request's extensions (per-principal and per-tenant rate
+/// limits inside this layer count per key's principal and tenant), and the [`PrincipalId`] on the response (the access
 /// log's `enduser.id`; `Cache-Control: no-store` from the security headers).
 ///
 /// Any other request is refused here, before the routes, with a 401 problem and a
