@@ -251,3 +251,35 @@ async fn a_bundle_runs_under_the_static_site_policy_and_inline_script_does_not()
         assert_eq!(fetched, "hello from the API", "{path}");
     }
 }
+
+/// Every file counts against `Hardening`'s per-IP limit (100 a minute, burst 50): a
+/// code-split build's first load of more than 50 chunks met 429s (a new-user trial: 70 cold
+/// GETs of one asset, 50 × 200 then 429). The README's remedy, the build's hashed assets
+/// left out with `allow_route_without_rate_limit("/assets/{*path}")`, serves them all, while
+/// the API routes keep the limit.
+#[tokio::test]
+async fn hashed_assets_left_out_of_the_limit_load_past_its_burst() {
+    let dist = Dist::new();
+    std::fs::create_dir_all(dist.0.join("assets")).unwrap();
+    std::fs::write(dist.0.join("assets/app-3f9a1c.js"), APP_JS).unwrap();
+    let strict = serve(files_under(&dist.0, Hardening::strict())).await;
+    let statuses = |addr| async move {
+        let mut statuses = Vec::new();
+        for _ in 0..60 {
+            statuses.push(http_get(addr, "/assets/app-3f9a1c.js", &[]).await.status);
+        }
+        statuses
+    };
+    let counted = statuses(strict).await;
+    assert!(counted.contains(&429), "{counted:?}");
+    let left_out = Hardening::strict()
+        .allow_route_without_rate_limit("/assets/{*path}")
+        .unwrap();
+    let left_out = serve(files_under(&dist.0, left_out)).await;
+    assert_eq!(statuses(left_out).await, [200; 60]);
+    let mut api = Vec::new();
+    for _ in 0..60 {
+        api.push(http_get(left_out, "/api/hello", &[]).await.status);
+    }
+    assert!(api.contains(&429), "{api:?}");
+}
