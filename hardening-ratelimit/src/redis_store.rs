@@ -263,6 +263,7 @@ const EVICTION_RISK: EvictionRisk = EvictionRisk {
 /// # let _ = limiter;
 /// # Ok(()) }
 /// ```
+#[must_use]
 pub struct RedisLimiterBuilder {
     settings: RedisStoreSettings,
     policies: Vec<(Policy, FailureMode)>,
@@ -285,7 +286,6 @@ impl fmt::Debug for RedisLimiterBuilder {
 
 impl RedisLimiterBuilder {
     /// Adds a policy and what it does when Redis is away (no default: choose).
-    #[must_use]
     pub fn policy(mut self, policy: Policy, on_failure: FailureMode) -> Self {
         self.policies.push((policy, on_failure));
         self
@@ -298,7 +298,6 @@ impl RedisLimiterBuilder {
     /// In the key, `{`, `}` and `%` are written `%7B`, `%7D` and `%25` (a client's `{…}`
     /// would choose the Redis Cluster slot of its keys), and text over 256 bytes, a slot's
     /// too, is kept as its digest.
-    #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.settings.set_prefix(prefix);
         self
@@ -310,7 +309,6 @@ impl RedisLimiterBuilder {
     /// [`RedisLimiter::reserve`]), and a concurrency slot it grants after that released.
     /// Start-up (loading the scripts) waits no longer than this either. Zero is refused by
     /// [`connect`](Self::connect).
-    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.set_timeout(timeout);
         self
@@ -327,7 +325,6 @@ impl RedisLimiterBuilder {
     /// stopped) is replaced once commands have timed out on it for a cool-down (or the
     /// timeout, if longer) with no reply: so the probe after the next cool-down asks on a new
     /// connection. Logged as a warning.
-    #[must_use]
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
         self.settings.set_circuit_breaker(failures, cool_down);
         self
@@ -337,7 +334,6 @@ impl RedisLimiterBuilder {
     /// say). Under memory pressure, which many distinct clients can cause, it may drop
     /// buckets, and an evicted bucket starts again full: a spent daily budget too. Logs a
     /// warning at start-up when the policy found evicts.
-    #[must_use]
     pub fn dangerous_allow_eviction(mut self) -> Self {
         self.settings.dangerous_allow_eviction();
         self
@@ -348,7 +344,6 @@ impl RedisLimiterBuilder {
     /// timeouts, if longer; see [`RedisLimiter::reserve`]): for tests, which cannot wait
     /// a minute.
     #[doc(hidden)]
-    #[must_use]
     pub fn late_reply(mut self, late_reply: Duration) -> Self {
         self.late_reply = Some(late_reply);
         self
@@ -356,7 +351,6 @@ impl RedisLimiterBuilder {
 
     /// See [`RedisStoreSettings::set_eviction_recheck_every`]: for tests.
     #[doc(hidden)]
-    #[must_use]
     pub fn eviction_recheck_every(mut self, every: Duration) -> Self {
         self.settings.set_eviction_recheck_every(every);
         self
