@@ -48,6 +48,10 @@ security_events! {
     /// 400: a body of unknown size whose `Content-Length` is not one valid length (a sign,
     /// a space inside, fields that disagree): RFC 9112 §6.3, as hyper answers on the wire.
     BadContentLength => "bad_content_length",
+    /// 400 or 501: a body whose `Transfer-Encoding` is not `chunked` alone (chunked twice,
+    /// 400; another coding, which nothing here decodes, 501: RFC 9112 §6.1), answered with
+    /// `Connection: close` (a proxy in front may have framed the body otherwise).
+    BadTransferEncoding => "bad_transfer_encoding",
     /// 400: a request with a body and `Content-Type` fields that differ (a singleton field,
     /// RFC 9110 §8.3: axum's extractors read the first, a proxy in front may have read
     /// another).
@@ -261,7 +265,7 @@ mod tests {
 
     #[test]
     fn every_name_is_its_events_own() {
-        assert_eq!(SecurityEvent::ALL.len(), 17);
+        assert_eq!(SecurityEvent::ALL.len(), 18);
         for &event in SecurityEvent::ALL {
             assert_eq!(SecurityEvent::from_name(event.as_str()), Some(event));
         }

@@ -329,6 +329,11 @@ where
                 // is answered 400, as hyper answers it on the wire (RFC 9112 §6.3).
                 let declared = match hint.exact() {
                     Some(size) => Some(size),
+                    // Its `Transfer-Encoding` must be `chunked` alone (checked below too, when
+                    // there is no body limit).
+                    None if !chunked_alone(&parts.headers) => {
+                        return refused_transfer_encoding(&parts.headers, post);
+                    }
                     None => match hardening_errors::declared_content_length(&parts.headers) {
                         Ok(declared) => declared,
                         Err(_) => {
@@ -364,6 +369,11 @@ where
                         }
                     }
                 }
+            }
+            // A body of unknown size came chunked (hyper reads one whose last coding is
+            // chunked): its `Transfer-Encoding` must say that alone (as above, with a limit).
+            None if hint.exact().is_none() && !chunked_alone(&parts.headers) => {
+                return refused_transfer_encoding(&parts.headers, post);
             }
             None => None,
         };
@@ -502,6 +512,79 @@ fn differing_content_types(headers: &http::HeaderMap) -> bool {
     values
         .next()
         .is_some_and(|first| values.any(|v| v != first))
+}
+
+/// A body of unknown size whose `Transfer-Encoding` is not `chunked` alone, refused: hyper
+/// reads a body as chunked when its last coding is, and a proxy in front that reads
+/// `identity, chunked` or two `chunked` fields otherwise may have framed it otherwise (RFC 9112
+/// §6.1). 400 when the fields name `chunked` more than once (or no coding at all), 501 when
+/// they name another coding, which nothing here decodes; with `Connection: close`, so that
+/// nothing after the body on the connection is read.
+#[cold]
+#[inline(never)]
+fn refused_transfer_encoding<F, B>(headers: &http::HeaderMap, post: Post) -> ResponseFuture<F, B> {
+    // Not `chunked` alone (`chunked_alone` said so): a coding of another name, else chunked
+    // more than once or not at all.
+    let (chunked, other) = transfer_codings(headers);
+    let (status, detail) = if other {
+        (
+            StatusCode::NOT_IMPLEMENTED,
+            "the request's Transfer-Encoding names a coding other than chunked, which this \
+             server does not decode: send the body with chunked alone",
+        )
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            "the request's Transfer-Encoding does not name chunked exactly once: send it once",
+        )
+    };
+    debug_assert!(other || chunked != 1, "refused chunked alone");
+    refused(
+        || {
+            Problem::new(status)
+                .with_detail(detail)
+                .with_header(http::header::CONNECTION, HeaderValue::from_static("close"))
+        },
+        SecurityEvent::BadTransferEncoding,
+        post,
+    )
+}
+
+/// Whether a request's `Transfer-Encoding` fields name `chunked` once and no other coding (any
+/// case, OWS around it, empty list elements ignored: RFC 9110 §5.6.1), or are absent (a body
+/// made in-process, or HTTP/2's, which has none). Out of line: only bodies of unknown size
+/// come here.
+#[inline(never)]
+fn chunked_alone(headers: &http::HeaderMap) -> bool {
+    let mut fields = headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    let Some(first) = fields.next() else {
+        return true;
+    };
+    if fields.next().is_none() && first.as_bytes().eq_ignore_ascii_case(b"chunked") {
+        return true;
+    }
+    transfer_codings(headers) == (1, false)
+}
+
+/// How many times a request's `Transfer-Encoding` fields name `chunked`, and whether they name
+/// another coding: each list element read (empty ones skipped). Cold: clients send one
+/// `chunked` field, which [`chunked_alone`] takes without this.
+#[cold]
+#[inline(never)]
+fn transfer_codings(headers: &http::HeaderMap) -> (usize, bool) {
+    let mut chunked = 0_usize;
+    let mut other = false;
+    for field in headers.get_all(http::header::TRANSFER_ENCODING) {
+        for coding in field.as_bytes().split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                chunked += 1;
+            } else {
+                other |= !coding.is_empty();
+            }
+        }
+    }
+    (chunked, other)
 }
 
 /// The header's value when it has exactly one.

@@ -1,7 +1,8 @@
 //! Randomised bad input over TCP: a few thousand malformed or hostile HTTP/1.1 requests,
 //! built by a fixed-seed PRNG from random mutations of valid ones, to a strict app served by
 //! `hardening_core::Server` and by `axum::serve`. Every answer must be sensible (no 5xx but
-//! the deliberate panic's 500 and the timeouts'), every error an RFC 9457 problem with its
+//! the deliberate panic's 500, the timeouts' and the 501 for a transfer coding other than
+//! chunked), every error an RFC 9457 problem with its
 //! request id (or one of hyper's documented bare answers: 400, 414, 431 with an empty body),
 //! no body may carry internals or echo the input at length, nothing may panic but the
 //! deliberate route, and the servers keep serving.
@@ -322,6 +323,17 @@ impl Req {
 
     fn is_method(&self, m: &str) -> bool {
         self.method == m.as_bytes()
+    }
+
+    /// Whether its `Transfer-Encoding` names a coding other than `chunked` (which `Hardening`
+    /// answers 501, RFC 9112 §6.1).
+    fn names_a_coding_other_than_chunked(&self) -> bool {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"transfer-encoding"))
+            .flat_map(|(_, value)| value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"chunked"))
     }
 
     /// The head and the body, as sent.
@@ -1555,8 +1567,9 @@ fn check_response(req: &Req, resp: &Resp, first: bool) -> Vec<(String, String)> 
         wrong.push(("impossible status".to_owned(), show()));
     }
     if status >= 500 {
-        let expected =
-            (status == 500 && path.contains("/panic")) || (status == 503 && path.contains("/slow"));
+        let expected = (status == 500 && path.contains("/panic"))
+            || (status == 503 && path.contains("/slow"))
+            || (status == 501 && first && req.names_a_coding_other_than_chunked());
         if !expected {
             wrong.push((format!("unexpected {status}"), show()));
         }

@@ -35,13 +35,14 @@ const COOKIE: &str = "cookie-secret-9Lm4";
 const QUERY: &str = "query-secret-3Vb8";
 
 /// Every name of `security_events!` in hardening-core/src/security_event.rs.
-const NAMES: [&str; 17] = [
+const NAMES: [&str; 18] = [
     "rate_limited",
     "unauthenticated",
     "forbidden",
     "csrf_blocked",
     "body_too_large",
     "bad_content_length",
+    "bad_transfer_encoding",
     "bad_content_type",
     "too_many_query_params",
     "timed_out",
@@ -216,6 +217,14 @@ async fn trigger(event: &str) -> Answer {
             last_reply(app, &[raw.as_bytes()]).await
         }
         "bad_content_length" => bad_content_length().await,
+        "bad_transfer_encoding" => {
+            let raw = format!(
+                "{}transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n\
+                 5\r\nhello\r\n0\r\n\r\n",
+                head("POST", "/", "")
+            );
+            last_reply(hi().layer(Hardening::strict()), &[raw.as_bytes()]).await
+        }
         "bad_content_type" => {
             let raw = format!(
                 "{}content-type: application/json\r\ncontent-type: text/plain\r\n\
@@ -475,7 +484,11 @@ fn expected_status(case: &str) -> Option<u16> {
         "unauthenticated" => 401,
         "forbidden" | "csrf_blocked" | "cors_rejected" => 403,
         "body_too_large" => 413,
-        "bad_content_length" | "bad_content_type" | "too_many_query_params" | "bad_host" => 400,
+        "bad_content_length"
+        | "bad_transfer_encoding"
+        | "bad_content_type"
+        | "too_many_query_params"
+        | "bad_host" => 400,
         "timed_out" | "load_shed" => 503,
         "panicked" | "cost_limit_unkeyed" => 500,
         "rate_limit_shadow" | "csrf_shadow" => 200,
