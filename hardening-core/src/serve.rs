@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -74,7 +74,8 @@ where
 /// - a panic's text is printed with its secrets redacted
 ///   ([`redact_panic_messages`](hardening_errors::redact_panic_messages));
 /// - with [`max_connections`](Self::max_connections), at most that many connections are
-///   open at once, upgraded ones included (none by default).
+///   served at once, upgraded ones included (none by default); at the cap, a connection idle
+///   between requests is closed to make room for a new client.
 ///
 /// Protocol upgrades (WebSocket) are served: a 101 hands the connection to the route, with
 /// the send timeout still on its writes; the drain does not wait for upgraded connections
@@ -255,14 +256,26 @@ impl Server {
         Ok(self)
     }
 
-    /// At most this many connections open at once, upgraded ones (WebSockets) included until
-    /// they close: at the cap, the server accepts no more until one closes (the kernel's
-    /// listen backlog holds the next ones, then refuses), and logs a warning at most every
-    /// 10 s. This keeps file descriptors (and the memory of each connection) for the rest of
-    /// the process (a database pool, files) when many connections arrive at once. It is one
-    /// cap for all clients, not a share per client: one client holding that many
-    /// connections keeps others waiting until the header-read or idle timeout closes them.
-    /// Set it below the process's descriptor limit (`ulimit -n`), with room for the others.
+    /// At most this many connections served at once, upgraded ones (WebSockets) included until they
+    /// close. At the cap, the next client to connect is accepted and held, unserved, while a place
+    /// is made for it: of the connections idle between requests (a response written in full,
+    /// nothing of a next request read), the one accepted first is closed (gracefully: hyper answers
+    /// a request that began meanwhile first; one its client sends just then meets the close, as at
+    /// the idle timeout: clients send an idempotent one again on a new connection), as nginx closes
+    /// idle keep-alive connections when it runs out, and the new client is served in its place,
+    /// within milliseconds (each client held this way closes one). A connection with a request in
+    /// flight, a response being written, a request head begun or a body arriving, an upgraded one,
+    /// and a new one that has not sent its first request (it has the header-read timeout) are never
+    /// closed for it; while every one is, the client held waits until one closes or goes idle, and
+    /// the next ones wait in the kernel's listen backlog (which refuses once full). So a client
+    /// holding every place with idle keep-alive connections keeps no one out; one holding them busy
+    /// does, until the header-read, request or send timeout ends each. Reaching the cap, and
+    /// closing idle connections for it, are each logged as a warning at most every 10 s (the latter
+    /// with the number closed since the last). The cap keeps file descriptors (and the memory of
+    /// each connection) for the rest of the process (a database pool, files) when many connections
+    /// arrive at once; it is one cap for all clients, not a share per client. Set it below the
+    /// process's descriptor limit (`ulimit -n`), with room for the others and for the one client
+    /// held.
     ///
     /// # Errors
     ///
@@ -412,61 +425,68 @@ impl Server {
         let cap = self
             .max_connections
             .map(|max| (Arc::new(tokio::sync::Semaphore::new(max)), max));
+        // Under a cap: the open connections, oldest first, to close idle ones in.
+        let mut open = OpenConnections::default();
         let mut cap_warning = Throttle::default();
+        let mut room_made = RoomMade::default();
         tokio::pin!(shutdown);
         let stopped = loop {
-            // A place among the open connections, held by its socket (after an upgrade too).
-            let permit = match &cap {
-                None => None,
-                Some((places, max)) => {
-                    if places.available_permits() == 0
-                        && cap_warning.due(tokio::time::Instant::now())
-                    {
-                        tracing::warn!(
-                            target: crate::LOG_TARGET,
-                            max_connections = *max,
-                            "connection cap reached: accepting again when one closes \
-                             (logged at most every 10 s)"
-                        );
-                    }
-                    tokio::select! {
-                        // Never closed; if it were, this would serve without a cap.
-                        place = places.clone().acquire_owned() => place.ok(),
-                        stopped = &mut shutdown => break stopped,
-                    }
-                }
-            };
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => {
-                        accept_failures.recovered(tokio::time::Instant::now());
-                        accepted
-                    }
-                    Err(e) => {
-                        match pause_after_accept_error(&e) {
-                            Some(pause) => {
-                                // Out of file descriptors and the like: back off, keep serving.
-                                accept_failures.failed(tokio::time::Instant::now(), &e, pause);
-                                tokio::time::sleep(pause).await;
-                            }
-                            None => tracing::debug!(
+            // A place among the open connections, held by its socket (after an upgrade too);
+            // at the cap, one for the client accepted first and held while room is made.
+            let (permit, held) = match &cap {
+                None => (None, None),
+                Some((places, max)) => match places.clone().try_acquire_owned() {
+                    Ok(place) => (Some(place), None),
+                    Err(_) => {
+                        let now = tokio::time::Instant::now();
+                        if cap_warning.due(now) {
+                            tracing::warn!(
                                 target: crate::LOG_TARGET,
-                                error = %e,
-                                "a connection failed before it was accepted"
-                            ),
+                                max_connections = *max,
+                                "connection cap reached: new clients wait for a connection to \
+                                 close, or to go idle and be closed for them (logged at most \
+                                 every 10 s)"
+                            );
                         }
-                        continue;
+                        room_made.log_if_due(now, *max);
+                        tokio::select! {
+                            // Never closed; if it were, this would serve without a cap.
+                            place = places.clone().acquire_owned() => (place.ok(), None),
+                            accepted = accept(&listener, &mut accept_failures) => {
+                                let Some(accepted) = accepted else { continue };
+                                tokio::select! {
+                                    place = make_room(places, &mut open, &mut room_made, *max) => {
+                                        (place, Some(accepted))
+                                    }
+                                    stopped = &mut shutdown => break stopped,
+                                }
+                            }
+                            stopped = &mut shutdown => break stopped,
+                        }
                     }
                 },
-                stopped = &mut shutdown => break stopped,
+            };
+            let (stream, peer) = match held {
+                Some(accepted) => accepted,
+                None => tokio::select! {
+                    accepted = accept(&listener, &mut accept_failures) => match accepted {
+                        Some(accepted) => accepted,
+                        None => continue,
+                    },
+                    stopped = &mut shutdown => break stopped,
+                },
             };
             // Reap finished connections so the set holds only open ones.
             while connections.try_join_next().is_some() {}
             // Best effort: a socket that refuses TCP_NODELAY still works.
             let _ = stream.set_nodelay(true);
             let app = app.clone();
-            let head = Arc::new(HeadState::default());
-            let in_service = head.clone();
+            let state = Arc::new(ConnectionState::default());
+            if let Some((_, max)) = &cap {
+                open.add(&state, *max);
+            }
+            let capped = cap.is_some();
+            let in_service = state.clone();
             let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let mut app = app.clone();
@@ -478,18 +498,28 @@ impl Server {
                     let head = in_service.clone();
                     req.map(|inner| Body::new(WatchedBody { inner, head }))
                 };
+                // Under a cap, the response's end makes the connection idle (a candidate to
+                // close for room); without one, nothing needs to know.
+                let exchange = capped.then(|| in_service.clone());
                 async move {
                     // A `Router` is always ready; another service may not be (a buffer, a
                     // concurrency limit), and tower's contract is to ask before calling.
                     std::future::poll_fn(|cx| app.poll_ready(cx)).await?;
-                    app.call(req).await
+                    let response = app.call(req).await?;
+                    // A 101 hands the connection to its route: it never goes idle.
+                    let exchange = exchange
+                        .filter(|_| response.status() != http::StatusCode::SWITCHING_PROTOCOLS);
+                    Ok::<_, Infallible>(response.map(|inner| ResponseBody {
+                        inner,
+                        ended: ExchangeEnd(exchange),
+                    }))
                 }
             });
             let stream = WatchedStream::new(
                 stream,
                 self.send_timeout,
                 self.header_read_timeout,
-                head.clone(),
+                state.clone(),
                 permit,
             );
             // With upgrades: a WebSocket route's 101 hands the connection to its handler
@@ -504,13 +534,19 @@ impl Server {
                     tokio::select! {
                         ended = connection.as_mut() => break 'ended ended,
                         () = async { drop(stop.wait_for(|stop| *stop).await) } => {}
+                        // Room wanted at the cap: hyper closes the connection at once if it is
+                        // idle between requests, else once the request in flight is answered.
+                        () = state.make_room.notified(), if capped => {
+                            connection.as_mut().graceful_shutdown();
+                            break 'ended connection.await;
+                        }
                     }
                     // Stopping (or the server gone): finish the request in flight, then close.
                     // hyper closes at once a connection that has read nothing, and a new
                     // socket's bytes are seen only on the runtime's next turn: one accepted
                     // just before the signal gets a moment to begin the request it holds.
                     let grace = tokio::time::Instant::now() + FRESH_CONNECTION_GRACE;
-                    while head.fresh() && tokio::time::Instant::now() < grace {
+                    while state.fresh() && tokio::time::Instant::now() < grace {
                         tokio::select! {
                             ended = connection.as_mut() => break 'ended ended,
                             () = tokio::time::sleep(Duration::from_millis(5)) => {}
@@ -522,10 +558,10 @@ impl Server {
                 match ended {
                     // hyper is done with the stream: what reads it from now on (an upgraded
                     // connection's route) reads no request heads.
-                    Ok(()) => head.released(),
+                    Ok(()) => state.released(),
                     // A head begun and not finished in time (the idle timeout may have cut
                     // it too, when it began late); an idle connection's timeout is no event.
-                    Err(e) if timed_out_awaiting_head(&e) && head.unfinished() => {
+                    Err(e) if timed_out_awaiting_head(&e) && state.unfinished() => {
                         SecurityEvent::emit_head_timed_out(RequestId::generate(), peer.ip());
                     }
                     Err(e) => {
@@ -672,14 +708,142 @@ impl AcceptFailures {
     }
 }
 
-/// Where a connection is between requests: for timing a request head from its first byte
-/// (hyper's own timer runs from when the connection starts waiting, idle time included), and
-/// for telling a head that never finished (a slow or stalled client: slowloris) from an idle
-/// keep-alive connection when a timeout closes it.
-#[derive(Debug, Default)]
-struct HeadState(AtomicU8);
+/// The listener's next connection; `None` when `accept` failed (logged, and after a pause
+/// when the process is out of descriptors or memory), to try again.
+async fn accept(
+    listener: &TcpListener,
+    failures: &mut AcceptFailures,
+) -> Option<(TcpStream, std::net::SocketAddr)> {
+    match listener.accept().await {
+        Ok(accepted) => {
+            failures.recovered(tokio::time::Instant::now());
+            Some(accepted)
+        }
+        Err(e) => {
+            match pause_after_accept_error(&e) {
+                Some(pause) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    failures.failed(tokio::time::Instant::now(), &e, pause);
+                    tokio::time::sleep(pause).await;
+                }
+                None => tracing::debug!(
+                    target: crate::LOG_TARGET,
+                    error = %e,
+                    "a connection failed before it was accepted"
+                ),
+            }
+            None
+        }
+    }
+}
 
-impl HeadState {
+/// How long a client held at the connection cap waits for the place of the idle connection
+/// it closed before it closes another: one that went busy just as it was asked to close
+/// answers its request first.
+const ROOM_RETRY: Duration = Duration::from_millis(100);
+
+/// A place under the connection cap for a client held past it: closes the oldest connection
+/// idle between requests, and another one every [`ROOM_RETRY`] until a place is free (or,
+/// with none idle, waits for one to close or go idle). `None` if the cap's semaphore closed.
+async fn make_room(
+    places: &Arc<tokio::sync::Semaphore>,
+    open: &mut OpenConnections,
+    made: &mut RoomMade,
+    max: usize,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    loop {
+        if open.close_oldest_idle() {
+            made.closed(tokio::time::Instant::now(), max);
+        }
+        tokio::select! {
+            place = places.clone().acquire_owned() => return place.ok(),
+            () = tokio::time::sleep(ROOM_RETRY) => {}
+        }
+    }
+}
+
+/// The connections open under a cap, in the order they were accepted (their states, which
+/// go when they close).
+#[derive(Debug, Default)]
+struct OpenConnections(Vec<std::sync::Weak<ConnectionState>>);
+
+impl OpenConnections {
+    /// A connection accepted; the closed ones forgotten now and then (so that the list holds
+    /// at most twice the cap).
+    fn add(&mut self, connection: &Arc<ConnectionState>, max: usize) {
+        if self.0.len() >= max.saturating_mul(2) {
+            self.forget_closed();
+        }
+        self.0.push(Arc::downgrade(connection));
+    }
+
+    fn forget_closed(&mut self) {
+        self.0.retain(|connection| connection.strong_count() > 0);
+    }
+
+    /// Asks the oldest connection idle between requests to close; whether there was one.
+    fn close_oldest_idle(&mut self) -> bool {
+        self.forget_closed();
+        let idle = self
+            .0
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .find(|connection| connection.idle_between_requests());
+        idle.map(|connection| connection.ask_to_close()).is_some()
+    }
+}
+
+/// Idle connections closed to make room at the cap, logged at most once per
+/// [`ACCEPT_WARNING_EVERY`] with the number closed since the last warning.
+#[derive(Debug, Default)]
+struct RoomMade {
+    warning: Throttle,
+    unlogged: u64,
+}
+
+impl RoomMade {
+    fn closed(&mut self, now: tokio::time::Instant, max: usize) {
+        self.unlogged += 1;
+        self.log_if_due(now, max);
+    }
+
+    /// Logs the closings not logged yet, if a warning is due.
+    fn log_if_due(&mut self, now: tokio::time::Instant, max: usize) {
+        if self.unlogged > 0 && self.warning.due(now) {
+            tracing::warn!(
+                target: crate::LOG_TARGET,
+                max_connections = max,
+                closed_idle_connections = self.unlogged,
+                "connection cap reached: closed connections idle between requests to make room \
+                 for new clients (logged at most every 10 s, with the number closed since)"
+            );
+            self.unlogged = 0;
+        }
+    }
+}
+
+/// A connection as its task, its stream, its service and the accept loop see it: where it is
+/// between requests, for timing a request head from its first byte (hyper's own timer runs
+/// from when the connection starts waiting, idle time included) and for telling a head that
+/// never finished (a slow or stalled client: slowloris) from an idle keep-alive connection
+/// when a timeout closes it; and, under a connection cap, whether it is idle between requests
+/// (and may be closed to make room for a new client).
+#[derive(Debug, Default)]
+struct ConnectionState {
+    phase: AtomicU8,
+    /// A response ended (written in full, or dropped) and, since, no request began and no
+    /// byte of a head came in. Kept only under a cap.
+    idle: AtomicBool,
+    /// A write waits for the client (a response's end may still be going out after its body
+    /// ended).
+    write_waits: AtomicBool,
+    /// Asked to close to make room at the cap.
+    asked_to_close: AtomicBool,
+    /// Wakes the connection's task when it is asked to close.
+    make_room: tokio::sync::Notify,
+}
+
+impl ConnectionState {
     /// Nothing read yet but blank lines: a connection that has not begun its first request.
     const FRESH: u8 = 0;
     /// Waiting for a request after one: no byte of a head yet (blank lines between requests,
@@ -698,11 +862,12 @@ impl HeadState {
     /// connection's first head is timed from when it was accepted).
     #[inline]
     fn read(&self, bytes: &[u8]) -> bool {
-        let state = self.0.load(Ordering::Relaxed);
+        let state = self.phase.load(Ordering::Relaxed);
         if matches!(state, Self::FRESH | Self::WAITING)
             && bytes.iter().any(|b| !matches!(b, b'\r' | b'\n'))
         {
-            self.0.store(Self::BEGUN, Ordering::Relaxed);
+            self.phase.store(Self::BEGUN, Ordering::Relaxed);
+            self.idle.store(false, Ordering::Relaxed);
             return state == Self::WAITING;
         }
         false
@@ -713,12 +878,16 @@ impl HeadState {
     /// timeout.)
     #[inline]
     fn awaits_head(&self) -> bool {
-        matches!(self.0.load(Ordering::Relaxed), Self::FRESH | Self::BEGUN)
+        matches!(
+            self.phase.load(Ordering::Relaxed),
+            Self::FRESH | Self::BEGUN
+        )
     }
 
     /// hyper is done with the connection (closed, or handed over by an upgrade).
     fn released(&self) {
-        self.0.store(Self::RELEASED, Ordering::Relaxed);
+        self.phase.store(Self::RELEASED, Ordering::Relaxed);
+        self.idle.store(false, Ordering::Relaxed);
     }
 
     /// hyper parsed a head and hands the request to the service (with a body to come, or
@@ -730,12 +899,13 @@ impl HeadState {
         } else {
             Self::WAITING
         };
-        self.0.store(state, Ordering::Relaxed);
+        self.phase.store(state, Ordering::Relaxed);
+        self.idle.store(false, Ordering::Relaxed);
     }
 
     /// The request's body has all come in (or failed).
     fn body_ended(&self) {
-        let _ = self.0.compare_exchange(
+        let _ = self.phase.compare_exchange(
             Self::BODY,
             Self::WAITING,
             Ordering::Relaxed,
@@ -745,19 +915,38 @@ impl HeadState {
 
     /// The connection has not begun a request yet.
     fn fresh(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == Self::FRESH
+        self.phase.load(Ordering::Relaxed) == Self::FRESH
     }
 
     /// A head has begun and was never finished.
     fn unfinished(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == Self::BEGUN
+        self.phase.load(Ordering::Relaxed) == Self::BEGUN
+    }
+
+    /// hyper is done with a response (it wrote it in full, or dropped it).
+    fn response_ended(&self) {
+        self.idle.store(true, Ordering::Relaxed);
+    }
+
+    /// Idle between requests, and not yet asked to close. (hyper checks again: one that has
+    /// just begun a request when asked answers it first.)
+    fn idle_between_requests(&self) -> bool {
+        self.idle.load(Ordering::Relaxed)
+            && !self.write_waits.load(Ordering::Relaxed)
+            && !self.asked_to_close.load(Ordering::Relaxed)
+    }
+
+    /// Asks the connection's task to close it, gracefully.
+    fn ask_to_close(&self) {
+        self.asked_to_close.store(true, Ordering::Relaxed);
+        self.make_room.notify_one();
     }
 }
 
-/// A request body that tells the connection's [`HeadState`] when it has all come in.
+/// A request body that tells the connection's [`ConnectionState`] when it has all come in.
 struct WatchedBody {
     inner: Incoming,
-    head: Arc<HeadState>,
+    head: Arc<ConnectionState>,
 }
 
 impl http_body::Body for WatchedBody {
@@ -785,19 +974,65 @@ impl http_body::Body for WatchedBody {
     }
 }
 
+/// Marks the connection idle when hyper drops the response body it is part of: hyper drops
+/// it once it has taken the body's last frame (or given up on it).
+#[derive(Debug)]
+struct ExchangeEnd(Option<Arc<ConnectionState>>);
+
+impl Drop for ExchangeEnd {
+    fn drop(&mut self) {
+        if let Some(connection) = &self.0 {
+            connection.response_ended();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The service's response body, unchanged, with its [`ExchangeEnd`].
+    struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        ended: ExchangeEnd,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A connection as the server watches it: its writes fail when the client has taken nothing
 /// for `timeout` while a write waited (hyper then closes it and drops the response), its
 /// reads fail when a request head is not whole within `head_timeout` (of the connection's
 /// opening for the first, of its first byte for the next ones), and it notes what the
-/// client sends for the connection's [`HeadState`].
+/// client sends for the connection's [`ConnectionState`].
 struct WatchedStream {
     stream: TcpStream,
     timeout: Duration,
     head_timeout: Duration,
-    /// Whether a request's head has begun and not yet been parsed; shared with the service
-    /// (which learns when a head was parsed) and the connection's task (which reads it when
-    /// hyper is done with the stream).
-    head: Arc<HeadState>,
+    /// Whether a request's head has begun and not yet been parsed, and whether the
+    /// connection is idle; shared with the service (which learns when a head was parsed and
+    /// when a response ended), the connection's task (which reads it when hyper is done with
+    /// the stream) and the accept loop (which closes idle connections at the cap).
+    head: Arc<ConnectionState>,
     /// Made at the first write that has to wait (most connections never have one), then
     /// reset for each later one.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -818,7 +1053,7 @@ impl WatchedStream {
         stream: TcpStream,
         timeout: Duration,
         head_timeout: Duration,
-        head: Arc<HeadState>,
+        head: Arc<ConnectionState>,
         place: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Self {
         Self {
@@ -859,7 +1094,9 @@ impl WatchedStream {
     /// What a write (or flush) that made progress, or had to wait, returns.
     fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if poll.is_ready() {
-            self.armed = false;
+            if std::mem::replace(&mut self.armed, false) {
+                self.head.write_waits.store(false, Ordering::Relaxed);
+            }
             return poll;
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -874,7 +1111,9 @@ impl WatchedStream {
                 .stalled
                 .insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
-        self.armed = true;
+        if !std::mem::replace(&mut self.armed, true) {
+            self.head.write_waits.store(true, Ordering::Relaxed);
+        }
         ready!(sleep.as_mut().poll(cx));
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,

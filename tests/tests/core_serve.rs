@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -102,12 +103,17 @@ type Started = (
 );
 
 async fn start(server: Server) -> Started {
+    start_app(server, app()).await
+}
+
+/// A running server of `app`.
+async fn start_app(server: Server, app: Router) -> Started {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         server
-            .serve_until(listener, app(), async {
+            .serve_until(listener, app, async {
                 let _ = stopped.await;
             })
             .await
@@ -669,38 +675,168 @@ async fn bodies_then_idle_keep_alive_are_no_event() {
     }
 }
 
-/// With a connection cap, a connection past it waits (in the listen backlog) until one
-/// closes, then is served; reaching the cap is logged.
+/// With a connection cap held by connections that are all busy (a request head begun on
+/// each), a connection past it waits until one closes, then is served; reaching the cap is
+/// logged. (It waited so behind idle connections too: see the next test.)
 #[tokio::test]
-async fn connections_past_the_cap_wait_for_a_place() {
+async fn connections_past_a_cap_of_busy_connections_wait_for_a_place() {
     let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
     let (addr, _stop, _handle) = start(Server::new().max_connections(2).unwrap()).await;
     let request = b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n";
-    let mut open = Vec::new();
+    let mut busy = Vec::new();
     for _ in 0..2 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(request).await.unwrap();
-        let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut stream))
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 200);
-        open.push(stream);
+        let first = reply_unless_closed(&mut stream, request).await;
+        assert_eq!(first.map(|r| r.status), Some(200));
+        // The next request's head, begun.
+        stream.write_all(b"GET /ip HTTP/1.1\r\n").await.unwrap();
+        busy.push(stream);
     }
     let mut third = TcpStream::connect(addr).await.unwrap();
     third.write_all(request).await.unwrap();
     let waited = tokio::time::timeout(Duration::from_millis(300), read_reply(&mut third)).await;
     assert!(waited.is_err(), "served past the cap: {waited:?}");
-    drop(open.remove(0));
+    // Neither busy connection was closed to make room: each finishes its request.
+    for stream in &mut busy {
+        let second = reply_unless_closed(stream, b"host: x\r\n\r\n").await;
+        assert_eq!(second.map(|r| r.status), Some(200));
+    }
+    drop(busy.remove(0));
     let reply = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut third))
         .await
         .expect("not served once a place was free");
     assert_eq!(reply.status, 200);
     assert_eq!(
-        captured.text().matches("connection cap reached").count(),
+        captured
+            .text()
+            .matches("connection cap reached: new clients wait")
+            .count(),
         1,
         "{}",
         captured.text()
     );
+}
+
+/// The cap held by idle keep-alive connections: N connections each send one request (as a
+/// `GET /healthz` that is neither rate-limited nor logged) and then sit idle. A new client
+/// waited for the idle timeout (75 s), for ever if each sent another request within it; the
+/// only trace was the cap warning. Now the oldest idle connection is closed for it, as nginx
+/// does when out of connections, and it is served at once; a connection with a request in
+/// flight, one with a head begun and one idle since later are left alone, and the closing
+/// is logged with how many were closed.
+#[tokio::test]
+async fn idle_connections_holding_the_cap_make_room_for_a_new_client() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let release = Arc::new(tokio::sync::Notify::new());
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let (r, e) = (release.clone(), entered.clone());
+    let held = app().route(
+        "/held",
+        get(move || async move {
+            e.notify_one();
+            r.notified().await;
+            "released"
+        }),
+    );
+    let (addr, _stop, _handle) = start_app(Server::new().max_connections(4).unwrap(), held).await;
+    let request = b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n";
+    // Opened first: a request head begun after one request.
+    let mut head_begun = TcpStream::connect(addr).await.unwrap();
+    let first = reply_unless_closed(&mut head_begun, request).await;
+    assert_eq!(first.map(|r| r.status), Some(200));
+    head_begun.write_all(b"GET /ip HTTP/1.1\r\n").await.unwrap();
+    // Then a request in flight after one request.
+    let mut in_flight = TcpStream::connect(addr).await.unwrap();
+    let first = reply_unless_closed(&mut in_flight, request).await;
+    assert_eq!(first.map(|r| r.status), Some(200));
+    in_flight
+        .write_all(b"GET /held HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(EXCHANGE_LIMIT, entered.notified())
+        .await
+        .expect("the held request reached its handler");
+    // Then the oldest idle connection, after one request; and one idle since later.
+    let mut oldest_idle = TcpStream::connect(addr).await.unwrap();
+    let first = reply_unless_closed(&mut oldest_idle, request).await;
+    assert_eq!(first.map(|r| r.status), Some(200));
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let first = reply_unless_closed(&mut idle, request).await;
+    assert_eq!(first.map(|r| r.status), Some(200));
+    // Let the server read the head begun before the next client comes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The cap is full: a new client.
+    let started = std::time::Instant::now();
+    let mut newcomer = TcpStream::connect(addr).await.unwrap();
+    newcomer.write_all(request).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(2), read_reply(&mut newcomer))
+        .await
+        .expect("a new client waited past 2 s behind idle connections holding the cap");
+    assert_eq!(reply.status, 200);
+    eprintln!("the new client was answered in {:?}", started.elapsed());
+    // The oldest idle connection made the room: closed, with nothing sent.
+    let mut rest = Vec::new();
+    tokio::time::timeout(EXCHANGE_LIMIT, oldest_idle.read_to_end(&mut rest))
+        .await
+        .expect("the oldest idle connection is still open")
+        .unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    // The others are still served: the head begun is finished and answered, the request in
+    // flight answered once released, the later idle connection takes another request.
+    let second = reply_unless_closed(&mut head_begun, b"host: x\r\n\r\n").await;
+    assert_eq!(
+        second.map(|r| r.status),
+        Some(200),
+        "the head begun was cut"
+    );
+    release.notify_one();
+    let released = tokio::time::timeout(EXCHANGE_LIMIT, read_reply(&mut in_flight))
+        .await
+        .expect("the request in flight was not answered");
+    assert_eq!((released.status, released.body.as_str()), (200, "released"));
+    let again = reply_unless_closed(&mut idle, request).await;
+    assert_eq!(
+        again.map(|r| r.status),
+        Some(200),
+        "the later idle one was closed too"
+    );
+    let closings: Vec<_> = captured
+        .json_lines()
+        .into_iter()
+        .filter(|w| w["level"] == "WARN" && w["fields"]["closed_idle_connections"].is_u64())
+        .collect();
+    assert_eq!(closings.len(), 1, "{}", captured.text());
+    assert_eq!(closings[0]["fields"]["closed_idle_connections"], 1);
+    assert_eq!(closings[0]["fields"]["max_connections"], 4);
+    assert_eq!(closings[0]["target"], "hardening::core");
+    // Closing idle connections is no attack on its own: no security event.
+    assert_eq!(captured.security_event_names(), Vec::<String>::new());
+}
+
+/// The attack over and over: the client that took the place of an idle connection goes idle
+/// in its turn, and each new client past the cap closes one idle connection (the oldest)
+/// and is served at once, however many come.
+#[tokio::test]
+async fn each_client_past_a_cap_of_idle_connections_is_served_at_once() {
+    let (addr, _stop, _handle) = start(Server::new().max_connections(3).unwrap()).await;
+    let request = b"GET /ip HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut open = Vec::new();
+    for i in 0..10 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(2), read_reply(&mut stream))
+            .await
+            .unwrap_or_else(|_| panic!("client {i} waited past 2 s"));
+        assert_eq!(reply.status, 200, "client {i}");
+        open.push(stream);
+    }
+    // The three last are open; the seven before were closed, oldest first.
+    for (i, stream) in open.iter_mut().enumerate() {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut byte)).await;
+        let closed = matches!(read, Ok(Ok(0) | Err(_)));
+        assert_eq!(closed, i < 7, "client {i}: {read:?}");
+    }
 }
 
 /// An upgraded connection (a WebSocket) is an open connection too: its place under the cap
