@@ -407,7 +407,7 @@ impl Hardening {
     /// poll. The body is not timed: a stream (server-sent events, a model's tokens, a large
     /// download) runs on after its head for as long as it takes, until it ends, its client
     /// goes, or [`Server`](crate::Server)'s send timeout cuts off a client that stopped
-    /// reading.
+    /// reading (or its minimum send rate one that reads too slowly).
     ///
     /// Longer than the default loosens it (slow clients hold their requests longer) and logs
     /// a warning naming the value; long uploads may need it.

@@ -64,6 +64,10 @@ security_events! {
     /// header-read timeout ([`Server`](crate::Server)), which closed the connection
     /// (slowloris). An idle keep-alive connection's timeout is not one.
     HeadTimedOut => "head_timed_out",
+    /// No response: a client took its response slower than the minimum send rate
+    /// ([`Server::min_send_rate`](crate::Server::min_send_rate)) while the server waited on
+    /// it, which closed the connection (a slow-read attack).
+    SlowRead => "slow_read",
     /// 500: the service panicked.
     Panicked => "panicked",
     /// 400: the `Host` is not on the allowlist.
@@ -153,6 +157,19 @@ impl SecurityEvent {
             Some(client_ip),
             None,
             "request headers not finished within the header-read timeout; connection closed",
+        );
+    }
+
+    /// Reports a client that took its response too slowly (the connection was closed; the
+    /// request id is the event's own, with no request span).
+    #[cold]
+    pub(crate) fn emit_slow_read(request_id: RequestId, client_ip: IpAddr) {
+        Self::SlowRead.record(
+            &Span::none(),
+            request_id,
+            Some(client_ip),
+            None,
+            "response taken slower than the minimum send rate; connection closed",
         );
     }
 
@@ -265,7 +282,7 @@ mod tests {
 
     #[test]
     fn every_name_is_its_events_own() {
-        assert_eq!(SecurityEvent::ALL.len(), 18);
+        assert_eq!(SecurityEvent::ALL.len(), 19);
         for &event in SecurityEvent::ALL {
             assert_eq!(SecurityEvent::from_name(event.as_str()), Some(event));
         }

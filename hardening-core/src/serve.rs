@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::Service;
 
-use crate::hardening::warn_if_above;
+use crate::hardening::{warn_if_above, warn_loosened};
 use crate::{ConfigError, RequestId, SecurityEvent};
 
 /// Serves `app` (a [`Router`](axum::Router), or any tower service: see [`Server`]) on
@@ -65,9 +65,11 @@ where
 ///   in front keeps its upstream connections by default, so that it closes them first;
 /// - a request head (request line and header fields) over 64 KiB is answered 431 by hyper
 ///   and the connection closed ([`max_head_size`](Self::max_head_size));
-/// - a response write that waits 60 s for the client is given up and the connection closed
-///   (a stopped reader would otherwise hold its connection and response forever; nginx's
-///   `send_timeout`);
+/// - a response write that waits 60 s for a client that takes none of it is given up and the
+///   connection closed (a stopped reader would otherwise hold its connection and response
+///   forever; nginx's `send_timeout`); a client that takes its response slower than
+///   240 bytes/s meanwhile is cut off too, and reported as the security event `slow_read`
+///   ([`min_send_rate`](Self::min_send_rate));
 /// - on SIGTERM or ctrl-c it stops accepting, lets in-flight requests finish (and a
 ///   connection that has not begun one yet 100 ms to begin it), and closes what is still
 ///   open after the drain deadline (30 s), or at once on a second signal;
@@ -133,6 +135,8 @@ pub struct Server {
     drain_timeout: Duration,
     max_connections: Option<usize>,
     max_head_size: usize,
+    /// Bytes a second; `None` once turned off.
+    min_send_rate: Option<u32>,
 }
 
 impl Default for Server {
@@ -152,6 +156,7 @@ impl Server {
             drain_timeout: Duration::from_secs(30),
             max_connections: None,
             max_head_size: DEFAULT_MAX_HEAD_SIZE,
+            min_send_rate: Some(DEFAULT_MIN_SEND_RATE),
         }
     }
 
@@ -233,15 +238,22 @@ impl Server {
     /// however steadily it reads.
     pub const MIN_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
-    /// How long a write of the response may wait for the client (its receive window full:
-    /// it reads slowly, or not at all) before the connection is closed, as nginx's
-    /// `send_timeout` (default 60 s). The clock runs only while a write waits and starts
-    /// again when it goes on; the kernel lets a waiting write go on once about half the
-    /// socket's send buffer (up to a few MiB) has gone out, so a client reading too slowly to
-    /// take that within the timeout is cut off too. One below [`MIN_SEND_TIMEOUT`](Self::MIN_SEND_TIMEOUT)
-    /// (zero included) is an error: it would cut off any client whose window fills once.
-    /// Longer than the default loosens it (a client that stopped reading holds its
-    /// connection and response longer) and logs a warning naming the value.
+    /// How long the response's writes may wait for a client that takes none of it (its
+    /// receive window full: it reads slowly, or not at all) before the connection is closed,
+    /// as nginx's `send_timeout` (default 60 s). The clock runs only while a write waits, and
+    /// the timeout is a budget rather than a timer that starts again when a write goes on:
+    /// waiting spends it, and each byte the client takes wins back a second's
+    /// [`min_send_rate`](Self::min_send_rate)th of it (60 s for 14 400 bytes at the default
+    /// 240 bytes/s), up to the whole timeout. A client that keeps up with the minimum rate
+    /// has the whole timeout for a stall, as with nginx; one that takes a few bytes now and
+    /// then runs it down (see [`min_send_rate`](Self::min_send_rate)); without a minimum rate
+    /// any progress wins all of it back. The kernel lets a waiting write go on once about half
+    /// the socket's send buffer (up to a few MiB) has gone out, so a client reading too slowly
+    /// to take that within the timeout is cut off too. One below
+    /// [`MIN_SEND_TIMEOUT`](Self::MIN_SEND_TIMEOUT) (zero included) is an error: it would cut
+    /// off any client whose window fills once. Longer than the default loosens it (a client
+    /// that stopped reading holds its connection and response longer) and logs a warning
+    /// naming the value.
     ///
     /// # Errors
     ///
@@ -254,6 +266,66 @@ impl Server {
             |given, minimum| ConfigError::SendTimeoutTooShort { given, minimum },
         )?;
         Ok(self)
+    }
+
+    /// The slowest a client may take its response while the server waits on it, in bytes a
+    /// second (default 240, as Kestrel's `MinResponseDataRate`). It is measured over the
+    /// [`send_timeout`](Self::send_timeout), not per write: a client starts with the whole
+    /// timeout to spend while writes wait for it (its grace period; the socket buffers also
+    /// take the first tens of KiB at once), and each byte it takes wins back `1 / rate` of a
+    /// second, up to the whole timeout. A client on a poor mobile link that reads slowly but
+    /// steadily at the rate or above (240 bytes/s is about 2 kbit/s) never runs out, however
+    /// long the response, and keeps the whole timeout for a stall. One that takes a few bytes
+    /// every so often to keep a large response, its handler's resources and its connection
+    /// (a slow-read attack, which a send timeout that starts again at each write cannot see)
+    /// runs out after about `send_timeout / (1 - its rate / rate)` of waiting (63 s for
+    /// 10 bytes a second, under the defaults): its connection is then closed, the response
+    /// dropped, and the security event `slow_read` logged. An upgraded connection's writes
+    /// (a WebSocket route's) are held to it too. Below the default loosens it and logs a
+    /// warning naming the value.
+    ///
+    /// ```
+    /// use hardening_core::Server;
+    ///
+    /// // Clients behind a satellite link that stalls (logged as a loosening).
+    /// let server = Server::new().min_send_rate(64).unwrap();
+    /// assert!(Server::new().min_send_rate(0).is_err());
+    /// # let _ = server;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] for 0: no rate would be too slow. To measure none, call
+    /// [`dangerous_without_min_send_rate`](Self::dangerous_without_min_send_rate).
+    pub fn min_send_rate(mut self, bytes_per_second: u32) -> Result<Self, ConfigError> {
+        if bytes_per_second == 0 {
+            return Err(ConfigError::ZeroLimit("min_send_rate"));
+        }
+        if bytes_per_second < DEFAULT_MIN_SEND_RATE {
+            warn_loosened(
+                "Server::min_send_rate",
+                &format!(
+                    "Server::min_send_rate is {bytes_per_second} bytes/s, lower than the \
+                     default {DEFAULT_MIN_SEND_RATE} bytes/s"
+                ),
+            );
+        }
+        self.min_send_rate = Some(bytes_per_second);
+        Ok(self)
+    }
+
+    /// No minimum send rate: any byte the client takes wins back the whole
+    /// [`send_timeout`](Self::send_timeout), so a client that takes a few bytes within each
+    /// timeout keeps its response and connection for as long as it likes. Logged as a
+    /// loosening.
+    pub fn dangerous_without_min_send_rate(mut self) -> Self {
+        warn_loosened(
+            "Server::dangerous_without_min_send_rate",
+            "no minimum send rate: a client that takes a few bytes of its response within each \
+             send timeout keeps it, and its connection, for as long as it likes",
+        );
+        self.min_send_rate = None;
+        self
     }
 
     /// At most this many connections served at once, upgraded ones (WebSockets) included until they
@@ -429,6 +501,7 @@ impl Server {
         let mut open = OpenConnections::default();
         let mut cap_warning = Throttle::default();
         let mut room_made = RoomMade::default();
+        let send = SendLimits::new(self.send_timeout, self.min_send_rate);
         tokio::pin!(shutdown);
         let stopped = loop {
             // A place among the open connections, held by its socket (after an upgrade too);
@@ -517,10 +590,11 @@ impl Server {
             });
             let stream = WatchedStream::new(
                 stream,
-                self.send_timeout,
+                send,
                 self.header_read_timeout,
                 state.clone(),
                 permit,
+                peer.ip(),
             );
             // With upgrades: a WebSocket route's 101 hands the connection to its handler
             // (which the drain does not wait for, as with `axum::serve`).
@@ -1019,14 +1093,38 @@ impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
     }
 }
 
-/// A connection as the server watches it: its writes fail when the client has taken nothing
-/// for `timeout` while a write waited (hyper then closes it and drops the response), its
-/// reads fail when a request head is not whole within `head_timeout` (of the connection's
-/// opening for the first, of its first byte for the next ones), and it notes what the
-/// client sends for the connection's [`ConnectionState`].
+/// How long the response's writes may wait for the client ([`Server::send_timeout`]), in
+/// nanoseconds, and how much of it each byte the client takes wins back (from
+/// [`Server::min_send_rate`]; `None` without a minimum rate: any progress wins it all back).
+#[derive(Debug, Clone, Copy)]
+struct SendLimits {
+    timeout: u64,
+    nanos_per_byte: Option<u64>,
+}
+
+impl SendLimits {
+    fn new(timeout: Duration, min_rate: Option<u32>) -> Self {
+        Self {
+            // At most `LONGEST_TIMEOUT`: about 3.2e18 ns, within a u64.
+            timeout: u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
+            // Whole nanoseconds: a rate over 1 GB/s counts as 1 GB/s.
+            nanos_per_byte: min_rate.map(|rate| (1_000_000_000 / u64::from(rate.max(1))).max(1)),
+        }
+    }
+}
+
+/// A connection as the server watches it: its writes fail when the client has not kept up
+/// with them (see [`Server::send_timeout`] and [`Server::min_send_rate`]; hyper then closes
+/// the connection and drops the response), its reads fail when a request head is not whole
+/// within `head_timeout` (of the connection's opening for the first, of its first byte for
+/// the next ones), and it notes what the client sends for the connection's
+/// [`ConnectionState`].
 struct WatchedStream {
     stream: TcpStream,
-    timeout: Duration,
+    send: SendLimits,
+    /// Nanoseconds of waiting the client has left: the send timeout at first; spent while a
+    /// write waits, won back by the bytes the client takes.
+    slack: u64,
     head_timeout: Duration,
     /// Whether a request's head has begun and not yet been parsed, and whether the
     /// connection is idle; shared with the service (which learns when a head was parsed and
@@ -1036,8 +1134,13 @@ struct WatchedStream {
     /// Made at the first write that has to wait (most connections never have one), then
     /// reset for each later one.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// `stalled` runs for the write now waiting.
-    armed: bool,
+    /// When the write now waiting began to wait (`None`: no write waits).
+    waiting_since: Option<tokio::time::Instant>,
+    /// The write now waiting began with less than the whole send timeout left: the client
+    /// had fallen behind the minimum rate.
+    behind: bool,
+    /// The client's address, for the `slow_read` event.
+    peer: std::net::IpAddr,
     /// Made when a read waits for the rest of a head (not when a head comes whole, as most
     /// do), then reset for each later head.
     head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -1051,18 +1154,22 @@ struct WatchedStream {
 impl WatchedStream {
     fn new(
         stream: TcpStream,
-        timeout: Duration,
+        send: SendLimits,
         head_timeout: Duration,
         head: Arc<ConnectionState>,
         place: Option<tokio::sync::OwnedSemaphorePermit>,
+        peer: std::net::IpAddr,
     ) -> Self {
         Self {
             stream,
-            timeout,
+            send,
+            slack: send.timeout,
             head_timeout,
             head,
             stalled: None,
-            armed: false,
+            waiting_since: None,
+            behind: false,
+            peer,
             head_deadline: None,
             head_armed: false,
             _place: place,
@@ -1091,34 +1198,91 @@ impl WatchedStream {
         Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, HeadTimedOut)))
     }
 
-    /// What a write (or flush) that made progress, or had to wait, returns.
-    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    /// What a write (or flush) that made progress (the client's kernel took `taken` bytes),
+    /// or had to wait, returns. A write that goes on at once costs two comparisons and, once
+    /// the client has fallen behind, a multiplication: no clock, no syscall, no allocation.
+    #[inline]
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+        taken: usize,
+    ) -> Poll<io::Result<T>> {
         if poll.is_ready() {
-            if std::mem::replace(&mut self.armed, false) {
-                self.head.write_waits.store(false, Ordering::Relaxed);
+            if self.waiting_since.is_some() {
+                self.went_on(taken);
+            } else if self.slack < self.send.timeout {
+                self.win_back(taken);
             }
             return poll;
         }
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let sleep = match &mut self.stalled {
-            Some(sleep) => {
-                if !self.armed {
-                    sleep.as_mut().reset(deadline);
-                }
-                sleep
-            }
-            None => self
-                .stalled
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        if !std::mem::replace(&mut self.armed, true) {
-            self.head.write_waits.store(true, Ordering::Relaxed);
+        if self.waiting_since.is_none() {
+            self.begin_waiting();
         }
+        // Made when the wait began.
+        let Some(sleep) = self.stalled.as_mut() else {
+            return Poll::Pending;
+        };
         ready!(sleep.as_mut().poll(cx));
-        Poll::Ready(Err(io::Error::new(
+        Poll::Ready(Err(self.cut_off()))
+    }
+
+    /// The slack the bytes the client took win back (all of it without a minimum rate).
+    #[inline]
+    fn win_back(&mut self, taken: usize) {
+        self.slack = match self.send.nanos_per_byte {
+            Some(nanos) => (taken as u64)
+                .saturating_mul(nanos)
+                .saturating_add(self.slack)
+                .min(self.send.timeout),
+            None => self.send.timeout,
+        };
+    }
+
+    /// A write begins to wait: its deadline is when the slack runs out.
+    #[cold]
+    #[inline(never)]
+    fn begin_waiting(&mut self) {
+        let now = tokio::time::Instant::now();
+        let deadline = now + Duration::from_nanos(self.slack);
+        match &mut self.stalled {
+            Some(sleep) => sleep.as_mut().reset(deadline),
+            None => self.stalled = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        self.waiting_since = Some(now);
+        self.behind = self.slack < self.send.timeout;
+        self.head.write_waits.store(true, Ordering::Relaxed);
+    }
+
+    /// A write that waited went on: the wait is spent, what the client took won back.
+    #[cold]
+    #[inline(never)]
+    fn went_on(&mut self, taken: usize) {
+        if let Some(since) = self.waiting_since.take() {
+            let waited = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.slack = self.slack.saturating_sub(waited);
+        }
+        self.win_back(taken);
+        self.head.write_waits.store(false, Ordering::Relaxed);
+    }
+
+    /// The slack ran out while a write waited: the error that closes the connection. A
+    /// client that had fallen behind the minimum rate is reported (once: a later poll, if
+    /// any, fails as a plain timeout).
+    #[cold]
+    #[inline(never)]
+    fn cut_off(&mut self) -> io::Error {
+        if std::mem::replace(&mut self.behind, false) {
+            SecurityEvent::emit_slow_read(RequestId::generate(), self.peer);
+            return io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took its response slower than the minimum send rate",
+            );
+        }
+        io::Error::new(
             io::ErrorKind::TimedOut,
             "the client took none of its response within the send timeout",
-        )))
+        )
     }
 }
 
@@ -1150,7 +1314,8 @@ impl AsyncWrite for WatchedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.watch(cx, poll)
+        let taken = written(&poll);
+        this.watch(cx, poll, taken)
     }
 
     fn poll_write_vectored(
@@ -1160,7 +1325,8 @@ impl AsyncWrite for WatchedStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.watch(cx, poll)
+        let taken = written(&poll);
+        this.watch(cx, poll, taken)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -1170,11 +1336,20 @@ impl AsyncWrite for WatchedStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.stream).poll_flush(cx);
-        this.watch(cx, poll)
+        this.watch(cx, poll, 0)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The bytes a write handed to the kernel.
+#[inline]
+fn written(poll: &Poll<io::Result<usize>>) -> usize {
+    match poll {
+        Poll::Ready(Ok(n)) => *n,
+        _ => 0,
     }
 }
 
@@ -1211,6 +1386,10 @@ fn timed_out_awaiting_head(e: &hyper::Error) -> bool {
 
 /// How long a response write may wait for the client unless set otherwise.
 const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The slowest a client may take its response unless set otherwise, in bytes a second:
+/// Kestrel's `MinResponseDataRate` (about 2 kbit/s, below any link that still works).
+const DEFAULT_MIN_SEND_RATE: u32 = 240;
 
 /// The largest request head read unless set otherwise.
 const DEFAULT_MAX_HEAD_SIZE: usize = 64 * 1024;

@@ -35,7 +35,7 @@ const COOKIE: &str = "cookie-secret-9Lm4";
 const QUERY: &str = "query-secret-3Vb8";
 
 /// Every name of `security_events!` in hardening-core/src/security_event.rs.
-const NAMES: [&str; 18] = [
+const NAMES: [&str; 19] = [
     "rate_limited",
     "unauthenticated",
     "forbidden",
@@ -47,6 +47,7 @@ const NAMES: [&str; 18] = [
     "too_many_query_params",
     "timed_out",
     "head_timed_out",
+    "slow_read",
     "panicked",
     "bad_host",
     "load_shed",
@@ -255,6 +256,7 @@ async fn trigger(event: &str) -> Answer {
             last_reply(app, &[&plain]).await
         }
         "head_timed_out" => head_timed_out().await,
+        "slow_read" => slow_read().await,
         "panicked" => {
             let app = Router::new()
                 .route(
@@ -436,6 +438,43 @@ async fn head_timed_out() -> Answer {
     None
 }
 
+/// A client that asks, secrets included, for a response it then takes a few hundred bytes at
+/// a time, below the server's minimum send rate (64 KiB/s here, with a 1-second send
+/// timeout): the server closes the connection, and reports it.
+async fn slow_read() -> Answer {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new()
+        .send_timeout(Duration::from_secs(1))
+        .unwrap()
+        .min_send_rate(64 * 1024)
+        .unwrap();
+    let app = Router::new()
+        .route("/", get(|| async { vec![b'x'; 16 * 1024 * 1024] }))
+        .layer(Hardening::strict());
+    tokio::spawn(server.serve(listener, app));
+    let client = tokio::net::TcpSocket::new_v4().unwrap();
+    client.set_recv_buffer_size(4096).unwrap();
+    let mut stream = client.connect(addr).await.unwrap();
+    stream
+        .write_all(format!("{}\r\n", head("GET", "/", "")).as_bytes())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let read = async {
+        while let Ok(1..) = stream.read(&mut buf).await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("the server kept serving a client below the minimum send rate");
+    None
+}
+
 /// A request past the global concurrency cap while another holds the one slot.
 async fn load_shed() -> Answer {
     let entered = Arc::new(Notify::new());
@@ -492,7 +531,7 @@ fn expected_status(case: &str) -> Option<u16> {
         "timed_out" | "load_shed" => 503,
         "panicked" | "cost_limit_unkeyed" => 500,
         "rate_limit_shadow" | "csrf_shadow" => 200,
-        "head_timed_out" => return None,
+        "head_timed_out" | "slow_read" => return None,
         other => panic!("no status for `{other}`"),
     })
 }
@@ -541,8 +580,9 @@ fn check(
         }
     }
     // Inside the request's span, as the handler's own events are (a client that never ended
-    // its head made no request: its event has no span).
-    if event != "head_timed_out"
+    // its head made no request, and a slow reader is cut off by the server under its
+    // requests: their events have no span).
+    if !matches!(event, "head_timed_out" | "slow_read")
         && (line["span"]["name"] != "request" || line["span"]["request_id"] != fields["request_id"])
     {
         return Err(format!("not in the request's span: {line}"));

@@ -1,6 +1,6 @@
-//! Audit of `hardening_core::Server`: slow clients (headers, bodies, idle keep-alive), the
-//! graceful drain, and what the server does with what it does not serve. Loopback only; every
-//! wait is bounded, and bounds are generous (behaviour, not timing).
+//! Audit of `hardening_core::Server`: slow clients (headers, bodies, idle keep-alive, slow
+//! readers), the graceful drain, and what the server does with what it does not serve.
+//! Loopback only; every wait is bounded, and bounds are generous (behaviour, not timing).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -13,9 +13,9 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::{get, post};
 use hardening_core::{Hardening, Server};
-use hardening_tests::{EXCHANGE_LIMIT, exchange, read_reply};
+use hardening_tests::{Captured, EXCHANGE_LIMIT, exchange, read_reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
 /// Set when the response body it belongs to is dropped (the server let go of the response).
@@ -79,7 +79,11 @@ struct Running {
 }
 
 async fn start(server: Server) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), server)
+}
+
+/// [`start`] on `listener`.
+fn start_on(listener: TcpListener, server: Server) -> Running {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let endless_dropped = Arc::new(AtomicBool::new(false));
@@ -445,6 +449,143 @@ async fn a_slow_but_steady_reader_is_not_cut_off() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!running.endless_dropped.load(Ordering::SeqCst));
+}
+
+/// A server whose send timeout is short (2 s) and whose minimum send rate is 16 KiB/s, so
+/// that a client behind the rate runs out of slack within seconds.
+fn slow_read_server() -> Server {
+    Server::new()
+        .send_timeout(Duration::from_secs(2))
+        .unwrap()
+        .min_send_rate(16 * 1024)
+        .unwrap()
+}
+
+/// A listener on 127.0.0.1 whose connections have a small send buffer, and a client of it with
+/// a small receive buffer that asked for `/endless`: as on a real link a slow reader's
+/// buffers are full, the server's writes wait on the reader within a few KiB.
+async fn endless_through_small_buffers(server: Server) -> (Running, TcpStream) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let running = start_on(socket.listen(16).unwrap(), server);
+    let client = TcpSocket::new_v4().unwrap();
+    client.set_recv_buffer_size(4096).unwrap();
+    let mut stream = client.connect(running.addr).await.unwrap();
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    (running, stream)
+}
+
+/// Reads `bytes` every `every` for at most `limit`: how long until the server closed the
+/// connection (`None` if it did not), and how much was read.
+async fn read_at(
+    stream: &mut TcpStream,
+    bytes: usize,
+    every: Duration,
+    limit: Duration,
+) -> (Option<Duration>, usize) {
+    let mut buf = vec![0u8; bytes];
+    let mut total = 0;
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(0) | Err(_)) => return (Some(started.elapsed()), total),
+            Ok(Ok(n)) => total += n,
+        }
+        tokio::time::sleep(every).await;
+    }
+    (None, total)
+}
+
+/// A slow-read attack: 512 bytes every 100 ms (5 KB/s, under a third of the minimum rate; a
+/// client taking a few bytes a second against the default 240 bytes/s and 60 s, sped up). It
+/// kept an endless response, and its connection, for as long as it read: the send timeout
+/// started again at each write that went on, and the kernel let a waiting write go on every
+/// few hundred ms. Now the client runs out of slack within a few send timeouts, is cut off,
+/// and is reported once (`slow_read`).
+#[tokio::test]
+async fn a_client_reading_a_few_bytes_at_a_time_is_cut_off_below_the_minimum_send_rate() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let (running, mut stream) = endless_through_small_buffers(slow_read_server()).await;
+    let limit = Duration::from_secs(15);
+    let (closed, read) = read_at(&mut stream, 512, Duration::from_millis(100), limit).await;
+    let Some(after) = closed else {
+        panic!(
+            "a client taking 5 KB/s of an endless response was still served after {limit:?} \
+             ({read} bytes read)"
+        );
+    };
+    eprintln!("cut off after {after:?}, {read} bytes read");
+    let started = Instant::now();
+    while !running.endless_dropped.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < EXCHANGE_LIMIT,
+            "the response was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events = captured.security_events();
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["slow_read"], "{}", captured.text());
+    assert_eq!(events[0].1["fields"]["client.address"], "127.0.0.1");
+}
+
+/// A client reading steadily above the minimum rate (about 60 KB/s here, almost four times
+/// it) through the same small buffers, the server's writes waiting on it all along, is not
+/// cut off.
+#[tokio::test]
+async fn a_client_reading_steadily_above_the_minimum_send_rate_is_not_cut_off() {
+    let (captured, _guard) = Captured::json_logs(tracing::Level::WARN);
+    let (running, mut stream) = endless_through_small_buffers(slow_read_server()).await;
+    let (closed, read) = read_at(
+        &mut stream,
+        4096,
+        Duration::from_millis(50),
+        Duration::from_secs(4),
+    )
+    .await;
+    assert_eq!(closed, None, "cut off after {read} bytes");
+    assert!(read > 4 * 16 * 1024, "read only {read} bytes in 4 s");
+    assert!(!running.endless_dropped.load(Ordering::SeqCst));
+    assert_eq!(captured.security_event_names(), Vec::<String>::new());
+}
+
+/// The minimum rate's setting: zero is an error; a rate below the default, or none, is
+/// logged as a loosening; the default and more are not.
+#[test]
+fn the_minimum_send_rate_is_set_with_min_send_rate() {
+    let err = Server::new().min_send_rate(0).unwrap_err();
+    assert_eq!(err.to_string(), "min_send_rate must be greater than zero");
+    let (captured, guard) = Captured::json_logs(tracing::Level::WARN);
+    let _quiet = Server::new()
+        .min_send_rate(240)
+        .unwrap()
+        .min_send_rate(100_000);
+    let _lower = Server::new().min_send_rate(64).unwrap();
+    let _none = Server::new().dangerous_without_min_send_rate();
+    drop(guard);
+    assert_eq!(
+        captured.loosenings(),
+        [
+            (
+                "Server::min_send_rate".to_owned(),
+                "hardening loosened: Server::min_send_rate is 64 bytes/s, lower than the \
+                 default 240 bytes/s"
+                    .to_owned()
+            ),
+            (
+                "Server::dangerous_without_min_send_rate".to_owned(),
+                "hardening loosened: no minimum send rate: a client that takes a few bytes of \
+                 its response within each send timeout keeps it, and its connection, for as \
+                 long as it likes"
+                    .to_owned()
+            ),
+        ]
+    );
 }
 
 /// Out of file descriptors: accept fails (EMFILE) until a socket is freed. The loop backs off
