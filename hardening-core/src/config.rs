@@ -968,7 +968,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "body_limit: body_limit must be greater than zero"
+            "body_limit: body_limit must be greater than zero; to turn the limit off, use \
+             Hardening::dangerous_disable_body_limit()"
         );
     }
 

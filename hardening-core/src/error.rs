@@ -95,7 +95,7 @@ pub enum ConfigError {
     )]
     SameHealthPaths(String),
     /// A limit of zero, which would refuse every request.
-    #[error("{0} must be greater than zero")]
+    #[error("{0} must be greater than zero{hint}", hint = without_the_limit(.0))]
     ZeroLimit(&'static str),
     /// A route pattern for [`Hardening::allow_larger_body`](crate::Hardening::allow_larger_body)
     /// or [`Hardening::allow_route_without_rate_limit`](crate::Hardening::allow_route_without_rate_limit)
@@ -315,5 +315,49 @@ impl ConfigError {
             setting,
             source: Box::new(self),
         }
+    }
+}
+
+/// For a [`ConfigError::ZeroLimit`]: the named loosening that turns the limit off, for the
+/// limits that have one (zero is no way to say "none").
+fn without_the_limit(setting: &str) -> &'static str {
+    match setting {
+        "body_limit" => "; to turn the limit off, use Hardening::dangerous_disable_body_limit()",
+        "query_param_limit" => {
+            "; to turn the limit off, use Hardening::dangerous_disable_query_param_limit()"
+        }
+        "timeout" => "; to turn the timeout off, use Hardening::dangerous_disable_timeout()",
+        "min_send_rate" => {
+            "; to turn the minimum off, use Server::dangerous_without_min_send_rate()"
+        }
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Hardening, Server};
+
+    /// A zero limit is refused, and where a named loosening turns the limit off the message
+    /// says which (before, only "min_send_rate must be greater than zero").
+    #[test]
+    fn a_zero_limit_names_the_loosening_that_turns_it_off() {
+        let message = |result: Result<_, crate::ConfigError>| match result {
+            Err(err) => err.to_string(),
+            Ok(_) => panic!("a zero limit was taken"),
+        };
+        assert_eq!(
+            message(Server::new().min_send_rate(0).map(drop)),
+            "min_send_rate must be greater than zero; to turn the minimum off, use \
+             Server::dangerous_without_min_send_rate()"
+        );
+        assert!(
+            message(Hardening::strict().body_limit(0).map(drop))
+                .ends_with("use Hardening::dangerous_disable_body_limit()")
+        );
+        assert_eq!(
+            message(Server::new().max_connections(0).map(drop)),
+            "max_connections must be greater than zero"
+        );
     }
 }
