@@ -416,7 +416,7 @@ impl TrustedProxies {
     fn forwarded_client(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, Source, SaysHttps) {
         match self.header {
             ForwardedHeader::XForwardedFor => {
-                let values = headers.get_all("x-forwarded-for");
+                let values = headers.get_all(&X_FORWARDED_FOR);
                 let (ip, source, _) = self.walk(peer, values, false, |hop| (parse_xff(hop), false));
                 (ip, source, SaysHttps::XForwardedProto)
             }

@@ -300,6 +300,24 @@ impl RequestContext {
                 .map(|axum::extract::ConnectInfo(addr)| addr.ip()),
         }
     }
+
+    /// The request id and client address a layer refusing the request answers and reports
+    /// under: the id a layer further out gave it (`Hardening`, [`ProblemLayer`](crate::ProblemLayer)),
+    /// else a new one, and the address [`client_ip_of`](Self::client_ip_of) finds.
+    ///
+    /// ```
+    /// use hardening_errors::{RequestContext, RequestId};
+    ///
+    /// let mut extensions = http::Extensions::new();
+    /// let given = RequestId::generate();
+    /// extensions.insert(RequestContext::new(given, None));
+    /// assert_eq!(RequestContext::for_refusal(&extensions), (given, None));
+    /// ```
+    #[cold]
+    pub fn for_refusal(extensions: &http::Extensions) -> (RequestId, Option<IpAddr>) {
+        let request_id = RequestId::from_extensions(extensions).unwrap_or_else(RequestId::generate);
+        (request_id, Self::client_ip_of(extensions))
+    }
 }
 
 impl RequestId {

@@ -134,7 +134,7 @@ where
                     },
                     // Plain HTTP, not exempt, and no `Host` to redirect to: refused.
                     RedirectDecision::Refuse => State::BadHost {
-                        refused: Some(refused_by(&parts.extensions)),
+                        refused: Some(RequestContext::for_refusal(&parts.extensions)),
                     },
                     RedirectDecision::Proceed => State::Inner {
                         future: self.inner.call(Request::from_parts(parts, body)),
@@ -207,16 +207,6 @@ where
         );
         Poll::Ready(Ok(response))
     }
-}
-
-/// The request id and client address for refusing a request whose `Host` no redirect may go
-/// to: the id a layer further out gave it (`Hardening`, `ProblemLayer`), else a new one. The refusal is
-/// reported as a `bad_host` security event, as `hardening-core` reports its own, and marked
-/// so that `Hardening` counts it without logging it again.
-#[cold]
-fn refused_by(extensions: &http::Extensions) -> (RequestId, Option<IpAddr>) {
-    let request_id = RequestId::from_extensions(extensions).unwrap_or_else(RequestId::generate);
-    (request_id, RequestContext::client_ip_of(extensions))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hardening_errors::{
-    CollectError, Problem, RequestContext, RequestId, SUBSCRIBER_PREFIX, WarnOnce, after_userinfo,
+    CollectError, Problem, RequestContext, SUBSCRIBER_PREFIX, WarnOnce, after_userinfo,
     client_group, collect_capped, may_be_a_token, media_type, redact_secrets, report_rejection,
     write_printable_ascii,
 };
@@ -314,13 +314,12 @@ fn not_a_report(extensions: &http::Extensions) -> Response {
 /// `ProblemLayer`), else a new one; a 413 is reported as a security event.
 #[cold]
 fn refuse(extensions: &http::Extensions, status: StatusCode, detail: &'static str) -> Response {
-    let request_id = RequestId::from_extensions(extensions).unwrap_or_else(RequestId::generate);
+    let (request_id, client_ip) = RequestContext::for_refusal(extensions);
     let mut response = Problem::new(status)
         .with_detail(detail)
         .with_request_id(request_id)
         .into_http_response();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        let client_ip = RequestContext::client_ip_of(extensions);
         report_rejection(&mut response, "body_too_large", request_id, client_ip, None);
     }
     response

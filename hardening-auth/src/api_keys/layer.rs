@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hardening_errors::{
-    Error, PrincipalId, RequestContext, RequestId, SECRET_NAME_PARTS, redact_error_chain,
-    report_rejection,
+    Error, PrincipalId, RequestContext, SECRET_NAME_PARTS, redact_error_chain, report_rejection,
 };
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
@@ -440,18 +439,10 @@ where
     }
 }
 
-/// The request id and client address of a refused request: the id a layer further out gave
-/// it (`Hardening`, `ProblemLayer`), else a new one.
-fn refused_by(parts: &Parts) -> (RequestId, Option<std::net::IpAddr>) {
-    let request_id =
-        RequestId::from_extensions(&parts.extensions).unwrap_or_else(RequestId::generate);
-    (request_id, RequestContext::client_ip_of(&parts.extensions))
-}
-
 /// The 401 problem with `challenge`, reported as the security event `unauthenticated`.
 #[cold]
 fn unauthenticated<R: From<Bytes>>(parts: &Parts, challenge: &HeaderValue) -> Response<R> {
-    let (request_id, client_ip) = refused_by(parts);
+    let (request_id, client_ip) = RequestContext::for_refusal(&parts.extensions);
     let mut response = Error::unauthenticated_with(challenge.clone())
         .to_problem()
         .with_request_id(request_id)
@@ -474,7 +465,7 @@ fn store_failed<R: From<Bytes>>(
     id: ApiKeyId,
     error: &(dyn std::error::Error + 'static),
 ) -> Response<R> {
-    let (request_id, _) = refused_by(parts);
+    let (request_id, _) = RequestContext::for_refusal(&parts.extensions);
     tracing::error!(
         target: AUTH_TARGET,
         key_id = %id,
