@@ -513,6 +513,8 @@ impl Post {
         B::Error: Into<axum::BoxError>,
     {
         let event = event_to_report(&mut response, self);
+        // A kept 401 page still names a challenge, as a 401 problem does.
+        hardening_errors::challenge_a_401(response.status(), response.headers_mut());
         let response = self.finish(response, event);
         self.success(response)
     }

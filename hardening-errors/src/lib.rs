@@ -119,7 +119,7 @@ pub use mapping::{
 };
 pub use panic_hook::redact_panic_messages;
 pub use principal::{PrincipalId, PrincipalSlot, TenantId};
-pub use problem::{DEFAULT_CHALLENGE, FieldError, Problem};
+pub use problem::{DEFAULT_CHALLENGE, FieldError, Problem, challenge_a_401};
 pub use redact::{
     SECRET_NAME_PARTS, SECRET_NAME_WORDS, is_secret_name, redact_error_chain, redact_secrets,
     redact_url,

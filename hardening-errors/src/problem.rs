@@ -411,7 +411,28 @@ pub const DEFAULT_CHALLENGE: &str = "Bearer";
 
 /// Gives a 401 without a `WWW-Authenticate` field the [`DEFAULT_CHALLENGE`] (RFC 9110
 /// §15.5.2); any other response, or a 401 that names its challenges, is left as it is.
-pub(crate) fn challenge_a_401(status: StatusCode, headers: &mut HeaderMap) {
+///
+/// Problems get it when they are written; a layer that passes a handler's own 401 on (an
+/// HTML sign-in page kept by `keep_html_error_pages`) calls it on that response's headers.
+///
+/// ```
+/// use hardening_errors::challenge_a_401;
+/// use http::{HeaderMap, StatusCode, header::WWW_AUTHENTICATE};
+///
+/// let mut headers = HeaderMap::new();
+/// challenge_a_401(StatusCode::UNAUTHORIZED, &mut headers);
+/// assert_eq!(headers[WWW_AUTHENTICATE], "Bearer");
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(WWW_AUTHENTICATE, "Basic realm=\"admin\"".parse().unwrap());
+/// challenge_a_401(StatusCode::UNAUTHORIZED, &mut headers);
+/// assert_eq!(headers[WWW_AUTHENTICATE], "Basic realm=\"admin\"");
+///
+/// let mut headers = HeaderMap::new();
+/// challenge_a_401(StatusCode::FORBIDDEN, &mut headers);
+/// assert!(headers.is_empty());
+/// ```
+pub fn challenge_a_401(status: StatusCode, headers: &mut HeaderMap) {
     if status == StatusCode::UNAUTHORIZED && !headers.contains_key(WWW_AUTHENTICATE) {
         headers.insert(
             WWW_AUTHENTICATE,

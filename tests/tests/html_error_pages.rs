@@ -72,6 +72,16 @@ fn routes() -> Router {
             get(|| async { (StatusCode::UNAUTHORIZED, Html(SIGN_IN)) }),
         )
         .route(
+            "/admin",
+            get(|| async {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(http::header::WWW_AUTHENTICATE, r#"Basic realm="admin""#)],
+                    Html(SIGN_IN),
+                )
+            }),
+        )
+        .route(
             "/notes",
             post(|| async { (StatusCode::UNPROCESSABLE_ENTITY, Html(FORM_AGAIN)) }),
         )
@@ -490,4 +500,43 @@ async fn problem_layer_keeps_the_same_pages_and_reports_their_rejections() {
     }
     assert_problem(&http_get(addr, "/server-error/500", &[]).await, 500);
     assert_problem(&http_get(addr, "/problem-as-html", &[]).await, 404);
+}
+
+/// A kept 401 page still names a challenge, as RFC 9110 §15.5.2 requires of every 401: the
+/// suite's `Bearer` when the handler named none, the handler's own when it did. Through
+/// `Hardening` and through `ProblemLayer` alike.
+#[tokio::test]
+async fn a_kept_401_page_names_a_challenge() {
+    use hardening_core::errors::ProblemLayer;
+    let through_hardening = serve(routes().layer(kept())).await;
+    let through_problem_layer =
+        serve(routes().layer(ProblemLayer::new().keep_html_error_pages())).await;
+    for addr in [through_hardening, through_problem_layer] {
+        let reply = http_get(addr, "/account", &[]).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (401, SIGN_IN),
+            "{reply:?}"
+        );
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some("Bearer"),
+            "{reply:?}"
+        );
+        let reply = http_get(addr, "/admin", &[]).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (401, SIGN_IN),
+            "{reply:?}"
+        );
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(r#"Basic realm="admin""#),
+            "{reply:?}"
+        );
+        // A page for another status gets none.
+        let reply = http_get(addr, "/documents/1", &[]).await;
+        assert_eq!(reply.status, 403);
+        assert_eq!(reply.header("www-authenticate"), None, "{reply:?}");
+    }
 }

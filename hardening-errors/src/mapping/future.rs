@@ -414,6 +414,8 @@ fn map_response<B>(
                 .headers
                 .insert(X_REQUEST_ID.clone(), request_id.to_header_value());
         }
+        // A kept 401 page still names a challenge (2xx and 3xx are never 401).
+        crate::problem::challenge_a_401(parts.status, &mut parts.headers);
         return Response::from_parts(parts, ProblemBody::inner(body));
     }
     let invalid = !(parts.status.is_client_error() || parts.status.is_server_error());
