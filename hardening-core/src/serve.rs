@@ -75,9 +75,10 @@ where
 ///   open after the drain deadline (30 s), or at once on a second signal;
 /// - a panic's text is printed with its secrets redacted
 ///   ([`redact_panic_messages`](hardening_errors::redact_panic_messages));
-/// - with [`max_connections`](Self::max_connections), at most that many connections are
-///   served at once, upgraded ones included (none by default); at the cap, a connection idle
-///   between requests is closed to make room for a new client.
+/// - at most 10 000 connections are served at once, or three quarters of the process's open
+///   file limit (`ulimit -n`) when that is lower, upgraded ones included
+///   ([`max_connections`](Self::max_connections)); at the cap, a connection idle between
+///   requests is closed to make room for a new client.
 ///
 /// Protocol upgrades (WebSocket) are served: a 101 hands the connection to the route, with
 /// the send timeout still on its writes; the drain does not wait for upgraded connections
@@ -133,7 +134,7 @@ pub struct Server {
     idle_timeout: Duration,
     send_timeout: Duration,
     drain_timeout: Duration,
-    max_connections: Option<usize>,
+    max_connections: ConnectionCap,
     max_head_size: usize,
     /// Bytes a second; `None` once turned off.
     min_send_rate: Option<u32>,
@@ -147,14 +148,16 @@ impl Default for Server {
 
 impl Server {
     /// 10 s to read request headers, 75 s for a keep-alive connection to idle between
-    /// requests, 60 s for a waiting response write, 30 s to drain on shutdown.
+    /// requests, 60 s for a waiting response write, 30 s to drain on shutdown, at most 10 000
+    /// connections at once (fewer under a low descriptor limit: see
+    /// [`max_connections`](Self::max_connections)).
     pub fn new() -> Self {
         Self {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             drain_timeout: Duration::from_secs(30),
-            max_connections: None,
+            max_connections: ConnectionCap::Default,
             max_head_size: DEFAULT_MAX_HEAD_SIZE,
             min_send_rate: Some(DEFAULT_MIN_SEND_RATE),
         }
@@ -349,6 +352,13 @@ impl Server {
     /// process's descriptor limit (`ulimit -n`), with room for the others and for the one client
     /// held.
     ///
+    /// By default the cap is 10 000, or three quarters of the process's open-file limit when
+    /// that is lower (read on Linux from `/proc/self/limits` when serving begins; the default
+    /// 1 024 of many systems gives 768), so that a flood of idle connections meets the cap
+    /// before the descriptor limit, where every `accept` (and every file the service opens)
+    /// would fail. More than 10 000 loosens it and logs a warning naming the value;
+    /// [`dangerous_without_connection_cap`](Self::dangerous_without_connection_cap) removes it.
+    ///
     /// # Errors
     ///
     /// [`ConfigError::ZeroLimit`] for 0: nothing would be served.
@@ -356,9 +366,32 @@ impl Server {
         if max == 0 {
             return Err(ConfigError::ZeroLimit("max_connections"));
         }
+        warn_if_above(
+            "Server::max_connections",
+            max,
+            DEFAULT_MAX_CONNECTIONS,
+            "more",
+        );
         // A semaphore holds at most `Semaphore::MAX_PERMITS`; more is no cap at all.
-        self.max_connections = (max <= tokio::sync::Semaphore::MAX_PERMITS).then_some(max);
+        self.max_connections = if max <= tokio::sync::Semaphore::MAX_PERMITS {
+            ConnectionCap::At(max)
+        } else {
+            ConnectionCap::Unlimited
+        };
         Ok(self)
+    }
+
+    /// No cap on the connections served at once: a client that opens connections and leaves
+    /// them idle holds a descriptor and a connection's memory for each until its idle timeout,
+    /// and past the process's open-file limit every `accept` (and every file or socket the
+    /// service opens) fails until some close. Logged as a loosening.
+    pub fn dangerous_without_connection_cap(mut self) -> Self {
+        warn_loosened(
+            "Server::dangerous_without_connection_cap",
+            "no connection cap: idle connections can use up the process's file descriptors",
+        );
+        self.max_connections = ConnectionCap::Unlimited;
+        self
     }
 
     /// The smallest head size limit (8 KiB): the request line and the fields a browser sends
@@ -496,6 +529,7 @@ impl Server {
         let mut accept_failures = AcceptFailures::default();
         let cap = self
             .max_connections
+            .resolve()
             .map(|max| (Arc::new(tokio::sync::Semaphore::new(max)), max));
         // Under a cap: the open connections, oldest first, to close idle ones in.
         let mut open = OpenConnections::default();
@@ -1394,6 +1428,59 @@ const DEFAULT_MIN_SEND_RATE: u32 = 240;
 /// The largest request head read unless set otherwise.
 const DEFAULT_MAX_HEAD_SIZE: usize = 64 * 1024;
 
+/// The most connections served at once unless set otherwise, or a lower descriptor limit
+/// asks for fewer: a few hundred MiB of connection buffers at most, and far more clients
+/// than one instance serves well at once.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// [`Server::max_connections`], as set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectionCap {
+    /// [`DEFAULT_MAX_CONNECTIONS`], or fewer under a low descriptor limit (read when serving
+    /// begins).
+    Default,
+    At(usize),
+    Unlimited,
+}
+
+impl ConnectionCap {
+    /// The cap to serve with: `None` for none.
+    fn resolve(self) -> Option<usize> {
+        match self {
+            Self::Default => {
+                let limits = std::fs::read_to_string("/proc/self/limits").ok();
+                let max = default_max_connections(limits.as_deref());
+                tracing::debug!(
+                    target: crate::LOG_TARGET,
+                    max_connections = max,
+                    "serving at most this many connections at once"
+                );
+                Some(max)
+            }
+            Self::At(max) => Some(max),
+            Self::Unlimited => None,
+        }
+    }
+}
+
+/// [`DEFAULT_MAX_CONNECTIONS`], or three quarters of the soft open-file limit in `limits`
+/// (the text of Linux's `/proc/self/limits`) when that is lower: the rest is left for the
+/// listener, the service's files, database connections and the client held at the cap.
+fn default_max_connections(limits: Option<&str>) -> usize {
+    let soft = limits.and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        line["Max open files".len()..]
+            .split_whitespace()
+            .next()?
+            .parse::<usize>()
+            .ok()
+    });
+    match soft {
+        Some(soft) => (soft / 4 * 3).clamp(1, DEFAULT_MAX_CONNECTIONS),
+        None => DEFAULT_MAX_CONNECTIONS,
+    }
+}
+
 /// The longest header-read, idle or send timeout: each is added to the clock (hyper's,
 /// tokio's), which would panic on overflow.
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
@@ -1463,15 +1550,45 @@ mod tests {
         assert_eq!(err.to_string(), "max_connections must be greater than zero");
         assert_eq!(
             Server::new().max_connections(1).unwrap().max_connections,
-            Some(1)
+            ConnectionCap::At(1)
         );
         assert_eq!(
             Server::new()
                 .max_connections(usize::MAX)
                 .unwrap()
                 .max_connections,
+            ConnectionCap::Unlimited
+        );
+    }
+
+    /// A cap by default: 10 000, or three quarters of a lower soft open-file limit; none only
+    /// when asked for by name.
+    #[test]
+    fn connections_are_capped_by_default_below_the_descriptor_limit() {
+        const LIMITS: &str = "Limit                     Soft Limit           Hard Limit           Units     \n\
+            Max processes             63455                63455                processes \n\
+            Max open files            1024                 524288               files     \n\
+            Max locked memory         8388608              8388608              bytes     \n";
+        assert_eq!(Server::new().max_connections, ConnectionCap::Default);
+        assert_eq!(default_max_connections(Some(LIMITS)), 768);
+        let high = LIMITS.replace("1024  ", "65536 ");
+        assert_eq!(default_max_connections(Some(&high)), 10_000);
+        let unlimited = LIMITS.replace("1024 ", "unlimited");
+        assert_eq!(default_max_connections(Some(&unlimited)), 10_000);
+        assert_eq!(default_max_connections(Some("no such line")), 10_000);
+        assert_eq!(default_max_connections(None), 10_000);
+        let tiny = LIMITS.replace("1024 ", "1    ");
+        assert_eq!(default_max_connections(Some(&tiny)), 1, "never zero");
+        assert_eq!(
+            Server::new()
+                .dangerous_without_connection_cap()
+                .max_connections
+                .resolve(),
             None
         );
+        // On this machine: a cap, never above the default.
+        let here = ConnectionCap::Default.resolve().unwrap();
+        assert!((1..=10_000).contains(&here), "{here}");
     }
 
     /// Zero, and any timeout shorter than a round trip, would cut off every client whose
