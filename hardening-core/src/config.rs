@@ -12,8 +12,9 @@ use crate::{ConfigError, Cors, ForwardedHeader, Hardening};
 ///
 /// Every field is optional; what is not set keeps the strict default. Load it from
 /// environment variables with [`HardeningConfig::from_env`] (each field is the variable
-/// `HARDENING_<FIELD>`, lists comma-separated) or deserialize it from any serde format
-/// (lists as arrays, read alike: entries trimmed, empty ones left out), then call
+/// `HARDENING_<FIELD>`, lists comma-separated, the routes' body limits as `route=bytes`
+/// pairs) or deserialize it from any serde format (lists as arrays, read alike: entries
+/// trimmed, empty ones left out; the routes' body limits as a map), then call
 /// [`HardeningConfig::build`], which validates everything at once and names the setting at
 /// fault as its user wrote it: the variable when read from the environment, the field
 /// (`rate_limit_burst`) otherwise.
@@ -39,6 +40,13 @@ use crate::{ConfigError, Cors, ForwardedHeader, Hardening};
 pub struct HardeningConfig {
     /// Largest request body in bytes (default 1 MiB; larger is logged as a loosening).
     pub body_limit: Option<usize>,
+    /// Routes allowed a larger body, each with its size in bytes, above `body_limit`: each
+    /// given to [`Hardening::allow_larger_body`] (which logs it as a loosening), after
+    /// `body_limit`, in this order. From the environment, comma-separated `route=bytes` pairs
+    /// (`/docs/{id}/file=20971520`, split at the last `=`); through serde, a map from route
+    /// to bytes (`{"/docs/{id}/file": 20971520}`, keys trimmed, order kept); empty unsets it.
+    #[serde(deserialize_with = "route_sizes")]
+    pub route_body_limits: Vec<(String, usize)>,
     /// Most query parameters (default 50; more is logged as a loosening).
     pub query_param_limit: Option<usize>,
     /// Seconds until the response head (default 30; longer is logged as a loosening).
@@ -79,6 +87,11 @@ pub struct HardeningConfig {
     /// Burst of the per-IP limit (feature `ratelimit`; default 50, or
     /// `rate_limit_per_minute` if that is lower).
     pub rate_limit_burst: Option<u32>,
+    /// Routes left out of the rate limit (feature `ratelimit`), in axum's syntax
+    /// (`/webhooks/stripe`, `/assets/{*path}`): each given to
+    /// [`Hardening::allow_route_without_rate_limit`], which logs it as a loosening.
+    #[serde(deserialize_with = "list")]
+    pub routes_without_rate_limit: Vec<String>,
     /// What errors and warnings call the settings.
     #[serde(skip)]
     names: Names,
@@ -119,6 +132,7 @@ impl Eq for Names {}
 /// Each variable of [`ENV_VARS`] with the field it sets.
 const FIELDS: &[(&str, &str)] = &[
     ("HARDENING_BODY_LIMIT", "body_limit"),
+    ("HARDENING_ROUTE_BODY_LIMITS", "route_body_limits"),
     ("HARDENING_QUERY_PARAM_LIMIT", "query_param_limit"),
     ("HARDENING_TIMEOUT_SECS", "timeout_secs"),
     ("HARDENING_TRUSTED_PROXIES", "trusted_proxies"),
@@ -133,6 +147,10 @@ const FIELDS: &[(&str, &str)] = &[
     ("HARDENING_HTTPS_REDIRECT", "https_redirect"),
     ("HARDENING_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute"),
     ("HARDENING_RATE_LIMIT_BURST", "rate_limit_burst"),
+    (
+        "HARDENING_ROUTES_WITHOUT_RATE_LIMIT",
+        "routes_without_rate_limit",
+    ),
     ("HARDENING_LOG_REQUEST_HEADERS", "log_request_headers"),
 ];
 
@@ -141,6 +159,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "HARDENING_BODY_LIMIT",
         "largest request body in bytes (default 1048576; larger is logged as a loosening)",
+    ),
+    (
+        "HARDENING_ROUTE_BODY_LIMITS",
+        "comma-separated route=bytes pairs, routes allowed a larger body than \
+         HARDENING_BODY_LIMIT (each logged as a loosening)",
     ),
     (
         "HARDENING_QUERY_PARAM_LIMIT",
@@ -199,6 +222,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "HARDENING_RATE_LIMIT_BURST",
         "burst of the per-IP limit (default 50, or the count a minute if lower)",
+    ),
+    (
+        "HARDENING_ROUTES_WITHOUT_RATE_LIMIT",
+        "comma-separated routes left out of the rate limit (each logged as a loosening)",
     ),
     (
         "HARDENING_LOG_REQUEST_HEADERS",
@@ -393,8 +420,35 @@ impl HardeningConfig {
                 bad("lists nothing; give comma-separated entries, or leave it empty to unset it")
             })
         };
+        // A list of `route=bytes` pairs, split at the last `=` (a route may hold one, a
+        // size cannot); the size read as the other numbers are.
+        let route_sizes = |v: &str| -> Result<Vec<(String, usize)>, ConfigError> {
+            list(v)?
+                .iter()
+                .map(|entry| {
+                    let Some((route, bytes)) = entry.rsplit_once('=') else {
+                        return Err(bad(&format!(
+                            "expected comma-separated route=bytes pairs (such as \
+                             /docs/{{id}}/file=20971520), not {entry:?}"
+                        )));
+                    };
+                    let bytes = bytes.trim();
+                    if bytes.is_empty() {
+                        return Err(bad(&format!(
+                            "in {entry:?}: expected a whole number from 1 to {} after `=`, not \
+                             an empty value (leave the route out to keep the body limit)",
+                            usize::MAX
+                        )));
+                    }
+                    let in_entry = |why: &str| bad(&format!("in {entry:?}: {why}"));
+                    let bytes = number(bytes, usize::MAX as u64, &in_entry)?;
+                    Ok((route.trim().to_owned(), bytes))
+                })
+                .collect()
+        };
         match name {
             "HARDENING_BODY_LIMIT" => self.body_limit = Some(size(value)?),
+            "HARDENING_ROUTE_BODY_LIMITS" => self.route_body_limits = route_sizes(value)?,
             "HARDENING_QUERY_PARAM_LIMIT" => self.query_param_limit = Some(size(value)?),
             "HARDENING_TIMEOUT_SECS" => {
                 self.timeout_secs = Some(number(value, u64::MAX, &bad)?);
@@ -421,6 +475,9 @@ impl HardeningConfig {
                 self.rate_limit_per_minute = Some(count(value)?);
             }
             "HARDENING_RATE_LIMIT_BURST" => self.rate_limit_burst = Some(count(value)?),
+            "HARDENING_ROUTES_WITHOUT_RATE_LIMIT" => {
+                self.routes_without_rate_limit = list(value)?;
+            }
             _ => {
                 let known: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
                 let guess = match hardening_errors::closest_name(name, &known) {
@@ -444,8 +501,13 @@ impl HardeningConfig {
     /// warning naming the setter and the variable, even with the same value, since the
     /// variable then has no effect. A flag set to `false` counts as set, as `true` does (the
     /// variable governs it either way). A setting left unset (an empty variable, a field left
-    /// out), and a setter that adds to one
-    /// ([`sensitive_query_params`](Hardening::sensitive_query_params)), say nothing.
+    /// out), and a setter that adds to one, say nothing:
+    /// [`sensitive_query_params`](Hardening::sensitive_query_params), and
+    /// [`allow_larger_body`](Hardening::allow_larger_body) and
+    /// [`allow_route_without_rate_limit`](Hardening::allow_route_without_rate_limit), whose
+    /// routes join those of `HARDENING_ROUTE_BODY_LIMITS` and
+    /// `HARDENING_ROUTES_WITHOUT_RATE_LIMIT` (a route given in both is refused, as given
+    /// twice).
     ///
     /// # Errors
     ///
@@ -464,6 +526,9 @@ impl HardeningConfig {
         let mut steps = Steps::new(self.names, unread);
         if let Some(n) = self.body_limit {
             steps = steps.apply("HARDENING_BODY_LIMIT", |h| h.body_limit(n));
+        }
+        if !self.route_body_limits.is_empty() {
+            steps = self.route_body_limits(steps);
         }
         if let Some(n) = self.query_param_limit {
             steps = steps.apply("HARDENING_QUERY_PARAM_LIMIT", |h| h.query_param_limit(n));
@@ -586,9 +651,62 @@ impl HardeningConfig {
                 steps = steps.fail(var, "needs hardening-core's `ratelimit` feature");
             }
         }
+        if !self.routes_without_rate_limit.is_empty() {
+            const ROUTES: &str = "HARDENING_ROUTES_WITHOUT_RATE_LIMIT";
+            #[cfg(feature = "ratelimit")]
+            {
+                steps = steps.apply(ROUTES, |h| {
+                    self.routes_without_rate_limit
+                        .iter()
+                        .try_fold(h, Hardening::allow_route_without_rate_limit)
+                });
+            }
+            #[cfg(not(feature = "ratelimit"))]
+            {
+                steps = steps.fail(ROUTES, "needs hardening-core's `ratelimit` feature");
+            }
+        }
         steps
             .finish()
             .map(|hardening| hardening.set_by_config(sources))
+    }
+
+    /// The larger body limits of these settings' routes, given after the body limit (the
+    /// builder refuses a route's size not above it). Beside a body limit that is wrong (one
+    /// that did not read, or 0 through serde), whether a route raises it is not judged, as
+    /// fixing that one may do: the routes are checked against no body limit, on a layer
+    /// nothing uses (the build fails anyway), quietly.
+    fn route_body_limits(&self, steps: Steps) -> Steps {
+        const VAR: &str = "HARDENING_ROUTE_BODY_LIMITS";
+        // Only through serde or code (the environment refuses 0 as it reads it): the
+        // builder's error would not say which route.
+        if let Some((route, _)) = self.route_body_limits.iter().find(|(_, bytes)| *bytes == 0) {
+            return steps.fail(
+                VAR,
+                &format!(
+                    "the route {route:?} is given 0 bytes, which would refuse every body: give \
+                     it more than the body limit, or leave it out"
+                ),
+            );
+        }
+        let body_limit_wrong =
+            self.body_limit == Some(0) || steps.unread.contains(&"HARDENING_BODY_LIMIT");
+        let add_each = |hardening: Hardening| {
+            self.route_body_limits
+                .iter()
+                .try_fold(hardening, |h, (route, bytes)| {
+                    h.allow_larger_body(route, *bytes)
+                })
+        };
+        steps.apply(VAR, |hardening| {
+            if body_limit_wrong {
+                tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::new(), || {
+                    add_each(Hardening::strict().dangerous_disable_body_limit())
+                })
+            } else {
+                add_each(hardening)
+            }
+        })
     }
 
     /// The CORS policy of these settings, each part checked under its own variable: the
@@ -652,7 +770,9 @@ impl HardeningConfig {
     }
 
     /// Each setting these fields set (not left unset: a flag set to `false` is set), with
-    /// the name of the variable (or field) that set it.
+    /// the name of the variable (or field) that set it. Not the lists a setter adds to: the
+    /// sensitive parameters and the routes' body limits and exemptions (no setter replaces
+    /// them).
     fn sources(&self) -> Vec<(Setting, &'static str)> {
         let given = [
             (
@@ -763,6 +883,35 @@ fn list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
              unset it",
         )
     })
+}
+
+/// The routes' body limits through serde: a map from route to bytes, read as from the
+/// environment (each route trimmed; an empty map unsets them), in the order given, so that a
+/// route given twice reaches the builder, which refuses it, rather than one silently kept.
+fn route_sizes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, usize)>, D::Error> {
+    struct RouteSizes;
+    impl<'de> serde::de::Visitor<'de> for RouteSizes {
+        type Value = Vec<(String, usize)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(
+                "a map from each route to its largest body in bytes, such as \
+                 {\"/docs/{id}/file\": 20971520}",
+            )
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut sizes = Vec::new();
+            while let Some((route, bytes)) = map.next_entry::<String, usize>()? {
+                sizes.push((route.trim().to_owned(), bytes));
+            }
+            Ok(sizes)
+        }
+    }
+    deserializer.deserialize_map(RouteSizes)
 }
 
 /// The prefix of every variable [`HardeningConfig::from_env`] reads.
@@ -1671,5 +1820,330 @@ mod tests {
                 "{var} given as {one:?} and {other:?}: {twice:?}"
             );
         }
+    }
+
+    /// What building `vars` refuses, as one message (`built` when it builds).
+    fn refusal(vars: &[(&str, &str)]) -> String {
+        match HardeningConfig::from_vars(vars.iter().copied()).and_then(HardeningConfig::build) {
+            Ok(_) => "built".to_owned(),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    /// `allow_route_without_rate_limit` had no variable: a service configured from the
+    /// environment could not leave a webhook out of the limit. The routes are a list, read
+    /// as the other lists are, through serde too, each applied by the builder (which logs
+    /// the loosening under the variable), and refused under the variable's name.
+    #[test]
+    fn routes_without_rate_limit_are_read_as_a_list_and_applied() {
+        const VAR: &str = "HARDENING_ROUTES_WITHOUT_RATE_LIMIT";
+        let from_env =
+            HardeningConfig::from_vars([(VAR, " /webhooks/stripe , ,/assets/{*path},")]).unwrap();
+        let from_serde: HardeningConfig = serde_json::from_str(
+            r#"{"routes_without_rate_limit": [" /webhooks/stripe", "", "/assets/{*path}"]}"#,
+        )
+        .unwrap();
+        assert_eq!(from_env, from_serde);
+        assert_ne!(from_env, HardeningConfig::default());
+        for nothing in [",", " , ,"] {
+            let err = HardeningConfig::from_vars([(VAR, nothing)]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{VAR}: lists nothing")),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            HardeningConfig::from_vars([(VAR, "")]).unwrap(),
+            HardeningConfig::default()
+        );
+        #[cfg(feature = "ratelimit")]
+        {
+            let lines = crate::access_log::tests::json_lines("warn", || {
+                drop(from_env.build().unwrap());
+            });
+            let text = serde_json::Value::from(lines).to_string();
+            for route in ["/webhooks/stripe", "/assets/{*path}"] {
+                assert!(
+                    text.contains(&format!(
+                        "hardening loosened by {VAR}: requests to route {route} are not rate \
+                         limited"
+                    )),
+                    "{route}: {text}"
+                );
+            }
+            let err = refusal(&[(VAR, "/webhooks/stripe, webhooks/github")]);
+            assert!(
+                err.starts_with(&format!(
+                    "{VAR}: invalid route \"webhooks/github\" for allow_route_without_rate_limit: \
+                     a route starts with `/`"
+                )),
+                "{err}"
+            );
+            let err = refusal(&[(VAR, "/webhooks/{provider}, /webhooks/{name}")]);
+            assert!(
+                err.starts_with(&format!("{VAR}: invalid route \"/webhooks/{{name}}\""))
+                    && err.contains("given before: give each route once"),
+                "{err}"
+            );
+            let err = from_serde_json(r#"{"routes_without_rate_limit": ["/a b"]}"#);
+            assert!(
+                err.starts_with("routes_without_rate_limit: invalid route \"/a b\""),
+                "{err}"
+            );
+        }
+        #[cfg(not(feature = "ratelimit"))]
+        assert_eq!(
+            refusal(&[(VAR, "/webhooks/stripe")]),
+            format!("{VAR}: needs hardening-core's `ratelimit` feature")
+        );
+    }
+
+    /// What building the config `json` describes refuses.
+    fn from_serde_json(json: &str) -> String {
+        let config: HardeningConfig = serde_json::from_str(json).unwrap();
+        config.build().map(|_| ()).unwrap_err().to_string()
+    }
+
+    /// `allow_larger_body` had no variable: a service configured from the environment could
+    /// not take a larger upload on one route. The variable takes `route=bytes` pairs (split
+    /// at the last `=`: a route may hold one), a file a map from route to bytes.
+    #[test]
+    fn route_body_limits_are_read_as_route_bytes_pairs() {
+        const VAR: &str = "HARDENING_ROUTE_BODY_LIMITS";
+        let from_env = HardeningConfig::from_vars([(
+            VAR,
+            " /docs/{id}/file=20971520 , , /sign/a=b = 02097152,",
+        )])
+        .unwrap();
+        let from_serde: HardeningConfig = serde_json::from_str(
+            r#"{"route_body_limits": {"/docs/{id}/file": 20971520, " /sign/a=b ": 2097152}}"#,
+        )
+        .unwrap();
+        assert_eq!(from_env, from_serde);
+        assert_ne!(from_env, HardeningConfig::default());
+        // Order is kept, as a list's is.
+        let reversed: HardeningConfig = serde_json::from_str(
+            r#"{"route_body_limits": {"/sign/a=b": 2097152, "/docs/{id}/file": 20971520}}"#,
+        )
+        .unwrap();
+        assert_ne!(from_env, reversed);
+        let lines = crate::access_log::tests::json_lines("warn", || {
+            drop(from_env.build().unwrap());
+        });
+        let text = serde_json::Value::from(lines).to_string();
+        assert!(
+            text.contains(&format!(
+                "hardening loosened by {VAR}: request bodies up to 20971520 bytes are accepted \
+                 on route /docs/{{id}}/file (1048576 bytes elsewhere)"
+            )),
+            "{text}"
+        );
+        // Empty is unset; an empty map too.
+        assert_eq!(
+            HardeningConfig::from_vars([(VAR, " ")]).unwrap(),
+            HardeningConfig::default()
+        );
+        let unset: HardeningConfig = serde_json::from_str(r#"{"route_body_limits": {}}"#).unwrap();
+        assert_eq!(unset, HardeningConfig::default());
+        // A file's list of pairs is not the shape: the error says which is.
+        let err = serde_json::from_str::<HardeningConfig>(
+            r#"{"route_body_limits": ["/docs/{id}/file=20971520"]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a map from each route to its largest body in bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn route_body_limits_that_do_not_read_are_errors_naming_the_variable() {
+        const VAR: &str = "HARDENING_ROUTE_BODY_LIMITS";
+        let max = usize::MAX;
+        for (value, says) in [
+            (
+                ",",
+                "lists nothing; give comma-separated entries".to_owned(),
+            ),
+            (
+                "/docs/{id}/file",
+                "expected comma-separated route=bytes pairs (such as \
+                 /docs/{id}/file=20971520), not \"/docs/{id}/file\""
+                    .to_owned(),
+            ),
+            (
+                "/upload=2097152, /docs/{id}/file:20971520",
+                "expected comma-separated route=bytes pairs (such as \
+                 /docs/{id}/file=20971520), not \"/docs/{id}/file:20971520\""
+                    .to_owned(),
+            ),
+            (
+                "/upload=20M",
+                format!(
+                    "in \"/upload=20M\": expected a whole number from 1 to {max} (digits only, \
+                     no unit), not \"20M\""
+                ),
+            ),
+            (
+                "/upload = +5",
+                format!(
+                    "in \"/upload = +5\": expected a whole number from 1 to {max} (digits \
+                     only, no unit), not \"+5\""
+                ),
+            ),
+            (
+                "/upload=0",
+                format!(
+                    "expected a whole number from 1 to {max} (digits only, no unit), not \"0\""
+                ),
+            ),
+            (
+                "/upload=-1",
+                format!(
+                    "expected a whole number from 1 to {max} (digits only, no unit), not \"-1\""
+                ),
+            ),
+            (
+                "/upload=99999999999999999999999",
+                format!("expected a whole number from 1 to {max} (digits only, no unit)"),
+            ),
+            (
+                "/upload=",
+                format!(
+                    "in \"/upload=\": expected a whole number from 1 to {max} after `=`, not an \
+                     empty value (leave the route out to keep the body limit)"
+                ),
+            ),
+        ] {
+            let err = HardeningConfig::from_vars([(VAR, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("{VAR}: ")) && err.contains(&says),
+                "{value:?}: {err}"
+            );
+        }
+        // Given twice in two spellings of one value: one value.
+        let once = HardeningConfig::from_vars([(VAR, "/upload=2097152")]).unwrap();
+        let twice =
+            HardeningConfig::from_vars([(VAR, "/upload=2097152"), (VAR, " /upload = 02097152 ,")]);
+        assert_eq!(twice.ok(), Some(once));
+        let err = HardeningConfig::from_vars([(VAR, "/upload=2097152"), (VAR, "/upload=4194304")])
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{VAR}: given more than once")),
+            "{err}"
+        );
+    }
+
+    /// The routes' sizes are applied after HARDENING_BODY_LIMIT, whatever the order the
+    /// variables come in: a size not above it is refused under the routes' variable, and
+    /// one above the variable's body limit (not the default's) is taken.
+    #[test]
+    fn route_body_limits_are_judged_against_the_body_limit_set() {
+        const VAR: &str = "HARDENING_ROUTE_BODY_LIMITS";
+        let err = refusal(&[(VAR, "/upload=2048"), ("HARDENING_BODY_LIMIT", "4096")]);
+        assert_eq!(
+            err,
+            format!(
+                "{VAR}: allow_larger_body(\"/upload\", 2048) does not raise the body limit of \
+                 4096 bytes: give the route more, or leave it to body_limit; to lower one \
+                 route's limit, put axum's DefaultBodyLimit::max on that route"
+            )
+        );
+        assert_eq!(
+            refusal(&[(VAR, "/upload=8192"), ("HARDENING_BODY_LIMIT", "4096")]),
+            "built"
+        );
+        // Below the default, with no body limit set: refused against the default.
+        let err = refusal(&[(VAR, "/upload=8192")]);
+        assert!(
+            err.starts_with(&format!(
+                "{VAR}: allow_larger_body(\"/upload\", 8192) does not raise the body limit of \
+                 1048576 bytes"
+            )),
+            "{err}"
+        );
+        // Above the default but not above the body limit set: the routes are named, not the
+        // body limit (as they would be, were the routes applied first).
+        let err = refusal(&[
+            (VAR, "/upload=2097152"),
+            ("HARDENING_BODY_LIMIT", "10485760"),
+        ]);
+        assert!(
+            err.starts_with(&format!(
+                "{VAR}: allow_larger_body(\"/upload\", 2097152) does not raise the body limit \
+                 of 10485760 bytes"
+            )),
+            "{err}"
+        );
+        // Through serde, named by the field.
+        let err =
+            from_serde_json(r#"{"body_limit": 4096, "route_body_limits": {"/upload": 2048}}"#);
+        assert!(
+            err.starts_with("route_body_limits: allow_larger_body(\"/upload\", 2048) does not"),
+            "{err}"
+        );
+        let err = from_serde_json(r#"{"route_body_limits": {"/upload": 0}}"#);
+        assert_eq!(
+            err,
+            "route_body_limits: the route \"/upload\" is given 0 bytes, which would refuse every \
+             body: give it more than the body limit, or leave it out"
+        );
+    }
+
+    /// Beside a body limit that is wrong, whether a route raises it is not judged (fixing that
+    /// one may do), but the routes are checked all the same: every wrong setting is named.
+    #[test]
+    fn route_body_limits_beside_a_wrong_body_limit_name_only_what_is_wrong() {
+        const VAR: &str = "HARDENING_ROUTE_BODY_LIMITS";
+        let err = refusal(&[("HARDENING_BODY_LIMIT", "lots"), (VAR, "/upload=2048")]);
+        assert!(
+            err.starts_with("HARDENING_BODY_LIMIT: expected a whole number"),
+            "{err}"
+        );
+        let err = refusal(&[
+            ("HARDENING_BODY_LIMIT", "lots"),
+            (VAR, "/upload=2048, upload=4096"),
+            ("HARDENING_TIMEOUT_SECS", "0"),
+            ("HARDENING_ROUTES_WITHOUT_RATE_LIMIT", "/a b"),
+        ]);
+        #[cfg(feature = "ratelimit")]
+        let also = "HARDENING_ROUTES_WITHOUT_RATE_LIMIT: invalid route \"/a b\"";
+        #[cfg(not(feature = "ratelimit"))]
+        let also = "HARDENING_ROUTES_WITHOUT_RATE_LIMIT: needs hardening-core's `ratelimit`";
+        assert!(err.starts_with("4 settings are wrong:"), "{err}");
+        for setting in [
+            "HARDENING_BODY_LIMIT: expected a whole number",
+            &format!("{VAR}: invalid route \"upload\" for allow_larger_body"),
+            "HARDENING_TIMEOUT_SECS: expected a whole number",
+            also,
+        ] {
+            assert!(
+                err.contains(&format!("\n  - {setting}")),
+                "{setting} in {err}"
+            );
+        }
+        let err = refusal(&[
+            ("HARDENING_BODY_LIMIT", "1024"),
+            ("HARDENING_BODY_LIMIT", "2048"),
+            (VAR, "/upload=1536, /docs/{id}=2097152, /docs/{doc}=4194304"),
+        ]);
+        assert!(err.starts_with("2 settings are wrong:"), "{err}");
+        assert!(
+            err.contains(&format!("\n  - {VAR}: invalid route \"/docs/{{doc}}\""))
+                && err.contains("given before"),
+            "{err}"
+        );
+        // Through serde, a zero body limit is refused by the build: the routes are not judged
+        // against it either.
+        let err = from_serde_json(r#"{"body_limit": 0, "route_body_limits": {"/upload": 2048}}"#);
+        assert!(
+            err.starts_with("body_limit: body_limit must be greater than zero"),
+            "{err}"
+        );
     }
 }

@@ -481,3 +481,168 @@ fn a_boolean_variable_set_to_false_is_replaced_like_any_other() {
         assert_eq!(left_out, Vec::<String>::new(), "{field} left out is unset");
     }
 }
+
+/// `HARDENING_ROUTES_WITHOUT_RATE_LIMIT` leaves its routes out of the limit, and only them:
+/// past the burst, a webhook and the assets are still answered, with no `RateLimit-Policy`
+/// (nothing counted them), while another route is refused.
+#[tokio::test]
+async fn routes_without_rate_limit_from_the_environment_are_not_limited() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::routing::{get, post};
+    use http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    let hardening = HardeningConfig::from_vars([
+        ("HARDENING_RATE_LIMIT_PER_MINUTE", "3"),
+        (
+            "HARDENING_ROUTES_WITHOUT_RATE_LIMIT",
+            "/webhooks/stripe, /assets/{*path}",
+        ),
+    ])
+    .unwrap()
+    .build()
+    .unwrap();
+    let app = axum::Router::new()
+        .route("/webhooks/stripe", post(|| async { "received" }))
+        .route("/assets/{*path}", get(|| async { "file" }))
+        .route("/notes", get(|| async { "notes" }))
+        .layer(hardening);
+    let peer: std::net::SocketAddr = "203.0.113.7:40000".parse().unwrap();
+    let send = |method: &str, path: &str| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    };
+    for _ in 0..3 {
+        let res = send("GET", "/notes").await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers().contains_key("ratelimit-policy"), "{res:?}");
+    }
+    assert_eq!(
+        send("GET", "/notes").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    for (method, path) in [("POST", "/webhooks/stripe"), ("GET", "/assets/app.js")] {
+        for i in 0..6 {
+            let res = send(method, path).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}, request {i}");
+            assert!(
+                !res.headers().contains_key("ratelimit-policy")
+                    && !res.headers().contains_key("ratelimit"),
+                "{path}: {res:?}"
+            );
+        }
+    }
+    // Another spelling of the path is another path, limited.
+    assert_eq!(
+        send("POST", "//webhooks/stripe").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// `HARDENING_ROUTE_BODY_LIMITS` gives its route a larger body limit, and only it: a body
+/// over 1 MiB is taken there and refused elsewhere, and the route's own limit holds.
+#[tokio::test]
+async fn a_route_body_limit_from_the_environment_takes_a_larger_body_on_its_route() {
+    use axum::body::{Body, Bytes};
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::post;
+    use http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    const UPLOAD: usize = 4 * 1024 * 1024;
+    let hardening = HardeningConfig::from_vars([(
+        "HARDENING_ROUTE_BODY_LIMITS",
+        &*format!("/docs/{{id}}/file={UPLOAD}"),
+    )])
+    .unwrap()
+    .build()
+    .unwrap();
+    let length = || post(|body: Bytes| async move { body.len().to_string() });
+    let app = axum::Router::new()
+        .route(
+            "/docs/{id}/file",
+            length().layer(DefaultBodyLimit::max(UPLOAD)),
+        )
+        .route("/notes", length())
+        .layer(hardening);
+    let send = |path: &str, size: usize| {
+        let req = Request::post(path)
+            .body(Body::from(vec![b'x'; size]))
+            .unwrap();
+        app.clone().oneshot(req)
+    };
+    let over_a_mebibyte = DEFAULT_BODY_LIMIT + 1;
+    let res = send("/docs/7/file", over_a_mebibyte).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(res.into_body(), 64).await.unwrap();
+    assert_eq!(body, over_a_mebibyte.to_string());
+    assert_eq!(
+        send("/docs/7/file", UPLOAD).await.unwrap().status(),
+        StatusCode::OK
+    );
+    for (path, size) in [
+        ("/notes", over_a_mebibyte),
+        ("/docs/7/file", UPLOAD + 1),
+        ("/docs/7/file/", over_a_mebibyte),
+    ] {
+        let res = send(path, size).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{path}, {size}"
+        );
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+    }
+}
+
+/// `allow_larger_body` and `allow_route_without_rate_limit` called on the built layer add
+/// to the routes the variables list: each logs its own loosening, none warns that it
+/// replaces a variable (nothing is replaced), and a route the variable gave is refused as
+/// given twice.
+#[test]
+fn route_setters_after_build_add_to_the_variables_routes() {
+    let vars = [
+        ("HARDENING_ROUTE_BODY_LIMITS", "/docs/{id}/file=4194304"),
+        ("HARDENING_ROUTES_WITHOUT_RATE_LIMIT", "/webhooks/stripe"),
+    ];
+    let added = warnings_after_build(&vars, |h| {
+        h.allow_larger_body("/avatars/{id}", 2 * 1024 * 1024)
+            .unwrap()
+            .allow_route_without_rate_limit("/webhooks/github")
+            .unwrap()
+    });
+    let text = added.text();
+    assert!(!text.contains("replaces what"), "{text}");
+    for (setting, says) in [
+        ("allow_larger_body", "on route /avatars/{id}"),
+        ("allow_route_without_rate_limit", "route /webhooks/github"),
+    ] {
+        let warned = added.setting_warnings(setting);
+        assert!(
+            warned.len() == 1 && warned[0].contains(says),
+            "{setting}: {warned:?}"
+        );
+    }
+    let hardening = HardeningConfig::from_vars(vars).unwrap().build().unwrap();
+    let twice = hardening
+        .clone()
+        .allow_larger_body("/docs/{doc}/file", 8 * 1024 * 1024)
+        .map(drop)
+        .unwrap_err();
+    assert!(twice.to_string().contains("given before"), "{twice}");
+    let twice = hardening
+        .allow_route_without_rate_limit("/webhooks/stripe")
+        .map(drop)
+        .unwrap_err();
+    assert!(twice.to_string().contains("given before"), "{twice}");
+}
