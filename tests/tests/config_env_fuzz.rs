@@ -1,16 +1,16 @@
 //! `HardeningConfig` from random sets of `HARDENING_*` variables (fixed seed): valid and
 //! invalid values, unknown and lower-case names, duplicates (the same value again, in any
 //! spelling, or another one, which is an error), empty values, huge numbers, odd networks,
-//! hosts and origins. Nothing panics; the error names exactly the wrong variables, those the
-//! build refuses as well as those that do not parse; a valid set builds, and the layer does
-//! what the variables say.
+//! hosts, origins, routes and `route=bytes` pairs. Nothing panics; the error names exactly
+//! the wrong variables, those the build refuses as well as those that do not parse; a valid
+//! set builds, and the layer does what the variables say.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use hardening_core::{ClientIp, ENV_VARS, HardeningConfig};
@@ -32,10 +32,15 @@ enum Kind {
     Params,
     CorsHeaders,
     CorsMethods,
+    /// Route patterns, comma-separated.
+    Routes,
+    /// `route=bytes` pairs, comma-separated.
+    RouteSizes,
 }
 
 const VARS: &[(&str, Kind)] = &[
     ("HARDENING_BODY_LIMIT", Kind::Size),
+    ("HARDENING_ROUTE_BODY_LIMITS", Kind::RouteSizes),
     ("HARDENING_QUERY_PARAM_LIMIT", Kind::Size),
     ("HARDENING_TIMEOUT_SECS", Kind::Size),
     ("HARDENING_TRUSTED_PROXIES", Kind::Proxies),
@@ -50,6 +55,7 @@ const VARS: &[(&str, Kind)] = &[
     ("HARDENING_HTTPS_REDIRECT", Kind::Bool),
     ("HARDENING_RATE_LIMIT_PER_MINUTE", Kind::Count),
     ("HARDENING_RATE_LIMIT_BURST", Kind::Count),
+    ("HARDENING_ROUTES_WITHOUT_RATE_LIMIT", Kind::Routes),
     ("HARDENING_LOG_REQUEST_HEADERS", Kind::Bool),
 ];
 
@@ -184,6 +190,70 @@ const CORS_METHODS_OK: &[(&str, bool)] = &[
 ];
 const CORS_METHODS_BAD: &[&str] = &["*", "GET POST", "P/T", "(x)", "\u{0413}ET"];
 
+/// The path the probe sends past the burst, and routes left out of the limit: whether each
+/// matches it. None matches the probe's other paths.
+const EXEMPT_PATH: &str = "/hooks/stripe";
+const EXEMPT_ROUTES_OK: &[(&str, bool)] = &[
+    ("/hooks/stripe", true),
+    ("/hooks/{provider}", true),
+    ("/hooks/{name}", true),
+    ("/hooks/{*rest}", true),
+    ("/hooks/stripe/", false),
+    ("/Hooks/stripe", false),
+    ("/hooks/strip%65", false),
+    ("/assets/{*path}", false),
+];
+/// Routes no request path can match, or that this matcher does not take.
+const ROUTES_BAD: &[&str] = &[
+    "hooks/stripe",
+    "/hooks/{provider",
+    "/{*rest}/x",
+    "/a b",
+    "/files/{{x}}",
+    "/x?y",
+    "/hooks/{}",
+    "*",
+];
+
+/// The path the probe sends a larger body to, and routes given one: where each stands among
+/// those that match it (lower is more specific, as axum prefers them; `None`: no match).
+/// Some are listed twice, to be picked more often: the probe checks only those that match.
+const BODY_PATH: &str = "/docs/7/file";
+const BODY_ROUTES_OK: &[(&str, Option<u8>)] = &[
+    ("/docs/7/file", Some(0)),
+    ("/docs/{id}/file", Some(1)),
+    ("/docs/{id}/file", Some(1)),
+    ("/docs/{doc}/file", Some(1)),
+    ("/docs/{*rest}", Some(2)),
+    ("/docs/{*rest}", Some(2)),
+    ("/docs/{id}/file/", None),
+    ("/up/{*rest}", None),
+    ("/uploads", None),
+];
+/// Mostly above the default body limit, for the build to take them (1048576 is not).
+const BODY_SIZES_OK: &[&str] = &[
+    "2",
+    " 2048 ",
+    "0004096",
+    "1048576",
+    "1048577",
+    "2097152",
+    " 02097152 ",
+    "20971520",
+];
+const BODY_SIZES_BAD: &[&str] = &[
+    "",
+    "0",
+    "000",
+    "-1",
+    "+5",
+    "16k",
+    "2MiB",
+    "1e3",
+    "ten",
+    "99999999999999999999999",
+];
+
 /// Names that are not settings: unknown, misspelt, or with a space.
 const UNKNOWN_NAMES: &[&str] = &[
     "HARDENING_TIMEOUT",
@@ -213,6 +283,9 @@ enum Value {
     List(Vec<(String, bool, bool)>),
     /// The forwarding header, `None` when unset.
     Header(Option<bool>),
+    /// `route=bytes` pairs: each route, its size and whether the build accepts the route;
+    /// empty is unset.
+    RouteSizes(Vec<(String, u128, bool)>),
 }
 
 fn pick<'a, T>(rng: &mut fastrand::Rng, from: &'a [T]) -> &'a T {
@@ -245,6 +318,46 @@ fn list(rng: &mut fastrand::Rng, ok: &[(&str, bool)], bad: &[&str]) -> (String, 
         value.push(',');
     }
     (value, Some(Value::List(entries)))
+}
+
+/// A `route=bytes` value: one or two pairs, mostly good ones (now and then a route the
+/// build refuses, a size that does not read, or no `=`), with stray commas and spaces, or a
+/// value that lists nothing, or empty (unset).
+fn route_sizes(rng: &mut fastrand::Rng) -> (String, Option<Value>) {
+    match rng.u8(..10) {
+        0 => return (String::new(), Some(Value::RouteSizes(Vec::new()))),
+        1 => return (pick(rng, &[",", " , ,"]).to_string(), None),
+        _ => {}
+    }
+    let (mut texts, mut pairs, mut reads) = (Vec::new(), Vec::new(), true);
+    for _ in 0..rng.usize(1..=2) {
+        let (route, ok) = match rng.u8(..16) {
+            0 => (*pick(rng, ROUTES_BAD), false),
+            1 => ("", false),
+            _ => (pick(rng, BODY_ROUTES_OK).0, true),
+        };
+        let size = *pick(rng, BODY_SIZES_OK);
+        match rng.u8(..24) {
+            0 => {
+                texts.push(format!("{route}:{size}"));
+                reads = false;
+            }
+            1 => {
+                texts.push(format!("{route}={}", pick(rng, BODY_SIZES_BAD)));
+                reads = false;
+            }
+            _ => {
+                let space = *pick(rng, &["", " "]);
+                texts.push(format!("{route}{space}={space}{size}"));
+                pairs.push((route.to_owned(), size.trim().parse().unwrap(), ok));
+            }
+        }
+    }
+    let mut value = texts.join(*pick(rng, &[",", ", ", " ,  "]));
+    if rng.bool() {
+        value.push(',');
+    }
+    (value, reads.then_some(Value::RouteSizes(pairs)))
 }
 
 fn value(rng: &mut fastrand::Rng, kind: Kind) -> (String, Option<Value>) {
@@ -286,6 +399,8 @@ fn value(rng: &mut fastrand::Rng, kind: Kind) -> (String, Option<Value>) {
         Kind::Origins => list(rng, ORIGINS_OK, ORIGINS_BAD),
         Kind::CorsHeaders => list(rng, CORS_HEADERS_OK, CORS_HEADERS_BAD),
         Kind::CorsMethods => list(rng, CORS_METHODS_OK, CORS_METHODS_BAD),
+        Kind::Routes => list(rng, EXEMPT_ROUTES_OK, ROUTES_BAD),
+        Kind::RouteSizes => route_sizes(rng),
         Kind::Params => list(
             rng,
             &[("x-honeycomb-team", false), ("sig", false), ("a=b", false)],
@@ -332,6 +447,30 @@ fn variables(rng: &mut fastrand::Rng) -> Vec<Var> {
                         name: origins.to_owned(),
                         value: ORIGIN.to_owned(),
                         read: Some(Value::List(vec![(ORIGIN.to_owned(), true, true)])),
+                    });
+                }
+                // A small body limit, often, for the routes' sizes to be above it (and the
+                // probes' bodies small).
+                let body_limit = "HARDENING_BODY_LIMIT";
+                if kind == Kind::RouteSizes
+                    && rng.bool()
+                    && !vars.iter().any(|v| v.name == body_limit)
+                {
+                    vars.push(Var {
+                        name: body_limit.to_owned(),
+                        value: "64".to_owned(),
+                        read: Some(Value::Number(64)),
+                    });
+                }
+                // A small burst, mostly, for a route left out of the limit to be sent past
+                // it in few requests.
+                let burst = "HARDENING_RATE_LIMIT_BURST";
+                if kind == Kind::Routes && rng.u8(..4) != 0 && !vars.iter().any(|v| v.name == burst)
+                {
+                    vars.push(Var {
+                        name: burst.to_owned(),
+                        value: "10".to_owned(),
+                        read: Some(Value::Number(10)),
                     });
                 }
                 continue;
@@ -383,6 +522,36 @@ fn list_of<'a>(set: &'a BTreeMap<&str, Value>, name: &str) -> &'a [(String, bool
     }
 }
 
+fn route_sizes_of<'a>(set: &'a BTreeMap<&str, Value>) -> &'a [(String, u128, bool)] {
+    match set.get("HARDENING_ROUTE_BODY_LIMITS") {
+        Some(Value::RouteSizes(pairs)) => pairs,
+        _ => &[],
+    }
+}
+
+/// A route pattern with its parameters' names left out: two routes of one shape match the
+/// same paths, and the build refuses the second.
+fn shape(route: &str) -> String {
+    route
+        .split('/')
+        .map(|segment| match segment.strip_prefix('{') {
+            Some(param) if param.starts_with('*') => "{*}",
+            Some(_) => "{}",
+            None => segment,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether two of these routes have one shape.
+fn any_twice<'a>(routes: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut shapes = BTreeSet::new();
+    routes.into_iter().any(|route| !shapes.insert(shape(route)))
+}
+
+/// The body limit of every route but those given more: the variable's, or the default.
+const DEFAULT_BODY_LIMIT: u128 = 1024 * 1024;
+
 fn flag(set: &BTreeMap<&str, Value>, name: &str) -> bool {
     set.get(name) == Some(&Value::Bool(Some(true)))
 }
@@ -413,6 +582,7 @@ fn wrong(vars: &[Var], set: &BTreeMap<&str, Value>) -> BTreeSet<String> {
         "HARDENING_CORS_ORIGINS",
         "HARDENING_CORS_HEADERS",
         "HARDENING_CORS_METHODS",
+        "HARDENING_ROUTES_WITHOUT_RATE_LIMIT",
     ] {
         if list_of(set, name).iter().any(|(_, ok, _)| !ok) {
             refuse(name);
@@ -439,6 +609,23 @@ fn wrong(vars: &[Var], set: &BTreeMap<&str, Value>) -> BTreeSet<String> {
         if no_origins || (any_origin && origins_ok) {
             refuse("HARDENING_CORS_CREDENTIALS");
         }
+    }
+    // Routes that do not parse, or two that match the same paths.
+    let exempt = list_of(set, "HARDENING_ROUTES_WITHOUT_RATE_LIMIT");
+    if any_twice(exempt.iter().map(|(route, _, _)| route.as_str())) {
+        refuse("HARDENING_ROUTES_WITHOUT_RATE_LIMIT");
+    }
+    // The same, or a size not above the body limit: judged only against one that read (once
+    // it does, it may be lower).
+    let sizes = route_sizes_of(set);
+    let body_limit = number(set, "HARDENING_BODY_LIMIT").unwrap_or(DEFAULT_BODY_LIMIT);
+    let not_raised = !unread.contains("HARDENING_BODY_LIMIT")
+        && sizes.iter().any(|(_, bytes, _)| *bytes <= body_limit);
+    if sizes.iter().any(|(_, _, ok)| !ok)
+        || any_twice(sizes.iter().map(|(route, _, _)| route.as_str()))
+        || not_raised
+    {
+        refuse("HARDENING_ROUTE_BODY_LIMITS");
     }
     wrong
 }
@@ -474,14 +661,21 @@ async fn text(response: Response<Body>) -> String {
     String::from_utf8(body.to_vec()).unwrap()
 }
 
-/// A few requests through the built layer, checked against what the variables say. Counts
-/// in `allowed` the preflights for PUT and for `Authorization` that the lists allowed.
-async fn probe(
-    app: &axum::Router,
-    set: &BTreeMap<&str, Value>,
-    case: &str,
-    allowed: &mut [u32; 2],
-) {
+/// What the probes checked, for the test to see that each kind of check ran.
+#[derive(Debug, Default)]
+struct Checked {
+    /// Preflights for PUT and for `Authorization` that the lists allowed.
+    preflights_allowed: [u32; 2],
+    /// Rounds that sent more than the burst to a route left out of the limit.
+    past_the_burst: u32,
+    /// Rounds that sent a body over the body limit to a route given more.
+    larger_bodies: u32,
+}
+
+/// A few requests through the built layer, checked against what the variables say, and
+/// counted in `checked`.
+async fn probe(app: &axum::Router, set: &BTreeMap<&str, Value>, case: &str, checked: &mut Checked) {
+    let allowed = &mut checked.preflights_allowed;
     let hosts = list_of(set, "HARDENING_ALLOWED_HOSTS");
     let proxies = list_of(set, "HARDENING_TRUSTED_PROXIES");
     let origins = list_of(set, "HARDENING_CORS_ORIGINS");
@@ -604,6 +798,109 @@ async fn probe(
             assert_eq!(res.status(), status, "{case}: {len} bytes");
         }
     }
+    larger_bodies(app, set, case, checked).await;
+    left_out_of_the_limit(app, set, case, checked).await;
+}
+
+/// A POST of `len` bytes to `path`.
+async fn post_bytes(app: &axum::Router, path: &str, len: u128) -> Response<Body> {
+    let req = Request::post(path)
+        .header("host", "api.example.com")
+        .body(Body::from(vec![b'x'; usize::try_from(len).unwrap()]))
+        .unwrap();
+    call(app, req).await
+}
+
+/// The route given a larger body takes one over the body limit, which another route refuses,
+/// and, when small, refuses one over its own size: that of the most specific route listed
+/// that matches its path. Three requests at most, counted by the rate limit.
+async fn larger_bodies(
+    app: &axum::Router,
+    set: &BTreeMap<&str, Value>,
+    case: &str,
+    checked: &mut Checked,
+) {
+    let body_limit = number(set, "HARDENING_BODY_LIMIT").unwrap_or(DEFAULT_BODY_LIMIT);
+    let rank = |route: &str| {
+        BODY_ROUTES_OK
+            .iter()
+            .find(|(ok, _)| *ok == route)
+            .and_then(|(_, rank)| *rank)
+    };
+    let raised = route_sizes_of(set)
+        .iter()
+        .filter_map(|(route, bytes, _)| Some((rank(route)?, *bytes)))
+        .min()
+        .map(|(_, bytes)| bytes);
+    let Some(limit) = raised else {
+        if body_limit <= 64 {
+            let res = post_bytes(app, BODY_PATH, body_limit + 1).await;
+            assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "{case}");
+        }
+        return;
+    };
+    checked.larger_bodies += 1;
+    let over = body_limit + 1;
+    let res = post_bytes(app, BODY_PATH, over).await;
+    assert_eq!(res.status(), StatusCode::OK, "{case}: {over} bytes");
+    assert_eq!(text(res).await, over.to_string(), "{case}");
+    let res = post_bytes(app, "/up", over).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "{case}");
+    if limit <= 4096 {
+        let res = post_bytes(app, BODY_PATH, limit + 1).await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "{case}");
+    }
+}
+
+/// A route left out of the limit is answered past the burst (when the burst is small enough
+/// to send), with no `RateLimit-Policy`, and spends none of it: a counted request is still
+/// answered after. A route not left out is counted.
+async fn left_out_of_the_limit(
+    app: &axum::Router,
+    set: &BTreeMap<&str, Value>,
+    case: &str,
+    checked: &mut Checked,
+) {
+    let hook = || {
+        Request::post(EXEMPT_PATH)
+            .header("host", "api.example.com")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let exempt = list_of(set, "HARDENING_ROUTES_WITHOUT_RATE_LIMIT")
+        .iter()
+        .any(|(_, _, matches)| *matches);
+    if !exempt {
+        let res = call(app, hook()).await;
+        assert_eq!(res.status(), StatusCode::OK, "{case}");
+        assert!(res.headers().contains_key("ratelimit-policy"), "{case}");
+        return;
+    }
+    let per_minute = number(set, "HARDENING_RATE_LIMIT_PER_MINUTE").unwrap_or(100);
+    let burst = number(set, "HARDENING_RATE_LIMIT_BURST").unwrap_or(per_minute.clamp(1, 50));
+    let past_the_burst = burst <= 50;
+    let sends = if past_the_burst { burst + 1 } else { 3 };
+    for i in 0..sends {
+        let res = call(app, hook()).await;
+        assert_eq!(res.status(), StatusCode::OK, "{case}: request {i}");
+        assert!(
+            !res.headers().contains_key("ratelimit-policy"),
+            "{case}: request {i}: {:?}",
+            res.headers()
+        );
+    }
+    if past_the_burst {
+        checked.past_the_burst += 1;
+        let res = call(
+            app,
+            Request::get("/ip")
+                .header("host", "api.example.com")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK, "{case}: counted after");
+    }
 }
 
 #[tokio::test]
@@ -617,7 +914,7 @@ async fn random_variable_sets_are_read_validated_and_obeyed() {
 
     let mut rng = fastrand::Rng::with_seed(0x4841_5244_454e);
     let (mut built, mut refused) = (0, 0);
-    let mut preflights_allowed = [0; 2];
+    let mut checked = Checked::default();
     for round in 0..1600 {
         let vars = variables(&mut rng);
         let case = format!(
@@ -651,12 +948,11 @@ async fn random_variable_sets_are_read_validated_and_obeyed() {
                         "/ip",
                         get(|ClientIp(ip): ClientIp| async move { ip.to_string() }),
                     )
-                    .route(
-                        "/up",
-                        post(|body: axum::body::Bytes| async move { body.len().to_string() }),
-                    )
+                    .route("/up", post(length))
+                    .route("/docs/{id}/file", post(length))
+                    .route(EXEMPT_PATH, post(|| async { "received" }))
                     .layer(hardening);
-                probe(&app, &set, &case, &mut preflights_allowed).await;
+                probe(&app, &set, &case, &mut checked).await;
             }
         }
     }
@@ -665,9 +961,17 @@ async fn random_variable_sets_are_read_validated_and_obeyed() {
         built > 150 && refused > 150,
         "built {built}, refused {refused}"
     );
-    // And the CORS lists allowed preflights (about ten of each).
+    // And the CORS lists allowed preflights (about ten of each), a route took a larger body
+    // and one left out of the limit was sent past the burst.
     assert!(
-        preflights_allowed.iter().all(|n| *n >= 5),
-        "preflights allowed (PUT, Authorization): {preflights_allowed:?}"
+        checked.preflights_allowed.iter().all(|n| *n >= 5)
+            && checked.larger_bodies >= 5
+            && checked.past_the_burst >= 5,
+        "{checked:?}"
     );
+}
+
+/// The length of the body, as the probes' routes answer.
+async fn length(body: Bytes) -> String {
+    body.len().to_string()
 }
