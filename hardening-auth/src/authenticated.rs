@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use hardening_errors::{Error, PrincipalId, PrincipalSlot, Problem, TenantId};
-use http::header::{AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use pin_project_lite::pin_project;
@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tower::{Layer, Service};
 
+use crate::session::SessionCookie;
 use crate::{
     Denylist, DenylistError, DenylistUnavailable, JwtError, JwtVerifier, Principal, TokenRef,
 };
@@ -59,9 +60,12 @@ pub(crate) enum Outcome {
         claims: Arc<Map<String, Value>>,
         source: CredentialSource,
     },
-    Failed(JwtError, CredentialSource),
-    /// A verified token whose `jti` is on the denylist.
-    Revoked(CredentialSource),
+    /// A token that does not verify; when it came in the session cookie, with the
+    /// `Set-Cookie` that clears that cookie (for `Authenticated`'s 401).
+    Failed(JwtError, CredentialSource, Option<HeaderValue>),
+    /// A verified token whose `jti` is on the denylist, with the `Set-Cookie` that clears
+    /// the session cookie it came in, if it did.
+    Revoked(CredentialSource, Option<HeaderValue>),
     /// A verified token the denylist could not be asked about: not accepted (fail closed).
     /// When to ask again, for `Retry-After`.
     DenylistUnavailable(std::time::Duration, CredentialSource),
@@ -97,7 +101,7 @@ pub(crate) enum Outcome {
 #[must_use]
 pub struct AuthLayer {
     verifier: JwtVerifier,
-    cookie: Option<Arc<str>>,
+    cookie: Option<SessionCookie>,
     denylist: Option<Arc<dyn Denylist>>,
 }
 
@@ -160,6 +164,11 @@ impl AuthLayer {
     /// (spaces around it, `=`, `;`, a control character) is refused too: it would match no
     /// cookie, and every request would go unauthenticated.
     ///
+    /// A token from this cookie that [`Authenticated`] refuses with a 401 because it does not
+    /// verify or is revoked has the cookie cleared by that 401 (`Max-Age=0`), with the
+    /// attributes a [`SessionIssuer`](crate::SessionIssuer) sets it with: `Path=/`, `Secure`,
+    /// `HttpOnly`, `SameSite=Lax`, no `Domain`.
+    ///
     /// ```
     /// # fn verifier() -> hardening_auth::JwtVerifier {
     /// #     hardening_auth::JwtVerifier::builder()
@@ -172,10 +181,7 @@ impl AuthLayer {
     /// let err = AuthLayer::new(verifier()).session_cookie("session").unwrap_err();
     /// assert!(err.to_string().contains("__Host-"));
     /// ```
-    pub fn session_cookie(
-        mut self,
-        name: impl Into<Arc<str>>,
-    ) -> Result<Self, InvalidSessionCookie> {
+    pub fn session_cookie(self, name: impl Into<Arc<str>>) -> Result<Self, InvalidSessionCookie> {
         let name = name.into();
         let why = if let Some(problem) = hardening_errors::cookie_name_problem(&name) {
             Some(problem)
@@ -190,8 +196,7 @@ impl AuthLayer {
                 why,
             });
         }
-        self.cookie = Some(name);
-        Ok(self)
+        self.read_cookie(name)
     }
 
     /// **Loosens**: accepts the token from a cookie whose name lacks the `__Host-` prefix
@@ -199,8 +204,12 @@ impl AuthLayer {
     /// as a warning. A name no cookie can have (empty, spaces around it, `=`, `;`, a control
     /// character) is refused, as [`session_cookie`](Self::session_cookie) refuses it: it
     /// would match no cookie, and every request would go unauthenticated.
+    ///
+    /// A dead session in this cookie is cleared as [`session_cookie`](Self::session_cookie)
+    /// says, with `Path=/` and no `Domain`: a cookie of this name set otherwise (for the
+    /// parent domain, or another path) is another cookie to the browser, and is not cleared.
     pub fn dangerous_session_cookie_without_host_prefix(
-        mut self,
+        self,
         name: impl Into<Arc<str>>,
     ) -> Result<Self, InvalidSessionCookie> {
         let name = name.into();
@@ -215,7 +224,18 @@ impl AuthLayer {
             cookie = %name,
             "session cookie without the __Host- prefix: a subdomain can set a cookie of this name that is read first"
         );
-        self.cookie = Some(name);
+        self.read_cookie(name)
+    }
+
+    /// Reads the session cookie `name` (checked by the caller), whose `Set-Cookie` that
+    /// clears it is made here, once.
+    fn read_cookie(mut self, name: Arc<str>) -> Result<Self, InvalidSessionCookie> {
+        // Not for a name the checks let through (no control character); said, not panicked.
+        let cookie = SessionCookie::new(Arc::clone(&name)).map_err(|_| InvalidSessionCookie {
+            name: name.to_string(),
+            why: "the name cannot be written in a Set-Cookie header field",
+        })?;
+        self.cookie = Some(cookie);
         Ok(self)
     }
 
@@ -224,9 +244,18 @@ impl AuthLayer {
         &self.verifier
     }
 
-    /// The session cookie's name, if one is read.
-    pub(crate) fn cookie_name(&self) -> Option<Arc<str>> {
-        self.cookie.clone()
+    /// The session cookie, if one is read.
+    pub(crate) fn session_cookie_read(&self) -> Option<&SessionCookie> {
+        self.cookie.as_ref()
+    }
+
+    /// The `Set-Cookie` that clears the session cookie, when `source` is that cookie: for
+    /// the 401 that refuses the token it carried, so the browser stops sending it.
+    fn clearing(&self, source: CredentialSource) -> Option<HeaderValue> {
+        match (source, &self.cookie) {
+            (CredentialSource::Cookie, Some(cookie)) => Some(cookie.clear.clone()),
+            _ => None,
+        }
     }
 
     /// The denylist, if there is one.
@@ -249,7 +278,9 @@ impl AuthLayer {
         let (token, source) = match bearer(parts) {
             Some(t) => (Some(t), CredentialSource::Bearer),
             None => (
-                self.cookie.as_deref().and_then(|name| cookie(parts, name)),
+                self.cookie
+                    .as_ref()
+                    .and_then(|session| cookie(parts, &session.name)),
                 CredentialSource::Cookie,
             ),
         };
@@ -282,7 +313,7 @@ impl AuthLayer {
                         _ => Authentication::Done(Some(verified.admit(parts))),
                     };
                 }
-                Err(e) => Outcome::Failed(e, source),
+                Err(e) => Outcome::Failed(e, source, self.clearing(source)),
             },
         };
         parts.extensions.insert(outcome);
@@ -418,6 +449,7 @@ where
                 // The service made ready goes with the request; a clone stays for the next.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
+                let clear_cookie = self.layer.clearing(admission.source);
                 State::Denylist {
                     check,
                     pending: Some(Pending {
@@ -425,6 +457,7 @@ where
                         parts,
                         body,
                         admission,
+                        clear_cookie,
                     }),
                 }
             }
@@ -442,6 +475,8 @@ struct Pending<S, B> {
     parts: Parts,
     body: B,
     admission: Admission,
+    /// For a token from the session cookie, the `Set-Cookie` that clears it if it is revoked.
+    clear_cookie: Option<HeaderValue>,
 }
 
 pin_project! {
@@ -506,6 +541,7 @@ where
                         mut parts,
                         body,
                         admission,
+                        clear_cookie,
                     } = pending
                         .take()
                         .expect("the Denylist state holds its request until it ends");
@@ -513,7 +549,9 @@ where
                     match revoked {
                         Ok(false) => *this.principal = Some(admission.admit(&mut parts)),
                         Ok(true) => {
-                            parts.extensions.insert(Outcome::Revoked(source));
+                            parts
+                                .extensions
+                                .insert(Outcome::Revoked(source, clear_cookie));
                         }
                         Err(e) => {
                             log_unchecked(&e, source);
@@ -561,7 +599,13 @@ fn log_unchecked(error: &DenylistError, source: CredentialSource) {
 /// - no token: 401 with `WWW-Authenticate: Bearer`;
 /// - a token that does not verify, is revoked, or whose claims do not deserialize as `C`:
 ///   401 with `WWW-Authenticate: Bearer error="invalid_token"`; the reason goes to the log
-///   (target [`AUTH_TARGET`]), never into the response;
+///   (target [`AUTH_TARGET`]), never into the response. When that token came in the session
+///   cookie and does not verify (expired, bad signature, garbled, …) or is revoked, the 401
+///   also clears the cookie, with the `Set-Cookie` that
+///   [`SessionIssuer::logout`](crate::SessionIssuer::logout) sends (`Max-Age=0`, `Path=/`,
+///   `Secure`, no `Domain`), so the browser stops sending a dead session on every request
+///   (as Rails and Django drop one). A bearer token's 401, a live session whose claims only
+///   this `C` refuses (it may serve other routes), and the 503 below clear nothing;
 /// - a denylist that could not be asked: 503 with `Retry-After: 1` (it is asked again at
 ///   the next request), or the store's [`DenylistUnavailable::retry_after`] (a circuit
 ///   breaker's cool-down);
@@ -578,7 +622,9 @@ fn log_unchecked(error: &DenylistError, source: CredentialSource) {
 /// denylist"), at debug when the store reports an outage (a [`DenylistUnavailable`], which
 /// `RedisDenylist` logs once at error when its circuit breaker opens, and at info when Redis
 /// answers again), at error for any other store error. A bearer token that does not pass is
-/// rejected as above: its API client must learn that it is bad. To end a session, take
+/// rejected as above: its API client must learn that it is bad. A stale cookie read as `None`
+/// is not cleared: the page answers as it will, and its answer may be the one that sets a new
+/// session (a login). To end a session, take
 /// [`CurrentSession`](crate::CurrentSession) instead: it answers 503 for a token the denylist
 /// could not be asked about, which may be live.
 ///
@@ -778,11 +824,17 @@ impl From<InsufficientScope> for Response {
     }
 }
 
-fn unauthorized(challenge: &'static str) -> Response {
-    Problem::new(StatusCode::UNAUTHORIZED)
+/// The 401 problem with this challenge and, for a dead session cookie, the `Set-Cookie`
+/// that clears it (a problem keeps its own headers through `Hardening`).
+fn unauthorized(challenge: &'static str, clear_cookie: Option<HeaderValue>) -> Response {
+    let problem = Problem::new(StatusCode::UNAUTHORIZED)
         .with_detail("valid credentials are required")
-        .with_header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
-        .into_response()
+        .with_header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    match clear_cookie {
+        Some(clear) => problem.with_header(SET_COOKIE, clear),
+        None => problem,
+    }
+    .into_response()
 }
 
 /// Why a request has no [`Authenticated`], and, for a credential it did carry, where that
@@ -790,8 +842,10 @@ fn unauthorized(challenge: &'static str) -> Response {
 enum Refusal {
     /// No token.
     Absent,
-    /// A token that does not verify, is revoked, or whose claims do not fit (logged).
-    Invalid(CredentialSource),
+    /// A token that does not verify, is revoked, or whose claims do not fit (logged); with
+    /// the `Set-Cookie` that clears the session cookie when the token came in it and did not
+    /// verify or is revoked (a token whose claims do not fit may serve other routes).
+    Invalid(CredentialSource, Option<HeaderValue>),
     /// A verified token the denylist could not be asked about (logged by `AuthLayer`), and
     /// when to ask again.
     DenylistUnavailable(std::time::Duration, CredentialSource),
@@ -808,7 +862,7 @@ impl Refusal {
         matches!(
             self,
             Self::Absent
-                | Self::Invalid(CredentialSource::Cookie)
+                | Self::Invalid(CredentialSource::Cookie, _)
                 | Self::DenylistUnavailable(_, CredentialSource::Cookie)
         )
     }
@@ -817,15 +871,17 @@ impl Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
-            Self::Absent => unauthorized("Bearer"),
+            Self::Absent => unauthorized("Bearer", None),
             // An API key carries no claims: `Authenticated<C>` with a `C` that needs one is a
             // wiring mistake on every request of the route, not the client's.
-            Self::Invalid(CredentialSource::ApiKey) => Error::internal(
+            Self::Invalid(CredentialSource::ApiKey, _) => Error::internal(
                 "Authenticated<C> under ApiKeyLayer: an API key carries no claims; take \
                  Authenticated (its claims an empty JSON object), or a C whose fields are all optional",
             )
             .into_response(),
-            Self::Invalid(_) => unauthorized(r#"Bearer error="invalid_token""#),
+            Self::Invalid(_, clear_cookie) => {
+                unauthorized(r#"Bearer error="invalid_token""#, clear_cookie)
+            }
             Self::DenylistUnavailable(retry_after, _) => denylist_unavailable(retry_after),
             Self::NoLayer => {
                 Error::internal("Authenticated needs AuthLayer around the router").into_response()
@@ -858,16 +914,17 @@ fn authenticated<C: DeserializeOwned>(parts: &Parts) -> Result<Authenticated<C>,
                     source = source.as_str(),
                     "token refused"
                 );
-                Err(Refusal::Invalid(*source))
+                // A live session whose claims do not fit this route's type: kept.
+                Err(Refusal::Invalid(*source, None))
             }
         },
-        Some(Outcome::Failed(reason, source)) => {
+        Some(Outcome::Failed(reason, source, clear_cookie)) => {
             tracing::info!(target: AUTH_TARGET, %reason, source = source.as_str(), "token refused");
-            Err(Refusal::Invalid(*source))
+            Err(Refusal::Invalid(*source, clear_cookie.clone()))
         }
-        Some(Outcome::Revoked(source)) => {
+        Some(Outcome::Revoked(source, clear_cookie)) => {
             tracing::info!(target: AUTH_TARGET, reason = "revoked jti", source = source.as_str(), "token refused");
-            Err(Refusal::Invalid(*source))
+            Err(Refusal::Invalid(*source, clear_cookie.clone()))
         }
         Some(Outcome::DenylistUnavailable(retry_after, source)) => {
             Err(Refusal::DenylistUnavailable(*retry_after, *source))
@@ -1633,5 +1690,215 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// Claims of a shape a route may ask for: a numeric `tenant`.
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Tenanted {
+        tenant: u64,
+    }
+
+    /// A route of each kind behind `auth`: `/me` needs a principal, `/admin` an admin,
+    /// `/typed` claims with a numeric `tenant`; `/maybe` takes one if there is one, and
+    /// `/open` does not ask.
+    fn routes_behind(auth: AuthLayer) -> Router {
+        Router::new()
+            .route(
+                "/me",
+                get(|user: Authenticated| async move { user.principal.subject }),
+            )
+            .route(
+                "/admin",
+                get(|user: Authenticated| async move {
+                    user.require_role("admin").map(|()| user.principal.subject)
+                }),
+            )
+            .route(
+                "/typed",
+                get(|user: Authenticated<Tenanted>| async move { user.principal.subject }),
+            )
+            .route(
+                "/maybe",
+                get(|user: Option<Authenticated>| async move {
+                    user.map(|u| u.principal.subject).unwrap_or_default()
+                }),
+            )
+            .route("/open", get(|| async { "open" }))
+            .layer(auth)
+    }
+
+    /// `GET path` with these headers.
+    async fn get_with(app: &Router, path: &str, headers: &[(http::HeaderName, &[u8])]) -> Response {
+        let mut req = Request::get(path);
+        for (name, value) in headers {
+            req = req.header(name, HeaderValue::from_bytes(value).unwrap());
+        }
+        app.clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn set_cookies(res: &Response) -> Vec<String> {
+        res.headers()
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    }
+
+    /// The one `Set-Cookie` of `res` clears the cookie `name` as a `SessionIssuer` sets
+    /// it: empty, `Max-Age=0`, `Path=/`, `Secure` and no `Domain` (all the `__Host-` prefix
+    /// accepts), `HttpOnly`, `SameSite=Lax`.
+    fn assert_clears(res: &Response, name: &str, what: &str) {
+        let set = set_cookies(res);
+        assert_eq!(set.len(), 1, "{what}: {set:?}");
+        let mut parts: Vec<&str> = set[0].split("; ").collect();
+        assert_eq!(parts.remove(0), format!("{name}="), "{what}: {set:?}");
+        parts.sort_unstable();
+        assert_eq!(
+            parts,
+            ["HttpOnly", "Max-Age=0", "Path=/", "SameSite=Lax", "Secure"],
+            "{what}"
+        );
+    }
+
+    /// The credentials of a session that ended, or never was: revoked (logged out
+    /// elsewhere), expired, signed with a key since rotated, not a token, not text.
+    fn dead_tokens() -> Vec<(&'static str, Vec<u8>)> {
+        let rotated = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({ "sub": "user-1", "jti": "rotated", "exp": 4_102_444_800_u64 }),
+            &jsonwebtoken::EncodingKey::from_secret(b"Vb3nM8qL1wE6rT9yU2iO5pA7sD4fG0hJ"),
+        )
+        .unwrap();
+        vec![
+            (
+                "revoked",
+                token(json!({ "sub": "user-1", "jti": "logged-out" })).into_bytes(),
+            ),
+            (
+                "expired",
+                crate::test_tokens::expired_token(json!({ "sub": "user-1", "jti": "old" }))
+                    .into_bytes(),
+            ),
+            ("bad signature", rotated.into_bytes()),
+            ("malformed", b"not-a-token".to_vec()),
+            ("not text", b"caf\xc3\xa9".to_vec()),
+        ]
+    }
+
+    async fn logged_out_elsewhere() -> Arc<crate::MemoryDenylist> {
+        let list = Arc::new(crate::MemoryDenylist::new(10));
+        let until = std::time::SystemTime::now() + std::time::Duration::from_secs(600);
+        list.revoke(TokenRef::new("logged-out", "user-1", None), until)
+            .await
+            .unwrap();
+        list
+    }
+
+    /// A 401 for a session cookie whose token was refused (revoked, expired, bad signature,
+    /// garbled) kept the cookie: the browser sent it again on every request, each met a 401,
+    /// until the user logged in again or the cookie's `Max-Age` ran out. Such a 401 now
+    /// clears it, as Rails and Django drop a dead session cookie, and as `logout` clears it.
+    #[tokio::test]
+    async fn a_refused_session_cookie_is_cleared_by_its_401() {
+        let list = logged_out_elsewhere().await;
+        for (name, auth) in [
+            (
+                "__Host-session",
+                AuthLayer::new(verifier()).session_cookie("__Host-session"),
+            ),
+            (
+                "sid",
+                AuthLayer::new(verifier()).dangerous_session_cookie_without_host_prefix("sid"),
+            ),
+        ] {
+            let app = routes_behind(auth.unwrap().denylist(list.clone()));
+            for (what, token) in dead_tokens() {
+                let cookie = [b"theme=dark; ", name.as_bytes(), b"=", &token].concat();
+                for path in ["/me", "/admin", "/typed"] {
+                    let res = get_with(&app, path, &[(COOKIE, &cookie)]).await;
+                    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what} {path}");
+                    assert_eq!(
+                        res.headers()[WWW_AUTHENTICATE],
+                        r#"Bearer error="invalid_token""#
+                    );
+                    assert_clears(&res, name, &format!("{name} {what} {path}"));
+                    assert_eq!(res.headers()[http::header::CACHE_CONTROL], "no-store");
+                }
+            }
+        }
+    }
+
+    /// Only the refused session cookie is cleared: not for a bearer token that fails (a
+    /// cookie beside it was not read), not for a request with no credential, not for a
+    /// live cookie refused a role (403) or whose claims do not fit one route's type (the
+    /// session is good elsewhere), not for a cookie the denylist could not be asked about
+    /// (503: it may be live), and never where the route does not require authentication.
+    #[tokio::test]
+    async fn only_a_refused_session_cookie_is_cleared() {
+        let auth = || {
+            AuthLayer::new(verifier())
+                .session_cookie("__Host-session")
+                .unwrap()
+        };
+        let app = routes_behind(auth().denylist(logged_out_elsewhere().await));
+        let cookie = |token: &[u8]| [b"__Host-session=", token].concat();
+        let status_and_cookies = |res: Response| (res.status(), set_cookies(&res));
+        let none = Vec::<String>::new();
+        for (what, token) in dead_tokens() {
+            let bearer = [b"Bearer ", &token[..]].concat();
+            for path in ["/me", "/maybe"] {
+                let res = get_with(&app, path, &[(AUTHORIZATION, &bearer)]).await;
+                let expected = (StatusCode::UNAUTHORIZED, none.clone());
+                assert_eq!(status_and_cookies(res), expected, "bearer {what} {path}");
+            }
+            // The failed bearer token is refused; the cookie beside it is not read.
+            let res = get_with(
+                &app,
+                "/me",
+                &[(AUTHORIZATION, &bearer), (COOKIE, &cookie(&token))],
+            )
+            .await;
+            let expected = (StatusCode::UNAUTHORIZED, none.clone());
+            assert_eq!(
+                status_and_cookies(res),
+                expected,
+                "bearer and cookie {what}"
+            );
+            // Where login is optional, or not asked for, the handler answers as it will.
+            for path in ["/maybe", "/open"] {
+                let res = get_with(&app, path, &[(COOKIE, &cookie(&token))]).await;
+                let expected = (StatusCode::OK, none.clone());
+                assert_eq!(status_and_cookies(res), expected, "{what} {path}");
+            }
+        }
+        let res = get_with(&app, "/me", &[]).await;
+        assert_eq!(
+            status_and_cookies(res),
+            (StatusCode::UNAUTHORIZED, none.clone())
+        );
+
+        let live =
+            cookie(token(json!({ "sub": "user-1", "jti": "live", "tenant": "acme" })).as_bytes());
+        for (path, status) in [
+            ("/me", StatusCode::OK),
+            ("/admin", StatusCode::FORBIDDEN),
+            ("/typed", StatusCode::UNAUTHORIZED),
+        ] {
+            let res = get_with(&app, path, &[(COOKIE, &live)]).await;
+            assert_eq!(
+                status_and_cookies(res),
+                (status, none.clone()),
+                "live {path}"
+            );
+        }
+
+        let down = routes_behind(auth().denylist(Arc::new(DownStore)));
+        let res = get_with(&down, "/me", &[(COOKIE, &live)]).await;
+        let expected = (StatusCode::SERVICE_UNAVAILABLE, none.clone());
+        assert_eq!(status_and_cookies(res), expected);
     }
 }

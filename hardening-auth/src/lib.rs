@@ -19,6 +19,7 @@
 //!   role and scope guards (403; a missing scope with RFC 6750's `insufficient_scope`
 //!   challenge, [`InsufficientScope`]). `Option<Authenticated>` reads a session cookie that
 //!   does not pass (expired, revoked, …) as no session; a bad bearer token stays a 401.
+//!   `Authenticated`'s 401 for such a cookie clears it (`Max-Age=0`).
 //! - [`ApiKeyLayer`] + [`ApiKey`]: API keys for machine clients (`x-api-key`, another
 //!   header, or `Authorization: Bearer`), looked up once a request by their public
 //!   [`ApiKeyId`] in an [`ApiKeyStore`] ([`MemoryApiKeys`], or your database) that keeps

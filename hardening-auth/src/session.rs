@@ -27,6 +27,41 @@ use crate::{
 /// a cookie, and most keep no more); `Hardening`'s cookie rules drop a longer one.
 const MAX_COOKIE_LEN: usize = 4096;
 
+/// The session cookie an [`AuthLayer`] reads: its name, and the `Set-Cookie` that clears it,
+/// made once, when the layer is configured. [`SessionIssuer::logout`] sends that
+/// `Set-Cookie`, and so does the 401 of [`Authenticated`](crate::Authenticated) for a token
+/// from this cookie that does not verify or is revoked.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionCookie {
+    pub(crate) name: Arc<str>,
+    pub(crate) clear: HeaderValue,
+}
+
+impl SessionCookie {
+    /// The cookie `name` (a name [`AuthLayer`] accepts: no control character).
+    pub(crate) fn new(name: Arc<str>) -> Result<Self, http::header::InvalidHeaderValue> {
+        let clear =
+            HeaderValue::from_str(&session_set_cookie(&name, "", cookie::time::Duration::ZERO))?;
+        Ok(Self { name, clear })
+    }
+}
+
+/// The session cookie's `Set-Cookie`: `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/` and no
+/// `Domain` (what the `__Host-` prefix asks), with `value` (a session's token, or empty to
+/// clear it) and `max_age` (the session's lifetime, or zero to clear it). Setting and
+/// clearing share it: a browser deletes a cookie only for a `Set-Cookie` of the same name,
+/// path and domain, and keeps a `__Host-` one only with exactly these `Secure` and `Path`.
+fn session_set_cookie(name: &str, value: &str, max_age: cookie::time::Duration) -> String {
+    Cookie::build((name, value))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(max_age)
+        .build()
+        .to_string()
+}
+
 /// The claims the issuer sets itself, refused among a session's extra claims.
 const RESERVED_CLAIMS: [&str; 7] = ["sub", "iat", "exp", "nbf", "jti", "iss", "aud"];
 
@@ -129,7 +164,7 @@ struct Issuer {
     issuer: Option<String>,
     audience: Option<String>,
     lifetime: Duration,
-    cookie: Arc<str>,
+    cookie: SessionCookie,
     denylist: Arc<dyn Denylist>,
     max_token_len: usize,
     /// How long after its `iat` the verifier refuses a token anyway: its `max_age` plus its
@@ -141,7 +176,7 @@ impl fmt::Debug for SessionIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &*self.0;
         f.debug_struct("SessionIssuer")
-            .field("cookie", &i.cookie)
+            .field("cookie", &i.cookie.name)
             .field("alg", &i.header.alg)
             .field("kid", &i.header.kid)
             .field("lifetime", &i.lifetime)
@@ -269,7 +304,8 @@ impl SessionIssuerBuilder {
         let verifier = self.auth.verifier();
         let cookie = self
             .auth
-            .cookie_name()
+            .session_cookie_read()
+            .cloned()
             .ok_or(SessionConfigError::NoSessionCookie)?;
         let denylist = self
             .auth
@@ -565,7 +601,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentSession {
             Some(Outcome::Verified { claims, .. }) => Ok(Self {
                 claims: Some(Arc::clone(claims)),
             }),
-            Some(Outcome::Failed(..) | Outcome::Revoked(_) | Outcome::Absent) => {
+            Some(Outcome::Failed(..) | Outcome::Revoked(..) | Outcome::Absent) => {
                 Ok(Self { claims: None })
             }
             // Logged by `AuthLayer` with the store's error.
@@ -670,16 +706,11 @@ impl SessionIssuer {
                 why: "the verifier accepts (max_token_len)",
             });
         }
-        let cookie = Cookie::build((&*i.cookie, token.as_str()))
-            .path("/")
-            .secure(true)
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .max_age(cookie::time::Duration::seconds(
-                i64::try_from(lifetime).unwrap_or(i64::MAX),
-            ))
-            .build()
-            .to_string();
+        let cookie = session_set_cookie(
+            &i.cookie.name,
+            &token,
+            cookie::time::Duration::seconds(i64::try_from(lifetime).unwrap_or(i64::MAX)),
+        );
         if cookie.len() > MAX_COOKIE_LEN {
             return Err(SessionError::TooLong {
                 what: "Set-Cookie",
@@ -727,18 +758,10 @@ impl SessionIssuer {
         })
     }
 
-    /// The `Set-Cookie` that clears the session cookie (`Max-Age=0`, the same attributes).
+    /// The `Set-Cookie` that clears the session cookie (`Max-Age=0`, the same attributes),
+    /// the layer's: the one its `Authenticated` 401 sends for a dead session cookie.
     fn clear_cookie(&self) -> HeaderValue {
-        let cookie = Cookie::build((&*self.0.cookie, ""))
-            .path("/")
-            .secure(true)
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .max_age(cookie::time::Duration::ZERO)
-            .build()
-            .to_string();
-        // The name was checked by `AuthLayer::session_cookie`: a valid header value.
-        HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+        self.0.cookie.clear.clone()
     }
 }
 

@@ -24,6 +24,22 @@ pub(crate) fn token(claims: Value) -> String {
     token_with_header(Header::new(Algorithm::HS256), claims)
 }
 
+/// `claims` signed for [`verifier`], expired an hour ago (past any leeway).
+pub(crate) fn expired_token(mut claims: Value) -> String {
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    claims["exp"] = json!(hour_ago);
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
 /// [`token`] with this header (its `alg` must stay `HS256`).
 pub(crate) fn token_with_header(header: Header, mut claims: Value) -> String {
     let exp = std::time::SystemTime::now()

@@ -1,8 +1,9 @@
 //! Session cookies over TCP on 127.0.0.1, as a server-rendered app uses them: a stale
 //! session cookie (expired, revoked, signed with an old secret, claims of another shape)
 //! reads as logged out on the pages that take `Option<Authenticated>` (the home page, the
-//! login page), while a bad bearer token stays a 401 there and `Authenticated` refuses both;
-//! and `SessionIssuer`'s round trip: log in, use the cookie, log out, the cookie is dead.
+//! login page), while a bad bearer token stays a 401 there and `Authenticated` refuses both,
+//! its 401 clearing the dead session cookie; and `SessionIssuer`'s round trip: log in, use
+//! the cookie, log out, the cookie is dead.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -18,6 +19,7 @@ use hardening_auth::{
     AuthLayer, Authenticated, CurrentSession, Denylist, DenylistFuture, LoggedOut, MemoryDenylist,
     SessionError, SessionIssuer, TokenRef,
 };
+use hardening_core::Hardening;
 use hardening_tests::jwt::{hs256_token, hs256_verifier, unix_now};
 use hardening_tests::notes::TempNotes;
 use hardening_tests::{Captured, Reply, send};
@@ -62,6 +64,11 @@ async fn account(user: Authenticated) -> String {
 /// The home page (`Option<Authenticated>`), an account page (`Authenticated`) and a page
 /// whose claims type wants a `tenant` (`Option<Authenticated<Typed>>`), behind `Hardening`.
 async fn app(denylist: Arc<dyn Denylist>) -> SocketAddr {
+    app_behind(denylist, TempNotes::hardening("100000").build().unwrap()).await
+}
+
+/// [`app`] behind this `Hardening`.
+async fn app_behind(denylist: Arc<dyn Denylist>, hardening: Hardening) -> SocketAddr {
     let auth = AuthLayer::new(hs256_verifier(SECRET))
         .session_cookie(COOKIE)
         .unwrap()
@@ -78,7 +85,7 @@ async fn app(denylist: Arc<dyn Denylist>) -> SocketAddr {
             }),
         )
         .layer(auth)
-        .layer(TempNotes::hardening("100000").build().unwrap());
+        .layer(hardening);
     hardening_tests::serve(app).await
 }
 
@@ -238,6 +245,16 @@ async fn sessions_app(denylist: Arc<dyn Denylist>) -> SocketAddr {
 
 /// [`sessions_app`], its sessions lasting `lifetime`.
 async fn sessions_app_lasting(denylist: Arc<dyn Denylist>, lifetime: Duration) -> SocketAddr {
+    let hardening = TempNotes::hardening("100000").build().unwrap();
+    sessions_app_behind(denylist, lifetime, hardening).await
+}
+
+/// [`sessions_app_lasting`] behind this `Hardening`.
+async fn sessions_app_behind(
+    denylist: Arc<dyn Denylist>,
+    lifetime: Duration,
+    hardening: Hardening,
+) -> SocketAddr {
     let verifier = hardening_auth::JwtVerifier::builder()
         .hmac(None, hardening_auth::Algorithm::HS256, SECRET)
         .unwrap()
@@ -270,7 +287,7 @@ async fn sessions_app_lasting(denylist: Arc<dyn Denylist>, lifetime: Duration) -
         .route("/logout", post(logout))
         .with_state(sessions)
         .layer(auth)
-        .layer(TempNotes::hardening("100000").build().unwrap());
+        .layer(hardening);
     hardening_tests::serve(app).await
 }
 
@@ -379,6 +396,68 @@ async fn a_logout_the_denylist_cannot_take_is_a_503() {
     logout.problem(503);
     assert_eq!(logout.header("retry-after"), Some("1"));
     assert!(logout.all("set-cookie").is_empty(), "{logout:?}");
+}
+
+/// A session cookie refused where authentication is needed (revoked by a logout, expired,
+/// signed with a secret since rotated, garbled) was kept by its 401: the browser sent it on
+/// every request, each a 401, until the user logged in again or the cookie expired. That
+/// 401 now clears it with the very `Set-Cookie` a logout sends, which the cookie rules of
+/// `Hardening::strict()` let through as it is. A bad bearer token's 401, a request with no
+/// credential, a denylist outage's 503 and the pages that do not require a login clear
+/// nothing.
+#[tokio::test]
+async fn a_refused_session_cookie_is_cleared_by_its_401() {
+    let lifetime = Duration::from_secs(8 * 3600);
+    let sessions = sessions_app_behind(
+        Arc::new(MemoryDenylist::new(100)),
+        lifetime,
+        Hardening::strict(),
+    )
+    .await;
+    let login = post_with(sessions, "/login", None).await;
+    let cookie = sent_back(login.all("set-cookie")[0]).to_owned();
+    let logout = post_with(sessions, "/logout", Some(&cookie)).await;
+    assert_eq!(logout.status, 204, "{logout:?}");
+    let cleared = logout.all("set-cookie")[0].to_owned();
+    assert!(cleared.starts_with("__Host-session=;"), "{cleared}");
+    // The copy of the cookie a second tab kept, on a page that needs the session.
+    let account = send(sessions, "GET", "/account", &[("cookie", &cookie)], None).await;
+    account.problem(401);
+    assert_eq!(account.all("set-cookie"), [cleared.as_str()], "{account:?}");
+    let home = send(sessions, "GET", "/", &[("cookie", &cookie)], None).await;
+    assert_eq!((home.status, home.body.as_str()), (200, "anonymous"));
+    assert!(home.all("set-cookie").is_empty(), "{home:?}");
+
+    let addr = app_behind(revoked_list().await, Hardening::strict()).await;
+    for (what, token) in stale_tokens() {
+        let account = with_cookie(addr, "/account", &token).await;
+        account.problem(401);
+        assert_eq!(
+            account.all("set-cookie"),
+            [cleared.as_str()],
+            "{what}: {account:?}"
+        );
+        let home = with_cookie(addr, "/", &token).await;
+        assert_eq!(home.status, 200, "{what}: {home:?}");
+        assert!(home.all("set-cookie").is_empty(), "{what}: {home:?}");
+        for path in ["/", "/account"] {
+            let res = with_bearer(addr, path, &token).await;
+            res.problem(401);
+            assert!(
+                res.all("set-cookie").is_empty(),
+                "bearer {what} {path}: {res:?}"
+            );
+        }
+    }
+    let nothing = send(addr, "GET", "/account", &[], None).await;
+    nothing.problem(401);
+    assert!(nothing.all("set-cookie").is_empty(), "{nothing:?}");
+
+    let down = app_behind(Arc::new(DownStore), Hardening::strict()).await;
+    let live = hs256_token(SECRET, json!({ "sub": "user-1", "jti": "live" }));
+    let account = with_cookie(down, "/account", &live).await;
+    account.problem(503);
+    assert!(account.all("set-cookie").is_empty(), "{account:?}");
 }
 
 /// With a `RedisDenylist` shared by two instances (the LLM gateway's set-up), a session
