@@ -1156,7 +1156,7 @@ mod tests {
         assert_eq!(status_of(req).await, StatusCode::UNAUTHORIZED);
     }
 
-    /// The name rule a layer in front of this one (example-notes' `unseal`) must share:
+    /// The name rule a layer in front of this one must share:
     /// names are read trimmed of ASCII whitespace, as user agents read them.
     #[tokio::test]
     async fn a_session_cookie_name_is_read_trimmed() {
