@@ -36,16 +36,14 @@ const ANCHOR_NANOS: u64 = 1_000_000_000;
 fn unix_millis() -> u64 {
     let clock = CLOCK.get_or_init(quanta::Clock::new);
     let now = clock.raw();
-    ANCHOR.with(|anchor| {
-        if let Some(nanos) = from_anchor(anchor.get(), now, |a, b| clock.delta_as_nanos(a, b)) {
-            return nanos / 1_000_000;
-        }
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        anchor.set((clock.raw(), nanos));
-        nanos / 1_000_000
-    })
+    if let Some(nanos) = from_anchor(ANCHOR.get(), now, |a, b| clock.delta_as_nanos(a, b)) {
+        return nanos / 1_000_000;
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    ANCHOR.set((clock.raw(), nanos));
+    nanos / 1_000_000
 }
 
 /// The Unix time in nanoseconds at TSC count `now` from `anchor` (count, Unix nanoseconds),
@@ -154,9 +152,10 @@ impl RequestId {
     pub fn generate() -> Self {
         let millis = unix_millis();
         let mut rng = rand::rng();
-        let (a, b) = (rng.next_u64(), rng.next_u64());
+        // Three of the generator's 32-bit words (of which 74 bits are used), not four.
+        let (a, b) = (rng.next_u32(), rng.next_u64());
         // 48 bits of time, version 7, 12 random bits; variant 0b10, 62 random bits.
-        let hi = (millis << 16) | 0x7000 | (a & 0x0fff);
+        let hi = (millis << 16) | 0x7000 | u64::from(a & 0x0fff);
         let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
         let value = (u128::from(hi) << 64) | u128::from(lo);
 
@@ -390,6 +389,24 @@ mod tests {
             .unwrap()
             .as_millis() as u64;
         assert!(now.abs_diff(millis) < 10_000, "{millis} vs {now}");
+    }
+
+    #[test]
+    fn generated_ids_have_74_random_bits() {
+        // Bits 0-61 (after the variant) and 64-75 (after the version), RFC 9562 §5.7.
+        const RANDOM: u128 = (0x0fff << 64) | 0x3fff_ffff_ffff_ffff;
+        let (mut ones, mut zeros) = (0u128, 0u128);
+        for _ in 0..256 {
+            let id = RequestId::generate();
+            let value = u128::from_str_radix(&id.as_str().replace('-', ""), 16).unwrap();
+            assert_eq!(value >> 76 & 0xf, 7, "version of {id}");
+            assert_eq!(value >> 62 & 0b11, 0b10, "variant of {id}");
+            ones |= value & RANDOM;
+            zeros |= !value & RANDOM;
+        }
+        // A fair bit is the same in 256 ids with probability 2^-255.
+        assert_eq!(ones, RANDOM, "bits never 1: {:#x}", RANDOM & !ones);
+        assert_eq!(zeros, RANDOM, "bits never 0: {:#x}", RANDOM & !zeros);
     }
 
     #[test]
