@@ -1,6 +1,6 @@
 //! The id that ties a response to its log lines.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use rand::Rng;
 
@@ -187,10 +188,53 @@ impl RequestId {
     }
 
     /// The id as an `x-request-id` header value.
+    ///
+    /// Its text is cut from a buffer this thread keeps for them: a reference count, not an
+    /// allocation and a free of its own.
+    ///
+    /// ```
+    /// use hardening_errors::RequestId;
+    ///
+    /// let id = RequestId::generate();
+    /// assert_eq!(id.to_header_value(), id.as_str());
+    /// ```
     pub fn to_header_value(&self) -> http::HeaderValue {
-        http::HeaderValue::from_bytes(&self.bytes[..usize::from(self.len)])
-            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
+        let text = &self.bytes[..usize::from(self.len)];
+        match shared_header_text(text) {
+            Some(shared) => http::HeaderValue::from_maybe_shared(shared),
+            None => http::HeaderValue::from_bytes(text),
+        }
+        .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"))
     }
+}
+
+/// Bytes of header text [`HEADER_TEXT`] takes at a time: a live id keeps at most this much
+/// memory (the buffer it was cut from) alive.
+const HEADER_TEXT_BYTES: usize = 1024;
+
+thread_local! {
+    /// Room for the text of the ids' header values, which are cut from it: each one shares
+    /// the buffer (a reference count each, instead of an allocation and a free each). Once
+    /// it is used up and every value cut from it is gone, the same memory serves again;
+    /// while one still lives, a new buffer is taken. `None` until this thread's first value.
+    static HEADER_TEXT: RefCell<Option<BytesMut>> = const { RefCell::new(None) };
+}
+
+/// `text` in this thread's [`HEADER_TEXT`], or `None` when the thread's storage is gone
+/// (during its exit).
+fn shared_header_text(text: &[u8]) -> Option<Bytes> {
+    HEADER_TEXT
+        .try_with(|room| {
+            let mut room = room.try_borrow_mut().ok()?;
+            let room = room.get_or_insert_with(BytesMut::new);
+            if room.capacity() < text.len() {
+                room.reserve(HEADER_TEXT_BYTES);
+            }
+            room.extend_from_slice(text);
+            Some(room.split().freeze())
+        })
+        .ok()
+        .flatten()
 }
 
 impl fmt::Display for RequestId {
@@ -475,6 +519,58 @@ mod tests {
         for x in cases {
             assert_eq!(hex_digits(x), format!("{x:08x}").as_bytes(), "{x:#x}");
         }
+    }
+
+    #[test]
+    fn header_values_carry_the_ids_text() {
+        // Longer than one buffer's worth, all alive at once, of every length.
+        let ids: Vec<RequestId> = (0..100)
+            .map(|_| RequestId::generate())
+            .chain((1..=MAX_LEN).map(|n| RequestId::parse("a".repeat(n)).unwrap()))
+            .chain((0..100).map(|_| RequestId::generate()))
+            .collect();
+        let values: Vec<http::HeaderValue> = ids.iter().map(RequestId::to_header_value).collect();
+        for (id, value) in ids.iter().zip(&values) {
+            assert_eq!(value, id.as_str());
+            assert!(!value.is_sensitive());
+        }
+        // A value outlives a thousand later ones, whose buffers are used up and used again.
+        let kept = RequestId::generate();
+        let kept_value = kept.to_header_value();
+        for _ in 0..1_000 {
+            let id = RequestId::generate();
+            assert_eq!(id.to_header_value(), id.as_str());
+        }
+        assert_eq!(kept_value, kept.as_str());
+        drop(values);
+        assert_eq!(kept_value, kept.as_str());
+    }
+
+    #[test]
+    fn header_values_share_a_buffer_used_again() {
+        // On a thread of its own, so that no other test's values share its buffer.
+        std::thread::spawn(|| {
+            let address = |value: &http::HeaderValue| value.as_bytes().as_ptr() as usize;
+            let first = RequestId::generate().to_header_value();
+            let second = RequestId::generate().to_header_value();
+            assert_eq!(
+                address(&second),
+                address(&first) + 36,
+                "cut one after the other"
+            );
+            drop((first, second));
+            // Once every value from it is gone, the buffer serves again from its start.
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..200 {
+                let value = RequestId::generate().to_header_value();
+                if !seen.insert(address(&value)) {
+                    return;
+                }
+            }
+            panic!("200 values, each at an address of its own: no buffer was used again");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
