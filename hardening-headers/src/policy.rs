@@ -1175,7 +1175,7 @@ impl HeaderSet {
         let in_front = if c.slots_in_front { c.slots.len() } else { 0 };
         for place in out.values_mut().take(in_front) {
             match values.next().flatten() {
-                Some(value) => *place = value,
+                Some(value) => fill(place, value),
                 None => absent |= 1 << placed,
             }
             placed += 1;
@@ -1274,13 +1274,13 @@ impl HeaderSet {
         let mut places = out.iter_mut();
         for i in 0..c.slots.len() {
             match (places.next(), values.next().flatten()) {
-                (Some((_, place)), Some(value)) => *place = value,
+                (Some((_, place)), Some(value)) => fill(place, value),
                 _ => absent |= 1 << i,
             }
         }
         let content_type = match places.next() {
             Some((name, place)) if *name == header::CONTENT_TYPE => {
-                *place = content_type;
+                fill(place, content_type);
                 None
             }
             _ => Some(content_type),
@@ -1290,7 +1290,7 @@ impl HeaderSet {
             || content_type.is_none()
                 && match places.next() {
                     Some((name, place)) if *name == header::CACHE_CONTROL => {
-                        *place = HeaderValue::from_static("no-store");
+                        fill(place, HeaderValue::from_static("no-store"));
                         true
                     }
                     _ => false,
@@ -1534,7 +1534,7 @@ fn place(
         None
     };
     match by_position {
-        Some((_, place)) => *place = value,
+        Some((_, place)) => fill(place, value),
         None => match out.get_mut(name) {
             Some(place) => *place = value,
             None => {
@@ -1542,6 +1542,16 @@ fn place(
             }
         },
     }
+}
+
+/// Writes `value` over a template's placeholder, the empty static value [`with_places`]
+/// put there: it owns nothing, so it is forgotten, not dropped (a drop calls through the
+/// value's vtable for nothing, and keeps `value` on the stack across that call).
+#[inline(always)]
+fn fill(placeholder: &mut HeaderValue, value: HeaderValue) {
+    let placeholder = std::mem::replace(placeholder, value);
+    debug_assert!(placeholder.is_empty(), "a template's placeholder is empty");
+    std::mem::forget(placeholder);
 }
 
 /// Removes the placeholders of the slots whose bit is set in `absent` (no value this time).
