@@ -957,6 +957,9 @@ impl HeaderSet {
     /// assert!(!facts.credentials);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    // Inline: `Hardening` calls it on every request, and out of line the call and the facts
+    // it returns through memory cost about 36 instructions a request (callgrind).
+    #[inline]
     pub fn request_facts_noting(
         &self,
         parts: &mut Parts,
