@@ -1400,26 +1400,49 @@ fn may_run_scripts<'a>(content_types: impl IntoIterator<Item = &'a HeaderValue>)
         let Ok(text) = value.to_str() else {
             return true;
         };
-        for element in list_elements(text) {
-            let essence = element.split(';').next().unwrap_or_default().trim();
-            if !is_media_type(essence) {
-                continue;
+        let mut rest = Some(text);
+        while let Some(text) = rest {
+            // The element's media type: up to its first `;` (its parameters) or its end, found
+            // without reading the parameters. A quote before either leaves it none (a quote is
+            // no token) and may hide the comma that ends the element.
+            let stop = text.bytes().position(|b| matches!(b, b';' | b',' | b'"'));
+            let stop_byte = stop.map(|at| text.as_bytes()[at]);
+            if stop_byte != Some(b'"') {
+                let essence = text[..stop.unwrap_or(text.len())].trim();
+                // Media types all: named first, so that a page's type is not read twice.
+                if is_page_type(essence) {
+                    return true;
+                }
+                if is_media_type(essence) {
+                    readable = true;
+                    if essence.len() > 4
+                        && essence[essence.len() - 4..].eq_ignore_ascii_case("+xml")
+                    {
+                        return true;
+                    }
+                }
             }
-            readable = true;
-            let is = |name: &str| essence.eq_ignore_ascii_case(name);
-            if is("text/html")
-                || is("application/xhtml+xml")
-                || is("text/xml")
-                || is("application/xml")
-                || is("text/xsl")
-                || is("multipart/x-mixed-replace")
-                || essence.len() > 4 && essence[essence.len() - 4..].eq_ignore_ascii_case("+xml")
-            {
-                return true;
-            }
+            // The next element: past the comma that ends this one.
+            rest = match (stop, stop_byte) {
+                (Some(at), Some(b',')) => Some(&text[at + 1..]),
+                (Some(at), _) => element_end(&text[at..]).map(|end| &text[at + end + 1..]),
+                (None, _) => None,
+            };
         }
     }
     !readable
+}
+
+/// Whether `essence` names one of the media types of documents that run scripts (an XML one
+/// by its `+xml` suffix apart: see [`may_run_scripts`]).
+fn is_page_type(essence: &str) -> bool {
+    let is = |name: &str| essence.eq_ignore_ascii_case(name);
+    is("text/html")
+        || is("application/xhtml+xml")
+        || is("text/xml")
+        || is("application/xml")
+        || is("text/xsl")
+        || is("multipart/x-mixed-replace")
 }
 
 /// Whether `essence` is a media type a browser reads: `type/subtype`, both tokens, not the
@@ -1475,27 +1498,53 @@ fn made_private<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<Hea
     Some(HeaderValue::from_str(&kept).unwrap_or(HeaderValue::from_static("no-store")))
 }
 
-/// The elements of a comma-separated list (the directives of a `Cache-Control` value, the
-/// media types of a `Content-Type`): split at commas outside quoted strings, trimmed, empty
-/// ones left out.
-fn list_elements(text: &str) -> Vec<&str> {
-    let mut directives = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, b) in text.bytes().enumerate() {
-        match b {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b',' if !quoted => {
-                directives.push(text[start..i].trim());
-                start = i + 1;
+/// The elements of a comma-separated list (the directives of a `Cache-Control` value):
+/// split at commas outside quoted strings (see [`element_end`]), trimmed, empty ones left
+/// out. One at a time, so that reading a value allocates nothing.
+fn list_elements(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        while let Some(text) = rest {
+            let element = match element_end(text) {
+                Some(end) => {
+                    rest = Some(&text[end + 1..]);
+                    &text[..end]
+                }
+                None => {
+                    rest = None;
+                    text
+                }
+            };
+            let element = element.trim();
+            if !element.is_empty() {
+                return Some(element);
             }
-            _ => {}
         }
+        None
+    })
+}
+
+/// Where the list element at the start of `text` ends: at its first comma outside a quoted
+/// string (in which a backslash escapes the byte after it); `None` when it runs to the end.
+fn element_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    loop {
+        at += bytes[at..].iter().position(|&b| b == b',' || b == b'"')?;
+        if bytes[at] == b',' {
+            return Some(at);
+        }
+        // A quoted string, to its closing quote.
+        at += 1;
+        loop {
+            match bytes.get(at)? {
+                b'\\' => at += 2,
+                b'"' => break,
+                _ => at += 1,
+            }
+        }
+        at += 1;
     }
-    directives.push(text[start..].trim());
-    directives.retain(|d| !d.is_empty());
-    directives
 }
 
 /// The nonce a layer further out gave the request, else a new one, put in `extensions`.
@@ -2650,6 +2699,109 @@ mod tests {
                 "{content_type}: {h:?}"
             );
         }
+    }
+
+    /// A list splits at commas outside quoted strings (where a backslash escapes the byte
+    /// after it), trimmed, empty elements left out; a quote never closed runs to the end.
+    #[test]
+    fn list_elements_split_at_commas_outside_quoted_strings() {
+        let cases: [(&str, &[&str]); 13] = [
+            ("", &[]),
+            (" , ,", &[]),
+            ("a", &["a"]),
+            (" a , b ,, c ", &["a", "b", "c"]),
+            ("a=\"x,y\", b", &["a=\"x,y\"", "b"]),
+            ("a=\"x\\\",y\", b", &["a=\"x\\\",y\"", "b"]),
+            ("a=\"x\\\\\", b", &["a=\"x\\\\\"", "b"]),
+            ("a=\"open, b", &["a=\"open, b"]),
+            ("a=\"x\\", &["a=\"x\\"]),
+            ("a\\,b", &["a\\", "b"]),
+            ("\"a,b\"c,d", &["\"a,b\"c", "d"]),
+            ("a;q=\"1,2\";r=3 ,b", &["a;q=\"1,2\";r=3", "b"]),
+            ("\"\",\"\"", &["\"\"", "\"\""]),
+        ];
+        for (text, elements) in cases {
+            assert_eq!(
+                list_elements(text).collect::<Vec<_>>(),
+                elements,
+                "{text:?}"
+            );
+        }
+    }
+
+    /// `may_run_scripts` finds each element's media type without reading on past it when it
+    /// can: it answers as reading every element of [`list_elements`] in turn does, for every
+    /// value made of up to four of these pieces, and for two values.
+    #[test]
+    fn may_run_scripts_reads_each_element_as_the_list_split_does() {
+        fn by_elements(values: &[&str]) -> bool {
+            let mut readable = false;
+            for text in values {
+                for element in list_elements(text) {
+                    let essence = element.split(';').next().unwrap_or_default().trim();
+                    if !is_media_type(essence) {
+                        continue;
+                    }
+                    readable = true;
+                    if is_page_type(essence)
+                        || essence.to_ascii_lowercase().ends_with("+xml") && essence.len() > 4
+                    {
+                        return true;
+                    }
+                }
+            }
+            !readable
+        }
+        let pieces = [
+            "text/html",
+            "TEXT/Html",
+            "application/json",
+            "image/svg+xml",
+            "+xml",
+            "*/*",
+            "text/",
+            ";",
+            ",",
+            "\"",
+            "\\",
+            " ",
+            "q=1",
+        ];
+        let mut texts = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|text| pieces.iter().map(move |piece| format!("{text}{piece}")))
+                .collect();
+            texts.extend(last.iter().cloned());
+        }
+        let mut pages = 0;
+        for text in &texts {
+            let value = HeaderValue::from_str(text).unwrap();
+            let expected = by_elements(&[text]);
+            assert_eq!(may_run_scripts([&value]), expected, "{text:?}");
+            pages += usize::from(expected);
+        }
+        // Both answers come hundreds of times: the comparison tells them apart.
+        assert!(
+            pages > 500 && texts.len() - pages > 500,
+            "{pages} of {}",
+            texts.len()
+        );
+        for first in &texts[..200] {
+            for second in &texts[..200] {
+                let values = [first, second].map(|text| HeaderValue::from_str(text).unwrap());
+                assert_eq!(
+                    may_run_scripts(&values),
+                    by_elements(&[first, second]),
+                    "{first:?}, {second:?}"
+                );
+            }
+        }
+        // A value that is not text may be anything: a browser sniffs it.
+        let opaque = HeaderValue::from_bytes(b"text/plain\xff").unwrap();
+        assert!(may_run_scripts([&opaque]));
     }
 
     /// A `304` under a nonce CSP went out with the handler's `Cache-Control` as it was:
