@@ -1132,10 +1132,9 @@ impl HeaderSet {
         // Most responses carry one header of their own, a `Content-Type` (a handler's text
         // or JSON): its place follows the slots, so one walk fills them all.
         //
-        // A response shared caches must not keep (`private`): fields they read instead of
-        // `Cache-Control` are dropped, and it gets `no-store` when it has no `Cache-Control`
-        // (but a 304: it leaves the stored response's, see `per_request`).
-        let private = self.not_for_shared_caches(facts, headers);
+        // A response shared caches must not keep (`private`, decided on either path): fields
+        // they read instead of `Cache-Control` are dropped, and it gets `no-store` when it has
+        // no `Cache-Control` (but a 304: it leaves the stored response's, see `per_request`).
         if c.slots_in_front
             && c.places & CONTENT_TYPE_PLACE != 0
             && headers.len() == 1
@@ -1145,12 +1144,15 @@ impl HeaderSet {
             let content_type = std::mem::replace(value, HeaderValue::from_static(""));
             // Two copies: one for most responses, with nothing to decide per request.
             if facts.nonce.is_some() || facts.credentials || facts.not_modified {
+                // The response's one field is this `Content-Type`: read, not looked up.
+                let private = self.not_for_shared_caches(facts, || [&content_type]);
                 self.write_content_type::<true>(facts, headers, values, content_type, private);
             } else {
                 self.write_content_type::<false>(facts, headers, values, content_type, false);
             }
             return false;
         }
+        let private = self.not_for_shared_caches(facts, || headers.get_all(header::CONTENT_TYPE));
         // Start from the precomputed set and move the service's own headers in: a few
         // appends instead of a dozen inserts. The template variant has a place for each of
         // `PLACES` the response has, so those are written without growing the map, and one
@@ -1322,15 +1324,21 @@ impl HeaderSet {
     /// take out of the CDN on its next revalidation, while a page's 200 went out `private`
     /// and no shared cache kept it to update. Scripts, styles, images and JSON under the same
     /// nonce CSP stay cacheable.
+    ///
+    /// `content_types` gives the response's `Content-Type` fields.
     #[inline]
-    fn not_for_shared_caches(&self, facts: &RequestFacts, headers: &HeaderMap) -> bool {
+    fn not_for_shared_caches<'a, C: IntoIterator<Item = &'a HeaderValue>>(
+        &self,
+        facts: &RequestFacts,
+        content_types: impl Fn() -> C,
+    ) -> bool {
         let c = &*self.0;
         c.no_store_with_credentials && facts.credentials
             || facts.nonce.is_some()
                 && (!facts.not_a_page
-                    || facts.not_modified && headers.contains_key(header::CONTENT_TYPE))
+                    || facts.not_modified && content_types().into_iter().next().is_some())
                 && c.csp.as_ref().is_some_and(CompiledCsp::wants_nonce)
-                && may_run_scripts(headers.get_all(header::CONTENT_TYPE))
+                && may_run_scripts(content_types())
     }
 
     /// The headers that depend on the request: a nonce CSP (none on a 304, see
