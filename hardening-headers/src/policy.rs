@@ -1277,10 +1277,10 @@ impl HeaderSet {
         let mut values = values.into_iter();
         let mut absent = 0u32;
         let mut places = out.iter_mut();
-        for i in 0..c.slots.len() {
-            match (places.next(), values.next().flatten()) {
-                (Some((_, place)), Some(value)) => fill(place, value),
-                _ => absent |= 1 << i,
+        for (i, (_, place)) in places.by_ref().take(c.slots.len()).enumerate() {
+            match values.next().flatten() {
+                Some(value) => fill(place, value),
+                None => absent |= 1 << i,
             }
         }
         let content_type = match places.next() {
