@@ -97,7 +97,9 @@ pub(crate) struct Post {
     pub(crate) body_watch: Option<Arc<crate::body_limit::BodyWatch>>,
     /// Boxed: it is large, and `None` whenever the access log is filtered out.
     pub(crate) record: Option<Box<AccessRecord>>,
-    pub(crate) span: tracing::Span,
+    /// The request's span; none when no subscriber could want one (then there is nothing
+    /// to enter around each poll, nor to drop).
+    pub(crate) span: Option<tracing::Span>,
 }
 
 impl<F, B> ResponseFuture<F, B> {
@@ -192,7 +194,7 @@ where
                     // In the request's span: the mapping's logs (a server error without a
                     // problem, an internal error's chain, a panic it caught) are about it.
                     let polled = {
-                        let _entered = this.post.span.enter();
+                        let _entered = this.post.span.as_ref().map(tracing::Span::enter);
                         catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
                     };
                     match polled {
@@ -215,7 +217,7 @@ where
                 }
                 StateProj::Inner { future } => {
                     let polled = {
-                        let _entered = this.post.span.enter();
+                        let _entered = this.post.span.as_ref().map(tracing::Span::enter);
                         catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
                     };
                     match polled {
@@ -319,7 +321,7 @@ fn panic_response<B>(
     post: &Post,
 ) -> Response<ProblemBody<B>> {
     let response = post
-        .span
+        .span()
         .in_scope(|| hardening_errors::panic_response(&*payload, post.request_id));
     hardening_errors::drop_panic_payload(payload);
     response
@@ -389,7 +391,7 @@ fn event_to_report<B>(response: &mut Response<B>, post: &Post) -> Option<Securit
         return None;
     }
     if !panicked && let Some(name) = hardening_errors::named_security_event(response) {
-        SecurityEvent::emit_named(name, response, &post.span, post.request_id, post.client_ip);
+        SecurityEvent::emit_named(name, response, post.span(), post.request_id, post.client_ip);
         // Logged and counted: a layer further out does neither again.
         mark_reported(response, name, true);
         return None;
@@ -438,6 +440,12 @@ where
 }
 
 impl Post {
+    /// The request's span, or a disabled one when it has none (for the events that take one).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        static NONE: tracing::Span = tracing::Span::none();
+        self.span.as_ref().unwrap_or(&NONE)
+    }
+
     /// The body limit (its route's), if it cut this request's body off and the service
     /// answered an error for it (a 413 that may not say the limit, a client error it could
     /// only call a bad body, or a server error, such as a 500 for the unreadable body or a
@@ -481,7 +489,7 @@ impl Post {
         });
         let (request_id, client_ip) = (self.request_id, self.client_ip);
         // The request's span goes with the body, for the event of a panic in it.
-        let span = std::mem::replace(&mut self.span, tracing::Span::none());
+        let span = self.span.take().unwrap_or_else(tracing::Span::none);
         self.with_permit(
             response.map(|body| PanicReportingBody::new(body, request_id, client_ip, span, log)),
         )
@@ -538,8 +546,11 @@ impl Post {
             // The cookie rules may drop one and warn: in the request's span, as the other
             // logs about it are (entered only here; a walk of the names, not a hashed
             // lookup, finds the cookies: 117 instructions a request against 29).
-            let span = std::mem::replace(&mut self.span, tracing::Span::none());
-            let slotted = span.in_scope(|| self.security_headers(&mut response));
+            let span = self.span.take();
+            let slotted = {
+                let _entered = span.as_ref().map(tracing::Span::enter);
+                self.security_headers(&mut response)
+            };
             self.span = span;
             slotted
         } else {
@@ -596,7 +607,7 @@ impl Post {
     #[cold]
     #[inline(never)]
     fn report<B>(&self, response: &mut Response<B>, event: SecurityEvent) {
-        event.emit_for(response, &self.span, self.request_id, self.client_ip);
+        event.emit_for(response, self.span(), self.request_id, self.client_ip);
         // Logged and counted: a layer further out (`ProblemLayer`, another `Hardening`)
         // does neither again.
         mark_reported(response, event.as_str(), true);

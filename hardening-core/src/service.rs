@@ -97,23 +97,25 @@ where
         context.client_hidden_by_proxy = !source.is_known();
         parts.extensions.insert(context);
 
-        // Not at all when no subscriber could want an INFO span. `info_span!` would start
-        // with the same check and, with no subscriber at all, then hand its fields to the
-        // `log` crate (tracing's `log` feature, which axum turns on) when the span is made,
-        // entered and left; the access log is not sent to `log` either. Past this check the
-        // macro filters as usual (by target, span name or fields).
-        // Nor inside another `Hardening`, whose span and access-log event cover the request
-        // (one of each per request, whichever layer answers): its span, the current one,
-        // is this one's too, for the events this one emits once its response is out (a
+        // None when no subscriber could want an INFO span: then there is no span to enter
+        // around the inner service and each poll, nor to drop with the response future (a
+        // disabled `Span` still checks for one each time). `info_span!` would start with the
+        // same check and, with no subscriber at all, then hand its fields to the `log` crate
+        // (tracing's `log` feature, which axum turns on) when the span is made, entered and
+        // left; the access log is not sent to `log` either. Past this check the macro
+        // filters as usual (by target, span name or fields).
+        // No new one inside another `Hardening`, whose span and access-log event cover the
+        // request (one of each per request, whichever layer answers): its span, the current
+        // one, is this one's too, for the events this one emits once its response is out (a
         // streamed body's panic).
         let span = match outer {
             None if tracing::Level::INFO <= tracing::level_filters::STATIC_MAX_LEVEL
                 && tracing::Level::INFO <= tracing::level_filters::LevelFilter::current() =>
             {
-                request_span(request_id)
+                Some(request_span(request_id))
             }
-            None => tracing::Span::none(),
-            Some(_) => outer_span(),
+            None => None,
+            Some(_) => Some(outer_span()),
         };
         // Security-header facts from one read of the headers: HTTPS as seen directly, as a
         // trusted proxy reports it, or always (behind TLS); credentials; this request's CSP
@@ -256,7 +258,7 @@ where
                 }
                 hardening_ratelimit::Decision::Shadowed { violated, statuses } => {
                     note_rate_limit(&mut post, limiter, &statuses);
-                    SecurityEvent::emit_shadow(&post.span, request_id, client_ip, &violated);
+                    SecurityEvent::emit_shadow(post.span(), request_id, client_ip, &violated);
                 }
                 hardening_ratelimit::Decision::Limited {
                     retry_after,
@@ -418,7 +420,7 @@ where
             && let Err(reason) = csrf.verdict(&parts, request_is_https)
         {
             if csrf.is_shadow() {
-                SecurityEvent::emit_csrf_shadow(&post.span, post.request_id, client_ip, reason);
+                SecurityEvent::emit_csrf_shadow(post.span(), post.request_id, client_ip, reason);
             } else {
                 return refused(
                     || {
@@ -442,7 +444,7 @@ where
         // 8. The inner service, under the timeout. Its panics are caught here and in the
         // response future; its error responses become problems there.
         let called = {
-            let _entered = post.span.enter();
+            let _entered = post.span.as_ref().map(tracing::Span::enter);
             let inner = &mut self.inner;
             catch_unwind(AssertUnwindSafe(|| {
                 inner.call(Request::from_parts(parts, body))
@@ -661,7 +663,7 @@ fn rate_limited<F, B>(
     }
     .to_problem();
     let mut response = reject(problem, post.request_id);
-    SecurityEvent::emit_rate_limited(&post.span, post.request_id, post.client_ip, violated);
+    SecurityEvent::emit_rate_limited(post.span(), post.request_id, post.client_ip, violated);
     hardening_errors::mark_reported(&mut response, SecurityEvent::RateLimited.as_str(), true);
     ResponseFuture::answered(response, post)
 }
