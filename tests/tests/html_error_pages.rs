@@ -512,28 +512,19 @@ async fn a_kept_401_page_names_a_challenge() {
     let through_problem_layer =
         serve(routes().layer(ProblemLayer::new().keep_html_error_pages())).await;
     for addr in [through_hardening, through_problem_layer] {
-        let reply = http_get(addr, "/account", &[]).await;
-        assert_eq!(
-            (reply.status, reply.body.as_str()),
-            (401, SIGN_IN),
-            "{reply:?}"
-        );
-        assert_eq!(
-            reply.header("www-authenticate"),
-            Some("Bearer"),
-            "{reply:?}"
-        );
-        let reply = http_get(addr, "/admin", &[]).await;
-        assert_eq!(
-            (reply.status, reply.body.as_str()),
-            (401, SIGN_IN),
-            "{reply:?}"
-        );
-        assert_eq!(
-            reply.header("www-authenticate"),
-            Some(r#"Basic realm="admin""#),
-            "{reply:?}"
-        );
+        for (path, challenge) in [("/account", "Bearer"), ("/admin", r#"Basic realm="admin""#)] {
+            let reply = http_get(addr, path, &[]).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (401, SIGN_IN),
+                "{reply:?}"
+            );
+            assert_eq!(
+                reply.header("www-authenticate"),
+                Some(challenge),
+                "{reply:?}"
+            );
+        }
         // A page for another status gets none.
         let reply = http_get(addr, "/documents/1", &[]).await;
         assert_eq!(reply.status, 403);
