@@ -11,7 +11,7 @@ static SEC_FETCH_MODE: http::HeaderName = http::HeaderName::from_static("sec-fet
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, ORIGIN, UPGRADE};
 use http::request::Parts;
-use http::{HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 
 /// Why a request was refused as cross-site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +272,7 @@ impl Csrf {
         // Safe methods need nothing more (and this stays short enough to inline), except a
         // WebSocket handshake: a GET whose socket then acts for the user.
         let safe = match parts.method {
-            Method::GET => !parts.headers.contains_key(UPGRADE),
+            Method::GET => !has_upgrade(&parts.headers),
             Method::HEAD | Method::OPTIONS | Method::TRACE => true,
             _ => false,
         };
@@ -402,6 +402,21 @@ fn sent_by_browsers(authorization: &[u8]) -> bool {
     [&b"basic"[..], b"digest", b"negotiate", b"ntlm"]
         .iter()
         .any(|s| scheme.eq_ignore_ascii_case(s))
+}
+
+/// Up to this many header values, [`has_upgrade`] compares names in turn: cheaper than a
+/// lookup, which hashes the name (about 80 instructions on every GET). Beyond, it looks the
+/// name up, so a request with many fields does not make every GET's check long.
+const SCAN_UP_TO: usize = 8;
+
+/// Whether the request has an `Upgrade` field (a WebSocket handshake has one).
+#[inline]
+fn has_upgrade(headers: &HeaderMap) -> bool {
+    if headers.len() > SCAN_UP_TO {
+        headers.contains_key(UPGRADE)
+    } else {
+        headers.keys().any(|name| name == UPGRADE)
+    }
 }
 
 #[cfg(test)]
@@ -692,6 +707,37 @@ mod tests {
         // Without credentials there is nothing to hijack.
         let cookieless = parts(Method::GET, &[upgrade, cross, ("host", "api.example.com")]);
         assert_eq!(csrf.check(&cookieless), Ok(()));
+    }
+
+    /// The `Upgrade` field is found wherever it is among a request's fields, with few fields
+    /// (names compared in turn) or many (looked up), and a repeated field counts as many.
+    #[test]
+    fn websocket_handshakes_are_found_among_any_number_of_fields() {
+        let csrf = Csrf::new();
+        for others in [0, 1, 3, 5, 6, 7, 12, 40] {
+            for upgrade_first in [true, false] {
+                let mut request = parts(Method::GET, &with(&[("origin", "https://evil.example")]));
+                let upgrade = (UPGRADE, HeaderValue::from_static("websocket"));
+                if upgrade_first {
+                    request.headers.insert(upgrade.0.clone(), upgrade.1.clone());
+                }
+                for i in 0..others {
+                    // Both new names and repeated values, which `len` counts too.
+                    let name = http::HeaderName::try_from(format!("x-other-{}", i % 4)).unwrap();
+                    request.headers.append(name, HeaderValue::from_static("1"));
+                }
+                let without = csrf.check_request(&request, false);
+                if !upgrade_first {
+                    assert_eq!(without, Ok(()), "a plain GET, {others} other values");
+                    request.headers.insert(upgrade.0, upgrade.1);
+                }
+                assert_eq!(
+                    csrf.check_request(&request, false),
+                    Err(CsrfReason::Origin),
+                    "{others} other values, upgrade first: {upgrade_first}"
+                );
+            }
+        }
     }
 
     /// Browsers add cached HTTP authentication to cross-site requests as they add cookies:
