@@ -299,6 +299,11 @@ impl<S, B> Pending<S, B> {
         found: Result<Option<StoredApiKey>, ApiKeyStoreError>,
     ) -> Result<PrincipalId, Response<R>> {
         let refused = match found {
+            Ok(Some(stored))
+                if stored.digest == self.digest && stored.expired(std::time::SystemTime::now()) =>
+            {
+                "expired key"
+            }
             Ok(Some(stored)) if stored.digest == self.digest => {
                 if stored.principal.subject.is_empty() {
                     tracing::error!(target: AUTH_TARGET, key_id = %self.id, "api key refused: the store gave its principal an empty subject");
@@ -481,6 +486,7 @@ fn store_failed<R: From<Bytes>>(
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
 
     use axum::Router;
     use axum::body::Body;
@@ -602,8 +608,8 @@ mod tests {
         assert_eq!(slot.get().map(PrincipalId::as_str), Some("billing-bot"));
     }
 
-    /// No key, an unknown one, a revoked one, a wrong secret, text that is no key, two
-    /// keys: each a 401 problem that the route never sees, reported as `unauthenticated`;
+    /// No key, an unknown one, a revoked one, an expired one, a wrong secret, text that is
+    /// no key, two keys: each a 401 problem that the route never sees, reported as `unauthenticated`;
     /// every refused key answered exactly alike, so nothing tells which keys exist.
     #[tokio::test]
     async fn every_refusal_is_a_401_problem_and_refused_keys_look_alike() {
@@ -611,6 +617,14 @@ mod tests {
         let revoked = ApiKey::generate("acme").unwrap();
         keys.add(&revoked, robot()).unwrap();
         assert!(keys.revoke(&revoked.id()));
+        let expired = ApiKey::generate("acme").unwrap();
+        let a_second_ago = SystemTime::now() - Duration::from_secs(1);
+        let stored = StoredApiKey::new(expired.digest(), robot()).expires_at(a_second_ago);
+        keys.insert(expired.id(), stored).unwrap();
+        let expiring = ApiKey::generate("acme").unwrap();
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let stored = StoredApiKey::new(expiring.digest(), robot()).expires_at(in_an_hour);
+        keys.insert(expiring.id(), stored).unwrap();
         let unknown = ApiKey::generate("acme").unwrap();
         let text = key.expose_secret();
         let wrong_secret = format!(
@@ -644,6 +658,7 @@ mod tests {
         for (what, headers) in [
             ("unknown", vec![("x-api-key", unknown.expose_secret())]),
             ("revoked", vec![("x-api-key", revoked.expose_secret())]),
+            ("expired", vec![("x-api-key", expired.expose_secret())]),
             ("wrong secret", vec![("x-api-key", wrong_secret.as_str())]),
             ("not a key", vec![("x-api-key", "hunter2")]),
             (
@@ -666,6 +681,10 @@ mod tests {
         let res = call(&counted, "/who", &[("x-api-key", text)]).await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(calls.load(Ordering::Relaxed), 1);
+        // Until it expires, an expiring key works.
+        let res = call(&counted, "/who", &[("x-api-key", expiring.expose_secret())]).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
     }
 
     /// Why a key was refused is logged (info, with the key's public id), never the key.

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{PoisonError, RwLock};
+use std::time::SystemTime;
 
 use super::{ApiKey, ApiKeyDigest, ApiKeyError, ApiKeyId};
 use crate::Principal;
@@ -27,12 +28,44 @@ pub struct StoredApiKey {
     pub digest: ApiKeyDigest,
     /// Who the key speaks for.
     pub principal: Principal,
+    /// When the key stops working, if it does: from then on it is refused as a revoked key
+    /// is (a 401 that does not say why; the log says `expired key`).
+    pub expires_at: Option<SystemTime>,
 }
 
 impl StoredApiKey {
-    /// A key with this digest, for this principal.
+    /// A key with this digest, for this principal, that does not expire.
     pub fn new(digest: ApiKeyDigest, principal: Principal) -> Self {
-        Self { digest, principal }
+        Self {
+            digest,
+            principal,
+            expires_at: None,
+        }
+    }
+
+    /// The key stops working at `at` (a key handed to a contractor for a quarter, or one
+    /// rotated with an overlap): refused from then on, as a revoked key is.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use hardening_auth::{ApiKey, Principal, StoredApiKey};
+    ///
+    /// let key = ApiKey::generate("acme")?;
+    /// let principal = Principal { subject: "billing-bot".into(), ..Principal::default() };
+    /// let in_90_days = SystemTime::now() + Duration::from_secs(90 * 24 * 60 * 60);
+    /// let stored = StoredApiKey::new(key.digest(), principal).expires_at(in_90_days);
+    /// assert_eq!(stored.expires_at, Some(in_90_days));
+    /// # Ok::<(), hardening_auth::ApiKeyError>(())
+    /// ```
+    #[must_use]
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Whether the key has expired at `now`.
+    pub(crate) fn expired(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 
