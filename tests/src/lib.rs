@@ -363,6 +363,15 @@ pub async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
+/// A `POST` route that reads the body, answers its length, and counts its calls: whether a
+/// refused request reached the handler.
+pub fn counting_upload(calls: Arc<std::sync::atomic::AtomicUsize>) -> axum::routing::MethodRouter {
+    axum::routing::post(move |body: axum::body::Bytes| async move {
+        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        body.len().to_string()
+    })
+}
+
 /// Serves `app` on an ephemeral loopback port, with the peer address available to layers.
 pub async fn serve(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")

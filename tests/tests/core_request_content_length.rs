@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::routing::post;
 use hardening_core::Hardening;
 use hardening_tests::{Captured, UnknownSize};
 use http::{Request, StatusCode};
@@ -42,13 +41,7 @@ const VALID: &[&[&str]] = &[&["5"], &["005"], &["5, 5"], &["5", "5"], &[" 5"]];
 /// answers its length, and counts its calls.
 fn app(calls: Arc<AtomicUsize>) -> Router {
     Router::new()
-        .route(
-            "/upload",
-            post(move |body: Bytes| async move {
-                calls.fetch_add(1, Ordering::Relaxed);
-                body.len().to_string()
-            }),
-        )
+        .route("/upload", hardening_tests::counting_upload(calls))
         .layer(Hardening::strict())
 }
 

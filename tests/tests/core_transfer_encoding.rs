@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::routing::{get, post};
+use axum::routing::get;
 use hardening_core::Hardening;
 use hardening_tests::{Captured, EXCHANGE_LIMIT, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,13 +23,7 @@ use tokio::net::TcpStream;
 /// request pipelined after it.
 fn app(calls: Arc<AtomicUsize>) -> Router {
     Router::new()
-        .route(
-            "/upload",
-            post(move |body: Bytes| async move {
-                calls.fetch_add(1, Ordering::Relaxed);
-                body.len().to_string()
-            }),
-        )
+        .route("/upload", hardening_tests::counting_upload(calls))
         .route("/next", get(|| async { "next" }))
         .layer(Hardening::strict())
 }
